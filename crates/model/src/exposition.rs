@@ -1,0 +1,1 @@
+//! Prometheus text format and OpenMetrics parsing (to be written).

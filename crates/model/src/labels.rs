@@ -1,0 +1,234 @@
+//! Label sets.
+
+use std::fmt;
+
+/// The label that holds a series' metric name.
+pub const METRIC_NAME: &str = "__name__";
+
+/// One label pair.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Label {
+    pub name: String,
+    pub value: String,
+}
+
+/// A label set: sorted by name, no duplicate names, no empty values.
+///
+/// Labels with an empty value are dropped on construction, as in Prometheus,
+/// where an empty label value means "label absent".
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Labels(Vec<Label>);
+
+impl Labels {
+    pub fn empty() -> Labels {
+        Labels(Vec::new())
+    }
+
+    /// Builds a label set from pairs in any order. On a duplicate name the
+    /// last pair wins; empty values are dropped.
+    pub fn from_pairs<N: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Labels {
+        let mut builder = LabelsBuilder::new();
+        for (name, value) in pairs {
+            builder.set(name.into(), value.into());
+        }
+        builder.build()
+    }
+
+    /// Wraps labels that are already sorted by name, unique and non-empty.
+    /// Callers that cannot promise this use [`Labels::from_pairs`].
+    pub fn from_sorted_unchecked(labels: Vec<Label>) -> Labels {
+        debug_assert!(labels.windows(2).all(|w| w[0].name < w[1].name));
+        Labels(labels)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|l| l.name.as_str().cmp(name))
+            .ok()
+            .map(|i| self.0[i].value.as_str())
+    }
+
+    pub fn metric_name(&self) -> Option<&str> {
+        self.get(METRIC_NAME)
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, Label> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn as_slice(&self) -> &[Label] {
+        &self.0
+    }
+
+    pub fn into_vec(self) -> Vec<Label> {
+        self.0
+    }
+
+    /// A 64-bit hash of the label set that is stable across processes and
+    /// releases (FNV-1a over names and values with separators), so it can be
+    /// used for sharding and in files.
+    pub fn stable_hash(&self) -> u64 {
+        let mut h = Fnv1a::new();
+        for l in &self.0 {
+            h.write(l.name.as_bytes());
+            h.write(&[0xff]);
+            h.write(l.value.as_bytes());
+            h.write(&[0xff]);
+        }
+        h.finish()
+    }
+
+    /// The label set without the metric name.
+    pub fn without_metric_name(&self) -> Labels {
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| l.name != METRIC_NAME)
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
+impl<'a> IntoIterator for &'a Labels {
+    type Item = &'a Label;
+    type IntoIter = std::slice::Iter<'a, Label>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// Prometheus's text form: `name{a="1", b="2"}`.
+impl fmt::Display for Labels {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.metric_name();
+        if let Some(name) = name {
+            f.write_str(name)?;
+        }
+        let rest: Vec<&Label> = self.0.iter().filter(|l| l.name != METRIC_NAME).collect();
+        if rest.is_empty() && name.is_some() {
+            return Ok(());
+        }
+        f.write_str("{")?;
+        for (i, l) in rest.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{}=\"", l.name)?;
+            for c in l.value.chars() {
+                match c {
+                    '\\' => f.write_str("\\\\")?,
+                    '"' => f.write_str("\\\"")?,
+                    '\n' => f.write_str("\\n")?,
+                    c => write!(f, "{c}")?,
+                }
+            }
+            f.write_str("\"")?;
+        }
+        f.write_str("}")
+    }
+}
+
+/// Collects labels in any order and produces a valid [`Labels`].
+#[derive(Debug, Default)]
+pub struct LabelsBuilder {
+    labels: Vec<Label>,
+}
+
+impl LabelsBuilder {
+    pub fn new() -> LabelsBuilder {
+        LabelsBuilder { labels: Vec::new() }
+    }
+
+    pub fn from_labels(labels: &Labels) -> LabelsBuilder {
+        LabelsBuilder {
+            labels: labels.0.clone(),
+        }
+    }
+
+    /// Sets a label; an empty value deletes it.
+    pub fn set(&mut self, name: String, value: String) -> &mut Self {
+        self.labels.retain(|l| l.name != name);
+        if !value.is_empty() {
+            self.labels.push(Label { name, value });
+        }
+        self
+    }
+
+    pub fn delete(&mut self, name: &str) -> &mut Self {
+        self.labels.retain(|l| l.name != name);
+        self
+    }
+
+    pub fn build(mut self) -> Labels {
+        self.labels.sort_by(|a, b| a.name.cmp(&b.name));
+        Labels(self.labels)
+    }
+}
+
+/// FNV-1a, 64 bit. Written out here because it is six lines and its output
+/// must never change.
+struct Fnv1a(u64);
+
+impl Fnv1a {
+    fn new() -> Fnv1a {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_pairs_sorts_dedups_and_drops_empty() {
+        let l = Labels::from_pairs([("b", "2"), ("a", "1"), ("c", ""), ("a", "3")]);
+        let names: Vec<_> = l
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect();
+        assert_eq!(names, vec![("a", "3"), ("b", "2")]);
+    }
+
+    #[test]
+    fn display_matches_prometheus() {
+        let l = Labels::from_pairs([("__name__", "up"), ("job", "a\"b"), ("i", "x")]);
+        assert_eq!(l.to_string(), r#"up{i="x", job="a\"b"}"#);
+        assert_eq!(Labels::from_pairs([("__name__", "up")]).to_string(), "up");
+        assert_eq!(Labels::from_pairs([("a", "b")]).to_string(), r#"{a="b"}"#);
+    }
+
+    #[test]
+    fn stable_hash_is_stable() {
+        let l = Labels::from_pairs([("__name__", "up"), ("job", "node")]);
+        assert_eq!(l.stable_hash(), l.clone().stable_hash());
+        assert_ne!(
+            l.stable_hash(),
+            Labels::from_pairs([("__name__", "up")]).stable_hash()
+        );
+        // Separators keep ("ab","c") and ("a","bc") apart.
+        assert_ne!(
+            Labels::from_pairs([("ab", "c")]).stable_hash(),
+            Labels::from_pairs([("a", "bc")]).stable_hash()
+        );
+    }
+}

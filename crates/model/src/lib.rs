@@ -1,0 +1,25 @@
+//! osprey's shared vocabulary: the types every other crate speaks.
+//!
+//! - [`Labels`] is a sorted, duplicate-free label set; [`Matcher`] selects
+//!   series by one label (`=`, `!=`, `=~`, `!~`, regexes fully anchored as
+//!   in Prometheus).
+//! - [`Sample`] is one `(timestamp in ms, f64)` point; [`STALE_NAN`] is the
+//!   exact bit pattern Prometheus uses for staleness markers, and storage must
+//!   keep it bit for bit.
+//! - [`storage`] holds the contract between the TSDB and its users:
+//!   [`storage::Appendable`]/[`storage::Appender`] to write,
+//!   [`storage::Queryable`]/[`storage::Querier`] to read. PromQL and the HTTP
+//!   API read only through these traits; the TSDB implements them.
+//! - [`exposition`] parses the Prometheus text format and OpenMetrics.
+//!
+//! This crate does no I/O and has no async code.
+
+pub mod exposition;
+pub mod labels;
+pub mod matcher;
+pub mod sample;
+pub mod storage;
+
+pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME};
+pub use matcher::{MatchOp, Matcher, MatcherError};
+pub use sample::{STALE_NAN, Sample, is_stale_nan};

@@ -1,0 +1,137 @@
+//! The storage contract.
+//!
+//! Writers take an [`Appender`] from an [`Appendable`], stage samples, and
+//! [`Appender::commit`] them. A commit that returns `Ok` is durable: the
+//! samples survive a crash of the process (they are in the write-ahead log
+//! and fsynced). A commit is all or nothing: on error nothing of it is
+//! visible, now or after a restart.
+//!
+//! Readers take a [`Querier`] for a time range from a [`Queryable`] and
+//! select series by matchers. A [`SeriesSet`] yields series sorted by label
+//! set, each with its samples in time order within the querier's range
+//! (both ends inclusive), one sample per timestamp.
+
+use crate::{Labels, Matcher};
+
+/// What went wrong in storage. `kind` says how a caller should react.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct StorageError {
+    kind: StorageErrorKind,
+    message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageErrorKind {
+    /// The input cannot be stored (bad labels, bad timestamp); the caller's fault.
+    InvalidInput,
+    /// The store is closed or shutting down.
+    Closed,
+    /// Disk, file or corruption trouble; the server's fault.
+    Io,
+    /// A resource limit was hit (series, samples, memory).
+    Limit,
+}
+
+impl StorageError {
+    pub fn new(kind: StorageErrorKind, message: impl Into<String>) -> StorageError {
+        StorageError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn kind(&self) -> StorageErrorKind {
+        self.kind
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// A source of appenders.
+pub trait Appendable: Send + Sync {
+    fn appender(&self) -> Box<dyn Appender + '_>;
+}
+
+/// Stages samples and commits them atomically.
+pub trait Appender: Send {
+    /// Stages one float sample. Validates the labels; nothing becomes
+    /// visible before `commit`.
+    fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<()>;
+
+    /// Makes everything staged durable and visible. After `Ok` the samples
+    /// survive `kill -9`. The appender is empty again afterwards.
+    fn commit(&mut self) -> Result<()>;
+
+    /// Drops everything staged.
+    fn rollback(&mut self);
+}
+
+/// A source of queriers.
+pub trait Queryable: Send + Sync {
+    /// A querier over `[mint, maxt]` (milliseconds, inclusive).
+    fn querier(&self, mint: i64, maxt: i64) -> Result<Box<dyn Querier>>;
+}
+
+/// Reads one time range. Holds what it needs alive until dropped.
+pub trait Querier: Send {
+    /// The series matching all matchers that have at least one sample in
+    /// range, sorted by label set. At least one matcher must not match the
+    /// empty string (as in Prometheus); otherwise this is an error.
+    fn select(&self, matchers: &[Matcher]) -> Result<SeriesSet>;
+
+    /// Label names of the series matching `matchers` (all series when
+    /// empty), sorted and unique.
+    fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>>;
+
+    /// Values of label `name` over the series matching `matchers` (all
+    /// series when empty), sorted and unique.
+    fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>>;
+}
+
+/// A stream of series.
+pub type SeriesSet = Box<dyn Iterator<Item = Result<Series>> + Send>;
+
+/// One series: its labels and its samples in time order.
+pub struct Series {
+    pub labels: Labels,
+    pub samples: SampleIter,
+}
+
+/// Samples of one series, ascending by timestamp, one per timestamp.
+pub type SampleIter = Box<dyn Iterator<Item = (i64, f64)> + Send>;
+
+/// Whether a matcher list is allowed to select: at least one matcher must
+/// not match the empty string, so a selector cannot ask for every series
+/// by accident.
+pub fn check_selectable(matchers: &[Matcher]) -> Result<()> {
+    if matchers.iter().any(|m| !m.matches_empty()) {
+        Ok(())
+    } else {
+        Err(StorageError::new(
+            StorageErrorKind::InvalidInput,
+            "vector selector must contain at least one non-empty matcher",
+        ))
+    }
+}
+
+/// Validates a label set for storage: a metric name must be present,
+/// label names must be non-empty and valid UTF-8 (guaranteed by `String`).
+pub fn validate_labels(labels: &Labels) -> Result<()> {
+    if labels.is_empty() {
+        return Err(StorageError::new(
+            StorageErrorKind::InvalidInput,
+            "empty label set",
+        ));
+    }
+    for l in labels {
+        if l.name.is_empty() {
+            return Err(StorageError::new(
+                StorageErrorKind::InvalidInput,
+                format!("empty label name in {labels}"),
+            ));
+        }
+    }
+    Ok(())
+}
