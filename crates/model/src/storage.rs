@@ -135,3 +135,48 @@ pub fn validate_labels(labels: &Labels) -> Result<()> {
     }
     Ok(())
 }
+
+/// A full store: writable, readable, and able to describe itself. The
+/// server holds one of these; the TSDB implements it.
+pub trait Storage: Appendable + Queryable {
+    /// Head statistics for `/api/v1/status/tsdb`; `limit` caps each top list.
+    fn head_stats(&self, limit: usize) -> HeadStats;
+
+    /// Counters and gauges for osprey's own `/metrics`.
+    fn counters(&self) -> StorageCounters;
+}
+
+/// What `/api/v1/status/tsdb` reports about the in-memory head.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HeadStats {
+    pub num_series: u64,
+    pub num_chunks: u64,
+    pub num_label_pairs: u64,
+    /// Milliseconds; `i64::MAX`/`i64::MIN` when the head is empty.
+    pub min_time: i64,
+    pub max_time: i64,
+    /// Each list is sorted by count, descending, and capped at the limit.
+    pub series_count_by_metric_name: Vec<(String, u64)>,
+    pub label_value_count_by_label_name: Vec<(String, u64)>,
+    pub memory_in_bytes_by_label_name: Vec<(String, u64)>,
+    pub series_count_by_label_value_pair: Vec<(String, u64)>,
+}
+
+/// Monotonic counters (`_total`) and current gauges of the store.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StorageCounters {
+    pub samples_appended_total: u64,
+    pub series_created_total: u64,
+    pub head_series: u64,
+    pub head_chunks: u64,
+    pub wal_writes_total: u64,
+    pub wal_fsyncs_total: u64,
+    pub wal_corruptions_repaired_total: u64,
+    pub compactions_total: u64,
+    pub compactions_failed_total: u64,
+    pub head_truncations_total: u64,
+    pub blocks_loaded: u64,
+    pub blocks_deleted_by_retention_total: u64,
+    pub storage_blocks_bytes: u64,
+    pub out_of_order_samples_total: u64,
+}
