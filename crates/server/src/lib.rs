@@ -1,1 +1,226 @@
-//! placeholder
+//! osprey's HTTP server: the Prometheus HTTP API, the ingestion endpoints,
+//! osprey's own metrics and the listener's lifecycle.
+//!
+//! - [`router`] builds the whole [`axum::Router`] from an [`AppState`]; tests
+//!   drive it with `tower::ServiceExt::oneshot`, no socket needed.
+//! - [`serve`] binds [`ServerConfig::listen`], serves the router and shuts
+//!   down gracefully when the given future resolves.
+//! - [`remote`] decodes remote write 1.0 bodies (snappy + protobuf);
+//!   [`selector`] parses `match[]` series selectors; [`params`] parses the
+//!   API's time, limit and form parameters like Prometheus does.
+//! - [`testing`] holds an in-memory [`Storage`] for tests only.
+//!
+//! This crate is the only one that knows JSON wire shapes and HTTP. It reads
+//! and writes through [`model::storage::Storage`] and never sees TSDB
+//! internals. Storage calls block, so every handler runs them on tokio's
+//! blocking pool.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use model::storage::Storage;
+
+mod api;
+mod error;
+pub mod export;
+mod ingest;
+pub mod metrics;
+pub mod params;
+pub mod remote;
+pub mod selector;
+pub mod testing;
+
+pub use error::{ApiError, ErrorType};
+
+/// How the server listens and which limits it enforces. Every field is a
+/// plain value; [`ServerConfig::new`] fills in the defaults documented on
+/// each field.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Address to listen on, e.g. `127.0.0.1:9090`.
+    pub listen: SocketAddr,
+    /// Longest time a request may take before it is answered with 503
+    /// (default 2 minutes, Prometheus's default query timeout). A streaming
+    /// export only needs to start within this time.
+    pub request_timeout: Duration,
+    /// Largest compressed remote write body accepted (default 32 MiB).
+    pub max_remote_write_body_bytes: usize,
+    /// Largest decompressed remote write body accepted (default 64 MiB).
+    ///
+    /// Prometheus sends batches of `max_samples_per_send` (2,000 by default),
+    /// about 100-300 KiB of protobuf; 64 MiB leaves two orders of magnitude
+    /// of headroom for agents configured with large batches, while bounding
+    /// the memory one request can take (the decoded request is about three
+    /// times its protobuf size) before anything is allocated: the snappy
+    /// header states the decompressed length and is checked first.
+    pub max_remote_write_decompressed_bytes: usize,
+    /// Largest text import body accepted (default 64 MiB, the same bound).
+    pub max_import_body_bytes: usize,
+}
+
+impl ServerConfig {
+    /// A configuration listening on `listen` with the default limits.
+    pub fn new(listen: SocketAddr) -> ServerConfig {
+        ServerConfig {
+            listen,
+            request_timeout: Duration::from_secs(120),
+            max_remote_write_body_bytes: 32 << 20,
+            max_remote_write_decompressed_bytes: 64 << 20,
+            max_import_body_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Everything the handlers share: the store, the limits and the metrics.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<AppStateInner>,
+}
+
+struct AppStateInner {
+    storage: Arc<dyn Storage>,
+    config: ServerConfig,
+    metrics: metrics::ServerMetrics,
+    clock: Clock,
+}
+
+/// Milliseconds since the Unix epoch; injectable so tests can pin "now".
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock in milliseconds since the Unix epoch.
+pub fn system_clock_ms() -> i64 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
+impl AppState {
+    /// State over `storage` with the limits of `config` and the system clock.
+    pub fn new(storage: Arc<dyn Storage>, config: ServerConfig) -> AppState {
+        AppState::with_clock(storage, config, Arc::new(system_clock_ms))
+    }
+
+    /// Like [`AppState::new`] with a custom clock (used for samples without
+    /// a timestamp in `/api/v1/import/prometheus`).
+    pub fn with_clock(storage: Arc<dyn Storage>, config: ServerConfig, clock: Clock) -> AppState {
+        let metrics = metrics::ServerMetrics::new(storage.clone());
+        AppState {
+            inner: Arc::new(AppStateInner {
+                storage,
+                config,
+                metrics,
+                clock,
+            }),
+        }
+    }
+
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.inner.storage
+    }
+
+    pub fn config(&self) -> &ServerConfig {
+        &self.inner.config
+    }
+
+    pub fn metrics(&self) -> &metrics::ServerMetrics {
+        &self.inner.metrics
+    }
+
+    fn now_ms(&self) -> i64 {
+        (self.inner.clock)()
+    }
+}
+
+/// The complete HTTP API. Unknown paths answer 404, known paths with the
+/// wrong method 405.
+pub fn router(state: AppState) -> Router {
+    // Bodies are read with explicit limits inside the ingest handlers, so
+    // axum's own 2 MiB default must not cut them short; the form-encoded
+    // API parameters keep a small limit.
+    let ingest_limit = DefaultBodyLimit::disable();
+    let api = Router::new()
+        .route("/-/healthy", get(api::healthy).head(api::healthy))
+        .route("/-/ready", get(api::ready).head(api::ready))
+        .route(
+            "/api/v1/write",
+            post(ingest::remote_write).layer(ingest_limit),
+        )
+        .route("/api/v1/series", get(api::series).post(api::series))
+        .route("/api/v1/labels", get(api::labels).post(api::labels))
+        .route("/api/v1/label/{name}/values", get(api::label_values))
+        .route("/api/v1/status/tsdb", get(api::status_tsdb))
+        .route("/api/v1/export", get(export::export).post(export::export))
+        .route("/metrics", get(metrics::metrics_handler))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::observe_request,
+        ));
+    api.fallback(api::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::timeout,
+        ))
+        .with_state(state)
+}
+
+/// Why [`serve`] stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Binds `config.listen`, serves the API over `storage`, and returns once
+/// `shutdown` has resolved and in-flight requests have finished.
+pub async fn serve(
+    config: ServerConfig,
+    storage: Arc<dyn Storage>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    serve_listener(listener, AppState::new(storage, config), shutdown).await
+}
+
+/// Serves on an already bound listener; [`serve`] without the bind. Useful
+/// when the caller needs the bound address (port 0) before serving.
+pub async fn serve_listener(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "listening");
+    }
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServerError::Serve)
+}
+
+/// Runs a blocking storage call on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(e) => Err(ApiError::internal(format!("storage task failed: {e}"))),
+    }
+}

@@ -1,0 +1,219 @@
+//! osprey's own metrics, served at `GET /metrics` in the OpenMetrics text
+//! format: HTTP request durations (recorded by a middleware, labelled by
+//! route pattern and status code) and the store's counters, which a
+//! collector reads from [`Storage::counters`] at scrape time, so the numbers
+//! are never stale copies.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use model::storage::Storage;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::{ApiError, AppState};
+
+/// The content type prometheus-client's text encoder produces.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+type HttpLabels = Vec<(&'static str, String)>;
+type DurationFamily = Family<HttpLabels, Histogram, fn() -> Histogram>;
+
+/// The registry and the metrics the server records itself.
+pub struct ServerMetrics {
+    registry: Registry,
+    http_request_duration: DurationFamily,
+}
+
+fn new_duration_histogram() -> Histogram {
+    // 1 ms to about 33 s in doublings: API calls range from sub-millisecond
+    // label lookups to multi-second exports and large remote write batches.
+    Histogram::new(exponential_buckets(0.001, 2.0, 16))
+}
+
+impl ServerMetrics {
+    pub fn new(storage: Arc<dyn Storage>) -> ServerMetrics {
+        let mut registry = Registry::default();
+        let http_request_duration: DurationFamily =
+            Family::new_with_constructor(new_duration_histogram as fn() -> Histogram);
+        registry.register(
+            "osprey_http_request_duration_seconds",
+            "Time spent answering HTTP requests, by route pattern and status code.",
+            http_request_duration.clone(),
+        );
+        registry.register_collector(Box::new(StorageCollector { storage }));
+        ServerMetrics {
+            registry,
+            http_request_duration,
+        }
+    }
+
+    /// Records one answered request.
+    pub fn observe_http(&self, handler: &str, code: u16, seconds: f64) {
+        self.http_request_duration
+            .get_or_create(&vec![
+                ("handler", handler.to_string()),
+                ("code", code.to_string()),
+            ])
+            .observe(seconds);
+    }
+
+    /// The OpenMetrics text of everything registered.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+/// Reads the store's counters on every scrape.
+struct StorageCollector {
+    storage: Arc<dyn Storage>,
+}
+
+impl std::fmt::Debug for StorageCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StorageCollector")
+    }
+}
+
+impl Collector for StorageCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let c = self.storage.counters();
+        // Counter names leave out `_total`: the OpenMetrics encoder adds it.
+        let counters: [(&str, &str, u64); 10] = [
+            (
+                "osprey_tsdb_samples_appended",
+                "Samples committed to the store.",
+                c.samples_appended_total,
+            ),
+            (
+                "osprey_tsdb_series_created",
+                "Series created in the head.",
+                c.series_created_total,
+            ),
+            (
+                "osprey_tsdb_wal_writes",
+                "Records written to the write-ahead log.",
+                c.wal_writes_total,
+            ),
+            (
+                "osprey_tsdb_wal_fsyncs",
+                "fsync calls on the write-ahead log.",
+                c.wal_fsyncs_total,
+            ),
+            (
+                "osprey_tsdb_wal_corruptions_repaired",
+                "Corrupt write-ahead log tails truncated on start.",
+                c.wal_corruptions_repaired_total,
+            ),
+            (
+                "osprey_tsdb_compactions",
+                "Compactions completed.",
+                c.compactions_total,
+            ),
+            (
+                "osprey_tsdb_compactions_failed",
+                "Compactions that failed.",
+                c.compactions_failed_total,
+            ),
+            (
+                "osprey_tsdb_head_truncations",
+                "Head truncations.",
+                c.head_truncations_total,
+            ),
+            (
+                "osprey_tsdb_blocks_deleted_by_retention",
+                "Blocks deleted by the retention policy.",
+                c.blocks_deleted_by_retention_total,
+            ),
+            (
+                "osprey_tsdb_out_of_order_samples",
+                "Samples accepted with a timestamp older than their series' newest.",
+                c.out_of_order_samples_total,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            let metric_encoder =
+                encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric_encoder)?;
+        }
+        let gauges: [(&str, &str, u64); 4] = [
+            (
+                "osprey_tsdb_head_series",
+                "Series in the head.",
+                c.head_series,
+            ),
+            (
+                "osprey_tsdb_head_chunks",
+                "Chunks in the head.",
+                c.head_chunks,
+            ),
+            (
+                "osprey_tsdb_blocks_loaded",
+                "Persistent blocks loaded.",
+                c.blocks_loaded,
+            ),
+            (
+                "osprey_tsdb_storage_blocks_bytes",
+                "Bytes used by persistent blocks.",
+                c.storage_blocks_bytes,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+            let metric_encoder =
+                encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+            gauge.encode(metric_encoder)?;
+        }
+        Ok(())
+    }
+}
+
+/// `GET /metrics`.
+pub(crate) async fn metrics_handler(State(state): State<AppState>) -> Response {
+    let encoded = crate::blocking(move || {
+        state
+            .metrics()
+            .encode()
+            .map_err(|_| ApiError::internal("encoding metrics failed"))
+    })
+    .await;
+    match encoded {
+        Ok(body) => ([(header::CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE)], body).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Middleware on matched routes: times the request and records it under
+/// the route pattern (never the raw path, which would let clients create
+/// unbounded series).
+pub(crate) async fn observe_request(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let handler = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "other".to_string(), |p| p.as_str().to_string());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state.metrics().observe_http(
+        &handler,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}

@@ -1,0 +1,327 @@
+//! Request parameters as Prometheus reads them: the URL query merged with a
+//! form-encoded POST body, timestamps as RFC 3339 or Unix seconds, limits,
+//! and `match[]` selectors.
+
+use model::Matcher;
+
+use crate::ApiError;
+use crate::selector::parse_series_selector;
+
+/// The smallest timestamp Prometheus's API accepts, in milliseconds:
+/// `time.Unix(math.MinInt64/1000+62135596801, 0)`.
+pub const MIN_TIME_MS: i64 = -9_223_309_901_257_974_000;
+
+/// The largest timestamp Prometheus's API accepts, in milliseconds:
+/// `time.Unix(math.MaxInt64/1000-62135596801, 999999999)`.
+pub const MAX_TIME_MS: i64 = 9_223_309_901_257_974_999;
+
+/// How Go formats [`MIN_TIME_MS`] (clients send this literal string; Go
+/// prints the year with its own negative-year convention, hence the day
+/// that a proleptic calendar puts one later).
+const MIN_TIME_FORMATTED: &str = "-292273086-05-16T16:47:06Z";
+
+/// How Go formats [`MAX_TIME_MS`].
+const MAX_TIME_FORMATTED: &str = "292277025-08-18T07:12:54.999999999Z";
+
+/// All parameters of one request, in order, with repeats.
+#[derive(Debug, Default, Clone)]
+pub struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    /// Collects the URL query and, when the body is form-encoded, the body
+    /// (Prometheus's `r.Form`: body values come first, then the query's).
+    pub fn parse(query: Option<&str>, form_body: Option<&[u8]>) -> Params {
+        let mut pairs = Vec::new();
+        if let Some(body) = form_body {
+            pairs.extend(form_urlencoded::parse(body).into_owned());
+        }
+        if let Some(query) = query {
+            pairs.extend(form_urlencoded::parse(query.as_bytes()).into_owned());
+        }
+        Params { pairs }
+    }
+
+    /// The first non-absent value of `name` (Go's `FormValue`); an empty
+    /// value counts as absent, as in Prometheus.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Every value of `name`, in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// Time parameter `name`, or `default` when absent. The message follows
+    /// Prometheus's metadata endpoints.
+    pub fn time_or(&self, name: &str, default: i64) -> Result<i64, ApiError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(s) => parse_time(s)
+                .map_err(|e| ApiError::bad_data(format!("invalid time value for '{name}': {e}"))),
+        }
+    }
+
+    /// `start` and `end`, each defaulting to the whole range.
+    pub fn time_range(&self) -> Result<(i64, i64), ApiError> {
+        let start = self.time_or("start", MIN_TIME_MS)?;
+        let end = self.time_or("end", MAX_TIME_MS)?;
+        if end < start {
+            return Err(ApiError::bad_data(
+                "end timestamp must not be before start time",
+            ));
+        }
+        Ok((start, end))
+    }
+
+    /// `limit`: absent or 0 means no limit; negative or non-numeric is bad data.
+    pub fn limit(&self) -> Result<Option<usize>, ApiError> {
+        let Some(s) = self.get("limit") else {
+            return Ok(None);
+        };
+        let n: i64 = s.parse().map_err(|_| {
+            ApiError::bad_data(format!(
+                "invalid parameter \"limit\": cannot parse {s:?} to a valid integer"
+            ))
+        })?;
+        if n < 0 {
+            return Err(ApiError::bad_data(
+                "invalid parameter \"limit\": limit must be non-negative",
+            ));
+        }
+        Ok(usize::try_from(n).ok().filter(|&n| n > 0))
+    }
+
+    /// Every `match[]` parsed. `required` makes an absent `match[]` an
+    /// error. Each set must have a matcher that rejects the empty string.
+    pub fn matcher_sets(&self, required: bool) -> Result<Vec<Vec<Matcher>>, ApiError> {
+        let raw = self.all("match[]");
+        if raw.is_empty() && required {
+            return Err(ApiError::bad_data("no match[] parameter provided"));
+        }
+        let mut sets = Vec::with_capacity(raw.len());
+        for s in raw {
+            let matchers = parse_series_selector(s)
+                .map_err(|e| ApiError::bad_data(format!("invalid parameter \"match[]\": {e}")))?;
+            if matchers.iter().all(Matcher::matches_empty) {
+                return Err(ApiError::bad_data(
+                    "invalid parameter \"match[]\": match[] must contain at least one non-empty matcher",
+                ));
+            }
+            sets.push(matchers);
+        }
+        Ok(sets)
+    }
+}
+
+/// Parses a timestamp as Prometheus does: Unix seconds as a float (rounded
+/// to milliseconds), RFC 3339 with optional fraction and offset, or the two
+/// sentinel strings for the minimum and maximum time. Returns milliseconds.
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    let cannot = || format!("cannot parse {s:?} to a valid timestamp");
+    if let Some(ms) = parse_unix_seconds(s) {
+        return ms.ok_or_else(cannot);
+    }
+    if let Some(ms) = parse_rfc3339_ms(s) {
+        return Ok(ms);
+    }
+    match s {
+        MIN_TIME_FORMATTED => Ok(MIN_TIME_MS),
+        MAX_TIME_FORMATTED => Ok(MAX_TIME_MS),
+        _ => Err(cannot()),
+    }
+}
+
+/// `None` when `s` is not a number at all; `Some(None)` when it is a number
+/// that is no time (NaN, infinite).
+fn parse_unix_seconds(s: &str) -> Option<Option<i64>> {
+    // Go's ParseFloat accepts what Rust's does, minus Rust's lone "inf"
+    // spelled words being equally accepted; both reject empty strings.
+    let is_numeric = s
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'));
+    let seconds: f64 = if is_numeric {
+        s.parse().ok()?
+    } else {
+        let lower = s.to_ascii_lowercase();
+        let unsigned = lower.trim_start_matches(['+', '-']);
+        if matches!(unsigned, "inf" | "infinity" | "nan") {
+            return Some(None);
+        }
+        return None;
+    };
+    if !seconds.is_finite() {
+        return Some(None);
+    }
+    let whole = seconds.trunc();
+    let fraction_ms = ((seconds - whole) * 1000.0).round();
+    let ms = whole * 1000.0 + fraction_ms;
+    Some(Some(if ms <= MIN_TIME_MS as f64 {
+        MIN_TIME_MS
+    } else if ms >= MAX_TIME_MS as f64 {
+        MAX_TIME_MS
+    } else {
+        // Exact for the values that matter: whole seconds times 1000 plus a
+        // rounded millisecond count are integers well inside i64.
+        ms as i64
+    }))
+}
+
+/// RFC 3339 (Go's `RFC3339Nano` layout, which also reads no fraction):
+/// `YYYY-MM-DDTHH:MM:SS[.fffffffff](Z|±HH:MM)`. Sub-millisecond digits
+/// are truncated, as Prometheus's `timestamp.FromTime` does.
+pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = b.get(range)?;
+        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        part.iter()
+            .try_fold(0i64, |acc, d| Some(acc * 10 + i64::from(d - b'0')))
+    };
+    let year = num(0..4)?;
+    if b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let month = num(5..7)?;
+    let day = num(8..10)?;
+    let hour = num(11..13)?;
+    let minute = num(14..16)?;
+    let second = num(17..19)?;
+    if !(1..=12).contains(&month)
+        || day < 1
+        || day > days_in_month(year, month)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    let mut i = 19;
+    let mut millis = 0i64;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let digits = &b[start..i];
+        if digits.is_empty() || digits.len() > 9 {
+            return None;
+        }
+        for k in 0..3 {
+            millis = millis * 10 + digits.get(k).map_or(0, |d| i64::from(d - b'0'));
+        }
+    }
+    let offset_seconds = match b.get(i..)? {
+        [b'Z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let digits = [*h1, *h2, *m1, *m2];
+            if !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            let hours = i64::from(h1 - b'0') * 10 + i64::from(h2 - b'0');
+            let minutes = i64::from(m1 - b'0') * 10 + i64::from(m2 - b'0');
+            if hours > 23 || minutes > 59 {
+                return None;
+            }
+            let offset = hours * 3600 + minutes * 60;
+            if *sign == b'-' { -offset } else { offset }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
+    Some(seconds * 1000 + millis)
+}
+
+fn is_leap_year(year: i64) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if is_leap_year(year) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// well-known algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let shifted_month = (month + 9) % 12;
+    let day_of_year = (153 * shifted_month + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_prometheus_time_forms() {
+        let cases: &[(&str, Result<i64, ()>)] = &[
+            ("1562529662", Ok(1_562_529_662_000)),
+            ("1562529662.324", Ok(1_562_529_662_324)),
+            ("-1.5", Ok(-1500)),
+            ("1e3", Ok(1_000_000)),
+            ("2019-07-07T20:01:02Z", Ok(1_562_529_662_000)),
+            ("2019-07-07T20:47:40+03:00", Ok(1_562_521_660_000)),
+            ("2019-07-07T20:01:02.123456789Z", Ok(1_562_529_662_123)),
+            ("1970-01-01T00:00:00Z", Ok(0)),
+            ("2000-02-29T00:00:00Z", Ok(951_782_400_000)),
+            ("-292273086-05-16T16:47:06Z", Ok(MIN_TIME_MS)),
+            ("292277025-08-18T07:12:54.999999999Z", Ok(MAX_TIME_MS)),
+            ("x", Err(())),
+            ("", Err(())),
+            ("NaN", Err(())),
+            ("+Inf", Err(())),
+            ("2019-02-29T00:00:00Z", Err(())),
+            ("2019-07-07 20:01:02Z", Err(())),
+            ("2019-07-07T20:01:02", Err(())),
+            ("2019-07-07T20:01:02.Z", Err(())),
+        ];
+        for (input, want) in cases {
+            let got = parse_time(input).map_err(|_| ());
+            assert_eq!(&got, want, "input {input:?}");
+        }
+        assert_eq!(
+            parse_time("x").unwrap_err(),
+            "cannot parse \"x\" to a valid timestamp"
+        );
+    }
+
+    #[test]
+    fn params_merge_body_and_query_and_keep_repeats() {
+        let p = Params::parse(
+            Some("match[]=a&limit=5&start="),
+            Some(b"match[]=b%7Bjob%3D%22x%22%7D"),
+        );
+        assert_eq!(p.all("match[]"), vec!["b{job=\"x\"}", "a"]);
+        assert_eq!(p.limit().unwrap(), Some(5));
+        assert_eq!(p.get("start"), None);
+        assert!(Params::parse(Some("limit=-1"), None).limit().is_err());
+        assert!(Params::parse(Some("limit=x"), None).limit().is_err());
+        assert_eq!(Params::parse(Some("limit=0"), None).limit().unwrap(), None);
+    }
+}
