@@ -356,26 +356,34 @@ fn read_bits(bytes: &[u8], position: &mut usize, n_bits: u32) -> Result<u64, Chu
     if end > bytes.len().saturating_mul(8) {
         return Err(ChunkError::new(TRUNCATED));
     }
-    if n_bits > 56 {
-        let high = read_bits(bytes, position, 32)?;
-        let low = read_bits(bytes, position, n_bits - 32)?;
-        return Ok((high << (n_bits - 32)) | low);
-    }
-    let byte_index = *position >> 3;
-    let offset = (*position & 7) as u32;
-    let word = load_u64_be_padded(bytes, byte_index);
+    let word = peek_u64(bytes, *position);
     *position = end;
-    Ok((word << offset) >> (64 - n_bits))
+    Ok(word >> (64 - n_bits))
 }
 
+/// Advances past `n_bits` bits already taken from a [`peek_u64`] word,
+/// checking they were all inside the stream.
 #[inline]
-fn read_bit(bytes: &[u8], position: &mut usize) -> Result<bool, ChunkError> {
-    let byte = bytes
-        .get(*position >> 3)
-        .ok_or(ChunkError::new(TRUNCATED))?;
-    let bit = (byte >> (7 - (*position & 7))) & 1;
-    *position += 1;
-    Ok(bit == 1)
+fn consume_bits(bytes: &[u8], position: &mut usize, n_bits: usize) -> Result<(), ChunkError> {
+    let end = position.saturating_add(n_bits);
+    if end > bytes.len().saturating_mul(8) {
+        return Err(ChunkError::new(TRUNCATED));
+    }
+    *position = end;
+    Ok(())
+}
+
+/// The 64 bits starting at bit `position`, zero padded past the end.
+#[inline]
+fn peek_u64(bytes: &[u8], position: usize) -> u64 {
+    let index = position >> 3;
+    let offset = (position & 7) as u32;
+    let word = load_u64_be_padded(bytes, index);
+    if offset == 0 {
+        return word;
+    }
+    let next = bytes.get(index.saturating_add(8)).copied().unwrap_or(0);
+    (word << offset) | (u64::from(next) >> (8 - offset))
 }
 
 /// Loads eight bytes big endian from `index`, padding past the end with zeros.
@@ -523,18 +531,21 @@ fn read_xor_value(
     value_bits: &mut u64,
     window: &mut Option<XorWindow>,
 ) -> Result<(), ChunkError> {
-    if !read_bit(bytes, position)? {
-        return Ok(());
+    // One peek holds the control bits and a full window header.
+    let word = peek_u64(bytes, *position);
+    if word >> 63 == 0 {
+        return consume_bits(bytes, position, 1);
     }
-    let current = if read_bit(bytes, position)? {
-        let leading = read_bits(bytes, position, 5)? as u32;
-        let mut significant = read_bits(bytes, position, 6)? as u32;
+    let current = if (word >> 62) & 1 == 1 {
+        let leading = ((word >> 57) & 31) as u32;
+        let mut significant = ((word >> 51) & 63) as u32;
         if significant == 0 {
             significant = 64;
         }
         if leading + significant > 64 {
             return Err(ChunkError::new("XOR window wider than 64 bits"));
         }
+        consume_bits(bytes, position, 13)?;
         let new_window = XorWindow {
             leading,
             trailing: 64 - leading - significant,
@@ -542,6 +553,7 @@ fn read_xor_value(
         *window = Some(new_window);
         new_window
     } else {
+        consume_bits(bytes, position, 2)?;
         window.ok_or(ChunkError::new(
             "XOR value reuses a window before any was set",
         ))?
@@ -583,18 +595,22 @@ fn write_xor_time_delta_of_delta(
 }
 
 fn read_xor_time_delta_of_delta(bytes: &[u8], position: &mut usize) -> Result<i64, ChunkError> {
-    let mut ones = 0;
-    while ones < 4 && read_bit(bytes, position)? {
-        ones += 1;
-    }
-    let n_bits = match ones {
-        0 => return Ok(0),
+    // One peek holds the prefix and any payload up to 20 bits.
+    let word = peek_u64(bytes, *position);
+    let n_ones = (!word).leading_zeros().min(4);
+    let n_bits = match n_ones {
+        0 => return consume_bits(bytes, position, 1).map(|()| 0),
         1 => 14,
         2 => 17,
         3 => 20,
-        _ => return Ok(read_bits(bytes, position, 64)? as i64),
+        _ => {
+            consume_bits(bytes, position, 4)?;
+            return Ok(read_bits(bytes, position, 64)? as i64);
+        }
     };
-    let bits = read_bits(bytes, position, n_bits)?;
+    // The prefix is the ones and a terminating zero.
+    let bits = (word << (n_ones + 1)) >> (64 - n_bits);
+    consume_bits(bytes, position, (n_ones + 1 + n_bits) as usize)?;
     if bits > 1 << (n_bits - 1) {
         Ok(bits as i64 - (1i64 << n_bits))
     } else {
@@ -682,6 +698,7 @@ mod dense {
     const VALUES_CONSTANT: u8 = 0;
     const VALUES_DECIMAL: u8 = 1;
     const VALUES_XOR: u8 = 2;
+    const VALUES_CONSTANT_DECIMAL: u8 = 3;
 
     /// Decimal scales tried, `10^0 ..= 10^MAX_DECIMAL_EXPONENT`; all exact
     /// in f64. Fifteen covers every value printed with up to 15 decimals.
@@ -926,8 +943,22 @@ mod dense {
             .iter()
             .all(|&(_, value)| value.to_bits() == first_bits)
         {
-            out.push(VALUES_CONSTANT);
-            out.extend_from_slice(&first_bits.to_le_bytes());
+            // A short decimal (most constants are small integers) takes
+            // two or three bytes instead of eight.
+            let decimal = (0..=MAX_DECIMAL_EXPONENT).find_map(|exponent| {
+                decimal_mantissa(samples[0].1, exponent).map(|mantissa| (exponent, mantissa))
+            });
+            match decimal {
+                Some((exponent, mantissa)) if zigzag_encode(mantissa) < 1 << 42 => {
+                    out.push(VALUES_CONSTANT_DECIMAL);
+                    out.push(exponent as u8);
+                    put_varint(out, mantissa);
+                }
+                _ => {
+                    out.push(VALUES_CONSTANT);
+                    out.extend_from_slice(&first_bits.to_le_bytes());
+                }
+            }
             return;
         }
         let mut by_xor = Vec::new();
@@ -961,7 +992,7 @@ mod dense {
         let power = POWERS_OF_TEN[exponent];
         let scaled = value * power;
         // Rejects NaN and everything outside the i64 range.
-        if !(scaled.abs() < 9.0e18) {
+        if scaled.is_nan() || scaled.abs() >= 9.0e18 {
             return None;
         }
         let mantissa = scaled.round() as i64;
@@ -1122,6 +1153,14 @@ mod dense {
             let mut position = 0;
             match get_byte(section, &mut position)? {
                 VALUES_CONSTANT => Ok(ValueDecoder::Constant(get_u64_le(section, &mut position)?)),
+                VALUES_CONSTANT_DECIMAL => {
+                    let exponent = usize::from(get_byte(section, &mut position)?);
+                    let power = *POWERS_OF_TEN
+                        .get(exponent)
+                        .ok_or(ChunkError::new("decimal exponent above 15"))?;
+                    let mantissa = get_varint(section, &mut position)?;
+                    Ok(ValueDecoder::Constant((mantissa as f64 / power).to_bits()))
+                }
                 VALUES_XOR => Ok(ValueDecoder::Xor {
                     position: position * 8,
                     value_bits: 0,

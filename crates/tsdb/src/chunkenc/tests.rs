@@ -397,7 +397,7 @@ fn synthetic_series(
         };
         samples.push((t, value));
         time += 15_000;
-        if timestamps == Timestamps::Gappy && random.next_u64() % 10 == 0 {
+        if timestamps == Timestamps::Gappy && random.next_u64().is_multiple_of(10) {
             time += 15_000 * (random.next_u64() % 5) as i64;
         }
     }
@@ -465,9 +465,11 @@ fn informal_decode_timing() {
     }
     let total: usize = chunks.iter().map(|c| c.2).sum();
     for (name, encoding) in [("xor", Encoding::Xor), ("dense", Encoding::Dense)] {
-        let start = std::time::Instant::now();
+        // The fastest of several rounds, to see through a busy machine.
+        let mut best_nanos = f64::MAX;
         let mut checksum = 0u64;
-        for _ in 0..5 {
+        for _ in 0..9 {
+            let start = std::time::Instant::now();
             for (xor, dense, _) in &chunks {
                 let bytes = if encoding == Encoding::Xor {
                     xor
@@ -478,9 +480,9 @@ fn informal_decode_timing() {
                     checksum = checksum.wrapping_add(t as u64 ^ v.to_bits());
                 }
             }
+            best_nanos = best_nanos.min(start.elapsed().as_nanos() as f64 / total as f64);
         }
-        let nanos = start.elapsed().as_nanos() as f64 / (5 * total) as f64;
-        println!("informal: {name} decode {nanos:.2} ns/sample (checksum {checksum:x})");
+        println!("informal: {name} decode {best_nanos:.2} ns/sample (checksum {checksum:x})");
     }
 }
 
