@@ -259,6 +259,13 @@ impl Wal {
             .collect();
 
         let repairs = repair_tail(dir, &live_segments, options.fsync)?;
+        // A repair may have deleted segments; number the new one after the
+        // survivors (and after the checkpoint, which replay skips up to).
+        let listing = if repairs > 0 {
+            list_directory(dir).map_err(|e| WalError::io("cannot list WAL directory", dir, e))?
+        } else {
+            listing
+        };
 
         let last_number = listing
             .segments
