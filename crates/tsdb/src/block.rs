@@ -300,7 +300,10 @@ pub fn cleanup_tmp(data_dir: &Path) -> Result<(), BlockError> {
     for entry in entries {
         let entry = entry.map_err(|e| BlockError::io(data_dir, e, "listing data directory"))?;
         let path = entry.path();
-        let is_tmp = entry.file_name().to_str().is_some_and(|n| n.ends_with(".tmp"));
+        let is_tmp = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.ends_with(".tmp"));
         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
         if is_tmp && is_dir {
             fs::remove_dir_all(&path)
@@ -571,7 +574,11 @@ fn read_meta(path: &Path) -> Result<BlockMeta, BlockError> {
         return Err(BlockError::corrupt(path, 0, "meta.json ulid is not a ULID"));
     }
     if meta.min_time > meta.max_time {
-        return Err(BlockError::corrupt(path, 0, "meta.json minTime is after maxTime"));
+        return Err(BlockError::corrupt(
+            path,
+            0,
+            "meta.json minTime is after maxTime",
+        ));
     }
     Ok(meta)
 }
@@ -611,17 +618,29 @@ impl Block {
                 .map_err(|e| BlockError::io(&path, e, "reading chunk segment metadata"))?
                 .len();
             if len < SEGMENT_HEADER_LEN {
-                return Err(BlockError::corrupt(&path, len, "chunk segment shorter than its header"));
+                return Err(BlockError::corrupt(
+                    &path,
+                    len,
+                    "chunk segment shorter than its header",
+                ));
             }
             // SAFETY: block files are immutable once renamed into place; osprey
             // never writes to them again, and deletion keeps the mapping valid.
             let map = unsafe { Mmap::map(&file) }
                 .map_err(|e| BlockError::io(&path, e, "memory-mapping chunk segment"))?;
             if map[..4] != SEGMENT_MAGIC {
-                return Err(BlockError::corrupt(&path, 0, "not a chunk segment (bad magic)"));
+                return Err(BlockError::corrupt(
+                    &path,
+                    0,
+                    "not a chunk segment (bad magic)",
+                ));
             }
             if map[4] != SEGMENT_VERSION {
-                return Err(BlockError::corrupt(&path, 4, "unsupported chunk segment version"));
+                return Err(BlockError::corrupt(
+                    &path,
+                    4,
+                    "unsupported chunk segment version",
+                ));
             }
             size_bytes += len;
             segments.push(Segment { number, path, map });
@@ -691,7 +710,10 @@ impl Block {
 
     /// The encoding byte and data of a chunk, after checking its CRC.
     pub fn chunk(&self, r: ChunkRef) -> Result<(u8, &[u8]), BlockError> {
-        let Ok(i) = self.segments.binary_search_by_key(&r.segment(), |s| s.number) else {
+        let Ok(i) = self
+            .segments
+            .binary_search_by_key(&r.segment(), |s| s.number)
+        else {
             return Err(BlockError::invalid_input(format!(
                 "chunk reference {:#x}: no segment {} in {}",
                 r.0,
@@ -711,13 +733,18 @@ impl Block {
             return Err(corrupt(offset + 1, "bad or truncated chunk length"));
         };
         let data_start = offset + 1 + len_bytes;
-        let data_end = usize::try_from(len).ok().and_then(|l| data_start.checked_add(l));
+        let data_end = usize::try_from(len)
+            .ok()
+            .and_then(|l| data_start.checked_add(l));
         let Some(data) = data_end.and_then(|end| bytes.get(data_start..end)) else {
             return Err(corrupt(offset, "chunk runs past the end of the segment"));
         };
         let crc_start = data_start + data.len();
         let Some(crc_bytes) = bytes.get(crc_start..crc_start + 4) else {
-            return Err(corrupt(crc_start, "chunk CRC runs past the end of the segment"));
+            return Err(corrupt(
+                crc_start,
+                "chunk CRC runs past the end of the segment",
+            ));
         };
         let stored = u32::from_le_bytes([crc_bytes[0], crc_bytes[1], crc_bytes[2], crc_bytes[3]]);
         let computed = crc32c::crc32c_append(crc32c::crc32c(&[encoding]), data);
@@ -734,16 +761,16 @@ impl Block {
             return Ok(self.index.label_names());
         }
         let ids = self.index.postings_for_matchers(matchers)?;
-        let mut name_refs = BTreeSet::new();
+        let mut name_ordinals = BTreeSet::new();
         let mut cursor = SeriesCursor::default();
         let mut raw = RawSeries::default();
         for id in ids {
             self.index.series(id, &mut cursor, &mut raw)?;
-            name_refs.extend(raw.labels.iter().map(|(name, _)| *name));
+            name_ordinals.extend(raw.labels.iter().map(|(name, _)| *name));
         }
-        name_refs
+        name_ordinals
             .into_iter()
-            .map(|r| self.index.symbol(r).map(str::to_string))
+            .map(|n| self.index.label_name(n).map(str::to_string))
             .collect()
     }
 
@@ -757,22 +784,23 @@ impl Block {
         if matchers.is_empty() {
             return self.index.label_values(name);
         }
-        let Some(name_ref) = self.index.name_ref(name)? else {
+        let Some(name_ordinal) = self.index.name_ordinal(name) else {
             return Ok(Vec::new());
         };
         let ids = self.index.postings_for_matchers(matchers)?;
-        let mut value_refs = BTreeSet::new();
+        let mut value_ordinals = BTreeSet::new();
         let mut cursor = SeriesCursor::default();
         let mut raw = RawSeries::default();
         for id in ids {
             self.index.series(id, &mut cursor, &mut raw)?;
-            if let Ok(i) = raw.labels.binary_search_by_key(&name_ref, |(n, _)| *n) {
-                value_refs.insert(raw.labels[i].1);
+            if let Ok(i) = raw.labels.binary_search_by_key(&name_ordinal, |(n, _)| *n) {
+                value_ordinals.insert(raw.labels[i].1);
             }
         }
-        value_refs
+        // Value ordinals follow value order, so the result is sorted.
+        value_ordinals
             .into_iter()
-            .map(|r| self.index.symbol(r).map(str::to_string))
+            .map(|v| self.index.label_value(name_ordinal, v).map(str::to_string))
             .collect()
     }
 }
@@ -796,7 +824,10 @@ mod tests {
     #[test]
     fn ulid_encoding_puts_time_first() {
         assert_eq!(encode_ulid(0, 0), "00000000000000000000000000");
-        assert_eq!(encode_ulid((1 << 48) - 1, (1 << 80) - 1), "7ZZZZZZZZZZZZZZZZZZZZZZZZZ");
+        assert_eq!(
+            encode_ulid((1 << 48) - 1, (1 << 80) - 1),
+            "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"
+        );
         assert_eq!(&encode_ulid(1, 0)[..10], "0000000001");
     }
 }

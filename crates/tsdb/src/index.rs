@@ -25,8 +25,8 @@ pub const INDEX_VERSION: u8 = 1;
 
 const HEADER_LEN: usize = 5;
 const SECTION_COUNT: usize = 7;
-/// Seven (offset, length) pairs, the series count and a CRC.
-const TOC_LEN: usize = SECTION_COUNT * 16 + 8 + 4;
+/// Seven (offset, length) pairs, the series count, the base time and a CRC.
+const TOC_LEN: usize = SECTION_COUNT * 16 + 8 + 8 + 4;
 /// One in this many symbols has its offset stored in the symbol samples.
 /// Sixteen bounds a lookup to sixteen short strings while costing a quarter
 /// byte per symbol.
@@ -133,7 +133,11 @@ impl<'a> Decoder<'a> {
     }
 
     fn bytes(&mut self, len: usize) -> DecodeResult<&'a [u8]> {
-        match self.pos.checked_add(len).and_then(|end| self.bytes.get(self.pos..end)) {
+        match self
+            .pos
+            .checked_add(len)
+            .and_then(|end| self.bytes.get(self.pos..end))
+        {
             Some(slice) => {
                 self.pos += len;
                 Ok(slice)
@@ -285,10 +289,43 @@ pub(crate) fn write_index(path: &Path, series: &[IndexSeries]) -> Result<u64, Bl
     toc.push((start, w.pos - start));
     w.write_crc().map_err(io)?;
 
+    // Every label pair, sorted by (name, value): the postings table. Symbol
+    // references sort like their strings, so this is string order too.
+    let mut pairs: Vec<(u32, u32)> = Vec::new();
+    for s in series {
+        for l in s.labels.iter() {
+            pairs.push((symbol_ref[l.name.as_str()], symbol_ref[l.value.as_str()]));
+        }
+    }
+    pairs.sort_unstable();
+    pairs.dedup();
+    // Label names as (name reference, first table entry, number of values).
+    let mut names: Vec<(u32, u32, u32)> = Vec::new();
+    for (i, pair) in pairs.iter().enumerate() {
+        match names.last_mut() {
+            Some((name, _, count)) if *name == pair.0 => *count += 1,
+            _ => names.push((pair.0, i as u32, 1)),
+        }
+    }
+    // A label pair's (name ordinal, value ordinal) and its table entry.
+    let mut ordinals: HashMap<(u32, u32), (u32, u32, u32)> = HashMap::with_capacity(pairs.len());
+    for (name_ordinal, &(name, first, count)) in names.iter().enumerate() {
+        for value_ordinal in 0..count {
+            let entry = first + value_ordinal;
+            let value = pairs[entry as usize].1;
+            ordinals.insert((name, value), (name_ordinal as u32, value_ordinal, entry));
+        }
+    }
+    let base_time = series
+        .iter()
+        .filter_map(|s| s.chunks.first().map(|c| c.0))
+        .min()
+        .unwrap_or(0);
+
     // Series, collecting postings on the way.
     let start = w.pos;
     let mut series_samples: Vec<u64> = Vec::new();
-    let mut postings: HashMap<(u32, u32), Vec<u32>> = HashMap::new();
+    let mut postings: Vec<Vec<u32>> = vec![Vec::new(); pairs.len()];
     let mut body: Vec<u8> = Vec::with_capacity(256);
     for (id, s) in series.iter().enumerate() {
         let id = id as u32;
@@ -298,18 +335,18 @@ pub(crate) fn write_index(path: &Path, series: &[IndexSeries]) -> Result<u64, Bl
         body.clear();
         put_uvarint(&mut body, s.labels.len() as u64);
         for l in s.labels.iter() {
-            let name = symbol_ref[l.name.as_str()];
-            let value = symbol_ref[l.value.as_str()];
-            put_uvarint(&mut body, u64::from(name));
-            put_uvarint(&mut body, u64::from(value));
-            postings.entry((name, value)).or_default().push(id);
+            let key = (symbol_ref[l.name.as_str()], symbol_ref[l.value.as_str()]);
+            let (name_ordinal, value_ordinal, entry) = ordinals[&key];
+            put_uvarint(&mut body, u64::from(name_ordinal));
+            put_uvarint(&mut body, u64::from(value_ordinal));
+            postings[entry as usize].push(id);
         }
         put_uvarint(&mut body, s.chunks.len() as u64);
         let mut previous: Option<(i64, u64)> = None;
         for &(min_time, max_time, chunk_ref) in &s.chunks {
             match previous {
                 None => {
-                    put_varint(&mut body, min_time);
+                    put_varint(&mut body, min_time.wrapping_sub(base_time));
                     put_uvarint(&mut body, max_time.wrapping_sub(min_time) as u64);
                     put_uvarint(&mut body, chunk_ref);
                 }
@@ -338,16 +375,13 @@ pub(crate) fn write_index(path: &Path, series: &[IndexSeries]) -> Result<u64, Bl
     toc.push((start, w.pos - start));
     w.write_crc().map_err(io)?;
 
-    // Postings, in (name, value) order; symbol references sort like strings.
-    let mut keys: Vec<(u32, u32)> = postings.keys().copied().collect();
-    keys.sort_unstable();
+    // Postings, in table order.
     let start = w.pos;
-    let mut table: Vec<(u32, u32)> = Vec::with_capacity(keys.len());
-    for key in &keys {
-        let ids = &postings[key];
+    let mut table: Vec<(u32, u32)> = Vec::with_capacity(pairs.len());
+    for (pair, ids) in pairs.iter().zip(&postings) {
         let offset = u32::try_from(w.pos - start)
             .map_err(|_| BlockError::invalid_input("postings section larger than 4 GiB"))?;
-        table.push((key.1, offset));
+        table.push((pair.1, offset));
         body.clear();
         put_uvarint(&mut body, ids.len() as u64);
         let mut previous: Option<u32> = None;
@@ -377,19 +411,12 @@ pub(crate) fn write_index(path: &Path, series: &[IndexSeries]) -> Result<u64, Bl
     w.write_crc().map_err(io)?;
 
     // Label names with their number of values.
-    let mut names: Vec<(u32, u64)> = Vec::new();
-    for key in &keys {
-        match names.last_mut() {
-            Some((name, count)) if *name == key.0 => *count += 1,
-            _ => names.push((key.0, 1)),
-        }
-    }
     let start = w.pos;
     scratch.clear();
     put_uvarint(&mut scratch, names.len() as u64);
-    for (name, count) in &names {
+    for (name, _, count) in &names {
         put_uvarint(&mut scratch, u64::from(*name));
-        put_uvarint(&mut scratch, *count);
+        put_uvarint(&mut scratch, u64::from(*count));
     }
     w.write(&scratch).map_err(io)?;
     toc.push((start, w.pos - start));
@@ -402,6 +429,7 @@ pub(crate) fn write_index(path: &Path, series: &[IndexSeries]) -> Result<u64, Bl
         scratch.extend_from_slice(&len.to_le_bytes());
     }
     scratch.extend_from_slice(&u64::from(num_series).to_le_bytes());
+    scratch.extend_from_slice(&base_time.to_le_bytes());
     let crc = crc32c::crc32c(&scratch);
     scratch.extend_from_slice(&crc.to_le_bytes());
     w.out.write_all(&scratch).map_err(io)?;
@@ -440,7 +468,7 @@ struct NameEntry {
     count: u32,
 }
 
-/// The labels (as symbol references) and chunks of one series.
+/// The labels, as (name ordinal, value ordinal), and chunks of one series.
 #[derive(Default)]
 pub(crate) struct RawSeries {
     pub(crate) labels: Vec<(u32, u32)>,
@@ -467,6 +495,8 @@ pub struct IndexReader {
     postings_table: Range<usize>,
     symbol_count: u32,
     num_series: u32,
+    /// The min time that every series' first chunk is stored relative to.
+    base_time: i64,
     names: Vec<NameEntry>,
 }
 
@@ -502,7 +532,10 @@ impl IndexReader {
         let corrupt = |offset: usize, what: &str| BlockError::corrupt(&path, offset as u64, what);
         let decode = |e: DecodeError| BlockError::corrupt(&path, e.offset as u64, e.what);
         if data.len() < HEADER_LEN + TOC_LEN {
-            return Err(corrupt(data.len(), "index file too short for header and TOC"));
+            return Err(corrupt(
+                data.len(),
+                "index file too short for header and TOC",
+            ));
         }
         if data[..4] != INDEX_MAGIC {
             return Err(corrupt(0, "not an index file (bad magic)"));
@@ -561,18 +594,32 @@ impl IndexReader {
         let num_series = d.u64_le().map_err(decode)?;
         let num_series = u32::try_from(num_series)
             .map_err(|_| corrupt(toc_start, "series count out of range"))?;
+        let base_time = d.u64_le().map_err(decode)? as i64;
 
-        let [symbols, symbol_samples, series, series_samples, postings, postings_table, label_names] =
-            <[Range<usize>; SECTION_COUNT]>::try_from(sections)
-                .map_err(|_| corrupt(toc_start, "TOC section count"))?;
+        let [
+            symbols,
+            symbol_samples,
+            series,
+            series_samples,
+            postings,
+            postings_table,
+            label_names,
+        ] = <[Range<usize>; SECTION_COUNT]>::try_from(sections)
+            .map_err(|_| corrupt(toc_start, "TOC section count"))?;
 
         let mut d = Decoder::new(&data[..symbols.end], symbols.start);
         let symbol_count = d.u32_le().map_err(decode)?;
         if symbol_samples.len() != 4 * symbol_count.div_ceil(SYMBOL_STRIDE) as usize {
-            return Err(corrupt(symbol_samples.start, "symbol samples do not match symbol count"));
+            return Err(corrupt(
+                symbol_samples.start,
+                "symbol samples do not match symbol count",
+            ));
         }
         if series_samples.len() != 8 * num_series.div_ceil(SERIES_STRIDE) as usize {
-            return Err(corrupt(series_samples.start, "series samples do not match series count"));
+            return Err(corrupt(
+                series_samples.start,
+                "series samples do not match series count",
+            ));
         }
         if postings_table.len() % POSTINGS_TABLE_ENTRY_LEN != 0 {
             return Err(corrupt(postings_table.start, "postings table length"));
@@ -589,6 +636,7 @@ impl IndexReader {
             postings_table,
             symbol_count,
             num_series,
+            base_time,
             names: Vec::new(),
             bytes: IndexBytes::Owned(Vec::new()),
         };
@@ -606,6 +654,9 @@ impl IndexReader {
             }
             previous_ref = Some(name_ref);
             let name = reader.symbol_in(data, name_ref)?.to_string();
+            if names.last().is_some_and(|n: &NameEntry| n.name >= name) {
+                return Err(corrupt(d.pos, "label names not sorted"));
+            }
             names.push(NameEntry {
                 name,
                 first: first as u32,
@@ -617,7 +668,10 @@ impl IndexReader {
             }
         }
         if first != table_entries || d.pos != label_names.end {
-            return Err(corrupt(label_names.start, "label names do not cover the postings table"));
+            return Err(corrupt(
+                label_names.start,
+                "label names do not cover the postings table",
+            ));
         }
         reader.names = names;
         reader.bytes = bytes;
@@ -686,7 +740,10 @@ impl IndexReader {
                 "symbol reference out of range",
             ));
         }
-        let mut d = Decoder::new(&data[..self.symbols.end], self.symbol_sample_pos(data, symbol_ref / SYMBOL_STRIDE)?);
+        let mut d = Decoder::new(
+            &data[..self.symbols.end],
+            self.symbol_sample_pos(data, symbol_ref / SYMBOL_STRIDE)?,
+        );
         for _ in 0..symbol_ref % SYMBOL_STRIDE {
             self.skip_string(&mut d)?;
         }
@@ -701,7 +758,11 @@ impl IndexReader {
         let offset = d.u32_le().map_err(|e| self.corrupt(e))? as usize;
         let pos = self.symbols.start.saturating_add(offset);
         if pos < self.symbols.start + 4 || pos >= self.symbols.end {
-            return Err(BlockError::corrupt(&self.path, d.pos as u64, "symbol sample out of range"));
+            return Err(BlockError::corrupt(
+                &self.path,
+                d.pos as u64,
+                "symbol sample out of range",
+            ));
         }
         Ok(pos)
     }
@@ -732,7 +793,10 @@ impl IndexReader {
         let (mut lo, mut hi) = (0u32, samples);
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
-            let mut d = Decoder::new(&data[..self.symbols.end], self.symbol_sample_pos(data, mid)?);
+            let mut d = Decoder::new(
+                &data[..self.symbols.end],
+                self.symbol_sample_pos(data, mid)?,
+            );
             if self.read_string(&mut d)? <= s {
                 lo = mid;
             } else {
@@ -970,8 +1034,11 @@ impl IndexReader {
             if previous_name.is_some_and(|p| p >= name) {
                 return Err(fail("series label names not sorted"));
             }
-            if name >= self.symbol_count || value >= self.symbol_count {
-                return Err(fail("series symbol reference out of range"));
+            let Some(entry) = self.names.get(name as usize) else {
+                return Err(fail("series label name out of range"));
+            };
+            if value >= entry.count {
+                return Err(fail("series label value out of range"));
             }
             previous_name = Some(name);
             out.labels.push((name, value));
@@ -984,7 +1051,7 @@ impl IndexReader {
         for _ in 0..n_chunks {
             let (min_time, chunk_ref) = match previous {
                 None => {
-                    let min_time = b.varint().map_err(decode)?;
+                    let min_time = self.base_time.wrapping_add(b.varint().map_err(decode)?);
                     let span = b.uvarint().map_err(decode)?;
                     let chunk_ref = b.uvarint().map_err(decode)?;
                     (min_time, (span, chunk_ref))
@@ -1010,35 +1077,69 @@ impl IndexReader {
         Ok(())
     }
 
-    /// Turns symbol-reference labels into [`Labels`], checking that names are
-    /// sorted and values non-empty (so a corrupt file cannot break the
-    /// invariants of `Labels`).
-    pub(crate) fn resolve_labels(&self, refs: &[(u32, u32)]) -> Result<Labels, BlockError> {
-        let mut labels: Vec<Label> = Vec::with_capacity(refs.len());
-        for &(name, value) in refs {
-            let name = self.symbol(name)?;
-            let value = self.symbol(value)?;
-            if value.is_empty() || labels.last().is_some_and(|l| l.name.as_str() >= name) {
-                return Err(BlockError::corrupt(
-                    &self.path,
-                    self.series.start as u64,
-                    "series labels not sorted or empty",
-                ));
-            }
+    /// Turns (name ordinal, value ordinal) labels into [`Labels`], checking
+    /// that values are non-empty (so a corrupt file cannot break the
+    /// invariants of `Labels`; names are sorted by construction).
+    pub(crate) fn resolve_labels(&self, ordinals: &[(u32, u32)]) -> Result<Labels, BlockError> {
+        let mut labels: Vec<Label> = Vec::with_capacity(ordinals.len());
+        for &(name, value) in ordinals {
+            let name = self.name_by_ordinal(name)?;
+            let value = self.value_by_ordinal(name, value)?;
             labels.push(Label {
-                name: name.to_string(),
+                name: name.name.clone(),
                 value: value.to_string(),
             });
         }
         Ok(Labels::from_sorted_unchecked(labels))
     }
 
-    /// The name reference of a label name, if the index has it.
-    pub(crate) fn name_ref(&self, name: &str) -> Result<Option<u32>, BlockError> {
-        if self.name_entry(name).is_none() {
-            return Ok(None);
+    fn name_by_ordinal(&self, ordinal: u32) -> Result<&NameEntry, BlockError> {
+        self.names.get(ordinal as usize).ok_or_else(|| {
+            BlockError::corrupt(
+                &self.path,
+                self.series.start as u64,
+                "label name ordinal out of range",
+            )
+        })
+    }
+
+    fn value_by_ordinal(&self, name: &NameEntry, ordinal: u32) -> Result<&str, BlockError> {
+        if ordinal >= name.count {
+            return Err(BlockError::corrupt(
+                &self.path,
+                self.series.start as u64,
+                "label value ordinal out of range",
+            ));
         }
-        self.symbol_ref(name)
+        let (value_ref, _) = self.table_entry(name.first + ordinal)?;
+        let value = self.symbol(value_ref)?;
+        if value.is_empty() {
+            return Err(BlockError::corrupt(
+                &self.path,
+                self.postings_table.start as u64,
+                "empty label value",
+            ));
+        }
+        Ok(value)
+    }
+
+    /// The label name with ordinal `ordinal` (its position among the
+    /// sorted names).
+    pub(crate) fn label_name(&self, ordinal: u32) -> Result<&str, BlockError> {
+        Ok(self.name_by_ordinal(ordinal)?.name.as_str())
+    }
+
+    /// The value with ordinal `value` of the name with ordinal `name`.
+    pub(crate) fn label_value(&self, name: u32, value: u32) -> Result<&str, BlockError> {
+        self.value_by_ordinal(self.name_by_ordinal(name)?, value)
+    }
+
+    /// The ordinal of a label name, if the index has it.
+    pub(crate) fn name_ordinal(&self, name: &str) -> Option<u32> {
+        self.names
+            .binary_search_by(|n| n.name.as_str().cmp(name))
+            .ok()
+            .map(|i| i as u32)
     }
 }
 
@@ -1114,7 +1215,10 @@ mod tests {
             assert_eq!(read_uvarint(&buf[..buf.len() - 1]), None);
         }
         assert_eq!(read_uvarint(&[0xff; 10]), None);
-        assert_eq!(read_uvarint(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]), None);
+        assert_eq!(
+            read_uvarint(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02]),
+            None
+        );
     }
 
     #[test]
