@@ -192,6 +192,16 @@ impl<'a> Decoder<'a> {
     }
 }
 
+/// What the chunk deltas of a series entry are relative to: the previous
+/// chunk's max time, span, gap before it, and reference.
+#[derive(Default)]
+struct ChunkDeltaState {
+    max_time: i64,
+    span: i64,
+    gap: i64,
+    chunk_ref: u64,
+}
+
 // ---------------------------------------------------------------------------
 // Writer.
 
@@ -342,21 +352,29 @@ pub(crate) fn write_index(path: &Path, series: &[IndexSeries]) -> Result<u64, Bl
             postings[entry as usize].push(id);
         }
         put_uvarint(&mut body, s.chunks.len() as u64);
-        let mut previous: Option<(i64, u64)> = None;
-        for &(min_time, max_time, chunk_ref) in &s.chunks {
-            match previous {
-                None => {
+        // Chunks of one series usually have the same span and the same gap
+        // between them (120 samples at a fixed interval), so after the first
+        // chunk both are stored as differences from the previous chunk's.
+        let mut previous = ChunkDeltaState::default();
+        for (k, &(min_time, max_time, chunk_ref)) in s.chunks.iter().enumerate() {
+            let span = max_time.wrapping_sub(min_time);
+            match k {
+                0 => {
                     put_varint(&mut body, min_time.wrapping_sub(base_time));
-                    put_uvarint(&mut body, max_time.wrapping_sub(min_time) as u64);
+                    put_varint(&mut body, span);
                     put_uvarint(&mut body, chunk_ref);
                 }
-                Some((previous_max, previous_ref)) => {
-                    put_varint(&mut body, min_time.wrapping_sub(previous_max));
-                    put_uvarint(&mut body, max_time.wrapping_sub(min_time) as u64);
-                    put_varint(&mut body, chunk_ref.wrapping_sub(previous_ref) as i64);
+                _ => {
+                    let gap = min_time.wrapping_sub(previous.max_time);
+                    put_varint(&mut body, gap.wrapping_sub(previous.gap));
+                    put_varint(&mut body, span.wrapping_sub(previous.span));
+                    put_varint(&mut body, chunk_ref.wrapping_sub(previous.chunk_ref) as i64);
+                    previous.gap = gap;
                 }
             }
-            previous = Some((max_time, chunk_ref));
+            previous.max_time = max_time;
+            previous.span = span;
+            previous.chunk_ref = chunk_ref;
         }
         scratch.clear();
         put_uvarint(&mut scratch, body.len() as u64);
@@ -1047,29 +1065,32 @@ impl IndexReader {
         if n_chunks == 0 || n_chunks > body.len() as u64 {
             return Err(fail("chunk count out of range"));
         }
-        let mut previous: Option<(i64, u64)> = None;
-        for _ in 0..n_chunks {
-            let (min_time, chunk_ref) = match previous {
-                None => {
-                    let min_time = self.base_time.wrapping_add(b.varint().map_err(decode)?);
-                    let span = b.uvarint().map_err(decode)?;
-                    let chunk_ref = b.uvarint().map_err(decode)?;
-                    (min_time, (span, chunk_ref))
-                }
-                Some((previous_max, previous_ref)) => {
-                    let min_time = previous_max.wrapping_add(b.varint().map_err(decode)?);
-                    let span = b.uvarint().map_err(decode)?;
-                    let delta = b.varint().map_err(decode)?;
-                    (min_time, (span, previous_ref.wrapping_add(delta as u64)))
-                }
+        let mut previous = ChunkDeltaState::default();
+        for k in 0..n_chunks {
+            let (min_time, span, chunk_ref) = if k == 0 {
+                let min_time = self.base_time.wrapping_add(b.varint().map_err(decode)?);
+                let span = b.varint().map_err(decode)?;
+                let chunk_ref = b.uvarint().map_err(decode)?;
+                (min_time, span, chunk_ref)
+            } else {
+                let gap = previous.gap.wrapping_add(b.varint().map_err(decode)?);
+                let span = previous.span.wrapping_add(b.varint().map_err(decode)?);
+                let delta = b.varint().map_err(decode)?;
+                previous.gap = gap;
+                (
+                    previous.max_time.wrapping_add(gap),
+                    span,
+                    previous.chunk_ref.wrapping_add(delta as u64),
+                )
             };
-            let (span, chunk_ref) = chunk_ref;
-            let max_time = min_time.wrapping_add(span as i64);
-            if max_time < min_time {
-                return Err(fail("chunk time range overflows"));
+            let max_time = min_time.wrapping_add(span);
+            if span < 0 || max_time < min_time {
+                return Err(fail("chunk time range is negative or overflows"));
             }
             out.chunks.push((min_time, max_time, chunk_ref));
-            previous = Some((max_time, chunk_ref));
+            previous.max_time = max_time;
+            previous.span = span;
+            previous.chunk_ref = chunk_ref;
         }
         if b.pos != body.len() {
             return Err(fail("trailing bytes in series entry"));
