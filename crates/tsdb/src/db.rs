@@ -452,6 +452,22 @@ impl Appender for DbAppender<'_> {
         Ok(())
     }
 
+    fn append_pairs(&mut self, pairs: &[(&str, &str)], t: i64, v: f64) -> Result<()> {
+        if pairs.is_empty() || !model::labels::pairs_are_normalized(pairs) {
+            return self.append(&Labels::from_pairs(pairs.iter().copied()), t, v);
+        }
+        let (series, created) = self.db.head.get_or_create_pending_pairs(pairs);
+        if created {
+            self.db
+                .counters
+                .series_created
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.held.push(series.clone());
+        self.staged.push((series, t, v));
+        Ok(())
+    }
+
     fn commit(&mut self) -> Result<()> {
         if self.staged.is_empty() {
             self.release();

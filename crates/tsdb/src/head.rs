@@ -101,6 +101,15 @@ impl MemSeries {
                 .all(|((n, v), l)| **n == *l.name && **v == *l.value)
     }
 
+    fn same_pairs(&self, pairs: &[(&str, &str)]) -> bool {
+        self.labels.len() == pairs.len()
+            && self
+                .labels
+                .iter()
+                .zip(pairs.iter())
+                .all(|((n, v), (pn, pv))| **n == **pn && **v == **pv)
+    }
+
     pub(crate) fn release_pending(&self) {
         self.pending.fetch_sub(1, Ordering::AcqRel);
     }
@@ -312,6 +321,26 @@ impl Head {
         let series = self.insert_series(id, labels, hash, 1);
         shard.by_hash.entry(hash).or_default().push(series.clone());
         (series, true)
+    }
+
+    /// Like [`Head::get_or_create_pending`] for normalized borrowed pairs
+    /// (see [`model::labels::pairs_are_normalized`]); builds a [`Labels`]
+    /// only when the series is new.
+    pub(crate) fn get_or_create_pending_pairs(
+        &self,
+        pairs: &[(&str, &str)],
+    ) -> (Arc<MemSeries>, bool) {
+        let hash = model::labels::stable_hash_pairs(pairs.iter().copied());
+        {
+            let shard = lock(&self.shards[(hash as usize) % SHARDS]);
+            if let Some(list) = shard.by_hash.get(&hash) {
+                if let Some(s) = list.iter().find(|s| s.same_pairs(pairs)) {
+                    s.pending.fetch_add(1, Ordering::AcqRel);
+                    return (s.clone(), false);
+                }
+            }
+        }
+        self.get_or_create_pending(&Labels::from_pairs(pairs.iter().copied()))
     }
 
     /// Creates a series with a known id during WAL replay. A second record

@@ -137,7 +137,18 @@ fn run(ops: Vec<Op>) -> (model::storage::StorageCounters, usize) {
             Op::Append { samples, commit } => {
                 let mut app = db.appender();
                 for (i, t, v) in &samples {
-                    app.append(&series_labels(*i), *t, *v).expect("append");
+                    let labels = series_labels(*i);
+                    // Both entry points, the owned one and the borrowed
+                    // hot path, must land in the same series.
+                    if t % 2 == 0 {
+                        app.append(&labels, *t, *v).expect("append");
+                    } else {
+                        let pairs: Vec<(&str, &str)> = labels
+                            .iter()
+                            .map(|l| (l.name.as_str(), l.value.as_str()))
+                            .collect();
+                        app.append_pairs(&pairs, *t, *v).expect("append_pairs");
+                    }
                 }
                 if commit {
                     app.commit().expect("commit");
