@@ -687,6 +687,7 @@ impl Block {
         }
         let ids = self.index.postings_for_matchers(matchers)?;
         let mut out = Vec::new();
+        let mut value_cache = std::collections::HashMap::new();
         let mut cursor = SeriesCursor::default();
         let mut raw = RawSeries::default();
         for id in ids {
@@ -701,7 +702,7 @@ impl Block {
                 continue;
             }
             out.push(SeriesChunks {
-                labels: self.index.resolve_labels(&raw.labels)?,
+                labels: self.index.resolve_labels(&raw.labels, &mut value_cache)?,
                 chunks,
             });
         }
