@@ -823,6 +823,13 @@ mod tests {
     }
 
     #[test]
+    fn block_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Block>();
+        assert_send_sync::<BlockError>();
+    }
+
+    #[test]
     fn ulid_encoding_puts_time_first() {
         assert_eq!(encode_ulid(0, 0), "00000000000000000000000000");
         assert_eq!(
