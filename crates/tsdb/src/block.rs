@@ -687,6 +687,7 @@ impl Block {
         }
         let ids = self.index.postings_for_matchers(matchers)?;
         let mut out = Vec::new();
+        let mut value_cache = std::collections::HashMap::new();
         let mut cursor = SeriesCursor::default();
         let mut raw = RawSeries::default();
         for id in ids {
@@ -701,7 +702,7 @@ impl Block {
                 continue;
             }
             out.push(SeriesChunks {
-                labels: self.index.resolve_labels(&raw.labels)?,
+                labels: self.index.resolve_labels(&raw.labels, &mut value_cache)?,
                 chunks,
             });
         }
@@ -819,6 +820,13 @@ mod tests {
             assert!(next > previous, "{next} <= {previous}");
             previous = next;
         }
+    }
+
+    #[test]
+    fn block_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Block>();
+        assert_send_sync::<BlockError>();
     }
 
     #[test]

@@ -278,7 +278,7 @@ pub(crate) fn write_index(path: &Path, series: &[IndexSeries]) -> Result<u64, Bl
     w.write(&symbol_count.to_le_bytes()).map_err(io)?;
     let mut symbol_samples: Vec<u32> = Vec::new();
     for (i, s) in strings.iter().enumerate() {
-        if i as u32 % SYMBOL_STRIDE == 0 {
+        if (i as u32).is_multiple_of(SYMBOL_STRIDE) {
             let offset = u32::try_from(w.pos - start)
                 .map_err(|_| BlockError::invalid_input("symbol table larger than 4 GiB"))?;
             symbol_samples.push(offset);
@@ -339,7 +339,7 @@ pub(crate) fn write_index(path: &Path, series: &[IndexSeries]) -> Result<u64, Bl
     let mut body: Vec<u8> = Vec::with_capacity(256);
     for (id, s) in series.iter().enumerate() {
         let id = id as u32;
-        if id % SERIES_STRIDE == 0 {
+        if id.is_multiple_of(SERIES_STRIDE) {
             series_samples.push(w.pos - start);
         }
         body.clear();
@@ -1101,14 +1101,29 @@ impl IndexReader {
     /// Turns (name ordinal, value ordinal) labels into [`Labels`], checking
     /// that values are non-empty (so a corrupt file cannot break the
     /// invariants of `Labels`; names are sorted by construction).
-    pub(crate) fn resolve_labels(&self, ordinals: &[(u32, u32)]) -> Result<Labels, BlockError> {
+    ///
+    /// `cache` remembers value strings by postings table entry, so resolving
+    /// many series walks the symbol table once per distinct value.
+    pub(crate) fn resolve_labels(
+        &self,
+        ordinals: &[(u32, u32)],
+        cache: &mut HashMap<u32, String>,
+    ) -> Result<Labels, BlockError> {
         let mut labels: Vec<Label> = Vec::with_capacity(ordinals.len());
         for &(name, value) in ordinals {
-            let name = self.name_by_ordinal(name)?;
-            let value = self.value_by_ordinal(name, value)?;
+            let entry = self.name_by_ordinal(name)?;
+            let key = entry.first.saturating_add(value);
+            let value = match cache.get(&key) {
+                Some(v) if value < entry.count => v.clone(),
+                _ => {
+                    let v = self.value_by_ordinal(entry, value)?.to_string();
+                    cache.insert(key, v.clone());
+                    v
+                }
+            };
             labels.push(Label {
-                name: name.name.clone(),
-                value: value.to_string(),
+                name: entry.name.clone(),
+                value,
             });
         }
         Ok(Labels::from_sorted_unchecked(labels))
