@@ -5,6 +5,8 @@
 //! byte where the expected thing was missing, as a 1-based column.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
+use std::hash::{BuildHasher, RandomState};
 
 use super::number::{self, NumberError};
 use super::{Entry, Exemplar, Format, MetricType, ParseError};
@@ -114,6 +116,47 @@ fn unescape(raw: &str, escapes: Escapes) -> String {
         }
     }
     decoded
+}
+
+/// Label sets up to this size are checked for duplicate names by a linear
+/// scan, which beats hashing for the handful of labels real series carry.
+/// Beyond it, a hash set keeps a hostile line with many labels from costing
+/// quadratic time.
+const LINEAR_DUPLICATE_CHECK_LIMIT: usize = 16;
+
+/// Finds repeated label names within one label set.
+#[derive(Default)]
+struct DuplicateCheck {
+    /// Hashes of the names seen so far, built once the set grows past
+    /// [`LINEAR_DUPLICATE_CHECK_LIMIT`].
+    hashes: Option<(RandomState, HashSet<u64>)>,
+}
+
+impl DuplicateCheck {
+    /// Whether `name` is already in `labels`; otherwise remembers it (the
+    /// caller pushes it next).
+    fn is_duplicate(&mut self, labels: &LabelPairs<'_>, name: &str) -> bool {
+        let linear_scan =
+            |labels: &LabelPairs<'_>| labels.iter().any(|(existing, _)| existing == name);
+        if labels.len() < LINEAR_DUPLICATE_CHECK_LIMIT {
+            return linear_scan(labels);
+        }
+        let (state, hashes) = self.hashes.get_or_insert_with(|| {
+            let state = RandomState::new();
+            let hashes = labels
+                .iter()
+                .map(|(existing, _)| state.hash_one(existing.as_ref()))
+                .collect();
+            (state, hashes)
+        });
+        // A hash hit is confirmed by a scan; hits are rare with random keys.
+        let hash = state.hash_one(name);
+        if hashes.contains(&hash) && linear_scan(labels) {
+            return true;
+        }
+        hashes.insert(hash);
+        false
+    }
 }
 
 struct LineParser<'a> {
@@ -511,6 +554,7 @@ impl<'a> LineParser<'a> {
         mut metric_name: Option<&mut Option<Cow<'a, str>>>,
     ) -> Result<(), ParseError> {
         self.at += 1;
+        let mut duplicate_check = DuplicateCheck::default();
         loop {
             self.skip_whitespace();
             let label_start = self.at;
@@ -564,7 +608,7 @@ impl<'a> LineParser<'a> {
                     ));
                 }
                 let value = self.parse_quoted(Escapes::WithQuote)?;
-                if labels.iter().any(|(existing, _)| *existing == label_name) {
+                if duplicate_check.is_duplicate(labels, &label_name) {
                     return Err(
                         self.error(label_start, format!("duplicate label name {label_name:?}"))
                     );

@@ -745,6 +745,54 @@ fn rejected_inputs_name_line_and_column() {
 }
 
 #[test]
+fn duplicate_labels_are_found_in_large_label_sets() {
+    let mut line = String::from("foo{");
+    for index in 0..5000 {
+        line.push_str(&format!("l{index}=\"v\","));
+    }
+    check(
+        Text,
+        &format!("{line}}} 1\n"),
+        &[Entry::Sample {
+            name: Cow::Borrowed("foo"),
+            labels: (0..5000)
+                .map(|index| (Cow::Owned(format!("l{index}")), Cow::Borrowed("v")))
+                .collect(),
+            value: 1.0,
+            timestamp_ms: None,
+            exemplar: None,
+        }],
+    );
+    let column = line.len() + 1;
+    line.push_str("l4321=\"w\"} 1");
+    check_error(
+        Text,
+        line.as_bytes(),
+        1,
+        column,
+        "duplicate label name \"l4321\"",
+    );
+    // Early and late duplicates, around the switch from scan to hash set.
+    for size in [2, 15, 16, 17, 40] {
+        for repeated in [0, size / 2, size - 1] {
+            let mut line = String::from("foo{");
+            for index in 0..size {
+                line.push_str(&format!("l{index}=\"v\","));
+            }
+            let column = line.len() + 1;
+            line.push_str(&format!("l{repeated}=\"v\"}} 1"));
+            check_error(
+                Text,
+                line.as_bytes(),
+                1,
+                column,
+                &format!("duplicate label name \"l{repeated}\""),
+            );
+        }
+    }
+}
+
+#[test]
 fn error_display_is_line_column_message() {
     let error = Parser::new(b"a 1\nfoo{job\"x\"} 1", Text)
         .find_map(Result::err)
