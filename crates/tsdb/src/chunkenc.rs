@@ -709,56 +709,81 @@ mod dense {
 
     // -- Packed integer streams ---------------------------------------------
 
-    /// Picks the bit width that minimises the packed size of `values`, where
-    /// values that do not fit are escaped (`w` ones, 6 bits length, value).
-    fn choose_width(values: &[u64]) -> u32 {
-        let mut histogram = [0u64; 65];
-        for &value in values {
-            histogram[(64 - value.leading_zeros()) as usize] += 1;
+    /// Picks the bit width that minimises the packed size of integers whose
+    /// bit lengths are counted in `histogram`; integers that do not fit are
+    /// escaped (`w` ones, 6 bits length, the integer). Returns the width and
+    /// the estimated size in bits.
+    fn choose_width(histogram: &[u64; 65], count: u64) -> (u32, u64) {
+        if histogram[0] == count {
+            return (0, 0);
         }
-        if histogram[0] == values.len() as u64 {
-            return 0;
-        }
-        let count = values.len() as u64;
-        let mut best_width = 64;
-        let mut best_cost = 64 * count;
-        // Bits of the values longer than a width, plus their escape headers.
+        let mut best = (64, 64 * count);
         for width in 1..64u32 {
+            // Every integer costs the width; longer ones add an escape header
+            // and their own bits.
             let mut cost = count * u64::from(width);
             for (bit_length, &n_values) in histogram.iter().enumerate().skip(width as usize + 1) {
                 cost += n_values * (6 + bit_length as u64);
             }
-            if cost < best_cost {
-                best_cost = cost;
-                best_width = width;
+            if cost < best.1 {
+                best = (width, cost);
             }
         }
-        best_width
+        best
     }
 
-    /// Appends a packed stream: a width byte, then the values bit-packed.
-    pub(super) fn write_packed(out: &mut Vec<u8>, values: &[u64]) {
-        let width = choose_width(values);
-        out.push(width as u8);
+    fn bit_length(value: u64) -> usize {
+        (64 - value.leading_zeros()) as usize
+    }
+
+    /// Set in the width byte when the stream stores offsets from a base
+    /// (frame of reference) instead of zigzag integers.
+    const FRAME_OF_REFERENCE: u8 = 0x80;
+
+    /// Appends a packed stream of signed integers: a header byte (width and
+    /// mode), the base in frame-of-reference mode, then the bits.
+    pub(super) fn write_packed(out: &mut Vec<u8>, values: &[i64]) {
+        let minimum = values.iter().copied().min().unwrap_or(0);
+        let mut zigzag_histogram = [0u64; 65];
+        let mut frame_histogram = [0u64; 65];
+        for &value in values {
+            zigzag_histogram[bit_length(zigzag_encode(value))] += 1;
+            frame_histogram[bit_length(value.wrapping_sub(minimum) as u64)] += 1;
+        }
+        let count = values.len() as u64;
+        let (zigzag_width, zigzag_cost) = choose_width(&zigzag_histogram, count);
+        let (frame_width, frame_cost) = choose_width(&frame_histogram, count);
+        let base_cost = 8 * bit_length(zigzag_encode(minimum)).div_ceil(7).max(1) as u64;
+        let use_frame = frame_cost + base_cost < zigzag_cost;
+        let width = if use_frame {
+            out.push(frame_width as u8 | FRAME_OF_REFERENCE);
+            put_varint(out, minimum);
+            frame_width
+        } else {
+            out.push(zigzag_width as u8);
+            zigzag_width
+        };
         let mut writer = BitWriter::default();
-        match width {
-            0 => {}
-            64 => {
-                for &value in values {
-                    writer.write(out, value, 64);
-                }
-            }
-            _ => {
-                let escape = (1u64 << width) - 1;
-                for &value in values {
-                    if value < escape {
-                        writer.write(out, value, width);
-                    } else {
-                        let bit_length = 64 - value.leading_zeros();
-                        writer.write(out, escape, width);
-                        writer.write(out, u64::from(bit_length - 1), 6);
-                        writer.write(out, value, bit_length);
-                    }
+        let escape = if width == 0 || width == 64 {
+            0
+        } else {
+            (1u64 << width) - 1
+        };
+        for &value in values {
+            let raw = if use_frame {
+                value.wrapping_sub(minimum) as u64
+            } else {
+                zigzag_encode(value)
+            };
+            match width {
+                0 => {}
+                64 => writer.write(out, raw, 64),
+                _ if raw < escape => writer.write(out, raw, width),
+                _ => {
+                    let length = bit_length(raw) as u32;
+                    writer.write(out, escape, width);
+                    writer.write(out, u64::from(length - 1), 6);
+                    writer.write(out, raw, length);
                 }
             }
         }
@@ -769,19 +794,28 @@ mod dense {
     #[derive(Clone, Copy, Debug)]
     pub(super) struct PackedReader {
         width: u32,
+        /// The frame-of-reference base, or `None` for zigzag integers.
+        base: Option<i64>,
         /// Bit position within the section.
         position: usize,
     }
 
     impl PackedReader {
-        /// Reads the width byte at a byte position of the section.
+        /// Reads the header at a byte position of the section.
         fn new(section: &[u8], byte_position: &mut usize) -> Result<PackedReader, ChunkError> {
-            let width = u32::from(get_byte(section, byte_position)?);
+            let header = get_byte(section, byte_position)?;
+            let width = u32::from(header & !FRAME_OF_REFERENCE);
             if width > 64 {
                 return Err(ChunkError::new("packed width above 64"));
             }
+            let base = if header & FRAME_OF_REFERENCE != 0 {
+                Some(get_varint(section, byte_position)?)
+            } else {
+                None
+            };
             Ok(PackedReader {
                 width,
+                base,
                 position: *byte_position * 8,
             })
         }
@@ -790,12 +824,22 @@ mod dense {
         fn empty() -> PackedReader {
             PackedReader {
                 width: 0,
+                base: None,
                 position: 0,
             }
         }
 
         #[inline]
-        fn next(&mut self, section: &[u8]) -> Result<u64, ChunkError> {
+        fn next(&mut self, section: &[u8]) -> Result<i64, ChunkError> {
+            let raw = self.next_raw(section)?;
+            Ok(match self.base {
+                Some(base) => base.wrapping_add(raw as i64),
+                None => zigzag_decode(raw),
+            })
+        }
+
+        #[inline]
+        fn next_raw(&mut self, section: &[u8]) -> Result<u64, ChunkError> {
             match self.width {
                 0 => Ok(0),
                 64 => read_bits(section, &mut self.position, 64),
@@ -836,14 +880,14 @@ mod dense {
         put_varint(&mut by_delta_of_delta, t0);
         put_varint(&mut by_delta_of_delta, first_delta);
         let mut previous_delta = first_delta;
-        let delta_of_deltas: Vec<u64> = samples
+        let delta_of_deltas: Vec<i64> = samples
             .windows(2)
             .skip(1)
             .map(|pair| {
                 let delta = pair[1].0.wrapping_sub(pair[0].0);
                 let delta_of_delta = delta.wrapping_sub(previous_delta);
                 previous_delta = delta;
-                zigzag_encode(delta_of_delta)
+                delta_of_delta
             })
             .collect();
         write_packed(&mut by_delta_of_delta, &delta_of_deltas);
@@ -856,13 +900,13 @@ mod dense {
         let mut by_grid = vec![TIMESTAMPS_GRID];
         put_varint(&mut by_grid, t0);
         put_varint(&mut by_grid, step);
-        let offsets: Vec<u64> = samples
+        let offsets: Vec<i64> = samples
             .iter()
             .enumerate()
             .skip(1)
             .map(|(index, &(t, _))| {
                 let ideal = t0.wrapping_add(step.wrapping_mul(index as i64));
-                zigzag_encode(t.wrapping_sub(ideal))
+                t.wrapping_sub(ideal)
             })
             .collect();
         write_packed(&mut by_grid, &offsets);
@@ -921,12 +965,12 @@ mod dense {
                 (TIMESTAMPS_REGULAR, _) => self.time = self.time.wrapping_add(self.delta),
                 (TIMESTAMPS_DELTA_OF_DELTA, 1) => self.time = self.time.wrapping_add(self.delta),
                 (TIMESTAMPS_DELTA_OF_DELTA, _) => {
-                    let delta_of_delta = zigzag_decode(self.packed.next(section)?);
+                    let delta_of_delta = self.packed.next(section)?;
                     self.delta = self.delta.wrapping_add(delta_of_delta);
                     self.time = self.time.wrapping_add(self.delta);
                 }
                 _ => {
-                    let offset = zigzag_decode(self.packed.next(section)?);
+                    let offset = self.packed.next(section)?;
                     let ideal = self.t0.wrapping_add(self.delta.wrapping_mul(index as i64));
                     self.time = ideal.wrapping_add(offset);
                 }
@@ -1089,9 +1133,9 @@ mod dense {
         out.extend_from_slice(exceptions);
         out.extend_from_slice(&heads);
         if !differences.is_empty() {
-            let quotients: Vec<u64> = differences
+            let quotients: Vec<i64> = differences
                 .iter()
-                .map(|&difference| zigzag_encode(difference / divisor))
+                .map(|&difference| difference / divisor)
                 .collect();
             write_packed(out, &quotients);
         }
@@ -1287,14 +1331,14 @@ mod dense {
             match (self.order, self.n_integers_read) {
                 (_, 0) => {}
                 (1, _) => {
-                    let quotient = zigzag_decode(self.packed.next(section)?);
+                    let quotient = self.packed.next(section)?;
                     self.mantissa = self
                         .mantissa
                         .wrapping_add(quotient.wrapping_mul(self.divisor));
                 }
                 (_, 1) => self.mantissa = self.mantissa.wrapping_add(self.delta),
                 _ => {
-                    let quotient = zigzag_decode(self.packed.next(section)?);
+                    let quotient = self.packed.next(section)?;
                     self.delta = self.delta.wrapping_add(quotient.wrapping_mul(self.divisor));
                     self.mantissa = self.mantissa.wrapping_add(self.delta);
                 }
