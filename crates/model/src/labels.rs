@@ -78,14 +78,7 @@ impl Labels {
     /// releases (FNV-1a over names and values with separators), so it can be
     /// used for sharding and in files.
     pub fn stable_hash(&self) -> u64 {
-        let mut h = Fnv1a::new();
-        for l in &self.0 {
-            h.write(l.name.as_bytes());
-            h.write(&[0xff]);
-            h.write(l.value.as_bytes());
-            h.write(&[0xff]);
-        }
-        h.finish()
+        stable_hash_pairs(self.0.iter().map(|l| (l.name.as_str(), l.value.as_str())))
     }
 
     /// The label set without the metric name.
@@ -137,6 +130,26 @@ impl fmt::Display for Labels {
         }
         f.write_str("}")
     }
+}
+
+/// [`Labels::stable_hash`] of the label set made of `pairs`, which must be
+/// sorted by name, unique and without empty values to give the same hash.
+pub fn stable_hash_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> u64 {
+    let mut h = Fnv1a::new();
+    for (name, value) in pairs {
+        h.write(name.as_bytes());
+        h.write(&[0xff]);
+        h.write(value.as_bytes());
+        h.write(&[0xff]);
+    }
+    h.finish()
+}
+
+/// Whether `pairs` already is a valid label set: sorted by name, unique,
+/// no empty names or values.
+pub fn pairs_are_normalized(pairs: &[(&str, &str)]) -> bool {
+    pairs.iter().all(|(n, v)| !n.is_empty() && !v.is_empty())
+        && pairs.windows(2).all(|w| w[0].0 < w[1].0)
 }
 
 /// Collects labels in any order and produces a valid [`Labels`].

@@ -60,6 +60,15 @@ pub trait Appender: Send {
     /// visible before `commit`.
     fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<()>;
 
+    /// Stages one sample for the label set made of `pairs` (in any order;
+    /// empty values are dropped; on a duplicate name the last pair wins, so
+    /// callers that must reject duplicates check first). Implementations
+    /// may skip building a [`Labels`] when the series already exists; this
+    /// is the ingest hot path.
+    fn append_pairs(&mut self, pairs: &[(&str, &str)], t: i64, v: f64) -> Result<()> {
+        self.append(&Labels::from_pairs(pairs.iter().copied()), t, v)
+    }
+
     /// Makes everything staged durable and visible. After `Ok` the samples
     /// survive `kill -9`. The appender is empty again afterwards.
     fn commit(&mut self) -> Result<()>;

@@ -1,1 +1,1426 @@
-//! (being written)
+//! Sample chunk encodings: `Xor` for the head, `Dense` for immutable blocks.
+//!
+//! A chunk is the compressed samples `(timestamp ms, f64 value)` of one series
+//! over a time range. The byte layouts are specified in `docs/format/chunks.md`;
+//! this module is the only code that reads or writes them.
+//!
+//! - [`XorAppender`] builds an [`Encoding::Xor`] chunk one sample at a time
+//!   (Gorilla: delta-of-delta timestamps, XOR values, as Prometheus' head).
+//! - [`encode_dense`] builds an [`Encoding::Dense`] chunk from all samples at
+//!   once, choosing per chunk between regular, grid and delta-of-delta
+//!   timestamps and between constant, decimal-integer and XOR values.
+//! - [`ChunkIter`] decodes either lazily without allocating; [`decode_all`]
+//!   collects.
+//!
+//! Values round-trip bit for bit (NaN payloads, `-0.0`, infinities). Decoding
+//! never panics on corrupt bytes: it returns a [`ChunkError`] or ends the
+//! iteration with [`ChunkIter::err`] set.
+
+/// The one-byte id stored next to every chunk, naming its encoding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// Gorilla XOR chunk, appended one sample at a time (the head).
+    Xor = 1,
+    /// Column-wise chunk for immutable blocks, encoded in one go.
+    Dense = 2,
+}
+
+impl Encoding {
+    /// Maps a stored id back to its encoding; unknown ids give `None`.
+    pub fn from_u8(byte: u8) -> Option<Encoding> {
+        match byte {
+            1 => Some(Encoding::Xor),
+            2 => Some(Encoding::Dense),
+            _ => None,
+        }
+    }
+}
+
+/// A chunk's bytes do not decode: truncated, corrupt or garbage.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("corrupt chunk: {reason}")]
+pub struct ChunkError {
+    reason: &'static str,
+}
+
+impl ChunkError {
+    fn new(reason: &'static str) -> ChunkError {
+        ChunkError { reason }
+    }
+
+    /// Says what was wrong with the bytes.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+}
+
+/// The most samples a Dense chunk may hold; readers reject larger counts so a
+/// corrupt count cannot make a tiny chunk expand to billions of samples.
+pub const MAX_DENSE_SAMPLES: usize = 1 << 20;
+
+/// The most samples an Xor chunk can hold: its count is a `u16`.
+pub const MAX_XOR_SAMPLES: usize = u16::MAX as usize;
+
+/// Appends samples one by one into an XOR chunk.
+///
+/// The bytes are a valid chunk after every append, so the head can hand them
+/// out (and mmap them) at any time.
+#[derive(Clone, Debug)]
+pub struct XorAppender {
+    buffer: Vec<u8>,
+    bit_writer: BitWriter,
+    n_samples: usize,
+    first_time: i64,
+    last_time: i64,
+    last_time_delta: i64,
+    last_value_bits: u64,
+    window: Option<XorWindow>,
+}
+
+impl Default for XorAppender {
+    fn default() -> XorAppender {
+        XorAppender::new()
+    }
+}
+
+impl XorAppender {
+    /// An empty chunk (just the two-byte zero count).
+    pub fn new() -> XorAppender {
+        XorAppender {
+            buffer: vec![0, 0],
+            bit_writer: BitWriter::default(),
+            n_samples: 0,
+            first_time: 0,
+            last_time: 0,
+            last_time_delta: 0,
+            last_value_bits: 0,
+            window: None,
+        }
+    }
+
+    /// Appends one sample; the caller guarantees `t` is above the last one.
+    ///
+    /// A chunk holds at most [`MAX_XOR_SAMPLES`]; the head cuts chunks long
+    /// before that (at 120). Samples past the limit are dropped (and debug
+    /// builds panic), because the count field cannot say more.
+    pub fn append(&mut self, t: i64, v: f64) {
+        if self.n_samples >= MAX_XOR_SAMPLES {
+            debug_assert!(false, "XorAppender holds at most {MAX_XOR_SAMPLES} samples");
+            return;
+        }
+        let value_bits = v.to_bits();
+        match self.n_samples {
+            0 => {
+                self.write_varint_bytes(zigzag_encode(t));
+                self.bit_writer.write(&mut self.buffer, value_bits, 64);
+                self.first_time = t;
+            }
+            1 => {
+                let delta = t.wrapping_sub(self.last_time);
+                self.write_varint_bytes(delta as u64);
+                write_xor_value(
+                    &mut self.bit_writer,
+                    &mut self.buffer,
+                    value_bits,
+                    self.last_value_bits,
+                    &mut self.window,
+                );
+                self.last_time_delta = delta;
+            }
+            _ => {
+                let delta = t.wrapping_sub(self.last_time);
+                let delta_of_delta = delta.wrapping_sub(self.last_time_delta);
+                write_xor_time_delta_of_delta(
+                    &mut self.bit_writer,
+                    &mut self.buffer,
+                    delta_of_delta,
+                );
+                write_xor_value(
+                    &mut self.bit_writer,
+                    &mut self.buffer,
+                    value_bits,
+                    self.last_value_bits,
+                    &mut self.window,
+                );
+                self.last_time_delta = delta;
+            }
+        }
+        self.last_time = t;
+        self.last_value_bits = value_bits;
+        self.n_samples += 1;
+        let count = (self.n_samples as u16).to_be_bytes();
+        self.buffer[0] = count[0];
+        self.buffer[1] = count[1];
+    }
+
+    /// How many samples the chunk holds.
+    pub fn num_samples(&self) -> usize {
+        self.n_samples
+    }
+
+    /// The first sample's timestamp, if any.
+    pub fn first_time(&self) -> Option<i64> {
+        (self.n_samples > 0).then_some(self.first_time)
+    }
+
+    /// The last sample's timestamp, if any.
+    pub fn last_time(&self) -> Option<i64> {
+        (self.n_samples > 0).then_some(self.last_time)
+    }
+
+    /// The chunk's bytes; a valid [`Encoding::Xor`] chunk at any point.
+    pub fn bytes(&self) -> &[u8] {
+        &self.buffer
+    }
+
+    /// Heap bytes held by the appender.
+    pub fn memory_bytes(&self) -> usize {
+        self.buffer.capacity()
+    }
+
+    fn write_varint_bytes(&mut self, mut value: u64) {
+        loop {
+            let byte = (value & 0x7f) as u8;
+            value >>= 7;
+            if value == 0 {
+                self.bit_writer.write(&mut self.buffer, u64::from(byte), 8);
+                return;
+            }
+            self.bit_writer
+                .write(&mut self.buffer, u64::from(byte | 0x80), 8);
+        }
+    }
+}
+
+/// Encodes samples (ascending, unique timestamps) as a Dense chunk, appending
+/// to `out`.
+///
+/// At most [`MAX_DENSE_SAMPLES`] samples fit one chunk; callers split longer
+/// runs. Passing more is a programming error and panics.
+pub fn encode_dense(samples: &[(i64, f64)], out: &mut Vec<u8>) {
+    assert!(
+        samples.len() <= MAX_DENSE_SAMPLES,
+        "a Dense chunk holds at most {MAX_DENSE_SAMPLES} samples, got {}",
+        samples.len()
+    );
+    put_uvarint(out, samples.len() as u64);
+    if samples.is_empty() {
+        put_uvarint(out, 0);
+        return;
+    }
+    let mut timestamp_section = Vec::new();
+    dense::encode_timestamps(samples, &mut timestamp_section);
+    put_uvarint(out, timestamp_section.len() as u64);
+    out.extend_from_slice(&timestamp_section);
+    dense::encode_values(samples, out);
+}
+
+/// Decodes any chunk. Owns or borrows its bytes via `B`.
+pub struct ChunkIter<B: AsRef<[u8]>> {
+    bytes: B,
+    decoder: Decoder,
+    error: Option<ChunkError>,
+}
+
+enum Decoder {
+    Xor(XorDecoder),
+    Dense(Box<dense::DenseDecoder>),
+    Done,
+}
+
+impl<B: AsRef<[u8]>> ChunkIter<B> {
+    /// Reads the chunk's header; errors if it is already corrupt.
+    pub fn new(encoding: Encoding, bytes: B) -> Result<ChunkIter<B>, ChunkError> {
+        let decoder = match encoding {
+            Encoding::Xor => Decoder::Xor(XorDecoder::new(bytes.as_ref())?),
+            Encoding::Dense => Decoder::Dense(Box::new(dense::DenseDecoder::new(bytes.as_ref())?)),
+        };
+        Ok(ChunkIter {
+            bytes,
+            decoder,
+            error: None,
+        })
+    }
+
+    /// Set if iteration stopped on corruption.
+    pub fn err(&self) -> Option<&ChunkError> {
+        self.error.as_ref()
+    }
+
+    /// The number of samples the header claims are left (an upper bound when
+    /// the chunk is corrupt).
+    fn remaining_claimed(&self) -> usize {
+        match &self.decoder {
+            Decoder::Xor(decoder) => decoder.n_samples - decoder.n_read,
+            Decoder::Dense(decoder) => decoder.remaining(),
+            Decoder::Done => 0,
+        }
+    }
+}
+
+impl<B: AsRef<[u8]>> Iterator for ChunkIter<B> {
+    type Item = (i64, f64);
+
+    #[inline]
+    fn next(&mut self) -> Option<(i64, f64)> {
+        let bytes = self.bytes.as_ref();
+        let result = match &mut self.decoder {
+            Decoder::Xor(decoder) => decoder.next(bytes),
+            Decoder::Dense(decoder) => decoder.next(bytes),
+            Decoder::Done => return None,
+        };
+        match result {
+            Ok(Some(sample)) => Some(sample),
+            Ok(None) => {
+                self.decoder = Decoder::Done;
+                None
+            }
+            Err(error) => {
+                self.error = Some(error);
+                self.decoder = Decoder::Done;
+                None
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.remaining_claimed()))
+    }
+}
+
+/// Decodes a whole chunk into a vector.
+pub fn decode_all(encoding: Encoding, bytes: &[u8]) -> Result<Vec<(i64, f64)>, ChunkError> {
+    let mut iter = ChunkIter::new(encoding, bytes)?;
+    // The claimed count is only trusted up to a modest reservation; a corrupt
+    // count then costs no more memory than the samples actually decoded.
+    let mut samples = Vec::with_capacity(iter.remaining_claimed().min(1 << 14));
+    samples.extend(&mut iter);
+    match iter.error {
+        Some(error) => Err(error),
+        None => Ok(samples),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Bit and varint primitives.
+
+/// Writes bits most significant first straight into a byte vector, so the
+/// vector is complete (last byte zero-padded) after every write.
+#[derive(Clone, Copy, Debug, Default)]
+struct BitWriter {
+    /// Unused low bits of the vector's last byte (0..=7).
+    free_bits: u32,
+}
+
+impl BitWriter {
+    /// Writes the low `n_bits` bits of `value` (0..=64).
+    #[inline]
+    fn write(&mut self, buffer: &mut Vec<u8>, value: u64, n_bits: u32) {
+        let mut remaining = n_bits;
+        while remaining > 0 {
+            if self.free_bits == 0 {
+                if remaining >= 8 {
+                    remaining -= 8;
+                    buffer.push((value >> remaining) as u8);
+                    continue;
+                }
+                buffer.push(0);
+                self.free_bits = 8;
+            }
+            let taken = self.free_bits.min(remaining);
+            let bits = (value >> (remaining - taken)) & ((1u64 << taken) - 1);
+            if let Some(last) = buffer.last_mut() {
+                *last |= (bits << (self.free_bits - taken)) as u8;
+            }
+            self.free_bits -= taken;
+            remaining -= taken;
+        }
+    }
+
+    /// Ends the bit stream: the next write starts a fresh byte.
+    fn align(&mut self) {
+        self.free_bits = 0;
+    }
+}
+
+const TRUNCATED: &str = "bit stream ends early";
+
+/// Reads `n_bits` (0..=64) bits at bit position `position`, most significant
+/// first, and advances the position.
+#[inline]
+fn read_bits(bytes: &[u8], position: &mut usize, n_bits: u32) -> Result<u64, ChunkError> {
+    if n_bits == 0 {
+        return Ok(0);
+    }
+    let end = position.saturating_add(n_bits as usize);
+    if end > bytes.len().saturating_mul(8) {
+        return Err(ChunkError::new(TRUNCATED));
+    }
+    let word = peek_u64(bytes, *position);
+    *position = end;
+    Ok(word >> (64 - n_bits))
+}
+
+/// Advances past `n_bits` bits already taken from a [`peek_u64`] word,
+/// checking they were all inside the stream.
+#[inline]
+fn consume_bits(bytes: &[u8], position: &mut usize, n_bits: usize) -> Result<(), ChunkError> {
+    let end = position.saturating_add(n_bits);
+    if end > bytes.len().saturating_mul(8) {
+        return Err(ChunkError::new(TRUNCATED));
+    }
+    *position = end;
+    Ok(())
+}
+
+/// The 64 bits starting at bit `position`, zero padded past the end.
+#[inline]
+fn peek_u64(bytes: &[u8], position: usize) -> u64 {
+    let index = position >> 3;
+    let offset = (position & 7) as u32;
+    let word = load_u64_be_padded(bytes, index);
+    if offset == 0 {
+        return word;
+    }
+    let next = bytes.get(index.saturating_add(8)).copied().unwrap_or(0);
+    (word << offset) | (u64::from(next) >> (8 - offset))
+}
+
+/// Loads eight bytes big endian from `index`, padding past the end with zeros.
+#[inline]
+fn load_u64_be_padded(bytes: &[u8], index: usize) -> u64 {
+    let mut word = [0u8; 8];
+    match bytes.get(index..index.saturating_add(8)) {
+        Some(eight) => word.copy_from_slice(eight),
+        None => {
+            let rest = bytes.get(index..).unwrap_or(&[]);
+            word[..rest.len()].copy_from_slice(rest);
+        }
+    }
+    u64::from_be_bytes(word)
+}
+
+fn zigzag_encode(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
+}
+
+fn zigzag_decode(value: u64) -> i64 {
+    ((value >> 1) as i64) ^ -((value & 1) as i64)
+}
+
+fn put_uvarint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn put_varint(out: &mut Vec<u8>, value: i64) {
+    put_uvarint(out, zigzag_encode(value));
+}
+
+/// Reads a LEB128 uvarint at a byte position; rejects more than ten bytes and
+/// values past 64 bits.
+fn get_uvarint(bytes: &[u8], position: &mut usize) -> Result<u64, ChunkError> {
+    let mut value = 0u64;
+    for index in 0..10 {
+        let byte = *bytes
+            .get(*position)
+            .ok_or(ChunkError::new("varint ends early"))?;
+        *position += 1;
+        if index == 9 && byte > 1 {
+            return Err(ChunkError::new("varint overflows 64 bits"));
+        }
+        value |= u64::from(byte & 0x7f) << (7 * index);
+        if byte < 0x80 {
+            return Ok(value);
+        }
+    }
+    Err(ChunkError::new("varint longer than 10 bytes"))
+}
+
+fn get_varint(bytes: &[u8], position: &mut usize) -> Result<i64, ChunkError> {
+    get_uvarint(bytes, position).map(zigzag_decode)
+}
+
+fn get_byte(bytes: &[u8], position: &mut usize) -> Result<u8, ChunkError> {
+    let byte = *bytes
+        .get(*position)
+        .ok_or(ChunkError::new("chunk ends early"))?;
+    *position += 1;
+    Ok(byte)
+}
+
+fn get_u64_le(bytes: &[u8], position: &mut usize) -> Result<u64, ChunkError> {
+    let end = position.saturating_add(8);
+    let eight = bytes
+        .get(*position..end)
+        .ok_or(ChunkError::new("chunk ends early"))?;
+    let mut word = [0u8; 8];
+    word.copy_from_slice(eight);
+    *position = end;
+    Ok(u64::from_le_bytes(word))
+}
+
+/// Reads a uvarint from a bit stream (it need not be byte aligned).
+fn read_uvarint_bits(bytes: &[u8], position: &mut usize) -> Result<u64, ChunkError> {
+    let mut value = 0u64;
+    for index in 0..10 {
+        let byte = read_bits(bytes, position, 8)?;
+        if index == 9 && byte > 1 {
+            return Err(ChunkError::new("varint overflows 64 bits"));
+        }
+        value |= (byte & 0x7f) << (7 * index);
+        if byte < 0x80 {
+            return Ok(value);
+        }
+    }
+    Err(ChunkError::new("varint longer than 10 bytes"))
+}
+
+// ---------------------------------------------------------------------------
+// Gorilla XOR pieces shared by both encodings.
+
+/// The leading/trailing zero counts of the last XOR value written with a
+/// full header; later values whose bits fit inside it reuse it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct XorWindow {
+    leading: u32,
+    trailing: u32,
+}
+
+#[inline]
+fn write_xor_value(
+    writer: &mut BitWriter,
+    buffer: &mut Vec<u8>,
+    value_bits: u64,
+    previous_bits: u64,
+    window: &mut Option<XorWindow>,
+) {
+    let xor = value_bits ^ previous_bits;
+    if xor == 0 {
+        writer.write(buffer, 0, 1);
+        return;
+    }
+    let leading = xor.leading_zeros().min(31);
+    let trailing = xor.trailing_zeros();
+    if let Some(current) = *window
+        && leading >= current.leading
+        && trailing >= current.trailing
+    {
+        writer.write(buffer, 0b10, 2);
+        let significant = 64 - current.leading - current.trailing;
+        writer.write(buffer, xor >> current.trailing, significant);
+        return;
+    }
+    *window = Some(XorWindow { leading, trailing });
+    let significant = 64 - leading - trailing;
+    writer.write(buffer, 0b11, 2);
+    writer.write(buffer, u64::from(leading), 5);
+    // Six bits cannot hold 64; it is written as 0, which is otherwise unused.
+    writer.write(buffer, u64::from(significant & 63), 6);
+    writer.write(buffer, xor >> trailing, significant);
+}
+
+/// Reads one XOR-coded value and updates `value_bits` and the window.
+#[inline]
+fn read_xor_value(
+    bytes: &[u8],
+    position: &mut usize,
+    value_bits: &mut u64,
+    window: &mut Option<XorWindow>,
+) -> Result<(), ChunkError> {
+    // One peek holds the control bits and a full window header.
+    let word = peek_u64(bytes, *position);
+    if word >> 63 == 0 {
+        return consume_bits(bytes, position, 1);
+    }
+    let current = if (word >> 62) & 1 == 1 {
+        let leading = ((word >> 57) & 31) as u32;
+        let mut significant = ((word >> 51) & 63) as u32;
+        if significant == 0 {
+            significant = 64;
+        }
+        if leading + significant > 64 {
+            return Err(ChunkError::new("XOR window wider than 64 bits"));
+        }
+        consume_bits(bytes, position, 13)?;
+        let new_window = XorWindow {
+            leading,
+            trailing: 64 - leading - significant,
+        };
+        *window = Some(new_window);
+        new_window
+    } else {
+        consume_bits(bytes, position, 2)?;
+        window.ok_or(ChunkError::new(
+            "XOR value reuses a window before any was set",
+        ))?
+    };
+    let significant = 64 - current.leading - current.trailing;
+    let bits = read_bits(bytes, position, significant)?;
+    *value_bits ^= bits << current.trailing;
+    Ok(())
+}
+
+/// Whether `value` fits the Xor encoding's `n_bits` delta-of-delta bucket;
+/// the range is one-sided (−(2^(n−1) − 1) ..= 2^(n−1)), as in Prometheus.
+fn fits_time_bucket(value: i64, n_bits: u32) -> bool {
+    let half = 1i64 << (n_bits - 1);
+    -(half - 1) <= value && value <= half
+}
+
+fn write_xor_time_delta_of_delta(
+    writer: &mut BitWriter,
+    buffer: &mut Vec<u8>,
+    delta_of_delta: i64,
+) {
+    let payload = delta_of_delta as u64;
+    if delta_of_delta == 0 {
+        writer.write(buffer, 0, 1);
+    } else if fits_time_bucket(delta_of_delta, 14) {
+        writer.write(buffer, 0b10, 2);
+        writer.write(buffer, payload & ((1 << 14) - 1), 14);
+    } else if fits_time_bucket(delta_of_delta, 17) {
+        writer.write(buffer, 0b110, 3);
+        writer.write(buffer, payload & ((1 << 17) - 1), 17);
+    } else if fits_time_bucket(delta_of_delta, 20) {
+        writer.write(buffer, 0b1110, 4);
+        writer.write(buffer, payload & ((1 << 20) - 1), 20);
+    } else {
+        writer.write(buffer, 0b1111, 4);
+        writer.write(buffer, payload, 64);
+    }
+}
+
+fn read_xor_time_delta_of_delta(bytes: &[u8], position: &mut usize) -> Result<i64, ChunkError> {
+    // One peek holds the prefix and any payload up to 20 bits.
+    let word = peek_u64(bytes, *position);
+    let n_ones = (!word).leading_zeros().min(4);
+    let n_bits = match n_ones {
+        0 => return consume_bits(bytes, position, 1).map(|()| 0),
+        1 => 14,
+        2 => 17,
+        3 => 20,
+        _ => {
+            consume_bits(bytes, position, 4)?;
+            return Ok(read_bits(bytes, position, 64)? as i64);
+        }
+    };
+    // The prefix is the ones and a terminating zero.
+    let bits = (word << (n_ones + 1)) >> (64 - n_bits);
+    consume_bits(bytes, position, (n_ones + 1 + n_bits) as usize)?;
+    if bits > 1 << (n_bits - 1) {
+        Ok(bits as i64 - (1i64 << n_bits))
+    } else {
+        Ok(bits as i64)
+    }
+}
+
+/// Lazily decodes an Xor chunk.
+struct XorDecoder {
+    n_samples: usize,
+    n_read: usize,
+    /// Bit position in the chunk.
+    position: usize,
+    time: i64,
+    time_delta: i64,
+    value_bits: u64,
+    window: Option<XorWindow>,
+}
+
+impl XorDecoder {
+    fn new(bytes: &[u8]) -> Result<XorDecoder, ChunkError> {
+        let header = bytes
+            .get(0..2)
+            .ok_or(ChunkError::new("Xor chunk shorter than its header"))?;
+        Ok(XorDecoder {
+            n_samples: usize::from(u16::from_be_bytes([header[0], header[1]])),
+            n_read: 0,
+            position: 16,
+            time: 0,
+            time_delta: 0,
+            value_bits: 0,
+            window: None,
+        })
+    }
+
+    #[inline]
+    fn next(&mut self, bytes: &[u8]) -> Result<Option<(i64, f64)>, ChunkError> {
+        if self.n_read >= self.n_samples {
+            return Ok(None);
+        }
+        match self.n_read {
+            0 => {
+                self.time = zigzag_decode(read_uvarint_bits(bytes, &mut self.position)?);
+                self.value_bits = read_bits(bytes, &mut self.position, 64)?;
+            }
+            1 => {
+                self.time_delta = read_uvarint_bits(bytes, &mut self.position)? as i64;
+                self.time = self.time.wrapping_add(self.time_delta);
+                read_xor_value(
+                    bytes,
+                    &mut self.position,
+                    &mut self.value_bits,
+                    &mut self.window,
+                )?;
+            }
+            _ => {
+                let delta_of_delta = read_xor_time_delta_of_delta(bytes, &mut self.position)?;
+                self.time_delta = self.time_delta.wrapping_add(delta_of_delta);
+                self.time = self.time.wrapping_add(self.time_delta);
+                read_xor_value(
+                    bytes,
+                    &mut self.position,
+                    &mut self.value_bits,
+                    &mut self.window,
+                )?;
+            }
+        }
+        self.n_read += 1;
+        Ok(Some((self.time, f64::from_bits(self.value_bits))))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The Dense encoding.
+
+mod dense {
+    //! Dense chunk sections: packed integer streams, timestamps and values.
+
+    use super::*;
+
+    const TIMESTAMPS_REGULAR: u8 = 0;
+    const TIMESTAMPS_DELTA_OF_DELTA: u8 = 1;
+    const TIMESTAMPS_GRID: u8 = 2;
+
+    const VALUES_CONSTANT: u8 = 0;
+    const VALUES_DECIMAL: u8 = 1;
+    const VALUES_XOR: u8 = 2;
+    const VALUES_CONSTANT_DECIMAL: u8 = 3;
+
+    /// Decimal scales tried, `10^0 ..= 10^MAX_DECIMAL_EXPONENT`; all exact
+    /// in f64. Fifteen covers every value printed with up to 15 decimals.
+    const MAX_DECIMAL_EXPONENT: usize = 15;
+    const POWERS_OF_TEN: [f64; MAX_DECIMAL_EXPONENT + 1] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+
+    // -- Packed integer streams ---------------------------------------------
+
+    /// Picks the bit width that minimises the packed size of integers whose
+    /// bit lengths are counted in `histogram`; integers that do not fit are
+    /// escaped (`w` ones, 6 bits length, the integer). Returns the width and
+    /// the estimated size in bits.
+    fn choose_width(histogram: &[u64; 65], count: u64) -> (u32, u64) {
+        if histogram[0] == count {
+            return (0, 0);
+        }
+        let mut best = (64, 64 * count);
+        for width in 1..64u32 {
+            // Every integer costs the width; longer ones add an escape header
+            // and their own bits.
+            let mut cost = count * u64::from(width);
+            for (bit_length, &n_values) in histogram.iter().enumerate().skip(width as usize + 1) {
+                cost += n_values * (6 + bit_length as u64);
+            }
+            if cost < best.1 {
+                best = (width, cost);
+            }
+        }
+        best
+    }
+
+    fn bit_length(value: u64) -> usize {
+        (64 - value.leading_zeros()) as usize
+    }
+
+    /// Set in the width byte when the stream stores offsets from a base
+    /// (frame of reference) instead of zigzag integers.
+    const FRAME_OF_REFERENCE: u8 = 0x80;
+
+    /// Appends a packed stream of signed integers: a header byte (width and
+    /// mode), the base in frame-of-reference mode, then the bits.
+    pub(super) fn write_packed(out: &mut Vec<u8>, values: &[i64]) {
+        let minimum = values.iter().copied().min().unwrap_or(0);
+        let mut zigzag_histogram = [0u64; 65];
+        let mut frame_histogram = [0u64; 65];
+        for &value in values {
+            zigzag_histogram[bit_length(zigzag_encode(value))] += 1;
+            frame_histogram[bit_length(value.wrapping_sub(minimum) as u64)] += 1;
+        }
+        let count = values.len() as u64;
+        let (zigzag_width, zigzag_cost) = choose_width(&zigzag_histogram, count);
+        let (frame_width, frame_cost) = choose_width(&frame_histogram, count);
+        let base_cost = 8 * bit_length(zigzag_encode(minimum)).div_ceil(7).max(1) as u64;
+        let use_frame = frame_cost + base_cost < zigzag_cost;
+        let width = if use_frame {
+            out.push(frame_width as u8 | FRAME_OF_REFERENCE);
+            put_varint(out, minimum);
+            frame_width
+        } else {
+            out.push(zigzag_width as u8);
+            zigzag_width
+        };
+        let mut writer = BitWriter::default();
+        let escape = if width == 0 || width == 64 {
+            0
+        } else {
+            (1u64 << width) - 1
+        };
+        for &value in values {
+            let raw = if use_frame {
+                value.wrapping_sub(minimum) as u64
+            } else {
+                zigzag_encode(value)
+            };
+            match width {
+                0 => {}
+                64 => writer.write(out, raw, 64),
+                _ if raw < escape => writer.write(out, raw, width),
+                _ => {
+                    let length = bit_length(raw) as u32;
+                    writer.write(out, escape, width);
+                    writer.write(out, u64::from(length - 1), 6);
+                    writer.write(out, raw, length);
+                }
+            }
+        }
+        writer.align();
+    }
+
+    /// Reads a packed stream written by [`write_packed`].
+    #[derive(Clone, Copy, Debug)]
+    pub(super) struct PackedReader {
+        width: u32,
+        /// The frame-of-reference base, or `None` for zigzag integers.
+        base: Option<i64>,
+        /// Bit position within the section.
+        position: usize,
+    }
+
+    impl PackedReader {
+        /// Reads the header at a byte position of the section.
+        fn new(section: &[u8], byte_position: &mut usize) -> Result<PackedReader, ChunkError> {
+            let header = get_byte(section, byte_position)?;
+            let width = u32::from(header & !FRAME_OF_REFERENCE);
+            if width > 64 {
+                return Err(ChunkError::new("packed width above 64"));
+            }
+            let base = if header & FRAME_OF_REFERENCE != 0 {
+                Some(get_varint(section, byte_position)?)
+            } else {
+                None
+            };
+            Ok(PackedReader {
+                width,
+                base,
+                position: *byte_position * 8,
+            })
+        }
+
+        /// A reader for a stream of zero integers, which has no bytes at all.
+        fn empty() -> PackedReader {
+            PackedReader {
+                width: 0,
+                base: None,
+                position: 0,
+            }
+        }
+
+        #[inline]
+        fn next(&mut self, section: &[u8]) -> Result<i64, ChunkError> {
+            let raw = self.next_raw(section)?;
+            Ok(match self.base {
+                Some(base) => base.wrapping_add(raw as i64),
+                None => zigzag_decode(raw),
+            })
+        }
+
+        #[inline]
+        fn next_raw(&mut self, section: &[u8]) -> Result<u64, ChunkError> {
+            match self.width {
+                0 => Ok(0),
+                64 => read_bits(section, &mut self.position, 64),
+                width => {
+                    let value = read_bits(section, &mut self.position, width)?;
+                    if value != (1u64 << width) - 1 {
+                        return Ok(value);
+                    }
+                    let bit_length = read_bits(section, &mut self.position, 6)? as u32 + 1;
+                    read_bits(section, &mut self.position, bit_length)
+                }
+            }
+        }
+    }
+
+    // -- Timestamps ------------------------------------------------------------
+
+    pub(super) fn encode_timestamps(samples: &[(i64, f64)], out: &mut Vec<u8>) {
+        let t0 = samples[0].0;
+        if samples.len() == 1 {
+            out.push(TIMESTAMPS_REGULAR);
+            put_varint(out, t0);
+            return;
+        }
+        let first_delta = samples[1].0.wrapping_sub(t0);
+        let regular = samples
+            .windows(2)
+            .all(|pair| pair[1].0.wrapping_sub(pair[0].0) == first_delta);
+        if regular {
+            out.push(TIMESTAMPS_REGULAR);
+            put_varint(out, t0);
+            put_varint(out, first_delta);
+            return;
+        }
+
+        // Delta of delta: good when the interval drifts or changes.
+        let mut by_delta_of_delta = vec![TIMESTAMPS_DELTA_OF_DELTA];
+        put_varint(&mut by_delta_of_delta, t0);
+        put_varint(&mut by_delta_of_delta, first_delta);
+        let mut previous_delta = first_delta;
+        let delta_of_deltas: Vec<i64> = samples
+            .windows(2)
+            .skip(1)
+            .map(|pair| {
+                let delta = pair[1].0.wrapping_sub(pair[0].0);
+                let delta_of_delta = delta.wrapping_sub(previous_delta);
+                previous_delta = delta;
+                delta_of_delta
+            })
+            .collect();
+        write_packed(&mut by_delta_of_delta, &delta_of_deltas);
+
+        // Grid: good for a steady scraper with jitter, whose offsets from the
+        // ideal grid are about half the size of its delta-of-deltas.
+        let last_index = (samples.len() - 1) as i64;
+        let span = samples[samples.len() - 1].0.wrapping_sub(t0);
+        let step = span.wrapping_add(last_index / 2) / last_index;
+        let mut by_grid = vec![TIMESTAMPS_GRID];
+        put_varint(&mut by_grid, t0);
+        put_varint(&mut by_grid, step);
+        let offsets: Vec<i64> = samples
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(index, &(t, _))| {
+                let ideal = t0.wrapping_add(step.wrapping_mul(index as i64));
+                t.wrapping_sub(ideal)
+            })
+            .collect();
+        write_packed(&mut by_grid, &offsets);
+
+        if by_grid.len() < by_delta_of_delta.len() {
+            out.extend_from_slice(&by_grid);
+        } else {
+            out.extend_from_slice(&by_delta_of_delta);
+        }
+    }
+
+    /// Lazily decodes the timestamps section.
+    struct TimestampDecoder {
+        kind: u8,
+        t0: i64,
+        time: i64,
+        /// The regular interval, the last delta, or the grid step.
+        delta: i64,
+        packed: PackedReader,
+    }
+
+    impl TimestampDecoder {
+        fn new(section: &[u8], n_samples: usize) -> Result<TimestampDecoder, ChunkError> {
+            let mut position = 0;
+            let kind = get_byte(section, &mut position)?;
+            let t0 = get_varint(section, &mut position)?;
+            let delta = if n_samples >= 2 {
+                get_varint(section, &mut position)?
+            } else {
+                0
+            };
+            let packed_count = match kind {
+                TIMESTAMPS_REGULAR => 0,
+                TIMESTAMPS_DELTA_OF_DELTA => n_samples.saturating_sub(2),
+                TIMESTAMPS_GRID => n_samples.saturating_sub(1),
+                _ => return Err(ChunkError::new("unknown timestamps kind")),
+            };
+            let packed = if packed_count > 0 {
+                PackedReader::new(section, &mut position)?
+            } else {
+                PackedReader::empty()
+            };
+            Ok(TimestampDecoder {
+                kind,
+                t0,
+                time: t0,
+                delta,
+                packed,
+            })
+        }
+
+        #[inline]
+        fn next(&mut self, section: &[u8], index: usize) -> Result<i64, ChunkError> {
+            match (self.kind, index) {
+                (_, 0) => {}
+                (TIMESTAMPS_REGULAR, _) => self.time = self.time.wrapping_add(self.delta),
+                (TIMESTAMPS_DELTA_OF_DELTA, 1) => self.time = self.time.wrapping_add(self.delta),
+                (TIMESTAMPS_DELTA_OF_DELTA, _) => {
+                    let delta_of_delta = self.packed.next(section)?;
+                    self.delta = self.delta.wrapping_add(delta_of_delta);
+                    self.time = self.time.wrapping_add(self.delta);
+                }
+                _ => {
+                    let offset = self.packed.next(section)?;
+                    let ideal = self.t0.wrapping_add(self.delta.wrapping_mul(index as i64));
+                    self.time = ideal.wrapping_add(offset);
+                }
+            }
+            Ok(self.time)
+        }
+    }
+
+    // -- Values ------------------------------------------------------------------
+
+    pub(super) fn encode_values(samples: &[(i64, f64)], out: &mut Vec<u8>) {
+        let first_bits = samples[0].1.to_bits();
+        if samples
+            .iter()
+            .all(|&(_, value)| value.to_bits() == first_bits)
+        {
+            // A short decimal (most constants are small integers) takes
+            // two or three bytes instead of eight.
+            let decimal = (0..=MAX_DECIMAL_EXPONENT).find_map(|exponent| {
+                decimal_mantissa(samples[0].1, exponent).map(|mantissa| (exponent, mantissa))
+            });
+            match decimal {
+                Some((exponent, mantissa)) if zigzag_encode(mantissa) < 1 << 42 => {
+                    out.push(VALUES_CONSTANT_DECIMAL);
+                    out.push(exponent as u8);
+                    put_varint(out, mantissa);
+                }
+                _ => {
+                    out.push(VALUES_CONSTANT);
+                    out.extend_from_slice(&first_bits.to_le_bytes());
+                }
+            }
+            return;
+        }
+        let mut by_xor = Vec::new();
+        encode_values_xor(samples, &mut by_xor);
+        let by_decimal = encode_values_decimal(samples);
+        match by_decimal {
+            Some(by_decimal) if by_decimal.len() < by_xor.len() => {
+                out.extend_from_slice(&by_decimal)
+            }
+            _ => out.extend_from_slice(&by_xor),
+        }
+    }
+
+    fn encode_values_xor(samples: &[(i64, f64)], out: &mut Vec<u8>) {
+        out.push(VALUES_XOR);
+        let mut writer = BitWriter::default();
+        let mut window = None;
+        let mut previous_bits = samples[0].1.to_bits();
+        writer.write(out, previous_bits, 64);
+        for &(_, value) in &samples[1..] {
+            let bits = value.to_bits();
+            write_xor_value(&mut writer, out, bits, previous_bits, &mut window);
+            previous_bits = bits;
+        }
+    }
+
+    /// The integer `m` with `m as f64 / 10^exponent` equal to `value` bit for
+    /// bit, if there is one that fits an `i64`.
+    #[inline]
+    fn decimal_mantissa(value: f64, exponent: usize) -> Option<i64> {
+        let power = POWERS_OF_TEN[exponent];
+        let scaled = value * power;
+        // Rejects NaN and everything outside the i64 range.
+        if scaled.is_nan() || scaled.abs() >= 9.0e18 {
+            return None;
+        }
+        let mantissa = scaled.round() as i64;
+        ((mantissa as f64 / power).to_bits() == value.to_bits()).then_some(mantissa)
+    }
+
+    /// The decimal layout with its exceptions, or `None` when more than half
+    /// of the values would be exceptions.
+    fn encode_values_decimal(samples: &[(i64, f64)]) -> Option<Vec<u8>> {
+        // The chunk's scale is the largest of the per-value smallest scales.
+        let mut exponent = None;
+        for &(_, value) in samples {
+            let start = exponent.unwrap_or(0);
+            if decimal_mantissa(value, start).is_some() {
+                exponent = Some(start);
+                continue;
+            }
+            if let Some(found) =
+                (start + 1..=MAX_DECIMAL_EXPONENT).find(|&e| decimal_mantissa(value, e).is_some())
+            {
+                exponent = Some(found);
+            }
+        }
+        let exponent = exponent?;
+
+        let mut mantissas = Vec::with_capacity(samples.len());
+        let mut exceptions = Vec::new();
+        let mut last_exception_index: i64 = -1;
+        for (index, &(_, value)) in samples.iter().enumerate() {
+            match decimal_mantissa(value, exponent) {
+                Some(mantissa) => mantissas.push(mantissa),
+                None => {
+                    put_uvarint(
+                        &mut exceptions,
+                        (index as i64 - last_exception_index - 1) as u64,
+                    );
+                    exceptions.extend_from_slice(&value.to_bits().to_le_bytes());
+                    last_exception_index = index as i64;
+                }
+            }
+        }
+        let n_exceptions = samples.len() - mantissas.len();
+        if n_exceptions * 2 > samples.len() {
+            return None;
+        }
+
+        let mut best: Option<Vec<u8>> = None;
+        for order in [1u8, 2] {
+            let mut candidate = vec![VALUES_DECIMAL, exponent as u8, order];
+            write_integer_sequence(&mantissas, order, n_exceptions, &exceptions, &mut candidate);
+            if best
+                .as_ref()
+                .is_none_or(|best| candidate.len() < best.len())
+            {
+                best = Some(candidate);
+            }
+        }
+        best
+    }
+
+    /// Writes `g`, the exceptions and the integers after the order byte.
+    fn write_integer_sequence(
+        mantissas: &[i64],
+        order: u8,
+        n_exceptions: usize,
+        exceptions: &[u8],
+        out: &mut Vec<u8>,
+    ) {
+        let mut heads = Vec::new();
+        let mut differences = Vec::with_capacity(mantissas.len());
+        if let Some(&first) = mantissas.first() {
+            put_varint(&mut heads, first);
+        }
+        if order == 1 {
+            differences.extend(
+                mantissas
+                    .windows(2)
+                    .map(|pair| pair[1].wrapping_sub(pair[0])),
+            );
+        } else if mantissas.len() >= 2 {
+            let first_delta = mantissas[1].wrapping_sub(mantissas[0]);
+            put_varint(&mut heads, first_delta);
+            let mut previous_delta = first_delta;
+            differences.extend(mantissas.windows(2).skip(1).map(|pair| {
+                let delta = pair[1].wrapping_sub(pair[0]);
+                let delta_of_delta = delta.wrapping_sub(previous_delta);
+                previous_delta = delta;
+                delta_of_delta
+            }));
+        }
+        let divisor = common_divisor(&differences);
+        put_uvarint(out, divisor as u64);
+        put_uvarint(out, n_exceptions as u64);
+        out.extend_from_slice(exceptions);
+        out.extend_from_slice(&heads);
+        if !differences.is_empty() {
+            let quotients: Vec<i64> = differences
+                .iter()
+                .map(|&difference| difference / divisor)
+                .collect();
+            write_packed(out, &quotients);
+        }
+    }
+
+    /// The greatest common divisor of the values' magnitudes, 1 when they are
+    /// all zero or it does not fit an `i64`.
+    fn common_divisor(values: &[i64]) -> i64 {
+        let mut divisor = 0u64;
+        for &value in values {
+            divisor = gcd(divisor, value.unsigned_abs());
+            if divisor == 1 {
+                return 1;
+            }
+        }
+        if divisor == 0 || divisor > i64::MAX as u64 {
+            1
+        } else {
+            divisor as i64
+        }
+    }
+
+    fn gcd(mut a: u64, mut b: u64) -> u64 {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    }
+
+    /// Lazily decodes the values section.
+    enum ValueDecoder {
+        Constant(u64),
+        Decimal(DecimalDecoder),
+        Xor {
+            position: usize,
+            value_bits: u64,
+            window: Option<XorWindow>,
+        },
+    }
+
+    struct DecimalDecoder {
+        power: f64,
+        order: u8,
+        divisor: i64,
+        n_integers: usize,
+        n_integers_read: usize,
+        mantissa: i64,
+        delta: i64,
+        /// Index of the next exception (`usize::MAX` when none is left).
+        next_exception_index: usize,
+        n_exceptions_left: usize,
+        /// Byte position of the next exception's value bits.
+        exception_position: usize,
+        packed: PackedReader,
+    }
+
+    impl ValueDecoder {
+        fn new(section: &[u8], n_samples: usize) -> Result<ValueDecoder, ChunkError> {
+            let mut position = 0;
+            match get_byte(section, &mut position)? {
+                VALUES_CONSTANT => Ok(ValueDecoder::Constant(get_u64_le(section, &mut position)?)),
+                VALUES_CONSTANT_DECIMAL => {
+                    let exponent = usize::from(get_byte(section, &mut position)?);
+                    let power = *POWERS_OF_TEN
+                        .get(exponent)
+                        .ok_or(ChunkError::new("decimal exponent above 15"))?;
+                    let mantissa = get_varint(section, &mut position)?;
+                    Ok(ValueDecoder::Constant((mantissa as f64 / power).to_bits()))
+                }
+                VALUES_XOR => Ok(ValueDecoder::Xor {
+                    position: position * 8,
+                    value_bits: 0,
+                    window: None,
+                }),
+                VALUES_DECIMAL => Ok(ValueDecoder::Decimal(DecimalDecoder::new(
+                    section, position, n_samples,
+                )?)),
+                _ => Err(ChunkError::new("unknown values kind")),
+            }
+        }
+
+        #[inline]
+        fn next(&mut self, section: &[u8], index: usize) -> Result<f64, ChunkError> {
+            match self {
+                ValueDecoder::Constant(bits) => Ok(f64::from_bits(*bits)),
+                ValueDecoder::Decimal(decoder) => decoder.next(section, index),
+                ValueDecoder::Xor {
+                    position,
+                    value_bits,
+                    window,
+                } => {
+                    if index == 0 {
+                        *value_bits = read_bits(section, position, 64)?;
+                    } else {
+                        read_xor_value(section, position, value_bits, window)?;
+                    }
+                    Ok(f64::from_bits(*value_bits))
+                }
+            }
+        }
+    }
+
+    impl DecimalDecoder {
+        fn new(
+            section: &[u8],
+            mut position: usize,
+            n_samples: usize,
+        ) -> Result<DecimalDecoder, ChunkError> {
+            let exponent = usize::from(get_byte(section, &mut position)?);
+            let power = *POWERS_OF_TEN
+                .get(exponent)
+                .ok_or(ChunkError::new("decimal exponent above 15"))?;
+            let order = get_byte(section, &mut position)?;
+            if order != 1 && order != 2 {
+                return Err(ChunkError::new("decimal order not 1 or 2"));
+            }
+            let divisor = get_uvarint(section, &mut position)?;
+            if divisor == 0 || divisor > i64::MAX as u64 {
+                return Err(ChunkError::new("decimal divisor out of range"));
+            }
+            let n_exceptions = get_uvarint(section, &mut position)?;
+            if n_exceptions > n_samples as u64 {
+                return Err(ChunkError::new("more exceptions than samples"));
+            }
+            let n_exceptions = n_exceptions as usize;
+            // Check every exception now, so iteration can trust their layout.
+            let exceptions_start = position;
+            let mut last_index: i64 = -1;
+            for _ in 0..n_exceptions {
+                let gap = get_uvarint(section, &mut position)?;
+                let index = (last_index as u64).wrapping_add(1).saturating_add(gap);
+                if index >= n_samples as u64 {
+                    return Err(ChunkError::new("exception index past the last sample"));
+                }
+                get_u64_le(section, &mut position)?;
+                last_index = index as i64;
+            }
+            let n_integers = n_samples - n_exceptions;
+            let mut mantissa = 0;
+            let mut delta = 0;
+            if n_integers >= 1 {
+                mantissa = get_varint(section, &mut position)?;
+            }
+            let n_heads = if order == 2 { 2 } else { 1 };
+            if order == 2 && n_integers >= 2 {
+                delta = get_varint(section, &mut position)?;
+            }
+            let packed = if n_integers > n_heads {
+                PackedReader::new(section, &mut position)?
+            } else {
+                PackedReader::empty()
+            };
+            let mut decoder = DecimalDecoder {
+                power,
+                order,
+                divisor: divisor as i64,
+                n_integers,
+                n_integers_read: 0,
+                mantissa,
+                delta,
+                next_exception_index: usize::MAX,
+                n_exceptions_left: n_exceptions,
+                exception_position: exceptions_start,
+                packed,
+            };
+            decoder.advance_exception(section, -1)?;
+            Ok(decoder)
+        }
+
+        /// Reads the next exception's index (its gap from `last_index`).
+        fn advance_exception(&mut self, section: &[u8], last_index: i64) -> Result<(), ChunkError> {
+            if self.n_exceptions_left == 0 {
+                self.next_exception_index = usize::MAX;
+                return Ok(());
+            }
+            self.n_exceptions_left -= 1;
+            let gap = get_uvarint(section, &mut self.exception_position)?;
+            let index = (last_index as u64).wrapping_add(1).saturating_add(gap);
+            self.next_exception_index = usize::try_from(index).unwrap_or(usize::MAX);
+            Ok(())
+        }
+
+        #[inline]
+        fn next(&mut self, section: &[u8], index: usize) -> Result<f64, ChunkError> {
+            if index == self.next_exception_index {
+                let bits = get_u64_le(section, &mut self.exception_position)?;
+                self.advance_exception(section, index as i64)?;
+                return Ok(f64::from_bits(bits));
+            }
+            if self.n_integers_read >= self.n_integers {
+                return Err(ChunkError::new("decimal values end early"));
+            }
+            match (self.order, self.n_integers_read) {
+                (_, 0) => {}
+                (1, _) => {
+                    let quotient = self.packed.next(section)?;
+                    self.mantissa = self
+                        .mantissa
+                        .wrapping_add(quotient.wrapping_mul(self.divisor));
+                }
+                (_, 1) => self.mantissa = self.mantissa.wrapping_add(self.delta),
+                _ => {
+                    let quotient = self.packed.next(section)?;
+                    self.delta = self.delta.wrapping_add(quotient.wrapping_mul(self.divisor));
+                    self.mantissa = self.mantissa.wrapping_add(self.delta);
+                }
+            }
+            self.n_integers_read += 1;
+            Ok(self.mantissa as f64 / self.power)
+        }
+    }
+
+    // -- The whole chunk ---------------------------------------------------------
+
+    /// Lazily decodes a Dense chunk: both sections in step.
+    pub(super) struct DenseDecoder {
+        n_samples: usize,
+        n_read: usize,
+        timestamps_start: usize,
+        values_start: usize,
+        timestamps: Option<TimestampDecoder>,
+        values: Option<ValueDecoder>,
+    }
+
+    impl DenseDecoder {
+        pub(super) fn new(bytes: &[u8]) -> Result<DenseDecoder, ChunkError> {
+            let mut position = 0;
+            let n_samples = get_uvarint(bytes, &mut position)?;
+            if n_samples > MAX_DENSE_SAMPLES as u64 {
+                return Err(ChunkError::new("Dense chunk claims too many samples"));
+            }
+            let n_samples = n_samples as usize;
+            let timestamps_length = get_uvarint(bytes, &mut position)?;
+            let timestamps_start = position;
+            let values_start = usize::try_from(timestamps_length)
+                .ok()
+                .and_then(|length| timestamps_start.checked_add(length))
+                .filter(|&end| end <= bytes.len())
+                .ok_or(ChunkError::new("timestamps section past the end"))?;
+            let mut decoder = DenseDecoder {
+                n_samples,
+                n_read: 0,
+                timestamps_start,
+                values_start,
+                timestamps: None,
+                values: None,
+            };
+            if n_samples > 0 {
+                let (timestamp_section, value_section) = decoder.sections(bytes)?;
+                decoder.timestamps = Some(TimestampDecoder::new(timestamp_section, n_samples)?);
+                decoder.values = Some(ValueDecoder::new(value_section, n_samples)?);
+            }
+            Ok(decoder)
+        }
+
+        #[inline]
+        fn sections<'a>(&self, bytes: &'a [u8]) -> Result<(&'a [u8], &'a [u8]), ChunkError> {
+            let timestamps = bytes.get(self.timestamps_start..self.values_start);
+            let values = bytes.get(self.values_start..);
+            match (timestamps, values) {
+                (Some(timestamps), Some(values)) => Ok((timestamps, values)),
+                _ => Err(ChunkError::new("chunk bytes changed under the iterator")),
+            }
+        }
+
+        pub(super) fn remaining(&self) -> usize {
+            self.n_samples - self.n_read
+        }
+
+        #[inline]
+        pub(super) fn next(&mut self, bytes: &[u8]) -> Result<Option<(i64, f64)>, ChunkError> {
+            if self.n_read >= self.n_samples {
+                return Ok(None);
+            }
+            let (timestamp_section, value_section) = self.sections(bytes)?;
+            let (Some(timestamps), Some(values)) = (&mut self.timestamps, &mut self.values) else {
+                return Ok(None);
+            };
+            let time = timestamps.next(timestamp_section, self.n_read)?;
+            let value = values.next(value_section, self.n_read)?;
+            self.n_read += 1;
+            Ok(Some((time, value)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

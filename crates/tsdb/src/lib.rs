@@ -1,8 +1,28 @@
 //! osprey's embedded time-series database.
 //!
-//! Placeholder while the modules land; see ARCHITECTURE.md.
+//! [`Db`] implements the storage traits of [`model::storage`]. Inside:
+//!
+//! - [`head`]: the in-memory, writable part. Series in shards with interned
+//!   labels and postings; samples in XOR chunks ([`chunkenc`]).
+//! - [`wal`]: the segmented, CRC-checked, group-committed write-ahead log.
+//!   A commit is acknowledged only after its records are fsynced.
+//! - [`block`] and [`index`]: immutable, memory-mapped block directories
+//!   cut from the head, with Dense-encoded chunks.
+//! - [`compact`]: block writing, compaction planning and merging.
+//! - [`db`]: the database that ties these together, plus retention.
+//!
+//! The on-disk formats are specified in `docs/format/`. This crate knows
+//! nothing of HTTP, JSON wire shapes, PromQL or async runtimes.
 
 pub mod block;
 pub mod chunkenc;
+pub mod compact;
+pub mod db;
+pub mod head;
+pub mod import;
 pub mod index;
+mod querier;
+mod sync;
 pub mod wal;
+
+pub use db::{Db, DbOptions};

@@ -1,1 +1,0 @@
-//! Prometheus text format and OpenMetrics parsing (to be written).

@@ -1,0 +1,273 @@
+//! Parsers for the Prometheus text exposition format (version 0.0.4) and
+//! OpenMetrics 1.0 text, both zero-copy over a byte slice.
+//!
+//! [`Parser`] is an iterator of [`Entry`] values: metadata (`# HELP`,
+//! `# TYPE`, `# UNIT`) and samples, in input order. Comments and blank lines
+//! produce nothing. Names, label values and help text borrow from the input
+//! (`Cow::Borrowed`) unless an escape sequence had to be decoded; the only
+//! allocation per sample is its label vector.
+//!
+//! The two formats differ where it matters to callers:
+//!
+//! | | [`Format::Text`] | [`Format::OpenMetrics`] |
+//! |---|---|---|
+//! | sample timestamp | integer milliseconds | decimal seconds, converted exactly to ms |
+//! | end of input | anywhere | a `# EOF` line, then nothing |
+//! | comments, blank lines | skipped | an error |
+//! | `\r\n` line ends | tolerated | an error |
+//! | exemplars | an error | parsed into [`Exemplar`] |
+//! | `\"` in `# HELP` text | kept verbatim | decoded |
+//!
+//! The parser is syntactic: it does not check that samples match their
+//! family's `# TYPE` or that families are contiguous. Errors carry a 1-based
+//! line and byte column and stop the iteration. `docs/format/exposition.md`
+//! describes the accepted language in full.
+
+mod line;
+mod number;
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+
+use crate::labels::{Labels, METRIC_NAME};
+
+/// Which exposition format a body is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// The Prometheus text format, version 0.0.4 (with Prometheus 3's quoted
+    /// UTF-8 names).
+    Text,
+    /// OpenMetrics 1.0 text.
+    OpenMetrics,
+}
+
+/// The metric type declared by a `# TYPE` line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MetricType {
+    Counter,
+    Gauge,
+    Histogram,
+    GaugeHistogram,
+    Summary,
+    Info,
+    StateSet,
+    /// `unknown` (OpenMetrics) or `untyped` (text format).
+    Unknown,
+}
+
+impl MetricType {
+    /// The OpenMetrics spelling of the type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+            MetricType::Histogram => "histogram",
+            MetricType::GaugeHistogram => "gaugehistogram",
+            MetricType::Summary => "summary",
+            MetricType::Info => "info",
+            MetricType::StateSet => "stateset",
+            MetricType::Unknown => "unknown",
+        }
+    }
+
+    /// Parses the keyword of a `# TYPE` line. Both formats accept every
+    /// keyword of either format (`untyped` and `unknown` alike).
+    fn from_keyword(keyword: &[u8]) -> Option<MetricType> {
+        Some(match keyword {
+            b"counter" => MetricType::Counter,
+            b"gauge" => MetricType::Gauge,
+            b"histogram" => MetricType::Histogram,
+            b"gaugehistogram" => MetricType::GaugeHistogram,
+            b"summary" => MetricType::Summary,
+            b"info" => MetricType::Info,
+            b"stateset" => MetricType::StateSet,
+            b"unknown" | b"untyped" => MetricType::Unknown,
+            _ => return None,
+        })
+    }
+}
+
+/// An OpenMetrics exemplar attached to a sample (`# {trace_id="abc"} 1.0 1234.5`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exemplar<'a> {
+    pub labels: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    pub value: f64,
+    /// Converted from seconds to milliseconds like a sample timestamp.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// One meaningful line of an exposition.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Entry<'a> {
+    /// `# HELP name text`, with the text unescaped.
+    Help {
+        metric: Cow<'a, str>,
+        text: Cow<'a, str>,
+    },
+    /// `# TYPE name kind`.
+    Type {
+        metric: Cow<'a, str>,
+        kind: MetricType,
+    },
+    /// `# UNIT name unit` (OpenMetrics only; a comment in the text format).
+    Unit {
+        metric: Cow<'a, str>,
+        unit: Cow<'a, str>,
+    },
+    /// One sample. `labels` are in input order, without `__name__`, and
+    /// never contain a name twice. `timestamp_ms` is in milliseconds in both
+    /// formats. OpenMetrics `_created` series arrive as ordinary samples.
+    Sample {
+        name: Cow<'a, str>,
+        labels: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+        value: f64,
+        timestamp_ms: Option<i64>,
+        exemplar: Option<Exemplar<'a>>,
+    },
+}
+
+/// A syntax error at a 1-based line and 1-based byte column.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}, column {column}: {message}")]
+pub struct ParseError {
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Iterates over the entries of an exposition body. After the first error
+/// it returns `None`.
+pub struct Parser<'a> {
+    input: &'a [u8],
+    format: Format,
+    /// Offset of the start of the next line.
+    position: usize,
+    /// 1-based number of the next line.
+    next_line_number: usize,
+    finished: bool,
+}
+
+impl<'a> Parser<'a> {
+    pub fn new(input: &'a [u8], format: Format) -> Parser<'a> {
+        Parser {
+            input,
+            format,
+            position: 0,
+            next_line_number: 1,
+            finished: false,
+        }
+    }
+
+    fn fail(&mut self, error: ParseError) -> Option<Result<Entry<'a>, ParseError>> {
+        self.finished = true;
+        Some(Err(error))
+    }
+}
+
+impl<'a> Iterator for Parser<'a> {
+    type Item = Result<Entry<'a>, ParseError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.finished {
+                return None;
+            }
+            let input = self.input;
+            if self.position >= input.len() {
+                self.finished = true;
+                if self.format == Format::OpenMetrics {
+                    return self.fail(ParseError {
+                        line: self.next_line_number,
+                        column: 1,
+                        message: "expected \"# EOF\" at the end of OpenMetrics input".to_string(),
+                    });
+                }
+                return None;
+            }
+            let line_start = self.position;
+            let (line_end, next_position) = match find_newline(&input[line_start..]) {
+                Some(offset) => (line_start + offset, line_start + offset + 1),
+                None => (input.len(), input.len()),
+            };
+            let mut line = &input[line_start..line_end];
+            if self.format == Format::Text
+                && let Some((&b'\r', rest)) = line.split_last()
+            {
+                line = rest;
+            }
+            let line_number = self.next_line_number;
+            self.next_line_number += 1;
+            self.position = next_position;
+
+            match line::parse_line(line, line_number, self.format) {
+                Ok(line::LineOutcome::Entry(entry)) => return Some(Ok(entry)),
+                Ok(line::LineOutcome::Nothing) => continue,
+                Ok(line::LineOutcome::EndOfFile) => {
+                    self.finished = true;
+                    if next_position < input.len() {
+                        return self.fail(ParseError {
+                            line: line_number + 1,
+                            column: 1,
+                            message: "unexpected content after \"# EOF\"".to_string(),
+                        });
+                    }
+                    return None;
+                }
+                Err(error) => return self.fail(error),
+            }
+        }
+    }
+}
+
+/// Finds the first `\n`, eight bytes at a time. This scan touches every input
+/// byte, so it is worth a few lines over `iter().position`.
+fn find_newline(haystack: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    const NEWLINES: u64 = ONES * b'\n' as u64;
+    let mut chunks = haystack.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let mut word_bytes = [0u8; 8];
+        word_bytes.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word_bytes) ^ NEWLINES;
+        // A zero byte in `word` is a newline in the chunk; this is the
+        // classic exact has-zero-byte test.
+        let zero_bytes = word.wrapping_sub(ONES) & !word & HIGHS;
+        if zero_bytes != 0 {
+            return Some(offset + (zero_bytes.trailing_zeros() / 8) as usize);
+        }
+        offset += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&byte| byte == b'\n')
+        .map(|position| offset + position)
+}
+
+/// Builds the series labels of a sample for importers: the sample's labels
+/// plus `__name__`. Labels with empty values are dropped (an empty value
+/// means "absent"); a literal `__name__` label is overridden by `name`.
+pub fn sample_labels(name: &str, labels: &[(Cow<'_, str>, Cow<'_, str>)]) -> Labels {
+    Labels::from_pairs(
+        labels
+            .iter()
+            .map(|(label_name, value)| (label_name.as_ref(), value.as_ref()))
+            .chain(std::iter::once((METRIC_NAME, name))),
+    )
+}
+
+/// Picks the format for an HTTP `Content-Type`: any
+/// `application/openmetrics-text` media type (whatever its version) is
+/// OpenMetrics; everything else, including a missing or malformed header,
+/// is the text format.
+pub fn content_type_format(content_type: &str) -> Format {
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if media_type.eq_ignore_ascii_case("application/openmetrics-text") {
+        Format::OpenMetrics
+    } else {
+        Format::Text
+    }
+}

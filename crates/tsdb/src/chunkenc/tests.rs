@@ -1,0 +1,606 @@
+//! Tests for the chunk encodings: exact bytes, round trips, corruption.
+
+use super::*;
+use proptest::prelude::*;
+
+const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
+
+fn xor_chunk(samples: &[(i64, f64)]) -> Vec<u8> {
+    let mut appender = XorAppender::new();
+    for &(t, v) in samples {
+        appender.append(t, v);
+    }
+    appender.bytes().to_vec()
+}
+
+fn dense_chunk(samples: &[(i64, f64)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_dense(samples, &mut out);
+    out
+}
+
+fn bits(samples: &[(i64, f64)]) -> Vec<(i64, u64)> {
+    samples.iter().map(|&(t, v)| (t, v.to_bits())).collect()
+}
+
+/// Encodes with both encodings and checks both decode to the same bits.
+fn check_round_trip(samples: &[(i64, f64)]) {
+    let expected = bits(samples);
+    let xor_samples = &samples[..samples.len().min(MAX_XOR_SAMPLES)];
+    let decoded = decode_all(Encoding::Xor, &xor_chunk(xor_samples)).expect("xor decodes");
+    assert_eq!(bits(&decoded), bits(xor_samples), "xor round trip");
+    let decoded = decode_all(Encoding::Dense, &dense_chunk(samples)).expect("dense decodes");
+    assert_eq!(bits(&decoded), expected, "dense round trip");
+}
+
+fn regular_times(n: usize) -> Vec<i64> {
+    (0..n as i64)
+        .map(|i| 1_700_000_000_000 + 15_000 * i)
+        .collect()
+}
+
+fn with_values(times: &[i64], values: impl Fn(usize) -> f64) -> Vec<(i64, f64)> {
+    times
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| (t, values(i)))
+        .collect()
+}
+
+#[test]
+fn encoding_ids_are_stable() {
+    assert_eq!(Encoding::from_u8(1), Some(Encoding::Xor));
+    assert_eq!(Encoding::from_u8(2), Some(Encoding::Dense));
+    assert_eq!(Encoding::from_u8(0), None);
+    assert_eq!(Encoding::from_u8(3), None);
+    assert_eq!(Encoding::Xor as u8, 1);
+    assert_eq!(Encoding::Dense as u8, 2);
+}
+
+#[test]
+fn xor_first_sample_bytes_match_the_format() {
+    // Count 1; varint(1000) = zigzag 2000 = 0xd0 0x0f; then 1.0's bits.
+    assert_eq!(
+        xor_chunk(&[(1000, 1.0)]),
+        vec![0, 1, 0xd0, 0x0f, 0x3f, 0xf0, 0, 0, 0, 0, 0, 0]
+    );
+}
+
+#[test]
+fn xor_regular_constant_samples_cost_two_bits_each() {
+    let samples = with_values(&regular_times(120), |_| 5.0);
+    let chunk = xor_chunk(&samples);
+    // Header, t0 varint, 8 bytes value, delta varint, 1 bit value, then 2 bits per sample.
+    let expected_bits = 16 + 6 * 8 + 64 + 2 * 8 + 1 + 118 * 2;
+    assert_eq!(chunk.len(), (expected_bits as usize).div_ceil(8));
+    check_round_trip(&samples);
+}
+
+#[test]
+fn empty_chunks_decode_to_nothing() {
+    assert_eq!(
+        decode_all(Encoding::Xor, XorAppender::new().bytes()).unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        decode_all(Encoding::Dense, &dense_chunk(&[])).unwrap(),
+        vec![]
+    );
+    let appender = XorAppender::default();
+    assert_eq!(appender.num_samples(), 0);
+    assert_eq!(appender.first_time(), None);
+    assert_eq!(appender.last_time(), None);
+}
+
+#[test]
+fn appender_reports_times_and_memory() {
+    let mut appender = XorAppender::new();
+    appender.append(-5, 1.0);
+    appender.append(10, 2.0);
+    appender.append(7_000_000_000, 3.0);
+    assert_eq!(appender.num_samples(), 3);
+    assert_eq!(appender.first_time(), Some(-5));
+    assert_eq!(appender.last_time(), Some(7_000_000_000));
+    assert!(appender.memory_bytes() >= appender.bytes().len());
+}
+
+#[test]
+fn special_values_round_trip_bit_exactly() {
+    let specials = [
+        f64::from_bits(STALE_NAN),
+        f64::NAN,
+        -f64::NAN,
+        f64::from_bits(0x7ff8_dead_beef_0001),
+        -0.0,
+        0.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::MIN_POSITIVE,
+        f64::from_bits(1),
+        -f64::from_bits(1),
+        f64::MAX,
+        f64::MIN,
+        f64::EPSILON,
+        1.0,
+        0.1,
+        9.0e18,
+        -9.3e18,
+        1e300,
+    ];
+    let times = regular_times(specials.len());
+    check_round_trip(&with_values(&times, |i| specials[i]));
+    // Each special value inside an otherwise integer series becomes an exception.
+    for &special in &specials {
+        let samples = with_values(
+            &regular_times(50),
+            |i| if i == 17 { special } else { i as f64 },
+        );
+        check_round_trip(&samples);
+        let samples = with_values(&regular_times(50), |_| special);
+        check_round_trip(&samples);
+    }
+}
+
+#[test]
+fn extreme_timestamps_round_trip() {
+    let cases: Vec<Vec<i64>> = vec![
+        vec![i64::MIN, i64::MIN + 1, 0, i64::MAX - 1, i64::MAX],
+        vec![i64::MIN, i64::MAX],
+        vec![-1_000_000, -999_985, -1, 0, 1, 1 << 40, (1 << 40) + 1],
+        vec![
+            0,
+            8192,
+            16385,
+            16386,
+            16387 + (1 << 19),
+            16388 + (1 << 20),
+            16389 + (1 << 21),
+        ],
+        vec![42],
+    ];
+    for times in cases {
+        check_round_trip(&with_values(&times, |i| i as f64 * 0.5));
+    }
+}
+
+#[test]
+fn xor_delta_of_delta_bucket_edges_round_trip() {
+    // The one-sided ranges: 2^(n-1) fits an n-bit bucket, −2^(n-1) does not.
+    for n_bits in [14u32, 17, 20] {
+        let half = 1i64 << (n_bits - 1);
+        for delta_of_delta in [half - 1, half, half + 1, -(half - 1), -half, -half - 1] {
+            let base = 1_000_000_000i64;
+            let times = [
+                0,
+                base,
+                2 * base + delta_of_delta,
+                3 * base + delta_of_delta,
+            ];
+            check_round_trip(&with_values(&times, |i| i as f64));
+        }
+    }
+}
+
+#[test]
+fn dense_picks_compact_layouts() {
+    // Constant with regular times: a fixed-size chunk whatever the length.
+    let constant = dense_chunk(&with_values(&regular_times(1000), |_| 3.5));
+    assert!(
+        constant.len() < 24,
+        "constant chunk is {} bytes",
+        constant.len()
+    );
+    // A counter growing by a constant step: as small as a constant.
+    let counter = dense_chunk(&with_values(&regular_times(1000), |i| {
+        100.0 + 7.0 * i as f64
+    }));
+    assert!(
+        counter.len() < 30,
+        "linear counter chunk is {} bytes",
+        counter.len()
+    );
+    // Multiples of 1024 cost the bits of the multiplier only.
+    let kib = with_values(&regular_times(1000), |i| 1024.0 * ((i * 7919) % 16) as f64);
+    let kib_chunk = dense_chunk(&kib);
+    assert!(
+        kib_chunk.len() < 1000 * 5 / 8 + 40,
+        "1024-multiple chunk is {} bytes",
+        kib_chunk.len()
+    );
+    check_round_trip(&kib);
+    // Two decimals.
+    let cents = with_values(&regular_times(1000), |i| ((i * 37) % 100) as f64 / 100.0);
+    let cents_chunk = dense_chunk(&cents);
+    assert!(
+        cents_chunk.len() < 1000 + 40,
+        "two-decimal chunk is {} bytes",
+        cents_chunk.len()
+    );
+    check_round_trip(&cents);
+}
+
+#[test]
+fn appender_bytes_are_a_valid_chunk_after_every_append() {
+    let samples = synthetic_series(SeriesKind::FullPrecision, 300, 7, Timestamps::Jittered);
+    let mut appender = XorAppender::new();
+    for (count, &(t, v)) in samples.iter().enumerate() {
+        appender.append(t, v);
+        let decoded = decode_all(Encoding::Xor, appender.bytes()).unwrap();
+        assert_eq!(bits(&decoded), bits(&samples[..=count]));
+    }
+}
+
+#[test]
+fn truncating_at_every_byte_never_panics_and_never_returns_more() {
+    for kind in SeriesKind::ALL {
+        for timestamps in [Timestamps::Regular, Timestamps::Jittered, Timestamps::Gappy] {
+            let samples = synthetic_series(kind, 130, 3, timestamps);
+            for (encoding, chunk) in [
+                (Encoding::Xor, xor_chunk(&samples)),
+                (Encoding::Dense, dense_chunk(&samples)),
+            ] {
+                for end in 0..chunk.len() {
+                    let truncated = &chunk[..end];
+                    if let Ok(mut iter) = ChunkIter::new(encoding, truncated) {
+                        let decoded: Vec<_> = iter.by_ref().collect();
+                        assert!(decoded.len() <= samples.len());
+                        // What was decoded before the cut is the true prefix.
+                        assert_eq!(bits(&decoded), bits(&samples[..decoded.len()]));
+                        if decoded.len() < samples.len() {
+                            assert!(
+                                iter.err().is_some(),
+                                "{encoding:?} cut at {end} ended silently"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn corrupt_headers_are_errors() {
+    assert!(ChunkIter::new(Encoding::Xor, &[][..]).is_err());
+    assert!(ChunkIter::new(Encoding::Xor, &[0][..]).is_err());
+    assert!(ChunkIter::new(Encoding::Dense, &[][..]).is_err());
+    // A huge sample count.
+    assert!(ChunkIter::new(Encoding::Dense, &[0xff, 0xff, 0xff, 0xff, 0x0f, 0][..]).is_err());
+    // An over-long varint.
+    assert!(ChunkIter::new(Encoding::Dense, &[0xff; 12][..]).is_err());
+    // Unknown section kinds.
+    assert!(ChunkIter::new(Encoding::Dense, &[1, 2, 9, 0, 0][..]).is_err());
+    assert!(ChunkIter::new(Encoding::Dense, &[1, 2, 0, 0, 9, 0][..]).is_err());
+    let error = decode_all(Encoding::Dense, &[1, 2, 9, 0, 0]).unwrap_err();
+    assert!(error.to_string().starts_with("corrupt chunk: "));
+    // An Xor chunk whose count promises more than its bits hold.
+    let mut chunk = xor_chunk(&[(1, 1.0), (2, 2.0)]);
+    chunk[1] = 200;
+    assert!(decode_all(Encoding::Xor, &chunk).is_err());
+}
+
+#[test]
+fn iterator_owns_or_borrows() {
+    let samples = with_values(&regular_times(10), |i| i as f64);
+    let chunk = dense_chunk(&samples);
+    let owned: Vec<_> = ChunkIter::new(Encoding::Dense, chunk.clone())
+        .unwrap()
+        .collect();
+    let borrowed: Vec<_> = ChunkIter::new(Encoding::Dense, &chunk[..])
+        .unwrap()
+        .collect();
+    assert_eq!(owned, samples);
+    assert_eq!(borrowed, samples);
+}
+
+#[test]
+fn dense_appends_to_existing_bytes() {
+    let samples = with_values(&regular_times(10), |i| i as f64);
+    let mut out = vec![0xaa, 0xbb];
+    encode_dense(&samples, &mut out);
+    assert_eq!(&out[..2], &[0xaa, 0xbb]);
+    assert_eq!(decode_all(Encoding::Dense, &out[2..]).unwrap(), samples);
+}
+
+// -- Synthetic series of the benchmark's kinds ----------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum SeriesKind {
+    Constant,
+    IntegerCounter,
+    DecimalCounter,
+    IntegerGauge,
+    KibGauge,
+    DecimalGauge,
+    FullPrecision,
+}
+
+impl SeriesKind {
+    const ALL: [SeriesKind; 7] = [
+        SeriesKind::Constant,
+        SeriesKind::IntegerCounter,
+        SeriesKind::DecimalCounter,
+        SeriesKind::IntegerGauge,
+        SeriesKind::KibGauge,
+        SeriesKind::DecimalGauge,
+        SeriesKind::FullPrecision,
+    ];
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Timestamps {
+    Regular,
+    Jittered,
+    Gappy,
+}
+
+/// A small deterministic generator (xorshift), so tests need no seed files.
+struct Random(u64);
+
+impl Random {
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn synthetic_series(
+    kind: SeriesKind,
+    n: usize,
+    seed: u64,
+    timestamps: Timestamps,
+) -> Vec<(i64, f64)> {
+    let mut random = Random(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut time = 1_700_000_000_000i64 + (seed % 15_000) as i64;
+    let mut level = 1000.0 + (random.next_u64() % 100_000) as f64;
+    let rate = 1.0 + (random.next_u64() % 50) as f64;
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = match timestamps {
+            Timestamps::Regular => time,
+            Timestamps::Jittered => time + (random.next_u64() % 41) as i64 - 20,
+            Timestamps::Gappy => time,
+        };
+        let value = match kind {
+            SeriesKind::Constant => 1.0,
+            SeriesKind::IntegerCounter => {
+                level += (rate * (0.5 + random.unit())).round();
+                level
+            }
+            SeriesKind::DecimalCounter => {
+                level += rate * random.unit();
+                (level * 100.0).round() / 100.0
+            }
+            SeriesKind::IntegerGauge => {
+                level += (random.unit() - 0.5) * 20.0;
+                level.round()
+            }
+            SeriesKind::KibGauge => {
+                level += (random.unit() - 0.5) * 40.0;
+                level.round() * 1024.0
+            }
+            SeriesKind::DecimalGauge => {
+                level += random.unit() - 0.5;
+                (level * 100.0).round() / 100.0
+            }
+            SeriesKind::FullPrecision => {
+                level += random.unit() - 0.5;
+                level / 3.0
+            }
+        };
+        samples.push((t, value));
+        time += 15_000;
+        if timestamps == Timestamps::Gappy && random.next_u64().is_multiple_of(10) {
+            time += 15_000 * (random.next_u64() % 5) as i64;
+        }
+    }
+    samples
+}
+
+#[test]
+fn synthetic_series_round_trip() {
+    for kind in SeriesKind::ALL {
+        for timestamps in [Timestamps::Regular, Timestamps::Jittered, Timestamps::Gappy] {
+            for seed in 1..6 {
+                check_round_trip(&synthetic_series(kind, 500, seed, timestamps));
+            }
+        }
+    }
+}
+
+/// Prints the bytes-per-sample table of docs/format/chunks.md.
+#[test]
+fn dense_size_table() {
+    let mut report = String::from(
+        "| series kind | timestamps | xor 120 | dense 120 | dense 720 |\n|---|---|---|---|---|\n",
+    );
+    // The benchmark's mix: 43% constant, 28% counters, 23% gauges, 6% floats.
+    let mix_weight = |kind: SeriesKind| match kind {
+        SeriesKind::Constant => 0.43,
+        SeriesKind::IntegerCounter | SeriesKind::DecimalCounter => 0.14,
+        SeriesKind::IntegerGauge | SeriesKind::KibGauge | SeriesKind::DecimalGauge => 0.23 / 3.0,
+        SeriesKind::FullPrecision => 0.06,
+    };
+    let mut mix = [[0.0f64; 3]; 2];
+    for kind in SeriesKind::ALL {
+        for (timestamps_index, timestamps) in [Timestamps::Regular, Timestamps::Jittered]
+            .into_iter()
+            .enumerate()
+        {
+            let mut sizes = [0usize; 3];
+            let mut n_samples = 0;
+            for seed in 1..=20 {
+                let samples = synthetic_series(kind, 720, seed, timestamps);
+                n_samples += samples.len();
+                for chunk in samples.chunks(120) {
+                    sizes[0] += xor_chunk(chunk).len();
+                    sizes[1] += dense_chunk(chunk).len();
+                }
+                sizes[2] += dense_chunk(&samples).len();
+            }
+            let per_sample = |bytes: usize| bytes as f64 / n_samples as f64;
+            report.push_str(&format!(
+                "| {kind:?} | {timestamps:?} | {:.3} | {:.3} | {:.3} |\n",
+                per_sample(sizes[0]),
+                per_sample(sizes[1]),
+                per_sample(sizes[2])
+            ));
+            for (column, &size) in sizes.iter().enumerate() {
+                mix[timestamps_index][column] += mix_weight(kind) * per_sample(size);
+            }
+            // Dense must never lose to the head encoding by more than a header.
+            assert!(
+                sizes[1] <= sizes[0] + 20 * 6 * 4,
+                "{kind:?} {timestamps:?}: {sizes:?}"
+            );
+        }
+    }
+    for (timestamps, row) in ["Regular", "Jittered"].iter().zip(mix) {
+        report.push_str(&format!(
+            "| benchmark mix | {timestamps} | {:.3} | {:.3} | {:.3} |\n",
+            row[0], row[1], row[2]
+        ));
+    }
+    println!("{report}");
+}
+
+/// Informal decode speed, printed only; timing is never asserted in tests.
+#[test]
+fn informal_decode_timing() {
+    let mut chunks = Vec::new();
+    for kind in SeriesKind::ALL {
+        for seed in 1..=20 {
+            let samples = synthetic_series(kind, 720, seed, Timestamps::Regular);
+            for chunk in samples.chunks(120) {
+                chunks.push((xor_chunk(chunk), dense_chunk(chunk), chunk.len()));
+            }
+        }
+    }
+    let total: usize = chunks.iter().map(|c| c.2).sum();
+    for (name, encoding) in [("xor", Encoding::Xor), ("dense", Encoding::Dense)] {
+        // The fastest of several rounds, to see through a busy machine.
+        let mut best_nanos = f64::MAX;
+        let mut checksum = 0u64;
+        for _ in 0..9 {
+            let start = std::time::Instant::now();
+            for (xor, dense, _) in &chunks {
+                let bytes = if encoding == Encoding::Xor {
+                    xor
+                } else {
+                    dense
+                };
+                for (t, v) in ChunkIter::new(encoding, &bytes[..]).unwrap() {
+                    checksum = checksum.wrapping_add(t as u64 ^ v.to_bits());
+                }
+            }
+            best_nanos = best_nanos.min(start.elapsed().as_nanos() as f64 / total as f64);
+        }
+        println!("informal: {name} decode {best_nanos:.2} ns/sample (checksum {checksum:x})");
+    }
+}
+
+// -- Property tests ----------------------------------------------------------------
+
+fn any_value() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        any::<u64>().prop_map(f64::from_bits),
+        (-1_000_000i64..1_000_000).prop_map(|i| i as f64),
+        (-1_000_000i64..1_000_000).prop_map(|i| i as f64 / 100.0),
+        (-1_000i64..1_000).prop_map(|i| i as f64 * 1024.0),
+        Just(f64::from_bits(STALE_NAN)),
+        Just(-0.0),
+        Just(f64::INFINITY),
+        Just(f64::NEG_INFINITY),
+        any::<u64>().prop_map(|b| f64::from_bits(b & 0x000f_ffff_ffff_ffff)),
+    ]
+}
+
+fn any_samples() -> impl Strategy<Value = Vec<(i64, f64)>> {
+    let times = prop_oneof![
+        // Regular.
+        (any::<i64>(), 1i64..100_000, 0usize..300).prop_map(|(t0, step, n)| (0..n as i64)
+            .map(|i| t0.wrapping_add(step.wrapping_mul(i)))
+            .collect::<Vec<_>>()),
+        // Jittered.
+        (any::<i32>(), prop::collection::vec(-50i64..50, 0..300)).prop_map(|(t0, jitter)| {
+            jitter
+                .iter()
+                .enumerate()
+                .map(|(i, j)| i64::from(t0) + 15_000 * i as i64 + j)
+                .collect()
+        }),
+        // Any increasing times, with any gaps.
+        prop::collection::vec(any::<i64>(), 0..200).prop_map(|mut times| {
+            times.sort_unstable();
+            times.dedup();
+            times
+        }),
+    ];
+    times
+        .prop_flat_map(|times| {
+            let n = times.len();
+            let values = prop_oneof![
+                prop::collection::vec(any_value(), n),
+                // Counters: integer or two-decimal steps.
+                (any::<i32>(), prop::collection::vec(0i64..1000, n)).prop_map(|(start, steps)| {
+                    let mut level = i64::from(start);
+                    steps
+                        .iter()
+                        .map(|s| {
+                            level += s;
+                            level as f64 / 100.0
+                        })
+                        .collect()
+                }),
+                // One value repeated, with occasional specials.
+                (
+                    any_value(),
+                    prop::collection::vec((any::<bool>(), any_value()), n)
+                )
+                    .prop_map(|(base, mix)| {
+                        mix.iter()
+                            .map(|&(special, v)| if special { v } else { base })
+                            .collect()
+                    }),
+            ];
+            (Just(times), values)
+        })
+        .prop_map(|(times, values)| times.into_iter().zip(values).collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn round_trip_any_samples(samples in any_samples()) {
+        check_round_trip(&samples);
+    }
+
+    #[test]
+    fn garbage_never_panics(first in any::<u8>(), bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        let encoding = if first & 1 == 0 { Encoding::Xor } else { Encoding::Dense };
+        if let Ok(iter) = ChunkIter::new(encoding, &bytes[..]) {
+            let claimed = iter.size_hint().1.unwrap_or(0);
+            prop_assert!(iter.count() <= claimed);
+        }
+        let _ = decode_all(encoding, &bytes);
+    }
+
+    #[test]
+    fn flipped_bytes_never_panic(samples in any_samples(), flip_at in any::<usize>(), flip in 1u8..=255) {
+        for mut chunk in [xor_chunk(&samples[..samples.len().min(MAX_XOR_SAMPLES)]), dense_chunk(&samples)] {
+            if chunk.is_empty() { continue; }
+            let index = flip_at % chunk.len();
+            chunk[index] ^= flip;
+            let _ = decode_all(Encoding::Xor, &chunk);
+            let _ = decode_all(Encoding::Dense, &chunk);
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Writing blocks from samples, and planning and running compactions.
+//!
+//! Every block osprey writes (a head cut, a compaction, an offline import)
+//! goes through [`write_block`], which encodes each series' samples as
+//! [`Encoding::Dense`] chunks.
+//!
+//! Compaction planning, in order:
+//! 1. Blocks whose time ranges overlap (backfill, out-of-order cuts) are
+//!    merged into one; the newer block wins on equal timestamps.
+//! 2. Level compaction: for each range in [`compaction_ranges`] above the
+//!    base, blocks that fall inside one aligned window of that range are
+//!    merged once the window is complete (a newer block starts after it).
+
+use crate::block::{Block, BlockError, BlockMeta, BlockWriter, ChunkMeta, NewBlock};
+use crate::chunkenc::{Encoding, encode_dense};
+use crate::head::merge_override;
+use model::Labels;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Samples per on-disk chunk. Dense chunks compress better the longer they
+/// are; this keeps a chunk's decode small enough (about 10 µs) that short
+/// queries over long blocks stay cheap. At a 15 s interval, 2048 samples
+/// are about 8.5 hours.
+pub const DENSE_CHUNK_SAMPLES: usize = 2048;
+
+/// The compaction ranges: the base block range, then each three times the
+/// previous, up to `max_range` (Prometheus's scheme: 2h, 6h, 18h, 54h, ...).
+pub fn compaction_ranges(block_range: i64, max_range: i64) -> Vec<i64> {
+    let mut ranges = vec![block_range];
+    let mut r = block_range;
+    while r.saturating_mul(3) <= max_range {
+        r *= 3;
+        ranges.push(r);
+    }
+    ranges
+}
+
+/// Encodes one series' samples into chunks.
+pub(crate) fn encode_chunks(samples: &[(i64, f64)]) -> Vec<ChunkMeta> {
+    samples
+        .chunks(DENSE_CHUNK_SAMPLES)
+        .map(|part| {
+            let mut data = Vec::new();
+            encode_dense(part, &mut data);
+            ChunkMeta {
+                min_time: part[0].0,
+                max_time: part[part.len() - 1].0,
+                encoding: Encoding::Dense as u8,
+                data,
+            }
+        })
+        .collect()
+}
+
+/// Writes a block from series given sorted by labels with ascending samples.
+/// Returns `None` (and writes nothing) when no series has a sample.
+pub fn write_block(
+    data_dir: &Path,
+    new: NewBlock,
+    series: impl Iterator<Item = (Labels, Vec<(i64, f64)>)>,
+) -> Result<Option<BlockMeta>, BlockError> {
+    let mut writer: Option<BlockWriter> = None;
+    let mut new = Some(new);
+    for (labels, samples) in series {
+        if samples.is_empty() {
+            continue;
+        }
+        if writer.is_none() {
+            if let Some(n) = new.take() {
+                writer = Some(BlockWriter::create(data_dir, n)?);
+            }
+        }
+        if let Some(w) = writer.as_mut() {
+            let chunks = encode_chunks(&samples);
+            w.add_series(&labels, &chunks, samples.len() as u64)?;
+        }
+    }
+    match writer {
+        Some(w) => w.finish().map(Some),
+        None => Ok(None),
+    }
+}
+
+/// What to compact next: indices into the block list (sorted by min time).
+pub(crate) fn plan(metas: &[&BlockMeta], ranges: &[i64]) -> Option<Vec<usize>> {
+    let mut order: Vec<usize> = (0..metas.len()).collect();
+    order.sort_by_key(|&i| (metas[i].min_time, metas[i].max_time));
+
+    // 1. Overlapping blocks.
+    let mut group: Vec<usize> = Vec::new();
+    let mut group_max = i64::MIN;
+    for &i in &order {
+        let m = metas[i];
+        if !group.is_empty() && m.min_time < group_max {
+            group.push(i);
+            group_max = group_max.max(m.max_time);
+        } else {
+            if group.len() > 1 {
+                return Some(group);
+            }
+            group = vec![i];
+            group_max = m.max_time;
+        }
+    }
+    if group.len() > 1 {
+        return Some(group);
+    }
+
+    // 2. Level compaction, smallest range first.
+    let newest_max = metas.iter().map(|m| m.max_time).max()?;
+    for &r in ranges.iter().skip(1) {
+        let mut windows: std::collections::BTreeMap<i64, Vec<usize>> =
+            std::collections::BTreeMap::new();
+        for &i in &order {
+            let m = metas[i];
+            let start = m.min_time.div_euclid(r) * r;
+            // Only blocks that fit inside one window of this range.
+            if m.max_time <= start + r {
+                windows.entry(start).or_default().push(i);
+            }
+        }
+        for (start, members) in windows {
+            let complete = newest_max > start + r || {
+                let span_min = members
+                    .iter()
+                    .map(|&i| metas[i].min_time)
+                    .min()
+                    .unwrap_or(start);
+                let span_max = members
+                    .iter()
+                    .map(|&i| metas[i].max_time)
+                    .max()
+                    .unwrap_or(start);
+                span_min <= start && span_max >= start + r
+            };
+            if members.len() > 1 && complete {
+                return Some(members);
+            }
+        }
+    }
+    None
+}
+
+/// Merges blocks into one new block. Returns its meta, or `None` if the
+/// inputs held no samples.
+pub(crate) fn merge_blocks(
+    data_dir: &Path,
+    blocks: &[Arc<Block>],
+) -> Result<Option<BlockMeta>, BlockError> {
+    // Priority: ascending ULID, so later (newer) blocks override.
+    let mut blocks: Vec<Arc<Block>> = blocks.to_vec();
+    blocks.sort_by(|a, b| a.meta().ulid.cmp(&b.meta().ulid));
+    let min_time = blocks.iter().map(|b| b.meta().min_time).min().unwrap_or(0);
+    let max_time = blocks.iter().map(|b| b.meta().max_time).max().unwrap_or(0);
+    let level = blocks
+        .iter()
+        .map(|b| b.meta().compaction.level)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let mut sources: Vec<String> = blocks
+        .iter()
+        .flat_map(|b| b.meta().compaction.sources.clone())
+        .collect();
+    sources.sort();
+    sources.dedup();
+    let parents = blocks.iter().map(|b| b.meta().ulid.clone()).collect();
+
+    let mut lists = Vec::with_capacity(blocks.len());
+    for b in &blocks {
+        lists.push(b.select(&[], i64::MIN, i64::MAX)?);
+    }
+    let mut iters: Vec<_> = lists
+        .into_iter()
+        .map(|l| l.into_iter().peekable())
+        .collect();
+    let mut error: Option<BlockError> = None;
+    let series = std::iter::from_fn(|| {
+        if error.is_some() {
+            return None;
+        }
+        let mut smallest: Option<Labels> = None;
+        for it in iters.iter_mut() {
+            if let Some(s) = it.peek() {
+                if smallest.as_ref().is_none_or(|x| s.labels < *x) {
+                    smallest = Some(s.labels.clone());
+                }
+            }
+        }
+        let labels = smallest?;
+        let mut acc: Vec<(i64, f64)> = Vec::new();
+        for (bi, it) in iters.iter_mut().enumerate() {
+            if it.peek().is_some_and(|s| s.labels == labels) {
+                if let Some(s) = it.next() {
+                    let mut samples = Vec::new();
+                    for (_, _, r) in s.chunks {
+                        match read_chunk(&blocks[bi], r) {
+                            Ok(mut part) => samples.append(&mut part),
+                            Err(e) => {
+                                error = Some(e);
+                                return None;
+                            }
+                        }
+                    }
+                    samples.sort_by_key(|x| x.0);
+                    acc = merge_override(acc, samples);
+                }
+            }
+        }
+        Some((labels, acc))
+    });
+    let new = NewBlock {
+        min_time,
+        max_time,
+        level,
+        sources,
+        parents,
+    };
+    let result = write_block(data_dir, new, series);
+    if let Some(e) = error {
+        return Err(e);
+    }
+    result
+}
+
+fn read_chunk(block: &Block, r: crate::block::ChunkRef) -> Result<Vec<(i64, f64)>, BlockError> {
+    let (enc, bytes) = block.chunk(r)?;
+    let corrupt = |why: String| BlockError::corrupt(block.dir(), r.0, &why);
+    let enc =
+        Encoding::from_u8(enc).ok_or_else(|| corrupt(format!("unknown chunk encoding {enc}")))?;
+    crate::chunkenc::decode_all(enc, bytes).map_err(|e| corrupt(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::{BlockCompaction, BlockStats};
+
+    fn meta(min: i64, max: i64) -> BlockMeta {
+        BlockMeta {
+            ulid: format!("{min:020}"),
+            min_time: min,
+            max_time: max,
+            stats: BlockStats::default(),
+            compaction: BlockCompaction::default(),
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn ranges_grow_by_three() {
+        assert_eq!(compaction_ranges(2, 60), vec![2, 6, 18, 54]);
+    }
+
+    #[test]
+    fn plans_overlap_first_then_levels() {
+        let a = meta(0, 10);
+        let b = meta(5, 20);
+        let c = meta(20, 30);
+        assert_eq!(plan(&[&a, &b, &c], &[10, 30]), Some(vec![0, 1]));
+
+        let blocks = [meta(0, 10), meta(10, 20), meta(20, 30), meta(30, 40)];
+        let refs: Vec<&BlockMeta> = blocks.iter().collect();
+        // Window [0,30) is complete because a block starts at 30.
+        assert_eq!(plan(&refs, &[10, 30]), Some(vec![0, 1, 2]));
+        // Only the newest window, incomplete: nothing to do.
+        let refs2: Vec<&BlockMeta> = blocks[..2].iter().collect();
+        assert_eq!(plan(&refs2, &[10, 30]), None);
+    }
+}

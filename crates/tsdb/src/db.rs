@@ -1,0 +1,597 @@
+//! The database: head + WAL + blocks, and the maintenance that moves data
+//! between them.
+//!
+//! Write path: an appender stages samples (creating series in the head as
+//! needed), then `commit` encodes one series record for series not yet in
+//! the WAL and one samples record, logs both (fsynced, group-committed with
+//! other writers), and only then applies the samples to the head. A commit
+//! holds `commit_lock` for reading; a head cut holds it for writing, so a
+//! cut sees every logged commit applied and no commit half-done.
+//!
+//! Maintenance ([`Db::maintain`], run periodically by the server):
+//! 1. Head cut: once the head spans more than 1.5 block ranges, everything
+//!    before the end of its oldest block range is written to a block, the
+//!    head drops it, and the WAL is checkpointed and truncated.
+//! 2. Compaction ([`crate::compact`]).
+//! 3. Retention: blocks entirely older than the retention time, and the
+//!    oldest blocks while the total size is over the size limit, are deleted.
+
+use crate::block::{self, Block, BlockMeta, NewBlock};
+use crate::compact;
+use crate::head::{Head, MemSeries, range_start};
+use crate::querier::DbQuerier;
+use crate::sync::{lock, read, write};
+use crate::wal::{self, Record, RefSample, RefSeries, Wal, WalOptions};
+use model::Labels;
+use model::storage::{
+    Appendable, Appender, HeadStats, Querier, Queryable, Result, Storage, StorageCounters,
+    StorageError, StorageErrorKind,
+};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Two hours: Prometheus's head block range, and the base of the
+/// compaction ranges. Long enough that a block amortises its index, short
+/// enough that the head (in memory) stays small.
+pub const DEFAULT_BLOCK_RANGE_MS: i64 = 2 * 3600 * 1000;
+
+/// 31 days: the largest compacted block, as in Prometheus.
+pub const MAX_BLOCK_RANGE_MS: i64 = 31 * 24 * 3600 * 1000;
+
+#[derive(Clone, Debug)]
+pub struct DbOptions {
+    /// Delete blocks entirely older than this (ms). `None` keeps forever.
+    pub retention_time_ms: Option<i64>,
+    /// Delete oldest blocks while blocks + WAL exceed this. `None`: no limit.
+    pub retention_size_bytes: Option<u64>,
+    pub block_range_ms: i64,
+    pub wal_segment_size: u64,
+    /// fsync the WAL before acknowledging; only tests turn this off.
+    pub fsync: bool,
+}
+
+impl DbOptions {
+    /// Production defaults with the given retention.
+    pub fn with_retention(
+        retention_time_ms: Option<i64>,
+        retention_size_bytes: Option<u64>,
+    ) -> DbOptions {
+        DbOptions {
+            retention_time_ms,
+            retention_size_bytes,
+            block_range_ms: DEFAULT_BLOCK_RANGE_MS,
+            wal_segment_size: WalOptions::default().segment_size,
+            fsync: true,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    samples_appended: AtomicU64,
+    series_created: AtomicU64,
+    out_of_order: AtomicU64,
+    compactions: AtomicU64,
+    compactions_failed: AtomicU64,
+    head_truncations: AtomicU64,
+    retention_deletions: AtomicU64,
+}
+
+/// The embedded time-series database.
+pub struct Db {
+    dir: PathBuf,
+    opts: DbOptions,
+    head: Arc<Head>,
+    wal: Wal,
+    /// Sorted by ULID (oldest first).
+    blocks: RwLock<Vec<Arc<Block>>>,
+    commit_lock: RwLock<()>,
+    /// Serialises maintenance runs.
+    maintenance: Mutex<()>,
+    counters: Counters,
+    wal_repairs_at_open: u64,
+    _lock_file: File,
+}
+
+fn io_err(e: impl std::fmt::Display) -> StorageError {
+    StorageError::new(StorageErrorKind::Io, e.to_string())
+}
+
+impl Db {
+    /// Opens (or creates) a database in `dir`: takes the directory lock,
+    /// removes leftovers of interrupted block writes, loads blocks, replays
+    /// the WAL (repairing a torn tail) into the head.
+    pub fn open(dir: &Path, opts: DbOptions) -> Result<Db> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| io_err(format!("creating data directory {}: {e}", dir.display())))?;
+        let lock_path = dir.join("lock");
+        let lock_file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io_err(format!("opening {}: {e}", lock_path.display())))?;
+        lock_file.try_lock().map_err(|_| {
+            io_err(format!(
+                "data directory {} is in use by another osprey process (lock file {})",
+                dir.display(),
+                lock_path.display()
+            ))
+        })?;
+        block::cleanup_tmp(dir).map_err(io_err)?;
+        let blocks = load_blocks(dir)?;
+
+        let head = Arc::new(Head::new(opts.block_range_ms));
+        let wal_dir = dir.join("wal");
+        // Opening repairs a torn tail; replay then reads what is intact.
+        let wal = Wal::open(
+            &wal_dir,
+            WalOptions {
+                segment_size: opts.wal_segment_size,
+                fsync: opts.fsync,
+            },
+        )
+        .map_err(io_err)?;
+        let wal_repairs_at_open = wal.stats().repairs;
+        let mut unknown_refs = 0u64;
+        let replay_stats = wal::replay(&wal_dir, &mut |record| match record {
+            Record::Series(series) => {
+                for s in series {
+                    head.replay_series(s.id, &s.labels);
+                }
+            }
+            Record::Samples(samples) => {
+                for s in samples {
+                    match head.series_by_id(s.id) {
+                        Some(series) => {
+                            series.apply(s.t, s.v, head.block_range());
+                            head.note_time(s.t);
+                        }
+                        None => unknown_refs += 1,
+                    }
+                }
+            }
+        })
+        .map_err(io_err)?;
+        if unknown_refs > 0 {
+            tracing::warn!(
+                unknown_refs,
+                "WAL replay skipped samples of series without a series record"
+            );
+        }
+        tracing::info!(
+            dir = %dir.display(),
+            blocks = blocks.len(),
+            head_series = head.num_series(),
+            replay = ?replay_stats,
+            "opened database"
+        );
+        Ok(Db {
+            dir: dir.to_path_buf(),
+            opts,
+            head,
+            wal,
+            blocks: RwLock::new(blocks),
+            commit_lock: RwLock::new(()),
+            maintenance: Mutex::new(()),
+            counters: Counters::default(),
+            wal_repairs_at_open,
+            _lock_file: lock_file,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    pub fn blocks(&self) -> Vec<Arc<Block>> {
+        read(&self.blocks).clone()
+    }
+
+    /// One round of maintenance: head cut, compactions, retention. `now_ms`
+    /// is the wall clock, used for time-based retention.
+    pub fn maintain(&self, now_ms: i64) -> Result<()> {
+        let _guard = lock(&self.maintenance);
+        let range = self.opts.block_range_ms;
+        while let Some(boundary) = self.next_cut(range) {
+            self.cut_head(boundary)?;
+        }
+        self.compact_all()?;
+        self.apply_retention(now_ms)?;
+        Ok(())
+    }
+
+    /// Where to cut the head next, if it spans more than 1.5 block ranges.
+    /// Normally the end of its oldest block range; when old samples
+    /// (backfill) stretch the head far back, everything up to one range
+    /// before the newest goes in one cut instead of one block per range.
+    fn next_cut(&self, range: i64) -> Option<i64> {
+        let (min, max) = (self.head.min_time(), self.head.max_time());
+        if max == i64::MIN || min == i64::MAX {
+            return None;
+        }
+        let oldest_start = range_start(min, range);
+        if max - oldest_start <= range + range / 2 {
+            return None;
+        }
+        Some((oldest_start + range).max(range_start(max - range, range)))
+    }
+
+    /// Writes every head sample before `boundary` to a block, drops it from
+    /// the head, and checkpoints the WAL.
+    pub fn cut_head(&self, boundary: i64) -> Result<()> {
+        let wal_segment_before;
+        {
+            let _no_commits = write(&self.commit_lock);
+            let series = self.head.all_series_sorted();
+            let min_time = self
+                .head
+                .min_time()
+                .min(boundary - self.opts.block_range_ms);
+            let new = NewBlock {
+                min_time,
+                max_time: boundary,
+                level: 1,
+                sources: Vec::new(),
+                parents: Vec::new(),
+            };
+            let list = series
+                .iter()
+                .map(|s| (s.labels(), s.samples(i64::MIN, boundary - 1)));
+            let meta = compact::write_block(&self.dir, new, list).map_err(io_err)?;
+            if let Some(meta) = meta {
+                self.add_block(&meta)?;
+            }
+            self.head.truncate_before(boundary);
+            self.counters
+                .head_truncations
+                .fetch_add(1, Ordering::Relaxed);
+            wal_segment_before = self.wal.cut_segment().map_err(io_err)?;
+        }
+        // Everything logged before the new segment is now either in the
+        // block (t < boundary) or still in the head (t >= boundary).
+        let through = wal_segment_before.saturating_sub(1);
+        if through > 0 {
+            let live = self.head.live_ids();
+            wal::checkpoint(self.wal.dir(), through, &|id| live.contains(&id), boundary)
+                .map_err(io_err)?;
+            self.wal.truncate_before(through + 1).map_err(io_err)?;
+        }
+        Ok(())
+    }
+
+    fn add_block(&self, meta: &BlockMeta) -> Result<()> {
+        let block = Block::open(&self.dir.join(&meta.ulid)).map_err(io_err)?;
+        let mut blocks = write(&self.blocks);
+        blocks.push(Arc::new(block));
+        blocks.sort_by(|a, b| a.meta().ulid.cmp(&b.meta().ulid));
+        Ok(())
+    }
+
+    /// Runs compactions until the planner finds nothing to do.
+    pub fn compact_all(&self) -> Result<()> {
+        let max_range = match self.opts.retention_time_ms {
+            Some(r) => (r / 10).clamp(self.opts.block_range_ms, MAX_BLOCK_RANGE_MS),
+            None => MAX_BLOCK_RANGE_MS,
+        };
+        let ranges = compact::compaction_ranges(self.opts.block_range_ms, max_range);
+        loop {
+            let blocks = self.blocks();
+            let metas: Vec<&BlockMeta> = blocks.iter().map(|b| b.meta()).collect();
+            let Some(plan) = compact::plan(&metas, &ranges) else {
+                return Ok(());
+            };
+            let inputs: Vec<Arc<Block>> = plan.iter().map(|&i| blocks[i].clone()).collect();
+            match compact::merge_blocks(&self.dir, &inputs) {
+                Ok(meta) => {
+                    if let Some(meta) = &meta {
+                        self.add_block(meta)?;
+                    }
+                    self.remove_blocks(&inputs)?;
+                    self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    self.counters
+                        .compactions_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Err(io_err(format!("compaction failed: {e}")));
+                }
+            }
+        }
+    }
+
+    fn remove_blocks(&self, gone: &[Arc<Block>]) -> Result<()> {
+        {
+            let mut blocks = write(&self.blocks);
+            blocks.retain(|b| !gone.iter().any(|g| g.meta().ulid == b.meta().ulid));
+        }
+        for b in gone {
+            // Queries holding the block keep their mmaps; Linux keeps the
+            // unlinked files alive until they are unmapped.
+            std::fs::remove_dir_all(b.dir())
+                .map_err(|e| io_err(format!("deleting {}: {e}", b.dir().display())))?;
+        }
+        Ok(())
+    }
+
+    fn apply_retention(&self, now_ms: i64) -> Result<()> {
+        let blocks = self.blocks();
+        let mut doomed: Vec<Arc<Block>> = Vec::new();
+        if let Some(keep) = self.opts.retention_time_ms {
+            let newest = blocks
+                .iter()
+                .map(|b| b.meta().max_time)
+                .chain([self.head.max_time()])
+                .max()
+                .unwrap_or(i64::MIN)
+                .min(now_ms);
+            let cutoff = newest.saturating_sub(keep);
+            doomed.extend(
+                blocks
+                    .iter()
+                    .filter(|b| b.meta().max_time <= cutoff)
+                    .cloned(),
+            );
+        }
+        if let Some(limit) = self.opts.retention_size_bytes {
+            let mut by_age = blocks.clone();
+            by_age.sort_by_key(|b| b.meta().max_time);
+            let mut total: u64 =
+                by_age.iter().map(|b| b.size_bytes()).sum::<u64>() + self.wal_size();
+            for b in by_age {
+                if total <= limit {
+                    break;
+                }
+                total = total.saturating_sub(b.size_bytes());
+                if !doomed.iter().any(|d| d.meta().ulid == b.meta().ulid) {
+                    doomed.push(b);
+                }
+            }
+        }
+        if !doomed.is_empty() {
+            tracing::info!(blocks = doomed.len(), "deleting blocks past retention");
+            self.counters
+                .retention_deletions
+                .fetch_add(doomed.len() as u64, Ordering::Relaxed);
+            self.remove_blocks(&doomed)?;
+        }
+        Ok(())
+    }
+
+    fn wal_size(&self) -> u64 {
+        dir_size(self.wal.dir())
+    }
+
+    /// Bytes of all block directories.
+    pub fn blocks_size(&self) -> u64 {
+        read(&self.blocks).iter().map(|b| b.size_bytes()).sum()
+    }
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn load_blocks(dir: &Path) -> Result<Vec<Arc<Block>>> {
+    let mut blocks = Vec::new();
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| io_err(format!("reading {}: {e}", dir.display())))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !path.is_dir() || !path.join("meta.json").exists() {
+            continue;
+        }
+        match Block::open(&path) {
+            Ok(b) => blocks.push(Arc::new(b)),
+            // A broken block must not take the whole database down; it is
+            // left in place for inspection.
+            Err(e) => {
+                tracing::error!(block = %path.display(), error = %e, "skipping unreadable block")
+            }
+        }
+    }
+    blocks.sort_by(|a, b| a.meta().ulid.cmp(&b.meta().ulid));
+    Ok(blocks)
+}
+
+/// Stages samples for one commit.
+pub struct DbAppender<'a> {
+    db: &'a Db,
+    staged: Vec<(Arc<MemSeries>, i64, f64)>,
+    /// Series whose pending count this appender holds, one entry per hold.
+    held: Vec<Arc<MemSeries>>,
+    /// Most recent lookups, to avoid rehashing labels for repeated series.
+    last: Option<(Labels, Arc<MemSeries>)>,
+}
+
+impl DbAppender<'_> {
+    fn release(&mut self) {
+        for s in self.held.drain(..) {
+            s.release_pending();
+        }
+        self.staged.clear();
+        self.last = None;
+    }
+}
+
+impl Appender for DbAppender<'_> {
+    fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<()> {
+        if let Some((l, s)) = &self.last {
+            if l == labels {
+                self.staged.push((s.clone(), t, v));
+                return Ok(());
+            }
+        }
+        model::storage::validate_labels(labels)?;
+        let (series, created) = self.db.head.get_or_create_pending(labels);
+        if created {
+            self.db
+                .counters
+                .series_created
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.held.push(series.clone());
+        self.staged.push((series.clone(), t, v));
+        self.last = Some((labels.clone(), series));
+        Ok(())
+    }
+
+    fn append_pairs(&mut self, pairs: &[(&str, &str)], t: i64, v: f64) -> Result<()> {
+        if pairs.is_empty() || !model::labels::pairs_are_normalized(pairs) {
+            return self.append(&Labels::from_pairs(pairs.iter().copied()), t, v);
+        }
+        let (series, created) = self.db.head.get_or_create_pending_pairs(pairs);
+        if created {
+            self.db
+                .counters
+                .series_created
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.held.push(series.clone());
+        self.staged.push((series, t, v));
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        if self.staged.is_empty() {
+            self.release();
+            return Ok(());
+        }
+        let mut new_series: Vec<RefSeries> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (s, _, _) in &self.staged {
+            if !s.wal_logged.load(Ordering::Acquire) && seen.insert(s.id) {
+                new_series.push(RefSeries {
+                    id: s.id,
+                    labels: s.labels(),
+                });
+            }
+        }
+        let samples: Vec<RefSample> = self
+            .staged
+            .iter()
+            .map(|(s, t, v)| RefSample {
+                id: s.id,
+                t: *t,
+                v: *v,
+            })
+            .collect();
+        let mut series_rec = Vec::new();
+        let mut samples_rec = Vec::new();
+        if !new_series.is_empty() {
+            wal::encode_series(&new_series, &mut series_rec);
+        }
+        wal::encode_samples(&samples, &mut samples_rec);
+
+        let _commit = read(&self.db.commit_lock);
+        let records: Vec<&[u8]> = if series_rec.is_empty() {
+            vec![&samples_rec]
+        } else {
+            vec![&series_rec, &samples_rec]
+        };
+        if let Err(e) = self.db.wal.log(&records) {
+            self.release();
+            return Err(io_err(format!("writing the WAL: {e}")));
+        }
+        let range = self.db.head.block_range();
+        let mut ooo = 0u64;
+        let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
+        for (s, t, v) in &self.staged {
+            s.wal_logged.store(true, Ordering::Release);
+            if s.apply(*t, *v, range) {
+                ooo += 1;
+            }
+            min_t = min_t.min(*t);
+            max_t = max_t.max(*t);
+        }
+        self.db.head.note_time(min_t);
+        self.db.head.note_time(max_t);
+        let c = &self.db.counters;
+        c.samples_appended
+            .fetch_add(self.staged.len() as u64, Ordering::Relaxed);
+        c.out_of_order.fetch_add(ooo, Ordering::Relaxed);
+        self.release();
+        Ok(())
+    }
+
+    fn rollback(&mut self) {
+        self.release();
+    }
+}
+
+impl Drop for DbAppender<'_> {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl Appendable for Db {
+    fn appender(&self) -> Box<dyn Appender + '_> {
+        Box::new(DbAppender {
+            db: self,
+            staged: Vec::new(),
+            held: Vec::new(),
+            last: None,
+        })
+    }
+}
+
+impl Queryable for Db {
+    fn querier(&self, mint: i64, maxt: i64) -> Result<Box<dyn Querier>> {
+        let blocks = read(&self.blocks)
+            .iter()
+            .filter(|b| b.meta().min_time <= maxt && b.meta().max_time > mint)
+            .cloned()
+            .collect();
+        Ok(Box::new(DbQuerier {
+            blocks,
+            head: self.head.clone(),
+            mint,
+            maxt,
+        }))
+    }
+}
+
+impl Storage for Db {
+    fn head_stats(&self, limit: usize) -> HeadStats {
+        self.head.stats(limit)
+    }
+
+    fn counters(&self) -> StorageCounters {
+        let c = &self.counters;
+        let wal = self.wal.stats();
+        let blocks = read(&self.blocks);
+        StorageCounters {
+            samples_appended_total: c.samples_appended.load(Ordering::Relaxed),
+            series_created_total: c.series_created.load(Ordering::Relaxed),
+            head_series: self.head.num_series(),
+            head_chunks: self.head.num_chunks(),
+            wal_writes_total: wal.writes,
+            wal_fsyncs_total: wal.fsyncs,
+            wal_corruptions_repaired_total: self.wal_repairs_at_open.max(wal.repairs),
+            compactions_total: c.compactions.load(Ordering::Relaxed),
+            compactions_failed_total: c.compactions_failed.load(Ordering::Relaxed),
+            head_truncations_total: c.head_truncations.load(Ordering::Relaxed),
+            blocks_loaded: blocks.len() as u64,
+            blocks_deleted_by_retention_total: c.retention_deletions.load(Ordering::Relaxed),
+            storage_blocks_bytes: blocks.iter().map(|b| b.size_bytes()).sum(),
+            out_of_order_samples_total: c.out_of_order.load(Ordering::Relaxed),
+        }
+    }
+}

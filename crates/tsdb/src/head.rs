@@ -1,0 +1,667 @@
+//! The head: the in-memory, writable part of the database.
+//!
+//! Series live in shards keyed by the stable hash of their label set. Each
+//! series keeps its samples in XOR chunks ([`crate::chunkenc::XorAppender`]);
+//! a chunk is closed after [`SAMPLES_PER_CHUNK`] samples or when a sample
+//! crosses a block-range boundary, so every chunk lies inside one block
+//! range and the head can be cut into blocks without splitting chunks.
+//!
+//! Samples at or before a series' newest in-order timestamp (out-of-order
+//! samples, backfill, and rewrites of an existing timestamp) go into a
+//! per-series ordered map that overrides the chunks on read.
+//!
+//! **Duplicate timestamps: the last write wins.** A sample for a timestamp
+//! that already holds one replaces it, in the head, through WAL replay, and
+//! across blocks (a newer block overrides an older one, the head overrides
+//! every block). Concurrent commits that write the same series and timestamp
+//! race; which one wins is unspecified.
+//!
+//! Label strings are interned: every series with `job="node"` shares one
+//! allocation for `job` and one for `node`.
+
+use crate::chunkenc::{ChunkIter, Encoding, XorAppender};
+use crate::sync::{lock, read, write};
+use model::{Label, Labels, Matcher};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Samples per head chunk before it is closed. Prometheus uses 120: about
+/// 30 minutes at a 15 s interval, which keeps a chunk's decode cost small
+/// for recent-range queries while amortising the chunk header.
+pub const SAMPLES_PER_CHUNK: usize = 120;
+
+/// Number of series shards. A power of two well above the core count so
+/// that concurrent appenders rarely meet on one shard lock.
+const SHARDS: usize = 64;
+
+/// One interned label pair.
+type InternedLabel = (Arc<str>, Arc<str>);
+
+/// A series held in the head.
+pub(crate) struct MemSeries {
+    pub(crate) id: u64,
+    labels: Box<[InternedLabel]>,
+    hash: u64,
+    /// Appenders that staged samples for this series and have not committed
+    /// or rolled back yet; garbage collection skips such series.
+    pending: AtomicU32,
+    /// Whether a series record for this series is durably in the WAL.
+    pub(crate) wal_logged: AtomicBool,
+    data: Mutex<SeriesData>,
+}
+
+struct ClosedChunk {
+    min_time: i64,
+    max_time: i64,
+    bytes: Box<[u8]>,
+}
+
+struct SeriesData {
+    closed: Vec<ClosedChunk>,
+    open: XorAppender,
+    /// Timestamp of the newest sample in the chunks, `i64::MIN` if none.
+    max_time: i64,
+    /// Out-of-order samples and rewrites; these override the chunks.
+    overrides: BTreeMap<i64, f64>,
+}
+
+impl MemSeries {
+    pub(crate) fn labels(&self) -> Labels {
+        Labels::from_sorted_unchecked(
+            self.labels
+                .iter()
+                .map(|(n, v)| Label {
+                    name: n.to_string(),
+                    value: v.to_string(),
+                })
+                .collect(),
+        )
+    }
+
+    fn label_value(&self, name: &str) -> Option<&str> {
+        self.labels
+            .binary_search_by(|(n, _)| (**n).cmp(name))
+            .ok()
+            .map(|i| &*self.labels[i].1)
+    }
+
+    fn matches(&self, matchers: &[Matcher]) -> bool {
+        matchers
+            .iter()
+            .all(|m| m.matches(self.label_value(m.name()).unwrap_or("")))
+    }
+
+    fn same_labels(&self, labels: &Labels) -> bool {
+        self.labels.len() == labels.len()
+            && self
+                .labels
+                .iter()
+                .zip(labels.iter())
+                .all(|((n, v), l)| **n == *l.name && **v == *l.value)
+    }
+
+    fn same_pairs(&self, pairs: &[(&str, &str)]) -> bool {
+        self.labels.len() == pairs.len()
+            && self
+                .labels
+                .iter()
+                .zip(pairs.iter())
+                .all(|((n, v), (pn, pv))| **n == **pn && **v == **pv)
+    }
+
+    pub(crate) fn release_pending(&self) {
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Applies one committed sample. Returns whether it went out of order.
+    pub(crate) fn apply(&self, t: i64, v: f64, block_range: i64) -> bool {
+        let mut d = lock(&self.data);
+        if d.open.num_samples() == 0 && d.closed.is_empty() && d.max_time == i64::MIN {
+            d.open.append(t, v);
+            d.max_time = t;
+            return false;
+        }
+        if t <= d.max_time {
+            d.overrides.insert(t, v);
+            return true;
+        }
+        let crosses_boundary = d
+            .open
+            .first_time()
+            .is_some_and(|first| range_start(first, block_range) != range_start(t, block_range));
+        if d.open.num_samples() >= SAMPLES_PER_CHUNK || crosses_boundary {
+            let full = std::mem::take(&mut d.open);
+            if let (Some(min_time), Some(max_time)) = (full.first_time(), full.last_time()) {
+                d.closed.push(ClosedChunk {
+                    min_time,
+                    max_time,
+                    bytes: full.bytes().to_vec().into_boxed_slice(),
+                });
+            }
+        }
+        d.open.append(t, v);
+        d.max_time = t;
+        false
+    }
+
+    /// Samples in `[mint, maxt]`, ascending, overrides applied.
+    pub(crate) fn samples(&self, mint: i64, maxt: i64) -> Vec<(i64, f64)> {
+        let d = lock(&self.data);
+        let mut out = Vec::new();
+        for c in &d.closed {
+            if c.max_time < mint || c.min_time > maxt {
+                continue;
+            }
+            push_chunk_range(&mut out, &c.bytes, mint, maxt);
+        }
+        if d.open.num_samples() > 0
+            && d.open.first_time().unwrap_or(i64::MAX) <= maxt
+            && d.open.last_time().unwrap_or(i64::MIN) >= mint
+        {
+            push_chunk_range(&mut out, d.open.bytes(), mint, maxt);
+        }
+        if d.overrides.is_empty() {
+            return out;
+        }
+        let over: Vec<(i64, f64)> = d
+            .overrides
+            .range(mint..=maxt)
+            .map(|(t, v)| (*t, *v))
+            .collect();
+        if over.is_empty() {
+            return out;
+        }
+        merge_override(out, over)
+    }
+
+    /// Whether the series has any sample at all.
+    fn is_empty(&self) -> bool {
+        let d = lock(&self.data);
+        d.closed.is_empty() && d.open.num_samples() == 0 && d.overrides.is_empty()
+    }
+
+    /// Drops every sample before `boundary`. Returns whether the series is
+    /// empty afterwards. Chunks never straddle a block boundary, so whole
+    /// chunks go.
+    fn truncate_before(&self, boundary: i64) -> bool {
+        let mut d = lock(&self.data);
+        d.closed.retain(|c| c.max_time >= boundary);
+        if d.open.last_time().is_some_and(|t| t < boundary) {
+            d.open = XorAppender::new();
+        }
+        d.overrides = d.overrides.split_off(&boundary);
+        let empty = d.closed.is_empty() && d.open.num_samples() == 0 && d.overrides.is_empty();
+        if d.closed.is_empty() && d.open.num_samples() == 0 {
+            // Later in-order samples must not be taken as out of order
+            // against data that is gone from the head.
+            d.max_time = i64::MIN;
+            if let Some((&t, _)) = d.overrides.iter().next_back() {
+                // Keep overrides as overrides; new samples after them are
+                // in order again.
+                d.max_time = t;
+            }
+        }
+        empty
+    }
+
+    fn chunk_count(&self) -> u64 {
+        let d = lock(&self.data);
+        d.closed.len() as u64 + u64::from(d.open.num_samples() > 0)
+    }
+}
+
+fn push_chunk_range(out: &mut Vec<(i64, f64)>, bytes: &[u8], mint: i64, maxt: i64) {
+    // Head chunks are produced by this process; a decode error would be a
+    // bug, and the iterator simply ends early on one.
+    if let Ok(it) = ChunkIter::new(Encoding::Xor, bytes) {
+        for (t, v) in it {
+            if t > maxt {
+                break;
+            }
+            if t >= mint {
+                out.push((t, v));
+            }
+        }
+    }
+}
+
+/// Merges two ascending sample lists; on equal timestamps `over` wins.
+pub(crate) fn merge_override(base: Vec<(i64, f64)>, over: Vec<(i64, f64)>) -> Vec<(i64, f64)> {
+    let mut out = Vec::with_capacity(base.len() + over.len());
+    let mut b = base.into_iter().peekable();
+    let mut o = over.into_iter().peekable();
+    loop {
+        match (b.peek(), o.peek()) {
+            (Some(&(tb, _)), Some(&(to, _))) => {
+                if tb < to {
+                    out.extend(b.next());
+                } else if to < tb {
+                    out.extend(o.next());
+                } else {
+                    b.next();
+                    out.extend(o.next());
+                }
+            }
+            (Some(_), None) => out.extend(b.next()),
+            (None, Some(_)) => out.extend(o.next()),
+            (None, None) => return out,
+        }
+    }
+}
+
+/// Start of the aligned block range holding `t`.
+pub(crate) fn range_start(t: i64, block_range: i64) -> i64 {
+    t.div_euclid(block_range) * block_range
+}
+
+#[derive(Default)]
+struct Shard {
+    by_hash: HashMap<u64, Vec<Arc<MemSeries>>>,
+}
+
+#[derive(Default)]
+struct Index {
+    /// Every live series by id.
+    series: HashMap<u64, Arc<MemSeries>>,
+    /// name -> value -> ascending series ids.
+    postings: HashMap<Arc<str>, HashMap<Arc<str>, Vec<u64>>>,
+    interned: HashSet<Arc<str>>,
+}
+
+impl Index {
+    fn intern(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.interned.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(s);
+        self.interned.insert(a.clone());
+        a
+    }
+}
+
+/// The in-memory head.
+pub struct Head {
+    shards: Box<[Mutex<Shard>]>,
+    index: RwLock<Index>,
+    next_id: AtomicU64,
+    min_time: AtomicI64,
+    max_time: AtomicI64,
+    block_range: i64,
+}
+
+impl Head {
+    pub(crate) fn new(block_range: i64) -> Head {
+        Head {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            index: RwLock::new(Index::default()),
+            next_id: AtomicU64::new(1),
+            min_time: AtomicI64::new(i64::MAX),
+            max_time: AtomicI64::new(i64::MIN),
+            block_range,
+        }
+    }
+
+    pub(crate) fn block_range(&self) -> i64 {
+        self.block_range
+    }
+
+    /// Finds or creates the series for `labels` and marks it pending for
+    /// the caller's appender. Returns the series and whether it is new.
+    pub(crate) fn get_or_create_pending(&self, labels: &Labels) -> (Arc<MemSeries>, bool) {
+        let hash = labels.stable_hash();
+        let mut shard = lock(&self.shards[(hash as usize) % SHARDS]);
+        if let Some(list) = shard.by_hash.get(&hash) {
+            if let Some(s) = list.iter().find(|s| s.same_labels(labels)) {
+                s.pending.fetch_add(1, Ordering::AcqRel);
+                return (s.clone(), false);
+            }
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let series = self.insert_series(id, labels, hash, 1);
+        shard.by_hash.entry(hash).or_default().push(series.clone());
+        (series, true)
+    }
+
+    /// Like [`Head::get_or_create_pending`] for normalized borrowed pairs
+    /// (see [`model::labels::pairs_are_normalized`]); builds a [`Labels`]
+    /// only when the series is new.
+    pub(crate) fn get_or_create_pending_pairs(
+        &self,
+        pairs: &[(&str, &str)],
+    ) -> (Arc<MemSeries>, bool) {
+        let hash = model::labels::stable_hash_pairs(pairs.iter().copied());
+        {
+            let shard = lock(&self.shards[(hash as usize) % SHARDS]);
+            if let Some(list) = shard.by_hash.get(&hash) {
+                if let Some(s) = list.iter().find(|s| s.same_pairs(pairs)) {
+                    s.pending.fetch_add(1, Ordering::AcqRel);
+                    return (s.clone(), false);
+                }
+            }
+        }
+        self.get_or_create_pending(&Labels::from_pairs(pairs.iter().copied()))
+    }
+
+    /// Creates a series with a known id during WAL replay. A second record
+    /// for the same labels maps to the existing series.
+    pub(crate) fn replay_series(&self, id: u64, labels: &Labels) -> Arc<MemSeries> {
+        let hash = labels.stable_hash();
+        let mut shard = lock(&self.shards[(hash as usize) % SHARDS]);
+        if let Some(list) = shard.by_hash.get(&hash) {
+            if let Some(s) = list.iter().find(|s| s.same_labels(labels)) {
+                return s.clone();
+            }
+        }
+        self.next_id.fetch_max(id + 1, Ordering::Relaxed);
+        let series = self.insert_series(id, labels, hash, 0);
+        series.wal_logged.store(true, Ordering::Relaxed);
+        shard.by_hash.entry(hash).or_default().push(series.clone());
+        series
+    }
+
+    fn insert_series(&self, id: u64, labels: &Labels, hash: u64, pending: u32) -> Arc<MemSeries> {
+        let mut index = write(&self.index);
+        let interned: Box<[InternedLabel]> = labels
+            .iter()
+            .map(|l| (index.intern(&l.name), index.intern(&l.value)))
+            .collect();
+        let series = Arc::new(MemSeries {
+            id,
+            labels: interned,
+            hash,
+            pending: AtomicU32::new(pending),
+            wal_logged: AtomicBool::new(false),
+            data: Mutex::new(SeriesData {
+                closed: Vec::new(),
+                open: XorAppender::new(),
+                max_time: i64::MIN,
+                overrides: BTreeMap::new(),
+            }),
+        });
+        for (n, v) in series.labels.iter() {
+            let list = index
+                .postings
+                .entry(n.clone())
+                .or_default()
+                .entry(v.clone())
+                .or_default();
+            // Ids are handed out in increasing order, except during replay
+            // of a checkpoint followed by segments; keep the list sorted.
+            match list.last() {
+                Some(&last) if last > id => {
+                    let pos = list.partition_point(|&x| x < id);
+                    list.insert(pos, id);
+                }
+                _ => list.push(id),
+            }
+        }
+        index.series.insert(id, series.clone());
+        series
+    }
+
+    pub(crate) fn series_by_id(&self, id: u64) -> Option<Arc<MemSeries>> {
+        read(&self.index).series.get(&id).cloned()
+    }
+
+    pub(crate) fn note_time(&self, t: i64) {
+        self.min_time.fetch_min(t, Ordering::Relaxed);
+        self.max_time.fetch_max(t, Ordering::Relaxed);
+    }
+
+    pub fn min_time(&self) -> i64 {
+        self.min_time.load(Ordering::Relaxed)
+    }
+
+    pub fn max_time(&self) -> i64 {
+        self.max_time.load(Ordering::Relaxed)
+    }
+
+    pub fn num_series(&self) -> u64 {
+        read(&self.index).series.len() as u64
+    }
+
+    /// Series matching all matchers (all series for an empty list), sorted
+    /// by label set.
+    pub(crate) fn matching_series(&self, matchers: &[Matcher]) -> Vec<Arc<MemSeries>> {
+        let index = read(&self.index);
+        // Narrow with the most selective equality matcher, then filter.
+        let mut candidates: Option<&Vec<u64>> = None;
+        for m in matchers {
+            if m.op() == model::MatchOp::Equal && !m.value().is_empty() {
+                let list = index
+                    .postings
+                    .get(m.name())
+                    .and_then(|vals| vals.get(m.value()));
+                match list {
+                    None => return Vec::new(),
+                    Some(list) => {
+                        if candidates.is_none_or(|c| list.len() < c.len()) {
+                            candidates = Some(list);
+                        }
+                    }
+                }
+            }
+        }
+        let mut out: Vec<Arc<MemSeries>> = match candidates {
+            Some(ids) => ids
+                .iter()
+                .filter_map(|id| index.series.get(id))
+                .filter(|s| s.matches(matchers))
+                .cloned()
+                .collect(),
+            None => index
+                .series
+                .values()
+                .filter(|s| s.matches(matchers))
+                .cloned()
+                .collect(),
+        };
+        drop(index);
+        out.sort_by(|a, b| compare_interned(&a.labels, &b.labels));
+        out
+    }
+
+    /// Every series, sorted by label set.
+    pub(crate) fn all_series_sorted(&self) -> Vec<Arc<MemSeries>> {
+        self.matching_series(&[])
+    }
+
+    /// Drops samples before `boundary` and removes series left empty that
+    /// no appender is using. Must run while no commit is in flight.
+    pub(crate) fn truncate_before(&self, boundary: i64) -> u64 {
+        let all: Vec<Arc<MemSeries>> = read(&self.index).series.values().cloned().collect();
+        let mut removed = HashSet::new();
+        for s in &all {
+            let empty = s.truncate_before(boundary);
+            if empty {
+                let mut shard = lock(&self.shards[(s.hash as usize) % SHARDS]);
+                if s.pending.load(Ordering::Acquire) == 0 && s.is_empty() {
+                    if let Some(list) = shard.by_hash.get_mut(&s.hash) {
+                        list.retain(|x| x.id != s.id);
+                        if list.is_empty() {
+                            shard.by_hash.remove(&s.hash);
+                        }
+                    }
+                    removed.insert(s.id);
+                }
+            }
+        }
+        if !removed.is_empty() {
+            let mut index = write(&self.index);
+            for id in &removed {
+                index.series.remove(id);
+            }
+            for vals in index.postings.values_mut() {
+                for list in vals.values_mut() {
+                    list.retain(|id| !removed.contains(id));
+                }
+                vals.retain(|_, list| !list.is_empty());
+            }
+            index.postings.retain(|_, vals| !vals.is_empty());
+            let live: HashSet<Arc<str>> = index
+                .series
+                .values()
+                .flat_map(|s| s.labels.iter().flat_map(|(n, v)| [n.clone(), v.clone()]))
+                .collect();
+            index.interned = live;
+        }
+        // The head's minimum is now at least the boundary.
+        let mut new_min = i64::MAX;
+        for s in read(&self.index).series.values() {
+            let d = lock(&s.data);
+            let first = d
+                .closed
+                .first()
+                .map(|c| c.min_time)
+                .or(d.open.first_time())
+                .unwrap_or(i64::MAX);
+            let first_override = d.overrides.keys().next().copied().unwrap_or(i64::MAX);
+            new_min = new_min.min(first).min(first_override);
+        }
+        self.min_time.store(new_min, Ordering::Relaxed);
+        if new_min == i64::MAX {
+            self.max_time.store(i64::MIN, Ordering::Relaxed);
+        }
+        removed.len() as u64
+    }
+
+    pub(crate) fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<String> {
+        let mut names = std::collections::BTreeSet::new();
+        for s in self.matching_series(matchers) {
+            if s.samples(mint, maxt).is_empty() {
+                continue;
+            }
+            for (n, _) in s.labels.iter() {
+                names.insert(n.to_string());
+            }
+        }
+        names.into_iter().collect()
+    }
+
+    pub(crate) fn label_values(
+        &self,
+        name: &str,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Vec<String> {
+        let mut values = std::collections::BTreeSet::new();
+        for s in self.matching_series(matchers) {
+            if let Some(v) = s.label_value(name) {
+                if !values.contains(v) && !s.samples(mint, maxt).is_empty() {
+                    values.insert(v.to_string());
+                }
+            }
+        }
+        values.into_iter().collect()
+    }
+
+    pub(crate) fn stats(&self, limit: usize) -> model::storage::HeadStats {
+        let index = read(&self.index);
+        let mut by_metric: HashMap<&str, u64> = HashMap::new();
+        let mut by_pair: HashMap<(&str, &str), u64> = HashMap::new();
+        let mut chunks = 0;
+        for s in index.series.values() {
+            chunks += s.chunk_count();
+            for (n, v) in s.labels.iter() {
+                if &**n == model::METRIC_NAME {
+                    *by_metric.entry(v).or_default() += 1;
+                }
+                *by_pair.entry((n, v)).or_default() += 1;
+            }
+        }
+        let mut value_count: Vec<(String, u64)> = Vec::new();
+        let mut memory: Vec<(String, u64)> = Vec::new();
+        let mut pairs = 0u64;
+        for (name, vals) in &index.postings {
+            value_count.push((name.to_string(), vals.len() as u64));
+            memory.push((name.to_string(), vals.keys().map(|v| v.len() as u64).sum()));
+            pairs += vals.len() as u64;
+        }
+        let top = |mut v: Vec<(String, u64)>| {
+            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            v.truncate(limit);
+            v
+        };
+        model::storage::HeadStats {
+            num_series: index.series.len() as u64,
+            num_chunks: chunks,
+            num_label_pairs: pairs,
+            min_time: self.min_time(),
+            max_time: self.max_time(),
+            series_count_by_metric_name: top(by_metric
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect()),
+            label_value_count_by_label_name: top(value_count),
+            memory_in_bytes_by_label_name: top(memory),
+            series_count_by_label_value_pair: top(by_pair
+                .into_iter()
+                .map(|((n, v), c)| (format!("{n}={v}"), c))
+                .collect()),
+        }
+    }
+
+    pub(crate) fn num_chunks(&self) -> u64 {
+        read(&self.index)
+            .series
+            .values()
+            .map(|s| s.chunk_count())
+            .sum()
+    }
+
+    /// Ids of every live series, for WAL checkpoints.
+    pub(crate) fn live_ids(&self) -> HashSet<u64> {
+        read(&self.index).series.keys().copied().collect()
+    }
+}
+
+fn compare_interned(a: &[InternedLabel], b: &[InternedLabel]) -> std::cmp::Ordering {
+    for ((an, av), (bn, bv)) in a.iter().zip(b.iter()) {
+        let c = an.cmp(bn).then_with(|| av.cmp(bv));
+        if c != std::cmp::Ordering::Equal {
+            return c;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_override_prefers_override() {
+        let base = vec![(1, 1.0), (2, 2.0), (4, 4.0)];
+        let over = vec![(2, 20.0), (3, 30.0), (5, 50.0)];
+        assert_eq!(
+            merge_override(base, over),
+            vec![(1, 1.0), (2, 20.0), (3, 30.0), (4, 4.0), (5, 50.0)]
+        );
+    }
+
+    #[test]
+    fn out_of_order_and_rewrite() {
+        let head = Head::new(7_200_000);
+        let (s, _) = head.get_or_create_pending(&Labels::from_pairs([("__name__", "a")]));
+        s.apply(10, 1.0, head.block_range());
+        s.apply(30, 3.0, head.block_range());
+        assert!(s.apply(20, 2.0, head.block_range()));
+        assert!(s.apply(30, 33.0, head.block_range()));
+        assert_eq!(s.samples(0, 100), vec![(10, 1.0), (20, 2.0), (30, 33.0)]);
+        assert_eq!(s.samples(15, 25), vec![(20, 2.0)]);
+    }
+
+    #[test]
+    fn chunks_split_at_block_boundaries() {
+        let head = Head::new(1000);
+        let (s, _) = head.get_or_create_pending(&Labels::from_pairs([("__name__", "a")]));
+        for t in (0..3000).step_by(100) {
+            s.apply(t, t as f64, 1000);
+        }
+        assert!(!s.truncate_before(1000));
+        assert_eq!(s.samples(i64::MIN, i64::MAX).first(), Some(&(1000, 1000.0)));
+        assert!(s.truncate_before(3000));
+    }
+}

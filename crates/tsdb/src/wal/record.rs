@@ -1,0 +1,415 @@
+//! WAL record payloads: series and samples, and their byte encodings.
+//!
+//! A record's bytes are one type byte followed by the payload; the framing
+//! (length and CRC) is added by the segment writer. The layout is specified
+//! in `docs/format/wal.md`. Decoding never panics: every malformed input is
+//! a [`RecordError`].
+
+use std::fmt;
+
+use model::{Label, Labels};
+
+/// Record type byte of a series record.
+pub const RECORD_TYPE_SERIES: u8 = 1;
+/// Record type byte of a samples record.
+pub const RECORD_TYPE_SAMPLES: u8 = 2;
+
+/// Whether a record type byte is one this version writes and reads.
+///
+/// Types 3 (histograms), 4 (exemplars) and 5 (tombstones) are reserved.
+pub fn is_known_record_type(record_type: u8) -> bool {
+    matches!(record_type, RECORD_TYPE_SERIES | RECORD_TYPE_SAMPLES)
+}
+
+/// A series as the WAL knows it: the head's id for it and its labels.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefSeries {
+    pub id: u64,
+    pub labels: Labels,
+}
+
+/// One float sample of the series with the head's id `id`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RefSample {
+    pub id: u64,
+    pub t: i64,
+    pub v: f64,
+}
+
+/// A decoded WAL record.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Record {
+    Series(Vec<RefSeries>),
+    Samples(Vec<RefSample>),
+}
+
+/// Why record bytes could not be decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordError {
+    offset: usize,
+    reason: &'static str,
+}
+
+impl RecordError {
+    /// The byte offset in the record (type byte = 0) where decoding failed.
+    pub fn offset(&self) -> usize {
+        self.offset
+    }
+
+    /// A short description of what was wrong.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "corrupt WAL record at byte {}: {}",
+            self.offset, self.reason
+        )
+    }
+}
+
+impl std::error::Error for RecordError {}
+
+/// Appends a series record (type byte and payload) to `out`.
+pub fn encode_series(series: &[RefSeries], out: &mut Vec<u8>) {
+    out.push(RECORD_TYPE_SERIES);
+    for entry in series {
+        put_uvarint(out, entry.id);
+        put_uvarint(out, entry.labels.len() as u64);
+        for label in entry.labels.iter() {
+            put_uvarint(out, label.name.len() as u64);
+            out.extend_from_slice(label.name.as_bytes());
+            put_uvarint(out, label.value.len() as u64);
+            out.extend_from_slice(label.value.as_bytes());
+        }
+    }
+}
+
+/// Appends a samples record (type byte and payload) to `out`.
+///
+/// Ids are written as differences to the previous sample's id, timestamps as
+/// differences to the first sample's timestamp, values as raw bits.
+pub fn encode_samples(samples: &[RefSample], out: &mut Vec<u8>) {
+    out.push(RECORD_TYPE_SAMPLES);
+    let Some(first) = samples.first() else {
+        return;
+    };
+    out.reserve(samples.len() * 11 + 20);
+    put_uvarint(out, first.id);
+    put_varint(out, first.t);
+    let mut previous_id = first.id;
+    for sample in samples {
+        put_varint(out, sample.id.wrapping_sub(previous_id) as i64);
+        put_varint(out, sample.t.wrapping_sub(first.t));
+        out.extend_from_slice(&sample.v.to_bits().to_le_bytes());
+        previous_id = sample.id;
+    }
+}
+
+/// Decodes one record from its type byte and payload.
+pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
+    let Some((&record_type, _)) = bytes.split_first() else {
+        return Err(RecordError {
+            offset: 0,
+            reason: "empty record",
+        });
+    };
+    let mut reader = ByteReader { bytes, offset: 1 };
+    match record_type {
+        RECORD_TYPE_SERIES => decode_series(&mut reader).map(Record::Series),
+        RECORD_TYPE_SAMPLES => decode_samples(&mut reader).map(Record::Samples),
+        _ => Err(RecordError {
+            offset: 0,
+            reason: "unknown record type",
+        }),
+    }
+}
+
+fn decode_series(reader: &mut ByteReader<'_>) -> Result<Vec<RefSeries>, RecordError> {
+    let mut series = Vec::new();
+    while !reader.is_at_end() {
+        let id = reader.uvarint()?;
+        let label_count = reader.uvarint()?;
+        // Each label takes at least two bytes (two lengths), so a larger
+        // count cannot be honest; bounding it keeps a corrupt count from
+        // reserving huge memory.
+        if label_count > (reader.remaining() / 2) as u64 {
+            return Err(reader.error("label count larger than the record"));
+        }
+        let mut labels: Vec<Label> = Vec::with_capacity(label_count as usize);
+        for _ in 0..label_count {
+            let name = reader.string()?;
+            if name.is_empty() {
+                return Err(reader.error("empty label name"));
+            }
+            if let Some(previous) = labels.last()
+                && previous.name.as_str() >= name
+            {
+                return Err(reader.error("label names not sorted or duplicated"));
+            }
+            let value = reader.string()?;
+            if value.is_empty() {
+                return Err(reader.error("empty label value"));
+            }
+            labels.push(Label {
+                name: name.to_owned(),
+                value: value.to_owned(),
+            });
+        }
+        series.push(RefSeries {
+            id,
+            // Sorted, unique and non-empty: checked just above.
+            labels: Labels::from_sorted_unchecked(labels),
+        });
+    }
+    Ok(series)
+}
+
+fn decode_samples(reader: &mut ByteReader<'_>) -> Result<Vec<RefSample>, RecordError> {
+    if reader.is_at_end() {
+        return Ok(Vec::new());
+    }
+    let base_id = reader.uvarint()?;
+    let base_t = reader.varint()?;
+    // A sample takes at least 10 bytes.
+    let mut samples = Vec::with_capacity(reader.remaining() / 10);
+    let mut previous_id = base_id;
+    while !reader.is_at_end() {
+        let id = previous_id.wrapping_add(reader.varint()? as u64);
+        let t = base_t.wrapping_add(reader.varint()?);
+        let v = f64::from_bits(reader.u64_le()?);
+        samples.push(RefSample { id, t, v });
+        previous_id = id;
+    }
+    if samples.is_empty() {
+        return Err(reader.error("samples record with a base but no samples"));
+    }
+    if samples[0].id != base_id || samples[0].t != base_t {
+        return Err(reader.error("first sample differs from the record's base"));
+    }
+    Ok(samples)
+}
+
+/// Appends `value` as an unsigned LEB128 varint.
+pub(crate) fn put_uvarint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// Appends `value` zigzag-mapped as an unsigned varint.
+pub(crate) fn put_varint(out: &mut Vec<u8>, value: i64) {
+    put_uvarint(out, ((value << 1) ^ (value >> 63)) as u64);
+}
+
+struct ByteReader<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+}
+
+impl<'a> ByteReader<'a> {
+    fn is_at_end(&self) -> bool {
+        self.offset >= self.bytes.len()
+    }
+
+    fn remaining(&self) -> usize {
+        self.bytes.len().saturating_sub(self.offset)
+    }
+
+    fn error(&self, reason: &'static str) -> RecordError {
+        RecordError {
+            offset: self.offset,
+            reason,
+        }
+    }
+
+    fn uvarint(&mut self) -> Result<u64, RecordError> {
+        let mut value: u64 = 0;
+        for index in 0..10 {
+            let Some(&byte) = self.bytes.get(self.offset) else {
+                return Err(self.error("varint runs past the end of the record"));
+            };
+            self.offset += 1;
+            let bits = u64::from(byte & 0x7f);
+            // The tenth byte may only carry the one remaining bit.
+            if index == 9 && byte > 1 {
+                return Err(self.error("varint overflows 64 bits"));
+            }
+            value |= bits << (7 * index);
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(self.error("varint overflows 64 bits"))
+    }
+
+    fn varint(&mut self) -> Result<i64, RecordError> {
+        let raw = self.uvarint()?;
+        Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+    }
+
+    fn u64_le(&mut self) -> Result<u64, RecordError> {
+        let end = self.offset.saturating_add(8);
+        let Some(chunk) = self.bytes.get(self.offset..end) else {
+            return Err(self.error("value runs past the end of the record"));
+        };
+        let mut array = [0u8; 8];
+        array.copy_from_slice(chunk);
+        self.offset = end;
+        Ok(u64::from_le_bytes(array))
+    }
+
+    fn string(&mut self) -> Result<&'a str, RecordError> {
+        let length = self.uvarint()?;
+        if length > self.remaining() as u64 {
+            return Err(self.error("string runs past the end of the record"));
+        }
+        let end = self.offset + length as usize;
+        let bytes = &self.bytes[self.offset..end];
+        let text =
+            std::str::from_utf8(bytes).map_err(|_| self.error("label is not valid UTF-8"))?;
+        self.offset = end;
+        Ok(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn assert_same_record(left: &Record, right: &Record) {
+        match (left, right) {
+            (Record::Series(a), Record::Series(b)) => assert_eq!(a, b),
+            (Record::Samples(a), Record::Samples(b)) => {
+                assert_eq!(a.len(), b.len());
+                for (x, y) in a.iter().zip(b) {
+                    assert_eq!((x.id, x.t, x.v.to_bits()), (y.id, y.t, y.v.to_bits()));
+                }
+            }
+            _ => panic!("record kinds differ: {left:?} vs {right:?}"),
+        }
+    }
+
+    fn label_strategy() -> impl Strategy<Value = Labels> {
+        proptest::collection::vec(("[a-z_]{1,8}", "\\PC{1,12}"), 0..6).prop_map(Labels::from_pairs)
+    }
+
+    proptest! {
+        #[test]
+        fn series_round_trip(entries in proptest::collection::vec((any::<u64>(), label_strategy()), 0..20)) {
+            let series: Vec<RefSeries> = entries
+                .into_iter()
+                .map(|(id, labels)| RefSeries { id, labels })
+                .collect();
+            let mut bytes = Vec::new();
+            encode_series(&series, &mut bytes);
+            let decoded = decode(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            assert_same_record(&decoded, &Record::Series(series));
+        }
+
+        #[test]
+        fn samples_round_trip(entries in proptest::collection::vec((any::<u64>(), any::<i64>(), any::<u64>()), 0..50)) {
+            let samples: Vec<RefSample> = entries
+                .into_iter()
+                .map(|(id, t, bits)| RefSample { id, t, v: f64::from_bits(bits) })
+                .collect();
+            let mut bytes = Vec::new();
+            encode_samples(&samples, &mut bytes);
+            let decoded = decode(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            assert_same_record(&decoded, &Record::Samples(samples));
+        }
+
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn stale_nan_survives_bit_exact() {
+        let samples = [RefSample {
+            id: 7,
+            t: 1_700_000_000_000,
+            v: model::STALE_NAN,
+        }];
+        let mut bytes = Vec::new();
+        encode_samples(&samples, &mut bytes);
+        let Ok(Record::Samples(decoded)) = decode(&bytes) else {
+            panic!("samples did not decode");
+        };
+        assert_eq!(decoded[0].v.to_bits(), 0x7ff0_0000_0000_0002);
+    }
+
+    #[test]
+    fn samples_are_compact() {
+        // 100 samples of consecutive series at the same time: id and time
+        // differences take one byte each, the value eight.
+        let samples: Vec<RefSample> = (0..100)
+            .map(|i| RefSample {
+                id: 1000 + i,
+                t: 1_700_000_000_000,
+                v: i as f64,
+            })
+            .collect();
+        let mut bytes = Vec::new();
+        encode_samples(&samples, &mut bytes);
+        assert!(bytes.len() <= 1 + 2 + 7 + 100 * 10, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn rejects_bad_labels() {
+        let check = |pairs: &[(&str, &str)], reason: &str| {
+            let mut bytes = vec![RECORD_TYPE_SERIES];
+            put_uvarint(&mut bytes, 1);
+            put_uvarint(&mut bytes, pairs.len() as u64);
+            for (name, value) in pairs {
+                put_uvarint(&mut bytes, name.len() as u64);
+                bytes.extend_from_slice(name.as_bytes());
+                put_uvarint(&mut bytes, value.len() as u64);
+                bytes.extend_from_slice(value.as_bytes());
+            }
+            let error = decode(&bytes).expect_err("bad labels must not decode");
+            assert_eq!(error.reason(), reason);
+        };
+        check(
+            &[("a", "1"), ("a", "2")],
+            "label names not sorted or duplicated",
+        );
+        check(
+            &[("b", "1"), ("a", "2")],
+            "label names not sorted or duplicated",
+        );
+        check(&[("", "1")], "empty label name");
+        check(&[("a", "")], "empty label value");
+    }
+
+    #[test]
+    fn rejects_truncated_and_unknown() {
+        assert!(decode(&[]).is_err());
+        assert!(decode(&[0]).is_err());
+        assert!(decode(&[3]).is_err());
+        let mut bytes = Vec::new();
+        encode_samples(
+            &[RefSample {
+                id: 1,
+                t: 2,
+                v: 3.0,
+            }],
+            &mut bytes,
+        );
+        for cut in 2..bytes.len() {
+            assert!(decode(&bytes[..cut]).is_err(), "cut at {cut} decoded");
+        }
+        // An overlong varint.
+        let mut overlong = vec![RECORD_TYPE_SERIES];
+        overlong.extend_from_slice(&[0xff; 11]);
+        assert!(decode(&overlong).is_err());
+    }
+}
