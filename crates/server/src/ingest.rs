@@ -12,9 +12,11 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use model::Labels;
+use model::exposition::{Entry, Format, Parser, sample_labels};
 use model::storage::Storage;
+use model::{Labels, LabelsBuilder, METRIC_NAME};
 
+use crate::params::Params;
 use crate::remote::{RemoteWriteError, ValidatedSeries, decode_remote_write};
 use crate::{ApiError, AppState, ErrorType, blocking};
 
@@ -81,6 +83,103 @@ pub(crate) async fn remote_write(State(state): State<AppState>, request: Request
                     samples.iter().map(move |&(t, v)| (labels, t, v))
                 });
             append_all(storage.as_ref(), batch)
+        })
+        .await
+    }
+    .await;
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Labels added to (or replacing those of) every imported series, from
+/// repeated `extra_label=name=value` parameters (VictoriaMetrics' form).
+fn parse_extra_labels(params: &Params) -> Result<Vec<(String, String)>, ApiError> {
+    let mut extra = Vec::new();
+    for raw in params.all("extra_label") {
+        let Some((name, value)) = raw.split_once('=') else {
+            return Err(ApiError::bad_data(format!(
+                "invalid parameter \"extra_label\": missing '=' in {raw:?}"
+            )));
+        };
+        if name.is_empty() {
+            return Err(ApiError::bad_data(format!(
+                "invalid parameter \"extra_label\": empty label name in {raw:?}"
+            )));
+        }
+        extra.push((name.to_string(), value.to_string()));
+    }
+    Ok(extra)
+}
+
+/// Parses a whole text exposition body into samples: timestamps are
+/// milliseconds, absent ones become `now_ms`; metadata and exemplars are
+/// skipped. Any error refuses the whole body.
+pub fn parse_import(
+    body: &[u8],
+    extra_labels: &[(String, String)],
+    now_ms: i64,
+) -> Result<Vec<(Labels, i64, f64)>, ApiError> {
+    let mut samples = Vec::new();
+    for entry in Parser::new(body, Format::Text) {
+        let entry = entry.map_err(|e| ApiError::bad_data(format!("cannot parse body: {e}")))?;
+        let Entry::Sample {
+            name,
+            labels,
+            value,
+            timestamp_ms,
+            ..
+        } = entry
+        else {
+            continue;
+        };
+        let mut names: Vec<&str> = labels.iter().map(|(n, _)| n.as_ref()).collect();
+        names.push(METRIC_NAME);
+        names.sort_unstable();
+        if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ApiError::bad_data(format!(
+                "cannot parse body: duplicate label name {:?} in series {name:?}",
+                pair[0]
+            )));
+        }
+        let mut series = sample_labels(&name, &labels);
+        if !extra_labels.is_empty() {
+            let mut builder = LabelsBuilder::from_labels(&series);
+            for (n, v) in extra_labels {
+                builder.set(n.clone(), v.clone());
+            }
+            series = builder.build();
+        }
+        if series.metric_name().is_none_or(str::is_empty) {
+            return Err(ApiError::bad_data(format!(
+                "cannot parse body: series {series} has no metric name"
+            )));
+        }
+        samples.push((series, timestamp_ms.unwrap_or(now_ms), value));
+    }
+    Ok(samples)
+}
+
+/// `POST /api/v1/import/prometheus`: Prometheus text exposition with
+/// optional millisecond timestamps (VictoriaMetrics' convention). Answers
+/// 204 once everything is committed, 400 naming line and column on a parse
+/// error, with nothing stored.
+pub(crate) async fn import_prometheus(State(state): State<AppState>, request: Request) -> Response {
+    let params = Params::parse(request.uri().query(), None);
+    let result = async {
+        let extra_labels = parse_extra_labels(&params)?;
+        let body =
+            read_body_limited(request.into_body(), state.config().max_import_body_bytes).await?;
+        let now_ms = state.now_ms();
+        let storage = state.storage().clone();
+        blocking(move || {
+            let samples = parse_import(&body, &extra_labels, now_ms)?;
+            drop(body);
+            append_all(
+                storage.as_ref(),
+                samples.iter().map(|(l, t, v)| (l, *t, *v)),
+            )
         })
         .await
     }

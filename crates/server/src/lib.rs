@@ -28,7 +28,7 @@ use model::storage::Storage;
 mod api;
 mod error;
 pub mod export;
-mod ingest;
+pub mod ingest;
 pub mod metrics;
 pub mod params;
 pub mod remote;
@@ -151,6 +151,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/write",
             post(ingest::remote_write).layer(ingest_limit),
+        )
+        .route(
+            "/api/v1/import/prometheus",
+            post(ingest::import_prometheus).layer(ingest_limit),
         )
         .route("/api/v1/series", get(api::series).post(api::series))
         .route("/api/v1/labels", get(api::labels).post(api::labels))

@@ -649,6 +649,98 @@ async fn metrics_expose_storage_counters_and_http_durations() {
     }
 }
 
+#[tokio::test]
+async fn import_prometheus_text_with_millisecond_timestamps() {
+    let (storage, app) = app();
+    let body = "# HELP up Whether up.\n# TYPE up gauge\nup{job=\"a\"} 1 1700000000123\nup{job=\"b\"} 0\nnot_up 2.5e-3 -7\n";
+    let reply = post_bytes(
+        &app,
+        "/api/v1/import/prometheus?extra_label=env=prod&extra_label=job=forced",
+        body.as_bytes().to_vec(),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text());
+    assert_eq!(storage.commits(), 1);
+    // extra_label overrides job, so the two `up` samples land in one series.
+    assert_eq!(
+        storage.dump(),
+        vec![
+            (
+                Labels::from_pairs([("__name__", "not_up"), ("env", "prod"), ("job", "forced")]),
+                vec![(-7, 2.5e-3)]
+            ),
+            (
+                Labels::from_pairs([("__name__", "up"), ("env", "prod"), ("job", "forced")]),
+                vec![(NOW_MS, 0.0), (1_700_000_000_123, 1.0)]
+            ),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn import_prometheus_refuses_bad_bodies_and_stores_nothing() {
+    let (storage, app) = app();
+    let reply = post_bytes(
+        &app,
+        "/api/v1/import/prometheus",
+        b"ok 1\nbad{ 1\n".to_vec(),
+    )
+    .await;
+    assert_error(
+        &reply,
+        StatusCode::BAD_REQUEST,
+        "bad_data",
+        "line 2, column",
+    );
+    let reply = post_bytes(
+        &app,
+        "/api/v1/import/prometheus",
+        b"ok 1\nx{a=\"1\",a=\"2\"} 1\n".to_vec(),
+    )
+    .await;
+    assert_error(
+        &reply,
+        StatusCode::BAD_REQUEST,
+        "bad_data",
+        "duplicate label name \"a\"",
+    );
+    let reply = post_bytes(
+        &app,
+        "/api/v1/import/prometheus?extra_label=novalue",
+        b"ok 1\n".to_vec(),
+    )
+    .await;
+    assert_error(&reply, StatusCode::BAD_REQUEST, "bad_data", "extra_label");
+    assert!(storage.dump().is_empty());
+    assert_eq!(storage.commits(), 0);
+}
+
+#[tokio::test]
+async fn import_prometheus_round_trips_through_export() {
+    let (_, app) = app();
+    let body = "m{k=\"v\"} 0.30000000000000004 1000\nm{k=\"v\"} 1e-300 2000\nm{k=\"v\"} NaN 3000\nm{k=\"v\"} +Inf 4000\nm{k=\"v\"} -Inf 5000\nm{k=\"v\"} -0 6000\n";
+    let reply = post_bytes(&app, "/api/v1/import/prometheus", body.as_bytes().to_vec()).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.text());
+    let exported = parse_export(&get(&app, "/api/v1/export?match[]=m").await.text());
+    let want: Vec<u64> = [
+        0.1 + 0.2,
+        1e-300,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        -0.0,
+    ]
+    .iter()
+    .map(|v| v.to_bits())
+    .collect();
+    // Any NaN exports as "NaN" and reads back as the canonical NaN.
+    assert!(f64::from_bits(exported[0].1[2]).is_nan());
+    let mut got = exported[0].1.clone();
+    got[2] = f64::NAN.to_bits();
+    assert_eq!(got, want);
+    assert_eq!(exported[0].2, vec![1000, 2000, 3000, 4000, 5000, 6000]);
+}
+
 /// The one test with a socket: `serve` on a loopback port, a raw HTTP/1.1
 /// request, then a graceful shutdown.
 #[tokio::test]
