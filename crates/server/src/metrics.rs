@@ -48,7 +48,7 @@ impl ServerMetrics {
             Family::new_with_constructor(new_duration_histogram as fn() -> Histogram);
         registry.register(
             "osprey_http_request_duration_seconds",
-            "Time spent answering HTTP requests, by route pattern and status code.",
+            "Time spent answering HTTP requests, by route pattern and status code",
             http_request_duration.clone(),
         );
         registry.register_collector(Box::new(StorageCollector { storage }));
@@ -90,21 +90,22 @@ impl std::fmt::Debug for StorageCollector {
 impl Collector for StorageCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let c = self.storage.counters();
-        // Counter names leave out `_total`: the OpenMetrics encoder adds it.
+        // Counter names leave out `_total` and help texts their final period:
+        // the OpenMetrics encoder adds both.
         let counters: [(&str, &str, u64); 10] = [
             (
                 "osprey_tsdb_samples_appended",
-                "Samples committed to the store.",
+                "Samples committed to the store",
                 c.samples_appended_total,
             ),
             (
                 "osprey_tsdb_series_created",
-                "Series created in the head.",
+                "Series created in the head",
                 c.series_created_total,
             ),
             (
                 "osprey_tsdb_wal_writes",
-                "Records written to the write-ahead log.",
+                "Records written to the write-ahead log",
                 c.wal_writes_total,
             ),
             (
@@ -114,32 +115,32 @@ impl Collector for StorageCollector {
             ),
             (
                 "osprey_tsdb_wal_corruptions_repaired",
-                "Corrupt write-ahead log tails truncated on start.",
+                "Corrupt write-ahead log tails truncated on start",
                 c.wal_corruptions_repaired_total,
             ),
             (
                 "osprey_tsdb_compactions",
-                "Compactions completed.",
+                "Compactions completed",
                 c.compactions_total,
             ),
             (
                 "osprey_tsdb_compactions_failed",
-                "Compactions that failed.",
+                "Compactions that failed",
                 c.compactions_failed_total,
             ),
             (
                 "osprey_tsdb_head_truncations",
-                "Head truncations.",
+                "Head truncations",
                 c.head_truncations_total,
             ),
             (
                 "osprey_tsdb_blocks_deleted_by_retention",
-                "Blocks deleted by the retention policy.",
+                "Blocks deleted by the retention policy",
                 c.blocks_deleted_by_retention_total,
             ),
             (
                 "osprey_tsdb_out_of_order_samples",
-                "Samples accepted with a timestamp older than their series' newest.",
+                "Samples accepted with a timestamp older than their series' newest",
                 c.out_of_order_samples_total,
             ),
         ];
@@ -152,22 +153,22 @@ impl Collector for StorageCollector {
         let gauges: [(&str, &str, u64); 4] = [
             (
                 "osprey_tsdb_head_series",
-                "Series in the head.",
+                "Series in the head",
                 c.head_series,
             ),
             (
                 "osprey_tsdb_head_chunks",
-                "Chunks in the head.",
+                "Chunks in the head",
                 c.head_chunks,
             ),
             (
                 "osprey_tsdb_blocks_loaded",
-                "Persistent blocks loaded.",
+                "Persistent blocks loaded",
                 c.blocks_loaded,
             ),
             (
                 "osprey_tsdb_storage_blocks_bytes",
-                "Bytes used by persistent blocks.",
+                "Bytes used by persistent blocks",
                 c.storage_blocks_bytes,
             ),
         ];
