@@ -159,6 +159,16 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// 1-based number of the line the last returned entry came from.
+    pub fn line(&self) -> usize {
+        self.next_line_number.saturating_sub(1).max(1)
+    }
+
+    /// Byte offset of the next line to parse, for progress reporting.
+    pub fn offset(&self) -> usize {
+        self.position
+    }
+
     fn fail(&mut self, error: ParseError) -> Option<Result<Entry<'a>, ParseError>> {
         self.finished = true;
         Some(Err(error))

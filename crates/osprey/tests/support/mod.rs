@@ -1,0 +1,238 @@
+//! Helpers for tests that run the real `osprey` binary over loopback HTTP.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `osprey server` child process.
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub log: std::path::PathBuf,
+}
+
+impl Server {
+    /// Starts `osprey server` on `addr` with `data_dir` and waits until it
+    /// answers `/-/ready` (at most 30 s).
+    pub fn start(data_dir: &Path, addr: SocketAddr, log: &Path) -> Server {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("open log");
+        let child = Command::new(env!("CARGO_BIN_EXE_osprey"))
+            .args(["server", "--data-dir"])
+            .arg(data_dir)
+            .args(["--listen", &addr.to_string()])
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn osprey");
+        let server = Server {
+            child,
+            addr,
+            log: log.to_path_buf(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok((200, _)) = http(addr, "GET", "/-/ready", &[], &[]) {
+                return server;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "server did not become ready; log:\n{}",
+                server.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.child.wait().expect("wait")
+    }
+}
+
+/// A free loopback port.
+pub fn free_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr")
+}
+
+/// One HTTP/1.1 request with `Connection: close`. Returns status and body.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp)?;
+    let head_end = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("no header end"))?;
+    let head = String::from_utf8_lossy(&resp[..head_end]).to_string();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("bad status line"))?;
+    let mut body = resp[head_end + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        body = dechunk(&body)?;
+    }
+    Ok((status, body))
+}
+
+fn dechunk(mut b: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = b
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(|| std::io::Error::other("bad chunk"))?;
+        let size_str = String::from_utf8_lossy(&b[..line_end]);
+        let size = usize::from_str_radix(size_str.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| std::io::Error::other("bad chunk size"))?;
+        b = &b[line_end + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        if b.len() < size + 2 {
+            return Err(std::io::Error::other("short chunk"));
+        }
+        out.extend_from_slice(&b[..size]);
+        b = &b[size + 2..];
+    }
+}
+
+/// Encodes a remote-write 1.0 body (snappy-compressed protobuf).
+pub fn remote_write_body(series: &[(Vec<(&str, String)>, Vec<(i64, f64)>)]) -> Vec<u8> {
+    use prost::Message;
+    use server::remote::{Label, Sample, TimeSeries, WriteRequest};
+    let req = WriteRequest {
+        timeseries: series
+            .iter()
+            .map(|(labels, samples)| TimeSeries {
+                labels: labels
+                    .iter()
+                    .map(|(n, v)| Label {
+                        name: n.to_string(),
+                        value: v.clone(),
+                    })
+                    .collect(),
+                samples: samples
+                    .iter()
+                    .map(|&(t, v)| Sample {
+                        value: v,
+                        timestamp: t,
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let raw = req.encode_to_vec();
+    snap::raw::Encoder::new()
+        .compress_vec(&raw)
+        .expect("snappy")
+}
+
+/// Sends a remote-write body; returns the status.
+pub fn remote_write(addr: SocketAddr, body: &[u8]) -> std::io::Result<u16> {
+    http(
+        addr,
+        "POST",
+        "/api/v1/write",
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("Content-Encoding", "snappy"),
+            ("X-Prometheus-Remote-Write-Version", "0.1.0"),
+        ],
+        body,
+    )
+    .map(|(s, _)| s)
+}
+
+/// Reads every series matching `selector` through `/api/v1/export`:
+/// (labels as sorted pairs, timestamps, raw JSON values).
+pub fn export(
+    addr: SocketAddr,
+    selector: &str,
+) -> Vec<(Vec<(String, String)>, Vec<i64>, Vec<serde_json::Value>)> {
+    let path = format!("/api/v1/export?match[]={}", urlencode(selector));
+    let (status, body) = http(addr, "GET", &path, &[], &[]).expect("export");
+    assert_eq!(
+        status,
+        200,
+        "export failed: {}",
+        String::from_utf8_lossy(&body)
+    );
+    let mut out = Vec::new();
+    for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        let v: serde_json::Value = serde_json::from_slice(line).expect("json line");
+        let mut labels: Vec<(String, String)> = v["metric"]
+            .as_object()
+            .expect("metric")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect();
+        labels.sort();
+        let ts = v["timestamps"]
+            .as_array()
+            .expect("timestamps")
+            .iter()
+            .map(|t| t.as_i64().expect("ts"))
+            .collect();
+        let vals = v["values"].as_array().expect("values").clone();
+        out.push((labels, ts, vals));
+    }
+    out
+}
+
+pub fn urlencode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
