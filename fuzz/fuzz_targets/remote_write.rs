@@ -11,7 +11,9 @@ const MAX_DECOMPRESSED_BYTES: usize = 1 << 20;
 
 fuzz_target!(|data: &[u8]| {
     let _ = server::remote::decode_remote_write(data, MAX_DECOMPRESSED_BYTES);
-    if let Ok(request) = server::remote::decode_write_request_protobuf(data) {
-        let _ = server::remote::validate_write_request(request);
-    }
+    let _ = server::remote::visit_write_request::<server::remote::RemoteWriteError>(data, |labels, samples| {
+        assert!(labels.iter().any(|(n, _)| *n == "__name__"));
+        assert!(!samples.is_empty());
+        Ok(())
+    });
 });

@@ -17,7 +17,7 @@ use model::storage::Storage;
 use model::{Labels, LabelsBuilder, METRIC_NAME};
 
 use crate::params::Params;
-use crate::remote::{RemoteWriteError, ValidatedSeries, decode_remote_write};
+use crate::remote::{RemoteWriteError, decompress_snappy, visit_write_request};
 use crate::{ApiError, AppState, ErrorType, blocking};
 
 /// Reads a request body, refusing (413) once it grows past `limit` bytes.
@@ -75,14 +75,21 @@ pub(crate) async fn remote_write(State(state): State<AppState>, request: Request
             read_body_limited(request.into_body(), config.max_remote_write_body_bytes).await?;
         let storage = state.storage().clone();
         blocking(move || {
-            let series = decode_remote_write(&body, max_decompressed)?;
+            let raw = decompress_snappy(&body, max_decompressed)?;
             drop(body);
-            let batch = series
-                .iter()
-                .flat_map(|ValidatedSeries { labels, samples }| {
-                    samples.iter().map(move |&(t, v)| (labels, t, v))
-                });
-            append_all(storage.as_ref(), batch)
+            // Stage straight from the decoded bytes: no label strings are
+            // allocated for series the storage already holds. Dropping the
+            // appender without commit (on any error) stores nothing.
+            let mut appender = storage.appender();
+            visit_write_request::<ApiError>(&raw, |labels, samples| {
+                for &(t, v) in samples {
+                    appender
+                        .append_pairs(labels, t, v)
+                        .map_err(ApiError::from_write)?;
+                }
+                Ok(())
+            })?;
+            appender.commit().map_err(ApiError::from_write)
         })
         .await
     }

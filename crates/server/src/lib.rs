@@ -32,6 +32,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod params;
 pub mod remote;
+mod rw_decode;
 pub mod selector;
 pub mod testing;
 

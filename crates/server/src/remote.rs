@@ -127,79 +127,92 @@ pub fn decompress_snappy(
     Ok(out)
 }
 
-/// Decodes an uncompressed protobuf `WriteRequest`.
-pub fn decode_write_request_protobuf(bytes: &[u8]) -> Result<WriteRequest, RemoteWriteError> {
-    <WriteRequest as prost::Message>::decode(bytes)
-        .map_err(|e| RemoteWriteError::Protobuf(e.to_string()))
-}
-
-/// Checks every series of a request and turns it into label sets and
-/// samples. Follows Prometheus's receiver: a series needs a non-empty
-/// metric name, no empty label names and no duplicate label names; label
-/// pairs with an empty value are dropped (an empty value means absent).
-/// Series without float samples (histogram-only) are left out.
-pub fn validate_write_request(
-    request: WriteRequest,
-) -> Result<Vec<ValidatedSeries>, RemoteWriteError> {
-    let mut out = Vec::with_capacity(request.timeseries.len());
-    for series in request.timeseries {
-        let invalid = |message: String, labels: &[Label]| RemoteWriteError::InvalidLabels {
-            series: describe_labels(labels),
-            message,
+/// Walks an uncompressed protobuf `WriteRequest` without copying it (see
+/// [`crate::rw_decode`]), validates each series' labels, and calls
+/// `on_series(labels, samples)` for every valid series that has samples.
+/// Labels are as sent (any order; empty values are later dropped by the
+/// storage). The first invalid series stops the walk with an error, so a
+/// caller that stages into one appender and commits only on `Ok` stores
+/// nothing of a bad request.
+pub fn visit_write_request<'a, E: From<RemoteWriteError>>(
+    raw: &'a [u8],
+    mut on_series: impl FnMut(&[(&'a str, &'a str)], &[(i64, f64)]) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut names: Vec<&str> = Vec::new();
+    crate::rw_decode::decode_write_request::<VisitError<E>>(raw, |labels, samples| {
+        let invalid = |message: String| {
+            VisitError::Caller(E::from(RemoteWriteError::InvalidLabels {
+                series: describe_labels(labels),
+                message,
+            }))
         };
-        let mut names: Vec<&str> = series.labels.iter().map(|l| l.name.as_str()).collect();
-        names.sort_unstable();
-        if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(invalid(
-                format!("duplicate label name {:?}", pair[0]),
-                &series.labels,
-            ));
+        if !model::labels::pairs_are_normalized(labels) {
+            names.clear();
+            names.extend(labels.iter().map(|(n, _)| *n));
+            names.sort_unstable();
+            if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
+                return Err(invalid(format!("duplicate label name {:?}", pair[0])));
+            }
+            if names.first() == Some(&"") {
+                return Err(invalid("empty label name".to_string()));
+            }
         }
-        if names.first() == Some(&"") {
-            return Err(invalid("empty label name".to_string(), &series.labels));
-        }
-        let has_name = series
-            .labels
+        if !labels
             .iter()
-            .any(|l| l.name == METRIC_NAME && !l.value.is_empty());
-        if !has_name {
-            return Err(invalid(
-                "missing metric name (__name__ label)".to_string(),
-                &series.labels,
-            ));
+            .any(|(n, v)| *n == METRIC_NAME && !v.is_empty())
+        {
+            return Err(invalid("missing metric name (__name__ label)".to_string()));
         }
-        if series.samples.is_empty() {
-            continue;
+        if samples.is_empty() {
+            return Ok(());
         }
-        let labels = Labels::from_pairs(series.labels.into_iter().map(|l| (l.name, l.value)));
-        let samples = series
-            .samples
-            .iter()
-            .map(|s| (s.timestamp, s.value))
-            .collect();
-        out.push(ValidatedSeries { labels, samples });
-    }
-    Ok(out)
+        on_series(labels, samples).map_err(VisitError::Caller)
+    })
+    .map_err(|e| match e {
+        VisitError::Decode(d) => E::from(RemoteWriteError::Protobuf(d.to_string())),
+        VisitError::Caller(e) => e,
+    })
 }
 
-/// The full path of the handler: snappy, protobuf, validation.
+enum VisitError<E> {
+    Decode(crate::rw_decode::DecodeError),
+    Caller(E),
+}
+
+impl<E> From<crate::rw_decode::DecodeError> for VisitError<E> {
+    fn from(e: crate::rw_decode::DecodeError) -> Self {
+        VisitError::Decode(e)
+    }
+}
+
+/// The full path, collected: snappy, protobuf, validation. The handler
+/// streams through [`visit_write_request`] instead; this form serves
+/// tests and the fuzz target.
 pub fn decode_remote_write(
     body: &[u8],
     max_decompressed_bytes: usize,
 ) -> Result<Vec<ValidatedSeries>, RemoteWriteError> {
     let raw = decompress_snappy(body, max_decompressed_bytes)?;
-    validate_write_request(decode_write_request_protobuf(&raw)?)
+    let mut out = Vec::new();
+    visit_write_request::<RemoteWriteError>(&raw, |labels, samples| {
+        out.push(ValidatedSeries {
+            labels: Labels::from_pairs(labels.iter().copied()),
+            samples: samples.to_vec(),
+        });
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 /// `{a="1", b="2"}` for messages, bounded so a huge label set cannot make
 /// a huge error.
-fn describe_labels(labels: &[Label]) -> String {
+fn describe_labels(labels: &[(&str, &str)]) -> String {
     let mut out = String::from("{");
     for (i, l) in labels.iter().enumerate() {
         if i > 0 {
             out.push_str(", ");
         }
-        out.push_str(&format!("{}={:?}", l.name, l.value));
+        out.push_str(&format!("{}={:?}", l.0, l.1));
         if out.len() > 512 {
             out.push_str(", ...");
             break;

@@ -66,10 +66,10 @@ pub fn write_block(
         if samples.is_empty() {
             continue;
         }
-        if writer.is_none() {
-            if let Some(n) = new.take() {
-                writer = Some(BlockWriter::create(data_dir, n)?);
-            }
+        if writer.is_none()
+            && let Some(n) = new.take()
+        {
+            writer = Some(BlockWriter::create(data_dir, n)?);
         }
         if let Some(w) = writer.as_mut() {
             let chunks = encode_chunks(&samples);
@@ -182,30 +182,30 @@ pub(crate) fn merge_blocks(
         }
         let mut smallest: Option<Labels> = None;
         for it in iters.iter_mut() {
-            if let Some(s) = it.peek() {
-                if smallest.as_ref().is_none_or(|x| s.labels < *x) {
-                    smallest = Some(s.labels.clone());
-                }
+            if let Some(s) = it.peek()
+                && smallest.as_ref().is_none_or(|x| s.labels < *x)
+            {
+                smallest = Some(s.labels.clone());
             }
         }
         let labels = smallest?;
         let mut acc: Vec<(i64, f64)> = Vec::new();
         for (bi, it) in iters.iter_mut().enumerate() {
-            if it.peek().is_some_and(|s| s.labels == labels) {
-                if let Some(s) = it.next() {
-                    let mut samples = Vec::new();
-                    for (_, _, r) in s.chunks {
-                        match read_chunk(&blocks[bi], r) {
-                            Ok(mut part) => samples.append(&mut part),
-                            Err(e) => {
-                                error = Some(e);
-                                return None;
-                            }
+            if it.peek().is_some_and(|s| s.labels == labels)
+                && let Some(s) = it.next()
+            {
+                let mut samples = Vec::new();
+                for (_, _, r) in s.chunks {
+                    match read_chunk(&blocks[bi], r) {
+                        Ok(mut part) => samples.append(&mut part),
+                        Err(e) => {
+                            error = Some(e);
+                            return None;
                         }
                     }
-                    samples.sort_by_key(|x| x.0);
-                    acc = merge_override(acc, samples);
                 }
+                samples.sort_by_key(|x| x.0);
+                acc = merge_override(acc, samples);
             }
         }
         Some((labels, acc))

@@ -432,11 +432,11 @@ impl DbAppender<'_> {
 
 impl Appender for DbAppender<'_> {
     fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<()> {
-        if let Some((l, s)) = &self.last {
-            if l == labels {
-                self.staged.push((s.clone(), t, v));
-                return Ok(());
-            }
+        if let Some((l, s)) = &self.last
+            && l == labels
+        {
+            self.staged.push((s.clone(), t, v));
+            return Ok(());
         }
         model::storage::validate_labels(labels)?;
         let (series, created) = self.db.head.get_or_create_pending(labels);

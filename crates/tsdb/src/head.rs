@@ -311,11 +311,11 @@ impl Head {
     pub(crate) fn get_or_create_pending(&self, labels: &Labels) -> (Arc<MemSeries>, bool) {
         let hash = labels.stable_hash();
         let mut shard = lock(&self.shards[(hash as usize) % SHARDS]);
-        if let Some(list) = shard.by_hash.get(&hash) {
-            if let Some(s) = list.iter().find(|s| s.same_labels(labels)) {
-                s.pending.fetch_add(1, Ordering::AcqRel);
-                return (s.clone(), false);
-            }
+        if let Some(list) = shard.by_hash.get(&hash)
+            && let Some(s) = list.iter().find(|s| s.same_labels(labels))
+        {
+            s.pending.fetch_add(1, Ordering::AcqRel);
+            return (s.clone(), false);
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let series = self.insert_series(id, labels, hash, 1);
@@ -333,11 +333,11 @@ impl Head {
         let hash = model::labels::stable_hash_pairs(pairs.iter().copied());
         {
             let shard = lock(&self.shards[(hash as usize) % SHARDS]);
-            if let Some(list) = shard.by_hash.get(&hash) {
-                if let Some(s) = list.iter().find(|s| s.same_pairs(pairs)) {
-                    s.pending.fetch_add(1, Ordering::AcqRel);
-                    return (s.clone(), false);
-                }
+            if let Some(list) = shard.by_hash.get(&hash)
+                && let Some(s) = list.iter().find(|s| s.same_pairs(pairs))
+            {
+                s.pending.fetch_add(1, Ordering::AcqRel);
+                return (s.clone(), false);
             }
         }
         self.get_or_create_pending(&Labels::from_pairs(pairs.iter().copied()))
@@ -348,10 +348,10 @@ impl Head {
     pub(crate) fn replay_series(&self, id: u64, labels: &Labels) -> Arc<MemSeries> {
         let hash = labels.stable_hash();
         let mut shard = lock(&self.shards[(hash as usize) % SHARDS]);
-        if let Some(list) = shard.by_hash.get(&hash) {
-            if let Some(s) = list.iter().find(|s| s.same_labels(labels)) {
-                return s.clone();
-            }
+        if let Some(list) = shard.by_hash.get(&hash)
+            && let Some(s) = list.iter().find(|s| s.same_labels(labels))
+        {
+            return s.clone();
         }
         self.next_id.fetch_max(id + 1, Ordering::Relaxed);
         let series = self.insert_series(id, labels, hash, 0);
@@ -548,10 +548,11 @@ impl Head {
     ) -> Vec<String> {
         let mut values = std::collections::BTreeSet::new();
         for s in self.matching_series(matchers) {
-            if let Some(v) = s.label_value(name) {
-                if !values.contains(v) && !s.samples(mint, maxt).is_empty() {
-                    values.insert(v.to_string());
-                }
+            if let Some(v) = s.label_value(name)
+                && !values.contains(v)
+                && !s.samples(mint, maxt).is_empty()
+            {
+                values.insert(v.to_string());
             }
         }
         values.into_iter().collect()

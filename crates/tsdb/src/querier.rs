@@ -66,7 +66,7 @@ impl DbQuerier {
                     .map(|s| {
                         let part = Part::Block {
                             block: b.clone(),
-                            chunks: s.chunks.into_iter().map(|(a, z, r)| (a, z, r)).collect(),
+                            chunks: s.chunks.into_iter().collect(),
                         };
                         (s.labels, part)
                     })
@@ -95,19 +95,19 @@ impl DbQuerier {
         loop {
             let mut smallest: Option<Labels> = None;
             for it in iters.iter_mut() {
-                if let Some((l, _)) = it.peek() {
-                    if smallest.as_ref().is_none_or(|s| l < s) {
-                        smallest = Some(l.clone());
-                    }
+                if let Some((l, _)) = it.peek()
+                    && smallest.as_ref().is_none_or(|s| l < s)
+                {
+                    smallest = Some(l.clone());
                 }
             }
             let Some(labels) = smallest else { break };
             let mut parts = Vec::new();
             for it in iters.iter_mut() {
-                if it.peek().is_some_and(|(l, _)| *l == labels) {
-                    if let Some((_, p)) = it.next() {
-                        parts.push(p);
-                    }
+                if it.peek().is_some_and(|(l, _)| *l == labels)
+                    && let Some((_, p)) = it.next()
+                {
+                    parts.push(p);
                 }
             }
             out.push((labels, parts));
