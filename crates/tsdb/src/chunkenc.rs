@@ -594,6 +594,7 @@ fn write_xor_time_delta_of_delta(
     }
 }
 
+#[inline]
 fn read_xor_time_delta_of_delta(bytes: &[u8], position: &mut usize) -> Result<i64, ChunkError> {
     // One peek holds the prefix and any payload up to 20 bits.
     let word = peek_u64(bytes, *position);
