@@ -292,7 +292,8 @@ mod tests {
                 ],
                 metadata: vec![],
             };
-            let err = validate_write_request(request).unwrap_err();
+            let body = encode_remote_write(&request);
+            let err = decode_remote_write(&body, 1 << 20).unwrap_err();
             assert!(err.to_string().contains(needle), "{err} lacks {needle}");
         }
     }
