@@ -54,7 +54,19 @@ impl<'a> Reader<'a> {
         self.pos >= self.buf.len()
     }
 
+    #[inline]
     fn varint(&mut self) -> Result<u64, DecodeError> {
+        // Tags and short lengths are one byte: the common case.
+        if let Some(&b) = self.buf.get(self.pos)
+            && b < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(b));
+        }
+        self.varint_slow()
+    }
+
+    fn varint_slow(&mut self) -> Result<u64, DecodeError> {
         let mut value: u64 = 0;
         for shift in (0..64).step_by(7) {
             let Some(&b) = self.buf.get(self.pos) else {
@@ -117,7 +129,14 @@ impl<'a> Reader<'a> {
     }
 }
 
+#[inline]
 fn utf8<'a>(b: &'a [u8], what: &str) -> Result<&'a str, DecodeError> {
+    // Label strings are nearly always ASCII, which is checked a word at a
+    // time and is valid UTF-8 by definition.
+    if b.is_ascii() {
+        // SAFETY: every ASCII byte sequence is valid UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(b) });
+    }
     std::str::from_utf8(b).map_err(|_| DecodeError::new(format!("{what} is not valid UTF-8")))
 }
 

@@ -255,15 +255,39 @@ pub(crate) fn range_start(t: i64, block_range: i64) -> i64 {
     t.div_euclid(block_range) * block_range
 }
 
+/// A hasher for keys that already are well-mixed 64-bit hashes (label
+/// hashes) or small unique ids: passes the value through, where the
+/// default SipHash would hash it a second time on every lookup.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct PassThroughHasher(u64);
+
+impl std::hash::Hasher for PassThroughHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys use this hasher; fold anything else in anyway.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        // Ids are sequential: spread them so hashbrown's top-bit tags differ.
+        self.0 = v.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type U64Map<V> = HashMap<u64, V, std::hash::BuildHasherDefault<PassThroughHasher>>;
+
 #[derive(Default)]
 struct Shard {
-    by_hash: HashMap<u64, Vec<Arc<MemSeries>>>,
+    by_hash: U64Map<Vec<Arc<MemSeries>>>,
 }
 
 #[derive(Default)]
 struct Index {
     /// Every live series by id.
-    series: HashMap<u64, Arc<MemSeries>>,
+    series: U64Map<Arc<MemSeries>>,
     /// name -> value -> ascending series ids.
     postings: HashMap<Arc<str>, HashMap<Arc<str>, Vec<u64>>>,
     interned: HashSet<Arc<str>>,
