@@ -51,10 +51,36 @@ pub(crate) struct MemSeries {
     data: Mutex<SeriesData>,
 }
 
+/// A full head chunk, re-encoded as [`Encoding::Dense`] when it closed:
+/// about 0.9 instead of 2.3 bytes per sample on typical data (see
+/// `docs/format/chunks.md`), which is most of the head's memory per series.
 struct ClosedChunk {
     min_time: i64,
     max_time: i64,
+    encoding: Encoding,
     bytes: Box<[u8]>,
+}
+
+impl ClosedChunk {
+    fn from_xor(full: &XorAppender) -> Option<ClosedChunk> {
+        let (min_time, max_time) = (full.first_time()?, full.last_time()?);
+        // Head chunks are written by this process, so decoding cannot fail;
+        // should it, the chunk is kept as it was.
+        let (encoding, bytes) = match crate::chunkenc::decode_all(Encoding::Xor, full.bytes()) {
+            Ok(samples) if samples.len() == full.num_samples() => {
+                let mut dense = Vec::new();
+                crate::chunkenc::encode_dense(&samples, &mut dense);
+                (Encoding::Dense, dense)
+            }
+            _ => (Encoding::Xor, full.bytes().to_vec()),
+        };
+        Some(ClosedChunk {
+            min_time,
+            max_time,
+            encoding,
+            bytes: bytes.into_boxed_slice(),
+        })
+    }
 }
 
 struct SeriesData {
@@ -132,12 +158,8 @@ impl MemSeries {
             .is_some_and(|first| range_start(first, block_range) != range_start(t, block_range));
         if d.open.num_samples() >= SAMPLES_PER_CHUNK || crosses_boundary {
             let full = std::mem::take(&mut d.open);
-            if let (Some(min_time), Some(max_time)) = (full.first_time(), full.last_time()) {
-                d.closed.push(ClosedChunk {
-                    min_time,
-                    max_time,
-                    bytes: full.bytes().to_vec().into_boxed_slice(),
-                });
+            if let Some(closed) = ClosedChunk::from_xor(&full) {
+                d.closed.push(closed);
             }
         }
         d.open.append(t, v);
@@ -153,13 +175,13 @@ impl MemSeries {
             if c.max_time < mint || c.min_time > maxt {
                 continue;
             }
-            push_chunk_range(&mut out, &c.bytes, mint, maxt);
+            push_chunk_range(&mut out, c.encoding, &c.bytes, mint, maxt);
         }
         if d.open.num_samples() > 0
             && d.open.first_time().unwrap_or(i64::MAX) <= maxt
             && d.open.last_time().unwrap_or(i64::MIN) >= mint
         {
-            push_chunk_range(&mut out, d.open.bytes(), mint, maxt);
+            push_chunk_range(&mut out, Encoding::Xor, d.open.bytes(), mint, maxt);
         }
         if d.overrides.is_empty() {
             return out;
@@ -211,10 +233,16 @@ impl MemSeries {
     }
 }
 
-fn push_chunk_range(out: &mut Vec<(i64, f64)>, bytes: &[u8], mint: i64, maxt: i64) {
+fn push_chunk_range(
+    out: &mut Vec<(i64, f64)>,
+    encoding: Encoding,
+    bytes: &[u8],
+    mint: i64,
+    maxt: i64,
+) {
     // Head chunks are produced by this process; a decode error would be a
     // bug, and the iterator simply ends early on one.
-    if let Ok(it) = ChunkIter::new(Encoding::Xor, bytes) {
+    if let Ok(it) = ChunkIter::new(encoding, bytes) {
         for (t, v) in it {
             if t > maxt {
                 break;
