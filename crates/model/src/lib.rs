@@ -14,6 +14,7 @@
 //!
 //! This crate does no I/O and has no async code.
 
+pub mod duration;
 pub mod exposition;
 pub mod labels;
 pub mod matcher;
