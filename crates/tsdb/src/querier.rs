@@ -86,31 +86,41 @@ impl DbQuerier {
 
         // K-way merge by labels; each source is sorted. Sources are few
         // (blocks overlapping one query range), so a linear scan per step
-        // is cheaper than a heap.
-        let mut iters: Vec<std::iter::Peekable<std::vec::IntoIter<(Labels, Part)>>> = sources
-            .into_iter()
-            .map(|s| s.into_iter().peekable())
-            .collect();
+        // is cheaper than a heap. Each list is reversed so its smallest
+        // entry is last and can be popped without moving or cloning.
+        for src in sources.iter_mut() {
+            src.reverse();
+        }
         let mut out = Vec::new();
         loop {
-            let mut smallest: Option<Labels> = None;
-            for it in iters.iter_mut() {
-                if let Some((l, _)) = it.peek()
-                    && smallest.as_ref().is_none_or(|s| l < s)
+            let mut best: Option<usize> = None;
+            for (i, src) in sources.iter().enumerate() {
+                if let Some((l, _)) = src.last()
+                    && best.is_none_or(|b| sources[b].last().is_none_or(|(bl, _)| l < bl))
                 {
-                    smallest = Some(l.clone());
+                    best = Some(i);
                 }
             }
-            let Some(labels) = smallest else { break };
+            let Some(best) = best else { break };
+            let Some((labels, first)) = sources[best].pop() else {
+                break;
+            };
+            // Lower-priority sources come first in `sources`; keep that
+            // order in `parts`.
             let mut parts = Vec::new();
-            for it in iters.iter_mut() {
-                if it.peek().is_some_and(|(l, _)| *l == labels)
-                    && let Some((_, p)) = it.next()
+            for (i, src) in sources.iter_mut().enumerate() {
+                if i == best {
+                    continue;
+                }
+                if src.last().is_some_and(|(l, _)| *l == labels)
+                    && let Some((_, p)) = src.pop()
                 {
-                    parts.push(p);
+                    parts.push((i, p));
                 }
             }
-            out.push((labels, parts));
+            parts.push((best, first));
+            parts.sort_by_key(|(i, _)| *i);
+            out.push((labels, parts.into_iter().map(|(_, p)| p).collect()));
         }
         Ok(out)
     }
