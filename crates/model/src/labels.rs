@@ -16,12 +16,22 @@ pub struct Label {
 ///
 /// Labels with an empty value are dropped on construction, as in Prometheus,
 /// where an empty label value means "label absent".
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Labels(Vec<Label>);
+///
+/// Immutable and shared: cloning is one reference-count increment, so
+/// storage can hand out the label sets it keeps and queries can copy label
+/// sets through every step without allocating.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Labels(std::sync::Arc<[Label]>);
+
+impl Default for Labels {
+    fn default() -> Labels {
+        Labels::empty()
+    }
+}
 
 impl Labels {
     pub fn empty() -> Labels {
-        Labels(Vec::new())
+        Labels(std::sync::Arc::from(Vec::new()))
     }
 
     /// Builds a label set from pairs in any order. On a duplicate name the
@@ -40,7 +50,7 @@ impl Labels {
     /// Callers that cannot promise this use [`Labels::from_pairs`].
     pub fn from_sorted_unchecked(labels: Vec<Label>) -> Labels {
         debug_assert!(labels.windows(2).all(|w| w[0].name < w[1].name));
-        Labels(labels)
+        Labels(labels.into())
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -71,7 +81,7 @@ impl Labels {
     }
 
     pub fn into_vec(self) -> Vec<Label> {
-        self.0
+        self.0.to_vec()
     }
 
     /// A 64-bit hash of the label set, the same in every process of one
@@ -87,7 +97,8 @@ impl Labels {
                 .iter()
                 .filter(|l| l.name != METRIC_NAME)
                 .cloned()
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
         )
     }
 }
@@ -162,7 +173,7 @@ impl LabelsBuilder {
 
     pub fn from_labels(labels: &Labels) -> LabelsBuilder {
         LabelsBuilder {
-            labels: labels.0.clone(),
+            labels: labels.0.to_vec(),
         }
     }
 
@@ -182,7 +193,7 @@ impl LabelsBuilder {
 
     pub fn build(mut self) -> Labels {
         self.labels.sort_by(|a, b| a.name.cmp(&b.name));
-        Labels(self.labels)
+        Labels(self.labels.into())
     }
 }
 
