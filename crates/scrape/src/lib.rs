@@ -1,0 +1,5 @@
+//! osprey's scraper.
+pub mod config;
+mod md5;
+pub mod relabel;
+mod yaml;
