@@ -92,6 +92,9 @@ pub struct ScrapeConfig {
     pub params: Vec<(String, Vec<String>)>,
     pub honor_labels: bool,
     pub honor_timestamps: bool,
+    /// `scrape_protocols` in order of preference; empty means Prometheus's
+    /// default (OpenMetrics first, then the text format).
+    pub scrape_protocols: Vec<String>,
     /// Ask for gzip (`enable_compression`, default true).
     pub enable_compression: bool,
     pub follow_redirects: bool,
@@ -123,6 +126,7 @@ impl ScrapeConfig {
             params: Vec::new(),
             honor_labels: false,
             honor_timestamps: true,
+            scrape_protocols: Vec::new(),
             enable_compression: true,
             follow_redirects: true,
             static_configs: Vec::new(),
@@ -233,7 +237,6 @@ const OSPREY_SECTIONS: &[&str] = &[
 
 /// Scrape-config fields Prometheus has that osprey accepts but ignores.
 const IGNORED_SCRAPE_FIELDS: &[&str] = &[
-    "scrape_protocols",
     "fallback_scrape_protocol",
     "scrape_classic_histograms",
     "always_scrape_classic_histograms",
@@ -476,8 +479,7 @@ impl Reader<'_> {
                 }
                 "external_labels" => global.external_labels = self.label_map(value, &field)?,
                 _ => {
-                    if let Some(limit) = GLOBAL_LIMIT_FIELDS.iter().find(|limit| **limit == name)
-                    {
+                    if let Some(limit) = GLOBAL_LIMIT_FIELDS.iter().find(|limit| **limit == name) {
                         if *limit == "body_size_limit" {
                             self.byte_size(value, &field)?;
                         } else {
@@ -609,6 +611,19 @@ impl Reader<'_> {
                     job.params = params;
                 }
                 "honor_labels" => job.honor_labels = self.bool(value, &path)?,
+                "scrape_protocols" => {
+                    let protocols = self.string_list(value, &path)?;
+                    for protocol in &protocols {
+                        if crate::scrape_loop::protocol_media_type(protocol).is_none() {
+                            return Err(self.error(
+                                value.line,
+                                &path,
+                                format!("unknown or unsupported scrape protocol {protocol:?} (supported: OpenMetricsText1.0.0, OpenMetricsText0.0.1, PrometheusText1.0.0, PrometheusText0.0.4)"),
+                            ));
+                        }
+                    }
+                    job.scrape_protocols = protocols;
+                }
                 "honor_timestamps" => job.honor_timestamps = self.bool(value, &path)?,
                 "enable_compression" => job.enable_compression = self.bool(value, &path)?,
                 "follow_redirects" => job.follow_redirects = self.bool(value, &path)?,
@@ -646,8 +661,12 @@ impl Reader<'_> {
                     });
                 }
                 "tls_config" => job.tls_config = self.tls_config(value, &path)?,
-                "sample_limit" | "label_limit" | "label_name_length_limit"
-                | "label_value_length_limit" | "target_limit" | "body_size_limit" => {
+                "sample_limit"
+                | "label_limit"
+                | "label_name_length_limit"
+                | "label_value_length_limit"
+                | "target_limit"
+                | "body_size_limit" => {
                     self.set_limit(&mut job, &name, value, &path)?;
                 }
                 _ if name.ends_with("_sd_configs") => {
@@ -701,7 +720,9 @@ impl Reader<'_> {
         match name {
             "sample_limit" => job.sample_limit = self.unsigned(value, path)?,
             "label_limit" => job.label_limit = self.unsigned(value, path)?,
-            "label_name_length_limit" => job.label_name_length_limit = self.unsigned(value, path)?,
+            "label_name_length_limit" => {
+                job.label_name_length_limit = self.unsigned(value, path)?
+            }
             "label_value_length_limit" => {
                 job.label_value_length_limit = self.unsigned(value, path)?
             }
@@ -767,7 +788,11 @@ impl Reader<'_> {
             }
         }
         if config.files.is_empty() {
-            return Err(self.error(node.line, field, "file service discovery config must contain at least one path name"));
+            return Err(self.error(
+                node.line,
+                field,
+                "file service discovery config must contain at least one path name",
+            ));
         }
         Ok(config)
     }

@@ -148,7 +148,9 @@ impl ScrapeManager {
     }
 
     fn lock_views(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Mutex<PoolView>>>> {
-        self.views.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.views
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Active and dropped targets, for `/api/v1/targets`. Active targets
@@ -166,7 +168,9 @@ impl ScrapeManager {
         for (pool_name, view) in views {
             let view = view.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             for (target, status) in &view.active {
-                let status = status.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let status = status
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
                 snapshot.active.push(ActiveTarget {
                     discovered_labels: target.discovered_labels.clone(),
                     labels: target.labels.clone(),
@@ -205,7 +209,9 @@ impl ScrapeManager {
         for (pool_name, view) in views {
             let view = view.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             for (target, status) in &view.active {
-                let status = status.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let status = status
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
                 for metadata in &status.metadata {
                     all.push(TargetMetadata {
                         target: target.labels.clone(),
@@ -433,7 +439,10 @@ impl Pool {
         if let Some(error) = &limit_error {
             tracing::warn!(job = %config.job_name, %error, "no targets scraped");
         }
-        let mut view = self.view.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut view = self
+            .view
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         view.active = self
             .loops
             .values()

@@ -32,6 +32,36 @@ use crate::{MetricMetadata, TargetHealth};
 /// Prometheus 3 asks by default.
 pub const ACCEPT_HEADER: &str = "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
 
+/// The media type of a `scrape_protocols` name, or `None` when osprey
+/// cannot parse that protocol.
+pub(crate) fn protocol_media_type(protocol: &str) -> Option<&'static str> {
+    Some(match protocol {
+        "OpenMetricsText1.0.0" => "application/openmetrics-text;version=1.0.0",
+        "OpenMetricsText0.0.1" => "application/openmetrics-text;version=0.0.1",
+        "PrometheusText1.0.0" => "text/plain;version=1.0.0",
+        "PrometheusText0.0.4" => "text/plain;version=0.0.4",
+        _ => return None,
+    })
+}
+
+/// The Accept header for a job: its protocols with falling weights, then
+/// anything at the lowest weight.
+fn accept_header(protocols: &[String]) -> String {
+    if protocols.is_empty() {
+        return ACCEPT_HEADER.to_string();
+    }
+    let mut parts = Vec::new();
+    let mut weight = 10u32;
+    for protocol in protocols {
+        if let Some(media_type) = protocol_media_type(protocol) {
+            parts.push(format!("{media_type};q=0.{weight}"));
+            weight = weight.saturating_sub(1).max(2);
+        }
+    }
+    parts.push("*/*;q=0.1".to_string());
+    parts.join(",").replace("q=0.10", "q=1.0")
+}
+
 /// What the API shows about a loop, updated after every scrape.
 #[derive(Clone, Debug)]
 pub(crate) struct LoopStatus {
@@ -175,7 +205,9 @@ async fn run_loop(
             }
         };
         state = returned_state;
-        let mut status = status.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut status = status
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         status.last_scrape = Some(UNIX_EPOCH + Duration::from_millis(scrape_start as u64));
         status.last_scrape_duration_seconds = outcome.duration_seconds.max(fetch_seconds);
         match outcome.error {
@@ -207,7 +239,10 @@ async fn fetch(context: &LoopContext) -> Fetched {
     let mut request = context
         .client
         .get(&context.target.scrape_url)
-        .header(reqwest::header::ACCEPT, ACCEPT_HEADER)
+        .header(
+            reqwest::header::ACCEPT,
+            accept_header(&config.scrape_protocols),
+        )
         .header(
             "X-Prometheus-Scrape-Timeout-Seconds",
             format!("{}", timeout.as_secs_f64()),
@@ -318,7 +353,8 @@ fn ingest(
     scrape_start: i64,
     started: Instant,
 ) -> IngestOutcome {
-    let parsed = fetched.and_then(|(body, format)| parse_body(context, &body, format, scrape_start));
+    let parsed =
+        fetched.and_then(|(body, format)| parse_body(context, &body, format, scrape_start));
     let mut appender = context.storage.appender();
     let mut current: HashSet<Labels> = HashSet::new();
     let (error, scraped, post_relabel, added, metadata) = match parsed {
@@ -326,7 +362,8 @@ fn ingest(
             let mut appended = 0u64;
             let mut added = 0u64;
             for sample in &parsed.samples {
-                if let Err(error) = appender.append(&sample.labels, sample.timestamp_ms, sample.value)
+                if let Err(error) =
+                    appender.append(&sample.labels, sample.timestamp_ms, sample.value)
                 {
                     tracing::debug!(%error, series = %sample.labels, "sample not stored");
                     continue;
@@ -446,7 +483,10 @@ fn parse_body(
         let entry = entry.map_err(|error| format!("parsing the scrape: {error}"))?;
         let (name, labels, value, timestamp_ms) = match entry {
             Entry::Help { metric, text } => {
-                metadata_updates.push((metadata_entry(&metric), MetadataUpdate::Help(text.into_owned())));
+                metadata_updates.push((
+                    metadata_entry(&metric),
+                    MetadataUpdate::Help(text.into_owned()),
+                ));
                 continue;
             }
             Entry::Type { metric, kind } => {
@@ -455,7 +495,10 @@ fn parse_body(
                 continue;
             }
             Entry::Unit { metric, unit } => {
-                metadata_updates.push((metadata_entry(&metric), MetadataUpdate::Unit(unit.into_owned())));
+                metadata_updates.push((
+                    metadata_entry(&metric),
+                    MetadataUpdate::Unit(unit.into_owned()),
+                ));
                 continue;
             }
             Entry::Sample {
@@ -472,7 +515,12 @@ fn parse_body(
             && let Some(family) = name.strip_suffix("_created")
             && matches!(
                 types.get(family),
-                Some(MetricType::Counter | MetricType::Histogram | MetricType::Summary | MetricType::GaugeHistogram)
+                Some(
+                    MetricType::Counter
+                        | MetricType::Histogram
+                        | MetricType::Summary
+                        | MetricType::GaugeHistogram
+                )
             )
         {
             continue;
@@ -613,6 +661,18 @@ mod tests {
             scrape_interval_ms: 15_000,
             scrape_timeout_ms: 10_000,
         }
+    }
+
+    #[test]
+    fn accept_headers() {
+        assert_eq!(accept_header(&[]), ACCEPT_HEADER);
+        assert_eq!(
+            accept_header(&[
+                "PrometheusText0.0.4".to_string(),
+                "OpenMetricsText1.0.0".to_string()
+            ]),
+            "text/plain;version=0.0.4;q=1.0,application/openmetrics-text;version=1.0.0;q=0.9,*/*;q=0.1"
+        );
     }
 
     #[test]

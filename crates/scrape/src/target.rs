@@ -116,7 +116,8 @@ pub fn build_targets(job: &ScrapeConfig, groups: &[TargetGroup]) -> (Vec<Target>
                 }
             }
             labels.retain(|_, value| !value.is_empty());
-            let discovered = Labels::from_pairs(labels.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+            let discovered =
+                Labels::from_pairs(labels.iter().map(|(n, v)| (n.as_str(), v.as_str())));
             match finish_target(job, labels) {
                 Some(mut target) => {
                     target.discovered_labels = discovered;
@@ -142,7 +143,10 @@ fn finish_target(job: &ScrapeConfig, mut labels: BTreeMap<String, String>) -> Op
         tracing::warn!(job = %job.job_name, %address, "target address must not contain '/'; dropped");
         return None;
     }
-    let scheme = labels.get(SCHEME_LABEL).cloned().unwrap_or_else(|| "http".into());
+    let scheme = labels
+        .get(SCHEME_LABEL)
+        .cloned()
+        .unwrap_or_else(|| "http".into());
     let path = labels
         .get(METRICS_PATH_LABEL)
         .cloned()
@@ -222,7 +226,10 @@ mod tests {
     use crate::config::{GlobalConfig, parse_config};
 
     fn job_from(yaml: &str) -> ScrapeConfig {
-        parse_config("t.yml", yaml).unwrap().scrape_configs.remove(0)
+        parse_config("t.yml", yaml)
+            .unwrap()
+            .scrape_configs
+            .remove(0)
     }
 
     fn groups(job: &ScrapeConfig) -> Vec<TargetGroup> {
@@ -252,9 +259,15 @@ mod tests {
             target.labels.to_string(),
             r#"{env="dev", instance="localhost:9100", job="node"}"#
         );
-        assert_eq!(target.discovered_labels.get("__scrape_interval__"), Some("1m"));
+        assert_eq!(
+            target.discovered_labels.get("__scrape_interval__"),
+            Some("1m")
+        );
         assert_eq!(target.discovered_labels.get("__scheme__"), Some("http"));
-        assert_eq!(target.discovered_labels.get("__metrics_path__"), Some("/metrics"));
+        assert_eq!(
+            target.discovered_labels.get("__metrics_path__"),
+            Some("/metrics")
+        );
         assert_eq!(
             global_url(&target.scrape_url, "box1"),
             "http://box1:9100/metrics"

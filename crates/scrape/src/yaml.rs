@@ -55,7 +55,10 @@ pub(crate) fn parse_document(text: &str) -> Result<Node, (u64, String)> {
             value: NodeValue::Null,
         }),
         Err(error) => {
-            let line = error.location().map(|location| location.line()).unwrap_or(0);
+            let line = error
+                .location()
+                .map(|location| location.line())
+                .unwrap_or(0);
             let message = error.to_string();
             // The rendered message may repeat the position; keep the first
             // line only so that errors stay on one line.

@@ -127,7 +127,10 @@ fn full_config_with_defaults() {
     );
     assert_eq!(node.tls_config.ca_file.as_deref(), Some("/etc/ca.pem"));
     assert!(node.tls_config.insecure_skip_verify);
-    assert_eq!(node.tls_config.server_name.as_deref(), Some("node.internal"));
+    assert_eq!(
+        node.tls_config.server_name.as_deref(),
+        Some("node.internal")
+    );
     assert_eq!(node.sample_limit, 1000);
     assert_eq!(node.label_limit, 30);
     assert_eq!(node.label_name_length_limit, 100);
@@ -150,7 +153,10 @@ fn full_config_with_defaults() {
     assert_eq!(node.relabel_configs[1].modulus, 4);
     assert_eq!(node.metric_relabel_configs[0].action, RelabelAction::Drop);
     assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
-    assert!(config.warnings[0].starts_with("prometheus.yml:66: scrape_configs[1].kubernetes_sd_configs"));
+    assert!(
+        config.warnings[0]
+            .starts_with("prometheus.yml:66: scrape_configs[1].kubernetes_sd_configs")
+    );
 }
 
 #[test]
@@ -163,9 +169,11 @@ fn empty_and_minimal_configs() {
     // The default timeout is capped at the interval.
     assert_eq!(config.global.scrape_timeout_ms, 5_000);
 
-    let config =
-        parse_config("p.yml", "scrape_configs:\n  - job_name: x\n    scrape_interval: 2s\n")
-            .unwrap();
+    let config = parse_config(
+        "p.yml",
+        "scrape_configs:\n  - job_name: x\n    scrape_interval: 2s\n",
+    )
+    .unwrap();
     assert_eq!(config.scrape_configs[0].scrape_interval_ms, 2_000);
     assert_eq!(config.scrape_configs[0].scrape_timeout_ms, 2_000);
 }
@@ -279,8 +287,8 @@ fn errors_name_file_line_and_field() {
         ),
     ];
     for (text, expected) in cases {
-        let error = parse_config("prometheus.yml", text)
-            .expect_err(&format!("config should fail: {text}"));
+        let error =
+            parse_config("prometheus.yml", text).expect_err(&format!("config should fail: {text}"));
         let rendered = error.to_string();
         assert!(
             rendered.starts_with(expected),

@@ -252,7 +252,11 @@ fn keep_and_drop() {
 
 #[test]
 fn keepequal_and_dropequal() {
-    let input = [("__tmp_port", "1234"), ("__port1", "1234"), ("__port2", "5678")];
+    let input = [
+        ("__tmp_port", "1234"),
+        ("__port1", "1234"),
+        ("__port2", "5678"),
+    ];
     let equal = |action, target: &str| {
         let target = target.to_string();
         rule(move |r| {
@@ -261,10 +265,18 @@ fn keepequal_and_dropequal() {
             r.target_label = target;
         })
     };
-    check(&input, &[equal(RelabelAction::KeepEqual, "__port1")], Some(&input));
+    check(
+        &input,
+        &[equal(RelabelAction::KeepEqual, "__port1")],
+        Some(&input),
+    );
     check(&input, &[equal(RelabelAction::KeepEqual, "__port2")], None);
     check(&input, &[equal(RelabelAction::DropEqual, "__port1")], None);
-    check(&input, &[equal(RelabelAction::DropEqual, "__port2")], Some(&input));
+    check(
+        &input,
+        &[equal(RelabelAction::DropEqual, "__port2")],
+        Some(&input),
+    );
 }
 
 #[test]
@@ -474,7 +486,16 @@ fn validation_rejects_what_prometheus_rejects() {
         assert!(error.contains(expected), "{error:?} lacks {expected:?}");
     }
     // Templates Prometheus accepts as a replace target.
-    for valid in ["label", "label${1}", "${1}label", "${1}", "$1", "asd$2asd", "_${1}_", "foo${bar}foo"] {
+    for valid in [
+        "label",
+        "label${1}",
+        "${1}label",
+        "${1}",
+        "$1",
+        "asd$2asd",
+        "_${1}_",
+        "foo${bar}foo",
+    ] {
         assert!(is_valid_target_template(valid), "{valid}");
     }
     for invalid in ["-label", "${", "$", "${}", "foo${", "-foo${1}bar-"] {
