@@ -211,7 +211,11 @@ fn keep_and_drop() {
         r.regex = regex(".*o.*");
         r.action = RelabelAction::Drop;
     });
-    check(&[("a", "foo"), ("b", "bar")], std::slice::from_ref(&drop_o), None);
+    check(
+        &[("a", "foo"), ("b", "bar")],
+        std::slice::from_ref(&drop_o),
+        None,
+    );
     check(&[("a", "bar")], &[drop_o], Some(&[("a", "bar")]));
     // Anchoring: "f|o" matches neither "foo" as a whole.
     check(
@@ -228,7 +232,11 @@ fn keep_and_drop() {
         r.regex = regex("f.*");
         r.action = RelabelAction::Keep;
     });
-    check(&[("a", "foo")], std::slice::from_ref(&keep_f), Some(&[("a", "foo")]));
+    check(
+        &[("a", "foo")],
+        std::slice::from_ref(&keep_f),
+        Some(&[("a", "foo")]),
+    );
     check(&[("a", "boo")], std::slice::from_ref(&keep_f), None);
     // A missing label is the empty string, which "f.*" does not match.
     check(&[("b", "x")], &[keep_f], None);
