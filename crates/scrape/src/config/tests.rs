@@ -1,0 +1,307 @@
+//! Config parsing tests: a full `prometheus.yml` with defaults checked,
+//! and a table of bad configs whose errors must name file, line and field.
+
+use super::*;
+
+const FULL: &str = r#"
+global:
+  scrape_interval: 15s
+  evaluation_interval: 30s
+  external_labels:
+    cluster: eu-1
+    replica: a
+
+rule_files:
+  - rules/*.yml
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: [localhost:9093]
+remote_write:
+  - url: http://vm:8428/api/v1/write
+slos:
+  - name: api
+drift: {}
+
+scrape_configs:
+  - job_name: prometheus
+    static_configs:
+      - targets: ['localhost:9090']
+  - job_name: node
+    scrape_interval: 5s
+    scrape_timeout: 2s
+    metrics_path: /probe
+    scheme: https
+    params:
+      module: [http_2xx, tcp]
+    honor_labels: true
+    honor_timestamps: false
+    basic_auth:
+      username: admin
+      password_file: /etc/secret
+    tls_config:
+      ca_file: /etc/ca.pem
+      insecure_skip_verify: true
+      server_name: node.internal
+    sample_limit: 1000
+    label_limit: 30
+    label_name_length_limit: 100
+    label_value_length_limit: 200
+    target_limit: 10
+    body_size_limit: 10MB
+    static_configs:
+      - targets: [a:9100, b:9100]
+        labels:
+          env: prod
+    file_sd_configs:
+      - files: [/etc/targets/*.json]
+        refresh_interval: 1m
+    relabel_configs:
+      - source_labels: [__address__]
+        regex: '(.*):9100'
+        target_label: host
+      - action: hashmod
+        source_labels: [host]
+        modulus: 4
+        target_label: shard
+    metric_relabel_configs:
+      - source_labels: [__name__]
+        regex: go_.*
+        action: drop
+    kubernetes_sd_configs:
+      - role: pod
+"#;
+
+#[test]
+fn full_config_with_defaults() {
+    let config = parse_config("prometheus.yml", FULL).unwrap();
+    assert_eq!(config.global.scrape_interval_ms, 15_000);
+    assert_eq!(config.global.scrape_timeout_ms, 10_000);
+    assert_eq!(config.global.evaluation_interval_ms, 30_000);
+    assert_eq!(
+        config.global.external_labels,
+        vec![
+            ("cluster".to_string(), "eu-1".to_string()),
+            ("replica".to_string(), "a".to_string())
+        ]
+    );
+    let keys: Vec<&str> = config.other_sections.keys().map(|k| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["alerting", "drift", "remote_write", "rule_files", "slos"]
+    );
+    assert!(config.other_sections["alerting"].contains("localhost:9093"));
+    assert!(!config.other_sections["alerting"].contains("remote_write"));
+
+    let prometheus = &config.scrape_configs[0];
+    assert_eq!(prometheus.job_name, "prometheus");
+    assert_eq!(prometheus.scrape_interval_ms, 15_000);
+    assert_eq!(prometheus.scrape_timeout_ms, 10_000);
+    assert_eq!(prometheus.metrics_path, "/metrics");
+    assert_eq!(prometheus.scheme, Scheme::Http);
+    assert!(!prometheus.honor_labels);
+    assert!(prometheus.honor_timestamps);
+    assert_eq!(prometheus.static_configs[0].targets, ["localhost:9090"]);
+
+    let node = &config.scrape_configs[1];
+    assert_eq!(node.scrape_interval_ms, 5_000);
+    assert_eq!(node.scrape_timeout_ms, 2_000);
+    assert_eq!(node.metrics_path, "/probe");
+    assert_eq!(node.scheme, Scheme::Https);
+    assert_eq!(
+        node.params,
+        vec![(
+            "module".to_string(),
+            vec!["http_2xx".to_string(), "tcp".to_string()]
+        )]
+    );
+    assert!(node.honor_labels);
+    assert!(!node.honor_timestamps);
+    assert_eq!(
+        node.basic_auth,
+        Some(BasicAuth {
+            username: "admin".into(),
+            password: None,
+            password_file: Some("/etc/secret".into())
+        })
+    );
+    assert_eq!(node.tls_config.ca_file.as_deref(), Some("/etc/ca.pem"));
+    assert!(node.tls_config.insecure_skip_verify);
+    assert_eq!(
+        node.tls_config.server_name.as_deref(),
+        Some("node.internal")
+    );
+    assert_eq!(node.sample_limit, 1000);
+    assert_eq!(node.label_limit, 30);
+    assert_eq!(node.label_name_length_limit, 100);
+    assert_eq!(node.label_value_length_limit, 200);
+    assert_eq!(node.target_limit, 10);
+    assert_eq!(node.body_size_limit_bytes, 10 << 20);
+    assert_eq!(node.static_configs[0].targets, ["a:9100", "b:9100"]);
+    assert_eq!(
+        node.static_configs[0].labels,
+        vec![("env".to_string(), "prod".to_string())]
+    );
+    assert_eq!(node.file_sd_configs[0].files, ["/etc/targets/*.json"]);
+    assert_eq!(node.file_sd_configs[0].refresh_interval_ms, 60_000);
+    assert_eq!(node.relabel_configs.len(), 2);
+    assert_eq!(node.relabel_configs[0].regex.as_str(), "(.*):9100");
+    assert_eq!(node.relabel_configs[0].separator, ";");
+    assert_eq!(node.relabel_configs[0].replacement, "$1");
+    assert_eq!(node.relabel_configs[0].action, RelabelAction::Replace);
+    assert_eq!(node.relabel_configs[1].action, RelabelAction::HashMod);
+    assert_eq!(node.relabel_configs[1].modulus, 4);
+    assert_eq!(node.metric_relabel_configs[0].action, RelabelAction::Drop);
+    assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+    assert!(
+        config.warnings[0]
+            .starts_with("prometheus.yml:66: scrape_configs[1].kubernetes_sd_configs")
+    );
+}
+
+#[test]
+fn empty_and_minimal_configs() {
+    let config = parse_config("p.yml", "").unwrap();
+    assert_eq!(config.global, GlobalConfig::default());
+    assert!(config.scrape_configs.is_empty());
+
+    let config = parse_config("p.yml", "global:\n  scrape_interval: 5s\n").unwrap();
+    // The default timeout is capped at the interval.
+    assert_eq!(config.global.scrape_timeout_ms, 5_000);
+
+    let config = parse_config(
+        "p.yml",
+        "scrape_configs:\n  - job_name: x\n    scrape_interval: 2s\n",
+    )
+    .unwrap();
+    assert_eq!(config.scrape_configs[0].scrape_interval_ms, 2_000);
+    assert_eq!(config.scrape_configs[0].scrape_timeout_ms, 2_000);
+}
+
+#[test]
+fn global_limits_are_job_defaults() {
+    let text = "global:\n  sample_limit: 50\n  body_size_limit: 1KB\nscrape_configs:\n  - job_name: a\n  - job_name: b\n    sample_limit: 7\n";
+    let config = parse_config("p.yml", text).unwrap();
+    assert_eq!(config.scrape_configs[0].sample_limit, 50);
+    assert_eq!(config.scrape_configs[0].body_size_limit_bytes, 1024);
+    assert_eq!(config.scrape_configs[1].sample_limit, 7);
+}
+
+#[test]
+fn file_sd_files_parse() {
+    let json = r#"[{"targets": ["a:1", "b:2"], "labels": {"env": "x"}}, {"targets": ["c:3"]}]"#;
+    let groups = parse_file_sd("t.json", json).unwrap();
+    assert_eq!(groups.len(), 2);
+    assert_eq!(groups[0].targets, ["a:1", "b:2"]);
+    assert_eq!(groups[0].labels, vec![("env".to_string(), "x".to_string())]);
+    let yaml = "- targets: [d:4]\n  labels:\n    team: ml\n";
+    let groups = parse_file_sd("t.yml", yaml).unwrap();
+    assert_eq!(groups[0].targets, ["d:4"]);
+    let error = parse_file_sd("t.yml", "- targets: [d:4]\n  bogus: 1\n").unwrap_err();
+    assert_eq!(error.to_string(), "t.yml:2: [0].bogus: unknown field");
+}
+
+/// Bad configs and the exact error each must give.
+#[test]
+fn errors_name_file_line_and_field() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "scrape_configs:\n  - job_name: a\n    scrape_interval: 5x\n",
+            r#"prometheus.yml:3: scrape_configs[0].scrape_interval: invalid duration "5x""#,
+        ),
+        (
+            "global:\n  scrape_interval: 15s\n  scrap_timeout: 5s\n",
+            "prometheus.yml:3: global.scrap_timeout: unknown field",
+        ),
+        (
+            "scrape_config:\n  - job_name: a\n",
+            "prometheus.yml:1: scrape_config: unknown field",
+        ),
+        (
+            "scrape_configs:\n  - job_name: a\n    static_configs:\n      - targets: [x]\n        label: {a: b}\n",
+            "prometheus.yml:5: scrape_configs[0].static_configs[0].label: unknown field",
+        ),
+        (
+            "scrape_configs:\n  - job_name: a\n  - job_name: b\n    honor_labels: yes please\n",
+            r#"prometheus.yml:4: scrape_configs[1].honor_labels: expected true or false, got "yes please""#,
+        ),
+        (
+            "scrape_configs:\n  - job_name: a\n    sample_limit: -5\n",
+            "prometheus.yml:3: scrape_configs[0].sample_limit: expected a non-negative integer, got -5",
+        ),
+        (
+            "scrape_configs:\n  - job_name: a\n    scheme: ftp\n",
+            r#"prometheus.yml:3: scrape_configs[0].scheme: invalid scheme "ftp" (expected http or https)"#,
+        ),
+        (
+            "scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - action: teleport\n",
+            r#"prometheus.yml:4: scrape_configs[0].relabel_configs[0].action: unknown relabel action "teleport""#,
+        ),
+        (
+            "scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - regex: '(unclosed'\n        action: drop\n",
+            "prometheus.yml:4: scrape_configs[0].relabel_configs[0].regex: invalid regex",
+        ),
+        (
+            "scrape_configs:\n  - job_name: a\n    relabel_configs:\n      - source_labels: [a]\n        action: hashmod\n        target_label: b\n",
+            "prometheus.yml:4: scrape_configs[0].relabel_configs[0]: relabel configuration for hashmod requires non-zero modulus",
+        ),
+        (
+            "scrape_configs:\n  - job_name: a\n    scrape_interval: 5s\n    scrape_timeout: 10s\n",
+            "prometheus.yml:4: scrape_configs[0].scrape_timeout: scrape timeout greater than scrape interval",
+        ),
+        (
+            "scrape_configs:\n  - job_name: a\n  - job_name: a\n",
+            "prometheus.yml:3: scrape_configs[1].job_name: found multiple scrape configs with job name \"a\"",
+        ),
+        (
+            "scrape_configs:\n  - scrape_interval: 5s\n",
+            "prometheus.yml:2: scrape_configs[0]: missing job_name",
+        ),
+        (
+            "scrape_configs:\n  - job_name: a\n    body_size_limit: 10 apples\n",
+            r#"prometheus.yml:3: scrape_configs[0].body_size_limit: invalid size "10 apples""#,
+        ),
+        (
+            "scrape_configs:\n  - job_name: a\n    file_sd_configs:\n      - files: [targets.txt]\n",
+            r#"prometheus.yml:4: scrape_configs[0].file_sd_configs[0].files[0]: path "targets.txt" is not a valid file_sd file"#,
+        ),
+        (
+            "global:\n  external_labels:\n    bad-name: x\n",
+            r#"prometheus.yml:3: global.external_labels.bad-name: invalid label name "bad-name""#,
+        ),
+        (
+            "scrape_configs:\n  - job_name: a\n    tls_config:\n      ca_fil: x\n",
+            "prometheus.yml:4: scrape_configs[0].tls_config.ca_fil: unknown field",
+        ),
+        (
+            "scrape_configs:\n  - job_name: a\n    authorization:\n      credentials: a\n    basic_auth:\n      username: u\n",
+            "prometheus.yml:2: scrape_configs[0]: at most one of basic_auth and authorization",
+        ),
+        (
+            "scrape_configs: 5\n",
+            "prometheus.yml:1: scrape_configs: expected a list, got an integer",
+        ),
+        (
+            "scrape_configs:\n  - job_name: a\n    metrics_path: metrics\n",
+            r#"prometheus.yml:3: scrape_configs[0].metrics_path: metrics_path "metrics" must start with '/'"#,
+        ),
+    ];
+    for (text, expected) in cases {
+        let error =
+            parse_config("prometheus.yml", text).expect_err(&format!("config should fail: {text}"));
+        let rendered = error.to_string();
+        assert!(
+            rendered.starts_with(expected),
+            "for config:\n{text}\n got: {rendered}\nwant: {expected}"
+        );
+    }
+}
+
+#[test]
+fn yaml_syntax_errors_name_file_and_line() {
+    let error = parse_config("prometheus.yml", "global:\n  scrape_interval: [1s\n").unwrap_err();
+    assert_eq!(error.file, "prometheus.yml");
+    assert!(error.line >= 2, "{error}");
+    let error = parse_config("prometheus.yml", "global: {}\nglobal: {}\n").unwrap_err();
+    assert!(error.line >= 1, "{error}");
+}

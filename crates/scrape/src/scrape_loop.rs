@@ -1,0 +1,719 @@
+//! One target's scrape loop: fetch on a fixed phase of the interval, parse,
+//! label, limit, append, and mark vanished series stale.
+//!
+//! Each scrape goes into one appender and one commit, holding the samples,
+//! the staleness markers of series that vanished since the last successful
+//! scrape, and the five synthetic series (`up`, `scrape_duration_seconds`,
+//! `scrape_samples_scraped`, `scrape_samples_post_metric_relabeling`,
+//! `scrape_series_added`). A failed scrape (HTTP error, timeout, parse
+//! error, a limit) stores no samples, marks every series of the previous
+//! scrape stale and writes `up` 0. Stopping a loop marks all its series,
+//! synthetic ones included, stale.
+//!
+//! Parsing and appending run on tokio's blocking pool: the appender's
+//! commit waits for an fsync.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use model::exposition::{Entry, Format, MetricType, Parser, content_type_format};
+use model::storage::Appendable;
+use model::{Labels, METRIC_NAME, STALE_NAN};
+use tokio::sync::watch;
+
+use crate::config::ScrapeConfig;
+use crate::relabel::process;
+use crate::target::Target;
+use crate::{MetricMetadata, TargetHealth};
+
+/// The Accept header: OpenMetrics preferred, the text format accepted, as
+/// Prometheus 3 asks by default.
+pub const ACCEPT_HEADER: &str = "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+
+/// The media type of a `scrape_protocols` name, or `None` when osprey
+/// cannot parse that protocol.
+pub(crate) fn protocol_media_type(protocol: &str) -> Option<&'static str> {
+    Some(match protocol {
+        "OpenMetricsText1.0.0" => "application/openmetrics-text;version=1.0.0",
+        "OpenMetricsText0.0.1" => "application/openmetrics-text;version=0.0.1",
+        "PrometheusText1.0.0" => "text/plain;version=1.0.0",
+        "PrometheusText0.0.4" => "text/plain;version=0.0.4",
+        _ => return None,
+    })
+}
+
+/// The Accept header for a job: its protocols with falling weights, then
+/// anything at the lowest weight.
+fn accept_header(protocols: &[String]) -> String {
+    if protocols.is_empty() {
+        return ACCEPT_HEADER.to_string();
+    }
+    let mut parts = Vec::new();
+    let mut weight = 10u32;
+    for protocol in protocols {
+        if let Some(media_type) = protocol_media_type(protocol) {
+            parts.push(format!("{media_type};q=0.{weight}"));
+            weight = weight.saturating_sub(1).max(2);
+        }
+    }
+    parts.push("*/*;q=0.1".to_string());
+    parts.join(",").replace("q=0.10", "q=1.0")
+}
+
+/// What the API shows about a loop, updated after every scrape.
+#[derive(Clone, Debug)]
+pub(crate) struct LoopStatus {
+    pub health: TargetHealth,
+    pub last_error: String,
+    pub last_scrape: Option<SystemTime>,
+    pub last_scrape_duration_seconds: f64,
+    pub metadata: Vec<MetricMetadata>,
+}
+
+impl LoopStatus {
+    fn new() -> LoopStatus {
+        LoopStatus {
+            health: TargetHealth::Unknown,
+            last_error: String::new(),
+            last_scrape: None,
+            last_scrape_duration_seconds: 0.0,
+            metadata: Vec::new(),
+        }
+    }
+}
+
+/// A running loop: its target, its status and how to stop it.
+pub(crate) struct LoopHandle {
+    pub target: Target,
+    /// The job settings the loop was started with; a reload with different
+    /// settings restarts the loop.
+    pub config: Arc<ScrapeConfig>,
+    pub status: Arc<Mutex<LoopStatus>>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LoopHandle {
+    /// Signals the loop to stop; it writes its staleness markers and ends.
+    pub fn signal_stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Waits for the loop to have ended.
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Everything a loop needs; shared with its task.
+pub(crate) struct LoopContext {
+    pub storage: Arc<dyn Appendable>,
+    pub client: reqwest::Client,
+    pub config: Arc<ScrapeConfig>,
+    pub target: Target,
+    /// Seed mixed into the offset hash (Prometheus uses the external
+    /// labels and host name), so that two servers scrape at different
+    /// phases.
+    pub offset_seed: u64,
+}
+
+pub(crate) fn start_loop(context: LoopContext) -> LoopHandle {
+    let (stop, stop_receiver) = watch::channel(false);
+    let status = Arc::new(Mutex::new(LoopStatus::new()));
+    let target = context.target.clone();
+    let config = context.config.clone();
+    let task = tokio::spawn(run_loop(context, status.clone(), stop_receiver));
+    LoopHandle {
+        target,
+        config,
+        status,
+        stop,
+        task,
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// FNV-1a, for a stable offset per target.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+/// How long to wait before the first scrape so that this target is
+/// scraped at the same phase of every interval, spread over the interval
+/// by a hash of the target (Prometheus's scheme).
+fn initial_delay_ms(target: &Target, seed: u64, interval_ms: i64, now: i64) -> i64 {
+    let interval = interval_ms.max(1) as u64;
+    let offset = (fnv1a(target.identity().as_bytes()) ^ seed) % interval;
+    let phase = now.rem_euclid(interval as i64) as u64;
+    ((offset + interval - phase) % interval) as i64
+}
+
+async fn run_loop(
+    context: LoopContext,
+    status: Arc<Mutex<LoopStatus>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let interval_ms = context.target.scrape_interval_ms;
+    let delay = initial_delay_ms(&context.target, context.offset_seed, interval_ms, now_ms());
+    let stopped = async |stop: &mut watch::Receiver<bool>| {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_millis(delay as u64)) => {}
+        _ = stopped(&mut stop) => return,
+    }
+    let mut ticker = tokio::time::interval(Duration::from_millis(interval_ms as u64));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let context = Arc::new(context);
+    let mut state = SeriesState::default();
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stopped(&mut stop) => break,
+        }
+        let scrape_start = now_ms();
+        let started = Instant::now();
+        let fetched = tokio::select! {
+            fetched = fetch(&context) => fetched,
+            _ = stopped(&mut stop) => break,
+        };
+        let fetch_seconds = started.elapsed().as_secs_f64();
+        let job_context = context.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let outcome = ingest(&job_context, &mut state, fetched, scrape_start, started);
+            (state, outcome)
+        })
+        .await;
+        let (returned_state, outcome) = match outcome {
+            Ok(result) => result,
+            Err(error) => {
+                tracing::error!(%error, "scrape ingestion task failed");
+                return;
+            }
+        };
+        state = returned_state;
+        let mut status = status
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        status.last_scrape = Some(UNIX_EPOCH + Duration::from_millis(scrape_start as u64));
+        status.last_scrape_duration_seconds = outcome.duration_seconds.max(fetch_seconds);
+        match outcome.error {
+            None => {
+                status.health = TargetHealth::Up;
+                status.last_error.clear();
+                status.metadata = outcome.metadata;
+            }
+            Some(error) => {
+                status.health = TargetHealth::Down;
+                status.last_error = error;
+            }
+        }
+    }
+    // Stopped: every series this loop wrote goes stale now.
+    let job_context = context.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        write_end_of_run_staleness(&job_context, &state);
+    })
+    .await;
+}
+
+/// A fetched body and its format, or why there is none.
+type Fetched = Result<(Vec<u8>, Format), String>;
+
+async fn fetch(context: &LoopContext) -> Fetched {
+    let config = &context.config;
+    let timeout = Duration::from_millis(context.target.scrape_timeout_ms.max(1) as u64);
+    let mut request = context
+        .client
+        .get(&context.target.scrape_url)
+        .header(
+            reqwest::header::ACCEPT,
+            accept_header(&config.scrape_protocols),
+        )
+        .header(
+            "X-Prometheus-Scrape-Timeout-Seconds",
+            format!("{}", timeout.as_secs_f64()),
+        )
+        .timeout(timeout);
+    if let Some(auth) = &config.basic_auth {
+        let password = match (&auth.password, &auth.password_file) {
+            (Some(password), _) => Some(password.clone()),
+            (None, Some(file)) => Some(read_secret(file)?),
+            (None, None) => None,
+        };
+        request = request.basic_auth(&auth.username, password);
+    }
+    if let Some(auth) = &config.authorization {
+        let credentials = match (&auth.credentials, &auth.credentials_file) {
+            (Some(credentials), _) => credentials.clone(),
+            (None, Some(file)) => read_secret(file)?,
+            (None, None) => String::new(),
+        };
+        request = request.header(
+            reqwest::header::AUTHORIZATION,
+            format!("{} {credentials}", auth.kind),
+        );
+    }
+    let work = async {
+        let mut response = request.send().await.map_err(describe_reqwest_error)?;
+        let status = response.status();
+        if status != reqwest::StatusCode::OK {
+            return Err(format!("server returned HTTP status {status}"));
+        }
+        let format = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .map(content_type_format)
+            .unwrap_or(Format::Text);
+        let limit = config.body_size_limit_bytes;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(describe_reqwest_error)? {
+            body.extend_from_slice(&chunk);
+            if limit > 0 && body.len() as u64 > limit {
+                return Err(format!("body size limit exceeded ({limit} bytes)"));
+            }
+        }
+        Ok((body, format))
+    };
+    // The request timeout covers the body too, but a slow trickle of
+    // chunks is cut here as well.
+    match tokio::time::timeout(timeout, work).await {
+        Ok(result) => result,
+        Err(_) => Err(format!("context deadline exceeded after {timeout:?}")),
+    }
+}
+
+fn describe_reqwest_error(error: reqwest::Error) -> String {
+    if error.is_timeout() {
+        return "context deadline exceeded".to_string();
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn read_secret(path: &str) -> Result<String, String> {
+    std::fs::read_to_string(path)
+        .map(|text| text.trim().to_string())
+        .map_err(|error| format!("reading {path}: {error}"))
+}
+
+/// The series of the last successful scrape, for staleness.
+#[derive(Default)]
+struct SeriesState {
+    previous: HashSet<Labels>,
+    /// Whether the report series were ever written.
+    reported: bool,
+}
+
+struct IngestOutcome {
+    error: Option<String>,
+    duration_seconds: f64,
+    metadata: Vec<MetricMetadata>,
+}
+
+/// One sample ready to append.
+struct PreparedSample {
+    labels: Labels,
+    timestamp_ms: i64,
+    value: f64,
+    /// Samples with their own timestamp are not tracked for staleness.
+    explicit_timestamp: bool,
+}
+
+struct Parsed {
+    samples: Vec<PreparedSample>,
+    scraped: u64,
+    metadata: Vec<MetricMetadata>,
+}
+
+fn ingest(
+    context: &LoopContext,
+    state: &mut SeriesState,
+    fetched: Fetched,
+    scrape_start: i64,
+    started: Instant,
+) -> IngestOutcome {
+    let parsed =
+        fetched.and_then(|(body, format)| parse_body(context, &body, format, scrape_start));
+    let mut appender = context.storage.appender();
+    let mut current: HashSet<Labels> = HashSet::new();
+    let (error, scraped, post_relabel, added, metadata) = match parsed {
+        Ok(parsed) => {
+            let mut appended = 0u64;
+            let mut added = 0u64;
+            for sample in &parsed.samples {
+                if let Err(error) =
+                    appender.append(&sample.labels, sample.timestamp_ms, sample.value)
+                {
+                    tracing::debug!(%error, series = %sample.labels, "sample not stored");
+                    continue;
+                }
+                appended += 1;
+                if !sample.explicit_timestamp {
+                    if !state.previous.contains(&sample.labels) {
+                        added += 1;
+                    }
+                    current.insert(sample.labels.clone());
+                }
+            }
+            (None, parsed.scraped, appended, added, parsed.metadata)
+        }
+        Err(error) => (Some(error), 0, 0, 0, Vec::new()),
+    };
+    for vanished in state.previous.difference(&current) {
+        let _ = appender.append(vanished, scrape_start, STALE_NAN);
+    }
+    let duration_seconds = started.elapsed().as_secs_f64();
+    let up = if error.is_none() { 1.0 } else { 0.0 };
+    let report = [
+        ("up", up),
+        ("scrape_duration_seconds", duration_seconds),
+        ("scrape_samples_scraped", scraped as f64),
+        ("scrape_samples_post_metric_relabeling", post_relabel as f64),
+        ("scrape_series_added", added as f64),
+    ];
+    for (name, value) in report {
+        let labels = report_labels(&context.target.labels, name);
+        if let Err(error) = appender.append(&labels, scrape_start, value) {
+            tracing::debug!(%error, "report sample not stored");
+        }
+    }
+    state.reported = true;
+    let error = match appender.commit() {
+        Ok(()) => error,
+        Err(commit_error) => {
+            Some(error.unwrap_or_else(|| format!("storing the scrape failed: {commit_error}")))
+        }
+    };
+    state.previous = current;
+    IngestOutcome {
+        error,
+        duration_seconds,
+        metadata,
+    }
+}
+
+fn report_labels(target_labels: &Labels, name: &str) -> Labels {
+    Labels::from_pairs(
+        target_labels
+            .iter()
+            .map(|label| (label.name.as_str(), label.value.as_str()))
+            .filter(|(label_name, _)| *label_name != METRIC_NAME)
+            .chain(std::iter::once((METRIC_NAME, name))),
+    )
+}
+
+fn write_end_of_run_staleness(context: &LoopContext, state: &SeriesState) {
+    if state.previous.is_empty() && !state.reported {
+        return;
+    }
+    let now = now_ms();
+    let mut appender = context.storage.appender();
+    for series in &state.previous {
+        let _ = appender.append(series, now, STALE_NAN);
+    }
+    if state.reported {
+        for name in [
+            "up",
+            "scrape_duration_seconds",
+            "scrape_samples_scraped",
+            "scrape_samples_post_metric_relabeling",
+            "scrape_series_added",
+        ] {
+            let _ = appender.append(&report_labels(&context.target.labels, name), now, STALE_NAN);
+        }
+    }
+    if let Err(error) = appender.commit() {
+        tracing::warn!(%error, target = %context.target.scrape_url, "writing staleness markers failed");
+    }
+}
+
+/// Parses a body into labelled samples, applying honor_labels,
+/// honor_timestamps, metric relabelling and the limits.
+fn parse_body(
+    context: &LoopContext,
+    body: &[u8],
+    format: Format,
+    scrape_start: i64,
+) -> Result<Parsed, String> {
+    let config = &context.config;
+    let target_labels = &context.target.labels;
+    let mut types: HashMap<String, MetricType> = HashMap::new();
+    let mut metadata: Vec<MetricMetadata> = Vec::new();
+    let mut metadata_index: HashMap<String, usize> = HashMap::new();
+    let mut samples = Vec::new();
+    let mut scraped = 0u64;
+
+    let mut metadata_entry = |metric: &str| -> usize {
+        if let Some(index) = metadata_index.get(metric) {
+            return *index;
+        }
+        metadata.push(MetricMetadata {
+            metric: metric.to_string(),
+            metric_type: MetricType::Unknown,
+            help: String::new(),
+            unit: String::new(),
+        });
+        metadata_index.insert(metric.to_string(), metadata.len() - 1);
+        metadata.len() - 1
+    };
+    let mut metadata_updates: Vec<(usize, MetadataUpdate)> = Vec::new();
+
+    for entry in Parser::new(body, format) {
+        let entry = entry.map_err(|error| format!("parsing the scrape: {error}"))?;
+        let (name, labels, value, timestamp_ms) = match entry {
+            Entry::Help { metric, text } => {
+                metadata_updates.push((
+                    metadata_entry(&metric),
+                    MetadataUpdate::Help(text.into_owned()),
+                ));
+                continue;
+            }
+            Entry::Type { metric, kind } => {
+                metadata_updates.push((metadata_entry(&metric), MetadataUpdate::Type(kind)));
+                types.insert(metric.into_owned(), kind);
+                continue;
+            }
+            Entry::Unit { metric, unit } => {
+                metadata_updates.push((
+                    metadata_entry(&metric),
+                    MetadataUpdate::Unit(unit.into_owned()),
+                ));
+                continue;
+            }
+            Entry::Sample {
+                name,
+                labels,
+                value,
+                timestamp_ms,
+                ..
+            } => (name, labels, value, timestamp_ms),
+        };
+        // OpenMetrics `_created` series of counters, histograms and
+        // summaries are creation times, not samples; Prometheus skips them.
+        if format == Format::OpenMetrics
+            && let Some(family) = name.strip_suffix("_created")
+            && matches!(
+                types.get(family),
+                Some(
+                    MetricType::Counter
+                        | MetricType::Histogram
+                        | MetricType::Summary
+                        | MetricType::GaugeHistogram
+                )
+            )
+        {
+            continue;
+        }
+        scraped += 1;
+        let Some(series) = sample_series(config, target_labels, &name, &labels) else {
+            continue;
+        };
+        check_label_limits(config, &series)?;
+        let explicit = config.honor_timestamps && timestamp_ms.is_some();
+        let timestamp = if explicit {
+            timestamp_ms.unwrap_or(scrape_start)
+        } else {
+            scrape_start
+        };
+        samples.push(PreparedSample {
+            labels: series,
+            timestamp_ms: timestamp,
+            value,
+            explicit_timestamp: explicit,
+        });
+        if config.sample_limit > 0 && samples.len() as u64 > config.sample_limit {
+            return Err(format!(
+                "sample_limit exceeded (limit: {})",
+                config.sample_limit
+            ));
+        }
+    }
+    for (index, update) in metadata_updates {
+        let entry = &mut metadata[index];
+        match update {
+            MetadataUpdate::Help(text) => entry.help = text,
+            MetadataUpdate::Type(kind) => entry.metric_type = kind,
+            MetadataUpdate::Unit(unit) => entry.unit = unit,
+        }
+    }
+    Ok(Parsed {
+        samples,
+        scraped,
+        metadata,
+    })
+}
+
+enum MetadataUpdate {
+    Help(String),
+    Type(MetricType),
+    Unit(String),
+}
+
+/// The stored label set of one scraped sample, or `None` when metric
+/// relabelling drops it.
+fn sample_series(
+    config: &ScrapeConfig,
+    target_labels: &Labels,
+    name: &str,
+    labels: &[(Cow<'_, str>, Cow<'_, str>)],
+) -> Option<Labels> {
+    let mut merged: std::collections::BTreeMap<String, String> = labels
+        .iter()
+        .filter(|(_, value)| !value.is_empty())
+        .map(|(label_name, value)| (label_name.to_string(), value.to_string()))
+        .collect();
+    merged.insert(METRIC_NAME.to_string(), name.to_string());
+    if config.honor_labels {
+        for label in target_labels {
+            merged
+                .entry(label.name.clone())
+                .or_insert_with(|| label.value.clone());
+        }
+    } else {
+        for label in target_labels {
+            if let Some(exposed) = merged.remove(&label.name) {
+                // Keep the exposed value under `exported_<name>`, adding
+                // more prefixes while that name is taken.
+                let mut exported = format!("exported_{}", label.name);
+                while merged.contains_key(&exported) || target_labels.get(&exported).is_some() {
+                    exported = format!("exported_{exported}");
+                }
+                merged.insert(exported, exposed);
+            }
+            merged.insert(label.name.clone(), label.value.clone());
+        }
+    }
+    if !config.metric_relabel_configs.is_empty()
+        && !process(&mut merged, &config.metric_relabel_configs)
+    {
+        return None;
+    }
+    if merged.is_empty() {
+        return None;
+    }
+    Some(Labels::from_pairs(merged))
+}
+
+fn check_label_limits(config: &ScrapeConfig, series: &Labels) -> Result<(), String> {
+    if config.label_limit > 0 && series.len() as u64 > config.label_limit {
+        return Err(format!(
+            "label_limit exceeded (metric: {series}, number of labels: {}, limit: {})",
+            series.len(),
+            config.label_limit
+        ));
+    }
+    for label in series {
+        if config.label_name_length_limit > 0
+            && label.name.len() as u64 > config.label_name_length_limit
+        {
+            return Err(format!(
+                "label_name_length_limit exceeded (metric: {series}, label name: {}, length: {}, limit: {})",
+                label.name,
+                label.name.len(),
+                config.label_name_length_limit
+            ));
+        }
+        if config.label_value_length_limit > 0
+            && label.value.len() as u64 > config.label_value_length_limit
+        {
+            return Err(format!(
+                "label_value_length_limit exceeded (metric: {series}, label name: {}, value: {:?}, length: {}, limit: {})",
+                label.name,
+                label.value,
+                label.value.len(),
+                config.label_value_length_limit
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(identity_host: &str) -> Target {
+        Target {
+            discovered_labels: Labels::empty(),
+            labels: Labels::from_pairs([("instance", identity_host), ("job", "j")]),
+            scrape_url: format!("http://{identity_host}/metrics"),
+            scrape_interval_ms: 15_000,
+            scrape_timeout_ms: 10_000,
+        }
+    }
+
+    #[test]
+    fn accept_headers() {
+        assert_eq!(accept_header(&[]), ACCEPT_HEADER);
+        assert_eq!(
+            accept_header(&[
+                "PrometheusText0.0.4".to_string(),
+                "OpenMetricsText1.0.0".to_string()
+            ]),
+            "text/plain;version=0.0.4;q=1.0,application/openmetrics-text;version=1.0.0;q=0.9,*/*;q=0.1"
+        );
+    }
+
+    #[test]
+    fn offsets_are_stable_and_spread() {
+        let a = target("a:1");
+        let b = target("b:1");
+        // The phase is fixed: waiting from any moment lands on the same
+        // point of the interval.
+        for now in [0, 1234, 15_000 * 7 + 99] {
+            let delay = initial_delay_ms(&a, 0, 15_000, now);
+            assert!((0..15_000).contains(&delay));
+            assert_eq!(
+                (now + delay).rem_euclid(15_000),
+                initial_delay_ms(&a, 0, 15_000, 0)
+            );
+        }
+        assert_ne!(
+            initial_delay_ms(&a, 0, 15_000, 0),
+            initial_delay_ms(&b, 0, 15_000, 0)
+        );
+    }
+
+    #[test]
+    fn target_labels_win_unless_honored() {
+        let mut config = ScrapeConfig::new("j", &crate::config::GlobalConfig::default());
+        let target_labels = Labels::from_pairs([("instance", "a:1"), ("job", "j")]);
+        let exposed = vec![
+            (Cow::Borrowed("job"), Cow::Borrowed("app")),
+            (Cow::Borrowed("exported_job"), Cow::Borrowed("x")),
+            (Cow::Borrowed("path"), Cow::Borrowed("/")),
+        ];
+        let series = sample_series(&config, &target_labels, "m", &exposed).unwrap();
+        assert_eq!(
+            series.to_string(),
+            r#"m{exported_exported_job="app", exported_job="x", instance="a:1", job="j", path="/"}"#
+        );
+        config.honor_labels = true;
+        let series = sample_series(&config, &target_labels, "m", &exposed).unwrap();
+        assert_eq!(
+            series.to_string(),
+            r#"m{exported_job="x", instance="a:1", job="app", path="/"}"#
+        );
+    }
+}
