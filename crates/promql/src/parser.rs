@@ -1,0 +1,272 @@
+//! The seam between the parser we use (promql-parser) and our own AST.
+//!
+//! Everything promql-parser specific lives here: this module calls its
+//! `parse`, converts its tree into [`crate::ast`], and checks what it does
+//! not (types of function arguments, duration overflow, `or` matchers we do
+//! not support). Replacing the parser means rewriting this file only.
+
+use crate::QueryError;
+use crate::ast::{
+    Aggregate, AggregateOp, At, Binary, BinaryOp, Call, Cardinality, Expr, Grouping, Matching,
+    MatrixSelector, Subquery, ValueType, VectorSelector,
+};
+use model::{MatchOp, Matcher};
+use promql_parser::label::MatchOp as PMatchOp;
+use promql_parser::parser as pp;
+use promql_parser::parser::token;
+use std::time::{Duration, SystemTime};
+
+/// Parses a PromQL expression into our AST and type-checks it.
+pub fn parse(query: &str) -> Result<Expr, QueryError> {
+    if query.trim().is_empty() {
+        return Err(QueryError::bad_data("1:1: parse error: no expression found in input"));
+    }
+    let parsed = std::panic::catch_unwind(|| pp::parse(query))
+        .map_err(|_| QueryError::bad_data("parse error: the parser failed on this input"))?
+        .map_err(|e| QueryError::bad_data(format!("parse error: {e}")))?;
+    let expr = convert(&parsed, 0)?;
+    crate::check::check(&expr)?;
+    Ok(expr)
+}
+
+/// Parses a series selector such as `up{job="x"}` into matchers.
+pub fn parse_series_selector(s: &str) -> Result<Vec<Matcher>, QueryError> {
+    match parse(s)? {
+        Expr::VectorSelector(vs) if vs.offset_ms == 0 && vs.at.is_none() => Ok(vs.matchers),
+        _ => Err(QueryError::bad_data(format!(
+            "invalid series selector {s:?}: expected a vector selector"
+        ))),
+    }
+}
+
+/// Nesting deeper than this is refused, so a hostile query cannot overflow
+/// the stack of the converter or the evaluator.
+const MAX_DEPTH: usize = 200;
+
+fn duration_ms(d: &Duration) -> Result<i64, QueryError> {
+    i64::try_from(d.as_millis())
+        .ok()
+        .filter(|ms| *ms <= i64::MAX / 4)
+        .ok_or_else(|| QueryError::bad_data("duration out of range"))
+}
+
+fn offset_ms(o: &Option<pp::Offset>) -> Result<i64, QueryError> {
+    Ok(match o {
+        None => 0,
+        Some(pp::Offset::Pos(d)) => duration_ms(d)?,
+        Some(pp::Offset::Neg(d)) => -duration_ms(d)?,
+    })
+}
+
+fn at(a: &Option<pp::AtModifier>) -> Result<Option<At>, QueryError> {
+    Ok(match a {
+        None => None,
+        Some(pp::AtModifier::Start) => Some(At::Start),
+        Some(pp::AtModifier::End) => Some(At::End),
+        Some(pp::AtModifier::At(t)) => {
+            let ms = match t.duration_since(SystemTime::UNIX_EPOCH) {
+                Ok(d) => duration_ms(&d)?,
+                Err(e) => -duration_ms(&e.duration())?,
+            };
+            Some(At::Time(ms))
+        }
+    })
+}
+
+fn matcher(m: &promql_parser::label::Matcher) -> Result<Matcher, QueryError> {
+    let op = match m.op {
+        PMatchOp::Equal => MatchOp::Equal,
+        PMatchOp::NotEqual => MatchOp::NotEqual,
+        PMatchOp::Re(_) => MatchOp::RegexMatch,
+        PMatchOp::NotRe(_) => MatchOp::RegexNoMatch,
+    };
+    Matcher::new(op, m.name.clone(), m.value.clone())
+        .map_err(|e| QueryError::bad_data(format!("parse error: {e}")))
+}
+
+fn vector_selector(vs: &pp::VectorSelector) -> Result<VectorSelector, QueryError> {
+    if !vs.matchers.or_matchers.is_empty() {
+        return Err(QueryError::bad_data(
+            "parse error: `or` inside a label matcher list is not supported",
+        ));
+    }
+    let mut matchers = Vec::with_capacity(vs.matchers.matchers.len() + 1);
+    if let Some(name) = &vs.name {
+        matchers.push(Matcher::equal(model::METRIC_NAME, name.clone()));
+    }
+    for m in &vs.matchers.matchers {
+        matchers.push(matcher(m)?);
+    }
+    if matchers.is_empty() || matchers.iter().all(|m| m.matches_empty()) {
+        return Err(QueryError::bad_data(
+            "parse error: vector selector must contain at least one non-empty matcher",
+        ));
+    }
+    Ok(VectorSelector {
+        name: vs.name.clone(),
+        matchers,
+        offset_ms: offset_ms(&vs.offset)?,
+        at: at(&vs.at)?,
+    })
+}
+
+fn labels(l: &promql_parser::label::Labels) -> Vec<String> {
+    l.labels.clone()
+}
+
+fn binary_op(id: token::TokenId) -> Option<BinaryOp> {
+    Some(match id {
+        token::T_ADD => BinaryOp::Add,
+        token::T_SUB => BinaryOp::Sub,
+        token::T_MUL => BinaryOp::Mul,
+        token::T_DIV => BinaryOp::Div,
+        token::T_MOD => BinaryOp::Mod,
+        token::T_POW => BinaryOp::Pow,
+        token::T_ATAN2 => BinaryOp::Atan2,
+        token::T_EQLC => BinaryOp::Eq,
+        token::T_NEQ => BinaryOp::Ne,
+        token::T_GTR => BinaryOp::Gt,
+        token::T_LSS => BinaryOp::Lt,
+        token::T_GTE => BinaryOp::Ge,
+        token::T_LTE => BinaryOp::Le,
+        token::T_LAND => BinaryOp::And,
+        token::T_LOR => BinaryOp::Or,
+        token::T_LUNLESS => BinaryOp::Unless,
+        _ => return None,
+    })
+}
+
+fn convert(e: &pp::Expr, depth: usize) -> Result<Expr, QueryError> {
+    if depth > MAX_DEPTH {
+        return Err(QueryError::bad_data("parse error: expression nested too deeply"));
+    }
+    let sub = |e: &pp::Expr| convert(e, depth + 1).map(Box::new);
+    Ok(match e {
+        pp::Expr::NumberLiteral(n) => Expr::Number(n.val),
+        pp::Expr::StringLiteral(s) => Expr::String(s.val.clone()),
+        pp::Expr::VectorSelector(vs) => Expr::VectorSelector(vector_selector(vs)?),
+        pp::Expr::MatrixSelector(ms) => {
+            let range_ms = duration_ms(&ms.range)?;
+            if range_ms <= 0 {
+                return Err(QueryError::bad_data(
+                    "parse error: range must be greater than zero",
+                ));
+            }
+            Expr::MatrixSelector(MatrixSelector {
+                selector: vector_selector(&ms.vs)?,
+                range_ms,
+            })
+        }
+        pp::Expr::Subquery(sq) => {
+            let range_ms = duration_ms(&sq.range)?;
+            let step_ms = match &sq.step {
+                Some(s) => Some(duration_ms(s)?).filter(|s| *s > 0),
+                None => None,
+            };
+            if range_ms <= 0 {
+                return Err(QueryError::bad_data(
+                    "parse error: subquery range must be greater than zero",
+                ));
+            }
+            Expr::Subquery(Subquery {
+                expr: sub(&sq.expr)?,
+                range_ms,
+                step_ms,
+                offset_ms: offset_ms(&sq.offset)?,
+                at: at(&sq.at)?,
+            })
+        }
+        pp::Expr::Paren(p) => Expr::Paren(sub(&p.expr)?),
+        pp::Expr::Unary(u) => Expr::Unary {
+            negate: true,
+            expr: sub(&u.expr)?,
+        },
+        pp::Expr::Binary(b) => {
+            let op = binary_op(b.op.id()).ok_or_else(|| {
+                QueryError::bad_data(format!("parse error: unknown binary operator {}", b.op))
+            })?;
+            let mut matching = None;
+            let mut cardinality = if op.is_set() {
+                Cardinality::ManyToMany
+            } else {
+                Cardinality::OneToOne
+            };
+            let mut return_bool = false;
+            if let Some(m) = &b.modifier {
+                if m.fill_values.lhs.is_some() || m.fill_values.rhs.is_some() {
+                    return Err(QueryError::bad_data(
+                        "parse error: fill modifiers are experimental and not supported",
+                    ));
+                }
+                return_bool = m.return_bool;
+                matching = match &m.matching {
+                    Some(pp::LabelModifier::Include(l)) => Some(Matching::On(labels(l))),
+                    Some(pp::LabelModifier::Exclude(l)) => Some(Matching::Ignoring(labels(l))),
+                    None => None,
+                };
+                cardinality = match &m.card {
+                    pp::VectorMatchCardinality::OneToOne => cardinality,
+                    pp::VectorMatchCardinality::ManyToOne(l) => {
+                        Cardinality::ManyToOne(labels(l))
+                    }
+                    pp::VectorMatchCardinality::OneToMany(l) => {
+                        Cardinality::OneToMany(labels(l))
+                    }
+                    pp::VectorMatchCardinality::ManyToMany => Cardinality::ManyToMany,
+                };
+            }
+            Expr::Binary(Binary {
+                op,
+                lhs: sub(&b.lhs)?,
+                rhs: sub(&b.rhs)?,
+                matching,
+                cardinality,
+                return_bool,
+            })
+        }
+        pp::Expr::Aggregate(a) => {
+            let name = a.op.to_string();
+            let name = name.as_str();
+            let op = AggregateOp::from_name(name).ok_or_else(|| {
+                QueryError::bad_data(format!("parse error: unknown aggregation {name}"))
+            })?;
+            let grouping = match &a.modifier {
+                Some(pp::LabelModifier::Include(l)) => Some(Grouping::By(labels(l))),
+                Some(pp::LabelModifier::Exclude(l)) => Some(Grouping::Without(labels(l))),
+                None => None,
+            };
+            Expr::Aggregate(Aggregate {
+                op,
+                expr: sub(&a.expr)?,
+                param: match &a.param {
+                    Some(p) => Some(sub(p)?),
+                    None => None,
+                },
+                grouping,
+            })
+        }
+        pp::Expr::Call(c) => {
+            let mut args = Vec::with_capacity(c.args.args.len());
+            for a in &c.args.args {
+                args.push(convert(a, depth + 1)?);
+            }
+            Expr::Call(Call {
+                func: c.func.name.to_string(),
+                args,
+            })
+        }
+        pp::Expr::Extension(_) => {
+            return Err(QueryError::bad_data("parse error: unsupported expression"));
+        }
+    })
+}
+
+/// The value type name as Prometheus prints it in type errors.
+pub(crate) fn type_name(t: ValueType) -> &'static str {
+    match t {
+        ValueType::Scalar => "scalar",
+        ValueType::String => "string",
+        ValueType::Vector => "instant vector",
+        ValueType::Matrix => "range vector",
+    }
+}
