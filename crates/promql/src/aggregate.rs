@@ -204,8 +204,13 @@ fn selecting(ctx: &Ctx<'_>, a: &Aggregate, steps: &Steps) -> Result<Val, QueryEr
     } else {
         String::new()
     };
-    if a.op == CountValues && (count_label.is_empty() || std::str::from_utf8(count_label.as_bytes()).is_err()) {
-        return Err(QueryError::bad_data(format!("invalid label name {count_label:?}")));
+    if a.op == CountValues
+        && (count_label.is_empty() || crate::parser::has_invalid_bytes(&count_label))
+    {
+        return Err(QueryError::bad_data(format!(
+            "invalid label name {}",
+            crate::parser::go_quote_bytes(&count_label)
+        )));
     }
     match a.op {
         Topk | Bottomk | Limitk => {
@@ -533,7 +538,7 @@ fn bucket_groups(
         let key = Labels::from_sorted_unchecked(
             s.labels
                 .iter()
-                .filter(|l| l.name != "le" && l.name != model::METRIC_NAME)
+                .filter(|l| l.name != "le")
                 .cloned()
                 .collect(),
         );
@@ -723,7 +728,7 @@ pub(crate) fn histogram_fraction(
 /// classic buckets, interpolating linearly inside a bucket.
 fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
     buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
-    if !buckets.last().is_some_and(|b| b.0 == f64::INFINITY) || buckets.len() < 2 {
+    if !buckets.last().is_some_and(|b| b.0 == f64::INFINITY) {
         return f64::NAN;
     }
     let total = buckets[buckets.len() - 1].1;
@@ -733,17 +738,19 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<(f64, f64)>) -> f64
     if lower >= upper {
         return 0.0;
     }
-    // Cumulative count at or below x, interpolated.
+    // Cumulative count at or below x, interpolated linearly inside a
+    // bucket. A bucket of infinite width cannot be interpolated: its
+    // observations count as sitting at its finite bound.
     let rank_at = |x: f64| -> f64 {
         let mut prev_le = f64::NEG_INFINITY;
         let mut prev_count = 0.0;
-        for &(le, count) in buckets.iter() {
+        for (i, &(le, count)) in buckets.iter().enumerate() {
             if x <= le {
                 if le == f64::INFINITY {
                     return prev_count;
                 }
-                let start = if prev_le == f64::NEG_INFINITY {
-                    if le > 0.0 { 0.0 } else { return prev_count + (count - prev_count) * if x >= le { 1.0 } else { 0.0 } }
+                let start = if i == 0 {
+                    if le > 0.0 { 0.0 } else { return if x < le { count } else { count } }
                 } else {
                     prev_le
                 };

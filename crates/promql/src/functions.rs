@@ -393,7 +393,9 @@ fn range_function(
         _ => (None, 0),
     };
     let _ = offset;
-    let eval_times = ctx.eval_times(steps, at);
+    // predict_linear's intercept is at the step time, even under `@`.
+    let _ = at;
+    let eval_times = ctx.eval_times(steps, None);
     if name == "quantile_over_time" {
         for &q in params[0].iter() {
             if !(0.0..=1.0).contains(&q) {
@@ -538,6 +540,9 @@ fn apply_range(name: &str, w: &Window<'_>, params: &[Vec<f64>], i: usize) -> Opt
         }
         "mad_over_time" => {
             let mut v: Vec<f64> = values().collect();
+            if v.iter().any(|x| x.is_nan()) {
+                return Some(f64::NAN);
+            }
             let median = quantile(0.5, &mut v);
             let mut dev: Vec<f64> = v.iter().map(|x| (x - median).abs()).collect();
             quantile(0.5, &mut dev)
@@ -836,13 +841,13 @@ fn absent_labels(arg: &Expr) -> Labels {
         if m.name() == model::METRIC_NAME {
             continue;
         }
-        if m.op() == MatchOp::Equal {
-            if seen.contains(&m.name()) {
-                dropped.push(m.name());
-            } else {
-                seen.push(m.name());
-                b.set(m.name().to_string(), m.value().to_string());
-            }
+        if matchers.iter().filter(|o| o.name() == m.name()).count() > 1 {
+            dropped.push(m.name());
+            continue;
+        }
+        if m.op() == MatchOp::Equal && !seen.contains(&m.name()) {
+            seen.push(m.name());
+            b.set(m.name().to_string(), m.value().to_string());
         }
     }
     for d in dropped {
@@ -862,20 +867,40 @@ fn string_arg(c: &Call, i: usize) -> Result<&str, QueryError> {
     }
 }
 
+/// A label name must be non-empty valid UTF-8; a string literal with a
+/// byte escape that is not UTF-8 arrives here marked by the parser.
 fn valid_label_name(name: &str) -> bool {
-    !name.is_empty() && std::str::from_utf8(name.as_bytes()).is_ok()
+    !name.is_empty() && !crate::parser::has_invalid_bytes(name)
 }
 
-fn check_unique(series: &[StepSeries]) -> Result<(), QueryError> {
-    let mut seen = std::collections::HashSet::with_capacity(series.len());
+/// Merges series whose label sets became equal; two of them with a
+/// point at the same step is Prometheus's duplicate-labelset error.
+fn merge_equal_labels(series: Vec<StepSeries>) -> Result<Vec<StepSeries>, QueryError> {
+    let mut out: Vec<StepSeries> = Vec::with_capacity(series.len());
+    let mut index: std::collections::HashMap<(Labels, bool), usize> =
+        std::collections::HashMap::with_capacity(series.len());
     for s in series {
-        if !seen.insert(&s.labels) {
-            return Err(QueryError::execution(
-                "vector cannot contain metrics with the same labelset",
-            ));
+        let key = (s.labels.clone(), s.drop_name);
+        match index.get(&key) {
+            Some(&i) => {
+                for (slot, p) in out[i].points.iter_mut().zip(s.points) {
+                    if p.is_some() {
+                        if slot.is_some() {
+                            return Err(QueryError::execution(
+                                "vector cannot contain metrics with the same labelset",
+                            ));
+                        }
+                        *slot = p;
+                    }
+                }
+            }
+            None => {
+                index.insert(key, out.len());
+                out.push(s);
+            }
         }
     }
-    Ok(())
+    Ok(out)
 }
 
 fn label_replace(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryError> {
@@ -909,8 +934,7 @@ fn label_replace(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryErr
         out.push(s);
         Ok(())
     })?;
-    check_unique(&out)?;
-    Ok(Val::Vector(out))
+    Ok(Val::Vector(merge_equal_labels(out)?))
 }
 
 fn label_join(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryError> {
@@ -941,8 +965,7 @@ fn label_join(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryError>
         out.push(s);
         Ok(())
     })?;
-    check_unique(&out)?;
-    Ok(Val::Vector(out))
+    Ok(Val::Vector(merge_equal_labels(out)?))
 }
 
 fn sort(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryError> {

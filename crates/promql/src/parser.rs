@@ -24,7 +24,11 @@ pub fn parse(query: &str) -> Result<Expr, QueryError> {
     let parsed = std::panic::catch_unwind(|| pp::parse(query))
         .map_err(|_| QueryError::bad_data("parse error: the parser failed on this input"))?
         .map_err(|e| QueryError::bad_data(format!("parse error: {e}")))?;
-    let expr = convert(&parsed, 0)?;
+    let mut expr = convert(&parsed, 0)?;
+    let invalid = invalid_utf8_literals(query);
+    if !invalid.is_empty() {
+        repair_literals(&mut expr, &invalid);
+    }
     crate::check::check(&expr)?;
     Ok(expr)
 }
@@ -269,4 +273,144 @@ pub(crate) fn type_name(t: ValueType) -> &'static str {
         ValueType::Vector => "instant vector",
         ValueType::Matrix => "range vector",
     }
+}
+
+/// String literals whose escapes spell bytes that are not UTF-8 (`"\\xff"`).
+/// promql-parser reads each `\\xNN` as the character U+00NN; Prometheus
+/// keeps the raw bytes, which make an invalid label name. Returns pairs of
+/// (promql-parser's reading, the bytes with invalid ones marked; see
+/// [`INVALID_BYTE_BASE`]).
+fn invalid_utf8_literals(query: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let b = query.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let q = b[i];
+        if q != b'"' && q != b'\'' {
+            i += 1;
+            continue;
+        }
+        i += 1;
+        let mut chars_view = String::new();
+        let mut bytes_view: Vec<u8> = Vec::new();
+        let mut saw_high_byte = false;
+        while i < b.len() && b[i] != q {
+            if b[i] == b'\\' && i + 1 < b.len() {
+                let e = b[i + 1];
+                if e == b'x' && i + 3 < b.len() {
+                    if let Ok(v) = u8::from_str_radix(&query[i + 2..i + 4], 16) {
+                        chars_view.push(v as char);
+                        bytes_view.push(v);
+                        saw_high_byte |= v >= 0x80;
+                        i += 4;
+                        continue;
+                    }
+                }
+                // Other escapes: keep both views in step roughly.
+                let c = match e {
+                    b'n' => '\n',
+                    b't' => '\t',
+                    b'r' => '\r',
+                    other => other as char,
+                };
+                chars_view.push(c);
+                let mut buf = [0u8; 4];
+                bytes_view.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                i += 2;
+                continue;
+            }
+            let start = i;
+            i += 1;
+            while i < b.len() && !query.is_char_boundary(i) {
+                i += 1;
+            }
+            chars_view.push_str(&query[start..i]);
+            bytes_view.extend_from_slice(&b[start..i]);
+        }
+        i += 1;
+        if saw_high_byte && std::str::from_utf8(&bytes_view).is_err() {
+            out.push((chars_view, decode_marking_invalid(&bytes_view)));
+        }
+    }
+    out
+}
+
+fn repair_literals(e: &mut Expr, invalid: &[(String, String)]) {
+    match e {
+        Expr::String(s) => {
+            if let Some((_, lossy)) = invalid.iter().find(|(seen, _)| seen == s) {
+                *s = lossy.clone();
+            }
+        }
+        Expr::Paren(x) | Expr::Unary { expr: x, .. } => repair_literals(x, invalid),
+        Expr::Subquery(sq) => repair_literals(&mut sq.expr, invalid),
+        Expr::Binary(b) => {
+            repair_literals(&mut b.lhs, invalid);
+            repair_literals(&mut b.rhs, invalid);
+        }
+        Expr::Aggregate(a) => {
+            repair_literals(&mut a.expr, invalid);
+            if let Some(p) = &mut a.param {
+                repair_literals(p, invalid);
+            }
+        }
+        Expr::Call(c) => {
+            for a in &mut c.args {
+                repair_literals(a, invalid);
+            }
+        }
+        Expr::Number(_) | Expr::VectorSelector(_) | Expr::MatrixSelector(_) => {}
+    }
+}
+
+/// A byte that is not part of valid UTF-8 is kept as the private-use
+/// character `INVALID_BYTE_BASE + byte`, so checks can reject it and
+/// messages can print it back as `\\xNN`.
+pub(crate) const INVALID_BYTE_BASE: u32 = 0xF700;
+
+fn decode_marking_invalid(mut bytes: &[u8]) -> String {
+    let mut out = String::new();
+    while !bytes.is_empty() {
+        match std::str::from_utf8(bytes) {
+            Ok(s) => {
+                out.push_str(s);
+                break;
+            }
+            Err(e) => {
+                let good = e.valid_up_to();
+                out.push_str(std::str::from_utf8(&bytes[..good]).unwrap_or(""));
+                let bad = e.error_len().unwrap_or(bytes.len() - good).max(1);
+                for &b in &bytes[good..good + bad] {
+                    out.push(char::from_u32(INVALID_BYTE_BASE + b as u32).unwrap_or('?'));
+                }
+                bytes = &bytes[good + bad..];
+            }
+        }
+    }
+    out
+}
+
+/// Whether a string holds a byte that was not valid UTF-8 in the query.
+pub(crate) fn has_invalid_bytes(s: &str) -> bool {
+    s.chars()
+        .any(|c| (INVALID_BYTE_BASE..INVALID_BYTE_BASE + 256).contains(&(c as u32)))
+}
+
+/// Go's `%q` of a string, printing marked invalid bytes as `\\xNN`.
+pub(crate) fn go_quote_bytes(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        let v = c as u32;
+        if (INVALID_BYTE_BASE..INVALID_BYTE_BASE + 256).contains(&v) {
+            out.push_str(&format!("\\x{:02x}", v - INVALID_BYTE_BASE));
+        } else {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c => out.push(c),
+            }
+        }
+    }
+    out.push('"');
+    out
 }
