@@ -242,10 +242,11 @@ fn selecting(ctx: &Ctx<'_>, a: &Aggregate, steps: &Steps) -> Result<Val, QueryEr
         }
         Quantile => {
             if let Some(q) = param.iter().find(|q| !(0.0..=1.0).contains(*q)) {
-                ctx.warn(format!(
-                    "quantile value should be between 0 and 1, got {}",
-                    go_float(*q)
-                ));
+                ctx.warn_at_arg(
+                    format!("quantile value should be between 0 and 1, got {}", go_float(*q)),
+                    "quantile",
+                    0,
+                );
             }
         }
         _ => {}
@@ -529,12 +530,15 @@ fn bucket_groups(
         let Some(le) = le else {
             let raw = s.labels.get("le").unwrap_or("");
             let name = s.labels.metric_name().unwrap_or("");
-            ctx.warn(format!(
-                "bucket label \"le\" is missing or has a malformed value of \"{raw}\" for metric name \"{name}\""
-            ));
+            ctx.warn_at_arg(
+                format!(
+                    "bucket label \"le\" is missing or has a malformed value of \"{raw}\" for metric name \"{name}\""
+                ),
+                func,
+                if func == "histogram_fraction" { 2 } else { 1 },
+            );
             return Ok(());
         };
-        let _ = func;
         let key = Labels::from_sorted_unchecked(
             s.labels
                 .iter()
@@ -578,10 +582,11 @@ pub(crate) fn histogram_quantile(
 ) -> Result<Val, QueryError> {
     let q = ctx.eval_scalar(&c.args[0], steps)?;
     if let Some(bad) = q.iter().find(|q| !(0.0..=1.0).contains(*q)) {
-        ctx.warn(format!(
-            "quantile value should be between 0 and 1, got {}",
-            go_float(*bad)
-        ));
+        ctx.warn_at_arg(
+            format!("quantile value should be between 0 and 1, got {}", go_float(*bad)),
+            "histogram_quantile",
+            0,
+        );
     }
     let groups = bucket_groups(ctx, &c.args[1], steps, "histogram_quantile")?;
     let mut out = Vec::new();
@@ -597,10 +602,10 @@ pub(crate) fn histogram_quantile(
             }
             let (v, forced) = bucket_quantile(qv, &mut present);
             if forced {
-                ctx.info(format!(
+                ctx.info_at_arg(format!(
                     "input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name \"{}\"",
                     labels.metric_name().unwrap_or("")
-                ));
+                ), "histogram_quantile", 1);
             }
             points.push(Some(v));
         }

@@ -119,9 +119,102 @@ impl<'a> Ctx<'a> {
         self.warn(format!("{message}{position}"));
     }
 
-    pub fn info_at(&self, message: String, token: &str) {
-        let position = self.position_of(token);
+    /// An info placed at argument `arg` of the first call of `func`.
+    pub fn info_at_arg(&self, message: String, func: &str, arg: usize) {
+        let position = self.arg_position(func, arg);
         self.info(format!("{message}{position}"));
+    }
+
+    /// A warning placed at argument `arg` of the first call of `func`.
+    pub fn warn_at_arg(&self, message: String, func: &str, arg: usize) {
+        let position = self.arg_position(func, arg);
+        self.warn(format!("{message}{position}"));
+    }
+
+    fn arg_position(&self, func: &str, arg: usize) -> String {
+        let q = self.query_text.as_bytes();
+        let mut from = 0;
+        while let Some(found) = self.query_text[from..].find(func) {
+            let at = from + found;
+            from = at + func.len();
+            let before_ok = at == 0 || !(q[at - 1].is_ascii_alphanumeric() || q[at - 1] == b'_');
+            let mut i = at + func.len();
+            if !before_ok || (i < q.len() && (q[i].is_ascii_alphanumeric() || q[i] == b'_')) {
+                continue;
+            }
+            let skip_ws = |mut i: usize| {
+                while i < q.len() && q[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+                i
+            };
+            i = skip_ws(i);
+            // An aggregation's `by (…)`/`without (…)` before the arguments.
+            for kw in ["by", "without"] {
+                if self.query_text[i..].to_ascii_lowercase().starts_with(kw) {
+                    i = skip_ws(i + kw.len());
+                    if i < q.len() && q[i] == b'(' {
+                        while i < q.len() && q[i] != b')' {
+                            i += 1;
+                        }
+                        i = skip_ws(i + 1);
+                    }
+                }
+            }
+            if i >= q.len() || q[i] != b'(' {
+                continue;
+            }
+            i += 1;
+            let mut depth = 0i32;
+            let mut index = 0;
+            let mut quote: Option<u8> = None;
+            i = skip_ws(i);
+            let mut start = i;
+            while i < q.len() {
+                let c = q[i];
+                if let Some(qc) = quote {
+                    if c == b'\\' {
+                        i += 1;
+                    } else if c == qc {
+                        quote = None;
+                    }
+                } else {
+                    match c {
+                        b'"' | b'\'' | b'`' => quote = Some(c),
+                        b'(' | b'[' | b'{' => depth += 1,
+                        b')' | b']' | b'}' => {
+                            if depth == 0 {
+                                break;
+                            }
+                            depth -= 1;
+                        }
+                        b',' if depth == 0 => {
+                            if index == arg {
+                                break;
+                            }
+                            index += 1;
+                            start = skip_ws(i + 1);
+                        }
+                        _ => {}
+                    }
+                }
+                if index == arg && i >= start {
+                    return self.position_at(start);
+                }
+                i += 1;
+            }
+            if index == arg {
+                return self.position_at(start);
+            }
+        }
+        String::new()
+    }
+
+    fn position_at(&self, offset: usize) -> String {
+        let before = &self.query_text[..offset.min(self.query_text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = offset - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+        format!(" ({line}:{column})")
     }
 
     fn position_of(&self, token: &str) -> String {

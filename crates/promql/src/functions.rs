@@ -399,10 +399,11 @@ fn range_function(
     if name == "quantile_over_time" {
         for &q in params[0].iter() {
             if !(0.0..=1.0).contains(&q) {
-                ctx.warn(format!(
-                    "quantile value should be between 0 and 1, got {}",
-                    go_float(q)
-                ));
+                ctx.warn_at_arg(
+                    format!("quantile value should be between 0 and 1, got {}", go_float(q)),
+                    "quantile_over_time",
+                    0,
+                );
                 break;
             }
         }
@@ -433,9 +434,9 @@ fn range_function(
                     || metric.ends_with("_bucket"))
                 {
                     warned_counter = true;
-                    ctx.info(format!(
+                    ctx.info_at_arg(format!(
                         "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"{metric}\""
-                    ));
+                    ), name, 0);
                 }
             }
         }
@@ -974,7 +975,7 @@ fn sort(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryError> {
         _ => return Err(QueryError::bad_data("expected an instant vector")),
     };
     if steps.n != 1 {
-        if c.func == "sort" || c.func == "sort_desc" {
+        {
             ctx.warn_at(
                 "sort is ineffective for range queries since results are always ordered by labels"
                     .to_string(),
