@@ -199,7 +199,11 @@ fn selecting(ctx: &Ctx<'_>, a: &Aggregate, steps: &Steps) -> Result<Val, QueryEr
     let count_label = if a.op == CountValues {
         match a.param.as_deref().map(crate::eval::unwrap_parens) {
             Some(crate::ast::Expr::String(s)) => s.clone(),
-            _ => return Err(QueryError::bad_data("count_values needs a string parameter")),
+            _ => {
+                return Err(QueryError::bad_data(
+                    "count_values needs a string parameter",
+                ));
+            }
         }
     } else {
         String::new()
@@ -235,15 +239,31 @@ fn selecting(ctx: &Ctx<'_>, a: &Aggregate, steps: &Steps) -> Result<Val, QueryEr
             if param.iter().any(|r| !(-1.0..=1.0).contains(r)) {
                 ctx.warn(format!(
                     "ratio value should be between -1 and 1, got {}, capping to {}",
-                    go_float(param.iter().copied().find(|r| !(-1.0..=1.0).contains(r)).unwrap_or(0.0)),
-                    go_float(param.iter().copied().find(|r| !(-1.0..=1.0).contains(r)).unwrap_or(0.0).clamp(-1.0, 1.0)),
+                    go_float(
+                        param
+                            .iter()
+                            .copied()
+                            .find(|r| !(-1.0..=1.0).contains(r))
+                            .unwrap_or(0.0)
+                    ),
+                    go_float(
+                        param
+                            .iter()
+                            .copied()
+                            .find(|r| !(-1.0..=1.0).contains(r))
+                            .unwrap_or(0.0)
+                            .clamp(-1.0, 1.0)
+                    ),
                 ));
             }
         }
         Quantile => {
             if let Some(q) = param.iter().find(|q| !(0.0..=1.0).contains(*q)) {
                 ctx.warn_at_arg(
-                    format!("quantile value should be between 0 and 1, got {}", go_float(*q)),
+                    format!(
+                        "quantile value should be between 0 and 1, got {}",
+                        go_float(*q)
+                    ),
                     "quantile",
                     0,
                 );
@@ -309,7 +329,9 @@ fn selecting(ctx: &Ctx<'_>, a: &Aggregate, steps: &Steps) -> Result<Val, QueryEr
                                         (true, false) => std::cmp::Ordering::Greater,
                                         (false, true) => std::cmp::Ordering::Less,
                                         _ => {
-                                            let o = vx.partial_cmp(&vy).unwrap_or(std::cmp::Ordering::Equal);
+                                            let o = vx
+                                                .partial_cmp(&vy)
+                                                .unwrap_or(std::cmp::Ordering::Equal);
                                             if top { o.reverse() } else { o }
                                         }
                                     }
@@ -335,7 +357,9 @@ fn selecting(ctx: &Ctx<'_>, a: &Aggregate, steps: &Steps) -> Result<Val, QueryEr
                 (0..input.len()).collect()
             };
             for i in indices {
-                let Some(mut s) = input[i].take() else { continue };
+                let Some(mut s) = input[i].take() else {
+                    continue;
+                };
                 for (p, k) in s.points.iter_mut().zip(&keep[i]) {
                     if !k {
                         *p = None;
@@ -378,7 +402,9 @@ fn selecting(ctx: &Ctx<'_>, a: &Aggregate, steps: &Steps) -> Result<Val, QueryEr
                 let _ = gi;
                 for step in 0..steps.n {
                     for &i in members {
-                        let Some(v) = input[i].points[step] else { continue };
+                        let Some(v) = input[i].points[step] else {
+                            continue;
+                        };
                         let mut pairs: Vec<Label> = labels
                             .iter()
                             .filter(|l| l.name != count_label)
@@ -583,7 +609,10 @@ pub(crate) fn histogram_quantile(
     let q = ctx.eval_scalar(&c.args[0], steps)?;
     if let Some(bad) = q.iter().find(|q| !(0.0..=1.0).contains(*q)) {
         ctx.warn_at_arg(
-            format!("quantile value should be between 0 and 1, got {}", go_float(*bad)),
+            format!(
+                "quantile value should be between 0 and 1, got {}",
+                go_float(*bad)
+            ),
             "histogram_quantile",
             0,
         );
@@ -595,7 +624,11 @@ pub(crate) fn histogram_quantile(
         let mut present: Vec<(f64, f64)> = Vec::new();
         for (step, &qv) in q.iter().enumerate() {
             present.clear();
-            present.extend(buckets.iter().filter_map(|(le, p)| p[step].map(|v| (*le, v))));
+            present.extend(
+                buckets
+                    .iter()
+                    .filter_map(|(le, p)| p[step].map(|v| (*le, v))),
+            );
             if present.is_empty() {
                 points.push(None);
                 continue;
@@ -713,12 +746,20 @@ pub(crate) fn histogram_fraction(
         let mut present: Vec<(f64, f64)> = Vec::new();
         for step in 0..steps.n {
             present.clear();
-            present.extend(buckets.iter().filter_map(|(le, p)| p[step].map(|v| (*le, v))));
+            present.extend(
+                buckets
+                    .iter()
+                    .filter_map(|(le, p)| p[step].map(|v| (*le, v))),
+            );
             if present.is_empty() {
                 points.push(None);
                 continue;
             }
-            points.push(Some(bucket_fraction(lower[step], upper[step], &mut present)));
+            points.push(Some(bucket_fraction(
+                lower[step],
+                upper[step],
+                &mut present,
+            )));
         }
         out.push(StepSeries {
             labels,
@@ -755,7 +796,11 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<(f64, f64)>) -> f64
                     return prev_count;
                 }
                 let start = if i == 0 {
-                    if le > 0.0 { 0.0 } else { return if x < le { count } else { count } }
+                    if le > 0.0 {
+                        0.0
+                    } else {
+                        return if x < le { count } else { count };
+                    }
                 } else {
                     prev_le
                 };
@@ -769,7 +814,15 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<(f64, f64)>) -> f64
         }
         prev_count
     };
-    let upper_rank = if upper == f64::INFINITY { total } else { rank_at(upper) };
-    let lower_rank = if lower == f64::NEG_INFINITY { 0.0 } else { rank_at(lower) };
+    let upper_rank = if upper == f64::INFINITY {
+        total
+    } else {
+        rank_at(upper)
+    };
+    let lower_rank = if lower == f64::NEG_INFINITY {
+        0.0
+    } else {
+        rank_at(lower)
+    };
     (upper_rank - lower_rank) / total
 }

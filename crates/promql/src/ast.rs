@@ -255,7 +255,8 @@ impl Expr {
             Expr::Paren(e) => e.value_type(),
             Expr::Unary { expr, .. } => expr.value_type(),
             Expr::Binary(b) => {
-                if b.lhs.value_type() == ValueType::Scalar && b.rhs.value_type() == ValueType::Scalar
+                if b.lhs.value_type() == ValueType::Scalar
+                    && b.rhs.value_type() == ValueType::Scalar
                 {
                     ValueType::Scalar
                 } else {

@@ -69,7 +69,12 @@ fn drops_name(b: &Binary) -> bool {
     b.return_bool || !b.op.is_comparison()
 }
 
-fn vector_scalar(b: &Binary, mut series: Vec<StepSeries>, scalar: &[f64], swap: bool) -> Vec<StepSeries> {
+fn vector_scalar(
+    b: &Binary,
+    mut series: Vec<StepSeries>,
+    scalar: &[f64],
+    swap: bool,
+) -> Vec<StepSeries> {
     let drop = drops_name(b);
     for s in &mut series {
         for (p, &sv) in s.points.iter_mut().zip(scalar) {
@@ -120,7 +125,12 @@ fn signature(labels: &Labels, matching: &Option<Matching>) -> Labels {
     }
 }
 
-fn set_op(b: &Binary, lhs: Vec<StepSeries>, rhs: Vec<StepSeries>, steps: &Steps) -> Vec<StepSeries> {
+fn set_op(
+    b: &Binary,
+    lhs: Vec<StepSeries>,
+    rhs: Vec<StepSeries>,
+    steps: &Steps,
+) -> Vec<StepSeries> {
     let n = steps.n;
     match b.op {
         BinaryOp::And | BinaryOp::Unless => {
@@ -308,7 +318,9 @@ fn vector_vector(
     if *card == Cardinality::OneToOne {
         let mut seen: HashMap<&Labels, Vec<bool>> = HashMap::new();
         for (i, s) in many.iter().enumerate() {
-            let Some(at) = one_at.get(&many_sigs[i]) else { continue };
+            let Some(at) = one_at.get(&many_sigs[i]) else {
+                continue;
+            };
             let flags = seen.entry(&many_sigs[i]).or_insert_with(|| vec![false; n]);
             for (step, p) in s.points.iter().enumerate() {
                 if p.is_some() && at[step].is_some() {
@@ -330,11 +342,17 @@ fn vector_vector(
     let mut writer: Vec<Vec<usize>> = Vec::new();
     for (mi, s) in many.iter().enumerate() {
         ctx.check_deadline()?;
-        let Some(at) = one_at.get(&many_sigs[mi]) else { continue };
+        let Some(at) = one_at.get(&many_sigs[mi]) else {
+            continue;
+        };
         let mut cached: Option<(usize, usize)> = None;
         for (step, p) in s.points.iter().enumerate() {
-            let (Some(mv), Some(oi)) = (*p, at[step]) else { continue };
-            let Some(ov) = one[oi].points[step] else { continue };
+            let (Some(mv), Some(oi)) = (*p, at[step]) else {
+                continue;
+            };
+            let Some(ov) = one[oi].points[step] else {
+                continue;
+            };
             let (l, r) = if swapped { (ov, mv) } else { (mv, ov) };
             let (value, keep) = elem(b.op, l, r);
             let value = if b.return_bool {

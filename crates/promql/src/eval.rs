@@ -34,7 +34,8 @@ impl Steps {
     }
 
     pub fn time(&self, i: usize) -> i64 {
-        self.start.saturating_add((i as i64).saturating_mul(self.step))
+        self.start
+            .saturating_add((i as i64).saturating_mul(self.step))
     }
 }
 
@@ -573,7 +574,11 @@ impl<'a> Ctx<'a> {
                 drop_name: false,
                 points: values.into_iter().map(Some).collect(),
             }],
-            _ => return Err(QueryError::bad_data("subquery must be of type instant vector or scalar")),
+            _ => {
+                return Err(QueryError::bad_data(
+                    "subquery must be of type instant vector or scalar",
+                ));
+            }
         };
         for s in inner {
             self.check_deadline()?;

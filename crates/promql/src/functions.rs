@@ -7,9 +7,9 @@
 
 use crate::QueryError;
 use crate::ast::{Call, Expr, ValueType};
-use model::MatchOp;
 use crate::eval::{Ctx, RangeArg, Steps, unwrap_parens};
 use crate::value::{RangeSeries, StepSeries, Val};
+use model::MatchOp;
 use model::{Labels, LabelsBuilder};
 
 /// One function's signature.
@@ -118,7 +118,9 @@ pub(crate) fn signature(name: &str) -> Option<&'static Signature> {
 }
 
 pub(crate) fn return_type(name: &str) -> ValueType {
-    signature(name).map(|s| s.returns).unwrap_or(ValueType::Vector)
+    signature(name)
+        .map(|s| s.returns)
+        .unwrap_or(ValueType::Vector)
 }
 
 /// Whether a call maps input series one to one, so it can stream into an
@@ -158,7 +160,9 @@ pub(crate) fn eval_call(
     match name {
         "time" => {
             return Ok(Val::Scalar(
-                (0..steps.n).map(|i| steps.time(i) as f64 / 1000.0).collect(),
+                (0..steps.n)
+                    .map(|i| steps.time(i) as f64 / 1000.0)
+                    .collect(),
             ));
         }
         "pi" => return Ok(Val::Scalar(vec![std::f64::consts::PI; steps.n])),
@@ -400,7 +404,10 @@ fn range_function(
         for &q in params[0].iter() {
             if !(0.0..=1.0).contains(&q) {
                 ctx.warn_at_arg(
-                    format!("quantile value should be between 0 and 1, got {}", go_float(q)),
+                    format!(
+                        "quantile value should be between 0 and 1, got {}",
+                        go_float(q)
+                    ),
                     "quantile_over_time",
                     0,
                 );
@@ -687,7 +694,11 @@ pub(crate) fn avg(values: impl Iterator<Item = f64>) -> f64 {
         mean = m;
         c = nc;
     }
-    if incremental { mean + c } else { (sum + c) / count }
+    if incremental {
+        mean + c
+    } else {
+        (sum + c) / count
+    }
 }
 
 /// Population variance (Welford with Kahan-compensated terms).
@@ -1010,7 +1021,8 @@ fn sort(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryError> {
             }
             series.sort_by(|a, b| {
                 for n in &names {
-                    let o = natural_cmp(a.labels.get(n).unwrap_or(""), b.labels.get(n).unwrap_or(""));
+                    let o =
+                        natural_cmp(a.labels.get(n).unwrap_or(""), b.labels.get(n).unwrap_or(""));
                     if o != std::cmp::Ordering::Equal {
                         return if desc { o.reverse() } else { o };
                     }
@@ -1038,8 +1050,12 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
             while j < b.len() && b[j].is_ascii_digit() {
                 j += 1;
             }
-            let na = std::str::from_utf8(&a[si..i]).unwrap_or("").trim_start_matches('0');
-            let nb = std::str::from_utf8(&b[sj..j]).unwrap_or("").trim_start_matches('0');
+            let na = std::str::from_utf8(&a[si..i])
+                .unwrap_or("")
+                .trim_start_matches('0');
+            let nb = std::str::from_utf8(&b[sj..j])
+                .unwrap_or("")
+                .trim_start_matches('0');
             let o = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
             if o != Ordering::Equal {
                 return o;
@@ -1059,9 +1075,9 @@ fn date_function(name: &str) -> fn(f64) -> f64 {
     match name {
         "days_in_month" => |t| date_of(t).map_or(f64::NAN, |d| days_in_month(d.0, d.1) as f64),
         "day_of_month" => |t| date_of(t).map_or(f64::NAN, |d| d.2 as f64),
-        "day_of_week" => |t| {
-            date_parts(t).map_or(f64::NAN, |(days, _)| (days + 4).rem_euclid(7) as f64)
-        },
+        "day_of_week" => {
+            |t| date_parts(t).map_or(f64::NAN, |(days, _)| (days + 4).rem_euclid(7) as f64)
+        }
         "day_of_year" => |t| {
             date_of(t).map_or(f64::NAN, |(y, m, d)| {
                 let mut n = d;

@@ -19,7 +19,9 @@ use std::time::{Duration, SystemTime};
 /// Parses a PromQL expression into our AST and type-checks it.
 pub fn parse(query: &str) -> Result<Expr, QueryError> {
     if query.trim().is_empty() {
-        return Err(QueryError::bad_data("1:1: parse error: no expression found in input"));
+        return Err(QueryError::bad_data(
+            "1:1: parse error: no expression found in input",
+        ));
     }
     let parsed = std::panic::catch_unwind(|| pp::parse(query))
         .map_err(|_| QueryError::bad_data("parse error: the parser failed on this input"))?
@@ -142,7 +144,9 @@ fn binary_op(id: token::TokenId) -> Option<BinaryOp> {
 
 fn convert(e: &pp::Expr, depth: usize) -> Result<Expr, QueryError> {
     if depth > MAX_DEPTH {
-        return Err(QueryError::bad_data("parse error: expression nested too deeply"));
+        return Err(QueryError::bad_data(
+            "parse error: expression nested too deeply",
+        ));
     }
     let sub = |e: &pp::Expr| convert(e, depth + 1).map(Box::new);
     Ok(match e {
@@ -210,12 +214,8 @@ fn convert(e: &pp::Expr, depth: usize) -> Result<Expr, QueryError> {
                 };
                 cardinality = match &m.card {
                     pp::VectorMatchCardinality::OneToOne => cardinality,
-                    pp::VectorMatchCardinality::ManyToOne(l) => {
-                        Cardinality::ManyToOne(labels(l))
-                    }
-                    pp::VectorMatchCardinality::OneToMany(l) => {
-                        Cardinality::OneToMany(labels(l))
-                    }
+                    pp::VectorMatchCardinality::ManyToOne(l) => Cardinality::ManyToOne(labels(l)),
+                    pp::VectorMatchCardinality::OneToMany(l) => Cardinality::OneToMany(labels(l)),
                     pp::VectorMatchCardinality::ManyToMany => Cardinality::ManyToMany,
                 };
             }

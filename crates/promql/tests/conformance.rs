@@ -30,8 +30,15 @@ fn promql_conformance() {
     };
     let require = std::env::var("OSPREY_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1");
     if !dir.is_dir() {
-        println!("promql conformance: skipped (no testdata at {})", dir.display());
-        assert!(!require, "OSPREY_REQUIRE_EXTERNAL=1 but {} is missing", dir.display());
+        println!(
+            "promql conformance: skipped (no testdata at {})",
+            dir.display()
+        );
+        assert!(
+            !require,
+            "OSPREY_REQUIRE_EXTERNAL=1 but {} is missing",
+            dir.display()
+        );
         return;
     }
     let skips_path = manifest.join("tests/conformance-skips.txt");
@@ -46,7 +53,11 @@ fn promql_conformance() {
     let mut report = Report::default();
     let mut eval_positions: HashSet<String> = HashSet::new();
     for file in &files {
-        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("").to_string();
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string();
         if only.as_deref().is_some_and(|o| !name.contains(o)) {
             continue;
         }
@@ -64,13 +75,20 @@ fn promql_conformance() {
     }
     stale.sort();
     let mut out = String::new();
-    let cap = std::env::var("PROMQL_CONFORMANCE_SHOW").ok().and_then(|v| v.parse().ok()).unwrap_or(80);
+    let cap = std::env::var("PROMQL_CONFORMANCE_SHOW")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(80);
     let shown = report.failures.len().min(cap);
     for f in &report.failures[..shown] {
         let _ = writeln!(out, "FAIL {f}");
     }
     if report.failures.len() > shown {
-        let _ = writeln!(out, "... and {} more failures", report.failures.len() - shown);
+        let _ = writeln!(
+            out,
+            "... and {} more failures",
+            report.failures.len() - shown
+        );
     }
     for s in &stale {
         let _ = writeln!(out, "STALE skip entry (no eval there): {s}");
@@ -246,7 +264,12 @@ fn expand_item(item: &str, out: &mut Vec<Item>) -> Result<(), String> {
     }
     if item.starts_with("{{") {
         let times = match item.rfind("}}x") {
-            Some(i) => item[i + 3..].parse::<usize>().map_err(|_| format!("bad item {item}"))? + 1,
+            Some(i) => {
+                item[i + 3..]
+                    .parse::<usize>()
+                    .map_err(|_| format!("bad item {item}"))?
+                    + 1
+            }
             None => 1,
         };
         out.extend(std::iter::repeat_n(Item::Histogram, times));
@@ -406,7 +429,12 @@ fn parse_series(line: &str) -> Result<(Labels, String), String> {
                 read_quoted(&chars, &mut i)?
             } else {
                 let mut l = String::new();
-                while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == ':' || chars[i] == '.') {
+                while i < chars.len()
+                    && (chars[i].is_alphanumeric()
+                        || chars[i] == '_'
+                        || chars[i] == ':'
+                        || chars[i] == '.')
+                {
                     l.push(chars[i]);
                     i += 1;
                 }
@@ -509,7 +537,9 @@ fn parse_eval_header(line: &str, lineno: usize) -> Result<Eval, String> {
         Some("instant") => {
             let r = words.get(1).ok_or("bad instant eval")?.trim_start();
             let r = r.strip_prefix("at").ok_or("missing at")?.trim_start();
-            let (t, expr) = r.split_once(char::is_whitespace).ok_or("bad instant eval")?;
+            let (t, expr) = r
+                .split_once(char::is_whitespace)
+                .ok_or("bad instant eval")?;
             ev.at = parse_duration(t).ok_or("bad time")?;
             ev.expr = expr.trim().to_string();
         }
@@ -562,7 +592,12 @@ fn parse_eval_body(ev: &mut Eval, line: &str) -> Result<(), String> {
             "ordered" => ev.expects.push(Expectation::Ordered),
             "range" => {
                 let p: Vec<&str> = tail.split_whitespace().collect();
-                if p.len() != 7 || p[0] != "vector" || p[1] != "from" || p[3] != "to" || p[5] != "step" {
+                if p.len() != 7
+                    || p[0] != "vector"
+                    || p[1] != "from"
+                    || p[3] != "to"
+                    || p[5] != "step"
+                {
                     return Err(format!("bad range vector expectation {line}"));
                 }
                 ev.expects.push(Expectation::RangeVector {
@@ -574,14 +609,16 @@ fn parse_eval_body(ev: &mut Eval, line: &str) -> Result<(), String> {
             "string" => {
                 let chars: Vec<char> = tail.trim().chars().collect();
                 let mut i = 0;
-                ev.expects.push(Expectation::String(read_quoted(&chars, &mut i)?));
+                ev.expects
+                    .push(Expectation::String(read_quoted(&chars, &mut i)?));
             }
             _ => return Err(format!("unknown expectation {line}")),
         }
         return Ok(());
     }
     if let Some(rest) = line.strip_prefix("expected_fail_message") {
-        ev.expects.push(Expectation::Fail(Some(Matcher::Exact(rest.trim().into()))));
+        ev.expects
+            .push(Expectation::Fail(Some(Matcher::Exact(rest.trim().into()))));
         return Ok(());
     }
     if let Some(rest) = line.strip_prefix("expected_fail_regexp") {
@@ -604,7 +641,10 @@ fn parse_eval_body(ev: &mut Eval, line: &str) -> Result<(), String> {
 
 enum Command {
     Clear,
-    Load { step: i64, lines: Vec<(Labels, Vec<Item>)> },
+    Load {
+        step: i64,
+        lines: Vec<(Labels, Vec<Item>)>,
+    },
     Eval(Eval),
 }
 
@@ -647,7 +687,9 @@ fn parse_script(text: &str) -> Result<Vec<Command>, String> {
             for (n, l) in body {
                 let (labels, rest) = parse_series(l).map_err(|e| format!("line {n}: {e}"))?;
                 // Start-timestamp lines (`name@st …`) are not stored.
-                if rest.starts_with("@st") || labels.metric_name().is_some_and(|m| m.ends_with("@st")) {
+                if rest.starts_with("@st")
+                    || labels.metric_name().is_some_and(|m| m.ends_with("@st"))
+                {
                     continue;
                 }
                 let mut items = Vec::new();
@@ -658,7 +700,8 @@ fn parse_script(text: &str) -> Result<Vec<Command>, String> {
             }
             cmds.push(Command::Load { step, lines: out });
         } else if first.starts_with("eval") {
-            let mut ev = parse_eval_header(line, lineno).map_err(|e| format!("line {lineno}: {e}"))?;
+            let mut ev =
+                parse_eval_header(line, lineno).map_err(|e| format!("line {lineno}: {e}"))?;
             for (n, l) in body {
                 parse_eval_body(&mut ev, l).map_err(|e| format!("line {n}: {e}"))?;
             }
@@ -683,7 +726,9 @@ fn run_file(
     let cmds = match parse_script(text) {
         Ok(c) => c,
         Err(e) => {
-            report.failures.push(format!("{name}: script parse error: {e}"));
+            report
+                .failures
+                .push(format!("{name}: script parse error: {e}"));
             return;
         }
     };
@@ -704,7 +749,9 @@ fn run_file(
                     }
                 }
                 if let Err(e) = app.commit() {
-                    report.failures.push(format!("{name}: load commit failed: {e}"));
+                    report
+                        .failures
+                        .push(format!("{name}: load commit failed: {e}"));
                 }
             }
             Command::Eval(ev) => {
@@ -724,7 +771,8 @@ fn run_file(
                     }
                     (None, Ok(())) => report.passed += 1,
                     (None, Err(e)) => {
-                        let mut msg = format!("{key}: {}\n    {}", ev.expr, e.replace('\n', "\n    "));
+                        let mut msg =
+                            format!("{key}: {}\n    {}", ev.expr, e.replace('\n', "\n    "));
                         if msg.len() > 1500 {
                             let mut cut = 1500;
                             while !msg.is_char_boundary(cut) {
@@ -823,11 +871,14 @@ fn range_cross_check(
         Value::Vector(
             m.into_iter()
                 .filter_map(|s| {
-                    s.points.iter().find(|p| p.0 == at).map(|p| promql::VectorSample {
-                        labels: s.labels.clone(),
-                        t: at,
-                        v: p.1,
-                    })
+                    s.points
+                        .iter()
+                        .find(|p| p.0 == at)
+                        .map(|p| promql::VectorSample {
+                            labels: s.labels.clone(),
+                            t: at,
+                            v: p.1,
+                        })
                 })
                 .collect(),
         )
@@ -837,13 +888,28 @@ fn range_cross_check(
 
 /// Functions whose result depends on the evaluation time itself.
 const TIME_FUNCTIONS: &[&str] = &[
-    "time", "timestamp", "day_of_month", "day_of_week", "day_of_year", "days_in_month", "hour",
-    "minute", "month", "year", "predict_linear", "start", "end", "range", "step",
+    "time",
+    "timestamp",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "days_in_month",
+    "hour",
+    "minute",
+    "month",
+    "year",
+    "predict_linear",
+    "start",
+    "end",
+    "range",
+    "step",
 ];
 
 fn calls_time_function(e: &Expr) -> bool {
     match e {
-        Expr::Call(c) => TIME_FUNCTIONS.contains(&c.func.as_str()) || c.args.iter().any(calls_time_function),
+        Expr::Call(c) => {
+            TIME_FUNCTIONS.contains(&c.func.as_str()) || c.args.iter().any(calls_time_function)
+        }
         Expr::Paren(x) => calls_time_function(x),
         Expr::Unary { expr, .. } => calls_time_function(expr),
         Expr::Binary(b) => calls_time_function(&b.lhs) || calls_time_function(&b.rhs),
@@ -940,7 +1006,10 @@ fn check_result(
             return if m.matches(&e.to_string()) {
                 Ok(())
             } else {
-                Err(format!("error {:?} does not match expected {m:?}", e.to_string()))
+                Err(format!(
+                    "error {:?} does not match expected {m:?}",
+                    e.to_string()
+                ))
             };
         }
         (Err(e), None) => return Err(format!("unexpected error: {e}")),
@@ -984,7 +1053,10 @@ fn check_annotation_kind(ev: &Eval, got: &[String], warn: bool) -> Result<(), St
         }
     }
     for g in got {
-        if !patterns.iter().any(|p| p.as_ref().is_none_or(|m| m.matches(g))) {
+        if !patterns
+            .iter()
+            .any(|p| p.as_ref().is_none_or(|m| m.matches(g)))
+        {
             return Err(format!("unexpected {kind} {g:?}"));
         }
     }
@@ -1029,7 +1101,12 @@ fn show_value(v: &Value) -> String {
         Value::Matrix(m) => {
             let mut out = String::from("matrix [");
             for x in m.iter().take(20) {
-                let pts: Vec<String> = x.points.iter().take(30).map(|(t, v)| format!("{v}@{t}")).collect();
+                let pts: Vec<String> = x
+                    .points
+                    .iter()
+                    .take(30)
+                    .map(|(t, v)| format!("{v}@{t}"))
+                    .collect();
                 let _ = write!(out, "\n      {} {}", x.labels, pts.join(" "));
             }
             if m.len() > 20 {
@@ -1082,7 +1159,11 @@ fn compare_value(ev: &Eval, got: &Value, mode: Mode) -> Result<(), String> {
             _ => Err(mismatch("scalar mismatch".into())),
         };
     }
-    if ev.series.iter().any(|(_, items)| items.contains(&Item::Histogram)) {
+    if ev
+        .series
+        .iter()
+        .any(|(_, items)| items.contains(&Item::Histogram))
+    {
         return Err("expected native histogram values (not supported)".into());
     }
     let (matrix_start, matrix_step) = match (mode, range_vector(ev)) {
@@ -1113,7 +1194,10 @@ fn compare_value(ev: &Eval, got: &Value, mode: Mode) -> Result<(), String> {
                 match found {
                     Some(s) if float_equal(s.v, want) => {}
                     Some(s) => {
-                        return Err(mismatch(format!("value of {labels}: want {want}, got {}", s.v)));
+                        return Err(mismatch(format!(
+                            "value of {labels}: want {want}, got {}",
+                            s.v
+                        )));
                     }
                     None => return Err(mismatch(format!("missing or misplaced series {labels}"))),
                 }

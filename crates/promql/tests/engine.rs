@@ -61,11 +61,14 @@ fn instant_sum_and_lookback() {
     let out = default_engine()
         .instant_query(&f.db, "sum(up)", 150_000)
         .expect("query");
-    assert_eq!(out.value, Value::Vector(vec![promql::VectorSample {
-        labels: Labels::empty(),
-        t: 150_000,
-        v: 30.0,
-    }]));
+    assert_eq!(
+        out.value,
+        Value::Vector(vec![promql::VectorSample {
+            labels: Labels::empty(),
+            t: 150_000,
+            v: 30.0,
+        }])
+    );
     // The last sample is at 1485s; 5m later it is out of the lookback.
     let out = default_engine()
         .instant_query(&f.db, "up", 1_485_000 + 300_000)
@@ -77,18 +80,29 @@ fn instant_sum_and_lookback() {
 fn range_query_limits_are_bad_data_with_prometheus_messages() {
     let f = fixture();
     let e = default_engine();
-    let err = e.range_query(&f.db, "up", 0, 1000, 0).expect_err("zero step");
+    let err = e
+        .range_query(&f.db, "up", 0, 1000, 0)
+        .expect_err("zero step");
     assert_eq!(err.kind(), QueryErrorKind::BadData);
-    assert!(err.to_string().contains("zero or negative query resolution step"));
-    let err = e.range_query(&f.db, "up", 0, 11_001_000, 1000).expect_err("resolution");
+    assert!(
+        err.to_string()
+            .contains("zero or negative query resolution step")
+    );
+    let err = e
+        .range_query(&f.db, "up", 0, 11_001_000, 1000)
+        .expect_err("resolution");
     assert_eq!(
         err.to_string(),
         "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)"
     );
     assert!(e.range_query(&f.db, "up", 0, 11_000_000, 1000).is_ok());
-    let err = e.range_query(&f.db, "up", 10, 0, 1).expect_err("end before start");
+    let err = e
+        .range_query(&f.db, "up", 10, 0, 1)
+        .expect_err("end before start");
     assert_eq!(err.kind(), QueryErrorKind::BadData);
-    let err = e.range_query(&f.db, "up[5m]", 0, 10, 1).expect_err("matrix range query");
+    let err = e
+        .range_query(&f.db, "up[5m]", 0, 10, 1)
+        .expect_err("matrix range query");
     assert_eq!(err.kind(), QueryErrorKind::BadData);
 }
 
@@ -156,7 +170,10 @@ fn hostile_inputs_do_not_panic() {
 #[test]
 fn format_prints_canonical_text_that_parses_back() {
     for (input, want) in [
-        ("sum by(job)(rate(up{job=\"a\"}[5m]))", "sum by (job) (rate(up{job=\"a\"}[5m]))"),
+        (
+            "sum by(job)(rate(up{job=\"a\"}[5m]))",
+            "sum by (job) (rate(up{job=\"a\"}[5m]))",
+        ),
         ("up offset 1h30m @ 100", "up offset 1h30m @ 100.000"),
         ("a + on(x) group_left(y) b", "a + on (x) group_left (y) b"),
         ("max_over_time(up[10m:1m])", "max_over_time(up[10m:1m])"),
