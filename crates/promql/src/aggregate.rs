@@ -20,14 +20,14 @@ pub(crate) fn group_labels(labels: &Labels, grouping: &Option<Grouping>) -> Labe
         Some(Grouping::By(names)) => Labels::from_sorted_unchecked(
             labels
                 .iter()
-                .filter(|l| names.iter().any(|n| *n == l.name))
+                .filter(|l| names.contains(&l.name))
                 .cloned()
                 .collect(),
         ),
         Some(Grouping::Without(names)) => Labels::from_sorted_unchecked(
             labels
                 .iter()
-                .filter(|l| l.name != model::METRIC_NAME && !names.iter().any(|n| *n == l.name))
+                .filter(|l| l.name != model::METRIC_NAME && !names.contains(&l.name))
                 .cloned()
                 .collect(),
         ),
@@ -95,15 +95,11 @@ pub(crate) fn eval_aggregate(
             match op {
                 Sum => (acc.value, acc.c) = kahan_inc(v, acc.value, acc.c),
                 Avg => avg_step(acc, v),
-                Min => {
-                    if acc.count == 1.0 || acc.value > v || acc.value.is_nan() {
-                        acc.value = v;
-                    }
+                Min if (acc.count == 1.0 || acc.value > v || acc.value.is_nan()) => {
+                    acc.value = v;
                 }
-                Max => {
-                    if acc.count == 1.0 || acc.value < v || acc.value.is_nan() {
-                        acc.value = v;
-                    }
+                Max if (acc.count == 1.0 || acc.value < v || acc.value.is_nan()) => {
+                    acc.value = v;
                 }
                 Stddev | Stdvar => {
                     let delta = v - (acc.mean + acc.c);
@@ -538,9 +534,12 @@ fn xxhash64(input: &[u8], seed: u64) -> u64 {
     h
 }
 
+/// The bucket series of one classic histogram: `(le, points per step)`.
+type Buckets = Vec<(f64, Vec<Option<f64>>)>;
+
 /// Groups classic-histogram bucket series by their labels without `le`.
 struct BucketGroups {
-    groups: Vec<(Labels, Vec<(f64, Vec<Option<f64>>)>)>,
+    groups: Vec<(Labels, Buckets)>,
 }
 
 fn bucket_groups(
@@ -549,7 +548,7 @@ fn bucket_groups(
     steps: &Steps,
     func: &str,
 ) -> Result<BucketGroups, QueryError> {
-    let mut groups: Vec<(Labels, Vec<(f64, Vec<Option<f64>>)>)> = Vec::new();
+    let mut groups: Vec<(Labels, Buckets)> = Vec::new();
     let mut index: HashMap<Labels, usize> = HashMap::new();
     ctx.eval_vector_each(arg, steps, &mut |s| {
         let le = s.labels.get("le").and_then(parse_go_float);
@@ -653,7 +652,7 @@ pub(crate) fn histogram_quantile(
 
 /// Prometheus's quantile over cumulative buckets `(upper bound, count)`.
 /// Returns the value and whether the counts had to be made monotonic.
-fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> (f64, bool) {
+fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> (f64, bool) {
     if q.is_nan() {
         return (f64::NAN, false);
     }
@@ -772,7 +771,7 @@ pub(crate) fn histogram_fraction(
 
 /// The fraction of observations between `lower` and `upper` in cumulative
 /// classic buckets, interpolating linearly inside a bucket.
-fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
+fn bucket_fraction(lower: f64, upper: f64, buckets: &mut [(f64, f64)]) -> f64 {
     buckets.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
     if !buckets.last().is_some_and(|b| b.0 == f64::INFINITY) {
         return f64::NAN;
@@ -799,7 +798,7 @@ fn bucket_fraction(lower: f64, upper: f64, buckets: &mut Vec<(f64, f64)>) -> f64
                     if le > 0.0 {
                         0.0
                     } else {
-                        return if x < le { count } else { count };
+                        return count;
                     }
                 } else {
                     prev_le

@@ -104,14 +104,14 @@ fn signature(labels: &Labels, matching: &Option<Matching>) -> Labels {
         Some(Matching::On(names)) => Labels::from_sorted_unchecked(
             labels
                 .iter()
-                .filter(|l| names.iter().any(|n| *n == l.name))
+                .filter(|l| names.contains(&l.name))
                 .cloned()
                 .collect(),
         ),
         Some(Matching::Ignoring(names)) => Labels::from_sorted_unchecked(
             labels
                 .iter()
-                .filter(|l| l.name != model::METRIC_NAME && !names.iter().any(|n| *n == l.name))
+                .filter(|l| l.name != model::METRIC_NAME && !names.contains(&l.name))
                 .cloned()
                 .collect(),
         ),
@@ -254,7 +254,7 @@ fn result_labels(lhs: &Labels, rhs: &Labels, b: &Binary, card: &Cardinality) -> 
         Some(names) => Labels::from_sorted_unchecked(
             built
                 .iter()
-                .filter(|l| names.iter().any(|n| *n == l.name))
+                .filter(|l| names.contains(&l.name))
                 .cloned()
                 .collect(),
         ),

@@ -1,6 +1,6 @@
 //! The public engine: options, limits, results and errors.
 
-use crate::ast::{Expr, ValueType};
+use crate::ast::ValueType;
 use crate::eval::{Ctx, Steps};
 use crate::value::{StepSeries, Val};
 use model::Labels;
@@ -399,9 +399,4 @@ pub(crate) fn merge_series(
         .collect();
     out.sort_by(|a, b| a.labels.cmp(&b.labels));
     Ok(out)
-}
-
-/// The type of an expression, for callers that want it before evaluating.
-pub fn value_type(expr: &Expr) -> ValueType {
-    expr.value_type()
 }

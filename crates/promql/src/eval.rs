@@ -241,7 +241,7 @@ impl<'a> Ctx<'a> {
     pub fn check_deadline(&self) -> Result<(), QueryError> {
         let n = self.checks.get().wrapping_add(1);
         self.checks.set(n);
-        if (n == 1 || n % 64 == 0) && Instant::now() >= self.deadline {
+        if (n == 1 || n.is_multiple_of(64)) && Instant::now() >= self.deadline {
             return Err(QueryError::new(
                 QueryErrorKind::Timeout,
                 "query timed out in expression evaluation",

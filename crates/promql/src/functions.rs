@@ -433,9 +433,9 @@ fn range_function(
     let counter_check = matches!(name, "rate" | "increase" | "irate");
     let mut warned_counter = false;
     ctx.for_each_range_series(matrix_arg, steps, &mut |s: RangeSeries, arg: &RangeArg| {
-        if counter_check && !warned_counter {
-            if let Some(metric) = s.labels.metric_name() {
-                if !(metric.ends_with("_total")
+        if counter_check && !warned_counter
+            && let Some(metric) = s.labels.metric_name()
+                && !(metric.ends_with("_total")
                     || metric.ends_with("_sum")
                     || metric.ends_with("_count")
                     || metric.ends_with("_bucket"))
@@ -445,8 +445,6 @@ fn range_function(
                         "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"{metric}\""
                     ), name, 0);
                 }
-            }
-        }
         let mut points = Vec::with_capacity(steps.n);
         let samples = &s.samples;
         let (mut lo, mut hi) = (0usize, 0usize);

@@ -297,14 +297,15 @@ fn invalid_utf8_literals(query: &str) -> Vec<(String, String)> {
         while i < b.len() && b[i] != q {
             if b[i] == b'\\' && i + 1 < b.len() {
                 let e = b[i + 1];
-                if e == b'x' && i + 3 < b.len() {
-                    if let Ok(v) = u8::from_str_radix(&query[i + 2..i + 4], 16) {
-                        chars_view.push(v as char);
-                        bytes_view.push(v);
-                        saw_high_byte |= v >= 0x80;
-                        i += 4;
-                        continue;
-                    }
+                if e == b'x'
+                    && i + 3 < b.len()
+                    && let Ok(v) = u8::from_str_radix(&query[i + 2..i + 4], 16)
+                {
+                    chars_view.push(v as char);
+                    bytes_view.push(v);
+                    saw_high_byte |= v >= 0x80;
+                    i += 4;
+                    continue;
                 }
                 // Other escapes: keep both views in step roughly.
                 let c = match e {

@@ -741,10 +741,10 @@ fn run_file(
                 let mut app = store.db.appender();
                 for (labels, items) in &lines {
                     for (i, item) in items.iter().enumerate() {
-                        if let Item::Float(v) = item {
-                            if let Err(e) = app.append(labels, i as i64 * step, *v) {
-                                report.failures.push(format!("{name}: load failed: {e}"));
-                            }
+                        if let Item::Float(v) = item
+                            && let Err(e) = app.append(labels, i as i64 * step, *v)
+                        {
+                            report.failures.push(format!("{name}: load failed: {e}"));
                         }
                     }
                 }
@@ -1046,10 +1046,10 @@ fn check_annotation_kind(ev: &Eval, got: &[String], warn: bool) -> Result<(), St
         return Err(format!("expected a {kind}, got none"));
     }
     for p in &patterns {
-        if let Some(m) = p {
-            if !got.iter().any(|g| m.matches(g)) {
-                return Err(format!("no {kind} matches {m:?}; got {got:?}"));
-            }
+        if let Some(m) = p
+            && !got.iter().any(|g| m.matches(g))
+        {
+            return Err(format!("no {kind} matches {m:?}; got {got:?}"));
         }
     }
     for g in got {
