@@ -23,6 +23,7 @@ pub fn parse(query: &str) -> Result<Expr, QueryError> {
             "1:1: parse error: no expression found in input",
         ));
     }
+    check_number_durations(query)?;
     let parsed = std::panic::catch_unwind(|| pp::parse(query))
         .map_err(|_| QueryError::bad_data("parse error: the parser failed on this input"))?
         .map_err(|e| QueryError::bad_data(format!("parse error: {e}")))?;
@@ -414,4 +415,62 @@ pub(crate) fn go_quote_bytes(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// promql-parser panics on a plain number of seconds too large for a
+/// `Duration` (`offset 1e30`, `[1e30]`, `[5m:1e30]`). Refuse those first.
+fn check_number_durations(query: &str) -> Result<(), QueryError> {
+    // Blank out string literals so their contents never look like numbers.
+    let mut text = String::with_capacity(query.len());
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in query.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' && q != '`' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+                text.push(' ');
+            }
+            None => {
+                if c == '"' || c == '\'' || c == '`' {
+                    quote = Some(c);
+                }
+                text.push(c);
+            }
+        }
+    }
+    static NUMBER_AS_DURATION: std::sync::OnceLock<Option<regex::Regex>> =
+        std::sync::OnceLock::new();
+    let Some(re) = NUMBER_AS_DURATION
+        .get_or_init(|| {
+            regex::Regex::new(
+                r"(?i)(?:offset\s*[-+]?|[\[:]\s*|@\s*[-+]?)(0x[0-9a-f]+|inf|nan|[0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)",
+            )
+            .ok()
+        })
+        .as_ref()
+    else {
+        return Ok(());
+    };
+    for caps in re.captures_iter(&text) {
+        let Some(m) = caps.get(1) else { continue };
+        let raw = m.as_str();
+        let value = match raw.strip_prefix("0x").or_else(|| raw.strip_prefix("0X")) {
+            Some(hex) => u64::from_str_radix(hex, 16)
+                .map(|v| v as f64)
+                .unwrap_or(f64::INFINITY),
+            None => raw.parse::<f64>().unwrap_or(f64::NAN),
+        };
+        if !value.is_finite() || value.abs() > 1e15 {
+            return Err(QueryError::bad_data(format!(
+                "parse error: duration or timestamp out of range: {raw}"
+            )));
+        }
+    }
+    Ok(())
 }

@@ -151,6 +151,10 @@ fn hostile_inputs_do_not_panic() {
         "up[100000000y]",
         "up offset 100000000y",
         "up @ 1e300",
+        // Found by the fuzzer: promql-parser panicked converting this offset.
+        "up @ start() offset 333333333333333333333330",
+        "up[1e30]",
+        "up[5m:0x7fffffffffffffff]",
         "rate(up[1ms:1ms])",
         "sum_over_time(up[10y:1ms])",
         "predict_linear(up[5m], 1e308)",
