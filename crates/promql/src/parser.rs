@@ -298,14 +298,21 @@ fn invalid_utf8_literals(query: &str) -> Vec<(String, String)> {
         while i < b.len() && b[i] != q {
             if b[i] == b'\\' && i + 1 < b.len() {
                 let e = b[i + 1];
+                let hex = |c: u8| (c as char).to_digit(16);
                 if e == b'x'
                     && i + 3 < b.len()
-                    && let Ok(v) = u8::from_str_radix(&query[i + 2..i + 4], 16)
+                    && let (Some(hi), Some(lo)) = (hex(b[i + 2]), hex(b[i + 3]))
                 {
+                    let v = (hi * 16 + lo) as u8;
                     chars_view.push(v as char);
                     bytes_view.push(v);
                     saw_high_byte |= v >= 0x80;
                     i += 4;
+                    continue;
+                }
+                if e >= 0x80 {
+                    // An escaped multi-byte character: read it as text.
+                    i += 1;
                     continue;
                 }
                 // Other escapes: keep both views in step roughly.

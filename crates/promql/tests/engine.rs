@@ -154,6 +154,9 @@ fn hostile_inputs_do_not_panic() {
         // Found by the fuzzer: promql-parser panicked converting this offset.
         "up @ start() offset 333333333333333333333330",
         "up[1e30]",
+        // Found by the fuzzer: an escaped multi-byte character in a string.
+        r#"sort_by_label(up, "j\·\x\xf")"#,
+        r#"up{a="\·"}"#,
         "up[5m:0x7fffffffffffffff]",
         "rate(up[1ms:1ms])",
         "sum_over_time(up[10y:1ms])",
