@@ -1,0 +1,270 @@
+//! osprey's own PromQL syntax tree.
+//!
+//! The engine and the printer see only these types. `parser` builds them
+//! from whatever parser we use underneath (today promql-parser), so a switch
+//! of parser touches that one module. Durations and times are milliseconds.
+
+use model::Matcher;
+
+/// A PromQL expression.
+#[derive(Clone, Debug)]
+pub enum Expr {
+    Number(f64),
+    String(String),
+    VectorSelector(VectorSelector),
+    MatrixSelector(MatrixSelector),
+    Subquery(Subquery),
+    Paren(Box<Expr>),
+    /// Unary minus (`negate`) or plus.
+    Unary {
+        negate: bool,
+        expr: Box<Expr>,
+    },
+    Binary(Binary),
+    Aggregate(Aggregate),
+    Call(Call),
+}
+
+/// What an expression evaluates to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueType {
+    Scalar,
+    String,
+    Vector,
+    Matrix,
+}
+
+impl ValueType {
+    pub fn name(self) -> &'static str {
+        match self {
+            ValueType::Scalar => "scalar",
+            ValueType::String => "string",
+            ValueType::Vector => "instant vector",
+            ValueType::Matrix => "range vector",
+        }
+    }
+}
+
+/// `@ <time>`, `@ start()` or `@ end()`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum At {
+    Time(i64),
+    Start,
+    End,
+}
+
+#[derive(Clone, Debug)]
+pub struct VectorSelector {
+    /// The metric name as written before the braces, if any.
+    pub name: Option<String>,
+    /// Every matcher, the metric name included as `__name__="…"`.
+    pub matchers: Vec<Matcher>,
+    /// Offset in milliseconds (negative for `offset -5m`).
+    pub offset_ms: i64,
+    pub at: Option<At>,
+}
+
+#[derive(Clone, Debug)]
+pub struct MatrixSelector {
+    pub selector: VectorSelector,
+    pub range_ms: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct Subquery {
+    pub expr: Box<Expr>,
+    pub range_ms: i64,
+    /// `None` when written `[5m:]`: the engine's default step applies.
+    pub step_ms: Option<i64>,
+    pub offset_ms: i64,
+    pub at: Option<At>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Pow,
+    Atan2,
+    Eq,
+    Ne,
+    Gt,
+    Lt,
+    Ge,
+    Le,
+    And,
+    Or,
+    Unless,
+}
+
+impl BinaryOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "+",
+            BinaryOp::Sub => "-",
+            BinaryOp::Mul => "*",
+            BinaryOp::Div => "/",
+            BinaryOp::Mod => "%",
+            BinaryOp::Pow => "^",
+            BinaryOp::Atan2 => "atan2",
+            BinaryOp::Eq => "==",
+            BinaryOp::Ne => "!=",
+            BinaryOp::Gt => ">",
+            BinaryOp::Lt => "<",
+            BinaryOp::Ge => ">=",
+            BinaryOp::Le => "<=",
+            BinaryOp::And => "and",
+            BinaryOp::Or => "or",
+            BinaryOp::Unless => "unless",
+        }
+    }
+
+    pub fn is_comparison(self) -> bool {
+        matches!(
+            self,
+            BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Gt | BinaryOp::Lt | BinaryOp::Ge | BinaryOp::Le
+        )
+    }
+
+    pub fn is_set(self) -> bool {
+        matches!(self, BinaryOp::And | BinaryOp::Or | BinaryOp::Unless)
+    }
+}
+
+/// Which labels two sides are matched on.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Matching {
+    /// `on(labels)`.
+    On(Vec<String>),
+    /// `ignoring(labels)`, and the default (`ignoring()`).
+    Ignoring(Vec<String>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cardinality {
+    OneToOne,
+    /// `group_left(labels)`: many on the left, one on the right.
+    ManyToOne(Vec<String>),
+    /// `group_right(labels)`.
+    OneToMany(Vec<String>),
+    ManyToMany,
+}
+
+#[derive(Clone, Debug)]
+pub struct Binary {
+    pub op: BinaryOp,
+    pub lhs: Box<Expr>,
+    pub rhs: Box<Expr>,
+    /// `None` when no `on`/`ignoring` was written.
+    pub matching: Option<Matching>,
+    pub cardinality: Cardinality,
+    pub return_bool: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggregateOp {
+    Sum,
+    Avg,
+    Min,
+    Max,
+    Count,
+    Group,
+    Stddev,
+    Stdvar,
+    Topk,
+    Bottomk,
+    Quantile,
+    CountValues,
+    Limitk,
+    LimitRatio,
+}
+
+impl AggregateOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AggregateOp::Sum => "sum",
+            AggregateOp::Avg => "avg",
+            AggregateOp::Min => "min",
+            AggregateOp::Max => "max",
+            AggregateOp::Count => "count",
+            AggregateOp::Group => "group",
+            AggregateOp::Stddev => "stddev",
+            AggregateOp::Stdvar => "stdvar",
+            AggregateOp::Topk => "topk",
+            AggregateOp::Bottomk => "bottomk",
+            AggregateOp::Quantile => "quantile",
+            AggregateOp::CountValues => "count_values",
+            AggregateOp::Limitk => "limitk",
+            AggregateOp::LimitRatio => "limit_ratio",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<AggregateOp> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "sum" => AggregateOp::Sum,
+            "avg" => AggregateOp::Avg,
+            "min" => AggregateOp::Min,
+            "max" => AggregateOp::Max,
+            "count" => AggregateOp::Count,
+            "group" => AggregateOp::Group,
+            "stddev" => AggregateOp::Stddev,
+            "stdvar" => AggregateOp::Stdvar,
+            "topk" => AggregateOp::Topk,
+            "bottomk" => AggregateOp::Bottomk,
+            "quantile" => AggregateOp::Quantile,
+            "count_values" => AggregateOp::CountValues,
+            "limitk" => AggregateOp::Limitk,
+            "limit_ratio" => AggregateOp::LimitRatio,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Grouping {
+    By(Vec<String>),
+    Without(Vec<String>),
+}
+
+#[derive(Clone, Debug)]
+pub struct Aggregate {
+    pub op: AggregateOp,
+    pub expr: Box<Expr>,
+    pub param: Option<Box<Expr>>,
+    /// `None` when neither `by` nor `without` was written.
+    pub grouping: Option<Grouping>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Call {
+    pub func: String,
+    pub args: Vec<Expr>,
+}
+
+impl Expr {
+    /// The type the expression evaluates to.
+    pub fn value_type(&self) -> ValueType {
+        match self {
+            Expr::Number(_) => ValueType::Scalar,
+            Expr::String(_) => ValueType::String,
+            Expr::VectorSelector(_) => ValueType::Vector,
+            Expr::MatrixSelector(_) | Expr::Subquery(_) => ValueType::Matrix,
+            Expr::Paren(e) => e.value_type(),
+            Expr::Unary { expr, .. } => expr.value_type(),
+            Expr::Binary(b) => {
+                if b.lhs.value_type() == ValueType::Scalar
+                    && b.rhs.value_type() == ValueType::Scalar
+                {
+                    ValueType::Scalar
+                } else {
+                    ValueType::Vector
+                }
+            }
+            Expr::Aggregate(_) => ValueType::Vector,
+            Expr::Call(c) => crate::functions::return_type(&c.func),
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! Binary operators: arithmetic, comparison and set operators, with vector
+//! matching (`on`, `ignoring`, `group_left`, `group_right`, `bool`).
+//!
+//! Matching is decided once per series pair; the per-step work is only the
+//! arithmetic and the uniqueness checks Prometheus makes at every step.
+
+use crate::QueryError;
+use crate::ast::{Binary, BinaryOp, Cardinality, Matching};
+use crate::eval::{Ctx, Steps};
+use crate::value::{StepSeries, Val};
+use model::{Labels, LabelsBuilder};
+use std::collections::HashMap;
+
+pub(crate) fn eval_binary(ctx: &Ctx<'_>, b: &Binary, steps: &Steps) -> Result<Val, QueryError> {
+    let lhs = ctx.eval(&b.lhs, steps)?;
+    let rhs = ctx.eval(&b.rhs, steps)?;
+    match (lhs, rhs) {
+        (Val::Scalar(l), Val::Scalar(r)) => Ok(Val::Scalar(
+            l.iter()
+                .zip(&r)
+                .map(|(&x, &y)| {
+                    let (v, keep) = elem(b.op, x, y);
+                    if b.op.is_comparison() {
+                        if keep { 1.0 } else { 0.0 }
+                    } else {
+                        v
+                    }
+                })
+                .collect(),
+        )),
+        (Val::Vector(l), Val::Scalar(r)) => Ok(Val::Vector(vector_scalar(b, l, &r, false))),
+        (Val::Scalar(l), Val::Vector(r)) => Ok(Val::Vector(vector_scalar(b, r, &l, true))),
+        (Val::Vector(l), Val::Vector(r)) => {
+            if b.op.is_set() {
+                Ok(Val::Vector(set_op(b, l, r, steps)))
+            } else {
+                vector_vector(ctx, b, l, r, steps).map(Val::Vector)
+            }
+        }
+        _ => Err(QueryError::bad_data(format!(
+            "binary operator \"{}\" cannot be applied to these operand types",
+            b.op.as_str()
+        ))),
+    }
+}
+
+/// Applies an operator to two floats; the flag says whether a comparison
+/// holds (always true for arithmetic).
+pub(crate) fn elem(op: BinaryOp, l: f64, r: f64) -> (f64, bool) {
+    match op {
+        BinaryOp::Add => (l + r, true),
+        BinaryOp::Sub => (l - r, true),
+        BinaryOp::Mul => (l * r, true),
+        BinaryOp::Div => (l / r, true),
+        BinaryOp::Mod => (l % r, true),
+        BinaryOp::Pow => (l.powf(r), true),
+        BinaryOp::Atan2 => (l.atan2(r), true),
+        BinaryOp::Eq => (l, l == r),
+        BinaryOp::Ne => (l, l != r),
+        BinaryOp::Gt => (l, l > r),
+        BinaryOp::Lt => (l, l < r),
+        BinaryOp::Ge => (l, l >= r),
+        BinaryOp::Le => (l, l <= r),
+        BinaryOp::And | BinaryOp::Or | BinaryOp::Unless => (l, true),
+    }
+}
+
+fn drops_name(b: &Binary) -> bool {
+    b.return_bool || !b.op.is_comparison()
+}
+
+fn vector_scalar(
+    b: &Binary,
+    mut series: Vec<StepSeries>,
+    scalar: &[f64],
+    swap: bool,
+) -> Vec<StepSeries> {
+    let drop = drops_name(b);
+    for s in &mut series {
+        for (p, &sv) in s.points.iter_mut().zip(scalar) {
+            let Some(v) = *p else { continue };
+            let (l, r) = if swap { (sv, v) } else { (v, sv) };
+            let (mut out, keep) = elem(b.op, l, r);
+            if b.op.is_comparison() && swap {
+                out = v;
+            }
+            *p = if b.return_bool {
+                Some(if keep { 1.0 } else { 0.0 })
+            } else if keep {
+                Some(out)
+            } else {
+                None
+            };
+        }
+        s.drop_name |= drop;
+    }
+    series.retain(|s| s.points.iter().any(|p| p.is_some()));
+    series
+}
+
+/// The matching signature of a label set.
+fn signature(labels: &Labels, matching: &Option<Matching>) -> Labels {
+    match matching {
+        Some(Matching::On(names)) => Labels::from_sorted_unchecked(
+            labels
+                .iter()
+                .filter(|l| names.contains(&l.name))
+                .cloned()
+                .collect(),
+        ),
+        Some(Matching::Ignoring(names)) => Labels::from_sorted_unchecked(
+            labels
+                .iter()
+                .filter(|l| l.name != model::METRIC_NAME && !names.contains(&l.name))
+                .cloned()
+                .collect(),
+        ),
+        None => Labels::from_sorted_unchecked(
+            labels
+                .iter()
+                .filter(|l| l.name != model::METRIC_NAME)
+                .cloned()
+                .collect(),
+        ),
+    }
+}
+
+fn set_op(
+    b: &Binary,
+    lhs: Vec<StepSeries>,
+    rhs: Vec<StepSeries>,
+    steps: &Steps,
+) -> Vec<StepSeries> {
+    let n = steps.n;
+    match b.op {
+        BinaryOp::And | BinaryOp::Unless => {
+            let mut present: HashMap<Labels, Vec<bool>> = HashMap::new();
+            for s in &rhs {
+                let e = present
+                    .entry(signature(&s.labels, &b.matching))
+                    .or_insert_with(|| vec![false; n]);
+                for (flag, p) in e.iter_mut().zip(&s.points) {
+                    *flag |= p.is_some();
+                }
+            }
+            let want = b.op == BinaryOp::And;
+            let mut out = Vec::new();
+            for mut s in lhs {
+                let sig = signature(&s.labels, &b.matching);
+                let flags = present.get(&sig);
+                for (i, p) in s.points.iter_mut().enumerate() {
+                    let there = flags.is_some_and(|f| f[i]);
+                    if there != want {
+                        *p = None;
+                    }
+                }
+                if s.points.iter().any(|p| p.is_some()) {
+                    out.push(s);
+                }
+            }
+            out
+        }
+        _ => {
+            let mut present: HashMap<Labels, Vec<bool>> = HashMap::new();
+            for s in &lhs {
+                let e = present
+                    .entry(signature(&s.labels, &b.matching))
+                    .or_insert_with(|| vec![false; n]);
+                for (flag, p) in e.iter_mut().zip(&s.points) {
+                    *flag |= p.is_some();
+                }
+            }
+            let mut out = lhs;
+            for mut s in rhs {
+                let sig = signature(&s.labels, &b.matching);
+                if let Some(flags) = present.get(&sig) {
+                    for (p, f) in s.points.iter_mut().zip(flags) {
+                        if *f {
+                            *p = None;
+                        }
+                    }
+                }
+                if s.points.iter().any(|p| p.is_some()) {
+                    out.push(s);
+                }
+            }
+            out
+        }
+    }
+}
+
+/// Prometheus's `labels.String()`: every label in braces, Go-quoted.
+pub(crate) fn labels_string(labels: &Labels) -> String {
+    let mut s = String::from("{");
+    for (i, l) in labels.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(&l.name);
+        s.push('=');
+        s.push_str(&go_quote(&l.value));
+    }
+    s.push('}');
+    s
+}
+
+fn go_quote(v: &str) -> String {
+    let mut s = String::from("\"");
+    for c in v.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            '\n' => s.push_str("\\n"),
+            '\t' => s.push_str("\\t"),
+            '\r' => s.push_str("\\r"),
+            c if c.is_control() => s.push_str(&format!("\\x{:02x}", c as u32)),
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+fn result_labels(lhs: &Labels, rhs: &Labels, b: &Binary, card: &Cardinality) -> Labels {
+    let mut builder = LabelsBuilder::from_labels(lhs);
+    let mut keep_only: Option<&Vec<String>> = None;
+    if *card == Cardinality::OneToOne {
+        match &b.matching {
+            Some(Matching::On(names)) => keep_only = Some(names),
+            Some(Matching::Ignoring(names)) => {
+                for n in names {
+                    builder.delete(n);
+                }
+            }
+            None => {}
+        }
+    }
+    let include = match card {
+        Cardinality::ManyToOne(l) | Cardinality::OneToMany(l) => l.as_slice(),
+        _ => &[],
+    };
+    for n in include {
+        match rhs.get(n) {
+            Some(v) => {
+                builder.set(n.clone(), v.to_string());
+            }
+            None => {
+                builder.delete(n);
+            }
+        }
+    }
+    let built = builder.build();
+    match keep_only {
+        Some(names) => Labels::from_sorted_unchecked(
+            built
+                .iter()
+                .filter(|l| names.contains(&l.name))
+                .cloned()
+                .collect(),
+        ),
+        None => built,
+    }
+}
+
+fn vector_vector(
+    ctx: &Ctx<'_>,
+    b: &Binary,
+    lhs: Vec<StepSeries>,
+    rhs: Vec<StepSeries>,
+    steps: &Steps,
+) -> Result<Vec<StepSeries>, QueryError> {
+    let n = steps.n;
+    let swapped = matches!(b.cardinality, Cardinality::OneToMany(_));
+    let (many, one) = if swapped { (rhs, lhs) } else { (lhs, rhs) };
+    let card = &b.cardinality;
+    // The "one" side, by signature.
+    let mut one_by_sig: HashMap<Labels, Vec<usize>> = HashMap::new();
+    for (i, s) in one.iter().enumerate() {
+        one_by_sig
+            .entry(signature(&s.labels, &b.matching))
+            .or_default()
+            .push(i);
+    }
+    // Per signature and step, the index of the "one" series with a point.
+    let mut one_at: HashMap<&Labels, Vec<Option<usize>>> = HashMap::new();
+    for (sig, members) in &one_by_sig {
+        let mut at = vec![None; n];
+        for &i in members {
+            for (step, p) in one[i].points.iter().enumerate() {
+                if p.is_none() {
+                    continue;
+                }
+                if let Some(prev) = at[step] {
+                    let side = if swapped { "left" } else { "right" };
+                    let matched = match &b.matching {
+                        Some(Matching::On(_)) => sig.clone(),
+                        _ => sig.clone(),
+                    };
+                    let (first, second): (&StepSeries, &StepSeries) = (&one[prev], &one[i]);
+                    return Err(QueryError::execution(format!(
+                        "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
+                        labels_string(&matched),
+                        labels_string(&first.labels),
+                        labels_string(&second.labels)
+                    )));
+                }
+                at[step] = Some(i);
+            }
+        }
+        one_at.insert(sig, at);
+    }
+    // One-to-one: two "many" series matching the same signature at one
+    // step is an error, whether or not a comparison keeps them.
+    let many_sigs: Vec<Labels> = many
+        .iter()
+        .map(|s| signature(&s.labels, &b.matching))
+        .collect();
+    if *card == Cardinality::OneToOne {
+        let mut seen: HashMap<&Labels, Vec<bool>> = HashMap::new();
+        for (i, s) in many.iter().enumerate() {
+            let Some(at) = one_at.get(&many_sigs[i]) else {
+                continue;
+            };
+            let flags = seen.entry(&many_sigs[i]).or_insert_with(|| vec![false; n]);
+            for (step, p) in s.points.iter().enumerate() {
+                if p.is_some() && at[step].is_some() {
+                    if flags[step] {
+                        return Err(QueryError::execution(
+                            "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
+                        ));
+                    }
+                    flags[step] = true;
+                }
+            }
+        }
+    }
+    let drop = drops_name(b);
+    let mut out: Vec<StepSeries> = Vec::new();
+    let mut out_index: HashMap<Labels, usize> = HashMap::new();
+    // Which "many" series wrote each output point, to tell a grouping
+    // error from a plain label-set collision.
+    let mut writer: Vec<Vec<usize>> = Vec::new();
+    for (mi, s) in many.iter().enumerate() {
+        ctx.check_deadline()?;
+        let Some(at) = one_at.get(&many_sigs[mi]) else {
+            continue;
+        };
+        let mut cached: Option<(usize, usize)> = None;
+        for (step, p) in s.points.iter().enumerate() {
+            let (Some(mv), Some(oi)) = (*p, at[step]) else {
+                continue;
+            };
+            let Some(ov) = one[oi].points[step] else {
+                continue;
+            };
+            let (l, r) = if swapped { (ov, mv) } else { (mv, ov) };
+            let (value, keep) = elem(b.op, l, r);
+            let value = if b.return_bool {
+                if keep { 1.0 } else { 0.0 }
+            } else if !keep {
+                continue;
+            } else {
+                value
+            };
+            let out_i = match cached {
+                Some((cached_one, idx)) if cached_one == oi => idx,
+                _ => {
+                    let labels = result_labels(&s.labels, &one[oi].labels, b, card);
+                    let idx = match out_index.get(&labels) {
+                        Some(&idx) => idx,
+                        None => {
+                            out_index.insert(labels.clone(), out.len());
+                            out.push(StepSeries {
+                                labels,
+                                drop_name: s.drop_name || drop,
+                                points: vec![None; n],
+                            });
+                            writer.push(vec![usize::MAX; n]);
+                            out.len() - 1
+                        }
+                    };
+                    cached = Some((oi, idx));
+                    idx
+                }
+            };
+            if out[out_i].points[step].is_some() {
+                let other = writer[out_i][step];
+                if other != usize::MAX && many_sigs[other] == many_sigs[mi] {
+                    return Err(QueryError::execution(
+                        "multiple matches for labels: grouping labels must ensure unique matches",
+                    ));
+                }
+                return Err(QueryError::execution(
+                    "vector cannot contain metrics with the same labelset",
+                ));
+            }
+            out[out_i].points[step] = Some(value);
+            writer[out_i][step] = mi;
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,402 @@
+//! The public engine: options, limits, results and errors.
+
+use crate::ast::ValueType;
+use crate::eval::{Ctx, Steps};
+use crate::value::{StepSeries, Val};
+use model::Labels;
+use model::storage::Queryable;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// Prometheus's limit on points per series in a range query.
+pub const MAX_POINTS_PER_SERIES: i64 = 11_000;
+
+/// Engine limits. Prometheus's defaults are in the field comments.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// How far back an instant selector looks for a sample; 300,000.
+    pub lookback_delta_ms: i64,
+    /// A query running longer fails with a timeout; 2 minutes.
+    pub timeout: Duration,
+    /// Most samples a query may hold in memory at once; 50,000,000.
+    pub max_samples: usize,
+    /// Queries evaluated at once; more wait for a slot; 20.
+    pub max_concurrent: usize,
+}
+
+/// Evaluates PromQL queries. Shareable between threads.
+pub struct Engine {
+    opts: EngineOptions,
+    running: Mutex<usize>,
+    slot_freed: Condvar,
+}
+
+/// The result of a query.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryOutput {
+    pub value: Value,
+    pub warnings: Vec<String>,
+    pub infos: Vec<String>,
+    pub stats: QueryStats,
+}
+
+/// What a query cost.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QueryStats {
+    /// Samples read from storage and produced by evaluation steps.
+    pub total_samples: u64,
+    /// The most samples held at one time (approximate).
+    pub peak_samples: usize,
+    pub queue_time: Duration,
+    pub parse_time: Duration,
+    pub eval_time: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Scalar { t: i64, v: f64 },
+    String { t: i64, v: String },
+    Vector(Vec<VectorSample>),
+    Matrix(Vec<MatrixSeries>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct VectorSample {
+    pub labels: Labels,
+    pub t: i64,
+    pub v: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatrixSeries {
+    pub labels: Labels,
+    pub points: Vec<(i64, f64)>,
+}
+
+/// How a query failed; the HTTP layer maps this to `errorType`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QueryErrorKind {
+    /// The query or its parameters are wrong (parse and type errors).
+    BadData,
+    Timeout,
+    Canceled,
+    /// Evaluation failed (duplicate label sets, storage errors).
+    Execution,
+    /// The query would hold more samples than allowed.
+    TooManySamples,
+}
+
+/// A failed query. `Display` is Prometheus's message.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryError {
+    kind: QueryErrorKind,
+    message: String,
+}
+
+impl QueryError {
+    pub fn new(kind: QueryErrorKind, message: impl Into<String>) -> QueryError {
+        QueryError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn bad_data(message: impl Into<String>) -> QueryError {
+        QueryError::new(QueryErrorKind::BadData, message)
+    }
+
+    pub(crate) fn execution(message: impl Into<String>) -> QueryError {
+        QueryError::new(QueryErrorKind::Execution, message)
+    }
+
+    pub(crate) fn too_many_samples() -> QueryError {
+        QueryError::new(
+            QueryErrorKind::TooManySamples,
+            "query processing would load too many samples into memory in query execution",
+        )
+    }
+
+    pub fn kind(&self) -> QueryErrorKind {
+        self.kind
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for QueryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for QueryError {}
+
+/// Returns the concurrency slot when a query ends, however it ends.
+struct SlotGuard<'a>(&'a Engine);
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.0.running.lock() {
+            *running = running.saturating_sub(1);
+        }
+        self.0.slot_freed.notify_one();
+    }
+}
+
+impl Engine {
+    pub fn new(opts: EngineOptions) -> Engine {
+        Engine {
+            opts,
+            running: Mutex::new(0),
+            slot_freed: Condvar::new(),
+        }
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
+    /// Evaluates `query` at `time_ms`.
+    pub fn instant_query(
+        &self,
+        storage: &dyn Queryable,
+        query: &str,
+        time_ms: i64,
+    ) -> Result<QueryOutput, QueryError> {
+        self.run(storage, query, time_ms, time_ms, 0, false)
+    }
+
+    /// Evaluates `query` at `start_ms, start_ms + step_ms, …, end_ms`.
+    pub fn range_query(
+        &self,
+        storage: &dyn Queryable,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<QueryOutput, QueryError> {
+        if step_ms <= 0 {
+            return Err(QueryError::bad_data(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer",
+            ));
+        }
+        if end_ms < start_ms {
+            return Err(QueryError::bad_data(
+                "end timestamp must not be before start time",
+            ));
+        }
+        let n_points = (end_ms as i128 - start_ms as i128) / step_ms as i128;
+        if n_points > MAX_POINTS_PER_SERIES as i128 {
+            return Err(QueryError::bad_data(
+                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+            ));
+        }
+        self.run(storage, query, start_ms, end_ms, step_ms, true)
+    }
+
+    fn acquire(&self, deadline: Instant) -> Result<SlotGuard<'_>, QueryError> {
+        let timeout = || QueryError::new(QueryErrorKind::Timeout, "query timed out in query queue");
+        let mut running = self.running.lock().map_err(|_| timeout())?;
+        let max = self.opts.max_concurrent.max(1);
+        while *running >= max {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(timeout());
+            }
+            let (guard, _) = self
+                .slot_freed
+                .wait_timeout(running, deadline - now)
+                .map_err(|_| timeout())?;
+            running = guard;
+        }
+        *running += 1;
+        Ok(SlotGuard(self))
+    }
+
+    fn run(
+        &self,
+        storage: &dyn Queryable,
+        query: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+        is_range: bool,
+    ) -> Result<QueryOutput, QueryError> {
+        let began = Instant::now();
+        let deadline = began + self.opts.timeout;
+        let _slot = self.acquire(deadline)?;
+        let queued = began.elapsed();
+        let parse_began = Instant::now();
+        let expr = crate::parse(query)?;
+        let parse_time = parse_began.elapsed();
+        let eval_began = Instant::now();
+        let output_type = expr.value_type();
+        if is_range && !matches!(output_type, ValueType::Scalar | ValueType::Vector) {
+            return Err(QueryError::bad_data(format!(
+                "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                crate::parser::type_name(output_type)
+            )));
+        }
+        let steps = Steps::new(start, end, step.max(1));
+        let ctx = Ctx::new(
+            storage,
+            query,
+            self.opts.lookback_delta_ms,
+            start,
+            end,
+            deadline,
+            self.opts.max_samples,
+        );
+        let val = ctx.eval_top(&expr, &steps)?;
+        let value = if is_range {
+            range_value(val, &steps)?
+        } else {
+            instant_value(val, start)?
+        };
+        let (warnings, infos, total_samples, peak_samples) = ctx.finish();
+        Ok(QueryOutput {
+            value,
+            warnings,
+            infos,
+            stats: QueryStats {
+                total_samples,
+                peak_samples,
+                queue_time: queued,
+                parse_time,
+                eval_time: eval_began.elapsed(),
+            },
+        })
+    }
+}
+
+/// Drops `__name__` (and the type and unit labels) from a series marked
+/// for it.
+pub(crate) fn final_labels(labels: Labels, drop_name: bool) -> Labels {
+    if !drop_name {
+        return labels;
+    }
+    let keep: Vec<model::Label> = labels
+        .into_vec()
+        .into_iter()
+        .filter(|l| l.name != "__name__" && l.name != "__type__" && l.name != "__unit__")
+        .collect();
+    Labels::from_sorted_unchecked(keep)
+}
+
+const SAME_LABELSET: &str = "vector cannot contain metrics with the same labelset";
+
+fn instant_value(val: Val, t: i64) -> Result<Value, QueryError> {
+    Ok(match val {
+        Val::Scalar(v) => Value::Scalar {
+            t,
+            v: v.first().copied().unwrap_or(f64::NAN),
+        },
+        Val::String(s) => Value::String { t, v: s },
+        Val::Vector(series) => {
+            let mut out = Vec::with_capacity(series.len());
+            for s in series {
+                if let Some(Some(v)) = s.points.first() {
+                    out.push(VectorSample {
+                        labels: final_labels(s.labels, s.drop_name),
+                        t,
+                        v: *v,
+                    });
+                }
+            }
+            let mut seen = std::collections::HashSet::with_capacity(out.len());
+            for s in &out {
+                if !seen.insert(&s.labels) {
+                    return Err(QueryError::execution(SAME_LABELSET));
+                }
+            }
+            Value::Vector(out)
+        }
+        Val::Matrix(series) => {
+            let mut out: Vec<MatrixSeries> = Vec::with_capacity(series.len());
+            for s in series {
+                if s.samples.is_empty() {
+                    continue;
+                }
+                out.push(MatrixSeries {
+                    labels: final_labels(s.labels, s.drop_name),
+                    points: s.samples,
+                });
+            }
+            out.sort_by(|a, b| a.labels.cmp(&b.labels));
+            if out.windows(2).any(|w| w[0].labels == w[1].labels) {
+                return Err(QueryError::execution(SAME_LABELSET));
+            }
+            Value::Matrix(out)
+        }
+    })
+}
+
+fn range_value(val: Val, steps: &Steps) -> Result<Value, QueryError> {
+    Ok(match val {
+        Val::Scalar(v) => Value::Matrix(vec![MatrixSeries {
+            labels: Labels::empty(),
+            points: v
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (steps.time(i), *v))
+                .collect(),
+        }]),
+        Val::Vector(series) => Value::Matrix(merge_series(series, steps)?),
+        Val::String(_) | Val::Matrix(_) => {
+            return Err(QueryError::bad_data(
+                "invalid expression type for range query, must be Scalar or instant Vector",
+            ));
+        }
+    })
+}
+
+/// Drops names where marked, merges series whose label sets became equal
+/// (an error if both have a point at one step), and sorts by labels.
+pub(crate) fn merge_series(
+    series: Vec<StepSeries>,
+    steps: &Steps,
+) -> Result<Vec<MatrixSeries>, QueryError> {
+    let mut merged: Vec<(Labels, Vec<Option<f64>>)> = Vec::with_capacity(series.len());
+    let mut index: HashMap<Labels, usize> = HashMap::with_capacity(series.len());
+    for s in series {
+        if s.points.iter().all(|p| p.is_none()) {
+            continue;
+        }
+        let labels = final_labels(s.labels, s.drop_name);
+        match index.get(&labels) {
+            Some(&i) => {
+                let target = &mut merged[i].1;
+                for (slot, p) in target.iter_mut().zip(s.points) {
+                    if let Some(v) = p {
+                        if slot.is_some() {
+                            return Err(QueryError::execution(SAME_LABELSET));
+                        }
+                        *slot = Some(v);
+                    }
+                }
+            }
+            None => {
+                index.insert(labels.clone(), merged.len());
+                merged.push((labels, s.points));
+            }
+        }
+    }
+    let mut out: Vec<MatrixSeries> = merged
+        .into_iter()
+        .map(|(labels, points)| MatrixSeries {
+            labels,
+            points: points
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, p)| p.map(|v| (steps.time(i), v)))
+                .collect(),
+        })
+        .collect();
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(out)
+}

@@ -1,0 +1,612 @@
+//! The evaluator: walks the AST and computes each node over all steps.
+//!
+//! Every node is evaluated for the whole list of step times at once.
+//! Selectors read storage through `model::storage` only, one querier per
+//! selector with exactly the time range that selector needs, and hand
+//! series one by one to a sink, so an aggregation over a selector never
+//! holds all input series.
+
+use crate::QueryError;
+use crate::ast::{At, Expr, MatrixSelector, Subquery, ValueType, VectorSelector};
+use crate::engine::QueryErrorKind;
+use crate::value::{RangeSeries, StepSeries, Val};
+use model::storage::Queryable;
+use std::cell::{Cell, RefCell};
+use std::time::Instant;
+
+/// The step times of an evaluation: `start + i * step` for `i < n`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Steps {
+    pub start: i64,
+    pub step: i64,
+    pub n: usize,
+}
+
+impl Steps {
+    pub fn new(start: i64, end: i64, step: i64) -> Steps {
+        let step = step.max(1);
+        let n = if end < start {
+            0
+        } else {
+            ((end as i128 - start as i128) / step as i128 + 1) as usize
+        };
+        Steps { start, step, n }
+    }
+
+    pub fn time(&self, i: usize) -> i64 {
+        self.start
+            .saturating_add((i as i64).saturating_mul(self.step))
+    }
+}
+
+/// Default subquery step when none is written (`[10m:]`): Prometheus uses
+/// the global evaluation interval, one minute by default.
+pub(crate) const DEFAULT_SUBQUERY_STEP_MS: i64 = 60_000;
+
+/// Per-query evaluation state.
+pub(crate) struct Ctx<'a> {
+    storage: &'a dyn Queryable,
+    /// The query text, to place annotations.
+    query_text: &'a str,
+    pub lookback: i64,
+    /// The query's own start and end, for `@ start()` and `@ end()`.
+    pub query_start: i64,
+    pub query_end: i64,
+    deadline: Instant,
+    max_samples: usize,
+    total_samples: Cell<u64>,
+    current_samples: Cell<usize>,
+    peak_samples: Cell<usize>,
+    warnings: RefCell<Vec<String>>,
+    infos: RefCell<Vec<String>>,
+    checks: Cell<u32>,
+}
+
+/// A range-vector argument: its series and, per step, the window end
+/// (the reference time, inclusive) and the window length.
+pub(crate) struct RangeArg {
+    pub refs: Vec<i64>,
+    pub range: i64,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(
+        storage: &'a dyn Queryable,
+        query_text: &'a str,
+        lookback: i64,
+        query_start: i64,
+        query_end: i64,
+        deadline: Instant,
+        max_samples: usize,
+    ) -> Ctx<'a> {
+        Ctx {
+            storage,
+            query_text,
+            lookback,
+            query_start,
+            query_end,
+            deadline,
+            max_samples,
+            total_samples: Cell::new(0),
+            current_samples: Cell::new(0),
+            peak_samples: Cell::new(0),
+            warnings: RefCell::new(Vec::new()),
+            infos: RefCell::new(Vec::new()),
+            checks: Cell::new(0),
+        }
+    }
+
+    pub fn finish(&self) -> (Vec<String>, Vec<String>, u64, usize) {
+        (
+            self.warnings.take(),
+            self.infos.take(),
+            self.total_samples.get(),
+            self.peak_samples.get(),
+        )
+    }
+
+    pub fn warn(&self, message: String) {
+        let text = format!("PromQL warning: {message}");
+        let mut w = self.warnings.borrow_mut();
+        if !w.contains(&text) {
+            w.push(text);
+        }
+    }
+
+    /// A warning placed at the first occurrence of `token` in the query
+    /// (line:column, 1-based, byte columns), as Prometheus reports them.
+    pub fn warn_at(&self, message: String, token: &str) {
+        let position = self.position_of(token);
+        self.warn(format!("{message}{position}"));
+    }
+
+    /// An info placed at argument `arg` of the first call of `func`.
+    pub fn info_at_arg(&self, message: String, func: &str, arg: usize) {
+        let position = self.arg_position(func, arg);
+        self.info(format!("{message}{position}"));
+    }
+
+    /// A warning placed at argument `arg` of the first call of `func`.
+    pub fn warn_at_arg(&self, message: String, func: &str, arg: usize) {
+        let position = self.arg_position(func, arg);
+        self.warn(format!("{message}{position}"));
+    }
+
+    fn arg_position(&self, func: &str, arg: usize) -> String {
+        let q = self.query_text.as_bytes();
+        let mut from = 0;
+        while let Some(found) = self.query_text[from..].find(func) {
+            let at = from + found;
+            from = at + func.len();
+            let before_ok = at == 0 || !(q[at - 1].is_ascii_alphanumeric() || q[at - 1] == b'_');
+            let mut i = at + func.len();
+            if !before_ok || (i < q.len() && (q[i].is_ascii_alphanumeric() || q[i] == b'_')) {
+                continue;
+            }
+            let skip_ws = |mut i: usize| {
+                while i < q.len() && q[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+                i
+            };
+            i = skip_ws(i);
+            // An aggregation's `by (…)`/`without (…)` before the arguments.
+            for kw in ["by", "without"] {
+                if self.query_text[i..].to_ascii_lowercase().starts_with(kw) {
+                    i = skip_ws(i + kw.len());
+                    if i < q.len() && q[i] == b'(' {
+                        while i < q.len() && q[i] != b')' {
+                            i += 1;
+                        }
+                        i = skip_ws(i + 1);
+                    }
+                }
+            }
+            if i >= q.len() || q[i] != b'(' {
+                continue;
+            }
+            i += 1;
+            let mut depth = 0i32;
+            let mut index = 0;
+            let mut quote: Option<u8> = None;
+            i = skip_ws(i);
+            let mut start = i;
+            while i < q.len() {
+                let c = q[i];
+                if let Some(qc) = quote {
+                    if c == b'\\' {
+                        i += 1;
+                    } else if c == qc {
+                        quote = None;
+                    }
+                } else {
+                    match c {
+                        b'"' | b'\'' | b'`' => quote = Some(c),
+                        b'(' | b'[' | b'{' => depth += 1,
+                        b')' | b']' | b'}' => {
+                            if depth == 0 {
+                                break;
+                            }
+                            depth -= 1;
+                        }
+                        b',' if depth == 0 => {
+                            if index == arg {
+                                break;
+                            }
+                            index += 1;
+                            start = skip_ws(i + 1);
+                        }
+                        _ => {}
+                    }
+                }
+                if index == arg && i >= start {
+                    return self.position_at(start);
+                }
+                i += 1;
+            }
+            if index == arg {
+                return self.position_at(start);
+            }
+        }
+        String::new()
+    }
+
+    fn position_at(&self, offset: usize) -> String {
+        let before = &self.query_text[..offset.min(self.query_text.len())];
+        let line = before.matches('\n').count() + 1;
+        let column = offset - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+        format!(" ({line}:{column})")
+    }
+
+    fn position_of(&self, token: &str) -> String {
+        let Some(offset) = self.query_text.find(token) else {
+            return String::new();
+        };
+        let before = &self.query_text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = offset - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+        format!(" ({line}:{column})")
+    }
+
+    pub fn info(&self, message: String) {
+        let text = format!("PromQL info: {message}");
+        let mut w = self.infos.borrow_mut();
+        if !w.contains(&text) {
+            w.push(text);
+        }
+    }
+
+    /// Fails once the deadline has passed. Cheap enough for inner loops:
+    /// it reads the clock only every 64th call.
+    pub fn check_deadline(&self) -> Result<(), QueryError> {
+        let n = self.checks.get().wrapping_add(1);
+        self.checks.set(n);
+        if (n == 1 || n.is_multiple_of(64)) && Instant::now() >= self.deadline {
+            return Err(QueryError::new(
+                QueryErrorKind::Timeout,
+                "query timed out in expression evaluation",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Accounts for `n` samples now held in memory.
+    pub fn take_samples(&self, n: usize) -> Result<(), QueryError> {
+        self.total_samples
+            .set(self.total_samples.get().saturating_add(n as u64));
+        let current = self.current_samples.get().saturating_add(n);
+        self.current_samples.set(current);
+        if current > self.peak_samples.get() {
+            self.peak_samples.set(current);
+        }
+        if current > self.max_samples {
+            return Err(QueryError::too_many_samples());
+        }
+        Ok(())
+    }
+
+    /// Accounts for `n` samples released.
+    pub fn release_samples(&self, n: usize) {
+        self.current_samples
+            .set(self.current_samples.get().saturating_sub(n));
+    }
+
+    fn resolve_at(&self, at: Option<At>) -> Option<i64> {
+        at.map(|a| match a {
+            At::Time(t) => t,
+            At::Start => self.query_start,
+            At::End => self.query_end,
+        })
+    }
+
+    /// Reference times per step for a selector with `offset` and `@`.
+    pub fn ref_times(&self, steps: &Steps, at: Option<At>, offset: i64) -> Vec<i64> {
+        let at = self.resolve_at(at);
+        (0..steps.n)
+            .map(|i| at.unwrap_or_else(|| steps.time(i)).saturating_sub(offset))
+            .collect()
+    }
+
+    /// The evaluation time per step as range functions see it (`@` wins).
+    pub fn eval_times(&self, steps: &Steps, at: Option<At>) -> Vec<i64> {
+        let at = self.resolve_at(at);
+        (0..steps.n)
+            .map(|i| at.unwrap_or_else(|| steps.time(i)))
+            .collect()
+    }
+
+    /// Evaluates the top-level expression. Instant queries of range-vector
+    /// type produce a matrix.
+    pub fn eval_top(&self, expr: &Expr, steps: &Steps) -> Result<Val, QueryError> {
+        if expr.value_type() == ValueType::Matrix {
+            let arg = unwrap_parens(expr);
+            let mut out = Vec::new();
+            self.for_each_range_series(arg, steps, &mut |s, _| {
+                out.push(s);
+                Ok(())
+            })?;
+            // The window at the single step, left-open.
+            let refs = self.range_arg_refs(arg, steps)?;
+            let (Some(&r), range) = (refs.refs.first(), refs.range) else {
+                return Ok(Val::Matrix(Vec::new()));
+            };
+            for s in &mut out {
+                s.samples.retain(|(t, _)| *t > r - range && *t <= r);
+            }
+            return Ok(Val::Matrix(out));
+        }
+        self.eval(expr, steps)
+    }
+
+    pub fn eval(&self, expr: &Expr, steps: &Steps) -> Result<Val, QueryError> {
+        self.check_deadline()?;
+        match expr {
+            Expr::Number(v) => Ok(Val::Scalar(vec![*v; steps.n])),
+            Expr::String(s) => Ok(Val::String(s.clone())),
+            Expr::Paren(e) => self.eval(e, steps),
+            Expr::Unary { negate, expr } => {
+                let v = self.eval(expr, steps)?;
+                if !negate {
+                    return Ok(v);
+                }
+                Ok(match v {
+                    Val::Scalar(mut s) => {
+                        for x in &mut s {
+                            *x = -*x;
+                        }
+                        Val::Scalar(s)
+                    }
+                    Val::Vector(mut series) => {
+                        for s in &mut series {
+                            s.drop_name = true;
+                            for p in s.points.iter_mut().flatten() {
+                                *p = -*p;
+                            }
+                        }
+                        Val::Vector(series)
+                    }
+                    other => other,
+                })
+            }
+            Expr::VectorSelector(vs) => {
+                let mut out = Vec::new();
+                self.eval_vector_selector(vs, steps, false, &mut |s| {
+                    out.push(s);
+                    Ok(())
+                })?;
+                Ok(Val::Vector(out))
+            }
+            Expr::MatrixSelector(_) | Expr::Subquery(_) => Err(QueryError::bad_data(
+                "range vector cannot be evaluated here; it must be the argument of a function",
+            )),
+            Expr::Binary(b) => crate::binary::eval_binary(self, b, steps),
+            Expr::Aggregate(a) => crate::aggregate::eval_aggregate(self, a, steps),
+            Expr::Call(c) => crate::functions::eval_call(self, c, steps, &mut None),
+        }
+    }
+
+    /// Evaluates an instant-vector expression and hands each series to
+    /// `sink`, streaming where the expression allows it.
+    pub fn eval_vector_each(
+        &self,
+        expr: &Expr,
+        steps: &Steps,
+        sink: &mut dyn FnMut(StepSeries) -> Result<(), QueryError>,
+    ) -> Result<(), QueryError> {
+        match expr {
+            Expr::Paren(e) => self.eval_vector_each(e, steps, sink),
+            Expr::VectorSelector(vs) => self.eval_vector_selector(vs, steps, false, sink),
+            Expr::Call(c) if crate::functions::streams(c) => {
+                crate::functions::eval_call(self, c, steps, &mut Some(sink)).map(|_| ())
+            }
+            _ => match self.eval(expr, steps)? {
+                Val::Vector(series) => {
+                    for s in series {
+                        sink(s)?;
+                    }
+                    Ok(())
+                }
+                _ => Err(QueryError::bad_data("expected an instant vector")),
+            },
+        }
+    }
+
+    /// Evaluates a scalar-typed expression to one value per step.
+    pub fn eval_scalar(&self, expr: &Expr, steps: &Steps) -> Result<Vec<f64>, QueryError> {
+        match self.eval(expr, steps)? {
+            Val::Scalar(v) => Ok(v),
+            _ => Err(QueryError::bad_data("expected a scalar")),
+        }
+    }
+
+    /// Instant-vector selection with lookback. With `timestamps`, the value
+    /// of each point is the sample's own timestamp in seconds (for
+    /// `timestamp()`).
+    pub fn eval_vector_selector(
+        &self,
+        vs: &VectorSelector,
+        steps: &Steps,
+        timestamps: bool,
+        sink: &mut dyn FnMut(StepSeries) -> Result<(), QueryError>,
+    ) -> Result<(), QueryError> {
+        if steps.n == 0 {
+            return Ok(());
+        }
+        let refs = self.ref_times(steps, vs.at, vs.offset_ms);
+        let (Some(&min_ref), Some(&max_ref)) = (refs.iter().min(), refs.iter().max()) else {
+            return Ok(());
+        };
+        let mint = min_ref.saturating_sub(self.lookback).saturating_add(1);
+        let querier = self
+            .storage
+            .querier(mint, max_ref)
+            .map_err(|e| QueryError::execution(e.to_string()))?;
+        let set = querier
+            .select(&vs.matchers)
+            .map_err(|e| QueryError::execution(e.to_string()))?;
+        let lookback = self.lookback;
+        for series in set {
+            self.check_deadline()?;
+            let series = series.map_err(|e| QueryError::execution(e.to_string()))?;
+            let mut samples = series.samples.peekable();
+            let mut last: Option<(i64, f64)> = None;
+            let mut points = Vec::with_capacity(steps.n);
+            let mut any = false;
+            let mut loaded = 0usize;
+            for &r in &refs {
+                while let Some(&(t, v)) = samples.peek() {
+                    if t > r {
+                        break;
+                    }
+                    last = Some((t, v));
+                    loaded += 1;
+                    samples.next();
+                }
+                let p = match last {
+                    Some((t, v)) if t > r - lookback && !model::is_stale_nan(v) => {
+                        any = true;
+                        Some(if timestamps { t as f64 / 1000.0 } else { v })
+                    }
+                    _ => None,
+                };
+                points.push(p);
+            }
+            self.total_samples
+                .set(self.total_samples.get().saturating_add(loaded as u64));
+            if !any {
+                continue;
+            }
+            self.take_samples(steps.n)?;
+            sink(StepSeries {
+                labels: series.labels,
+                drop_name: false,
+                points,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The reference times and window length of a range-vector argument.
+    pub fn range_arg_refs(&self, expr: &Expr, steps: &Steps) -> Result<RangeArg, QueryError> {
+        match unwrap_parens(expr) {
+            Expr::MatrixSelector(ms) => Ok(RangeArg {
+                refs: self.ref_times(steps, ms.selector.at, ms.selector.offset_ms),
+                range: ms.range_ms,
+            }),
+            Expr::Subquery(sq) => Ok(RangeArg {
+                refs: self.ref_times(steps, sq.at, sq.offset_ms),
+                range: sq.range_ms,
+            }),
+            _ => Err(QueryError::bad_data("expected a range vector")),
+        }
+    }
+
+    /// Loads each series of a range-vector expression with every sample
+    /// that any step's window needs, and hands it to `sink` together with
+    /// the per-step windows.
+    pub fn for_each_range_series(
+        &self,
+        expr: &Expr,
+        steps: &Steps,
+        sink: &mut dyn FnMut(RangeSeries, &RangeArg) -> Result<(), QueryError>,
+    ) -> Result<(), QueryError> {
+        let arg = self.range_arg_refs(expr, steps)?;
+        match unwrap_parens(expr) {
+            Expr::MatrixSelector(ms) => self.matrix_selector(ms, &arg, sink),
+            Expr::Subquery(sq) => self.subquery(sq, &arg, sink),
+            _ => Err(QueryError::bad_data("expected a range vector")),
+        }
+    }
+
+    fn matrix_selector(
+        &self,
+        ms: &MatrixSelector,
+        arg: &RangeArg,
+        sink: &mut dyn FnMut(RangeSeries, &RangeArg) -> Result<(), QueryError>,
+    ) -> Result<(), QueryError> {
+        let (Some(&min_ref), Some(&max_ref)) = (arg.refs.iter().min(), arg.refs.iter().max())
+        else {
+            return Ok(());
+        };
+        let mint = min_ref.saturating_sub(arg.range).saturating_add(1);
+        let querier = self
+            .storage
+            .querier(mint, max_ref)
+            .map_err(|e| QueryError::execution(e.to_string()))?;
+        let set = querier
+            .select(&ms.selector.matchers)
+            .map_err(|e| QueryError::execution(e.to_string()))?;
+        for series in set {
+            self.check_deadline()?;
+            let series = series.map_err(|e| QueryError::execution(e.to_string()))?;
+            let samples: Vec<(i64, f64)> = series
+                .samples
+                .filter(|(t, v)| *t >= mint && *t <= max_ref && !model::is_stale_nan(*v))
+                .collect();
+            if samples.is_empty() {
+                continue;
+            }
+            let n = samples.len();
+            self.take_samples(n)?;
+            let result = sink(
+                RangeSeries {
+                    labels: series.labels,
+                    drop_name: false,
+                    samples,
+                },
+                arg,
+            );
+            self.release_samples(n);
+            result?;
+        }
+        Ok(())
+    }
+
+    fn subquery(
+        &self,
+        sq: &Subquery,
+        arg: &RangeArg,
+        sink: &mut dyn FnMut(RangeSeries, &RangeArg) -> Result<(), QueryError>,
+    ) -> Result<(), QueryError> {
+        let (Some(&min_ref), Some(&max_ref)) = (arg.refs.iter().min(), arg.refs.iter().max())
+        else {
+            return Ok(());
+        };
+        let step = sq.step_ms.unwrap_or(DEFAULT_SUBQUERY_STEP_MS).max(1);
+        let lower = min_ref.saturating_sub(arg.range);
+        // The first multiple of the step strictly after the window start.
+        let mut start = lower.div_euclid(step).saturating_mul(step);
+        while start <= lower {
+            start = start.saturating_add(step);
+        }
+        if max_ref < start {
+            return Ok(());
+        }
+        let n = (max_ref as i128 - start as i128) / step as i128 + 1;
+        if n > self.max_samples as i128 {
+            return Err(QueryError::too_many_samples());
+        }
+        let inner_steps = Steps::new(start, max_ref, step);
+        let inner = match self.eval(&sq.expr, &inner_steps)? {
+            Val::Vector(v) => v,
+            Val::Scalar(values) => vec![StepSeries {
+                labels: model::Labels::empty(),
+                drop_name: false,
+                points: values.into_iter().map(Some).collect(),
+            }],
+            _ => {
+                return Err(QueryError::bad_data(
+                    "subquery must be of type instant vector or scalar",
+                ));
+            }
+        };
+        for s in inner {
+            self.check_deadline()?;
+            let samples: Vec<(i64, f64)> = s
+                .points
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| p.map(|v| (inner_steps.time(i), v)))
+                .collect();
+            if samples.is_empty() {
+                continue;
+            }
+            sink(
+                RangeSeries {
+                    labels: s.labels,
+                    drop_name: s.drop_name,
+                    samples,
+                },
+                arg,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn unwrap_parens(mut e: &Expr) -> &Expr {
+    while let Expr::Paren(inner) = e {
+        e = inner;
+    }
+    e
+}

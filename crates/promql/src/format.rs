@@ -1,0 +1,231 @@
+//! Prints our AST back to PromQL text, the way Prometheus's `String()`
+//! does: canonical spacing, `by (…)` before the arguments, durations in
+//! the largest units, `@` times in seconds with three decimals.
+
+use crate::ast::{At, Cardinality, Expr, Grouping, Matching, VectorSelector};
+use crate::functions::go_float;
+use model::MatchOp;
+
+/// The canonical text of an expression.
+pub fn format(expr: &Expr) -> String {
+    let mut out = String::new();
+    write_expr(&mut out, expr);
+    out
+}
+
+/// Prometheus's duration text: `1h30m`, `5m`, `0s`, `-5m`.
+pub(crate) fn format_duration(ms: i64) -> String {
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut s = String::new();
+    let mut rest = ms.unsigned_abs();
+    if ms < 0 {
+        s.push('-');
+    }
+    const UNITS: [(&str, u64); 7] = [
+        ("y", 365 * 24 * 3_600_000),
+        ("w", 7 * 24 * 3_600_000),
+        ("d", 24 * 3_600_000),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+        ("ms", 1),
+    ];
+    for (unit, size) in UNITS {
+        let n = rest / size;
+        if n > 0 {
+            s.push_str(&n.to_string());
+            s.push_str(unit);
+            rest -= n * size;
+        }
+    }
+    s
+}
+
+fn is_legacy_name(s: &str, allow_colon: bool) -> bool {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '_' || (allow_colon && c == ':') => {}
+        _ => return false,
+    }
+    chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || (allow_colon && c == ':'))
+}
+
+pub(crate) fn go_quote(v: &str) -> String {
+    let mut s = String::from("\"");
+    for c in v.chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            '\n' => s.push_str("\\n"),
+            '\t' => s.push_str("\\t"),
+            '\r' => s.push_str("\\r"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                s.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    s
+}
+
+fn write_at_offset(out: &mut String, at: Option<At>, offset_ms: i64) {
+    if offset_ms != 0 {
+        out.push_str(" offset ");
+        out.push_str(&format_duration(offset_ms));
+    }
+    match at {
+        None => {}
+        Some(At::Start) => out.push_str(" @ start()"),
+        Some(At::End) => out.push_str(" @ end()"),
+        Some(At::Time(t)) => {
+            let sign = if t < 0 { "-" } else { "" };
+            let a = t.unsigned_abs();
+            out.push_str(&format!(" @ {sign}{}.{:03}", a / 1000, a % 1000));
+        }
+    }
+}
+
+fn write_selector_body(out: &mut String, vs: &VectorSelector) {
+    let name = vs.name.as_deref();
+    let mut rest = Vec::new();
+    let mut name_written = false;
+    for m in &vs.matchers {
+        if !name_written
+            && Some(m.value()) == name
+            && m.name() == model::METRIC_NAME
+            && m.op() == MatchOp::Equal
+        {
+            name_written = true;
+            continue;
+        }
+        rest.push(m);
+    }
+    let mut parts: Vec<String> = Vec::new();
+    match name {
+        Some(n) if is_legacy_name(n, true) => out.push_str(n),
+        Some(n) => parts.push(go_quote(n)),
+        None => {}
+    }
+    for m in rest {
+        let label = if is_legacy_name(m.name(), false) {
+            m.name().to_string()
+        } else {
+            go_quote(m.name())
+        };
+        parts.push(format!("{label}{}{}", m.op().as_str(), go_quote(m.value())));
+    }
+    if !parts.is_empty() || name.is_none() {
+        out.push('{');
+        out.push_str(&parts.join(", "));
+        out.push('}');
+    }
+}
+
+fn label_list(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| {
+            if is_legacy_name(n, false) {
+                n.clone()
+            } else {
+                go_quote(n)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn write_expr(out: &mut String, e: &Expr) {
+    match e {
+        Expr::Number(v) => out.push_str(&go_float(*v)),
+        Expr::String(s) => out.push_str(&go_quote(s)),
+        Expr::Paren(inner) => {
+            out.push('(');
+            write_expr(out, inner);
+            out.push(')');
+        }
+        Expr::Unary { negate, expr } => {
+            out.push(if *negate { '-' } else { '+' });
+            write_expr(out, expr);
+        }
+        Expr::VectorSelector(vs) => {
+            write_selector_body(out, vs);
+            write_at_offset(out, vs.at, vs.offset_ms);
+        }
+        Expr::MatrixSelector(ms) => {
+            write_selector_body(out, &ms.selector);
+            out.push('[');
+            out.push_str(&format_duration(ms.range_ms));
+            out.push(']');
+            write_at_offset(out, ms.selector.at, ms.selector.offset_ms);
+        }
+        Expr::Subquery(sq) => {
+            write_expr(out, &sq.expr);
+            out.push('[');
+            out.push_str(&format_duration(sq.range_ms));
+            out.push(':');
+            if let Some(step) = sq.step_ms {
+                out.push_str(&format_duration(step));
+            }
+            out.push(']');
+            write_at_offset(out, sq.at, sq.offset_ms);
+        }
+        Expr::Binary(b) => {
+            write_expr(out, &b.lhs);
+            out.push(' ');
+            out.push_str(b.op.as_str());
+            if b.return_bool {
+                out.push_str(" bool");
+            }
+            match &b.matching {
+                Some(Matching::On(l)) => out.push_str(&format!(" on ({})", label_list(l))),
+                Some(Matching::Ignoring(l)) if !l.is_empty() => {
+                    out.push_str(&format!(" ignoring ({})", label_list(l)))
+                }
+                _ => {}
+            }
+            match &b.cardinality {
+                Cardinality::ManyToOne(l) => {
+                    out.push_str(&format!(" group_left ({})", label_list(l)))
+                }
+                Cardinality::OneToMany(l) => {
+                    out.push_str(&format!(" group_right ({})", label_list(l)))
+                }
+                _ => {}
+            }
+            out.push(' ');
+            write_expr(out, &b.rhs);
+        }
+        Expr::Aggregate(a) => {
+            out.push_str(a.op.as_str());
+            match &a.grouping {
+                Some(Grouping::By(l)) => out.push_str(&format!(" by ({}) ", label_list(l))),
+                Some(Grouping::Without(l)) => {
+                    out.push_str(&format!(" without ({}) ", label_list(l)))
+                }
+                None => {}
+            }
+            out.push('(');
+            if let Some(p) = &a.param {
+                write_expr(out, p);
+                out.push_str(", ");
+            }
+            write_expr(out, &a.expr);
+            out.push(')');
+        }
+        Expr::Call(c) => {
+            out.push_str(&c.func);
+            out.push('(');
+            for (i, a) in c.args.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                write_expr(out, a);
+            }
+            out.push(')');
+        }
+    }
+}

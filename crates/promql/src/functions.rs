@@ -1,0 +1,1127 @@
+//! PromQL functions: the signature table and the implementations.
+//!
+//! Range-vector functions get each series' samples and, per step, the
+//! left-open window `(ref - range, ref]`; instant-vector functions map each
+//! point. The numeric details (Kahan sums, extrapolation, quantiles)
+//! follow Prometheus so results agree to the last bits that its tests see.
+
+use crate::QueryError;
+use crate::ast::{Call, Expr, ValueType};
+use crate::eval::{Ctx, RangeArg, Steps, unwrap_parens};
+use crate::value::{RangeSeries, StepSeries, Val};
+use model::MatchOp;
+use model::{Labels, LabelsBuilder};
+
+/// One function's signature.
+pub(crate) struct Signature {
+    pub name: &'static str,
+    pub args: &'static [ValueType],
+    /// How many trailing arguments are optional; `-1`: the last repeats.
+    pub variadic: i32,
+    pub returns: ValueType,
+}
+
+use ValueType::{Matrix as M, Scalar as S, String as Str, Vector as V};
+
+macro_rules! sig {
+    ($name:expr, [$($a:expr),*], $var:expr, $ret:expr) => {
+        Signature { name: $name, args: &[$($a),*], variadic: $var, returns: $ret }
+    };
+}
+
+pub(crate) static FUNCTIONS: &[Signature] = &[
+    sig!("abs", [V], 0, V),
+    sig!("absent", [V], 0, V),
+    sig!("absent_over_time", [M], 0, V),
+    sig!("acos", [V], 0, V),
+    sig!("acosh", [V], 0, V),
+    sig!("asin", [V], 0, V),
+    sig!("asinh", [V], 0, V),
+    sig!("atan", [V], 0, V),
+    sig!("atanh", [V], 0, V),
+    sig!("avg_over_time", [M], 0, V),
+    sig!("ceil", [V], 0, V),
+    sig!("changes", [M], 0, V),
+    sig!("clamp", [V, S, S], 0, V),
+    sig!("clamp_max", [V, S], 0, V),
+    sig!("clamp_min", [V, S], 0, V),
+    sig!("cos", [V], 0, V),
+    sig!("cosh", [V], 0, V),
+    sig!("count_over_time", [M], 0, V),
+    sig!("days_in_month", [V], 1, V),
+    sig!("day_of_month", [V], 1, V),
+    sig!("day_of_week", [V], 1, V),
+    sig!("day_of_year", [V], 1, V),
+    sig!("deg", [V], 0, V),
+    sig!("delta", [M], 0, V),
+    sig!("deriv", [M], 0, V),
+    sig!("double_exponential_smoothing", [M, S, S], 0, V),
+    sig!("exp", [V], 0, V),
+    sig!("first_over_time", [M], 0, V),
+    sig!("floor", [V], 0, V),
+    sig!("histogram_avg", [V], 0, V),
+    sig!("histogram_count", [V], 0, V),
+    sig!("histogram_fraction", [S, S, V], 0, V),
+    sig!("histogram_quantile", [S, V], 0, V),
+    sig!("histogram_stddev", [V], 0, V),
+    sig!("histogram_stdvar", [V], 0, V),
+    sig!("histogram_sum", [V], 0, V),
+    sig!("hour", [V], 1, V),
+    sig!("idelta", [M], 0, V),
+    sig!("increase", [M], 0, V),
+    sig!("irate", [M], 0, V),
+    sig!("label_join", [V, Str, Str, Str], -1, V),
+    sig!("label_replace", [V, Str, Str, Str, Str], 0, V),
+    sig!("last_over_time", [M], 0, V),
+    sig!("ln", [V], 0, V),
+    sig!("log10", [V], 0, V),
+    sig!("log2", [V], 0, V),
+    sig!("mad_over_time", [M], 0, V),
+    sig!("max_over_time", [M], 0, V),
+    sig!("min_over_time", [M], 0, V),
+    sig!("minute", [V], 1, V),
+    sig!("month", [V], 1, V),
+    sig!("pi", [], 0, S),
+    sig!("predict_linear", [M, S], 0, V),
+    sig!("present_over_time", [M], 0, V),
+    sig!("quantile_over_time", [S, M], 0, V),
+    sig!("rad", [V], 0, V),
+    sig!("rate", [M], 0, V),
+    sig!("resets", [M], 0, V),
+    sig!("round", [V, S], 1, V),
+    sig!("scalar", [V], 0, S),
+    sig!("sgn", [V], 0, V),
+    sig!("sin", [V], 0, V),
+    sig!("sinh", [V], 0, V),
+    sig!("sort", [V], 0, V),
+    sig!("sort_by_label", [V, Str], -1, V),
+    sig!("sort_by_label_desc", [V, Str], -1, V),
+    sig!("sort_desc", [V], 0, V),
+    sig!("sqrt", [V], 0, V),
+    sig!("stddev_over_time", [M], 0, V),
+    sig!("stdvar_over_time", [M], 0, V),
+    sig!("sum_over_time", [M], 0, V),
+    sig!("tan", [V], 0, V),
+    sig!("tanh", [V], 0, V),
+    sig!("time", [], 0, S),
+    sig!("timestamp", [V], 0, V),
+    sig!("ts_of_first_over_time", [M], 0, V),
+    sig!("ts_of_last_over_time", [M], 0, V),
+    sig!("ts_of_max_over_time", [M], 0, V),
+    sig!("ts_of_min_over_time", [M], 0, V),
+    sig!("vector", [S], 0, V),
+    sig!("year", [V], 1, V),
+];
+
+pub(crate) fn signature(name: &str) -> Option<&'static Signature> {
+    FUNCTIONS.iter().find(|s| s.name == name)
+}
+
+pub(crate) fn return_type(name: &str) -> ValueType {
+    signature(name)
+        .map(|s| s.returns)
+        .unwrap_or(ValueType::Vector)
+}
+
+/// Whether a call maps input series one to one, so it can stream into an
+/// aggregation.
+pub(crate) fn streams(c: &Call) -> bool {
+    if is_range_function(&c.func) && c.func != "absent_over_time" {
+        return true;
+    }
+    elementwise(&c.func).is_some()
+}
+
+fn is_range_function(name: &str) -> bool {
+    signature(name).is_some_and(|s| s.args.contains(&ValueType::Matrix))
+}
+
+type Sink<'s> = Option<&'s mut dyn FnMut(StepSeries) -> Result<(), QueryError>>;
+
+/// Evaluates a call. With a sink, series-mapping functions hand their
+/// output to it and return an empty vector.
+pub(crate) fn eval_call(
+    ctx: &Ctx<'_>,
+    c: &Call,
+    steps: &Steps,
+    sink: &mut Sink<'_>,
+) -> Result<Val, QueryError> {
+    let name = c.func.as_str();
+    let mut collected = Vec::new();
+    let mut emit = |s: StepSeries| -> Result<(), QueryError> {
+        match sink {
+            Some(f) => f(s),
+            None => {
+                collected.push(s);
+                Ok(())
+            }
+        }
+    };
+    match name {
+        "time" => {
+            return Ok(Val::Scalar(
+                (0..steps.n)
+                    .map(|i| steps.time(i) as f64 / 1000.0)
+                    .collect(),
+            ));
+        }
+        "pi" => return Ok(Val::Scalar(vec![std::f64::consts::PI; steps.n])),
+        "vector" => {
+            let v = ctx.eval_scalar(&c.args[0], steps)?;
+            return Ok(Val::Vector(vec![StepSeries {
+                labels: Labels::empty(),
+                drop_name: false,
+                points: v.into_iter().map(Some).collect(),
+            }]));
+        }
+        "scalar" => {
+            let mut out = vec![f64::NAN; steps.n];
+            let mut count = vec![0u32; steps.n];
+            ctx.eval_vector_each(&c.args[0], steps, &mut |s| {
+                for (i, p) in s.points.iter().enumerate() {
+                    if let Some(v) = p {
+                        count[i] += 1;
+                        out[i] = *v;
+                    }
+                }
+                Ok(())
+            })?;
+            for (o, c) in out.iter_mut().zip(count) {
+                if c != 1 {
+                    *o = f64::NAN;
+                }
+            }
+            return Ok(Val::Scalar(out));
+        }
+        "absent" => return absent(ctx, c, steps),
+        "absent_over_time" => return absent_over_time(ctx, c, steps),
+        "label_replace" => return label_replace(ctx, c, steps),
+        "label_join" => return label_join(ctx, c, steps),
+        "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => {
+            return sort(ctx, c, steps);
+        }
+        "histogram_quantile" => return crate::aggregate::histogram_quantile(ctx, c, steps),
+        "histogram_fraction" => return crate::aggregate::histogram_fraction(ctx, c, steps),
+        "histogram_avg" | "histogram_count" | "histogram_sum" | "histogram_stddev"
+        | "histogram_stdvar" => {
+            // Defined on native histograms only; float samples are ignored.
+            ctx.eval_vector_each(&c.args[0], steps, &mut |_| Ok(()))?;
+            return Ok(Val::Vector(Vec::new()));
+        }
+        "timestamp" => {
+            if let Expr::VectorSelector(vs) = unwrap_parens(&c.args[0]) {
+                ctx.eval_vector_selector(vs, steps, true, &mut |mut s| {
+                    s.drop_name = true;
+                    emit(s)
+                })?;
+            } else {
+                ctx.eval_vector_each(&c.args[0], steps, &mut |mut s| {
+                    for (i, p) in s.points.iter_mut().enumerate() {
+                        if p.is_some() {
+                            *p = Some(steps.time(i) as f64 / 1000.0);
+                        }
+                    }
+                    s.drop_name = true;
+                    emit(s)
+                })?;
+            }
+            return Ok(Val::Vector(collected));
+        }
+        "days_in_month" | "day_of_month" | "day_of_week" | "day_of_year" | "hour" | "minute"
+        | "month" | "year" => {
+            let f = date_function(name);
+            if c.args.is_empty() {
+                return Ok(Val::Vector(vec![StepSeries {
+                    labels: Labels::empty(),
+                    drop_name: false,
+                    points: (0..steps.n)
+                        .map(|i| Some(f(steps.time(i) as f64 / 1000.0)))
+                        .collect(),
+                }]));
+            }
+            ctx.eval_vector_each(&c.args[0], steps, &mut |mut s| {
+                for p in s.points.iter_mut().flatten() {
+                    *p = f(*p);
+                }
+                s.drop_name = true;
+                emit(s)
+            })?;
+            return Ok(Val::Vector(collected));
+        }
+        _ => {}
+    }
+    if let Some(f) = elementwise(name) {
+        let params = scalar_params(ctx, c, steps)?;
+        if name == "clamp" {
+            // An empty result wherever min > max.
+        }
+        ctx.eval_vector_each(&c.args[0], steps, &mut |mut s| {
+            for (i, p) in s.points.iter_mut().enumerate() {
+                if let Some(v) = *p {
+                    *p = f(v, &params, i);
+                }
+            }
+            s.drop_name = true;
+            if s.points.iter().any(|p| p.is_some()) {
+                emit(s)
+            } else {
+                Ok(())
+            }
+        })?;
+        return Ok(Val::Vector(collected));
+    }
+    if is_range_function(name) {
+        range_function(ctx, c, steps, &mut emit)?;
+        return Ok(Val::Vector(collected));
+    }
+    Err(QueryError::bad_data(format!(
+        "parse error: unknown function with name \"{name}\""
+    )))
+}
+
+/// The scalar arguments after the first, one value per step each.
+fn scalar_params(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Vec<Vec<f64>>, QueryError> {
+    let mut out = Vec::new();
+    for a in c.args.iter().skip(1) {
+        out.push(ctx.eval_scalar(a, steps)?);
+    }
+    Ok(out)
+}
+
+type Elementwise = fn(f64, &[Vec<f64>], usize) -> Option<f64>;
+
+fn elementwise(name: &str) -> Option<Elementwise> {
+    Some(match name {
+        "abs" => |v, _, _| Some(v.abs()),
+        "ceil" => |v, _, _| Some(v.ceil()),
+        "floor" => |v, _, _| Some(v.floor()),
+        "exp" => |v, _, _| Some(v.exp()),
+        "sqrt" => |v, _, _| Some(v.sqrt()),
+        "ln" => |v, _, _| Some(v.ln()),
+        "log2" => |v, _, _| Some(v.log2()),
+        "log10" => |v, _, _| Some(v.log10()),
+        "sin" => |v, _, _| Some(v.sin()),
+        "cos" => |v, _, _| Some(v.cos()),
+        "tan" => |v, _, _| Some(v.tan()),
+        "asin" => |v, _, _| Some(v.asin()),
+        "acos" => |v, _, _| Some(v.acos()),
+        "atan" => |v, _, _| Some(v.atan()),
+        "sinh" => |v, _, _| Some(v.sinh()),
+        "cosh" => |v, _, _| Some(v.cosh()),
+        "tanh" => |v, _, _| Some(v.tanh()),
+        "asinh" => |v, _, _| Some(v.asinh()),
+        "acosh" => |v, _, _| Some(v.acosh()),
+        "atanh" => |v, _, _| Some(v.atanh()),
+        "deg" => |v, _, _| Some(v * 180.0 / std::f64::consts::PI),
+        "rad" => |v, _, _| Some(v * std::f64::consts::PI / 180.0),
+        "sgn" => |v, _, _| {
+            Some(if v > 0.0 {
+                1.0
+            } else if v < 0.0 {
+                -1.0
+            } else {
+                v
+            })
+        },
+        "round" => |v, p, i| {
+            let to_nearest = p.first().map(|s| s[i]).unwrap_or(1.0);
+            let inverse = 1.0 / to_nearest;
+            Some((v * inverse + 0.5).floor() / inverse)
+        },
+        "clamp" => |v, p, i| {
+            let (min, max) = (p[0][i], p[1][i]);
+            if max < min {
+                return None;
+            }
+            Some(go_max(min, go_min(max, v)))
+        },
+        "clamp_min" => |v, p, i| Some(go_max(p[0][i], v)),
+        "clamp_max" => |v, p, i| Some(go_min(p[0][i], v)),
+        _ => return None,
+    })
+}
+
+/// Go's `math.Max`: NaN wins, and +0 beats -0.
+pub(crate) fn go_max(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        return f64::NAN;
+    }
+    if a == 0.0 && b == 0.0 {
+        return if a.is_sign_negative() { b } else { a };
+    }
+    if a > b { a } else { b }
+}
+
+/// Go's `math.Min`: NaN wins, and -0 beats +0.
+pub(crate) fn go_min(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b.is_nan() {
+        return f64::NAN;
+    }
+    if a == 0.0 && b == 0.0 {
+        return if a.is_sign_negative() { a } else { b };
+    }
+    if a < b { a } else { b }
+}
+
+/// Kahan-Babuška-Neumaier summation step, as Prometheus does it.
+pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if t.is_infinite() {
+        0.0
+    } else if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+fn range_function(
+    ctx: &Ctx<'_>,
+    c: &Call,
+    steps: &Steps,
+    emit: &mut dyn FnMut(StepSeries) -> Result<(), QueryError>,
+) -> Result<(), QueryError> {
+    let name = c.func.as_str();
+    let matrix_index = if name == "quantile_over_time" { 1 } else { 0 };
+    let matrix_arg = &c.args[matrix_index];
+    let mut params = Vec::new();
+    for (i, a) in c.args.iter().enumerate() {
+        if i != matrix_index {
+            params.push(ctx.eval_scalar(a, steps)?);
+        }
+    }
+    let (at, offset) = match unwrap_parens(matrix_arg) {
+        Expr::MatrixSelector(ms) => (ms.selector.at, ms.selector.offset_ms),
+        Expr::Subquery(sq) => (sq.at, sq.offset_ms),
+        _ => (None, 0),
+    };
+    let _ = offset;
+    // predict_linear's intercept is at the step time, even under `@`.
+    let _ = at;
+    let eval_times = ctx.eval_times(steps, None);
+    if name == "quantile_over_time" {
+        for &q in params[0].iter() {
+            if !(0.0..=1.0).contains(&q) {
+                ctx.warn_at_arg(
+                    format!(
+                        "quantile value should be between 0 and 1, got {}",
+                        go_float(q)
+                    ),
+                    "quantile_over_time",
+                    0,
+                );
+                break;
+            }
+        }
+    }
+    if name == "double_exponential_smoothing" {
+        for (&sf, &tf) in params[0].iter().zip(params[1].iter()) {
+            if sf <= 0.0 || sf >= 1.0 || sf.is_nan() {
+                return Err(QueryError::bad_data(format!(
+                    "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf:.6}"
+                )));
+            }
+            if tf <= 0.0 || tf >= 1.0 || tf.is_nan() {
+                return Err(QueryError::bad_data(format!(
+                    "invalid trend factor. Expected: 0 < tf < 1, got: {tf:.6}"
+                )));
+            }
+        }
+    }
+    let keeps_name = matches!(name, "last_over_time" | "first_over_time");
+    let counter_check = matches!(name, "rate" | "increase" | "irate");
+    let mut warned_counter = false;
+    ctx.for_each_range_series(matrix_arg, steps, &mut |s: RangeSeries, arg: &RangeArg| {
+        if counter_check && !warned_counter
+            && let Some(metric) = s.labels.metric_name()
+                && !(metric.ends_with("_total")
+                    || metric.ends_with("_sum")
+                    || metric.ends_with("_count")
+                    || metric.ends_with("_bucket"))
+                {
+                    warned_counter = true;
+                    ctx.info_at_arg(format!(
+                        "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"{metric}\""
+                    ), name, 0);
+                }
+        let mut points = Vec::with_capacity(steps.n);
+        let samples = &s.samples;
+        let (mut lo, mut hi) = (0usize, 0usize);
+        let mut any = false;
+        for (i, &r) in arg.refs.iter().enumerate() {
+            ctx.check_deadline()?;
+            let start = r.saturating_sub(arg.range);
+            // Windows move forward with the steps unless `@` pins them.
+            if lo > 0 && samples.get(lo - 1).is_some_and(|(t, _)| *t > start) {
+                lo = 0;
+                hi = 0;
+            }
+            while lo < samples.len() && samples[lo].0 <= start {
+                lo += 1;
+            }
+            if hi < lo {
+                hi = lo;
+            }
+            while hi < samples.len() && samples[hi].0 <= r {
+                hi += 1;
+            }
+            let window = &samples[lo..hi];
+            let w = Window {
+                samples: window,
+                start,
+                end: r,
+                range: arg.range,
+                eval_time: eval_times[i],
+            };
+            let p = apply_range(name, &w, &params, i);
+            any |= p.is_some();
+            points.push(p);
+        }
+        if !any {
+            return Ok(());
+        }
+        emit(StepSeries {
+            labels: s.labels,
+            drop_name: s.drop_name || !keeps_name,
+            points,
+        })
+    })
+}
+
+/// One step's window over a series.
+pub(crate) struct Window<'a> {
+    pub samples: &'a [(i64, f64)],
+    pub start: i64,
+    pub end: i64,
+    pub range: i64,
+    pub eval_time: i64,
+}
+
+fn apply_range(name: &str, w: &Window<'_>, params: &[Vec<f64>], i: usize) -> Option<f64> {
+    let s = w.samples;
+    if s.is_empty() {
+        return None;
+    }
+    let values = || s.iter().map(|(_, v)| *v);
+    Some(match name {
+        "rate" => extrapolated_rate(w, true, true)?,
+        "increase" => extrapolated_rate(w, true, false)?,
+        "delta" => extrapolated_rate(w, false, false)?,
+        "irate" => instant_rate(s, true)?,
+        "idelta" => instant_rate(s, false)?,
+        "avg_over_time" => avg(values()),
+        "sum_over_time" => {
+            let (sum, c) = values().fold((0.0, 0.0), |(s, c), v| kahan_inc(v, s, c));
+            sum + c
+        }
+        "count_over_time" => s.len() as f64,
+        "min_over_time" => values().fold(f64::NAN, |m, v| if v < m || m.is_nan() { v } else { m }),
+        "max_over_time" => values().fold(f64::NAN, |m, v| if v > m || m.is_nan() { v } else { m }),
+        "last_over_time" => s[s.len() - 1].1,
+        "first_over_time" => s[0].1,
+        "ts_of_last_over_time" => s[s.len() - 1].0 as f64 / 1000.0,
+        "ts_of_first_over_time" => s[0].0 as f64 / 1000.0,
+        "ts_of_min_over_time" | "ts_of_max_over_time" => {
+            let want_max = name == "ts_of_max_over_time";
+            let mut best = s[0];
+            for &(t, v) in &s[1..] {
+                let better = if want_max {
+                    v >= best.1 || best.1.is_nan()
+                } else {
+                    v <= best.1 || best.1.is_nan()
+                };
+                if better && !v.is_nan() {
+                    best = (t, v);
+                }
+            }
+            best.0 as f64 / 1000.0
+        }
+        "present_over_time" => 1.0,
+        "stddev_over_time" => stdvar(values()).sqrt(),
+        "stdvar_over_time" => stdvar(values()),
+        "quantile_over_time" => {
+            let mut v: Vec<f64> = values().collect();
+            quantile(params[0][i], &mut v)
+        }
+        "mad_over_time" => {
+            let mut v: Vec<f64> = values().collect();
+            if v.iter().any(|x| x.is_nan()) {
+                return Some(f64::NAN);
+            }
+            let median = quantile(0.5, &mut v);
+            let mut dev: Vec<f64> = v.iter().map(|x| (x - median).abs()).collect();
+            quantile(0.5, &mut dev)
+        }
+        "changes" => {
+            let mut n = 0.0;
+            for pair in s.windows(2) {
+                let (a, b) = (pair[0].1, pair[1].1);
+                if a != b && !(a.is_nan() && b.is_nan()) {
+                    n += 1.0;
+                }
+            }
+            n
+        }
+        "resets" => s.windows(2).filter(|p| p[1].1 < p[0].1).count() as f64,
+        "deriv" => {
+            if s.len() < 2 {
+                return None;
+            }
+            linear_regression(s, s[0].0).0
+        }
+        "predict_linear" => {
+            if s.len() < 2 {
+                return None;
+            }
+            let (slope, intercept) = linear_regression(s, w.eval_time);
+            intercept + slope * params[0][i]
+        }
+        "double_exponential_smoothing" => {
+            if s.len() < 2 {
+                return None;
+            }
+            let (sf, tf) = (params[0][i], params[1][i]);
+            let (mut s0, mut s1) = (0.0, s[0].1);
+            let mut b = s[1].1 - s[0].1;
+            for (j, &(_, v)) in s.iter().enumerate().skip(1) {
+                let x = sf * v;
+                if j > 1 {
+                    b = tf * (s1 - s0) + (1.0 - tf) * b;
+                }
+                let y = (1.0 - sf) * (s1 + b);
+                s0 = s1;
+                s1 = x + y;
+            }
+            s1
+        }
+        _ => return None,
+    })
+}
+
+fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<f64> {
+    let s = w.samples;
+    if s.len() < 2 {
+        return None;
+    }
+    let (first_t, first_v) = s[0];
+    let (last_t, last_v) = s[s.len() - 1];
+    let mut result = last_v - first_v;
+    if is_counter {
+        let mut last = 0.0;
+        for &(_, v) in s {
+            if v < last {
+                result += last;
+            }
+            last = v;
+        }
+    }
+    let mut duration_to_start = (first_t - w.start) as f64 / 1000.0;
+    let mut duration_to_end = (w.end - last_t) as f64 / 1000.0;
+    let sampled_interval = (last_t - first_t) as f64 / 1000.0;
+    let average_between = sampled_interval / (s.len() - 1) as f64;
+    let threshold = average_between * 1.1;
+    if duration_to_start >= threshold {
+        duration_to_start = average_between / 2.0;
+    }
+    if is_counter && result > 0.0 && first_v >= 0.0 {
+        let duration_to_zero = sampled_interval * (first_v / result);
+        if duration_to_zero < duration_to_start {
+            duration_to_start = duration_to_zero;
+        }
+    }
+    if duration_to_end >= threshold {
+        duration_to_end = average_between / 2.0;
+    }
+    let mut factor = (sampled_interval + duration_to_start + duration_to_end) / sampled_interval;
+    if is_rate {
+        factor /= w.range as f64 / 1000.0;
+    }
+    Some(result * factor)
+}
+
+fn instant_rate(s: &[(i64, f64)], is_rate: bool) -> Option<f64> {
+    if s.len() < 2 {
+        return None;
+    }
+    let (prev_t, prev_v) = s[s.len() - 2];
+    let (last_t, last_v) = s[s.len() - 1];
+    let mut result = if is_rate && last_v < prev_v {
+        last_v
+    } else {
+        last_v - prev_v
+    };
+    let interval = last_t - prev_t;
+    if interval == 0 {
+        return None;
+    }
+    if is_rate {
+        result /= interval as f64 / 1000.0;
+    }
+    Some(result)
+}
+
+/// Mean with Kahan summation, falling back to an incremental mean when the
+/// sum overflows (Prometheus's `avg_over_time` and `avg`).
+pub(crate) fn avg(values: impl Iterator<Item = f64>) -> f64 {
+    let (mut sum, mut mean, mut count, mut c) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    let mut incremental = false;
+    for v in values {
+        count += 1.0;
+        if !incremental {
+            let (new_sum, new_c) = kahan_inc(v, sum, c);
+            if count == 1.0 || !new_sum.is_infinite() {
+                sum = new_sum;
+                c = new_c;
+                continue;
+            }
+            incremental = true;
+            mean = sum / (count - 1.0);
+            c /= count - 1.0;
+        }
+        if mean.is_infinite() {
+            if v.is_infinite() && (mean > 0.0) == (v > 0.0) {
+                continue;
+            }
+            if !v.is_infinite() && !v.is_nan() {
+                continue;
+            }
+        }
+        let corrected = mean + c;
+        let (m, nc) = kahan_inc(v / count - corrected / count, mean, c);
+        mean = m;
+        c = nc;
+    }
+    if incremental {
+        mean + c
+    } else {
+        (sum + c) / count
+    }
+}
+
+/// Population variance (Welford with Kahan-compensated terms).
+pub(crate) fn stdvar(values: impl Iterator<Item = f64>) -> f64 {
+    let (mut count, mut mean, mut c_mean, mut aux, mut c_aux) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for v in values {
+        count += 1.0;
+        let delta = v - (mean + c_mean);
+        let (m, cm) = kahan_inc(delta / count, mean, c_mean);
+        mean = m;
+        c_mean = cm;
+        let (a, ca) = kahan_inc(delta * (v - (mean + c_mean)), aux, c_aux);
+        aux = a;
+        c_aux = ca;
+    }
+    (aux + c_aux) / count
+}
+
+/// Prometheus's `quantile`: NaN sorts first, linear interpolation.
+pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
+    if values.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
+    });
+    let n = values.len() as f64;
+    let rank = q * (n - 1.0);
+    let lower = rank.floor().max(0.0);
+    let upper = (lower + 1.0).min(n - 1.0);
+    let weight = rank - rank.floor();
+    values[lower as usize] * (1.0 - weight) + values[upper as usize] * weight
+}
+
+fn linear_regression(s: &[(i64, f64)], intercept_time: i64) -> (f64, f64) {
+    let (mut n, mut sum_x, mut cx, mut sum_y, mut cy) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let (mut sum_xy, mut cxy, mut sum_x2, mut cx2) = (0.0, 0.0, 0.0, 0.0);
+    let init_y = s[0].1;
+    let mut const_y = true;
+    for (i, &(t, v)) in s.iter().enumerate() {
+        if const_y && i > 0 && v != init_y {
+            const_y = false;
+        }
+        n += 1.0;
+        let x = (t - intercept_time) as f64 / 1e3;
+        (sum_x, cx) = kahan_inc(x, sum_x, cx);
+        (sum_y, cy) = kahan_inc(v, sum_y, cy);
+        (sum_xy, cxy) = kahan_inc(x * v, sum_xy, cxy);
+        (sum_x2, cx2) = kahan_inc(x * x, sum_x2, cx2);
+    }
+    if const_y {
+        if init_y.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, init_y);
+    }
+    let (sum_x, sum_y, sum_xy, sum_x2) = (sum_x + cx, sum_y + cy, sum_xy + cxy, sum_x2 + cx2);
+    let cov_xy = sum_xy - sum_x * sum_y / n;
+    let var_x = sum_x2 - sum_x * sum_x / n;
+    let slope = cov_xy / var_x;
+    let intercept = sum_y / n - slope * sum_x / n;
+    (slope, intercept)
+}
+
+/// Go's `%g`-like formatting for numbers in messages.
+pub(crate) fn go_float(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v == f64::INFINITY {
+        "+Inf".into()
+    } else if v == f64::NEG_INFINITY {
+        "-Inf".into()
+    } else if v != 0.0 && (v.abs() >= 1e21 || v.abs() < 1e-4) {
+        let s = format!("{v:e}");
+        // Go writes the exponent with a sign and at least two digits.
+        match s.split_once('e') {
+            Some((m, e)) => {
+                let (sign, digits) = match e.strip_prefix('-') {
+                    Some(d) => ('-', d),
+                    None => ('+', e),
+                };
+                format!("{m}e{sign}{digits:0>2}")
+            }
+            None => s,
+        }
+    } else {
+        format!("{v}")
+    }
+}
+
+fn absent(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryError> {
+    let mut present = vec![false; steps.n];
+    ctx.eval_vector_each(&c.args[0], steps, &mut |s| {
+        for (i, p) in s.points.iter().enumerate() {
+            if p.is_some() {
+                present[i] = true;
+            }
+        }
+        Ok(())
+    })?;
+    let labels = absent_labels(&c.args[0]);
+    let points: Vec<Option<f64>> = present.iter().map(|p| (!p).then_some(1.0)).collect();
+    Ok(Val::Vector(vec![StepSeries {
+        labels,
+        drop_name: false,
+        points,
+    }]))
+}
+
+fn absent_over_time(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryError> {
+    let mut present = vec![false; steps.n];
+    ctx.for_each_range_series(&c.args[0], steps, &mut |s, arg| {
+        for (i, &r) in arg.refs.iter().enumerate() {
+            let start = r.saturating_sub(arg.range);
+            let from = s.samples.partition_point(|(t, _)| *t <= start);
+            if s.samples.get(from).is_some_and(|(t, _)| *t <= r) {
+                present[i] = true;
+            }
+        }
+        Ok(())
+    })?;
+    let labels = absent_labels(&c.args[0]);
+    let points: Vec<Option<f64>> = present.iter().map(|p| (!p).then_some(1.0)).collect();
+    Ok(Val::Vector(vec![StepSeries {
+        labels,
+        drop_name: false,
+        points,
+    }]))
+}
+
+/// The labels `absent` reports: the equality matchers of a plain selector,
+/// except names matched twice.
+fn absent_labels(arg: &Expr) -> Labels {
+    let matchers = match unwrap_parens(arg) {
+        Expr::VectorSelector(vs) => &vs.matchers,
+        Expr::MatrixSelector(ms) => &ms.selector.matchers,
+        _ => return Labels::empty(),
+    };
+    let mut b = LabelsBuilder::new();
+    let mut seen: Vec<&str> = Vec::new();
+    let mut dropped: Vec<&str> = Vec::new();
+    for m in matchers {
+        if m.name() == model::METRIC_NAME {
+            continue;
+        }
+        if matchers.iter().filter(|o| o.name() == m.name()).count() > 1 {
+            dropped.push(m.name());
+            continue;
+        }
+        if m.op() == MatchOp::Equal && !seen.contains(&m.name()) {
+            seen.push(m.name());
+            b.set(m.name().to_string(), m.value().to_string());
+        }
+    }
+    for d in dropped {
+        b.delete(d);
+    }
+    b.build()
+}
+
+fn string_arg(c: &Call, i: usize) -> Result<&str, QueryError> {
+    match c.args.get(i).map(unwrap_parens) {
+        Some(Expr::String(s)) => Ok(s),
+        _ => Err(QueryError::bad_data(format!(
+            "expected a string literal as argument {} of {}",
+            i + 1,
+            c.func
+        ))),
+    }
+}
+
+/// A label name must be non-empty valid UTF-8; a string literal with a
+/// byte escape that is not UTF-8 arrives here marked by the parser.
+fn valid_label_name(name: &str) -> bool {
+    !name.is_empty() && !crate::parser::has_invalid_bytes(name)
+}
+
+/// Merges series whose label sets became equal; two of them with a
+/// point at the same step is Prometheus's duplicate-labelset error.
+fn merge_equal_labels(series: Vec<StepSeries>) -> Result<Vec<StepSeries>, QueryError> {
+    let mut out: Vec<StepSeries> = Vec::with_capacity(series.len());
+    let mut index: std::collections::HashMap<(Labels, bool), usize> =
+        std::collections::HashMap::with_capacity(series.len());
+    for s in series {
+        let key = (s.labels.clone(), s.drop_name);
+        match index.get(&key) {
+            Some(&i) => {
+                for (slot, p) in out[i].points.iter_mut().zip(s.points) {
+                    if p.is_some() {
+                        if slot.is_some() {
+                            return Err(QueryError::execution(
+                                "vector cannot contain metrics with the same labelset",
+                            ));
+                        }
+                        *slot = p;
+                    }
+                }
+            }
+            None => {
+                index.insert(key, out.len());
+                out.push(s);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn label_replace(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryError> {
+    let dst = string_arg(c, 1)?;
+    let replacement = string_arg(c, 2)?;
+    let src = string_arg(c, 3)?;
+    let pattern = string_arg(c, 4)?;
+    let regex = regex::Regex::new(&format!("^(?s:{pattern})$")).map_err(|_| {
+        QueryError::bad_data(format!(
+            "invalid regular expression in label_replace(): {pattern}"
+        ))
+    })?;
+    if !valid_label_name(dst) {
+        return Err(QueryError::bad_data(format!(
+            "invalid destination label name in label_replace(): {dst}"
+        )));
+    }
+    let mut out = Vec::new();
+    ctx.eval_vector_each(&c.args[0], steps, &mut |mut s| {
+        let value = s.labels.get(src).unwrap_or("");
+        if let Some(caps) = regex.captures(value) {
+            let mut result = String::new();
+            caps.expand(replacement, &mut result);
+            let mut b = LabelsBuilder::from_labels(&s.labels);
+            b.set(dst.to_string(), result);
+            s.labels = b.build();
+            if dst == model::METRIC_NAME {
+                s.drop_name = false;
+            }
+        }
+        out.push(s);
+        Ok(())
+    })?;
+    Ok(Val::Vector(merge_equal_labels(out)?))
+}
+
+fn label_join(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryError> {
+    let dst = string_arg(c, 1)?;
+    let separator = string_arg(c, 2)?;
+    let mut sources = Vec::new();
+    for i in 3..c.args.len() {
+        sources.push(string_arg(c, i)?);
+    }
+    if !valid_label_name(dst) {
+        return Err(QueryError::bad_data(format!(
+            "invalid destination label name in label_join(): {dst}"
+        )));
+    }
+    let mut out = Vec::new();
+    ctx.eval_vector_each(&c.args[0], steps, &mut |mut s| {
+        let joined: Vec<&str> = sources
+            .iter()
+            .map(|src| s.labels.get(src).unwrap_or(""))
+            .collect();
+        let joined = joined.join(separator);
+        let mut b = LabelsBuilder::from_labels(&s.labels);
+        b.set(dst.to_string(), joined);
+        s.labels = b.build();
+        if dst == model::METRIC_NAME {
+            s.drop_name = false;
+        }
+        out.push(s);
+        Ok(())
+    })?;
+    Ok(Val::Vector(merge_equal_labels(out)?))
+}
+
+fn sort(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryError> {
+    let mut series = match ctx.eval(&c.args[0], steps)? {
+        Val::Vector(v) => v,
+        _ => return Err(QueryError::bad_data("expected an instant vector")),
+    };
+    if steps.n != 1 {
+        {
+            ctx.warn_at(
+                "sort is ineffective for range queries since results are always ordered by labels"
+                    .to_string(),
+                &c.func,
+            );
+        }
+        return Ok(Val::Vector(series));
+    }
+    series.retain(|s| s.points.first().is_some_and(|p| p.is_some()));
+    let value = |s: &StepSeries| s.points[0].unwrap_or(f64::NAN);
+    match c.func.as_str() {
+        "sort" | "sort_desc" => {
+            let desc = c.func == "sort_desc";
+            series.sort_by(|a, b| {
+                let (x, y) = (value(a), value(b));
+                match (x.is_nan(), y.is_nan()) {
+                    (true, true) => std::cmp::Ordering::Equal,
+                    (true, false) => std::cmp::Ordering::Greater,
+                    (false, true) => std::cmp::Ordering::Less,
+                    _ => {
+                        let o = x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
+                        if desc { o.reverse() } else { o }
+                    }
+                }
+            });
+        }
+        _ => {
+            let desc = c.func == "sort_by_label_desc";
+            let mut names = Vec::new();
+            for i in 1..c.args.len() {
+                names.push(string_arg(c, i)?.to_string());
+            }
+            series.sort_by(|a, b| {
+                for n in &names {
+                    let o =
+                        natural_cmp(a.labels.get(n).unwrap_or(""), b.labels.get(n).unwrap_or(""));
+                    if o != std::cmp::Ordering::Equal {
+                        return if desc { o.reverse() } else { o };
+                    }
+                }
+                let o = a.labels.cmp(&b.labels);
+                if desc { o.reverse() } else { o }
+            });
+        }
+    }
+    Ok(Val::Vector(series))
+}
+
+/// Natural order: runs of digits compare as numbers.
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i].is_ascii_digit() && b[j].is_ascii_digit() {
+            let si = i;
+            while i < a.len() && a[i].is_ascii_digit() {
+                i += 1;
+            }
+            let sj = j;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            let na = std::str::from_utf8(&a[si..i])
+                .unwrap_or("")
+                .trim_start_matches('0');
+            let nb = std::str::from_utf8(&b[sj..j])
+                .unwrap_or("")
+                .trim_start_matches('0');
+            let o = na.len().cmp(&nb.len()).then_with(|| na.cmp(nb));
+            if o != Ordering::Equal {
+                return o;
+            }
+        } else {
+            if a[i] != b[j] {
+                return a[i].cmp(&b[j]);
+            }
+            i += 1;
+            j += 1;
+        }
+    }
+    (a.len() - i).cmp(&(b.len() - j))
+}
+
+fn date_function(name: &str) -> fn(f64) -> f64 {
+    match name {
+        "days_in_month" => |t| date_of(t).map_or(f64::NAN, |d| days_in_month(d.0, d.1) as f64),
+        "day_of_month" => |t| date_of(t).map_or(f64::NAN, |d| d.2 as f64),
+        "day_of_week" => {
+            |t| date_parts(t).map_or(f64::NAN, |(days, _)| (days + 4).rem_euclid(7) as f64)
+        }
+        "day_of_year" => |t| {
+            date_of(t).map_or(f64::NAN, |(y, m, d)| {
+                let mut n = d;
+                for mm in 1..m {
+                    n += days_in_month(y, mm);
+                }
+                n as f64
+            })
+        },
+        "hour" => |t| date_parts(t).map_or(f64::NAN, |(_, s)| (s / 3600) as f64),
+        "minute" => |t| date_parts(t).map_or(f64::NAN, |(_, s)| (s % 3600 / 60) as f64),
+        "month" => |t| date_of(t).map_or(f64::NAN, |d| d.1 as f64),
+        _ => |t| date_of(t).map_or(f64::NAN, |d| d.0 as f64),
+    }
+}
+
+/// Days since the epoch and seconds into the day, for a time in seconds.
+fn date_parts(t: f64) -> Option<(i64, i64)> {
+    if !t.is_finite() || t.abs() > 1e15 {
+        return None;
+    }
+    let secs = t as i64;
+    Some((secs.div_euclid(86_400), secs.rem_euclid(86_400)))
+}
+
+/// Civil date (year, month, day) of a time in seconds.
+fn date_of(t: f64) -> Option<(i64, i64, i64)> {
+    let (days, _) = date_parts(t)?;
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    Some((if m <= 2 { y + 1 } else { y }, m, d))
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}

@@ -1,0 +1,40 @@
+//! osprey's PromQL engine, with Prometheus 3 semantics.
+//!
+//! [`parse`] turns query text into [`ast::Expr`] (through the [`parser`]
+//! seam, which hides the third-party parser), and [`Engine`] evaluates
+//! instant and range queries against anything that implements
+//! [`model::storage::Queryable`]. The engine reads only through those
+//! traits; it knows nothing of tsdb internals, HTTP or JSON.
+//!
+//! Semantics follow Prometheus 3: range windows and the 5 m lookback are
+//! left-open (`(t-range, t]`), a staleness marker ends a series' lookback,
+//! `__name__` removal is delayed to the end of evaluation, and the error
+//! texts match Prometheus's word for word where its test scripts check them.
+//!
+//! Evaluation is column-wise: every instant-vector node is evaluated over
+//! all steps of the query at once, one series at a time, so labels are
+//! handled once per series rather than once per step. Selectors stream
+//! series from storage into aggregations without materialising them.
+//!
+//! This crate is not: the HTTP API (the server crate maps [`QueryError`]
+//! kinds to Prometheus's `errorType`), nor native histograms (a later
+//! issue; their samples are not stored by the storage contract yet).
+
+pub mod ast;
+mod check;
+mod engine;
+mod eval;
+mod format;
+mod functions;
+pub mod parser;
+mod value;
+
+mod aggregate;
+mod binary;
+
+pub use engine::{
+    Engine, EngineOptions, MatrixSeries, QueryError, QueryErrorKind, QueryOutput, QueryStats,
+    Value, VectorSample,
+};
+pub use format::format;
+pub use parser::{parse, parse_series_selector};

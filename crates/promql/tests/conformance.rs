@@ -1,0 +1,1252 @@
+//! Runs Prometheus's own PromQL test scripts (`promqltest` language)
+//! against osprey's engine over a real `tsdb::Db`.
+//!
+//! The scripts live outside the repository, in
+//! `<workspace>/../shared/conformance/promql/testdata`; the language is
+//! described in the README next to them, which this runner follows: load /
+//! clear / eval commands, the expanded series notation, result comparison
+//! with a relative tolerance, and the extra checks upstream makes on every
+//! instant eval (a range-mode cross-check and `@`-pinned variants).
+//!
+//! Cases that need native histograms or experimental syntax are listed in
+//! `conformance-skips.txt` (`file:line<TAB>reason`). The test fails when a
+//! non-skipped case fails, or when a skip entry names no eval.
+
+use model::Labels;
+use model::storage::Appendable;
+use promql::ast::{At, Expr};
+use promql::{Engine, EngineOptions, QueryOutput, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[test]
+fn promql_conformance() {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = match std::env::var("PROMQL_CONFORMANCE_DIR") {
+        Ok(d) => PathBuf::from(d),
+        Err(_) => manifest.join("../../../shared/conformance/promql/testdata"),
+    };
+    let require = std::env::var("OSPREY_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1");
+    if !dir.is_dir() {
+        println!(
+            "promql conformance: skipped (no testdata at {})",
+            dir.display()
+        );
+        assert!(
+            !require,
+            "OSPREY_REQUIRE_EXTERNAL=1 but {} is missing",
+            dir.display()
+        );
+        return;
+    }
+    let skips_path = manifest.join("tests/conformance-skips.txt");
+    let skips = read_skips(&skips_path);
+    let only = std::env::var("PROMQL_CONFORMANCE_ONLY").ok();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("read testdata dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "test"))
+        .collect();
+    files.sort();
+    let mut report = Report::default();
+    let mut eval_positions: HashSet<String> = HashSet::new();
+    for file in &files {
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string();
+        if only.as_deref().is_some_and(|o| !name.contains(o)) {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).expect("read test file");
+        run_file(&name, &text, &skips, &mut report, &mut eval_positions);
+    }
+    // Stale skip entries: they must name an eval.
+    let mut stale = Vec::new();
+    if only.is_none() {
+        for key in skips.keys() {
+            if !eval_positions.contains(key) {
+                stale.push(key.clone());
+            }
+        }
+    }
+    stale.sort();
+    let mut out = String::new();
+    let cap = std::env::var("PROMQL_CONFORMANCE_SHOW")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(80);
+    let shown = report.failures.len().min(cap);
+    for f in &report.failures[..shown] {
+        let _ = writeln!(out, "FAIL {f}");
+    }
+    if report.failures.len() > shown {
+        let _ = writeln!(
+            out,
+            "... and {} more failures",
+            report.failures.len() - shown
+        );
+    }
+    for s in &stale {
+        let _ = writeln!(out, "STALE skip entry (no eval there): {s}");
+    }
+    let _ = writeln!(
+        out,
+        "promql conformance: {} passed, {} failed, {} skipped",
+        report.passed,
+        report.failures.len(),
+        report.skipped
+    );
+    for (reason, n) in &report.skip_reasons {
+        let _ = writeln!(out, "  skipped {n}: {reason}");
+    }
+    if report.skipped_but_passing > 0 {
+        let _ = writeln!(
+            out,
+            "  note: {} skipped cases pass now",
+            report.skipped_but_passing
+        );
+    }
+    if let Ok(path) = std::env::var("PROMQL_WRITE_FAILURES") {
+        let list: Vec<String> = report.failed_keys.iter().map(|k| k.to_string()).collect();
+        std::fs::write(path, list.join("\n")).expect("write failures");
+    }
+    println!("{out}");
+    assert!(stale.is_empty(), "stale skip entries: {stale:?}");
+    assert!(
+        report.failures.is_empty(),
+        "{} PromQL conformance cases failed",
+        report.failures.len()
+    );
+}
+
+#[derive(Default)]
+struct Report {
+    passed: usize,
+    skipped: usize,
+    skipped_but_passing: usize,
+    skip_reasons: BTreeMap<String, usize>,
+    failures: Vec<String>,
+    failed_keys: Vec<String>,
+}
+
+fn read_skips(path: &Path) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return out;
+    };
+    for line in text.lines() {
+        let line = line.trim_end();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, reason) = line.split_once('\t').unwrap_or((line, "unspecified"));
+        out.insert(key.to_string(), reason.to_string());
+    }
+    out
+}
+
+/// The store behind a script: a real tsdb in a temporary directory.
+struct Store {
+    _dir: tempfile::TempDir,
+    db: tsdb::Db,
+}
+
+impl Store {
+    fn new() -> Store {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = tsdb::Db::open(
+            dir.path(),
+            tsdb::DbOptions {
+                retention_time_ms: None,
+                retention_size_bytes: None,
+                block_range_ms: tsdb::db::DEFAULT_BLOCK_RANGE_MS,
+                wal_segment_size: 1 << 20,
+                fsync: false,
+            },
+        )
+        .expect("open tsdb");
+        Store { _dir: dir, db }
+    }
+}
+
+fn engine() -> Engine {
+    Engine::new(EngineOptions {
+        lookback_delta_ms: 300_000,
+        timeout: Duration::from_secs(100),
+        max_samples: 50_000_000,
+        max_concurrent: 4,
+    })
+}
+
+// ---------------------------------------------------------------------
+// Script parsing.
+
+/// One item of an expanded series: a float, a missing slot, or a native
+/// histogram (which osprey does not store yet).
+#[derive(Clone, Debug, PartialEq)]
+enum Item {
+    Float(f64),
+    Missing,
+    Histogram,
+}
+
+fn parse_duration(s: &str) -> Option<i64> {
+    if s == "0" {
+        return Some(0);
+    }
+    let units: [(&str, i64); 7] = [
+        ("y", 365 * 86_400_000),
+        ("w", 7 * 86_400_000),
+        ("d", 86_400_000),
+        ("h", 3_600_000),
+        ("ms", 1),
+        ("m", 60_000),
+        ("s", 1000),
+    ];
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    let mut total: i64 = 0;
+    if bytes.is_empty() {
+        return None;
+    }
+    while i < bytes.len() {
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        if start == i {
+            return None;
+        }
+        let n: i64 = s[start..i].parse().ok()?;
+        let rest = &s[i..];
+        let (unit, size) = units.iter().find(|(u, _)| rest.starts_with(u))?;
+        total = total.checked_add(n.checked_mul(*size)?)?;
+        i += unit.len();
+    }
+    Some(total)
+}
+
+fn parse_float(s: &str) -> Option<f64> {
+    let lower = s.to_ascii_lowercase();
+    match lower.as_str() {
+        "inf" | "+inf" => return Some(f64::INFINITY),
+        "-inf" => return Some(f64::NEG_INFINITY),
+        "nan" | "+nan" | "-nan" => return Some(f64::NAN),
+        _ => {}
+    }
+    if lower.starts_with("0x") || lower.contains("inf") || lower.contains("nan") {
+        return None;
+    }
+    if !s.bytes().any(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Expands one value item (`1+2x3`, `_x4`, `stale`, `{{…}}x2`, …).
+fn expand_item(item: &str, out: &mut Vec<Item>) -> Result<(), String> {
+    if item == "_" {
+        out.push(Item::Missing);
+        return Ok(());
+    }
+    if let Some(n) = item.strip_prefix("_x") {
+        let n: usize = n.parse().map_err(|_| format!("bad item {item}"))?;
+        out.extend(std::iter::repeat_n(Item::Missing, n));
+        return Ok(());
+    }
+    if item == "stale" {
+        out.push(Item::Float(model::STALE_NAN));
+        return Ok(());
+    }
+    if item.starts_with("{{") {
+        let times = match item.rfind("}}x") {
+            Some(i) => {
+                item[i + 3..]
+                    .parse::<usize>()
+                    .map_err(|_| format!("bad item {item}"))?
+                    + 1
+            }
+            None => 1,
+        };
+        out.extend(std::iter::repeat_n(Item::Histogram, times));
+        return Ok(());
+    }
+    if let Some(v) = parse_float(item) {
+        out.push(Item::Float(v));
+        return Ok(());
+    }
+    // a+bxN, a-bxN, axN.
+    let Some(xi) = item.rfind('x') else {
+        return Err(format!("bad item {item}"));
+    };
+    let n: usize = item[xi + 1..]
+        .parse()
+        .map_err(|_| format!("bad item {item}"))?;
+    let head = &item[..xi];
+    // Find a + or - that separates base and increment (not a sign at the
+    // start, not an exponent sign).
+    let bytes = head.as_bytes();
+    let mut split = None;
+    for i in 1..bytes.len() {
+        if (bytes[i] == b'+' || bytes[i] == b'-') && !matches!(bytes[i - 1], b'e' | b'E') {
+            split = Some(i);
+        }
+    }
+    match split {
+        None => {
+            let v = parse_float(head).ok_or_else(|| format!("bad item {item}"))?;
+            out.extend(std::iter::repeat_n(Item::Float(v), n + 1));
+        }
+        Some(i) => {
+            let base = parse_float(&head[..i]).ok_or_else(|| format!("bad item {item}"))?;
+            let inc = parse_float(&head[i + 1..]).ok_or_else(|| format!("bad item {item}"))?;
+            let inc = if bytes[i] == b'-' { -inc } else { inc };
+            let mut v = base;
+            out.push(Item::Float(v));
+            for _ in 0..n {
+                v += inc;
+                out.push(Item::Float(v));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Splits the values part of a line into items. Histogram items contain
+/// spaces inside `{{ }}`.
+fn split_items(s: &str) -> Vec<String> {
+    let mut items = Vec::new();
+    let mut cur = String::new();
+    let mut depth = 0i32;
+    let chars: Vec<char> = s.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '{' && chars.get(i + 1) == Some(&'{') {
+            depth += 1;
+            cur.push_str("{{");
+            i += 2;
+            continue;
+        }
+        if c == '}' && chars.get(i + 1) == Some(&'}') {
+            depth -= 1;
+            cur.push_str("}}");
+            i += 2;
+            continue;
+        }
+        if c.is_whitespace() && depth == 0 {
+            if !cur.is_empty() {
+                items.push(std::mem::take(&mut cur));
+            }
+        } else {
+            cur.push(c);
+        }
+        i += 1;
+    }
+    if !cur.is_empty() {
+        items.push(cur);
+    }
+    items
+}
+
+/// Reads a Go-style quoted string starting at `chars[*i]` (the quote).
+fn read_quoted(chars: &[char], i: &mut usize) -> Result<String, String> {
+    let q = chars[*i];
+    *i += 1;
+    let mut s = String::new();
+    while *i < chars.len() {
+        let c = chars[*i];
+        if c == q {
+            *i += 1;
+            return Ok(s);
+        }
+        if c == '\\' && q != '`' {
+            *i += 1;
+            let e = *chars.get(*i).ok_or("bad escape")?;
+            match e {
+                'n' => s.push('\n'),
+                't' => s.push('\t'),
+                'r' => s.push('\r'),
+                '\\' => s.push('\\'),
+                '"' => s.push('"'),
+                '\'' => s.push('\''),
+                'x' => {
+                    let hex: String = chars[*i + 1..(*i + 3).min(chars.len())].iter().collect();
+                    let b = u8::from_str_radix(&hex, 16).map_err(|_| "bad hex escape")?;
+                    // Byte escapes may form invalid UTF-8; keep them as
+                    // replacement characters.
+                    s.push(if b < 0x80 { b as char } else { '\u{fffd}' });
+                    *i += 2;
+                }
+                'u' => {
+                    let hex: String = chars[*i + 1..(*i + 5).min(chars.len())].iter().collect();
+                    let v = u32::from_str_radix(&hex, 16).map_err(|_| "bad \\u escape")?;
+                    s.push(char::from_u32(v).unwrap_or('\u{fffd}'));
+                    *i += 4;
+                }
+                other => s.push(other),
+            }
+            *i += 1;
+            continue;
+        }
+        s.push(c);
+        *i += 1;
+    }
+    Err("unterminated string".into())
+}
+
+/// Parses `name{a="b", …} rest` into labels and the rest of the line.
+fn parse_series(line: &str) -> Result<(Labels, String), String> {
+    let chars: Vec<char> = line.chars().collect();
+    let mut i = 0;
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut name = String::new();
+    while i < chars.len() && !chars[i].is_whitespace() && chars[i] != '{' {
+        name.push(chars[i]);
+        i += 1;
+    }
+    if !name.is_empty() {
+        pairs.push(("__name__".into(), name));
+    }
+    if i < chars.len() && chars[i] == '{' {
+        i += 1;
+        loop {
+            while i < chars.len() && (chars[i].is_whitespace() || chars[i] == ',') {
+                i += 1;
+            }
+            if i >= chars.len() {
+                return Err("unterminated label set".into());
+            }
+            if chars[i] == '}' {
+                i += 1;
+                break;
+            }
+            let label = if chars[i] == '"' || chars[i] == '\'' || chars[i] == '`' {
+                read_quoted(&chars, &mut i)?
+            } else {
+                let mut l = String::new();
+                while i < chars.len()
+                    && (chars[i].is_alphanumeric()
+                        || chars[i] == '_'
+                        || chars[i] == ':'
+                        || chars[i] == '.')
+                {
+                    l.push(chars[i]);
+                    i += 1;
+                }
+                l
+            };
+            while i < chars.len() && chars[i].is_whitespace() {
+                i += 1;
+            }
+            if i < chars.len() && chars[i] == '=' {
+                i += 1;
+                while i < chars.len() && chars[i].is_whitespace() {
+                    i += 1;
+                }
+                if i >= chars.len() {
+                    return Err("missing label value".into());
+                }
+                let value = read_quoted(&chars, &mut i)?;
+                pairs.push((label, value));
+            } else {
+                // A quoted metric name alone.
+                pairs.push(("__name__".into(), label));
+            }
+        }
+    }
+    let rest: String = chars[i..].iter().collect();
+    Ok((Labels::from_pairs(pairs), rest.trim().to_string()))
+}
+
+#[derive(Debug)]
+enum Expectation {
+    Fail(Option<Matcher>),
+    Warn(Option<Matcher>),
+    Info(Option<Matcher>),
+    NoWarn,
+    NoInfo,
+    Ordered,
+    RangeVector { from: i64, to: i64, step: i64 },
+    String(String),
+}
+
+#[derive(Debug, Clone)]
+enum Matcher {
+    Exact(String),
+    Regex(regex::Regex),
+}
+
+impl Matcher {
+    fn matches(&self, s: &str) -> bool {
+        match self {
+            Matcher::Exact(e) => e.trim() == s.trim(),
+            Matcher::Regex(r) => r.is_match(s),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Eval {
+    line: usize,
+    expr: String,
+    range: Option<(i64, i64, i64)>,
+    at: i64,
+    expects: Vec<Expectation>,
+    series: Vec<(Labels, Vec<Item>)>,
+    scalar: Option<f64>,
+}
+
+fn parse_matcher(rest: &str) -> Result<Option<Matcher>, String> {
+    let rest = rest.trim();
+    if rest.is_empty() {
+        return Ok(None);
+    }
+    if let Some(m) = rest.strip_prefix("msg:") {
+        return Ok(Some(Matcher::Exact(m.trim().to_string())));
+    }
+    if let Some(r) = rest.strip_prefix("regex:") {
+        return regex::Regex::new(r.trim())
+            .map(|r| Some(Matcher::Regex(r)))
+            .map_err(|e| e.to_string());
+    }
+    Err(format!("bad expectation {rest}"))
+}
+
+fn parse_eval_header(line: &str, lineno: usize) -> Result<Eval, String> {
+    let (cmd, rest) = line.split_once(char::is_whitespace).ok_or("bad eval")?;
+    let rest = rest.trim_start();
+    let mut ev = Eval {
+        line: lineno,
+        ..Default::default()
+    };
+    match cmd {
+        "eval" => {}
+        "eval_fail" => ev.expects.push(Expectation::Fail(None)),
+        "eval_warn" => ev.expects.push(Expectation::Warn(None)),
+        "eval_info" => ev.expects.push(Expectation::Info(None)),
+        "eval_ordered" => ev.expects.push(Expectation::Ordered),
+        _ => return Err(format!("unknown command {cmd}")),
+    }
+    let words: Vec<&str> = rest.splitn(2, char::is_whitespace).collect();
+    match words.first().copied() {
+        Some("instant") => {
+            let r = words.get(1).ok_or("bad instant eval")?.trim_start();
+            let r = r.strip_prefix("at").ok_or("missing at")?.trim_start();
+            let (t, expr) = r
+                .split_once(char::is_whitespace)
+                .ok_or("bad instant eval")?;
+            ev.at = parse_duration(t).ok_or("bad time")?;
+            ev.expr = expr.trim().to_string();
+        }
+        Some("range") => {
+            let r = words.get(1).ok_or("bad range eval")?;
+            let parts: Vec<&str> = r.split_whitespace().collect();
+            if parts.len() < 7 || parts[0] != "from" || parts[2] != "to" || parts[4] != "step" {
+                return Err("bad range eval".into());
+            }
+            let start = parse_duration(parts[1]).ok_or("bad start")?;
+            let end = parse_duration(parts[3]).ok_or("bad end")?;
+            let step = parse_duration(parts[5]).ok_or("bad step")?;
+            // The expression is the rest after the step word.
+            let mut idx = 0;
+            let mut count = 0;
+            let bytes = r.as_bytes();
+            // Skip six whitespace-separated words.
+            while count < 6 {
+                while idx < bytes.len() && bytes[idx].is_ascii_whitespace() {
+                    idx += 1;
+                }
+                while idx < bytes.len() && !bytes[idx].is_ascii_whitespace() {
+                    idx += 1;
+                }
+                count += 1;
+            }
+            ev.expr = r[idx..].trim().to_string();
+            ev.range = Some((start, end, step));
+        }
+        _ => return Err("eval needs instant or range".into()),
+    }
+    Ok(ev)
+}
+
+fn parse_eval_body(ev: &mut Eval, line: &str) -> Result<(), String> {
+    if let Some(rest) = line.strip_prefix("expect ") {
+        let rest = rest.trim();
+        let (word, tail) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        let (word, tail) = match word.split_once(':') {
+            // `expect fail msg:text` without a space.
+            Some((w, _)) if w == "fail" || w == "warn" || w == "info" => (w, &rest[w.len()..]),
+            _ => (word, tail),
+        };
+        match word {
+            "fail" => ev.expects.push(Expectation::Fail(parse_matcher(tail)?)),
+            "warn" => ev.expects.push(Expectation::Warn(parse_matcher(tail)?)),
+            "info" => ev.expects.push(Expectation::Info(parse_matcher(tail)?)),
+            "no_warn" => ev.expects.push(Expectation::NoWarn),
+            "no_info" => ev.expects.push(Expectation::NoInfo),
+            "ordered" => ev.expects.push(Expectation::Ordered),
+            "range" => {
+                let p: Vec<&str> = tail.split_whitespace().collect();
+                if p.len() != 7
+                    || p[0] != "vector"
+                    || p[1] != "from"
+                    || p[3] != "to"
+                    || p[5] != "step"
+                {
+                    return Err(format!("bad range vector expectation {line}"));
+                }
+                ev.expects.push(Expectation::RangeVector {
+                    from: parse_duration(p[2]).ok_or("bad from")?,
+                    to: parse_duration(p[4]).ok_or("bad to")?,
+                    step: parse_duration(p[6]).ok_or("bad step")?,
+                });
+            }
+            "string" => {
+                let chars: Vec<char> = tail.trim().chars().collect();
+                let mut i = 0;
+                ev.expects
+                    .push(Expectation::String(read_quoted(&chars, &mut i)?));
+            }
+            _ => return Err(format!("unknown expectation {line}")),
+        }
+        return Ok(());
+    }
+    if let Some(rest) = line.strip_prefix("expected_fail_message") {
+        ev.expects
+            .push(Expectation::Fail(Some(Matcher::Exact(rest.trim().into()))));
+        return Ok(());
+    }
+    if let Some(rest) = line.strip_prefix("expected_fail_regexp") {
+        let r = regex::Regex::new(rest.trim()).map_err(|e| e.to_string())?;
+        ev.expects.push(Expectation::Fail(Some(Matcher::Regex(r))));
+        return Ok(());
+    }
+    if let Some(v) = parse_float(line) {
+        ev.scalar = Some(v);
+        return Ok(());
+    }
+    let (labels, rest) = parse_series(line)?;
+    let mut items = Vec::new();
+    for it in split_items(&rest) {
+        expand_item(&it, &mut items)?;
+    }
+    ev.series.push((labels, items));
+    Ok(())
+}
+
+enum Command {
+    Clear,
+    Load {
+        step: i64,
+        lines: Vec<(Labels, Vec<Item>)>,
+    },
+    Eval(Eval),
+}
+
+fn parse_script(text: &str) -> Result<Vec<Command>, String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut cmds = Vec::new();
+    let mut i = 0;
+    let blank = |l: &str| {
+        let t = l.trim();
+        t.is_empty() || t.starts_with('#')
+    };
+    while i < lines.len() {
+        let line = lines[i].trim();
+        let lineno = i + 1;
+        i += 1;
+        if blank(line) {
+            continue;
+        }
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first == "clear" {
+            cmds.push(Command::Clear);
+            continue;
+        }
+        let mut body = Vec::new();
+        let is_header = |l: &str| {
+            let w = l.split_whitespace().next().unwrap_or("");
+            w == "clear" || w.starts_with("load") || w.starts_with("eval")
+        };
+        while i < lines.len() && !blank(lines[i]) && !is_header(lines[i].trim()) {
+            body.push((i + 1, lines[i].trim()));
+            i += 1;
+        }
+        if first.starts_with("load") {
+            let step = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(parse_duration)
+                .ok_or_else(|| format!("line {lineno}: bad load step"))?;
+            let mut out = Vec::new();
+            for (n, l) in body {
+                let (labels, rest) = parse_series(l).map_err(|e| format!("line {n}: {e}"))?;
+                // Start-timestamp lines (`name@st …`) are not stored.
+                if rest.starts_with("@st")
+                    || labels.metric_name().is_some_and(|m| m.ends_with("@st"))
+                {
+                    continue;
+                }
+                let mut items = Vec::new();
+                for it in split_items(&rest) {
+                    expand_item(&it, &mut items).map_err(|e| format!("line {n}: {e}"))?;
+                }
+                out.push((labels, items));
+            }
+            cmds.push(Command::Load { step, lines: out });
+        } else if first.starts_with("eval") {
+            let mut ev =
+                parse_eval_header(line, lineno).map_err(|e| format!("line {lineno}: {e}"))?;
+            for (n, l) in body {
+                parse_eval_body(&mut ev, l).map_err(|e| format!("line {n}: {e}"))?;
+            }
+            cmds.push(Command::Eval(ev));
+        } else {
+            return Err(format!("line {lineno}: unknown command {line}"));
+        }
+    }
+    Ok(cmds)
+}
+
+// ---------------------------------------------------------------------
+// Running.
+
+fn run_file(
+    name: &str,
+    text: &str,
+    skips: &HashMap<String, String>,
+    report: &mut Report,
+    eval_positions: &mut HashSet<String>,
+) {
+    let cmds = match parse_script(text) {
+        Ok(c) => c,
+        Err(e) => {
+            report
+                .failures
+                .push(format!("{name}: script parse error: {e}"));
+            return;
+        }
+    };
+    let engine = engine();
+    let mut store = Store::new();
+    for cmd in cmds {
+        match cmd {
+            Command::Clear => store = Store::new(),
+            Command::Load { step, lines } => {
+                let mut app = store.db.appender();
+                for (labels, items) in &lines {
+                    for (i, item) in items.iter().enumerate() {
+                        if let Item::Float(v) = item
+                            && let Err(e) = app.append(labels, i as i64 * step, *v)
+                        {
+                            report.failures.push(format!("{name}: load failed: {e}"));
+                        }
+                    }
+                }
+                if let Err(e) = app.commit() {
+                    report
+                        .failures
+                        .push(format!("{name}: load commit failed: {e}"));
+                }
+            }
+            Command::Eval(ev) => {
+                let key = format!("{name}:{}", ev.line);
+                eval_positions.insert(key.clone());
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    check_eval(&engine, &store.db, &ev)
+                }))
+                .unwrap_or_else(|_| Err("engine panicked".to_string()));
+                match (skips.get(&key), result) {
+                    (Some(reason), r) => {
+                        report.skipped += 1;
+                        *report.skip_reasons.entry(reason.clone()).or_default() += 1;
+                        if r.is_ok() {
+                            report.skipped_but_passing += 1;
+                        }
+                    }
+                    (None, Ok(())) => report.passed += 1,
+                    (None, Err(e)) => {
+                        let mut msg =
+                            format!("{key}: {}\n    {}", ev.expr, e.replace('\n', "\n    "));
+                        if msg.len() > 1500 {
+                            let mut cut = 1500;
+                            while !msg.is_char_boundary(cut) {
+                                cut -= 1;
+                            }
+                            msg.truncate(cut);
+                            msg.push_str(" …");
+                        }
+                        report.failures.push(msg);
+                        report.failed_keys.push(key);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn expect_fail(ev: &Eval) -> Option<&Option<Matcher>> {
+    ev.expects.iter().find_map(|e| match e {
+        Expectation::Fail(m) => Some(m),
+        _ => None,
+    })
+}
+
+fn is_ordered(ev: &Eval) -> bool {
+    ev.expects.iter().any(|e| matches!(e, Expectation::Ordered))
+}
+
+fn range_vector(ev: &Eval) -> Option<(i64, i64, i64)> {
+    ev.expects.iter().find_map(|e| match e {
+        Expectation::RangeVector { from, to, step } => Some((*from, *to, *step)),
+        _ => None,
+    })
+}
+
+fn expected_string(ev: &Eval) -> Option<&str> {
+    ev.expects.iter().find_map(|e| match e {
+        Expectation::String(s) => Some(s.as_str()),
+        _ => None,
+    })
+}
+
+fn check_eval(engine: &Engine, db: &tsdb::Db, ev: &Eval) -> Result<(), String> {
+    if let Some((start, end, step)) = ev.range {
+        let res = engine.range_query(db, &ev.expr, start, end, step);
+        return check_result(ev, res, Mode::Range { start, step }, true);
+    }
+    let at = range_vector(ev).map(|(_, to, _)| to).unwrap_or(ev.at);
+    let res = engine.instant_query(db, &ev.expr, at);
+    check_result(ev, res, Mode::Instant, true)?;
+    if expect_fail(ev).is_some() {
+        return Ok(());
+    }
+    range_cross_check(engine, db, ev, &ev.expr, at)?;
+    at_variants(engine, db, ev, at)
+}
+
+fn range_cross_check(
+    engine: &Engine,
+    db: &tsdb::Db,
+    ev: &Eval,
+    expr: &str,
+    at: i64,
+) -> Result<(), String> {
+    if range_vector(ev).is_some()
+        || expected_string(ev).is_some()
+        || ["start()", "end()", "range()", "step()"]
+            .iter()
+            .any(|f| expr.contains(f))
+    {
+        return Ok(());
+    }
+    let parsed = promql::parse(expr).map_err(|e| e.to_string())?;
+    if parsed.value_type() == promql::ast::ValueType::Matrix
+        || parsed.value_type() == promql::ast::ValueType::String
+    {
+        return Ok(());
+    }
+    let res = engine
+        .range_query(db, expr, at - 60_000, at + 60_000, 60_000)
+        .map_err(|e| format!("range cross-check failed: {e}"))?;
+    if is_ordered(ev) {
+        return Ok(());
+    }
+    let Value::Matrix(m) = res.value else {
+        return Err("range cross-check: not a matrix".into());
+    };
+    let value = if ev.scalar.is_some() {
+        let v = m
+            .first()
+            .and_then(|s| s.points.iter().find(|p| p.0 == at))
+            .map(|p| p.1)
+            .unwrap_or(f64::NAN);
+        Value::Scalar { t: at, v }
+    } else {
+        Value::Vector(
+            m.into_iter()
+                .filter_map(|s| {
+                    s.points
+                        .iter()
+                        .find(|p| p.0 == at)
+                        .map(|p| promql::VectorSample {
+                            labels: s.labels.clone(),
+                            t: at,
+                            v: p.1,
+                        })
+                })
+                .collect(),
+        )
+    };
+    compare_value(ev, &value, Mode::Instant).map_err(|e| format!("range cross-check: {e}"))
+}
+
+/// Functions whose result depends on the evaluation time itself.
+const TIME_FUNCTIONS: &[&str] = &[
+    "time",
+    "timestamp",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "days_in_month",
+    "hour",
+    "minute",
+    "month",
+    "year",
+    "predict_linear",
+    "start",
+    "end",
+    "range",
+    "step",
+];
+
+fn calls_time_function(e: &Expr) -> bool {
+    match e {
+        Expr::Call(c) => {
+            TIME_FUNCTIONS.contains(&c.func.as_str()) || c.args.iter().any(calls_time_function)
+        }
+        Expr::Paren(x) => calls_time_function(x),
+        Expr::Unary { expr, .. } => calls_time_function(expr),
+        Expr::Binary(b) => calls_time_function(&b.lhs) || calls_time_function(&b.rhs),
+        Expr::Aggregate(a) => {
+            calls_time_function(&a.expr) || a.param.as_deref().is_some_and(calls_time_function)
+        }
+        Expr::Subquery(s) => calls_time_function(&s.expr),
+        _ => false,
+    }
+}
+
+fn pin_at(e: &mut Expr, t: i64) {
+    match e {
+        Expr::VectorSelector(vs) => {
+            if vs.at.is_none() {
+                vs.at = Some(At::Time(t));
+            }
+        }
+        Expr::MatrixSelector(ms) => {
+            if ms.selector.at.is_none() {
+                ms.selector.at = Some(At::Time(t));
+            }
+        }
+        Expr::Subquery(sq) => {
+            // Selectors inside a subquery with `@` are left alone.
+            if sq.at.is_none() {
+                sq.at = Some(At::Time(t));
+            }
+        }
+        Expr::Paren(x) => pin_at(x, t),
+        Expr::Unary { expr, .. } => pin_at(expr, t),
+        Expr::Binary(b) => {
+            pin_at(&mut b.lhs, t);
+            pin_at(&mut b.rhs, t);
+        }
+        Expr::Aggregate(a) => {
+            pin_at(&mut a.expr, t);
+            if let Some(p) = &mut a.param {
+                pin_at(p, t);
+            }
+        }
+        Expr::Call(c) => {
+            for a in &mut c.args {
+                pin_at(a, t);
+            }
+        }
+        Expr::Number(_) | Expr::String(_) => {}
+    }
+}
+
+fn at_variants(engine: &Engine, db: &tsdb::Db, ev: &Eval, at: i64) -> Result<(), String> {
+    let Ok(mut parsed) = promql::parse(&ev.expr) else {
+        return Ok(());
+    };
+    if calls_time_function(&parsed) {
+        return Ok(());
+    }
+    pin_at(&mut parsed, at);
+    let text = promql::format(&parsed);
+    let times: Vec<i64> = if at == 0 {
+        vec![-1000, 0, 1000]
+    } else {
+        vec![-10 * at, 0, at / 5, at, 10 * at]
+    };
+    for t in times {
+        let res = engine.instant_query(db, &text, t);
+        check_result(ev, res, Mode::Instant, false)
+            .map_err(|e| format!("@ variant `{text}` at {t}ms: {e}"))?;
+        range_cross_check(engine, db, ev, &text, t)
+            .map_err(|e| format!("@ variant `{text}` at {t}ms: {e}"))?;
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Instant,
+    Range { start: i64, step: i64 },
+}
+
+fn check_result(
+    ev: &Eval,
+    res: Result<QueryOutput, promql::QueryError>,
+    mode: Mode,
+    check_annotations: bool,
+) -> Result<(), String> {
+    let fail = expect_fail(ev);
+    let out = match (res, fail) {
+        (Err(e), Some(None)) => {
+            let _ = e;
+            return Ok(());
+        }
+        (Err(e), Some(Some(m))) => {
+            return if m.matches(&e.to_string()) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "error {:?} does not match expected {m:?}",
+                    e.to_string()
+                ))
+            };
+        }
+        (Err(e), None) => return Err(format!("unexpected error: {e}")),
+        (Ok(out), Some(_)) => {
+            return Err(format!("expected an error, got {}", show_value(&out.value)));
+        }
+        (Ok(out), None) => out,
+    };
+    if check_annotations {
+        check_annotation_kind(ev, &out.warnings, true)?;
+        check_annotation_kind(ev, &out.infos, false)?;
+    }
+    compare_value(ev, &out.value, mode)
+}
+
+fn check_annotation_kind(ev: &Eval, got: &[String], warn: bool) -> Result<(), String> {
+    let kind = if warn { "warning" } else { "info" };
+    let mut patterns: Vec<&Option<Matcher>> = Vec::new();
+    let mut none = false;
+    for e in &ev.expects {
+        match (e, warn) {
+            (Expectation::Warn(m), true) | (Expectation::Info(m), false) => patterns.push(m),
+            (Expectation::NoWarn, true) | (Expectation::NoInfo, false) => none = true,
+            _ => {}
+        }
+    }
+    if none && !got.is_empty() {
+        return Err(format!("expected no {kind}, got {got:?}"));
+    }
+    if patterns.is_empty() {
+        return Ok(());
+    }
+    if got.is_empty() {
+        return Err(format!("expected a {kind}, got none"));
+    }
+    for p in &patterns {
+        if let Some(m) = p
+            && !got.iter().any(|g| m.matches(g))
+        {
+            return Err(format!("no {kind} matches {m:?}; got {got:?}"));
+        }
+    }
+    for g in got {
+        if !patterns
+            .iter()
+            .any(|p| p.as_ref().is_none_or(|m| m.matches(g)))
+        {
+            return Err(format!("unexpected {kind} {g:?}"));
+        }
+    }
+    Ok(())
+}
+
+fn float_equal(a: f64, b: f64) -> bool {
+    if model::is_stale_nan(a) || model::is_stale_nan(b) {
+        return model::is_stale_nan(a) && model::is_stale_nan(b);
+    }
+    if a.is_nan() && b.is_nan() {
+        return true;
+    }
+    if a == b {
+        return true;
+    }
+    const MIN_NORMAL: f64 = 2.2250738585072014e-308;
+    let eps = 1e-6;
+    let diff = (a - b).abs();
+    let sum = a.abs() + b.abs();
+    if a == 0.0 || b == 0.0 || sum < MIN_NORMAL {
+        return diff < eps * MIN_NORMAL;
+    }
+    diff / sum.min(f64::MAX) < eps
+}
+
+fn show_value(v: &Value) -> String {
+    match v {
+        Value::Scalar { v, .. } => format!("scalar {v}"),
+        Value::String { v, .. } => format!("string {v:?}"),
+        Value::Vector(s) => {
+            let mut out = String::from("vector [");
+            for x in s.iter().take(20) {
+                let _ = write!(out, "\n      {} {}", x.labels, x.v);
+            }
+            if s.len() > 20 {
+                let _ = write!(out, "\n      … {} more", s.len() - 20);
+            }
+            out.push(']');
+            out
+        }
+        Value::Matrix(m) => {
+            let mut out = String::from("matrix [");
+            for x in m.iter().take(20) {
+                let pts: Vec<String> = x
+                    .points
+                    .iter()
+                    .take(30)
+                    .map(|(t, v)| format!("{v}@{t}"))
+                    .collect();
+                let _ = write!(out, "\n      {} {}", x.labels, pts.join(" "));
+            }
+            if m.len() > 20 {
+                let _ = write!(out, "\n      … {} more", m.len() - 20);
+            }
+            out.push(']');
+            out
+        }
+    }
+}
+
+fn show_expected(ev: &Eval) -> String {
+    if let Some(s) = ev.scalar {
+        return format!("scalar {s}");
+    }
+    let mut out = String::from("[");
+    for (l, items) in ev.series.iter().take(20) {
+        let vals: Vec<String> = items
+            .iter()
+            .take(30)
+            .map(|i| match i {
+                Item::Float(v) => v.to_string(),
+                Item::Missing => "_".into(),
+                Item::Histogram => "{{h}}".into(),
+            })
+            .collect();
+        let _ = write!(out, "\n      {l} {}", vals.join(" "));
+    }
+    out.push(']');
+    out
+}
+
+fn compare_value(ev: &Eval, got: &Value, mode: Mode) -> Result<(), String> {
+    let mismatch = |why: String| {
+        format!(
+            "{why}\n  expected: {}\n  got:      {}",
+            show_expected(ev),
+            show_value(got)
+        )
+    };
+    if let Some(s) = expected_string(ev) {
+        return match got {
+            Value::String { v, .. } if v == s => Ok(()),
+            _ => Err(mismatch(format!("expected string {s:?}"))),
+        };
+    }
+    if let Some(want) = ev.scalar {
+        return match got {
+            Value::Scalar { v, .. } if float_equal(*v, want) => Ok(()),
+            _ => Err(mismatch("scalar mismatch".into())),
+        };
+    }
+    if ev
+        .series
+        .iter()
+        .any(|(_, items)| items.contains(&Item::Histogram))
+    {
+        return Err("expected native histogram values (not supported)".into());
+    }
+    let (matrix_start, matrix_step) = match (mode, range_vector(ev)) {
+        (Mode::Range { start, step }, _) => (Some(start), step),
+        (Mode::Instant, Some((from, _, step))) => (Some(from), step),
+        _ => (None, 0),
+    };
+    match (got, matrix_start) {
+        (Value::Vector(samples), None) => {
+            if samples.len() != ev.series.len() {
+                return Err(mismatch(format!(
+                    "expected {} samples, got {}",
+                    ev.series.len(),
+                    samples.len()
+                )));
+            }
+            let ordered = is_ordered(ev);
+            for (k, (labels, items)) in ev.series.iter().enumerate() {
+                let want = match items.as_slice() {
+                    [Item::Float(v)] => *v,
+                    _ => return Err(format!("expected exactly one value for {labels}")),
+                };
+                let found = if ordered {
+                    samples.get(k).filter(|s| s.labels == *labels)
+                } else {
+                    samples.iter().find(|s| s.labels == *labels)
+                };
+                match found {
+                    Some(s) if float_equal(s.v, want) => {}
+                    Some(s) => {
+                        return Err(mismatch(format!(
+                            "value of {labels}: want {want}, got {}",
+                            s.v
+                        )));
+                    }
+                    None => return Err(mismatch(format!("missing or misplaced series {labels}"))),
+                }
+            }
+            Ok(())
+        }
+        (Value::Matrix(series), Some(start)) => {
+            if is_ordered(ev) {
+                return Err("expect ordered on a matrix result".into());
+            }
+            if series.windows(2).any(|w| w[0].labels >= w[1].labels) {
+                return Err(mismatch("matrix not sorted by labels".into()));
+            }
+            let expected: Vec<&(Labels, Vec<Item>)> = ev
+                .series
+                .iter()
+                .filter(|(_, items)| items.iter().any(|i| *i != Item::Missing))
+                .collect();
+            if series.len() != expected.len() {
+                return Err(mismatch(format!(
+                    "expected {} series, got {}",
+                    expected.len(),
+                    series.len()
+                )));
+            }
+            for (labels, items) in expected {
+                let Some(s) = series.iter().find(|s| s.labels == *labels) else {
+                    return Err(mismatch(format!("missing series {labels}")));
+                };
+                let want: Vec<(i64, f64)> = items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, it)| match it {
+                        Item::Float(v) => Some((start + i as i64 * matrix_step, *v)),
+                        _ => None,
+                    })
+                    .collect();
+                if want.len() != s.points.len()
+                    || want
+                        .iter()
+                        .zip(&s.points)
+                        .any(|(w, g)| w.0 != g.0 || !float_equal(w.1, g.1))
+                {
+                    return Err(mismatch(format!("points of {labels} differ")));
+                }
+            }
+            Ok(())
+        }
+        (Value::Scalar { .. }, _) => Err(mismatch("unexpected scalar".into())),
+        _ => Err(mismatch("result type differs".into())),
+    }
+}
