@@ -18,7 +18,9 @@ pub fn run(data_dir: &Path, files: &[PathBuf], window_ms: i64) -> anyhow::Result
     if window_ms <= 0 {
         bail!("--max-block-duration must be positive");
     }
-    let mut series: HashMap<Vec<u8>, (Labels, Vec<(i64, f64)>)> = HashMap::new();
+    /// Samples of one series, keyed by its name and labels as written.
+    type Collected = (Labels, Vec<(i64, f64)>);
+    let mut series: HashMap<Vec<u8>, Collected> = HashMap::new();
     let mut key = Vec::new();
     let mut total_samples = 0u64;
     for file in files {

@@ -106,13 +106,6 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     let retention_bytes = units::parse_size_bytes(&args.retention_size)
         .map_err(anyhow::Error::msg)
         .context("--retention.size")?;
-    if let Some(path) = &args.config {
-        // The scrape, rule and alerting sections arrive with later work;
-        // today the file must at least exist and be readable.
-        std::fs::read_to_string(path)
-            .with_context(|| format!("reading config file {}", path.display()))?;
-        tracing::warn!(config = %path.display(), "configuration sections are not applied yet; serving storage and API only");
-    }
     let opts = tsdb::DbOptions::with_retention(
         (retention_ms > 0).then_some(retention_ms),
         (retention_bytes > 0).then_some(retention_bytes),
@@ -133,14 +126,68 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let config = server::ServerConfig::new(args.listen);
-    let served = runtime.block_on(server::serve(config, db.clone(), shutdown_signal()));
+    let mut config = server::ServerConfig::new(args.listen);
+    config.flags = vec![
+        (
+            "config.file".into(),
+            args.config
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        ),
+        (
+            "storage.tsdb.path".into(),
+            args.data_dir.display().to_string(),
+        ),
+        ("web.listen-address".into(), args.listen.to_string()),
+        (
+            "storage.tsdb.retention.time".into(),
+            args.retention_time.clone(),
+        ),
+        (
+            "storage.tsdb.retention.size".into(),
+            args.retention_size.clone(),
+        ),
+    ];
+    let source = match &args.config {
+        Some(path) => server::scraping::ConfigSource::File(path.clone()),
+        None => server::scraping::default_config(args.listen),
+    };
+    let served: anyhow::Result<()> = runtime.block_on(async {
+        let state = server::AppState::new(db.clone(), config);
+        state
+            .start_scraping(source)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        let reloader = state.clone();
+        tokio::spawn(async move { reload_on_sighup(reloader).await });
+        let result = server::serve_listener(listener, state.clone(), shutdown_signal()).await;
+        state.stop_scraping().await;
+        result.context("serving HTTP")
+    });
     stop.store(true, Ordering::Relaxed);
     maintenance.thread().unpark();
     let _ = maintenance.join();
-    served.context("serving HTTP")?;
+    served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reloads the configuration on every SIGHUP, as Prometheus does.
+async fn reload_on_sighup(state: server::AppState) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::error!("cannot listen for SIGHUP; reload with POST /-/reload");
+        return;
+    };
+    while hup.recv().await.is_some() {
+        if let Err(e) = state.reload().await {
+            tracing::error!(error = %e, "reloading the configuration failed; keeping the old one");
+        }
+    }
 }
 
 fn maintenance_loop(db: &tsdb::Db, stop: &AtomicBool) {

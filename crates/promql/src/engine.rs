@@ -26,6 +26,19 @@ pub struct EngineOptions {
     pub max_concurrent: usize,
 }
 
+impl EngineOptions {
+    /// Prometheus's defaults: 5 m lookback, 2 m timeout, 50 million
+    /// samples, 20 concurrent queries.
+    pub fn prometheus_defaults() -> EngineOptions {
+        EngineOptions {
+            lookback_delta_ms: 300_000,
+            timeout: Duration::from_secs(120),
+            max_samples: 50_000_000,
+            max_concurrent: 20,
+        }
+    }
+}
+
 /// Evaluates PromQL queries. Shareable between threads.
 pub struct Engine {
     opts: EngineOptions,

@@ -19,6 +19,10 @@ pub enum ErrorType {
     Unavailable,
     /// 500: the server's fault.
     Internal,
+    /// 503: a query ran past its time limit.
+    Timeout,
+    /// 499: the query was canceled (the client went away).
+    Canceled,
 }
 
 impl ErrorType {
@@ -28,6 +32,8 @@ impl ErrorType {
             ErrorType::Execution => "execution",
             ErrorType::Unavailable => "unavailable",
             ErrorType::Internal => "internal",
+            ErrorType::Timeout => "timeout",
+            ErrorType::Canceled => "canceled",
         }
     }
 
@@ -38,6 +44,9 @@ impl ErrorType {
             ErrorType::Execution => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorType::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorType::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorType::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            // Prometheus answers a canceled query with nginx's 499.
+            ErrorType::Canceled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
         }
     }
 }

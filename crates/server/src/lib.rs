@@ -31,8 +31,10 @@ pub mod export;
 pub mod ingest;
 pub mod metrics;
 pub mod params;
+mod query;
 pub mod remote;
 mod rw_decode;
+pub mod scraping;
 pub mod selector;
 pub mod testing;
 
@@ -62,6 +64,12 @@ pub struct ServerConfig {
     pub max_remote_write_decompressed_bytes: usize,
     /// Largest text import body accepted (default 64 MiB, the same bound).
     pub max_import_body_bytes: usize,
+    /// PromQL limits (defaults: Prometheus's, see `promql::EngineOptions`).
+    pub engine: promql::EngineOptions,
+    /// The configuration file's text, for `/api/v1/status/config`.
+    pub config_yaml: String,
+    /// Command-line flags in effect, for `/api/v1/status/flags`.
+    pub flags: Vec<(String, String)>,
 }
 
 impl ServerConfig {
@@ -73,6 +81,9 @@ impl ServerConfig {
             max_remote_write_body_bytes: 32 << 20,
             max_remote_write_decompressed_bytes: 64 << 20,
             max_import_body_bytes: 64 << 20,
+            engine: promql::EngineOptions::prometheus_defaults(),
+            config_yaml: String::new(),
+            flags: Vec::new(),
         }
     }
 }
@@ -89,6 +100,8 @@ struct AppStateInner {
     config: ServerConfig,
     metrics: metrics::ServerMetrics,
     clock: Clock,
+    engine: Arc<promql::Engine>,
+    scraping: std::sync::OnceLock<scraping::Scraping>,
 }
 
 /// Milliseconds since the Unix epoch; injectable so tests can pin "now".
@@ -112,12 +125,15 @@ impl AppState {
     /// a timestamp in `/api/v1/import/prometheus`).
     pub fn with_clock(storage: Arc<dyn Storage>, config: ServerConfig, clock: Clock) -> AppState {
         let metrics = metrics::ServerMetrics::new(storage.clone());
+        let config_engine = config.engine.clone();
         AppState {
             inner: Arc::new(AppStateInner {
                 storage,
                 config,
                 metrics,
                 clock,
+                engine: Arc::new(promql::Engine::new(config_engine)),
+                scraping: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -132,6 +148,19 @@ impl AppState {
 
     pub fn metrics(&self) -> &metrics::ServerMetrics {
         &self.inner.metrics
+    }
+
+    pub(crate) fn scraping(&self) -> Option<&scraping::Scraping> {
+        self.inner.scraping.get()
+    }
+
+    /// Errors when scraping was started before.
+    fn set_scraping(&self, s: scraping::Scraping) -> Result<(), ()> {
+        self.inner.scraping.set(s).map_err(|_| ())
+    }
+
+    pub(crate) fn engine(&self) -> &Arc<promql::Engine> {
+        &self.inner.engine
     }
 
     fn now_ms(&self) -> i64 {
@@ -157,6 +186,22 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/import/prometheus",
             post(ingest::import_prometheus).layer(ingest_limit),
         )
+        .route("/api/v1/query", get(query::query).post(query::query))
+        .route(
+            "/api/v1/query_range",
+            get(query::query_range).post(query::query_range),
+        )
+        .route(
+            "/api/v1/format_query",
+            get(query::format_query).post(query::format_query),
+        )
+        .route("/api/v1/status/buildinfo", get(query::buildinfo))
+        .route("/api/v1/status/config", get(query::status_config))
+        .route("/api/v1/status/flags", get(query::status_flags))
+        .route("/-/reload", post(scraping::reload).put(scraping::reload))
+        .route("/api/v1/targets", get(scraping::targets))
+        .route("/api/v1/targets/metadata", get(scraping::targets_metadata))
+        .route("/api/v1/metadata", get(scraping::metadata))
         .route("/api/v1/series", get(api::series).post(api::series))
         .route("/api/v1/labels", get(api::labels).post(api::labels))
         .route("/api/v1/label/{name}/values", get(api::label_values))

@@ -274,6 +274,22 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
+/// A duration parameter (`step`, `timeout`) in milliseconds: Unix-style
+/// float seconds (`15`, `0.5`) or a Prometheus duration (`15s`, `1m30s`).
+pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
+    let bad = || format!("cannot parse {s:?} to a valid duration");
+    if let Ok(secs) = s.parse::<f64>() {
+        let ms = secs * 1000.0;
+        if !ms.is_finite() || ms.abs() > i64::MAX as f64 / 2.0 {
+            return Err(format!(
+                "cannot parse {s:?} to a valid duration. It overflows int64"
+            ));
+        }
+        return Ok(ms.round() as i64);
+    }
+    model::duration::parse_duration_ms(s).map_err(|_| bad())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

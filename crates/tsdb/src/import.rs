@@ -14,7 +14,8 @@ pub fn write_import_blocks(
     series: BTreeMap<Labels, Vec<(i64, f64)>>,
     window_ms: i64,
 ) -> Result<Vec<BlockMeta>, BlockError> {
-    let mut windows: BTreeMap<i64, Vec<(Labels, Vec<(i64, f64)>)>> = BTreeMap::new();
+    type SeriesList = Vec<(Labels, Vec<(i64, f64)>)>;
+    let mut windows: BTreeMap<i64, SeriesList> = BTreeMap::new();
     for (labels, mut samples) in series {
         // A stable sort keeps file order among equal timestamps; keeping the
         // last of each run makes the later sample win.

@@ -1,0 +1,377 @@
+//! The PromQL side of the API: `query`, `query_range`, `format_query`,
+//! and the `status/buildinfo`, `status/config` and `status/flags` pages.
+//!
+//! Results are written straight into the response body rather than built
+//! as a `serde_json::Value` tree: a range query over every series returns
+//! hundreds of thousands of points, and the tree would cost more than the
+//! evaluation. The shapes and number formats are Prometheus's: timestamps
+//! as Unix seconds with up to millisecond decimals, values as strings in
+//! the shortest form without exponent (`"NaN"`, `"+Inf"`, `"-Inf"`).
+
+use std::fmt::Write as _;
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use model::Labels;
+use promql::{QueryError, QueryErrorKind, QueryOutput, Value};
+use serde_json::json;
+
+use crate::api::{read_params, success};
+use crate::params::{Params, parse_duration_ms};
+use crate::{ApiError, AppState, ErrorType, blocking};
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> ApiError {
+        let kind = match e.kind() {
+            QueryErrorKind::BadData => ErrorType::BadData,
+            QueryErrorKind::Timeout => ErrorType::Timeout,
+            QueryErrorKind::Canceled => ErrorType::Canceled,
+            _ => ErrorType::Execution,
+        };
+        ApiError::new(kind, e.to_string())
+    }
+}
+
+fn query_param(params: &Params) -> Result<String, ApiError> {
+    match params.get("query") {
+        Some(q) => Ok(q.to_string()),
+        None => Err(ApiError::bad_data(
+            "invalid parameter \"query\": 1:1: parse error: no expression found in input",
+        )),
+    }
+}
+
+/// Wraps a parse error the way Prometheus's API does.
+fn as_param_error(e: QueryError) -> ApiError {
+    if e.kind() == QueryErrorKind::BadData {
+        ApiError::bad_data(format!("invalid parameter \"query\": {e}"))
+    } else {
+        e.into()
+    }
+}
+
+/// `GET|POST /api/v1/query`.
+pub(crate) async fn query(State(state): State<AppState>, request: Request) -> Response {
+    let result = async {
+        let params = read_params(request).await?;
+        let query = query_param(&params)?;
+        let now = state.now_ms();
+        let time = params.time_or("time", now)?;
+        check_timeout_param(&params)?;
+        let with_stats = params.get("stats").is_some();
+        let storage = state.storage().clone();
+        let engine = state.engine().clone();
+        let output = blocking(move || {
+            engine
+                .instant_query(storage.as_ref(), &query, time)
+                .map_err(as_param_error)
+        })
+        .await?;
+        Ok::<_, ApiError>(render(&output, with_stats))
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET|POST /api/v1/query_range`.
+pub(crate) async fn query_range(State(state): State<AppState>, request: Request) -> Response {
+    let result = async {
+        let params = read_params(request).await?;
+        let query = query_param(&params)?;
+        let start = required_time(&params, "start")?;
+        let end = required_time(&params, "end")?;
+        let step = match params.get("step") {
+            Some(s) => parse_duration_ms(s)
+                .map_err(|e| ApiError::bad_data(format!("invalid parameter \"step\": {e}")))?,
+            None => return Err(ApiError::bad_data("invalid parameter \"step\": missing")),
+        };
+        check_timeout_param(&params)?;
+        let with_stats = params.get("stats").is_some();
+        let storage = state.storage().clone();
+        let engine = state.engine().clone();
+        let output = blocking(move || {
+            engine
+                .range_query(storage.as_ref(), &query, start, end, step)
+                .map_err(|e| {
+                    // Parameter errors (step, range) are the engine's own
+                    // words; parse errors get Prometheus's prefix.
+                    if e.kind() == QueryErrorKind::BadData
+                        && !e.message().contains("step")
+                        && !e.message().contains("timestamp")
+                        && !e.message().contains("resolution")
+                    {
+                        as_param_error(e)
+                    } else {
+                        e.into()
+                    }
+                })
+        })
+        .await?;
+        Ok::<_, ApiError>(render(&output, with_stats))
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET|POST /api/v1/format_query`.
+pub(crate) async fn format_query(request: Request) -> Response {
+    let result = async {
+        let params = read_params(request).await?;
+        let query = query_param(&params)?;
+        let expr = promql::parse(&query).map_err(as_param_error)?;
+        Ok::<_, ApiError>(success(json!(promql::format(&expr)), &[]))
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `GET /api/v1/status/buildinfo`.
+pub(crate) async fn buildinfo() -> Response {
+    success(
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "revision": option_env!("OSPREY_GIT_REVISION").unwrap_or("unknown"),
+            "branch": "",
+            "buildUser": "",
+            "buildDate": "",
+            "goVersion": "none (osprey is written in Rust)",
+        }),
+        &[],
+    )
+}
+
+/// `GET /api/v1/status/config`: the configuration file as loaded.
+pub(crate) async fn status_config(State(state): State<AppState>) -> Response {
+    success(json!({"yaml": state.config_text()}), &[])
+}
+
+/// `GET /api/v1/status/flags`: the command-line flags in effect.
+pub(crate) async fn status_flags(State(state): State<AppState>) -> Response {
+    let flags: serde_json::Map<String, serde_json::Value> = state
+        .config()
+        .flags
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    success(serde_json::Value::Object(flags), &[])
+}
+
+fn required_time(params: &Params, name: &str) -> Result<i64, ApiError> {
+    if params.get(name).is_none() {
+        return Err(ApiError::bad_data(format!(
+            "invalid parameter \"{name}\": missing"
+        )));
+    }
+    params.time_or(name, 0)
+}
+
+/// `timeout` is accepted as Prometheus accepts it (a duration); the
+/// engine's own limit still applies.
+fn check_timeout_param(params: &Params) -> Result<(), ApiError> {
+    if let Some(t) = params.get("timeout") {
+        parse_duration_ms(t)
+            .map_err(|e| ApiError::bad_data(format!("invalid parameter \"timeout\": {e}")))?;
+    }
+    Ok(())
+}
+
+fn render(output: &QueryOutput, with_stats: bool) -> Response {
+    let mut body = String::with_capacity(256);
+    body.push_str("{\"status\":\"success\",\"data\":{\"resultType\":\"");
+    match &output.value {
+        Value::Scalar { t, v } => {
+            body.push_str("scalar\",\"result\":");
+            write_point(&mut body, *t, *v);
+        }
+        Value::String { t, v } => {
+            body.push_str("string\",\"result\":[");
+            write_timestamp(&mut body, *t);
+            body.push(',');
+            write_json_string(&mut body, v);
+            body.push(']');
+        }
+        Value::Vector(samples) => {
+            body.push_str("vector\",\"result\":[");
+            for (i, s) in samples.iter().enumerate() {
+                if i > 0 {
+                    body.push(',');
+                }
+                body.push_str("{\"metric\":");
+                write_labels(&mut body, &s.labels);
+                body.push_str(",\"value\":");
+                write_point(&mut body, s.t, s.v);
+                body.push('}');
+            }
+            body.push(']');
+        }
+        Value::Matrix(series) => {
+            body.push_str("matrix\",\"result\":[");
+            for (i, s) in series.iter().enumerate() {
+                if i > 0 {
+                    body.push(',');
+                }
+                body.push_str("{\"metric\":");
+                write_labels(&mut body, &s.labels);
+                body.push_str(",\"values\":[");
+                for (j, (t, v)) in s.points.iter().enumerate() {
+                    if j > 0 {
+                        body.push(',');
+                    }
+                    write_point(&mut body, *t, *v);
+                }
+                body.push_str("]}");
+            }
+            body.push(']');
+        }
+    }
+    if with_stats {
+        let st = &output.stats;
+        let secs = |d: std::time::Duration| d.as_secs_f64();
+        let _ = write!(
+            body,
+            ",\"stats\":{{\"timings\":{{\"evalTotalTime\":{},\"resultSortTime\":0,\"queryPreparationTime\":{},\"innerEvalTime\":{},\"execQueueTime\":{},\"execTotalTime\":{}}},\"samples\":{{\"totalQueryableSamples\":{},\"peakSamples\":{}}}}}",
+            secs(st.eval_time),
+            secs(st.parse_time),
+            secs(st.eval_time),
+            secs(st.queue_time),
+            secs(st.queue_time + st.parse_time + st.eval_time),
+            st.total_samples,
+            st.peak_samples,
+        );
+    }
+    body.push('}');
+    for (key, list) in [("warnings", &output.warnings), ("infos", &output.infos)] {
+        if !list.is_empty() {
+            let _ = write!(body, ",\"{key}\":[");
+            for (i, w) in list.iter().enumerate() {
+                if i > 0 {
+                    body.push(',');
+                }
+                write_json_string(&mut body, w);
+            }
+            body.push(']');
+        }
+    }
+    body.push('}');
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `[<seconds>,"<value>"]`.
+fn write_point(out: &mut String, t: i64, v: f64) {
+    out.push('[');
+    write_timestamp(out, t);
+    out.push_str(",\"");
+    write_value(out, v);
+    out.push_str("\"]");
+}
+
+/// Unix seconds with the milliseconds as decimals, trailing zeros dropped:
+/// 1500 ms is `1.5`, 1000 ms is `1`, -1 ms is `-0.001`.
+pub(crate) fn write_timestamp(out: &mut String, t_ms: i64) {
+    let negative = t_ms < 0;
+    let abs = t_ms.unsigned_abs();
+    let (secs, ms) = (abs / 1000, abs % 1000);
+    if negative {
+        out.push('-');
+    }
+    let _ = write!(out, "{secs}");
+    if ms != 0 {
+        let frac = format!("{ms:03}");
+        out.push('.');
+        out.push_str(frac.trim_end_matches('0'));
+    }
+}
+
+/// Go's `strconv.FormatFloat(v, 'f', -1, 64)`, which Prometheus uses: the
+/// shortest digits that read back exactly, never an exponent.
+pub(crate) fn write_value(out: &mut String, v: f64) {
+    if v.is_nan() {
+        out.push_str("NaN");
+    } else if v == f64::INFINITY {
+        out.push_str("+Inf");
+    } else if v == f64::NEG_INFINITY {
+        out.push_str("-Inf");
+    } else {
+        // Rust's Display for f64 is shortest-round-trip and never uses an
+        // exponent, like Go's 'f' with precision -1.
+        let _ = write!(out, "{v}");
+    }
+}
+
+fn write_labels(out: &mut String, labels: &Labels) {
+    out.push('{');
+    for (i, l) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_json_string(out, &l.name);
+        out.push(':');
+        write_json_string(out, &l.value);
+    }
+    out.push('}');
+}
+
+fn write_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_like_prometheus() {
+        for (ms, want) in [
+            (1500, "1.5"),
+            (1000, "1"),
+            (1001, "1.001"),
+            (-1, "-0.001"),
+            (0, "0"),
+            (1435781451781, "1435781451.781"),
+        ] {
+            let mut s = String::new();
+            write_timestamp(&mut s, ms);
+            assert_eq!(s, want, "{ms}");
+        }
+    }
+
+    #[test]
+    fn values_like_go_format_float_f() {
+        for (v, want) in [
+            (1.0, "1"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (1e21, "1000000000000000000000"),
+            (-0.0, "-0"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+            (1.5e-7, "0.00000015"),
+        ] {
+            let mut s = String::new();
+            write_value(&mut s, v);
+            assert_eq!(s, want);
+        }
+    }
+
+    #[test]
+    fn json_strings_escape_controls() {
+        let mut s = String::new();
+        write_json_string(&mut s, "a\"b\\c\nd\u{1}");
+        assert_eq!(s, r#""a\"b\\c\nd\u0001""#);
+    }
+}
