@@ -226,7 +226,11 @@ mod tests {
         out.extend_from_slice(body);
     }
 
-    fn encode(series: &[(Vec<(&str, &str)>, Vec<(i64, f64)>)]) -> Vec<u8> {
+    /// A test series: label pairs and samples.
+    type TestSeries<'a> = (Vec<(&'a str, &'a str)>, Vec<(i64, f64)>);
+    type OwnedSeries = (Vec<(String, String)>, Vec<(i64, f64)>);
+
+    fn encode(series: &[TestSeries<'_>]) -> Vec<u8> {
         let mut out = Vec::new();
         for (labels, samples) in series {
             let mut ts = Vec::new();
@@ -253,7 +257,7 @@ mod tests {
         out
     }
 
-    fn decode(buf: &[u8]) -> Result<Vec<(Vec<(String, String)>, Vec<(i64, f64)>)>, DecodeError> {
+    fn decode(buf: &[u8]) -> Result<Vec<OwnedSeries>, DecodeError> {
         let mut out = Vec::new();
         decode_write_request::<DecodeError>(buf, |l, s| {
             out.push((
