@@ -131,7 +131,12 @@ pub(crate) async fn targets(State(state): State<AppState>, request: Request) -> 
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
+    // As in Prometheus, a list that was not asked for (or an unknown
+    // `state`) is still present, empty, and the dropped counts are `null`
+    // unless dropped targets were asked for.
     let which = params.get("state").unwrap_or("any").to_ascii_lowercase();
+    let show_active = which == "any" || which == "active";
+    let show_dropped = which == "any" || which == "dropped";
     let pool = params.get("scrapePool").map(str::to_string);
     let snapshot = state.scraping().map(|s| s.manager.targets());
     let (active, dropped) = match snapshot {
@@ -140,8 +145,8 @@ pub(crate) async fn targets(State(state): State<AppState>, request: Request) -> 
     };
     let in_pool = |p: &str| pool.as_deref().is_none_or(|want| want == p);
     let mut data = Map::new();
-    if which == "any" || which == "active" {
-        let list: Vec<Value> = active
+    let active_list: Vec<Value> = if show_active {
+        active
             .iter()
             .filter(|t| in_pool(&t.scrape_pool))
             .map(|t| {
@@ -159,25 +164,36 @@ pub(crate) async fn targets(State(state): State<AppState>, request: Request) -> 
                     "scrapeTimeout": t.scrape_timeout,
                 })
             })
-            .collect();
-        data.insert("activeTargets".into(), Value::Array(list));
-    }
-    if which == "any" || which == "dropped" {
+            .collect()
+    } else {
+        Vec::new()
+    };
+    data.insert("activeTargets".into(), Value::Array(active_list));
+    if show_dropped {
+        // The counts cover every pool, whatever `scrapePool` filters.
         let mut counts: Map<String, Value> = Map::new();
+        for t in &dropped {
+            let n = counts
+                .get(&t.scrape_pool)
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            counts.insert(t.scrape_pool.clone(), json!(n + 1));
+        }
         let list: Vec<Value> = dropped
             .iter()
             .filter(|t| in_pool(&t.scrape_pool))
             .map(|t| {
-                let n = counts
-                    .get(&t.scrape_pool)
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
-                counts.insert(t.scrape_pool.clone(), json!(n + 1));
-                json!({ "discoveredLabels": labels_json(&t.discovered_labels) })
+                json!({
+                    "discoveredLabels": labels_json(&t.discovered_labels),
+                    "scrapePool": t.scrape_pool,
+                })
             })
             .collect();
         data.insert("droppedTargets".into(), Value::Array(list));
         data.insert("droppedTargetCounts".into(), Value::Object(counts));
+    } else {
+        data.insert("droppedTargets".into(), Value::Array(Vec::new()));
+        data.insert("droppedTargetCounts".into(), Value::Null);
     }
     success(Value::Object(data), &[])
 }

@@ -599,13 +599,19 @@ async fn scraping_endpoints_without_scraping_are_empty_but_well_formed() {
         get(&app, "/api/v1/targets").await.data(),
         json!({"activeTargets": [], "droppedTargets": [], "droppedTargetCounts": {}})
     );
+    // Lists not asked for are present and empty, as in Prometheus, and
+    // the dropped counts are null unless dropped targets were asked for.
     assert_eq!(
         get(&app, "/api/v1/targets?state=active").await.data(),
-        json!({"activeTargets": []})
+        json!({"activeTargets": [], "droppedTargets": [], "droppedTargetCounts": null})
     );
     assert_eq!(
-        get(&app, "/api/v1/targets?state=dropped").await.data(),
-        json!({"droppedTargets": [], "droppedTargetCounts": {}})
+        get(&app, "/api/v1/targets?state=Dropped").await.data(),
+        json!({"activeTargets": [], "droppedTargets": [], "droppedTargetCounts": {}})
+    );
+    assert_eq!(
+        get(&app, "/api/v1/targets?state=nonsense").await.data(),
+        json!({"activeTargets": [], "droppedTargets": [], "droppedTargetCounts": null})
     );
     assert_eq!(get(&app, "/api/v1/metadata").await.data(), json!({}));
     assert_eq!(
@@ -938,4 +944,78 @@ async fn query_past_the_engine_timeout_is_503_timeout() {
         "timeout",
         "query timed out in expression evaluation",
     );
+}
+
+#[tokio::test]
+async fn targets_with_scraping_started_name_the_pool_of_dropped_targets() {
+    let text = concat!(
+        "global:\n  scrape_interval: 1h\n  scrape_timeout: 10s\n",
+        "scrape_configs:\n",
+        "  - job_name: kept\n",
+        "    static_configs:\n      - targets: ['127.0.0.1:1']\n",
+        "  - job_name: dropme\n",
+        "    static_configs:\n      - targets: ['127.0.0.1:2']\n",
+        "    relabel_configs:\n",
+        "      - source_labels: [__address__]\n        regex: '127.*'\n        action: drop\n",
+    );
+    let state = AppState::with_clock(test_storage(), config(), Arc::new(|| NOW_MS));
+    state
+        .start_scraping(server::scraping::ConfigSource::Embedded {
+            name: "test".to_string(),
+            text: text.to_string(),
+        })
+        .await
+        .expect("start scraping");
+    let app = router(state.clone());
+    let mut data = Value::Null;
+    for _ in 0..250 {
+        data = get(&app, "/api/v1/targets").await.data();
+        if data["activeTargets"]
+            .as_array()
+            .is_some_and(|l| !l.is_empty())
+            && data["droppedTargets"]
+                .as_array()
+                .is_some_and(|l| !l.is_empty())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let active = data["activeTargets"].as_array().expect("active");
+    assert_eq!(active.len(), 1, "{data}");
+    let target = &active[0];
+    assert_eq!(target["scrapePool"], "kept", "{data}");
+    assert_eq!(target["scrapeUrl"], "http://127.0.0.1:1/metrics", "{data}");
+    assert_eq!(
+        target["labels"],
+        json!({"instance": "127.0.0.1:1", "job": "kept"}),
+        "{data}"
+    );
+    assert_eq!(target["scrapeInterval"], "1h", "{data}");
+    assert_eq!(target["scrapeTimeout"], "10s", "{data}");
+    for key in ["globalUrl", "lastError", "lastScrape", "health"] {
+        assert!(target[key].is_string(), "{key}: {data}");
+    }
+    assert!(target["lastScrapeDuration"].is_number(), "{data}");
+    assert!(target["discoveredLabels"].is_object(), "{data}");
+
+    let dropped = data["droppedTargets"].as_array().expect("dropped");
+    assert_eq!(dropped.len(), 1, "{data}");
+    assert_eq!(dropped[0]["scrapePool"], "dropme", "{data}");
+    assert_eq!(
+        dropped[0]["discoveredLabels"]["__address__"], "127.0.0.1:2",
+        "{data}"
+    );
+    assert_eq!(data["droppedTargetCounts"], json!({"dropme": 1}), "{data}");
+
+    // `scrapePool` filters both lists but not the counts.
+    let data = get(&app, "/api/v1/targets?scrapePool=kept").await.data();
+    assert_eq!(data["activeTargets"].as_array().unwrap().len(), 1);
+    assert_eq!(data["droppedTargets"], json!([]));
+    assert_eq!(data["droppedTargetCounts"], json!({"dropme": 1}));
+
+    // The configuration page shows the text in effect.
+    let data = get(&app, "/api/v1/status/config").await.data();
+    assert_eq!(data, json!({"yaml": text}));
+    state.stop_scraping().await;
 }
