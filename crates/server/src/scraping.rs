@@ -203,19 +203,8 @@ pub(crate) async fn targets(State(state): State<AppState>, request: Request) -> 
 pub(crate) async fn metadata(State(state): State<AppState>, request: Request) -> Response {
     let result = async {
         let params = read_params(request).await?;
-        let limit = params.limit()?;
-        let per_metric = match params.get("limit_per_metric") {
-            None => None,
-            Some(s) => match s.parse::<i64>() {
-                Ok(n) if n > 0 => Some(n as usize),
-                Ok(_) => None,
-                Err(_) => {
-                    return Err(ApiError::bad_data(format!(
-                        "invalid parameter \"limit_per_metric\": cannot parse {s:?}"
-                    )));
-                }
-            },
-        };
+        let limit = metadata_limit(&params, "limit")?;
+        let per_metric = metadata_limit(&params, "limit_per_metric")?.filter(|&n| n > 0);
         let all = state
             .scraping()
             .map(|s| s.manager.metadata())
@@ -251,7 +240,7 @@ pub(crate) async fn metadata(State(state): State<AppState>, request: Request) ->
 pub(crate) async fn targets_metadata(State(state): State<AppState>, request: Request) -> Response {
     let result = async {
         let params = read_params(request).await?;
-        let limit = params.limit()?;
+        let limit = metadata_limit(&params, "limit")?;
         let matchers = match params.get("match_target") {
             Some(s) => crate::selector::parse_series_selector(s).map_err(|e| {
                 ApiError::bad_data(format!("invalid parameter \"match_target\": {e}"))
@@ -272,19 +261,41 @@ pub(crate) async fn targets_metadata(State(state): State<AppState>, request: Req
             })
             .take(limit.unwrap_or(usize::MAX))
             .map(|m| {
-                json!({
+                let mut entry = json!({
                     "target": labels_json(&m.target),
                     "metric": m.metadata.metric,
                     "type": m.metadata.metric_type.as_str(),
                     "help": m.metadata.help,
                     "unit": m.metadata.unit,
-                })
+                });
+                // Prometheus leaves out the metric name it was asked for.
+                if params.get("metric").is_some()
+                    && let Some(object) = entry.as_object_mut()
+                {
+                    object.remove("metric");
+                }
+                entry
             })
             .collect();
         Ok::<_, ApiError>(success(Value::Array(list), &[]))
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `limit` and `limit_per_metric` of the metadata endpoints, read as
+/// Prometheus reads them there (unlike the series endpoints): a negative
+/// value means no limit, 0 an empty answer, and anything not an integer is
+/// `<name> must be a number`.
+fn metadata_limit(params: &crate::params::Params, name: &str) -> Result<Option<usize>, ApiError> {
+    match params.get(name) {
+        None => Ok(None),
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if n < 0 => Ok(None),
+            Ok(n) => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
+            Err(_) => Err(ApiError::bad_data(format!("{name} must be a number"))),
+        },
+    }
 }
 
 /// RFC 3339 in UTC with nanoseconds, as Prometheus prints `lastScrape`.

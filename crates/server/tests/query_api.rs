@@ -638,10 +638,33 @@ async fn scraping_endpoints_without_scraping_are_empty_but_well_formed() {
     )
     .await;
     assert_eq!(reply.status, StatusCode::OK);
-    // Parameter errors are still reported.
-    let reply = get(&app, "/api/v1/metadata?limit=abc").await;
-    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    assert_eq!(reply.json()["errorType"], "bad_data");
+    // Parameter errors are still reported, in Prometheus's words for these
+    // endpoints; a negative limit there means no limit.
+    for (uri, message) in [
+        ("/api/v1/metadata?limit=abc", "limit must be a number"),
+        (
+            "/api/v1/metadata?limit_per_metric=1.5",
+            "limit_per_metric must be a number",
+        ),
+        ("/api/v1/targets/metadata?limit=x", "limit must be a number"),
+    ] {
+        assert_error(
+            &get(&app, uri).await,
+            StatusCode::BAD_REQUEST,
+            "bad_data",
+            message,
+        );
+    }
+    assert_eq!(
+        get(&app, "/api/v1/metadata?limit=-1&limit_per_metric=-1")
+            .await
+            .data(),
+        json!({})
+    );
+    assert_eq!(
+        get(&app, "/api/v1/targets/metadata?limit=-1").await.data(),
+        json!([])
+    );
     let reply = get(&app, "/api/v1/targets/metadata?match_target=%7B").await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.json()["errorType"], "bad_data");
