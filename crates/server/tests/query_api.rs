@@ -1042,3 +1042,81 @@ async fn targets_with_scraping_started_name_the_pool_of_dropped_targets() {
     assert_eq!(data, json!({"yaml": text}));
     state.stop_scraping().await;
 }
+
+#[tokio::test]
+async fn metadata_endpoints_with_a_scraped_target() {
+    // A target exposing two metric families.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = listener.local_addr().unwrap();
+    let exposition = concat!(
+        "# HELP jobs_total Jobs done.\n# TYPE jobs_total counter\njobs_total 3\n",
+        "# HELP temp_celsius Temperature.\n# TYPE temp_celsius gauge\n# UNIT temp_celsius celsius\ntemp_celsius 21.5\n",
+    );
+    let exporter = Router::new().route(
+        "/metrics",
+        axum::routing::get(move || async move { exposition }),
+    );
+    let exporter_task = tokio::spawn(async move {
+        let _ = axum::serve(listener, exporter).await;
+    });
+    let text = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: exp\n    static_configs:\n      - targets: ['{target}']\n"
+    );
+    let state = AppState::with_clock(test_storage(), config(), Arc::new(|| NOW_MS));
+    state
+        .start_scraping(server::scraping::ConfigSource::Embedded {
+            name: "test".to_string(),
+            text,
+        })
+        .await
+        .expect("start scraping");
+    let app = router(state.clone());
+    let mut all = Value::Null;
+    for _ in 0..500 {
+        all = get(&app, "/api/v1/targets/metadata").await.data();
+        if all.as_array().is_some_and(|l| l.len() >= 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let target_labels = json!({"instance": target.to_string(), "job": "exp"});
+    let list = all.as_array().expect("list");
+    assert!(
+        list.contains(&json!({
+            "target": target_labels,
+            "metric": "jobs_total",
+            "type": "counter",
+            "help": "Jobs done.",
+            "unit": "",
+        })),
+        "{all}"
+    );
+    // Asked for by name, the metric name is left out, as in Prometheus.
+    let one = get(&app, "/api/v1/targets/metadata?metric=jobs_total")
+        .await
+        .data();
+    assert_eq!(
+        one,
+        json!([{"target": target_labels, "type": "counter", "help": "Jobs done.", "unit": ""}])
+    );
+    // limit=0 is an empty answer on these endpoints; a negative one is
+    // no limit.
+    assert_eq!(
+        get(&app, "/api/v1/targets/metadata?limit=0").await.data(),
+        json!([])
+    );
+    assert_eq!(
+        get(&app, "/api/v1/metadata?limit=0").await.data(),
+        json!({})
+    );
+    let data = get(&app, "/api/v1/metadata?limit=-1").await.data();
+    assert_eq!(
+        data["jobs_total"],
+        json!([{"type": "counter", "help": "Jobs done.", "unit": ""}]),
+        "{data}"
+    );
+    let data = get(&app, "/api/v1/metadata?limit=1").await.data();
+    assert_eq!(data.as_object().unwrap().len(), 1, "{data}");
+    state.stop_scraping().await;
+    exporter_task.abort();
+}
