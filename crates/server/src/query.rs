@@ -18,7 +18,7 @@ use promql::{QueryError, QueryErrorKind, QueryOutput, Value};
 use serde_json::json;
 
 use crate::api::{read_params, success};
-use crate::params::{Params, parse_duration_ms};
+use crate::params::{Params, parse_duration_ms, parse_time};
 use crate::{ApiError, AppState, ErrorType, blocking};
 
 impl From<QueryError> for ApiError {
@@ -51,21 +51,57 @@ fn as_param_error(e: QueryError) -> ApiError {
     }
 }
 
+/// An error from the engine once the query has parsed. Prometheus refuses
+/// a range query of the wrong type as a bad `query` parameter (400), but
+/// answers anything that fails while evaluating (a NaN `topk` parameter,
+/// an invalid `count_values` label) as an execution error (422).
+fn as_evaluation_error(e: QueryError) -> ApiError {
+    if e.kind() != QueryErrorKind::BadData {
+        return e.into();
+    }
+    if e.message().starts_with("invalid expression type") {
+        return as_param_error(e);
+    }
+    ApiError::new(ErrorType::Execution, e.to_string())
+}
+
+fn invalid_param(name: &str, message: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_data(format!("invalid parameter \"{name}\": {message}"))
+}
+
+/// Parses the query and evaluates it with `run`: parse errors are bad
+/// `query` parameters, evaluation errors are mapped by
+/// [`as_evaluation_error`]. The query is parsed here, and once more by the
+/// engine, because only this separates the two kinds of error; parsing
+/// costs microseconds.
+fn parse_then_run(
+    query: &str,
+    run: impl FnOnce() -> Result<QueryOutput, QueryError>,
+) -> Result<QueryOutput, ApiError> {
+    promql::parse(query).map_err(as_param_error)?;
+    run().map_err(as_evaluation_error)
+}
+
 /// `GET|POST /api/v1/query`.
 pub(crate) async fn query(State(state): State<AppState>, request: Request) -> Response {
     let result = async {
         let params = read_params(request).await?;
-        let query = query_param(&params)?;
         let now = state.now_ms();
-        let time = params.time_or("time", now)?;
+        let time = match params.get("time") {
+            None => now,
+            Some(s) => parse_time(s).map_err(|e| {
+                invalid_param("time", format!("invalid time value for 'time': {e}"))
+            })?,
+        };
         check_timeout_param(&params)?;
+        let query = query_param(&params)?;
         let with_stats = params.get("stats").is_some();
         let storage = state.storage().clone();
         let engine = state.engine().clone();
         let output = blocking(move || {
-            engine
-                .instant_query(storage.as_ref(), &query, time)
-                .map_err(as_param_error)
+            parse_then_run(&query, || {
+                engine.instant_query(storage.as_ref(), &query, time)
+            })
         })
         .await?;
         Ok::<_, ApiError>(render(&output, with_stats))
@@ -74,38 +110,44 @@ pub(crate) async fn query(State(state): State<AppState>, request: Request) -> Re
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-/// `GET|POST /api/v1/query_range`.
+/// `GET|POST /api/v1/query_range`. Parameters are checked in Prometheus's
+/// order (start, end, their order, step, its sign, the point count,
+/// timeout) before the query is parsed, with Prometheus's messages.
 pub(crate) async fn query_range(State(state): State<AppState>, request: Request) -> Response {
     let result = async {
         let params = read_params(request).await?;
-        let query = query_param(&params)?;
         let start = required_time(&params, "start")?;
         let end = required_time(&params, "end")?;
-        let step = match params.get("step") {
-            Some(s) => parse_duration_ms(s)
-                .map_err(|e| ApiError::bad_data(format!("invalid parameter \"step\": {e}")))?,
-            None => return Err(ApiError::bad_data("invalid parameter \"step\": missing")),
-        };
+        if end < start {
+            return Err(invalid_param(
+                "end",
+                "end timestamp must not be before start time",
+            ));
+        }
+        let step = parse_duration_ms(params.get("step").unwrap_or(""))
+            .map_err(|e| invalid_param("step", e))?;
+        if step <= 0 {
+            return Err(invalid_param(
+                "step",
+                "zero or negative query resolution step widths are not accepted. Try a positive integer",
+            ));
+        }
+        // Prometheus divides whole durations; so does this, in i128 so a
+        // range across all of time cannot overflow.
+        if (i128::from(end) - i128::from(start)) / i128::from(step) > MAX_POINTS_PER_SERIES {
+            return Err(ApiError::bad_data(
+                "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+            ));
+        }
         check_timeout_param(&params)?;
+        let query = query_param(&params)?;
         let with_stats = params.get("stats").is_some();
         let storage = state.storage().clone();
         let engine = state.engine().clone();
         let output = blocking(move || {
-            engine
-                .range_query(storage.as_ref(), &query, start, end, step)
-                .map_err(|e| {
-                    // Parameter errors (step, range) are the engine's own
-                    // words; parse errors get Prometheus's prefix.
-                    if e.kind() == QueryErrorKind::BadData
-                        && !e.message().contains("step")
-                        && !e.message().contains("timestamp")
-                        && !e.message().contains("resolution")
-                    {
-                        as_param_error(e)
-                    } else {
-                        e.into()
-                    }
-                })
+            parse_then_run(&query, || {
+                engine.range_query(storage.as_ref(), &query, start, end, step)
+            })
         })
         .await?;
         Ok::<_, ApiError>(render(&output, with_stats))
@@ -113,6 +155,9 @@ pub(crate) async fn query_range(State(state): State<AppState>, request: Request)
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
 }
+
+/// Prometheus's limit on the steps of a range query.
+const MAX_POINTS_PER_SERIES: i128 = 11_000;
 
 /// `GET|POST /api/v1/format_query`.
 pub(crate) async fn format_query(request: Request) -> Response {
@@ -157,21 +202,17 @@ pub(crate) async fn status_flags(State(state): State<AppState>) -> Response {
     success(serde_json::Value::Object(flags), &[])
 }
 
+/// `start` or `end` of a range query: required, and an absent one is
+/// reported as Prometheus reports it, as an unparsable empty string.
 fn required_time(params: &Params, name: &str) -> Result<i64, ApiError> {
-    if params.get(name).is_none() {
-        return Err(ApiError::bad_data(format!(
-            "invalid parameter \"{name}\": missing"
-        )));
-    }
-    params.time_or(name, 0)
+    parse_time(params.get(name).unwrap_or("")).map_err(|e| invalid_param(name, e))
 }
 
 /// `timeout` is accepted as Prometheus accepts it (a duration); the
 /// engine's own limit still applies.
 fn check_timeout_param(params: &Params) -> Result<(), ApiError> {
     if let Some(t) = params.get("timeout") {
-        parse_duration_ms(t)
-            .map_err(|e| ApiError::bad_data(format!("invalid parameter \"timeout\": {e}")))?;
+        parse_duration_ms(t).map_err(|e| invalid_param("timeout", e))?;
     }
     Ok(())
 }

@@ -131,7 +131,12 @@ pub(crate) async fn targets(State(state): State<AppState>, request: Request) -> 
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
+    // As in Prometheus, a list that was not asked for (or an unknown
+    // `state`) is still present, empty, and the dropped counts are `null`
+    // unless dropped targets were asked for.
     let which = params.get("state").unwrap_or("any").to_ascii_lowercase();
+    let show_active = which == "any" || which == "active";
+    let show_dropped = which == "any" || which == "dropped";
     let pool = params.get("scrapePool").map(str::to_string);
     let snapshot = state.scraping().map(|s| s.manager.targets());
     let (active, dropped) = match snapshot {
@@ -140,8 +145,8 @@ pub(crate) async fn targets(State(state): State<AppState>, request: Request) -> 
     };
     let in_pool = |p: &str| pool.as_deref().is_none_or(|want| want == p);
     let mut data = Map::new();
-    if which == "any" || which == "active" {
-        let list: Vec<Value> = active
+    let active_list: Vec<Value> = if show_active {
+        active
             .iter()
             .filter(|t| in_pool(&t.scrape_pool))
             .map(|t| {
@@ -159,25 +164,36 @@ pub(crate) async fn targets(State(state): State<AppState>, request: Request) -> 
                     "scrapeTimeout": t.scrape_timeout,
                 })
             })
-            .collect();
-        data.insert("activeTargets".into(), Value::Array(list));
-    }
-    if which == "any" || which == "dropped" {
+            .collect()
+    } else {
+        Vec::new()
+    };
+    data.insert("activeTargets".into(), Value::Array(active_list));
+    if show_dropped {
+        // The counts cover every pool, whatever `scrapePool` filters.
         let mut counts: Map<String, Value> = Map::new();
+        for t in &dropped {
+            let n = counts
+                .get(&t.scrape_pool)
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            counts.insert(t.scrape_pool.clone(), json!(n + 1));
+        }
         let list: Vec<Value> = dropped
             .iter()
             .filter(|t| in_pool(&t.scrape_pool))
             .map(|t| {
-                let n = counts
-                    .get(&t.scrape_pool)
-                    .and_then(Value::as_u64)
-                    .unwrap_or(0);
-                counts.insert(t.scrape_pool.clone(), json!(n + 1));
-                json!({ "discoveredLabels": labels_json(&t.discovered_labels) })
+                json!({
+                    "discoveredLabels": labels_json(&t.discovered_labels),
+                    "scrapePool": t.scrape_pool,
+                })
             })
             .collect();
         data.insert("droppedTargets".into(), Value::Array(list));
         data.insert("droppedTargetCounts".into(), Value::Object(counts));
+    } else {
+        data.insert("droppedTargets".into(), Value::Array(Vec::new()));
+        data.insert("droppedTargetCounts".into(), Value::Null);
     }
     success(Value::Object(data), &[])
 }
@@ -187,19 +203,8 @@ pub(crate) async fn targets(State(state): State<AppState>, request: Request) -> 
 pub(crate) async fn metadata(State(state): State<AppState>, request: Request) -> Response {
     let result = async {
         let params = read_params(request).await?;
-        let limit = params.limit()?;
-        let per_metric = match params.get("limit_per_metric") {
-            None => None,
-            Some(s) => match s.parse::<i64>() {
-                Ok(n) if n > 0 => Some(n as usize),
-                Ok(_) => None,
-                Err(_) => {
-                    return Err(ApiError::bad_data(format!(
-                        "invalid parameter \"limit_per_metric\": cannot parse {s:?}"
-                    )));
-                }
-            },
-        };
+        let limit = metadata_limit(&params, "limit")?;
+        let per_metric = metadata_limit(&params, "limit_per_metric")?.filter(|&n| n > 0);
         let all = state
             .scraping()
             .map(|s| s.manager.metadata())
@@ -235,7 +240,7 @@ pub(crate) async fn metadata(State(state): State<AppState>, request: Request) ->
 pub(crate) async fn targets_metadata(State(state): State<AppState>, request: Request) -> Response {
     let result = async {
         let params = read_params(request).await?;
-        let limit = params.limit()?;
+        let limit = metadata_limit(&params, "limit")?;
         let matchers = match params.get("match_target") {
             Some(s) => crate::selector::parse_series_selector(s).map_err(|e| {
                 ApiError::bad_data(format!("invalid parameter \"match_target\": {e}"))
@@ -256,19 +261,41 @@ pub(crate) async fn targets_metadata(State(state): State<AppState>, request: Req
             })
             .take(limit.unwrap_or(usize::MAX))
             .map(|m| {
-                json!({
+                let mut entry = json!({
                     "target": labels_json(&m.target),
                     "metric": m.metadata.metric,
                     "type": m.metadata.metric_type.as_str(),
                     "help": m.metadata.help,
                     "unit": m.metadata.unit,
-                })
+                });
+                // Prometheus leaves out the metric name it was asked for.
+                if params.get("metric").is_some()
+                    && let Some(object) = entry.as_object_mut()
+                {
+                    object.remove("metric");
+                }
+                entry
             })
             .collect();
         Ok::<_, ApiError>(success(Value::Array(list), &[]))
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `limit` and `limit_per_metric` of the metadata endpoints, read as
+/// Prometheus reads them there (unlike the series endpoints): a negative
+/// value means no limit, 0 an empty answer, and anything not an integer is
+/// `<name> must be a number`.
+fn metadata_limit(params: &crate::params::Params, name: &str) -> Result<Option<usize>, ApiError> {
+    match params.get(name) {
+        None => Ok(None),
+        Some(s) => match s.parse::<i64>() {
+            Ok(n) if n < 0 => Ok(None),
+            Ok(n) => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
+            Err(_) => Err(ApiError::bad_data(format!("{name} must be a number"))),
+        },
+    }
 }
 
 /// RFC 3339 in UTC with nanoseconds, as Prometheus prints `lastScrape`.
