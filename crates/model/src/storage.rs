@@ -90,6 +90,19 @@ pub trait Querier: Send {
     /// empty string (as in Prometheus); otherwise this is an error.
     fn select(&self, matchers: &[Matcher]) -> Result<SeriesSet>;
 
+    /// Like [`Querier::select`], but each series yields only its newest
+    /// sample in range. An instant selector needs no more, and a store can
+    /// often answer it without decoding anything.
+    fn select_latest(&self, matchers: &[Matcher]) -> Result<SeriesSet> {
+        let set = self.select(matchers)?;
+        Ok(Box::new(set.map(|s| {
+            s.map(|s| Series {
+                labels: s.labels,
+                samples: Box::new(s.samples.last().into_iter()),
+            })
+        })))
+    }
+
     /// Label names of the series matching `matchers` (all series when
     /// empty), sorted and unique.
     fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>>;

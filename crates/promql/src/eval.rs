@@ -421,9 +421,14 @@ impl<'a> Ctx<'a> {
             .storage
             .querier(mint, max_ref)
             .map_err(|e| QueryError::execution(e.to_string()))?;
-        let set = querier
-            .select(&vs.matchers)
-            .map_err(|e| QueryError::execution(e.to_string()))?;
+        // One reference time needs only the newest sample in its window,
+        // which storage can give without decoding every sample.
+        let set = if refs.len() == 1 {
+            querier.select_latest(&vs.matchers)
+        } else {
+            querier.select(&vs.matchers)
+        }
+        .map_err(|e| QueryError::execution(e.to_string()))?;
         let lookback = self.lookback;
         for series in set {
             self.check_deadline()?;

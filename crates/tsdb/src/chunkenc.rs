@@ -168,6 +168,11 @@ impl XorAppender {
         (self.n_samples > 0).then_some(self.last_time)
     }
 
+    /// The newest sample, without decoding the chunk.
+    pub fn last_sample(&self) -> Option<(i64, f64)> {
+        (self.n_samples > 0).then_some((self.last_time, f64::from_bits(self.last_value_bits)))
+    }
+
     /// The chunk's bytes; a valid [`Encoding::Xor`] chunk at any point.
     pub fn bytes(&self) -> &[u8] {
         &self.buffer

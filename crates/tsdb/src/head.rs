@@ -42,6 +42,9 @@ type InternedLabel = (Arc<str>, Arc<str>);
 pub(crate) struct MemSeries {
     pub(crate) id: u64,
     labels: Box<[InternedLabel]>,
+    /// The label set as the storage traits hand it out, built on first
+    /// read: only series that are queried pay for the owned strings.
+    labels_cache: std::sync::OnceLock<Labels>,
     hash: u64,
     /// Appenders that staged samples for this series and have not committed
     /// or rolled back yet; garbage collection skips such series.
@@ -94,6 +97,12 @@ struct SeriesData {
 
 impl MemSeries {
     pub(crate) fn labels(&self) -> Labels {
+        self.labels_cache
+            .get_or_init(|| self.build_labels())
+            .clone()
+    }
+
+    fn build_labels(&self) -> Labels {
         Labels::from_sorted_unchecked(
             self.labels
                 .iter()
@@ -165,6 +174,38 @@ impl MemSeries {
         d.open.append(t, v);
         d.max_time = t;
         false
+    }
+
+    /// The newest sample in `[mint, maxt]`. Answered from the open chunk's
+    /// last sample and the override map when the range reaches the newest
+    /// data, as it does for queries at "now"; otherwise by decoding.
+    pub(crate) fn latest(&self, mint: i64, maxt: i64) -> Option<(i64, f64)> {
+        let d = lock(&self.data);
+        let chunk_last = match d.open.last_sample() {
+            Some((t, v)) if t <= maxt => Some((t, v)),
+            Some(_) => None,
+            // An empty open chunk with closed ones happens after a
+            // truncation; decode below.
+            None if d.closed.is_empty() => None,
+            None => {
+                drop(d);
+                return self.samples(mint, maxt).last().copied();
+            }
+        };
+        if chunk_last.is_none() && d.open.num_samples() > 0 {
+            drop(d);
+            return self.samples(mint, maxt).last().copied();
+        }
+        let over = d
+            .overrides
+            .range(..=maxt)
+            .next_back()
+            .map(|(t, v)| (*t, *v));
+        let best = match (chunk_last, over) {
+            (Some(c), Some(o)) => Some(if o.0 >= c.0 { o } else { c }),
+            (c, o) => c.or(o),
+        };
+        best.filter(|(t, _)| *t >= mint)
     }
 
     /// Samples in `[mint, maxt]`, ascending, overrides applied.
@@ -421,6 +462,7 @@ impl Head {
         let series = Arc::new(MemSeries {
             id,
             labels: interned,
+            labels_cache: std::sync::OnceLock::new(),
             hash,
             pending: AtomicU32::new(pending),
             wal_logged: AtomicBool::new(false),

@@ -54,7 +54,9 @@ impl Part {
 
 impl DbQuerier {
     /// Collects the sorted series list of every source and merges them.
-    fn merged(&self, matchers: &[Matcher]) -> Result<Vec<(Labels, Vec<Part>)>> {
+    /// With `latest_only`, head series contribute only their newest sample
+    /// in range (enough for [`Querier::select_latest`]).
+    fn merged(&self, matchers: &[Matcher], latest_only: bool) -> Result<Vec<(Labels, Vec<Part>)>> {
         // Sources in priority order, lowest first.
         let mut sources: Vec<Vec<(Labels, Part)>> = Vec::new();
         for b in &self.blocks {
@@ -78,7 +80,11 @@ impl DbQuerier {
             .matching_series(matchers)
             .into_iter()
             .filter_map(|s| {
-                let samples = s.samples(self.mint, self.maxt);
+                let samples = if latest_only {
+                    s.latest(self.mint, self.maxt).into_iter().collect()
+                } else {
+                    s.samples(self.mint, self.maxt)
+                };
                 (!samples.is_empty()).then(|| (s.labels(), Part::Head(samples)))
             })
             .collect();
@@ -219,7 +225,7 @@ fn merge_parts(parts: Vec<Part>, mint: i64, maxt: i64) -> Result<Vec<(i64, f64)>
 impl Querier for DbQuerier {
     fn select(&self, matchers: &[Matcher]) -> Result<SeriesSet> {
         model::storage::check_selectable(matchers)?;
-        let merged = self.merged(matchers)?;
+        let merged = self.merged(matchers, false)?;
         let (mint, maxt) = (self.mint, self.maxt);
         let iter = merged.into_iter().filter_map(move |(labels, parts)| {
             match merge_parts(parts, mint, maxt) {
@@ -234,6 +240,24 @@ impl Querier for DbQuerier {
         Ok(Box::new(iter))
     }
 
+    fn select_latest(&self, matchers: &[Matcher]) -> Result<SeriesSet> {
+        model::storage::check_selectable(matchers)?;
+        let merged = self.merged(matchers, true)?;
+        let (mint, maxt) = (self.mint, self.maxt);
+        let iter = merged.into_iter().filter_map(move |(labels, parts)| {
+            match merge_parts(parts, mint, maxt) {
+                Ok(samples) => samples.last().map(|&last| {
+                    Ok(Series {
+                        labels,
+                        samples: Box::new(std::iter::once(last)) as SampleIter,
+                    })
+                }),
+                Err(e) => Some(Err(e)),
+            }
+        });
+        Ok(Box::new(iter))
+    }
+
     fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>> {
         let mut names = std::collections::BTreeSet::new();
         if matchers.is_empty() {
@@ -242,7 +266,7 @@ impl Querier for DbQuerier {
             }
             names.extend(self.head.label_names(matchers, self.mint, self.maxt));
         } else {
-            for (labels, _) in self.merged(matchers)? {
+            for (labels, _) in self.merged(matchers, false)? {
                 names.extend(labels.iter().map(|l| l.name.clone()));
             }
         }
@@ -257,7 +281,7 @@ impl Querier for DbQuerier {
             }
             values.extend(self.head.label_values(name, matchers, self.mint, self.maxt));
         } else {
-            for (labels, _) in self.merged(matchers)? {
+            for (labels, _) in self.merged(matchers, false)? {
                 if let Some(v) = labels.get(name) {
                     values.insert(v.to_string());
                 }

@@ -118,10 +118,39 @@ fn expected(model: &ModelDb, mint: i64, maxt: i64) -> ModelDb {
 }
 
 fn check(db: &Db, model: &ModelDb, step: usize) {
-    for (mint, maxt) in [(i64::MIN, i64::MAX), (0, 2500), (1500, 1600), (2999, 3000)] {
+    for (mint, maxt) in [
+        (i64::MIN, i64::MAX),
+        (0, 2500),
+        (1500, 1600),
+        (2999, 3000),
+        (4000, 9000),
+    ] {
         let got = read_all(db, mint, maxt);
         let want = expected(model, mint, maxt);
         assert_eq!(got, want, "step {step}, range [{mint}, {maxt}]");
+
+        // select_latest: the newest sample of each series in range.
+        let q = db.querier(mint, maxt).expect("querier");
+        let m = Matcher::new(MatchOp::RegexMatch, "__name__", ".+").expect("matcher");
+        let latest: BTreeMap<Labels, (i64, u64)> = q
+            .select_latest(&[m])
+            .expect("select_latest")
+            .map(|s| {
+                let s = s.expect("series");
+                let mut samples: Vec<(i64, f64)> = s.samples.collect();
+                assert_eq!(samples.len(), 1, "one sample per series from select_latest");
+                let (t, v) = samples.remove(0);
+                (s.labels, (t, v.to_bits()))
+            })
+            .collect();
+        let want_latest: BTreeMap<Labels, (i64, u64)> = want
+            .iter()
+            .filter_map(|(l, s)| s.iter().next_back().map(|(t, v)| (l.clone(), (*t, *v))))
+            .collect();
+        assert_eq!(
+            latest, want_latest,
+            "select_latest, step {step}, range [{mint}, {maxt}]"
+        );
     }
 }
 
