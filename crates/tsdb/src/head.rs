@@ -208,6 +208,31 @@ impl MemSeries {
         best.filter(|(t, _)| *t >= mint)
     }
 
+    /// Oldest and newest timestamp held (`(i64::MAX, i64::MIN)` when
+    /// empty), from chunk metadata, without decoding.
+    pub(crate) fn time_bounds(&self) -> (i64, i64) {
+        let d = lock(&self.data);
+        let mut min = i64::MAX;
+        let mut max = i64::MIN;
+        if let Some(c) = d.closed.first() {
+            min = min.min(c.min_time);
+        }
+        for c in &d.closed {
+            max = max.max(c.max_time);
+        }
+        if let (Some(a), Some(b)) = (d.open.first_time(), d.open.last_time()) {
+            min = min.min(a);
+            max = max.max(b);
+        }
+        if let (Some((a, _)), Some((b, _))) =
+            (d.overrides.iter().next(), d.overrides.iter().next_back())
+        {
+            min = min.min(*a);
+            max = max.max(*b);
+        }
+        (min, max)
+    }
+
     /// Samples in `[mint, maxt]`, ascending, overrides applied.
     pub(crate) fn samples(&self, mint: i64, maxt: i64) -> Vec<(i64, f64)> {
         let d = lock(&self.data);

@@ -254,3 +254,46 @@ fn rewrite_of_a_sample_already_in_a_block() {
     assert!(counters.compactions_total >= 1, "{counters:?}");
     assert!(blocks >= 1);
 }
+
+/// Large selects decode on several threads in batches; the result must be
+/// the same stream, in label order, with every sample, across head and
+/// blocks.
+#[test]
+fn large_select_is_complete_and_ordered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path());
+    let n_series = 3000;
+    for t in (0..3000).step_by(100) {
+        let mut app = db.appender();
+        for i in 0..n_series {
+            let labels = Labels::from_pairs([("__name__", "big"), ("i", &format!("{i:05}"))]);
+            app.append(&labels, t, (i as i64 * 1000 + t) as f64)
+                .expect("append");
+        }
+        app.commit().expect("commit");
+    }
+    db.maintain(3000).expect("maintain");
+    assert!(!db.blocks().is_empty(), "part of the data is in a block");
+    let q = db.querier(i64::MIN, i64::MAX).expect("querier");
+    let mut count = 0;
+    for (idx, s) in q
+        .select(&[Matcher::equal("__name__", "big")])
+        .expect("select")
+        .enumerate()
+    {
+        let s = s.expect("series");
+        assert_eq!(
+            s.labels.get("i"),
+            Some(format!("{idx:05}").as_str()),
+            "order"
+        );
+        let samples: Vec<(i64, f64)> = s.samples.collect();
+        assert_eq!(samples.len(), 30, "series {idx}");
+        for (j, (t, v)) in samples.iter().enumerate() {
+            assert_eq!(*t, j as i64 * 100);
+            assert_eq!(*v, (idx as i64 * 1000 + t) as f64);
+        }
+        count += 1;
+    }
+    assert_eq!(count, n_series);
+}
