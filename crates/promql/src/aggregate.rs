@@ -232,25 +232,17 @@ fn selecting(ctx: &Ctx<'_>, a: &Aggregate, steps: &Steps) -> Result<Val, QueryEr
                     return Err(QueryError::bad_data("Ratio value is NaN"));
                 }
             }
-            if param.iter().any(|r| !(-1.0..=1.0).contains(r)) {
-                ctx.warn(format!(
-                    "ratio value should be between -1 and 1, got {}, capping to {}",
-                    go_float(
-                        param
-                            .iter()
-                            .copied()
-                            .find(|r| !(-1.0..=1.0).contains(r))
-                            .unwrap_or(0.0)
+            if let Some(r) = param.iter().copied().find(|r| !(-1.0..=1.0).contains(r)) {
+                // Prometheus places this warning at the ratio argument.
+                ctx.warn_at_arg(
+                    format!(
+                        "ratio value should be between -1 and 1, got {}, capping to {}",
+                        go_float(r),
+                        go_float(r.clamp(-1.0, 1.0))
                     ),
-                    go_float(
-                        param
-                            .iter()
-                            .copied()
-                            .find(|r| !(-1.0..=1.0).contains(r))
-                            .unwrap_or(0.0)
-                            .clamp(-1.0, 1.0)
-                    ),
-                ));
+                    "limit_ratio",
+                    0,
+                );
             }
         }
         Quantile => {

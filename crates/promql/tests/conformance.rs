@@ -10,13 +10,17 @@
 //!
 //! Cases that need native histograms or experimental syntax are listed in
 //! `conformance-skips.txt` (`file:line<TAB>reason`). The test fails when a
-//! non-skipped case fails, or when a skip entry names no eval.
+//! non-skipped case fails, or when a skip entry names no eval. A
+//! "native histograms" entry is checked against the script data: the case
+//! must expect a histogram value or read a histogram sample at its eval
+//! times, so a float-only case cannot hide behind it (see the audit at the
+//! end of this file; `PROMQL_AUDIT_NH=<path>` writes its facts per eval).
 
 use model::Labels;
 use model::storage::Appendable;
 use promql::ast::{At, Expr};
 use promql::{Engine, EngineOptions, QueryOutput, Value};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -114,6 +118,16 @@ fn promql_conformance() {
             report.skipped_but_passing
         );
     }
+    if let Ok(path) = std::env::var("PROMQL_AUDIT_NH") {
+        let mut text = String::from(
+            "key\treason\texpected_histogram\tannotation_histogram\ttouches_native\ttouches_nhcb\tfloat_only_result\tdependency\tparses\texpr\n",
+        );
+        for line in &report.audit {
+            text.push_str(line);
+            text.push('\n');
+        }
+        std::fs::write(path, text).expect("write audit");
+    }
     if let Ok(path) = std::env::var("PROMQL_WRITE_FAILURES") {
         let list: Vec<String> = report.failed_keys.iter().map(|k| k.to_string()).collect();
         std::fs::write(path, list.join("\n")).expect("write failures");
@@ -142,6 +156,8 @@ struct Report {
     skip_reasons: BTreeMap<String, usize>,
     failures: Vec<String>,
     failed_keys: Vec<String>,
+    /// With `PROMQL_AUDIT_NH`, one line per eval (see `audit_line`).
+    audit: Vec<String>,
 }
 
 fn read_skips(path: &Path) -> HashMap<String, String> {
@@ -655,6 +671,8 @@ enum Command {
     Load {
         step: i64,
         lines: Vec<(Labels, Vec<Item>)>,
+        /// `load_with_nhcb`: classic histograms are also stored converted.
+        nhcb: bool,
     },
     Eval(Eval),
 }
@@ -709,7 +727,11 @@ fn parse_script(text: &str) -> Result<Vec<Command>, String> {
                 }
                 out.push((labels, items));
             }
-            cmds.push(Command::Load { step, lines: out });
+            cmds.push(Command::Load {
+                step,
+                lines: out,
+                nhcb: first == "load_with_nhcb",
+            });
         } else if first.starts_with("eval") {
             let mut ev =
                 parse_eval_header(line, lineno).map_err(|e| format!("line {lineno}: {e}"))?;
@@ -745,10 +767,16 @@ fn run_file(
     };
     let engine = engine();
     let mut store = Store::new();
+    let mut shadow = Shadow::default();
+    let auditing = std::env::var_os("PROMQL_AUDIT_NH").is_some();
     for cmd in cmds {
         match cmd {
-            Command::Clear => store = Store::new(),
-            Command::Load { step, lines } => {
+            Command::Clear => {
+                store = Store::new();
+                shadow = Shadow::default();
+            }
+            Command::Load { step, lines, nhcb } => {
+                shadow.load(step, &lines, nhcb);
                 let mut app = store.db.appender();
                 for (labels, items) in &lines {
                     for (i, item) in items.iter().enumerate() {
@@ -772,6 +800,24 @@ fn run_file(
                     check_eval(&engine, &store.db, &ev)
                 }))
                 .unwrap_or_else(|_| Err("engine panicked".to_string()));
+                let skip = skips.get(&key);
+                let histogram_skip = skip.is_some_and(|r| r.starts_with("native histograms"));
+                if auditing || histogram_skip {
+                    let facts = audit_facts(&ev, &shadow);
+                    if auditing {
+                        let reason = skip.map_or("(not skipped)", String::as_str);
+                        report
+                            .audit
+                            .push(audit_line(&key, reason, &ev, &facts, &result));
+                    }
+                    if let Some(reason) = skip.filter(|_| histogram_skip)
+                        && let Err(e) = check_native_histogram_skip(reason, &facts)
+                    {
+                        report
+                            .failures
+                            .push(format!("{key}: {}\n    dishonest skip: {e}", ev.expr));
+                    }
+                }
                 match (skips.get(&key), result) {
                     (Some(reason), r) => {
                         report.skipped += 1;
@@ -1260,4 +1306,439 @@ fn compare_value(ev: &Eval, got: &Value, mode: Mode) -> Result<(), String> {
         (Value::Scalar { .. }, _) => Err(mismatch("unexpected scalar".into())),
         _ => Err(mismatch("result type differs".into())),
     }
+}
+
+// ---------------------------------------------------------------------
+// Native-histogram audit (`PROMQL_AUDIT_NH=<path>`).
+//
+// The store above holds only the float samples of a script. To decide
+// whether a skipped "native histograms" case really needs them, the runner
+// keeps a shadow of every loaded sample with its kind and replays each
+// selector's windows over it: a case that reads no histogram sample and
+// expects no histogram value is a float-only case and must not be skipped.
+
+/// What a loaded sample is, as far as the audit cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SampleKind {
+    Float,
+    Stale,
+    /// A native histogram written in the script (`{{…}}`).
+    Native,
+    /// A native histogram with custom buckets made by `load_with_nhcb`.
+    Nhcb,
+}
+
+/// Every sample loaded since the last `clear`, by series and time.
+#[derive(Default)]
+struct Shadow {
+    series: HashMap<Labels, BTreeMap<i64, SampleKind>>,
+}
+
+/// Which kinds of histogram samples a query's selectors read.
+#[derive(Default)]
+struct Touched {
+    native: bool,
+    nhcb: bool,
+}
+
+impl Touched {
+    fn mark(&mut self, kind: SampleKind) {
+        match kind {
+            SampleKind::Native => self.native = true,
+            SampleKind::Nhcb => self.nhcb = true,
+            SampleKind::Float | SampleKind::Stale => {}
+        }
+    }
+}
+
+/// The query-wide times that `@ start()` / `@ end()` and lookback refer to.
+struct AuditClock {
+    start: i64,
+    end: i64,
+    lookback: i64,
+    /// `anchored` was written: windows also read the last sample at or
+    /// before their start (within the lookback).
+    anchored: bool,
+    /// `smoothed` was written: as `anchored`, and also the first sample
+    /// after their end (within the lookback).
+    smoothed: bool,
+}
+
+impl AuditClock {
+    /// The samples just outside the window `(lower, upper]` that the
+    /// extended range modifiers read.
+    fn boundary_kinds(
+        &self,
+        samples: &BTreeMap<i64, SampleKind>,
+        lower: i64,
+        upper: i64,
+        out: &mut Touched,
+    ) {
+        if (self.anchored || self.smoothed)
+            && let Some((&ts, kind)) = samples.range(..=lower).next_back()
+            && ts > lower.saturating_sub(self.lookback)
+        {
+            out.mark(*kind);
+        }
+        if self.smoothed
+            && let Some((&ts, kind)) = samples.range(upper.saturating_add(1)..).next()
+            && ts <= upper.saturating_add(self.lookback)
+        {
+            out.mark(*kind);
+        }
+    }
+}
+
+impl AuditClock {
+    fn resolve(&self, at: Option<At>, t: i64) -> i64 {
+        match at {
+            None => t,
+            Some(At::Time(x)) => x,
+            Some(At::Start) => self.start,
+            Some(At::End) => self.end,
+        }
+    }
+}
+
+impl Shadow {
+    fn load(&mut self, step: i64, lines: &[(Labels, Vec<Item>)], nhcb: bool) {
+        for (labels, items) in lines {
+            let slot = self.series.entry(labels.clone()).or_default();
+            for (i, item) in items.iter().enumerate() {
+                let t = i as i64 * step;
+                let kind = match item {
+                    Item::Float(v) if model::is_stale_nan(*v) => SampleKind::Stale,
+                    Item::Float(_) => SampleKind::Float,
+                    Item::Histogram => SampleKind::Native,
+                    Item::Missing => continue,
+                };
+                slot.insert(t, kind);
+            }
+        }
+        if !nhcb {
+            return;
+        }
+        // Classic families of this block: `X_bucket{le}`, `X_count`, `X_sum`
+        // grouped by their labels without `le`; each becomes series `X`.
+        let mut families: BTreeMap<Labels, (bool, BTreeSet<i64>)> = BTreeMap::new();
+        for (labels, items) in lines {
+            let Some(name) = labels.metric_name() else {
+                continue;
+            };
+            let (base, is_bucket) = if let Some(b) = name.strip_suffix("_bucket") {
+                if labels.get("le").is_none() {
+                    continue;
+                }
+                (b, true)
+            } else if let Some(b) = name.strip_suffix("_count") {
+                (b, false)
+            } else if let Some(b) = name.strip_suffix("_sum") {
+                (b, false)
+            } else {
+                continue;
+            };
+            let mut builder = model::labels::LabelsBuilder::from_labels(labels);
+            builder.delete("le");
+            builder.set("__name__".into(), base.to_string());
+            let family = families.entry(builder.build()).or_default();
+            family.0 |= is_bucket;
+            for (i, item) in items.iter().enumerate() {
+                if matches!(item, Item::Float(v) if !model::is_stale_nan(*v)) {
+                    family.1.insert(i as i64 * step);
+                }
+            }
+        }
+        for (labels, (has_bucket, times)) in families {
+            if !has_bucket {
+                continue;
+            }
+            let slot = self.series.entry(labels).or_default();
+            for t in times {
+                slot.insert(t, SampleKind::Nhcb);
+            }
+        }
+    }
+
+    /// Marks the histogram kinds that `expr` reads when evaluated at each of
+    /// `times`, following offsets, `@`, ranges and subquery steps.
+    fn touch(&self, expr: &Expr, times: &[i64], clock: &AuditClock, out: &mut Touched) {
+        match expr {
+            Expr::Number(_) | Expr::String(_) => {}
+            Expr::VectorSelector(vs) => {
+                for (labels, samples) in &self.series {
+                    if !model::matcher::matches_all(labels, &vs.matchers) {
+                        continue;
+                    }
+                    for &t in times {
+                        let r = clock.resolve(vs.at, t).saturating_sub(vs.offset_ms);
+                        let lower = r.saturating_sub(clock.lookback);
+                        if let Some((&ts, kind)) = samples.range(..=r).next_back()
+                            && ts > lower
+                        {
+                            out.mark(*kind);
+                        }
+                        if clock.smoothed {
+                            clock.boundary_kinds(samples, r, r, out);
+                        }
+                    }
+                }
+            }
+            Expr::MatrixSelector(ms) => {
+                let vs = &ms.selector;
+                for (labels, samples) in &self.series {
+                    if !model::matcher::matches_all(labels, &vs.matchers) {
+                        continue;
+                    }
+                    for &t in times {
+                        let r = clock.resolve(vs.at, t).saturating_sub(vs.offset_ms);
+                        let lower = r.saturating_sub(ms.range_ms);
+                        if lower >= r {
+                            continue;
+                        }
+                        for (_, kind) in samples.range(lower.saturating_add(1)..=r) {
+                            out.mark(*kind);
+                        }
+                        clock.boundary_kinds(samples, lower, r, out);
+                    }
+                }
+            }
+            Expr::Subquery(sq) => {
+                let step = sq.step_ms.unwrap_or(60_000).max(1);
+                let mut inner = BTreeSet::new();
+                for &t in times {
+                    let r = clock.resolve(sq.at, t).saturating_sub(sq.offset_ms);
+                    let lower = r.saturating_sub(sq.range_ms);
+                    let mut s = lower.div_euclid(step).saturating_mul(step);
+                    while s <= lower {
+                        s = s.saturating_add(step);
+                    }
+                    while s <= r && inner.len() < 1_000_000 {
+                        inner.insert(s);
+                        s = s.saturating_add(step);
+                    }
+                }
+                let inner: Vec<i64> = inner.into_iter().collect();
+                self.touch(&sq.expr, &inner, clock, out);
+            }
+            Expr::Paren(x) => self.touch(x, times, clock, out),
+            Expr::Unary { expr, .. } => self.touch(expr, times, clock, out),
+            Expr::Binary(b) => {
+                self.touch(&b.lhs, times, clock, out);
+                self.touch(&b.rhs, times, clock, out);
+            }
+            Expr::Aggregate(a) => {
+                self.touch(&a.expr, times, clock, out);
+                if let Some(p) = &a.param {
+                    self.touch(p, times, clock, out);
+                }
+            }
+            Expr::Call(c) => {
+                for arg in &c.args {
+                    self.touch(arg, times, clock, out);
+                }
+            }
+        }
+    }
+}
+
+fn matcher_text(m: &Option<Matcher>) -> String {
+    match m {
+        None => String::new(),
+        Some(Matcher::Exact(s)) => s.clone(),
+        Some(Matcher::Regex(r)) => r.as_str().to_string(),
+    }
+}
+
+/// What the audit finds about one eval.
+struct AuditFacts {
+    /// The expected result holds a histogram value (`{{…}}`).
+    expected_histogram: bool,
+    /// An expected failure/warning/info text talks about histograms.
+    annotation_histogram: bool,
+    touched: Touched,
+    /// osprey's parser accepts the expression.
+    parses: bool,
+}
+
+fn audit_facts(ev: &Eval, shadow: &Shadow) -> AuditFacts {
+    let expected_histogram = ev
+        .series
+        .iter()
+        .any(|(_, items)| items.contains(&Item::Histogram));
+    let annotation_histogram = ev.expects.iter().any(|e| match e {
+        Expectation::Fail(m) | Expectation::Warn(m) | Expectation::Info(m) => {
+            matcher_text(m).to_ascii_lowercase().contains("histogram")
+        }
+        _ => false,
+    });
+    let mut touched = Touched::default();
+    let parsed = promql::parse(&ev.expr);
+    let parses = parsed.is_ok();
+    // Experimental modifiers and operators osprey does not parse are taken
+    // out for the audit only: the selectors, and so the data read, stay
+    // (anchored/smoothed windows read at least the plain window).
+    let parsed = parsed.or_else(|_| {
+        let mut text = ev
+            .expr
+            .replace(" anchored", "")
+            .replace(" smoothed", "")
+            .replace(">/", ">")
+            .replace("</", "<");
+        for func in ["histogram_quantiles", "start_timestamp"] {
+            text = replace_call_with_first_argument(&text, func);
+        }
+        promql::parse(&text)
+    });
+    if let Ok(expr) = parsed {
+        let (start, end, times) = match ev.range {
+            Some((start, end, step)) => {
+                let mut times = Vec::new();
+                let mut t = start;
+                while t <= end && step > 0 {
+                    times.push(t);
+                    t += step;
+                }
+                (start, end, times)
+            }
+            None => {
+                let at = range_vector(ev).map(|(_, to, _)| to).unwrap_or(ev.at);
+                (at, at, vec![at])
+            }
+        };
+        let clock = AuditClock {
+            start,
+            end,
+            lookback: 300_000,
+            anchored: ev.expr.contains(" anchored"),
+            smoothed: ev.expr.contains(" smoothed"),
+        };
+        shadow.touch(&expr, &times, &clock, &mut touched);
+    }
+    AuditFacts {
+        expected_histogram,
+        annotation_histogram,
+        touched,
+        parses,
+    }
+}
+
+/// Replaces every call `func(first, …)` in `text` by `(first)`, so that
+/// the audit can walk the selectors of a function osprey does not know.
+fn replace_call_with_first_argument(text: &str, func: &str) -> String {
+    let mut out = text.to_string();
+    let pattern = format!("{func}(");
+    while let Some(at) = out.find(&pattern) {
+        let open = at + pattern.len();
+        let bytes = out.as_bytes();
+        let mut depth = 0i32;
+        let mut quote: Option<u8> = None;
+        let mut first_end = None;
+        let mut close = None;
+        let mut i = open;
+        while i < bytes.len() {
+            let c = bytes[i];
+            if let Some(q) = quote {
+                if c == b'\\' {
+                    i += 1;
+                } else if c == q {
+                    quote = None;
+                }
+            } else {
+                match c {
+                    b'"' | b'\'' | b'`' => quote = Some(c),
+                    b'(' | b'[' | b'{' => depth += 1,
+                    b')' | b']' | b'}' if depth > 0 => depth -= 1,
+                    b')' => {
+                        close = Some(i);
+                        break;
+                    }
+                    b',' if depth == 0 && first_end.is_none() => first_end = Some(i),
+                    _ => {}
+                }
+            }
+            i += 1;
+        }
+        let Some(close) = close else {
+            break;
+        };
+        let first = &out[open..first_end.unwrap_or(close)];
+        out = format!("{}({}){}", &out[..at], first, &out[close + 1..]);
+    }
+    out
+}
+
+/// The precise reason a case needs native histograms, or `None` for a
+/// float-only case (which must not be skipped as a histogram case).
+fn native_histogram_dependency(facts: &AuditFacts) -> Option<&'static str> {
+    if facts.expected_histogram {
+        Some("native histograms: expected output is a histogram")
+    } else if facts.touched.native {
+        Some("native histograms: selects histogram samples")
+    } else if facts.touched.nhcb {
+        Some("native histograms: selects histograms converted by load_with_nhcb")
+    } else {
+        None
+    }
+}
+
+/// Checks a `native histograms…` skip entry against the script data: the
+/// part of the reason before `;` must be what the audit finds, and an
+/// expression osprey cannot parse must also be marked experimental.
+fn check_native_histogram_skip(reason: &str, facts: &AuditFacts) -> Result<(), String> {
+    let written = reason.split(';').next().unwrap_or("").trim();
+    match native_histogram_dependency(facts) {
+        None => {
+            return Err(
+                "skipped as native histograms, but it reads no histogram sample and expects \
+                 no histogram value: a float-only case must run"
+                    .to_string(),
+            );
+        }
+        Some(found) if found != written => {
+            return Err(format!(
+                "skip reason {written:?} does not match the data: {found:?}"
+            ));
+        }
+        Some(_) => {}
+    }
+    if !facts.parses && !reason.contains("experimental") {
+        return Err(
+            "expression does not parse; its skip reason must name the experimental feature".into(),
+        );
+    }
+    Ok(())
+}
+
+/// One TSV line of the native-histogram audit.
+fn audit_line(
+    key: &str,
+    reason: &str,
+    ev: &Eval,
+    facts: &AuditFacts,
+    result: &Result<(), String>,
+) -> String {
+    let outcome = match result {
+        Ok(()) => "pass".to_string(),
+        Err(e) => {
+            let mut e = e.replace(['\t', '\n'], " ");
+            if e.len() > 300 {
+                let mut cut = 300;
+                while !e.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                e.truncate(cut);
+            }
+            format!("FAIL: {e}")
+        }
+    };
+    format!(
+        "{key}\t{reason}\t{}\t{}\t{}\t{}\t{outcome}\t{}\t{}\t{}",
+        u8::from(facts.expected_histogram),
+        u8::from(facts.annotation_histogram),
+        u8::from(facts.touched.native),
+        u8::from(facts.touched.nhcb),
+        native_histogram_dependency(facts).unwrap_or("-"),
+        u8::from(facts.parses),
+        ev.expr
+    )
 }

@@ -200,3 +200,30 @@ fn series_selector_parses_to_matchers() {
     assert!(promql::parse_series_selector("sum(up)").is_err());
     assert!(promql::parse_series_selector("{job=\"\"}").is_err());
 }
+
+#[test]
+fn limit_ratio_out_of_range_warning_points_at_the_ratio_argument() {
+    // Prometheus places the capping warning at the ratio argument; here it
+    // starts at column 19 (`count(limit_ratio(` is 18 bytes).
+    let f = fixture();
+    let out = default_engine()
+        .instant_query(&f.db, "count(limit_ratio(1.1, up) and up)", 150_000)
+        .expect("query");
+    assert_eq!(
+        out.warnings,
+        vec![
+            "PromQL warning: ratio value should be between -1 and 1, got 1.1, capping to 1 (1:19)"
+                .to_string()
+        ]
+    );
+    let out = default_engine()
+        .instant_query(&f.db, "limit_ratio(-1.5, up)", 150_000)
+        .expect("query");
+    assert_eq!(
+        out.warnings,
+        vec![
+            "PromQL warning: ratio value should be between -1 and 1, got -1.5, capping to -1 (1:13)"
+                .to_string()
+        ]
+    );
+}
