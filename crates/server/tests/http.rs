@@ -9,15 +9,17 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::{Request, StatusCode};
 use model::{Labels, STALE_NAN};
 use serde_json::{Value, json};
-use server::remote::{Label, Sample, TimeSeries, WriteRequest, encode_remote_write};
+use server::remote::{TimeSeries, WriteRequest, encode_remote_write};
 use server::testing::{MemoryStorage, test_storage};
 use server::{AppState, ServerConfig, router};
-use tower::ServiceExt;
 
 const NOW_MS: i64 = 1_700_000_000_000;
+
+mod common;
+use common::*;
 
 fn config() -> ServerConfig {
     ServerConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -33,73 +35,8 @@ fn app() -> (Arc<MemoryStorage>, Router) {
     app_with(config())
 }
 
-struct Reply {
-    status: StatusCode,
-    content_type: String,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-async fn send(app: &Router, request: Request<Body>) -> Reply {
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap()
-        .to_vec();
-    Reply {
-        status,
-        content_type,
-        body,
-    }
-}
-
-async fn get(app: &Router, uri: &str) -> Reply {
-    send(app, Request::get(uri).body(Body::empty()).unwrap()).await
-}
-
-async fn post_form(app: &Router, uri: &str, form: &str) -> Reply {
-    let request = Request::post(uri)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from(form.to_string()))
-        .unwrap();
-    send(app, request).await
-}
-
 async fn post_bytes(app: &Router, uri: &str, body: Vec<u8>) -> Reply {
     send(app, Request::post(uri).body(Body::from(body)).unwrap()).await
-}
-
-fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
-    TimeSeries {
-        labels: labels
-            .iter()
-            .map(|(name, value)| Label {
-                name: name.to_string(),
-                value: value.to_string(),
-            })
-            .collect(),
-        samples: samples
-            .iter()
-            .map(|&(timestamp, value)| Sample { value, timestamp })
-            .collect(),
-        exemplars: vec![],
-        histograms: vec![],
-    }
 }
 
 fn write_request(timeseries: Vec<TimeSeries>) -> Vec<u8> {

@@ -13,17 +13,19 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
-use server::remote::{Label, Sample, TimeSeries, WriteRequest, encode_remote_write};
+use server::remote::{WriteRequest, encode_remote_write};
 use server::testing::test_storage;
 use server::{AppState, ServerConfig, router};
-use tower::ServiceExt;
 
 /// "Now" for every test: 2023-11-14T22:13:20Z.
 const NOW_MS: i64 = 1_700_000_000_000;
 /// `NOW_MS` in seconds, as the API writes it.
 const NOW_S: i64 = NOW_MS / 1000;
+
+mod common;
+use common::*;
 
 fn config() -> ServerConfig {
     ServerConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -36,62 +38,6 @@ fn app_with(config: ServerConfig) -> Router {
 
 fn app() -> Router {
     app_with(config())
-}
-
-struct Reply {
-    status: StatusCode,
-    content_type: String,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// The `data` of a success reply, after checking that it is one.
-    fn data(&self) -> Value {
-        assert_eq!(self.status, StatusCode::OK, "body: {}", self.text());
-        let body = self.json();
-        assert_eq!(body["status"], "success", "body: {}", self.text());
-        body["data"].clone()
-    }
-}
-
-async fn send(app: &Router, request: Request<Body>) -> Reply {
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_default();
-    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap()
-        .to_vec();
-    Reply {
-        status,
-        content_type,
-        body,
-    }
-}
-
-async fn get(app: &Router, uri: &str) -> Reply {
-    send(app, Request::get(uri).body(Body::empty()).unwrap()).await
-}
-
-async fn post_form(app: &Router, uri: &str, form: &str) -> Reply {
-    let request = Request::post(uri)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(Body::from(form.to_string()))
-        .unwrap();
-    send(app, request).await
 }
 
 /// Percent-encodes a query parameter value.
@@ -129,24 +75,6 @@ async fn range(app: &Router, expr: &str, start: &str, end: &str, step: &str) -> 
         ),
     )
     .await
-}
-
-fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
-    TimeSeries {
-        labels: labels
-            .iter()
-            .map(|(name, value)| Label {
-                name: name.to_string(),
-                value: value.to_string(),
-            })
-            .collect(),
-        samples: samples
-            .iter()
-            .map(|&(timestamp, value)| Sample { value, timestamp })
-            .collect(),
-        exemplars: vec![],
-        histograms: vec![],
-    }
 }
 
 /// Two `up` series sampled every 15 s over the minute before `NOW_MS`, and
