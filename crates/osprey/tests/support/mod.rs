@@ -19,6 +19,16 @@ impl Server {
     /// Starts `osprey server` on `addr` with `data_dir` and waits until it
     /// answers `/-/ready` (at most 30 s).
     pub fn start(data_dir: &Path, addr: SocketAddr, log: &Path) -> Server {
+        Server::start_with_args(data_dir, addr, log, &[])
+    }
+
+    /// Like [`Server::start`] with extra `osprey server` arguments.
+    pub fn start_with_args(
+        data_dir: &Path,
+        addr: SocketAddr,
+        log: &Path,
+        extra: &[&str],
+    ) -> Server {
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -28,6 +38,7 @@ impl Server {
             .args(["server", "--data-dir"])
             .arg(data_dir)
             .args(["--listen", &addr.to_string()])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
