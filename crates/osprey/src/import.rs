@@ -81,7 +81,7 @@ pub fn run(data_dir: &Path, files: &[PathBuf], window_ms: i64) -> anyhow::Result
                 }
             }
             n += 1;
-            if n % 65_536 == 0 {
+            if n.is_multiple_of(65_536) {
                 progress.set_position(parser.offset() as u64);
             }
         }

@@ -17,7 +17,7 @@ const SERIES_PER_BATCH: usize = 20;
 const KILLS: usize = 25;
 
 fn batch(i: u64) -> Vec<u8> {
-    let series: Vec<(Vec<(&str, String)>, Vec<(i64, f64)>)> = (0..SERIES_PER_BATCH)
+    let series: Vec<WriteSeries<'_>> = (0..SERIES_PER_BATCH)
         .map(|s| {
             (
                 vec![

@@ -34,7 +34,7 @@ fn series_labels(i: usize) -> Labels {
     Labels::from_pairs([
         (
             "__name__",
-            if i % 2 == 0 {
+            if i.is_multiple_of(2) {
                 "requests_total"
             } else {
                 "temperature"

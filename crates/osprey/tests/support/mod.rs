@@ -152,7 +152,13 @@ fn dechunk(mut b: &[u8]) -> std::io::Result<Vec<u8>> {
 }
 
 /// Encodes a remote-write 1.0 body (snappy-compressed protobuf).
-pub fn remote_write_body(series: &[(Vec<(&str, String)>, Vec<(i64, f64)>)]) -> Vec<u8> {
+/// One series to remote-write: label pairs and samples.
+pub type WriteSeries<'a> = (Vec<(&'a str, String)>, Vec<(i64, f64)>);
+
+/// One series read back: sorted label pairs, timestamps, raw JSON values.
+pub type ExportedSeries = (Vec<(String, String)>, Vec<i64>, Vec<serde_json::Value>);
+
+pub fn remote_write_body(series: &[WriteSeries<'_>]) -> Vec<u8> {
     use prost::Message;
     use server::remote::{Label, Sample, TimeSeries, WriteRequest};
     let req = WriteRequest {
@@ -202,10 +208,7 @@ pub fn remote_write(addr: SocketAddr, body: &[u8]) -> std::io::Result<u16> {
 
 /// Reads every series matching `selector` through `/api/v1/export`:
 /// (labels as sorted pairs, timestamps, raw JSON values).
-pub fn export(
-    addr: SocketAddr,
-    selector: &str,
-) -> Vec<(Vec<(String, String)>, Vec<i64>, Vec<serde_json::Value>)> {
+pub fn export(addr: SocketAddr, selector: &str) -> Vec<ExportedSeries> {
     let path = format!("/api/v1/export?match[]={}", urlencode(selector));
     let (status, body) = http(addr, "GET", &path, &[], &[]).expect("export");
     assert_eq!(
