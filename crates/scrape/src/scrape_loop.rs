@@ -317,10 +317,17 @@ fn read_secret(path: &str) -> Result<String, String> {
         .map_err(|error| format!("reading {path}: {error}"))
 }
 
-/// The series of the last successful scrape, for staleness.
+/// The series of the last successful scrape, for staleness, and the
+/// scrape cache.
 #[derive(Default)]
 struct SeriesState {
     previous: HashSet<Labels>,
+    /// Each series of the last scrape, keyed by its name and labels as the
+    /// target wrote them, with the label set it is stored under (`None`
+    /// when metric relabelling drops it). Targets expose the same series
+    /// scrape after scrape, so this skips building, merging and relabelling
+    /// labels for almost every sample, as Prometheus's scrape cache does.
+    cache: HashMap<Vec<u8>, Option<Labels>>,
     /// Whether the report series were ever written.
     reported: bool,
 }
@@ -353,8 +360,9 @@ fn ingest(
     scrape_start: i64,
     started: Instant,
 ) -> IngestOutcome {
-    let parsed =
-        fetched.and_then(|(body, format)| parse_body(context, &body, format, scrape_start));
+    let parsed = fetched.and_then(|(body, format)| {
+        parse_body(context, &body, format, scrape_start, &mut state.cache)
+    });
     let mut appender = context.storage.appender();
     let mut current: HashSet<Labels> = HashSet::new();
     let (error, scraped, post_relabel, added, metadata) = match parsed {
@@ -455,7 +463,10 @@ fn parse_body(
     body: &[u8],
     format: Format,
     scrape_start: i64,
+    cache: &mut HashMap<Vec<u8>, Option<Labels>>,
 ) -> Result<Parsed, String> {
+    let mut next_cache: HashMap<Vec<u8>, Option<Labels>> = HashMap::with_capacity(cache.len());
+    let mut key: Vec<u8> = Vec::new();
     let config = &context.config;
     let target_labels = &context.target.labels;
     let mut types: HashMap<String, MetricType> = HashMap::new();
@@ -526,7 +537,26 @@ fn parse_body(
             continue;
         }
         scraped += 1;
-        let Some(series) = sample_series(config, target_labels, &name, &labels) else {
+        key.clear();
+        key.extend_from_slice(name.as_bytes());
+        for (label_name, label_value) in &labels {
+            key.push(0xff);
+            key.extend_from_slice(label_name.as_bytes());
+            key.push(0xfe);
+            key.extend_from_slice(label_value.as_bytes());
+        }
+        let series = match cache.remove_entry(key.as_slice()) {
+            Some((cached_key, series)) => {
+                next_cache.insert(cached_key, series.clone());
+                series
+            }
+            None => {
+                let series = sample_series(config, target_labels, &name, &labels);
+                next_cache.insert(key.clone(), series.clone());
+                series
+            }
+        };
+        let Some(series) = series else {
             continue;
         };
         check_label_limits(config, &series)?;
@@ -549,6 +579,7 @@ fn parse_body(
             ));
         }
     }
+    *cache = next_cache;
     for (index, update) in metadata_updates {
         let entry = &mut metadata[index];
         match update {
