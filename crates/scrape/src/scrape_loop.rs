@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use model::exposition::{Entry, Format, MetricType, Parser, content_type_format};
+use model::labels::FastBuildHasher;
 use model::storage::Appendable;
 use model::{Labels, METRIC_NAME, STALE_NAN};
 use tokio::sync::watch;
@@ -321,13 +322,13 @@ fn read_secret(path: &str) -> Result<String, String> {
 /// scrape cache.
 #[derive(Default)]
 struct SeriesState {
-    previous: HashSet<Labels>,
+    previous: HashSet<Labels, FastBuildHasher>,
     /// Each series of the last scrape, keyed by its name and labels as the
     /// target wrote them, with the label set it is stored under (`None`
     /// when metric relabelling drops it). Targets expose the same series
     /// scrape after scrape, so this skips building, merging and relabelling
     /// labels for almost every sample, as Prometheus's scrape cache does.
-    cache: HashMap<Vec<u8>, Option<Labels>>,
+    cache: HashMap<Vec<u8>, Option<Labels>, FastBuildHasher>,
     /// Whether the report series were ever written.
     reported: bool,
 }
@@ -364,7 +365,7 @@ fn ingest(
         parse_body(context, &body, format, scrape_start, &mut state.cache)
     });
     let mut appender = context.storage.appender();
-    let mut current: HashSet<Labels> = HashSet::new();
+    let mut current: HashSet<Labels, FastBuildHasher> = HashSet::default();
     let (error, scraped, post_relabel, added, metadata) = match parsed {
         Ok(parsed) => {
             let mut appended = 0u64;
@@ -463,9 +464,10 @@ fn parse_body(
     body: &[u8],
     format: Format,
     scrape_start: i64,
-    cache: &mut HashMap<Vec<u8>, Option<Labels>>,
+    cache: &mut HashMap<Vec<u8>, Option<Labels>, FastBuildHasher>,
 ) -> Result<Parsed, String> {
-    let mut next_cache: HashMap<Vec<u8>, Option<Labels>> = HashMap::with_capacity(cache.len());
+    let mut next_cache: HashMap<Vec<u8>, Option<Labels>, FastBuildHasher> =
+        HashMap::with_capacity_and_hasher(cache.len(), FastBuildHasher::default());
     let mut key: Vec<u8> = Vec::new();
     let config = &context.config;
     let target_labels = &context.target.labels;
