@@ -934,17 +934,24 @@ fn label_replace(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryErr
         if let Some(caps) = regex.captures(value) {
             let mut result = String::new();
             caps.expand(replacement, &mut result);
-            let mut b = LabelsBuilder::from_labels(&s.labels);
-            b.set(dst.to_string(), result);
-            s.labels = b.build();
-            if dst == model::METRIC_NAME {
-                s.drop_name = false;
-            }
+            set_label(&mut s, dst, result);
         }
         out.push(s);
         Ok(())
     })?;
     Ok(Val::Vector(merge_equal_labels(out)?))
+}
+
+/// Sets (or, with an empty value, removes) label `dst` as `label_replace`
+/// and `label_join` do. A metric name written this way is kept, not dropped
+/// at the end of the query as a function's result name otherwise is.
+fn set_label(s: &mut StepSeries, dst: &str, value: String) {
+    let mut b = LabelsBuilder::from_labels(&s.labels);
+    b.set(dst.to_string(), value);
+    s.labels = b.build();
+    if dst == model::METRIC_NAME {
+        s.drop_name = false;
+    }
 }
 
 fn label_join(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryError> {
@@ -966,12 +973,7 @@ fn label_join(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryError>
             .map(|src| s.labels.get(src).unwrap_or(""))
             .collect();
         let joined = joined.join(separator);
-        let mut b = LabelsBuilder::from_labels(&s.labels);
-        b.set(dst.to_string(), joined);
-        s.labels = b.build();
-        if dst == model::METRIC_NAME {
-            s.drop_name = false;
-        }
+        set_label(&mut s, dst, joined);
         out.push(s);
         Ok(())
     })?;
