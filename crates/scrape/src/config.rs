@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use model::duration::parse_duration_ms;
 
 use crate::relabel::{RelabelAction, RelabelConfig, RelabelRegex, is_valid_label_name};
-use crate::yaml::{Node, NodeValue, parse_document};
+use yaml::{Node, NodeValue, parse_document};
 
 /// Prometheus's default scrape interval (1m).
 pub const DEFAULT_SCRAPE_INTERVAL_MS: i64 = 60_000;

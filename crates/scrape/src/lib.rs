@@ -26,7 +26,6 @@ mod md5;
 pub mod relabel;
 mod scrape_loop;
 pub mod target;
-mod yaml;
 
 use std::time::SystemTime;
 
