@@ -215,6 +215,35 @@ fn rules_run_and_alerts_reach_an_alertmanager() {
     let still = get_json(addr, "/api/v1/alerts");
     assert_eq!(still["data"]["alerts"].as_array().map(Vec::len), Some(3));
 
+    // A good reload that adds a group keeps the unchanged group's alerts
+    // (same activeAt), and the new group runs.
+    let active_at = |v: &serde_json::Value| -> Vec<String> {
+        let mut at: Vec<String> = v["data"]["alerts"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|x| format!("{}{}", x["labels"], x["activeAt"]))
+                    .collect()
+            })
+            .unwrap_or_default();
+        at.sort();
+        at
+    };
+    let before = active_at(&still);
+    std::fs::write(
+        rules_dir.join("broken.yml"),
+        "groups:\n  - name: extra\n    rules:\n      - record: gpu:count\n        expr: count(gpu_temp_celsius)\n",
+    )
+    .expect("write");
+    let (status, body) = http(addr, "POST", "/-/reload", &[], &[]).expect("reload");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let after = get_json(addr, "/api/v1/alerts");
+    assert_eq!(active_at(&after), before, "alerts changed across a reload");
+    wait_for("the new group's series", Duration::from_secs(10), || {
+        let v = get_json(addr, "/api/v1/query?query=gpu:count");
+        (v["data"]["result"][0]["value"][1] == "2").then_some(())
+    });
+
     if alertmanager.is_some() {
         let received = wait_for(
             "the alert at the Alertmanager",

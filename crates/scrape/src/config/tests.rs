@@ -86,10 +86,7 @@ fn full_config_with_defaults() {
         ]
     );
     let keys: Vec<&str> = config.other_sections.keys().map(|k| k.as_str()).collect();
-    assert_eq!(
-        keys,
-        ["drift", "remote_write", "slos"]
-    );
+    assert_eq!(keys, ["drift", "remote_write", "slos"]);
     assert!(!config.other_sections["remote_write"].contains("drift"));
     assert_eq!(config.alerting.alertmanagers.len(), 1);
     assert_eq!(
