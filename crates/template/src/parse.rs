@@ -87,9 +87,9 @@ pub struct Parsed {
 }
 
 /// Nesting depth allowed for parentheses and control structures, so deep
-/// input cannot overflow the stack (Go allows 10000 on large stacks; the
-/// executor recurses several frames per level, so a lower bound is safer).
-const MAX_NESTING: usize = 200;
+/// input cannot overflow the stack. Kept below the executor's depth limit
+/// (`exec::MAX_DEPTH`) so that anything that parses can also run.
+const MAX_NESTING: usize = 100;
 
 /// Parses `text`; the first result is the template `name` itself, followed
 /// by every `{{define}}`/`{{block}}` inside it.
