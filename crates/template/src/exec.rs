@@ -299,7 +299,9 @@ impl State<'_> {
         } else {
             for (index, elem) in items {
                 self.step(control.pos)?;
-                self.set_range_vars(pipe, mark_outer, index, elem.clone());
+                if let Err(e) = self.set_range_vars(pipe, mark_outer, index, elem.clone()) {
+                    return Err(self.error(pipe.pos, "range", e));
+                }
                 let result = self.walk_list(&elem, &control.list)?;
                 self.vars.truncate(mark);
                 if result == Flow::Break {
@@ -324,7 +326,13 @@ impl State<'_> {
         self.error(pos, ctx, format!("range can't iterate over {shown}"))
     }
 
-    fn set_range_vars(&mut self, pipe: &Pipe, mark_outer: usize, index: Value, elem: Value) {
+    fn set_range_vars(
+        &mut self,
+        pipe: &Pipe,
+        mark_outer: usize,
+        index: Value,
+        elem: Value,
+    ) -> Result<(), String> {
         match (pipe.decl.len(), pipe.is_assign) {
             (0, _) => {}
             (1, false) => {
@@ -340,17 +348,22 @@ impl State<'_> {
                     slot.1 = elem;
                 }
             }
-            (1, true) => self.set_var(&pipe.decl[0], elem),
+            (1, true) => self.set_var(&pipe.decl[0], elem)?,
             (_, true) => {
-                self.set_var(&pipe.decl[0], index);
-                self.set_var(&pipe.decl[1], elem);
+                self.set_var(&pipe.decl[0], index)?;
+                self.set_var(&pipe.decl[1], elem)?;
             }
         }
+        Ok(())
     }
 
-    fn set_var(&mut self, name: &str, value: Value) {
-        if let Some(slot) = self.vars.iter_mut().rev().find(|(n, _)| n == name) {
-            slot.1 = value;
+    fn set_var(&mut self, name: &str, value: Value) -> Result<(), String> {
+        match self.vars.iter_mut().rev().find(|(n, _)| n == name) {
+            Some(slot) => {
+                slot.1 = value;
+                Ok(())
+            }
+            None => Err(format!("undefined variable: {name}")),
         }
     }
 
@@ -375,7 +388,13 @@ impl State<'_> {
         if declare {
             for name in &pipe.decl {
                 if pipe.is_assign {
-                    self.set_var(name, value.clone());
+                    if let Err(e) = self.set_var(name, value.clone()) {
+                        let (pos, ctx) = pipe
+                            .cmds
+                            .last()
+                            .map_or((pipe.pos, ""), |c| (c.pos, c.text.as_str()));
+                        return Err(self.error(pos, ctx, e));
+                    }
                 } else {
                     self.vars.push((name.clone(), value.clone()));
                 }
