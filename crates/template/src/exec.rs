@@ -627,7 +627,12 @@ impl State<'_> {
                 }
                 let mut value = Value::Nil;
                 for arg in args {
-                    value = self.eval_arg(dot, arg, cmd)?.into_arg();
+                    // A `nil` literal reaches `and`/`or` as Go's invalid
+                    // value, which prints as `<no value>`.
+                    value = match arg {
+                        Arg::Nil => no_value(),
+                        _ => self.eval_arg(dot, arg, cmd)?.into_arg(),
+                    };
                     if value.truthy() != is_and {
                         return Ok(value);
                     }

@@ -611,18 +611,20 @@ fn index(a: &[Value]) -> Result<Value, String> {
     let mut item = first.clone();
     for key in keys {
         item = match &item {
+            // Go checks the index against the capacity first, and then
+            // reflect rejects an index equal to the length.
             Value::List(l) => {
                 let i = int_index(key, l.len(), l.len())?;
                 l.get(i)
                     .cloned()
-                    .ok_or_else(|| format!("index out of range: {i}"))?
+                    .ok_or_else(|| "reflect: slice index out of range".to_string())?
             }
             Value::Str(s) => {
                 let i = int_index(key, s.len(), s.len())?;
                 Value::Int(i64::from(
                     *s.as_bytes()
                         .get(i)
-                        .ok_or_else(|| format!("index out of range: {i}"))?,
+                        .ok_or_else(|| "reflect: string index out of range".to_string())?,
                 ))
             }
             Value::Map(m) => match key {
@@ -730,9 +732,7 @@ fn js_escape(s: &str) -> String {
             '>' => out.push_str("\\u003E"),
             '&' => out.push_str("\\u0026"),
             '=' => out.push_str("\\u003D"),
-            c if (c as u32) < 0x20 || c.is_control() => {
-                out.push_str(&format!("\\u{:04X}", c as u32))
-            }
+            c if !crate::fmt::is_go_printable(c) => out.push_str(&format!("\\u{:04X}", c as u32)),
             c => out.push(c),
         }
     }
@@ -974,8 +974,11 @@ pub fn humanize_duration(mut v: f64) -> String {
 /// Prometheus's `floatToTime` does.
 fn float_to_time(v: f64) -> Result<Time, String> {
     let nanos = v * 1e9;
-    if !(-9.2e18..=9.2e18).contains(&nanos) {
-        return Err("time.Time out of range".to_string());
+    if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&nanos) {
+        return Err(format!(
+            "{} cannot be represented as a nanoseconds timestamp since it overflows int64",
+            format_v(&Value::Float(v))
+        ));
     }
     let millis = (nanos as i64) / 1_000_000;
     Ok(Time::new(
