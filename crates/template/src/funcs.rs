@@ -587,13 +587,13 @@ fn len(a: &[Value]) -> Result<Value, String> {
     Ok(Value::Int(n as i64))
 }
 
-fn int_index(v: &Value, len: usize, cap: usize) -> Result<usize, String> {
+/// An index argument checked against `cap`, with Go's messages.
+fn int_index(v: &Value, cap: usize) -> Result<usize, String> {
     match v {
         Value::Int(i) => {
             if *i < 0 || (*i as u64) > cap as u64 {
                 return Err(format!("index out of range: {i}"));
             }
-            let _ = len;
             Ok(*i as usize)
         }
         Value::Nil => Err("cannot index slice/array with nil".to_string()),
@@ -614,13 +614,13 @@ fn index(a: &[Value]) -> Result<Value, String> {
             // Go checks the index against the capacity first, and then
             // reflect rejects an index equal to the length.
             Value::List(l) => {
-                let i = int_index(key, l.len(), l.len())?;
+                let i = int_index(key, l.len())?;
                 l.get(i)
                     .cloned()
                     .ok_or_else(|| "reflect: slice index out of range".to_string())?
             }
             Value::Str(s) => {
-                let i = int_index(key, s.len(), s.len())?;
+                let i = int_index(key, s.len())?;
                 Value::Int(i64::from(
                     *s.as_bytes()
                         .get(i)
@@ -638,7 +638,7 @@ fn index(a: &[Value]) -> Result<Value, String> {
             },
             Value::Object(o) => match o.items() {
                 Some(items) => {
-                    let i = int_index(key, items.len(), items.len())?;
+                    let i = int_index(key, items.len())?;
                     items
                         .get(i)
                         .cloned()
@@ -671,7 +671,7 @@ fn slice(a: &[Value]) -> Result<Value, String> {
     }
     let mut bounds = [0usize, len, len];
     for (i, v) in idx.iter().enumerate() {
-        bounds[i] = int_index(v, len, len)?;
+        bounds[i] = int_index(v, len)?;
     }
     if bounds[0] > bounds[1] {
         return Err(format!(

@@ -205,20 +205,11 @@ impl Lexer<'_> {
             };
             match c {
                 ' ' | '\t' | '\r' | '\n' => {
-                    let n = bytes.iter().take_while(|&&b| is_space(b)).count();
-                    // Leave a space that starts a right trim marker alone.
-                    let n = if rest[n..].starts_with(RIGHT) || n == 0 {
-                        n
-                    } else if rest[n..].starts_with('-') && rest[n + 1..].starts_with(RIGHT) {
-                        n - 1
-                    } else {
-                        n
-                    };
-                    if n == 0 {
-                        // A lone space before `-}}`: handled at the loop top.
-                        self.pos += 1;
-                        self.push(Kind::Space, start, " ");
-                        continue;
+                    let mut n = bytes.iter().take_while(|&&b| is_space(b)).count();
+                    // Leave the last space to the loop top when it starts
+                    // a ` -}}` trim marker.
+                    if n > 1 && rest[n..].starts_with('-') && rest[n + 1..].starts_with(RIGHT) {
+                        n -= 1;
                     }
                     self.pos += n;
                     self.push(Kind::Space, start, " ");

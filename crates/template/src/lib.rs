@@ -126,7 +126,9 @@ pub(crate) struct Tmpl {
     pub list: parse::List,
 }
 
-/// A set of named templates that can call each other.
+/// A set of named templates that can call each other. Cloning is cheap:
+/// parsed templates are shared.
+#[derive(Clone)]
 pub struct Templates {
     funcs: FuncMap,
     options: Options,
