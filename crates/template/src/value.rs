@@ -186,3 +186,40 @@ pub(crate) fn zero_for_map(map: &BTreeMap<String, Value>) -> Value {
         no_value()
     }
 }
+
+impl From<i32> for Value {
+    fn from(i: i32) -> Value {
+        Value::Int(i64::from(i))
+    }
+}
+
+impl From<u32> for Value {
+    fn from(i: u32) -> Value {
+        Value::Int(i64::from(i))
+    }
+}
+
+impl From<usize> for Value {
+    fn from(i: usize) -> Value {
+        Value::Int(i64::try_from(i).unwrap_or(i64::MAX))
+    }
+}
+
+impl From<Vec<String>> for Value {
+    fn from(l: Vec<String>) -> Value {
+        Value::List(Arc::new(l.into_iter().map(Value::Str).collect()))
+    }
+}
+
+impl From<Arc<dyn Object>> for Value {
+    fn from(o: Arc<dyn Object>) -> Value {
+        Value::Object(o)
+    }
+}
+
+impl Value {
+    /// Wraps caller data as an `Object` value.
+    pub fn object(o: impl Object + 'static) -> Value {
+        Value::Object(Arc::new(o))
+    }
+}

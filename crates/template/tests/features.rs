@@ -781,3 +781,20 @@ fn templates_are_shareable_across_threads() {
     assert_send_sync::<Value>();
     assert_send_sync::<template::Error>();
 }
+
+#[test]
+fn conversions_into_values() {
+    let data = map(&[
+        ("i", Value::from(7i32)),
+        ("u", Value::from(8usize)),
+        ("v", Value::from(vec!["a".to_string(), "b".to_string()])),
+        ("o", Value::object(Pairs(vec!["x".into()]))),
+        ("b", Value::from(true)),
+        ("f", Value::from(0.5)),
+    ]);
+    check(
+        "{{.i}} {{.u}} {{.v}} {{.o}} {{.b}} {{.f}}",
+        &data,
+        "7 8 [a b] [\"x\"] true 0.5",
+    );
+}
