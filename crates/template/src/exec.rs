@@ -279,6 +279,11 @@ impl State<'_> {
             }
             Value::Nil => Box::new(std::iter::empty()),
             Value::Object(o) if o.is_no_value() => Box::new(std::iter::empty()),
+            Value::Object(o) if o.entries().is_some() => {
+                let mut entries = o.entries().unwrap_or_default();
+                entries.sort_by(|a, b| a.0.cmp(&b.0));
+                Box::new(entries.into_iter().map(|(k, v)| (Value::Str(k), v)))
+            }
             Value::Object(o) => match o.items() {
                 Some(items) => Box::new(
                     items
@@ -567,6 +572,12 @@ impl State<'_> {
                         format!("{name} has arguments but cannot be invoked as function"),
                     )),
                     Some(v) => Ok(v),
+                    None if o.entries().is_some() && !has_args => {
+                        Ok(match self.set.options().missing_key {
+                            MissingKey::Default => no_value(),
+                            MissingKey::Zero => Value::Str(String::new()),
+                        })
+                    }
                     None => Err(self.error(
                         site.pos,
                         &site.ctx,

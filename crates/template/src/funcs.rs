@@ -577,9 +577,10 @@ fn len(a: &[Value]) -> Result<Value, String> {
         Value::Str(s) => s.len(),
         Value::List(l) => l.len(),
         Value::Map(m) => m.len(),
-        Value::Object(o) => match o.items() {
-            Some(items) => items.len(),
-            None => return Err("len of type object".to_string()),
+        Value::Object(o) => match (o.entries(), o.items()) {
+            (Some(entries), _) => entries.len(),
+            (None, Some(items)) => items.len(),
+            (None, None) => return Err("len of type object".to_string()),
         },
         Value::Nil => return Err("len of nil pointer".to_string()),
         other => return Err(format!("len of type {}", other.type_name())),
@@ -629,6 +630,20 @@ fn index(a: &[Value]) -> Result<Value, String> {
             }
             Value::Map(m) => match key {
                 Value::Str(k) => m.get(k).cloned().unwrap_or_else(|| zero_for_map(m)),
+                other => {
+                    return Err(format!(
+                        "value has type {}; should be string",
+                        other.type_name()
+                    ));
+                }
+            },
+            Value::Object(o) if o.entries().is_some() => match key {
+                Value::Str(k) => o
+                    .entries()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|(name, _)| name == k)
+                    .map_or(Value::Str(String::new()), |(_, v)| v),
                 other => {
                     return Err(format!(
                         "value has type {}; should be string",

@@ -34,6 +34,13 @@ pub trait Object: Send + Sync + std::fmt::Debug {
     fn items(&self) -> Option<Vec<Value>> {
         None
     }
+    /// The key/value pairs, if the object behaves like a map with methods
+    /// (Alertmanager's `KV`): `range` gives keys and values in key order,
+    /// `len` and `index` work, and a key `field` does not know is a missing
+    /// map key rather than an error.
+    fn entries(&self) -> Option<Vec<(String, Value)>> {
+        None
+    }
     /// How `{{ . }}` prints the object.
     fn display(&self) -> String;
     /// True only for the executor's marker of a missing map key; callers
@@ -81,6 +88,9 @@ impl Value {
             Value::Object(o) => {
                 if o.is_no_value() {
                     return false;
+                }
+                if let Some(entries) = o.entries() {
+                    return !entries.is_empty();
                 }
                 match o.items() {
                     Some(items) => !items.is_empty(),

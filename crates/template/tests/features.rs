@@ -798,3 +798,45 @@ fn conversions_into_values() {
         "7 8 [a b] [\"x\"] true 0.5",
     );
 }
+
+/// A map-like object with a method, like Alertmanager's `KV`.
+#[derive(Debug)]
+struct Kv(Vec<(String, String)>);
+
+impl Object for Kv {
+    fn field(&self, name: &str) -> Option<Value> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| Value::from(v.as_str()))
+    }
+    fn method(&self, name: &str, _args: &[Value]) -> Option<Result<Value, String>> {
+        (name == "Names").then(|| {
+            Ok(Value::from(
+                self.0.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+            ))
+        })
+    }
+    fn entries(&self) -> Option<Vec<(String, Value)>> {
+        Some(
+            self.0
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+                .collect(),
+        )
+    }
+    fn display(&self) -> String {
+        "kv".to_string()
+    }
+}
+
+#[test]
+fn map_like_objects() {
+    let kv = Value::object(Kv(vec![("z".into(), "1".into()), ("a".into(), "2".into())]));
+    check(
+        r#"{{range $k, $v := .}}{{$k}}={{$v}};{{end}}|{{len .}}|{{index . "a"}}|{{.z}}|{{.nope}}|{{.Names}}|{{if .}}t{{end}}"#,
+        &kv,
+        "a=2;z=1;|2|2|1|<no value>|[z a]|t",
+    );
+    check("{{if .}}t{{else}}f{{end}}", &Value::object(Kv(vec![])), "f");
+}
