@@ -771,13 +771,40 @@ fn query_escape(s: &str) -> String {
 
 // ---- strings and regexes ----
 
-/// Compiles a pattern with a bounded size so a hostile one cannot use
-/// unbounded memory.
+/// Compiled patterns kept between calls: alert templates run the same
+/// few `match`/`reReplaceAll` patterns on every evaluation.
+const REGEX_CACHE_SIZE: usize = 256;
+
+/// Compiles a pattern (through a small cache) with a bounded size so a
+/// hostile one cannot use unbounded memory.
 fn compile(pattern: &str) -> Result<regex::Regex, String> {
-    regex::RegexBuilder::new(pattern)
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, regex::Regex>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(re) = cache.lock().ok().and_then(|c| c.get(pattern).cloned()) {
+        return Ok(re);
+    }
+    let re = regex::RegexBuilder::new(pattern)
         .size_limit(1 << 20)
         .build()
-        .map_err(|e| format!("error parsing regexp: {e}"))
+        .map_err(|e| format!("error parsing regexp: {}", one_line(&e.to_string())))?;
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= REGEX_CACHE_SIZE {
+            c.clear();
+        }
+        c.insert(pattern.to_string(), re.clone());
+    }
+    Ok(re)
+}
+
+/// The regex crate's multi-line error reports, folded into one line.
+fn one_line(text: &str) -> String {
+    text.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn match_fn(a: &[Value]) -> Result<Value, String> {

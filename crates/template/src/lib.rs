@@ -197,7 +197,7 @@ impl Templates {
                 line: 0,
                 col: 0,
                 message: format!("no template {name:?} associated with template set"),
-                show_col: false,
+                show_col: true,
             });
         };
         exec::execute(self, tmpl, data)
@@ -238,7 +238,8 @@ pub struct Error {
     line: usize,
     col: usize,
     message: String,
-    /// Go prints a column for execution errors only.
+    /// Go prints a column for execution errors only (set for every
+    /// execution error, including "no such template").
     show_col: bool,
 }
 
@@ -258,6 +259,10 @@ impl Error {
     /// The message without the `template: NAME:LINE:COL: ` prefix.
     pub fn message(&self) -> &str {
         &self.message
+    }
+    /// True for errors from executing a template, false for parse errors.
+    pub fn is_execution(&self) -> bool {
+        self.show_col
     }
 
     pub(crate) fn at(tmpl: &Tmpl, pos: usize, message: String) -> Error {
