@@ -772,8 +772,9 @@ fn query_escape(s: &str) -> String {
 // ---- strings and regexes ----
 
 /// Compiled patterns kept between calls: alert templates run the same
-/// few `match`/`reReplaceAll` patterns on every evaluation.
-const REGEX_CACHE_SIZE: usize = 256;
+/// few `match`/`reReplaceAll` patterns on every evaluation. Small, since
+/// each entry may hold up to the 1 MiB compiled-size limit.
+const REGEX_CACHE_SIZE: usize = 64;
 
 /// Compiles a pattern (through a small cache) with a bounded size so a
 /// hostile one cannot use unbounded memory.
