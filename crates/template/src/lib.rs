@@ -13,8 +13,18 @@
 //! ```
 //!
 //! Values are dynamic (`Value`); callers expose struct-like data through the
-//! `Object` trait. Printing follows Go's `fmt` (`fmt.rs`): floats print as
-//! Go's `%v` does (`1e+06`), maps as `map[k:v]`, `nil` as `<nil>`.
+//! `Object` trait: fields, methods with arguments, `items` for slice-like
+//! and `entries` for map-like objects (Alertmanager's `KV`; see
+//! `tests/alertmanager_default.rs` for Alertmanager's data model).
+//! `time::Time` and `time::Duration` are ready-made objects that print like
+//! Go's. Printing follows Go's `fmt` (`fmt.rs`): floats print as Go's `%v`
+//! does (`1e+06`), maps as `map[k:v]`, `nil` as `<nil>`.
+//!
+//! Prometheus expands an alert's labels and annotations with
+//! `funcs::prometheus()`, `MissingKey::Zero`, and the text prefixed with
+//! `{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}`
+//! `{{$externalURL := .ExternalURL}}{{$value := .Value}}`, so that error
+//! columns match its own (`tests/promtool_cases.rs` does exactly that).
 //!
 //! What this crate is not: `html/template` (no contextual escaping), and it
 //! has no reflection: only the value kinds above exist, so Go's unsigned and
