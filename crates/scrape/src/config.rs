@@ -9,8 +9,9 @@
 //! Unknown fields and bad values are errors of the form
 //! `prometheus.yml:12: scrape_configs[0].scrape_interval: invalid duration "5x"`.
 //! Top-level sections that belong to other parts of Prometheus or osprey
-//! (`rule_files`, `alerting`, `remote_write`, `alertmanager`, `slos`, ...)
-//! are accepted and kept as their raw YAML text span for their owners.
+//! (`remote_read`, `storage`, `alertmanager`, `slos`, ...) are accepted and
+//! kept as their raw YAML text span for their owners; `rule_files`,
+//! `alerting` and `remote_write` are parsed here.
 //! Scrape-config fields Prometheus has but osprey does not implement yet
 //! (service discoveries other than files and static lists, OAuth2,
 //! proxies) are accepted with a warning in [`Config::warnings`].
@@ -40,6 +41,8 @@ pub struct Config {
     pub rule_files: Vec<String>,
     /// The `alerting` section: where alerts go and how they are relabelled.
     pub alerting: AlertingConfig,
+    /// The `remote_write` entries, in file order.
+    pub remote_write: Vec<RemoteWriteConfig>,
     /// Other known top-level sections, by name, as the YAML text they were
     /// written as (from their key to the next top-level key).
     pub other_sections: BTreeMap<String, String>,
@@ -95,6 +98,75 @@ pub struct AlertmanagerConfig {
     pub tls_config: TlsConfig,
     pub follow_redirects: bool,
 }
+
+/// Prometheus's default `remote_write.remote_timeout` (30s).
+pub const DEFAULT_REMOTE_TIMEOUT_MS: i64 = 30_000;
+
+/// One `remote_write` entry: where samples go and how they are queued.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RemoteWriteConfig {
+    pub url: String,
+    /// The `name` field; empty when not set (the sender then names the
+    /// queue after a hash of the URL).
+    pub name: String,
+    /// Per request; default 30s.
+    pub remote_timeout_ms: i64,
+    /// Extra HTTP headers sent with every request, sorted by name.
+    pub headers: Vec<(String, String)>,
+    pub basic_auth: Option<BasicAuth>,
+    pub authorization: Option<Authorization>,
+    pub tls_config: TlsConfig,
+    pub follow_redirects: bool,
+    /// Applied to each series' labels (after external labels) before it
+    /// is sent; a series they drop is not sent.
+    pub write_relabel_configs: Vec<RelabelConfig>,
+    pub queue_config: QueueConfig,
+}
+
+/// `remote_write.queue_config`, with Prometheus's defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueueConfig {
+    pub capacity: u64,
+    pub max_shards: u64,
+    pub min_shards: u64,
+    pub max_samples_per_send: u64,
+    pub batch_send_deadline_ms: i64,
+    pub min_backoff_ms: i64,
+    pub max_backoff_ms: i64,
+    pub retry_on_http_429: bool,
+}
+
+impl Default for QueueConfig {
+    fn default() -> QueueConfig {
+        QueueConfig {
+            capacity: 10_000,
+            max_shards: 50,
+            min_shards: 1,
+            max_samples_per_send: 2_000,
+            batch_send_deadline_ms: 5_000,
+            min_backoff_ms: 30,
+            max_backoff_ms: 5_000,
+            retry_on_http_429: true,
+        }
+    }
+}
+
+/// Headers a `remote_write.headers` entry may not set: the sender owns them.
+const RESERVED_REMOTE_WRITE_HEADERS: &[&str] = &[
+    "host",
+    "authorization",
+    "content-encoding",
+    "content-type",
+    "content-length",
+    "x-prometheus-remote-write-version",
+    "user-agent",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "www-authenticate",
+    "retry-after",
+];
 
 /// `http` or `https`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -246,7 +318,6 @@ pub fn parse_config(file_name: &str, text: &str) -> Result<Config, ConfigError> 
 
 /// Top-level sections of Prometheus that other parts of osprey own.
 const PROMETHEUS_OTHER_SECTIONS: &[&str] = &[
-    "remote_write",
     "remote_read",
     "storage",
     "tracing",
@@ -439,6 +510,7 @@ impl Reader<'_> {
         let mut scrape_node = None;
         let mut rule_files = Vec::new();
         let mut alerting = AlertingConfig::default();
+        let mut remote_write = Vec::new();
 
         let top_lines: Vec<u64> = entries.iter().map(|(key, _)| key.line).collect();
         for (index, (key, value)) in entries.iter().enumerate() {
@@ -450,6 +522,7 @@ impl Reader<'_> {
                 "scrape_configs" => scrape_node = Some(value),
                 "rule_files" => rule_files = self.string_list(value, "rule_files")?,
                 "alerting" => alerting = self.alerting(value)?,
+                "remote_write" => remote_write = self.remote_writes(value)?,
                 _ if PROMETHEUS_OTHER_SECTIONS.contains(&name.as_str())
                     || OSPREY_SECTIONS.contains(&name.as_str()) =>
                 {
@@ -488,6 +561,7 @@ impl Reader<'_> {
             scrape_configs,
             rule_files,
             alerting,
+            remote_write,
             other_sections,
             warnings: std::mem::take(&mut self.warnings),
         })
@@ -595,6 +669,213 @@ impl Reader<'_> {
             }
         }
         Ok(am)
+    }
+
+    fn remote_writes(&mut self, node: &Node) -> Result<Vec<RemoteWriteConfig>, ConfigError> {
+        let mut configs: Vec<RemoteWriteConfig> = Vec::new();
+        for (index, item) in self.sequence(node, "remote_write")?.iter().enumerate() {
+            let field = format!("remote_write[{index}]");
+            let config = self.remote_write(item, &field)?;
+            if !config.name.is_empty()
+                && let Some(previous) = configs.iter().position(|c| c.name == config.name)
+            {
+                return Err(self.error(
+                    item.line,
+                    &format!("{field}.name"),
+                    format!(
+                        "found multiple remote write configs with name {:?} (also remote_write[{previous}])",
+                        config.name
+                    ),
+                ));
+            }
+            configs.push(config);
+        }
+        Ok(configs)
+    }
+
+    fn remote_write(&mut self, node: &Node, field: &str) -> Result<RemoteWriteConfig, ConfigError> {
+        let mut config = RemoteWriteConfig {
+            url: String::new(),
+            name: String::new(),
+            remote_timeout_ms: DEFAULT_REMOTE_TIMEOUT_MS,
+            headers: Vec::new(),
+            basic_auth: None,
+            authorization: None,
+            tls_config: TlsConfig::default(),
+            follow_redirects: true,
+            write_relabel_configs: Vec::new(),
+            queue_config: QueueConfig::default(),
+        };
+        let mut url_line = None;
+        for (key, value) in self.mapping(node, field)? {
+            let name = self.string(key, field)?;
+            let path = format!("{field}.{name}");
+            match name.as_str() {
+                "url" => {
+                    config.url = self.string(value, &path)?;
+                    url_line = Some(value.line);
+                }
+                "name" => config.name = self.string(value, &path)?,
+                "remote_timeout" => {
+                    config.remote_timeout_ms = self.positive_duration(value, &path)?
+                }
+                "headers" => {
+                    for (header, header_value) in self.mapping(value, &path)? {
+                        let header_name = self.string(header, &path)?;
+                        let header_path = format!("{path}.{header_name}");
+                        if RESERVED_REMOTE_WRITE_HEADERS
+                            .contains(&header_name.to_ascii_lowercase().as_str())
+                        {
+                            return Err(self.error(
+                                header.line,
+                                &header_path,
+                                format!(
+                                    "{header_name} is a reserved header; it may not be overridden"
+                                ),
+                            ));
+                        }
+                        let text = self.string(header_value, &header_path)?;
+                        config.headers.push((header_name, text));
+                    }
+                    config.headers.sort();
+                }
+                "basic_auth" => config.basic_auth = Some(self.basic_auth(value, &path)?),
+                "authorization" => config.authorization = Some(self.authorization(value, &path)?),
+                "tls_config" => config.tls_config = self.tls_config(value, &path)?,
+                "follow_redirects" => config.follow_redirects = self.bool(value, &path)?,
+                "write_relabel_configs" => {
+                    config.write_relabel_configs = self.relabel_configs(value, &path)?
+                }
+                "queue_config" => config.queue_config = self.queue_config(value, &path)?,
+                "metadata_config" => self.metadata_config(value, &path)?,
+                "protobuf_message" => {
+                    let message = self.string(value, &path)?;
+                    if message != "prometheus.WriteRequest" {
+                        return Err(self.error(
+                            value.line,
+                            &path,
+                            format!("unsupported message {message:?} (only prometheus.WriteRequest, remote write 1.0)"),
+                        ));
+                    }
+                }
+                "send_exemplars" | "send_native_histograms" => {
+                    self.bool(value, &path)?;
+                    self.warn(key.line, &path, "accepted; osprey sends float samples only");
+                }
+                "enable_http2"
+                | "proxy_url"
+                | "no_proxy"
+                | "proxy_from_environment"
+                | "proxy_connect_header"
+                | "oauth2"
+                | "sigv4"
+                | "azuread"
+                | "google_iam"
+                | "http_headers"
+                | "round_robin_dns" => {
+                    self.warn(key.line, &path, "accepted but not implemented; ignored")
+                }
+                _ => return Err(self.error(key.line, &path, "unknown field")),
+            }
+        }
+        let url_field = format!("{field}.url");
+        let line = url_line.unwrap_or(node.line);
+        if config.url.is_empty() {
+            return Err(self.error(line, &url_field, "url for remote_write is empty"));
+        }
+        match reqwest::Url::parse(&config.url) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => {}
+            _ => {
+                return Err(self.error(
+                    line,
+                    &url_field,
+                    format!(
+                        "invalid URL {:?} (expected http:// or https:// with a host)",
+                        config.url
+                    ),
+                ));
+            }
+        }
+        if config.basic_auth.is_some() && config.authorization.is_some() {
+            return Err(self.error(
+                node.line,
+                field,
+                "at most one of basic_auth & authorization must be configured",
+            ));
+        }
+        Ok(config)
+    }
+
+    fn queue_config(&mut self, node: &Node, field: &str) -> Result<QueueConfig, ConfigError> {
+        let mut queue = QueueConfig::default();
+        for (key, value) in self.mapping(node, field)? {
+            let name = self.string(key, field)?;
+            let path = format!("{field}.{name}");
+            let positive = |reader: &Self, n: u64| {
+                if n == 0 {
+                    Err(reader.error(value.line, &path, "must be greater than zero"))
+                } else {
+                    Ok(n)
+                }
+            };
+            match name.as_str() {
+                "capacity" => queue.capacity = positive(self, self.unsigned(value, &path)?)?,
+                "max_shards" => queue.max_shards = positive(self, self.unsigned(value, &path)?)?,
+                "min_shards" => queue.min_shards = positive(self, self.unsigned(value, &path)?)?,
+                "max_samples_per_send" => {
+                    queue.max_samples_per_send = positive(self, self.unsigned(value, &path)?)?
+                }
+                "batch_send_deadline" => {
+                    queue.batch_send_deadline_ms = self.positive_duration(value, &path)?
+                }
+                "min_backoff" => queue.min_backoff_ms = self.positive_duration(value, &path)?,
+                "max_backoff" => queue.max_backoff_ms = self.positive_duration(value, &path)?,
+                "retry_on_http_429" => queue.retry_on_http_429 = self.bool(value, &path)?,
+                "sample_age_limit" => {
+                    self.duration(value, &path)?;
+                    self.warn(key.line, &path, "accepted but not implemented; ignored");
+                }
+                _ => return Err(self.error(key.line, &path, "unknown field")),
+            }
+        }
+        if queue.min_shards > queue.max_shards {
+            return Err(self.error(
+                node.line,
+                field,
+                format!(
+                    "min_shards ({}) is greater than max_shards ({})",
+                    queue.min_shards, queue.max_shards
+                ),
+            ));
+        }
+        if queue.min_backoff_ms > queue.max_backoff_ms {
+            return Err(self.error(node.line, field, "min_backoff is greater than max_backoff"));
+        }
+        Ok(queue)
+    }
+
+    /// `metadata_config` is checked and accepted; osprey does not send
+    /// metadata yet.
+    fn metadata_config(&mut self, node: &Node, field: &str) -> Result<(), ConfigError> {
+        for (key, value) in self.mapping(node, field)? {
+            let name = self.string(key, field)?;
+            let path = format!("{field}.{name}");
+            match name.as_str() {
+                "send" => {
+                    if self.bool(value, &path)? {
+                        self.warn(key.line, &path, "metadata is not sent yet; ignored");
+                    }
+                }
+                "send_interval" => {
+                    self.duration(value, &path)?;
+                }
+                "max_samples_per_send" => {
+                    self.unsigned(value, &path)?;
+                }
+                _ => return Err(self.error(key.line, &path, "unknown field")),
+            }
+        }
+        Ok(())
     }
 
     fn global<'n>(

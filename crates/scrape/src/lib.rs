@@ -36,6 +36,7 @@ pub use config::{
     AlertingConfig, AlertmanagerConfig, Authorization, BasicAuth, Config, ConfigError,
     FileSdConfig, GlobalConfig, Scheme, ScrapeConfig, StaticConfig, TlsConfig, parse_config,
 };
+pub use config::{QueueConfig, RemoteWriteConfig};
 pub use discovery::{FILEPATH_LABEL, expand_glob};
 pub use manager::{ScrapeManager, ScrapeManagerOptions};
 pub use relabel::{RelabelAction, RelabelConfig, RelabelRegex};

@@ -143,6 +143,7 @@ impl ScrapeManager {
             scrape_configs: Vec::new(),
             rule_files: Vec::new(),
             alerting: Default::default(),
+            remote_write: Vec::new(),
             other_sections: Default::default(),
             warnings: Vec::new(),
         })

@@ -86,8 +86,11 @@ fn full_config_with_defaults() {
         ]
     );
     let keys: Vec<&str> = config.other_sections.keys().map(|k| k.as_str()).collect();
-    assert_eq!(keys, ["drift", "remote_write", "slos"]);
-    assert!(!config.other_sections["remote_write"].contains("drift"));
+    assert_eq!(keys, ["drift", "slos"]);
+    assert_eq!(config.remote_write.len(), 1);
+    assert_eq!(config.remote_write[0].url, "http://vm:8428/api/v1/write");
+    assert_eq!(config.remote_write[0].remote_timeout_ms, 30_000);
+    assert_eq!(config.remote_write[0].queue_config, QueueConfig::default());
     assert_eq!(config.alerting.alertmanagers.len(), 1);
     assert_eq!(
         config.alerting.alertmanagers[0].static_configs[0].targets,
@@ -307,4 +310,110 @@ fn yaml_syntax_errors_name_file_and_line() {
     assert!(error.line >= 2, "{error}");
     let error = parse_config("prometheus.yml", "global: {}\nglobal: {}\n").unwrap_err();
     assert!(error.line >= 1, "{error}");
+}
+
+#[test]
+fn remote_write_entries_parse_with_defaults() {
+    let text = r#"
+remote_write:
+  - url: https://central:9090/api/v1/write
+    name: central
+    remote_timeout: 10s
+    headers:
+      X-Scope-OrgID: team-a
+    basic_auth:
+      username: agent
+      password: secret
+    write_relabel_configs:
+      - source_labels: [__name__]
+        regex: go_.*
+        action: drop
+    queue_config:
+      max_shards: 4
+      max_samples_per_send: 500
+      batch_send_deadline: 1s
+      min_backoff: 10ms
+      max_backoff: 1s
+      retry_on_http_429: false
+    metadata_config:
+      send: false
+  - url: http://127.0.0.1:8428/api/v1/write
+"#;
+    let config = parse_config("prometheus.yml", text).unwrap();
+    assert!(config.other_sections.is_empty());
+    let [central, vm] = config.remote_write.as_slice() else {
+        panic!("two entries expected: {:?}", config.remote_write);
+    };
+    assert_eq!(central.name, "central");
+    assert_eq!(central.remote_timeout_ms, 10_000);
+    assert_eq!(
+        central.headers,
+        [("X-Scope-OrgID".to_string(), "team-a".to_string())]
+    );
+    assert_eq!(central.basic_auth.as_ref().unwrap().username, "agent");
+    assert_eq!(central.write_relabel_configs.len(), 1);
+    let queue = &central.queue_config;
+    assert_eq!(
+        (
+            queue.max_shards,
+            queue.min_shards,
+            queue.max_samples_per_send
+        ),
+        (4, 1, 500)
+    );
+    assert_eq!(
+        (
+            queue.batch_send_deadline_ms,
+            queue.min_backoff_ms,
+            queue.max_backoff_ms
+        ),
+        (1_000, 10, 1_000)
+    );
+    assert!(!queue.retry_on_http_429);
+    assert_eq!(queue.capacity, 10_000);
+    assert_eq!(vm.name, "");
+    assert_eq!(vm.queue_config, QueueConfig::default());
+    assert!(vm.follow_redirects);
+}
+
+#[test]
+fn remote_write_errors_name_file_line_and_field() {
+    let cases: &[(&str, &str)] = &[
+        (
+            "remote_write:\n  - name: a\n",
+            "prometheus.yml:2: remote_write[0].url: url for remote_write is empty",
+        ),
+        (
+            "remote_write:\n  - url: ftp://x/y\n",
+            r#"prometheus.yml:2: remote_write[0].url: invalid URL "ftp://x/y" (expected http:// or https:// with a host)"#,
+        ),
+        (
+            "remote_write:\n  - url: http://a/w\n    queue_config:\n      max_shard: 3\n",
+            "prometheus.yml:4: remote_write[0].queue_config.max_shard: unknown field",
+        ),
+        (
+            "remote_write:\n  - url: http://a/w\n    queue_config:\n      min_shards: 5\n      max_shards: 2\n",
+            "prometheus.yml:4: remote_write[0].queue_config: min_shards (5) is greater than max_shards (2)",
+        ),
+        (
+            "remote_write:\n  - url: http://a/w\n    remote_timeout: 0s\n",
+            "prometheus.yml:3: remote_write[0].remote_timeout: must be greater than zero",
+        ),
+        (
+            "remote_write:\n  - url: http://a/w\n    headers:\n      Content-Type: text/plain\n",
+            "prometheus.yml:4: remote_write[0].headers.Content-Type: Content-Type is a reserved header; it may not be overridden",
+        ),
+        (
+            "remote_write:\n  - url: http://a/w\n    name: x\n  - url: http://b/w\n    name: x\n",
+            r#"prometheus.yml:4: remote_write[1].name: found multiple remote write configs with name "x" (also remote_write[0])"#,
+        ),
+        (
+            "remote_write:\n  - url: http://a/w\n    protobuf_message: io.prometheus.write.v2.Request\n",
+            r#"prometheus.yml:3: remote_write[0].protobuf_message: unsupported message "io.prometheus.write.v2.Request" (only prometheus.WriteRequest, remote write 1.0)"#,
+        ),
+    ];
+    for (text, expected) in cases {
+        let error = parse_config("prometheus.yml", text).unwrap_err();
+        assert_eq!(error.to_string(), *expected, "for {text:?}");
+    }
 }
