@@ -3,6 +3,7 @@
 //! Subcommands:
 //! - `server`: the TSDB behind the Prometheus HTTP API.
 //! - `import`: offline backfill of OpenMetrics files into blocks.
+//! - `agent`: scrape and forward with remote write (Prometheus agent mode).
 //!
 //! This is the only crate that uses `anyhow`; every error leaves here as one
 //! line on stderr and a non-zero exit code.
@@ -36,6 +37,8 @@ enum Command {
     Server(ServerArgs),
     /// Backfill OpenMetrics files (timestamps in seconds) into blocks.
     Import(ImportArgs),
+    /// Scrape targets and forward the samples with remote write (no local queries).
+    Agent(AgentArgs),
     /// Check configuration or rule files, as promtool does.
     #[command(subcommand)]
     Check(CheckCommand),
@@ -99,6 +102,19 @@ struct ServerArgs {
 }
 
 #[derive(clap::Args)]
+struct AgentArgs {
+    /// Configuration file: scrape_configs and remote_write, as in prometheus.yml.
+    #[arg(long)]
+    config: PathBuf,
+    /// Where the WAL of unsent samples and the queue positions live.
+    #[arg(long = "data-dir", default_value = "./data-agent")]
+    data_dir: PathBuf,
+    /// Address for /metrics, /-/healthy, /-/ready and /-/reload.
+    #[arg(long, default_value = "127.0.0.1:9095")]
+    listen: SocketAddr,
+}
+
+#[derive(clap::Args)]
 struct ImportArgs {
     /// Database directory to write blocks into.
     #[arg(long = "data-dir", default_value = "./data")]
@@ -127,6 +143,7 @@ fn main() {
     init_logging();
     let result = match cli.command {
         Command::Server(args) => run_server(args),
+        Command::Agent(args) => run_agent(args),
         Command::Import(args) => units::parse_duration_ms(&args.max_block_duration)
             .map_err(anyhow::Error::msg)
             .context("--max-block-duration")
@@ -255,6 +272,49 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     served?;
     tracing::info!("stopped");
     Ok(())
+}
+
+fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let source = server::scraping::ConfigSource::File(args.config.clone());
+        let agent = server::agent::Agent::start(source, &args.data_dir)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        tracing::info!(addr = %args.listen, "agent listening");
+        let reloader = agent.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                tracing::error!("cannot listen for SIGHUP; reload with POST /-/reload");
+                return;
+            };
+            while hup.recv().await.is_some() {
+                if let Err(e) = reloader.reload().await {
+                    tracing::error!(error = %e, "reloading the configuration failed; keeping the old one");
+                }
+            }
+        });
+        let served = axum_serve(listener, agent.router()).await;
+        agent.stop().await;
+        served.context("serving HTTP")
+    })?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Serves `router` until SIGINT or SIGTERM.
+async fn axum_serve(
+    listener: tokio::net::TcpListener,
+    router: server::agent::AgentRouter,
+) -> std::io::Result<()> {
+    server::agent::serve(listener, router, shutdown_signal()).await
 }
 
 /// Reloads the configuration on every SIGHUP, as Prometheus does.

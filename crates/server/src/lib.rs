@@ -25,6 +25,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use model::storage::Storage;
 
+pub mod agent;
 mod api;
 mod error;
 pub mod export;
@@ -33,6 +34,7 @@ pub mod metrics;
 pub mod params;
 mod query;
 pub mod remote;
+pub mod remote_write;
 pub mod rules;
 mod rw_decode;
 pub mod scraping;

@@ -46,7 +46,7 @@ impl ConfigSource {
         }
     }
 
-    fn load(&self) -> Result<(String, scrape::Config), String> {
+    pub(crate) fn load(&self) -> Result<(String, scrape::Config), String> {
         let (name, text) = match self {
             ConfigSource::File(path) => {
                 let text = std::fs::read_to_string(path)

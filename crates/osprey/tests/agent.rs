@@ -1,0 +1,371 @@
+//! `osprey agent` end to end: a fake target served by this test is scraped
+//! by the real binary and forwarded with remote write to a real Prometheus
+//! (`--web.enable-remote-write-receiver`) and a real VictoriaMetrics; the
+//! data is read back through each one's `/api/v1/query` and compared with
+//! what the target served. A durability test kills the agent with SIGKILL
+//! while the receiver is down and checks that every scraped sample arrives
+//! after a restart.
+//!
+//! A missing `prometheus` or `victoria-metrics` skips its test with a
+//! reason, unless `OSPREY_REQUIRE_EXTERNAL=1`, where it fails.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// Series the fake target serves per scrape.
+const SERIES: u64 = 5;
+
+/// A scrape target: each scrape serves `osprey_agent_probe{series="i"}`
+/// with value `scrape * 10 + i` and records what it served. Frozen, it
+/// answers 503 and records nothing.
+struct Target {
+    addr: SocketAddr,
+    served: Arc<Mutex<BTreeMap<String, BTreeSet<u64>>>>,
+    scrapes: Arc<AtomicU64>,
+    frozen: Arc<AtomicBool>,
+}
+
+impl Target {
+    fn start() -> Target {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind target");
+        let addr = listener.local_addr().expect("target addr");
+        let served = Arc::new(Mutex::new(BTreeMap::new()));
+        let scrapes = Arc::new(AtomicU64::new(0));
+        let frozen = Arc::new(AtomicBool::new(false));
+        let (s, n, f) = (served.clone(), scrapes.clone(), frozen.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer) {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => request.extend_from_slice(&buffer[..k]),
+                    }
+                }
+                if f.load(Ordering::SeqCst) {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                    continue;
+                }
+                let scrape = n.fetch_add(1, Ordering::SeqCst) + 1;
+                let mut body = String::from("# TYPE osprey_agent_probe gauge\n");
+                {
+                    let mut served = s.lock().expect("served lock");
+                    for i in 0..SERIES {
+                        let value = scrape * 10 + i;
+                        body.push_str(&format!("osprey_agent_probe{{series=\"{i}\"}} {value}\n"));
+                        served
+                            .entry(i.to_string())
+                            .or_insert_with(BTreeSet::new)
+                            .insert(value);
+                    }
+                }
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes());
+            }
+        });
+        Target {
+            addr,
+            served,
+            scrapes,
+            frozen,
+        }
+    }
+
+    fn served(&self) -> BTreeMap<String, BTreeSet<u64>> {
+        self.served.lock().expect("served lock").clone()
+    }
+
+    /// Waits for `n` scrapes, then freezes and lets in-flight commits land.
+    fn serve_then_freeze(&self, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.scrapes.load(Ordering::SeqCst) < n {
+            assert!(Instant::now() < deadline, "the agent did not scrape");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.frozen.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+}
+
+/// A running `osprey agent`.
+struct Agent {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Agent {
+    fn start(config: &Path, data_dir: &Path, log: &Path) -> Agent {
+        let addr = free_addr();
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("open log");
+        let child = Command::new(env!("CARGO_BIN_EXE_osprey"))
+            .args(["agent", "--config"])
+            .arg(config)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen", &addr.to_string()])
+            .env("OSPREY_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn osprey agent");
+        let agent = Agent {
+            child,
+            log: log.to_owned(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok((200, _)) = http(addr, "GET", "/-/ready", &[], &[]) {
+                return agent;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "agent did not become ready; log:\n{}",
+                std::fs::read_to_string(&agent.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An external receiver process, killed when dropped.
+struct Receiver {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn required() -> bool {
+    std::env::var("OSPREY_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1")
+}
+
+/// Whether `program` runs; prints why not (or fails when required).
+fn available(program: &str, package: &str) -> bool {
+    match Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(_) => true,
+        Err(e) => {
+            let reason = format!("{program} is not installed ({e}); apt-get install {package}");
+            assert!(!required(), "OSPREY_REQUIRE_EXTERNAL=1 but {reason}");
+            eprintln!("skipping: {reason}");
+            false
+        }
+    }
+}
+
+fn wait_ready(addr: SocketAddr, path: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !matches!(http(addr, "GET", path, &[], &[]), Ok((200, _))) {
+        assert!(Instant::now() < deadline, "{what} did not become ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn start_prometheus(dir: &Path, addr: SocketAddr) -> Receiver {
+    let config = dir.join("prometheus.yml");
+    std::fs::write(&config, "global:\n  scrape_interval: 1m\n").expect("write config");
+    let log = std::fs::File::create(dir.join("prometheus.log")).expect("log");
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address={addr}"))
+        .arg("--web.enable-remote-write-receiver")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn prometheus");
+    let receiver = Receiver { child, addr };
+    wait_ready(addr, "/-/ready", "prometheus");
+    receiver
+}
+
+fn start_victoria_metrics(dir: &Path, addr: SocketAddr) -> Receiver {
+    let log = std::fs::File::create(dir.join("vm.log")).expect("log");
+    let child = Command::new("victoria-metrics")
+        .arg(format!(
+            "-storageDataPath={}",
+            dir.join("vm-data").display()
+        ))
+        .arg(format!("-httpListenAddr={addr}"))
+        .arg("-search.latencyOffset=0s")
+        .arg("-search.disableCache")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn victoria-metrics");
+    let receiver = Receiver { child, addr };
+    wait_ready(addr, "/health", "victoria-metrics");
+    receiver
+}
+
+fn agent_config(dir: &Path, target: SocketAddr, remote_url: &str) -> std::path::PathBuf {
+    let path = dir.join("agent.yml");
+    let text = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  external_labels:\n    agent: a1\n\
+scrape_configs:\n  - job_name: fake\n    static_configs:\n      - targets: ['{target}']\n\
+remote_write:\n  - url: {remote_url}\n    queue_config:\n      batch_send_deadline: 200ms\n      min_backoff: 50ms\n      max_backoff: 500ms\n"
+    );
+    std::fs::write(&path, text).expect("write agent config");
+    path
+}
+
+/// `osprey_agent_probe` as the receiver returns it: series label → values
+/// (staleness markers left out), and whether every series carried the
+/// external label.
+fn read_back(addr: SocketAddr) -> (BTreeMap<String, BTreeSet<u64>>, bool) {
+    let query = urlencode("osprey_agent_probe{job=\"fake\"}[10m]");
+    let Ok((200, body)) = http(
+        addr,
+        "GET",
+        &format!("/api/v1/query?query={query}"),
+        &[],
+        &[],
+    ) else {
+        return (BTreeMap::new(), false);
+    };
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let mut out = BTreeMap::new();
+    let mut external = true;
+    for series in json["data"]["result"].as_array().into_iter().flatten() {
+        let name = series["metric"]["series"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string();
+        external &= series["metric"]["agent"] == "a1";
+        let values: &mut BTreeSet<u64> = out.entry(name).or_default();
+        for pair in series["values"].as_array().into_iter().flatten() {
+            if let Some(Ok(v)) = pair[1].as_str().map(str::parse::<f64>)
+                && v.is_finite()
+            {
+                values.insert(v as u64);
+            }
+        }
+    }
+    (out, external)
+}
+
+/// Polls the receiver until it holds exactly what the target served.
+fn assert_all_arrived(receiver: &Receiver, target: &Target, what: &str, agent_log: &Path) {
+    let served = target.served();
+    assert_eq!(served.len() as u64, SERIES);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (got, external) = read_back(receiver.addr);
+        if got == served {
+            assert!(external, "{what}: external label agent=\"a1\" missing");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: receiver has {got:?}, target served {served:?}; agent log:\n{}",
+            std::fs::read_to_string(agent_log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn agent_forwards_to_prometheus() {
+    if !available("prometheus", "prometheus") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let receiver = start_prometheus(dir.path(), free_addr());
+    let target = Target::start();
+    let url = format!("http://{}/api/v1/write", receiver.addr);
+    let config = agent_config(dir.path(), target.addr, &url);
+    let log = dir.path().join("agent.log");
+    let _agent = Agent::start(&config, &dir.path().join("agent-data"), &log);
+    target.serve_then_freeze(4);
+    assert_all_arrived(&receiver, &target, "prometheus", &log);
+}
+
+#[test]
+fn agent_forwards_to_victoria_metrics() {
+    if !available("victoria-metrics", "victoria-metrics") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let receiver = start_victoria_metrics(dir.path(), free_addr());
+    let target = Target::start();
+    let url = format!("http://{}/api/v1/write", receiver.addr);
+    let config = agent_config(dir.path(), target.addr, &url);
+    let log = dir.path().join("agent.log");
+    let _agent = Agent::start(&config, &dir.path().join("agent-data"), &log);
+    target.serve_then_freeze(4);
+    assert_all_arrived(&receiver, &target, "victoria-metrics", &log);
+}
+
+/// Receiver down while the agent scrapes; SIGKILL; restart; receiver up:
+/// every scraped sample arrives.
+#[test]
+fn unsent_samples_survive_sigkill() {
+    if !available("prometheus", "prometheus") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let receiver_addr = free_addr();
+    let target = Target::start();
+    let url = format!("http://{receiver_addr}/api/v1/write");
+    let config = agent_config(dir.path(), target.addr, &url);
+    let data = dir.path().join("agent-data");
+    let log = dir.path().join("agent.log");
+    let agent = Agent::start(&config, &data, &log);
+    target.serve_then_freeze(4);
+    agent.kill();
+    assert!(
+        std::fs::read_dir(data.join("wal"))
+            .map(|d| d.count() > 0)
+            .unwrap_or(false),
+        "no WAL segments on disk"
+    );
+    let _agent = Agent::start(&config, &data, &log);
+    let receiver = start_prometheus(dir.path(), receiver_addr);
+    assert_all_arrived(&receiver, &target, "after SIGKILL and restart", &log);
+}

@@ -1,0 +1,156 @@
+//! `osprey agent`: scrape and forward, no local TSDB and no query API.
+//!
+//! An [`Agent`] owns a scrape manager writing into a
+//! [`WalStorage`](crate::remote_write::WalStorage) and a
+//! [`RemoteWriter`](crate::remote_write::RemoteWriter) with one queue per
+//! `remote_write` entry. Its router serves `/metrics`, `/-/healthy`,
+//! `/-/ready` and `/-/reload`; [`Agent::reload`] re-reads the file (SIGHUP).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use prometheus_client::registry::Registry;
+use scrape::{ScrapeManager, ScrapeManagerOptions};
+
+use crate::remote_write::{RemoteMetrics, RemoteWriter, WalStorage};
+use crate::scraping::ConfigSource;
+
+/// How long a clean shutdown waits for the queues to send what the WAL
+/// holds; the rest is sent after the next start.
+pub const FLUSH_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A running agent. Cloning shares it.
+#[derive(Clone)]
+pub struct Agent {
+    inner: Arc<AgentInner>,
+}
+
+struct AgentInner {
+    source: ConfigSource,
+    manager: ScrapeManager,
+    writer: tokio::sync::Mutex<RemoteWriter>,
+    registry: Registry,
+}
+
+impl Agent {
+    /// Opens the WAL under `data_dir`, loads the configuration and starts
+    /// the queues and the scrape loops. Call inside the runtime.
+    pub async fn start(source: ConfigSource, data_dir: &Path) -> Result<Agent, String> {
+        let (_, config) = source.load()?;
+        let metrics = RemoteMetrics::default();
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let wal_dir = data_dir.join("wal");
+        let storage = {
+            let metrics = metrics.clone();
+            tokio::task::spawn_blocking(move || WalStorage::open(&wal_dir, true, metrics))
+                .await
+                .map_err(|e| format!("opening the agent WAL: {e}"))??
+        };
+        let mut writer =
+            RemoteWriter::new(storage.clone(), &data_dir.join("queues"), true, metrics)?;
+        writer
+            .apply(&config.remote_write, &config.global.external_labels)
+            .await?;
+        if config.remote_write.is_empty() {
+            tracing::warn!("no remote_write configured: scraped samples are not forwarded");
+        }
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".to_string());
+        let appendable: Arc<dyn model::storage::Appendable> = Arc::new(storage);
+        let manager = ScrapeManager::new(appendable, ScrapeManagerOptions { hostname });
+        manager.apply_config(&config).await;
+        Ok(Agent {
+            inner: Arc::new(AgentInner {
+                source,
+                manager,
+                writer: tokio::sync::Mutex::new(writer),
+                registry,
+            }),
+        })
+    }
+
+    /// Re-reads the configuration; on error the running one stays.
+    pub async fn reload(&self) -> Result<(), String> {
+        let (_, config) = self.inner.source.load()?;
+        let mut writer = self.inner.writer.lock().await;
+        writer
+            .apply(&config.remote_write, &config.global.external_labels)
+            .await?;
+        self.inner.manager.apply_config(&config).await;
+        tracing::info!("configuration reloaded");
+        Ok(())
+    }
+
+    /// Stops scraping (writing staleness markers), then lets the queues
+    /// send what they can within [`FLUSH_DEADLINE`].
+    pub async fn stop(&self) {
+        self.inner.manager.stop().await;
+        self.inner.writer.lock().await.stop(FLUSH_DEADLINE).await;
+    }
+
+    /// The agent's HTTP routes.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/-/healthy", get(healthy).head(healthy))
+            .route("/-/ready", get(ready).head(ready))
+            .route("/-/reload", post(reload).put(reload))
+            .route("/metrics", get(metrics))
+            .with_state(self.clone())
+    }
+}
+
+/// The router type [`Agent::router`] returns.
+pub type AgentRouter = Router;
+
+/// Serves `router` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: AgentRouter,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn healthy() -> &'static str {
+    "osprey agent is Healthy.\n"
+}
+
+async fn ready() -> &'static str {
+    "osprey agent is Ready.\n"
+}
+
+async fn reload(State(agent): State<Agent>) -> Response {
+    match agent.reload().await {
+        Ok(()) => (StatusCode::OK, "").into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(agent): State<Agent>) -> Response {
+    let mut out = String::new();
+    match prometheus_client::encoding::text::encode(&mut out, &agent.inner.registry) {
+        Ok(()) => (
+            [(
+                header::CONTENT_TYPE,
+                crate::metrics::OPENMETRICS_CONTENT_TYPE,
+            )],
+            out,
+        )
+            .into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode metrics\n").into_response(),
+    }
+}

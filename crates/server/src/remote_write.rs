@@ -1,0 +1,1233 @@
+//! The remote-write sender: what `osprey agent` forwards scraped samples with.
+//!
+//! - [`WalStorage`] is the [`Appendable`] the scrape manager writes into.
+//!   A commit appends series and samples records to a WAL in the agent's
+//!   data directory (the TSDB's format, `tsdb::wal`) and returns once they
+//!   are fsynced; it keeps every segment self-contained (each series is
+//!   described in every segment that has its samples).
+//! - [`RemoteWriter`] runs one [`Queue`] task per `remote_write` entry.
+//!   Each queue tails the WAL from its saved position, applies external
+//!   labels and `write_relabel_configs`, and sends rounds of samples:
+//!   a round is split by series hash over N concurrent shards, each
+//!   sending snappy-compressed remote write 1.0 batches of at most
+//!   `max_samples_per_send`, retrying 5xx, 429 and network errors with
+//!   exponential backoff and dropping other 4xx. When a round is done the
+//!   position is saved and segments every queue has passed are deleted.
+//!
+//! The byte formats (WAL rule, position file) are in `docs/format/agent.md`.
+//! Delivery is at least once; a series' samples are sent in WAL order.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use model::Labels;
+use model::storage::{Appendable, Appender, StorageError, StorageErrorKind, validate_labels};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use scrape::{RemoteWriteConfig, relabel};
+use tokio::sync::watch;
+use tsdb::wal::{self, Record, RefSample, RefSeries, Wal, WalOptions};
+
+use crate::remote::{Label, Sample, TimeSeries, WriteRequest};
+
+/// The segment size at which the agent starts a new WAL segment. Small
+/// enough that a sent segment is deleted soon (disk use stays near what
+/// is unsent), large enough that cuts (two fsyncs) are rare: at 100k
+/// samples a minute, about 12 bytes a sample, one cut every 7 minutes.
+pub const AGENT_SEGMENT_BYTES: u64 = 8 << 20;
+
+/// How much of a segment a queue reads at once; bounds its read buffer.
+const READ_CHUNK_BYTES: u64 = 4 << 20;
+
+/// How often a queue looks at the WAL when no commit woke it (a safety
+/// net; commits wake it at once).
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+/// The `User-Agent` the sender uses.
+const USER_AGENT: &str = concat!("osprey/", env!("CARGO_PKG_VERSION"));
+
+/// Self metrics of the sender, named like Prometheus's
+/// `prometheus_remote_storage_*`, labelled by `remote_name` and `url`.
+#[derive(Clone, Default)]
+pub struct RemoteMetrics {
+    samples_in: Counter,
+    samples_sent: Family<QueueLabels, Counter>,
+    samples_failed: Family<QueueLabels, Counter>,
+    samples_retried: Family<QueueLabels, Counter>,
+    samples_dropped: Family<QueueLabels, Counter>,
+    bytes_sent: Family<QueueLabels, Counter>,
+    samples_pending: Family<QueueLabels, Gauge>,
+    shards: Family<QueueLabels, Gauge>,
+    shards_max: Family<QueueLabels, Gauge>,
+    shards_min: Family<QueueLabels, Gauge>,
+    position_segment: Family<QueueLabels, Gauge>,
+}
+
+type QueueLabels = Vec<(&'static str, String)>;
+
+impl RemoteMetrics {
+    /// Registers every metric in `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "prometheus_remote_storage_samples_in",
+            "Samples appended to the agent's WAL",
+            self.samples_in.clone(),
+        );
+        let families: [(&str, &str, &Family<QueueLabels, Counter>); 5] = [
+            (
+                "prometheus_remote_storage_samples",
+                "Samples sent to the remote storage and acknowledged",
+                &self.samples_sent,
+            ),
+            (
+                "prometheus_remote_storage_samples_failed",
+                "Samples the remote storage refused for good (4xx other than a retried 429)",
+                &self.samples_failed,
+            ),
+            (
+                "prometheus_remote_storage_samples_retried",
+                "Samples whose send failed and was retried (5xx, 429, network)",
+                &self.samples_retried,
+            ),
+            (
+                "prometheus_remote_storage_samples_dropped",
+                "Samples not sent: dropped by write_relabel_configs or without a series record",
+                &self.samples_dropped,
+            ),
+            (
+                "prometheus_remote_storage_bytes",
+                "Compressed request bytes acknowledged by the remote storage",
+                &self.bytes_sent,
+            ),
+        ];
+        for (name, help, family) in families {
+            registry.register(name, help, family.clone());
+        }
+        let gauges: [(&str, &str, &Family<QueueLabels, Gauge>); 5] = [
+            (
+                "prometheus_remote_storage_samples_pending",
+                "Samples read from the WAL and not yet acknowledged",
+                &self.samples_pending,
+            ),
+            (
+                "prometheus_remote_storage_shards",
+                "Shards the last round was sent with",
+                &self.shards,
+            ),
+            (
+                "prometheus_remote_storage_shards_max",
+                "The most shards a round may use",
+                &self.shards_max,
+            ),
+            (
+                "prometheus_remote_storage_shards_min",
+                "The fewest shards a round uses",
+                &self.shards_min,
+            ),
+            (
+                "osprey_remote_storage_position_segment",
+                "WAL segment the queue has sent up to",
+                &self.position_segment,
+            ),
+        ];
+        for (name, help, family) in gauges {
+            registry.register(name, help, family.clone());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Writing: the WAL-backed Appendable.
+
+/// An [`Appendable`] that logs samples to the agent's WAL. Cloning shares it.
+#[derive(Clone)]
+pub struct WalStorage {
+    inner: Arc<WalInner>,
+}
+
+struct WalInner {
+    wal: Wal,
+    state: Mutex<WriterState>,
+    /// Bumped after every commit; queues wait on it.
+    committed: watch::Sender<u64>,
+    metrics: RemoteMetrics,
+}
+
+struct WriterState {
+    /// Ids of the series described in the current segment.
+    series: HashMap<Labels, u64>,
+    next_id: u64,
+    /// Bytes logged into the current segment.
+    segment_bytes: u64,
+}
+
+impl WalStorage {
+    /// Opens (creating) the WAL in `dir`, repairing a torn tail.
+    pub fn open(dir: &Path, fsync: bool, metrics: RemoteMetrics) -> Result<WalStorage, String> {
+        let options = WalOptions {
+            // The agent cuts segments itself (see `commit`), never inside
+            // `Wal::log`, so that every segment stays self-contained.
+            segment_size: u64::MAX,
+            fsync,
+        };
+        let wal = Wal::open(dir, options).map_err(|e| format!("opening the agent WAL: {e}"))?;
+        let (committed, _) = watch::channel(0);
+        Ok(WalStorage {
+            inner: Arc::new(WalInner {
+                wal,
+                state: Mutex::new(WriterState {
+                    series: HashMap::new(),
+                    next_id: 1,
+                    segment_bytes: 0,
+                }),
+                committed,
+                metrics,
+            }),
+        })
+    }
+
+    /// The WAL directory.
+    pub fn dir(&self) -> &Path {
+        self.inner.wal.dir()
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.committed.subscribe()
+    }
+
+    fn commit(&self, staged: &[(Labels, i64, f64)]) -> Result<(), StorageError> {
+        if staged.is_empty() {
+            return Ok(());
+        }
+        let io_error = |e: wal::WalError| StorageError::new(StorageErrorKind::Io, e.to_string());
+        let inner = &*self.inner;
+        // One commit at a time: ids, the segment cut and the log call must
+        // agree on which segment the records land in.
+        let mut state = inner.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.segment_bytes >= AGENT_SEGMENT_BYTES {
+            inner.wal.cut_segment().map_err(io_error)?;
+            state.series.clear();
+            state.segment_bytes = 0;
+        }
+        let mut new_series = Vec::new();
+        let mut samples = Vec::with_capacity(staged.len());
+        for (labels, t, v) in staged {
+            let id = match state.series.get(labels) {
+                Some(&id) => id,
+                None => {
+                    let id = state.next_id;
+                    state.next_id += 1;
+                    state.series.insert(labels.clone(), id);
+                    new_series.push(RefSeries {
+                        id,
+                        labels: labels.clone(),
+                    });
+                    id
+                }
+            };
+            samples.push(RefSample { id, t: *t, v: *v });
+        }
+        let mut series_record = Vec::new();
+        if !new_series.is_empty() {
+            wal::encode_series(&new_series, &mut series_record);
+        }
+        let mut samples_record = Vec::new();
+        wal::encode_samples(&samples, &mut samples_record);
+        let records: Vec<&[u8]> = [series_record.as_slice(), samples_record.as_slice()]
+            .into_iter()
+            .filter(|r| !r.is_empty())
+            .collect();
+        if let Err(error) = inner.wal.log(&records) {
+            // The ids handed out above are not in the WAL; forget them so
+            // the next commit describes those series again.
+            for series in &new_series {
+                state.series.remove(&series.labels);
+            }
+            return Err(io_error(error));
+        }
+        state.segment_bytes += records.iter().map(|r| r.len() as u64 + 8).sum::<u64>();
+        drop(state);
+        inner.metrics.samples_in.inc_by(staged.len() as u64);
+        inner.committed.send_modify(|n| *n += 1);
+        Ok(())
+    }
+}
+
+impl Appendable for WalStorage {
+    fn appender(&self) -> Box<dyn Appender + '_> {
+        Box::new(WalAppender {
+            storage: self,
+            staged: Vec::new(),
+        })
+    }
+}
+
+struct WalAppender<'a> {
+    storage: &'a WalStorage,
+    staged: Vec<(Labels, i64, f64)>,
+}
+
+impl Appender for WalAppender<'_> {
+    fn append(&mut self, labels: &Labels, t: i64, v: f64) -> model::storage::Result<()> {
+        validate_labels(labels)?;
+        self.staged.push((labels.clone(), t, v));
+        Ok(())
+    }
+
+    fn commit(&mut self) -> model::storage::Result<()> {
+        let staged = std::mem::take(&mut self.staged);
+        self.storage.commit(&staged)
+    }
+
+    fn rollback(&mut self) {
+        self.staged.clear();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reading and sending: one queue per remote_write entry.
+
+/// The queues of the current configuration over one [`WalStorage`].
+pub struct RemoteWriter {
+    storage: WalStorage,
+    queues_dir: PathBuf,
+    external_labels: Vec<(String, String)>,
+    queues: Vec<RunningQueue>,
+    /// Positions of the current queues, for segment deletion.
+    positions: Arc<Mutex<Vec<Arc<AtomicU32>>>>,
+    metrics: RemoteMetrics,
+    fsync: bool,
+}
+
+struct RunningQueue {
+    config: RemoteWriteConfig,
+    external_labels: Vec<(String, String)>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RemoteWriter {
+    /// A writer with no queues; [`RemoteWriter::apply`] starts them.
+    /// Position files live in `queues_dir`.
+    pub fn new(
+        storage: WalStorage,
+        queues_dir: &Path,
+        fsync: bool,
+        metrics: RemoteMetrics,
+    ) -> Result<RemoteWriter, String> {
+        fs::create_dir_all(queues_dir)
+            .map_err(|e| format!("creating {}: {e}", queues_dir.display()))?;
+        Ok(RemoteWriter {
+            storage,
+            queues_dir: queues_dir.to_owned(),
+            external_labels: Vec::new(),
+            queues: Vec::new(),
+            positions: Arc::new(Mutex::new(Vec::new())),
+            metrics,
+            fsync,
+        })
+    }
+
+    /// Makes the running queues match `configs`: unchanged ones keep
+    /// running, changed ones restart from their saved position, removed
+    /// ones stop (their unsent data stays on disk until every remaining
+    /// queue has passed it).
+    pub async fn apply(
+        &mut self,
+        configs: &[RemoteWriteConfig],
+        external_labels: &[(String, String)],
+    ) -> Result<(), String> {
+        // Build every client first, so a bad TLS file fails the reload
+        // before anything is stopped.
+        let mut clients = Vec::with_capacity(configs.len());
+        for config in configs {
+            clients.push(build_client(config)?);
+        }
+        self.external_labels = external_labels.to_vec();
+        let mut old = std::mem::take(&mut self.queues);
+        let mut keep = Vec::new();
+        let mut start = Vec::new();
+        for (config, client) in configs.iter().zip(clients) {
+            match old
+                .iter()
+                .position(|q| q.config == *config && q.external_labels == external_labels)
+            {
+                Some(index) => keep.push(old.swap_remove(index)),
+                None => start.push((config.clone(), client)),
+            }
+        }
+        for queue in old {
+            let _ = queue.stop.send(true);
+            let _ = queue.task.await;
+        }
+        let mut positions = Vec::new();
+        for (config, client) in start {
+            let id = queue_id(&config);
+            let position_path = self.queues_dir.join(format!("{id}.position"));
+            let position = load_position(&position_path, self.storage.dir());
+            let segment = Arc::new(AtomicU32::new(position.0));
+            let (stop, stop_rx) = watch::channel(false);
+            let labels: QueueLabels = vec![
+                (
+                    "remote_name",
+                    if config.name.is_empty() {
+                        id.clone()
+                    } else {
+                        config.name.clone()
+                    },
+                ),
+                ("url", config.url.clone()),
+            ];
+            let queue = Queue {
+                config: config.clone(),
+                external_labels: external_labels.to_vec(),
+                client,
+                wal_dir: self.storage.dir().to_owned(),
+                position_path,
+                position,
+                position_segment: segment.clone(),
+                all_positions: self.positions.clone(),
+                storage: self.storage.clone(),
+                committed: self.storage.subscribe(),
+                stop: stop_rx,
+                fsync: self.fsync,
+                metrics: QueueMetrics::new(&self.metrics, &labels),
+            };
+            queue
+                .metrics
+                .shards_max
+                .set(config.queue_config.max_shards as i64);
+            queue
+                .metrics
+                .shards_min
+                .set(config.queue_config.min_shards as i64);
+            positions.push(segment);
+            keep.push(RunningQueue {
+                config,
+                external_labels: external_labels.to_vec(),
+                stop,
+                task: tokio::spawn(queue.run()),
+            });
+        }
+        self.queues = keep;
+        // Positions of kept queues stay; replace the list with the queues
+        // now running.
+        {
+            let mut all = self.positions.lock().unwrap_or_else(|e| e.into_inner());
+            all.retain(|p| {
+                // Kept queues hold their own Arc; drop the removed ones by
+                // checking the reference count held by their task.
+                Arc::strong_count(p) > 1
+            });
+            all.extend(positions);
+        }
+        Ok(())
+    }
+
+    /// Stops every queue: each first sends what the WAL holds, for at most
+    /// `flush_deadline`, then stops. Unsent data stays on disk.
+    pub async fn stop(&mut self, flush_deadline: Duration) {
+        for queue in &self.queues {
+            let _ = queue.stop.send(true);
+        }
+        for queue in std::mem::take(&mut self.queues) {
+            let abort = queue.task.abort_handle();
+            if tokio::time::timeout(flush_deadline, queue.task)
+                .await
+                .is_err()
+            {
+                tracing::warn!(url = %queue.config.url, "remote write queue did not flush in time; the rest is sent after a restart");
+                abort.abort();
+            }
+        }
+    }
+}
+
+/// The name of a queue's position file (without `.position`).
+pub fn queue_id(config: &RemoteWriteConfig) -> String {
+    if config.name.is_empty() {
+        format!("url-{:016x}", fnv1a64(config.url.as_bytes()))
+    } else {
+        config
+            .name
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+                    b as char
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    }
+}
+
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+fn build_client(config: &RemoteWriteConfig) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(USER_AGENT)
+        .pool_idle_timeout(Duration::from_secs(90));
+    if !config.follow_redirects {
+        builder = builder.redirect(reqwest::redirect::Policy::none());
+    }
+    let tls = &config.tls_config;
+    if tls.insecure_skip_verify {
+        builder = builder.tls_danger_accept_invalid_certs(true);
+    }
+    if let Some(ca_file) = &tls.ca_file {
+        let pem = fs::read(ca_file).map_err(|e| format!("reading {ca_file}: {e}"))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("parsing {ca_file}: {e}"))?;
+        for certificate in certificates {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    if let (Some(cert_file), Some(key_file)) = (&tls.cert_file, &tls.key_file) {
+        let mut pem = fs::read(cert_file).map_err(|e| format!("reading {cert_file}: {e}"))?;
+        pem.push(b'\n');
+        pem.extend(fs::read(key_file).map_err(|e| format!("reading {key_file}: {e}"))?);
+        let identity = reqwest::Identity::from_pem(&pem)
+            .map_err(|e| format!("parsing {cert_file}/{key_file}: {e}"))?;
+        builder = builder.identity(identity);
+    }
+    builder
+        .build()
+        .map_err(|e| format!("remote_write {}: {e}", config.url))
+}
+
+/// A (segment, byte offset) in the WAL.
+type Position = (u32, u64);
+
+/// Reads a position file; see `docs/format/agent.md`.
+fn load_position(path: &Path, wal_dir: &Path) -> Position {
+    let oldest = list_segments(wal_dir).first().copied().unwrap_or(0);
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (oldest, 0),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "cannot read queue position; sending from the oldest WAL segment");
+            return (oldest, 0);
+        }
+    };
+    match parse_position(&text) {
+        Some(position) => position,
+        None => {
+            tracing::warn!(path = %path.display(), "malformed queue position file; sending from the oldest WAL segment");
+            (oldest, 0)
+        }
+    }
+}
+
+fn parse_position(text: &str) -> Option<Position> {
+    let mut lines = text.lines();
+    if lines.next()? != "osprey-agent-position 1" {
+        return None;
+    }
+    let mut segment = None;
+    let mut offset = None;
+    for line in lines {
+        let (key, value) = line.split_once(' ')?;
+        match key {
+            "segment" => segment = value.parse::<u32>().ok(),
+            "offset" => offset = value.parse::<u64>().ok(),
+            _ => {}
+        }
+    }
+    Some((segment?, offset?))
+}
+
+fn save_position(path: &Path, url: &str, position: Position, fsync: bool) -> std::io::Result<()> {
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
+    let text = format!(
+        "osprey-agent-position 1\nurl {}\nsegment {}\noffset {}\n",
+        url.replace('\n', " "),
+        position.0,
+        position.1
+    );
+    {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        if fsync {
+            file.sync_data()?;
+        }
+    }
+    fs::rename(&tmp, path)?;
+    if fsync && let Some(dir) = path.parent() {
+        fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Segment numbers in `dir`, ascending (names of exactly 8 digits).
+fn list_segments(dir: &Path) -> Vec<u32> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut numbers: Vec<u32> = entries
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name();
+            let name = name.to_str()?;
+            if name.len() == 8 && name.bytes().all(|b| b.is_ascii_digit()) {
+                name.parse().ok()
+            } else {
+                None
+            }
+        })
+        .collect();
+    numbers.sort_unstable();
+    numbers
+}
+
+fn segment_path(dir: &Path, number: u32) -> PathBuf {
+    dir.join(format!("{number:08}"))
+}
+
+struct QueueMetrics {
+    sent: Counter,
+    failed: Counter,
+    retried: Counter,
+    dropped: Counter,
+    bytes: Counter,
+    pending: Gauge,
+    shards: Gauge,
+    shards_max: Gauge,
+    shards_min: Gauge,
+    position_segment: Gauge,
+}
+
+impl QueueMetrics {
+    fn new(metrics: &RemoteMetrics, labels: &QueueLabels) -> QueueMetrics {
+        QueueMetrics {
+            sent: metrics.samples_sent.get_or_create(labels).clone(),
+            failed: metrics.samples_failed.get_or_create(labels).clone(),
+            retried: metrics.samples_retried.get_or_create(labels).clone(),
+            dropped: metrics.samples_dropped.get_or_create(labels).clone(),
+            bytes: metrics.bytes_sent.get_or_create(labels).clone(),
+            pending: metrics.samples_pending.get_or_create(labels).clone(),
+            shards: metrics.shards.get_or_create(labels).clone(),
+            shards_max: metrics.shards_max.get_or_create(labels).clone(),
+            shards_min: metrics.shards_min.get_or_create(labels).clone(),
+            position_segment: metrics.position_segment.get_or_create(labels).clone(),
+        }
+    }
+}
+
+/// A series as it is sent: labels after external labels and write
+/// relabelling, and the hash that picks its shard.
+struct SentSeries {
+    labels: Vec<Label>,
+    hash: u64,
+}
+
+/// One sample read from the WAL, ready to be sent.
+struct Pending {
+    series: Arc<SentSeries>,
+    t: i64,
+    v: f64,
+}
+
+/// How a send ended.
+enum SendOutcome {
+    Sent,
+    /// The receiver refused for good; the batch is dropped.
+    Refused,
+    /// The queue is stopping; the batch was not sent.
+    Stopped,
+}
+
+struct Queue {
+    config: RemoteWriteConfig,
+    external_labels: Vec<(String, String)>,
+    client: reqwest::Client,
+    wal_dir: PathBuf,
+    position_path: PathBuf,
+    /// Next record to read.
+    position: Position,
+    /// The saved position's segment, shared for segment deletion.
+    position_segment: Arc<AtomicU32>,
+    all_positions: Arc<Mutex<Vec<Arc<AtomicU32>>>>,
+    storage: WalStorage,
+    committed: watch::Receiver<u64>,
+    stop: watch::Receiver<bool>,
+    fsync: bool,
+    metrics: QueueMetrics,
+}
+
+/// What the reader knows of the segment it is in.
+struct SegmentSeries {
+    segment: u32,
+    /// Series id → the series to send, `None` when relabelling dropped it.
+    series: HashMap<u64, Option<Arc<SentSeries>>>,
+}
+
+impl Queue {
+    async fn run(mut self) {
+        let mut known = SegmentSeries {
+            segment: 0,
+            series: HashMap::new(),
+        };
+        self.normalize_position();
+        self.metrics
+            .position_segment
+            .set(i64::from(self.position.0));
+        if self.position.1 > 0 {
+            known = self.series_before(self.position);
+        }
+        let round_capacity = (self.config.queue_config.max_shards
+            * self.config.queue_config.max_samples_per_send)
+            .max(1) as usize;
+        let deadline =
+            Duration::from_millis(self.config.queue_config.batch_send_deadline_ms as u64);
+        loop {
+            let stopping = *self.stop.borrow();
+            let mut round: Vec<Pending> = Vec::new();
+            let mut first_read: Option<tokio::time::Instant> = None;
+            loop {
+                self.committed.borrow_and_update();
+                let read = self.read_available(&mut known, &mut round, round_capacity);
+                if round.is_empty()
+                    && self.position.0 != self.position_segment.load(Ordering::Acquire)
+                {
+                    // Whole segments were read with nothing to send (all
+                    // relabelled away): record that so they can go.
+                    self.save();
+                }
+                if !round.is_empty() && first_read.is_none() {
+                    first_read = Some(tokio::time::Instant::now());
+                }
+                self.metrics.pending.set(round.len() as i64);
+                if round.len() >= round_capacity || (read == ReadState::CaughtUp && stopping) {
+                    break;
+                }
+                if read == ReadState::More {
+                    continue;
+                }
+                if let Some(start) = first_read
+                    && start.elapsed() >= deadline
+                {
+                    break;
+                }
+                let wait = match first_read {
+                    Some(start) => deadline.saturating_sub(start.elapsed()).min(IDLE_POLL),
+                    None => IDLE_POLL,
+                };
+                if stopping {
+                    // Flushing: what is on disk was read; send it now.
+                    break;
+                }
+                tokio::select! {
+                    _ = self.committed.changed() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = self.stop.changed() => {}
+                }
+                if *self.stop.borrow() || self.stop.has_changed().is_err() {
+                    // Flush: send what is read, then what is left.
+                    break;
+                }
+            }
+            let was_empty = round.is_empty();
+            if !was_empty {
+                match self.send_round(round).await {
+                    SendOutcome::Stopped => return,
+                    SendOutcome::Sent | SendOutcome::Refused => {}
+                }
+            }
+            self.metrics.pending.set(0);
+            self.save();
+            if *self.stop.borrow() && was_empty {
+                return;
+            }
+        }
+    }
+
+    /// Moves a position that points at a deleted segment, or past the end
+    /// of its segment, to the start of the next one on disk.
+    fn normalize_position(&mut self) {
+        let segments = list_segments(&self.wal_dir);
+        let Some(&oldest) = segments.first() else {
+            return;
+        };
+        if self.position.0 < oldest || !segments.contains(&self.position.0) {
+            let next = segments
+                .iter()
+                .copied()
+                .find(|&n| n > self.position.0)
+                .unwrap_or(oldest);
+            self.position = (next, 0);
+            return;
+        }
+        let len = fs::metadata(segment_path(&self.wal_dir, self.position.0))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if self.position.1 > len
+            && let Some(next) = segments.iter().copied().find(|&n| n > self.position.0)
+        {
+            self.position = (next, 0);
+        }
+    }
+
+    /// The series described in `position`'s segment before its offset.
+    fn series_before(&self, position: Position) -> SegmentSeries {
+        let mut known = SegmentSeries {
+            segment: position.0,
+            series: HashMap::new(),
+        };
+        let path = segment_path(&self.wal_dir, position.0);
+        let Ok(bytes) = read_range(&path, 0, position.1) else {
+            return known;
+        };
+        wal::scan_segment_bytes(&bytes, &mut |record| {
+            if let Ok(Record::Series(series)) = wal::decode(record) {
+                for s in series {
+                    let sent = self.prepare(&s.labels);
+                    known.series.insert(s.id, sent);
+                }
+            }
+        });
+        known
+    }
+
+    /// External labels (a series' own label wins), then write relabelling.
+    fn prepare(&self, labels: &Labels) -> Option<Arc<SentSeries>> {
+        let mut map: std::collections::BTreeMap<String, String> = labels
+            .iter()
+            .map(|l| (l.name.clone(), l.value.clone()))
+            .collect();
+        for (name, value) in &self.external_labels {
+            map.entry(name.clone()).or_insert_with(|| value.clone());
+        }
+        if !self.config.write_relabel_configs.is_empty()
+            && !relabel::process(&mut map, &self.config.write_relabel_configs)
+        {
+            return None;
+        }
+        if map.is_empty() {
+            return None;
+        }
+        let final_labels = Labels::from_pairs(map.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+        Some(Arc::new(SentSeries {
+            hash: final_labels.stable_hash(),
+            labels: map
+                .into_iter()
+                .map(|(name, value)| Label { name, value })
+                .collect(),
+        }))
+    }
+
+    /// Reads records after the position into `round`, up to about
+    /// `capacity` samples.
+    fn read_available(
+        &mut self,
+        known: &mut SegmentSeries,
+        round: &mut Vec<Pending>,
+        capacity: usize,
+    ) -> ReadState {
+        let segments = list_segments(&self.wal_dir);
+        if segments.is_empty() {
+            return ReadState::CaughtUp;
+        }
+        if !segments.contains(&self.position.0) {
+            match segments.iter().copied().find(|&n| n > self.position.0) {
+                Some(next) => self.position = (next, 0),
+                None => return ReadState::CaughtUp,
+            }
+        }
+        if known.segment != self.position.0 {
+            *known = SegmentSeries {
+                segment: self.position.0,
+                series: HashMap::new(),
+            };
+        }
+        // Look for a successor before reading: if one existed before the
+        // read, the read saw everything this segment will ever hold.
+        let next = segments.iter().copied().find(|&n| n > self.position.0);
+        let path = segment_path(&self.wal_dir, self.position.0);
+        let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let mut offset = self.position.1;
+        while offset < len && round.len() < capacity {
+            let want = (len - offset).min(READ_CHUNK_BYTES);
+            let mut bytes = match read_range(&path, offset, offset + want) {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    tracing::warn!(segment = %path.display(), %error, "cannot read WAL segment");
+                    return ReadState::CaughtUp;
+                }
+            };
+            let mut scan = self.scan_into(&bytes, known, round);
+            if scan.valid_len == 0 && offset + want < len {
+                // One frame larger than a chunk: read it whole.
+                bytes = match read_range(&path, offset, len) {
+                    Ok(bytes) => bytes,
+                    Err(_) => return ReadState::CaughtUp,
+                };
+                scan = self.scan_into(&bytes, known, round);
+            }
+            if scan.valid_len == 0 {
+                // A frame still being written, or a corrupt one.
+                if next.is_some() {
+                    if scan.corruption.is_some() {
+                        tracing::warn!(segment = %path.display(), offset, "corrupt WAL frame; skipping the rest of the segment");
+                    }
+                    offset = len;
+                }
+                break;
+            }
+            offset += scan.valid_len;
+        }
+        self.position.1 = offset;
+        if offset >= len
+            && let Some(next) = next
+        {
+            self.position = (next, 0);
+            return ReadState::More;
+        }
+        if offset < len && round.len() >= capacity {
+            return ReadState::More;
+        }
+        ReadState::CaughtUp
+    }
+
+    fn scan_into(
+        &self,
+        bytes: &[u8],
+        known: &mut SegmentSeries,
+        round: &mut Vec<Pending>,
+    ) -> wal::SegmentScan {
+        let mut dropped = 0u64;
+        let scan = wal::scan_segment_bytes(bytes, &mut |record| match wal::decode(record) {
+            Ok(Record::Series(series)) => {
+                for s in series {
+                    let sent = self.prepare(&s.labels);
+                    known.series.insert(s.id, sent);
+                }
+            }
+            Ok(Record::Samples(samples)) => {
+                for sample in samples {
+                    match known.series.get(&sample.id) {
+                        Some(Some(series)) => round.push(Pending {
+                            series: series.clone(),
+                            t: sample.t,
+                            v: sample.v,
+                        }),
+                        Some(None) => dropped += 1,
+                        None => {
+                            dropped += 1;
+                            tracing::warn!(
+                                id = sample.id,
+                                "WAL sample without a series record; dropped"
+                            );
+                        }
+                    }
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "undecodable WAL record; skipped");
+            }
+        });
+        self.metrics.dropped.inc_by(dropped);
+        scan
+    }
+
+    /// Sends one round over its shards; returns once every shard is done.
+    async fn send_round(&mut self, round: Vec<Pending>) -> SendOutcome {
+        let queue = &self.config.queue_config;
+        let per_send = queue.max_samples_per_send.max(1) as usize;
+        let shard_count = round.len().div_ceil(per_send).clamp(
+            queue.min_shards.max(1) as usize,
+            queue.max_shards.max(1) as usize,
+        );
+        self.metrics.shards.set(shard_count as i64);
+        let mut shards: Vec<Vec<Pending>> = (0..shard_count).map(|_| Vec::new()).collect();
+        for pending in round {
+            let index = (pending.series.hash % shard_count as u64) as usize;
+            if let Some(shard) = shards.get_mut(index) {
+                shard.push(pending);
+            }
+        }
+        let sender = Arc::new(Sender {
+            client: self.client.clone(),
+            url: self.config.url.clone(),
+            config: self.config.clone(),
+            sent: self.metrics.sent.clone(),
+            failed: self.metrics.failed.clone(),
+            retried: self.metrics.retried.clone(),
+            bytes: self.metrics.bytes.clone(),
+        });
+        let mut tasks = tokio::task::JoinSet::new();
+        for shard in shards.into_iter().filter(|s| !s.is_empty()) {
+            let sender = sender.clone();
+            let stop = self.stop.clone();
+            tasks.spawn(async move { sender.send_shard(shard, per_send, stop).await });
+        }
+        let mut outcome = SendOutcome::Sent;
+        while let Some(result) = tasks.join_next().await {
+            match result {
+                Ok(SendOutcome::Stopped) | Err(_) => outcome = SendOutcome::Stopped,
+                Ok(SendOutcome::Refused) => {
+                    if !matches!(outcome, SendOutcome::Stopped) {
+                        outcome = SendOutcome::Refused;
+                    }
+                }
+                Ok(SendOutcome::Sent) => {}
+            }
+        }
+        outcome
+    }
+
+    /// Saves the position (if it moved) and deletes segments every queue
+    /// has passed.
+    fn save(&mut self) {
+        let saved_segment = self.position_segment.load(Ordering::Acquire);
+        if let Err(error) = save_position(
+            &self.position_path,
+            &self.config.url,
+            self.position,
+            self.fsync,
+        ) {
+            tracing::warn!(path = %self.position_path.display(), %error, "cannot save queue position");
+            return;
+        }
+        self.metrics
+            .position_segment
+            .set(i64::from(self.position.0));
+        if saved_segment == self.position.0 {
+            return;
+        }
+        self.position_segment
+            .store(self.position.0, Ordering::Release);
+        let lowest = {
+            let all = self.all_positions.lock().unwrap_or_else(|e| e.into_inner());
+            all.iter().map(|p| p.load(Ordering::Acquire)).min()
+        };
+        if let Some(lowest) = lowest
+            && let Err(error) = self.storage.inner.wal.truncate_before(lowest)
+        {
+            tracing::warn!(%error, "cannot delete sent WAL segments");
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum ReadState {
+    /// More is on disk than was read (the round is full, or a segment
+    /// ended and the next one waits).
+    More,
+    /// Everything written so far was read.
+    CaughtUp,
+}
+
+fn read_range(path: &Path, start: u64, end: u64) -> std::io::Result<Vec<u8>> {
+    let mut file = fs::File::open(path)?;
+    file.seek(SeekFrom::Start(start))?;
+    let mut bytes = Vec::with_capacity(end.saturating_sub(start) as usize);
+    file.take(end.saturating_sub(start))
+        .read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// What a shard needs to send: shared by the shards of a round.
+struct Sender {
+    client: reqwest::Client,
+    url: String,
+    config: RemoteWriteConfig,
+    sent: Counter,
+    failed: Counter,
+    retried: Counter,
+    bytes: Counter,
+}
+
+/// Why one request failed.
+enum SendError {
+    /// Worth retrying: 5xx, 429 (when configured), network errors.
+    Recoverable(String),
+    /// Not worth retrying: other 4xx and unexpected statuses.
+    Unrecoverable(String),
+}
+
+impl Sender {
+    async fn send_shard(
+        &self,
+        samples: Vec<Pending>,
+        per_send: usize,
+        mut stop: watch::Receiver<bool>,
+    ) -> SendOutcome {
+        let mut outcome = SendOutcome::Sent;
+        for batch in samples.chunks(per_send) {
+            let body = encode_batch(batch);
+            match self
+                .send_with_retry(&body, batch.len() as u64, &mut stop)
+                .await
+            {
+                SendOutcome::Sent => {}
+                SendOutcome::Refused => outcome = SendOutcome::Refused,
+                SendOutcome::Stopped => return SendOutcome::Stopped,
+            }
+        }
+        outcome
+    }
+
+    async fn send_with_retry(
+        &self,
+        body: &[u8],
+        count: u64,
+        stop: &mut watch::Receiver<bool>,
+    ) -> SendOutcome {
+        let queue = &self.config.queue_config;
+        let min_backoff = Duration::from_millis(queue.min_backoff_ms.max(1) as u64);
+        let max_backoff = Duration::from_millis(queue.max_backoff_ms.max(1) as u64);
+        let mut backoff = min_backoff;
+        let mut retries_while_stopping = 0;
+        loop {
+            match self.send_once(body).await {
+                Ok(()) => {
+                    self.sent.inc_by(count);
+                    self.bytes.inc_by(body.len() as u64);
+                    return SendOutcome::Sent;
+                }
+                Err(SendError::Unrecoverable(message)) => {
+                    tracing::error!(url = %self.url, samples = count, error = %message, "remote storage refused samples; dropping them");
+                    self.failed.inc_by(count);
+                    return SendOutcome::Refused;
+                }
+                Err(SendError::Recoverable(message)) => {
+                    tracing::warn!(url = %self.url, samples = count, error = %message, retry_in = ?backoff, "sending to remote storage failed; retrying");
+                    self.retried.inc_by(count);
+                }
+            }
+            if *stop.borrow() {
+                // Flushing at shutdown: a receiver that is down stays down
+                // for this process; the WAL keeps the samples.
+                retries_while_stopping += 1;
+                if retries_while_stopping > 2 {
+                    return SendOutcome::Stopped;
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = stop.changed() => {}
+            }
+            backoff = (backoff * 2).min(max_backoff);
+        }
+    }
+
+    async fn send_once(&self, body: &[u8]) -> Result<(), SendError> {
+        let mut request = self
+            .client
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_ENCODING, "snappy")
+            .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf")
+            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+            .timeout(Duration::from_millis(
+                self.config.remote_timeout_ms.max(1) as u64
+            ))
+            .body(body.to_vec());
+        for (name, value) in &self.config.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        if let Some(auth) = &self.config.basic_auth {
+            let password = match (&auth.password, &auth.password_file) {
+                (Some(password), _) => Some(password.clone()),
+                (None, Some(file)) => Some(read_secret(file).map_err(SendError::Recoverable)?),
+                (None, None) => None,
+            };
+            request = request.basic_auth(&auth.username, password);
+        }
+        if let Some(auth) = &self.config.authorization {
+            let credentials = match (&auth.credentials, &auth.credentials_file) {
+                (Some(credentials), _) => credentials.clone(),
+                (None, Some(file)) => read_secret(file).map_err(SendError::Recoverable)?,
+                (None, None) => String::new(),
+            };
+            request = request.header(
+                reqwest::header::AUTHORIZATION,
+                format!("{} {credentials}", auth.kind),
+            );
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| SendError::Recoverable(describe_error(&e)))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let text = response.text().await.unwrap_or_default();
+        let text: String = text.chars().take(256).collect();
+        let message = format!("HTTP {status}: {}", text.trim());
+        if status.is_server_error()
+            || (status == reqwest::StatusCode::TOO_MANY_REQUESTS
+                && self.config.queue_config.retry_on_http_429)
+        {
+            Err(SendError::Recoverable(message))
+        } else {
+            Err(SendError::Unrecoverable(message))
+        }
+    }
+}
+
+fn read_secret(file: &str) -> Result<String, String> {
+    fs::read_to_string(file)
+        .map(|s| s.trim().to_string())
+        .map_err(|e| format!("reading {file}: {e}"))
+}
+
+fn describe_error(error: &reqwest::Error) -> String {
+    use std::error::Error;
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        message.push_str(": ");
+        message.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    message
+}
+
+/// One remote write 1.0 request body for `batch`: samples grouped per
+/// series in their order, protobuf, snappy block format.
+fn encode_batch(batch: &[Pending]) -> Vec<u8> {
+    let mut index: HashMap<*const SentSeries, usize> = HashMap::new();
+    let mut request = WriteRequest {
+        timeseries: Vec::new(),
+        metadata: Vec::new(),
+    };
+    for pending in batch {
+        let key = Arc::as_ptr(&pending.series);
+        let slot = *index.entry(key).or_insert_with(|| {
+            request.timeseries.push(TimeSeries {
+                labels: pending.series.labels.clone(),
+                samples: Vec::new(),
+                exemplars: Vec::new(),
+                histograms: Vec::new(),
+            });
+            request.timeseries.len() - 1
+        });
+        if let Some(series) = request.timeseries.get_mut(slot) {
+            series.samples.push(Sample {
+                value: pending.v,
+                timestamp: pending.t,
+            });
+        }
+    }
+    crate::remote::encode_remote_write(&request)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,226 @@
+//! The sender against a loopback fake receiver: batching, sharding,
+//! retries with backoff after 503s, drops on 400, and the saved position.
+
+use std::sync::atomic::AtomicUsize;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+
+use super::*;
+use crate::remote::decode_remote_write;
+
+/// What the fake receiver saw.
+#[derive(Default)]
+struct Seen {
+    requests: AtomicUsize,
+    /// Series name → (t, v) in arrival order.
+    samples: Mutex<HashMap<String, Vec<(i64, f64)>>>,
+    largest_request: AtomicUsize,
+    bad_headers: AtomicUsize,
+}
+
+/// Starts a receiver that answers `fail_status` to the first
+/// `fail_first` requests and 204 afterwards.
+async fn receiver(fail_first: usize, fail_status: StatusCode) -> (String, Arc<Seen>) {
+    let seen = Arc::new(Seen::default());
+    let state = seen.clone();
+    let app = axum::Router::new().route(
+        "/write",
+        axum::routing::post(move |headers: HeaderMap, body: Bytes| {
+            let seen = state.clone();
+            async move {
+                let n = seen.requests.fetch_add(1, Ordering::SeqCst);
+                let ok = headers
+                    .get("content-encoding")
+                    .is_some_and(|v| v == "snappy")
+                    && headers
+                        .get("content-type")
+                        .is_some_and(|v| v == "application/x-protobuf")
+                    && headers
+                        .get("x-prometheus-remote-write-version")
+                        .is_some_and(|v| v == "0.1.0")
+                    && headers
+                        .get("user-agent")
+                        .is_some_and(|v| v.to_str().unwrap_or("").starts_with("osprey/"));
+                if !ok {
+                    seen.bad_headers.fetch_add(1, Ordering::SeqCst);
+                }
+                if n < fail_first {
+                    return fail_status;
+                }
+                let Ok(series) = decode_remote_write(&body, 64 << 20) else {
+                    return StatusCode::BAD_REQUEST;
+                };
+                let count: usize = series.iter().map(|s| s.samples.len()).sum();
+                seen.largest_request.fetch_max(count, Ordering::SeqCst);
+                let mut samples = seen.samples.lock().unwrap_or_else(|e| e.into_inner());
+                for s in series {
+                    let name = s.labels.get("s").unwrap_or("?").to_string();
+                    assert_eq!(s.labels.get("dc"), Some("x"), "external label");
+                    assert_eq!(s.labels.get("secret"), None, "write relabelling");
+                    samples.entry(name).or_default().extend(s.samples);
+                }
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/write"), seen)
+}
+
+fn config(url: &str) -> RemoteWriteConfig {
+    let text = format!(
+        "remote_write:\n  - url: {url}\n    name: test\n    write_relabel_configs:\n      - regex: secret\n        action: labeldrop\n    queue_config:\n      max_samples_per_send: 100\n      max_shards: 4\n      batch_send_deadline: 50ms\n      min_backoff: 5ms\n      max_backoff: 40ms\n"
+    );
+    let mut parsed = scrape::parse_config("test.yml", &text).unwrap();
+    parsed.remote_write.remove(0)
+}
+
+/// Appends `commits` commits of one sample for each of 20 series.
+fn append(storage: &WalStorage, commits: i64) {
+    for t in 0..commits {
+        let mut appender = storage.appender();
+        for s in 0..20 {
+            let labels = Labels::from_pairs([
+                ("__name__", "m".to_string()),
+                ("s", s.to_string()),
+                ("secret", "drop-me".to_string()),
+            ]);
+            appender
+                .append(&labels, t * 1000, (t * 100 + s) as f64)
+                .unwrap();
+        }
+        appender.commit().unwrap();
+    }
+}
+
+async fn wait_for(seen: &Seen, total: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let got: usize = seen.samples.lock().unwrap().values().map(|v| v.len()).sum();
+        if got >= total {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {got} of {total} samples arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_503_then_delivers_every_sample_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, seen) = receiver(3, StatusCode::SERVICE_UNAVAILABLE).await;
+    let metrics = RemoteMetrics::default();
+    let storage = WalStorage::open(&dir.path().join("wal"), false, metrics.clone()).unwrap();
+    append(&storage, 50);
+    let mut writer = RemoteWriter::new(
+        storage.clone(),
+        &dir.path().join("queues"),
+        false,
+        metrics.clone(),
+    )
+    .unwrap();
+    let external = vec![("dc".to_string(), "x".to_string())];
+    writer.apply(&[config(&url)], &external).await.unwrap();
+    append(&storage, 0);
+    wait_for(&seen, 1000).await;
+    writer.stop(Duration::from_secs(5)).await;
+
+    let samples = seen.samples.lock().unwrap();
+    assert_eq!(samples.len(), 20);
+    for (name, got) in samples.iter() {
+        let s: i64 = name.parse().unwrap();
+        let expected: Vec<(i64, f64)> = (0..50).map(|t| (t * 1000, (t * 100 + s) as f64)).collect();
+        assert_eq!(got, &expected, "series {name}: every sample once, in order");
+    }
+    // 1000 samples at 100 a request: at least 10 requests after the 3
+    // failures, none larger than the limit.
+    assert!(seen.requests.load(Ordering::SeqCst) >= 13);
+    assert!(seen.largest_request.load(Ordering::SeqCst) <= 100);
+    assert_eq!(seen.bad_headers.load(Ordering::SeqCst), 0);
+
+    let labels: QueueLabels = vec![("remote_name", "test".to_string()), ("url", url.clone())];
+    assert_eq!(metrics.samples_sent.get_or_create(&labels).get(), 1000);
+    assert!(metrics.samples_retried.get_or_create(&labels).get() > 0);
+    assert_eq!(metrics.samples_failed.get_or_create(&labels).get(), 0);
+    assert!(metrics.shards.get_or_create(&labels).get() >= 1);
+
+    // The position was saved at the end of what was sent.
+    let text = fs::read_to_string(dir.path().join("queues/test.position")).unwrap();
+    let (segment, offset) = parse_position(&text).unwrap();
+    let len = fs::metadata(segment_path(&dir.path().join("wal"), segment))
+        .unwrap()
+        .len();
+    assert_eq!(offset, len, "position at the end of the segment");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drops_on_400_and_moves_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, seen) = receiver(usize::MAX, StatusCode::BAD_REQUEST).await;
+    let metrics = RemoteMetrics::default();
+    let storage = WalStorage::open(&dir.path().join("wal"), false, metrics.clone()).unwrap();
+    append(&storage, 5);
+    let mut writer = RemoteWriter::new(
+        storage.clone(),
+        &dir.path().join("queues"),
+        false,
+        metrics.clone(),
+    )
+    .unwrap();
+    writer.apply(&[config(&url)], &[]).await.unwrap();
+    let labels: QueueLabels = vec![("remote_name", "test".to_string()), ("url", url.clone())];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while metrics.samples_failed.get_or_create(&labels).get() < 100 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "samples were not dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    writer.stop(Duration::from_secs(5)).await;
+    assert_eq!(metrics.samples_retried.get_or_create(&labels).get(), 0);
+    assert_eq!(metrics.samples_sent.get_or_create(&labels).get(), 0);
+    assert!(seen.requests.load(Ordering::SeqCst) >= 1);
+}
+
+#[test]
+fn segments_are_self_contained_after_a_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = WalStorage::open(dir.path(), false, RemoteMetrics::default()).unwrap();
+    append(&storage, 1);
+    // Force a cut at the next commit.
+    storage.inner.state.lock().unwrap().segment_bytes = AGENT_SEGMENT_BYTES;
+    append(&storage, 1);
+    let segments = list_segments(dir.path());
+    assert_eq!(segments.len(), 2);
+    let bytes = fs::read(segment_path(dir.path(), segments[1])).unwrap();
+    let mut described = 0;
+    wal::scan_segment_bytes(&bytes, &mut |record| {
+        if let Ok(Record::Series(series)) = wal::decode(record) {
+            described += series.len();
+        }
+    });
+    assert_eq!(described, 20, "the new segment describes its series again");
+}
+
+#[test]
+fn position_files_round_trip_and_queue_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.position");
+    save_position(&path, "http://a/w", (7, 4096), true).unwrap();
+    assert_eq!(load_position(&path, dir.path()), (7, 4096));
+    fs::write(&path, "garbage").unwrap();
+    assert_eq!(load_position(&path, dir.path()), (0, 0));
+    let mut c = config("http://a/w");
+    assert_eq!(queue_id(&c), "test");
+    c.name = "team a/b".into();
+    assert_eq!(queue_id(&c), "team_a_b");
+    c.name.clear();
+    assert_eq!(queue_id(&c), format!("url-{:016x}", fnv1a64(b"http://a/w")));
+}
