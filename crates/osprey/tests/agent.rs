@@ -108,6 +108,7 @@ impl Target {
 /// A running `osprey agent`.
 struct Agent {
     child: Child,
+    addr: SocketAddr,
     log: std::path::PathBuf,
 }
 
@@ -132,6 +133,7 @@ impl Agent {
             .expect("spawn osprey agent");
         let agent = Agent {
             child,
+            addr,
             log: log.to_owned(),
         };
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -321,9 +323,40 @@ fn agent_forwards_to_prometheus() {
     let url = format!("http://{}/api/v1/write", receiver.addr);
     let config = agent_config(dir.path(), target.addr, &url);
     let log = dir.path().join("agent.log");
-    let _agent = Agent::start(&config, &dir.path().join("agent-data"), &log);
+    let agent = Agent::start(&config, &dir.path().join("agent-data"), &log);
     target.serve_then_freeze(4);
     assert_all_arrived(&receiver, &target, "prometheus", &log);
+
+    // The agent's own metrics count what it sent.
+    let (status, body) = http(agent.addr, "GET", "/metrics", &[], &[]).expect("agent /metrics");
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&body);
+    let sent: f64 = text
+        .lines()
+        .find(|l| l.starts_with("prometheus_remote_storage_samples_total{"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        sent >= (4 * SERIES) as f64,
+        "samples sent {sent}; metrics:\n{text}"
+    );
+
+    // A second agent on the same data directory refuses to start.
+    let second = Command::new(env!("CARGO_BIN_EXE_osprey"))
+        .args(["agent", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(dir.path().join("agent-data"))
+        .args(["--listen", &free_addr().to_string()])
+        .output()
+        .expect("run second agent");
+    assert!(!second.status.success());
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("in use by another osprey agent"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -36,6 +36,8 @@ struct AgentInner {
     manager: ScrapeManager,
     writer: tokio::sync::Mutex<RemoteWriter>,
     registry: Registry,
+    /// Held (locked) for the agent's lifetime: one agent per data dir.
+    _lock: std::fs::File,
 }
 
 impl Agent {
@@ -43,6 +45,7 @@ impl Agent {
     /// the queues and the scrape loops. Call inside the runtime.
     pub async fn start(source: ConfigSource, data_dir: &Path) -> Result<Agent, String> {
         let (_, config) = source.load()?;
+        let lock = lock_data_dir(data_dir)?;
         let metrics = RemoteMetrics::default();
         let mut registry = Registry::default();
         metrics.register(&mut registry);
@@ -73,6 +76,7 @@ impl Agent {
                 manager,
                 writer: tokio::sync::Mutex::new(writer),
                 registry,
+                _lock: lock,
             }),
         })
     }
@@ -105,6 +109,28 @@ impl Agent {
             .route("/metrics", get(metrics))
             .with_state(self.clone())
     }
+}
+
+/// Creates `data_dir` and takes an exclusive lock on `data_dir/lock`, so
+/// that a second agent on the same directory fails to start instead of
+/// interleaving WAL writes.
+fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, String> {
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("creating {}: {e}", data_dir.display()))?;
+    let path = data_dir.join("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("opening {}: {e}", path.display()))?;
+    file.try_lock().map_err(|e| {
+        format!(
+            "{} is in use by another osprey agent ({e})",
+            data_dir.display()
+        )
+    })?;
+    Ok(file)
 }
 
 /// The router type [`Agent::router`] returns.
