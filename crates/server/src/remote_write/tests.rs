@@ -78,9 +78,9 @@ fn config(url: &str) -> RemoteWriteConfig {
     parsed.remote_write.remove(0)
 }
 
-/// Appends `commits` commits of one sample for each of 20 series.
-fn append(storage: &WalStorage, commits: i64) {
-    for t in 0..commits {
+/// Appends commits `from..to`, each one sample for each of 20 series.
+fn append(storage: &WalStorage, from: i64, to: i64) {
+    for t in from..to {
         let mut appender = storage.appender();
         for s in 0..20 {
             let labels = Labels::from_pairs([
@@ -117,7 +117,7 @@ async fn retries_503_then_delivers_every_sample_in_order() {
     let (url, seen) = receiver(3, StatusCode::SERVICE_UNAVAILABLE).await;
     let metrics = RemoteMetrics::default();
     let storage = WalStorage::open(&dir.path().join("wal"), false, metrics.clone()).unwrap();
-    append(&storage, 50);
+    append(&storage, 0, 50);
     let mut writer = RemoteWriter::new(
         storage.clone(),
         &dir.path().join("queues"),
@@ -127,25 +127,33 @@ async fn retries_503_then_delivers_every_sample_in_order() {
     .unwrap();
     let external = vec![("dc".to_string(), "x".to_string())];
     writer.apply(&[config(&url)], &external).await.unwrap();
-    append(&storage, 0);
-    wait_for(&seen, 1000).await;
+    // Force a segment cut while the queue runs: the second segment must
+    // describe its series again, and the first must go once it is sent.
+    let first_segment = list_segments(storage.dir())[0];
+    storage.inner.state.lock().unwrap().segment_bytes = AGENT_SEGMENT_BYTES;
+    append(&storage, 50, 60);
+    wait_for(&seen, 1200).await;
     writer.stop(Duration::from_secs(5)).await;
+    assert!(
+        !list_segments(storage.dir()).contains(&first_segment),
+        "the sent segment was deleted"
+    );
 
     let samples = seen.samples.lock().unwrap();
     assert_eq!(samples.len(), 20);
     for (name, got) in samples.iter() {
         let s: i64 = name.parse().unwrap();
-        let expected: Vec<(i64, f64)> = (0..50).map(|t| (t * 1000, (t * 100 + s) as f64)).collect();
+        let expected: Vec<(i64, f64)> = (0..60).map(|t| (t * 1000, (t * 100 + s) as f64)).collect();
         assert_eq!(got, &expected, "series {name}: every sample once, in order");
     }
-    // 1000 samples at 100 a request: at least 10 requests after the 3
+    // 1200 samples at 100 a request: at least 12 requests after the 3
     // failures, none larger than the limit.
-    assert!(seen.requests.load(Ordering::SeqCst) >= 13);
+    assert!(seen.requests.load(Ordering::SeqCst) >= 15);
     assert!(seen.largest_request.load(Ordering::SeqCst) <= 100);
     assert_eq!(seen.bad_headers.load(Ordering::SeqCst), 0);
 
     let labels: QueueLabels = vec![("remote_name", "test".to_string()), ("url", url.clone())];
-    assert_eq!(metrics.samples_sent.get_or_create(&labels).get(), 1000);
+    assert_eq!(metrics.samples_sent.get_or_create(&labels).get(), 1200);
     assert!(metrics.samples_retried.get_or_create(&labels).get() > 0);
     assert_eq!(metrics.samples_failed.get_or_create(&labels).get(), 0);
     assert!(metrics.shards.get_or_create(&labels).get() >= 1);
@@ -165,7 +173,7 @@ async fn drops_on_400_and_moves_on() {
     let (url, seen) = receiver(usize::MAX, StatusCode::BAD_REQUEST).await;
     let metrics = RemoteMetrics::default();
     let storage = WalStorage::open(&dir.path().join("wal"), false, metrics.clone()).unwrap();
-    append(&storage, 5);
+    append(&storage, 0, 5);
     let mut writer = RemoteWriter::new(
         storage.clone(),
         &dir.path().join("queues"),
@@ -193,10 +201,10 @@ async fn drops_on_400_and_moves_on() {
 fn segments_are_self_contained_after_a_cut() {
     let dir = tempfile::tempdir().unwrap();
     let storage = WalStorage::open(dir.path(), false, RemoteMetrics::default()).unwrap();
-    append(&storage, 1);
+    append(&storage, 0, 1);
     // Force a cut at the next commit.
     storage.inner.state.lock().unwrap().segment_bytes = AGENT_SEGMENT_BYTES;
-    append(&storage, 1);
+    append(&storage, 1, 2);
     let segments = list_segments(dir.path());
     assert_eq!(segments.len(), 2);
     let bytes = fs::read(segment_path(dir.path(), segments[1])).unwrap();
