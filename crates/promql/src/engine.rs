@@ -49,6 +49,26 @@ pub struct QueryOptions {
     pub lookback_delta_ms: Option<i64>,
 }
 
+/// The evaluation times of a query.
+#[derive(Clone, Copy)]
+struct Span {
+    start: i64,
+    end: i64,
+    step: i64,
+    is_range: bool,
+}
+
+impl Span {
+    fn instant(t: i64) -> Span {
+        Span {
+            start: t,
+            end: t,
+            step: 0,
+            is_range: false,
+        }
+    }
+}
+
 /// Evaluates PromQL queries. Shareable between threads.
 pub struct Engine {
     opts: EngineOptions,
@@ -210,7 +230,7 @@ impl Engine {
         time_ms: i64,
         options: QueryOptions,
     ) -> Result<QueryOutput, QueryError> {
-        self.run(storage, query, time_ms, time_ms, 0, false, options)
+        self.run(storage, query, Span::instant(time_ms), options)
     }
 
     /// Evaluates `query` at `start_ms, start_ms + step_ms, …, end_ms`.
@@ -258,7 +278,17 @@ impl Engine {
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
             ));
         }
-        self.run(storage, query, start_ms, end_ms, step_ms, true, options)
+        self.run(
+            storage,
+            query,
+            Span {
+                start: start_ms,
+                end: end_ms,
+                step: step_ms,
+                is_range: true,
+            },
+            options,
+        )
     }
 
     fn acquire(&self, deadline: Instant) -> Result<SlotGuard<'_>, QueryError> {
@@ -284,12 +314,15 @@ impl Engine {
         &self,
         storage: &dyn Queryable,
         query: &str,
-        start: i64,
-        end: i64,
-        step: i64,
-        is_range: bool,
+        span: Span,
         options: QueryOptions,
     ) -> Result<QueryOutput, QueryError> {
+        let Span {
+            start,
+            end,
+            step,
+            is_range,
+        } = span;
         let began = Instant::now();
         let timeout = options
             .timeout
