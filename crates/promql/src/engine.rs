@@ -214,10 +214,7 @@ impl Engine {
         self.run(
             storage,
             query,
-            time_ms,
-            time_ms,
-            0,
-            false,
+            Span::instant(time_ms),
             QueryOptions::default(),
         )
     }
