@@ -442,10 +442,11 @@ fn ingest(
     let succeeded = error.is_none();
     let mut vanished: Vec<Labels> = Vec::new();
     for entry in state.cache.values() {
-        if entry.in_previous(generation, last_ok) && (!succeeded || entry.tracked != generation) {
-            if let Some(labels) = &entry.labels {
-                vanished.push(labels.clone());
-            }
+        if entry.in_previous(generation, last_ok)
+            && (!succeeded || entry.tracked != generation)
+            && let Some(labels) = &entry.labels
+        {
+            vanished.push(labels.clone());
         }
     }
     if succeeded && !vanished.is_empty() {
