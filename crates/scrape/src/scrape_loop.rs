@@ -20,7 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use model::exposition::{Entry, Format, MetricType, Parser, content_type_format};
 use model::labels::FastBuildHasher;
-use model::storage::Appendable;
+use model::storage::{Appendable, Appender, SeriesHandle};
 use model::{Labels, METRIC_NAME, STALE_NAN};
 use tokio::sync::watch;
 
@@ -343,6 +343,11 @@ struct SeriesState {
 
 struct CacheEntry {
     labels: Option<Labels>,
+    /// The store's handle for the series, once it handed one out.
+    handle: Option<SeriesHandle>,
+    /// Whether the labels break a label limit (checked once, when the
+    /// entry is made; limits do not change while a loop runs).
+    over_limits: bool,
     /// The last scrape whose body held this series.
     seen: u64,
     /// The last scrape that stored it without an explicit timestamp.
@@ -378,16 +383,10 @@ struct IngestOutcome {
     metadata: Vec<MetricMetadata>,
 }
 
-/// One sample ready to append.
-struct PreparedSample {
-    labels: Labels,
-    timestamp_ms: i64,
-    value: f64,
-}
-
 struct Parsed {
-    samples: Vec<PreparedSample>,
     scraped: u64,
+    /// Samples stored (after metric relabelling and limits).
+    appended: u64,
     /// Series stored now that the previous successful scrape did not store.
     added: u64,
     metadata: Vec<MetricMetadata>,
@@ -403,8 +402,9 @@ fn ingest(
     state.generation += 1;
     let generation = state.generation;
     let last_ok = state.last_ok;
+    let mut appender = context.storage.appender();
     let parsed = fetched.and_then(|(body, format)| {
-        parse_body(
+        parse_and_append(
             context,
             &body,
             format,
@@ -412,30 +412,22 @@ fn ingest(
             generation,
             last_ok,
             &mut state.cache,
+            appender.as_mut(),
         )
     });
-    let mut appender = context.storage.appender();
     let (error, scraped, post_relabel, added, metadata) = match parsed {
-        Ok(parsed) => {
-            let mut appended = 0u64;
-            for sample in &parsed.samples {
-                if let Err(error) =
-                    appender.append(&sample.labels, sample.timestamp_ms, sample.value)
-                {
-                    tracing::debug!(%error, series = %sample.labels, "sample not stored");
-                    continue;
-                }
-                appended += 1;
-            }
-            (
-                None,
-                parsed.scraped,
-                appended,
-                parsed.added,
-                parsed.metadata,
-            )
+        Ok(parsed) => (
+            None,
+            parsed.scraped,
+            parsed.appended,
+            parsed.added,
+            parsed.metadata,
+        ),
+        Err(error) => {
+            // Nothing of a failed scrape is stored.
+            appender.rollback();
+            (Some(error), 0, 0, 0, Vec::new())
         }
-        Err(error) => (Some(error), 0, 0, 0, Vec::new()),
     };
     // Series the previous successful scrape stored that this one did not
     // (all of them when this scrape failed) get a staleness marker.
@@ -534,9 +526,11 @@ fn write_end_of_run_staleness(context: &LoopContext, state: &SeriesState) {
     }
 }
 
-/// Parses a body into labelled samples, applying honor_labels,
-/// honor_timestamps, metric relabelling and the limits.
-fn parse_body(
+/// Parses a body and stages its samples in `appender`, applying
+/// honor_labels, honor_timestamps, metric relabelling and the limits. On
+/// error the caller rolls the appender back.
+#[allow(clippy::too_many_arguments)]
+fn parse_and_append(
     context: &LoopContext,
     body: &[u8],
     format: Format,
@@ -544,7 +538,10 @@ fn parse_body(
     generation: u64,
     last_ok: u64,
     cache: &mut HashMap<Vec<u8>, CacheEntry, FastBuildHasher>,
+    appender: &mut dyn Appender,
 ) -> Result<Parsed, String> {
+    let mut appended = 0u64;
+    let mut post_relabel = 0u64;
     let mut key: Vec<u8> = Vec::new();
     let mut added = 0u64;
     let config = &context.config;
@@ -552,7 +549,6 @@ fn parse_body(
     let mut types: HashMap<String, MetricType> = HashMap::new();
     let mut metadata: Vec<MetricMetadata> = Vec::new();
     let mut metadata_index: HashMap<String, usize> = HashMap::new();
-    let mut samples = Vec::new();
     let mut scraped = 0u64;
 
     let mut metadata_entry = |metric: &str| -> usize {
@@ -627,18 +623,28 @@ fn parse_body(
         }
         let entry = match cache.get_mut(key.as_slice()) {
             Some(entry) => entry,
-            None => cache.entry(key.clone()).or_insert(CacheEntry {
-                labels: sample_series(config, target_labels, &name, &labels),
-                seen: 0,
-                tracked: 0,
-                tracked_before: 0,
-            }),
+            None => {
+                let labels = sample_series(config, target_labels, &name, &labels);
+                let over_limits = labels
+                    .as_ref()
+                    .is_some_and(|series| check_label_limits(config, series).is_err());
+                cache.entry(key.clone()).or_insert(CacheEntry {
+                    labels,
+                    handle: None,
+                    over_limits,
+                    seen: 0,
+                    tracked: 0,
+                    tracked_before: 0,
+                })
+            }
         };
         entry.seen = generation;
-        let Some(series) = entry.labels.clone() else {
+        let Some(series) = entry.labels.as_ref() else {
             continue;
         };
-        check_label_limits(config, &series)?;
+        if entry.over_limits {
+            check_label_limits(config, series)?;
+        }
         let explicit = config.honor_timestamps && timestamp_ms.is_some();
         if !explicit && entry.tracked != generation {
             if !entry.in_previous(generation, last_ok) {
@@ -652,16 +658,29 @@ fn parse_body(
         } else {
             scrape_start
         };
-        samples.push(PreparedSample {
-            labels: series,
-            timestamp_ms: timestamp,
-            value,
-        });
-        if config.sample_limit > 0 && samples.len() as u64 > config.sample_limit {
+        post_relabel += 1;
+        if config.sample_limit > 0 && post_relabel > config.sample_limit {
             return Err(format!(
                 "sample_limit exceeded (limit: {})",
                 config.sample_limit
             ));
+        }
+        let by_handle = match &entry.handle {
+            Some(handle) => appender
+                .append_handle(handle, timestamp, value)
+                .unwrap_or(false),
+            None => false,
+        };
+        if by_handle {
+            appended += 1;
+            continue;
+        }
+        match appender.append_with_handle(series, timestamp, value) {
+            Ok(handle) => {
+                entry.handle = handle;
+                appended += 1;
+            }
+            Err(error) => tracing::debug!(%error, %series, "sample not stored"),
         }
     }
     for (index, update) in metadata_updates {
@@ -673,8 +692,8 @@ fn parse_body(
         }
     }
     Ok(Parsed {
-        samples,
         scraped,
+        appended,
         added,
         metadata,
     })
