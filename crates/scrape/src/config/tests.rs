@@ -308,3 +308,18 @@ fn yaml_syntax_errors_name_file_and_line() {
     let error = parse_config("prometheus.yml", "global: {}\nglobal: {}\n").unwrap_err();
     assert!(error.line >= 1, "{error}");
 }
+
+#[test]
+fn file_sd_paths_are_relative_to_the_config_file() {
+    let text = "scrape_configs:\n  - job_name: a\n    file_sd_configs:\n      - files: ['targets/*.json', '/abs/t.yml']\n";
+    let config = parse_config("/etc/osprey/prometheus.yml", text).unwrap();
+    assert_eq!(
+        config.scrape_configs[0].file_sd_configs[0].files,
+        ["/etc/osprey/targets/*.json", "/abs/t.yml"]
+    );
+    let config = parse_config("prometheus.yml", text).unwrap();
+    assert_eq!(
+        config.scrape_configs[0].file_sd_configs[0].files,
+        ["targets/*.json", "/abs/t.yml"]
+    );
+}
