@@ -37,6 +37,7 @@ mod rw_decode;
 pub mod scraping;
 pub mod selector;
 pub mod testing;
+mod ui;
 
 pub use error::{ApiError, ErrorType};
 
@@ -208,6 +209,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status/tsdb", get(api::status_tsdb))
         .route("/api/v1/export", get(export::export).post(export::export))
         .route("/metrics", get(metrics::metrics_handler))
+        .merge(ui::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::observe_request,
