@@ -90,13 +90,19 @@ export function timeChart(container, opts) {
   };
   const thresholdLines = (opts.thresholds || []).filter((t) => t.value !== null && t.value !== undefined);
   const plugins = thresholdLines.length ? [thresholdPlugin(thresholdLines)] : [];
+  // A table legend (dashboards): name, hovered value and the calcs.
+  let legend = null;
+  if (opts.legendCalcs) {
+    legend = tableLegend(names, ys, opts.legendCalcs, fmt);
+    plugins.push(legend.plugin);
+  }
   const u = new uPlot(
     {
       width,
       height: opts.height || 300,
       series,
       bands,
-      legend: { show: opts.legend !== false, live: true },
+      legend: { show: opts.legend !== false && !legend, live: true },
       cursor: { drag: { x: true, y: false, setScale: false }, points: { size: 6 } },
       select: { show: true },
       scales: { x: { time: true }, y: { range: yRange } },
@@ -127,6 +133,7 @@ export function timeChart(container, opts) {
     [xs, ...data],
     container,
   );
+  if (legend) container.append(legend.element);
   const ro = new ResizeObserver(() => {
     const w = Math.max(container.clientWidth, 200);
     if (Math.abs(w - u.width) > 2) u.setSize({ width: w, height: u.height });
@@ -141,10 +148,70 @@ export function timeChart(container, opts) {
   };
 }
 
+const CALCS = {
+  last: (v) => { for (let i = v.length - 1; i >= 0; i--) if (v[i] !== null) return v[i]; return null; },
+  mean: (v) => { let s = 0, n = 0; for (const x of v) if (x !== null) { s += x; n++; } return n ? s / n : null; },
+  max: (v) => v.reduce((m, x) => (x !== null && (m === null || x > m) ? x : m), null),
+  min: (v) => v.reduce((m, x) => (x !== null && (m === null || x < m) ? x : m), null),
+  sum: (v) => v.reduce((m, x) => (x !== null ? (m || 0) + x : m), null),
+};
+
+/** Reduces a series to one value: last (non-null), mean, max, min or sum. */
+export function reduce(values, how) {
+  return (CALCS[how] || CALCS.last)(values);
+}
+
+function tableLegend(names, ys, calcs, fmt) {
+  const element = el('div', { class: 'tlegend' });
+  const hoverCells = [];
+  const rows = names.map((name, i) => {
+    const hover = el('td', { class: 'num' }, '');
+    hoverCells.push(hover);
+    const row = el(
+      'tr',
+      { title: 'Click to hide or show' },
+      el('td', { class: 'tl-name' }, el('span', { class: 'swatch', style: { background: PALETTE[i % PALETTE.length] } }), name),
+      hover,
+      calcs.map((c) => el('td', { class: 'num' }, fmt(reduce(ys[i], c)))),
+    );
+    return row;
+  });
+  element.append(
+    el(
+      'table',
+      {},
+      calcs.length ? el('thead', {}, el('tr', {}, el('th', {}, ''), el('th', {}, ''), calcs.map((c) => el('th', { class: 'num' }, c)))) : null,
+      el('tbody', {}, rows),
+    ),
+  );
+  const plugin = {
+    hooks: {
+      init: [
+        (u) => {
+          rows.forEach((row, i) =>
+            row.addEventListener('click', () => {
+              const show = !u.series[i + 1].show;
+              u.setSeries(i + 1, { show });
+              row.classList.toggle('off', !show);
+            }),
+          );
+        },
+      ],
+      setCursor: [
+        (u) => {
+          const idx = u.cursor.idx;
+          hoverCells.forEach((c, i) => (c.textContent = idx === null || idx === undefined ? '' : fmt(ys[i][idx])));
+        },
+      ],
+    },
+  };
+  return { element, plugin };
+}
+
 function axisWidth(values) {
   if (!values) return 50;
   const longest = values.reduce((m, s) => Math.max(m, String(s).length), 0);
-  return Math.max(40, longest * 7 + 18);
+  return Math.max(40, longest * 8 + 22);
 }
 
 function thresholdPlugin(lines) {
@@ -235,7 +302,8 @@ export function heatmap(container, { results, xs, ys, unit, height }) {
     const i = Math.round((k * (xs.length - 1)) / (labels - 1));
     const d = new Date(xs[i] * 1000);
     const s = `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
-    ctx.fillText(s, left + i * cw + cw / 2, 4 + plotH + 4);
+    const x = Math.min(Math.max(left + i * cw + cw / 2, left + 16), w - 20);
+    ctx.fillText(s, x, 4 + plotH + 4);
   }
   canvas.addEventListener('mousemove', (e) => {
     const r = canvas.getBoundingClientRect();

@@ -1,0 +1,795 @@
+// dashboards.js: the dashboard list (with Grafana import) and the
+// dashboard view: variables, time range picker, auto-refresh, rows and
+// panels (time series, stat, gauge, bar gauge, table, heatmap, text).
+
+import { el, api, parseDuration, parseTime, formatDuration, autoStep, legendName, seriesName, formatValue, thresholdColor, PALETTE, debounce } from './util.js';
+import { timeChart, alignSeries, heatmap, sparkline, gaugeSvg, reduce } from './chart.js';
+import { isGrafana, fromGrafana, sanitizeUid } from './grafana.js';
+import { navigate } from './app.js';
+
+/** The scrape interval `$__rate_interval` assumes (osprey's default). */
+const SCRAPE_INTERVAL_S = 15;
+const QUICK_RANGES = ['5m', '15m', '30m', '1h', '3h', '6h', '12h', '24h', '2d', '7d', '30d'];
+const REFRESH = ['', '5s', '10s', '30s', '1m', '5m', '15m'];
+
+// ---------------------------------------------------------------------------
+// The list and the import.
+
+export async function renderDashboardList(main) {
+  const list = el('div', {});
+  const importBox = el('div', {});
+  main.replaceChildren(
+    el('div', { class: 'section-head' }, el('h1', {}, 'Dashboards'), el('button', { class: 'primary', id: 'import-open', onclick: () => openImport(importBox) }, 'Import')),
+    importBox,
+    list,
+  );
+  let items;
+  try {
+    items = await api('/api/osprey/dashboards');
+  } catch (e) {
+    list.replaceChildren(el('div', { class: 'error-box' }, `Cannot list dashboards: ${e.message}`));
+    return;
+  }
+  list.replaceChildren(
+    el(
+      'table',
+      { class: 'data dash-list' },
+      el('thead', {}, el('tr', {}, ['Title', 'Source', 'Tags', ''].map((h) => el('th', {}, h)))),
+      el(
+        'tbody',
+        {},
+        items.map((d) =>
+          el(
+            'tr',
+            {},
+            el('td', {}, d.error ? d.title : el('a', { href: `/d/${d.uid}` }, d.title)),
+            el('td', {}, d.source, d.file ? el('div', { class: 'stats' }, d.file) : null),
+            el('td', {}, (d.tags || []).map((t) => el('span', { class: 'tag' }, t))),
+            el('td', { class: 'panel-error' }, d.error || ''),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+function openImport(box) {
+  const text = el('textarea', { class: 'json', id: 'import-json', placeholder: 'Paste Grafana dashboard JSON (or an osprey dashboard) here', 'aria-label': 'Dashboard JSON' });
+  const file = el('input', { type: 'file', accept: '.json,application/json', 'aria-label': 'Dashboard file' });
+  file.addEventListener('change', async () => {
+    if (file.files[0]) text.value = await file.files[0].text();
+  });
+  const uid = el('input', { placeholder: 'uid (default: from the JSON)', size: 30, id: 'import-uid', 'aria-label': 'uid' });
+  const err = el('div', {});
+  const submit = async () => {
+    let parsed;
+    try {
+      parsed = JSON.parse(text.value);
+    } catch (e) {
+      err.replaceChildren(el('div', { class: 'error-box' }, `Not valid JSON: ${e.message}`));
+      return;
+    }
+    if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      err.replaceChildren(el('div', { class: 'error-box' }, 'A dashboard is a JSON object.'));
+      return;
+    }
+    const model = isGrafana(parsed) ? fromGrafana(parsed) : parsed;
+    model.osprey = 1;
+    model.uid = sanitizeUid(uid.value.trim() || model.uid || model.title || 'imported');
+    if (!model.title) model.title = model.uid;
+    try {
+      await api(`/api/osprey/dashboards/${model.uid}`, { method: 'PUT', json: model });
+      navigate(`/d/${model.uid}`);
+    } catch (e) {
+      err.replaceChildren(el('div', { class: 'error-box' }, `Import failed: ${e.message}`));
+    }
+  };
+  box.replaceChildren(
+    el(
+      'div',
+      { class: 'card' },
+      el('h2', {}, 'Import a dashboard'),
+      el('p', { class: 'stats' }, 'Grafana dashboard JSON with Prometheus queries is converted: time series, stat, gauge, bar gauge, table, heatmap and text panels, rows and template variables. Other panel types are kept as placeholders.'),
+      text,
+      el('div', { class: 'filters', style: { marginTop: '8px' } }, file, uid, el('button', { class: 'primary', id: 'import-submit', onclick: submit }, 'Import'), el('button', { onclick: () => box.replaceChildren() }, 'Cancel')),
+      err,
+    ),
+  );
+  text.focus();
+}
+
+// ---------------------------------------------------------------------------
+// One dashboard.
+
+/** Reads `from`, `to`, `refresh` and `var-*` from the URL. */
+function urlState() {
+  const q = new URLSearchParams(location.search);
+  const vars = {};
+  for (const [k, v] of q) {
+    if (k.startsWith('var-')) (vars[k.slice(4)] = vars[k.slice(4)] || []).push(v);
+  }
+  return { from: q.get('from'), to: q.get('to'), refresh: q.get('refresh'), vars };
+}
+
+export async function renderDashboard(main, uid) {
+  main.replaceChildren(el('div', { class: 'hint' }, 'Loading dashboard…'));
+  let resp;
+  try {
+    resp = await api(`/api/osprey/dashboards/${encodeURIComponent(uid)}`);
+  } catch (e) {
+    main.replaceChildren(el('div', { class: 'error-box' }, `Cannot load dashboard "${uid}": ${e.message}`), el('a', { href: '/dashboards' }, 'All dashboards'));
+    return;
+  }
+  const meta = resp.meta || {};
+  let model = isGrafana(resp.dashboard) ? fromGrafana(resp.dashboard) : resp.dashboard;
+  model.uid = uid;
+  const view = new DashboardView(main, model, meta);
+  await view.start();
+  return () => view.stop();
+}
+
+class DashboardView {
+  constructor(main, model, meta) {
+    this.main = main;
+    this.model = model;
+    this.meta = meta;
+    const s = urlState();
+    this.from = s.from || (model.time && model.time.from) || 'now-1h';
+    this.to = s.to || (model.time && model.time.to) || 'now';
+    this.refresh = s.refresh ?? model.refresh ?? '';
+    this.urlVars = s.vars;
+    this.vars = {}; // name -> {def, options[], selected[]}
+    this.panels = []; // {def, box, body, cleanup, row}
+    this.timer = null;
+    this.controller = new AbortController();
+    this.firstChart = false;
+  }
+
+  async start() {
+    const m = this.model;
+    const rangeSel = el('select', { 'aria-label': 'Time range', class: 'range-picker' }, QUICK_RANGES.map((r) => el('option', { value: `now-${r}` }, `Last ${r}`)), el('option', { value: 'custom' }, 'Custom'));
+    const fromIn = el('input', { size: 18, value: this.from, 'aria-label': 'From', title: 'From: now-6h, an ISO time or epoch ms' });
+    const toIn = el('input', { size: 18, value: this.to, 'aria-label': 'To', title: 'To: now, an ISO time or epoch ms' });
+    const custom = el('span', { class: 'custom-range' }, fromIn, ' to ', toIn, el('button', { onclick: () => this.setRange(fromIn.value.trim(), toIn.value.trim()) }, 'Apply'));
+    const syncPicker = () => {
+      const quick = this.to === 'now' && QUICK_RANGES.includes(this.from.replace(/^now-/, ''));
+      rangeSel.value = quick ? this.from : 'custom';
+      custom.style.display = quick ? 'none' : 'inline';
+      fromIn.value = this.from;
+      toIn.value = this.to;
+    };
+    this.syncPicker = syncPicker;
+    rangeSel.addEventListener('change', () => {
+      if (rangeSel.value === 'custom') {
+        custom.style.display = 'inline';
+        return;
+      }
+      this.setRange(rangeSel.value, 'now');
+    });
+    const refreshSel = el('select', { 'aria-label': 'Auto refresh' }, REFRESH.map((r) => el('option', { value: r }, r ? `every ${r}` : 'no refresh')));
+    refreshSel.value = REFRESH.includes(this.refresh) ? this.refresh : '';
+    refreshSel.addEventListener('change', () => {
+      this.refresh = refreshSel.value;
+      this.writeUrl();
+      this.schedule();
+    });
+    const actions = [el('button', { onclick: () => this.refreshAll(), title: 'Run the queries again' }, 'Refresh'), el('button', { onclick: () => this.saveAs() }, 'Save as'), el('button', { onclick: () => this.editJson() }, 'JSON')];
+    if (this.meta.source === 'saved') actions.push(el('button', { class: 'danger', onclick: () => this.remove() }, 'Delete'));
+    this.varBar = el('div', { class: 'variables' });
+    this.notice = el('div', {});
+    this.rowsBox = el('div', { class: 'rows' });
+    this.main.replaceChildren(
+      el('div', { class: 'dash-head' }, el('h1', {}, m.title || m.uid), m.description ? el('span', { class: 'stats' }, m.description) : null, el('span', { class: 'spacer' }), rangeSel, custom, refreshSel, ...actions),
+      this.notice,
+      this.varBar,
+      this.rowsBox,
+    );
+    syncPicker();
+    await this.loadVariables();
+    this.layout();
+    this.refreshAll();
+    this.schedule();
+  }
+
+  stop() {
+    clearInterval(this.timer);
+    this.controller.abort();
+    for (const p of this.panels) if (p.cleanup) p.cleanup();
+  }
+
+  schedule() {
+    clearInterval(this.timer);
+    const ms = parseDuration(this.refresh);
+    if (ms) this.timer = setInterval(() => this.refreshAll(true), Math.max(ms, 1000));
+  }
+
+  setRange(from, to) {
+    if (parseTime(from) === null || parseTime(to) === null) {
+      this.notice.replaceChildren(el('div', { class: 'error-box' }, `Invalid time range "${from}" to "${to}".`));
+      return;
+    }
+    this.notice.replaceChildren();
+    this.from = from;
+    this.to = to;
+    this.syncPicker();
+    this.writeUrl();
+    this.refreshAll();
+  }
+
+  writeUrl() {
+    const q = new URLSearchParams();
+    if (this.from !== ((this.model.time && this.model.time.from) || 'now-1h')) q.set('from', this.from);
+    if (this.to !== ((this.model.time && this.model.time.to) || 'now')) q.set('to', this.to);
+    if (this.refresh !== (this.model.refresh || '')) q.set('refresh', this.refresh);
+    for (const [name, v] of Object.entries(this.vars)) for (const s of v.selected) q.append(`var-${name}`, s);
+    history.replaceState(null, '', location.pathname + (q.toString() ? '?' + q : ''));
+  }
+
+  /** The time range in epoch ms. */
+  range() {
+    const now = Date.now();
+    const end = parseTime(this.to, now) ?? now;
+    let start = parseTime(this.from, now) ?? end - 3600000;
+    if (start >= end) start = end - 60000;
+    return { start, end };
+  }
+
+  // Variables --------------------------------------------------------------
+
+  async loadVariables() {
+    for (const def of this.model.variables || []) {
+      if (!def || !def.name) continue;
+      const v = { def, options: [], selected: [] };
+      this.vars[def.name] = v;
+      try {
+        v.options = await this.variableOptions(def);
+      } catch (e) {
+        v.error = e.message;
+      }
+      const fromUrl = this.urlVars[def.name];
+      const cur = def.current === undefined ? [] : [].concat(def.current);
+      const wanted = fromUrl || cur;
+      v.selected = wanted.filter((x) => x === '$__all' || v.options.includes(x) || def.type === 'textbox' || def.type === 'constant');
+      if (!v.selected.length) v.selected = def.includeAll ? ['$__all'] : v.options.length ? [v.options[0]] : def.type === 'textbox' ? [def.query || ''] : [];
+    }
+    this.drawVariables();
+  }
+
+  async variableOptions(def) {
+    const { start, end } = this.range();
+    const time = { start: Math.floor(start / 1000), end: Math.floor(end / 1000) };
+    let values = [];
+    if (def.type === 'custom' || def.type === 'interval') values = (def.options || []).map(String);
+    else if (def.type === 'constant' || def.type === 'textbox') values = [String(def.query ?? def.current ?? '')];
+    else if (def.type === 'query') {
+      const q = this.interpolate(String(def.query || '').trim(), { skipMissing: true });
+      let m;
+      if ((m = /^label_values\(\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)$/.exec(q))) {
+        values = await api(`/api/v1/label/${encodeURIComponent(m[1])}/values`, { params: time });
+      } else if ((m = /^label_values\(\s*(.+)\s*,\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*\)$/s.exec(q))) {
+        values = await api(`/api/v1/label/${encodeURIComponent(m[2])}/values`, { params: { ...time, 'match[]': m[1] } });
+      } else if (/^label_names\(\s*\)$/.test(q)) {
+        values = await api('/api/v1/labels', { params: time });
+      } else if ((m = /^metrics\((.*)\)$/s.exec(q))) {
+        const re = new RegExp(m[1].trim() || '.*');
+        values = (await api('/api/v1/label/__name__/values', { params: time })).filter((n) => re.test(n));
+      } else if ((m = /^query_result\((.*)\)$/s.exec(q))) {
+        const data = await api('/api/v1/query', { params: { query: m[1], time: time.end } });
+        values = (data.result || []).map((r) => `${seriesName(r.metric)} ${r.value ? r.value[1] : ''} ${r.value ? r.value[0] * 1000 : ''}`);
+      } else {
+        throw new Error(`unsupported variable query: ${q}`);
+      }
+    }
+    if (def.regex) {
+      const body = def.regex.replace(/^\/(.*)\/[a-z]*$/s, '$1');
+      let re;
+      try {
+        re = new RegExp(body);
+      } catch {
+        re = null;
+      }
+      if (re) {
+        values = values
+          .map((x) => {
+            const m = re.exec(x);
+            return m ? (m.length > 1 && m[1] !== undefined ? m[1] : x) : null;
+          })
+          .filter((x) => x !== null);
+      }
+    }
+    return [...new Set(values.map(String))];
+  }
+
+  drawVariables() {
+    const items = Object.values(this.vars).filter((v) => v.def.type !== 'constant' && !v.def.hide);
+    this.varBar.replaceChildren(...items.map((v) => this.variablePicker(v)));
+    this.varBar.style.display = items.length ? 'flex' : 'none';
+  }
+
+  variablePicker(v) {
+    const def = v.def;
+    const label = def.label || def.name;
+    const changed = () => {
+      this.writeUrl();
+      this.refreshAll();
+    };
+    if (def.type === 'textbox') {
+      const input = el('input', { value: v.selected[0] || '', size: 14 });
+      input.addEventListener('change', () => {
+        v.selected = [input.value];
+        changed();
+      });
+      return el('label', {}, label, input);
+    }
+    if (v.error) return el('label', { title: v.error }, label, el('span', { class: 'panel-error' }, 'error: ' + v.error));
+    const options = (def.includeAll ? ['$__all'] : []).concat(v.options);
+    const text = (x) => (x === '$__all' ? 'All' : x);
+    if (!def.multi) {
+      const sel = el('select', { 'data-var': def.name }, options.map((o) => el('option', { value: o }, text(o))));
+      sel.value = v.selected[0] ?? '';
+      sel.addEventListener('change', () => {
+        v.selected = [sel.value];
+        changed();
+      });
+      return el('label', {}, label, sel);
+    }
+    // Several values: a button that opens a list of check boxes.
+    const button = el('button', { class: 'multi', 'data-var': def.name });
+    const caption = () => (button.textContent = v.selected.map(text).join(' + ') || 'None');
+    caption();
+    const pop = el('div', { class: 'multi-pop' });
+    pop.style.display = 'none';
+    const boxes = options.map((o) => {
+      const cb = el('input', { type: 'checkbox', checked: v.selected.includes(o) });
+      cb.addEventListener('change', () => {
+        if (o === '$__all' && cb.checked) v.selected = ['$__all'];
+        else {
+          v.selected = boxes.filter(([b]) => b.checked).map(([, x]) => x).filter((x) => x !== '$__all');
+          if (!v.selected.length && def.includeAll) v.selected = ['$__all'];
+        }
+        boxes.forEach(([b, x]) => (b.checked = v.selected.includes(x)));
+        caption();
+        debouncedChange();
+      });
+      pop.append(el('label', {}, cb, text(o)));
+      return [cb, o];
+    });
+    const debouncedChange = debounce(changed, 400);
+    button.addEventListener('click', (e) => {
+      e.stopPropagation();
+      pop.style.display = pop.style.display === 'none' ? 'block' : 'none';
+    });
+    document.addEventListener('click', (e) => {
+      if (!pop.contains(e.target)) pop.style.display = 'none';
+    });
+    return el('label', { class: 'multi-wrap' }, label, el('span', { style: { position: 'relative' } }, button, pop));
+  }
+
+  /** Replaces $var, ${var}, ${var:fmt} and [[var]] plus the built-in variables. */
+  interpolate(text, { builtins = {}, skipMissing = false } = {}) {
+    return text.replace(/\$\{([A-Za-z0-9_]+)(?::([a-z]+))?\}|\[\[([A-Za-z0-9_]+)\]\]|\$([A-Za-z0-9_]+)/g, (whole, a, fmt, b, c) => {
+      const name = a || b || c;
+      if (name in builtins) return builtins[name];
+      const v = this.vars[name];
+      if (!v) return whole;
+      if (skipMissing && !v.selected.length) return whole;
+      return formatVariable(v, fmt);
+    });
+  }
+
+  // Layout and panels ------------------------------------------------------
+
+  layout() {
+    for (const p of this.panels) if (p.cleanup) p.cleanup();
+    this.panels = [];
+    const rows = Array.isArray(this.model.rows) ? this.model.rows : [];
+    if (!rows.length) {
+      this.rowsBox.replaceChildren(el('div', { class: 'nodata' }, 'This dashboard has no panels.'));
+      return;
+    }
+    this.rowsBox.replaceChildren();
+    for (const row of rows) {
+      const grid = el('div', { class: 'grid' });
+      const state = { collapsed: !!row.collapsed };
+      const panels = [];
+      if (row.title) {
+        const chev = el('span', { class: 'chev' }, state.collapsed ? '▸' : '▾');
+        const head = el('div', { class: 'row-head' }, chev, row.title, el('span', { class: 'stats' }, `${(row.panels || []).length} panels`));
+        head.addEventListener('click', () => {
+          state.collapsed = !state.collapsed;
+          chev.textContent = state.collapsed ? '▸' : '▾';
+          grid.style.display = state.collapsed ? 'none' : 'grid';
+          if (!state.collapsed) for (const p of panels) if (!p.loaded) this.runPanel(p);
+        });
+        this.rowsBox.append(head);
+      }
+      grid.style.display = state.collapsed ? 'none' : 'grid';
+      for (const def of row.panels || []) {
+        const w = Math.min(Math.max(Math.round(def.width || 12), 1), 24);
+        const h = Math.min(Math.max(Math.round(def.height || 8), 2), 60);
+        const body = el('div', { class: 'panel-body' });
+        const box = el(
+          'div',
+          { class: 'panel', 'data-type': def.type || '', 'data-state': state.collapsed ? 'collapsed' : 'loading', style: { gridColumn: columnPlacement(def.x, w), gridRow: `span ${h}` } },
+          el('div', { class: 'panel-title', title: def.description || def.title || '' }, def.title || '\u00a0'),
+          body,
+        );
+        grid.append(box);
+        const p = { def, box, body, cleanup: null, row: state, loaded: false, seq: 0 };
+        panels.push(p);
+        this.panels.push(p);
+      }
+      this.rowsBox.append(grid);
+    }
+  }
+
+  refreshAll(quiet) {
+    for (const p of this.panels) {
+      if (p.row.collapsed) {
+        p.loaded = false;
+        continue;
+      }
+      this.runPanel(p, quiet);
+    }
+  }
+
+  /** The built-in variables for a panel of `widthPx` pixels. */
+  builtins(def, target, widthPx) {
+    const { start, end } = this.range();
+    const rangeMs = end - start;
+    const minInterval = parseDuration(this.interpolate((target && target.interval) || def.interval || '')) || 0;
+    const maxPoints = Math.max(Math.floor(widthPx / 2), 50);
+    const stepS = Math.max(autoStep(rangeMs, maxPoints), Math.ceil(minInterval / 1000));
+    const rate = Math.max(stepS + SCRAPE_INTERVAL_S, 4 * SCRAPE_INTERVAL_S);
+    return {
+      stepS,
+      start,
+      end,
+      vars: {
+        __interval: formatDuration(stepS * 1000),
+        __interval_ms: String(stepS * 1000),
+        __rate_interval: formatDuration(rate * 1000),
+        __range: `${Math.round(rangeMs / 1000)}s`,
+        __range_s: String(Math.round(rangeMs / 1000)),
+        __range_ms: String(Math.round(rangeMs)),
+      },
+    };
+  }
+
+  async runPanel(p, quiet) {
+    p.loaded = true;
+    const mine = ++p.seq;
+    const def = p.def;
+    const type = def.type || 'timeseries';
+    const renderers = { timeseries: drawTimeseries, stat: drawStat, gauge: drawGauge, bargauge: drawBarGauge, table: drawTable, heatmap: drawHeatmap };
+    if (type === 'text') {
+      p.body.replaceChildren(el('div', { class: 'text-panel' }, String(def.content || '')));
+      return this.panelDone(p, 'done');
+    }
+    if (!renderers[type]) {
+      p.body.replaceChildren(el('div', { class: 'placeholder' }, `Panel type "${def.originalType || type}" is not supported by osprey; its queries are not run.`));
+      return this.panelDone(p, 'unsupported');
+    }
+    const targets = (def.targets || []).filter((t) => t && t.expr);
+    if (!targets.length) {
+      p.body.replaceChildren(el('div', { class: 'nodata' }, 'No queries'));
+      return this.panelDone(p, 'nodata');
+    }
+    if (!quiet) p.box.classList.add('loading');
+    const widthPx = p.body.clientWidth || 400;
+    const instantOnly = type === 'table';
+    try {
+      const results = await Promise.all(
+        targets.map(async (t, ti) => {
+          const b = this.builtins(def, t, widthPx);
+          const query = this.interpolate(t.expr, { builtins: b.vars });
+          t = { ...t, legend: t.legend && this.interpolate(t.legend, { builtins: b.vars }) };
+          if (t.instant || instantOnly) {
+            const data = await api('/api/v1/query', { params: { query, time: b.end / 1000 }, signal: this.controller.signal });
+            return { target: t, ti, b, data, instant: true };
+          }
+          // Stats and gauges need only a few points for their sparklines.
+          const step = type === 'stat' || type === 'gauge' || type === 'bargauge' ? Math.max(b.stepS, autoStep(b.end - b.start, 60)) : b.stepS;
+          const start = Math.floor(b.start / 1000 / step) * step;
+          const end = Math.floor(b.end / 1000);
+          const data = await api('/api/v1/query_range', { params: { query, start, end, step }, signal: this.controller.signal });
+          return { target: t, ti, b, data, start, end, step };
+        }),
+      );
+      if (mine !== p.seq) return;
+      if (p.cleanup) p.cleanup();
+      p.cleanup = null;
+      p.body.replaceChildren();
+      const state = renderers[type](p, results, this);
+      this.panelDone(p, state || 'done');
+    } catch (e) {
+      if (e.name === 'AbortError' || mine !== p.seq) return;
+      p.body.replaceChildren(el('div', { class: 'panel-error' }, e.message));
+      this.panelDone(p, 'error');
+    } finally {
+      p.box.classList.remove('loading');
+    }
+  }
+
+  panelDone(p, state) {
+    p.box.dataset.state = state;
+    if (!this.firstChart && p.body.querySelector('canvas, svg, table, .stat-value')) {
+      this.firstChart = true;
+      performance.mark('osprey:first-panel');
+    }
+  }
+
+  zoom(fromS, toS) {
+    this.setRange(String(Math.round(fromS * 1000)), String(Math.round(toS * 1000)));
+  }
+
+  async saveAs() {
+    const title = prompt('Title of the copy:', `${this.model.title || this.model.uid} (copy)`);
+    if (!title) return;
+    const uid = sanitizeUid(title.toLowerCase());
+    const copy = { ...this.model, uid, title, osprey: 1 };
+    copy.time = { from: this.from, to: this.to };
+    for (const v of copy.variables || []) if (this.vars[v.name]) v.current = this.vars[v.name].def.multi ? this.vars[v.name].selected : this.vars[v.name].selected[0];
+    try {
+      await api(`/api/osprey/dashboards/${uid}`, { method: 'PUT', json: copy });
+      navigate(`/d/${uid}`);
+    } catch (e) {
+      this.notice.replaceChildren(el('div', { class: 'error-box' }, `Saving failed: ${e.message}`));
+    }
+  }
+
+  editJson() {
+    const text = el('textarea', { class: 'json' });
+    text.value = JSON.stringify(this.model, null, 2);
+    const readOnly = this.meta.readOnly;
+    const save = async () => {
+      let model;
+      try {
+        model = JSON.parse(text.value);
+      } catch (e) {
+        this.notice.append(el('div', { class: 'error-box' }, `Not valid JSON: ${e.message}`));
+        return;
+      }
+      try {
+        await api(`/api/osprey/dashboards/${this.model.uid}`, { method: 'PUT', json: model });
+        location.reload();
+      } catch (e) {
+        this.notice.append(el('div', { class: 'error-box' }, `Saving failed: ${e.message}`));
+      }
+    };
+    this.notice.replaceChildren(
+      el(
+        'div',
+        { class: 'card' },
+        el('h2', {}, 'Dashboard JSON'),
+        readOnly ? el('p', { class: 'stats' }, `This dashboard is ${this.meta.source} and read-only here; use "Save as" to make an editable copy.`) : null,
+        text,
+        el('div', { class: 'filters', style: { marginTop: '8px' } }, readOnly ? null : el('button', { class: 'primary', onclick: save }, 'Save'), el('button', { onclick: () => this.notice.replaceChildren() }, 'Close')),
+      ),
+    );
+  }
+
+  async remove() {
+    if (!confirm(`Delete the dashboard "${this.model.title}"?`)) return;
+    try {
+      await api(`/api/osprey/dashboards/${this.model.uid}`, { method: 'DELETE' });
+      navigate('/dashboards');
+    } catch (e) {
+      this.notice.replaceChildren(el('div', { class: 'error-box' }, `Deleting failed: ${e.message}`));
+    }
+  }
+}
+
+/** The CSS grid column of a panel: at column `x` when it fits, else wherever it fits. */
+function columnPlacement(x, w) {
+  if (Number.isInteger(x) && x >= 0 && x + w <= 24) return `${x + 1} / span ${w}`;
+  return `span ${w}`;
+}
+
+/** A variable's value as text in a query. */
+export function formatVariable(v, fmt) {
+  const def = v.def;
+  const isAll = v.selected.includes('$__all');
+  const values = isAll ? v.options : v.selected;
+  if (fmt === 'raw') return values.join(',');
+  if (isAll && def.allValue) return def.allValue;
+  if (isAll && !def.allValue && (def.multi || def.includeAll)) return '.*';
+  if (def.multi || def.includeAll) {
+    const esc = values.map((x) => x.replace(/[\\^$.|?*+()[\]{}]/g, '\\\\$&'));
+    return esc.length === 1 ? esc[0] : `(${esc.join('|')})`;
+  }
+  return values[0] ?? '';
+}
+
+// ---------------------------------------------------------------------------
+// Panel renderers. Each gets the panel and its query results and returns
+// the panel's final state ("done" or "nodata").
+
+/** Every series of every range result, with its display name. */
+function rangeSeries(results) {
+  const out = [];
+  for (const r of results) {
+    if (r.data.resultType !== 'matrix') continue;
+    for (const s of r.data.result || []) out.push({ name: legendName(r.target.legend, s.metric), metric: s.metric, values: s.values || [], r });
+  }
+  return out;
+}
+
+function noData(p) {
+  p.body.replaceChildren(el('div', { class: 'nodata' }, 'No data'));
+  return 'nodata';
+}
+
+function drawTimeseries(p, results, view) {
+  const series = rangeSeries(results).slice(0, 100);
+  if (!series.length) return noData(p);
+  const r0 = results.find((r) => !r.instant);
+  const start = Math.min(...results.filter((r) => !r.instant).map((r) => r.start));
+  const step = Math.min(...results.filter((r) => !r.instant).map((r) => r.step));
+  const end = r0.end;
+  const { xs, ys } = alignSeries(series, start, end, step);
+  const def = p.def;
+  const legend = def.legend || {};
+  const showLegend = legend.show !== false;
+  const legendRows = showLegend ? Math.min(series.length, 4) + ((legend.calcs || []).length ? 1 : 0) : 0;
+  const bodyH = p.body.clientHeight || def.height * 38 - 30;
+  const chartBox = el('div', { class: 'chart' });
+  p.body.append(chartBox);
+  const chart = timeChart(chartBox, {
+    names: series.map((s) => s.name),
+    xs,
+    ys,
+    unit: def.unit,
+    decimals: def.decimals,
+    stacked: !!def.stacked,
+    fill: def.fill ?? 0.1,
+    min: def.min,
+    max: def.max,
+    thresholds: def.thresholds,
+    height: Math.max(bodyH - legendRows * 17 - 8, 60),
+    legend: showLegend,
+    legendCalcs: showLegend ? legend.calcs || [] : undefined,
+    onZoom: (a, b) => view.zoom(a, b),
+  });
+  p.cleanup = () => chart.destroy();
+  return 'done';
+}
+
+/** One value per series, reduced as the panel says. */
+function reducedValues(p, results) {
+  const out = [];
+  for (const r of results) {
+    if (r.data.resultType === 'vector') {
+      for (const s of r.data.result || []) out.push({ name: legendName(r.target.legend, s.metric), value: s.value ? parseFloat(s.value[1]) : null, spark: [] });
+    } else if (r.data.resultType === 'matrix') {
+      for (const s of r.data.result || []) {
+        const vals = (s.values || []).map(([, v]) => parseFloat(v));
+        out.push({ name: legendName(r.target.legend, s.metric), value: reduce(vals, p.def.reduce || 'last'), spark: vals });
+      }
+    } else if (r.data.resultType === 'scalar') {
+      out.push({ name: '', value: parseFloat(r.data.result[1]), spark: [] });
+    }
+  }
+  return out;
+}
+
+function shortName(name, count) {
+  return count > 1 ? name : '';
+}
+
+function drawStat(p, results) {
+  const values = reducedValues(p, results).slice(0, 12);
+  if (!values.length) return noData(p);
+  const def = p.def;
+  const box = el('div', { class: 'stat' });
+  const size = Math.max(14, Math.min(40, (p.body.clientHeight || 120) / (values.length > 3 ? 3.5 : 2.4)));
+  const line = el('div', { class: 'stat-values' });
+  for (const v of values) {
+    const color = thresholdColor(def.thresholds, v.value) || '#1d232b';
+    line.append(el('div', {}, el('div', { class: 'stat-value', style: { color, fontSize: `${size}px` } }, formatValue(v.value, def.unit, def.decimals)), v.name && values.length > 1 ? el('div', { class: 'stat-name' }, v.name) : null));
+  }
+  box.append(line);
+  if (values.length === 1) {
+    const color = thresholdColor(def.thresholds, values[0].value) || PALETTE[0];
+    const svg = sparkline(values[0].spark, color);
+    if (svg) box.append(svg);
+  }
+  p.body.append(box);
+  return 'done';
+}
+
+function drawGauge(p, results) {
+  const values = reducedValues(p, results).slice(0, 8);
+  if (!values.length) return noData(p);
+  const def = p.def;
+  const max = def.max ?? (def.unit === 'percent' ? 100 : def.unit === 'percentunit' ? 1 : Math.max(...values.map((v) => v.value || 0)) * 1.2 || 1);
+  const min = def.min ?? 0;
+  const box = el('div', { class: 'gauges' });
+  for (const v of values) {
+    box.append(el('div', { class: 'gauge-item' }, gaugeSvg(v.value, { min, max, thresholds: def.thresholds, text: formatValue(v.value, def.unit, def.decimals) }), shortName(v.name, values.length) ? el('div', { class: 'stat-name' }, v.name) : null));
+  }
+  p.body.append(box);
+  return 'done';
+}
+
+function drawBarGauge(p, results) {
+  const values = reducedValues(p, results).slice(0, 50);
+  if (!values.length) return noData(p);
+  const def = p.def;
+  const max = def.max ?? (def.unit === 'percent' ? 100 : def.unit === 'percentunit' ? 1 : Math.max(...values.map((v) => v.value || 0)) || 1);
+  const min = def.min ?? 0;
+  const box = el('div', { class: 'bars' });
+  for (const v of values) {
+    const frac = v.value === null ? 0 : Math.min(Math.max((v.value - min) / (max - min || 1), 0), 1);
+    const color = thresholdColor(def.thresholds, v.value) || PALETTE[0];
+    box.append(
+      el(
+        'div',
+        { class: 'bar-row' },
+        el('span', { class: 'bar-name', title: v.name }, v.name || ' '),
+        el('div', { class: 'bar-track' }, el('div', { class: 'bar-fill', style: { width: `${(frac * 100).toFixed(1)}%`, background: color } })),
+        el('span', { class: 'bar-value', style: { color } }, formatValue(v.value, def.unit, def.decimals)),
+      ),
+    );
+  }
+  p.body.append(box);
+  return 'done';
+}
+
+function drawTable(p, results) {
+  // One row per label set, one value column per query.
+  const rows = new Map();
+  const labelNames = new Set();
+  const columns = results.map((r, i) => (results.length > 1 ? `Value #${String.fromCharCode(65 + i)}` : 'Value'));
+  for (const r of results) {
+    const list = r.data.resultType === 'vector' ? r.data.result : r.data.resultType === 'scalar' ? [{ metric: {}, value: r.data.result }] : [];
+    for (const s of list || []) {
+      const metric = s.metric || {};
+      Object.keys(metric).forEach((k) => labelNames.add(k));
+      const key = JSON.stringify(Object.entries(metric).sort());
+      if (!rows.has(key)) rows.set(key, { metric, values: [] });
+      rows.get(key).values[r.ti] = s.value ? parseFloat(s.value[1]) : null;
+    }
+  }
+  if (!rows.size) return noData(p);
+  const labels = [...labelNames].sort((a, b) => (a === '__name__' ? -1 : b === '__name__' ? 1 : a.localeCompare(b)));
+  const def = p.def;
+  p.body.append(
+    el(
+      'div',
+      { class: 'panel-table' },
+      el(
+        'table',
+        { class: 'data' },
+        el('thead', {}, el('tr', {}, labels.map((l) => el('th', {}, l)), columns.map((c) => el('th', { class: 'num' }, c)))),
+        el(
+          'tbody',
+          {},
+          [...rows.values()].slice(0, 1000).map((row) =>
+            el(
+              'tr',
+              {},
+              labels.map((l) => el('td', {}, row.metric[l] ?? '')),
+              columns.map((_, i) => {
+                const v = row.values[i];
+                const color = v === undefined ? null : thresholdColor(def.thresholds, v);
+                return el('td', { class: 'num', style: color && def.thresholds && def.thresholds.length > 1 ? { color } : undefined }, v === undefined ? '' : formatValue(v, def.unit, def.decimals));
+              }),
+            ),
+          ),
+        ),
+      ),
+    ),
+  );
+  return 'done';
+}
+
+function drawHeatmap(p, results) {
+  const series = rangeSeries(results);
+  if (!series.length) return noData(p);
+  const r0 = results.find((r) => !r.instant);
+  const { xs, ys } = alignSeries(series, r0.start, r0.end, r0.step);
+  heatmap(p.body, { results: series, xs, ys, unit: p.def.unit || 's', height: Math.max((p.body.clientHeight || 200) - 8, 80) });
+  return 'done';
+}
+

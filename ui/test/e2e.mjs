@@ -1,0 +1,323 @@
+// e2e.mjs: drives osprey's web UI in headless Chromium (playwright-core)
+// against a running server that already holds data. Run by the Rust test
+// crates/osprey/tests/ui.rs:
+//
+//   node ui/test/e2e.mjs --base http://127.0.0.1:PORT --out DIR \
+//        --chromium /usr/bin/chromium --grafana FILE
+//
+// Prints one line per check ("ok ..." / "FAIL ...") and, last, a JSON
+// summary line starting with "SUMMARY ". Exits 1 when a check failed.
+
+import { chromium } from 'playwright-core';
+import { readFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((acc, a, i, all) => (a.startsWith('--') ? [...acc, [a.slice(2), all[i + 1]]] : acc), []),
+);
+const base = args.base;
+const out = args.out;
+const grafanaFile = args.grafana;
+mkdirSync(out, { recursive: true });
+
+const failures = [];
+const summary = { checks: 0, unavailable: [] };
+function ok(name) {
+  summary.checks++;
+  console.log(`ok ${name}`);
+}
+function fail(name, why) {
+  summary.checks++;
+  failures.push(`${name}: ${why}`);
+  console.log(`FAIL ${name}: ${why}`);
+}
+async function check(name, f) {
+  try {
+    await f();
+    ok(name);
+  } catch (e) {
+    fail(name, e && e.message ? e.message.split('\n')[0] : String(e));
+  }
+}
+
+// Endpoints other helpers are still building; a 404 from them is reported,
+// not counted as a console error, until they are merged.
+const PENDING_APIS = [/\/api\/v1\/rules/, /\/api\/v1\/alerts/, /\/api\/v2\//];
+
+const browser = await chromium.launch({
+  executablePath: args.chromium || '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+  timeout: 30000,
+});
+
+/** A fresh page that records console errors, page errors and failed requests. */
+async function newPage(viewport = { width: 1400, height: 900 }) {
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1 });
+  const page = await context.newPage();
+  page.setDefaultTimeout(20000);
+  page.errors = [];
+  page.on('console', (msg) => {
+    if (msg.type() !== 'error') return;
+    const url = (msg.location() && msg.location().url) || '';
+    if (PENDING_APIS.some((re) => re.test(url)) && /404|405/.test(msg.text())) {
+      summary.unavailable.push(url.replace(base, ''));
+      return;
+    }
+    page.errors.push(`console: ${msg.text()} ${url}`);
+  });
+  page.on('pageerror', (e) => page.errors.push(`page error: ${e.message}`));
+  page.on('requestfailed', (r) => {
+    const f = r.failure();
+    if (f && /ERR_ABORTED/.test(f.errorText)) return; // superseded queries
+    page.errors.push(`request failed: ${r.url()} ${f && f.errorText}`);
+  });
+  return { context, page };
+}
+
+function noErrors(page, where) {
+  if (page.errors.length) throw new Error(`${where}: ${page.errors.join(' | ')}`);
+}
+
+/** Counts coloured (non-grey, opaque) pixels of the first matching canvas. */
+async function colouredPixels(page, selector) {
+  return page.$eval(selector, (c) => {
+    const ctx = c.getContext('2d');
+    const d = ctx.getImageData(0, 0, c.width, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) {
+      const [r, g, b, a] = [d[i], d[i + 1], d[i + 2], d[i + 3]];
+      if (a > 100 && Math.max(r, g, b) - Math.min(r, g, b) > 40) n++;
+    }
+    return n;
+  });
+}
+
+const shot = (page, name) => page.screenshot({ path: join(out, `${name}.png`), fullPage: true });
+
+// ---------------------------------------------------------------------------
+// 1. Explorer: autocomplete, a typed query draws a chart, URL state, table, errors.
+
+await check('explorer: autocomplete offers metric names', async () => {
+  const { context, page } = await newPage();
+  await page.goto(base + '/');
+  await page.click('textarea.expr');
+  await page.keyboard.type('node_mem');
+  await page.waitForSelector('.complete li:has-text("node_memory_MemAvailable_bytes")');
+  await shot(page, 'explorer-autocomplete');
+  // Label names inside braces.
+  await page.fill('textarea.expr', '');
+  await page.keyboard.type('node_cpu_seconds_total{mo');
+  await page.waitForSelector('.complete li:has-text("mode")');
+  await page.keyboard.press('Tab');
+  await page.keyboard.type('="us');
+  await page.waitForSelector('.complete li:has-text("user")');
+  await page.keyboard.press('Tab');
+  const v = await page.inputValue('textarea.expr');
+  if (v !== 'node_cpu_seconds_total{mode="user') throw new Error(`completion gave ${JSON.stringify(v)}`);
+  noErrors(page, 'explorer');
+  await context.close();
+});
+
+await check('explorer: a typed query draws a chart that is not blank', async () => {
+  const { context, page } = await newPage();
+  await page.goto(base + '/');
+  await page.click('textarea.expr');
+  await page.keyboard.type('sum by (mode) (rate(node_cpu_seconds_total[5m]))');
+  await page.keyboard.press('Escape');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('.chart canvas');
+  await page.waitForTimeout(200);
+  const n = await colouredPixels(page, '.chart canvas');
+  if (n < 200) throw new Error(`chart canvas has only ${n} coloured pixels`);
+  const legend = await page.$$eval('.u-legend .u-series', (s) => s.length);
+  if (legend < 4) throw new Error(`legend has ${legend} entries, want the series`);
+  // Hover shows values in the legend.
+  const box = await page.$('.chart .u-over');
+  const bb = await box.boundingBox();
+  await page.mouse.move(bb.x + bb.width * 0.6, bb.y + bb.height / 2);
+  const hovered = await page.$eval('.u-legend .u-series:nth-child(2) .u-value', (e) => e.textContent);
+  if (!hovered || hovered === '–') throw new Error('no hover value in the legend');
+  if (!new URL(page.url()).searchParams.get('expr')) throw new Error('the expression is not in the URL');
+  await shot(page, 'explorer-graph');
+  // The URL reproduces the view, stacked this time.
+  const url = new URL(page.url());
+  url.searchParams.set('stacked', '1');
+  await page.goto(url.toString());
+  await page.waitForSelector('.chart canvas');
+  if ((await page.inputValue('textarea.expr')) !== 'sum by (mode) (rate(node_cpu_seconds_total[5m]))') throw new Error('expression not restored from the URL');
+  if (!(await page.isChecked('.graph-controls input[type=checkbox]'))) throw new Error('stacked not restored from the URL');
+  await shot(page, 'explorer-stacked');
+  // Drag to zoom changes the range.
+  const over = await (await page.$('.chart .u-over')).boundingBox();
+  await page.mouse.move(over.x + over.width * 0.3, over.y + 50);
+  await page.mouse.down();
+  await page.mouse.move(over.x + over.width * 0.6, over.y + 50, { steps: 5 });
+  await page.mouse.up();
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('end'));
+  const range = await page.inputValue('.range-input');
+  if (range === '1h') throw new Error('drag-to-zoom did not change the range');
+  // Table view.
+  await page.click('button.tab:has-text("Table")');
+  await page.waitForSelector('table.result-table tbody tr');
+  await shot(page, 'explorer-table');
+  noErrors(page, 'explorer');
+  await context.close();
+});
+
+await check('explorer: a parse error is shown inline', async () => {
+  const { context, page } = await newPage();
+  await page.goto(base + '/?expr=' + encodeURIComponent('sum(rate(up[5m])'));
+  await page.waitForSelector('.error-box:visible');
+  const text = await page.textContent('.error-box');
+  if (!/parse|paren|unexpected|unclosed/i.test(text)) throw new Error(`unexpected error text ${text}`);
+  await shot(page, 'explorer-error');
+  // A 400 from the API is expected here; nothing else may fail.
+  page.errors = page.errors.filter((e) => !/status of 400/.test(e));
+  noErrors(page, 'explorer error');
+  await context.close();
+});
+
+// ---------------------------------------------------------------------------
+// 2. Pages load without console errors.
+
+for (const [path, name, ready] of [
+  ['/targets', 'targets', 'table.data, .nodata, .unavailable'],
+  ['/rules', 'rules', 'details.group, .nodata, .unavailable'],
+  ['/alerts', 'alerts', 'details.group, .nodata, .unavailable'],
+  ['/silences', 'silences', 'table.silences, .nodata, .unavailable'],
+  ['/status', 'status', '#status-tsdb table'],
+  ['/dashboards', 'dashboards', 'table.dash-list'],
+]) {
+  await check(`page ${path} loads with no console error`, async () => {
+    const { context, page } = await newPage();
+    await page.goto(base + path);
+    await page.waitForSelector(ready);
+    await page.waitForLoadState('networkidle');
+    await shot(page, `page-${name}`);
+    noErrors(page, path);
+    await context.close();
+  });
+}
+
+// ---------------------------------------------------------------------------
+// 3. Built-in dashboards render every panel; page weight and time to first
+// chart for the system dashboard, measured in a fresh context (cold cache).
+
+async function renderDashboard(page, uid) {
+  await page.waitForSelector('.panel');
+  await page.waitForFunction(() => [...document.querySelectorAll('.panel')].every((p) => p.dataset.state !== 'loading'), null, { timeout: 30000 });
+  return page.$$eval('.panel', (ps) => ps.map((p) => ({ title: p.querySelector('.panel-title').textContent, type: p.dataset.type, state: p.dataset.state, error: (p.querySelector('.panel-error') || {}).textContent || '' })));
+}
+
+await check('system dashboard: page weight and time to first chart', async () => {
+  const { context, page } = await newPage();
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Network.enable');
+  let bytes = 0;
+  let requests = 0;
+  cdp.on('Network.loadingFinished', (e) => {
+    bytes += e.encodedDataLength;
+    requests++;
+  });
+  const t0 = Date.now();
+  await page.goto(base + '/d/system');
+  const panels = await renderDashboard(page, 'system');
+  const allDone = Date.now() - t0;
+  const firstPanel = await page.evaluate(() => {
+    const m = performance.getEntriesByName('osprey:first-panel')[0];
+    return m ? m.startTime : null;
+  });
+  const nav = await page.evaluate(() => performance.getEntriesByType('navigation')[0].responseEnd);
+  await page.waitForLoadState('networkidle');
+  summary.systemDashboard = { panels: panels.length, bytesTransferred: bytes, requests, firstChartMs: firstPanel && Math.round(firstPanel), allPanelsMs: allDone, htmlResponseEndMs: Math.round(nav) };
+  console.log(`system dashboard: ${panels.length} panels, ${bytes} bytes in ${requests} requests, first chart at ${Math.round(firstPanel)} ms, all panels in ${allDone} ms`);
+  if (panels.length !== 12) throw new Error(`want 12 panels, got ${panels.length}`);
+  const bad = panels.filter((p) => p.state === 'error' || p.state === 'nodata');
+  if (bad.length) throw new Error(`panels without data: ${JSON.stringify(bad)}`);
+  await shot(page, 'dashboard-system');
+  noErrors(page, 'system dashboard');
+  await context.close();
+});
+
+for (const uid of ['gpu', 'serving', 'training', 'alerts']) {
+  await check(`built-in dashboard ${uid} renders`, async () => {
+    const { context, page } = await newPage();
+    await page.goto(base + '/d/' + uid);
+    const panels = await renderDashboard(page, uid);
+    const errors = panels.filter((p) => p.state === 'error');
+    if (errors.length) throw new Error(`panels failed: ${JSON.stringify(errors)}`);
+    // The alerts dashboard has no ALERTS series before rules exist.
+    const empty = panels.filter((p) => p.state === 'nodata');
+    if (uid !== 'alerts' && empty.length) throw new Error(`panels without data: ${empty.map((p) => p.title).join(', ')}`);
+    await shot(page, `dashboard-${uid}`);
+    noErrors(page, uid);
+    await context.close();
+  });
+}
+
+// ---------------------------------------------------------------------------
+// 4. Grafana import renders every panel.
+
+if (grafanaFile) {
+  await check('grafana dashboard imports and renders every panel', async () => {
+    const json = readFileSync(grafanaFile, 'utf8');
+    const g = JSON.parse(json);
+    const { context, page } = await newPage();
+    await page.goto(base + '/dashboards');
+    await page.click('#import-open');
+    await page.fill('#import-json', json);
+    await page.click('#import-submit');
+    await page.waitForURL(/\/d\//);
+    await page.waitForSelector('.panel');
+    for (const head of await page.$$('.row-head:has(.chev:text("▸"))')) await head.click();
+    const panels = await renderDashboard(page);
+    const want = [];
+    const walk = (ps) => ps.forEach((p) => (p.type === 'row' ? walk(p.panels || []) : want.push(p)));
+    walk(g.panels || []);
+    if (panels.length !== want.length) throw new Error(`want ${want.length} panels, got ${panels.length}`);
+    for (const p of panels) {
+      if (p.state === 'error' || p.state === 'loading') throw new Error(`panel "${p.title}" is ${p.state}: ${p.error}`);
+      if (p.state === 'nodata') throw new Error(`panel "${p.title}" has no data`);
+    }
+    const unsupported = panels.filter((p) => p.state === 'unsupported').map((p) => p.title);
+    summary.grafana = { panels: panels.length, placeholders: unsupported };
+    // Variables came through: the job picker exists.
+    if (!(await page.$('.variables [data-var]'))) throw new Error('no variable picker');
+    await shot(page, 'dashboard-grafana-import');
+    const saved = await page.evaluate(async (u) => (await fetch('/api/osprey/dashboards/' + u)).status, new URL(page.url()).pathname.split('/').pop());
+    if (saved !== 200) throw new Error(`imported dashboard not stored: ${saved}`);
+    noErrors(page, 'grafana import');
+    await context.close();
+  });
+}
+
+// ---------------------------------------------------------------------------
+// 5. A silence created in the UI appears in /api/v2/silences.
+
+await check('silence created in the UI appears in /api/v2/silences', async () => {
+  const probe = await fetch(base + '/api/v2/silences');
+  if (probe.status === 404) {
+    summary.unavailable.push('/api/v2/silences (silence test skipped)');
+    console.log('skip silence test: /api/v2/silences is not served yet');
+    return;
+  }
+  const { context, page } = await newPage();
+  await page.goto(base + '/silences?new=1&m=alertname%3DUiTestAlert&m=severity%3Dpage');
+  await page.waitForSelector('.silence-form');
+  await page.fill('input[aria-label="Created by"]', 'e2e test');
+  await page.fill('textarea[aria-label="Comment"]', 'created by the browser test');
+  await page.click('.silence-form button.primary');
+  await page.waitForSelector('table.silences tbody tr');
+  await shot(page, 'page-silences-created');
+  const list = await (await fetch(base + '/api/v2/silences')).json();
+  const found = list.find((s) => s.comment === 'created by the browser test' && s.matchers.some((m) => m.name === 'alertname' && m.value === 'UiTestAlert'));
+  if (!found) throw new Error('the silence is not in /api/v2/silences');
+  noErrors(page, 'silences');
+  await context.close();
+});
+
+await browser.close();
+summary.failures = failures;
+console.log('SUMMARY ' + JSON.stringify(summary));
+process.exit(failures.length ? 1 : 0);
