@@ -247,10 +247,12 @@ function thresholdPlugin(lines) {
  */
 export function heatmap(container, { results, xs, ys, unit, height }) {
   const buckets = results
-    .map((r, i) => ({ le: parseFloat(r.metric && r.metric.le), ys: ys[i] }))
+    .map((r, i) => ({ le: parseLe(r.metric && r.metric.le), ys: ys[i] }))
     .filter((b) => !Number.isNaN(b.le))
     .sort((a, b) => a.le - b.le);
-  const w = Math.max(container.clientWidth, 200);
+  const style = getComputedStyle(container);
+  const inner = container.clientWidth - parseFloat(style.paddingLeft || 0) - parseFloat(style.paddingRight || 0);
+  const w = Math.max(Math.floor(inner), 200);
   const h = height || 240;
   const wrap = el('div', { class: 'heatmap' });
   const canvas = el('canvas', { width: w, height: h });
@@ -323,6 +325,11 @@ export function heatmap(container, { results, xs, ys, unit, height }) {
   });
   canvas.addEventListener('mouseleave', () => (tip.style.display = 'none'));
   return { destroy() {} };
+}
+
+function parseLe(le) {
+  if (le === '+Inf' || le === 'Inf' || le === '+inf') return Infinity;
+  return parseFloat(le);
 }
 
 /** A small SVG line for stat panels. */

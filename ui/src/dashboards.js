@@ -179,7 +179,8 @@ class DashboardView {
     this.notice = el('div', {});
     this.rowsBox = el('div', { class: 'rows' });
     this.main.replaceChildren(
-      el('div', { class: 'dash-head' }, el('h1', {}, m.title || m.uid), m.description ? el('span', { class: 'stats' }, m.description) : null, el('span', { class: 'spacer' }), rangeSel, custom, refreshSel, ...actions),
+      el('div', { class: 'dash-head' }, el('h1', {}, m.title || m.uid), el('span', { class: 'spacer' }), rangeSel, custom, refreshSel, ...actions),
+      m.description ? el('div', { class: 'stats dash-desc' }, m.description) : null,
       this.notice,
       this.varBar,
       this.rowsBox,

@@ -54,7 +54,33 @@ export function errorPosition(message, expr) {
   }
   m = /(?:position|pos|char|offset|column|col)\s*:?\s*(\d+)/i.exec(message);
   if (m) return Math.min(parseInt(m[1], 10), expr.length);
-  return null;
+  return bracketError(expr);
+}
+
+/**
+ * The offset of the first unbalanced bracket or unterminated string in
+ * `expr`, or null. Used to point at the problem when the server's parse
+ * error names no position.
+ */
+export function bracketError(expr) {
+  const stack = [];
+  const pairs = { ')': '(', ']': '[', '}': '{' };
+  for (let i = 0; i < expr.length; i++) {
+    const c = expr[i];
+    if (c === '"' || c === "'" || c === '`') {
+      const start = i;
+      for (i++; i < expr.length && expr[i] !== c; i++) if (expr[i] === '\\' && c !== '`') i++;
+      if (i >= expr.length) return start;
+    } else if (c === '#') {
+      while (i < expr.length && expr[i] !== '\n') i++;
+    } else if (c === '(' || c === '[' || c === '{') {
+      stack.push(i);
+    } else if (pairs[c]) {
+      if (!stack.length || expr[stack[stack.length - 1]] !== pairs[c]) return i;
+      stack.pop();
+    }
+  }
+  return stack.length ? stack[stack.length - 1] : null;
 }
 
 /** Renders the explorer into `main`; returns a cleanup function. */
@@ -195,7 +221,7 @@ export function renderExplorer(main) {
     graphControls.style.visibility = state.tab === 'graph' ? 'visible' : 'hidden';
     writeState(state);
     if (!state.expr) {
-      output.replaceChildren(el('div', { class: 'hint' }, 'Type an expression above, e.g. ', exampleLink('up'), ', ', exampleLink('rate(osprey_http_requests_total[5m])'), ' or ', exampleLink('sum by (job) (scrape_duration_seconds)'), '.'));
+      output.replaceChildren(el('div', { class: 'hint' }, 'Type an expression above, e.g. ', exampleLink('up'), ', ', exampleLink('rate(osprey_http_request_duration_seconds_count[5m])'), ' or ', exampleLink('sum by (job) (scrape_duration_seconds)'), '.'));
       stats.textContent = '';
       return;
     }

@@ -63,7 +63,7 @@ export async function renderTargets(main) {
         return el(
           'details',
           { class: 'card group', open: true },
-          el('summary', {}, `${pool} `, el('span', { class: 'badge ' + (up === targets.length ? 'up' : 'down') }, `${up}/${targets.length} up`)),
+          el('summary', {}, `${pool} `, el('span', { class: 'badge ' + (up === targets.length ? 'up' : targets.some((t) => t.health === 'down') ? 'down' : 'unknown') }, `${up}/${targets.length} up`)),
           el(
             'table',
             { class: 'data' },
@@ -79,7 +79,7 @@ export async function renderTargets(main) {
                   el('td', {}, el('span', { class: 'badge ' + t.health }, t.health)),
                   el('td', {}, labelChips(t.labels)),
                   el('td', {}, ago(Date.parse(t.lastScrape))),
-                  el('td', { class: 'num' }, secondsText(t.lastScrapeDuration)),
+                  el('td', { class: 'num' }, t.health === 'unknown' ? '' : secondsText(t.lastScrapeDuration)),
                   el('td', { class: 'panel-error' }, t.lastError || ''),
                 ),
               ),

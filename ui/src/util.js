@@ -149,6 +149,7 @@ export function formatTime(ms) {
 export function ago(ms, now = Date.now()) {
   if (!isFinite(ms) || ms <= 0) return 'never';
   const d = now - ms;
+  if (Math.abs(d) < 1000) return 'just now';
   const s = formatDuration(Math.abs(d) >= 1000 ? Math.round(Math.abs(d) / 1000) * 1000 : Math.abs(d));
   return d >= 0 ? `${s} ago` : `in ${s}`;
 }
