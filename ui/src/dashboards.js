@@ -693,7 +693,10 @@ function drawStat(p, results) {
   if (values.length === 1) {
     const color = thresholdColor(def.thresholds, values[0].value) || PALETTE[0];
     const svg = sparkline(values[0].spark, color);
-    if (svg) box.append(svg);
+    if (svg) {
+      box.append(svg);
+      box.classList.add('with-spark');
+    }
   }
   p.body.append(box);
   return 'done';

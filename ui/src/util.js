@@ -202,9 +202,11 @@ function duration(v, unitSeconds, decimals) {
   if (a < 1e-6) return fixed(s * 1e9, decimals) + ' ns';
   if (a < 1e-3) return fixed(s * 1e6, decimals) + ' µs';
   if (a < 1) return fixed(s * 1e3, decimals) + ' ms';
-  if (a < 60) return fixed(s, decimals) + ' s';
-  if (a < 3600) return fixed(s / 60, decimals) + ' min';
-  if (a < 86400) return fixed(s / 3600, decimals) + ' hour';
+  // Seconds up to ten minutes and minutes up to ten hours keep axis ticks
+  // round (300 s rather than 5 min next to 3.33 min).
+  if (a < 600) return fixed(s, decimals) + ' s';
+  if (a < 36000) return fixed(s / 60, decimals) + ' min';
+  if (a < 864000) return fixed(s / 3600, decimals) + ' hour';
   return fixed(s / 86400, decimals) + ' day';
 }
 

@@ -179,6 +179,9 @@ await check('explorer: a parse error is shown inline', async () => {
   await page.waitForSelector('.error-box:visible');
   const text = await page.textContent('.error-box');
   if (!/parse|paren|unexpected|unclosed/i.test(text)) throw new Error(`unexpected error text ${text}`);
+  // The unclosed "(" of sum( is marked.
+  const marked = await page.textContent('.error-at');
+  if (marked !== '(') throw new Error(`marked ${JSON.stringify(marked)}, want the unclosed "("`);
   await shot(page, 'explorer-error');
   // A 400 from the API is expected here; nothing else may fail.
   page.errors = page.errors.filter((e) => !/status of 400/.test(e));
@@ -224,9 +227,14 @@ await check('system dashboard: page weight and time to first chart', async () =>
   await cdp.send('Network.enable');
   let bytes = 0;
   let requests = 0;
+  const urls = new Map();
+  const byKind = { ui: 0, api: 0, other: 0 };
+  cdp.on('Network.requestWillBeSent', (e) => urls.set(e.requestId, e.request.url));
   cdp.on('Network.loadingFinished', (e) => {
     bytes += e.encodedDataLength;
     requests++;
+    const path = new URL(urls.get(e.requestId) || base).pathname;
+    byKind[path.startsWith('/ui/') ? 'ui' : path.startsWith('/api/') ? 'api' : 'other'] += e.encodedDataLength;
   });
   const t0 = Date.now();
   await page.goto(base + '/d/system');
@@ -238,12 +246,21 @@ await check('system dashboard: page weight and time to first chart', async () =>
   });
   const nav = await page.evaluate(() => performance.getEntriesByType('navigation')[0].responseEnd);
   await page.waitForLoadState('networkidle');
-  summary.systemDashboard = { panels: panels.length, bytesTransferred: bytes, requests, firstChartMs: firstPanel && Math.round(firstPanel), allPanelsMs: allDone, htmlResponseEndMs: Math.round(nav) };
+  summary.systemDashboard = { panels: panels.length, bytesTransferred: bytes, bytesByKind: { ...byKind }, requests, firstChartMs: firstPanel && Math.round(firstPanel), allPanelsMs: allDone, htmlResponseEndMs: Math.round(nav) };
   console.log(`system dashboard: ${panels.length} panels, ${bytes} bytes in ${requests} requests, first chart at ${Math.round(firstPanel)} ms, all panels in ${allDone} ms`);
   if (panels.length !== 12) throw new Error(`want 12 panels, got ${panels.length}`);
   const bad = panels.filter((p) => p.state === 'error' || p.state === 'nodata');
   if (bad.length) throw new Error(`panels without data: ${JSON.stringify(bad)}`);
   await shot(page, 'dashboard-system');
+  // The time range picker and a variable both land in the URL and re-run the panels.
+  await page.selectOption('select.range-picker', 'now-6h');
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('from') === 'now-6h');
+  await page.click('.variables button.multi');
+  await page.click('.multi-pop label:has-text("host-1:9100") input');
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('var-instance') === 'host-1:9100', null, { timeout: 5000 });
+  await renderDashboard(page);
+  const failed = await page.$$eval('.panel[data-state=error]', (ps) => ps.length);
+  if (failed) throw new Error(`${failed} panels failed after changing the range and host`);
   noErrors(page, 'system dashboard');
   await context.close();
 });
@@ -390,6 +407,20 @@ await check('alerts, rules and silences pages render the documented API shapes',
   if (isNaN(Date.parse(posted.startsAt)) || Date.parse(posted.endsAt) <= Date.parse(posted.startsAt)) throw new Error(`posted times ${posted.startsAt} ${posted.endsAt}`);
   if (posted.createdBy !== 'e2e test' || posted.comment !== 'maintenance on GPU 0') throw new Error('createdBy/comment not posted');
   await shot(page, 'page-silences-documented-shape');
+  // Expire it: DELETE /api/v2/silence/{id}, then the active list is empty.
+  let deleted = null;
+  await page.route('**/api/v2/silence/*', async (r) => {
+    if (r.request().method() !== 'DELETE') return r.fallback();
+    deleted = decodeURIComponent(new URL(r.request().url()).pathname.split('/').pop());
+    const s = silences.find((x) => x.id === deleted);
+    if (s) s.status = { state: 'expired' };
+    return r.fulfill({ status: 200, body: '' });
+  });
+  await page.click('table.silences button.danger');
+  await page.waitForSelector('.nodata:has-text("No active silences")');
+  if (deleted !== 'b1a3c9d2') throw new Error(`expired ${deleted}`);
+  await page.selectOption('select[aria-label="State"]', 'expired');
+  await page.waitForSelector('table.silences tbody tr');
   await page.goto(base + '/rules');
   await page.waitForSelector('details.group');
   if (!(await page.textContent('main')).includes('DCGM_FI_DEV_GPU_TEMP > 90')) throw new Error('rule query not shown');
