@@ -42,7 +42,7 @@ export async function renderDashboardList(main) {
           el(
             'tr',
             {},
-            el('td', {}, d.error ? d.title : el('a', { href: `/d/${d.uid}` }, d.title)),
+            el('td', {}, d.error ? d.title : el('a', { href: `/d/${d.uid}` }, d.title), d.description ? el('div', { class: 'stats' }, d.description) : null),
             el('td', {}, d.source, d.file ? el('div', { class: 'stats' }, d.file) : null),
             el('td', {}, (d.tags || []).map((t) => el('span', { class: 'tag' }, t))),
             el('td', { class: 'panel-error' }, d.error || ''),

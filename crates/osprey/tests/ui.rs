@@ -475,6 +475,24 @@ fn dashboards_api_saves_provisions_and_refuses_bad_input() {
         assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
     }
 
+    // A mistake in the config's dashboards section is shown in the list,
+    // naming the file and the field, after a reload.
+    let text = std::fs::read_to_string(&config).expect("read config");
+    std::fs::write(&config, text.replace("  paths:", "  pathz:")).expect("rewrite config");
+    let (status, _) = http(addr, "POST", "/-/reload", &[], &[]).expect("reload");
+    assert_eq!(status, 200);
+    let (_, list) = get_json(addr, "/api/osprey/dashboards");
+    let error = list["data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find_map(|d| d["error"].as_str().map(str::to_string))
+        .expect("a config error entry");
+    assert!(
+        error.contains("osprey.yml") && error.contains("pathz"),
+        "{error}"
+    );
+
     let (status, _) =
         http(addr, "DELETE", "/api/osprey/dashboards/mine", &[], &[]).expect("delete");
     assert_eq!(status, 200);

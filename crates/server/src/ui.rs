@@ -402,11 +402,21 @@ fn read_dashboard_file(path: &Path, source: Source) -> Entry {
     }
 }
 
+/// The order built-in dashboards are listed in: the machine first.
+const BUILTIN_ORDER: &[&str] = &["system", "gpu", "serving", "training", "alerts"];
+
 /// Every dashboard, built-ins first, then provisioned, then saved. A uid
 /// seen earlier wins; a provisioning error becomes an entry with the error.
 fn all_dashboards(state: &AppState) -> Vec<Entry> {
-    let mut out: Vec<Entry> = assets::BUILTIN_DASHBOARDS
-        .iter()
+    let mut builtins: Vec<&(&str, &str)> = assets::BUILTIN_DASHBOARDS.iter().collect();
+    builtins.sort_by_key(|(uid, _)| {
+        BUILTIN_ORDER
+            .iter()
+            .position(|u| u == uid)
+            .unwrap_or(BUILTIN_ORDER.len())
+    });
+    let mut out: Vec<Entry> = builtins
+        .into_iter()
         .map(|&(uid, text)| Entry {
             uid: uid.to_string(),
             source: Source::Builtin,
@@ -418,12 +428,19 @@ fn all_dashboards(state: &AppState) -> Vec<Entry> {
         Ok(paths) => {
             for path in paths {
                 let files = expand_path(&path);
-                if files.is_empty() {
+                // An empty directory or a glob matching nothing is fine (the
+                // files may come later); a named file that is missing is not.
+                let dir = if path.is_dir() {
+                    Some(path.as_path())
+                } else {
+                    path.parent()
+                };
+                if files.is_empty() && !dir.is_some_and(Path::is_dir) {
                     out.push(Entry {
                         uid: uid_from_stem(&path),
                         source: Source::Provisioned,
                         file: Some(path.clone()),
-                        dashboard: Err(format!("{}: no dashboard files found", path.display())),
+                        dashboard: Err(format!("{}: no such file or directory", path.display())),
                     });
                 }
                 for file in files {
@@ -482,6 +499,9 @@ async fn list_dashboards(State(state): State<AppState>) -> Response {
                         "tags".into(),
                         d.get("tags").cloned().unwrap_or_else(|| json!([])),
                     );
+                    if let Some(desc) = d.get("description").and_then(Value::as_str) {
+                        item.insert("description".into(), json!(desc));
+                    }
                 }
                 Err(err) => {
                     item.insert("title".into(), json!(e.uid));
