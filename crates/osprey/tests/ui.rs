@@ -515,5 +515,19 @@ fn dashboards_api_saves_provisions_and_refuses_bad_input() {
     assert!(body.len() > 20_000, "uPlot is {} bytes", body.len());
     let (status, _) = http(addr, "GET", "/ui/nope.js", &[], &[]).expect("missing asset");
     assert_eq!(status, 404);
+    let gzip = [("Accept-Encoding", "gzip")];
+    let (status, body) = http(addr, "GET", "/ui/app.js", &gzip, &[]).expect("gzip asset");
+    assert_eq!(status, 200);
+    assert!(body.starts_with(&[0x1f, 0x8b]), "app.js not gzipped");
+    let (status, body) =
+        http(addr, "GET", "/api/v1/status/buildinfo", &gzip, &[]).expect("gzip api");
+    assert_eq!(status, 200);
+    assert!(body.starts_with(&[0x1f, 0x8b]), "API answer not gzipped");
+    let (status, body) = http(addr, "GET", "/api/v1/status/buildinfo", &[], &[]).expect("api");
+    assert_eq!(status, 200);
+    assert!(
+        body.starts_with(b"{"),
+        "API answer gzipped without Accept-Encoding"
+    );
     server.kill();
 }

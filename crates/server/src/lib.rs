@@ -215,6 +215,10 @@ pub fn router(state: AppState) -> Router {
             metrics::observe_request,
         ));
     api.fallback(api::not_found)
+        // Clients that accept gzip (browsers, Prometheus, promtool) get API
+        // answers compressed, as Prometheus sends them: JSON of range
+        // queries shrinks about four times.
+        .layer(tower_http::compression::CompressionLayer::new())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             api::timeout,
