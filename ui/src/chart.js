@@ -107,7 +107,7 @@ export function timeChart(container, opts) {
       select: { show: true },
       scales: { x: { time: true }, y: { range: yRange } },
       axes: [
-        { stroke: '#555', grid: { stroke: '#eee' }, ticks: { stroke: '#ddd' } },
+        { stroke: '#555', grid: { stroke: '#eee' }, ticks: { stroke: '#ddd' }, values: timeTicks, space: 70 },
         {
           stroke: '#555',
           grid: { stroke: '#eee' },
@@ -206,6 +206,20 @@ function tableLegend(names, ys, calcs, fmt) {
     },
   };
   return { element, plugin };
+}
+
+/** 24-hour tick labels: seconds for short spans, dates for long ones. */
+function timeTicks(u, splits) {
+  const span = splits.length > 1 ? splits[splits.length - 1] - splits[0] : 0;
+  const p = (n) => String(n).padStart(2, '0');
+  return splits.map((t) => {
+    const d = new Date(t * 1000);
+    const hm = `${p(d.getHours())}:${p(d.getMinutes())}`;
+    if (span <= 600) return `${hm}:${p(d.getSeconds())}`;
+    if (span <= 2 * 86400) return hm;
+    if (span <= 30 * 86400) return `${p(d.getMonth() + 1)}-${p(d.getDate())} ${hm}`;
+    return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
+  });
 }
 
 function axisWidth(values) {

@@ -409,14 +409,16 @@ class DashboardView {
         const w = Math.min(Math.max(Math.round(def.width || 12), 1), 24);
         const h = Math.min(Math.max(Math.round(def.height || 8), 2), 60);
         const body = el('div', { class: 'panel-body' });
+        const explore = el('a', { class: 'explore-link', title: 'Open the query in the explorer', href: '/' }, '↗');
+        explore.style.visibility = 'hidden';
         const box = el(
           'div',
           { class: 'panel', 'data-type': def.type || '', 'data-state': state.collapsed ? 'collapsed' : 'loading', style: { gridColumn: columnPlacement(def.x, w), gridRow: `span ${h}` } },
-          el('div', { class: 'panel-title', title: def.description || def.title || '' }, def.title || '\u00a0'),
+          el('div', { class: 'panel-title', title: def.description || def.title || '' }, el('span', { class: 'panel-title-text' }, def.title || '\u00a0'), explore),
           body,
         );
         grid.append(box);
-        const p = { def, box, body, cleanup: null, row: state, loaded: false, seq: 0 };
+        const p = { def, box, body, explore, cleanup: null, row: state, loaded: false, seq: 0 };
         panels.push(p);
         this.panels.push(p);
       }
@@ -478,6 +480,14 @@ class DashboardView {
     }
     if (!quiet) p.box.classList.add('loading');
     const widthPx = p.body.clientWidth || 400;
+    {
+      // The title's arrow opens the first query, variables filled in, in the explorer.
+      const b = this.builtins(def, targets[0], widthPx);
+      const q = new URLSearchParams({ expr: this.interpolate(targets[0].expr, { builtins: b.vars }), range: formatDuration(b.end - b.start) });
+      if (this.to !== 'now') q.set('end', new Date(b.end).toISOString());
+      p.explore.href = '/?' + q;
+      p.explore.style.visibility = 'visible';
+    }
     const instantOnly = type === 'table';
     try {
       const results = await Promise.all(
@@ -521,7 +531,7 @@ class DashboardView {
   }
 
   zoom(fromS, toS) {
-    this.setRange(String(Math.round(fromS * 1000)), String(Math.round(toS * 1000)));
+    this.setRange(new Date(fromS * 1000).toISOString(), new Date(toS * 1000).toISOString());
   }
 
   async saveAs() {

@@ -218,7 +218,7 @@ for (const [path, name, ready] of [
 async function renderDashboard(page, uid) {
   await page.waitForSelector('.panel');
   await page.waitForFunction(() => [...document.querySelectorAll('.panel')].every((p) => p.dataset.state !== 'loading'), null, { timeout: 30000 });
-  return page.$$eval('.panel', (ps) => ps.map((p) => ({ title: p.querySelector('.panel-title').textContent, type: p.dataset.type, state: p.dataset.state, error: (p.querySelector('.panel-error') || {}).textContent || '' })));
+  return page.$$eval('.panel', (ps) => ps.map((p) => ({ title: p.querySelector('.panel-title-text').textContent, type: p.dataset.type, state: p.dataset.state, error: (p.querySelector('.panel-error') || {}).textContent || '' })));
 }
 
 await check('system dashboard: page weight and time to first chart', async () => {
@@ -313,6 +313,25 @@ if (grafanaFile) {
     const saved = await page.evaluate(async (u) => (await fetch('/api/osprey/dashboards/' + u)).status, new URL(page.url()).pathname.split('/').pop());
     if (saved !== 200) throw new Error(`imported dashboard not stored: ${saved}`);
     noErrors(page, 'grafana import');
+    await context.close();
+  });
+}
+
+if (args.provisioned) {
+  await check('a provisioned Grafana dashboard file renders', async () => {
+    const { context, page } = await newPage();
+    await page.goto(`${base}/d/${args.provisioned}`);
+    await page.waitForSelector('.panel');
+    for (const head of await page.$$('.row-head:has(.chev:text("▸"))')) await head.click();
+    const panels = await renderDashboard(page);
+    const bad = panels.filter((p) => p.state === 'error' || p.state === 'nodata');
+    if (bad.length || panels.length < 10) throw new Error(`${panels.length} panels, bad: ${JSON.stringify(bad)}`);
+    // The panel's arrow opens its query in the explorer.
+    const href = await page.getAttribute('.panel:has-text("Requests by status") a.explore-link', 'href');
+    await page.goto(base + href);
+    await page.waitForSelector('.chart canvas');
+    if (!(await page.inputValue('textarea.expr')).startsWith('sum by (status) (rate(http_requests_total{job=~".*"}[')) throw new Error('explorer did not get the interpolated query');
+    noErrors(page, 'provisioned');
     await context.close();
   });
 }

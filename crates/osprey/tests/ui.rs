@@ -304,6 +304,14 @@ fn browser_end_to_end() {
         &["--config", config.to_str().expect("utf-8 path")],
     );
     import(addr, &sample_data(now_ms()));
+    // Grafana JSON provisioned as a file (dashboards as code) renders too.
+    let grafana = std::fs::read_to_string(root.join("ui/test/grafana-dashboard.json"))
+        .expect("read grafana dashboard");
+    std::fs::write(
+        dir.path().join("provisioned/from-grafana.json"),
+        grafana.replace("\"ml-service-grafana\"", "\"grafana-provisioned\""),
+    )
+    .expect("write provisioned dashboard");
 
     let screenshots = root.join("target/ui-screenshots");
     let mut child = Command::new("node")
@@ -315,6 +323,7 @@ fn browser_end_to_end() {
         .arg(&chromium_path)
         .arg("--grafana")
         .arg(root.join("ui/test/grafana-dashboard.json"))
+        .args(["--provisioned", "grafana-provisioned"])
         .current_dir(root.join("ui"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
