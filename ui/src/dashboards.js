@@ -653,7 +653,8 @@ function drawTimeseries(p, results, view) {
     unit: def.unit,
     decimals: def.decimals,
     stacked: !!def.stacked,
-    fill: def.fill ?? 0.1,
+    // A light area under one series; several overlapping areas turn muddy.
+    fill: def.fill ?? (series.length === 1 ? 0.12 : 0),
     min: def.min,
     max: def.max,
     thresholds: def.thresholds,

@@ -233,15 +233,20 @@ fn sample_data(now_ms: i64) -> String {
     series("epoch_duration_seconds", train, &|i| {
         300.0 + 20.0 * wave(i, 7.0, 0.0)
     });
-    for (j, le) in ["0.05", "0.1", "0.2", "0.5", "1", "+Inf"]
-        .iter()
-        .enumerate()
-    {
-        let share = ((j + 1) as f64 / 4.0).min(1.0);
+    let batch_les = ["0.05", "0.1", "0.2", "0.5", "1", "+Inf"];
+    for (j, le) in batch_les.iter().enumerate() {
+        // Batches slow down as the job goes on: the mass moves up the buckets.
+        let share = move |k: i64| {
+            if j + 1 == batch_les.len() {
+                return 1.0;
+            }
+            let shift = 1.0 + 2.5 * k as f64 / POINTS as f64;
+            1.0 / (1.0 + (-(j as f64 - shift) * 1.6).exp())
+        };
         series(
             "batch_processing_seconds_bucket",
             &format!(r#"{train},le="{le}""#),
-            &|i| counter(&|_| 10.0 * share, i).round(),
+            &|i| counter(&|k| 10.0 * share(k), i).round(),
         );
     }
     out
