@@ -2,7 +2,7 @@
 // dashboard view: variables, time range picker, auto-refresh, rows and
 // panels (time series, stat, gauge, bar gauge, table, heatmap, text).
 
-import { el, api, parseDuration, parseTime, formatDuration, autoStep, legendName, seriesName, formatValue, thresholdColor, PALETTE, debounce } from './util.js';
+import { el, api, parseDuration, parseTime, formatDuration, autoStep, legendName, seriesName, formatValue, thresholdColor, PALETTE, debounce, formatVariable } from './util.js';
 import { timeChart, alignSeries, heatmap, sparkline, gaugeSvg, reduce } from './chart.js';
 import { isGrafana, fromGrafana, sanitizeUid } from './grafana.js';
 import { navigate } from './app.js';
@@ -73,7 +73,13 @@ function openImport(box) {
       err.replaceChildren(el('div', { class: 'error-box' }, 'A dashboard is a JSON object.'));
       return;
     }
-    const model = isGrafana(parsed) ? fromGrafana(parsed) : parsed;
+    let model;
+    try {
+      model = isGrafana(parsed) ? fromGrafana(parsed) : parsed;
+    } catch (e) {
+      err.replaceChildren(el('div', { class: 'error-box' }, `Cannot convert this Grafana dashboard: ${e.message}`));
+      return;
+    }
     model.osprey = 1;
     model.uid = sanitizeUid(uid.value.trim() || model.uid || model.title || 'imported');
     if (!model.title) model.title = model.uid;
@@ -121,7 +127,13 @@ export async function renderDashboard(main, uid) {
     return;
   }
   const meta = resp.meta || {};
-  let model = isGrafana(resp.dashboard) ? fromGrafana(resp.dashboard) : resp.dashboard;
+  let model;
+  try {
+    model = isGrafana(resp.dashboard) ? fromGrafana(resp.dashboard) : resp.dashboard;
+  } catch (e) {
+    main.replaceChildren(el('div', { class: 'error-box' }, `Cannot convert dashboard "${uid}" from Grafana's format: ${e.message}`));
+    return;
+  }
   model.uid = uid;
   const view = new DashboardView(main, model, meta);
   await view.start();
@@ -238,8 +250,8 @@ class DashboardView {
   // Variables --------------------------------------------------------------
 
   async loadVariables() {
-    for (const def of this.model.variables || []) {
-      if (!def || !def.name) continue;
+    for (const def of list(this.model.variables)) {
+      if (!def || typeof def !== 'object' || !def.name) continue;
       const v = { def, options: [], selected: [] };
       this.vars[def.name] = v;
       try {
@@ -383,7 +395,7 @@ class DashboardView {
   layout() {
     for (const p of this.panels) if (p.cleanup) p.cleanup();
     this.panels = [];
-    const rows = Array.isArray(this.model.rows) ? this.model.rows : [];
+    const rows = list(this.model.rows).filter((r) => r && typeof r === 'object');
     if (!rows.length) {
       this.rowsBox.replaceChildren(el('div', { class: 'nodata' }, 'This dashboard has no panels.'));
       return;
@@ -395,7 +407,7 @@ class DashboardView {
       const panels = [];
       if (row.title) {
         const chev = el('span', { class: 'chev' }, state.collapsed ? '▸' : '▾');
-        const head = el('div', { class: 'row-head' }, chev, row.title, el('span', { class: 'stats' }, `${(row.panels || []).length} panels`));
+        const head = el('div', { class: 'row-head' }, chev, String(row.title), el('span', { class: 'stats' }, `${list(row.panels).length} panels`));
         head.addEventListener('click', () => {
           state.collapsed = !state.collapsed;
           chev.textContent = state.collapsed ? '▸' : '▾';
@@ -405,7 +417,7 @@ class DashboardView {
         this.rowsBox.append(head);
       }
       grid.style.display = state.collapsed ? 'none' : 'grid';
-      for (const def of row.panels || []) {
+      for (const def of list(row.panels).filter((d) => d && typeof d === 'object')) {
         const w = Math.min(Math.max(Math.round(def.width || 12), 1), 24);
         const h = Math.min(Math.max(Math.round(def.height || 8), 2), 60);
         const body = el('div', { class: 'panel-body' });
@@ -414,7 +426,7 @@ class DashboardView {
         const box = el(
           'div',
           { class: 'panel', 'data-type': def.type || '', 'data-state': state.collapsed ? 'collapsed' : 'loading', style: { gridColumn: columnPlacement(def.x, w), gridRow: `span ${h}` } },
-          el('div', { class: 'panel-title', title: def.description || def.title || '' }, el('span', { class: 'panel-title-text' }, def.title || '\u00a0'), explore),
+          el('div', { class: 'panel-title', title: String(def.description || def.title || '') }, el('span', { class: 'panel-title-text' }, String(def.title || '\u00a0')), explore),
           body,
         );
         grid.append(box);
@@ -473,7 +485,7 @@ class DashboardView {
       p.body.replaceChildren(el('div', { class: 'placeholder' }, `Panel type "${def.originalType || type}" is not supported by osprey; its queries are not run.`));
       return this.panelDone(p, 'unsupported');
     }
-    const targets = (def.targets || []).filter((t) => t && t.expr);
+    const targets = list(def.targets).filter((t) => t && typeof t.expr === 'string' && t.expr.trim());
     if (!targets.length) {
       p.body.replaceChildren(el('div', { class: 'nodata' }, 'No queries'));
       return this.panelDone(p, 'nodata');
@@ -591,25 +603,15 @@ class DashboardView {
   }
 }
 
+/** `x` when it is an array, else an empty one: models are user input. */
+function list(x) {
+  return Array.isArray(x) ? x : [];
+}
+
 /** The CSS grid column of a panel: at column `x` when it fits, else wherever it fits. */
 function columnPlacement(x, w) {
   if (Number.isInteger(x) && x >= 0 && x + w <= 24) return `${x + 1} / span ${w}`;
   return `span ${w}`;
-}
-
-/** A variable's value as text in a query. */
-export function formatVariable(v, fmt) {
-  const def = v.def;
-  const isAll = v.selected.includes('$__all');
-  const values = isAll ? v.options : v.selected;
-  if (fmt === 'raw') return values.join(',');
-  if (isAll && def.allValue) return def.allValue;
-  if (isAll && !def.allValue && (def.multi || def.includeAll)) return '.*';
-  if (def.multi || def.includeAll) {
-    const esc = values.map((x) => x.replace(/[\\^$.|?*+()[\]{}]/g, '\\\\$&'));
-    return esc.length === 1 ? esc[0] : `(${esc.join('|')})`;
-  }
-  return values[0] ?? '';
 }
 
 // ---------------------------------------------------------------------------

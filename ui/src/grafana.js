@@ -38,18 +38,18 @@ export function fromGrafana(input) {
     tags: Array.isArray(g.tags) ? g.tags.map(String) : [],
     time: g.time && g.time.from ? { from: String(g.time.from), to: String(g.time.to || 'now') } : { from: 'now-1h', to: 'now' },
     refresh: typeof g.refresh === 'string' ? g.refresh : '',
-    variables: convertVariables((g.templating && g.templating.list) || []),
+    variables: convertVariables(g.templating && Array.isArray(g.templating.list) ? g.templating.list : []),
     rows: [],
   };
   if (Array.isArray(g.panels)) {
     out.rows = convertPanelList(g.panels);
   } else if (Array.isArray(g.rows)) {
-    out.rows = g.rows.map((r) => {
+    out.rows = g.rows.filter((r) => r && typeof r === 'object').map((r) => {
       const height = Math.max(4, Math.round((parseInt(r.height, 10) || 250) / 36));
       return {
         title: r.showTitle === false ? '' : r.title || '',
         collapsed: !!r.collapse,
-        panels: (r.panels || []).map((p) => convertPanel(p, { w: Math.round((p.span || 12) * 2), h: height })),
+        panels: (Array.isArray(r.panels) ? r.panels : []).filter((p) => p && typeof p === 'object').map((p) => convertPanel(p, { w: Math.round((p.span || 12) * 2), h: height })),
       };
     });
   }
@@ -65,7 +65,7 @@ export function sanitizeUid(s) {
 }
 
 function convertPanelList(panels) {
-  const sorted = [...panels].sort((a, b) => pos(a).y - pos(b).y || pos(a).x - pos(b).x);
+  const sorted = panels.filter((p) => p && typeof p === 'object').sort((a, b) => pos(a).y - pos(b).y || pos(a).x - pos(b).x);
   const rows = [];
   let current = null;
   for (const p of sorted) {
@@ -73,7 +73,7 @@ function convertPanelList(panels) {
       current = { title: p.title || '', collapsed: !!p.collapsed, panels: [] };
       rows.push(current);
       // A collapsed row keeps its panels inside itself.
-      for (const inner of [...(p.panels || [])].sort((a, b) => pos(a).y - pos(b).y || pos(a).x - pos(b).x)) {
+      for (const inner of (Array.isArray(p.panels) ? p.panels : []).filter((x) => x && typeof x === 'object').sort((a, b) => pos(a).y - pos(b).y || pos(a).x - pos(b).x)) {
         current.panels.push(convertPanel(inner, pos(inner)));
       }
       continue;
@@ -101,12 +101,13 @@ function convertPanel(p, gp) {
     type,
     title: p.title || '',
     description: p.description || undefined,
-    x: clamp(gp.x, 0, 23),
     width: clamp(gp.w, 1, 24),
     height: clamp(gp.h, 2, 60),
   };
+  // Grafana places panels by gridPos; old `rows` panels flow instead.
+  if (p.gridPos && typeof p.gridPos.x === 'number') out.x = clamp(p.gridPos.x, 0, 23);
   if (!TYPE_MAP[p.type]) out.originalType = p.type;
-  const targets = (p.targets || [])
+  const targets = (Array.isArray(p.targets) ? p.targets : [])
     .filter((t) => !t.hide && typeof t.expr === 'string' && t.expr.trim())
     .filter((t) => !(t.datasource && typeof t.datasource === 'object' && t.datasource.type && !/prometheus|osprey/i.test(t.datasource.type)))
     .map((t) => {

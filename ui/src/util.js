@@ -307,7 +307,9 @@ export function cssColor(c) {
 /** The threshold colour for `v`: the last step whose value is <= v. */
 export function thresholdColor(thresholds, v) {
   let color = null;
-  for (const t of thresholds || []) {
+  if (!Array.isArray(thresholds)) return null;
+  for (const t of thresholds) {
+    if (!t || typeof t !== 'object') continue;
     if (t.value === null || t.value === undefined || v >= t.value) color = t.color;
   }
   return color ? cssColor(color) : null;
@@ -320,4 +322,22 @@ export function debounce(f, ms) {
     clearTimeout(t);
     t = setTimeout(() => f(...args), ms);
   };
+}
+
+/**
+ * A dashboard variable's value as text in a query. `v` is {def, options, selected}; several values become `(a|b)` with
+ * regex metacharacters escaped for a PromQL string.
+ */
+export function formatVariable(v, fmt) {
+  const def = v.def;
+  const isAll = v.selected.includes('$__all');
+  const values = isAll ? v.options : v.selected;
+  if (fmt === 'raw') return values.join(',');
+  if (isAll && def.allValue) return def.allValue;
+  if (isAll && !def.allValue && (def.multi || def.includeAll)) return '.*';
+  if (def.multi || def.includeAll) {
+    const esc = values.map((x) => x.replace(/[\\^$.|?*+()[\]{}]/g, '\\\\$&'));
+    return esc.length === 1 ? esc[0] : `(${esc.join('|')})`;
+  }
+  return values[0] ?? '';
 }

@@ -5,6 +5,9 @@
 //! refusing bad input, provisioning from the config and re-reading
 //! provisioned files when they change.
 //!
+//! `ui/test/unit.mjs` (the UI's pure functions: units, variables,
+//! autocomplete context, Grafana conversion) runs under `node --test`.
+//!
 //! The browser test needs `node`, `chromium` and `ui/node_modules`
 //! (`npm ci` in `ui/`); without them it prints why and returns, unless
 //! `OSPREY_REQUIRE_EXTERNAL=1`, where it fails.
@@ -379,6 +382,41 @@ fn browser_end_to_end() {
         screenshots.join("explorer-graph.png").is_file(),
         "no screenshot written"
     );
+}
+
+#[test]
+fn ui_unit_tests_in_node() {
+    if !require("node (Node.js)", command_works("node", "--version")) {
+        return;
+    }
+    let root = repo_root();
+    let mut child = Command::new("node")
+        .args(["--test", "test/unit.mjs"])
+        .current_dir(root.join("ui"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn node");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait node") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node --test did not finish in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut output = String::new();
+    if let Some(mut s) = child.stdout.take() {
+        let _ = s.read_to_string(&mut output);
+    }
+    if let Some(mut s) = child.stderr.take() {
+        let _ = s.read_to_string(&mut output);
+    }
+    assert!(status.success(), "UI unit tests failed:\n{output}");
+    assert!(output.contains("# fail 0"), "{output}");
 }
 
 /// The absolute path of a program on PATH.
