@@ -134,6 +134,8 @@ export function timeChart(container, opts) {
     container,
   );
   if (legend) container.append(legend.element);
+  // Until the pointer is over the chart, the legend shows the latest values.
+  else if (opts.legend !== false && xs.length) u.setLegend({ idx: xs.length - 1 });
   const ro = new ResizeObserver(() => {
     const w = Math.max(container.clientWidth, 200);
     if (Math.abs(w - u.width) > 2) u.setSize({ width: w, height: u.height });

@@ -185,8 +185,8 @@ class DashboardView {
       this.writeUrl();
       this.schedule();
     });
-    const actions = [el('button', { onclick: () => this.refreshAll(), title: 'Run the queries again' }, 'Refresh'), el('button', { onclick: () => this.saveAs() }, 'Save as'), el('button', { onclick: () => this.editJson() }, 'JSON')];
-    if (this.meta.source === 'saved') actions.push(el('button', { class: 'danger', onclick: () => this.remove() }, 'Delete'));
+    const actions = [el('button', { onclick: () => this.refreshAll(), title: 'Run the queries again' }, 'Refresh'), el('button', { id: 'save-open', onclick: () => this.saveAs() }, 'Save as'), el('button', { onclick: () => this.editJson() }, 'JSON')];
+    if (this.meta.source === 'saved') actions.push(el('button', { class: 'danger', id: 'delete-open', onclick: () => this.remove() }, 'Delete'));
     this.varBar = el('div', { class: 'variables' });
     this.notice = el('div', {});
     this.rowsBox = el('div', { class: 'rows' });
@@ -546,19 +546,42 @@ class DashboardView {
     this.setRange(new Date(fromS * 1000).toISOString(), new Date(toS * 1000).toISOString());
   }
 
-  async saveAs() {
-    const title = prompt('Title of the copy:', `${this.model.title || this.model.uid} (copy)`);
-    if (!title) return;
-    const uid = sanitizeUid(title.toLowerCase());
-    const copy = { ...this.model, uid, title, osprey: 1 };
-    copy.time = { from: this.from, to: this.to };
-    for (const v of copy.variables || []) if (this.vars[v.name]) v.current = this.vars[v.name].def.multi ? this.vars[v.name].selected : this.vars[v.name].selected[0];
-    try {
-      await api(`/api/osprey/dashboards/${uid}`, { method: 'PUT', json: copy });
-      navigate(`/d/${uid}`);
-    } catch (e) {
-      this.notice.replaceChildren(el('div', { class: 'error-box' }, `Saving failed: ${e.message}`));
-    }
+  saveAs() {
+    const title = el('input', { size: 40, value: `${this.model.title || this.model.uid} (copy)`, 'aria-label': 'Title of the copy', id: 'save-title' });
+    const uid = el('input', { size: 30, placeholder: 'from the title', 'aria-label': 'uid of the copy', id: 'save-uid' });
+    const err = el('div', {});
+    const save = async () => {
+      const name = title.value.trim();
+      if (!name) {
+        err.replaceChildren(el('div', { class: 'error-box' }, 'Give the copy a title.'));
+        return;
+      }
+      const newUid = sanitizeUid(uid.value.trim() || name.toLowerCase());
+      const copy = JSON.parse(JSON.stringify(this.model));
+      Object.assign(copy, { osprey: 1, uid: newUid, title: name, time: { from: this.from, to: this.to }, refresh: this.refresh });
+      for (const v of list(copy.variables)) {
+        const cur = v && this.vars[v.name];
+        if (cur) v.current = cur.def.multi ? cur.selected : cur.selected[0];
+      }
+      try {
+        await api(`/api/osprey/dashboards/${newUid}`, { method: 'PUT', json: copy });
+        navigate(`/d/${newUid}`);
+      } catch (e) {
+        err.replaceChildren(el('div', { class: 'error-box' }, `Saving failed: ${e.message}`));
+      }
+    };
+    title.addEventListener('keydown', (e) => e.key === 'Enter' && save());
+    this.notice.replaceChildren(
+      el(
+        'div',
+        { class: 'card save-as' },
+        el('h2', {}, 'Save a copy'),
+        el('p', { class: 'stats' }, 'The copy keeps the current time range and variable values and is stored in the data directory, where you can edit and delete it.'),
+        el('div', { class: 'filters' }, 'Title', title, 'uid', uid, el('button', { class: 'primary', id: 'save-submit', onclick: save }, 'Save'), el('button', { onclick: () => this.notice.replaceChildren() }, 'Cancel')),
+        err,
+      ),
+    );
+    title.focus();
   }
 
   editJson() {
@@ -592,14 +615,25 @@ class DashboardView {
     );
   }
 
-  async remove() {
-    if (!confirm(`Delete the dashboard "${this.model.title}"?`)) return;
-    try {
-      await api(`/api/osprey/dashboards/${this.model.uid}`, { method: 'DELETE' });
-      navigate('/dashboards');
-    } catch (e) {
-      this.notice.replaceChildren(el('div', { class: 'error-box' }, `Deleting failed: ${e.message}`));
-    }
+  remove() {
+    const really = async () => {
+      try {
+        await api(`/api/osprey/dashboards/${this.model.uid}`, { method: 'DELETE' });
+        navigate('/dashboards');
+      } catch (e) {
+        this.notice.replaceChildren(el('div', { class: 'error-box' }, `Deleting failed: ${e.message}`));
+      }
+    };
+    this.notice.replaceChildren(
+      el(
+        'div',
+        { class: 'card' },
+        `Delete the dashboard "${this.model.title || this.model.uid}"? This cannot be undone. `,
+        el('button', { class: 'danger', id: 'delete-confirm', onclick: really }, 'Delete'),
+        ' ',
+        el('button', { onclick: () => this.notice.replaceChildren() }, 'Cancel'),
+      ),
+    );
   }
 }
 

@@ -265,6 +265,25 @@ await check('system dashboard: page weight and time to first chart', async () =>
   await context.close();
 });
 
+await check('a built-in dashboard saved as a copy is editable and deletable', async () => {
+  const { context, page } = await newPage();
+  await page.goto(base + '/d/gpu?from=now-3h');
+  await page.waitForSelector('.panel');
+  await page.click('#save-open');
+  await page.fill('#save-title', 'My GPUs');
+  await page.click('#save-submit');
+  await page.waitForURL(/\/d\/my-gpus$/);
+  await renderDashboard(page);
+  const saved = await (await fetch(base + '/api/osprey/dashboards/my-gpus')).json();
+  if (saved.data.meta.source !== 'saved' || saved.data.dashboard.time.from !== 'now-3h') throw new Error(`saved copy: ${JSON.stringify(saved.data.meta)} ${JSON.stringify(saved.data.dashboard.time)}`);
+  await page.click('#delete-open');
+  await page.click('#delete-confirm');
+  await page.waitForURL(/\/dashboards$/);
+  if ((await fetch(base + '/api/osprey/dashboards/my-gpus')).status !== 404) throw new Error('the copy was not deleted');
+  noErrors(page, 'save as');
+  await context.close();
+});
+
 for (const uid of ['gpu', 'serving', 'training', 'alerts']) {
   await check(`built-in dashboard ${uid} renders`, async () => {
     const { context, page } = await newPage();
