@@ -221,7 +221,20 @@ export function renderExplorer(main) {
     graphControls.style.visibility = state.tab === 'graph' ? 'visible' : 'hidden';
     writeState(state);
     if (!state.expr) {
-      output.replaceChildren(el('div', { class: 'hint' }, 'Type an expression above, e.g. ', exampleLink('up'), ', ', exampleLink('rate(osprey_http_request_duration_seconds_count[5m])'), ' or ', exampleLink('sum by (job) (scrape_duration_seconds)'), '.'));
+      output.replaceChildren(
+        el('div', { class: 'hint' }, 'Type an expression above, e.g. ', exampleLink('up'), ', ', exampleLink('rate(osprey_http_request_duration_seconds_count[5m])'), ' or ', exampleLink('sum by (job) (scrape_duration_seconds)'), '.'),
+        el(
+          'div',
+          { class: 'start-cards' },
+          [
+            ['/d/system', 'System overview', 'CPU, memory, disk and network'],
+            ['/d/gpu', 'GPU', 'Utilisation, memory, temperature, power'],
+            ['/d/serving', 'Model serving', 'Request rate, latency, errors'],
+            ['/d/training', 'Training', 'Loss, accuracy, throughput'],
+            ['/d/alerts', 'Alerts overview', 'What is firing and pending'],
+          ].map(([href, title, text]) => el('a', { class: 'start-card', href }, el('strong', {}, title), el('span', {}, text))),
+        ),
+      );
       stats.textContent = '';
       return;
     }

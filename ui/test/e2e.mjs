@@ -109,6 +109,8 @@ const shot = (page, name) => page.screenshot({ path: join(out, `${name}.png`), f
 await check('explorer: autocomplete offers metric names', async () => {
   const { context, page } = await newPage();
   await page.goto(base + '/');
+  await page.waitForSelector('.start-card');
+  await shot(page, 'explorer-start');
   await page.click('textarea.expr');
   await page.keyboard.type('node_mem');
   await page.waitForSelector('.complete li:has-text("node_memory_MemAvailable_bytes")');
