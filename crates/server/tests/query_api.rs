@@ -914,6 +914,7 @@ async fn targets_with_scraping_started_name_the_pool_of_dropped_targets() {
         .start_scraping(server::scraping::ConfigSource::Embedded {
             name: "test".to_string(),
             text: text.to_string(),
+            rules: Vec::new(),
         })
         .await
         .expect("start scraping");
@@ -995,6 +996,7 @@ async fn metadata_endpoints_with_a_scraped_target() {
         .start_scraping(server::scraping::ConfigSource::Embedded {
             name: "test".to_string(),
             text,
+            rules: Vec::new(),
         })
         .await
         .expect("start scraping");
