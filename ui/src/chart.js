@@ -65,7 +65,8 @@ export function timeChart(container, opts) {
       stroke: color,
       width: 1.5,
       fill: opts.stacked ? alpha(color, 0.35) : opts.fill ? alpha(color, Math.min(opts.fill, 1)) : undefined,
-      points: { show: xs.length < 60 },
+      // Points where lines would not show: few steps, or a lone sample.
+      points: { show: xs.length < 60 || ys[i].filter((v) => v !== null).length <= 2 },
       spanGaps: false,
       // The legend shows the series' own value, not the stacked sum.
       value: (u, v, si, idx) => (idx === null || idx === undefined ? '' : fmt(ys[si - 1][idx])),

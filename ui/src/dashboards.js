@@ -803,6 +803,9 @@ function drawTable(p, results) {
     }
   }
   if (!rows.size) return noData(p);
+  // A metric name shared by every row says nothing; the title does that.
+  const names = new Set([...rows.values()].map((r) => r.metric.__name__));
+  if (names.size === 1) labelNames.delete('__name__');
   const labels = [...labelNames].sort((a, b) => (a === '__name__' ? -1 : b === '__name__' ? 1 : a.localeCompare(b)));
   const def = p.def;
   p.body.append(

@@ -2,7 +2,7 @@
 // reads the Prometheus v1 or Alertmanager v2 API and, when an endpoint is
 // not there (404), says so instead of failing.
 
-import { el, api, ApiError, ago, formatDuration, parseDuration, formatTime, debounce } from './util.js';
+import { el, api, ApiError, ago, formatDuration, parseDuration, formatTime, debounce, formatValue } from './util.js';
 
 function labelChips(labels, skip = []) {
   return el(
@@ -199,7 +199,7 @@ export async function renderAlerts(main) {
                   el('td', {}, labelChips(a.labels, ['alertname'])),
                   el('td', {}, Object.entries(a.annotations || {}).map(([k, v]) => el('div', {}, el('span', { class: 'tag' }, k), v))),
                   el('td', { title: a.activeAt ? formatTime(Date.parse(a.activeAt)) : '' }, ago(Date.parse(a.activeAt))),
-                  el('td', { class: 'num' }, a.value ?? ''),
+                  el('td', { class: 'num', title: a.value ?? '' }, isNaN(parseFloat(a.value)) ? a.value ?? '' : formatValue(parseFloat(a.value), 'none')),
                   el('td', {}, el('a', { href: silenceLink(a.labels), class: 'silence-link' }, 'Silence')),
                 ),
               ),

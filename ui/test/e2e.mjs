@@ -357,6 +357,40 @@ if (args.provisioned) {
   });
 }
 
+await check('alerts and rules pages show what the server evaluates', async () => {
+  const probe = await fetch(base + '/api/v1/alerts');
+  if (probe.status === 404) return 'skip';
+  // The test's rules fire within a few evaluations (1 s interval).
+  const deadline = Date.now() + 20000;
+  let alerts = [];
+  while (Date.now() < deadline) {
+    alerts = (await (await fetch(base + '/api/v1/alerts')).json()).data.alerts;
+    if (alerts.some((a) => a.state === 'firing') && alerts.some((a) => a.state === 'pending')) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  if (!alerts.length) throw new Error('the server reports no alerts');
+  const { context, page } = await newPage();
+  await page.goto(base + '/alerts');
+  await page.waitForSelector('tr.alert-row');
+  const firing = await page.$$eval('tr.alert-row .badge.firing', (b) => b.length);
+  const pendingRows = await page.$$eval('tr.alert-row .badge.pending', (b) => b.length);
+  if (!firing || !pendingRows) throw new Error(`firing rows ${firing}, pending rows ${pendingRows}`);
+  if (!/GPU \d is at/.test(await page.textContent('main'))) throw new Error('the summary annotation is not shown');
+  await shot(page, 'page-alerts');
+  await page.goto(base + '/rules');
+  await page.waitForSelector('details.group');
+  const text = await page.textContent('main');
+  for (const want of ['GpuHot', 'GpuHotForAnHour', 'job:dcgm_gpu_util:avg', 'DCGM_FI_DEV_GPU_TEMP > 40']) if (!text.includes(want)) throw new Error(`rules page lacks ${want}`);
+  await shot(page, 'page-rules');
+  await page.goto(base + '/d/alerts');
+  const panels = await renderDashboard(page);
+  const empty = panels.filter((p) => p.state !== 'done').map((p) => p.title);
+  await shot(page, 'dashboard-alerts-firing');
+  if (empty.length) throw new Error(`alerts dashboard panels without data: ${empty.join(', ')}`);
+  noErrors(page, 'alerts');
+  await context.close();
+});
+
 // ---------------------------------------------------------------------------
 // 5. A silence created in the UI appears in /api/v2/silences.
 

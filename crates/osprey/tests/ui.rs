@@ -48,14 +48,37 @@ fn command_works(program: &str, arg: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// A configuration that scrapes the server itself and provisions the
-/// dashboards in `provisioned/` next to it.
+/// Alert rules over the test data: one fires at once, one stays pending.
+const RULES: &str = r#"groups:
+  - name: ui-test
+    interval: 1s
+    rules:
+      - alert: GpuHot
+        expr: DCGM_FI_DEV_GPU_TEMP > 40
+        labels:
+          severity: page
+        annotations:
+          summary: "GPU {{ $labels.gpu }} is at {{ $value }} degrees"
+      - alert: GpuHotForAnHour
+        expr: DCGM_FI_DEV_GPU_TEMP > 40
+        for: 1h
+        labels:
+          severity: ticket
+        annotations:
+          summary: "GPU {{ $labels.gpu }} has been hot for a while"
+      - record: job:dcgm_gpu_util:avg
+        expr: avg by (job) (DCGM_FI_DEV_GPU_UTIL)
+"#;
+
+/// A configuration that scrapes the server itself, evaluates [`RULES`] and
+/// provisions the dashboards in `provisioned/` next to it.
 fn write_config(dir: &Path, addr: SocketAddr) -> PathBuf {
     let path = dir.join("osprey.yml");
+    std::fs::write(dir.join("rules.yml"), RULES).expect("write rules");
     std::fs::write(
         &path,
         format!(
-            "global:\n  scrape_interval: 15s\nscrape_configs:\n  - job_name: osprey\n    static_configs:\n      - targets: ['{addr}']\ndashboards:\n  paths:\n    - provisioned\n"
+            "global:\n  scrape_interval: 15s\nrule_files:\n  - rules.yml\nscrape_configs:\n  - job_name: osprey\n    static_configs:\n      - targets: ['{addr}']\ndashboards:\n  paths:\n    - provisioned\n"
         ),
     )
     .expect("write config");
