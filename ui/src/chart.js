@@ -119,6 +119,8 @@ export function timeChart(container, opts) {
       ],
       plugins,
       hooks: {
+        // Until the pointer is over the chart, the legend shows the latest values.
+        ready: [(u) => legend || opts.legend === false || !xs.length || u.setLegend({ idx: xs.length - 1 })],
         setSelect: [
           (u) => {
             if (u.select.width > 5 && opts.onZoom) {
@@ -135,8 +137,6 @@ export function timeChart(container, opts) {
     container,
   );
   if (legend) container.append(legend.element);
-  // Until the pointer is over the chart, the legend shows the latest values.
-  else if (opts.legend !== false && xs.length) u.setLegend({ idx: xs.length - 1 });
   const ro = new ResizeObserver(() => {
     const w = Math.max(container.clientWidth, 200);
     if (Math.abs(w - u.width) > 2) u.setSize({ width: w, height: u.height });

@@ -730,11 +730,17 @@ function drawStat(p, results) {
   if (!values.length) return noData(p);
   const def = p.def;
   const box = el('div', { class: 'stat' });
-  const size = Math.max(14, Math.min(40, (p.body.clientHeight || 120) / (values.length > 3 ? 3.5 : 2.4)));
+  const texts = values.map((v) => formatValue(v.value, def.unit, def.decimals));
+  // As large as the panel's height allows, but never wider than the panel.
+  const longest = Math.max(...texts.map((t) => t.length), 1);
+  const perRow = Math.min(values.length, 4);
+  const byWidth = ((p.body.clientWidth || 200) - 16) / perRow / (0.62 * longest);
+  const byHeight = (p.body.clientHeight || 120) / (values.length > 3 ? 3.5 : 2.4);
+  const size = Math.max(12, Math.min(40, byHeight, byWidth));
   const line = el('div', { class: 'stat-values' });
-  for (const v of values) {
+  for (const [i, v] of values.entries()) {
     const color = thresholdColor(def.thresholds, v.value) || '#1d232b';
-    line.append(el('div', {}, el('div', { class: 'stat-value', style: { color, fontSize: `${size}px` } }, formatValue(v.value, def.unit, def.decimals)), v.name && values.length > 1 ? el('div', { class: 'stat-name' }, v.name) : null));
+    line.append(el('div', {}, el('div', { class: 'stat-value', style: { color, fontSize: `${size}px` } }, texts[i]), v.name && values.length > 1 ? el('div', { class: 'stat-name' }, v.name) : null));
   }
   box.append(line);
   if (values.length === 1) {
