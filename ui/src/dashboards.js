@@ -250,22 +250,30 @@ class DashboardView {
   // Variables --------------------------------------------------------------
 
   async loadVariables() {
+    // A query variable set to "All" expands without its options, so its
+    // options load alongside the panels' queries instead of before them.
+    const later = [];
     for (const def of list(this.model.variables)) {
       if (!def || typeof def !== 'object' || !def.name) continue;
       const v = { def, options: [], selected: [] };
       this.vars[def.name] = v;
-      try {
-        v.options = await this.variableOptions(def);
-      } catch (e) {
-        v.error = e.message;
-      }
       const fromUrl = this.urlVars[def.name];
-      const cur = def.current === undefined ? [] : [].concat(def.current);
-      const wanted = fromUrl || cur;
+      const wanted = fromUrl || (def.current === undefined ? [] : [].concat(def.current).map(String));
+      const load = this.variableOptions(def).then(
+        (options) => (v.options = options),
+        (e) => (v.error = e.message),
+      );
+      if (def.type === 'query' && def.includeAll && wanted.length === 1 && wanted[0] === '$__all') {
+        v.selected = ['$__all'];
+        later.push(load);
+        continue;
+      }
+      await load;
       v.selected = wanted.filter((x) => x === '$__all' || v.options.includes(x) || def.type === 'textbox' || def.type === 'constant');
       if (!v.selected.length) v.selected = def.includeAll ? ['$__all'] : v.options.length ? [v.options[0]] : def.type === 'textbox' ? [def.query || ''] : [];
     }
     this.drawVariables();
+    if (later.length) Promise.all(later).then(() => this.drawVariables());
   }
 
   async variableOptions(def) {
