@@ -456,6 +456,8 @@ await check('alerts, rules and silences pages render the documented API shapes',
   await page.route('**/api/v2/silences', async (r) => {
     if (r.request().method() === 'POST') {
       posted = r.request().postDataJSON();
+      const i = silences.findIndex((x) => x.id === posted.id);
+      if (i >= 0) silences.splice(i, 1);
       silences.push({ id: 'b1a3c9d2', status: { state: 'active' }, updatedAt: new Date().toISOString(), ...posted });
       return r.fulfill({ json: { silenceID: 'b1a3c9d2' } });
     }
@@ -481,6 +483,17 @@ await check('alerts, rules and silences pages render the documented API shapes',
   if (isNaN(Date.parse(posted.startsAt)) || Date.parse(posted.endsAt) <= Date.parse(posted.startsAt)) throw new Error(`posted times ${posted.startsAt} ${posted.endsAt}`);
   if (posted.createdBy !== 'e2e test' || posted.comment !== 'maintenance on GPU 0') throw new Error('createdBy/comment not posted');
   await shot(page, 'page-silences-documented-shape');
+  // Edit it: the form comes back filled in and the post carries the id.
+  posted = null;
+  await page.click('table.silences button:has-text("Edit")');
+  await page.waitForSelector('.silence-form');
+  if ((await page.inputValue('textarea[aria-label="Comment"]')) !== 'maintenance on GPU 0') throw new Error('edit form not filled in');
+  await page.fill('textarea[aria-label="Comment"]', 'maintenance on GPU 0, extended');
+  await page.fill('input[aria-label="Duration"]', '4h');
+  await page.click('.silence-form button.primary');
+  await page.waitForFunction(() => !document.querySelector('.silence-form'));
+  if (!posted || posted.id !== 'b1a3c9d2' || posted.comment !== 'maintenance on GPU 0, extended') throw new Error(`edit posted ${JSON.stringify(posted)}`);
+  if (Math.abs(Date.parse(posted.endsAt) - Date.parse(posted.startsAt) - 4 * 3600000) > 1000) throw new Error('the new duration was not applied');
   // Expire it: DELETE /api/v2/silence/{id}, then the active list is empty.
   let deleted = null;
   await page.route('**/api/v2/silence/*', async (r) => {
