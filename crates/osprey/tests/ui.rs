@@ -580,7 +580,7 @@ fn dashboards_api_saves_provisions_and_refuses_bad_input() {
         let (status, body) = http(addr, "GET", page, &[], &[]).expect("page");
         assert_eq!(status, 200, "{page}");
         assert!(
-            String::from_utf8_lossy(&body).contains("/ui/app.js"),
+            String::from_utf8_lossy(&body).contains("/app.js\""),
             "{page}"
         );
     }
@@ -590,6 +590,19 @@ fn dashboards_api_saves_provisions_and_refuses_bad_input() {
     assert!(body.len() > 20_000, "uPlot is {} bytes", body.len());
     let (status, _) = http(addr, "GET", "/ui/nope.js", &[], &[]).expect("missing asset");
     assert_eq!(status, 404);
+    // index.html names the versioned asset prefix; files under it exist.
+    let (_, index) = http(addr, "GET", "/", &[], &[]).expect("index");
+    let index = String::from_utf8_lossy(&index).to_string();
+    let start = index
+        .find("/ui/v-")
+        .expect("versioned asset prefix in index.html");
+    let id: String = index[start + "/ui/v-".len()..]
+        .chars()
+        .take_while(|c| *c != '/')
+        .collect();
+    let prefix = format!("/ui/v-{id}/");
+    let (status, _) = http(addr, "GET", &format!("{prefix}app.js"), &[], &[]).expect("versioned");
+    assert_eq!(status, 200, "{prefix}app.js");
     let gzip = [("Accept-Encoding", "gzip")];
     let (status, body) = http(addr, "GET", "/ui/app.js", &gzip, &[]).expect("gzip asset");
     assert_eq!(status, 200);

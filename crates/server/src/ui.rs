@@ -4,8 +4,9 @@
 //!   `build.rs`), embedded in the binary and served under `/ui/`. Every page
 //!   path (`/`, `/graph`, `/targets`, `/d/<uid>`, ...) answers the same
 //!   `index.html`; the browser routes. Text assets are gzipped once, on first
-//!   use, and sent compressed to clients that accept gzip; every asset has an
-//!   `ETag` so a reload costs a 304.
+//!   use, and sent compressed to clients that accept gzip. `index.html`
+//!   names the other files under `/ui/v-<hash of all files>/`, which are
+//!   cached for good; everything also has an `ETag`.
 //! - `/api/osprey/dashboards` lists, reads, saves and deletes dashboards in
 //!   the model of `docs/format/dashboard.md`: built-in ones (embedded),
 //!   provisioned ones (files named in the config's `dashboards:` section,
@@ -69,29 +70,56 @@ struct Asset {
     content_type: &'static str,
 }
 
-/// The assets, prepared on first use.
+impl Asset {
+    fn new(name: &str, bytes: &'static [u8]) -> Asset {
+        let content_type = content_type(name);
+        let gzip = if content_type.starts_with("image/png") {
+            None
+        } else {
+            gzip(bytes).filter(|z| z.len() < bytes.len())
+        };
+        let etag = format!("\"{:016x}\"", fnv1a(bytes));
+        Asset {
+            bytes,
+            gzip,
+            etag,
+            content_type,
+        }
+    }
+}
+
+/// A hash of every embedded file: the versioned asset prefix
+/// `/ui/v-<hash>/`, which browsers may cache for good because its content
+/// never changes under that name.
+fn build_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        let mut all = Vec::new();
+        for (name, bytes) in assets::ASSETS {
+            all.extend_from_slice(name.as_bytes());
+            all.extend_from_slice(&fnv1a(bytes).to_le_bytes());
+        }
+        format!("{:012x}", fnv1a(&all) & 0xffff_ffff_ffff)
+    })
+}
+
+/// The assets, prepared on first use. `index.html` refers to the others
+/// under the versioned prefix; module imports are relative, so they
+/// inherit it.
 fn prepared() -> &'static [(&'static str, Asset)] {
     static PREPARED: OnceLock<Vec<(&'static str, Asset)>> = OnceLock::new();
     PREPARED.get_or_init(|| {
         assets::ASSETS
             .iter()
             .map(|&(name, bytes)| {
-                let content_type = content_type(name);
-                let gzip = if content_type.starts_with("image/png") {
-                    None
+                if name == "index.html" {
+                    let text = String::from_utf8_lossy(bytes)
+                        .replace("\"/ui/", &format!("\"/ui/v-{}/", build_id()));
+                    let leaked: &'static [u8] = Box::leak(text.into_bytes().into_boxed_slice());
+                    (name, Asset::new(name, leaked))
                 } else {
-                    gzip(bytes).filter(|z| z.len() < bytes.len())
-                };
-                let etag = format!("\"{:016x}\"", fnv1a(bytes));
-                (
-                    name,
-                    Asset {
-                        bytes,
-                        gzip,
-                        etag,
-                        content_type,
-                    },
-                )
+                    (name, Asset::new(name, bytes))
+                }
             })
             .collect()
     })
@@ -133,16 +161,22 @@ async fn asset(UrlPath(path): UrlPath<String>, headers: HeaderMap) -> Response {
     serve_asset(&path, &headers)
 }
 
-fn serve_asset(name: &str, headers: &HeaderMap) -> Response {
+/// Serves one embedded file. Under this build's versioned prefix it may be
+/// cached forever; under a plain or an older prefix it is revalidated (an
+/// old page still gets today's file rather than a 404).
+fn serve_asset(path: &str, headers: &HeaderMap) -> Response {
+    let (name, cache) = match path.strip_prefix("v-").and_then(|p| p.split_once('/')) {
+        Some((id, rest)) if id == build_id() => (rest, "public, max-age=31536000, immutable"),
+        Some((_, rest)) => (rest, "no-cache"),
+        None => (path, "no-cache"),
+    };
     let Some((_, asset)) = prepared().iter().find(|(n, _)| *n == name) else {
         return (StatusCode::NOT_FOUND, "not found\n").into_response();
     };
-    // uPlot's file name is fixed per version (the lock pins it); our own
-    // files change with every build, so the browser revalidates them.
-    let cache = if name.starts_with("vendor/") {
-        "public, max-age=86400"
-    } else {
+    let cache = if name == "index.html" {
         "no-cache"
+    } else {
+        cache
     };
     let mut response_headers = HeaderMap::new();
     response_headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
