@@ -6,14 +6,14 @@ import { el } from './util.js';
 import { renderExplorer } from './explorer.js';
 
 const pages = [
-  { re: /^\/(graph)?$/, nav: 'explore', load: async () => renderExplorer },
+  { re: /^\/(?:graph|query)?$/, nav: 'explore', load: async () => renderExplorer },
   { re: /^\/dashboards$/, nav: 'dashboards', load: async () => (await import('./dashboards.js')).renderDashboardList },
   { re: /^\/d\/([A-Za-z0-9_-]+)$/, nav: 'dashboards', load: async () => (await import('./dashboards.js')).renderDashboard },
   { re: /^\/targets$/, nav: 'targets', load: async () => (await import('./pages.js')).renderTargets },
   { re: /^\/rules$/, nav: 'rules', load: async () => (await import('./pages.js')).renderRules },
   { re: /^\/alerts$/, nav: 'alerts', load: async () => (await import('./pages.js')).renderAlerts },
   { re: /^\/silences$/, nav: 'silences', load: async () => (await import('./pages.js')).renderSilences },
-  { re: /^\/status$/, nav: 'status', load: async () => (await import('./pages.js')).renderStatus },
+  { re: /^\/(?:status|config|flags|tsdb-status)$/, nav: 'status', load: async () => (await import('./pages.js')).renderStatus },
 ];
 
 let cleanup = null;

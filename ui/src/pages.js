@@ -447,4 +447,7 @@ export async function renderStatus(main) {
       );
     }, (e) => fail(tsdb, e)),
   ]);
+  // Prometheus's /config, /flags and /tsdb-status land on their section.
+  const section = { '/config': config, '/flags': flags, '/tsdb-status': tsdb }[location.pathname];
+  if (section) section.scrollIntoView();
 }

@@ -576,7 +576,15 @@ fn dashboards_api_saves_provisions_and_refuses_bad_input() {
 
     // The UI itself: every page path answers the app; assets are gzipped
     // for clients that take it and revalidate with an ETag.
-    for page in ["/", "/graph", "/targets", "/d/system", "/silences"] {
+    for page in [
+        "/",
+        "/graph",
+        "/query",
+        "/targets",
+        "/d/system",
+        "/silences",
+        "/tsdb-status",
+    ] {
         let (status, body) = http(addr, "GET", page, &[], &[]).expect("page");
         assert_eq!(status, 200, "{page}");
         assert!(

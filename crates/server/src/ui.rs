@@ -49,10 +49,16 @@ pub(crate) fn routes() -> Router<AppState> {
         )
 }
 
-/// Paths the browser routes; each answers `index.html`.
+/// Paths the browser routes; each answers `index.html`. `/query`,
+/// `/config`, `/flags` and `/tsdb-status` are Prometheus's own page paths,
+/// so bookmarks keep working.
 const PAGES: &[&str] = &[
     "/",
     "/graph",
+    "/query",
+    "/config",
+    "/flags",
+    "/tsdb-status",
     "/targets",
     "/rules",
     "/alerts",
