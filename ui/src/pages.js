@@ -448,6 +448,6 @@ export async function renderStatus(main) {
     }, (e) => fail(tsdb, e)),
   ]);
   // Prometheus's /config, /flags and /tsdb-status land on their section.
-  const section = { '/config': config, '/flags': flags, '/tsdb-status': tsdb }[location.pathname];
-  if (section) section.scrollIntoView();
+  const target = { '/config': config, '/flags': flags, '/tsdb-status': tsdb }[location.pathname];
+  if (target) target.scrollIntoView();
 }

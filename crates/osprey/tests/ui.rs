@@ -413,6 +413,28 @@ fn ui_unit_tests_in_node() {
         return;
     }
     let root = repo_root();
+    // Every module parses (a syntax error would blank its pages).
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(root.join("ui/src"))
+        .expect("ui/src")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "js"))
+        .collect();
+    sources.sort();
+    assert!(!sources.is_empty());
+    for source in &sources {
+        let out = Command::new("node")
+            .arg("--check")
+            .arg(source)
+            .output()
+            .expect("node --check");
+        assert!(
+            out.status.success(),
+            "{} does not parse:\n{}",
+            source.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let mut child = Command::new("node")
         .args(["--test", "test/unit.mjs"])
         .current_dir(root.join("ui"))
