@@ -192,7 +192,7 @@ class DashboardView {
     this.rowsBox = el('div', { class: 'rows' });
     this.main.replaceChildren(
       el('div', { class: 'dash-head' }, el('h1', {}, m.title || m.uid), el('span', { class: 'spacer' }), rangeSel, custom, refreshSel, ...actions),
-      m.description ? el('div', { class: 'stats dash-desc' }, m.description) : null,
+      m.description ? el('div', { class: 'stats dash-desc' }, String(m.description)) : '',
       this.notice,
       this.varBar,
       this.rowsBox,

@@ -83,8 +83,13 @@ async function newPage(viewport = { width: 1400, height: 900 }) {
   return { context, page };
 }
 
-function noErrors(page, where) {
+async function noErrors(page, where) {
   if (page.errors.length) throw new Error(`${where}: ${page.errors.join(' | ')}`);
+  // Leaked JavaScript values are what a person would spot first.
+  const junk = await page.evaluate(() =>
+    document.body.innerText.split('\n').map((l) => l.trim()).filter((l) => ['null', 'undefined', '[object Object]', 'NaN'].includes(l)),
+  );
+  if (junk.length) throw new Error(`${where}: the page shows ${JSON.stringify(junk)}`);
 }
 
 /** Counts coloured (non-grey, opaque) pixels of the first matching canvas. */
@@ -125,7 +130,7 @@ await check('explorer: autocomplete offers metric names', async () => {
   await page.keyboard.press('Tab');
   const v = await page.inputValue('textarea.expr');
   if (v !== 'node_cpu_seconds_total{mode="user') throw new Error(`completion gave ${JSON.stringify(v)}`);
-  noErrors(page, 'explorer');
+  await noErrors(page, 'explorer');
   await context.close();
 });
 
@@ -171,7 +176,7 @@ await check('explorer: a typed query draws a chart that is not blank', async () 
   await page.click('button.tab:has-text("Table")');
   await page.waitForSelector('table.result-table tbody tr');
   await shot(page, 'explorer-table');
-  noErrors(page, 'explorer');
+  await noErrors(page, 'explorer');
   await context.close();
 });
 
@@ -187,7 +192,7 @@ await check('explorer: a parse error is shown inline', async () => {
   await shot(page, 'explorer-error');
   // A 400 from the API is expected here; nothing else may fail.
   page.errors = page.errors.filter((e) => !/status of 400/.test(e));
-  noErrors(page, 'explorer error');
+  await noErrors(page, 'explorer error');
   await context.close();
 });
 
@@ -208,7 +213,7 @@ for (const [path, name, ready] of [
     await page.waitForSelector(ready);
     await page.waitForLoadState('networkidle');
     await shot(page, `page-${name}`);
-    noErrors(page, path);
+    await noErrors(page, path);
     await context.close();
   });
 }
@@ -273,7 +278,7 @@ await check('system dashboard: page weight and time to first chart', async () =>
   await renderDashboard(page);
   const failed = await page.$$eval('.panel[data-state=error]', (ps) => ps.length);
   if (failed) throw new Error(`${failed} panels failed after changing the range and host`);
-  noErrors(page, 'system dashboard');
+  await noErrors(page, 'system dashboard');
   await context.close();
 });
 
@@ -292,7 +297,7 @@ await check('a built-in dashboard saved as a copy is editable and deletable', as
   await page.click('#delete-confirm');
   await page.waitForURL(/\/dashboards$/);
   if ((await fetch(base + '/api/osprey/dashboards/my-gpus')).status !== 404) throw new Error('the copy was not deleted');
-  noErrors(page, 'save as');
+  await noErrors(page, 'save as');
   await context.close();
 });
 
@@ -307,7 +312,7 @@ for (const uid of ['gpu', 'serving', 'training', 'alerts']) {
     const empty = panels.filter((p) => p.state === 'nodata');
     if (uid !== 'alerts' && empty.length) throw new Error(`panels without data: ${empty.map((p) => p.title).join(', ')}`);
     await shot(page, `dashboard-${uid}`);
-    noErrors(page, uid);
+    await noErrors(page, uid);
     await context.close();
   });
 }
@@ -343,7 +348,7 @@ if (grafanaFile) {
     await shot(page, 'dashboard-grafana-import');
     const saved = await page.evaluate(async (u) => (await fetch('/api/osprey/dashboards/' + u)).status, new URL(page.url()).pathname.split('/').pop());
     if (saved !== 200) throw new Error(`imported dashboard not stored: ${saved}`);
-    noErrors(page, 'grafana import');
+    await noErrors(page, 'grafana import');
     await context.close();
   });
 }
@@ -362,7 +367,7 @@ if (args.provisioned) {
     await page.goto(base + href);
     await page.waitForSelector('.chart canvas');
     if (!(await page.inputValue('textarea.expr')).startsWith('sum by (status) (rate(http_requests_total{job=~".*"}[')) throw new Error('explorer did not get the interpolated query');
-    noErrors(page, 'provisioned');
+    await noErrors(page, 'provisioned');
     await context.close();
   });
 }
@@ -397,7 +402,7 @@ await check('alerts and rules pages show what the server evaluates', async () =>
   const empty = panels.filter((p) => p.state !== 'done').map((p) => p.title);
   await shot(page, 'dashboard-alerts-firing');
   if (empty.length) throw new Error(`alerts dashboard panels without data: ${empty.join(', ')}`);
-  noErrors(page, 'alerts');
+  await noErrors(page, 'alerts');
   await context.close();
 });
 
@@ -422,7 +427,7 @@ await check('silence created in the UI appears in /api/v2/silences', async () =>
   const list = await (await fetch(base + '/api/v2/silences')).json();
   const found = list.find((s) => s.comment === 'created by the browser test' && s.matchers.some((m) => m.name === 'alertname' && m.value === 'UiTestAlert'));
   if (!found) throw new Error('the silence is not in /api/v2/silences');
-  noErrors(page, 'silences');
+  await noErrors(page, 'silences');
   await context.close();
 });
 
@@ -522,7 +527,7 @@ await check('alerts, rules and silences pages render the documented API shapes',
   await page.waitForSelector('details.group');
   if (!(await page.textContent('main')).includes('DCGM_FI_DEV_GPU_TEMP > 90')) throw new Error('rule query not shown');
   await shot(page, 'page-rules-documented-shape');
-  noErrors(page, 'documented shapes');
+  await noErrors(page, 'documented shapes');
   await context.close();
 });
 
