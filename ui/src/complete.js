@@ -133,6 +133,18 @@ export function completionContext(text, pos) {
   return { kind: 'name', prefix, from };
 }
 
+/** The metric names a query reads (identifiers that are not functions or keywords). */
+export function metricsOf(expr) {
+  const words = new Set();
+  const skip = new Set([...Object.keys(FUNCTIONS), ...Object.keys(AGGREGATIONS), 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'offset', 'bool', 'and', 'or', 'unless', 'inf', 'nan']);
+  // Label matchers, strings and durations are not metric names.
+  const bare = expr.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, '""').replace(/\{[^}]*\}/g, '{}').replace(/\[[^\]]*\]/g, '[]').replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, '');
+  for (const m of bare.matchAll(/(?<![\w$.])([a-zA-Z_:][a-zA-Z0-9_:]*)\b(?!\s*\()/g)) {
+    if (!skip.has(m[1].toLowerCase()) && !/^\d/.test(m[1])) words.add(m[1]);
+  }
+  return [...words];
+}
+
 /** Cached lookups against the API. */
 class Source {
   constructor() {

@@ -5,6 +5,7 @@
 import { el, api, parseDuration, parseTime, formatDuration, autoStep, legendName, seriesName, formatValue, thresholdColor, PALETTE, debounce, formatVariable } from './util.js';
 import { timeChart, alignSeries, heatmap, sparkline, gaugeSvg, reduce } from './chart.js';
 import { isGrafana, fromGrafana, sanitizeUid } from './grafana.js';
+import { metricsOf } from './complete.js';
 import { navigate } from './app.js';
 
 /** The scrape interval `$__rate_interval` assumes (osprey's default). */
@@ -671,7 +672,10 @@ function rangeSeries(results) {
 }
 
 function noData(p) {
-  p.body.replaceChildren(el('div', { class: 'nodata' }, 'No data'));
+  const metrics = [...new Set(list(p.def.targets).flatMap((t) => (t && typeof t.expr === 'string' ? metricsOf(t.expr) : [])))];
+  p.body.replaceChildren(
+    el('div', { class: 'nodata' }, 'No data', metrics.length ? el('div', { class: 'nodata-hint' }, 'Reads ', metrics.slice(0, 3).join(', '), metrics.length > 3 ? ', …' : '') : null),
+  );
   return 'nodata';
 }
 

@@ -109,6 +109,32 @@ async function colouredPixels(page, selector) {
 const shot = (page, name) => page.screenshot({ path: join(out, `${name}.png`), fullPage: true });
 
 // ---------------------------------------------------------------------------
+// --smoke: a server on its embedded default (no configuration, no imported
+// data): every page and built-in dashboard loads without an error.
+
+if (args.smoke) {
+  for (const path of ['/', '/targets', '/rules', '/alerts', '/silences', '/status', '/dashboards', '/d/system', '/d/gpu', '/d/serving', '/d/training', '/d/alerts']) {
+    await check(`embedded default: ${path} loads without errors`, async () => {
+      const { context, page } = await newPage();
+      await page.goto(base + path);
+      await page.waitForLoadState('networkidle');
+      if (path.startsWith('/d/')) {
+        const panels = await renderDashboard(page);
+        const failed = panels.filter((p) => p.state === 'error');
+        if (failed.length) throw new Error(`panels failed: ${JSON.stringify(failed)}`);
+      }
+      await shot(page, `default${path === '/' ? '-explore' : path.replace(/\//g, '-')}`);
+      await noErrors(page, path);
+      await context.close();
+    });
+  }
+  await browser.close();
+  summary.failures = failures;
+  console.log('SUMMARY ' + JSON.stringify(summary));
+  process.exit(failures.length ? 1 : 0);
+}
+
+// ---------------------------------------------------------------------------
 // 1. Explorer: autocomplete, a typed query draws a chart, URL state, table, errors.
 
 await check('explorer: autocomplete offers metric names', async () => {

@@ -122,3 +122,11 @@ test('Grafana dashboards convert into the model', () => {
   assert.doesNotThrow(() => fromGrafana({ panels: [null, 3, { type: 'row' }, { type: 'graph', targets: {} }], templating: { list: {} } }));
   assert.equal(sanitizeUid('My board / v2'), 'My-board-v2');
 });
+
+test('metric names are found in queries for "no data" hints', async () => {
+  const { metricsOf } = await import('../src/complete.js');
+  assert.deepEqual(metricsOf('100 * (1 - sum(rate(node_cpu_seconds_total{mode="idle"}[$__rate_interval])) / count(count by (instance, cpu) (node_cpu_seconds_total)))'), ['node_cpu_seconds_total']);
+  assert.deepEqual(metricsOf('histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{job=~"$job"}[5m])))'), ['http_request_duration_seconds_bucket']);
+  assert.deepEqual(metricsOf('count(ALERTS{alertstate="firing"}) or vector(0)'), ['ALERTS']);
+  assert.deepEqual(metricsOf('a / on (x) group_left b'), ['a', 'b']);
+});

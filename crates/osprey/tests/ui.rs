@@ -305,26 +305,11 @@ fn get_json(addr: SocketAddr, path: &str) -> (u16, serde_json::Value) {
 
 #[test]
 fn browser_end_to_end() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let root = repo_root();
-    if !require("node (Node.js)", command_works("node", "--version")) {
+    let Some(chromium_path) = browser_prerequisites() else {
         return;
-    }
-    let chromium = std::env::var("OSPREY_CHROMIUM").unwrap_or_else(|_| "chromium".to_string());
-    if !require(
-        "chromium (apt-get install chromium)",
-        command_works(&chromium, "--version"),
-    ) {
-        return;
-    }
-    let chromium_path = which(&chromium).unwrap_or_else(|| PathBuf::from(&chromium));
-    if !require(
-        "ui/node_modules/playwright-core (run `npm ci` in ui/)",
-        root.join("ui/node_modules/playwright-core/package.json")
-            .is_file(),
-    ) {
-        return;
-    }
-
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let addr = free_addr();
     let config = write_config(dir.path(), addr);
@@ -345,55 +330,18 @@ fn browser_end_to_end() {
     .expect("write provisioned dashboard");
 
     let screenshots = root.join("target/ui-screenshots");
-    let mut child = Command::new("node")
-        .arg(root.join("ui/test/e2e.mjs"))
-        .args(["--base", &format!("http://{addr}")])
-        .arg("--out")
-        .arg(&screenshots)
-        .arg("--chromium")
-        .arg(&chromium_path)
-        .arg("--grafana")
-        .arg(root.join("ui/test/grafana-dashboard.json"))
-        .args(["--provisioned", "grafana-provisioned"])
-        .current_dir(root.join("ui"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn node");
-    // The browser checks take about half a minute; four minutes bound a hang.
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait node") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut stdout = String::new();
-    let mut stderr = String::new();
-    if let Some(mut s) = child.stdout.take() {
-        let _ = s.read_to_string(&mut stdout);
-    }
-    if let Some(mut s) = child.stderr.take() {
-        let _ = s.read_to_string(&mut stderr);
-    }
-    println!("{stdout}");
-    eprintln!("{stderr}");
+    let provisioned = ["--provisioned", "grafana-provisioned"];
+    let grafana = root.join("ui/test/grafana-dashboard.json");
+    let extra: Vec<&std::ffi::OsStr> = vec![
+        "--grafana".as_ref(),
+        grafana.as_os_str(),
+        provisioned[0].as_ref(),
+        provisioned[1].as_ref(),
+    ];
+    let (ok, stdout) = run_e2e(addr, &chromium_path, &screenshots, &extra);
     let log = server.log_text();
     server.kill();
-    let Some(status) = status else {
-        panic!(
-            "the browser test did not finish in 4 minutes:\n{stdout}\n{stderr}\nserver log:\n{log}"
-        );
-    };
-    assert!(
-        status.success(),
-        "browser checks failed:\n{stdout}\n{stderr}\nserver log:\n{log}"
-    );
+    assert!(ok, "browser checks failed:\n{stdout}\nserver log:\n{log}");
     let summary = stdout
         .lines()
         .find_map(|l| l.strip_prefix("SUMMARY "))
@@ -462,6 +410,111 @@ fn ui_unit_tests_in_node() {
     }
     assert!(status.success(), "UI unit tests failed:\n{output}");
     assert!(output.contains("# fail 0"), "{output}");
+}
+
+/// Runs `ui/test/e2e.mjs` against the server at `addr` (at most four
+/// minutes); returns whether every check passed, and its output.
+fn run_e2e(
+    addr: SocketAddr,
+    chromium: &Path,
+    screenshots: &Path,
+    extra: &[&std::ffi::OsStr],
+) -> (bool, String) {
+    let root = repo_root();
+    let mut child = Command::new("node")
+        .arg(root.join("ui/test/e2e.mjs"))
+        .args(["--base", &format!("http://{addr}")])
+        .arg("--out")
+        .arg(screenshots)
+        .arg("--chromium")
+        .arg(chromium)
+        .args(extra)
+        .current_dir(root.join("ui"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn node");
+    // The browser checks take under a minute; four minutes bound a hang.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait node") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut output = String::new();
+    if let Some(mut s) = child.stdout.take() {
+        let _ = s.read_to_string(&mut output);
+    }
+    if let Some(mut s) = child.stderr.take() {
+        let _ = s.read_to_string(&mut output);
+    }
+    println!("{output}");
+    match status {
+        Some(status) => (status.success(), output),
+        None => (
+            false,
+            format!("{output}\n(the browser test did not finish in 4 minutes)"),
+        ),
+    }
+}
+
+/// The browser test's prerequisites: the path of chromium, or None (after
+/// printing why) when something is missing.
+fn browser_prerequisites() -> Option<PathBuf> {
+    if !require("node (Node.js)", command_works("node", "--version")) {
+        return None;
+    }
+    let chromium = std::env::var("OSPREY_CHROMIUM").unwrap_or_else(|_| "chromium".to_string());
+    if !require(
+        "chromium (apt-get install chromium)",
+        command_works(&chromium, "--version"),
+    ) {
+        return None;
+    }
+    if !require(
+        "ui/node_modules/playwright-core (run `npm ci` in ui/)",
+        repo_root()
+            .join("ui/node_modules/playwright-core/package.json")
+            .is_file(),
+    ) {
+        return None;
+    }
+    Some(which(&chromium).unwrap_or_else(|| PathBuf::from(&chromium)))
+}
+
+/// One browser test at a time: two Chromiums on two cores would skew the
+/// timings the end-to-end test reports.
+static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn browser_on_the_embedded_default() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(chromium) = browser_prerequisites() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = free_addr();
+    let server = Server::start(
+        &dir.path().join("data"),
+        addr,
+        &dir.path().join("server.log"),
+    );
+    let screenshots = repo_root().join("target/ui-screenshots");
+    let (ok, output) = run_e2e(
+        addr,
+        &chromium,
+        &screenshots,
+        &["--smoke".as_ref(), "1".as_ref()],
+    );
+    let log = server.log_text();
+    server.kill();
+    assert!(ok, "browser checks failed:\n{output}\nserver log:\n{log}");
 }
 
 /// The absolute path of a program on PATH.
