@@ -54,6 +54,12 @@ pub trait Appendable: Send + Sync {
     fn appender(&self) -> Box<dyn Appender + '_>;
 }
 
+/// An opaque reference to a stored series that an appender handed out, so
+/// a caller appending to the same series again and again (a scrape loop)
+/// can skip finding it by its labels. Only the store that made it
+/// understands it.
+pub type SeriesHandle = std::sync::Arc<dyn std::any::Any + Send + Sync>;
+
 /// Stages samples and commits them atomically.
 pub trait Appender: Send {
     /// Stages one float sample. Validates the labels; nothing becomes
@@ -67,6 +73,26 @@ pub trait Appender: Send {
     /// is the ingest hot path.
     fn append_pairs(&mut self, pairs: &[(&str, &str)], t: i64, v: f64) -> Result<()> {
         self.append(&Labels::from_pairs(pairs.iter().copied()), t, v)
+    }
+
+    /// Like [`Appender::append`], and returns a handle for the series when
+    /// the store has them (see [`SeriesHandle`]).
+    fn append_with_handle(
+        &mut self,
+        labels: &Labels,
+        t: i64,
+        v: f64,
+    ) -> Result<Option<SeriesHandle>> {
+        self.append(labels, t, v).map(|()| None)
+    }
+
+    /// Stages one sample for the series of `handle`. `Ok(false)` stages
+    /// nothing: the handle is not this store's or its series is gone (the
+    /// store dropped it while it had no data); the caller appends by
+    /// labels instead.
+    fn append_handle(&mut self, handle: &SeriesHandle, t: i64, v: f64) -> Result<bool> {
+        let _ = (handle, t, v);
+        Ok(false)
     }
 
     /// Makes everything staged durable and visible. After `Ok` the samples

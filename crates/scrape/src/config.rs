@@ -1215,6 +1215,18 @@ impl Reader<'_> {
                 "file service discovery config must contain at least one path name",
             ));
         }
+        // As in Prometheus, relative paths are relative to the directory of
+        // the configuration file.
+        if let Some(base) = std::path::Path::new(self.file)
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+        {
+            for file in &mut config.files {
+                if std::path::Path::new(file.as_str()).is_relative() {
+                    *file = base.join(file.as_str()).display().to_string();
+                }
+            }
+        }
         Ok(config)
     }
 

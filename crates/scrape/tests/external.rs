@@ -158,9 +158,16 @@ async fn python_prometheus_client_app() {
             && store.samples("up", &[("job", "text")]).len() >= 2
     })
     .await;
-    for target in manager.targets().active {
-        assert_eq!(target.last_error, "", "{}", target.scrape_pool);
-    }
+    // A scrape of the Python app can miss the 90 ms timeout on a loaded
+    // machine; what matters is that both formats scrape cleanly.
+    wait_until(WAIT, "both targets scraped without error", || {
+        manager
+            .targets()
+            .active
+            .iter()
+            .all(|target| target.last_error.is_empty())
+    })
+    .await;
 
     // Known values, in both formats.
     for job in ["om", "text"] {

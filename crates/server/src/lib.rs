@@ -40,6 +40,7 @@ mod rw_decode;
 pub mod scraping;
 pub mod selector;
 pub mod testing;
+mod ui;
 
 pub use error::{ApiError, ErrorType};
 
@@ -230,11 +231,16 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status/tsdb", get(api::status_tsdb))
         .route("/api/v1/export", get(export::export).post(export::export))
         .route("/metrics", get(metrics::metrics_handler))
+        .merge(ui::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::observe_request,
         ));
     api.fallback(api::not_found)
+        // Clients that accept gzip (browsers, Prometheus, promtool) get API
+        // answers compressed, as Prometheus sends them: JSON of range
+        // queries shrinks about four times.
+        .layer(tower_http::compression::CompressionLayer::new())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             api::timeout,

@@ -452,6 +452,36 @@ impl Appender for DbAppender<'_> {
         Ok(())
     }
 
+    fn append_with_handle(
+        &mut self,
+        labels: &Labels,
+        t: i64,
+        v: f64,
+    ) -> Result<Option<model::storage::SeriesHandle>> {
+        self.append(labels, t, v)?;
+        Ok(self
+            .staged
+            .last()
+            .map(|(s, _, _)| s.clone() as model::storage::SeriesHandle))
+    }
+
+    fn append_handle(
+        &mut self,
+        handle: &model::storage::SeriesHandle,
+        t: i64,
+        v: f64,
+    ) -> Result<bool> {
+        let Ok(series) = handle.clone().downcast::<MemSeries>() else {
+            return Ok(false);
+        };
+        if !self.db.head.owns(&series) || !series.try_hold() {
+            return Ok(false);
+        }
+        self.held.push(series.clone());
+        self.staged.push((series, t, v));
+        Ok(true)
+    }
+
     fn append_pairs(&mut self, pairs: &[(&str, &str)], t: i64, v: f64) -> Result<()> {
         if pairs.is_empty() || !model::labels::pairs_are_normalized(pairs) {
             return self.append(&Labels::from_pairs(pairs.iter().copied()), t, v);

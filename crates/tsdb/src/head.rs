@@ -46,6 +46,15 @@ pub(crate) struct MemSeries {
     /// Appenders that staged samples for this series and have not committed
     /// or rolled back yet; garbage collection skips such series.
     pending: AtomicU32,
+    /// Set by garbage collection when it removes the series. An appender
+    /// holding a handle raises `pending` and then checks this flag, while
+    /// collection sets the flag and then checks `pending` (both SeqCst), so
+    /// one of them always sees the other: either the appender backs off or
+    /// the series stays.
+    removed: AtomicBool,
+    /// The head the series belongs to, so a handle from another store is
+    /// refused.
+    pub(crate) owner: u64,
     /// Whether a series record for this series is durably in the WAL.
     pub(crate) wal_logged: AtomicBool,
     data: Mutex<SeriesData>,
@@ -142,6 +151,17 @@ impl MemSeries {
 
     pub(crate) fn release_pending(&self) {
         self.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Marks the series pending for an appender that holds a handle to it;
+    /// false (and nothing held) when garbage collection removed it.
+    pub(crate) fn try_hold(&self) -> bool {
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        if self.removed.load(Ordering::SeqCst) {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+            return false;
+        }
+        true
     }
 
     /// Applies one committed sample. Returns whether it went out of order.
@@ -401,11 +421,17 @@ pub struct Head {
     min_time: AtomicI64,
     max_time: AtomicI64,
     block_range: i64,
+    /// Unique per head in the process (see `MemSeries::owner`).
+    owner: u64,
 }
+
+/// Hands out `Head::owner` values.
+static NEXT_HEAD: AtomicU64 = AtomicU64::new(1);
 
 impl Head {
     pub(crate) fn new(block_range: i64) -> Head {
         Head {
+            owner: NEXT_HEAD.fetch_add(1, Ordering::Relaxed),
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             index: RwLock::new(Index::default()),
             next_id: AtomicU64::new(1),
@@ -417,6 +443,11 @@ impl Head {
 
     pub(crate) fn block_range(&self) -> i64 {
         self.block_range
+    }
+
+    /// Whether `series` is one of this head's.
+    pub(crate) fn owns(&self, series: &MemSeries) -> bool {
+        series.owner == self.owner
     }
 
     /// Finds or creates the series for `labels` and marks it pending for
@@ -484,6 +515,8 @@ impl Head {
             labels: interned,
             hash,
             pending: AtomicU32::new(pending),
+            removed: AtomicBool::new(false),
+            owner: self.owner,
             wal_logged: AtomicBool::new(false),
             data: Mutex::new(SeriesData {
                 closed: Vec::new(),
@@ -589,7 +622,14 @@ impl Head {
             let empty = s.truncate_before(boundary);
             if empty {
                 let mut shard = lock(&self.shards[(s.hash as usize) % SHARDS]);
-                if s.pending.load(Ordering::Acquire) == 0 && s.is_empty() {
+                if s.pending.load(Ordering::SeqCst) == 0 && s.is_empty() {
+                    // See `MemSeries::removed`: an appender with a handle may
+                    // have raised `pending` after the check above.
+                    s.removed.store(true, Ordering::SeqCst);
+                    if s.pending.load(Ordering::SeqCst) != 0 {
+                        s.removed.store(false, Ordering::SeqCst);
+                        continue;
+                    }
                     if let Some(list) = shard.by_hash.get_mut(&s.hash) {
                         list.retain(|x| x.id != s.id);
                         if list.is_empty() {

@@ -417,3 +417,18 @@ fn remote_write_errors_name_file_line_and_field() {
         assert_eq!(error.to_string(), *expected, "for {text:?}");
     }
 }
+
+#[test]
+fn file_sd_paths_are_relative_to_the_config_file() {
+    let text = "scrape_configs:\n  - job_name: a\n    file_sd_configs:\n      - files: ['targets/*.json', '/abs/t.yml']\n";
+    let config = parse_config("/etc/osprey/prometheus.yml", text).unwrap();
+    assert_eq!(
+        config.scrape_configs[0].file_sd_configs[0].files,
+        ["/etc/osprey/targets/*.json", "/abs/t.yml"]
+    );
+    let config = parse_config("prometheus.yml", text).unwrap();
+    assert_eq!(
+        config.scrape_configs[0].file_sd_configs[0].files,
+        ["targets/*.json", "/abs/t.yml"]
+    );
+}

@@ -1,0 +1,704 @@
+//! The web UI end to end: the real `osprey` binary with an hour of host,
+//! GPU, serving and training data, driven by `ui/test/e2e.mjs` in headless
+//! Chromium (Debian's `chromium` through playwright-core). Screenshots go to
+//! `target/ui-screenshots/`. Also the dashboards API over HTTP: saving,
+//! refusing bad input, provisioning from the config and re-reading
+//! provisioned files when they change.
+//!
+//! `ui/test/unit.mjs` (the UI's pure functions: units, variables,
+//! autocomplete context, Grafana conversion) runs under `node --test`.
+//!
+//! The browser test needs `node`, `chromium` and `ui/node_modules`
+//! (`npm ci` in `ui/`); without them it prints why and returns, unless
+//! `OSPREY_REQUIRE_EXTERNAL=1`, where it fails.
+
+mod support;
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{Server, free_addr, http};
+
+/// The repository root.
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Skips (returns false) or fails when an outside program is missing.
+fn require(what: &str, present: bool) -> bool {
+    if present {
+        return true;
+    }
+    if std::env::var("OSPREY_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
+        panic!("{what} is required (OSPREY_REQUIRE_EXTERNAL=1)");
+    }
+    eprintln!("skipping the browser test: {what}");
+    false
+}
+
+fn command_works(program: &str, arg: &str) -> bool {
+    Command::new(program)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Alert rules over the test data: one fires at once, one stays pending.
+const RULES: &str = r#"groups:
+  - name: ui-test
+    interval: 1s
+    rules:
+      - alert: GpuHot
+        expr: DCGM_FI_DEV_GPU_TEMP > 40
+        labels:
+          severity: page
+        annotations:
+          summary: "GPU {{ $labels.gpu }} is at {{ $value }} degrees"
+      - alert: GpuHotForAnHour
+        expr: DCGM_FI_DEV_GPU_TEMP > 40
+        for: 1h
+        labels:
+          severity: ticket
+        annotations:
+          summary: "GPU {{ $labels.gpu }} has been hot for a while"
+      - record: job:dcgm_gpu_util:avg
+        expr: avg by (job) (DCGM_FI_DEV_GPU_UTIL)
+"#;
+
+/// A configuration that scrapes the server itself, evaluates [`RULES`] and
+/// provisions the dashboards in `provisioned/` next to it.
+fn write_config(dir: &Path, addr: SocketAddr) -> PathBuf {
+    let path = dir.join("osprey.yml");
+    std::fs::write(dir.join("rules.yml"), RULES).expect("write rules");
+    std::fs::write(
+        &path,
+        format!(
+            "global:\n  scrape_interval: 15s\nrule_files:\n  - rules.yml\nscrape_configs:\n  - job_name: osprey\n    static_configs:\n      - targets: ['{addr}']\ndashboards:\n  paths:\n    - provisioned\n"
+        ),
+    )
+    .expect("write config");
+    std::fs::create_dir_all(dir.join("provisioned")).expect("mkdir provisioned");
+    path
+}
+
+/// One hour of samples every 15 s, ending now, in the text format with
+/// millisecond timestamps (`/api/v1/import/prometheus`). Counters grow by
+/// positive steps, so rates are what a real exporter would give.
+fn sample_data(now_ms: i64) -> String {
+    const POINTS: i64 = 240;
+    const STEP_MS: i64 = 15_000;
+    let mut out = String::new();
+    let mut series = |name: &str, labels: &str, value: &dyn Fn(i64) -> f64| {
+        for i in 0..POINTS {
+            let t = now_ms - (POINTS - 1 - i) * STEP_MS;
+            out.push_str(&format!("{name}{{{labels}}} {} {t}\n", value(i)));
+        }
+    };
+    let wave = |i: i64, period: f64, phase: f64| (i as f64 / period + phase).sin();
+    // A counter whose rate per second is `rate(i)`: the running sum.
+    let counter =
+        |rate: &dyn Fn(i64) -> f64, i: i64| -> f64 { (0..=i).map(|k| rate(k) * 15.0).sum() };
+
+    let host = r#"instance="host-1:9100",job="node""#;
+    for cpu in 0..4 {
+        for (mode, share) in [("user", 0.30), ("system", 0.10), ("iowait", 0.05)] {
+            let c = cpu as f64;
+            let rate = move |k: i64| share * (1.0 + 0.5 * wave(k, 20.0, c));
+            series(
+                "node_cpu_seconds_total",
+                &format!(r#"{host},cpu="{cpu}",mode="{mode}""#),
+                &|i| counter(&rate, i),
+            );
+        }
+        let c = cpu as f64;
+        let busy = move |k: i64| 0.45 * (1.0 + 0.5 * wave(k, 20.0, c));
+        series(
+            "node_cpu_seconds_total",
+            &format!(r#"{host},cpu="{cpu}",mode="idle""#),
+            &|i| counter(&|k| 1.0 - busy(k), i),
+        );
+    }
+    let gib = 1024.0 * 1024.0 * 1024.0;
+    series("node_memory_MemTotal_bytes", host, &|_| 16.0 * gib);
+    series("node_memory_MemAvailable_bytes", host, &|i| {
+        (8.0 * gib + gib * wave(i, 30.0, 0.0)).round()
+    });
+    for (name, base) in [
+        ("node_load1", 1.5),
+        ("node_load5", 1.4),
+        ("node_load15", 1.3),
+    ] {
+        series(name, host, &|i| base + 0.8 * wave(i, 15.0, 0.0));
+    }
+    let fs = r#"device="/dev/sda1",fstype="ext4",mountpoint="/""#;
+    series(
+        "node_filesystem_size_bytes",
+        &format!("{host},{fs}"),
+        &|_| 500.0 * gib,
+    );
+    series(
+        "node_filesystem_avail_bytes",
+        &format!("{host},{fs}"),
+        &|i| 200.0 * gib - i as f64 * 1048576.0,
+    );
+    series(
+        "node_disk_read_bytes_total",
+        &format!(r#"{host},device="sda""#),
+        &|i| counter(&|k| 5e6 * (1.0 + 0.6 * wave(k, 9.0, 0.0)), i),
+    );
+    series(
+        "node_disk_written_bytes_total",
+        &format!(r#"{host},device="sda""#),
+        &|i| counter(&|k| 8e6 * (1.0 + 0.6 * wave(k, 13.0, 1.0)), i),
+    );
+    series(
+        "node_network_receive_bytes_total",
+        &format!(r#"{host},device="eth0""#),
+        &|i| counter(&|k| 2e6 * (1.0 + 0.7 * wave(k, 11.0, 0.0)), i),
+    );
+    series(
+        "node_network_transmit_bytes_total",
+        &format!(r#"{host},device="eth0""#),
+        &|i| counter(&|k| 6e5 * (1.0 + 0.7 * wave(k, 7.0, 2.0)), i),
+    );
+
+    for gpu in 0..2 {
+        let g = gpu as f64;
+        let labels =
+            format!(r#"instance="host-1:9400",job="dcgm",gpu="{gpu}",modelName="NVIDIA H100""#);
+        series("DCGM_FI_DEV_GPU_UTIL", &labels, &|i| {
+            (55.0 + 40.0 * wave(i, 12.0, g)).round()
+        });
+        series("DCGM_FI_DEV_FB_USED", &labels, &|i| {
+            (40000.0 + 10000.0 * wave(i, 25.0, g)).round()
+        });
+        series("DCGM_FI_DEV_FB_FREE", &labels, &|i| {
+            (41000.0 - 10000.0 * wave(i, 25.0, g)).round()
+        });
+        series("DCGM_FI_DEV_GPU_TEMP", &labels, &|i| {
+            (62.0 + 12.0 * wave(i, 30.0, g)).round()
+        });
+        series("DCGM_FI_DEV_POWER_USAGE", &labels, &|i| {
+            300.0 + 150.0 * wave(i, 12.0, g)
+        });
+    }
+
+    let api = r#"instance="api-1:8000",job="inference-api""#;
+    for (status, rps) in [("200", 50.0), ("500", 0.8)] {
+        series(
+            "http_requests_total",
+            &format!(r#"{api},handler="/predict",method="POST",status="{status}""#),
+            &|i| counter(&|k| rps * (1.0 + 0.4 * wave(k, 17.0, 0.0)), i),
+        );
+    }
+    // Latency buckets: a distribution that drifts slower and faster.
+    let les = [
+        "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "+Inf",
+    ];
+    for name in [
+        "http_request_duration_seconds",
+        "model_inference_duration_seconds",
+    ] {
+        for (j, le) in les.iter().enumerate() {
+            let share = move |k: i64| {
+                let shift = 2.0 + 1.5 * wave(k, 25.0, 0.0);
+                (1.0 / (1.0 + (-(j as f64 - shift) * 1.3).exp())).min(1.0)
+            };
+            let share = move |k: i64| if j + 1 == les.len() { 1.0 } else { share(k) };
+            series(
+                &format!("{name}_bucket"),
+                &format!(r#"{api},model="resnet",le="{le}""#),
+                &|i| counter(&|k| 50.0 * share(k), i).round(),
+            );
+        }
+        series(
+            &format!("{name}_count"),
+            &format!(r#"{api},model="resnet""#),
+            &|i| counter(&|_| 50.0, i).round(),
+        );
+        series(
+            &format!("{name}_sum"),
+            &format!(r#"{api},model="resnet""#),
+            &|i| counter(&|_| 4.0, i),
+        );
+    }
+    for (outcome, rps) in [("ok", 45.0), ("rejected", 3.0), ("error", 0.5)] {
+        series(
+            "model_predictions_total",
+            &format!(r#"{api},model="resnet",version="3",outcome="{outcome}""#),
+            &|i| counter(&|k| rps * (1.0 + 0.3 * wave(k, 10.0, 1.0)), i),
+        );
+    }
+    series(
+        "model_queue_depth",
+        &format!(r#"{api},model="resnet""#),
+        &|i| (10.0 + 8.0 * wave(i, 6.0, 0.0)).round(),
+    );
+
+    let train = r#"instance="trainer:8000",job="training",model="resnet""#;
+    series("training_loss", train, &|i| {
+        2.5 * (-(i as f64) / 80.0).exp() + 0.1 + 0.03 * wave(i, 1.0, 0.0)
+    });
+    series("validation_loss", train, &|i| {
+        2.6 * (-(i as f64) / 80.0).exp() + 0.15
+    });
+    series("training_accuracy", train, &|i| {
+        1.0 - 0.9 * (-(i as f64) / 60.0).exp()
+    });
+    series("validation_accuracy", train, &|i| {
+        1.0 - 0.92 * (-(i as f64) / 60.0).exp()
+    });
+    series("samples_processed_total", train, &|i| {
+        counter(&|k| 1200.0 + 100.0 * wave(k, 5.0, 0.0), i)
+    });
+    series("epoch_duration_seconds", train, &|i| {
+        300.0 + 20.0 * wave(i, 7.0, 0.0)
+    });
+    let batch_les = ["0.05", "0.1", "0.2", "0.5", "1", "+Inf"];
+    for (j, le) in batch_les.iter().enumerate() {
+        // Batches slow down as the job goes on: the mass moves up the buckets.
+        let share = move |k: i64| {
+            if j + 1 == batch_les.len() {
+                return 1.0;
+            }
+            let shift = 1.0 + 2.5 * k as f64 / POINTS as f64;
+            1.0 / (1.0 + (-(j as f64 - shift) * 1.6).exp())
+        };
+        series(
+            "batch_processing_seconds_bucket",
+            &format!(r#"{train},le="{le}""#),
+            &|i| counter(&|k| 10.0 * share(k), i).round(),
+        );
+    }
+    out
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn import(addr: SocketAddr, text: &str) {
+    let (status, body) = http(
+        addr,
+        "POST",
+        "/api/v1/import/prometheus",
+        &[],
+        text.as_bytes(),
+    )
+    .expect("import request");
+    assert_eq!(status, 204, "import: {}", String::from_utf8_lossy(&body));
+}
+
+fn get_json(addr: SocketAddr, path: &str) -> (u16, serde_json::Value) {
+    let (status, body) = http(addr, "GET", path, &[], &[]).expect("request");
+    let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    (status, v)
+}
+
+#[test]
+fn browser_end_to_end() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let root = repo_root();
+    let Some(chromium_path) = browser_prerequisites() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = free_addr();
+    let config = write_config(dir.path(), addr);
+    let server = Server::start_with_args(
+        &dir.path().join("data"),
+        addr,
+        &dir.path().join("server.log"),
+        &["--config", config.to_str().expect("utf-8 path")],
+    );
+    import(addr, &sample_data(now_ms()));
+    // Grafana JSON provisioned as a file (dashboards as code) renders too.
+    let grafana = std::fs::read_to_string(root.join("ui/test/grafana-dashboard.json"))
+        .expect("read grafana dashboard");
+    std::fs::write(
+        dir.path().join("provisioned/from-grafana.json"),
+        grafana.replace("\"ml-service-grafana\"", "\"grafana-provisioned\""),
+    )
+    .expect("write provisioned dashboard");
+
+    let screenshots = root.join("target/ui-screenshots");
+    let provisioned = ["--provisioned", "grafana-provisioned"];
+    let grafana = root.join("ui/test/grafana-dashboard.json");
+    let extra: Vec<&std::ffi::OsStr> = vec![
+        "--grafana".as_ref(),
+        grafana.as_os_str(),
+        provisioned[0].as_ref(),
+        provisioned[1].as_ref(),
+    ];
+    let (ok, stdout) = run_e2e(addr, &chromium_path, &screenshots, &extra);
+    let log = server.log_text();
+    server.kill();
+    assert!(ok, "browser checks failed:\n{stdout}\nserver log:\n{log}");
+    let summary = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("SUMMARY "))
+        .expect("a SUMMARY line");
+    let summary: serde_json::Value = serde_json::from_str(summary).expect("summary JSON");
+    assert!(summary["checks"].as_u64().unwrap_or(0) >= 15, "{summary}");
+    assert_eq!(summary["systemDashboard"]["panels"], 12, "{summary}");
+    assert!(
+        screenshots.join("explorer-graph.png").is_file(),
+        "no screenshot written"
+    );
+}
+
+#[test]
+fn ui_unit_tests_in_node() {
+    if !require("node (Node.js)", command_works("node", "--version")) {
+        return;
+    }
+    let root = repo_root();
+    // Every module parses (a syntax error would blank its pages).
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(root.join("ui/src"))
+        .expect("ui/src")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "js"))
+        .collect();
+    sources.sort();
+    assert!(!sources.is_empty());
+    for source in &sources {
+        let out = Command::new("node")
+            .arg("--check")
+            .arg(source)
+            .output()
+            .expect("node --check");
+        assert!(
+            out.status.success(),
+            "{} does not parse:\n{}",
+            source.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut child = Command::new("node")
+        .args(["--test", "test/unit.mjs"])
+        .current_dir(root.join("ui"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn node");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait node") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node --test did not finish in 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut output = String::new();
+    if let Some(mut s) = child.stdout.take() {
+        let _ = s.read_to_string(&mut output);
+    }
+    if let Some(mut s) = child.stderr.take() {
+        let _ = s.read_to_string(&mut output);
+    }
+    assert!(status.success(), "UI unit tests failed:\n{output}");
+    assert!(output.contains("# fail 0"), "{output}");
+}
+
+/// Runs `ui/test/e2e.mjs` against the server at `addr` (at most four
+/// minutes); returns whether every check passed, and its output.
+fn run_e2e(
+    addr: SocketAddr,
+    chromium: &Path,
+    screenshots: &Path,
+    extra: &[&std::ffi::OsStr],
+) -> (bool, String) {
+    let root = repo_root();
+    let mut child = Command::new("node")
+        .arg(root.join("ui/test/e2e.mjs"))
+        .args(["--base", &format!("http://{addr}")])
+        .arg("--out")
+        .arg(screenshots)
+        .arg("--chromium")
+        .arg(chromium)
+        .args(extra)
+        .current_dir(root.join("ui"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn node");
+    // The browser checks take under a minute; four minutes bound a hang.
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait node") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut output = String::new();
+    if let Some(mut s) = child.stdout.take() {
+        let _ = s.read_to_string(&mut output);
+    }
+    if let Some(mut s) = child.stderr.take() {
+        let _ = s.read_to_string(&mut output);
+    }
+    println!("{output}");
+    match status {
+        Some(status) => (status.success(), output),
+        None => (
+            false,
+            format!("{output}\n(the browser test did not finish in 4 minutes)"),
+        ),
+    }
+}
+
+/// The browser test's prerequisites: the path of chromium, or None (after
+/// printing why) when something is missing.
+fn browser_prerequisites() -> Option<PathBuf> {
+    if !require("node (Node.js)", command_works("node", "--version")) {
+        return None;
+    }
+    let chromium = std::env::var("OSPREY_CHROMIUM").unwrap_or_else(|_| "chromium".to_string());
+    if !require(
+        "chromium (apt-get install chromium)",
+        command_works(&chromium, "--version"),
+    ) {
+        return None;
+    }
+    if !require(
+        "ui/node_modules/playwright-core (run `npm ci` in ui/)",
+        repo_root()
+            .join("ui/node_modules/playwright-core/package.json")
+            .is_file(),
+    ) {
+        return None;
+    }
+    Some(which(&chromium).unwrap_or_else(|| PathBuf::from(&chromium)))
+}
+
+/// One browser test at a time: two Chromiums on two cores would skew the
+/// timings the end-to-end test reports.
+static ONE_BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn browser_on_the_embedded_default() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(chromium) = browser_prerequisites() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = free_addr();
+    let server = Server::start(
+        &dir.path().join("data"),
+        addr,
+        &dir.path().join("server.log"),
+    );
+    let screenshots = repo_root().join("target/ui-screenshots");
+    let (ok, output) = run_e2e(
+        addr,
+        &chromium,
+        &screenshots,
+        &["--smoke".as_ref(), "1".as_ref()],
+    );
+    let log = server.log_text();
+    server.kill();
+    assert!(ok, "browser checks failed:\n{output}\nserver log:\n{log}");
+}
+
+/// The absolute path of a program on PATH.
+fn which(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Some(PathBuf::from(program));
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+#[test]
+fn dashboards_api_saves_provisions_and_refuses_bad_input() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = free_addr();
+    let config = write_config(dir.path(), addr);
+    let provisioned = dir.path().join("provisioned");
+    std::fs::write(
+        provisioned.join("fleet.json"),
+        r#"{"uid":"fleet","title":"Fleet v1","rows":[]}"#,
+    )
+    .expect("write provisioned");
+    let server = Server::start_with_args(
+        &dir.path().join("data"),
+        addr,
+        &dir.path().join("server.log"),
+        &["--config", config.to_str().expect("utf-8 path")],
+    );
+
+    // Built-ins and the provisioned file are listed.
+    let (status, list) = get_json(addr, "/api/osprey/dashboards");
+    assert_eq!(status, 200, "{list}");
+    let uids: Vec<&str> = list["data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|d| d["uid"].as_str())
+        .collect();
+    for uid in ["system", "gpu", "serving", "training", "alerts", "fleet"] {
+        assert!(uids.contains(&uid), "{uid} missing from {uids:?}");
+    }
+
+    // A provisioned file is re-read when it changes: no reload needed.
+    std::fs::write(
+        provisioned.join("fleet.json"),
+        r#"{"uid":"fleet","title":"Fleet v2","rows":[]}"#,
+    )
+    .expect("rewrite provisioned");
+    let (status, fleet) = get_json(addr, "/api/osprey/dashboards/fleet");
+    assert_eq!(status, 200, "{fleet}");
+    assert_eq!(fleet["data"]["dashboard"]["title"], "Fleet v2");
+    assert_eq!(fleet["data"]["meta"]["readOnly"], true);
+
+    // A broken provisioned file is listed with its error, not a failure.
+    std::fs::write(provisioned.join("broken.json"), "{ not json").expect("write");
+    let (_, list) = get_json(addr, "/api/osprey/dashboards");
+    let broken = list["data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|d| d["uid"] == "broken")
+        .cloned()
+        .expect("broken listed");
+    assert!(
+        broken["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("invalid JSON")),
+        "{broken}"
+    );
+
+    // Saving: stored in the data dir, read back, deletable.
+    let body = br#"{"title":"Mine","rows":[{"title":"","panels":[]}]}"#;
+    let (status, resp) = http(addr, "PUT", "/api/osprey/dashboards/mine", &[], body).expect("put");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&resp));
+    assert!(dir.path().join("data/dashboards/mine.json").is_file());
+    let (status, mine) = get_json(addr, "/api/osprey/dashboards/mine");
+    assert_eq!(status, 200);
+    assert_eq!(mine["data"]["dashboard"]["uid"], "mine");
+    assert_eq!(mine["data"]["meta"]["source"], "saved");
+
+    // Refusals, in the Prometheus error shape.
+    for (method, path, body, want) in [
+        ("PUT", "/api/osprey/dashboards/system", &body[..], 409),
+        ("PUT", "/api/osprey/dashboards/fleet", &body[..], 409),
+        ("PUT", "/api/osprey/dashboards/bad%20uid", &body[..], 400),
+        ("PUT", "/api/osprey/dashboards/x", &b"[1,2]"[..], 400),
+        (
+            "PUT",
+            "/api/osprey/dashboards/x",
+            &b"{\"rows\":[]}"[..],
+            400,
+        ),
+        ("PUT", "/api/osprey/dashboards/x", &b"{oops"[..], 400),
+        ("DELETE", "/api/osprey/dashboards/system", &b""[..], 409),
+        ("GET", "/api/osprey/dashboards/nope", &b""[..], 404),
+    ] {
+        let (status, resp) = http(addr, method, path, &[], body).expect("request");
+        assert_eq!(
+            status,
+            want,
+            "{method} {path}: {}",
+            String::from_utf8_lossy(&resp)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&resp).expect("error JSON");
+        assert_eq!(v["status"], "error", "{v}");
+        assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+    }
+
+    // A mistake in the config's dashboards section is shown in the list,
+    // naming the file and the field, after a reload.
+    let text = std::fs::read_to_string(&config).expect("read config");
+    std::fs::write(&config, text.replace("  paths:", "  pathz:")).expect("rewrite config");
+    let (status, _) = http(addr, "POST", "/-/reload", &[], &[]).expect("reload");
+    assert_eq!(status, 200);
+    let (_, list) = get_json(addr, "/api/osprey/dashboards");
+    let error = list["data"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find_map(|d| d["error"].as_str().map(str::to_string))
+        .expect("a config error entry");
+    assert!(
+        error.contains("osprey.yml") && error.contains("pathz"),
+        "{error}"
+    );
+
+    let (status, _) =
+        http(addr, "DELETE", "/api/osprey/dashboards/mine", &[], &[]).expect("delete");
+    assert_eq!(status, 200);
+    let (status, _) = get_json(addr, "/api/osprey/dashboards/mine");
+    assert_eq!(status, 404);
+
+    // The UI itself: every page path answers the app; assets are gzipped
+    // for clients that take it and revalidate with an ETag.
+    for page in [
+        "/",
+        "/graph",
+        "/query",
+        "/targets",
+        "/d/system",
+        "/silences",
+        "/tsdb-status",
+    ] {
+        let (status, body) = http(addr, "GET", page, &[], &[]).expect("page");
+        assert_eq!(status, 200, "{page}");
+        assert!(
+            String::from_utf8_lossy(&body).contains("/app.js\""),
+            "{page}"
+        );
+    }
+    let (status, body) =
+        http(addr, "GET", "/ui/vendor/uPlot.iife.min.js", &[], &[]).expect("uplot");
+    assert_eq!(status, 200);
+    assert!(body.len() > 20_000, "uPlot is {} bytes", body.len());
+    let (status, _) = http(addr, "GET", "/ui/nope.js", &[], &[]).expect("missing asset");
+    assert_eq!(status, 404);
+    // index.html names the versioned asset prefix; files under it exist.
+    let (_, index) = http(addr, "GET", "/", &[], &[]).expect("index");
+    let index = String::from_utf8_lossy(&index).to_string();
+    let start = index
+        .find("/ui/v-")
+        .expect("versioned asset prefix in index.html");
+    let id: String = index[start + "/ui/v-".len()..]
+        .chars()
+        .take_while(|c| *c != '/')
+        .collect();
+    let prefix = format!("/ui/v-{id}/");
+    let (status, _) = http(addr, "GET", &format!("{prefix}app.js"), &[], &[]).expect("versioned");
+    assert_eq!(status, 200, "{prefix}app.js");
+    let gzip = [("Accept-Encoding", "gzip")];
+    let (status, body) = http(addr, "GET", "/ui/app.js", &gzip, &[]).expect("gzip asset");
+    assert_eq!(status, 200);
+    assert!(body.starts_with(&[0x1f, 0x8b]), "app.js not gzipped");
+    let (status, body) =
+        http(addr, "GET", "/api/v1/status/buildinfo", &gzip, &[]).expect("gzip api");
+    assert_eq!(status, 200);
+    assert!(body.starts_with(&[0x1f, 0x8b]), "API answer not gzipped");
+    let (status, body) = http(addr, "GET", "/api/v1/status/buildinfo", &[], &[]).expect("api");
+    assert_eq!(status, 200);
+    assert!(
+        body.starts_with(b"{"),
+        "API answer gzipped without Accept-Encoding"
+    );
+    server.kill();
+}

@@ -1,0 +1,453 @@
+// pages.js: the Targets, Rules, Alerts, Silences and Status pages. Each
+// reads the Prometheus v1 or Alertmanager v2 API and, when an endpoint is
+// not there (404), says so instead of failing.
+
+import { el, api, ApiError, ago, formatDuration, parseDuration, formatTime, debounce, formatValue } from './util.js';
+
+function labelChips(labels, skip = []) {
+  return el(
+    'div',
+    { class: 'labels' },
+    Object.keys(labels || {})
+      .filter((k) => !skip.includes(k))
+      .sort()
+      .map((k) => el('span', { class: 'label' }, `${k}="${labels[k]}"`)),
+  );
+}
+
+function unavailable(main, title, what, e) {
+  const msg =
+    e instanceof ApiError && (e.status === 404 || e.status === 405)
+      ? `${what} is not available on this server yet.`
+      : `Cannot load ${what}: ${e.message}`;
+  main.replaceChildren(el('h1', {}, title), el('div', { class: 'unavailable', 'data-state': 'unavailable' }, msg));
+}
+
+function secondsText(s) {
+  if (s === undefined || s === null) return '';
+  if (s < 1) return `${(s * 1000).toFixed(1)} ms`;
+  return `${s.toFixed(2)} s`;
+}
+
+// ---------------------------------------------------------------------------
+// Targets.
+
+export async function renderTargets(main) {
+  const health = el('select', { 'aria-label': 'Health' }, el('option', { value: '' }, 'all'), el('option', { value: 'up' }, 'up'), el('option', { value: 'down' }, 'down'), el('option', { value: 'unknown' }, 'unknown'));
+  const search = el('input', { placeholder: 'Filter by endpoint or labels', size: 40, 'aria-label': 'Filter' });
+  const list = el('div', {});
+  main.replaceChildren(el('h1', {}, 'Targets'), el('div', { class: 'filters' }, 'Health', health, search), list);
+  let data;
+  try {
+    data = await api('/api/v1/targets', { params: { state: 'active' } });
+  } catch (e) {
+    return unavailable(main, 'Targets', 'the targets API', e);
+  }
+  const draw = () => {
+    const want = health.value;
+    const q = search.value.trim().toLowerCase();
+    const pools = new Map();
+    for (const t of data.activeTargets || []) {
+      if (want && t.health !== want) continue;
+      if (q && !(t.scrapeUrl + ' ' + JSON.stringify(t.labels)).toLowerCase().includes(q)) continue;
+      if (!pools.has(t.scrapePool)) pools.set(t.scrapePool, []);
+      pools.get(t.scrapePool).push(t);
+    }
+    if (!pools.size) {
+      list.replaceChildren(el('div', { class: 'nodata' }, (data.activeTargets || []).length ? 'No target matches the filter.' : 'No targets are configured.'));
+      return;
+    }
+    list.replaceChildren(
+      ...[...pools.entries()].sort().map(([pool, targets]) => {
+        const up = targets.filter((t) => t.health === 'up').length;
+        return el(
+          'details',
+          { class: 'card group', open: true },
+          el('summary', {}, `${pool} `, el('span', { class: 'badge ' + (up === targets.length ? 'up' : targets.some((t) => t.health === 'down') ? 'down' : 'unknown') }, `${up}/${targets.length} up`)),
+          el(
+            'table',
+            { class: 'data' },
+            el('thead', {}, el('tr', {}, ['Endpoint', 'State', 'Labels', 'Last scrape', 'Duration', 'Error'].map((h) => el('th', {}, h)))),
+            el(
+              'tbody',
+              {},
+              targets.map((t) =>
+                el(
+                  'tr',
+                  {},
+                  el('td', {}, el('a', { href: t.scrapeUrl, target: '_blank', rel: 'noreferrer' }, t.scrapeUrl)),
+                  el('td', {}, el('span', { class: 'badge ' + t.health }, t.health)),
+                  el('td', {}, labelChips(t.labels)),
+                  el('td', {}, ago(Date.parse(t.lastScrape))),
+                  el('td', { class: 'num' }, t.health === 'unknown' ? '' : secondsText(t.lastScrapeDuration)),
+                  el('td', { class: 'panel-error' }, t.lastError || ''),
+                ),
+              ),
+            ),
+          ),
+        );
+      }),
+    );
+  };
+  health.addEventListener('change', draw);
+  search.addEventListener('input', debounce(draw, 150));
+  draw();
+}
+
+// ---------------------------------------------------------------------------
+// Rules.
+
+export async function renderRules(main) {
+  main.replaceChildren(el('h1', {}, 'Rules'), el('div', { class: 'hint' }, 'Loading…'));
+  let data;
+  try {
+    data = await api('/api/v1/rules');
+  } catch (e) {
+    return unavailable(main, 'Rules', 'The rules API (/api/v1/rules)', e);
+  }
+  const groups = data.groups || [];
+  if (!groups.length) {
+    main.replaceChildren(el('h1', {}, 'Rules'), el('div', { class: 'nodata' }, 'No rule groups are loaded.'));
+    return;
+  }
+  main.replaceChildren(
+    el('h1', {}, 'Rules'),
+    ...groups.map((g) =>
+      el(
+        'details',
+        { class: 'card group', open: true },
+        el('summary', {}, `${g.name} `, el('span', { class: 'tag' }, g.file || ''), el('span', { class: 'tag' }, `every ${formatDuration((g.interval || 0) * 1000)}`), el('span', { class: 'tag' }, `last evaluated ${ago(Date.parse(g.lastEvaluation))}`)),
+        el(
+          'table',
+          { class: 'data' },
+          el('thead', {}, el('tr', {}, ['Rule', 'State', 'Health', 'Last evaluation', 'Evaluation time'].map((h) => el('th', {}, h)))),
+          el(
+            'tbody',
+            {},
+            (g.rules || []).map((r) =>
+              el(
+                'tr',
+                {},
+                el(
+                  'td',
+                  {},
+                  el('div', { class: 'mono' }, r.type === 'alerting' ? 'alert: ' : 'record: ', el('strong', {}, r.name)),
+                  el('div', { class: 'mono' }, 'expr: ', el('a', { href: '/?expr=' + encodeURIComponent(r.query) }, r.query)),
+                  r.duration ? el('div', { class: 'mono' }, `for: ${formatDuration(r.duration * 1000)}`) : null,
+                  Object.keys(r.labels || {}).length ? labelChips(r.labels) : null,
+                  r.lastError ? el('div', { class: 'panel-error' }, r.lastError) : null,
+                ),
+                el('td', {}, r.type === 'alerting' ? el('span', { class: 'badge ' + r.state }, r.state) : ''),
+                el('td', {}, el('span', { class: 'badge ' + (r.health === 'ok' ? 'ok' : r.health === 'err' ? 'err' : 'unknown') }, r.health)),
+                el('td', {}, ago(Date.parse(r.lastEvaluation))),
+                el('td', { class: 'num' }, secondsText(r.evaluationTime)),
+              ),
+            ),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+// ---------------------------------------------------------------------------
+// Alerts.
+
+export async function renderAlerts(main) {
+  const stateSel = el('select', { 'aria-label': 'State' }, el('option', { value: '' }, 'pending and firing'), el('option', { value: 'firing' }, 'firing'), el('option', { value: 'pending' }, 'pending'));
+  const search = el('input', { placeholder: 'Filter by labels', size: 40, 'aria-label': 'Filter' });
+  const list = el('div', {});
+  main.replaceChildren(el('h1', {}, 'Alerts'), el('div', { class: 'filters' }, 'State', stateSel, search), list);
+  let alerts;
+  try {
+    alerts = (await api('/api/v1/alerts')).alerts || [];
+  } catch (e) {
+    return unavailable(main, 'Alerts', 'The alerts API (/api/v1/alerts)', e);
+  }
+  const draw = () => {
+    const q = search.value.trim().toLowerCase();
+    const shown = alerts.filter((a) => (!stateSel.value || a.state === stateSel.value) && (!q || JSON.stringify(a.labels).toLowerCase().includes(q)));
+    if (!shown.length) {
+      list.replaceChildren(el('div', { class: 'nodata', 'data-state': 'empty' }, alerts.length ? 'No alert matches the filter.' : 'No alerts are pending or firing.'));
+      return;
+    }
+    const byName = new Map();
+    for (const a of shown) {
+      const n = (a.labels && a.labels.alertname) || '(no alertname)';
+      if (!byName.has(n)) byName.set(n, []);
+      byName.get(n).push(a);
+    }
+    list.replaceChildren(
+      ...[...byName.entries()].sort().map(([name, group]) => {
+        const firing = group.filter((a) => a.state === 'firing').length;
+        return el(
+          'details',
+          { class: 'card group', open: true },
+          el('summary', {}, `${name} `, firing ? el('span', { class: 'badge firing' }, `${firing} firing`) : null, ' ', group.length - firing ? el('span', { class: 'badge pending' }, `${group.length - firing} pending`) : null),
+          el(
+            'table',
+            { class: 'data' },
+            el('thead', {}, el('tr', {}, ['State', 'Labels', 'Annotations', 'Active since', 'Value', ''].map((h) => el('th', {}, h)))),
+            el(
+              'tbody',
+              {},
+              group.map((a) =>
+                el(
+                  'tr',
+                  { class: 'alert-row' },
+                  el('td', {}, el('span', { class: 'badge ' + a.state }, a.state)),
+                  el('td', {}, labelChips(a.labels, ['alertname'])),
+                  el('td', {}, Object.entries(a.annotations || {}).map(([k, v]) => el('div', {}, el('span', { class: 'tag' }, k), v))),
+                  el('td', { title: a.activeAt ? formatTime(Date.parse(a.activeAt)) : '' }, ago(Date.parse(a.activeAt))),
+                  el('td', { class: 'num', title: a.value ?? '' }, isNaN(parseFloat(a.value)) ? a.value ?? '' : formatValue(parseFloat(a.value), 'none')),
+                  el('td', {}, el('a', { href: silenceLink(a.labels), class: 'silence-link' }, 'Silence')),
+                ),
+              ),
+            ),
+          ),
+        );
+      }),
+    );
+  };
+  stateSel.addEventListener('change', draw);
+  search.addEventListener('input', debounce(draw, 150));
+  draw();
+}
+
+/** The Silences page URL with a new silence prefilled from alert labels. */
+export function silenceLink(labels) {
+  const q = new URLSearchParams({ new: '1' });
+  for (const k of Object.keys(labels || {}).sort()) q.append('m', `${k}=${labels[k]}`);
+  return '/silences?' + q;
+}
+
+// ---------------------------------------------------------------------------
+// Silences.
+
+export async function renderSilences(main) {
+  const params = new URLSearchParams(location.search);
+  const list = el('div', {});
+  const formBox = el('div', {});
+  const stateSel = el('select', { 'aria-label': 'State' }, ['active', 'pending', 'expired', 'all'].map((s) => el('option', { value: s }, s)));
+  const newBtn = el('button', { class: 'primary', onclick: () => openForm({}) }, 'New silence');
+  main.replaceChildren(el('div', { class: 'section-head' }, el('h1', {}, 'Silences'), newBtn), formBox, el('div', { class: 'filters' }, 'Show', stateSel), list);
+
+  let silences = [];
+  const load = async () => {
+    try {
+      silences = (await api('/api/v2/silences', { unwrap: false })) || [];
+    } catch (e) {
+      unavailable(main, 'Silences', 'The Alertmanager silences API (/api/v2/silences)', e);
+      return false;
+    }
+    draw();
+    return true;
+  };
+
+  const draw = () => {
+    const want = stateSel.value;
+    const shown = silences
+      .filter((s) => want === 'all' || (s.status && s.status.state) === want)
+      .sort((a, b) => Date.parse(b.updatedAt || b.startsAt) - Date.parse(a.updatedAt || a.startsAt));
+    if (!shown.length) {
+      list.replaceChildren(el('div', { class: 'nodata' }, `No ${want === 'all' ? '' : want + ' '}silences.`));
+      return;
+    }
+    list.replaceChildren(
+      el(
+        'table',
+        { class: 'data silences' },
+        el('thead', {}, el('tr', {}, ['State', 'Matchers', 'Starts', 'Ends', 'Created by', 'Comment', ''].map((h) => el('th', {}, h)))),
+        el(
+          'tbody',
+          {},
+          shown.map((s) => {
+            const st = (s.status && s.status.state) || 'unknown';
+            return el(
+              'tr',
+              { 'data-id': s.id },
+              el('td', {}, el('span', { class: 'badge ' + (st === 'active' ? 'active-silence' : st === 'pending' ? 'pending-silence' : st) }, st)),
+              el('td', {}, el('div', { class: 'labels' }, (s.matchers || []).map((m) => el('span', { class: 'label' }, matcherText(m))))),
+              el('td', { title: formatTime(Date.parse(s.startsAt)) }, ago(Date.parse(s.startsAt))),
+              el('td', { title: formatTime(Date.parse(s.endsAt)) }, ago(Date.parse(s.endsAt))),
+              el('td', {}, s.createdBy || ''),
+              el('td', {}, s.comment || ''),
+              el(
+                'td',
+                {},
+                el('button', { onclick: () => openForm(s) }, st === 'expired' ? 'Recreate' : 'Edit'),
+                ' ',
+                st !== 'expired' ? el('button', { class: 'danger', onclick: () => expire(s) }, 'Expire') : null,
+              ),
+            );
+          }),
+        ),
+      ),
+    );
+  };
+
+  const expire = async (s) => {
+    try {
+      await api(`/api/v2/silence/${encodeURIComponent(s.id)}`, { method: 'DELETE', unwrap: false });
+      await load();
+    } catch (e) {
+      formBox.replaceChildren(el('div', { class: 'error-box' }, `Expiring the silence failed: ${e.message}`));
+    }
+  };
+
+  function openForm(s) {
+    const editing = !!s.id && s.status && s.status.state !== 'expired';
+    const now = Date.now();
+    const starts = editing ? Date.parse(s.startsAt) : now;
+    const ends = editing ? Date.parse(s.endsAt) : now + 2 * 3600000;
+    const rows = el('div', {});
+    const addMatcher = (m = { name: '', value: '', isRegex: false, isEqual: true }) => {
+      const op = el('select', { 'aria-label': 'Operator' }, ['=', '!=', '=~', '!~'].map((o) => el('option', { value: o }, o)));
+      op.value = (m.isEqual === false ? '!' : '=') + (m.isRegex ? '~' : '');
+      if (op.value === '==') op.value = '=';
+      if (op.value === '!') op.value = '!=';
+      const row = el(
+        'div',
+        { class: 'matcher-row' },
+        el('input', { class: 'name', value: m.name, placeholder: 'label', 'aria-label': 'Matcher label' }),
+        op,
+        el('input', { class: 'value', value: m.value, placeholder: 'value', 'aria-label': 'Matcher value' }),
+        el('button', { onclick: () => row.remove(), title: 'Remove matcher' }, '×'),
+      );
+      rows.append(row);
+    };
+    (s.matchers && s.matchers.length ? s.matchers : [undefined]).forEach((m) => addMatcher(m));
+    const duration = el('input', { value: formatDuration(ends - starts), size: 8, 'aria-label': 'Duration' });
+    const startsIn = el('input', { value: new Date(starts).toISOString(), size: 26, 'aria-label': 'Starts at' });
+    const endsIn = el('input', { value: new Date(ends).toISOString(), size: 26, 'aria-label': 'Ends at' });
+    duration.addEventListener('input', () => {
+      const d = parseDuration(duration.value);
+      const st = Date.parse(startsIn.value);
+      if (d && !isNaN(st)) endsIn.value = new Date(st + d).toISOString();
+    });
+    const createdBy = el('input', { value: s.createdBy || localStorage.getItem('osprey.silence.author') || '', size: 30, 'aria-label': 'Created by' });
+    const comment = el('textarea', { rows: 2, cols: 60, 'aria-label': 'Comment' });
+    comment.value = s.comment || '';
+    const err = el('div', {});
+    const submit = async () => {
+      const matchers = [...rows.querySelectorAll('.matcher-row')]
+        .map((r) => {
+          const [name, value] = r.querySelectorAll('input');
+          const o = r.querySelector('select').value;
+          return { name: name.value.trim(), value: value.value, isRegex: o.endsWith('~'), isEqual: !o.startsWith('!') };
+        })
+        .filter((m) => m.name);
+      const body = { matchers, startsAt: startsIn.value.trim(), endsAt: endsIn.value.trim(), createdBy: createdBy.value.trim(), comment: comment.value.trim() };
+      if (editing) body.id = s.id;
+      const problems = [];
+      if (!matchers.length) problems.push('add at least one matcher');
+      if (isNaN(Date.parse(body.startsAt)) || isNaN(Date.parse(body.endsAt))) problems.push('start and end must be RFC 3339 times');
+      else if (Date.parse(body.endsAt) <= Date.parse(body.startsAt)) problems.push('the end must be after the start');
+      if (!body.createdBy) problems.push('say who creates it');
+      if (!body.comment) problems.push('add a comment');
+      if (problems.length) {
+        err.replaceChildren(el('div', { class: 'error-box' }, 'Please ' + problems.join('; ') + '.'));
+        return;
+      }
+      localStorage.setItem('osprey.silence.author', body.createdBy);
+      try {
+        await api('/api/v2/silences', { method: 'POST', json: body, unwrap: false });
+        formBox.replaceChildren();
+        history.replaceState(null, '', '/silences');
+        stateSel.value = Date.parse(body.startsAt) > Date.now() ? 'pending' : 'active';
+        await load();
+      } catch (e) {
+        err.replaceChildren(el('div', { class: 'error-box' }, `Saving the silence failed: ${e.message}`));
+      }
+    };
+    formBox.replaceChildren(
+      el(
+        'div',
+        { class: 'card silence-form' },
+        el('h2', {}, editing ? 'Edit silence' : 'New silence'),
+        el(
+          'div',
+          { class: 'form-grid' },
+          el('div', {}, 'Matchers'),
+          el('div', {}, rows, el('button', { onclick: () => addMatcher() }, '+ matcher')),
+          el('div', {}, 'Duration'),
+          el('div', {}, duration),
+          el('div', {}, 'Starts at'),
+          el('div', {}, startsIn),
+          el('div', {}, 'Ends at'),
+          el('div', {}, endsIn),
+          el('div', {}, 'Created by'),
+          el('div', {}, createdBy),
+          el('div', {}, 'Comment'),
+          el('div', {}, comment),
+        ),
+        err,
+        el('div', { class: 'filters', style: { marginTop: '10px' } }, el('button', { class: 'primary', onclick: submit }, editing ? 'Save' : 'Create'), el('button', { onclick: () => formBox.replaceChildren() }, 'Cancel')),
+      ),
+    );
+  }
+
+  stateSel.addEventListener('change', draw);
+  const ok = await load();
+  if (ok && params.has('new')) {
+    const matchers = params.getAll('m').map((m) => {
+      const i = m.indexOf('=');
+      return { name: i < 0 ? m : m.slice(0, i), value: i < 0 ? '' : m.slice(i + 1), isRegex: false, isEqual: true };
+    });
+    openForm({ matchers, comment: '' });
+  }
+}
+
+function matcherText(m) {
+  const op = (m.isEqual === false ? '!' : '=') + (m.isRegex ? '~' : '');
+  return `${m.name}${op === '=' ? '=' : op === '!' ? '!=' : op}"${m.value}"`;
+}
+
+// ---------------------------------------------------------------------------
+// Status.
+
+export async function renderStatus(main) {
+  main.replaceChildren(el('h1', {}, 'Status'));
+  const section = (title, id) => {
+    const body = el('div', { class: 'card', id }, el('div', { class: 'hint' }, 'Loading…'));
+    main.append(el('h2', {}, title), body);
+    return body;
+  };
+  const build = section('Build information', 'status-build');
+  const tsdb = section('TSDB', 'status-tsdb');
+  const flags = section('Command-line flags', 'status-flags');
+  const config = section('Configuration', 'status-config');
+  const fail = (box, e) => box.replaceChildren(el('div', { class: 'unavailable' }, e instanceof ApiError && e.status === 404 ? 'Not available on this server.' : `Cannot load: ${e.message}`));
+  const kv = (obj) => el('div', { class: 'kv' }, Object.entries(obj).flatMap(([k, v]) => [el('div', {}, k), el('div', { class: 'mono' }, String(v))]));
+  await Promise.all([
+    api('/api/v1/status/buildinfo').then((d) => build.replaceChildren(kv(d)), (e) => fail(build, e)),
+    api('/api/v1/status/flags').then((d) => flags.replaceChildren(kv(d)), (e) => fail(flags, e)),
+    api('/api/v1/status/config').then((d) => config.replaceChildren(el('pre', { class: 'config' }, d.yaml || '')), (e) => fail(config, e)),
+    api('/api/v1/status/tsdb', { params: { limit: 10 } }).then((d) => {
+      const head = d.headStats || {};
+      const top = (title, rows, col) =>
+        el(
+          'div',
+          {},
+          el('h2', {}, title),
+          el('table', { class: 'data' }, el('thead', {}, el('tr', {}, el('th', {}, 'Name'), el('th', { class: 'num' }, col))), el('tbody', {}, (rows || []).map((r) => el('tr', {}, el('td', { class: 'series' }, r.name), el('td', { class: 'num' }, r.value.toLocaleString()))))),
+        );
+      tsdb.replaceChildren(
+        kv({
+          'Head series': (head.numSeries ?? 0).toLocaleString(),
+          'Head chunks': (head.chunkCount ?? 0).toLocaleString(),
+          'Label pairs': (head.numLabelPairs ?? 0).toLocaleString(),
+          'Head from': head.minTime ? formatTime(head.minTime) : '–',
+          'Head until': head.maxTime ? formatTime(head.maxTime) : '–',
+        }),
+        top('Top metrics by series count', d.seriesCountByMetricName, 'Series'),
+        top('Top labels by value count', d.labelValueCountByLabelName, 'Values'),
+        top('Top labels by memory', d.memoryInBytesByLabelName, 'Bytes'),
+        top('Top label pairs by series count', d.seriesCountByLabelValuePair, 'Series'),
+      );
+    }, (e) => fail(tsdb, e)),
+  ]);
+  // Prometheus's /config, /flags and /tsdb-status land on their section.
+  const target = { '/config': config, '/flags': flags, '/tsdb-status': tsdb }[location.pathname];
+  if (target) target.scrollIntoView();
+}

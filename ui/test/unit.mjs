@@ -1,0 +1,132 @@
+// unit.mjs: tests of the UI's pure functions (no browser): durations,
+// units, variables, the autocomplete context, error positions and the
+// Grafana conversion. Run with `node --test ui/test/unit.mjs`; the Rust
+// test crates/osprey/tests/ui.rs runs it.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { parseDuration, formatDuration, parseTime, formatValue, legendName, seriesName, thresholdColor, formatVariable, autoStep } from '../src/util.js';
+import { completionContext } from '../src/complete.js';
+import { errorPosition, bracketError } from '../src/explorer.js';
+import { isGrafana, fromGrafana, sanitizeUid } from '../src/grafana.js';
+
+test('durations parse and print like Prometheus', () => {
+  assert.equal(parseDuration('1h30m'), 5400000);
+  assert.equal(parseDuration('15s'), 15000);
+  assert.equal(parseDuration('90'), 90000);
+  assert.equal(parseDuration('1x'), null);
+  assert.equal(parseDuration(''), null);
+  assert.equal(formatDuration(5400000), '1h30m');
+  assert.equal(formatDuration(500), '500ms');
+  assert.equal(parseTime('now-1h', 10_000_000), 10_000_000 - 3_600_000);
+  assert.equal(parseTime('1700000000', 0), 1_700_000_000_000);
+  assert.equal(parseTime('2024-01-01T00:00:00Z', 0), Date.parse('2024-01-01T00:00:00Z'));
+  assert.equal(parseTime('yesterday', 0), null);
+  assert.equal(autoStep(3600_000, 240), 15);
+});
+
+test('units format values', () => {
+  assert.equal(formatValue(1536, 'bytes'), '1.5 KiB');
+  assert.equal(formatValue(0.4567, 'percentunit'), '45.7%');
+  assert.equal(formatValue(0.25, 's'), '250 ms');
+  assert.equal(formatValue(300, 's'), '300 s');
+  assert.equal(formatValue(1234567, 'short'), '1.23 M');
+  assert.equal(formatValue(71.5, 'celsius'), '71.5 °C');
+  assert.equal(formatValue(2.5e6, 'Bps'), '2.5 MB/s');
+  assert.equal(formatValue(42, 'widgets'), '42 widgets');
+  assert.equal(formatValue(null, 'bytes'), '–');
+  assert.equal(formatValue('NaN', 'short'), 'NaN');
+  assert.equal(formatValue(1 / 3, 'none', 2), '0.33');
+});
+
+test('series names and legend templates', () => {
+  assert.equal(seriesName({ __name__: 'up', job: 'a', instance: 'x' }), 'up{instance="x", job="a"}');
+  assert.equal(legendName('GPU {{gpu}} on {{ instance }}', { gpu: '0', instance: 'h' }), 'GPU 0 on h');
+  assert.equal(legendName('', { __name__: 'up' }), 'up');
+});
+
+test('thresholds pick the last step at or below the value', () => {
+  const t = [{ value: null, color: 'green' }, { value: 80, color: 'red' }];
+  assert.equal(thresholdColor(t, 10), '#37872d');
+  assert.equal(thresholdColor(t, 80), '#c4162a');
+  assert.equal(thresholdColor({ not: 'a list' }, 1), null);
+});
+
+test('variables expand like Grafana for Prometheus', () => {
+  const v = (def, options, selected) => ({ def, options, selected });
+  assert.equal(formatVariable(v({}, ['a', 'b'], ['a'])), 'a');
+  assert.equal(formatVariable(v({ multi: true }, ['a.b', 'c'], ['a.b', 'c'])), '(a\\\\.b|c)');
+  assert.equal(formatVariable(v({ includeAll: true }, ['a', 'b'], ['$__all'])), '.*');
+  assert.equal(formatVariable(v({ includeAll: true, allValue: 'x|y' }, ['a'], ['$__all'])), 'x|y');
+});
+
+test('autocomplete picks the context at the cursor', () => {
+  const at = (text) => completionContext(text, text.length);
+  assert.deepEqual(at('rate(node_cp'), { kind: 'name', prefix: 'node_cp', from: 5 });
+  assert.equal(at('up{jo').kind, 'label');
+  assert.equal(at('up{jo').metric, 'up');
+  const v = at('node_cpu_seconds_total{mode="us');
+  assert.equal(v.kind, 'value');
+  assert.equal(v.label, 'mode');
+  assert.equal(v.prefix, 'us');
+  assert.equal(at('sum by (ins').kind, 'label');
+  assert.equal(at('rate(x[5').kind, 'duration');
+  assert.equal(at('up{job="a"} ').kind, null);
+});
+
+test('error positions come from the message or from unbalanced brackets', () => {
+  assert.equal(errorPosition('1:5: parse error: unexpected', 'sum(up'), 4);
+  assert.equal(errorPosition('parse error at position 3', 'abcdef'), 3);
+  assert.equal(bracketError('sum(rate(up[5m])'), 3);
+  assert.equal(bracketError('up{job="a"'), 2);
+  assert.equal(bracketError('up{job="a}'), 7);
+  assert.equal(bracketError('sum(up))'), 7);
+  assert.equal(bracketError('sum(rate(up[5m]))'), null);
+});
+
+test('Grafana dashboards convert into the model', () => {
+  const g = JSON.parse(readFileSync(new URL('./grafana-dashboard.json', import.meta.url), 'utf8'));
+  assert.ok(isGrafana(g));
+  assert.ok(!isGrafana({ osprey: 1, rows: [] }));
+  const d = fromGrafana(g);
+  assert.equal(d.uid, 'ml-service-grafana');
+  assert.deepEqual(d.rows.map((r) => [r.title, r.collapsed, r.panels.length]), [
+    ['Inference API', false, 6],
+    ['Training (collapsed row)', true, 1],
+    ['More', false, 5],
+  ]);
+  const ts = d.rows[0].panels[0];
+  assert.equal(ts.type, 'timeseries');
+  assert.equal(ts.stacked, true);
+  assert.equal(ts.unit, 'reqps');
+  assert.deepEqual(ts.legend.calcs, ['mean', 'last']);
+  assert.equal(ts.targets[0].legend, '{{status}}');
+  assert.equal(ts.x, 0);
+  assert.equal(d.rows[0].panels[1].x, 12);
+  assert.equal(d.rows[0].panels[5].targets[0].instant, true);
+  const more = d.rows[2].panels;
+  assert.deepEqual(more.map((p) => p.type), ['heatmap', 'timeseries', 'piechart', 'text', 'stat']);
+  assert.equal(more[0].targets[0].interval, '1m');
+  assert.equal(more[2].originalType, 'piechart');
+  assert.equal(more[4].unit, 'bytes');
+  assert.deepEqual(more[4].thresholds.map((t) => t.value), [null, 8e9, 12e9]);
+  assert.deepEqual(d.variables.map((v) => [v.name, v.type]), [['job', 'query'], ['quantile', 'custom'], ['interval', 'interval']]);
+  assert.equal(d.variables[0].query, 'label_values(http_requests_total, job)');
+  assert.deepEqual(d.variables[1].options, ['0.5', '0.9', '0.99']);
+  // The old rows format flows panels (no fixed column) and converts spans.
+  const old = fromGrafana({ rows: [{ title: 'R', height: '250px', panels: [{ type: 'singlestat', span: 6, targets: [{ expr: 'up' }] }] }] });
+  assert.equal(old.rows[0].panels[0].width, 12);
+  assert.equal(old.rows[0].panels[0].x, undefined);
+  // Junk does not throw.
+  assert.doesNotThrow(() => fromGrafana({ panels: [null, 3, { type: 'row' }, { type: 'graph', targets: {} }], templating: { list: {} } }));
+  assert.equal(sanitizeUid('My board / v2'), 'My-board-v2');
+});
+
+test('metric names are found in queries for "no data" hints', async () => {
+  const { metricsOf } = await import('../src/complete.js');
+  assert.deepEqual(metricsOf('100 * (1 - sum(rate(node_cpu_seconds_total{mode="idle"}[$__rate_interval])) / count(count by (instance, cpu) (node_cpu_seconds_total)))'), ['node_cpu_seconds_total']);
+  assert.deepEqual(metricsOf('histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{job=~"$job"}[5m])))'), ['http_request_duration_seconds_bucket']);
+  assert.deepEqual(metricsOf('count(ALERTS{alertstate="firing"}) or vector(0)'), ['ALERTS']);
+  assert.deepEqual(metricsOf('a / on (x) group_left b'), ['a', 'b']);
+});
