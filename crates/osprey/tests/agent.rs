@@ -402,3 +402,41 @@ fn unsent_samples_survive_sigkill() {
     let receiver = start_prometheus(dir.path(), receiver_addr);
     assert_all_arrived(&receiver, &target, "after SIGKILL and restart", &log);
 }
+
+/// An agent started without `remote_write` keeps what it scrapes; a
+/// reload that adds one sends all of it.
+#[test]
+fn reload_adding_remote_write_sends_what_was_kept() {
+    if !available("prometheus", "prometheus") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = Target::start();
+    let config = dir.path().join("agent.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  external_labels:\n    agent: a1\n\
+scrape_configs:\n  - job_name: fake\n    static_configs:\n      - targets: ['{}']\n",
+            target.addr
+        ),
+    )
+    .expect("write config");
+    let log = dir.path().join("agent.log");
+    let agent = Agent::start(&config, &dir.path().join("agent-data"), &log);
+    target.serve_then_freeze(3);
+
+    let receiver = start_prometheus(dir.path(), free_addr());
+    let url = format!("http://{}/api/v1/write", receiver.addr);
+    agent_config(dir.path(), target.addr, &url);
+    let (status, body) = http(agent.addr, "POST", "/-/reload", &[], &[]).expect("reload");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert_all_arrived(&receiver, &target, "after a reload", &log);
+
+    // A bad configuration fails the reload and names the file and line.
+    std::fs::write(&config, "remote_write:\n  - url: ftp://x\n").expect("write config");
+    let (status, body) = http(agent.addr, "POST", "/-/reload", &[], &[]).expect("reload");
+    assert_eq!(status, 500);
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("agent.yml:2: remote_write[0].url"), "{text}");
+}
