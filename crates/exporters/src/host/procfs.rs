@@ -25,11 +25,11 @@ pub fn cpu(proc_path: &Path, out: &mut String) -> io::Result<()> {
             continue;
         };
         let mut fields = rest.split_ascii_whitespace();
-        let Some(id) = fields.next() else { continue };
-        // The aggregate `cpu` line has no number.
-        if !id.bytes().all(|b| b.is_ascii_digit()) {
+        // The aggregate `cpu` line has no number right after `cpu`.
+        if !rest.starts_with(|c: char| c.is_ascii_digit()) {
             continue;
         }
+        let Some(id) = fields.next() else { continue };
         let mut values = [0.0; 10];
         for (slot, field) in values.iter_mut().zip(fields) {
             let v: u64 = field.parse().map_err(|_| invalid("stat", line))?;
