@@ -8,6 +8,7 @@
 //! - [`remote`] decodes remote write 1.0 bodies (snappy + protobuf);
 //!   [`selector`] parses `match[]` series selectors; [`params`] parses the
 //!   API's time, limit and form parameters like Prometheus does.
+//! - [`exporters`] serves the built-in host, GPU and blackbox exporters.
 //! - [`testing`] holds an in-memory [`Storage`] for tests only.
 //!
 //! This crate is the only one that knows JSON wire shapes and HTTP. It reads
@@ -28,6 +29,7 @@ use model::storage::Storage;
 mod api;
 mod error;
 pub mod export;
+pub mod exporters;
 pub mod ingest;
 pub mod metrics;
 pub mod params;
@@ -102,6 +104,7 @@ struct AppStateInner {
     clock: Clock,
     engine: Arc<promql::Engine>,
     scraping: std::sync::OnceLock<scraping::Scraping>,
+    exporters: Arc<exporters::ExporterState>,
 }
 
 /// Milliseconds since the Unix epoch; injectable so tests can pin "now".
@@ -134,6 +137,7 @@ impl AppState {
                 clock,
                 engine: Arc::new(promql::Engine::new(config_engine)),
                 scraping: std::sync::OnceLock::new(),
+                exporters: Arc::new(exporters::ExporterState::default()),
             }),
         }
     }
@@ -157,6 +161,11 @@ impl AppState {
     /// Errors when scraping was started before.
     fn set_scraping(&self, s: scraping::Scraping) -> Result<(), ()> {
         self.inner.scraping.set(s).map_err(|_| ())
+    }
+
+    /// The built-in exporters (host, GPU, blackbox modules).
+    pub fn exporters(&self) -> &Arc<exporters::ExporterState> {
+        &self.inner.exporters
     }
 
     pub(crate) fn engine(&self) -> &Arc<promql::Engine> {
@@ -208,6 +217,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status/tsdb", get(api::status_tsdb))
         .route("/api/v1/export", get(export::export).post(export::export))
         .route("/metrics", get(metrics::metrics_handler))
+        .merge(exporters::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::observe_request,
