@@ -81,10 +81,7 @@ pub fn filesystem(options: &HostOptions, out: &mut String) -> io::Result<()> {
         }
     }
     mounts.sort_by(|a, b| a.mount_point.cmp(&b.mount_point));
-    let stats: Vec<Option<sys::FsStats>> = mounts
-        .iter()
-        .map(|m| sys::statfs(Path::new(&m.mount_point)).ok())
-        .collect();
+    let stats: Vec<Option<sys::FsStats>> = mounts.iter().map(statfs_with_limit).collect();
     type Value = fn(&sys::FsStats) -> f64;
     let families: [(&str, &str, Value); 5] = [
         (
@@ -154,6 +151,74 @@ pub fn filesystem(options: &HostOptions, out: &mut String) -> io::Result<()> {
         write(&mut f, m, if m.read_only { 1.0 } else { 0.0 });
     }
     Ok(())
+}
+
+/// Filesystem types whose `statfs` can hang on a lost server.
+const NETWORK_FS_TYPES: &[&str] = &[
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "ceph",
+    "glusterfs",
+    "lustre",
+    "9p",
+    "afs",
+];
+
+/// How long `statfs` on a network filesystem may take before the mount is
+/// reported as an error and skipped until that call returns
+/// (node_exporter's `--collector.filesystem.mount-timeout` default).
+const NETWORK_STATFS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Mount points whose `statfs` is still hanging on a helper thread.
+static STUCK_MOUNTS: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
+
+/// `statfs` on a mount; `None` on error. Network filesystems are asked on a
+/// helper thread with [`NETWORK_STATFS_TIMEOUT`], so a hung server costs
+/// one parked thread per mount, not a hung scrape per scrape.
+fn statfs_with_limit(m: &Mount) -> Option<sys::FsStats> {
+    let is_network =
+        NETWORK_FS_TYPES.contains(&m.fs_type.as_str()) || m.fs_type.starts_with("fuse.");
+    if !is_network {
+        return sys::statfs(Path::new(&m.mount_point)).ok();
+    }
+    // Marked before asking and unmarked by the helper when statfs returns,
+    // so a call that outlives the timeout keeps the mount skipped.
+    if !STUCK_MOUNTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(m.mount_point.clone())
+    {
+        return None;
+    }
+    let (send, receive) = std::sync::mpsc::channel();
+    let mount_point = m.mount_point.clone();
+    let spawned = std::thread::Builder::new()
+        .name("statfs".into())
+        .spawn(move || {
+            let result = sys::statfs(Path::new(&mount_point)).ok();
+            STUCK_MOUNTS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&mount_point);
+            let _ = send.send(result);
+        });
+    if spawned.is_err() {
+        STUCK_MOUNTS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&m.mount_point);
+        return None;
+    }
+    match receive.recv_timeout(NETWORK_STATFS_TIMEOUT) {
+        Ok(result) => result,
+        Err(_) => {
+            tracing::warn!(mount_point = %m.mount_point, "statfs did not return; skipping the mount until it does");
+            None
+        }
+    }
 }
 
 /// A chip's name as node_exporter derives it: `<parent dir>_<device dir>`
