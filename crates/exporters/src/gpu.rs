@@ -56,6 +56,12 @@ pub struct GpuReading {
     pub gpu_utilization_percent: Option<u32>,
     /// Percent of time device memory was read or written.
     pub memory_utilization_percent: Option<u32>,
+    /// Percent of time the video encoder was busy.
+    pub encoder_utilization_percent: Option<u32>,
+    /// Percent of time the video decoder was busy.
+    pub decoder_utilization_percent: Option<u32>,
+    /// PCIe replays (retransmissions) since the driver loaded.
+    pub pcie_replays: Option<u32>,
     pub memory_used_bytes: Option<u64>,
     pub memory_free_bytes: Option<u64>,
     pub temperature_celsius: Option<u32>,
@@ -203,7 +209,7 @@ const MIB: f64 = 1024.0 * 1024.0;
 
 /// The per-GPU families: DCGM name, help, type and how to read the value
 /// (in DCGM's units: MiB, W, mJ, MHz, percent).
-const FAMILIES: [(&str, &str, Kind, Field); 15] = [
+const FAMILIES: [(&str, &str, Kind, Field); 18] = [
     (
         "DCGM_FI_DEV_SM_CLOCK",
         "SM clock frequency (in MHz).",
@@ -245,6 +251,24 @@ const FAMILIES: [(&str, &str, Kind, Field); 15] = [
         "Memory utilization (in %).",
         Kind::Gauge,
         |r| r.memory_utilization_percent.map(f64::from),
+    ),
+    (
+        "DCGM_FI_DEV_ENC_UTIL",
+        "Encoder utilization (in %).",
+        Kind::Gauge,
+        |r| r.encoder_utilization_percent.map(f64::from),
+    ),
+    (
+        "DCGM_FI_DEV_DEC_UTIL",
+        "Decoder utilization (in %).",
+        Kind::Gauge,
+        |r| r.decoder_utilization_percent.map(f64::from),
+    ),
+    (
+        "DCGM_FI_DEV_PCIE_REPLAY_COUNTER",
+        "Total number of PCIe retries.",
+        Kind::Counter,
+        |r| r.pcie_replays.map(f64::from),
     ),
     (
         "DCGM_FI_DEV_FB_FREE",
@@ -465,6 +489,9 @@ impl NvmlSource {
             pci_bus_id: device.pci_info().map(|p| p.bus_id).unwrap_or_default(),
             gpu_utilization_percent: utilization.as_ref().map(|u| u.gpu),
             memory_utilization_percent: utilization.as_ref().map(|u| u.memory),
+            encoder_utilization_percent: device.encoder_utilization().ok().map(|u| u.utilization),
+            decoder_utilization_percent: device.decoder_utilization().ok().map(|u| u.utilization),
+            pcie_replays: device.pcie_replay_counter().ok(),
             memory_used_bytes: memory.as_ref().map(|m| m.used),
             memory_free_bytes: memory.as_ref().map(|m| m.free),
             temperature_celsius: device.temperature(TemperatureSensor::Gpu).ok(),
