@@ -97,3 +97,51 @@ fn meminfo_names_units_and_parentheses() {
     );
     assert!(out.contains("\nnode_memory_HugePages_Total 3\n"), "{out}");
 }
+
+#[test]
+fn cpu_thermal_throttles_per_core_and_package() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        &dir.path().join("proc/stat"),
+        "cpu  1 2 3 4 5 6 7 8 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\ncpu1 1 2 3 4 5 6 7 8 0 0\nbtime 1\n",
+    );
+    let cpus = dir.path().join("sys/devices/system/cpu");
+    // cpu0 and cpu1 are two threads of core 0 of package 0.
+    for (cpu, core) in [("cpu0", "0"), ("cpu1", "0"), ("cpu2", "1")] {
+        write(&cpus.join(cpu).join("topology/physical_package_id"), "0\n");
+        write(
+            &cpus.join(cpu).join("topology/core_id"),
+            &format!("{core}\n"),
+        );
+        write(
+            &cpus
+                .join(cpu)
+                .join("thermal_throttle/package_throttle_count"),
+            "9\n",
+        );
+        write(
+            &cpus.join(cpu).join("thermal_throttle/core_throttle_count"),
+            if core == "0" { "3\n" } else { "4\n" },
+        );
+    }
+    write(&cpus.join("online"), "0-2\n");
+    let mut out = String::new();
+    exporter(dir.path()).collect(&[Collector::Cpu], &mut out);
+    assert!(
+        out.contains("node_cpu_core_throttles_total{core=\"0\",package=\"0\"} 3\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("node_cpu_core_throttles_total{core=\"1\",package=\"0\"} 4\n"),
+        "{out}"
+    );
+    assert_eq!(out.matches("node_cpu_core_throttles_total{").count(), 2);
+    assert!(
+        out.contains("node_cpu_package_throttles_total{package=\"0\"} 9\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("node_cpu_seconds_total{cpu=\"1\",mode=\"steal\"} 0.08\n"),
+        "{out}"
+    );
+}

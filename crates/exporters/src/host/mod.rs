@@ -179,7 +179,9 @@ impl HostExporter {
     fn run(&self, collector: Collector, out: &mut String) -> std::io::Result<()> {
         let o = &self.options;
         match collector {
-            Collector::Cpu => procfs::cpu(&o.proc_path, out),
+            Collector::Cpu => {
+                procfs::cpu(&o.proc_path, out).and_then(|()| sysfs::cpu_throttles(&o.sys_path, out))
+            }
             Collector::Diskstats => procfs::diskstats(o, out),
             Collector::Filesystem => sysfs::filesystem(o, out),
             Collector::Hwmon => sysfs::hwmon(&o.sys_path, out),

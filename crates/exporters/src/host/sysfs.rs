@@ -393,6 +393,80 @@ pub fn hwmon(sys_path: &Path, out: &mut String) -> io::Result<()> {
     Ok(())
 }
 
+/// Thermal throttling counts per core and per package from
+/// `/sys/devices/system/cpu/cpu<N>/thermal_throttle` (Intel CPUs with the
+/// `therm_throt` driver; absent elsewhere, which exports nothing). Sibling
+/// threads of one core share a counter, so each core and each package is
+/// counted once.
+pub fn cpu_throttles(sys_path: &Path, out: &mut String) -> io::Result<()> {
+    let entries = match std::fs::read_dir(sys_path.join("devices/system/cpu")) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mut cpus: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_prefix("cpu"))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(|e| e.path())
+        .collect();
+    cpus.sort();
+    let read = |path: PathBuf| -> Option<String> {
+        std::fs::read_to_string(path)
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
+    let mut packages: std::collections::BTreeMap<String, f64> = Default::default();
+    let mut cores: std::collections::BTreeMap<(String, String), f64> = Default::default();
+    for cpu in cpus {
+        let (Some(package), Some(core)) = (
+            read(cpu.join("topology/physical_package_id")),
+            read(cpu.join("topology/core_id")),
+        ) else {
+            continue;
+        };
+        let throttle = cpu.join("thermal_throttle");
+        if !packages.contains_key(&package)
+            && let Some(v) =
+                read(throttle.join("package_throttle_count")).and_then(|v| v.parse().ok())
+        {
+            packages.insert(package.clone(), v);
+        }
+        if !cores.contains_key(&(package.clone(), core.clone()))
+            && let Some(v) = read(throttle.join("core_throttle_count")).and_then(|v| v.parse().ok())
+        {
+            cores.insert((package, core), v);
+        }
+    }
+    if !cores.is_empty() {
+        let mut f = Family::new(
+            out,
+            "node_cpu_core_throttles_total",
+            "Times this CPU core was throttled for temperature.",
+            Kind::Counter,
+        );
+        for ((package, core), v) in &cores {
+            f.sample(&[("core", core), ("package", package)], *v);
+        }
+    }
+    if !packages.is_empty() {
+        let mut f = Family::new(
+            out,
+            "node_cpu_package_throttles_total",
+            "Times this CPU package was throttled for temperature.",
+            Kind::Counter,
+        );
+        for (package, v) in &packages {
+            f.sample(&[("package", package)], *v);
+        }
+    }
+    Ok(())
+}
+
 /// `node_time_seconds`, the local time zone's offset, and the clock
 /// sources from `/sys/devices/system/clocksource`.
 pub fn time(sys_path: &Path, out: &mut String) -> io::Result<()> {
