@@ -94,6 +94,7 @@ async fn probe_with_modules_from_the_config() {
         .start_scraping(server::scraping::ConfigSource::Embedded {
             name: "osprey.yml".into(),
             text: text.into(),
+            rules: Vec::new(),
         })
         .await
         .unwrap();
@@ -123,6 +124,7 @@ async fn a_bad_exporters_section_names_file_and_line() {
         .start_scraping(server::scraping::ConfigSource::Embedded {
             name: "osprey.yml".into(),
             text: text.into(),
+            rules: Vec::new(),
         })
         .await
         .unwrap_err();
@@ -170,6 +172,7 @@ exporters:
         .start_scraping(server::scraping::ConfigSource::Embedded {
             name: "osprey.yml".into(),
             text,
+            rules: Vec::new(),
         })
         .await
         .unwrap();
