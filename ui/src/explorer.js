@@ -41,6 +41,12 @@ function writeState(s) {
 
 /** Finds a position in an error message ("1:5:", "position 4", "at char 7"); returns a 0-based offset. */
 export function errorPosition(message, expr) {
+  // Prometheus reports an unclosed bracket or string where the input ends;
+  // the opening one is the more useful place to point at.
+  if (/unclosed left|unterminated quoted string|end of input inside/.test(message)) {
+    const opener = bracketError(expr);
+    if (opener !== null) return opener;
+  }
   let m = /(?:^|\D)(\d+):(\d+)(?::|\b)/.exec(message);
   if (m) {
     const line = parseInt(m[1], 10);

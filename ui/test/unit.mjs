@@ -77,6 +77,9 @@ test('autocomplete picks the context at the cursor', () => {
 
 test('error positions come from the message or from unbalanced brackets', () => {
   assert.equal(errorPosition('1:5: parse error: unexpected', 'sum(up'), 4);
+  // Unclosed brackets: the server points past the end, the opener is better.
+  assert.equal(errorPosition('1:7: parse error: unclosed left parenthesis', 'sum(up'), 3);
+  assert.equal(errorPosition('1:6: parse error: unclosed left bracket', 'up[5m'), 2);
   assert.equal(errorPosition('parse error at position 3', 'abcdef'), 3);
   assert.equal(bracketError('sum(rate(up[5m])'), 3);
   assert.equal(bracketError('up{job="a"'), 2);

@@ -4,6 +4,8 @@
 //! - `server`: the TSDB behind the Prometheus HTTP API.
 //! - `import`: offline backfill of OpenMetrics files into blocks.
 //! - `agent`: scrape and forward with remote write (Prometheus agent mode).
+//! - `exporter host|gpu|blackbox`: one built-in exporter alone, for the
+//!   other hosts of a fleet.
 //!
 //! This is the only crate that uses `anyhow`; every error leaves here as one
 //! line on stderr and a non-zero exit code.
@@ -45,6 +47,8 @@ enum Command {
     /// Run unit tests, as promtool does.
     #[command(subcommand)]
     Test(TestCommand),
+    /// Run one built-in exporter alone (host, gpu or blackbox).
+    Exporter(ExporterArgs),
 }
 
 #[derive(Subcommand)]
@@ -68,6 +72,28 @@ enum TestCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+struct ExporterArgs {
+    /// Which exporter: host (node_exporter names), gpu (DCGM names) or
+    /// blackbox (probes on /probe).
+    #[arg(value_enum)]
+    kind: ExporterKind,
+    /// Address to serve /metrics (and /probe) on.
+    #[arg(long)]
+    listen: SocketAddr,
+    /// blackbox only: modules in blackbox_exporter's format (default:
+    /// http_2xx and tcp_connect).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExporterKind {
+    Host,
+    Gpu,
+    Blackbox,
 }
 
 #[derive(clap::Args)]
@@ -149,6 +175,7 @@ fn main() {
             .context("--max-block-duration")
             .and_then(|window| import::run(&args.data_dir, &args.files, window)),
         Command::Check(_) | Command::Test(_) => Ok(()),
+        Command::Exporter(args) => run_exporter(args),
     };
     if let Err(e) = result {
         eprintln!("osprey: {e:#}");
@@ -305,6 +332,41 @@ fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
         agent.stop().await;
         served.context("serving HTTP")
     })?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn run_exporter(args: ExporterArgs) -> anyhow::Result<()> {
+    use server::exporters::StandaloneExporter;
+    let exporter = match (args.kind, &args.config) {
+        (ExporterKind::Host, None) => StandaloneExporter::Host,
+        (ExporterKind::Gpu, None) => StandaloneExporter::Gpu,
+        (ExporterKind::Host | ExporterKind::Gpu, Some(_)) => {
+            anyhow::bail!("--config is for the blackbox exporter only")
+        }
+        (ExporterKind::Blackbox, None) => {
+            StandaloneExporter::Blackbox(server::exporters::default_modules())
+        }
+        (ExporterKind::Blackbox, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let modules =
+                server::exporters::parse_blackbox_file(&path.display().to_string(), &text)
+                    .map_err(anyhow::Error::msg)?;
+            StandaloneExporter::Blackbox(modules)
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime
+        .block_on(server::exporters::serve_standalone(
+            exporter,
+            args.listen,
+            shutdown_signal(),
+        ))
+        .context("serving the exporter")?;
     tracing::info!("stopped");
     Ok(())
 }

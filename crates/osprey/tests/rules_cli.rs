@@ -152,3 +152,60 @@ fn failing_unit_tests_say_what_differs() {
     );
     assert!(stderr.contains("got:[]"), "{stderr}");
 }
+
+#[test]
+fn check_config_checks_the_rule_files_it_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = files("check", &["good_basic", "bad_expr"]);
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  evaluation_interval: 30s\nrule_files:\n  - {}\nscrape_configs: []\n",
+            rules[1].display()
+        ),
+    )
+    .expect("write");
+    let out = osprey()
+        .args(["check", "config"])
+        .arg(&config)
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 1 rule files found"));
+
+    std::fs::write(
+        &config,
+        format!("rule_files:\n  - {}\n", rules[0].display()),
+    )
+    .expect("write");
+    let out = osprey()
+        .args(["check", "config"])
+        .arg(&config)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad_expr.yml:5:"));
+
+    std::fs::write(
+        &config,
+        "scrape_configs:\n  - job_name: a\n    scrape_interval: 5x\n",
+    )
+    .expect("write");
+    let out = osprey()
+        .args(["check", "config"])
+        .arg(&config)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("prometheus.yml:3") && stderr.contains("scrape_interval"),
+        "{stderr}"
+    );
+}

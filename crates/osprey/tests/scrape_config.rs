@@ -112,7 +112,7 @@ fn scrapes_reloads_and_keeps_a_good_config() {
 }
 
 #[test]
-fn default_config_scrapes_osprey_itself() {
+fn default_config_scrapes_osprey_itself_and_its_exporters() {
     let dir = tempfile::tempdir().expect("tempdir");
     let addr = free_addr();
     let server = Server::start(
@@ -122,9 +122,28 @@ fn default_config_scrapes_osprey_itself() {
     );
     let (_, targets) = http(addr, "GET", "/api/v1/targets", &[], &[]).expect("targets");
     let targets: serde_json::Value = serde_json::from_slice(&targets).expect("json");
-    let active = &targets["data"]["activeTargets"][0];
-    assert_eq!(active["scrapePool"], "osprey");
-    assert_eq!(active["scrapeUrl"], format!("http://{addr}/metrics"));
-    assert_eq!(active["scrapeInterval"], "15s");
+    let active = targets["data"]["activeTargets"]
+        .as_array()
+        .expect("targets");
+    let pool = |name: &str| {
+        active
+            .iter()
+            .find(|t| t["scrapePool"] == name)
+            .unwrap_or_else(|| panic!("no {name} pool in {targets}"))
+    };
+    assert_eq!(
+        pool("osprey")["scrapeUrl"],
+        format!("http://{addr}/metrics")
+    );
+    assert_eq!(pool("osprey")["scrapeInterval"], "15s");
+    // The built-in host and GPU exporters are scraped like any target.
+    assert_eq!(
+        pool("host")["scrapeUrl"],
+        format!("http://{addr}/exporters/host/metrics")
+    );
+    assert_eq!(
+        pool("gpu")["scrapeUrl"],
+        format!("http://{addr}/exporters/gpu/metrics")
+    );
     server.kill();
 }

@@ -44,7 +44,7 @@ impl Agent {
     /// Opens the WAL under `data_dir`, loads the configuration and starts
     /// the queues and the scrape loops. Call inside the runtime.
     pub async fn start(source: ConfigSource, data_dir: &Path) -> Result<Agent, String> {
-        let (_, config) = source.load()?;
+        let (_, config, _) = source.load()?;
         let lock = lock_data_dir(data_dir)?;
         let metrics = RemoteMetrics::default();
         let mut registry = Registry::default();
@@ -83,7 +83,7 @@ impl Agent {
 
     /// Re-reads the configuration; on error the running one stays.
     pub async fn reload(&self) -> Result<(), String> {
-        let (_, config) = self.inner.source.load()?;
+        let (_, config, _) = self.inner.source.load()?;
         let mut writer = self.inner.writer.lock().await;
         writer
             .apply(&config.remote_write, &config.global.external_labels)

@@ -8,6 +8,7 @@
 //! - [`remote`] decodes remote write 1.0 bodies (snappy + protobuf);
 //!   [`selector`] parses `match[]` series selectors; [`params`] parses the
 //!   API's time, limit and form parameters like Prometheus does.
+//! - [`exporters`] serves the built-in host, GPU and blackbox exporters.
 //! - [`testing`] holds an in-memory [`Storage`] for tests only.
 //!
 //! This crate is the only one that knows JSON wire shapes and HTTP. It reads
@@ -29,6 +30,7 @@ pub mod agent;
 mod api;
 mod error;
 pub mod export;
+pub mod exporters;
 pub mod ingest;
 pub mod metrics;
 pub mod params;
@@ -115,6 +117,7 @@ struct AppStateInner {
     scraping: std::sync::OnceLock<scraping::Scraping>,
     rules: std::sync::OnceLock<rules::RulesState>,
     pending_local_sink: std::sync::Mutex<Option<rules::LocalAlertSink>>,
+    exporters: Arc<exporters::ExporterState>,
 }
 
 /// Milliseconds since the Unix epoch; injectable so tests can pin "now".
@@ -149,6 +152,7 @@ impl AppState {
                 scraping: std::sync::OnceLock::new(),
                 rules: std::sync::OnceLock::new(),
                 pending_local_sink: std::sync::Mutex::new(None),
+                exporters: Arc::new(exporters::ExporterState::default()),
             }),
         }
     }
@@ -172,6 +176,11 @@ impl AppState {
     /// Errors when scraping was started before.
     fn set_scraping(&self, s: scraping::Scraping) -> Result<(), ()> {
         self.inner.scraping.set(s).map_err(|_| ())
+    }
+
+    /// The built-in exporters (host, GPU, blackbox modules).
+    pub fn exporters(&self) -> &Arc<exporters::ExporterState> {
+        &self.inner.exporters
     }
 
     pub(crate) fn engine(&self) -> &Arc<promql::Engine> {
@@ -232,6 +241,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/export", get(export::export).post(export::export))
         .route("/metrics", get(metrics::metrics_handler))
         .merge(ui::routes())
+        .merge(exporters::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::observe_request,

@@ -2,7 +2,9 @@
 //! format: HTTP request durations (recorded by a middleware, labelled by
 //! route pattern and status code) and the store's counters, which a
 //! collector reads from [`Storage::counters`] at scrape time, so the numbers
-//! are never stale copies.
+//! are never stale copies. The `process_*` metrics (CPU, memory, file
+//! descriptors, threads, start time) carry client_golang's names and are
+//! read from `/proc/self` at scrape time too.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -52,6 +54,7 @@ impl ServerMetrics {
             http_request_duration.clone(),
         );
         registry.register_collector(Box::new(StorageCollector { storage }));
+        registry.register_collector(Box::new(ProcessCollector));
         ServerMetrics {
             registry,
             http_request_duration,
@@ -174,6 +177,67 @@ impl Collector for StorageCollector {
         ];
         for (name, help, value) in gauges {
             let gauge = ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX));
+            let metric_encoder =
+                encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+            gauge.encode(metric_encoder)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads this process's `process_*` metrics on every scrape.
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Ok(p) = exporters::process::ProcessStats::read_self() else {
+            // procfs unreadable: leave the process metrics out this time.
+            return Ok(());
+        };
+        // The OpenMetrics encoder adds `_total` to the counter's name.
+        let cpu = ConstCounter::new(p.cpu_seconds);
+        let metric_encoder = encoder.encode_descriptor(
+            "process_cpu_seconds",
+            "Total user and system CPU time spent in seconds",
+            None,
+            cpu.metric_type(),
+        )?;
+        cpu.encode(metric_encoder)?;
+        let gauges: [(&str, &str, f64); 6] = [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                p.resident_memory_bytes,
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes",
+                p.virtual_memory_bytes,
+            ),
+            (
+                "process_open_fds",
+                "Number of open file descriptors",
+                p.open_fds,
+            ),
+            (
+                "process_max_fds",
+                "Maximum number of open file descriptors",
+                p.max_fds,
+            ),
+            (
+                "process_start_time_seconds",
+                "Start time of the process since unix epoch in seconds",
+                p.start_time_seconds,
+            ),
+            (
+                "process_threads",
+                "Number of OS threads in the process",
+                p.threads,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = ConstGauge::new(value);
             let metric_encoder =
                 encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
             gauge.encode(metric_encoder)?;

@@ -46,7 +46,9 @@ impl ConfigSource {
         }
     }
 
-    pub(crate) fn load(&self) -> Result<(String, scrape::Config), String> {
+    pub(crate) fn load(
+        &self,
+    ) -> Result<(String, scrape::Config, crate::exporters::Modules), String> {
         let (name, text) = match self {
             ConfigSource::File(path) => {
                 let text = std::fs::read_to_string(path)
@@ -59,15 +61,17 @@ impl ConfigSource {
         for w in &config.warnings {
             tracing::warn!(config = %name, "{w}");
         }
-        Ok((text, config))
+        let modules = crate::exporters::modules_from_config(&name, &text, &config)?;
+        Ok((text, config, modules))
     }
 }
 
 /// osprey's starter alert rules, loaded with the embedded default.
 pub const STARTER_RULES: &str = include_str!("starter_rules.yml");
 
-/// The embedded default: osprey scrapes its own `/metrics` every 15 s and
-/// runs the starter alert rules.
+/// The embedded default: osprey scrapes its own `/metrics` and its
+/// built-in host and GPU exporters every 15 s, and runs the starter alert
+/// rules.
 pub fn default_config(listen: std::net::SocketAddr) -> ConfigSource {
     ConfigSource::Embedded {
         name: "<embedded default>".to_string(),
@@ -76,7 +80,7 @@ pub fn default_config(listen: std::net::SocketAddr) -> ConfigSource {
             STARTER_RULES.to_string(),
         )],
         text: format!(
-            "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nscrape_configs:\n  - job_name: osprey\n    static_configs:\n      - targets: ['{listen}']\n"
+            "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nscrape_configs:\n  - job_name: osprey\n    static_configs:\n      - targets: ['{listen}']\n  - job_name: host\n    metrics_path: /exporters/host/metrics\n    static_configs:\n      - targets: ['{listen}']\n  - job_name: gpu\n    metrics_path: /exporters/gpu/metrics\n    static_configs:\n      - targets: ['{listen}']\n"
         ),
     }
 }
@@ -95,7 +99,8 @@ impl AppState {
     /// runtime, before serving. A bad configuration is an error naming the
     /// file, line and field.
     pub async fn start_scraping(&self, source: ConfigSource) -> Result<(), String> {
-        let (text, config) = source.load()?;
+        let (text, config, modules) = source.load()?;
+        self.exporters().set_modules(modules);
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| "localhost".to_string());
@@ -120,7 +125,8 @@ impl AppState {
             return Ok(());
         };
         let _one = s.reload_lock.lock().await;
-        let (text, config) = s.source.load()?;
+        let (text, config, modules) = s.source.load()?;
+        self.exporters().set_modules(modules);
         self.apply_rules(&config, &s.source)?;
         s.manager.apply_config(&config).await;
         *s.text.write().unwrap_or_else(|e| e.into_inner()) = text;
