@@ -3,10 +3,13 @@
 //! Subcommands:
 //! - `server`: the TSDB behind the Prometheus HTTP API.
 //! - `import`: offline backfill of OpenMetrics files into blocks.
+//! - `alertmanager`: the alert manager alone, and `routes test`.
+//! - `check alertmanager`: validates alertmanager.yml files.
 //!
 //! This is the only crate that uses `anyhow`; every error leaves here as one
 //! line on stderr and a non-zero exit code.
 
+mod alertmanager;
 mod import;
 mod units;
 
@@ -35,6 +38,53 @@ enum Command {
     Server(ServerArgs),
     /// Backfill OpenMetrics files (timestamps in seconds) into blocks.
     Import(ImportArgs),
+    /// Run the alert manager alone, or test its routing tree.
+    Alertmanager(AlertmanagerArgs),
+    /// Validate configuration files.
+    Check {
+        #[command(subcommand)]
+        what: CheckCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CheckCommand {
+    /// Validate alertmanager.yml files, like `amtool check-config`.
+    Alertmanager {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct AlertmanagerArgs {
+    #[command(subcommand)]
+    command: Option<AlertmanagerCommand>,
+    /// The alertmanager.yml to run.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address for the Alertmanager API v2.
+    #[arg(long, default_value = "127.0.0.1:9093")]
+    listen: SocketAddr,
+    /// Where silences and the notification log are kept.
+    #[arg(long = "data-dir", default_value = "./data")]
+    data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum AlertmanagerCommand {
+    /// The routing tree.
+    Routes {
+        #[command(subcommand)]
+        command: RoutesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RoutesCommand {
+    /// Print the receivers a label set reaches, like `amtool config routes test`.
+    Test(alertmanager::RoutesTestArgs),
 }
 
 #[derive(clap::Args)]
@@ -78,6 +128,15 @@ fn main() {
             .map_err(anyhow::Error::msg)
             .context("--max-block-duration")
             .and_then(|window| import::run(&args.data_dir, &args.files, window)),
+        Command::Check {
+            what: CheckCommand::Alertmanager { files },
+        } => alertmanager::check(&files),
+        Command::Alertmanager(args) => match args.command {
+            Some(AlertmanagerCommand::Routes {
+                command: RoutesCommand::Test(test),
+            }) => alertmanager::routes_test(&test),
+            None => alertmanager::run(args.config, args.listen, args.data_dir),
+        },
     };
     if let Err(e) = result {
         eprintln!("osprey: {e:#}");
