@@ -134,6 +134,9 @@ pub struct Route {
     /// Alertmanager's route key: the parent's key, `/`, and the sorted
     /// matchers, e.g. `{}/{team="ml"}`. Group keys start with it.
     pub key: String,
+    /// The route's position in a preorder walk of the tree (root 0), which
+    /// tells apart sibling routes with the same matchers.
+    pub id: usize,
 }
 
 /// An `inhibit_rules` entry.
@@ -567,8 +570,9 @@ impl Reader<'_> {
             active_time_intervals: Vec::new(),
             routes: Vec::new(),
             key: String::new(),
+            id: 0,
         };
-        let route = resolve_route(raw, &defaults, None);
+        let route = resolve_route(raw, &defaults, None, &mut 0);
 
         let mut inhibit_rules = Vec::new();
         if let Some(node) = inhibit_node {
@@ -1367,7 +1371,14 @@ impl Reader<'_> {
 }
 
 /// Applies inheritance: unset settings come from the parent.
-fn resolve_route(raw: RawRoute, parent: &Route, parent_key: Option<&str>) -> Route {
+fn resolve_route(
+    raw: RawRoute,
+    parent: &Route,
+    parent_key: Option<&str>,
+    next_id: &mut usize,
+) -> Route {
+    let id = *next_id;
+    *next_id += 1;
     let key = match parent_key {
         None => crate::matchers::format_matchers(&raw.matchers),
         Some(parent_key) => format!(
@@ -1398,12 +1409,13 @@ fn resolve_route(raw: RawRoute, parent: &Route, parent_key: Option<&str>) -> Rou
             .collect(),
         routes: Vec::new(),
         key,
+        id,
     };
-    let children: Vec<Route> = raw
-        .routes
-        .into_iter()
-        .map(|child| resolve_route(child, &route, Some(&route.key)))
-        .collect();
+    let mut children = Vec::with_capacity(raw.routes.len());
+    for child in raw.routes {
+        let resolved = resolve_route(child, &route, Some(&route.key), next_id);
+        children.push(resolved);
+    }
     route.routes = children;
     route
 }

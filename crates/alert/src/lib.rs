@@ -7,14 +7,30 @@
 //! - [`matchers`] parses the matcher syntax (`foo="bar", baz=~"x.*"`).
 //! - [`route`] matches label sets against the routing tree.
 //! - [`timeinterval`] evaluates `time_intervals` in their time zones.
+//! - [`Alertmanager`] (in `manager.rs`) is the running alert manager: the
+//!   alert store, aggregation groups and their timers, inhibition,
+//!   [`silence`]s, the notification log ([`nflog`]) and the receivers
+//!   ([`notify`]). Silences and the log persist in the files specified in
+//!   `docs/format/alertmanager.md` (`persist.rs`).
 //!
 //! This crate knows no HTTP server: the Alertmanager API v2 lives in
 //! `server`, which calls the handle's methods.
 
+pub mod alerts;
 pub mod config;
+mod manager;
 pub mod matchers;
+pub mod nflog;
+pub mod notify;
+mod persist;
 pub mod route;
+pub mod silence;
 pub mod timeinterval;
 mod yaml;
 
+pub use alerts::{Alert, PostableAlert};
 pub use config::{Config, ConfigError, parse_config};
+pub use manager::{
+    AlertView, Alertmanager, DEFAULT_RETENTION_MS, GroupView, Options, PutAlertsError,
+};
+pub use persist::PersistError;
