@@ -239,11 +239,58 @@ pub fn parse_config_at(
     let mut reader = Reader {
         file: file_name,
         line_offset,
+        field_prefix: "",
         warnings: Vec::new(),
     };
     let root = parse_document(text)
         .map_err(|(line, message)| reader.error(line, "(document)", message))?;
     reader.config(&root)
+}
+
+/// The `alertmanager:` section of an osprey configuration file.
+#[derive(Clone, Debug)]
+pub enum Section {
+    /// `alertmanager: path/to/alertmanager.yml`.
+    File(String),
+    /// `alertmanager:` followed by the contents of an alertmanager.yml.
+    Inline(Box<Config>),
+}
+
+/// Reads the `alertmanager:` section of an osprey (or prometheus.yml)
+/// configuration, if there is one. Errors name the file's own lines.
+pub fn parse_osprey_section(file_name: &str, text: &str) -> Result<Option<Section>, ConfigError> {
+    let mut reader = Reader {
+        file: file_name,
+        line_offset: 0,
+        field_prefix: "",
+        warnings: Vec::new(),
+    };
+    let root = parse_document(text)
+        .map_err(|(line, message)| reader.error(line, "(document)", message))?;
+    let NodeValue::Mapping(entries) = &root.value else {
+        return Ok(None);
+    };
+    let Some((_, value)) = entries
+        .iter()
+        .find(|(key, _)| matches!(&key.value, NodeValue::String(name) if name == "alertmanager"))
+    else {
+        return Ok(None);
+    };
+    match &value.value {
+        NodeValue::String(path) => Ok(Some(Section::File(path.clone()))),
+        NodeValue::Mapping(_) => {
+            reader.field_prefix = "alertmanager.";
+            Ok(Some(Section::Inline(Box::new(reader.config(value)?))))
+        }
+        other => Err(reader.error(
+            value.line,
+            "alertmanager",
+            format!(
+                "expected a file path or an alertmanager.yml mapping, got {}",
+                other.kind_name()
+            ),
+        )),
+    }
 }
 
 /// Receiver kinds Alertmanager has that osprey accepts but does not send to.
@@ -305,6 +352,8 @@ const PAGERDUTY_TEXT_FIELDS: &[&str] = &[
 struct Reader<'a> {
     file: &'a str,
     line_offset: u64,
+    /// Prepended to field paths (`alertmanager.` for an inline section).
+    field_prefix: &'static str,
     warnings: Vec<String>,
 }
 
@@ -335,15 +384,16 @@ impl Reader<'_> {
             } else {
                 line + self.line_offset
             },
-            field: field.to_string(),
+            field: format!("{}{field}", self.field_prefix),
             message: message.into(),
         }
     }
 
     fn warn(&mut self, line: u64, field: &str, message: &str) {
         let line = line + self.line_offset;
+        let prefix = self.field_prefix;
         self.warnings
-            .push(format!("{}:{line}: {field}: {message}", self.file));
+            .push(format!("{}:{line}: {prefix}{field}: {message}", self.file));
     }
 
     fn mapping<'n>(&self, node: &'n Node, field: &str) -> Result<Entries<'n>, ConfigError> {

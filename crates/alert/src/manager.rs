@@ -379,8 +379,11 @@ impl Alertmanager {
         let groups = lock(&self.inner.groups).len();
         let m = &self.inner.metrics;
         let mut out = String::new();
+        // OpenMetrics style, so the text can join the server's /metrics:
+        // a counter's family name leaves out `_total`.
         let mut gauge = |name: &str, help: &str, kind: &str, samples: &[(&str, u64)]| {
-            out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+            let family = name.strip_suffix("_total").unwrap_or(name);
+            out.push_str(&format!("# HELP {family} {help}\n# TYPE {family} {kind}\n"));
             for (labels, value) in samples {
                 out.push_str(&format!("{name}{labels} {value}\n"));
             }

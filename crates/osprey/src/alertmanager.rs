@@ -94,15 +94,146 @@ pub fn routes_test(args: &RoutesTestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `osprey alertmanager --config FILE`: the alert manager alone.
+/// Where the alert manager keeps silences and the notification log.
+fn state_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("alertmanager")
+}
+
+/// The alert manager configuration named by an osprey config file, with
+/// its text (for the status endpoint), or `None` without a section.
+fn server_section(config_path: &Path) -> anyhow::Result<Option<(alert::Config, String)>> {
+    let text = std::fs::read_to_string(config_path)
+        .with_context(|| format!("reading {}", config_path.display()))?;
+    let shown = config_path.display().to_string();
+    match alert::config::parse_osprey_section(&shown, &text)? {
+        None => Ok(None),
+        Some(alert::config::Section::Inline(config)) => {
+            for warning in &config.warnings {
+                tracing::warn!("{warning}");
+            }
+            Ok(Some((*config, text)))
+        }
+        Some(alert::config::Section::File(path)) => {
+            // A relative path is relative to the file that names it.
+            let path = config_path
+                .parent()
+                .map(|dir| dir.join(&path))
+                .unwrap_or_else(|| PathBuf::from(&path));
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {} (named by {shown})", path.display()))?;
+            let config = alert::parse_config(&path.display().to_string(), &text)?;
+            for warning in &config.warnings {
+                tracing::warn!("{warning}");
+            }
+            Ok(Some((config, text)))
+        }
+    }
+}
+
+/// Starts the alert manager inside `osprey server` when its configuration
+/// has an `alertmanager:` section (inline, or a path to an alertmanager.yml).
+pub fn start_in_server(
+    state: &server::AppState,
+    config_path: Option<&Path>,
+    data_dir: &Path,
+    listen: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    let Some(config_path) = config_path else {
+        return Ok(());
+    };
+    let Some((config, text)) = server_section(config_path)? else {
+        return Ok(());
+    };
+    let alertmanager = alert::Alertmanager::start(
+        config,
+        text,
+        alert::Options {
+            state_dir: Some(state_dir(data_dir)),
+            external_url: format!("http://{listen}"),
+            retention_ms: alert::DEFAULT_RETENTION_MS,
+        },
+    )?;
+    state
+        .set_alertmanager(alertmanager)
+        .map_err(anyhow::Error::msg)?;
+    tracing::info!("alert manager started");
+    Ok(())
+}
+
+/// Re-reads the alert manager's configuration after a SIGHUP.
+pub fn reload_in_server(
+    state: &server::AppState,
+    config_path: Option<&Path>,
+) -> anyhow::Result<()> {
+    let (Some(alertmanager), Some(config_path)) = (state.alertmanager(), config_path) else {
+        return Ok(());
+    };
+    match server_section(config_path)? {
+        Some((config, text)) => {
+            alertmanager.apply_config(config, text);
+            tracing::info!("alert manager configuration reloaded");
+            Ok(())
+        }
+        None => anyhow::bail!(
+            "the alertmanager section was removed; a restart is needed to stop the alert manager"
+        ),
+    }
+}
+
+/// `osprey alertmanager --config FILE`: the alert manager alone, serving
+/// the API v2 and its metrics; SIGHUP reloads the file.
 pub fn run(
     config: Option<PathBuf>,
-    _listen: std::net::SocketAddr,
-    _data_dir: PathBuf,
+    listen: std::net::SocketAddr,
+    data_dir: PathBuf,
 ) -> anyhow::Result<()> {
-    let Some(config) = config else {
+    let Some(config_path) = config else {
         anyhow::bail!("--config is required");
     };
-    load(&config)?;
-    anyhow::bail!("running the alert manager alone is not implemented yet")
+    let parsed = load(&config_path)?;
+    let text = std::fs::read_to_string(&config_path)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let alertmanager = alert::Alertmanager::start(
+            parsed,
+            text,
+            alert::Options {
+                state_dir: Some(state_dir(&data_dir)),
+                external_url: format!("http://{listen}"),
+                retention_ms: alert::DEFAULT_RETENTION_MS,
+            },
+        )?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        tracing::info!(%listen, "alert manager listening");
+        let reloader = alertmanager.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                match load(&config_path).and_then(|config| {
+                    let text = std::fs::read_to_string(&config_path)?;
+                    Ok((config, text))
+                }) {
+                    Ok((config, text)) => {
+                        reloader.apply_config(config, text);
+                        tracing::info!("configuration reloaded");
+                    }
+                    Err(e) => tracing::error!(error = %e, "reloading failed; keeping the old configuration"),
+                }
+            }
+        });
+        let app = server::alertmanager_api::standalone_router(alertmanager.clone());
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(crate::shutdown_signal())
+            .await;
+        alertmanager.stop();
+        served.context("serving HTTP")
+    })
 }

@@ -218,13 +218,18 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
             .start_scraping(source)
             .await
             .map_err(anyhow::Error::msg)?;
+        alertmanager::start_in_server(&state, args.config.as_deref(), &args.data_dir, args.listen)?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let reloader = state.clone();
-        tokio::spawn(async move { reload_on_sighup(reloader).await });
+        let config_path = args.config.clone();
+        tokio::spawn(async move { reload_on_sighup(reloader, config_path).await });
         let result = server::serve_listener(listener, state.clone(), shutdown_signal()).await;
         state.stop_scraping().await;
+        if let Some(alertmanager) = state.alertmanager() {
+            alertmanager.stop();
+        }
         result.context("serving HTTP")
     });
     stop.store(true, Ordering::Relaxed);
@@ -236,7 +241,7 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
 }
 
 /// Reloads the configuration on every SIGHUP, as Prometheus does.
-async fn reload_on_sighup(state: server::AppState) {
+async fn reload_on_sighup(state: server::AppState, config_path: Option<PathBuf>) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::error!("cannot listen for SIGHUP; reload with POST /-/reload");
@@ -245,6 +250,9 @@ async fn reload_on_sighup(state: server::AppState) {
     while hup.recv().await.is_some() {
         if let Err(e) = state.reload().await {
             tracing::error!(error = %e, "reloading the configuration failed; keeping the old one");
+        }
+        if let Err(e) = alertmanager::reload_in_server(&state, config_path.as_deref()) {
+            tracing::error!(error = %e, "reloading the alert manager configuration failed; keeping the old one");
         }
     }
 }

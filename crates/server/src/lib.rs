@@ -25,6 +25,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use model::storage::Storage;
 
+pub mod alertmanager_api;
 mod api;
 mod error;
 pub mod export;
@@ -102,6 +103,7 @@ struct AppStateInner {
     clock: Clock,
     engine: Arc<promql::Engine>,
     scraping: std::sync::OnceLock<scraping::Scraping>,
+    alertmanager: std::sync::OnceLock<alert::Alertmanager>,
 }
 
 /// Milliseconds since the Unix epoch; injectable so tests can pin "now".
@@ -134,6 +136,7 @@ impl AppState {
                 clock,
                 engine: Arc::new(promql::Engine::new(config_engine)),
                 scraping: std::sync::OnceLock::new(),
+                alertmanager: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -157,6 +160,19 @@ impl AppState {
     /// Errors when scraping was started before.
     fn set_scraping(&self, s: scraping::Scraping) -> Result<(), ()> {
         self.inner.scraping.set(s).map_err(|_| ())
+    }
+
+    /// Serves the Alertmanager API v2 and metrics from this alert manager.
+    /// Errors when one was set before.
+    pub fn set_alertmanager(&self, alertmanager: alert::Alertmanager) -> Result<(), String> {
+        self.inner
+            .alertmanager
+            .set(alertmanager)
+            .map_err(|_| "the alert manager was already set".to_string())
+    }
+
+    pub fn alertmanager(&self) -> Option<&alert::Alertmanager> {
+        self.inner.alertmanager.get()
     }
 
     pub(crate) fn engine(&self) -> &Arc<promql::Engine> {
@@ -208,6 +224,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status/tsdb", get(api::status_tsdb))
         .route("/api/v1/export", get(export::export).post(export::export))
         .route("/metrics", get(metrics::metrics_handler))
+        .merge(alertmanager_api::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::observe_request,

@@ -155,3 +155,27 @@ fn unsupported_receivers_warn() {
     assert_eq!(config.warnings.len(), 1);
     assert!(config.warnings[0].starts_with("am.yml:5: receivers[0].opsgenie_configs"));
 }
+
+#[test]
+fn osprey_sections() {
+    let inline = "global:\n  scrape_interval: 15s\nalertmanager:\n  route:\n    receiver: d\n    foo: 1\n  receivers:\n    - name: d\n";
+    let error = parse_osprey_section("osprey.yml", inline).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "osprey.yml:6: alertmanager.route.foo: unknown field"
+    );
+    let inline = inline.replace("    foo: 1\n", "");
+    match parse_osprey_section("osprey.yml", &inline).unwrap() {
+        Some(Section::Inline(config)) => assert_eq!(config.route.receiver, "d"),
+        other => panic!("expected an inline section, got {other:?}"),
+    }
+    match parse_osprey_section("osprey.yml", "alertmanager: am.yml\n").unwrap() {
+        Some(Section::File(path)) => assert_eq!(path, "am.yml"),
+        other => panic!("expected a path, got {other:?}"),
+    }
+    assert!(
+        parse_osprey_section("osprey.yml", "global: {}\n")
+            .unwrap()
+            .is_none()
+    );
+}
