@@ -687,7 +687,6 @@ impl Inner {
                 data,
                 firing.clone(),
                 resolved.clone(),
-                now,
                 deadline,
             ));
         }
@@ -711,7 +710,6 @@ impl Inner {
         data: Data,
         firing: BTreeSet<u64>,
         resolved: BTreeSet<u64>,
-        now: i64,
         deadline: Instant,
     ) -> bool {
         if !data.alerts.is_empty() {
@@ -746,7 +744,9 @@ impl Inner {
                 return false;
             }
         }
-        if let Err(error) = self.nflog.log(key, firing, resolved, now) {
+        // Logged at the time the notification went out, as Alertmanager
+        // does: the repeat check compares it with later flush times.
+        if let Err(error) = self.nflog.log(key, firing, resolved, now_ms()) {
             tracing::error!(error = %error, "writing the notification log failed");
             return false;
         }
