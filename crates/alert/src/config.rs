@@ -16,7 +16,7 @@ use model::matcher::{MatchOp, Matcher};
 
 use crate::matchers::{compare_matchers, parse_matchers};
 use crate::timeinterval::{self, TimeInterval};
-use crate::yaml::{Node, NodeValue, parse_document};
+use yaml::{Node, NodeValue, parse_document};
 
 /// Alertmanager's default `resolve_timeout` (5m).
 pub const DEFAULT_RESOLVE_TIMEOUT_MS: i64 = 5 * 60_000;

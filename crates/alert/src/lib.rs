@@ -26,7 +26,6 @@ mod persist;
 pub mod route;
 pub mod silence;
 pub mod timeinterval;
-mod yaml;
 
 pub use alerts::{Alert, PostableAlert};
 pub use config::{Config, ConfigError, parse_config};

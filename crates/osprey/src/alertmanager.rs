@@ -136,7 +136,6 @@ pub fn start_in_server(
     state: &server::AppState,
     config_path: Option<&Path>,
     data_dir: &Path,
-    listen: std::net::SocketAddr,
 ) -> anyhow::Result<()> {
     let Some(config_path) = config_path else {
         return Ok(());
@@ -149,10 +148,29 @@ pub fn start_in_server(
         text,
         alert::Options {
             state_dir: Some(state_dir(data_dir)),
-            external_url: format!("http://{listen}"),
+            external_url: state.config().external_url.clone(),
             retention_ms: alert::DEFAULT_RETENTION_MS,
         },
     )?;
+    // The rule engine's alerts go straight in, as if POSTed to the API.
+    let sink = alertmanager.clone();
+    state.set_local_alert_sink(std::sync::Arc::new(
+        move |alerts: Vec<server::rules::SentAlert>| {
+            let posted = alerts
+                .into_iter()
+                .map(|sent| alert::PostableAlert {
+                    labels: sent.labels.into_iter().collect(),
+                    annotations: sent.annotations.into_iter().collect(),
+                    starts_at_ms: Some(sent.starts_at_ms),
+                    ends_at_ms: Some(sent.ends_at_ms),
+                    generator_url: sent.generator_url,
+                })
+                .collect();
+            if let Err(error) = sink.put_alerts(posted) {
+                tracing::warn!(%error, "the rule engine sent invalid alerts");
+            }
+        },
+    ));
     state
         .set_alertmanager(alertmanager)
         .map_err(anyhow::Error::msg)?;

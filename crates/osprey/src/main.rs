@@ -10,6 +10,7 @@
 //! line on stderr and a non-zero exit code.
 
 mod alertmanager;
+mod check;
 mod import;
 mod units;
 
@@ -38,19 +39,30 @@ enum Command {
     Server(ServerArgs),
     /// Backfill OpenMetrics files (timestamps in seconds) into blocks.
     Import(ImportArgs),
+    /// Check configuration or rule files, as promtool does.
+    #[command(subcommand)]
+    Check(CheckCommand),
+    /// Run unit tests, as promtool does.
+    #[command(subcommand)]
+    Test(TestCommand),
     /// Run the alert manager alone, or test its routing tree.
     Alertmanager(AlertmanagerArgs),
-    /// Validate configuration files.
-    Check {
-        #[command(subcommand)]
-        what: CheckCommand,
-    },
 }
 
 #[derive(Subcommand)]
 enum CheckCommand {
     /// Validate alertmanager.yml files, like `amtool check-config`.
     Alertmanager {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Check a prometheus.yml (or osprey config) and the rule files it names.
+    Config {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Check rule files.
+    Rules {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -87,6 +99,15 @@ enum RoutesCommand {
     Test(alertmanager::RoutesTestArgs),
 }
 
+#[derive(Subcommand)]
+enum TestCommand {
+    /// Run rule unit tests written in promtool's test file format.
+    Rules {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
 #[derive(clap::Args)]
 struct ServerArgs {
     /// Configuration file (a prometheus.yml, optionally with osprey sections).
@@ -104,6 +125,18 @@ struct ServerArgs {
     /// Maximum bytes of blocks and WAL (e.g. 512MB, 100GB); 0 means no limit.
     #[arg(long = "retention.size", default_value = "0")]
     retention_size: String,
+    /// The URL osprey is reached under, for links in alerts (default http://<listen>).
+    #[arg(long = "web.external-url")]
+    external_url: Option<String>,
+    /// Minimum time before an unchanged firing alert is sent again.
+    #[arg(long = "rules.alert.resend-delay", default_value = "1m")]
+    resend_delay: String,
+    /// Longest outage after which the `for` state of alerts is still restored.
+    #[arg(long = "rules.alert.for-outage-tolerance", default_value = "1h")]
+    for_outage_tolerance: String,
+    /// Minimum wait after a restart before a restored alert fires (Prometheus: 10m).
+    #[arg(long = "rules.alert.for-grace-period", default_value = "0s")]
+    for_grace_period: String,
 }
 
 #[derive(clap::Args)]
@@ -121,6 +154,17 @@ struct ImportArgs {
 
 fn main() {
     let cli = Cli::parse();
+    // The checkers print their own findings; the store they open for unit
+    // tests must not add log lines to them.
+    let verdict = match &cli.command {
+        Command::Check(CheckCommand::Config { files }) => Some(check::check_config(files)),
+        Command::Check(CheckCommand::Rules { files }) => Some(check::check_rules(files)),
+        Command::Test(TestCommand::Rules { files }) => Some(check::test_rules(files)),
+        _ => None,
+    };
+    if let Some(passed) = verdict {
+        std::process::exit(if passed { 0 } else { 1 });
+    }
     init_logging();
     let result = match cli.command {
         Command::Server(args) => run_server(args),
@@ -128,15 +172,14 @@ fn main() {
             .map_err(anyhow::Error::msg)
             .context("--max-block-duration")
             .and_then(|window| import::run(&args.data_dir, &args.files, window)),
-        Command::Check {
-            what: CheckCommand::Alertmanager { files },
-        } => alertmanager::check(&files),
+        Command::Check(CheckCommand::Alertmanager { files }) => alertmanager::check(&files),
         Command::Alertmanager(args) => match args.command {
             Some(AlertmanagerCommand::Routes {
                 command: RoutesCommand::Test(test),
             }) => alertmanager::routes_test(&test),
             None => alertmanager::run(args.config, args.listen, args.data_dir),
         },
+        Command::Check(_) | Command::Test(_) => Ok(()),
     };
     if let Err(e) = result {
         eprintln!("osprey: {e:#}");
@@ -186,6 +229,22 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     let mut config = server::ServerConfig::new(args.listen);
+    let flag_ms = |text: &str, flag: &str| {
+        units::parse_duration_ms(text)
+            .map_err(anyhow::Error::msg)
+            .with_context(|| flag.to_string())
+    };
+    config.rule_flags = server::rules::RuleFlags {
+        resend_delay_ms: flag_ms(&args.resend_delay, "--rules.alert.resend-delay")?,
+        outage_tolerance_ms: flag_ms(
+            &args.for_outage_tolerance,
+            "--rules.alert.for-outage-tolerance",
+        )?,
+        for_grace_period_ms: flag_ms(&args.for_grace_period, "--rules.alert.for-grace-period")?,
+    };
+    if let Some(url) = &args.external_url {
+        config.external_url = url.trim_end_matches('/').to_string();
+    }
     config.flags = vec![
         (
             "config.file".into(),
@@ -199,6 +258,16 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
             args.data_dir.display().to_string(),
         ),
         ("web.listen-address".into(), args.listen.to_string()),
+        ("web.external-url".into(), config.external_url.clone()),
+        ("rules.alert.resend-delay".into(), args.resend_delay.clone()),
+        (
+            "rules.alert.for-outage-tolerance".into(),
+            args.for_outage_tolerance.clone(),
+        ),
+        (
+            "rules.alert.for-grace-period".into(),
+            args.for_grace_period.clone(),
+        ),
         (
             "storage.tsdb.retention.time".into(),
             args.retention_time.clone(),
@@ -218,7 +287,7 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
             .start_scraping(source)
             .await
             .map_err(anyhow::Error::msg)?;
-        alertmanager::start_in_server(&state, args.config.as_deref(), &args.data_dir, args.listen)?;
+        alertmanager::start_in_server(&state, args.config.as_deref(), &args.data_dir)?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
@@ -226,6 +295,7 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         let config_path = args.config.clone();
         tokio::spawn(async move { reload_on_sighup(reloader, config_path).await });
         let result = server::serve_listener(listener, state.clone(), shutdown_signal()).await;
+        state.stop_rules();
         state.stop_scraping().await;
         if let Some(alertmanager) = state.alertmanager() {
             alertmanager.stop();

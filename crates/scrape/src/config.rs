@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use model::duration::parse_duration_ms;
 
 use crate::relabel::{RelabelAction, RelabelConfig, RelabelRegex, is_valid_label_name};
-use crate::yaml::{Node, NodeValue, parse_document};
+use yaml::{Node, NodeValue, parse_document};
 
 /// Prometheus's default scrape interval (1m).
 pub const DEFAULT_SCRAPE_INTERVAL_MS: i64 = 60_000;
@@ -36,6 +36,10 @@ pub const DEFAULT_FILE_SD_REFRESH_MS: i64 = 300_000;
 pub struct Config {
     pub global: GlobalConfig,
     pub scrape_configs: Vec<ScrapeConfig>,
+    /// `rule_files` patterns as written (relative to the config file).
+    pub rule_files: Vec<String>,
+    /// The `alerting` section: where alerts go and how they are relabelled.
+    pub alerting: AlertingConfig,
     /// Other known top-level sections, by name, as the YAML text they were
     /// written as (from their key to the next top-level key).
     pub other_sections: BTreeMap<String, String>,
@@ -62,6 +66,34 @@ impl Default for GlobalConfig {
             external_labels: Vec::new(),
         }
     }
+}
+
+/// The `alerting` section of `prometheus.yml`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AlertingConfig {
+    /// Applied to every alert before it is sent (after external labels).
+    pub alert_relabel_configs: Vec<RelabelConfig>,
+    pub alertmanagers: Vec<AlertmanagerConfig>,
+}
+
+/// One `alerting.alertmanagers` entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlertmanagerConfig {
+    pub scheme: Scheme,
+    /// Prepended to `/api/v2/alerts`.
+    pub path_prefix: String,
+    /// Per request; default 10s.
+    pub timeout_ms: i64,
+    pub static_configs: Vec<StaticConfig>,
+    pub file_sd_configs: Vec<FileSdConfig>,
+    /// Applied to the discovered Alertmanager targets (`__address__`, ...).
+    pub relabel_configs: Vec<RelabelConfig>,
+    /// Applied to alerts sent to this Alertmanager only.
+    pub alert_relabel_configs: Vec<RelabelConfig>,
+    pub basic_auth: Option<BasicAuth>,
+    pub authorization: Option<Authorization>,
+    pub tls_config: TlsConfig,
+    pub follow_redirects: bool,
 }
 
 /// `http` or `https`.
@@ -214,8 +246,6 @@ pub fn parse_config(file_name: &str, text: &str) -> Result<Config, ConfigError> 
 
 /// Top-level sections of Prometheus that other parts of osprey own.
 const PROMETHEUS_OTHER_SECTIONS: &[&str] = &[
-    "rule_files",
-    "alerting",
     "remote_write",
     "remote_read",
     "storage",
@@ -407,6 +437,8 @@ impl Reader<'_> {
         let mut global_limits: Vec<(&str, &Node)> = Vec::new();
         let mut other_sections = BTreeMap::new();
         let mut scrape_node = None;
+        let mut rule_files = Vec::new();
+        let mut alerting = AlertingConfig::default();
 
         let top_lines: Vec<u64> = entries.iter().map(|(key, _)| key.line).collect();
         for (index, (key, value)) in entries.iter().enumerate() {
@@ -416,6 +448,8 @@ impl Reader<'_> {
                     global = self.global(value, &mut global_limits)?;
                 }
                 "scrape_configs" => scrape_node = Some(value),
+                "rule_files" => rule_files = self.string_list(value, "rule_files")?,
+                "alerting" => alerting = self.alerting(value)?,
                 _ if PROMETHEUS_OTHER_SECTIONS.contains(&name.as_str())
                     || OSPREY_SECTIONS.contains(&name.as_str()) =>
                 {
@@ -452,9 +486,115 @@ impl Reader<'_> {
         Ok(Config {
             global,
             scrape_configs,
+            rule_files,
+            alerting,
             other_sections,
             warnings: std::mem::take(&mut self.warnings),
         })
+    }
+
+    fn alerting(&mut self, node: &Node) -> Result<AlertingConfig, ConfigError> {
+        let mut alerting = AlertingConfig::default();
+        for (key, value) in self.mapping(node, "alerting")? {
+            let name = self.string(key, "alerting")?;
+            let path = format!("alerting.{name}");
+            match name.as_str() {
+                "alert_relabel_configs" => {
+                    alerting.alert_relabel_configs = self.relabel_configs(value, &path)?
+                }
+                "alertmanagers" => {
+                    for (index, item) in self.sequence(value, &path)?.iter().enumerate() {
+                        let field = format!("{path}[{index}]");
+                        alerting
+                            .alertmanagers
+                            .push(self.alertmanager(item, &field)?);
+                    }
+                }
+                _ => return Err(self.error(key.line, &path, "unknown field")),
+            }
+        }
+        Ok(alerting)
+    }
+
+    fn alertmanager(
+        &mut self,
+        node: &Node,
+        field: &str,
+    ) -> Result<AlertmanagerConfig, ConfigError> {
+        let mut am = AlertmanagerConfig {
+            scheme: Scheme::Http,
+            path_prefix: String::new(),
+            timeout_ms: 10_000,
+            static_configs: Vec::new(),
+            file_sd_configs: Vec::new(),
+            relabel_configs: Vec::new(),
+            alert_relabel_configs: Vec::new(),
+            basic_auth: None,
+            authorization: None,
+            tls_config: TlsConfig::default(),
+            follow_redirects: true,
+        };
+        for (key, value) in self.mapping(node, field)? {
+            let name = self.string(key, field)?;
+            let path = format!("{field}.{name}");
+            match name.as_str() {
+                "scheme" => {
+                    am.scheme = match self.string(value, &path)?.as_str() {
+                        "http" => Scheme::Http,
+                        "https" => Scheme::Https,
+                        other => {
+                            return Err(self.error(
+                                value.line,
+                                &path,
+                                format!("invalid scheme {other:?} (expected http or https)"),
+                            ));
+                        }
+                    }
+                }
+                "path_prefix" => am.path_prefix = self.string(value, &path)?,
+                "timeout" => am.timeout_ms = self.positive_duration(value, &path)?,
+                "api_version" => {
+                    let version = self.string(value, &path)?;
+                    if version != "v2" {
+                        return Err(self.error(
+                            value.line,
+                            &path,
+                            format!("unsupported Alertmanager API version {version:?} (only v2)"),
+                        ));
+                    }
+                }
+                "static_configs" => {
+                    for (index, item) in self.sequence(value, &path)?.iter().enumerate() {
+                        am.static_configs
+                            .push(self.static_config(item, &format!("{path}[{index}]"))?);
+                    }
+                }
+                "file_sd_configs" => {
+                    for (index, item) in self.sequence(value, &path)?.iter().enumerate() {
+                        am.file_sd_configs
+                            .push(self.file_sd_config(item, &format!("{path}[{index}]"))?);
+                    }
+                }
+                "relabel_configs" => am.relabel_configs = self.relabel_configs(value, &path)?,
+                "alert_relabel_configs" => {
+                    am.alert_relabel_configs = self.relabel_configs(value, &path)?
+                }
+                "basic_auth" => am.basic_auth = Some(self.basic_auth(value, &path)?),
+                "authorization" => am.authorization = Some(self.authorization(value, &path)?),
+                "tls_config" => am.tls_config = self.tls_config(value, &path)?,
+                "follow_redirects" => am.follow_redirects = self.bool(value, &path)?,
+                "enable_http2"
+                | "proxy_url"
+                | "no_proxy"
+                | "proxy_from_environment"
+                | "proxy_connect_header"
+                | "oauth2"
+                | "http_headers"
+                | "sigv4" => self.warn(key.line, &path, "accepted but not implemented; ignored"),
+                _ => return Err(self.error(key.line, &path, "unknown field")),
+            }
+        }
+        Ok(am)
     }
 
     fn global<'n>(

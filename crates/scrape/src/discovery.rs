@@ -119,7 +119,7 @@ fn read_groups(path: &Path) -> Result<Vec<StaticConfig>, String> {
 
 /// Adds the files matching `pattern` (a path whose last element may hold
 /// `*`, `?` and `[...]`) to `out`.
-fn expand_glob(pattern: &str, out: &mut Vec<PathBuf>) {
+pub fn expand_glob(pattern: &str, out: &mut Vec<PathBuf>) {
     let path = Path::new(pattern);
     let Some(file_pattern) = path.file_name().and_then(|name| name.to_str()) else {
         return;

@@ -26,7 +26,6 @@ mod md5;
 pub mod relabel;
 mod scrape_loop;
 pub mod target;
-mod yaml;
 
 use std::time::SystemTime;
 
@@ -34,10 +33,10 @@ use model::Labels;
 pub use model::exposition::MetricType;
 
 pub use config::{
-    Authorization, BasicAuth, Config, ConfigError, FileSdConfig, GlobalConfig, Scheme,
-    ScrapeConfig, StaticConfig, TlsConfig, parse_config,
+    AlertingConfig, AlertmanagerConfig, Authorization, BasicAuth, Config, ConfigError,
+    FileSdConfig, GlobalConfig, Scheme, ScrapeConfig, StaticConfig, TlsConfig, parse_config,
 };
-pub use discovery::FILEPATH_LABEL;
+pub use discovery::{FILEPATH_LABEL, expand_glob};
 pub use manager::{ScrapeManager, ScrapeManagerOptions};
 pub use relabel::{RelabelAction, RelabelConfig, RelabelRegex};
 pub use scrape_loop::ACCEPT_HEADER;

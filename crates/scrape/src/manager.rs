@@ -141,6 +141,8 @@ impl ScrapeManager {
         self.apply_config(&Config {
             global: Default::default(),
             scrape_configs: Vec::new(),
+            rule_files: Vec::new(),
+            alerting: Default::default(),
             other_sections: Default::default(),
             warnings: Vec::new(),
         })

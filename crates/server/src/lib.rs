@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod params;
 mod query;
 pub mod remote;
+pub mod rules;
 mod rw_decode;
 pub mod scraping;
 pub mod selector;
@@ -71,6 +72,11 @@ pub struct ServerConfig {
     pub config_yaml: String,
     /// Command-line flags in effect, for `/api/v1/status/flags`.
     pub flags: Vec<(String, String)>,
+    /// The URL under which osprey is reached (`--web.external-url`), for
+    /// alert links and templates; default `http://<listen>`.
+    pub external_url: String,
+    /// Alert timing (`--rules.alert.*`).
+    pub rule_flags: rules::RuleFlags,
 }
 
 impl ServerConfig {
@@ -85,6 +91,8 @@ impl ServerConfig {
             engine: promql::EngineOptions::prometheus_defaults(),
             config_yaml: String::new(),
             flags: Vec::new(),
+            external_url: format!("http://{listen}"),
+            rule_flags: rules::RuleFlags::osprey_defaults(),
         }
     }
 }
@@ -104,6 +112,8 @@ struct AppStateInner {
     engine: Arc<promql::Engine>,
     scraping: std::sync::OnceLock<scraping::Scraping>,
     alertmanager: std::sync::OnceLock<alert::Alertmanager>,
+    rules: std::sync::OnceLock<rules::RulesState>,
+    pending_local_sink: std::sync::Mutex<Option<rules::LocalAlertSink>>,
 }
 
 /// Milliseconds since the Unix epoch; injectable so tests can pin "now".
@@ -137,6 +147,8 @@ impl AppState {
                 engine: Arc::new(promql::Engine::new(config_engine)),
                 scraping: std::sync::OnceLock::new(),
                 alertmanager: std::sync::OnceLock::new(),
+                rules: std::sync::OnceLock::new(),
+                pending_local_sink: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -216,6 +228,14 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status/flags", get(query::status_flags))
         .route("/-/reload", post(scraping::reload).put(scraping::reload))
         .route("/api/v1/targets", get(scraping::targets))
+        .route(
+            "/api/v1/rules",
+            get(rules::rules_api).post(rules::rules_api),
+        )
+        .route(
+            "/api/v1/alerts",
+            get(rules::alerts_api).post(rules::alerts_api),
+        )
         .route("/api/v1/targets/metadata", get(scraping::targets_metadata))
         .route("/api/v1/metadata", get(scraping::metadata))
         .route("/api/v1/series", get(api::series).post(api::series))

@@ -24,6 +24,14 @@ pub enum ConfigSource {
 }
 
 impl ConfigSource {
+    /// The file, when the configuration comes from one.
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match self {
+            ConfigSource::File(path) => Some(path),
+            ConfigSource::Embedded { .. } => None,
+        }
+    }
+
     fn load(&self) -> Result<(String, scrape::Config), String> {
         let (name, text) = match self {
             ConfigSource::File(path) => {
@@ -71,6 +79,7 @@ impl AppState {
             .unwrap_or_else(|_| "localhost".to_string());
         let storage: Arc<dyn model::storage::Appendable> = self.storage().clone();
         let manager = ScrapeManager::new(storage, ScrapeManagerOptions { hostname });
+        self.apply_rules(&config, source.path())?;
         manager.apply_config(&config).await;
         let scraping = Scraping {
             manager,
@@ -90,6 +99,7 @@ impl AppState {
         };
         let _one = s.reload_lock.lock().await;
         let (text, config) = s.source.load()?;
+        self.apply_rules(&config, s.source.path())?;
         s.manager.apply_config(&config).await;
         *s.text.write().unwrap_or_else(|e| e.into_inner()) = text;
         tracing::info!("configuration reloaded");
@@ -310,6 +320,26 @@ fn rfc3339(t: std::time::SystemTime) -> String {
         (rem % 3600) / 60,
         rem % 60,
         d.subsec_nanos()
+    )
+}
+
+/// Milliseconds since the epoch as Go's RFC 3339 with nanoseconds prints
+/// a `time.Time` in JSON: UTC, fraction without trailing zeros.
+pub(crate) fn rfc3339_ms(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, day) = civil_from_days(days);
+    let fraction = if millis == 0 {
+        String::new()
+    } else {
+        format!(".{millis:03}").trim_end_matches('0').to_string()
+    };
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}{fraction}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
     )
 }
 

@@ -86,12 +86,15 @@ fn full_config_with_defaults() {
         ]
     );
     let keys: Vec<&str> = config.other_sections.keys().map(|k| k.as_str()).collect();
+    assert_eq!(keys, ["drift", "remote_write", "slos"]);
+    assert!(!config.other_sections["remote_write"].contains("drift"));
+    assert_eq!(config.alerting.alertmanagers.len(), 1);
     assert_eq!(
-        keys,
-        ["alerting", "drift", "remote_write", "rule_files", "slos"]
+        config.alerting.alertmanagers[0].static_configs[0].targets,
+        ["localhost:9093"]
     );
-    assert!(config.other_sections["alerting"].contains("localhost:9093"));
-    assert!(!config.other_sections["alerting"].contains("remote_write"));
+    assert_eq!(config.alerting.alertmanagers[0].timeout_ms, 10_000);
+    assert!(!config.rule_files.is_empty());
 
     let prometheus = &config.scrape_configs[0];
     assert_eq!(prometheus.job_name, "prometheus");

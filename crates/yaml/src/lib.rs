@@ -1,24 +1,25 @@
 //! A YAML document as a tree of nodes that remember their line, so that
-//! `alertmanager.yml` errors can name the file, line and field.
+//! config errors can name the file, line and field.
 //!
-//! This is the same reader as `scrape::yaml` (the crates may not depend on
-//! each other, and the file is small): serde-saphyr parses the text, [`Node`]
-//! is deserialized through its `Spanned` wrapper, and the typed config is
-//! read from the tree by hand in `config.rs`.
+//! serde-saphyr parses the text; [`Node`] is deserialized through its
+//! `Spanned` wrapper, which records where each node starts. The typed
+//! config is then read from the tree by hand (`scrape::config`, the rule
+//! files in `rules`), which keeps
+//! the field path of every value at hand for error messages.
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
 /// One YAML node and the 1-based line it starts on (0 when unknown).
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Node {
+pub struct Node {
     pub line: u64,
     pub value: NodeValue,
 }
 
 /// The value of a node. Mappings keep their keys in document order.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) enum NodeValue {
+pub enum NodeValue {
     Null,
     Bool(bool),
     Int(i128),
@@ -45,7 +46,7 @@ impl NodeValue {
 
 /// Parses a YAML document into a node tree. Errors carry the line where
 /// the parser stopped, when it knows it.
-pub(crate) fn parse_document(text: &str) -> Result<Node, (u64, String)> {
+pub fn parse_document(text: &str) -> Result<Node, (u64, String)> {
     let mut options = serde_saphyr::Options::default();
     options.with_snippet = false;
     match serde_saphyr::from_str_with_options::<Option<Node>>(text, options) {

@@ -1,0 +1,113 @@
+//! `osprey check config|rules` and `osprey test rules`: the promtool
+//! commands people run in CI, with the same verdicts.
+//!
+//! Each returns whether everything passed; `main` turns `false` into exit
+//! status 1. Problems are printed as they are found, each naming the file
+//! and line.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// `osprey check config FILE...`: the configuration and the rule files it
+/// names.
+pub fn check_config(files: &[PathBuf]) -> bool {
+    let mut ok = true;
+    for file in files {
+        println!("Checking {}", file.display());
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(e) => {
+                eprintln!("  FAILED: reading {}: {e}", file.display());
+                ok = false;
+                continue;
+            }
+        };
+        let config = match scrape::parse_config(&file.display().to_string(), &text) {
+            Ok(config) => config,
+            Err(e) => {
+                eprintln!("  FAILED: {e}");
+                ok = false;
+                continue;
+            }
+        };
+        for warning in &config.warnings {
+            println!("  WARNING: {warning}");
+        }
+        let rule_files = server::rules::resolve_rule_files(file, &config.rule_files);
+        println!("  SUCCESS: {} rule files found", rule_files.len());
+        println!(
+            "  SUCCESS: {} is valid prometheus config file syntax",
+            file.display()
+        );
+        println!();
+        if !check_rule_files(&rule_files) {
+            ok = false;
+        }
+    }
+    ok
+}
+
+/// `osprey check rules FILE...`.
+pub fn check_rules(files: &[PathBuf]) -> bool {
+    check_rule_files(files)
+}
+
+fn check_rule_files(files: &[PathBuf]) -> bool {
+    let mut ok = true;
+    for file in files {
+        println!("Checking {}", file.display());
+        let name = file.display().to_string();
+        let result = std::fs::read_to_string(file)
+            .map_err(|e| vec![format!("{name}: {e}")])
+            .and_then(|text| {
+                rules::parse_rule_file(&name, &text)
+                    .map_err(|errors| errors.iter().map(|e| e.to_string()).collect())
+            });
+        match result {
+            Ok(groups) => {
+                let n: usize = groups.iter().map(|g| g.rules.len()).sum();
+                println!("  SUCCESS: {n} rules found");
+            }
+            Err(errors) => {
+                eprintln!("  FAILED:");
+                for error in errors {
+                    eprintln!("{error}");
+                }
+                ok = false;
+            }
+        }
+        println!();
+    }
+    ok
+}
+
+/// `osprey test rules FILE...`: promtool's rule unit tests, each test
+/// group in a fresh store in a temporary directory.
+pub fn test_rules(files: &[PathBuf]) -> bool {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let scratch = std::env::temp_dir().join(format!("osprey-test-rules-{}", std::process::id()));
+    let dirs = std::sync::Mutex::new(Vec::<PathBuf>::new());
+    let new_storage = || -> Result<Arc<dyn model::storage::Storage>, String> {
+        let dir = scratch.join(NEXT.fetch_add(1, Ordering::Relaxed).to_string());
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if let Ok(mut dirs) = dirs.lock() {
+            dirs.push(dir.clone());
+        }
+        let mut options = tsdb::DbOptions::with_retention(None, None);
+        options.fsync = false;
+        let db = tsdb::Db::open(&dir, options).map_err(|e| e.to_string())?;
+        Ok(Arc::new(db))
+    };
+    let glob = |pattern: &str| {
+        let mut out = Vec::new();
+        scrape::expand_glob(pattern, &mut out);
+        out.sort();
+        out
+    };
+    let report = rules::unittest::run_files(files, &new_storage, &glob);
+    print!("{}", report.stdout);
+    eprint!("{}", report.stderr);
+    let _ = std::fs::remove_dir_all(&scratch);
+    report.passed
+}

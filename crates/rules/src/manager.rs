@@ -1,0 +1,219 @@
+//! The rule manager: loads rule files, runs each group on its interval,
+//! hands due alerts to a [`Notifier`], and keeps state across reloads.
+//!
+//! Each group runs as one tokio task that sleeps until the group's next
+//! evaluation time and evaluates on the blocking pool (PromQL and storage
+//! are synchronous). A reload parses every file first and changes nothing
+//! when any of them is wrong; then an unchanged group keeps running
+//! untouched, a changed group takes over the alerts of its predecessor
+//! (rules matched by name and labels), and removed groups stop.
+//!
+//! After the first evaluation following a start, each group restores the
+//! `for` state of its alerts from `ALERTS_FOR_STATE`
+//! ([`Group::restore_for_state`]).
+
+use crate::file::{GroupSpec, RuleFileError, parse_rule_file};
+use crate::group::{EvalEnv, Group, GroupOptions, NotifyAlert};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Receives alerts due for sending after each group evaluation.
+pub trait Notifier: Send + Sync {
+    fn notify(&self, alerts: Vec<NotifyAlert>);
+}
+
+/// A notifier that drops everything (no alert manager configured).
+pub struct NoNotifier;
+
+impl Notifier for NoNotifier {
+    fn notify(&self, _alerts: Vec<NotifyAlert>) {}
+}
+
+/// Milliseconds since the Unix epoch.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+struct Running {
+    spec: GroupSpec,
+    group: Arc<Mutex<Group>>,
+    stop: Arc<tokio::sync::Notify>,
+}
+
+/// Runs the rule groups of a set of files.
+pub struct RuleManager {
+    env: EvalEnv,
+    options: GroupOptions,
+    notifier: Arc<dyn Notifier>,
+    clock: Clock,
+    runtime: tokio::runtime::Handle,
+    running: Mutex<Vec<Running>>,
+}
+
+impl RuleManager {
+    /// A manager with no groups. Group tasks run on `runtime`.
+    pub fn new(
+        env: EvalEnv,
+        options: GroupOptions,
+        notifier: Arc<dyn Notifier>,
+        clock: Clock,
+        runtime: tokio::runtime::Handle,
+    ) -> RuleManager {
+        RuleManager {
+            env,
+            options,
+            notifier,
+            clock,
+            runtime,
+            running: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Replaces the running groups with those of `files` (already
+    /// expanded from globs). On any error nothing changes.
+    pub fn load(&self, files: &[PathBuf]) -> Result<(), Vec<RuleFileError>> {
+        let mut specs = Vec::new();
+        let mut errors = Vec::new();
+        for path in files {
+            let name = path.display().to_string();
+            let text = match std::fs::read_to_string(path) {
+                Ok(text) => text,
+                Err(e) => {
+                    errors.push(RuleFileError {
+                        file: name,
+                        line: 0,
+                        message: format!("reading the file: {e}"),
+                    });
+                    continue;
+                }
+            };
+            match parse_rule_file(&name, &text) {
+                Ok(groups) => specs.extend(groups),
+                Err(mut file_errors) => errors.append(&mut file_errors),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        self.apply(specs);
+        Ok(())
+    }
+
+    /// Replaces the running groups with `specs`.
+    pub fn apply(&self, specs: Vec<GroupSpec>) {
+        let Ok(mut running) = self.running.lock() else {
+            return;
+        };
+        let mut old: HashMap<(String, String), Running> = running
+            .drain(..)
+            .map(|r| ((r.spec.file.clone(), r.spec.name.clone()), r))
+            .collect();
+        for spec in specs {
+            let key = (spec.file.clone(), spec.name.clone());
+            match old.remove(&key) {
+                Some(previous) if previous.spec == spec => running.push(previous),
+                previous => {
+                    let mut group = Group::new(spec.clone(), &self.options);
+                    if let Some(previous) = previous {
+                        previous.stop.notify_one();
+                        if let Ok(mut old_group) = previous.group.lock() {
+                            group.copy_state_from(&mut old_group);
+                        }
+                    }
+                    running.push(self.start(spec, group));
+                }
+            }
+        }
+        for (_, removed) in old {
+            removed.stop.notify_one();
+        }
+    }
+
+    /// The running groups in file and name order.
+    pub fn groups(&self) -> Vec<Arc<Mutex<Group>>> {
+        let Ok(running) = self.running.lock() else {
+            return Vec::new();
+        };
+        let mut groups: Vec<(&GroupSpec, Arc<Mutex<Group>>)> =
+            running.iter().map(|r| (&r.spec, r.group.clone())).collect();
+        groups.sort_by(|a, b| (&a.0.file, &a.0.name).cmp(&(&b.0.file, &b.0.name)));
+        groups.into_iter().map(|(_, g)| g).collect()
+    }
+
+    /// Stops every group.
+    pub fn stop(&self) {
+        if let Ok(mut running) = self.running.lock() {
+            for r in running.drain(..) {
+                r.stop.notify_one();
+            }
+        }
+    }
+
+    fn start(&self, spec: GroupSpec, group: Group) -> Running {
+        let group = Arc::new(Mutex::new(group));
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let task = GroupTask {
+            group: group.clone(),
+            env: self.env.clone(),
+            options: self.options.clone(),
+            notifier: self.notifier.clone(),
+            clock: self.clock.clone(),
+        };
+        self.runtime.spawn(task.run(stop.clone()));
+        Running { spec, group, stop }
+    }
+}
+
+impl Drop for RuleManager {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct GroupTask {
+    group: Arc<Mutex<Group>>,
+    env: EvalEnv,
+    options: GroupOptions,
+    notifier: Arc<dyn Notifier>,
+    clock: Clock,
+}
+
+impl GroupTask {
+    async fn run(self, stop: Arc<tokio::sync::Notify>) {
+        let task = Arc::new(self);
+        let mut restored = false;
+        let mut last_ts = i64::MIN;
+        loop {
+            let now = (task.clock)();
+            let next = match task.group.lock() {
+                Ok(group) => group.next_eval_ms(now.max(last_ts.saturating_add(1))),
+                Err(_) => return,
+            };
+            let wait = std::time::Duration::from_millis((next - now).max(0) as u64);
+            tokio::select! {
+                _ = stop.notified() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            last_ts = next;
+            let restore = !restored;
+            restored = true;
+            let worker = task.clone();
+            let evaluated = tokio::task::spawn_blocking(move || {
+                let Ok(mut group) = worker.group.lock() else {
+                    return;
+                };
+                let alerts = group.eval(&worker.env, next);
+                if restore {
+                    group.restore_for_state(&worker.env, next, &worker.options);
+                }
+                drop(group);
+                if !alerts.is_empty() {
+                    worker.notifier.notify(alerts);
+                }
+            })
+            .await;
+            if evaluated.is_err() {
+                tracing::error!("a rule group evaluation panicked");
+            }
+        }
+    }
+}
