@@ -246,3 +246,39 @@ fn bad_requests_get_alertmanager_errors() {
     let alerts: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(alerts.as_array().map(Vec::len), Some(1));
 }
+
+#[test]
+fn rule_alerts_reach_the_builtin_alertmanager() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start();
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: AlwaysOn\n        expr: vector(1)\n        labels: {severity: page}\n        annotations: {summary: 'always on'}\n",
+    )
+    .unwrap();
+    let config = dir.path().join("osprey.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nscrape_configs: []\nalertmanager:\n  route:\n    receiver: hook\n    group_wait: 200ms\n    group_interval: 1s\n  receivers:\n    - name: hook\n      webhook_configs: [{{url: '{}'}}]\n",
+            sink.url("/hook")
+        ),
+    )
+    .unwrap();
+    let server = start_osprey_server(
+        &config,
+        &dir.path().join("data"),
+        &dir.path().join("server.log"),
+    );
+    let got = sink.wait_for(1, std::time::Duration::from_secs(20));
+    assert!(
+        !got.is_empty(),
+        "no notification; log:\n{}",
+        server.log_text()
+    );
+    let body = &got[0].1;
+    assert_eq!(body["alerts"][0]["labels"]["alertname"], "AlwaysOn");
+    assert_eq!(body["alerts"][0]["labels"]["severity"], "page");
+    assert_eq!(body["alerts"][0]["annotations"]["summary"], "always on");
+    assert_eq!(body["status"], "firing");
+}
