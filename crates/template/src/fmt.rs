@@ -153,6 +153,15 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             out.push('%');
             continue;
         }
+        if verb == 'T' {
+            match args.get(arg_index) {
+                None => out.push_str("%!T(MISSING)"),
+                Some(Value::Nil) => pad(&mut out, "<nil>", &spec),
+                Some(arg) => pad(&mut out, arg.type_name(), &spec),
+            }
+            arg_index += 1;
+            continue;
+        }
         if verb == 'v' {
             // Go reads `%+v` and `%#v` as struct-field and Go-syntax forms:
             // numbers get no sign flag, and `%#v` quotes strings.
@@ -448,7 +457,7 @@ fn escape_char(out: &mut String, c: char, quote: char) {
         c if (c as u32) < 0x20 || c as u32 == 0x7f => {
             let _ = write!(out, "\\x{:02x}", c as u32);
         }
-        c if c.is_control() => {
+        c if !is_go_printable(c) => {
             if (c as u32) < 0x10000 {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             } else {
@@ -457,6 +466,18 @@ fn escape_char(out: &mut String, c: char, quote: char) {
         }
         c => out.push(c),
     }
+}
+
+/// An approximation of Go's `unicode.IsPrint`: no control, format or
+/// separator characters other than the ASCII space.
+pub fn is_go_printable(c: char) -> bool {
+    if c == ' ' {
+        return true;
+    }
+    !(c.is_control()
+        || c.is_whitespace()
+        || matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{feff}')
+        || ('\u{e000}'..='\u{f8ff}').contains(&c))
 }
 
 /// A float's decimal digits (no leading zeros) and the position of the

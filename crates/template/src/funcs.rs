@@ -577,9 +577,10 @@ fn len(a: &[Value]) -> Result<Value, String> {
         Value::Str(s) => s.len(),
         Value::List(l) => l.len(),
         Value::Map(m) => m.len(),
-        Value::Object(o) => match o.items() {
-            Some(items) => items.len(),
-            None => return Err("len of type object".to_string()),
+        Value::Object(o) => match (o.entries(), o.items()) {
+            (Some(entries), _) => entries.len(),
+            (None, Some(items)) => items.len(),
+            (None, None) => return Err("len of type object".to_string()),
         },
         Value::Nil => return Err("len of nil pointer".to_string()),
         other => return Err(format!("len of type {}", other.type_name())),
@@ -587,13 +588,13 @@ fn len(a: &[Value]) -> Result<Value, String> {
     Ok(Value::Int(n as i64))
 }
 
-fn int_index(v: &Value, len: usize, cap: usize) -> Result<usize, String> {
+/// An index argument checked against `cap`, with Go's messages.
+fn int_index(v: &Value, cap: usize) -> Result<usize, String> {
     match v {
         Value::Int(i) => {
             if *i < 0 || (*i as u64) > cap as u64 {
                 return Err(format!("index out of range: {i}"));
             }
-            let _ = len;
             Ok(*i as usize)
         }
         Value::Nil => Err("cannot index slice/array with nil".to_string()),
@@ -611,18 +612,20 @@ fn index(a: &[Value]) -> Result<Value, String> {
     let mut item = first.clone();
     for key in keys {
         item = match &item {
+            // Go checks the index against the capacity first, and then
+            // reflect rejects an index equal to the length.
             Value::List(l) => {
-                let i = int_index(key, l.len(), l.len())?;
+                let i = int_index(key, l.len())?;
                 l.get(i)
                     .cloned()
-                    .ok_or_else(|| format!("index out of range: {i}"))?
+                    .ok_or_else(|| "reflect: slice index out of range".to_string())?
             }
             Value::Str(s) => {
-                let i = int_index(key, s.len(), s.len())?;
+                let i = int_index(key, s.len())?;
                 Value::Int(i64::from(
                     *s.as_bytes()
                         .get(i)
-                        .ok_or_else(|| format!("index out of range: {i}"))?,
+                        .ok_or_else(|| "reflect: string index out of range".to_string())?,
                 ))
             }
             Value::Map(m) => match key {
@@ -634,9 +637,23 @@ fn index(a: &[Value]) -> Result<Value, String> {
                     ));
                 }
             },
+            Value::Object(o) if o.entries().is_some() => match key {
+                Value::Str(k) => o
+                    .entries()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .find(|(name, _)| name == k)
+                    .map_or(Value::Str(String::new()), |(_, v)| v),
+                other => {
+                    return Err(format!(
+                        "value has type {}; should be string",
+                        other.type_name()
+                    ));
+                }
+            },
             Value::Object(o) => match o.items() {
                 Some(items) => {
-                    let i = int_index(key, items.len(), items.len())?;
+                    let i = int_index(key, items.len())?;
                     items
                         .get(i)
                         .cloned()
@@ -669,7 +686,7 @@ fn slice(a: &[Value]) -> Result<Value, String> {
     }
     let mut bounds = [0usize, len, len];
     for (i, v) in idx.iter().enumerate() {
-        bounds[i] = int_index(v, len, len)?;
+        bounds[i] = int_index(v, len)?;
     }
     if bounds[0] > bounds[1] {
         return Err(format!(
@@ -730,9 +747,7 @@ fn js_escape(s: &str) -> String {
             '>' => out.push_str("\\u003E"),
             '&' => out.push_str("\\u0026"),
             '=' => out.push_str("\\u003D"),
-            c if (c as u32) < 0x20 || c.is_control() => {
-                out.push_str(&format!("\\u{:04X}", c as u32))
-            }
+            c if !crate::fmt::is_go_printable(c) => out.push_str(&format!("\\u{:04X}", c as u32)),
             c => out.push(c),
         }
     }
@@ -756,13 +771,41 @@ fn query_escape(s: &str) -> String {
 
 // ---- strings and regexes ----
 
-/// Compiles a pattern with a bounded size so a hostile one cannot use
-/// unbounded memory.
+/// Compiled patterns kept between calls: alert templates run the same
+/// few `match`/`reReplaceAll` patterns on every evaluation. Small, since
+/// each entry may hold up to the 1 MiB compiled-size limit.
+const REGEX_CACHE_SIZE: usize = 64;
+
+/// Compiles a pattern (through a small cache) with a bounded size so a
+/// hostile one cannot use unbounded memory.
 fn compile(pattern: &str) -> Result<regex::Regex, String> {
-    regex::RegexBuilder::new(pattern)
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<String, regex::Regex>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(re) = cache.lock().ok().and_then(|c| c.get(pattern).cloned()) {
+        return Ok(re);
+    }
+    let re = regex::RegexBuilder::new(pattern)
         .size_limit(1 << 20)
         .build()
-        .map_err(|e| format!("error parsing regexp: {e}"))
+        .map_err(|e| format!("error parsing regexp: {}", one_line(&e.to_string())))?;
+    if let Ok(mut c) = cache.lock() {
+        if c.len() >= REGEX_CACHE_SIZE {
+            c.clear();
+        }
+        c.insert(pattern.to_string(), re.clone());
+    }
+    Ok(re)
+}
+
+/// The regex crate's multi-line error reports, folded into one line.
+fn one_line(text: &str) -> String {
+    text.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn match_fn(a: &[Value]) -> Result<Value, String> {
@@ -974,8 +1017,11 @@ pub fn humanize_duration(mut v: f64) -> String {
 /// Prometheus's `floatToTime` does.
 fn float_to_time(v: f64) -> Result<Time, String> {
     let nanos = v * 1e9;
-    if !(-9.2e18..=9.2e18).contains(&nanos) {
-        return Err("time.Time out of range".to_string());
+    if !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&nanos) {
+        return Err(format!(
+            "{} cannot be represented as a nanoseconds timestamp since it overflows int64",
+            format_v(&Value::Float(v))
+        ));
     }
     let millis = (nanos as i64) / 1_000_000;
     Ok(Time::new(

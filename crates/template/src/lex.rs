@@ -36,6 +36,11 @@ pub enum Kind {
     Assign,
     Comma,
     Eof,
+    /// A printable ASCII character with no meaning in an action; the
+    /// parser reports it as unexpected, as Go's does.
+    Other,
+    /// A lexing error (text holds the message); always the last token.
+    Error,
 }
 
 /// A lexing error at a byte offset.
@@ -56,16 +61,20 @@ fn is_alnum(c: char) -> bool {
     c == '_' || c.is_alphanumeric()
 }
 
-/// Lexes the whole text.
-pub fn lex(input: &str) -> Result<Vec<Item>, LexError> {
+/// Lexes the whole text. A lexing error becomes a final `Error` token, so
+/// the parser reports whichever problem comes first in the text, as Go's
+/// concurrent lexer and parser do.
+pub fn lex(input: &str) -> Vec<Item> {
     let mut lexer = Lexer {
         input,
         pos: 0,
         items: Vec::new(),
         paren_depth: 0,
     };
-    lexer.run()?;
-    Ok(lexer.items)
+    if let Err(e) = lexer.run() {
+        lexer.push(Kind::Error, e.pos, e.message);
+    }
+    lexer.items
 }
 
 struct Lexer<'a> {
@@ -196,20 +205,11 @@ impl Lexer<'_> {
             };
             match c {
                 ' ' | '\t' | '\r' | '\n' => {
-                    let n = bytes.iter().take_while(|&&b| is_space(b)).count();
-                    // Leave a space that starts a right trim marker alone.
-                    let n = if rest[n..].starts_with(RIGHT) || n == 0 {
-                        n
-                    } else if rest[n..].starts_with('-') && rest[n + 1..].starts_with(RIGHT) {
-                        n - 1
-                    } else {
-                        n
-                    };
-                    if n == 0 {
-                        // A lone space before `-}}`: handled at the loop top.
-                        self.pos += 1;
-                        self.push(Kind::Space, start, " ");
-                        continue;
+                    let mut n = bytes.iter().take_while(|&&b| is_space(b)).count();
+                    // Leave the last space to the loop top when it starts
+                    // a ` -}}` trim marker.
+                    if n > 1 && rest[n..].starts_with('-') && rest[n + 1..].starts_with(RIGHT) {
+                        n -= 1;
                     }
                     self.pos += n;
                     self.push(Kind::Space, start, " ");
@@ -240,10 +240,8 @@ impl Lexer<'_> {
                 }
                 ')' => {
                     self.pos += 1;
-                    if self.paren_depth == 0 {
-                        return self.err(start, "unexpected right paren");
-                    }
-                    self.paren_depth -= 1;
+                    // An unmatched paren is the parser's to report.
+                    self.paren_depth = self.paren_depth.saturating_sub(1);
                     self.push(Kind::RParen, start, ")");
                 }
                 '"' => self.lex_quote()?,
@@ -301,6 +299,10 @@ impl Lexer<'_> {
                         _ => Kind::Ident,
                     };
                     self.push(kind, start, word);
+                }
+                c if c.is_ascii_graphic() => {
+                    self.pos += 1;
+                    self.push(Kind::Other, start, c.to_string());
                 }
                 c => {
                     return self.err(
@@ -429,21 +431,13 @@ impl Lexer<'_> {
             }
         }
         let next = rest[i..].chars().next();
-        if next.is_some_and(is_alnum)
-            || next == Some('.')
-            || i == 0
-            || (i == 1 && (bytes[0] == b'+' || bytes[0] == b'-'))
-        {
+        if next.is_some_and(is_alnum) {
             let end = i + rest[i..]
                 .chars()
                 .take_while(|&c| is_alnum(c) || c == '.')
                 .map(char::len_utf8)
                 .sum::<usize>();
-            let end = end.max(i + next.map_or(0, char::len_utf8));
-            return self.err(
-                start,
-                format!("bad number syntax: {:?}", &rest[..end.min(rest.len())]),
-            );
+            return self.err(start, format!("bad number syntax: {:?}", &rest[..end]));
         }
         let text = rest[..i].to_string();
         self.pos += i;

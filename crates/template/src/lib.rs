@@ -13,8 +13,18 @@
 //! ```
 //!
 //! Values are dynamic (`Value`); callers expose struct-like data through the
-//! `Object` trait. Printing follows Go's `fmt` (`fmt.rs`): floats print as
-//! Go's `%v` does (`1e+06`), maps as `map[k:v]`, `nil` as `<nil>`.
+//! `Object` trait: fields, methods with arguments, `items` for slice-like
+//! and `entries` for map-like objects (Alertmanager's `KV`; see
+//! `tests/alertmanager_default.rs` for Alertmanager's data model).
+//! `time::Time` and `time::Duration` are ready-made objects that print like
+//! Go's. Printing follows Go's `fmt` (`fmt.rs`): floats print as Go's `%v`
+//! does (`1e+06`), maps as `map[k:v]`, `nil` as `<nil>`.
+//!
+//! Prometheus expands an alert's labels and annotations with
+//! `funcs::prometheus()`, `MissingKey::Zero`, and the text prefixed with
+//! `{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}`
+//! `{{$externalURL := .ExternalURL}}{{$value := .Value}}`, so that error
+//! columns match its own (`tests/promtool_cases.rs` does exactly that).
 //!
 //! What this crate is not: `html/template` (no contextual escaping), and it
 //! has no reflection: only the value kinds above exist, so Go's unsigned and
@@ -126,7 +136,9 @@ pub(crate) struct Tmpl {
     pub list: parse::List,
 }
 
-/// A set of named templates that can call each other.
+/// A set of named templates that can call each other. Cloning is cheap:
+/// parsed templates are shared.
+#[derive(Clone)]
 pub struct Templates {
     funcs: FuncMap,
     options: Options,
@@ -195,7 +207,7 @@ impl Templates {
                 line: 0,
                 col: 0,
                 message: format!("no template {name:?} associated with template set"),
-                show_col: false,
+                show_col: true,
             });
         };
         exec::execute(self, tmpl, data)
@@ -236,7 +248,8 @@ pub struct Error {
     line: usize,
     col: usize,
     message: String,
-    /// Go prints a column for execution errors only.
+    /// Go prints a column for execution errors only (set for every
+    /// execution error, including "no such template").
     show_col: bool,
 }
 
@@ -256,6 +269,10 @@ impl Error {
     /// The message without the `template: NAME:LINE:COL: ` prefix.
     pub fn message(&self) -> &str {
         &self.message
+    }
+    /// True for errors from executing a template, false for parse errors.
+    pub fn is_execution(&self) -> bool {
+        self.show_col
     }
 
     pub(crate) fn at(tmpl: &Tmpl, pos: usize, message: String) -> Error {

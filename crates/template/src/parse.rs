@@ -87,9 +87,9 @@ pub struct Parsed {
 }
 
 /// Nesting depth allowed for parentheses and control structures, so deep
-/// input cannot overflow the stack (Go allows 10000 on large stacks; the
-/// executor recurses several frames per level, so a lower bound is safer).
-const MAX_NESTING: usize = 200;
+/// input cannot overflow the stack. Kept below the executor's depth limit
+/// (`exec::MAX_DEPTH`) so that anything that parses can also run.
+const MAX_NESTING: usize = 100;
 
 /// Parses `text`; the first result is the template `name` itself, followed
 /// by every `{{define}}`/`{{block}}` inside it.
@@ -98,10 +98,7 @@ pub fn parse(
     text: &str,
     is_func: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<Parsed>, ParseError> {
-    let items = lex::lex(text).map_err(|e| ParseError {
-        pos: e.pos,
-        message: e.message,
-    })?;
+    let items = lex::lex(text);
     let mut parser = Parser {
         items,
         index: 0,
@@ -185,6 +182,9 @@ impl Parser<'_> {
     }
 
     fn unexpected<T>(&self, item: &Item, context: &str) -> Result<T, ParseError> {
+        if item.kind == Kind::Error {
+            return self.err(item.pos, item.text.clone());
+        }
         let what = describe(item);
         self.err(item.pos, format!("unexpected {what} in {context}"))
     }
@@ -238,7 +238,7 @@ impl Parser<'_> {
         match end {
             ListEnd::End(_) => {}
             ListEnd::Else(p) => return self.err(p, "unexpected {{else}} in define clause"),
-            ListEnd::Eof => return self.err(pos, "unexpected EOF in define clause"),
+            ListEnd::Eof => return self.err(pos, "unexpected EOF"),
         }
         self.add_defined(pos, name.text, list)
     }
@@ -335,6 +335,15 @@ impl Parser<'_> {
         Ok(Ok(Node::Action(pipe)))
     }
 
+    /// The source text of a token (numbers and names as written).
+    fn source_of(&self, item: &Item) -> String {
+        let len = item_len(item, self.text);
+        self.text
+            .get(item.pos..item.pos + len)
+            .unwrap_or(&item.text)
+            .to_string()
+    }
+
     fn enter(&mut self, pos: usize) -> Result<(), ParseError> {
         self.nesting += 1;
         if self.nesting > MAX_NESTING {
@@ -355,7 +364,7 @@ impl Parser<'_> {
             self.range_depth -= 1;
         }
         let else_list = match end {
-            ListEnd::Eof => return self.err(pos, format!("unexpected EOF in {kind}")),
+            ListEnd::Eof => return self.err(pos, "unexpected EOF"),
             ListEnd::End(_) => None,
             ListEnd::Else(else_pos) => {
                 let next = self.peek_non_space().clone();
@@ -372,11 +381,10 @@ impl Parser<'_> {
                     match end {
                         ListEnd::End(_) => {}
                         ListEnd::Else(p) => {
-                            return self
-                                .err(p, format!("expected end; found {{{{else}}}} in {kind}"));
+                            return self.err(p, "expected end; found {{else}}");
                         }
                         ListEnd::Eof => {
-                            return self.err(else_pos, format!("unexpected EOF in {kind}"));
+                            return self.err(else_pos, "unexpected EOF");
                         }
                     }
                     Some(else_list)
@@ -435,7 +443,7 @@ impl Parser<'_> {
         match end {
             ListEnd::End(_) => {}
             ListEnd::Else(p) => return self.err(p, "unexpected {{else}} in block clause"),
-            ListEnd::Eof => return self.err(pos, "unexpected EOF in block clause"),
+            ListEnd::Eof => return self.err(pos, "unexpected EOF"),
         }
         self.add_defined(pos, name.text.clone(), list)?;
         Ok(Node::Template {
@@ -479,6 +487,9 @@ impl Parser<'_> {
                         );
                     }
                     let op = self.next_non_space();
+                    if op.kind == Kind::Comma {
+                        return self.err(op.pos, format!("too many declarations in {context}"));
+                    }
                     if op.kind != Kind::Declare && op.kind != Kind::Assign {
                         return self.unexpected(&op, context);
                     }
@@ -492,13 +503,7 @@ impl Parser<'_> {
                 _ => self.index = save,
             }
         }
-        if is_assign {
-            for name in &decl {
-                if !self.vars.iter().any(|v| v == name) {
-                    return self.err(pos, format!("undefined variable {name:?}"));
-                }
-            }
-        }
+        // Assigning to an undeclared variable is an execution error in Go.
         let mut cmds = Vec::new();
         loop {
             let item = self.peek_non_space().clone();
@@ -507,7 +512,15 @@ impl Parser<'_> {
                 break;
             }
             match item.kind {
-                Kind::Eof | Kind::Right | Kind::RParen => {
+                Kind::Eof
+                | Kind::Right
+                | Kind::RParen
+                | Kind::Pipe
+                | Kind::Other
+                | Kind::Declare
+                | Kind::Assign
+                | Kind::Comma
+                | Kind::Error => {
                     return self.unexpected(&item, context);
                 }
                 _ => {}
@@ -594,6 +607,7 @@ impl Parser<'_> {
 
     /// A term followed by an optional adjacent field chain.
     fn parse_operand(&mut self) -> Result<Arg, ParseError> {
+        let term_item = self.peek_non_space().clone();
         let term = self.parse_term()?;
         let mut chain = Vec::new();
         let chain_pos = self.peek().pos;
@@ -619,11 +633,11 @@ impl Parser<'_> {
             | Arg::Float(_)
             | Arg::Str(_)
             | Arg::Ident(_) => {
-                let item = &self.items[self.index - 1];
-                return self.err(
-                    item.pos,
-                    format!("unexpected . after term {:?}", chain.join(".")),
-                );
+                let shown = match term_item.kind {
+                    Kind::Str => format!("{:?}", term_item.text),
+                    _ => self.source_of(&term_item),
+                };
+                return self.err(chain_pos, format!("unexpected . after term {shown:?}"));
             }
             other => Arg::Chain(Box::new(other), chain),
         })

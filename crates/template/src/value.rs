@@ -34,6 +34,13 @@ pub trait Object: Send + Sync + std::fmt::Debug {
     fn items(&self) -> Option<Vec<Value>> {
         None
     }
+    /// The key/value pairs, if the object behaves like a map with methods
+    /// (Alertmanager's `KV`): `range` gives keys and values in key order,
+    /// `len` and `index` work, and a key `field` does not know is a missing
+    /// map key rather than an error.
+    fn entries(&self) -> Option<Vec<(String, Value)>> {
+        None
+    }
     /// How `{{ . }}` prints the object.
     fn display(&self) -> String;
     /// True only for the executor's marker of a missing map key; callers
@@ -81,6 +88,9 @@ impl Value {
             Value::Object(o) => {
                 if o.is_no_value() {
                     return false;
+                }
+                if let Some(entries) = o.entries() {
+                    return !entries.is_empty();
                 }
                 match o.items() {
                     Some(items) => !items.is_empty(),
@@ -184,5 +194,42 @@ pub(crate) fn zero_for_map(map: &BTreeMap<String, Value>) -> Value {
     } else {
         // Go's zero `interface{}` prints as `<no value>` too.
         no_value()
+    }
+}
+
+impl From<i32> for Value {
+    fn from(i: i32) -> Value {
+        Value::Int(i64::from(i))
+    }
+}
+
+impl From<u32> for Value {
+    fn from(i: u32) -> Value {
+        Value::Int(i64::from(i))
+    }
+}
+
+impl From<usize> for Value {
+    fn from(i: usize) -> Value {
+        Value::Int(i64::try_from(i).unwrap_or(i64::MAX))
+    }
+}
+
+impl From<Vec<String>> for Value {
+    fn from(l: Vec<String>) -> Value {
+        Value::List(Arc::new(l.into_iter().map(Value::Str).collect()))
+    }
+}
+
+impl From<Arc<dyn Object>> for Value {
+    fn from(o: Arc<dyn Object>) -> Value {
+        Value::Object(o)
+    }
+}
+
+impl Value {
+    /// Wraps caller data as an `Object` value.
+    pub fn object(o: impl Object + 'static) -> Value {
+        Value::Object(Arc::new(o))
     }
 }

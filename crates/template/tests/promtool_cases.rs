@@ -181,3 +181,95 @@ fn cases_match_promtool() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Parse errors: each line of `promtool_parse_errors.txt` is
+/// `TEMPLATE<TAB>=> MESSAGE`, the message `promtool check rules` printed.
+fn parse_error_cases() -> Vec<(String, String)> {
+    include_str!("promtool_parse_errors.txt")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let (template, expected) = line
+                .split_once("\t=> ")
+                .expect("table line has a tab and =>");
+            (template.to_string(), expected.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn parse_errors_match_osprey() {
+    let mut failures = Vec::new();
+    for (template, expected) in parse_error_cases() {
+        let mut set = Templates::new(
+            funcs::prometheus(),
+            Options {
+                missing_key: MissingKey::Zero,
+            },
+        );
+        let got = match set.parse("__alert_A", &format!("{PREFIX}{template}")) {
+            Ok(()) => "parsed".to_string(),
+            Err(e) => e.to_string(),
+        };
+        if got != expected {
+            failures.push(format!("{template}\n   want {expected}\n    got {got}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} parse errors differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn parse_errors_match_promtool() {
+    let required = std::env::var("OSPREY_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1");
+    let available = Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !available {
+        assert!(
+            !required,
+            "promtool is required (OSPREY_REQUIRE_EXTERNAL=1) but was not found"
+        );
+        eprintln!("skipping: promtool not found");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("osprey-template-parse-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut failures = Vec::new();
+    for (template, expected) in parse_error_cases() {
+        let rules = format!(
+            "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up\n    annotations:\n      a: {}\n",
+            encode_json_string(&template)
+        );
+        let path = dir.join("rules.yml");
+        std::fs::write(&path, rules).expect("write rules");
+        let output = Command::new("promtool")
+            .arg("check")
+            .arg("rules")
+            .arg(&path)
+            .output()
+            .expect("run promtool");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        if output.status.success() || !text.contains(&format!("annotation \"a\": {expected}")) {
+            failures.push(format!(
+                "{template}\n   want {expected}\n promtool said {text}"
+            ));
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        failures.is_empty(),
+        "{} parse errors differ from promtool:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
