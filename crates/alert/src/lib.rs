@@ -25,6 +25,7 @@ pub mod notify;
 mod persist;
 pub mod route;
 pub mod silence;
+pub mod template;
 pub mod timeinterval;
 
 pub use alerts::{Alert, PostableAlert};
