@@ -18,6 +18,7 @@
 
 pub mod alerts;
 pub mod config;
+pub mod email;
 mod manager;
 pub mod matchers;
 pub mod nflog;
@@ -31,6 +32,6 @@ pub mod timeinterval;
 pub use alerts::{Alert, PostableAlert};
 pub use config::{Config, ConfigError, parse_config};
 pub use manager::{
-    AlertView, Alertmanager, DEFAULT_RETENTION_MS, GroupView, Options, PutAlertsError,
+    AlertView, Alertmanager, DEFAULT_RETENTION_MS, GroupView, Options, PutAlertsError, StartError,
 };
 pub use persist::PersistError;

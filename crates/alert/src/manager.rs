@@ -29,7 +29,6 @@ use crate::alerts::{self, Alert, PostableAlert};
 use crate::config::{Config, GroupBy, Route};
 use crate::nflog::{Nflog, NflogKey};
 use crate::notify::{self, Data, DataAlert};
-use crate::persist::PersistError;
 use crate::silence::Silences;
 
 /// How often empty groups are removed and old state is collected
@@ -61,6 +60,7 @@ pub struct Alertmanager {
 struct Inner {
     runtime: tokio::runtime::Handle,
     config: RwLock<Arc<Config>>,
+    templates: RwLock<crate::template::NotificationTemplates>,
     config_text: RwLock<String>,
     alerts: Mutex<HashMap<u64, Alert>>,
     groups: Mutex<HashMap<(usize, u64), Arc<Group>>>,
@@ -113,6 +113,18 @@ struct GroupState {
     next_flush: Instant,
 }
 
+/// Why the alert manager could not start or take a configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+/// The config's templates (paths as written, relative to the working
+/// directory; callers make them absolute).
+fn load_templates(config: &Config) -> Result<crate::template::NotificationTemplates, StartError> {
+    crate::template::NotificationTemplates::load(&config.templates, std::path::Path::new("."))
+        .map_err(StartError)
+}
+
 /// An error from receiving alerts: the alerts that were invalid (the
 /// valid ones of the same call are kept).
 #[derive(Debug, thiserror::Error)]
@@ -161,35 +173,32 @@ impl Alertmanager {
         config: Config,
         config_text: String,
         options: Options,
-    ) -> Result<Alertmanager, PersistError> {
-        let runtime = tokio::runtime::Handle::try_current().map_err(|e| PersistError {
-            path: String::new(),
-            message: format!("the alert manager needs a tokio runtime: {e}"),
-        })?;
+    ) -> Result<Alertmanager, StartError> {
+        let templates = load_templates(&config)?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| StartError(format!("the alert manager needs a tokio runtime: {e}")))?;
         let now = now_ms();
         let (silences_file, nflog_file) = match &options.state_dir {
             Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|e| PersistError {
-                    path: dir.display().to_string(),
-                    message: e.to_string(),
-                })?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StartError(format!("{}: {e}", dir.display())))?;
                 (Some(dir.join("silences")), Some(dir.join("nflog")))
             }
             None => (None, None),
         };
-        let silences = Silences::open(silences_file, options.retention_ms, now)?;
-        let nflog = Nflog::open(nflog_file, options.retention_ms, now)?;
+        let silences = Silences::open(silences_file, options.retention_ms, now)
+            .map_err(|e| StartError(e.to_string()))?;
+        let nflog = Nflog::open(nflog_file, options.retention_ms, now)
+            .map_err(|e| StartError(e.to_string()))?;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
-            .map_err(|e| PersistError {
-                path: String::new(),
-                message: format!("building the HTTP client: {e}"),
-            })?;
+            .map_err(|e| StartError(format!("building the HTTP client: {e}")))?;
         let manager = Alertmanager {
             inner: Arc::new(Inner {
                 runtime,
                 config: RwLock::new(Arc::new(config)),
+                templates: RwLock::new(templates),
                 config_text: RwLock::new(config_text),
                 alerts: Mutex::new(HashMap::new()),
                 groups: Mutex::new(HashMap::new()),
@@ -241,7 +250,15 @@ impl Alertmanager {
 
     /// Replaces the configuration: groups start afresh from the alerts
     /// held (the notification log keeps them from repeating themselves).
-    pub fn apply_config(&self, config: Config, config_text: String) {
+    /// On error (template files that do not load) the running
+    /// configuration stays.
+    pub fn apply_config(&self, config: Config, config_text: String) -> Result<(), StartError> {
+        let templates = load_templates(&config)?;
+        *self
+            .inner
+            .templates
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = templates;
         *self.inner.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
         *self
             .inner
@@ -260,6 +277,7 @@ impl Alertmanager {
             .metrics
             .config_hash
             .fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Receives alerts, as `POST /api/v2/alerts` does: valid alerts are
@@ -643,6 +661,15 @@ impl Inner {
             .collect();
 
         let mut jobs = Vec::new();
+        for (index, config) in receiver.email_configs.iter().enumerate() {
+            jobs.push((Integration::Email(config.clone()), index));
+        }
+        for (index, config) in receiver.pagerduty_configs.iter().enumerate() {
+            jobs.push((Integration::Pagerduty(config.clone()), index));
+        }
+        for (index, config) in receiver.slack_configs.iter().enumerate() {
+            jobs.push((Integration::Slack(config.clone()), index));
+        }
         for (index, webhook) in receiver.webhook_configs.iter().enumerate() {
             jobs.push((Integration::Webhook(webhook.clone()), index));
         }
@@ -726,6 +753,41 @@ impl Inner {
                     };
                     notify::send_with_retries(&self.client, &request, deadline).await
                 }
+                Integration::Slack(slack) => {
+                    let templates = read(&self.templates).clone();
+                    match notify::slack_payload(slack, &data, &templates) {
+                        Ok(body) => {
+                            let request = notify::Request {
+                                url: &slack.api_url,
+                                body,
+                                content_type: "application/json",
+                                http_config: &slack.http_config,
+                            };
+                            notify::send_with_retries(&self.client, &request, deadline).await
+                        }
+                        Err(error) => (Err(error), 1),
+                    }
+                }
+                Integration::Pagerduty(pagerduty) => {
+                    let templates = read(&self.templates).clone();
+                    match notify::pagerduty_payload(pagerduty, &data, &templates) {
+                        Ok(body) => {
+                            let request = notify::Request {
+                                url: &pagerduty.url,
+                                body,
+                                content_type: "application/json",
+                                http_config: &pagerduty.http_config,
+                            };
+                            notify::send_with_retries(&self.client, &request, deadline).await
+                        }
+                        Err(error) => (Err(error), 1),
+                    }
+                }
+                Integration::Email(email) => {
+                    let templates = read(&self.templates).clone();
+                    notify::retry_until(deadline, || crate::email::send(email, &data, &templates))
+                        .await
+                }
             };
             let attempts = u64::from(failures) + u64::from(result.is_ok());
             self.metrics.requests[index].fetch_add(attempts, Ordering::Relaxed);
@@ -772,6 +834,9 @@ impl Inner {
 #[derive(Clone)]
 enum Integration {
     Webhook(crate::config::WebhookConfig),
+    Slack(crate::config::SlackConfig),
+    Email(crate::config::EmailConfig),
+    Pagerduty(crate::config::PagerdutyConfig),
 }
 
 const INTEGRATIONS: [&str; 4] = ["webhook", "email", "slack", "pagerduty"];
@@ -780,6 +845,9 @@ impl Integration {
     fn name(&self) -> &'static str {
         match self {
             Integration::Webhook(_) => "webhook",
+            Integration::Slack(_) => "slack",
+            Integration::Email(_) => "email",
+            Integration::Pagerduty(_) => "pagerduty",
         }
     }
 
@@ -793,6 +861,9 @@ impl Integration {
     fn send_resolved(&self) -> bool {
         match self {
             Integration::Webhook(config) => config.send_resolved,
+            Integration::Slack(config) => config.send_resolved,
+            Integration::Email(config) => config.send_resolved,
+            Integration::Pagerduty(config) => config.send_resolved,
         }
     }
 }

@@ -335,11 +335,23 @@ pub async fn send_with_retries(
     request: &Request<'_>,
     deadline: tokio::time::Instant,
 ) -> (Result<(), SendError>, u32) {
+    retry_until(deadline, || send_once(client, request)).await
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or `deadline`
+/// passes, backing off between tries.
+pub async fn retry_until<F, Fut>(
+    deadline: tokio::time::Instant,
+    mut attempt: F,
+) -> (Result<(), SendError>, u32)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), SendError>>,
+{
     let mut wait = FIRST_BACKOFF;
     let mut failures = 0;
     loop {
-        let attempt = tokio::time::timeout_at(deadline, send_once(client, request)).await;
-        let error = match attempt {
+        let error = match tokio::time::timeout_at(deadline, attempt()).await {
             Ok(Ok(())) => return (Ok(()), failures),
             Ok(Err(error)) => error,
             Err(_) => SendError {
@@ -430,5 +442,335 @@ mod tests {
         assert_eq!(body["truncatedAlerts"], 0);
         let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
         assert_eq!(keys.len(), 10);
+    }
+}
+
+/// Expands one config field (a template) with the notification data.
+pub(crate) fn expand(
+    templates: &crate::template::NotificationTemplates,
+    text: &str,
+    data: &template::Value,
+) -> Result<String, SendError> {
+    templates.expand(text, data).map_err(|message| SendError {
+        message: format!("template: {message}"),
+        retry: false,
+    })
+}
+
+/// `text` cut to `max` characters, the last one replaced by `…`, as
+/// Alertmanager truncates titles and summaries.
+fn truncate(text: String, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text;
+    }
+    let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// The Slack message for a notification (Slack's incoming-webhook JSON
+/// with one attachment, as Alertmanager sends it).
+pub fn slack_payload(
+    config: &crate::config::SlackConfig,
+    data: &Data,
+    templates: &crate::template::NotificationTemplates,
+) -> Result<Vec<u8>, SendError> {
+    let value = crate::template::data_value(data);
+    let field = |name: &str, default: &str| -> Result<String, SendError> {
+        let text = config
+            .fields
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or(default);
+        expand(templates, text, &value)
+    };
+    let title = truncate(
+        field("title", r#"{{ template "slack.default.title" . }}"#)?,
+        1024,
+    );
+    let mut attachment = Map::new();
+    let put_nonempty = |map: &mut Map<String, Value>, key: &str, text: String| {
+        if !text.is_empty() {
+            map.insert(key.to_string(), Value::String(text));
+        }
+    };
+    put_nonempty(&mut attachment, "title", title);
+    put_nonempty(
+        &mut attachment,
+        "title_link",
+        field(
+            "title_link",
+            r#"{{ template "slack.default.titlelink" . }}"#,
+        )?,
+    );
+    put_nonempty(
+        &mut attachment,
+        "pretext",
+        field("pretext", r#"{{ template "slack.default.pretext" . }}"#)?,
+    );
+    attachment.insert(
+        "text".into(),
+        Value::String(field("text", r#"{{ template "slack.default.text" . }}"#)?),
+    );
+    attachment.insert(
+        "fallback".into(),
+        Value::String(field(
+            "fallback",
+            r#"{{ template "slack.default.fallback" . }}"#,
+        )?),
+    );
+    attachment.insert(
+        "callback_id".into(),
+        Value::String(field(
+            "callback_id",
+            r#"{{ template "slack.default.callbackid" . }}"#,
+        )?),
+    );
+    put_nonempty(&mut attachment, "image_url", field("image_url", "")?);
+    put_nonempty(&mut attachment, "thumb_url", field("thumb_url", "")?);
+    attachment.insert(
+        "footer".into(),
+        Value::String(field(
+            "footer",
+            r#"{{ template "slack.default.footer" . }}"#,
+        )?),
+    );
+    put_nonempty(
+        &mut attachment,
+        "color",
+        field(
+            "color",
+            r#"{{ if eq .Status "firing" }}danger{{ else }}good{{ end }}"#,
+        )?,
+    );
+    attachment.insert(
+        "mrkdwn_in".into(),
+        Value::Array(
+            ["fallback", "pretext", "text"]
+                .iter()
+                .map(|s| Value::String(s.to_string()))
+                .collect(),
+        ),
+    );
+    let mut message = Map::new();
+    put_nonempty(&mut message, "channel", field("channel", "")?);
+    put_nonempty(
+        &mut message,
+        "username",
+        field("username", r#"{{ template "slack.default.username" . }}"#)?,
+    );
+    put_nonempty(
+        &mut message,
+        "icon_emoji",
+        field(
+            "icon_emoji",
+            r#"{{ template "slack.default.iconemoji" . }}"#,
+        )?,
+    );
+    put_nonempty(
+        &mut message,
+        "icon_url",
+        field("icon_url", r#"{{ template "slack.default.iconurl" . }}"#)?,
+    );
+    if config.fields.get("link_names").is_some_and(|v| v == "true") {
+        message.insert("link_names".into(), Value::Bool(true));
+    }
+    message.insert(
+        "attachments".into(),
+        Value::Array(vec![Value::Object(attachment)]),
+    );
+    Ok(serde_json::to_vec(&Value::Object(message)).unwrap_or_default())
+}
+
+/// Alertmanager's default PagerDuty `details`.
+const PAGERDUTY_DEFAULT_DETAILS: [(&str, &str); 4] = [
+    (
+        "firing",
+        r#"{{ template "pagerduty.default.instances" .Alerts.Firing }}"#,
+    ),
+    (
+        "resolved",
+        r#"{{ template "pagerduty.default.instances" .Alerts.Resolved }}"#,
+    ),
+    ("num_firing", "{{ .Alerts.Firing | len }}"),
+    ("num_resolved", "{{ .Alerts.Resolved | len }}"),
+];
+
+/// The PagerDuty Events API v2 event for a notification: `trigger` while
+/// anything fires, `resolve` after; the dedup key is the SHA-256 of the
+/// group key, so PagerDuty keeps one incident per group.
+pub fn pagerduty_payload(
+    config: &crate::config::PagerdutyConfig,
+    data: &Data,
+    templates: &crate::template::NotificationTemplates,
+) -> Result<Vec<u8>, SendError> {
+    let value = crate::template::data_value(data);
+    let field = |name: &str, default: &str| -> Result<String, SendError> {
+        let text = config
+            .fields
+            .get(name)
+            .map(String::as_str)
+            .unwrap_or(default);
+        expand(templates, text, &value)
+    };
+    let client = field("client", r#"{{ template "pagerduty.default.client" . }}"#)?;
+    let mut details = Map::new();
+    for (key, text) in PAGERDUTY_DEFAULT_DETAILS {
+        if !config.details.contains_key(key) {
+            details.insert(
+                key.to_string(),
+                Value::String(expand(templates, text, &value)?),
+            );
+        }
+    }
+    for (key, text) in &config.details {
+        details.insert(key.clone(), Value::String(expand(templates, text, &value)?));
+    }
+    let trigger = data.firing;
+    let mut message = Map::new();
+    if let Some(key) = &config.routing_key {
+        message.insert(
+            "routing_key".into(),
+            Value::String(expand(templates, key, &value)?),
+        );
+    }
+    message.insert(
+        "dedup_key".into(),
+        Value::String(sha256_hex(data.group_key.as_bytes())),
+    );
+    message.insert(
+        "event_action".into(),
+        Value::String(if trigger { "trigger" } else { "resolve" }.into()),
+    );
+    let payload = if trigger {
+        let mut payload = Map::new();
+        payload.insert(
+            "summary".into(),
+            Value::String(truncate(
+                field(
+                    "description",
+                    r#"{{ template "pagerduty.default.description" . }}"#,
+                )?,
+                1024,
+            )),
+        );
+        let source = match config.fields.get("source") {
+            Some(text) => expand(templates, text, &value)?,
+            None => client.clone(),
+        };
+        payload.insert("source".into(), Value::String(source));
+        payload.insert(
+            "severity".into(),
+            Value::String(field("severity", "error")?),
+        );
+        for key in ["class", "component", "group"] {
+            let text = field(key, "")?;
+            if !text.is_empty() {
+                payload.insert(key.into(), Value::String(text));
+            }
+        }
+        payload.insert("custom_details".into(), Value::Object(details));
+        Value::Object(payload)
+    } else {
+        Value::Null
+    };
+    message.insert("payload".into(), payload);
+    if !client.is_empty() {
+        message.insert("client".into(), Value::String(client));
+    }
+    let client_url = field(
+        "client_url",
+        r#"{{ template "pagerduty.default.clientURL" . }}"#,
+    )?;
+    if !client_url.is_empty() {
+        message.insert("client_url".into(), Value::String(client_url));
+    }
+    Ok(serde_json::to_vec(&Value::Object(message)).unwrap_or_default())
+}
+
+/// SHA-256 (FIPS 180-4) of `data` in lower-case hex.
+pub fn sha256_hex(data: &[u8]) -> String {
+    const K: [u32; 64] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2,
+    ];
+    let mut h: [u32; 8] = [
+        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+        0x5be0cd19,
+    ];
+    let mut message = data.to_vec();
+    let bit_length = (data.len() as u64).wrapping_mul(8);
+    message.push(0x80);
+    while message.len() % 64 != 56 {
+        message.push(0);
+    }
+    message.extend_from_slice(&bit_length.to_be_bytes());
+    for block in message.chunks_exact(64) {
+        let mut w = [0u32; 64];
+        for (i, word) in block.chunks_exact(4).enumerate() {
+            w[i] = u32::from_be_bytes([word[0], word[1], word[2], word[3]]);
+        }
+        for i in 16..64 {
+            let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
+            let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
+            w[i] = w[i - 16]
+                .wrapping_add(s0)
+                .wrapping_add(w[i - 7])
+                .wrapping_add(s1);
+        }
+        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut hh] = h;
+        for i in 0..64 {
+            let s1 = e.rotate_right(6) ^ e.rotate_right(11) ^ e.rotate_right(25);
+            let ch = (e & f) ^ (!e & g);
+            let t1 = hh
+                .wrapping_add(s1)
+                .wrapping_add(ch)
+                .wrapping_add(K[i])
+                .wrapping_add(w[i]);
+            let s0 = a.rotate_right(2) ^ a.rotate_right(13) ^ a.rotate_right(22);
+            let maj = (a & b) ^ (a & c) ^ (b & c);
+            let t2 = s0.wrapping_add(maj);
+            hh = g;
+            g = f;
+            f = e;
+            e = d.wrapping_add(t1);
+            d = c;
+            c = b;
+            b = a;
+            a = t1.wrapping_add(t2);
+        }
+        for (state, add) in h.iter_mut().zip([a, b, c, d, e, f, g, hh]) {
+            *state = state.wrapping_add(add);
+        }
+    }
+    h.iter().map(|word| format!("{word:08x}")).collect()
+}
+
+#[cfg(test)]
+mod receiver_tests {
+    use super::*;
+
+    #[test]
+    fn sha256_known_answers() {
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            sha256_hex(b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        );
     }
 }

@@ -88,20 +88,25 @@ pub struct NotificationTemplates {
 
 impl std::fmt::Debug for NotificationTemplates {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NotificationTemplates").finish_non_exhaustive()
+        f.debug_struct("NotificationTemplates")
+            .finish_non_exhaustive()
     }
 }
 
 impl NotificationTemplates {
     /// The defaults plus every file matching the globs (a `*` or `?` in
     /// the last path element; relative paths against `base_dir`).
-    pub fn load(globs: &[String], base_dir: &std::path::Path) -> Result<NotificationTemplates, String> {
+    pub fn load(
+        globs: &[String],
+        base_dir: &std::path::Path,
+    ) -> Result<NotificationTemplates, String> {
         let mut set = new_set();
         for pattern in globs {
             for path in expand_glob(pattern, base_dir)? {
                 let text = std::fs::read_to_string(&path)
                     .map_err(|e| format!("reading template {}: {e}", path.display()))?;
-                set.parse(&path.display().to_string(), &text).map_err(|e| e.to_string())?;
+                set.parse(&path.display().to_string(), &text)
+                    .map_err(|e| e.to_string())?;
             }
         }
         Ok(NotificationTemplates { set: Arc::new(set) })
@@ -146,14 +151,21 @@ fn template_funcs() -> FuncMap {
 }
 
 /// Files matching a glob whose wildcards are in the last path element.
-fn expand_glob(pattern: &str, base_dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>, String> {
+fn expand_glob(
+    pattern: &str,
+    base_dir: &std::path::Path,
+) -> Result<Vec<std::path::PathBuf>, String> {
     let path = base_dir.join(pattern);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
     if !name.contains(['*', '?', '[']) {
-        return Ok(if path.exists() { vec![path] } else { Vec::new() });
+        return Ok(if path.exists() {
+            vec![path]
+        } else {
+            Vec::new()
+        });
     }
     let directory = path.parent().unwrap_or(base_dir);
     let entries = match std::fs::read_dir(directory) {
@@ -264,8 +276,12 @@ impl Object for Pairs {
             return None;
         }
         match name {
-            "Names" => Some(Ok(Value::from(self.0.iter().map(|p| p.0.clone()).collect::<Vec<_>>()))),
-            "Values" => Some(Ok(Value::from(self.0.iter().map(|p| p.1.clone()).collect::<Vec<_>>()))),
+            "Names" => Some(Ok(Value::from(
+                self.0.iter().map(|p| p.0.clone()).collect::<Vec<_>>(),
+            ))),
+            "Values" => Some(Ok(Value::from(
+                self.0.iter().map(|p| p.1.clone()).collect::<Vec<_>>(),
+            ))),
             _ => None,
         }
     }
@@ -316,7 +332,11 @@ struct TemplateAlert {
 
 fn time_value(ms: Option<i64>) -> Value {
     match ms {
-        Some(ms) => template::time::Time::new(ms.div_euclid(1000), (ms.rem_euclid(1000) as u32) * 1_000_000).value(),
+        Some(ms) => template::time::Time::new(
+            ms.div_euclid(1000),
+            (ms.rem_euclid(1000) as u32) * 1_000_000,
+        )
+        .value(),
         // Go's zero time.
         None => template::time::Time::new(-62_135_596_800, 0).value(),
     }
@@ -361,7 +381,12 @@ impl Object for Alerts {
             ("Resolved", []) => false,
             _ => return None,
         };
-        let chosen = self.0.iter().filter(|a| a.firing == firing).cloned().collect();
+        let chosen = self
+            .0
+            .iter()
+            .filter(|a| a.firing == firing)
+            .cloned()
+            .collect();
         Some(Ok(Value::object(Alerts(chosen))))
     }
 
@@ -444,10 +469,17 @@ mod tests {
 
     fn data(firing: &[&[(&str, &str)]], resolved: &[&[(&str, &str)]]) -> Data {
         let mut alerts = Vec::new();
-        for (labels, is_firing) in firing.iter().map(|l| (l, true)).chain(resolved.iter().map(|l| (l, false))) {
+        for (labels, is_firing) in firing
+            .iter()
+            .map(|l| (l, true))
+            .chain(resolved.iter().map(|l| (l, false)))
+        {
             let alert = receive(
                 PostableAlert {
-                    labels: labels.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+                    labels: labels
+                        .iter()
+                        .map(|(n, v)| (n.to_string(), v.to_string()))
+                        .collect(),
                     annotations: vec![("summary".into(), "disk full".into())],
                     starts_at_ms: Some(1_000),
                     ends_at_ms: Some(if is_firing { 10_000_000 } else { 2_000 }),
@@ -457,7 +489,10 @@ mod tests {
                 60_000,
             )
             .unwrap();
-            alerts.push(DataAlert { firing: is_firing, alert });
+            alerts.push(DataAlert {
+                firing: is_firing,
+                alert,
+            });
         }
         Data::new(
             "team-ml",
@@ -472,19 +507,34 @@ mod tests {
     fn default_subject_and_text() {
         let templates = NotificationTemplates::defaults();
         let d = data(
-            &[&[("alertname", "Disk"), ("job", "node"), ("instance", "a")], &[("alertname", "Disk"), ("job", "node"), ("instance", "b")]],
+            &[
+                &[("alertname", "Disk"), ("job", "node"), ("instance", "a")],
+                &[("alertname", "Disk"), ("job", "node"), ("instance", "b")],
+            ],
             &[&[("alertname", "Disk"), ("job", "node"), ("instance", "c")]],
         );
         let value = data_value(&d);
         assert_eq!(
-            templates.expand(r#"{{ template "__subject" . }}"#, &value).unwrap(),
+            templates
+                .expand(r#"{{ template "__subject" . }}"#, &value)
+                .unwrap(),
             "[FIRING:2] Disk (node)"
         );
-        let text = templates.expand(r#"{{ template "slack.default.text" . }}"#, &value).unwrap();
-        assert!(text.starts_with("*Firing*\nLabels:\n - alertname = Disk\n - instance = a\n"), "{text}");
-        assert!(text.contains("*Resolved*\nLabels:\n - alertname = Disk\n - instance = c\n"), "{text}");
+        let text = templates
+            .expand(r#"{{ template "slack.default.text" . }}"#, &value)
+            .unwrap();
+        assert!(
+            text.starts_with("*Firing*\nLabels:\n - alertname = Disk\n - instance = a\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("*Resolved*\nLabels:\n - alertname = Disk\n - instance = c\n"),
+            "{text}"
+        );
         assert_eq!(
-            templates.expand(r#"{{ template "slack.default.titlelink" . }}"#, &value).unwrap(),
+            templates
+                .expand(r#"{{ template "slack.default.titlelink" . }}"#, &value)
+                .unwrap(),
             "http://osprey:9093/#/alerts?receiver=team-ml"
         );
     }
@@ -496,13 +546,33 @@ mod tests {
         let value = data_value(&d);
         let expand = |text: &str| templates.expand(text, &value).unwrap();
         assert_eq!(expand("{{ .CommonLabels.severity | toUpper }}"), "PAGE");
-        assert_eq!(expand("{{ range .Alerts.Firing }}{{ .Labels.alertname }}{{ end }}"), "Disk");
+        assert_eq!(
+            expand("{{ range .Alerts.Firing }}{{ .Labels.alertname }}{{ end }}"),
+            "Disk"
+        );
         assert_eq!(expand("{{ .GroupLabels.alertname | title }}"), "Disk");
-        assert_eq!(expand("{{ join \",\" .CommonLabels.SortedPairs.Names }}"), "alertname,severity");
-        assert_eq!(expand("{{ range $k, $v := .CommonLabels }}{{ $k }}={{ $v }};{{ end }}"), "alertname=Disk;severity=page;");
-        assert_eq!(expand("{{ reReplaceAll \"(D)isk\" \"${1}ISK\" .CommonLabels.alertname }}"), "DISK");
-        assert_eq!(expand("{{ .ExternalURL }} {{ .Receiver }} {{ .Status }}"), "http://osprey:9093 team-ml firing");
-        assert_eq!(expand("{{ define \"x\" }}[{{ . }}]{{ end }}{{ template \"x\" .CommonAnnotations.summary }}"), "[disk full]");
+        assert_eq!(
+            expand("{{ join \",\" .CommonLabels.SortedPairs.Names }}"),
+            "alertname,severity"
+        );
+        assert_eq!(
+            expand("{{ range $k, $v := .CommonLabels }}{{ $k }}={{ $v }};{{ end }}"),
+            "alertname=Disk;severity=page;"
+        );
+        assert_eq!(
+            expand("{{ reReplaceAll \"(D)isk\" \"${1}ISK\" .CommonLabels.alertname }}"),
+            "DISK"
+        );
+        assert_eq!(
+            expand("{{ .ExternalURL }} {{ .Receiver }} {{ .Status }}"),
+            "http://osprey:9093 team-ml firing"
+        );
+        assert_eq!(
+            expand(
+                "{{ define \"x\" }}[{{ . }}]{{ end }}{{ template \"x\" .CommonAnnotations.summary }}"
+            ),
+            "[disk full]"
+        );
         assert_eq!(expand("{{ (index .Alerts 0).StartsAt.Unix }}"), "1");
         assert_eq!(expand("{{ .CommonLabels.missing }}"), "");
         assert_eq!(expand("{{ \"<b>\" | safeHtml }}"), "<b>");
@@ -512,12 +582,25 @@ mod tests {
     #[test]
     fn template_files_from_globs() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a.tmpl"), "{{ define \"mine\" }}custom {{ .Receiver }}{{ end }}").unwrap();
+        std::fs::write(
+            dir.path().join("a.tmpl"),
+            "{{ define \"mine\" }}custom {{ .Receiver }}{{ end }}",
+        )
+        .unwrap();
         std::fs::write(dir.path().join("b.txt"), "{{ define \"other\" }}x{{ end }}").unwrap();
         let templates = NotificationTemplates::load(&["*.tmpl".to_string()], dir.path()).unwrap();
         let value = data_value(&data(&[&[("alertname", "Disk")]], &[]));
-        assert_eq!(templates.expand("{{ template \"mine\" . }}", &value).unwrap(), "custom team-ml");
-        assert!(templates.expand("{{ template \"other\" . }}", &value).is_err());
+        assert_eq!(
+            templates
+                .expand("{{ template \"mine\" . }}", &value)
+                .unwrap(),
+            "custom team-ml"
+        );
+        assert!(
+            templates
+                .expand("{{ template \"other\" . }}", &value)
+                .is_err()
+        );
         assert!(wildcard_match("*.tmpl", "a.tmpl") && !wildcard_match("*.tmpl", "a.tmplx"));
     }
 }

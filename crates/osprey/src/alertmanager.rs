@@ -21,11 +21,23 @@ pub struct RoutesTestArgs {
 pub fn load(path: &Path) -> anyhow::Result<alert::Config> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let config = alert::parse_config(&path.display().to_string(), &text)?;
+    let mut config = alert::parse_config(&path.display().to_string(), &text)?;
     for warning in &config.warnings {
         eprintln!("warning: {warning}");
     }
+    resolve_template_paths(&mut config, path);
     Ok(config)
+}
+
+/// Template globs are relative to the file that names them, as in
+/// Alertmanager.
+fn resolve_template_paths(config: &mut alert::Config, config_path: &Path) {
+    let base = config_path.parent().unwrap_or(Path::new("."));
+    for pattern in &mut config.templates {
+        if !Path::new(pattern.as_str()).is_absolute() {
+            *pattern = base.join(pattern.as_str()).display().to_string();
+        }
+    }
 }
 
 /// `osprey check alertmanager`: checks each file like `amtool check-config`.
@@ -37,6 +49,13 @@ pub fn check(files: &[PathBuf]) -> anyhow::Result<()> {
             .map_err(|error| format!("{shown}: {error}"))
             .and_then(|text| {
                 alert::parse_config(&shown.to_string(), &text).map_err(|error| error.to_string())
+            })
+            .and_then(|mut config| {
+                // Template files must parse too, as amtool checks them.
+                resolve_template_paths(&mut config, path);
+                alert::template::NotificationTemplates::load(&config.templates, Path::new("."))
+                    .map_err(|error| format!("{shown}: templates: {error}"))?;
+                Ok(config)
             });
         match config {
             Ok(config) => {
@@ -107,10 +126,11 @@ fn server_section(config_path: &Path) -> anyhow::Result<Option<(alert::Config, S
     let shown = config_path.display().to_string();
     match alert::config::parse_osprey_section(&shown, &text)? {
         None => Ok(None),
-        Some(alert::config::Section::Inline(config)) => {
+        Some(alert::config::Section::Inline(mut config)) => {
             for warning in &config.warnings {
                 tracing::warn!("{warning}");
             }
+            resolve_template_paths(&mut config, config_path);
             Ok(Some((*config, text)))
         }
         Some(alert::config::Section::File(path)) => {
@@ -121,10 +141,11 @@ fn server_section(config_path: &Path) -> anyhow::Result<Option<(alert::Config, S
                 .unwrap_or_else(|| PathBuf::from(&path));
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {} (named by {shown})", path.display()))?;
-            let config = alert::parse_config(&path.display().to_string(), &text)?;
+            let mut config = alert::parse_config(&path.display().to_string(), &text)?;
             for warning in &config.warnings {
                 tracing::warn!("{warning}");
             }
+            resolve_template_paths(&mut config, &path);
             Ok(Some((config, text)))
         }
     }
@@ -188,7 +209,7 @@ pub fn reload_in_server(
     };
     match server_section(config_path)? {
         Some((config, text)) => {
-            alertmanager.apply_config(config, text);
+            alertmanager.apply_config(config, text)?;
             tracing::info!("alert manager configuration reloaded");
             Ok(())
         }
@@ -239,10 +260,10 @@ pub fn run(
                     let text = std::fs::read_to_string(&config_path)?;
                     Ok((config, text))
                 }) {
-                    Ok((config, text)) => {
-                        reloader.apply_config(config, text);
-                        tracing::info!("configuration reloaded");
-                    }
+                    Ok((config, text)) => match reloader.apply_config(config, text) {
+                        Ok(()) => tracing::info!("configuration reloaded"),
+                        Err(e) => tracing::error!(error = %e, "reloading failed; keeping the old configuration"),
+                    },
                     Err(e) => tracing::error!(error = %e, "reloading failed; keeping the old configuration"),
                 }
             }
