@@ -337,7 +337,7 @@ impl Alertmanager {
             .filter(|alert| !alert.resolved_at(now))
             .cloned()
             .collect();
-        let inhibitor = Inhibitor::new(&config, &held, now);
+        let inhibitor = Inhibitor::new(&config, &lock(&self.inner.alerts), now);
         let mut views: Vec<AlertView> = held
             .iter()
             .map(|alert| self.inner.view(&config, &inhibitor, alert, now))
@@ -350,12 +350,7 @@ impl Alertmanager {
     pub fn groups(&self) -> Vec<GroupView> {
         let now = now_ms();
         let config = self.config();
-        let held: Vec<Alert> = lock(&self.inner.alerts)
-            .values()
-            .filter(|alert| !alert.resolved_at(now))
-            .cloned()
-            .collect();
-        let inhibitor = Inhibitor::new(&config, &held, now);
+        let inhibitor = Inhibitor::new(&config, &lock(&self.inner.alerts), now);
         let groups: Vec<Arc<Group>> = lock(&self.inner.groups).values().cloned().collect();
         let mut views = Vec::new();
         for group in groups {
@@ -625,12 +620,7 @@ impl Inner {
         if in_interval(&group.route.mute_time_intervals) {
             return true;
         }
-        let held: Vec<Alert> = lock(&self.alerts)
-            .values()
-            .filter(|alert| !alert.resolved_at(now))
-            .cloned()
-            .collect();
-        let inhibitor = Inhibitor::new(&config, &held, now);
+        let inhibitor = Inhibitor::new(&config, &lock(&self.alerts), now);
         let sent: Vec<Alert> = alerts
             .iter()
             .filter(|alert| {
@@ -956,22 +946,25 @@ async fn maintenance(inner: Arc<Inner>) {
 
 /// Which firing alerts inhibit others, for one moment.
 struct Inhibitor<'c> {
-    /// Per rule: the firing alerts that match its source side.
-    rules: Vec<(&'c crate::config::InhibitRule, Vec<&'c Alert>)>,
+    /// Per rule: the labels and fingerprints of the firing alerts that
+    /// match its source side (taken once, so the store's lock is short
+    /// and nothing but label handles is copied).
+    rules: Vec<(&'c crate::config::InhibitRule, Vec<(Labels, u64)>)>,
 }
 
 impl<'c> Inhibitor<'c> {
-    fn new(config: &'c Config, held: &'c [Alert], now: i64) -> Inhibitor<'c> {
+    fn new(config: &'c Config, store: &HashMap<u64, Alert>, now: i64) -> Inhibitor<'c> {
         let rules = config
             .inhibit_rules
             .iter()
             .map(|rule| {
-                let sources = held
-                    .iter()
+                let sources = store
+                    .values()
                     .filter(|alert| {
                         !alert.resolved_at(now)
                             && model::matcher::matches_all(&alert.labels, &rule.source_matchers)
                     })
+                    .map(|alert| (alert.labels.clone(), alert.fingerprint))
                     .collect();
                 (rule, sources)
             })
@@ -986,20 +979,20 @@ impl<'c> Inhibitor<'c> {
                 continue;
             }
             let also_source = model::matcher::matches_all(labels, &rule.source_matchers);
-            for source in sources {
-                if also_source && model::matcher::matches_all(&source.labels, &rule.target_matchers)
+            for (source_labels, source_fingerprint) in sources {
+                if also_source && model::matcher::matches_all(source_labels, &rule.target_matchers)
                 {
                     continue;
                 }
-                if source.fingerprint == fingerprint {
+                if *source_fingerprint == fingerprint {
                     continue;
                 }
                 if rule
                     .equal
                     .iter()
-                    .all(|name| source.labels.get(name) == labels.get(name))
+                    .all(|name| source_labels.get(name) == labels.get(name))
                 {
-                    return Some(source.fingerprint);
+                    return Some(*source_fingerprint);
                 }
             }
         }
