@@ -225,6 +225,7 @@ pub fn run(
     config: Option<PathBuf>,
     listen: std::net::SocketAddr,
     data_dir: PathBuf,
+    external_url: Option<String>,
 ) -> anyhow::Result<()> {
     let Some(config_path) = config else {
         anyhow::bail!("--config is required");
@@ -241,7 +242,9 @@ pub fn run(
             text,
             alert::Options {
                 state_dir: Some(state_dir(&data_dir)),
-                external_url: format!("http://{listen}"),
+                external_url: external_url
+                    .map(|url| url.trim_end_matches('/').to_string())
+                    .unwrap_or_else(|| format!("http://{listen}")),
                 retention_ms: alert::DEFAULT_RETENTION_MS,
             },
         )?;

@@ -82,6 +82,10 @@ struct AlertmanagerArgs {
     /// Where silences and the notification log are kept.
     #[arg(long = "data-dir", default_value = "./data")]
     data_dir: PathBuf,
+    /// The URL the alert manager is reached under, for links in
+    /// notifications (default http://<listen>).
+    #[arg(long = "web.external-url")]
+    external_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -177,7 +181,7 @@ fn main() {
             Some(AlertmanagerCommand::Routes {
                 command: RoutesCommand::Test(test),
             }) => alertmanager::routes_test(&test),
-            None => alertmanager::run(args.config, args.listen, args.data_dir),
+            None => alertmanager::run(args.config, args.listen, args.data_dir, args.external_url),
         },
         Command::Check(_) | Command::Test(_) => Ok(()),
     };

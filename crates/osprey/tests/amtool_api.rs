@@ -282,3 +282,58 @@ fn rule_alerts_reach_the_builtin_alertmanager() {
     assert_eq!(body["alerts"][0]["annotations"]["summary"], "always on");
     assert_eq!(body["status"], "firing");
 }
+
+#[test]
+fn sighup_reloads_the_standalone_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("alertmanager.yml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let am = start_osprey(
+        &config,
+        &dir.path().join("data"),
+        &dir.path().join("am.log"),
+    );
+    let receivers = |am: &Process| -> Vec<String> {
+        let (_, body) = http(am.addr, "GET", "/api/v2/receivers", b"").unwrap();
+        let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(receivers(&am), ["default", "pager", "slack"]);
+    std::fs::write(
+        &config,
+        CONFIG.replace("  - name: slack\n", "  - name: slack\n  - name: email\n"),
+    )
+    .unwrap();
+    let pid = am.child.as_ref().unwrap().id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while receivers(&am).len() != 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reload; log:\n{}",
+            am.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // A broken file keeps the running configuration.
+    std::fs::write(&config, "route: [\n").unwrap();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(receivers(&am).len(), 4);
+}
