@@ -29,6 +29,10 @@ pub const DEFAULT_REPEAT_INTERVAL_MS: i64 = 4 * 3_600_000;
 /// Alertmanager's default PagerDuty Events API v2 endpoint.
 pub const DEFAULT_PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 
+/// PagerDuty's Events API v1 endpoint, for configs with a `service_key`.
+pub const DEFAULT_PAGERDUTY_V1_URL: &str =
+    "https://events.pagerduty.com/generic/2010-04-15/create_event.json";
+
 /// A parsed `alertmanager.yml`.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -1408,6 +1412,14 @@ impl Reader<'_> {
                 }
                 _ => return Err(self.error(key.line, &path, "unknown field")),
             }
+        }
+        if config.routing_key.is_none()
+            && config.service_key.is_some()
+            && config.url == global.pagerduty_url
+            && global.pagerduty_url == DEFAULT_PAGERDUTY_URL
+        {
+            // A service key alone means the Events API v1 endpoint.
+            config.url = DEFAULT_PAGERDUTY_V1_URL.to_string();
         }
         if config.routing_key.is_none() && config.service_key.is_none() {
             return Err(self.error(

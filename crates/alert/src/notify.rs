@@ -628,6 +628,45 @@ pub fn pagerduty_payload(
     }
     let trigger = data.firing;
     let mut message = Map::new();
+    if config.routing_key.is_none()
+        && let Some(service_key) = &config.service_key
+    {
+        // Events API v1 (a `service_key` alone), as Alertmanager sends it.
+        message.insert(
+            "service_key".into(),
+            Value::String(expand(templates, service_key, &value)?),
+        );
+        message.insert(
+            "event_type".into(),
+            Value::String(if trigger { "trigger" } else { "resolve" }.into()),
+        );
+        message.insert(
+            "incident_key".into(),
+            Value::String(sha256_hex(data.group_key.as_bytes())),
+        );
+        message.insert(
+            "description".into(),
+            Value::String(truncate(
+                field(
+                    "description",
+                    r#"{{ template "pagerduty.default.description" . }}"#,
+                )?,
+                1024,
+            )),
+        );
+        if trigger {
+            message.insert("client".into(), Value::String(client));
+            message.insert(
+                "client_url".into(),
+                Value::String(field(
+                    "client_url",
+                    r#"{{ template "pagerduty.default.clientURL" . }}"#,
+                )?),
+            );
+        }
+        message.insert("details".into(), Value::Object(details));
+        return Ok(serde_json::to_vec(&Value::Object(message)).unwrap_or_default());
+    }
     if let Some(key) = &config.routing_key {
         message.insert(
             "routing_key".into(),
@@ -757,6 +796,45 @@ pub fn sha256_hex(data: &[u8]) -> String {
 #[cfg(test)]
 mod receiver_tests {
     use super::*;
+
+    #[test]
+    fn pagerduty_events_api_v1_with_a_service_key() {
+        let config = crate::config::parse_config(
+            "am.yml",
+            "route: {receiver: pd}\nreceivers:\n  - name: pd\n    pagerduty_configs: [{service_key: sk}]\n",
+        )
+        .unwrap();
+        let pd = &config.receivers[0].pagerduty_configs[0];
+        assert_eq!(pd.url, crate::config::DEFAULT_PAGERDUTY_V1_URL);
+        let alert = crate::alerts::receive(
+            crate::alerts::PostableAlert {
+                labels: vec![("alertname".into(), "Down".into())],
+                ..Default::default()
+            },
+            1000,
+            60_000,
+        )
+        .unwrap();
+        let data = Data::new(
+            "pd",
+            "{}:{}",
+            &model::Labels::empty(),
+            vec![DataAlert {
+                firing: true,
+                alert,
+            }],
+            "http://am",
+        );
+        let templates = crate::template::NotificationTemplates::defaults();
+        let body: Value =
+            serde_json::from_slice(&pagerduty_payload(pd, &data, &templates).unwrap()).unwrap();
+        assert_eq!(body["service_key"], "sk");
+        assert_eq!(body["event_type"], "trigger");
+        assert_eq!(body["incident_key"], sha256_hex(b"{}:{}"));
+        assert_eq!(body["description"], "[FIRING:1]  (Down)");
+        assert_eq!(body["details"]["num_firing"], "1");
+        assert!(body.get("routing_key").is_none() && body.get("payload").is_none());
+    }
 
     #[test]
     fn sha256_known_answers() {

@@ -21,12 +21,13 @@ pub const DEFAULT_TEMPLATES: &str = r#"
 {{ define "__alertmanager" }}Alertmanager{{ end }}
 {{ define "__alertmanagerURL" }}{{ .ExternalURL }}/#/alerts?receiver={{ .Receiver | urlquery }}{{ end }}
 
-{{/* [FIRING:n] group label values (the other common label values) */}}
+{{/* [FIRING:n] group label values, then (the other common label values);
+     spacing as Alertmanager's, so subjects and titles read the same. */}}
 {{ define "__subject" -}}
 [{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ len .Alerts.Firing }}{{ end }}]
-{{- range .GroupLabels.SortedPairs }} {{ .Value }}{{ end }}
+{{- " " }}{{ join " " .GroupLabels.SortedPairs.Values }}{{ " " }}
 {{- $rest := .CommonLabels.Remove .GroupLabels.Names }}
-{{- if gt (len $rest) 0 }} ({{ join " " $rest.Values }}){{ end }}
+{{- if gt (len $rest) 0 }}({{ join " " $rest.Values }}){{ end }}
 {{- end }}
 {{ define "__description" }}{{ end }}
 

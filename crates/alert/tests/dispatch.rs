@@ -296,6 +296,18 @@ async fn the_log_survives_a_restart() {
     am.put_alerts(vec![posted(&[("alertname", "Down")], None)])
         .unwrap();
     assert_eq!(sink.wait_for(1).await.len(), 1);
+    // The sink has the body before the log entry is written; wait for it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !am
+        .render_metrics()
+        .contains("alertmanager_nflog_entries 1\n")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the log entry was never written"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     am.stop();
     // A new instance with the same state dir gets the same alert again
     // (as Prometheus resends it) and does not notify again.

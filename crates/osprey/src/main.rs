@@ -287,11 +287,12 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     };
     let served: anyhow::Result<()> = runtime.block_on(async {
         let state = server::AppState::new(db.clone(), config);
+        // Before rules start, so their first alerts already reach it.
+        alertmanager::start_in_server(&state, args.config.as_deref(), &args.data_dir)?;
         state
             .start_scraping(source)
             .await
             .map_err(anyhow::Error::msg)?;
-        alertmanager::start_in_server(&state, args.config.as_deref(), &args.data_dir)?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;

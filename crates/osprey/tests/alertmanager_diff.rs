@@ -348,6 +348,17 @@ fn silences_and_the_log_survive_sigkill() {
     post_alerts(&[&am], &[firing.clone(), quiet.clone()]);
     let got = sink.wait_for(1, Duration::from_secs(10));
     assert_eq!(got.len(), 1, "{got:?}");
+    // The sink has the body before the log entry is on disk: wait for it
+    // (a crash between the two would send again, as in Alertmanager).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = http(am.addr, "GET", "/metrics", b"").unwrap();
+        if String::from_utf8_lossy(&body).contains("alertmanager_nflog_entries 1\n") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the log entry was never written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // Give a second flush the chance to (wrongly) send again, then kill.
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(sink.bodies().len(), 1);

@@ -143,6 +143,27 @@ fn amtool_against_osprey_alertmanager() {
         &dir.path().join("am.log"),
     );
     drive_with_amtool(&am.url());
+    // The alert sits in one group per receiver it reaches.
+    let (status, body) = http(am.addr, "GET", "/api/v2/alerts/groups", b"").unwrap();
+    assert_eq!(status, 200);
+    let groups: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let mut seen: Vec<String> = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            assert_eq!(g["labels"], serde_json::json!({"alertname": "ModelDrift"}));
+            assert_eq!(g["alerts"][0]["labels"]["alertname"], "ModelDrift");
+            g["receiver"]["name"].as_str().unwrap().to_string()
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen, ["pager", "slack"]);
+    let (status, body) = http(am.addr, "GET", "/api/v2/status", b"").unwrap();
+    assert_eq!(status, 200);
+    let status_body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(status_body["config"]["original"], CONFIG);
+    assert_eq!(status_body["cluster"]["status"], "disabled");
     let (status, body) = http(am.addr, "GET", "/metrics", b"").unwrap();
     let text = String::from_utf8_lossy(&body);
     assert_eq!(status, 200);
