@@ -67,6 +67,9 @@ struct Inner {
     silences: Silences,
     nflog: Nflog,
     client: reqwest::Client,
+    /// Clients for receivers whose `http_config` turns off certificate
+    /// checks or redirects, by (insecure_skip_verify, follow_redirects).
+    other_clients: Mutex<HashMap<(bool, bool), reqwest::Client>>,
     external_url: String,
     metrics: Metrics,
     stopped: AtomicBool,
@@ -205,6 +208,7 @@ impl Alertmanager {
                 silences,
                 nflog,
                 client,
+                other_clients: Mutex::new(HashMap::new()),
                 external_url: options.external_url,
                 metrics: Metrics::default(),
                 stopped: AtomicBool::new(false),
@@ -741,7 +745,12 @@ impl Inner {
                         content_type: "application/json",
                         http_config: &webhook.http_config,
                     };
-                    notify::send_with_retries(&self.client, &request, deadline).await
+                    notify::send_with_retries(
+                        &self.client_for(request.http_config),
+                        &request,
+                        deadline,
+                    )
+                    .await
                 }
                 Integration::Slack(slack) => {
                     let templates = read(&self.templates).clone();
@@ -753,7 +762,12 @@ impl Inner {
                                 content_type: "application/json",
                                 http_config: &slack.http_config,
                             };
-                            notify::send_with_retries(&self.client, &request, deadline).await
+                            notify::send_with_retries(
+                                &self.client_for(request.http_config),
+                                &request,
+                                deadline,
+                            )
+                            .await
                         }
                         Err(error) => (Err(error), 1),
                     }
@@ -768,7 +782,12 @@ impl Inner {
                                 content_type: "application/json",
                                 http_config: &pagerduty.http_config,
                             };
-                            notify::send_with_retries(&self.client, &request, deadline).await
+                            notify::send_with_retries(
+                                &self.client_for(request.http_config),
+                                &request,
+                                deadline,
+                            )
+                            .await
                         }
                         Err(error) => (Err(error), 1),
                     }
@@ -803,6 +822,35 @@ impl Inner {
             return false;
         }
         true
+    }
+
+    /// The HTTP client for a receiver's `http_config`.
+    fn client_for(&self, http: &crate::config::HttpConfig) -> reqwest::Client {
+        if !http.insecure_skip_verify && http.follow_redirects {
+            return self.client.clone();
+        }
+        let key = (http.insecure_skip_verify, http.follow_redirects);
+        let mut clients = lock(&self.other_clients);
+        if let Some(client) = clients.get(&key) {
+            return client.clone();
+        }
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if http.insecure_skip_verify {
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        if !http.follow_redirects {
+            builder = builder.redirect(reqwest::redirect::Policy::none());
+        }
+        match builder.build() {
+            Ok(client) => {
+                clients.insert(key, client.clone());
+                client
+            }
+            Err(error) => {
+                tracing::error!(%error, "building an HTTP client for a receiver failed; using the default");
+                self.client.clone()
+            }
+        }
     }
 
     /// Removes resolved alerts that were not updated since the flush read them.
