@@ -45,19 +45,28 @@ def free_port():
 
 
 def make_handler(metrics, per_metric):
-    state = {"n": 0}
+    # One body per scrape interval, built once and served to both servers,
+    # so the generator's own CPU does not crowd out the servers measured.
+    cache = {"bucket": None, "body": b""}
+    lock = threading.Lock()
+
+    def body_for(bucket):
+        out = []
+        for m in range(metrics):
+            out.append(f"# TYPE bench_requests_{m}_total counter\n")
+            for i in range(per_metric):
+                v = bucket * (i % 7 + 1) + m
+                out.append(f'bench_requests_{m}_total{{job="job{i % 10}",instance="inst{i // 10}",code="{200 if i % 20 else 500}"}} {v}\n')
+        return "".join(out).encode()
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
-            state["n"] += 1
-            n = state["n"]
-            out = []
-            for m in range(metrics):
-                out.append(f"# TYPE bench_requests_{m}_total counter\n")
-                for i in range(per_metric):
-                    v = n * (i % 7 + 1) + m
-                    out.append(f'bench_requests_{m}_total{{job="job{i % 10}",instance="inst{i // 10}",code="{200 if i % 20 else 500}"}} {v}\n')
-            body = "".join(out).encode()
+            bucket = int(time.time() // INTERVAL)
+            with lock:
+                if cache["bucket"] != bucket:
+                    cache["bucket"] = bucket
+                    cache["body"] = body_for(bucket)
+                body = cache["body"]
             self.send_response(200)
             self.send_header("Content-Type", "text/plain; version=0.0.4")
             self.send_header("Content-Length", str(len(body)))

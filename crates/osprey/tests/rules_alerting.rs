@@ -277,3 +277,37 @@ fn rules_run_and_alerts_reach_an_alertmanager() {
     }
     server.kill();
 }
+
+#[test]
+fn embedded_default_runs_the_starter_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = free_addr();
+    let server = Server::start(
+        &dir.path().join("data"),
+        addr,
+        &dir.path().join("server.log"),
+    );
+    let v = get_json(addr, "/api/v1/rules");
+    let group = &v["data"]["groups"][0];
+    assert_eq!(group["name"], "osprey-starter", "{v}");
+    assert_eq!(group["file"], "<embedded starter rules>");
+    let names: Vec<&str> = group["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    for expected in [
+        "TargetDown",
+        "DiskFillingUp",
+        "HighCpuUsage",
+        "HighMemoryUsage",
+        "GpuTooHot",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    server.kill();
+}

@@ -39,6 +39,36 @@ impl EngineOptions {
     }
 }
 
+/// Per-query settings from the API (`timeout`, `lookback_delta`); unset
+/// fields use the engine's options.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QueryOptions {
+    /// Shortens the engine's timeout for this query (never lengthens it).
+    pub timeout: Option<Duration>,
+    /// Replaces the lookback delta for this query when positive.
+    pub lookback_delta_ms: Option<i64>,
+}
+
+/// The evaluation times of a query.
+#[derive(Clone, Copy)]
+struct Span {
+    start: i64,
+    end: i64,
+    step: i64,
+    is_range: bool,
+}
+
+impl Span {
+    fn instant(t: i64) -> Span {
+        Span {
+            start: t,
+            end: t,
+            step: 0,
+            is_range: false,
+        }
+    }
+}
+
 /// Evaluates PromQL queries. Shareable between threads.
 pub struct Engine {
     opts: EngineOptions,
@@ -181,7 +211,23 @@ impl Engine {
         query: &str,
         time_ms: i64,
     ) -> Result<QueryOutput, QueryError> {
-        self.run(storage, query, time_ms, time_ms, 0, false)
+        self.run(
+            storage,
+            query,
+            Span::instant(time_ms),
+            QueryOptions::default(),
+        )
+    }
+
+    /// [`Engine::instant_query`] with per-query options.
+    pub fn instant_query_with(
+        &self,
+        storage: &dyn Queryable,
+        query: &str,
+        time_ms: i64,
+        options: QueryOptions,
+    ) -> Result<QueryOutput, QueryError> {
+        self.run(storage, query, Span::instant(time_ms), options)
     }
 
     /// Evaluates `query` at `start_ms, start_ms + step_ms, …, end_ms`.
@@ -192,6 +238,26 @@ impl Engine {
         start_ms: i64,
         end_ms: i64,
         step_ms: i64,
+    ) -> Result<QueryOutput, QueryError> {
+        self.range_query_with(
+            storage,
+            query,
+            start_ms,
+            end_ms,
+            step_ms,
+            QueryOptions::default(),
+        )
+    }
+
+    /// [`Engine::range_query`] with per-query options.
+    pub fn range_query_with(
+        &self,
+        storage: &dyn Queryable,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        options: QueryOptions,
     ) -> Result<QueryOutput, QueryError> {
         if step_ms <= 0 {
             return Err(QueryError::bad_data(
@@ -209,7 +275,17 @@ impl Engine {
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
             ));
         }
-        self.run(storage, query, start_ms, end_ms, step_ms, true)
+        self.run(
+            storage,
+            query,
+            Span {
+                start: start_ms,
+                end: end_ms,
+                step: step_ms,
+                is_range: true,
+            },
+            options,
+        )
     }
 
     fn acquire(&self, deadline: Instant) -> Result<SlotGuard<'_>, QueryError> {
@@ -235,13 +311,24 @@ impl Engine {
         &self,
         storage: &dyn Queryable,
         query: &str,
-        start: i64,
-        end: i64,
-        step: i64,
-        is_range: bool,
+        span: Span,
+        options: QueryOptions,
     ) -> Result<QueryOutput, QueryError> {
+        let Span {
+            start,
+            end,
+            step,
+            is_range,
+        } = span;
         let began = Instant::now();
-        let deadline = began + self.opts.timeout;
+        let timeout = options
+            .timeout
+            .map_or(self.opts.timeout, |t| t.min(self.opts.timeout));
+        let deadline = began + timeout;
+        let lookback_delta_ms = options
+            .lookback_delta_ms
+            .filter(|ms| *ms > 0)
+            .unwrap_or(self.opts.lookback_delta_ms);
         let _slot = self.acquire(deadline)?;
         let queued = began.elapsed();
         let parse_began = Instant::now();
@@ -259,7 +346,7 @@ impl Engine {
         let ctx = Ctx::new(
             storage,
             query,
-            self.opts.lookback_delta_ms,
+            lookback_delta_ms,
             start,
             end,
             deadline,

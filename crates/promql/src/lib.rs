@@ -33,8 +33,8 @@ mod aggregate;
 mod binary;
 
 pub use engine::{
-    Engine, EngineOptions, MatrixSeries, QueryError, QueryErrorKind, QueryOutput, QueryStats,
-    Value, VectorSample,
+    Engine, EngineOptions, MatrixSeries, QueryError, QueryErrorKind, QueryOptions, QueryOutput,
+    QueryStats, Value, VectorSample,
 };
 pub use format::format;
 pub use parser::{parse, parse_series_selector};

@@ -64,7 +64,7 @@ fn parse_uncached(query: &str) -> Result<Expr, QueryError> {
     check_number_durations(query)?;
     let parsed = std::panic::catch_unwind(|| pp::parse(query))
         .map_err(|_| QueryError::bad_data("parse error: the parser failed on this input"))?
-        .map_err(|e| QueryError::bad_data(format!("parse error: {e}")))?;
+        .map_err(|e| QueryError::bad_data(describe_parse_error(query, &e.to_string())))?;
     let mut expr = convert(&parsed, 0)?;
     let invalid = invalid_utf8_literals(query);
     if !invalid.is_empty() {
@@ -72,6 +72,126 @@ fn parse_uncached(query: &str) -> Result<Expr, QueryError> {
     }
     crate::check::check(&expr)?;
     Ok(expr)
+}
+
+/// Turns promql-parser's message into Prometheus's: its wording, and the
+/// `line:col:` where Prometheus reports the problem, which editors use to
+/// point at it. Messages this does not recognise keep their text, without
+/// a position.
+fn describe_parse_error(query: &str, message: &str) -> String {
+    let end = position(query, query.len());
+    let at = |offset: usize| position(query, offset);
+    let (pos, text) = if message.starts_with("unclosed left parenthesis")
+        || message.starts_with("unexpected end of input")
+    {
+        let text = match message {
+            "unexpected end of input inside brackets" => "unclosed left bracket".to_string(),
+            other => other.to_string(),
+        };
+        (Some(end), text)
+    } else if let Some(rest) = message.strip_prefix("unknown function with name ") {
+        let name = rest.trim_matches(|c| c == '\'' || c == '"');
+        let offset = find_call(query, name);
+        (
+            offset.map(at),
+            format!("unknown function with name \"{name}\""),
+        )
+    } else if let Some(rest) = message.strip_prefix("expected type ") {
+        // "expected type matrix in call to function 'rate', got vector"
+        match parse_type_error(rest) {
+            Some((want, function, got)) => {
+                let offset = find_call(query, &function).map(|o| o + function.len() + 1);
+                (
+                    offset.map(|o| at(skip_spaces(query, o))),
+                    format!(
+                        "expected type {} in call to function \"{function}\", got {}",
+                        type_words(&want),
+                        type_words(&got)
+                    ),
+                )
+            }
+            None => (None, message.to_string()),
+        }
+    } else if message.starts_with("unterminated quoted string") {
+        let offset = query.find(['"', '\'', '`']);
+        (offset.map(at), "unterminated quoted string".to_string())
+    } else if message == "invalid promql query" && ends_with_operator(query) {
+        (Some(end), "unexpected end of input".to_string())
+    } else {
+        (None, message.to_string())
+    };
+    match pos {
+        Some((line, col)) => format!("{line}:{col}: parse error: {text}"),
+        None => format!("parse error: {text}"),
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset`.
+fn position(query: &str, offset: usize) -> (usize, usize) {
+    let before = &query[..offset.min(query.len())];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+fn skip_spaces(query: &str, mut offset: usize) -> usize {
+    let bytes = query.as_bytes();
+    while offset < bytes.len() && bytes[offset].is_ascii_whitespace() {
+        offset += 1;
+    }
+    offset
+}
+
+/// The byte offset of `name(` as a function call (not inside a longer
+/// identifier).
+fn find_call(query: &str, name: &str) -> Option<usize> {
+    let bytes = query.as_bytes();
+    let mut from = 0;
+    while let Some(found) = query[from..].find(name) {
+        let start = from + found;
+        let end = start + name.len();
+        let before_ok = start == 0
+            || !(bytes[start - 1].is_ascii_alphanumeric()
+                || bytes[start - 1] == b'_'
+                || bytes[start - 1] == b':');
+        if before_ok && query[end..].trim_start().starts_with('(') {
+            return Some(start);
+        }
+        from = end;
+    }
+    None
+}
+
+/// Splits "matrix in call to function 'rate', got vector".
+fn parse_type_error(rest: &str) -> Option<(String, String, String)> {
+    let (want, rest) = rest.split_once(" in call to function ")?;
+    let (function, got) = rest.split_once(", got ")?;
+    let function = function.trim_matches(|c| c == '\'' || c == '"');
+    Some((want.to_string(), function.to_string(), got.to_string()))
+}
+
+fn type_words(kind: &str) -> &str {
+    match kind {
+        "matrix" => "range vector",
+        "vector" => "instant vector",
+        other => other,
+    }
+}
+
+/// Whether the query ends in a binary operator (so its right side is
+/// missing).
+fn ends_with_operator(query: &str) -> bool {
+    let trimmed = query.trim_end();
+    [
+        "+", "-", "*", "/", "%", "^", "==", "!=", ">", "<", ">=", "<=",
+    ]
+    .iter()
+    .any(|op| trimmed.ends_with(op))
+        || ["and", "or", "unless", "atan2"].iter().any(|word| {
+            trimmed.ends_with(word)
+                && trimmed[..trimmed.len() - word.len()]
+                    .ends_with(|c: char| c.is_whitespace() || c == ')')
+        })
 }
 
 /// Parses a series selector such as `up{job="x"}` into matchers.
@@ -518,4 +638,49 @@ fn check_number_durations(query: &str) -> Result<(), QueryError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    /// Messages and positions as Prometheus 2.42 answers these queries
+    /// (taken from a running Prometheus's `/api/v1/query`).
+    #[test]
+    fn parse_errors_carry_prometheus_positions() {
+        let cases = [
+            ("sum(up", "1:7: parse error: unclosed left parenthesis"),
+            (
+                "foo{",
+                "1:5: parse error: unexpected end of input inside braces",
+            ),
+            (
+                "rate(up[5m]",
+                "1:12: parse error: unclosed left parenthesis",
+            ),
+            ("up +", "1:5: parse error: unexpected end of input"),
+            ("1 + ", "1:5: parse error: unexpected end of input"),
+            (
+                "nosuchfn(up)",
+                "1:1: parse error: unknown function with name \"nosuchfn\"",
+            ),
+            ("up[5m", "1:6: parse error: unclosed left bracket"),
+            (
+                "rate(up)",
+                "1:6: parse error: expected type range vector in call to function \"rate\", got instant vector",
+            ),
+            (
+                "up offset",
+                "1:10: parse error: unexpected end of input in offset, expected duration",
+            ),
+            (
+                "\"unterminated",
+                "1:1: parse error: unterminated quoted string",
+            ),
+        ];
+        for (query, want) in cases {
+            let got = parse(query).map(|_| ()).unwrap_err();
+            assert_eq!(got.message(), want, "{query}");
+        }
+    }
 }

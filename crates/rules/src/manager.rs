@@ -69,9 +69,10 @@ impl RuleManager {
     }
 
     /// Replaces the running groups with those of `files` (already
-    /// expanded from globs). On any error nothing changes.
-    pub fn load(&self, files: &[PathBuf]) -> Result<(), Vec<RuleFileError>> {
-        let mut specs = Vec::new();
+    /// expanded from globs) plus `extra` (built-in groups). On any error
+    /// nothing changes.
+    pub fn load(&self, files: &[PathBuf], extra: Vec<GroupSpec>) -> Result<(), Vec<RuleFileError>> {
+        let mut specs = extra;
         let mut errors = Vec::new();
         for path in files {
             let name = path.display().to_string();

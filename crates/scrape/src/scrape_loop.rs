@@ -318,19 +318,58 @@ fn read_secret(path: &str) -> Result<String, String> {
         .map_err(|error| format!("reading {path}: {error}"))
 }
 
-/// The series of the last successful scrape, for staleness, and the
-/// scrape cache.
+/// The scrape cache, which also tracks which series the last successful
+/// scrape stored (for staleness).
+///
+/// Each series a target writes is keyed by its name and labels as written,
+/// with the label set it is stored under (`None` when metric relabelling
+/// drops it). Targets expose the same series scrape after scrape, so this
+/// skips building, merging and relabelling labels for almost every sample,
+/// as Prometheus's scrape cache does. Scrapes are numbered; an entry
+/// remembers the scrape that last stored it, so finding the series that
+/// vanished is one pass over the cache, with no per-sample set of label
+/// sets to hash and compare.
 #[derive(Default)]
 struct SeriesState {
-    previous: HashSet<Labels, FastBuildHasher>,
-    /// Each series of the last scrape, keyed by its name and labels as the
-    /// target wrote them, with the label set it is stored under (`None`
-    /// when metric relabelling drops it). Targets expose the same series
-    /// scrape after scrape, so this skips building, merging and relabelling
-    /// labels for almost every sample, as Prometheus's scrape cache does.
-    cache: HashMap<Vec<u8>, Option<Labels>, FastBuildHasher>,
+    cache: HashMap<Vec<u8>, CacheEntry, FastBuildHasher>,
+    /// The number of the scrape being ingested (starts at 1).
+    generation: u64,
+    /// The number of the last successful scrape; 0 when the last scrape
+    /// failed or there was none, so nothing is "previous".
+    last_ok: u64,
     /// Whether the report series were ever written.
     reported: bool,
+}
+
+struct CacheEntry {
+    labels: Option<Labels>,
+    /// The last scrape whose body held this series.
+    seen: u64,
+    /// The last scrape that stored it without an explicit timestamp.
+    tracked: u64,
+    /// `tracked` before this scrape updated it.
+    tracked_before: u64,
+}
+
+impl CacheEntry {
+    /// Whether the last successful scrape (`last_ok`, which is before
+    /// `generation`) stored this series.
+    fn in_previous(&self, generation: u64, last_ok: u64) -> bool {
+        last_ok != 0
+            && (self.tracked == last_ok
+                || (self.tracked == generation && self.tracked_before == last_ok))
+    }
+}
+
+impl SeriesState {
+    /// The label sets the last successful scrape stored.
+    fn previous_series(&self) -> Vec<Labels> {
+        self.cache
+            .values()
+            .filter(|e| self.last_ok != 0 && e.tracked == self.last_ok)
+            .filter_map(|e| e.labels.clone())
+            .collect()
+    }
 }
 
 struct IngestOutcome {
@@ -344,13 +383,13 @@ struct PreparedSample {
     labels: Labels,
     timestamp_ms: i64,
     value: f64,
-    /// Samples with their own timestamp are not tracked for staleness.
-    explicit_timestamp: bool,
 }
 
 struct Parsed {
     samples: Vec<PreparedSample>,
     scraped: u64,
+    /// Series stored now that the previous successful scrape did not store.
+    added: u64,
     metadata: Vec<MetricMetadata>,
 }
 
@@ -361,15 +400,24 @@ fn ingest(
     scrape_start: i64,
     started: Instant,
 ) -> IngestOutcome {
+    state.generation += 1;
+    let generation = state.generation;
+    let last_ok = state.last_ok;
     let parsed = fetched.and_then(|(body, format)| {
-        parse_body(context, &body, format, scrape_start, &mut state.cache)
+        parse_body(
+            context,
+            &body,
+            format,
+            scrape_start,
+            generation,
+            last_ok,
+            &mut state.cache,
+        )
     });
     let mut appender = context.storage.appender();
-    let mut current: HashSet<Labels, FastBuildHasher> = HashSet::default();
     let (error, scraped, post_relabel, added, metadata) = match parsed {
         Ok(parsed) => {
             let mut appended = 0u64;
-            let mut added = 0u64;
             for sample in &parsed.samples {
                 if let Err(error) =
                     appender.append(&sample.labels, sample.timestamp_ms, sample.value)
@@ -378,22 +426,50 @@ fn ingest(
                     continue;
                 }
                 appended += 1;
-                if !sample.explicit_timestamp {
-                    if !state.previous.contains(&sample.labels) {
-                        added += 1;
-                    }
-                    current.insert(sample.labels.clone());
-                }
             }
-            (None, parsed.scraped, appended, added, parsed.metadata)
+            (
+                None,
+                parsed.scraped,
+                appended,
+                parsed.added,
+                parsed.metadata,
+            )
         }
         Err(error) => (Some(error), 0, 0, 0, Vec::new()),
     };
-    for vanished in state.previous.difference(&current) {
-        let _ = appender.append(vanished, scrape_start, STALE_NAN);
+    // Series the previous successful scrape stored that this one did not
+    // (all of them when this scrape failed) get a staleness marker.
+    let succeeded = error.is_none();
+    let mut vanished: Vec<Labels> = Vec::new();
+    for entry in state.cache.values() {
+        if entry.in_previous(generation, last_ok)
+            && (!succeeded || entry.tracked != generation)
+            && let Some(labels) = &entry.labels
+        {
+            vanished.push(labels.clone());
+        }
+    }
+    if succeeded && !vanished.is_empty() {
+        // Two written forms can map to one stored series (relabelling,
+        // honor_labels); a series still stored under another form has not
+        // vanished. Only needed when something vanished.
+        let current: HashSet<&Labels, FastBuildHasher> = state
+            .cache
+            .values()
+            .filter(|e| e.tracked == generation)
+            .filter_map(|e| e.labels.as_ref())
+            .collect();
+        vanished.retain(|labels| !current.contains(labels));
+    }
+    for labels in &vanished {
+        let _ = appender.append(labels, scrape_start, STALE_NAN);
+    }
+    if succeeded {
+        // Forget series the target no longer writes.
+        state.cache.retain(|_, entry| entry.seen == generation);
     }
     let duration_seconds = started.elapsed().as_secs_f64();
-    let up = if error.is_none() { 1.0 } else { 0.0 };
+    let up = if succeeded { 1.0 } else { 0.0 };
     let report = [
         ("up", up),
         ("scrape_duration_seconds", duration_seconds),
@@ -414,7 +490,7 @@ fn ingest(
             Some(error.unwrap_or_else(|| format!("storing the scrape failed: {commit_error}")))
         }
     };
-    state.previous = current;
+    state.last_ok = if succeeded { generation } else { 0 };
     IngestOutcome {
         error,
         duration_seconds,
@@ -433,12 +509,13 @@ fn report_labels(target_labels: &Labels, name: &str) -> Labels {
 }
 
 fn write_end_of_run_staleness(context: &LoopContext, state: &SeriesState) {
-    if state.previous.is_empty() && !state.reported {
+    let previous = state.previous_series();
+    if previous.is_empty() && !state.reported {
         return;
     }
     let now = now_ms();
     let mut appender = context.storage.appender();
-    for series in &state.previous {
+    for series in &previous {
         let _ = appender.append(series, now, STALE_NAN);
     }
     if state.reported {
@@ -464,11 +541,12 @@ fn parse_body(
     body: &[u8],
     format: Format,
     scrape_start: i64,
-    cache: &mut HashMap<Vec<u8>, Option<Labels>, FastBuildHasher>,
+    generation: u64,
+    last_ok: u64,
+    cache: &mut HashMap<Vec<u8>, CacheEntry, FastBuildHasher>,
 ) -> Result<Parsed, String> {
-    let mut next_cache: HashMap<Vec<u8>, Option<Labels>, FastBuildHasher> =
-        HashMap::with_capacity_and_hasher(cache.len(), FastBuildHasher::default());
     let mut key: Vec<u8> = Vec::new();
+    let mut added = 0u64;
     let config = &context.config;
     let target_labels = &context.target.labels;
     let mut types: HashMap<String, MetricType> = HashMap::new();
@@ -547,22 +625,28 @@ fn parse_body(
             key.push(0xfe);
             key.extend_from_slice(label_value.as_bytes());
         }
-        let series = match cache.remove_entry(key.as_slice()) {
-            Some((cached_key, series)) => {
-                next_cache.insert(cached_key, series.clone());
-                series
-            }
-            None => {
-                let series = sample_series(config, target_labels, &name, &labels);
-                next_cache.insert(key.clone(), series.clone());
-                series
-            }
+        let entry = match cache.get_mut(key.as_slice()) {
+            Some(entry) => entry,
+            None => cache.entry(key.clone()).or_insert(CacheEntry {
+                labels: sample_series(config, target_labels, &name, &labels),
+                seen: 0,
+                tracked: 0,
+                tracked_before: 0,
+            }),
         };
-        let Some(series) = series else {
+        entry.seen = generation;
+        let Some(series) = entry.labels.clone() else {
             continue;
         };
         check_label_limits(config, &series)?;
         let explicit = config.honor_timestamps && timestamp_ms.is_some();
+        if !explicit && entry.tracked != generation {
+            if !entry.in_previous(generation, last_ok) {
+                added += 1;
+            }
+            entry.tracked_before = entry.tracked;
+            entry.tracked = generation;
+        }
         let timestamp = if explicit {
             timestamp_ms.unwrap_or(scrape_start)
         } else {
@@ -572,7 +656,6 @@ fn parse_body(
             labels: series,
             timestamp_ms: timestamp,
             value,
-            explicit_timestamp: explicit,
         });
         if config.sample_limit > 0 && samples.len() as u64 > config.sample_limit {
             return Err(format!(
@@ -581,7 +664,6 @@ fn parse_body(
             ));
         }
     }
-    *cache = next_cache;
     for (index, update) in metadata_updates {
         let entry = &mut metadata[index];
         match update {
@@ -593,6 +675,7 @@ fn parse_body(
     Ok(Parsed {
         samples,
         scraped,
+        added,
         metadata,
     })
 }

@@ -167,6 +167,51 @@ async fn vanished_series_and_failing_target_go_stale() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn series_added_counts_and_merged_forms_stay_fresh() {
+    // Metric relabelling drops `x`, so c{x="1"} and c{x="2"} are stored as
+    // one series `c`: when one written form vanishes, `c` is not stale.
+    let target = TestTarget::start(Response::text("c{x=\"1\"} 1\nc{x=\"2\"} 1\nd 1\n")).await;
+    let store = TestStore::open();
+    let manager = store.manager();
+    let relabel = "    metric_relabel_configs:\n      - action: labeldrop\n        regex: x\n";
+    manager
+        .apply_config(&config(&[fast_job("app", &target.address, relabel)]))
+        .await;
+    wait_until(WAIT, "two scrapes", || store.samples("up", &[]).len() >= 2).await;
+    let added = store.samples("scrape_series_added", &[]);
+    // As in Prometheus, new written forms count (its scrape cache is keyed
+    // by the series text too): c{x="1"}, c{x="2"} and d.
+    assert_eq!(added.first().map(|(_, v)| *v), Some(3.0), "{added:?}");
+    assert!(added[1..].iter().all(|(_, v)| *v == 0.0), "{added:?}");
+
+    target.set(Response::text("c{x=\"1\"} 1\ne 1\n"));
+    wait_until(WAIT, "d marked stale", || {
+        store
+            .samples("d", &[])
+            .last()
+            .is_some_and(|(_, v)| is_stale_nan(*v))
+    })
+    .await;
+    wait_until(WAIT, "two more scrapes", || {
+        store.samples("e", &[]).len() >= 2
+    })
+    .await;
+    assert!(
+        store
+            .samples("c", &[])
+            .iter()
+            .all(|(_, v)| !is_stale_nan(*v)),
+        "c was marked stale though still written"
+    );
+    let added = store.samples("scrape_series_added", &[]);
+    assert!(
+        added.iter().any(|(_, v)| *v == 1.0),
+        "e was added: {added:?}"
+    );
+    manager.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_target_is_down() {
     // A port nothing listens on: bind and drop.
     let address = {

@@ -93,14 +93,14 @@ pub(crate) async fn query(State(state): State<AppState>, request: Request) -> Re
                 invalid_param("time", format!("invalid time value for 'time': {e}"))
             })?,
         };
-        check_timeout_param(&params)?;
+        let options = query_options(&params)?;
         let query = query_param(&params)?;
         let with_stats = params.get("stats").is_some();
         let storage = state.storage().clone();
         let engine = state.engine().clone();
         let output = blocking(move || {
             parse_then_run(&query, || {
-                engine.instant_query(storage.as_ref(), &query, time)
+                engine.instant_query_with(storage.as_ref(), &query, time, options)
             })
         })
         .await?;
@@ -139,14 +139,14 @@ pub(crate) async fn query_range(State(state): State<AppState>, request: Request)
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
             ));
         }
-        check_timeout_param(&params)?;
+        let options = query_options(&params)?;
         let query = query_param(&params)?;
         let with_stats = params.get("stats").is_some();
         let storage = state.storage().clone();
         let engine = state.engine().clone();
         let output = blocking(move || {
             parse_then_run(&query, || {
-                engine.range_query(storage.as_ref(), &query, start, end, step)
+                engine.range_query_with(storage.as_ref(), &query, start, end, step, options)
             })
         })
         .await?;
@@ -208,13 +208,21 @@ fn required_time(params: &Params, name: &str) -> Result<i64, ApiError> {
     parse_time(params.get(name).unwrap_or("")).map_err(|e| invalid_param(name, e))
 }
 
-/// `timeout` is accepted as Prometheus accepts it (a duration); the
-/// engine's own limit still applies.
-fn check_timeout_param(params: &Params) -> Result<(), ApiError> {
+/// `timeout` (a duration that shortens the engine's limit for this query)
+/// and `lookback_delta` (replaces the 5 m lookback for this query).
+fn query_options(params: &Params) -> Result<promql::QueryOptions, ApiError> {
+    let mut options = promql::QueryOptions::default();
     if let Some(t) = params.get("timeout") {
-        parse_duration_ms(t).map_err(|e| invalid_param("timeout", e))?;
+        let ms = parse_duration_ms(t).map_err(|e| invalid_param("timeout", e))?;
+        if ms > 0 {
+            options.timeout = Some(std::time::Duration::from_millis(ms as u64));
+        }
     }
-    Ok(())
+    if let Some(d) = params.get("lookback_delta") {
+        let ms = parse_duration_ms(d).map_err(|e| invalid_param("lookback_delta", e))?;
+        options.lookback_delta_ms = Some(ms);
+    }
+    Ok(options)
 }
 
 fn render(output: &QueryOutput, with_stats: bool) -> Response {

@@ -80,9 +80,20 @@ impl AppState {
     pub(crate) fn apply_rules(
         &self,
         config: &scrape::Config,
-        config_path: Option<&Path>,
+        source: &crate::scraping::ConfigSource,
     ) -> Result<(), String> {
-        let files = match config_path {
+        let mut embedded = Vec::new();
+        for (name, text) in source.embedded_rules() {
+            let groups = rules::parse_rule_file(name, text).map_err(|errors| {
+                errors
+                    .iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })?;
+            embedded.extend(groups);
+        }
+        let files = match source.path() {
             Some(path) => resolve_rule_files(path, &config.rule_files),
             None => {
                 let mut files = Vec::new();
@@ -131,7 +142,7 @@ impl AppState {
             rules.sender.set_local(sink);
         }
         rules.sender.configure(config);
-        rules.manager.load(&files).map_err(|errors| {
+        rules.manager.load(&files, embedded).map_err(|errors| {
             errors
                 .iter()
                 .map(|e| e.to_string())

@@ -20,7 +20,13 @@ pub enum ConfigSource {
     /// A `prometheus.yml` (or osprey superset), re-read on every reload.
     File(PathBuf),
     /// Text built in (the default when no file is given).
-    Embedded { name: String, text: String },
+    Embedded {
+        name: String,
+        text: String,
+        /// Rule files built in, as (name, text), loaded besides any
+        /// `rule_files` of `text`.
+        rules: Vec<(String, String)>,
+    },
 }
 
 impl ConfigSource {
@@ -32,6 +38,14 @@ impl ConfigSource {
         }
     }
 
+    /// Built-in rule files, as (name, text).
+    pub fn embedded_rules(&self) -> &[(String, String)] {
+        match self {
+            ConfigSource::File(_) => &[],
+            ConfigSource::Embedded { rules, .. } => rules,
+        }
+    }
+
     fn load(&self) -> Result<(String, scrape::Config), String> {
         let (name, text) = match self {
             ConfigSource::File(path) => {
@@ -39,7 +53,7 @@ impl ConfigSource {
                     .map_err(|e| format!("reading config file {}: {e}", path.display()))?;
                 (path.display().to_string(), text)
             }
-            ConfigSource::Embedded { name, text } => (name.clone(), text.clone()),
+            ConfigSource::Embedded { name, text, .. } => (name.clone(), text.clone()),
         };
         let config = scrape::parse_config(&name, &text).map_err(|e| e.to_string())?;
         for w in &config.warnings {
@@ -49,10 +63,18 @@ impl ConfigSource {
     }
 }
 
-/// The embedded default: osprey scrapes its own `/metrics` every 15 s.
+/// osprey's starter alert rules, loaded with the embedded default.
+pub const STARTER_RULES: &str = include_str!("starter_rules.yml");
+
+/// The embedded default: osprey scrapes its own `/metrics` every 15 s and
+/// runs the starter alert rules.
 pub fn default_config(listen: std::net::SocketAddr) -> ConfigSource {
     ConfigSource::Embedded {
         name: "<embedded default>".to_string(),
+        rules: vec![(
+            "<embedded starter rules>".to_string(),
+            STARTER_RULES.to_string(),
+        )],
         text: format!(
             "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nscrape_configs:\n  - job_name: osprey\n    static_configs:\n      - targets: ['{listen}']\n"
         ),
@@ -79,7 +101,7 @@ impl AppState {
             .unwrap_or_else(|_| "localhost".to_string());
         let storage: Arc<dyn model::storage::Appendable> = self.storage().clone();
         let manager = ScrapeManager::new(storage, ScrapeManagerOptions { hostname });
-        self.apply_rules(&config, source.path())?;
+        self.apply_rules(&config, &source)?;
         manager.apply_config(&config).await;
         let scraping = Scraping {
             manager,
@@ -99,7 +121,7 @@ impl AppState {
         };
         let _one = s.reload_lock.lock().await;
         let (text, config) = s.source.load()?;
-        self.apply_rules(&config, s.source.path())?;
+        self.apply_rules(&config, &s.source)?;
         s.manager.apply_config(&config).await;
         *s.text.write().unwrap_or_else(|e| e.into_inner()) = text;
         tracing::info!("configuration reloaded");

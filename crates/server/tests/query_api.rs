@@ -668,6 +668,31 @@ async fn bad_time_and_timeout_parameters() {
 }
 
 #[tokio::test]
+async fn lookback_delta_parameter_replaces_the_default_lookback() {
+    let app = app();
+    load_fixture(&app).await;
+    // up{job="db"} was last written 30 s before now: inside the default
+    // 5 m lookback, outside a 20 s one.
+    let count = |reply: &Reply| reply.text().matches("\"job\":\"db\"").count();
+    let default = instant(&app, "up", &NOW_S.to_string()).await;
+    assert_eq!(count(&default), 1, "{}", default.text());
+    let short = get(
+        &app,
+        &format!("/api/v1/query?query=up&time={NOW_S}&lookback_delta=20s"),
+    )
+    .await;
+    assert_eq!(short.status, StatusCode::OK, "{}", short.text());
+    assert_eq!(count(&short), 0, "{}", short.text());
+    let bad = get(&app, "/api/v1/query?query=up&lookback_delta=soon").await;
+    assert_error(
+        &bad,
+        StatusCode::BAD_REQUEST,
+        "bad_data",
+        "invalid parameter \"lookback_delta\": cannot parse \"soon\" to a valid duration",
+    );
+}
+
+#[tokio::test]
 async fn query_range_parameter_errors_use_prometheus_wording() {
     let app = app();
     let cases: &[(&str, &str)] = &[
@@ -914,6 +939,7 @@ async fn targets_with_scraping_started_name_the_pool_of_dropped_targets() {
         .start_scraping(server::scraping::ConfigSource::Embedded {
             name: "test".to_string(),
             text: text.to_string(),
+            rules: Vec::new(),
         })
         .await
         .expect("start scraping");
@@ -995,6 +1021,7 @@ async fn metadata_endpoints_with_a_scraped_target() {
         .start_scraping(server::scraping::ConfigSource::Embedded {
             name: "test".to_string(),
             text,
+            rules: Vec::new(),
         })
         .await
         .expect("start scraping");
