@@ -95,6 +95,7 @@ pub async fn send(
     };
     let parameters = TlsParameters::builder(host.to_string())
         .dangerous_accept_invalid_certs(config.insecure_skip_verify)
+        .dangerous_accept_invalid_hostnames(config.insecure_skip_verify)
         .build()
         .map_err(|e| fail(format!("TLS setup: {e}")))?;
     let tls = if port == 465 {

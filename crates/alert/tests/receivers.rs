@@ -326,3 +326,138 @@ receivers:
     );
     am.stop();
 }
+
+/// Kills a child process when the test ends, passed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Whether a program runs here; prints why not, or fails when
+/// `OSPREY_REQUIRE_EXTERNAL=1`.
+fn available(program: &str, arg: &str) -> bool {
+    let required = std::env::var("OSPREY_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1");
+    match std::process::Command::new(program).arg(arg).output() {
+        Ok(out) if out.status.success() => true,
+        other => {
+            let reason = format!("{program} is not usable: {other:?}");
+            assert!(!required, "OSPREY_REQUIRE_EXTERNAL=1 but {reason}");
+            eprintln!("skipping: {reason}");
+            false
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_uses_starttls_before_authenticating() {
+    if !available("openssl", "version") || !available("python3", "--version") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/testdata/smtp_starttls_sink.py"
+    );
+    let mut sink = std::process::Command::new("python3")
+        .arg(script)
+        .arg(&cert)
+        .arg(&key)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = sink.stdout.take().unwrap();
+    let _sink = KillOnDrop(sink);
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let port = lines
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the sink prints its port");
+    // require_tls is on by default; the self-signed certificate needs
+    // insecure_skip_verify.
+    let yaml = format!(
+        r#"
+route:
+  receiver: mail
+  group_wait: 100ms
+receivers:
+  - name: mail
+    email_configs:
+      - to: 'oncall@example.org'
+        from: 'osprey@example.org'
+        smarthost: '127.0.0.1:{port}'
+        auth_username: bob
+        auth_password: pw
+        tls_config: {{insecure_skip_verify: true}}
+"#
+    );
+    let config = parse_config("am.yml", &yaml).unwrap();
+    assert!(config.receivers[0].email_configs[0].require_tls);
+    let am = Alertmanager::start(
+        config,
+        yaml.clone(),
+        Options {
+            state_dir: None,
+            external_url: "http://osprey.test".into(),
+            retention_ms: alert::DEFAULT_RETENTION_MS,
+        },
+    )
+    .unwrap();
+    am.put_alerts(vec![drift(now_ms() + 3_600_000)]).unwrap();
+    let line = lines
+        .recv_timeout(Duration::from_secs(15))
+        .expect("a message arrives");
+    let session: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(session["tls"], true);
+    assert_eq!(
+        session["auth_tls"], true,
+        "authenticated only after STARTTLS"
+    );
+    assert_eq!(session["auth"], "AUTH PLAIN AGJvYgBwdw==");
+    assert_eq!(session["to"], serde_json::json!(["<oncall@example.org>"]));
+    assert!(
+        session["data"]
+            .as_str()
+            .unwrap()
+            .contains("Subject: [FIRING:1]  (Drift critical ml)"),
+        "{session}"
+    );
+    am.stop();
+}
