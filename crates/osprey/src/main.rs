@@ -6,10 +6,13 @@
 //! - `agent`: scrape and forward with remote write (Prometheus agent mode).
 //! - `exporter host|gpu|blackbox`: one built-in exporter alone, for the
 //!   other hosts of a fleet.
+//! - `alertmanager`: the alert manager alone, and `routes test`.
+//! - `check alertmanager`: validates alertmanager.yml files.
 //!
 //! This is the only crate that uses `anyhow`; every error leaves here as one
 //! line on stderr and a non-zero exit code.
 
+mod alertmanager;
 mod check;
 mod import;
 mod units;
@@ -49,10 +52,17 @@ enum Command {
     Test(TestCommand),
     /// Run one built-in exporter alone (host, gpu or blackbox).
     Exporter(ExporterArgs),
+    /// Run the alert manager alone, or test its routing tree.
+    Alertmanager(AlertmanagerArgs),
 }
 
 #[derive(Subcommand)]
 enum CheckCommand {
+    /// Validate alertmanager.yml files, like `amtool check-config`.
+    Alertmanager {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Check a prometheus.yml (or osprey config) and the rule files it names.
     Config {
         #[arg(required = true)]
@@ -63,6 +73,41 @@ enum CheckCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct AlertmanagerArgs {
+    #[command(subcommand)]
+    command: Option<AlertmanagerCommand>,
+    /// The alertmanager.yml to run.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address for the Alertmanager API v2.
+    #[arg(long, default_value = "127.0.0.1:9093")]
+    listen: SocketAddr,
+    /// Where silences and the notification log are kept.
+    #[arg(long = "data-dir", default_value = "./data")]
+    data_dir: PathBuf,
+    /// The URL the alert manager is reached under, for links in
+    /// notifications (default http://<listen>).
+    #[arg(long = "web.external-url")]
+    external_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum AlertmanagerCommand {
+    /// The routing tree.
+    Routes {
+        #[command(subcommand)]
+        command: RoutesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RoutesCommand {
+    /// Print the receivers a label set reaches, like `amtool config routes test`.
+    Test(alertmanager::RoutesTestArgs),
 }
 
 #[derive(Subcommand)]
@@ -174,6 +219,13 @@ fn main() {
             .map_err(anyhow::Error::msg)
             .context("--max-block-duration")
             .and_then(|window| import::run(&args.data_dir, &args.files, window)),
+        Command::Check(CheckCommand::Alertmanager { files }) => alertmanager::check(&files),
+        Command::Alertmanager(args) => match args.command {
+            Some(AlertmanagerCommand::Routes {
+                command: RoutesCommand::Test(test),
+            }) => alertmanager::routes_test(&test),
+            None => alertmanager::run(args.config, args.listen, args.data_dir, args.external_url),
+        },
         Command::Check(_) | Command::Test(_) => Ok(()),
         Command::Exporter(args) => run_exporter(args),
     };
@@ -279,6 +331,8 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     };
     let served: anyhow::Result<()> = runtime.block_on(async {
         let state = server::AppState::new(db.clone(), config);
+        // Before rules start, so their first alerts already reach it.
+        alertmanager::start_in_server(&state, args.config.as_deref(), &args.data_dir)?;
         state
             .start_scraping(source)
             .await
@@ -287,10 +341,14 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let reloader = state.clone();
-        tokio::spawn(async move { reload_on_sighup(reloader).await });
+        let config_path = args.config.clone();
+        tokio::spawn(async move { reload_on_sighup(reloader, config_path).await });
         let result = server::serve_listener(listener, state.clone(), shutdown_signal()).await;
         state.stop_rules();
         state.stop_scraping().await;
+        if let Some(alertmanager) = state.alertmanager() {
+            alertmanager.stop();
+        }
         result.context("serving HTTP")
     });
     stop.store(true, Ordering::Relaxed);
@@ -380,7 +438,7 @@ async fn axum_serve(
 }
 
 /// Reloads the configuration on every SIGHUP, as Prometheus does.
-async fn reload_on_sighup(state: server::AppState) {
+async fn reload_on_sighup(state: server::AppState, config_path: Option<PathBuf>) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::error!("cannot listen for SIGHUP; reload with POST /-/reload");
@@ -389,6 +447,9 @@ async fn reload_on_sighup(state: server::AppState) {
     while hup.recv().await.is_some() {
         if let Err(e) = state.reload().await {
             tracing::error!(error = %e, "reloading the configuration failed; keeping the old one");
+        }
+        if let Err(e) = alertmanager::reload_in_server(&state, config_path.as_deref()) {
+            tracing::error!(error = %e, "reloading the alert manager configuration failed; keeping the old one");
         }
     }
 }

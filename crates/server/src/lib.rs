@@ -27,6 +27,7 @@ use axum::routing::{get, post};
 use model::storage::Storage;
 
 pub mod agent;
+pub mod alertmanager_api;
 mod api;
 mod error;
 pub mod export;
@@ -115,6 +116,7 @@ struct AppStateInner {
     clock: Clock,
     engine: Arc<promql::Engine>,
     scraping: std::sync::OnceLock<scraping::Scraping>,
+    alertmanager: std::sync::OnceLock<alert::Alertmanager>,
     rules: std::sync::OnceLock<rules::RulesState>,
     pending_local_sink: std::sync::Mutex<Option<rules::LocalAlertSink>>,
     exporters: Arc<exporters::ExporterState>,
@@ -150,6 +152,7 @@ impl AppState {
                 clock,
                 engine: Arc::new(promql::Engine::new(config_engine)),
                 scraping: std::sync::OnceLock::new(),
+                alertmanager: std::sync::OnceLock::new(),
                 rules: std::sync::OnceLock::new(),
                 pending_local_sink: std::sync::Mutex::new(None),
                 exporters: Arc::new(exporters::ExporterState::default()),
@@ -181,6 +184,19 @@ impl AppState {
     /// The built-in exporters (host, GPU, blackbox modules).
     pub fn exporters(&self) -> &Arc<exporters::ExporterState> {
         &self.inner.exporters
+    }
+
+    /// Serves the Alertmanager API v2 and metrics from this alert manager.
+    /// Errors when one was set before.
+    pub fn set_alertmanager(&self, alertmanager: alert::Alertmanager) -> Result<(), String> {
+        self.inner
+            .alertmanager
+            .set(alertmanager)
+            .map_err(|_| "the alert manager was already set".to_string())
+    }
+
+    pub fn alertmanager(&self) -> Option<&alert::Alertmanager> {
+        self.inner.alertmanager.get()
     }
 
     pub(crate) fn engine(&self) -> &Arc<promql::Engine> {
@@ -242,6 +258,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::metrics_handler))
         .merge(ui::routes())
         .merge(exporters::routes())
+        .merge(alertmanager_api::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::observe_request,

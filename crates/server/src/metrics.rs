@@ -249,10 +249,17 @@ impl Collector for ProcessCollector {
 /// `GET /metrics`.
 pub(crate) async fn metrics_handler(State(state): State<AppState>) -> Response {
     let encoded = crate::blocking(move || {
-        state
+        let mut text = state
             .metrics()
             .encode()
-            .map_err(|_| ApiError::internal("encoding metrics failed"))
+            .map_err(|_| ApiError::internal("encoding metrics failed"))?;
+        // The alert manager's families go before the OpenMetrics `# EOF`.
+        if let Some(alertmanager) = state.alertmanager()
+            && let Some(body) = text.strip_suffix("# EOF\n")
+        {
+            text = format!("{body}{}# EOF\n", alertmanager.render_metrics());
+        }
+        Ok(text)
     })
     .await;
     match encoded {

@@ -1,0 +1,1130 @@
+//! The alert manager handle: the alert store, the dispatcher with its
+//! aggregation groups, inhibition, silences, the notification log and the
+//! receivers, with Alertmanager 0.25's semantics.
+//!
+//! Received alerts are merged into the store and routed; each leaf route
+//! they reach puts them in the aggregation group for their `group_by`
+//! labels. A group's task flushes `group_wait` after the group appears
+//! (at once if its alert is already older than that), then every
+//! `group_interval`. A flush drops alerts that are inhibited or silenced
+//! (and all of them outside the route's active or inside its mute time
+//! intervals), then for each integration of the receiver asks the
+//! notification log whether anything changed since the last notification
+//! (new firing alerts, newly resolved ones when `send_resolved`, all
+//! resolved, or `repeat_interval` passed), sends with retries, and logs.
+//! Resolved alerts leave the group after a successful flush; empty groups
+//! are removed by maintenance every 30 seconds.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use model::Labels;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::alerts::{self, Alert, PostableAlert};
+use crate::config::{Config, GroupBy, Route};
+use crate::nflog::{Nflog, NflogKey};
+use crate::notify::{self, Data, DataAlert};
+use crate::silence::Silences;
+
+/// How often empty groups are removed and old state is collected
+/// (Alertmanager's dispatcher maintenance interval).
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(30);
+/// How long resolved alerts stay in the store (Alertmanager's alert GC
+/// interval): an update arriving late is merged rather than re-fired.
+const RESOLVED_ALERT_RETENTION_MS: i64 = 30 * 60_000;
+/// Alertmanager's default `--data.retention` for silences and the log.
+pub const DEFAULT_RETENTION_MS: i64 = 120 * 3_600_000;
+
+/// How to run an alert manager.
+pub struct Options {
+    /// Where `silences` and `nflog` live (`<dir>/silences`, ...); `None`
+    /// keeps them in memory only.
+    pub state_dir: Option<PathBuf>,
+    /// The URL the alert manager is reached at, shown in notifications.
+    pub external_url: String,
+    /// How long expired silences and log entries are kept.
+    pub retention_ms: i64,
+}
+
+/// A handle to a running alert manager; clones share it.
+#[derive(Clone)]
+pub struct Alertmanager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    runtime: tokio::runtime::Handle,
+    config: RwLock<Arc<Config>>,
+    templates: RwLock<crate::template::NotificationTemplates>,
+    config_text: RwLock<String>,
+    alerts: Mutex<HashMap<u64, Alert>>,
+    groups: Mutex<HashMap<(usize, u64), Arc<Group>>>,
+    silences: Silences,
+    nflog: Nflog,
+    client: reqwest::Client,
+    /// Clients for receivers whose `http_config` turns off certificate
+    /// checks or redirects, by (insecure_skip_verify, follow_redirects).
+    other_clients: Mutex<HashMap<(bool, bool), reqwest::Client>>,
+    external_url: String,
+    metrics: Metrics,
+    stopped: AtomicBool,
+    stop_notify: Notify,
+    started_at_ms: i64,
+}
+
+/// The settings of a route that its groups need.
+#[derive(Clone, Debug)]
+struct RouteOpts {
+    receiver: String,
+    group_wait_ms: i64,
+    group_interval_ms: i64,
+    repeat_interval_ms: i64,
+    mute_time_intervals: Vec<String>,
+    active_time_intervals: Vec<String>,
+}
+
+impl RouteOpts {
+    fn of(route: &Route) -> RouteOpts {
+        RouteOpts {
+            receiver: route.receiver.clone(),
+            group_wait_ms: route.group_wait_ms,
+            group_interval_ms: route.group_interval_ms,
+            repeat_interval_ms: route.repeat_interval_ms,
+            mute_time_intervals: route.mute_time_intervals.clone(),
+            active_time_intervals: route.active_time_intervals.clone(),
+        }
+    }
+}
+
+struct Group {
+    route: RouteOpts,
+    labels: Labels,
+    key: String,
+    state: Mutex<GroupState>,
+    wake: Notify,
+    stopped: AtomicBool,
+}
+
+struct GroupState {
+    alerts: HashMap<u64, Alert>,
+    has_flushed: bool,
+    next_flush: Instant,
+}
+
+/// Why the alert manager could not start or take a configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+/// The config's templates (paths as written, relative to the working
+/// directory; callers make them absolute).
+fn load_templates(config: &Config) -> Result<crate::template::NotificationTemplates, StartError> {
+    crate::template::NotificationTemplates::load(&config.templates, std::path::Path::new("."))
+        .map_err(StartError)
+}
+
+/// An error from receiving alerts: the alerts that were invalid (the
+/// valid ones of the same call are kept).
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.join("; "))]
+pub struct PutAlertsError(pub Vec<String>);
+
+/// An alert as the API shows it.
+#[derive(Clone, Debug)]
+pub struct AlertView {
+    pub alert: Alert,
+    pub receivers: Vec<String>,
+    pub silenced_by: Vec<String>,
+    pub inhibited_by: Vec<String>,
+}
+
+impl AlertView {
+    /// `active`, or `suppressed` when silenced or inhibited.
+    pub fn state(&self) -> &'static str {
+        if self.silenced_by.is_empty() && self.inhibited_by.is_empty() {
+            "active"
+        } else {
+            "suppressed"
+        }
+    }
+}
+
+/// An aggregation group as the API shows it.
+#[derive(Clone, Debug)]
+pub struct GroupView {
+    pub labels: Labels,
+    pub receiver: String,
+    pub alerts: Vec<AlertView>,
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Alertmanager {
+    /// Starts an alert manager on the current tokio runtime: restores
+    /// silences and the notification log, and starts maintenance.
+    pub fn start(
+        config: Config,
+        config_text: String,
+        options: Options,
+    ) -> Result<Alertmanager, StartError> {
+        let templates = load_templates(&config)?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| StartError(format!("the alert manager needs a tokio runtime: {e}")))?;
+        let now = now_ms();
+        let (silences_file, nflog_file) = match &options.state_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StartError(format!("{}: {e}", dir.display())))?;
+                (Some(dir.join("silences")), Some(dir.join("nflog")))
+            }
+            None => (None, None),
+        };
+        let silences = Silences::open(silences_file, options.retention_ms, now)
+            .map_err(|e| StartError(e.to_string()))?;
+        let nflog = Nflog::open(nflog_file, options.retention_ms, now)
+            .map_err(|e| StartError(e.to_string()))?;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| StartError(format!("building the HTTP client: {e}")))?;
+        let manager = Alertmanager {
+            inner: Arc::new(Inner {
+                runtime,
+                config: RwLock::new(Arc::new(config)),
+                templates: RwLock::new(templates),
+                config_text: RwLock::new(config_text),
+                alerts: Mutex::new(HashMap::new()),
+                groups: Mutex::new(HashMap::new()),
+                silences,
+                nflog,
+                client,
+                other_clients: Mutex::new(HashMap::new()),
+                external_url: options.external_url,
+                metrics: Metrics::default(),
+                stopped: AtomicBool::new(false),
+                stop_notify: Notify::new(),
+                started_at_ms: now,
+            }),
+        };
+        let inner = manager.inner.clone();
+        manager.inner.runtime.spawn(maintenance(inner));
+        Ok(manager)
+    }
+
+    /// Stops the group tasks and maintenance. Pending notifications of a
+    /// flush in progress still finish.
+    pub fn stop(&self) {
+        self.inner.stopped.store(true, Ordering::SeqCst);
+        self.inner.stop_notify.notify_waiters();
+        for group in lock(&self.inner.groups).drain().map(|(_, g)| g) {
+            group.stop();
+        }
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        read(&self.inner.config).clone()
+    }
+
+    /// The configuration text, as the status endpoint shows it.
+    pub fn config_text(&self) -> String {
+        read(&self.inner.config_text).clone()
+    }
+
+    pub fn external_url(&self) -> &str {
+        &self.inner.external_url
+    }
+
+    pub fn started_at_ms(&self) -> i64 {
+        self.inner.started_at_ms
+    }
+
+    pub fn silences(&self) -> &Silences {
+        &self.inner.silences
+    }
+
+    /// Replaces the configuration: groups start afresh from the alerts
+    /// held (the notification log keeps them from repeating themselves).
+    /// On error (template files that do not load) the running
+    /// configuration stays.
+    pub fn apply_config(&self, config: Config, config_text: String) -> Result<(), StartError> {
+        let templates = load_templates(&config)?;
+        *self
+            .inner
+            .templates
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = templates;
+        *self.inner.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+        *self
+            .inner
+            .config_text
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = config_text;
+        for group in lock(&self.inner.groups).drain().map(|(_, g)| g) {
+            group.stop();
+        }
+        let alerts: Vec<Alert> = lock(&self.inner.alerts).values().cloned().collect();
+        let now = now_ms();
+        for alert in alerts {
+            self.inner.dispatch(alert, now);
+        }
+        self.inner
+            .metrics
+            .config_hash
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Receives alerts, as `POST /api/v2/alerts` does: valid alerts are
+    /// merged into the store and dispatched even when others are invalid.
+    pub fn put_alerts(&self, posted: Vec<PostableAlert>) -> Result<(), PutAlertsError> {
+        let now = now_ms();
+        let resolve_timeout = read(&self.inner.config).global.resolve_timeout_ms;
+        let mut errors = Vec::new();
+        for posted_alert in posted {
+            let received = match alerts::receive(posted_alert, now, resolve_timeout) {
+                Ok(alert) => alert,
+                Err(error) => {
+                    self.inner
+                        .metrics
+                        .alerts_invalid
+                        .fetch_add(1, Ordering::Relaxed);
+                    errors.push(error);
+                    continue;
+                }
+            };
+            if received.resolved_at(now) {
+                self.inner
+                    .metrics
+                    .alerts_received_resolved
+                    .fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.inner
+                    .metrics
+                    .alerts_received_firing
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            let stored = {
+                let mut store = lock(&self.inner.alerts);
+                let merged = match store.get(&received.fingerprint) {
+                    Some(held) if alerts::overlaps(held, &received) => held.merge(&received, now),
+                    _ => received,
+                };
+                store.insert(merged.fingerprint, merged.clone());
+                merged
+            };
+            self.inner.dispatch(stored, now);
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(PutAlertsError(errors))
+        }
+    }
+
+    /// The alerts held that are not resolved, with their receivers and
+    /// what suppresses them, sorted by fingerprint.
+    pub fn alerts(&self) -> Vec<AlertView> {
+        let now = now_ms();
+        let config = self.config();
+        let held: Vec<Alert> = lock(&self.inner.alerts)
+            .values()
+            .filter(|alert| !alert.resolved_at(now))
+            .cloned()
+            .collect();
+        let inhibitor = Inhibitor::new(&config, &lock(&self.inner.alerts), now);
+        let mut views: Vec<AlertView> = held
+            .iter()
+            .map(|alert| self.inner.view(&config, &inhibitor, alert, now))
+            .collect();
+        views.sort_by_key(|view| view.alert.fingerprint);
+        views
+    }
+
+    /// The aggregation groups and their unresolved alerts.
+    pub fn groups(&self) -> Vec<GroupView> {
+        let now = now_ms();
+        let config = self.config();
+        let inhibitor = Inhibitor::new(&config, &lock(&self.inner.alerts), now);
+        let groups: Vec<Arc<Group>> = lock(&self.inner.groups).values().cloned().collect();
+        let mut views = Vec::new();
+        for group in groups {
+            let mut alerts: Vec<Alert> = lock(&group.state)
+                .alerts
+                .values()
+                .filter(|alert| !alert.resolved_at(now))
+                .cloned()
+                .collect();
+            if alerts.is_empty() {
+                continue;
+            }
+            sort_alerts(&mut alerts);
+            views.push(GroupView {
+                labels: group.labels.clone(),
+                receiver: group.route.receiver.clone(),
+                alerts: alerts
+                    .iter()
+                    .map(|alert| self.inner.view(&config, &inhibitor, alert, now))
+                    .collect(),
+            });
+        }
+        views.sort_by(|a, b| {
+            a.labels
+                .to_string()
+                .cmp(&b.labels.to_string())
+                .then_with(|| a.receiver.cmp(&b.receiver))
+        });
+        views
+    }
+
+    /// The alert manager's own metrics in the text exposition format.
+    pub fn render_metrics(&self) -> String {
+        let now = now_ms();
+        let alerts = self.alerts();
+        let suppressed = alerts.iter().filter(|a| a.state() == "suppressed").count();
+        let silences = self.inner.silences.list();
+        let count = |state| silences.iter().filter(|s| s.state(now) == state).count();
+        let groups = lock(&self.inner.groups).len();
+        let m = &self.inner.metrics;
+        let mut out = String::new();
+        // OpenMetrics style, so the text can join the server's /metrics:
+        // a counter's family name leaves out `_total`.
+        let mut gauge = |name: &str, help: &str, kind: &str, samples: &[(&str, u64)]| {
+            let family = name.strip_suffix("_total").unwrap_or(name);
+            out.push_str(&format!("# HELP {family} {help}\n# TYPE {family} {kind}\n"));
+            for (labels, value) in samples {
+                out.push_str(&format!("{name}{labels} {value}\n"));
+            }
+        };
+        gauge(
+            "alertmanager_alerts",
+            "How many alerts by state.",
+            "gauge",
+            &[
+                ("{state=\"active\"}", (alerts.len() - suppressed) as u64),
+                ("{state=\"suppressed\"}", suppressed as u64),
+            ],
+        );
+        gauge(
+            "alertmanager_alerts_received_total",
+            "The total number of received alerts.",
+            "counter",
+            &[
+                (
+                    "{status=\"firing\"}",
+                    m.alerts_received_firing.load(Ordering::Relaxed),
+                ),
+                (
+                    "{status=\"resolved\"}",
+                    m.alerts_received_resolved.load(Ordering::Relaxed),
+                ),
+            ],
+        );
+        gauge(
+            "alertmanager_alerts_invalid_total",
+            "The total number of received alerts that were invalid.",
+            "counter",
+            &[("", m.alerts_invalid.load(Ordering::Relaxed))],
+        );
+        gauge(
+            "alertmanager_silences",
+            "How many silences by state.",
+            "gauge",
+            &[
+                (
+                    "{state=\"active\"}",
+                    count(crate::silence::SilenceState::Active) as u64,
+                ),
+                (
+                    "{state=\"expired\"}",
+                    count(crate::silence::SilenceState::Expired) as u64,
+                ),
+                (
+                    "{state=\"pending\"}",
+                    count(crate::silence::SilenceState::Pending) as u64,
+                ),
+            ],
+        );
+        gauge(
+            "alertmanager_dispatcher_aggregation_groups",
+            "Number of active aggregation groups",
+            "gauge",
+            &[("", groups as u64)],
+        );
+        gauge(
+            "alertmanager_nflog_entries",
+            "Number of entries in the notification log.",
+            "gauge",
+            &[("", self.inner.nflog.len() as u64)],
+        );
+        let per_integration = |counters: &[AtomicU64; 4]| -> Vec<(String, u64)> {
+            INTEGRATIONS
+                .iter()
+                .zip(counters.iter())
+                .map(|(name, counter)| {
+                    (
+                        format!("{{integration=\"{name}\"}}"),
+                        counter.load(Ordering::Relaxed),
+                    )
+                })
+                .collect()
+        };
+        for (name, help, counters) in [
+            (
+                "alertmanager_notifications_total",
+                "The total number of attempted notifications.",
+                &m.notifications,
+            ),
+            (
+                "alertmanager_notifications_failed_total",
+                "The total number of failed notifications.",
+                &m.notifications_failed,
+            ),
+            (
+                "alertmanager_notification_requests_total",
+                "The total number of attempted notification requests.",
+                &m.requests,
+            ),
+            (
+                "alertmanager_notification_requests_failed_total",
+                "The total number of failed notification requests.",
+                &m.requests_failed,
+            ),
+        ] {
+            let samples = per_integration(counters);
+            let borrowed: Vec<(&str, u64)> =
+                samples.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+            gauge(name, help, "counter", &borrowed);
+        }
+        out.push_str("# HELP alertmanager_notification_latency_seconds The latency of notifications in seconds.\n");
+        out.push_str("# TYPE alertmanager_notification_latency_seconds histogram\n");
+        for (index, name) in INTEGRATIONS.iter().enumerate() {
+            let latency = lock(&m.latency);
+            let (buckets, sum, count) = &latency[index];
+            for (bound, bucket) in LATENCY_BUCKETS.iter().zip(buckets.iter()) {
+                out.push_str(&format!(
+                    "alertmanager_notification_latency_seconds_bucket{{integration=\"{name}\",le=\"{bound}\"}} {bucket}\n"
+                ));
+            }
+            out.push_str(&format!(
+                "alertmanager_notification_latency_seconds_bucket{{integration=\"{name}\",le=\"+Inf\"}} {count}\n"
+            ));
+            out.push_str(&format!(
+                "alertmanager_notification_latency_seconds_sum{{integration=\"{name}\"}} {sum}\n"
+            ));
+            out.push_str(&format!("alertmanager_notification_latency_seconds_count{{integration=\"{name}\"}} {count}\n"));
+        }
+        out
+    }
+}
+
+impl Inner {
+    /// Routes an alert into its aggregation groups.
+    fn dispatch(self: &Arc<Self>, alert: Alert, now: i64) {
+        if self.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        let config = read(&self.config).clone();
+        for route in crate::route::match_routes(&config.route, &alert.labels) {
+            let group_labels = match &route.group_by {
+                GroupBy::All => alert.labels.clone(),
+                GroupBy::Labels(names) => Labels::from_pairs(names.iter().filter_map(|name| {
+                    alert
+                        .labels
+                        .get(name)
+                        .map(|value| (name.clone(), value.to_string()))
+                })),
+            };
+            let group_fingerprint = alerts::fingerprint(&group_labels);
+            let group = {
+                let mut groups = lock(&self.groups);
+                match groups.get(&(route.id, group_fingerprint)) {
+                    Some(group) => group.clone(),
+                    None => {
+                        let group = Arc::new(Group {
+                            route: RouteOpts::of(route),
+                            key: format!("{}:{}", route.key, group_labels_string(&group_labels)),
+                            labels: group_labels,
+                            state: Mutex::new(GroupState {
+                                alerts: HashMap::new(),
+                                has_flushed: false,
+                                next_flush: Instant::now() + millis(route.group_wait_ms),
+                            }),
+                            wake: Notify::new(),
+                            stopped: AtomicBool::new(false),
+                        });
+                        groups.insert((route.id, group_fingerprint), group.clone());
+                        self.runtime.spawn(run_group(self.clone(), group.clone()));
+                        group
+                    }
+                }
+            };
+            let mut state = lock(&group.state);
+            // An alert older than group_wait is sent at once in a group
+            // that has not flushed yet.
+            if !state.has_flushed
+                && alert.starts_at_ms.saturating_add(group.route.group_wait_ms) < now
+            {
+                state.next_flush = Instant::now();
+                group.wake.notify_one();
+            }
+            state.alerts.insert(alert.fingerprint, alert.clone());
+        }
+    }
+
+    fn view(&self, config: &Config, inhibitor: &Inhibitor, alert: &Alert, now: i64) -> AlertView {
+        let receivers = crate::route::match_routes(&config.route, &alert.labels)
+            .iter()
+            .map(|route| route.receiver.clone())
+            .collect();
+        AlertView {
+            alert: alert.clone(),
+            receivers,
+            silenced_by: self.silences.mutes(&alert.labels, now),
+            inhibited_by: inhibitor
+                .inhibited_by(&alert.labels, alert.fingerprint)
+                .map(|fp| vec![format!("{fp:016x}")])
+                .unwrap_or_default(),
+        }
+    }
+
+    /// One flush of a group: returns whether every notification succeeded.
+    async fn flush(&self, group: &Group, deadline: Instant) -> bool {
+        let now = now_ms();
+        let config = read(&self.config).clone();
+        let mut alerts: Vec<Alert> = lock(&group.state).alerts.values().cloned().collect();
+        if alerts.is_empty() {
+            return true;
+        }
+        sort_alerts(&mut alerts);
+
+        // The mute stages: time intervals, inhibition, silences.
+        let in_interval = |names: &[String]| {
+            names.iter().any(|name| {
+                config
+                    .time_intervals
+                    .get(name)
+                    .is_some_and(|intervals| crate::timeinterval::any_contains(intervals, now))
+            })
+        };
+        if !group.route.active_time_intervals.is_empty()
+            && !in_interval(&group.route.active_time_intervals)
+        {
+            return true;
+        }
+        if in_interval(&group.route.mute_time_intervals) {
+            return true;
+        }
+        let inhibitor = Inhibitor::new(&config, &lock(&self.alerts), now);
+        let sent: Vec<Alert> = alerts
+            .iter()
+            .filter(|alert| {
+                inhibitor
+                    .inhibited_by(&alert.labels, alert.fingerprint)
+                    .is_none()
+                    && self.silences.mutes(&alert.labels, now).is_empty()
+            })
+            .cloned()
+            .collect();
+        if sent.is_empty() {
+            self.remove_resolved(group, &alerts, now);
+            return true;
+        }
+
+        let Some(receiver) = config.receiver(&group.route.receiver) else {
+            return true;
+        };
+        let firing: BTreeSet<u64> = sent
+            .iter()
+            .filter(|alert| !alert.resolved_at(now))
+            .map(|alert| alert.fingerprint)
+            .collect();
+        let resolved: BTreeSet<u64> = sent
+            .iter()
+            .filter(|alert| alert.resolved_at(now))
+            .map(|alert| alert.fingerprint)
+            .collect();
+
+        let mut jobs = Vec::new();
+        for (index, config) in receiver.email_configs.iter().enumerate() {
+            jobs.push((Integration::Email(config.clone()), index));
+        }
+        for (index, config) in receiver.pagerduty_configs.iter().enumerate() {
+            jobs.push((Integration::Pagerduty(config.clone()), index));
+        }
+        for (index, config) in receiver.slack_configs.iter().enumerate() {
+            jobs.push((Integration::Slack(config.clone()), index));
+        }
+        for (index, webhook) in receiver.webhook_configs.iter().enumerate() {
+            jobs.push((Integration::Webhook(webhook.clone()), index));
+        }
+        let mut results = Vec::new();
+        let mut handles = Vec::new();
+        for (integration, index) in jobs {
+            let key = NflogKey {
+                receiver: receiver.name.clone(),
+                integration: integration.name(),
+                index,
+                group_key: group.key.clone(),
+            };
+            let entry = self.nflog.get(&key);
+            if !needs_update(
+                entry.as_ref(),
+                &firing,
+                &resolved,
+                integration.send_resolved(),
+                group.route.repeat_interval_ms,
+                now,
+            ) {
+                continue;
+            }
+            let to_send: Vec<DataAlert> = sent
+                .iter()
+                .filter(|alert| integration.send_resolved() || !alert.resolved_at(now))
+                .map(|alert| DataAlert {
+                    firing: !alert.resolved_at(now),
+                    alert: alert.clone(),
+                })
+                .collect();
+            let data = Data::new(
+                &receiver.name,
+                &group.key,
+                &group.labels,
+                to_send,
+                &self.external_url,
+            );
+            handles.push(self.notify_one(
+                integration,
+                key,
+                data,
+                firing.clone(),
+                resolved.clone(),
+                deadline,
+            ));
+        }
+        for handle in handles {
+            results.push(handle.await);
+        }
+        let ok = results.iter().all(|ok| *ok);
+        if ok {
+            self.remove_resolved(group, &alerts, now);
+        }
+        ok
+    }
+
+    /// Sends one integration's notification (unless there is nothing it
+    /// wants to see) and logs it.
+    #[allow(clippy::too_many_arguments)]
+    async fn notify_one(
+        &self,
+        integration: Integration,
+        key: NflogKey,
+        data: Data,
+        firing: BTreeSet<u64>,
+        resolved: BTreeSet<u64>,
+        deadline: Instant,
+    ) -> bool {
+        if !data.alerts.is_empty() {
+            let index = integration.metric_index();
+            self.metrics.notifications[index].fetch_add(1, Ordering::Relaxed);
+            let started = std::time::Instant::now();
+            let (result, failures) = match &integration {
+                Integration::Webhook(webhook) => {
+                    let request = notify::Request {
+                        url: &webhook.url,
+                        body: notify::webhook_payload(&data, webhook.max_alerts),
+                        content_type: "application/json",
+                        http_config: &webhook.http_config,
+                    };
+                    notify::send_with_retries(
+                        &self.client_for(request.http_config),
+                        &request,
+                        deadline,
+                    )
+                    .await
+                }
+                Integration::Slack(slack) => {
+                    let templates = read(&self.templates).clone();
+                    match notify::slack_payload(slack, &data, &templates) {
+                        Ok(body) => {
+                            let request = notify::Request {
+                                url: &slack.api_url,
+                                body,
+                                content_type: "application/json",
+                                http_config: &slack.http_config,
+                            };
+                            notify::send_with_retries(
+                                &self.client_for(request.http_config),
+                                &request,
+                                deadline,
+                            )
+                            .await
+                        }
+                        Err(error) => (Err(error), 1),
+                    }
+                }
+                Integration::Pagerduty(pagerduty) => {
+                    let templates = read(&self.templates).clone();
+                    match notify::pagerduty_payload(pagerduty, &data, &templates) {
+                        Ok(body) => {
+                            let request = notify::Request {
+                                url: &pagerduty.url,
+                                body,
+                                content_type: "application/json",
+                                http_config: &pagerduty.http_config,
+                            };
+                            notify::send_with_retries(
+                                &self.client_for(request.http_config),
+                                &request,
+                                deadline,
+                            )
+                            .await
+                        }
+                        Err(error) => (Err(error), 1),
+                    }
+                }
+                Integration::Email(email) => {
+                    let templates = read(&self.templates).clone();
+                    notify::retry_until(deadline, || crate::email::send(email, &data, &templates))
+                        .await
+                }
+            };
+            let attempts = u64::from(failures) + u64::from(result.is_ok());
+            self.metrics.requests[index].fetch_add(attempts, Ordering::Relaxed);
+            self.metrics.requests_failed[index].fetch_add(u64::from(failures), Ordering::Relaxed);
+            self.metrics
+                .observe_latency(index, started.elapsed().as_secs_f64());
+            if let Err(error) = result {
+                self.metrics.notifications_failed[index].fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    receiver = %key.receiver,
+                    integration = key.integration,
+                    group = %key.group_key,
+                    error = %error.message,
+                    "notify failed"
+                );
+                return false;
+            }
+        }
+        // Logged at the time the notification went out, as Alertmanager
+        // does: the repeat check compares it with later flush times.
+        if let Err(error) = self.nflog.log(key, firing, resolved, now_ms()) {
+            tracing::error!(error = %error, "writing the notification log failed");
+            return false;
+        }
+        true
+    }
+
+    /// The HTTP client for a receiver's `http_config`.
+    fn client_for(&self, http: &crate::config::HttpConfig) -> reqwest::Client {
+        if !http.insecure_skip_verify && http.follow_redirects {
+            return self.client.clone();
+        }
+        let key = (http.insecure_skip_verify, http.follow_redirects);
+        let mut clients = lock(&self.other_clients);
+        if let Some(client) = clients.get(&key) {
+            return client.clone();
+        }
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+        if http.insecure_skip_verify {
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        if !http.follow_redirects {
+            builder = builder.redirect(reqwest::redirect::Policy::none());
+        }
+        match builder.build() {
+            Ok(client) => {
+                clients.insert(key, client.clone());
+                client
+            }
+            Err(error) => {
+                tracing::error!(%error, "building an HTTP client for a receiver failed; using the default");
+                self.client.clone()
+            }
+        }
+    }
+
+    /// Removes resolved alerts that were not updated since the flush read them.
+    fn remove_resolved(&self, group: &Group, flushed: &[Alert], now: i64) {
+        let mut state = lock(&group.state);
+        for alert in flushed.iter().filter(|alert| alert.resolved_at(now)) {
+            if state
+                .alerts
+                .get(&alert.fingerprint)
+                .is_some_and(|current| current.updated_at_ms == alert.updated_at_ms)
+            {
+                state.alerts.remove(&alert.fingerprint);
+            }
+        }
+    }
+}
+
+/// The receiver integrations osprey sends to.
+#[derive(Clone)]
+enum Integration {
+    Webhook(crate::config::WebhookConfig),
+    Slack(crate::config::SlackConfig),
+    Email(crate::config::EmailConfig),
+    Pagerduty(crate::config::PagerdutyConfig),
+}
+
+const INTEGRATIONS: [&str; 4] = ["webhook", "email", "slack", "pagerduty"];
+
+impl Integration {
+    fn name(&self) -> &'static str {
+        match self {
+            Integration::Webhook(_) => "webhook",
+            Integration::Slack(_) => "slack",
+            Integration::Email(_) => "email",
+            Integration::Pagerduty(_) => "pagerduty",
+        }
+    }
+
+    fn metric_index(&self) -> usize {
+        INTEGRATIONS
+            .iter()
+            .position(|name| *name == self.name())
+            .unwrap_or(0)
+    }
+
+    fn send_resolved(&self) -> bool {
+        match self {
+            Integration::Webhook(config) => config.send_resolved,
+            Integration::Slack(config) => config.send_resolved,
+            Integration::Email(config) => config.send_resolved,
+            Integration::Pagerduty(config) => config.send_resolved,
+        }
+    }
+}
+
+/// Alertmanager's `DedupStage.needsUpdate`.
+fn needs_update(
+    entry: Option<&crate::nflog::NflogEntry>,
+    firing: &BTreeSet<u64>,
+    resolved: &BTreeSet<u64>,
+    send_resolved: bool,
+    repeat_interval_ms: i64,
+    now: i64,
+) -> bool {
+    let Some(entry) = entry else {
+        return !firing.is_empty();
+    };
+    if !firing.is_subset(&entry.firing) {
+        return true;
+    }
+    if firing.is_empty() {
+        return !entry.firing.is_empty();
+    }
+    if send_resolved && !resolved.is_subset(&entry.resolved) {
+        return true;
+    }
+    entry.timestamp_ms < now - repeat_interval_ms
+}
+
+/// The group's task: flush when due, until stopped.
+async fn run_group(inner: Arc<Inner>, group: Arc<Group>) {
+    loop {
+        let next = lock(&group.state).next_flush;
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            _ = group.wake.notified() => {}
+        }
+        if group.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        let now = Instant::now();
+        let interval = {
+            let mut state = lock(&group.state);
+            if now < state.next_flush {
+                continue;
+            }
+            state.next_flush = now + millis(group.route.group_interval_ms);
+            state.has_flushed = true;
+            millis(group.route.group_interval_ms)
+        };
+        inner.flush(&group, now + interval).await;
+    }
+}
+
+impl Group {
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+}
+
+/// Every 30 seconds: removes empty groups, forgets long-resolved alerts,
+/// and collects silences and log entries past retention.
+async fn maintenance(inner: Arc<Inner>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(MAINTENANCE_INTERVAL) => {}
+            _ = inner.stop_notify.notified() => return,
+        }
+        if inner.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        let now = now_ms();
+        lock(&inner.groups).retain(|_, group| {
+            let empty = lock(&group.state).alerts.is_empty();
+            if empty {
+                group.stop();
+            }
+            !empty
+        });
+        lock(&inner.alerts)
+            .retain(|_, alert| alert.ends_at_ms.saturating_add(RESOLVED_ALERT_RETENTION_MS) > now);
+        if let Err(error) = inner.silences.gc(now) {
+            tracing::error!(error = %error, "collecting silences failed");
+        }
+        if let Err(error) = inner.nflog.gc(now) {
+            tracing::error!(error = %error, "collecting the notification log failed");
+        }
+    }
+}
+
+/// Which firing alerts inhibit others, for one moment.
+struct Inhibitor<'c> {
+    /// Per rule: the labels and fingerprints of the firing alerts that
+    /// match its source side (taken once, so the store's lock is short
+    /// and nothing but label handles is copied).
+    rules: Vec<(&'c crate::config::InhibitRule, Vec<(Labels, u64)>)>,
+}
+
+impl<'c> Inhibitor<'c> {
+    fn new(config: &'c Config, store: &HashMap<u64, Alert>, now: i64) -> Inhibitor<'c> {
+        let rules = config
+            .inhibit_rules
+            .iter()
+            .map(|rule| {
+                let sources = store
+                    .values()
+                    .filter(|alert| {
+                        !alert.resolved_at(now)
+                            && model::matcher::matches_all(&alert.labels, &rule.source_matchers)
+                    })
+                    .map(|alert| (alert.labels.clone(), alert.fingerprint))
+                    .collect();
+                (rule, sources)
+            })
+            .collect();
+        Inhibitor { rules }
+    }
+
+    /// The fingerprint of an alert that inhibits this label set, if any.
+    fn inhibited_by(&self, labels: &Labels, fingerprint: u64) -> Option<u64> {
+        for (rule, sources) in &self.rules {
+            if !model::matcher::matches_all(labels, &rule.target_matchers) {
+                continue;
+            }
+            let also_source = model::matcher::matches_all(labels, &rule.source_matchers);
+            for (source_labels, source_fingerprint) in sources {
+                if also_source && model::matcher::matches_all(source_labels, &rule.target_matchers)
+                {
+                    continue;
+                }
+                if *source_fingerprint == fingerprint {
+                    continue;
+                }
+                if rule
+                    .equal
+                    .iter()
+                    .all(|name| source_labels.get(name) == labels.get(name))
+                {
+                    return Some(*source_fingerprint);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Alertmanager's notification order: by `job`, then `instance`, then
+/// the whole label set.
+fn sort_alerts(alerts: &mut [Alert]) {
+    alerts.sort_by(|a, b| {
+        for key in ["job", "instance"] {
+            match (a.labels.get(key), b.labels.get(key)) {
+                (Some(x), Some(y)) if x != y => return x.cmp(y),
+                (Some(_), None) => return std::cmp::Ordering::Less,
+                (None, Some(_)) => return std::cmp::Ordering::Greater,
+                _ => {}
+            }
+        }
+        compare_label_sets(&a.labels, &b.labels)
+    });
+}
+
+/// Prometheus's `LabelSet.Before`: pairwise by name then value, shorter
+/// first on a common prefix.
+fn compare_label_sets(a: &Labels, b: &Labels) -> std::cmp::Ordering {
+    for (x, y) in a.iter().zip(b.iter()) {
+        let order = x.name.cmp(&y.name).then_with(|| x.value.cmp(&y.value));
+        if order != std::cmp::Ordering::Equal {
+            return order;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+/// Prometheus's `LabelSet.String`: `{a="1", b="2"}`.
+fn group_labels_string(labels: &Labels) -> String {
+    let parts: Vec<String> = labels
+        .iter()
+        .map(|label| format!("{}={:?}", label.name, label.value))
+        .collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+fn millis(ms: i64) -> Duration {
+    Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Latency histogram bounds in seconds (Alertmanager's).
+const LATENCY_BUCKETS: [f64; 5] = [1.0, 5.0, 10.0, 15.0, 20.0];
+
+#[derive(Default)]
+struct Metrics {
+    alerts_received_firing: AtomicU64,
+    alerts_received_resolved: AtomicU64,
+    alerts_invalid: AtomicU64,
+    notifications: [AtomicU64; 4],
+    notifications_failed: [AtomicU64; 4],
+    requests: [AtomicU64; 4],
+    requests_failed: [AtomicU64; 4],
+    /// Per integration: bucket counts, sum, count.
+    latency: Mutex<[([u64; 5], f64, u64); 4]>,
+    config_hash: AtomicU64,
+}
+
+impl Metrics {
+    fn observe_latency(&self, index: usize, seconds: f64) {
+        let mut latency = lock(&self.latency);
+        if let Some((buckets, sum, count)) = latency.get_mut(index) {
+            for (bound, bucket) in LATENCY_BUCKETS.iter().zip(buckets.iter_mut()) {
+                if seconds <= *bound {
+                    *bucket += 1;
+                }
+            }
+            *sum += seconds;
+            *count += 1;
+        }
+    }
+}

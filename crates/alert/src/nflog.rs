@@ -1,0 +1,243 @@
+//! The notification log: per aggregation group and receiver integration,
+//! when it last notified and which alerts were firing and resolved then.
+//! The dispatcher reads it to decide whether a flush needs a notification
+//! (Alertmanager's `DedupStage`). Entries are appended to the `nflog` file
+//! and fsynced before a notification counts as done
+//! (`docs/format/alertmanager.md`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::persist::{self, PersistError};
+
+/// Which integration of which receiver, for which group.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct NflogKey {
+    pub receiver: String,
+    pub integration: &'static str,
+    pub index: usize,
+    pub group_key: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NflogEntry {
+    pub timestamp_ms: i64,
+    pub firing: BTreeSet<u64>,
+    pub resolved: BTreeSet<u64>,
+    pub expires_at_ms: i64,
+}
+
+pub struct Nflog {
+    state: Mutex<State>,
+    file: Option<PathBuf>,
+    retention_ms: i64,
+}
+
+struct State {
+    entries: HashMap<NflogKey, NflogEntry>,
+    /// Lines in the file, to know when to compact it.
+    lines: usize,
+}
+
+const KIND: &str = "osprey-nflog";
+
+/// Compaction happens past this many lines (and twice the live entries).
+const MIN_COMPACT_LINES: usize = 1000;
+
+impl Nflog {
+    pub fn open(
+        file: Option<PathBuf>,
+        retention_ms: i64,
+        now_ms: i64,
+    ) -> Result<Nflog, PersistError> {
+        let mut entries = HashMap::new();
+        if let Some(path) = &file {
+            for line in persist::read_lines(path, KIND)? {
+                let record: EntryRecord =
+                    serde_json::from_str(&line).map_err(|e| PersistError {
+                        path: path.display().to_string(),
+                        message: format!("bad log entry: {e}"),
+                    })?;
+                let (key, entry) = record.into_entry();
+                entries.insert(key, entry);
+            }
+        }
+        entries.retain(|_, entry: &mut NflogEntry| entry.expires_at_ms > now_ms);
+        let log = Nflog {
+            state: Mutex::new(State { entries, lines: 0 }),
+            file,
+            retention_ms,
+        };
+        log.compact()?;
+        Ok(log)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn compact(&self) -> Result<(), PersistError> {
+        let mut state = self.lock();
+        let Some(path) = &self.file else {
+            return Ok(());
+        };
+        let mut records: Vec<String> = state
+            .entries
+            .iter()
+            .map(|(key, entry)| {
+                serde_json::to_string(&EntryRecord::from_entry(key, entry)).unwrap_or_default()
+            })
+            .collect();
+        records.sort();
+        persist::rewrite(path, KIND, &records)?;
+        state.lines = records.len();
+        Ok(())
+    }
+
+    pub fn get(&self, key: &NflogKey) -> Option<NflogEntry> {
+        self.lock().entries.get(key).cloned()
+    }
+
+    /// Records a notification; returns once it is on disk.
+    pub fn log(
+        &self,
+        key: NflogKey,
+        firing: BTreeSet<u64>,
+        resolved: BTreeSet<u64>,
+        now_ms: i64,
+    ) -> Result<(), PersistError> {
+        let entry = NflogEntry {
+            timestamp_ms: now_ms,
+            firing,
+            resolved,
+            expires_at_ms: now_ms.saturating_add(self.retention_ms),
+        };
+        let compact = {
+            let mut state = self.lock();
+            if let Some(path) = &self.file {
+                let record = serde_json::to_string(&EntryRecord::from_entry(&key, &entry))
+                    .unwrap_or_default();
+                persist::append(path, &record)?;
+                state.lines += 1;
+            }
+            state.entries.insert(key, entry);
+            state.lines >= MIN_COMPACT_LINES && state.lines > 2 * state.entries.len()
+        };
+        if compact {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    /// Drops expired entries.
+    pub fn gc(&self, now_ms: i64) -> Result<(), PersistError> {
+        let removed = {
+            let mut state = self.lock();
+            let before = state.entries.len();
+            state
+                .entries
+                .retain(|_, entry| entry.expires_at_ms > now_ms);
+            before - state.entries.len()
+        };
+        if removed > 0 {
+            self.compact()?;
+        }
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EntryRecord {
+    receiver: String,
+    integration: String,
+    index: usize,
+    group_key: String,
+    timestamp: i64,
+    firing: Vec<String>,
+    resolved: Vec<String>,
+    expires_at: i64,
+}
+
+impl EntryRecord {
+    fn from_entry(key: &NflogKey, entry: &NflogEntry) -> EntryRecord {
+        let hex = |set: &BTreeSet<u64>| set.iter().map(|fp| format!("{fp:016x}")).collect();
+        EntryRecord {
+            receiver: key.receiver.clone(),
+            integration: key.integration.to_string(),
+            index: key.index,
+            group_key: key.group_key.clone(),
+            timestamp: entry.timestamp_ms,
+            firing: hex(&entry.firing),
+            resolved: hex(&entry.resolved),
+            expires_at: entry.expires_at_ms,
+        }
+    }
+
+    fn into_entry(self) -> (NflogKey, NflogEntry) {
+        let parse = |list: Vec<String>| {
+            list.iter()
+                .filter_map(|fp| u64::from_str_radix(fp, 16).ok())
+                .collect()
+        };
+        let integration = match self.integration.as_str() {
+            "email" => "email",
+            "slack" => "slack",
+            "pagerduty" => "pagerduty",
+            _ => "webhook",
+        };
+        (
+            NflogKey {
+                receiver: self.receiver,
+                integration,
+                index: self.index,
+                group_key: self.group_key,
+            },
+            NflogEntry {
+                timestamp_ms: self.timestamp,
+                firing: parse(self.firing),
+                resolved: parse(self.resolved),
+                expires_at_ms: self.expires_at,
+            },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nflog");
+        let key = NflogKey {
+            receiver: "r".into(),
+            integration: "webhook",
+            index: 0,
+            group_key: "{}:{a=\"b\"}".into(),
+        };
+        let log = Nflog::open(Some(path.clone()), 1000, 0).unwrap();
+        log.log(key.clone(), [1, 2].into(), [3].into(), 10).unwrap();
+        log.log(key.clone(), [1].into(), [2, 3].into(), 20).unwrap();
+        let reopened = Nflog::open(Some(path.clone()), 1000, 30).unwrap();
+        let entry = reopened.get(&key).unwrap();
+        assert_eq!(entry.timestamp_ms, 20);
+        assert_eq!(entry.firing, [1].into());
+        assert_eq!(entry.resolved, [2, 3].into());
+        // Expired entries are gone on open.
+        let later = Nflog::open(Some(path), 1000, 2000).unwrap();
+        assert!(later.is_empty());
+    }
+}
