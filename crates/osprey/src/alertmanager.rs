@@ -151,18 +151,29 @@ fn server_section(config_path: &Path) -> anyhow::Result<Option<(alert::Config, S
     }
 }
 
+/// The alert manager of the embedded default: alerts are grouped by name
+/// and kept (for the UI, `amtool` and silences), and notify nobody until a
+/// configuration names receivers.
+const EMBEDDED_ALERTMANAGER: &str =
+    "route:\n  receiver: default\n  group_by: ['alertname']\nreceivers:\n  - name: default\n";
+
 /// Starts the alert manager inside `osprey server` when its configuration
-/// has an `alertmanager:` section (inline, or a path to an alertmanager.yml).
+/// has an `alertmanager:` section (inline, or a path to an alertmanager.yml),
+/// and always on the embedded default.
 pub fn start_in_server(
     state: &server::AppState,
     config_path: Option<&Path>,
     data_dir: &Path,
 ) -> anyhow::Result<()> {
-    let Some(config_path) = config_path else {
-        return Ok(());
-    };
-    let Some((config, text)) = server_section(config_path)? else {
-        return Ok(());
+    let (config, text) = match config_path {
+        Some(config_path) => match server_section(config_path)? {
+            Some(section) => section,
+            None => return Ok(()),
+        },
+        None => (
+            alert::parse_config("<embedded default alertmanager>", EMBEDDED_ALERTMANAGER)?,
+            EMBEDDED_ALERTMANAGER.to_string(),
+        ),
     };
     let alertmanager = alert::Alertmanager::start(
         config,

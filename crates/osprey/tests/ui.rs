@@ -70,15 +70,17 @@ const RULES: &str = r#"groups:
         expr: avg by (job) (DCGM_FI_DEV_GPU_UTIL)
 "#;
 
-/// A configuration that scrapes the server itself, evaluates [`RULES`] and
-/// provisions the dashboards in `provisioned/` next to it.
+/// A configuration that scrapes the server itself (every 2 s, so `up` is
+/// there before the pages are checked), evaluates [`RULES`], runs the
+/// built-in alert manager (for the Silences page) and provisions the
+/// dashboards in `provisioned/` next to it.
 fn write_config(dir: &Path, addr: SocketAddr) -> PathBuf {
     let path = dir.join("osprey.yml");
     std::fs::write(dir.join("rules.yml"), RULES).expect("write rules");
     std::fs::write(
         &path,
         format!(
-            "global:\n  scrape_interval: 15s\nrule_files:\n  - rules.yml\nscrape_configs:\n  - job_name: osprey\n    static_configs:\n      - targets: ['{addr}']\ndashboards:\n  paths:\n    - provisioned\n"
+            "global:\n  scrape_interval: 2s\nrule_files:\n  - rules.yml\nscrape_configs:\n  - job_name: osprey\n    static_configs:\n      - targets: ['{addr}']\ndashboards:\n  paths:\n    - provisioned\nalertmanager:\n  route:\n    receiver: default\n  receivers:\n    - name: default\n"
         ),
     )
     .expect("write config");
