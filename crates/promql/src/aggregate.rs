@@ -13,24 +13,58 @@ use crate::value::{StepSeries, Val};
 use model::{Label, Labels};
 use std::collections::HashMap;
 
-/// The label set of the group a series belongs to.
-pub(crate) fn group_labels(labels: &Labels, grouping: &Option<Grouping>) -> Labels {
+/// Whether a label stays in the group label set of `grouping`.
+fn in_group(l: &Label, grouping: &Option<Grouping>) -> bool {
     match grouping {
-        None => Labels::empty(),
-        Some(Grouping::By(names)) => Labels::from_sorted_unchecked(
-            labels
-                .iter()
-                .filter(|l| names.contains(&l.name))
-                .cloned()
-                .collect(),
-        ),
-        Some(Grouping::Without(names)) => Labels::from_sorted_unchecked(
-            labels
-                .iter()
-                .filter(|l| l.name != model::METRIC_NAME && !names.contains(&l.name))
-                .cloned()
-                .collect(),
-        ),
+        None => false,
+        Some(Grouping::By(names)) => names.contains(&l.name),
+        Some(Grouping::Without(names)) => l.name != model::METRIC_NAME && !names.contains(&l.name),
+    }
+}
+
+/// Groups series by a subset of their labels without building that subset
+/// for every series: the kept pairs are hashed in place and compared with
+/// the stored key on a hash hit; a key's [`Labels`] is built once, when its
+/// group first appears. Building it per series was the largest cost of an
+/// aggregation over many series.
+#[derive(Default)]
+pub(crate) struct GroupIndex {
+    by_hash: HashMap<u64, Vec<usize>>,
+    keys: Vec<Labels>,
+}
+
+impl GroupIndex {
+    /// The group of `labels` reduced to the pairs `keep` accepts, and
+    /// whether the group is new. Groups are numbered from 0 in order of
+    /// first appearance.
+    pub(crate) fn group(
+        &mut self,
+        labels: &Labels,
+        keep: impl Fn(&Label) -> bool,
+    ) -> (usize, bool) {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        for l in labels.iter().filter(|l| keep(l)) {
+            l.name.hash(&mut hasher);
+            l.value.hash(&mut hasher);
+        }
+        let list = self.by_hash.entry(hasher.finish()).or_default();
+        for &gi in list.iter() {
+            if self.keys[gi].iter().eq(labels.iter().filter(|l| keep(l))) {
+                return (gi, false);
+            }
+        }
+        let gi = self.keys.len();
+        list.push(gi);
+        self.keys.push(Labels::from_sorted_unchecked(
+            labels.iter().filter(|l| keep(l)).cloned().collect(),
+        ));
+        (gi, true)
+    }
+
+    /// The label set of group `gi`.
+    pub(crate) fn key(&self, gi: usize) -> &Labels {
+        &self.keys[gi]
     }
 }
 
@@ -67,24 +101,19 @@ pub(crate) fn eval_aggregate(
     }
     let name_kept = keeps_name(&a.grouping);
     let mut groups: Vec<GroupAcc> = Vec::new();
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut index = GroupIndex::default();
     let op = a.op;
     ctx.eval_vector_each(&a.expr, steps, &mut |s| {
         ctx.check_deadline()?;
-        let key = group_labels(&s.labels, &a.grouping);
-        let gi = match index.get(&key) {
-            Some(&i) => i,
-            None => {
-                index.insert(key.clone(), groups.len());
-                ctx.take_samples(steps.n)?;
-                groups.push(GroupAcc {
-                    labels: key,
-                    drop_name: false,
-                    accs: vec![Acc::default(); steps.n],
-                });
-                groups.len() - 1
-            }
-        };
+        let (gi, new) = index.group(&s.labels, |l| in_group(l, &a.grouping));
+        if new {
+            ctx.take_samples(steps.n)?;
+            groups.push(GroupAcc {
+                labels: index.key(gi).clone(),
+                drop_name: false,
+                accs: vec![Acc::default(); steps.n],
+            });
+        }
         let g = &mut groups[gi];
         if name_kept && s.drop_name {
             g.drop_name = true;
@@ -267,13 +296,12 @@ fn selecting(ctx: &Ctx<'_>, a: &Aggregate, steps: &Steps) -> Result<Val, QueryEr
     // Groups in order of first appearance.
     let mut group_of: Vec<usize> = Vec::with_capacity(input.len());
     let mut groups: Vec<(Labels, Vec<usize>)> = Vec::new();
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut index = GroupIndex::default();
     for (i, s) in input.iter().enumerate() {
-        let key = group_labels(&s.labels, &a.grouping);
-        let gi = *index.entry(key.clone()).or_insert_with(|| {
-            groups.push((key, Vec::new()));
-            groups.len() - 1
-        });
+        let (gi, new) = index.group(&s.labels, |l| in_group(l, &a.grouping));
+        if new {
+            groups.push((index.key(gi).clone(), Vec::new()));
+        }
         groups[gi].1.push(i);
         group_of.push(gi);
     }
@@ -541,7 +569,7 @@ fn bucket_groups(
     func: &str,
 ) -> Result<BucketGroups, QueryError> {
     let mut groups: Vec<(Labels, Buckets)> = Vec::new();
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut index = GroupIndex::default();
     ctx.eval_vector_each(arg, steps, &mut |s| {
         let le = s.labels.get("le").and_then(parse_go_float);
         let Some(le) = le else {
@@ -556,17 +584,10 @@ fn bucket_groups(
             );
             return Ok(());
         };
-        let key = Labels::from_sorted_unchecked(
-            s.labels
-                .iter()
-                .filter(|l| l.name != "le")
-                .cloned()
-                .collect(),
-        );
-        let gi = *index.entry(key.clone()).or_insert_with(|| {
-            groups.push((key, Vec::new()));
-            groups.len() - 1
-        });
+        let (gi, new) = index.group(&s.labels, |l| l.name != "le");
+        if new {
+            groups.push((index.key(gi).clone(), Vec::new()));
+        }
         groups[gi].1.push((le, s.points));
         Ok(())
     })?;
