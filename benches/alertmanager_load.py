@@ -24,7 +24,6 @@ import http.server
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,16 +31,11 @@ import threading
 import time
 import urllib.request
 
+from benchlib import free_port, proc_cpu_seconds, proc_memory_mib
+
 BATCH = 64
 RESEND = 15
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Sink(http.server.ThreadingHTTPServer):
@@ -105,19 +99,6 @@ def wait_ready(port):
     raise SystemExit(f"port {port} did not become ready")
 
 
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def post(port, alerts):
@@ -179,7 +160,7 @@ def main():
         procs[impl] = subprocess.Popen(cmd, stdout=log, stderr=log)
     for impl in procs:
         wait_ready(ports[impl])
-    cpu_start = {impl: cpu_seconds(p.pid) for impl, p in procs.items()}
+    cpu_start = {impl: proc_cpu_seconds(p.pid) for impl, p in procs.items()}
 
     per_group = max(1, args.alerts // args.groups)
     ends = time.time() + 3600
@@ -222,8 +203,8 @@ def main():
           f"(first took {first_pass:.1f}s, last {last_pass:.1f}s), {time.time() - start:.0f}s run")
     print(f"{'':14}{'notifications':>14}{'groups':>8}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'CPU s':>8}{'RSS MiB':>9}")
     for impl, p in procs.items():
-        cpu = cpu_seconds(p.pid) - cpu_start[impl]
-        rss = rss_mib(p.pid)
+        cpu = proc_cpu_seconds(p.pid) - cpu_start[impl]
+        rss = proc_memory_mib(p.pid, "VmHWM")
         latencies = []
         with sink.lock:
             for (who, group), t in sink.first.items():

@@ -26,7 +26,6 @@ import argparse
 import http.server
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,25 +34,14 @@ import threading
 import time
 import urllib.request
 
+from benchlib import free_port, proc_cpu_seconds
+
 HOST_COLLECTORS = [
     "cpu", "diskstats", "filesystem", "hwmon", "loadavg", "meminfo",
     "netdev", "pressure", "stat", "time", "uname",
 ]
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def proc_cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
 
 
 def fetch(url):

@@ -24,7 +24,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,15 +32,10 @@ import threading
 import time
 import urllib.request
 
+from benchlib import free_port, proc_cpu_seconds, wait_ready
+
 INTERVAL = 15
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def make_handler(metrics, per_metric):
@@ -103,26 +97,11 @@ def rules_yaml(n_rules, n_groups, metrics):
     return "\n".join(lines) + "\n"
 
 
-def proc_cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
 
 def get(port, path):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=60) as r:
         return json.load(r)
 
-
-def wait_ready(port, deadline=120):
-    end = time.time() + deadline
-    while time.time() < end:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2).read()
-            return
-        except Exception:
-            time.sleep(0.2)
-    raise RuntimeError(f"server on {port} not ready")
 
 
 def group_times(port):

@@ -20,7 +20,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,13 +28,8 @@ import time
 import urllib.parse
 import urllib.request
 
+from benchlib import free_port, proc_cpu_seconds, proc_memory_mib, wait_ready
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def make_handler(series, seed):
@@ -65,19 +59,6 @@ def make_handler(series, seed):
     return Handler
 
 
-def proc_cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
-
-
-def proc_rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def query_scalar(port, expr):
@@ -87,16 +68,6 @@ def query_scalar(port, expr):
     result = data["data"]["result"]
     return float(result[0]["value"][1]) if result else 0.0
 
-
-def wait_ready(port, deadline=60):
-    end = time.time() + deadline
-    while time.time() < end:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2).read()
-            return
-        except Exception:
-            time.sleep(0.2)
-    raise RuntimeError(f"server on {port} not ready")
 
 
 def main():
@@ -155,7 +126,7 @@ def main():
             cpu = proc_cpu_seconds(p.pid) - start[n][0]
             # Samples scraped in the window: sum of scrape_samples_scraped over it.
             scraped = query_scalar(ports_of[n], f"sum(sum_over_time(scrape_samples_scraped[{int(elapsed)}s]))")
-            rss = proc_rss_mib(p.pid)
+            rss = proc_memory_mib(p.pid)
             per_million = cpu / (scraped / 1e6) if scraped else float("nan")
             results[n] = (cpu, scraped, per_million, rss)
             print(f"  {n:10s} cpu {cpu:7.2f}s  samples {scraped/1e6:7.2f}M  "

@@ -1,0 +1,46 @@
+"""Helpers shared by the benchmark scripts in this folder: loopback ports,
+a process's CPU time and memory from /proc, and waiting for a server."""
+
+import os
+import socket
+import time
+import urllib.request
+
+
+def free_port():
+    """A free TCP port on 127.0.0.1."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def proc_cpu_seconds(pid):
+    """User plus system CPU seconds the process has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_memory_mib(pid, field="VmRSS"):
+    """A memory line of /proc/PID/status in MiB: VmRSS now, VmHWM at peak."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def wait_ready(port, deadline=60):
+    """Waits until http://127.0.0.1:PORT/-/ready answers 200."""
+    end = time.time() + deadline
+    while time.time() < end:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"server on port {port} did not become ready")
