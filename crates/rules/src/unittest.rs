@@ -655,39 +655,18 @@ impl Fields<'_> {
     }
 
     fn mapping<'n>(&self, node: &'n Node, field: &str) -> Result<&'n [(Node, Node)], String> {
-        match &node.value {
-            NodeValue::Mapping(entries) => Ok(entries),
-            NodeValue::Null => Ok(&[]),
-            other => Err(self.error(
-                node,
-                &format!("{field}: expected a mapping, got {}", other.kind_name()),
-            )),
-        }
+        node.as_mapping()
+            .map_err(|message| self.error(node, &format!("{field}: {message}")))
     }
 
     fn sequence<'n>(&self, node: &'n Node, field: &str) -> Result<&'n [Node], String> {
-        match &node.value {
-            NodeValue::Sequence(items) => Ok(items),
-            NodeValue::Null => Ok(&[]),
-            other => Err(self.error(
-                node,
-                &format!("{field}: expected a list, got {}", other.kind_name()),
-            )),
-        }
+        node.as_sequence()
+            .map_err(|message| self.error(node, &format!("{field}: {message}")))
     }
 
     fn string(&self, node: &Node, field: &str) -> Result<String, String> {
-        match &node.value {
-            NodeValue::String(s) => Ok(s.clone()),
-            NodeValue::Int(n) => Ok(n.to_string()),
-            NodeValue::Float(n) => Ok(n.to_string()),
-            NodeValue::Bool(b) => Ok(b.to_string()),
-            NodeValue::Null => Ok(String::new()),
-            other => Err(self.error(
-                node,
-                &format!("{field}: expected a string, got {}", other.kind_name()),
-            )),
-        }
+        node.as_string()
+            .map_err(|message| self.error(node, &format!("{field}: {message}")))
     }
 
     fn strings(&self, node: &Node, field: &str) -> Result<Vec<String>, String> {

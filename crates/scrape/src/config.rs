@@ -405,44 +405,20 @@ impl Reader<'_> {
 
     /// The entries of a mapping; null counts as an empty mapping.
     fn mapping<'n>(&self, node: &'n Node, field: &str) -> Result<Entries<'n>, ConfigError> {
-        match &node.value {
-            NodeValue::Mapping(entries) => Ok(entries),
-            NodeValue::Null => Ok(&[]),
-            other => Err(self.error(
-                node.line,
-                field,
-                format!("expected a mapping, got {}", other.kind_name()),
-            )),
-        }
+        node.as_mapping()
+            .map_err(|message| self.error(node.line, field, message))
     }
 
     fn sequence<'n>(&self, node: &'n Node, field: &str) -> Result<&'n [Node], ConfigError> {
-        match &node.value {
-            NodeValue::Sequence(items) => Ok(items),
-            NodeValue::Null => Ok(&[]),
-            other => Err(self.error(
-                node.line,
-                field,
-                format!("expected a list, got {}", other.kind_name()),
-            )),
-        }
+        node.as_sequence()
+            .map_err(|message| self.error(node.line, field, message))
     }
 
     /// A scalar as a string, as Go's YAML decoder would give it to a
     /// string field.
     fn string(&self, node: &Node, field: &str) -> Result<String, ConfigError> {
-        match &node.value {
-            NodeValue::String(text) => Ok(text.clone()),
-            NodeValue::Int(number) => Ok(number.to_string()),
-            NodeValue::Float(number) => Ok(number.to_string()),
-            NodeValue::Bool(value) => Ok(value.to_string()),
-            NodeValue::Null => Ok(String::new()),
-            other => Err(self.error(
-                node.line,
-                field,
-                format!("expected a string, got {}", other.kind_name()),
-            )),
-        }
+        node.as_string()
+            .map_err(|message| self.error(node.line, field, message))
     }
 
     fn bool(&self, node: &Node, field: &str) -> Result<bool, ConfigError> {

@@ -29,6 +29,40 @@ pub enum NodeValue {
     Mapping(Vec<(Node, Node)>),
 }
 
+impl Node {
+    /// The entries of a mapping in document order; null counts as an
+    /// empty mapping. The error is the message config readers report.
+    pub fn as_mapping(&self) -> Result<&[(Node, Node)], String> {
+        match &self.value {
+            NodeValue::Mapping(entries) => Ok(entries),
+            NodeValue::Null => Ok(&[]),
+            other => Err(format!("expected a mapping, got {}", other.kind_name())),
+        }
+    }
+
+    /// The items of a list; null counts as an empty list.
+    pub fn as_sequence(&self) -> Result<&[Node], String> {
+        match &self.value {
+            NodeValue::Sequence(items) => Ok(items),
+            NodeValue::Null => Ok(&[]),
+            other => Err(format!("expected a list, got {}", other.kind_name())),
+        }
+    }
+
+    /// A scalar as Go's YAML decoder gives it to a string field: numbers
+    /// and booleans as written, null as the empty string.
+    pub fn as_string(&self) -> Result<String, String> {
+        match &self.value {
+            NodeValue::String(text) => Ok(text.clone()),
+            NodeValue::Int(number) => Ok(number.to_string()),
+            NodeValue::Float(number) => Ok(number.to_string()),
+            NodeValue::Bool(value) => Ok(value.to_string()),
+            NodeValue::Null => Ok(String::new()),
+            other => Err(format!("expected a string, got {}", other.kind_name())),
+        }
+    }
+}
+
 impl NodeValue {
     /// What kind of value this is, for "expected X, got Y" messages.
     pub fn kind_name(&self) -> &'static str {
