@@ -721,6 +721,36 @@ impl Reader<'_> {
         }
     }
 
+    /// A `{first, secret}` mapping such as `basic_auth` (`username`,
+    /// `password`) or `authorization` (`type`, `credentials`), where the
+    /// secret may instead come from `<secret>_file`. `first` starts as
+    /// `default_first`.
+    fn credential_pair(
+        &self,
+        node: &Node,
+        path: &str,
+        default_first: &str,
+        [first_name, secret_name]: [&str; 2],
+    ) -> Result<(String, String), ConfigError> {
+        let mut first = default_first.to_string();
+        let mut secret = String::new();
+        let secret_file = format!("{secret_name}_file");
+        for (key, value) in self.mapping(node, path)? {
+            let name = self.string(key, path)?;
+            let field = format!("{path}.{name}");
+            if name == first_name {
+                first = self.string(value, &field)?;
+            } else if name == secret_name {
+                secret = self.string(value, &field)?;
+            } else if name == secret_file {
+                secret = self.secret_file(value, &field)?;
+            } else {
+                return Err(self.error(key.line, &field, "unknown field"));
+            }
+        }
+        Ok((first, secret))
+    }
+
     fn http_config(&mut self, node: &Node, field: &str) -> Result<HttpConfig, ConfigError> {
         let mut config = HttpConfig::default();
         for (key, value) in self.mapping(node, field)? {
@@ -728,42 +758,13 @@ impl Reader<'_> {
             let path = format!("{field}.{name}");
             match name.as_str() {
                 "basic_auth" => {
-                    let mut username = String::new();
-                    let mut password = String::new();
-                    for (auth_key, auth_value) in self.mapping(value, &path)? {
-                        let auth_name = self.string(auth_key, &path)?;
-                        let auth_path = format!("{path}.{auth_name}");
-                        match auth_name.as_str() {
-                            "username" => username = self.string(auth_value, &auth_path)?,
-                            "password" => password = self.string(auth_value, &auth_path)?,
-                            "password_file" => {
-                                password = self.secret_file(auth_value, &auth_path)?
-                            }
-                            _ => {
-                                return Err(self.error(auth_key.line, &auth_path, "unknown field"));
-                            }
-                        }
-                    }
-                    config.basic_auth = Some((username, password));
+                    let pair = self.credential_pair(value, &path, "", ["username", "password"])?;
+                    config.basic_auth = Some(pair);
                 }
                 "authorization" => {
-                    let mut kind = "Bearer".to_string();
-                    let mut credentials = String::new();
-                    for (auth_key, auth_value) in self.mapping(value, &path)? {
-                        let auth_name = self.string(auth_key, &path)?;
-                        let auth_path = format!("{path}.{auth_name}");
-                        match auth_name.as_str() {
-                            "type" => kind = self.string(auth_value, &auth_path)?,
-                            "credentials" => credentials = self.string(auth_value, &auth_path)?,
-                            "credentials_file" => {
-                                credentials = self.secret_file(auth_value, &auth_path)?
-                            }
-                            _ => {
-                                return Err(self.error(auth_key.line, &auth_path, "unknown field"));
-                            }
-                        }
-                    }
-                    config.authorization = Some((kind, credentials));
+                    let pair =
+                        self.credential_pair(value, &path, "Bearer", ["type", "credentials"])?;
+                    config.authorization = Some(pair);
                 }
                 "bearer_token" => {
                     config.authorization = Some(("Bearer".to_string(), self.string(value, &path)?))
