@@ -47,7 +47,7 @@ impl Data {
             a.alert
                 .labels
                 .iter()
-                .map(|l| (l.name.clone(), l.value.clone()))
+                .map(|l| (l.name.to_string(), l.value.to_string()))
                 .collect::<Vec<_>>()
         }));
         let common_annotations = common(alerts.iter().map(|a| a.alert.annotations.clone()));
@@ -57,7 +57,7 @@ impl Data {
             alerts,
             group_labels: group_labels
                 .iter()
-                .map(|l| (l.name.clone(), l.value.clone()))
+                .map(|l| (l.name.to_string(), l.value.to_string()))
                 .collect(),
             common_labels,
             common_annotations,
@@ -233,7 +233,7 @@ fn webhook_alert(alert: &DataAlert) -> WebhookAlert {
         .alert
         .labels
         .iter()
-        .map(|l| (l.name.clone(), l.value.clone()))
+        .map(|l| (l.name.to_string(), l.value.to_string()))
         .collect();
     WebhookAlert {
         status: if alert.firing { "firing" } else { "resolved" },

@@ -437,7 +437,7 @@ fn template_alert(alert: &DataAlert) -> TemplateAlert {
         .alert
         .labels
         .iter()
-        .map(|l| (l.name.clone(), l.value.clone()))
+        .map(|l| (l.name.to_string(), l.value.to_string()))
         .collect();
     TemplateAlert {
         firing: alert.firing,

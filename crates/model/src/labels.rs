@@ -8,8 +8,164 @@ pub const METRIC_NAME: &str = "__name__";
 /// One label pair.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Label {
-    pub name: String,
-    pub value: String,
+    pub name: LabelStr,
+    pub value: LabelStr,
+}
+
+impl Label {
+    pub fn new(name: impl Into<LabelStr>, value: impl Into<LabelStr>) -> Label {
+        Label {
+            name: name.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// A label name or value: an immutable string behind a reference count.
+///
+/// Storage interns label strings (every series with `job="node"` shares one
+/// `"node"`), and label sets built from them share those strings: handing a
+/// stored series' labels to a query copies no bytes and allocates nothing.
+/// Compares, orders and hashes like the `str` it holds.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LabelStr(std::sync::Arc<str>);
+
+impl LabelStr {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The shared string, for interning.
+    pub fn as_arc(&self) -> &std::sync::Arc<str> {
+        &self.0
+    }
+}
+
+impl Default for LabelStr {
+    fn default() -> LabelStr {
+        LabelStr::from("")
+    }
+}
+
+impl std::ops::Deref for LabelStr {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for LabelStr {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for LabelStr {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for LabelStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for LabelStr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl From<std::sync::Arc<str>> for LabelStr {
+    fn from(s: std::sync::Arc<str>) -> LabelStr {
+        LabelStr(s)
+    }
+}
+
+impl From<&str> for LabelStr {
+    fn from(s: &str) -> LabelStr {
+        LabelStr(s.into())
+    }
+}
+
+impl From<String> for LabelStr {
+    fn from(s: String) -> LabelStr {
+        LabelStr(s.into())
+    }
+}
+
+impl From<&String> for LabelStr {
+    fn from(s: &String) -> LabelStr {
+        LabelStr(s.as_str().into())
+    }
+}
+
+impl From<&LabelStr> for LabelStr {
+    fn from(s: &LabelStr) -> LabelStr {
+        s.clone()
+    }
+}
+
+impl From<std::borrow::Cow<'_, str>> for LabelStr {
+    fn from(s: std::borrow::Cow<'_, str>) -> LabelStr {
+        LabelStr(s.as_ref().into())
+    }
+}
+
+impl From<&std::borrow::Cow<'_, str>> for LabelStr {
+    fn from(s: &std::borrow::Cow<'_, str>) -> LabelStr {
+        LabelStr(s.as_ref().into())
+    }
+}
+
+impl From<LabelStr> for String {
+    fn from(s: LabelStr) -> String {
+        String::from(&*s.0)
+    }
+}
+
+impl From<&LabelStr> for String {
+    fn from(s: &LabelStr) -> String {
+        String::from(&*s.0)
+    }
+}
+
+impl PartialEq<str> for LabelStr {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for LabelStr {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for LabelStr {
+    fn eq(&self, other: &String) -> bool {
+        &*self.0 == other.as_str()
+    }
+}
+
+impl PartialEq<LabelStr> for str {
+    fn eq(&self, other: &LabelStr) -> bool {
+        self == &*other.0
+    }
+}
+
+impl PartialEq<LabelStr> for &str {
+    fn eq(&self, other: &LabelStr) -> bool {
+        *self == &*other.0
+    }
+}
+
+impl PartialEq<LabelStr> for String {
+    fn eq(&self, other: &LabelStr) -> bool {
+        self.as_str() == &*other.0
+    }
 }
 
 /// A label set: sorted by name, no duplicate names, no empty values.
@@ -36,7 +192,7 @@ impl Labels {
 
     /// Builds a label set from pairs in any order. On a duplicate name the
     /// last pair wins; empty values are dropped.
-    pub fn from_pairs<N: Into<String>, V: Into<String>>(
+    pub fn from_pairs<N: Into<LabelStr>, V: Into<LabelStr>>(
         pairs: impl IntoIterator<Item = (N, V)>,
     ) -> Labels {
         let mut builder = LabelsBuilder::new();
@@ -178,7 +334,9 @@ impl LabelsBuilder {
     }
 
     /// Sets a label; an empty value deletes it.
-    pub fn set(&mut self, name: String, value: String) -> &mut Self {
+    pub fn set(&mut self, name: impl Into<LabelStr>, value: impl Into<LabelStr>) -> &mut Self {
+        let name = name.into();
+        let value = value.into();
         self.labels.retain(|l| l.name != name);
         if !value.is_empty() {
             self.labels.push(Label { name, value });

@@ -21,6 +21,6 @@ pub mod matcher;
 pub mod sample;
 pub mod storage;
 
-pub use labels::{Label, Labels, LabelsBuilder, METRIC_NAME};
+pub use labels::{Label, LabelStr, Labels, LabelsBuilder, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher, MatcherError};
 pub use sample::{STALE_NAN, Sample, is_stale_nan};

@@ -17,8 +17,10 @@ use std::collections::HashMap;
 fn in_group(l: &Label, grouping: &Option<Grouping>) -> bool {
     match grouping {
         None => false,
-        Some(Grouping::By(names)) => names.contains(&l.name),
-        Some(Grouping::Without(names)) => l.name != model::METRIC_NAME && !names.contains(&l.name),
+        Some(Grouping::By(names)) => names.iter().any(|n| *n == *l.name),
+        Some(Grouping::Without(names)) => {
+            l.name != model::METRIC_NAME && !names.iter().any(|n| *n == *l.name)
+        }
     }
 }
 
@@ -427,8 +429,8 @@ fn selecting(ctx: &Ctx<'_>, a: &Aggregate, steps: &Steps) -> Result<Val, QueryEr
                             .cloned()
                             .collect();
                         pairs.push(Label {
-                            name: count_label.clone(),
-                            value: format_value(v),
+                            name: count_label.as_str().into(),
+                            value: format_value(v).into(),
                         });
                         pairs.sort();
                         let key = Labels::from_sorted_unchecked(pairs);

@@ -1439,7 +1439,7 @@ impl Shadow {
             };
             let mut builder = model::labels::LabelsBuilder::from_labels(labels);
             builder.delete("le");
-            builder.set("__name__".into(), base.to_string());
+            builder.set("__name__", base.to_string());
             let family = families.entry(builder.build()).or_default();
             family.0 |= is_bucket;
             for (i, item) in items.iter().enumerate() {

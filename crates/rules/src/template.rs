@@ -84,7 +84,7 @@ fn options() -> Options {
 pub fn labels_value(labels: &Labels) -> Value {
     let map: BTreeMap<String, String> = labels
         .iter()
-        .map(|l| (l.name.clone(), l.value.clone()))
+        .map(|l| (l.name.to_string(), l.value.to_string()))
         .collect();
     Value::from(map)
 }

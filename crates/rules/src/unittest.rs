@@ -281,7 +281,7 @@ fn check_alerts(test: &TestGroup, case: &AlertTest, groups: &[Group]) -> Option<
                     let labels = alert
                         .labels
                         .iter()
-                        .map(|l| (l.name.clone(), l.value.clone()))
+                        .map(|l| (l.name.to_string(), l.value.to_string()))
                         .collect();
                     got.push((labels, alert.annotations.clone()));
                 }

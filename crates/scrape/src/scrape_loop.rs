@@ -722,12 +722,12 @@ fn sample_series(
     if config.honor_labels {
         for label in target_labels {
             merged
-                .entry(label.name.clone())
-                .or_insert_with(|| label.value.clone());
+                .entry(label.name.to_string())
+                .or_insert_with(|| label.value.to_string());
         }
     } else {
         for label in target_labels {
-            if let Some(exposed) = merged.remove(&label.name) {
+            if let Some(exposed) = merged.remove(label.name.as_str()) {
                 // Keep the exposed value under `exported_<name>`, adding
                 // more prefixes while that name is taken.
                 let mut exported = format!("exported_{}", label.name);
@@ -736,7 +736,7 @@ fn sample_series(
                 }
                 merged.insert(exported, exposed);
             }
-            merged.insert(label.name.clone(), label.value.clone());
+            merged.insert(label.name.to_string(), label.value.to_string());
         }
     }
     if !config.metric_relabel_configs.is_empty()

@@ -160,8 +160,13 @@ async fn vanished_series_and_failing_target_go_stale() {
             .is_some_and(|(_, value)| is_stale_nan(*value))
     })
     .await;
+    // The target's status is published just after the scrape's samples
+    // are committed, so it may trail the store by a moment.
+    wait_until(WAIT, "target down", || {
+        manager.targets().active[0].health == TargetHealth::Down
+    })
+    .await;
     let active = &manager.targets().active[0];
-    assert_eq!(active.health, TargetHealth::Down);
     assert!(active.last_error.contains("500"), "{}", active.last_error);
     manager.stop().await;
 }

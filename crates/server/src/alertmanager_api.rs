@@ -213,7 +213,12 @@ fn labels_object(labels: &model::Labels) -> Value {
     Value::Object(
         labels
             .iter()
-            .map(|label| (label.name.clone(), Value::String(label.value.clone())))
+            .map(|label| {
+                (
+                    label.name.to_string(),
+                    Value::String(label.value.to_string()),
+                )
+            })
             .collect(),
     )
 }

@@ -58,7 +58,7 @@ pub(crate) fn success(data: Value, warnings: &[&str]) -> Response {
 pub(crate) fn labels_json(labels: &Labels) -> Value {
     let mut object = Map::new();
     for l in labels {
-        object.insert(l.name.clone(), Value::String(l.value.clone()));
+        object.insert(l.name.to_string(), Value::String(l.value.to_string()));
     }
     Value::Object(object)
 }

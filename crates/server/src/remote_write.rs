@@ -808,7 +808,7 @@ impl Queue {
     fn prepare(&self, labels: &Labels) -> Option<Arc<SentSeries>> {
         let mut map: std::collections::BTreeMap<String, String> = labels
             .iter()
-            .map(|l| (l.name.clone(), l.value.clone()))
+            .map(|l| (l.name.to_string(), l.value.to_string()))
             .collect();
         for (name, value) in &self.external_labels {
             map.entry(name.clone()).or_insert_with(|| value.clone());

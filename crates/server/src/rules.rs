@@ -330,7 +330,7 @@ fn prepare(alert: NotifyAlert, config: &SenderConfig) -> Option<SentAlert> {
     let mut labels: BTreeMap<String, String> = alert
         .labels
         .iter()
-        .map(|l| (l.name.clone(), l.value.clone()))
+        .map(|l| (l.name.to_string(), l.value.to_string()))
         .collect();
     for (name, value) in &config.external_labels {
         labels.entry(name.clone()).or_insert_with(|| value.clone());

@@ -162,7 +162,7 @@ impl Querier for MemoryQuerier {
     fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>> {
         let mut names: Vec<String> = self
             .matching(matchers)
-            .flat_map(|l| l.iter().map(|l| l.name.clone()))
+            .flat_map(|l| l.iter().map(|l| l.name.to_string()))
             .collect();
         names.sort();
         names.dedup();
@@ -195,9 +195,9 @@ impl Storage for MemoryStorage {
             }
             for l in labels {
                 values_by_name
-                    .entry(l.name.clone())
+                    .entry(l.name.to_string())
                     .or_default()
-                    .insert(l.value.clone());
+                    .insert(l.value.to_string());
                 *by_pair
                     .entry(format!("{}={}", l.name, l.value))
                     .or_default() += 1;

@@ -21,7 +21,7 @@
 
 use crate::chunkenc::{ChunkIter, Encoding, XorAppender};
 use crate::sync::{lock, read, write};
-use model::{Label, Labels, Matcher};
+use model::{Label, LabelStr, Labels, Matcher};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -39,17 +39,22 @@ pub const SAMPLES_PER_CHUNK: usize = 120;
 const RANK_MIN_SERIES: usize = 256;
 const RANK_MAX_FACTOR: usize = 16;
 
+/// A matcher narrows a select's candidate ids by merging postings lists
+/// when its lists hold at most this many times as many ids as there are
+/// candidates; beyond that, checking each candidate's labels is cheaper.
+const POSTINGS_MERGE_FACTOR: usize = 8;
+
 /// Number of series shards. A power of two well above the core count so
 /// that concurrent appenders rarely meet on one shard lock.
 const SHARDS: usize = 64;
 
-/// One interned label pair.
-type InternedLabel = (Arc<str>, Arc<str>);
-
 /// A series held in the head.
 pub(crate) struct MemSeries {
     pub(crate) id: u64,
-    labels: Box<[InternedLabel]>,
+    /// Built from interned strings, so handing it out is one reference
+    /// count increment and every series with `job="node"` shares one
+    /// `"node"`.
+    labels: Labels,
     hash: u64,
     /// Appenders that staged samples for this series and have not committed
     /// or rolled back yet; garbage collection skips such series.
@@ -114,30 +119,14 @@ struct SeriesData {
 }
 
 impl MemSeries {
-    /// The label set as the storage traits hand it out. Built per read, not
-    /// kept: a cached copy measured at about 750 bytes per series of
-    /// resident memory once every series had been queried, which the
-    /// interned form avoids.
+    /// The label set as the storage traits hand it out: shared, not
+    /// copied.
     pub(crate) fn labels(&self) -> Labels {
-        Labels::from_sorted_unchecked(
-            self.labels
-                .iter()
-                // `String::from` copies with one exact allocation, where
-                // `to_string` goes through the formatting machinery and
-                // grows its buffer (a tenth of count_by_name's time).
-                .map(|(n, v)| Label {
-                    name: String::from(&**n),
-                    value: String::from(&**v),
-                })
-                .collect(),
-        )
+        self.labels.clone()
     }
 
     fn label_value(&self, name: &str) -> Option<&str> {
-        self.labels
-            .binary_search_by(|(n, _)| (**n).cmp(name))
-            .ok()
-            .map(|i| &*self.labels[i].1)
+        self.labels.get(name)
     }
 
     fn same_labels(&self, labels: &Labels) -> bool {
@@ -146,7 +135,7 @@ impl MemSeries {
                 .labels
                 .iter()
                 .zip(labels.iter())
-                .all(|((n, v), l)| **n == *l.name && **v == *l.value)
+                .all(|(a, b)| a.name == b.name && a.value == b.value)
     }
 
     fn same_pairs(&self, pairs: &[(&str, &str)]) -> bool {
@@ -155,7 +144,7 @@ impl MemSeries {
                 .labels
                 .iter()
                 .zip(pairs.iter())
-                .all(|((n, v), (pn, pv))| **n == **pn && **v == **pv)
+                .all(|(l, (pn, pv))| l.name == *pn && l.value == *pv)
     }
 
     pub(crate) fn release_pending(&self) {
@@ -537,10 +526,15 @@ impl Head {
 
     fn insert_series(&self, id: u64, labels: &Labels, hash: u64, pending: u32) -> Arc<MemSeries> {
         let mut index = write(&self.index);
-        let interned: Box<[InternedLabel]> = labels
-            .iter()
-            .map(|l| (index.intern(&l.name), index.intern(&l.value)))
-            .collect();
+        let interned = Labels::from_sorted_unchecked(
+            labels
+                .iter()
+                .map(|l| Label {
+                    name: index.intern(&l.name).into(),
+                    value: index.intern(&l.value).into(),
+                })
+                .collect(),
+        );
         let series = Arc::new(MemSeries {
             id,
             labels: interned,
@@ -557,12 +551,12 @@ impl Head {
                 overrides: BTreeMap::new(),
             }),
         });
-        for (n, v) in series.labels.iter() {
+        for l in series.labels.iter() {
             let list = index
                 .postings
-                .entry(n.clone())
+                .entry(l.name.as_arc().clone())
                 .or_default()
-                .entry(v.clone())
+                .entry(l.value.as_arc().clone())
                 .or_default();
             // Ids are handed out in increasing order, except during replay
             // of a checkpoint followed by segments; keep the list sorted.
@@ -612,9 +606,12 @@ impl Head {
     /// not one per candidate series.
     pub(crate) fn matching_series(&self, matchers: &[Matcher]) -> Vec<Arc<MemSeries>> {
         let index = read(&self.index);
-        // Per matcher, the label values it accepts, or `None` when it is
-        // checked against each candidate's value directly.
-        let mut accepted: Vec<Option<HashSet<&str>>> = Vec::with_capacity(matchers.len());
+        // Per matcher, the postings lists of the values it accepts and of
+        // those it rejects; `None` for an equality matcher (one list, looked
+        // up directly) and for a label no series has.
+        type Lists<'i> = Vec<&'i Vec<u64>>;
+        let mut partitions: Vec<Option<(Lists<'_>, Lists<'_>, HashSet<&str>)>> =
+            Vec::with_capacity(matchers.len());
         let mut candidates: Option<std::borrow::Cow<'_, [u64]>> = None;
         // The matcher whose postings are the candidates: it holds for every
         // candidate and needs no check.
@@ -630,7 +627,7 @@ impl Head {
                     candidates = Some(std::borrow::Cow::Borrowed(list));
                     decided_by = Some(mi);
                 }
-                accepted.push(None);
+                partitions.push(None);
                 continue;
             }
             let Some(values) = values else {
@@ -638,38 +635,76 @@ impl Head {
                 if needs_label {
                     return Vec::new();
                 }
-                accepted.push(None);
+                partitions.push(None);
                 continue;
             };
-            let matching: Vec<(&Arc<str>, &Vec<u64>)> =
-                values.iter().filter(|(v, _)| m.matches(v)).collect();
+            let mut accepted = HashSet::new();
+            let (mut yes, mut no) = (Vec::new(), Vec::new());
+            for (value, list) in values {
+                if m.matches(value) {
+                    accepted.insert(&**value);
+                    yes.push(list);
+                } else {
+                    no.push(list);
+                }
+            }
             if needs_label {
-                if matching.is_empty() {
+                if yes.is_empty() {
                     return Vec::new();
                 }
-                let total: usize = matching.iter().map(|(_, l)| l.len()).sum();
+                let total: usize = yes.iter().map(|l| l.len()).sum();
                 if candidates.as_ref().is_none_or(|c| total < c.len()) {
-                    // A series has one value per name, so the lists are
-                    // disjoint and their union needs no dedup.
-                    let mut union: Vec<u64> = Vec::with_capacity(total);
-                    for (_, list) in &matching {
-                        union.extend_from_slice(list);
-                    }
-                    union.sort_unstable();
-                    candidates = Some(std::borrow::Cow::Owned(union));
+                    candidates = Some(std::borrow::Cow::Owned(union_sorted(&yes)));
                     decided_by = Some(mi);
                 }
             }
-            accepted.push(Some(matching.iter().map(|(v, _)| &***v).collect()));
+            partitions.push(Some((yes, no, accepted)));
+        }
+        // Narrow the candidates through the postings of the other matchers
+        // where their lists are not much longer than the candidates: merging
+        // sorted id lists reads no series, where a check per candidate reads
+        // each series' labels from memory all over the heap.
+        let mut settled = vec![false; matchers.len()];
+        if let Some(decider) = decided_by {
+            settled[decider] = true;
+        }
+        if let Some(ids) = candidates.as_mut() {
+            for (mi, m) in matchers.iter().enumerate() {
+                if settled[mi] {
+                    continue;
+                }
+                let needs_label = !m.matches_empty();
+                let (lists, keep_listed): (Lists<'_>, bool) = match &partitions[mi] {
+                    Some((yes, _, _)) if needs_label => (yes.clone(), true),
+                    Some((_, no, _)) => (no.clone(), false),
+                    None if m.op() == model::MatchOp::Equal && needs_label => {
+                        let list = index.postings.get(m.name()).and_then(|v| v.get(m.value()));
+                        (list.into_iter().collect(), true)
+                    }
+                    // A label no series has, on a matcher that accepts its
+                    // absence: every candidate passes.
+                    None => {
+                        settled[mi] = true;
+                        continue;
+                    }
+                };
+                let total: usize = lists.iter().map(|l| l.len()).sum();
+                if total > POSTINGS_MERGE_FACTOR * ids.len().max(1) {
+                    continue;
+                }
+                let listed = union_sorted(&lists);
+                *ids = std::borrow::Cow::Owned(filter_sorted(ids, &listed, keep_listed));
+                settled[mi] = true;
+            }
         }
         let keep = |s: &MemSeries| {
-            let checks = matchers.iter().zip(&accepted).enumerate();
+            let checks = matchers.iter().zip(&partitions).enumerate();
             checks
-                .filter(|(mi, _)| Some(*mi) != decided_by)
-                .all(|(_, (m, acc))| {
+                .filter(|(mi, _)| !settled[*mi])
+                .all(|(_, (m, partition))| {
                     let value = s.label_value(m.name());
-                    match (acc, value) {
-                        (Some(set), Some(v)) => set.contains(v),
+                    match (partition, value) {
+                        (Some((_, _, accepted)), Some(v)) => accepted.contains(v),
                         (_, v) => m.matches(v.unwrap_or("")),
                     }
                 })
@@ -777,7 +812,11 @@ impl Head {
             let live: HashSet<Arc<str>> = index
                 .series
                 .values()
-                .flat_map(|s| s.labels.iter().flat_map(|(n, v)| [n.clone(), v.clone()]))
+                .flat_map(|s| {
+                    s.labels
+                        .iter()
+                        .flat_map(|l| [l.name.as_arc().clone(), l.value.as_arc().clone()])
+                })
                 .collect();
             index.interned = live;
         }
@@ -807,8 +846,8 @@ impl Head {
             if s.samples(mint, maxt).is_empty() {
                 continue;
             }
-            for (n, _) in s.labels.iter() {
-                names.insert(n.to_string());
+            for l in s.labels.iter() {
+                names.insert(l.name.to_string());
             }
         }
         names.into_iter().collect()
@@ -840,8 +879,9 @@ impl Head {
         let mut chunks = 0;
         for s in index.series.values() {
             chunks += s.chunk_count();
-            for (n, v) in s.labels.iter() {
-                if &**n == model::METRIC_NAME {
+            for l in s.labels.iter() {
+                let (n, v) = (l.name.as_str(), l.value.as_str());
+                if n == model::METRIC_NAME {
                     *by_metric.entry(v).or_default() += 1;
                 }
                 *by_pair.entry((n, v)).or_default() += 1;
@@ -893,19 +933,57 @@ impl Head {
     }
 }
 
+/// The sorted union of sorted postings lists. A series has one value per
+/// label name, so the lists of one name are disjoint and need no dedup.
+fn union_sorted(lists: &[&Vec<u64>]) -> Vec<u64> {
+    match lists {
+        [] => Vec::new(),
+        [one] => one.to_vec(),
+        _ => {
+            let mut union: Vec<u64> = Vec::with_capacity(lists.iter().map(|l| l.len()).sum());
+            for list in lists {
+                union.extend_from_slice(list);
+            }
+            union.sort_unstable();
+            union
+        }
+    }
+}
+
+/// The ids of sorted `ids` that are (`keep_listed`) or are not in sorted
+/// `listed`, by one merge pass.
+fn filter_sorted(ids: &[u64], listed: &[u64], keep_listed: bool) -> Vec<u64> {
+    let mut out = Vec::with_capacity(if keep_listed {
+        ids.len().min(listed.len())
+    } else {
+        ids.len()
+    });
+    let mut j = 0;
+    for &id in ids {
+        while j < listed.len() && listed[j] < id {
+            j += 1;
+        }
+        let is_listed = j < listed.len() && listed[j] == id;
+        if is_listed == keep_listed {
+            out.push(id);
+        }
+    }
+    out
+}
+
 /// Orders two interned label sets. Equal strings usually are one interned
 /// allocation, so a pointer comparison settles most pairs without reading
 /// the strings (sorting the series of a select was a quarter of a query).
-fn compare_interned(a: &[InternedLabel], b: &[InternedLabel]) -> std::cmp::Ordering {
-    let cmp = |x: &Arc<str>, y: &Arc<str>| {
-        if Arc::ptr_eq(x, y) {
+fn compare_interned(a: &Labels, b: &Labels) -> std::cmp::Ordering {
+    let cmp = |x: &LabelStr, y: &LabelStr| {
+        if Arc::ptr_eq(x.as_arc(), y.as_arc()) {
             std::cmp::Ordering::Equal
         } else {
             x.cmp(y)
         }
     };
-    for ((an, av), (bn, bv)) in a.iter().zip(b.iter()) {
-        let c = cmp(an, bn).then_with(|| cmp(av, bv));
+    for (l, r) in a.iter().zip(b.iter()) {
+        let c = cmp(&l.name, &r.name).then_with(|| cmp(&l.value, &r.value));
         if c != std::cmp::Ordering::Equal {
             return c;
         }
@@ -974,6 +1052,34 @@ mod tests {
             ],
             vec![Matcher::new(MatchOp::RegexMatch, "missing", ".+").unwrap()],
             vec![Matcher::new(MatchOp::RegexMatch, "__name__", ".+").unwrap()],
+            // Candidates narrowed by merging the other matchers' postings
+            // (subtracting rejected values, intersecting accepted ones), and
+            // by checking labels where the lists are too long for a merge.
+            vec![
+                Matcher::new(MatchOp::RegexMatch, "id", "00..").unwrap(),
+                Matcher::new(MatchOp::NotEqual, "status", "500").unwrap(),
+            ],
+            vec![
+                Matcher::new(MatchOp::RegexMatch, "id", "01.*").unwrap(),
+                Matcher::new(MatchOp::RegexMatch, "status", "5..").unwrap(),
+            ],
+            vec![
+                Matcher::equal("status", "404"),
+                Matcher::new(MatchOp::RegexNoMatch, "id", "0[0-2].*").unwrap(),
+            ],
+            vec![
+                Matcher::equal("__name__", "req"),
+                Matcher::equal("status", "503"),
+            ],
+            vec![
+                Matcher::equal("id", "0007"),
+                Matcher::new(MatchOp::Equal, "status", "").unwrap(),
+            ],
+            vec![
+                Matcher::new(MatchOp::RegexMatch, "id", "000.").unwrap(),
+                Matcher::new(MatchOp::Equal, "status", "").unwrap(),
+                Matcher::new(MatchOp::NotEqual, "missing", "x").unwrap(),
+            ],
         ];
         for round in 0..2 {
             for matchers in &cases {
@@ -991,6 +1097,22 @@ mod tests {
             all.push(labels);
             all.sort();
         }
+    }
+
+    #[test]
+    fn sorted_list_helpers() {
+        assert_eq!(union_sorted(&[&vec![5, 9], &vec![1, 7]]), vec![1, 5, 7, 9]);
+        assert_eq!(union_sorted(&[]), Vec::<u64>::new());
+        assert_eq!(
+            filter_sorted(&[1, 3, 5, 7], &[3, 4, 7, 9], true),
+            vec![3, 7]
+        );
+        assert_eq!(
+            filter_sorted(&[1, 3, 5, 7], &[3, 4, 7, 9], false),
+            vec![1, 5]
+        );
+        assert_eq!(filter_sorted(&[1, 3], &[], false), vec![1, 3]);
+        assert_eq!(filter_sorted(&[1, 3], &[], true), Vec::<u64>::new());
     }
 
     #[test]

@@ -11,7 +11,7 @@
 
 use crate::block::BlockError;
 use memmap2::Mmap;
-use model::{Label, Labels, MatchOp, Matcher};
+use model::{Label, LabelStr, Labels, MatchOp, Matcher};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -479,7 +479,7 @@ impl IndexBytes {
 
 /// One label name of the index, held in memory after open.
 struct NameEntry {
-    name: String,
+    name: LabelStr,
     /// First entry of this name's run in the postings table.
     first: u32,
     /// Number of values (entries in the run).
@@ -672,11 +672,14 @@ impl IndexReader {
             }
             previous_ref = Some(name_ref);
             let name = reader.symbol_in(data, name_ref)?.to_string();
-            if names.last().is_some_and(|n: &NameEntry| n.name >= name) {
+            if names
+                .last()
+                .is_some_and(|n: &NameEntry| n.name.as_str() >= name.as_str())
+            {
                 return Err(corrupt(d.pos, "label names not sorted"));
             }
             names.push(NameEntry {
-                name,
+                name: name.into(),
                 first: first as u32,
                 count: values,
             });
@@ -721,7 +724,7 @@ impl IndexReader {
 
     /// Every label name, sorted.
     pub fn label_names(&self) -> Vec<String> {
-        self.names.iter().map(|n| n.name.clone()).collect()
+        self.names.iter().map(|n| n.name.to_string()).collect()
     }
 
     /// Every value of one label name, sorted.
@@ -1107,7 +1110,7 @@ impl IndexReader {
     pub(crate) fn resolve_labels(
         &self,
         ordinals: &[(u32, u32)],
-        cache: &mut HashMap<u32, String>,
+        cache: &mut HashMap<u32, LabelStr>,
     ) -> Result<Labels, BlockError> {
         let mut labels: Vec<Label> = Vec::with_capacity(ordinals.len());
         for &(name, value) in ordinals {
@@ -1116,7 +1119,7 @@ impl IndexReader {
             let value = match cache.get(&key) {
                 Some(v) if value < entry.count => v.clone(),
                 _ => {
-                    let v = self.value_by_ordinal(entry, value)?.to_string();
+                    let v = LabelStr::from(self.value_by_ordinal(entry, value)?);
                     cache.insert(key, v.clone());
                     v
                 }

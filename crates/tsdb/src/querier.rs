@@ -365,7 +365,7 @@ impl Querier for DbQuerier {
             names.extend(self.head.label_names(matchers, self.mint, self.maxt));
         } else {
             for (labels, _) in self.merged(matchers, false)? {
-                names.extend(labels.iter().map(|l| l.name.clone()));
+                names.extend(labels.iter().map(|l| l.name.to_string()));
             }
         }
         Ok(names.into_iter().collect())

@@ -218,7 +218,7 @@ proptest! {
             .filter(|l| matches_all(l, &matchers))
             .collect();
         let mut want_names: Vec<String> =
-            matching.iter().flat_map(|l| l.iter().map(|l| l.name.clone())).collect();
+            matching.iter().flat_map(|l| l.iter().map(|l| l.name.to_string())).collect();
         want_names.sort();
         want_names.dedup();
         prop_assert_eq!(f.block.label_names(&matchers).unwrap(), want_names);

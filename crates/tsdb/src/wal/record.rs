@@ -156,8 +156,8 @@ fn decode_series(reader: &mut ByteReader<'_>) -> Result<Vec<RefSeries>, RecordEr
                 return Err(reader.error("empty label value"));
             }
             labels.push(Label {
-                name: name.to_owned(),
-                value: value.to_owned(),
+                name: name.into(),
+                value: value.into(),
             });
         }
         series.push(RefSeries {
