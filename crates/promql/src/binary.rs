@@ -8,8 +8,13 @@ use crate::QueryError;
 use crate::ast::{Binary, BinaryOp, Cardinality, Matching};
 use crate::eval::{Ctx, Steps};
 use crate::value::{StepSeries, Val};
-use model::{Labels, LabelsBuilder};
-use std::collections::HashMap;
+use model::labels::FastBuildHasher;
+use model::{Label, Labels, LabelsBuilder};
+
+/// Maps keyed by label sets of stored series hash them with the fast
+/// unkeyed hasher: SipHash over every label string measured at a fifth of
+/// a small join's time.
+type HashMap<K, V> = std::collections::HashMap<K, V, FastBuildHasher>;
 
 pub(crate) fn eval_binary(ctx: &Ctx<'_>, b: &Binary, steps: &Steps) -> Result<Val, QueryError> {
     let lhs = ctx.eval(&b.lhs, steps)?;
@@ -104,14 +109,14 @@ fn signature(labels: &Labels, matching: &Option<Matching>) -> Labels {
         Some(Matching::On(names)) => Labels::from_sorted_unchecked(
             labels
                 .iter()
-                .filter(|l| names.contains(&l.name))
+                .filter(|l| names.iter().any(|n| *n == *l.name))
                 .cloned()
                 .collect(),
         ),
         Some(Matching::Ignoring(names)) => Labels::from_sorted_unchecked(
             labels
                 .iter()
-                .filter(|l| l.name != model::METRIC_NAME && !names.contains(&l.name))
+                .filter(|l| l.name != model::METRIC_NAME && !names.iter().any(|n| *n == *l.name))
                 .cloned()
                 .collect(),
         ),
@@ -134,7 +139,7 @@ fn set_op(
     let n = steps.n;
     match b.op {
         BinaryOp::And | BinaryOp::Unless => {
-            let mut present: HashMap<Labels, Vec<bool>> = HashMap::new();
+            let mut present: HashMap<Labels, Vec<bool>> = HashMap::default();
             for s in &rhs {
                 let e = present
                     .entry(signature(&s.labels, &b.matching))
@@ -161,7 +166,7 @@ fn set_op(
             out
         }
         _ => {
-            let mut present: HashMap<Labels, Vec<bool>> = HashMap::new();
+            let mut present: HashMap<Labels, Vec<bool>> = HashMap::default();
             for s in &lhs {
                 let e = present
                     .entry(signature(&s.labels, &b.matching))
@@ -222,19 +227,20 @@ fn go_quote(v: &str) -> String {
 }
 
 fn result_labels(lhs: &Labels, rhs: &Labels, b: &Binary, card: &Cardinality) -> Labels {
-    let mut builder = LabelsBuilder::from_labels(lhs);
-    let mut keep_only: Option<&Vec<String>> = None;
+    // One-to-one results keep the left side's labels, less those matching
+    // leaves out; no builder or sort is needed.
     if *card == Cardinality::OneToOne {
-        match &b.matching {
-            Some(Matching::On(names)) => keep_only = Some(names),
-            Some(Matching::Ignoring(names)) => {
-                for n in names {
-                    builder.delete(n);
-                }
-            }
-            None => {}
-        }
+        let keep = |l: &&Label| match &b.matching {
+            Some(Matching::On(names)) => names.iter().any(|n| *n == *l.name),
+            Some(Matching::Ignoring(names)) => !names.iter().any(|n| *n == *l.name),
+            None => true,
+        };
+        return match b.matching {
+            None => lhs.clone(),
+            Some(_) => Labels::from_sorted_unchecked(lhs.iter().filter(keep).cloned().collect()),
+        };
     }
+    let mut builder = LabelsBuilder::from_labels(lhs);
     let include = match card {
         Cardinality::ManyToOne(l) | Cardinality::OneToMany(l) => l.as_slice(),
         _ => &[],
@@ -242,23 +248,79 @@ fn result_labels(lhs: &Labels, rhs: &Labels, b: &Binary, card: &Cardinality) -> 
     for n in include {
         match rhs.get(n) {
             Some(v) => {
-                builder.set(n.clone(), v.to_string());
+                builder.set(n.as_str(), v);
             }
             None => {
                 builder.delete(n);
             }
         }
     }
-    let built = builder.build();
-    match keep_only {
-        Some(names) => Labels::from_sorted_unchecked(
-            built
-                .iter()
-                .filter(|l| names.contains(&l.name))
-                .cloned()
-                .collect(),
-        ),
-        None => built,
+    builder.build()
+}
+
+/// The labels of a series that take part in matching, in label order.
+fn signature_labels<'a>(
+    labels: &'a Labels,
+    matching: &'a Option<Matching>,
+) -> impl Iterator<Item = &'a Label> + 'a {
+    labels.iter().filter(move |l| match matching {
+        Some(Matching::On(names)) => names.iter().any(|n| *n == *l.name),
+        Some(Matching::Ignoring(names)) => {
+            l.name != model::METRIC_NAME && !names.iter().any(|n| *n == *l.name)
+        }
+        None => l.name != model::METRIC_NAME,
+    })
+}
+
+/// Series grouped by matching signature without building the signatures:
+/// each series' matching labels are hashed in place, and a hash hit is
+/// confirmed by comparing the labels, so colliding hashes never merge two
+/// groups.
+struct SignatureGroups<'a> {
+    matching: &'a Option<Matching>,
+    by_hash: HashMap<u64, Vec<usize>>,
+    /// Per group, the labels of its first series.
+    representative: Vec<&'a Labels>,
+}
+
+impl<'a> SignatureGroups<'a> {
+    fn new(matching: &'a Option<Matching>) -> SignatureGroups<'a> {
+        SignatureGroups {
+            matching,
+            by_hash: HashMap::default(),
+            representative: Vec::new(),
+        }
+    }
+
+    fn hash(&self, labels: &Labels) -> u64 {
+        model::labels::stable_hash_pairs(
+            signature_labels(labels, self.matching).map(|l| (l.name.as_str(), l.value.as_str())),
+        )
+    }
+
+    fn find_hashed(&self, hash: u64, labels: &Labels) -> Option<usize> {
+        let chain = self.by_hash.get(&hash)?;
+        chain.iter().copied().find(|&g| {
+            signature_labels(self.representative[g], self.matching)
+                .eq(signature_labels(labels, self.matching))
+        })
+    }
+
+    /// The group of `labels`, if one has its signature.
+    fn find(&self, labels: &Labels) -> Option<usize> {
+        self.find_hashed(self.hash(labels), labels)
+    }
+
+    /// The group of `labels`, made if new.
+    fn insert(&mut self, labels: &'a Labels) -> usize {
+        let hash = self.hash(labels);
+        if let Some(g) = self.find_hashed(hash, labels) {
+            return g;
+        }
+        let g = self.representative.len();
+        self.representative.push(labels);
+        self.by_hash.entry(hash).or_default().push(g);
+        g
     }
 }
 
@@ -274,28 +336,27 @@ fn vector_vector(
     let (many, one) = if swapped { (rhs, lhs) } else { (lhs, rhs) };
     let card = &b.cardinality;
     // The "one" side, by signature.
-    let mut one_by_sig: HashMap<Labels, Vec<usize>> = HashMap::new();
+    let mut groups = SignatureGroups::new(&b.matching);
+    let mut members: Vec<Vec<usize>> = Vec::new();
     for (i, s) in one.iter().enumerate() {
-        one_by_sig
-            .entry(signature(&s.labels, &b.matching))
-            .or_default()
-            .push(i);
+        let g = groups.insert(&s.labels);
+        if g == members.len() {
+            members.push(Vec::new());
+        }
+        members[g].push(i);
     }
-    // Per signature and step, the index of the "one" series with a point.
-    let mut one_at: HashMap<&Labels, Vec<Option<usize>>> = HashMap::new();
-    for (sig, members) in &one_by_sig {
+    // Per group and step, the index of the "one" series with a point.
+    let mut one_at: Vec<Vec<Option<usize>>> = Vec::with_capacity(members.len());
+    for group in &members {
         let mut at = vec![None; n];
-        for &i in members {
+        for &i in group {
             for (step, p) in one[i].points.iter().enumerate() {
                 if p.is_none() {
                     continue;
                 }
                 if let Some(prev) = at[step] {
                     let side = if swapped { "left" } else { "right" };
-                    let matched = match &b.matching {
-                        Some(Matching::On(_)) => sig.clone(),
-                        _ => sig.clone(),
-                    };
+                    let matched = signature(&one[i].labels, &b.matching);
                     let (first, second): (&StepSeries, &StepSeries) = (&one[prev], &one[i]);
                     return Err(QueryError::execution(format!(
                         "found duplicate series for the match group {} on the {side} hand-side of the operation: [{}, {}];many-to-many matching not allowed: matching labels must be unique on one side",
@@ -307,21 +368,20 @@ fn vector_vector(
                 at[step] = Some(i);
             }
         }
-        one_at.insert(sig, at);
+        one_at.push(at);
     }
+    // The group each "many" series matches, if any.
+    let many_group: Vec<Option<usize>> = many.iter().map(|s| groups.find(&s.labels)).collect();
     // One-to-one: two "many" series matching the same signature at one
     // step is an error, whether or not a comparison keeps them.
-    let many_sigs: Vec<Labels> = many
-        .iter()
-        .map(|s| signature(&s.labels, &b.matching))
-        .collect();
     if *card == Cardinality::OneToOne {
-        let mut seen: HashMap<&Labels, Vec<bool>> = HashMap::new();
+        let mut seen: Vec<Option<Vec<bool>>> = vec![None; one_at.len()];
         for (i, s) in many.iter().enumerate() {
-            let Some(at) = one_at.get(&many_sigs[i]) else {
+            let Some(g) = many_group[i] else {
                 continue;
             };
-            let flags = seen.entry(&many_sigs[i]).or_insert_with(|| vec![false; n]);
+            let at = &one_at[g];
+            let flags = seen[g].get_or_insert_with(|| vec![false; n]);
             for (step, p) in s.points.iter().enumerate() {
                 if p.is_some() && at[step].is_some() {
                     if flags[step] {
@@ -336,15 +396,16 @@ fn vector_vector(
     }
     let drop = drops_name(b);
     let mut out: Vec<StepSeries> = Vec::new();
-    let mut out_index: HashMap<Labels, usize> = HashMap::new();
+    let mut out_index: HashMap<Labels, usize> = HashMap::default();
     // Which "many" series wrote each output point, to tell a grouping
     // error from a plain label-set collision.
     let mut writer: Vec<Vec<usize>> = Vec::new();
     for (mi, s) in many.iter().enumerate() {
         ctx.check_deadline()?;
-        let Some(at) = one_at.get(&many_sigs[mi]) else {
+        let Some(g) = many_group[mi] else {
             continue;
         };
+        let at = &one_at[g];
         let mut cached: Option<(usize, usize)> = None;
         for (step, p) in s.points.iter().enumerate() {
             let (Some(mv), Some(oi)) = (*p, at[step]) else {
@@ -385,7 +446,7 @@ fn vector_vector(
             };
             if out[out_i].points[step].is_some() {
                 let other = writer[out_i][step];
-                if other != usize::MAX && many_sigs[other] == many_sigs[mi] {
+                if other != usize::MAX && many_group[other] == many_group[mi] {
                     return Err(QueryError::execution(
                         "multiple matches for labels: grouping labels must ensure unique matches",
                     ));
