@@ -524,10 +524,14 @@ impl<'a> Ctx<'a> {
         for series in set {
             self.check_deadline()?;
             let series = series.map_err(|e| QueryError::execution(e.to_string()))?;
-            let samples: Vec<(i64, f64)> = series
-                .samples
-                .filter(|(t, v)| *t >= mint && *t <= max_ref && !model::is_stale_nan(*v))
-                .collect();
+            // Sized from the store's count: collecting through the filter
+            // would grow the vector step by step.
+            let mut samples: Vec<(i64, f64)> = Vec::with_capacity(series.samples.size_hint().0);
+            samples.extend(
+                series
+                    .samples
+                    .filter(|(t, v)| *t >= mint && *t <= max_ref && !model::is_stale_nan(*v)),
+            );
             if samples.is_empty() {
                 continue;
             }

@@ -253,8 +253,8 @@ impl<B: AsRef<[u8]>> ChunkIter<B> {
     }
 
     /// The number of samples the header claims are left (an upper bound when
-    /// the chunk is corrupt).
-    fn remaining_claimed(&self) -> usize {
+    /// the chunk is corrupt), for sizing buffers.
+    pub fn remaining_claimed(&self) -> usize {
         match &self.decoder {
             Decoder::Xor(decoder) => decoder.n_samples - decoder.n_read,
             Decoder::Dense(decoder) => decoder.remaining(),

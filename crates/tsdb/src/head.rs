@@ -322,6 +322,7 @@ fn push_chunk_range(
     // Head chunks are produced by this process; a decode error would be a
     // bug, and the iterator simply ends early on one.
     if let Ok(it) = ChunkIter::new(encoding, bytes) {
+        out.reserve(it.remaining_claimed().min(MAX_CHUNK_RESERVE));
         for (t, v) in it {
             if t > maxt {
                 break;
@@ -332,6 +333,10 @@ fn push_chunk_range(
         }
     }
 }
+
+/// The most samples a chunk's header may reserve room for ahead of decoding
+/// (a corrupt header cannot make a read allocate much).
+pub(crate) const MAX_CHUNK_RESERVE: usize = 1 << 12;
 
 /// Merges two ascending sample lists; on equal timestamps `over` wins.
 pub(crate) fn merge_override(base: Vec<(i64, f64)>, over: Vec<(i64, f64)>) -> Vec<(i64, f64)> {

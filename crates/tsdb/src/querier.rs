@@ -163,6 +163,7 @@ fn block_chunk_samples(
             format!("block {}: {e}", block.dir().display()),
         )
     })?;
+    out.reserve(it.remaining_claimed().min(crate::head::MAX_CHUNK_RESERVE));
     for (t, v) in it.by_ref() {
         if t > maxt {
             break;
@@ -219,9 +220,19 @@ fn merge_parts(parts: Vec<Part>, mint: i64, maxt: i64) -> Result<Vec<(i64, f64)>
     for p in parts {
         decoded.push(part_samples(p, mint, maxt)?);
     }
+    if decoded.len() == 1 {
+        return Ok(decoded.pop().unwrap_or_default());
+    }
     if disjoint {
         decoded.sort_by_key(|s| s.first().map(|x| x.0).unwrap_or(i64::MAX));
-        return Ok(decoded.into_iter().flatten().collect());
+        let total: usize = decoded.iter().map(Vec::len).sum();
+        let mut rest = decoded.into_iter();
+        let mut out = rest.next().unwrap_or_default();
+        out.reserve(total - out.len());
+        for part in rest {
+            out.extend_from_slice(&part);
+        }
+        return Ok(out);
     }
     let mut acc: Vec<(i64, f64)> = Vec::new();
     for d in decoded {
