@@ -260,7 +260,16 @@ impl MemSeries {
             && d.open.first_time().unwrap_or(i64::MAX) <= maxt
             && d.open.last_time().unwrap_or(i64::MIN) >= mint
         {
-            push_chunk_range(&mut out, Encoding::Xor, d.open.bytes(), mint, maxt);
+            let it = d.open.iter_from(mint);
+            out.reserve(it.remaining_claimed().min(MAX_CHUNK_RESERVE));
+            for (t, v) in it {
+                if t > maxt {
+                    break;
+                }
+                if t >= mint {
+                    out.push((t, v));
+                }
+            }
         }
         if d.overrides.is_empty() {
             return out;
