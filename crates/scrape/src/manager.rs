@@ -270,6 +270,13 @@ fn scrape_settings(config: &ScrapeConfig) -> ScrapeConfig {
 }
 
 fn build_client(config: &ScrapeConfig) -> Result<reqwest::Client, String> {
+    client_builder(config)?
+        .build()
+        .map_err(|error| error.to_string())
+}
+
+/// The HTTP client settings of a scrape config.
+fn client_builder(config: &ScrapeConfig) -> Result<reqwest::ClientBuilder, String> {
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("osprey/", env!("CARGO_PKG_VERSION")))
         .gzip(config.enable_compression)
@@ -300,10 +307,76 @@ fn build_client(config: &ScrapeConfig) -> Result<reqwest::Client, String> {
             .map_err(|error| format!("parsing {cert_file}/{key_file}: {error}"))?;
         builder = builder.identity(identity);
     }
-    if tls.server_name.is_some() {
-        tracing::warn!(job = %config.job_name, "tls_config.server_name is not supported yet; the URL's host is used");
+    Ok(builder)
+}
+
+/// How one target is requested: the URL and, when `tls_config.server_name`
+/// is set for an HTTPS target, the client and `Host` header that go with
+/// it. The URL's host becomes the server name, so TLS sends it as SNI and
+/// verifies the certificate against it, as Prometheus does; the target's
+/// own client resolves that name to the target's address, and the `Host`
+/// header still names the target.
+fn target_request(
+    config: &ScrapeConfig,
+    client: &reqwest::Client,
+    target: &Target,
+) -> Result<(reqwest::Client, String, Option<String>), String> {
+    let plain = || Ok((client.clone(), target.scrape_url.clone(), None));
+    let Some(server_name) = &config.tls_config.server_name else {
+        return plain();
+    };
+    let Ok(mut url) = reqwest::Url::parse(&target.scrape_url) else {
+        return plain();
+    };
+    if url.scheme() != "https" || server_name.parse::<std::net::IpAddr>().is_ok() {
+        // An IP address cannot stand in for the target's host in the URL
+        // without also being dialled; plain HTTP has no TLS to name.
+        return plain();
     }
-    builder.build().map_err(|error| error.to_string())
+    let Some(host) = url
+        .host_str()
+        .map(|h| h.trim_matches(['[', ']']).to_string())
+    else {
+        return plain();
+    };
+    let authority = match url.port() {
+        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_string(),
+    };
+    url.set_host(Some(server_name))
+        .map_err(|error| format!("tls_config.server_name {server_name:?}: {error}"))?;
+    let client = client_builder(config)?
+        .dns_resolver(Arc::new(ServerNameResolver {
+            server_name: server_name.to_ascii_lowercase(),
+            target_host: host,
+        }))
+        .build()
+        .map_err(|error| error.to_string())?;
+    Ok((client, url.to_string(), Some(authority)))
+}
+
+/// Resolves a scrape config's `tls_config.server_name` to one target's
+/// address, and every other name (a redirect's) as usual.
+struct ServerNameResolver {
+    server_name: String,
+    target_host: String,
+}
+
+impl reqwest::dns::Resolve for ServerNameResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = if name.as_str().eq_ignore_ascii_case(&self.server_name) {
+            self.target_host.clone()
+        } else {
+            name.as_str().to_string()
+        };
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> = match host.parse::<std::net::IpAddr>() {
+                Ok(ip) => vec![std::net::SocketAddr::new(ip, 0)],
+                Err(_) => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
+            };
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 async fn run_pool(
@@ -419,10 +492,16 @@ impl Pool {
                 existing.signal_stop();
                 stopping.push(existing);
             }
-            let handle = match client {
-                Ok(client) => start_loop(LoopContext {
+            let request = client
+                .as_ref()
+                .map_err(String::clone)
+                .and_then(|client| target_request(config, client, &target));
+            let handle = match request {
+                Ok((client, url, host_header)) => start_loop(LoopContext {
                     storage: self.storage.clone(),
-                    client: client.clone(),
+                    client,
+                    url,
+                    host_header,
                     config: config.clone(),
                     target,
                     offset_seed: self.offset_seed,

@@ -112,6 +112,11 @@ impl LoopHandle {
 pub(crate) struct LoopContext {
     pub storage: Arc<dyn Appendable>,
     pub client: reqwest::Client,
+    /// The URL requested: the target's scrape URL, or with
+    /// `tls_config.server_name` as its host.
+    pub url: String,
+    /// The `Host` header when the URL's host is not the target's.
+    pub host_header: Option<String>,
     pub config: Arc<ScrapeConfig>,
     pub target: Target,
     /// Seed mixed into the offset hash (Prometheus uses the external
@@ -237,9 +242,11 @@ type Fetched = Result<(Vec<u8>, Format), String>;
 async fn fetch(context: &LoopContext) -> Fetched {
     let config = &context.config;
     let timeout = Duration::from_millis(context.target.scrape_timeout_ms.max(1) as u64);
-    let mut request = context
-        .client
-        .get(&context.target.scrape_url)
+    let mut request = context.client.get(&context.url);
+    if let Some(host) = &context.host_header {
+        request = request.header(reqwest::header::HOST, host);
+    }
+    request = request
         .header(
             reqwest::header::ACCEPT,
             accept_header(&config.scrape_protocols),
