@@ -14,7 +14,8 @@ use model::storage::{
     Querier, Result, SampleIter, Series, SeriesSet, StorageError, StorageErrorKind,
 };
 use model::{Labels, Matcher};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 pub(crate) struct DbQuerier {
     /// Oldest first (ascending ULID).
@@ -258,41 +259,70 @@ struct ParallelDecode {
     maxt: i64,
 }
 
+/// A series' labels and the parts its samples come from.
+type MergedSeries = (Labels, Vec<Part>);
+
+/// Series a decoding thread claims at a time from a batch.
+const PARALLEL_CLAIM: usize = 16;
+
 impl ParallelDecode {
+    /// Decodes the next batch. The calling thread works too, beside
+    /// `threads - 1` helpers, and all claim runs of series from one shared
+    /// cursor: a thread the scheduler holds back (the machine is busy)
+    /// delays only the run it holds, where fixed shares made every batch
+    /// wait for the slowest thread.
     fn fill(&mut self) {
-        let batch: Vec<(Labels, Vec<Part>)> = self.pending.by_ref().take(PARALLEL_BATCH).collect();
-        if batch.is_empty() {
+        let slots: Vec<Mutex<Option<MergedSeries>>> = self
+            .pending
+            .by_ref()
+            .take(PARALLEL_BATCH)
+            .map(|item| Mutex::new(Some(item)))
+            .collect();
+        if slots.is_empty() {
             return;
         }
         let (mint, maxt) = (self.mint, self.maxt);
-        let per_thread = batch.len().div_ceil(self.threads);
-        let mut chunks: Vec<Vec<(Labels, Vec<Part>)>> = Vec::new();
-        let mut rest = batch.into_iter();
-        loop {
-            let c: Vec<_> = rest.by_ref().take(per_thread).collect();
-            if c.is_empty() {
-                break;
+        let cursor = AtomicUsize::new(0);
+        let work = || {
+            let mut done: Vec<(usize, Option<Result<Series>>)> = Vec::new();
+            loop {
+                let first = cursor.fetch_add(PARALLEL_CLAIM, Ordering::Relaxed);
+                if first >= slots.len() {
+                    return done;
+                }
+                for (i, slot) in slots.iter().enumerate().skip(first).take(PARALLEL_CLAIM) {
+                    let item = slot.lock().ok().and_then(|mut item| item.take());
+                    if let Some((labels, parts)) = item {
+                        done.push((i, decode_one(labels, parts, mint, maxt)));
+                    }
+                }
             }
-            chunks.push(c);
-        }
-        let decoded: Vec<Vec<Result<Series>>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = chunks
-                .into_iter()
-                .map(|chunk| scope.spawn(move || decode_series(chunk, mint, maxt)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        vec![Err(StorageError::new(
-                            StorageErrorKind::Io,
-                            "series decoding thread panicked",
-                        ))]
-                    })
-                })
-                .collect()
+        };
+        let mut results: Vec<Option<Result<Series>>> = (0..slots.len()).map(|_| None).collect();
+        let mut failed = false;
+        std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..self.threads).map(|_| scope.spawn(work)).collect();
+            let mut finished = vec![work()];
+            for helper in helpers {
+                match helper.join() {
+                    Ok(done) => finished.push(done),
+                    Err(_) => failed = true,
+                }
+            }
+            for (i, result) in finished.into_iter().flatten() {
+                results[i] = result;
+            }
         });
-        self.ready.extend(decoded.into_iter().flatten());
+        if failed {
+            // The series a panicked thread held are lost: fail the select
+            // rather than answer without them.
+            self.ready.push_back(Err(StorageError::new(
+                StorageErrorKind::Io,
+                "series decoding thread panicked",
+            )));
+            return;
+        }
+        self.ready.extend(results.into_iter().flatten());
     }
 }
 
@@ -306,17 +336,16 @@ impl Iterator for ParallelDecode {
     }
 }
 
-fn decode_series(list: Vec<(Labels, Vec<Part>)>, mint: i64, maxt: i64) -> Vec<Result<Series>> {
-    list.into_iter()
-        .filter_map(|(labels, parts)| match merge_parts(parts, mint, maxt) {
-            Ok(samples) if samples.is_empty() => None,
-            Ok(samples) => Some(Ok(Series {
-                labels,
-                samples: Box::new(samples.into_iter()) as SampleIter,
-            })),
-            Err(e) => Some(Err(e)),
-        })
-        .collect()
+/// One merged series, or `None` when it has no samples in range.
+fn decode_one(labels: Labels, parts: Vec<Part>, mint: i64, maxt: i64) -> Option<Result<Series>> {
+    match merge_parts(parts, mint, maxt) {
+        Ok(samples) if samples.is_empty() => None,
+        Ok(samples) => Some(Ok(Series {
+            labels,
+            samples: Box::new(samples.into_iter()) as SampleIter,
+        })),
+        Err(e) => Some(Err(e)),
+    }
 }
 
 impl Querier for DbQuerier {
