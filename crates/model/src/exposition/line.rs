@@ -3,29 +3,81 @@
 //!
 //! A [`LineParser`] is a cursor over the line's bytes. Every error names the
 //! byte where the expected thing was missing, as a 1-based column.
+//!
+//! A sample's series (name and label set) is either parsed or, for
+//! [`super::Parser::next_lazy`], only delimited by [`LineParser::skip_label_set`];
+//! everything after the series is parsed by the same code in both modes.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::hash::{BuildHasher, RandomState};
 
 use super::number::{self, NumberError};
-use super::{Entry, Exemplar, Format, MetricType, ParseError};
+use super::{Entry, Exemplar, Format, LabelPairs, LazyEntry, LazySample, MetricType, ParseError};
 
 /// What a line amounted to.
 pub(crate) enum LineOutcome<'a> {
-    Entry(Entry<'a>),
+    Found(Outcome<'a>),
     /// A comment or a blank line.
     Nothing,
     /// The OpenMetrics `# EOF` line.
     EndOfFile,
 }
 
-type LabelPairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+/// A line that means something.
+pub(crate) enum Outcome<'a> {
+    Metadata(Metadata<'a>),
+    /// A sample; its series is parsed unless the line was parsed with
+    /// [`SeriesMode::Skip`].
+    Sample(LazySample<'a>),
+}
+
+/// A `# HELP`, `# TYPE` or `# UNIT` line.
+pub(crate) enum Metadata<'a> {
+    Help {
+        metric: Cow<'a, str>,
+        text: Cow<'a, str>,
+    },
+    Type {
+        metric: Cow<'a, str>,
+        kind: MetricType,
+    },
+    Unit {
+        metric: Cow<'a, str>,
+        unit: Cow<'a, str>,
+    },
+}
+
+impl<'a> Metadata<'a> {
+    pub(crate) fn into_entry(self) -> Entry<'a> {
+        match self {
+            Metadata::Help { metric, text } => Entry::Help { metric, text },
+            Metadata::Type { metric, kind } => Entry::Type { metric, kind },
+            Metadata::Unit { metric, unit } => Entry::Unit { metric, unit },
+        }
+    }
+
+    pub(crate) fn into_lazy_entry(self) -> LazyEntry<'a> {
+        match self {
+            Metadata::Help { metric, text } => LazyEntry::Help { metric, text },
+            Metadata::Type { metric, kind } => LazyEntry::Type { metric, kind },
+            Metadata::Unit { metric, unit } => LazyEntry::Unit { metric, unit },
+        }
+    }
+}
+
+/// Whether a sample's series is parsed or only delimited.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SeriesMode {
+    Parse,
+    Skip,
+}
 
 pub(crate) fn parse_line(
     line: &[u8],
     line_number: usize,
     format: Format,
+    mode: SeriesMode,
 ) -> Result<LineOutcome<'_>, ParseError> {
     let mut parser = LineParser {
         line,
@@ -33,7 +85,40 @@ pub(crate) fn parse_line(
         line_number,
         format,
     };
-    parser.parse()
+    match parser.parse(mode) {
+        Ok(outcome) => Ok(outcome),
+        // Skipping the series checks less, so an error may be reported
+        // differently (or at a later byte) than a full parse reports it.
+        // Errors are rare: the full parse makes the verdict and message.
+        Err(_) if mode == SeriesMode::Skip => {
+            parse_line(line, line_number, format, SeriesMode::Parse)
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Parses the series of a sample line that starts at `series_start` (see
+/// [`LazySample::parse_series`]).
+pub(crate) fn parse_series(
+    line: &[u8],
+    line_number: usize,
+    format: Format,
+    series_start: usize,
+) -> Result<(Cow<'_, str>, LabelPairs<'_>), ParseError> {
+    let mut parser = LineParser {
+        line,
+        at: series_start,
+        line_number,
+        format,
+    };
+    let (name, labels, _) = parser.parse_series(SeriesMode::Parse)?;
+    match name {
+        Some(name) => Ok((name, labels)),
+        None => Err(parser.error(
+            series_start,
+            "expected metric name before or inside the label set",
+        )),
+    }
 }
 
 /// Byte classes for names, looked up once per byte.
@@ -212,7 +297,7 @@ impl<'a> LineParser<'a> {
         Ok(text)
     }
 
-    fn parse(&mut self) -> Result<LineOutcome<'a>, ParseError> {
+    fn parse(&mut self, mode: SeriesMode) -> Result<LineOutcome<'a>, ParseError> {
         if self.format == Format::Text {
             self.skip_whitespace();
             if self.at_end() {
@@ -224,7 +309,8 @@ impl<'a> LineParser<'a> {
         if self.peek() == Some(b'#') {
             return self.parse_hash_line();
         }
-        self.parse_sample().map(LineOutcome::Entry)
+        self.parse_sample(mode)
+            .map(|sample| LineOutcome::Found(Outcome::Sample(sample)))
     }
 
     /// A line starting with `#`: metadata, a comment, or `# EOF`.
@@ -302,7 +388,10 @@ impl<'a> LineParser<'a> {
         } else {
             Cow::Borrowed(raw)
         };
-        Ok(LineOutcome::Entry(Entry::Help { metric, text }))
+        Ok(LineOutcome::Found(Outcome::Metadata(Metadata::Help {
+            metric,
+            text,
+        })))
     }
 
     fn parse_type(&mut self, keyword_ends_line: bool) -> Result<LineOutcome<'a>, ParseError> {
@@ -328,7 +417,10 @@ impl<'a> LineParser<'a> {
         if !self.at_end() {
             return Err(self.error(self.at, "unexpected text after metric type"));
         }
-        Ok(LineOutcome::Entry(Entry::Type { metric, kind }))
+        Ok(LineOutcome::Found(Outcome::Metadata(Metadata::Type {
+            metric,
+            kind,
+        })))
     }
 
     fn parse_unit(&mut self, keyword_ends_line: bool) -> Result<LineOutcome<'a>, ParseError> {
@@ -344,10 +436,10 @@ impl<'a> LineParser<'a> {
         if !self.at_end() {
             return Err(self.error(self.at, "unexpected text after unit"));
         }
-        Ok(LineOutcome::Entry(Entry::Unit {
+        Ok(LineOutcome::Found(Outcome::Metadata(Metadata::Unit {
             metric,
             unit: Cow::Borrowed(unit),
-        }))
+        })))
     }
 
     /// Scans `[start][continue]*` where the first byte is already known to
@@ -395,7 +487,20 @@ impl<'a> LineParser<'a> {
         })
     }
 
-    fn parse_sample(&mut self) -> Result<Entry<'a>, ParseError> {
+    /// The metric name and label set of a sample, with the cursor on its
+    /// first byte; leaves the cursor after the series and any whitespace
+    /// that follows. Returns the name (`None` when neither written before
+    /// the label set nor inside it, or when the label set was skipped), the
+    /// labels (empty when skipped) and where the series text ends.
+    ///
+    /// Every decision here looks only at bytes of the series text, and at
+    /// whether the byte after a bare name is whitespace or the line's end
+    /// (which the caller's value parse requires anyway), so a series text
+    /// parses the same wherever it appears.
+    fn parse_series(
+        &mut self,
+        mode: SeriesMode,
+    ) -> Result<(Option<Cow<'a, str>>, LabelPairs<'a>, usize), ParseError> {
         let name_start = self.at;
         let mut name: Option<Cow<'a, str>> = None;
         match self.peek() {
@@ -411,14 +516,21 @@ impl<'a> LineParser<'a> {
             }
             _ => return Err(self.error(name_start, "expected metric name")),
         }
+        let name_end = self.at;
         let mut labels = Vec::new();
         // Whitespace may separate the name from its label set, as Go's
         // text parser allows; a value never starts with '{'.
         let space_after_name = self.skip_whitespace();
         if self.peek() == Some(b'{') {
-            self.parse_label_set(&mut labels, Some(&mut name))?;
+            match mode {
+                SeriesMode::Parse => self.parse_label_set(&mut labels, Some(&mut name))?,
+                SeriesMode::Skip => self.skip_label_set()?,
+            }
+            let series_end = self.at;
             self.skip_whitespace();
-        } else if !space_after_name && !self.at_end() {
+            return Ok((name, labels, series_end));
+        }
+        if !space_after_name && !self.at_end() {
             return Err(self.error(
                 self.at,
                 format!(
@@ -427,11 +539,46 @@ impl<'a> LineParser<'a> {
                 ),
             ));
         }
-        let Some(name) = name else {
-            return Err(self.error(
-                name_start,
-                "expected metric name before or inside the label set",
-            ));
+        Ok((name, labels, name_end))
+    }
+
+    /// Moves the cursor from a label set's `{` to after its closing `}`,
+    /// stepping over quoted strings (and the backslash escapes in them).
+    /// For a valid label set this ends where [`LineParser::parse_label_set`]
+    /// ends, because outside quotes a valid label set holds only names,
+    /// `=`, `,` and whitespace. Checks nothing else: an invalid label set
+    /// is found when the series is parsed.
+    fn skip_label_set(&mut self) -> Result<(), ParseError> {
+        let line = self.line;
+        let mut index = self.at + 1;
+        let mut quoted = false;
+        while let Some(&byte) = line.get(index) {
+            index += 1;
+            match (quoted, byte) {
+                (false, b'}') => {
+                    self.at = index;
+                    return Ok(());
+                }
+                (false, b'"') | (true, b'"') => quoted = !quoted,
+                (true, b'\\') => index += 1,
+                _ => {}
+            }
+        }
+        Err(self.error(line.len(), "unterminated label set"))
+    }
+
+    fn parse_sample(&mut self, mode: SeriesMode) -> Result<LazySample<'a>, ParseError> {
+        let series_start = self.at;
+        let (name, labels, series_end) = self.parse_series(mode)?;
+        let parsed = match (mode, name) {
+            (SeriesMode::Skip, _) => None,
+            (SeriesMode::Parse, Some(name)) => Some((name, labels)),
+            (SeriesMode::Parse, None) => {
+                return Err(self.error(
+                    series_start,
+                    "expected metric name before or inside the label set",
+                ));
+            }
         };
         if self.at_end() {
             return Err(self.error(self.at, "expected value"));
@@ -457,9 +604,13 @@ impl<'a> LineParser<'a> {
         if !self.at_end() {
             return Err(self.error(self.at, "expected end of line after timestamp"));
         }
-        Ok(Entry::Sample {
-            name,
-            labels,
+        Ok(LazySample {
+            line: self.line,
+            line_number: self.line_number,
+            format: self.format,
+            series_start,
+            series_end,
+            parsed,
             value,
             timestamp_ms,
             exemplar,
