@@ -18,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use model::exposition::{Entry, Format, MetricType, Parser, content_type_format};
+use model::exposition::{Format, LazyEntry, MetricType, Parser, content_type_format};
 use model::labels::FastBuildHasher;
 use model::storage::{Appendable, Appender, SeriesHandle};
 use model::{Labels, METRIC_NAME, STALE_NAN};
@@ -321,10 +321,11 @@ fn read_secret(path: &str) -> Result<String, String> {
 /// The scrape cache, which also tracks which series the last successful
 /// scrape stored (for staleness).
 ///
-/// Each series a target writes is keyed by its name and labels as written,
+/// Each series a target writes is keyed by its series text (name and label
+/// set, byte for byte as written; see [`model::exposition::LazySample`]),
 /// with the label set it is stored under (`None` when metric relabelling
 /// drops it). Targets expose the same series scrape after scrape, so this
-/// skips building, merging and relabelling labels for almost every sample,
+/// skips parsing, merging and relabelling labels for almost every sample,
 /// as Prometheus's scrape cache does. Scrapes are numbered; an entry
 /// remembers the scrape that last stored it, so finding the series that
 /// vanished is one pass over the cache, with no per-sample set of label
@@ -348,6 +349,10 @@ struct CacheEntry {
     /// Whether the labels break a label limit (checked once, when the
     /// entry is made; limits do not change while a loop runs).
     over_limits: bool,
+    /// The metric family when the metric name ends in `_created`: in
+    /// OpenMetrics such a series of a counter, histogram or summary family
+    /// holds creation times and is skipped.
+    created_family: Option<Box<str>>,
     /// The last scrape whose body held this series.
     seen: u64,
     /// The last scrape that stored it without an explicit timestamp.
@@ -542,7 +547,6 @@ fn parse_and_append(
 ) -> Result<Parsed, String> {
     let mut appended = 0u64;
     let mut post_relabel = 0u64;
-    let mut key: Vec<u8> = Vec::new();
     let mut added = 0u64;
     let config = &context.config;
     let target_labels = &context.target.labels;
@@ -566,42 +570,64 @@ fn parse_and_append(
     };
     let mut metadata_updates: Vec<(usize, MetadataUpdate)> = Vec::new();
 
-    for entry in Parser::new(body, format) {
+    let mut parser = Parser::new(body, format);
+    while let Some(entry) = parser.next_lazy() {
         let entry = entry.map_err(|error| format!("parsing the scrape: {error}"))?;
-        let (name, labels, value, timestamp_ms) = match entry {
-            Entry::Help { metric, text } => {
+        let sample = match entry {
+            LazyEntry::Help { metric, text } => {
                 metadata_updates.push((
                     metadata_entry(&metric),
                     MetadataUpdate::Help(text.into_owned()),
                 ));
                 continue;
             }
-            Entry::Type { metric, kind } => {
+            LazyEntry::Type { metric, kind } => {
                 metadata_updates.push((metadata_entry(&metric), MetadataUpdate::Type(kind)));
                 types.insert(metric.into_owned(), kind);
                 continue;
             }
-            Entry::Unit { metric, unit } => {
+            LazyEntry::Unit { metric, unit } => {
                 metadata_updates.push((
                     metadata_entry(&metric),
                     MetadataUpdate::Unit(unit.into_owned()),
                 ));
                 continue;
             }
-            Entry::Sample {
-                name,
-                labels,
-                value,
-                timestamp_ms,
-                ..
-            } => (name, labels, value, timestamp_ms),
+            LazyEntry::Sample(sample) => sample,
         };
+        let entry = match cache.get_mut(sample.series()) {
+            Some(entry) => entry,
+            None => {
+                // Only a series text not in the cache is parsed (with all
+                // the parser's checks; an error fails the scrape as in a
+                // full parse). A text in the cache is byte-identical to
+                // one parsed and accepted before, so it would parse to
+                // the same name and labels.
+                let (name, labels) = sample
+                    .parse_series()
+                    .map_err(|error| format!("parsing the scrape: {error}"))?;
+                let series = sample_series(config, target_labels, &name, &labels);
+                let over_limits = series
+                    .as_ref()
+                    .is_some_and(|series| check_label_limits(config, series).is_err());
+                cache.entry(sample.series().to_vec()).or_insert(CacheEntry {
+                    labels: series,
+                    handle: None,
+                    over_limits,
+                    created_family: name.strip_suffix("_created").map(Box::from),
+                    seen: 0,
+                    tracked: 0,
+                    tracked_before: 0,
+                })
+            }
+        };
+        entry.seen = generation;
         // OpenMetrics `_created` series of counters, histograms and
         // summaries are creation times, not samples; Prometheus skips them.
         if format == Format::OpenMetrics
-            && let Some(family) = name.strip_suffix("_created")
+            && let Some(family) = &entry.created_family
             && matches!(
-                types.get(family),
+                types.get(family.as_ref()),
                 Some(
                     MetricType::Counter
                         | MetricType::Histogram
@@ -613,32 +639,7 @@ fn parse_and_append(
             continue;
         }
         scraped += 1;
-        key.clear();
-        key.extend_from_slice(name.as_bytes());
-        for (label_name, label_value) in &labels {
-            key.push(0xff);
-            key.extend_from_slice(label_name.as_bytes());
-            key.push(0xfe);
-            key.extend_from_slice(label_value.as_bytes());
-        }
-        let entry = match cache.get_mut(key.as_slice()) {
-            Some(entry) => entry,
-            None => {
-                let labels = sample_series(config, target_labels, &name, &labels);
-                let over_limits = labels
-                    .as_ref()
-                    .is_some_and(|series| check_label_limits(config, series).is_err());
-                cache.entry(key.clone()).or_insert(CacheEntry {
-                    labels,
-                    handle: None,
-                    over_limits,
-                    seen: 0,
-                    tracked: 0,
-                    tracked_before: 0,
-                })
-            }
-        };
-        entry.seen = generation;
+        let (value, timestamp_ms) = (sample.value, sample.timestamp_ms);
         let Some(series) = entry.labels.as_ref() else {
             continue;
         };
