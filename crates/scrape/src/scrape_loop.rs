@@ -400,6 +400,9 @@ struct SeriesCache {
     current: ScrapeOrder,
     /// Where in `previous` the next sample is expected.
     cursor: usize,
+    /// The scrape being parsed, and how many entries it found so far.
+    generation: u64,
+    n_seen: usize,
 }
 
 /// The series texts of one scrape, concatenated, with the end of each in
@@ -428,10 +431,12 @@ impl ScrapeOrder {
 }
 
 impl SeriesCache {
-    /// Starts recording the order of a new scrape.
-    fn begin_scrape(&mut self) {
+    /// Starts recording the order of scrape `generation`.
+    fn begin_scrape(&mut self, generation: u64) {
         self.current.clear();
         self.cursor = 0;
+        self.generation = generation;
+        self.n_seen = 0;
     }
 
     /// Ends the recording: the order just parsed is what the next scrape
@@ -443,7 +448,7 @@ impl SeriesCache {
     }
 
     /// The slot of `series`, if cached, and records it in this scrape's
-    /// order.
+    /// order (marking it seen).
     fn find(&mut self, series: &[u8]) -> Option<usize> {
         let slot = match self.previous.get(self.cursor) {
             Some((expected, slot)) if expected == series => {
@@ -479,6 +484,10 @@ impl SeriesCache {
         self.current.series.push((self.current.text.len(), slot));
         if let Some(Some(entry)) = self.entries.get_mut(slot as usize) {
             entry.position = u32::try_from(position).unwrap_or(u32::MAX);
+            if entry.seen != self.generation {
+                entry.seen = self.generation;
+                self.n_seen += 1;
+            }
         }
     }
 
@@ -507,8 +516,12 @@ impl SeriesCache {
         self.entries.iter().flatten()
     }
 
-    /// Forgets the series last seen before scrape `generation`.
-    fn retain_seen(&mut self, generation: u64) {
+    /// Forgets the series the last parsed scrape did not write.
+    fn retain_seen(&mut self) {
+        if self.n_seen == self.index.len() {
+            return;
+        }
+        let generation = self.generation;
         let entries = &mut self.entries;
         let free = &mut self.free;
         self.index.retain(|_, slot| {
@@ -563,7 +576,7 @@ fn ingest(
     let last_ok = state.last_ok;
     let mut appender = context.storage.appender();
     let parsed = fetched.and_then(|(body, format)| {
-        state.cache.begin_scrape();
+        state.cache.begin_scrape(generation);
         let parsed = parse_and_append(
             context,
             &body,
@@ -620,7 +633,7 @@ fn ingest(
     }
     if succeeded {
         // Forget series the target no longer writes.
-        state.cache.retain_seen(generation);
+        state.cache.retain_seen();
     }
     let duration_seconds = started.elapsed().as_secs_f64();
     let up = if succeeded { 1.0 } else { 0.0 };
@@ -785,7 +798,6 @@ fn parse_and_append(
         let Some(entry) = cache.get_mut(slot) else {
             continue;
         };
-        entry.seen = generation;
         // OpenMetrics `_created` series of counters, histograms and
         // summaries are creation times, not samples; Prometheus skips them.
         if format == Format::OpenMetrics
@@ -999,7 +1011,7 @@ mod tests {
     /// does, creating entries named after their text, and forgetting the
     /// ones not written. Returns how many were found in the cache.
     fn scrape_through(cache: &mut SeriesCache, generation: u64, series: &[&str]) -> usize {
-        cache.begin_scrape();
+        cache.begin_scrape(generation);
         let mut found = 0;
         for text in series {
             let slot = match cache.find(text.as_bytes()) {
@@ -1027,10 +1039,10 @@ mod tests {
                 entry.labels.as_ref().and_then(|l| l.get(METRIC_NAME)),
                 Some(*text)
             );
-            entry.seen = generation;
+            assert_eq!(entry.seen, generation);
         }
         cache.end_scrape();
-        cache.retain_seen(generation);
+        cache.retain_seen();
         assert_eq!(cache.values().count(), cache.index.len());
         found
     }
