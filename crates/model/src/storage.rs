@@ -99,6 +99,15 @@ pub trait Appender: Send {
     /// survive `kill -9`. The appender is empty again afterwards.
     fn commit(&mut self) -> Result<()>;
 
+    /// Like [`Appender::commit`], but the samples may reach stable storage
+    /// (surviving a power loss) a little after this returns: the store
+    /// says how late. After `Ok` they survive `kill -9` all the same. For
+    /// writers that acknowledge the samples to no one, such as a scrape
+    /// loop. By default this is `commit`.
+    fn commit_unsynced(&mut self) -> Result<()> {
+        self.commit()
+    }
+
     /// Drops everything staged.
     fn rollback(&mut self);
 }

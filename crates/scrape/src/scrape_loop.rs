@@ -11,7 +11,8 @@
 //! synthetic ones included, stale.
 //!
 //! Parsing and appending run on tokio's blocking pool: the appender's
-//! commit waits for an fsync.
+//! commit can wait for an fsync (an unsynced commit, as scrapes make,
+//! syncs at most once a second, for every writer).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -651,7 +652,9 @@ fn ingest(
         }
     }
     state.reported = true;
-    let error = match appender.commit() {
+    // Nobody waits on a scrape's samples, so they need not wait for the
+    // disk: the store syncs them shortly (within a second for tsdb).
+    let error = match appender.commit_unsynced() {
         Ok(()) => error,
         Err(commit_error) => {
             Some(error.unwrap_or_else(|| format!("storing the scrape failed: {commit_error}")))

@@ -4,7 +4,8 @@
 //! Write path: an appender stages samples (creating series in the head as
 //! needed), then `commit` encodes one series record for series not yet in
 //! the WAL and one samples record, logs both (fsynced, group-committed with
-//! other writers), and only then applies the samples to the head. A commit
+//! other writers; `commit_unsynced` lets the sync follow within
+//! [`wal::UNSYNCED_WINDOW`]), and only then applies the samples to the head. A commit
 //! holds `commit_lock` for reading; a head cut holds it for writing, so a
 //! cut sees every logged commit applied and no commit half-done.
 //!
@@ -499,6 +500,22 @@ impl Appender for DbAppender<'_> {
     }
 
     fn commit(&mut self) -> Result<()> {
+        self.commit_with(wal::Durability::Synced)
+    }
+
+    /// Logs with [`wal::Durability::Written`]: the WAL syncs within
+    /// [`wal::UNSYNCED_WINDOW`].
+    fn commit_unsynced(&mut self) -> Result<()> {
+        self.commit_with(wal::Durability::Written)
+    }
+
+    fn rollback(&mut self) {
+        self.release();
+    }
+}
+
+impl DbAppender<'_> {
+    fn commit_with(&mut self, durability: wal::Durability) -> Result<()> {
         if self.staged.is_empty() {
             self.release();
             return Ok(());
@@ -535,7 +552,7 @@ impl Appender for DbAppender<'_> {
         } else {
             vec![&series_rec, &samples_rec]
         };
-        if let Err(e) = self.db.wal.log(&records) {
+        if let Err(e) = self.db.wal.log_with(&records, durability) {
             self.release();
             return Err(io_err(format!("writing the WAL: {e}")));
         }
@@ -558,10 +575,6 @@ impl Appender for DbAppender<'_> {
         c.out_of_order.fetch_add(ooo, Ordering::Relaxed);
         self.release();
         Ok(())
-    }
-
-    fn rollback(&mut self) {
-        self.release();
     }
 }
 
