@@ -95,6 +95,14 @@ pub trait Appender: Send {
         Ok(false)
     }
 
+    /// A hint that `handle` will be appended to soon: the store may start
+    /// loading what that touches into the processor's caches, so that the
+    /// append does not wait for memory. A scrape loop, which knows which
+    /// series come next, calls it a few samples ahead. By default nothing.
+    fn prefetch_handle(&self, handle: &SeriesHandle) {
+        let _ = handle;
+    }
+
     /// Makes everything staged durable and visible. After `Ok` the samples
     /// survive `kill -9`. The appender is empty again afterwards.
     fn commit(&mut self) -> Result<()>;

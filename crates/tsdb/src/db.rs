@@ -483,6 +483,12 @@ impl Appender for DbAppender<'_> {
         Ok(true)
     }
 
+    fn prefetch_handle(&self, handle: &model::storage::SeriesHandle) {
+        if let Some(series) = handle.downcast_ref::<MemSeries>() {
+            series.prefetch();
+        }
+    }
+
     fn append_pairs(&mut self, pairs: &[(&str, &str)], t: i64, v: f64) -> Result<()> {
         if pairs.is_empty() || !model::labels::pairs_are_normalized(pairs) {
             return self.append(&Labels::from_pairs(pairs.iter().copied()), t, v);

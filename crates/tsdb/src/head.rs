@@ -72,6 +72,20 @@ pub(crate) struct MemSeries {
     data: Mutex<SeriesData>,
 }
 
+/// Asks the processor to start loading the cache line holding `address`.
+/// Only a hint: it changes no memory and never faults, whatever the address.
+#[inline]
+fn prefetch(address: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch has no effect on the program's memory and cannot
+    // fault, for any address; SSE is part of the x86_64 baseline.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(address.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = address;
+}
+
 /// A full head chunk, re-encoded as [`Encoding::Dense`] when it closed:
 /// about 0.9 instead of 2.3 bytes per sample on typical data (see
 /// `docs/format/chunks.md`), which is most of the head's memory per series.
@@ -171,6 +185,18 @@ impl MemSeries {
             return false;
         }
         true
+    }
+
+    /// Starts loading the cache lines that an append by handle and a
+    /// commit touch: the reference count just before the series (where
+    /// `Arc` keeps it), `pending` and `data`. A scrape's series were last
+    /// touched a whole interval ago, so these are cache misses; the first
+    /// one was most of `append_handle`'s 15% of scraping CPU.
+    pub(crate) fn prefetch(&self) {
+        let start: *const u8 = std::ptr::from_ref(self).cast();
+        prefetch(start.wrapping_sub(2 * std::mem::size_of::<usize>()));
+        prefetch(std::ptr::from_ref(&self.pending).cast());
+        prefetch(std::ptr::from_ref(&self.data).cast());
     }
 
     /// Applies one committed sample. Returns whether it went out of order.
