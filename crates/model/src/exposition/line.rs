@@ -15,9 +15,9 @@ use std::hash::{BuildHasher, RandomState};
 use super::number::{self, NumberError};
 use super::{Entry, Exemplar, Format, LabelPairs, LazyEntry, LazySample, MetricType, ParseError};
 
-/// What a line amounted to.
-pub(crate) enum LineOutcome<'a> {
-    Found(Outcome<'a>),
+/// What a line amounted to, with samples as `S`.
+pub(crate) enum LineOutcome<'a, S> {
+    Found(Outcome<'a, S>),
     /// A comment or a blank line.
     Nothing,
     /// The OpenMetrics `# EOF` line.
@@ -25,11 +25,66 @@ pub(crate) enum LineOutcome<'a> {
 }
 
 /// A line that means something.
-pub(crate) enum Outcome<'a> {
+pub(crate) enum Outcome<'a, S> {
     Metadata(Metadata<'a>),
-    /// A sample; its series is parsed unless the line was parsed with
-    /// [`SeriesMode::Skip`].
-    Sample(LazySample<'a>),
+    Sample(S),
+}
+
+impl<'a, S> Outcome<'a, S> {
+    fn map_sample<T>(self, convert: impl FnOnce(S) -> T) -> Outcome<'a, T> {
+        match self {
+            Outcome::Metadata(metadata) => Outcome::Metadata(metadata),
+            Outcome::Sample(sample) => Outcome::Sample(convert(sample)),
+        }
+    }
+}
+
+/// What a sample line is parsed into: a [`LazySample`] (series skipped)
+/// or a [`FullSample`]. Each parse path has its own type so that the lazy
+/// one stays small to move (moving a larger one cost a `memcpy` per
+/// sample on the scrape path).
+pub(crate) trait SampleForm<'a>: Sized {
+    const MODE: SeriesMode;
+
+    /// Made from a parsed line; `name` is `Some` in [`SeriesMode::Parse`].
+    fn new(name: Option<Cow<'a, str>>, labels: LabelPairs<'a>, sample: LazySample<'a>) -> Self;
+
+    fn from_full(full: FullSample<'a>) -> Self;
+}
+
+/// A sample with its series parsed: the metric name and labels.
+pub(crate) struct FullSample<'a> {
+    pub(crate) name: Cow<'a, str>,
+    pub(crate) labels: LabelPairs<'a>,
+    pub(crate) sample: LazySample<'a>,
+}
+
+impl<'a> SampleForm<'a> for FullSample<'a> {
+    const MODE: SeriesMode = SeriesMode::Parse;
+
+    fn new(name: Option<Cow<'a, str>>, labels: LabelPairs<'a>, sample: LazySample<'a>) -> Self {
+        FullSample {
+            name: name.unwrap_or_default(),
+            labels,
+            sample,
+        }
+    }
+
+    fn from_full(full: FullSample<'a>) -> Self {
+        full
+    }
+}
+
+impl<'a> SampleForm<'a> for LazySample<'a> {
+    const MODE: SeriesMode = SeriesMode::Skip;
+
+    fn new(_: Option<Cow<'a, str>>, _: LabelPairs<'a>, sample: LazySample<'a>) -> Self {
+        sample
+    }
+
+    fn from_full(full: FullSample<'a>) -> Self {
+        full.sample
+    }
 }
 
 /// A `# HELP`, `# TYPE` or `# UNIT` line.
@@ -73,25 +128,28 @@ pub(crate) enum SeriesMode {
     Skip,
 }
 
-pub(crate) fn parse_line(
-    line: &[u8],
+pub(crate) fn parse_line<'a, S: SampleForm<'a>>(
+    line: &'a [u8],
     line_number: usize,
     format: Format,
-    mode: SeriesMode,
-) -> Result<LineOutcome<'_>, ParseError> {
+) -> Result<LineOutcome<'a, S>, ParseError> {
     let mut parser = LineParser {
         line,
         at: 0,
         line_number,
         format,
     };
-    match parser.parse(mode) {
+    match parser.parse::<S>() {
         Ok(outcome) => Ok(outcome),
         // Skipping the series checks less, so an error may be reported
         // differently (or at a later byte) than a full parse reports it.
         // Errors are rare: the full parse makes the verdict and message.
-        Err(_) if mode == SeriesMode::Skip => {
-            parse_line(line, line_number, format, SeriesMode::Parse)
+        Err(_) if S::MODE == SeriesMode::Skip => {
+            Ok(match parse_line::<FullSample>(line, line_number, format)? {
+                LineOutcome::Found(outcome) => LineOutcome::Found(outcome.map_sample(S::from_full)),
+                LineOutcome::Nothing => LineOutcome::Nothing,
+                LineOutcome::EndOfFile => LineOutcome::EndOfFile,
+            })
         }
         Err(error) => Err(error),
     }
@@ -297,7 +355,7 @@ impl<'a> LineParser<'a> {
         Ok(text)
     }
 
-    fn parse(&mut self, mode: SeriesMode) -> Result<LineOutcome<'a>, ParseError> {
+    fn parse<S: SampleForm<'a>>(&mut self) -> Result<LineOutcome<'a, S>, ParseError> {
         if self.format == Format::Text {
             self.skip_whitespace();
             if self.at_end() {
@@ -309,12 +367,12 @@ impl<'a> LineParser<'a> {
         if self.peek() == Some(b'#') {
             return self.parse_hash_line();
         }
-        self.parse_sample(mode)
+        self.parse_sample::<S>()
             .map(|sample| LineOutcome::Found(Outcome::Sample(sample)))
     }
 
     /// A line starting with `#`: metadata, a comment, or `# EOF`.
-    fn parse_hash_line(&mut self) -> Result<LineOutcome<'a>, ParseError> {
+    fn parse_hash_line<S>(&mut self) -> Result<LineOutcome<'a, S>, ParseError> {
         if self.format == Format::OpenMetrics {
             if self.line == b"# EOF" {
                 return Ok(LineOutcome::EndOfFile);
@@ -373,7 +431,7 @@ impl<'a> LineParser<'a> {
         Ok(name)
     }
 
-    fn parse_help(&mut self, keyword_ends_line: bool) -> Result<LineOutcome<'a>, ParseError> {
+    fn parse_help<S>(&mut self, keyword_ends_line: bool) -> Result<LineOutcome<'a, S>, ParseError> {
         if keyword_ends_line {
             return Err(self.error(self.at, "expected metric name after HELP"));
         }
@@ -394,7 +452,7 @@ impl<'a> LineParser<'a> {
         })))
     }
 
-    fn parse_type(&mut self, keyword_ends_line: bool) -> Result<LineOutcome<'a>, ParseError> {
+    fn parse_type<S>(&mut self, keyword_ends_line: bool) -> Result<LineOutcome<'a, S>, ParseError> {
         if keyword_ends_line {
             return Err(self.error(self.at, "expected metric name after TYPE"));
         }
@@ -423,7 +481,7 @@ impl<'a> LineParser<'a> {
         })))
     }
 
-    fn parse_unit(&mut self, keyword_ends_line: bool) -> Result<LineOutcome<'a>, ParseError> {
+    fn parse_unit<S>(&mut self, keyword_ends_line: bool) -> Result<LineOutcome<'a, S>, ParseError> {
         if keyword_ends_line {
             return Err(self.error(self.at, "expected metric name after UNIT"));
         }
@@ -567,12 +625,12 @@ impl<'a> LineParser<'a> {
         Err(self.error(line.len(), "unterminated label set"))
     }
 
-    fn parse_sample(&mut self, mode: SeriesMode) -> Result<LazySample<'a>, ParseError> {
+    fn parse_sample<S: SampleForm<'a>>(&mut self) -> Result<S, ParseError> {
         let series_start = self.at;
-        let (name, labels, series_end) = self.parse_series(mode)?;
-        let parsed = match (mode, name) {
+        let (name, labels, series_end) = self.parse_series(S::MODE)?;
+        let name = match (S::MODE, name) {
             (SeriesMode::Skip, _) => None,
-            (SeriesMode::Parse, Some(name)) => Some((name, labels)),
+            (SeriesMode::Parse, Some(name)) => Some(name),
             (SeriesMode::Parse, None) => {
                 return Err(self.error(
                     series_start,
@@ -599,22 +657,22 @@ impl<'a> LineParser<'a> {
                     "exemplars are only allowed in OpenMetrics (found '#' after the value)",
                 ));
             }
-            exemplar = Some(self.parse_exemplar()?);
+            exemplar = Some(Box::new(self.parse_exemplar()?));
         }
         if !self.at_end() {
             return Err(self.error(self.at, "expected end of line after timestamp"));
         }
-        Ok(LazySample {
+        let sample = LazySample {
             line: self.line,
             line_number: self.line_number,
             format: self.format,
             series_start,
             series_end,
-            parsed,
             value,
             timestamp_ms,
             exemplar,
-        })
+        };
+        Ok(S::new(name, labels, sample))
     }
 
     fn parse_value(&mut self) -> Result<f64, ParseError> {

@@ -177,12 +177,12 @@ pub struct LazySample<'a> {
     /// The series text is `line[series_start..series_end]`.
     series_start: usize,
     series_end: usize,
-    /// The name and labels, when the line was parsed in full anyway.
-    parsed: Option<(Cow<'a, str>, LabelPairs<'a>)>,
     pub value: f64,
     /// In milliseconds in both formats, as [`Entry::Sample`]'s.
     pub timestamp_ms: Option<i64>,
-    pub exemplar: Option<Exemplar<'a>>,
+    /// Boxed: exemplars are rare, and a small sample moves cheaply (the
+    /// move was a `memcpy` per sample on the scrape path).
+    pub exemplar: Option<Box<Exemplar<'a>>>,
 }
 
 impl<'a> LazySample<'a> {
@@ -200,25 +200,18 @@ impl<'a> LazySample<'a> {
     /// [`Entry::Sample`] has them, with every check [`Parser`]'s `next`
     /// makes. Its error is the one `next` gives for this line.
     pub fn parse_series(&self) -> Result<(Cow<'a, str>, LabelPairs<'a>), ParseError> {
-        if let Some(parsed) = &self.parsed {
-            return Ok(parsed.clone());
-        }
         line::parse_series(self.line, self.line_number, self.format, self.series_start)
     }
 
-    /// The full entry, parsing the series unless that was done already.
-    fn into_entry(mut self) -> Result<Entry<'a>, ParseError> {
-        let (name, labels) = match self.parsed.take() {
-            Some(parsed) => parsed,
-            None => self.parse_series()?,
-        };
-        Ok(Entry::Sample {
+    /// The full entry, with `name` and `labels` parsed from the series.
+    fn into_entry(self, name: Cow<'a, str>, labels: LabelPairs<'a>) -> Entry<'a> {
+        Entry::Sample {
             name,
             labels,
             value: self.value,
             timestamp_ms: self.timestamp_ms,
-            exemplar: self.exemplar,
-        })
+            exemplar: self.exemplar.map(|exemplar| *exemplar),
+        }
     }
 }
 
@@ -274,9 +267,13 @@ impl<'a> Iterator for Parser<'a> {
     type Item = Result<Entry<'a>, ParseError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        Some(match self.next_outcome(line::SeriesMode::Parse)? {
+        Some(match self.next_outcome::<line::FullSample>()? {
             Ok(line::Outcome::Metadata(metadata)) => Ok(metadata.into_entry()),
-            Ok(line::Outcome::Sample(sample)) => sample.into_entry(),
+            Ok(line::Outcome::Sample(line::FullSample {
+                name,
+                labels,
+                sample,
+            })) => Ok(sample.into_entry(name, labels)),
             Err(error) => Err(error),
         })
     }
@@ -289,7 +286,7 @@ impl<'a> Parser<'a> {
     /// entries and errors are the same as `next` gives once every sample's
     /// [`LazySample::parse_series`] has been called.
     pub fn next_lazy(&mut self) -> Option<Result<LazyEntry<'a>, ParseError>> {
-        Some(match self.next_outcome(line::SeriesMode::Skip)? {
+        Some(match self.next_outcome::<LazySample>()? {
             Ok(line::Outcome::Metadata(metadata)) => Ok(metadata.into_lazy_entry()),
             Ok(line::Outcome::Sample(sample)) => Ok(LazyEntry::Sample(sample)),
             Err(error) => Err(error),
@@ -297,10 +294,9 @@ impl<'a> Parser<'a> {
     }
 
     /// The next line that is metadata or a sample, or the first error.
-    fn next_outcome(
+    fn next_outcome<S: line::SampleForm<'a>>(
         &mut self,
-        mode: line::SeriesMode,
-    ) -> Option<Result<line::Outcome<'a>, ParseError>> {
+    ) -> Option<Result<line::Outcome<'a, S>, ParseError>> {
         loop {
             if self.finished {
                 return None;
@@ -332,7 +328,7 @@ impl<'a> Parser<'a> {
             self.next_line_number += 1;
             self.position = next_position;
 
-            match line::parse_line(line, line_number, self.format, mode) {
+            match line::parse_line::<S>(line, line_number, self.format) {
                 Ok(line::LineOutcome::Found(outcome)) => return Some(Ok(outcome)),
                 Ok(line::LineOutcome::Nothing) => continue,
                 Ok(line::LineOutcome::EndOfFile) => {

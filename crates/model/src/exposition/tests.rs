@@ -113,7 +113,7 @@ fn lazy_entries(input: &[u8], format: Format) -> Result<Vec<Entry<'_>>, ParseErr
                     labels,
                     value: sample.value,
                     timestamp_ms: sample.timestamp_ms,
-                    exemplar: sample.exemplar,
+                    exemplar: sample.exemplar.map(|exemplar| *exemplar),
                 }
             }
         });
