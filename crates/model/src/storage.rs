@@ -95,6 +95,12 @@ pub trait Appender: Send {
         Ok(false)
     }
 
+    /// A hint that about `additional` more samples will be staged, so the
+    /// appender can size its buffers once. By default nothing.
+    fn reserve(&mut self, additional: usize) {
+        let _ = additional;
+    }
+
     /// A hint that `handle` will be appended to soon: the store may start
     /// loading what that touches into the processor's caches, so that the
     /// append does not wait for memory. A scrape loop, which knows which

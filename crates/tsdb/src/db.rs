@@ -411,22 +411,26 @@ fn load_blocks(dir: &Path) -> Result<Vec<Arc<Block>>> {
     Ok(blocks)
 }
 
+/// How many samples ahead a commit prefetches the chunk it will write:
+/// enough for memory to answer first, few enough to stay in the cache.
+const COMMIT_PREFETCH_DISTANCE: usize = 8;
+
 /// Stages samples for one commit.
 pub struct DbAppender<'a> {
     db: &'a Db,
+    /// The staged samples; each holds one pending count of its series
+    /// (released by `release`), so a second list of holds, with its own
+    /// reference count per sample, is not needed.
     staged: Vec<(Arc<MemSeries>, i64, f64)>,
-    /// Series whose pending count this appender holds, one entry per hold.
-    held: Vec<Arc<MemSeries>>,
     /// Most recent lookups, to avoid rehashing labels for repeated series.
     last: Option<(Labels, Arc<MemSeries>)>,
 }
 
 impl DbAppender<'_> {
     fn release(&mut self) {
-        for s in self.held.drain(..) {
+        for (s, _, _) in self.staged.drain(..) {
             s.release_pending();
         }
-        self.staged.clear();
         self.last = None;
     }
 }
@@ -436,6 +440,8 @@ impl Appender for DbAppender<'_> {
         if let Some((l, s)) = &self.last
             && l == labels
         {
+            // Held already, so collection cannot have removed it.
+            s.hold_again();
             self.staged.push((s.clone(), t, v));
             return Ok(());
         }
@@ -447,7 +453,6 @@ impl Appender for DbAppender<'_> {
                 .series_created
                 .fetch_add(1, Ordering::Relaxed);
         }
-        self.held.push(series.clone());
         self.staged.push((series.clone(), t, v));
         self.last = Some((labels.clone(), series));
         Ok(())
@@ -478,7 +483,6 @@ impl Appender for DbAppender<'_> {
         if !self.db.head.owns(&series) || !series.try_hold() {
             return Ok(false);
         }
-        self.held.push(series.clone());
         self.staged.push((series, t, v));
         Ok(true)
     }
@@ -500,9 +504,12 @@ impl Appender for DbAppender<'_> {
                 .series_created
                 .fetch_add(1, Ordering::Relaxed);
         }
-        self.held.push(series.clone());
         self.staged.push((series, t, v));
         Ok(())
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        self.staged.reserve(additional);
     }
 
     fn commit(&mut self) -> Result<()> {
@@ -565,7 +572,10 @@ impl DbAppender<'_> {
         let range = self.db.head.block_range();
         let mut ooo = 0u64;
         let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
-        for (s, t, v) in &self.staged {
+        for (index, (s, t, v)) in self.staged.iter().enumerate() {
+            if let Some((ahead, _, _)) = self.staged.get(index + COMMIT_PREFETCH_DISTANCE) {
+                ahead.prefetch_open_chunk();
+            }
             s.wal_logged.store(true, Ordering::Release);
             if s.apply(*t, *v, range) {
                 ooo += 1;
@@ -595,7 +605,6 @@ impl Appendable for Db {
         Box::new(DbAppender {
             db: self,
             staged: Vec::new(),
-            held: Vec::new(),
             last: None,
         })
     }
