@@ -232,6 +232,10 @@ async fn run_loop(
     .await;
 }
 
+/// The most a scrape reserves for a body up front, whatever its
+/// Content-Length says (it still grows past this as bytes arrive).
+const MAX_BODY_RESERVE: u64 = 16 * 1024 * 1024;
+
 /// A fetched body and its format, or why there is none.
 type Fetched = Result<(Vec<u8>, Format), String>;
 
@@ -282,7 +286,11 @@ async fn fetch(context: &LoopContext) -> Fetched {
             .map(content_type_format)
             .unwrap_or(Format::Text);
         let limit = config.body_size_limit_bytes;
-        let mut body = Vec::new();
+        // Sized from Content-Length so the body is not copied as it grows;
+        // capped, since a target can claim any length.
+        let cap = if limit > 0 { limit } else { MAX_BODY_RESERVE };
+        let expected = response.content_length().unwrap_or(0).min(cap);
+        let mut body = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
         while let Some(chunk) = response.chunk().await.map_err(describe_reqwest_error)? {
             body.extend_from_slice(&chunk);
             if limit > 0 && body.len() as u64 > limit {
@@ -755,6 +763,8 @@ fn parse_and_append(
     };
     let mut metadata_updates: Vec<(usize, MetadataUpdate)> = Vec::new();
 
+    // The last scrape's count, plus the report series.
+    appender.reserve(cache.previous.series.len() + 5);
     let mut parser = Parser::new(body, format);
     while let Some(entry) = parser.next_lazy() {
         let entry = entry.map_err(|error| format!("parsing the scrape: {error}"))?;
