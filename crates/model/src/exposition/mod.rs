@@ -202,17 +202,6 @@ impl<'a> LazySample<'a> {
     pub fn parse_series(&self) -> Result<(Cow<'a, str>, LabelPairs<'a>), ParseError> {
         line::parse_series(self.line, self.line_number, self.format, self.series_start)
     }
-
-    /// The full entry, with `name` and `labels` parsed from the series.
-    fn into_entry(self, name: Cow<'a, str>, labels: LabelPairs<'a>) -> Entry<'a> {
-        Entry::Sample {
-            name,
-            labels,
-            value: self.value,
-            timestamp_ms: self.timestamp_ms,
-            exemplar: self.exemplar.map(|exemplar| *exemplar),
-        }
-    }
 }
 
 /// A syntax error at a 1-based line and 1-based byte column.
@@ -267,13 +256,9 @@ impl<'a> Iterator for Parser<'a> {
     type Item = Result<Entry<'a>, ParseError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        Some(match self.next_outcome::<line::FullSample>()? {
+        Some(match self.next_outcome::<Entry<'a>>()? {
             Ok(line::Outcome::Metadata(metadata)) => Ok(metadata.into_entry()),
-            Ok(line::Outcome::Sample(line::FullSample {
-                name,
-                labels,
-                sample,
-            })) => Ok(sample.into_entry(name, labels)),
+            Ok(line::Outcome::Sample(entry)) => Ok(entry),
             Err(error) => Err(error),
         })
     }
