@@ -1,9 +1,15 @@
 //! Fuzz target for the exposition parsers: the first byte picks the format
 //! (even: text, odd: OpenMetrics), the rest is the body. Iterates to the end
-//! and checks the invariants every entry must keep, on any input.
+//! and checks the invariants every entry must keep, on any input. Then
+//! parses the body again through `Parser::next_lazy`, parsing every series
+//! (as a scrape cache that always misses), and checks that it gives the
+//! same entries and the same error, and that a series text parses the same
+//! wherever it appears (what lets the scrape cache skip parsing it).
 #![no_main]
+use std::collections::HashMap;
+
 use libfuzzer_sys::fuzz_target;
-use model::exposition::{Entry, Format, Parser};
+use model::exposition::{Entry, Format, LazyEntry, ParseError, Parser};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, body)) = data.split_first() else {
@@ -16,8 +22,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut parser = Parser::new(body, format);
     let mut entries = 0usize;
+    let mut full: Vec<Result<Entry<'_>, ParseError>> = Vec::new();
     while let Some(entry) = parser.next() {
         entries += 1;
+        full.push(entry.clone());
         match entry {
             Ok(Entry::Sample { name, labels, exemplar, .. }) => {
                 // Names are `str`, so valid UTF-8 by construction; check
@@ -46,4 +54,40 @@ fuzz_target!(|data: &[u8]| {
         // Each entry consumes at least one line.
         assert!(entries <= body.len() + 1);
     }
+
+    // The lazy path, every series parsed: the same entries, the same error.
+    let mut lazy: Vec<Result<Entry<'_>, ParseError>> = Vec::new();
+    let mut series_seen: HashMap<&[u8], String> = HashMap::new();
+    let mut parser = Parser::new(body, format);
+    while let Some(entry) = parser.next_lazy() {
+        let entry = match entry {
+            Ok(LazyEntry::Help { metric, text }) => Ok(Entry::Help { metric, text }),
+            Ok(LazyEntry::Type { metric, kind }) => Ok(Entry::Type { metric, kind }),
+            Ok(LazyEntry::Unit { metric, unit }) => Ok(Entry::Unit { metric, unit }),
+            Ok(LazyEntry::Sample(sample)) => {
+                let parsed = sample.parse_series();
+                // A series text once accepted parses the same everywhere.
+                if let Some(previous) = series_seen.get(sample.series()) {
+                    assert_eq!(&format!("{parsed:?}"), previous);
+                } else if parsed.is_ok() {
+                    series_seen.insert(sample.series(), format!("{parsed:?}"));
+                }
+                parsed.map(|(name, labels)| Entry::Sample {
+                    name,
+                    labels,
+                    value: sample.value,
+                    timestamp_ms: sample.timestamp_ms,
+                    exemplar: sample.exemplar.map(|exemplar| *exemplar),
+                })
+            }
+            Err(error) => Err(error),
+        };
+        let failed = entry.is_err();
+        lazy.push(entry);
+        if failed {
+            break;
+        }
+    }
+    // Debug output compares NaN values as equal.
+    assert_eq!(format!("{lazy:?}"), format!("{full:?}"));
 });

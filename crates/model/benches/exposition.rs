@@ -6,7 +6,7 @@
 //! Run with `cargo bench -p model --bench exposition`.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use model::exposition::{Entry, Format, Parser};
+use model::exposition::{Entry, Format, LazyEntry, Parser};
 
 const DEFAULT_INPUT: &str = "/work/shared/bench/templates/node-exporter-1.5.0.prom";
 
@@ -17,6 +17,21 @@ fn parse_all(input: &[u8], format: Format) -> usize {
     for entry in Parser::new(input, format) {
         match entry {
             Ok(Entry::Sample { .. }) => samples += 1,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    samples
+}
+
+/// Like [`parse_all`] through [`Parser::next_lazy`], parsing no series:
+/// the cost of a scrape whose series are all in the scrape cache.
+fn scan_all(input: &[u8], format: Format) -> usize {
+    let mut parser = Parser::new(input, format);
+    let mut samples = 0;
+    while let Some(entry) = parser.next_lazy() {
+        match entry {
+            Ok(LazyEntry::Sample(sample)) => samples += sample.series().len().min(1),
             Ok(_) => {}
             Err(_) => break,
         }
@@ -52,11 +67,15 @@ fn exposition(criterion: &mut Criterion) {
     );
     assert!(Parser::new(&openmetrics, Format::OpenMetrics).all(|entry| entry.is_ok()));
     assert!(Parser::new(&text, Format::Text).all(|entry| entry.is_ok()));
+    assert_eq!(scan_all(&text, Format::Text), text_samples);
 
     let mut group = criterion.benchmark_group("exposition");
     group.throughput(Throughput::Bytes(text.len() as u64));
     group.bench_function("text", |bencher| {
         bencher.iter(|| parse_all(std::hint::black_box(&text), Format::Text))
+    });
+    group.bench_function("text_lazy", |bencher| {
+        bencher.iter(|| scan_all(std::hint::black_box(&text), Format::Text))
     });
     group.throughput(Throughput::Bytes(openmetrics.len() as u64));
     group.bench_function("openmetrics", |bencher| {

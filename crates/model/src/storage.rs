@@ -95,9 +95,32 @@ pub trait Appender: Send {
         Ok(false)
     }
 
+    /// A hint that about `additional` more samples will be staged, so the
+    /// appender can size its buffers once. By default nothing.
+    fn reserve(&mut self, additional: usize) {
+        let _ = additional;
+    }
+
+    /// A hint that `handle` will be appended to soon: the store may start
+    /// loading what that touches into the processor's caches, so that the
+    /// append does not wait for memory. A scrape loop, which knows which
+    /// series come next, calls it a few samples ahead. By default nothing.
+    fn prefetch_handle(&self, handle: &SeriesHandle) {
+        let _ = handle;
+    }
+
     /// Makes everything staged durable and visible. After `Ok` the samples
     /// survive `kill -9`. The appender is empty again afterwards.
     fn commit(&mut self) -> Result<()>;
+
+    /// Like [`Appender::commit`], but the samples may reach stable storage
+    /// (surviving a power loss) a little after this returns: the store
+    /// says how late. After `Ok` they survive `kill -9` all the same. For
+    /// writers that acknowledge the samples to no one, such as a scrape
+    /// loop. By default this is `commit`.
+    fn commit_unsynced(&mut self) -> Result<()> {
+        self.commit()
+    }
 
     /// Drops everything staged.
     fn rollback(&mut self);

@@ -11,14 +11,15 @@
 //! synthetic ones included, stale.
 //!
 //! Parsing and appending run on tokio's blocking pool: the appender's
-//! commit waits for an fsync.
+//! commit can wait for an fsync (an unsynced commit, as scrapes make,
+//! syncs at most once a second, for every writer).
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use model::exposition::{Entry, Format, MetricType, Parser, content_type_format};
+use model::exposition::{Format, LazyEntry, MetricType, Parser, content_type_format};
 use model::labels::FastBuildHasher;
 use model::storage::{Appendable, Appender, SeriesHandle};
 use model::{Labels, METRIC_NAME, STALE_NAN};
@@ -236,6 +237,10 @@ async fn run_loop(
     .await;
 }
 
+/// The most a scrape reserves for a body up front, whatever its
+/// Content-Length says (it still grows past this as bytes arrive).
+const MAX_BODY_RESERVE: u64 = 16 * 1024 * 1024;
+
 /// A fetched body and its format, or why there is none.
 type Fetched = Result<(Vec<u8>, Format), String>;
 
@@ -288,7 +293,11 @@ async fn fetch(context: &LoopContext) -> Fetched {
             .map(content_type_format)
             .unwrap_or(Format::Text);
         let limit = config.body_size_limit_bytes;
-        let mut body = Vec::new();
+        // Sized from Content-Length so the body is not copied as it grows;
+        // capped, since a target can claim any length.
+        let cap = if limit > 0 { limit } else { MAX_BODY_RESERVE };
+        let expected = response.content_length().unwrap_or(0).min(cap);
+        let mut body = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
         while let Some(chunk) = response.chunk().await.map_err(describe_reqwest_error)? {
             body.extend_from_slice(&chunk);
             if limit > 0 && body.len() as u64 > limit {
@@ -328,17 +337,18 @@ fn read_secret(path: &str) -> Result<String, String> {
 /// The scrape cache, which also tracks which series the last successful
 /// scrape stored (for staleness).
 ///
-/// Each series a target writes is keyed by its name and labels as written,
+/// Each series a target writes is keyed by its series text (name and label
+/// set, byte for byte as written; see [`model::exposition::LazySample`]),
 /// with the label set it is stored under (`None` when metric relabelling
 /// drops it). Targets expose the same series scrape after scrape, so this
-/// skips building, merging and relabelling labels for almost every sample,
+/// skips parsing, merging and relabelling labels for almost every sample,
 /// as Prometheus's scrape cache does. Scrapes are numbered; an entry
 /// remembers the scrape that last stored it, so finding the series that
 /// vanished is one pass over the cache, with no per-sample set of label
 /// sets to hash and compare.
 #[derive(Default)]
 struct SeriesState {
-    cache: HashMap<Vec<u8>, CacheEntry, FastBuildHasher>,
+    cache: SeriesCache,
     /// The number of the scrape being ingested (starts at 1).
     generation: u64,
     /// The number of the last successful scrape; 0 when the last scrape
@@ -355,6 +365,12 @@ struct CacheEntry {
     /// Whether the labels break a label limit (checked once, when the
     /// entry is made; limits do not change while a loop runs).
     over_limits: bool,
+    /// The metric family when the metric name ends in `_created`: in
+    /// OpenMetrics such a series of a counter, histogram or summary family
+    /// holds creation times and is skipped.
+    created_family: Option<Box<str>>,
+    /// Where the series was in the order of the last scrape that held it.
+    position: u32,
     /// The last scrape whose body held this series.
     seen: u64,
     /// The last scrape that stored it without an explicit timestamp.
@@ -370,6 +386,178 @@ impl CacheEntry {
         last_ok != 0
             && (self.tracked == last_ok
                 || (self.tracked == generation && self.tracked_before == last_ok))
+    }
+}
+
+/// The cache entries of one target, found by series text.
+///
+/// A lookup by hash touches three scattered places in memory (the table,
+/// the key, the entry); with a few hundred thousand series cached across
+/// targets those are cache misses, and they showed as 15% of scraping CPU.
+/// But targets write their series in the same order every scrape, so each
+/// sample is first compared with the series at the same place in the last
+/// scrape, kept as one contiguous text in order, and only a mismatch goes
+/// to the hash table. Both the expected order and the entries (created in
+/// exposition order) are then read front to back, which the processor
+/// prefetches.
+#[derive(Default)]
+struct SeriesCache {
+    /// The entries; `None` marks a slot freed for reuse.
+    entries: Vec<Option<CacheEntry>>,
+    free: Vec<u32>,
+    /// Series text to slot.
+    index: HashMap<Box<[u8]>, u32, FastBuildHasher>,
+    /// The series of the last parsed scrape in order. Every slot in it is
+    /// live and still holds that series: slots are freed only for series
+    /// the last successful scrape did not write, and every parsed scrape
+    /// replaces this order.
+    previous: ScrapeOrder,
+    /// The order being recorded by the scrape being parsed.
+    current: ScrapeOrder,
+    /// Where in `previous` the next sample is expected.
+    cursor: usize,
+    /// The scrape being parsed, and how many entries it found so far.
+    generation: u64,
+    n_seen: usize,
+}
+
+/// The series texts of one scrape, concatenated, with the end of each in
+/// `text` and its slot.
+#[derive(Default)]
+struct ScrapeOrder {
+    text: Vec<u8>,
+    series: Vec<(usize, u32)>,
+}
+
+impl ScrapeOrder {
+    fn clear(&mut self) {
+        self.text.clear();
+        self.series.clear();
+    }
+
+    /// The text and slot of the series at `position`.
+    fn get(&self, position: usize) -> Option<(&[u8], u32)> {
+        let (end, slot) = *self.series.get(position)?;
+        let start = match position.checked_sub(1) {
+            Some(before) => self.series.get(before).map_or(0, |(end, _)| *end),
+            None => 0,
+        };
+        Some((self.text.get(start..end)?, slot))
+    }
+}
+
+impl SeriesCache {
+    /// Starts recording the order of scrape `generation`.
+    fn begin_scrape(&mut self, generation: u64) {
+        self.current.clear();
+        self.cursor = 0;
+        self.generation = generation;
+        self.n_seen = 0;
+    }
+
+    /// Ends the recording: the order just parsed is what the next scrape
+    /// expects (also after a parse error: nothing is freed then, so its
+    /// slots are all live).
+    fn end_scrape(&mut self) {
+        std::mem::swap(&mut self.previous, &mut self.current);
+        self.current.clear();
+    }
+
+    /// The slot of `series`, if cached, and records it in this scrape's
+    /// order (marking it seen).
+    fn find(&mut self, series: &[u8]) -> Option<usize> {
+        let slot = match self.previous.get(self.cursor) {
+            Some((expected, slot)) if expected == series => {
+                self.cursor += 1;
+                slot
+            }
+            _ => {
+                let slot = *self.index.get(series)?;
+                // Resynchronise after a series was added or removed.
+                if let Some(position) = self.position_in_previous(slot) {
+                    self.cursor = position + 1;
+                }
+                slot
+            }
+        };
+        self.record(series, slot);
+        Some(slot as usize)
+    }
+
+    /// Where the last scrape had `slot`, from the entry's note of it.
+    fn position_in_previous(&self, slot: u32) -> Option<usize> {
+        let entry = self.entries.get(slot as usize)?.as_ref()?;
+        let position = entry.position as usize;
+        match self.previous.series.get(position) {
+            Some((_, at)) if *at == slot => Some(position),
+            _ => None,
+        }
+    }
+
+    fn record(&mut self, series: &[u8], slot: u32) {
+        let position = self.current.series.len();
+        self.current.text.extend_from_slice(series);
+        self.current.series.push((self.current.text.len(), slot));
+        if let Some(Some(entry)) = self.entries.get_mut(slot as usize) {
+            entry.position = u32::try_from(position).unwrap_or(u32::MAX);
+            if entry.seen != self.generation {
+                entry.seen = self.generation;
+                self.n_seen += 1;
+            }
+        }
+    }
+
+    /// Caches a new series and records it in this scrape's order.
+    fn insert(&mut self, series: &[u8], entry: CacheEntry) -> usize {
+        let slot = match self.free.pop() {
+            Some(slot) if (slot as usize) < self.entries.len() => {
+                self.entries[slot as usize] = Some(entry);
+                slot
+            }
+            _ => {
+                self.entries.push(Some(entry));
+                (self.entries.len() - 1) as u32
+            }
+        };
+        self.index.insert(series.into(), slot);
+        self.record(series, slot);
+        slot as usize
+    }
+
+    /// The store's handle of the series expected `distance` samples after
+    /// the next one, if it has one.
+    fn handle_ahead(&self, distance: usize) -> Option<&SeriesHandle> {
+        let (_, slot) = *self.previous.series.get(self.cursor + distance)?;
+        self.entries.get(slot as usize)?.as_ref()?.handle.as_ref()
+    }
+
+    fn get_mut(&mut self, slot: usize) -> Option<&mut CacheEntry> {
+        self.entries.get_mut(slot)?.as_mut()
+    }
+
+    fn values(&self) -> impl Iterator<Item = &CacheEntry> {
+        self.entries.iter().flatten()
+    }
+
+    /// Forgets the series the last parsed scrape did not write.
+    fn retain_seen(&mut self) {
+        if self.n_seen == self.index.len() {
+            return;
+        }
+        let generation = self.generation;
+        let entries = &mut self.entries;
+        let free = &mut self.free;
+        self.index.retain(|_, slot| {
+            let Some(cell) = entries.get_mut(*slot as usize) else {
+                return false;
+            };
+            let keep = cell.as_ref().is_some_and(|entry| entry.seen == generation);
+            if !keep {
+                *cell = None;
+                free.push(*slot);
+            }
+            keep
+        });
     }
 }
 
@@ -411,7 +599,8 @@ fn ingest(
     let last_ok = state.last_ok;
     let mut appender = context.storage.appender();
     let parsed = fetched.and_then(|(body, format)| {
-        parse_and_append(
+        state.cache.begin_scrape(generation);
+        let parsed = parse_and_append(
             context,
             &body,
             format,
@@ -420,7 +609,9 @@ fn ingest(
             last_ok,
             &mut state.cache,
             appender.as_mut(),
-        )
+        );
+        state.cache.end_scrape();
+        parsed
     });
     let (error, scraped, post_relabel, added, metadata) = match parsed {
         Ok(parsed) => (
@@ -465,7 +656,7 @@ fn ingest(
     }
     if succeeded {
         // Forget series the target no longer writes.
-        state.cache.retain(|_, entry| entry.seen == generation);
+        state.cache.retain_seen();
     }
     let duration_seconds = started.elapsed().as_secs_f64();
     let up = if succeeded { 1.0 } else { 0.0 };
@@ -483,7 +674,9 @@ fn ingest(
         }
     }
     state.reported = true;
-    let error = match appender.commit() {
+    // Nobody waits on a scrape's samples, so they need not wait for the
+    // disk: the store syncs them shortly (within a second for tsdb).
+    let error = match appender.commit_unsynced() {
         Ok(()) => error,
         Err(commit_error) => {
             Some(error.unwrap_or_else(|| format!("storing the scrape failed: {commit_error}")))
@@ -533,6 +726,11 @@ fn write_end_of_run_staleness(context: &LoopContext, state: &SeriesState) {
     }
 }
 
+/// How many samples ahead the scrape loop asks the store to prefetch a
+/// series: far enough that memory (about 100 ns away) answers before the
+/// append, near enough that the lines are still cached when it comes.
+const PREFETCH_DISTANCE: usize = 8;
+
 /// Parses a body and stages its samples in `appender`, applying
 /// honor_labels, honor_timestamps, metric relabelling and the limits. On
 /// error the caller rolls the appender back.
@@ -544,12 +742,11 @@ fn parse_and_append(
     scrape_start: i64,
     generation: u64,
     last_ok: u64,
-    cache: &mut HashMap<Vec<u8>, CacheEntry, FastBuildHasher>,
+    cache: &mut SeriesCache,
     appender: &mut dyn Appender,
 ) -> Result<Parsed, String> {
     let mut appended = 0u64;
     let mut post_relabel = 0u64;
-    let mut key: Vec<u8> = Vec::new();
     let mut added = 0u64;
     let config = &context.config;
     let target_labels = &context.target.labels;
@@ -573,42 +770,75 @@ fn parse_and_append(
     };
     let mut metadata_updates: Vec<(usize, MetadataUpdate)> = Vec::new();
 
-    for entry in Parser::new(body, format) {
+    // The last scrape's count, plus the report series.
+    appender.reserve(cache.previous.series.len() + 5);
+    let mut parser = Parser::new(body, format);
+    while let Some(entry) = parser.next_lazy() {
         let entry = entry.map_err(|error| format!("parsing the scrape: {error}"))?;
-        let (name, labels, value, timestamp_ms) = match entry {
-            Entry::Help { metric, text } => {
+        let sample = match entry {
+            LazyEntry::Help { metric, text } => {
                 metadata_updates.push((
                     metadata_entry(&metric),
                     MetadataUpdate::Help(text.into_owned()),
                 ));
                 continue;
             }
-            Entry::Type { metric, kind } => {
+            LazyEntry::Type { metric, kind } => {
                 metadata_updates.push((metadata_entry(&metric), MetadataUpdate::Type(kind)));
                 types.insert(metric.into_owned(), kind);
                 continue;
             }
-            Entry::Unit { metric, unit } => {
+            LazyEntry::Unit { metric, unit } => {
                 metadata_updates.push((
                     metadata_entry(&metric),
                     MetadataUpdate::Unit(unit.into_owned()),
                 ));
                 continue;
             }
-            Entry::Sample {
-                name,
-                labels,
-                value,
-                timestamp_ms,
-                ..
-            } => (name, labels, value, timestamp_ms),
+            LazyEntry::Sample(sample) => sample,
+        };
+        let slot = match cache.find(sample.series()) {
+            Some(slot) => slot,
+            None => {
+                // Only a series text not in the cache is parsed (with all
+                // the parser's checks; an error fails the scrape as in a
+                // full parse). A text in the cache is byte-identical to
+                // one parsed and accepted before, so it would parse to
+                // the same name and labels.
+                let (name, labels) = sample
+                    .parse_series()
+                    .map_err(|error| format!("parsing the scrape: {error}"))?;
+                let series = sample_series(config, target_labels, &name, &labels);
+                let over_limits = series
+                    .as_ref()
+                    .is_some_and(|series| check_label_limits(config, series).is_err());
+                cache.insert(
+                    sample.series(),
+                    CacheEntry {
+                        labels: series,
+                        handle: None,
+                        over_limits,
+                        created_family: name.strip_suffix("_created").map(Box::from),
+                        position: 0,
+                        seen: 0,
+                        tracked: 0,
+                        tracked_before: 0,
+                    },
+                )
+            }
+        };
+        if let Some(handle) = cache.handle_ahead(PREFETCH_DISTANCE) {
+            appender.prefetch_handle(handle);
+        }
+        let Some(entry) = cache.get_mut(slot) else {
+            continue;
         };
         // OpenMetrics `_created` series of counters, histograms and
         // summaries are creation times, not samples; Prometheus skips them.
         if format == Format::OpenMetrics
-            && let Some(family) = name.strip_suffix("_created")
+            && let Some(family) = &entry.created_family
             && matches!(
-                types.get(family),
+                types.get(family.as_ref()),
                 Some(
                     MetricType::Counter
                         | MetricType::Histogram
@@ -620,32 +850,7 @@ fn parse_and_append(
             continue;
         }
         scraped += 1;
-        key.clear();
-        key.extend_from_slice(name.as_bytes());
-        for (label_name, label_value) in &labels {
-            key.push(0xff);
-            key.extend_from_slice(label_name.as_bytes());
-            key.push(0xfe);
-            key.extend_from_slice(label_value.as_bytes());
-        }
-        let entry = match cache.get_mut(key.as_slice()) {
-            Some(entry) => entry,
-            None => {
-                let labels = sample_series(config, target_labels, &name, &labels);
-                let over_limits = labels
-                    .as_ref()
-                    .is_some_and(|series| check_label_limits(config, series).is_err());
-                cache.entry(key.clone()).or_insert(CacheEntry {
-                    labels,
-                    handle: None,
-                    over_limits,
-                    seen: 0,
-                    tracked: 0,
-                    tracked_before: 0,
-                })
-            }
-        };
-        entry.seen = generation;
+        let (value, timestamp_ms) = (sample.value, sample.timestamp_ms);
         let Some(series) = entry.labels.as_ref() else {
             continue;
         };
@@ -835,6 +1040,66 @@ mod tests {
             initial_delay_ms(&a, 0, 15_000, 0),
             initial_delay_ms(&b, 0, 15_000, 0)
         );
+    }
+
+    /// Runs one scrape of `series` through the cache as the scrape loop
+    /// does, creating entries named after their text, and forgetting the
+    /// ones not written. Returns how many were found in the cache.
+    fn scrape_through(cache: &mut SeriesCache, generation: u64, series: &[&str]) -> usize {
+        cache.begin_scrape(generation);
+        let mut found = 0;
+        for text in series {
+            let slot = match cache.find(text.as_bytes()) {
+                Some(slot) => {
+                    found += 1;
+                    slot
+                }
+                None => cache.insert(
+                    text.as_bytes(),
+                    CacheEntry {
+                        labels: Some(Labels::from_pairs([(METRIC_NAME, *text)])),
+                        handle: None,
+                        over_limits: false,
+                        created_family: None,
+                        position: 0,
+                        seen: 0,
+                        tracked: 0,
+                        tracked_before: 0,
+                    },
+                ),
+            };
+            let entry = cache.get_mut(slot).expect("a live slot");
+            // The slot found holds the series asked for.
+            assert_eq!(
+                entry.labels.as_ref().and_then(|l| l.get(METRIC_NAME)),
+                Some(*text)
+            );
+            assert_eq!(entry.seen, generation);
+        }
+        cache.end_scrape();
+        cache.retain_seen();
+        assert_eq!(cache.values().count(), cache.index.len());
+        found
+    }
+
+    #[test]
+    fn series_cache_follows_order_changes_and_reuses_slots() {
+        let mut cache = SeriesCache::default();
+        assert_eq!(scrape_through(&mut cache, 1, &["a", "b", "c"]), 0);
+        assert_eq!(scrape_through(&mut cache, 2, &["a", "b", "c"]), 3);
+        // An added series and a vanished one.
+        assert_eq!(scrape_through(&mut cache, 3, &["a", "x", "b"]), 2);
+        assert_eq!(cache.values().count(), 3);
+        // c's slot is reused; order changes; a series written twice.
+        assert_eq!(scrape_through(&mut cache, 4, &["c", "b", "a", "x", "b"]), 4);
+        assert_eq!(cache.entries.len(), 4, "a freed slot is reused");
+        assert_eq!(
+            scrape_through(&mut cache, 5, &["y", "c", "b", "a", "x", "b"]),
+            5
+        );
+        assert_eq!(scrape_through(&mut cache, 6, &[]), 0);
+        assert_eq!(cache.values().count(), 0);
+        assert_eq!(scrape_through(&mut cache, 7, &["b", "a"]), 0);
     }
 
     #[test]

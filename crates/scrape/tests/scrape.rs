@@ -172,6 +172,49 @@ async fn vanished_series_and_failing_target_go_stale() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_series_fails_the_scrape_though_others_are_cached() {
+    // The scrape cache skips parsing series texts it knows; a new text is
+    // parsed in full, and its error fails the whole scrape.
+    let target = TestTarget::start(Response::text("a{x=\"1\"} 1\n")).await;
+    let store = TestStore::open();
+    let manager = store.manager();
+    manager
+        .apply_config(&config(&[fast_job("app", &target.address, "")]))
+        .await;
+    wait_until(WAIT, "a scraped", || !store.samples("a", &[]).is_empty()).await;
+
+    target.set(Response::text("a{x=\"1\"} 2\na{x=\"1\",x=\"2\"} 3\n"));
+    wait_until(WAIT, "target down", || {
+        manager.targets().active[0].health == TargetHealth::Down
+    })
+    .await;
+    let active = &manager.targets().active[0];
+    assert!(
+        active.last_error.contains("line 2") && active.last_error.contains("duplicate label"),
+        "{}",
+        active.last_error
+    );
+    // Nothing of the failed scrape was stored, though its first line was
+    // a cached series.
+    let a = store.samples("a", &[]);
+    assert!(
+        a.iter().all(|(_, v)| *v == 1.0 || is_stale_nan(*v)),
+        "{a:?}"
+    );
+
+    target.set(Response::text("a{x=\"1\"} 4\n"));
+    wait_until(WAIT, "a scraped again", || {
+        store.samples("a", &[]).iter().any(|(_, v)| *v == 4.0)
+    })
+    .await;
+    wait_until(WAIT, "target up", || {
+        manager.targets().active[0].health == TargetHealth::Up
+    })
+    .await;
+    manager.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn series_added_counts_and_merged_forms_stay_fresh() {
     // Metric relabelling drops `x`, so c{x="1"} and c{x="2"} are stored as
     // one series `c`: when one written form vanishes, `c` is not stale.

@@ -4,7 +4,8 @@
 //! Write path: an appender stages samples (creating series in the head as
 //! needed), then `commit` encodes one series record for series not yet in
 //! the WAL and one samples record, logs both (fsynced, group-committed with
-//! other writers), and only then applies the samples to the head. A commit
+//! other writers; `commit_unsynced` lets the sync follow within
+//! [`wal::UNSYNCED_WINDOW`]), and only then applies the samples to the head. A commit
 //! holds `commit_lock` for reading; a head cut holds it for writing, so a
 //! cut sees every logged commit applied and no commit half-done.
 //!
@@ -410,22 +411,26 @@ fn load_blocks(dir: &Path) -> Result<Vec<Arc<Block>>> {
     Ok(blocks)
 }
 
+/// How many samples ahead a commit prefetches the chunk it will write:
+/// enough for memory to answer first, few enough to stay in the cache.
+const COMMIT_PREFETCH_DISTANCE: usize = 8;
+
 /// Stages samples for one commit.
 pub struct DbAppender<'a> {
     db: &'a Db,
+    /// The staged samples; each holds one pending count of its series
+    /// (released by `release`), so a second list of holds, with its own
+    /// reference count per sample, is not needed.
     staged: Vec<(Arc<MemSeries>, i64, f64)>,
-    /// Series whose pending count this appender holds, one entry per hold.
-    held: Vec<Arc<MemSeries>>,
     /// Most recent lookups, to avoid rehashing labels for repeated series.
     last: Option<(Labels, Arc<MemSeries>)>,
 }
 
 impl DbAppender<'_> {
     fn release(&mut self) {
-        for s in self.held.drain(..) {
+        for (s, _, _) in self.staged.drain(..) {
             s.release_pending();
         }
-        self.staged.clear();
         self.last = None;
     }
 }
@@ -435,6 +440,8 @@ impl Appender for DbAppender<'_> {
         if let Some((l, s)) = &self.last
             && l == labels
         {
+            // Held already, so collection cannot have removed it.
+            s.hold_again();
             self.staged.push((s.clone(), t, v));
             return Ok(());
         }
@@ -446,7 +453,6 @@ impl Appender for DbAppender<'_> {
                 .series_created
                 .fetch_add(1, Ordering::Relaxed);
         }
-        self.held.push(series.clone());
         self.staged.push((series.clone(), t, v));
         self.last = Some((labels.clone(), series));
         Ok(())
@@ -477,9 +483,14 @@ impl Appender for DbAppender<'_> {
         if !self.db.head.owns(&series) || !series.try_hold() {
             return Ok(false);
         }
-        self.held.push(series.clone());
         self.staged.push((series, t, v));
         Ok(true)
+    }
+
+    fn prefetch_handle(&self, handle: &model::storage::SeriesHandle) {
+        if let Some(series) = handle.downcast_ref::<MemSeries>() {
+            series.prefetch();
+        }
     }
 
     fn append_pairs(&mut self, pairs: &[(&str, &str)], t: i64, v: f64) -> Result<()> {
@@ -493,12 +504,31 @@ impl Appender for DbAppender<'_> {
                 .series_created
                 .fetch_add(1, Ordering::Relaxed);
         }
-        self.held.push(series.clone());
         self.staged.push((series, t, v));
         Ok(())
     }
 
+    fn reserve(&mut self, additional: usize) {
+        self.staged.reserve(additional);
+    }
+
     fn commit(&mut self) -> Result<()> {
+        self.commit_with(wal::Durability::Synced)
+    }
+
+    /// Logs with [`wal::Durability::Written`]: the WAL syncs within
+    /// [`wal::UNSYNCED_WINDOW`].
+    fn commit_unsynced(&mut self) -> Result<()> {
+        self.commit_with(wal::Durability::Written)
+    }
+
+    fn rollback(&mut self) {
+        self.release();
+    }
+}
+
+impl DbAppender<'_> {
+    fn commit_with(&mut self, durability: wal::Durability) -> Result<()> {
         if self.staged.is_empty() {
             self.release();
             return Ok(());
@@ -535,14 +565,17 @@ impl Appender for DbAppender<'_> {
         } else {
             vec![&series_rec, &samples_rec]
         };
-        if let Err(e) = self.db.wal.log(&records) {
+        if let Err(e) = self.db.wal.log_with(&records, durability) {
             self.release();
             return Err(io_err(format!("writing the WAL: {e}")));
         }
         let range = self.db.head.block_range();
         let mut ooo = 0u64;
         let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
-        for (s, t, v) in &self.staged {
+        for (index, (s, t, v)) in self.staged.iter().enumerate() {
+            if let Some((ahead, _, _)) = self.staged.get(index + COMMIT_PREFETCH_DISTANCE) {
+                ahead.prefetch_open_chunk();
+            }
             s.wal_logged.store(true, Ordering::Release);
             if s.apply(*t, *v, range) {
                 ooo += 1;
@@ -559,10 +592,6 @@ impl Appender for DbAppender<'_> {
         self.release();
         Ok(())
     }
-
-    fn rollback(&mut self) {
-        self.release();
-    }
 }
 
 impl Drop for DbAppender<'_> {
@@ -576,7 +605,6 @@ impl Appendable for Db {
         Box::new(DbAppender {
             db: self,
             staged: Vec::new(),
-            held: Vec::new(),
             last: None,
         })
     }

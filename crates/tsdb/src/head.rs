@@ -77,6 +77,23 @@ pub(crate) struct MemSeries {
     data: Mutex<SeriesData>,
 }
 
+/// The cache line size of the processors osprey runs on (x86_64, arm64).
+const CACHE_LINE: usize = 64;
+
+/// Asks the processor to start loading the cache line holding `address`.
+/// Only a hint: it changes no memory and never faults, whatever the address.
+#[inline]
+fn prefetch(address: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch has no effect on the program's memory and cannot
+    // fault, for any address; SSE is part of the x86_64 baseline.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(address.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = address;
+}
+
 /// A full head chunk, re-encoded as [`Encoding::Dense`] when it closed:
 /// about 0.9 instead of 2.3 bytes per sample on typical data (see
 /// `docs/format/chunks.md`), which is most of the head's memory per series.
@@ -151,6 +168,12 @@ impl MemSeries {
         self.pending.fetch_sub(1, Ordering::AcqRel);
     }
 
+    /// Raises the pending count of a series the caller holds pending
+    /// already (so garbage collection cannot have removed it).
+    pub(crate) fn hold_again(&self) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+    }
+
     /// Marks the series pending for an appender that holds a handle to it;
     /// false (and nothing held) when garbage collection removed it.
     pub(crate) fn try_hold(&self) -> bool {
@@ -160,6 +183,30 @@ impl MemSeries {
             return false;
         }
         true
+    }
+
+    /// Starts loading the cache lines that an append by handle and a
+    /// commit touch: the whole series, from the reference count that
+    /// `Arc` keeps just before it. A scrape's series were last touched a
+    /// whole interval ago, so these are cache misses; the first one was
+    /// most of `append_handle`'s 15% of scraping CPU.
+    pub(crate) fn prefetch(&self) {
+        let header = 2 * std::mem::size_of::<usize>();
+        let start = std::ptr::from_ref(self).cast::<u8>().wrapping_sub(header);
+        for offset in (0..header + std::mem::size_of::<MemSeries>()).step_by(CACHE_LINE) {
+            prefetch(start.wrapping_add(offset));
+        }
+    }
+
+    /// Starts loading the end of the open chunk, where the next sample
+    /// goes, unless the series is locked (this never waits). A commit
+    /// calls it a few samples ahead: the write into the chunk was the
+    /// costliest step of applying a scraped sample.
+    pub(crate) fn prefetch_open_chunk(&self) {
+        if let Ok(data) = self.data.try_lock() {
+            let bytes = data.open.bytes();
+            prefetch(bytes.as_ptr().wrapping_add(bytes.len().saturating_sub(1)));
+        }
     }
 
     /// Applies one committed sample. Returns whether it went out of order.

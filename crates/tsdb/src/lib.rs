@@ -5,7 +5,9 @@
 //! - [`head`]: the in-memory, writable part. Series in shards with interned
 //!   labels and postings; samples in XOR chunks ([`chunkenc`]).
 //! - [`wal`]: the segmented, CRC-checked, group-committed write-ahead log.
-//!   A commit is acknowledged only after its records are fsynced.
+//!   A commit is acknowledged only after its records are fsynced (an
+//!   unsynced commit, for scrapes, only after they are written; the sync
+//!   follows within a second).
 //! - [`block`] and [`index`]: immutable, memory-mapped block directories
 //!   cut from the head, with Dense-encoded chunks.
 //! - [`compact`]: block writing, compaction planning and merging.

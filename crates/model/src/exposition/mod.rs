@@ -7,6 +7,12 @@
 //! (`Cow::Borrowed`) unless an escape sequence had to be decoded; the only
 //! allocation per sample is its label vector.
 //!
+//! [`Parser::next_lazy`] is the scrape loop's entry point: it returns each
+//! sample as a [`LazySample`] whose series text (name and label set, as
+//! written) is delimited but not parsed, so a caller that caches series by
+//! that text parses labels only for texts it has not seen. Its entries and
+//! errors are those of the iterator once each series is parsed.
+//!
 //! The two formats differ where it matters to callers:
 //!
 //! | | [`Format::Text`] | [`Format::OpenMetrics`] |
@@ -127,6 +133,77 @@ pub enum Entry<'a> {
     },
 }
 
+/// A sample's labels in input order, as [`Entry::Sample`] has them.
+pub type LabelPairs<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
+/// One meaningful line of an exposition as [`Parser::next_lazy`] returns
+/// it: metadata as in [`Entry`], samples with their series unparsed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LazyEntry<'a> {
+    /// `# HELP name text`, as [`Entry::Help`].
+    Help {
+        metric: Cow<'a, str>,
+        text: Cow<'a, str>,
+    },
+    /// `# TYPE name kind`, as [`Entry::Type`].
+    Type {
+        metric: Cow<'a, str>,
+        kind: MetricType,
+    },
+    /// `# UNIT name unit`, as [`Entry::Unit`].
+    Unit {
+        metric: Cow<'a, str>,
+        unit: Cow<'a, str>,
+    },
+    Sample(LazySample<'a>),
+}
+
+/// A sample whose value, timestamp and exemplar are parsed and checked but
+/// whose series (metric name and label set) is only delimited.
+///
+/// This is for callers that cache per series, as a scrape loop does:
+/// targets write the same series text scrape after scrape, so the caller
+/// looks [`LazySample::series`] up in its cache and calls
+/// [`LazySample::parse_series`] only on a miss. That is sound because
+/// whether a series text is valid, and what it parses to, depends on its
+/// bytes alone (not on the rest of the line, the line's position or the
+/// format: both formats share the series syntax). So a text byte-identical
+/// to one that `parse_series` once accepted needs no parsing again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LazySample<'a> {
+    line: &'a [u8],
+    line_number: usize,
+    format: Format,
+    /// The series text is `line[series_start..series_end]`.
+    series_start: usize,
+    series_end: usize,
+    pub value: f64,
+    /// In milliseconds in both formats, as [`Entry::Sample`]'s.
+    pub timestamp_ms: Option<i64>,
+    /// Boxed: exemplars are rare, and a small sample moves cheaply (the
+    /// move was a `memcpy` per sample on the scrape path).
+    pub exemplar: Option<Box<Exemplar<'a>>>,
+}
+
+impl<'a> LazySample<'a> {
+    /// The series as written: from the first byte of the metric name (or
+    /// of the label set's `{` when the name is inside it) to the label
+    /// set's closing `}`, or to the end of the name when there is no label
+    /// set. Whitespace between name and label set is part of it.
+    pub fn series(&self) -> &'a [u8] {
+        let line: &'a [u8] = self.line;
+        line.get(self.series_start..self.series_end)
+            .unwrap_or_default()
+    }
+
+    /// Parses the series into the metric name and the labels, as
+    /// [`Entry::Sample`] has them, with every check [`Parser`]'s `next`
+    /// makes. Its error is the one `next` gives for this line.
+    pub fn parse_series(&self) -> Result<(Cow<'a, str>, LabelPairs<'a>), ParseError> {
+        line::parse_series(self.line, self.line_number, self.format, self.series_start)
+    }
+}
+
 /// A syntax error at a 1-based line and 1-based byte column.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}, column {column}: {message}")]
@@ -169,7 +246,7 @@ impl<'a> Parser<'a> {
         self.position
     }
 
-    fn fail(&mut self, error: ParseError) -> Option<Result<Entry<'a>, ParseError>> {
+    fn fail<T>(&mut self, error: ParseError) -> Option<Result<T, ParseError>> {
         self.finished = true;
         Some(Err(error))
     }
@@ -179,6 +256,32 @@ impl<'a> Iterator for Parser<'a> {
     type Item = Result<Entry<'a>, ParseError>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        Some(match self.next_outcome::<Entry<'a>>()? {
+            Ok(line::Outcome::Metadata(metadata)) => Ok(metadata.into_entry()),
+            Ok(line::Outcome::Sample(entry)) => Ok(entry),
+            Err(error) => Err(error),
+        })
+    }
+}
+
+impl<'a> Parser<'a> {
+    /// Like [`Iterator::next`], but a sample's series (its name and label
+    /// set) is only delimited, not parsed: see [`LazySample`]. The value,
+    /// timestamp and exemplar are parsed and checked as by `next`, and the
+    /// entries and errors are the same as `next` gives once every sample's
+    /// [`LazySample::parse_series`] has been called.
+    pub fn next_lazy(&mut self) -> Option<Result<LazyEntry<'a>, ParseError>> {
+        Some(match self.next_outcome::<LazySample>()? {
+            Ok(line::Outcome::Metadata(metadata)) => Ok(metadata.into_lazy_entry()),
+            Ok(line::Outcome::Sample(sample)) => Ok(LazyEntry::Sample(sample)),
+            Err(error) => Err(error),
+        })
+    }
+
+    /// The next line that is metadata or a sample, or the first error.
+    fn next_outcome<S: line::SampleForm<'a>>(
+        &mut self,
+    ) -> Option<Result<line::Outcome<'a, S>, ParseError>> {
         loop {
             if self.finished {
                 return None;
@@ -210,8 +313,8 @@ impl<'a> Iterator for Parser<'a> {
             self.next_line_number += 1;
             self.position = next_position;
 
-            match line::parse_line(line, line_number, self.format) {
-                Ok(line::LineOutcome::Entry(entry)) => return Some(Ok(entry)),
+            match line::parse_line::<S>(line, line_number, self.format) {
+                Ok(line::LineOutcome::Found(outcome)) => return Some(Ok(outcome)),
                 Ok(line::LineOutcome::Nothing) => continue,
                 Ok(line::LineOutcome::EndOfFile) => {
                     self.finished = true;

@@ -76,7 +76,8 @@ fn unit(metric: &str, unit: &str) -> Entry<'static> {
 }
 
 /// Parses everything, failing the test on an error. Entries are compared
-/// through `Debug` so that NaN equals NaN and Borrowed equals Owned.
+/// through `Debug` so that NaN equals NaN and Borrowed equals Owned. The
+/// lazy path must give the same entries.
 fn check(format: Format, input: &str, expected: &[Entry<'static>]) {
     let parsed: Vec<Entry<'_>> = Parser::new(input.as_bytes(), format)
         .collect::<Result<_, _>>()
@@ -86,6 +87,38 @@ fn check(format: Format, input: &str, expected: &[Entry<'static>]) {
         format!("{expected:#?}"),
         "{format:?} input {input:?}"
     );
+    let lazy = lazy_entries(input.as_bytes(), format)
+        .unwrap_or_else(|error| panic!("{format:?} input {input:?} (lazy): {error}"));
+    assert_eq!(
+        format!("{lazy:#?}"),
+        format!("{expected:#?}"),
+        "{format:?} input {input:?} (lazy)"
+    );
+}
+
+/// Parses everything through [`Parser::next_lazy`], parsing every series
+/// as a cache that always misses would, up to the first error.
+fn lazy_entries(input: &[u8], format: Format) -> Result<Vec<Entry<'_>>, ParseError> {
+    let mut parser = Parser::new(input, format);
+    let mut entries = Vec::new();
+    while let Some(entry) = parser.next_lazy() {
+        entries.push(match entry? {
+            LazyEntry::Help { metric, text } => Entry::Help { metric, text },
+            LazyEntry::Type { metric, kind } => Entry::Type { metric, kind },
+            LazyEntry::Unit { metric, unit } => Entry::Unit { metric, unit },
+            LazyEntry::Sample(sample) => {
+                let (name, labels) = sample.parse_series()?;
+                Entry::Sample {
+                    name,
+                    labels,
+                    value: sample.value,
+                    timestamp_ms: sample.timestamp_ms,
+                    exemplar: sample.exemplar.map(|exemplar| *exemplar),
+                }
+            }
+        });
+    }
+    Ok(entries)
 }
 
 /// Parses until the first error and checks it, and that iteration then
@@ -113,6 +146,13 @@ fn check_error(format: Format, input: &[u8], line: usize, column: usize, message
         String::from_utf8_lossy(input)
     );
     assert!(parser.next().is_none(), "iteration goes on after an error");
+    let lazy_error = lazy_entries(input, format).expect_err("the lazy path found no error");
+    assert_eq!(
+        lazy_error,
+        error,
+        "{format:?} input {:?} (lazy)",
+        String::from_utf8_lossy(input)
+    );
 }
 
 use Format::{OpenMetrics as OM, Text};
@@ -1270,5 +1310,176 @@ proptest! {
         // Debug renders NaN as NaN and f64s exactly (shortest round trip),
         // and -0.0 as -0.0, so string equality is exact equality here.
         prop_assert_eq!(format!("{parsed:?}"), format!("{expected:?}"), "input {:?}", rendered);
+        let lazy = lazy_entries(rendered.as_bytes(), format)
+            .map_err(|error| TestCaseError::fail(format!("{error} in {rendered:?} (lazy)")))?;
+        prop_assert_eq!(format!("{lazy:?}"), format!("{expected:?}"), "input {:?} (lazy)", rendered);
     }
+
+    /// On near-miss garbage, the lazy path (every series parsed, as on
+    /// cache misses) reaches the same entries and the same error as the
+    /// full parse.
+    #[test]
+    fn lazy_and_full_parses_agree_on_any_input(
+        format in prop_oneof![Just(Text), Just(OM)],
+        body in proptest::collection::vec(
+            proptest::sample::select(&b"ab_:{}\"\\=, \t1.#\nEOFx\xff"[..]),
+            0..80,
+        ),
+    ) {
+        let full: Result<Vec<Entry<'_>>, ParseError> = Parser::new(&body, format).collect();
+        let lazy = lazy_entries(&body, format);
+        prop_assert_eq!(format!("{lazy:?}"), format!("{full:?}"), "input {:?}", String::from_utf8_lossy(&body));
+    }
+
+    /// The cache argument of [`LazySample`]: once a series text parsed,
+    /// the same text on any other line (with any value, timestamp or
+    /// surrounding whitespace) parses to the same name and labels.
+    #[test]
+    fn a_series_text_parses_the_same_on_every_line(
+        format in prop_oneof![Just(Text), Just(OM)],
+        lines in proptest::collection::vec(
+            proptest::collection::vec(
+                proptest::sample::select(&b"ab{}\"\\=, 1#"[..]),
+                0..24,
+            ),
+            1..12,
+        ),
+    ) {
+        let mut seen: std::collections::HashMap<Vec<u8>, String> = std::collections::HashMap::new();
+        for line in &lines {
+            // Each line is parsed on its own, as a scrape of one line.
+            let Some(Ok(LazyEntry::Sample(sample))) = Parser::new(line, format).next_lazy() else {
+                continue;
+            };
+            let parsed = sample.parse_series();
+            if let Some(previous) = seen.get(sample.series()) {
+                prop_assert_eq!(&format!("{parsed:?}"), previous, "line {:?}", String::from_utf8_lossy(line));
+            } else if parsed.is_ok() {
+                seen.insert(sample.series().to_vec(), format!("{parsed:?}"));
+            }
+        }
+    }
+}
+
+/// The series text of the first sample of `input`, lazily parsed.
+fn lazy_series(format: Format, input: &str) -> String {
+    match Parser::new(input.as_bytes(), format).next_lazy() {
+        Some(Ok(LazyEntry::Sample(sample))) => {
+            String::from_utf8_lossy(sample.series()).into_owned()
+        }
+        other => panic!("{input:?}: no lazy sample but {other:?}"),
+    }
+}
+
+#[test]
+fn lazy_series_text_spans_name_and_label_set() {
+    let cases = [
+        (Text, "m 1", "m"),
+        (Text, "  m\t1 123", "m"),
+        (Text, "m{} 1", "m{}"),
+        (Text, "m {a=\"1\"}  1", "m {a=\"1\"}"),
+        // A `}` or an escaped quote inside a value does not end the set.
+        (
+            Text,
+            r#"m{a="x}y",b="q\"}",c="\\"} 1"#,
+            r#"m{a="x}y",b="q\"}",c="\\"}"#,
+        ),
+        (
+            Text,
+            r#"{"my.metric","la}bel"="v"} 2"#,
+            r#"{"my.metric","la}bel"="v"}"#,
+        ),
+        (
+            OM,
+            "m_total{a=\"1\"} 1 2.5 # {t=\"}\"} 1\n# EOF\n",
+            "m_total{a=\"1\"}",
+        ),
+    ];
+    for (format, input, series) in cases {
+        assert_eq!(lazy_series(format, input), series, "{format:?} {input:?}");
+    }
+}
+
+#[test]
+fn lazy_sample_parses_its_series_on_demand() {
+    let input = r#"m{a="x}y",b="q\"}"} 1.5 7"#;
+    let Some(Ok(LazyEntry::Sample(sample))) = Parser::new(input.as_bytes(), Text).next_lazy()
+    else {
+        panic!("no lazy sample");
+    };
+    assert_eq!(sample.value, 1.5);
+    assert_eq!(sample.timestamp_ms, Some(7));
+    let (name, labels) = sample.parse_series().expect("valid series");
+    assert_eq!(name, "m");
+    assert_eq!(labels, pairs(&[("a", "x}y"), ("b", "q\"}")]));
+}
+
+#[test]
+fn lazy_errors_are_the_full_parse_errors() {
+    // A broken label set is found when the series is parsed (a cache
+    // miss), with the full parse's error.
+    let input = b"ok 1\nm{a=\"1\",,b=\"2\"} 1\n";
+    let mut parser = Parser::new(input, Text);
+    assert!(matches!(parser.next_lazy(), Some(Ok(LazyEntry::Sample(_)))));
+    let Some(Ok(LazyEntry::Sample(sample))) = parser.next_lazy() else {
+        panic!("the value is valid, so the line scans");
+    };
+    let full_error = Parser::new(input, Text)
+        .find_map(Result::err)
+        .expect("the full parse fails");
+    assert_eq!(sample.parse_series(), Err(full_error.clone()));
+    assert_eq!(full_error.line, 2);
+    // An error after the series, or one the scan itself meets, comes from
+    // `next_lazy` with the full parse's message and column, even when the
+    // series is broken too.
+    for input in [
+        &b"m{a=\"1\"} x\n"[..],
+        b"m{a=\"1\",,} x\n",
+        b"m{a=\"1\"\n",
+        b"m{a=\"1} 1\n",
+        b"m!{} 1\n",
+        b"\"m\" 1\n",
+    ] {
+        let full_error = Parser::new(input, Text).find_map(Result::err);
+        let lazy_error = Parser::new(input, Text).next_lazy().and_then(Result::err);
+        assert!(full_error.is_some(), "{:?}", String::from_utf8_lossy(input));
+        assert_eq!(
+            lazy_error,
+            full_error,
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
+    }
+}
+
+#[test]
+fn identical_series_text_is_parsed_once_by_a_cache() {
+    // Two scrapes of the same target, as a scrape cache keyed by the
+    // series text sees them: each distinct text is parsed once.
+    let scrapes = [
+        "a{x=\"1\"} 1\na{x=\"2\"} 2\nb 3\n",
+        "a{x=\"1\"} 4 1000\na{x=\"2\"} 5\nb 6\na {x=\"1\"} 7\n",
+    ];
+    let mut cache: std::collections::HashMap<Vec<u8>, String> = std::collections::HashMap::new();
+    let mut parses = 0;
+    let mut values = Vec::new();
+    for body in scrapes {
+        let mut parser = Parser::new(body.as_bytes(), Text);
+        while let Some(entry) = parser.next_lazy() {
+            let Ok(LazyEntry::Sample(sample)) = entry else {
+                panic!("{body:?}: {entry:?}");
+            };
+            let series = cache.entry(sample.series().to_vec()).or_insert_with(|| {
+                parses += 1;
+                let (name, labels) = sample.parse_series().expect("valid");
+                format!("{name}{labels:?}")
+            });
+            values.push((series.clone(), sample.value));
+        }
+    }
+    // `a {x="1"}` is written differently, so it is a text of its own.
+    assert_eq!(parses, 4);
+    assert_eq!(values.len(), 7);
+    assert_eq!(values[3], (values[0].0.clone(), 4.0));
+    assert_eq!(values[6], (values[0].0.clone(), 7.0));
 }

@@ -2,7 +2,10 @@
 //!
 //! - [`Wal`] appends records to numbered segment files and returns from
 //!   [`Wal::log`] only once the bytes are on stable storage. Concurrent
-//!   callers share one `fdatasync` (group commit).
+//!   callers share one `fdatasync` (group commit). Writers that acknowledge
+//!   nobody (scrapes) use [`Wal::log_with`] and [`Durability::Written`]:
+//!   it returns once the bytes are written, and a sync follows within
+//!   [`UNSYNCED_WINDOW`].
 //! - [`Wal::open`] repairs a torn or corrupt tail (truncating it, with a
 //!   `warn!` line) instead of refusing to start, then starts a new segment.
 //! - [`replay`] reads the newest checkpoint and the segments after it and
@@ -26,6 +29,7 @@ use std::io::{self, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 pub use checkpoint::{CheckpointStats, checkpoint};
 pub use record::{
@@ -43,6 +47,28 @@ use segment::{
 /// cutting (two fsyncs and a file creation) is rare, small enough that a
 /// checkpoint can free space in steps.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 128 * 1024 * 1024;
+
+/// The longest a [`Durability::Written`] log call leaves the WAL without an
+/// `fdatasync`: the first such call after this long since the last sync
+/// syncs, for everything written so far. A scrape loop commits every few
+/// seconds per target, so with hundreds of targets a sync per commit was
+/// 11% of osprey's scraping CPU (200 targets of 1,000 series every 5 s,
+/// `benches/scrape_cost.py`); one a second is a few percent of that, and
+/// bounds what a power loss can take to about a second of scrapes.
+/// (Prometheus syncs its WAL only when it completes a 128 MiB segment.)
+pub const UNSYNCED_WINDOW: Duration = Duration::from_secs(1);
+
+/// When [`Wal::log_with`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Once the records are on disk (`fdatasync`, group-committed with
+    /// other writers).
+    Synced,
+    /// Once the records are written to the operating system: they survive
+    /// the process being killed, and reach the disk with the next sync,
+    /// which some log call makes within [`UNSYNCED_WINDOW`].
+    Written,
+}
 
 /// How a [`Wal`] writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -232,6 +258,9 @@ struct SyncState {
     syncing: bool,
     /// Set, for good, when an `fdatasync` failed.
     failure: Option<String>,
+    /// When the last `fdatasync` for `log` calls finished (or the WAL was
+    /// opened).
+    last_synced: Instant,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -291,6 +320,7 @@ impl Wal {
                 synced_sequence: 0,
                 syncing: false,
                 failure: None,
+                last_synced: Instant::now(),
             }),
             synced: Condvar::new(),
             failed: AtomicBool::new(false),
@@ -308,6 +338,11 @@ impl Wal {
     /// payload, as [`encode_series`]/[`encode_samples`] write them. The
     /// records of one call go to the same segment, in order.
     pub fn log(&self, records: &[&[u8]]) -> Result<(), WalError> {
+        self.log_with(records, Durability::Synced)
+    }
+
+    /// Like [`Wal::log`], returning as `durability` says.
+    pub fn log_with(&self, records: &[&[u8]], durability: Durability) -> Result<(), WalError> {
         if records.is_empty() {
             return Ok(());
         }
@@ -346,7 +381,11 @@ impl Wal {
         };
         self.bytes_written
             .fetch_add(frames.len() as u64, Ordering::Relaxed);
-        if self.options.fsync {
+        let sync = match durability {
+            Durability::Synced => true,
+            Durability::Written => self.sync_due(),
+        };
+        if self.options.fsync && sync {
             self.wait_until_synced(sequence)?;
         }
         self.writes.fetch_add(1, Ordering::Relaxed);
@@ -456,6 +495,13 @@ impl Wal {
 
     /// Group commit: returns once the `log` call numbered `sequence` is
     /// durable, running `fdatasync` itself if no other thread is.
+    /// Whether an unsynced write should sync now: nobody is syncing and
+    /// the last sync is [`UNSYNCED_WINDOW`] old.
+    fn sync_due(&self) -> bool {
+        let sync = lock(&self.sync);
+        !sync.syncing && sync.last_synced.elapsed() >= UNSYNCED_WINDOW
+    }
+
     fn wait_until_synced(&self, sequence: u64) -> Result<(), WalError> {
         let mut sync = lock(&self.sync);
         loop {
@@ -494,6 +540,7 @@ impl Wal {
         let outcome = match result {
             Ok(()) if sync.failure.is_none() => {
                 sync.synced_sequence = sync.synced_sequence.max(target);
+                sync.last_synced = Instant::now();
                 Ok(())
             }
             Ok(()) => Err(WalError::failed(sync.failure.as_deref().unwrap_or(""))),

@@ -547,3 +547,34 @@ fn informal_log_throughput_print() {
         stats.bytes_written as f64 / seconds / 1e6,
     );
 }
+
+#[test]
+fn written_durability_syncs_at_most_once_per_window() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = WalOptions {
+        segment_size: DEFAULT_SEGMENT_SIZE,
+        fsync: true,
+    };
+    let wal = Wal::open(dir.path(), options).expect("open");
+    let started = Instant::now();
+    let writes = 200;
+    for i in 0..writes {
+        wal.log_with(&[&samples_record(1, i * 10, 10)], Durability::Written)
+            .expect("log");
+    }
+    // A sync needs the window to have passed since the previous one, so
+    // however slow the machine, the count is bounded by the time taken.
+    let windows = started.elapsed().as_secs_f64() / UNSYNCED_WINDOW.as_secs_f64();
+    let unsynced = wal.stats().fsyncs;
+    assert!(
+        (unsynced as f64) <= windows + 1.0,
+        "{unsynced} syncs for {writes} unsynced writes in {windows:.2} windows"
+    );
+    // A synced write syncs, covering everything before it.
+    wal.log(&[&samples_record(1, 10_000, 1)]).expect("log");
+    assert_eq!(wal.stats().fsyncs, unsynced + 1);
+    assert_eq!(wal.stats().writes, writes as u64 + 1);
+    drop(wal);
+    let (records, _) = replay_all(dir.path());
+    assert_eq!(records.len(), writes as usize + 1);
+}
