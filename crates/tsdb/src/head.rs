@@ -307,16 +307,7 @@ impl MemSeries {
             && d.open.first_time().unwrap_or(i64::MAX) <= maxt
             && d.open.last_time().unwrap_or(i64::MIN) >= mint
         {
-            let it = d.open.iter_from(mint);
-            out.reserve(it.remaining_claimed().min(MAX_CHUNK_RESERVE));
-            for (t, v) in it {
-                if t > maxt {
-                    break;
-                }
-                if t >= mint {
-                    out.push((t, v));
-                }
-            }
+            push_in_range(&mut out, d.open.iter_from(mint), mint, maxt);
         }
         if d.overrides.is_empty() {
             return out;
@@ -378,14 +369,20 @@ fn push_chunk_range(
     // Head chunks are produced by this process; a decode error would be a
     // bug, and the iterator simply ends early on one.
     if let Ok(it) = ChunkIter::new(encoding, bytes) {
-        out.reserve(it.remaining_claimed().min(MAX_CHUNK_RESERVE));
-        for (t, v) in it {
-            if t > maxt {
-                break;
-            }
-            if t >= mint {
-                out.push((t, v));
-            }
+        push_in_range(out, it, mint, maxt);
+    }
+}
+
+/// Appends the samples of `it` within `[mint, maxt]`, sized from the
+/// chunk's header.
+fn push_in_range(out: &mut Vec<(i64, f64)>, it: ChunkIter<&[u8]>, mint: i64, maxt: i64) {
+    out.reserve(it.remaining_claimed().min(MAX_CHUNK_RESERVE));
+    for (t, v) in it {
+        if t > maxt {
+            break;
+        }
+        if t >= mint {
+            out.push((t, v));
         }
     }
 }

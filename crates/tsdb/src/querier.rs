@@ -365,16 +365,9 @@ impl Querier for DbQuerier {
                 maxt,
             }));
         }
-        let iter = merged.into_iter().filter_map(move |(labels, parts)| {
-            match merge_parts(parts, mint, maxt) {
-                Ok(samples) if samples.is_empty() => None,
-                Ok(samples) => Some(Ok(Series {
-                    labels,
-                    samples: Box::new(samples.into_iter()) as SampleIter,
-                })),
-                Err(e) => Some(Err(e)),
-            }
-        });
+        let iter = merged
+            .into_iter()
+            .filter_map(move |(labels, parts)| decode_one(labels, parts, mint, maxt));
         Ok(Box::new(iter))
     }
 
