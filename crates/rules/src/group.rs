@@ -343,6 +343,29 @@ impl Group {
         notify
     }
 
+    /// Ends every series the group's last evaluation wrote with a
+    /// staleness marker at `ts`: the group was removed from the
+    /// configuration, so its series stop now rather than fading out after
+    /// the lookback window (as Prometheus does for removed groups).
+    pub fn mark_stale(&mut self, env: &EvalEnv, ts: i64) -> Result<(), String> {
+        let mut appender = env.appendable.appender();
+        for rule in &self.rules {
+            for labels in &rule.previous_series {
+                if let Err(e) = appender.append(labels, ts, STALE_NAN) {
+                    appender.rollback();
+                    return Err(format!("storing staleness markers: {e}"));
+                }
+            }
+        }
+        appender
+            .commit()
+            .map_err(|e| format!("committing staleness markers: {e}"))?;
+        for rule in &mut self.rules {
+            rule.previous_series.clear();
+        }
+        Ok(())
+    }
+
     /// Restores how long each active alert has been pending from the
     /// `ALERTS_FOR_STATE` series written before a restart, then lets the
     /// rules write that series again. Follows Prometheus: the time the

@@ -16,6 +16,7 @@ use crate::file::{GroupSpec, RuleFileError, parse_rule_file};
 use crate::group::{EvalEnv, Group, GroupOptions, NotifyAlert};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Receives alerts due for sending after each group evaluation.
@@ -37,6 +38,11 @@ struct Running {
     spec: GroupSpec,
     group: Arc<Mutex<Group>>,
     stop: Arc<tokio::sync::Notify>,
+    /// Set before `stop` when the group was removed from the
+    /// configuration: its task ends the group's series with staleness
+    /// markers on the way out. Not set on shutdown or when a changed group
+    /// replaces it (the new group carries the series on).
+    mark_stale: Arc<AtomicBool>,
 }
 
 /// Runs the rule groups of a set of files.
@@ -125,6 +131,7 @@ impl RuleManager {
             }
         }
         for (_, removed) in old {
+            removed.mark_stale.store(true, Ordering::SeqCst);
             removed.stop.notify_one();
         }
     }
@@ -159,8 +166,15 @@ impl RuleManager {
             notifier: self.notifier.clone(),
             clock: self.clock.clone(),
         };
-        self.runtime.spawn(task.run(stop.clone()));
-        Running { spec, group, stop }
+        let mark_stale = Arc::new(AtomicBool::new(false));
+        self.runtime
+            .spawn(task.run(stop.clone(), mark_stale.clone()));
+        Running {
+            spec,
+            group,
+            stop,
+            mark_stale,
+        }
     }
 }
 
@@ -179,7 +193,26 @@ struct GroupTask {
 }
 
 impl GroupTask {
-    async fn run(self, stop: Arc<tokio::sync::Notify>) {
+    /// Ends the group's series (see [`Group::mark_stale`]) at the clock's
+    /// time, waiting for an evaluation in flight.
+    async fn write_staleness(self: &Arc<Self>) {
+        let task = self.clone();
+        let written = tokio::task::spawn_blocking(move || {
+            let now = (task.clock)();
+            let Ok(mut group) = task.group.lock() else {
+                return;
+            };
+            if let Err(error) = group.mark_stale(&task.env, now) {
+                tracing::warn!(group = %group.name, %error, "removed rule group's series not marked stale");
+            }
+        })
+        .await;
+        if written.is_err() {
+            tracing::error!("marking a removed rule group's series stale panicked");
+        }
+    }
+
+    async fn run(self, stop: Arc<tokio::sync::Notify>, mark_stale: Arc<AtomicBool>) {
         let task = Arc::new(self);
         let mut restored = false;
         let mut last_ts = i64::MIN;
@@ -191,7 +224,15 @@ impl GroupTask {
             };
             let wait = std::time::Duration::from_millis((next - now).max(0) as u64);
             tokio::select! {
-                _ = stop.notified() => return,
+                // A stop wins over a due evaluation, so a removed group's
+                // staleness markers are its last samples.
+                biased;
+                _ = stop.notified() => {
+                    if mark_stale.load(Ordering::SeqCst) {
+                        task.write_staleness().await;
+                    }
+                    return;
+                }
                 _ = tokio::time::sleep(wait) => {}
             }
             last_ts = next;
