@@ -311,3 +311,106 @@ fn embedded_default_runs_the_starter_rules() {
     }
     server.kill();
 }
+
+/// A stand-in Alertmanager: records the path and body of every request and
+/// answers 200.
+fn fake_alertmanager() -> (
+    SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = received.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                continue;
+            }
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; length];
+            let _ = reader.read_exact(&mut body);
+            let path = request_line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("")
+                .to_string();
+            if let Ok(mut received) = record.lock() {
+                received.push((path, String::from_utf8_lossy(&body).into_owned()));
+            }
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (addr, received)
+}
+
+/// Alertmanagers found through `file_sd_configs`: a target written into the
+/// discovery file after the server started receives the firing alert, with
+/// `__meta_filepath` available to relabelling.
+#[test]
+fn alertmanagers_from_file_discovery() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (am_addr, received) = fake_alertmanager();
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n  - name: always\n    rules:\n      - alert: AlwaysFiring\n        expr: vector(1)\n",
+    )
+    .expect("write rules");
+    let targets = dir.path().join("alertmanagers.json");
+    std::fs::write(&targets, "[]").expect("write empty targets");
+    let config = dir.path().join("osprey.yml");
+    std::fs::write(
+        &config,
+        "global:\n  evaluation_interval: 1s\n\
+         rule_files: ['rules.yml']\n\
+         alerting:\n  alertmanagers:\n    - file_sd_configs:\n        - files: ['alertmanagers.json']\n          refresh_interval: 1s\n      \
+         relabel_configs:\n        - source_labels: [__meta_filepath]\n          regex: '.*alertmanagers.json'\n          action: keep\n\
+         scrape_configs: []\n",
+    )
+    .expect("write config");
+    let addr = free_addr();
+    let _server = Server::start_with_args(
+        &dir.path().join("data"),
+        addr,
+        &dir.path().join("server.log"),
+        // Alerts already sent (here: to no one) go out again after the
+        // resend delay, which is when a newly found Alertmanager gets them.
+        &[
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--rules.alert.resend-delay",
+            "1s",
+        ],
+    );
+    wait_for("the alert firing", Duration::from_secs(20), || {
+        let alerts = get_json(addr, "/api/v1/alerts");
+        (alerts["data"]["alerts"][0]["state"] == "firing").then_some(())
+    });
+    // No Alertmanager is known yet.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(received.lock().expect("received").is_empty());
+
+    std::fs::write(&targets, format!("[{{\"targets\": [\"{am_addr}\"]}}]")).expect("write targets");
+    let (path, body) = wait_for(
+        "the alert at the discovered Alertmanager",
+        Duration::from_secs(20),
+        || received.lock().ok().and_then(|r| r.first().cloned()),
+    );
+    assert_eq!(path, "/api/v2/alerts");
+    assert!(body.contains("\"alertname\":\"AlwaysFiring\""), "{body}");
+}

@@ -23,8 +23,9 @@ struct FileState {
     groups: Vec<StaticConfig>,
 }
 
-/// Watches the files of a job's `file_sd_configs`.
-pub(crate) struct FileDiscovery {
+/// Watches the files of a job's (or an Alertmanager entry's)
+/// `file_sd_configs`.
+pub struct FileDiscovery {
     configs: Vec<FileSdConfig>,
     files: BTreeMap<PathBuf, FileState>,
 }

@@ -37,7 +37,7 @@ pub use config::{
     FileSdConfig, GlobalConfig, Scheme, ScrapeConfig, StaticConfig, TlsConfig, parse_config,
 };
 pub use config::{QueueConfig, RemoteWriteConfig};
-pub use discovery::{FILEPATH_LABEL, expand_glob};
+pub use discovery::{FILEPATH_LABEL, FileDiscovery, expand_glob};
 pub use manager::{ScrapeManager, ScrapeManagerOptions};
 pub use relabel::{RelabelAction, RelabelConfig, RelabelRegex};
 pub use scrape_loop::ACCEPT_HEADER;

@@ -218,6 +218,10 @@ struct SenderConfig {
 /// Queues alerts and posts them to Alertmanagers.
 pub struct AlertSender {
     config: RwLock<SenderConfig>,
+    /// The `alerting` section in effect and, per Alertmanager entry, the
+    /// discovery of its `file_sd_configs`; targets are rebuilt from both
+    /// when a discovered file changes.
+    discovery: Mutex<(AlertingConfig, Vec<scrape::FileDiscovery>)>,
     queue: Mutex<VecDeque<SentAlert>>,
     wake: tokio::sync::Notify,
     local: RwLock<Option<LocalAlertSink>>,
@@ -232,6 +236,7 @@ impl AlertSender {
                 alert_relabel_configs: Vec::new(),
                 targets: Vec::new(),
             }),
+            discovery: Mutex::new((AlertingConfig::default(), Vec::new())),
             queue: Mutex::new(VecDeque::new()),
             wake: tokio::sync::Notify::new(),
             local: RwLock::new(None),
@@ -247,7 +252,16 @@ impl AlertSender {
 
     /// Takes the `alerting` section and external labels of `config`.
     fn configure(self: &Arc<Self>, config: &scrape::Config) {
-        let targets = alertmanager_targets(&config.alerting);
+        let mut discoveries: Vec<scrape::FileDiscovery> = config
+            .alerting
+            .alertmanagers
+            .iter()
+            .map(|am| scrape::FileDiscovery::new(am.file_sd_configs.clone()))
+            .collect();
+        for discovery in &mut discoveries {
+            discovery.refresh();
+        }
+        let targets = alertmanager_targets(&config.alerting, &discoveries);
         if let Ok(mut current) = self.config.write() {
             *current = SenderConfig {
                 external_labels: config.global.external_labels.clone(),
@@ -255,10 +269,56 @@ impl AlertSender {
                 targets,
             };
         }
+        if let Ok(mut discovery) = self.discovery.lock() {
+            *discovery = (config.alerting.clone(), discoveries);
+        }
         let sender = self.clone();
         self.started.call_once(|| {
+            let discovering = sender.clone();
             tokio::spawn(async move { sender.run().await });
+            tokio::spawn(async move { discovering.discover().await });
         });
+    }
+
+    /// Re-reads the Alertmanager entries' `file_sd_configs` files at their
+    /// refresh interval and rebuilds the targets when one changed.
+    async fn discover(self: Arc<Self>) {
+        loop {
+            let every = match self.discovery.lock() {
+                Ok(discovery) => discovery
+                    .1
+                    .iter()
+                    .filter_map(scrape::FileDiscovery::refresh_interval)
+                    .min(),
+                Err(_) => return,
+            };
+            // Without file discovery, look again later: a reload may add it.
+            let every = every.unwrap_or(std::time::Duration::from_secs(5));
+            tokio::time::sleep(every).await;
+            let sender = self.clone();
+            let refreshed = tokio::task::spawn_blocking(move || {
+                let Ok(mut discovery) = sender.discovery.lock() else {
+                    return;
+                };
+                let (alerting, discoveries) = &mut *discovery;
+                let mut changed = false;
+                for discovery in discoveries.iter_mut() {
+                    changed |= discovery.refresh();
+                }
+                if !changed {
+                    return;
+                }
+                let targets = alertmanager_targets(alerting, discoveries);
+                if let Ok(mut current) = sender.config.write() {
+                    current.targets = targets;
+                }
+            })
+            .await;
+            if refreshed.is_err() {
+                tracing::error!("Alertmanager discovery panicked");
+                return;
+            }
+        }
     }
 
     async fn run(self: Arc<Self>) {
@@ -347,16 +407,26 @@ fn prepare(alert: NotifyAlert, config: &SenderConfig) -> Option<SentAlert> {
     })
 }
 
-/// The Alertmanager URLs of `alerting`: static targets relabelled with
-/// each entry's `relabel_configs` (`__address__`, `__scheme__`,
-/// `__alerts_path__`).
-fn alertmanager_targets(alerting: &AlertingConfig) -> Vec<Arc<Target>> {
+/// The Alertmanager URLs of `alerting`: static and file-discovered targets
+/// (`discovered` holds one discovery per entry) relabelled with each
+/// entry's `relabel_configs` (`__address__`, `__scheme__`,
+/// `__alerts_path__`, and `__meta_filepath` for discovered ones).
+fn alertmanager_targets(
+    alerting: &AlertingConfig,
+    discovered: &[scrape::FileDiscovery],
+) -> Vec<Arc<Target>> {
     let mut targets = Vec::new();
-    for am in &alerting.alertmanagers {
-        if !am.file_sd_configs.is_empty() {
-            tracing::warn!(
-                "file_sd_configs for Alertmanagers are not supported yet; use static_configs"
-            );
+    for (index, am) in alerting.alertmanagers.iter().enumerate() {
+        let mut groups: Vec<scrape::target::TargetGroup> = am
+            .static_configs
+            .iter()
+            .map(|group| scrape::target::TargetGroup {
+                group: group.clone(),
+                meta_labels: Vec::new(),
+            })
+            .collect();
+        if let Some(discovery) = discovered.get(index) {
+            groups.extend(discovery.groups());
         }
         let mut builder = reqwest::Client::builder()
             .timeout(std::time::Duration::from_millis(am.timeout_ms.max(1) as u64));
@@ -373,9 +443,11 @@ fn alertmanager_targets(alerting: &AlertingConfig) -> Vec<Arc<Target>> {
                 continue;
             }
         };
-        for group in &am.static_configs {
+        for discovered in &groups {
+            let group = &discovered.group;
             for address in &group.targets {
                 let mut labels: BTreeMap<String, String> = group.labels.iter().cloned().collect();
+                labels.extend(discovered.meta_labels.iter().cloned());
                 labels.insert("__address__".into(), address.clone());
                 labels.insert("__scheme__".into(), am.scheme.as_str().into());
                 labels.insert(
