@@ -312,12 +312,12 @@ fn embedded_default_runs_the_starter_rules() {
     server.kill();
 }
 
+/// Requests a stand-in Alertmanager received: (path, body).
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
 /// A stand-in Alertmanager: records the path and body of every request and
 /// answers 200.
-fn fake_alertmanager() -> (
-    SocketAddr,
-    std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
-) {
+fn fake_alertmanager() -> (SocketAddr, Received) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("address");
