@@ -11,6 +11,9 @@
 //!   [`storage::Queryable`]/[`storage::Querier`] to read. PromQL and the HTTP
 //!   API read only through these traits; the TSDB implements them.
 //! - [`exposition`] parses the Prometheus text format and OpenMetrics.
+//! - [`relabel`] is Prometheus's relabelling (every action, Go's
+//!   `regexp.Expand` replacements, MD5 `hashmod`), shared by scraping, the
+//!   alert sender and remote write.
 //!
 //! This crate does no I/O and has no async code.
 
@@ -18,6 +21,7 @@ pub mod duration;
 pub mod exposition;
 pub mod labels;
 pub mod matcher;
+pub mod relabel;
 pub mod sample;
 pub mod storage;
 

@@ -22,8 +22,6 @@
 pub mod config;
 mod discovery;
 mod manager;
-mod md5;
-pub mod relabel;
 mod scrape_loop;
 pub mod target;
 
@@ -39,7 +37,8 @@ pub use config::{
 pub use config::{QueueConfig, RemoteWriteConfig};
 pub use discovery::{FILEPATH_LABEL, FileDiscovery, expand_glob};
 pub use manager::{ScrapeManager, ScrapeManagerOptions};
-pub use relabel::{RelabelAction, RelabelConfig, RelabelRegex};
+pub use model::relabel;
+pub use model::relabel::{RelabelAction, RelabelConfig, RelabelRegex};
 pub use scrape_loop::ACCEPT_HEADER;
 
 /// Whether the last scrape of a target worked.

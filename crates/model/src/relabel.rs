@@ -15,7 +15,6 @@ use std::sync::LazyLock;
 
 use regex::{Captures, Regex};
 
-use crate::md5::md5_digest;
 
 /// What a relabel rule does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -250,6 +249,16 @@ pub fn process(labels: &mut BTreeMap<String, String>, rules: &[RelabelConfig]) -
     rules.iter().all(|rule| apply_rule(rule, labels))
 }
 
+/// Prometheus's `hashmod`: the low 8 bytes of the MD5 digest of `text`,
+/// big-endian, modulo `modulus` (so shards agree with Prometheus's).
+fn hashmod(text: &str, modulus: u64) -> u64 {
+    use md5::Digest;
+    let digest = md5::Md5::digest(text.as_bytes());
+    let mut low_bytes = [0u8; 8];
+    low_bytes.copy_from_slice(&digest[8..]);
+    u64::from_be_bytes(low_bytes) % modulus.max(1)
+}
+
 fn set_label(labels: &mut BTreeMap<String, String>, name: String, value: String) {
     if value.is_empty() {
         labels.remove(&name);
@@ -309,10 +318,7 @@ fn apply_rule(rule: &RelabelConfig, labels: &mut BTreeMap<String, String>) -> bo
             true
         }
         RelabelAction::HashMod => {
-            let digest = md5_digest(joined.as_bytes());
-            let mut low_bytes = [0u8; 8];
-            low_bytes.copy_from_slice(&digest[8..]);
-            let shard = u64::from_be_bytes(low_bytes) % rule.modulus.max(1);
+            let shard = hashmod(&joined, rule.modulus);
             set_label(labels, rule.target_label.clone(), shard.to_string());
             true
         }

@@ -539,3 +539,24 @@ fn expand_follows_go() {
         assert_eq!(out, expected, "template {template:?}");
     }
 }
+
+/// `hashmod` takes the low 8 bytes of MD5 big-endian; the RFC 1321 test
+/// suite's digests pin the hash.
+#[test]
+fn hashmod_uses_md5_low_bytes() {
+    let cases = [
+        ("", "d41d8cd98f00b204e9800998ecf8427e"),
+        ("a", "0cc175b9c0f1b6a831c399e269772661"),
+        ("abc", "900150983cd24fb0d6963f7d28e17f72"),
+        ("message digest", "f96b697d7cb7938d525a2f31aaf161d0"),
+        (
+            "12345678901234567890123456789012345678901234567890123456789012345678901234567890",
+            "57edf4a22be3c955ac49da2e2107b67a",
+        ),
+    ];
+    for (input, digest) in cases {
+        let low = u64::from_str_radix(&digest[16..], 16).unwrap();
+        assert_eq!(hashmod(input, u64::MAX), low % u64::MAX, "{input:?}");
+        assert_eq!(hashmod(input, 1000), low % 1000, "{input:?}");
+    }
+}
