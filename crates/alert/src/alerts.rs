@@ -89,7 +89,7 @@ pub fn receive(
 ) -> Result<Alert, String> {
     let mut pairs = Vec::with_capacity(posted.labels.len());
     for (name, value) in posted.labels {
-        if !crate::config::is_valid_label_name(&name) {
+        if !config::decode::is_valid_label_name(&name) {
             return Err(format!("invalid label set: invalid name {name:?}"));
         }
         if value.is_empty() {
@@ -109,7 +109,7 @@ pub fn receive(
     let labels = Labels::from_pairs(pairs);
     let mut annotations = Vec::with_capacity(posted.annotations.len());
     for (name, value) in posted.annotations {
-        if !crate::config::is_valid_label_name(&name) {
+        if !config::decode::is_valid_label_name(&name) {
             return Err(format!("invalid annotations: invalid name {name:?}"));
         }
         annotations.push((name, value));

@@ -15,9 +15,9 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::config::EmailConfig;
 use crate::notify::{Data, SendError, expand};
 use crate::template::NotificationTemplates;
+use config::alertmanager::EmailConfig;
 
 fn fail(message: impl Into<String>) -> SendError {
     SendError {
@@ -78,6 +78,34 @@ pub fn build_message(
     Ok(message)
 }
 
+/// The TLS settings for the SMTP server at `host`: `tls_config`'s CA
+/// (trusted alone when set, as Alertmanager does), client certificate,
+/// `server_name`, `insecure_skip_verify` and `min_version`.
+fn tls_parameters(host: &str, tls: &config::http::TlsConfig) -> Result<TlsParameters, String> {
+    use lettre::transport::smtp::client::{Certificate, CertificateStore, Identity, TlsVersion};
+    let name = tls.server_name.clone().unwrap_or_else(|| host.to_string());
+    let mut builder = TlsParameters::builder(name)
+        .dangerous_accept_invalid_certs(tls.insecure_skip_verify)
+        .dangerous_accept_invalid_hostnames(tls.insecure_skip_verify);
+    if let Some(pem) = config::client::ca_pem(tls)? {
+        let certificate =
+            Certificate::from_pem(&pem).map_err(|e| format!("tls_config: the CA: {e}"))?;
+        builder = builder
+            .certificate_store(CertificateStore::None)
+            .add_root_certificate(certificate);
+    }
+    if let Some(pair) = config::client::cert_and_key_pem(tls)? {
+        let identity = Identity::from_pem(&pair.cert, &pair.key)
+            .map_err(|e| format!("tls_config: the client certificate and key: {e}"))?;
+        builder = builder.identify_with(identity);
+    }
+    // rustls speaks TLS 1.2 and 1.3, so a lower floor is 1.2.
+    if tls.min_version == Some(config::http::TlsVersion::Tls13) {
+        builder = builder.set_min_tls_version(TlsVersion::Tlsv13);
+    }
+    builder.build().map_err(|e| format!("TLS setup: {e}"))
+}
+
 /// Sends a notification by email.
 pub async fn send(
     config: &EmailConfig,
@@ -93,11 +121,7 @@ pub async fn send(
         ),
         None => return Err(fail(format!("invalid smarthost {:?}", config.smarthost))),
     };
-    let parameters = TlsParameters::builder(host.to_string())
-        .dangerous_accept_invalid_certs(config.insecure_skip_verify)
-        .dangerous_accept_invalid_hostnames(config.insecure_skip_verify)
-        .build()
-        .map_err(|e| fail(format!("TLS setup: {e}")))?;
+    let parameters = tls_parameters(host, &config.tls_config).map_err(fail)?;
     let tls = if port == 465 {
         Tls::Wrapper(parameters)
     } else if config.require_tls {

@@ -2,11 +2,10 @@
 //! grouping, inhibition, silences and notifications, inside the osprey
 //! binary.
 //!
-//! - [`config`] reads `alertmanager.yml` into plain structs with
-//!   Alertmanager's defaults; errors name file, line and field.
-//! - [`matchers`] parses the matcher syntax (`foo="bar", baz=~"x.*"`).
+//! - It runs the typed `alertmanager.yml` of the `config` crate
+//!   (`config::alertmanager`: routes, receivers, the matcher syntax and
+//!   time intervals), whose HTTP receivers go through `config::HttpClient`.
 //! - [`route`] matches label sets against the routing tree.
-//! - [`timeinterval`] evaluates `time_intervals` in their time zones.
 //! - [`Alertmanager`] (in `manager.rs`) is the running alert manager: the
 //!   alert store, aggregation groups and their timers, inhibition,
 //!   [`silence`]s, the notification log ([`nflog`]) and the receivers
@@ -17,21 +16,18 @@
 //! `server`, which calls the handle's methods.
 
 pub mod alerts;
-pub mod config;
 pub mod email;
 mod manager;
-pub mod matchers;
 pub mod nflog;
 pub mod notify;
 mod persist;
 pub mod route;
 pub mod silence;
 pub mod template;
-pub mod timeinterval;
 
 pub use alerts::{Alert, PostableAlert};
-pub use config::{Config, ConfigError, parse_config};
 pub use manager::{
-    AlertView, Alertmanager, DEFAULT_RETENTION_MS, GroupView, Options, PutAlertsError, StartError,
+    AlertView, Alertmanager, DEFAULT_RETENTION_MS, GroupView, Options, PreparedConfig,
+    PutAlertsError, StartError,
 };
 pub use persist::PersistError;

@@ -26,10 +26,11 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::alerts::{self, Alert, PostableAlert};
-use crate::config::{Config, GroupBy, Route};
 use crate::nflog::{Nflog, NflogKey};
 use crate::notify::{self, Data, DataAlert};
 use crate::silence::Silences;
+use config::alertmanager::{Config, GroupBy, Route};
+use config::{ClientOptions, HttpClient, HttpClientConfig};
 
 /// How often empty groups are removed and old state is collected
 /// (Alertmanager's dispatcher maintenance interval).
@@ -66,10 +67,9 @@ struct Inner {
     groups: Mutex<HashMap<(usize, u64), Arc<Group>>>,
     silences: Silences,
     nflog: Nflog,
-    client: reqwest::Client,
-    /// Clients for receivers whose `http_config` turns off certificate
-    /// checks or redirects, by (insecure_skip_verify, follow_redirects).
-    other_clients: Mutex<HashMap<(bool, bool), reqwest::Client>>,
+    /// One client per distinct receiver `http_config` of the config in
+    /// effect.
+    clients: RwLock<Arc<Clients>>,
     external_url: String,
     metrics: Metrics,
     stopped: AtomicBool,
@@ -121,11 +121,78 @@ struct GroupState {
 #[error("{0}")]
 pub struct StartError(pub String);
 
-/// The config's templates (paths as written, relative to the working
-/// directory; callers make them absolute).
+/// The config's templates (the config crate made their paths absolute, or
+/// relative to the working directory for built-in text).
 fn load_templates(config: &Config) -> Result<crate::template::NotificationTemplates, StartError> {
     crate::template::NotificationTemplates::load(&config.templates, std::path::Path::new("."))
         .map_err(StartError)
+}
+
+/// The receivers' HTTP clients, one per distinct `http_config`.
+type Clients = Vec<(HttpClientConfig, HttpClient)>;
+
+/// How long one notification request may take.
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn notify_client_options() -> ClientOptions {
+    let mut options =
+        ClientOptions::new(concat!("osprey-alertmanager/", env!("CARGO_PKG_VERSION")));
+    options.timeout = Some(NOTIFY_TIMEOUT);
+    options
+}
+
+fn build_clients(config: &Config) -> Result<Clients, StartError> {
+    let mut clients: Clients = Vec::new();
+    let mut add = |http: &HttpClientConfig, receiver: &str| -> Result<(), StartError> {
+        if clients.iter().any(|(known, _)| known == http) {
+            return Ok(());
+        }
+        let client = HttpClient::new(http, notify_client_options())
+            .map_err(|error| StartError(format!("receiver {receiver:?}: http_config: {error}")))?;
+        clients.push((http.clone(), client));
+        Ok(())
+    };
+    add(&HttpClientConfig::default(), "")?;
+    for receiver in &config.receivers {
+        for webhook in &receiver.webhook_configs {
+            add(&webhook.http_config, &receiver.name)?;
+        }
+        for slack in &receiver.slack_configs {
+            add(&slack.http_config, &receiver.name)?;
+        }
+        for pagerduty in &receiver.pagerduty_configs {
+            add(&pagerduty.http_config, &receiver.name)?;
+        }
+    }
+    Ok(clients)
+}
+
+/// A configuration checked and made ready to apply: templates parsed and
+/// receiver clients built, so applying it cannot fail.
+pub struct PreparedConfig {
+    config: Config,
+    text: String,
+    templates: crate::template::NotificationTemplates,
+    clients: Clients,
+}
+
+impl PreparedConfig {
+    /// Loads the templates and builds the receivers' clients; errors name
+    /// the template file or the receiver.
+    pub fn new(config: Config, text: String) -> Result<PreparedConfig, StartError> {
+        let templates = load_templates(&config)?;
+        let clients = build_clients(&config)?;
+        Ok(PreparedConfig {
+            config,
+            text,
+            templates,
+            clients,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
 }
 
 /// An error from receiving alerts: the alerts that were invalid (the
@@ -177,7 +244,20 @@ impl Alertmanager {
         config_text: String,
         options: Options,
     ) -> Result<Alertmanager, StartError> {
-        let templates = load_templates(&config)?;
+        Alertmanager::start_prepared(PreparedConfig::new(config, config_text)?, options)
+    }
+
+    /// [`Alertmanager::start`] with a configuration prepared beforehand.
+    pub fn start_prepared(
+        prepared: PreparedConfig,
+        options: Options,
+    ) -> Result<Alertmanager, StartError> {
+        let PreparedConfig {
+            config,
+            text: config_text,
+            templates,
+            clients,
+        } = prepared;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| StartError(format!("the alert manager needs a tokio runtime: {e}")))?;
         let now = now_ms();
@@ -193,10 +273,6 @@ impl Alertmanager {
             .map_err(|e| StartError(e.to_string()))?;
         let nflog = Nflog::open(nflog_file, options.retention_ms, now)
             .map_err(|e| StartError(e.to_string()))?;
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| StartError(format!("building the HTTP client: {e}")))?;
         let manager = Alertmanager {
             inner: Arc::new(Inner {
                 runtime,
@@ -207,8 +283,7 @@ impl Alertmanager {
                 groups: Mutex::new(HashMap::new()),
                 silences,
                 nflog,
-                client,
-                other_clients: Mutex::new(HashMap::new()),
+                clients: RwLock::new(Arc::new(clients)),
                 external_url: options.external_url,
                 metrics: Metrics::default(),
                 stopped: AtomicBool::new(false),
@@ -257,7 +332,23 @@ impl Alertmanager {
     /// On error (template files that do not load) the running
     /// configuration stays.
     pub fn apply_config(&self, config: Config, config_text: String) -> Result<(), StartError> {
-        let templates = load_templates(&config)?;
+        self.apply_prepared(PreparedConfig::new(config, config_text)?);
+        Ok(())
+    }
+
+    /// Applies a prepared configuration; cannot fail.
+    pub fn apply_prepared(&self, prepared: PreparedConfig) {
+        let PreparedConfig {
+            config,
+            text: config_text,
+            templates,
+            clients,
+        } = prepared;
+        *self
+            .inner
+            .clients
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Arc::new(clients);
         *self
             .inner
             .templates
@@ -281,7 +372,6 @@ impl Alertmanager {
             .metrics
             .config_hash
             .fetch_add(1, Ordering::Relaxed);
-        Ok(())
     }
 
     /// Receives alerts, as `POST /api/v2/alerts` does: valid alerts are
@@ -610,10 +700,9 @@ impl Inner {
         // The mute stages: time intervals, inhibition, silences.
         let in_interval = |names: &[String]| {
             names.iter().any(|name| {
-                config
-                    .time_intervals
-                    .get(name)
-                    .is_some_and(|intervals| crate::timeinterval::any_contains(intervals, now))
+                config.time_intervals.get(name).is_some_and(|intervals| {
+                    config::alertmanager::timeinterval::any_contains(intervals, now)
+                })
             })
         };
         if !group.route.active_time_intervals.is_empty()
@@ -743,14 +832,11 @@ impl Inner {
                         url: &webhook.url,
                         body: notify::webhook_payload(&data, webhook.max_alerts),
                         content_type: "application/json",
-                        http_config: &webhook.http_config,
                     };
-                    notify::send_with_retries(
-                        &self.client_for(request.http_config),
-                        &request,
-                        deadline,
-                    )
-                    .await
+                    match self.client_for(&webhook.http_config) {
+                        Ok(client) => notify::send_with_retries(&client, &request, deadline).await,
+                        Err(error) => (Err(error), 1),
+                    }
                 }
                 Integration::Slack(slack) => {
                     let templates = read(&self.templates).clone();
@@ -760,14 +846,13 @@ impl Inner {
                                 url: &slack.api_url,
                                 body,
                                 content_type: "application/json",
-                                http_config: &slack.http_config,
                             };
-                            notify::send_with_retries(
-                                &self.client_for(request.http_config),
-                                &request,
-                                deadline,
-                            )
-                            .await
+                            match self.client_for(&slack.http_config) {
+                                Ok(client) => {
+                                    notify::send_with_retries(&client, &request, deadline).await
+                                }
+                                Err(error) => (Err(error), 1),
+                            }
                         }
                         Err(error) => (Err(error), 1),
                     }
@@ -780,14 +865,13 @@ impl Inner {
                                 url: &pagerduty.url,
                                 body,
                                 content_type: "application/json",
-                                http_config: &pagerduty.http_config,
                             };
-                            notify::send_with_retries(
-                                &self.client_for(request.http_config),
-                                &request,
-                                deadline,
-                            )
-                            .await
+                            match self.client_for(&pagerduty.http_config) {
+                                Ok(client) => {
+                                    notify::send_with_retries(&client, &request, deadline).await
+                                }
+                                Err(error) => (Err(error), 1),
+                            }
                         }
                         Err(error) => (Err(error), 1),
                     }
@@ -824,33 +908,17 @@ impl Inner {
         true
     }
 
-    /// The HTTP client for a receiver's `http_config`.
-    fn client_for(&self, http: &crate::config::HttpConfig) -> reqwest::Client {
-        if !http.insecure_skip_verify && http.follow_redirects {
-            return self.client.clone();
+    /// The HTTP client for a receiver's `http_config`, built when the
+    /// config was prepared (or now, for a config applied since).
+    fn client_for(&self, http: &HttpClientConfig) -> Result<HttpClient, notify::SendError> {
+        let clients = read(&self.clients).clone();
+        if let Some((_, client)) = clients.iter().find(|(known, _)| known == http) {
+            return Ok(client.clone());
         }
-        let key = (http.insecure_skip_verify, http.follow_redirects);
-        let mut clients = lock(&self.other_clients);
-        if let Some(client) = clients.get(&key) {
-            return client.clone();
-        }
-        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
-        if http.insecure_skip_verify {
-            builder = builder.tls_danger_accept_invalid_certs(true);
-        }
-        if !http.follow_redirects {
-            builder = builder.redirect(reqwest::redirect::Policy::none());
-        }
-        match builder.build() {
-            Ok(client) => {
-                clients.insert(key, client.clone());
-                client
-            }
-            Err(error) => {
-                tracing::error!(%error, "building an HTTP client for a receiver failed; using the default");
-                self.client.clone()
-            }
-        }
+        HttpClient::new(http, notify_client_options()).map_err(|message| notify::SendError {
+            message: format!("http_config: {message}"),
+            retry: false,
+        })
     }
 
     /// Removes resolved alerts that were not updated since the flush read them.
@@ -871,10 +939,10 @@ impl Inner {
 /// The receiver integrations osprey sends to.
 #[derive(Clone)]
 enum Integration {
-    Webhook(crate::config::WebhookConfig),
-    Slack(crate::config::SlackConfig),
-    Email(crate::config::EmailConfig),
-    Pagerduty(crate::config::PagerdutyConfig),
+    Webhook(config::alertmanager::WebhookConfig),
+    Slack(config::alertmanager::SlackConfig),
+    Email(config::alertmanager::EmailConfig),
+    Pagerduty(config::alertmanager::PagerdutyConfig),
 }
 
 const INTEGRATIONS: [&str; 4] = ["webhook", "email", "slack", "pagerduty"];
@@ -997,7 +1065,7 @@ struct Inhibitor<'c> {
     /// Per rule: the labels and fingerprints of the firing alerts that
     /// match its source side (taken once, so the store's lock is short
     /// and nothing but label handles is copied).
-    rules: Vec<(&'c crate::config::InhibitRule, Vec<(Labels, u64)>)>,
+    rules: Vec<(&'c config::alertmanager::InhibitRule, Vec<(Labels, u64)>)>,
 }
 
 impl<'c> Inhibitor<'c> {

@@ -6,6 +6,7 @@
 //! "4"); [`send_with_retries`] posts a body until it succeeds, fails for
 //! good (a 4xx), or the flush's deadline passes, backing off between tries.
 
+use config::HttpClient;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -92,7 +93,7 @@ pub fn format_time(ms: Option<i64>) -> String {
     let millis = ms.rem_euclid(1000);
     let days = seconds.div_euclid(86_400);
     let rest = seconds.rem_euclid(86_400);
-    let (year, month, day) = crate::timeinterval::civil_from_days(days);
+    let (year, month, day) = config::alertmanager::timeinterval::civil_from_days(days);
     let mut text = format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
         rest / 3600,
@@ -118,7 +119,7 @@ pub fn format_time_api(ms: i64) -> String {
     let seconds = ms.div_euclid(1000);
     let days = seconds.div_euclid(86_400);
     let rest = seconds.rem_euclid(86_400);
-    let (year, month, day) = crate::timeinterval::civil_from_days(days);
+    let (year, month, day) = config::alertmanager::timeinterval::civil_from_days(days);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
         rest / 3600,
@@ -186,7 +187,7 @@ pub fn parse_time(text: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    let days = crate::timeinterval::days_from_civil(year, month, day);
+    let days = config::alertmanager::timeinterval::days_from_civil(year, month, day);
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
     Some(seconds * 1000 + millis)
 }
@@ -275,7 +276,6 @@ pub struct Request<'a> {
     pub url: &'a str,
     pub body: Vec<u8>,
     pub content_type: &'static str,
-    pub http_config: &'a crate::config::HttpConfig,
 }
 
 /// Why a notification failed.
@@ -287,21 +287,16 @@ pub struct SendError {
 }
 
 /// Sends one request.
-pub async fn send_once(client: &reqwest::Client, request: &Request<'_>) -> Result<(), SendError> {
-    let mut builder = client
-        .post(request.url)
+pub async fn send_once(client: &HttpClient, request: &Request<'_>) -> Result<(), SendError> {
+    let builder = client
+        .request(reqwest::Method::POST, request.url)
+        .await
+        .map_err(|message| SendError {
+            message,
+            retry: true,
+        })?
         .header("Content-Type", request.content_type)
-        .header(
-            "User-Agent",
-            concat!("osprey-alertmanager/", env!("CARGO_PKG_VERSION")),
-        )
         .body(request.body.clone());
-    if let Some((user, password)) = &request.http_config.basic_auth {
-        builder = builder.basic_auth(user, Some(password));
-    }
-    if let Some((kind, credentials)) = &request.http_config.authorization {
-        builder = builder.header("Authorization", format!("{kind} {credentials}"));
-    }
     match builder.send().await {
         Ok(response) => {
             let status = response.status();
@@ -316,7 +311,7 @@ pub async fn send_once(client: &reqwest::Client, request: &Request<'_>) -> Resul
             })
         }
         Err(error) => Err(SendError {
-            message: error.to_string(),
+            message: config::client::describe_error(&error),
             retry: true,
         }),
     }
@@ -331,7 +326,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Sends until success, a non-retryable error, or `deadline`. Returns the
 /// number of failed attempts along with the result.
 pub async fn send_with_retries(
-    client: &reqwest::Client,
+    client: &HttpClient,
     request: &Request<'_>,
     deadline: tokio::time::Instant,
 ) -> (Result<(), SendError>, u32) {
@@ -471,7 +466,7 @@ fn truncate(text: String, max: usize) -> String {
 /// The Slack message for a notification (Slack's incoming-webhook JSON
 /// with one attachment, as Alertmanager sends it).
 pub fn slack_payload(
-    config: &crate::config::SlackConfig,
+    config: &config::alertmanager::SlackConfig,
     data: &Data,
     templates: &crate::template::NotificationTemplates,
 ) -> Result<Vec<u8>, SendError> {
@@ -543,15 +538,70 @@ pub fn slack_payload(
             r#"{{ if eq .Status "firing" }}danger{{ else }}good{{ end }}"#,
         )?,
     );
-    attachment.insert(
-        "mrkdwn_in".into(),
-        Value::Array(
-            ["fallback", "pretext", "text"]
-                .iter()
-                .map(|s| Value::String(s.to_string()))
-                .collect(),
-        ),
-    );
+    if !config.attachment_fields.is_empty() {
+        let short_default = config
+            .fields
+            .get("short_fields")
+            .is_some_and(|v| v == "true");
+        let mut fields = Vec::with_capacity(config.attachment_fields.len());
+        for slack_field in &config.attachment_fields {
+            let mut object = Map::new();
+            put_nonempty(
+                &mut object,
+                "title",
+                expand(templates, &slack_field.title, &value)?,
+            );
+            put_nonempty(
+                &mut object,
+                "value",
+                expand(templates, &slack_field.value, &value)?,
+            );
+            object.insert(
+                "short".into(),
+                Value::Bool(slack_field.short.unwrap_or(short_default)),
+            );
+            fields.push(Value::Object(object));
+        }
+        attachment.insert("fields".into(), Value::Array(fields));
+    }
+    if !config.actions.is_empty() {
+        let mut actions = Vec::with_capacity(config.actions.len());
+        for action in &config.actions {
+            let mut object = Map::new();
+            for (key, text) in [
+                ("type", &action.kind),
+                ("text", &action.text),
+                ("url", &action.url),
+                ("style", &action.style),
+                ("name", &action.name),
+                ("value", &action.value),
+            ] {
+                put_nonempty(&mut object, key, expand(templates, text, &value)?);
+            }
+            if let Some(confirm) = &action.confirm {
+                let mut dialog = Map::new();
+                for (key, text) in [
+                    ("title", &confirm.title),
+                    ("text", &confirm.text),
+                    ("ok_text", &confirm.ok_text),
+                    ("dismiss_text", &confirm.dismiss_text),
+                ] {
+                    put_nonempty(&mut dialog, key, expand(templates, text, &value)?);
+                }
+                object.insert("confirm".into(), Value::Object(dialog));
+            }
+            actions.push(Value::Object(object));
+        }
+        attachment.insert("actions".into(), Value::Array(actions));
+    }
+    let mrkdwn_in: Vec<Value> = match &config.mrkdwn_in {
+        Some(list) if !list.is_empty() => list.iter().map(|s| Value::String(s.clone())).collect(),
+        _ => ["fallback", "pretext", "text"]
+            .iter()
+            .map(|s| Value::String(s.to_string()))
+            .collect(),
+    };
+    attachment.insert("mrkdwn_in".into(), Value::Array(mrkdwn_in));
     let mut message = Map::new();
     put_nonempty(&mut message, "channel", field("channel", "")?);
     put_nonempty(
@@ -600,7 +650,7 @@ const PAGERDUTY_DEFAULT_DETAILS: [(&str, &str); 4] = [
 /// anything fires, `resolve` after; the dedup key is the SHA-256 of the
 /// group key, so PagerDuty keeps one incident per group.
 pub fn pagerduty_payload(
-    config: &crate::config::PagerdutyConfig,
+    config: &config::alertmanager::PagerdutyConfig,
     data: &Data,
     templates: &crate::template::NotificationTemplates,
 ) -> Result<Vec<u8>, SendError> {
@@ -714,6 +764,42 @@ pub fn pagerduty_payload(
         Value::Null
     };
     message.insert("payload".into(), payload);
+    let mut images = Vec::new();
+    for image in &config.images {
+        let src = expand(templates, &image.src, &value)?;
+        if src.is_empty() {
+            continue;
+        }
+        let mut object = Map::new();
+        object.insert("src".into(), Value::String(src));
+        for (key, text) in [("alt", &image.alt), ("href", &image.href)] {
+            let text = expand(templates, text, &value)?;
+            if !text.is_empty() {
+                object.insert(key.into(), Value::String(text));
+            }
+        }
+        images.push(Value::Object(object));
+    }
+    if !images.is_empty() {
+        message.insert("images".into(), Value::Array(images));
+    }
+    let mut links = Vec::new();
+    for link in &config.links {
+        let href = expand(templates, &link.href, &value)?;
+        if href.is_empty() {
+            continue;
+        }
+        let mut object = Map::new();
+        object.insert("href".into(), Value::String(href));
+        let text = expand(templates, &link.text, &value)?;
+        if !text.is_empty() {
+            object.insert("text".into(), Value::String(text));
+        }
+        links.push(Value::Object(object));
+    }
+    if !links.is_empty() {
+        message.insert("links".into(), Value::Array(links));
+    }
     if !client.is_empty() {
         message.insert("client".into(), Value::String(client));
     }
@@ -799,13 +885,14 @@ mod receiver_tests {
 
     #[test]
     fn pagerduty_events_api_v1_with_a_service_key() {
-        let config = crate::config::parse_config(
+        let config = config::alertmanager::parse(
             "am.yml",
             "route: {receiver: pd}\nreceivers:\n  - name: pd\n    pagerduty_configs: [{service_key: sk}]\n",
+            None,
         )
         .unwrap();
         let pd = &config.receivers[0].pagerduty_configs[0];
-        assert_eq!(pd.url, crate::config::DEFAULT_PAGERDUTY_V1_URL);
+        assert_eq!(pd.url, config::alertmanager::DEFAULT_PAGERDUTY_V1_URL);
         let alert = crate::alerts::receive(
             crate::alerts::PostableAlert {
                 labels: vec![("alertname".into(), "Down".into())],

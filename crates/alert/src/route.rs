@@ -6,7 +6,7 @@
 
 use model::Labels;
 
-use crate::config::Route;
+use config::alertmanager::Route;
 
 /// The routes (leaves of the match) a label set reaches, in order.
 pub fn match_routes<'r>(route: &'r Route, labels: &Labels) -> Vec<&'r Route> {
@@ -36,10 +36,9 @@ fn collect<'r>(route: &'r Route, labels: &Labels, found: &mut Vec<&'r Route>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse_config;
 
     fn receivers(yaml: &str, labels: &[(&str, &str)]) -> Vec<String> {
-        let config = parse_config("test.yml", yaml).unwrap();
+        let config = config::alertmanager::parse("test.yml", yaml, None).unwrap();
         let labels = Labels::from_pairs(labels.iter().copied());
         match_routes(&config.route, &labels)
             .iter()
@@ -85,14 +84,14 @@ receivers:
 
     #[test]
     fn keys_and_inheritance() {
-        let config = parse_config("test.yml", TREE).unwrap();
+        let config = config::alertmanager::parse("test.yml", TREE, None).unwrap();
         assert_eq!(config.route.key, "{}");
         let slack = &config.route.routes[1];
         assert_eq!(slack.key, r#"{}/{team="ml"}"#);
         assert_eq!(slack.routes[0].key, r#"{}/{team="ml"}/{env="dev"}"#);
         assert_eq!(
             slack.routes[0].group_by,
-            crate::config::GroupBy::Labels(vec!["alertname".into()])
+            config::alertmanager::GroupBy::Labels(vec!["alertname".into()])
         );
         assert_eq!(slack.routes[0].group_wait_ms, 30_000);
     }

@@ -268,7 +268,7 @@ fn validate(silence: &Silence) -> Result<(), SilenceError> {
         ));
     }
     for matcher in &silence.matchers {
-        if !crate::config::is_valid_label_name(matcher.name()) {
+        if !config::decode::is_valid_label_name(matcher.name()) {
             return Err(SilenceError::Invalid(format!(
                 "invalid label name {:?}",
                 matcher.name()
@@ -414,7 +414,7 @@ mod tests {
     fn silence(matchers: &str, start: i64, end: i64) -> Silence {
         Silence {
             id: String::new(),
-            matchers: crate::matchers::parse_matchers(matchers).unwrap(),
+            matchers: config::alertmanager::matchers::parse_matchers(matchers).unwrap(),
             starts_at_ms: start,
             ends_at_ms: end,
             updated_at_ms: 0,
@@ -442,7 +442,7 @@ mod tests {
         assert_eq!(store.set(longer, 20).unwrap(), id);
         // Changing matchers expires the old one and makes a new one.
         let mut other = store.get(&id).unwrap();
-        other.matchers = crate::matchers::parse_matchers("team=web").unwrap();
+        other.matchers = config::alertmanager::matchers::parse_matchers("team=web").unwrap();
         let new_id = store.set(other, 30).unwrap();
         assert_ne!(new_id, id);
         assert_eq!(store.get(&id).unwrap().state(30), SilenceState::Expired);

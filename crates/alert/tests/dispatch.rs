@@ -4,7 +4,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alert::{Alertmanager, Options, PostableAlert, parse_config};
+use alert::{Alertmanager, Options, PostableAlert};
+use config::alertmanager::parse as parse_am;
 use serde_json::Value;
 
 /// A webhook sink on loopback that records every body it gets.
@@ -95,7 +96,7 @@ receivers:
 }
 
 fn start(yaml: &str, dir: Option<&std::path::Path>) -> Alertmanager {
-    let config = parse_config("am.yml", yaml).unwrap();
+    let config = parse_am("am.yml", yaml, None).unwrap();
     Alertmanager::start(
         config,
         yaml.to_string(),
@@ -208,7 +209,7 @@ async fn silences_and_inhibition_suppress() {
     let am = start(&config_yaml(&sink.url, extra), None);
     let silence = alert::silence::Silence {
         id: String::new(),
-        matchers: alert::matchers::parse_matchers("alertname=Silenced").unwrap(),
+        matchers: config::alertmanager::matchers::parse_matchers("alertname=Silenced").unwrap(),
         starts_at_ms: now_ms(),
         ends_at_ms: now_ms() + 3_600_000,
         updated_at_ms: 0,

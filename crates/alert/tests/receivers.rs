@@ -7,7 +7,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alert::{Alertmanager, Options, PostableAlert, parse_config};
+use alert::{Alertmanager, Options, PostableAlert};
+use config::alertmanager::parse as parse_am;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -168,7 +169,7 @@ receivers:
         details: {{team: '{{{{ .CommonLabels.team }}}}'}}
 "#
     );
-    let config = parse_config("am.yml", &yaml).unwrap();
+    let config = parse_am("am.yml", &yaml, None).unwrap();
     let am = Alertmanager::start(
         config,
         yaml.clone(),
@@ -428,7 +429,7 @@ receivers:
         tls_config: {{insecure_skip_verify: true}}
 "#
     );
-    let config = parse_config("am.yml", &yaml).unwrap();
+    let config = parse_am("am.yml", &yaml, None).unwrap();
     assert!(config.receivers[0].email_configs[0].require_tls);
     let am = Alertmanager::start(
         config,

@@ -150,7 +150,7 @@ async fn http_status_codes_and_redirects() {
     assert_eq!(m["probe_http_status_code"], 200.0);
 
     let mut p = http_defaults();
-    p.follow_redirects = false;
+    p.http.follow_redirects = false;
     let m = run(&http_module(p), &format!("http://{addr}/redirect")).await;
     assert_eq!(
         (m["probe_success"], m["probe_http_status_code"]),

@@ -15,7 +15,6 @@ use std::sync::LazyLock;
 
 use regex::{Captures, Regex};
 
-
 /// What a relabel rule does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RelabelAction {

@@ -9,21 +9,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// `osprey check config FILE...`: the configuration and the rule files it
-/// names.
+/// `osprey check config FILE...`: every section of the configuration (the
+/// alert manager's, its templates and the clients of every connection it
+/// names included) and the rule files it names.
 pub fn check_config(files: &[PathBuf]) -> bool {
     let mut ok = true;
     for file in files {
         println!("Checking {}", file.display());
-        let text = match std::fs::read_to_string(file) {
-            Ok(text) => text,
-            Err(e) => {
-                eprintln!("  FAILED: reading {}: {e}", file.display());
-                ok = false;
-                continue;
-            }
-        };
-        let config = match scrape::parse_config(&file.display().to_string(), &text) {
+        let config = match config::load_file(file) {
             Ok(config) => config,
             Err(e) => {
                 eprintln!("  FAILED: {e}");
@@ -34,8 +27,16 @@ pub fn check_config(files: &[PathBuf]) -> bool {
         for warning in &config.warnings {
             println!("  WARNING: {warning}");
         }
-        let rule_files = server::rules::resolve_rule_files(file, &config.rule_files);
+        let rule_files = config.rule_files();
         println!("  SUCCESS: {} rule files found", rule_files.len());
+        // What a server builds before applying the file: the alert
+        // manager's templates, TLS files, proxies.
+        if let Err(e) = server::lifecycle::check_connections(&config) {
+            eprintln!("  FAILED: {e}");
+            ok = false;
+            println!();
+            continue;
+        }
         println!(
             "  SUCCESS: {} is valid prometheus config file syntax",
             file.display()
@@ -101,7 +102,7 @@ pub fn test_rules(files: &[PathBuf]) -> bool {
     };
     let glob = |pattern: &str| {
         let mut out = Vec::new();
-        scrape::expand_glob(pattern, &mut out);
+        config::glob::expand_glob(pattern, &mut out);
         out.sort();
         out
     };

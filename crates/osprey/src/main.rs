@@ -325,30 +325,21 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
             args.retention_size.clone(),
         ),
     ];
+    config.data_dir = Some(args.data_dir.clone());
     let source = match &args.config {
-        Some(path) => server::scraping::ConfigSource::File(path.clone()),
-        None => server::scraping::default_config(args.listen),
+        Some(path) => server::lifecycle::ConfigSource::File(path.clone()),
+        None => server::lifecycle::default_config(args.listen),
     };
     let served: anyhow::Result<()> = runtime.block_on(async {
         let state = server::AppState::new(db.clone(), config);
-        // Before rules start, so their first alerts already reach it.
-        alertmanager::start_in_server(&state, args.config.as_deref(), &args.data_dir)?;
-        state
-            .start_scraping(source)
-            .await
-            .map_err(anyhow::Error::msg)?;
+        state.start(source).await.map_err(anyhow::Error::msg)?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let reloader = state.clone();
-        let config_path = args.config.clone();
-        tokio::spawn(async move { reload_on_sighup(reloader, config_path).await });
+        tokio::spawn(async move { reload_on_sighup(reloader).await });
         let result = server::serve_listener(listener, state.clone(), shutdown_signal()).await;
-        state.stop_rules();
-        state.stop_scraping().await;
-        if let Some(alertmanager) = state.alertmanager() {
-            alertmanager.stop();
-        }
+        state.stop().await;
         result.context("serving HTTP")
     });
     stop.store(true, Ordering::Relaxed);
@@ -365,7 +356,7 @@ fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let source = server::scraping::ConfigSource::File(args.config.clone());
+        let source = server::lifecycle::ConfigSource::File(args.config.clone());
         let agent = server::agent::Agent::start(source, &args.data_dir)
             .await
             .map_err(anyhow::Error::msg)?;
@@ -406,12 +397,7 @@ fn run_exporter(args: ExporterArgs) -> anyhow::Result<()> {
             StandaloneExporter::Blackbox(server::exporters::default_modules())
         }
         (ExporterKind::Blackbox, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let modules =
-                server::exporters::parse_blackbox_file(&path.display().to_string(), &text)
-                    .map_err(anyhow::Error::msg)?;
-            StandaloneExporter::Blackbox(modules)
+            StandaloneExporter::Blackbox(config::blackbox::load_blackbox_file(path)?)
         }
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -437,20 +423,16 @@ async fn axum_serve(
     server::agent::serve(listener, router, shutdown_signal()).await
 }
 
-/// Reloads the configuration on every SIGHUP, as Prometheus does.
-async fn reload_on_sighup(state: server::AppState, config_path: Option<PathBuf>) {
+/// Reloads the configuration on every SIGHUP, as Prometheus does: the
+/// same reload as `POST /-/reload` (it logs its own outcome).
+async fn reload_on_sighup(state: server::AppState) {
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::error!("cannot listen for SIGHUP; reload with POST /-/reload");
         return;
     };
     while hup.recv().await.is_some() {
-        if let Err(e) = state.reload().await {
-            tracing::error!(error = %e, "reloading the configuration failed; keeping the old one");
-        }
-        if let Err(e) = alertmanager::reload_in_server(&state, config_path.as_deref()) {
-            tracing::error!(error = %e, "reloading the alert manager configuration failed; keeping the old one");
-        }
+        let _ = state.reload().await;
     }
 }
 

@@ -180,6 +180,9 @@ pub struct NotifyAlert {
 pub struct GroupOptions {
     /// The interval of groups that do not set one.
     pub default_interval_ms: i64,
+    /// The query offset of groups that do not set one (the global
+    /// `rule_query_offset`).
+    pub default_query_offset_ms: i64,
     /// How long to wait before re-sending an unchanged firing alert.
     pub resend_delay_ms: i64,
     /// How long an outage may be for `for` state to be restored.
@@ -230,7 +233,9 @@ impl Group {
                 .unwrap_or(options.default_interval_ms)
                 .max(1),
             limit: spec.limit,
-            query_offset_ms: spec.query_offset_ms.unwrap_or(0),
+            query_offset_ms: spec
+                .query_offset_ms
+                .unwrap_or(options.default_query_offset_ms),
             rules,
             last_evaluation_ms: None,
             evaluation_time: Duration::ZERO,

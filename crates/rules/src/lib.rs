@@ -21,4 +21,4 @@ pub mod unittest;
 
 pub use file::{GroupSpec, RuleFileError, RuleKind, RuleSpec, parse_rule_file};
 pub use group::{Alert, AlertState, EvalEnv, Group, GroupOptions, Health, NotifyAlert, Rule};
-pub use manager::{Clock, NoNotifier, Notifier, RuleManager};
+pub use manager::{Clock, NoNotifier, Notifier, RuleManager, RuleSettings, read_rule_files};

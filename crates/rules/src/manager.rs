@@ -45,10 +45,52 @@ struct Running {
     mark_stale: Arc<AtomicBool>,
 }
 
+/// What a reload may change besides the groups themselves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleSettings {
+    /// Sorted by name.
+    pub external_labels: Vec<(String, String)>,
+    /// The interval of groups that do not set one.
+    pub default_interval_ms: i64,
+    /// The query offset of groups that do not set one (`rule_query_offset`).
+    pub default_query_offset_ms: i64,
+}
+
+/// Reads and checks rule files (already expanded from globs): every
+/// problem of every file, or the groups of all of them.
+pub fn read_rule_files(files: &[PathBuf]) -> Result<Vec<GroupSpec>, Vec<RuleFileError>> {
+    let mut specs = Vec::new();
+    let mut errors = Vec::new();
+    for path in files {
+        let name = path.display().to_string();
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) => {
+                errors.push(RuleFileError {
+                    file: name,
+                    line: 0,
+                    message: format!("reading the file: {e}"),
+                });
+                continue;
+            }
+        };
+        match parse_rule_file(&name, &text) {
+            Ok(groups) => specs.extend(groups),
+            Err(mut file_errors) => errors.append(&mut file_errors),
+        }
+    }
+    if errors.is_empty() {
+        Ok(specs)
+    } else {
+        Err(errors)
+    }
+}
+
 /// Runs the rule groups of a set of files.
 pub struct RuleManager {
-    env: EvalEnv,
-    options: GroupOptions,
+    /// The environment and options groups are started with; a reload may
+    /// change their config-dependent parts ([`RuleSettings`]).
+    current: Mutex<(EvalEnv, GroupOptions)>,
     notifier: Arc<dyn Notifier>,
     clock: Clock,
     runtime: tokio::runtime::Handle,
@@ -65,8 +107,7 @@ impl RuleManager {
         runtime: tokio::runtime::Handle,
     ) -> RuleManager {
         RuleManager {
-            env,
-            options,
+            current: Mutex::new((env, options)),
             notifier,
             clock,
             runtime,
@@ -79,34 +120,43 @@ impl RuleManager {
     /// nothing changes.
     pub fn load(&self, files: &[PathBuf], extra: Vec<GroupSpec>) -> Result<(), Vec<RuleFileError>> {
         let mut specs = extra;
-        let mut errors = Vec::new();
-        for path in files {
-            let name = path.display().to_string();
-            let text = match std::fs::read_to_string(path) {
-                Ok(text) => text,
-                Err(e) => {
-                    errors.push(RuleFileError {
-                        file: name,
-                        line: 0,
-                        message: format!("reading the file: {e}"),
-                    });
-                    continue;
-                }
-            };
-            match parse_rule_file(&name, &text) {
-                Ok(groups) => specs.extend(groups),
-                Err(mut file_errors) => errors.append(&mut file_errors),
-            }
-        }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
+        specs.extend(read_rule_files(files)?);
         self.apply(specs);
         Ok(())
     }
 
+    /// Replaces the running groups with `specs` under new `settings`. When
+    /// the settings changed, every group restarts with them (taking over
+    /// its alerts), as a changed group would.
+    pub fn apply_with_settings(&self, specs: Vec<GroupSpec>, settings: &RuleSettings) {
+        let changed = {
+            let Ok(mut current) = self.current.lock() else {
+                return;
+            };
+            let (env, options) = &mut *current;
+            let before = RuleSettings {
+                external_labels: env.external_labels.clone(),
+                default_interval_ms: options.default_interval_ms,
+                default_query_offset_ms: options.default_query_offset_ms,
+            };
+            env.external_labels = settings.external_labels.clone();
+            options.default_interval_ms = settings.default_interval_ms;
+            options.default_query_offset_ms = settings.default_query_offset_ms;
+            before != *settings
+        };
+        self.apply_inner(specs, changed);
+    }
+
     /// Replaces the running groups with `specs`.
     pub fn apply(&self, specs: Vec<GroupSpec>) {
+        self.apply_inner(specs, false);
+    }
+
+    fn apply_inner(&self, specs: Vec<GroupSpec>, restart_all: bool) {
+        let options = match self.current.lock() {
+            Ok(current) => current.1.clone(),
+            Err(_) => return,
+        };
         let Ok(mut running) = self.running.lock() else {
             return;
         };
@@ -117,9 +167,9 @@ impl RuleManager {
         for spec in specs {
             let key = (spec.file.clone(), spec.name.clone());
             match old.remove(&key) {
-                Some(previous) if previous.spec == spec => running.push(previous),
+                Some(previous) if previous.spec == spec && !restart_all => running.push(previous),
                 previous => {
-                    let mut group = Group::new(spec.clone(), &self.options);
+                    let mut group = Group::new(spec.clone(), &options);
                     if let Some(previous) = previous {
                         previous.stop.notify_one();
                         if let Ok(mut old_group) = previous.group.lock() {
@@ -159,10 +209,14 @@ impl RuleManager {
     fn start(&self, spec: GroupSpec, group: Group) -> Running {
         let group = Arc::new(Mutex::new(group));
         let stop = Arc::new(tokio::sync::Notify::new());
+        let (env, options) = match self.current.lock() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
         let task = GroupTask {
             group: group.clone(),
-            env: self.env.clone(),
-            options: self.options.clone(),
+            env,
+            options,
             notifier: self.notifier.clone(),
             clock: self.clock.clone(),
         };

@@ -197,6 +197,7 @@ fn run_group(
     };
     let options = GroupOptions {
         default_interval_ms: interval_ms,
+        default_query_offset_ms: 0,
         resend_delay_ms: 60_000,
         outage_tolerance_ms: 3_600_000,
         for_grace_period_ms: 0,

@@ -78,6 +78,7 @@ fn removed_groups_mark_their_series_stale() {
     };
     let options = GroupOptions {
         default_interval_ms: 100,
+        default_query_offset_ms: 0,
         resend_delay_ms: 60_000,
         outage_tolerance_ms: 3_600_000,
         for_grace_period_ms: 0,

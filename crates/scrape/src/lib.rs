@@ -1,12 +1,10 @@
 //! osprey's scraper: everything between a `prometheus.yml` and the storage
 //! appender.
 //!
-//! - [`config`] parses the scrape side of `prometheus.yml` into plain
-//!   structs ([`Config`], [`ScrapeConfig`], ...) with Prometheus's defaults,
-//!   and names file, line and field in every error.
-//! - [`relabel`] implements every relabel action of Prometheus.
-//! - [`ScrapeManager`] runs one pool per job and one loop per target:
-//!   HTTP fetch (reqwest, rustls, gzip, OpenMetrics preferred over the text
+//! - [`ScrapeManager`] takes the typed `scrape_configs` of the `config`
+//!   crate (relabelling is `model::relabel`) and runs one pool per job and
+//!   one loop per target: HTTP fetch through the job's
+//!   `config::HttpClient` (gzip, OpenMetrics preferred over the text
 //!   format), parse with `model::exposition`, target labels, metric
 //!   relabelling, limits, staleness markers and the synthetic `up` and
 //!   `scrape_*` series, written through `model::storage::Appendable`, one
@@ -16,10 +14,9 @@
 //!   for `/api/v1/targets`, `/api/v1/targets/metadata` and
 //!   `/api/v1/metadata`; this crate does not know JSON or serve HTTP.
 //!
-//! The crate depends on `model` only (no tsdb, no server): storage is a
-//! trait object, configuration plain structs.
+//! The crate depends on `model` and `config` only (no tsdb, no server):
+//! storage is a trait object, configuration plain structs.
 
-pub mod config;
 mod discovery;
 mod manager;
 mod scrape_loop;
@@ -30,12 +27,7 @@ use std::time::SystemTime;
 use model::Labels;
 pub use model::exposition::MetricType;
 
-pub use config::{
-    AlertingConfig, AlertmanagerConfig, Authorization, BasicAuth, Config, ConfigError,
-    FileSdConfig, GlobalConfig, Scheme, ScrapeConfig, StaticConfig, TlsConfig, parse_config,
-};
-pub use config::{QueueConfig, RemoteWriteConfig};
-pub use discovery::{FILEPATH_LABEL, FileDiscovery, expand_glob};
+pub use discovery::{FILEPATH_LABEL, FileDiscovery};
 pub use manager::{ScrapeManager, ScrapeManagerOptions};
 pub use model::relabel;
 pub use model::relabel::{RelabelAction, RelabelConfig, RelabelRegex};

@@ -9,19 +9,18 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use model::Labels;
 use model::storage::Appendable;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::config::{Config, ScrapeConfig};
 use crate::discovery::FileDiscovery;
 use crate::scrape_loop::{LoopContext, LoopHandle, LoopStatus, start_loop};
 use crate::target::{Target, TargetGroup, build_targets, format_duration_ms, global_url};
 use crate::{
     ActiveTarget, DroppedTarget, MetricMetadata, TargetHealth, TargetMetadata, TargetsSnapshot,
 };
+use config::{ClientOptions, HttpClient, ScrapeConfig};
 
 /// How the manager is set up, apart from the config.
 #[derive(Clone, Debug)]
@@ -31,7 +30,7 @@ pub struct ScrapeManagerOptions {
     pub hostname: String,
 }
 
-/// Runs the scrape pools of a [`Config`]. Create it inside a tokio runtime.
+/// Runs one scrape pool per job. Create it inside a tokio runtime.
 pub struct ScrapeManager {
     storage: Arc<dyn Appendable>,
     options: ScrapeManagerOptions,
@@ -73,10 +72,9 @@ impl ScrapeManager {
     /// (reloads) stop removed jobs, leave unchanged jobs alone, and let
     /// changed jobs keep the loops whose target and settings are the same.
     /// Returns when every stopped loop has written its staleness markers.
-    pub async fn apply_config(&self, config: &Config) {
+    pub async fn apply_config(&self, jobs: &[ScrapeConfig]) {
         let mut pools = self.pools.lock().await;
-        let wanted: BTreeMap<&str, &ScrapeConfig> = config
-            .scrape_configs
+        let wanted: BTreeMap<&str, &ScrapeConfig> = jobs
             .iter()
             .map(|job| (job.job_name.as_str(), job))
             .collect();
@@ -138,16 +136,7 @@ impl ScrapeManager {
 
     /// Stops every loop (each writes its staleness markers) and waits.
     pub async fn stop(&self) {
-        self.apply_config(&Config {
-            global: Default::default(),
-            scrape_configs: Vec::new(),
-            rule_files: Vec::new(),
-            alerting: Default::default(),
-            remote_write: Vec::new(),
-            other_sections: Default::default(),
-            warnings: Vec::new(),
-        })
-        .await;
+        self.apply_config(&[]).await;
     }
 
     fn lock_views(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Arc<Mutex<PoolView>>>> {
@@ -269,114 +258,12 @@ fn scrape_settings(config: &ScrapeConfig) -> ScrapeConfig {
     }
 }
 
-fn build_client(config: &ScrapeConfig) -> Result<reqwest::Client, String> {
-    client_builder(config)?
-        .build()
-        .map_err(|error| error.to_string())
-}
-
-/// The HTTP client settings of a scrape config.
-fn client_builder(config: &ScrapeConfig) -> Result<reqwest::ClientBuilder, String> {
-    let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("osprey/", env!("CARGO_PKG_VERSION")))
-        .gzip(config.enable_compression)
-        .pool_idle_timeout(Duration::from_secs(90));
-    if !config.follow_redirects {
-        builder = builder.redirect(reqwest::redirect::Policy::none());
-    }
-    let tls = &config.tls_config;
-    if tls.insecure_skip_verify {
-        builder = builder.tls_danger_accept_invalid_certs(true);
-    }
-    if let Some(ca_file) = &tls.ca_file {
-        let pem = std::fs::read(ca_file).map_err(|error| format!("reading {ca_file}: {error}"))?;
-        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|error| format!("parsing {ca_file}: {error}"))?;
-        for certificate in certificates {
-            builder = builder.add_root_certificate(certificate);
-        }
-    }
-    if let (Some(cert_file), Some(key_file)) = (&tls.cert_file, &tls.key_file) {
-        let mut pem =
-            std::fs::read(cert_file).map_err(|error| format!("reading {cert_file}: {error}"))?;
-        pem.push(b'\n');
-        pem.extend(
-            std::fs::read(key_file).map_err(|error| format!("reading {key_file}: {error}"))?,
-        );
-        let identity = reqwest::Identity::from_pem(&pem)
-            .map_err(|error| format!("parsing {cert_file}/{key_file}: {error}"))?;
-        builder = builder.identity(identity);
-    }
-    Ok(builder)
-}
-
-/// How one target is requested: the URL and, when `tls_config.server_name`
-/// is set for an HTTPS target, the client and `Host` header that go with
-/// it. The URL's host becomes the server name, so TLS sends it as SNI and
-/// verifies the certificate against it, as Prometheus does; the target's
-/// own client resolves that name to the target's address, and the `Host`
-/// header still names the target.
-fn target_request(
-    config: &ScrapeConfig,
-    client: &reqwest::Client,
-    target: &Target,
-) -> Result<(reqwest::Client, String, Option<String>), String> {
-    let plain = || Ok((client.clone(), target.scrape_url.clone(), None));
-    let Some(server_name) = &config.tls_config.server_name else {
-        return plain();
-    };
-    let Ok(mut url) = reqwest::Url::parse(&target.scrape_url) else {
-        return plain();
-    };
-    if url.scheme() != "https" || server_name.parse::<std::net::IpAddr>().is_ok() {
-        // An IP address cannot stand in for the target's host in the URL
-        // without also being dialled; plain HTTP has no TLS to name.
-        return plain();
-    }
-    let Some(host) = url
-        .host_str()
-        .map(|h| h.trim_matches(['[', ']']).to_string())
-    else {
-        return plain();
-    };
-    let authority = match url.port() {
-        Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
-        None => url.host_str().unwrap_or_default().to_string(),
-    };
-    url.set_host(Some(server_name))
-        .map_err(|error| format!("tls_config.server_name {server_name:?}: {error}"))?;
-    let client = client_builder(config)?
-        .dns_resolver(Arc::new(ServerNameResolver {
-            server_name: server_name.to_ascii_lowercase(),
-            target_host: host,
-        }))
-        .build()
-        .map_err(|error| error.to_string())?;
-    Ok((client, url.to_string(), Some(authority)))
-}
-
-/// Resolves a scrape config's `tls_config.server_name` to one target's
-/// address, and every other name (a redirect's) as usual.
-struct ServerNameResolver {
-    server_name: String,
-    target_host: String,
-}
-
-impl reqwest::dns::Resolve for ServerNameResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let host = if name.as_str().eq_ignore_ascii_case(&self.server_name) {
-            self.target_host.clone()
-        } else {
-            name.as_str().to_string()
-        };
-        Box::pin(async move {
-            let addrs: Vec<std::net::SocketAddr> = match host.parse::<std::net::IpAddr>() {
-                Ok(ip) => vec![std::net::SocketAddr::new(ip, 0)],
-                Err(_) => tokio::net::lookup_host((host.as_str(), 0)).await?.collect(),
-            };
-            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
+/// The job's HTTP client: its `http_config` settings, gzip as
+/// `enable_compression` says.
+fn build_client(config: &ScrapeConfig) -> Result<HttpClient, String> {
+    let mut options = ClientOptions::new(&config::client::user_agent());
+    options.gzip = config.enable_compression;
+    HttpClient::new(&config.http, options)
 }
 
 async fn run_pool(
@@ -454,7 +341,7 @@ impl Pool {
     fn sync(
         &mut self,
         config: &Arc<ScrapeConfig>,
-        client: &Result<reqwest::Client, String>,
+        client: &Result<HttpClient, String>,
         discovery: &FileDiscovery,
     ) -> Vec<LoopHandle> {
         let mut groups: Vec<TargetGroup> = config
@@ -492,16 +379,10 @@ impl Pool {
                 existing.signal_stop();
                 stopping.push(existing);
             }
-            let request = client
-                .as_ref()
-                .map_err(String::clone)
-                .and_then(|client| target_request(config, client, &target));
-            let handle = match request {
-                Ok((client, url, host_header)) => start_loop(LoopContext {
+            let handle = match client {
+                Ok(client) => start_loop(LoopContext {
                     storage: self.storage.clone(),
-                    client,
-                    url,
-                    host_header,
+                    client: client.clone(),
                     config: config.clone(),
                     target,
                     offset_seed: self.offset_seed,
@@ -531,6 +412,11 @@ impl Pool {
             .map(|handle| (handle.target.clone(), handle.status.clone()))
             .collect();
         view.dropped = dropped;
+        // `keep_dropped_targets` bounds what the API shows (0: all).
+        if config.keep_dropped_targets > 0 {
+            view.dropped
+                .truncate(usize::try_from(config.keep_dropped_targets).unwrap_or(usize::MAX));
+        }
         stopping
     }
 }

@@ -25,26 +25,16 @@ use model::storage::{Appendable, Appender, SeriesHandle};
 use model::{Labels, METRIC_NAME, STALE_NAN};
 use tokio::sync::watch;
 
-use crate::config::ScrapeConfig;
 use crate::relabel::process;
 use crate::target::Target;
 use crate::{MetricMetadata, TargetHealth};
+use config::ScrapeConfig;
+use config::client::describe_error;
+use config::prometheus::scrape_protocol_media_type;
 
 /// The Accept header: OpenMetrics preferred, the text format accepted, as
 /// Prometheus 3 asks by default.
 pub const ACCEPT_HEADER: &str = "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
-
-/// The media type of a `scrape_protocols` name, or `None` when osprey
-/// cannot parse that protocol.
-pub(crate) fn protocol_media_type(protocol: &str) -> Option<&'static str> {
-    Some(match protocol {
-        "OpenMetricsText1.0.0" => "application/openmetrics-text;version=1.0.0",
-        "OpenMetricsText0.0.1" => "application/openmetrics-text;version=0.0.1",
-        "PrometheusText1.0.0" => "text/plain;version=1.0.0",
-        "PrometheusText0.0.4" => "text/plain;version=0.0.4",
-        _ => return None,
-    })
-}
 
 /// The Accept header for a job: its protocols with falling weights, then
 /// anything at the lowest weight.
@@ -55,7 +45,7 @@ fn accept_header(protocols: &[String]) -> String {
     let mut parts = Vec::new();
     let mut weight = 10u32;
     for protocol in protocols {
-        if let Some(media_type) = protocol_media_type(protocol) {
+        if let Some(media_type) = scrape_protocol_media_type(protocol) {
             parts.push(format!("{media_type};q=0.{weight}"));
             weight = weight.saturating_sub(1).max(2);
         }
@@ -112,12 +102,8 @@ impl LoopHandle {
 /// Everything a loop needs; shared with its task.
 pub(crate) struct LoopContext {
     pub storage: Arc<dyn Appendable>,
-    pub client: reqwest::Client,
-    /// The URL requested: the target's scrape URL, or with
-    /// `tls_config.server_name` as its host.
-    pub url: String,
-    /// The `Host` header when the URL's host is not the target's.
-    pub host_header: Option<String>,
+    /// The job's client (credentials, TLS, `server_name`, proxies).
+    pub client: config::HttpClient,
     pub config: Arc<ScrapeConfig>,
     pub target: Target,
     /// Seed mixed into the offset hash (Prometheus uses the external
@@ -247,10 +233,10 @@ type Fetched = Result<(Vec<u8>, Format), String>;
 async fn fetch(context: &LoopContext) -> Fetched {
     let config = &context.config;
     let timeout = Duration::from_millis(context.target.scrape_timeout_ms.max(1) as u64);
-    let mut request = context.client.get(&context.url);
-    if let Some(host) = &context.host_header {
-        request = request.header(reqwest::header::HOST, host);
-    }
+    let mut request = context
+        .client
+        .request(reqwest::Method::GET, &context.target.scrape_url)
+        .await?;
     request = request
         .header(
             reqwest::header::ACCEPT,
@@ -261,44 +247,33 @@ async fn fetch(context: &LoopContext) -> Fetched {
             format!("{}", timeout.as_secs_f64()),
         )
         .timeout(timeout);
-    if let Some(auth) = &config.basic_auth {
-        let password = match (&auth.password, &auth.password_file) {
-            (Some(password), _) => Some(password.clone()),
-            (None, Some(file)) => Some(read_secret(file)?),
-            (None, None) => None,
-        };
-        request = request.basic_auth(&auth.username, password);
-    }
-    if let Some(auth) = &config.authorization {
-        let credentials = match (&auth.credentials, &auth.credentials_file) {
-            (Some(credentials), _) => credentials.clone(),
-            (None, Some(file)) => read_secret(file)?,
-            (None, None) => String::new(),
-        };
-        request = request.header(
-            reqwest::header::AUTHORIZATION,
-            format!("{} {credentials}", auth.kind),
-        );
-    }
     let work = async {
-        let mut response = request.send().await.map_err(describe_reqwest_error)?;
+        let mut response = request
+            .send()
+            .await
+            .map_err(|error| describe_error(&error))?;
         let status = response.status();
         if status != reqwest::StatusCode::OK {
             return Err(format!("server returned HTTP status {status}"));
         }
-        let format = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .map(content_type_format)
-            .unwrap_or(Format::Text);
+        let format = body_format(
+            response
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok()),
+            config.fallback_scrape_protocol.as_deref(),
+        );
         let limit = config.body_size_limit_bytes;
         // Sized from Content-Length so the body is not copied as it grows;
         // capped, since a target can claim any length.
         let cap = if limit > 0 { limit } else { MAX_BODY_RESERVE };
         let expected = response.content_length().unwrap_or(0).min(cap);
         let mut body = Vec::with_capacity(usize::try_from(expected).unwrap_or(0));
-        while let Some(chunk) = response.chunk().await.map_err(describe_reqwest_error)? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|error| describe_error(&error))?
+        {
             body.extend_from_slice(&chunk);
             if limit > 0 && body.len() as u64 > limit {
                 return Err(format!("body size limit exceeded ({limit} bytes)"));
@@ -314,24 +289,22 @@ async fn fetch(context: &LoopContext) -> Fetched {
     }
 }
 
-fn describe_reqwest_error(error: reqwest::Error) -> String {
-    if error.is_timeout() {
-        return "context deadline exceeded".to_string();
+/// The format of a body: the one its `Content-Type` names when that is an
+/// exposition format, else `fallback_scrape_protocol`'s, else the text
+/// format.
+fn body_format(content_type: Option<&str>, fallback: Option<&str>) -> Format {
+    let is_exposition = |content_type: &&str| {
+        let media_type = content_type.split(';').next().unwrap_or("").trim();
+        media_type.eq_ignore_ascii_case("application/openmetrics-text")
+            || media_type.eq_ignore_ascii_case("text/plain")
+    };
+    match content_type
+        .filter(is_exposition)
+        .or_else(|| fallback.and_then(scrape_protocol_media_type))
+    {
+        Some(content_type) => content_type_format(content_type),
+        None => Format::Text,
     }
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-fn read_secret(path: &str) -> Result<String, String> {
-    std::fs::read_to_string(path)
-        .map(|text| text.trim().to_string())
-        .map_err(|error| format!("reading {path}: {error}"))
 }
 
 /// The scrape cache, which also tracks which series the last successful
@@ -1011,6 +984,25 @@ mod tests {
     }
 
     #[test]
+    fn fallback_protocol_applies_without_a_usable_content_type() {
+        let om = Some("OpenMetricsText1.0.0");
+        assert_eq!(body_format(None, om), Format::OpenMetrics);
+        assert_eq!(
+            body_format(Some("application/octet-stream"), om),
+            Format::OpenMetrics
+        );
+        assert_eq!(
+            body_format(Some("text/plain; version=0.0.4"), om),
+            Format::Text
+        );
+        assert_eq!(body_format(None, None), Format::Text);
+        assert_eq!(
+            body_format(Some("application/openmetrics-text; version=1.0.0"), None),
+            Format::OpenMetrics
+        );
+    }
+
+    #[test]
     fn accept_headers() {
         assert_eq!(accept_header(&[]), ACCEPT_HEADER);
         assert_eq!(
@@ -1104,7 +1096,7 @@ mod tests {
 
     #[test]
     fn target_labels_win_unless_honored() {
-        let mut config = ScrapeConfig::new("j", &crate::config::GlobalConfig::default());
+        let mut config = ScrapeConfig::new("j", &config::GlobalConfig::default());
         let target_labels = Labels::from_pairs([("instance", "a:1"), ("job", "j")]);
         let exposed = vec![
             (Cow::Borrowed("job"), Cow::Borrowed("app")),

@@ -15,8 +15,8 @@ use model::Labels;
 use model::duration::parse_duration_ms;
 use reqwest::Url;
 
-use crate::config::{ScrapeConfig, StaticConfig};
 use crate::relabel::process;
+use config::{ScrapeConfig, StaticConfig};
 
 /// Label holding the `host:port` to scrape.
 pub const ADDRESS_LABEL: &str = "__address__";
@@ -223,10 +223,10 @@ pub fn global_url(scrape_url: &str, hostname: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{GlobalConfig, parse_config};
+    use config::GlobalConfig;
 
     fn job_from(yaml: &str) -> ScrapeConfig {
-        parse_config("t.yml", yaml)
+        config::parse("t.yml", yaml, None)
             .unwrap()
             .scrape_configs
             .remove(0)

@@ -408,7 +408,11 @@ async fn file_sd_changes_are_picked_up() {
     let store = TestStore::open();
     let manager = store.manager();
     manager
-        .apply_config(&scrape::parse_config("test.yml", &text).unwrap())
+        .apply_config(
+            &config::parse("test.yml", &text, None)
+                .unwrap()
+                .scrape_configs,
+        )
         .await;
     wait_until(WAIT, "a scraped", || {
         !store.samples("from_a", &[("team", "ml")]).is_empty()

@@ -18,8 +18,8 @@ use axum::routing::{get, post};
 use prometheus_client::registry::Registry;
 use scrape::{ScrapeManager, ScrapeManagerOptions};
 
+use crate::lifecycle::ConfigSource;
 use crate::remote_write::{RemoteMetrics, RemoteWriter, WalStorage};
-use crate::scraping::ConfigSource;
 
 /// How long a clean shutdown waits for the queues to send what the WAL
 /// holds; the rest is sent after the next start.
@@ -44,7 +44,7 @@ impl Agent {
     /// Opens the WAL under `data_dir`, loads the configuration and starts
     /// the queues and the scrape loops. Call inside the runtime.
     pub async fn start(source: ConfigSource, data_dir: &Path) -> Result<Agent, String> {
-        let (_, config, _) = source.load()?;
+        let config = source.load()?;
         let lock = lock_data_dir(data_dir)?;
         let metrics = RemoteMetrics::default();
         let mut registry = Registry::default();
@@ -69,7 +69,7 @@ impl Agent {
             .unwrap_or_else(|_| "localhost".to_string());
         let appendable: Arc<dyn model::storage::Appendable> = Arc::new(storage);
         let manager = ScrapeManager::new(appendable, ScrapeManagerOptions { hostname });
-        manager.apply_config(&config).await;
+        manager.apply_config(&config.scrape_configs).await;
         Ok(Agent {
             inner: Arc::new(AgentInner {
                 source,
@@ -83,12 +83,15 @@ impl Agent {
 
     /// Re-reads the configuration; on error the running one stays.
     pub async fn reload(&self) -> Result<(), String> {
-        let (_, config, _) = self.inner.source.load()?;
+        let config = self.inner.source.load()?;
         let mut writer = self.inner.writer.lock().await;
         writer
             .apply(&config.remote_write, &config.global.external_labels)
             .await?;
-        self.inner.manager.apply_config(&config).await;
+        self.inner
+            .manager
+            .apply_config(&config.scrape_configs)
+            .await;
         tracing::info!("configuration reloaded");
         Ok(())
     }

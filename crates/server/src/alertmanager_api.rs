@@ -32,7 +32,7 @@ pub trait AlertmanagerSource: Clone + Send + Sync + 'static {
 
 impl AlertmanagerSource for AppState {
     fn alertmanager(&self) -> Option<Alertmanager> {
-        self.inner.alertmanager.get().cloned()
+        AppState::alertmanager(self)
     }
 }
 
@@ -172,7 +172,7 @@ impl AlertFilter {
             match key.as_ref() {
                 "filter" => filter
                     .matchers
-                    .push(alert::matchers::parse_matcher(&value)?),
+                    .push(config::alertmanager::matchers::parse_matcher(&value)?),
                 "receiver" => {
                     let regex = regex::Regex::new(&format!("^(?:{value})$"))
                         .map_err(|e| format!("receiver: {e}"))?;
@@ -431,7 +431,7 @@ async fn get_silences<S: AlertmanagerSource>(
     let mut filters = Vec::new();
     for (key, value) in form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
         if key == "filter" {
-            match alert::matchers::parse_matcher(&value) {
+            match config::alertmanager::matchers::parse_matcher(&value) {
                 Ok(matcher) => filters.push(matcher),
                 Err(message) => return error(StatusCode::BAD_REQUEST, message),
             }

@@ -6,8 +6,11 @@
 //! - [`serve`] binds [`ServerConfig::listen`], serves the router and shuts
 //!   down gracefully when the given future resolves.
 //! - [`remote`] decodes remote write 1.0 bodies (snappy + protobuf);
-//!   [`selector`] parses `match[]` series selectors; [`params`] parses the
-//!   API's time, limit and form parameters like Prometheus does.
+//!   [`params`] parses the API's time, limit and form parameters like
+//!   Prometheus does (`match[]` selectors through `promql`).
+//! - [`lifecycle`] owns the configuration in the running server: start,
+//!   the one reload (`POST /-/reload` and SIGHUP) that applies to every
+//!   subsystem or none, and stop.
 //! - [`exporters`] serves the built-in host, GPU and blackbox exporters.
 //! - [`testing`] holds an in-memory [`Storage`] for tests only.
 //!
@@ -33,6 +36,7 @@ mod error;
 pub mod export;
 pub mod exporters;
 pub mod ingest;
+pub mod lifecycle;
 pub mod metrics;
 pub mod params;
 mod query;
@@ -41,7 +45,6 @@ pub mod remote_write;
 pub mod rules;
 mod rw_decode;
 pub mod scraping;
-pub mod selector;
 pub mod testing;
 mod ui;
 
@@ -82,6 +85,9 @@ pub struct ServerConfig {
     pub external_url: String,
     /// Alert timing (`--rules.alert.*`).
     pub rule_flags: rules::RuleFlags,
+    /// The data directory, for the embedded alert manager's state
+    /// (`<data-dir>/alertmanager`); `None` keeps it in memory only.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl ServerConfig {
@@ -98,6 +104,7 @@ impl ServerConfig {
             flags: Vec::new(),
             external_url: format!("http://{listen}"),
             rule_flags: rules::RuleFlags::osprey_defaults(),
+            data_dir: None,
         }
     }
 }
@@ -115,10 +122,10 @@ struct AppStateInner {
     metrics: metrics::ServerMetrics,
     clock: Clock,
     engine: Arc<promql::Engine>,
-    scraping: std::sync::OnceLock<scraping::Scraping>,
-    alertmanager: std::sync::OnceLock<alert::Alertmanager>,
+    lifecycle: std::sync::OnceLock<lifecycle::Lifecycle>,
+    /// The embedded alert manager, while the config has one.
+    alertmanager: std::sync::RwLock<Option<alert::Alertmanager>>,
     rules: std::sync::OnceLock<rules::RulesState>,
-    pending_local_sink: std::sync::Mutex<Option<rules::LocalAlertSink>>,
     exporters: Arc<exporters::ExporterState>,
 }
 
@@ -151,10 +158,9 @@ impl AppState {
                 metrics,
                 clock,
                 engine: Arc::new(promql::Engine::new(config_engine)),
-                scraping: std::sync::OnceLock::new(),
-                alertmanager: std::sync::OnceLock::new(),
+                lifecycle: std::sync::OnceLock::new(),
+                alertmanager: std::sync::RwLock::new(None),
                 rules: std::sync::OnceLock::new(),
-                pending_local_sink: std::sync::Mutex::new(None),
                 exporters: Arc::new(exporters::ExporterState::default()),
             }),
         }
@@ -172,13 +178,9 @@ impl AppState {
         &self.inner.metrics
     }
 
-    pub(crate) fn scraping(&self) -> Option<&scraping::Scraping> {
-        self.inner.scraping.get()
-    }
-
-    /// Errors when scraping was started before.
-    fn set_scraping(&self, s: scraping::Scraping) -> Result<(), ()> {
-        self.inner.scraping.set(s).map_err(|_| ())
+    /// The scrape manager, once the configuration started.
+    pub(crate) fn scrape(&self) -> Option<&scrape::ScrapeManager> {
+        self.inner.lifecycle.get().map(lifecycle::Lifecycle::scrape)
     }
 
     /// The built-in exporters (host, GPU, blackbox modules).
@@ -186,17 +188,24 @@ impl AppState {
         &self.inner.exporters
     }
 
-    /// Serves the Alertmanager API v2 and metrics from this alert manager.
-    /// Errors when one was set before.
-    pub fn set_alertmanager(&self, alertmanager: alert::Alertmanager) -> Result<(), String> {
-        self.inner
+    /// Serves the Alertmanager API v2 and metrics from this alert manager
+    /// (`None`: no alert manager). The configuration sets it; tests may
+    /// set one directly.
+    pub fn set_alertmanager(&self, alertmanager: Option<alert::Alertmanager>) {
+        *self
+            .inner
             .alertmanager
-            .set(alertmanager)
-            .map_err(|_| "the alert manager was already set".to_string())
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = alertmanager;
     }
 
-    pub fn alertmanager(&self) -> Option<&alert::Alertmanager> {
-        self.inner.alertmanager.get()
+    /// The alert manager in effect, if any.
+    pub fn alertmanager(&self) -> Option<alert::Alertmanager> {
+        self.inner
+            .alertmanager
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn engine(&self) -> &Arc<promql::Engine> {
@@ -238,7 +247,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status/buildinfo", get(query::buildinfo))
         .route("/api/v1/status/config", get(query::status_config))
         .route("/api/v1/status/flags", get(query::status_flags))
-        .route("/-/reload", post(scraping::reload).put(scraping::reload))
+        .route("/-/reload", post(lifecycle::reload).put(lifecycle::reload))
         .route("/api/v1/targets", get(scraping::targets))
         .route(
             "/api/v1/rules",

@@ -18,7 +18,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -35,6 +35,10 @@ type DurationFamily = Family<HttpLabels, Histogram, fn() -> Histogram>;
 pub struct ServerMetrics {
     registry: Registry,
     http_request_duration: DurationFamily,
+    /// `prometheus_config_last_reload_successful`: 1 or 0.
+    reload_successful: Gauge,
+    /// `prometheus_config_last_reload_success_timestamp_seconds`.
+    reload_success_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 fn new_duration_histogram() -> Histogram {
@@ -53,11 +57,39 @@ impl ServerMetrics {
             "Time spent answering HTTP requests, by route pattern and status code",
             http_request_duration.clone(),
         );
+        // Prometheus's names, so dashboards and alerts on reload failures
+        // work unchanged.
+        let reload_successful = Gauge::default();
+        registry.register(
+            "prometheus_config_last_reload_successful",
+            "Whether the last configuration reload attempt was successful",
+            reload_successful.clone(),
+        );
+        let reload_success_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "prometheus_config_last_reload_success_timestamp_seconds",
+            "Timestamp of the last successful configuration reload",
+            reload_success_seconds.clone(),
+        );
         registry.register_collector(Box::new(StorageCollector { storage }));
         registry.register_collector(Box::new(ProcessCollector));
         ServerMetrics {
             registry,
             http_request_duration,
+            reload_successful,
+            reload_success_seconds,
+        }
+    }
+
+    /// Records the outcome of a configuration load or reload.
+    pub fn config_reloaded(&self, success: bool) {
+        self.reload_successful.set(i64::from(success));
+        if success {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            self.reload_success_seconds.set(now);
         }
     }
 

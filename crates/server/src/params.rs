@@ -5,7 +5,10 @@
 use model::Matcher;
 
 use crate::ApiError;
-use crate::selector::parse_series_selector;
+
+/// The error for a `match[]` whose matchers all match the empty string.
+const EMPTY_MATCHERS: &str =
+    "invalid parameter \"match[]\": match[] must contain at least one non-empty matcher";
 
 /// The smallest timestamp Prometheus's API accepts, in milliseconds:
 /// `time.Unix(math.MinInt64/1000+62135596801, 0)`.
@@ -111,12 +114,19 @@ impl Params {
         }
         let mut sets = Vec::with_capacity(raw.len());
         for s in raw {
-            let matchers = parse_series_selector(s)
-                .map_err(|e| ApiError::bad_data(format!("invalid parameter \"match[]\": {e}")))?;
+            // The PromQL parser refuses a selector whose matchers all match
+            // the empty string; Prometheus's API parses it and then refuses
+            // it with its own message, which clients see.
+            let matchers = promql::parse_series_selector(s).map_err(|e| {
+                let message = e.to_string();
+                if message.contains("at least one non-empty matcher") {
+                    ApiError::bad_data(EMPTY_MATCHERS)
+                } else {
+                    ApiError::bad_data(format!("invalid parameter \"match[]\": {message}"))
+                }
+            })?;
             if matchers.iter().all(Matcher::matches_empty) {
-                return Err(ApiError::bad_data(
-                    "invalid parameter \"match[]\": match[] must contain at least one non-empty matcher",
-                ));
+                return Err(ApiError::bad_data(EMPTY_MATCHERS));
             }
             sets.push(matchers);
         }

@@ -25,13 +25,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use config::{ClientOptions, HttpClient, RemoteWriteConfig};
 use model::Labels;
+use model::relabel;
 use model::storage::{Appendable, Appender, StorageError, StorageErrorKind, validate_labels};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use scrape::{RemoteWriteConfig, relabel};
 use tokio::sync::watch;
 use tsdb::wal::{self, Record, RefSample, RefSeries, Wal, WalOptions};
 
@@ -478,35 +479,8 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
     hash
 }
 
-fn build_client(config: &RemoteWriteConfig) -> Result<reqwest::Client, String> {
-    let mut builder = reqwest::Client::builder()
-        .user_agent(USER_AGENT)
-        .pool_idle_timeout(Duration::from_secs(90));
-    if !config.follow_redirects {
-        builder = builder.redirect(reqwest::redirect::Policy::none());
-    }
-    let tls = &config.tls_config;
-    if tls.insecure_skip_verify {
-        builder = builder.tls_danger_accept_invalid_certs(true);
-    }
-    if let Some(ca_file) = &tls.ca_file {
-        let pem = fs::read(ca_file).map_err(|e| format!("reading {ca_file}: {e}"))?;
-        let certificates = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| format!("parsing {ca_file}: {e}"))?;
-        for certificate in certificates {
-            builder = builder.add_root_certificate(certificate);
-        }
-    }
-    if let (Some(cert_file), Some(key_file)) = (&tls.cert_file, &tls.key_file) {
-        let mut pem = fs::read(cert_file).map_err(|e| format!("reading {cert_file}: {e}"))?;
-        pem.push(b'\n');
-        pem.extend(fs::read(key_file).map_err(|e| format!("reading {key_file}: {e}"))?);
-        let identity = reqwest::Identity::from_pem(&pem)
-            .map_err(|e| format!("parsing {cert_file}/{key_file}: {e}"))?;
-        builder = builder.identity(identity);
-    }
-    builder
-        .build()
+fn build_client(config: &RemoteWriteConfig) -> Result<HttpClient, String> {
+    HttpClient::new(&config.http, ClientOptions::new(USER_AGENT))
         .map_err(|e| format!("remote_write {}: {e}", config.url))
 }
 
@@ -655,7 +629,7 @@ enum SendOutcome {
 struct Queue {
     config: RemoteWriteConfig,
     external_labels: Vec<(String, String)>,
-    client: reqwest::Client,
+    client: HttpClient,
     wal_dir: PathBuf,
     position_path: PathBuf,
     /// Next record to read.
@@ -1044,7 +1018,7 @@ fn read_range(path: &Path, start: u64, end: u64) -> std::io::Result<Vec<u8>> {
 
 /// What a shard needs to send: shared by the shards of a round.
 struct Sender {
-    client: reqwest::Client,
+    client: HttpClient,
     url: String,
     config: RemoteWriteConfig,
     sent: Counter,
@@ -1130,7 +1104,9 @@ impl Sender {
     async fn send_once(&self, body: &[u8]) -> Result<(), SendError> {
         let mut request = self
             .client
-            .post(&self.url)
+            .request(reqwest::Method::POST, &self.url)
+            .await
+            .map_err(SendError::Recoverable)?
             .header(reqwest::header::CONTENT_ENCODING, "snappy")
             .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf")
             .header("X-Prometheus-Remote-Write-Version", "0.1.0")
@@ -1141,29 +1117,10 @@ impl Sender {
         for (name, value) in &self.config.headers {
             request = request.header(name.as_str(), value.as_str());
         }
-        if let Some(auth) = &self.config.basic_auth {
-            let password = match (&auth.password, &auth.password_file) {
-                (Some(password), _) => Some(password.clone()),
-                (None, Some(file)) => Some(read_secret(file).map_err(SendError::Recoverable)?),
-                (None, None) => None,
-            };
-            request = request.basic_auth(&auth.username, password);
-        }
-        if let Some(auth) = &self.config.authorization {
-            let credentials = match (&auth.credentials, &auth.credentials_file) {
-                (Some(credentials), _) => credentials.clone(),
-                (None, Some(file)) => read_secret(file).map_err(SendError::Recoverable)?,
-                (None, None) => String::new(),
-            };
-            request = request.header(
-                reqwest::header::AUTHORIZATION,
-                format!("{} {credentials}", auth.kind),
-            );
-        }
         let response = request
             .send()
             .await
-            .map_err(|e| SendError::Recoverable(describe_error(&e)))?;
+            .map_err(|e| SendError::Recoverable(config::client::describe_error(&e)))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -1180,24 +1137,6 @@ impl Sender {
             Err(SendError::Unrecoverable(message))
         }
     }
-}
-
-fn read_secret(file: &str) -> Result<String, String> {
-    fs::read_to_string(file)
-        .map(|s| s.trim().to_string())
-        .map_err(|e| format!("reading {file}: {e}"))
-}
-
-fn describe_error(error: &reqwest::Error) -> String {
-    use std::error::Error;
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        message.push_str(": ");
-        message.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    message
 }
 
 /// One remote write 1.0 request body for `batch`: samples grouped per

@@ -9,13 +9,13 @@
 //! alert manager plugs in through [`AppState::set_local_alert_sink`].
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
+use config::{AlertingConfig, ClientOptions, HttpClient};
+use model::relabel::{self, RelabelConfig};
 use rules::{AlertState, EvalEnv, GroupOptions, NotifyAlert, RuleKind, RuleManager};
-use scrape::{AlertingConfig, RelabelConfig};
 use serde_json::{Map, Value, json};
 
 use crate::AppState;
@@ -51,59 +51,45 @@ impl RuleFlags {
     }
 }
 
-/// The rule files of `patterns` (relative to the configuration file's
-/// directory, globs allowed), sorted, without duplicates.
-pub fn resolve_rule_files(config_path: &Path, patterns: &[String]) -> Vec<PathBuf> {
-    let base = config_path.parent().unwrap_or(Path::new("."));
-    let mut files = Vec::new();
-    for pattern in patterns {
-        let full = if Path::new(pattern).is_absolute() {
-            PathBuf::from(pattern)
-        } else {
-            base.join(pattern)
-        };
-        scrape::expand_glob(&full.display().to_string(), &mut files);
-    }
-    files.sort();
-    files.dedup();
-    files
-}
-
 pub(crate) struct RulesState {
     pub manager: RuleManager,
     pub sender: Arc<AlertSender>,
 }
 
+/// The rule groups of a config (its `rule_files` plus built-in files),
+/// read and checked; errors name file and line.
+pub(crate) fn read_rule_groups(
+    config: &config::Config,
+    embedded: &[(String, String)],
+) -> Result<Vec<rules::GroupSpec>, String> {
+    let join = |errors: Vec<rules::RuleFileError>| {
+        errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let mut specs = Vec::new();
+    for (name, text) in embedded {
+        specs.extend(rules::parse_rule_file(name, text).map_err(join)?);
+    }
+    specs.extend(rules::read_rule_files(&config.rule_files()).map_err(join)?);
+    Ok(specs)
+}
+
+/// The rule settings a config gives.
+pub(crate) fn rule_settings(config: &config::Config) -> rules::RuleSettings {
+    rules::RuleSettings {
+        external_labels: config.global.external_labels.clone(),
+        default_interval_ms: config.global.evaluation_interval_ms,
+        default_query_offset_ms: config.global.rule_query_offset_ms,
+    }
+}
+
 impl AppState {
-    /// Starts or reloads the rules of `config` (read from `config_path`).
-    /// On a bad rule file nothing changes and the error names it.
-    pub(crate) fn apply_rules(
-        &self,
-        config: &scrape::Config,
-        source: &crate::scraping::ConfigSource,
-    ) -> Result<(), String> {
-        let mut embedded = Vec::new();
-        for (name, text) in source.embedded_rules() {
-            let groups = rules::parse_rule_file(name, text).map_err(|errors| {
-                errors
-                    .iter()
-                    .map(|e| e.to_string())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })?;
-            embedded.extend(groups);
-        }
-        let files = match source.path() {
-            Some(path) => resolve_rule_files(path, &config.rule_files),
-            None => {
-                let mut files = Vec::new();
-                for pattern in &config.rule_files {
-                    scrape::expand_glob(pattern, &mut files);
-                }
-                files
-            }
-        };
-        let rules = self.inner.rules.get_or_init(|| {
+    /// The rule manager and alert sender, created on first use.
+    pub(crate) fn rules_or_init(&self, config: &config::Config) -> &RulesState {
+        self.inner.rules.get_or_init(|| {
             let storage = self.storage().clone();
             let flags = &self.config().rule_flags;
             let sender = Arc::new(AlertSender::new());
@@ -116,6 +102,7 @@ impl AppState {
             };
             let options = GroupOptions {
                 default_interval_ms: config.global.evaluation_interval_ms,
+                default_query_offset_ms: config.global.rule_query_offset_ms,
                 resend_delay_ms: flags.resend_delay_ms,
                 outage_tolerance_ms: flags.outage_tolerance_ms,
                 for_grace_period_ms: flags.for_grace_period_ms,
@@ -131,38 +118,11 @@ impl AppState {
                 ),
                 sender,
             }
-        });
-        if let Some(sink) = self
-            .inner
-            .pending_local_sink
-            .lock()
-            .ok()
-            .and_then(|mut p| p.take())
-        {
-            rules.sender.set_local(sink);
-        }
-        rules.sender.configure(config);
-        rules.manager.load(&files, embedded).map_err(|errors| {
-            errors
-                .iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("; ")
         })
     }
 
     pub(crate) fn rules(&self) -> Option<&RulesState> {
         self.inner.rules.get()
-    }
-
-    /// Sends alerts to a built-in alert manager as well as to the
-    /// configured Alertmanagers.
-    pub fn set_local_alert_sink(&self, sink: LocalAlertSink) {
-        if let Some(rules) = self.rules() {
-            rules.sender.set_local(sink);
-        } else if let Ok(mut pending) = self.inner.pending_local_sink.lock() {
-            *pending = Some(sink);
-        }
     }
 
     /// Stops rule evaluation.
@@ -202,11 +162,37 @@ impl SentAlert {
 
 struct Target {
     url: String,
-    client: reqwest::Client,
-    basic_auth: Option<scrape::BasicAuth>,
-    authorization: Option<scrape::Authorization>,
+    client: HttpClient,
     alert_relabel_configs: Vec<RelabelConfig>,
     timeout: std::time::Duration,
+}
+
+/// An `alerting` section with the client of each Alertmanager entry built,
+/// so applying it cannot fail.
+pub struct PreparedAlerting {
+    alerting: AlertingConfig,
+    external_labels: Vec<(String, String)>,
+    clients: Vec<HttpClient>,
+}
+
+impl PreparedAlerting {
+    /// Builds a client per `alerting.alertmanagers` entry; a bad TLS file or
+    /// proxy names the entry.
+    pub fn new(config: &config::Config) -> Result<PreparedAlerting, String> {
+        let mut clients = Vec::new();
+        for (index, am) in config.alerting.alertmanagers.iter().enumerate() {
+            let mut options = ClientOptions::new(&config::client::user_agent());
+            options.timeout = Some(std::time::Duration::from_millis(am.timeout_ms.max(1) as u64));
+            let client = HttpClient::new(&am.http, options)
+                .map_err(|e| format!("alerting.alertmanagers[{index}]: {e}"))?;
+            clients.push(client);
+        }
+        Ok(PreparedAlerting {
+            alerting: config.alerting.clone(),
+            external_labels: config.global.external_labels.clone(),
+            clients,
+        })
+    }
 }
 
 struct SenderConfig {
@@ -215,13 +201,21 @@ struct SenderConfig {
     targets: Vec<Arc<Target>>,
 }
 
+/// The `alerting` section in effect, its clients, and one file discovery
+/// per Alertmanager entry.
+struct Discovery {
+    alerting: AlertingConfig,
+    clients: Vec<HttpClient>,
+    files: Vec<scrape::FileDiscovery>,
+}
+
 /// Queues alerts and posts them to Alertmanagers.
 pub struct AlertSender {
     config: RwLock<SenderConfig>,
     /// The `alerting` section in effect and, per Alertmanager entry, the
     /// discovery of its `file_sd_configs`; targets are rebuilt from both
     /// when a discovered file changes.
-    discovery: Mutex<(AlertingConfig, Vec<scrape::FileDiscovery>)>,
+    discovery: Mutex<Discovery>,
     queue: Mutex<VecDeque<SentAlert>>,
     wake: tokio::sync::Notify,
     local: RwLock<Option<LocalAlertSink>>,
@@ -236,7 +230,11 @@ impl AlertSender {
                 alert_relabel_configs: Vec::new(),
                 targets: Vec::new(),
             }),
-            discovery: Mutex::new((AlertingConfig::default(), Vec::new())),
+            discovery: Mutex::new(Discovery {
+                alerting: AlertingConfig::default(),
+                clients: Vec::new(),
+                files: Vec::new(),
+            }),
             queue: Mutex::new(VecDeque::new()),
             wake: tokio::sync::Notify::new(),
             local: RwLock::new(None),
@@ -244,33 +242,42 @@ impl AlertSender {
         }
     }
 
-    fn set_local(&self, sink: LocalAlertSink) {
+    /// Sends alerts to a built-in alert manager too (`None`: not).
+    pub(crate) fn set_local(&self, sink: Option<LocalAlertSink>) {
         if let Ok(mut local) = self.local.write() {
-            *local = Some(sink);
+            *local = sink;
         }
     }
 
-    /// Takes the `alerting` section and external labels of `config`.
-    fn configure(self: &Arc<Self>, config: &scrape::Config) {
-        let mut discoveries: Vec<scrape::FileDiscovery> = config
-            .alerting
+    /// Takes a prepared `alerting` section and the external labels.
+    pub(crate) fn configure(self: &Arc<Self>, prepared: PreparedAlerting) {
+        let PreparedAlerting {
+            alerting,
+            external_labels,
+            clients,
+        } = prepared;
+        let mut files: Vec<scrape::FileDiscovery> = alerting
             .alertmanagers
             .iter()
             .map(|am| scrape::FileDiscovery::new(am.file_sd_configs.clone()))
             .collect();
-        for discovery in &mut discoveries {
+        for discovery in &mut files {
             discovery.refresh();
         }
-        let targets = alertmanager_targets(&config.alerting, &discoveries);
+        let targets = alertmanager_targets(&alerting, &clients, &files);
         if let Ok(mut current) = self.config.write() {
             *current = SenderConfig {
-                external_labels: config.global.external_labels.clone(),
-                alert_relabel_configs: config.alerting.alert_relabel_configs.clone(),
+                external_labels,
+                alert_relabel_configs: alerting.alert_relabel_configs.clone(),
                 targets,
             };
         }
         if let Ok(mut discovery) = self.discovery.lock() {
-            *discovery = (config.alerting.clone(), discoveries);
+            *discovery = Discovery {
+                alerting,
+                clients,
+                files,
+            };
         }
         let sender = self.clone();
         self.started.call_once(|| {
@@ -286,7 +293,7 @@ impl AlertSender {
         loop {
             let every = match self.discovery.lock() {
                 Ok(discovery) => discovery
-                    .1
+                    .files
                     .iter()
                     .filter_map(scrape::FileDiscovery::refresh_interval)
                     .min(),
@@ -300,15 +307,19 @@ impl AlertSender {
                 let Ok(mut discovery) = sender.discovery.lock() else {
                     return;
                 };
-                let (alerting, discoveries) = &mut *discovery;
+                let Discovery {
+                    alerting,
+                    clients,
+                    files,
+                } = &mut *discovery;
                 let mut changed = false;
-                for discovery in discoveries.iter_mut() {
-                    changed |= discovery.refresh();
+                for file in files.iter_mut() {
+                    changed |= file.refresh();
                 }
                 if !changed {
                     return;
                 }
-                let targets = alertmanager_targets(alerting, discoveries);
+                let targets = alertmanager_targets(alerting, clients, files);
                 if let Ok(mut current) = sender.config.write() {
                     current.targets = targets;
                 }
@@ -395,7 +406,7 @@ fn prepare(alert: NotifyAlert, config: &SenderConfig) -> Option<SentAlert> {
     for (name, value) in &config.external_labels {
         labels.entry(name.clone()).or_insert_with(|| value.clone());
     }
-    if !scrape::relabel::process(&mut labels, &config.alert_relabel_configs) {
+    if !relabel::process(&mut labels, &config.alert_relabel_configs) {
         return None;
     }
     Some(SentAlert {
@@ -413,6 +424,7 @@ fn prepare(alert: NotifyAlert, config: &SenderConfig) -> Option<SentAlert> {
 /// `__alerts_path__`, and `__meta_filepath` for discovered ones).
 fn alertmanager_targets(
     alerting: &AlertingConfig,
+    clients: &[HttpClient],
     discovered: &[scrape::FileDiscovery],
 ) -> Vec<Arc<Target>> {
     let mut targets = Vec::new();
@@ -428,20 +440,8 @@ fn alertmanager_targets(
         if let Some(discovery) = discovered.get(index) {
             groups.extend(discovery.groups());
         }
-        let mut builder = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_millis(am.timeout_ms.max(1) as u64));
-        if !am.follow_redirects {
-            builder = builder.redirect(reqwest::redirect::Policy::none());
-        }
-        if am.tls_config.insecure_skip_verify {
-            builder = builder.tls_danger_accept_invalid_certs(true);
-        }
-        let client = match builder.build() {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(error = %e, "building the Alertmanager client");
-                continue;
-            }
+        let Some(client) = clients.get(index) else {
+            continue;
         };
         for discovered in &groups {
             let group = &discovered.group;
@@ -454,7 +454,7 @@ fn alertmanager_targets(
                     "__alerts_path__".into(),
                     format!("{}/api/v2/alerts", am.path_prefix.trim_end_matches('/')),
                 );
-                if !scrape::relabel::process(&mut labels, &am.relabel_configs) {
+                if !relabel::process(&mut labels, &am.relabel_configs) {
                     continue;
                 }
                 let url = format!(
@@ -475,8 +475,6 @@ fn alertmanager_targets(
                 targets.push(Arc::new(Target {
                     url,
                     client: client.clone(),
-                    basic_auth: am.basic_auth.clone(),
-                    authorization: am.authorization.clone(),
                     alert_relabel_configs: am.alert_relabel_configs.clone(),
                     timeout: std::time::Duration::from_millis(am.timeout_ms.max(1) as u64),
                 }));
@@ -491,7 +489,7 @@ async fn send_batch(target: &Target, batch: Vec<SentAlert>) {
         .into_iter()
         .filter_map(|mut alert| {
             if target.alert_relabel_configs.is_empty()
-                || scrape::relabel::process(&mut alert.labels, &target.alert_relabel_configs)
+                || relabel::process(&mut alert.labels, &target.alert_relabel_configs)
             {
                 Some(alert.to_json())
             } else {
@@ -505,32 +503,20 @@ async fn send_batch(target: &Target, batch: Vec<SentAlert>) {
     let Ok(bytes) = serde_json::to_vec(&body) else {
         return;
     };
-    let mut request = target
+    let request = match target
         .client
-        .post(&target.url)
-        .header("Content-Type", "application/json")
-        .timeout(target.timeout)
-        .body(bytes);
-    if let Some(auth) = &target.basic_auth {
-        let password = match (&auth.password, &auth.password_file) {
-            (Some(password), _) => Some(password.clone()),
-            (None, Some(file)) => std::fs::read_to_string(file)
-                .ok()
-                .map(|s| s.trim().to_string()),
-            (None, None) => None,
-        };
-        request = request.basic_auth(&auth.username, password);
-    }
-    if let Some(auth) = &target.authorization {
-        let credentials = match (&auth.credentials, &auth.credentials_file) {
-            (Some(credentials), _) => credentials.clone(),
-            (None, Some(file)) => std::fs::read_to_string(file)
-                .map(|s| s.trim().to_string())
-                .unwrap_or_default(),
-            (None, None) => String::new(),
-        };
-        request = request.header("Authorization", format!("{} {credentials}", auth.kind));
-    }
+        .request(reqwest::Method::POST, &target.url)
+        .await
+    {
+        Ok(request) => request
+            .header("Content-Type", "application/json")
+            .timeout(target.timeout)
+            .body(bytes),
+        Err(error) => {
+            tracing::warn!(url = %target.url, %error, "sending alerts failed");
+            return;
+        }
+    };
     let result = request.send().await;
     match result {
         Ok(response) if response.status().is_success() => {}

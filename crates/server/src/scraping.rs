@@ -1,166 +1,13 @@
-//! Scraping, as the server runs it: the configuration file (or the embedded
-//! default), reloads (`POST /-/reload`, SIGHUP through [`AppState::reload`]),
-//! and the `targets` and `metadata` endpoints.
-
-use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+//! The scrape endpoints: `/api/v1/targets`, `/api/v1/metadata` and
+//! `/api/v1/targets/metadata`, over the scrape manager the configuration
+//! started (`lifecycle.rs`).
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use scrape::{ScrapeManager, ScrapeManagerOptions};
 use serde_json::{Map, Value, json};
 
 use crate::api::{labels_json, read_params, success};
 use crate::{ApiError, AppState};
-
-/// Where the configuration comes from.
-#[derive(Clone, Debug)]
-pub enum ConfigSource {
-    /// A `prometheus.yml` (or osprey superset), re-read on every reload.
-    File(PathBuf),
-    /// Text built in (the default when no file is given).
-    Embedded {
-        name: String,
-        text: String,
-        /// Rule files built in, as (name, text), loaded besides any
-        /// `rule_files` of `text`.
-        rules: Vec<(String, String)>,
-    },
-}
-
-impl ConfigSource {
-    /// The file, when the configuration comes from one.
-    pub fn path(&self) -> Option<&std::path::Path> {
-        match self {
-            ConfigSource::File(path) => Some(path),
-            ConfigSource::Embedded { .. } => None,
-        }
-    }
-
-    /// Built-in rule files, as (name, text).
-    pub fn embedded_rules(&self) -> &[(String, String)] {
-        match self {
-            ConfigSource::File(_) => &[],
-            ConfigSource::Embedded { rules, .. } => rules,
-        }
-    }
-
-    pub(crate) fn load(
-        &self,
-    ) -> Result<(String, scrape::Config, crate::exporters::Modules), String> {
-        let (name, text) = match self {
-            ConfigSource::File(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("reading config file {}: {e}", path.display()))?;
-                (path.display().to_string(), text)
-            }
-            ConfigSource::Embedded { name, text, .. } => (name.clone(), text.clone()),
-        };
-        let config = scrape::parse_config(&name, &text).map_err(|e| e.to_string())?;
-        for w in &config.warnings {
-            tracing::warn!(config = %name, "{w}");
-        }
-        let modules = crate::exporters::modules_from_config(&name, &text, &config)?;
-        Ok((text, config, modules))
-    }
-}
-
-/// osprey's starter alert rules, loaded with the embedded default.
-pub const STARTER_RULES: &str = include_str!("starter_rules.yml");
-
-/// The embedded default: osprey scrapes its own `/metrics` and its
-/// built-in host and GPU exporters every 15 s, and runs the starter alert
-/// rules.
-pub fn default_config(listen: std::net::SocketAddr) -> ConfigSource {
-    ConfigSource::Embedded {
-        name: "<embedded default>".to_string(),
-        rules: vec![(
-            "<embedded starter rules>".to_string(),
-            STARTER_RULES.to_string(),
-        )],
-        text: format!(
-            "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nscrape_configs:\n  - job_name: osprey\n    static_configs:\n      - targets: ['{listen}']\n  - job_name: host\n    metrics_path: /exporters/host/metrics\n    static_configs:\n      - targets: ['{listen}']\n  - job_name: gpu\n    metrics_path: /exporters/gpu/metrics\n    static_configs:\n      - targets: ['{listen}']\n"
-        ),
-    }
-}
-
-pub(crate) struct Scraping {
-    manager: ScrapeManager,
-    source: ConfigSource,
-    /// The text of the configuration in effect, for `status/config`.
-    text: RwLock<String>,
-    /// One reload at a time.
-    reload_lock: tokio::sync::Mutex<()>,
-}
-
-impl AppState {
-    /// Loads the configuration and starts scraping. Call once, inside the
-    /// runtime, before serving. A bad configuration is an error naming the
-    /// file, line and field.
-    pub async fn start_scraping(&self, source: ConfigSource) -> Result<(), String> {
-        let (text, config, modules) = source.load()?;
-        self.exporters().set_modules(modules);
-        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "localhost".to_string());
-        let storage: Arc<dyn model::storage::Appendable> = self.storage().clone();
-        let manager = ScrapeManager::new(storage, ScrapeManagerOptions { hostname });
-        self.apply_rules(&config, &source)?;
-        manager.apply_config(&config).await;
-        let scraping = Scraping {
-            manager,
-            source,
-            text: RwLock::new(text),
-            reload_lock: tokio::sync::Mutex::new(()),
-        };
-        self.set_scraping(scraping)
-            .map_err(|_| "scraping was already started".to_string())
-    }
-
-    /// Re-reads the configuration and applies it; unchanged scrape loops
-    /// keep running. On error the running configuration stays in effect.
-    pub async fn reload(&self) -> Result<(), String> {
-        let Some(s) = self.scraping() else {
-            return Ok(());
-        };
-        let _one = s.reload_lock.lock().await;
-        let (text, config, modules) = s.source.load()?;
-        self.exporters().set_modules(modules);
-        self.apply_rules(&config, &s.source)?;
-        s.manager.apply_config(&config).await;
-        *s.text.write().unwrap_or_else(|e| e.into_inner()) = text;
-        tracing::info!("configuration reloaded");
-        Ok(())
-    }
-
-    /// Stops every scrape loop (writing staleness markers).
-    pub async fn stop_scraping(&self) {
-        if let Some(s) = self.scraping() {
-            s.manager.stop().await;
-        }
-    }
-
-    /// The configuration text in effect.
-    pub(crate) fn config_text(&self) -> String {
-        match self.scraping() {
-            Some(s) => s.text.read().unwrap_or_else(|e| e.into_inner()).clone(),
-            None => self.config().config_yaml.clone(),
-        }
-    }
-}
-
-/// `POST|PUT /-/reload`.
-pub(crate) async fn reload(State(state): State<AppState>) -> Response {
-    match state.reload().await {
-        Ok(()) => (StatusCode::OK, "").into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("failed to reload config: {e}\n"),
-        )
-            .into_response(),
-    }
-}
 
 /// `GET /api/v1/targets` with optional `state` (active, dropped, any) and
 /// `scrapePool`.
@@ -176,7 +23,7 @@ pub(crate) async fn targets(State(state): State<AppState>, request: Request) -> 
     let show_active = which == "any" || which == "active";
     let show_dropped = which == "any" || which == "dropped";
     let pool = params.get("scrapePool").map(str::to_string);
-    let snapshot = state.scraping().map(|s| s.manager.targets());
+    let snapshot = state.scrape().map(|s| s.targets());
     let (active, dropped) = match snapshot {
         Some(s) => (s.active, s.dropped),
         None => (Vec::new(), Vec::new()),
@@ -243,10 +90,7 @@ pub(crate) async fn metadata(State(state): State<AppState>, request: Request) ->
         let params = read_params(request).await?;
         let limit = metadata_limit(&params, "limit")?;
         let per_metric = metadata_limit(&params, "limit_per_metric")?.filter(|&n| n > 0);
-        let all = state
-            .scraping()
-            .map(|s| s.manager.metadata())
-            .unwrap_or_default();
+        let all = state.scrape().map(|s| s.metadata()).unwrap_or_default();
         let mut data = Map::new();
         for (metric, entries) in all {
             if params.get("metric").is_some_and(|m| m != metric) {
@@ -280,14 +124,14 @@ pub(crate) async fn targets_metadata(State(state): State<AppState>, request: Req
         let params = read_params(request).await?;
         let limit = metadata_limit(&params, "limit")?;
         let matchers = match params.get("match_target") {
-            Some(s) => crate::selector::parse_series_selector(s).map_err(|e| {
+            Some(s) => promql::parse_series_selector(s).map_err(|e| {
                 ApiError::bad_data(format!("invalid parameter \"match_target\": {e}"))
             })?,
             None => Vec::new(),
         };
         let all = state
-            .scraping()
-            .map(|s| s.manager.target_metadata())
+            .scrape()
+            .map(|s| s.target_metadata())
             .unwrap_or_default();
         let list: Vec<Value> = all
             .iter()

@@ -10,7 +10,7 @@
 //! - `/api/osprey/dashboards` lists, reads, saves and deletes dashboards in
 //!   the model of `docs/format/dashboard.md`: built-in ones (embedded),
 //!   provisioned ones (files named in the config's `dashboards:` section,
-//!   re-read on every request so edits show without a reload) and saved ones
+//!   the files re-read on every request so edits show without a reload) and saved ones
 //!   (`<data-dir>/dashboards/<uid>.json`). The server checks only the
 //!   envelope; the browser renders and converts Grafana JSON.
 
@@ -309,47 +309,13 @@ fn saved_dir(state: &AppState) -> Option<PathBuf> {
     flag(state, "storage.tsdb.path").map(|d| Path::new(&d).join("dashboards"))
 }
 
-/// The `dashboards:` section of the configuration.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DashboardsSection {
-    #[serde(default)]
-    paths: Vec<String>,
-}
-
-#[derive(serde::Deserialize)]
-struct DashboardsRoot {
-    dashboards: Option<DashboardsSection>,
-}
-
-/// The provisioning paths named by the configuration in effect, resolved
-/// against the configuration file's directory. An error names the file.
+/// The provisioning paths named by the configuration in effect (the
+/// config crate joined relative ones to the config file's directory).
 fn provisioning_paths(state: &AppState) -> Result<Vec<PathBuf>, String> {
-    let config_file = flag(state, "config.file");
-    let name = config_file
-        .clone()
-        .unwrap_or_else(|| "<embedded default>".to_string());
-    let text = state.config_text();
-    if text.is_empty() {
-        return Ok(Vec::new());
-    }
-    let config = scrape::parse_config(&name, &text).map_err(|e| e.to_string())?;
-    let Some(section) = config.other_sections.get("dashboards") else {
-        return Ok(Vec::new());
-    };
-    let root: DashboardsRoot =
-        serde_saphyr::from_str(section).map_err(|e| format!("{name}: dashboards: {e}"))?;
-    let base = config_file
-        .as_deref()
-        .and_then(|f| Path::new(f).parent().map(Path::to_path_buf))
-        .unwrap_or_default();
-    Ok(root
-        .dashboards
-        .map(|s| s.paths)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|p| base.join(p))
-        .collect())
+    Ok(state
+        .current_config()
+        .map(|config| config.dashboard_paths.clone())
+        .unwrap_or_default())
 }
 
 /// Expands one provisioning path: a directory gives its `*.json` files, a

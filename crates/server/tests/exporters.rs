@@ -91,7 +91,7 @@ async fn probe_with_modules_from_the_config() {
     let (state, app) = app();
     let text = "scrape_configs: []\nexporters:\n  blackbox:\n    modules:\n      local:\n        prober: http\n        timeout: 3s\n        http:\n          preferred_ip_protocol: ip4\n          fail_if_body_not_matches_regexp: ['^ok$']\n";
     state
-        .start_scraping(server::scraping::ConfigSource::Embedded {
+        .start(server::lifecycle::ConfigSource::Embedded {
             name: "osprey.yml".into(),
             text: text.into(),
             rules: Vec::new(),
@@ -113,7 +113,7 @@ async fn probe_with_modules_from_the_config() {
     assert!(reply.text().contains("missing"));
     let reply = get(&app, "/probe?module=local").await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
-    state.stop_scraping().await;
+    state.stop().await;
 }
 
 #[tokio::test]
@@ -121,7 +121,7 @@ async fn a_bad_exporters_section_names_file_and_line() {
     let (state, _) = app();
     let text = "scrape_configs: []\nexporters:\n  blackbox:\n    modules:\n      m:\n        prober: http\n        http:\n          methd: GET\n";
     let err = state
-        .start_scraping(server::scraping::ConfigSource::Embedded {
+        .start(server::lifecycle::ConfigSource::Embedded {
             name: "osprey.yml".into(),
             text: text.into(),
             rules: Vec::new(),
@@ -169,7 +169,7 @@ exporters:
 "#
     );
     state
-        .start_scraping(server::scraping::ConfigSource::Embedded {
+        .start(server::lifecycle::ConfigSource::Embedded {
             name: "osprey.yml".into(),
             text,
             rules: Vec::new(),
@@ -201,7 +201,7 @@ exporters:
     );
     assert_eq!(series["metric"]["job"], "blackbox");
     assert_eq!(series["value"][1], "1", "{result}");
-    state.stop_scraping().await;
+    state.stop().await;
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
 }

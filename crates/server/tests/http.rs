@@ -305,7 +305,7 @@ async fn series_parameter_errors_are_bad_data() {
         ),
         (
             "/api/v1/labels?match[]=%7Ba%3D~%22(%22%7D",
-            "invalid regular expression",
+            "parse error: illegal regex",
         ),
         (
             "/api/v1/status/tsdb?limit=0",

@@ -936,7 +936,7 @@ async fn targets_with_scraping_started_name_the_pool_of_dropped_targets() {
     );
     let state = AppState::with_clock(test_storage(), config(), Arc::new(|| NOW_MS));
     state
-        .start_scraping(server::scraping::ConfigSource::Embedded {
+        .start(server::lifecycle::ConfigSource::Embedded {
             name: "test".to_string(),
             text: text.to_string(),
             rules: Vec::new(),
@@ -994,7 +994,7 @@ async fn targets_with_scraping_started_name_the_pool_of_dropped_targets() {
     // The configuration page shows the text in effect.
     let data = get(&app, "/api/v1/status/config").await.data();
     assert_eq!(data, json!({"yaml": text}));
-    state.stop_scraping().await;
+    state.stop().await;
 }
 
 #[tokio::test]
@@ -1018,7 +1018,7 @@ async fn metadata_endpoints_with_a_scraped_target() {
     );
     let state = AppState::with_clock(test_storage(), config(), Arc::new(|| NOW_MS));
     state
-        .start_scraping(server::scraping::ConfigSource::Embedded {
+        .start(server::lifecycle::ConfigSource::Embedded {
             name: "test".to_string(),
             text,
             rules: Vec::new(),
@@ -1072,6 +1072,6 @@ async fn metadata_endpoints_with_a_scraped_target() {
     );
     let data = get(&app, "/api/v1/metadata?limit=1").await.data();
     assert_eq!(data.as_object().unwrap().len(), 1, "{data}");
-    state.stop_scraping().await;
+    state.stop().await;
     exporter_task.abort();
 }

@@ -9,53 +9,9 @@ use std::time::Instant;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{DnsProbe, ProbeMetrics, resolve, split_host_port};
-
-/// How the query travels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DnsTransport {
-    Udp,
-    Tcp,
-}
+use super::{DnsProbe, DnsTransport, ProbeMetrics, resolve, split_host_port};
 
 const PHASE_HELP: &str = "Seconds spent in each phase of the DNS query.";
-
-/// The numeric RR type for a name blackbox_exporter accepts (`A`, `AAAA`,
-/// `MX`, ...), or `None` for names this prober does not know.
-pub fn dns_type_from_name(name: &str) -> Option<u16> {
-    Some(match name.to_ascii_uppercase().as_str() {
-        "A" => 1,
-        "NS" => 2,
-        "CNAME" => 5,
-        "SOA" => 6,
-        "PTR" => 12,
-        "MX" => 15,
-        "TXT" => 16,
-        "AAAA" => 28,
-        "SRV" => 33,
-        "CAA" => 257,
-        "ANY" => 255,
-        _ => return None,
-    })
-}
-
-/// The numeric response code for its name (`NOERROR`, `NXDOMAIN`, ...).
-pub fn rcode_from_name(name: &str) -> Option<u8> {
-    Some(match name.to_ascii_uppercase().as_str() {
-        "NOERROR" => 0,
-        "FORMERR" => 1,
-        "SERVFAIL" => 2,
-        "NXDOMAIN" => 3,
-        "NOTIMP" => 4,
-        "REFUSED" => 5,
-        "YXDOMAIN" => 6,
-        "YXRRSET" => 7,
-        "NXRRSET" => 8,
-        "NOTAUTH" => 9,
-        "NOTZONE" => 10,
-        _ => return None,
-    })
-}
 
 /// A DNS query message for `name`/`qtype`, class IN.
 pub(crate) fn build_query(

@@ -86,7 +86,12 @@ pub(crate) async fn probe(p: &HttpProbe, target: &str, m: &mut ProbeMetrics) -> 
     );
 
     let record = Arc::new(Mutex::new(TlsRecord::default()));
-    let tls_config = match tls::client_config(&p.tls, record.clone(), &[b"h2", b"http/1.1"]) {
+    let alpn: &[&[u8]] = if p.http.enable_http2 {
+        &[b"h2", b"http/1.1"]
+    } else {
+        &[b"http/1.1"]
+    };
+    let tls_config = match tls::client_config(&p.tls, record.clone(), alpn) {
         Ok(c) => c,
         Err(e) => {
             tracing::debug!(target, "{e}");
@@ -94,29 +99,42 @@ pub(crate) async fn probe(p: &HttpProbe, target: &str, m: &mut ProbeMetrics) -> 
         }
     };
     let redirects = Arc::new(AtomicU32::new(0));
-    let policy = if p.follow_redirects {
+    let follow = p.follow_redirects();
+    let resolved = (host.parse::<std::net::IpAddr>().is_err())
+        .then(|| (host.to_string(), SocketAddr::new(addr, port)));
+    // The module's client settings (authentication, proxy, HTTP/2,
+    // headers) come from the shared builder; TLS (which records the
+    // chain), redirect counting and the address resolved above are the
+    // prober's own.
+    let customize = {
         let redirects = redirects.clone();
-        reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() > 10 {
-                attempt.error("stopped after 10 redirects")
+        move |builder: reqwest::ClientBuilder| {
+            let policy = if follow {
+                let redirects = redirects.clone();
+                reqwest::redirect::Policy::custom(move |attempt| {
+                    if attempt.previous().len() > 10 {
+                        attempt.error("stopped after 10 redirects")
+                    } else {
+                        redirects.fetch_add(1, Ordering::Relaxed);
+                        attempt.follow()
+                    }
+                })
             } else {
-                redirects.fetch_add(1, Ordering::Relaxed);
-                attempt.follow()
+                reqwest::redirect::Policy::none()
+            };
+            let mut builder = builder
+                .tls_backend_preconfigured(tls_config.clone())
+                .redirect(policy);
+            if let Some((name, address)) = &resolved {
+                builder = builder.resolve(name, *address);
             }
-        })
-    } else {
-        reqwest::redirect::Policy::none()
+            builder
+        }
     };
-    let mut builder = reqwest::Client::builder()
-        .tls_backend_preconfigured(tls_config)
-        .redirect(policy)
-        .no_proxy()
-        .no_gzip()
-        .user_agent("osprey blackbox prober");
-    if host.parse::<std::net::IpAddr>().is_err() {
-        builder = builder.resolve(host, SocketAddr::new(addr, port));
-    }
-    let client = match builder.build() {
+    let mut options = config::ClientOptions::new("osprey blackbox prober");
+    options.gzip = false;
+    options.customize = Some(Arc::new(customize));
+    let client = match config::HttpClient::new(&p.http, options) {
         Ok(c) => c,
         Err(e) => {
             tracing::debug!(target, error = %e, "building the HTTP client failed");
@@ -127,7 +145,13 @@ pub(crate) async fn probe(p: &HttpProbe, target: &str, m: &mut ProbeMetrics) -> 
         Ok(method) => method,
         Err(_) => return false,
     };
-    let mut request = client.request(method, url);
+    let mut request = match client.request(method, url.as_str()).await {
+        Ok(request) => request,
+        Err(e) => {
+            tracing::debug!(target, error = %e, "preparing the probe request failed");
+            return false;
+        }
+    };
     for (name, value) in &p.headers {
         request = request.header(name, value);
     }

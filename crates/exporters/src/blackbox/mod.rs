@@ -4,7 +4,7 @@
 //! `probe_ssl_earliest_cert_expiry`, ...).
 //!
 //! A [`Module`] is one entry of blackbox_exporter's `modules:` map as plain
-//! values (the `server` crate reads the YAML). [`probe`] runs a module
+//! values (`config::blackbox` reads the YAML). [`probe`] runs a module
 //! against a target within a time limit and writes the probe's metrics
 //! into a buffer; a failed or timed-out probe is `probe_success 0` with
 //! whatever was measured before it failed, never an error.
@@ -16,8 +16,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use regex::Regex;
-
 use crate::text::{Family, Kind};
 
 mod dns;
@@ -25,152 +23,10 @@ mod http;
 mod tcp;
 mod tls;
 
-pub use dns::{DnsTransport, dns_type_from_name, rcode_from_name};
-
-/// One module: which prober, with which settings, and its own time limit.
-#[derive(Clone, Debug)]
-pub struct Module {
-    /// The module's time limit, if it sets one; the probe also stops at
-    /// the limit its caller passes to [`probe`].
-    pub timeout: Option<Duration>,
-    pub prober: Prober,
-}
-
-/// The prober of a module and its settings.
-#[derive(Clone, Debug)]
-pub enum Prober {
-    Http(Box<HttpProbe>),
-    Tcp(TcpProbe),
-    Dns(DnsProbe),
-}
-
-/// Which address family to try first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IpProtocol {
-    Ip4,
-    Ip6,
-}
-
-/// How a target's host name is resolved (blackbox_exporter's
-/// `preferred_ip_protocol` and `ip_protocol_fallback`).
-#[derive(Clone, Copy, Debug)]
-pub struct IpOptions {
-    pub preferred: IpProtocol,
-    /// Use the other family when the preferred one has no address.
-    pub fallback: bool,
-}
-
-impl IpOptions {
-    /// blackbox_exporter's defaults: IPv6 first, falling back to IPv4.
-    pub fn blackbox_defaults() -> IpOptions {
-        IpOptions {
-            preferred: IpProtocol::Ip6,
-            fallback: true,
-        }
-    }
-}
-
-/// TLS settings of a probe (`tls_config`).
-#[derive(Clone, Debug, Default)]
-pub struct TlsOptions {
-    /// Accept any certificate (the chain is still recorded).
-    pub insecure_skip_verify: bool,
-    /// PEM certificates to trust instead of the system's roots.
-    pub ca_pem: Option<Vec<u8>>,
-    /// The name to verify the certificate against instead of the target's
-    /// host (also sent as SNI by the TCP prober).
-    pub server_name: Option<String>,
-}
-
-/// A header check: fail when `regexp` matches (or does not match) a
-/// header's value.
-#[derive(Clone, Debug)]
-pub struct HeaderMatch {
-    pub header: String,
-    pub regexp: Regex,
-    /// Whether a missing header passes the check.
-    pub allow_missing: bool,
-}
-
-/// The `http` prober's settings.
-#[derive(Clone, Debug)]
-pub struct HttpProbe {
-    /// Accepted status codes; empty means 2xx.
-    pub valid_status_codes: Vec<u16>,
-    /// Accepted versions (`HTTP/1.1`, `HTTP/2.0`); empty means any.
-    pub valid_http_versions: Vec<String>,
-    pub method: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Option<String>,
-    pub follow_redirects: bool,
-    pub fail_if_ssl: bool,
-    pub fail_if_not_ssl: bool,
-    pub fail_if_body_matches_regexp: Vec<Regex>,
-    pub fail_if_body_not_matches_regexp: Vec<Regex>,
-    pub fail_if_header_matches: Vec<HeaderMatch>,
-    pub fail_if_header_not_matches: Vec<HeaderMatch>,
-    pub tls: TlsOptions,
-    pub ip: IpOptions,
-    /// Largest body read; a larger body fails the probe. `None`: no limit.
-    pub body_size_limit: Option<u64>,
-}
-
-impl HttpProbe {
-    /// blackbox_exporter's defaults: `GET`, 2xx, redirects followed.
-    pub fn blackbox_defaults() -> HttpProbe {
-        HttpProbe {
-            valid_status_codes: Vec::new(),
-            valid_http_versions: Vec::new(),
-            method: "GET".to_string(),
-            headers: Vec::new(),
-            body: None,
-            follow_redirects: true,
-            fail_if_ssl: false,
-            fail_if_not_ssl: false,
-            fail_if_body_matches_regexp: Vec::new(),
-            fail_if_body_not_matches_regexp: Vec::new(),
-            fail_if_header_matches: Vec::new(),
-            fail_if_header_not_matches: Vec::new(),
-            tls: TlsOptions::default(),
-            ip: IpOptions::blackbox_defaults(),
-            body_size_limit: None,
-        }
-    }
-}
-
-/// One step of a TCP conversation.
-#[derive(Clone, Debug)]
-pub struct QueryResponse {
-    /// Read lines until one matches; the probe fails at end of input.
-    pub expect: Option<Regex>,
-    /// Then send this text followed by a newline.
-    pub send: Option<String>,
-    /// Then switch the connection to TLS.
-    pub starttls: bool,
-}
-
-/// The `tcp` prober's settings.
-#[derive(Clone, Debug)]
-pub struct TcpProbe {
-    /// Start TLS right after connecting.
-    pub tls: bool,
-    pub tls_config: TlsOptions,
-    pub query_response: Vec<QueryResponse>,
-    pub ip: IpOptions,
-}
-
-/// The `dns` prober's settings.
-#[derive(Clone, Debug)]
-pub struct DnsProbe {
-    pub query_name: String,
-    /// The numeric RR type (1 for `A`, 28 for `AAAA`, ...).
-    pub query_type: u16,
-    pub transport: DnsTransport,
-    /// Accepted response codes (numeric); empty means `NOERROR` only.
-    pub valid_rcodes: Vec<u8>,
-    pub recursion_desired: bool,
-    pub ip: IpOptions,
-}
+pub use config::blackbox::{
+    DnsProbe, DnsTransport, HeaderMatch, HttpProbe, IpOptions, IpProtocol, Module, Prober,
+    QueryResponse, TcpProbe, TlsOptions, dns_type_from_name, rcode_from_name,
+};
 
 /// The metrics of one probe, gathered as the probe goes so that a probe
 /// cut short by its time limit still reports what it measured.

@@ -12,6 +12,8 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+use config::http::TlsVersion;
+
 use super::{ProbeMetrics, TlsOptions};
 
 /// What the verifier saw during the last handshake.
@@ -167,12 +169,43 @@ pub(crate) fn client_config(
         provider: provider.clone(),
         record,
     };
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+    // rustls speaks TLS 1.2 and 1.3; `min_version`/`max_version` pick
+    // among them (a floor below 1.2 changes nothing).
+    let versions: Vec<&'static rustls::SupportedProtocolVersion> =
+        [&rustls::version::TLS12, &rustls::version::TLS13]
+            .into_iter()
+            .filter(|version| {
+                let level = match version.version {
+                    rustls::ProtocolVersion::TLSv1_2 => TlsVersion::Tls12,
+                    _ => TlsVersion::Tls13,
+                };
+                options.min_version.is_none_or(|min| level >= min)
+                    && options.max_version.is_none_or(|max| level <= max)
+            })
+            .collect();
+    if versions.is_empty() {
+        return Err("tls_config: no TLS version between min_version and max_version".to_string());
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
         .map_err(|e| format!("TLS versions: {e}"))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(Arc::new(verifier));
+    let mut config = match &options.identity_pem {
+        Some(pem) => {
+            use rustls::pki_types::PrivateKeyDer;
+            use rustls::pki_types::pem::PemObject;
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+                .collect::<Result<_, _>>()
+                .map_err(|e| format!("tls_config: the client certificate: {e}"))?;
+            let key = PrivateKeyDer::from_pem_slice(pem)
+                .map_err(|e| format!("tls_config: the client key: {e}"))?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| format!("tls_config: the client certificate and key: {e}"))?
+        }
+        None => builder.with_no_client_auth(),
+    };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(config)
 }

@@ -162,7 +162,9 @@ pub fn fast_job(job: &str, address: &str, extra: &str) -> String {
     )
 }
 
-pub fn config(jobs: &[String]) -> scrape::Config {
+pub fn config(jobs: &[String]) -> Vec<config::ScrapeConfig> {
     let text = format!("scrape_configs:\n{}", jobs.concat());
-    scrape::parse_config("test.yml", &text).unwrap_or_else(|error| panic!("{error}\n{text}"))
+    config::parse("test.yml", &text, None)
+        .unwrap_or_else(|error| panic!("{error}\n{text}"))
+        .scrape_configs
 }

@@ -74,7 +74,7 @@ fn config(url: &str) -> RemoteWriteConfig {
     let text = format!(
         "remote_write:\n  - url: {url}\n    name: test\n    write_relabel_configs:\n      - regex: secret\n        action: labeldrop\n    queue_config:\n      max_samples_per_send: 100\n      max_shards: 4\n      batch_send_deadline: 50ms\n      min_backoff: 5ms\n      max_backoff: 40ms\n"
     );
-    let mut parsed = scrape::parse_config("test.yml", &text).unwrap();
+    let mut parsed = config::parse("test.yml", &text, None).unwrap();
     parsed.remote_write.remove(0)
 }
 

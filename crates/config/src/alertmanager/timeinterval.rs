@@ -218,7 +218,7 @@ pub fn any_contains(intervals: &[TimeInterval], unix_ms: i64) -> bool {
 
 /// `(year, month 1-12, day 1-31)` of a day count since 1970-01-01
 /// (Howard Hinnant's `civil_from_days`).
-pub(crate) fn civil_from_days(days: i64) -> (i32, i32, i32) {
+pub fn civil_from_days(days: i64) -> (i32, i32, i32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);
@@ -234,7 +234,7 @@ pub(crate) fn civil_from_days(days: i64) -> (i32, i32, i32) {
 
 /// Days since 1970-01-01 of a civil date (the inverse of
 /// [`civil_from_days`]).
-pub(crate) fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let y = year - i64::from(month <= 2);
     let era = y.div_euclid(400);
     let year_of_era = y - era * 400;

@@ -3,8 +3,12 @@
 
 use super::*;
 
+fn parse_config_test(name: &str, text: &str) -> Result<Config, ConfigError> {
+    parse(name, text, None)
+}
+
 fn error(yaml: &str) -> String {
-    match parse_config("am.yml", yaml) {
+    match parse_config_test("am.yml", yaml) {
         Ok(_) => "ok".to_string(),
         Err(error) => error.to_string(),
     }
@@ -12,8 +16,7 @@ fn error(yaml: &str) -> String {
 
 #[test]
 fn defaults() {
-    let config = parse_config(
-        "am.yml",
+    let config = parse_config_test("am.yml",
         "route:\n  receiver: r\nreceivers:\n  - name: r\n    webhook_configs:\n      - url: http://127.0.0.1:1/hook\n",
     )
     .unwrap();
@@ -32,7 +35,7 @@ fn defaults() {
 
 #[test]
 fn receivers_take_global_settings() {
-    let config = parse_config(
+    let config = parse_config_test(
         "am.yml",
         r#"
 global:
@@ -108,7 +111,7 @@ fn errors_name_line_and_field() {
 
 #[test]
 fn time_intervals_and_inhibit_rules() {
-    let config = parse_config(
+    let config = parse_config_test(
         "am.yml",
         r#"
 route:
@@ -146,36 +149,72 @@ receivers:
 }
 
 #[test]
-fn unsupported_receivers_warn() {
-    let config = parse_config(
+fn unsupported_receivers_are_errors() {
+    let error = parse_config_test(
         "am.yml",
         "route:\n  receiver: d\nreceivers:\n- name: d\n  opsgenie_configs: [{api_key: x}]\n",
     )
-    .unwrap();
-    assert_eq!(config.warnings.len(), 1);
-    assert!(config.warnings[0].starts_with("am.yml:5: receivers[0].opsgenie_configs"));
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("am.yml:5: receivers[0].opsgenie_configs: not supported by osprey"),
+        "{error}"
+    );
 }
 
 #[test]
 fn osprey_sections() {
     let inline = "global:\n  scrape_interval: 15s\nalertmanager:\n  route:\n    receiver: d\n    foo: 1\n  receivers:\n    - name: d\n";
-    let error = parse_osprey_section("osprey.yml", inline).unwrap_err();
+    let error = crate::parse("osprey.yml", inline, None).unwrap_err();
     assert_eq!(
         error.to_string(),
         "osprey.yml:6: alertmanager.route.foo: unknown field"
     );
     let inline = inline.replace("    foo: 1\n", "");
-    match parse_osprey_section("osprey.yml", &inline).unwrap() {
-        Some(Section::Inline(config)) => assert_eq!(config.route.receiver, "d"),
-        other => panic!("expected an inline section, got {other:?}"),
-    }
-    match parse_osprey_section("osprey.yml", "alertmanager: am.yml\n").unwrap() {
-        Some(Section::File(path)) => assert_eq!(path, "am.yml"),
-        other => panic!("expected a path, got {other:?}"),
-    }
+    let section = crate::parse("osprey.yml", &inline, None)
+        .unwrap()
+        .alertmanager
+        .expect("an inline section");
+    assert_eq!(section.config.route.receiver, "d");
+    assert!(section.path.is_none());
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("am.yml"),
+        "route:\n  receiver: x\nreceivers:\n  - name: x\ntemplates: ['t/*.tmpl']\n",
+    )
+    .unwrap();
+    let section = crate::parse("osprey.yml", "alertmanager: am.yml\n", Some(dir.path()))
+        .unwrap()
+        .alertmanager
+        .expect("a file section");
+    assert_eq!(
+        section.path.as_deref(),
+        Some(dir.path().join("am.yml").as_path())
+    );
+    assert_eq!(section.config.route.receiver, "x");
+    // Templates are relative to the file that names them.
+    assert_eq!(
+        section.config.templates,
+        [dir.path().join("t/*.tmpl").display().to_string()]
+    );
+    let error = crate::parse(
+        "osprey.yml",
+        "alertmanager: missing.yml\n",
+        Some(dir.path()),
+    )
+    .unwrap_err();
     assert!(
-        parse_osprey_section("osprey.yml", "global: {}\n")
+        error
+            .to_string()
+            .starts_with("osprey.yml:1: alertmanager: reading "),
+        "{error}"
+    );
+    assert!(
+        crate::parse("osprey.yml", "global: {}\n", None)
             .unwrap()
+            .alertmanager
             .is_none()
     );
 }

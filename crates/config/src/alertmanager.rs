@@ -1,22 +1,35 @@
 //! `alertmanager.yml`: YAML in, plain structs out, with Alertmanager 0.25's
 //! field names, defaults and validation.
 //!
-//! [`parse_config`] reads the whole file. Unknown fields and bad values are
-//! errors of the form `alertmanager.yml:12: route.routes[0].group_wait:
-//! not a valid duration string: "5x"`. Child routes inherit their parent's
-//! receiver, grouping and timers here, so [`Route`] values are final.
-//! Receiver kinds osprey does not deliver to (OpsGenie, WeChat, Pushover,
-//! VictorOps, SNS, Telegram, Webex, Discord, MS Teams) are accepted with a
-//! warning in [`Config::warnings`], so an existing file still loads.
+//! [`load_file`] and [`parse`] read a whole alertmanager.yml (for `osprey
+//! alertmanager`); [`decode_section`] reads the `alertmanager:` section of
+//! an osprey config, which is either a path to such a file or its content
+//! inline. Unknown fields and bad values are errors of the form
+//! `alertmanager.yml:12: route.routes[0].group_wait: not a valid duration
+//! string: "5x"`. Child routes inherit their parent's receiver, grouping
+//! and timers here, so [`Route`] values are final. Receiver kinds osprey
+//! does not deliver to (OpsGenie, WeChat, Pushover, VictorOps, SNS,
+//! Telegram, Webex, Discord, MS Teams) are errors: a page that silently
+//! goes nowhere is the worst thing an alert manager can do. Receivers'
+//! `http_config` is Prometheus's [`HttpClientConfig`].
+//!
+//! [`matchers`] is Alertmanager's matcher syntax and [`timeinterval`] its
+//! time intervals, both part of the file's language.
+
+pub mod matchers;
+pub mod timeinterval;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-use model::duration::parse_duration_ms;
 use model::matcher::{MatchOp, Matcher};
+use yaml::{Node, NodeValue};
 
-use crate::matchers::{compare_matchers, parse_matchers};
-use crate::timeinterval::{self, TimeInterval};
-use yaml::{Node, NodeValue, parse_document};
+use crate::ConfigError;
+use crate::decode::{Decoder, is_valid_label_name};
+use crate::http::{self, HttpClientConfig, TlsConfig};
+use matchers::{compare_matchers, parse_matchers};
+use timeinterval::TimeInterval;
 
 /// Alertmanager's default `resolve_timeout` (5m).
 pub const DEFAULT_RESOLVE_TIMEOUT_MS: i64 = 5 * 60_000;
@@ -59,7 +72,7 @@ impl Config {
 #[derive(Clone, Debug)]
 pub struct GlobalConfig {
     pub resolve_timeout_ms: i64,
-    pub http_config: HttpConfig,
+    pub http_config: HttpClientConfig,
     pub smtp_from: Option<String>,
     pub smtp_hello: String,
     pub smtp_smarthost: Option<String>,
@@ -76,7 +89,7 @@ impl Default for GlobalConfig {
     fn default() -> GlobalConfig {
         GlobalConfig {
             resolve_timeout_ms: DEFAULT_RESOLVE_TIMEOUT_MS,
-            http_config: HttpConfig::default(),
+            http_config: HttpClientConfig::default(),
             smtp_from: None,
             smtp_hello: "localhost".to_string(),
             smtp_smarthost: None,
@@ -87,27 +100,6 @@ impl Default for GlobalConfig {
             smtp_require_tls: true,
             slack_api_url: None,
             pagerduty_url: DEFAULT_PAGERDUTY_URL.to_string(),
-        }
-    }
-}
-
-/// The HTTP client settings of a receiver (`http_config`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HttpConfig {
-    pub basic_auth: Option<(String, String)>,
-    /// `(type, credentials)` for the `Authorization` header.
-    pub authorization: Option<(String, String)>,
-    pub insecure_skip_verify: bool,
-    pub follow_redirects: bool,
-}
-
-impl Default for HttpConfig {
-    fn default() -> HttpConfig {
-        HttpConfig {
-            basic_auth: None,
-            authorization: None,
-            insecure_skip_verify: false,
-            follow_redirects: true,
         }
     }
 }
@@ -168,7 +160,7 @@ pub struct WebhookConfig {
     pub url: String,
     /// 0 means all alerts.
     pub max_alerts: u64,
-    pub http_config: HttpConfig,
+    pub http_config: HttpClientConfig,
 }
 
 /// A `slack_configs` entry. Text fields are templates (empty: the default).
@@ -176,9 +168,47 @@ pub struct WebhookConfig {
 pub struct SlackConfig {
     pub send_resolved: bool,
     pub api_url: String,
-    pub http_config: HttpConfig,
-    /// Template fields by name (`channel`, `username`, `title`, `text`, ...).
+    pub http_config: HttpClientConfig,
+    /// Template fields by name (`channel`, `username`, `title`, `text`, ...),
+    /// and `short_fields`/`link_names` as `true`/`false`.
     pub fields: BTreeMap<String, String>,
+    /// The attachment's `fields` (title and value are templates).
+    pub attachment_fields: Vec<SlackField>,
+    /// The attachment's `actions` (buttons).
+    pub actions: Vec<SlackAction>,
+    /// Which attachment fields Slack formats as markdown; `None`: the
+    /// default (`fallback`, `pretext`, `text`).
+    pub mrkdwn_in: Option<Vec<String>>,
+}
+
+/// One entry of a Slack attachment's `fields`.
+#[derive(Clone, Debug)]
+pub struct SlackField {
+    pub title: String,
+    pub value: String,
+    /// `None`: the config's `short_fields`.
+    pub short: Option<bool>,
+}
+
+/// A Slack message button (`actions`). Text fields are templates.
+#[derive(Clone, Debug)]
+pub struct SlackAction {
+    pub kind: String,
+    pub text: String,
+    pub url: String,
+    pub style: String,
+    pub name: String,
+    pub value: String,
+    pub confirm: Option<SlackConfirm>,
+}
+
+/// A Slack action's confirmation dialog.
+#[derive(Clone, Debug)]
+pub struct SlackConfirm {
+    pub title: String,
+    pub text: String,
+    pub ok_text: String,
+    pub dismiss_text: String,
 }
 
 /// An `email_configs` entry, with the global SMTP settings applied.
@@ -194,7 +224,9 @@ pub struct EmailConfig {
     pub auth_identity: Option<String>,
     pub auth_secret: Option<String>,
     pub require_tls: bool,
-    pub insecure_skip_verify: bool,
+    /// How the SMTP server's certificate is checked, and the client
+    /// certificate offered.
+    pub tls_config: TlsConfig,
     /// Extra headers (templates), by name.
     pub headers: BTreeMap<String, String>,
     /// Body templates; `None` means absent (text) or the default (html).
@@ -209,85 +241,108 @@ pub struct PagerdutyConfig {
     pub routing_key: Option<String>,
     pub service_key: Option<String>,
     pub url: String,
-    pub http_config: HttpConfig,
+    pub http_config: HttpClientConfig,
     /// Template fields by name (`description`, `severity`, `client`, ...).
     pub fields: BTreeMap<String, String>,
     /// `details`, templates by key.
     pub details: BTreeMap<String, String>,
+    /// Images shown in the incident (templates).
+    pub images: Vec<PagerdutyImage>,
+    /// Links shown in the incident (templates).
+    pub links: Vec<PagerdutyLink>,
 }
 
-/// A config error: where it is and what is wrong.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}: {field}: {message}")]
-pub struct ConfigError {
-    pub file: String,
-    /// 1-based; 0 when the position is unknown.
-    pub line: u64,
-    /// The field path, e.g. `route.routes[0].receiver`.
-    pub field: String,
-    pub message: String,
-}
-
-/// Parses an `alertmanager.yml`. `file_name` is only used in messages.
-pub fn parse_config(file_name: &str, text: &str) -> Result<Config, ConfigError> {
-    parse_config_at(file_name, text, 0)
-}
-
-/// Parses an `alertmanager.yml` embedded in a larger file, whose first
-/// line is line `line_offset + 1` of `file_name`.
-pub fn parse_config_at(
-    file_name: &str,
-    text: &str,
-    line_offset: u64,
-) -> Result<Config, ConfigError> {
-    let mut reader = Reader {
-        file: file_name,
-        line_offset,
-        field_prefix: "",
-        warnings: Vec::new(),
-    };
-    let root = parse_document(text)
-        .map_err(|(line, message)| reader.error(line, "(document)", message))?;
-    reader.config(&root)
-}
-
-/// The `alertmanager:` section of an osprey configuration file.
+/// A PagerDuty `images` entry.
 #[derive(Clone, Debug)]
-pub enum Section {
-    /// `alertmanager: path/to/alertmanager.yml`.
-    File(String),
-    /// `alertmanager:` followed by the contents of an alertmanager.yml.
-    Inline(Box<Config>),
+pub struct PagerdutyImage {
+    pub src: String,
+    pub alt: String,
+    pub href: String,
 }
 
-/// Reads the `alertmanager:` section of an osprey (or prometheus.yml)
-/// configuration, if there is one. Errors name the file's own lines.
-pub fn parse_osprey_section(file_name: &str, text: &str) -> Result<Option<Section>, ConfigError> {
-    let mut reader = Reader {
-        file: file_name,
-        line_offset: 0,
-        field_prefix: "",
-        warnings: Vec::new(),
-    };
-    let root = parse_document(text)
-        .map_err(|(line, message)| reader.error(line, "(document)", message))?;
-    let NodeValue::Mapping(entries) = &root.value else {
-        return Ok(None);
-    };
-    let Some((_, value)) = entries
-        .iter()
-        .find(|(key, _)| matches!(&key.value, NodeValue::String(name) if name == "alertmanager"))
-    else {
-        return Ok(None);
-    };
-    match &value.value {
-        NodeValue::String(path) => Ok(Some(Section::File(path.clone()))),
-        NodeValue::Mapping(_) => {
-            reader.field_prefix = "alertmanager.";
-            Ok(Some(Section::Inline(Box::new(reader.config(value)?))))
+/// A PagerDuty `links` entry.
+#[derive(Clone, Debug)]
+pub struct PagerdutyLink {
+    pub href: String,
+    pub text: String,
+}
+
+/// The `alertmanager:` section of an osprey config: the alert manager to
+/// run inside the server.
+#[derive(Clone, Debug)]
+pub struct Section {
+    pub config: Config,
+    /// The alertmanager.yml text (or, inline, the osprey config's text),
+    /// for `/api/v2/status`.
+    pub text: String,
+    /// The alertmanager.yml the section names; `None` when inline.
+    pub path: Option<PathBuf>,
+}
+
+/// Reads and parses the alertmanager.yml at `path`; relative paths in it
+/// (templates, secret files) are relative to its directory.
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| ConfigError::file(&name, format!("reading the file: {error}")))?;
+    parse(&name, &text, path.parent())
+}
+
+/// Parses an alertmanager.yml. `file_name` is used in messages; relative
+/// paths are joined to `base_dir` when given.
+pub fn parse(file_name: &str, text: &str, base_dir: Option<&Path>) -> Result<Config, ConfigError> {
+    let root = yaml::parse_document(text).map_err(|(line, message)| ConfigError {
+        file: file_name.to_string(),
+        line,
+        field: "(document)".to_string(),
+        message,
+    })?;
+    let mut decoder = Decoder::new(file_name, base_dir);
+    let mut config = Reader { d: &mut decoder }.config(&root)?;
+    config.warnings = decoder.take_warnings();
+    Ok(config)
+}
+
+/// Reads the `alertmanager:` section of an osprey config: a path to an
+/// alertmanager.yml (relative to the config's directory), or its content.
+pub fn decode_section(
+    decoder: &mut Decoder,
+    node: &Node,
+    text: &str,
+) -> Result<Section, ConfigError> {
+    match &node.value {
+        NodeValue::String(path) => {
+            let path = PathBuf::from(decoder.resolve(path));
+            let file_text = std::fs::read_to_string(&path).map_err(|error| {
+                decoder.error(
+                    node.line,
+                    "alertmanager",
+                    format!("reading {}: {error}", path.display()),
+                )
+            })?;
+            let config = parse(&path.display().to_string(), &file_text, path.parent())?;
+            for warning in &config.warnings {
+                decoder.warn(node.line, "alertmanager", warning);
+            }
+            Ok(Section {
+                config,
+                text: file_text,
+                path: Some(path),
+            })
         }
-        other => Err(reader.error(
-            value.line,
+        NodeValue::Mapping(_) => {
+            let mut inner =
+                Decoder::new(decoder.file(), decoder.base_dir()).with_field_prefix("alertmanager.");
+            let mut config = Reader { d: &mut inner }.config(node)?;
+            config.warnings = inner.take_warnings();
+            Ok(Section {
+                config,
+                text: text.to_string(),
+                path: None,
+            })
+        }
+        other => Err(decoder.error(
+            node.line,
             "alertmanager",
             format!(
                 "expected a file path or an alertmanager.yml mapping, got {}",
@@ -297,7 +352,7 @@ pub fn parse_osprey_section(file_name: &str, text: &str) -> Result<Option<Sectio
     }
 }
 
-/// Receiver kinds Alertmanager has that osprey accepts but does not send to.
+/// Receiver kinds Alertmanager has that osprey does not send to.
 const UNSUPPORTED_RECEIVERS: &[&str] = &[
     "opsgenie_configs",
     "wechat_configs",
@@ -310,7 +365,7 @@ const UNSUPPORTED_RECEIVERS: &[&str] = &[
     "msteams_configs",
 ];
 
-/// Global fields for those receivers, accepted and ignored.
+/// Global fields for those receivers.
 const UNSUPPORTED_GLOBALS: &[&str] = &[
     "opsgenie_api_key",
     "opsgenie_api_key_file",
@@ -353,15 +408,24 @@ const PAGERDUTY_TEXT_FIELDS: &[&str] = &[
     "source",
 ];
 
+/// The alertmanager.yml reader: the shared [`Decoder`] plus the
+/// format's own rules.
 struct Reader<'a> {
-    file: &'a str,
-    line_offset: u64,
-    /// Prepended to field paths (`alertmanager.` for an inline section).
-    field_prefix: &'static str,
-    warnings: Vec<String>,
+    d: &'a mut Decoder,
 }
 
-type Entries<'n> = &'n [(Node, Node)];
+impl std::ops::Deref for Reader<'_> {
+    type Target = Decoder;
+    fn deref(&self) -> &Decoder {
+        self.d
+    }
+}
+
+impl std::ops::DerefMut for Reader<'_> {
+    fn deref_mut(&mut self) -> &mut Decoder {
+        self.d
+    }
+}
 
 /// A route as written, before inheritance: `None` means "inherit".
 struct RawRoute {
@@ -380,126 +444,6 @@ struct RawRoute {
 }
 
 impl Reader<'_> {
-    fn error(&self, line: u64, field: &str, message: impl Into<String>) -> ConfigError {
-        ConfigError {
-            file: self.file.to_string(),
-            line: if line == 0 {
-                0
-            } else {
-                line + self.line_offset
-            },
-            field: format!("{}{field}", self.field_prefix),
-            message: message.into(),
-        }
-    }
-
-    fn warn(&mut self, line: u64, field: &str, message: &str) {
-        let line = line + self.line_offset;
-        let prefix = self.field_prefix;
-        self.warnings
-            .push(format!("{}:{line}: {prefix}{field}: {message}", self.file));
-    }
-
-    fn mapping<'n>(&self, node: &'n Node, field: &str) -> Result<Entries<'n>, ConfigError> {
-        node.as_mapping()
-            .map_err(|message| self.error(node.line, field, message))
-    }
-
-    fn sequence<'n>(&self, node: &'n Node, field: &str) -> Result<&'n [Node], ConfigError> {
-        node.as_sequence()
-            .map_err(|message| self.error(node.line, field, message))
-    }
-
-    fn string(&self, node: &Node, field: &str) -> Result<String, ConfigError> {
-        node.as_string()
-            .map_err(|message| self.error(node.line, field, message))
-    }
-
-    fn bool(&self, node: &Node, field: &str) -> Result<bool, ConfigError> {
-        match &node.value {
-            NodeValue::Bool(value) => Ok(*value),
-            other => Err(self.error(
-                node.line,
-                field,
-                format!("expected true or false, got {}", other.kind_name()),
-            )),
-        }
-    }
-
-    fn unsigned(&self, node: &Node, field: &str) -> Result<u64, ConfigError> {
-        match &node.value {
-            NodeValue::Int(number) => u64::try_from(*number).map_err(|_| {
-                self.error(
-                    node.line,
-                    field,
-                    format!("expected a non-negative integer, got {number}"),
-                )
-            }),
-            other => Err(self.error(
-                node.line,
-                field,
-                format!("expected a non-negative integer, got {}", other.kind_name()),
-            )),
-        }
-    }
-
-    fn duration(&self, node: &Node, field: &str) -> Result<i64, ConfigError> {
-        let text = self.string(node, field)?;
-        parse_duration_ms(&text).map_err(|_| {
-            self.error(
-                node.line,
-                field,
-                format!("not a valid duration string: {text:?}"),
-            )
-        })
-    }
-
-    fn string_list(&self, node: &Node, field: &str) -> Result<Vec<(String, u64)>, ConfigError> {
-        self.sequence(node, field)?
-            .iter()
-            .enumerate()
-            .map(|(index, item)| Ok((self.string(item, &format!("{field}[{index}]"))?, item.line)))
-            .collect()
-    }
-
-    fn string_map(
-        &self,
-        node: &Node,
-        field: &str,
-    ) -> Result<BTreeMap<String, String>, ConfigError> {
-        let mut map = BTreeMap::new();
-        for (key, value) in self.mapping(node, field)? {
-            let name = self.string(key, field)?;
-            let value = self.string(value, &format!("{field}.{name}"))?;
-            map.insert(name, value);
-        }
-        Ok(map)
-    }
-
-    /// A URL: must parse and be http or https.
-    fn url(&self, node: &Node, field: &str) -> Result<String, ConfigError> {
-        let text = self.string(node, field)?;
-        match reqwest::Url::parse(&text) {
-            Ok(url) if url.scheme() == "http" || url.scheme() == "https" => Ok(text),
-            Ok(url) => Err(self.error(
-                node.line,
-                field,
-                format!("unsupported scheme {:?} for URL", url.scheme()),
-            )),
-            Err(error) => {
-                Err(self.error(node.line, field, format!("invalid URL {text:?}: {error}")))
-            }
-        }
-    }
-
-    /// The text of a `*_file` secret.
-    fn secret_file(&self, node: &Node, field: &str) -> Result<String, ConfigError> {
-        let path = self.string(node, field)?;
-        std::fs::read_to_string(&path)
-            .map(|text| text.trim().to_string())
-            .map_err(|error| self.error(node.line, field, format!("reading {path:?}: {error}")))
-    }
-
     fn config(&mut self, root: &Node) -> Result<Config, ConfigError> {
         let entries = self.mapping(root, "(document)")?;
         let mut global = GlobalConfig::default();
@@ -516,10 +460,11 @@ impl Reader<'_> {
                 "inhibit_rules" => inhibit_node = Some(value),
                 "receivers" => receivers_node = Some(value),
                 "templates" => {
+                    // Relative to the file that names them, as in Alertmanager.
                     templates = self
                         .string_list(value, "templates")?
-                        .into_iter()
-                        .map(|(text, _)| text)
+                        .iter()
+                        .map(|pattern| self.resolve(pattern))
                         .collect()
                 }
                 "time_intervals" | "mute_time_intervals" => {
@@ -618,7 +563,7 @@ impl Reader<'_> {
             receivers,
             templates,
             time_intervals,
-            warnings: std::mem::take(&mut self.warnings),
+            warnings: self.take_warnings(),
         })
     }
 
@@ -687,11 +632,13 @@ impl Reader<'_> {
                     global.slack_api_url = Some(self.secret_file(value, &field)?)
                 }
                 "pagerduty_url" => global.pagerduty_url = self.url(value, &field)?,
-                _ if UNSUPPORTED_GLOBALS.contains(&name.as_str()) => self.warn(
-                    key.line,
-                    &field,
-                    "this receiver kind is not supported; ignored",
-                ),
+                _ if UNSUPPORTED_GLOBALS.contains(&name.as_str()) => {
+                    return Err(self.error(
+                        key.line,
+                        &field,
+                        "not supported by osprey: the receiver kind this setting is for",
+                    ));
+                }
                 _ => return Err(self.error(key.line, &field, "unknown field")),
             }
         }
@@ -721,96 +668,15 @@ impl Reader<'_> {
         }
     }
 
-    /// A `{first, secret}` mapping such as `basic_auth` (`username`,
-    /// `password`) or `authorization` (`type`, `credentials`), where the
-    /// secret may instead come from `<secret>_file`. `first` starts as
-    /// `default_first`.
-    fn credential_pair(
-        &self,
-        node: &Node,
-        path: &str,
-        default_first: &str,
-        [first_name, secret_name]: [&str; 2],
-    ) -> Result<(String, String), ConfigError> {
-        let mut first = default_first.to_string();
-        let mut secret = String::new();
-        let secret_file = format!("{secret_name}_file");
-        for (key, value) in self.mapping(node, path)? {
-            let name = self.string(key, path)?;
-            let field = format!("{path}.{name}");
-            if name == first_name {
-                first = self.string(value, &field)?;
-            } else if name == secret_name {
-                secret = self.string(value, &field)?;
-            } else if name == secret_file {
-                secret = self.secret_file(value, &field)?;
-            } else {
-                return Err(self.error(key.line, &field, "unknown field"));
+    /// A receiver's `http_config`: Prometheus's HTTP client settings.
+    fn http_config(&mut self, node: &Node, field: &str) -> Result<HttpClientConfig, ConfigError> {
+        let mut config = HttpClientConfig::default();
+        for f in self.fields(node, field)? {
+            if !http::decode_field(self, &mut config, &f)? {
+                return Err(self.unknown(&f));
             }
         }
-        Ok((first, secret))
-    }
-
-    fn http_config(&mut self, node: &Node, field: &str) -> Result<HttpConfig, ConfigError> {
-        let mut config = HttpConfig::default();
-        for (key, value) in self.mapping(node, field)? {
-            let name = self.string(key, field)?;
-            let path = format!("{field}.{name}");
-            match name.as_str() {
-                "basic_auth" => {
-                    let pair = self.credential_pair(value, &path, "", ["username", "password"])?;
-                    config.basic_auth = Some(pair);
-                }
-                "authorization" => {
-                    let pair =
-                        self.credential_pair(value, &path, "Bearer", ["type", "credentials"])?;
-                    config.authorization = Some(pair);
-                }
-                "bearer_token" => {
-                    config.authorization = Some(("Bearer".to_string(), self.string(value, &path)?))
-                }
-                "bearer_token_file" => {
-                    config.authorization =
-                        Some(("Bearer".to_string(), self.secret_file(value, &path)?))
-                }
-                "tls_config" => {
-                    for (tls_key, tls_value) in self.mapping(value, &path)? {
-                        let tls_name = self.string(tls_key, &path)?;
-                        let tls_path = format!("{path}.{tls_name}");
-                        match tls_name.as_str() {
-                            "insecure_skip_verify" => {
-                                config.insecure_skip_verify = self.bool(tls_value, &tls_path)?
-                            }
-                            "ca_file" | "cert_file" | "key_file" | "server_name"
-                            | "min_version" | "max_version" => {
-                                self.string(tls_value, &tls_path)?;
-                                self.warn(
-                                    tls_key.line,
-                                    &tls_path,
-                                    "accepted but not supported yet; ignored",
-                                );
-                            }
-                            _ => return Err(self.error(tls_key.line, &tls_path, "unknown field")),
-                        }
-                    }
-                }
-                "follow_redirects" => config.follow_redirects = self.bool(value, &path)?,
-                "enable_http2"
-                | "proxy_url"
-                | "no_proxy"
-                | "proxy_from_environment"
-                | "proxy_connect_header"
-                | "oauth2" => self.warn(key.line, &path, "accepted but not supported yet; ignored"),
-                _ => return Err(self.error(key.line, &path, "unknown field")),
-            }
-        }
-        if config.basic_auth.is_some() && config.authorization.is_some() {
-            return Err(self.error(
-                node.line,
-                field,
-                "at most one of basic_auth, authorization & bearer_token must be configured",
-            ));
-        }
+        http::validate(self, &config, node.line, field)?;
         Ok(config)
     }
 
@@ -825,7 +691,7 @@ impl Reader<'_> {
     /// A list of matcher strings (`matchers`, `source_matchers`, ...).
     fn matcher_list(&self, node: &Node, field: &str) -> Result<Vec<Matcher>, ConfigError> {
         let mut matchers = Vec::new();
-        for (text, line) in self.string_list(node, field)? {
+        for (text, line) in self.string_list_with_lines(node, field)? {
             matchers.extend(parse_matchers(&text).map_err(|error| self.error(line, field, error))?);
         }
         Ok(matchers)
@@ -877,7 +743,7 @@ impl Reader<'_> {
                     }
                 }
                 "group_by" => {
-                    let labels = self.string_list(value, &path)?;
+                    let labels = self.string_list_with_lines(value, &path)?;
                     if labels.iter().any(|(label, _)| label == "...") {
                         if labels.len() > 1 {
                             return Err(self.error(value.line, &path, "cannot have wildcard group_by (`...`) and other other labels at the same time"));
@@ -930,10 +796,10 @@ impl Reader<'_> {
                     route.repeat_interval_ms = Some(ms);
                 }
                 "mute_time_intervals" => {
-                    route.mute_time_intervals = self.string_list(value, &path)?
+                    route.mute_time_intervals = self.string_list_with_lines(value, &path)?
                 }
                 "active_time_intervals" => {
-                    route.active_time_intervals = self.string_list(value, &path)?
+                    route.active_time_intervals = self.string_list_with_lines(value, &path)?
                 }
                 "routes" => {
                     for (index, item) in self.sequence(value, &path)?.iter().enumerate() {
@@ -984,7 +850,7 @@ impl Reader<'_> {
                     .target_matchers
                     .extend(self.matcher_list(value, &path)?),
                 "equal" => {
-                    for (label, line) in self.string_list(value, &path)? {
+                    for (label, line) in self.string_list_with_lines(value, &path)? {
                         self.label_name(&label, line, &path)?;
                         rule.equal.push(label);
                     }
@@ -1073,28 +939,28 @@ impl Reader<'_> {
                     }
                 }
                 "weekdays" => {
-                    for (text, _) in self.string_list(value, &path)? {
+                    for (text, _) in self.string_list_with_lines(value, &path)? {
                         interval
                             .weekdays
                             .push(timeinterval::parse_weekday_range(&text).map_err(wrap)?);
                     }
                 }
                 "days_of_month" => {
-                    for (text, _) in self.string_list(value, &path)? {
+                    for (text, _) in self.string_list_with_lines(value, &path)? {
                         interval
                             .days_of_month
                             .push(timeinterval::parse_day_of_month_range(&text).map_err(wrap)?);
                     }
                 }
                 "months" => {
-                    for (text, _) in self.string_list(value, &path)? {
+                    for (text, _) in self.string_list_with_lines(value, &path)? {
                         interval
                             .months
                             .push(timeinterval::parse_month_range(&text).map_err(wrap)?);
                     }
                 }
                 "years" => {
-                    for (text, _) in self.string_list(value, &path)? {
+                    for (text, _) in self.string_list_with_lines(value, &path)? {
                         interval
                             .years
                             .push(timeinterval::parse_year_range(&text).map_err(wrap)?);
@@ -1167,11 +1033,13 @@ impl Reader<'_> {
                         receiver.pagerduty_configs.push(config);
                     }
                 }
-                _ if UNSUPPORTED_RECEIVERS.contains(&kind.as_str()) => self.warn(
-                    key.line,
-                    &path,
-                    "this receiver kind is not supported; its notifications are dropped",
-                ),
+                _ if UNSUPPORTED_RECEIVERS.contains(&kind.as_str()) => {
+                    return Err(self.error(
+                        key.line,
+                        &path,
+                        "not supported by osprey: this receiver kind (osprey sends to webhook, Slack, email and PagerDuty receivers)",
+                    ));
+                }
                 _ => return Err(self.error(key.line, &path, "unknown field")),
             }
         }
@@ -1223,6 +1091,9 @@ impl Reader<'_> {
             api_url: global.slack_api_url.clone().unwrap_or_default(),
             http_config: global.http_config.clone(),
             fields: BTreeMap::new(),
+            attachment_fields: Vec::new(),
+            actions: Vec::new(),
+            mrkdwn_in: None,
         };
         for (key, value) in self.mapping(node, field)? {
             let name = self.string(key, field)?;
@@ -1236,9 +1107,20 @@ impl Reader<'_> {
                     let flag = self.bool(value, &path)?;
                     config.fields.insert(name, flag.to_string());
                 }
-                "mrkdwn_in" | "fields" | "actions" => {
-                    self.sequence(value, &path)?;
-                    self.warn(key.line, &path, "accepted but not supported yet; ignored");
+                "mrkdwn_in" => config.mrkdwn_in = Some(self.string_list(value, &path)?),
+                "fields" => {
+                    for (index, item) in self.sequence(value, &path)?.iter().enumerate() {
+                        let item_path = format!("{path}[{index}]");
+                        config
+                            .attachment_fields
+                            .push(self.slack_field(item, &item_path)?);
+                    }
+                }
+                "actions" => {
+                    for (index, item) in self.sequence(value, &path)?.iter().enumerate() {
+                        let item_path = format!("{path}[{index}]");
+                        config.actions.push(self.slack_action(item, &item_path)?);
+                    }
                 }
                 _ if SLACK_TEXT_FIELDS.contains(&name.as_str()) => {
                     let text = self.string(value, &path)?;
@@ -1251,6 +1133,109 @@ impl Reader<'_> {
             return Err(self.error(node.line, field, "no global Slack API URL set"));
         }
         Ok(config)
+    }
+
+    fn slack_field(&self, node: &Node, field: &str) -> Result<SlackField, ConfigError> {
+        let mut slack_field = SlackField {
+            title: String::new(),
+            value: String::new(),
+            short: None,
+        };
+        for f in self.fields(node, field)? {
+            match f.name.as_str() {
+                "title" => slack_field.title = self.string(f.value, &f.path)?,
+                "value" => slack_field.value = self.string(f.value, &f.path)?,
+                "short" => slack_field.short = Some(self.bool(f.value, &f.path)?),
+                _ => return Err(self.unknown(&f)),
+            }
+        }
+        if slack_field.title.is_empty() {
+            return Err(self.error(
+                node.line,
+                field,
+                "missing title in Slack field configuration",
+            ));
+        }
+        if slack_field.value.is_empty() {
+            return Err(self.error(
+                node.line,
+                field,
+                "missing value in Slack field configuration",
+            ));
+        }
+        Ok(slack_field)
+    }
+
+    fn slack_action(&self, node: &Node, field: &str) -> Result<SlackAction, ConfigError> {
+        let mut action = SlackAction {
+            kind: String::new(),
+            text: String::new(),
+            url: String::new(),
+            style: String::new(),
+            name: String::new(),
+            value: String::new(),
+            confirm: None,
+        };
+        for f in self.fields(node, field)? {
+            let text = |reader: &Self| reader.string(f.value, &f.path);
+            match f.name.as_str() {
+                "type" => action.kind = text(self)?,
+                "text" => action.text = text(self)?,
+                "url" => action.url = text(self)?,
+                "style" => action.style = text(self)?,
+                "name" => action.name = text(self)?,
+                "value" => action.value = text(self)?,
+                "confirm" => {
+                    let mut confirm = SlackConfirm {
+                        title: String::new(),
+                        text: String::new(),
+                        ok_text: String::new(),
+                        dismiss_text: String::new(),
+                    };
+                    for g in self.fields(f.value, &f.path)? {
+                        let value = self.string(g.value, &g.path)?;
+                        match g.name.as_str() {
+                            "title" => confirm.title = value,
+                            "text" => confirm.text = value,
+                            "ok_text" => confirm.ok_text = value,
+                            "dismiss_text" => confirm.dismiss_text = value,
+                            _ => return Err(self.unknown(&g)),
+                        }
+                    }
+                    if confirm.text.is_empty() {
+                        return Err(self.error(
+                            f.value.line,
+                            &f.path,
+                            "missing text in Slack confirmation configuration",
+                        ));
+                    }
+                    action.confirm = Some(confirm);
+                }
+                _ => return Err(self.unknown(&f)),
+            }
+        }
+        if action.kind.is_empty() {
+            return Err(self.error(
+                node.line,
+                field,
+                "missing type in Slack action configuration",
+            ));
+        }
+        if action.text.is_empty() {
+            return Err(self.error(
+                node.line,
+                field,
+                "missing text in Slack action configuration",
+            ));
+        }
+        if action.url.is_empty() && action.name.is_empty() {
+            return Err(self.error(
+                node.line,
+                field,
+                "missing name or url in Slack action configuration",
+            ));
+        }
+        Ok(action)
     }
 
     fn email(
@@ -1270,7 +1255,7 @@ impl Reader<'_> {
             auth_identity: global.smtp_auth_identity.clone(),
             auth_secret: global.smtp_auth_secret.clone(),
             require_tls: global.smtp_require_tls,
-            insecure_skip_verify: false,
+            tls_config: TlsConfig::default(),
             headers: BTreeMap::new(),
             html: None,
             text: None,
@@ -1294,24 +1279,18 @@ impl Reader<'_> {
                 "auth_secret" => config.auth_secret = Some(self.string(value, &path)?),
                 "require_tls" => config.require_tls = self.bool(value, &path)?,
                 "tls_config" => {
-                    for (tls_key, tls_value) in self.mapping(value, &path)? {
-                        let tls_name = self.string(tls_key, &path)?;
-                        let tls_path = format!("{path}.{tls_name}");
-                        match tls_name.as_str() {
-                            "insecure_skip_verify" => {
-                                config.insecure_skip_verify = self.bool(tls_value, &tls_path)?
-                            }
-                            "ca_file" | "cert_file" | "key_file" | "server_name"
-                            | "min_version" | "max_version" => {
-                                self.string(tls_value, &tls_path)?;
-                                self.warn(
-                                    tls_key.line,
-                                    &tls_path,
-                                    "accepted but not supported yet; ignored",
-                                );
-                            }
-                            _ => return Err(self.error(tls_key.line, &tls_path, "unknown field")),
-                        }
+                    config.tls_config = http::tls_config(self, value, &path)?;
+                    // The SMTP client can set a floor but no ceiling.
+                    if config
+                        .tls_config
+                        .max_version
+                        .is_some_and(|version| version < crate::http::TlsVersion::Tls13)
+                    {
+                        return Err(self.error(
+                            value.line,
+                            &format!("{path}.max_version"),
+                            "not supported by osprey: a TLS ceiling below 1.3 for email",
+                        ));
                     }
                 }
                 "headers" => {
@@ -1366,6 +1345,8 @@ impl Reader<'_> {
             http_config: global.http_config.clone(),
             fields: BTreeMap::new(),
             details: BTreeMap::new(),
+            images: Vec::new(),
+            links: Vec::new(),
         };
         for (key, value) in self.mapping(node, field)? {
             let name = self.string(key, field)?;
@@ -1379,9 +1360,44 @@ impl Reader<'_> {
                 "url" => config.url = self.url(value, &path)?,
                 "http_config" => config.http_config = self.http_config(value, &path)?,
                 "details" => config.details = self.string_map(value, &path)?,
-                "images" | "links" => {
-                    self.sequence(value, &path)?;
-                    self.warn(key.line, &path, "accepted but not supported yet; ignored");
+                "images" => {
+                    for (index, item) in self.sequence(value, &path)?.iter().enumerate() {
+                        let map = self.string_map(item, &format!("{path}[{index}]"))?;
+                        for name in map.keys() {
+                            if !["src", "alt", "href"].contains(&name.as_str()) {
+                                return Err(self.error(
+                                    item.line,
+                                    &format!("{path}[{index}].{name}"),
+                                    "unknown field",
+                                ));
+                            }
+                        }
+                        let get = |name: &str| map.get(name).cloned().unwrap_or_default();
+                        config.images.push(PagerdutyImage {
+                            src: get("src"),
+                            alt: get("alt"),
+                            href: get("href"),
+                        });
+                    }
+                }
+                "links" => {
+                    for (index, item) in self.sequence(value, &path)?.iter().enumerate() {
+                        let map = self.string_map(item, &format!("{path}[{index}]"))?;
+                        for name in map.keys() {
+                            if !["href", "text"].contains(&name.as_str()) {
+                                return Err(self.error(
+                                    item.line,
+                                    &format!("{path}[{index}].{name}"),
+                                    "unknown field",
+                                ));
+                            }
+                        }
+                        let get = |name: &str| map.get(name).cloned().unwrap_or_default();
+                        config.links.push(PagerdutyLink {
+                            href: get("href"),
+                            text: get("text"),
+                        });
+                    }
                 }
                 _ if PAGERDUTY_TEXT_FIELDS.contains(&name.as_str()) => {
                     let text = self.string(value, &path)?;
@@ -1419,11 +1435,8 @@ fn resolve_route(
     let id = *next_id;
     *next_id += 1;
     let key = match parent_key {
-        None => crate::matchers::format_matchers(&raw.matchers),
-        Some(parent_key) => format!(
-            "{parent_key}/{}",
-            crate::matchers::format_matchers(&raw.matchers)
-        ),
+        None => matchers::format_matchers(&raw.matchers),
+        Some(parent_key) => format!("{parent_key}/{}", matchers::format_matchers(&raw.matchers)),
     };
     let mut route = Route {
         receiver: raw
@@ -1472,16 +1485,6 @@ fn canonical_header(name: &str) -> String {
         upper = c == '-';
     }
     out
-}
-
-/// A Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
-pub fn is_valid_label_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    match bytes.next() {
-        Some(first) if first.is_ascii_alphabetic() || first == b'_' => {}
-        _ => return false,
-    }
-    bytes.all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
 }
 
 #[cfg(test)]

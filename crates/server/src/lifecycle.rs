@@ -1,0 +1,341 @@
+//! The config file in the running server: start, reload, stop.
+//!
+//! There is one reload ([`AppState::reload`]), behind both `POST
+//! /-/reload` and SIGHUP. It has two phases:
+//!
+//! 1. **Prepare** ([`Prepared::load`]): read the whole file with the
+//!    `config` crate (every section checked, the alert manager's file and
+//!    `scrape_config_files` included), read the rule files, load the alert
+//!    manager's templates and build every HTTP client the config names
+//!    (scrape jobs, Alertmanagers, receivers). Anything wrong fails here,
+//!    with the file, line and field, and nothing has changed yet.
+//! 2. **Apply** ([`AppState::apply`]): hand each subsystem its part:
+//!    exporter modules, rules, the alert sender, the embedded alert manager
+//!    (started, reconfigured or stopped as the `alertmanager:` section
+//!    comes, changes or goes), and scraping. None of these can fail.
+//!
+//! So a reload applies to every subsystem or to none, and
+//! `prometheus_config_last_reload_successful` says which happened.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use scrape::{ScrapeManager, ScrapeManagerOptions};
+
+use crate::AppState;
+use crate::rules::PreparedAlerting;
+
+/// Where the configuration comes from.
+#[derive(Clone, Debug)]
+pub enum ConfigSource {
+    /// A `prometheus.yml` (or osprey superset), re-read on every reload.
+    File(PathBuf),
+    /// Text built in (the default when no file is given).
+    Embedded {
+        name: String,
+        text: String,
+        /// Rule files built in, as (name, text), loaded besides any
+        /// `rule_files` of `text`.
+        rules: Vec<(String, String)>,
+    },
+}
+
+impl ConfigSource {
+    /// The file, when the configuration comes from one.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            ConfigSource::File(path) => Some(path),
+            ConfigSource::Embedded { .. } => None,
+        }
+    }
+
+    /// Built-in rule files, as (name, text).
+    pub fn embedded_rules(&self) -> &[(String, String)] {
+        match self {
+            ConfigSource::File(_) => &[],
+            ConfigSource::Embedded { rules, .. } => rules,
+        }
+    }
+
+    /// Reads and parses the configuration; errors name file, line and
+    /// field.
+    pub fn load(&self) -> Result<config::Config, String> {
+        let config = match self {
+            ConfigSource::File(path) => config::load_file(path),
+            ConfigSource::Embedded { name, text, .. } => config::parse(name, text, None),
+        }
+        .map_err(|e| e.to_string())?;
+        for warning in &config.warnings {
+            tracing::warn!(config = %config.name, "{warning}");
+        }
+        Ok(config)
+    }
+}
+
+/// osprey's starter alert rules, loaded with the embedded default.
+pub const STARTER_RULES: &str = include_str!("starter_rules.yml");
+
+/// The embedded default: osprey scrapes its own `/metrics` and its
+/// built-in host and GPU exporters every 15 s, runs the starter alert
+/// rules, and runs the alert manager with one route, so alerts show in the
+/// UI, `amtool` and silences, and notify nobody until a configuration
+/// names receivers.
+pub fn default_config(listen: std::net::SocketAddr) -> ConfigSource {
+    ConfigSource::Embedded {
+        name: "<embedded default>".to_string(),
+        rules: vec![(
+            "<embedded starter rules>".to_string(),
+            STARTER_RULES.to_string(),
+        )],
+        text: format!(
+            "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nscrape_configs:\n  - job_name: osprey\n    static_configs:\n      - targets: ['{listen}']\n  - job_name: host\n    metrics_path: /exporters/host/metrics\n    static_configs:\n      - targets: ['{listen}']\n  - job_name: gpu\n    metrics_path: /exporters/gpu/metrics\n    static_configs:\n      - targets: ['{listen}']\nalertmanager:\n  route:\n    receiver: default\n    group_by: ['alertname']\n  receivers:\n    - name: default\n"
+        ),
+    }
+}
+
+/// A configuration read, checked and made ready: applying it cannot fail.
+pub struct Prepared {
+    config: Arc<config::Config>,
+    rule_groups: Vec<rules::GroupSpec>,
+    alerting: PreparedAlerting,
+    alertmanager: Option<alert::PreparedConfig>,
+}
+
+impl Prepared {
+    /// Phase one of a (re)load: everything that can fail.
+    pub fn load(source: &ConfigSource) -> Result<Prepared, String> {
+        let config = source.load()?;
+        let rule_groups = crate::rules::read_rule_groups(&config, source.embedded_rules())?;
+        let (alerting, alertmanager) = prepare_connections(&config)?;
+        if !config.remote_write.is_empty() {
+            tracing::warn!(
+                config = %config.name,
+                "remote_write is read but osprey server does not forward yet; use osprey agent"
+            );
+        }
+        Ok(Prepared {
+            config: Arc::new(config),
+            rule_groups,
+            alerting,
+            alertmanager,
+        })
+    }
+}
+
+/// Checks what a parsed config needs besides its own text and the rule
+/// files: the alert manager's templates, and every HTTP client it names
+/// (TLS files, proxies). `osprey check config` runs this too.
+pub fn check_connections(config: &config::Config) -> Result<(), String> {
+    prepare_connections(config).map(|_| ())
+}
+
+fn prepare_connections(
+    config: &config::Config,
+) -> Result<(PreparedAlerting, Option<alert::PreparedConfig>), String> {
+    // Scrape pools build their own clients from the same settings; building
+    // them here finds a bad TLS file or proxy before anything is applied.
+    for job in &config.scrape_configs {
+        config::HttpClient::new(&job.http, config::ClientOptions::new("osprey"))
+            .map_err(|e| format!("{}: scrape job {:?}: {e}", config.name, job.job_name))?;
+    }
+    let alerting = PreparedAlerting::new(config).map_err(|e| format!("{}: {e}", config.name))?;
+    let alertmanager = match &config.alertmanager {
+        Some(section) => Some(
+            alert::PreparedConfig::new(section.config.clone(), section.text.clone())
+                .map_err(|e| format!("{}: alertmanager: {e}", config.name))?,
+        ),
+        None => None,
+    };
+    Ok((alerting, alertmanager))
+}
+
+/// The running configuration.
+pub(crate) struct Lifecycle {
+    source: ConfigSource,
+    scrape: ScrapeManager,
+    /// The configuration in effect.
+    config: RwLock<Arc<config::Config>>,
+    /// One reload at a time.
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+impl Lifecycle {
+    pub(crate) fn scrape(&self) -> &ScrapeManager {
+        &self.scrape
+    }
+}
+
+impl AppState {
+    /// Loads the configuration and starts everything it describes. Call
+    /// once, inside the runtime, before serving. A bad configuration is an
+    /// error naming the file, line and field, and nothing is started.
+    pub async fn start(&self, source: ConfigSource) -> Result<(), String> {
+        let loading = source.clone();
+        let prepared = tokio::task::spawn_blocking(move || Prepared::load(&loading))
+            .await
+            .map_err(|e| format!("loading the configuration: {e}"))??;
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".to_string());
+        let storage: Arc<dyn model::storage::Appendable> = self.storage().clone();
+        let lifecycle = Lifecycle {
+            source,
+            scrape: ScrapeManager::new(storage, ScrapeManagerOptions { hostname }),
+            config: RwLock::new(prepared.config.clone()),
+            reload_lock: tokio::sync::Mutex::new(()),
+        };
+        if self.inner.lifecycle.set(lifecycle).is_err() {
+            return Err("the configuration was already started".to_string());
+        }
+        self.apply(prepared).await?;
+        self.metrics().config_reloaded(true);
+        Ok(())
+    }
+
+    /// Re-reads the configuration and applies it to every subsystem; on
+    /// any error nothing changes. Unchanged scrape loops and rule groups
+    /// keep running.
+    pub async fn reload(&self) -> Result<(), String> {
+        let Some(lifecycle) = self.inner.lifecycle.get() else {
+            return Ok(());
+        };
+        let _one = lifecycle.reload_lock.lock().await;
+        let source = lifecycle.source.clone();
+        let prepared = tokio::task::spawn_blocking(move || Prepared::load(&source))
+            .await
+            .map_err(|e| format!("loading the configuration: {e}"));
+        let result = match prepared {
+            Ok(Ok(prepared)) => self.apply(prepared).await,
+            Ok(Err(e)) | Err(e) => Err(e),
+        };
+        self.metrics().config_reloaded(result.is_ok());
+        match &result {
+            Ok(()) => tracing::info!("configuration reloaded"),
+            Err(error) => {
+                tracing::error!(%error, "reloading the configuration failed; keeping the old one")
+            }
+        }
+        result
+    }
+
+    /// Phase two: hands every subsystem its part. Only the alert manager's
+    /// start can fail (its state directory), and that happens first, so a
+    /// failure still changes nothing.
+    async fn apply(&self, prepared: Prepared) -> Result<(), String> {
+        let Some(lifecycle) = self.inner.lifecycle.get() else {
+            return Err("the configuration was not started".to_string());
+        };
+        let Prepared {
+            config,
+            rule_groups,
+            alerting,
+            alertmanager,
+        } = prepared;
+        // The embedded alert manager: started, reconfigured or stopped.
+        let running = self.alertmanager();
+        let next = match (alertmanager, running) {
+            (Some(prepared), Some(running)) => {
+                running.apply_prepared(prepared);
+                Some(running)
+            }
+            (Some(prepared), None) => {
+                let options = alert::Options {
+                    state_dir: self
+                        .config()
+                        .data_dir
+                        .as_ref()
+                        .map(|dir| dir.join("alertmanager")),
+                    external_url: self.config().external_url.clone(),
+                    retention_ms: alert::DEFAULT_RETENTION_MS,
+                };
+                let started = alert::Alertmanager::start_prepared(prepared, options)
+                    .map_err(|e| format!("starting the alert manager: {e}"))?;
+                tracing::info!("alert manager started");
+                Some(started)
+            }
+            (None, Some(running)) => {
+                running.stop();
+                tracing::info!("alert manager stopped: the alertmanager section is gone");
+                None
+            }
+            (None, None) => None,
+        };
+        self.set_alertmanager(next.clone());
+
+        self.exporters().set_modules(config.exporters.modules());
+
+        let rules = self.rules_or_init(&config);
+        rules.sender.set_local(next.map(local_sink));
+        rules.sender.configure(alerting);
+        rules
+            .manager
+            .apply_with_settings(rule_groups, &crate::rules::rule_settings(&config));
+
+        lifecycle.scrape.apply_config(&config.scrape_configs).await;
+        *lifecycle.config.write().unwrap_or_else(|e| e.into_inner()) = config;
+        Ok(())
+    }
+
+    /// Stops every scrape loop (writing staleness markers), the rules and
+    /// the embedded alert manager.
+    pub async fn stop(&self) {
+        self.stop_rules();
+        if let Some(lifecycle) = self.inner.lifecycle.get() {
+            lifecycle.scrape.stop().await;
+        }
+        if let Some(alertmanager) = self.alertmanager() {
+            alertmanager.stop();
+        }
+    }
+
+    /// The configuration in effect, once started.
+    pub fn current_config(&self) -> Option<Arc<config::Config>> {
+        self.inner
+            .lifecycle
+            .get()
+            .map(|l| l.config.read().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    /// The configuration text in effect.
+    pub(crate) fn config_text(&self) -> String {
+        match self.current_config() {
+            Some(config) => config.text.clone(),
+            None => self.config().config_yaml.clone(),
+        }
+    }
+}
+
+/// The rule engine's alerts go straight into the embedded alert manager,
+/// as if POSTed to its API.
+fn local_sink(alertmanager: alert::Alertmanager) -> crate::rules::LocalAlertSink {
+    Arc::new(move |alerts: Vec<crate::rules::SentAlert>| {
+        let posted = alerts
+            .into_iter()
+            .map(|sent| alert::PostableAlert {
+                labels: sent.labels.into_iter().collect(),
+                annotations: sent.annotations.into_iter().collect(),
+                starts_at_ms: Some(sent.starts_at_ms),
+                ends_at_ms: Some(sent.ends_at_ms),
+                generator_url: sent.generator_url,
+            })
+            .collect();
+        if let Err(error) = alertmanager.put_alerts(posted) {
+            tracing::warn!(%error, "the rule engine sent invalid alerts");
+        }
+    })
+}
+
+/// `POST|PUT /-/reload`.
+pub(crate) async fn reload(State(state): State<AppState>) -> Response {
+    match state.reload().await {
+        Ok(()) => (StatusCode::OK, "").into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}\n"),
+        )
+            .into_response(),
+    }
+}
