@@ -1,8 +1,8 @@
 //! `osprey agent`: scrape and forward, no local TSDB and no query API.
 //!
 //! An [`Agent`] owns a scrape manager writing into a
-//! [`WalStorage`](crate::remote_write::WalStorage) and a
-//! [`RemoteWriter`](crate::remote_write::RemoteWriter) with one queue per
+//! [`WalStorage`] and a
+//! [`RemoteWriter`] with one queue per
 //! `remote_write` entry. Its router serves `/metrics`, `/-/healthy`,
 //! `/-/ready` and `/-/reload`; [`Agent::reload`] re-reads the file (SIGHUP).
 
@@ -18,8 +18,8 @@ use axum::routing::{get, post};
 use prometheus_client::registry::Registry;
 use scrape::{ScrapeManager, ScrapeManagerOptions};
 
-use crate::remote_write::{RemoteMetrics, RemoteWriter, WalStorage};
 use crate::scraping::ConfigSource;
+use remote::{RemoteMetrics, RemoteWriter, WalStorage};
 
 /// How long a clean shutdown waits for the queues to send what the WAL
 /// holds; the rest is sent after the next start.

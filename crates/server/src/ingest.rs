@@ -15,9 +15,9 @@ use axum::response::{IntoResponse, Response};
 use model::exposition::{Entry, Format, Parser, sample_labels};
 use model::storage::Storage;
 use model::{Labels, LabelsBuilder, METRIC_NAME};
+use remote::{RemoteWriteError, decompress_snappy, visit_write_request};
 
 use crate::params::Params;
-use crate::remote::{RemoteWriteError, decompress_snappy, visit_write_request};
 use crate::{ApiError, AppState, ErrorType, blocking};
 
 /// Reads a request body, refusing (413) once it grows past `limit` bytes.

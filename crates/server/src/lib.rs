@@ -5,9 +5,10 @@
 //!   drive it with `tower::ServiceExt::oneshot`, no socket needed.
 //! - [`serve`] binds [`ServerConfig::listen`], serves the router and shuts
 //!   down gracefully when the given future resolves.
-//! - [`remote`] decodes remote write 1.0 bodies (snappy + protobuf);
-//!   [`selector`] parses `match[]` series selectors; [`params`] parses the
-//!   API's time, limit and form parameters like Prometheus does.
+//! - [`ingest`] receives remote write 1.0 (decoded by the `remote` crate)
+//!   and text imports; [`selector`] parses `match[]` series selectors;
+//!   [`params`] parses the API's time, limit and form parameters like
+//!   Prometheus does.
 //! - [`exporters`] serves the built-in host, GPU and blackbox exporters.
 //! - [`testing`] holds an in-memory [`Storage`] for tests only.
 //!
@@ -36,10 +37,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod params;
 mod query;
-pub mod remote;
-pub mod remote_write;
 pub mod rules;
-mod rw_decode;
 pub mod scraping;
 pub mod selector;
 pub mod testing;

@@ -160,7 +160,7 @@ pub type ExportedSeries = (Vec<(String, String)>, Vec<i64>, Vec<serde_json::Valu
 
 pub fn remote_write_body(series: &[WriteSeries<'_>]) -> Vec<u8> {
     use prost::Message;
-    use server::remote::{Label, Sample, TimeSeries, WriteRequest};
+    use remote::{Label, Sample, TimeSeries, WriteRequest};
     let req = WriteRequest {
         timeseries: series
             .iter()

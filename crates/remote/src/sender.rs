@@ -35,7 +35,7 @@ use scrape::{RemoteWriteConfig, relabel};
 use tokio::sync::watch;
 use tsdb::wal::{self, Record, RefSample, RefSeries, Wal, WalOptions};
 
-use crate::remote::{Label, Sample, TimeSeries, WriteRequest};
+use crate::codec::{Label, Sample, TimeSeries, WriteRequest, encode_remote_write};
 
 /// The segment size at which the agent starts a new WAL segment. Small
 /// enough that a sent segment is deleted soon (disk use stays near what
@@ -1226,7 +1226,7 @@ fn encode_batch(batch: &[Pending]) -> Vec<u8> {
             });
         }
     }
-    crate::remote::encode_remote_write(&request)
+    encode_remote_write(&request)
 }
 
 #[cfg(test)]
