@@ -12,6 +12,7 @@
 //! This is the only crate that uses `anyhow`; every error leaves here as one
 //! line on stderr and a non-zero exit code.
 
+mod agent;
 mod alertmanager;
 mod check;
 mod import;
@@ -366,7 +367,7 @@ fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async {
         let source = server::scraping::ConfigSource::File(args.config.clone());
-        let agent = server::agent::Agent::start(source, &args.data_dir)
+        let agent = agent::Agent::start(source, &args.data_dir)
             .await
             .map_err(anyhow::Error::msg)?;
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -432,9 +433,9 @@ fn run_exporter(args: ExporterArgs) -> anyhow::Result<()> {
 /// Serves `router` until SIGINT or SIGTERM.
 async fn axum_serve(
     listener: tokio::net::TcpListener,
-    router: server::agent::AgentRouter,
+    router: axum::Router,
 ) -> std::io::Result<()> {
-    server::agent::serve(listener, router, shutdown_signal()).await
+    agent::serve(listener, router, shutdown_signal()).await
 }
 
 /// Reloads the configuration on every SIGHUP, as Prometheus does.

@@ -27,7 +27,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use model::storage::Storage;
 
-pub mod agent;
 pub mod alertmanager_api;
 mod api;
 mod error;

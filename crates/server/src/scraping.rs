@@ -46,9 +46,9 @@ impl ConfigSource {
         }
     }
 
-    pub(crate) fn load(
-        &self,
-    ) -> Result<(String, scrape::Config, crate::exporters::Modules), String> {
+    /// Reads and parses the configuration: its text, the typed config and
+    /// the blackbox modules of its `exporters` section. Warnings are logged.
+    pub fn load(&self) -> Result<(String, scrape::Config, crate::exporters::Modules), String> {
         let (name, text) = match self {
             ConfigSource::File(path) => {
                 let text = std::fs::read_to_string(path)
