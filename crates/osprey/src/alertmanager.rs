@@ -187,7 +187,7 @@ pub fn start_in_server(
     // The rule engine's alerts go straight in, as if POSTed to the API.
     let sink = alertmanager.clone();
     state.set_local_alert_sink(std::sync::Arc::new(
-        move |alerts: Vec<server::rules::SentAlert>| {
+        move |alerts: Vec<notifier::SentAlert>| {
             let posted = alerts
                 .into_iter()
                 .map(|sent| alert::PostableAlert {

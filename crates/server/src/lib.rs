@@ -115,7 +115,7 @@ struct AppStateInner {
     scraping: std::sync::OnceLock<scraping::Scraping>,
     alertmanager: std::sync::OnceLock<alert::Alertmanager>,
     rules: std::sync::OnceLock<rules::RulesState>,
-    pending_local_sink: std::sync::Mutex<Option<rules::LocalAlertSink>>,
+    pending_local_sink: std::sync::Mutex<Option<notifier::LocalAlertSink>>,
     exporters: Arc<exporters::ExporterState>,
 }
 
