@@ -332,6 +332,12 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     };
     let served: anyhow::Result<()> = runtime.block_on(async {
         let state = server::AppState::new(db.clone(), config);
+        let dashboard_paths = state.dashboard_paths().clone();
+        let dashboards =
+            ui::DashboardStore::new(Some(args.data_dir.join("dashboards")), move || {
+                dashboard_paths.get()
+            });
+        state.mount(ui::router(Arc::new(dashboards)));
         // Before rules start, so their first alerts already reach it.
         alertmanager::start_in_server(&state, args.config.as_deref(), &args.data_dir)?;
         state

@@ -40,7 +40,6 @@ pub mod rules;
 pub mod scraping;
 pub mod selector;
 pub mod testing;
-mod ui;
 
 pub use error::{ApiError, ErrorType};
 
@@ -117,6 +116,9 @@ struct AppStateInner {
     rules: std::sync::OnceLock<rules::RulesState>,
     pending_local_sink: std::sync::Mutex<Option<notifier::LocalAlertSink>>,
     exporters: Arc<exporters::ExporterState>,
+    dashboard_paths: scraping::DashboardPaths,
+    /// Routes other crates add ([`AppState::mount`]), e.g. the web UI.
+    mounted: std::sync::Mutex<Vec<Router<AppState>>>,
 }
 
 /// Milliseconds since the Unix epoch; injectable so tests can pin "now".
@@ -141,6 +143,13 @@ impl AppState {
     pub fn with_clock(storage: Arc<dyn Storage>, config: ServerConfig, clock: Clock) -> AppState {
         let metrics = metrics::ServerMetrics::new(storage.clone());
         let config_engine = config.engine.clone();
+        let dashboard_paths = scraping::DashboardPaths::default();
+        let config_file = config
+            .flags
+            .iter()
+            .find(|(name, value)| name == "config.file" && !value.is_empty())
+            .map(|(_, value)| value.as_str());
+        dashboard_paths.update_from_text(config_file, &config.config_yaml);
         AppState {
             inner: Arc::new(AppStateInner {
                 storage,
@@ -153,6 +162,8 @@ impl AppState {
                 rules: std::sync::OnceLock::new(),
                 pending_local_sink: std::sync::Mutex::new(None),
                 exporters: Arc::new(exporters::ExporterState::default()),
+                dashboard_paths,
+                mounted: std::sync::Mutex::new(Vec::new()),
             }),
         }
     }
@@ -194,6 +205,25 @@ impl AppState {
 
     pub fn alertmanager(&self) -> Option<&alert::Alertmanager> {
         self.inner.alertmanager.get()
+    }
+
+    /// The dashboard paths of the configuration in effect; clone it to
+    /// follow reloads.
+    pub fn dashboard_paths(&self) -> &scraping::DashboardPaths {
+        &self.inner.dashboard_paths
+    }
+
+    /// Adds `routes` to what [`router`] serves, inside the same middleware
+    /// (request metrics, timeout, compression). The binary mounts the web
+    /// UI this way, so this crate builds without it. Call before serving;
+    /// a path already routed is a programming error and panics in
+    /// [`router`], as axum's `merge` does.
+    pub fn mount(&self, routes: Router<AppState>) {
+        self.inner
+            .mounted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(routes);
     }
 
     pub(crate) fn engine(&self) -> &Arc<promql::Engine> {
@@ -253,13 +283,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status/tsdb", get(api::status_tsdb))
         .route("/api/v1/export", get(export::export).post(export::export))
         .route("/metrics", get(metrics::metrics_handler))
-        .merge(ui::routes())
         .merge(exporters::routes())
-        .merge(alertmanager_api::routes())
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            metrics::observe_request,
-        ));
+        .merge(alertmanager_api::routes());
+    let mounted = state
+        .inner
+        .mounted
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let api = mounted.into_iter().fold(api, Router::merge).route_layer(
+        axum::middleware::from_fn_with_state(state.clone(), metrics::observe_request),
+    );
     api.fallback(api::not_found)
         // Clients that accept gzip (browsers, Prometheus, promtool) get API
         // answers compressed, as Prometheus sends them: JSON of range

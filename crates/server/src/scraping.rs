@@ -1,8 +1,9 @@
 //! Scraping, as the server runs it: the configuration file (or the embedded
 //! default), reloads (`POST /-/reload`, SIGHUP through [`AppState::reload`]),
+//! the dashboard paths of its `dashboards:` section ([`DashboardPaths`]),
 //! and the `targets` and `metadata` endpoints.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use axum::extract::{Request, State};
@@ -46,6 +47,18 @@ impl ConfigSource {
         }
     }
 
+    /// The name errors give the configuration, and the directory its
+    /// relative paths start from.
+    fn name_and_base(&self) -> (String, &Path) {
+        match self {
+            ConfigSource::File(path) => (
+                path.display().to_string(),
+                path.parent().unwrap_or(Path::new("")),
+            ),
+            ConfigSource::Embedded { name, .. } => (name.clone(), Path::new("")),
+        }
+    }
+
     /// Reads and parses the configuration: its text, the typed config and
     /// the blackbox modules of its `exporters` section. Warnings are logged.
     pub fn load(&self) -> Result<(String, scrape::Config, crate::exporters::Modules), String> {
@@ -64,6 +77,92 @@ impl ConfigSource {
         let modules = crate::exporters::modules_from_config(&name, &text, &config)?;
         Ok((text, config, modules))
     }
+}
+
+/// The dashboard files named by the `dashboards:` section of the
+/// configuration in effect (resolved against the configuration file's
+/// directory), or why that section could not be read. Set on every
+/// successful load; cloning shares it, so the UI's dashboard store can ask
+/// for the paths in effect without holding the server's state.
+#[derive(Clone, Debug)]
+pub struct DashboardPaths {
+    paths: Arc<RwLock<Result<Vec<PathBuf>, String>>>,
+}
+
+impl Default for DashboardPaths {
+    fn default() -> DashboardPaths {
+        DashboardPaths {
+            paths: Arc::new(RwLock::new(Ok(Vec::new()))),
+        }
+    }
+}
+
+impl DashboardPaths {
+    /// The paths in effect (each a file, a directory or a `*` pattern).
+    pub fn get(&self) -> Result<Vec<PathBuf>, String> {
+        self.paths.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set(&self, paths: Result<Vec<PathBuf>, String>) {
+        *self.paths.write().unwrap_or_else(|e| e.into_inner()) = paths;
+    }
+
+    /// Takes the `dashboards:` section of `config`, read from the file
+    /// `name` whose directory is `base`. A bad section does not fail the
+    /// load: the dashboards list shows the error instead.
+    pub(crate) fn update(&self, name: &str, base: &Path, config: &scrape::Config) {
+        self.set(dashboard_paths(name, base, config));
+    }
+
+    /// Takes the `dashboards:` section of a configuration text that is
+    /// only shown, never loaded ([`crate::ServerConfig::config_yaml`]).
+    pub(crate) fn update_from_text(&self, config_file: Option<&str>, text: &str) {
+        if text.is_empty() {
+            return self.set(Ok(Vec::new()));
+        }
+        let name = config_file.unwrap_or("<embedded default>");
+        let base = config_file
+            .and_then(|f| Path::new(f).parent())
+            .unwrap_or(Path::new(""));
+        match scrape::parse_config(name, text) {
+            Ok(config) => self.update(name, base, &config),
+            Err(e) => self.set(Err(e.to_string())),
+        }
+    }
+}
+
+/// The `dashboards:` section of the configuration.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DashboardsSection {
+    #[serde(default)]
+    paths: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct DashboardsRoot {
+    dashboards: Option<DashboardsSection>,
+}
+
+/// The provisioning paths `config` names, resolved against `base`. An
+/// error names the file.
+fn dashboard_paths(
+    name: &str,
+    base: &Path,
+    config: &scrape::Config,
+) -> Result<Vec<PathBuf>, String> {
+    let Some(section) = config.other_sections.get("dashboards") else {
+        return Ok(Vec::new());
+    };
+    let root: DashboardsRoot =
+        serde_saphyr::from_str(section).map_err(|e| format!("{name}: dashboards: {e}"))?;
+    Ok(root
+        .dashboards
+        .map(|s| s.paths)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|p| base.join(p))
+        .collect())
 }
 
 /// osprey's starter alert rules, loaded with the embedded default.
@@ -108,6 +207,8 @@ impl AppState {
         let manager = ScrapeManager::new(storage, ScrapeManagerOptions { hostname });
         self.apply_rules(&config, &source)?;
         manager.apply_config(&config).await;
+        let (name, base) = source.name_and_base();
+        self.dashboard_paths().update(&name, base, &config);
         let scraping = Scraping {
             manager,
             source,
@@ -129,6 +230,8 @@ impl AppState {
         self.exporters().set_modules(modules);
         self.apply_rules(&config, &s.source)?;
         s.manager.apply_config(&config).await;
+        let (name, base) = s.source.name_and_base();
+        self.dashboard_paths().update(&name, base, &config);
         *s.text.write().unwrap_or_else(|e| e.into_inner()) = text;
         tracing::info!("configuration reloaded");
         Ok(())
