@@ -12,16 +12,23 @@
 //!   `remote_write` entry that tails that WAL and posts batches, with
 //!   sharding, retries and backoff; [`RemoteMetrics`] are its
 //!   `prometheus_remote_storage_*` metrics.
+//! - [`forward`]: [`Forwarder`], an `Appendable` over a store that keeps
+//!   its own samples (`osprey server`'s TSDB): while `remote_write` is
+//!   configured each commit is also logged to a [`WalStorage`] that a
+//!   [`RemoteWriter`] tails; otherwise appenders are the store's own.
 //!
 //! This crate is not an HTTP server (the receiving endpoint and its error
 //! shapes are `server`'s), does not store samples for queries (the WAL
 //! holds only what is still to be sent) and parses no configuration: it
 //! takes the typed `remote_write` entries ([`scrape::RemoteWriteConfig`]).
+//!
 //! `osprey agent` (in the binary crate) scrapes straight into a
-//! [`WalStorage`] and runs a [`RemoteWriter`] over it.
+//! [`WalStorage`] and runs a [`RemoteWriter`] over it; `osprey server`
+//! hands every writer a [`Forwarder`] over its TSDB.
 
 pub mod codec;
 mod decode;
+pub mod forward;
 pub mod sender;
 
 pub use codec::{
@@ -29,4 +36,5 @@ pub use codec::{
     ValidatedSeries, WriteRequest, decode_remote_write, decompress_snappy, encode_remote_write,
     visit_write_request,
 };
+pub use forward::Forwarder;
 pub use sender::{AGENT_SEGMENT_BYTES, RemoteMetrics, RemoteWriter, WalStorage, queue_id};
