@@ -294,6 +294,7 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     if let Some(url) = &args.external_url {
         config.external_url = url.trim_end_matches('/').to_string();
     }
+    config.remote_write_dir = Some(args.data_dir.join("remote-write"));
     config.flags = vec![
         (
             "config.file".into(),
@@ -353,6 +354,7 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         let result = server::serve_listener(listener, state.clone(), shutdown_signal()).await;
         state.stop_rules();
         state.stop_scraping().await;
+        state.stop_remote_write(agent::FLUSH_DEADLINE).await;
         if let Some(alertmanager) = state.alertmanager() {
             alertmanager.stop();
         }

@@ -78,6 +78,10 @@ pub struct ServerConfig {
     pub external_url: String,
     /// Alert timing (`--rules.alert.*`).
     pub rule_flags: rules::RuleFlags,
+    /// Where the `remote_write` queues keep their WAL and positions
+    /// (`<data-dir>/remote-write`). `None` (the default) ignores
+    /// `remote_write` with a warning.
+    pub remote_write_dir: Option<std::path::PathBuf>,
 }
 
 impl ServerConfig {
@@ -94,6 +98,7 @@ impl ServerConfig {
             flags: Vec::new(),
             external_url: format!("http://{listen}"),
             rule_flags: rules::RuleFlags::osprey_defaults(),
+            remote_write_dir: None,
         }
     }
 }
@@ -107,6 +112,9 @@ pub struct AppState {
 
 struct AppStateInner {
     storage: Arc<dyn Storage>,
+    /// What writers append to: the store, through a forwarder when the
+    /// server has a `remote_write` directory.
+    forwarder: Option<Arc<remote::Forwarder>>,
     config: ServerConfig,
     metrics: metrics::ServerMetrics,
     clock: Clock,
@@ -141,7 +149,12 @@ impl AppState {
     /// Like [`AppState::new`] with a custom clock (used for samples without
     /// a timestamp in `/api/v1/import/prometheus`).
     pub fn with_clock(storage: Arc<dyn Storage>, config: ServerConfig, clock: Clock) -> AppState {
-        let metrics = metrics::ServerMetrics::new(storage.clone());
+        let remote_metrics = remote::RemoteMetrics::default();
+        let metrics = metrics::ServerMetrics::new(storage.clone(), &remote_metrics);
+        let forwarder = config.remote_write_dir.as_deref().map(|dir| {
+            let primary: Arc<dyn model::storage::Appendable> = storage.clone();
+            Arc::new(remote::Forwarder::new(primary, dir, remote_metrics))
+        });
         let config_engine = config.engine.clone();
         let dashboard_paths = scraping::DashboardPaths::default();
         let config_file = config
@@ -153,6 +166,7 @@ impl AppState {
         AppState {
             inner: Arc::new(AppStateInner {
                 storage,
+                forwarder,
                 config,
                 metrics,
                 clock,
@@ -170,6 +184,15 @@ impl AppState {
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.inner.storage
+    }
+
+    /// Where writers (scraping, rules, the write endpoints) append: the
+    /// store, and the `remote_write` queues while any are configured.
+    pub fn appendable(&self) -> Arc<dyn model::storage::Appendable> {
+        match &self.inner.forwarder {
+            Some(forwarder) => forwarder.clone(),
+            None => self.inner.storage.clone(),
+        }
     }
 
     pub fn config(&self) -> &ServerConfig {

@@ -95,13 +95,12 @@ impl AppState {
             }
         };
         let rules = self.inner.rules.get_or_init(|| {
-            let storage = self.storage().clone();
             let flags = &self.config().rule_flags;
             let sender = Arc::new(AlertSender::new());
             let env = EvalEnv {
                 engine: self.engine().clone(),
-                queryable: storage.clone(),
-                appendable: storage,
+                queryable: self.storage().clone(),
+                appendable: self.appendable(),
                 external_labels: config.global.external_labels.clone(),
                 external_url: self.config().external_url.clone(),
             };

@@ -203,9 +203,9 @@ impl AppState {
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| "localhost".to_string());
-        let storage: Arc<dyn model::storage::Appendable> = self.storage().clone();
-        let manager = ScrapeManager::new(storage, ScrapeManagerOptions { hostname });
+        let manager = ScrapeManager::new(self.appendable(), ScrapeManagerOptions { hostname });
         self.apply_rules(&config, &source)?;
+        self.apply_remote_write(&config).await?;
         manager.apply_config(&config).await;
         let (name, base) = source.name_and_base();
         self.dashboard_paths().update(&name, base, &config);
@@ -229,12 +229,43 @@ impl AppState {
         let (text, config, modules) = s.source.load()?;
         self.exporters().set_modules(modules);
         self.apply_rules(&config, &s.source)?;
+        self.apply_remote_write(&config).await?;
         s.manager.apply_config(&config).await;
         let (name, base) = s.source.name_and_base();
         self.dashboard_paths().update(&name, base, &config);
         *s.text.write().unwrap_or_else(|e| e.into_inner()) = text;
         tracing::info!("configuration reloaded");
         Ok(())
+    }
+
+    /// Starts, changes or stops forwarding to the `remote_write` entries
+    /// of `config`. Without [`crate::ServerConfig::remote_write_dir`] they
+    /// are ignored with a warning.
+    async fn apply_remote_write(&self, config: &scrape::Config) -> Result<(), String> {
+        match &self.inner.forwarder {
+            Some(forwarder) => {
+                forwarder
+                    .apply(&config.remote_write, &config.global.external_labels)
+                    .await
+            }
+            None => {
+                if !config.remote_write.is_empty() {
+                    tracing::warn!(
+                        "remote_write is ignored: this server has no data directory for its queue"
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Stops forwarding: logging stops, and the queues send what they
+    /// hold for at most `flush_deadline` (the rest is sent after the next
+    /// start). Call after the writers (scraping, rules) have stopped.
+    pub async fn stop_remote_write(&self, flush_deadline: std::time::Duration) {
+        if let Some(forwarder) = &self.inner.forwarder {
+            forwarder.stop(flush_deadline).await;
+        }
     }
 
     /// Stops every scrape loop (writing staleness markers).
