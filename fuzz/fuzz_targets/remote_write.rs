@@ -10,8 +10,8 @@ use libfuzzer_sys::fuzz_target;
 const MAX_DECOMPRESSED_BYTES: usize = 1 << 20;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = server::remote::decode_remote_write(data, MAX_DECOMPRESSED_BYTES);
-    let _ = server::remote::visit_write_request::<server::remote::RemoteWriteError>(data, |labels, samples| {
+    let _ = remote::decode_remote_write(data, MAX_DECOMPRESSED_BYTES);
+    let _ = remote::visit_write_request::<remote::RemoteWriteError>(data, |labels, samples| {
         assert!(labels.iter().any(|(n, _)| *n == "__name__"));
         assert!(!samples.is_empty());
         Ok(())

@@ -147,7 +147,10 @@ async fn http_headers_values_secrets_and_files() {
         "http_headers:\n  X-Scope-OrgID: {values: [team-a]}\n  X-Api-Key: {secrets: [s1], files: [key]}\n",
         dir.path(),
     );
-    assert_eq!(get(&with_headers, &format!("http://{addr}/")).await, Ok(200));
+    assert_eq!(
+        get(&with_headers, &format!("http://{addr}/")).await,
+        Ok(200)
+    );
     assert_eq!(
         last_header(&seen, "x-scope-orgid"),
         Some(vec!["team-a".to_string()])
@@ -242,7 +245,10 @@ async fn proxy_url_and_no_proxy() {
         dir.path(),
     );
     // A plain-HTTP request goes to the proxy in absolute form.
-    assert_eq!(get(&proxied, &format!("http://{target}/via")).await, Ok(200));
+    assert_eq!(
+        get(&proxied, &format!("http://{target}/via")).await,
+        Ok(200)
+    );
     let proxied_requests = proxy_seen.lock().expect("lock").clone();
     assert_eq!(proxied_requests.len(), 1);
     assert_eq!(proxied_requests[0].1, format!("http://{target}/via"));
@@ -253,14 +259,20 @@ async fn proxy_url_and_no_proxy() {
         &format!("proxy_url: http://{proxy}\nno_proxy: 127.0.0.1\n"),
         dir.path(),
     );
-    assert_eq!(get(&bypassing, &format!("http://{target}/bypass")).await, Ok(200));
+    assert_eq!(
+        get(&bypassing, &format!("http://{target}/bypass")).await,
+        Ok(200)
+    );
     assert_eq!(target_seen.lock().expect("lock").len(), 1);
     assert_eq!(proxy_seen.lock().expect("lock").len(), 1);
 
     // Without proxy settings nothing goes through a proxy, even when the
     // environment names one (proxy_from_environment defaults to false).
     let direct = client("follow_redirects: true\n", dir.path());
-    assert_eq!(get(&direct, &format!("http://{target}/direct")).await, Ok(200));
+    assert_eq!(
+        get(&direct, &format!("http://{target}/direct")).await,
+        Ok(200)
+    );
     assert_eq!(target_seen.lock().expect("lock").len(), 2);
     assert_eq!(proxy_seen.lock().expect("lock").len(), 1);
 }
@@ -270,7 +282,10 @@ async fn follow_redirects_false_returns_the_redirect() {
     let (addr, seen) = recorder().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let following = client("follow_redirects: true\n", dir.path());
-    assert_eq!(get(&following, &format!("http://{addr}/redirect")).await, Ok(200));
+    assert_eq!(
+        get(&following, &format!("http://{addr}/redirect")).await,
+        Ok(200)
+    );
     assert_eq!(seen.lock().expect("lock").len(), 2);
     let not_following = client("follow_redirects: false\n", dir.path());
     assert_eq!(

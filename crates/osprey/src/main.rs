@@ -12,6 +12,7 @@
 //! This is the only crate that uses `anyhow`; every error leaves here as one
 //! line on stderr and a non-zero exit code.
 
+mod agent;
 mod alertmanager;
 mod check;
 mod import;
@@ -332,6 +333,12 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     };
     let served: anyhow::Result<()> = runtime.block_on(async {
         let state = server::AppState::new(db.clone(), config);
+        let dashboard_paths = state.dashboard_paths().clone();
+        let dashboards =
+            ui::DashboardStore::new(Some(args.data_dir.join("dashboards")), move || {
+                dashboard_paths.get()
+            });
+        state.mount(ui::router(Arc::new(dashboards)));
         state.start(source).await.map_err(anyhow::Error::msg)?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -357,7 +364,7 @@ fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async {
         let source = server::lifecycle::ConfigSource::File(args.config.clone());
-        let agent = server::agent::Agent::start(source, &args.data_dir)
+        let agent = agent::Agent::start(source, &args.data_dir)
             .await
             .map_err(anyhow::Error::msg)?;
         let listener = tokio::net::TcpListener::bind(args.listen)
@@ -418,9 +425,9 @@ fn run_exporter(args: ExporterArgs) -> anyhow::Result<()> {
 /// Serves `router` until SIGINT or SIGTERM.
 async fn axum_serve(
     listener: tokio::net::TcpListener,
-    router: server::agent::AgentRouter,
+    router: axum::Router,
 ) -> std::io::Result<()> {
-    server::agent::serve(listener, router, shutdown_signal()).await
+    agent::serve(listener, router, shutdown_signal()).await
 }
 
 /// Reloads the configuration on every SIGHUP, as Prometheus does: the

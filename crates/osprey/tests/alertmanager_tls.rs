@@ -69,13 +69,15 @@ type Requests = Arc<Mutex<Vec<(String, String)>>>;
 fn tls_alertmanager(pki: &Pki) -> (SocketAddr, Requests) {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
-    let ca_der = rustls::pki_types::CertificateDer::from_pem_slice(pki.ca.as_bytes())
-        .expect("CA DER");
+    let ca_der =
+        rustls::pki_types::CertificateDer::from_pem_slice(pki.ca.as_bytes()).expect("CA DER");
     roots.add(ca_der).expect("CA root");
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .expect("client verifier");
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .expect("client verifier");
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(pki.server_key.serialize_der().into());
     let config = Arc::new(
         rustls::ServerConfig::builder_with_provider(provider)
@@ -212,8 +214,8 @@ fn without_the_client_certificate_the_alertmanager_refuses() {
         .build()
         .expect("runtime");
     let send = |with_cert: bool| {
-        let mut text = "tls_config:\n  ca_file: ca.pem\n  server_name: alertmanager.internal\n"
-            .to_string();
+        let mut text =
+            "tls_config:\n  ca_file: ca.pem\n  server_name: alertmanager.internal\n".to_string();
         if with_cert {
             text.push_str("  cert_file: client.pem\n  key_file: client-key.pem\n");
         }
@@ -223,8 +225,8 @@ fn without_the_client_certificate_the_alertmanager_refuses() {
         for field in decoder.fields(&root, "").expect("fields") {
             assert!(config::http::decode_field(&decoder, &mut http, &field).expect("field"));
         }
-        let client = config::HttpClient::new(&http, config::ClientOptions::new("test"))
-            .expect("client");
+        let client =
+            config::HttpClient::new(&http, config::ClientOptions::new("test")).expect("client");
         runtime.block_on(async {
             let request = client
                 .request(
@@ -236,7 +238,10 @@ fn without_the_client_certificate_the_alertmanager_refuses() {
             request.body("[]").send().await.map(|r| r.status().as_u16())
         })
     };
-    assert!(send(false).is_err(), "a handshake without a certificate must fail");
+    assert!(
+        send(false).is_err(),
+        "a handshake without a certificate must fail"
+    );
     assert_eq!(send(true).expect("with the certificate"), 200);
     assert_eq!(requests.lock().map(|r| r.len()).unwrap_or(0), 1);
 }

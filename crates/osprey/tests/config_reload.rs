@@ -86,9 +86,11 @@ fn one_reload_applies_everything_or_nothing() {
         Some(1.0),
         "{metrics}"
     );
-    let first_success =
-        metric(&metrics, "prometheus_config_last_reload_success_timestamp_seconds")
-            .expect("success timestamp");
+    let first_success = metric(
+        &metrics,
+        "prometheus_config_last_reload_success_timestamp_seconds",
+    )
+    .expect("success timestamp");
     assert!(first_success > 1.6e9, "{first_success}");
 
     // A changed route and scrape interval, applied by POST /-/reload.
@@ -131,7 +133,11 @@ fn one_reload_applies_everything_or_nothing() {
     // A broken rule file fails the reload the same way, though the config
     // file itself is fine.
     std::fs::write(&config, config_text("9s", "third")).expect("write config");
-    write(dir.path(), "rules.yml", "groups:\n  - name: g\n    rules:\n      - record: one\n        expr: vector(\n");
+    write(
+        dir.path(),
+        "rules.yml",
+        "groups:\n  - name: g\n    rules:\n      - record: one\n        expr: vector(\n",
+    );
     let (status, body) = http(addr, "POST", "/-/reload", &[], &[]).expect("reload");
     assert_eq!(status, 500, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("rules.yml"));
@@ -151,8 +157,10 @@ fn one_reload_applies_everything_or_nothing() {
     assert!(status.success());
     // The reload metric is set once every subsystem has its part.
     wait_for("the SIGHUP reload", Duration::from_secs(10), || {
-        metric(&get_text(addr, "/metrics"), "prometheus_config_last_reload_successful")
-            == Some(1.0)
+        metric(
+            &get_text(addr, "/metrics"),
+            "prometheus_config_last_reload_successful",
+        ) == Some(1.0)
     });
     assert_eq!(root_receiver(addr).as_deref(), Some("third"));
     let (_, targets) = get_json(addr, "/api/v1/targets");
@@ -213,7 +221,9 @@ fn check_config_validates_every_section() {
             .output()
             .expect("run osprey check config")
     };
-    let ok = check("global:\n  scrape_interval: 5s\nalertmanager:\n  route:\n    receiver: a\n  receivers:\n    - name: a\n");
+    let ok = check(
+        "global:\n  scrape_interval: 5s\nalertmanager:\n  route:\n    receiver: a\n  receivers:\n    - name: a\n",
+    );
     assert!(ok.status.success(), "{ok:?}");
     for (text, want) in [
         (

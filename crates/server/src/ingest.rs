@@ -13,11 +13,11 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use model::exposition::{Entry, Format, Parser, sample_labels};
-use model::storage::Storage;
+use model::storage::Appendable;
 use model::{Labels, LabelsBuilder, METRIC_NAME};
+use remote::{RemoteWriteError, decompress_snappy, visit_write_request};
 
 use crate::params::Params;
-use crate::remote::{RemoteWriteError, decompress_snappy, visit_write_request};
 use crate::{ApiError, AppState, ErrorType, blocking};
 
 /// Reads a request body, refusing (413) once it grows past `limit` bytes.
@@ -42,7 +42,7 @@ pub(crate) async fn read_body_limited(body: Body, limit: usize) -> Result<Vec<u8
 /// Stages every sample in one appender and commits once. On any error the
 /// appender is rolled back, so nothing of the batch is stored.
 pub(crate) fn append_all<'a>(
-    storage: &dyn Storage,
+    storage: &dyn Appendable,
     batch: impl IntoIterator<Item = (&'a Labels, i64, f64)>,
 ) -> Result<(), ApiError> {
     let mut appender = storage.appender();
@@ -73,7 +73,7 @@ pub(crate) async fn remote_write(State(state): State<AppState>, request: Request
     let result = async {
         let body =
             read_body_limited(request.into_body(), config.max_remote_write_body_bytes).await?;
-        let storage = state.storage().clone();
+        let storage = state.appendable();
         blocking(move || {
             let raw = decompress_snappy(&body, max_decompressed)?;
             drop(body);
@@ -179,7 +179,7 @@ pub(crate) async fn import_prometheus(State(state): State<AppState>, request: Re
         let body =
             read_body_limited(request.into_body(), state.config().max_import_body_bytes).await?;
         let now_ms = state.now_ms();
-        let storage = state.storage().clone();
+        let storage = state.appendable();
         blocking(move || {
             let samples = parse_import(&body, &extra_labels, now_ms)?;
             drop(body);

@@ -5,9 +5,10 @@
 //!   drive it with `tower::ServiceExt::oneshot`, no socket needed.
 //! - [`serve`] binds [`ServerConfig::listen`], serves the router and shuts
 //!   down gracefully when the given future resolves.
-//! - [`remote`] decodes remote write 1.0 bodies (snappy + protobuf);
-//!   [`params`] parses the API's time, limit and form parameters like
-//!   Prometheus does (`match[]` selectors through `promql`).
+//! - [`ingest`] receives remote write 1.0 (decoded by the `remote` crate)
+//!   and text imports; [`params`] parses the API's time, limit and form
+//!   parameters like Prometheus does (`match[]` selectors through
+//!   `promql`).
 //! - [`lifecycle`] owns the configuration in the running server: start,
 //!   the one reload (`POST /-/reload` and SIGHUP) that applies to every
 //!   subsystem or none, and stop.
@@ -29,7 +30,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use model::storage::Storage;
 
-pub mod agent;
 pub mod alertmanager_api;
 mod api;
 mod error;
@@ -40,13 +40,9 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod params;
 mod query;
-pub mod remote;
-pub mod remote_write;
 pub mod rules;
-mod rw_decode;
 pub mod scraping;
 pub mod testing;
-mod ui;
 
 pub use error::{ApiError, ErrorType};
 
@@ -85,8 +81,11 @@ pub struct ServerConfig {
     pub external_url: String,
     /// Alert timing (`--rules.alert.*`).
     pub rule_flags: rules::RuleFlags,
-    /// The data directory, for the embedded alert manager's state
-    /// (`<data-dir>/alertmanager`); `None` keeps it in memory only.
+    /// The data directory: the embedded alert manager keeps its state in
+    /// `<data-dir>/alertmanager` and the `remote_write` queues their WAL
+    /// and positions in `<data-dir>/remote-write`. `None` (the default)
+    /// keeps the alert manager's state in memory and refuses
+    /// `remote_write`.
     pub data_dir: Option<std::path::PathBuf>,
 }
 
@@ -118,6 +117,9 @@ pub struct AppState {
 
 struct AppStateInner {
     storage: Arc<dyn Storage>,
+    /// What writers append to: the store, through a forwarder when the
+    /// server has a `remote_write` directory.
+    forwarder: Option<Arc<remote::Forwarder>>,
     config: ServerConfig,
     metrics: metrics::ServerMetrics,
     clock: Clock,
@@ -127,6 +129,9 @@ struct AppStateInner {
     alertmanager: std::sync::RwLock<Option<alert::Alertmanager>>,
     rules: std::sync::OnceLock<rules::RulesState>,
     exporters: Arc<exporters::ExporterState>,
+    dashboard_paths: scraping::DashboardPaths,
+    /// Routes other crates add ([`AppState::mount`]), e.g. the web UI.
+    mounted: std::sync::Mutex<Vec<Router<AppState>>>,
 }
 
 /// Milliseconds since the Unix epoch; injectable so tests can pin "now".
@@ -149,11 +154,19 @@ impl AppState {
     /// Like [`AppState::new`] with a custom clock (used for samples without
     /// a timestamp in `/api/v1/import/prometheus`).
     pub fn with_clock(storage: Arc<dyn Storage>, config: ServerConfig, clock: Clock) -> AppState {
-        let metrics = metrics::ServerMetrics::new(storage.clone());
+        let remote_metrics = remote::RemoteMetrics::default();
+        let metrics = metrics::ServerMetrics::new(storage.clone(), &remote_metrics);
+        let remote_write_dir = config.data_dir.as_ref().map(|dir| dir.join("remote-write"));
+        let forwarder = remote_write_dir.as_deref().map(|dir| {
+            let primary: Arc<dyn model::storage::Appendable> = storage.clone();
+            Arc::new(remote::Forwarder::new(primary, dir, remote_metrics))
+        });
         let config_engine = config.engine.clone();
+        let dashboard_paths = scraping::DashboardPaths::default();
         AppState {
             inner: Arc::new(AppStateInner {
                 storage,
+                forwarder,
                 config,
                 metrics,
                 clock,
@@ -162,12 +175,23 @@ impl AppState {
                 alertmanager: std::sync::RwLock::new(None),
                 rules: std::sync::OnceLock::new(),
                 exporters: Arc::new(exporters::ExporterState::default()),
+                dashboard_paths,
+                mounted: std::sync::Mutex::new(Vec::new()),
             }),
         }
     }
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.inner.storage
+    }
+
+    /// Where writers (scraping, rules, the write endpoints) append: the
+    /// store, and the `remote_write` queues while any are configured.
+    pub fn appendable(&self) -> Arc<dyn model::storage::Appendable> {
+        match &self.inner.forwarder {
+            Some(forwarder) => forwarder.clone(),
+            None => self.inner.storage.clone(),
+        }
     }
 
     pub fn config(&self) -> &ServerConfig {
@@ -206,6 +230,25 @@ impl AppState {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The dashboard paths of the configuration in effect; clone it to
+    /// follow reloads.
+    pub fn dashboard_paths(&self) -> &scraping::DashboardPaths {
+        &self.inner.dashboard_paths
+    }
+
+    /// Adds `routes` to what [`router`] serves, inside the same middleware
+    /// (request metrics, timeout, compression). The binary mounts the web
+    /// UI this way, so this crate builds without it. Call before serving;
+    /// a path already routed is a programming error and panics in
+    /// [`router`], as axum's `merge` does.
+    pub fn mount(&self, routes: Router<AppState>) {
+        self.inner
+            .mounted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(routes);
     }
 
     pub(crate) fn engine(&self) -> &Arc<promql::Engine> {
@@ -265,13 +308,17 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status/tsdb", get(api::status_tsdb))
         .route("/api/v1/export", get(export::export).post(export::export))
         .route("/metrics", get(metrics::metrics_handler))
-        .merge(ui::routes())
         .merge(exporters::routes())
-        .merge(alertmanager_api::routes())
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            metrics::observe_request,
-        ));
+        .merge(alertmanager_api::routes());
+    let mounted = state
+        .inner
+        .mounted
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let api = mounted.into_iter().fold(api, Router::merge).route_layer(
+        axum::middleware::from_fn_with_state(state.clone(), metrics::observe_request),
+    );
     api.fallback(api::not_found)
         // Clients that accept gzip (browsers, Prometheus, promtool) get API
         // answers compressed, as Prometheus sends them: JSON of range

@@ -26,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use scrape::{ScrapeManager, ScrapeManagerOptions};
 
 use crate::AppState;
-use crate::rules::PreparedAlerting;
+use notifier::PreparedAlerting;
 
 /// Where the configuration comes from.
 #[derive(Clone, Debug)]
@@ -96,6 +96,11 @@ pub fn default_config(listen: std::net::SocketAddr) -> ConfigSource {
     }
 }
 
+/// How long a clean shutdown waits for the `remote_write` queues to send
+/// what their WAL holds; the rest is sent after the next start. As the
+/// agent's.
+pub const REMOTE_WRITE_FLUSH_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A configuration read, checked and made ready: applying it cannot fail.
 pub struct Prepared {
     config: Arc<config::Config>,
@@ -110,12 +115,6 @@ impl Prepared {
         let config = source.load()?;
         let rule_groups = crate::rules::read_rule_groups(&config, source.embedded_rules())?;
         let (alerting, alertmanager) = prepare_connections(&config)?;
-        if !config.remote_write.is_empty() {
-            tracing::warn!(
-                config = %config.name,
-                "remote_write is read but osprey server does not forward yet; use osprey agent"
-            );
-        }
         Ok(Prepared {
             config: Arc::new(config),
             rule_groups,
@@ -141,7 +140,12 @@ fn prepare_connections(
         config::HttpClient::new(&job.http, config::ClientOptions::new("osprey"))
             .map_err(|e| format!("{}: scrape job {:?}: {e}", config.name, job.job_name))?;
     }
-    let alerting = PreparedAlerting::new(config).map_err(|e| format!("{}: {e}", config.name))?;
+    for (index, remote) in config.remote_write.iter().enumerate() {
+        config::HttpClient::new(&remote.http, config::ClientOptions::new("osprey"))
+            .map_err(|e| format!("{}: remote_write[{index}]: {e}", config.name))?;
+    }
+    let alerting = PreparedAlerting::new(&config.alerting, &config.global.external_labels)
+        .map_err(|e| format!("{}: {e}", config.name))?;
     let alertmanager = match &config.alertmanager {
         Some(section) => Some(
             alert::PreparedConfig::new(section.config.clone(), section.text.clone())
@@ -180,10 +184,9 @@ impl AppState {
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| "localhost".to_string());
-        let storage: Arc<dyn model::storage::Appendable> = self.storage().clone();
         let lifecycle = Lifecycle {
             source,
-            scrape: ScrapeManager::new(storage, ScrapeManagerOptions { hostname }),
+            scrape: ScrapeManager::new(self.appendable(), ScrapeManagerOptions { hostname }),
             config: RwLock::new(prepared.config.clone()),
             reload_lock: tokio::sync::Mutex::new(()),
         };
@@ -221,9 +224,10 @@ impl AppState {
         result
     }
 
-    /// Phase two: hands every subsystem its part. Only the alert manager's
-    /// start can fail (its state directory), and that happens first, so a
-    /// failure still changes nothing.
+    /// Phase two: hands every subsystem its part. Two steps can still
+    /// fail on the machine (opening the remote-write WAL, creating the
+    /// alert manager's state directory); they come first, and a failure of
+    /// the second undoes the first, so a failure changes nothing.
     async fn apply(&self, prepared: Prepared) -> Result<(), String> {
         let Some(lifecycle) = self.inner.lifecycle.get() else {
             return Err("the configuration was not started".to_string());
@@ -234,6 +238,12 @@ impl AppState {
             alerting,
             alertmanager,
         } = prepared;
+        let previous = lifecycle
+            .config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        self.apply_remote_write(&config).await?;
         // The embedded alert manager: started, reconfigured or stopped.
         let running = self.alertmanager();
         let next = match (alertmanager, running) {
@@ -251,10 +261,18 @@ impl AppState {
                     external_url: self.config().external_url.clone(),
                     retention_ms: alert::DEFAULT_RETENTION_MS,
                 };
-                let started = alert::Alertmanager::start_prepared(prepared, options)
-                    .map_err(|e| format!("starting the alert manager: {e}"))?;
-                tracing::info!("alert manager started");
-                Some(started)
+                match alert::Alertmanager::start_prepared(prepared, options) {
+                    Ok(started) => {
+                        tracing::info!("alert manager started");
+                        Some(started)
+                    }
+                    Err(error) => {
+                        if !Arc::ptr_eq(&previous, &config) {
+                            let _ = self.apply_remote_write(&previous).await;
+                        }
+                        return Err(format!("starting the alert manager: {error}"));
+                    }
+                }
             }
             (None, Some(running)) => {
                 running.stop();
@@ -266,6 +284,7 @@ impl AppState {
         self.set_alertmanager(next.clone());
 
         self.exporters().set_modules(config.exporters.modules());
+        self.dashboard_paths().set(config.dashboard_paths.clone());
 
         let rules = self.rules_or_init(&config);
         rules.sender.set_local(next.map(local_sink));
@@ -279,12 +298,38 @@ impl AppState {
         Ok(())
     }
 
-    /// Stops every scrape loop (writing staleness markers), the rules and
-    /// the embedded alert manager.
+    /// Starts, changes or stops forwarding to the `remote_write` entries.
+    /// Without a data directory they are ignored with a warning.
+    async fn apply_remote_write(&self, config: &config::Config) -> Result<(), String> {
+        match &self.inner.forwarder {
+            Some(forwarder) => {
+                forwarder
+                    .apply(&config.remote_write, &config.global.external_labels)
+                    .await
+            }
+            None => {
+                if !config.remote_write.is_empty() {
+                    tracing::warn!(
+                        "remote_write is ignored: this server has no data directory for its queue"
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Stops the rules and every scrape loop (writing staleness markers),
+    /// then lets the `remote_write` queues send what they hold for at most
+    /// [`REMOTE_WRITE_FLUSH_DEADLINE`] (the rest is sent after the next
+    /// start), and stops the embedded alert manager.
     pub async fn stop(&self) {
+        let flush_deadline = REMOTE_WRITE_FLUSH_DEADLINE;
         self.stop_rules();
         if let Some(lifecycle) = self.inner.lifecycle.get() {
             lifecycle.scrape.stop().await;
+        }
+        if let Some(forwarder) = &self.inner.forwarder {
+            forwarder.stop(flush_deadline).await;
         }
         if let Some(alertmanager) = self.alertmanager() {
             alertmanager.stop();
@@ -310,8 +355,8 @@ impl AppState {
 
 /// The rule engine's alerts go straight into the embedded alert manager,
 /// as if POSTed to its API.
-fn local_sink(alertmanager: alert::Alertmanager) -> crate::rules::LocalAlertSink {
-    Arc::new(move |alerts: Vec<crate::rules::SentAlert>| {
+fn local_sink(alertmanager: alert::Alertmanager) -> notifier::LocalAlertSink {
+    Arc::new(move |alerts: Vec<notifier::SentAlert>| {
         let posted = alerts
             .into_iter()
             .map(|sent| alert::PostableAlert {

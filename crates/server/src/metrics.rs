@@ -2,7 +2,8 @@
 //! format: HTTP request durations (recorded by a middleware, labelled by
 //! route pattern and status code) and the store's counters, which a
 //! collector reads from [`Storage::counters`] at scrape time, so the numbers
-//! are never stale copies. The `process_*` metrics (CPU, memory, file
+//! are never stale copies, and the remote-write sender's
+//! `prometheus_remote_storage_*`. The `process_*` metrics (CPU, memory, file
 //! descriptors, threads, start time) carry client_golang's names and are
 //! read from `/proc/self` at scrape time too.
 
@@ -48,8 +49,12 @@ fn new_duration_histogram() -> Histogram {
 }
 
 impl ServerMetrics {
-    pub fn new(storage: Arc<dyn Storage>) -> ServerMetrics {
+    /// The registry over `storage`'s counters, with the remote-write
+    /// sender's metrics (registered whether or not anything is forwarded,
+    /// as Prometheus does).
+    pub fn new(storage: Arc<dyn Storage>, remote: &remote::RemoteMetrics) -> ServerMetrics {
         let mut registry = Registry::default();
+        remote.register(&mut registry);
         let http_request_duration: DurationFamily =
             Family::new_with_constructor(new_duration_histogram as fn() -> Histogram);
         registry.register(

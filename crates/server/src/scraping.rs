@@ -9,6 +9,27 @@ use serde_json::{Map, Value, json};
 use crate::api::{labels_json, read_params, success};
 use crate::{ApiError, AppState};
 
+/// The dashboard files named by the `dashboards:` section of the
+/// configuration in effect (the config crate resolved them against the
+/// configuration file's directory). Set on every load and reload; cloning
+/// shares it, so the UI's dashboard store can ask for the paths in effect
+/// without holding the server's state.
+#[derive(Clone, Debug, Default)]
+pub struct DashboardPaths {
+    paths: std::sync::Arc<std::sync::RwLock<Vec<std::path::PathBuf>>>,
+}
+
+impl DashboardPaths {
+    /// The paths in effect (each a file, a directory or a `*` pattern).
+    pub fn get(&self) -> Result<Vec<std::path::PathBuf>, String> {
+        Ok(self.paths.read().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    pub(crate) fn set(&self, paths: Vec<std::path::PathBuf>) {
+        *self.paths.write().unwrap_or_else(|e| e.into_inner()) = paths;
+    }
+}
+
 /// `GET /api/v1/targets` with optional `state` (active, dropped, any) and
 /// `scrapePool`.
 pub(crate) async fn targets(State(state): State<AppState>, request: Request) -> Response {

@@ -11,8 +11,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use model::{Labels, STALE_NAN};
+use remote::{TimeSeries, WriteRequest, encode_remote_write};
 use serde_json::{Value, json};
-use server::remote::{TimeSeries, WriteRequest, encode_remote_write};
 use server::testing::{MemoryStorage, test_storage};
 use server::{AppState, ServerConfig, router};
 

@@ -14,8 +14,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use remote::{WriteRequest, encode_remote_write};
 use serde_json::{Value, json};
-use server::remote::{WriteRequest, encode_remote_write};
 use server::testing::test_storage;
 use server::{AppState, ServerConfig, router};
 

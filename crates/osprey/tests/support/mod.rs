@@ -80,6 +80,14 @@ impl Server {
     }
 }
 
+/// A test that fails part-way must not leave a server running.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A free loopback port.
 pub fn free_addr() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -160,7 +168,7 @@ pub type ExportedSeries = (Vec<(String, String)>, Vec<i64>, Vec<serde_json::Valu
 
 pub fn remote_write_body(series: &[WriteSeries<'_>]) -> Vec<u8> {
     use prost::Message;
-    use server::remote::{Label, Sample, TimeSeries, WriteRequest};
+    use remote::{Label, Sample, TimeSeries, WriteRequest};
     let req = WriteRequest {
         timeseries: series
             .iter()

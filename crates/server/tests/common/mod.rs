@@ -6,8 +6,8 @@
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use remote::{Label, Sample, TimeSeries};
 use serde_json::Value;
-use server::remote::{Label, Sample, TimeSeries};
 use tower::ServiceExt;
 
 pub struct Reply {

@@ -1,22 +1,29 @@
-//! The built-in web UI and the dashboards API.
+//! The built-in web UI and the dashboards API, as one [`axum::Router`]
+//! ([`router`]) that the binary mounts into the server's.
 //!
 //! - The UI is plain ES modules from `ui/src` plus uPlot (fetched by
-//!   `build.rs`), embedded in the binary and served under `/ui/`. Every page
+//!   `build.rs` with `npm ci`, the only build step in the workspace that
+//!   needs npm), embedded in the binary and served under `/ui/`. Every page
 //!   path (`/`, `/graph`, `/targets`, `/d/<uid>`, ...) answers the same
 //!   `index.html`; the browser routes. Text assets are gzipped once, on first
 //!   use, and sent compressed to clients that accept gzip. `index.html`
 //!   names the other files under `/ui/v-<hash of all files>/`, which are
 //!   cached for good; everything also has an `ETag`.
 //! - `/api/osprey/dashboards` lists, reads, saves and deletes dashboards in
-//!   the model of `docs/format/dashboard.md`: built-in ones (embedded),
-//!   provisioned ones (files named in the config's `dashboards:` section,
-//!   the files re-read on every request so edits show without a reload) and saved ones
-//!   (`<data-dir>/dashboards/<uid>.json`). The server checks only the
-//!   envelope; the browser renders and converts Grafana JSON.
+//!   the model of `docs/format/dashboard.md`, through a [`DashboardStore`]:
+//!   built-in ones (embedded), provisioned ones (files named in the
+//!   config's `dashboards:` section, re-read on every request so edits show
+//!   without a reload) and saved ones (`<data-dir>/dashboards/<uid>.json`).
+//!   Only the envelope is checked; the browser renders and converts
+//!   Grafana JSON.
+//!
+//! This crate knows neither the server's state nor the configuration file:
+//! the caller tells the store where saved dashboards live and how to get
+//! the provisioning paths in effect. It serves no Prometheus API.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -26,14 +33,38 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
 
-use crate::AppState;
-
 mod assets {
     include!(concat!(env!("OUT_DIR"), "/ui_assets.rs"));
 }
 
-/// The UI's routes, merged into [`crate::router`].
-pub(crate) fn routes() -> Router<AppState> {
+/// Where dashboards come from besides the built-in ones.
+pub struct DashboardStore {
+    saved_dir: Option<PathBuf>,
+    provisioned: Box<ProvisionedPaths>,
+}
+
+/// Gives the provisioning paths of the configuration in effect, or why
+/// they cannot be known (shown as an entry with the error).
+type ProvisionedPaths = dyn Fn() -> Result<Vec<PathBuf>, String> + Send + Sync;
+
+impl DashboardStore {
+    /// Saved dashboards live in `saved_dir` (`None`: saving answers 503).
+    /// `provisioned` is asked on every request, so a configuration reload
+    /// shows at once; each path is a file, a directory (its `*.json`) or a
+    /// file name with `*`.
+    pub fn new(
+        saved_dir: Option<PathBuf>,
+        provisioned: impl Fn() -> Result<Vec<PathBuf>, String> + Send + Sync + 'static,
+    ) -> DashboardStore {
+        DashboardStore {
+            saved_dir,
+            provisioned: Box::new(provisioned),
+        }
+    }
+}
+
+/// The UI's pages and assets and the dashboards API, for any outer state.
+pub fn router<S: Clone + Send + Sync + 'static>(store: Arc<DashboardStore>) -> Router<S> {
     let mut router = Router::new();
     for page in PAGES {
         router = router.route(page, get(index));
@@ -47,6 +78,7 @@ pub(crate) fn routes() -> Router<AppState> {
                 .put(put_dashboard)
                 .delete(delete_dashboard),
         )
+        .with_state(store)
 }
 
 /// Paths the browser routes; each answers `index.html`. `/query`,
@@ -293,31 +325,6 @@ fn uid_from_stem(path: &Path) -> String {
     uid
 }
 
-/// The value of a command-line flag recorded in the server config.
-fn flag(state: &AppState, name: &str) -> Option<String> {
-    state
-        .config()
-        .flags
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.clone())
-        .filter(|v| !v.is_empty())
-}
-
-/// `<data-dir>/dashboards`, when the server has a data directory.
-fn saved_dir(state: &AppState) -> Option<PathBuf> {
-    flag(state, "storage.tsdb.path").map(|d| Path::new(&d).join("dashboards"))
-}
-
-/// The provisioning paths named by the configuration in effect (the
-/// config crate joined relative ones to the config file's directory).
-fn provisioning_paths(state: &AppState) -> Result<Vec<PathBuf>, String> {
-    Ok(state
-        .current_config()
-        .map(|config| config.dashboard_paths.clone())
-        .unwrap_or_default())
-}
-
 /// Expands one provisioning path: a directory gives its `*.json` files, a
 /// `*` in the file name matches within its directory, otherwise the file.
 fn expand_path(path: &Path) -> Vec<PathBuf> {
@@ -413,7 +420,7 @@ const BUILTIN_ORDER: &[&str] = &["system", "gpu", "serving", "training", "alerts
 
 /// Every dashboard, built-ins first, then provisioned, then saved. A uid
 /// seen earlier wins; a provisioning error becomes an entry with the error.
-fn all_dashboards(state: &AppState) -> Vec<Entry> {
+fn all_dashboards(store: &DashboardStore) -> Vec<Entry> {
     let mut builtins: Vec<&(&str, &str)> = assets::BUILTIN_DASHBOARDS.iter().collect();
     builtins.sort_by_key(|(uid, _)| {
         BUILTIN_ORDER
@@ -430,7 +437,7 @@ fn all_dashboards(state: &AppState) -> Vec<Entry> {
             dashboard: serde_json::from_str(text).map_err(|e| e.to_string()),
         })
         .collect();
-    match provisioning_paths(state) {
+    match (store.provisioned)() {
         Ok(paths) => {
             for path in paths {
                 let files = expand_path(&path);
@@ -461,8 +468,8 @@ fn all_dashboards(state: &AppState) -> Vec<Entry> {
             dashboard: Err(e),
         }),
     }
-    if let Some(dir) = saved_dir(state)
-        && let Ok(entries) = std::fs::read_dir(&dir)
+    if let Some(dir) = &store.saved_dir
+        && let Ok(entries) = std::fs::read_dir(dir)
     {
         let mut files: Vec<PathBuf> = entries
             .filter_map(Result::ok)
@@ -479,8 +486,8 @@ fn all_dashboards(state: &AppState) -> Vec<Entry> {
     out
 }
 
-async fn list_dashboards(State(state): State<AppState>) -> Response {
-    let entries = match tokio::task::spawn_blocking(move || all_dashboards(&state)).await {
+async fn list_dashboards(State(store): State<Arc<DashboardStore>>) -> Response {
+    let entries = match tokio::task::spawn_blocking(move || all_dashboards(&store)).await {
         Ok(e) => e,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     };
@@ -521,9 +528,12 @@ async fn list_dashboards(State(state): State<AppState>) -> Response {
     success(Value::Array(list))
 }
 
-async fn get_dashboard(State(state): State<AppState>, UrlPath(uid): UrlPath<String>) -> Response {
+async fn get_dashboard(
+    State(store): State<Arc<DashboardStore>>,
+    UrlPath(uid): UrlPath<String>,
+) -> Response {
     let found = tokio::task::spawn_blocking(move || {
-        all_dashboards(&state).into_iter().find(|e| e.uid == uid)
+        all_dashboards(&store).into_iter().find(|e| e.uid == uid)
     })
     .await;
     match found {
@@ -550,7 +560,7 @@ async fn get_dashboard(State(state): State<AppState>, UrlPath(uid): UrlPath<Stri
 }
 
 async fn put_dashboard(
-    State(state): State<AppState>,
+    State(store): State<Arc<DashboardStore>>,
     UrlPath(uid): UrlPath<String>,
     body: Bytes,
 ) -> Response {
@@ -591,20 +601,20 @@ async fn put_dashboard(
     }
     obj.insert("uid".into(), json!(uid));
     let result =
-        tokio::task::spawn_blocking(move || save_dashboard(&state, &uid, &dashboard)).await;
+        tokio::task::spawn_blocking(move || save_dashboard(&store, &uid, &dashboard)).await;
     result.unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
 }
 
 /// Writes a saved dashboard atomically (temporary file, then rename).
-fn save_dashboard(state: &AppState, uid: &str, dashboard: &Value) -> Response {
-    let Some(dir) = saved_dir(state) else {
+fn save_dashboard(store: &DashboardStore, uid: &str, dashboard: &Value) -> Response {
+    let Some(dir) = &store.saved_dir else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             "this server has no data directory to save dashboards in",
         );
     };
-    if let Some(e) = all_dashboards(state)
+    if let Some(e) = all_dashboards(store)
         .iter()
         .find(|e| e.uid == uid && e.source != Source::Saved)
     {
@@ -622,7 +632,7 @@ fn save_dashboard(state: &AppState, uid: &str, dashboard: &Value) -> Response {
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     };
     let tmp = dir.join(format!("{uid}.json.tmp"));
-    let written = std::fs::create_dir_all(&dir)
+    let written = std::fs::create_dir_all(dir)
         .and_then(|()| std::fs::write(&tmp, text))
         .and_then(|()| std::fs::rename(&tmp, dir.join(format!("{uid}.json"))));
     match written {
@@ -636,14 +646,14 @@ fn save_dashboard(state: &AppState, uid: &str, dashboard: &Value) -> Response {
 }
 
 async fn delete_dashboard(
-    State(state): State<AppState>,
+    State(store): State<Arc<DashboardStore>>,
     UrlPath(uid): UrlPath<String>,
 ) -> Response {
     if !valid_uid(&uid) {
         return error(StatusCode::NOT_FOUND, "not_found", "dashboard not found");
     }
     let result = tokio::task::spawn_blocking(move || {
-        if let Some(e) = all_dashboards(&state)
+        if let Some(e) = all_dashboards(&store)
             .iter()
             .find(|e| e.uid == uid && e.source != Source::Saved)
         {
@@ -656,7 +666,7 @@ async fn delete_dashboard(
                 ),
             );
         }
-        let Some(dir) = saved_dir(&state) else {
+        let Some(dir) = &store.saved_dir else {
             return error(StatusCode::NOT_FOUND, "not_found", "dashboard not found");
         };
         match std::fs::remove_file(dir.join(format!("{uid}.json"))) {
@@ -708,6 +718,113 @@ mod tests {
             assert!(valid_uid(uid), "{uid}");
             assert!(v["title"].as_str().is_some_and(|t| !t.is_empty()), "{uid}");
             assert!(v["rows"].is_array(), "{uid}");
+        }
+    }
+
+    async fn call(app: &Router, method: &str, uri: &str, body: &str) -> (StatusCode, Value) {
+        use tower::ServiceExt;
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .body(axum::body::Body::from(body.to_string()))
+            .expect("request");
+        let response = app.clone().oneshot(request).await.expect("response");
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn dashboards_come_from_three_places_and_only_saved_ones_change() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let provisioned = dir.path().join("provisioned");
+        std::fs::create_dir(&provisioned).expect("mkdir");
+        std::fs::write(
+            provisioned.join("team.json"),
+            r#"{"title": "Team", "rows": []}"#,
+        )
+        .expect("write");
+        let paths = vec![provisioned, dir.path().join("missing.json")];
+        let store = DashboardStore::new(Some(dir.path().join("saved")), move || Ok(paths.clone()));
+        let app: Router = router(Arc::new(store));
+
+        let (status, list) = call(&app, "GET", "/api/osprey/dashboards", "").await;
+        assert_eq!(status, StatusCode::OK);
+        let sources: Vec<(&str, &str)> = list["data"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|d| {
+                (
+                    d["uid"].as_str().unwrap_or(""),
+                    d["source"].as_str().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert!(sources.contains(&("system", "builtin")), "{sources:?}");
+        assert!(sources.contains(&("team", "provisioned")), "{sources:?}");
+        let missing = list["data"]
+            .as_array()
+            .and_then(|l| l.iter().find(|d| d["uid"] == "missing"))
+            .expect("the missing file is listed");
+        assert!(
+            missing["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("reading "))
+        );
+
+        let board = r#"{"title": "Mine", "rows": []}"#;
+        let (status, _) = call(&app, "PUT", "/api/osprey/dashboards/mine", board).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, got) = call(&app, "GET", "/api/osprey/dashboards/mine", "").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(got["data"]["dashboard"]["title"], "Mine");
+        assert_eq!(got["data"]["meta"]["source"], "saved");
+        for uid in ["system", "team"] {
+            let uri = format!("/api/osprey/dashboards/{uid}");
+            assert_eq!(call(&app, "PUT", &uri, board).await.0, StatusCode::CONFLICT);
+            assert_eq!(call(&app, "DELETE", &uri, "").await.0, StatusCode::CONFLICT);
+        }
+        let (status, _) = call(&app, "DELETE", "/api/osprey/dashboards/mine", "").await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = call(&app, "GET", "/api/osprey/dashboards/mine", "").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn a_provisioning_error_is_listed_and_saving_needs_a_directory() {
+        let store = DashboardStore::new(None, || Err("osprey.yml: dashboards: bad".to_string()));
+        let app: Router = router(Arc::new(store));
+        let (_, list) = call(&app, "GET", "/api/osprey/dashboards", "").await;
+        let entry = list["data"]
+            .as_array()
+            .and_then(|l| l.iter().find(|d| d["uid"] == "config-error"))
+            .expect("the error is an entry");
+        assert_eq!(entry["error"], "osprey.yml: dashboards: bad");
+        let (status, _) = call(&app, "PUT", "/api/osprey/dashboards/x", r#"{"title": "X"}"#).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn every_page_path_answers_the_index() {
+        let app: Router = router(Arc::new(DashboardStore::new(None, || Ok(Vec::new()))));
+        for path in ["/", "/graph", "/d/system"] {
+            use tower::ServiceExt;
+            let request = axum::http::Request::get(path)
+                .body(axum::body::Body::empty())
+                .expect("request");
+            let response = app.clone().oneshot(request).await.expect("response");
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            assert_eq!(
+                response.headers()[header::CONTENT_TYPE],
+                "text/html; charset=utf-8",
+                "{path}"
+            );
         }
     }
 }

@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 
 use super::*;
-use crate::remote::decode_remote_write;
+use crate::codec::decode_remote_write;
 
 /// What the fake receiver saw.
 #[derive(Default)]

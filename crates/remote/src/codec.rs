@@ -1,10 +1,12 @@
 //! Remote write 1.0: the protobuf messages (`prometheus.WriteRequest` and
-//! friends, written out by hand with prost's derive) and the decoding and
-//! validation the `/api/v1/write` handler runs before appending anything.
+//! friends, written out by hand with prost's derive, used to encode) and
+//! the decoding and validation the `/api/v1/write` handler runs before
+//! appending anything.
 //!
 //! Decoding is bounded: the snappy block header states the decompressed
 //! length, which is checked against a limit before the buffer is
-//! allocated, and prost only allocates what the (bounded) input describes.
+//! allocated, and the protobuf is walked in place ([`crate::decode`]), so
+//! nothing is allocated per label.
 
 use model::{Labels, METRIC_NAME};
 
@@ -48,7 +50,7 @@ pub struct Sample {
     pub timestamp: i64,
 }
 
-/// `prometheus.Exemplar`; decoded and dropped for now.
+/// `prometheus.Exemplar`; the receiver skips it unread for now.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Exemplar {
     #[prost(message, repeated, tag = "1")]
@@ -59,16 +61,16 @@ pub struct Exemplar {
     pub timestamp: i64,
 }
 
-/// `prometheus.Histogram` (native histograms). Its fields are skipped as
-/// unknown until osprey stores native histograms; only the timestamp is
-/// read, so the message still has to be well-formed protobuf.
+/// `prometheus.Histogram` (native histograms), reduced to its timestamp.
+/// The receiver skips histograms unread until osprey stores native
+/// histograms; a histogram still has to be well-formed protobuf.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Histogram {
     #[prost(int64, tag = "15")]
     pub timestamp: i64,
 }
 
-/// `prometheus.MetricMetadata`; decoded and dropped for now.
+/// `prometheus.MetricMetadata`; the receiver skips it unread for now.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct MetricMetadata {
     #[prost(int32, tag = "1")]
@@ -128,7 +130,7 @@ pub fn decompress_snappy(
 }
 
 /// Walks an uncompressed protobuf `WriteRequest` without copying it (see
-/// [`crate::rw_decode`]), validates each series' labels, and calls
+/// [`crate::decode`]), validates each series' labels, and calls
 /// `on_series(labels, samples)` for every valid series that has samples.
 /// Labels are as sent (any order; empty values are later dropped by the
 /// storage). The first invalid series stops the walk with an error, so a
@@ -139,7 +141,7 @@ pub fn visit_write_request<'a, E: From<RemoteWriteError>>(
     mut on_series: impl FnMut(&[(&'a str, &'a str)], &[(i64, f64)]) -> Result<(), E>,
 ) -> Result<(), E> {
     let mut names: Vec<&str> = Vec::new();
-    crate::rw_decode::decode_write_request::<VisitError<E>>(raw, |labels, samples| {
+    crate::decode::decode_write_request::<VisitError<E>>(raw, |labels, samples| {
         let invalid = |message: String| {
             VisitError::Caller(E::from(RemoteWriteError::InvalidLabels {
                 series: describe_labels(labels),
@@ -175,12 +177,12 @@ pub fn visit_write_request<'a, E: From<RemoteWriteError>>(
 }
 
 enum VisitError<E> {
-    Decode(crate::rw_decode::DecodeError),
+    Decode(crate::decode::DecodeError),
     Caller(E),
 }
 
-impl<E> From<crate::rw_decode::DecodeError> for VisitError<E> {
-    fn from(e: crate::rw_decode::DecodeError) -> Self {
+impl<E> From<crate::decode::DecodeError> for VisitError<E> {
+    fn from(e: crate::decode::DecodeError) -> Self {
         VisitError::Decode(e)
     }
 }

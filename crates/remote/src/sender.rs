@@ -1,10 +1,13 @@
-//! The remote-write sender: what `osprey agent` forwards scraped samples with.
+//! The remote-write sender: what `osprey agent` and `osprey server` forward
+//! samples with.
 //!
-//! - [`WalStorage`] is the [`Appendable`] the scrape manager writes into.
-//!   A commit appends series and samples records to a WAL in the agent's
-//!   data directory (the TSDB's format, `tsdb::wal`) and returns once they
-//!   are fsynced; it keeps every segment self-contained (each series is
-//!   described in every segment that has its samples).
+//! - [`WalStorage`] is the [`Appendable`] the agent's scrape manager writes
+//!   into (the server's commits reach it through
+//!   [`Forwarder`](crate::Forwarder)). A commit appends series and samples
+//!   records to a WAL in the data directory (the TSDB's format,
+//!   `tsdb::wal`) and returns once they are fsynced; it keeps every segment
+//!   self-contained (each series is described in every segment that has
+//!   its samples).
 //! - [`RemoteWriter`] runs one [`Queue`] task per `remote_write` entry.
 //!   Each queue tails the WAL from its saved position, applies external
 //!   labels and `write_relabel_configs`, and sends rounds of samples:
@@ -34,9 +37,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
-use tsdb::wal::{self, Record, RefSample, RefSeries, Wal, WalOptions};
+use tsdb::wal::{self, Durability, Record, RefSample, RefSeries, Wal, WalOptions};
 
-use crate::remote::{Label, Sample, TimeSeries, WriteRequest};
+use crate::codec::{Label, Sample, TimeSeries, WriteRequest, encode_remote_write};
 
 /// The segment size at which the agent starts a new WAL segment. Small
 /// enough that a sent segment is deleted soon (disk use stays near what
@@ -58,7 +61,7 @@ const USER_AGENT: &str = concat!("osprey/", env!("CARGO_PKG_VERSION"));
 /// `prometheus_remote_storage_*`, labelled by `remote_name` and `url`.
 #[derive(Clone, Default)]
 pub struct RemoteMetrics {
-    samples_in: Counter,
+    pub(crate) samples_in: Counter,
     samples_sent: Family<QueueLabels, Counter>,
     samples_failed: Family<QueueLabels, Counter>,
     samples_retried: Family<QueueLabels, Counter>,
@@ -78,7 +81,7 @@ impl RemoteMetrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "prometheus_remote_storage_samples_in",
-            "Samples appended to the agent's WAL",
+            "Samples logged to the remote-write WAL",
             self.samples_in.clone(),
         );
         let families: [(&str, &str, &Family<QueueLabels, Counter>); 5] = [
@@ -147,7 +150,8 @@ impl RemoteMetrics {
 // ---------------------------------------------------------------------------
 // Writing: the WAL-backed Appendable.
 
-/// An [`Appendable`] that logs samples to the agent's WAL. Cloning shares it.
+/// An [`Appendable`] that logs samples to the remote-write WAL. Cloning
+/// shares it.
 #[derive(Clone)]
 pub struct WalStorage {
     inner: Arc<WalInner>,
@@ -178,7 +182,8 @@ impl WalStorage {
             segment_size: u64::MAX,
             fsync,
         };
-        let wal = Wal::open(dir, options).map_err(|e| format!("opening the agent WAL: {e}"))?;
+        let wal =
+            Wal::open(dir, options).map_err(|e| format!("opening the remote-write WAL: {e}"))?;
         let (committed, _) = watch::channel(0);
         Ok(WalStorage {
             inner: Arc::new(WalInner {
@@ -203,7 +208,12 @@ impl WalStorage {
         self.inner.committed.subscribe()
     }
 
-    fn commit(&self, staged: &[(Labels, i64, f64)]) -> Result<(), StorageError> {
+    /// Logs `staged` as one commit; returns as `durability` says.
+    pub(crate) fn commit(
+        &self,
+        staged: &[(Labels, i64, f64)],
+        durability: Durability,
+    ) -> Result<(), StorageError> {
         if staged.is_empty() {
             return Ok(());
         }
@@ -245,7 +255,7 @@ impl WalStorage {
             .into_iter()
             .filter(|r| !r.is_empty())
             .collect();
-        if let Err(error) = inner.wal.log(&records) {
+        if let Err(error) = inner.wal.log_with(&records, durability) {
             // The ids handed out above are not in the WAL; forget them so
             // the next commit describes those series again.
             for series in &new_series {
@@ -284,7 +294,7 @@ impl Appender for WalAppender<'_> {
 
     fn commit(&mut self) -> model::storage::Result<()> {
         let staged = std::mem::take(&mut self.staged);
-        self.storage.commit(&staged)
+        self.storage.commit(&staged, Durability::Synced)
     }
 
     fn rollback(&mut self) {
@@ -1165,7 +1175,7 @@ fn encode_batch(batch: &[Pending]) -> Vec<u8> {
             });
         }
     }
-    crate::remote::encode_remote_write(&request)
+    encode_remote_write(&request)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! fetched with `npm ci` from `ui/package-lock.json` into `OUT_DIR` the
 //! first time (later builds find it there). Our own files under `ui/src`
 //! and `ui/dashboards` are listed into `OUT_DIR/ui_assets.rs`, a table of
-//! `include_bytes!` the `ui` module serves.
+//! `include_bytes!` the crate serves.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

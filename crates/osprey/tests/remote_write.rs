@@ -1,10 +1,13 @@
-//! `osprey agent` end to end: a fake target served by this test is scraped
-//! by the real binary and forwarded with remote write to a real Prometheus
+//! Remote write forwarding end to end, from `osprey agent` and from
+//! `osprey server`: a fake target served by this test is scraped by the
+//! real binary and forwarded with remote write to a real Prometheus
 //! (`--web.enable-remote-write-receiver`) and a real VictoriaMetrics; the
 //! data is read back through each one's `/api/v1/query` and compared with
 //! what the target served. A durability test kills the agent with SIGKILL
 //! while the receiver is down and checks that every scraped sample arrives
-//! after a restart.
+//! after a restart. The server tests also check that recording rules are
+//! forwarded, that the server still stores what it forwards, and that a
+//! reload starts forwarding.
 //!
 //! A missing `prometheus` or `victoria-metrics` skips its test with a
 //! reason, unless `OSPREY_REQUIRE_EXTERNAL=1`, where it fails.
@@ -93,13 +96,22 @@ impl Target {
         self.served.lock().expect("served lock").clone()
     }
 
-    /// Waits for `n` scrapes, then freezes and lets in-flight commits land.
-    fn serve_then_freeze(&self, n: u64) {
+    /// Waits until the target was scraped `n` times; returns the count.
+    fn wait_scrapes(&self, n: u64) -> u64 {
         let deadline = Instant::now() + Duration::from_secs(60);
-        while self.scrapes.load(Ordering::SeqCst) < n {
-            assert!(Instant::now() < deadline, "the agent did not scrape");
+        loop {
+            let scrapes = self.scrapes.load(Ordering::SeqCst);
+            if scrapes >= n {
+                return scrapes;
+            }
+            assert!(Instant::now() < deadline, "the target was not scraped");
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Waits for `n` scrapes, then freezes and lets in-flight commits land.
+    fn serve_then_freeze(&self, n: u64) {
+        self.wait_scrapes(n);
         self.frozen.store(true, Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(1500));
     }
@@ -249,7 +261,7 @@ fn start_victoria_metrics(dir: &Path, addr: SocketAddr) -> Receiver {
 fn agent_config(dir: &Path, target: SocketAddr, remote_url: &str) -> std::path::PathBuf {
     let path = dir.join("agent.yml");
     let text = format!(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  external_labels:\n    agent: a1\n\
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  external_labels:\n    sender: a1\n\
 scrape_configs:\n  - job_name: fake\n    static_configs:\n      - targets: ['{target}']\n\
 remote_write:\n  - url: {remote_url}\n    queue_config:\n      batch_send_deadline: 200ms\n      min_backoff: 50ms\n      max_backoff: 500ms\n"
     );
@@ -279,7 +291,7 @@ fn read_back(addr: SocketAddr) -> (BTreeMap<String, BTreeSet<u64>>, bool) {
             .as_str()
             .unwrap_or("?")
             .to_string();
-        external &= series["metric"]["agent"] == "a1";
+        external &= series["metric"]["sender"] == "a1";
         let values: &mut BTreeSet<u64> = out.entry(name).or_default();
         for pair in series["values"].as_array().into_iter().flatten() {
             if let Some(Ok(v)) = pair[1].as_str().map(str::parse::<f64>)
@@ -300,7 +312,7 @@ fn assert_all_arrived(receiver: &Receiver, target: &Target, what: &str, agent_lo
     loop {
         let (got, external) = read_back(receiver.addr);
         if got == served {
-            assert!(external, "{what}: external label agent=\"a1\" missing");
+            assert!(external, "{what}: external label sender=\"a1\" missing");
             return;
         }
         assert!(
@@ -416,7 +428,7 @@ fn reload_adding_remote_write_sends_what_was_kept() {
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  external_labels:\n    agent: a1\n\
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  external_labels:\n    sender: a1\n\
 scrape_configs:\n  - job_name: fake\n    static_configs:\n      - targets: ['{}']\n",
             target.addr
         ),
@@ -439,4 +451,152 @@ scrape_configs:\n  - job_name: fake\n    static_configs:\n      - targets: ['{}'
     assert_eq!(status, 500);
     let text = String::from_utf8_lossy(&body);
     assert!(text.contains("agent.yml:2: remote_write[0].url"), "{text}");
+}
+
+/// A server configuration that scrapes the fake target every second,
+/// records the probes' sum, and forwards to `remote_url` when given.
+fn server_config(dir: &Path, target: SocketAddr, remote_url: Option<&str>) -> std::path::PathBuf {
+    std::fs::write(
+        dir.join("rules.yml"),
+        "groups:\n  - name: forwarded\n    interval: 1s\n    rules:\n      - record: osprey_probe_sum\n        expr: sum(osprey_agent_probe)\n",
+    )
+    .expect("write rules");
+    let mut text = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\n  external_labels:\n    sender: a1\n\
+rule_files: [rules.yml]\n\
+scrape_configs:\n  - job_name: fake\n    static_configs:\n      - targets: ['{target}']\n"
+    );
+    if let Some(url) = remote_url {
+        text.push_str(&format!(
+            "remote_write:\n  - url: {url}\n    queue_config:\n      batch_send_deadline: 200ms\n      min_backoff: 50ms\n      max_backoff: 500ms\n"
+        ));
+    }
+    let path = dir.join("osprey.yml");
+    std::fs::write(&path, text).expect("write server config");
+    path
+}
+
+/// How many series `query` (a range selector) returns at `addr`.
+fn count_series(addr: SocketAddr, query: &str) -> usize {
+    let path = format!("/api/v1/query?query={}", urlencode(query));
+    let Ok((200, body)) = http(addr, "GET", &path, &[], &[]) else {
+        return 0;
+    };
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    json["data"]["result"].as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn server_forwards_scrapes_and_rules_to_victoria_metrics() {
+    if !available("victoria-metrics", "victoria-metrics") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let receiver = start_victoria_metrics(dir.path(), free_addr());
+    let target = Target::start();
+    let url = format!("http://{}/api/v1/write", receiver.addr);
+    let config = server_config(dir.path(), target.addr, Some(&url));
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    let server = Server::start_with_args(
+        &data,
+        free_addr(),
+        &log,
+        &["--config", &config.display().to_string()],
+    );
+    target.serve_then_freeze(4);
+    assert_all_arrived(&receiver, &target, "from the server", &log);
+
+    // The server keeps what it forwards.
+    let (stored, _) = read_back(server.addr);
+    assert_eq!(stored, target.served(), "the server's own store");
+
+    // Recording rules are forwarded too, with the external labels.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count_series(receiver.addr, "osprey_probe_sum{sender=\"a1\"}[10m]") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the recording rule did not arrive; log:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+
+    let (status, body) = http(server.addr, "GET", "/metrics", &[], &[]).expect("/metrics");
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&body);
+    let sent: f64 = text
+        .lines()
+        .find(|l| l.starts_with("prometheus_remote_storage_samples_total{"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        sent >= (4 * SERIES) as f64,
+        "samples sent {sent}; metrics:\n{text}"
+    );
+
+    assert!(server.terminate().success(), "clean exit");
+    let positions = std::fs::read_dir(data.join("remote-write/queues"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(
+        positions, 1,
+        "one queue position under <data-dir>/remote-write"
+    );
+}
+
+/// A server started without `remote_write` forwards nothing; a reload
+/// that adds one forwards from then on (what was stored before stays
+/// local, unlike the agent, whose WAL holds everything it scraped).
+#[test]
+fn server_reload_starts_forwarding() {
+    if !available("victoria-metrics", "victoria-metrics") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let receiver = start_victoria_metrics(dir.path(), free_addr());
+    let target = Target::start();
+    let config = server_config(dir.path(), target.addr, None);
+    let log = dir.path().join("server.log");
+    let server = Server::start_with_args(
+        &dir.path().join("data"),
+        free_addr(),
+        &log,
+        &["--config", &config.display().to_string()],
+    );
+    let before = target.wait_scrapes(2);
+
+    let url = format!("http://{}/api/v1/write", receiver.addr);
+    server_config(dir.path(), target.addr, Some(&url));
+    let (status, body) = http(server.addr, "POST", "/-/reload", &[], &[]).expect("reload");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    target.serve_then_freeze(before + 4);
+
+    // The last scrape arrives; the first, long before the reload, does not.
+    let last = target.scrapes.load(Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (got, external) = read_back(receiver.addr);
+        let complete = (0..SERIES).all(|i| {
+            got.get(&i.to_string())
+                .is_some_and(|values| values.contains(&(last * 10 + i)))
+        });
+        if complete {
+            assert!(external, "external label sender=\"a1\" missing");
+            for (series, values) in &got {
+                assert!(
+                    !values.iter().any(|v| v / 10 == 1),
+                    "series {series}: the first scrape was forwarded: {values:?}"
+                );
+            }
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "receiver has {got:?} after the reload; log:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }

@@ -1,10 +1,11 @@
 //! `osprey agent`: scrape and forward, no local TSDB and no query API.
 //!
-//! An [`Agent`] owns a scrape manager writing into a
-//! [`WalStorage`](crate::remote_write::WalStorage) and a
-//! [`RemoteWriter`](crate::remote_write::RemoteWriter) with one queue per
-//! `remote_write` entry. Its router serves `/metrics`, `/-/healthy`,
-//! `/-/ready` and `/-/reload`; [`Agent::reload`] re-reads the file (SIGHUP).
+//! An [`Agent`] owns a scrape manager writing into a [`WalStorage`] and a
+//! [`RemoteWriter`] with one queue per `remote_write` entry (both from the
+//! `remote` crate). Its router serves `/metrics`, `/-/healthy`, `/-/ready`
+//! and `/-/reload`; [`Agent::reload`] re-reads the file (SIGHUP). This is
+//! wiring only: the sender and its WAL are `remote`'s, scraping is
+//! `scrape`'s, and the configuration is read by `server::scraping`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -17,9 +18,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use prometheus_client::registry::Registry;
 use scrape::{ScrapeManager, ScrapeManagerOptions};
+use server::lifecycle::ConfigSource;
 
-use crate::lifecycle::ConfigSource;
-use crate::remote_write::{RemoteMetrics, RemoteWriter, WalStorage};
+use remote::{RemoteMetrics, RemoteWriter, WalStorage};
 
 /// How long a clean shutdown waits for the queues to send what the WAL
 /// holds; the rest is sent after the next start.
@@ -136,13 +137,10 @@ fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, String> {
     Ok(file)
 }
 
-/// The router type [`Agent::router`] returns.
-pub type AgentRouter = Router;
-
 /// Serves `router` on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    router: AgentRouter,
+    router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(listener, router)
@@ -175,7 +173,7 @@ async fn metrics(State(agent): State<Agent>) -> Response {
         Ok(()) => (
             [(
                 header::CONTENT_TYPE,
-                crate::metrics::OPENMETRICS_CONTENT_TYPE,
+                server::metrics::OPENMETRICS_CONTENT_TYPE,
             )],
             out,
         )
