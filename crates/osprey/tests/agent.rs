@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -105,9 +105,9 @@ impl Target {
     }
 }
 
-/// A running `osprey agent`.
+/// A running `osprey agent`, killed when dropped.
 struct Agent {
-    child: Child,
+    child: ChildGuard,
     addr: SocketAddr,
     log: std::path::PathBuf,
 }
@@ -120,17 +120,18 @@ impl Agent {
             .append(true)
             .open(log)
             .expect("open log");
-        let child = Command::new(env!("CARGO_BIN_EXE_osprey"))
-            .args(["agent", "--config"])
-            .arg(config)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--listen", &addr.to_string()])
-            .env("OSPREY_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("spawn osprey agent");
+        let child = ChildGuard::spawn(
+            Command::new(env!("CARGO_BIN_EXE_osprey"))
+                .args(["agent", "--config"])
+                .arg(config)
+                .arg("--data-dir")
+                .arg(data_dir)
+                .args(["--listen", &addr.to_string()])
+                .env("OSPREY_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(log_file),
+        )
+        .expect("spawn osprey agent");
         let agent = Agent {
             child,
             addr,
@@ -151,29 +152,14 @@ impl Agent {
     }
 
     fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill();
     }
 }
 
 /// An external receiver process, killed when dropped.
 struct Receiver {
-    child: Child,
+    _child: ChildGuard,
     addr: SocketAddr,
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn required() -> bool {
@@ -210,38 +196,46 @@ fn start_prometheus(dir: &Path, addr: SocketAddr) -> Receiver {
     let config = dir.join("prometheus.yml");
     std::fs::write(&config, "global:\n  scrape_interval: 1m\n").expect("write config");
     let log = std::fs::File::create(dir.join("prometheus.log")).expect("log");
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address={addr}"))
-        .arg("--web.enable-remote-write-receiver")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn prometheus");
-    let receiver = Receiver { child, addr };
+    let child = ChildGuard::spawn(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--web.enable-remote-write-receiver")
+            .stdout(Stdio::null())
+            .stderr(log),
+    )
+    .expect("spawn prometheus");
+    let receiver = Receiver {
+        _child: child,
+        addr,
+    };
     wait_ready(addr, "/-/ready", "prometheus");
     receiver
 }
 
 fn start_victoria_metrics(dir: &Path, addr: SocketAddr) -> Receiver {
     let log = std::fs::File::create(dir.join("vm.log")).expect("log");
-    let child = Command::new("victoria-metrics")
-        .arg(format!(
-            "-storageDataPath={}",
-            dir.join("vm-data").display()
-        ))
-        .arg(format!("-httpListenAddr={addr}"))
-        .arg("-search.latencyOffset=0s")
-        .arg("-search.disableCache")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn victoria-metrics");
-    let receiver = Receiver { child, addr };
+    let child = ChildGuard::spawn(
+        Command::new("victoria-metrics")
+            .arg(format!(
+                "-storageDataPath={}",
+                dir.join("vm-data").display()
+            ))
+            .arg(format!("-httpListenAddr={addr}"))
+            .arg("-search.latencyOffset=0s")
+            .arg("-search.disableCache")
+            .stdout(Stdio::null())
+            .stderr(log),
+    )
+    .expect("spawn victoria-metrics");
+    let receiver = Receiver {
+        _child: child,
+        addr,
+    };
     wait_ready(addr, "/health", "victoria-metrics");
     receiver
 }
@@ -343,14 +337,15 @@ fn agent_forwards_to_prometheus() {
     );
 
     // A second agent on the same data directory refuses to start.
-    let second = Command::new(env!("CARGO_BIN_EXE_osprey"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_osprey"));
+    command
         .args(["agent", "--config"])
         .arg(&config)
         .arg("--data-dir")
         .arg(dir.path().join("agent-data"))
-        .args(["--listen", &free_addr().to_string()])
-        .output()
-        .expect("run second agent");
+        .args(["--listen", &free_addr().to_string()]);
+    let second =
+        ChildGuard::output(&mut command, Duration::from_secs(30)).expect("run second agent");
     assert!(!second.status.success());
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(

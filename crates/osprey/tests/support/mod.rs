@@ -1,16 +1,20 @@
 //! Helpers for tests that run the real `osprey` binary over loopback HTTP.
 
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses a different part")]
+
+mod child;
+
+pub use child::ChildGuard;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A running `osprey server` child process.
+/// A running `osprey server` child process, killed when dropped.
 pub struct Server {
-    pub child: Child,
+    pub child: ChildGuard,
     pub addr: SocketAddr,
     pub log: std::path::PathBuf,
 }
@@ -34,15 +38,16 @@ impl Server {
             .append(true)
             .open(log)
             .expect("open log");
-        let child = Command::new(env!("CARGO_BIN_EXE_osprey"))
-            .args(["server", "--data-dir"])
-            .arg(data_dir)
-            .args(["--listen", &addr.to_string()])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("spawn osprey");
+        let child = ChildGuard::spawn(
+            Command::new(env!("CARGO_BIN_EXE_osprey"))
+                .args(["server", "--data-dir"])
+                .arg(data_dir)
+                .args(["--listen", &addr.to_string()])
+                .args(extra)
+                .stdout(Stdio::null())
+                .stderr(log_file),
+        )
+        .expect("spawn osprey");
         let server = Server {
             child,
             addr,
@@ -68,15 +73,12 @@ impl Server {
 
     /// SIGKILL, no chance to clean up.
     pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill();
     }
 
-    /// SIGTERM and wait for a clean exit.
+    /// SIGTERM and wait (at most a minute) for the exit.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        self.child.wait().expect("wait")
+        self.child.terminate(Duration::from_secs(60))
     }
 }
 
