@@ -734,7 +734,10 @@ const PREFETCH_DISTANCE: usize = 8;
 /// Parses a body and stages its samples in `appender`, applying
 /// honor_labels, honor_timestamps, metric relabelling and the limits. On
 /// error the caller rolls the appender back.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the per-scrape state the loop owns, passed apart to borrow it apart"
+)]
 fn parse_and_append(
     context: &LoopContext,
     body: &[u8],
