@@ -11,11 +11,13 @@
 //!   [`storage::Queryable`]/[`storage::Querier`] to read. PromQL and the HTTP
 //!   API read only through these traits; the TSDB implements them.
 //! - [`exposition`] parses the Prometheus text format and OpenMetrics.
+//! - [`hash`] is FNV-1a, for values shared with Go programs and files.
 //!
 //! This crate does no I/O and has no async code.
 
 pub mod duration;
 pub mod exposition;
+pub mod hash;
 pub mod labels;
 pub mod matcher;
 pub mod sample;
