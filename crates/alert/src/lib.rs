@@ -27,6 +27,11 @@ mod persist;
 pub mod route;
 pub mod silence;
 pub mod template;
+#[expect(
+    dead_code,
+    reason = "days_from_civil lost its last caller to model::time; this file \
+              moves to the config crate, which switches it to model::time"
+)]
 pub mod timeinterval;
 
 pub use alerts::{Alert, PostableAlert};

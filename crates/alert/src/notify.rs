@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use model::time::{Fraction, Rfc3339Grammar};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -85,27 +86,10 @@ fn common(mut lists: impl Iterator<Item = Vec<(String, String)>>) -> Vec<(String
 /// Go's `time.Time` JSON form (RFC 3339 with the fraction trimmed), UTC;
 /// `None` is Go's zero time.
 pub fn format_time(ms: Option<i64>) -> String {
-    let Some(ms) = ms else {
-        return "0001-01-01T00:00:00Z".to_string();
-    };
-    let seconds = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let days = seconds.div_euclid(86_400);
-    let rest = seconds.rem_euclid(86_400);
-    let (year, month, day) = crate::timeinterval::civil_from_days(days);
-    let mut text = format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    );
-    if millis != 0 {
-        let fraction = format!("{millis:03}");
-        text.push('.');
-        text.push_str(fraction.trim_end_matches('0'));
+    match ms {
+        Some(ms) => model::time::format_rfc3339_ms(ms, Fraction::Trimmed),
+        None => "0001-01-01T00:00:00Z".to_string(),
     }
-    text.push('Z');
-    text
 }
 
 /// Go's zero time (`0001-01-01T00:00:00Z`) in Unix milliseconds, which
@@ -115,80 +99,14 @@ pub const ZERO_TIME_MS: i64 = -62_135_596_800_000;
 /// The API's time form (go-openapi's `strfmt.DateTime`): RFC 3339 with
 /// exactly three fraction digits, UTC.
 pub fn format_time_api(ms: i64) -> String {
-    let seconds = ms.div_euclid(1000);
-    let days = seconds.div_euclid(86_400);
-    let rest = seconds.rem_euclid(86_400);
-    let (year, month, day) = crate::timeinterval::civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60,
-        ms.rem_euclid(1000)
-    )
+    model::time::format_rfc3339_ms(ms, Fraction::Millis)
 }
 
 /// Parses an RFC 3339 time (`2026-11-22T06:04:00.123Z`, any fraction
-/// length, `Z` or `±HH:MM`) into Unix milliseconds.
+/// length, `Z` or `±HH:MM`, RFC 3339's lower-case and space forms too)
+/// into Unix milliseconds.
 pub fn parse_time(text: &str) -> Option<i64> {
-    let bytes = text.as_bytes();
-    let number = |range: std::ops::Range<usize>| -> Option<i64> {
-        let part = text.get(range)?;
-        if part.bytes().all(|b| b.is_ascii_digit()) {
-            part.parse().ok()
-        } else {
-            None
-        }
-    };
-    if bytes.len() < 20 || bytes.get(4) != Some(&b'-') || bytes.get(7) != Some(&b'-') {
-        return None;
-    }
-    if !matches!(bytes.get(10), Some(b'T' | b't' | b' '))
-        || bytes.get(13) != Some(&b':')
-        || bytes.get(16) != Some(&b':')
-    {
-        return None;
-    }
-    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    let mut position = 19;
-    let mut millis = 0;
-    if bytes.get(position) == Some(&b'.') {
-        let start = position + 1;
-        let mut end = start;
-        while bytes.get(end).is_some_and(u8::is_ascii_digit) {
-            end += 1;
-        }
-        if end == start {
-            return None;
-        }
-        let digits = text.get(start..end.min(start + 3))?;
-        millis = digits.parse::<i64>().ok()? * 10_i64.pow(3 - digits.len() as u32);
-        position = end;
-    }
-    let offset_seconds = match bytes.get(position) {
-        Some(b'Z' | b'z') if position + 1 == bytes.len() => 0,
-        Some(sign @ (b'+' | b'-'))
-            if position + 6 == bytes.len() && bytes.get(position + 3) == Some(&b':') =>
-        {
-            let hours = number(position + 1..position + 3)?;
-            let minutes = number(position + 4..position + 6)?;
-            let offset = hours * 3600 + minutes * 60;
-            if *sign == b'+' { offset } else { -offset }
-        }
-        _ => return None,
-    };
-    let days = crate::timeinterval::days_from_civil(year, month, day);
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_seconds;
-    Some(seconds * 1000 + millis)
+    model::time::parse_rfc3339_ms(text, Rfc3339Grammar::Rfc)
 }
 
 fn pairs_object(pairs: &[(String, String)]) -> Map<String, Value> {

@@ -11,7 +11,9 @@
 //!   [`storage::Queryable`]/[`storage::Querier`] to read. PromQL and the HTTP
 //!   API read only through these traits; the TSDB implements them.
 //! - [`exposition`] parses the Prometheus text format and OpenMetrics.
-//! - [`hash`] is FNV-1a, for values shared with Go programs and files.
+//! - [`hash`] is FNV-1a, for values shared with Go programs and files;
+//!   [`time`] the calendar and RFC 3339 text; [`duration`] Prometheus
+//!   durations.
 //!
 //! This crate does no I/O and has no async code.
 
@@ -22,6 +24,7 @@ pub mod labels;
 pub mod matcher;
 pub mod sample;
 pub mod storage;
+pub mod time;
 
 pub use labels::{Label, LabelStr, Labels, LabelsBuilder, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher, MatcherError};
