@@ -109,46 +109,24 @@ impl Target {
 struct Agent {
     child: ChildGuard,
     addr: SocketAddr,
-    log: std::path::PathBuf,
 }
 
 impl Agent {
     fn start(config: &Path, data_dir: &Path, log: &Path) -> Agent {
         let addr = free_addr();
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("open log");
-        let child = ChildGuard::spawn(
+        let child = ChildGuard::spawn_ready(
             Command::new(env!("CARGO_BIN_EXE_osprey"))
                 .args(["agent", "--config"])
                 .arg(config)
                 .arg("--data-dir")
                 .arg(data_dir)
                 .args(["--listen", &addr.to_string()])
-                .env("OSPREY_LOG", "info")
-                .stdout(Stdio::null())
-                .stderr(log_file),
-        )
-        .expect("spawn osprey agent");
-        let agent = Agent {
-            child,
-            addr,
-            log: log.to_owned(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok((200, _)) = http(addr, "GET", "/-/ready", &[], &[]) {
-                return agent;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "agent did not become ready; log:\n{}",
-                std::fs::read_to_string(&agent.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+                .env("OSPREY_LOG", "info"),
+            log,
+            Duration::from_secs(30),
+            || is_ready(addr),
+        );
+        Agent { child, addr }
     }
 
     fn kill(mut self) {

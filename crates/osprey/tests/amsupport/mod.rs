@@ -16,7 +16,7 @@ pub use child::ChildGuard;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -64,28 +64,13 @@ impl Process {
 }
 
 fn spawn(command: &mut Command, addr: SocketAddr, log: &Path, ready_path: &str) -> Process {
-    let log_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("open log");
-    let child = ChildGuard::spawn(command.stdout(Stdio::null()).stderr(log_file)).expect("spawn");
-    let process = Process {
+    let child = ChildGuard::spawn_ready(command, log, Duration::from_secs(30), || {
+        matches!(http(addr, "GET", ready_path, b""), Ok((200, _)))
+    });
+    Process {
         child,
         addr,
         log: log.to_path_buf(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok((200, _)) = http(addr, "GET", ready_path, b"") {
-            return process;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "process did not become ready; log:\n{}",
-            process.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -5,6 +5,7 @@
 //! Shared by `support` and `amsupport` (included with `#[path]`).
 
 use std::io::Read;
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,6 +17,35 @@ impl ChildGuard {
     /// Spawns `command` and holds the child.
     pub fn spawn(command: &mut Command) -> std::io::Result<ChildGuard> {
         command.spawn().map(ChildGuard)
+    }
+
+    /// Spawns `command` with its stderr appended to `log` (stdout
+    /// discarded) and waits until `ready` says yes; fails the test, with
+    /// the log, when that takes longer than `timeout` (the child is killed
+    /// as the guard drops).
+    pub fn spawn_ready(
+        command: &mut Command,
+        log: &Path,
+        timeout: Duration,
+        mut ready: impl FnMut() -> bool,
+    ) -> ChildGuard {
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("open the child's log");
+        let guard = ChildGuard::spawn(command.stdout(Stdio::null()).stderr(log_file))
+            .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
+        let deadline = Instant::now() + timeout;
+        while !ready() {
+            assert!(
+                Instant::now() < deadline,
+                "{command:?} did not become ready in {timeout:?}; log:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        guard
     }
 
     /// Runs `command` to its end with its output captured, killing it

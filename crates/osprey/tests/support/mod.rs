@@ -9,8 +9,8 @@ pub use child::ChildGuard;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 /// A running `osprey server` child process, killed when dropped.
 pub struct Server {
@@ -33,37 +33,20 @@ impl Server {
         log: &Path,
         extra: &[&str],
     ) -> Server {
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("open log");
-        let child = ChildGuard::spawn(
+        let child = ChildGuard::spawn_ready(
             Command::new(env!("CARGO_BIN_EXE_osprey"))
                 .args(["server", "--data-dir"])
                 .arg(data_dir)
                 .args(["--listen", &addr.to_string()])
-                .args(extra)
-                .stdout(Stdio::null())
-                .stderr(log_file),
-        )
-        .expect("spawn osprey");
-        let server = Server {
+                .args(extra),
+            log,
+            Duration::from_secs(30),
+            || is_ready(addr),
+        );
+        Server {
             child,
             addr,
             log: log.to_path_buf(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok((200, _)) = http(addr, "GET", "/-/ready", &[], &[]) {
-                return server;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server did not become ready; log:\n{}",
-                server.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -80,6 +63,11 @@ impl Server {
     pub fn terminate(mut self) -> std::process::ExitStatus {
         self.child.terminate(Duration::from_secs(60))
     }
+}
+
+/// Whether the osprey at `addr` answers `GET /-/ready` with 200.
+pub fn is_ready(addr: SocketAddr) -> bool {
+    matches!(http(addr, "GET", "/-/ready", &[], &[]), Ok((200, _)))
 }
 
 /// A free loopback port.
