@@ -162,19 +162,27 @@ fn available(program: &str, package: &str) -> bool {
     }
 }
 
-fn wait_ready(addr: SocketAddr, path: &str, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !matches!(http(addr, "GET", path, &[], &[]), Ok((200, _))) {
-        assert!(Instant::now() < deadline, "{what} did not become ready");
-        std::thread::sleep(Duration::from_millis(100));
+/// Starts a receiver with its log in `log` and waits (a minute at most)
+/// until `ready_path` answers 200.
+fn start_receiver(
+    command: &mut Command,
+    log: &Path,
+    addr: SocketAddr,
+    ready_path: &str,
+) -> Receiver {
+    let child = ChildGuard::spawn_ready(command, log, Duration::from_secs(60), || {
+        matches!(http(addr, "GET", ready_path, &[], &[]), Ok((200, _)))
+    });
+    Receiver {
+        _child: child,
+        addr,
     }
 }
 
 fn start_prometheus(dir: &Path, addr: SocketAddr) -> Receiver {
     let config = dir.join("prometheus.yml");
     std::fs::write(&config, "global:\n  scrape_interval: 1m\n").expect("write config");
-    let log = std::fs::File::create(dir.join("prometheus.log")).expect("log");
-    let child = ChildGuard::spawn(
+    start_receiver(
         Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
@@ -182,22 +190,15 @@ fn start_prometheus(dir: &Path, addr: SocketAddr) -> Receiver {
                 dir.join("data").display()
             ))
             .arg(format!("--web.listen-address={addr}"))
-            .arg("--web.enable-remote-write-receiver")
-            .stdout(Stdio::null())
-            .stderr(log),
-    )
-    .expect("spawn prometheus");
-    let receiver = Receiver {
-        _child: child,
+            .arg("--web.enable-remote-write-receiver"),
+        &dir.join("prometheus.log"),
         addr,
-    };
-    wait_ready(addr, "/-/ready", "prometheus");
-    receiver
+        "/-/ready",
+    )
 }
 
 fn start_victoria_metrics(dir: &Path, addr: SocketAddr) -> Receiver {
-    let log = std::fs::File::create(dir.join("vm.log")).expect("log");
-    let child = ChildGuard::spawn(
+    start_receiver(
         Command::new("victoria-metrics")
             .arg(format!(
                 "-storageDataPath={}",
@@ -205,17 +206,11 @@ fn start_victoria_metrics(dir: &Path, addr: SocketAddr) -> Receiver {
             ))
             .arg(format!("-httpListenAddr={addr}"))
             .arg("-search.latencyOffset=0s")
-            .arg("-search.disableCache")
-            .stdout(Stdio::null())
-            .stderr(log),
-    )
-    .expect("spawn victoria-metrics");
-    let receiver = Receiver {
-        _child: child,
+            .arg("-search.disableCache"),
+        &dir.join("vm.log"),
         addr,
-    };
-    wait_ready(addr, "/health", "victoria-metrics");
-    receiver
+        "/health",
+    )
 }
 
 fn agent_config(dir: &Path, target: SocketAddr, remote_url: &str) -> std::path::PathBuf {
