@@ -133,6 +133,7 @@ fn env_or_exit(name: &str) -> String {
 }
 
 /// Stops the build with one line.
+#[allow(clippy::exit, reason = "a build script is a program of its own")]
 fn fail(message: &str) -> ! {
     eprintln!("error: {message}");
     std::process::exit(1);

@@ -61,22 +61,14 @@ impl Alert {
 /// Prometheus's label-set fingerprint: FNV-1a 64 over each name and value
 /// (sorted by name), each followed by a 0xff byte. Shown as 16 hex digits.
 pub fn fingerprint(labels: &Labels) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut hash = OFFSET;
-    let mut feed = |bytes: &[u8]| {
-        for byte in bytes {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(PRIME);
-        }
-    };
+    let mut hash = model::hash::Fnv1a64::new();
     for label in labels.iter() {
-        feed(label.name.as_bytes());
-        feed(&[0xff]);
-        feed(label.value.as_bytes());
-        feed(&[0xff]);
+        hash.write(label.name.as_bytes());
+        hash.write(&[0xff]);
+        hash.write(label.value.as_bytes());
+        hash.write(&[0xff]);
     }
-    hash
+    hash.finish()
 }
 
 /// Turns a posted alert into a held one, as Alertmanager's API does: a
@@ -163,9 +155,16 @@ mod tests {
 
     #[test]
     fn fingerprints_match_prometheus() {
-        // Values from Prometheus's model/signature_test.go style: the
+        // The values of prometheus/common's model/signature_test.go: the
         // empty set hashes to the FNV offset basis.
-        assert_eq!(fingerprint(&Labels::empty()), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fingerprint(&Labels::empty()), 14_695_981_039_346_656_037);
+        assert_eq!(
+            fingerprint(&Labels::from_pairs([
+                ("name", "garland, briggs"),
+                ("fear", "love is not enough"),
+            ])),
+            5_799_056_148_416_392_346
+        );
         let a = fingerprint(&Labels::from_pairs([("a", "b")]));
         let b = fingerprint(&Labels::from_pairs([("a", "c")]));
         assert_ne!(a, b);

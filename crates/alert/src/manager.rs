@@ -812,7 +812,10 @@ impl Inner {
 
     /// Sends one integration's notification (unless there is nothing it
     /// wants to see) and logs it.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site, which holds every piece separately"
+    )]
     async fn notify_one(
         &self,
         integration: Integration,

@@ -1,6 +1,11 @@
 //! The dispatcher end to end over loopback: alerts in through
 //! `put_alerts`, webhook notifications out to a sink, with short timers.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -4,6 +4,11 @@
 //! event, and an SMTP conversation (EHLO name, AUTH PLAIN, envelope,
 //! headers, multipart/alternative body) with a tiny SMTP sink.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 

@@ -69,7 +69,10 @@ pub fn statfs(path: &Path) -> io::Result<FsStats> {
     }
     // The field types differ between architectures; all are unsigned or
     // non-negative in practice.
-    #[allow(clippy::unnecessary_cast)]
+    #[allow(
+        clippy::unnecessary_cast,
+        reason = "the casts are needed on the architectures whose types differ"
+    )]
     Ok(FsStats {
         block_size: buf.f_bsize as u64,
         blocks: buf.f_blocks as u64,

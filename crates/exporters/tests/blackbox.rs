@@ -3,6 +3,11 @@
 //! known, a line-based TCP server, a DNS server answering over UDP and
 //! TCP, a closed port and a server that never answers.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -2,6 +2,11 @@
 //! its labels and units, unsupported readings left out, per-process
 //! memory, and the no-GPU and failing-driver paths.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use std::sync::Mutex;
 
 use exporters::gpu::{EccCounts, GpuExporter, GpuProcess, GpuReading, GpuSource};

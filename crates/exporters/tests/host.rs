@@ -2,6 +2,11 @@
 //! (absent on most CI machines), and a broken file failing only its own
 //! collector.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use std::path::Path;
 
 use exporters::host::{Collector, HostExporter, HostOptions};

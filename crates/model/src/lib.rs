@@ -14,16 +14,21 @@
 //! - [`relabel`] is Prometheus's relabelling (every action, Go's
 //!   `regexp.Expand` replacements, MD5 `hashmod`), shared by scraping, the
 //!   alert sender and remote write.
+//! - [`hash`] is FNV-1a, for values shared with Go programs and files;
+//!   [`time`] the calendar and RFC 3339 text; [`duration`] Prometheus
+//!   durations.
 //!
 //! This crate does no I/O and has no async code.
 
 pub mod duration;
 pub mod exposition;
+pub mod hash;
 pub mod labels;
 pub mod matcher;
 pub mod relabel;
 pub mod sample;
 pub mod storage;
+pub mod time;
 
 pub use labels::{Label, LabelStr, Labels, LabelsBuilder, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher, MatcherError};

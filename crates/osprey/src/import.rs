@@ -25,8 +25,8 @@ pub fn run(data_dir: &Path, files: &[PathBuf], window_ms: i64) -> anyhow::Result
     let mut total_samples = 0u64;
     for file in files {
         let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-        // Safety of the map: the file is only read, and a concurrent
-        // truncation by another process would at worst fault this command.
+        // SAFETY: the file is only read, and a concurrent truncation by
+        // another process would at worst fault this command.
         let map = unsafe { memmap2::Mmap::map(&f) }
             .with_context(|| format!("mapping {}", file.display()))?;
         let bytes: &[u8] = &map;
@@ -43,7 +43,7 @@ pub fn run(data_dir: &Path, files: &[PathBuf], window_ms: i64) -> anyhow::Result
         let mut n: u64 = 0;
         // `for` would hold the parser borrowed; the loop body asks it for
         // its line and offset.
-        #[allow(clippy::while_let_on_iterator)]
+        #[allow(clippy::while_let_on_iterator, reason = "see the comment above")]
         while let Some(entry) = parser.next() {
             let entry = entry.map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             let Entry::Sample {

@@ -15,6 +15,11 @@
 //! Also here: silences and the notification log survive a SIGKILL of
 //! `osprey alertmanager` with no duplicate notification after restart.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 mod amsupport;
 
 use amsupport::*;

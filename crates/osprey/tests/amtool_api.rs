@@ -5,6 +5,11 @@
 //! When `amtool` is not installed the tests print why and pass, unless
 //! `OSPREY_REQUIRE_EXTERNAL=1`, where a missing `amtool` fails them.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 mod amsupport;
 
 use amsupport::*;
@@ -329,14 +334,7 @@ fn sighup_reloads_the_standalone_configuration() {
         CONFIG.replace("  - name: slack\n", "  - name: slack\n  - name: email\n"),
     )
     .unwrap();
-    let pid = am.child.as_ref().unwrap().id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    am.child.signal("HUP");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while receivers(&am).len() != 4 {
         assert!(
@@ -348,13 +346,7 @@ fn sighup_reloads_the_standalone_configuration() {
     }
     // A broken file keeps the running configuration.
     std::fs::write(&config, "route: [\n").unwrap();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    am.child.signal("HUP");
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(receivers(&am).len(), 4);
 }

@@ -5,31 +5,22 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{free_addr, http};
-
-struct Exporter(Child);
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::{ChildGuard, free_addr, http};
 
 /// Starts `osprey exporter <args>` on `addr` and waits for `/-/healthy`.
-fn start(addr: SocketAddr, args: &[&str]) -> Exporter {
-    let child = Command::new(env!("CARGO_BIN_EXE_osprey"))
-        .arg("exporter")
-        .args(args)
-        .args(["--listen", &addr.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn osprey exporter");
-    let exporter = Exporter(child);
+fn start(addr: SocketAddr, args: &[&str]) -> ChildGuard {
+    let exporter = ChildGuard::spawn(
+        Command::new(env!("CARGO_BIN_EXE_osprey"))
+            .arg("exporter")
+            .args(args)
+            .args(["--listen", &addr.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .expect("spawn osprey exporter");
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if let Ok((200, _)) = http(addr, "GET", "/-/healthy", &[], &[]) {
@@ -98,12 +89,12 @@ fn a_bad_blackbox_file_is_one_line_naming_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("blackbox.yml");
     std::fs::write(&config, "modules:\n  m:\n    prober: icmp\n").expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_osprey"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_osprey"));
+    command
         .args(["exporter", "blackbox", "--listen", &free_addr().to_string()])
         .arg("--config")
-        .arg(&config)
-        .output()
-        .expect("run");
+        .arg(&config);
+    let out = ChildGuard::output(&mut command, Duration::from_secs(30)).expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -117,75 +117,39 @@ impl Target {
     }
 }
 
-/// A running `osprey agent`.
+/// A running `osprey agent`, killed when dropped.
 struct Agent {
-    child: Child,
+    child: ChildGuard,
     addr: SocketAddr,
-    log: std::path::PathBuf,
 }
 
 impl Agent {
     fn start(config: &Path, data_dir: &Path, log: &Path) -> Agent {
         let addr = free_addr();
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("open log");
-        let child = Command::new(env!("CARGO_BIN_EXE_osprey"))
-            .args(["agent", "--config"])
-            .arg(config)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--listen", &addr.to_string()])
-            .env("OSPREY_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("spawn osprey agent");
-        let agent = Agent {
-            child,
-            addr,
-            log: log.to_owned(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok((200, _)) = http(addr, "GET", "/-/ready", &[], &[]) {
-                return agent;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "agent did not become ready; log:\n{}",
-                std::fs::read_to_string(&agent.log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = ChildGuard::spawn_ready(
+            Command::new(env!("CARGO_BIN_EXE_osprey"))
+                .args(["agent", "--config"])
+                .arg(config)
+                .arg("--data-dir")
+                .arg(data_dir)
+                .args(["--listen", &addr.to_string()])
+                .env("OSPREY_LOG", "info"),
+            log,
+            Duration::from_secs(30),
+            || is_ready(addr),
+        );
+        Agent { child, addr }
     }
 
     fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill();
     }
 }
 
 /// An external receiver process, killed when dropped.
 struct Receiver {
-    child: Child,
+    _child: ChildGuard,
     addr: SocketAddr,
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn required() -> bool {
@@ -210,52 +174,55 @@ fn available(program: &str, package: &str) -> bool {
     }
 }
 
-fn wait_ready(addr: SocketAddr, path: &str, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !matches!(http(addr, "GET", path, &[], &[]), Ok((200, _))) {
-        assert!(Instant::now() < deadline, "{what} did not become ready");
-        std::thread::sleep(Duration::from_millis(100));
+/// Starts a receiver with its log in `log` and waits (a minute at most)
+/// until `ready_path` answers 200.
+fn start_receiver(
+    command: &mut Command,
+    log: &Path,
+    addr: SocketAddr,
+    ready_path: &str,
+) -> Receiver {
+    let child = ChildGuard::spawn_ready(command, log, Duration::from_secs(60), || {
+        matches!(http(addr, "GET", ready_path, &[], &[]), Ok((200, _)))
+    });
+    Receiver {
+        _child: child,
+        addr,
     }
 }
 
 fn start_prometheus(dir: &Path, addr: SocketAddr) -> Receiver {
     let config = dir.join("prometheus.yml");
     std::fs::write(&config, "global:\n  scrape_interval: 1m\n").expect("write config");
-    let log = std::fs::File::create(dir.join("prometheus.log")).expect("log");
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address={addr}"))
-        .arg("--web.enable-remote-write-receiver")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn prometheus");
-    let receiver = Receiver { child, addr };
-    wait_ready(addr, "/-/ready", "prometheus");
-    receiver
+    start_receiver(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--web.enable-remote-write-receiver"),
+        &dir.join("prometheus.log"),
+        addr,
+        "/-/ready",
+    )
 }
 
 fn start_victoria_metrics(dir: &Path, addr: SocketAddr) -> Receiver {
-    let log = std::fs::File::create(dir.join("vm.log")).expect("log");
-    let child = Command::new("victoria-metrics")
-        .arg(format!(
-            "-storageDataPath={}",
-            dir.join("vm-data").display()
-        ))
-        .arg(format!("-httpListenAddr={addr}"))
-        .arg("-search.latencyOffset=0s")
-        .arg("-search.disableCache")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn victoria-metrics");
-    let receiver = Receiver { child, addr };
-    wait_ready(addr, "/health", "victoria-metrics");
-    receiver
+    start_receiver(
+        Command::new("victoria-metrics")
+            .arg(format!(
+                "-storageDataPath={}",
+                dir.join("vm-data").display()
+            ))
+            .arg(format!("-httpListenAddr={addr}"))
+            .arg("-search.latencyOffset=0s")
+            .arg("-search.disableCache"),
+        &dir.join("vm.log"),
+        addr,
+        "/health",
+    )
 }
 
 fn agent_config(dir: &Path, target: SocketAddr, remote_url: &str) -> std::path::PathBuf {
@@ -355,14 +322,15 @@ fn agent_forwards_to_prometheus() {
     );
 
     // A second agent on the same data directory refuses to start.
-    let second = Command::new(env!("CARGO_BIN_EXE_osprey"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_osprey"));
+    command
         .args(["agent", "--config"])
         .arg(&config)
         .arg("--data-dir")
         .arg(dir.path().join("agent-data"))
-        .args(["--listen", &free_addr().to_string()])
-        .output()
-        .expect("run second agent");
+        .args(["--listen", &free_addr().to_string()]);
+    let second =
+        ChildGuard::output(&mut command, Duration::from_secs(30)).expect("run second agent");
     assert!(!second.status.success());
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(

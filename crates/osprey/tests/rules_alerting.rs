@@ -10,7 +10,7 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -31,17 +31,8 @@ fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
     }
 }
 
-struct Alertmanager(Child);
-
-impl Drop for Alertmanager {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts Debian's Alertmanager on `addr`, or says why it cannot.
-fn start_alertmanager(dir: &std::path::Path, addr: SocketAddr) -> Option<Alertmanager> {
+fn start_alertmanager(dir: &std::path::Path, addr: SocketAddr) -> Option<ChildGuard> {
     let required = std::env::var("OSPREY_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1");
     let config = dir.join("alertmanager.yml");
     std::fs::write(
@@ -49,17 +40,17 @@ fn start_alertmanager(dir: &std::path::Path, addr: SocketAddr) -> Option<Alertma
         "route:\n  receiver: blackhole\nreceivers:\n  - name: blackhole\n",
     )
     .expect("write alertmanager.yml");
-    let child = Command::new("prometheus-alertmanager")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!("--storage.path={}", dir.join("am-data").display()))
-        .arg(format!("--web.listen-address={addr}"))
-        .arg("--cluster.listen-address=")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
+    let child = ChildGuard::spawn(
+        Command::new("prometheus-alertmanager")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.path={}", dir.join("am-data").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
     match child {
-        Ok(child) => {
-            let am = Alertmanager(child);
+        Ok(am) => {
             wait_for(
                 "the Alertmanager to be ready",
                 Duration::from_secs(30),

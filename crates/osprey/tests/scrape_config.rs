@@ -58,14 +58,7 @@ fn scrapes_reloads_and_keeps_a_good_config() {
 
     // SIGHUP with a second job.
     std::fs::write(&cfg, config(addr, &["self", "again"])).expect("write config");
-    let pid = server.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
+    server.child.signal("HUP");
     wait_for("up{job=again} = 1 after SIGHUP", || {
         up(addr, "again") == Some(1.0)
     });
@@ -96,13 +89,13 @@ fn scrapes_reloads_and_keeps_a_good_config() {
     server.kill();
 
     // Starting on the broken file fails with file, line and field.
-    let out = Command::new(env!("CARGO_BIN_EXE_osprey"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_osprey"));
+    command
         .args(["server", "--data-dir"])
         .arg(dir.path().join("data2"))
         .args(["--listen", &free_addr().to_string(), "--config"])
-        .arg(&cfg)
-        .output()
-        .expect("run");
+        .arg(&cfg);
+    let out = ChildGuard::output(&mut command, Duration::from_secs(30)).expect("run");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

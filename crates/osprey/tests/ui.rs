@@ -14,13 +14,12 @@
 
 mod support;
 
-use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{Server, free_addr, http};
+use support::{ChildGuard, Server, free_addr, http};
 
 /// The repository root.
 fn repo_root() -> PathBuf {
@@ -385,32 +384,19 @@ fn ui_unit_tests_in_node() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let mut child = Command::new("node")
-        .args(["--test", "test/unit.mjs"])
-        .current_dir(root.join("ui"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn node");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait node") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "node --test did not finish in 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let mut output = String::new();
-    if let Some(mut s) = child.stdout.take() {
-        let _ = s.read_to_string(&mut output);
-    }
-    if let Some(mut s) = child.stderr.take() {
-        let _ = s.read_to_string(&mut output);
-    }
-    assert!(status.success(), "UI unit tests failed:\n{output}");
+    let out = ChildGuard::output(
+        Command::new("node")
+            .args(["--test", "test/unit.mjs"])
+            .current_dir(root.join("ui")),
+        Duration::from_secs(60),
+    )
+    .expect("run node --test");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "UI unit tests failed:\n{output}");
     assert!(output.contains("# fail 0"), "{output}");
 }
 
@@ -423,39 +409,26 @@ fn run_e2e(
     extra: &[&std::ffi::OsStr],
 ) -> (bool, String) {
     let root = repo_root();
-    let mut child = Command::new("node")
-        .arg(root.join("ui/test/e2e.mjs"))
-        .args(["--base", &format!("http://{addr}")])
-        .arg("--out")
-        .arg(screenshots)
-        .arg("--chromium")
-        .arg(chromium)
-        .args(extra)
-        .current_dir(root.join("ui"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn node");
     // The browser checks take under a minute; four minutes bound a hang.
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait node") {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    let mut output = String::new();
-    if let Some(mut s) = child.stdout.take() {
-        let _ = s.read_to_string(&mut output);
-    }
-    if let Some(mut s) = child.stderr.take() {
-        let _ = s.read_to_string(&mut output);
-    }
+    let finished = ChildGuard::run(
+        Command::new("node")
+            .arg(root.join("ui/test/e2e.mjs"))
+            .args(["--base", &format!("http://{addr}")])
+            .arg("--out")
+            .arg(screenshots)
+            .arg("--chromium")
+            .arg(chromium)
+            .args(extra)
+            .current_dir(root.join("ui")),
+        Duration::from_secs(240),
+    )
+    .expect("spawn node");
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&finished.stdout),
+        String::from_utf8_lossy(&finished.stderr)
+    );
+    let status = finished.status;
     println!("{output}");
     match status {
         Some(status) => (status.success(), output),

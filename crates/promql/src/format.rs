@@ -5,42 +5,13 @@
 use crate::ast::{At, Cardinality, Expr, Grouping, Matching, VectorSelector};
 use crate::functions::go_float;
 use model::MatchOp;
+use model::duration::format_duration_ms;
 
 /// The canonical text of an expression.
 pub fn format(expr: &Expr) -> String {
     let mut out = String::new();
     write_expr(&mut out, expr);
     out
-}
-
-/// Prometheus's duration text: `1h30m`, `5m`, `0s`, `-5m`.
-pub(crate) fn format_duration(ms: i64) -> String {
-    if ms == 0 {
-        return "0s".into();
-    }
-    let mut s = String::new();
-    let mut rest = ms.unsigned_abs();
-    if ms < 0 {
-        s.push('-');
-    }
-    const UNITS: [(&str, u64); 7] = [
-        ("y", 365 * 24 * 3_600_000),
-        ("w", 7 * 24 * 3_600_000),
-        ("d", 24 * 3_600_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
-    ];
-    for (unit, size) in UNITS {
-        let n = rest / size;
-        if n > 0 {
-            s.push_str(&n.to_string());
-            s.push_str(unit);
-            rest -= n * size;
-        }
-    }
-    s
 }
 
 fn is_legacy_name(s: &str, allow_colon: bool) -> bool {
@@ -74,7 +45,7 @@ pub(crate) fn go_quote(v: &str) -> String {
 fn write_at_offset(out: &mut String, at: Option<At>, offset_ms: i64) {
     if offset_ms != 0 {
         out.push_str(" offset ");
-        out.push_str(&format_duration(offset_ms));
+        out.push_str(&format_duration_ms(offset_ms));
     }
     match at {
         None => {}
@@ -158,17 +129,17 @@ fn write_expr(out: &mut String, e: &Expr) {
         Expr::MatrixSelector(ms) => {
             write_selector_body(out, &ms.selector);
             out.push('[');
-            out.push_str(&format_duration(ms.range_ms));
+            out.push_str(&format_duration_ms(ms.range_ms));
             out.push(']');
             write_at_offset(out, ms.selector.at, ms.selector.offset_ms);
         }
         Expr::Subquery(sq) => {
             write_expr(out, &sq.expr);
             out.push('[');
-            out.push_str(&format_duration(sq.range_ms));
+            out.push_str(&format_duration_ms(sq.range_ms));
             out.push(':');
             if let Some(step) = sq.step_ms {
-                out.push_str(&format_duration(step));
+                out.push_str(&format_duration_ms(step));
             }
             out.push(']');
             write_at_offset(out, sq.at, sq.offset_ms);

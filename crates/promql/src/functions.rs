@@ -10,6 +10,7 @@ use crate::ast::{Call, Expr, ValueType};
 use crate::eval::{Ctx, RangeArg, Steps, unwrap_parens};
 use crate::value::{RangeSeries, StepSeries, Val};
 use model::MatchOp;
+use model::time;
 use model::{Labels, LabelsBuilder};
 
 /// One function's signature.
@@ -1073,23 +1074,19 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 
 fn date_function(name: &str) -> fn(f64) -> f64 {
     match name {
-        "days_in_month" => |t| date_of(t).map_or(f64::NAN, |d| days_in_month(d.0, d.1) as f64),
-        "day_of_month" => |t| date_of(t).map_or(f64::NAN, |d| d.2 as f64),
-        "day_of_week" => {
-            |t| date_parts(t).map_or(f64::NAN, |(days, _)| (days + 4).rem_euclid(7) as f64)
+        "days_in_month" => {
+            |t| date_of(t).map_or(f64::NAN, |d| f64::from(time::days_in_month(d.0, d.1)))
         }
-        "day_of_year" => |t| {
-            date_of(t).map_or(f64::NAN, |(y, m, d)| {
-                let mut n = d;
-                for mm in 1..m {
-                    n += days_in_month(y, mm);
-                }
-                n as f64
-            })
-        },
+        "day_of_month" => |t| date_of(t).map_or(f64::NAN, |d| f64::from(d.2)),
+        "day_of_week" => {
+            |t| date_parts(t).map_or(f64::NAN, |(days, _)| f64::from(time::weekday(days)))
+        }
+        "day_of_year" => {
+            |t| date_parts(t).map_or(f64::NAN, |(days, _)| f64::from(time::day_of_year(days)))
+        }
         "hour" => |t| date_parts(t).map_or(f64::NAN, |(_, s)| (s / 3600) as f64),
         "minute" => |t| date_parts(t).map_or(f64::NAN, |(_, s)| (s % 3600 / 60) as f64),
-        "month" => |t| date_of(t).map_or(f64::NAN, |d| d.1 as f64),
+        "month" => |t| date_of(t).map_or(f64::NAN, |d| f64::from(d.1)),
         _ => |t| date_of(t).map_or(f64::NAN, |d| d.0 as f64),
     }
 }
@@ -1104,26 +1101,7 @@ fn date_parts(t: f64) -> Option<(i64, i64)> {
 }
 
 /// Civil date (year, month, day) of a time in seconds.
-fn date_of(t: f64) -> Option<(i64, i64, i64)> {
+fn date_of(t: f64) -> Option<(i64, u32, u32)> {
     let (days, _) = date_parts(t)?;
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    Some((if m <= 2 { y + 1 } else { y }, m, d))
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
+    Some(time::civil_from_days(days))
 }

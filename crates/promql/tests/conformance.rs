@@ -222,39 +222,7 @@ enum Item {
 }
 
 fn parse_duration(s: &str) -> Option<i64> {
-    if s == "0" {
-        return Some(0);
-    }
-    let units: [(&str, i64); 7] = [
-        ("y", 365 * 86_400_000),
-        ("w", 7 * 86_400_000),
-        ("d", 86_400_000),
-        ("h", 3_600_000),
-        ("ms", 1),
-        ("m", 60_000),
-        ("s", 1000),
-    ];
-    let bytes = s.as_bytes();
-    let mut i = 0;
-    let mut total: i64 = 0;
-    if bytes.is_empty() {
-        return None;
-    }
-    while i < bytes.len() {
-        let start = i;
-        while i < bytes.len() && bytes[i].is_ascii_digit() {
-            i += 1;
-        }
-        if start == i {
-            return None;
-        }
-        let n: i64 = s[start..i].parse().ok()?;
-        let rest = &s[i..];
-        let (unit, size) = units.iter().find(|(u, _)| rest.starts_with(u))?;
-        total = total.checked_add(n.checked_mul(*size)?)?;
-        i += unit.len();
-    }
-    Some(total)
+    model::duration::parse_ms(s).ok()
 }
 
 fn parse_float(s: &str) -> Option<f64> {

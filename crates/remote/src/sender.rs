@@ -464,7 +464,7 @@ impl RemoteWriter {
 /// The name of a queue's position file (without `.position`).
 pub fn queue_id(config: &RemoteWriteConfig) -> String {
     if config.name.is_empty() {
-        format!("url-{:016x}", fnv1a64(config.url.as_bytes()))
+        format!("url-{:016x}", model::hash::fnv1a_64(config.url.as_bytes()))
     } else {
         config
             .name
@@ -478,15 +478,6 @@ pub fn queue_id(config: &RemoteWriteConfig) -> String {
             })
             .collect()
     }
-}
-
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in bytes {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
 }
 
 fn build_client(config: &RemoteWriteConfig) -> Result<HttpClient, String> {

@@ -260,7 +260,7 @@ impl Group {
     /// interval by a hash of the group's identity so that groups do not
     /// all evaluate at the same instant.
     pub fn next_eval_ms(&self, now_ms: i64) -> i64 {
-        let offset = (fnv1a(format!("{};{}", self.name, self.file).as_bytes())
+        let offset = (model::hash::fnv1a_64(format!("{};{}", self.name, self.file).as_bytes())
             % self.interval_ms as u64) as i64;
         let adjusted = now_ms - offset;
         let base = adjusted - adjusted.rem_euclid(self.interval_ms);
@@ -694,13 +694,4 @@ pub fn generator_url(external_url: &str, expr: &str) -> String {
         "{}/graph?g0.expr={encoded}&g0.tab=1",
         external_url.trim_end_matches('/')
     )
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in bytes {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
 }

@@ -20,7 +20,7 @@
 
 use crate::file::{GroupSpec, parse_rule_file};
 use crate::group::{ALERT_NAME, AlertState, EvalEnv, Group, GroupOptions};
-use model::duration::parse_duration_ms;
+use model::duration::{format_duration_ms, parse_duration_ms};
 use model::labels::METRIC_NAME;
 use model::storage::Storage;
 use model::{Labels, STALE_NAN};
@@ -434,60 +434,10 @@ fn go_float(v: f64) -> String {
     }
 }
 
-/// A duration as Go's `time.Duration.String` prints it (`1m0s`, `1h30m0s`).
+/// A duration in milliseconds as Go's `time.Duration.String` prints it
+/// (`1m0s`, `1h30m0s`), as promtool shows times.
 pub fn go_duration(ms: i64) -> String {
-    if ms == 0 {
-        return "0s".into();
-    }
-    let negative = ms < 0;
-    let ms = ms.unsigned_abs();
-    let (h, m, s, frac) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
-    let mut out = String::new();
-    if negative {
-        out.push('-');
-    }
-    if ms < 1000 {
-        let _ = write!(out, "{ms}ms");
-        return out;
-    }
-    if h > 0 {
-        let _ = write!(out, "{h}h");
-    }
-    if h > 0 || m > 0 {
-        let _ = write!(out, "{m}m");
-    }
-    if frac > 0 {
-        let frac = format!("{frac:03}");
-        let _ = write!(out, "{s}.{}s", frac.trim_end_matches('0'));
-    } else {
-        let _ = write!(out, "{s}s");
-    }
-    out
-}
-
-/// A Prometheus duration as `model.Duration.String` prints it (`10m`, `1h30m`).
-fn prometheus_duration(ms: i64) -> String {
-    if ms == 0 {
-        return "0s".into();
-    }
-    let units = [
-        ("y", 365 * 24 * 3_600_000),
-        ("w", 7 * 24 * 3_600_000),
-        ("d", 24 * 3_600_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
-    ];
-    let mut rest = ms;
-    let mut out = String::new();
-    for (unit, size) in units {
-        if rest >= size {
-            let _ = write!(out, "{}{unit}", rest / size);
-            rest %= size;
-        }
-    }
-    out
+    template::time::duration_string(ms.saturating_mul(1_000_000))
 }
 
 /// Parses `name{a="b"}` into labels.
@@ -773,7 +723,7 @@ impl Fields<'_> {
             match self.key(key)?.as_str() {
                 "eval_time" => {
                     test.eval_time_ms = self.duration(value, field)?;
-                    test.eval_time_text = prometheus_duration(test.eval_time_ms);
+                    test.eval_time_text = format_duration_ms(test.eval_time_ms);
                 }
                 "alertname" => test.alertname = self.string(value, field)?,
                 "exp_alerts" => {
@@ -818,7 +768,7 @@ impl Fields<'_> {
                 "expr" => test.expr = self.string(value, field)?,
                 "eval_time" => {
                     test.eval_time_ms = self.duration(value, field)?;
-                    test.eval_time_text = prometheus_duration(test.eval_time_ms);
+                    test.eval_time_text = format_duration_ms(test.eval_time_ms);
                 }
                 "exp_samples" => {
                     for item in self.sequence(value, field)? {
@@ -877,7 +827,7 @@ mod tests {
         assert_eq!(go_duration(60_000), "1m0s");
         assert_eq!(go_duration(5_400_000), "1h30m0s");
         assert_eq!(go_duration(1_500), "1.5s");
-        assert_eq!(prometheus_duration(600_000), "10m");
-        assert_eq!(prometheus_duration(5_400_000), "1h30m");
+        assert_eq!(go_duration(500), "500ms");
+        assert_eq!(go_duration(-90_000), "-1m30s");
     }
 }

@@ -11,12 +11,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use model::Labels;
+use model::duration::format_duration_ms;
 use model::storage::Appendable;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::discovery::FileDiscovery;
 use crate::scrape_loop::{LoopContext, LoopHandle, LoopStatus, start_loop};
-use crate::target::{Target, TargetGroup, build_targets, format_duration_ms, global_url};
+use crate::target::{Target, TargetGroup, build_targets, global_url};
 use crate::{
     ActiveTarget, DroppedTarget, MetricMetadata, TargetHealth, TargetMetadata, TargetsSnapshot,
 };

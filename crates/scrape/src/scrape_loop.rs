@@ -134,22 +134,12 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// FNV-1a, for a stable offset per target.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in bytes {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash
-}
-
 /// How long to wait before the first scrape so that this target is
 /// scraped at the same phase of every interval, spread over the interval
 /// by a hash of the target (Prometheus's scheme).
 fn initial_delay_ms(target: &Target, seed: u64, interval_ms: i64, now: i64) -> i64 {
     let interval = interval_ms.max(1) as u64;
-    let offset = (fnv1a(target.identity().as_bytes()) ^ seed) % interval;
+    let offset = (model::hash::fnv1a_64(target.identity().as_bytes()) ^ seed) % interval;
     let phase = now.rem_euclid(interval as i64) as u64;
     ((offset + interval - phase) % interval) as i64
 }
@@ -707,7 +697,10 @@ const PREFETCH_DISTANCE: usize = 8;
 /// Parses a body and stages its samples in `appender`, applying
 /// honor_labels, honor_timestamps, metric relabelling and the limits. On
 /// error the caller rolls the appender back.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the per-scrape state the loop owns, passed apart to borrow it apart"
+)]
 fn parse_and_append(
     context: &LoopContext,
     body: &[u8],

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use model::Labels;
-use model::duration::parse_duration_ms;
+use model::duration::{format_duration_ms, parse_duration_ms};
 use reqwest::Url;
 
 use crate::relabel::process;
@@ -53,31 +53,6 @@ impl Target {
     pub fn identity(&self) -> String {
         format!("{}|{}", self.labels, self.scrape_url)
     }
-}
-
-/// Formats milliseconds as a Prometheus duration (`1m30s`, `500ms`).
-pub fn format_duration_ms(ms: i64) -> String {
-    if ms == 0 {
-        return "0s".to_string();
-    }
-    let units: [(&str, i64); 7] = [
-        ("y", 365 * 24 * 3_600_000),
-        ("w", 7 * 24 * 3_600_000),
-        ("d", 24 * 3_600_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
-    ];
-    let mut rest = ms.max(0);
-    let mut text = String::new();
-    for (unit, size) in units {
-        if rest >= size {
-            text.push_str(&format!("{}{unit}", rest / size));
-            rest %= size;
-        }
-    }
-    text
 }
 
 /// Turns discovered groups into targets to scrape and the discovered
@@ -312,14 +287,5 @@ scrape_configs:
         assert_eq!(target.labels.get("job"), Some("blackbox"));
         assert_eq!(target.scrape_interval_ms, 30_000);
         assert!(target.labels.iter().all(|l| !l.name.starts_with("__")));
-    }
-
-    #[test]
-    fn durations_format_like_prometheus() {
-        assert_eq!(format_duration_ms(60_000), "1m");
-        assert_eq!(format_duration_ms(90_000), "1m30s");
-        assert_eq!(format_duration_ms(15_000), "15s");
-        assert_eq!(format_duration_ms(100), "100ms");
-        assert_eq!(format_duration_ms(0), "0s");
     }
 }

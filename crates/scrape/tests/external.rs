@@ -4,6 +4,11 @@
 //! saying why, when its program is missing, and fails instead when
 //! `OSPREY_REQUIRE_EXTERNAL=1` (as in CI).
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 mod common;
 
 use std::collections::BTreeMap;

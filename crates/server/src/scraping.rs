@@ -204,50 +204,14 @@ fn metadata_limit(params: &crate::params::Params, name: &str) -> Result<Option<u
 /// RFC 3339 in UTC with nanoseconds, as Prometheus prints `lastScrape`.
 fn rfc3339(t: std::time::SystemTime) -> String {
     let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, day) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
-        d.subsec_nanos()
-    )
+    let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    model::time::format_rfc3339(secs, d.subsec_nanos(), model::time::Fraction::Nanos)
 }
 
 /// Milliseconds since the epoch as Go's RFC 3339 with nanoseconds prints
 /// a `time.Time` in JSON: UTC, fraction without trailing zeros.
 pub(crate) fn rfc3339_ms(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let millis = ms.rem_euclid(1000);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, day) = civil_from_days(days);
-    let fraction = if millis == 0 {
-        String::new()
-    } else {
-        format!(".{millis:03}").trim_end_matches('0').to_string()
-    };
-    format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}{fraction}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
-    )
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    model::time::format_rfc3339_ms(ms, model::time::Fraction::Trimmed)
 }
 
 #[cfg(test)]

@@ -3,6 +3,11 @@
 //! usual blackbox relabelling recipe scraping through `/probe` end to end,
 //! and the `process_*` metrics on `/metrics`.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

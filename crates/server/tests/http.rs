@@ -4,6 +4,11 @@
 //! The store is `server::testing::test_storage()`; switching these tests
 //! to the real TSDB is a change in that one function.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 

@@ -7,6 +7,11 @@
 //! and errors are `{"status":"error","errorType":...,"error":...}` with
 //! Prometheus's wording where it is documented.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -520,9 +520,11 @@ impl State<'_> {
 
     /// Evaluates `.A.B.C args`: every field but the last is read plainly;
     /// the last one gets the arguments (a method call) if there are any.
-    // The receiver, the error site and the operands are all needed; a
-    // struct for them would only move the same names around.
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the receiver, the error site and the operands are all needed; \
+                  a struct for them would only move the same names around"
+    )]
     fn eval_field_chain(
         &mut self,
         dot: &Value,
@@ -544,7 +546,10 @@ impl State<'_> {
         Ok(receiver)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "as for eval_field_chain, whose arguments it receives"
+    )]
     fn eval_field(
         &mut self,
         dot: &Value,

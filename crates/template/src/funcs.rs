@@ -1030,56 +1030,20 @@ fn float_to_time(v: f64) -> Result<Time, String> {
     ))
 }
 
-/// Prometheus's duration syntax (`1h30m`, `5d`, `500ms`), in seconds.
+/// Prometheus's duration syntax (`1h30m`, `5d`, `500ms`), in seconds, with
+/// the errors of Prometheus's `parseDuration` template function (whose
+/// range is Go's `time.Duration`, about 292 years).
 pub fn parse_prometheus_duration(s: &str) -> Result<f64, String> {
-    let bad = || format!("not a valid duration string: {}", crate::fmt::quote(s));
-    if s.is_empty() {
-        return Err(bad());
+    use model::duration::{DurationError, parse_ms};
+    const MAX_MS: i64 = i64::MAX / 1_000_000;
+    match parse_ms(s) {
+        Ok(ms) if ms <= MAX_MS => Ok(ms as f64 / 1000.0),
+        Ok(_) | Err(DurationError::OutOfRange) => Err(format!("duration out of range: {s}")),
+        Err(DurationError::Invalid) => Err(format!(
+            "not a valid duration string: {}",
+            crate::fmt::quote(s)
+        )),
     }
-    if s == "0" {
-        return Ok(0.0);
-    }
-    const UNITS: [(&str, u64); 7] = [
-        ("y", 365 * 24 * 3_600_000),
-        ("w", 7 * 24 * 3_600_000),
-        ("d", 24 * 3_600_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1000),
-        ("ms", 1),
-    ];
-    let mut rest = s;
-    let mut total_ms: u64 = 0;
-    let mut last_unit = 0usize;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        // Longest unit first so `ms` is not read as `m`.
-        let (unit_index, unit) = UNITS
-            .iter()
-            .enumerate()
-            .filter(|(_, (u, _))| rest.starts_with(u))
-            .max_by_key(|(_, (u, _))| u.len())
-            .ok_or_else(bad)?;
-        // Units must appear in decreasing order, each at most once.
-        if unit_index < last_unit || (total_ms > 0 && unit_index == last_unit) {
-            return Err(bad());
-        }
-        last_unit = unit_index;
-        total_ms = n
-            .checked_mul(unit.1)
-            .and_then(|v| total_ms.checked_add(v))
-            .ok_or_else(|| format!("duration out of range: {s}"))?;
-        rest = &rest[unit.0.len()..];
-    }
-    if total_ms > i64::MAX as u64 / 1_000_000 {
-        return Err(format!("duration out of range: {s}"));
-    }
-    Ok(total_ms as f64 / 1000.0)
 }
 
 #[cfg(test)]
@@ -1109,6 +1073,14 @@ mod tests {
         );
         assert!(parse_prometheus_duration("").is_err());
         assert!(parse_prometheus_duration("99999999999999999999y").is_err());
+        assert_eq!(
+            parse_prometheus_duration("300y").unwrap_err(),
+            "duration out of range: 300y"
+        );
+        assert_eq!(
+            parse_prometheus_duration("292y"),
+            Ok(292.0 * 365.0 * 86_400.0)
+        );
     }
 
     #[test]

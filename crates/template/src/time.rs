@@ -182,20 +182,6 @@ fn fraction(value: u64, scale: u64) -> String {
     format!("{whole}.{}", digits.trim_end_matches('0'))
 }
 
-/// Civil date (year, month 1..12, day 1..31) of days since 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 const MONTHS: [&str; 12] = [
     "January",
     "February",
@@ -227,15 +213,13 @@ type Writer<'a> = &'a dyn Fn(&mut String);
 fn format_layout(t: Time, layout: &str) -> String {
     let days = t.secs.div_euclid(86_400);
     let secs_of_day = t.secs.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
+    let (year, month, day) = model::time::civil_from_days(days);
     let hour = secs_of_day / 3600;
     let minute = (secs_of_day / 60) % 60;
     let second = secs_of_day % 60;
-    // 1970-01-01 was a Thursday.
-    let weekday = (days + 4).rem_euclid(7) as usize;
     let month_name = MONTHS[(month as usize - 1) % 12];
-    let day_name = DAYS[weekday];
-    let year_day = days - days_from_civil(year, 1, 1) + 1;
+    let day_name = DAYS[model::time::weekday(days) as usize];
+    let year_day = model::time::day_of_year(days);
     let mut out = String::new();
     let mut rest = layout;
     while !rest.is_empty() {
@@ -346,18 +330,6 @@ fn twelve(hour: i64) -> i64 {
         0 => 12,
         h => h,
     }
-}
-
-/// Days since 1970-01-01 of a civil date.
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(month);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

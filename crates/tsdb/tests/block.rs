@@ -2,6 +2,11 @@
 //! select against a brute-force filter, label names and values, chunk
 //! round trips, corruption and truncation, and crash leftovers.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use model::{Labels, MatchOp, Matcher, matcher::matches_all};
 use proptest::prelude::*;
 use std::path::Path;

@@ -25,6 +25,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use model::hash::fnv1a_64;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
@@ -116,7 +118,7 @@ impl Asset {
         } else {
             gzip(bytes).filter(|z| z.len() < bytes.len())
         };
-        let etag = format!("\"{:016x}\"", fnv1a(bytes));
+        let etag = format!("\"{:016x}\"", fnv1a_64(bytes));
         Asset {
             bytes,
             gzip,
@@ -135,9 +137,9 @@ fn build_id() -> &'static str {
         let mut all = Vec::new();
         for (name, bytes) in assets::ASSETS {
             all.extend_from_slice(name.as_bytes());
-            all.extend_from_slice(&fnv1a(bytes).to_le_bytes());
+            all.extend_from_slice(&fnv1a_64(bytes).to_le_bytes());
         }
-        format!("{:012x}", fnv1a(&all) & 0xffff_ffff_ffff)
+        format!("{:012x}", fnv1a_64(&all) & 0xffff_ffff_ffff)
     })
 }
 
@@ -179,16 +181,6 @@ fn gzip(bytes: &[u8]) -> Option<Vec<u8>> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     encoder.write_all(bytes).ok()?;
     encoder.finish().ok()
-}
-
-/// FNV-1a, 64 bits: a content hash for ETags (not for security).
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 async fn index(headers: HeaderMap) -> Response {

@@ -152,9 +152,10 @@ impl TimeInterval {
         let local = seconds + i64::from(self.location.offset_at(seconds));
         let days = local.div_euclid(86_400);
         let minute_of_day = (local.rem_euclid(86_400) / 60) as u32;
-        let (year, month, day) = civil_from_days(days);
-        // 1970-01-01 was a Thursday (4).
-        let weekday = (days + 4).rem_euclid(7) as u32;
+        let (full_year, month, day) = model::time::civil_from_days(days);
+        let year = i32::try_from(full_year).unwrap_or(i32::MAX);
+        let (month, day) = (month as i32, day as i32);
+        let weekday = model::time::weekday(days);
         if !self.times.is_empty()
             && !self
                 .times
@@ -164,7 +165,7 @@ impl TimeInterval {
             return false;
         }
         if !self.days_of_month.is_empty() {
-            let month_days = days_in_month(year, month);
+            let month_days = model::time::days_in_month(full_year, month as u32) as i32;
             let found = self.days_of_month.iter().any(|&(begin, end)| {
                 let begin = if begin < 0 {
                     month_days + begin + 1
@@ -214,42 +215,6 @@ impl TimeInterval {
 /// Whether any interval of a named list holds.
 pub fn any_contains(intervals: &[TimeInterval], unix_ms: i64) -> bool {
     intervals.iter().any(|interval| interval.contains(unix_ms))
-}
-
-/// `(year, month 1-12, day 1-31)` of a day count since 1970-01-01
-/// (Howard Hinnant's `civil_from_days`).
-pub fn civil_from_days(days: i64) -> (i32, i32, i32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year as i32, month as i32, day as i32)
-}
-
-/// Days since 1970-01-01 of a civil date (the inverse of
-/// [`civil_from_days`]).
-pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = year - i64::from(month <= 2);
-    let era = y.div_euclid(400);
-    let year_of_era = y - era * 400;
-    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
-}
-
-fn days_in_month(year: i32, month: i32) -> i32 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
 }
 
 /// `HH:MM` (00:00 to 24:00) as minutes of the day.
@@ -369,24 +334,8 @@ mod tests {
 
     /// Unix milliseconds of a UTC date and time.
     fn utc(year: i32, month: i32, day: i32, hour: i64, minute: i64) -> i64 {
-        // Days from civil, the inverse of `civil_from_days`.
-        let y = i64::from(year) - i64::from(month <= 2);
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let m = i64::from(month);
-        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        let days = era * 146_097 + doe - 719_468;
+        let days = model::time::days_from_civil(i64::from(year), month as u32, day as u32);
         (days * 86_400 + hour * 3600 + minute * 60) * 1000
-    }
-
-    #[test]
-    fn civil_dates_round_trip() {
-        for days in [-1000, 0, 59, 365, 10_957, 20_000, 50_000] {
-            let (y, m, d) = civil_from_days(days);
-            assert_eq!(utc(y, m, d, 0, 0), days * 86_400_000);
-        }
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
     }
 
     #[test]

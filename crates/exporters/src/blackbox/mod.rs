@@ -191,19 +191,9 @@ pub(crate) async fn resolve(
     metrics.gauge(
         "probe_ip_addr_hash",
         "A hash of the probed IP address, to notice when it changes.",
-        f64::from(fnv1a_32(addr.to_string().as_bytes())),
+        f64::from(model::hash::fnv1a_32(addr.to_string().as_bytes())),
     );
     Some(addr)
-}
-
-/// 32-bit FNV-1a, the hash blackbox_exporter uses for `probe_ip_addr_hash`.
-fn fnv1a_32(bytes: &[u8]) -> u32 {
-    let mut hash: u32 = 0x811c_9dc5;
-    for &b in bytes {
-        hash ^= u32::from(b);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    hash
 }
 
 /// Splits `host:port` (`[v6]:port` too), with `default_port` when there is
@@ -228,13 +218,6 @@ pub(crate) fn split_host_port(target: &str, default_port: Option<u16>) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fnv_matches_reference_values() {
-        // Reference values of FNV-1a 32 for "" and "a".
-        assert_eq!(fnv1a_32(b""), 0x811c_9dc5);
-        assert_eq!(fnv1a_32(b"a"), 0xe40c_292c);
-    }
 
     #[test]
     fn host_port_forms() {

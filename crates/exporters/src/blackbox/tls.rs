@@ -289,12 +289,21 @@ pub(crate) fn record_metrics(record: &TlsRecord, metrics: &mut ProbeMetrics) {
     }
 }
 
-/// The SHA-256 of `bytes` in lower-case hex, through rustls's provider.
+/// The SHA-256 of `bytes` in lower-case hex, through aws-lc-rs (the
+/// digest library rustls runs on).
 fn sha256_hex(bytes: &[u8]) -> String {
-    let suite = rustls::crypto::aws_lc_rs::cipher_suite::TLS13_AES_128_GCM_SHA256;
-    let Some(tls13) = suite.tls13() else {
-        return String::new();
-    };
-    let digest = tls13.common.hash_provider.hash(bytes);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sha256_known_answer() {
+        // FIPS 180-2, appendix B.1.
+        assert_eq!(
+            super::sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 }

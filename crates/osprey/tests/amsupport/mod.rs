@@ -2,12 +2,21 @@
 //! Debian's `prometheus-alertmanager` as child processes, a webhook sink on
 //! loopback, and finding `amtool`.
 
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses a different part")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+#[path = "../support/child.rs"]
+mod child;
+
+pub use child::ChildGuard;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,7 +43,7 @@ pub fn free_addr() -> SocketAddr {
 
 /// A child process that is killed when dropped.
 pub struct Process {
-    pub child: Option<Child>,
+    pub child: ChildGuard,
     pub addr: SocketAddr,
     pub log: std::path::PathBuf,
 }
@@ -46,10 +55,7 @@ impl Process {
 
     /// SIGKILL, no chance to clean up.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.child.kill();
     }
 
     pub fn url(&self) -> String {
@@ -57,39 +63,14 @@ impl Process {
     }
 }
 
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 fn spawn(command: &mut Command, addr: SocketAddr, log: &Path, ready_path: &str) -> Process {
-    let log_file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("open log");
-    let child = command
-        .stdout(Stdio::null())
-        .stderr(log_file)
-        .spawn()
-        .expect("spawn");
-    let process = Process {
-        child: Some(child),
+    let child = ChildGuard::spawn_ready(command, log, Duration::from_secs(30), || {
+        matches!(http(addr, "GET", ready_path, b""), Ok((200, _)))
+    });
+    Process {
+        child,
         addr,
         log: log.to_path_buf(),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok((200, _)) = http(addr, "GET", ready_path, b"") {
-            return process;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "process did not become ready; log:\n{}",
-            process.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

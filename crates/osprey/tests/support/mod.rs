@@ -1,16 +1,20 @@
 //! Helpers for tests that run the real `osprey` binary over loopback HTTP.
 
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses a different part")]
+
+mod child;
+
+pub use child::ChildGuard;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-/// A running `osprey server` child process.
+/// A running `osprey server` child process, killed when dropped.
 pub struct Server {
-    pub child: Child,
+    pub child: ChildGuard,
     pub addr: SocketAddr,
     pub log: std::path::PathBuf,
 }
@@ -29,36 +33,20 @@ impl Server {
         log: &Path,
         extra: &[&str],
     ) -> Server {
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("open log");
-        let child = Command::new(env!("CARGO_BIN_EXE_osprey"))
-            .args(["server", "--data-dir"])
-            .arg(data_dir)
-            .args(["--listen", &addr.to_string()])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("spawn osprey");
-        let server = Server {
+        let child = ChildGuard::spawn_ready(
+            Command::new(env!("CARGO_BIN_EXE_osprey"))
+                .args(["server", "--data-dir"])
+                .arg(data_dir)
+                .args(["--listen", &addr.to_string()])
+                .args(extra),
+            log,
+            Duration::from_secs(30),
+            || is_ready(addr),
+        );
+        Server {
             child,
             addr,
             log: log.to_path_buf(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok((200, _)) = http(addr, "GET", "/-/ready", &[], &[]) {
-                return server;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "server did not become ready; log:\n{}",
-                server.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -68,24 +56,18 @@ impl Server {
 
     /// SIGKILL, no chance to clean up.
     pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.child.kill();
     }
 
-    /// SIGTERM and wait for a clean exit.
+    /// SIGTERM and wait (at most a minute) for the exit.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        self.child.wait().expect("wait")
+        self.child.terminate(Duration::from_secs(60))
     }
 }
 
-/// A test that fails part-way must not leave a server running.
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Whether the osprey at `addr` answers `GET /-/ready` with 200.
+pub fn is_ready(addr: SocketAddr) -> bool {
+    matches!(http(addr, "GET", "/-/ready", &[], &[]), Ok((200, _)))
 }
 
 /// A free loopback port.

@@ -2,7 +2,11 @@
 //! temporary directory, a tiny HTTP target on 127.0.0.1 whose response the
 //! test controls, and reads through `model::storage::Queryable`.
 
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses a different part")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

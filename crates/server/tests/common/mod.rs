@@ -1,7 +1,11 @@
 //! Helpers shared by the server's HTTP tests: requests through the router
 //! with `oneshot` (no socket), replies, and remote-write bodies.
 
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses a different part")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 use axum::Router;
 use axum::body::Body;
