@@ -291,12 +291,7 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
 /// Parses an alertmanager.yml. `file_name` is used in messages; relative
 /// paths are joined to `base_dir` when given.
 pub fn parse(file_name: &str, text: &str, base_dir: Option<&Path>) -> Result<Config, ConfigError> {
-    let root = yaml::parse_document(text).map_err(|(line, message)| ConfigError {
-        file: file_name.to_string(),
-        line,
-        field: "(document)".to_string(),
-        message,
-    })?;
+    let root = crate::decode::parse_yaml(file_name, text)?;
     let mut decoder = Decoder::new(file_name, base_dir);
     let mut config = Reader { d: &mut decoder }.config(&root)?;
     config.warnings = decoder.take_warnings();

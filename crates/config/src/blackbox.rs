@@ -294,12 +294,7 @@ pub fn parse_blackbox(
     text: &str,
     base_dir: Option<&Path>,
 ) -> Result<Modules, ConfigError> {
-    let root = yaml::parse_document(text).map_err(|(line, message)| ConfigError {
-        file: name.to_string(),
-        line,
-        field: "(document)".to_string(),
-        message,
-    })?;
+    let root = crate::decode::parse_yaml(name, text)?;
     let decoder = Decoder::new(name, base_dir);
     let mut modules = None;
     for field in decoder.fields(&root, "")? {

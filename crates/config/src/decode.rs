@@ -325,6 +325,17 @@ impl Decoder {
     }
 }
 
+/// Parses a YAML document into the line-numbered tree; a syntax error
+/// names `file` and the line where the parser stopped.
+pub fn parse_yaml(file: &str, text: &str) -> Result<Node, ConfigError> {
+    yaml::parse_document(text).map_err(|(line, message)| ConfigError {
+        file: file.to_string(),
+        line,
+        field: "(document)".to_string(),
+        message,
+    })
+}
+
 /// Whether `text` is an `http` or `https` URL with a host; the message
 /// says what is wrong.
 pub fn check_url(text: &str) -> Result<(), String> {

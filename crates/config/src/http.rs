@@ -156,8 +156,8 @@ pub struct HeaderValues {
     pub files: Vec<String>,
 }
 
-/// Headers `http_headers` may not set: the client owns them (Prometheus's
-/// list in `common/config`).
+/// Headers `http_headers` and `remote_write.headers` may not set: the
+/// client and the sender own them (Prometheus's lists).
 const RESERVED_HEADERS: &[&str] = &[
     "authorization",
     "host",
@@ -179,6 +179,11 @@ const RESERVED_HEADERS: &[&str] = &[
     "x-amz-content-sha256",
     "retry-after",
 ];
+
+/// Whether a header is one the client or sender owns.
+pub fn is_reserved_header(name: &str) -> bool {
+    RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str())
+}
 
 /// Reads `field` into `config` when it is one of the `http_config` fields
 /// and says whether it was. Section readers call this for every field they
@@ -561,7 +566,7 @@ fn headers(
                 format!("invalid header name {:?}", f.name),
             ));
         }
-        if structured && RESERVED_HEADERS.contains(&f.name.to_ascii_lowercase().as_str()) {
+        if structured && is_reserved_header(&f.name) {
             return Err(decoder.error(
                 f.key.line,
                 &f.path,

@@ -135,12 +135,7 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
 /// Parses config text. `name` is used in messages; relative paths are
 /// joined to `base_dir` when given.
 pub fn parse(name: &str, text: &str, base_dir: Option<&Path>) -> Result<Config, ConfigError> {
-    let root = yaml::parse_document(text).map_err(|(line, message)| ConfigError {
-        file: name.to_string(),
-        line,
-        field: "(document)".to_string(),
-        message,
-    })?;
+    let root = crate::decode::parse_yaml(name, text)?;
     let mut decoder = Decoder::new(name, base_dir);
     let mut config = decode_document(&mut decoder, &root, text)?;
     config.warnings.extend(decoder.take_warnings());

@@ -227,23 +227,6 @@ impl Default for QueueConfig {
     }
 }
 
-/// Headers a `remote_write.headers` entry may not set: the sender owns them.
-const RESERVED_REMOTE_WRITE_HEADERS: &[&str] = &[
-    "host",
-    "authorization",
-    "content-encoding",
-    "content-type",
-    "content-length",
-    "x-prometheus-remote-write-version",
-    "user-agent",
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "www-authenticate",
-    "retry-after",
-];
-
 /// The media type of a `scrape_protocols` name, or `None` when osprey
 /// cannot parse that protocol.
 pub fn scrape_protocol_media_type(protocol: &str) -> Option<&'static str> {
@@ -533,12 +516,7 @@ fn scrape_config_file(
             format!("reading {name}: {error}"),
         )
     })?;
-    let root = yaml::parse_document(&text).map_err(|(line, message)| ConfigError {
-        file: name.clone(),
-        line,
-        field: "(document)".to_string(),
-        message,
-    })?;
+    let root = crate::decode::parse_yaml(&name, &text)?;
     let mut file_decoder = Decoder::new(&name, path.parent());
     for field in file_decoder.fields(&root, "")? {
         if field.name != "scrape_configs" {
@@ -990,8 +968,7 @@ fn remote_write(
             }
             "headers" => {
                 for h in decoder.fields(value, path)? {
-                    if RESERVED_REMOTE_WRITE_HEADERS.contains(&h.name.to_ascii_lowercase().as_str())
-                    {
+                    if http::is_reserved_header(&h.name) {
                         return Err(decoder.error(
                             h.key.line,
                             &h.path,
@@ -1133,12 +1110,7 @@ fn metadata_config(decoder: &Decoder, node: &Node, field: &str) -> Result<(), Co
 
 /// Parses a file_sd file (JSON or YAML: a list of `{targets, labels}`).
 pub fn parse_file_sd(file_name: &str, text: &str) -> Result<Vec<StaticConfig>, ConfigError> {
-    let root = yaml::parse_document(text).map_err(|(line, message)| ConfigError {
-        file: file_name.to_string(),
-        line,
-        field: "(document)".to_string(),
-        message,
-    })?;
+    let root = crate::decode::parse_yaml(file_name, text)?;
     let decoder = Decoder::new(file_name, None);
     let mut groups = Vec::new();
     for (index, item) in decoder.sequence(&root, "(document)")?.iter().enumerate() {
