@@ -42,6 +42,7 @@ pub mod glob;
 pub mod http;
 pub mod prometheus;
 pub mod secret;
+pub mod web;
 
 use std::path::{Path, PathBuf};
 
