@@ -137,15 +137,16 @@ fn lock_data_dir(data_dir: &Path) -> Result<std::fs::File, String> {
     Ok(file)
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves.
+/// Serves `router` on `listener` under the web configuration until
+/// `shutdown` resolves; the audit log goes into `data_dir`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
+    web: server::listen::WebConfigHandle,
+    data_dir: &Path,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    server::listen::serve_protected(listener, router, web, Some(data_dir), shutdown).await
 }
 
 async fn healthy() -> &'static str {

@@ -108,6 +108,7 @@ pub fn run(
     listen: std::net::SocketAddr,
     data_dir: PathBuf,
     external_url: Option<String>,
+    web: server::listen::WebConfigHandle,
 ) -> anyhow::Result<()> {
     let Some(config_path) = config else {
         anyhow::bail!("--config is required");
@@ -154,9 +155,14 @@ pub fn run(
             }
         });
         let app = server::alertmanager_api::standalone_router(alertmanager.clone());
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(crate::shutdown_signal())
-            .await;
+        let served = server::listen::serve_protected(
+            listener,
+            app,
+            web,
+            Some(&state_dir(&data_dir)),
+            crate::shutdown_signal(),
+        )
+        .await;
         alertmanager.stop();
         served.context("serving HTTP")
     })

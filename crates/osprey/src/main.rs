@@ -87,6 +87,10 @@ struct AlertmanagerArgs {
     /// Address for the Alertmanager API v2.
     #[arg(long, default_value = "127.0.0.1:9093")]
     listen: SocketAddr,
+    /// Web configuration (exporter-toolkit format): TLS, users, roles,
+    /// tokens, rate limits; re-read when it or its files change.
+    #[arg(long = "web.config.file")]
+    web_config_file: Option<PathBuf>,
     /// Where silences and the notification log are kept.
     #[arg(long = "data-dir", default_value = "./data")]
     data_dir: PathBuf,
@@ -129,6 +133,10 @@ struct ExporterArgs {
     /// Address to serve /metrics (and /probe) on.
     #[arg(long)]
     listen: SocketAddr,
+    /// Web configuration (exporter-toolkit format): TLS, users, roles,
+    /// tokens, rate limits; re-read when it or its files change.
+    #[arg(long = "web.config.file")]
+    web_config_file: Option<PathBuf>,
     /// blackbox only: modules in blackbox_exporter's format (default:
     /// http_2xx and tcp_connect).
     #[arg(long)]
@@ -153,6 +161,10 @@ struct ServerArgs {
     /// Address for the HTTP API and UI.
     #[arg(long, default_value = "127.0.0.1:9090")]
     listen: SocketAddr,
+    /// Web configuration (exporter-toolkit format): TLS, users, roles,
+    /// tokens, rate limits; re-read when it or its files change.
+    #[arg(long = "web.config.file")]
+    web_config_file: Option<PathBuf>,
     /// How long to keep samples (Prometheus duration, e.g. 30d, 12h); 0 keeps forever.
     #[arg(long = "retention.time", default_value = "30d")]
     retention_time: String,
@@ -184,6 +196,10 @@ struct AgentArgs {
     /// Address for /metrics, /-/healthy, /-/ready and /-/reload.
     #[arg(long, default_value = "127.0.0.1:9095")]
     listen: SocketAddr,
+    /// Web configuration (exporter-toolkit format): TLS, users, roles,
+    /// tokens, rate limits; re-read when it or its files change.
+    #[arg(long = "web.config.file")]
+    web_config_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -225,7 +241,15 @@ fn main() {
             Some(AlertmanagerCommand::Routes {
                 command: RoutesCommand::Test(test),
             }) => alertmanager::routes_test(&test),
-            None => alertmanager::run(args.config, args.listen, args.data_dir, args.external_url),
+            None => load_web_config(args.web_config_file.as_deref()).and_then(|web| {
+                alertmanager::run(
+                    args.config,
+                    args.listen,
+                    args.data_dir,
+                    args.external_url,
+                    web,
+                )
+            }),
         },
         Command::Check(_) | Command::Test(_) => Ok(()),
         Command::Exporter(args) => run_exporter(args),
@@ -251,6 +275,7 @@ fn init_logging() {
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
 
 fn run_server(args: ServerArgs) -> anyhow::Result<()> {
+    let web = load_web_config(args.web_config_file.as_deref())?;
     let retention_ms = units::parse_duration_ms(&args.retention_time)
         .map_err(anyhow::Error::msg)
         .context("--retention.time")?;
@@ -327,6 +352,7 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         ),
     ];
     config.data_dir = Some(args.data_dir.clone());
+    config.web = web;
     let source = match &args.config {
         Some(path) => server::lifecycle::ConfigSource::File(path.clone()),
         None => server::lifecycle::default_config(args.listen),
@@ -338,7 +364,7 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
             ui::DashboardStore::new(Some(args.data_dir.join("dashboards")), move || {
                 dashboard_paths.get()
             });
-        state.mount(ui::router(Arc::new(dashboards)));
+        state.mount(ui::router(Arc::new(dashboards)), ui::paths());
         state.start(source).await.map_err(anyhow::Error::msg)?;
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -358,6 +384,7 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
 }
 
 fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
+    let web = load_web_config(args.web_config_file.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -384,7 +411,7 @@ fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
                 }
             }
         });
-        let served = axum_serve(listener, agent.router()).await;
+        let served = agent::serve(listener, agent.router(), web, &args.data_dir, shutdown_signal()).await;
         agent.stop().await;
         served.context("serving HTTP")
     })?;
@@ -411,10 +438,12 @@ fn run_exporter(args: ExporterArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let web = load_web_config(args.web_config_file.as_deref())?;
     runtime
         .block_on(server::exporters::serve_standalone(
             exporter,
             args.listen,
+            web,
             shutdown_signal(),
         ))
         .context("serving the exporter")?;
@@ -422,12 +451,17 @@ fn run_exporter(args: ExporterArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves `router` until SIGINT or SIGTERM.
-async fn axum_serve(
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-) -> std::io::Result<()> {
-    agent::serve(listener, router, shutdown_signal()).await
+/// The web configuration a `--web.config.file` names (or none: plain
+/// HTTP, nothing protected). A bad file stops the start with its field.
+fn load_web_config(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<server::listen::WebConfigHandle> {
+    match path {
+        Some(path) => server::listen::WebConfigHandle::load(path)
+            .map_err(anyhow::Error::msg)
+            .context("--web.config.file"),
+        None => Ok(server::listen::WebConfigHandle::open()),
+    }
 }
 
 /// Reloads the configuration on every SIGHUP, as Prometheus does: the

@@ -50,6 +50,16 @@ impl AlertmanagerSource for Standalone {
 /// and annotations fit in well under this.
 const MAX_ALERTS_BODY_BYTES: usize = 32 << 20;
 
+/// The paths [`routes`] serves.
+pub const PATHS: &[&str] = &[
+    "/api/v2/status",
+    "/api/v2/receivers",
+    "/api/v2/alerts",
+    "/api/v2/alerts/groups",
+    "/api/v2/silences",
+    "/api/v2/silence/{silenceID}",
+];
+
 /// The API v2 routes.
 pub fn routes<S: AlertmanagerSource>() -> Router<S> {
     Router::new()
@@ -67,7 +77,7 @@ pub fn routes<S: AlertmanagerSource>() -> Router<S> {
             get(get_silences::<S>).post(post_silences::<S>),
         )
         .route(
-            "/api/v2/silence/{id}",
+            "/api/v2/silence/{silenceID}",
             get(get_silence::<S>).delete(delete_silence::<S>),
         )
 }

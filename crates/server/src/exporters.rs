@@ -78,6 +78,13 @@ impl ExporterState {
     }
 }
 
+/// The paths [`routes`] serves.
+pub const PATHS: &[&str] = &[
+    "/exporters/host/metrics",
+    "/exporters/gpu/metrics",
+    "/probe",
+];
+
 /// The routes the main server mounts.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -243,6 +250,7 @@ pub enum StandaloneExporter {
 pub async fn serve_standalone(
     exporter: StandaloneExporter,
     listen: SocketAddr,
+    web: crate::listen::WebConfigHandle,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let router = match exporter {
@@ -294,8 +302,7 @@ pub async fn serve_standalone(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "exporter listening");
     }
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
+    crate::listen::serve_protected(listener, router, web, None, shutdown)
         .await
         .map_err(ServerError::Serve)
 }

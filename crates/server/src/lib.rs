@@ -32,11 +32,13 @@ use model::storage::Storage;
 
 pub mod alertmanager_api;
 mod api;
+pub mod auth;
 mod error;
 pub mod export;
 pub mod exporters;
 pub mod ingest;
 pub mod lifecycle;
+pub mod listen;
 pub mod metrics;
 pub mod params;
 mod query;
@@ -87,6 +89,9 @@ pub struct ServerConfig {
     /// keeps the alert manager's state in memory and refuses
     /// `remote_write`.
     pub data_dir: Option<std::path::PathBuf>,
+    /// The web configuration (`--web.config.file`): TLS, users, roles,
+    /// tokens, rate limits. Without one nothing is protected.
+    pub web: listen::WebConfigHandle,
 }
 
 impl ServerConfig {
@@ -104,6 +109,7 @@ impl ServerConfig {
             external_url: format!("http://{listen}"),
             rule_flags: rules::RuleFlags::osprey_defaults(),
             data_dir: None,
+            web: listen::WebConfigHandle::open(),
         }
     }
 }
@@ -130,8 +136,10 @@ struct AppStateInner {
     rules: std::sync::OnceLock<rules::RulesState>,
     exporters: Arc<exporters::ExporterState>,
     dashboard_paths: scraping::DashboardPaths,
-    /// Routes other crates add ([`AppState::mount`]), e.g. the web UI.
-    mounted: std::sync::Mutex<Vec<Router<AppState>>>,
+    /// Routes other crates add ([`AppState::mount`]), e.g. the web UI,
+    /// with their paths.
+    mounted: std::sync::Mutex<Vec<(Router<AppState>, Vec<&'static str>)>>,
+    auth: Arc<auth::Auth>,
 }
 
 /// Milliseconds since the Unix epoch; injectable so tests can pin "now".
@@ -142,6 +150,12 @@ pub fn system_clock_ms() -> i64 {
     match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+    }
+}
+
+impl axum::extract::FromRef<AppState> for Arc<auth::Auth> {
+    fn from_ref(state: &AppState) -> Arc<auth::Auth> {
+        state.inner.auth.clone()
     }
 }
 
@@ -162,6 +176,11 @@ impl AppState {
             Arc::new(remote::Forwarder::new(primary, dir, remote_metrics))
         });
         let config_engine = config.engine.clone();
+        let auth = auth::Auth::new(
+            config.web.clone(),
+            auth::server_policy,
+            config.data_dir.as_deref(),
+        );
         let dashboard_paths = scraping::DashboardPaths::default();
         AppState {
             inner: Arc::new(AppStateInner {
@@ -177,6 +196,7 @@ impl AppState {
                 exporters: Arc::new(exporters::ExporterState::default()),
                 dashboard_paths,
                 mounted: std::sync::Mutex::new(Vec::new()),
+                auth,
             }),
         }
     }
@@ -243,12 +263,18 @@ impl AppState {
     /// UI this way, so this crate builds without it. Call before serving;
     /// a path already routed is a programming error and panics in
     /// [`router`], as axum's `merge` does.
-    pub fn mount(&self, routes: Router<AppState>) {
+    pub fn mount(&self, routes: Router<AppState>, paths: Vec<&'static str>) {
         self.inner
             .mounted
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(routes);
+            .push((routes, paths));
+    }
+
+    /// Authentication, roles, rate limits and the audit log of this
+    /// server's listener.
+    pub fn auth(&self) -> &Arc<auth::Auth> {
+        &self.inner.auth
     }
 
     pub(crate) fn engine(&self) -> &Arc<promql::Engine> {
@@ -266,8 +292,33 @@ pub fn router(state: AppState) -> Router {
     // Bodies are read with explicit limits inside the ingest handlers, so
     // axum's own 2 MiB default must not cut them short; the form-encoded
     // API parameters keep a small limit.
+    let routes = build_routes(&state);
+    let api = routes
+        .router
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.inner.auth.clone(),
+            auth::middleware,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::observe_request,
+        ));
+    api.fallback(api::not_found)
+        // Clients that accept gzip (browsers, Prometheus, promtool) get API
+        // answers compressed, as Prometheus sends them: JSON of range
+        // queries shrinks about four times.
+        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            api::timeout,
+        ))
+        .with_state(state)
+}
+
+/// Every route of the server, each path recorded.
+fn build_routes(state: &AppState) -> Routes {
     let ingest_limit = DefaultBodyLimit::disable();
-    let api = Router::new()
+    let mut routes = Routes::new()
         .route("/-/healthy", get(api::healthy).head(api::healthy))
         .route("/-/ready", get(api::ready).head(api::ready))
         .route(
@@ -308,27 +359,59 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status/tsdb", get(api::status_tsdb))
         .route("/api/v1/export", get(export::export).post(export::export))
         .route("/metrics", get(metrics::metrics_handler))
-        .merge(exporters::routes())
-        .merge(alertmanager_api::routes());
+        .route("/api/osprey/login", post(auth::login))
+        .route("/api/osprey/logout", post(auth::logout))
+        .route("/api/osprey/whoami", get(auth::whoami))
+        .route("/api/osprey/audit", get(auth::audit_tail))
+        .merge(exporters::routes(), exporters::PATHS)
+        .merge(alertmanager_api::routes(), alertmanager_api::PATHS);
     let mounted = state
         .inner
         .mounted
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
-    let api = mounted.into_iter().fold(api, Router::merge).route_layer(
-        axum::middleware::from_fn_with_state(state.clone(), metrics::observe_request),
-    );
-    api.fallback(api::not_found)
-        // Clients that accept gzip (browsers, Prometheus, promtool) get API
-        // answers compressed, as Prometheus sends them: JSON of range
-        // queries shrinks about four times.
-        .layer(tower_http::compression::CompressionLayer::new())
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            api::timeout,
-        ))
-        .with_state(state)
+    for (router, paths) in mounted {
+        routes = routes.merge(router, &paths);
+    }
+    routes
+}
+
+/// Every path [`router`] serves: the access-rule test walks them, so a
+/// route added without a rule in [`auth::server_policy`] fails it.
+pub fn route_paths(state: &AppState) -> Vec<&'static str> {
+    build_routes(state).paths
+}
+
+/// The routes [`router`] builds, recording each path as it is added.
+struct Routes {
+    router: Router<AppState>,
+    paths: Vec<&'static str>,
+}
+
+impl Routes {
+    fn new() -> Routes {
+        Routes {
+            router: Router::new(),
+            paths: Vec::new(),
+        }
+    }
+
+    fn route(
+        mut self,
+        path: &'static str,
+        method: axum::routing::MethodRouter<AppState>,
+    ) -> Routes {
+        self.paths.push(path);
+        self.router = self.router.route(path, method);
+        self
+    }
+
+    fn merge(mut self, router: Router<AppState>, paths: &[&'static str]) -> Routes {
+        self.paths.extend(paths);
+        self.router = self.router.merge(router);
+        self
+    }
 }
 
 /// Why [`serve`] stopped with an error.
@@ -370,8 +453,8 @@ pub async fn serve_listener(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "listening");
     }
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+    let web = state.config().web.clone();
+    listen::serve(listener, router(state), web, shutdown)
         .await
         .map_err(ServerError::Serve)
 }

@@ -65,6 +65,18 @@ impl DashboardStore {
     }
 }
 
+/// Every route [`router`] serves, for the access rules of the listener
+/// that mounts it.
+pub fn paths() -> Vec<&'static str> {
+    let mut paths = PAGES.to_vec();
+    paths.extend([
+        "/ui/{*path}",
+        "/api/osprey/dashboards",
+        "/api/osprey/dashboards/{uid}",
+    ]);
+    paths
+}
+
 /// The UI's pages and assets and the dashboards API, for any outer state.
 pub fn router<S: Clone + Send + Sync + 'static>(store: Arc<DashboardStore>) -> Router<S> {
     let mut router = Router::new();
@@ -100,6 +112,8 @@ const PAGES: &[&str] = &[
     "/status",
     "/dashboards",
     "/d/{uid}",
+    "/login",
+    "/audit",
 ];
 
 /// One embedded file, with its gzip form when that is smaller.
