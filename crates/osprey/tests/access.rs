@@ -1,0 +1,189 @@
+//! Every route of `osprey server` (the web UI's included) against every
+//! kind of caller: nobody, a viewer, an editor, an admin, and a token that
+//! may only write. The routes are the ones the router records as it is
+//! built, so a route added without a rule in `server::auth::server_policy`
+//! fails here. The test prints the whole table.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use server::auth::{Access, server_policy};
+use tower::ServiceExt;
+
+const USERS: [(&str, &str); 3] = [("vera", "viewer"), ("ed", "editor"), ("ada", "admin")];
+const TOKEN: &str = "rw-token-0123456789abcdef";
+
+/// Who calls: a name for the table, and the Authorization header.
+fn callers() -> Vec<(&'static str, Option<String>)> {
+    use base64::Engine;
+    let basic = |user: &str| {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:pw-{user}"));
+        Some(format!("Basic {encoded}"))
+    };
+    vec![
+        ("nobody", None),
+        ("viewer", basic("vera")),
+        ("editor", basic("ed")),
+        ("admin", basic("ada")),
+        ("writer token", Some(format!("Bearer {TOKEN}"))),
+    ]
+}
+
+fn role_of(caller: &str) -> Option<config::web::Role> {
+    use config::web::Role;
+    match caller {
+        "viewer" => Some(Role::Viewer),
+        "editor" => Some(Role::Editor),
+        "admin" => Some(Role::Admin),
+        "writer token" => Some(Role::Writer),
+        _ => None,
+    }
+}
+
+/// A concrete path for a route pattern.
+fn concrete(pattern: &str) -> String {
+    pattern
+        .replace("{uid}", "system")
+        .replace("{name}", "job")
+        .replace("{silenceID}", "00000000-0000-0000-0000-000000000000")
+        .replace("{*path}", "app.js")
+}
+
+fn state() -> (server::AppState, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut web = String::from("basic_auth_users:\n");
+    for (user, _) in USERS {
+        let hash = bcrypt::hash(format!("pw-{user}"), 4).expect("bcrypt");
+        web.push_str(&format!("  {user}: '{hash}'\n"));
+    }
+    web.push_str("user_roles:\n");
+    for (user, role) in USERS {
+        web.push_str(&format!("  {user}: {role}\n"));
+    }
+    web.push_str(&format!(
+        "bearer_tokens:\n  - name: remote-writer\n    token: {TOKEN}\n    role: writer\n"
+    ));
+    let path = dir.path().join("web.yml");
+    std::fs::write(&path, web).expect("web config");
+    let mut config = server::ServerConfig::new("127.0.0.1:9090".parse().expect("addr"));
+    config.web = server::listen::WebConfigHandle::load(&path).expect("web config loads");
+    config.data_dir = Some(dir.path().to_path_buf());
+    let storage = Arc::new(server::testing::MemoryStorage::default());
+    let state = server::AppState::new(storage, config);
+    let store = ui::DashboardStore::new(Some(dir.path().join("dashboards")), || Ok(Vec::new()));
+    state.mount(ui::router(Arc::new(store)), ui::paths());
+    (state, dir)
+}
+
+#[tokio::test]
+async fn every_route_has_a_rule_and_every_caller_gets_it() {
+    let (state, _dir) = state();
+    let app = server::router(state.clone());
+    let methods = [Method::GET, Method::POST, Method::PUT, Method::DELETE];
+    let mut table = vec![format!(
+        "| route | method | access | {} |",
+        callers()
+            .iter()
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>()
+            .join(" | ")
+    )];
+    let mut paths = server::route_paths(&state);
+    paths.sort();
+    paths.dedup();
+    let mut checked = 0;
+    for pattern in paths {
+        for method in &methods {
+            let send = |authorization: Option<String>| {
+                let app = app.clone();
+                let method = method.clone();
+                let uri = concrete(pattern);
+                async move {
+                    let mut request = Request::builder().method(method).uri(uri);
+                    if let Some(value) = authorization {
+                        request = request.header("authorization", value);
+                    }
+                    let request = request.body(Body::empty()).expect("request");
+                    app.oneshot(request).await.expect("response").status()
+                }
+            };
+            // Whether the route takes this method at all: an admin gets
+            // 405 where it does not.
+            let as_admin = send(callers()[3].1.clone()).await;
+            if as_admin == StatusCode::METHOD_NOT_ALLOWED {
+                continue;
+            }
+            let access = server_policy(method, pattern);
+            let Some(access) = access else {
+                panic!("route {method} {pattern} has no access rule in server_policy");
+            };
+            let mut row = format!("| `{pattern}` | {method} | {} |", access.as_str());
+            for (caller, authorization) in callers() {
+                let status = send(authorization).await;
+                let allowed = match role_of(caller) {
+                    Some(role) => access.allows(role),
+                    None => access == Access::Public,
+                };
+                let expected_denial = if caller == "nobody" {
+                    StatusCode::UNAUTHORIZED
+                } else {
+                    StatusCode::FORBIDDEN
+                };
+                if allowed {
+                    assert!(
+                        status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                        "{caller} {method} {pattern}: {status}, but {} allows it",
+                        access.as_str()
+                    );
+                } else {
+                    assert_eq!(status, expected_denial, "{caller} {method} {pattern}");
+                }
+                row.push_str(&format!(" {} |", status.as_u16()));
+            }
+            table.push(row);
+            checked += 1;
+        }
+    }
+    assert!(checked > 40, "only {checked} route-methods found");
+    println!("{}", table.join("\n"));
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_refused_and_audited() {
+    let (state, dir) = state();
+    let app = server::router(state);
+    for authorization in [
+        "Basic dmVyYTp3cm9uZw==", // vera:wrong
+        "Bearer not-a-token-at-all-00000",
+        "Digest whatever",
+    ] {
+        let request = Request::builder()
+            .uri("/api/v1/labels")
+            .header("authorization", authorization)
+            .body(Body::empty())
+            .expect("request");
+        let status = app
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("response")
+            .status();
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{authorization}");
+    }
+    let log = std::fs::read_to_string(dir.path().join("audit.log")).expect("audit log");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    assert!(
+        lines[0]["outcome"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("denied")
+    );
+    // No secret reaches the log.
+    assert!(!log.contains("dmVyYTp3cm9uZw"), "{log}");
+    assert!(!log.contains("not-a-token-at-all"), "{log}");
+}
