@@ -40,6 +40,7 @@ pub mod client;
 pub mod decode;
 pub mod glob;
 pub mod http;
+pub mod mask;
 pub mod prometheus;
 pub mod secret;
 pub mod web;

@@ -129,7 +129,7 @@ async fn status<S: AlertmanagerSource>(State(state): State<S>) -> Response {
     };
     ok_json(json!({
         "cluster": {"name": "", "status": "disabled", "peers": []},
-        "config": {"original": am.config_text()},
+        "config": {"original": config::mask::masked_yaml(&am.config_text())},
         "uptime": format_time_api(am.started_at_ms()),
         "versionInfo": {
             "branch": "osprey",

@@ -188,7 +188,13 @@ pub(crate) async fn buildinfo() -> Response {
 
 /// `GET /api/v1/status/config`: the configuration file as loaded.
 pub(crate) async fn status_config(State(state): State<AppState>) -> Response {
-    success(json!({"yaml": state.config_text()}), &[])
+    let text = state.config_text();
+    let shown = if text.is_empty() {
+        text
+    } else {
+        config::mask::masked_yaml(&text)
+    };
+    success(json!({"yaml": shown}), &[])
 }
 
 /// `GET /api/v1/status/flags`: the command-line flags in effect.
