@@ -2,7 +2,7 @@
 // keeps navigation inside the page (history API), and shows a page's
 // failure as a message instead of a blank screen.
 
-import { el } from './util.js';
+import { el, loadSession, session, api, can } from './util.js';
 import { renderExplorer } from './explorer.js';
 
 const pages = [
@@ -14,7 +14,65 @@ const pages = [
   { re: /^\/alerts$/, nav: 'alerts', load: async () => (await import('./pages.js')).renderAlerts },
   { re: /^\/silences$/, nav: 'silences', load: async () => (await import('./pages.js')).renderSilences },
   { re: /^\/(?:status|config|flags|tsdb-status)$/, nav: 'status', load: async () => (await import('./pages.js')).renderStatus },
+  { re: /^\/login$/, nav: 'login', load: async () => renderLogin },
+  { re: /^\/audit$/, nav: 'audit', load: async () => (await import('./pages.js')).renderAudit },
 ];
+
+/** The sign-in form; back to `next` afterwards. */
+function renderLogin(main) {
+  const next = new URLSearchParams(location.search).get('next') || '/';
+  const user = el('input', { id: 'login-user', autocomplete: 'username', placeholder: 'user' });
+  const password = el('input', { id: 'login-password', type: 'password', autocomplete: 'current-password', placeholder: 'password' });
+  const message = el('div', { id: 'login-message' });
+  const submit = async (e) => {
+    e.preventDefault();
+    message.replaceChildren();
+    try {
+      const data = await api('/api/osprey/login', { method: 'POST', json: { username: user.value, password: password.value } });
+      Object.assign(session, { authenticated: true, user: data.user, role: data.role, csrfToken: data.csrfToken });
+      renderUserBar();
+      navigate(next.startsWith('/') && !next.startsWith('//') ? next : '/');
+    } catch (err) {
+      message.replaceChildren(el('div', { class: 'error-box' }, err.message));
+    }
+  };
+  if (!session.authenticationEnabled) {
+    main.replaceChildren(el('div', { class: 'nodata' }, 'This server authenticates nobody: every visitor may do everything.'));
+    return;
+  }
+  main.replaceChildren(
+    el('form', { class: 'login', id: 'login-form', onsubmit: submit },
+      el('h1', {}, 'Sign in'), user, password, el('button', { class: 'primary', type: 'submit', id: 'login-submit' }, 'Sign in'), message),
+  );
+  user.focus();
+}
+
+/** The user, role and sign-out in the top bar, or a warning that nothing is protected. */
+function renderUserBar() {
+  const bar = document.getElementById('userbar');
+  if (!bar) return;
+  if (!session.authenticationEnabled) {
+    bar.replaceChildren(el('span', { class: 'unprotected', title: 'Start osprey with --web.config.file to require sign-in and TLS' }, 'Not protected: no web configuration'));
+    return;
+  }
+  if (!session.authenticated) {
+    bar.replaceChildren(el('a', { href: '/login' }, 'Sign in'));
+    return;
+  }
+  const out = async () => {
+    await api('/api/osprey/logout', { method: 'POST' }).catch(() => {});
+    Object.assign(session, { authenticated: false, user: null, role: null, csrfToken: null });
+    renderUserBar();
+    navigate('/login');
+  };
+  bar.replaceChildren(
+    ...[
+      el('span', { id: 'whoami' }, `${session.user} (${session.role})`),
+      can('admin') ? el('a', { href: '/audit' }, 'Audit') : null,
+      el('a', { href: '#', id: 'logout', onclick: (e) => { e.preventDefault(); out(); } }, 'Sign out'),
+    ].filter(Boolean),
+  );
+}
 
 let cleanup = null;
 let generation = 0;
@@ -70,4 +128,10 @@ document.addEventListener('click', (e) => {
 });
 window.addEventListener('popstate', route);
 window.osprey = { navigate };
-route();
+loadSession().then(() => {
+  renderUserBar();
+  if (session.authenticationEnabled && !session.authenticated && location.pathname !== '/login') {
+    history.replaceState(null, '', `/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+  }
+  route();
+});

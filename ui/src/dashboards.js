@@ -2,7 +2,7 @@
 // dashboard view: variables, time range picker, auto-refresh, rows and
 // panels (time series, stat, gauge, bar gauge, table, heatmap, text).
 
-import { el, api, parseDuration, parseTime, formatDuration, autoStep, legendName, seriesName, formatValue, thresholdColor, PALETTE, debounce, formatVariable } from './util.js';
+import { el, api, can, parseDuration, parseTime, formatDuration, autoStep, legendName, seriesName, formatValue, thresholdColor, PALETTE, debounce, formatVariable } from './util.js';
 import { timeChart, alignSeries, heatmap, sparkline, gaugeSvg, reduce } from './chart.js';
 import { isGrafana, fromGrafana, sanitizeUid } from './grafana.js';
 import { metricsOf } from './complete.js';
@@ -20,7 +20,7 @@ export async function renderDashboardList(main) {
   const list = el('div', {});
   const importBox = el('div', {});
   main.replaceChildren(
-    el('div', { class: 'section-head' }, el('h1', {}, 'Dashboards'), el('button', { class: 'primary', id: 'import-open', onclick: () => openImport(importBox) }, 'Import')),
+    el('div', { class: 'section-head' }, el('h1', {}, 'Dashboards'), can('edit') ? el('button', { class: 'primary', id: 'import-open', onclick: () => openImport(importBox) }, 'Import') : null),
     importBox,
     list,
   );
@@ -186,8 +186,8 @@ class DashboardView {
       this.writeUrl();
       this.schedule();
     });
-    const actions = [el('button', { onclick: () => this.refreshAll(), title: 'Run the queries again' }, 'Refresh'), el('button', { id: 'save-open', onclick: () => this.saveAs() }, 'Save as'), el('button', { onclick: () => this.editJson() }, 'JSON')];
-    if (this.meta.source === 'saved') actions.push(el('button', { class: 'danger', id: 'delete-open', onclick: () => this.remove() }, 'Delete'));
+    const actions = [el('button', { onclick: () => this.refreshAll(), title: 'Run the queries again' }, 'Refresh'), can('edit') ? el('button', { id: 'save-open', onclick: () => this.saveAs() }, 'Save as') : null, el('button', { onclick: () => this.editJson() }, 'JSON')];
+    if (this.meta.source === 'saved' && can('edit')) actions.push(el('button', { class: 'danger', id: 'delete-open', onclick: () => this.remove() }, 'Delete'));
     this.varBar = el('div', { class: 'variables' });
     this.notice = el('div', {});
     this.rowsBox = el('div', { class: 'rows' });

@@ -2,7 +2,7 @@
 // reads the Prometheus v1 or Alertmanager v2 API and, when an endpoint is
 // not there (404), says so instead of failing.
 
-import { el, api, ApiError, ago, formatDuration, parseDuration, formatTime, debounce, formatValue } from './util.js';
+import { el, api, ApiError, ago, formatDuration, parseDuration, formatTime, debounce, formatValue, can } from './util.js';
 
 function labelChips(labels, skip = []) {
   return el(
@@ -229,7 +229,8 @@ export async function renderSilences(main) {
   const list = el('div', {});
   const formBox = el('div', {});
   const stateSel = el('select', { 'aria-label': 'State' }, ['active', 'pending', 'expired', 'all'].map((s) => el('option', { value: s }, s)));
-  const newBtn = el('button', { class: 'primary', onclick: () => openForm({}) }, 'New silence');
+  // The role decides what is shown: viewers see silences, editors change them.
+  const newBtn = can('edit') ? el('button', { class: 'primary', onclick: () => openForm({}) }, 'New silence') : null;
   main.replaceChildren(el('div', { class: 'section-head' }, el('h1', {}, 'Silences'), newBtn), formBox, el('div', { class: 'filters' }, 'Show', stateSel), list);
 
   let silences = [];
@@ -275,9 +276,9 @@ export async function renderSilences(main) {
               el(
                 'td',
                 {},
-                el('button', { onclick: () => openForm(s) }, st === 'expired' ? 'Recreate' : 'Edit'),
+                can('edit') ? el('button', { onclick: () => openForm(s) }, st === 'expired' ? 'Recreate' : 'Edit') : null,
                 ' ',
-                st !== 'expired' ? el('button', { class: 'danger', onclick: () => expire(s) }, 'Expire') : null,
+                can('edit') && st !== 'expired' ? el('button', { class: 'danger', onclick: () => expire(s) }, 'Expire') : null,
               ),
             );
           }),
@@ -415,14 +416,15 @@ export async function renderStatus(main) {
   };
   const build = section('Build information', 'status-build');
   const tsdb = section('TSDB', 'status-tsdb');
-  const flags = section('Command-line flags', 'status-flags');
-  const config = section('Configuration', 'status-config');
+  // Flags and the configuration are for admins.
+  const flags = can('admin') ? section('Command-line flags', 'status-flags') : null;
+  const config = can('admin') ? section('Configuration', 'status-config') : null;
   const fail = (box, e) => box.replaceChildren(el('div', { class: 'unavailable' }, e instanceof ApiError && e.status === 404 ? 'Not available on this server.' : `Cannot load: ${e.message}`));
   const kv = (obj) => el('div', { class: 'kv' }, Object.entries(obj).flatMap(([k, v]) => [el('div', {}, k), el('div', { class: 'mono' }, String(v))]));
   await Promise.all([
     api('/api/v1/status/buildinfo').then((d) => build.replaceChildren(kv(d)), (e) => fail(build, e)),
-    api('/api/v1/status/flags').then((d) => flags.replaceChildren(kv(d)), (e) => fail(flags, e)),
-    api('/api/v1/status/config').then((d) => config.replaceChildren(el('pre', { class: 'config' }, d.yaml || '')), (e) => fail(config, e)),
+    flags && api('/api/v1/status/flags').then((d) => flags.replaceChildren(kv(d)), (e) => fail(flags, e)),
+    config && api('/api/v1/status/config').then((d) => config.replaceChildren(el('pre', { class: 'config' }, d.yaml || '')), (e) => fail(config, e)),
     api('/api/v1/status/tsdb', { params: { limit: 10 } }).then((d) => {
       const head = d.headStats || {};
       const top = (title, rows, col) =>
@@ -450,4 +452,30 @@ export async function renderStatus(main) {
   // Prometheus's /config, /flags and /tsdb-status land on their section.
   const target = { '/config': config, '/flags': flags, '/tsdb-status': tsdb }[location.pathname];
   if (target) target.scrollIntoView();
+}
+
+// ---------------------------------------------------------------------------
+// Audit log (admins).
+
+export async function renderAudit(main) {
+  main.replaceChildren(el('h1', {}, 'Audit log'));
+  let records;
+  try {
+    records = await api('/api/osprey/audit', { params: { limit: 1000 } });
+  } catch (e) {
+    main.append(el('div', { class: 'unavailable' }, `Cannot load: ${e.message}`));
+    return;
+  }
+  if (!records.length) {
+    main.append(el('div', { class: 'nodata' }, 'Nothing recorded yet.'));
+    return;
+  }
+  main.append(
+    el(
+      'table',
+      { class: 'data', id: 'audit-table' },
+      el('thead', {}, el('tr', {}, ['Time', 'User', 'Role', 'Source', 'Action', 'Target', 'Outcome'].map((h) => el('th', {}, h)))),
+      el('tbody', {}, records.slice().reverse().map((r) => el('tr', {}, [r.time, r.user, r.role || '', r.source, r.action, r.target, r.outcome].map((v) => el('td', {}, v ?? ''))))),
+    ),
+  );
 }

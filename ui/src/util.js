@@ -35,6 +35,34 @@ export class ApiError extends Error {
 }
 
 /**
+ * Who is using the UI, from `/api/osprey/whoami`: whether the server
+ * authenticates anyone, the user and role, and the session's CSRF token
+ * that state-changing requests carry.
+ */
+export const session = { authenticationEnabled: false, authenticated: false, user: null, role: null, csrfToken: null, tls: false };
+
+const RANKS = { writer: 0, viewer: 1, editor: 2, admin: 3 };
+
+/** Whether the user may `what`: 'edit' (silences, dashboards) or 'admin'. */
+export function can(what) {
+  if (!session.authenticationEnabled) return true;
+  const rank = RANKS[session.role] ?? -1;
+  return what === 'admin' ? rank >= 3 : what === 'edit' ? rank >= 2 : rank >= 1;
+}
+
+/** Reads the session from the server; the UI calls it before any page. */
+export async function loadSession() {
+  try {
+    const res = await fetch('/api/osprey/whoami', { headers: { 'X-Osprey-UI': '1' } });
+    const body = await res.json();
+    Object.assign(session, body.data || {});
+  } catch (e) {
+    console.warn('reading the session failed', e);
+  }
+  return session;
+}
+
+/**
  * Calls the API: GET with `params` in the query string, or another method
  * with a JSON or form body. Returns the parsed JSON (the `data` field for
  * Prometheus-shaped answers when `unwrap` is not false).
@@ -50,7 +78,12 @@ export async function api(path, { params, method = 'GET', json, form, unwrap = t
     const s = q.toString();
     if (s) url += (url.includes('?') ? '&' : '?') + s;
   }
-  const init = { method, signal, headers: {} };
+  // Marks the request as the UI's: a 401 then comes without a basic-auth
+  // challenge, so the browser shows the login page, not its own prompt.
+  const init = { method, signal, headers: { 'X-Osprey-UI': '1' } };
+  // A browser session's changes carry its CSRF token; a page of another
+  // site cannot read it.
+  if (method !== 'GET' && method !== 'HEAD' && session.csrfToken) init.headers['X-CSRF-Token'] = session.csrfToken;
   if (json !== undefined) {
     init.body = JSON.stringify(json);
     init.headers['Content-Type'] = 'application/json';
@@ -70,6 +103,11 @@ export async function api(path, { params, method = 'GET', json, form, unwrap = t
     body = text ? JSON.parse(text) : null;
   } catch {
     body = null;
+  }
+  if (res.status === 401 && session.authenticationEnabled && !path.startsWith('/api/osprey/login')) {
+    // Signed out (or never signed in): off to the login page, back here after.
+    const next = location.pathname + location.search;
+    if (location.pathname !== '/login') window.osprey?.navigate(`/login?next=${encodeURIComponent(next)}`);
   }
   if (!res.ok || (body && body.status === 'error')) {
     const msg = (body && (body.error || body.message)) || text.trim() || res.statusText;

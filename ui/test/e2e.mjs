@@ -109,6 +109,81 @@ async function colouredPixels(page, selector) {
 const shot = (page, name) => page.screenshot({ path: join(out, `${name}.png`), fullPage: true });
 
 // ---------------------------------------------------------------------------
+// --auth viewer:PASSWORD,editor:PASSWORD: a server with a web configuration.
+// Signing in is required; each role sees what it may do and no more;
+// a state change without the session's CSRF token is refused.
+
+if (args.auth) {
+  const [viewer, editor] = args.auth.split(',').map((pair) => pair.split(':'));
+  const signIn = async (page, [user, password]) => {
+    await page.goto(base + '/silences');
+    await page.waitForURL(/\/login\?next=/);
+    await page.fill('#login-user', user);
+    await page.fill('#login-password', password);
+    await page.click('#login-submit');
+    await page.waitForURL(/\/silences$/);
+    await page.waitForSelector('#whoami');
+  };
+  await check('auth: a wrong password is refused on the login page', async () => {
+    const { context, page } = await newPage();
+    await page.goto(base + '/');
+    await page.waitForURL(/\/login/);
+    await page.fill('#login-user', viewer[0]);
+    await page.fill('#login-password', 'wrong');
+    await page.click('#login-submit');
+    await page.waitForSelector('#login-message .error-box');
+    await shot(page, 'auth-login-refused');
+    await context.close();
+  });
+  await check('auth: a viewer sees silences and dashboards but cannot change them', async () => {
+    const { context, page } = await newPage();
+    await signIn(page, viewer);
+    const who = await page.textContent('#whoami');
+    if (!who.includes(`${viewer[0]} (viewer)`)) throw new Error(`top bar says ${who}`);
+    const bar = await page.textContent('#userbar');
+    if (/null|undefined/.test(bar)) throw new Error(`the top bar shows ${JSON.stringify(bar)}`);
+    await page.waitForSelector('table.data, .nodata, .unavailable');
+    if (await page.$('text=New silence')) throw new Error('a viewer is offered "New silence"');
+    await shot(page, 'auth-viewer-silences');
+    await page.goto(base + '/dashboards');
+    await page.waitForSelector('h1');
+    if (await page.$('#import-open')) throw new Error('a viewer is offered "Import"');
+    await page.goto(base + '/status');
+    await page.waitForSelector('#status-build .kv');
+    if (await page.$('#status-config')) throw new Error('a viewer is shown the configuration');
+    // The API refuses what the page hides.
+    const status = await page.evaluate(async () => (await fetch('/api/v1/status/config', { headers: { 'X-Osprey-UI': '1' } })).status);
+    if (status !== 403) throw new Error(`status/config answered ${status} to a viewer`);
+    await shot(page, 'auth-viewer-status');
+    await context.close();
+  });
+  await check('auth: an editor may change silences; CSRF is required', async () => {
+    const { context, page } = await newPage();
+    await signIn(page, editor);
+    await page.waitForSelector('text=New silence');
+    const results = await page.evaluate(async () => {
+      const body = JSON.stringify({ matchers: [{ name: 'alertname', value: 'X', isRegex: false, isEqual: true }], startsAt: new Date().toISOString(), endsAt: new Date(Date.now() + 3600e3).toISOString(), createdBy: 'e2e', comment: 'auth test' });
+      const headers = { 'Content-Type': 'application/json' };
+      const without = (await fetch('/api/v2/silences', { method: 'POST', headers, body })).status;
+      const who = await (await fetch('/api/osprey/whoami')).json();
+      const withToken = (await fetch('/api/v2/silences', { method: 'POST', headers: { ...headers, 'X-CSRF-Token': who.data.csrfToken }, body })).status;
+      return { without, withToken };
+    });
+    if (results.without !== 403) throw new Error(`a POST without the CSRF token answered ${results.without}`);
+    if (results.withToken !== 200) throw new Error(`a POST with the CSRF token answered ${results.withToken}`);
+    await page.click('#logout');
+    await page.waitForURL(/\/login/);
+    const after = await page.evaluate(async () => (await fetch('/api/v1/labels', { headers: { 'X-Osprey-UI': '1' } })).status);
+    if (after !== 401) throw new Error(`after signing out /api/v1/labels answered ${after}`);
+    await context.close();
+  });
+  await browser.close();
+  summary.failures = failures;
+  console.log('SUMMARY ' + JSON.stringify(summary));
+  process.exit(failures.length ? 1 : 0);
+}
+
+// ---------------------------------------------------------------------------
 // --smoke: a server on its embedded default (no configuration, no imported
 // data): every page and built-in dashboard loads without an error.
 

@@ -492,6 +492,52 @@ fn browser_on_the_embedded_default() {
     assert!(ok, "browser checks failed:\n{output}\nserver log:\n{log}");
 }
 
+#[test]
+fn browser_login_as_viewer_and_editor() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(chromium) = browser_prerequisites() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hash = |password: &str| bcrypt::hash(password, 4).expect("bcrypt");
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "basic_auth_users:\n  vera: '{}'\n  ed: '{}'\nuser_roles:\n  vera: viewer\n  ed: editor\n",
+            hash("pw-vera"),
+            hash("pw-ed")
+        ),
+    )
+    .expect("web config");
+    let addr = free_addr();
+    let server = Server::start_with_args(
+        &dir.path().join("data"),
+        addr,
+        &dir.path().join("server.log"),
+        &["--web.config.file", web.to_str().expect("utf-8 path")],
+    );
+    let screenshots = repo_root().join("target/ui-screenshots");
+    let (ok, output) = run_e2e(
+        addr,
+        &chromium,
+        &screenshots,
+        &["--auth".as_ref(), "vera:pw-vera,ed:pw-ed".as_ref()],
+    );
+    let log = server.log_text();
+    server.kill();
+    assert!(ok, "browser checks failed:\n{output}\nserver log:\n{log}");
+    // Every sign-in, refusal and change is in the audit log.
+    let audit = std::fs::read_to_string(dir.path().join("data/audit.log")).expect("audit log");
+    assert!(audit.contains("\"action\":\"login\""), "{audit}");
+    assert!(audit.contains("denied"), "{audit}");
+    assert!(audit.contains("POST /api/v2/silences"), "{audit}");
+    assert!(
+        !audit.contains("pw-vera") && !audit.contains("pw-ed"),
+        "{audit}"
+    );
+}
+
 /// The absolute path of a program on PATH.
 fn which(program: &str) -> Option<PathBuf> {
     if program.contains('/') {

@@ -538,6 +538,7 @@ pub async fn middleware(State(auth): State<Arc<Auth>>, request: Request, next: N
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| request.uri().path().to_string());
     let target = request.uri().path().to_string();
+    let from_ui = request.headers().contains_key(UI_HEADER);
     let peer = request
         .extensions()
         .get::<ConnectInfo<PeerInfo>>()
@@ -573,14 +574,14 @@ pub async fn middleware(State(auth): State<Arc<Auth>>, request: Request, next: N
                 },
                 config.audit_stdout,
             );
-            return unauthorized("the credentials given are not valid");
+            return unauthorized("the credentials given are not valid", from_ui);
         }
     };
     if !access.allows(principal.role)
         || (principal.how == Credential::Nobody && access != Access::Public)
     {
         if principal.how == Credential::Nobody {
-            return unauthorized("authentication required");
+            return unauthorized("authentication required", from_ui);
         }
         auth.audit.record(
             &AuditEntry {
@@ -651,12 +652,18 @@ pub async fn middleware(State(auth): State<Arc<Auth>>, request: Request, next: N
     response
 }
 
-fn unauthorized(message: &str) -> Response {
+/// The header osprey's own UI sends, so a 401 does not make the browser
+/// pop up its own basic-auth prompt over the login page.
+pub const UI_HEADER: &str = "x-osprey-ui";
+
+fn unauthorized(message: &str, from_ui: bool) -> Response {
     let mut response = error_json(StatusCode::UNAUTHORIZED, "unauthorized", message);
-    response.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Basic realm=\"osprey\""),
-    );
+    if !from_ui {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"osprey\""),
+        );
+    }
     response
 }
 

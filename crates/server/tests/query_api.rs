@@ -1000,7 +1000,7 @@ async fn targets_with_scraping_started_name_the_pool_of_dropped_targets() {
     // back out as Prometheus does (same values, comments and layout gone).
     let data = get(&app, "/api/v1/status/config").await.data();
     let shown = data["yaml"].as_str().expect("yaml text");
-    assert_eq!(yaml_value(shown), yaml_value(&text), "{shown}");
+    assert_eq!(yaml_value(shown), yaml_value(text), "{shown}");
     state.stop().await;
 }
 
