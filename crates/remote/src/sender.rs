@@ -912,6 +912,8 @@ impl Queue {
                     }
                 }
             }
+            // Remote write has no deletes, and this WAL never holds them.
+            Ok(Record::Tombstones(_)) => {}
             Err(error) => {
                 tracing::warn!(%error, "undecodable WAL record; skipped");
             }

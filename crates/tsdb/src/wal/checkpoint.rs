@@ -8,7 +8,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::record::{Record, RefSample, RefSeries, decode, encode_samples, encode_series};
+use super::record::{
+    Record, RefSample, RefSeries, RefTombstone, decode, encode_samples, encode_series,
+    encode_tombstones,
+};
 use super::segment::{
     append_frame, checkpoint_dir_name, list_directory, segment_file_name, sync_directory,
 };
@@ -28,13 +31,16 @@ pub struct CheckpointStats {
     pub series_dropped: u64,
     pub samples_kept: u64,
     pub samples_dropped: u64,
+    pub tombstones_kept: u64,
+    pub tombstones_dropped: u64,
     /// Framed bytes written to the new checkpoint.
     pub bytes_written: u64,
 }
 
 /// Writes `checkpoint.<through_segment>` from the previous checkpoint and
 /// the segments up to `through_segment`, keeping series whose id passes
-/// `keep_series` and their samples with `t >= mint`, then deletes older
+/// `keep_series`, their samples with `t >= mint` and their tombstones that
+/// end at or after `mint` (records stay in log order), then deletes older
 /// checkpoints. The segments themselves are left for
 /// [`super::Wal::truncate_before`].
 ///
@@ -113,6 +119,20 @@ pub fn checkpoint(
                     stats.samples_dropped += before - kept.len() as u64;
                     if !kept.is_empty() {
                         encode_samples(&kept, &mut encoded);
+                    }
+                }
+                Record::Tombstones(tombstones) => {
+                    // A delete of samples that are all older than `mint`
+                    // has nothing left to delete.
+                    let before = tombstones.len() as u64;
+                    let kept: Vec<RefTombstone> = tombstones
+                        .into_iter()
+                        .filter(|t| t.maxt >= mint && keep_series(t.id))
+                        .collect();
+                    stats.tombstones_kept += kept.len() as u64;
+                    stats.tombstones_dropped += before - kept.len() as u64;
+                    if !kept.is_empty() {
+                        encode_tombstones(&kept, &mut encoded);
                     }
                 }
             }

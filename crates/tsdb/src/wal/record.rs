@@ -1,4 +1,5 @@
-//! WAL record payloads: series and samples, and their byte encodings.
+//! WAL record payloads: series, samples and tombstones (deletes), and their
+//! byte encodings.
 //!
 //! A record's bytes are one type byte followed by the payload; the framing
 //! (length and CRC) is added by the segment writer. The layout is specified
@@ -13,12 +14,17 @@ use model::{Label, Labels};
 pub const RECORD_TYPE_SERIES: u8 = 1;
 /// Record type byte of a samples record.
 pub const RECORD_TYPE_SAMPLES: u8 = 2;
+/// Record type byte of a tombstones record (a delete of head samples).
+pub const RECORD_TYPE_TOMBSTONES: u8 = 5;
 
 /// Whether a record type byte is one this version writes and reads.
 ///
-/// Types 3 (histograms), 4 (exemplars) and 5 (tombstones) are reserved.
+/// Types 3 (histograms) and 4 (exemplars) are reserved.
 pub fn is_known_record_type(record_type: u8) -> bool {
-    matches!(record_type, RECORD_TYPE_SERIES | RECORD_TYPE_SAMPLES)
+    matches!(
+        record_type,
+        RECORD_TYPE_SERIES | RECORD_TYPE_SAMPLES | RECORD_TYPE_TOMBSTONES
+    )
 }
 
 /// A series as the WAL knows it: the head's id for it and its labels.
@@ -36,11 +42,22 @@ pub struct RefSample {
     pub v: f64,
 }
 
+/// A delete of the samples of the series with the head's id `id` whose
+/// timestamps lie in `[mint, maxt]` (both inclusive; `mint <= maxt`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RefTombstone {
+    pub id: u64,
+    pub mint: i64,
+    pub maxt: i64,
+}
+
 /// A decoded WAL record.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Record {
     Series(Vec<RefSeries>),
     Samples(Vec<RefSample>),
+    /// Deletes, each of the samples replayed before this record.
+    Tombstones(Vec<RefTombstone>),
 }
 
 /// Why record bytes could not be decoded.
@@ -110,6 +127,17 @@ pub fn encode_samples(samples: &[RefSample], out: &mut Vec<u8>) {
     }
 }
 
+/// Appends a tombstones record (type byte and payload) to `out`. Entries
+/// with `mint > maxt` delete nothing and are left out.
+pub fn encode_tombstones(tombstones: &[RefTombstone], out: &mut Vec<u8>) {
+    out.push(RECORD_TYPE_TOMBSTONES);
+    for entry in tombstones.iter().filter(|e| e.mint <= e.maxt) {
+        put_uvarint(out, entry.id);
+        put_varint(out, entry.mint);
+        put_uvarint(out, entry.maxt.wrapping_sub(entry.mint) as u64);
+    }
+}
+
 /// Decodes one record from its type byte and payload.
 pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
     let Some((&record_type, _)) = bytes.split_first() else {
@@ -122,6 +150,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
     match record_type {
         RECORD_TYPE_SERIES => decode_series(&mut reader).map(Record::Series),
         RECORD_TYPE_SAMPLES => decode_samples(&mut reader).map(Record::Samples),
+        RECORD_TYPE_TOMBSTONES => decode_tombstones(&mut reader).map(Record::Tombstones),
         _ => Err(RecordError {
             offset: 0,
             reason: "unknown record type",
@@ -192,6 +221,21 @@ fn decode_samples(reader: &mut ByteReader<'_>) -> Result<Vec<RefSample>, RecordE
         return Err(reader.error("first sample differs from the record's base"));
     }
     Ok(samples)
+}
+
+fn decode_tombstones(reader: &mut ByteReader<'_>) -> Result<Vec<RefTombstone>, RecordError> {
+    // An entry takes at least 3 bytes.
+    let mut tombstones = Vec::with_capacity(reader.remaining() / 3);
+    while !reader.is_at_end() {
+        let id = reader.uvarint()?;
+        let mint = reader.varint()?;
+        let length = reader.uvarint()?;
+        let Some(maxt) = mint.checked_add_unsigned(length) else {
+            return Err(reader.error("tombstone interval end overflows 64 bits"));
+        };
+        tombstones.push(RefTombstone { id, mint, maxt });
+    }
+    Ok(tombstones)
 }
 
 /// Appends `value` as an unsigned LEB128 varint.
@@ -293,6 +337,7 @@ mod tests {
                     assert_eq!((x.id, x.t, x.v.to_bits()), (y.id, y.t, y.v.to_bits()));
                 }
             }
+            (Record::Tombstones(a), Record::Tombstones(b)) => assert_eq!(a, b),
             _ => panic!("record kinds differ: {left:?} vs {right:?}"),
         }
     }
@@ -324,6 +369,18 @@ mod tests {
             encode_samples(&samples, &mut bytes);
             let decoded = decode(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
             assert_same_record(&decoded, &Record::Samples(samples));
+        }
+
+        #[test]
+        fn tombstones_round_trip(entries in proptest::collection::vec((any::<u64>(), any::<i64>(), any::<i64>()), 0..30)) {
+            let tombstones: Vec<RefTombstone> = entries
+                .into_iter()
+                .map(|(id, a, b)| RefTombstone { id, mint: a.min(b), maxt: a.max(b) })
+                .collect();
+            let mut bytes = Vec::new();
+            encode_tombstones(&tombstones, &mut bytes);
+            let decoded = decode(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            assert_same_record(&decoded, &Record::Tombstones(tombstones));
         }
 
         #[test]
@@ -388,6 +445,37 @@ mod tests {
         );
         check(&[("", "1")], "empty label name");
         check(&[("a", "")], "empty label value");
+    }
+
+    #[test]
+    fn tombstones_cover_the_whole_time_range_and_reject_overflow() {
+        let whole = RefTombstone {
+            id: 9,
+            mint: i64::MIN,
+            maxt: i64::MAX,
+        };
+        let mut bytes = Vec::new();
+        encode_tombstones(&[whole], &mut bytes);
+        assert_eq!(decode(&bytes), Ok(Record::Tombstones(vec![whole])));
+        // An empty range is not written.
+        bytes.clear();
+        encode_tombstones(
+            &[RefTombstone {
+                id: 1,
+                mint: 5,
+                maxt: 4,
+            }],
+            &mut bytes,
+        );
+        assert_eq!(bytes, vec![RECORD_TYPE_TOMBSTONES]);
+        // mint = i64::MAX with a length of 1.
+        let mut overflow = vec![RECORD_TYPE_TOMBSTONES, 1];
+        put_varint(&mut overflow, i64::MAX);
+        put_uvarint(&mut overflow, 1);
+        let error = decode(&overflow).expect_err("maxt past i64::MAX");
+        assert_eq!(error.reason(), "tombstone interval end overflows 64 bits");
+        // Cut inside an entry.
+        assert!(decode(&[RECORD_TYPE_TOMBSTONES, 1, 2]).is_err());
     }
 
     #[test]

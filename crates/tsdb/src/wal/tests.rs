@@ -160,6 +160,7 @@ fn concurrent_log_from_eight_threads_is_all_replayed() {
                     seen_samples.insert((s.id, s.t));
                 }
             }
+            Record::Tombstones(_) => panic!("no tombstones were logged"),
         }
     }
     assert_eq!(seen_series.len() as u64, threads * per_thread);
@@ -369,6 +370,30 @@ fn checkpoint_and_truncate_keep_exactly_kept_series_and_recent_samples() {
     for id in 0..10u64 {
         wal.log(&[&samples_record(id, 100, 100)]).expect("log");
     }
+    // Deletes: of a kept series reaching past the checkpoint's mint (kept),
+    // of a kept series entirely before it (dropped), of a dropped series.
+    let mut deletes = Vec::new();
+    encode_tombstones(
+        &[
+            RefTombstone {
+                id: 2,
+                mint: 140,
+                maxt: 160,
+            },
+            RefTombstone {
+                id: 4,
+                mint: 0,
+                maxt: 149,
+            },
+            RefTombstone {
+                id: 3,
+                mint: 0,
+                maxt: 1000,
+            },
+        ],
+        &mut deletes,
+    );
+    wal.log(&[&deletes]).expect("log");
     let through = wal.cut_segment().expect("cut") - 1;
     assert_eq!(through, first_segment + 1);
     // Written after the checkpoint's range: must survive untouched.
@@ -382,6 +407,8 @@ fn checkpoint_and_truncate_keep_exactly_kept_series_and_recent_samples() {
     assert_eq!(stats.series_dropped, 5);
     assert_eq!(stats.samples_kept, 5 * 50);
     assert_eq!(stats.samples_dropped, 2000 - 250);
+    assert_eq!(stats.tombstones_kept, 1);
+    assert_eq!(stats.tombstones_dropped, 2);
     wal.truncate_before(through + 1).expect("truncate");
     assert!(!segment_path(&dir, first_segment).exists());
     assert!(!segment_path(&dir, through).exists());
@@ -390,12 +417,29 @@ fn checkpoint_and_truncate_keep_exactly_kept_series_and_recent_samples() {
     assert_eq!(replay_stats.checkpoint, Some(through));
     let mut series = Vec::new();
     let mut samples = Vec::new();
+    let mut deleted = Vec::new();
     for record in records {
         match record {
             Record::Series(s) => series.extend(s.into_iter().map(|s| s.id)),
-            Record::Samples(s) => samples.extend(s),
+            Record::Samples(s) => {
+                // The delete follows every sample of the checkpoint.
+                assert!(
+                    deleted.is_empty() || s.iter().all(|x| x.id == 50),
+                    "checkpoint samples after the delete"
+                );
+                samples.extend(s);
+            }
+            Record::Tombstones(t) => deleted.extend(t),
         }
     }
+    assert_eq!(
+        deleted,
+        vec![RefTombstone {
+            id: 2,
+            mint: 140,
+            maxt: 160
+        }]
+    );
     assert_eq!(series, vec![0, 2, 4, 6, 8, 50]);
     assert_eq!(samples.len(), 250 + 5);
     assert!(
@@ -415,7 +459,7 @@ fn checkpoint_and_truncate_keep_exactly_kept_series_and_recent_samples() {
         .iter()
         .map(|r| match r {
             Record::Samples(s) => s.len(),
-            Record::Series(_) => 0,
+            Record::Series(_) | Record::Tombstones(_) => 0,
         })
         .sum();
     assert_eq!(sample_count, 50 + 5);
