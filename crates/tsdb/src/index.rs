@@ -75,13 +75,14 @@ pub(crate) fn read_uvarint(bytes: &[u8]) -> Option<(u64, usize)> {
     None
 }
 
-fn zigzag_decode(value: u64) -> i64 {
+pub(crate) fn zigzag_decode(value: u64) -> i64 {
     ((value >> 1) as i64) ^ -((value & 1) as i64)
 }
 
 /// A position in a byte slice with checked reads. Errors carry the absolute
-/// file offset of the failing read.
-struct Decoder<'a> {
+/// file offset of the failing read. Every block file is read through it
+/// (this index, and the `tombstones` file).
+pub(crate) struct Decoder<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
@@ -89,26 +90,36 @@ struct Decoder<'a> {
 /// A decoding failure: where and what, without the file name (the reader adds
 /// it).
 #[derive(Debug)]
-struct DecodeError {
-    offset: usize,
-    what: &'static str,
+pub(crate) struct DecodeError {
+    pub(crate) offset: usize,
+    pub(crate) what: &'static str,
 }
 
-type DecodeResult<T> = Result<T, DecodeError>;
+pub(crate) type DecodeResult<T> = Result<T, DecodeError>;
 
 impl<'a> Decoder<'a> {
-    fn new(bytes: &'a [u8], pos: usize) -> Decoder<'a> {
+    pub(crate) fn new(bytes: &'a [u8], pos: usize) -> Decoder<'a> {
         Decoder { bytes, pos }
     }
 
-    fn fail<T>(&self, what: &'static str) -> DecodeResult<T> {
+    /// The offset of the next read.
+    pub(crate) fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Bytes left after the position.
+    pub(crate) fn remaining(&self) -> usize {
+        self.bytes.len().saturating_sub(self.pos)
+    }
+
+    pub(crate) fn fail<T>(&self, what: &'static str) -> DecodeResult<T> {
         Err(DecodeError {
             offset: self.pos,
             what,
         })
     }
 
-    fn uvarint(&mut self) -> DecodeResult<u64> {
+    pub(crate) fn uvarint(&mut self) -> DecodeResult<u64> {
         let rest = self.bytes.get(self.pos..).unwrap_or(&[]);
         match read_uvarint(rest) {
             Some((value, len)) => {
@@ -128,7 +139,7 @@ impl<'a> Decoder<'a> {
         })
     }
 
-    fn varint(&mut self) -> DecodeResult<i64> {
+    pub(crate) fn varint(&mut self) -> DecodeResult<i64> {
         Ok(zigzag_decode(self.uvarint()?))
     }
 

@@ -10,6 +10,8 @@
 //!   follows within a second).
 //! - [`block`] and [`index`]: immutable, memory-mapped block directories
 //!   cut from the head, with Dense-encoded chunks.
+//! - [`tombstones`]: what a delete removed from a block, until compaction
+//!   rewrites it without those samples.
 //! - [`compact`]: block writing, compaction planning and merging.
 //! - [`db`]: the database that ties these together, plus retention.
 //!
@@ -25,6 +27,7 @@ pub mod import;
 pub mod index;
 mod querier;
 mod sync;
+pub mod tombstones;
 pub mod wal;
 
 pub use db::{Db, DbOptions};
