@@ -8,19 +8,25 @@
 //! a `.tmp` directory that [`cleanup_tmp`] removes. [`Block`] memory-maps the
 //! index and the segments and answers matcher queries through the postings.
 //!
-//! Chunk bytes are opaque here: an encoding byte and data produced by
-//! `chunkenc`.
+//! Chunk bytes are mostly opaque here: an encoding byte and data produced by
+//! `chunkenc`. Deleted samples are listed in the block's `tombstones` file
+//! (`docs/format/tombstones.md`, [`crate::tombstones`]); [`Block::select`]
+//! leaves out chunks whose every sample is deleted (decoding the chunks a
+//! tombstone only partly covers to find out) and hands each series its
+//! deleted intervals, which the reader applies while decoding.
 
 use crate::index::{IndexReader, IndexSeries, RawSeries, SeriesCursor, put_uvarint, read_uvarint};
+use crate::sync::{lock, read, write};
+use crate::tombstones::{self, Intervals, Tombstones};
 use memmap2::Mmap;
 use model::{Labels, Matcher};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The block format version written to `meta.json`.
@@ -100,11 +106,13 @@ impl ChunkRef {
 }
 
 /// A selected series and its chunks that overlap the query range, as
-/// (min time, max time, reference).
+/// (min time, max time, reference), with the intervals of it that are
+/// deleted (empty when none): a reader drops the samples in them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SeriesChunks {
     pub labels: Labels,
     pub chunks: Vec<(i64, i64, ChunkRef)>,
+    pub deleted: Intervals,
 }
 
 // ---------------------------------------------------------------------------
@@ -256,9 +264,21 @@ fn is_ulid(s: &str) -> bool {
 }
 
 fn random_80_bits() -> u128 {
+    u128::from_le_bytes(random_bytes()) & ((1 << 80) - 1)
+}
+
+/// 64 random bits (snapshot names).
+pub(crate) fn random_u64() -> u64 {
+    let bytes: [u8; 16] = random_bytes();
+    u128::from_le_bytes(bytes) as u64
+}
+
+/// Sixteen random bytes from the operating system, or, should it fail, from
+/// the standard library's hash seeds and the clock.
+fn random_bytes() -> [u8; 16] {
     let mut bytes = [0u8; 16];
     let from_urandom = File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes[..10]))
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
         .is_ok();
     if !from_urandom {
         use std::hash::{BuildHasher, Hasher};
@@ -276,13 +296,13 @@ fn random_80_bits() -> u128 {
             bytes[start..start + 8].copy_from_slice(&h.finish().to_le_bytes());
         }
     }
-    u128::from_le_bytes(bytes) & ((1 << 80) - 1)
+    bytes
 }
 
 // ---------------------------------------------------------------------------
 // Directory helpers.
 
-fn sync_dir(dir: &Path) -> Result<(), BlockError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), BlockError> {
     File::open(dir)
         .and_then(|f| f.sync_all())
         .map_err(|e| BlockError::io(dir, e, "fsyncing directory"))
@@ -544,13 +564,19 @@ struct Segment {
     map: Mmap,
 }
 
-/// An open block: its meta, the memory-mapped index and chunk segments.
+/// An open block: its meta, the memory-mapped index and chunk segments,
+/// and its tombstones.
 pub struct Block {
     dir: PathBuf,
     meta: BlockMeta,
     index: IndexReader,
     segments: Vec<Segment>,
     size_bytes: u64,
+    /// What is deleted; replaced whole by [`Block::delete`], so a reader
+    /// holds one consistent set for its whole select.
+    tombstones: RwLock<Arc<Tombstones>>,
+    /// Serialises writers of the tombstones file.
+    tombstones_writer: Mutex<()>,
 }
 
 impl fmt::Debug for Block {
@@ -646,12 +672,28 @@ impl Block {
             segments.push(Segment { number, path, map });
         }
         segments.sort_by_key(|s| s.number);
+        tombstones::remove_leftover(dir);
+        let tombstones = tombstones::read_file(dir)?;
+        if let Some(max_id) = tombstones.max_series_id()
+            && max_id >= index.num_series()
+        {
+            return Err(BlockError::corrupt(
+                &dir.join(tombstones::TOMBSTONES_FILE),
+                0,
+                &format!(
+                    "tombstones name series {max_id}, but the index has only {} series",
+                    index.num_series()
+                ),
+            ));
+        }
         Ok(Block {
             dir: dir.to_path_buf(),
             meta,
             index,
             segments,
             size_bytes,
+            tombstones: RwLock::new(Arc::new(tombstones)),
+            tombstones_writer: Mutex::new(()),
         })
     }
 
@@ -673,9 +715,51 @@ impl Block {
         &self.index
     }
 
+    /// The block's tombstones as they are now.
+    pub fn tombstones(&self) -> Arc<Tombstones> {
+        read(&self.tombstones).clone()
+    }
+
+    /// Deletes the samples in `[mint, maxt]` of every series matching
+    /// `matchers` (every series for none): adds a tombstone to each such
+    /// series that has a chunk in the range, clipped to its chunks, and
+    /// replaces the `tombstones` file. Returns how many series got a new
+    /// tombstone.
+    pub fn delete(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<usize, BlockError> {
+        if mint > maxt || mint >= self.meta.max_time || maxt < self.meta.min_time {
+            return Ok(0);
+        }
+        let _writer = lock(&self.tombstones_writer);
+        let current = self.tombstones();
+        let mut next = Tombstones::clone(&current);
+        let mut cursor = SeriesCursor::default();
+        let mut raw = RawSeries::default();
+        let mut added = 0;
+        for id in self.index.postings_for_matchers(matchers)? {
+            self.index.series(id, &mut cursor, &mut raw)?;
+            let first = raw.chunks.iter().map(|c| c.0).min();
+            let last = raw.chunks.iter().map(|c| c.1).max();
+            let (Some(first), Some(last)) = (first, last) else {
+                continue;
+            };
+            let (low, high) = (mint.max(first), maxt.min(last));
+            if low > high || current.get(id).is_some_and(|d| d.covers(low, high)) {
+                continue;
+            }
+            next.add(id, low, high);
+            added += 1;
+        }
+        if added > 0 {
+            tombstones::write_file(&self.dir, &next)?;
+            *write(&self.tombstones) = Arc::new(next);
+        }
+        Ok(added)
+    }
+
     /// Series matching every matcher that have a chunk overlapping
     /// `[mint, maxt]` (both inclusive), sorted by labels, each with only its
-    /// overlapping chunks.
+    /// overlapping chunks that hold a sample not deleted, and its deleted
+    /// intervals. A series with no such chunk is left out.
     pub fn select(
         &self,
         matchers: &[Matcher],
@@ -685,6 +769,7 @@ impl Block {
         if mint > maxt {
             return Ok(Vec::new());
         }
+        let tombstones = self.tombstones();
         let ids = self.index.postings_for_matchers(matchers)?;
         let mut out = Vec::new();
         let mut value_cache = std::collections::HashMap::new();
@@ -692,21 +777,84 @@ impl Block {
         let mut raw = RawSeries::default();
         for id in ids {
             self.index.series(id, &mut cursor, &mut raw)?;
-            let chunks: Vec<(i64, i64, ChunkRef)> = raw
-                .chunks
-                .iter()
-                .filter(|(min, max, _)| *min <= maxt && *max >= mint)
-                .map(|&(min, max, r)| (min, max, ChunkRef(r)))
-                .collect();
+            let deleted = tombstones.get(id);
+            let mut chunks: Vec<(i64, i64, ChunkRef)> = Vec::new();
+            for &(min, max, r) in &raw.chunks {
+                if min > maxt || max < mint {
+                    continue;
+                }
+                if let Some(deleted) = deleted
+                    && !self.chunk_has_live_sample(min, max, ChunkRef(r), deleted)?
+                {
+                    continue;
+                }
+                chunks.push((min, max, ChunkRef(r)));
+            }
             if chunks.is_empty() {
                 continue;
             }
             out.push(SeriesChunks {
                 labels: self.index.resolve_labels(&raw.labels, &mut value_cache)?,
                 chunks,
+                deleted: deleted.cloned().unwrap_or_default(),
             });
         }
         Ok(out)
+    }
+
+    /// Whether the chunk `[min, max]` at `r` holds a sample that `deleted`
+    /// does not cover; decodes it only when `deleted` covers part of it.
+    fn chunk_has_live_sample(
+        &self,
+        min: i64,
+        max: i64,
+        r: ChunkRef,
+        deleted: &Intervals,
+    ) -> Result<bool, BlockError> {
+        if !deleted.overlaps(min, max) {
+            return Ok(true);
+        }
+        if deleted.covers(min, max) {
+            return Ok(false);
+        }
+        Ok(self
+            .chunk_samples(r)?
+            .iter()
+            .any(|&(t, _)| !deleted.contains(t)))
+    }
+
+    /// Whether series `id`, whose index entry `raw` holds, has no sample
+    /// left that its tombstones do not cover.
+    fn is_deleted(&self, raw: &RawSeries, deleted: &Intervals) -> Result<bool, BlockError> {
+        for &(min, max, r) in &raw.chunks {
+            if self.chunk_has_live_sample(min, max, ChunkRef(r), deleted)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Ids of the series every sample of which is deleted.
+    fn deleted_series(&self, tombstones: &Tombstones) -> Result<HashSet<u32>, BlockError> {
+        let mut dead = HashSet::new();
+        let mut cursor = SeriesCursor::default();
+        let mut raw = RawSeries::default();
+        for (id, deleted) in tombstones.iter() {
+            self.index.series(id, &mut cursor, &mut raw)?;
+            if self.is_deleted(&raw, deleted)? {
+                dead.insert(id);
+            }
+        }
+        Ok(dead)
+    }
+
+    /// The samples of one chunk, decoded, after checking its CRC.
+    pub(crate) fn chunk_samples(&self, r: ChunkRef) -> Result<Vec<(i64, f64)>, BlockError> {
+        let (encoding, bytes) = self.chunk(r)?;
+        let corrupt = |why: String| BlockError::corrupt(&self.dir, r.0, &why);
+        let encoding = crate::chunkenc::Encoding::from_u8(encoding)
+            .ok_or_else(|| corrupt(format!("unknown chunk encoding {encoding}")))?;
+        crate::chunkenc::decode_all(encoding, bytes).map_err(|e| corrupt(e.to_string()))
     }
 
     /// The encoding byte and data of a chunk, after checking its CRC.
@@ -756,16 +904,36 @@ impl Block {
     }
 
     /// Label names of the series matching `matchers`, sorted; every name in
-    /// the block when `matchers` is empty.
+    /// the block when `matchers` is empty. Series whose samples are all
+    /// deleted do not count.
     pub fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>, BlockError> {
+        let tombstones = self.tombstones();
+        let dead = if tombstones.is_empty() {
+            HashSet::new()
+        } else {
+            self.deleted_series(&tombstones)?
+        };
         if matchers.is_empty() {
-            return Ok(self.index.label_names());
+            let mut names = self.index.label_names();
+            if !dead.is_empty() {
+                let mut kept = Vec::with_capacity(names.len());
+                for name in names {
+                    if self.has_live_series(&name, None, &dead)? {
+                        kept.push(name);
+                    }
+                }
+                names = kept;
+            }
+            return Ok(names);
         }
         let ids = self.index.postings_for_matchers(matchers)?;
         let mut name_ordinals = BTreeSet::new();
         let mut cursor = SeriesCursor::default();
         let mut raw = RawSeries::default();
         for id in ids {
+            if dead.contains(&id) {
+                continue;
+            }
             self.index.series(id, &mut cursor, &mut raw)?;
             name_ordinals.extend(raw.labels.iter().map(|(name, _)| *name));
         }
@@ -776,14 +944,31 @@ impl Block {
     }
 
     /// Values of label `name` among the series matching `matchers`, sorted;
-    /// all of its values when `matchers` is empty.
+    /// all of its values when `matchers` is empty. Series whose samples are
+    /// all deleted do not count.
     pub fn label_values(
         &self,
         name: &str,
         matchers: &[Matcher],
     ) -> Result<Vec<String>, BlockError> {
+        let tombstones = self.tombstones();
+        let dead = if tombstones.is_empty() {
+            HashSet::new()
+        } else {
+            self.deleted_series(&tombstones)?
+        };
         if matchers.is_empty() {
-            return self.index.label_values(name);
+            let mut values = self.index.label_values(name)?;
+            if !dead.is_empty() {
+                let mut kept = Vec::with_capacity(values.len());
+                for value in values {
+                    if self.has_live_series(name, Some(&value), &dead)? {
+                        kept.push(value);
+                    }
+                }
+                values = kept;
+            }
+            return Ok(values);
         }
         let Some(name_ordinal) = self.index.name_ordinal(name) else {
             return Ok(Vec::new());
@@ -793,6 +978,9 @@ impl Block {
         let mut cursor = SeriesCursor::default();
         let mut raw = RawSeries::default();
         for id in ids {
+            if dead.contains(&id) {
+                continue;
+            }
             self.index.series(id, &mut cursor, &mut raw)?;
             if let Ok(i) = raw.labels.binary_search_by_key(&name_ordinal, |(n, _)| *n) {
                 value_ordinals.insert(raw.labels[i].1);
@@ -803,6 +991,31 @@ impl Block {
             .into_iter()
             .map(|v| self.index.label_value(name_ordinal, v).map(str::to_string))
             .collect()
+    }
+
+    /// Whether a series not in `dead` has label `name` (with `value`, when
+    /// given), through the postings.
+    fn has_live_series(
+        &self,
+        name: &str,
+        value: Option<&str>,
+        dead: &HashSet<u32>,
+    ) -> Result<bool, BlockError> {
+        let values = match value {
+            Some(v) => vec![v.to_string()],
+            None => self.index.label_values(name)?,
+        };
+        for v in values {
+            if self
+                .index
+                .postings(name, &v)?
+                .iter()
+                .any(|id| !dead.contains(id))
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }
 

@@ -10,6 +10,12 @@
 //! 2. Level compaction: for each range in [`compaction_ranges`] above the
 //!    base, blocks that fall inside one aligned window of that range are
 //!    merged once the window is complete (a newer block starts after it).
+//!
+//! Merging applies each input block's tombstones to that block's samples,
+//! so deleted samples are not written again, and a merge whose inputs hold
+//! nothing but deleted samples writes no block. [`rewrite_block`] does the
+//! same for one block alone (`clean_tombstones`, and the blocks that
+//! [`needs_rewrite`] picks at maintenance).
 
 use crate::block::{Block, BlockError, BlockMeta, BlockWriter, ChunkMeta, NewBlock};
 use crate::chunkenc::{Encoding, encode_dense};
@@ -23,6 +29,22 @@ use std::sync::Arc;
 /// queries over long blocks stay cheap. At a 15 s interval, 2048 samples
 /// are about 8.5 hours.
 pub const DENSE_CHUNK_SAMPLES: usize = 2048;
+
+/// A block is rewritten without its deleted samples once its tombstones
+/// name more than this share of its series: Prometheus's threshold, so a
+/// large delete frees its space at the next maintenance, while a few
+/// deleted series wait for compaction or `clean_tombstones` rather than
+/// each costing a rewrite of the whole block.
+pub const TOMBSTONE_REWRITE_FRACTION: f64 = 0.05;
+
+/// Whether maintenance should rewrite `block` to drop its deleted samples
+/// (see [`TOMBSTONE_REWRITE_FRACTION`]).
+pub(crate) fn needs_rewrite(block: &Block) -> bool {
+    let tombstoned = block.tombstones().num_series();
+    tombstoned > 0
+        && tombstoned as f64
+            > TOMBSTONE_REWRITE_FRACTION * f64::from(block.index().num_series().max(1))
+}
 
 /// The compaction ranges: the base block range, then each three times the
 /// previous, up to `max_range` (Prometheus's scheme: 2h, 6h, 18h, 54h, ...).
@@ -82,15 +104,19 @@ pub fn write_block(
     }
 }
 
-/// What to compact next: indices into the block list (sorted by min time).
-pub(crate) fn plan(metas: &[&BlockMeta], ranges: &[i64]) -> Option<Vec<usize>> {
+/// The indices of the block list in time order.
+fn time_order(metas: &[&BlockMeta]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..metas.len()).collect();
     order.sort_by_key(|&i| (metas[i].min_time, metas[i].max_time));
+    order
+}
 
-    // 1. Overlapping blocks.
+/// The first group of blocks whose time ranges overlap, if any: indices
+/// into the block list.
+pub(crate) fn plan_overlaps(metas: &[&BlockMeta]) -> Option<Vec<usize>> {
     let mut group: Vec<usize> = Vec::new();
     let mut group_max = i64::MIN;
-    for &i in &order {
+    for i in time_order(metas) {
         let m = metas[i];
         if !group.is_empty() && m.min_time < group_max {
             group.push(i);
@@ -103,9 +129,16 @@ pub(crate) fn plan(metas: &[&BlockMeta], ranges: &[i64]) -> Option<Vec<usize>> {
             group_max = m.max_time;
         }
     }
-    if group.len() > 1 {
+    (group.len() > 1).then_some(group)
+}
+
+/// What to compact next: indices into the block list (sorted by min time).
+pub(crate) fn plan(metas: &[&BlockMeta], ranges: &[i64]) -> Option<Vec<usize>> {
+    // 1. Overlapping blocks.
+    if let Some(group) = plan_overlaps(metas) {
         return Some(group);
     }
+    let order = time_order(metas);
 
     // 2. Level compaction, smallest range first.
     let newest_max = metas.iter().map(|m| m.max_time).max()?;
@@ -142,15 +175,33 @@ pub(crate) fn plan(metas: &[&BlockMeta], ranges: &[i64]) -> Option<Vec<usize>> {
     None
 }
 
+/// Writes `block` again without its deleted samples, as a new block with
+/// the same time range, compaction level and sources (its parent is the old
+/// block). Returns the new block's meta, or `None` when every sample of it
+/// was deleted. The caller replaces the old block with it; the new ULID
+/// must not change which block wins a timestamp, so the block must not
+/// overlap another.
+pub(crate) fn rewrite_block(
+    data_dir: &Path,
+    block: &Arc<Block>,
+) -> Result<Option<BlockMeta>, BlockError> {
+    let meta = block.meta();
+    let new = NewBlock {
+        min_time: meta.min_time,
+        max_time: meta.max_time,
+        level: meta.compaction.level,
+        sources: meta.compaction.sources.clone(),
+        parents: vec![meta.ulid.clone()],
+    };
+    write_merged(data_dir, std::slice::from_ref(block), new)
+}
+
 /// Merges blocks into one new block. Returns its meta, or `None` if the
-/// inputs held no samples.
+/// inputs held no samples that are not deleted.
 pub(crate) fn merge_blocks(
     data_dir: &Path,
     blocks: &[Arc<Block>],
 ) -> Result<Option<BlockMeta>, BlockError> {
-    // Priority: ascending ULID, so later (newer) blocks override.
-    let mut blocks: Vec<Arc<Block>> = blocks.to_vec();
-    blocks.sort_by(|a, b| a.meta().ulid.cmp(&b.meta().ulid));
     let min_time = blocks.iter().map(|b| b.meta().min_time).min().unwrap_or(0);
     let max_time = blocks.iter().map(|b| b.meta().max_time).max().unwrap_or(0);
     let level = blocks
@@ -165,8 +216,28 @@ pub(crate) fn merge_blocks(
         .collect();
     sources.sort();
     sources.dedup();
-    let parents = blocks.iter().map(|b| b.meta().ulid.clone()).collect();
+    let mut parents: Vec<String> = blocks.iter().map(|b| b.meta().ulid.clone()).collect();
+    parents.sort();
+    let new = NewBlock {
+        min_time,
+        max_time,
+        level,
+        sources,
+        parents,
+    };
+    write_merged(data_dir, blocks, new)
+}
 
+/// Writes the samples of `blocks` that are not deleted as the block `new`;
+/// a block with a larger ULID wins on equal timestamps.
+fn write_merged(
+    data_dir: &Path,
+    blocks: &[Arc<Block>],
+    new: NewBlock,
+) -> Result<Option<BlockMeta>, BlockError> {
+    // Priority: ascending ULID, so later (newer) blocks override.
+    let mut blocks: Vec<Arc<Block>> = blocks.to_vec();
+    blocks.sort_by(|a, b| a.meta().ulid.cmp(&b.meta().ulid));
     let mut lists = Vec::with_capacity(blocks.len());
     for b in &blocks {
         lists.push(b.select(&[], i64::MIN, i64::MAX)?);
@@ -196,7 +267,7 @@ pub(crate) fn merge_blocks(
             {
                 let mut samples = Vec::new();
                 for (_, _, r) in s.chunks {
-                    match read_chunk(&blocks[bi], r) {
+                    match blocks[bi].chunk_samples(r) {
                         Ok(mut part) => samples.append(&mut part),
                         Err(e) => {
                             error = Some(e);
@@ -205,31 +276,17 @@ pub(crate) fn merge_blocks(
                     }
                 }
                 samples.sort_by_key(|x| x.0);
+                s.deleted.remove_from(&mut samples);
                 acc = merge_override(acc, samples);
             }
         }
         Some((labels, acc))
     });
-    let new = NewBlock {
-        min_time,
-        max_time,
-        level,
-        sources,
-        parents,
-    };
     let result = write_block(data_dir, new, series);
     if let Some(e) = error {
         return Err(e);
     }
     result
-}
-
-fn read_chunk(block: &Block, r: crate::block::ChunkRef) -> Result<Vec<(i64, f64)>, BlockError> {
-    let (enc, bytes) = block.chunk(r)?;
-    let corrupt = |why: String| BlockError::corrupt(block.dir(), r.0, &why);
-    let enc =
-        Encoding::from_u8(enc).ok_or_else(|| corrupt(format!("unknown chunk encoding {enc}")))?;
-    crate::chunkenc::decode_all(enc, bytes).map_err(|e| corrupt(e.to_string()))
 }
 
 #[cfg(test)]

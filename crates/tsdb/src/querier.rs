@@ -6,10 +6,18 @@
 //! lists of every source. When one series has samples in several sources,
 //! the newer source wins on equal timestamps: the head over every block,
 //! a block with a larger ULID over one with a smaller ULID.
+//!
+//! Deleted samples never come out: a block's select leaves out chunks its
+//! tombstones cover entirely and hands each series its deleted intervals,
+//! applied here while decoding (before merging, so a block's tombstones
+//! hide only that block's samples), and the head drops deleted samples
+//! when the delete is made. A series left without samples is not
+//! returned, by `select` or by the label lookups.
 
 use crate::block::{Block, ChunkRef};
 use crate::chunkenc::{ChunkIter, Encoding};
 use crate::head::{Head, merge_override};
+use crate::tombstones::Intervals;
 use model::storage::{
     Querier, Result, SampleIter, Series, SeriesSet, StorageError, StorageErrorKind,
 };
@@ -34,6 +42,8 @@ enum Part {
     Block {
         block: Arc<Block>,
         chunks: Vec<(i64, i64, ChunkRef)>,
+        /// Deleted intervals of the series in this block.
+        deleted: Intervals,
     },
     /// Already decoded head samples (the newest-sample path).
     Head(Vec<(i64, f64)>),
@@ -74,7 +84,8 @@ impl DbQuerier {
                     .map(|s| {
                         let part = Part::Block {
                             block: b.clone(),
-                            chunks: s.chunks.into_iter().collect(),
+                            chunks: s.chunks,
+                            deleted: s.deleted,
                         };
                         (s.labels, part)
                     })
@@ -186,7 +197,11 @@ fn part_samples(part: Part, mint: i64, maxt: i64) -> Result<Vec<(i64, f64)>> {
     match part {
         Part::Head(s) => Ok(s),
         Part::HeadSeries(s) => Ok(s.samples(mint, maxt)),
-        Part::Block { block, chunks } => {
+        Part::Block {
+            block,
+            chunks,
+            deleted,
+        } => {
             let mut out = Vec::new();
             let mut sorted = chunks;
             sorted.sort_by_key(|c| c.0);
@@ -205,6 +220,7 @@ fn part_samples(part: Part, mint: i64, maxt: i64) -> Result<Vec<(i64, f64)>> {
                 out.sort_by_key(|s| s.0);
                 out.dedup_by_key(|s| s.0);
             }
+            deleted.remove_from(&mut out);
             Ok(out)
         }
     }
