@@ -215,6 +215,42 @@ pub trait Storage: Appendable + Queryable {
 
     /// Counters and gauges for osprey's own `/metrics`.
     fn counters(&self) -> StorageCounters;
+
+    /// The store's administration (deletes, snapshots), if it has any. By
+    /// default none: the admin API then answers that it is unavailable.
+    fn admin(&self) -> Option<&dyn StorageAdmin> {
+        None
+    }
+}
+
+/// What Prometheus's TSDB admin API (`/api/v1/admin/tsdb/*`) asks of a
+/// store. Every call is durable when it returns `Ok`.
+pub trait StorageAdmin: Send + Sync {
+    /// Deletes every sample in `[mint, maxt]` (milliseconds, inclusive) of
+    /// the series matching all `matchers`: no query returns them again,
+    /// and a series left without samples is gone from every lookup. At
+    /// least one matcher must not match the empty string (an
+    /// `InvalidInput` error otherwise). Samples written after the call
+    /// returns are kept, whatever their time.
+    fn delete_series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<()>;
+
+    /// Removes the data of earlier deletes from disk for good.
+    fn clean_tombstones(&self) -> Result<()>;
+
+    /// Writes a snapshot of the store into a new directory that the store
+    /// names and places itself (under its own data directory; no caller
+    /// input becomes part of a path), and returns that name. The snapshot
+    /// can be opened as a store of its own.
+    fn snapshot(&self, head: SnapshotHead) -> Result<String>;
+}
+
+/// Whether a snapshot holds the data still in memory (the head) too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotHead {
+    /// The head is written into the snapshot as a block of its own.
+    Include,
+    /// Only what is already in blocks on disk (`skip_head=true`).
+    Skip,
 }
 
 /// What `/api/v1/status/tsdb` reports about the in-memory head.

@@ -14,20 +14,31 @@
 //!    before the end of its oldest block range is written to a block, the
 //!    head drops it, and the WAL is checkpointed and truncated.
 //! 2. Compaction ([`crate::compact`]).
-//! 3. Retention: blocks entirely older than the retention time, and the
+//! 3. Blocks whose tombstones name many of their series are written again
+//!    without the deleted samples ([`compact::needs_rewrite`]).
+//! 4. Retention: blocks entirely older than the retention time, and the
 //!    oldest blocks while the total size is over the size limit, are deleted.
+//!
+//! Administration (Prometheus's `/api/v1/admin/tsdb/*`, through
+//! [`StorageAdmin`]): [`Db::delete_series`] adds tombstones to the blocks
+//! and drops samples from the head after logging a tombstones record;
+//! [`Db::clean_tombstones`] rewrites blocks without their deleted samples;
+//! [`Db::snapshot`] hard-links every block into another directory and can
+//! write the head there as one more block. Deletes, cleaning and snapshots
+//! hold the maintenance lock, so no compaction merges or removes a block
+//! while its tombstones change or while it is being linked.
 
 use crate::block::{self, Block, BlockMeta, NewBlock};
 use crate::compact;
 use crate::head::{Head, MemSeries, range_start};
 use crate::querier::DbQuerier;
 use crate::sync::{lock, read, write};
-use crate::wal::{self, Record, RefSample, RefSeries, Wal, WalOptions};
-use model::Labels;
+use crate::wal::{self, Record, RefSample, RefSeries, RefTombstone, Wal, WalOptions};
 use model::storage::{
-    Appendable, Appender, HeadStats, Querier, Queryable, Result, Storage, StorageCounters,
-    StorageError, StorageErrorKind,
+    Appendable, Appender, HeadStats, Querier, Queryable, Result, SnapshotHead, Storage,
+    StorageAdmin, StorageCounters, StorageError, StorageErrorKind,
 };
+use model::{Labels, Matcher};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +51,10 @@ pub const DEFAULT_BLOCK_RANGE_MS: i64 = 2 * 3600 * 1000;
 
 /// 31 days: the largest compacted block, as in Prometheus.
 pub const MAX_BLOCK_RANGE_MS: i64 = 31 * 24 * 3600 * 1000;
+
+/// The directory under the data directory that holds the snapshots of
+/// [`Db::snapshot_in_data_dir`].
+pub const SNAPSHOTS_DIR: &str = "snapshots";
 
 #[derive(Clone, Debug)]
 pub struct DbOptions {
@@ -154,12 +169,27 @@ impl Db {
                     }
                 }
             }
+            // A delete applies to what was replayed before it.
+            Record::Tombstones(tombstones) => {
+                for t in tombstones {
+                    match head.series_by_id(t.id) {
+                        Some(series) => {
+                            series.delete_range(t.mint, t.maxt, head.block_range());
+                        }
+                        None => unknown_refs += 1,
+                    }
+                }
+            }
         })
         .map_err(io_err)?;
+        if replay_stats.tombstones > 0 {
+            // As the running head removed them after each delete.
+            head.remove_empty_series();
+        }
         if unknown_refs > 0 {
             tracing::warn!(
                 unknown_refs,
-                "WAL replay skipped samples of series without a series record"
+                "WAL replay skipped samples or deletes of series without a series record"
             );
         }
         tracing::info!(
@@ -204,6 +234,11 @@ impl Db {
             self.cut_head(boundary)?;
         }
         self.compact_all()?;
+        for block in self.blocks() {
+            if compact::needs_rewrite(&block) {
+                self.rewrite_without_deleted(&block)?;
+            }
+        }
         self.apply_retention(now_ms)?;
         Ok(())
     }
@@ -289,22 +324,213 @@ impl Db {
                 return Ok(());
             };
             let inputs: Vec<Arc<Block>> = plan.iter().map(|&i| blocks[i].clone()).collect();
-            match compact::merge_blocks(&self.dir, &inputs) {
-                Ok(meta) => {
-                    if let Some(meta) = &meta {
-                        self.add_block(meta)?;
-                    }
-                    self.remove_blocks(&inputs)?;
-                    self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+            self.merge(&inputs)?;
+        }
+    }
+
+    /// Merges every group of blocks whose time ranges overlap.
+    fn merge_overlapping(&self) -> Result<()> {
+        loop {
+            let blocks = self.blocks();
+            let metas: Vec<&BlockMeta> = blocks.iter().map(|b| b.meta()).collect();
+            let Some(group) = compact::plan_overlaps(&metas) else {
+                return Ok(());
+            };
+            let inputs: Vec<Arc<Block>> = group.iter().map(|&i| blocks[i].clone()).collect();
+            self.merge(&inputs)?;
+        }
+    }
+
+    /// Replaces `inputs` with one block of their samples that are not
+    /// deleted (with none, when there are no such samples).
+    fn merge(&self, inputs: &[Arc<Block>]) -> Result<()> {
+        match compact::merge_blocks(&self.dir, inputs) {
+            Ok(meta) => {
+                if let Some(meta) = &meta {
+                    self.add_block(meta)?;
                 }
-                Err(e) => {
-                    self.counters
-                        .compactions_failed
-                        .fetch_add(1, Ordering::Relaxed);
-                    return Err(io_err(format!("compaction failed: {e}")));
-                }
+                self.remove_blocks(inputs)?;
+                self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                self.counters
+                    .compactions_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(io_err(format!("compaction failed: {e}")))
             }
         }
+    }
+
+    /// Replaces `block`, which overlaps no other block, with a copy without
+    /// its deleted samples (with nothing, when all of them are deleted).
+    fn rewrite_without_deleted(&self, block: &Arc<Block>) -> Result<()> {
+        match compact::rewrite_block(&self.dir, block) {
+            Ok(meta) => {
+                if let Some(meta) = &meta {
+                    self.add_block(meta)?;
+                }
+                self.remove_blocks(std::slice::from_ref(block))?;
+                self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                self.counters
+                    .compactions_failed
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(io_err(format!(
+                    "rewriting block {} without its deleted samples: {e}",
+                    block.meta().ulid
+                )))
+            }
+        }
+    }
+
+    /// Deletes every sample in `[mint, maxt]` (inclusive) of the series
+    /// matching all `matchers`, in the blocks (tombstones) and in the head
+    /// (after logging a tombstones record, so a crash cannot bring them
+    /// back). At least one matcher must not match the empty string.
+    /// Samples committed after this returns are kept, whatever their time.
+    pub fn delete_series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<()> {
+        model::storage::check_selectable(matchers)?;
+        if mint > maxt {
+            return Ok(());
+        }
+        // A compaction running meanwhile could merge a block before its
+        // new tombstones are written and so keep the deleted samples.
+        let _maintenance = lock(&self.maintenance);
+        for block in self.blocks() {
+            block
+                .delete(matchers, mint, maxt)
+                .map_err(|e| io_err(format!("deleting from block {}: {e}", block.meta().ulid)))?;
+        }
+        // No commit in flight: every sample logged so far is in the head,
+        // and the record lands after all of them in the WAL.
+        let _no_commits = write(&self.commit_lock);
+        let series = self.head.series_with_samples_in(matchers, mint, maxt);
+        if series.is_empty() {
+            return Ok(());
+        }
+        let entries: Vec<RefTombstone> = series
+            .iter()
+            .map(|s| RefTombstone {
+                id: s.id,
+                mint,
+                maxt,
+            })
+            .collect();
+        let mut record = Vec::new();
+        wal::encode_tombstones(&entries, &mut record);
+        self.wal
+            .log(&[&record])
+            .map_err(|e| io_err(format!("writing the WAL: {e}")))?;
+        self.head.delete(&series, mint, maxt);
+        tracing::info!(
+            head_series = series.len(),
+            mint,
+            maxt,
+            "deleted series samples"
+        );
+        Ok(())
+    }
+
+    /// Writes every block that has tombstones again without the deleted
+    /// samples (a block left with none disappears). Overlapping blocks are
+    /// merged first, as compaction would, so a rewritten block's new ULID
+    /// cannot change which block wins a duplicate timestamp.
+    pub fn clean_tombstones(&self) -> Result<()> {
+        let _maintenance = lock(&self.maintenance);
+        self.merge_overlapping()?;
+        for block in self.blocks() {
+            if !block.tombstones().is_empty() {
+                self.rewrite_without_deleted(&block)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a snapshot into `dir` (created when missing): a fresh
+    /// directory for every block with each of its files hard-linked (blocks
+    /// are immutable, and a later delete replaces `tombstones` rather than
+    /// writing into it), and, with [`SnapshotHead::Include`], the head
+    /// written as one more block, newer than the others. `dir` can then be
+    /// opened as a database of its own. Commits are not paused: one that
+    /// lands while the head is written may be in the snapshot for some
+    /// series and not for others.
+    pub fn snapshot(&self, dir: &Path, head: SnapshotHead) -> Result<()> {
+        let snapshot_err =
+            |e: &dyn std::fmt::Display| io_err(format!("snapshot into {}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(|e| snapshot_err(&e))?;
+        let _maintenance = lock(&self.maintenance);
+        for block in self.blocks() {
+            link_block(block.dir(), &dir.join(&block.meta().ulid))
+                .map_err(|e| snapshot_err(&format!("linking block {}: {e}", block.meta().ulid)))?;
+        }
+        if head == SnapshotHead::Include {
+            self.write_head_block(dir).map_err(|e| snapshot_err(&e))?;
+        }
+        block::sync_dir(dir).map_err(|e| snapshot_err(&e))?;
+        Ok(())
+    }
+
+    /// Writes a snapshot (see [`Db::snapshot`]) into a new directory
+    /// `<data dir>/snapshots/<name>` and returns the name: the UTC time as
+    /// `YYYYMMDDTHHMMSSZ`, a dash and 16 random hex digits, as Prometheus
+    /// names snapshots. Nothing of the name comes from the caller. A
+    /// snapshot that fails is removed again.
+    pub fn snapshot_in_data_dir(&self, head: SnapshotHead) -> Result<String> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        let name = snapshot_name(now_ms, block::random_u64());
+        let parent = self.dir.join(SNAPSHOTS_DIR);
+        std::fs::create_dir_all(&parent)
+            .map_err(|e| io_err(format!("creating {}: {e}", parent.display())))?;
+        let dir = parent.join(&name);
+        std::fs::create_dir(&dir).map_err(|e| {
+            io_err(format!(
+                "creating snapshot directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        match self.snapshot(&dir, head) {
+            Ok(()) => {
+                tracing::info!(snapshot = %dir.display(), ?head, "wrote snapshot");
+                Ok(name)
+            }
+            Err(e) => {
+                if let Err(cleanup) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!(snapshot = %dir.display(), error = %cleanup, "cannot remove failed snapshot");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes every head sample into `dir` as one block.
+    fn write_head_block(&self, dir: &Path) -> std::result::Result<(), block::BlockError> {
+        let series = self.head.all_series_sorted();
+        let (mut min, mut max) = (i64::MAX, i64::MIN);
+        for s in &series {
+            let (low, high) = s.time_bounds();
+            min = min.min(low);
+            max = max.max(high);
+        }
+        if min > max {
+            return Ok(());
+        }
+        let new = NewBlock {
+            min_time: min,
+            max_time: max.saturating_add(1),
+            level: 1,
+            sources: Vec::new(),
+            parents: Vec::new(),
+        };
+        let list = series
+            .iter()
+            .map(|s| (s.labels(), s.samples(i64::MIN, i64::MAX)));
+        compact::write_block(dir, new, list).map(|_| ())
     }
 
     fn remove_blocks(&self, gone: &[Arc<Block>]) -> Result<()> {
@@ -387,6 +613,46 @@ fn dir_size(dir: &Path) -> u64 {
             Err(_) => 0,
         })
         .sum()
+}
+
+/// Links the files of the block in `from` into a new directory `to`.
+fn link_block(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir(to)?;
+    std::fs::create_dir(to.join("chunks"))?;
+    for name in ["meta.json", "index", crate::tombstones::TOMBSTONES_FILE] {
+        match std::fs::hard_link(from.join(name), to.join(name)) {
+            Ok(()) => {}
+            // A block without deletes has no tombstones file.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && name == crate::tombstones::TOMBSTONES_FILE => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for entry in std::fs::read_dir(from.join("chunks"))? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::hard_link(entry.path(), to.join("chunks").join(entry.file_name()))?;
+        }
+    }
+    for d in [to.join("chunks"), to.to_path_buf()] {
+        File::open(&d).and_then(|f| f.sync_all())?;
+    }
+    Ok(())
+}
+
+/// A snapshot's directory name: `now_ms` in UTC as `YYYYMMDDTHHMMSSZ`, a
+/// dash, and `random` as 16 hex digits.
+fn snapshot_name(now_ms: i64, random: u64) -> String {
+    let secs = now_ms.div_euclid(1000);
+    let (year, month, day) = model::time::civil_from_days(secs.div_euclid(86_400));
+    let of_day = secs.rem_euclid(86_400);
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z-{random:016x}",
+        of_day / 3600,
+        of_day / 60 % 60,
+        of_day % 60
+    )
 }
 
 fn load_blocks(dir: &Path) -> Result<Vec<Arc<Block>>> {
@@ -626,9 +892,27 @@ impl Queryable for Db {
     }
 }
 
+impl StorageAdmin for Db {
+    fn delete_series(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Result<()> {
+        Db::delete_series(self, matchers, mint, maxt)
+    }
+
+    fn clean_tombstones(&self) -> Result<()> {
+        Db::clean_tombstones(self)
+    }
+
+    fn snapshot(&self, head: SnapshotHead) -> Result<String> {
+        self.snapshot_in_data_dir(head)
+    }
+}
+
 impl Storage for Db {
     fn head_stats(&self, limit: usize) -> HeadStats {
         self.head.stats(limit)
+    }
+
+    fn admin(&self) -> Option<&dyn StorageAdmin> {
+        Some(self)
     }
 
     fn counters(&self) -> StorageCounters {
@@ -651,5 +935,24 @@ impl Storage for Db {
             storage_blocks_bytes: blocks.iter().map(|b| b.size_bytes()).sum(),
             out_of_order_samples_total: c.out_of_order.load(Ordering::Relaxed),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_names_are_prometheus_shaped() {
+        // 2017-12-10T21:12:24Z, Prometheus's documented example.
+        assert_eq!(
+            snapshot_name(1_512_940_344_000, 0x2be6_50b6_d019_eb54),
+            "20171210T211224Z-2be650b6d019eb54"
+        );
+        assert_eq!(snapshot_name(0, 1), "19700101T000000Z-0000000000000001");
+        assert_eq!(
+            snapshot_name(-1, u64::MAX),
+            "19691231T235959Z-ffffffffffffffff"
+        );
     }
 }

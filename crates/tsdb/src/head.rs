@@ -135,6 +135,74 @@ struct SeriesData {
     overrides: BTreeMap<i64, f64>,
 }
 
+impl SeriesData {
+    fn new() -> SeriesData {
+        SeriesData {
+            closed: Vec::new(),
+            open: XorAppender::new(),
+            max_time: i64::MIN,
+            overrides: BTreeMap::new(),
+        }
+    }
+
+    /// Applies one sample. Returns whether it went out of order.
+    fn apply(&mut self, t: i64, v: f64, block_range: i64) -> bool {
+        let d = self;
+        if d.open.num_samples() == 0 && d.closed.is_empty() && d.max_time == i64::MIN {
+            d.open.append(t, v);
+            d.max_time = t;
+            return false;
+        }
+        if t <= d.max_time {
+            d.overrides.insert(t, v);
+            return true;
+        }
+        let crosses_boundary = d
+            .open
+            .first_time()
+            .is_some_and(|first| range_start(first, block_range) != range_start(t, block_range));
+        if d.open.num_samples() >= SAMPLES_PER_CHUNK || crosses_boundary {
+            let full = std::mem::take(&mut d.open);
+            if let Some(closed) = ClosedChunk::from_xor(&full) {
+                d.closed.push(closed);
+            }
+        }
+        d.open.append(t, v);
+        d.max_time = t;
+        false
+    }
+
+    /// Samples in `[mint, maxt]`, ascending, overrides applied.
+    fn samples(&self, mint: i64, maxt: i64) -> Vec<(i64, f64)> {
+        let d = self;
+        let mut out = Vec::new();
+        for c in &d.closed {
+            if c.max_time < mint || c.min_time > maxt {
+                continue;
+            }
+            push_chunk_range(&mut out, c.encoding, &c.bytes, mint, maxt);
+        }
+        if d.open.num_samples() > 0
+            && d.open.first_time().unwrap_or(i64::MAX) <= maxt
+            && d.open.last_time().unwrap_or(i64::MIN) >= mint
+        {
+            push_in_range(&mut out, d.open.iter_from(mint), mint, maxt);
+        }
+        if d.overrides.is_empty() {
+            return out;
+        }
+        let over: Vec<(i64, f64)> = d
+            .overrides
+            .range(mint..=maxt)
+            .map(|(t, v)| (*t, *v))
+            .collect();
+        if over.is_empty() {
+            return out;
+        }
+        merge_override(out, over)
+    }
+}
+
 impl MemSeries {
     /// The label set as the storage traits hand it out: shared, not
     /// copied.
@@ -211,29 +279,29 @@ impl MemSeries {
 
     /// Applies one committed sample. Returns whether it went out of order.
     pub(crate) fn apply(&self, t: i64, v: f64, block_range: i64) -> bool {
+        lock(&self.data).apply(t, v, block_range)
+    }
+
+    /// Drops every sample in `[mint, maxt]` (a delete): the samples left
+    /// are written into fresh chunks, as if appended in order. Returns
+    /// whether any sample was dropped. Samples appended later are kept,
+    /// whatever their time.
+    pub(crate) fn delete_range(&self, mint: i64, maxt: i64, block_range: i64) -> bool {
         let mut d = lock(&self.data);
-        if d.open.num_samples() == 0 && d.closed.is_empty() && d.max_time == i64::MIN {
-            d.open.append(t, v);
-            d.max_time = t;
+        let all = d.samples(i64::MIN, i64::MAX);
+        let kept: Vec<(i64, f64)> = all
+            .iter()
+            .copied()
+            .filter(|&(t, _)| t < mint || t > maxt)
+            .collect();
+        if kept.len() == all.len() {
             return false;
         }
-        if t <= d.max_time {
-            d.overrides.insert(t, v);
-            return true;
+        *d = SeriesData::new();
+        for (t, v) in kept {
+            d.apply(t, v, block_range);
         }
-        let crosses_boundary = d
-            .open
-            .first_time()
-            .is_some_and(|first| range_start(first, block_range) != range_start(t, block_range));
-        if d.open.num_samples() >= SAMPLES_PER_CHUNK || crosses_boundary {
-            let full = std::mem::take(&mut d.open);
-            if let Some(closed) = ClosedChunk::from_xor(&full) {
-                d.closed.push(closed);
-            }
-        }
-        d.open.append(t, v);
-        d.max_time = t;
-        false
+        true
     }
 
     /// The newest sample in `[mint, maxt]`. Answered from the open chunk's
@@ -295,32 +363,7 @@ impl MemSeries {
 
     /// Samples in `[mint, maxt]`, ascending, overrides applied.
     pub(crate) fn samples(&self, mint: i64, maxt: i64) -> Vec<(i64, f64)> {
-        let d = lock(&self.data);
-        let mut out = Vec::new();
-        for c in &d.closed {
-            if c.max_time < mint || c.min_time > maxt {
-                continue;
-            }
-            push_chunk_range(&mut out, c.encoding, &c.bytes, mint, maxt);
-        }
-        if d.open.num_samples() > 0
-            && d.open.first_time().unwrap_or(i64::MAX) <= maxt
-            && d.open.last_time().unwrap_or(i64::MIN) >= mint
-        {
-            push_in_range(&mut out, d.open.iter_from(mint), mint, maxt);
-        }
-        if d.overrides.is_empty() {
-            return out;
-        }
-        let over: Vec<(i64, f64)> = d
-            .overrides
-            .range(mint..=maxt)
-            .map(|(t, v)| (*t, *v))
-            .collect();
-        if over.is_empty() {
-            return out;
-        }
-        merge_override(out, over)
+        lock(&self.data).samples(mint, maxt)
     }
 
     /// Whether the series has any sample at all.
@@ -566,17 +609,31 @@ impl Head {
     }
 
     /// Creates a series with a known id during WAL replay. A second record
-    /// for the same labels maps to the existing series.
+    /// for the same labels and id maps to the existing series; one with
+    /// another id takes the series over under the new id, data included:
+    /// the running head gives labels a new id only after removing the
+    /// series under the old one (garbage collection), so every later record
+    /// uses the new id, and so do later checkpoints.
     pub(crate) fn replay_series(&self, id: u64, labels: &Labels) -> Arc<MemSeries> {
         let hash = labels.stable_hash();
         let mut shard = lock(&self.shards[(hash as usize) % SHARDS]);
+        let mut carried: Option<SeriesData> = None;
         if let Some(list) = shard.by_hash.get(&hash)
-            && let Some(s) = list.iter().find(|s| s.same_labels(labels))
+            && let Some(s) = list.iter().find(|s| s.same_labels(labels)).cloned()
         {
-            return s.clone();
+            if s.id == id {
+                return s;
+            }
+            carried = Some(std::mem::replace(&mut *lock(&s.data), SeriesData::new()));
+            s.removed.store(true, Ordering::SeqCst);
+            Head::unlink_from_shard(&mut shard, &s);
+            self.unlink_from_index(&HashSet::from([s.id]));
         }
         self.next_id.fetch_max(id + 1, Ordering::Relaxed);
         let series = self.insert_series(id, labels, hash, 0);
+        if let Some(data) = carried {
+            *lock(&series.data) = data;
+        }
         series.wal_logged.store(true, Ordering::Relaxed);
         shard.by_hash.entry(hash).or_default().push(series.clone());
         series
@@ -602,12 +659,7 @@ impl Head {
             owner: self.owner,
             wal_logged: AtomicBool::new(false),
             rank: AtomicU64::new(0),
-            data: Mutex::new(SeriesData {
-                closed: Vec::new(),
-                open: XorAppender::new(),
-                max_time: i64::MIN,
-                overrides: BTreeMap::new(),
-            }),
+            data: Mutex::new(SeriesData::new()),
         });
         for l in series.labels.iter() {
             let list = index
@@ -831,53 +883,9 @@ impl Head {
     /// no appender is using. Must run while no commit is in flight.
     pub(crate) fn truncate_before(&self, boundary: i64) -> u64 {
         let all: Vec<Arc<MemSeries>> = read(&self.index).series.values().cloned().collect();
-        let mut removed = HashSet::new();
-        for s in &all {
-            let empty = s.truncate_before(boundary);
-            if empty {
-                let mut shard = lock(&self.shards[(s.hash as usize) % SHARDS]);
-                if s.pending.load(Ordering::SeqCst) == 0 && s.is_empty() {
-                    // See `MemSeries::removed`: an appender with a handle may
-                    // have raised `pending` after the check above.
-                    s.removed.store(true, Ordering::SeqCst);
-                    if s.pending.load(Ordering::SeqCst) != 0 {
-                        s.removed.store(false, Ordering::SeqCst);
-                        continue;
-                    }
-                    if let Some(list) = shard.by_hash.get_mut(&s.hash) {
-                        list.retain(|x| x.id != s.id);
-                        if list.is_empty() {
-                            shard.by_hash.remove(&s.hash);
-                        }
-                    }
-                    removed.insert(s.id);
-                }
-            }
-        }
-        if !removed.is_empty() {
-            let mut index = write(&self.index);
-            for id in &removed {
-                index.series.remove(id);
-            }
-            index.changed();
-            for vals in index.postings.values_mut() {
-                for list in vals.values_mut() {
-                    list.retain(|id| !removed.contains(id));
-                }
-                vals.retain(|_, list| !list.is_empty());
-            }
-            index.postings.retain(|_, vals| !vals.is_empty());
-            let live: HashSet<Arc<str>> = index
-                .series
-                .values()
-                .flat_map(|s| {
-                    s.labels
-                        .iter()
-                        .flat_map(|l| [l.name.as_arc().clone(), l.value.as_arc().clone()])
-                })
-                .collect();
-            index.interned = live;
-        }
+        let emptied: Vec<&Arc<MemSeries>> =
+            all.iter().filter(|s| s.truncate_before(boundary)).collect();
+        let removed = self.remove_if_empty(emptied);
         // The head's minimum is now at least the boundary.
         let mut new_min = i64::MAX;
         for s in read(&self.index).series.values() {
@@ -895,7 +903,119 @@ impl Head {
         if new_min == i64::MAX {
             self.max_time.store(i64::MIN, Ordering::Relaxed);
         }
+        removed
+    }
+
+    /// Removes those of `candidates` that hold no sample and that no
+    /// appender is using. Returns how many went.
+    fn remove_if_empty<'s>(&self, candidates: impl IntoIterator<Item = &'s Arc<MemSeries>>) -> u64 {
+        let mut removed = HashSet::new();
+        for s in candidates {
+            let mut shard = lock(&self.shards[(s.hash as usize) % SHARDS]);
+            if s.pending.load(Ordering::SeqCst) == 0 && s.is_empty() {
+                // See `MemSeries::removed`: an appender with a handle may
+                // have raised `pending` after the check above.
+                s.removed.store(true, Ordering::SeqCst);
+                if s.pending.load(Ordering::SeqCst) != 0 {
+                    s.removed.store(false, Ordering::SeqCst);
+                    continue;
+                }
+                Head::unlink_from_shard(&mut shard, s);
+                removed.insert(s.id);
+            }
+        }
+        self.unlink_from_index(&removed);
         removed.len() as u64
+    }
+
+    fn unlink_from_shard(shard: &mut Shard, s: &MemSeries) {
+        if let Some(list) = shard.by_hash.get_mut(&s.hash) {
+            list.retain(|x| x.id != s.id);
+            if list.is_empty() {
+                shard.by_hash.remove(&s.hash);
+            }
+        }
+    }
+
+    /// Removes the series `removed` from the index and the postings, and
+    /// forgets strings no series uses any more.
+    fn unlink_from_index(&self, removed: &HashSet<u64>) {
+        if removed.is_empty() {
+            return;
+        }
+        let mut index = write(&self.index);
+        for id in removed {
+            index.series.remove(id);
+        }
+        index.changed();
+        for vals in index.postings.values_mut() {
+            for list in vals.values_mut() {
+                list.retain(|id| !removed.contains(id));
+            }
+            vals.retain(|_, list| !list.is_empty());
+        }
+        index.postings.retain(|_, vals| !vals.is_empty());
+        let live: HashSet<Arc<str>> = index
+            .series
+            .values()
+            .flat_map(|s| {
+                s.labels
+                    .iter()
+                    .flat_map(|l| [l.name.as_arc().clone(), l.value.as_arc().clone()])
+            })
+            .collect();
+        index.interned = live;
+    }
+
+    /// The series matching `matchers` that hold a sample in `[mint, maxt]`:
+    /// what a delete of that range affects.
+    pub(crate) fn series_with_samples_in(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+    ) -> Vec<Arc<MemSeries>> {
+        if mint > maxt {
+            return Vec::new();
+        }
+        self.matching_series(matchers)
+            .into_iter()
+            .filter(|s| !s.samples(mint, maxt).is_empty())
+            .collect()
+    }
+
+    /// Deletes `[mint, maxt]` of each of `series`, then removes the series
+    /// left empty that no appender is using and recomputes the head's time
+    /// bounds. Must run while no commit is in flight (and, outside replay,
+    /// after the delete is in the WAL).
+    pub(crate) fn delete(&self, series: &[Arc<MemSeries>], mint: i64, maxt: i64) {
+        for s in series {
+            s.delete_range(mint, maxt, self.block_range);
+        }
+        self.remove_if_empty(series);
+        self.refresh_time_bounds();
+    }
+
+    /// Removes every series without samples (after replaying deletes), and
+    /// recomputes the time bounds. Must run while no commit is in flight.
+    pub(crate) fn remove_empty_series(&self) -> u64 {
+        let all: Vec<Arc<MemSeries>> = read(&self.index).series.values().cloned().collect();
+        let removed = self.remove_if_empty(all.iter().filter(|s| s.is_empty()));
+        self.refresh_time_bounds();
+        removed
+    }
+
+    /// Sets the head's min and max time from its series (a delete may have
+    /// dropped the oldest or newest samples).
+    fn refresh_time_bounds(&self) {
+        let (mut min, mut max) = (i64::MAX, i64::MIN);
+        for s in read(&self.index).series.values() {
+            let (low, high) = s.time_bounds();
+            min = min.min(low);
+            max = max.max(high);
+        }
+        self.min_time.store(min, Ordering::Relaxed);
+        self.max_time.store(max, Ordering::Relaxed);
     }
 
     pub(crate) fn label_names(&self, matchers: &[Matcher], mint: i64, maxt: i64) -> Vec<String> {
