@@ -103,8 +103,12 @@ impl DbQuerier {
                 }
                 // Decoding waits for the merge; a series whose data lies
                 // outside the range is left out now.
+                // An empty series (rolled back, or all deleted) has bounds
+                // (i64::MAX, i64::MIN), which would pass the range check of
+                // a querier over all time.
                 let (min, max) = s.time_bounds();
-                (min <= self.maxt && max >= self.mint).then(|| (s.labels(), Part::HeadSeries(s)))
+                (min <= max && min <= self.maxt && max >= self.mint)
+                    .then(|| (s.labels(), Part::HeadSeries(s)))
             })
             .collect();
         sources.push(head_list);

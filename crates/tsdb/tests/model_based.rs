@@ -1,12 +1,15 @@
 //! Model-based test of the whole database.
 //!
 //! Random sequences of appends (in order, out of order, duplicate
-//! timestamps, staleness markers, rollbacks), head cuts, compactions and
-//! restarts run against a [`Db`] and against a naive in-memory model. After
-//! every step every read path (head, replayed WAL, blocks, compacted blocks,
-//! and their mixes) must return exactly, bit for bit, what the model holds.
+//! timestamps, staleness markers, rollbacks), deletes, head cuts,
+//! compactions, tombstone cleaning, restarts and snapshots run against a
+//! [`Db`] and against a naive in-memory model. After every step every read
+//! path (head, replayed WAL, blocks with tombstones, compacted and rewritten
+//! blocks, snapshots, and their mixes) must return exactly, bit for bit,
+//! what the model holds, and the label lookups must name exactly the series
+//! that still have samples.
 
-use model::storage::{Appendable, Queryable};
+use model::storage::{Appendable, Queryable, SnapshotHead};
 use model::{Labels, MatchOp, Matcher, STALE_NAN};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -25,6 +28,19 @@ enum Op {
     Maintain,
     /// Close and reopen the database (WAL replay).
     Restart,
+    /// Delete `[mint, maxt]` of the series with `label=value`.
+    Delete {
+        label: &'static str,
+        value: String,
+        mint: i64,
+        maxt: i64,
+    },
+    /// Rewrite blocks without their deleted samples.
+    CleanTombstones,
+    /// Snapshot (with or without the head), open the snapshot as a
+    /// database of its own and compare it with the model (the head's data
+    /// only when it was included).
+    Snapshot { with_head: bool },
 }
 
 const BLOCK_RANGE: i64 = 1000;
@@ -56,12 +72,33 @@ fn value() -> impl Strategy<Value = f64> {
     ]
 }
 
+fn delete() -> impl Strategy<Value = Op> {
+    let target = prop_oneof![
+        (0usize..3).prop_map(|i| ("job", ["api", "node", "gpu"][i].to_string())),
+        (0usize..4).prop_map(|i| ("instance", format!("host-{i}"))),
+        (0usize..2).prop_map(|i| ("__name__", ["requests_total", "temperature"][i].to_string())),
+    ];
+    let range = prop_oneof![
+        (0i64..6000, 0i64..3000).prop_map(|(start, len)| (start, start + len)),
+        Just((i64::MIN, i64::MAX)),
+    ];
+    (target, range).prop_map(|((label, value), (mint, maxt))| Op::Delete {
+        label,
+        value,
+        mint,
+        maxt,
+    })
+}
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => (prop::collection::vec((0usize..6, 0i64..6000, value()), 1..40), prop::bool::weighted(0.85))
             .prop_map(|(samples, commit)| Op::Append { samples, commit }),
         2 => Just(Op::Maintain),
         1 => Just(Op::Restart),
+        2 => delete(),
+        1 => Just(Op::CleanTombstones),
+        1 => any::<bool>().prop_map(|with_head| Op::Snapshot { with_head }),
     ]
 }
 
@@ -118,6 +155,46 @@ fn expected(model: &ModelDb, mint: i64, maxt: i64) -> ModelDb {
 }
 
 fn check(db: &Db, model: &ModelDb, step: usize) {
+    // Label lookups over everything: exactly the series with samples.
+    let q = db.querier(i64::MIN, i64::MAX).expect("querier");
+    let live: Vec<&Labels> = model
+        .iter()
+        .filter(|(_, s)| !s.is_empty())
+        .map(|(l, _)| l)
+        .collect();
+    for name in ["job", "instance", "__name__"] {
+        let want: std::collections::BTreeSet<String> = live
+            .iter()
+            .filter_map(|l| l.get(name).map(str::to_string))
+            .collect();
+        let got = q.label_values(name, &[]).expect("label values");
+        assert_eq!(
+            got,
+            want.iter().cloned().collect::<Vec<_>>(),
+            "label values of {name}, step {step}"
+        );
+        let job_api = Matcher::equal("job", "api");
+        let want: std::collections::BTreeSet<String> = live
+            .iter()
+            .filter(|l| l.get("job") == Some("api"))
+            .filter_map(|l| l.get(name).map(str::to_string))
+            .collect();
+        let got = q.label_values(name, &[job_api]).expect("label values");
+        assert_eq!(
+            got,
+            want.iter().cloned().collect::<Vec<_>>(),
+            "label values of {name} for job=api, step {step}"
+        );
+    }
+    let names = q.label_names(&[]).expect("label names");
+    let want: Vec<String> = if live.is_empty() {
+        Vec::new()
+    } else {
+        vec!["__name__".into(), "instance".into(), "job".into()]
+    };
+    assert_eq!(names, want, "label names, step {step}");
+    drop(q);
+
     for (mint, maxt) in [
         (i64::MIN, i64::MAX),
         (0, 2500),
@@ -198,6 +275,55 @@ fn run(ops: Vec<Op>) -> (model::storage::StorageCounters, usize) {
             Op::Restart => {
                 drop(db);
                 db = open(dir.path());
+            }
+            Op::Delete {
+                label,
+                value,
+                mint,
+                maxt,
+            } => {
+                db.delete_series(&[Matcher::equal(label, &value)], mint, maxt)
+                    .expect("delete");
+                for (labels, samples) in model.iter_mut() {
+                    if labels.get(label) == Some(value.as_str()) {
+                        samples.retain(|t, _| *t < mint || *t > maxt);
+                    }
+                }
+            }
+            Op::CleanTombstones => {
+                db.clean_tombstones().expect("clean tombstones");
+                for block in db.blocks() {
+                    assert!(
+                        block.tombstones().is_empty(),
+                        "tombstones left after cleaning"
+                    );
+                }
+            }
+            Op::Snapshot { with_head } => {
+                let snapshots = tempfile::tempdir().expect("tempdir");
+                let head = if with_head {
+                    SnapshotHead::Include
+                } else {
+                    SnapshotHead::Skip
+                };
+                db.snapshot(snapshots.path(), head).expect("snapshot");
+                let copy = open(snapshots.path());
+                if with_head {
+                    check(&copy, &model, step);
+                } else {
+                    // Blocks only: what a head cut has not written is missing,
+                    // nothing else, and nothing deleted is back.
+                    let got = read_all(&copy, i64::MIN, i64::MAX);
+                    let head_min = db.head().min_time();
+                    for (labels, samples) in &got {
+                        let want = model.get(labels).expect("snapshot series in the model");
+                        for (t, v) in samples {
+                            if *t < head_min {
+                                assert_eq!(want.get(t), Some(v), "{labels} at {t}, step {step}");
+                            }
+                        }
+                    }
+                }
             }
         }
         check(&db, &model, step);
