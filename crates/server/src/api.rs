@@ -21,11 +21,12 @@ const MAX_FORM_BODY_BYTES: usize = 8 << 20;
 /// The warning Prometheus adds when a `limit` cut the result.
 const TRUNCATED_WARNING: &str = "results truncated due to limit";
 
-/// Reads parameters from the query string and a form-encoded POST body.
+/// Reads parameters from the query string and a form-encoded POST or PUT
+/// body (Go's `ParseForm` reads the body of both).
 pub(crate) async fn read_params(request: Request) -> Result<Params, ApiError> {
     let (parts, body) = request.into_parts();
     let query = parts.uri.query().map(str::to_string);
-    let is_form = parts.method == Method::POST
+    let is_form = (parts.method == Method::POST || parts.method == Method::PUT)
         && parts
             .headers
             .get(header::CONTENT_TYPE)

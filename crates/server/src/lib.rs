@@ -13,6 +13,9 @@
 //!   the one reload (`POST /-/reload` and SIGHUP) that applies to every
 //!   subsystem or none, and stop.
 //! - [`exporters`] serves the built-in host, GPU and blackbox exporters.
+//! - `admin` serves Prometheus's TSDB admin API (`delete_series`,
+//!   `clean_tombstones`, `snapshot`) through the store's
+//!   [`model::storage::StorageAdmin`].
 //! - [`testing`] holds an in-memory [`Storage`] for tests only.
 //!
 //! This crate is the only one that knows JSON wire shapes and HTTP. It reads
@@ -30,6 +33,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use model::storage::Storage;
 
+mod admin;
 pub mod alertmanager_api;
 mod api;
 pub mod auth;
@@ -358,6 +362,18 @@ fn build_routes(state: &AppState) -> Routes {
         .route("/api/v1/label/{name}/values", get(api::label_values))
         .route("/api/v1/status/tsdb", get(api::status_tsdb))
         .route("/api/v1/export", get(export::export).post(export::export))
+        .route(
+            "/api/v1/admin/tsdb/delete_series",
+            post(admin::delete_series).put(admin::delete_series),
+        )
+        .route(
+            "/api/v1/admin/tsdb/clean_tombstones",
+            post(admin::clean_tombstones).put(admin::clean_tombstones),
+        )
+        .route(
+            "/api/v1/admin/tsdb/snapshot",
+            post(admin::snapshot).put(admin::snapshot),
+        )
         .route("/metrics", get(metrics::metrics_handler))
         .route("/api/osprey/login", post(auth::login))
         .route("/api/osprey/logout", post(auth::logout))
