@@ -50,6 +50,9 @@ fn concrete(pattern: &str) -> String {
         .replace("{*path}", "app.js")
 }
 
+/// The server's state over a real database (so the TSDB admin routes
+/// answer as in production), with the web configuration of these tests,
+/// in a temporary directory.
 fn state() -> (server::AppState, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut web = String::from("basic_auth_users:\n");
@@ -69,7 +72,11 @@ fn state() -> (server::AppState, tempfile::TempDir) {
     let mut config = server::ServerConfig::new("127.0.0.1:9090".parse().expect("addr"));
     config.web = server::listen::WebConfigHandle::load(&path).expect("web config loads");
     config.data_dir = Some(dir.path().to_path_buf());
-    let storage = Arc::new(server::testing::MemoryStorage::default());
+    let opts = tsdb::DbOptions {
+        fsync: false,
+        ..tsdb::DbOptions::with_retention(None, None)
+    };
+    let storage = Arc::new(tsdb::Db::open(&dir.path().join("tsdb"), opts).expect("database"));
     let state = server::AppState::new(storage, config);
     let store = ui::DashboardStore::new(Some(dir.path().join("dashboards")), || Ok(Vec::new()));
     state.mount(ui::router(Arc::new(store)), ui::paths());
@@ -186,4 +193,60 @@ async fn wrong_credentials_are_refused_and_audited() {
     // No secret reaches the log.
     assert!(!log.contains("dmVyYTp3cm9uZw"), "{log}");
     assert!(!log.contains("not-a-token-at-all"), "{log}");
+}
+
+/// The TSDB admin routes over a real database, with parameters they
+/// accept: each caller gets exactly the status in this table, and every
+/// call of a known caller is in the audit log, allowed or not (a request
+/// without credentials names nobody to record).
+#[tokio::test]
+async fn tsdb_admin_routes_answer_admins_only() {
+    let (state, dir) = state();
+    let app = server::router(state);
+    // Route, then the status for nobody, viewer, editor, admin and the
+    // writer token.
+    let table: [(&str, [u16; 5]); 3] = [
+        (
+            "/api/v1/admin/tsdb/delete_series?match[]=up",
+            [401, 403, 403, 204, 403],
+        ),
+        (
+            "/api/v1/admin/tsdb/clean_tombstones",
+            [401, 403, 403, 204, 403],
+        ),
+        ("/api/v1/admin/tsdb/snapshot", [401, 403, 403, 200, 403]),
+    ];
+    let mut calls = 0;
+    for (uri, expected) in table {
+        for method in [Method::POST, Method::PUT] {
+            for ((caller, authorization), want) in callers().into_iter().zip(expected) {
+                let mut request = Request::builder().method(method.clone()).uri(uri);
+                if let Some(value) = authorization {
+                    request = request.header("authorization", value);
+                }
+                let request = request.body(Body::empty()).expect("request");
+                let status = app
+                    .clone()
+                    .oneshot(request)
+                    .await
+                    .expect("response")
+                    .status();
+                assert_eq!(status.as_u16(), want, "{caller} {method} {uri}");
+                if caller != "nobody" {
+                    calls += 1;
+                }
+            }
+        }
+    }
+    let snapshots = std::fs::read_dir(dir.path().join("tsdb/snapshots"))
+        .expect("snapshots directory")
+        .count();
+    assert_eq!(snapshots, 2, "one snapshot per admin call");
+    let log = std::fs::read_to_string(dir.path().join("audit.log")).expect("audit log");
+    let admin_lines = log
+        .lines()
+        .filter(|line| line.contains("/api/v1/admin/tsdb/"))
+        .count();
+    assert_eq!(admin_lines, calls, "{log}");
+    assert_eq!(log.matches("\"outcome\":\"204\"").count(), 4, "{log}");
 }
