@@ -4,7 +4,9 @@
 //! for bit).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use tsdb::wal::{Record, decode, encode_samples, encode_series, scan_segment_bytes};
+use tsdb::wal::{
+    Record, decode, encode_samples, encode_series, encode_tombstones, scan_segment_bytes,
+};
 
 fn check_round_trip(bytes: &[u8]) {
     let Ok(record) = decode(bytes) else {
@@ -14,6 +16,7 @@ fn check_round_trip(bytes: &[u8]) {
     match &record {
         Record::Series(series) => encode_series(series, &mut encoded),
         Record::Samples(samples) => encode_samples(samples, &mut encoded),
+        Record::Tombstones(tombstones) => encode_tombstones(tombstones, &mut encoded),
     }
     let again = decode(&encoded).expect("a re-encoded record must decode");
     match (&record, &again) {
@@ -24,6 +27,7 @@ fn check_round_trip(bytes: &[u8]) {
                 assert_eq!((x.id, x.t, x.v.to_bits()), (y.id, y.t, y.v.to_bits()));
             }
         }
+        (Record::Tombstones(a), Record::Tombstones(b)) => assert_eq!(a, b),
         _ => panic!("record kind changed on re-encoding"),
     }
 }
