@@ -266,7 +266,10 @@ receivers:
         receiver.slack_configs[0].api_url,
         "http://127.0.0.1:1/slack/secret"
     );
-    assert_eq!(receiver.webhook_configs[0].url, "http://127.0.0.1:1/hook/secret");
+    assert_eq!(
+        receiver.webhook_configs[0].url,
+        "http://127.0.0.1:1/hook/secret"
+    );
     // The files are named in the text; the values never are.
     let masked = crate::mask::masked_yaml(text);
     assert!(!masked.contains("secret\n") && masked.contains("url_file: hook"));
