@@ -621,6 +621,9 @@ impl Reader<'_> {
                     global.smtp_auth_identity = Some(self.string(value, &field)?)
                 }
                 "smtp_auth_secret" => global.smtp_auth_secret = Some(self.string(value, &field)?),
+                "smtp_auth_secret_file" => {
+                    global.smtp_auth_secret = Some(self.secret_file(value, &field)?)
+                }
                 "smtp_require_tls" => global.smtp_require_tls = self.bool(value, &field)?,
                 "slack_api_url" => global.slack_api_url = Some(self.url(value, &field)?),
                 "slack_api_url_file" => {
@@ -1272,6 +1275,7 @@ impl Reader<'_> {
                 }
                 "auth_identity" => config.auth_identity = Some(self.string(value, &path)?),
                 "auth_secret" => config.auth_secret = Some(self.string(value, &path)?),
+                "auth_secret_file" => config.auth_secret = Some(self.secret_file(value, &path)?),
                 "require_tls" => config.require_tls = self.bool(value, &path)?,
                 "tls_config" => {
                     config.tls_config = http::tls_config(self, value, &path)?;

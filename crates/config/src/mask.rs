@@ -45,7 +45,7 @@ pub fn masked_yaml(text: &str) -> String {
     match yaml::parse_document(text) {
         Ok(root) => {
             let mut out = String::with_capacity(text.len());
-            write_node(&root, 0, false, &mut out);
+            write_node(&root, 0, false, "", &mut out);
             if !out.ends_with('\n') && !out.is_empty() {
                 out.push('\n');
             }
@@ -55,13 +55,16 @@ pub fn masked_yaml(text: &str) -> String {
     }
 }
 
-fn is_secret_field(name: &str) -> bool {
-    SECRET_FIELDS.contains(&name)
+/// A webhook receiver's URL is its own credential (Alertmanager's
+/// `SecretURL`); other URLs, such as remote write's, are shown.
+fn is_secret(name: &str, parent: &str) -> bool {
+    SECRET_FIELDS.contains(&name) || (name == "url" && parent == "webhook_configs")
 }
 
 /// Writes `node` at `indent`. `inline` is true when the node follows a
 /// `key:` or `- ` on the same line.
-fn write_node(node: &Node, indent: usize, inline: bool, out: &mut String) {
+/// `parent` is the key of the nearest mapping entry holding `node`.
+fn write_node(node: &Node, indent: usize, inline: bool, parent: &str, out: &mut String) {
     match &node.value {
         NodeValue::Mapping(entries) if entries.is_empty() => {
             out.push_str(if inline { " {}\n" } else { "{}\n" })
@@ -78,12 +81,12 @@ fn write_node(node: &Node, indent: usize, inline: bool, out: &mut String) {
                 let name = scalar_text(key);
                 out.push_str(&name);
                 out.push(':');
-                if is_secret_field(&name) && !matches!(value.value, NodeValue::Null) {
+                if is_secret(&name, parent) && !matches!(value.value, NodeValue::Null) {
                     out.push(' ');
                     out.push_str(SECRET);
                     out.push('\n');
                 } else {
-                    write_node(value, indent + 2, true, out);
+                    write_node(value, indent + 2, true, &name, out);
                 }
             }
         }
@@ -98,11 +101,11 @@ fn write_node(node: &Node, indent: usize, inline: bool, out: &mut String) {
                     NodeValue::Mapping(entries) if !entries.is_empty() => {
                         // The first entry shares the dash's line.
                         let mut first = String::new();
-                        write_node(item, indent + 2, false, &mut first);
+                        write_node(item, indent + 2, false, parent, &mut first);
                         out.push(' ');
                         out.push_str(first.trim_start());
                     }
-                    _ => write_node(item, indent + 2, true, out),
+                    _ => write_node(item, indent + 2, true, parent, out),
                 }
             }
         }
@@ -192,6 +195,9 @@ alertmanager:
   receivers:
     - name: x
       pagerduty_configs: [{routing_key: rk}]
+      webhook_configs: [{url: 'http://hook.example/abc?key=sekrit'}]
+remote_write:
+  - url: http://remote.example/api/v1/write
 "#;
         let masked = masked_yaml(text);
         for secret in [
@@ -203,6 +209,7 @@ alertmanager:
             "XYZ",
             "rk",
             "smtp_auth_password: p",
+            "sekrit",
         ] {
             assert!(!masked.contains(secret), "{secret} leaked:\n{masked}");
         }
@@ -213,6 +220,7 @@ alertmanager:
             "visible",
             "scrape_interval: 15s",
             "job_name: node",
+            "http://remote.example/api/v1/write",
         ] {
             assert!(masked.contains(kept), "{kept} missing:\n{masked}");
         }

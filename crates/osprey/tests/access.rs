@@ -69,16 +69,20 @@ fn state() -> (server::AppState, tempfile::TempDir) {
     ));
     let path = dir.path().join("web.yml");
     std::fs::write(&path, web).expect("web config");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
     let mut config = server::ServerConfig::new("127.0.0.1:9090".parse().expect("addr"));
     config.web = server::listen::WebConfigHandle::load(&path).expect("web config loads");
-    config.data_dir = Some(dir.path().to_path_buf());
+    config.data_dir = Some(data.clone());
     let opts = tsdb::DbOptions {
         fsync: false,
         ..tsdb::DbOptions::with_retention(None, None)
     };
-    let storage = Arc::new(tsdb::Db::open(&dir.path().join("tsdb"), opts).expect("database"));
+    // The database lives in the data directory itself, as `osprey server`
+    // opens it.
+    let storage = Arc::new(tsdb::Db::open(&data, opts).expect("database"));
     let state = server::AppState::new(storage, config);
-    let store = ui::DashboardStore::new(Some(dir.path().join("dashboards")), || Ok(Vec::new()));
+    let store = ui::DashboardStore::new(Some(data.join("dashboards")), || Ok(Vec::new()));
     state.mount(ui::router(Arc::new(store)), ui::paths());
     (state, dir)
 }
@@ -178,7 +182,8 @@ async fn wrong_credentials_are_refused_and_audited() {
             .status();
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{authorization}");
     }
-    let log = std::fs::read_to_string(dir.path().join("audit.log")).expect("audit log");
+    let log =
+        std::fs::read_to_string(dir.path().join("data").join("audit.log")).expect("audit log");
     let lines: Vec<serde_json::Value> = log
         .lines()
         .map(|line| serde_json::from_str(line).expect("JSON line"))
@@ -238,15 +243,127 @@ async fn tsdb_admin_routes_answer_admins_only() {
             }
         }
     }
-    let snapshots = std::fs::read_dir(dir.path().join("tsdb/snapshots"))
+    let snapshots = std::fs::read_dir(dir.path().join("data/snapshots"))
         .expect("snapshots directory")
         .count();
     assert_eq!(snapshots, 2, "one snapshot per admin call");
-    let log = std::fs::read_to_string(dir.path().join("audit.log")).expect("audit log");
+    let log = std::fs::read_to_string(dir.path().join("data/audit.log")).expect("audit log");
     let admin_lines = log
         .lines()
         .filter(|line| line.contains("/api/v1/admin/tsdb/"))
         .count();
     assert_eq!(admin_lines, calls, "{log}");
     assert_eq!(log.matches("\"outcome\":\"204\"").count(), 4, "{log}");
+}
+
+/// Every path parameter of every route, filled with ways out of the data
+/// directory, for every method, as an admin: no answer holds a file from
+/// outside it, and nothing outside it is created or changed.
+#[tokio::test]
+async fn no_path_parameter_reaches_outside_the_data_directory() {
+    let (state, dir) = state();
+    let app = server::router(state.clone());
+    let outside = dir.path().join("outside");
+    std::fs::create_dir_all(&outside).expect("outside dir");
+    const MARKER: &str = "TOP-SECRET-OUTSIDE-THE-DATA-DIR";
+    let secret = outside.join("secret.json");
+    std::fs::write(
+        &secret,
+        format!("{{\"uid\":\"secret\",\"title\":\"{MARKER}\"}}"),
+    )
+    .expect("secret file");
+    let absolute = secret.display().to_string().replace('/', "%2F");
+    let payloads = [
+        "..".to_string(),
+        "../outside/secret".to_string(),
+        "..%2Foutside%2Fsecret".to_string(),
+        "..%2F..%2Foutside%2Fsecret".to_string(),
+        "../../outside/secret".to_string(),
+        "..%2F..%2Foutside%2Fsecret.json".to_string(),
+        "%2e%2e%2f%2e%2e%2foutside%2fsecret.json".to_string(),
+        "....%2F%2Foutside%2Fsecret".to_string(),
+        "..%5Coutside%5Csecret.json".to_string(),
+        "%2Fetc%2Fpasswd".to_string(),
+        "..%2F..%2F..%2F..%2F..%2F..%2Fetc%2Fpasswd".to_string(),
+        absolute,
+        "secret%00.json".to_string(),
+    ];
+    let admin = callers()[3].1.clone().expect("admin credentials");
+    let before = listing(dir.path());
+    let mut paths = server::route_paths(&state);
+    paths.sort();
+    paths.dedup();
+    let mut tried = 0;
+    for pattern in paths.iter().filter(|p| p.contains('{')) {
+        for payload in &payloads {
+            let mut uri = String::new();
+            let mut rest = *pattern;
+            while let Some(start) = rest.find('{') {
+                uri.push_str(&rest[..start]);
+                let end = rest[start..]
+                    .find('}')
+                    .map_or(rest.len(), |e| start + e + 1);
+                uri.push_str(payload);
+                rest = &rest[end..];
+            }
+            uri.push_str(rest);
+            for method in [Method::GET, Method::POST, Method::PUT, Method::DELETE] {
+                let Ok(request) = Request::builder()
+                    .method(method.clone())
+                    .uri(&uri)
+                    .header("authorization", &admin)
+                    .header("content-type", "application/json")
+                    .body(Body::from(format!(
+                        "{{\"uid\":\"{payload}\",\"title\":\"t\",\"panels\":[]}}"
+                    )))
+                else {
+                    continue;
+                };
+                let response = app.clone().oneshot(request).await.expect("response");
+                let status = response.status();
+                let body = axum::body::to_bytes(response.into_body(), 16 << 20)
+                    .await
+                    .expect("body");
+                let text = String::from_utf8_lossy(&body);
+                assert!(
+                    !text.contains(MARKER) && !text.contains("root:x:0:0"),
+                    "{method} {uri} ({status}) read a file outside the data dir: {text}"
+                );
+                tried += 1;
+            }
+        }
+    }
+    assert!(tried > 50, "only {tried} requests tried");
+    assert_eq!(
+        std::fs::read_to_string(&secret).expect("secret still there"),
+        format!("{{\"uid\":\"secret\",\"title\":\"{MARKER}\"}}")
+    );
+    let after = listing(dir.path());
+    let created: Vec<_> = after
+        .iter()
+        .filter(|p| !before.contains(p) && !p.starts_with(dir.path().join("data")))
+        .collect();
+    assert!(
+        created.is_empty(),
+        "created outside the data dir: {created:?}"
+    );
+}
+
+/// Every file and directory under `root`.
+fn listing(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path.clone());
+            }
+            out.push(path);
+        }
+    }
+    out
 }

@@ -268,36 +268,31 @@ impl Auth {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
         {
-            let (scheme, credentials) = value.split_once(' ').unwrap_or((value, ""));
-            if scheme.eq_ignore_ascii_case("basic") {
-                let (user, password) = decode_basic(credentials.trim())
-                    .ok_or_else(|| "malformed basic authentication".to_string())?;
-                return if self.check_password(config, &user, &password) {
-                    Ok(Principal {
-                        role: config.role_of(&user),
-                        name: user,
-                        how: Credential::Password,
-                    })
-                } else {
-                    Err(format!("wrong user name or password for {user:?}"))
-                };
-            }
-            if scheme.eq_ignore_ascii_case("bearer") {
-                let presented = credentials.trim();
-                return match config
-                    .tokens
-                    .iter()
-                    .find(|token| constant_time_eq(token.token.as_bytes(), presented.as_bytes()))
-                {
-                    Some(token) => Ok(Principal {
-                        name: token.name.clone(),
-                        role: token.role,
-                        how: Credential::Token,
-                    }),
-                    None => Err("unknown bearer token".to_string()),
-                };
-            }
-            return Err(format!("unsupported authorization scheme {scheme:?}"));
+            return match parse_authorization(value)? {
+                Presented::Basic { user, password } => {
+                    if self.check_password(config, &user, &password) {
+                        Ok(Principal {
+                            role: config.role_of(&user),
+                            name: user,
+                            how: Credential::Password,
+                        })
+                    } else {
+                        Err(format!("wrong user name or password for {user:?}"))
+                    }
+                }
+                Presented::Bearer(presented) => {
+                    match config.tokens.iter().find(|token| {
+                        constant_time_eq(token.token.as_bytes(), presented.as_bytes())
+                    }) {
+                        Some(token) => Ok(Principal {
+                            name: token.name.clone(),
+                            role: token.role,
+                            how: Credential::Token,
+                        }),
+                        None => Err("unknown bearer token".to_string()),
+                    }
+                }
+            };
         }
         if let Some(user) = peer.and_then(|peer| peer.certificate_user.clone()) {
             return Ok(Principal {
@@ -480,6 +475,56 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Credentials an `Authorization` header presents.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Presented {
+    Basic { user: String, password: String },
+    Bearer(String),
+}
+
+/// Reads an `Authorization` header value; the error says what is wrong
+/// without repeating the credentials.
+pub fn parse_authorization(value: &str) -> Result<Presented, String> {
+    let (scheme, credentials) = value.split_once(' ').unwrap_or((value, ""));
+    if scheme.eq_ignore_ascii_case("basic") {
+        let (user, password) = decode_basic(credentials.trim())
+            .ok_or_else(|| "malformed basic authentication".to_string())?;
+        return Ok(Presented::Basic { user, password });
+    }
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(Presented::Bearer(credentials.trim().to_string()));
+    }
+    let mut shown: String = scheme.chars().take(32).collect();
+    if shown.len() < scheme.len() {
+        shown.push('…');
+    }
+    Err(format!("unsupported authorization scheme {shown:?}"))
+}
+
+/// The user name and password of a login request's body: a form
+/// (`application/x-www-form-urlencoded`) or a JSON object, each with
+/// `username` and `password`.
+pub fn login_credentials(form: bool, body: &[u8]) -> Result<(String, String), &'static str> {
+    if form {
+        let mut user = String::new();
+        let mut password = String::new();
+        for (key, value) in form_urlencoded::parse(body) {
+            match key.as_ref() {
+                "username" => user = value.into_owned(),
+                "password" => password = value.into_owned(),
+                _ => {}
+            }
+        }
+        return Ok((user, password));
+    }
+    let value = serde_json::from_slice::<serde_json::Value>(body)
+        .map_err(|_| "the login body is not JSON")?;
+    Ok((
+        value["username"].as_str().unwrap_or_default().to_string(),
+        value["password"].as_str().unwrap_or_default().to_string(),
+    ))
 }
 
 fn decode_basic(encoded: &str) -> Option<(String, String)> {
@@ -789,31 +834,9 @@ pub async fn login(State(auth): State<Arc<Auth>>, request: Request) -> Response 
             );
         }
     };
-    let (user, password) = if form {
-        let mut user = String::new();
-        let mut password = String::new();
-        for (key, value) in form_urlencoded::parse(&body) {
-            match key.as_ref() {
-                "username" => user = value.into_owned(),
-                "password" => password = value.into_owned(),
-                _ => {}
-            }
-        }
-        (user, password)
-    } else {
-        match serde_json::from_slice::<serde_json::Value>(&body) {
-            Ok(value) => (
-                value["username"].as_str().unwrap_or_default().to_string(),
-                value["password"].as_str().unwrap_or_default().to_string(),
-            ),
-            Err(_) => {
-                return error_json(
-                    StatusCode::BAD_REQUEST,
-                    "bad_data",
-                    "the login body is not JSON",
-                );
-            }
-        }
+    let (user, password) = match login_credentials(form, &body) {
+        Ok(credentials) => credentials,
+        Err(message) => return error_json(StatusCode::BAD_REQUEST, "bad_data", message),
     };
     let state = auth.web.current();
     let config = &state.config;
@@ -952,6 +975,49 @@ pub fn source_ip(peer: Option<&SocketAddr>) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn authorization_headers() {
+        // "ada:pa:ss" in base64: the password may hold colons.
+        assert_eq!(
+            parse_authorization("Basic YWRhOnBhOnNz"),
+            Ok(Presented::Basic {
+                user: "ada".into(),
+                password: "pa:ss".into()
+            })
+        );
+        assert_eq!(
+            parse_authorization("bearer  tok "),
+            Ok(Presented::Bearer("tok".into()))
+        );
+        for bad in ["Basic", "Basic !!!", "Basic YWRh", "Basic //79"] {
+            assert_eq!(
+                parse_authorization(bad),
+                Err("malformed basic authentication".into()),
+                "{bad}"
+            );
+        }
+        let long = format!("{} secret", "x".repeat(100));
+        let error = parse_authorization(&long).unwrap_err();
+        assert!(error.len() < 80 && !error.contains("secret"), "{error}");
+    }
+
+    #[test]
+    fn login_bodies() {
+        assert_eq!(
+            login_credentials(true, b"username=ada&password=a%26b%3D&x=1"),
+            Ok(("ada".into(), "a&b=".into()))
+        );
+        assert_eq!(
+            login_credentials(false, br#"{"username":"ada","password":"pw"}"#),
+            Ok(("ada".into(), "pw".into()))
+        );
+        assert_eq!(
+            login_credentials(false, br#"{"username":1}"#),
+            Ok((String::new(), String::new()))
+        );
+        assert!(login_credentials(false, b"username=ada").is_err());
+    }
 
     #[test]
     fn roles_and_access() {

@@ -218,3 +218,59 @@ fn osprey_sections() {
             .is_none()
     );
 }
+
+#[test]
+fn every_credential_has_a_file_form() {
+    let dir = tempfile::tempdir().unwrap();
+    for (file, secret) in [
+        ("pw", "global-password"),
+        ("sec", "global-secret"),
+        ("slack", "http://127.0.0.1:1/slack/secret"),
+        ("rpw", "receiver-password"),
+        ("rsec", "receiver-secret"),
+        ("rk", "routing-key"),
+        ("hook", "http://127.0.0.1:1/hook/secret"),
+    ] {
+        std::fs::write(dir.path().join(file), format!("{secret}\n")).unwrap();
+    }
+    let text = r#"
+global:
+  smtp_smarthost: 'localhost:25'
+  smtp_from: 'am@example.org'
+  smtp_auth_password_file: pw
+  smtp_auth_secret_file: sec
+  slack_api_url_file: slack
+route:
+  receiver: r
+receivers:
+  - name: r
+    email_configs: [{to: 'ops@example.org', auth_password_file: rpw, auth_secret_file: rsec}]
+    slack_configs: [{channel: '#ops'}]
+    pagerduty_configs: [{routing_key_file: rk}]
+    webhook_configs: [{url_file: hook}]
+"#;
+    let config = parse("am.yml", text, Some(dir.path())).unwrap();
+    assert_eq!(
+        config.global.smtp_auth_password.as_deref(),
+        Some("global-password")
+    );
+    assert_eq!(
+        config.global.smtp_auth_secret.as_deref(),
+        Some("global-secret")
+    );
+    let receiver = &config.receivers[0];
+    let email = &receiver.email_configs[0];
+    assert_eq!(email.auth_password.as_deref(), Some("receiver-password"));
+    assert_eq!(email.auth_secret.as_deref(), Some("receiver-secret"));
+    assert_eq!(
+        receiver.slack_configs[0].api_url,
+        "http://127.0.0.1:1/slack/secret"
+    );
+    assert_eq!(
+        receiver.webhook_configs[0].url,
+        "http://127.0.0.1:1/hook/secret"
+    );
+    // The files are named in the text; the values never are.
+    let masked = crate::mask::masked_yaml(text);
+    assert!(!masked.contains("secret\n") && masked.contains("url_file: hook"));
+}
