@@ -497,3 +497,321 @@ bearer_tokens:\n  - name: prometheus-a\n    token_file: token\n    role: writer\
     );
     assert_eq!(status, "403");
 }
+
+/// The TLS and user part of a web config: the server certificate and
+/// `basic_auth_users` for `names` (password `pw-<name>`).
+fn tls_users(names: &[&str]) -> String {
+    format!(
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n{}",
+        users(names)
+    )
+}
+
+/// curl with the test CA trusted, then `args`.
+fn curl_ca(dir: &Path, args: &[&str]) -> (String, String) {
+    let ca = dir.join("ca.crt").display().to_string();
+    let mut all = vec!["--cacert", ca.as_str()];
+    all.extend_from_slice(args);
+    curl(dir, &all)
+}
+
+const SILENCE: &str = r#"{"matchers":[{"name":"alertname","value":"X","isRegex":false}],"startsAt":"2026-01-01T00:00:00Z","endsAt":"2099-01-01T00:00:00Z","createdBy":"ed","comment":"session"}"#;
+
+/// The UI's way in, as a browser does it (curl with a cookie jar): a
+/// login sets an `HttpOnly`, `SameSite=Strict`, `Secure` cookie; a state
+/// change the cookie authenticates needs the session's CSRF token; a
+/// wrong password is refused and audited; logout ends the session.
+#[test]
+fn a_login_session_is_http_only_strict_and_needs_its_csrf_token() {
+    if !available("curl", "curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    pki(d, &[]);
+    std::fs::write(
+        d.join("web.yml"),
+        format!("{}user_roles:\n  ed: editor\n", tls_users(&["vera", "ed"])),
+    )
+    .expect("web config");
+    let server = TlsServer::start(d, None);
+    let jar = d.join("cookies.txt").display().to_string();
+    let headers = d.join("login-headers.txt").display().to_string();
+    let login = server.url("/api/osprey/login");
+    let silences = server.url("/api/v2/silences");
+    let whoami = server.url("/api/osprey/whoami");
+
+    let (status, body) = curl_ca(d, &["--data", "username=ed&password=wrong", &login]);
+    assert_eq!(status, "401", "{body}");
+    let (status, body) = curl_ca(
+        d,
+        &[
+            "-c",
+            &jar,
+            "-D",
+            &headers,
+            "--data",
+            "username=ed&password=pw-ed",
+            &login,
+        ],
+    );
+    assert_eq!(status, "200", "{body}\n{}", server.log_text());
+    let reply: serde_json::Value = serde_json::from_str(&body).expect("login JSON");
+    assert_eq!(reply["data"]["role"], "editor", "{body}");
+    let csrf = reply["data"]["csrfToken"]
+        .as_str()
+        .expect("a CSRF token")
+        .to_string();
+    assert!(csrf.len() >= 16, "{csrf}");
+    let set_cookie = std::fs::read_to_string(&headers)
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+        .unwrap_or_default()
+        .to_string();
+    for flag in ["osprey_session=", "HttpOnly", "SameSite=Strict", "Secure"] {
+        assert!(set_cookie.contains(flag), "{flag} missing: {set_cookie}");
+    }
+
+    // The cookie alone reads.
+    let (status, body) = curl_ca(d, &["-b", &jar, &whoami]);
+    assert_eq!(status, "200");
+    assert!(body.contains("\"user\":\"ed\""), "{body}");
+    // The cookie without the token changes nothing; a wrong token neither.
+    let post = |extra: &[&str]| {
+        let mut args = vec![
+            "-b",
+            jar.as_str(),
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            SILENCE,
+        ];
+        args.extend_from_slice(extra);
+        args.push(silences.as_str());
+        curl_ca(d, &args)
+    };
+    let (status, body) = post(&[]);
+    assert_eq!(status, "403", "{body}");
+    let (status, body) = post(&["-H", "X-CSRF-Token: not-the-token"]);
+    assert_eq!(status, "403", "{body}");
+    let token_header = format!("X-CSRF-Token: {csrf}");
+    let (status, body) = post(&["-H", &token_header]);
+    assert_eq!(status, "200", "{body}");
+    assert!(body.contains("silenceID"), "{body}");
+
+    // Logout; the old cookie is then nobody's.
+    let (status, body) = curl_ca(
+        d,
+        &[
+            "-b",
+            &jar,
+            "-H",
+            &token_header,
+            "-X",
+            "POST",
+            &server.url("/api/osprey/logout"),
+        ],
+    );
+    assert_eq!(status, "200", "{body}");
+    let (status, body) = curl_ca(d, &["-b", &jar, &whoami]);
+    assert_eq!(status, "200");
+    assert!(body.contains("\"authenticated\":false"), "{body}");
+    let (status, body) = post(&["-H", &token_header]);
+    assert_eq!(status, "401", "{body}");
+
+    let audit = std::fs::read_to_string(d.join("data").join("audit.log")).unwrap_or_default();
+    assert!(
+        audit.contains("\"action\":\"login\"") && audit.contains("denied: wrong user name"),
+        "{audit}"
+    );
+    assert!(
+        !audit.contains("pw-ed") && !audit.contains(&csrf),
+        "{audit}"
+    );
+}
+
+/// `rate_limits`: past the burst a caller gets 429 with `Retry-After`;
+/// another caller's bucket is its own, and the bucket refills.
+#[test]
+fn rate_limits_answer_429_with_retry_after_per_caller() {
+    if !available("curl", "curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    pki(d, &[]);
+    std::fs::write(
+        d.join("web.yml"),
+        format!(
+            "{}rate_limits:\n  queries: {{requests_per_second: 1, burst: 3}}\n",
+            tls_users(&["vera", "ed"])
+        ),
+    )
+    .expect("web config");
+    let server = TlsServer::start(d, None);
+    let query = server.url("/api/v1/query?query=1");
+    let headers = d.join("limit-headers.txt").display().to_string();
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let (status, _) = curl_ca(d, &["-u", "vera:pw-vera", "-D", &headers, &query]);
+        statuses.push(status);
+    }
+    // Each curl takes well under a second, so the bucket (3, one more a
+    // second) runs dry within six requests.
+    let first_refusal = statuses.iter().position(|s| s == "429");
+    assert!(
+        first_refusal.is_some_and(|i| i >= 3),
+        "three pass, then 429: {statuses:?}"
+    );
+    let headers = std::fs::read_to_string(&headers).unwrap_or_default();
+    let retry = headers
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("retry-after")
+                .then(|| value.trim().parse::<u64>().ok())
+                .flatten()
+        })
+        .expect("Retry-After in seconds on the last 429");
+    assert!((1..=2).contains(&retry), "{retry}");
+    // Another user is not limited by vera's bucket.
+    let (status, _) = curl_ca(d, &["-u", "ed:pw-ed", &query]);
+    assert_eq!(status, "200");
+    // After Retry-After, vera gets in again.
+    std::thread::sleep(Duration::from_secs(retry + 1));
+    let (status, _) = curl_ca(d, &["-u", "vera:pw-vera", &query]);
+    assert_eq!(status, "200");
+}
+
+/// `trusted_proxy`: the SSO proxy's headers name the user and role, but
+/// only from the proxy's addresses; from anyone else they are ignored.
+#[test]
+fn trusted_proxy_headers_count_only_from_the_proxy() {
+    if !available("curl", "curl") {
+        return;
+    }
+    for (cidr, trusted) in [("127.0.0.1/32", true), ("10.0.0.5/32", false)] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        pki(d, &[]);
+        std::fs::write(
+            d.join("web.yml"),
+            format!(
+                "{}user_roles:\n  pat: editor\ntrusted_proxy:\n  user_header: X-Forwarded-User\n  role_header: X-Forwarded-Role\n  trusted_cidrs: [{cidr}]\n",
+                tls_users(&["vera"])
+            ),
+        )
+        .expect("web config");
+        let server = TlsServer::start(d, None);
+        let whoami = server.url("/api/osprey/whoami");
+        let reload = server.url("/-/reload");
+        let (status, body) = curl_ca(d, &["-H", "X-Forwarded-User: pat", &whoami]);
+        assert_eq!(status, "200");
+        if trusted {
+            // user_roles decides without a role header.
+            assert!(
+                body.contains("\"user\":\"pat\"") && body.contains("\"role\":\"editor\""),
+                "{body}"
+            );
+            let (status, body) =
+                curl_ca(d, &["-H", "X-Forwarded-User: pat", "-X", "POST", &reload]);
+            assert_eq!(status, "403", "an editor may not reload: {body}");
+            let (status, body) = curl_ca(
+                d,
+                &[
+                    "-H",
+                    "X-Forwarded-User: pat",
+                    "-H",
+                    "X-Forwarded-Role: admin",
+                    "-X",
+                    "POST",
+                    &reload,
+                ],
+            );
+            assert_eq!(status, "200", "the proxy's role header: {body}");
+        } else {
+            assert!(body.contains("\"authenticated\":false"), "{body}");
+            let (status, body) = curl_ca(
+                d,
+                &[
+                    "-H",
+                    "X-Forwarded-User: pat",
+                    "-H",
+                    "X-Forwarded-Role: admin",
+                    "-X",
+                    "POST",
+                    &reload,
+                ],
+            );
+            assert_eq!(
+                status, "401",
+                "headers from a stranger count for nothing: {body}"
+            );
+        }
+    }
+}
+
+/// The web config and the certificate are read again when they change,
+/// without a restart: a user added to the file gets in, a bad edit keeps
+/// the configuration in force, and a new certificate serves the next
+/// connection.
+#[test]
+fn the_web_config_and_certificates_are_re_read_without_a_restart() {
+    if !available("curl", "curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    pki(d, &[]);
+    std::fs::write(d.join("web.yml"), tls_users(&["vera"])).expect("web config");
+    let server = TlsServer::start(d, None);
+    let query = server.url("/api/v1/query?query=1");
+    let until = |what: &str, mut check: Box<dyn FnMut() -> bool + '_>| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !check() {
+            assert!(Instant::now() < deadline, "{what}\n{}", server.log_text());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    assert_eq!(curl_ca(d, &["-u", "vera:pw-vera", &query]).0, "200");
+    assert_eq!(curl_ca(d, &["-u", "dana:pw-dana", &query]).0, "401");
+
+    // A user added to the file.
+    std::fs::write(d.join("web.yml"), tls_users(&["vera", "dana"])).expect("web config");
+    until(
+        "dana is let in after the edit",
+        Box::new(|| curl_ca(d, &["-u", "dana:pw-dana", &query]).0 == "200"),
+    );
+
+    // A broken edit: logged, and the file in force stays.
+    std::fs::write(d.join("web.yml"), "basic_auth_users:\n  dana: plain-text\n").expect("write");
+    until(
+        "the bad edit is logged",
+        Box::new(|| server.log_text().contains("keeping the previous one")),
+    );
+    assert_eq!(curl_ca(d, &["-u", "dana:pw-dana", &query]).0, "200");
+    assert_eq!(curl_ca(d, &["-u", "vera:pw-vera", &query]).0, "200");
+
+    // A new CA and certificate: the old CA no longer verifies the server,
+    // the new one does.
+    std::fs::write(d.join("web.yml"), tls_users(&["vera", "dana"])).expect("web config");
+    let old_ca = d.join("old-ca.crt");
+    std::fs::rename(d.join("ca.crt"), &old_ca).expect("keep the old CA");
+    pki(d, &[]);
+    // Touch the config too, so the change is seen whichever file is
+    // looked at first.
+    std::fs::write(
+        d.join("web.yml"),
+        format!("{}\n", tls_users(&["vera", "dana"])),
+    )
+    .expect("web config");
+    let old_ca = old_ca.display().to_string();
+    until(
+        "the new certificate is served",
+        Box::new(|| {
+            curl_ca(d, &["-u", "vera:pw-vera", &query]).0 == "200"
+                && curl(d, &["--cacert", &old_ca, "-u", "vera:pw-vera", &query]).0 == "000"
+        }),
+    );
+}
