@@ -188,6 +188,12 @@ if (args.auth) {
 // data): every page and built-in dashboard loads without an error.
 
 if (args.smoke) {
+  await check('embedded default: the header says that nothing is protected', async () => {
+    const { context, page } = await newPage();
+    await page.goto(base + '/');
+    await page.waitForSelector('#userbar .unprotected:has-text("Not protected")');
+    await context.close();
+  });
   for (const path of ['/', '/targets', '/rules', '/alerts', '/silences', '/status', '/dashboards', '/d/system', '/d/gpu', '/d/serving', '/d/training', '/d/alerts']) {
     await check(`embedded default: ${path} loads without errors`, async () => {
       const { context, page } = await newPage();
