@@ -815,3 +815,96 @@ fn the_web_config_and_certificates_are_re_read_without_a_restart() {
         }),
     );
 }
+
+/// The same web config file protects every listener: the exporter, the
+/// stand-alone alert manager and the agent answer 401 without
+/// credentials and 200 with them, over TLS.
+#[test]
+fn every_listener_takes_the_same_web_config() {
+    if !available("curl", "curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    pki(d, &[]);
+    std::fs::write(d.join("web.yml"), tls_users(&["vera"])).expect("web config");
+    std::fs::write(d.join("agent.yml"), "global:\n  scrape_interval: 15s\n").expect("agent");
+    let web = d.join("web.yml").display().to_string();
+    std::fs::write(
+        d.join("am.yml"),
+        "route:\n  receiver: none\nreceivers:\n  - name: none\n",
+    )
+    .expect("alertmanager config");
+    let agent_config = d.join("agent.yml").display().to_string();
+    let am_config = d.join("am.yml").display().to_string();
+    let am_data = d.join("am").display().to_string();
+    let agent_data = d.join("agent-data").display().to_string();
+    let listeners: [(&str, Vec<&str>, &str); 3] = [
+        ("exporter host", vec!["exporter", "host"], "/metrics"),
+        (
+            "alertmanager",
+            vec![
+                "alertmanager",
+                "--config",
+                &am_config,
+                "--data-dir",
+                &am_data,
+            ],
+            "/api/v2/status",
+        ),
+        (
+            "agent",
+            vec![
+                "agent",
+                "--config",
+                &agent_config,
+                "--data-dir",
+                &agent_data,
+            ],
+            "/metrics",
+        ),
+    ];
+    for (name, args, path) in listeners {
+        let addr = free_addr();
+        let log = d.join(format!("{}.log", name.replace(' ', "-")));
+        let listen = addr.to_string();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_osprey"));
+        command
+            .args(&args)
+            .args(["--listen", &listen, "--web.config.file", &web]);
+        let _child = ChildGuard::spawn_ready(&mut command, &log, Duration::from_secs(30), || {
+            TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+        });
+        let url = format!("https://127.0.0.1:{}{path}", addr.port());
+        let (status, body) = curl_ca(d, &[&url]);
+        assert_eq!(status, "401", "{name} without credentials: {body}");
+        let (status, body) = curl_ca(d, &["-u", "vera:pw-vera", &url]);
+        let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert_eq!(status, "200", "{name} with credentials: {body}\n{log_text}");
+    }
+}
+
+/// A web config that does not load stops the program at start with one
+/// line naming the file, the line and the field.
+#[test]
+fn a_bad_web_config_stops_the_start_with_file_line_and_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let web = d.join("web.yml");
+    std::fs::write(&web, "basic_auth_users:\n  dana: plain-text-password\n").expect("write");
+    let listen = free_addr().to_string();
+    let out = ChildGuard::run(
+        Command::new(env!("CARGO_BIN_EXE_osprey"))
+            .args(["server", "--listen", &listen, "--data-dir"])
+            .arg(d.join("data"))
+            .arg("--web.config.file")
+            .arg(&web),
+        Duration::from_secs(30),
+    )
+    .expect("run osprey");
+    assert!(out.status.is_some_and(|s| !s.success()), "must not start");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let expected = format!("{}:2: basic_auth_users.dana", web.display());
+    assert!(stderr.contains(&expected), "{stderr}");
+    assert!(!stderr.contains("plain-text-password"), "{stderr}");
+}
