@@ -262,7 +262,11 @@ mod tests {
             "osprey.yml:3: slos.default_period: the period 1h is shorter than the longest alert window (3d)"
         );
         let error = section("slos:\n  budget_method: requests\n").unwrap_err();
-        assert!(error.to_string().starts_with("osprey.yml:2: slos.budget_method: unknown budget method"));
+        assert!(
+            error
+                .to_string()
+                .starts_with("osprey.yml:2: slos.budget_method: unknown budget method")
+        );
         let error = section("slos:\n  filez: []\n").unwrap_err();
         assert_eq!(error.to_string(), "osprey.yml:2: slos.filez: unknown field");
         let error = section("slos:\n  default_period: monthly\n").unwrap_err();

@@ -95,7 +95,7 @@ pub fn format_duration_ms(ms: i64) -> String {
     for (unit, size) in UNITS {
         let size = size.unsigned_abs();
         let exact_only = matches!(unit, "y" | "w");
-        if exact_only && rest % size != 0 {
+        if exact_only && !rest.is_multiple_of(size) {
             continue;
         }
         if rest >= size {

@@ -10,7 +10,12 @@ use crate::model::Sli;
 
 /// Sloth's rule for service, SLO and ID names: starts and ends with an
 /// alphanumeric, holds only alphanumerics, `.`, `_` and `-`.
-pub fn check_name(decoder: &Decoder, line: u64, field: &str, name: &str) -> Result<(), ConfigError> {
+pub fn check_name(
+    decoder: &Decoder,
+    line: u64,
+    field: &str,
+    name: &str,
+) -> Result<(), ConfigError> {
     if name.is_empty() {
         return Err(decoder.error(line, field, "required"));
     }
@@ -143,15 +148,9 @@ pub fn check_query(
             "the query must use the {{.window}} variable",
         ));
     }
-    let rendered =
-        render_window(query, "1m").map_err(|e| decoder.error(node.line, field, e))?;
-    promql::parse(&rendered).map_err(|e| {
-        decoder.error(
-            node.line,
-            field,
-            format!("invalid PromQL: {}", e.message()),
-        )
-    })?;
+    let rendered = render_window(query, "1m").map_err(|e| decoder.error(node.line, field, e))?;
+    promql::parse(&rendered)
+        .map_err(|e| decoder.error(node.line, field, format!("invalid PromQL: {}", e.message())))?;
     Ok(())
 }
 
@@ -203,7 +202,11 @@ impl Latency {
                 }
                 "buckets" => {
                     let mut bounds = Vec::new();
-                    for (index, item) in decoder.sequence(entry.value, &entry.path)?.iter().enumerate() {
+                    for (index, item) in decoder
+                        .sequence(entry.value, &entry.path)?
+                        .iter()
+                        .enumerate()
+                    {
                         let path = format!("{}[{index}]", entry.path);
                         let value = match decoder.string(item, &path)?.as_str() {
                             "+Inf" | "Inf" | "inf" | "+inf" => f64::INFINITY,
@@ -225,7 +228,13 @@ impl Latency {
         let Some(threshold) = threshold else {
             return Err(decoder.error(node.line, &format!("{field}.threshold"), "required"));
         };
-        let matchers = selector_matchers(decoder, node.line, &format!("{field}.selector"), &histogram, &selector)?;
+        let matchers = selector_matchers(
+            decoder,
+            node.line,
+            &format!("{field}.selector"),
+            &histogram,
+            &selector,
+        )?;
         let interpolation = match buckets {
             None => None,
             Some((bounds, line)) => bracket(&bounds, threshold)
@@ -308,7 +317,9 @@ fn selector_matchers(
         trimmed
             .strip_prefix('{')
             .and_then(|s| s.strip_suffix('}'))
-            .ok_or_else(|| decoder.error(line, field, "a selector is written {label=\"value\", ...}"))?
+            .ok_or_else(|| {
+                decoder.error(line, field, "a selector is written {label=\"value\", ...}")
+            })?
             .trim()
     };
     let inner = inner.trim_end_matches(',').trim();

@@ -64,7 +64,7 @@ pub fn generate(slo: &Slo, options: &GenerateOptions) -> Result<Vec<GroupSpec>, 
     let mut groups = Vec::new();
     groups.push(context.group(SLI_GROUP_PREFIX, context.sli_rules()?));
     groups.push(context.group(META_GROUP_PREFIX, context.meta_rules()));
-    let alerts = context.alert_rules();
+    let alerts = context.alert_rules()?;
     if !alerts.is_empty() {
         groups.push(context.group(ALERT_GROUP_PREFIX, alerts));
     }
@@ -211,7 +211,8 @@ impl<'a> Context<'a> {
                     period_start_expr(self.slo.period),
                     self.merged(&[]),
                 ));
-                let masked = self.since_period_start(&short);
+                let masked =
+                    self.since_period_start(&sli_metric(calendar_tile_ms(self.slo.period)));
                 format!(
                     "sum_over_time({masked})\n/ ignoring (sloth_window)\ncount_over_time({masked})\n"
                 )
@@ -225,13 +226,18 @@ impl<'a> Context<'a> {
         Ok(rules)
     }
 
-    /// `(<metric>{F} and <since the period began>)[<max period>:5m]`: the
-    /// subquery over the current calendar period.
+    /// `(<metric>{F} and <since the period began>)[<longest period>:<tile>]`:
+    /// the subquery over the current calendar period. `metric` is a
+    /// series over the tile's window (30m for a month, 2h for a quarter),
+    /// so the steps tile the period exactly, with few enough steps (1,488
+    /// and 1,104) to stay under promtool's 10,000-sample query limit,
+    /// where 5m steps over a quarter would need 26,496.
     fn since_period_start(&self, metric: &str) -> String {
         format!(
-            "({metric}{f} and on() (vector(time()) >= on() ({PERIOD_START}{f} @ end())))[{range}:5m]",
+            "({metric}{f} and on() (vector(time()) > on() ({PERIOD_START}{f} @ end())))[{range}:{tile}]",
             f = self.filter,
             range = window_text(self.slo.period.max_ms()),
+            tile = window_text(calendar_tile_ms(self.slo.period)),
         )
     }
 
@@ -253,12 +259,9 @@ impl<'a> Context<'a> {
             ),
         };
         let remaining = match self.slo.period {
-            Period::Rolling { .. } => format!(
-                "1 - slo:period_burn_rate:ratio{}",
-                self.filter
-            ),
+            Period::Rolling { .. } => format!("1 - slo:period_burn_rate:ratio{}", self.filter),
             Period::Month | Period::Quarter => format!(
-                "1 - slo:period_burn_rate:ratio{f}\n* {ID_MATCH} group_left\n(time() - {PERIOD_START}{f})\n/ {ID_MATCH} group_left\n(slo:time_period:days{f} * 86400)\n",
+                "1 - slo:period_burn_rate:ratio{f}\n* {ID_MATCH} group_left()\n(time() - {PERIOD_START}{f})\n/ {ID_MATCH} group_left()\n(slo:time_period:days{f} * 86400)\n",
                 f = self.filter
             ),
         };
@@ -272,7 +275,11 @@ impl<'a> Context<'a> {
             go_f(self.slo.objective_percent),
         );
         vec![
-            self.record("slo:objective:ratio", format!("vector({objective})"), labels.clone()),
+            self.record(
+                "slo:objective:ratio",
+                format!("vector({objective})"),
+                labels.clone(),
+            ),
             self.record(
                 "slo:error_budget:ratio",
                 format!("vector(1-{objective})"),
@@ -290,25 +297,42 @@ impl<'a> Context<'a> {
                 labels.clone(),
             ),
             self.record("slo:period_error_budget_remaining:ratio", remaining, labels),
-            self.record("sloth_slo_info", "vector(1)".to_string(), info.into_iter().collect()),
+            self.record(
+                "sloth_slo_info",
+                "vector(1)".to_string(),
+                info.into_iter().collect(),
+            ),
         ]
     }
 
-    fn alert_rules(&self) -> Vec<RuleSpec> {
+    fn alert_rules(&self) -> Result<Vec<RuleSpec>, String> {
         let mut rules = Vec::new();
         let pairs = [
-            (&self.slo.page_alert, self.windows.page_quick, self.windows.page_slow),
-            (&self.slo.ticket_alert, self.windows.ticket_quick, self.windows.ticket_slow),
+            (
+                &self.slo.page_alert,
+                self.windows.page_quick,
+                self.windows.page_slow,
+            ),
+            (
+                &self.slo.ticket_alert,
+                self.windows.ticket_quick,
+                self.windows.ticket_slow,
+            ),
         ];
         for (meta, quick, slow) in pairs {
             if let Some(meta) = meta {
-                rules.push(self.alert(meta, quick, slow));
+                rules.push(self.alert(meta, quick, slow)?);
             }
         }
-        rules
+        Ok(rules)
     }
 
-    fn alert(&self, meta: &AlertMeta, quick: AlertWindow, slow: AlertWindow) -> RuleSpec {
+    fn alert(
+        &self,
+        meta: &AlertMeta,
+        quick: AlertWindow,
+        slow: AlertWindow,
+    ) -> Result<RuleSpec, String> {
         let budget = go_g((100.0 - self.slo.objective_percent) / 100.0);
         let f = &self.filter;
         let condition = |window_ms: i64, factor: f64| {
@@ -318,7 +342,7 @@ impl<'a> Context<'a> {
                 go_g(factor)
             )
         };
-        let pair = |w: AlertWindow| {
+        let pair = |w: AlertWindow| -> Result<String, String> {
             let mut text = format!(
                 "(\n    {}\n    and\n    {}\n",
                 condition(w.short_ms, w.factor),
@@ -327,16 +351,17 @@ impl<'a> Context<'a> {
             if let Some(min) = self.slo.min_events {
                 for window_ms in [w.short_ms, w.long_ms] {
                     text.push_str(&format!(
-                        "    and {ID_MATCH}\n    ({} >= {})\n",
-                        self.events_in(window_ms),
+                        "    and {}\n    ({} >= {})\n",
+                        self.ignoring_slo_labels(),
+                        self.events_in(window_ms)?,
                         go_g(min)
                     ));
                 }
             }
             text.push(')');
-            text
+            Ok(text)
         };
-        let expr = format!("{}\nor\n{}\n", pair(quick), pair(slow));
+        let expr = format!("{}\nor\n{}\n", pair(quick)?, pair(slow)?);
         let severity = quick.severity.text();
         let mut annotations = BTreeMap::from([
             (
@@ -351,7 +376,7 @@ impl<'a> Context<'a> {
         annotations.extend(meta.annotations.clone());
         let mut labels = BTreeMap::from([("sloth_severity".to_string(), severity.to_string())]);
         labels.extend(meta.labels.clone());
-        RuleSpec {
+        Ok(RuleSpec {
             line: self.slo.line,
             kind: RuleKind::Alerting {
                 alert: meta.name.clone(),
@@ -361,23 +386,33 @@ impl<'a> Context<'a> {
             },
             expr,
             labels: labels.into_iter().collect(),
-        }
+        })
     }
 
-    /// The events a window held: the 5m rate times 300 for the 5m
-    /// window, the average 5m rate over the window times its length for
-    /// longer ones.
-    fn events_in(&self, window_ms: i64) -> String {
+    /// The events a window held: the SLI's total query over the window
+    /// (events per second, as `rate()` gives them, which divides by the
+    /// whole window however much of it holds data) times the window's
+    /// seconds; for the 5m window the recorded 5m total.
+    fn events_in(&self, window_ms: i64) -> Result<String, String> {
         let seconds = window_ms / 1000;
         if window_ms == SHORTEST_WINDOW_MS {
-            format!("{TOTAL_EVENTS_5M}{} * {seconds}", self.filter)
-        } else {
-            format!(
-                "avg_over_time({TOTAL_EVENTS_5M}{}[{}]) * {seconds}",
-                self.filter,
-                window_text(window_ms)
-            )
+            return Ok(format!("{TOTAL_EVENTS_5M}{} * {seconds}", self.filter));
         }
+        let Sli::Events { total_query, .. } = &self.slo.sli else {
+            return Err("low-traffic protection needs an SLI that counts events".to_string());
+        };
+        let rendered = render_window(total_query, &window_text(window_ms))?;
+        Ok(format!("({}) * {seconds}", rendered.trim()))
+    }
+
+    /// `ignoring(...)` every label the recording rules add, so that an
+    /// alert condition matches the total query's own series (none for
+    /// `sum(...)`, one per group for `sum by (...)`).
+    fn ignoring_slo_labels(&self) -> String {
+        let mut names: Vec<String> = self.merged(&[]).into_iter().map(|(name, _)| name).collect();
+        names.push("sloth_window".to_string());
+        names.sort();
+        format!("ignoring({})", names.join(", "))
     }
 
     fn osprey_rules(&self) -> Result<Vec<RuleSpec>, String> {
@@ -408,10 +443,25 @@ impl<'a> Context<'a> {
                         format!("sum_over_time({TOTAL_EVENTS_5M}{f}[{range}])"),
                     )
                 }
-                Period::Month | Period::Quarter => (
-                    format!("sum_over_time({})", self.since_period_start(ERROR_EVENTS_5M)),
-                    format!("sum_over_time({})", self.since_period_start(TOTAL_EVENTS_5M)),
-                ),
+                Period::Month | Period::Quarter => {
+                    let tile = window_text(calendar_tile_ms(self.slo.period));
+                    let error_tile = format!("osprey_slo:sli_error_events:rate{tile}");
+                    let total_tile = format!("osprey_slo:sli_total_events:rate{tile}");
+                    rules.push(self.record(
+                        &error_tile,
+                        render_window(error_query, &tile)?,
+                        self.merged(&[("sloth_window", &tile)]),
+                    ));
+                    rules.push(self.record(
+                        &total_tile,
+                        render_window(total_query, &tile)?,
+                        self.merged(&[("sloth_window", &tile)]),
+                    ));
+                    (
+                        format!("sum_over_time({})", self.since_period_start(&error_tile)),
+                        format!("sum_over_time({})", self.since_period_start(&total_tile)),
+                    )
+                }
             };
             rules.push(self.record(
                 BUDGET_REMAINING_EVENTS,
@@ -424,12 +474,20 @@ impl<'a> Context<'a> {
         rules.push(self.record(
             TIME_TO_EXHAUSTION,
             format!(
-                "clamp_min({remaining}{f}, 0)\n* {ID_MATCH}\n(slo:time_period:days{f} * 86400)\n/ {ID_MATCH}\nslo:current_burn_rate:ratio{f}\n",
+                "clamp_min({remaining}{f}, 0)\n* {ID_MATCH} group_left()\n(slo:time_period:days{f} * 86400)\n/ ignoring (sloth_window)\nslo:current_burn_rate:ratio{f}\n",
                 remaining = budget_remaining_metric(self.slo)
             ),
             self.merged(&[]),
         ));
         Ok(rules)
+    }
+}
+
+/// The window whose ratios tile a calendar period's subquery.
+fn calendar_tile_ms(period: Period) -> i64 {
+    match period {
+        Period::Quarter => 2 * 3_600_000,
+        Period::Month | Period::Rolling { .. } => 30 * 60_000,
     }
 }
 

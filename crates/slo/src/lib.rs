@@ -125,7 +125,11 @@ pub fn load_files(files: &[PathBuf], options: &ParseOptions) -> Result<Vec<Slo>,
             Err(error) => errors.push(error),
         }
     }
-    if errors.is_empty() { Ok(slos) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(slos)
+    } else {
+        Err(errors)
+    }
 }
 
 /// The rule groups of every SLO, or the first SLO that fails (a query
@@ -196,7 +200,11 @@ fn document_kind(document: &Node) -> Kind {
 }
 
 /// Low-traffic protection's `min_events`: a positive number.
-pub(crate) fn decode_min_events(decoder: &Decoder, node: &Node, field: &str) -> Result<f64, ConfigError> {
+pub(crate) fn decode_min_events(
+    decoder: &Decoder,
+    node: &Node,
+    field: &str,
+) -> Result<f64, ConfigError> {
     let value = decoder.float(node, field)?;
     if !(value.is_finite() && value > 0.0) {
         return Err(decoder.error(node.line, field, "min_events must be a positive number"));

@@ -25,9 +25,9 @@ use config::slos::{BudgetMethod, Period};
 use config::{ConfigError, Decoder};
 use yaml::{Node, NodeValue};
 
+use crate::ParseOptions;
 use crate::common::{self, check_name, check_query, has_window_variable, render_window};
 use crate::model::{AlertMeta, Sli, Slo};
-use crate::ParseOptions;
 
 pub const API_VERSION: &str = "openslo/v1";
 
@@ -99,10 +99,18 @@ pub fn decode(
                 check_name(decoder, entry.value.line, &entry.path, &text)?;
                 service = Some(text);
             }
-            "indicator" => indicator = Some(Indicator::decode_inline(decoder, entry.value, &entry.path)?),
+            "indicator" => {
+                indicator = Some(Indicator::decode_inline(decoder, entry.value, &entry.path)?)
+            }
             "indicatorRef" => {
                 let reference = decoder.string(entry.value, &entry.path)?;
-                indicator = Some(find_sli(decoder, entry.value.line, &entry.path, &reference, documents)?);
+                indicator = Some(find_sli(
+                    decoder,
+                    entry.value.line,
+                    &entry.path,
+                    &reference,
+                    documents,
+                )?);
             }
             "timeWindow" => period = Some(decode_time_window(decoder, entry.value, &entry.path)?),
             "budgetingMethod" => {
@@ -142,14 +150,22 @@ pub fn decode(
         ));
     };
     let Some(budgeting) = budgeting else {
-        return Err(decoder.error(spec.line, &format!("{spec_path}.budgetingMethod"), "required"));
+        return Err(decoder.error(
+            spec.line,
+            &format!("{spec_path}.budgetingMethod"),
+            "required",
+        ));
     };
     let Some((objectives, objectives_path)) = objectives else {
         return Err(decoder.error(spec.line, &format!("{spec_path}.objectives"), "required"));
     };
     let items = decoder.sequence(objectives, &objectives_path)?;
     if items.is_empty() {
-        return Err(decoder.error(objectives.line, &objectives_path, "at least one objective is required"));
+        return Err(decoder.error(
+            objectives.line,
+            &objectives_path,
+            "at least one objective is required",
+        ));
     }
     if matches!(indicator.metric, Metric::Threshold { .. }) && items.len() > 1 {
         return Err(decoder.error(
@@ -169,11 +185,19 @@ pub fn decode(
         };
         let id = format!("{service}-{slo_name}");
         check_name(decoder, item.line, &field, &id)?;
-        let (sli, words) = build_sli(decoder, item.line, &field, &indicator, budgeting, &objective)?;
+        let (sli, words) = build_sli(
+            decoder, item.line, &field, &indicator, budgeting, &objective,
+        )?;
         let has_events = matches!(sli, Sli::Events { .. });
         let budget_method = match extensions.budget_method {
             Some((method, line)) => {
-                crate::check_budget_method(decoder, line, "metadata.annotations.osprey.dev/budget-method", method, has_events)?;
+                crate::check_budget_method(
+                    decoder,
+                    line,
+                    "metadata.annotations.osprey.dev/budget-method",
+                    method,
+                    has_events,
+                )?;
                 method
             }
             None if has_events => options.budget_method,
@@ -188,13 +212,18 @@ pub fn decode(
                 "low-traffic protection needs an SLI that counts events (Occurrences over good or bad and total)",
             ));
         }
+        // The SLO's ID as a static label changes no alert (the series
+        // carry it) but tells the rules of several SLOs apart for
+        // promtool's duplicate-rule lint when they share the alert name.
         let alert = |enabled: bool| {
             enabled.then(|| AlertMeta {
                 name: extensions.alert_name.clone(),
-                labels: BTreeMap::new(),
+                labels: BTreeMap::from([("sloth_id".to_string(), id.clone())]),
                 annotations: BTreeMap::new(),
             })
         };
+        let page_alert = alert(extensions.page);
+        let ticket_alert = alert(extensions.ticket);
         let mut slo_description = description.clone();
         if slo_description.is_empty() {
             slo_description = objective.display_name.clone();
@@ -213,8 +242,8 @@ pub fn decode(
             indicator: words,
             period,
             budget_method,
-            page_alert: alert(extensions.page),
-            ticket_alert: alert(extensions.ticket),
+            page_alert,
+            ticket_alert,
             min_events: extensions.min_events.map(|(n, _)| n),
             spec: API_VERSION,
             file: decoder.file().to_string(),
@@ -281,7 +310,11 @@ impl Extensions {
             match key {
                 "alert-name" => {
                     if !rules::file::is_valid_metric_name(&text) {
-                        return Err(decoder.error(line, &entry.path, format!("invalid alert name {text:?}")));
+                        return Err(decoder.error(
+                            line,
+                            &entry.path,
+                            format!("invalid alert name {text:?}"),
+                        ));
                     }
                     ext.alert_name = text;
                 }
@@ -292,7 +325,11 @@ impl Extensions {
                         decoder.error(line, &entry.path, format!("not a number: {text:?}"))
                     })?;
                     if !(value.is_finite() && value > 0.0) {
-                        return Err(decoder.error(line, &entry.path, "min-events must be a positive number"));
+                        return Err(decoder.error(
+                            line,
+                            &entry.path,
+                            "min-events must be a positive number",
+                        ));
                     }
                     ext.min_events = Some((value, line));
                 }
@@ -337,12 +374,19 @@ enum Numerator {
     Good(String),
     Bad(String),
     /// `raw` with `rawType: success` (true) or `failure` (false).
-    Raw { query: String, success: bool },
+    Raw {
+        query: String,
+        success: bool,
+    },
 }
 
 impl Indicator {
     /// `indicator:` inline in an SLO (`metadata` and `spec`).
-    fn decode_inline(decoder: &Decoder, node: &Node, field: &str) -> Result<Indicator, ConfigError> {
+    fn decode_inline(
+        decoder: &Decoder,
+        node: &Node,
+        field: &str,
+    ) -> Result<Indicator, ConfigError> {
         let mut spec = None;
         for entry in decoder.fields(node, field)? {
             match entry.name.as_str() {
@@ -371,7 +415,11 @@ impl Indicator {
             }
         }
         let metric = metric.ok_or_else(|| {
-            decoder.error(node.line, field, "either ratioMetric or thresholdMetric is required")
+            decoder.error(
+                node.line,
+                field,
+                "either ratioMetric or thresholdMetric is required",
+            )
         })?;
         Ok(Indicator {
             metric,
@@ -414,7 +462,10 @@ fn find_sli(
                 .map(|(_, value)| value)
         };
         let is_sli = get("kind").and_then(|k| k.as_string().ok()).as_deref() == Some("SLI")
-            && get("apiVersion").and_then(|k| k.as_string().ok()).as_deref() == Some(API_VERSION);
+            && get("apiVersion")
+                .and_then(|k| k.as_string().ok())
+                .as_deref()
+                == Some(API_VERSION);
         if !is_sli {
             continue;
         }
@@ -487,7 +538,11 @@ fn decode_ratio(decoder: &Decoder, node: &Node, field: &str) -> Result<Metric, C
                 return Err(decoder.error(node.line, field, "raw can't be used with total"));
             }
             let Some(success) = raw_type else {
-                return Err(decoder.error(node.line, &format!("{field}.rawType"), "required with raw"));
+                return Err(decoder.error(
+                    node.line,
+                    &format!("{field}.rawType"),
+                    "required with raw",
+                ));
             };
             Numerator::Raw { query, success }
         }
@@ -501,7 +556,11 @@ fn decode_ratio(decoder: &Decoder, node: &Node, field: &str) -> Result<Metric, C
     };
     if !matches!(numerator, Numerator::Raw { .. }) {
         if total.is_none() {
-            return Err(decoder.error(node.line, &format!("{field}.total"), "required with good or bad"));
+            return Err(decoder.error(
+                node.line,
+                &format!("{field}.total"),
+                "required with good or bad",
+            ));
         }
         if raw_type.is_some() {
             return Err(decoder.error(node.line, &format!("{field}.rawType"), "only with raw"));
@@ -542,7 +601,11 @@ fn metric_source(decoder: &Decoder, node: &Node, field: &str) -> Result<String, 
                             for spec in decoder.fields(source.value, &source.path)? {
                                 match spec.name.as_str() {
                                     "query" => {
-                                        query = Some((decoder.string(spec.value, &spec.path)?, spec.value.line, spec.path.clone()))
+                                        query = Some((
+                                            decoder.string(spec.value, &spec.path)?,
+                                            spec.value.line,
+                                            spec.path.clone(),
+                                        ))
                                     }
                                     _ => return Err(decoder.unknown(&spec)),
                                 }
@@ -556,7 +619,11 @@ fn metric_source(decoder: &Decoder, node: &Node, field: &str) -> Result<String, 
         }
     }
     let Some((query, line, path)) = query else {
-        return Err(decoder.error(node.line, &format!("{field}.metricSource.spec.query"), "required"));
+        return Err(decoder.error(
+            node.line,
+            &format!("{field}.metricSource.spec.query"),
+            "required",
+        ));
     };
     if query.trim().is_empty() {
         return Err(decoder.error(line, &path, "a query is required"));
@@ -590,13 +657,23 @@ impl Objective {
         for entry in decoder.fields(node, field)? {
             let line = entry.value.line;
             match entry.name.as_str() {
-                "displayName" => objective.display_name = decoder.string(entry.value, &entry.path)?,
+                "displayName" => {
+                    objective.display_name = decoder.string(entry.value, &entry.path)?
+                }
                 "target" | "targetPercent" => {
                     if target.is_some() {
-                        return Err(decoder.error(line, &entry.path, "only one of target and targetPercent"));
+                        return Err(decoder.error(
+                            line,
+                            &entry.path,
+                            "only one of target and targetPercent",
+                        ));
                     }
                     let value = decoder.float(entry.value, &entry.path)?;
-                    let percent = if entry.name == "target" { value * 100.0 } else { value };
+                    let percent = if entry.name == "target" {
+                        value * 100.0
+                    } else {
+                        value
+                    };
                     if !(percent > 0.0 && percent < 100.0) {
                         return Err(decoder.error(
                             line,
@@ -640,7 +717,11 @@ impl Objective {
                 "timeSliceTarget" => {
                     let value = decoder.float(entry.value, &entry.path)?;
                     if !(value > 0.0 && value <= 1.0) {
-                        return Err(decoder.error(line, &entry.path, "timeSliceTarget must be in (0, 1]"));
+                        return Err(decoder.error(
+                            line,
+                            &entry.path,
+                            "timeSliceTarget must be in (0, 1]",
+                        ));
                     }
                     objective.slice_target = Some((value, line));
                 }
@@ -652,7 +733,11 @@ impl Objective {
                         _ => shorthand_ms(&decoder.string(entry.value, &entry.path)?),
                     };
                     let Some(ms) = ms.filter(|ms| *ms >= 60_000 && ms % 60_000 == 0) else {
-                        return Err(decoder.error(line, &entry.path, "a time slice is whole minutes (1m, 5m, or a number of minutes)"));
+                        return Err(decoder.error(
+                            line,
+                            &entry.path,
+                            "a time slice is whole minutes (1m, 5m, or a number of minutes)",
+                        ));
                     };
                     objective.slice_window = Some((ms, line));
                 }
@@ -663,7 +748,11 @@ impl Objective {
             }
         }
         let Some(percent) = target else {
-            return Err(decoder.error(node.line, &format!("{field}.target"), "one of target and targetPercent is required"));
+            return Err(decoder.error(
+                node.line,
+                &format!("{field}.target"),
+                "one of target and targetPercent is required",
+            ));
         };
         objective.percent = percent;
         Ok(objective)
@@ -690,7 +779,13 @@ fn decode_time_window(decoder: &Decoder, node: &Node, field: &str) -> Result<Per
     let mut calendar = None;
     for entry in decoder.fields(item, &field)? {
         match entry.name.as_str() {
-            "duration" => duration = Some((decoder.string(entry.value, &entry.path)?, entry.value.line, entry.path.clone())),
+            "duration" => {
+                duration = Some((
+                    decoder.string(entry.value, &entry.path)?,
+                    entry.value.line,
+                    entry.path.clone(),
+                ))
+            }
             "isRolling" => rolling = Some(decoder.bool(entry.value, &entry.path)?),
             "calendar" => calendar = Some((entry.value, entry.path.clone())),
             _ => return Err(decoder.unknown(&entry)),
@@ -726,13 +821,20 @@ fn decode_time_window(decoder: &Decoder, node: &Node, field: &str) -> Result<Per
         }
     };
     let Some((calendar, calendar_path)) = calendar else {
-        return Err(decoder.error(item.line, &format!("{field}.calendar"), "required for a calendar window"));
+        return Err(decoder.error(
+            item.line,
+            &format!("{field}.calendar"),
+            "required for a calendar window",
+        ));
     };
     for entry in decoder.fields(calendar, &calendar_path)? {
         match entry.name.as_str() {
             "timeZone" => {
                 let zone = decoder.string(entry.value, &entry.path)?;
-                if !matches!(zone.as_str(), "UTC" | "Etc/UTC" | "Etc/UCT" | "UCT" | "Zulu" | "Etc/Zulu") {
+                if !matches!(
+                    zone.as_str(),
+                    "UTC" | "Etc/UTC" | "Etc/UCT" | "UCT" | "Zulu" | "Etc/Zulu"
+                ) {
                     return Err(decoder.error(
                         entry.value.line,
                         &entry.path,
@@ -755,14 +857,20 @@ fn decode_time_window(decoder: &Decoder, node: &Node, field: &str) -> Result<Per
 /// the start of a month (a quarter), since osprey aligns periods to them.
 fn check_start_time(text: &str, period: Period) -> Result<(), String> {
     let bad = || format!("not a start time: {text:?} (YYYY-MM-DD hh:mm:ss)");
-    let (date, time) = text.trim().split_once([' ', 'T']).unwrap_or((text.trim(), "00:00:00"));
+    let (date, time) = text
+        .trim()
+        .split_once([' ', 'T'])
+        .unwrap_or((text.trim(), "00:00:00"));
     let parts: Vec<&str> = date.split('-').collect();
     let [_, month, day] = parts.as_slice() else {
         return Err(bad());
     };
     let month: u32 = month.parse().map_err(|_| bad())?;
     let day: u32 = day.parse().map_err(|_| bad())?;
-    let midnight = time.trim_end_matches('Z').split(':').all(|p| p.parse::<u32>() == Ok(0));
+    let midnight = time
+        .trim_end_matches('Z')
+        .split(':')
+        .all(|p| p.parse::<u32>() == Ok(0));
     let quarter_month = matches!(month, 1 | 4 | 7 | 10);
     if !(1..=12).contains(&month) {
         return Err(bad());
@@ -770,8 +878,16 @@ fn check_start_time(text: &str, period: Period) -> Result<(), String> {
     if day != 1 || !midnight || (period == Period::Quarter && !quarter_month) {
         return Err(format!(
             "not supported by osprey: a {} that starts at {text:?} (periods start at midnight UTC on the first day of a {})",
-            if period == Period::Quarter { "quarter" } else { "month" },
-            if period == Period::Quarter { "quarter (January, April, July, October)" } else { "month" },
+            if period == Period::Quarter {
+                "quarter"
+            } else {
+                "month"
+            },
+            if period == Period::Quarter {
+                "quarter (January, April, July, October)"
+            } else {
+                "month"
+            },
         ));
     }
     Ok(())
@@ -824,12 +940,22 @@ fn build_sli(
                 return Err(fail(line, "value applies to a thresholdMetric"));
             }
             let total = match total {
-                Some(total) => Some(events_query(decoder, indicator.line, field, total, *counter)?),
+                Some(total) => Some(events_query(
+                    decoder,
+                    indicator.line,
+                    field,
+                    total,
+                    *counter,
+                )?),
                 None => None,
             };
             let numerator = match numerator {
-                Numerator::Good(q) => Numerator::Good(events_query(decoder, indicator.line, field, q, *counter)?),
-                Numerator::Bad(q) => Numerator::Bad(events_query(decoder, indicator.line, field, q, *counter)?),
+                Numerator::Good(q) => {
+                    Numerator::Good(events_query(decoder, indicator.line, field, q, *counter)?)
+                }
+                Numerator::Bad(q) => {
+                    Numerator::Bad(events_query(decoder, indicator.line, field, q, *counter)?)
+                }
                 Numerator::Raw { query, success } => Numerator::Raw {
                     query: events_query(decoder, indicator.line, field, query, false)?,
                     success: *success,
@@ -837,8 +963,14 @@ fn build_sli(
             };
             match budgeting {
                 Budgeting::Occurrences => {
-                    if objective.op.is_some() || objective.slice_target.is_some() || objective.slice_window.is_some() {
-                        return Err(fail(line, "op, timeSliceTarget and timeSliceWindow apply to time slices"));
+                    if objective.op.is_some()
+                        || objective.slice_target.is_some()
+                        || objective.slice_window.is_some()
+                    {
+                        return Err(fail(
+                            line,
+                            "op, timeSliceTarget and timeSliceWindow apply to time slices",
+                        ));
                     }
                     let sli = match (numerator, total) {
                         (Numerator::Good(good), Some(total)) => Sli::Events {
@@ -850,7 +982,11 @@ fn build_sli(
                             total_query: total,
                         },
                         (Numerator::Raw { query, success }, _) => Sli::Raw {
-                            error_ratio_query: if success { format!("1 - ({query})") } else { query },
+                            error_ratio_query: if success {
+                                format!("1 - ({query})")
+                            } else {
+                                query
+                            },
                         },
                         _ => return Err(fail(line, "a ratio needs a total")),
                     };
@@ -874,8 +1010,20 @@ fn build_sli(
                         (Numerator::Bad(bad), Some(total)) => {
                             format!("1 - ({}) / ({} > 0)", render(bad)?, render(total)?)
                         }
-                        (Numerator::Raw { query, success: true }, _) => format!("({})", render(query)?),
-                        (Numerator::Raw { query, success: false }, _) => format!("1 - ({})", render(query)?),
+                        (
+                            Numerator::Raw {
+                                query,
+                                success: true,
+                            },
+                            _,
+                        ) => format!("({})", render(query)?),
+                        (
+                            Numerator::Raw {
+                                query,
+                                success: false,
+                            },
+                            _,
+                        ) => format!("1 - ({})", render(query)?),
                         _ => return Err(fail(line, "a ratio needs a total")),
                     };
                     let (inner, words) = if budgeting == Budgeting::Timeslices {
@@ -885,16 +1033,25 @@ fn build_sli(
                         let op = objective.op.map(|(op, _)| op).unwrap_or(">=");
                         (
                             format!("({good_ratio}) {op} bool {}", crate::gofmt::go_g(target)),
-                            format!("{window} slices whose good ratio is {op} {}", crate::gofmt::go_g(target)),
+                            format!(
+                                "{window} slices whose good ratio is {op} {}",
+                                crate::gofmt::go_g(target)
+                            ),
                         )
                     } else {
                         if let Some((_, l)) = objective.op {
                             return Err(fail(l, "op does not apply to RatioTimeslices"));
                         }
                         if let Some((_, l)) = objective.slice_target {
-                            return Err(fail(l, "timeSliceTarget does not apply to RatioTimeslices"));
+                            return Err(fail(
+                                l,
+                                "timeSliceTarget does not apply to RatioTimeslices",
+                            ));
                         }
-                        (good_ratio, format!("the average good ratio of {window} slices"))
+                        (
+                            good_ratio,
+                            format!("the average good ratio of {window} slices"),
+                        )
                     };
                     let sli = Sli::Raw {
                         error_ratio_query: format!(
@@ -914,12 +1071,18 @@ fn build_sli(
                 return Err(fail(line, "value is required with a thresholdMetric"));
             };
             if let Some((_, l)) = objective.slice_target {
-                return Err(fail(l, "timeSliceTarget applies to ratio metrics; a threshold slice is good when the value meets op and value"));
+                return Err(fail(
+                    l,
+                    "timeSliceTarget applies to ratio metrics; a threshold slice is good when the value meets op and value",
+                ));
             }
             let (rendered, step, words) = match budgeting {
                 Budgeting::Occurrences => {
                     if has_window_variable(query) {
-                        return Err(fail(line, "a thresholdMetric query with {{.window}} needs Timeslices"));
+                        return Err(fail(
+                            line,
+                            "a thresholdMetric query with {{.window}} needs Timeslices",
+                        ));
                     }
                     (query.clone(), String::new(), "evaluations".to_string())
                 }
@@ -961,6 +1124,8 @@ fn check_rendered(decoder: &Decoder, line: u64, field: &str, sli: &Sli) -> Resul
             check_query(decoder, &node, field, error_query, true)?;
             check_query(decoder, &node, field, total_query, true)
         }
-        Sli::Raw { error_ratio_query } => check_query(decoder, &node, field, error_ratio_query, true),
+        Sli::Raw { error_ratio_query } => {
+            check_query(decoder, &node, field, error_ratio_query, true)
+        }
     }
 }

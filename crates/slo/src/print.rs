@@ -85,7 +85,9 @@ fn block(text: &str, indent: usize) -> String {
     let literal_ok = text.contains('\n')
         && !text.starts_with([' ', '\t', '\n'])
         && !text.contains("\n\n")
-        && lines.iter().all(|l| !l.ends_with([' ', '\t']) && !l.contains('\t'))
+        && lines
+            .iter()
+            .all(|l| !l.ends_with([' ', '\t']) && !l.contains('\t'))
         && !text.contains('\r');
     if !literal_ok {
         return format!("{}\n", scalar(text));

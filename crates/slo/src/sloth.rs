@@ -15,9 +15,9 @@ use std::collections::BTreeMap;
 use config::{ConfigError, Decoder};
 use yaml::Node;
 
+use crate::ParseOptions;
 use crate::common::{self, Latency, check_name, check_query};
 use crate::model::{AlertMeta, Sli, Slo};
-use crate::ParseOptions;
 
 pub const VERSION: &str = "prometheus/v1";
 
@@ -51,7 +51,9 @@ pub fn decode(
             "labels" => labels = common::labels(decoder, entry.value, &entry.path)?,
             "slos" => slo_nodes = Some((entry.value, entry.path.clone())),
             "slo_plugins" => {
-                return Err(decoder.unsupported(&entry, "Sloth SLO plugins (Go code osprey does not run)"));
+                return Err(
+                    decoder.unsupported(&entry, "Sloth SLO plugins (Go code osprey does not run)")
+                );
             }
             _ => return Err(decoder.unknown(&entry)),
         }
@@ -68,7 +70,9 @@ pub fn decode(
     }
     for (index, item) in items.iter().enumerate() {
         let field = format!("slos[{index}]");
-        out.push(decode_slo(decoder, item, &field, &service, &labels, options)?);
+        out.push(decode_slo(
+            decoder, item, &field, &service, &labels, options,
+        )?);
     }
     Ok(())
 }
@@ -113,7 +117,9 @@ fn decode_slo(
             "sli" => sli = Some(decode_sli(decoder, entry.value, &entry.path)?),
             "alerting" => alerting = Some((entry.value, entry.path.clone())),
             "plugins" => {
-                return Err(decoder.unsupported(&entry, "Sloth SLO plugins (Go code osprey does not run)"));
+                return Err(
+                    decoder.unsupported(&entry, "Sloth SLO plugins (Go code osprey does not run)")
+                );
             }
             "osprey" => {
                 for ext in decoder.fields(entry.value, &entry.path)? {
@@ -284,7 +290,9 @@ fn decode_sli(decoder: &Decoder, node: &Node, field: &str) -> Result<(Sli, Strin
             let latency = Latency::decode(decoder, entry.value, &entry.path)?;
             Ok((latency.sli(), latency.describe()))
         }
-        "plugin" => Err(decoder.unsupported(entry, "Sloth SLI plugins (Go code osprey does not run)")),
+        "plugin" => {
+            Err(decoder.unsupported(entry, "Sloth SLI plugins (Go code osprey does not run)"))
+        }
         _ => Err(decoder.unknown(entry)),
     }
 }
@@ -316,7 +324,11 @@ fn decode_alerting(
             return Ok(None);
         }
         if name.is_empty() {
-            return Err(decoder.error(node.line, &format!("{field}.name"), "an alert name is required"));
+            return Err(decoder.error(
+                node.line,
+                &format!("{field}.name"),
+                "an alert name is required",
+            ));
         }
         let mut merged_labels = labels.clone();
         merged_labels.extend(part.labels);

@@ -142,10 +142,19 @@ mod tests {
             ]
         );
         let w = AlertWindows::for_period(Period::Rolling { ms: 28 * DAY_MS });
-        let factors: Vec<String> = w.all().iter().map(|p| crate::gofmt::go_g(p.factor)).collect();
+        let factors: Vec<String> = w
+            .all()
+            .iter()
+            .map(|p| crate::gofmt::go_g(p.factor))
+            .collect();
         assert_eq!(
             factors,
-            vec!["13.44", "5.6000000000000005", "2.8000000000000003", "0.9333333333333333"]
+            vec![
+                "13.44",
+                "5.6000000000000005",
+                "2.8000000000000003",
+                "0.9333333333333333"
+            ]
         );
     }
 
@@ -158,8 +167,14 @@ mod tests {
                 .map(|p| (p.factor * 1000.0).round() / 1000.0)
                 .collect::<Vec<f64>>()
         };
-        assert_eq!(factors(Period::Rolling { ms: 7 * DAY_MS }), vec![3.36, 1.4, 0.7, 0.233]);
-        assert_eq!(factors(Period::Rolling { ms: 90 * DAY_MS }), vec![43.2, 18.0, 9.0, 3.0]);
+        assert_eq!(
+            factors(Period::Rolling { ms: 7 * DAY_MS }),
+            vec![3.36, 1.4, 0.7, 0.233]
+        );
+        assert_eq!(
+            factors(Period::Rolling { ms: 90 * DAY_MS }),
+            vec![43.2, 18.0, 9.0, 3.0]
+        );
         assert_eq!(factors(Period::Month), vec![14.4, 6.0, 3.0, 1.0]);
         assert_eq!(factors(Period::Quarter), vec![43.2, 18.0, 9.0, 3.0]);
     }

@@ -50,7 +50,9 @@ fn reduce(groups: &[GroupSpec]) -> Vec<(String, Vec<Rule>)> {
 }
 
 fn testdata(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/sloth").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/testdata/sloth")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -87,7 +89,11 @@ fn osprey_groups(spec: &str, period_days: i64, extra_labels: &[(&str, &str)]) ->
 }
 
 fn check(name: &str, period_days: i64, extra_labels: &[(&str, &str)]) {
-    let ours = reduce(&osprey_groups(&format!("{name}.spec.yml"), period_days, extra_labels));
+    let ours = reduce(&osprey_groups(
+        &format!("{name}.spec.yml"),
+        period_days,
+        extra_labels,
+    ));
     let theirs = reduce(&sloth_groups(&format!("{name}.sloth-gen.yml")));
     assert_eq!(
         ours.iter().map(|g| &g.0).collect::<Vec<_>>(),

@@ -1,0 +1,338 @@
+//! Generated rules against Prometheus's own tooling.
+//!
+//! - Every rule file osprey generates (Sloth's example specs, osprey's
+//!   `examples/slos/`, and specs using each osprey extension) passes
+//!   `promtool check rules`.
+//! - `testdata/promtool/*.test.yml` are unit tests in promtool's format
+//!   over synthetic error series. Each runs over Sloth's own generated
+//!   file and over osprey's, with promtool and with osprey's rule engine
+//!   (`rules::unittest`): all four runs must pass, so the two rule files
+//!   give the same alerts and budget values in both engines.
+//!
+//! Without `promtool` the promtool halves print why and are skipped,
+//! unless `OSPREY_REQUIRE_EXTERNAL=1`, where that fails.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use slo::{GenerateOptions, ParseOptions, Period};
+
+const DAY_MS: i64 = 86_400_000;
+
+fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A child process killed and reaped when dropped, so a failed assertion
+/// leaves no `promtool` behind.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs promtool with `args` (at most a minute); its exit status and
+/// output, or `None` when promtool is not installed (after printing why,
+/// or failing under `OSPREY_REQUIRE_EXTERNAL=1`).
+fn promtool(args: &[&str]) -> Option<(bool, String)> {
+    let child = Command::new("promtool")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let child = match child {
+        Ok(child) => child,
+        Err(e) => {
+            let required = std::env::var("OSPREY_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1");
+            assert!(
+                !required,
+                "OSPREY_REQUIRE_EXTERNAL=1 but promtool cannot run: {e}"
+            );
+            eprintln!(
+                "skipping the promtool half: promtool cannot run ({e}); apt-get install prometheus"
+            );
+            return None;
+        }
+    };
+    let mut guard = ChildGuard(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match guard.0.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => panic!("promtool {args:?} did not finish in a minute"),
+        }
+    }
+    let mut output = String::new();
+    for pipe in [
+        guard
+            .0
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read>),
+        guard
+            .0
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read>),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let mut pipe = pipe;
+        let _ = pipe.read_to_string(&mut output);
+    }
+    let success = guard.0.wait().map(|s| s.success()).unwrap_or(false);
+    Some((success, output))
+}
+
+use std::io::Read as _;
+
+fn generate_options(extra_labels: &[(&str, &str)]) -> GenerateOptions {
+    GenerateOptions {
+        mode: "cli-gen-prom".to_string(),
+        version: "dev".to_string(),
+        extra_labels: extra_labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+fn options(period_days: i64) -> ParseOptions {
+    ParseOptions {
+        default_period: Period::Rolling {
+            ms: period_days * DAY_MS,
+        },
+        budget_method: slo::BudgetMethod::Time,
+    }
+}
+
+/// osprey's rule file for a spec file.
+fn osprey_rule_file(
+    spec: &Path,
+    period_days: i64,
+    extra_labels: &[(&str, &str)],
+) -> (String, Vec<String>) {
+    let text = std::fs::read_to_string(spec).unwrap_or_else(|e| panic!("{}: {e}", spec.display()));
+    let slos = slo::parse_file(&spec.display().to_string(), &text, &options(period_days))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let groups = slo::generate_all(&slos, &generate_options(extra_labels)).expect("generate");
+    let names = groups.iter().map(|g| g.name.clone()).collect();
+    (slo::print::rule_file("test", &groups), names)
+}
+
+/// Every spec whose generated rules must pass `promtool check rules`.
+fn specs_to_check() -> Vec<(PathBuf, i64)> {
+    let mut specs = Vec::new();
+    for entry in std::fs::read_dir(crate_dir().join("tests/testdata/sloth")).expect("testdata") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        if name.ends_with(".spec.yml") {
+            specs.push((path, if name.starts_with("base-28d") { 28 } else { 30 }));
+        }
+    }
+    for dir in ["tests/testdata/specs", "../../examples/slos"] {
+        if let Ok(entries) = std::fs::read_dir(crate_dir().join(dir)) {
+            for entry in entries {
+                let path = entry.expect("entry").path();
+                if path.extension().is_some_and(|e| e == "yml" || e == "yaml") {
+                    specs.push((path, 30));
+                }
+            }
+        }
+    }
+    specs.sort();
+    specs
+}
+
+#[test]
+fn generated_rule_files_pass_promtool_check_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let specs = specs_to_check();
+    assert!(specs.len() >= 10, "{specs:?}");
+    let mut files = Vec::new();
+    let mut unlinted = Vec::new();
+    for (index, (spec, days)) in specs.iter().enumerate() {
+        let (text, _) = osprey_rule_file(spec, *days, &[]);
+        // osprey's own parser accepts what it writes.
+        rules::parse_rule_file(&spec.display().to_string(), &text)
+            .unwrap_or_else(|e| panic!("{}: {e:?}\n{text}", spec.display()));
+        let path = dir.path().join(format!("{index}.yml"));
+        std::fs::write(&path, text).expect("write");
+        // Sloth's multifile example gives two services' SLOs the same
+        // alert name and labels (their series tell them apart), which
+        // promtool's duplicate-rule lint reports for Sloth's own output
+        // too.
+        if spec.ends_with("multifile.spec.yml") {
+            unlinted.push(path.display().to_string());
+        } else {
+            files.push(path.display().to_string());
+        }
+    }
+    for (lint, files) in [("duplicate-rules", &files), ("none", &unlinted)] {
+        let lint_flag = format!("--lint={lint}");
+        let mut args = vec!["check", "rules", lint_flag.as_str()];
+        args.extend(files.iter().map(String::as_str));
+        let Some((ok, output)) = promtool(&args) else {
+            return;
+        };
+        assert!(ok, "promtool check rules failed for {specs:?}:\n{output}");
+        assert_eq!(
+            output.matches("rules found").count(),
+            files.len(),
+            "{output}"
+        );
+        assert!(!output.contains("FAILED"), "{output}");
+    }
+}
+
+/// Values a test file leaves to the engine (`BUDGET_240M`): where
+/// Prometheus 2.42's closed range windows and osprey's left-open ones
+/// (Prometheus 3's) read different samples. Each test file says why.
+struct EngineValues {
+    promtool: &'static [(&'static str, &'static str)],
+    osprey: &'static [(&'static str, &'static str)],
+}
+
+/// Runs one promtool-format test file over a rule file: with promtool
+/// (when installed) and with osprey's engine.
+fn run_unit_test(
+    dir: &Path,
+    label: &str,
+    test_template: &str,
+    rule_file: &str,
+    groups: &[String],
+    values: &EngineValues,
+) {
+    let rules_path = dir.join(format!("{label}.rules.yml"));
+    std::fs::write(&rules_path, rule_file).expect("write rules");
+    let test = test_template
+        .replace("RULE_FILE", &format!("{label}.rules.yml"))
+        .replace("GROUP_ORDER", &format!("[{}]", groups.join(", ")));
+    let for_engine = |values: &[(&str, &str)]| {
+        let mut text = test.clone();
+        for (placeholder, value) in values {
+            text = text.replace(placeholder, value);
+        }
+        text
+    };
+    let test_path = dir.join(format!("{label}.test.yml"));
+    std::fs::write(&test_path, for_engine(values.osprey)).expect("write test");
+
+    let scratch = dir.join(format!("{label}-stores"));
+    let next = std::sync::atomic::AtomicU64::new(0);
+    let new_storage = || -> Result<Arc<dyn model::storage::Storage>, String> {
+        let store = scratch.join(
+            next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                .to_string(),
+        );
+        std::fs::create_dir_all(&store).map_err(|e| e.to_string())?;
+        let mut options = tsdb::DbOptions::with_retention(None, None);
+        options.fsync = false;
+        Ok(Arc::new(
+            tsdb::Db::open(&store, options).map_err(|e| e.to_string())?,
+        ))
+    };
+    let glob = |pattern: &str| vec![PathBuf::from(pattern)];
+    let report = rules::unittest::run_files(std::slice::from_ref(&test_path), &new_storage, &glob);
+    assert!(
+        report.passed,
+        "{label}: osprey's rule engine fails the test:\n{}{}",
+        report.stdout, report.stderr
+    );
+
+    let test_path = dir.join(format!("{label}.promtool.test.yml"));
+    std::fs::write(&test_path, for_engine(values.promtool)).expect("write test");
+    let test_arg = test_path.display().to_string();
+    if let Some((ok, output)) = promtool(&["test", "rules", &test_arg]) {
+        assert!(ok, "{label}: promtool fails the test:\n{output}");
+    }
+}
+
+/// Sloth's generated file, as a rule file (its first document), and its
+/// group names.
+fn sloth_rule_file(name: &str) -> (String, Vec<String>) {
+    let text =
+        std::fs::read_to_string(crate_dir().join("tests/testdata/sloth").join(name)).expect("read");
+    let groups = rules::parse_rule_file(name, &text).expect("Sloth's file parses");
+    (text, groups.iter().map(|g| g.name.clone()).collect())
+}
+
+fn check_both(
+    test: &str,
+    spec: &str,
+    sloth_gen: &str,
+    period_days: i64,
+    extra_labels: &[(&str, &str)],
+    values: &EngineValues,
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let template = std::fs::read_to_string(crate_dir().join("tests/testdata/promtool").join(test))
+        .expect("read test");
+    let (sloth_text, sloth_groups) = sloth_rule_file(sloth_gen);
+    run_unit_test(
+        dir.path(),
+        "sloth",
+        &template,
+        &sloth_text,
+        &sloth_groups,
+        values,
+    );
+    let (osprey_text, osprey_groups) = osprey_rule_file(
+        &crate_dir().join("tests/testdata/sloth").join(spec),
+        period_days,
+        extra_labels,
+    );
+    run_unit_test(
+        dir.path(),
+        "osprey",
+        &template,
+        &osprey_text,
+        &osprey_groups,
+        values,
+    );
+}
+
+#[test]
+fn getting_started_alerts_and_budget_match_sloths_output() {
+    check_both(
+        "getting-started.test.yml",
+        "getting-started.spec.yml",
+        "getting-started.sloth-gen.yml",
+        30,
+        &[("cmd", "examplesgen.sh")],
+        &EngineValues {
+            promtool: &[("BUDGET_240M", "-238375")],
+            osprey: &[("BUDGET_240M", "-239406")],
+        },
+    );
+}
+
+#[test]
+fn extensions_alert_and_budget_as_computed_by_hand() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let template =
+        std::fs::read_to_string(crate_dir().join("tests/testdata/promtool/extensions.test.yml"))
+            .expect("read test");
+    let (text, groups) = osprey_rule_file(
+        &crate_dir().join("tests/testdata/promtool/extensions.spec.yml"),
+        30,
+        &[],
+    );
+    let values = EngineValues {
+        promtool: &[],
+        osprey: &[],
+    };
+    run_unit_test(dir.path(), "extensions", &template, &text, &groups, &values);
+}
