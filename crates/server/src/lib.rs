@@ -42,6 +42,7 @@ pub mod params;
 mod query;
 pub mod rules;
 pub mod scraping;
+pub mod slos;
 pub mod testing;
 
 pub use error::{ApiError, ErrorType};
@@ -87,6 +88,9 @@ pub struct ServerConfig {
     /// keeps the alert manager's state in memory and refuses
     /// `remote_write`.
     pub data_dir: Option<std::path::PathBuf>,
+    /// How long storage keeps samples (`--retention.time`); `None` when
+    /// it keeps them forever. SLOs whose period is longer get a warning.
+    pub retention_ms: Option<i64>,
 }
 
 impl ServerConfig {
@@ -104,6 +108,7 @@ impl ServerConfig {
             external_url: format!("http://{listen}"),
             rule_flags: rules::RuleFlags::osprey_defaults(),
             data_dir: None,
+            retention_ms: None,
         }
     }
 }
@@ -130,6 +135,8 @@ struct AppStateInner {
     rules: std::sync::OnceLock<rules::RulesState>,
     exporters: Arc<exporters::ExporterState>,
     dashboard_paths: scraping::DashboardPaths,
+    /// The SLOs of the configuration in effect.
+    slos: slos::SloState,
     /// Routes other crates add ([`AppState::mount`]), e.g. the web UI.
     mounted: std::sync::Mutex<Vec<Router<AppState>>>,
 }
@@ -176,6 +183,7 @@ impl AppState {
                 rules: std::sync::OnceLock::new(),
                 exporters: Arc::new(exporters::ExporterState::default()),
                 dashboard_paths,
+                slos: slos::SloState::default(),
                 mounted: std::sync::Mutex::new(Vec::new()),
             }),
         }
@@ -236,6 +244,10 @@ impl AppState {
     /// follow reloads.
     pub fn dashboard_paths(&self) -> &scraping::DashboardPaths {
         &self.inner.dashboard_paths
+    }
+
+    pub(crate) fn slos(&self) -> &slos::SloState {
+        &self.inner.slos
     }
 
     /// Adds `routes` to what [`router`] serves, inside the same middleware
@@ -301,6 +313,7 @@ pub fn router(state: AppState) -> Router {
             get(rules::alerts_api).post(rules::alerts_api),
         )
         .route("/api/v1/targets/metadata", get(scraping::targets_metadata))
+        .route("/api/osprey/slos", get(slos::slos_api))
         .route("/api/v1/metadata", get(scraping::metadata))
         .route("/api/v1/series", get(api::series).post(api::series))
         .route("/api/v1/labels", get(api::labels).post(api::labels))

@@ -135,6 +135,9 @@ fn is_plain_safe(text: &str) -> bool {
     let Some(first) = text.chars().next() else {
         return false;
     };
+    if first.is_ascii_digit() {
+        return is_duration_like(text);
+    }
     if !(first.is_ascii_alphabetic() || first == '_' || first == '/') {
         return false;
     }
@@ -150,6 +153,32 @@ fn is_plain_safe(text: &str) -> bool {
     }) && !text.contains(": ")
         && !text.ends_with([' ', ':'])
         && !text.contains(" #")
+}
+
+/// `5m`, `30d`, `1h30m`: digits and letters in turns, ending in a
+/// letter, which no YAML version reads as anything but a string (`1e3`
+/// aside, which is refused).
+fn is_duration_like(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    let mut expect_digit = true;
+    let mut index = 0;
+    while index < bytes.len() {
+        let start = index;
+        if expect_digit {
+            while index < bytes.len() && bytes[index].is_ascii_digit() {
+                index += 1;
+            }
+        } else {
+            while index < bytes.len() && bytes[index].is_ascii_lowercase() {
+                index += 1;
+            }
+        }
+        if index == start {
+            return false;
+        }
+        expect_digit = !expect_digit;
+    }
+    expect_digit && !text.contains('e')
 }
 
 #[cfg(test)]
@@ -170,6 +199,11 @@ mod tests {
             "(page) {{$labels.sloth_service}}",
             "x #y",
             "tab\there",
+            "5m",
+            "1h30m",
+            "1e3",
+            "12",
+            "2024-01-01",
         ] {
             let yaml = format!("v: {}", block(text, 2));
             let node = yaml::parse_document(&yaml).unwrap();
@@ -180,6 +214,8 @@ mod tests {
         }
         assert_eq!(scalar("sloth-slo"), "sloth-slo");
         assert_eq!(scalar("2"), "\"2\"");
+        assert_eq!(scalar("30d"), "30d");
+        assert_eq!(scalar("1e3"), "\"1e3\"");
     }
 
     #[test]
