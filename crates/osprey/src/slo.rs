@@ -135,7 +135,8 @@ pub fn check(args: &CheckArgs) -> bool {
         let result = slo::load_files(std::slice::from_ref(file), &options)
             .map_err(|errors| errors.iter().map(|e| e.to_string()).collect::<Vec<_>>())
             .and_then(|slos| {
-                let groups = slo::generate_all(&slos, &generate).map_err(|e| vec![e.to_string()])?;
+                let groups =
+                    slo::generate_all(&slos, &generate).map_err(|e| vec![e.to_string()])?;
                 // What a server would load: the printed rule file reads
                 // back through the rule-file checker.
                 let text = slo::print::rule_file("", &groups);
@@ -146,7 +147,10 @@ pub fn check(args: &CheckArgs) -> bool {
         match result {
             Ok((slos, groups)) => {
                 let rules: usize = groups.iter().map(|g| g.rules.len()).sum();
-                println!("  SUCCESS: {} SLOs found, {rules} rules generated", slos.len());
+                println!(
+                    "  SUCCESS: {} SLOs found, {rules} rules generated",
+                    slos.len()
+                );
                 if let Some(retention_ms) = retention_ms.filter(|ms| *ms > 0) {
                     for slo in slos.iter().filter(|s| s.period.max_ms() > retention_ms) {
                         println!(

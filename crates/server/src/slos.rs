@@ -147,7 +147,8 @@ fn slo_json(entry: &SloEntry) -> Value {
         })
     };
     let alert_json = |severity: &str, meta: &Option<slo::AlertMeta>| {
-        meta.as_ref().map(|m| json!({ "severity": severity, "name": m.name }))
+        meta.as_ref()
+            .map(|m| json!({ "severity": severity, "name": m.name }))
     };
     let alerts: Vec<Value> = [
         alert_json("page", &slo.page_alert),
