@@ -172,14 +172,15 @@ pub fn check(args: &CheckArgs) -> bool {
     }
     // IDs must be unique across the files, as a server loading them all
     // requires.
-    if ok && args.files.len() > 1 {
-        if let Err(errors) = slo::load_files(&args.files, &options) {
-            eprintln!("FAILED:");
-            for error in errors {
-                eprintln!("{error}");
-            }
-            ok = false;
+    if ok
+        && args.files.len() > 1
+        && let Err(errors) = slo::load_files(&args.files, &options)
+    {
+        eprintln!("FAILED:");
+        for error in errors {
+            eprintln!("{error}");
         }
+        ok = false;
     }
     ok
 }

@@ -172,7 +172,7 @@ impl Latency {
     /// Reads `sli.latency`.
     pub fn decode(decoder: &Decoder, node: &Node, field: &str) -> Result<Latency, ConfigError> {
         let mut histogram = None;
-        let mut selector = String::new();
+        let mut selector = (String::new(), node.line);
         let mut threshold = None;
         let mut buckets: Option<(Vec<f64>, u64)> = None;
         for entry in decoder.fields(node, field)? {
@@ -188,7 +188,9 @@ impl Latency {
                     }
                     histogram = Some(name);
                 }
-                "selector" => selector = decoder.string(entry.value, &entry.path)?,
+                "selector" => {
+                    selector = (decoder.string(entry.value, &entry.path)?, entry.value.line)
+                }
                 "threshold" => {
                     let value = decoder.float(entry.value, &entry.path)?;
                     if !(value.is_finite() && value > 0.0) {
@@ -230,10 +232,10 @@ impl Latency {
         };
         let matchers = selector_matchers(
             decoder,
-            node.line,
+            selector.1,
             &format!("{field}.selector"),
             &histogram,
-            &selector,
+            &selector.0,
         )?;
         let interpolation = match buckets {
             None => None,

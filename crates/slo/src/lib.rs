@@ -169,16 +169,9 @@ fn document_kind(document: &Node) -> Kind {
             .find(|(key, _)| config::decode::key_is(key, name))
             .and_then(|(_, value)| value.as_string().ok())
     };
-    if let Some(version) = field("version") {
-        return if version == sloth::VERSION {
-            Kind::Sloth
-        } else {
-            Kind::Unknown(format!(
-                "unknown spec version {version:?} (osprey reads Sloth's {:?} and OpenSLO's {:?})",
-                sloth::VERSION,
-                openslo::API_VERSION
-            ))
-        };
+    // Sloth's format has `version:`, which its reader checks.
+    if field("version").is_some() {
+        return Kind::Sloth;
     }
     match (field("apiVersion").as_deref(), field("kind").as_deref()) {
         (Some(openslo::API_VERSION), Some("SLO")) => Kind::OpenSlo,
