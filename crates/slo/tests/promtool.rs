@@ -320,6 +320,21 @@ fn getting_started_alerts_and_budget_match_sloths_output() {
 }
 
 #[test]
+fn twenty_eight_days_alerts_and_budget_match_sloths_output() {
+    check_both(
+        "base-28d.test.yml",
+        "base-28d.spec.yml",
+        "base-28d.sloth-gen.yml",
+        28,
+        &[],
+        &EngineValues {
+            promtool: &[],
+            osprey: &[],
+        },
+    );
+}
+
+#[test]
 fn extensions_alert_and_budget_as_computed_by_hand() {
     let dir = tempfile::tempdir().expect("tempdir");
     let template =
