@@ -62,8 +62,8 @@ impl ParseOptions {
     }
 }
 
-/// Reads every SLO of one file. `name` is used in messages and as the
-/// rule groups' file.
+/// Reads every SLO of one file; their IDs are distinct. `name` is used
+/// in messages and as the rule groups' file.
 pub fn parse_file(name: &str, text: &str, options: &ParseOptions) -> Result<Vec<Slo>, ConfigError> {
     let documents = yaml::parse_documents(text).map_err(|(line, message)| ConfigError {
         file: name.to_string(),
@@ -86,7 +86,24 @@ pub fn parse_file(name: &str, text: &str, options: &ParseOptions) -> Result<Vec<
     if slos.is_empty() {
         return Err(ConfigError::file(name, "no SLO in the file"));
     }
+    for (index, slo) in slos.iter().enumerate() {
+        if let Some(first) = slos[..index].iter().find(|s| s.id == slo.id) {
+            return Err(duplicate(slo, first));
+        }
+    }
     Ok(slos)
+}
+
+fn duplicate(slo: &Slo, first: &Slo) -> ConfigError {
+    ConfigError {
+        file: slo.file.clone(),
+        line: slo.line,
+        field: "(slo)".to_string(),
+        message: format!(
+            "the SLO ID {:?} is already defined at {}:{}",
+            slo.id, first.file, first.line
+        ),
+    }
 }
 
 /// Reads `files` (already expanded from globs): every SLO, or the first
@@ -108,15 +125,7 @@ pub fn load_files(files: &[PathBuf], options: &ParseOptions) -> Result<Vec<Slo>,
             Ok(found) => {
                 for slo in found {
                     if let Some(first) = slos.iter().find(|s| s.id == slo.id) {
-                        errors.push(ConfigError {
-                            file: slo.file.clone(),
-                            line: slo.line,
-                            field: "(slo)".to_string(),
-                            message: format!(
-                                "the SLO ID {:?} is already defined at {}:{}",
-                                slo.id, first.file, first.line
-                            ),
-                        });
+                        errors.push(duplicate(&slo, first));
                     } else {
                         slos.push(slo);
                     }

@@ -451,6 +451,13 @@ fn ids_are_unique_across_files() {
             a.display()
         )
     );
+    // Within one file too (two documents).
+    let error = slo::parse_file("s.yml", &format!("{SLOTH}---\n{SLOTH}"), &options())
+        .expect_err("duplicate in one file");
+    assert_eq!(
+        error.to_string(),
+        "s.yml:29: (slo): the SLO ID \"api-availability\" is already defined at s.yml:6"
+    );
     let missing = dir.path().join("missing.yml");
     let errors = slo::load_files(&[missing], &options()).expect_err("missing");
     assert!(
