@@ -11,11 +11,14 @@
 //!
 //! Sloth's catalog for 30 and 28 days holds the SRE workbook's shares and
 //! windows: 2 % over 1h (short 5m), 5 % over 6h (30m), 10 % over 1d (2h)
-//! and 10 % over 3d (6h); for 30 days that is 14.4, 6, 3 and 1. osprey
-//! takes the same windows and shares for every period and computes the
-//! factors with Sloth's formula, so 28 and 30 days are exactly Sloth's
-//! catalog and any other period is scaled the way Sloth scales between
-//! those two (7d: 3.36, 1.4, 0.7, 0.233; 90d: 43.2, 18, 9, 3). A calendar
+//! and 10 % over 3d (6h); for 30 days that is 14.4, 6, 3 and 1. For
+//! seven days Sloth ships a catalog of its own (`examples/windows/7d.yaml`,
+//! which its 7-day integration test generates with): the same windows
+//! with shares of 8, 12.5, 20 and 42 %, factors 13.44, 3.5, 1.4 and 0.98.
+//! osprey uses that catalog for a 7-day period, and for every other
+//! period the 30-day shares with Sloth's formula, so 7, 28 and 30 days
+//! are exactly Sloth's output and any other period is scaled the way
+//! Sloth scales between 28 and 30 days (90d: 43.2, 18, 9, 3). A calendar
 //! month is scaled as 30 days and a quarter as 90.
 
 use config::slos::Period;
@@ -67,6 +70,15 @@ impl AlertWindows {
     /// The windows for `period`.
     pub fn for_period(period: Period) -> AlertWindows {
         let period_ms = period.nominal_ms();
+        // Budget shares (%) of page quick, page slow, ticket quick and
+        // ticket slow: Sloth's 7-day catalog for seven days (with the
+        // 30-day shares a 7-day SLO would open a ticket at a burn rate of
+        // 0.23, one its budget survives), else the SRE workbook's.
+        let shares = if period == (Period::Rolling { ms: 7 * DAY_MS }) {
+            [8.0, 12.5, 20.0, 42.0]
+        } else {
+            [2.0, 5.0, 10.0, 10.0]
+        };
         let pair = |severity, budget_percent, short_ms, long_ms| AlertWindow {
             severity,
             budget_percent,
@@ -75,10 +87,10 @@ impl AlertWindows {
             factor: burn_rate_factor(period_ms, budget_percent, long_ms),
         };
         AlertWindows {
-            page_quick: pair(Severity::Page, 2.0, 5 * MINUTE_MS, HOUR_MS),
-            page_slow: pair(Severity::Page, 5.0, 30 * MINUTE_MS, 6 * HOUR_MS),
-            ticket_quick: pair(Severity::Ticket, 10.0, 2 * HOUR_MS, DAY_MS),
-            ticket_slow: pair(Severity::Ticket, 10.0, 6 * HOUR_MS, 3 * DAY_MS),
+            page_quick: pair(Severity::Page, shares[0], 5 * MINUTE_MS, HOUR_MS),
+            page_slow: pair(Severity::Page, shares[1], 30 * MINUTE_MS, 6 * HOUR_MS),
+            ticket_quick: pair(Severity::Ticket, shares[2], 2 * HOUR_MS, DAY_MS),
+            ticket_slow: pair(Severity::Ticket, shares[3], 6 * HOUR_MS, 3 * DAY_MS),
         }
     }
 
@@ -159,7 +171,7 @@ mod tests {
     }
 
     #[test]
-    fn other_periods_scale_by_length() {
+    fn seven_days_are_sloths_catalog_and_other_periods_scale_by_length() {
         let factors = |period| {
             AlertWindows::for_period(period)
                 .all()
@@ -169,7 +181,11 @@ mod tests {
         };
         assert_eq!(
             factors(Period::Rolling { ms: 7 * DAY_MS }),
-            vec![3.36, 1.4, 0.7, 0.233]
+            vec![13.44, 3.5, 1.4, 0.98]
+        );
+        assert_eq!(
+            factors(Period::Rolling { ms: 14 * DAY_MS }),
+            vec![6.72, 2.8, 1.4, 0.467]
         );
         assert_eq!(
             factors(Period::Rolling { ms: 90 * DAY_MS }),

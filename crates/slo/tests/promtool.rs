@@ -139,7 +139,14 @@ fn specs_to_check() -> Vec<(PathBuf, i64)> {
             .unwrap_or_default()
             .to_string();
         if name.ends_with(".spec.yml") {
-            specs.push((path, if name.starts_with("base-28d") { 28 } else { 30 }));
+            let days = if name.starts_with("base-28d") {
+                28
+            } else if name.starts_with("base-7d") {
+                7
+            } else {
+                30
+            };
+            specs.push((path, days));
         }
     }
     for dir in ["tests/testdata/specs", "../../examples/slos"] {

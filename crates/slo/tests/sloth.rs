@@ -144,3 +144,11 @@ fn raw_sli() {
 fn twenty_eight_days() {
     check("base-28d", 28, &[]);
 }
+
+/// Seven days with the window catalog Sloth ships for them
+/// (`examples/windows/7d.yaml`, used by Sloth's own 7-day test): shares
+/// of 8, 12.5, 20 and 42 %, factors 13.44, 3.5, 1.4 and 0.98.
+#[test]
+fn seven_days() {
+    check("base-7d", 7, &[]);
+}
