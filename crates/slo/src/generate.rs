@@ -435,6 +435,10 @@ impl<'a> Context<'a> {
                 render_window(total_query, &five)?,
                 self.merged(&[("sloth_window", &five)]),
             ));
+            // A calendar period's budget is the whole period's: what the
+            // ratio so far has spent of it is the burn rate times the share
+            // of the period gone, as for the time-averaged budget.
+            let mut spent_share = String::new();
             let (errors, total) = match self.slo.period {
                 Period::Rolling { ms } => {
                     let range = window_text(ms);
@@ -457,6 +461,9 @@ impl<'a> Context<'a> {
                         render_window(total_query, &tile)?,
                         self.merged(&[("sloth_window", &tile)]),
                     ));
+                    spent_share = format!(
+                        "* {ID_MATCH} group_left()\n(time() - {PERIOD_START}{f})\n/ {ID_MATCH} group_left()\n(slo:time_period:days{f} * 86400)\n"
+                    );
                     (
                         format!("sum_over_time({})", self.since_period_start(&error_tile)),
                         format!("sum_over_time({})", self.since_period_start(&total_tile)),
@@ -466,7 +473,7 @@ impl<'a> Context<'a> {
             rules.push(self.record(
                 BUDGET_REMAINING_EVENTS,
                 format!(
-                    "1 - (\n  {errors}\n  /\n  {total}\n)\n/ {ID_MATCH} group_left\nslo:error_budget:ratio{f}\n"
+                    "1 - (\n  {errors}\n  /\n  {total}\n)\n/ {ID_MATCH} group_left\nslo:error_budget:ratio{f}\n{spent_share}"
                 ),
                 self.merged(&[("sloth_window", &period_label)]),
             ));
