@@ -7,7 +7,10 @@
 //!   over synthetic error series. Each runs over Sloth's own generated
 //!   file and over osprey's, with promtool and with osprey's rule engine
 //!   (`rules::unittest`): all four runs must pass, so the two rule files
-//!   give the same alerts and budget values in both engines.
+//!   give the same alerts and budget values in both engines. Others run
+//!   over osprey's rules alone, against values computed by hand: osprey's
+//!   extensions, a calendar month across its first midnight, OpenSLO's
+//!   Timeslices; and the calendar arithmetic against the calendar.
 //!
 //! Without `promtool` the promtool halves print why and are skipped,
 //! unless `OSPREY_REQUIRE_EXTERNAL=1`, where that fails.
@@ -488,4 +491,25 @@ fn calendar_periods_start_and_last_as_the_calendar_says() {
             output.chars().take(4000).collect::<String>()
         );
     }
+}
+
+/// OpenSLO's Timeslices over a threshold metric and over a good/total
+/// ratio give the share of bad slices counted by hand
+/// (`testdata/promtool/openslo.test.yml`).
+#[test]
+fn openslo_time_slices_count_bad_slices_as_by_hand() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let template =
+        std::fs::read_to_string(crate_dir().join("tests/testdata/promtool/openslo.test.yml"))
+            .expect("read test");
+    let (text, groups) = osprey_rule_file(
+        &crate_dir().join("tests/testdata/promtool/openslo.spec.yml"),
+        30,
+        &[],
+    );
+    let values = EngineValues {
+        promtool: &[],
+        osprey: &[],
+    };
+    run_unit_test(dir.path(), "openslo", &template, &text, &groups, &values);
 }
