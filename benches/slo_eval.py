@@ -17,9 +17,15 @@ file by `osprey slo generate`, which both servers load with the same
 evaluation interval (15 s) by a reload after an idle baseline.
 
 Reported per server: CPU seconds per evaluation round (the process's
-utime+stime over the measured rounds, less its idle rate), and the sum of
-the SLO groups' evaluationTime per round (from /api/v1/rules; median and
-worst over the measured rounds), with the rule count and unhealthy rules.
+utime+stime over the measured rounds, less its idle rate), and the
+evaluation time per round: the sum over the SLO groups of each group's
+median (and worst) evaluationTime over the measured rounds, from
+/api/v1/rules (groups run at different offsets within the interval, so
+a round is not one timestamp), with the rule count and unhealthy rules.
+Last, the values both servers recorded for the same SLOs (1h SLI, both
+budgets) are compared: they differ only where Prometheus 2's closed
+range windows and osprey's left-open ones (Prometheus 3's) read a
+different sample at a window's start.
 
 Usage: python3 benches/slo_eval.py [--osprey target/release/osprey]
        [--prometheus prometheus] [--bench ../shared/bench] [--rounds 8]
@@ -28,6 +34,7 @@ Usage: python3 benches/slo_eval.py [--osprey target/release/osprey]
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -36,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 from benchlib import free_port, proc_cpu_seconds, wait_ready
@@ -242,32 +250,58 @@ def main():
                     rounds[n].setdefault(last, {})[g] = (et, nr, bad)
         elapsed = time.time() - t_start
         cpu2 = {n: proc_cpu_seconds(p.pid) for n, p in procs.items()}
-        print(f"\n{n_slos} SLOs, {n_rules} rules in {n_slos * 4 - 0} groups (osprey slo generate), "
+        print(f"\n{n_slos} SLOs, {n_rules} rules in {n_slos * 4} groups (osprey slo generate), "
               f"evaluated every {INTERVAL}s; {elapsed:.0f}s measured, "
               f"{time.time() - data_end:.0f}s after the data's last sample")
         summary = {}
         for n in procs:
             n_rounds = elapsed / INTERVAL
             cpu = (cpu2[n] - cpu1[n] - idle_rate[n] * elapsed) / n_rounds
-            # Sum the groups' evaluation times per round (groups evaluated at
-            # the same timestamp are one round).
-            by_round = {}
-            for last, groups in rounds[n].items():
-                key = last[:19]
-                by_round.setdefault(key, {}).update(groups)
-            sums = [sum(et for et, _, _ in g.values()) for g in by_round.values() if len(g) >= n_slos * 3]
-            seen_rules = max((sum(nr for _, nr, _ in g.values()) for g in by_round.values()), default=0)
-            bad = max((sum(b for _, _, b in g.values()) for g in by_round.values()), default=0)
-            med = statistics.median(sums) if sums else float("nan")
-            worst = max(sums) if sums else float("nan")
+            # Each group runs once per interval at its own offset (Prometheus
+            # spreads groups over the interval), so a round is not one
+            # timestamp: the evaluation time per round is the sum over the
+            # groups of each group's median evaluationTime over its
+            # measured evaluations, and the worst the sum of each group's
+            # worst.
+            per_group = {}
+            for groups in rounds[n].values():
+                for g, (et, nr, bad) in groups.items():
+                    per_group.setdefault(g, []).append((et, nr, bad))
+            med = sum(statistics.median(et for et, _, _ in v) for v in per_group.values())
+            worst = sum(max(et for et, _, _ in v) for v in per_group.values())
+            evals = min((len(v) for v in per_group.values()), default=0)
+            seen_rules = sum(v[-1][1] for v in per_group.values())
+            bad = sum(max(b for _, _, b in v) for v in per_group.values())
             summary[n] = {"cpu_s_per_round": cpu, "eval_s_per_round_median": med, "eval_s_per_round_worst": worst,
+                          "groups": len(per_group), "evaluations_per_group_min": evals,
                           "rules": seen_rules, "unhealthy": bad, "idle_cpu_per_s": idle_rate[n]}
             print(f"  {n:10s} CPU {cpu:6.3f} s per round ({cpu / INTERVAL * 100:5.1f}% of a core)  "
                   f"evaluation time per round median {med:6.3f} s, worst {worst:6.3f} s  "
-                  f"rules {seen_rules}  unhealthy {bad}  (idle {idle_rate[n]:.3f} CPU-s/s)")
+                  f"groups {len(per_group)} (each evaluated {evals}+ times)  rules {seen_rules}  unhealthy {bad}  "
+                  f"(idle {idle_rate[n]:.3f} CPU-s/s)")
         o, p = summary["osprey"], summary["prometheus"]
         print(f"  osprey/prometheus: CPU per round {o['cpu_s_per_round'] / p['cpu_s_per_round']:.2f}x, "
               f"evaluation time {o['eval_s_per_round_median'] / p['eval_s_per_round_median']:.2f}x")
+        # The same rules over the same data should record the same values.
+        # Prometheus 2.42's closed range windows and osprey's left-open ones
+        # (Prometheus 3's) read one sample more or less at a window's start,
+        # so the values agree to a small relative difference, not exactly.
+        compared = {}
+        for series in ["slo:sli_error:ratio_rate1h", "slo:period_error_budget_remaining:ratio",
+                       "osprey_slo:period_error_budget_remaining_events:ratio"]:
+            values = {}
+            for n in procs:
+                q = urllib.parse.quote(series)
+                for r in get(ports[n], f"/api/v1/query?query={q}")["data"]["result"]:
+                    values.setdefault(r["metric"]["sloth_id"], {})[n] = float(r["value"][1])
+            pairs = [(v["osprey"], v["prometheus"]) for v in values.values() if len(v) == 2]
+            finite = [(a, b) for a, b in pairs if math.isfinite(a) and math.isfinite(b)]
+            worst_rel = max((abs(a - b) / max(abs(b), 1e-9) for a, b in finite), default=float("nan"))
+            compared[series] = {"slos_both": len(pairs), "only_one": len(values) - len(pairs),
+                                "max_relative_difference": worst_rel}
+            print(f"  {series}: {len(pairs)} SLOs in both, {len(values) - len(pairs)} in one only, "
+                  f"largest relative difference {worst_rel:.2e}")
+        summary["values"] = compared
         print("JSON " + json.dumps({"slos": n_slos, "rules": n_rules, "series": ds.n_series,
                                     "points": ds.points, "interval_s": INTERVAL, "results": summary}))
     finally:
