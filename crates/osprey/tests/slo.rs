@@ -200,7 +200,7 @@ fn write_config(dir: &Path, app: Option<SocketAddr>) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['{target}']\nslos:\n  files: [slos.yml]\n  budget_method: time\nalertmanager:\n  route:\n    receiver: default\n    group_wait: 0s\n  receivers:\n    - name: default\n"
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['{target}']\nslos:\n  files: ['slo*.yml']\n  budget_method: time\nalertmanager:\n  route:\n    receiver: default\n    group_wait: 0s\n  receivers:\n    - name: default\n"
         ),
     )
     .expect("write config");
@@ -300,24 +300,30 @@ fn slos_load_with_the_reload_and_a_broken_spec_changes_nothing() {
         "the failed reload is not reported"
     );
 
-    // A fixed spec with a second SLO reloads; removing the section drops
-    // the SLOs and their groups.
+    // The fixed spec and a second file the glob finds at the reload
+    // load; removing the section drops the SLOs and their groups.
+    std::fs::write(dir.path().join("slos.yml"), SPEC).expect("fix spec");
     std::fs::write(
-        dir.path().join("slos.yml"),
-        format!(
-            "{SPEC}  - name: availability-weekly\n    objective: 95\n    sli:\n      raw:\n        error_ratio_query: avg_over_time(slo:sli_error:ratio_rate5m{{sloth_id=\"app-availability\"}}[{{{{.window}}}}])\n    alerting:\n      page_alert: {{disable: true}}\n      ticket_alert: {{disable: true}}\n    osprey:\n      period: 7d\n"
-        ),
+        dir.path().join("slos-weekly.yml"),
+        "version: prometheus/v1\nservice: app\nslos:\n  - name: availability-weekly\n    objective: 95\n    sli:\n      raw:\n        error_ratio_query: avg_over_time(slo:sli_error:ratio_rate5m{sloth_id=\"app-availability\"}[{{.window}}])\n    alerting:\n      page_alert: {disable: true}\n      ticket_alert: {disable: true}\n    osprey:\n      period: 7d\n",
     )
-    .expect("fix spec");
+    .expect("second spec file");
     let (status, body) = http(addr, "POST", "/-/reload", &[], &[]).expect("reload");
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let slos = get_json(addr, "/api/osprey/slos");
-    assert_eq!(
-        slos["data"]["slos"].as_array().map(Vec::len),
-        Some(2),
-        "{slos}"
+    let list = slos["data"]["slos"].as_array().expect("slos");
+    assert_eq!(list.len(), 2, "{slos}");
+    let weekly = list
+        .iter()
+        .find(|s| s["id"] == "app-availability-weekly")
+        .unwrap_or_else(|| panic!("the glob's second file is not loaded: {slos}"));
+    assert_eq!(weekly["period"], "1w");
+    assert!(
+        weekly["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("slos-weekly.yml")),
+        "{weekly}"
     );
-    assert_eq!(slos["data"]["slos"][1]["period"], "1w");
     let text = std::fs::read_to_string(&config).expect("read config");
     let start = text.find("slos:").expect("slos section");
     let end = text.find("alertmanager:").expect("alertmanager section");
