@@ -3,7 +3,11 @@
 // crates/osprey/tests/ui.rs:
 //
 //   node ui/test/e2e.mjs --base http://127.0.0.1:PORT --out DIR \
-//        --chromium /usr/bin/chromium --grafana FILE
+//        --chromium /usr/bin/chromium --grafana FILE \
+//        [--slo ID --slo-budget RATIO]
+//
+// With --slo, the SLO pages are checked against that SLO, whose budget
+// remaining the caller computed by hand (RATIO, e.g. 0.2126).
 //
 // Prints one line per check ("ok ..." / "FAIL ...") and, last, a JSON
 // summary line starting with "SUMMARY ". Exits 1 when a check failed.
@@ -194,7 +198,7 @@ if (args.smoke) {
     await page.waitForSelector('#userbar .unprotected:has-text("Not protected")');
     await context.close();
   });
-  for (const path of ['/', '/targets', '/rules', '/alerts', '/silences', '/status', '/dashboards', '/d/system', '/d/gpu', '/d/serving', '/d/training', '/d/alerts']) {
+  for (const path of ['/', '/targets', '/rules', '/alerts', '/silences', '/slos', '/status', '/dashboards', '/d/system', '/d/gpu', '/d/serving', '/d/training', '/d/alerts', '/d/slos']) {
     await check(`embedded default: ${path} loads without errors`, async () => {
       const { context, page } = await newPage();
       await page.goto(base + path);
@@ -311,6 +315,7 @@ for (const [path, name, ready] of [
   ['/rules', 'rules', 'details.group, .nodata, .unavailable'],
   ['/alerts', 'alerts', 'details.group, .nodata, .unavailable'],
   ['/silences', 'silences', 'table.silences, .nodata, .unavailable'],
+  ['/slos', 'slos', 'table.slo-table, .nodata, .unavailable'],
   ['/status', 'status', '#status-tsdb table'],
   ['/dashboards', 'dashboards', 'table.dash-list'],
 ]) {
@@ -637,6 +642,68 @@ await check('alerts, rules and silences pages render the documented API shapes',
   await noErrors(page, 'documented shapes');
   await context.close();
 });
+
+// ---------------------------------------------------------------------------
+// 7. The SLO pages: the list shows the SLO with the budget computed by hand,
+// the detail page its windows, burn-down chart, alerts and rules; the SLOs
+// dashboard draws every panel.
+
+if (args.slo) {
+  const id = args.slo;
+  const want = parseFloat(args['slo-budget']);
+  await check('SLO list: the budget remaining is the hand computation', async () => {
+    // The SLO rules record from their first evaluation on (every 2 s).
+    const deadline = Date.now() + 30000;
+    let series = [];
+    while (Date.now() < deadline) {
+      const q = encodeURIComponent(`slo:period_error_budget_remaining:ratio{sloth_id="${id}"}`);
+      series = (await (await fetch(`${base}/api/v1/query?query=${q}`)).json()).data.result;
+      if (series.length) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    if (!series.length) throw new Error('no budget recorded in 30 s');
+    const { context, page } = await newPage();
+    await page.goto(base + '/slos');
+    await page.waitForSelector(`tr[data-slo="${id}"]`);
+    const shown = await page.textContent(`tr[data-slo="${id}"] [data-field=budget]`);
+    const value = parseFloat(shown) / 100;
+    if (!(Math.abs(value - want) <= 0.001)) throw new Error(`the page shows ${shown}, by hand ${(want * 100).toFixed(2)}%`);
+    const sli = await page.textContent(`tr[data-slo="${id}"] [data-field=sli]`);
+    summary.slo = { id, budgetShown: shown, budgetByHand: want, sli };
+    await shot(page, 'slo-list');
+    await noErrors(page, 'slo list');
+    await page.click(`tr[data-slo="${id}"] a.slo-link`);
+    await page.waitForSelector('table.slo-windows tbody tr');
+    const windows = await page.$$eval('table.slo-windows tbody tr', (rows) => rows.map((r) => r.dataset.window));
+    if (windows.join(',') !== '5m/1h,30m/6h,2h/1d,6h/3d') throw new Error(`windows ${windows}`);
+    const detailBudget = parseFloat(await page.textContent('[data-field=budget]')) / 100;
+    if (!(Math.abs(detailBudget - want) <= 0.001)) throw new Error(`the detail page shows ${detailBudget}`);
+    await page.waitForSelector('.slo-chart canvas');
+    await page.waitForTimeout(200);
+    await shot(page, 'slo-detail');
+    const n = await colouredPixels(page, '.slo-chart canvas');
+    if (n < 300) throw new Error(`the burn-down chart has only ${n} coloured pixels`);
+    const states = await page.$$eval('[data-rule-state]', (b) => b.map((x) => x.dataset.ruleState));
+    if (states.length !== 2) throw new Error(`alert rules shown: ${states}`);
+    await page.click('details.slo-rules summary');
+    const rules = await page.textContent('details.slo-rules pre');
+    for (const w of ['slo:sli_error:ratio_rate5m', 'sloth_slo_info', 'osprey_slo:time_to_exhaustion:seconds']) if (!rules.includes(w)) throw new Error(`generated rules lack ${w}`);
+    summary.slo.windows = windows;
+    summary.slo.ruleStates = states;
+    await shot(page, 'slo-detail');
+    await noErrors(page, 'slo detail');
+    await page.goto(base + '/d/slos');
+    const panels = await renderDashboard(page);
+    const failed = panels.filter((p) => p.state === 'error');
+    if (failed.length) throw new Error(`SLOs dashboard panels failed: ${JSON.stringify(failed)}`);
+    const empty = panels.filter((p) => p.state !== 'done').map((p) => p.title);
+    summary.slo.dashboardPanels = panels.length;
+    summary.slo.dashboardPanelsWithoutData = empty;
+    await shot(page, 'dashboard-slos');
+    await noErrors(page, 'slos dashboard');
+    await context.close();
+  });
+}
 
 await browser.close();
 summary.failures = failures;

@@ -1,6 +1,6 @@
 // unit.mjs: tests of the UI's pure functions (no browser): durations,
 // units, variables, the autocomplete context, error positions and the
-// Grafana conversion. Run with `node --test ui/test/unit.mjs`; the Rust
+// Grafana conversion, the SLO page's texts. Run with `node --test ui/test/unit.mjs`; the Rust
 // test crates/osprey/tests/ui.rs runs it.
 
 import { test } from 'node:test';
@@ -10,6 +10,7 @@ import { parseDuration, formatDuration, parseTime, formatValue, legendName, seri
 import { completionContext } from '../src/complete.js';
 import { errorPosition, bracketError } from '../src/explorer.js';
 import { isGrafana, fromGrafana, sanitizeUid } from '../src/grafana.js';
+import { percentText, exhaustionText } from '../src/slos.js';
 
 test('durations parse and print like Prometheus', () => {
   assert.equal(parseDuration('1h30m'), 5400000);
@@ -132,4 +133,15 @@ test('metric names are found in queries for "no data" hints', async () => {
   assert.deepEqual(metricsOf('histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{job=~"$job"}[5m])))'), ['http_request_duration_seconds_bucket']);
   assert.deepEqual(metricsOf('count(ALERTS{alertstate="firing"}) or vector(0)'), ['ALERTS']);
   assert.deepEqual(metricsOf('a / on (x) group_left b'), ['a', 'b']);
+});
+
+test('SLO texts: SLIs with enough digits, budgets that last or are gone', () => {
+  assert.equal(percentText(0.99874, 99.9), '99.87%');
+  assert.equal(percentText(0.984, 98), '98.4%');
+  assert.equal(percentText(null, 99.9), '–');
+  assert.equal(exhaustionText(Infinity, 0.5), 'never at this rate');
+  assert.equal(exhaustionText(100, -0.2), 'exhausted');
+  assert.equal(exhaustionText(3 * 86400, 0.5), '3.0 days');
+  assert.equal(exhaustionText(5400, 0.5), '1h30m');
+  assert.equal(exhaustionText(NaN, null), '–');
 });

@@ -6,7 +6,7 @@
 //!   sections (`global`, `scrape_configs`, `scrape_config_files`,
 //!   `rule_files`, `alerting`, `remote_write`, in [`prometheus`]) and
 //!   osprey's (`alertmanager` in [`alertmanager`], `exporters` in
-//!   [`blackbox`], `dashboards`). Files the config names that are part of
+//!   [`blackbox`], `dashboards`, `slos` in [`slos`]). Files the config names that are part of
 //!   the config itself (an `alertmanager:` path, `scrape_config_files`)
 //!   are read and checked too, so a [`Config`] that loaded is one that can
 //!   be applied whole.
@@ -43,6 +43,7 @@ pub mod http;
 pub mod mask;
 pub mod prometheus;
 pub mod secret;
+pub mod slos;
 pub mod web;
 
 use std::path::{Path, PathBuf};
@@ -106,6 +107,8 @@ pub struct Config {
     /// `dashboards: {paths: [...]}`, relative ones joined to the config's
     /// directory.
     pub dashboard_paths: Vec<PathBuf>,
+    /// `slos:`: the SLO spec files and their defaults.
+    pub slos: slos::SlosConfig,
     /// Deprecations and the like, one line each with file and line.
     pub warnings: Vec<String>,
 }
@@ -155,7 +158,6 @@ fn unimplemented_section(name: &str) -> Option<&'static str> {
         "otlp" => "OTLP ingestion settings",
         "runtime" => "runtime settings (a Go garbage-collector setting has no meaning here)",
         "auth" => "authentication (the API is open to anyone who can reach the port)",
-        "slos" => "SLO definitions",
         "drift" | "models" => "model-quality monitoring",
         _ => return None,
     })
@@ -167,6 +169,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
     let mut alertmanager = None;
     let mut exporters = blackbox::ExportersConfig::default();
     let mut dashboard_paths = Vec::new();
+    let mut slos = slos::SlosConfig::default();
     for field in &fields {
         if prometheus::decode_section(decoder, &mut sections, field)? {
             continue;
@@ -179,6 +182,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
                 exporters = blackbox::decode_exporters(decoder, field.value, "exporters")?
             }
             "dashboards" => dashboard_paths = decode_dashboards(decoder, field.value)?,
+            "slos" => slos = slos::decode(decoder, field.value, "slos")?,
             name => match unimplemented_section(name) {
                 Some(what) => return Err(decoder.unsupported(field, what)),
                 None => return Err(decoder.unknown(field)),
@@ -198,6 +202,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
         alertmanager,
         exporters,
         dashboard_paths,
+        slos,
         warnings: Vec::new(),
     })
 }

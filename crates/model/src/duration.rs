@@ -80,7 +80,9 @@ pub fn parse_duration_ms(s: &str) -> Result<i64, String> {
 /// Milliseconds as Prometheus prints a duration (`model.Duration.String`,
 /// and PromQL's printer for ranges and offsets): every unit from the
 /// largest down that fits, `0s` for zero, `-` before a negative one
-/// (`1h30m`, `5m`, `90d` as `12w6d`, `-5m`).
+/// (`1h30m`, `5m`, `-5m`). Years and weeks are used only when they divide
+/// the duration exactly, as prometheus/common does ("it is often easier
+/// to read 90d than 12w6d"): `14d` is `2w`, `30d` stays `30d`.
 pub fn format_duration_ms(ms: i64) -> String {
     if ms == 0 {
         return "0s".to_string();
@@ -92,6 +94,10 @@ pub fn format_duration_ms(ms: i64) -> String {
     let mut rest = ms.unsigned_abs();
     for (unit, size) in UNITS {
         let size = size.unsigned_abs();
+        let exact_only = matches!(unit, "y" | "w");
+        if exact_only && !rest.is_multiple_of(size) {
+            continue;
+        }
         if rest >= size {
             text.push_str(&(rest / size).to_string());
             text.push_str(unit);
@@ -141,8 +147,8 @@ mod tests {
 
     /// Cases of prometheus/common's `TestParseDuration` (model/time_test.go):
     /// the text, its milliseconds, and how `model.Duration.String` prints it
-    /// back (these copies print the largest units greedily, so `14d` is
-    /// `2w`).
+    /// back (years and weeks only when exact, so `14d` is `2w` and
+    /// `3w2d1h` is `23d1h`).
     #[test]
     fn known_answers() {
         for (text, ms, printed) in [
@@ -156,7 +162,7 @@ mod tests {
             ("4d1h", 4 * 86_400_000 + 3_600_000, "4d1h"),
             ("14d", 14 * 86_400_000, "2w"),
             ("3w", 21 * 86_400_000, "3w"),
-            ("3w2d1h", 23 * 86_400_000 + 3_600_000, "3w2d1h"),
+            ("3w2d1h", 23 * 86_400_000 + 3_600_000, "23d1h"),
             ("10y", 10 * 365 * 86_400_000, "10y"),
         ] {
             assert_eq!(parse_ms(text), Ok(ms), "{text}");
@@ -167,5 +173,11 @@ mod tests {
         assert_eq!(format_duration_ms(15_000), "15s");
         assert_eq!(format_duration_ms(100), "100ms");
         assert_eq!(format_duration_ms(-300_000), "-5m");
+        // Sloth's generated rules, written with prometheus/common, name
+        // windows `30d` and `4w` (28 days); 90 days stays `90d`.
+        assert_eq!(format_duration_ms(30 * 86_400_000), "30d");
+        assert_eq!(format_duration_ms(28 * 86_400_000), "4w");
+        assert_eq!(format_duration_ms(90 * 86_400_000), "90d");
+        assert_eq!(format_duration_ms(366 * 86_400_000), "366d");
     }
 }

@@ -1,5 +1,6 @@
 //! `osprey check config|rules` and `osprey test rules`: the promtool
-//! commands people run in CI, with the same verdicts.
+//! commands people run in CI, with the same verdicts. (`check slo` is in
+//! `slo.rs`.)
 //!
 //! Each returns whether everything passed; `main` turns `false` into exit
 //! status 1. Problems are printed as they are found, each naming the file
@@ -36,6 +37,20 @@ pub fn check_config(files: &[PathBuf]) -> bool {
             ok = false;
             println!();
             continue;
+        }
+        // The SLO specs the `slos:` section names, their rules generated,
+        // as a server loading the file does.
+        match server::slos::PreparedSlos::load(&config) {
+            Ok(slos) if !slos.is_empty() => {
+                println!("  SUCCESS: {} SLOs found", slos.len());
+            }
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("  FAILED: {e}");
+                ok = false;
+                println!();
+                continue;
+            }
         }
         println!(
             "  SUCCESS: {} is valid prometheus config file syntax",

@@ -8,6 +8,8 @@
 //!   other hosts of a fleet.
 //! - `alertmanager`: the alert manager alone, and `routes test`.
 //! - `check alertmanager`: validates alertmanager.yml files.
+//! - `slo generate` and `check slo`: SLO specs (Sloth, OpenSLO) into
+//!   Prometheus rule files, and their validation.
 //!
 //! This is the only crate that uses `anyhow`; every error leaves here as one
 //! line on stderr and a non-zero exit code.
@@ -16,6 +18,7 @@ mod agent;
 mod alertmanager;
 mod check;
 mod import;
+mod slo;
 mod units;
 
 use anyhow::Context;
@@ -55,6 +58,16 @@ enum Command {
     Exporter(ExporterArgs),
     /// Run the alert manager alone, or test its routing tree.
     Alertmanager(AlertmanagerArgs),
+    /// SLO specs (Sloth prometheus/v1, OpenSLO v1): generate their rules.
+    #[command(subcommand)]
+    Slo(SloCommand),
+}
+
+#[derive(Subcommand)]
+enum SloCommand {
+    /// Print the recording and alerting rules of SLO specs as a Prometheus
+    /// rule file (Sloth's rules, plus osprey's budget rules).
+    Generate(slo::GenerateArgs),
 }
 
 #[derive(Subcommand)]
@@ -74,6 +87,8 @@ enum CheckCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Check SLO spec files (Sloth prometheus/v1, OpenSLO v1).
+    Slo(slo::CheckArgs),
 }
 
 #[derive(clap::Args)]
@@ -223,6 +238,7 @@ fn main() {
         Command::Check(CheckCommand::Config { files }) => Some(check::check_config(files)),
         Command::Check(CheckCommand::Rules { files }) => Some(check::check_rules(files)),
         Command::Test(TestCommand::Rules { files }) => Some(check::test_rules(files)),
+        Command::Check(CheckCommand::Slo(args)) => Some(slo::check(args)),
         _ => None,
     };
     if let Some(passed) = verdict {
@@ -253,6 +269,7 @@ fn main() {
         },
         Command::Check(_) | Command::Test(_) => Ok(()),
         Command::Exporter(args) => run_exporter(args),
+        Command::Slo(SloCommand::Generate(args)) => slo::generate(&args),
     };
     if let Err(e) = result {
         eprintln!("osprey: {e:#}");
@@ -353,6 +370,7 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     ];
     config.data_dir = Some(args.data_dir.clone());
     config.web = web;
+    config.retention_ms = (retention_ms > 0).then_some(retention_ms);
     let source = match &args.config {
         Some(path) => server::lifecycle::ConfigSource::File(path.clone()),
         None => server::lifecycle::default_config(args.listen),

@@ -69,17 +69,40 @@ const RULES: &str = r#"groups:
         expr: avg by (job) (DCGM_FI_DEV_GPU_UTIL)
 "#;
 
+/// An SLO over the test data's inference API: 98 % of requests succeed.
+/// The data's 500s are 0.8 of every 50.8 requests at every moment, so by
+/// hand the budget remaining is 1 - (0.8 / 50.8) / 0.02.
+const SLOS: &str = r#"version: "prometheus/v1"
+service: inference-api
+slos:
+  - name: availability
+    objective: 98
+    description: 98 % of inference API requests succeed.
+    sli:
+      events:
+        error_query: sum(rate(http_requests_total{job="inference-api",status=~"5.."}[{{.window}}]))
+        total_query: sum(rate(http_requests_total{job="inference-api"}[{{.window}}]))
+    alerting:
+      name: InferenceApiAvailabilityBurn
+"#;
+
+/// The SLO's ID and its budget remaining computed by hand.
+const SLO_ID: &str = "inference-api-availability";
+const SLO_BUDGET_BY_HAND: f64 = 1.0 - (0.8 / 50.8) / 0.02;
+
 /// A configuration that scrapes the server itself (every 2 s, so `up` is
-/// there before the pages are checked), evaluates [`RULES`], runs the
-/// built-in alert manager (for the Silences page) and provisions the
-/// dashboards in `provisioned/` next to it.
+/// there before the pages are checked), evaluates [`RULES`] and the SLO
+/// of [`SLOS`] (every 2 s), runs the built-in alert manager (for the
+/// Silences page) and provisions the dashboards in `provisioned/` next to
+/// it.
 fn write_config(dir: &Path, addr: SocketAddr) -> PathBuf {
     let path = dir.join("osprey.yml");
     std::fs::write(dir.join("rules.yml"), RULES).expect("write rules");
+    std::fs::write(dir.join("slos.yml"), SLOS).expect("write SLOs");
     std::fs::write(
         &path,
         format!(
-            "global:\n  scrape_interval: 2s\nrule_files:\n  - rules.yml\nscrape_configs:\n  - job_name: osprey\n    static_configs:\n      - targets: ['{addr}']\ndashboards:\n  paths:\n    - provisioned\nalertmanager:\n  route:\n    receiver: default\n  receivers:\n    - name: default\n"
+            "global:\n  scrape_interval: 2s\n  evaluation_interval: 2s\nrule_files:\n  - rules.yml\nslos: [slos.yml]\nscrape_configs:\n  - job_name: osprey\n    static_configs:\n      - targets: ['{addr}']\ndashboards:\n  paths:\n    - provisioned\nalertmanager:\n  route:\n    receiver: default\n  receivers:\n    - name: default\n"
         ),
     )
     .expect("write config");
@@ -333,11 +356,16 @@ fn browser_end_to_end() {
     let screenshots = root.join("target/ui-screenshots");
     let provisioned = ["--provisioned", "grafana-provisioned"];
     let grafana = root.join("ui/test/grafana-dashboard.json");
+    let budget = SLO_BUDGET_BY_HAND.to_string();
     let extra: Vec<&std::ffi::OsStr> = vec![
         "--grafana".as_ref(),
         grafana.as_os_str(),
         provisioned[0].as_ref(),
         provisioned[1].as_ref(),
+        "--slo".as_ref(),
+        SLO_ID.as_ref(),
+        "--slo-budget".as_ref(),
+        budget.as_ref(),
     ];
     let (ok, stdout) = run_e2e(addr, &chromium_path, &screenshots, &extra);
     let log = server.log_text();
@@ -350,6 +378,8 @@ fn browser_end_to_end() {
     let summary: serde_json::Value = serde_json::from_str(summary).expect("summary JSON");
     assert!(summary["checks"].as_u64().unwrap_or(0) >= 15, "{summary}");
     assert_eq!(summary["systemDashboard"]["panels"], 12, "{summary}");
+    assert_eq!(summary["slo"]["id"], SLO_ID, "{summary}");
+    assert_eq!(summary["slo"]["dashboardPanels"], 11, "{summary}");
     assert!(
         screenshots.join("explorer-graph.png").is_file(),
         "no screenshot written"
@@ -576,7 +606,9 @@ fn dashboards_api_saves_provisions_and_refuses_bad_input() {
         .iter()
         .filter_map(|d| d["uid"].as_str())
         .collect();
-    for uid in ["system", "gpu", "serving", "training", "alerts", "fleet"] {
+    for uid in [
+        "system", "gpu", "serving", "training", "alerts", "slos", "fleet",
+    ] {
         assert!(uids.contains(&uid), "{uid} missing from {uids:?}");
     }
 
@@ -677,6 +709,8 @@ fn dashboards_api_saves_provisions_and_refuses_bad_input() {
         "/targets",
         "/d/system",
         "/silences",
+        "/slos",
+        "/slos/inference-api-availability",
         "/tsdb-status",
     ] {
         let (status, body) = http(addr, "GET", page, &[], &[]).expect("page");

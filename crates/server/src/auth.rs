@@ -89,7 +89,7 @@ pub fn server_policy(method: &Method, path: &str) -> Option<Access> {
         // from the APIs below. These routes take GET only.
         "/" | "/graph" | "/query" | "/config" | "/flags" | "/tsdb-status" | "/targets"
         | "/rules" | "/alerts" | "/silences" | "/status" | "/dashboards" | "/d/{uid}"
-        | "/login" | "/audit" | "/ui/{*path}" => Public,
+        | "/login" | "/audit" | "/slos" | "/slos/{id}" | "/ui/{*path}" => Public,
         "/-/reload" => Admin,
         "/api/v1/status/config" | "/api/v1/status/flags" => Admin,
         "/api/v1/admin/tsdb/delete_series"
@@ -132,6 +132,7 @@ pub fn server_policy(method: &Method, path: &str) -> Option<Access> {
         | "/api/v1/targets"
         | "/api/v1/targets/metadata"
         | "/api/v1/metadata"
+        | "/api/osprey/slos"
         | "/api/v1/rules"
         | "/api/v1/alerts"
         | "/api/v2/status"

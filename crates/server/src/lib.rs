@@ -48,6 +48,7 @@ pub mod params;
 mod query;
 pub mod rules;
 pub mod scraping;
+pub mod slos;
 pub mod testing;
 
 pub use error::{ApiError, ErrorType};
@@ -96,6 +97,9 @@ pub struct ServerConfig {
     /// The web configuration (`--web.config.file`): TLS, users, roles,
     /// tokens, rate limits. Without one nothing is protected.
     pub web: listen::WebConfigHandle,
+    /// How long storage keeps samples (`--retention.time`); `None` when
+    /// it keeps them forever. SLOs whose period is longer get a warning.
+    pub retention_ms: Option<i64>,
 }
 
 impl ServerConfig {
@@ -114,6 +118,7 @@ impl ServerConfig {
             rule_flags: rules::RuleFlags::osprey_defaults(),
             data_dir: None,
             web: listen::WebConfigHandle::open(),
+            retention_ms: None,
         }
     }
 }
@@ -140,6 +145,8 @@ struct AppStateInner {
     rules: std::sync::OnceLock<rules::RulesState>,
     exporters: Arc<exporters::ExporterState>,
     dashboard_paths: scraping::DashboardPaths,
+    /// The SLOs of the configuration in effect.
+    slos: slos::SloState,
     /// Routes other crates add ([`AppState::mount`]), e.g. the web UI,
     /// with their paths.
     mounted: std::sync::Mutex<Vec<(Router<AppState>, Vec<&'static str>)>>,
@@ -199,6 +206,7 @@ impl AppState {
                 rules: std::sync::OnceLock::new(),
                 exporters: Arc::new(exporters::ExporterState::default()),
                 dashboard_paths,
+                slos: slos::SloState::default(),
                 mounted: std::sync::Mutex::new(Vec::new()),
                 auth,
             }),
@@ -260,6 +268,10 @@ impl AppState {
     /// follow reloads.
     pub fn dashboard_paths(&self) -> &scraping::DashboardPaths {
         &self.inner.dashboard_paths
+    }
+
+    pub(crate) fn slos(&self) -> &slos::SloState {
+        &self.inner.slos
     }
 
     /// Adds `routes` to what [`router`] serves, inside the same middleware
@@ -356,6 +368,7 @@ fn build_routes(state: &AppState) -> Routes {
             get(rules::alerts_api).post(rules::alerts_api),
         )
         .route("/api/v1/targets/metadata", get(scraping::targets_metadata))
+        .route("/api/osprey/slos", get(slos::slos_api))
         .route("/api/v1/metadata", get(scraping::metadata))
         .route("/api/v1/series", get(api::series).post(api::series))
         .route("/api/v1/labels", get(api::labels).post(api::labels))

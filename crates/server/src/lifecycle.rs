@@ -5,12 +5,14 @@
 //!
 //! 1. **Prepare** ([`Prepared::load`]): read the whole file with the
 //!    `config` crate (every section checked, the alert manager's file and
-//!    `scrape_config_files` included), read the rule files, load the alert
-//!    manager's templates and build every HTTP client the config names
-//!    (scrape jobs, Alertmanagers, receivers). Anything wrong fails here,
+//!    `scrape_config_files` included), read the rule files and the SLO
+//!    specs (generating the SLOs' rule groups), load the alert manager's
+//!    templates and build every HTTP client the config names (scrape
+//!    jobs, Alertmanagers, receivers). Anything wrong fails here,
 //!    with the file, line and field, and nothing has changed yet.
 //! 2. **Apply** ([`AppState::apply`]): hand each subsystem its part:
-//!    exporter modules, rules, the alert sender, the embedded alert manager
+//!    exporter modules, rules (the SLOs' with them), the alert sender, the
+//!    embedded alert manager
 //!    (started, reconfigured or stopped as the `alertmanager:` section
 //!    comes, changes or goes), and scraping. None of these can fail.
 //!
@@ -105,6 +107,7 @@ pub const REMOTE_WRITE_FLUSH_DEADLINE: std::time::Duration = std::time::Duration
 pub struct Prepared {
     config: Arc<config::Config>,
     rule_groups: Vec<rules::GroupSpec>,
+    slos: crate::slos::PreparedSlos,
     alerting: PreparedAlerting,
     alertmanager: Option<alert::PreparedConfig>,
 }
@@ -113,11 +116,14 @@ impl Prepared {
     /// Phase one of a (re)load: everything that can fail.
     pub fn load(source: &ConfigSource) -> Result<Prepared, String> {
         let config = source.load()?;
-        let rule_groups = crate::rules::read_rule_groups(&config, source.embedded_rules())?;
+        let mut rule_groups = crate::rules::read_rule_groups(&config, source.embedded_rules())?;
+        let slos = crate::slos::PreparedSlos::load(&config)?;
+        rule_groups.extend(slos.rule_groups());
         let (alerting, alertmanager) = prepare_connections(&config)?;
         Ok(Prepared {
             config: Arc::new(config),
             rule_groups,
+            slos,
             alerting,
             alertmanager,
         })
@@ -235,6 +241,7 @@ impl AppState {
         let Prepared {
             config,
             rule_groups,
+            slos,
             alerting,
             alertmanager,
         } = prepared;
@@ -285,6 +292,12 @@ impl AppState {
 
         self.exporters().set_modules(config.exporters.modules());
         self.dashboard_paths().set(config.dashboard_paths.clone());
+
+        let slo_warnings = slos.retention_warnings(self.config().retention_ms);
+        for warning in &slo_warnings {
+            tracing::warn!("{warning}");
+        }
+        self.slos().set(slos, slo_warnings);
 
         let rules = self.rules_or_init(&config);
         rules.sender.set_local(next.map(local_sink));

@@ -42,6 +42,7 @@ mod parse;
 pub mod time;
 mod value;
 
+pub use fmt::{format_v, quote};
 pub use value::{Object, Value};
 
 use std::collections::{BTreeMap, HashMap};

@@ -109,6 +109,8 @@ const PAGES: &[&str] = &[
     "/rules",
     "/alerts",
     "/silences",
+    "/slos",
+    "/slos/{id}",
     "/status",
     "/dashboards",
     "/d/{uid}",

@@ -103,6 +103,27 @@ pub fn parse_document(text: &str) -> Result<Node, (u64, String)> {
     }
 }
 
+/// Parses every document of a stream (`---` separated), as files of SLO
+/// specs hold them. Lines are the file's, not the document's. An empty
+/// stream, or a document that is empty (`---` with nothing after it), is
+/// no document.
+pub fn parse_documents(text: &str) -> Result<Vec<Node>, (u64, String)> {
+    let mut options = serde_saphyr::Options::default();
+    options.with_snippet = false;
+    match serde_saphyr::from_multiple_with_options::<Option<Node>>(text, options) {
+        Ok(documents) => Ok(documents.into_iter().flatten().collect()),
+        Err(error) => {
+            let line = error
+                .location()
+                .map(|location| location.line())
+                .unwrap_or(0);
+            let message = error.to_string();
+            let first_line = message.lines().next().unwrap_or("invalid YAML").to_string();
+            Err((line, first_line))
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Node, D::Error> {
         let spanned = Spanned::<NodeValue>::deserialize(deserializer)?;
@@ -228,6 +249,18 @@ mod tests {
         let (line, message) = parse_document("a: 1\nb: [1, 2\n").unwrap_err();
         assert!(line >= 2, "line {line}: {message}");
         assert!(parse_document("a: 1\na: 2\n").is_err());
+    }
+
+    #[test]
+    fn streams_keep_file_lines() {
+        let documents = parse_documents("a: 1\n---\nb: 2\n\n---\n# only a comment\n").unwrap();
+        assert_eq!(documents.len(), 2);
+        let NodeValue::Mapping(entries) = &documents[1].value else {
+            panic!("expected a mapping");
+        };
+        assert_eq!(entries[0].0.line, 3);
+        assert!(parse_documents("").unwrap().is_empty());
+        assert!(parse_documents("a: 1\n---\nb: [\n").is_err());
     }
 
     #[test]

@@ -280,8 +280,10 @@ fn errors_name_file_line_and_field() {
             "prometheus.yml:3: scrape_configs[0].kubernetes_sd_configs: not supported by osprey: this service discovery",
         ),
         (
+            // `slos:` lists spec files; SLO definitions inline are not
+            // one of the forms.
             "slos:\n  - name: api\n",
-            "prometheus.yml:1: slos: not supported by osprey: SLO definitions",
+            "prometheus.yml:2: slos[0]: expected a string, got a mapping",
         ),
         (
             "auth:\n  basic: {}\n",
