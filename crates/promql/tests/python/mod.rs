@@ -23,7 +23,7 @@ impl Drop for Guard {
 }
 
 /// The packages every reference script imports.
-const MODULES: &str = "import numpy, pandas, scipy, sklearn, evidently";
+const MODULES: &str = "import numpy, pandas, scipy, sklearn, statsmodels, evidently";
 
 /// Runs `script` with `input` on its stdin and returns its stdout, or
 /// `None` (after printing why) when the reference libraries are missing

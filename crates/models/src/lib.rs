@@ -1,0 +1,24 @@
+//! Model quality: the prediction log with late actuals, and drift,
+//! data-quality, performance, importance and version-comparison figures
+//! per model version, written as ordinary series.
+//!
+//! - [`stats`], [`metrics`] and [`sketch`] are the arithmetic of
+//!   `docs/drift.md` over plain slices: equal-frequency bins, KS with
+//!   scipy's exact p-value, Wasserstein, chi-square, z and Welch tests,
+//!   scikit-learn's classification and regression metrics, and the
+//!   equi-depth summary used past [`EXACT_RECORDS`]. The share-level drift
+//!   formulas are `promql::drift`'s, so queries and model series agree.
+//! - [`records`] reads the API's request bodies into borrowed records,
+//!   naming the record and field of any error.
+//!
+//! This crate is not the HTTP API (that is `server`), and it writes series
+//! only through `model::storage::Appendable`.
+
+pub mod metrics;
+pub mod records;
+pub mod sketch;
+pub mod stats;
+
+/// Records per version and window up to which KS and Wasserstein are
+/// computed from every value (`docs/drift.md`).
+pub const EXACT_RECORDS: usize = 100_000;
