@@ -6,7 +6,7 @@
 //!   sections (`global`, `scrape_configs`, `scrape_config_files`,
 //!   `rule_files`, `alerting`, `remote_write`, in [`prometheus`]) and
 //!   osprey's (`alertmanager` in [`alertmanager`], `exporters` in
-//!   [`blackbox`], `dashboards`). Files the config names that are part of
+//!   [`blackbox`], `dashboards`, `models` in [`models`]). Files the config names that are part of
 //!   the config itself (an `alertmanager:` path, `scrape_config_files`)
 //!   are read and checked too, so a [`Config`] that loaded is one that can
 //!   be applied whole.
@@ -40,6 +40,7 @@ pub mod client;
 pub mod decode;
 pub mod glob;
 pub mod http;
+pub mod models;
 pub mod prometheus;
 pub mod secret;
 
@@ -104,6 +105,8 @@ pub struct Config {
     /// `dashboards: {paths: [...]}`, relative ones joined to the config's
     /// directory.
     pub dashboard_paths: Vec<PathBuf>,
+    /// `models:`: per-model quality-monitoring settings.
+    pub models: Vec<models::ModelConfig>,
     /// Deprecations and the like, one line each with file and line.
     pub warnings: Vec<String>,
 }
@@ -154,7 +157,7 @@ fn unimplemented_section(name: &str) -> Option<&'static str> {
         "runtime" => "runtime settings (a Go garbage-collector setting has no meaning here)",
         "auth" => "authentication (the API is open to anyone who can reach the port)",
         "slos" => "SLO definitions",
-        "drift" | "models" => "model-quality monitoring",
+        "drift" => "a separate drift section (model quality is configured under `models:`)",
         _ => return None,
     })
 }
@@ -165,6 +168,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
     let mut alertmanager = None;
     let mut exporters = blackbox::ExportersConfig::default();
     let mut dashboard_paths = Vec::new();
+    let mut model_configs = Vec::new();
     for field in &fields {
         if prometheus::decode_section(decoder, &mut sections, field)? {
             continue;
@@ -177,6 +181,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
                 exporters = blackbox::decode_exporters(decoder, field.value, "exporters")?
             }
             "dashboards" => dashboard_paths = decode_dashboards(decoder, field.value)?,
+            "models" => model_configs = models::decode(decoder, field)?,
             name => match unimplemented_section(name) {
                 Some(what) => return Err(decoder.unsupported(field, what)),
                 None => return Err(decoder.unknown(field)),
@@ -196,6 +201,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
         alertmanager,
         exporters,
         dashboard_paths,
+        models: model_configs,
         warnings: Vec::new(),
     })
 }
