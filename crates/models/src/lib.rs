@@ -14,10 +14,16 @@
 //! This crate is not the HTTP API (that is `server`), and it writes series
 //! only through `model::storage::Appendable`.
 
+mod evaluate;
+pub mod log;
 pub mod metrics;
 pub mod records;
 pub mod sketch;
 pub mod stats;
+pub mod store;
+pub mod window;
+
+pub use store::{Accepted, ErrorKind, IngestError, Models};
 
 /// Records per version and window up to which KS and Wasserstein are
 /// computed from every value (`docs/drift.md`).

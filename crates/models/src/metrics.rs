@@ -57,6 +57,55 @@ pub fn classification<'a>(
     })
 }
 
+/// [`classification`] from counts of (actual class, predicted class).
+pub fn from_confusion<K: Ord + Copy>(
+    confusion: &std::collections::HashMap<(K, K), u64>,
+) -> Option<Classification> {
+    let mut per_class: BTreeMap<K, (u64, u64, u64)> = BTreeMap::new();
+    let (mut n, mut correct) = (0u64, 0u64);
+    for (&(actual, predicted), &count) in confusion {
+        n += count;
+        if actual == predicted {
+            correct += count;
+            per_class.entry(actual).or_default().0 += count;
+        } else {
+            per_class.entry(predicted).or_default().1 += count;
+            per_class.entry(actual).or_default().2 += count;
+        }
+    }
+    macro_average(per_class.values().copied(), n, correct)
+}
+
+fn macro_average(
+    per_class: impl Iterator<Item = (u64, u64, u64)>,
+    n: u64,
+    correct: u64,
+) -> Option<Classification> {
+    if n == 0 {
+        return None;
+    }
+    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let (mut precision, mut recall, mut f1, mut classes) = (0.0, 0.0, 0.0, 0.0);
+    for (tp, fp, fn_) in per_class {
+        let p = ratio(tp, tp + fp);
+        let r = ratio(tp, tp + fn_);
+        precision += p;
+        recall += r;
+        f1 += if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        };
+        classes += 1.0;
+    }
+    Some(Classification {
+        accuracy: correct as f64 / n as f64,
+        precision: precision / classes,
+        recall: recall / classes,
+        f1: f1 / classes,
+    })
+}
+
 /// The area under the ROC curve of `scores` for the positives: the
 /// probability that a random positive scores above a random negative, ties
 /// counting one half (the Mann–Whitney form of `roc_auc_score`). `None`

@@ -352,8 +352,13 @@ pub fn mean_var(values: &[f64]) -> (f64, f64, f64) {
 /// Welch's t-test, two-sided (`scipy.stats.ttest_ind(a, b,
 /// equal_var=False)`): the statistic and the p-value.
 pub fn welch_t(a: &[f64], b: &[f64]) -> (f64, f64) {
-    let (ma, va, na) = mean_var(a);
-    let (mb, vb, nb) = mean_var(b);
+    welch_from_moments(mean_var(a), mean_var(b))
+}
+
+/// [`welch_t`] from each sample's (mean, sample variance, count).
+pub fn welch_from_moments(a: (f64, f64, f64), b: (f64, f64, f64)) -> (f64, f64) {
+    let (ma, va, na) = a;
+    let (mb, vb, nb) = b;
     let (sa, sb) = (va / na, vb / nb);
     let t = (ma - mb) / (sa + sb).sqrt();
     let df = (sa + sb) * (sa + sb) / (sa * sa / (na - 1.0) + sb * sb / (nb - 1.0));

@@ -7,6 +7,9 @@
 //! reason, and fails instead under `OSPREY_REQUIRE_EXTERNAL=1` (CI, whose
 //! `.ci/run` installs the pinned packages).
 
+// Each test file that includes this module uses a part of it.
+#![allow(dead_code, reason = "shared by several test files, each using a part")]
+
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
