@@ -14,6 +14,7 @@
 //! This crate is not the HTTP API (that is `server`), and it writes series
 //! only through `model::storage::Appendable`.
 
+pub mod alerts;
 mod evaluate;
 pub mod log;
 pub mod metrics;
@@ -24,6 +25,28 @@ pub mod store;
 pub mod window;
 
 pub use store::{Accepted, ErrorKind, IngestError, Models};
+
+/// Reads a request body: gunzips it when `gzip` (refusing more than
+/// `limit` bytes of output), else checks its size. Errors are for the
+/// client (a 400 or 413).
+pub fn decode_body(body: &[u8], gzip: bool, limit: usize) -> Result<Vec<u8>, IngestError> {
+    if !gzip {
+        if body.len() > limit {
+            return Err(IngestError::too_large(limit));
+        }
+        return Ok(body.to_vec());
+    }
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut decoder = flate2::read::GzDecoder::new(body).take(limit as u64 + 1);
+    decoder
+        .read_to_end(&mut out)
+        .map_err(|e| IngestError::bad_data(format!("gzip: {e}")))?;
+    if out.len() > limit {
+        return Err(IngestError::too_large(limit));
+    }
+    Ok(out)
+}
 
 /// Records per version and window up to which KS and Wasserstein are
 /// computed from every value (`docs/drift.md`).

@@ -39,6 +39,8 @@ pub const PANES_PER_WINDOW: i64 = 60;
 pub enum ErrorKind {
     /// The body or a record is wrong (400).
     BadData,
+    /// The body is larger than allowed (413).
+    TooLarge,
     /// Writing the log failed (500): nothing was stored.
     Storage,
 }
@@ -51,6 +53,15 @@ pub struct IngestError {
 }
 
 impl IngestError {
+    pub fn bad_data(message: impl Into<String>) -> IngestError {
+        IngestError::bad(message)
+    }
+    pub fn too_large(limit: usize) -> IngestError {
+        IngestError {
+            kind: ErrorKind::TooLarge,
+            message: format!("request body exceeds the limit of {limit} bytes"),
+        }
+    }
     fn bad(message: impl Into<String>) -> IngestError {
         IngestError {
             kind: ErrorKind::BadData,
@@ -223,6 +234,16 @@ pub struct Models {
 }
 
 impl Models {
+    /// Models kept in memory only (no log): for tests and servers without
+    /// a data directory.
+    pub fn in_memory() -> Models {
+        Models {
+            dir: None,
+            models: RwLock::new(BTreeMap::new()),
+            configs: RwLock::new(HashMap::new()),
+        }
+    }
+
     /// Opens the models under `<data_dir>/models`, replaying each model's
     /// log; without a directory nothing is durable (tests).
     pub fn open(data_dir: Option<PathBuf>) -> std::io::Result<Models> {

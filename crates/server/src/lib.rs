@@ -38,6 +38,7 @@ pub mod exporters;
 pub mod ingest;
 pub mod lifecycle;
 pub mod metrics;
+pub mod models_api;
 pub mod params;
 mod query;
 pub mod rules;
@@ -132,6 +133,11 @@ struct AppStateInner {
     dashboard_paths: scraping::DashboardPaths,
     /// Routes other crates add ([`AppState::mount`]), e.g. the web UI.
     mounted: std::sync::Mutex<Vec<Router<AppState>>>,
+    /// The monitored models; opened over the data directory by
+    /// [`AppState::start`], in memory when a test never starts one.
+    models: std::sync::OnceLock<Arc<models::Models>>,
+    /// The model evaluation loop, while running.
+    models_loop: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// Milliseconds since the Unix epoch; injectable so tests can pin "now".
@@ -177,6 +183,8 @@ impl AppState {
                 exporters: Arc::new(exporters::ExporterState::default()),
                 dashboard_paths,
                 mounted: std::sync::Mutex::new(Vec::new()),
+                models: std::sync::OnceLock::new(),
+                models_loop: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -251,11 +259,18 @@ impl AppState {
             .push(routes);
     }
 
+    /// The monitored models.
+    pub fn models(&self) -> &Arc<models::Models> {
+        self.inner
+            .models
+            .get_or_init(|| Arc::new(models::Models::in_memory()))
+    }
+
     pub(crate) fn engine(&self) -> &Arc<promql::Engine> {
         &self.inner.engine
     }
 
-    fn now_ms(&self) -> i64 {
+    pub(crate) fn now_ms(&self) -> i64 {
         (self.inner.clock)()
     }
 }
@@ -308,6 +323,19 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status/tsdb", get(api::status_tsdb))
         .route("/api/v1/export", get(export::export).post(export::export))
         .route("/metrics", get(metrics::metrics_handler))
+        .route("/api/v1/models", get(models_api::list))
+        .route(
+            "/api/v1/models/{model}/predictions",
+            post(models_api::predictions).layer(ingest_limit),
+        )
+        .route(
+            "/api/v1/models/{model}/actuals",
+            post(models_api::actuals).layer(ingest_limit),
+        )
+        .route(
+            "/api/v1/models/{model}/reference",
+            post(models_api::reference).layer(ingest_limit),
+        )
         .merge(exporters::routes())
         .merge(alertmanager_api::routes());
     let mounted = state
