@@ -387,6 +387,20 @@ impl Models {
         Ok(m)
     }
 
+    /// Opens the model's log when the model exists without one (a model
+    /// that a `models:` entry created before its first record).
+    fn ensure_log(&self, name: &str, state: &mut ModelState) -> Result<(), IngestError> {
+        if state.log.is_some() {
+            return Ok(());
+        }
+        if let Some(dir) = &self.dir {
+            let (log, _) = Log::open(&dir.join(name).join("log"), |_, _| None)
+                .map_err(|e| IngestError::storage(format!("opening the model's log: {e}")))?;
+            state.log = Some(log);
+        }
+        Ok(())
+    }
+
     fn check_name(name: &str) -> Result<(), IngestError> {
         if config::models::is_valid_model_name(name) {
             Ok(())
@@ -414,6 +428,7 @@ impl Models {
         let model = self.get_or_create(name)?;
         let mut state = model.lock().unwrap_or_else(|e| e.into_inner());
         check_predictions(&state, &recs, RecordKind::Predictions)?;
+        self.ensure_log(name, &mut state)?;
         let newest = recs
             .iter()
             .filter_map(|r| r.timestamp)
@@ -444,6 +459,7 @@ impl Models {
         };
         let mut state = model.lock().unwrap_or_else(|e| e.into_inner());
         check_actuals(&state, &recs)?;
+        self.ensure_log(name, &mut state)?;
         let newest = recs.iter().fold(i64::MIN, |a, r| a.max(to_ms(r.timestamp)));
         if let Some(log) = &mut state.log {
             log.append(FrameKind::Actuals, body, newest)
@@ -477,6 +493,7 @@ impl Models {
         let model = self.get_or_create(name)?;
         let mut state = model.lock().unwrap_or_else(|e| e.into_inner());
         check_predictions(&state, &recs, RecordKind::Reference)?;
+        self.ensure_log(name, &mut state)?;
         if let Some(dir) = &self.dir {
             crate::log::write_atomic(&dir.join(name).join("reference.json"), body)
                 .map_err(|e| IngestError::storage(format!("writing the reference: {e}")))?;
