@@ -54,7 +54,7 @@ pub fn run(script: &Path, input: &str) -> Option<String> {
 }
 
 /// Runs a command to its end (at most two minutes) with `input` on stdin.
-fn capture(command: &mut Command, input: &str) -> Result<(bool, String, String), String> {
+pub fn capture(command: &mut Command, input: &str) -> Result<(bool, String, String), String> {
     let child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
