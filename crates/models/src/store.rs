@@ -156,7 +156,9 @@ pub(crate) struct ModelState {
     pub windows: Vec<VersionState>,
     pub pending: HashMap<Box<str>, Pending>,
     pub pending_order: VecDeque<(i64, Box<str>)>,
-    pub early: HashMap<Box<str>, (f64, i64)>,
+    /// Actuals whose prediction has not arrived: the value as sent (the
+    /// task may not be known yet) and its timestamp.
+    pub early: HashMap<Box<str>, (Value<'static>, i64)>,
     /// The uploaded reference set, if any.
     pub uploaded: Option<Pane>,
     /// Records in the reference's time range (the first complete window,
@@ -813,6 +815,10 @@ fn apply_predictions(state: &mut ModelState, recs: &[Prediction<'_>]) -> usize {
         };
         let key: Box<str> = id.as_ref().into();
         if let Some((actual, actual_ms)) = state.early.remove(&key) {
+            let actual = match (&actual, state.task) {
+                (Value::Number(x), Some(Task::Regression)) => *x,
+                (v, _) => state.class_of(v),
+            };
             join(state, &pending, actual, actual_ms);
             joined += 1;
             continue;
@@ -895,18 +901,23 @@ fn apply_actuals(state: &mut ModelState, recs: &[Actual<'_>]) -> (usize, usize) 
     let (mut joined, mut waiting) = (0, 0);
     for r in recs {
         let ms = to_ms(r.timestamp);
-        let value = match (&r.actual, state.task) {
-            (Value::Number(x), Some(Task::Regression)) => *x,
-            (v, _) => state.class_of(v),
-        };
         match state.pending.remove(r.id.as_ref()) {
             Some(p) => {
+                let value = match (&r.actual, state.task) {
+                    (Value::Number(x), Some(Task::Regression)) => *x,
+                    (v, _) => state.class_of(v),
+                };
                 join(state, &p, value, ms);
                 joined += 1;
             }
             None => {
                 if state.early.len() < MAX_EARLY_ACTUALS {
-                    state.early.insert(r.id.as_ref().into(), (value, ms));
+                    let owned = match &r.actual {
+                        Value::Number(x) => Value::Number(*x),
+                        Value::Text(t) => Value::Text(std::borrow::Cow::Owned(t.to_string())),
+                        Value::Null => Value::Null,
+                    };
+                    state.early.insert(r.id.as_ref().into(), (owned, ms));
                     waiting += 1;
                 }
                 state.last_actual_ms = Some(state.last_actual_ms.map_or(ms, |l| l.max(ms)));

@@ -312,3 +312,53 @@ fn series_agree_with_the_reference_libraries_and_survive_a_restart() {
     b.sort();
     assert_eq!(a, b);
 }
+
+/// An actual that arrives before its prediction waits for it; the
+/// version limit refuses a request whole; a body of the wrong kind for
+/// the model's task is refused naming the record.
+#[test]
+fn early_actuals_limits_and_task_checks() {
+    let models = Models::in_memory();
+    let t = NOW_MS as f64 / 1000.0 - 60.0;
+    let actual = json!({"records": [{"id": "a", "actual": 2.0, "timestamp": t + 10.0}]});
+    let accepted = models
+        .ingest_actuals("m", actual.to_string().as_bytes())
+        .expect("actuals");
+    assert_eq!(accepted.waiting, 1);
+    let prediction = |id: &str, version: String, p: Value| json!({"id": id, "version": version, "timestamp": t, "features": {"x": 1.0}, "prediction": p});
+    let body = json!({"records": [prediction("a", "v0".into(), json!(1.5))]});
+    let accepted = models
+        .ingest_predictions("m", body.to_string().as_bytes())
+        .expect("predictions");
+    assert_eq!(accepted.joined, 1);
+    let series = models.evaluate_model("m", NOW_MS);
+    assert_eq!(
+        find(&series, "osprey_model_mae", &[("version", "v0")]),
+        Some(0.5)
+    );
+
+    // A regression model refuses a class name as a prediction.
+    let body = json!({"records": [prediction("b", "v0".into(), json!("cat"))]});
+    let err = models
+        .ingest_predictions("m", body.to_string().as_bytes())
+        .unwrap_err();
+    assert_eq!(
+        err.message,
+        "records[0].prediction: the model is a regression; expected a number"
+    );
+
+    // Past the version limit the whole request is refused.
+    let many: Vec<Value> = (0..=models::store::MAX_VERSIONS)
+        .map(|v| prediction(&format!("id{v}"), format!("v{v}"), json!(1.0)))
+        .collect();
+    let err = models
+        .ingest_predictions("m", json!({"records": many}).to_string().as_bytes())
+        .unwrap_err();
+    assert!(err.message.contains("versions already"), "{}", err.message);
+    let series = models.evaluate_model("m", NOW_MS);
+    let versions = series
+        .iter()
+        .filter(|(l, _)| l.metric_name() == Some("osprey_model_records"))
+        .count();
+    assert_eq!(versions, 1, "nothing of the refused request was kept");
+}
