@@ -21,6 +21,18 @@ const VERSIONS: usize = 10;
 const PER_REQUEST: usize = 1_000;
 const NOW_S: f64 = 1_800_000_000.0;
 
+/// User and system CPU seconds of this process so far.
+fn cpu_split() -> (f64, f64) {
+    // SAFETY: getrusage writes into the struct we own; RUSAGE_SELF is valid.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    (t(usage.ru_utime), t(usage.ru_stime))
+}
+
 fn cpu_seconds() -> f64 {
     // SAFETY: getrusage writes into the struct we own; RUSAGE_SELF is valid.
     let usage = unsafe {
@@ -88,21 +100,24 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn ingest(models: &Models, bodies: &[String], label: &str) {
     let mut rates = Vec::new();
+    let (mut user, mut system, mut wall) = (0.0, 0.0, 0.0);
     for _ in 0..5 {
-        let start = cpu_seconds();
-        let wall = Instant::now();
+        let (u0, s0) = cpu_split();
+        let started = Instant::now();
         for b in bodies {
             models
                 .ingest_predictions("bench", b.as_bytes())
                 .expect("ingest");
         }
-        let cpu = cpu_seconds() - start;
+        let (u1, s1) = cpu_split();
         let records = (bodies.len() * PER_REQUEST) as f64;
-        rates.push(records / cpu);
-        let _ = wall;
+        rates.push(records / ((u1 - u0) + (s1 - s0)));
+        user += u1 - u0;
+        system += s1 - s0;
+        wall += started.elapsed().as_secs_f64();
     }
     println!(
-        "ingest ({label}): {:.0} records per CPU-second (median of 5 runs of {} records, {FEATURES} features)",
+        "ingest ({label}): {:.0} records per CPU-second (median of 5 runs of {} records, {FEATURES} features; user {user:.2} s, system {system:.2} s, wall {wall:.2} s in all)",
         median(rates),
         bodies.len() * PER_REQUEST
     );
@@ -119,10 +134,22 @@ fn main() {
         bodies.len(),
         bytes as f64 / (bodies.len() * PER_REQUEST) as f64
     );
-    ingest(&Models::in_memory(), &bodies, "in memory");
+    // The steady state: the model has an uploaded reference (without one,
+    // its first hour of records is also collected as the reference).
+    let reference_body = body(&mut rng, 0, 0, 0.0, true);
+    let memory = Models::in_memory();
+    memory
+        .set_reference("bench", reference_body.as_bytes())
+        .expect("reference");
+    ingest(&memory, &bodies, "in memory");
     let dir = tempfile::tempdir().expect("tempdir");
     let logged = Models::open(Some(dir.path().to_path_buf())).expect("open");
+    logged
+        .set_reference("bench", reference_body.as_bytes())
+        .expect("reference");
     ingest(&logged, &bodies, "with the log on disk");
+    let fresh = Models::in_memory();
+    ingest(&fresh, &bodies, "first hour, no reference uploaded");
 
     // One evaluation round: 10 versions x 10,000 records, reference 10,000.
     let models = Models::in_memory();

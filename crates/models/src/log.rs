@@ -173,14 +173,16 @@ impl Log {
         if self.size > 0 && self.size + (HEADER + payload.len()) as u64 > SEGMENT_BYTES {
             self.cut()?;
         }
-        let mut frame = Vec::with_capacity(HEADER + payload.len());
-        frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-        frame.extend_from_slice(&crc(kind as u8, payload).to_le_bytes());
-        frame.push(kind as u8);
-        frame.extend_from_slice(payload);
-        self.file.write_all(&frame)?;
+        let mut header = [0u8; HEADER];
+        header[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        header[4..8].copy_from_slice(&crc(kind as u8, payload).to_le_bytes());
+        header[8] = kind as u8;
+        // Header and payload in two writes rather than one copied frame:
+        // a crash between them leaves a torn tail, which replay cuts.
+        self.file.write_all(&header)?;
+        self.file.write_all(payload)?;
         self.file.sync_data()?;
-        self.size += frame.len() as u64;
+        self.size += (HEADER + payload.len()) as u64;
         self.newest_ms = self.newest_ms.max(newest_ms);
         Ok(())
     }

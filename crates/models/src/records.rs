@@ -207,6 +207,15 @@ fn check_name<E: de::Error>(index: usize, field: &str, s: &str) -> Result<(), E>
     Ok(())
 }
 
+/// What [`check_name`] says about `s`.
+fn check_name_message(s: &str) -> String {
+    if s.is_empty() {
+        "must not be empty".to_string()
+    } else {
+        format!("longer than {MAX_NAME_BYTES} bytes")
+    }
+}
+
 fn check_timestamp<E: de::Error>(index: usize, t: f64) -> Result<f64, E> {
     // Seconds; the range keeps milliseconds inside an i64 with room.
     if !t.is_finite() || t.abs() > 9.0e12 {
@@ -398,11 +407,17 @@ impl<'de> Visitor<'de> for ValueMap {
         let i = self.index;
         let mut out: Vec<(Cow<'de, str>, Value<'de>)> = Vec::new();
         while let Some(name) = map.next_key::<Cow<'de, str>>()? {
-            let path = format!("features.{name}");
-            check_name(i, &path, &name)?;
-            let value = field::<A, _>(i, &path, map.next_value_seed(ValueSeed))?;
-            if let Value::Text(t) = &value {
-                check_name(i, &path, t)?;
+            // The field's path is only spelled out for an error.
+            let path = || format!("features.{name}");
+            check_name(i, "features", &name)
+                .map_err(|_: A::Error| at(i, &path(), check_name_message(&name)))?;
+            let value = map
+                .next_value_seed(ValueSeed)
+                .map_err(|e| at(i, &path(), e))?;
+            if let Value::Text(t) = &value
+                && check_name::<A::Error>(i, "", t).is_err()
+            {
+                return Err(at(i, &path(), check_name_message(t)));
             }
             if out.len() >= MAX_FIELDS_PER_RECORD {
                 return Err(at(
@@ -425,12 +440,10 @@ fn check_duplicates<'n, E: de::Error>(
 ) -> Result<(), E> {
     let mut names: Vec<&str> = names.collect();
     names.sort_unstable();
-    for pair in names.windows(2) {
-        if pair[0] == pair[1] {
-            return Err(at(index, field, format!("duplicate name {:?}", pair[0])));
-        }
+    match names.windows(2).find(|pair| pair[0] == pair[1]) {
+        Some(pair) => Err(at(index, field, format!("duplicate name {:?}", pair[0]))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// `scores` and `shap`: names to numbers.
@@ -457,9 +470,11 @@ impl<'de> Visitor<'de> for NumberMap {
         let i = self.index;
         let mut out: Vec<(Cow<'de, str>, f64)> = Vec::new();
         while let Some(name) = map.next_key::<Cow<'de, str>>()? {
-            let path = format!("{}.{name}", self.field);
-            check_name(i, &path, &name)?;
-            let value = field::<A, _>(i, &path, map.next_value::<f64>())?;
+            let path = || format!("{}.{name}", self.field);
+            if check_name::<A::Error>(i, "", &name).is_err() {
+                return Err(at(i, &path(), check_name_message(&name)));
+            }
+            let value = map.next_value::<f64>().map_err(|e| at(i, &path(), e))?;
             if out.len() >= MAX_FIELDS_PER_RECORD {
                 return Err(at(
                     i,

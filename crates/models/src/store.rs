@@ -418,16 +418,17 @@ impl Models {
         Self::check_name(name)?;
         let recs = records::parse_predictions(body, RecordKind::Predictions)
             .map_err(|e| IngestError::bad(e.message))?;
-        // Check against the model as it is (or would be, when new) before
-        // creating anything.
-        if let Some(m) = self.get(name) {
-            let state = m.lock().unwrap_or_else(|e| e.into_inner());
-            check_predictions(&state, &recs, RecordKind::Predictions)?;
-        } else {
-            let fresh = ModelState::new(self.config_for(name));
-            check_predictions(&fresh, &recs, RecordKind::Predictions)?;
-        }
-        let model = self.get_or_create(name)?;
+        // A new model is created only for a request that checks out
+        // against a fresh one; an existing model is checked under its lock,
+        // once, right before the write.
+        let model = match self.get(name) {
+            Some(m) => m,
+            None => {
+                let fresh = ModelState::new(self.config_for(name));
+                check_predictions(&fresh, &recs, RecordKind::Predictions)?;
+                self.get_or_create(name)?
+            }
+        };
         let mut state = model.lock().unwrap_or_else(|e| e.into_inner());
         check_predictions(&state, &recs, RecordKind::Predictions)?;
         self.ensure_log(name, &mut state)?;
@@ -784,9 +785,13 @@ fn apply_predictions(state: &mut ModelState, recs: &[Prediction<'_>]) -> usize {
             state.windows.resize_with(v + 1, VersionState::default);
         }
         add_record(state, PaneRef::Window(v, ts_ms.div_euclid(pane_ms)), r);
-        let in_reference = state
-            .reference_range
-            .is_some_and(|(start, end)| ts_ms >= start && ts_ms < end);
+        // The first window stands in for the reference only until one is
+        // uploaded; a time range is always collected.
+        let collecting = state.uploaded.is_none() || state.config.reference != Reference::Upload;
+        let in_reference = collecting
+            && state
+                .reference_range
+                .is_some_and(|(start, end)| ts_ms >= start && ts_ms < end);
         if in_reference {
             add_record(state, PaneRef::Accumulated, r);
         }
