@@ -10,6 +10,7 @@
 //!     window: 1h
 //!     evaluation_interval: 15s
 //!     reference: {time_range: {start: 2026-01-01T00:00:00Z, end: 2026-01-08T00:00:00Z}}
+//!     # or {baseline_version: v1}, or {rolling: 1d} (the window a day back)
 //!     baseline_version: v1
 //!     drift: {threshold: 0.1, psi: 0.1, p_value: 0.05, share: 0.5}
 //!     alerts: {accuracy_below: 0.8, missing_actuals_for: 2h, for: 5m}
@@ -36,7 +37,18 @@ pub enum Reference {
     TimeRange { start_ms: i64, end_ms: i64 },
     /// The same window of another version.
     BaselineVersion(String),
+    /// An earlier window of the model's own records (all versions): the
+    /// current window moved back by `offset_ms`, which is at least one
+    /// window (no overlap) and at most [`MAX_ROLLING_WINDOWS`] windows.
+    Rolling { offset_ms: i64 },
 }
+
+/// The furthest back a rolling reference may lie, in windows: every
+/// record from the reference's start to now is held (raw up to the exact
+/// budget, then summarised), so the offset bounds a model's memory
+/// (`docs/models.md` states the bound). Seven windows reach the same
+/// hour a week ago with a one-day window.
+pub const MAX_ROLLING_WINDOWS: i64 = 7;
 
 /// Drift thresholds (Evidently's defaults).
 #[derive(Clone, Debug, PartialEq)]
@@ -238,6 +250,24 @@ fn decode_entry(decoder: &Decoder, node: &Node, path: &str) -> Result<ModelConfi
             _ => return Err(decoder.unknown(f)),
         }
     }
+    if let Reference::Rolling { offset_ms } = m.reference
+        && !(m.window_ms..=MAX_ROLLING_WINDOWS * m.window_ms).contains(&offset_ms)
+    {
+        let field = fields
+            .iter()
+            .find(|f| f.name == "reference")
+            .map_or(node.line, |f| f.value.line);
+        return Err(decoder.error(
+            field,
+            &format!("{path}.reference.rolling"),
+            format!(
+                "the offset must be at least the window and at most {MAX_ROLLING_WINDOWS} windows ({} to {}), got {}",
+                model::duration::format_duration_ms(m.window_ms),
+                model::duration::format_duration_ms(MAX_ROLLING_WINDOWS * m.window_ms),
+                model::duration::format_duration_ms(offset_ms),
+            ),
+        ));
+    }
     if m.evaluation_interval_ms > m.window_ms {
         return Err(decoder.error(
             node.line,
@@ -255,7 +285,7 @@ fn decode_reference(decoder: &Decoder, f: &Field<'_>) -> Result<Reference, Confi
             other => Err(decoder.error(
                 f.value.line,
                 &f.path,
-                format!("expected upload, or a mapping with time_range or baseline_version, got {other:?}"),
+                format!("expected upload, or a mapping with time_range, baseline_version or rolling, got {other:?}"),
             )),
         };
     }
@@ -264,7 +294,7 @@ fn decode_reference(decoder: &Decoder, f: &Field<'_>) -> Result<Reference, Confi
         return Err(decoder.error(
             f.value.line,
             &f.path,
-            "expected exactly one of time_range and baseline_version",
+            "expected exactly one of time_range, baseline_version and rolling",
         ));
     }
     let r = &fields[0];
@@ -291,21 +321,18 @@ fn decode_reference(decoder: &Decoder, f: &Field<'_>) -> Result<Reference, Confi
                 (Some(start_ms), Some(end_ms)) if start_ms < end_ms => {
                     Ok(Reference::TimeRange { start_ms, end_ms })
                 }
-                (Some(_), Some(_)) => Err(decoder.error(
-                    r.value.line,
-                    &r.path,
-                    "start must be before end",
-                )),
+                (Some(_), Some(_)) => {
+                    Err(decoder.error(r.value.line, &r.path, "start must be before end"))
+                }
                 _ => Err(decoder.error(r.value.line, &r.path, "needs start and end")),
             }
         }
         "baseline_version" => Ok(Reference::BaselineVersion(
             decoder.string(r.value, &r.path)?,
         )),
-        "rolling" => Err(decoder.unsupported(
-            r,
-            "a rolling earlier window as the reference (use time_range, baseline_version or an uploaded reference)",
-        )),
+        "rolling" => Ok(Reference::Rolling {
+            offset_ms: decoder.positive_duration(r.value, &r.path)?,
+        }),
         _ => Err(decoder.unknown(r)),
     }
 }
@@ -323,10 +350,10 @@ mod tests {
     #[test]
     fn reads_an_entry_with_defaults_filled_in() {
         let models = parse(
-            "models:\n  - name: churn\n    task: classification\n    window: 30m\n    reference:\n      time_range: {start: 2026-01-01T00:00:00Z, end: 2026-01-02T00:00:00Z}\n    drift: {psi: 0.2}\n    alerts: {accuracy_below: 0.9, for: 1m}\n  - name: price\n    reference: {baseline_version: v1}\n",
+            "models:\n  - name: churn\n    task: classification\n    window: 30m\n    reference:\n      time_range: {start: 2026-01-01T00:00:00Z, end: 2026-01-02T00:00:00Z}\n    drift: {psi: 0.2}\n    alerts: {accuracy_below: 0.9, for: 1m}\n  - name: price\n    reference: {baseline_version: v1}\n  - name: fraud\n    window: 1d\n    reference: {rolling: 7d}\n",
         )
         .expect("parse");
-        assert_eq!(models.len(), 2);
+        assert_eq!(models.len(), 3);
         let churn = &models[0];
         assert_eq!(churn.task, Some(Task::Classification));
         assert_eq!(churn.window_ms, 1_800_000);
@@ -346,6 +373,12 @@ mod tests {
         assert_eq!(
             models[1].reference,
             Reference::BaselineVersion("v1".to_string())
+        );
+        assert_eq!(
+            models[2].reference,
+            Reference::Rolling {
+                offset_ms: 7 * 86_400_000
+            }
         );
     }
 
@@ -373,8 +406,12 @@ mod tests {
                 "osprey.yml:3: models[1].name: model \"a\" is listed twice",
             ),
             (
-                "models:\n  - name: a\n    reference: {rolling: 24h}\n",
-                "osprey.yml:3: models[0].reference.rolling: not supported by osprey",
+                "models:\n  - name: a\n    reference: {rolling: 30m}\n",
+                "osprey.yml:3: models[0].reference.rolling: the offset must be at least the window and at most 7 windows (1h to 7h), got 30m",
+            ),
+            (
+                "models:\n  - name: a\n    window: 1d\n    reference: {rolling: 8d}\n",
+                "osprey.yml:4: models[0].reference.rolling: the offset must be at least the window and at most 7 windows (1d to 1w), got 1w1d",
             ),
             (
                 "models:\n  - name: a\n    drift: {p_value: 2}\n",

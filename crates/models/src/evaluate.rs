@@ -96,7 +96,7 @@ pub(crate) fn evaluate(state: &mut ModelState, now_ms: i64, out: &mut Vec<(Label
     // Per version: its window's panes.
     let mut per_version: Vec<(usize, Vec<&Pane>)> = Vec::new();
     for (v, w) in state.windows.iter().enumerate() {
-        let panes: Vec<&Pane> = w.panes.values().collect();
+        let panes: Vec<&Pane> = current_panes(state, w).collect();
         if !panes.is_empty() {
             per_version.push((v, panes));
         }
@@ -108,6 +108,11 @@ pub(crate) fn evaluate(state: &mut ModelState, now_ms: i64, out: &mut Vec<(Label
         figures.insert(*v, f);
     }
     compare_versions(state, &per_version, &figures, &mut o);
+}
+
+/// A version's panes in the current window (`expire` set its start).
+fn current_panes<'s>(state: &ModelState, w: &'s VersionState) -> impl Iterator<Item = &'s Pane> {
+    w.panes.range(state.window_start_pane..).map(|(_, p)| p)
 }
 
 /// The reference in effect, if there is one yet.
@@ -129,8 +134,27 @@ fn reference_view(state: &ModelState, now_ms: i64) -> Option<ReferenceView<'_>> 
         Reference::BaselineVersion(v) => {
             let id = state.versions.get(v)?;
             let w: &VersionState = state.windows.get(id as usize)?;
-            let panes: Vec<&Pane> = w.panes.values().collect();
+            let panes: Vec<&Pane> = current_panes(state, w).collect();
             (!panes.is_empty()).then_some(ReferenceView { panes })
+        }
+        Reference::Rolling { .. } => {
+            // The current window's panes moved back by the offset, over
+            // every version; in effect once the model has records from
+            // the reference's start on (its first pane is no later).
+            let offset = state.rolling_offset_panes()?;
+            let start = state.window_start_pane.checked_sub(offset)?;
+            let first = state.first_ms?.div_euclid(state.pane_ms());
+            if first > start {
+                return None;
+            }
+            let end = start + state.window_panes();
+            let panes: Vec<&Pane> = state
+                .windows
+                .iter()
+                .flat_map(|w| w.panes.range(start..end).map(|(_, p)| p))
+                .collect();
+            let view = ReferenceView { panes };
+            (view.records() > 0).then_some(view)
         }
     }
 }

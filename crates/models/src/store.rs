@@ -171,6 +171,10 @@ pub(crate) struct ModelState {
     pub last_actual_ms: Option<i64>,
     pub next_evaluation_ms: i64,
     pub dropped_pending: u64,
+    /// The first pane of the current window as of the last evaluation
+    /// (`i64::MIN` before the first): panes before it are kept only for a
+    /// rolling reference.
+    pub window_start_pane: i64,
 }
 
 impl ModelState {
@@ -200,11 +204,30 @@ impl ModelState {
             last_actual_ms: None,
             next_evaluation_ms: i64::MIN,
             dropped_pending: 0,
+            window_start_pane: i64::MIN,
         }
     }
 
     pub fn pane_ms(&self) -> i64 {
         (self.config.window_ms / PANES_PER_WINDOW).max(1000)
+    }
+
+    /// The window's length in whole panes (60 unless the window is
+    /// shorter than a minute).
+    pub fn window_panes(&self) -> i64 {
+        let pane = self.pane_ms();
+        (self.config.window_ms + pane - 1) / pane
+    }
+
+    /// A rolling reference's offset in whole panes (rounded up).
+    pub fn rolling_offset_panes(&self) -> Option<i64> {
+        match self.config.reference {
+            Reference::Rolling { offset_ms } => {
+                let pane = self.pane_ms();
+                Some((offset_ms + pane - 1) / pane)
+            }
+            _ => None,
+        }
     }
 
     /// The class id of a categorical prediction or actual value.
@@ -338,9 +361,12 @@ impl Models {
             if let Some(task) = config.task {
                 m.task = Some(task);
             }
+            // Only an uploaded reference (its stand-in, the first
+            // window) and a time range are accumulated.
             let range = match config.reference {
                 Reference::TimeRange { start_ms, end_ms } => Some((start_ms, end_ms)),
-                _ => m.first_ms.map(|first| (first, first + config.window_ms)),
+                Reference::Upload => m.first_ms.map(|first| (first, first + config.window_ms)),
+                Reference::BaselineVersion(_) | Reference::Rolling { .. } => None,
             };
             if range != m.reference_range {
                 m.reference_range = range;
@@ -786,7 +812,8 @@ fn apply_predictions(state: &mut ModelState, recs: &[Prediction<'_>]) -> usize {
         }
         add_record(state, PaneRef::Window(v, ts_ms.div_euclid(pane_ms)), r);
         // The first window stands in for the reference only until one is
-        // uploaded; a time range is always collected.
+        // uploaded; a time range is always collected (and nothing else
+        // has a range).
         let collecting = state.uploaded.is_none() || state.config.reference != Reference::Upload;
         let in_reference = collecting
             && state
@@ -846,15 +873,31 @@ fn apply_predictions(state: &mut ModelState, recs: &[Prediction<'_>]) -> usize {
 
 /// Keeps at most [`crate::EXACT_RECORDS`] raw records per version window
 /// (and in the accumulated reference): the oldest raw panes are summarised.
+/// Panes before the current window (held for a rolling reference) have a
+/// budget of their own, so that the current window stays exact as long
+/// as it holds at most that many records.
 fn enforce_exact_budget(state: &mut ModelState) {
+    let boundary = state.window_start_pane;
     for w in &mut state.windows {
-        let mut raw: u64 = w.panes.values().map(|p| p.raw_records()).sum();
-        while raw > crate::EXACT_RECORDS as u64 {
-            let Some(pane) = w.panes.values_mut().find(|p| p.raw_count > 0) else {
-                break;
-            };
-            raw -= pane.raw_count;
-            pane.summarise();
+        for range in [(boundary, i64::MAX), (i64::MIN, boundary)] {
+            let in_range = |index: &i64| *index >= range.0 && *index < range.1;
+            let mut raw: u64 = w
+                .panes
+                .iter()
+                .filter(|(i, _)| in_range(i))
+                .map(|(_, p)| p.raw_records())
+                .sum();
+            while raw > crate::EXACT_RECORDS as u64 {
+                let Some((_, pane)) = w
+                    .panes
+                    .iter_mut()
+                    .find(|(i, p)| in_range(i) && p.raw_count > 0)
+                else {
+                    break;
+                };
+                raw -= pane.raw_count;
+                pane.summarise();
+            }
         }
     }
     if state.accumulated.raw_count > crate::EXACT_RECORDS as u64 {
@@ -993,8 +1036,14 @@ fn apply_reference(state: &mut ModelState, recs: &[Prediction<'_>]) {
 pub(crate) fn expire(state: &mut ModelState, now_ms: i64) {
     let pane_ms = state.pane_ms();
     let oldest = (now_ms - state.config.window_ms).div_euclid(pane_ms);
+    // A rolling reference needs the panes from its start on.
+    let keep = oldest - state.rolling_offset_panes().unwrap_or(0);
     for w in &mut state.windows {
-        w.panes.retain(|index, _| *index >= oldest);
+        w.panes.retain(|index, _| *index >= keep);
+    }
+    if state.window_start_pane != oldest {
+        state.window_start_pane = oldest;
+        enforce_exact_budget(state);
     }
     let horizon = now_ms - ACTUALS_HORIZON_MS;
     while let Some((ts, _)) = state.pending_order.front() {
@@ -1009,7 +1058,7 @@ pub(crate) fn expire(state: &mut ModelState, now_ms: i64) {
     }
     let keep_from = match state.reference_range {
         Some((start, _)) if state.config.reference != Reference::Upload => start.min(horizon),
-        _ => horizon.min(now_ms - state.config.window_ms),
+        _ => horizon.min(keep * pane_ms),
     };
     if let Some(log) = &mut state.log {
         log.retain(keep_from);
