@@ -143,7 +143,7 @@ fn main() {
         .expect("reference");
     ingest(&memory, &bodies, "in memory");
     let dir = tempfile::tempdir().expect("tempdir");
-    let logged = Models::open(Some(dir.path().to_path_buf())).expect("open");
+    let logged = Models::open(Some(dir.path().to_path_buf()), &[]).expect("open");
     logged
         .set_reference("bench", reference_body.as_bytes())
         .expect("reference");

@@ -403,13 +403,13 @@ fn numeric_drift<'a>(
         }
     };
     let out_of_range = refs.min_max().map(|(lo, hi)| {
-        let outside: f64 = cur
+        // A fold from +0.0: an empty float sum is -0.0, written as "-0".
+        let outside = cur
             .weighted
             .points
             .iter()
             .filter(|(x, _)| *x < lo || *x > hi)
-            .map(|(_, w)| w)
-            .sum();
+            .fold(0.0, |sum, (_, w)| sum + w);
         outside / cur.n
     });
     Some(DriftResult {

@@ -270,13 +270,15 @@ impl Models {
     }
 
     /// Opens the models under `<data_dir>/models`, replaying each model's
-    /// log; without a directory nothing is durable (tests).
-    pub fn open(data_dir: Option<PathBuf>) -> std::io::Result<Models> {
+    /// log under its settings in `configs` (the `models:` section; a
+    /// model's window sets its panes, its reference what is collected);
+    /// without a directory nothing is durable (tests).
+    pub fn open(data_dir: Option<PathBuf>, configs: &[ModelConfig]) -> std::io::Result<Models> {
         let dir = data_dir.map(|d| d.join("models"));
         let models = Models {
             dir: dir.clone(),
             models: RwLock::new(BTreeMap::new()),
-            configs: RwLock::new(HashMap::new()),
+            configs: RwLock::new(config_map(configs)),
         };
         if let Some(dir) = &dir {
             std::fs::create_dir_all(dir)?;
@@ -338,13 +340,12 @@ impl Models {
     }
 
     /// Applies the `models:` section: configured models get their
-    /// settings (and exist from now on); others go back to defaults.
+    /// settings (and exist from now on); others go back to defaults. A
+    /// logged model whose window, reference or task changes is rebuilt
+    /// from its log under the new settings (its panes' width and what its
+    /// reference collected depend on them); its requests wait meanwhile.
     pub fn configure(&self, configs: &[ModelConfig]) {
-        let map: HashMap<String, ModelConfig> = configs
-            .iter()
-            .map(|c| (c.name.clone(), c.clone()))
-            .collect();
-        *self.configs.write().unwrap_or_else(|e| e.into_inner()) = map;
+        *self.configs.write().unwrap_or_else(|e| e.into_inner()) = config_map(configs);
         let mut models = self.models.write().unwrap_or_else(|e| e.into_inner());
         for c in configs {
             models
@@ -358,6 +359,26 @@ impl Models {
                 .cloned()
                 .unwrap_or_else(|| ModelConfig::defaults(name));
             let mut m = model.lock().unwrap_or_else(|e| e.into_inner());
+            let reshaped = m.config.window_ms != config.window_ms
+                || m.config.reference != config.reference
+                || config
+                    .task
+                    .is_some_and(|t| m.task.is_some_and(|have| have != t));
+            if self.dir.is_some() && reshaped {
+                // Close the log before replaying it.
+                m.log = None;
+                match self.load(name) {
+                    Ok(state) => {
+                        *m = state;
+                        continue;
+                    }
+                    Err(error) => tracing::warn!(
+                        model = name.as_str(),
+                        %error,
+                        "replaying the model's log under its new settings failed; its records stay as they were"
+                    ),
+                }
+            }
             if let Some(task) = config.task {
                 m.task = Some(task);
             }
@@ -566,6 +587,13 @@ impl Models {
         }
         out
     }
+}
+
+fn config_map(configs: &[ModelConfig]) -> HashMap<String, ModelConfig> {
+    configs
+        .iter()
+        .map(|c| (c.name.clone(), c.clone()))
+        .collect()
 }
 
 /// Replays one frame; returns its newest record timestamp.

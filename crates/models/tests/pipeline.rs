@@ -128,7 +128,7 @@ fn post(models: &Models, what: &str, records: &[Value]) {
 fn series_agree_with_the_reference_libraries_and_survive_a_restart() {
     let data = generate();
     let dir = tempfile::tempdir().expect("tempdir");
-    let models = Models::open(Some(dir.path().to_path_buf())).expect("open");
+    let models = Models::open(Some(dir.path().to_path_buf()), &[]).expect("open");
     post(&models, "reference", &data.reference);
     post(&models, "predictions", &data.predictions);
     post(&models, "actuals", &data.actuals);
@@ -304,7 +304,7 @@ fn series_agree_with_the_reference_libraries_and_survive_a_restart() {
 
     // After a restart the log and reference.json bring back the same series.
     drop(models);
-    let reopened = Models::open(Some(dir.path().to_path_buf())).expect("reopen");
+    let reopened = Models::open(Some(dir.path().to_path_buf()), &[]).expect("reopen");
     let again = reopened.evaluate_model("churn", NOW_MS);
     let mut a: Vec<String> = series.iter().map(|(l, v)| format!("{l} {v}")).collect();
     let mut b: Vec<String> = again.iter().map(|(l, v)| format!("{l} {v}")).collect();

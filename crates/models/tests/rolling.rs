@@ -5,6 +5,10 @@
 //! the wrong window (or a pane too many or too few) shows; the reference
 //! slides with time, waits until the model has records from its start on,
 //! and comes back from the log after a restart.
+//!
+//! Also here, as it needs the same records: settings that shape a model's
+//! panes and reference (a window other than the default, a time range)
+//! hold when the log is replayed at start and when a reload changes them.
 
 mod python;
 
@@ -213,7 +217,7 @@ fn check(series: &[(model::Labels, f64)], records: &[Record], now_ms: i64, offse
 fn the_reference_is_the_current_window_moved_back_by_the_offset() {
     let records = generate();
     let dir = tempfile::tempdir().expect("tempdir");
-    let models = Models::open(Some(dir.path().to_path_buf())).expect("open");
+    let models = Models::open(Some(dir.path().to_path_buf()), &[config(HOUR_MS)]).expect("open");
     models.configure(&[config(HOUR_MS)]);
     ingest(&models, &records);
 
@@ -240,7 +244,8 @@ fn the_reference_is_the_current_window_moved_back_by_the_offset() {
 
     // The log brings the spans back after a restart.
     drop(models);
-    let reopened = Models::open(Some(dir.path().to_path_buf())).expect("reopen");
+    let reopened =
+        Models::open(Some(dir.path().to_path_buf()), &[config(HOUR_MS)]).expect("reopen");
     reopened.configure(&[config(HOUR_MS)]);
     let again = reopened.evaluate_model("price", later);
     let mut a: Vec<String> = series.iter().map(|(l, v)| format!("{l} {v}")).collect();
@@ -279,4 +284,80 @@ fn no_reference_until_the_model_has_records_from_its_start() {
     let later = NOW_MS + HOUR_MS / 2;
     let series = models.evaluate_model("price", later);
     check(&series, &records, later, HOUR_MS);
+}
+
+fn sorted_text(series: &[(model::Labels, f64)]) -> Vec<String> {
+    let mut out: Vec<String> = series.iter().map(|(l, v)| format!("{l} {v}")).collect();
+    out.sort();
+    out
+}
+
+/// A 30-minute window (30-second panes) and a time-range reference: the
+/// same series after a restart (the log replayed under the configured
+/// window, as the server opens the models), and after a reload that
+/// brings these settings to a model running on defaults.
+#[test]
+fn a_configured_window_and_time_range_hold_across_restart_and_reload() {
+    let records = generate();
+    let range = (NOW_MS - 3 * HOUR_MS, NOW_MS - 2 * HOUR_MS);
+    let mut configured = ModelConfig::defaults("price");
+    configured.window_ms = HOUR_MS / 2;
+    configured.reference = Reference::TimeRange {
+        start_ms: range.0,
+        end_ms: range.1,
+    };
+    configured.configured = true;
+    let configs = [configured];
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = Some(dir.path().to_path_buf());
+
+    let models = Models::open(path.clone(), &configs).expect("open");
+    models.configure(&configs);
+    ingest(&models, &records);
+    let series = models.evaluate_model("price", NOW_MS);
+    let count = |from: i64, to: i64, version: Option<&str>| {
+        records
+            .iter()
+            .filter(|r| r.ts_ms >= from && r.ts_ms < to && version.is_none_or(|v| r.version == v))
+            .count() as f64
+    };
+    assert_eq!(
+        find(&series, "osprey_model_reference_records", &[]),
+        Some(count(range.0, range.1, None))
+    );
+    let pane = HOUR_MS / 2 / 60;
+    let first = (NOW_MS - HOUR_MS / 2).div_euclid(pane) * pane;
+    assert_eq!(
+        find(&series, "osprey_model_records", &[("version", "v1")]),
+        Some(count(first, i64::MAX, Some("v1")))
+    );
+    drop(models);
+
+    let restarted = Models::open(path.clone(), &configs).expect("reopen");
+    restarted.configure(&configs);
+    assert_eq!(
+        sorted_text(&restarted.evaluate_model("price", NOW_MS)),
+        sorted_text(&series),
+        "after a restart"
+    );
+    drop(restarted);
+
+    let on_defaults = Models::open(path, &[]).expect("reopen on defaults");
+    on_defaults.configure(&[]);
+    let before = on_defaults.evaluate_model("price", NOW_MS);
+    assert_eq!(
+        find(&before, "osprey_model_records", &[("version", "v1")]),
+        Some(count(
+            (NOW_MS - HOUR_MS).div_euclid(60_000) * 60_000,
+            i64::MAX,
+            Some("v1")
+        )),
+        "the default one-hour window"
+    );
+    on_defaults.configure(&configs);
+    assert_eq!(
+        sorted_text(&on_defaults.evaluate_model("price", NOW_MS)),
+        sorted_text(&series),
+        "after a reload"
+    );
 }

@@ -196,7 +196,8 @@ impl AppState {
         }
         // The models' logs are replayed before anything is served.
         let data_dir = self.config().data_dir.clone();
-        let opened = tokio::task::spawn_blocking(move || models::Models::open(data_dir))
+        let configs = prepared.config.models.clone();
+        let opened = tokio::task::spawn_blocking(move || models::Models::open(data_dir, &configs))
             .await
             .map_err(|e| format!("opening the model logs: {e}"))?
             .map_err(|e| format!("opening the model logs: {e}"))?;
@@ -298,7 +299,16 @@ impl AppState {
         self.set_alertmanager(next.clone());
 
         self.exporters().set_modules(config.exporters.modules());
-        self.models().configure(&config.models);
+        // A model whose window, reference or task changes replays its log.
+        let models = self.models().clone();
+        let model_configs = config.models.clone();
+        // Past the steps that may fail: a panic here is logged, not a
+        // half-applied reload.
+        if let Err(error) =
+            tokio::task::spawn_blocking(move || models.configure(&model_configs)).await
+        {
+            tracing::error!(%error, "applying the models section failed");
+        }
         self.dashboard_paths().set(config.dashboard_paths.clone());
 
         let rules = self.rules_or_init(&config);
