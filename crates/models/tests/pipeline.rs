@@ -362,3 +362,57 @@ fn early_actuals_limits_and_task_checks() {
         .count();
     assert_eq!(versions, 1, "nothing of the refused request was kept");
 }
+
+/// A reference upload replaces the previous one whole, also after a
+/// restart (reference.json holds the last one).
+#[test]
+fn a_reference_upload_replaces_the_previous_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reference = |values: &[f64]| {
+        let records: Vec<Value> = values
+            .iter()
+            .map(|x| json!({"features": {"x": x}, "prediction": x}))
+            .collect();
+        json!({ "records": records }).to_string()
+    };
+    let models = Models::open(Some(dir.path().to_path_buf()), &[]).expect("open");
+    let first: Vec<f64> = (0..10).map(f64::from).collect();
+    models
+        .set_reference("m", reference(&first).as_bytes())
+        .expect("first reference");
+    let second = [100.0, 101.0, 102.0, 103.0, 104.0];
+    models
+        .set_reference("m", reference(&second).as_bytes())
+        .expect("second reference");
+    let t = NOW_MS as f64 / 1000.0 - 60.0;
+    let predictions: Vec<Value> = [100.5, 101.5, 5.0, 103.5]
+        .iter()
+        .enumerate()
+        .map(|(i, x)| json!({"id": i, "version": "v1", "timestamp": t, "features": {"x": x}, "prediction": x}))
+        .collect();
+    models
+        .ingest_predictions(
+            "m",
+            json!({ "records": predictions }).to_string().as_bytes(),
+        )
+        .expect("predictions");
+    let check = |models: &Models| {
+        let series = models.evaluate_model("m", NOW_MS);
+        assert_eq!(
+            find(&series, "osprey_model_reference_records", &[]),
+            Some(5.0)
+        );
+        // Only 5.0 lies outside the second reference's [100, 104].
+        assert_eq!(
+            find(
+                &series,
+                "osprey_model_feature_out_of_range_ratio",
+                &[("version", "v1"), ("feature", "x")]
+            ),
+            Some(0.25)
+        );
+    };
+    check(&models);
+    drop(models);
+    check(&Models::open(Some(dir.path().to_path_buf()), &[]).expect("reopen"));
+}
