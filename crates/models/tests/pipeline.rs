@@ -416,3 +416,61 @@ fn a_reference_upload_replaces_the_previous_one() {
     drop(models);
     check(&Models::open(Some(dir.path().to_path_buf()), &[]).expect("reopen"));
 }
+
+/// Data quality, importance rank change and prediction drift on records
+/// small enough to count by hand.
+#[test]
+fn data_quality_importance_rank_and_prediction_drift() {
+    let models = Models::in_memory();
+    let reference: Vec<Value> = (1..=4)
+        .map(|i| {
+            json!({"features": {"x": i, "c": if i <= 2 { "a" } else { "b" }},
+                   "prediction": i, "shap": {"x": 1.0, "c": 0.1}})
+        })
+        .collect();
+    models
+        .set_reference("m", json!({ "records": reference }).to_string().as_bytes())
+        .expect("reference");
+    let t = NOW_MS as f64 / 1000.0 - 60.0;
+    let current = [
+        json!({"x": 1, "c": "a"}),
+        json!({"x": null, "c": "z"}),
+        json!({"c": "b"}),
+        json!({"x": 2, "c": "z"}),
+    ];
+    let predictions = [1.0, 2.0, 3.0, 9.0];
+    let records: Vec<Value> = current
+        .iter()
+        .zip(predictions)
+        .enumerate()
+        .map(|(i, (f, p))| json!({"id": i, "version": "v1", "timestamp": t, "features": f, "prediction": p, "shap": {"x": 0.1, "c": 1.0}}))
+        .collect();
+    models
+        .ingest_predictions("m", json!({ "records": records }).to_string().as_bytes())
+        .expect("predictions");
+    let series = models.evaluate_model("m", NOW_MS);
+    let get = |name: &str, labels: &[(&str, &str)]| {
+        find(&series, name, labels).unwrap_or_else(|| panic!("no {name} {labels:?}"))
+    };
+    let x = [("version", "v1"), ("feature", "x")];
+    let c = [("version", "v1"), ("feature", "c")];
+    // x: absent once and null once out of four.
+    assert_eq!(get("osprey_model_feature_missing_ratio", &x), 0.5);
+    assert_eq!(get("osprey_model_feature_missing_ratio", &c), 0.0);
+    // c: "z" twice, a category the reference never had.
+    assert_eq!(get("osprey_model_feature_new_category_ratio", &c), 0.5);
+    // Mean |SHAP|; x fell from first to second, c rose from second to first.
+    assert_eq!(get("osprey_model_feature_importance", &x), 0.1);
+    assert_eq!(get("osprey_model_feature_importance_rank_change", &x), -1.0);
+    assert_eq!(get("osprey_model_feature_importance_rank_change", &c), 1.0);
+    // The prediction as a numeric feature (a regression).
+    let ks = models::stats::ks_statistic(&predictions, &[1.0, 2.0, 3.0, 4.0]);
+    assert_eq!(
+        get(
+            "osprey_model_prediction_drift",
+            &[("version", "v1"), ("method", "ks")]
+        ),
+        ks
+    );
+    assert_eq!(ks, 0.25);
+}
