@@ -6,7 +6,8 @@
 //!   sections (`global`, `scrape_configs`, `scrape_config_files`,
 //!   `rule_files`, `alerting`, `remote_write`, in [`prometheus`]) and
 //!   osprey's (`alertmanager` in [`alertmanager`], `exporters` in
-//!   [`blackbox`], `dashboards`, `slos` in [`slos`]). Files the config names that are part of
+//!   [`blackbox`], `dashboards`, `slos` in [`slos`], `models` in
+//!   [`models`]). Files the config names that are part of
 //!   the config itself (an `alertmanager:` path, `scrape_config_files`)
 //!   are read and checked too, so a [`Config`] that loaded is one that can
 //!   be applied whole.
@@ -41,6 +42,7 @@ pub mod decode;
 pub mod glob;
 pub mod http;
 pub mod mask;
+pub mod models;
 pub mod prometheus;
 pub mod secret;
 pub mod slos;
@@ -109,6 +111,8 @@ pub struct Config {
     pub dashboard_paths: Vec<PathBuf>,
     /// `slos:`: the SLO spec files and their defaults.
     pub slos: slos::SlosConfig,
+    /// `models:`: per-model quality-monitoring settings.
+    pub models: Vec<models::ModelConfig>,
     /// Deprecations and the like, one line each with file and line.
     pub warnings: Vec<String>,
 }
@@ -157,8 +161,10 @@ fn unimplemented_section(name: &str) -> Option<&'static str> {
         "tracing" => "exporting osprey's own traces",
         "otlp" => "OTLP ingestion settings",
         "runtime" => "runtime settings (a Go garbage-collector setting has no meaning here)",
-        "auth" => "authentication (the API is open to anyone who can reach the port)",
-        "drift" | "models" => "model-quality monitoring",
+        "auth" => {
+            "an auth section (authentication, TLS and roles live in the web config file, --web.config.file)"
+        }
+        "drift" => "a separate drift section (model quality is configured under `models:`)",
         _ => return None,
     })
 }
@@ -170,6 +176,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
     let mut exporters = blackbox::ExportersConfig::default();
     let mut dashboard_paths = Vec::new();
     let mut slos = slos::SlosConfig::default();
+    let mut model_configs = Vec::new();
     for field in &fields {
         if prometheus::decode_section(decoder, &mut sections, field)? {
             continue;
@@ -183,6 +190,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
             }
             "dashboards" => dashboard_paths = decode_dashboards(decoder, field.value)?,
             "slos" => slos = slos::decode(decoder, field.value, "slos")?,
+            "models" => model_configs = models::decode(decoder, field)?,
             name => match unimplemented_section(name) {
                 Some(what) => return Err(decoder.unsupported(field, what)),
                 None => return Err(decoder.unknown(field)),
@@ -203,6 +211,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
         exporters,
         dashboard_paths,
         slos,
+        models: model_configs,
         warnings: Vec::new(),
     })
 }

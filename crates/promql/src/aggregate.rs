@@ -597,7 +597,7 @@ fn bucket_groups(
 }
 
 /// Go's `strconv.ParseFloat` for the forms `le` labels use.
-fn parse_go_float(s: &str) -> Option<f64> {
+pub(crate) fn parse_go_float(s: &str) -> Option<f64> {
     let t = s.trim();
     if t.is_empty() {
         return None;

@@ -57,6 +57,12 @@ pub(crate) static FUNCTIONS: &[Signature] = &[
     sig!("delta", [M], 0, V),
     sig!("deriv", [M], 0, V),
     sig!("double_exponential_smoothing", [M, S, S], 0, V),
+    sig!("drift_hellinger", [V, V], 0, V),
+    sig!("drift_js", [V, V], 0, V),
+    sig!("drift_kl", [V, V], 0, V),
+    sig!("drift_ks", [V, V], 0, V),
+    sig!("drift_psi", [V, V], 0, V),
+    sig!("drift_wasserstein", [V, V], 0, V),
     sig!("exp", [V], 0, V),
     sig!("first_over_time", [M], 0, V),
     sig!("floor", [V], 0, V),
@@ -202,6 +208,8 @@ pub(crate) fn eval_call(
             return sort(ctx, c, steps);
         }
         "histogram_quantile" => return crate::aggregate::histogram_quantile(ctx, c, steps),
+        "drift_psi" | "drift_kl" | "drift_js" | "drift_hellinger" | "drift_ks"
+        | "drift_wasserstein" => return crate::drift::eval(ctx, c, steps),
         "histogram_fraction" => return crate::aggregate::histogram_fraction(ctx, c, steps),
         "histogram_avg" | "histogram_count" | "histogram_sum" | "histogram_stddev"
         | "histogram_stdvar" => {

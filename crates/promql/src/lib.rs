@@ -22,6 +22,7 @@
 
 pub mod ast;
 mod check;
+pub mod drift;
 mod engine;
 mod eval;
 mod format;

@@ -55,7 +55,51 @@ fn remember(query: &str, expr: &Expr) {
     cache.insert(query.to_string(), expr.clone());
 }
 
+/// osprey's own functions, which promql-parser does not know: it refuses
+/// an unknown function name while parsing, so they are registered with it
+/// (its `register_extra_functions`) once, before the first parse. Their
+/// signatures are also in `functions::FUNCTIONS`, which the checker and
+/// the evaluator read.
+const OSPREY_FUNCTIONS: &[&str] = &[
+    "drift_hellinger",
+    "drift_js",
+    "drift_kl",
+    "drift_ks",
+    "drift_psi",
+    "drift_wasserstein",
+];
+
+fn register_osprey_functions() {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        use promql_parser::parser::function::{Function, register_extra_functions};
+        use promql_parser::parser::value::ValueType as PType;
+        let convert = |t: ValueType| match t {
+            ValueType::Scalar => PType::Scalar,
+            ValueType::String => PType::String,
+            ValueType::Vector => PType::Vector,
+            ValueType::Matrix => PType::Matrix,
+        };
+        let mut functions = Vec::new();
+        for name in OSPREY_FUNCTIONS {
+            if let Some(sig) = crate::functions::signature(name) {
+                functions.push(Function::new(
+                    sig.name,
+                    sig.args.iter().map(|t| convert(*t)).collect(),
+                    sig.variadic,
+                    convert(sig.returns),
+                    false,
+                ));
+            }
+        }
+        // Only a clash with a built-in Prometheus function fails; the
+        // names above have none (a test checks that each one parses).
+        let _ = register_extra_functions(functions);
+    });
+}
+
 fn parse_uncached(query: &str) -> Result<Expr, QueryError> {
+    register_osprey_functions();
     if query.trim().is_empty() {
         return Err(QueryError::bad_data(
             "1:1: parse error: no expression found in input",
@@ -643,6 +687,17 @@ fn check_number_durations(query: &str) -> Result<(), QueryError> {
 #[cfg(test)]
 mod error_tests {
     use super::*;
+
+    #[test]
+    fn osprey_functions_parse() {
+        for name in OSPREY_FUNCTIONS {
+            let query = format!("{name}(a_bucket, b_bucket)");
+            assert!(parse(&query).is_ok(), "{query}");
+            assert!(crate::functions::signature(name).is_some(), "{name}");
+        }
+        let err = parse("drift_psi(a_bucket)").map(|_| ()).unwrap_err();
+        assert!(err.message().contains("drift_psi"), "{}", err.message());
+    }
 
     /// Messages and positions as Prometheus 2.42 answers these queries
     /// (taken from a running Prometheus's `/api/v1/query`).

@@ -97,6 +97,11 @@ pub fn server_policy(method: &Method, path: &str) -> Option<Access> {
         | "/api/v1/admin/tsdb/snapshot" => Admin,
         "/api/osprey/audit" => Admin,
         "/api/v1/write" | "/api/v1/import/prometheus" => Write,
+        // Model records and reference uploads come from serving and
+        // training pipelines: ingestion, as a writer token may send.
+        "/api/v1/models/{model}/predictions"
+        | "/api/v1/models/{model}/actuals"
+        | "/api/v1/models/{model}/reference" => Write,
         // Alerts posted by rule engines are ingestion; reading them is not.
         "/api/v2/alerts" => {
             if reads {
@@ -133,6 +138,7 @@ pub fn server_policy(method: &Method, path: &str) -> Option<Access> {
         | "/api/v1/targets/metadata"
         | "/api/v1/metadata"
         | "/api/osprey/slos"
+        | "/api/v1/models"
         | "/api/v1/rules"
         | "/api/v1/alerts"
         | "/api/v2/status"

@@ -44,6 +44,7 @@ pub mod ingest;
 pub mod lifecycle;
 pub mod listen;
 pub mod metrics;
+pub mod models_api;
 pub mod params;
 mod query;
 pub mod rules;
@@ -151,6 +152,11 @@ struct AppStateInner {
     /// with their paths.
     mounted: std::sync::Mutex<Vec<(Router<AppState>, Vec<&'static str>)>>,
     auth: Arc<auth::Auth>,
+    /// The monitored models; opened over the data directory by
+    /// [`AppState::start`], in memory when a test never starts one.
+    models: std::sync::OnceLock<Arc<models::Models>>,
+    /// The model evaluation loop, while running.
+    models_loop: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// Milliseconds since the Unix epoch; injectable so tests can pin "now".
@@ -209,6 +215,8 @@ impl AppState {
                 slos: slos::SloState::default(),
                 mounted: std::sync::Mutex::new(Vec::new()),
                 auth,
+                models: std::sync::OnceLock::new(),
+                models_loop: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -293,11 +301,18 @@ impl AppState {
         &self.inner.auth
     }
 
+    /// The monitored models.
+    pub fn models(&self) -> &Arc<models::Models> {
+        self.inner
+            .models
+            .get_or_init(|| Arc::new(models::Models::in_memory()))
+    }
+
     pub(crate) fn engine(&self) -> &Arc<promql::Engine> {
         &self.inner.engine
     }
 
-    fn now_ms(&self) -> i64 {
+    pub(crate) fn now_ms(&self) -> i64 {
         (self.inner.clock)()
     }
 }
@@ -392,6 +407,19 @@ fn build_routes(state: &AppState) -> Routes {
         .route("/api/osprey/logout", post(auth::logout))
         .route("/api/osprey/whoami", get(auth::whoami))
         .route("/api/osprey/audit", get(auth::audit_tail))
+        .route("/api/v1/models", get(models_api::list))
+        .route(
+            "/api/v1/models/{model}/predictions",
+            post(models_api::predictions).layer(ingest_limit),
+        )
+        .route(
+            "/api/v1/models/{model}/actuals",
+            post(models_api::actuals).layer(ingest_limit),
+        )
+        .route(
+            "/api/v1/models/{model}/reference",
+            post(models_api::reference).layer(ingest_limit),
+        )
         .merge(exporters::routes(), exporters::PATHS)
         .merge(alertmanager_api::routes(), alertmanager_api::PATHS);
     let mounted = state

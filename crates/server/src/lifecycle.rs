@@ -11,7 +11,8 @@
 //!    jobs, Alertmanagers, receivers). Anything wrong fails here,
 //!    with the file, line and field, and nothing has changed yet.
 //! 2. **Apply** ([`AppState::apply`]): hand each subsystem its part:
-//!    exporter modules, rules (the SLOs' with them), the alert sender, the
+//!    exporter modules, the `models:` settings, rules (the SLOs' and each
+//!    configured model's starter rules with them), the alert sender, the
 //!    embedded alert manager
 //!    (started, reconfigured or stopped as the `alertmanager:` section
 //!    comes, changes or goes), and scraping. None of these can fail.
@@ -199,7 +200,21 @@ impl AppState {
         if self.inner.lifecycle.set(lifecycle).is_err() {
             return Err("the configuration was already started".to_string());
         }
+        // The models' logs are replayed before anything is served.
+        let data_dir = self.config().data_dir.clone();
+        let configs = prepared.config.models.clone();
+        let opened = tokio::task::spawn_blocking(move || models::Models::open(data_dir, &configs))
+            .await
+            .map_err(|e| format!("opening the model logs: {e}"))?
+            .map_err(|e| format!("opening the model logs: {e}"))?;
+        let _ = self.inner.models.set(Arc::new(opened));
         self.apply(prepared).await?;
+        let evaluations = crate::models_api::start_loop(self);
+        *self
+            .inner
+            .models_loop
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(evaluations);
         self.metrics().config_reloaded(true);
         Ok(())
     }
@@ -291,6 +306,16 @@ impl AppState {
         self.set_alertmanager(next.clone());
 
         self.exporters().set_modules(config.exporters.modules());
+        // A model whose window, reference or task changes replays its log.
+        let models = self.models().clone();
+        let model_configs = config.models.clone();
+        // Past the steps that may fail: a panic here is logged, not a
+        // half-applied reload.
+        if let Err(error) =
+            tokio::task::spawn_blocking(move || models.configure(&model_configs)).await
+        {
+            tracing::error!(%error, "applying the models section failed");
+        }
         self.dashboard_paths().set(config.dashboard_paths.clone());
 
         let slo_warnings = slos.retention_warnings(self.config().retention_ms);
@@ -337,6 +362,15 @@ impl AppState {
     /// start), and stops the embedded alert manager.
     pub async fn stop(&self) {
         let flush_deadline = REMOTE_WRITE_FLUSH_DEADLINE;
+        if let Some(evaluations) = self
+            .inner
+            .models_loop
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            evaluations.abort();
+        }
         self.stop_rules();
         if let Some(lifecycle) = self.inner.lifecycle.get() {
             lifecycle.scrape.stop().await;

@@ -64,6 +64,13 @@ pub(crate) fn read_rule_groups(
         specs.extend(rules::parse_rule_file(name, text).map_err(join)?);
     }
     specs.extend(rules::read_rule_files(&config.rule_files()).map_err(join)?);
+    // Each configured model's starter alert rules (docs/models.md).
+    for model in &config.models {
+        let name = format!("<starter rules of model {}>", model.name);
+        specs.extend(
+            rules::parse_rule_file(&name, &models::alerts::starter_rules(model)).map_err(join)?,
+        );
+    }
     Ok(specs)
 }
 

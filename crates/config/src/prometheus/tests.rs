@@ -287,7 +287,7 @@ fn errors_name_file_line_and_field() {
         ),
         (
             "auth:\n  basic: {}\n",
-            "prometheus.yml:1: auth: not supported by osprey: authentication",
+            "prometheus.yml:1: auth: not supported by osprey: an auth section (authentication, TLS and roles live in the web config file",
         ),
         (
             "alerting:\n  alertmanagers:\n    - sigv4: {region: eu}\n",

@@ -1,0 +1,53 @@
+//! Model quality: the prediction log with late actuals, and drift,
+//! data-quality, performance, importance and version-comparison figures
+//! per model version, written as ordinary series.
+//!
+//! - [`stats`], [`metrics`] and [`sketch`] are the arithmetic of
+//!   `docs/drift.md` over plain slices: equal-frequency bins, KS with
+//!   scipy's exact p-value, Wasserstein, chi-square, z and Welch tests,
+//!   scikit-learn's classification and regression metrics, and the
+//!   equi-depth summary used past [`EXACT_RECORDS`]. The share-level drift
+//!   formulas are `promql::drift`'s, so queries and model series agree.
+//! - [`records`] reads the API's request bodies into borrowed records,
+//!   naming the record and field of any error.
+//!
+//! This crate is not the HTTP API (that is `server`), and it writes series
+//! only through `model::storage::Appendable`.
+
+pub mod alerts;
+mod evaluate;
+pub mod log;
+pub mod metrics;
+pub mod records;
+pub mod sketch;
+pub mod stats;
+pub mod store;
+pub mod window;
+
+pub use store::{Accepted, ErrorKind, IngestError, Models};
+
+/// Reads a request body: gunzips it when `gzip` (refusing more than
+/// `limit` bytes of output), else checks its size. Errors are for the
+/// client (a 400 or 413).
+pub fn decode_body(body: &[u8], gzip: bool, limit: usize) -> Result<Vec<u8>, IngestError> {
+    if !gzip {
+        if body.len() > limit {
+            return Err(IngestError::too_large(limit));
+        }
+        return Ok(body.to_vec());
+    }
+    use std::io::Read;
+    let mut out = Vec::new();
+    let mut decoder = flate2::read::GzDecoder::new(body).take(limit as u64 + 1);
+    decoder
+        .read_to_end(&mut out)
+        .map_err(|e| IngestError::bad_data(format!("gzip: {e}")))?;
+    if out.len() > limit {
+        return Err(IngestError::too_large(limit));
+    }
+    Ok(out)
+}
+
+/// Records per version and window up to which KS and Wasserstein are
+/// computed from every value (`docs/drift.md`).
+pub const EXACT_RECORDS: usize = 100_000;
