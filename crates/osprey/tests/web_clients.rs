@@ -151,11 +151,13 @@ fn curl(dir: &Path, args: &[&str]) -> (String, String) {
         Duration::from_secs(15),
     )
     .expect("run curl");
-    let text = std::fs::read_to_string(&body).unwrap_or_default();
-    (
-        String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        text,
-    )
+    let mut text = std::fs::read_to_string(&body).unwrap_or_default();
+    let status = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if status == "000" {
+        // No answer: curl's own words say why.
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    (status, text)
 }
 
 #[test]
@@ -592,7 +594,7 @@ fn a_login_session_is_http_only_strict_and_needs_its_csrf_token() {
         curl_ca(d, &args)
     };
     let (status, body) = post(&[]);
-    assert_eq!(status, "403", "{body}");
+    assert_eq!(status, "403", "{body}\n{}", server.log_text());
     let (status, body) = post(&["-H", "X-CSRF-Token: not-the-token"]);
     assert_eq!(status, "403", "{body}");
     let token_header = format!("X-CSRF-Token: {csrf}");

@@ -583,6 +583,60 @@ fn error_json(status: StatusCode, error_type: &str, message: &str) -> Response {
 
 /// The middleware: authenticate, authorise, limit, audit.
 pub async fn middleware(State(auth): State<Arc<Auth>>, request: Request, next: Next) -> Response {
+    match admit(&auth, &request) {
+        Err(refusal) => {
+            drain(request).await;
+            refusal
+        }
+        Ok(admitted) => {
+            let mut request = request;
+            request.extensions_mut().insert(admitted.principal.clone());
+            let response = next.run(request).await;
+            if let Some(audit) = admitted.audit {
+                auth.audit.record(
+                    &AuditEntry {
+                        user: &admitted.principal.name,
+                        role: Some(admitted.principal.role),
+                        source: &audit.source,
+                        action: &audit.action,
+                        target: &audit.target,
+                        outcome: response.status().as_str(),
+                    },
+                    audit.stdout,
+                );
+            }
+            response
+        }
+    }
+}
+
+/// What [`admit`] lets through: who the caller is, and what to write to
+/// the audit log once the handler has answered (for state changes).
+struct Admitted {
+    principal: Principal,
+    audit: Option<PendingAudit>,
+}
+
+struct PendingAudit {
+    source: String,
+    action: String,
+    target: String,
+    stdout: bool,
+}
+
+/// Reads what is left of a refused request's body, bounded in size and
+/// time, before the refusal goes out: a server that answers without
+/// reading the body makes HTTP/2 reset the stream and HTTP/1 close on
+/// unread bytes, and some clients (curl among them) then lose the answer.
+async fn drain(request: Request) {
+    let body = request.into_body();
+    let _ = tokio::time::timeout(Duration::from_secs(2), axum::body::to_bytes(body, 1 << 20)).await;
+}
+
+/// The admission decision for one request: the principal and the audit
+/// record to come, or the refusal to send (401, 403, 429, or 500 for a
+/// route without an access rule).
+fn admit(auth: &Auth, request: &Request) -> Result<Admitted, Response> {
     let method = request.method().clone();
     let path = request
         .extensions()
@@ -602,15 +656,15 @@ pub async fn middleware(State(auth): State<Arc<Auth>>, request: Request, next: N
     let state = auth.web.current();
     let config = &state.config;
     if let Err(wait) = auth.take_global(config) {
-        return too_many(wait);
+        return Err(too_many(wait));
     }
     let Some(access) = (auth.policy)(&method, &path) else {
         tracing::error!(%method, %path, "route without an access rule; refused");
-        return error_json(
+        return Err(error_json(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "this route has no access rule",
-        );
+        ));
     };
     let principal = match auth.principal(config, request.headers(), peer.as_ref()) {
         Ok(principal) => principal,
@@ -626,14 +680,14 @@ pub async fn middleware(State(auth): State<Arc<Auth>>, request: Request, next: N
                 },
                 config.audit_stdout,
             );
-            return unauthorized("the credentials given are not valid", from_ui);
+            return Err(unauthorized("the credentials given are not valid", from_ui));
         }
     };
     if !access.allows(principal.role)
         || (principal.how == Credential::Nobody && access != Access::Public)
     {
         if principal.how == Credential::Nobody {
-            return unauthorized("authentication required", from_ui);
+            return Err(unauthorized("authentication required", from_ui));
         }
         auth.audit.record(
             &AuditEntry {
@@ -646,7 +700,7 @@ pub async fn middleware(State(auth): State<Arc<Auth>>, request: Request, next: N
             },
             config.audit_stdout,
         );
-        return error_json(
+        return Err(error_json(
             StatusCode::FORBIDDEN,
             "forbidden",
             &format!(
@@ -655,7 +709,7 @@ pub async fn middleware(State(auth): State<Arc<Auth>>, request: Request, next: N
                 access.as_str(),
                 principal.role.as_str()
             ),
-        );
+        ));
     }
     // A browser session's state changes need the session's CSRF token,
     // which a page from another origin cannot read.
@@ -671,37 +725,29 @@ pub async fn middleware(State(auth): State<Arc<Auth>>, request: Request, next: N
             .unwrap_or_default();
         let expected = auth.session_csrf(&token).unwrap_or_default();
         if expected.is_empty() || !constant_time_eq(expected.as_bytes(), sent.as_bytes()) {
-            return error_json(
+            return Err(error_json(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 "missing or wrong CSRF token",
-            );
+            ));
         }
     }
     if let Some(kind) = limit_kind(access, &path)
         && let Err(wait) = auth.take(config, &principal.name, kind)
     {
-        return too_many(wait);
+        return Err(too_many(wait));
     }
     let audited =
         changes_state(&method) && !matches!(access, Access::Write | Access::Read | Access::Public);
-    let mut request = request;
-    request.extensions_mut().insert(principal.clone());
-    let response = next.run(request).await;
-    if audited {
-        auth.audit.record(
-            &AuditEntry {
-                user: &principal.name,
-                role: Some(principal.role),
-                source: &source,
-                action: &format!("{method} {path}"),
-                target: &target,
-                outcome: response.status().as_str(),
-            },
-            config.audit_stdout,
-        );
-    }
-    response
+    Ok(Admitted {
+        principal,
+        audit: audited.then(|| PendingAudit {
+            source,
+            action: format!("{method} {path}"),
+            target,
+            stdout: config.audit_stdout,
+        }),
+    })
 }
 
 /// The header osprey's own UI sends, so a 401 does not make the browser
