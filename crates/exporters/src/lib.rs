@@ -26,6 +26,7 @@
 //! `libc` in [`sys`], each wrapped once.
 
 pub mod blackbox;
+pub mod container;
 pub mod gpu;
 pub mod host;
 pub mod process;

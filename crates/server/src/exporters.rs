@@ -140,7 +140,9 @@ async fn host_metrics(
 async fn gpu_metrics(exporters: Arc<ExporterState>, process: bool) -> Response {
     let body = tokio::task::spawn_blocking(move || {
         let mut out = String::with_capacity(8 * 1024);
-        exporters.gpu().collect(&mut out);
+        exporters
+            .gpu()
+            .collect(exporters::gpu::GpuNames::BOTH, &mut out);
         if process {
             append_process_metrics(&mut out);
         }
