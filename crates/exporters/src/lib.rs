@@ -30,6 +30,7 @@ pub mod container;
 pub mod gpu;
 pub mod host;
 pub mod process;
+pub mod redis;
 mod sys;
 pub mod text;
 
