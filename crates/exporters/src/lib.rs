@@ -29,6 +29,7 @@ pub mod blackbox;
 pub mod container;
 pub mod gpu;
 pub mod host;
+pub mod postgres;
 pub mod process;
 pub mod redis;
 mod sys;
