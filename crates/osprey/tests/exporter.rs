@@ -1,6 +1,9 @@
-//! `osprey exporter host|gpu|blackbox --listen ADDR`: the real binary
-//! serving one exporter, its metrics plus `process_*` on `/metrics`, and
-//! probes on `/probe` with modules from a blackbox.yml.
+//! `osprey exporter host|gpu|container|redis|postgres|blackbox --listen
+//! ADDR`: the real binary serving one exporter, its metrics plus
+//! `process_*` on `/metrics`, probes on `/probe` with modules from a
+//! blackbox.yml, Redis's `/scrape?target=` with redis_exporter's flags
+//! (single-dash too) and password file, and PostgreSQL's
+//! `DATA_SOURCE_NAME` with a database that is away.
 
 mod support;
 
@@ -12,13 +15,19 @@ use support::{ChildGuard, free_addr, http};
 
 /// Starts `osprey exporter <args>` on `addr` and waits for `/-/healthy`.
 fn start(addr: SocketAddr, args: &[&str]) -> ChildGuard {
+    start_with(addr, args, &[], Stdio::null())
+}
+
+/// [`start`] with environment variables and where stderr goes.
+fn start_with(addr: SocketAddr, args: &[&str], env: &[(&str, &str)], stderr: Stdio) -> ChildGuard {
     let exporter = ChildGuard::spawn(
         Command::new(env!("CARGO_BIN_EXE_osprey"))
             .arg("exporter")
             .args(args)
             .args(["--listen", &addr.to_string()])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
-            .stderr(Stdio::null()),
+            .stderr(stderr),
     )
     .expect("spawn osprey exporter");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -102,4 +111,177 @@ fn a_bad_blackbox_file_is_one_line_naming_it() {
         "{err}"
     );
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn container_exporter_serves_cadvisor_names() {
+    let addr = free_addr();
+    let _exporter = start(addr, &["container", "--docker_only=false"]);
+    let (status, text) = get_text(addr, "/metrics");
+    assert_eq!(status, 200);
+    assert!(
+        text.contains("# TYPE container_scrape_error gauge"),
+        "{text}"
+    );
+    assert!(text.contains("process_cpu_seconds_total "), "{text}");
+    if std::path::Path::new("/sys/fs/cgroup/memory").is_dir()
+        || std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").is_file()
+    {
+        assert!(
+            text.contains("container_memory_usage_bytes{id=\"/"),
+            "{text}"
+        );
+    }
+}
+
+fn redis_server_installed() -> bool {
+    let found = Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        if std::env::var("OSPREY_REQUIRE_EXTERNAL").as_deref() == Ok("1") {
+            panic!("redis-server is missing and OSPREY_REQUIRE_EXTERNAL=1");
+        }
+        eprintln!(
+            "skipping: redis-server is missing (set OSPREY_REQUIRE_EXTERNAL=1 to fail instead)"
+        );
+    }
+    found
+}
+
+#[test]
+fn redis_exporter_takes_redis_exporters_flags() {
+    if !redis_server_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let redis_addr = free_addr();
+    let _redis = ChildGuard::spawn(
+        Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--save", "", "--requirepass", "pw1"])
+            .args(["--port", &redis_addr.port().to_string()])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .expect("spawn redis-server");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(redis_addr).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // redis_exporter's password file: a JSON object of URI to password.
+    let passwords = dir.path().join("passwords.json");
+    std::fs::write(&passwords, format!("{{\"redis://{redis_addr}\": \"pw1\"}}")).expect("write");
+    let addr = free_addr();
+    // Single-dash flags, as Go's flag package takes them.
+    let _exporter = start(
+        addr,
+        &[
+            "redis",
+            &format!("-redis.addr=redis://{redis_addr}"),
+            "-redis.password-file",
+            passwords.to_str().unwrap(),
+        ],
+    );
+    let (status, text) = get_text(addr, "/metrics");
+    assert_eq!(status, 200);
+    assert!(text.contains("\nredis_up 1\n"), "{text}");
+    assert!(text.contains("redis_connected_clients "), "{text}");
+    assert!(text.contains("process_cpu_seconds_total "), "{text}");
+    let (status, text) = get_text(addr, &format!("/scrape?target=redis://{redis_addr}"));
+    assert_eq!(status, 200);
+    assert!(text.contains("\nredis_up 1\n"), "{text}");
+    // An address missing from the password file gets no password.
+    let other = free_addr();
+    let (_, text) = get_text(addr, &format!("/scrape?target={other}"));
+    assert!(text.contains("\nredis_up 0\n"), "{text}");
+    let (status, _) = get_text(addr, "/scrape");
+    assert_eq!(status, 400);
+    let (_, text) = get_text(addr, "/metrics");
+    assert!(
+        text.contains("\nredis_target_scrape_request_errors_total 1\n"),
+        "{text}"
+    );
+
+    // REDIS_ADDR and REDIS_PASSWORD, as redis_exporter reads them.
+    let addr = free_addr();
+    let _from_env = start_with(
+        addr,
+        &["redis"],
+        &[
+            ("REDIS_ADDR", &format!("redis://{redis_addr}")),
+            ("REDIS_PASSWORD", "pw1"),
+        ],
+        Stdio::null(),
+    );
+    let (_, text) = get_text(addr, "/metrics");
+    assert!(text.contains("\nredis_up 1\n"), "{text}");
+}
+
+#[test]
+fn postgres_exporter_reads_data_source_name_and_says_when_the_database_is_away() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("exporter.log");
+    let closed = free_addr();
+    let addr = free_addr();
+    let _exporter = start_with(
+        addr,
+        &["postgres"],
+        &[(
+            "DATA_SOURCE_NAME",
+            &format!("postgresql://postgres:s3cret@{closed}/postgres?sslmode=disable"),
+        )],
+        Stdio::from(std::fs::File::create(&log).expect("log file")),
+    );
+    let (status, text) = get_text(addr, "/metrics");
+    assert_eq!(status, 200);
+    assert!(text.contains("\npg_up 0\n"), "{text}");
+    assert!(
+        text.contains("\npg_exporter_last_scrape_error 1\n"),
+        "{text}"
+    );
+    let (_, text) = get_text(addr, "/metrics");
+    assert!(text.contains("\npg_exporter_scrapes_total 2\n"), "{text}");
+    let logged = std::fs::read_to_string(&log).expect("log");
+    let lines: Vec<&str> = logged
+        .lines()
+        .filter(|l| l.contains("postgres is not answering"))
+        .collect();
+    // One line when it goes away, not one per scrape; the password is not
+    // in it.
+    assert_eq!(lines.len(), 1, "{logged}");
+    assert!(
+        lines[0].contains("PASSWORD_REMOVED") && !logged.contains("s3cret"),
+        "{logged}"
+    );
+}
+
+#[test]
+fn postgres_exporter_refuses_what_it_does_not_do() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_osprey"));
+    command
+        .args(["exporter", "postgres", "--listen", &free_addr().to_string()])
+        .arg("--extend.query-path=/etc/queries.yaml")
+        .env("DATA_SOURCE_NAME", "postgresql://localhost/postgres");
+    let out = ChildGuard::output(&mut command, Duration::from_secs(30)).expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--extend.query-path") && err.contains("not supported"),
+        "{err}"
+    );
+    let mut command = Command::new(env!("CARGO_BIN_EXE_osprey"));
+    command
+        .args(["exporter", "postgres", "--listen", &free_addr().to_string()])
+        .env_remove("DATA_SOURCE_NAME")
+        .env_remove("DATA_SOURCE_URI")
+        .env_remove("DATA_SOURCE_URI_FILE");
+    let out = ChildGuard::output(&mut command, Duration::from_secs(30)).expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DATA_SOURCE_NAME"));
 }

@@ -371,6 +371,16 @@ impl Server {
     }
 }
 
+/// Whether `dsn` is a data source name the exporter can use; the error
+/// says what is wrong (with any password removed).
+pub fn check_dsn(dsn: &str) -> Result<(), String> {
+    let server = Server::parse(dsn)?;
+    if server.ssl.mode != dsn::SslMode::Disable {
+        tls::PgTls::new(&server.ssl)?;
+    }
+    Ok(())
+}
+
 /// The `server` label of a DSN (`host:port`), or `None` when it does not
 /// parse.
 pub fn server_label(dsn: &str) -> Option<String> {
