@@ -113,7 +113,7 @@ const shot = (page, name) => page.screenshot({ path: join(out, `${name}.png`), f
 // data): every page and built-in dashboard loads without an error.
 
 if (args.smoke) {
-  for (const path of ['/', '/targets', '/rules', '/alerts', '/silences', '/status', '/dashboards', '/d/system', '/d/gpu', '/d/serving', '/d/training', '/d/alerts']) {
+  for (const path of ['/', '/targets', '/rules', '/alerts', '/silences', '/status', '/dashboards', '/d/system', '/d/gpu', '/d/containers', '/d/serving', '/d/training', '/d/redis', '/d/postgres', '/d/alerts']) {
     await check(`embedded default: ${path} loads without errors`, async () => {
       const { context, page } = await newPage();
       await page.goto(base + path);

@@ -15,6 +15,8 @@ use exporters::container::{ContainerExporter, ContainerOptions};
 use exporters::gpu::{EccCounts, GpuProcess, GpuReading};
 use model::exposition::{Entry, Format, Parser};
 
+mod dashboards;
+
 const DOCKER_ID: &str = "4f1c0a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7";
 const CRI_ID: &str = "aa11bb22cc33dd44ee55ff6600112233445566778899aabbccddeeff00112233";
 
@@ -626,6 +628,14 @@ fn cgroup_v2_tree_with_docker_containerd_network_fs_and_gpus() {
     expect(&s, "container_scrape_error", &[], 0.0);
     assert!(text.contains("# TYPE container_cpu_usage_seconds_total counter\n"));
     assert!(text.contains("# TYPE container_memory_usage_bytes gauge\n"));
+
+    // The Containers dashboard reads only names written here.
+    for name in dashboards::metric_names("containers", &["container_"]) {
+        assert!(
+            s.contains_key(&name),
+            "the dashboard reads {name}, not written"
+        );
+    }
 
     // docker_only keeps the runtimes' containers and the root.
     let only = ContainerOptions {

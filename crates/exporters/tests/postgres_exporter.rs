@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 use exporters::postgres::{PostgresExporter, PostgresOptions};
 use model::exposition::{Entry, Format, Parser};
 
+mod dashboards;
+
 /// Metrics whose presence differs from postgres_exporter 0.11 on purpose:
 /// (metric, which side has it, reason). Keep `docs/exporters.md` in step.
 const KNOWN_DIFFERENCES: &[(&str, Side, &str)] = &[(
@@ -262,15 +264,25 @@ fn dsn(port: u16, extra: &str) -> String {
 /// A table with rows, a physical replication slot, and a WAL receiver
 /// streaming from it (so `pg_stat_replication` has a row).
 async fn populate(cluster: &mut Cluster, receivewal: &Path) {
-    let (client, connection) = tokio_postgres::connect(
-        &format!(
-            "host=127.0.0.1 port={} user=postgres dbname=postgres",
-            cluster.port
-        ),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
+    // The port opens before the server accepts sessions ("the database
+    // system is starting up"): retry until one is accepted.
+    let config = format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres",
+        cluster.port
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (client, connection) = loop {
+        match tokio_postgres::connect(&config, tokio_postgres::NoTls).await {
+            Ok(connected) => break connected,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "postgres did not accept a session: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
     tokio::spawn(connection);
     client
         .batch_execute(
@@ -502,6 +514,13 @@ async fn postgres_exporter_names_values_tls_and_absence() {
     }
     assert_eq!(single(&ours, "pg_up", &[]), 1.0);
     assert_eq!(single(&ours, "pg_exporter_last_scrape_error", &[]), 0.0);
+    // The PostgreSQL dashboard reads only names written here.
+    for name in dashboards::metric_names("postgres", &["pg_"]) {
+        assert!(
+            ours.contains_key(&name),
+            "the dashboard reads {name}, not written"
+        );
+    }
 
     // TLS: lib/pq's modes, over the same server.
     let ca = cluster.root.join("ca.pem");

@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 use exporters::redis::{RedisExporter, RedisTarget, RedisTls};
 use model::exposition::{Entry, Format, Parser};
 
+mod dashboards;
+
 /// Metrics whose presence differs from redis_exporter 1.45 on purpose:
 /// (metric, which side has it, reason). Keep `docs/exporters.md` in step.
 const KNOWN_DIFFERENCES: &[(&str, Side, &str)] = &[(
@@ -420,6 +422,15 @@ async fn names_and_labels_match_redis_exporter() {
         ),
     );
     assert!(single(&ours, "redis_errors_total", &[("err", "ERR")]) >= 1.0);
+
+    // The Redis dashboard reads only names written here (the replica's
+    // link state only on replicas).
+    for name in dashboards::metric_names("redis", &["redis_"]) {
+        assert!(
+            ours.contains_key(&name) || name == "redis_master_link_up",
+            "the dashboard reads {name}, not written"
+        );
+    }
 }
 
 #[tokio::test]
