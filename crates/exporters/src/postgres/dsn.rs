@@ -194,6 +194,21 @@ pub fn redact(dsn: &str) -> String {
         let (scheme, rest) = dsn.split_once("://").unwrap_or(("postgresql", dsn));
         let end = rest.find(['/', '?']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(end);
+        // A password may also be a query parameter (`?password=`).
+        let tail = match tail.split_once('?') {
+            Some((path, query)) => {
+                let mut kept = form_urlencoded::Serializer::new(String::new());
+                for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+                    if key == "password" {
+                        kept.append_pair(&key, "PASSWORD_REMOVED");
+                    } else {
+                        kept.append_pair(&key, &value);
+                    }
+                }
+                format!("{path}?{}", kept.finish())
+            }
+            None => tail.to_string(),
+        };
         return match authority.rsplit_once('@') {
             Some((user_info, host)) => {
                 let user = user_info.split(':').next().unwrap_or("");
@@ -203,7 +218,7 @@ pub fn redact(dsn: &str) -> String {
                     format!("{scheme}://{user}@{host}{tail}")
                 }
             }
-            None => dsn.to_string(),
+            None => format!("{scheme}://{authority}{tail}"),
         };
     }
     match key_values(dsn) {
@@ -268,6 +283,10 @@ mod tests {
             "postgresql://u:PASSWORD_REMOVED@db:5432/app?sslmode=disable"
         );
         assert_eq!(redact("postgresql://u@db/app"), "postgresql://u@db/app");
+        assert_eq!(
+            redact("postgresql://db/app?user=u&password=secret"),
+            "postgresql://db/app?user=u&password=PASSWORD_REMOVED"
+        );
         assert_eq!(
             redact("host=db password=secret"),
             "host='db' password=PASSWORD_REMOVED"
