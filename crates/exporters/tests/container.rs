@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use exporters::container::{ContainerExporter, ContainerOptions};
-use exporters::gpu::{EccCounts, GpuProcess, GpuReading};
+use exporters::gpu::{EccCounts, GpuExporter, GpuProcess, GpuReading, GpuSource};
 use model::exposition::{Entry, Format, Parser};
 
 mod dashboards;
@@ -198,6 +198,16 @@ fn process(pid: u32, bytes: u64, util: Option<u32>) -> GpuProcess {
     }
 }
 
+/// The fake NVML layer: a GPU source that gives the test's readings, as
+/// the GPU exporter hands them to the container exporter on the server.
+struct FakeGpus(Vec<GpuReading>);
+
+impl GpuSource for FakeGpus {
+    fn read(&self) -> Result<Vec<GpuReading>, String> {
+        Ok(self.0.clone())
+    }
+}
+
 fn collect(options: &ContainerOptions, gpus: Option<&[GpuReading]>) -> (String, Samples) {
     let mut out = String::new();
     ContainerExporter::new(options.clone()).collect(gpus, &mut out);
@@ -280,14 +290,15 @@ fn cgroup_v2_tree_with_docker_containerd_network_fs_and_gpus() {
             &format!("0::{path}\n"),
         );
     }
-    let gpus = [gpu(vec![
+    let nvml = GpuExporter::with_source(Box::new(FakeGpus(vec![gpu(vec![
         process(4242, 2 << 30, Some(30)),
         process(4343, 1 << 30, Some(80)),
         process(6000, 512 << 20, None),
         process(9999, 1 << 30, Some(5)),
-    ])];
+    ])])));
+    let gpus = nvml.read();
 
-    let (text, s) = collect(&m.options, Some(&gpus));
+    let (text, s) = collect(&m.options, gpus.as_deref());
     let ssh_id = [("id", "/system.slice/ssh.service")];
     let docker_path = format!("/system.slice/docker-{DOCKER_ID}.scope");
     let docker_id = [("id", docker_path.as_str())];
