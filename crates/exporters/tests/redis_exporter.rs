@@ -4,7 +4,7 @@
 //! [`KNOWN_DIFFERENCES`] (each in `docs/exporters.md` with its reason),
 //! and at least 95 % of the reference's names must be present. Also: the
 //! values that do not move, the multi-target `/scrape?target=` answer,
-//! a password, and TLS with a CA, without one, and without verification.
+//! replication compared on a master and its replica, a password, and TLS with a CA, without one, and without verification.
 //!
 //! Skips when the programs are missing; fails instead under
 //! `OSPREY_REQUIRE_EXTERNAL=1`.
@@ -430,6 +430,112 @@ async fn names_and_labels_match_redis_exporter() {
             ours.contains_key(&name) || name == "redis_master_link_up",
             "the dashboard reads {name}, not written"
         );
+    }
+}
+
+/// A replica of the server on `master_port`, with the same password, once
+/// its link to the master is up.
+async fn replica_of(dir: &Path, master_port: u16) -> (Guard, u16) {
+    let dir = dir.join("replica");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (guard, port) = redis_server(&dir, &[]);
+    let client = redis::Client::open(format!("redis://:{PASSWORD}@127.0.0.1:{port}/0")).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    for (key, value) in [
+        ("masterauth", PASSWORD.to_string()),
+        ("latency-monitor-threshold", "0".to_string()),
+    ] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(key)
+            .arg(value)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(master_port)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        if info.contains("master_link_status:up") {
+            return (guard, port);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica's link did not come up in 20 s:\n{info}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Replication on both sides: a master with a streaming replica, and the
+/// replica itself, each scraped by osprey and by redis_exporter. The
+/// first comparison's master has no replica, so the per-replica and
+/// replica-only families (`redis_connected_slave_*`, `redis_master_link_up`,
+/// `redis_slave_repl_offset`, `redis_slave_info`, ...) are compared here.
+#[tokio::test]
+async fn replication_names_match_redis_exporter_on_master_and_replica() {
+    if !require(&["redis-server", "prometheus-redis-exporter"]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_master, master_port) = redis_server(dir.path(), &[]);
+    populate(master_port).await;
+    let (_replica, replica_port) = replica_of(dir.path(), master_port).await;
+
+    for (role, port) in [("master", master_port), ("replica", replica_port)] {
+        let role_dir = dir.path().join(format!("exporter-{role}"));
+        std::fs::create_dir_all(&role_dir).unwrap();
+        let (_exporter, exporter_port) = reference(&role_dir, port);
+        let theirs = parse(&http_get(exporter_port, "/metrics").unwrap());
+        let ours = osprey(&target(port)).await;
+        let (total, present, problems) = compare(&ours, &theirs);
+        let share = present as f64 / total as f64 * 100.0;
+        eprintln!(
+            "redis_exporter on the {role}: {total} names, {present} present in osprey ({share:.1} %), {} names in osprey",
+            ours.len()
+        );
+        assert!(
+            problems.is_empty(),
+            "{role} differences:\n{}",
+            problems.join("\n")
+        );
+        assert!(
+            share >= 95.0,
+            "{role}: {share:.1} % of redis_exporter's names"
+        );
+        if role == "master" {
+            assert_eq!(single(&ours, "redis_connected_slaves", &[]), 1.0);
+            let replica = [("slave_ip", "127.0.0.1"), ("slave_state", "online")];
+            for name in [
+                "redis_connected_slave_offset_bytes",
+                "redis_connected_slave_lag_seconds",
+            ] {
+                single(&ours, name, &replica);
+            }
+            assert_eq!(
+                ours["redis_connected_slave_offset_bytes"][0].0,
+                theirs["redis_connected_slave_offset_bytes"][0].0
+            );
+        } else {
+            let master_port = master_port.to_string();
+            let master = [("master_host", "127.0.0.1"), ("master_port", &*master_port)];
+            assert_eq!(single(&ours, "redis_master_link_up", &master), 1.0);
+            assert_eq!(single(&theirs, "redis_master_link_up", &master), 1.0);
+            assert_eq!(single(&ours, "redis_connected_slaves", &[]), 0.0);
+            assert_eq!(ours["redis_slave_info"], theirs["redis_slave_info"]);
+            // The replica holds the master's keys.
+            assert_eq!(single(&ours, "redis_db_keys", &[("db", "db0")]), 20.0);
+        }
     }
 }
 
