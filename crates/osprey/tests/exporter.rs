@@ -3,7 +3,9 @@
 //! `process_*` on `/metrics`, probes on `/probe` with modules from a
 //! blackbox.yml, Redis's `/scrape?target=` with redis_exporter's flags
 //! (single-dash too) and password file, and PostgreSQL's
-//! `DATA_SOURCE_NAME` with a database that is away.
+//! `DATA_SOURCE_NAME` with a database that is away. Also `osprey server`
+//! scraping several Redis and PostgreSQL instances from its `exporters:`
+//! section.
 
 mod support;
 
@@ -11,7 +13,7 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{ChildGuard, free_addr, http};
+use support::{ChildGuard, Server, free_addr, http, urlencode};
 
 /// Starts `osprey exporter <args>` on `addr` and waits for `/-/healthy`.
 fn start(addr: SocketAddr, args: &[&str]) -> ChildGuard {
@@ -284,4 +286,128 @@ fn postgres_exporter_refuses_what_it_does_not_do() {
     let out = ChildGuard::output(&mut command, Duration::from_secs(30)).expect("run");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("DATA_SOURCE_NAME"));
+}
+
+/// A redis-server on `addr` with its data in `dir`, and a password when
+/// given; returns once it accepts connections.
+fn redis_server(dir: &std::path::Path, addr: SocketAddr, password: Option<&str>) -> ChildGuard {
+    let mut command = Command::new("redis-server");
+    command
+        .args(["--bind", "127.0.0.1", "--save", ""])
+        .args(["--port", &addr.port().to_string()])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(password) = password {
+        command.args(["--requirepass", password]);
+    }
+    let guard = ChildGuard::spawn(&mut command).expect("spawn redis-server");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    guard
+}
+
+/// `instance` label -> value of an instant query's result vector.
+fn instant(addr: SocketAddr, query: &str) -> std::collections::BTreeMap<String, f64> {
+    let path = format!("/api/v1/query?query={}", urlencode(query));
+    let Ok((200, body)) = http(addr, "GET", &path, &[], &[]) else {
+        return Default::default();
+    };
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    v["data"]["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            let instance = r["metric"]["instance"].as_str()?.to_string();
+            let value = r["value"][1].as_str()?.parse().ok()?;
+            Some((instance, value))
+        })
+        .collect()
+}
+
+/// Several instances in the `exporters:` section, one with a password
+/// file, one without a password and one that is away, plus a PostgreSQL
+/// instance that is away: the server scrapes them all as the `redis` and
+/// `postgres` jobs through its own `?target=` routes, and the answers land
+/// in the database like any target's.
+#[test]
+fn server_scrapes_several_redis_and_postgres_instances_from_its_config() {
+    if !redis_server_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (with_password, without_password, away) = (free_addr(), free_addr(), free_addr());
+    let _first = redis_server(dir.path(), with_password, Some("pw-from-file"));
+    let second_dir = dir.path().join("second");
+    std::fs::create_dir(&second_dir).expect("mkdir");
+    let _second = redis_server(&second_dir, without_password, None);
+    std::fs::write(dir.path().join("redis.pass"), "pw-from-file\n").expect("write");
+    std::fs::write(
+        dir.path().join("meta.dsn"),
+        format!("postgresql://postgres:pg-secret@{away}/postgres?sslmode=disable\n"),
+    )
+    .expect("write");
+    let config = dir.path().join("osprey.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global: {{scrape_interval: 200ms, scrape_timeout: 150ms}}
+scrape_configs: []
+exporters:
+  redis:
+    instances:
+      - address: {with_password}
+        password_file: redis.pass
+      - address: {without_password}
+      - address: {away}
+  postgres:
+    instances:
+      - name: meta
+        data_source_name_file: meta.dsn
+"
+        ),
+    )
+    .expect("write config");
+    let addr = free_addr();
+    let server = Server::start_with_args(
+        &dir.path().join("data"),
+        addr,
+        &dir.path().join("server.log"),
+        &["--config", config.to_str().expect("utf8")],
+    );
+    let want: std::collections::BTreeMap<String, f64> = [
+        (format!("redis://{with_password}"), 1.0),
+        (format!("redis://{without_password}"), 1.0),
+        (format!("redis://{away}"), 0.0),
+    ]
+    .into_iter()
+    .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = instant(addr, "redis_up{job=\"redis\"}");
+        let pg = instant(addr, "pg_up{job=\"postgres\"}");
+        if got == want && pg.get("meta") == Some(&0.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "redis_up {got:?} (want {want:?}), pg_up {pg:?}\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Each answering instance is scraped as itself: the server's own
+    // connection shows in its client count, and every target is up (an
+    // instance that is away is redis_up 0, not a failed scrape).
+    let clients = instant(addr, "redis_connected_clients{job=\"redis\"}");
+    assert_eq!(clients.len(), 2, "{clients:?}");
+    let up = instant(addr, "up{job=~\"redis|postgres\"}");
+    assert_eq!(up.len(), 4, "{up:?}");
+    assert!(up.values().all(|&v| v == 1.0), "{up:?}");
+    assert!(!server.log_text().contains("pg-secret"));
 }
