@@ -3,7 +3,8 @@
 //! `process_*` on `/metrics`, probes on `/probe` with modules from a
 //! blackbox.yml, Redis's `/scrape?target=` with redis_exporter's flags
 //! (single-dash too) and password file, and PostgreSQL's
-//! `DATA_SOURCE_NAME` with a database that is away. Also `osprey server`
+//! `DATA_SOURCE_NAME` (or `DATA_SOURCE_URI`/`_USER`/`_PASS` and their
+//! `_FILE`s) with a database that is away. Also `osprey server`
 //! scraping several Redis and PostgreSQL instances from its `exporters:`
 //! section.
 
@@ -261,6 +262,49 @@ fn postgres_exporter_reads_data_source_name_and_says_when_the_database_is_away()
         lines[0].contains("PASSWORD_REMOVED") && !logged.contains("s3cret"),
         "{logged}"
     );
+}
+
+/// postgres_exporter's other way to name the database: `DATA_SOURCE_URI`,
+/// `DATA_SOURCE_USER` and `DATA_SOURCE_PASS`, each also as a `_FILE`
+/// variable that wins. The redacted data source name in the log line shows
+/// what was assembled (user percent-encoded, password removed).
+#[test]
+fn postgres_exporter_assembles_the_data_source_from_uri_user_and_pass_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let closed = free_addr();
+    let (uri, pass) = (dir.path().join("uri"), dir.path().join("pass"));
+    std::fs::write(&uri, format!("{closed}/postgres?sslmode=disable\n")).expect("write");
+    std::fs::write(&pass, "from-file-pw\n").expect("write");
+    let log = dir.path().join("exporter.log");
+    let addr = free_addr();
+    let _exporter = start_with(
+        addr,
+        &["postgres"],
+        &[
+            ("DATA_SOURCE_NAME", ""),
+            ("DATA_SOURCE_URI", "ignored.example:1/x"),
+            ("DATA_SOURCE_URI_FILE", uri.to_str().expect("utf8")),
+            ("DATA_SOURCE_USER", "metrics reader"),
+            ("DATA_SOURCE_PASS", "plain-pw"),
+            ("DATA_SOURCE_PASS_FILE", pass.to_str().expect("utf8")),
+        ],
+        Stdio::from(std::fs::File::create(&log).expect("log file")),
+    );
+    let (status, text) = get_text(addr, "/metrics");
+    assert_eq!(status, 200);
+    assert!(text.contains("\npg_up 0\n"), "{text}");
+    let logged = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        logged.contains(&format!(
+            "postgresql://metrics%20reader:PASSWORD_REMOVED@{closed}/postgres?sslmode=disable"
+        )),
+        "{logged}"
+    );
+    assert!(
+        !logged.contains("from-file-pw") && !logged.contains("plain-pw"),
+        "{logged}"
+    );
+    assert!(!logged.contains("ignored.example"), "{logged}");
 }
 
 #[test]
