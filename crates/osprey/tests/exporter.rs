@@ -72,6 +72,21 @@ fn gpu_exporter_answers_with_or_without_a_gpu() {
     let (status, text) = get_text(addr, "/metrics");
     assert_eq!(status, 200);
     assert!(text.contains("\nosprey_gpu_available "), "{text}");
+    // The two naming switches are taken (what they leave out is checked
+    // through a fake NVML in crates/exporters/tests/gpu.rs); with both off
+    // the osprey_gpu_* families stay.
+    let addr = free_addr();
+    let _switched = start(
+        addr,
+        &["gpu", "--no-dcgm-names", "--no-nvidia-gpu-exporter-names"],
+    );
+    let (status, text) = get_text(addr, "/metrics");
+    assert_eq!(status, 200);
+    assert!(text.contains("\nosprey_gpu_available "), "{text}");
+    assert!(
+        !text.contains("DCGM_FI_") && !text.contains("nvidia_gpu_"),
+        "{text}"
+    );
 }
 
 #[test]
