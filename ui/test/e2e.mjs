@@ -198,7 +198,7 @@ if (args.smoke) {
     await page.waitForSelector('#userbar .unprotected:has-text("Not protected")');
     await context.close();
   });
-  for (const path of ['/', '/targets', '/rules', '/alerts', '/silences', '/slos', '/status', '/dashboards', '/d/system', '/d/gpu', '/d/serving', '/d/training', '/d/alerts', '/d/slos']) {
+  for (const path of ['/', '/targets', '/rules', '/alerts', '/silences', '/slos', '/status', '/dashboards', '/d/system', '/d/gpu', '/d/containers', '/d/serving', '/d/training', '/d/redis', '/d/postgres', '/d/alerts', '/d/slos']) {
     await check(`embedded default: ${path} loads without errors`, async () => {
       const { context, page } = await newPage();
       await page.goto(base + path);

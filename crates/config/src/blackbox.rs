@@ -1,6 +1,13 @@
 //! The built-in exporters' settings: the osprey config's `exporters:`
-//! section and blackbox_exporter's module format (a `blackbox.yml`, or
+//! section (`blackbox`, `gpu`, `containers`, `redis`, `postgres`) and
+//! blackbox_exporter's module format (a `blackbox.yml`, or
 //! `exporters: {blackbox: {modules: ...}}`).
+//!
+//! The Redis and PostgreSQL instances are typed targets: each has its
+//! address (or data source name), credentials and TLS settings here, and
+//! [`ExportersConfig::scrape_jobs`] turns them into the `redis` and
+//! `postgres` scrape jobs the server adds to the file's own, so the
+//! instances are scraped without writing a job for them.
 //!
 //! A [`Module`] is one entry of blackbox_exporter's `modules:` map as plain
 //! values, regexes compiled and CA files read, so a module that loaded is
@@ -10,7 +17,7 @@
 //! `tls_config`).
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use regex::Regex;
@@ -19,6 +26,7 @@ use yaml::Node;
 use crate::ConfigError;
 use crate::decode::{Decoder, Field};
 use crate::http::{self, HttpClientConfig, TlsConfig, TlsVersion};
+use crate::prometheus::{GlobalConfig, ScrapeConfig, StaticConfig};
 
 /// The `exporters:` section.
 #[derive(Clone, Debug, Default)]
@@ -26,6 +34,10 @@ pub struct ExportersConfig {
     /// `blackbox.modules`; `None` when the section names none, which means
     /// the default modules ([`default_modules`]).
     pub blackbox_modules: Option<Modules>,
+    pub gpu: GpuNamesConfig,
+    pub containers: ContainersConfig,
+    pub redis: RedisConfig,
+    pub postgres: PostgresConfig,
 }
 
 impl ExportersConfig {
@@ -35,6 +47,170 @@ impl ExportersConfig {
             .clone()
             .unwrap_or_else(default_modules)
     }
+
+    /// The scrape jobs for the configured Redis and PostgreSQL instances
+    /// (`redis` and `postgres`), scraping the server itself at
+    /// `self_address` (`host:port`) with `?target=` naming each instance:
+    /// the Redis address, or the PostgreSQL instance's name. Empty when no
+    /// instance is configured or `scrape: false`.
+    pub fn scrape_jobs(&self, self_address: &str, global: &GlobalConfig) -> Vec<ScrapeConfig> {
+        let mut jobs = Vec::new();
+        let job = |name: &str, path: &str, targets: Vec<String>| {
+            let mut job = ScrapeConfig::new(name, global);
+            job.metrics_path = path.to_string();
+            job.static_configs = targets
+                .into_iter()
+                .map(|target| StaticConfig {
+                    targets: vec![self_address.to_string()],
+                    labels: vec![
+                        ("__param_target".to_string(), target.clone()),
+                        ("instance".to_string(), target),
+                    ],
+                })
+                .collect();
+            job
+        };
+        if self.redis.scrape && !self.redis.instances.is_empty() {
+            jobs.push(job(
+                REDIS_JOB,
+                "/exporters/redis/scrape",
+                self.redis
+                    .instances
+                    .iter()
+                    .map(|i| i.address.clone())
+                    .collect(),
+            ));
+        }
+        if self.postgres.scrape && !self.postgres.instances.is_empty() {
+            jobs.push(job(
+                POSTGRES_JOB,
+                "/exporters/postgres/metrics",
+                self.postgres
+                    .instances
+                    .iter()
+                    .map(|i| i.name.clone())
+                    .collect(),
+            ));
+        }
+        jobs
+    }
+}
+
+/// The job names of [`ExportersConfig::scrape_jobs`].
+pub const REDIS_JOB: &str = "redis";
+pub const POSTGRES_JOB: &str = "postgres";
+
+/// `exporters.gpu`: which GPU metric names are served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GpuNamesConfig {
+    /// DCGM exporter's `DCGM_FI_DEV_*` (`dcgm_names`, default true).
+    pub dcgm_names: bool,
+    /// nvidia_gpu_prometheus_exporter's `nvidia_gpu_*`
+    /// (`nvidia_gpu_exporter_names`, default true).
+    pub nvidia_gpu_exporter_names: bool,
+}
+
+impl Default for GpuNamesConfig {
+    fn default() -> GpuNamesConfig {
+        GpuNamesConfig {
+            dcgm_names: true,
+            nvidia_gpu_exporter_names: true,
+        }
+    }
+}
+
+/// `exporters.containers`: where the container exporter reads from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainersConfig {
+    pub cgroup_root: PathBuf,
+    pub docker_root: PathBuf,
+    pub containerd_state: PathBuf,
+    /// Only runtime containers and the root (cAdvisor's `docker_only`).
+    pub docker_only: bool,
+    /// `container_label_*` labels (cAdvisor's `store_container_labels`).
+    pub store_container_labels: bool,
+}
+
+impl Default for ContainersConfig {
+    fn default() -> ContainersConfig {
+        ContainersConfig {
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+            docker_root: PathBuf::from("/var/lib/docker"),
+            containerd_state: PathBuf::from("/run/containerd"),
+            docker_only: false,
+            store_container_labels: true,
+        }
+    }
+}
+
+/// A secret given inline or in a file; a file is read on every use (see
+/// [`crate::secret`]), so a rotated secret applies without a reload.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    Inline(String),
+    /// The file's path, relative ones already joined to the config's
+    /// directory.
+    File(String),
+}
+
+impl Secret {
+    /// The secret now.
+    pub fn read(&self) -> Result<String, String> {
+        match self {
+            Secret::Inline(text) => Ok(text.clone()),
+            Secret::File(path) => crate::secret::read_secret(path),
+        }
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Secret::Inline(_) => f.write_str("Secret::Inline(<secret>)"),
+            Secret::File(path) => write!(f, "Secret::File({path:?})"),
+        }
+    }
+}
+
+/// `exporters.redis`.
+#[derive(Clone, Debug, Default)]
+pub struct RedisConfig {
+    /// Whether the server scrapes the instances as job `redis` (default
+    /// true).
+    pub scrape: bool,
+    pub instances: Vec<RedisInstance>,
+}
+
+/// One Redis instance.
+#[derive(Clone, Debug)]
+pub struct RedisInstance {
+    /// `redis://host:port[/db]` or `rediss://...`; `host:port` is written
+    /// with `redis://` in front. Never holds a password.
+    pub address: String,
+    /// An ACL user (Redis 6 and later).
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    /// `tls_config`, files read; only for `rediss://`.
+    pub tls: Option<TlsOptions>,
+}
+
+/// `exporters.postgres`.
+#[derive(Clone, Debug, Default)]
+pub struct PostgresConfig {
+    /// Whether the server scrapes the instances as job `postgres`
+    /// (default true).
+    pub scrape: bool,
+    pub instances: Vec<PostgresInstance>,
+}
+
+/// One PostgreSQL server.
+#[derive(Clone, Debug)]
+pub struct PostgresInstance {
+    /// How the instance is named in `?target=` and the `instance` label.
+    pub name: String,
+    /// The data source name, as postgres_exporter's `DATA_SOURCE_NAME`
+    /// (a URL or `key=value` pairs).
+    pub data_source_name: Secret,
 }
 
 /// Blackbox modules by name.
@@ -325,10 +501,247 @@ pub fn decode_exporters(
                 }
                 config.blackbox_modules = Some(modules);
             }
+            "gpu" => config.gpu = decode_gpu(decoder, f.value, &f.path)?,
+            "containers" => config.containers = decode_containers(decoder, f.value, &f.path)?,
+            "redis" => config.redis = decode_redis(decoder, f.value, &f.path)?,
+            "postgres" => config.postgres = decode_postgres(decoder, f.value, &f.path)?,
             _ => return Err(decoder.unknown(&f)),
         }
     }
     Ok(config)
+}
+
+fn decode_gpu(decoder: &Decoder, node: &Node, field: &str) -> Result<GpuNamesConfig, ConfigError> {
+    let mut gpu = GpuNamesConfig::default();
+    for f in decoder.fields(node, field)? {
+        match f.name.as_str() {
+            "dcgm_names" => gpu.dcgm_names = decoder.bool(f.value, &f.path)?,
+            "nvidia_gpu_exporter_names" => {
+                gpu.nvidia_gpu_exporter_names = decoder.bool(f.value, &f.path)?
+            }
+            _ => return Err(decoder.unknown(&f)),
+        }
+    }
+    Ok(gpu)
+}
+
+fn decode_containers(
+    decoder: &Decoder,
+    node: &Node,
+    field: &str,
+) -> Result<ContainersConfig, ConfigError> {
+    let mut containers = ContainersConfig::default();
+    for f in decoder.fields(node, field)? {
+        let (value, path) = (f.value, f.path.as_str());
+        match f.name.as_str() {
+            "cgroup_root" => containers.cgroup_root = PathBuf::from(decoder.path(value, path)?),
+            "docker_root" => containers.docker_root = PathBuf::from(decoder.path(value, path)?),
+            "containerd_state" => {
+                containers.containerd_state = PathBuf::from(decoder.path(value, path)?)
+            }
+            "docker_only" => containers.docker_only = decoder.bool(value, path)?,
+            "store_container_labels" => {
+                containers.store_container_labels = decoder.bool(value, path)?
+            }
+            _ => return Err(decoder.unknown(&f)),
+        }
+    }
+    Ok(containers)
+}
+
+/// `password`/`password_file` or the like: at most one of the two; a file
+/// must be readable now (it is read again on every use).
+fn secret_pair(
+    decoder: &Decoder,
+    inline: Option<&Field<'_>>,
+    file: Option<&Field<'_>>,
+    what: &str,
+) -> Result<Option<Secret>, ConfigError> {
+    match (inline, file) {
+        (Some(_), Some(f)) => Err(decoder.error(
+            f.key.line,
+            &f.path,
+            format!("at most one of {what} and {what}_file may be set"),
+        )),
+        (Some(f), None) => Ok(Some(Secret::Inline(decoder.string(f.value, &f.path)?))),
+        (None, Some(f)) => {
+            let path = decoder.path(f.value, &f.path)?;
+            crate::secret::read_secret(&path)
+                .map_err(|message| decoder.error(f.value.line, &f.path, message))?;
+            Ok(Some(Secret::File(path)))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+fn decode_redis(decoder: &Decoder, node: &Node, field: &str) -> Result<RedisConfig, ConfigError> {
+    let mut redis = RedisConfig {
+        scrape: true,
+        instances: Vec::new(),
+    };
+    for f in decoder.fields(node, field)? {
+        match f.name.as_str() {
+            "scrape" => redis.scrape = decoder.bool(f.value, &f.path)?,
+            "instances" => {
+                for (index, item) in decoder.sequence(f.value, &f.path)?.iter().enumerate() {
+                    let path = format!("{}[{index}]", f.path);
+                    let instance = decode_redis_instance(decoder, item, &path)?;
+                    if redis
+                        .instances
+                        .iter()
+                        .any(|i| i.address == instance.address)
+                    {
+                        return Err(decoder.error(
+                            item.line,
+                            &path,
+                            format!("instance {:?} is listed twice", instance.address),
+                        ));
+                    }
+                    redis.instances.push(instance);
+                }
+            }
+            _ => return Err(decoder.unknown(&f)),
+        }
+    }
+    Ok(redis)
+}
+
+fn decode_redis_instance(
+    decoder: &Decoder,
+    node: &Node,
+    field: &str,
+) -> Result<RedisInstance, ConfigError> {
+    let fields = decoder.fields(node, field)?;
+    let mut address = None;
+    let mut user = None;
+    let mut tls = None;
+    let mut password = None;
+    let mut password_file = None;
+    for f in &fields {
+        let (value, path) = (f.value, f.path.as_str());
+        match f.name.as_str() {
+            "address" => {
+                let text = decoder.string(value, path)?;
+                let text = if text.contains("://") {
+                    text
+                } else {
+                    format!("redis://{text}")
+                };
+                let Some((scheme, rest)) = text.split_once("://") else {
+                    return Err(decoder.error(value.line, path, "empty address"));
+                };
+                if scheme != "redis" && scheme != "rediss" {
+                    return Err(decoder.error(
+                        value.line,
+                        path,
+                        format!("scheme {scheme:?}: want redis:// or rediss://"),
+                    ));
+                }
+                let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+                if authority.is_empty() {
+                    return Err(decoder.error(value.line, path, "the address has no host"));
+                }
+                if authority.contains('@') {
+                    return Err(decoder.error(
+                        value.line,
+                        path,
+                        "credentials go in user and password or password_file, not the address",
+                    ));
+                }
+                address = Some(text);
+            }
+            "user" => user = Some(decoder.string(value, path)?),
+            "password" => password = Some(f),
+            "password_file" => password_file = Some(f),
+            "tls_config" => {
+                let config = http::tls_config(decoder, value, path)?;
+                if config.server_name.is_some()
+                    || config.min_version.is_some()
+                    || config.max_version.is_some()
+                {
+                    return Err(decoder.unsupported(
+                        f,
+                        "server_name, min_version and max_version for Redis (the Redis client checks the address's host with TLS 1.2 and 1.3)",
+                    ));
+                }
+                tls = Some(
+                    TlsOptions::from_config(&config)
+                        .map_err(|message| decoder.error(value.line, path, message))?,
+                );
+            }
+            _ => return Err(decoder.unknown(f)),
+        }
+    }
+    let Some(address) = address else {
+        return Err(decoder.error(node.line, field, "missing address"));
+    };
+    if tls.is_some() && !address.starts_with("rediss://") {
+        return Err(decoder.error(node.line, field, "tls_config needs a rediss:// address"));
+    }
+    Ok(RedisInstance {
+        address,
+        user,
+        password: secret_pair(decoder, password, password_file, "password")?,
+        tls,
+    })
+}
+
+fn decode_postgres(
+    decoder: &Decoder,
+    node: &Node,
+    field: &str,
+) -> Result<PostgresConfig, ConfigError> {
+    let mut postgres = PostgresConfig {
+        scrape: true,
+        instances: Vec::new(),
+    };
+    for f in decoder.fields(node, field)? {
+        match f.name.as_str() {
+            "scrape" => postgres.scrape = decoder.bool(f.value, &f.path)?,
+            "instances" => {
+                for (index, item) in decoder.sequence(f.value, &f.path)?.iter().enumerate() {
+                    let path = format!("{}[{index}]", f.path);
+                    let mut name = None;
+                    let mut dsn = None;
+                    let mut dsn_file = None;
+                    let fields = decoder.fields(item, &path)?;
+                    for g in &fields {
+                        match g.name.as_str() {
+                            "name" => name = Some(decoder.string(g.value, &g.path)?),
+                            "data_source_name" => dsn = Some(g),
+                            "data_source_name_file" => dsn_file = Some(g),
+                            _ => return Err(decoder.unknown(g)),
+                        }
+                    }
+                    let Some(name) = name.filter(|n| !n.is_empty()) else {
+                        return Err(decoder.error(item.line, &path, "missing name"));
+                    };
+                    if postgres.instances.iter().any(|i| i.name == name) {
+                        return Err(decoder.error(
+                            item.line,
+                            &path,
+                            format!("instance name {name:?} is used twice"),
+                        ));
+                    }
+                    let Some(data_source_name) =
+                        secret_pair(decoder, dsn, dsn_file, "data_source_name")?
+                    else {
+                        return Err(decoder.error(
+                            item.line,
+                            &path,
+                            "missing data_source_name or data_source_name_file",
+                        ));
+                    };
+                    postgres.instances.push(PostgresInstance {
+                        name,
+                        data_source_name,
+                    });
+                }
+            }
+            _ => return Err(decoder.unknown(&f)),
+        }
+    }
+    Ok(postgres)
 }
 
 fn decode_modules(decoder: &Decoder, node: &Node, field: &str) -> Result<Modules, ConfigError> {
@@ -775,6 +1188,169 @@ modules:
                 "{text}\n got: {error}\nwant: {want}"
             );
         }
+    }
+
+    fn exporters(text: &str, dir: Option<&Path>) -> Result<ExportersConfig, ConfigError> {
+        let root = crate::decode::parse_yaml("osprey.yml", text)?;
+        let decoder = Decoder::new("osprey.yml", dir);
+        let fields = decoder.fields(&root, "")?;
+        decode_exporters(&decoder, fields[0].value, "exporters")
+    }
+
+    #[test]
+    fn typed_redis_and_postgres_instances_gpu_and_containers() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("redis.pass"), "pw\n").unwrap();
+        std::fs::write(dir.path().join("pg.dsn"), "postgresql://u:p@db/app\n").unwrap();
+        let text = r#"
+exporters:
+  gpu: {dcgm_names: false}
+  containers: {cgroup_root: cg, docker_only: true, store_container_labels: false}
+  redis:
+    instances:
+      - address: cache-1:6379
+        user: metrics
+        password_file: redis.pass
+      - address: rediss://cache-2:6380
+        password: inline
+        tls_config: {insecure_skip_verify: true}
+  postgres:
+    instances:
+      - name: metadata
+        data_source_name_file: pg.dsn
+      - name: features
+        data_source_name: "host=db2 user=exporter sslmode=disable"
+"#;
+        let config = exporters(text, Some(dir.path())).unwrap();
+        assert!(!config.gpu.dcgm_names && config.gpu.nvidia_gpu_exporter_names);
+        assert_eq!(config.containers.cgroup_root, dir.path().join("cg"));
+        assert!(config.containers.docker_only && !config.containers.store_container_labels);
+        assert_eq!(config.redis.instances[0].address, "redis://cache-1:6379");
+        assert_eq!(
+            config.redis.instances[0]
+                .password
+                .as_ref()
+                .unwrap()
+                .read()
+                .unwrap(),
+            "pw"
+        );
+        assert!(
+            config.redis.instances[1]
+                .tls
+                .as_ref()
+                .unwrap()
+                .insecure_skip_verify
+        );
+        assert_eq!(
+            config.postgres.instances[0]
+                .data_source_name
+                .read()
+                .unwrap(),
+            "postgresql://u:p@db/app"
+        );
+        // The DSN is never printed.
+        assert!(!format!("{config:?}").contains("exporter sslmode"));
+
+        let global = GlobalConfig::default();
+        let jobs = config.scrape_jobs("127.0.0.1:9090", &global);
+        assert_eq!(jobs.len(), 2);
+        assert_eq!(
+            (jobs[0].job_name.as_str(), jobs[0].metrics_path.as_str()),
+            ("redis", "/exporters/redis/scrape")
+        );
+        assert_eq!(jobs[0].static_configs[1].targets, ["127.0.0.1:9090"]);
+        assert_eq!(
+            jobs[0].static_configs[1].labels,
+            [
+                (
+                    "__param_target".to_string(),
+                    "rediss://cache-2:6380".to_string()
+                ),
+                ("instance".to_string(), "rediss://cache-2:6380".to_string())
+            ]
+        );
+        assert_eq!(jobs[1].static_configs[0].labels[0].1, "metadata");
+        let mut off = config.clone();
+        off.redis.scrape = false;
+        assert_eq!(off.scrape_jobs("x:1", &global).len(), 1);
+        assert!(
+            ExportersConfig::default()
+                .scrape_jobs("x:1", &global)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn exporter_instance_errors_name_the_line() {
+        let cases = [
+            (
+                "exporters:\n  redis:\n    instances:\n      - address: redis://u:p@h:1\n",
+                "osprey.yml:4: exporters.redis.instances[0].address: credentials go in user",
+            ),
+            (
+                "exporters:\n  redis:\n    instances:\n      - address: http://h:1\n",
+                "osprey.yml:4: exporters.redis.instances[0].address: scheme \"http\"",
+            ),
+            (
+                "exporters:\n  redis:\n    instances:\n      - address: h:1\n        tls_config: {insecure_skip_verify: true}\n",
+                "osprey.yml:4: exporters.redis.instances[0]: tls_config needs a rediss:// address",
+            ),
+            (
+                "exporters:\n  redis:\n    instances:\n      - address: rediss://h:1\n        tls_config: {server_name: x}\n",
+                "osprey.yml:5: exporters.redis.instances[0].tls_config: not supported by osprey",
+            ),
+            (
+                "exporters:\n  redis:\n    instances:\n      - address: h:1\n        password: a\n        password_file: /x\n",
+                "osprey.yml:6: exporters.redis.instances[0].password_file: at most one of password and password_file",
+            ),
+            (
+                "exporters:\n  redis:\n    instances:\n      - address: h:1\n      - address: redis://h:1\n",
+                "osprey.yml:5: exporters.redis.instances[1]: instance \"redis://h:1\" is listed twice",
+            ),
+            (
+                "exporters:\n  postgres:\n    instances:\n      - name: a\n",
+                "osprey.yml:4: exporters.postgres.instances[0]: missing data_source_name",
+            ),
+            (
+                "exporters:\n  postgres:\n    instances:\n      - data_source_name: x\n",
+                "osprey.yml:4: exporters.postgres.instances[0]: missing name",
+            ),
+            (
+                "exporters:\n  postgres:\n    instances:\n      - name: a\n        data_source_name_file: /nonexistent/dsn\n",
+                "osprey.yml:5: exporters.postgres.instances[0].data_source_name_file: reading /nonexistent/dsn",
+            ),
+            (
+                "exporters:\n  gpu: {dcgm: false}\n",
+                "osprey.yml:2: exporters.gpu.dcgm: unknown field",
+            ),
+        ];
+        for (text, want) in cases {
+            let error = exporters(text, None).unwrap_err().to_string();
+            assert!(
+                error.starts_with(want),
+                "{text}\n got: {error}\nwant: {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_exporter_job_name_taken_by_the_file_is_an_error() {
+        let text = "scrape_configs:\n  - job_name: redis\n    static_configs: [{targets: ['h:9121']}]\nexporters:\n  redis:\n    instances: [{address: 'h:6379'}]\n";
+        let error = crate::parse("osprey.yml", text, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with(
+                "osprey.yml:4: exporters.redis: the redis instances are scraped as job \"redis\""
+            ),
+            "{error}"
+        );
+        let off = text.replace(
+            "redis:\n    instances",
+            "redis:\n    scrape: false\n    instances",
+        );
+        assert!(crate::parse("osprey.yml", &off, None).is_ok());
     }
 
     #[test]

@@ -174,6 +174,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
     let mut sections = prometheus::Sections::default();
     let mut alertmanager = None;
     let mut exporters = blackbox::ExportersConfig::default();
+    let mut exporters_line = 0;
     let mut dashboard_paths = Vec::new();
     let mut slos = slos::SlosConfig::default();
     let mut model_configs = Vec::new();
@@ -186,7 +187,8 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
                 alertmanager = Some(alertmanager::decode_section(decoder, field.value, text)?)
             }
             "exporters" => {
-                exporters = blackbox::decode_exporters(decoder, field.value, "exporters")?
+                exporters = blackbox::decode_exporters(decoder, field.value, "exporters")?;
+                exporters_line = field.key.line;
             }
             "dashboards" => dashboard_paths = decode_dashboards(decoder, field.value)?,
             "slos" => slos = slos::decode(decoder, field.value, "slos")?,
@@ -198,6 +200,23 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
         }
     }
     let sections = prometheus::finish(decoder, sections)?;
+    // The exporters' own jobs must not take a name a job of the file has.
+    for job in exporters.scrape_jobs("", &sections.global) {
+        if sections
+            .scrape_configs
+            .iter()
+            .any(|j| j.job_name == job.job_name)
+        {
+            return Err(decoder.error(
+                exporters_line,
+                &format!("exporters.{}", job.job_name),
+                format!(
+                    "the {0} instances are scraped as job {0:?}, which scrape_configs already has; rename that job or set exporters.{0}.scrape: false",
+                    job.job_name
+                ),
+            ));
+        }
+    }
     Ok(Config {
         name: decoder.file().to_string(),
         path: None,

@@ -1,7 +1,10 @@
 //! The GPU exporter: NVIDIA GPUs through NVML, with the DCGM exporter's
 //! metric names (`DCGM_FI_DEV_GPU_UTIL`, `DCGM_FI_DEV_FB_USED`, ...) and
 //! labels (`gpu`, `UUID`, `device`, `modelName`, `pci_bus_id`), plus GPU
-//! memory per process.
+//! memory per process, and beside them the older
+//! nvidia_gpu_prometheus_exporter's names (`nvidia_gpu_duty_cycle`,
+//! `nvidia_gpu_memory_used_bytes`, ...) that alert rules in the wild still
+//! read. [`GpuNames`] switches each naming on or off.
 //!
 //! Every NVML call is behind [`GpuSource`]: [`NvmlSource`] is the real
 //! one (libnvidia-ml loaded at run time by nvml-wrapper, so the binary runs
@@ -24,6 +27,10 @@ pub struct GpuProcess {
     pub name: String,
     /// GPU memory the process uses; `None` when the driver does not say.
     pub used_memory_bytes: Option<u64>,
+    /// Percent of the GPU's SM (compute) time the process used over the
+    /// driver's last sample period (`nvmlDeviceGetProcessUtilization`);
+    /// `None` when the driver does not say.
+    pub sm_utilization_percent: Option<u32>,
 }
 
 /// Error counts of the GPU's memory (ECC); a field is `None` when the
@@ -52,6 +59,9 @@ pub struct GpuReading {
     pub name: String,
     /// The PCI bus id (`00000000:65:00.0`).
     pub pci_bus_id: String,
+    /// The device's minor number (`/dev/nvidia<minor>`), the
+    /// `minor_number` label of nvidia_gpu_prometheus_exporter.
+    pub minor_number: Option<u32>,
     /// Percent of time a kernel ran, over the driver's sample period.
     pub gpu_utilization_percent: Option<u32>,
     /// Percent of time device memory was read or written.
@@ -64,6 +74,9 @@ pub struct GpuReading {
     pub pcie_replays: Option<u32>,
     pub memory_used_bytes: Option<u64>,
     pub memory_free_bytes: Option<u64>,
+    pub memory_total_bytes: Option<u64>,
+    /// The first fan's speed, percent of its maximum.
+    pub fan_speed_percent: Option<u32>,
     pub temperature_celsius: Option<u32>,
     pub power_milliwatts: Option<u32>,
     /// Energy since the driver loaded, in millijoules.
@@ -98,6 +111,24 @@ pub const THROTTLE_REASONS: [(u64, &str); 9] = [
     (0x80, "hw_power_brake_slowdown"),
     (0x100, "display_clock_setting"),
 ];
+
+/// Which metric names the GPU exporter writes; each naming can be turned
+/// off on its own (`exporters.gpu` in the config).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GpuNames {
+    /// DCGM exporter's `DCGM_FI_DEV_*` families.
+    pub dcgm: bool,
+    /// nvidia_gpu_prometheus_exporter's `nvidia_gpu_*` families.
+    pub nvidia_gpu_exporter: bool,
+}
+
+impl GpuNames {
+    /// Both namings, the default: rules written for either exporter work.
+    pub const BOTH: GpuNames = GpuNames {
+        dcgm: true,
+        nvidia_gpu_exporter: true,
+    };
+}
 
 /// Renders GPU readings; holds the source and whether it worked last time.
 pub struct GpuExporter {
@@ -140,9 +171,33 @@ impl GpuExporter {
         }
     }
 
-    /// Writes the GPU metrics into `out` in the text exposition format.
-    pub fn collect(&self, out: &mut String) {
-        let readings = match &self.source {
+    /// Writes the GPU metrics into `out` in the text exposition format,
+    /// in the namings `names` selects (`osprey_gpu_*` always).
+    pub fn collect(&self, names: GpuNames, out: &mut String) {
+        let readings = self.read();
+        single(
+            out,
+            "osprey_gpu_available",
+            "Whether NVML could be used to read the GPUs (1) or not (0).",
+            Kind::Gauge,
+            if readings.is_some() { 1.0 } else { 0.0 },
+        );
+        if let Some(readings) = readings {
+            if names.dcgm {
+                write_dcgm(&readings, out);
+            }
+            write_osprey(&readings, out);
+            if names.nvidia_gpu_exporter {
+                write_nvidia_gpu_exporter(&readings, out);
+            }
+        }
+    }
+
+    /// The GPUs now, or `None` without a GPU or when reading fails (logged
+    /// once per change, as [`GpuExporter::collect`] reports it). The
+    /// container exporter takes its per-process figures from here.
+    pub fn read(&self) -> Option<Vec<GpuReading>> {
+        match &self.source {
             None => None,
             Some(source) => match source.read() {
                 Ok(readings) => {
@@ -158,16 +213,6 @@ impl GpuExporter {
                     None
                 }
             },
-        };
-        single(
-            out,
-            "osprey_gpu_available",
-            "Whether NVML could be used to read the GPUs (1) or not (0).",
-            Kind::Gauge,
-            if readings.is_some() { 1.0 } else { 0.0 },
-        );
-        if let Some(readings) = readings {
-            write_readings(&readings, out);
         }
     }
 }
@@ -320,7 +365,7 @@ const FAMILIES: [(&str, &str, Kind, Field); 18] = [
     ),
 ];
 
-fn write_readings(readings: &[GpuReading], out: &mut String) {
+fn write_dcgm(readings: &[GpuReading], out: &mut String) {
     let labels: Vec<GpuLabels> = readings.iter().map(GpuLabels::of).collect();
     for (name, help, kind, field) in FAMILIES {
         if !readings.iter().any(|r| field(r).is_some()) {
@@ -333,6 +378,12 @@ fn write_readings(readings: &[GpuReading], out: &mut String) {
             }
         }
     }
+}
+
+/// osprey's own families (throttle reasons spelled out, memory per
+/// process), with DCGM's identity labels.
+fn write_osprey(readings: &[GpuReading], out: &mut String) {
+    let labels: Vec<GpuLabels> = readings.iter().map(GpuLabels::of).collect();
     if readings.iter().any(|r| r.throttle_reasons.is_some()) {
         let mut f = Family::new(
             out,
@@ -381,6 +432,77 @@ fn write_readings(readings: &[GpuReading], out: &mut String) {
                         bytes as f64,
                     );
                 }
+            }
+        }
+    }
+}
+
+/// nvidia_gpu_prometheus_exporter's families: name, help, and the value in
+/// its units (bytes, percent, milliwatts, degrees Celsius).
+const NVIDIA_GPU_EXPORTER_FAMILIES: [(&str, &str, Field); 6] = [
+    (
+        "nvidia_gpu_memory_used_bytes",
+        "Memory used by the GPU device in bytes.",
+        |r| r.memory_used_bytes.map(|v| v as f64),
+    ),
+    (
+        "nvidia_gpu_memory_total_bytes",
+        "Total memory of the GPU device in bytes.",
+        |r| r.memory_total_bytes.map(|v| v as f64),
+    ),
+    (
+        "nvidia_gpu_duty_cycle",
+        "Percent of time over the past sample period during which one or more kernels were executing on the GPU device.",
+        |r| r.gpu_utilization_percent.map(f64::from),
+    ),
+    (
+        "nvidia_gpu_power_usage_milliwatts",
+        "Power usage of the GPU device in milliwatts.",
+        |r| r.power_milliwatts.map(f64::from),
+    ),
+    (
+        "nvidia_gpu_temperature_celsius",
+        "Temperature of the GPU device in celsius.",
+        |r| r.temperature_celsius.map(f64::from),
+    ),
+    (
+        "nvidia_gpu_fanspeed_percent",
+        "Fanspeed of the GPU device as a percent of its maximum.",
+        |r| r.fan_speed_percent.map(f64::from),
+    ),
+];
+
+/// The nvidia_gpu_prometheus_exporter naming: `nvidia_gpu_num_devices` and
+/// per-GPU gauges labelled `minor_number`, `uuid` and `name`. Like that
+/// exporter, a GPU whose minor number cannot be read is left out of the
+/// per-GPU families (the label would be missing).
+fn write_nvidia_gpu_exporter(readings: &[GpuReading], out: &mut String) {
+    single(
+        out,
+        "nvidia_gpu_num_devices",
+        "Number of GPU devices.",
+        Kind::Gauge,
+        readings.len() as f64,
+    );
+    let labelled: Vec<(String, &GpuReading)> = readings
+        .iter()
+        .filter_map(|r| r.minor_number.map(|minor| (minor.to_string(), r)))
+        .collect();
+    for (name, help, field) in NVIDIA_GPU_EXPORTER_FAMILIES {
+        if !labelled.iter().any(|(_, r)| field(r).is_some()) {
+            continue;
+        }
+        let mut f = Family::new(out, name, help, Kind::Gauge);
+        for (minor, r) in &labelled {
+            if let Some(v) = field(r) {
+                f.sample(
+                    &[
+                        ("minor_number", minor),
+                        ("uuid", &r.uuid),
+                        ("name", &r.name),
+                    ],
+                    v,
+                );
             }
         }
     }
@@ -452,6 +574,17 @@ impl NvmlSource {
         let memory = device.memory_info().ok();
         let ecc =
             |error: MemoryError, counter: EccCounter| device.total_ecc_errors(error, counter).ok();
+        // The latest utilization sample of each process the driver has
+        // buffered (samples are per process per sample period).
+        let mut sm_utilization: HashMap<u32, (u64, u32)> = HashMap::new();
+        for sample in device.process_utilization_stats(None).unwrap_or_default() {
+            let entry = sm_utilization
+                .entry(sample.pid)
+                .or_insert((sample.timestamp, sample.sm_util));
+            if sample.timestamp >= entry.0 {
+                *entry = (sample.timestamp, sample.sm_util);
+            }
+        }
         let mut processes = Vec::new();
         let compute = device.running_compute_processes().unwrap_or_default();
         let graphics = device.running_graphics_processes().unwrap_or_default();
@@ -471,6 +604,7 @@ impl NvmlSource {
                 pid: p.pid,
                 name,
                 used_memory_bytes,
+                sm_utilization_percent: sm_utilization.get(&p.pid).map(|&(_, util)| util),
             });
         }
         let last_xid = {
@@ -487,6 +621,7 @@ impl NvmlSource {
             uuid: device.uuid().unwrap_or_default(),
             name: device.name().unwrap_or_default(),
             pci_bus_id: device.pci_info().map(|p| p.bus_id).unwrap_or_default(),
+            minor_number: device.minor_number().ok(),
             gpu_utilization_percent: utilization.as_ref().map(|u| u.gpu),
             memory_utilization_percent: utilization.as_ref().map(|u| u.memory),
             encoder_utilization_percent: device.encoder_utilization().ok().map(|u| u.utilization),
@@ -494,6 +629,8 @@ impl NvmlSource {
             pcie_replays: device.pcie_replay_counter().ok(),
             memory_used_bytes: memory.as_ref().map(|m| m.used),
             memory_free_bytes: memory.as_ref().map(|m| m.free),
+            memory_total_bytes: memory.as_ref().map(|m| m.total),
+            fan_speed_percent: device.fan_speed(0).ok(),
             temperature_celsius: device.temperature(TemperatureSensor::Gpu).ok(),
             power_milliwatts: device.power_usage().ok(),
             energy_millijoules: device.total_energy_consumption().ok(),

@@ -3,8 +3,11 @@
 //!
 //! Every exporter writes through [`Family`]: one `# HELP` and `# TYPE` pair,
 //! then its samples. Label values and help texts are escaped here, so
-//! callers pass raw strings read from the system.
+//! callers pass raw strings read from the system. Exporters whose samples
+//! arrive in no family order (one INFO line or one database row at a
+//! time) gather them in [`Families`] first.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 
 /// The content type of what this writer produces.
@@ -15,6 +18,7 @@ pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 pub enum Kind {
     Counter,
     Gauge,
+    Summary,
     Untyped,
 }
 
@@ -23,6 +27,7 @@ impl Kind {
         match self {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
+            Kind::Summary => "summary",
             Kind::Untyped => "untyped",
         }
     }
@@ -66,6 +71,94 @@ impl<'a> Family<'a> {
     pub fn sample_suffixed(&mut self, suffix: &str, labels: &[(&str, &str)], value: f64) {
         self.out.push_str(self.name);
         write_sample(self.out, suffix, labels, value);
+    }
+}
+
+/// Samples gathered by family in any order, written family by family in
+/// the order each family first appeared (the text format wants a family's
+/// samples together).
+#[derive(Debug, Default)]
+pub struct Families {
+    families: Vec<GatheredFamily>,
+    index: HashMap<String, usize>,
+}
+
+#[derive(Debug)]
+struct GatheredFamily {
+    name: String,
+    help: String,
+    kind: Kind,
+    samples: Vec<GatheredSample>,
+}
+
+/// (name suffix such as `_sum`, labels, value).
+type GatheredSample = (&'static str, Vec<(String, String)>, f64);
+
+impl Families {
+    pub fn new() -> Families {
+        Families::default()
+    }
+
+    /// Adds a sample to family `name` (created with `help` and `kind` on
+    /// first use; later help and kind are ignored).
+    pub fn add(&mut self, name: &str, help: &str, kind: Kind, labels: &[(&str, &str)], value: f64) {
+        self.add_suffixed(name, help, kind, "", labels, value);
+    }
+
+    /// Adds a sample whose name extends the family's (`_sum`, `_count`).
+    pub fn add_suffixed(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: Kind,
+        suffix: &'static str,
+        labels: &[(&str, &str)],
+        value: f64,
+    ) {
+        let index = match self.index.get(name) {
+            Some(&i) => i,
+            None => {
+                self.families.push(GatheredFamily {
+                    name: name.to_string(),
+                    help: help.to_string(),
+                    kind,
+                    samples: Vec::new(),
+                });
+                self.index.insert(name.to_string(), self.families.len() - 1);
+                self.families.len() - 1
+            }
+        };
+        let labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.families[index].samples.push((suffix, labels, value));
+    }
+
+    /// Whether family `name` has a sample.
+    pub fn contains(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.families.is_empty()
+    }
+
+    /// Writes every family.
+    pub fn write(&self, out: &mut String) {
+        let mut pairs: Vec<(&str, &str)> = Vec::new();
+        for family in &self.families {
+            let mut f = Family::new(out, &family.name, &family.help, family.kind);
+            for (suffix, labels, value) in &family.samples {
+                pairs.clear();
+                pairs.extend(labels.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                if suffix.is_empty() {
+                    f.sample(&pairs, *value);
+                } else {
+                    f.sample_suffixed(suffix, &pairs, *value);
+                }
+            }
+        }
     }
 }
 
@@ -123,6 +216,22 @@ pub fn write_value(out: &mut String, value: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn families_group_samples_in_first_seen_order() {
+        let mut families = Families::new();
+        families.add("b", "B.", Kind::Gauge, &[("x", "1")], 1.0);
+        families.add("a", "A.", Kind::Counter, &[], 2.0);
+        families.add("b", "ignored", Kind::Counter, &[("x", "2")], 3.0);
+        families.add_suffixed("s", "S.", Kind::Summary, "_count", &[], 4.0);
+        let mut out = String::new();
+        families.write(&mut out);
+        assert_eq!(
+            out,
+            "# HELP b B.\n# TYPE b gauge\nb{x=\"1\"} 1\nb{x=\"2\"} 3\n# HELP a A.\n# TYPE a counter\na 2\n# HELP s S.\n# TYPE s summary\ns_count 4\n"
+        );
+        assert!(families.contains("a") && !families.contains("c"));
+    }
 
     #[test]
     fn escapes_and_formats() {

@@ -1,6 +1,7 @@
 //! The GPU exporter through a fake NVML source: every DCGM family with
-//! its labels and units, unsupported readings left out, per-process
-//! memory, and the no-GPU and failing-driver paths.
+//! its labels and units, the nvidia_gpu_prometheus_exporter names beside
+//! them and the switch for each naming, unsupported readings left out,
+//! per-process memory, and the no-GPU and failing-driver paths.
 
 #![allow(
     clippy::unwrap_used,
@@ -9,7 +10,7 @@
 
 use std::sync::Mutex;
 
-use exporters::gpu::{EccCounts, GpuExporter, GpuProcess, GpuReading, GpuSource};
+use exporters::gpu::{EccCounts, GpuExporter, GpuNames, GpuProcess, GpuReading, GpuSource};
 
 /// A GPU whose readings the test sets; `None` makes `read` fail.
 struct FakeGpus(Mutex<Option<Vec<GpuReading>>>);
@@ -30,6 +31,7 @@ fn full_reading() -> GpuReading {
         uuid: "GPU-1111".into(),
         name: "NVIDIA H100 80GB HBM3".into(),
         pci_bus_id: "00000000:65:00.0".into(),
+        minor_number: Some(3),
         gpu_utilization_percent: Some(87),
         memory_utilization_percent: Some(40),
         encoder_utilization_percent: Some(5),
@@ -37,6 +39,8 @@ fn full_reading() -> GpuReading {
         pcie_replays: Some(7),
         memory_used_bytes: Some(10 * 1024 * 1024 * 1024 + 5),
         memory_free_bytes: Some(70 * 1024 * 1024 * 1024),
+        memory_total_bytes: Some(80 * 1024 * 1024 * 1024),
+        fan_speed_percent: Some(41),
         temperature_celsius: Some(64),
         power_milliwatts: Some(312_500),
         energy_millijoules: Some(123_456_789),
@@ -56,11 +60,13 @@ fn full_reading() -> GpuReading {
                 pid: 4242,
                 name: "python3".into(),
                 used_memory_bytes: Some(8 * 1024 * 1024 * 1024),
+                sm_utilization_percent: Some(60),
             },
             GpuProcess {
                 pid: 4343,
                 name: "".into(),
                 used_memory_bytes: None,
+                sm_utilization_percent: None,
             },
         ],
     }
@@ -73,6 +79,7 @@ fn bare_reading() -> GpuReading {
         uuid: "GPU-2222".into(),
         name: "Tesla T4".into(),
         pci_bus_id: "00000000:66:00.0".into(),
+        minor_number: None,
         gpu_utilization_percent: None,
         memory_utilization_percent: None,
         encoder_utilization_percent: None,
@@ -80,6 +87,8 @@ fn bare_reading() -> GpuReading {
         pcie_replays: None,
         memory_used_bytes: None,
         memory_free_bytes: None,
+        memory_total_bytes: None,
+        fan_speed_percent: None,
         temperature_celsius: None,
         power_milliwatts: None,
         energy_millijoules: None,
@@ -101,7 +110,7 @@ fn every_metric_with_dcgm_names_labels_and_units() {
         bare_reading(),
     ])))));
     let mut out = String::new();
-    exporter.collect(&mut out);
+    exporter.collect(GpuNames::BOTH, &mut out);
     let expected = [
         ("DCGM_FI_DEV_SM_CLOCK", "gauge", "1980"),
         ("DCGM_FI_DEV_MEM_CLOCK", "gauge", "2619"),
@@ -162,10 +171,64 @@ fn every_metric_with_dcgm_names_labels_and_units() {
     }
 }
 
+const LEGACY0: &str = "minor_number=\"3\",uuid=\"GPU-1111\",name=\"NVIDIA H100 80GB HBM3\"";
+
+#[test]
+fn nvidia_gpu_exporter_names_beside_dcgm() {
+    let exporter = GpuExporter::with_source(Box::new(FakeGpus(Mutex::new(Some(vec![
+        full_reading(),
+        bare_reading(),
+    ])))));
+    let mut out = String::new();
+    exporter.collect(GpuNames::BOTH, &mut out);
+    // The names, labels and units of nvidia_gpu_prometheus_exporter: bytes,
+    // percent, milliwatts, degrees.
+    for (name, value) in [
+        ("nvidia_gpu_memory_used_bytes", "10737418245"),
+        ("nvidia_gpu_memory_total_bytes", "85899345920"),
+        ("nvidia_gpu_duty_cycle", "87"),
+        ("nvidia_gpu_power_usage_milliwatts", "312500"),
+        ("nvidia_gpu_temperature_celsius", "64"),
+        ("nvidia_gpu_fanspeed_percent", "41"),
+    ] {
+        assert!(out.contains(&format!("# TYPE {name} gauge\n")), "{name}");
+        let line = format!("{name}{{{LEGACY0}}} {value}\n");
+        assert!(out.contains(&line), "missing {line:?} in\n{out}");
+    }
+    // Both GPUs are counted; the one without a minor number has no
+    // per-GPU series, as in that exporter.
+    assert!(out.contains("\nnvidia_gpu_num_devices 2\n"));
+    assert!(!out.contains("uuid=\"GPU-2222\""));
+    assert!(out.contains("DCGM_FI_DEV_GPU_UTIL{"));
+
+    // Each naming has its own switch; osprey's families stay.
+    let mut only_legacy = String::new();
+    exporter.collect(
+        GpuNames {
+            dcgm: false,
+            nvidia_gpu_exporter: true,
+        },
+        &mut only_legacy,
+    );
+    assert!(!only_legacy.contains("DCGM_"));
+    assert!(only_legacy.contains("nvidia_gpu_duty_cycle{"));
+    assert!(only_legacy.contains("osprey_gpu_process_memory_used_bytes{"));
+    let mut only_dcgm = String::new();
+    exporter.collect(
+        GpuNames {
+            dcgm: true,
+            nvidia_gpu_exporter: false,
+        },
+        &mut only_dcgm,
+    );
+    assert!(!only_dcgm.contains("nvidia_gpu_"));
+    assert!(only_dcgm.contains("DCGM_FI_DEV_GPU_UTIL{"));
+}
+
 #[test]
 fn no_gpu_is_one_gauge_at_zero() {
     let mut out = String::new();
-    GpuExporter::without_gpu().collect(&mut out);
+    GpuExporter::without_gpu().collect(GpuNames::BOTH, &mut out);
     let samples: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
     assert_eq!(samples, ["osprey_gpu_available 0"]);
 }
@@ -182,13 +245,13 @@ fn a_failing_driver_reports_unavailable_and_recovers() {
     let exporter = GpuExporter::with_source(Box::new(Shared(source.clone())));
     for _ in 0..3 {
         let mut out = String::new();
-        exporter.collect(&mut out);
+        exporter.collect(GpuNames::BOTH, &mut out);
         assert!(out.contains("\nosprey_gpu_available 0\n"));
         assert!(!out.contains("DCGM_"));
     }
     *source.0.lock().unwrap() = Some(vec![full_reading()]);
     let mut out = String::new();
-    exporter.collect(&mut out);
+    exporter.collect(GpuNames::BOTH, &mut out);
     assert!(out.contains("\nosprey_gpu_available 1\n"));
     assert!(out.contains("DCGM_FI_DEV_GPU_UTIL{"));
 }
@@ -198,7 +261,7 @@ fn a_failing_driver_reports_unavailable_and_recovers() {
 #[test]
 fn real_nvml_or_clean_absence() {
     let mut out = String::new();
-    GpuExporter::open_nvml().collect(&mut out);
+    GpuExporter::open_nvml().collect(GpuNames::BOTH, &mut out);
     if out.contains("\nosprey_gpu_available 1\n") {
         assert!(out.contains("DCGM_FI_DEV_FB_USED{"), "{out}");
     } else {

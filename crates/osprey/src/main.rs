@@ -4,8 +4,9 @@
 //! - `server`: the TSDB behind the Prometheus HTTP API.
 //! - `import`: offline backfill of OpenMetrics files into blocks.
 //! - `agent`: scrape and forward with remote write (Prometheus agent mode).
-//! - `exporter host|gpu|blackbox`: one built-in exporter alone, for the
-//!   other hosts of a fleet.
+//! - `exporter host|gpu|container|redis|postgres|blackbox`: one built-in
+//!   exporter alone, for the other hosts of a fleet, taking the reference
+//!   exporters' flags (`exporter.rs`).
 //! - `alertmanager`: the alert manager alone, and `routes test`.
 //! - `check alertmanager`: validates alertmanager.yml files.
 //! - `slo generate` and `check slo`: SLO specs (Sloth, OpenSLO) into
@@ -17,6 +18,7 @@
 mod agent;
 mod alertmanager;
 mod check;
+mod exporter;
 mod import;
 mod slo;
 mod units;
@@ -54,8 +56,8 @@ enum Command {
     /// Run unit tests, as promtool does.
     #[command(subcommand)]
     Test(TestCommand),
-    /// Run one built-in exporter alone (host, gpu or blackbox).
-    Exporter(ExporterArgs),
+    /// Run one built-in exporter alone (host, gpu, container, redis, postgres or blackbox).
+    Exporter(exporter::ExporterArgs),
     /// Run the alert manager alone, or test its routing tree.
     Alertmanager(AlertmanagerArgs),
     /// SLO specs (Sloth prometheus/v1, OpenSLO v1): generate their rules.
@@ -140,32 +142,6 @@ enum TestCommand {
 }
 
 #[derive(clap::Args)]
-struct ExporterArgs {
-    /// Which exporter: host (node_exporter names), gpu (DCGM names) or
-    /// blackbox (probes on /probe).
-    #[arg(value_enum)]
-    kind: ExporterKind,
-    /// Address to serve /metrics (and /probe) on.
-    #[arg(long)]
-    listen: SocketAddr,
-    /// Web configuration (exporter-toolkit format): TLS, users, roles,
-    /// tokens, rate limits; re-read when it or its files change.
-    #[arg(long = "web.config.file")]
-    web_config_file: Option<PathBuf>,
-    /// blackbox only: modules in blackbox_exporter's format (default:
-    /// http_2xx and tcp_connect).
-    #[arg(long)]
-    config: Option<PathBuf>,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum ExporterKind {
-    Host,
-    Gpu,
-    Blackbox,
-}
-
-#[derive(clap::Args)]
 struct ServerArgs {
     /// Configuration file (a prometheus.yml, optionally with osprey sections).
     #[arg(long)]
@@ -231,7 +207,7 @@ struct ImportArgs {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(exporter::go_style_flags(std::env::args_os().collect()));
     // The checkers print their own findings; the store they open for unit
     // tests must not add log lines to them.
     let verdict = match &cli.command {
@@ -268,7 +244,7 @@ fn main() {
             }),
         },
         Command::Check(_) | Command::Test(_) => Ok(()),
-        Command::Exporter(args) => run_exporter(args),
+        Command::Exporter(args) => exporter::run(args),
         Command::Slo(SloCommand::Generate(args)) => slo::generate(&args),
     };
     if let Err(e) = result {
@@ -433,38 +409,6 @@ fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
         agent.stop().await;
         served.context("serving HTTP")
     })?;
-    tracing::info!("stopped");
-    Ok(())
-}
-
-fn run_exporter(args: ExporterArgs) -> anyhow::Result<()> {
-    use server::exporters::StandaloneExporter;
-    let exporter = match (args.kind, &args.config) {
-        (ExporterKind::Host, None) => StandaloneExporter::Host,
-        (ExporterKind::Gpu, None) => StandaloneExporter::Gpu,
-        (ExporterKind::Host | ExporterKind::Gpu, Some(_)) => {
-            anyhow::bail!("--config is for the blackbox exporter only")
-        }
-        (ExporterKind::Blackbox, None) => {
-            StandaloneExporter::Blackbox(server::exporters::default_modules())
-        }
-        (ExporterKind::Blackbox, Some(path)) => {
-            StandaloneExporter::Blackbox(config::blackbox::load_blackbox_file(path)?)
-        }
-    };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let web = load_web_config(args.web_config_file.as_deref())?;
-    runtime
-        .block_on(server::exporters::serve_standalone(
-            exporter,
-            args.listen,
-            web,
-            shutdown_signal(),
-        ))
-        .context("serving the exporter")?;
     tracing::info!("stopped");
     Ok(())
 }

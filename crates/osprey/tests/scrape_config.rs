@@ -138,5 +138,10 @@ fn default_config_scrapes_osprey_itself_and_its_exporters() {
         pool("gpu")["scrapeUrl"],
         format!("http://{addr}/exporters/gpu/metrics")
     );
+    // The container exporter reads the local cgroup tree, always there.
+    assert_eq!(
+        pool("containers")["scrapeUrl"],
+        format!("http://{addr}/exporters/container/metrics")
+    );
     server.kill();
 }

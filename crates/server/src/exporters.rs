@@ -1,23 +1,33 @@
 //! The built-in exporters over HTTP, and their configuration.
 //!
-//! On the main server: `GET /exporters/host/metrics` (node_exporter's
-//! `collect[]` parameter works), `GET /exporters/gpu/metrics` and
-//! `GET /probe?target=...&module=...` (blackbox_exporter's endpoint). The
-//! embedded default configuration scrapes the first two like any target,
-//! so their samples take the one ingestion path.
+//! On the main server:
+//! - `GET /exporters/host/metrics` (node_exporter's `collect[]` parameter
+//!   works), `GET /exporters/gpu/metrics`,
+//!   `GET /exporters/container/metrics` (cAdvisor's names, GPU use per
+//!   container from the same NVML reading);
+//! - `GET /exporters/redis/scrape?target=redis://host:port`
+//!   (redis_exporter's multi-target endpoint; a configured instance's
+//!   user, password and TLS settings apply to its address);
+//! - `GET /exporters/postgres/metrics[?target=<instance name>]` (the
+//!   configured PostgreSQL instances, all of them without `target`);
+//! - `GET /probe?target=...&module=...` (blackbox_exporter's endpoint).
+//!
+//! The embedded default configuration scrapes the host, GPU and container
+//! routes like any target, and the configured Redis and PostgreSQL
+//! instances are scraped as the jobs `config::blackbox::ExportersConfig::
+//! scrape_jobs` adds, so every sample takes the one ingestion path.
 //!
 //! [`serve_standalone`] runs one exporter alone for the other hosts of a
-//! fleet (`osprey exporter host|gpu|blackbox --listen ADDR`): its metrics,
-//! plus `process_*` for the exporter process, on `/metrics`, and `/probe`
-//! for blackbox.
+//! fleet (`osprey exporter host|gpu|container|redis|postgres|blackbox
+//! --listen ADDR`): its metrics, plus `process_*` for the exporter process,
+//! on `/metrics`, `/scrape?target=` for Redis and `/probe` for blackbox.
 //!
-//! Blackbox modules are written in blackbox_exporter's module format,
-//! either in a blackbox.yml (`modules:` at the top) for the standalone
-//! exporter or under `exporters: {blackbox: {modules: ...}}` in the osprey
-//! configuration; `config::blackbox` reads both. Without modules the
-//! prober offers `http_2xx` and `tcp_connect`, as blackbox_exporter's
-//! example configuration does.
+//! What the exporters read comes from the configuration's `exporters`
+//! section (`config::blackbox`): blackbox modules, the GPU name switches,
+//! the container exporter's paths, the Redis and PostgreSQL instances. A
+//! reload replaces it all at once ([`ExporterState::apply`]).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -28,46 +38,96 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use config::blackbox::{ExportersConfig, PostgresInstance, RedisInstance};
 use exporters::blackbox;
+use exporters::container::ContainerExporter;
 use exporters::gpu::GpuExporter;
 use exporters::host::{Collector, HostExporter, HostOptions};
+use exporters::postgres::PostgresExporter;
+use exporters::redis::{RedisExporter, RedisTarget};
 
 use crate::{AppState, ServerError};
 
 /// Blackbox modules by name.
 pub use config::blackbox::{Modules, default_modules};
+/// The exporters' option types the binary's `osprey exporter` flags set.
+pub use exporters::container::ContainerOptions;
+pub use exporters::gpu::GpuNames;
+pub use exporters::postgres::{PostgresOptions, check_dsn};
+pub use exporters::redis::RedisTls;
+
+/// What the `exporters` section in effect says, ready for the exporters.
+struct Settings {
+    modules: Arc<Modules>,
+    gpu_names: GpuNames,
+    containers: Arc<ContainerExporter>,
+    redis: Vec<RedisInstance>,
+    postgres: Vec<PostgresInstance>,
+}
+
+impl Settings {
+    fn of(config: &ExportersConfig) -> Settings {
+        let c = &config.containers;
+        Settings {
+            modules: Arc::new(config.modules()),
+            gpu_names: GpuNames {
+                dcgm: config.gpu.dcgm_names,
+                nvidia_gpu_exporter: config.gpu.nvidia_gpu_exporter_names,
+            },
+            containers: Arc::new(ContainerExporter::new(ContainerOptions {
+                cgroup_root: c.cgroup_root.clone(),
+                docker_root: c.docker_root.clone(),
+                containerd_state: c.containerd_state.clone(),
+                docker_only: c.docker_only,
+                store_container_labels: c.store_container_labels,
+                ..ContainerOptions::linux_defaults()
+            })),
+            redis: config.redis.instances.clone(),
+            postgres: config.postgres.instances.clone(),
+        }
+    }
+}
 
 /// The exporters' shared state: the host reader, the GPU (NVML is opened
 /// on first use, so a server that never scrapes it never loads the
-/// library) and the blackbox modules in effect.
+/// library), the Redis and PostgreSQL scrape state, and the settings in
+/// effect.
 pub struct ExporterState {
     host: HostExporter,
     gpu: OnceLock<GpuExporter>,
-    modules: RwLock<Arc<Modules>>,
+    redis: RedisExporter,
+    postgres: PostgresExporter,
+    settings: RwLock<Arc<Settings>>,
 }
 
 impl Default for ExporterState {
     fn default() -> ExporterState {
-        ExporterState::new(default_modules())
+        ExporterState::new(&ExportersConfig::default())
     }
 }
 
 impl ExporterState {
-    pub fn new(modules: Modules) -> ExporterState {
+    pub fn new(config: &ExportersConfig) -> ExporterState {
+        ExporterState::with_postgres(config, PostgresOptions::DEFAULTS)
+    }
+
+    fn with_postgres(config: &ExportersConfig, postgres: PostgresOptions) -> ExporterState {
         ExporterState {
             host: HostExporter::new(HostOptions::linux_defaults()),
             gpu: OnceLock::new(),
-            modules: RwLock::new(Arc::new(modules)),
+            redis: RedisExporter::new(),
+            postgres: PostgresExporter::new(postgres),
+            settings: RwLock::new(Arc::new(Settings::of(config))),
         }
     }
 
-    /// Replaces the blackbox modules (on configuration load and reload).
-    pub fn set_modules(&self, modules: Modules) {
-        *self.modules.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(modules);
+    /// Applies an `exporters` section (on configuration load and reload).
+    pub fn apply(&self, config: &ExportersConfig) {
+        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Settings::of(config));
     }
 
-    fn modules(&self) -> Arc<Modules> {
-        self.modules
+    fn settings(&self) -> Arc<Settings> {
+        self.settings
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
@@ -90,6 +150,9 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/exporters/host/metrics", get(host_handler))
         .route("/exporters/gpu/metrics", get(gpu_handler))
+        .route("/exporters/container/metrics", get(container_handler))
+        .route("/exporters/redis/scrape", get(redis_handler))
+        .route("/exporters/postgres/metrics", get(postgres_handler))
         .route("/probe", get(probe_handler))
 }
 
@@ -117,6 +180,30 @@ fn requested_collectors(query: Option<&str>) -> Result<Vec<Collector>, String> {
     Ok(collectors)
 }
 
+/// One query parameter.
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
+/// Runs a blocking collection on tokio's blocking pool.
+async fn blocking_text(what: &str, collect: impl FnOnce(&mut String) + Send + 'static) -> Response {
+    let body = tokio::task::spawn_blocking(move || {
+        let mut out = String::with_capacity(64 * 1024);
+        collect(&mut out);
+        out
+    })
+    .await;
+    match body {
+        Ok(body) => text_response(body),
+        Err(e) => text_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{what} exporter failed: {e}\n"),
+        ),
+    }
+}
+
 async fn host_metrics(
     exporters: Arc<ExporterState>,
     query: Option<String>,
@@ -126,41 +213,37 @@ async fn host_metrics(
         Ok(c) => c,
         Err(e) => return text_error(StatusCode::BAD_REQUEST, format!("{e}\n")),
     };
-    let body = tokio::task::spawn_blocking(move || {
-        let mut out = String::with_capacity(64 * 1024);
-        exporters.host.collect(&collectors, &mut out);
+    blocking_text("host", move |out| {
+        exporters.host.collect(&collectors, out);
         if process {
-            append_process_metrics(&mut out);
+            append_process_metrics(out);
         }
-        out
     })
-    .await;
-    match body {
-        Ok(body) => text_response(body),
-        Err(e) => text_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("host exporter failed: {e}\n"),
-        ),
-    }
+    .await
 }
 
 async fn gpu_metrics(exporters: Arc<ExporterState>, process: bool) -> Response {
-    let body = tokio::task::spawn_blocking(move || {
-        let mut out = String::with_capacity(8 * 1024);
-        exporters.gpu().collect(&mut out);
+    blocking_text("GPU", move |out| {
+        let names = exporters.settings().gpu_names;
+        exporters.gpu().collect(names, out);
         if process {
-            append_process_metrics(&mut out);
+            append_process_metrics(out);
         }
-        out
     })
-    .await;
-    match body {
-        Ok(body) => text_response(body),
-        Err(e) => text_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("GPU exporter failed: {e}\n"),
-        ),
-    }
+    .await
+}
+
+async fn container_metrics(exporters: Arc<ExporterState>, process: bool) -> Response {
+    blocking_text("container", move |out| {
+        let containers = exporters.settings().containers.clone();
+        // GPU use per container comes from the GPU exporter's reading.
+        let gpus = exporters.gpu().read();
+        containers.collect(gpus.as_deref(), out);
+        if process {
+            append_process_metrics(out);
+        }
+    })
+    .await
 }
 
 fn append_process_metrics(out: &mut String) {
@@ -170,11 +253,10 @@ fn append_process_metrics(out: &mut String) {
     }
 }
 
-/// How long a probe may take: the scrape timeout Prometheus sends
+/// The scrape timeout Prometheus sends
 /// (`X-Prometheus-Scrape-Timeout-Seconds`) less half a second for the
-/// answer to travel, as blackbox_exporter does; 10 s (Prometheus's default
-/// scrape timeout) without the header.
-fn probe_limit(headers: &HeaderMap) -> Duration {
+/// answer to travel; `default` without the header.
+fn scrape_limit(headers: &HeaderMap, default: Duration) -> Duration {
     let header_seconds = headers
         .get("x-prometheus-scrape-timeout-seconds")
         .and_then(|v| v.to_str().ok())
@@ -182,8 +264,14 @@ fn probe_limit(headers: &HeaderMap) -> Duration {
         .filter(|s| s.is_finite() && *s > 0.0);
     match header_seconds {
         Some(s) => Duration::from_secs_f64((s - 0.5).max(0.1)),
-        None => Duration::from_secs(10),
+        None => default,
     }
+}
+
+/// How long a probe may take: the scrape's limit, or 10 s (Prometheus's
+/// default scrape timeout) without the header, as blackbox_exporter does.
+fn probe_limit(headers: &HeaderMap) -> Duration {
+    scrape_limit(headers, Duration::from_secs(10))
 }
 
 async fn probe_metrics(
@@ -191,23 +279,14 @@ async fn probe_metrics(
     query: Option<&str>,
     headers: &HeaderMap,
 ) -> Response {
-    let mut target = None;
-    let mut module_name = None;
-    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        match key.as_ref() {
-            "target" => target = Some(value.into_owned()),
-            "module" => module_name = Some(value.into_owned()),
-            _ => {}
-        }
-    }
-    let Some(target) = target.filter(|t| !t.is_empty()) else {
+    let Some(target) = query_param(query, "target").filter(|t| !t.is_empty()) else {
         return text_error(
             StatusCode::BAD_REQUEST,
             "Target parameter is missing\n".into(),
         );
     };
-    let module_name = module_name.unwrap_or_else(|| "http_2xx".to_string());
-    let modules = exporters.modules();
+    let module_name = query_param(query, "module").unwrap_or_else(|| "http_2xx".to_string());
+    let modules = exporters.settings().modules.clone();
     let Some(module) = modules.get(&module_name) else {
         return text_error(
             StatusCode::BAD_REQUEST,
@@ -216,6 +295,119 @@ async fn probe_metrics(
     };
     let mut out = String::with_capacity(4 * 1024);
     blackbox::probe(module, &target, probe_limit(headers), &mut out).await;
+    text_response(out)
+}
+
+/// The target of a configured Redis instance.
+fn redis_target(instance: &RedisInstance) -> Result<RedisTarget, String> {
+    let password = match &instance.password {
+        Some(secret) => Some(secret.read()?),
+        None => None,
+    };
+    let tls = instance
+        .tls
+        .as_ref()
+        .map(|t| {
+            // `identity_pem` is the certificate chain followed by its key.
+            RedisTls {
+                ca_pem: t.ca_pem.clone(),
+                client_cert_pem: t.identity_pem.clone(),
+                client_key_pem: t.identity_pem.clone(),
+                insecure_skip_verify: t.insecure_skip_verify,
+            }
+        })
+        .unwrap_or_default();
+    Ok(RedisTarget {
+        address: instance.address.clone(),
+        user: instance.user.clone(),
+        password,
+        tls,
+    })
+}
+
+/// `/exporters/redis/scrape?target=`: a configured instance's address
+/// uses its settings; any other address is scraped without credentials,
+/// as redis_exporter scrapes a target missing from its password file.
+async fn redis_metrics(
+    exporters: Arc<ExporterState>,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Response {
+    let Some(target) = query_param(query, "target").filter(|t| !t.is_empty()) else {
+        exporters.redis.count_request_error();
+        return text_error(
+            StatusCode::BAD_REQUEST,
+            "'target' parameter must be specified\n".into(),
+        );
+    };
+    let address = exporters::redis::redact_address(&target);
+    let settings = exporters.settings();
+    let target = match settings.redis.iter().find(|i| i.address == address) {
+        Some(instance) => match redis_target(instance) {
+            Ok(target) => target,
+            Err(e) => {
+                exporters.redis.count_request_error();
+                return text_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("reading the password of {address}: {e}\n"),
+                );
+            }
+        },
+        None => RedisTarget::plain(&address),
+    };
+    let mut out = String::with_capacity(16 * 1024);
+    exporters
+        .redis
+        .scrape(
+            &target,
+            scrape_limit(headers, exporters::redis::CONNECTION_TIMEOUT),
+            &mut out,
+        )
+        .await;
+    text_response(out)
+}
+
+/// `/exporters/postgres/metrics[?target=<name>]`.
+async fn postgres_metrics(
+    exporters: Arc<ExporterState>,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Response {
+    let settings = exporters.settings();
+    let wanted = query_param(query, "target");
+    let instances: Vec<&PostgresInstance> = settings
+        .postgres
+        .iter()
+        .filter(|i| wanted.as_ref().is_none_or(|w| *w == i.name))
+        .collect();
+    if instances.is_empty() {
+        let message = match wanted {
+            Some(name) => format!("no PostgreSQL instance named {name:?} in exporters.postgres\n"),
+            None => "no PostgreSQL instance in exporters.postgres\n".to_string(),
+        };
+        return text_error(StatusCode::BAD_REQUEST, message);
+    }
+    let mut dsns = Vec::with_capacity(instances.len());
+    for instance in instances {
+        match instance.data_source_name.read() {
+            Ok(dsn) => dsns.push(dsn),
+            Err(e) => {
+                return text_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("reading the data source name of {}: {e}\n", instance.name),
+                );
+            }
+        }
+    }
+    let mut out = String::with_capacity(64 * 1024);
+    exporters
+        .postgres
+        .scrape(
+            &dsns,
+            scrape_limit(headers, Duration::from_secs(10)),
+            &mut out,
+        )
+        .await;
     text_response(out)
 }
 
@@ -228,6 +420,28 @@ async fn gpu_handler(State(state): State<AppState>) -> Response {
     gpu_metrics(state.exporters().clone(), false).await
 }
 
+async fn container_handler(State(state): State<AppState>) -> Response {
+    container_metrics(state.exporters().clone(), false).await
+}
+
+async fn redis_handler(State(state): State<AppState>, request: Request) -> Response {
+    redis_metrics(
+        state.exporters().clone(),
+        request.uri().query(),
+        request.headers(),
+    )
+    .await
+}
+
+async fn postgres_handler(State(state): State<AppState>, request: Request) -> Response {
+    postgres_metrics(
+        state.exporters().clone(),
+        request.uri().query(),
+        request.headers(),
+    )
+    .await
+}
+
 async fn probe_handler(State(state): State<AppState>, request: Request) -> Response {
     probe_metrics(
         state.exporters().clone(),
@@ -237,16 +451,55 @@ async fn probe_handler(State(state): State<AppState>, request: Request) -> Respo
     .await
 }
 
+/// What `osprey exporter redis` scrapes: redis_exporter's flags.
+#[derive(Clone, Debug)]
+pub struct StandaloneRedis {
+    /// `--redis.addr`: what `/metrics` scrapes; empty for none (then only
+    /// `/scrape?target=` works).
+    pub address: String,
+    /// `--redis.user`, `--redis.password`.
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// `--redis.password-file`: a password per Redis URI, used when no
+    /// `--redis.password` is given.
+    pub passwords: BTreeMap<String, String>,
+    /// `--tls-*` and `--skip-tls-verification`, for every target.
+    pub tls: RedisTls,
+}
+
+impl StandaloneRedis {
+    fn target(&self, address: &str) -> RedisTarget {
+        let redacted = exporters::redis::redact_address(address);
+        RedisTarget {
+            // The address as given keeps credentials written into it.
+            address: address.to_string(),
+            user: self.user.clone(),
+            password: self
+                .password
+                .clone()
+                .filter(|p| !p.is_empty())
+                .or_else(|| self.passwords.get(&redacted).cloned()),
+            tls: self.tls.clone(),
+        }
+    }
+}
+
 /// Which exporter [`serve_standalone`] runs.
 pub enum StandaloneExporter {
     Host,
-    Gpu,
+    Gpu(GpuNames),
+    Container(ContainerOptions),
+    Redis(StandaloneRedis),
+    /// postgres_exporter's data source names (comma-separated in
+    /// `DATA_SOURCE_NAME`) and default-metric switches.
+    Postgres(Vec<String>, PostgresOptions),
     Blackbox(Modules),
 }
 
 /// Serves one exporter alone on `listen` until `shutdown` resolves:
 /// `/metrics` (the exporter's metrics and the process's own), `/probe` for
-/// blackbox, and `/-/healthy`.
+/// blackbox, `/scrape?target=` for Redis, and `/-/healthy` (and Redis's
+/// `/health`).
 pub async fn serve_standalone(
     exporter: StandaloneExporter,
     listen: SocketAddr,
@@ -264,14 +517,108 @@ pub async fn serve_standalone(
                 }),
             )
         }
-        StandaloneExporter::Gpu => {
-            let state = Arc::new(ExporterState::default());
+        StandaloneExporter::Gpu(names) => {
+            let mut config = ExportersConfig::default();
+            config.gpu.dcgm_names = names.dcgm;
+            config.gpu.nvidia_gpu_exporter_names = names.nvidia_gpu_exporter;
+            let state = Arc::new(ExporterState::new(&config));
             // Open NVML now, so its one log line comes at start.
             state.gpu();
             Router::new().route("/metrics", get(move || gpu_metrics(state.clone(), true)))
         }
+        StandaloneExporter::Container(options) => {
+            let state = Arc::new(ExporterState::default());
+            {
+                let mut settings = Settings::of(&ExportersConfig::default());
+                settings.containers = Arc::new(ContainerExporter::new(options));
+                *state.settings.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(settings);
+            }
+            state.gpu();
+            Router::new().route(
+                "/metrics",
+                get(move || container_metrics(state.clone(), true)),
+            )
+        }
+        StandaloneExporter::Redis(redis) => {
+            let state = Arc::new(ExporterState::default());
+            let redis = Arc::new(redis);
+            let (metrics_state, metrics_redis) = (state.clone(), redis.clone());
+            Router::new()
+                .route(
+                    "/metrics",
+                    get(move |headers: HeaderMap| {
+                        let (state, redis) = (metrics_state.clone(), metrics_redis.clone());
+                        async move {
+                            let mut out = String::with_capacity(16 * 1024);
+                            if !redis.address.is_empty() {
+                                let limit =
+                                    scrape_limit(&headers, exporters::redis::CONNECTION_TIMEOUT);
+                                state
+                                    .redis
+                                    .scrape(&redis.target(&redis.address), limit, &mut out)
+                                    .await;
+                            }
+                            append_process_metrics(&mut out);
+                            text_response(out)
+                        }
+                    }),
+                )
+                .route(
+                    "/scrape",
+                    get(move |request: Request| {
+                        let (state, redis) = (state.clone(), redis.clone());
+                        async move {
+                            let query = request.uri().query();
+                            let Some(target) =
+                                query_param(query, "target").filter(|t| !t.is_empty())
+                            else {
+                                state.redis.count_request_error();
+                                return text_error(
+                                    StatusCode::BAD_REQUEST,
+                                    "'target' parameter must be specified\n".into(),
+                                );
+                            };
+                            // As redis_exporter: credentials in the URL are
+                            // dropped, so none travel in scrape URLs.
+                            let target = redis.target(&exporters::redis::redact_address(&target));
+                            let limit = scrape_limit(
+                                request.headers(),
+                                exporters::redis::CONNECTION_TIMEOUT,
+                            );
+                            let mut out = String::with_capacity(16 * 1024);
+                            state.redis.scrape(&target, limit, &mut out).await;
+                            text_response(out)
+                        }
+                    }),
+                )
+                .route("/health", get(|| async { "ok" }))
+        }
+        StandaloneExporter::Postgres(dsns, options) => {
+            let state = Arc::new(ExporterState::with_postgres(
+                &ExportersConfig::default(),
+                options,
+            ));
+            let dsns = Arc::new(dsns);
+            Router::new().route(
+                "/metrics",
+                get(move |headers: HeaderMap| {
+                    let (state, dsns) = (state.clone(), dsns.clone());
+                    async move {
+                        let mut out = String::with_capacity(64 * 1024);
+                        let limit = scrape_limit(&headers, Duration::from_secs(10));
+                        state.postgres.scrape(&dsns, limit, &mut out).await;
+                        append_process_metrics(&mut out);
+                        text_response(out)
+                    }
+                }),
+            )
+        }
         StandaloneExporter::Blackbox(modules) => {
-            let state = Arc::new(ExporterState::new(modules));
+            let config = ExportersConfig {
+                blackbox_modules: Some(modules),
+                ..ExportersConfig::default()
+            };
+            let state = Arc::new(ExporterState::new(&config));
             Router::new()
                 .route(
                     "/metrics",
@@ -319,5 +666,56 @@ mod tests {
         );
         assert!(requested_collectors(Some("collect[]=nope")).is_err());
         assert!(requested_collectors(None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn configured_redis_instances_read_their_password_file_per_scrape() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "first\n").unwrap();
+        let instance = RedisInstance {
+            address: "rediss://cache:6380".into(),
+            user: Some("metrics".into()),
+            password: Some(config::blackbox::Secret::File(file.display().to_string())),
+            tls: Some(config::blackbox::TlsOptions {
+                insecure_skip_verify: true,
+                ..Default::default()
+            }),
+        };
+        let target = redis_target(&instance).unwrap();
+        assert_eq!(target.password.as_deref(), Some("first"));
+        assert_eq!(target.user.as_deref(), Some("metrics"));
+        assert!(target.tls.insecure_skip_verify);
+        // A rotated secret applies at the next scrape.
+        std::fs::write(&file, "second").unwrap();
+        assert_eq!(
+            redis_target(&instance).unwrap().password.as_deref(),
+            Some("second")
+        );
+    }
+
+    #[test]
+    fn standalone_redis_passwords() {
+        let redis = StandaloneRedis {
+            address: "redis://a:6379".into(),
+            user: None,
+            password: None,
+            passwords: [("redis://a:6379".to_string(), "pa".to_string())].into(),
+            tls: RedisTls::default(),
+        };
+        assert_eq!(
+            redis.target("redis://a:6379").password.as_deref(),
+            Some("pa")
+        );
+        assert_eq!(redis.target("a:6379").password.as_deref(), Some("pa"));
+        assert_eq!(redis.target("redis://b:6379").password, None);
+        let flag = StandaloneRedis {
+            password: Some("flag".into()),
+            ..redis
+        };
+        assert_eq!(
+            flag.target("redis://a:6379").password.as_deref(),
+            Some("flag")
+        );
     }
 }

@@ -11,11 +11,14 @@
 //!    jobs, Alertmanagers, receivers). Anything wrong fails here,
 //!    with the file, line and field, and nothing has changed yet.
 //! 2. **Apply** ([`AppState::apply`]): hand each subsystem its part:
-//!    exporter modules, the `models:` settings, rules (the SLOs' and each
-//!    configured model's starter rules with them), the alert sender, the
-//!    embedded alert manager
+//!    the exporters' settings (blackbox modules, GPU names, containers,
+//!    Redis and PostgreSQL instances), the `models:` settings, rules (the
+//!    SLOs' and each configured model's starter rules with them), the
+//!    alert sender, the embedded alert manager
 //!    (started, reconfigured or stopped as the `alertmanager:` section
-//!    comes, changes or goes), and scraping. None of these can fail.
+//!    comes, changes or goes), and scraping (the file's jobs plus the
+//!    `redis` and `postgres` jobs of the configured instances). None of
+//!    these can fail.
 //!
 //! So a reload applies to every subsystem or to none, and
 //! `prometheus_config_last_reload_successful` says which happened.
@@ -82,7 +85,8 @@ impl ConfigSource {
 pub const STARTER_RULES: &str = include_str!("starter_rules.yml");
 
 /// The embedded default: osprey scrapes its own `/metrics` and its
-/// built-in host and GPU exporters every 15 s, runs the starter alert
+/// built-in host, GPU and container exporters every 15 s (the container
+/// exporter reads the local cgroup tree, always there), runs the starter alert
 /// rules, and runs the alert manager with one route, so alerts show in the
 /// UI, `amtool` and silences, and notify nobody until a configuration
 /// names receivers.
@@ -94,7 +98,7 @@ pub fn default_config(listen: std::net::SocketAddr) -> ConfigSource {
             STARTER_RULES.to_string(),
         )],
         text: format!(
-            "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nscrape_configs:\n  - job_name: osprey\n    static_configs:\n      - targets: ['{listen}']\n  - job_name: host\n    metrics_path: /exporters/host/metrics\n    static_configs:\n      - targets: ['{listen}']\n  - job_name: gpu\n    metrics_path: /exporters/gpu/metrics\n    static_configs:\n      - targets: ['{listen}']\nalertmanager:\n  route:\n    receiver: default\n    group_by: ['alertname']\n  receivers:\n    - name: default\n"
+            "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nscrape_configs:\n  - job_name: osprey\n    static_configs:\n      - targets: ['{listen}']\n  - job_name: host\n    metrics_path: /exporters/host/metrics\n    static_configs:\n      - targets: ['{listen}']\n  - job_name: gpu\n    metrics_path: /exporters/gpu/metrics\n    static_configs:\n      - targets: ['{listen}']\n  - job_name: containers\n    metrics_path: /exporters/container/metrics\n    static_configs:\n      - targets: ['{listen}']\nalertmanager:\n  route:\n    receiver: default\n    group_by: ['alertname']\n  receivers:\n    - name: default\n"
         ),
     }
 }
@@ -141,6 +145,22 @@ pub fn check_connections(config: &config::Config) -> Result<(), String> {
 fn prepare_connections(
     config: &config::Config,
 ) -> Result<(PreparedAlerting, Option<alert::PreparedConfig>), String> {
+    // A PostgreSQL instance whose data source name does not parse would
+    // only ever be pg_up 0; say so now, naming the instance.
+    for instance in &config.exporters.postgres.instances {
+        let dsn = instance.data_source_name.read().map_err(|e| {
+            format!(
+                "{}: exporters.postgres instance {:?}: {e}",
+                config.name, instance.name
+            )
+        })?;
+        exporters::postgres::check_dsn(&dsn).map_err(|e| {
+            format!(
+                "{}: exporters.postgres instance {:?}: {e}",
+                config.name, instance.name
+            )
+        })?;
+    }
     // Scrape pools build their own clients from the same settings; building
     // them here finds a bad TLS file or proxy before anything is applied.
     for job in &config.scrape_configs {
@@ -305,7 +325,7 @@ impl AppState {
         };
         self.set_alertmanager(next.clone());
 
-        self.exporters().set_modules(config.exporters.modules());
+        self.exporters().apply(&config.exporters);
         // A model whose window, reference or task changes replays its log.
         let models = self.models().clone();
         let model_configs = config.models.clone();
@@ -331,7 +351,13 @@ impl AppState {
             .manager
             .apply_with_settings(rule_groups, &crate::rules::rule_settings(&config));
 
-        lifecycle.scrape.apply_config(&config.scrape_configs).await;
+        let mut jobs = config.scrape_configs.clone();
+        jobs.extend(
+            config
+                .exporters
+                .scrape_jobs(&self_address(self.config().listen), &config.global),
+        );
+        lifecycle.scrape.apply_config(&jobs).await;
         *lifecycle.config.write().unwrap_or_else(|e| e.into_inner()) = config;
         Ok(())
     }
@@ -398,6 +424,21 @@ impl AppState {
             None => self.config().config_yaml.clone(),
         }
     }
+}
+
+/// The address the server scrapes itself at: its listen address, with a
+/// wildcard IP replaced by loopback.
+fn self_address(listen: std::net::SocketAddr) -> String {
+    let ip = match listen.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+            std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+        }
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+            std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+        }
+        ip => ip,
+    };
+    std::net::SocketAddr::new(ip, listen.port()).to_string()
 }
 
 /// The rule engine's alerts go straight into the embedded alert manager,

@@ -210,3 +210,103 @@ exporters:
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
 }
+
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Typed Redis and PostgreSQL instances in the `exporters` section become
+/// the `redis` and `postgres` scrape jobs and answer on their routes; the
+/// GPU name switches and the container route follow the section too.
+#[tokio::test]
+async fn exporter_instances_become_jobs_and_routes() {
+    let (redis_port, pg_port) = (closed_port(), closed_port());
+    let dir = tempfile::tempdir().unwrap();
+    let dsn_file = dir.path().join("meta.dsn");
+    std::fs::write(
+        &dsn_file,
+        format!("postgresql://postgres:pw@127.0.0.1:{pg_port}/postgres?sslmode=disable\n"),
+    )
+    .unwrap();
+    let (state, app) = app();
+    let text = format!(
+        "scrape_configs: []\nexporters:\n  gpu: {{nvidia_gpu_exporter_names: false}}\n  redis:\n    instances:\n      - address: 127.0.0.1:{redis_port}\n        password: secret\n  postgres:\n    instances:\n      - name: meta\n        data_source_name_file: {}\n",
+        dsn_file.display()
+    );
+    state
+        .start(server::lifecycle::ConfigSource::Embedded {
+            name: "osprey.yml".into(),
+            text,
+            rules: Vec::new(),
+        })
+        .await
+        .unwrap();
+
+    let targets = get(&app, "/api/v1/targets").await.data();
+    let active = targets["activeTargets"].as_array().unwrap();
+    let target = |pool: &str| {
+        active
+            .iter()
+            .find(|t| t["scrapePool"] == pool)
+            .unwrap_or_else(|| panic!("no {pool} pool in {targets}"))
+    };
+    let redis_address = format!("redis://127.0.0.1:{redis_port}");
+    assert_eq!(
+        target("redis")["labels"]["instance"],
+        redis_address.as_str()
+    );
+    assert!(
+        target("redis")["scrapeUrl"]
+            .as_str()
+            .unwrap()
+            .contains("/exporters/redis/scrape?target=redis%3A%2F%2F127.0.0.1"),
+        "{targets}"
+    );
+    assert_eq!(target("postgres")["labels"]["instance"], "meta");
+
+    let body = get(
+        &app,
+        &format!("/exporters/redis/scrape?target={redis_address}"),
+    )
+    .await
+    .text();
+    assert_eq!(sample_value(&body, "redis_up "), Some(0.0), "{body}");
+    assert_eq!(
+        get(&app, "/exporters/redis/scrape").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let body = get(&app, "/exporters/postgres/metrics?target=meta")
+        .await
+        .text();
+    assert_eq!(sample_value(&body, "pg_up "), Some(0.0), "{body}");
+    assert!(!body.contains("pw@"), "{body}");
+    let reply = get(&app, "/exporters/postgres/metrics?target=nope").await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    let reply = get(&app, "/exporters/container/metrics").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.text().contains("# TYPE container_scrape_error gauge"));
+    state.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_data_source_name_fails_the_load_naming_the_instance() {
+    let (state, _) = app();
+    let text = "scrape_configs: []\nexporters:\n  postgres:\n    instances:\n      - name: meta\n        data_source_name: 'postgresql://u:hidden@db/x?sslmode=sometimes'\n";
+    let err = state
+        .start(server::lifecycle::ConfigSource::Embedded {
+            name: "osprey.yml".into(),
+            text: text.into(),
+            rules: Vec::new(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("exporters.postgres instance \"meta\""),
+        "{err}"
+    );
+    assert!(err.contains("sslmode") && !err.contains("hidden"), "{err}");
+}

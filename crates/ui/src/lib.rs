@@ -424,7 +424,16 @@ fn read_dashboard_file(path: &Path, source: Source) -> Entry {
 }
 
 /// The order built-in dashboards are listed in: the machine first.
-const BUILTIN_ORDER: &[&str] = &["system", "gpu", "serving", "training", "alerts"];
+const BUILTIN_ORDER: &[&str] = &[
+    "system",
+    "gpu",
+    "containers",
+    "serving",
+    "training",
+    "redis",
+    "postgres",
+    "alerts",
+];
 
 /// Every dashboard, built-ins first, then provisioned, then saved. A uid
 /// seen earlier wins; a provisioning error becomes an entry with the error.

@@ -21,7 +21,7 @@ use crate::text::{Family, Kind};
 mod dns;
 mod http;
 mod tcp;
-mod tls;
+pub(crate) mod tls;
 
 pub use config::blackbox::{
     DnsProbe, DnsTransport, HeaderMatch, HttpProbe, IpOptions, IpProtocol, Module, Prober,

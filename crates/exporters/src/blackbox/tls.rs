@@ -27,12 +27,14 @@ pub(crate) struct TlsRecord {
 
 pub(crate) type SharedRecord = Arc<Mutex<TlsRecord>>;
 
-fn provider() -> Arc<CryptoProvider> {
+/// The crypto provider of every TLS client in this crate (rustls's
+/// aws-lc-rs, the one the rest of osprey's TLS stack uses).
+pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// The system's trusted roots, loaded once (loading reads many files).
-static SYSTEM_ROOTS: LazyLock<Arc<RootCertStore>> = LazyLock::new(|| {
+pub(crate) static SYSTEM_ROOTS: LazyLock<Arc<RootCertStore>> = LazyLock::new(|| {
     let mut roots = RootCertStore::empty();
     let loaded = rustls_native_certs::load_native_certs();
     for e in &loaded.errors {
