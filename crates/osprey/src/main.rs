@@ -8,12 +8,14 @@
 //!   other hosts of a fleet.
 //! - `alertmanager`: the alert manager alone, and `routes test`.
 //! - `check alertmanager`: validates alertmanager.yml files.
+//! - `rules backtest`: what rule files would have done over stored history.
 //!
 //! This is the only crate that uses `anyhow`; every error leaves here as one
 //! line on stderr and a non-zero exit code.
 
 mod agent;
 mod alertmanager;
+mod backtest;
 mod check;
 mod import;
 mod units;
@@ -55,6 +57,16 @@ enum Command {
     Exporter(ExporterArgs),
     /// Run the alert manager alone, or test its routing tree.
     Alertmanager(AlertmanagerArgs),
+    /// Work with rule files against stored history.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Evaluate rule files over a past time range and report when each
+    /// alert would have been pending and firing, and what it would have sent.
+    Backtest(backtest::BacktestArgs),
 }
 
 #[derive(Subcommand)]
@@ -253,6 +265,7 @@ fn main() {
         },
         Command::Check(_) | Command::Test(_) => Ok(()),
         Command::Exporter(args) => run_exporter(args),
+        Command::Rules(RulesCommand::Backtest(args)) => backtest::run(&args),
     };
     if let Err(e) = result {
         eprintln!("osprey: {e:#}");

@@ -133,6 +133,8 @@ pub fn server_policy(method: &Method, path: &str) -> Option<Access> {
         | "/api/v1/targets/metadata"
         | "/api/v1/metadata"
         | "/api/v1/rules"
+        // A backtest computes over stored data and changes nothing.
+        | "/api/v1/rules/backtest"
         | "/api/v1/alerts"
         | "/api/v2/status"
         | "/api/v2/receivers"

@@ -37,6 +37,7 @@ mod admin;
 pub mod alertmanager_api;
 mod api;
 pub mod auth;
+pub mod backtest;
 mod error;
 pub mod export;
 pub mod exporters;
@@ -354,6 +355,10 @@ fn build_routes(state: &AppState) -> Routes {
         .route(
             "/api/v1/alerts",
             get(rules::alerts_api).post(rules::alerts_api),
+        )
+        .route(
+            "/api/v1/rules/backtest",
+            get(backtest::backtest_api).post(backtest::backtest_api),
         )
         .route("/api/v1/targets/metadata", get(scraping::targets_metadata))
         .route("/api/v1/metadata", get(scraping::metadata))
