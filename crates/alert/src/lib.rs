@@ -12,6 +12,10 @@
 //!   ([`notify`]). Silences and the log persist in the files specified in
 //!   `docs/format/alertmanager.md` (`persist.rs`).
 //!
+//! - [`simulate`] replays alerts from the past (a rule backtest's) through
+//!   the same routing, grouping, inhibition and dedup decisions on a
+//!   simulated clock, and says which notifications would have gone out.
+//!
 //! This crate knows no HTTP server: the Alertmanager API v2 lives in
 //! `server`, which calls the handle's methods.
 
@@ -23,6 +27,7 @@ pub mod notify;
 mod persist;
 pub mod route;
 pub mod silence;
+pub mod simulate;
 pub mod template;
 
 pub use alerts::{Alert, PostableAlert};

@@ -625,15 +625,7 @@ impl Inner {
         }
         let config = read(&self.config).clone();
         for route in crate::route::match_routes(&config.route, &alert.labels) {
-            let group_labels = match &route.group_by {
-                GroupBy::All => alert.labels.clone(),
-                GroupBy::Labels(names) => Labels::from_pairs(names.iter().filter_map(|name| {
-                    alert
-                        .labels
-                        .get(name)
-                        .map(|value| (name.clone(), value.to_string()))
-                })),
-            };
+            let group_labels = group_labels(route, &alert.labels);
             let group_fingerprint = alerts::fingerprint(&group_labels);
             let group = {
                 let mut groups = lock(&self.groups);
@@ -698,19 +690,12 @@ impl Inner {
         sort_alerts(&mut alerts);
 
         // The mute stages: time intervals, inhibition, silences.
-        let in_interval = |names: &[String]| {
-            names.iter().any(|name| {
-                config.time_intervals.get(name).is_some_and(|intervals| {
-                    config::alertmanager::timeinterval::any_contains(intervals, now)
-                })
-            })
-        };
-        if !group.route.active_time_intervals.is_empty()
-            && !in_interval(&group.route.active_time_intervals)
-        {
-            return true;
-        }
-        if in_interval(&group.route.mute_time_intervals) {
+        if muted_by_time(
+            &config,
+            &group.route.active_time_intervals,
+            &group.route.mute_time_intervals,
+            now,
+        ) {
             return true;
         }
         let inhibitor = Inhibitor::new(&config, &lock(&self.alerts), now);
@@ -743,19 +728,7 @@ impl Inner {
             .map(|alert| alert.fingerprint)
             .collect();
 
-        let mut jobs = Vec::new();
-        for (index, config) in receiver.email_configs.iter().enumerate() {
-            jobs.push((Integration::Email(config.clone()), index));
-        }
-        for (index, config) in receiver.pagerduty_configs.iter().enumerate() {
-            jobs.push((Integration::Pagerduty(config.clone()), index));
-        }
-        for (index, config) in receiver.slack_configs.iter().enumerate() {
-            jobs.push((Integration::Slack(config.clone()), index));
-        }
-        for (index, webhook) in receiver.webhook_configs.iter().enumerate() {
-            jobs.push((Integration::Webhook(webhook.clone()), index));
-        }
+        let jobs = integrations(receiver);
         let mut results = Vec::new();
         let mut handles = Vec::new();
         for (integration, index) in jobs {
@@ -939,9 +912,54 @@ impl Inner {
     }
 }
 
+/// The labels that name an alert's aggregation group under `route`.
+pub(crate) fn group_labels(route: &Route, labels: &Labels) -> Labels {
+    match &route.group_by {
+        GroupBy::All => labels.clone(),
+        GroupBy::Labels(names) => Labels::from_pairs(names.iter().filter_map(|name| {
+            labels
+                .get(name)
+                .map(|value| (name.clone(), value.to_string()))
+        })),
+    }
+}
+
+/// Whether a route's time intervals keep it from notifying at `now`:
+/// outside all of its active intervals (when it has some), or inside one
+/// of its mute intervals.
+pub(crate) fn muted_by_time(config: &Config, active: &[String], mute: &[String], now: i64) -> bool {
+    let in_interval = |names: &[String]| {
+        names.iter().any(|name| {
+            config.time_intervals.get(name).is_some_and(|intervals| {
+                config::alertmanager::timeinterval::any_contains(intervals, now)
+            })
+        })
+    };
+    (!active.is_empty() && !in_interval(active)) || in_interval(mute)
+}
+
+/// A receiver's integrations in Alertmanager's order, each with its
+/// index among those of its kind (part of the notification log's key).
+pub(crate) fn integrations(receiver: &config::alertmanager::Receiver) -> Vec<(Integration, usize)> {
+    let mut jobs = Vec::new();
+    for (index, config) in receiver.email_configs.iter().enumerate() {
+        jobs.push((Integration::Email(config.clone()), index));
+    }
+    for (index, config) in receiver.pagerduty_configs.iter().enumerate() {
+        jobs.push((Integration::Pagerduty(config.clone()), index));
+    }
+    for (index, config) in receiver.slack_configs.iter().enumerate() {
+        jobs.push((Integration::Slack(config.clone()), index));
+    }
+    for (index, webhook) in receiver.webhook_configs.iter().enumerate() {
+        jobs.push((Integration::Webhook(webhook.clone()), index));
+    }
+    jobs
+}
+
 /// The receiver integrations osprey sends to.
 #[derive(Clone)]
-enum Integration {
+pub(crate) enum Integration {
     Webhook(config::alertmanager::WebhookConfig),
     Slack(config::alertmanager::SlackConfig),
     Email(config::alertmanager::EmailConfig),
@@ -951,7 +969,7 @@ enum Integration {
 const INTEGRATIONS: [&str; 4] = ["webhook", "email", "slack", "pagerduty"];
 
 impl Integration {
-    fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Integration::Webhook(_) => "webhook",
             Integration::Slack(_) => "slack",
@@ -967,7 +985,7 @@ impl Integration {
             .unwrap_or(0)
     }
 
-    fn send_resolved(&self) -> bool {
+    pub(crate) fn send_resolved(&self) -> bool {
         match self {
             Integration::Webhook(config) => config.send_resolved,
             Integration::Slack(config) => config.send_resolved,
@@ -978,7 +996,7 @@ impl Integration {
 }
 
 /// Alertmanager's `DedupStage.needsUpdate`.
-fn needs_update(
+pub(crate) fn needs_update(
     entry: Option<&crate::nflog::NflogEntry>,
     firing: &BTreeSet<u64>,
     resolved: &BTreeSet<u64>,
@@ -1064,7 +1082,7 @@ async fn maintenance(inner: Arc<Inner>) {
 }
 
 /// Which firing alerts inhibit others, for one moment.
-struct Inhibitor<'c> {
+pub(crate) struct Inhibitor<'c> {
     /// Per rule: the labels and fingerprints of the firing alerts that
     /// match its source side (taken once, so the store's lock is short
     /// and nothing but label handles is copied).
@@ -1072,7 +1090,7 @@ struct Inhibitor<'c> {
 }
 
 impl<'c> Inhibitor<'c> {
-    fn new(config: &'c Config, store: &HashMap<u64, Alert>, now: i64) -> Inhibitor<'c> {
+    pub(crate) fn new(config: &'c Config, store: &HashMap<u64, Alert>, now: i64) -> Inhibitor<'c> {
         let rules = config
             .inhibit_rules
             .iter()
@@ -1092,7 +1110,7 @@ impl<'c> Inhibitor<'c> {
     }
 
     /// The fingerprint of an alert that inhibits this label set, if any.
-    fn inhibited_by(&self, labels: &Labels, fingerprint: u64) -> Option<u64> {
+    pub(crate) fn inhibited_by(&self, labels: &Labels, fingerprint: u64) -> Option<u64> {
         for (rule, sources) in &self.rules {
             if !model::matcher::matches_all(labels, &rule.target_matchers) {
                 continue;
@@ -1148,7 +1166,7 @@ fn compare_label_sets(a: &Labels, b: &Labels) -> std::cmp::Ordering {
 }
 
 /// Prometheus's `LabelSet.String`: `{a="1", b="2"}`.
-fn group_labels_string(labels: &Labels) -> String {
+pub(crate) fn group_labels_string(labels: &Labels) -> String {
     let parts: Vec<String> = labels
         .iter()
         .map(|label| format!("{}={:?}", label.name, label.value))

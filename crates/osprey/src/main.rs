@@ -11,12 +11,14 @@
 //! - `check alertmanager`: validates alertmanager.yml files.
 //! - `slo generate` and `check slo`: SLO specs (Sloth, OpenSLO) into
 //!   Prometheus rule files, and their validation.
+//! - `rules backtest`: what rule files would have done over stored history.
 //!
 //! This is the only crate that uses `anyhow`; every error leaves here as one
 //! line on stderr and a non-zero exit code.
 
 mod agent;
 mod alertmanager;
+mod backtest;
 mod check;
 mod exporter;
 mod import;
@@ -63,6 +65,9 @@ enum Command {
     /// SLO specs (Sloth prometheus/v1, OpenSLO v1): generate their rules.
     #[command(subcommand)]
     Slo(SloCommand),
+    /// Work with rule files against stored history.
+    #[command(subcommand)]
+    Rules(RulesCommand),
 }
 
 #[derive(Subcommand)]
@@ -70,6 +75,13 @@ enum SloCommand {
     /// Print the recording and alerting rules of SLO specs as a Prometheus
     /// rule file (Sloth's rules, plus osprey's budget rules).
     Generate(slo::GenerateArgs),
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Evaluate rule files over a past time range and report when each
+    /// alert would have been pending and firing, and what it would have sent.
+    Backtest(backtest::BacktestArgs),
 }
 
 #[derive(Subcommand)]
@@ -246,6 +258,7 @@ fn main() {
         Command::Check(_) | Command::Test(_) => Ok(()),
         Command::Exporter(args) => exporter::run(args),
         Command::Slo(SloCommand::Generate(args)) => slo::generate(&args),
+        Command::Rules(RulesCommand::Backtest(args)) => backtest::run(&args),
     };
     if let Err(e) = result {
         eprintln!("osprey: {e:#}");

@@ -78,6 +78,27 @@ pub struct Alert {
 }
 
 impl Alert {
+    /// A new alert, pending since `ts`.
+    pub(crate) fn pending(
+        labels: Labels,
+        annotations: Vec<(String, String)>,
+        value: f64,
+        ts: i64,
+    ) -> Alert {
+        Alert {
+            labels,
+            annotations,
+            state: AlertState::Pending,
+            value,
+            active_at_ms: ts,
+            fired_at_ms: None,
+            resolved_at_ms: None,
+            last_sent_at_ms: None,
+            valid_until_ms: 0,
+            keep_firing_since_ms: None,
+        }
+    }
+
     /// Whether the alert is due to be sent at `ts`: firing or resolved,
     /// and not sent since it resolved or within `resend_delay`.
     fn needs_sending(&self, ts: i64, resend_delay_ms: i64) -> bool {
@@ -121,9 +142,9 @@ pub struct Rule {
     pub evaluation_time: Duration,
     /// Alerting rules only: active and recently resolved alerts, by the
     /// hash of their labels.
-    alerts: HashMap<Labels, Alert>,
+    pub(crate) alerts: HashMap<Labels, Alert>,
     /// Whether `ALERTS_FOR_STATE` may be written: after a restore attempt.
-    restored: bool,
+    pub(crate) restored: bool,
     /// Series written by the previous evaluation, for staleness markers.
     previous_series: HashSet<Labels>,
 }
@@ -334,7 +355,7 @@ impl Group {
             if rule.is_alerting() {
                 notify.extend(due_alerts(
                     rule,
-                    env,
+                    &env.external_url,
                     ts,
                     self.resend_delay_ms,
                     self.interval_ms,
@@ -436,7 +457,7 @@ impl Group {
 }
 
 /// The output of one rule evaluation: series and values at `ts`.
-type Output = Vec<(Labels, f64)>;
+pub(crate) type Output = Vec<(Labels, f64)>;
 
 fn eval_recording(
     rule: &mut Rule,
@@ -480,9 +501,8 @@ fn eval_alerting(
 ) -> Result<Output, String> {
     let RuleKind::Alerting {
         alert: name,
-        for_ms,
-        keep_firing_for_ms,
         annotations,
+        ..
     } = &rule.spec.kind
     else {
         return Ok(Vec::new());
@@ -517,20 +537,32 @@ fn eval_alerting(
         }
         current.insert(
             labels.clone(),
-            Alert {
-                labels,
-                annotations,
-                state: AlertState::Pending,
-                value,
-                active_at_ms: ts,
-                fired_at_ms: None,
-                resolved_at_ms: None,
-                last_sent_at_ms: None,
-                valid_until_ms: 0,
-                keep_firing_since_ms: None,
-            },
+            Alert::pending(labels, annotations, value, ts),
         );
     }
+    advance_alerts(rule, current, ts, limit)?;
+    Ok(alert_output(rule))
+}
+
+/// Moves a rule's alerts to their state at evaluation time `ts`, given the
+/// alerts its expression produced there (`current`, keyed by labels, each
+/// pending since `ts`). This is the whole state machine (pending, firing,
+/// `for`, `keep_firing_for`, resolution, retention of resolved alerts, the
+/// alert `limit`); the live engine and the backtest both go through it.
+pub(crate) fn advance_alerts(
+    rule: &mut Rule,
+    current: HashMap<Labels, Alert>,
+    ts: i64,
+    limit: u64,
+) -> Result<(), String> {
+    let RuleKind::Alerting {
+        for_ms,
+        keep_firing_for_ms,
+        ..
+    } = rule.spec.kind
+    else {
+        return Ok(());
+    };
     let present: HashSet<Labels> = current.keys().cloned().collect();
     for (labels, fresh) in current {
         match rule.alerts.get_mut(&labels) {
@@ -546,9 +578,9 @@ fn eval_alerting(
     let mut remove = Vec::new();
     for (labels, alert) in rule.alerts.iter_mut() {
         if !present.contains(labels) {
-            let keep_firing = *keep_firing_for_ms > 0 && alert.state == AlertState::Firing && {
+            let keep_firing = keep_firing_for_ms > 0 && alert.state == AlertState::Firing && {
                 let since = *alert.keep_firing_since_ms.get_or_insert(ts);
-                ts - since < *keep_firing_for_ms
+                ts - since < keep_firing_for_ms
             };
             if !keep_firing {
                 if alert.state == AlertState::Pending
@@ -567,7 +599,7 @@ fn eval_alerting(
         } else {
             alert.keep_firing_since_ms = None;
         }
-        if alert.state == AlertState::Pending && ts - alert.active_at_ms >= *for_ms {
+        if alert.state == AlertState::Pending && ts - alert.active_at_ms >= for_ms {
             alert.state = AlertState::Firing;
             alert.fired_at_ms = Some(ts);
         }
@@ -584,6 +616,17 @@ fn eval_alerting(
         rule.alerts.clear();
         return Err(format!("exceeded limit of {limit} with {n_active} alerts"));
     }
+    Ok(())
+}
+
+/// The `ALERTS` and (once restored) `ALERTS_FOR_STATE` series of a rule's
+/// active alerts.
+pub(crate) fn alert_output(rule: &Rule) -> Output {
+    let n_active = rule
+        .alerts
+        .values()
+        .filter(|a| a.state != AlertState::Inactive)
+        .count();
     let mut output = Vec::with_capacity(n_active * 2);
     for alert in rule.alerts.values() {
         if alert.state == AlertState::Inactive {
@@ -602,7 +645,7 @@ fn eval_alerting(
             ));
         }
     }
-    Ok(output)
+    output
 }
 
 /// Runs `expr` as an instant query and returns its samples; a scalar
@@ -652,14 +695,14 @@ fn write_output(rule: &mut Rule, env: &EvalEnv, ts: i64, output: Output) -> Resu
 }
 
 /// The alerts of `rule` due for sending at `ts`, marked as sent.
-fn due_alerts(
+pub(crate) fn due_alerts(
     rule: &mut Rule,
-    env: &EvalEnv,
+    external_url: &str,
     ts: i64,
     resend_delay_ms: i64,
     interval_ms: i64,
 ) -> Vec<NotifyAlert> {
-    let generator_url = generator_url(&env.external_url, &rule.spec.expr);
+    let generator_url = generator_url(external_url, &rule.spec.expr);
     let mut due = Vec::new();
     for alert in rule.alerts.values_mut() {
         if !alert.needs_sending(ts, resend_delay_ms) {

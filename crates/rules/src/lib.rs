@@ -9,16 +9,22 @@
 //!   hands due alerts to a [`Notifier`]; the server wires that to
 //!   Alertmanagers.
 //! - [`unittest`] runs rule unit-test files.
+//! - [`backtest`] replays groups over stored history with range queries
+//!   and reports each alert's pending and firing intervals.
 //!
 //! The crate reads and writes only through `model`'s storage traits and
 //! queries through `promql`; it knows no HTTP and no storage engine.
 
+pub mod backtest;
 pub mod file;
 pub mod group;
 pub mod manager;
 pub mod template;
 pub mod unittest;
 
+pub use backtest::{
+    Backtest, BacktestError, BacktestOptions, RuleBacktest, StateInterval, backtest,
+};
 pub use file::{GroupSpec, RuleFileError, RuleKind, RuleSpec, parse_rule_file};
 pub use group::{Alert, AlertState, EvalEnv, Group, GroupOptions, Health, NotifyAlert, Rule};
 pub use manager::{Clock, NoNotifier, Notifier, RuleManager, RuleSettings, read_rule_files};

@@ -197,6 +197,22 @@ impl RuleManager {
         groups.into_iter().map(|(_, g)| g).collect()
     }
 
+    /// The specs of the running groups in file and name order: what a
+    /// backtest of "the rules in effect" evaluates.
+    pub fn group_specs(&self) -> Vec<GroupSpec> {
+        let Ok(running) = self.running.lock() else {
+            return Vec::new();
+        };
+        let mut specs: Vec<GroupSpec> = running.iter().map(|r| r.spec.clone()).collect();
+        specs.sort_by(|a, b| (&a.file, &a.name).cmp(&(&b.file, &b.name)));
+        specs
+    }
+
+    /// The evaluation options groups start with now.
+    pub fn group_options(&self) -> Option<GroupOptions> {
+        self.current.lock().ok().map(|c| c.1.clone())
+    }
+
     /// Stops every group.
     pub fn stop(&self) {
         if let Ok(mut running) = self.running.lock() {

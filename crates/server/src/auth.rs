@@ -140,6 +140,8 @@ pub fn server_policy(method: &Method, path: &str) -> Option<Access> {
         | "/api/osprey/slos"
         | "/api/v1/models"
         | "/api/v1/rules"
+        // A backtest computes over stored data and changes nothing.
+        | "/api/v1/rules/backtest"
         | "/api/v1/alerts"
         | "/api/v2/status"
         | "/api/v2/receivers"

@@ -37,6 +37,7 @@ mod admin;
 pub mod alertmanager_api;
 mod api;
 pub mod auth;
+pub mod backtest;
 mod error;
 pub mod export;
 pub mod exporters;
@@ -381,6 +382,10 @@ fn build_routes(state: &AppState) -> Routes {
         .route(
             "/api/v1/alerts",
             get(rules::alerts_api).post(rules::alerts_api),
+        )
+        .route(
+            "/api/v1/rules/backtest",
+            get(backtest::backtest_api).post(backtest::backtest_api),
         )
         .route("/api/v1/targets/metadata", get(scraping::targets_metadata))
         .route("/api/osprey/slos", get(slos::slos_api))

@@ -134,6 +134,16 @@ impl Params {
     }
 }
 
+/// Encodes parameters as a form body (`application/x-www-form-urlencoded`),
+/// what [`Params::parse`] reads back.
+pub fn encode_form(pairs: &[(&str, &str)]) -> String {
+    let mut serializer = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs {
+        serializer.append_pair(name, value);
+    }
+    serializer.finish()
+}
+
 /// Parses a timestamp as Prometheus does: Unix seconds as a float (rounded
 /// to milliseconds), RFC 3339 with optional fraction and offset, or the two
 /// sentinel strings for the minimum and maximum time. Returns milliseconds.
