@@ -83,7 +83,8 @@ pub fn server_policy(method: &Method, path: &str) -> Option<Access> {
     use Access::*;
     let reads = *method == Method::GET || *method == Method::HEAD;
     Some(match path {
-        "/-/healthy" | "/-/ready" => Public,
+        // Liveness checks; `/health` is the stand-alone Redis exporter's.
+        "/-/healthy" | "/-/ready" | "/health" => Public,
         "/api/osprey/login" | "/api/osprey/logout" | "/api/osprey/whoami" => Public,
         // The app must load to show the login page; what it shows comes
         // from the APIs below. These routes take GET only.
@@ -149,6 +150,11 @@ pub fn server_policy(method: &Method, path: &str) -> Option<Access> {
         | "/metrics"
         | "/exporters/host/metrics"
         | "/exporters/gpu/metrics"
+        | "/exporters/container/metrics"
+        | "/exporters/redis/scrape"
+        | "/exporters/postgres/metrics"
+        // The stand-alone Redis exporter's multi-target endpoint.
+        | "/scrape"
         | "/probe" => Read,
         _ => return None,
     })
