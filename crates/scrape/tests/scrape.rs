@@ -278,7 +278,12 @@ async fn unreachable_target_is_down() {
             .any(|(_, v)| *v == 0.0)
     })
     .await;
-    assert_eq!(manager.targets().active[0].health, TargetHealth::Down);
+    // The loop commits the scrape's samples, then updates the target's
+    // status: `up` can be read a moment before the health changes.
+    wait_until(WAIT, "health = down", || {
+        manager.targets().active[0].health == TargetHealth::Down
+    })
+    .await;
     manager.stop().await;
 }
 
