@@ -16,6 +16,7 @@
 
 pub mod alerts;
 mod evaluate;
+mod kolmogorov;
 pub mod log;
 pub mod metrics;
 pub mod records;

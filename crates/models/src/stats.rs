@@ -6,6 +6,7 @@
 //! Each function states the reference it agrees with; `tests/reference.rs`
 //! checks them against scipy and Evidently.
 
+use crate::kolmogorov;
 use statrs::distribution::{ChiSquared, ContinuousCDF, Normal, StudentsT};
 
 /// numpy's default (`linear`) quantile of sorted `values` at `q` in
@@ -80,7 +81,7 @@ pub fn ks_statistic(a: &[f64], b: &[f64]) -> f64 {
 
 /// The largest sample size for which [`ks_pvalue`] counts lattice paths,
 /// as `ks_2samp`'s default method does (above it scipy and osprey switch
-/// to an asymptotic distribution).
+/// to the one-sample distribution at the effective size).
 pub const KS_EXACT_MAX: usize = 10_000;
 
 fn gcd(mut a: u64, mut b: u64) -> u64 {
@@ -93,7 +94,9 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 /// The two-sided p-value of the two-sample KS test with statistic `d` for
 /// samples of sizes `n1` and `n2`, as `scipy.stats.ks_2samp` computes it
 /// with its default method: exact (lattice paths) when both sizes are at
-/// most [`KS_EXACT_MAX`], else the asymptotic Kolmogorov distribution.
+/// most [`KS_EXACT_MAX`], else the one-sample two-sided Kolmogorov
+/// distribution at the effective size round(n1·n2/(n1 + n2))
+/// (`scipy.stats.kstwo.sf`), computed as `crate::kolmogorov` describes.
 pub fn ks_pvalue(d: f64, n1: usize, n2: usize) -> f64 {
     if n1 == 0 || n2 == 0 || d.is_nan() {
         return f64::NAN;
@@ -116,20 +119,12 @@ pub fn ks_pvalue(d: f64, n1: usize, n2: usize) -> f64 {
             return p;
         }
     }
-    // scipy uses the exact one-sample distribution `kstwo.sf(d, round(en))`
-    // here; osprey uses the limiting distribution with Stephens' small-
-    // sample correction, within 0.002 of scipy's value (KS_ASYMPTOTIC_ERROR).
+    // Past the lattice paths scipy takes the one-sample distribution at
+    // the effective size, rounded half to even as numpy rounds.
     let (m, n) = (n1.max(n2) as f64, n1.min(n2) as f64);
-    let en = (m * n / (m + n)).round();
-    let s = en.sqrt();
-    kolmogorov_sf((s + 0.12 + 0.11 / s) * d)
+    let effective = (m * n / (m + n)).round_ties_even();
+    kolmogorov::survival(effective as u64, d)
 }
-
-/// How far [`ks_pvalue`] may be from scipy's past [`KS_EXACT_MAX`]
-/// (absolute): the largest difference measured against
-/// `scipy.stats.kstwo.sf` over effective sizes from 5,000 to 500,000 was
-/// 0.0019; `tests/reference.rs` checks a case against this bound.
-pub const KS_ASYMPTOTIC_ERROR: f64 = 0.002;
 
 /// For equal sizes n: the share of the C(2n, n) monotone lattice paths
 /// that touch |x − y| ≥ h, by the alternating reflection series
@@ -202,37 +197,6 @@ fn outside_probability(m: u64, n: u64, g: u64, h: u64) -> f64 {
         }
     }
     column[len - 1]
-}
-
-/// Kolmogorov's limiting distribution: P(K > x) =
-/// 2·Σ_(k≥1) (−1)^(k−1)·exp(−2k²x²) (scipy's `kstwobign.sf`).
-pub fn kolmogorov_sf(x: f64) -> f64 {
-    if x.is_nan() {
-        return f64::NAN;
-    }
-    if x <= 0.0 {
-        return 1.0;
-    }
-    if x < 0.2 {
-        // The alternating series converges slowly here; the theta-function
-        // form of the CDF converges fast: sqrt(2π)/x Σ exp(−(2k−1)²π²/(8x²)).
-        let mut cdf = 0.0;
-        for k in 1..=20 {
-            let t = (2 * k - 1) as f64;
-            cdf += (-(t * t) * std::f64::consts::PI.powi(2) / (8.0 * x * x)).exp();
-        }
-        return (1.0 - (2.0 * std::f64::consts::PI).sqrt() / x * cdf).clamp(0.0, 1.0);
-    }
-    let mut total = 0.0;
-    for k in 1..=100 {
-        let kf = k as f64;
-        let term = (-2.0 * kf * kf * x * x).exp();
-        total += if k % 2 == 1 { term } else { -term };
-        if term < 1e-300 {
-            break;
-        }
-    }
-    (2.0 * total).clamp(0.0, 1.0)
 }
 
 /// W1 between the empirical distributions of two sorted samples

@@ -47,7 +47,7 @@ fn statistics_agree_with_the_reference_libraries() {
     // Numerical features: sizes cover equal sizes, the exact KS p-value
     // (both at most 10,000), Evidently's 1,000-value switch of default
     // method, ties (rounded values) and few distinct values.
-    let shapes: [(usize, usize, f64, f64, Option<f64>); 10] = [
+    let shapes: [(usize, usize, f64, f64, Option<f64>); 11] = [
         (200, 150, 0.0, 1.0, None),
         (500, 500, 0.3, 1.0, None),
         (800, 1200, 0.0, 1.5, None),
@@ -58,6 +58,7 @@ fn statistics_agree_with_the_reference_libraries() {
         (2000, 300, 1.0, 2.0, Some(1.0)),
         (400, 300, 0.0, 1.0, Some(1000.0)),
         (12_000, 15_000, 0.03, 1.0, None),
+        (30_000, 100_000, 0.01, 1.0, None),
     ];
     let mut numeric = Vec::new();
     for (nr, nc, shift, scale, round) in shapes {
@@ -143,6 +144,8 @@ fn statistics_agree_with_the_reference_libraries() {
     let sketch_a = normal(&mut rng, 0.0, 1.0, 200_000);
     let sketch_b = normal(&mut rng, 0.02, 1.1, 200_000);
 
+    let ks_grid = ks_asymptotic_grid();
+
     let input = json!({
         "numeric": numeric.iter().map(|(r, c)| json!({"reference": r, "current": c})).collect::<Vec<_>>(),
         "categorical": categorical.iter().map(|(r, c)| json!({"reference": r, "current": c})).collect::<Vec<_>>(),
@@ -151,6 +154,7 @@ fn statistics_agree_with_the_reference_libraries() {
         "welch": welch.iter().map(|(a, b)| json!({"a": a, "b": b})).collect::<Vec<_>>(),
         "proportions": proportions.iter().map(|(x1, n1, x2, n2)| json!({"x1": x1, "n1": n1, "x2": x2, "n2": n2})).collect::<Vec<_>>(),
         "sketch": [json!({"a": sketch_a, "b": sketch_b})],
+        "ks_asymptotic": ks_grid.iter().map(|(d, n1, n2)| json!({"d": d, "n1": n1, "n2": n2})).collect::<Vec<_>>(),
     });
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/statistics.py");
     let Some(output) = python::run(&script, &input.to_string()) else {
@@ -182,17 +186,11 @@ fn statistics_agree_with_the_reference_libraries() {
         check(&what("js"), promql::drift::js(&p, &q), &w["js"]);
         let d = stats::ks_statistic(&c, &r);
         check(&what("ks"), d, &w["ks"]);
-        let p = stats::ks_pvalue(d, c.len(), r.len());
-        if c.len().max(r.len()) <= stats::KS_EXACT_MAX {
-            check(&what("ks_pvalue"), p, &w["ks_pvalue"]);
-        } else {
-            let want = w["ks_pvalue"].as_f64().expect("p");
-            assert!(
-                (p - want).abs() <= stats::KS_ASYMPTOTIC_ERROR,
-                "{}: osprey {p} scipy {want}",
-                what("asymptotic ks_pvalue")
-            );
-        }
+        check(
+            &what("ks_pvalue"),
+            stats::ks_pvalue(d, c.len(), r.len()),
+            &w["ks_pvalue"],
+        );
         check(
             &what("wasserstein"),
             stats::wasserstein_normed(&c, &r),
@@ -304,6 +302,8 @@ fn statistics_agree_with_the_reference_libraries() {
         );
     }
 
+    check_ks_asymptotic(&ks_grid, &want["ks_asymptotic"]);
+
     // The sketch: within 1/k + blocks/N of the exact KS, and the
     // corresponding share of the range for Wasserstein, per side.
     let blocks = 10;
@@ -342,4 +342,103 @@ fn statistics_agree_with_the_reference_libraries() {
             (got_w - exact_w).abs()
         );
     }
+}
+
+/// (d, n1, n2) past `KS_EXACT_MAX`, where `ks_pvalue` uses the one-sample
+/// distribution at the effective size e = round(n1·n2/(n1 + n2)): sizes
+/// from 10,001 to 100,000 (e from 5,000 to 50,000, with a tie rounded to
+/// even), and a small second sample (e from 1 to 300) for the methods of
+/// small n; d across the whole range, by z = d·√e from the flat centre to
+/// the far tail, and near 1/e, 1/2 and 1, so every method of
+/// `kolmogorov.rs` and each hand-over between them is reached.
+fn ks_asymptotic_grid() -> Vec<(f64, usize, usize)> {
+    let sizes = [
+        (10_001, 10_001),
+        (12_000, 15_000),
+        (10_500, 99_999),
+        (20_000, 80_000),
+        (65_432, 23_456),
+        (37_123, 100_000),
+        (50_000, 50_000),
+        (100_000, 100_000),
+        (10_001, 1),
+        (20_000, 2),
+        (30_000, 7),
+        (50_000, 60),
+        (100_000, 140),
+        (100_000, 141),
+        (40_000, 300),
+    ];
+    let zs = [
+        0.05, 0.1, 0.15, 0.18, 0.2, 0.25, 0.3, 0.5, 0.7, 0.85, 1.0, 1.2, 1.36, 1.48, 1.5, 1.8, 2.0,
+        2.5, 3.0, 4.0, 5.0, 7.0, 10.0, 13.0, 13.6, 15.0, 19.0, 19.3,
+    ];
+    let mut grid = Vec::new();
+    for (n1, n2) in sizes {
+        let (m, n) = (n1.max(n2) as f64, n1.min(n2) as f64);
+        let e = (m * n / (m + n)).round_ties_even();
+        let mut ds: Vec<f64> = zs.iter().map(|z| z / e.sqrt()).collect();
+        ds.extend([0.4 / e, 0.75 / e, 1.0 / e, 1.5 / e, 3.0 / e]);
+        ds.extend([0.3, 0.49, 0.5, 0.6, 0.9, 1.0 - 1.5 / e, 1.0 - 0.5 / e, 1.0]);
+        for d in ds {
+            if d > 0.0 && d <= 1.0 {
+                grid.push((d, n1, n2));
+            }
+        }
+    }
+    grid
+}
+
+/// `ks_pvalue` over the grid against scipy: 1e-9 relative wherever
+/// scipy's p-value is at least 1e-300. Below that a double keeps fewer
+/// significant bits as it turns subnormal (under 2.2e-308), and both
+/// sides return 0 once n·d² ≥ 370, so those are compared absolutely (a
+/// subnormal's last steps are 1e-5 relative and more), and how many agree
+/// exactly is reported.
+fn check_ks_asymptotic(grid: &[(f64, usize, usize)], want: &Value) {
+    let mut worst = (0.0f64, 0.0, 0, 0);
+    let (mut tiny, mut tiny_equal, mut tiny_worst) = (0, 0, 0.0f64);
+    for (i, (d, n1, n2)) in grid.iter().enumerate() {
+        let got = stats::ks_pvalue(*d, *n1, *n2);
+        let expected = want[i]["pvalue"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("ks_asymptotic[{i}]: reference gave {}", want[i]));
+        if expected < 1e-300 {
+            tiny += 1;
+            if got == expected {
+                tiny_equal += 1;
+            } else {
+                tiny_worst = tiny_worst.max((got - expected).abs());
+            }
+            assert!(
+                (got - expected).abs() <= 1e-300,
+                "ks_pvalue(d {d:e}, {n1}, {n2}): osprey {got:e} scipy {expected:e}"
+            );
+            continue;
+        }
+        let rel = if got == expected {
+            0.0
+        } else {
+            (got - expected).abs() / expected.abs()
+        };
+        if rel > worst.0 {
+            worst = (rel, *d, *n1, *n2);
+        }
+        check(
+            &format!("ks_pvalue(d {d:e}, {n1}, {n2})"),
+            got,
+            &want[i]["pvalue"],
+        );
+    }
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stdout().lock(),
+        "ks_pvalue past {}: {} cases, largest relative difference from scipy {:.2e} (d {:e}, sizes {} and {}); {tiny} below 1e-300, {tiny_equal} of them equal, the others within {tiny_worst:e} (subnormal steps are 4.9e-324)",
+        stats::KS_EXACT_MAX,
+        grid.len(),
+        worst.0,
+        worst.1,
+        worst.2,
+        worst.3
+    );
 }
