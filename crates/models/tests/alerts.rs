@@ -2,6 +2,7 @@
 //! for osprey's rule engine and, when installed, for `promtool check
 //! rules` (fails instead of skipping under `OSPREY_REQUIRE_EXTERNAL=1`).
 
+#[path = "../../promql/tests/python/mod.rs"]
 mod python;
 
 use config::models::ModelConfig;

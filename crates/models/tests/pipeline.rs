@@ -5,6 +5,7 @@
 //! request stores nothing, and the log brings everything back after a
 //! restart.
 
+#[path = "../../promql/tests/python/mod.rs"]
 mod python;
 
 use models::Models;

@@ -3,6 +3,7 @@
 //! computes the answers): exact figures to 1e-9 relative, the sketch
 //! within its stated bound.
 
+#[path = "../../promql/tests/python/mod.rs"]
 mod python;
 
 use models::metrics;

@@ -10,6 +10,7 @@
 //! panes and reference (a window other than the default, a time range)
 //! hold when the log is replayed at start and when a reload changes them.
 
+#[path = "../../promql/tests/python/mod.rs"]
 mod python;
 
 use config::models::{ModelConfig, Reference};

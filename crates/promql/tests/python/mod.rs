@@ -7,7 +7,9 @@
 //! reason, and fails instead under `OSPREY_REQUIRE_EXTERNAL=1` (CI, whose
 //! `.ci/run` installs the pinned packages).
 
-// Each test file that includes this module uses a part of it.
+// Each test file that includes this module uses a part of it; the
+// models crate's tests include this file too (`#[path]`), so there is
+// one copy.
 #![allow(dead_code, reason = "shared by several test files, each using a part")]
 
 use std::io::{Read, Write};
