@@ -28,14 +28,18 @@ pub mod window;
 pub use store::{Accepted, ErrorKind, IngestError, Models};
 
 /// Reads a request body: gunzips it when `gzip` (refusing more than
-/// `limit` bytes of output), else checks its size. Errors are for the
-/// client (a 400 or 413).
-pub fn decode_body(body: &[u8], gzip: bool, limit: usize) -> Result<Vec<u8>, IngestError> {
+/// `limit` bytes of output), else checks its size and borrows it. Errors
+/// are for the client (a 400 or 413).
+pub fn decode_body(
+    body: &[u8],
+    gzip: bool,
+    limit: usize,
+) -> Result<std::borrow::Cow<'_, [u8]>, IngestError> {
     if !gzip {
         if body.len() > limit {
             return Err(IngestError::too_large(limit));
         }
-        return Ok(body.to_vec());
+        return Ok(std::borrow::Cow::Borrowed(body));
     }
     use std::io::Read;
     let mut out = Vec::new();
@@ -46,7 +50,7 @@ pub fn decode_body(body: &[u8], gzip: bool, limit: usize) -> Result<Vec<u8>, Ing
     if out.len() > limit {
         return Err(IngestError::too_large(limit));
     }
-    Ok(out)
+    Ok(std::borrow::Cow::Owned(out))
 }
 
 /// Records per version and window up to which KS and Wasserstein are

@@ -95,7 +95,7 @@ where
     A: MapAccess<'de>,
 {
     let mut records = None;
-    while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+    while let Some(key) = map.next_key_seed(KeySeed)? {
         match key.as_ref() {
             "records" if records.is_none() => records = Some(read(&mut map)?),
             "records" => return Err(de::Error::custom("duplicate field `records`")),
@@ -156,9 +156,16 @@ impl<'de> Visitor<'de> for PredictionList {
                     "more than {MAX_RECORDS_PER_REQUEST} records in one request"
                 )));
             }
+            // Records of one request mostly share their features: the
+            // previous record's list sizes the next one's (allocated once
+            // rather than grown), and the same names in the same order
+            // need no check for duplicates.
             let seed = PredictionSeed {
                 kind: self.kind,
                 index,
+                previous: out
+                    .last()
+                    .map_or(&[][..], |r: &Prediction<'de>| &r.features[..]),
             };
             match seq.next_element_seed(seed)? {
                 Some(record) => out.push(record),
@@ -168,12 +175,14 @@ impl<'de> Visitor<'de> for PredictionList {
     }
 }
 
-struct PredictionSeed {
+struct PredictionSeed<'p, 'de> {
     kind: Kind,
     index: usize,
+    /// The previous record's features (checked already).
+    previous: &'p [(Cow<'de, str>, Value<'de>)],
 }
 
-impl<'de> DeserializeSeed<'de> for PredictionSeed {
+impl<'de> DeserializeSeed<'de> for PredictionSeed<'_, 'de> {
     type Value = Prediction<'de>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
@@ -224,7 +233,7 @@ fn check_timestamp<E: de::Error>(index: usize, t: f64) -> Result<f64, E> {
     Ok(t)
 }
 
-impl<'de> Visitor<'de> for PredictionSeed {
+impl<'de> Visitor<'de> for PredictionSeed<'_, 'de> {
     type Value = Prediction<'de>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "records[{}] to be an object", self.index)
@@ -233,7 +242,7 @@ impl<'de> Visitor<'de> for PredictionSeed {
         let i = self.index;
         let mut r = Prediction::default();
         let mut seen_features = false;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
             match key.as_ref() {
                 "id" => r.id = Some(field::<A, _>(i, "id", map.next_value_seed(IdSeed))?),
                 "version" => {
@@ -245,7 +254,10 @@ impl<'de> Visitor<'de> for PredictionSeed {
                 }
                 "features" => {
                     seen_features = true;
-                    r.features = map.next_value_seed(ValueMap { index: i })?;
+                    r.features = map.next_value_seed(ValueMap {
+                        index: i,
+                        previous: self.previous,
+                    })?;
                 }
                 "prediction" => {
                     let v = field::<A, _>(i, "prediction", map.next_value_seed(ValueSeed))?;
@@ -332,6 +344,34 @@ impl<'de> Visitor<'de> for IdSeed {
     }
 }
 
+/// An object key: borrowed from the body unless it holds escapes.
+/// (`Cow<str>`'s own `Deserialize` always copies, which cost an
+/// allocation and a free per feature name.)
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
 /// A number, a string or null.
 struct ValueSeed;
 
@@ -375,11 +415,12 @@ impl<'de> Visitor<'de> for ValueSeed {
 }
 
 /// `features`: names to values.
-struct ValueMap {
+struct ValueMap<'p, 'de> {
     index: usize,
+    previous: &'p [(Cow<'de, str>, Value<'de>)],
 }
 
-impl<'de> DeserializeSeed<'de> for ValueMap {
+impl<'de> DeserializeSeed<'de> for ValueMap<'_, 'de> {
     type Value = Vec<(Cow<'de, str>, Value<'de>)>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         let index = self.index;
@@ -398,15 +439,15 @@ fn prefix_once<E: de::Error + fmt::Display>(e: E, index: usize, name: &str) -> E
     }
 }
 
-impl<'de> Visitor<'de> for ValueMap {
+impl<'de> Visitor<'de> for ValueMap<'_, 'de> {
     type Value = Vec<(Cow<'de, str>, Value<'de>)>;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object of feature values")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let i = self.index;
-        let mut out: Vec<(Cow<'de, str>, Value<'de>)> = Vec::new();
-        while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+        let mut out: Vec<(Cow<'de, str>, Value<'de>)> = Vec::with_capacity(self.previous.len());
+        while let Some(name) = map.next_key_seed(KeySeed)? {
             // The field's path is only spelled out for an error.
             let path = || format!("features.{name}");
             check_name(i, "features", &name)
@@ -428,7 +469,11 @@ impl<'de> Visitor<'de> for ValueMap {
             }
             out.push((name, value));
         }
-        check_duplicates(i, "features", out.iter().map(|(n, _)| n.as_ref()))?;
+        let as_before = out.len() == self.previous.len()
+            && out.iter().zip(self.previous).all(|(a, b)| a.0 == b.0);
+        if !as_before {
+            check_duplicates(i, "features", out.iter().map(|(n, _)| n.as_ref()))?;
+        }
         Ok(out)
     }
 }
@@ -469,7 +514,7 @@ impl<'de> Visitor<'de> for NumberMap {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let i = self.index;
         let mut out: Vec<(Cow<'de, str>, f64)> = Vec::new();
-        while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(name) = map.next_key_seed(KeySeed)? {
             let path = || format!("{}.{name}", self.field);
             if check_name::<A::Error>(i, "", &name).is_err() {
                 return Err(at(i, &path(), check_name_message(&name)));
@@ -558,7 +603,7 @@ impl<'de> Visitor<'de> for ActualSeed {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let i = self.index;
         let (mut id, mut actual, mut timestamp) = (None, None, None);
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
             match key.as_ref() {
                 "id" => id = Some(field::<A, _>(i, "id", map.next_value_seed(IdSeed))?),
                 "actual" => {

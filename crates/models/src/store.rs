@@ -154,8 +154,9 @@ pub(crate) struct ModelState {
     pub classes: Interner,
     pub versions: Interner,
     pub windows: Vec<VersionState>,
-    pub pending: HashMap<Box<str>, Pending>,
-    pub pending_order: VecDeque<(i64, Box<str>)>,
+    /// By id; the same key (one allocation) is in `pending_order`.
+    pub pending: HashMap<Arc<str>, Pending>,
+    pub pending_order: VecDeque<(i64, Arc<str>)>,
     /// Actuals whose prediction has not arrived: the value as sent (the
     /// task may not be known yet) and its timestamp.
     pub early: HashMap<Box<str>, (Value<'static>, i64)>,
@@ -638,6 +639,10 @@ fn check_predictions(
     let mut new_kinds: HashMap<&str, Kind> = HashMap::new();
     let mut new_features = 0usize;
     let mut new_versions: Vec<&str> = Vec::new();
+    // The kind each feature position held in the previous record, with
+    // its name: records of one request mostly list the same features in
+    // the same order, and a name compare is cheaper than a hash lookup.
+    let mut previous: Vec<(&str, Kind)> = Vec::new();
     for (i, r) in recs.iter().enumerate() {
         if let Some(v) = &r.version
             && state.versions.get(v).is_none()
@@ -658,29 +663,27 @@ fn check_predictions(
                 "records[{i}].prediction: the model is a regression; expected a number"
             )));
         }
-        for (name, value) in &r.features {
+        for (position, (name, value)) in r.features.iter().enumerate() {
             let want = match value {
                 Value::Number(_) => Kind::Numeric,
                 Value::Text(_) => Kind::Categorical,
                 Value::Null => continue,
             };
-            let known = match state.features.get(name) {
-                Some(id) => state.kinds.get(id as usize).copied().flatten(),
-                None => None,
-            };
-            let have = match known.or_else(|| new_kinds.get(name.as_ref()).copied()) {
-                Some(k) => k,
-                None => {
-                    if state.features.get(name).is_none() {
-                        new_features += 1;
-                        if state.features.names.len() + new_features > MAX_FEATURES {
-                            return Err(IngestError::bad(format!(
-                                "records[{i}].features.{name}: the model has {MAX_FEATURES} features already"
-                            )));
-                        }
+            let have = match previous.get(position) {
+                // A name's kind, once found, stays for the whole request.
+                Some(&(seen, kind)) if seen == name.as_ref() => kind,
+                _ => {
+                    let have = kind_of(state, &mut new_kinds, &mut new_features, name, want)
+                        .map_err(|limit| {
+                            IngestError::bad(format!(
+                                "records[{i}].features.{name}: the model has {limit} features already"
+                            ))
+                        })?;
+                    if previous.len() <= position {
+                        previous.resize(position + 1, ("", have));
                     }
-                    new_kinds.insert(name, want);
-                    want
+                    previous[position] = (name, have);
+                    have
                 }
             };
             if have != want {
@@ -705,6 +708,33 @@ fn check_predictions(
     Ok(())
 }
 
+/// The kind feature `name` holds: the model's, else the one this request
+/// gave it first, else `want` (counting it as new; past
+/// [`MAX_FEATURES`] an error carrying the limit).
+fn kind_of<'r>(
+    state: &ModelState,
+    new_kinds: &mut HashMap<&'r str, Kind>,
+    new_features: &mut usize,
+    name: &'r str,
+    want: Kind,
+) -> Result<Kind, usize> {
+    let id = state.features.get(name);
+    let known = id.and_then(|id| state.kinds.get(id as usize).copied().flatten());
+    Ok(match known.or_else(|| new_kinds.get(name).copied()) {
+        Some(k) => k,
+        None => {
+            if id.is_none() {
+                *new_features += 1;
+                if state.features.names.len() + *new_features > MAX_FEATURES {
+                    return Err(MAX_FEATURES);
+                }
+            }
+            new_kinds.insert(name, want);
+            want
+        }
+    })
+}
+
 fn check_actuals(state: &ModelState, recs: &[Actual<'_>]) -> Result<(), IngestError> {
     if state.task == Some(Task::Regression) {
         for (i, r) in recs.iter().enumerate() {
@@ -718,16 +748,65 @@ fn check_actuals(state: &ModelState, recs: &[Actual<'_>]) -> Result<(), IngestEr
     Ok(())
 }
 
-/// Adds one record's features and prediction to a pane.
-fn add_record(state: &mut ModelState, pane_of: PaneRef, r: &Prediction<'_>) {
-    // Resolve ids first (needs &mut state), then touch the pane.
-    let mut cells: Vec<(usize, Cell)> = Vec::with_capacity(r.features.len());
-    for (name, value) in &r.features {
-        let id = state.features.intern(name, MAX_FEATURES) as usize;
-        if state.kinds.len() <= id {
-            state.kinds.resize(id + 1, None);
-            state.categories.resize_with(id + 1, Interner::default);
+/// Feature ids by position in the previous record, with their names:
+/// records of one request mostly list the same features in the same
+/// order, and comparing a name costs less than hashing it.
+#[derive(Default)]
+struct PositionIds<'r> {
+    previous: Vec<(&'r str, u32)>,
+}
+
+impl<'r> PositionIds<'r> {
+    /// The id of feature `name`, listed at `position` (interning it).
+    fn id(&mut self, state: &mut ModelState, position: usize, name: &'r str) -> usize {
+        if let Some(&(seen, id)) = self.previous.get(position)
+            && seen == name
+        {
+            return id as usize;
         }
+        let id = state.features.intern(name, MAX_FEATURES);
+        let index = id as usize;
+        if state.kinds.len() <= index {
+            state.kinds.resize(index + 1, None);
+            state.categories.resize_with(index + 1, Interner::default);
+        }
+        // Names are never empty, so the filler matches nothing.
+        if self.previous.len() <= position {
+            self.previous.resize(position + 1, ("", 0));
+        }
+        self.previous[position] = (name, id);
+        index
+    }
+}
+
+/// The id caches of one request: features and SHAP names.
+#[derive(Default)]
+struct RecordIds<'r> {
+    features: PositionIds<'r>,
+    shap: PositionIds<'r>,
+}
+
+/// One record's values by feature id, ready to add to panes; reused from
+/// record to record.
+#[derive(Default)]
+struct Resolved {
+    cells: Vec<(usize, Cell)>,
+    shap: Vec<(usize, f64)>,
+    prediction: Option<Cell>,
+}
+
+/// Resolves a record's names to ids (interning features, categories and
+/// classes) into `out`.
+fn resolve<'r>(
+    state: &mut ModelState,
+    ids: &mut RecordIds<'r>,
+    r: &'r Prediction<'_>,
+    out: &mut Resolved,
+) {
+    out.cells.clear();
+    out.shap.clear();
+    for (position, (name, value)) in r.features.iter().enumerate() {
+        let id = ids.features.id(state, position, name);
         let cell = match value {
             Value::Number(v) => {
                 state.kinds[id].get_or_insert(Kind::Numeric);
@@ -739,33 +818,24 @@ fn add_record(state: &mut ModelState, pane_of: PaneRef, r: &Prediction<'_>) {
             }
             Value::Null => Cell::Missing,
         };
-        cells.push((id, cell));
+        out.cells.push((id, cell));
     }
-    let mut shap: Vec<(usize, f64)> = Vec::with_capacity(r.shap.len());
-    for (name, v) in &r.shap {
-        let id = state.features.intern(name, MAX_FEATURES) as usize;
-        if state.kinds.len() <= id {
-            state.kinds.resize(id + 1, None);
-            state.categories.resize_with(id + 1, Interner::default);
-        }
-        shap.push((id, *v));
+    for (position, (name, v)) in r.shap.iter().enumerate() {
+        let id = ids.shap.id(state, position, name);
+        out.shap.push((id, *v));
     }
-    let prediction = match (&r.prediction, state.task) {
+    out.prediction = match (&r.prediction, state.task) {
         (Some(Value::Number(v)), Some(Task::Regression)) => Some(Cell::Number(*v)),
-        (Some(p), _) => {
-            let c = state.class_of(p) as u32;
-            Some(Cell::Category(c))
-        }
+        (Some(p), _) => Some(Cell::Category(state.class_of(p) as u32)),
         (None, _) => None,
     };
-    let pane = match pane_of {
-        PaneRef::Window(version, index) => state.windows[version].panes.entry(index).or_default(),
-        PaneRef::Accumulated => &mut state.accumulated,
-        PaneRef::Uploaded => state.uploaded.get_or_insert_with(Pane::default),
-    };
+}
+
+/// Adds one resolved record's features and prediction to a pane.
+fn add_resolved(pane: &mut Pane, record: &Resolved) {
     pane.records += 1;
     pane.raw_count += 1;
-    for (id, cell) in cells {
+    for &(id, cell) in &record.cells {
         let column = pane.column(id);
         match cell {
             Cell::Number(v) => {
@@ -779,15 +849,15 @@ fn add_record(state: &mut ModelState, pane_of: PaneRef, r: &Prediction<'_>) {
             Cell::Missing => {}
         }
     }
-    if !shap.is_empty() {
+    if !record.shap.is_empty() {
         pane.shap_records += 1;
     }
-    for (id, v) in shap {
+    for &(id, v) in &record.shap {
         let column = pane.column(id);
         column.shap_sum += v.abs();
         column.shap_n += 1;
     }
-    if let Some(cell) = prediction {
+    if let Some(cell) = record.prediction {
         let column = &mut pane.prediction;
         column.present += 1;
         match cell {
@@ -803,13 +873,6 @@ enum Cell {
     Number(f64),
     Category(u32),
     Missing,
-}
-
-#[derive(Clone, Copy)]
-enum PaneRef {
-    Window(usize, i64),
-    Accumulated,
-    Uploaded,
 }
 
 /// Applies checked prediction records; returns the number joined with an
@@ -829,16 +892,31 @@ fn apply_predictions(state: &mut ModelState, recs: &[Prediction<'_>]) -> usize {
         }
     }
     let mut joined = 0;
+    let mut ids = RecordIds::default();
+    let mut resolved = Resolved::default();
+    let mut last_version: Option<(&str, usize)> = None;
     for r in recs {
         let (Some(id), Some(version), Some(ts)) = (&r.id, &r.version, r.timestamp) else {
             continue;
         };
         let ts_ms = to_ms(ts);
-        let v = state.versions.intern(version, MAX_VERSIONS) as usize;
+        let v = match last_version {
+            Some((name, v)) if name == version.as_ref() => v,
+            _ => {
+                let v = state.versions.intern(version, MAX_VERSIONS) as usize;
+                last_version = Some((version, v));
+                v
+            }
+        };
         if state.windows.len() <= v {
             state.windows.resize_with(v + 1, VersionState::default);
         }
-        add_record(state, PaneRef::Window(v, ts_ms.div_euclid(pane_ms)), r);
+        resolve(state, &mut ids, r, &mut resolved);
+        let pane = state.windows[v]
+            .panes
+            .entry(ts_ms.div_euclid(pane_ms))
+            .or_default();
+        add_resolved(pane, &resolved);
         // The first window stands in for the reference only until one is
         // uploaded; a time range is always collected (and nothing else
         // has a range).
@@ -848,13 +926,13 @@ fn apply_predictions(state: &mut ModelState, recs: &[Prediction<'_>]) -> usize {
                 .reference_range
                 .is_some_and(|(start, end)| ts_ms >= start && ts_ms < end);
         if in_reference {
-            add_record(state, PaneRef::Accumulated, r);
+            add_resolved(&mut state.accumulated, &resolved);
         }
         state.last_prediction_ms = Some(state.last_prediction_ms.map_or(ts_ms, |l| l.max(ts_ms)));
-        let prediction = match (&r.prediction, state.task) {
-            (Some(Value::Number(x)), Some(Task::Regression)) => *x,
-            (Some(p), _) => state.class_of(p),
-            (None, _) => f64::NAN,
+        let prediction = match resolved.prediction {
+            Some(Cell::Number(x)) => x,
+            Some(Cell::Category(c)) => c as f64,
+            Some(Cell::Missing) | None => f64::NAN,
         };
         let scores: Option<Box<[(u32, f64)]>> = if r.scores.is_empty() {
             None
@@ -873,8 +951,9 @@ fn apply_predictions(state: &mut ModelState, recs: &[Prediction<'_>]) -> usize {
             scores,
             in_reference,
         };
-        let key: Box<str> = id.as_ref().into();
-        if let Some((actual, actual_ms)) = state.early.remove(&key) {
+        if !state.early.is_empty()
+            && let Some((actual, actual_ms)) = state.early.remove(id.as_ref())
+        {
             let actual = match (&actual, state.task) {
                 (Value::Number(x), Some(Task::Regression)) => *x,
                 (v, _) => state.class_of(v),
@@ -883,8 +962,16 @@ fn apply_predictions(state: &mut ModelState, recs: &[Prediction<'_>]) -> usize {
             joined += 1;
             continue;
         }
-        if state.pending.insert(key.clone(), pending).is_none() {
-            state.pending_order.push_back((ts_ms, key));
+        // A repeated id replaces the waiting prediction (keeping its
+        // place in the order); a new one costs one allocation, shared by
+        // the map and the order.
+        match state.pending.get_mut(id.as_ref()) {
+            Some(waiting) => *waiting = pending,
+            None => {
+                let key: Arc<str> = Arc::from(id.as_ref());
+                state.pending.insert(key.clone(), pending);
+                state.pending_order.push_back((ts_ms, key));
+            }
         }
         while state.pending.len() > MAX_PENDING {
             let Some((_, old)) = state.pending_order.pop_front() else {
@@ -1009,8 +1096,11 @@ fn apply_reference(state: &mut ModelState, recs: &[Prediction<'_>]) {
         state.task = infer_task(recs);
     }
     state.uploaded = Some(Pane::default());
+    let mut ids = RecordIds::default();
+    let mut resolved = Resolved::default();
     for r in recs {
-        add_record(state, PaneRef::Uploaded, r);
+        resolve(state, &mut ids, r, &mut resolved);
+        add_resolved(state.uploaded.get_or_insert_with(Pane::default), &resolved);
         let actual = match (&r.actual, &r.prediction) {
             (Some(a), Some(p)) => Some((a.clone(), p.clone())),
             _ => None,

@@ -475,3 +475,78 @@ fn data_quality_importance_rank_and_prediction_drift() {
     );
     assert_eq!(ks, 0.25);
 }
+
+/// Records of one request that list their features in another order, or
+/// other features, than the record before: each is checked and counted
+/// by name (ingest reuses the previous record's names where they match).
+#[test]
+fn records_listing_features_differently_are_checked_and_counted_by_name() {
+    let models = Models::in_memory();
+    let t = NOW_MS as f64 / 1000.0 - 60.0;
+    let record = |id: &str, features: &str| {
+        format!(
+            r#"{{"id": "{id}", "version": "v0", "timestamp": {t}, "features": {{{features}}}, "prediction": 1.0}}"#
+        )
+    };
+    let refused = [
+        // The same number of names as the record before, one repeated.
+        (
+            vec![
+                record("a", r#""x": 1, "y": 2"#),
+                record("b", r#""x": 3, "x": 4"#),
+            ],
+            "records[1].features: duplicate name \"x\"",
+        ),
+        // The same name at the same place, now with a string.
+        (
+            vec![record("a", r#""x": 1"#), record("b", r#""x": "cat""#)],
+            "records[1].features.x: the feature holds numbers; got a string",
+        ),
+        // Moved to another place, now with a string.
+        (
+            vec![
+                record("a", r#""x": 1, "y": 2"#),
+                record("b", r#""y": 3, "x": "cat""#),
+            ],
+            "records[1].features.x: the feature holds numbers; got a string",
+        ),
+    ];
+    for (records, want) in refused {
+        let body = format!(r#"{{"records": [{}]}}"#, records.join(","));
+        let err = models.ingest_predictions("m", body.as_bytes()).unwrap_err();
+        assert!(err.message.starts_with(want), "{} vs {want}", err.message);
+    }
+    assert!(
+        models.names().is_empty(),
+        "a refused request created the model"
+    );
+
+    let records = [
+        record("a", r#""x": 1, "y": 10"#),
+        record("b", r#""y": 20, "x": 2"#),
+        record("c", r#""x": 3, "z": "red""#),
+        record("d", r#""z": "blue", "x": 4, "y": null"#),
+    ];
+    let body = format!(r#"{{"records": [{}]}}"#, records.join(","));
+    models
+        .ingest_predictions("m", body.as_bytes())
+        .expect("predictions");
+    let series = models.evaluate_model("m", NOW_MS);
+    let missing = |feature: &str| {
+        find(
+            &series,
+            "osprey_model_feature_missing_ratio",
+            &[("version", "v0"), ("feature", feature)],
+        )
+    };
+    assert_eq!(missing("x"), Some(0.0));
+    assert_eq!(missing("y"), Some(0.5));
+    assert_eq!(missing("z"), Some(0.5));
+    // z holds categories wherever it was listed.
+    let body = format!(r#"{{"records": [{}]}}"#, record("e", r#""x": 5, "z": 1"#));
+    let err = models.ingest_predictions("m", body.as_bytes()).unwrap_err();
+    assert_eq!(
+        err.message,
+        "records[0].features.z: the feature holds strings; got a number"
+    );
+}
