@@ -624,6 +624,15 @@ fn check_number_durations(query: &str) -> Result<(), QueryError> {
     };
     for caps in re.captures_iter(&text) {
         let Some(m) = caps.get(1) else { continue };
+        // Part of a name, not a number: `model:inference_latency` (a
+        // recording rule's name with `:inf` in it) or `job:nan_ratio`.
+        if text[m.end()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        {
+            continue;
+        }
         let raw = m.as_str();
         let value = match raw.strip_prefix("0x").or_else(|| raw.strip_prefix("0X")) {
             Some(hex) => u64::from_str_radix(hex, 16)
@@ -643,6 +652,21 @@ fn check_number_durations(query: &str) -> Result<(), QueryError> {
 #[cfg(test)]
 mod error_tests {
     use super::*;
+
+    /// Found by benches/backtest_speed.py: a recording rule's name with
+    /// `:inf` or `:nan` in it was refused as an infinite duration.
+    #[test]
+    fn colon_names_that_look_like_numbers() {
+        for query in [
+            "model:inference_latency:avg3h > 0.05",
+            "job:nan_ratio",
+            "sum_over_time(a:infx[5m:1m])",
+        ] {
+            assert!(parse(query).is_ok(), "{query}");
+        }
+        assert!(parse("a[5m:1e30]").is_err());
+        assert!(parse("a offset inf").is_err());
+    }
 
     /// Messages and positions as Prometheus 2.42 answers these queries
     /// (taken from a running Prometheus's `/api/v1/query`).
