@@ -55,7 +55,49 @@ fn remember(query: &str, expr: &Expr) {
     cache.insert(query.to_string(), expr.clone());
 }
 
+/// osprey's own functions, which promql-parser does not know: it refuses
+/// an unknown function name while parsing, so they are registered with it
+/// (its `register_extra_functions`) once, before the first parse. Their
+/// signatures are also in `functions::FUNCTIONS`, which the checker and
+/// the evaluator read.
+const OSPREY_FUNCTIONS: &[&str] = &[
+    "anomaly_band",
+    "anomaly_band_seasonal",
+    "anomaly_score",
+    "anomaly_score_seasonal",
+];
+
+fn register_osprey_functions() {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        use promql_parser::parser::function::{Function, register_extra_functions};
+        use promql_parser::parser::value::ValueType as PType;
+        let convert = |t: ValueType| match t {
+            ValueType::Scalar => PType::Scalar,
+            ValueType::String => PType::String,
+            ValueType::Vector => PType::Vector,
+            ValueType::Matrix => PType::Matrix,
+        };
+        let mut functions = Vec::new();
+        for name in OSPREY_FUNCTIONS {
+            if let Some(sig) = crate::functions::signature(name) {
+                functions.push(Function::new(
+                    sig.name,
+                    sig.args.iter().map(|t| convert(*t)).collect(),
+                    sig.variadic,
+                    convert(sig.returns),
+                    false,
+                ));
+            }
+        }
+        // Only a clash with a built-in Prometheus function fails; the
+        // names above have none (a test checks that each one parses).
+        let _ = register_extra_functions(functions);
+    });
+}
+
 fn parse_uncached(query: &str) -> Result<Expr, QueryError> {
+    register_osprey_functions();
     if query.trim().is_empty() {
         return Err(QueryError::bad_data(
             "1:1: parse error: no expression found in input",
@@ -666,6 +708,28 @@ mod error_tests {
         }
         assert!(parse("a[5m:1e30]").is_err());
         assert!(parse("a offset inf").is_err());
+    }
+
+    #[test]
+    fn osprey_functions_parse() {
+        for (query, ok) in [
+            ("anomaly_score(m[1h])", true),
+            ("anomaly_band(m[1h], 3)", true),
+            ("anomaly_score_seasonal(m[8d], 1800, 86400)", true),
+            ("anomaly_score_seasonal(m[8d], 1800, 86400, 604800)", true),
+            ("anomaly_band_seasonal(m[8d], 3, 1800, 86400, 604800)", true),
+            ("anomaly_score(m)", false),
+            ("anomaly_band(m[1h])", false),
+            ("anomaly_score_seasonal(m[8d], 1800)", false),
+            ("anomaly_band_seasonal(m[8d], 3, 1800)", false),
+        ] {
+            assert_eq!(parse(query).is_ok(), ok, "{query}");
+        }
+        for name in OSPREY_FUNCTIONS {
+            assert!(crate::functions::signature(name).is_some(), "{name}");
+        }
+        let err = parse("anomaly_band(m[1h])").map(|_| ()).unwrap_err();
+        assert!(err.message().contains("anomaly_band"), "{}", err.message());
     }
 
     /// Messages and positions as Prometheus 2.42 answers these queries

@@ -148,6 +148,45 @@ fn promql_conformance() {
     );
 }
 
+/// osprey's own functions (the anomaly functions of `docs/anomaly.md`) in
+/// the same script language, from `tests/scripts/*.test` in this
+/// repository. No skips: every case must pass.
+#[test]
+fn osprey_scripts() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/scripts");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("read tests/scripts")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "test"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no scripts in {}", dir.display());
+    let mut report = Report::default();
+    let mut eval_positions = HashSet::new();
+    for file in &files {
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string();
+        let text = std::fs::read_to_string(file).expect("read script");
+        run_file(
+            &name,
+            &text,
+            &HashMap::new(),
+            &mut report,
+            &mut eval_positions,
+        );
+    }
+    assert!(
+        report.failures.is_empty(),
+        "osprey scripts: {} passed, failures:\n{}",
+        report.passed,
+        report.failures.join("\n")
+    );
+    assert!(report.passed > 0, "no eval ran");
+}
+
 #[derive(Default)]
 struct Report {
     passed: usize,
