@@ -97,9 +97,9 @@ pub(crate) fn eval(
         if seasonal {
             let longest = seasons
                 .iter()
-                .flat_map(|(_, p)| p.iter())
-                .map(|p| arg.range / p)
-                .sum::<i64>();
+                .map(|(_, periods)| periods.iter().map(|p| arg.range / p).sum::<i64>())
+                .max()
+                .unwrap_or(0);
             if longest > MAX_SLOTS {
                 return Err(QueryError::bad_data(format!(
                     "{name}: the range holds more than {MAX_SLOTS} seasonal periods; use longer periods or a shorter range"

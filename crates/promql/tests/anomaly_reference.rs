@@ -253,3 +253,57 @@ fn anomaly_functions_agree_with_numpy_and_scipy() {
     assert!(infinite > 0, "no zero-scale case generated");
     println!("anomaly reference: {checked} values agree ({infinite} infinite)");
 }
+
+/// Found by benches/anomaly_detection.py: the limit on seasonal periods
+/// per step was summed over all steps of a range query, so a day at 1m
+/// steps of a 2-day window with an hourly period (48 periods a step) was
+/// refused. No Python needed.
+#[test]
+fn seasonal_period_limit_is_per_step() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = tsdb::Db::open(
+        dir.path(),
+        tsdb::DbOptions {
+            retention_time_ms: None,
+            retention_size_bytes: None,
+            block_range_ms: tsdb::db::DEFAULT_BLOCK_RANGE_MS,
+            wal_segment_size: 1 << 20,
+            fsync: false,
+        },
+    )
+    .expect("open tsdb");
+    let mut app = db.appender();
+    let labels = Labels::from_pairs([("__name__", "g")]);
+    for m in 0..3 * 1440 {
+        app.append(&labels, m * MINUTE, (m % 60) as f64)
+            .expect("append");
+    }
+    app.commit().expect("commit");
+    drop(app);
+    let engine = Engine::new(EngineOptions::prometheus_defaults());
+    let day = 1440 * MINUTE;
+    let out = engine
+        .range_query(
+            &db,
+            "anomaly_score_seasonal(g[2d], 600, 3600)",
+            2 * day,
+            3 * day - MINUTE,
+            MINUTE,
+        )
+        .expect("48 periods a step is within the limit");
+    let Value::Matrix(matrix) = out.value else {
+        panic!("not a matrix");
+    };
+    // Every step has its 48 slots of history and a score.
+    assert_eq!(matrix.len(), 1);
+    assert_eq!(matrix[0].points.len(), 1440);
+    let err = engine
+        .instant_query(&db, "anomaly_score_seasonal(g[2d], 1, 2)", 2 * day)
+        .map(|_| ())
+        .expect_err("86,400 periods in one step");
+    assert!(
+        err.message().contains("more than 10000"),
+        "{}",
+        err.message()
+    );
+}
