@@ -1,13 +1,15 @@
 //! `anomaly_score(...) > 3` with `for` in the rule engine (issue #23): a
 //! series that is steady for an hour and then shifts up makes the alert
 //! pending at the shift, firing `for` later, and resolved once the shifted
-//! level is the majority of the window (the median has moved to it).
+//! level is the majority of the window (the median has moved to it); and
+//! a backtest of the same rule over the same data says the same.
 
 use std::sync::Arc;
 
 use model::Labels;
 use model::storage::{Appendable, Queryable};
 use promql::{Engine, EngineOptions};
+use rules::backtest::{BacktestOptions, StateInterval, backtest};
 use rules::{AlertState, EvalEnv, Group, GroupOptions, parse_rule_file};
 use tsdb::{Db, DbOptions};
 
@@ -69,6 +71,20 @@ fn anomaly_score_with_for_fires_in_the_rule_engine() {
         outage_tolerance_ms: 3_600_000,
         for_grace_period_ms: 0,
     };
+    // The backtest first: the live evaluation below writes ALERTS.
+    let backtested = backtest(
+        &env.engine,
+        env.queryable.clone(),
+        parse_rule_file("anomaly.yml", RULES).expect("rules parse"),
+        &BacktestOptions {
+            from_ms: 0,
+            to_ms: 100 * MINUTE,
+            group: options.clone(),
+            external_labels: Vec::new(),
+            external_url: "http://osprey".to_string(),
+        },
+    )
+    .expect("backtest");
     let spec = parse_rule_file("anomaly.yml", RULES)
         .expect("rules parse")
         .remove(0);
@@ -111,6 +127,33 @@ fn anomaly_score_with_for_fires_in_the_rule_engine() {
     for (m, state) in states.iter().enumerate().skip(75) {
         assert_eq!(*state, AlertState::Inactive, "{m}m");
     }
+    // The backtest: the same states as the live engine, minute by minute.
+    let mut live_intervals: Vec<StateInterval> = Vec::new();
+    for (m, state) in states.iter().enumerate() {
+        let at = m as i64 * MINUTE;
+        if let Some(last) = live_intervals.last_mut()
+            && last.end_ms.is_none()
+            && last.state != *state
+        {
+            last.end_ms = Some(at);
+        }
+        let open = live_intervals
+            .last()
+            .is_some_and(|l| l.end_ms.is_none() && l.state == *state);
+        if *state != AlertState::Inactive && !open {
+            live_intervals.push(StateInterval {
+                state: *state,
+                start_ms: at,
+                end_ms: None,
+            });
+        }
+    }
+    let rule = &backtested.rules[0];
+    assert_eq!(rule.error, None);
+    assert_eq!(rule.alerts.len(), 1, "{:?}", rule.alerts);
+    assert_eq!(rule.alerts[0].intervals, live_intervals);
+    assert_eq!(live_intervals.len(), 2, "{live_intervals:?}");
+
     // Sent to the alert manager while firing, and once more resolved.
     assert!(sent.iter().any(|(m, _)| *m == 65), "{sent:?}");
     assert!(
