@@ -40,6 +40,10 @@ pub(crate) static FUNCTIONS: &[Signature] = &[
     sig!("asinh", [V], 0, V),
     sig!("atan", [V], 0, V),
     sig!("atanh", [V], 0, V),
+    sig!("anomaly_band", [M, S], 0, V),
+    sig!("anomaly_band_seasonal", [M, S, S, S, S], -1, V),
+    sig!("anomaly_score", [M], 0, V),
+    sig!("anomaly_score_seasonal", [M, S, S, S], -1, V),
     sig!("avg_over_time", [M], 0, V),
     sig!("ceil", [V], 0, V),
     sig!("changes", [M], 0, V),
@@ -208,6 +212,10 @@ pub(crate) fn eval_call(
             return sort(ctx, c, steps);
         }
         "histogram_quantile" => return crate::aggregate::histogram_quantile(ctx, c, steps),
+        "anomaly_score" | "anomaly_score_seasonal" | "anomaly_band" | "anomaly_band_seasonal" => {
+            crate::anomaly::eval(ctx, c, steps, &mut emit)?;
+            return Ok(Val::Vector(collected));
+        }
         "drift_psi" | "drift_kl" | "drift_js" | "drift_hellinger" | "drift_ks"
         | "drift_wasserstein" => return crate::drift::eval(ctx, c, steps),
         "histogram_fraction" => return crate::aggregate::histogram_fraction(ctx, c, steps),

@@ -31,6 +31,7 @@ pub mod parser;
 mod value;
 
 mod aggregate;
+mod anomaly;
 mod binary;
 
 pub use engine::{

@@ -61,6 +61,10 @@ fn remember(query: &str, expr: &Expr) {
 /// signatures are also in `functions::FUNCTIONS`, which the checker and
 /// the evaluator read.
 const OSPREY_FUNCTIONS: &[&str] = &[
+    "anomaly_band",
+    "anomaly_band_seasonal",
+    "anomaly_score",
+    "anomaly_score_seasonal",
     "drift_hellinger",
     "drift_js",
     "drift_kl",
@@ -668,6 +672,15 @@ fn check_number_durations(query: &str) -> Result<(), QueryError> {
     };
     for caps in re.captures_iter(&text) {
         let Some(m) = caps.get(1) else { continue };
+        // Part of a name, not a number: `model:inference_latency` (a
+        // recording rule's name with `:inf` in it) or `job:nan_ratio`.
+        if text[m.end()..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        {
+            continue;
+        }
         let raw = m.as_str();
         let value = match raw.strip_prefix("0x").or_else(|| raw.strip_prefix("0X")) {
             Some(hex) => u64::from_str_radix(hex, 16)
@@ -688,13 +701,48 @@ fn check_number_durations(query: &str) -> Result<(), QueryError> {
 mod error_tests {
     use super::*;
 
+    /// Found by benches/backtest_speed.py: a recording rule's name with
+    /// `:inf` or `:nan` in it was refused as an infinite duration.
+    #[test]
+    fn colon_names_that_look_like_numbers() {
+        for query in [
+            "model:inference_latency:avg3h > 0.05",
+            "job:nan_ratio",
+            "sum_over_time(a:infx[5m:1m])",
+        ] {
+            assert!(parse(query).is_ok(), "{query}");
+        }
+        assert!(parse("a[5m:1e30]").is_err());
+        assert!(parse("a offset inf").is_err());
+    }
+
     #[test]
     fn osprey_functions_parse() {
+        for (query, ok) in [
+            ("anomaly_score(m[1h])", true),
+            ("anomaly_band(m[1h], 3)", true),
+            ("anomaly_score_seasonal(m[8d], 1800, 86400)", true),
+            ("anomaly_score_seasonal(m[8d], 1800, 86400, 604800)", true),
+            ("anomaly_band_seasonal(m[8d], 3, 1800, 86400, 604800)", true),
+            ("anomaly_score(m)", false),
+            ("anomaly_band(m[1h])", false),
+            ("anomaly_score_seasonal(m[8d], 1800)", false),
+            ("anomaly_band_seasonal(m[8d], 3, 1800)", false),
+            ("drift_psi(a_bucket, b_bucket)", true),
+            ("drift_kl(a_bucket, b_bucket)", true),
+            ("drift_js(a_bucket, b_bucket)", true),
+            ("drift_hellinger(a_bucket, b_bucket)", true),
+            ("drift_ks(a_bucket, b_bucket)", true),
+            ("drift_wasserstein(a_bucket, b_bucket)", true),
+            ("drift_psi(a_bucket)", false),
+        ] {
+            assert_eq!(parse(query).is_ok(), ok, "{query}");
+        }
         for name in OSPREY_FUNCTIONS {
-            let query = format!("{name}(a_bucket, b_bucket)");
-            assert!(parse(&query).is_ok(), "{query}");
             assert!(crate::functions::signature(name).is_some(), "{name}");
         }
+        let err = parse("anomaly_band(m[1h])").map(|_| ()).unwrap_err();
+        assert!(err.message().contains("anomaly_band"), "{}", err.message());
         let err = parse("drift_psi(a_bucket)").map(|_| ()).unwrap_err();
         assert!(err.message().contains("drift_psi"), "{}", err.message());
     }

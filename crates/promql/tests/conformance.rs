@@ -148,7 +148,8 @@ fn promql_conformance() {
     );
 }
 
-/// osprey's own functions (the drift functions of `docs/drift.md`) in
+/// osprey's own functions (the drift functions of `docs/drift.md` and the
+/// anomaly functions of `docs/anomaly.md`) in
 /// the same script language, from `tests/scripts/*.test` in this
 /// repository. No skips: every case must pass.
 #[test]
