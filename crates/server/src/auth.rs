@@ -594,7 +594,7 @@ pub async fn middleware(State(auth): State<Arc<Auth>>, request: Request, next: N
     match admit(&auth, &request) {
         Err(refusal) => {
             drain(request).await;
-            refusal
+            *refusal
         }
         Ok(admitted) => {
             let mut request = request;
@@ -644,7 +644,7 @@ async fn drain(request: Request) {
 /// The admission decision for one request: the principal and the audit
 /// record to come, or the refusal to send (401, 403, 429, or 500 for a
 /// route without an access rule).
-fn admit(auth: &Auth, request: &Request) -> Result<Admitted, Response> {
+fn admit(auth: &Auth, request: &Request) -> Result<Admitted, Box<Response>> {
     let method = request.method().clone();
     let path = request
         .extensions()
@@ -664,15 +664,15 @@ fn admit(auth: &Auth, request: &Request) -> Result<Admitted, Response> {
     let state = auth.web.current();
     let config = &state.config;
     if let Err(wait) = auth.take_global(config) {
-        return Err(too_many(wait));
+        return Err(Box::new(too_many(wait)));
     }
     let Some(access) = (auth.policy)(&method, &path) else {
         tracing::error!(%method, %path, "route without an access rule; refused");
-        return Err(error_json(
+        return Err(Box::new(error_json(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             "this route has no access rule",
-        ));
+        )));
     };
     let principal = match auth.principal(config, request.headers(), peer.as_ref()) {
         Ok(principal) => principal,
@@ -688,14 +688,17 @@ fn admit(auth: &Auth, request: &Request) -> Result<Admitted, Response> {
                 },
                 config.audit_stdout,
             );
-            return Err(unauthorized("the credentials given are not valid", from_ui));
+            return Err(Box::new(unauthorized(
+                "the credentials given are not valid",
+                from_ui,
+            )));
         }
     };
     if !access.allows(principal.role)
         || (principal.how == Credential::Nobody && access != Access::Public)
     {
         if principal.how == Credential::Nobody {
-            return Err(unauthorized("authentication required", from_ui));
+            return Err(Box::new(unauthorized("authentication required", from_ui)));
         }
         auth.audit.record(
             &AuditEntry {
@@ -708,7 +711,7 @@ fn admit(auth: &Auth, request: &Request) -> Result<Admitted, Response> {
             },
             config.audit_stdout,
         );
-        return Err(error_json(
+        return Err(Box::new(error_json(
             StatusCode::FORBIDDEN,
             "forbidden",
             &format!(
@@ -717,7 +720,7 @@ fn admit(auth: &Auth, request: &Request) -> Result<Admitted, Response> {
                 access.as_str(),
                 principal.role.as_str()
             ),
-        ));
+        )));
     }
     // A browser session's state changes need the session's CSRF token,
     // which a page from another origin cannot read.
@@ -733,17 +736,17 @@ fn admit(auth: &Auth, request: &Request) -> Result<Admitted, Response> {
             .unwrap_or_default();
         let expected = auth.session_csrf(&token).unwrap_or_default();
         if expected.is_empty() || !constant_time_eq(expected.as_bytes(), sent.as_bytes()) {
-            return Err(error_json(
+            return Err(Box::new(error_json(
                 StatusCode::FORBIDDEN,
                 "forbidden",
                 "missing or wrong CSRF token",
-            ));
+            )));
         }
     }
     if let Some(kind) = limit_kind(access, &path)
         && let Err(wait) = auth.take(config, &principal.name, kind)
     {
-        return Err(too_many(wait));
+        return Err(Box::new(too_many(wait)));
     }
     let audited =
         changes_state(&method) && !matches!(access, Access::Write | Access::Read | Access::Public);
