@@ -509,6 +509,29 @@ await check('alerts and rules pages show what the server evaluates', async () =>
   const text = await page.textContent('main');
   for (const want of ['GpuHot', 'GpuHotForAnHour', 'job:dcgm_gpu_util:avg', 'DCGM_FI_DEV_GPU_TEMP > 40']) if (!text.includes(want)) throw new Error(`rules page lacks ${want}`);
   await shot(page, 'page-rules');
+  // Backtest the group over the last hour: GpuHot (no `for`) fires at
+  // once, GpuHotForAnHour (for: 1h) is pending and fires an hour after the
+  // range starts at the earliest (the backtest starts with no state).
+  await page.selectOption('select.backtest-range', '1h');
+  await page.click('details.group:has-text("GpuHot") button.backtest-group');
+  await page.waitForSelector('.backtest-rule-result[data-rule="GpuHot"] canvas.backtest-timeline', { timeout: 60000 });
+  const from = +(await page.getAttribute('.backtest', 'data-from'));
+  const backtest = await page.$$eval('.backtest-rule-result', (rs) =>
+    rs.map((r) => ({ rule: r.dataset.rule, alerts: +r.dataset.alerts, firing: +r.dataset.firingIntervals, firstFiring: r.dataset.firstFiring ? +r.dataset.firstFiring : null })),
+  );
+  const hot = backtest.find((r) => r.rule === 'GpuHot');
+  const hour = backtest.find((r) => r.rule === 'GpuHotForAnHour');
+  if (!hot || !hot.alerts || !hot.firing || hot.firstFiring - from > 60) throw new Error(`GpuHot backtest from ${from}: ${JSON.stringify(backtest)}`);
+  if (!hour || !hour.alerts || (hour.firstFiring !== null && hour.firstFiring - from < 3600)) throw new Error(`GpuHotForAnHour backtest from ${from}: ${JSON.stringify(backtest)}`);
+  const timelinePixels = await colouredPixels(page, '.backtest-rule-result[data-rule="GpuHot"] canvas.backtest-timeline');
+  if (timelinePixels < 500) throw new Error(`the backtest timeline has only ${timelinePixels} coloured pixels`);
+  // One rule's button shows that rule alone.
+  await page.click('button.backtest-rule[data-rule="GpuHotForAnHour"]');
+  await page.waitForSelector('.backtest h3:has-text("Backtest of GpuHotForAnHour")', { timeout: 60000 });
+  const shown = await page.$$eval('.backtest-rule-result', (rs) => rs.map((r) => r.dataset.rule));
+  if (shown.join() !== 'GpuHotForAnHour') throw new Error(`one rule's backtest shows ${shown}`);
+  summary.backtest = { rules: backtest, timelinePixels };
+  await shot(page, 'page-rules-backtest');
   await page.goto(base + '/d/alerts');
   const panels = await renderDashboard(page);
   const empty = panels.filter((p) => p.state !== 'done').map((p) => p.title);
