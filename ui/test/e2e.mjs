@@ -291,6 +291,24 @@ await check('explorer: a typed query draws a chart that is not blank', async () 
   await context.close();
 });
 
+await check('explorer: an anomaly band is drawn behind each series', async () => {
+  const { context, page } = await newPage();
+  await page.goto(base + '/?expr=' + encodeURIComponent('DCGM_FI_DEV_GPU_TEMP') + '&band=1');
+  await page.waitForSelector('.chart[data-bands] canvas');
+  await page.waitForTimeout(200);
+  const series = await (await fetch(`${base}/api/v1/query?query=DCGM_FI_DEV_GPU_TEMP`)).json();
+  const bands = +(await page.getAttribute('.chart', 'data-bands'));
+  if (!series.data.result.length || bands !== series.data.result.length) throw new Error(`${bands} bands for ${series.data.result.length} series`);
+  if (!(await page.isChecked('input.band-toggle'))) throw new Error('the band toggle is not restored from the URL');
+  const legend = await page.$$eval('.u-legend .u-series', (s) => s.map((x) => x.textContent));
+  if (!legend.some((t) => t.includes('upper')) || !legend.some((t) => t.includes('anomalies'))) throw new Error(`legend ${legend}`);
+  if (!(await page.textContent('.stats')).includes('anomaly band on')) throw new Error('the stats line does not mention the band');
+  summary.anomalyBand = { bands, anomalies: +(await page.getAttribute('.chart', 'data-anomalies')) };
+  await shot(page, 'explorer-anomaly-band');
+  await noErrors(page, 'explorer band');
+  await context.close();
+});
+
 await check('explorer: a parse error is shown inline', async () => {
   const { context, page } = await newPage();
   await page.goto(base + '/?expr=' + encodeURIComponent('sum(rate(up[5m])'));

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { parseDuration, formatDuration, parseTime, formatValue, legendName, seriesName, thresholdColor, formatVariable, autoStep } from '../src/util.js';
 import { completionContext } from '../src/complete.js';
-import { errorPosition, bracketError } from '../src/explorer.js';
+import { errorPosition, bracketError, bandQuery, matchBands } from '../src/explorer.js';
 import { isGrafana, fromGrafana, sanitizeUid } from '../src/grafana.js';
 import { percentText, exhaustionText } from '../src/slos.js';
 import { groupRuleFile } from '../src/pages.js';
@@ -169,4 +169,16 @@ test('a backtest sends the group as /api/v1/rules shows it, as a rule file', () 
       },
     ],
   });
+});
+
+test('the explorer pairs each series with its anomaly band', () => {
+  assert.equal(bandQuery('rate(x[5m])', 15), 'anomaly_band((rate(x[5m]))[3600000ms:15000ms], 3)');
+  assert.equal(bandQuery('x', 300), 'anomaly_band((x)[9000000ms:300000ms], 3)');
+  assert.equal(bandQuery('x', 0.5), 'anomaly_band((x)[3600000ms:500ms], 3)');
+  const shown = [{ metric: { __name__: 'x', gpu: '0' } }, { metric: { __name__: 'x', gpu: '1' } }, { metric: { __name__: 'x', gpu: '2' } }];
+  const band = (gpu, side) => ({ metric: { gpu, band: side }, values: [] });
+  const bands = [band('1', 'lower'), band('1', 'upper'), band('1', 'center'), band('0', 'upper'), band('0', 'lower'), band('2', 'lower')];
+  const matched = matchBands(shown, bands);
+  assert.deepEqual(matched.map((m) => [m.of, m.lower.metric.gpu, m.upper.metric.band]), [[0, '0', 'upper'], [1, '1', 'upper']]);
+  assert.deepEqual(matchBands(shown, []), []);
 });
