@@ -121,7 +121,10 @@ export async function renderRules(main) {
     el('div', { class: 'filters' }, 'Backtest over the last', range),
     ...groups.map((g) => {
       const results = el('div', { class: 'backtest-results' });
-      const run = (ruleName) => backtestGroup(g, ruleName, parseDuration(range.value), results);
+      // The backtest reports the alerting rules in group order; a rule's
+      // button picks its own by that position (names may repeat).
+      const alerting = (g.rules || []).filter((r) => r.type === 'alerting');
+      const run = (rule) => backtestGroup(g, rule && { name: rule.name, index: alerting.indexOf(rule) }, parseDuration(range.value), results);
       return el(
         'details',
         { class: 'card group', open: true, 'data-group': g.name },
@@ -155,7 +158,7 @@ export async function renderRules(main) {
                     { class: 'mono' },
                     r.type === 'alerting' ? 'alert: ' : 'record: ',
                     el('strong', {}, r.name),
-                    r.type === 'alerting' ? el('button', { class: 'backtest-rule', 'data-rule': r.name, onclick: () => run(r.name) }, 'Backtest') : null,
+                    r.type === 'alerting' ? el('button', { class: 'backtest-rule', 'data-rule': r.name, onclick: () => run(r) }, 'Backtest') : null,
                   ),
                   el('div', { class: 'mono' }, 'expr: ', el('a', { href: '/?expr=' + encodeURIComponent(r.query) }, r.query)),
                   r.duration ? el('div', { class: 'mono' }, `for: ${formatDuration(r.duration * 1000)}`) : null,
@@ -203,9 +206,11 @@ export function groupRuleFile(g) {
 /**
  * Backtests one group over the last `rangeMs` (POST /api/v1/rules/backtest
  * with the group's text) and draws each alerting rule's pending and firing
- * intervals, or only `ruleName`'s, into `into`.
+ * intervals, or only those of `only` ({name, index among the group's
+ * alerting rules}), into `into`.
  */
-async function backtestGroup(g, ruleName, rangeMs, into) {
+async function backtestGroup(g, only, rangeMs, into) {
+  const ruleName = only ? only.name : null;
   const to = Math.floor(Date.now() / 1000);
   const from = to - Math.round(rangeMs / 1000);
   into.replaceChildren(el('div', { class: 'hint' }, `Backtesting ${ruleName || g.name}…`));
@@ -224,12 +229,13 @@ async function backtestGroup(g, ruleName, rangeMs, into) {
     into.replaceChildren(el('div', { class: 'error-box' }, `Backtest failed: ${e.message}`));
     return;
   }
-  const rules = (data.rules || []).filter((r) => !ruleName || r.name === ruleName);
+  const rules = (data.rules || []).filter((r, i) => !only || i === only.index);
   into.replaceChildren(
     el(
       'div',
       { class: 'backtest', 'data-from': from, 'data-to': to },
       el('h3', {}, `Backtest of ${ruleName || g.name}: ${formatTime(from * 1000)} to ${formatTime(to * 1000)}`),
+      (data.recordingErrors || []).map((e) => el('div', { class: 'panel-error' }, `recording rule: ${e}`)),
       rules.length ? rules.map((r) => backtestRule(r, from, to)) : el('div', { class: 'nodata' }, 'No alerting rule to backtest.'),
     ),
   );
