@@ -189,7 +189,7 @@ function ruleDuration(seconds) {
  * The rule file text of a group as `/api/v1/rules` shows it: JSON, which
  * is YAML, so the server's rule-file parser reads it as written.
  */
-export function groupRuleFile(g) {
+export function groupRuleFile(g, indent) {
   const rules = (g.rules || []).map((r) => {
     const labels = r.labels && Object.keys(r.labels).length ? r.labels : undefined;
     if (r.type !== 'alerting') return { record: r.name, expr: r.query, labels };
@@ -200,16 +200,17 @@ export function groupRuleFile(g) {
   });
   const group = { name: g.name, interval: ruleDuration(g.interval), rules };
   if (g.limit) group.limit = g.limit;
-  return JSON.stringify({ groups: [group] });
+  return JSON.stringify({ groups: [group] }, null, indent);
 }
 
 /**
  * Backtests one group over the last `rangeMs` (POST /api/v1/rules/backtest
  * with the group's text) and draws each alerting rule's pending and firing
  * intervals, or only those of `only` ({name, index among the group's
- * alerting rules}), into `into`.
+ * alerting rules}), into `into`. With `compareText` (an edited rule file),
+ * that version is backtested too and drawn under each rule.
  */
-async function backtestGroup(g, only, rangeMs, into) {
+async function backtestGroup(g, only, rangeMs, into, compareText) {
   const ruleName = only ? only.name : null;
   const to = Math.floor(Date.now() / 1000);
   const from = to - Math.round(rangeMs / 1000);
@@ -223,20 +224,39 @@ async function backtestGroup(g, only, rangeMs, into) {
         ['to', String(to)],
         ['rules', groupRuleFile(g)],
         ['file', g.file || g.name],
+        ...(compareText ? [['compare', compareText]] : []),
       ],
     });
   } catch (e) {
     into.replaceChildren(el('div', { class: 'error-box' }, `Backtest failed: ${e.message}`));
     return;
   }
-  const rules = (data.rules || []).filter((r, i) => !only || i === only.index);
+  const pick = (list) => (list || []).map((r, i) => [r, i]).filter(([, i]) => !only || i === only.index);
+  const compared = data.compare ? data.compare.rules || [] : null;
+  const rules = pick(data.rules);
+  const edited = el('textarea', { class: 'backtest-compare-text mono', rows: 12, cols: 100, spellcheck: 'false', 'aria-label': 'Edited rules' });
+  edited.value = compareText || groupRuleFile(g, 2);
+  const comparePanel = el(
+    'details',
+    { class: 'backtest-compare', open: !!compareText },
+    el('summary', {}, 'Compare with an edited version'),
+    el('div', { class: 'hint' }, 'Edit the group (a rule file; JSON is YAML), e.g. a threshold or a for, and backtest both over the same range.'),
+    edited,
+    el('div', {}, el('button', { class: 'primary backtest-both', onclick: () => backtestGroup(g, only, rangeMs, into, edited.value) }, 'Backtest both')),
+  );
   into.replaceChildren(
     el(
       'div',
       { class: 'backtest', 'data-from': from, 'data-to': to },
       el('h3', {}, `Backtest of ${ruleName || g.name}: ${formatTime(from * 1000)} to ${formatTime(to * 1000)}`),
       (data.recordingErrors || []).map((e) => el('div', { class: 'panel-error' }, `recording rule: ${e}`)),
-      rules.length ? rules.map((r) => backtestRule(r, from, to)) : el('div', { class: 'nodata' }, 'No alerting rule to backtest.'),
+      rules.length
+        ? rules.map(([r, i]) => [
+            backtestRule(r, from, to, compared ? 'current' : null),
+            compared ? (compared[i] ? backtestRule(compared[i], from, to, 'edited') : el('div', { class: 'hint' }, 'The edited version has no alerting rule at this position.')) : null,
+          ])
+        : el('div', { class: 'nodata' }, 'No alerting rule to backtest.'),
+      comparePanel,
     ),
   );
 }
@@ -245,7 +265,7 @@ const STATE_COLOURS = { pending: '#e0a000', firing: '#c4162a' };
 /** The most alerts drawn per rule; the rest are counted. */
 const MAX_TIMELINE_ROWS = 30;
 
-function backtestRule(r, from, to) {
+function backtestRule(r, from, to, version) {
   const alerts = r.alerts || [];
   const notifications = r.notifications
     ? `${r.notifications.total} notification${r.notifications.total === 1 ? '' : 's'}` +
@@ -258,8 +278,9 @@ function backtestRule(r, from, to) {
   return el(
     'div',
     {
-      class: 'backtest-rule-result',
+      class: 'backtest-rule-result' + (version === 'edited' ? ' edited' : ''),
       'data-rule': r.name,
+      'data-version': version,
       'data-alerts': alerts.length,
       'data-firing-intervals': firingStarts.length,
       'data-first-firing': firingStarts.length ? Math.min(...firingStarts) : null,
@@ -267,6 +288,7 @@ function backtestRule(r, from, to) {
     el(
       'div',
       {},
+      version ? el('span', { class: 'tag' }, version) : null,
       el('strong', { class: 'mono' }, r.name),
       ' ',
       el('span', { class: 'tag' }, `${alerts.length} alert${alerts.length === 1 ? '' : 's'}`),

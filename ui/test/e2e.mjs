@@ -548,6 +548,22 @@ await check('alerts and rules pages show what the server evaluates', async () =>
   await page.waitForSelector('.backtest h3:has-text("Backtest of GpuHotForAnHour")', { timeout: 60000 });
   const shown = await page.$$eval('.backtest-rule-result', (rs) => rs.map((r) => r.dataset.rule));
   if (shown.join() !== 'GpuHotForAnHour') throw new Error(`one rule's backtest shows ${shown}`);
+  // An edited version with `for: 1m` beside it fires within the hour.
+  await page.click('details.backtest-compare summary');
+  const original = await page.inputValue('textarea.backtest-compare-text');
+  if (!original.includes('"for": "3600000ms"')) throw new Error(`the edited text does not start as the group: ${original.slice(0, 200)}`);
+  await page.fill('textarea.backtest-compare-text', original.replace('"for": "3600000ms"', '"for": "60000ms"'));
+  await page.click('button.backtest-both');
+  await page.waitForSelector('.backtest-rule-result[data-version="edited"][data-rule="GpuHotForAnHour"]', { timeout: 60000 });
+  const versions = await page.$$eval('.backtest-rule-result', (rs) => rs.map((r) => ({ version: r.dataset.version, firstFiring: r.dataset.firstFiring ? +r.dataset.firstFiring : null })));
+  const compareFrom = +(await page.getAttribute('.backtest', 'data-from'));
+  const current = versions.find((v) => v.version === 'current');
+  const editedVersion = versions.find((v) => v.version === 'edited');
+  if (versions.length !== 2 || !current || !editedVersion) throw new Error(`compared versions ${JSON.stringify(versions)}`);
+  if (editedVersion.firstFiring === null || editedVersion.firstFiring - compareFrom > 180) throw new Error(`the edited rule does not fire early: ${JSON.stringify(versions)} from ${compareFrom}`);
+  if (current.firstFiring !== null && current.firstFiring - compareFrom < 3600) throw new Error(`the current rule fires early: ${JSON.stringify(versions)}`);
+  summary.backtestCompare = versions;
+  await shot(page, 'page-rules-backtest-compare');
   summary.backtest = { rules: backtest, timelinePixels };
   await shot(page, 'page-rules-backtest');
   await page.goto(base + '/d/alerts');
