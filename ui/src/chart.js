@@ -23,6 +23,9 @@ export function alignSeries(results, start, end, step) {
   return { xs: Array.from(xs), ys };
 }
 
+/** Anomalies: values outside their anomaly band. */
+const ANOMALY_COLOR = '#c4162a';
+
 function alpha(color, a) {
   if (/^#[0-9a-f]{6}$/i.test(color)) {
     const x = Math.round(a * 255).toString(16).padStart(2, '0');
@@ -34,7 +37,8 @@ function alpha(color, a) {
 /**
  * Draws a time series chart into `container`.
  * opts: {names[], xs, ys[], unit, decimals, stacked, fill, height, min, max,
- *        thresholds, legend (bool), onZoom(fromSec, toSec)}.
+ *        thresholds, legend (bool), onZoom(fromSec, toSec),
+ *        anomalyBands: [{of: series index, lower[], upper[]}] aligned on xs}.
  * Returns {destroy()}.
  */
 export function timeChart(container, opts) {
@@ -75,6 +79,29 @@ export function timeChart(container, opts) {
   const bands = [];
   if (opts.stacked) {
     for (let i = names.length; i > 1; i--) bands.push({ series: [i, i - 1] });
+  }
+  // Anomaly bands (opts.anomalyBands: [{of, lower[], upper[]}]): the
+  // expected range filled behind series `of`, and its values outside the
+  // range marked with red points.
+  const extra = [];
+  for (const b of (opts.stacked ? [] : opts.anomalyBands) || []) {
+    const color = PALETTE[b.of % PALETTE.length];
+    const own = (values) => (u, v, si, idx) => (idx === null || idx === undefined ? '' : fmt(values[idx]));
+    const upperIndex = series.length;
+    series.push({ label: `${names[b.of]} upper`, stroke: alpha(color, 0.5), width: 1, dash: [4, 4], points: { show: false }, spanGaps: false, value: own(b.upper) });
+    series.push({ label: `${names[b.of]} lower`, stroke: alpha(color, 0.5), width: 1, dash: [4, 4], points: { show: false }, spanGaps: false, value: own(b.lower) });
+    bands.push({ series: [upperIndex, upperIndex + 1], fill: alpha(color, 0.12) });
+    const y = ys[b.of];
+    const outside = y.map((v, i) => (v !== null && b.lower[i] !== null && b.upper[i] !== null && (v < b.lower[i] || v > b.upper[i]) ? v : null));
+    series.push({
+      label: `${names[b.of]} anomalies`,
+      stroke: ANOMALY_COLOR,
+      width: 0,
+      paths: () => null,
+      points: { show: true, size: 7, stroke: ANOMALY_COLOR, fill: ANOMALY_COLOR },
+      value: own(outside),
+    });
+    extra.push(b.upper, b.lower, outside);
   }
   const width = Math.max(container.clientWidth, 200);
   const yRange = (u, dmin, dmax) => {
@@ -133,7 +160,7 @@ export function timeChart(container, opts) {
         ],
       },
     },
-    [xs, ...data],
+    [xs, ...data, ...extra],
     container,
   );
   if (legend) container.append(legend.element);

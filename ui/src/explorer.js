@@ -22,6 +22,7 @@ function readState() {
     end: g('end') || g('end_input') || '',
     step: g('step') || g('step_input') || '',
     stacked: g('stacked') === '1',
+    band: g('band') === '1',
     refresh: g('refresh') || '',
   };
 }
@@ -34,9 +35,57 @@ function writeState(s) {
   if (s.end) q.set('end', s.end);
   if (s.step) q.set('step', s.step);
   if (s.stacked) q.set('stacked', '1');
+  if (s.band) q.set('band', '1');
   if (s.refresh) q.set('refresh', s.refresh);
   const url = location.pathname + (q.toString() ? '?' + q : '');
   if (url !== location.pathname + location.search) history.replaceState(null, '', url);
+}
+
+/** How many robust standard deviations the explorer's anomaly band spans. */
+const BAND_K = 3;
+
+/**
+ * The query of the anomaly band drawn behind `expr`'s series
+ * (docs/anomaly.md): `anomaly_band` over a subquery at the chart's step,
+ * trailing an hour or 30 steps, whichever is longer, so that each step
+ * has a baseline of at least 29 values.
+ */
+export function bandQuery(expr, step) {
+  const window = Math.max(3600, 30 * step);
+  const ms = (seconds) => `${Math.round(seconds * 1000)}ms`;
+  return `anomaly_band((${expr})[${ms(window)}:${ms(step)}], ${BAND_K})`;
+}
+
+/** A series' identity for matching it with its band: labels without the name and `band`. */
+function bandKey(metric) {
+  return JSON.stringify(
+    Object.keys(metric || {})
+      .filter((k) => k !== '__name__' && k !== 'band')
+      .sort()
+      .map((k) => [k, metric[k]]),
+  );
+}
+
+/**
+ * Pairs `anomaly_band` results with the series they belong to: for each
+ * series of `shown` that has both a lower and an upper band series,
+ * `{of, lower, upper}` with the band's matrix results.
+ */
+export function matchBands(shown, bandResults) {
+  const byKey = new Map();
+  for (const r of bandResults || []) {
+    const side = r.metric && r.metric.band;
+    if (side !== 'lower' && side !== 'upper') continue;
+    const key = bandKey(r.metric);
+    if (!byKey.has(key)) byKey.set(key, {});
+    byKey.get(key)[side] = r;
+  }
+  const out = [];
+  shown.forEach((r, of) => {
+    const b = byKey.get(bandKey(r.metric));
+    if (b && b.lower && b.upper) out.push({ of, lower: b.lower, upper: b.upper });
+  });
+  return out;
 }
 
 /** Finds a position in an error message ("1:5:", "position 4", "at char 7"); returns a 0-based offset. */
@@ -131,6 +180,7 @@ export function renderExplorer(main) {
   }
   const stepInput = el('input', { class: 'step-input', value: state.step, size: 6, placeholder: 'auto', title: 'Resolution (step), e.g. 15s; empty picks one from the width', 'aria-label': 'Resolution' });
   const stacked = el('input', { type: 'checkbox', checked: state.stacked, onchange: () => run() });
+  const band = el('input', { type: 'checkbox', class: 'band-toggle', checked: state.band, onchange: () => run() });
   const refreshSel = el(
     'select',
     { title: 'Auto refresh', 'aria-label': 'Auto refresh', onchange: () => { setRefresh(); run(); } },
@@ -148,6 +198,7 @@ export function renderExplorer(main) {
     el('button', { onclick: () => { endInput.value = ''; run(); }, title: 'End at now' }, 'now'),
     el('label', { class: 'ctl' }, 'step ', stepInput),
     el('label', { class: 'ctl' }, stacked, ' stacked'),
+    el('label', { class: 'ctl', title: `The range anomaly_score measures against (median ± ${BAND_K} robust σ of the trailing hour); points outside it are marked` }, band, ' anomaly band'),
   );
   const toolbar = el('div', { class: 'toolbar' }, tabGraph, tabTable, graphControls, el('span', { class: 'spacer' }), refreshSel);
   const output = el('div', { class: 'output' });
@@ -220,6 +271,7 @@ export function renderExplorer(main) {
     state.range = rangeInput.value.trim() || '1h';
     state.step = stepInput.value.trim();
     state.stacked = stacked.checked;
+    state.band = band.checked;
     state.refresh = refreshSel.value;
     state.end = endInput.value ? new Date(endInput.value).toISOString() : '';
     tabGraph.classList.toggle('active', state.tab === 'graph');
@@ -258,9 +310,14 @@ export function renderExplorer(main) {
         if (!step || step <= 0) return showError(`invalid step "${state.step}": use a duration such as 15s`);
         const end = Math.floor(endMs / 1000);
         const start = end - Math.floor(rangeMs / 1000);
-        const data = await api('/api/v1/query_range', { params: { query: state.expr, start, end, step }, signal });
+        // The band is a second query; when it fails (the expression is
+        // not an instant vector, say) the graph is drawn without it.
+        const bandData = state.band && !state.stacked
+          ? api('/api/v1/query_range', { params: { query: bandQuery(state.expr, step), start, end, step }, signal }).catch((e) => (e.name === 'AbortError' ? Promise.reject(e) : { error: e.message }))
+          : Promise.resolve(null);
+        const [data, bands] = await Promise.all([api('/api/v1/query_range', { params: { query: state.expr, start, end, step }, signal }), bandData]);
         clearError();
-        drawGraph(data, start, end, step, performance.now() - t0);
+        drawGraph(data, start, end, step, performance.now() - t0, bands);
       } else {
         const data = await api('/api/v1/query', { params: { query: state.expr, time: endMs / 1000 }, signal });
         clearError();
@@ -283,7 +340,7 @@ export function renderExplorer(main) {
     chart = null;
   }
 
-  function drawGraph(data, start, end, step, ms) {
+  function drawGraph(data, start, end, step, ms, bands) {
     destroyChart();
     if (data.resultType !== 'matrix') {
       output.replaceChildren(el('div', { class: 'nodata' }, `The expression gives a ${data.resultType}; only instant vectors can be graphed. Use the Table tab.`));
@@ -297,14 +354,23 @@ export function renderExplorer(main) {
     }
     const shown = all.slice(0, MAX_SERIES);
     const { xs, ys } = alignSeries(shown, start, end, step);
-    const box = el('div', { class: 'chart' });
+    const anomalyBands = [];
+    if (bands && !bands.error) {
+      for (const b of matchBands(shown, bands.result)) {
+        const { ys: aligned } = alignSeries([b.lower, b.upper], start, end, step);
+        anomalyBands.push({ of: b.of, lower: aligned[0], upper: aligned[1] });
+      }
+    }
+    const box = el('div', { class: 'chart', 'data-bands': bands ? anomalyBands.length : null });
     output.replaceChildren(box);
     if (all.length > shown.length) output.prepend(el('div', { class: 'warning' }, `Showing the first ${MAX_SERIES} of ${all.length} series.`));
+    if (bands && bands.error) output.prepend(el('div', { class: 'warning' }, `No anomaly band: ${bands.error}`));
     chart = timeChart(box, {
       names: shown.map((r) => seriesName(r.metric)),
       xs,
       ys,
       stacked: state.stacked,
+      anomalyBands,
       height: 360,
       onZoom: (from, to) => {
         const span = Math.max(Math.round(to - from), 1);
@@ -315,7 +381,10 @@ export function renderExplorer(main) {
       },
     });
     const points = shown.reduce((n, r) => n + (r.values ? r.values.length : 0), 0);
-    stats.textContent = `${all.length} series · ${points} points · step ${formatDuration(step * 1000)} · ${Math.round(ms)} ms · drag to zoom, click a legend entry to hide it`;
+    const anomalies = anomalyBands.reduce((n, b) => n + ys[b.of].filter((v, i) => v !== null && b.lower[i] !== null && b.upper[i] !== null && (v < b.lower[i] || v > b.upper[i])).length, 0);
+    const bandText = bands && !bands.error ? ` · anomaly band on ${anomalyBands.length} series, ${anomalies} point${anomalies === 1 ? '' : 's'} outside` : '';
+    box.dataset.anomalies = anomalies;
+    stats.textContent = `${all.length} series · ${points} points${bandText} · step ${formatDuration(step * 1000)} · ${Math.round(ms)} ms · drag to zoom, click a legend entry to hide it`;
   }
 
   function drawTable(data, ms) {

@@ -110,13 +110,35 @@ export async function renderRules(main) {
     main.replaceChildren(el('h1', {}, 'Rules'), el('div', { class: 'nodata' }, 'No rule groups are loaded.'));
     return;
   }
+  // The backtest range: how far back from now the Backtest buttons look.
+  const range = el(
+    'select',
+    { 'aria-label': 'Backtest range', class: 'backtest-range' },
+    ['1h', '6h', '1d', '7d'].map((r) => el('option', { value: r, selected: r === '1d' }, r)),
+  );
   main.replaceChildren(
     el('h1', {}, 'Rules'),
-    ...groups.map((g) =>
-      el(
+    el('div', { class: 'filters' }, 'Backtest over the last', range),
+    ...groups.map((g) => {
+      const results = el('div', { class: 'backtest-results' });
+      // The backtest reports the alerting rules in group order; a rule's
+      // button picks its own by that position (names may repeat).
+      const alerting = (g.rules || []).filter((r) => r.type === 'alerting');
+      const run = (rule) => backtestGroup(g, rule && { name: rule.name, index: alerting.indexOf(rule) }, parseDuration(range.value), results);
+      return el(
         'details',
-        { class: 'card group', open: true },
-        el('summary', {}, `${g.name} `, el('span', { class: 'tag' }, g.file || ''), el('span', { class: 'tag' }, `every ${formatDuration((g.interval || 0) * 1000)}`), el('span', { class: 'tag' }, `last evaluated ${ago(Date.parse(g.lastEvaluation))}`)),
+        { class: 'card group', open: true, 'data-group': g.name },
+        el(
+          'summary',
+          {},
+          `${g.name} `,
+          el('span', { class: 'tag' }, g.file || ''),
+          el('span', { class: 'tag' }, `every ${formatDuration((g.interval || 0) * 1000)}`),
+          el('span', { class: 'tag' }, `last evaluated ${ago(Date.parse(g.lastEvaluation))}`),
+          (g.rules || []).some((r) => r.type === 'alerting')
+            ? el('button', { class: 'backtest-group', title: 'What would this group have done over the chosen range?', onclick: (e) => (e.preventDefault(), run(null)) }, 'Backtest')
+            : null,
+        ),
         el(
           'table',
           { class: 'data' },
@@ -131,7 +153,13 @@ export async function renderRules(main) {
                 el(
                   'td',
                   {},
-                  el('div', { class: 'mono' }, r.type === 'alerting' ? 'alert: ' : 'record: ', el('strong', {}, r.name)),
+                  el(
+                    'div',
+                    { class: 'mono' },
+                    r.type === 'alerting' ? 'alert: ' : 'record: ',
+                    el('strong', {}, r.name),
+                    r.type === 'alerting' ? el('button', { class: 'backtest-rule', 'data-rule': r.name, onclick: () => run(r) }, 'Backtest') : null,
+                  ),
                   el('div', { class: 'mono' }, 'expr: ', el('a', { href: '/?expr=' + encodeURIComponent(r.query) }, r.query)),
                   r.duration ? el('div', { class: 'mono' }, `for: ${formatDuration(r.duration * 1000)}`) : null,
                   Object.keys(r.labels || {}).length ? labelChips(r.labels) : null,
@@ -145,9 +173,183 @@ export async function renderRules(main) {
             ),
           ),
         ),
-      ),
+        results,
+      );
+    }),
+  );
+}
+
+// A duration in a rule file: whole milliseconds (`/api/v1/rules` gives
+// seconds with decimals; Prometheus's durations take no fractions).
+function ruleDuration(seconds) {
+  return `${Math.round((seconds || 0) * 1000)}ms`;
+}
+
+/**
+ * The rule file text of a group as `/api/v1/rules` shows it: JSON, which
+ * is YAML, so the server's rule-file parser reads it as written.
+ */
+export function groupRuleFile(g, indent) {
+  const rules = (g.rules || []).map((r) => {
+    const labels = r.labels && Object.keys(r.labels).length ? r.labels : undefined;
+    if (r.type !== 'alerting') return { record: r.name, expr: r.query, labels };
+    const rule = { alert: r.name, expr: r.query, labels, annotations: r.annotations && Object.keys(r.annotations).length ? r.annotations : undefined };
+    if (r.duration) rule.for = ruleDuration(r.duration);
+    if (r.keepFiringFor) rule.keep_firing_for = ruleDuration(r.keepFiringFor);
+    return rule;
+  });
+  const group = { name: g.name, interval: ruleDuration(g.interval), rules };
+  if (g.limit) group.limit = g.limit;
+  return JSON.stringify({ groups: [group] }, null, indent);
+}
+
+/**
+ * Backtests one group over the last `rangeMs` (POST /api/v1/rules/backtest
+ * with the group's text) and draws each alerting rule's pending and firing
+ * intervals, or only those of `only` ({name, index among the group's
+ * alerting rules}), into `into`. With `compareText` (an edited rule file),
+ * that version is backtested too and drawn under each rule.
+ */
+async function backtestGroup(g, only, rangeMs, into, compareText) {
+  const ruleName = only ? only.name : null;
+  const to = Math.floor(Date.now() / 1000);
+  const from = to - Math.round(rangeMs / 1000);
+  into.replaceChildren(el('div', { class: 'hint' }, `Backtesting ${ruleName || g.name}…`));
+  let data;
+  try {
+    data = await api('/api/v1/rules/backtest', {
+      method: 'POST',
+      form: [
+        ['from', String(from)],
+        ['to', String(to)],
+        ['rules', groupRuleFile(g)],
+        ['file', g.file || g.name],
+        ...(compareText ? [['compare', compareText]] : []),
+      ],
+    });
+  } catch (e) {
+    into.replaceChildren(el('div', { class: 'error-box' }, `Backtest failed: ${e.message}`));
+    return;
+  }
+  const pick = (list) => (list || []).map((r, i) => [r, i]).filter(([, i]) => !only || i === only.index);
+  const compared = data.compare ? data.compare.rules || [] : null;
+  const rules = pick(data.rules);
+  const edited = el('textarea', { class: 'backtest-compare-text mono', rows: 12, cols: 100, spellcheck: 'false', 'aria-label': 'Edited rules' });
+  edited.value = compareText || groupRuleFile(g, 2);
+  const comparePanel = el(
+    'details',
+    { class: 'backtest-compare', open: !!compareText },
+    el('summary', {}, 'Compare with an edited version'),
+    el('div', { class: 'hint' }, 'Edit the group (a rule file; JSON is YAML), e.g. a threshold or a for, and backtest both over the same range.'),
+    edited,
+    el('div', {}, el('button', { class: 'primary backtest-both', onclick: () => backtestGroup(g, only, rangeMs, into, edited.value) }, 'Backtest both')),
+  );
+  into.replaceChildren(
+    el(
+      'div',
+      { class: 'backtest', 'data-from': from, 'data-to': to },
+      el('h3', {}, `Backtest of ${ruleName || g.name}: ${formatTime(from * 1000)} to ${formatTime(to * 1000)}`),
+      (data.recordingErrors || []).map((e) => el('div', { class: 'panel-error' }, `recording rule: ${e}`)),
+      rules.length
+        ? rules.map(([r, i]) => [
+            backtestRule(r, from, to, compared ? 'current' : null),
+            compared ? (compared[i] ? backtestRule(compared[i], from, to, 'edited') : el('div', { class: 'hint' }, 'The edited version has no alerting rule at this position.')) : null,
+          ])
+        : el('div', { class: 'nodata' }, 'No alerting rule to backtest.'),
+      comparePanel,
     ),
   );
+}
+
+const STATE_COLOURS = { pending: '#e0a000', firing: '#c4162a' };
+/** The most alerts drawn per rule; the rest are counted. */
+const MAX_TIMELINE_ROWS = 30;
+
+function backtestRule(r, from, to, version) {
+  const alerts = r.alerts || [];
+  const notifications = r.notifications
+    ? `${r.notifications.total} notification${r.notifications.total === 1 ? '' : 's'}` +
+      (Object.keys(r.notifications.byReceiver || {}).length
+        ? ' (' + Object.entries(r.notifications.byReceiver).map(([k, v]) => `${k}: ${v}`).join(', ') + ')'
+        : '')
+    : 'notifications not simulated (no alert manager)';
+  const flapping = r.flapping ? `flapping ${formatValue(r.flapping.score)}` : '';
+  const firingStarts = alerts.flatMap((a) => (a.intervals || []).filter((i) => i.state === 'firing').map((i) => i.start));
+  return el(
+    'div',
+    {
+      class: 'backtest-rule-result' + (version === 'edited' ? ' edited' : ''),
+      'data-rule': r.name,
+      'data-version': version,
+      'data-alerts': alerts.length,
+      'data-firing-intervals': firingStarts.length,
+      'data-first-firing': firingStarts.length ? Math.min(...firingStarts) : null,
+    },
+    el(
+      'div',
+      {},
+      version ? el('span', { class: 'tag' }, version) : null,
+      el('strong', { class: 'mono' }, r.name),
+      ' ',
+      el('span', { class: 'tag' }, `${alerts.length} alert${alerts.length === 1 ? '' : 's'}`),
+      el('span', { class: 'tag' }, `firing ${formatDuration((r.firingSeconds || 0) * 1000)} in ${r.firingEpisodes || 0} episode${r.firingEpisodes === 1 ? '' : 's'}`),
+      el('span', { class: 'tag' }, notifications),
+      flapping ? el('span', { class: 'tag' }, flapping) : null,
+    ),
+    r.error ? el('div', { class: 'panel-error' }, `${r.failedEvaluations || ''} failed evaluations: ${r.error}`) : null,
+    alerts.length ? timeline(alerts.slice(0, MAX_TIMELINE_ROWS), from, to) : el('div', { class: 'hint' }, 'Never pending or firing over the range.'),
+    alerts.length > MAX_TIMELINE_ROWS ? el('div', { class: 'hint' }, `and ${alerts.length - MAX_TIMELINE_ROWS} more alerts`) : null,
+    el('div', { class: 'legend' }, el('span', { class: 'swatch', style: { background: STATE_COLOURS.pending } }), 'pending ', el('span', { class: 'swatch', style: { background: STATE_COLOURS.firing } }), 'firing'),
+  );
+}
+
+/** One row per alert: its labels, then its intervals on a shared time axis. */
+function timeline(alerts, from, to) {
+  const rowHeight = 16;
+  const labelWidth = 260;
+  const axisHeight = 18;
+  const width = 960;
+  const height = alerts.length * rowHeight + axisHeight;
+  const ratio = window.devicePixelRatio || 1;
+  const canvas = el('canvas', { class: 'backtest-timeline', width: width * ratio, height: height * ratio, style: { width: `${width}px`, height: `${height}px` } });
+  const ctx = canvas.getContext('2d');
+  ctx.scale(ratio, ratio);
+  ctx.font = '11px sans-serif';
+  ctx.textBaseline = 'middle';
+  const plot = width - labelWidth - 8;
+  const x = (t) => labelWidth + Math.max(0, Math.min(1, (t - from) / Math.max(1, to - from))) * plot;
+  alerts.forEach((a, i) => {
+    const y = i * rowHeight;
+    const labels = Object.entries(a.labels || {})
+      .filter(([k]) => k !== 'alertname')
+      .map(([k, v]) => `${k}="${v}"`)
+      .join(', ');
+    ctx.fillStyle = '#66707a';
+    ctx.fillText(labels.length > 42 ? labels.slice(0, 41) + '…' : labels || '{}', 4, y + rowHeight / 2, labelWidth - 8);
+    ctx.fillStyle = '#eef0f3';
+    ctx.fillRect(labelWidth, y + 2, plot, rowHeight - 4);
+    for (const iv of a.intervals || []) {
+      const start = x(iv.start);
+      const end = x(iv.end === null || iv.end === undefined ? to : iv.end);
+      ctx.fillStyle = STATE_COLOURS[iv.state] || '#888';
+      ctx.fillRect(start, y + 2, Math.max(2, end - start), rowHeight - 4);
+    }
+  });
+  // The time axis: five ticks.
+  ctx.fillStyle = '#66707a';
+  ctx.strokeStyle = '#dde1e6';
+  const y = alerts.length * rowHeight;
+  for (let k = 0; k <= 4; k++) {
+    const t = from + ((to - from) * k) / 4;
+    const px = x(t);
+    ctx.beginPath();
+    ctx.moveTo(px, 0);
+    ctx.lineTo(px, y);
+    ctx.stroke();
+    ctx.textAlign = k === 0 ? 'left' : k === 4 ? 'right' : 'center';
+    ctx.fillText(formatTime(t * 1000).slice(5, 16), px, y + axisHeight / 2);
+  }
+  return canvas;
 }
 
 // ---------------------------------------------------------------------------

@@ -291,6 +291,24 @@ await check('explorer: a typed query draws a chart that is not blank', async () 
   await context.close();
 });
 
+await check('explorer: an anomaly band is drawn behind each series', async () => {
+  const { context, page } = await newPage();
+  await page.goto(base + '/?expr=' + encodeURIComponent('DCGM_FI_DEV_GPU_TEMP') + '&band=1');
+  await page.waitForSelector('.chart[data-bands] canvas');
+  await page.waitForTimeout(200);
+  const series = await (await fetch(`${base}/api/v1/query?query=DCGM_FI_DEV_GPU_TEMP`)).json();
+  const bands = +(await page.getAttribute('.chart', 'data-bands'));
+  if (!series.data.result.length || bands !== series.data.result.length) throw new Error(`${bands} bands for ${series.data.result.length} series`);
+  if (!(await page.isChecked('input.band-toggle'))) throw new Error('the band toggle is not restored from the URL');
+  const legend = await page.$$eval('.u-legend .u-series', (s) => s.map((x) => x.textContent));
+  if (!legend.some((t) => t.includes('upper')) || !legend.some((t) => t.includes('anomalies'))) throw new Error(`legend ${legend}`);
+  if (!(await page.textContent('.stats')).includes('anomaly band on')) throw new Error('the stats line does not mention the band');
+  summary.anomalyBand = { bands, anomalies: +(await page.getAttribute('.chart', 'data-anomalies')) };
+  await shot(page, 'explorer-anomaly-band');
+  await noErrors(page, 'explorer band');
+  await context.close();
+});
+
 await check('explorer: a parse error is shown inline', async () => {
   const { context, page } = await newPage();
   await page.goto(base + '/?expr=' + encodeURIComponent('sum(rate(up[5m])'));
@@ -509,6 +527,45 @@ await check('alerts and rules pages show what the server evaluates', async () =>
   const text = await page.textContent('main');
   for (const want of ['GpuHot', 'GpuHotForAnHour', 'job:dcgm_gpu_util:avg', 'DCGM_FI_DEV_GPU_TEMP > 40']) if (!text.includes(want)) throw new Error(`rules page lacks ${want}`);
   await shot(page, 'page-rules');
+  // Backtest the group over the last hour: GpuHot (no `for`) fires at
+  // once, GpuHotForAnHour (for: 1h) is pending and fires an hour after the
+  // range starts at the earliest (the backtest starts with no state).
+  await page.selectOption('select.backtest-range', '1h');
+  await page.click('details.group:has-text("GpuHot") button.backtest-group');
+  await page.waitForSelector('.backtest-rule-result[data-rule="GpuHot"] canvas.backtest-timeline', { timeout: 60000 });
+  const from = +(await page.getAttribute('.backtest', 'data-from'));
+  const backtest = await page.$$eval('.backtest-rule-result', (rs) =>
+    rs.map((r) => ({ rule: r.dataset.rule, alerts: +r.dataset.alerts, firing: +r.dataset.firingIntervals, firstFiring: r.dataset.firstFiring ? +r.dataset.firstFiring : null })),
+  );
+  const hot = backtest.find((r) => r.rule === 'GpuHot');
+  const hour = backtest.find((r) => r.rule === 'GpuHotForAnHour');
+  if (!hot || !hot.alerts || !hot.firing || hot.firstFiring - from > 60) throw new Error(`GpuHot backtest from ${from}: ${JSON.stringify(backtest)}`);
+  if (!hour || !hour.alerts || (hour.firstFiring !== null && hour.firstFiring - from < 3600)) throw new Error(`GpuHotForAnHour backtest from ${from}: ${JSON.stringify(backtest)}`);
+  const timelinePixels = await colouredPixels(page, '.backtest-rule-result[data-rule="GpuHot"] canvas.backtest-timeline');
+  if (timelinePixels < 500) throw new Error(`the backtest timeline has only ${timelinePixels} coloured pixels`);
+  // One rule's button shows that rule alone.
+  await page.click('button.backtest-rule[data-rule="GpuHotForAnHour"]');
+  await page.waitForSelector('.backtest h3:has-text("Backtest of GpuHotForAnHour")', { timeout: 60000 });
+  const shown = await page.$$eval('.backtest-rule-result', (rs) => rs.map((r) => r.dataset.rule));
+  if (shown.join() !== 'GpuHotForAnHour') throw new Error(`one rule's backtest shows ${shown}`);
+  // An edited version with `for: 1m` beside it fires within the hour.
+  await page.click('details.backtest-compare summary');
+  const original = await page.inputValue('textarea.backtest-compare-text');
+  if (!original.includes('"for": "3600000ms"')) throw new Error(`the edited text does not start as the group: ${original.slice(0, 200)}`);
+  await page.fill('textarea.backtest-compare-text', original.replace('"for": "3600000ms"', '"for": "60000ms"'));
+  await page.click('button.backtest-both');
+  await page.waitForSelector('.backtest-rule-result[data-version="edited"][data-rule="GpuHotForAnHour"]', { timeout: 60000 });
+  const versions = await page.$$eval('.backtest-rule-result', (rs) => rs.map((r) => ({ version: r.dataset.version, firstFiring: r.dataset.firstFiring ? +r.dataset.firstFiring : null })));
+  const compareFrom = +(await page.getAttribute('.backtest', 'data-from'));
+  const current = versions.find((v) => v.version === 'current');
+  const editedVersion = versions.find((v) => v.version === 'edited');
+  if (versions.length !== 2 || !current || !editedVersion) throw new Error(`compared versions ${JSON.stringify(versions)}`);
+  if (editedVersion.firstFiring === null || editedVersion.firstFiring - compareFrom > 180) throw new Error(`the edited rule does not fire early: ${JSON.stringify(versions)} from ${compareFrom}`);
+  if (current.firstFiring !== null && current.firstFiring - compareFrom < 3600) throw new Error(`the current rule fires early: ${JSON.stringify(versions)}`);
+  summary.backtestCompare = versions;
+  await shot(page, 'page-rules-backtest-compare');
+  summary.backtest = { rules: backtest, timelinePixels };
+  await shot(page, 'page-rules-backtest');
   await page.goto(base + '/d/alerts');
   const panels = await renderDashboard(page);
   const empty = panels.filter((p) => p.state !== 'done').map((p) => p.title);

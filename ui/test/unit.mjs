@@ -1,6 +1,6 @@
 // unit.mjs: tests of the UI's pure functions (no browser): durations,
 // units, variables, the autocomplete context, error positions and the
-// Grafana conversion, the SLO page's texts. Run with `node --test ui/test/unit.mjs`; the Rust
+// Grafana conversion, the SLO page's texts, the rule file a backtest sends. Run with `node --test ui/test/unit.mjs`; the Rust
 // test crates/osprey/tests/ui.rs runs it.
 
 import { test } from 'node:test';
@@ -8,9 +8,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { parseDuration, formatDuration, parseTime, formatValue, legendName, seriesName, thresholdColor, formatVariable, autoStep } from '../src/util.js';
 import { completionContext } from '../src/complete.js';
-import { errorPosition, bracketError } from '../src/explorer.js';
+import { errorPosition, bracketError, bandQuery, matchBands } from '../src/explorer.js';
 import { isGrafana, fromGrafana, sanitizeUid } from '../src/grafana.js';
 import { percentText, exhaustionText } from '../src/slos.js';
+import { groupRuleFile } from '../src/pages.js';
 
 test('durations parse and print like Prometheus', () => {
   assert.equal(parseDuration('1h30m'), 5400000);
@@ -144,4 +145,40 @@ test('SLO texts: SLIs with enough digits, budgets that last or are gone', () => 
   assert.equal(exhaustionText(3 * 86400, 0.5), '3.0 days');
   assert.equal(exhaustionText(5400, 0.5), '1h30m');
   assert.equal(exhaustionText(NaN, null), '–');
+});
+
+test('a backtest sends the group as /api/v1/rules shows it, as a rule file', () => {
+  const text = groupRuleFile({
+    name: 'g',
+    interval: 15,
+    limit: 0,
+    rules: [
+      { type: 'recording', name: 'job:up:sum', query: 'sum by (job) (up)', labels: {} },
+      { type: 'alerting', name: 'Down', query: 'up == 0', duration: 300, keepFiringFor: 0.5, labels: { severity: 'page' }, annotations: { summary: '{{ $labels.job }} is "down"' } },
+    ],
+  });
+  assert.deepEqual(JSON.parse(text), {
+    groups: [
+      {
+        name: 'g',
+        interval: '15000ms',
+        rules: [
+          { record: 'job:up:sum', expr: 'sum by (job) (up)' },
+          { alert: 'Down', expr: 'up == 0', for: '300000ms', keep_firing_for: '500ms', labels: { severity: 'page' }, annotations: { summary: '{{ $labels.job }} is "down"' } },
+        ],
+      },
+    ],
+  });
+});
+
+test('the explorer pairs each series with its anomaly band', () => {
+  assert.equal(bandQuery('rate(x[5m])', 15), 'anomaly_band((rate(x[5m]))[3600000ms:15000ms], 3)');
+  assert.equal(bandQuery('x', 300), 'anomaly_band((x)[9000000ms:300000ms], 3)');
+  assert.equal(bandQuery('x', 0.5), 'anomaly_band((x)[3600000ms:500ms], 3)');
+  const shown = [{ metric: { __name__: 'x', gpu: '0' } }, { metric: { __name__: 'x', gpu: '1' } }, { metric: { __name__: 'x', gpu: '2' } }];
+  const band = (gpu, side) => ({ metric: { gpu, band: side }, values: [] });
+  const bands = [band('1', 'lower'), band('1', 'upper'), band('1', 'center'), band('0', 'upper'), band('0', 'lower'), band('2', 'lower')];
+  const matched = matchBands(shown, bands);
+  assert.deepEqual(matched.map((m) => [m.of, m.lower.metric.gpu, m.upper.metric.band]), [[0, '0', 'upper'], [1, '1', 'upper']]);
+  assert.deepEqual(matchBands(shown, []), []);
 });

@@ -7,7 +7,7 @@
 //!   `rule_files`, `alerting`, `remote_write`, in [`prometheus`]) and
 //!   osprey's (`alertmanager` in [`alertmanager`], `exporters` in
 //!   [`blackbox`], `dashboards`, `slos` in [`slos`], `models` in
-//!   [`models`]). Files the config names that are part of
+//!   [`models`], `anomaly_rules`). Files the config names that are part of
 //!   the config itself (an `alertmanager:` path, `scrape_config_files`)
 //!   are read and checked too, so a [`Config`] that loaded is one that can
 //!   be applied whole.
@@ -113,6 +113,9 @@ pub struct Config {
     pub slos: slos::SlosConfig,
     /// `models:`: per-model quality-monitoring settings.
     pub models: Vec<models::ModelConfig>,
+    /// `anomaly_rules: true`: load osprey's starter anomaly rules
+    /// (`docs/anomaly.md`); off when absent.
+    pub anomaly_rules: bool,
     /// Deprecations and the like, one line each with file and line.
     pub warnings: Vec<String>,
 }
@@ -178,6 +181,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
     let mut dashboard_paths = Vec::new();
     let mut slos = slos::SlosConfig::default();
     let mut model_configs = Vec::new();
+    let mut anomaly_rules = false;
     for field in &fields {
         if prometheus::decode_section(decoder, &mut sections, field)? {
             continue;
@@ -193,6 +197,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
             "dashboards" => dashboard_paths = decode_dashboards(decoder, field.value)?,
             "slos" => slos = slos::decode(decoder, field.value, "slos")?,
             "models" => model_configs = models::decode(decoder, field)?,
+            "anomaly_rules" => anomaly_rules = decoder.bool(field.value, &field.path)?,
             name => match unimplemented_section(name) {
                 Some(what) => return Err(decoder.unsupported(field, what)),
                 None => return Err(decoder.unknown(field)),
@@ -231,6 +236,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
         dashboard_paths,
         slos,
         models: model_configs,
+        anomaly_rules,
         warnings: Vec::new(),
     })
 }

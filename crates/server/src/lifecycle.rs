@@ -84,6 +84,13 @@ impl ConfigSource {
 /// osprey's starter alert rules, loaded with the embedded default.
 pub const STARTER_RULES: &str = include_str!("starter_rules.yml");
 
+/// osprey's starter anomaly rules (`docs/anomaly.md`, "Starter rules"),
+/// loaded when the config says `anomaly_rules: true`.
+pub const ANOMALY_RULES: &str = include_str!("anomaly_rules.yml");
+
+/// The name rule errors and the rules API give the starter anomaly rules.
+pub const ANOMALY_RULES_NAME: &str = "<starter anomaly rules>";
+
 /// The embedded default: osprey scrapes its own `/metrics` and its
 /// built-in host, GPU and container exporters every 15 s (the container
 /// exporter reads the local cgroup tree, always there), runs the starter alert

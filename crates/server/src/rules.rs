@@ -64,6 +64,16 @@ pub(crate) fn read_rule_groups(
         specs.extend(rules::parse_rule_file(name, text).map_err(join)?);
     }
     specs.extend(rules::read_rule_files(&config.rule_files()).map_err(join)?);
+    // The starter anomaly rules, when the config asks (docs/anomaly.md).
+    if config.anomaly_rules {
+        specs.extend(
+            rules::parse_rule_file(
+                crate::lifecycle::ANOMALY_RULES_NAME,
+                crate::lifecycle::ANOMALY_RULES,
+            )
+            .map_err(join)?,
+        );
+    }
     // Each configured model's starter alert rules (docs/models.md).
     for model in &config.models {
         let name = format!("<starter rules of model {}>", model.name);
