@@ -2,7 +2,7 @@
 // reads the Prometheus v1 or Alertmanager v2 API and, when an endpoint is
 // not there (404), says so instead of failing.
 
-import { el, api, ApiError, ago, formatDuration, parseDuration, formatTime, debounce, formatValue, can } from './util.js';
+import { el, api, ApiError, ago, formatDuration, parseDuration, formatTime, debounce, formatValue, can, PALETTE } from './util.js';
 
 function labelChips(labels, skip = []) {
   return el(
@@ -252,8 +252,12 @@ async function backtestGroup(g, only, rangeMs, into, compareText) {
       (data.recordingErrors || []).map((e) => el('div', { class: 'panel-error' }, `recording rule: ${e}`)),
       rules.length
         ? rules.map(([r, i]) => [
-            backtestRule(r, from, to, compared ? 'current' : null),
-            compared ? (compared[i] ? backtestRule(compared[i], from, to, 'edited') : el('div', { class: 'hint' }, 'The edited version has no alerting rule at this position.')) : null,
+            backtestRule(r, from, to, compared ? 'current' : null, alertingExprs(groupRuleFile(g))[i]),
+            compared
+              ? compared[i]
+                ? backtestRule(compared[i], from, to, 'edited', alertingExprs(compareText)[i] || alertingExprs(groupRuleFile(g))[i])
+                : el('div', { class: 'hint' }, 'The edited version has no alerting rule at this position.')
+              : null,
           ])
         : el('div', { class: 'nodata' }, 'No alerting rule to backtest.'),
       comparePanel,
@@ -265,7 +269,80 @@ const STATE_COLOURS = { pending: '#e0a000', firing: '#c4162a' };
 /** The most alerts drawn per rule; the rest are counted. */
 const MAX_TIMELINE_ROWS = 30;
 
-function backtestRule(r, from, to, version) {
+/**
+ * The `expr` of each alerting rule in a rule file's first group, in order,
+ * when the text is JSON (as the compare panel starts); [] otherwise (YAML
+ * edits: the caller falls back to the current rule's expression).
+ */
+export function alertingExprs(text) {
+  try {
+    const group = (JSON.parse(text).groups || [])[0] || {};
+    return (group.rules || []).filter((r) => r && r.alert !== undefined).map((r) => String(r.expr ?? ''));
+  } catch {
+    return [];
+  }
+}
+
+const COMPARISONS = ['==', '!=', '>=', '<=', '>', '<'];
+const SET_OPERATORS = /^(and|or|unless)\b/i;
+
+/**
+ * Splits a PromQL expression at its outermost comparison (`a > b`,
+ * `a >= bool 3`, ...): {left, op, right, threshold}, where `threshold` is
+ * the right side as a number when it is one, else null. Null when the
+ * expression has no comparison outside brackets, braces, parentheses and
+ * strings, or when it has `and`, `or` or `unless` at the top (the chart
+ * then shows nothing better than the expression itself). With several
+ * top-level comparisons the last splits (they are left-associative).
+ */
+export function splitComparison(expr) {
+  const text = String(expr || '');
+  let depth = 0;
+  let quote = null;
+  let at = -1;
+  let op = null;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quote) {
+      if (c === '\\') i++;
+      else if (c === quote) quote = null;
+      continue;
+    }
+    if (c === '"' || c === "'" || c === '`') quote = c;
+    else if (c === '(' || c === '[' || c === '{') depth++;
+    else if (c === ')' || c === ']' || c === '}') depth--;
+    else if (depth === 0) {
+      if (/[a-z]/i.test(c) && (i === 0 || /[\s)\]}]/.test(text[i - 1])) && SET_OPERATORS.test(text.slice(i))) return null;
+      const found = COMPARISONS.find((o) => text.startsWith(o, i));
+      // `=~` and `!~` only appear in braces; a lone `=` is not PromQL here.
+      if (found) {
+        at = i;
+        op = found;
+        i += found.length - 1;
+      }
+    }
+  }
+  if (at < 0) return null;
+  const left = text.slice(0, at).trim();
+  // Modifiers after the operator: `bool`, `on(...)`/`ignoring(...)` and
+  // `group_left`/`group_right(...)` belong to the comparison, not to `b`.
+  let right = text.slice(at + op.length).trim();
+  for (;;) {
+    const m = right.match(/^(bool\b|(?:on|ignoring|group_left|group_right)\s*(?:\([^)]*\))?)\s*/i);
+    if (!m || !m[0]) break;
+    right = right.slice(m[0].length);
+  }
+  if (!left || !right) return null;
+  const threshold = /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(right) ? Number(right) : null;
+  return { left, op, right, threshold };
+}
+
+/** A range query's step (seconds): about 450 points over `from`..`to`. */
+export function metricStep(from, to) {
+  return Math.max(1, Math.ceil((to - from) / 450));
+}
+
+function backtestRule(r, from, to, version, expr) {
   const alerts = r.alerts || [];
   const notifications = r.notifications
     ? `${r.notifications.total} notification${r.notifications.total === 1 ? '' : 's'}` +
@@ -297,18 +374,162 @@ function backtestRule(r, from, to, version) {
       flapping ? el('span', { class: 'tag' }, flapping) : null,
     ),
     r.error ? el('div', { class: 'panel-error' }, `${r.failedEvaluations || ''} failed evaluations: ${r.error}`) : null,
+    expr ? metricChart(expr, alerts, from, to) : null,
     alerts.length ? timeline(alerts.slice(0, MAX_TIMELINE_ROWS), from, to) : el('div', { class: 'hint' }, 'Never pending or firing over the range.'),
     alerts.length > MAX_TIMELINE_ROWS ? el('div', { class: 'hint' }, `and ${alerts.length - MAX_TIMELINE_ROWS} more alerts`) : null,
     el('div', { class: 'legend' }, el('span', { class: 'swatch', style: { background: STATE_COLOURS.pending } }), 'pending ', el('span', { class: 'swatch', style: { background: STATE_COLOURS.firing } }), 'firing'),
   );
 }
 
+/**
+ * The geometry the metric chart and the alert rows share, so that one
+ * time reads at one x in both: a label column, then the plot.
+ */
+const TIMELINE = { width: 960, labelWidth: 260, right: 8 };
+
+function timeX(from, to) {
+  const plot = TIMELINE.width - TIMELINE.labelWidth - TIMELINE.right;
+  return (t) => TIMELINE.labelWidth + Math.max(0, Math.min(1, (t - from) / Math.max(1, to - from))) * plot;
+}
+
+/** The most series the metric chart draws; the rest are counted. */
+const MAX_METRIC_SERIES = 30;
+
+/**
+ * The rule's expression over the backtest range (`/api/v1/query_range`,
+ * about 450 points), its alerts' pending and firing intervals shaded
+ * behind the lines, on the alert rows' time axis. When the expression
+ * returns nothing (a comparison false throughout) and is a comparison,
+ * its left side is drawn instead, with the right side as a dashed
+ * threshold line when it is a number. The canvas is drawn when the query
+ * answers; `data-state` says when (`done`, `empty` or `error`).
+ */
+function metricChart(expr, alerts, from, to) {
+  const height = 120;
+  const ratio = window.devicePixelRatio || 1;
+  const step = metricStep(from, to);
+  const canvas = el('canvas', {
+    class: 'backtest-metric-chart',
+    width: TIMELINE.width * ratio,
+    height: height * ratio,
+    'data-from': from,
+    'data-to': to,
+    'data-step': step,
+    'data-state': 'loading',
+    style: { width: `${TIMELINE.width}px`, height: `${height}px` },
+  });
+  const caption = el('div', { class: 'hint mono' }, `expr: ${expr}`);
+  const box = el('div', { class: 'backtest-metric' }, canvas, caption);
+  const query = (q) => api('/api/v1/query_range', { params: { query: q, start: from, end: to, step } });
+  (async () => {
+    let results = [];
+    let threshold = null;
+    try {
+      results = ((await query(expr)).result || []).filter((s) => (s.values || []).length);
+      const sides = results.length ? null : splitComparison(expr);
+      if (sides) {
+        results = ((await query(sides.left)).result || []).filter((s) => (s.values || []).length);
+        threshold = sides.threshold;
+        caption.textContent = `the expression returned nothing over the range; its left side: ${sides.left}` + (threshold !== null ? `, threshold ${sides.op} ${sides.right} (dashed)` : '');
+        canvas.dataset.source = 'left';
+      } else canvas.dataset.source = 'expr';
+    } catch (e) {
+      caption.textContent = `cannot chart ${expr}: ${e.message}`;
+      canvas.dataset.state = 'error';
+      return;
+    }
+    drawMetric(canvas, results.slice(0, MAX_METRIC_SERIES), threshold, alerts, from, to, ratio, height);
+    if (results.length > MAX_METRIC_SERIES) caption.textContent += ` (${MAX_METRIC_SERIES} of ${results.length} series drawn)`;
+    const times = results.flatMap((s) => [s.values[0][0], s.values[s.values.length - 1][0]]);
+    canvas.dataset.series = results.length;
+    canvas.dataset.first = times.length ? Math.min(...times) : '';
+    canvas.dataset.last = times.length ? Math.max(...times) : '';
+    canvas.dataset.state = results.length ? 'done' : 'empty';
+  })();
+  return box;
+}
+
+function drawMetric(canvas, results, threshold, alerts, from, to, ratio, height) {
+  const ctx = canvas.getContext('2d');
+  ctx.scale(ratio, ratio);
+  ctx.font = '11px sans-serif';
+  ctx.textBaseline = 'middle';
+  const x = timeX(from, to);
+  const left = TIMELINE.labelWidth;
+  const plot = TIMELINE.width - left - TIMELINE.right;
+  const top = 6;
+  const bottom = height - 6;
+  ctx.fillStyle = '#fafbfc';
+  ctx.fillRect(left, top, plot, bottom - top);
+  // The intervals behind the lines: pending, then firing over it.
+  for (const state of ['pending', 'firing']) {
+    ctx.fillStyle = STATE_COLOURS[state] + '33';
+    for (const a of alerts) {
+      for (const iv of a.intervals || []) {
+        if (iv.state !== state) continue;
+        const start = x(iv.start);
+        const end = x(iv.end === null || iv.end === undefined ? to : iv.end);
+        ctx.fillRect(start, top, Math.max(2, end - start), bottom - top);
+      }
+    }
+  }
+  const values = results.flatMap((s) => s.values.map(([, v]) => parseFloat(v)).filter(Number.isFinite));
+  if (threshold !== null) values.push(threshold);
+  if (!values.length) {
+    ctx.fillStyle = '#66707a';
+    ctx.fillText('no data over the range', left + 8, (top + bottom) / 2);
+    return;
+  }
+  let lo = Math.min(...values);
+  let hi = Math.max(...values);
+  if (hi === lo) {
+    hi += Math.abs(hi) * 0.1 || 1;
+    lo -= Math.abs(lo) * 0.1 || 1;
+  }
+  const y = (v) => bottom - ((v - lo) / (hi - lo)) * (bottom - top);
+  // The value scale in the label column, right-aligned against the plot.
+  ctx.fillStyle = '#66707a';
+  ctx.textAlign = 'right';
+  ctx.fillText(formatValue(hi), left - 6, top + 4);
+  ctx.fillText(formatValue(lo), left - 6, bottom - 4);
+  ctx.textAlign = 'left';
+  ctx.fillText(`${results.length} series`, 4, (top + bottom) / 2);
+  ctx.lineWidth = 1.5;
+  results.forEach((s, i) => {
+    ctx.strokeStyle = PALETTE[i % PALETTE.length];
+    ctx.beginPath();
+    let last = null;
+    for (const [t, v] of s.values) {
+      const value = parseFloat(v);
+      if (!Number.isFinite(value)) {
+        last = null;
+        continue;
+      }
+      // A gap of over two steps breaks the line, as the explorer does.
+      const px = x(t);
+      const py = y(value);
+      if (last === null || t - last > 2 * Number(canvas.dataset.step)) ctx.moveTo(px, py);
+      else ctx.lineTo(px, py);
+      last = t;
+    }
+    ctx.stroke();
+  });
+  if (threshold !== null) {
+    ctx.strokeStyle = STATE_COLOURS.firing;
+    ctx.setLineDash([5, 4]);
+    ctx.beginPath();
+    ctx.moveTo(left, y(threshold));
+    ctx.lineTo(left + plot, y(threshold));
+    ctx.stroke();
+    ctx.setLineDash([]);
+  }
+}
+
 /** One row per alert: its labels, then its intervals on a shared time axis. */
 function timeline(alerts, from, to) {
   const rowHeight = 16;
-  const labelWidth = 260;
+  const { labelWidth, width } = TIMELINE;
   const axisHeight = 18;
-  const width = 960;
   const height = alerts.length * rowHeight + axisHeight;
   const ratio = window.devicePixelRatio || 1;
   const canvas = el('canvas', { class: 'backtest-timeline', width: width * ratio, height: height * ratio, style: { width: `${width}px`, height: `${height}px` } });
@@ -316,8 +537,8 @@ function timeline(alerts, from, to) {
   ctx.scale(ratio, ratio);
   ctx.font = '11px sans-serif';
   ctx.textBaseline = 'middle';
-  const plot = width - labelWidth - 8;
-  const x = (t) => labelWidth + Math.max(0, Math.min(1, (t - from) / Math.max(1, to - from))) * plot;
+  const plot = width - labelWidth - TIMELINE.right;
+  const x = timeX(from, to);
   alerts.forEach((a, i) => {
     const y = i * rowHeight;
     const labels = Object.entries(a.labels || {})

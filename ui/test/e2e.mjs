@@ -543,6 +543,18 @@ await check('alerts and rules pages show what the server evaluates', async () =>
   if (!hour || !hour.alerts || (hour.firstFiring !== null && hour.firstFiring - from < 3600)) throw new Error(`GpuHotForAnHour backtest from ${from}: ${JSON.stringify(backtest)}`);
   const timelinePixels = await colouredPixels(page, '.backtest-rule-result[data-rule="GpuHot"] canvas.backtest-timeline');
   if (timelinePixels < 500) throw new Error(`the backtest timeline has only ${timelinePixels} coloured pixels`);
+  // Above the rows, the rule's expression over the same range, drawn on
+  // the same time axis (the two canvases are as wide).
+  const metricSelector = '.backtest-rule-result[data-rule="GpuHot"] canvas.backtest-metric-chart';
+  await page.waitForSelector(`${metricSelector}:not([data-state="loading"])`, { timeout: 60000 });
+  const metric = await page.$eval(metricSelector, (c) => ({ ...c.dataset, width: c.width, timelineWidth: c.closest('.backtest-rule-result').querySelector('canvas.backtest-timeline').width }));
+  const metricPixels = await colouredPixels(page, metricSelector);
+  const to = +(await page.getAttribute('.backtest', 'data-to'));
+  const step = +metric.step;
+  if (metric.state !== 'done' || metric.source !== 'expr' || !(+metric.series >= 1)) throw new Error(`the metric chart: ${JSON.stringify(metric)}`);
+  if (+metric.from !== from || +metric.to !== to || metric.width !== metric.timelineWidth) throw new Error(`the metric chart spans ${JSON.stringify(metric)}, the backtest ${from} to ${to}`);
+  if (+metric.first - from > 2 * step || to - +metric.last > 2 * step + 60) throw new Error(`the metric chart's samples span ${metric.first} to ${metric.last}, the backtest ${from} to ${to}`);
+  if (metricPixels < 500) throw new Error(`the metric chart has only ${metricPixels} coloured pixels`);
   // One rule's button shows that rule alone.
   await page.click('button.backtest-rule[data-rule="GpuHotForAnHour"]');
   await page.waitForSelector('.backtest h3:has-text("Backtest of GpuHotForAnHour")', { timeout: 60000 });
@@ -562,9 +574,22 @@ await check('alerts and rules pages show what the server evaluates', async () =>
   if (versions.length !== 2 || !current || !editedVersion) throw new Error(`compared versions ${JSON.stringify(versions)}`);
   if (editedVersion.firstFiring === null || editedVersion.firstFiring - compareFrom > 180) throw new Error(`the edited rule does not fire early: ${JSON.stringify(versions)} from ${compareFrom}`);
   if (current.firstFiring !== null && current.firstFiring - compareFrom < 3600) throw new Error(`the current rule fires early: ${JSON.stringify(versions)}`);
+  const versionCharts = await page.$$eval('.backtest-rule-result canvas.backtest-metric-chart', (cs) => cs.length);
+  if (versionCharts !== 2) throw new Error(`${versionCharts} metric charts for two versions`);
   summary.backtestCompare = versions;
   await shot(page, 'page-rules-backtest-compare');
-  summary.backtest = { rules: backtest, timelinePixels };
+  // An edited threshold nothing reaches: the expression returns nothing,
+  // so the chart draws its left side and the threshold line.
+  await page.fill('textarea.backtest-compare-text', original.replace(/> 40/g, '> 1000'));
+  await page.click('button.backtest-both');
+  const leftSelector = '.backtest-rule-result[data-version="edited"] canvas.backtest-metric-chart';
+  await page.waitForSelector(`${leftSelector}:not([data-state="loading"])`, { timeout: 60000 });
+  const left = await page.$eval(leftSelector, (c) => ({ ...c.dataset }));
+  const leftPixels = await colouredPixels(page, leftSelector);
+  if (left.state !== 'done' || left.source !== 'left' || leftPixels < 500) throw new Error(`the edited version's chart of its left side: ${JSON.stringify(left)}, ${leftPixels} coloured pixels`);
+  if (!(await page.textContent('.backtest-rule-result[data-version="edited"] .backtest-metric')).includes('threshold > 1000')) throw new Error('the threshold is not named');
+  await shot(page, 'page-rules-backtest-threshold');
+  summary.backtest = { rules: backtest, timelinePixels, metric, metricPixels, left, leftPixels };
   await shot(page, 'page-rules-backtest');
   await page.goto(base + '/d/alerts');
   const panels = await renderDashboard(page);

@@ -1,6 +1,6 @@
 // unit.mjs: tests of the UI's pure functions (no browser): durations,
 // units, variables, the autocomplete context, error positions and the
-// Grafana conversion, the SLO page's texts, the rule file a backtest sends. Run with `node --test ui/test/unit.mjs`; the Rust
+// Grafana conversion, the SLO page's texts, the rule file a backtest sends and how its metric chart splits a comparison. Run with `node --test ui/test/unit.mjs`; the Rust
 // test crates/osprey/tests/ui.rs runs it.
 
 import { test } from 'node:test';
@@ -11,7 +11,7 @@ import { completionContext } from '../src/complete.js';
 import { errorPosition, bracketError, bandQuery, matchBands } from '../src/explorer.js';
 import { isGrafana, fromGrafana, sanitizeUid } from '../src/grafana.js';
 import { percentText, exhaustionText } from '../src/slos.js';
-import { groupRuleFile } from '../src/pages.js';
+import { groupRuleFile, splitComparison, alertingExprs, metricStep } from '../src/pages.js';
 
 test('durations parse and print like Prometheus', () => {
   assert.equal(parseDuration('1h30m'), 5400000);
@@ -181,4 +181,32 @@ test('the explorer pairs each series with its anomaly band', () => {
   const matched = matchBands(shown, bands);
   assert.deepEqual(matched.map((m) => [m.of, m.lower.metric.gpu, m.upper.metric.band]), [[0, '0', 'upper'], [1, '1', 'upper']]);
   assert.deepEqual(matchBands(shown, []), []);
+});
+
+test('a backtest charts the left side of a comparison that returned nothing', () => {
+  assert.deepEqual(splitComparison('DCGM_FI_DEV_GPU_TEMP > 40'), { left: 'DCGM_FI_DEV_GPU_TEMP', op: '>', right: '40', threshold: 40 });
+  assert.deepEqual(splitComparison('rate(errors{code=~"5.."}[5m]) / rate(requests[5m]) >= bool 0.05'), {
+    left: 'rate(errors{code=~"5.."}[5m]) / rate(requests[5m])',
+    op: '>=',
+    right: '0.05',
+    threshold: 0.05,
+  });
+  // A right side that is not a number: no threshold line.
+  assert.deepEqual(splitComparison('a != on(job) group_left b'), { left: 'a', op: '!=', right: 'b', threshold: null });
+  assert.equal(splitComparison('x < -1e3').threshold, -1000);
+  // Comparisons inside parentheses, braces or strings do not split.
+  assert.equal(splitComparison('sum(x > 1)'), null);
+  assert.equal(splitComparison('x{a="b>c"}'), null);
+  assert.equal(splitComparison('up'), null);
+  // Set operators at the top: no single left side.
+  assert.equal(splitComparison('a > 1 and b < 2'), null);
+  assert.equal(splitComparison('order_total > 1').left, 'order_total');
+  // The last of several top-level comparisons (left-associative).
+  assert.equal(splitComparison('a > b > 3').left, 'a > b');
+  // Expressions of a rule file's alerting rules, in order; none from YAML.
+  assert.deepEqual(alertingExprs(JSON.stringify({ groups: [{ rules: [{ record: 'r', expr: 'x' }, { alert: 'A', expr: 'x > 1' }, { alert: 'B', expr: 'y' }] }] })), ['x > 1', 'y']);
+  assert.deepEqual(alertingExprs('groups:\n- name: g'), []);
+  // About 450 points over any range.
+  assert.equal(metricStep(0, 3600), 8);
+  assert.equal(Math.round(86400 / metricStep(0, 86400)), 450);
 });
