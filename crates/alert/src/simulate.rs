@@ -46,6 +46,36 @@ pub struct Notification {
     pub group_key: String,
     pub firing: usize,
     pub resolved: usize,
+    /// The alerts it carries: the fingerprints ([`fingerprint`]) of its
+    /// firing alerts, then of the resolved ones it reports (none when the
+    /// integration does not send resolved), each part in ascending order.
+    /// A caller that simulates several sources together attributes a
+    /// notification to each source one of these came from.
+    pub alerts: Vec<u64>,
+}
+
+/// The fingerprint [`simulate`] gives `alert` (that of its labels as the
+/// alert manager receives them: empty values dropped), or `None` when the
+/// alert manager would reject it.
+pub fn fingerprint(alert: &SentAlert) -> Option<u64> {
+    alerts::receive(postable(alert), alert.at_ms, 0)
+        .ok()
+        .map(|a| a.fingerprint)
+}
+
+/// `alert` as the rule engine posts it.
+fn postable(sent: &SentAlert) -> PostableAlert {
+    PostableAlert {
+        labels: sent
+            .labels
+            .iter()
+            .map(|l| (l.name.to_string(), l.value.to_string()))
+            .collect(),
+        annotations: Vec::new(),
+        starts_at_ms: Some(sent.starts_at_ms),
+        ends_at_ms: Some(sent.ends_at_ms),
+        generator_url: String::new(),
+    }
 }
 
 struct SimGroup<'c> {
@@ -116,18 +146,7 @@ fn receive<'c>(
     groups: &mut HashMap<(usize, u64), SimGroup<'c>>,
 ) {
     let now = sent.at_ms;
-    let posted = PostableAlert {
-        labels: sent
-            .labels
-            .iter()
-            .map(|l| (l.name.to_string(), l.value.to_string()))
-            .collect(),
-        annotations: Vec::new(),
-        starts_at_ms: Some(sent.starts_at_ms),
-        ends_at_ms: Some(sent.ends_at_ms),
-        generator_url: String::new(),
-    };
-    let Ok(received) = alerts::receive(posted, now, resolve_timeout) else {
+    let Ok(received) = alerts::receive(postable(sent), now, resolve_timeout) else {
         return;
     };
     let merged = match store.get(&received.fingerprint) {
@@ -215,6 +234,10 @@ fn flush_group(
                 0
             };
             if !firing.is_empty() || n_resolved > 0 {
+                let mut carried: Vec<u64> = firing.iter().copied().collect();
+                if integration.send_resolved() {
+                    carried.extend(resolved.iter().copied());
+                }
                 out.push(Notification {
                     at_ms: now,
                     receiver: receiver.name.clone(),
@@ -222,6 +245,7 @@ fn flush_group(
                     group_key: group.key.clone(),
                     firing: firing.len(),
                     resolved: n_resolved,
+                    alerts: carried,
                 });
             }
             log.insert(
@@ -350,5 +374,106 @@ mod tests {
             .map(|n| n.firing)
             .collect();
         assert_eq!(tickets, vec![2]);
+    }
+
+    #[test]
+    fn one_rules_alert_inhibits_another_rules() {
+        let config = config(
+            "route:\n  receiver: team\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1m\ninhibit_rules:\n  - source_matchers: ['severity=\"critical\"']\n    target_matchers: ['severity=\"warning\"']\n    equal: [instance]\nreceivers:\n  - name: team\n    webhook_configs:\n      - url: http://example.invalid/\n",
+        );
+        // Two rules' alerts, handed over together: the critical one (rule
+        // CpuCritical) mutes the warning one (rule CpuWarning) on the same
+        // instance while both fire.
+        let critical = alert(
+            0,
+            &[
+                ("alertname", "CpuCritical"),
+                ("instance", "a"),
+                ("severity", "critical"),
+            ],
+            0,
+            10 * MIN,
+        );
+        let warning = alert(
+            0,
+            &[
+                ("alertname", "CpuWarning"),
+                ("instance", "a"),
+                ("severity", "warning"),
+            ],
+            0,
+            10 * MIN,
+        );
+        let (critical_fp, warning_fp) = (
+            fingerprint(&critical).expect("valid"),
+            fingerprint(&warning).expect("valid"),
+        );
+        let notes = simulate(&config, &[critical, warning.clone()], 30 * MIN);
+        let seen: Vec<(i64, usize, usize, Vec<u64>)> = notes
+            .iter()
+            .map(|n| (n.at_ms, n.firing, n.resolved, n.alerts.clone()))
+            .collect();
+        // The critical alert fires at 0 and resolves at 10m; the warning,
+        // resolved at the same time, was never notified, so its
+        // resolution is not either.
+        assert_eq!(
+            seen,
+            vec![
+                (0, 1, 0, vec![critical_fp]),
+                (10 * MIN, 0, 1, vec![critical_fp]),
+            ]
+        );
+        // Alone, the warning alert notifies as usual.
+        let alone = simulate(&config, &[warning], 30 * MIN);
+        assert_eq!(alone.len(), 2);
+        assert!(alone.iter().all(|n| n.alerts == vec![warning_fp]));
+    }
+
+    #[test]
+    fn two_rules_alerts_share_a_group() {
+        let config = config(
+            "route:\n  receiver: team\n  group_by: [instance]\n  group_wait: 30s\n  group_interval: 5m\n  repeat_interval: 4h\nreceivers:\n  - name: team\n    webhook_configs:\n      - url: http://example.invalid/\n        send_resolved: false\n",
+        );
+        // DiskFull and MemoryHigh (two rules) on instance a share the
+        // group `{instance="a"}`; DiskFull on b has its own.
+        let disk_a = alert(
+            0,
+            &[("alertname", "DiskFull"), ("instance", "a")],
+            0,
+            60 * MIN,
+        );
+        let memory_a = alert(
+            10_000,
+            &[("alertname", "MemoryHigh"), ("instance", "a")],
+            10_000,
+            60 * MIN,
+        );
+        let disk_b = alert(
+            0,
+            &[("alertname", "DiskFull"), ("instance", "b")],
+            0,
+            60 * MIN,
+        );
+        let mut both_a = vec![
+            fingerprint(&disk_a).expect("valid"),
+            fingerprint(&memory_a).expect("valid"),
+        ];
+        both_a.sort_unstable();
+        let b = fingerprint(&disk_b).expect("valid");
+        let notes = simulate(&config, &[disk_a, memory_a, disk_b], 2 * 60 * MIN);
+        let mut seen: Vec<(i64, String, usize, Vec<u64>)> = notes
+            .iter()
+            .map(|n| (n.at_ms, n.group_key.clone(), n.firing, n.alerts.clone()))
+            .collect();
+        seen.sort();
+        // One notification per group at 30 s (both of a's alerts in one),
+        // and no resolutions (`send_resolved: false`).
+        assert_eq!(
+            seen,
+            vec![
+                (30_000, "{}:{instance=\"a\"}".to_string(), 2, both_a),
+                (30_000, "{}:{instance=\"b\"}".to_string(), 1, vec![b]),
+            ]
+        );
     }
 }

@@ -76,10 +76,17 @@ pub fn run(args: &BacktestArgs) -> anyhow::Result<()> {
             if let Value::Object(map) = &mut out {
                 map.remove("compare");
             }
+            let notifications = &out["notifications"];
             if let Some(compare) = data.get("compare") {
-                println!("{}", json!({"rules": out["rules"], "compare": compare}));
+                println!(
+                    "{}",
+                    json!({"rules": out["rules"], "notifications": notifications, "compare": compare})
+                );
             } else {
-                println!("{}", json!({"rules": out["rules"]}));
+                println!(
+                    "{}",
+                    json!({"rules": out["rules"], "notifications": notifications})
+                );
             }
         }
         Format::Text => print!("{}", render_text(&data)),
@@ -240,8 +247,9 @@ fn labels_text(labels: &Value) -> String {
     format!("{{{}}}", pairs.join(", "))
 }
 
-fn summary(rule: &Value) -> String {
-    let notifications = match rule["notifications"].as_object() {
+/// `{"total", "byReceiver"}` as text.
+fn notifications_text(notifications: &Value) -> String {
+    match notifications.as_object() {
         Some(n) => {
             let by: Vec<String> = n["byReceiver"]
                 .as_object()
@@ -250,7 +258,11 @@ fn summary(rule: &Value) -> String {
             format!("{} notifications ({})", n["total"], by.join(", "))
         }
         None => "notifications not simulated (no alert manager configured)".to_string(),
-    };
+    }
+}
+
+fn summary(rule: &Value) -> String {
+    let notifications = notifications_text(&rule["notifications"]);
     format!(
         "{} alerts, {} firing episodes, firing {}, flapping {:.2}, {} sent to the alert manager, {}",
         rule["alerts"].as_array().map(|a| a.len()).unwrap_or(0),
@@ -307,6 +319,18 @@ fn render_text(data: &Value) -> String {
                     summary(rule)
                 ));
             }
+        }
+    }
+    if data["notifications"].is_object() {
+        out.push_str(&format!(
+            "all rules together: {}\n",
+            notifications_text(&data["notifications"])
+        ));
+        if data["compare"]["notifications"].is_object() {
+            out.push_str(&format!(
+                "  compared version: {}\n",
+                notifications_text(&data["compare"]["notifications"])
+            ));
         }
     }
     for error in data["recordingErrors"].as_array().unwrap_or(&empty) {

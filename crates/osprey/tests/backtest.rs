@@ -148,9 +148,11 @@ fn backtest_offline_and_through_the_api() {
     );
 
     // With the server's config, its alert manager's route and grouping
-    // give the notification counts: High pages at 12m30s (group_wait) and
-    // resolves at the first flush after 30m; Always pages once (the
-    // repeat interval is longer than the range).
+    // give the notification counts, all rules simulated together. Grouped
+    // by alertname, the two rules never share a group: High pages at
+    // 12m30s (group_wait) and resolves at the first flush after 30m;
+    // Always pages once (the repeat interval is longer than the range);
+    // the run sent 3.
     let config = dir.path().join("osprey.yml");
     std::fs::write(
         &config,
@@ -182,6 +184,81 @@ fn backtest_offline_and_through_the_api() {
         with_config["rules"][1]["notifications"],
         json!({"total": 1, "byReceiver": {"team": 1}})
     );
+    assert_eq!(
+        with_config["notifications"],
+        json!({"total": 3, "byReceiver": {"team": 3}})
+    );
+
+    // Grouped by instance, both rules' alerts (instance a) share one
+    // group: Always pages at 30 s; High (sent at 12m, after the group's
+    // first flush) joins it at the 15m30s flush, a second notification
+    // carrying both; its resolution (30m) goes out at 30m30s with Always
+    // still firing, a third carrying both. After that the group is
+    // unchanged and the repeat interval is not reached. So High counts 2,
+    // Always 3 (every notification carries it), the run 3.
+    std::fs::write(
+        &config,
+        "global:\n  evaluation_interval: 1m\nalertmanager:\n  route:\n    receiver: team\n    group_by: [instance]\n    group_wait: 30s\n    group_interval: 5m\n    repeat_interval: 4h\n  receivers:\n    - name: team\n      webhook_configs:\n        - url: http://127.0.0.1:9/\n",
+    )
+    .expect("write config");
+    let (ok, grouped, err) = run(&[
+        "rules",
+        "backtest",
+        "--from",
+        &from,
+        "--to",
+        to,
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--format",
+        "json",
+        rules.to_str().expect("utf-8"),
+    ]);
+    assert!(ok, "{err}");
+    let grouped: Value = serde_json::from_str(&grouped).expect("json");
+    let counts: Vec<&Value> = [
+        &grouped["rules"][0]["notifications"],
+        &grouped["rules"][1]["notifications"],
+        &grouped["notifications"],
+    ]
+    .into_iter()
+    .map(|n| &n["total"])
+    .collect();
+    assert_eq!(counts, [&json!(2), &json!(3), &json!(3)], "{grouped}");
+    // Compared with LOOSER (High with `for: 30m`, which never fires: load
+    // is high for 20 minutes), High's sends are replaced by none and
+    // Always's kept: High counts 0. The compared version's run figure
+    // is its own rules together (High alone): 0.
+    let (ok, grouped, err) = run(&[
+        "rules",
+        "backtest",
+        "--from",
+        &from,
+        "--to",
+        to,
+        "--data-dir",
+        data.to_str().expect("utf-8"),
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--format",
+        "json",
+        "--compare",
+        looser.to_str().expect("utf-8"),
+        rules.to_str().expect("utf-8"),
+    ]);
+    assert!(ok, "{err}");
+    let grouped: Value = serde_json::from_str(&grouped).expect("json");
+    assert_eq!(
+        grouped["rules"][1]["notifications"]["total"], 3,
+        "{grouped}"
+    );
+    assert_eq!(
+        grouped["compare"]["rules"][0]["notifications"],
+        json!({"total": 0, "byReceiver": {}})
+    );
+    assert_eq!(grouped["compare"]["notifications"]["total"], 0);
 
     // Bad input: one line naming the cause, exit 1.
     let (ok, _, err) = run(&[
@@ -221,11 +298,13 @@ fn backtest_offline_and_through_the_api() {
     let strip = |mut v: Value| {
         // The file name is the path either way; nothing else may differ.
         // The server's embedded alert manager notifies nobody (0
-        // notifications); offline, without --config, none is simulated.
+        // notifications, per rule and for the run); offline, without
+        // --config, none is simulated.
         for rule in v["rules"].as_array_mut().expect("rules") {
             rule["file"] = Value::Null;
             rule["notifications"] = Value::Null;
         }
+        v["notifications"] = Value::Null;
         v
     };
     assert_eq!(strip(remote), strip(offline));

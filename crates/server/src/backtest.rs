@@ -12,9 +12,10 @@
 //! second version, same form), `file` (optional names for the `rules`
 //! texts, in order, for error messages and the report).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
+use alert::simulate::{self, SentAlert};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use model::storage::Queryable;
@@ -150,21 +151,159 @@ pub fn run(
         external_labels: setup.external_labels.clone(),
         external_url: setup.external_url.clone(),
     };
-    let one = |specs: Vec<GroupSpec>| -> Result<Value, ApiError> {
-        let result = rules::backtest(&setup.engine, setup.storage.clone(), specs, &options)
-            .map_err(|e| match e.kind() {
-                BacktestErrorKind::BadInput => ApiError::bad_data(e.to_string()),
-                _ => ApiError::new(crate::ErrorType::Execution, e.to_string()),
-            })?;
-        Ok(backtest_json(&result, setup.alertmanager.as_deref()))
+    let one = |specs: Vec<GroupSpec>| -> Result<Backtest, ApiError> {
+        rules::backtest(&setup.engine, setup.storage.clone(), specs, &options).map_err(|e| match e
+            .kind()
+        {
+            BacktestErrorKind::BadInput => ApiError::bad_data(e.to_string()),
+            _ => ApiError::new(crate::ErrorType::Execution, e.to_string()),
+        })
     };
-    let mut data = one(rules)?;
-    if let Some(compare) = compare
+    let current = one(rules)?;
+    let compared = compare.map(one).transpose()?;
+    let alertmanager = setup.alertmanager.as_deref();
+    let current_counts = alertmanager.map(|config| {
+        let sends: Vec<Vec<SentAlert>> = current.rules.iter().map(sent_alerts).collect();
+        let counts = simulate_together(config, &sends, to_ms);
+        (config, sends, counts)
+    });
+    let mut data = backtest_json(
+        &current,
+        current_counts.as_ref().map(|(_, _, counts)| counts),
+    );
+    if let Some(compared) = compared
         && let Value::Object(map) = &mut data
     {
-        map.insert("compare".into(), one(compare)?);
+        let counts = current_counts.as_ref().map(|(config, sends, counts)| {
+            compared_counts(config, &current, sends, counts, &compared)
+        });
+        map.insert("compare".into(), backtest_json(&compared, counts.as_ref()));
     }
     Ok(data)
+}
+
+/// What the alert manager would have notified for a backtest's rules,
+/// simulated together: per rule, the notifications that carry at least
+/// one of its alerts (so one notification can count for several rules),
+/// and the whole run's.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct NotificationCounts {
+    /// One per rule, in the backtest's order.
+    pub rules: Vec<ReceiverCounts>,
+    pub run: ReceiverCounts,
+}
+
+/// A number of notifications, in all and per receiver.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReceiverCounts {
+    pub total: u64,
+    pub by_receiver: BTreeMap<String, u64>,
+}
+
+impl ReceiverCounts {
+    fn add(&mut self, receiver: &str) {
+        self.total += 1;
+        *self.by_receiver.entry(receiver.to_string()).or_default() += 1;
+    }
+
+    fn json(&self) -> Value {
+        json!({"total": self.total, "byReceiver": self.by_receiver})
+    }
+}
+
+/// A rule's sends as the simulator takes them.
+fn sent_alerts(rule: &RuleBacktest) -> Vec<SentAlert> {
+    rule.sent
+        .iter()
+        .map(|s| SentAlert {
+            at_ms: s.at_ms,
+            labels: s.labels.clone(),
+            starts_at_ms: s.starts_at_ms,
+            ends_at_ms: s.ends_at_ms,
+        })
+        .collect()
+}
+
+/// One simulation over every rule's sends (`sends[i]` is rule `i`'s),
+/// counted per rule by the alerts each notification carries.
+pub fn simulate_together(
+    config: &config::alertmanager::Config,
+    sends: &[Vec<SentAlert>],
+    to_ms: i64,
+) -> NotificationCounts {
+    // Which rules sent each alert (two rules can send the same labels).
+    let mut owners: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (rule, sent) in sends.iter().enumerate() {
+        let fingerprints: HashSet<u64> = sent.iter().filter_map(simulate::fingerprint).collect();
+        for fingerprint in fingerprints {
+            owners.entry(fingerprint).or_default().push(rule);
+        }
+    }
+    let all: Vec<SentAlert> = sends.iter().flatten().cloned().collect();
+    let mut counts = NotificationCounts {
+        rules: vec![ReceiverCounts::default(); sends.len()],
+        run: ReceiverCounts::default(),
+    };
+    for note in simulate::simulate(config, &all, to_ms) {
+        counts.run.add(&note.receiver);
+        let rules: BTreeSet<usize> = note
+            .alerts
+            .iter()
+            .filter_map(|fingerprint| owners.get(fingerprint))
+            .flatten()
+            .copied()
+            .collect();
+        for rule in rules {
+            counts.rules[rule].add(&note.receiver);
+        }
+    }
+    counts
+}
+
+/// The compared version's counts: for each of its rules, a simulation of
+/// the current rules with that rule's sends replaced by the edited one's
+/// (the current rule of the same group and name, the n-th such for the
+/// n-th; one without a counterpart is added to the current rules). The
+/// run's figure is the compared rules simulated together.
+fn compared_counts(
+    config: &config::alertmanager::Config,
+    current: &Backtest,
+    current_sends: &[Vec<SentAlert>],
+    current_counts: &NotificationCounts,
+    compared: &Backtest,
+) -> NotificationCounts {
+    let compared_sends: Vec<Vec<SentAlert>> = compared.rules.iter().map(sent_alerts).collect();
+    let mut taken = vec![false; current.rules.len()];
+    let mut rules = Vec::with_capacity(compared.rules.len());
+    for (rule, sent) in compared.rules.iter().zip(&compared_sends) {
+        let counterpart = current
+            .rules
+            .iter()
+            .enumerate()
+            .position(|(i, r)| !taken[i] && r.group == rule.group && r.name == rule.name);
+        let mut sends = current_sends.to_vec();
+        let index = match counterpart {
+            Some(i) => {
+                taken[i] = true;
+                if current_sends[i] == *sent {
+                    rules.push(current_counts.rules[i].clone());
+                    continue;
+                }
+                sends[i] = sent.clone();
+                i
+            }
+            None => {
+                sends.push(sent.clone());
+                sends.len() - 1
+            }
+        };
+        let mut counts = simulate_together(config, &sends, compared.to_ms);
+        rules.push(counts.rules.swap_remove(index));
+    }
+    NotificationCounts {
+        rules,
+        run: simulate_together(config, &compared_sends, compared.to_ms).run,
+    }
 }
 
 /// Unix seconds, as a JSON number.
@@ -173,29 +312,28 @@ fn seconds(ms: i64) -> Value {
 }
 
 /// The JSON of a backtest: `{"from", "to", "rules": [...],
-/// "recordingErrors": [...]}`.
-pub fn backtest_json(
-    result: &Backtest,
-    alertmanager: Option<&config::alertmanager::Config>,
-) -> Value {
+/// "recordingErrors": [...], "notifications"}`; `notifications` (the
+/// run's and each rule's) is `null` without counts (no alert manager).
+pub fn backtest_json(result: &Backtest, notifications: Option<&NotificationCounts>) -> Value {
     let rules: Vec<Value> = result
         .rules
         .iter()
-        .map(|rule| rule_json(rule, result.to_ms, alertmanager))
+        .enumerate()
+        .map(|(i, rule)| {
+            let counts = notifications.and_then(|n| n.rules.get(i));
+            rule_json(rule, result.to_ms, counts)
+        })
         .collect();
     json!({
         "from": seconds(result.from_ms),
         "to": seconds(result.to_ms),
         "rules": rules,
         "recordingErrors": result.recording_errors,
+        "notifications": notifications.map(|n| n.run.json()),
     })
 }
 
-fn rule_json(
-    rule: &RuleBacktest,
-    to_ms: i64,
-    alertmanager: Option<&config::alertmanager::Config>,
-) -> Value {
+fn rule_json(rule: &RuleBacktest, to_ms: i64, notifications: Option<&ReceiverCounts>) -> Value {
     let alerts: Vec<Value> = rule
         .alerts
         .iter()
@@ -231,25 +369,10 @@ fn rule_json(
         json!({"score": flapping.score, "refires": flapping.refires, "episodes": flapping.episodes}),
     );
     out.insert("sentToAlertmanager".into(), json!(rule.sent.len()));
-    let notifications = alertmanager.map(|config| {
-        let sent: Vec<alert::simulate::SentAlert> = rule
-            .sent
-            .iter()
-            .map(|s| alert::simulate::SentAlert {
-                at_ms: s.at_ms,
-                labels: s.labels.clone(),
-                starts_at_ms: s.starts_at_ms,
-                ends_at_ms: s.ends_at_ms,
-            })
-            .collect();
-        let notes = alert::simulate::simulate(config, &sent, to_ms);
-        let mut by_receiver: BTreeMap<&str, u64> = BTreeMap::new();
-        for note in &notes {
-            *by_receiver.entry(note.receiver.as_str()).or_default() += 1;
-        }
-        json!({"total": notes.len(), "byReceiver": by_receiver})
-    });
-    out.insert("notifications".into(), notifications.unwrap_or(Value::Null));
+    out.insert(
+        "notifications".into(),
+        notifications.map_or(Value::Null, ReceiverCounts::json),
+    );
     if let Some(error) = &rule.error {
         out.insert("error".into(), json!(error));
         out.insert("failedEvaluations".into(), json!(rule.failed_evaluations));
@@ -299,4 +422,99 @@ pub(crate) async fn backtest_api(State(state): State<AppState>, request: Request
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+
+    fn rule(name: &str, severity: &str, fires: bool) -> RuleBacktest {
+        let labels = model::Labels::from_pairs([
+            ("alertname", name),
+            ("instance", "a"),
+            ("severity", severity),
+        ]);
+        // Fires from 0 to 10m: sent at 0 (until 4m) and resolved at 10m.
+        let sent = if fires {
+            vec![
+                rules::backtest::SentAlert {
+                    at_ms: 0,
+                    labels: labels.clone(),
+                    starts_at_ms: 0,
+                    ends_at_ms: 4 * MIN,
+                },
+                rules::backtest::SentAlert {
+                    at_ms: 10 * MIN,
+                    labels,
+                    starts_at_ms: 0,
+                    ends_at_ms: 10 * MIN,
+                },
+            ]
+        } else {
+            Vec::new()
+        };
+        RuleBacktest {
+            file: "r.yml".into(),
+            group: "g".into(),
+            name: name.into(),
+            interval_ms: MIN,
+            alerts: Vec::new(),
+            sent,
+            error: None,
+            failed_evaluations: 0,
+        }
+    }
+
+    fn backtest(rules: Vec<RuleBacktest>) -> Backtest {
+        Backtest {
+            from_ms: 0,
+            to_ms: 60 * MIN,
+            rules,
+            recording_errors: Vec::new(),
+        }
+    }
+
+    fn totals(counts: &NotificationCounts) -> (Vec<u64>, u64) {
+        (
+            counts.rules.iter().map(|c| c.total).collect(),
+            counts.run.total,
+        )
+    }
+
+    #[test]
+    fn rules_are_simulated_together_and_compared_one_at_a_time() {
+        let config = config::alertmanager::parse(
+            "am.yml",
+            "route:\n  receiver: team\n  group_by: [alertname]\n  group_wait: 0s\n  group_interval: 1m\ninhibit_rules:\n  - source_matchers: ['severity=\"critical\"']\n    target_matchers: ['severity=\"warning\"']\n    equal: [instance]\nreceivers:\n  - name: team\n    webhook_configs:\n      - url: http://example.invalid/\n",
+            None,
+        )
+        .expect("config");
+        // Critical mutes Warning (same instance, same times): Critical
+        // fires at 0 and resolves at 10m, Warning is never notified.
+        let current = backtest(vec![
+            rule("Critical", "critical", true),
+            rule("Warning", "warning", true),
+        ]);
+        let sends: Vec<Vec<SentAlert>> = current.rules.iter().map(sent_alerts).collect();
+        let counts = simulate_together(&config, &sends, current.to_ms);
+        assert_eq!(totals(&counts), (vec![2, 0], 2));
+        assert_eq!(counts.rules[0].by_receiver.get("team"), Some(&2));
+        // An edited Critical that never fires: with Warning unchanged,
+        // Critical counts 0. Warning's sends did not change, so its count
+        // is the current one (Critical as it is now still mutes it). The
+        // compared run (both edited rules together) has Warning's 2.
+        let compared = backtest(vec![
+            rule("Critical", "critical", false),
+            rule("Warning", "warning", true),
+        ]);
+        let compared = compared_counts(&config, &current, &sends, &counts, &compared);
+        assert_eq!(totals(&compared), (vec![0, 0], 2));
+        // A compared rule without a current counterpart is added to the
+        // current rules: a new Warning2 is muted by the current Critical.
+        let added = backtest(vec![rule("Warning2", "warning", true)]);
+        let added = compared_counts(&config, &current, &sends, &counts, &added);
+        assert_eq!(totals(&added), (vec![0], 2));
+    }
 }
