@@ -135,6 +135,8 @@ pub fn server_policy(method: &Method, path: &str) -> Option<Access> {
         | "/api/v1/status/tsdb"
         | "/api/v1/status/buildinfo"
         | "/api/v1/export"
+        // Federation reads the newest samples, like an instant query.
+        | "/federate"
         | "/api/v1/targets"
         | "/api/v1/targets/metadata"
         | "/api/v1/metadata"
@@ -574,7 +576,11 @@ fn changes_state(method: &Method) -> bool {
 fn limit_kind(access: Access, path: &str) -> Option<LimitKind> {
     match access {
         Access::Write => Some(LimitKind::Ingestion),
-        Access::Read if path.starts_with("/api/v1/query") || path == "/api/v1/export" => {
+        Access::Read
+            if path.starts_with("/api/v1/query")
+                || path == "/api/v1/export"
+                || path == "/federate" =>
+        {
             Some(LimitKind::Queries)
         }
         _ => None,

@@ -221,7 +221,7 @@ fn export_blocking(
 /// The union of several sorted series sets, sorted, each series once. Sets
 /// from one querier hold identical samples for identical labels, so a
 /// duplicate is simply dropped.
-struct MergedSeries {
+pub(crate) struct MergedSeries {
     sets: Vec<SeriesSet>,
     heads: Vec<Option<Series>>,
     primed: bool,
@@ -229,7 +229,7 @@ struct MergedSeries {
 }
 
 impl MergedSeries {
-    fn new(sets: Vec<SeriesSet>) -> MergedSeries {
+    pub(crate) fn new(sets: Vec<SeriesSet>) -> MergedSeries {
         let heads = sets.iter().map(|_| None).collect();
         MergedSeries {
             sets,

@@ -41,6 +41,7 @@ pub mod backtest;
 mod error;
 pub mod export;
 pub mod exporters;
+pub mod federate;
 pub mod ingest;
 pub mod lifecycle;
 pub mod listen;
@@ -395,6 +396,7 @@ fn build_routes(state: &AppState) -> Routes {
         .route("/api/v1/label/{name}/values", get(api::label_values))
         .route("/api/v1/status/tsdb", get(api::status_tsdb))
         .route("/api/v1/export", get(export::export).post(export::export))
+        .route("/federate", get(federate::federate))
         .route(
             "/api/v1/admin/tsdb/delete_series",
             post(admin::delete_series).put(admin::delete_series),
