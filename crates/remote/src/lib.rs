@@ -29,6 +29,7 @@
 pub mod codec;
 mod decode;
 pub mod forward;
+pub mod read;
 pub mod sender;
 
 pub use codec::{

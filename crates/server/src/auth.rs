@@ -137,6 +137,8 @@ pub fn server_policy(method: &Method, path: &str) -> Option<Access> {
         | "/api/v1/export"
         // Federation reads the newest samples, like an instant query.
         | "/federate"
+        // Remote read is a query sent as a protobuf POST.
+        | "/api/v1/read"
         | "/api/v1/targets"
         | "/api/v1/targets/metadata"
         | "/api/v1/metadata"
@@ -579,7 +581,8 @@ fn limit_kind(access: Access, path: &str) -> Option<LimitKind> {
         Access::Read
             if path.starts_with("/api/v1/query")
                 || path == "/api/v1/export"
-                || path == "/federate" =>
+                || path == "/federate"
+                || path == "/api/v1/read" =>
         {
             Some(LimitKind::Queries)
         }

@@ -76,8 +76,15 @@ pub fn parse_export_value(value: &Value) -> Option<f64> {
     }
 }
 
-struct ChunkStream {
+/// A response body fed by a blocking task through a channel.
+pub(crate) struct ChunkStream {
     receiver: mpsc::Receiver<Result<Bytes, io::Error>>,
+}
+
+impl ChunkStream {
+    pub(crate) fn new(receiver: mpsc::Receiver<Result<Bytes, io::Error>>) -> ChunkStream {
+        ChunkStream { receiver }
+    }
 }
 
 impl futures_core::Stream for ChunkStream {

@@ -49,6 +49,7 @@ pub mod metrics;
 pub mod models_api;
 pub mod params;
 mod query;
+pub mod remote_read;
 pub mod rules;
 pub mod scraping;
 pub mod slos;
@@ -397,6 +398,7 @@ fn build_routes(state: &AppState) -> Routes {
         .route("/api/v1/status/tsdb", get(api::status_tsdb))
         .route("/api/v1/export", get(export::export).post(export::export))
         .route("/federate", get(federate::federate))
+        .route("/api/v1/read", post(remote_read::read))
         .route(
             "/api/v1/admin/tsdb/delete_series",
             post(admin::delete_series).put(admin::delete_series),

@@ -1,8 +1,9 @@
-//! `/federate` against the real binary, and a real Prometheus 2.42
-//! federating from it.
+//! What other Prometheus servers read from osprey: `/federate` against
+//! the real binary, and a real Prometheus 2.42 federating from it and
+//! reading it through `remote_read` (`/api/v1/read`).
 //!
-//! A missing `prometheus` skips the second test with a reason, unless
-//! `OSPREY_REQUIRE_EXTERNAL=1`, where it fails.
+//! A missing `prometheus` skips the tests that need it with a reason,
+//! unless `OSPREY_REQUIRE_EXTERNAL=1`, where they fail.
 
 mod support;
 
@@ -110,27 +111,58 @@ fn federate_answers_the_newest_samples_with_external_labels() {
     assert_eq!(json["errorType"], "bad_data", "{bad}");
 }
 
-#[test]
-fn prometheus_federates_from_osprey() {
-    if let Err(e) = Command::new("prometheus")
+/// Whether `prometheus` runs; prints why not (or fails when required).
+fn prometheus_available() -> bool {
+    match Command::new("prometheus")
         .arg("--version")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
     {
-        let reason = format!("prometheus is not installed ({e}); apt-get install prometheus");
-        assert!(!required(), "OSPREY_REQUIRE_EXTERNAL=1 but {reason}");
-        eprintln!("skipping: {reason}");
+        Ok(_) => true,
+        Err(e) => {
+            let reason = format!("prometheus is not installed ({e}); apt-get install prometheus");
+            assert!(!required(), "OSPREY_REQUIRE_EXTERNAL=1 but {reason}");
+            eprintln!("skipping: {reason}");
+            false
+        }
+    }
+}
+
+/// Starts Prometheus with `config` (YAML lines) in `dir`, killed on drop.
+fn start_prometheus(dir: &std::path::Path, config: &[&str]) -> (ChildGuard, SocketAddr) {
+    let addr = free_addr();
+    let path = dir.join("prometheus.yml");
+    let mut text = config.join("\n");
+    text.push('\n');
+    std::fs::write(&path, text).expect("write prometheus config");
+    let child = ChildGuard::spawn_ready(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("prometheus-data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}")),
+        &dir.join("prometheus.log"),
+        Duration::from_secs(60),
+        || matches!(http(addr, "GET", "/-/ready", &[], &[]), Ok((200, _))),
+    );
+    (child, addr)
+}
+
+#[test]
+fn prometheus_federates_from_osprey() {
+    if !prometheus_available() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let (server, t) = start_osprey(dir.path());
 
-    let prometheus_addr = free_addr();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        [
+    let target = format!("      - targets: ['{}']", server.addr);
+    let (_prometheus, prometheus_addr) = start_prometheus(
+        dir.path(),
+        &[
             "global:",
             "  scrape_interval: 1s",
             "  scrape_timeout: 900ms",
@@ -141,28 +173,8 @@ fn prometheus_federates_from_osprey() {
             "    params:",
             "      'match[]': ['{__name__=~\"fed_.*\"}']",
             "    static_configs:",
-            &format!("      - targets: ['{}']", server.addr),
-            "",
-        ]
-        .join("\n"),
-    )
-    .expect("write prometheus config");
-    let _prometheus = ChildGuard::spawn_ready(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prometheus-data").display()
-            ))
-            .arg(format!("--web.listen-address={prometheus_addr}")),
-        &dir.path().join("prometheus.log"),
-        Duration::from_secs(60),
-        || {
-            matches!(
-                http(prometheus_addr, "GET", "/-/ready", &[], &[]),
-                Ok((200, _))
-            )
-        },
+            &target,
+        ],
     );
 
     // Prometheus stores what it scraped at osprey's timestamps, with
@@ -216,4 +228,102 @@ fn prometheus_federates_from_osprey() {
         "Prometheus's log:\n{}",
         std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
     );
+}
+
+/// `path` on `addr` as JSON, `Null` unless it answers 200.
+fn get_json(addr: SocketAddr, path: &str) -> serde_json::Value {
+    match http(addr, "GET", path, &[], &[]) {
+        Ok((200, body)) => serde_json::from_slice(&body).unwrap_or_default(),
+        _ => serde_json::Value::Null,
+    }
+}
+
+/// A Prometheus with osprey as its `remote_read` store answers range
+/// queries exactly as osprey does (labels, timestamps and values).
+#[test]
+fn prometheus_reads_osprey_through_remote_read() {
+    if !prometheus_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, _) = start_osprey(dir.path());
+    // Ten minutes of a counter and a gauge for two jobs, at times that
+    // never fall on a query step or a window's edge (x.123 s).
+    let base = (now_ms() / 1000) * 1000 - 600_000 + 123;
+    let mut body = String::new();
+    for i in 0..60i64 {
+        let t = base + i * 10_000;
+        for (job, rate) in [("a", 3), ("b", 5)] {
+            body.push_str(&format!(
+                "rr_total{{job=\"{job}\"}} {} {t}\nrr_gauge{{job=\"{job}\"}} {} {t}\n",
+                i * rate,
+                (i as f64 * 0.37).sin()
+            ));
+        }
+    }
+    let (status, answer) = http(
+        server.addr,
+        "POST",
+        "/api/v1/import/prometheus",
+        &[],
+        body.as_bytes(),
+    )
+    .expect("import");
+    assert_eq!(status, 204, "{}", String::from_utf8_lossy(&answer));
+
+    let url = format!("  - url: http://{}/api/v1/read", server.addr);
+    let (_prometheus, prometheus_addr) = start_prometheus(
+        dir.path(),
+        &[
+            "global:",
+            "  scrape_interval: 1m",
+            "remote_read:",
+            &url,
+            "    read_recent: true",
+        ],
+    );
+    let start = base / 1000 + 30;
+    let end = start + 500;
+    for query in [
+        "rr_gauge",
+        "rr_total{job=\"b\"}",
+        "rate(rr_total[2m])",
+        "max_over_time(rr_gauge[1m])",
+        "sum by (job) (rr_gauge)",
+    ] {
+        let path = format!(
+            "/api/v1/query_range?query={}&start={start}&end={end}&step=7",
+            urlencode(query)
+        );
+        let ours = get_json(server.addr, &path);
+        let mut theirs = get_json(prometheus_addr, &path);
+        assert_eq!(ours["status"], "success", "{query}: {ours}");
+        // osprey adds its external labels to what it serves over remote
+        // read (as Prometheus does); all but the aggregation keep it.
+        for series in theirs["data"]["result"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            let metric = series["metric"].as_object_mut().expect("metric");
+            let site = metric.remove("site");
+            if !query.starts_with("sum by") {
+                assert_eq!(site, Some("lab".into()), "{query}");
+            }
+        }
+        let result = ours["data"]["result"].as_array().map_or(0, Vec::len);
+        assert!(result > 0, "{query}: osprey returned nothing");
+        assert_eq!(
+            theirs["data"]["result"], ours["data"]["result"],
+            "{query}: Prometheus through remote_read differs from osprey"
+        );
+    }
+    // A selector that matches nothing is an empty answer, not an error.
+    let path = format!(
+        "/api/v1/query?query={}&time={end}",
+        urlencode("rr_gauge{job=\"none\"}")
+    );
+    let theirs = get_json(prometheus_addr, &path);
+    assert_eq!(theirs["status"], "success", "{theirs}");
+    assert_eq!(theirs["data"]["result"], serde_json::json!([]));
 }
