@@ -54,8 +54,8 @@ pub use client::{ClientOptions, HttpClient};
 pub use decode::Decoder;
 pub use http::HttpClientConfig;
 pub use prometheus::{
-    AlertingConfig, AlertmanagerTarget, FileSdConfig, GlobalConfig, QueueConfig, RemoteWriteConfig,
-    Scheme, ScrapeConfig, StaticConfig,
+    AlertingConfig, AlertmanagerTarget, FileSdConfig, GlobalConfig, QueueConfig, RemoteReadConfig,
+    RemoteWriteConfig, Scheme, ScrapeConfig, StaticConfig,
 };
 
 use yaml::Node;
@@ -101,6 +101,8 @@ pub struct Config {
     pub rule_file_patterns: Vec<String>,
     pub alerting: AlertingConfig,
     pub remote_write: Vec<RemoteWriteConfig>,
+    /// `remote_read`: other stores whose series queries include.
+    pub remote_read: Vec<RemoteReadConfig>,
     /// The `alertmanager:` section: the alert manager to run inside the
     /// server, inline or from a file.
     pub alertmanager: Option<alertmanager::Section>,
@@ -159,7 +161,6 @@ pub fn parse(name: &str, text: &str, base_dir: Option<&Path>) -> Result<Config, 
 /// bringing it.
 fn unimplemented_section(name: &str) -> Option<&'static str> {
     Some(match name {
-        "remote_read" => "remote_read (osprey answers queries from its own storage only)",
         "storage" => "the storage section (use --retention.time and --retention.size)",
         "tracing" => "exporting osprey's own traces",
         "otlp" => "OTLP ingestion settings",
@@ -231,6 +232,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
         rule_file_patterns: sections.rule_files,
         alerting: sections.alerting,
         remote_write: sections.remote_write,
+        remote_read: sections.remote_read,
         alertmanager,
         exporters,
         dashboard_paths,

@@ -197,6 +197,31 @@ pub struct RemoteWriteConfig {
     pub queue_config: QueueConfig,
 }
 
+/// One `remote_read` entry: another store whose series queries include.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RemoteReadConfig {
+    pub url: String,
+    /// The `name` field; empty when not set.
+    pub name: String,
+    /// Per request; default 1m.
+    pub remote_timeout_ms: i64,
+    /// Extra HTTP headers sent with every request, sorted by name.
+    pub headers: Vec<(String, String)>,
+    pub http: HttpClientConfig,
+    /// Equality matchers a selector must hold for this store to be asked,
+    /// sorted by name.
+    pub required_matchers: Vec<(String, String)>,
+    /// Whether to ask for time ranges the local store holds too (default
+    /// false: only what is older than the oldest local sample).
+    pub read_recent: bool,
+    /// Whether the external labels are added to the request as matchers
+    /// and removed from the answer (default true).
+    pub filter_external_labels: bool,
+}
+
+/// Prometheus's default `remote_read.remote_timeout` (1m).
+const DEFAULT_REMOTE_READ_TIMEOUT_MS: i64 = 60_000;
+
 /// `remote_write.queue_config`, with Prometheus's defaults.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QueueConfig {
@@ -250,6 +275,7 @@ pub struct Sections<'n> {
     rule_files: Option<&'n Node>,
     alerting: Option<&'n Node>,
     remote_write: Option<&'n Node>,
+    remote_read: Option<&'n Node>,
 }
 
 /// The Prometheus sections, decoded.
@@ -259,6 +285,7 @@ pub struct Decoded {
     pub rule_files: Vec<String>,
     pub alerting: AlertingConfig,
     pub remote_write: Vec<RemoteWriteConfig>,
+    pub remote_read: Vec<RemoteReadConfig>,
 }
 
 /// Takes a top-level field when it is one of Prometheus's sections.
@@ -274,6 +301,7 @@ pub fn decode_section<'n>(
         "rule_files" => &mut sections.rule_files,
         "alerting" => &mut sections.alerting,
         "remote_write" => &mut sections.remote_write,
+        "remote_read" => &mut sections.remote_read,
         _ => return Ok(false),
     };
     *slot = Some(field.value);
@@ -328,12 +356,17 @@ pub fn finish(decoder: &mut Decoder, sections: Sections<'_>) -> Result<Decoded, 
         Some(node) => remote_writes(decoder, node)?,
         None => Vec::new(),
     };
+    let remote_read = match sections.remote_read {
+        Some(node) => remote_reads(decoder, node)?,
+        None => Vec::new(),
+    };
     Ok(Decoded {
         global,
         scrape_configs,
         rule_files,
         alerting,
         remote_write,
+        remote_read,
     })
 }
 
@@ -1021,6 +1054,106 @@ fn remote_write(
     let line = url_line.unwrap_or(node.line);
     if config.url.is_empty() {
         return Err(decoder.error(line, &url_field, "url for remote_write is empty"));
+    }
+    if check_url(&config.url).is_err() {
+        return Err(decoder.error(
+            line,
+            &url_field,
+            format!(
+                "invalid URL {:?} (expected http:// or https:// with a host)",
+                config.url
+            ),
+        ));
+    }
+    http::validate(decoder, &config.http, node.line, field)?;
+    Ok(config)
+}
+
+fn remote_reads(decoder: &mut Decoder, node: &Node) -> Result<Vec<RemoteReadConfig>, ConfigError> {
+    let mut configs: Vec<RemoteReadConfig> = Vec::new();
+    for (index, item) in decoder.sequence(node, "remote_read")?.iter().enumerate() {
+        let field = format!("remote_read[{index}]");
+        let config = remote_read(decoder, item, &field)?;
+        if !config.name.is_empty()
+            && let Some(previous) = configs.iter().position(|c| c.name == config.name)
+        {
+            return Err(decoder.error(
+                item.line,
+                &format!("{field}.name"),
+                format!(
+                    "found multiple remote read configs with name {:?} (also remote_read[{previous}])",
+                    config.name
+                ),
+            ));
+        }
+        configs.push(config);
+    }
+    Ok(configs)
+}
+
+fn remote_read(
+    decoder: &mut Decoder,
+    node: &Node,
+    field: &str,
+) -> Result<RemoteReadConfig, ConfigError> {
+    let mut config = RemoteReadConfig {
+        url: String::new(),
+        name: String::new(),
+        remote_timeout_ms: DEFAULT_REMOTE_READ_TIMEOUT_MS,
+        headers: Vec::new(),
+        http: HttpClientConfig::default(),
+        required_matchers: Vec::new(),
+        read_recent: false,
+        filter_external_labels: true,
+    };
+    let mut url_line = None;
+    for f in decoder.fields(node, field)? {
+        let (value, path) = (f.value, f.path.as_str());
+        match f.name.as_str() {
+            "url" => {
+                config.url = decoder.string(value, path)?;
+                url_line = Some(value.line);
+            }
+            "name" => config.name = decoder.string(value, path)?,
+            "remote_timeout" => {
+                config.remote_timeout_ms = decoder.positive_duration(value, path)?
+            }
+            "headers" => {
+                for h in decoder.fields(value, path)? {
+                    if http::is_reserved_header(&h.name) {
+                        return Err(decoder.error(
+                            h.key.line,
+                            &h.path,
+                            format!("{} is a reserved header; it may not be overridden", h.name),
+                        ));
+                    }
+                    let text = decoder.string(h.value, &h.path)?;
+                    config.headers.push((h.name, text));
+                }
+                config.headers.sort();
+            }
+            "required_matchers" => {
+                for m in decoder.fields(value, path)? {
+                    let text = decoder.string(m.value, &m.path)?;
+                    config.required_matchers.push((m.name, text));
+                }
+                config.required_matchers.sort();
+            }
+            "read_recent" => config.read_recent = decoder.bool(value, path)?,
+            "filter_external_labels" => {
+                config.filter_external_labels = decoder.bool(value, path)?
+            }
+            _ => {
+                if !http::decode_field(decoder, &mut config.http, &f)? {
+                    return Err(decoder.unknown(&f));
+                }
+            }
+        }
+    }
+    let url_field = format!("{field}.url");
+    let line = url_line.unwrap_or(node.line);
+    if config.url.is_empty() {
+        return Err(decoder.error(line, &url_field, "url for remote_read is empty"));
     }
     if check_url(&config.url).is_err() {
         return Err(decoder.error(

@@ -221,6 +221,14 @@ pub trait Storage: Appendable + Queryable {
     fn admin(&self) -> Option<&dyn StorageAdmin> {
         None
     }
+
+    /// The time (milliseconds) of the oldest sample the store may hold,
+    /// `i64::MAX` when it holds none. `remote_read` without `read_recent`
+    /// asks other stores only for what is older. By default `i64::MIN`:
+    /// the store claims all of time.
+    fn start_time(&self) -> i64 {
+        i64::MIN
+    }
 }
 
 /// What Prometheus's TSDB admin API (`/api/v1/admin/tsdb/*`) asks of a

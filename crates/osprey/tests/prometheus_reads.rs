@@ -131,6 +131,15 @@ fn prometheus_available() -> bool {
 
 /// Starts Prometheus with `config` (YAML lines) in `dir`, killed on drop.
 fn start_prometheus(dir: &std::path::Path, config: &[&str]) -> (ChildGuard, SocketAddr) {
+    start_prometheus_with(dir, config, &[])
+}
+
+/// Like [`start_prometheus`] with extra flags.
+fn start_prometheus_with(
+    dir: &std::path::Path,
+    config: &[&str],
+    flags: &[&str],
+) -> (ChildGuard, SocketAddr) {
     let addr = free_addr();
     let path = dir.join("prometheus.yml");
     let mut text = config.join("\n");
@@ -143,7 +152,8 @@ fn start_prometheus(dir: &std::path::Path, config: &[&str]) -> (ChildGuard, Sock
                 "--storage.tsdb.path={}",
                 dir.join("prometheus-data").display()
             ))
-            .arg(format!("--web.listen-address={addr}")),
+            .arg(format!("--web.listen-address={addr}"))
+            .args(flags),
         &dir.join("prometheus.log"),
         Duration::from_secs(60),
         || matches!(http(addr, "GET", "/-/ready", &[], &[]), Ok((200, _))),
@@ -326,4 +336,135 @@ fn prometheus_reads_osprey_through_remote_read() {
     let theirs = get_json(prometheus_addr, &path);
     assert_eq!(theirs["status"], "success", "{theirs}");
     assert_eq!(theirs["data"]["result"], serde_json::json!([]));
+}
+
+/// osprey with a Prometheus as its `remote_read` store answers queries
+/// with Prometheus's data exactly as Prometheus does, asks it only when
+/// the selector holds the required matchers, and a store that is down
+/// leaves the answer empty instead of failing it.
+#[test]
+fn osprey_reads_prometheus_through_remote_read() {
+    if !prometheus_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prometheus_dir = dir.path().join("prometheus");
+    std::fs::create_dir_all(&prometheus_dir).expect("mkdir");
+    let (prometheus, prometheus_addr) = start_prometheus_with(
+        &prometheus_dir,
+        &[
+            "global:",
+            "  scrape_interval: 1m",
+            "  external_labels:",
+            "    source: prom",
+        ],
+        &["--web.enable-remote-write-receiver"],
+    );
+    // Ten minutes of a counter and a gauge for two jobs, written into
+    // Prometheus, at times off every query step.
+    let base = (now_ms() / 1000) * 1000 - 600_000 + 123;
+    let mut series: Vec<support::WriteSeries<'_>> = Vec::new();
+    for job in ["a", "b"] {
+        let times: Vec<i64> = (0..60).map(|i| base + i * 10_000).collect();
+        series.push((
+            vec![
+                ("__name__", "pr_total".to_string()),
+                ("job", job.to_string()),
+            ],
+            times
+                .iter()
+                .enumerate()
+                .map(|(i, &t)| (t, (i * 4) as f64))
+                .collect(),
+        ));
+        series.push((
+            vec![
+                ("__name__", "pr_gauge".to_string()),
+                ("job", job.to_string()),
+            ],
+            times
+                .iter()
+                .enumerate()
+                .map(|(i, &t)| (t, (i as f64 * 0.61).cos()))
+                .collect(),
+        ));
+    }
+    let status = support::remote_write(prometheus_addr, &support::remote_write_body(&series))
+        .expect("write");
+    assert_eq!(status, 204, "Prometheus refused the remote write");
+
+    let config = dir.path().join("osprey.yml");
+    std::fs::write(
+        &config,
+        [
+            "remote_read:",
+            &format!("  - url: http://{prometheus_addr}/api/v1/read"),
+            "    remote_timeout: 5s",
+            "    required_matchers:",
+            "      source: prom",
+            "",
+        ]
+        .join("\n"),
+    )
+    .expect("write config");
+    let server = Server::start_with_args(
+        &dir.path().join("data"),
+        free_addr(),
+        &dir.path().join("osprey.log"),
+        &["--config", &config.display().to_string()],
+    );
+    let start = base / 1000 + 30;
+    let end = start + 500;
+    let range = |query: &str| {
+        format!(
+            "/api/v1/query_range?query={}&start={start}&end={end}&step=7",
+            urlencode(query)
+        )
+    };
+    for (ours, theirs) in [
+        ("pr_gauge{source=\"prom\"}", "pr_gauge"),
+        ("rate(pr_total{source=\"prom\"}[2m])", "rate(pr_total[2m])"),
+        (
+            "sum by (job) (min_over_time(pr_gauge{source=\"prom\"}[1m]))",
+            "sum by (job) (min_over_time(pr_gauge[1m]))",
+        ),
+    ] {
+        let mut ours_json = get_json(server.addr, &range(ours));
+        let theirs_json = get_json(prometheus_addr, &range(theirs));
+        assert_eq!(theirs_json["status"], "success", "{theirs}: {theirs_json}");
+        let n = theirs_json["data"]["result"].as_array().map_or(0, Vec::len);
+        assert!(n > 0, "{theirs}: Prometheus returned nothing");
+        // Prometheus's remote read adds its external label; the selector
+        // keeps it on osprey's side.
+        for series in ours_json["data"]["result"]
+            .as_array_mut()
+            .into_iter()
+            .flatten()
+        {
+            if let Some(metric) = series["metric"].as_object_mut() {
+                metric.remove("source");
+            }
+        }
+        assert_eq!(
+            ours_json["data"]["result"],
+            theirs_json["data"]["result"],
+            "{ours}: osprey through remote_read differs from Prometheus\n{}",
+            server.log_text()
+        );
+    }
+    // Without the required matcher Prometheus is not asked.
+    let plain = get_json(server.addr, &range("pr_gauge"));
+    assert_eq!(plain["status"], "success");
+    assert_eq!(plain["data"]["result"], serde_json::json!([]));
+
+    // With Prometheus gone the query still answers, from what is left.
+    drop(prometheus);
+    let gone = get_json(server.addr, &range("pr_gauge{source=\"prom\"}"));
+    assert_eq!(gone["status"], "success", "{gone}");
+    assert_eq!(gone["data"]["result"], serde_json::json!([]));
+    assert!(
+        server.log_text().contains("remote read failed"),
+        "{}",
+        server.log_text()
+    );
 }

@@ -30,6 +30,7 @@ pub mod codec;
 mod decode;
 pub mod forward;
 pub mod read;
+pub mod read_client;
 pub mod sender;
 
 pub use codec::{

@@ -41,6 +41,7 @@ pub mod backtest;
 mod error;
 pub mod export;
 pub mod exporters;
+pub mod fanout;
 pub mod federate;
 pub mod ingest;
 pub mod lifecycle;
@@ -136,6 +137,10 @@ pub struct AppState {
 
 struct AppStateInner {
     storage: Arc<dyn Storage>,
+    /// What queries read: the store, plus the `remote_read` stores while
+    /// any are configured.
+    queryable: Arc<dyn model::storage::Queryable>,
+    remote_reads: Arc<fanout::RemoteReads>,
     /// What writers append to: the store, through a forwarder when the
     /// server has a `remote_write` directory.
     forwarder: Option<Arc<remote::Forwarder>>,
@@ -202,9 +207,13 @@ impl AppState {
             config.data_dir.as_deref(),
         );
         let dashboard_paths = scraping::DashboardPaths::default();
+        let remote_reads = Arc::new(fanout::RemoteReads::default());
+        let queryable = Arc::new(fanout::Fanout::new(storage.clone(), remote_reads.clone()));
         AppState {
             inner: Arc::new(AppStateInner {
                 storage,
+                queryable,
+                remote_reads,
                 forwarder,
                 config,
                 metrics,
@@ -226,6 +235,12 @@ impl AppState {
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.inner.storage
+    }
+
+    /// What PromQL reads (the query API, rules): the store, plus the
+    /// `remote_read` stores while any are configured.
+    pub fn queryable(&self) -> &Arc<dyn model::storage::Queryable> {
+        &self.inner.queryable
     }
 
     /// Where writers (scraping, rules, the write endpoints) append: the

@@ -272,9 +272,10 @@ impl AppState {
         result
     }
 
-    /// Phase two: hands every subsystem its part. Two steps can still
-    /// fail on the machine (opening the remote-write WAL, creating the
-    /// alert manager's state directory); they come first, and a failure of
+    /// Phase two: hands every subsystem its part. Three steps can still
+    /// fail on the machine (building the remote-read clients, opening the
+    /// remote-write WAL, creating the alert manager's state directory);
+    /// they come first, and a failure of
     /// the second undoes the first, so a failure changes nothing.
     async fn apply(&self, prepared: Prepared) -> Result<(), String> {
         let Some(lifecycle) = self.inner.lifecycle.get() else {
@@ -292,6 +293,10 @@ impl AppState {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        let remote_reads = crate::fanout::RemoteReads::prepare(
+            &config.remote_read,
+            &config.global.external_labels,
+        )?;
         self.apply_remote_write(&config).await?;
         // The embedded alert manager: started, reconfigured or stopped.
         let running = self.alertmanager();
@@ -365,6 +370,7 @@ impl AppState {
                 .scrape_jobs(&self_address(self.config().listen), &config.global),
         );
         lifecycle.scrape.apply_config(&jobs).await;
+        self.inner.remote_reads.install(remote_reads);
         *lifecycle.config.write().unwrap_or_else(|e| e.into_inner()) = config;
         Ok(())
     }

@@ -96,7 +96,7 @@ pub(crate) async fn query(State(state): State<AppState>, request: Request) -> Re
         let options = query_options(&params)?;
         let query = query_param(&params)?;
         let with_stats = params.get("stats").is_some();
-        let storage = state.storage().clone();
+        let storage = state.queryable().clone();
         let engine = state.engine().clone();
         let output = blocking(move || {
             parse_then_run(&query, || {
@@ -142,7 +142,7 @@ pub(crate) async fn query_range(State(state): State<AppState>, request: Request)
         let options = query_options(&params)?;
         let query = query_param(&params)?;
         let with_stats = params.get("stats").is_some();
-        let storage = state.storage().clone();
+        let storage = state.queryable().clone();
         let engine = state.engine().clone();
         let output = blocking(move || {
             parse_then_run(&query, || {

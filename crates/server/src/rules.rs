@@ -101,7 +101,7 @@ impl AppState {
             let sender = Arc::new(AlertSender::new());
             let env = EvalEnv {
                 engine: self.engine().clone(),
-                queryable: self.storage().clone(),
+                queryable: self.queryable().clone(),
                 appendable: self.appendable(),
                 external_labels: config.global.external_labels.clone(),
                 external_url: self.config().external_url.clone(),

@@ -911,6 +911,15 @@ impl Storage for Db {
         self.head.stats(limit)
     }
 
+    fn start_time(&self) -> i64 {
+        let oldest_block = read(&self.blocks)
+            .iter()
+            .map(|b| b.meta().min_time)
+            .min()
+            .unwrap_or(i64::MAX);
+        oldest_block.min(self.head.min_time())
+    }
+
     fn admin(&self) -> Option<&dyn StorageAdmin> {
         Some(self)
     }

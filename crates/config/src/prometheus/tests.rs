@@ -440,6 +440,57 @@ fn remote_write_errors_name_file_line_and_field() {
 }
 
 #[test]
+fn remote_read_entries_parse_with_defaults_and_errors() {
+    let config = parse_config(
+        "prometheus.yml",
+        "remote_read:\n  - url: http://a/r\n  - url: https://b/r\n    name: b\n    remote_timeout: 5s\n    read_recent: true\n    filter_external_labels: false\n    required_matchers:\n      zone: z\n      env: prod\n    headers:\n      X-Tenant: t\n    basic_auth:\n      username: u\n      password: p\n",
+    )
+    .unwrap();
+    let [a, b] = config.remote_read.as_slice() else {
+        panic!("two entries expected: {:?}", config.remote_read);
+    };
+    assert_eq!(a.url, "http://a/r");
+    assert_eq!(a.remote_timeout_ms, 60_000);
+    assert!(!a.read_recent && a.filter_external_labels);
+    assert!(a.required_matchers.is_empty());
+    assert_eq!(b.name, "b");
+    assert_eq!(b.remote_timeout_ms, 5_000);
+    assert!(b.read_recent && !b.filter_external_labels);
+    assert_eq!(
+        b.required_matchers,
+        vec![
+            ("env".to_string(), "prod".to_string()),
+            ("zone".to_string(), "z".to_string())
+        ]
+    );
+    assert_eq!(b.headers, vec![("X-Tenant".to_string(), "t".to_string())]);
+    assert!(b.http.basic_auth.is_some());
+
+    let cases: &[(&str, &str)] = &[
+        (
+            "remote_read:\n  - name: a\n",
+            "prometheus.yml:2: remote_read[0].url: url for remote_read is empty",
+        ),
+        (
+            "remote_read:\n  - url: ftp://x/y\n",
+            r#"prometheus.yml:2: remote_read[0].url: invalid URL "ftp://x/y" (expected http:// or https:// with a host)"#,
+        ),
+        (
+            "remote_read:\n  - url: http://a/r\n    read_recnt: true\n",
+            "prometheus.yml:3: remote_read[0].read_recnt: unknown field",
+        ),
+        (
+            "remote_read:\n  - url: http://a/r\n    name: x\n  - url: http://b/r\n    name: x\n",
+            r#"prometheus.yml:4: remote_read[1].name: found multiple remote read configs with name "x" (also remote_read[0])"#,
+        ),
+    ];
+    for (text, expected) in cases {
+        let error = parse_config("prometheus.yml", text).unwrap_err();
+        assert_eq!(error.to_string(), *expected, "for {text:?}");
+    }
+}
+
+#[test]
 fn file_sd_paths_are_relative_to_the_config_file() {
     let text = "scrape_configs:\n  - job_name: a\n    file_sd_configs:\n      - files: ['targets/*.json', '/abs/t.yml']\n";
     let config = parse_config("/etc/osprey/prometheus.yml", text).unwrap();
