@@ -12,6 +12,9 @@
 //! - `slo generate` and `check slo`: SLO specs (Sloth, OpenSLO) into
 //!   Prometheus rule files, and their validation.
 //! - `rules backtest`: what rule files would have done over stored history.
+//! - `tsdb backup` / `tsdb restore`: copies of the blocks with a checked
+//!   manifest, and their way back into an empty data directory
+//!   (`tsdb_cli.rs`).
 //!
 //! This is the only crate that uses `anyhow`; every error leaves here as one
 //! line on stderr and a non-zero exit code.
@@ -23,6 +26,7 @@ mod check;
 mod exporter;
 mod import;
 mod slo;
+mod tsdb_cli;
 mod units;
 
 use anyhow::Context;
@@ -68,6 +72,9 @@ enum Command {
     /// Work with rule files against stored history.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Work with a data directory: backups and restores.
+    #[command(subcommand)]
+    Tsdb(tsdb_cli::TsdbCommand),
 }
 
 #[derive(Subcommand)]
@@ -259,6 +266,7 @@ fn main() {
         Command::Exporter(args) => exporter::run(args),
         Command::Slo(SloCommand::Generate(args)) => slo::generate(&args),
         Command::Rules(RulesCommand::Backtest(args)) => backtest::run(&args),
+        Command::Tsdb(command) => tsdb_cli::run(command),
     };
     if let Err(e) = result {
         eprintln!("osprey: {e:#}");

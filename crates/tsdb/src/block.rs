@@ -259,7 +259,7 @@ fn encode_ulid(ms: u64, random: u128) -> String {
 }
 
 /// Whether `s` looks like a ULID.
-fn is_ulid(s: &str) -> bool {
+pub(crate) fn is_ulid(s: &str) -> bool {
     s.len() == 26 && s.bytes().all(|b| CROCKFORD.contains(&b)) && s.as_bytes()[0] <= b'7'
 }
 

@@ -18,6 +18,7 @@
 //! The on-disk formats are specified in `docs/format/`. This crate knows
 //! nothing of HTTP, JSON wire shapes, PromQL or async runtimes.
 
+pub mod backup;
 pub mod block;
 pub mod chunkenc;
 pub mod compact;
