@@ -379,3 +379,14 @@ export function formatVariable(v, fmt) {
   }
   return values[0] ?? '';
 }
+
+/**
+ * Where a stat's (or gauge's) range query starts: whole steps back from
+ * `end`, so that its last point, the value shown, is at `end` itself.
+ * Started on a multiple of the step instead, the last point could lie up
+ * to a step (a minute) before now, and a new install's stats would read
+ * "No data" although two scrapes, enough for a rate, are already there.
+ */
+export function statStart(startS, endS, step) {
+  return endS - Math.max(0, Math.floor((endS - startS) / step)) * step;
+}

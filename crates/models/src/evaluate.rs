@@ -11,15 +11,15 @@ use promql::drift;
 use std::collections::HashMap;
 
 /// Equal-frequency bins for numeric PSI, KL and JS.
-const BINS: usize = 10;
+pub(crate) const BINS: usize = 10;
 
 /// What the current window is compared with.
-struct ReferenceView<'a> {
+pub(crate) struct ReferenceView<'a> {
     panes: Vec<&'a Pane>,
 }
 
 impl<'a> ReferenceView<'a> {
-    fn features(&self, id: usize) -> impl Iterator<Item = &'a Column> + '_ {
+    pub(crate) fn features(&self, id: usize) -> impl Iterator<Item = &'a Column> + '_ {
         self.panes.iter().filter_map(move |p| p.features.get(id))
     }
     fn prediction(&self) -> impl Iterator<Item = &'a Column> + '_ {
@@ -116,7 +116,7 @@ fn current_panes<'s>(state: &ModelState, w: &'s VersionState) -> impl Iterator<I
 }
 
 /// The reference in effect, if there is one yet.
-fn reference_view(state: &ModelState, now_ms: i64) -> Option<ReferenceView<'_>> {
+pub(crate) fn reference_view(state: &ModelState, now_ms: i64) -> Option<ReferenceView<'_>> {
     match &state.config.reference {
         Reference::Upload => {
             if let Some(u) = &state.uploaded {

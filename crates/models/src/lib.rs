@@ -11,10 +11,14 @@
 //! - [`records`] reads the API's request bodies into borrowed records,
 //!   naming the record and field of any error.
 //!
+//! - [`distribution`] is one feature's reference and current
+//!   distributions as shares, for the Models page.
+//!
 //! This crate is not the HTTP API (that is `server`), and it writes series
 //! only through `model::storage::Appendable`.
 
 pub mod alerts;
+pub mod distribution;
 mod evaluate;
 mod kolmogorov;
 pub mod log;

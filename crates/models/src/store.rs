@@ -579,6 +579,25 @@ impl Models {
         out
     }
 
+    /// One feature's reference and current distributions
+    /// (`crate::distribution`): of `version`'s window, or of the version
+    /// with the most records in it.
+    pub fn distribution(
+        &self,
+        name: &str,
+        feature: &str,
+        version: Option<&str>,
+        now_ms: i64,
+    ) -> Result<crate::distribution::Distribution, crate::distribution::DistributionError> {
+        let Some(m) = self.get(name) else {
+            return Err(crate::distribution::DistributionError::Unknown(format!(
+                "no model {name:?}"
+            )));
+        };
+        let state = m.lock().unwrap_or_else(|e| e.into_inner());
+        crate::distribution::distribution(&state, feature, version, now_ms)
+    }
+
     /// Evaluates one model now, whether due or not (tests, benchmarks).
     pub fn evaluate_model(&self, name: &str, now_ms: i64) -> Vec<(model::Labels, f64)> {
         let mut out = Vec::new();

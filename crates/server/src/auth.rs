@@ -85,6 +85,8 @@ pub fn server_policy(method: &Method, path: &str) -> Option<Access> {
     Some(match path {
         // Liveness checks; `/health` is the stand-alone Redis exporter's.
         "/-/healthy" | "/-/ready" | "/health" => Public,
+        // Grafana's health check, open as Grafana's is.
+        "/api/health" => Public,
         "/api/osprey/login" | "/api/osprey/logout" | "/api/osprey/whoami" => Public,
         // The app must load to show the login page; what it shows comes
         // from the APIs below. These routes take GET only.
@@ -140,6 +142,7 @@ pub fn server_policy(method: &Method, path: &str) -> Option<Access> {
         | "/api/v1/metadata"
         | "/api/osprey/slos"
         | "/api/v1/models"
+        | "/api/v1/models/{model}/distribution"
         | "/api/v1/rules"
         // A backtest computes over stored data and changes nothing.
         | "/api/v1/rules/backtest"
