@@ -506,7 +506,7 @@ class DashboardView {
       const b = this.builtins(def, targets[0], widthPx);
       const q = new URLSearchParams({ expr: this.interpolate(targets[0].expr, { builtins: b.vars }), range: formatDuration(b.end - b.start) });
       if (this.to !== 'now') q.set('end', new Date(b.end).toISOString());
-      p.explore.href = '/?' + q;
+      p.explore.href = '/graph?' + q;
       p.explore.style.visibility = 'visible';
     }
     const instantOnly = type === 'table';

@@ -220,3 +220,29 @@ test('a stat\'s last point is at the end of its range', () => {
   // A range shorter than a step still evaluates at the end.
   assert.equal(statStart(1000010, 1000030, 60), 1000030);
 });
+
+test('models: selectors, explorer links, verdicts and p-values', async () => {
+  const { selector, exploreHref, verdict, pText, psiColor } = await import('../src/models.js');
+  assert.equal(selector({ model: 'churn', version: 'v"1', feature: undefined }), '{model="churn", version="v\\"1"}');
+  assert.equal(exploreHref('up', '1h'), '/graph?expr=up&range=1h');
+  // Accuracy: higher is better; B − A = −0.3 with a tiny p: A wins.
+  const a = verdict('accuracy', -0.3, 1e-10, 'v1', 'v2');
+  assert.equal(a.better, 'v1');
+  assert.match(a.text, /v1 is better than v2 on accuracy \(0\.300 higher\), p = 1\.0e-10: over 99\.99% confidence/);
+  // RMSE: lower is better; B − A = −0.5 at p 0.01: B wins with 99% confidence.
+  const r = verdict('rmse', -0.5, 0.01, 'v1', 'v2');
+  assert.equal(r.better, 'v2');
+  assert.match(r.text, /v2 is better than v1 on rmse \(0\.500 lower\), p = 0\.0100: 99\.00% confidence/);
+  // Not significant: no winner.
+  assert.equal(verdict('accuracy', 0.01, 0.4, 'v1', 'v2').better, null);
+  assert.equal(pText(0), '< 1e-300');
+  assert.equal(pText(0.04321), '0.0432');
+  assert.notEqual(psiColor(0.05), psiColor(0.3));
+});
+
+test('home: dashboard queries run with every variable as everything', async () => {
+  const { homeQuery } = await import('../src/home.js');
+  assert.equal(homeQuery('rate(x{instance=~"$instance"}[$__rate_interval])', 0), 'rate(x{instance=~".*"}[1m])');
+  // With a step, the window is $__rate_interval's: max(step + 15 s, 60 s).
+  assert.equal(homeQuery('rate(x[$__rate_interval])', 120), 'rate(x[2m15s])');
+});
