@@ -2,7 +2,7 @@
 // dashboard view: variables, time range picker, auto-refresh, rows and
 // panels (time series, stat, gauge, bar gauge, table, heatmap, text).
 
-import { el, api, can, statStart, parseDuration, parseTime, formatDuration, autoStep, legendName, seriesName, formatValue, thresholdColor, PALETTE, debounce, formatVariable } from './util.js';
+import { el, api, can, alignedStart, parseDuration, parseTime, formatDuration, autoStep, legendName, seriesName, formatValue, thresholdColor, PALETTE, debounce, formatVariable } from './util.js';
 import { timeChart, alignSeries, heatmap, sparkline, gaugeSvg, reduce } from './chart.js';
 import { isGrafana, fromGrafana, sanitizeUid } from './grafana.js';
 import { metricsOf } from './complete.js';
@@ -524,7 +524,7 @@ class DashboardView {
           const single = type === 'stat' || type === 'gauge' || type === 'bargauge';
           const step = single ? Math.max(b.stepS, autoStep(b.end - b.start, 60)) : b.stepS;
           const end = Math.floor(b.end / 1000);
-          const start = single ? statStart(b.start / 1000, end, step) : Math.floor(b.start / 1000 / step) * step;
+          const start = alignedStart(b.start / 1000, end, step);
           const data = await api('/api/v1/query_range', { params: { query, start, end, step }, signal: this.controller.signal });
           return { target: t, ti, b, data, start, end, step };
         }),

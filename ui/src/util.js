@@ -381,12 +381,13 @@ export function formatVariable(v, fmt) {
 }
 
 /**
- * Where a stat's (or gauge's) range query starts: whole steps back from
- * `end`, so that its last point, the value shown, is at `end` itself.
+ * Where a panel's range query starts: whole steps back from `end`, so
+ * that its last point is at `end` itself (a stat shows that point).
  * Started on a multiple of the step instead, the last point could lie up
- * to a step (a minute) before now, and a new install's stats would read
- * "No data" although two scrapes, enough for a rate, are already there.
+ * to a step (a minute on an hour's stat) before now, and a new install's
+ * panels would read "No data" although two scrapes, enough for a rate,
+ * are already there.
  */
-export function statStart(startS, endS, step) {
+export function alignedStart(startS, endS, step) {
   return endS - Math.max(0, Math.floor((endS - startS) / step)) * step;
 }

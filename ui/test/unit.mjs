@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { parseDuration, formatDuration, parseTime, formatValue, legendName, seriesName, thresholdColor, formatVariable, autoStep, statStart } from '../src/util.js';
+import { parseDuration, formatDuration, parseTime, formatValue, legendName, seriesName, thresholdColor, formatVariable, autoStep, alignedStart } from '../src/util.js';
 import { completionContext } from '../src/complete.js';
 import { errorPosition, bracketError, bandQuery, matchBands } from '../src/explorer.js';
 import { isGrafana, fromGrafana, sanitizeUid } from '../src/grafana.js';
@@ -211,14 +211,14 @@ test('a backtest charts the left side of a comparison that returned nothing', ()
   assert.equal(Math.round(86400 / metricStep(0, 86400)), 450);
 });
 
-test('a stat\'s last point is at the end of its range', () => {
+test('a panel\'s last point is at the end of its range', () => {
   // One hour at a 60 s step ending at 1000030: the last point is the end,
   // not 1000020 (the multiple of the step before it).
-  const start = statStart(1000030 - 3600, 1000030, 60);
+  const start = alignedStart(1000030 - 3600, 1000030, 60);
   assert.equal(start, 1000030 - 3600);
   assert.equal((1000030 - start) % 60, 0);
   // A range shorter than a step still evaluates at the end.
-  assert.equal(statStart(1000010, 1000030, 60), 1000030);
+  assert.equal(alignedStart(1000010, 1000030, 60), 1000030);
 });
 
 test('models: selectors, explorer links, verdicts and p-values', async () => {
