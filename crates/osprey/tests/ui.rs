@@ -1,7 +1,12 @@
 //! The web UI end to end: the real `osprey` binary with an hour of host,
 //! GPU, serving and training data, driven by `ui/test/e2e.mjs` in headless
 //! Chromium (Debian's `chromium` through playwright-core). Screenshots go to
-//! `target/ui-screenshots/`. Also the dashboards API over HTTP: saving,
+//! `target/ui-screenshots/`. A second server is fed through the prediction
+//! API as `tests/models.rs` does, and the Models pages, the A/B view, the
+//! home page and the "Model quality" dashboard are checked on it (with
+//! the distribution endpoint and Grafana's `/api/health` over plain
+//! HTTP). The embedded default's home page must show every key figure
+//! from the first scrapes. Also the dashboards API over HTTP: saving,
 //! refusing bad input, provisioning from the config and re-reading
 //! provisioned files when they change.
 //!
@@ -555,7 +560,7 @@ fn post_json(addr: SocketAddr, path: &str, body: &serde_json::Value) {
     assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&answer));
 }
 
-/// The model of `crates/osprey/tests/models.rs`, fed in four waves a few
+/// The model of `crates/osprey/tests/models.rs`, fed through the API in four waves a few
 /// evaluations apart so the drift heatmap has a history: a reference of
 /// 1,200 records with outcomes; then per wave 400 records of v1 (right
 /// 90 % of the time) and 200 of v2 (60 %), the age feature shifted 4
@@ -642,9 +647,6 @@ fn feed_model(addr: SocketAddr) {
 #[test]
 fn browser_models_pages_and_home() {
     let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(chromium) = browser_prerequisites() else {
-        return;
-    };
     let dir = tempfile::tempdir().expect("tempdir");
     let addr = free_addr();
     let config = dir.path().join("osprey.yml");
@@ -708,6 +710,11 @@ fn browser_models_pages_and_home() {
     let (status, e) = get_json(addr, "/api/v1/models/churn/distribution");
     assert_eq!(status, 400, "{e}");
 
+    // The server checks above run everywhere; the browser's need chromium.
+    let Some(chromium) = browser_prerequisites() else {
+        server.kill();
+        return;
+    };
     let screenshots = repo_root().join("target/ui-screenshots");
     let (ok, stdout) = run_e2e(
         addr,
