@@ -89,7 +89,11 @@ pub enum DistributionError {
 /// numpy widens such a range by 0.5 each side.
 pub fn equal_width_counts(points: &[(f64, f64)], lo: f64, hi: f64, bins: usize) -> Vec<f64> {
     let mut counts = vec![0.0; bins];
-    let (lo, hi) = if lo == hi { (lo - 0.5, hi + 0.5) } else { (lo, hi) };
+    let (lo, hi) = if lo == hi {
+        (lo - 0.5, hi + 0.5)
+    } else {
+        (lo, hi)
+    };
     let width = (hi - lo) / bins as f64;
     for &(v, w) in points {
         if !(v >= lo && v <= hi) {
@@ -114,7 +118,11 @@ pub fn equal_width_counts(points: &[(f64, f64)], lo: f64, hi: f64, bins: usize) 
 
 /// The edges of [`equal_width_counts`]'s bins.
 pub fn equal_width_edges(lo: f64, hi: f64, bins: usize) -> Vec<f64> {
-    let (lo, hi) = if lo == hi { (lo - 0.5, hi + 0.5) } else { (lo, hi) };
+    let (lo, hi) = if lo == hi {
+        (lo - 0.5, hi + 0.5)
+    } else {
+        (lo, hi)
+    };
     let width = (hi - lo) / bins as f64;
     (0..=bins)
         .map(|k| if k == bins { hi } else { lo + width * k as f64 })
@@ -165,7 +173,10 @@ pub(crate) fn distribution(
                 )));
             };
             let w = state.windows.get(vid as usize);
-            (vid as usize, w.map(|w| window(w, start, id)).unwrap_or_default())
+            (
+                vid as usize,
+                w.map(|w| window(w, start, id)).unwrap_or_default(),
+            )
         }
         None => {
             let best = state
@@ -306,7 +317,10 @@ mod tests {
     #[test]
     fn equal_width_bins_follow_numpy_edges() {
         // numpy.histogram([0, 1, 2, 3, 4], bins=4, range=(0, 4)) == [1, 1, 1, 2]
-        let points: Vec<(f64, f64)> = [0.0, 1.0, 2.0, 3.0, 4.0].iter().map(|v| (*v, 1.0)).collect();
+        let points: Vec<(f64, f64)> = [0.0, 1.0, 2.0, 3.0, 4.0]
+            .iter()
+            .map(|v| (*v, 1.0))
+            .collect();
         assert_eq!(
             equal_width_counts(&points, 0.0, 4.0, 4),
             vec![1.0, 1.0, 1.0, 2.0]

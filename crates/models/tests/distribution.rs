@@ -105,8 +105,7 @@ fn shares_agree_with_numpy() {
         Err(DistributionError::NotYet(_))
     ));
 
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/distribution.py");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/distribution.py");
     let input = json!({"reference": ref_age, "current": cur_age,
         "ref_categories": ref_city, "cur_categories": cur_city});
     let Some(output) = python::run(&script, &input.to_string()) else {
@@ -128,11 +127,19 @@ fn shares_agree_with_numpy() {
     };
     let h = numeric.histogram.as_ref().expect("histogram");
     same("edges", &h.edges, &floats(&want["edges"]));
-    same("reference shares", &h.reference, &floats(&want["reference"]));
+    same(
+        "reference shares",
+        &h.reference,
+        &floats(&want["reference"]),
+    );
     same("current shares", &h.current, &floats(&want["current"]));
     let p = numeric.psi_bins.as_ref().expect("psi bins");
     same("cuts", &p.cuts, &floats(&want["cuts"]));
-    same("psi reference", &p.reference, &floats(&want["psi_reference"]));
+    same(
+        "psi reference",
+        &p.reference,
+        &floats(&want["psi_reference"]),
+    );
     same("psi current", &p.current, &floats(&want["psi_current"]));
     let cats = categorical.categories.as_ref().expect("categories");
     assert_eq!(cats.len(), 4);

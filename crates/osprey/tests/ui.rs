@@ -575,7 +575,11 @@ fn feed_model(addr: SocketAddr) {
         let income = normal(&mut rng, 50.0, 15.0);
         let pick = normal(&mut rng, 0.0, 1.0).abs();
         let city = cities[((pick * 1.3 + shift / 10.0) as usize).min(2)];
-        let truth = if age + 0.3 * income > 55.0 { "yes" } else { "no" };
+        let truth = if age + 0.3 * income > 55.0 {
+            "yes"
+        } else {
+            "no"
+        };
         let right = normal(&mut rng, 0.0, 1.0).abs() < skill;
         let predicted = match (right, truth) {
             (true, t) => t,
@@ -679,7 +683,10 @@ fn browser_models_pages_and_home() {
             addr,
             "/api/v1/query?query=osprey_model_version_comparison_pvalue",
         );
-        let (_, alerts) = get_json(addr, "/api/v1/query?query=ALERTS%7Balertname%3D%22ModelAccuracyLow%22%2Calertstate%3D%22firing%22%7D");
+        let (_, alerts) = get_json(
+            addr,
+            "/api/v1/query?query=ALERTS%7Balertname%3D%22ModelAccuracyLow%22%2Calertstate%3D%22firing%22%7D",
+        );
         let has = |v: &serde_json::Value| {
             v["data"]["result"]
                 .as_array()
