@@ -478,6 +478,27 @@ await check('explorer: an anomaly band is drawn behind each series', async () =>
   await context.close();
 });
 
+await check('home: the machine\'s figures and charts, the open alerts and the SLOs', async () => {
+  const { context, page } = await newPage();
+  await page.goto(base + '/');
+  await page.waitForSelector('#home-stats');
+  await page.waitForFunction(() => [...document.querySelectorAll('.home-stat')].every((b) => b.dataset.state) && [...document.querySelectorAll('.home-charts .card')].every((c) => c.dataset.state));
+  await page.waitForLoadState('networkidle');
+  const stats = await page.$$eval('.home-stat', (bs) => bs.map((b) => [b.dataset.stat, b.dataset.state]));
+  const bad = stats.filter(([, st]) => st !== 'done');
+  if (bad.length) throw new Error(`stats without a value: ${JSON.stringify(bad)}`);
+  const charts = await page.$$eval('.home-charts .card', (cs) => cs.map((c) => [c.dataset.chart, c.dataset.state]));
+  if (charts.length < 4 || charts.some(([, st]) => st !== 'done')) throw new Error(`charts ${JSON.stringify(charts)}`);
+  const alerts = await page.$$eval('#home-alerts tr[data-alert]', (rs) => rs.map((r) => r.dataset.alert));
+  if (!alerts.includes('GpuHot')) throw new Error(`open alerts ${alerts}`);
+  if (args.slo) await page.waitForSelector(`#home-slos tr[data-slo="${args.slo}"]`);
+  if (await page.$('#home-models')) throw new Error('a models section without models');
+  summary.homeWithData = { stats: stats.length, charts: charts.length, alerts: alerts.length };
+  await shot(page, 'home-with-data');
+  await noErrors(page, 'home');
+  await context.close();
+});
+
 await check('explorer: a parse error is shown inline', async () => {
   const { context, page } = await newPage();
   await page.goto(base + '/?expr=' + encodeURIComponent('sum(rate(up[5m])'));
