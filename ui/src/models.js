@@ -587,8 +587,16 @@ export async function renderCompare(main, name) {
     const r = list.find((x) => x.metric.version === v);
     return r ? r.value : null;
   };
-  /** The test of B against A: as written (B against baseline A), or the other way round. */
+  // The tests between A and B, for any pair (the series test each version
+  // against the baseline only; they are the fallback).
+  const pair = await api(`/api/v1/models/${encodeURIComponent(name)}/compare`, { params: { a, b } }).catch((e) => {
+    console.warn(e.message);
+    return null;
+  });
+  /** The test of B against A. */
   const test = (metric) => {
+    const f = pair && (pair.figures || []).find((x) => x.metric === metric && x.p_value !== null && x.p_value !== undefined);
+    if (f) return { p: f.p_value, diff: f.difference, test: f.test };
     const direct = (list) => list.find((x) => x.metric.version === b && x.metric.baseline === a && x.metric.metric === metric);
     const reverse = (list) => list.find((x) => x.metric.version === a && x.metric.baseline === b && x.metric.metric === metric);
     if (direct(pvalues)) return { p: direct(pvalues).value, diff: direct(comparisons) ? direct(comparisons).value : null };
@@ -633,7 +641,7 @@ export async function renderCompare(main, name) {
   const tested = classification ? ['accuracy'] : ['rmse', 'mae'];
   const verdicts = tested.map((metric) => {
     const t = test(metric);
-    const v = t ? verdict(metric, t.diff, t.p, a, b) : { better: null, text: `${metric}: osprey tests each version against the baseline (${baseline}); pick it as A for a p-value.` };
+    const v = t ? verdict(metric, t.diff, t.p, a, b) : { better: null, text: `${metric}: no test yet (both versions need actuals joined in the window).` };
     return el('div', { class: 'ab-verdict' + (v.better ? ' decided' : ''), 'data-better': v.better || '', 'data-metric': metric }, v.text);
   });
   const pick = (key, current) =>
@@ -650,7 +658,7 @@ export async function renderCompare(main, name) {
   const cmpExpr = `osprey_model_version_comparison_pvalue${selector(m)}`;
   main.replaceChildren(
     el('div', { class: 'section-head' }, el('h1', {}, `${name}: versions side by side`), el('span', { class: 'spacer' }), el('label', { class: 'ctl' }, 'A ', pick('a', a)), el('label', { class: 'ctl' }, 'B ', pick('b', b)), back, el('a', { href: '/models' }, 'All models')),
-    el('div', { class: 'card', id: 'ab-summary' }, el('h2', {}, 'Which version is better'), verdicts, el('div', { class: 'muted small' }, `Tests: ${classification ? 'accuracy by a two-proportion z-test' : 'squared and absolute errors by Welch\'s t-test'} of each version against the baseline version (${baseline}), over the actuals joined in the window; confidence is 1 − p. `, queryLink(cmpExpr, range, 'Tests'))),
+    el('div', { class: 'card', id: 'ab-summary' }, el('h2', {}, 'Which version is better'), verdicts, el('div', { class: 'muted small' }, `Tests: ${classification ? 'accuracy by a two-proportion z-test' : 'squared and absolute errors by Welch\'s t-test'} of B against A over the actuals joined in the window; confidence is 1 − p. The alerts test each version against the baseline version (${baseline}): `, queryLink(cmpExpr, range, 'those tests'), ' ', el('a', { class: 'query-link', href: `/api/v1/models/${encodeURIComponent(name)}/compare?${new URLSearchParams({ a, b })}` }, 'Data ↗'))),
     el('div', { class: 'card' }, el('h2', {}, 'Traffic split'), split, el('div', { class: 'muted small' }, `${a} and ${b} hold ${((100 * (ra + rb)) / total).toFixed(0)}% of the model's ${formatValue(total, 'short')} records in the window. `, queryLink(`osprey_model_records${selector(m)}`, range))),
     el('div', { class: 'card' }, el('h2', {}, 'Figures'), el('table', { class: 'data ab-table' }, el('thead', {}, el('tr', {}, ['Figure', `A: ${a}`, `B: ${b}`, 'B − A', 'p-value'].map((h) => el('th', {}, h)))), el('tbody', {}, rows))),
     perfCard,

@@ -346,6 +346,14 @@ if (args.models) {
     const rows = await page.$$eval('table.ab-table tbody tr', (rs) => rs.map((r) => [...r.children].map((c) => c.textContent)));
     summary.abView = { verdict: text, pvalue: p.trim(), split, rows };
     await shot(page, 'model-compare');
+    // The other way round (A is not the baseline): the same test, the same winner.
+    await page.goto(base + `/models/${model}/compare?a=v2&b=v1`);
+    await page.waitForSelector('.ab-verdict[data-metric="accuracy"]');
+    await page.waitForLoadState('networkidle');
+    const swapped = await page.getAttribute('.ab-verdict[data-metric="accuracy"]', 'data-better');
+    if (expectBetter && swapped !== expectBetter) throw new Error(`swapped verdict ${await page.textContent('.ab-verdict')}`);
+    const p2 = await page.textContent('tr[data-figure="accuracy"] [data-field="pvalue"]');
+    if (p2.trim() !== p.trim()) throw new Error(`p-value ${p2} the other way round, ${p} as asked first`);
     await noErrors(page, 'compare');
     await context.close();
   });

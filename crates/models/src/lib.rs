@@ -20,6 +20,7 @@
 pub mod alerts;
 pub mod distribution;
 mod evaluate;
+pub use evaluate::PairFigure;
 mod kolmogorov;
 pub mod log;
 pub mod metrics;
@@ -29,7 +30,7 @@ pub mod stats;
 pub mod store;
 pub mod window;
 
-pub use store::{Accepted, ErrorKind, IngestError, Models};
+pub use store::{Accepted, Comparison, ErrorKind, IngestError, Models};
 
 /// Reads a request body: gunzips it when `gzip` (refusing more than
 /// `limit` bytes of output), else checks its size and borrows it. Errors

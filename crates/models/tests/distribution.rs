@@ -148,3 +148,153 @@ fn shares_agree_with_numpy() {
         same(&c.value, &[c.reference, c.current], &w);
     }
 }
+
+/// `Models::compare` (the A/B view's figures for any two versions): the
+/// p-values against statsmodels' two-proportion z-test (accuracy) and
+/// scipy's Welch t-test (RMSE and MAE, on squared and absolute errors),
+/// the differences against the figures of each version.
+#[test]
+fn pairwise_comparison_agrees_with_statsmodels_and_scipy() {
+    let mut rng = Rng(23);
+    let now = NOW_MS as f64 / 1000.0;
+    // A classifier: v1 right 85 % of the time, v2 70 %.
+    let classes = Models::in_memory();
+    let (mut preds, mut actuals) = (Vec::new(), Vec::new());
+    let mut correct = std::collections::HashMap::new();
+    for (version, n, skill) in [("v1", 700, 0.85), ("v2", 350, 0.7)] {
+        for i in 0..n {
+            let truth = if rng.uniform() < 0.5 { "yes" } else { "no" };
+            let right = rng.uniform() < skill;
+            let predicted = match (right, truth) {
+                (true, t) => t,
+                (false, "yes") => "no",
+                _ => "yes",
+            };
+            *correct.entry(version).or_insert(0u64) += u64::from(right);
+            let id = format!("{version}-{i}");
+            preds.push(
+                json!({"id": id, "version": version, "timestamp": now - 1000.0 + i as f64,
+                "features": {"x": rng.uniform()}, "prediction": predicted}),
+            );
+            actuals.push(json!({"id": id, "actual": truth, "timestamp": now - 100.0}));
+        }
+    }
+    classes
+        .ingest_predictions("c", json!({"records": preds}).to_string().as_bytes())
+        .expect("predictions");
+    classes
+        .ingest_actuals("c", json!({"records": actuals}).to_string().as_bytes())
+        .expect("actuals");
+    classes.evaluate_model("c", NOW_MS);
+    let c = classes.compare("c", "v1", "v2").expect("compare");
+    assert_eq!((c.records_a, c.records_b), (700, 350));
+    let accuracy = c
+        .figures
+        .iter()
+        .find(|f| f.metric == "accuracy")
+        .expect("accuracy");
+    let (xa, xb) = (correct["v1"], correct["v2"]);
+    assert!(close(accuracy.a.expect("a"), xa as f64 / 700.0, 1e-12));
+    assert!(close(accuracy.b.expect("b"), xb as f64 / 350.0, 1e-12));
+    assert!(close(
+        accuracy.difference.expect("difference"),
+        xb as f64 / 350.0 - xa as f64 / 700.0,
+        1e-12
+    ));
+    // The same pair the other way round: the same test, the opposite difference.
+    let back = classes.compare("c", "v2", "v1").expect("compare back");
+    let back_accuracy = back
+        .figures
+        .iter()
+        .find(|f| f.metric == "accuracy")
+        .expect("accuracy");
+    assert!(close(
+        back_accuracy.p_value.expect("p"),
+        accuracy.p_value.expect("p"),
+        1e-12
+    ));
+    assert!(
+        c.figures
+            .iter()
+            .filter(|f| f.metric != "accuracy")
+            .all(|f| f.p_value.is_none())
+    );
+    assert!(matches!(
+        classes.compare("c", "v1", "v9"),
+        Err(DistributionError::Unknown(_))
+    ));
+
+    // A regression: v2's errors are larger.
+    let regression = Models::in_memory();
+    let (mut preds, mut actuals) = (Vec::new(), Vec::new());
+    let (mut squared, mut absolute) = (
+        std::collections::HashMap::<&str, Vec<f64>>::new(),
+        std::collections::HashMap::<&str, Vec<f64>>::new(),
+    );
+    for (version, n, noise) in [("v1", 500, 1.0), ("v2", 300, 1.6)] {
+        for i in 0..n {
+            let truth = normal(&mut rng, 10.0, 3.0);
+            let predicted = truth + normal(&mut rng, 0.0, noise);
+            let id = format!("{version}-{i}");
+            preds.push(
+                json!({"id": id, "version": version, "timestamp": now - 1000.0 + i as f64,
+                "features": {"x": rng.uniform()}, "prediction": predicted}),
+            );
+            actuals.push(json!({"id": id, "actual": truth, "timestamp": now - 100.0}));
+            squared
+                .entry(version)
+                .or_default()
+                .push((predicted - truth) * (predicted - truth));
+            absolute
+                .entry(version)
+                .or_default()
+                .push((predicted - truth).abs());
+        }
+    }
+    regression
+        .ingest_predictions("r", json!({"records": preds}).to_string().as_bytes())
+        .expect("predictions");
+    regression
+        .ingest_actuals("r", json!({"records": actuals}).to_string().as_bytes())
+        .expect("actuals");
+    regression.evaluate_model("r", NOW_MS);
+    let r = regression.compare("r", "v1", "v2").expect("compare");
+    let figure = |name: &str| {
+        r.figures
+            .iter()
+            .find(|f| f.metric == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+            .clone()
+    };
+    let rmse_a = (squared["v1"].iter().sum::<f64>() / 500.0).sqrt();
+    let rmse_b = (squared["v2"].iter().sum::<f64>() / 300.0).sqrt();
+    assert!(close(
+        figure("rmse").difference.expect("d"),
+        rmse_b - rmse_a,
+        1e-9
+    ));
+    assert!(figure("mape").p_value.is_none());
+
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference/compare.py");
+    let input = json!({
+        "proportions": {"xa": xa, "na": 700, "xb": xb, "nb": 350},
+        "squared": {"a": squared["v1"], "b": squared["v2"]},
+        "absolute": {"a": absolute["v1"], "b": absolute["v2"]},
+    });
+    let Some(output) = python::run(&script, &input.to_string()) else {
+        return;
+    };
+    let want: Value = serde_json::from_str(&output).expect("reference JSON");
+    for (name, got) in [
+        ("accuracy", accuracy.p_value),
+        ("rmse", figure("rmse").p_value),
+        ("mae", figure("mae").p_value),
+    ] {
+        let got = got.unwrap_or_else(|| panic!("no p-value for {name}"));
+        let want = want[name].as_f64().expect("number");
+        assert!(
+            close(got, want, 1e-9),
+            "{name}: osprey {got} reference {want}"
+        );
+    }
+}

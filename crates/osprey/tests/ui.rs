@@ -716,6 +716,23 @@ fn browser_models_pages_and_home() {
     assert_eq!(e["errorType"], "bad_data", "{e}");
     let (status, e) = get_json(addr, "/api/v1/models/churn/distribution");
     assert_eq!(status, 400, "{e}");
+    let (status, c) = get_json(addr, "/api/v1/models/churn/compare?a=v1&b=v2");
+    assert_eq!(status, 200, "{c}");
+    let accuracy = c["data"]["figures"]
+        .as_array()
+        .and_then(|f| f.iter().find(|x| x["metric"] == "accuracy"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        accuracy["p_value"].as_f64().is_some_and(|p| p < 0.05),
+        "{c}"
+    );
+    assert!(
+        accuracy["difference"].as_f64().is_some_and(|d| d < 0.0),
+        "{c}"
+    );
+    let (status, e) = get_json(addr, "/api/v1/models/churn/compare?a=v1");
+    assert_eq!(status, 400, "{e}");
 
     // The server checks above run everywhere; the browser's need chromium.
     let Some(chromium) = browser_prerequisites() else {

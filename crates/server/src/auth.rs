@@ -144,6 +144,7 @@ pub fn server_policy(method: &Method, path: &str) -> Option<Access> {
         | "/api/osprey/slos"
         | "/api/v1/models"
         | "/api/v1/models/{model}/distribution"
+        | "/api/v1/models/{model}/compare"
         | "/api/v1/rules"
         // A backtest computes over stored data and changes nothing.
         | "/api/v1/rules/backtest"

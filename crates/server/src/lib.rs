@@ -421,6 +421,7 @@ fn build_routes(state: &AppState) -> Routes {
             "/api/v1/models/{model}/distribution",
             get(models_api::distribution),
         )
+        .route("/api/v1/models/{model}/compare", get(models_api::compare))
         .route(
             "/api/v1/models/{model}/predictions",
             post(models_api::predictions).layer(ingest_limit),

@@ -1,7 +1,7 @@
 //! The model-quality API (`docs/models.md`): `POST
 //! /api/v1/models/{model}/predictions`, `.../actuals` and `.../reference`
 //! (JSON, optionally gzip), `GET /api/v1/models`,
-//! `GET /api/v1/models/{model}/distribution`, and the evaluation loop
+//! `GET /api/v1/models/{model}/distribution` and `.../compare`, and the evaluation loop
 //! that writes the model-quality series through the server's appendable.
 //!
 //! A request is answered `200` only after its records are in the model's
@@ -148,6 +148,43 @@ pub(crate) async fn distribution(
             StatusCode::OK,
             [(axum::http::header::CONTENT_TYPE, "application/json")],
             serde_json::json!({"status": "success", "data": d}).to_string(),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /api/v1/models/{model}/compare?a=V&b=W`: two versions' figures
+/// side by side with their differences and tests (`docs/models.md`).
+pub(crate) async fn compare(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = Params::parse(query.as_deref(), None);
+    let (Some(a), Some(b)) = (
+        params.get("a").map(str::to_string),
+        params.get("b").map(str::to_string),
+    ) else {
+        return ApiError::new(
+            ErrorType::BadData,
+            "the a and b parameters (two versions) are required",
+        )
+        .into_response();
+    };
+    let models = state.models().clone();
+    let result = blocking(move || {
+        models.compare(&model, &a, &b).map_err(|e| match e {
+            DistributionError::Unknown(m) => ApiError::new(ErrorType::BadData, m),
+            DistributionError::NotYet(m) => ApiError::new(ErrorType::Execution, m),
+        })
+    })
+    .await;
+    match result {
+        Ok(c) => (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({"status": "success", "data": c}).to_string(),
         )
             .into_response(),
         Err(e) => e.into_response(),
