@@ -32,6 +32,11 @@ export function quote(s) {
   return '"' + String(s).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n') + '"';
 }
 
+/** A value as a regular expression that matches only itself (RE2 syntax). */
+export function regexEscape(v) {
+  return String(v).replace(/[\\.^$|?*+()[\]{}]/g, '\\$&');
+}
+
 /** `{model="m", version="v", ...}` from pairs, empty values left out. */
 export function selector(pairs) {
   const parts = Object.entries(pairs)
@@ -123,6 +128,22 @@ export function psiColor(v) {
   if (v < PSI_MODERATE) return `hsl(140, 45%, ${92 - (v / PSI_MODERATE) * 22}%)`;
   if (v < PSI_LARGE) return `hsl(${45 - ((v - PSI_MODERATE) / (PSI_LARGE - PSI_MODERATE)) * 15}, 90%, 62%)`;
   return `hsl(355, 75%, ${Math.max(38, 55 - Math.min(v - PSI_LARGE, 1) * 17)}%)`;
+}
+
+/**
+ * Since when a series has been at or above `threshold`: the first point
+ * of its last unbroken run of such values up to its latest value (gaps
+ * end a run). `before` when the run starts at the first value charted:
+ * it may have begun earlier.
+ * Null when the latest value is below the threshold or missing.
+ */
+export function driftingSince(xs, values, threshold) {
+  let i = values.length - 1;
+  while (i >= 0 && values[i] === null) i--;
+  if (i < 0 || values[i] < threshold) return null;
+  while (i > 0 && values[i - 1] !== null && values[i - 1] >= threshold) i--;
+  const first = values.findIndex((v) => v !== null);
+  return { t: xs[i], before: i === first };
 }
 
 /** Range text ("1h") from the URL, kept to the offered ranges. */
@@ -353,12 +374,12 @@ async function drawHeatmap(card, mv, s, range, chosen) {
     let last = null;
     for (let k = values.length - 1; k >= 0; k--) if (values[k] !== null) { last = values[k]; break; }
     const flag = drifted.find((d) => d.metric.feature === r.metric.feature);
-    return { feature: r.metric.feature, values, last, drifting: flag ? flag.value === 1 : false, method: flag ? flag.metric.method : '' };
+    return { feature: r.metric.feature, values, last, since: driftingSince(xs, values, PSI_MODERATE), drifting: flag ? flag.value === 1 : false, method: flag ? flag.metric.method : '' };
   });
   rows.sort((a, b) => (b.last ?? -1) - (a.last ?? -1) || a.feature.localeCompare(b.feature));
   const labelW = 150;
   const width = Math.max(card.clientWidth - 40, 400);
-  const cellW = (width - labelW - 70) / xs.length;
+  const cellW = (width - labelW - 190) / xs.length;
   const cellH = 22;
   const height = rows.length * cellH + 24;
   const g = svg('svg', { width, height, class: 'drift-heat', 'data-features': rows.length, 'data-steps': xs.length, role: 'img', 'aria-label': 'PSI per feature over time' });
@@ -371,6 +392,10 @@ async function drawHeatmap(card, mv, s, range, chosen) {
       g.append(svg('rect', { x: labelW + i * cellW, y: y + 1, width: Math.max(cellW, 1) + 0.5, height: cellH - 2, fill: psiColor(v) }, svg('title', {}, `${row.feature} at ${new Date(xs[i] * 1000).toLocaleTimeString()}: PSI ${v.toFixed(3)}`)));
     });
     g.append(svg('text', { x: labelW + xs.length * cellW + 6, y: y + cellH / 2 + 4, class: 'heat-last' + (row.drifting ? ' drifting' : '') }, row.last === null ? '' : row.last.toFixed(2)));
+    if (row.since) {
+      const t = new Date(row.since.t * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+      g.append(svg('text', { x: labelW + xs.length * cellW + 44, y: y + cellH / 2 + 4, class: 'heat-since', 'data-since': String(row.since.t) }, row.since.before ? `PSI ≥ 0.1 before ${t}` : `PSI ≥ 0.1 since ${t}`));
+    }
     // The whole row selects the feature.
     const hit = svg('rect', { x: 0, y, width, height: cellH, fill: 'transparent', class: 'heat-row', 'data-feature': row.feature });
     hit.addEventListener('click', () => {
@@ -660,7 +685,7 @@ export async function renderCompare(main, name) {
     el('div', { class: 'section-head' }, el('h1', {}, `${name}: versions side by side`), el('span', { class: 'spacer' }), el('label', { class: 'ctl' }, 'A ', pick('a', a)), el('label', { class: 'ctl' }, 'B ', pick('b', b)), back, el('a', { href: '/models' }, 'All models')),
     el('div', { class: 'card', id: 'ab-summary' }, el('h2', {}, 'Which version is better'), verdicts, el('div', { class: 'muted small' }, `Tests: ${classification ? 'accuracy by a two-proportion z-test' : 'squared and absolute errors by Welch\'s t-test'} of B against A over the actuals joined in the window; confidence is 1 − p. The alerts test each version against the baseline version (${baseline}): `, queryLink(cmpExpr, range, 'those tests'), ' ', el('a', { class: 'query-link', href: `/api/v1/models/${encodeURIComponent(name)}/compare?${new URLSearchParams({ a, b })}` }, 'Data ↗'))),
     el('div', { class: 'card' }, el('h2', {}, 'Traffic split'), split, el('div', { class: 'muted small' }, `${a} and ${b} hold ${((100 * (ra + rb)) / total).toFixed(0)}% of the model's ${formatValue(total, 'short')} records in the window. `, queryLink(`osprey_model_records${selector(m)}`, range))),
-    el('div', { class: 'card' }, el('h2', {}, 'Figures'), el('table', { class: 'data ab-table' }, el('thead', {}, el('tr', {}, ['Figure', `A: ${a}`, `B: ${b}`, 'B − A', 'p-value'].map((h) => el('th', {}, h)))), el('tbody', {}, rows))),
+    el('div', { class: 'card' }, el('div', { class: 'section-head' }, el('h2', {}, 'Figures'), queryLink(`{__name__=~"osprey_model_(${metrics.join('|')}|drift_share|actuals_delay_seconds|actuals_ratio|records)", model=${quote(name)}, version=~${quote([a, b].map(regexEscape).join('|'))}}`, range)), el('table', { class: 'data ab-table' }, el('thead', {}, el('tr', {}, ['Figure', `A: ${a}`, `B: ${b}`, 'B − A', 'p-value'].map((h) => el('th', {}, h)))), el('tbody', {}, rows))),
     perfCard,
     driftCard,
   );

@@ -305,6 +305,10 @@ if (args.models) {
     if ((await page.getAttribute('.perf-chart', 'data-shaded')) !== '1') throw new Error('the missing-actuals span is not shaded');
     const n = await colouredPixels(page, '.perf-chart canvas');
     if (n < 200) throw new Error(`performance chart has ${n} coloured pixels`);
+    // The drifting features say since when.
+    const since = await page.$$eval('svg.drift-heat .heat-since', (ts) => ts.map((t) => t.textContent));
+    if (since.length < 2) throw new Error(`since: ${JSON.stringify(since)}`);
+    heat.since = since;
     const ranks = await page.$$eval('svg.importance-chart .rank-change', (ts) => ts.map((t) => t.dataset.rankChange));
     if (!ranks.length) throw new Error('no rank change');
     // Every chart card links to its query in the explorer.
@@ -312,7 +316,12 @@ if (args.models) {
       const href = await page.getAttribute(`${card} a.query-link`, 'href');
       if (!href || !href.startsWith('/graph?expr=osprey_model_')) throw new Error(`${card} links to ${href}`);
     }
-    summary.modelPage = { heat, dist, figures: figures.length, ranks };
+    const queries = await page.$$eval('a.query-link[data-query]', (as) => as.map((a) => a.dataset.query));
+    for (const q of queries) {
+      const status = await page.evaluate(async (q) => (await fetch('/api/v1/query?query=' + encodeURIComponent(q))).status, q);
+      if (status !== 200) throw new Error(`the linked query ${q} answers ${status}`);
+    }
+    summary.modelPage = { heat, dist, figures: figures.length, ranks, queries: queries.length };
     await shot(page, 'model-page');
     // A categorical feature: click its heatmap row.
     await page.click('svg.drift-heat .heat-row[data-feature="city"]');
@@ -344,7 +353,13 @@ if (args.models) {
     const split = await page.$eval('.traffic-split', (d) => [d.dataset.a, d.dataset.b].map(Number));
     if (!(split[0] > 0 && split[1] > 0)) throw new Error(`split ${split}`);
     const rows = await page.$$eval('table.ab-table tbody tr', (rs) => rs.map((r) => [...r.children].map((c) => c.textContent)));
-    summary.abView = { verdict: text, pvalue: p.trim(), split, rows };
+    // Every query the page links to runs.
+    const queries = await page.$$eval('a.query-link[data-query]', (as) => as.map((a) => a.dataset.query));
+    for (const q of queries) {
+      const status = await page.evaluate(async (q) => (await fetch('/api/v1/query?query=' + encodeURIComponent(q))).status, q);
+      if (status !== 200) throw new Error(`the linked query ${q} answers ${status}`);
+    }
+    summary.abView = { verdict: text, pvalue: p.trim(), split, rows, queries: queries.length };
     await shot(page, 'model-compare');
     // The other way round (A is not the baseline): the same test, the same winner.
     await page.goto(base + `/models/${model}/compare?a=v2&b=v1`);

@@ -246,3 +246,21 @@ test('home: dashboard queries run with every variable as everything', async () =
   // With a step, the window is $__rate_interval's: max(step + 15 s, 60 s).
   assert.equal(homeQuery('rate(x[$__rate_interval])', 120), 'rate(x[2m15s])');
 });
+
+test('models: since when a feature drifts', async () => {
+  const { driftingSince } = await import('../src/models.js');
+  const xs = [10, 20, 30, 40, 50];
+  assert.deepEqual(driftingSince(xs, [0.01, 0.2, 0.05, 0.3, 0.4], 0.1), { t: 40, before: false });
+  assert.equal(driftingSince(xs, [0.2, 0.2, 0.3, 0.3, 0.05], 0.1), null);
+  // Above the threshold over the whole chart: it began before the first point.
+  assert.deepEqual(driftingSince(xs, [0.2, 0.2, 0.3, 0.3, 0.4], 0.1), { t: 10, before: true });
+  // A gap ends a run; trailing gaps are skipped.
+  assert.deepEqual(driftingSince(xs, [0.2, null, 0.3, 0.3, null], 0.1), { t: 30, before: false });
+});
+
+test('models: versions in a regex matcher are escaped', async () => {
+  const { regexEscape, quote } = await import('../src/models.js');
+  assert.equal(regexEscape('v1.2+rc'), 'v1\\.2\\+rc');
+  // Inside a PromQL string the backslash is doubled.
+  assert.equal(quote(regexEscape('1.0')), '"1\\\\.0"');
+});
