@@ -323,12 +323,13 @@ if (args.models) {
     }
     summary.modelPage = { heat, dist, figures: figures.length, ranks, queries: queries.length };
     await shot(page, 'model-page');
-    // A categorical feature: click its heatmap row.
-    await page.click('svg.drift-heat .heat-row[data-feature="city"]');
-    await page.waitForFunction(() => new URL(location.href).searchParams.get('feature') === 'city');
-    await page.waitForSelector('svg.dist-chart[data-kind="categorical"]');
+    // A feature of the other kind: click its heatmap row.
+    const [other, kind] = dist.kind === 'categorical' ? ['age', 'numeric'] : ['city', 'categorical'];
+    await page.click(`svg.drift-heat .heat-row[data-feature="${other}"]`);
+    await page.waitForFunction((f) => new URL(location.href).searchParams.get('feature') === f, other);
+    await page.waitForSelector(`svg.dist-chart[data-kind="${kind}"]`);
     await page.waitForLoadState('networkidle');
-    await shot(page, 'model-page-categorical');
+    await shot(page, `model-page-${kind}`);
     // The heatmap's query opens in the explorer with a chart.
     await page.click('#drift-heatmap a.query-link');
     await page.waitForSelector('.chart canvas');
