@@ -3,7 +3,7 @@
 // (read from that dashboard, so the two agree), the open alerts, and the
 // models and SLOs once there are any. `/?expr=...` is still the explorer.
 
-import { el, api, formatValue, thresholdColor, formatDuration, autoStep, legendName, formatTime } from './util.js';
+import { el, api, formatValue, thresholdColor, formatDuration, autoStep, legendName, formatTime, firstDataTime } from './util.js';
 import { alignSeries, timeChart } from './chart.js';
 import { modelsTable } from './models.js';
 
@@ -138,9 +138,8 @@ export async function renderHome(main) {
   const end = Math.floor(Date.now() / 1000);
   let first = end - CHART_RANGE_S;
   try {
-    let oldest = end;
-    for (const r of await instant(`up[${CHART_RANGE_S}s]`)) for (const [t] of r.values || []) oldest = Math.min(oldest, t);
-    first = Math.max(first, Math.floor(oldest) - 1);
+    const oldest = await firstDataTime('up', CHART_RANGE_S, end);
+    if (oldest !== null) first = Math.max(first, Math.floor(oldest) - 1);
   } catch (e) {
     console.warn(e.message);
   }

@@ -12,7 +12,7 @@
 // /api/v1/models/<name>/distribution. Nothing is computed here but
 // differences of two shown values and shares of a sum.
 
-import { el, api, ApiError, formatDuration, formatValue, ago } from './util.js';
+import { el, api, ApiError, formatDuration, formatValue, ago, firstDataTime } from './util.js';
 import { alignSeries, timeChart } from './chart.js';
 
 /** Classification metrics (higher is better) and regression errors (lower is better). */
@@ -161,8 +161,8 @@ async function span(model, range) {
   const want = end - Math.round(formatMs(range) / 1000);
   let first = end;
   try {
-    const raw = await api('/api/v1/query', { params: { query: `osprey_model_records${selector({ model })}[${range}]`, time: end } });
-    for (const r of raw.result || []) for (const [t] of r.values || []) first = Math.min(first, t);
+    const t = await firstDataTime(`osprey_model_records${selector({ model })}`, end - want, end);
+    if (t !== null) first = t;
   } catch (e) {
     console.warn(e.message);
   }
