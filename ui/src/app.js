@@ -6,7 +6,14 @@ import { el, loadSession, session, api, can } from './util.js';
 import { renderExplorer } from './explorer.js';
 
 const pages = [
-  { re: /^\/(?:graph|query)?$/, nav: 'explore', load: async () => renderExplorer },
+  // The home page, unless the URL carries an explorer query (links made
+  // before there was a home page, and Prometheus's own `/?g0.expr=`-less
+  // bookmarks of the explorer, keep opening the explorer).
+  { re: /^\/$/, nav: 'home', load: async () => (['expr', 'g0.expr'].some((k) => new URLSearchParams(location.search).has(k)) ? renderExplorer : (await import('./home.js')).renderHome) },
+  { re: /^\/(?:graph|query)$/, nav: 'explore', load: async () => renderExplorer },
+  { re: /^\/models$/, nav: 'models', load: async () => (await import('./models.js')).renderModelList },
+  { re: /^\/models\/([^/]+)$/, nav: 'models', load: async () => (await import('./models.js')).renderModel },
+  { re: /^\/models\/([^/]+)\/compare$/, nav: 'models', load: async () => (await import('./models.js')).renderCompare },
   { re: /^\/dashboards$/, nav: 'dashboards', load: async () => (await import('./dashboards.js')).renderDashboardList },
   { re: /^\/d\/([A-Za-z0-9_-]+)$/, nav: 'dashboards', load: async () => (await import('./dashboards.js')).renderDashboard },
   { re: /^\/targets$/, nav: 'targets', load: async () => (await import('./pages.js')).renderTargets },
@@ -94,7 +101,7 @@ async function route() {
   const page = pages.find((p) => p.re.test(path));
   for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', !!page && a.dataset.page === page.nav);
   if (!page) {
-    main.replaceChildren(el('div', { class: 'nodata' }, `No page at ${path}. `, el('a', { href: '/' }, 'Go to the explorer.')));
+    main.replaceChildren(el('div', { class: 'nodata' }, `No page at ${path}. `, el('a', { href: '/' }, 'Go to the home page.')));
     return;
   }
   const args = path.match(page.re).slice(1);

@@ -38,7 +38,8 @@ function alpha(color, a) {
  * Draws a time series chart into `container`.
  * opts: {names[], xs, ys[], unit, decimals, stacked, fill, height, min, max,
  *        thresholds, legend (bool), onZoom(fromSec, toSec),
- *        anomalyBands: [{of: series index, lower[], upper[]}] aligned on xs}.
+ *        anomalyBands: [{of: series index, lower[], upper[]}] aligned on xs,
+ *        shade: {from, to (seconds), label}: a time span shaded behind the series}.
  * Returns {destroy()}.
  */
 export function timeChart(container, opts) {
@@ -118,6 +119,7 @@ export function timeChart(container, opts) {
   };
   const thresholdLines = (opts.thresholds || []).filter((t) => t.value !== null && t.value !== undefined);
   const plugins = thresholdLines.length ? [thresholdPlugin(thresholdLines)] : [];
+  if (opts.shade) plugins.push(shadePlugin(opts.shade));
   // A table legend (dashboards): name, hovered value and the calcs.
   let legend = null;
   if (opts.legendCalcs) {
@@ -256,6 +258,34 @@ function axisWidth(values) {
   if (!values) return 50;
   const longest = values.reduce((m, s) => Math.max(m, String(s).length), 0);
   return Math.max(40, longest * 8 + 22);
+}
+
+/** Shades the time span `from`..`to` (seconds) behind the series, with a label. */
+function shadePlugin(shade) {
+  return {
+    hooks: {
+      drawClear: [
+        (u) => {
+          const { left, top, width, height } = u.bbox;
+          const x0 = Math.max(left, u.valToPos(shade.from, 'x', true));
+          const x1 = Math.min(left + width, u.valToPos(shade.to, 'x', true));
+          if (!(x1 > x0)) return;
+          const ctx = u.ctx;
+          ctx.save();
+          ctx.fillStyle = 'rgba(120, 130, 140, 0.16)';
+          ctx.fillRect(x0, top, x1 - x0, height);
+          if (shade.label) {
+            ctx.fillStyle = '#555';
+            ctx.font = `${Math.round(11 * (window.devicePixelRatio || 1))}px system-ui, sans-serif`;
+            ctx.textAlign = 'right';
+            ctx.textBaseline = 'top';
+            ctx.fillText(shade.label, x1 - 4, top + 4);
+          }
+          ctx.restore();
+        },
+      ],
+    },
+  };
 }
 
 function thresholdPlugin(lines) {

@@ -2,7 +2,7 @@
 // dashboard view: variables, time range picker, auto-refresh, rows and
 // panels (time series, stat, gauge, bar gauge, table, heatmap, text).
 
-import { el, api, can, parseDuration, parseTime, formatDuration, autoStep, legendName, seriesName, formatValue, thresholdColor, PALETTE, debounce, formatVariable } from './util.js';
+import { el, api, can, alignedStart, parseDuration, parseTime, formatDuration, autoStep, legendName, seriesName, formatValue, thresholdColor, PALETTE, debounce, formatVariable } from './util.js';
 import { timeChart, alignSeries, heatmap, sparkline, gaugeSvg, reduce } from './chart.js';
 import { isGrafana, fromGrafana, sanitizeUid } from './grafana.js';
 import { metricsOf } from './complete.js';
@@ -506,7 +506,7 @@ class DashboardView {
       const b = this.builtins(def, targets[0], widthPx);
       const q = new URLSearchParams({ expr: this.interpolate(targets[0].expr, { builtins: b.vars }), range: formatDuration(b.end - b.start) });
       if (this.to !== 'now') q.set('end', new Date(b.end).toISOString());
-      p.explore.href = '/?' + q;
+      p.explore.href = '/graph?' + q;
       p.explore.style.visibility = 'visible';
     }
     const instantOnly = type === 'table';
@@ -521,9 +521,10 @@ class DashboardView {
             return { target: t, ti, b, data, instant: true };
           }
           // Stats and gauges need only a few points for their sparklines.
-          const step = type === 'stat' || type === 'gauge' || type === 'bargauge' ? Math.max(b.stepS, autoStep(b.end - b.start, 60)) : b.stepS;
-          const start = Math.floor(b.start / 1000 / step) * step;
+          const single = type === 'stat' || type === 'gauge' || type === 'bargauge';
+          const step = single ? Math.max(b.stepS, autoStep(b.end - b.start, 60)) : b.stepS;
           const end = Math.floor(b.end / 1000);
+          const start = alignedStart(b.start / 1000, end, step);
           const data = await api('/api/v1/query_range', { params: { query, start, end, step }, signal: this.controller.signal });
           return { target: t, ti, b, data, start, end, step };
         }),

@@ -160,7 +160,7 @@ export async function renderRules(main) {
                     el('strong', {}, r.name),
                     r.type === 'alerting' ? el('button', { class: 'backtest-rule', 'data-rule': r.name, onclick: () => run(r) }, 'Backtest') : null,
                   ),
-                  el('div', { class: 'mono' }, 'expr: ', el('a', { href: '/?expr=' + encodeURIComponent(r.query) }, r.query)),
+                  el('div', { class: 'mono' }, 'expr: ', el('a', { href: '/graph?expr=' + encodeURIComponent(r.query) }, r.query)),
                   r.duration ? el('div', { class: 'mono' }, `for: ${formatDuration(r.duration * 1000)}`) : null,
                   Object.keys(r.labels || {}).length ? labelChips(r.labels) : null,
                   r.lastError ? el('div', { class: 'panel-error' }, r.lastError) : null,

@@ -379,3 +379,32 @@ export function formatVariable(v, fmt) {
   }
   return values[0] ?? '';
 }
+
+/**
+ * Where a panel's range query starts: whole steps back from `end`, so
+ * that its last point is at `end` itself (a stat shows that point).
+ * Started on a multiple of the step instead, the last point could lie up
+ * to a step (a minute on an hour's stat) before now, and a new install's
+ * panels would read "No data" although two scrapes, enough for a rate,
+ * are already there.
+ */
+export function alignedStart(startS, endS, step) {
+  return endS - Math.max(0, Math.floor((endS - startS) / step)) * step;
+}
+
+/**
+ * When `expr` first has a value in the last `rangeS` seconds (seconds
+ * since the epoch; its first sample lies at most one step, `rangeS /
+ * 240`, after the time returned), or null: a range query
+ * of its count at 240 steps, so a young install's charts can start at
+ * its first data rather than an hour of nothing, without reading every
+ * raw sample.
+ */
+export async function firstDataTime(expr, rangeS, endS = Math.floor(Date.now() / 1000)) {
+  const step = Math.max(1, Math.ceil(rangeS / 240));
+  const data = await api('/api/v1/query_range', { params: { query: `count(${expr})`, start: endS - Math.floor(rangeS / step) * step, end: endS, step } });
+  let first = null;
+  for (const r of data.result || []) for (const [t] of r.values || []) if (first === null || t < first) first = t;
+  // The first step with a value is the first at or after the first sample.
+  return first === null ? null : first - step;
+}

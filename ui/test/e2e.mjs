@@ -198,7 +198,42 @@ if (args.smoke) {
     await page.waitForSelector('#userbar .unprotected:has-text("Not protected")');
     await context.close();
   });
-  for (const path of ['/', '/targets', '/rules', '/alerts', '/silences', '/slos', '/status', '/dashboards', '/d/system', '/d/gpu', '/d/containers', '/d/serving', '/d/training', '/d/redis', '/d/postgres', '/d/alerts', '/d/slos']) {
+  await check('embedded default: the home page shows the machine from the first scrapes', async () => {
+    const { context, page } = await newPage();
+    const started = +args.started || Date.now();
+    await page.goto(base + '/');
+    await page.waitForSelector('#home-stats');
+    // The stats come from the first two scrapes (15 s apart on the
+    // embedded default): reload until "CPU busy" has a value, at most 60 s.
+    const stateOf = async () => {
+      await page.waitForFunction(() => { const b = document.querySelector('.home-stat[data-stat="CPU busy"]'); return b && b.dataset.state; });
+      return page.getAttribute('.home-stat[data-stat="CPU busy"]', 'data-state');
+    };
+    let state = await stateOf();
+    const firstState = state;
+    while (state !== 'done' && Date.now() - started < 60000) {
+      await page.waitForTimeout(1000);
+      await page.reload();
+      state = await stateOf();
+    }
+    if (state !== 'done') throw new Error(`"CPU busy" still says ${state} ${Math.round((Date.now() - started) / 1000)} s after the start`);
+    const stats = await page.$$eval('.home-stat', (bs) => bs.map((b) => ({ name: b.dataset.stat, state: b.dataset.state, value: b.querySelector('.stat-value').textContent })));
+    const missing = stats.filter((x) => x.state !== 'done');
+    if (missing.length) throw new Error(`home stats without a value: ${JSON.stringify(missing)}`);
+    const charts = await page.$$eval('.home-charts .card', (cs) => cs.map((c) => c.dataset.state));
+    if (charts.length < 2) throw new Error(`${charts.length} charts on the home page`);
+    summary.homeFirstMinute = { secondsAfterStart: Math.round((Date.now() - started) / 100) / 10, firstLoadState: firstState, stats, charts };
+    console.log(`home page: every stat has a value ${summary.homeFirstMinute.secondsAfterStart} s after the server started (first load: ${firstState})`);
+    await shot(page, 'home-first-minute');
+    // The System overview's stats agree: a value, not "No data".
+    await page.goto(base + '/d/system');
+    const panels = await renderDashboard(page);
+    const statsWithout = panels.filter((p) => (p.type === 'stat' || p.type === 'gauge') && p.state !== 'done');
+    if (statsWithout.length) throw new Error(`system dashboard stats without a value: ${JSON.stringify(statsWithout)}`);
+    await noErrors(page, 'home first minute');
+    await context.close();
+  });
+  for (const path of ['/', '/graph', '/models', '/targets', '/rules', '/alerts', '/silences', '/slos', '/status', '/dashboards', '/d/system', '/d/gpu', '/d/containers', '/d/serving', '/d/training', '/d/model-quality', '/d/redis', '/d/postgres', '/d/alerts', '/d/slos']) {
     await check(`embedded default: ${path} loads without errors`, async () => {
       const { context, page } = await newPage();
       await page.goto(base + path);
@@ -208,7 +243,7 @@ if (args.smoke) {
         const failed = panels.filter((p) => p.state === 'error');
         if (failed.length) throw new Error(`panels failed: ${JSON.stringify(failed)}`);
       }
-      await shot(page, `default${path === '/' ? '-explore' : path.replace(/\//g, '-')}`);
+      await shot(page, `default${path === '/' ? '-home' : path.replace(/\//g, '-')}`);
       await noErrors(page, path);
       await context.close();
     });
@@ -220,11 +255,169 @@ if (args.smoke) {
 }
 
 // ---------------------------------------------------------------------------
+// --models MODEL: a server fed through the prediction API (a reference, two
+// versions with late actuals, a feature that drifts more with each wave of
+// predictions, the worse version's accuracy alert firing): the Models list,
+// the model's page, the A/B view, the home page and the "Model quality"
+// dashboard, with screenshots.
+
+if (args.models) {
+  const model = args.models;
+  const expectBetter = args['models-better'];
+  await check('models: the list shows versions, traffic, accuracy, drift, alerts and delay', async () => {
+    const { context, page } = await newPage();
+    await page.goto(base + '/models');
+    const row = `tr[data-model="${model}"]`;
+    await page.waitForSelector(row);
+    await page.waitForLoadState('networkidle');
+    const cells = await page.$eval(row, (r) => Object.fromEntries([...r.querySelectorAll('[data-field]')].map((c) => [c.dataset.field, c.textContent])));
+    for (const v of ['v1', 'v2']) if (!cells.versions.includes(v)) throw new Error(`versions cell ${JSON.stringify(cells.versions)}`);
+    if (!/in the window/.test(cells.traffic)) throw new Error(`traffic ${cells.traffic}`);
+    if (!/accuracy 0\.\d{3}/.test(cells.performance)) throw new Error(`performance ${cells.performance}`);
+    if (!/\d+%/.test(cells.drift)) throw new Error(`drift ${cells.drift}`);
+    if (!/ModelAccuracyLow/.test(cells.alerts)) throw new Error(`alerts ${cells.alerts}`);
+    if (!/\d/.test(cells.delay)) throw new Error(`delay ${cells.delay}`);
+    summary.modelsList = cells;
+    await shot(page, 'models-list');
+    await noErrors(page, '/models');
+    await context.close();
+  });
+
+  await check('models: one model shows the heatmap, distributions, performance and importance, each linked to its query', async () => {
+    const { context, page } = await newPage();
+    await page.goto(base + `/models/${model}`);
+    await page.waitForSelector('svg.drift-heat rect');
+    await page.waitForSelector('svg.dist-chart');
+    await page.waitForSelector('.perf-chart canvas');
+    await page.waitForSelector('svg.importance-chart');
+    await page.waitForLoadState('networkidle');
+    const heat = await page.$eval('svg.drift-heat', (g) => ({ features: +g.dataset.features, steps: +g.dataset.steps, cells: g.querySelectorAll('rect:not(.heat-row)').length }));
+    if (heat.features < 3 || heat.cells < heat.features * 2) throw new Error(`heatmap ${JSON.stringify(heat)}`);
+    // The most drifted feature comes first and is the one shown.
+    const first = await page.$eval('svg.drift-heat .heat-label', (t) => t.textContent);
+    const title = await page.textContent('#distribution h2');
+    if (!title.includes(first)) throw new Error(`distribution of ${title}, first row ${first}`);
+    const dist = await page.$eval('svg.dist-chart', (g) => ({ kind: g.dataset.kind, bins: +g.dataset.bins, reference: g.querySelectorAll('.bar-reference').length, current: g.querySelectorAll('.bar-current').length }));
+    if (dist.reference < 2 || dist.current < 2) throw new Error(`distribution ${JSON.stringify(dist)}`);
+    const figures = await page.$$eval('#distribution table.drift-figures tbody tr', (rs) => rs.map((r) => r.textContent));
+    if (!figures.some((f) => f.startsWith('psi'))) throw new Error(`figures ${JSON.stringify(figures)}`);
+    if (!(await page.$('#distribution .drift-verdict'))) throw new Error('no drift verdict');
+    if ((await page.getAttribute('.perf-chart', 'data-shaded')) !== '1') throw new Error('the missing-actuals span is not shaded');
+    const n = await colouredPixels(page, '.perf-chart canvas');
+    if (n < 200) throw new Error(`performance chart has ${n} coloured pixels`);
+    // The drifting features say since when.
+    const since = await page.$$eval('svg.drift-heat .heat-since', (ts) => ts.map((t) => t.textContent));
+    if (since.length < 2) throw new Error(`since: ${JSON.stringify(since)}`);
+    heat.since = since;
+    const ranks = await page.$$eval('svg.importance-chart .rank-change', (ts) => ts.map((t) => t.dataset.rankChange));
+    if (!ranks.length) throw new Error('no rank change');
+    // Every chart card links to its query in the explorer.
+    for (const card of ['#drift-heatmap', '#distribution', '#performance', '#importance']) {
+      const href = await page.getAttribute(`${card} a.query-link`, 'href');
+      if (!href || !href.startsWith('/graph?expr=osprey_model_')) throw new Error(`${card} links to ${href}`);
+    }
+    const queries = await page.$$eval('a.query-link[data-query]', (as) => as.map((a) => a.dataset.query));
+    for (const q of queries) {
+      const status = await page.evaluate(async (q) => (await fetch('/api/v1/query?query=' + encodeURIComponent(q))).status, q);
+      if (status !== 200) throw new Error(`the linked query ${q} answers ${status}`);
+    }
+    summary.modelPage = { heat, dist, figures: figures.length, ranks, queries: queries.length };
+    await shot(page, 'model-page');
+    // A feature of the other kind: click its heatmap row.
+    const [other, kind] = dist.kind === 'categorical' ? ['age', 'numeric'] : ['city', 'categorical'];
+    await page.click(`svg.drift-heat .heat-row[data-feature="${other}"]`);
+    await page.waitForFunction((f) => new URL(location.href).searchParams.get('feature') === f, other);
+    await page.waitForSelector(`svg.dist-chart[data-kind="${kind}"]`);
+    await page.waitForLoadState('networkidle');
+    await shot(page, `model-page-${kind}`);
+    // The heatmap's query opens in the explorer with a chart.
+    await page.click('#drift-heatmap a.query-link');
+    await page.waitForSelector('.chart canvas');
+    if (!(await page.inputValue('textarea.expr')).startsWith('osprey_model_feature_drift')) throw new Error('the explorer did not get the heatmap query');
+    await noErrors(page, `/models/${model}`);
+    await context.close();
+  });
+
+  await check('models: versions side by side, with differences, p-values and the better version', async () => {
+    const { context, page } = await newPage();
+    await page.goto(base + `/models/${model}/compare`);
+    await page.waitForSelector('.ab-verdict');
+    await page.waitForSelector('#compare-performance canvas');
+    await page.waitForSelector('#compare-drift table');
+    await page.waitForLoadState('networkidle');
+    const better = await page.getAttribute('.ab-verdict[data-metric="accuracy"]', 'data-better');
+    const text = await page.textContent('.ab-verdict[data-metric="accuracy"]');
+    if (expectBetter && better !== expectBetter) throw new Error(`verdict ${JSON.stringify(text)}`);
+    if (!/confidence/.test(text)) throw new Error(`verdict ${text}`);
+    const p = await page.textContent('tr[data-figure="accuracy"] [data-field="pvalue"]');
+    if (!/^\d|e-/.test(p.trim())) throw new Error(`accuracy p-value ${p}`);
+    const split = await page.$eval('.traffic-split', (d) => [d.dataset.a, d.dataset.b].map(Number));
+    if (!(split[0] > 0 && split[1] > 0)) throw new Error(`split ${split}`);
+    const rows = await page.$$eval('table.ab-table tbody tr', (rs) => rs.map((r) => [...r.children].map((c) => c.textContent)));
+    // Every query the page links to runs.
+    const queries = await page.$$eval('a.query-link[data-query]', (as) => as.map((a) => a.dataset.query));
+    for (const q of queries) {
+      const status = await page.evaluate(async (q) => (await fetch('/api/v1/query?query=' + encodeURIComponent(q))).status, q);
+      if (status !== 200) throw new Error(`the linked query ${q} answers ${status}`);
+    }
+    summary.abView = { verdict: text, pvalue: p.trim(), split, rows, queries: queries.length };
+    await shot(page, 'model-compare');
+    // The other way round (A is not the baseline): the same test, the same winner.
+    await page.goto(base + `/models/${model}/compare?a=v2&b=v1`);
+    await page.waitForSelector('.ab-verdict[data-metric="accuracy"]');
+    await page.waitForLoadState('networkidle');
+    const swapped = await page.getAttribute('.ab-verdict[data-metric="accuracy"]', 'data-better');
+    if (expectBetter && swapped !== expectBetter) throw new Error(`swapped verdict ${await page.textContent('.ab-verdict')}`);
+    const p2 = await page.textContent('tr[data-figure="accuracy"] [data-field="pvalue"]');
+    if (p2.trim() !== p.trim()) throw new Error(`p-value ${p2} the other way round, ${p} as asked first`);
+    await noErrors(page, 'compare');
+    await context.close();
+  });
+
+  await check('models: the home page lists the model, the open alerts and the machine', async () => {
+    const { context, page } = await newPage();
+    await page.goto(base + '/');
+    await page.waitForSelector(`#home-models tr[data-model="${model}"]`);
+    await page.waitForSelector('#home-alerts');
+    await page.waitForFunction(() => [...document.querySelectorAll('.home-stat')].every((b) => b.dataset.state));
+    await page.waitForLoadState('networkidle');
+    const alerts = await page.$$eval('#home-alerts tr[data-alert]', (rs) => rs.map((r) => r.dataset.alert));
+    if (!alerts.includes('ModelAccuracyLow')) throw new Error(`home alerts ${alerts}`);
+    const stats = await page.$$eval('.home-stat', (bs) => bs.map((b) => [b.dataset.stat, b.dataset.state]));
+    if (stats.filter(([, s]) => s === 'done').length < 3) throw new Error(`home stats ${JSON.stringify(stats)}`);
+    summary.home = { alerts, stats };
+    await shot(page, 'home');
+    await noErrors(page, 'home');
+    await context.close();
+  });
+
+  await check('models: the "Model quality" dashboard renders every panel', async () => {
+    const { context, page } = await newPage();
+    await page.goto(base + '/d/model-quality');
+    const panels = await renderDashboard(page);
+    const failed = panels.filter((p) => p.state === 'error');
+    if (failed.length) throw new Error(`panels failed: ${JSON.stringify(failed)}`);
+    const empty = panels.filter((p) => p.state === 'nodata').map((p) => p.title);
+    // RMSE is a regression's; this model classifies.
+    if (empty.some((t) => !/RMSE/.test(t))) throw new Error(`panels without data: ${empty}`);
+    summary.modelDashboard = { panels: panels.length, nodata: empty };
+    await shot(page, 'dashboard-model-quality');
+    await noErrors(page, '/d/model-quality');
+    await context.close();
+  });
+
+  await browser.close();
+  summary.failures = failures;
+  console.log('SUMMARY ' + JSON.stringify(summary));
+  process.exit(failures.length ? 1 : 0);
+}
+
+// ---------------------------------------------------------------------------
 // 1. Explorer: autocomplete, a typed query draws a chart, URL state, table, errors.
 
 await check('explorer: autocomplete offers metric names', async () => {
   const { context, page } = await newPage();
-  await page.goto(base + '/');
+  await page.goto(base + '/graph');
   await page.waitForSelector('.start-card');
   await shot(page, 'explorer-start');
   await page.click('textarea.expr');
@@ -247,7 +440,7 @@ await check('explorer: autocomplete offers metric names', async () => {
 
 await check('explorer: a typed query draws a chart that is not blank', async () => {
   const { context, page } = await newPage();
-  await page.goto(base + '/');
+  await page.goto(base + '/graph');
   await page.click('textarea.expr');
   await page.keyboard.type('sum by (mode) (rate(node_cpu_seconds_total[5m]))');
   await page.keyboard.press('Escape');
@@ -306,6 +499,27 @@ await check('explorer: an anomaly band is drawn behind each series', async () =>
   summary.anomalyBand = { bands, anomalies: +(await page.getAttribute('.chart', 'data-anomalies')) };
   await shot(page, 'explorer-anomaly-band');
   await noErrors(page, 'explorer band');
+  await context.close();
+});
+
+await check('home: the machine\'s figures and charts, the open alerts and the SLOs', async () => {
+  const { context, page } = await newPage();
+  await page.goto(base + '/');
+  await page.waitForSelector('#home-stats');
+  await page.waitForFunction(() => [...document.querySelectorAll('.home-stat')].every((b) => b.dataset.state) && [...document.querySelectorAll('.home-charts .card')].every((c) => c.dataset.state));
+  await page.waitForLoadState('networkidle');
+  const stats = await page.$$eval('.home-stat', (bs) => bs.map((b) => [b.dataset.stat, b.dataset.state]));
+  const bad = stats.filter(([, st]) => st !== 'done');
+  if (bad.length) throw new Error(`stats without a value: ${JSON.stringify(bad)}`);
+  const charts = await page.$$eval('.home-charts .card', (cs) => cs.map((c) => [c.dataset.chart, c.dataset.state]));
+  if (charts.length < 4 || charts.some(([, st]) => st !== 'done')) throw new Error(`charts ${JSON.stringify(charts)}`);
+  const alerts = await page.$$eval('#home-alerts tr[data-alert]', (rs) => rs.map((r) => r.dataset.alert));
+  if (!alerts.includes('GpuHot')) throw new Error(`open alerts ${alerts}`);
+  if (args.slo) await page.waitForSelector(`#home-slos tr[data-slo="${args.slo}"]`);
+  if (await page.$('#home-models')) throw new Error('a models section without models');
+  summary.homeWithData = { stats: stats.length, charts: charts.length, alerts: alerts.length };
+  await shot(page, 'home-with-data');
+  await noErrors(page, 'home');
   await context.close();
 });
 

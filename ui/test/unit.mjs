@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { parseDuration, formatDuration, parseTime, formatValue, legendName, seriesName, thresholdColor, formatVariable, autoStep } from '../src/util.js';
+import { parseDuration, formatDuration, parseTime, formatValue, legendName, seriesName, thresholdColor, formatVariable, autoStep, alignedStart } from '../src/util.js';
 import { completionContext } from '../src/complete.js';
 import { errorPosition, bracketError, bandQuery, matchBands } from '../src/explorer.js';
 import { isGrafana, fromGrafana, sanitizeUid } from '../src/grafana.js';
@@ -209,4 +209,58 @@ test('a backtest charts the left side of a comparison that returned nothing', ()
   // About 450 points over any range.
   assert.equal(metricStep(0, 3600), 8);
   assert.equal(Math.round(86400 / metricStep(0, 86400)), 450);
+});
+
+test('a panel\'s last point is at the end of its range', () => {
+  // One hour at a 60 s step ending at 1000030: the last point is the end,
+  // not 1000020 (the multiple of the step before it).
+  const start = alignedStart(1000030 - 3600, 1000030, 60);
+  assert.equal(start, 1000030 - 3600);
+  assert.equal((1000030 - start) % 60, 0);
+  // A range shorter than a step still evaluates at the end.
+  assert.equal(alignedStart(1000010, 1000030, 60), 1000030);
+});
+
+test('models: selectors, explorer links, verdicts and p-values', async () => {
+  const { selector, exploreHref, verdict, pText, psiColor } = await import('../src/models.js');
+  assert.equal(selector({ model: 'churn', version: 'v"1', feature: undefined }), '{model="churn", version="v\\"1"}');
+  assert.equal(exploreHref('up', '1h'), '/graph?expr=up&range=1h');
+  // Accuracy: higher is better; B − A = −0.3 with a tiny p: A wins.
+  const a = verdict('accuracy', -0.3, 1e-10, 'v1', 'v2');
+  assert.equal(a.better, 'v1');
+  assert.match(a.text, /v1 is better than v2 on accuracy \(0\.300 higher\), p = 1\.0e-10: over 99\.99% confidence/);
+  // RMSE: lower is better; B − A = −0.5 at p 0.01: B wins with 99% confidence.
+  const r = verdict('rmse', -0.5, 0.01, 'v1', 'v2');
+  assert.equal(r.better, 'v2');
+  assert.match(r.text, /v2 is better than v1 on rmse \(0\.500 lower\), p = 0\.0100: 99\.00% confidence/);
+  // Not significant: no winner.
+  assert.equal(verdict('accuracy', 0.01, 0.4, 'v1', 'v2').better, null);
+  assert.equal(pText(0), '< 1e-300');
+  assert.equal(pText(0.04321), '0.0432');
+  assert.notEqual(psiColor(0.05), psiColor(0.3));
+});
+
+test('home: dashboard queries run with every variable as everything', async () => {
+  const { homeQuery } = await import('../src/home.js');
+  assert.equal(homeQuery('rate(x{instance=~"$instance"}[$__rate_interval])', 0), 'rate(x{instance=~".*"}[1m])');
+  // With a step, the window is $__rate_interval's: max(step + 15 s, 60 s).
+  assert.equal(homeQuery('rate(x[$__rate_interval])', 120), 'rate(x[2m15s])');
+});
+
+test('models: since when a feature drifts', async () => {
+  const { driftingSince } = await import('../src/models.js');
+  const xs = [10, 20, 30, 40, 50];
+  assert.deepEqual(driftingSince(xs, [0.01, 0.2, 0.05, 0.3, 0.4], 0.1), { t: 40, before: false });
+  assert.equal(driftingSince(xs, [0.2, 0.2, 0.3, 0.3, 0.05], 0.1), null);
+  // Above the threshold over the whole chart: it began before the first point.
+  assert.deepEqual(driftingSince(xs, [0.2, 0.2, 0.3, 0.3, 0.4], 0.1), { t: 10, before: true });
+  // A gap ends a run; trailing gaps are skipped.
+  assert.deepEqual(driftingSince(xs, [0.2, null, 0.3, 0.3, null], 0.1), { t: 30, before: false });
+});
+
+test('models: versions in a regex matcher are escaped', async () => {
+  const { regexEscape, quote } = await import('../src/models.js');
+  assert.equal(regexEscape('v1.2+rc'), 'v1\\.2\\+rc');
+  // Inside a PromQL string the backslash is doubled.
+  assert.equal(quote(regexEscape('1.0')), '"1\\\\.0"');
 });

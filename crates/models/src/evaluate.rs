@@ -11,15 +11,15 @@ use promql::drift;
 use std::collections::HashMap;
 
 /// Equal-frequency bins for numeric PSI, KL and JS.
-const BINS: usize = 10;
+pub(crate) const BINS: usize = 10;
 
 /// What the current window is compared with.
-struct ReferenceView<'a> {
+pub(crate) struct ReferenceView<'a> {
     panes: Vec<&'a Pane>,
 }
 
 impl<'a> ReferenceView<'a> {
-    fn features(&self, id: usize) -> impl Iterator<Item = &'a Column> + '_ {
+    pub(crate) fn features(&self, id: usize) -> impl Iterator<Item = &'a Column> + '_ {
         self.panes.iter().filter_map(move |p| p.features.get(id))
     }
     fn prediction(&self) -> impl Iterator<Item = &'a Column> + '_ {
@@ -116,7 +116,7 @@ fn current_panes<'s>(state: &ModelState, w: &'s VersionState) -> impl Iterator<I
 }
 
 /// The reference in effect, if there is one yet.
-fn reference_view(state: &ModelState, now_ms: i64) -> Option<ReferenceView<'_>> {
+pub(crate) fn reference_view(state: &ModelState, now_ms: i64) -> Option<ReferenceView<'_>> {
     match &state.config.reference {
         Reference::Upload => {
             if let Some(u) = &state.uploaded {
@@ -704,4 +704,86 @@ fn compare_versions(
             o.push("osprey_model_version_comparison_pvalue", &labels, p_value);
         }
     }
+}
+
+/// One figure of two versions side by side (`Models::compare`).
+#[derive(Clone, Debug, serde::Serialize, PartialEq)]
+pub struct PairFigure {
+    pub metric: &'static str,
+    pub a: Option<f64>,
+    pub b: Option<f64>,
+    /// `b − a`, when both have the figure.
+    pub difference: Option<f64>,
+    /// The test of the difference, for the metrics osprey tests (the
+    /// tests of `osprey_model_version_comparison_pvalue`).
+    pub p_value: Option<f64>,
+    pub test: Option<&'static str>,
+}
+
+/// Two versions' windows compared: every performance figure of each,
+/// its difference and, for accuracy (two-proportion z-test), RMSE and MAE
+/// (Welch's t-test on squared and absolute errors), the p-value: the
+/// tests `compare_versions` runs against the baseline, for any pair.
+/// `None` when a version has no records in the window.
+pub(crate) fn compare_pair(
+    state: &ModelState,
+    a: usize,
+    b: usize,
+) -> Option<(u64, u64, Vec<PairFigure>)> {
+    let gather = |v: usize| -> Option<(u64, Perf)> {
+        let w = state.windows.get(v)?;
+        let mut perf = Perf::default();
+        let mut records = 0;
+        for p in current_panes(state, w) {
+            perf.merge(&p.perf);
+            records += p.records;
+        }
+        (records > 0).then_some((records, perf))
+    };
+    let (ra, pa) = gather(a)?;
+    let (rb, pb) = gather(b)?;
+    let (va, vb) = (
+        performance_values(state, &pa),
+        performance_values(state, &pb),
+    );
+    let both = pa.n > 0 && pb.n > 0;
+    let names: &[&'static str] = match state.task {
+        Some(Task::Regression) => &["rmse", "mae", "mape"],
+        _ => &["accuracy", "precision", "recall", "f1", "roc_auc"],
+    };
+    let figures = names
+        .iter()
+        .map(|&metric| {
+            let (x, y) = (va.get(metric).copied(), vb.get(metric).copied());
+            let tested: Option<(f64, &'static str)> = match metric {
+                "accuracy" if both => Some((
+                    stats::normal_two_sided(stats::two_proportion_z(
+                        pb.correct as f64,
+                        pb.n as f64,
+                        pa.correct as f64,
+                        pa.n as f64,
+                    )),
+                    "two-proportion z-test",
+                )),
+                "rmse" if both => Some((
+                    welch(&pb.squared, &pa.squared),
+                    "Welch's t-test on squared errors",
+                )),
+                "mae" if both => Some((
+                    welch(&pb.absolute, &pa.absolute),
+                    "Welch's t-test on absolute errors",
+                )),
+                _ => None,
+            };
+            PairFigure {
+                metric,
+                a: x,
+                b: y,
+                difference: x.zip(y).map(|(x, y)| y - x),
+                p_value: tested.map(|t| t.0).filter(|p| !p.is_nan()),
+                test: tested.map(|t| t.1),
+            }
+        })
+        .collect();
+    Some((ra, rb, figures))
 }

@@ -11,11 +11,16 @@
 //! - [`records`] reads the API's request bodies into borrowed records,
 //!   naming the record and field of any error.
 //!
+//! - [`distribution`] is one feature's reference and current
+//!   distributions as shares, for the Models page.
+//!
 //! This crate is not the HTTP API (that is `server`), and it writes series
 //! only through `model::storage::Appendable`.
 
 pub mod alerts;
+pub mod distribution;
 mod evaluate;
+pub use evaluate::PairFigure;
 mod kolmogorov;
 pub mod log;
 pub mod metrics;
@@ -25,7 +30,7 @@ pub mod stats;
 pub mod store;
 pub mod window;
 
-pub use store::{Accepted, ErrorKind, IngestError, Models};
+pub use store::{Accepted, Comparison, ErrorKind, IngestError, Models};
 
 /// Reads a request body: gunzips it when `gzip` (refusing more than
 /// `limit` bytes of output), else checks its size and borrows it. Errors

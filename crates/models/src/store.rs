@@ -76,6 +76,17 @@ impl IngestError {
     }
 }
 
+/// Two versions side by side: the answer of `Models::compare`.
+#[derive(Clone, Debug, serde::Serialize, PartialEq)]
+pub struct Comparison {
+    pub model: String,
+    pub a: String,
+    pub b: String,
+    pub records_a: u64,
+    pub records_b: u64,
+    pub figures: Vec<crate::evaluate::PairFigure>,
+}
+
 /// What an accepted request did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Accepted {
@@ -577,6 +588,62 @@ impl Models {
             crate::evaluate::evaluate(&mut state, now_ms, &mut out);
         }
         out
+    }
+
+    /// One feature's reference and current distributions
+    /// (`crate::distribution`): of `version`'s window, or of the version
+    /// with the most records in it.
+    pub fn distribution(
+        &self,
+        name: &str,
+        feature: &str,
+        version: Option<&str>,
+        now_ms: i64,
+    ) -> Result<crate::distribution::Distribution, crate::distribution::DistributionError> {
+        let Some(m) = self.get(name) else {
+            return Err(crate::distribution::DistributionError::Unknown(format!(
+                "no model {name:?}"
+            )));
+        };
+        let state = m.lock().unwrap_or_else(|e| e.into_inner());
+        crate::distribution::distribution(&state, feature, version, now_ms)
+    }
+
+    /// Two versions' windows side by side (`GET
+    /// /api/v1/models/{model}/compare`): records, every performance
+    /// figure, its difference (`b − a`) and the p-value of the tested
+    /// ones.
+    pub fn compare(
+        &self,
+        name: &str,
+        a: &str,
+        b: &str,
+    ) -> Result<Comparison, crate::distribution::DistributionError> {
+        use crate::distribution::DistributionError;
+        let Some(m) = self.get(name) else {
+            return Err(DistributionError::Unknown(format!("no model {name:?}")));
+        };
+        let state = m.lock().unwrap_or_else(|e| e.into_inner());
+        let id = |v: &str| {
+            state.versions.get(v).map(|i| i as usize).ok_or_else(|| {
+                DistributionError::Unknown(format!("model {name:?} has no version {v:?}"))
+            })
+        };
+        let (ia, ib) = (id(a)?, id(b)?);
+        let Some((records_a, records_b, figures)) = crate::evaluate::compare_pair(&state, ia, ib)
+        else {
+            return Err(DistributionError::NotYet(format!(
+                "versions {a:?} and {b:?} of model {name:?} need records in the window"
+            )));
+        };
+        Ok(Comparison {
+            model: name.to_string(),
+            a: a.to_string(),
+            b: b.to_string(),
+            records_a,
+            records_b,
+            figures,
+        })
     }
 
     /// Evaluates one model now, whether due or not (tests, benchmarks).

@@ -1,7 +1,12 @@
 //! The web UI end to end: the real `osprey` binary with an hour of host,
 //! GPU, serving and training data, driven by `ui/test/e2e.mjs` in headless
 //! Chromium (Debian's `chromium` through playwright-core). Screenshots go to
-//! `target/ui-screenshots/`. Also the dashboards API over HTTP: saving,
+//! `target/ui-screenshots/`. A second server is fed through the prediction
+//! API as `tests/models.rs` does, and the Models pages, the A/B view, the
+//! home page and the "Model quality" dashboard are checked on it (with
+//! the distribution endpoint and Grafana's `/api/health` over plain
+//! HTTP). The embedded default's home page must show every key figure
+//! from the first scrapes. Also the dashboards API over HTTP: saving,
 //! refusing bad input, provisioning from the config and re-reading
 //! provisioned files when they change.
 //!
@@ -505,6 +510,9 @@ fn browser_on_the_embedded_default() {
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let addr = free_addr();
+    // The home page must show values from the first scrapes: the browser
+    // measures from this moment.
+    let started = now_ms().to_string();
     let server = Server::start(
         &dir.path().join("data"),
         addr,
@@ -515,11 +523,243 @@ fn browser_on_the_embedded_default() {
         addr,
         &chromium,
         &screenshots,
-        &["--smoke".as_ref(), "1".as_ref()],
+        &[
+            "--smoke".as_ref(),
+            "1".as_ref(),
+            "--started".as_ref(),
+            started.as_ref(),
+        ],
     );
     let log = server.log_text();
     server.kill();
     assert!(ok, "browser checks failed:\n{output}\nserver log:\n{log}");
+}
+
+/// A deterministic normal variate (Box–Muller over a SplitMix64 stream).
+fn normal(state: &mut u64, mean: f64, sd: f64) -> f64 {
+    let mut uniform = || {
+        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let (u, v) = (uniform().max(1e-300), uniform());
+    mean + sd * (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+}
+
+fn post_json(addr: SocketAddr, path: &str, body: &serde_json::Value) {
+    let (status, answer) = http(
+        addr,
+        "POST",
+        path,
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    )
+    .expect("post");
+    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&answer));
+}
+
+/// The model of `crates/osprey/tests/models.rs`, fed through the API in four waves a few
+/// evaluations apart so the drift heatmap has a history: a reference of
+/// 1,200 records with outcomes; then per wave 400 records of v1 (right
+/// 90 % of the time) and 200 of v2 (60 %), the age feature shifted 4
+/// years more each wave and the city mix moving with it, 80 % of them with
+/// an actual 10 minutes later.
+fn feed_model(addr: SocketAddr) {
+    let now = now_ms() as f64 / 1000.0;
+    let mut rng = 5u64;
+    let cities = ["Oslo", "Bergen", "Tromso"];
+    let mut record = |id: String, version: &str, shift: f64, skill: f64, t: f64| {
+        let age = normal(&mut rng, 40.0 + shift, 10.0);
+        let income = normal(&mut rng, 50.0, 15.0);
+        let pick = normal(&mut rng, 0.0, 1.0).abs();
+        let city = cities[((pick * 1.3 + shift / 10.0) as usize).min(2)];
+        let truth = if age + 0.3 * income > 55.0 {
+            "yes"
+        } else {
+            "no"
+        };
+        let right = normal(&mut rng, 0.0, 1.0).abs() < skill;
+        let predicted = match (right, truth) {
+            (true, t) => t,
+            (false, "yes") => "no",
+            _ => "yes",
+        };
+        (
+            serde_json::json!({
+                "id": id, "version": version, "timestamp": t,
+                "features": {"age": age, "income": income, "city": city},
+                "prediction": predicted,
+                "scores": {"yes": if predicted == "yes" { 0.8 } else { 0.2 }, "no": if predicted == "yes" { 0.2 } else { 0.8 }},
+                "shap": {"age": (age - 40.0) / 20.0, "income": (income - 50.0) / 40.0, "city": if city == "Oslo" { 0.05 } else { -0.05 }},
+            }),
+            truth,
+        )
+    };
+    let reference: Vec<serde_json::Value> = (0..1200)
+        .map(|i| {
+            let (mut r, truth) = record(format!("r{i}"), "train", 0.0, 1.64, 0.0);
+            let o = r.as_object_mut().expect("object");
+            for k in ["id", "version", "timestamp"] {
+                o.remove(k);
+            }
+            o.insert("actual".into(), serde_json::json!(truth));
+            r
+        })
+        .collect();
+    post_json(
+        addr,
+        "/api/v1/models/churn/reference",
+        &serde_json::json!({"records": reference}),
+    );
+    for wave in 0..4 {
+        let (mut predictions, mut actuals) = (Vec::new(), Vec::new());
+        for (version, n, skill) in [("v1", 400, 1.64), ("v2", 200, 0.84)] {
+            for i in 0..n {
+                let t = now - 1800.0 + 225.0 * (wave as f64 + i as f64 / n as f64);
+                let (r, truth) = record(
+                    format!("{version}-{wave}-{i}"),
+                    version,
+                    4.0 * (wave + 1) as f64,
+                    skill,
+                    t,
+                );
+                if i % 5 != 0 {
+                    actuals.push(
+                        serde_json::json!({"id": r["id"], "actual": truth, "timestamp": t + 600.0}),
+                    );
+                }
+                predictions.push(r);
+            }
+        }
+        post_json(
+            addr,
+            "/api/v1/models/churn/predictions",
+            &serde_json::json!({"records": predictions}),
+        );
+        post_json(
+            addr,
+            "/api/v1/models/churn/actuals",
+            &serde_json::json!({"records": actuals}),
+        );
+        // A few evaluations (every second) before the next wave.
+        std::thread::sleep(Duration::from_millis(2500));
+    }
+}
+
+#[test]
+fn browser_models_pages_and_home() {
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = free_addr();
+    let config = dir.path().join("osprey.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: osprey\n    static_configs:\n      - targets: ['{addr}']\n  - job_name: host\n    metrics_path: /exporters/host/metrics\n    static_configs:\n      - targets: ['{addr}']\nmodels:\n  - name: churn\n    task: classification\n    window: 1h\n    evaluation_interval: 1s\n    alerts: {{accuracy_below: 0.8, for: 0s}}\nalertmanager:\n  route:\n    receiver: default\n  receivers:\n    - name: default\n"
+        ),
+    )
+    .expect("write config");
+    let server = Server::start_with_args(
+        &dir.path().join("data"),
+        addr,
+        &dir.path().join("server.log"),
+        &["--config", config.to_str().expect("utf-8 path")],
+    );
+    // Grafana's health check, on the main port and without credentials.
+    let (status, health) = get_json(addr, "/api/health");
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["database"], "ok", "{health}");
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"), "{health}");
+    assert!(health["commit"].is_string(), "{health}");
+
+    feed_model(addr);
+    // The comparison and the worse version's alert are there before the
+    // browser looks.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, p) = get_json(
+            addr,
+            "/api/v1/query?query=osprey_model_version_comparison_pvalue",
+        );
+        let (_, alerts) = get_json(
+            addr,
+            "/api/v1/query?query=ALERTS%7Balertname%3D%22ModelAccuracyLow%22%2Calertstate%3D%22firing%22%7D",
+        );
+        let has = |v: &serde_json::Value| {
+            v["data"]["result"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty())
+        };
+        if has(&p) && has(&alerts) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no comparison or alert: {p} {alerts}\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // The distribution endpoint answers what the page draws, and refuses
+    // bad input in Prometheus's error shape.
+    let (status, d) = get_json(
+        addr,
+        "/api/v1/models/churn/distribution?feature=age&version=v1",
+    );
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["data"]["kind"], "numeric", "{d}");
+    assert_eq!(d["data"]["current_count"], 1600.0, "{d}");
+    let (status, e) = get_json(addr, "/api/v1/models/churn/distribution?feature=nope");
+    assert_eq!(status, 400, "{e}");
+    assert_eq!(e["errorType"], "bad_data", "{e}");
+    let (status, e) = get_json(addr, "/api/v1/models/churn/distribution");
+    assert_eq!(status, 400, "{e}");
+    let (status, c) = get_json(addr, "/api/v1/models/churn/compare?a=v1&b=v2");
+    assert_eq!(status, 200, "{c}");
+    let accuracy = c["data"]["figures"]
+        .as_array()
+        .and_then(|f| f.iter().find(|x| x["metric"] == "accuracy"))
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        accuracy["p_value"].as_f64().is_some_and(|p| p < 0.05),
+        "{c}"
+    );
+    assert!(
+        accuracy["difference"].as_f64().is_some_and(|d| d < 0.0),
+        "{c}"
+    );
+    let (status, e) = get_json(addr, "/api/v1/models/churn/compare?a=v1");
+    assert_eq!(status, 400, "{e}");
+
+    // The server checks above run everywhere; the browser's need chromium.
+    let Some(chromium) = browser_prerequisites() else {
+        server.kill();
+        return;
+    };
+    let screenshots = repo_root().join("target/ui-screenshots");
+    let (ok, stdout) = run_e2e(
+        addr,
+        &chromium,
+        &screenshots,
+        &[
+            "--models".as_ref(),
+            "churn".as_ref(),
+            "--models-better".as_ref(),
+            "v1".as_ref(),
+        ],
+    );
+    let log = server.log_text();
+    server.kill();
+    assert!(ok, "browser checks failed:\n{stdout}\nserver log:\n{log}");
+    for shot in ["models-list", "model-page", "model-compare", "home"] {
+        assert!(
+            screenshots.join(format!("{shot}.png")).is_file(),
+            "no {shot}.png"
+        );
+    }
 }
 
 #[test]

@@ -85,12 +85,15 @@ pub fn server_policy(method: &Method, path: &str) -> Option<Access> {
     Some(match path {
         // Liveness checks; `/health` is the stand-alone Redis exporter's.
         "/-/healthy" | "/-/ready" | "/health" => Public,
+        // Grafana's health check, open as Grafana's is.
+        "/api/health" => Public,
         "/api/osprey/login" | "/api/osprey/logout" | "/api/osprey/whoami" => Public,
         // The app must load to show the login page; what it shows comes
         // from the APIs below. These routes take GET only.
         "/" | "/graph" | "/query" | "/config" | "/flags" | "/tsdb-status" | "/targets"
         | "/rules" | "/alerts" | "/silences" | "/status" | "/dashboards" | "/d/{uid}"
-        | "/login" | "/audit" | "/slos" | "/slos/{id}" | "/ui/{*path}" => Public,
+        | "/login" | "/audit" | "/slos" | "/slos/{id}" | "/models" | "/models/{name}"
+        | "/models/{name}/compare" | "/ui/{*path}" => Public,
         "/-/reload" => Admin,
         "/api/v1/status/config" | "/api/v1/status/flags" => Admin,
         "/api/v1/admin/tsdb/delete_series"
@@ -144,6 +147,8 @@ pub fn server_policy(method: &Method, path: &str) -> Option<Access> {
         | "/api/v1/metadata"
         | "/api/osprey/slos"
         | "/api/v1/models"
+        | "/api/v1/models/{model}/distribution"
+        | "/api/v1/models/{model}/compare"
         | "/api/v1/rules"
         // A backtest computes over stored data and changes nothing.
         | "/api/v1/rules/backtest"

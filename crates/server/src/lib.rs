@@ -371,6 +371,10 @@ fn build_routes(state: &AppState) -> Routes {
         .route("/-/healthy", get(api::healthy).head(api::healthy))
         .route("/-/ready", get(api::ready).head(api::ready))
         .route(
+            "/api/health",
+            get(api::grafana_health).head(api::grafana_health),
+        )
+        .route(
             "/api/v1/write",
             post(ingest::remote_write).layer(ingest_limit),
         )
@@ -432,6 +436,11 @@ fn build_routes(state: &AppState) -> Routes {
         .route("/api/osprey/whoami", get(auth::whoami))
         .route("/api/osprey/audit", get(auth::audit_tail))
         .route("/api/v1/models", get(models_api::list))
+        .route(
+            "/api/v1/models/{model}/distribution",
+            get(models_api::distribution),
+        )
+        .route("/api/v1/models/{model}/compare", get(models_api::compare))
         .route(
             "/api/v1/models/{model}/predictions",
             post(models_api::predictions).layer(ingest_limit),

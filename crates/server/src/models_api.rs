@@ -1,6 +1,7 @@
 //! The model-quality API (`docs/models.md`): `POST
 //! /api/v1/models/{model}/predictions`, `.../actuals` and `.../reference`
-//! (JSON, optionally gzip), `GET /api/v1/models`, and the evaluation loop
+//! (JSON, optionally gzip), `GET /api/v1/models`,
+//! `GET /api/v1/models/{model}/distribution` and `.../compare`, and the evaluation loop
 //! that writes the model-quality series through the server's appendable.
 //!
 //! A request is answered `200` only after its records are in the model's
@@ -10,12 +11,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use models::distribution::DistributionError;
 use models::{ErrorKind, IngestError, Models};
 
 use crate::ingest::read_body_limited;
+use crate::params::Params;
 use crate::{ApiError, AppState, ErrorType, blocking};
 
 /// Largest body accepted, compressed or not (64 MiB, as the other write
@@ -114,6 +117,78 @@ pub(crate) async fn list(State(state): State<AppState>) -> Response {
         body.to_string(),
     )
         .into_response()
+}
+
+/// `GET /api/v1/models/{model}/distribution?feature=F[&version=V]`: one
+/// feature's reference and current distributions (`docs/models.md`).
+pub(crate) async fn distribution(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = Params::parse(query.as_deref(), None);
+    let Some(feature) = params.get("feature").map(str::to_string) else {
+        return ApiError::new(ErrorType::BadData, "the feature parameter is required")
+            .into_response();
+    };
+    let version = params.get("version").map(str::to_string);
+    let models = state.models().clone();
+    let now_ms = state.now_ms();
+    let result = blocking(move || {
+        models
+            .distribution(&model, &feature, version.as_deref(), now_ms)
+            .map_err(|e| match e {
+                DistributionError::Unknown(m) => ApiError::new(ErrorType::BadData, m),
+                DistributionError::NotYet(m) => ApiError::new(ErrorType::Execution, m),
+            })
+    })
+    .await;
+    match result {
+        Ok(d) => (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({"status": "success", "data": d}).to_string(),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /api/v1/models/{model}/compare?a=V&b=W`: two versions' figures
+/// side by side with their differences and tests (`docs/models.md`).
+pub(crate) async fn compare(
+    State(state): State<AppState>,
+    Path(model): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = Params::parse(query.as_deref(), None);
+    let (Some(a), Some(b)) = (
+        params.get("a").map(str::to_string),
+        params.get("b").map(str::to_string),
+    ) else {
+        return ApiError::new(
+            ErrorType::BadData,
+            "the a and b parameters (two versions) are required",
+        )
+        .into_response();
+    };
+    let models = state.models().clone();
+    let result = blocking(move || {
+        models.compare(&model, &a, &b).map_err(|e| match e {
+            DistributionError::Unknown(m) => ApiError::new(ErrorType::BadData, m),
+            DistributionError::NotYet(m) => ApiError::new(ErrorType::Execution, m),
+        })
+    })
+    .await;
+    match result {
+        Ok(c) => (
+            StatusCode::OK,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            serde_json::json!({"status": "success", "data": c}).to_string(),
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Evaluates every due model at `now_ms` and appends its series in one
