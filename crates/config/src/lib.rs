@@ -55,7 +55,7 @@ pub use decode::Decoder;
 pub use http::HttpClientConfig;
 pub use prometheus::{
     AlertingConfig, AlertmanagerTarget, FileSdConfig, GlobalConfig, QueueConfig, RemoteReadConfig,
-    RemoteWriteConfig, Scheme, ScrapeConfig, StaticConfig,
+    RemoteWriteConfig, Scheme, ScrapeConfig, SigV4Config, StaticConfig,
 };
 
 use yaml::Node;

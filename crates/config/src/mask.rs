@@ -37,6 +37,8 @@ const SECRET_FIELDS: &[&str] = &[
     "api_url",
     "opsgenie_api_key",
     "victorops_api_key",
+    // remote_write.sigv4
+    "secret_key",
 ];
 
 /// `text` with every secret replaced; text that does not parse is not

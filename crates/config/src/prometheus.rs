@@ -195,6 +195,22 @@ pub struct RemoteWriteConfig {
     /// is sent; a series they drop is not sent.
     pub write_relabel_configs: Vec<RelabelConfig>,
     pub queue_config: QueueConfig,
+    /// `sigv4`: AWS Signature Version 4 on every request (Amazon Managed
+    /// Service for Prometheus), instead of the `http` credentials.
+    pub sigv4: Option<SigV4Config>,
+}
+
+/// `remote_write.sigv4`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SigV4Config {
+    /// The AWS region; when empty, `AWS_REGION` or `AWS_DEFAULT_REGION`
+    /// at load.
+    pub region: String,
+    /// Static credentials; when absent, `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` are read for each
+    /// request.
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
 }
 
 /// One `remote_read` entry: another store whose series queries include.
@@ -986,6 +1002,7 @@ fn remote_write(
         http: HttpClientConfig::default(),
         write_relabel_configs: Vec::new(),
         queue_config: QueueConfig::default(),
+        sigv4: None,
     };
     let mut url_line = None;
     for f in decoder.fields(node, field)? {
@@ -1040,7 +1057,8 @@ fn remote_write(
                     return Err(decoder.unsupported(&f, what));
                 }
             }
-            "sigv4" | "azuread" | "google_iam" => {
+            "sigv4" => config.sigv4 = Some(sigv4(decoder, value, path)?),
+            "azuread" | "google_iam" => {
                 return Err(decoder.unsupported(&f, "cloud-provider request signing"));
             }
             _ => {
@@ -1066,6 +1084,17 @@ fn remote_write(
         ));
     }
     http::validate(decoder, &config.http, node.line, field)?;
+    if config.sigv4.is_some()
+        && (config.http.basic_auth.is_some()
+            || config.http.authorization.is_some()
+            || config.http.oauth2.is_some())
+    {
+        return Err(decoder.error(
+            node.line,
+            field,
+            "at most one of basic_auth, authorization, oauth2, sigv4 must be configured",
+        ));
+    }
     Ok(config)
 }
 
@@ -1166,6 +1195,52 @@ fn remote_read(
         ));
     }
     http::validate(decoder, &config.http, node.line, field)?;
+    Ok(config)
+}
+
+/// `sigv4`: region and static keys. AWS profiles and role assumption need
+/// the AWS SDK's credential chain, which osprey does not carry.
+fn sigv4(decoder: &Decoder, node: &Node, field: &str) -> Result<SigV4Config, ConfigError> {
+    let mut config = SigV4Config {
+        region: String::new(),
+        access_key: None,
+        secret_key: None,
+    };
+    for f in decoder.fields(node, field)? {
+        let (value, path) = (f.value, f.path.as_str());
+        match f.name.as_str() {
+            "region" => config.region = decoder.string(value, path)?,
+            "access_key" => config.access_key = Some(decoder.string(value, path)?),
+            "secret_key" => config.secret_key = Some(decoder.string(value, path)?),
+            "profile" | "role_arn" | "use_fips_sts_endpoint" => {
+                return Err(decoder.unsupported(
+                    &f,
+                    "AWS profiles and role assumption (give access_key and secret_key, or the AWS_* environment variables)",
+                ));
+            }
+            _ => return Err(decoder.unknown(&f)),
+        }
+    }
+    if config.region.is_empty() {
+        config.region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+            .iter()
+            .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+            .unwrap_or_default();
+    }
+    if config.region.is_empty() {
+        return Err(decoder.error(
+            node.line,
+            &format!("{field}.region"),
+            "no region: set region, or AWS_REGION in the environment",
+        ));
+    }
+    if config.access_key.is_some() != config.secret_key.is_some() {
+        return Err(decoder.error(
+            node.line,
+            field,
+            "access_key and secret_key must be set together",
+        ));
+    }
     Ok(config)
 }
 

@@ -32,6 +32,7 @@ pub mod forward;
 pub mod read;
 pub mod read_client;
 pub mod sender;
+pub mod sigv4;
 
 pub use codec::{
     Exemplar, Histogram, Label, MetricMetadata, RemoteWriteError, Sample, TimeSeries,

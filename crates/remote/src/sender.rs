@@ -481,8 +481,57 @@ pub fn queue_id(config: &RemoteWriteConfig) -> String {
 }
 
 fn build_client(config: &RemoteWriteConfig) -> Result<HttpClient, String> {
+    if let Some(sigv4) = &config.sigv4 {
+        // Credentials from the environment are checked now, so a queue
+        // that could never sign fails the (re)load instead of every send.
+        crate::sigv4::Credentials::resolve(sigv4)
+            .map_err(|e| format!("remote_write {}: {e}", config.url))?;
+    }
     HttpClient::new(&config.http, ClientOptions::new(USER_AGENT))
         .map_err(|e| format!("remote_write {}: {e}", config.url))
+}
+
+/// The headers a remote write request carries besides the client's own,
+/// in order: the protocol's, the entry's `headers`, and, with `sigv4`,
+/// the signature over all of them and the body.
+fn request_headers(
+    config: &RemoteWriteConfig,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, String> {
+    let mut headers: Vec<(String, String)> = vec![
+        ("Content-Encoding".to_string(), "snappy".to_string()),
+        (
+            "Content-Type".to_string(),
+            "application/x-protobuf".to_string(),
+        ),
+        (
+            "X-Prometheus-Remote-Write-Version".to_string(),
+            "0.1.0".to_string(),
+        ),
+    ];
+    headers.extend(config.headers.iter().cloned());
+    if let Some(sigv4) = &config.sigv4 {
+        let credentials = crate::sigv4::Credentials::resolve(sigv4)?;
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        let request = crate::sigv4::Request {
+            method: "POST",
+            url: &config.url,
+            headers: &headers,
+            body,
+        };
+        let signed = crate::sigv4::sign(
+            &request,
+            &sigv4.region,
+            crate::sigv4::SERVICE,
+            &credentials,
+            now_ms,
+        )?;
+        headers.extend(signed);
+    }
+    Ok(headers)
 }
 
 /// A (segment, byte offset) in the WAL.
@@ -1110,14 +1159,11 @@ impl Sender {
             .request(reqwest::Method::POST, &self.url)
             .await
             .map_err(SendError::Recoverable)?
-            .header(reqwest::header::CONTENT_ENCODING, "snappy")
-            .header(reqwest::header::CONTENT_TYPE, "application/x-protobuf")
-            .header("X-Prometheus-Remote-Write-Version", "0.1.0")
             .timeout(Duration::from_millis(
                 self.config.remote_timeout_ms.max(1) as u64
             ))
             .body(body.to_vec());
-        for (name, value) in &self.config.headers {
+        for (name, value) in request_headers(&self.config, body).map_err(SendError::Recoverable)? {
             request = request.header(name.as_str(), value.as_str());
         }
         let response = request

@@ -429,6 +429,18 @@ fn remote_write_errors_name_file_line_and_field() {
             r#"prometheus.yml:4: remote_write[1].name: found multiple remote write configs with name "x" (also remote_write[0])"#,
         ),
         (
+            "remote_write:\n  - url: http://a/w\n    sigv4:\n      region: us-east-1\n      profile: dev\n",
+            "prometheus.yml:5: remote_write[0].sigv4.profile: not supported by osprey: AWS profiles and role assumption (give access_key and secret_key, or the AWS_* environment variables)",
+        ),
+        (
+            "remote_write:\n  - url: http://a/w\n    sigv4:\n      region: us-east-1\n      access_key: AKID\n",
+            "prometheus.yml:4: remote_write[0].sigv4: access_key and secret_key must be set together",
+        ),
+        (
+            "remote_write:\n  - url: http://a/w\n    basic_auth:\n      username: u\n    sigv4:\n      region: us-east-1\n",
+            "prometheus.yml:2: remote_write[0]: at most one of basic_auth, authorization, oauth2, sigv4 must be configured",
+        ),
+        (
             "remote_write:\n  - url: http://a/w\n    protobuf_message: io.prometheus.write.v2.Request\n",
             r#"prometheus.yml:3: remote_write[0].protobuf_message: unsupported message "io.prometheus.write.v2.Request" (only prometheus.WriteRequest, remote write 1.0)"#,
         ),

@@ -233,3 +233,30 @@ fn position_files_round_trip_and_queue_ids() {
     // The FNV-1a 64 of the URL: position files written before keep their names.
     assert_eq!(queue_id(&c), "url-84e1ffe7887b3ebc");
 }
+
+#[test]
+fn sigv4_signs_every_header_sent() {
+    let text = "remote_write:\n  - url: https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write\n    headers:\n      X-Tenant: ml\n    sigv4:\n      region: us-east-1\n      access_key: AKID\n      secret_key: SECRET\n";
+    let mut parsed = config::parse("test.yml", text, None).unwrap();
+    let config = parsed.remote_write.remove(0);
+    let headers = request_headers(&config, b"body").unwrap();
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
+    let authorization = get("authorization").expect("signed");
+    assert!(
+        authorization.starts_with("AWS4-HMAC-SHA256 Credential=AKID/")
+            && authorization.contains("/us-east-1/aps/aws4_request")
+            && authorization.contains(
+                "SignedHeaders=content-encoding;content-type;host;x-amz-date;x-prometheus-remote-write-version;x-tenant,"
+            ),
+        "{authorization}"
+    );
+    assert!(get("x-amz-date").is_some());
+    // Without sigv4, no signature.
+    let plain = super::request_headers(&self::config("http://x/write"), b"body").unwrap();
+    assert!(!plain.iter().any(|(n, _)| n == "authorization"));
+}
