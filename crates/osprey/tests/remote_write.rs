@@ -461,11 +461,28 @@ fn server_forwards_scrapes_and_rules_to_victoria_metrics() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let receiver = start_victoria_metrics(dir.path(), free_addr());
+    server_forwards_scrapes_and_rules(dir.path(), &receiver);
+}
+
+#[test]
+fn server_forwards_scrapes_and_rules_to_prometheus() {
+    if !available("prometheus", "prometheus") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let receiver = start_prometheus(dir.path(), free_addr());
+    server_forwards_scrapes_and_rules(dir.path(), &receiver);
+}
+
+/// `osprey server` scraping a target and evaluating a recording rule
+/// forwards both to `receiver`, keeps them itself, counts what it sent
+/// and keeps one queue position.
+fn server_forwards_scrapes_and_rules(dir: &Path, receiver: &Receiver) {
     let target = Target::start();
     let url = format!("http://{}/api/v1/write", receiver.addr);
-    let config = server_config(dir.path(), target.addr, Some(&url));
-    let data = dir.path().join("data");
-    let log = dir.path().join("server.log");
+    let config = server_config(dir, target.addr, Some(&url));
+    let data = dir.join("data");
+    let log = dir.join("server.log");
     let server = Server::start_with_args(
         &data,
         free_addr(),
@@ -473,7 +490,7 @@ fn server_forwards_scrapes_and_rules_to_victoria_metrics() {
         &["--config", &config.display().to_string()],
     );
     target.serve_then_freeze(4);
-    assert_all_arrived(&receiver, &target, "from the server", &log);
+    assert_all_arrived(receiver, &target, "from the server", &log);
 
     // The server keeps what it forwards.
     let (stored, _) = read_back(server.addr);
