@@ -46,6 +46,7 @@ pub mod models;
 pub mod prometheus;
 pub mod secret;
 pub mod slos;
+pub mod storage;
 pub mod web;
 
 use std::path::{Path, PathBuf};
@@ -103,6 +104,8 @@ pub struct Config {
     pub remote_write: Vec<RemoteWriteConfig>,
     /// `remote_read`: other stores whose series queries include.
     pub remote_read: Vec<RemoteReadConfig>,
+    /// `storage:`: per-series retention.
+    pub storage: storage::StorageConfig,
     /// The `alertmanager:` section: the alert manager to run inside the
     /// server, inline or from a file.
     pub alertmanager: Option<alertmanager::Section>,
@@ -161,7 +164,6 @@ pub fn parse(name: &str, text: &str, base_dir: Option<&Path>) -> Result<Config, 
 /// bringing it.
 fn unimplemented_section(name: &str) -> Option<&'static str> {
     Some(match name {
-        "storage" => "the storage section (use --retention.time and --retention.size)",
         "tracing" => "exporting osprey's own traces",
         "otlp" => "OTLP ingestion settings",
         "runtime" => "runtime settings (a Go garbage-collector setting has no meaning here)",
@@ -183,6 +185,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
     let mut slos = slos::SlosConfig::default();
     let mut model_configs = Vec::new();
     let mut anomaly_rules = false;
+    let mut storage = storage::StorageConfig::default();
     for field in &fields {
         if prometheus::decode_section(decoder, &mut sections, field)? {
             continue;
@@ -199,6 +202,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
             "slos" => slos = slos::decode(decoder, field.value, "slos")?,
             "models" => model_configs = models::decode(decoder, field)?,
             "anomaly_rules" => anomaly_rules = decoder.bool(field.value, &field.path)?,
+            "storage" => storage = storage::decode(decoder, field.value, &field.path)?,
             name => match unimplemented_section(name) {
                 Some(what) => return Err(decoder.unsupported(field, what)),
                 None => return Err(decoder.unknown(field)),
@@ -233,6 +237,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
         alerting: sections.alerting,
         remote_write: sections.remote_write,
         remote_read: sections.remote_read,
+        storage,
         alertmanager,
         exporters,
         dashboard_paths,

@@ -229,6 +229,15 @@ pub trait Storage: Appendable + Queryable {
     fn start_time(&self) -> i64 {
         i64::MIN
     }
+
+    /// Replaces the per-series retention rules (`storage.retention_rules`):
+    /// in order, the first whose matchers all match a series gives its
+    /// retention in milliseconds. Returns whether the store applies them;
+    /// by default it does not.
+    fn set_retention_rules(&self, rules: Vec<(Vec<Matcher>, i64)>) -> bool {
+        let _ = rules;
+        false
+    }
 }
 
 /// What Prometheus's TSDB admin API (`/api/v1/admin/tsdb/*`) asks of a

@@ -381,6 +381,7 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
             });
         state.mount(ui::router(Arc::new(dashboards)), ui::paths());
         state.start(source).await.map_err(anyhow::Error::msg)?;
+        maintenance.thread().unpark();
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
@@ -461,6 +462,8 @@ async fn reload_on_sighup(state: server::AppState) {
 }
 
 fn maintenance_loop(db: &tsdb::Db, stop: &AtomicBool) {
+    // The server unparks this thread once the configuration is in effect,
+    // so the first round (with its retention rules) runs at once.
     while !stop.load(Ordering::Relaxed) {
         std::thread::park_timeout(MAINTENANCE_INTERVAL);
         if stop.load(Ordering::Relaxed) {

@@ -371,6 +371,18 @@ impl AppState {
         );
         lifecycle.scrape.apply_config(&jobs).await;
         self.inner.remote_reads.install(remote_reads);
+        let rules: Vec<(Vec<model::Matcher>, i64)> = config
+            .storage
+            .retention_rules
+            .iter()
+            .map(|r| (r.matchers.clone(), r.retention_ms))
+            .collect();
+        let any_rules = !rules.is_empty();
+        if !self.storage().set_retention_rules(rules) && any_rules {
+            tracing::warn!(
+                "storage.retention_rules are ignored: this store has no per-series retention"
+            );
+        }
         *lifecycle.config.write().unwrap_or_else(|e| e.into_inner()) = config;
         Ok(())
     }

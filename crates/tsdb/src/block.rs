@@ -756,6 +756,47 @@ impl Block {
         Ok(added)
     }
 
+    /// Tombstones, for each group of sorted series ids, their samples
+    /// before the group's cutoff (per-series retention). One tombstones
+    /// write; returns the series newly tombstoned.
+    pub(crate) fn delete_expired(&self, groups: &[(Vec<u32>, i64)]) -> Result<usize, BlockError> {
+        let mut expired: Vec<(u32, i64)> = groups
+            .iter()
+            .filter(|(_, cutoff)| *cutoff > self.meta.min_time)
+            .flat_map(|(ids, cutoff)| ids.iter().map(move |&id| (id, *cutoff)))
+            .collect();
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        expired.sort_unstable();
+        expired.dedup_by_key(|(id, _)| *id);
+        let _writer = lock(&self.tombstones_writer);
+        let current = self.tombstones();
+        let mut next = Tombstones::clone(&current);
+        let mut cursor = SeriesCursor::default();
+        let mut raw = RawSeries::default();
+        let mut added = 0;
+        for (id, cutoff) in expired {
+            self.index.series(id, &mut cursor, &mut raw)?;
+            let first = raw.chunks.iter().map(|c| c.0).min();
+            let last = raw.chunks.iter().map(|c| c.1).max();
+            let (Some(first), Some(last)) = (first, last) else {
+                continue;
+            };
+            let high = last.min(cutoff - 1);
+            if first > high || current.get(id).is_some_and(|d| d.covers(first, high)) {
+                continue;
+            }
+            next.add(id, first, high);
+            added += 1;
+        }
+        if added > 0 {
+            tombstones::write_file(&self.dir, &next)?;
+            *write(&self.tombstones) = Arc::new(next);
+        }
+        Ok(added)
+    }
+
     /// Series matching every matcher that have a chunk overlapping
     /// `[mint, maxt]` (both inclusive), sorted by labels, each with only its
     /// overlapping chunks that hold a sample not deleted, and its deleted

@@ -108,7 +108,17 @@ pub struct Db {
     maintenance: Mutex<()>,
     counters: Counters,
     wal_repairs_at_open: u64,
+    /// Per-series retention, in order: the first rule matching a series
+    /// gives its retention; others keep `opts.retention_time_ms`.
+    retention_rules: RwLock<Vec<RetentionRule>>,
     _lock_file: File,
+}
+
+/// One per-series retention rule (`storage.retention_rules`).
+#[derive(Clone, Debug)]
+pub struct RetentionRule {
+    pub matchers: Vec<Matcher>,
+    pub retention_ms: i64,
 }
 
 fn io_err(e: impl std::fmt::Display) -> StorageError {
@@ -209,6 +219,7 @@ impl Db {
             maintenance: Mutex::new(()),
             counters: Counters::default(),
             wal_repairs_at_open,
+            retention_rules: RwLock::new(Vec::new()),
             _lock_file: lock_file,
         })
     }
@@ -234,13 +245,76 @@ impl Db {
             self.cut_head(boundary)?;
         }
         self.compact_all()?;
+        let expired = self.apply_series_retention(now_ms)?;
         for block in self.blocks() {
-            if compact::needs_rewrite(&block) {
+            let retention_hit = expired.iter().any(|ulid| *ulid == block.meta().ulid);
+            if retention_hit || compact::needs_rewrite(&block) {
                 self.rewrite_without_deleted(&block)?;
             }
         }
         self.apply_retention(now_ms)?;
         Ok(())
+    }
+
+    /// Replaces the per-series retention rules (from the configuration,
+    /// on every load); the next [`Db::maintain`] applies them.
+    pub fn set_retention_rules(&self, rules: Vec<RetentionRule>) {
+        *write(&self.retention_rules) = rules;
+    }
+
+    /// The newest sample time, capped at the wall clock: what retention
+    /// counts back from.
+    fn retention_anchor(&self, now_ms: i64) -> i64 {
+        self.blocks()
+            .iter()
+            .map(|b| b.meta().max_time)
+            .chain([self.head.max_time()])
+            .max()
+            .unwrap_or(i64::MIN)
+            .min(now_ms)
+    }
+
+    /// Tombstones each series' samples older than its retention: the
+    /// first rule matching it gives the retention, the global one applies
+    /// to the rest. Cutoffs are rounded down to a block range, so a block
+    /// gains tombstones (and is rewritten) at most once per block range.
+    /// Returns the blocks that changed, which maintenance then rewrites,
+    /// so the data leaves the disk.
+    fn apply_series_retention(&self, now_ms: i64) -> Result<Vec<String>> {
+        let rules = read(&self.retention_rules).clone();
+        if rules.is_empty() {
+            return Ok(Vec::new());
+        }
+        let anchor = self.retention_anchor(now_ms);
+        let range = self.opts.block_range_ms.max(1);
+        let cutoff = |retention: i64| range_start(anchor.saturating_sub(retention), range);
+        let mut changed = Vec::new();
+        for block in self.blocks() {
+            let index = block.index();
+            let mut claimed: Vec<u32> = Vec::new();
+            let mut groups: Vec<(Vec<u32>, i64)> = Vec::new();
+            for rule in &rules {
+                let ids = index
+                    .postings_for_matchers(&rule.matchers)
+                    .map_err(|e| io_err(format!("block {}: {e}", block.meta().ulid)))?;
+                let ids = crate::index::subtract(&ids, &claimed);
+                claimed.extend(&ids);
+                claimed.sort_unstable();
+                groups.push((ids, cutoff(rule.retention_ms)));
+            }
+            if let Some(global) = self.opts.retention_time_ms {
+                let all: Vec<u32> = (0..index.num_series()).collect();
+                groups.push((crate::index::subtract(&all, &claimed), cutoff(global)));
+            }
+            let added = block
+                .delete_expired(&groups)
+                .map_err(|e| io_err(format!("block {}: {e}", block.meta().ulid)))?;
+            if added > 0 {
+                tracing::info!(block = %block.meta().ulid, series = added, "series past their retention");
+                changed.push(block.meta().ulid.clone());
+            }
+        }
+        Ok(changed)
     }
 
     /// Where to cut the head next, if it spans more than 1.5 block ranges.
@@ -550,14 +624,15 @@ impl Db {
     fn apply_retention(&self, now_ms: i64) -> Result<()> {
         let blocks = self.blocks();
         let mut doomed: Vec<Arc<Block>> = Vec::new();
+        // A rule may keep some series longer than the global retention:
+        // whole blocks go only once the longest retention has passed.
+        let longest_rule = read(&self.retention_rules)
+            .iter()
+            .map(|r| r.retention_ms)
+            .max();
         if let Some(keep) = self.opts.retention_time_ms {
-            let newest = blocks
-                .iter()
-                .map(|b| b.meta().max_time)
-                .chain([self.head.max_time()])
-                .max()
-                .unwrap_or(i64::MIN)
-                .min(now_ms);
+            let keep = keep.max(longest_rule.unwrap_or(keep));
+            let newest = self.retention_anchor(now_ms);
             let cutoff = newest.saturating_sub(keep);
             doomed.extend(
                 blocks
@@ -909,6 +984,20 @@ impl StorageAdmin for Db {
 impl Storage for Db {
     fn head_stats(&self, limit: usize) -> HeadStats {
         self.head.stats(limit)
+    }
+
+    fn set_retention_rules(&self, rules: Vec<(Vec<Matcher>, i64)>) -> bool {
+        Db::set_retention_rules(
+            self,
+            rules
+                .into_iter()
+                .map(|(matchers, retention_ms)| RetentionRule {
+                    matchers,
+                    retention_ms,
+                })
+                .collect(),
+        );
+        true
     }
 
     fn start_time(&self) -> i64 {

@@ -1237,7 +1237,7 @@ fn intersect(a: &[u32], b: &[u32]) -> Vec<u32> {
 }
 
 /// Ids of sorted `a` that are not in sorted `b`.
-fn subtract(a: &[u32], b: &[u32]) -> Vec<u32> {
+pub(crate) fn subtract(a: &[u32], b: &[u32]) -> Vec<u32> {
     let mut out = Vec::with_capacity(a.len());
     let mut j = 0;
     for &id in a {

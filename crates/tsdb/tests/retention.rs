@@ -144,3 +144,138 @@ fn level_compaction_merges_adjacent_blocks() {
         .sum();
     assert_eq!(n, 20 * 300);
 }
+
+/// Every sample of `name`'s series, oldest first.
+fn samples_of(db: &Db, name: &str) -> Vec<i64> {
+    let q = db.querier(i64::MIN, i64::MAX).expect("querier");
+    let mut out: Vec<i64> = q
+        .select(&[Matcher::equal("__name__", name)])
+        .expect("select")
+        .flat_map(|s| {
+            s.expect("series")
+                .samples
+                .map(|(t, _)| t)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// Whether any block directory's files hold `needle`.
+fn on_disk(dir: &std::path::Path, needle: &[u8]) -> bool {
+    fn walk(path: &std::path::Path, needle: &[u8]) -> bool {
+        let Ok(entries) = std::fs::read_dir(path) else {
+            return false;
+        };
+        entries.flatten().any(|e| {
+            let p = e.path();
+            if p.ends_with("wal") {
+                return false;
+            }
+            if p.is_dir() {
+                walk(&p, needle)
+            } else {
+                std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+            }
+        })
+    }
+    walk(dir, needle)
+}
+
+/// Per-series retention: the first rule that matches a series decides;
+/// others keep the global retention (here: forever). Expired samples stop
+/// being returned at the next maintenance and leave the disk with the
+/// block rewrite it triggers.
+#[test]
+fn retention_rules_apply_per_series_first_match_wins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path(), None, None);
+    let series = [
+        ("debug_calls", "a"),
+        ("debug_calls", "b"),
+        ("revenue", "a"),
+        ("other", "a"),
+        ("kept", "z"),
+    ];
+    for t in (0..20_000).step_by(100) {
+        let mut app = db.appender();
+        for (name, s) in series {
+            let labels = Labels::from_pairs([("__name__", name), ("s", s)]);
+            app.append(&labels, t, 1.0).expect("append");
+        }
+        app.commit().expect("commit");
+        if t % 1000 == 0 {
+            db.maintain(t).expect("maintain");
+        }
+    }
+    db.maintain(20_000).expect("maintain");
+    let all: Vec<i64> = (0..20_000).step_by(100).collect();
+    assert_eq!(samples_of(&db, "debug_calls").len(), 2 * all.len());
+    assert!(on_disk(dir.path(), b"debug_calls"));
+
+    db.set_retention_rules(vec![
+        // First match wins: revenue is kept 15 s although the second rule
+        // (every series with `s="a"`) would give it 3 s.
+        tsdb::db::RetentionRule {
+            matchers: vec![Matcher::equal("__name__", "revenue")],
+            retention_ms: 15_000,
+        },
+        tsdb::db::RetentionRule {
+            matchers: vec![Matcher::equal("s", "a")],
+            retention_ms: 3_000,
+        },
+        tsdb::db::RetentionRule {
+            matchers: vec![Matcher::equal("__name__", "debug_calls")],
+            retention_ms: 3_000,
+        },
+    ]);
+    db.maintain(20_000).expect("maintain");
+    // The cutoff is newest (19 900) minus the retention, rounded down to
+    // a block range (1 000).
+    let cutoff = |retention: i64| (19_900 - retention).div_euclid(RANGE) * RANGE;
+    let kept = |retention: i64| -> Vec<i64> {
+        all.iter()
+            .copied()
+            .filter(|&t| t >= cutoff(retention))
+            .collect()
+    };
+    // Samples still in the head (not yet in a block) are not affected.
+    let head_min = db.head().min_time();
+    let expect = |retention: i64, copies: usize| -> Vec<i64> {
+        let mut v: Vec<i64> = all
+            .iter()
+            .copied()
+            .filter(|&t| t >= cutoff(retention) || t >= head_min)
+            .flat_map(|t| std::iter::repeat_n(t, copies))
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    assert!(head_min > cutoff(3_000), "head starts at {head_min}");
+    assert_eq!(kept(3_000).first(), Some(&16_000));
+    assert_eq!(samples_of(&db, "debug_calls"), expect(3_000, 2));
+    assert_eq!(samples_of(&db, "revenue"), expect(15_000, 1));
+    assert_eq!(samples_of(&db, "other"), expect(3_000, 1));
+    // No rule matches `kept`: the global retention (forever) applies.
+    assert_eq!(samples_of(&db, "kept"), all);
+
+    // The blocks holding only expired samples were rewritten without
+    // them; the rewrite left no tombstones behind.
+    for block in db.blocks() {
+        assert!(block.tombstones().is_empty(), "{}", block.meta().ulid);
+        if block.meta().max_time <= cutoff(3_000) {
+            let index = std::fs::read(block.dir().join("index")).expect("index");
+            assert!(
+                !index.windows(11).any(|w| w == b"debug_calls"),
+                "block {} still names debug_calls",
+                block.meta().ulid
+            );
+        }
+    }
+    // A second round changes nothing.
+    let before: Vec<String> = db.blocks().iter().map(|b| b.meta().ulid.clone()).collect();
+    db.maintain(20_000).expect("maintain");
+    let after: Vec<String> = db.blocks().iter().map(|b| b.meta().ulid.clone()).collect();
+    assert_eq!(before, after);
+}

@@ -294,8 +294,8 @@ fn errors_name_file_line_and_field() {
             "prometheus.yml:3: alerting.alertmanagers[0].sigv4: not supported by osprey",
         ),
         (
-            "remote_write:\n  - url: http://a/w\n    sigv4: {region: eu}\n",
-            "prometheus.yml:3: remote_write[0].sigv4: not supported by osprey",
+            "remote_write:\n  - url: http://a/w\n    azuread: {cloud: AzurePublic}\n",
+            "prometheus.yml:3: remote_write[0].azuread: not supported by osprey",
         ),
         (
             "scrape_configs:\n  - job_name: a\n    native_histogram_bucket_limit: 10\n",

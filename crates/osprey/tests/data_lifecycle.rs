@@ -1,7 +1,9 @@
-//! `osprey tsdb backup` and `restore` against the real binary: a backup of
-//! a running server's snapshot and one of a stopped server's data
-//! directory, each restored into an empty directory, where a server then
-//! answers every query exactly as the original did.
+//! What happens to stored data over its life, against the real binary:
+//! `osprey tsdb backup` and `restore` (a backup of a running server's
+//! snapshot and one of a stopped server's data directory, each restored
+//! into an empty directory, where a server then answers every query
+//! exactly as the original did), and per-series retention
+//! (`storage.retention_rules`) removing expired series from disk.
 
 mod support;
 
@@ -218,4 +220,132 @@ fn backups_restore_to_identical_answers() {
         ]);
         assert!(!ok && stderr.contains("already holds"), "{stderr}");
     }
+}
+
+/// The `[minTime, maxTime)` of every block under `data`, with the block's
+/// index bytes.
+fn blocks_on_disk(data: &Path) -> Vec<(i64, i64, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(data).expect("data dir").flatten() {
+        let meta = entry.path().join("meta.json");
+        let Ok(text) = std::fs::read_to_string(&meta) else {
+            continue;
+        };
+        let json: serde_json::Value = serde_json::from_str(&text).expect("meta.json");
+        let index = std::fs::read(entry.path().join("index")).expect("index");
+        out.push((
+            json["minTime"].as_i64().expect("minTime"),
+            json["maxTime"].as_i64().expect("maxTime"),
+            index,
+        ));
+    }
+    out
+}
+
+/// Timestamps (seconds) of every sample of `selector` in `[start, end]`.
+fn sample_times(addr: SocketAddr, selector: &str, start: i64, end: i64) -> Vec<i64> {
+    let path = format!(
+        "/api/v1/query?query={}&time={end}",
+        urlencode(&format!("{selector}[{}s]", end - start))
+    );
+    let (status, body) = http(addr, "GET", &path, &[], &[]).expect("query");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let mut times: Vec<i64> = json["data"]["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["values"].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v[0].as_f64().map(|t| t as i64))
+        .collect();
+    times.sort_unstable();
+    times
+}
+
+/// `storage.retention_rules`: debug series expire after a day while the
+/// rest keeps the global retention; the expired samples are gone from
+/// queries and from every block on disk after the maintenance round that
+/// runs once the configuration is loaded.
+#[test]
+fn retention_rules_remove_expired_series_from_disk() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path();
+    let data = dir.join("data");
+    let now = now_s();
+    let mut history = String::new();
+    let first = now - 3 * 86_400;
+    let last = now - 86_400 - 3600;
+    let mut t = first;
+    while t <= last {
+        history.push_str(&format!(
+            "debug_calls_total{{job=\"a\"}} 1 {t}\nrevenue_total{{job=\"a\"}} 2 {t}\n"
+        ));
+        t += 300;
+    }
+    // One sample at now for both, so retention counts back from now.
+    history.push_str(&format!(
+        "debug_calls_total{{job=\"a\"}} 1 {now}\nrevenue_total{{job=\"a\"}} 2 {now}\n# EOF\n"
+    ));
+    let file = dir.join("history.om");
+    std::fs::write(&file, history).expect("write history");
+    // Blocks of at most two hours, so most lie wholly before the cutoff.
+    let (ok, _, stderr) = osprey(&[
+        "import",
+        "--max-block-duration",
+        "2h",
+        "--data-dir",
+        &data.display().to_string(),
+        &file.display().to_string(),
+    ]);
+    assert!(ok, "import: {stderr}");
+    let imported = sample_count(first, last);
+    let config = dir.join("osprey.yml");
+    std::fs::write(
+        &config,
+        "storage:\n  retention_rules:\n    - selector: '{__name__=~\"debug_.*\"}'\n      retention: 1d\n",
+    )
+    .expect("write config");
+    let server = Server::start_with_args(
+        &data,
+        free_addr(),
+        &dir.join("retention.log"),
+        &["--config", &config.display().to_string()],
+    );
+    // The first maintenance round runs once the configuration is loaded.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let cutoff = ((now - 86_400) * 1000).div_euclid(7_200_000) * 7_200_000 / 1000;
+    loop {
+        let debug = sample_times(server.addr, "debug_calls_total", first - 1, now);
+        if debug.first().is_some_and(|&t| t >= cutoff) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "debug samples before {cutoff} still there: first {:?}; log:\n{}",
+            debug.first(),
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Everything else is untouched.
+    let revenue = sample_times(server.addr, "revenue_total", first - 1, now);
+    assert_eq!(revenue.len(), imported + 1, "revenue lost samples");
+    // No block wholly before the cutoff names the debug series any more.
+    let blocks = blocks_on_disk(&data);
+    assert!(blocks.iter().any(|(_, max, _)| *max <= cutoff * 1000));
+    for (min, max, index) in &blocks {
+        if *max <= cutoff * 1000 {
+            assert!(
+                !index.windows(17).any(|w| w == b"debug_calls_total"),
+                "block [{min}, {max}) still holds debug_calls_total"
+            );
+            assert!(index.windows(13).any(|w| w == b"revenue_total"));
+        }
+    }
+    server.terminate();
+}
+
+/// Samples every 300 s from `first` to `last`, both included.
+fn sample_count(first: i64, last: i64) -> usize {
+    ((last - first) / 300 + 1) as usize
 }

@@ -1,0 +1,181 @@
+//! The `storage:` section: osprey's per-series retention
+//! (`retention_rules`). Prometheus's own `storage.tsdb` and
+//! `storage.exemplars` settings, and resolution tiers, are refused with
+//! what is missing.
+
+use model::matcher::{MatchOp, Matcher};
+
+use crate::ConfigError;
+use crate::decode::Decoder;
+use yaml::Node;
+
+/// `storage:`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StorageConfig {
+    /// In order: the first rule whose selector matches a series gives its
+    /// retention; series no rule matches keep the global one.
+    pub retention_rules: Vec<RetentionRule>,
+}
+
+/// One `retention_rules` entry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetentionRule {
+    /// The selector as written, for messages.
+    pub selector: String,
+    pub matchers: Vec<Matcher>,
+    pub retention_ms: i64,
+}
+
+pub fn decode(decoder: &Decoder, node: &Node, field: &str) -> Result<StorageConfig, ConfigError> {
+    let mut config = StorageConfig::default();
+    for f in decoder.fields(node, field)? {
+        match f.name.as_str() {
+            "retention_rules" => {
+                for (index, item) in decoder.sequence(f.value, &f.path)?.iter().enumerate() {
+                    let path = format!("{}[{index}]", f.path);
+                    config.retention_rules.push(rule(decoder, item, &path)?);
+                }
+            }
+            "tiers" => {
+                return Err(decoder.unsupported(&f, "resolution tiers (downsampling)"));
+            }
+            "tsdb" | "exemplars" => {
+                return Err(decoder.unsupported(
+                    &f,
+                    "Prometheus's storage settings (use --retention.time and --retention.size)",
+                ));
+            }
+            _ => return Err(decoder.unknown(&f)),
+        }
+    }
+    Ok(config)
+}
+
+fn rule(decoder: &Decoder, node: &Node, field: &str) -> Result<RetentionRule, ConfigError> {
+    let mut selector = None;
+    let mut retention_ms = None;
+    for f in decoder.fields(node, field)? {
+        match f.name.as_str() {
+            "selector" => {
+                let text = decoder.string(f.value, &f.path)?;
+                let matchers =
+                    parse_selector(&text).map_err(|e| decoder.error(f.value.line, &f.path, e))?;
+                selector = Some((text, matchers));
+            }
+            "retention" => retention_ms = Some(decoder.positive_duration(f.value, &f.path)?),
+            _ => return Err(decoder.unknown(&f)),
+        }
+    }
+    let Some((selector, matchers)) = selector else {
+        return Err(decoder.error(node.line, &format!("{field}.selector"), "missing"));
+    };
+    let Some(retention_ms) = retention_ms else {
+        return Err(decoder.error(node.line, &format!("{field}.retention"), "missing"));
+    };
+    Ok(RetentionRule {
+        selector,
+        matchers,
+        retention_ms,
+    })
+}
+
+/// A series selector: an optional metric name, then optionally matchers in
+/// braces (`debug_requests_total`, `{team="ml", __name__=~"debug_.*"}`,
+/// `up{job="x"}`). At least one matcher must not match the empty string,
+/// as in PromQL, so a rule cannot select every series by accident.
+pub fn parse_selector(text: &str) -> Result<Vec<Matcher>, String> {
+    let text = text.trim();
+    let name_end = text
+        .char_indices()
+        .find(|&(i, c)| {
+            !(c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit()))
+        })
+        .map_or(text.len(), |(i, _)| i);
+    let (name, rest) = text.split_at(name_end);
+    let rest = rest.trim();
+    let mut matchers = Vec::new();
+    if !name.is_empty() {
+        matchers.push(Matcher::equal("__name__", name));
+    }
+    if !rest.is_empty() {
+        if !(rest.starts_with('{') && rest.ends_with('}')) {
+            return Err(format!(
+                "invalid selector {text:?}: expected name{{matchers}}"
+            ));
+        }
+        let inner = &rest[1..rest.len() - 1];
+        if !inner.trim().is_empty() {
+            matchers.extend(
+                crate::alertmanager::matchers::parse_matchers(inner)
+                    .map_err(|e| format!("invalid selector {text:?}: {e}"))?,
+            );
+        }
+    }
+    if matchers.iter().all(Matcher::matches_empty) {
+        return Err(format!(
+            "selector {text:?} must contain at least one matcher that does not match the empty string"
+        ));
+    }
+    if matchers
+        .iter()
+        .any(|m| m.name() == "__name__" && m.op() == MatchOp::Equal)
+        && matchers.iter().filter(|m| m.name() == "__name__").count() > 1
+        && !name.is_empty()
+    {
+        return Err(format!(
+            "invalid selector {text:?}: the metric name is given twice"
+        ));
+    }
+    Ok(matchers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<StorageConfig, String> {
+        crate::parse("osprey.yml", text, None)
+            .map(|c| c.storage)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn rules_parse_in_order() {
+        let config = parse(
+            "storage:\n  retention_rules:\n    - selector: '{__name__=~\"debug_.*\"}'\n      retention: 2d\n    - selector: 'revenue_total{team=\"biz\"}'\n      retention: 5y\n",
+        )
+        .unwrap();
+        assert_eq!(config.retention_rules.len(), 2);
+        assert_eq!(config.retention_rules[0].retention_ms, 2 * 86_400_000);
+        assert_eq!(config.retention_rules[1].matchers.len(), 2);
+        assert_eq!(
+            config.retention_rules[1].matchers[0].value(),
+            "revenue_total"
+        );
+    }
+
+    #[test]
+    fn mistakes_name_file_line_and_field() {
+        let cases = [
+            (
+                "storage:\n  retention_rules:\n    - selector: '{job=~\".*\"}'\n      retention: 1d\n",
+                "osprey.yml:3: storage.retention_rules[0].selector: selector \"{job=~\\\".*\\\"}\" must contain at least one matcher that does not match the empty string",
+            ),
+            (
+                "storage:\n  retention_rules:\n    - selector: up\n",
+                "osprey.yml:3: storage.retention_rules[0].retention: missing",
+            ),
+            (
+                "storage:\n  retention_rules:\n    - selector: 'up{job'\n      retention: 1d\n",
+                "osprey.yml:3: storage.retention_rules[0].selector: invalid selector \"up{job\": expected name{matchers}",
+            ),
+            (
+                "storage:\n  tiers:\n    - resolution: raw\n",
+                "osprey.yml:2: storage.tiers: not supported by osprey: resolution tiers (downsampling)",
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse(text).unwrap_err(), expected, "{text}");
+        }
+    }
+}
