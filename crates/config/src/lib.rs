@@ -42,6 +42,7 @@ pub mod decode;
 pub mod glob;
 pub mod http;
 pub mod mask;
+pub mod costs;
 pub mod models;
 pub mod prometheus;
 pub mod secret;
@@ -116,6 +117,9 @@ pub struct Config {
     /// `anomaly_rules: true`: load osprey's starter anomaly rules
     /// (`docs/anomaly.md`); off when absent.
     pub anomaly_rules: bool,
+    /// `costs:`: prices, step counters and budgets (`docs/costs.md`);
+    /// `None` when absent (no cost series).
+    pub costs: Option<costs::CostsConfig>,
     /// Deprecations and the like, one line each with file and line.
     pub warnings: Vec<String>,
 }
@@ -182,6 +186,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
     let mut slos = slos::SlosConfig::default();
     let mut model_configs = Vec::new();
     let mut anomaly_rules = false;
+    let mut cost_config = None;
     for field in &fields {
         if prometheus::decode_section(decoder, &mut sections, field)? {
             continue;
@@ -198,6 +203,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
             "slos" => slos = slos::decode(decoder, field.value, "slos")?,
             "models" => model_configs = models::decode(decoder, field)?,
             "anomaly_rules" => anomaly_rules = decoder.bool(field.value, &field.path)?,
+            "costs" => cost_config = Some(costs::decode(decoder, field)?),
             name => match unimplemented_section(name) {
                 Some(what) => return Err(decoder.unsupported(field, what)),
                 None => return Err(decoder.unknown(field)),
@@ -237,6 +243,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
         slos,
         models: model_configs,
         anomaly_rules,
+        costs: cost_config,
         warnings: Vec::new(),
     })
 }
