@@ -34,6 +34,7 @@ use axum::routing::{get, post};
 use model::storage::Storage;
 
 mod admin;
+mod costs;
 pub mod alertmanager_api;
 mod api;
 pub mod auth;
@@ -158,6 +159,10 @@ struct AppStateInner {
     models: std::sync::OnceLock<Arc<models::Models>>,
     /// The model evaluation loop, while running.
     models_loop: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The cost engine of the `costs:` section (`docs/costs.md`).
+    costs: Arc<costs::CostState>,
+    /// The cost loop, while running.
+    costs_loop: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// Milliseconds since the Unix epoch; injectable so tests can pin "now".
@@ -218,6 +223,8 @@ impl AppState {
                 auth,
                 models: std::sync::OnceLock::new(),
                 models_loop: std::sync::Mutex::new(None),
+                costs: Arc::new(costs::CostState::default()),
+                costs_loop: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -307,6 +314,11 @@ impl AppState {
         self.inner
             .models
             .get_or_init(|| Arc::new(models::Models::in_memory()))
+    }
+
+    /// The cost engine.
+    pub(crate) fn costs(&self) -> &Arc<costs::CostState> {
+        &self.inner.costs
     }
 
     pub(crate) fn engine(&self) -> &Arc<promql::Engine> {

@@ -81,8 +81,19 @@ pub(crate) fn read_rule_groups(
             rules::parse_rule_file(&name, &models::alerts::starter_rules(model)).map_err(join)?,
         );
     }
+    // The cost rules: cost per step, budget forecasts and alerts
+    // (docs/costs.md).
+    if let Some(costs) = &config.costs {
+        let text = cost::rule_file(costs);
+        if !text.is_empty() {
+            specs.extend(rules::parse_rule_file(COST_RULES_NAME, &text).map_err(join)?);
+        }
+    }
     Ok(specs)
 }
+
+/// The name rule errors and the rules API give the generated cost rules.
+pub const COST_RULES_NAME: &str = "<cost rules>";
 
 /// The rule settings a config gives.
 pub(crate) fn rule_settings(config: &config::Config) -> rules::RuleSettings {
