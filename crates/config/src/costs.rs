@@ -420,3 +420,65 @@ fn metric_name(decoder: &Decoder, f: &Field<'_>) -> Result<String, ConfigError> 
     }
     Ok(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Option<CostsConfig>, String> {
+        crate::parse("osprey.yml", text, None)
+            .map(|c| c.costs)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn reads_the_section_with_defaults_filled_in() {
+        let c = parse(
+            "costs:\n  interval: 15s\n  gpu:\n    hour:\n      NVIDIA H100 80GB HBM3: 3.5\n      Tesla T4: 0.35\n    default_hour: 1\n  cpu: {core_hour: 0.04}\n  memory: {metric: container_memory_working_set_bytes, gib_hour: 0.005}\n  instances:\n    - match: {job: trainer}\n      hour: 1.2\n  steps:\n    - {job: trainer, metric: training_steps_total}\n  budgets:\n    - {name: q1, match: {job: trainer}, amount: 5000, period: week, alert_at: [1, 0.5]}\n",
+        )
+        .expect("parse")
+        .expect("costs");
+        assert_eq!(c.interval_ms, 15_000);
+        assert_eq!(c.delay_ms, 15_000);
+        assert_eq!(c.gpu.metric, "DCGM_FI_DEV_GPU_UTIL");
+        assert_eq!(c.gpu.model_label, "modelName");
+        assert_eq!(
+            c.gpu.hour,
+            vec![
+                ("NVIDIA H100 80GB HBM3".to_string(), 3.5),
+                ("Tesla T4".to_string(), 0.35)
+            ]
+        );
+        assert_eq!(c.gpu.default_hour, 1.0);
+        assert_eq!(c.cpu.metric, "process_cpu_seconds_total");
+        assert_eq!(c.memory.metric, "container_memory_working_set_bytes");
+        assert_eq!(c.instances[0].matchers, vec![("job".to_string(), "trainer".to_string())]);
+        assert_eq!(c.steps[0].window_ms, 3_600_000);
+        let b = &c.budgets[0];
+        assert_eq!((b.amount, b.period, b.alert_at.clone()), (5000.0, Period::Week, vec![0.5, 1.0]));
+        assert_eq!(b.forecast_window_ms, 6 * 3_600_000);
+        assert_eq!(parse("global: {}\n").expect("parse"), None);
+        assert_eq!(parse("costs: {}\n").expect("parse"), Some(CostsConfig::defaults()));
+    }
+
+    #[test]
+    fn errors_name_line_and_field() {
+        for (text, expected) in [
+            ("costs:\n  interval: 7s\n", "osprey.yml:2: costs.interval: must be at least 1s and divide a day"),
+            ("costs:\n  cpu:\n    core_hour: -1\n", "osprey.yml:3: costs.cpu.core_hour: a price is a finite number"),
+            ("costs:\n  gpu:\n    hour: {A100: cheap}\n", "costs.gpu.hour.A100"),
+            ("costs:\n  gpu: {metric: 1abc}\n", "invalid metric name"),
+            ("costs:\n  instances:\n    - match: {job: x}\n", "costs.instances[0].hour: missing"),
+            ("costs:\n  steps:\n    - {job: t}\n", "costs.steps[0].metric: missing"),
+            ("costs:\n  budgets:\n    - {name: a, amount: 0}\n", "must be a positive number of dollars"),
+            ("costs:\n  budgets:\n    - {name: a, amount: 1, period: fortnight}\n", "expected day, week or month"),
+            ("costs:\n  budgets:\n    - {name: a, amount: 1, match: {team: x}}\n", "cost series carry job"),
+            ("costs:\n  budgets:\n    - {name: a, amount: 1}\n    - {name: a, amount: 2}\n", "listed twice"),
+            ("costs:\n  budgets:\n    - {amount: 1}\n", "costs.budgets[0].name: missing"),
+            ("costs:\n  price: 1\n", "costs.price"),
+        ] {
+            let error = parse(text).expect_err(text);
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+    }
+}
