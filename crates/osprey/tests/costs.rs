@@ -217,6 +217,40 @@ fn two_gpus_and_a_cpu_job_cost_what_their_prices_say() {
         assert!(Instant::now() < deadline, "no cost rule output:\n{}", server.log_text());
         std::thread::sleep(Duration::from_millis(500));
     }
+
+    // Every query of the Training dashboard's cost row answers with data.
+    let dashboard: serde_json::Value = serde_json::from_str(include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../ui/dashboards/training.json"
+    )))
+    .expect("dashboard json");
+    let row = dashboard["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["title"] == "Cost")
+        .expect("a Cost row");
+    let mut queries = 0;
+    for panel in row["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"]
+                .as_str()
+                .expect("expr")
+                .replace("$__rate_interval", "1m")
+                .replace("$job", ".+");
+            let path = format!("/api/v1/query?query={}", urlencode(&expr));
+            let (status, body) = http(addr, "GET", &path, &[], &[]).expect("query");
+            let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
+            assert_eq!(status, 200, "{expr}: {body}");
+            assert!(
+                !body["data"]["result"].as_array().expect("vector").is_empty(),
+                "{}: {expr} gives nothing",
+                panel["title"]
+            );
+            queries += 1;
+        }
+    }
+    assert!(queries >= 10, "{queries}");
 }
 
 #[test]
