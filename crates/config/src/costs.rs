@@ -237,10 +237,12 @@ pub fn decode(decoder: &Decoder, field: &Field<'_>) -> Result<CostsConfig, Confi
                             _ => return Err(decoder.unknown(&g)),
                         }
                     }
-                    let job =
-                        job.ok_or_else(|| decoder.error(item.line, &format!("{path}.job"), "missing"))?;
-                    let metric = metric
-                        .ok_or_else(|| decoder.error(item.line, &format!("{path}.metric"), "missing"))?;
+                    let job = job.ok_or_else(|| {
+                        decoder.error(item.line, &format!("{path}.job"), "missing")
+                    })?;
+                    let metric = metric.ok_or_else(|| {
+                        decoder.error(item.line, &format!("{path}.metric"), "missing")
+                    })?;
                     if c.steps.iter().any(|s| s.job == job) {
                         return Err(decoder.error(
                             item.line,
@@ -291,11 +293,7 @@ pub fn decode(decoder: &Decoder, field: &Field<'_>) -> Result<CostsConfig, Confi
     Ok(c)
 }
 
-fn decode_budget(
-    decoder: &Decoder,
-    node: &yaml::Node,
-    path: &str,
-) -> Result<Budget, ConfigError> {
+fn decode_budget(decoder: &Decoder, node: &yaml::Node, path: &str) -> Result<Budget, ConfigError> {
     let mut b = Budget {
         name: String::new(),
         matchers: Vec::new(),
@@ -407,10 +405,9 @@ fn price(decoder: &Decoder, f: &Field<'_>) -> Result<f64, ConfigError> {
 fn metric_name(decoder: &Decoder, f: &Field<'_>) -> Result<String, ConfigError> {
     let name = decoder.string(f.value, &f.path)?;
     let ok = !name.is_empty()
-        && name
-            .bytes()
-            .enumerate()
-            .all(|(i, b)| b.is_ascii_alphabetic() || b == b'_' || b == b':' || (i > 0 && b.is_ascii_digit()));
+        && name.bytes().enumerate().all(|(i, b)| {
+            b.is_ascii_alphabetic() || b == b'_' || b == b':' || (i > 0 && b.is_ascii_digit())
+        });
     if !ok {
         return Err(decoder.error(
             f.value.line,
@@ -452,29 +449,68 @@ mod tests {
         assert_eq!(c.gpu.default_hour, 1.0);
         assert_eq!(c.cpu.metric, "process_cpu_seconds_total");
         assert_eq!(c.memory.metric, "container_memory_working_set_bytes");
-        assert_eq!(c.instances[0].matchers, vec![("job".to_string(), "trainer".to_string())]);
+        assert_eq!(
+            c.instances[0].matchers,
+            vec![("job".to_string(), "trainer".to_string())]
+        );
         assert_eq!(c.steps[0].window_ms, 3_600_000);
         let b = &c.budgets[0];
-        assert_eq!((b.amount, b.period, b.alert_at.clone()), (5000.0, Period::Week, vec![0.5, 1.0]));
+        assert_eq!(
+            (b.amount, b.period, b.alert_at.clone()),
+            (5000.0, Period::Week, vec![0.5, 1.0])
+        );
         assert_eq!(b.forecast_window_ms, 6 * 3_600_000);
         assert_eq!(parse("global: {}\n").expect("parse"), None);
-        assert_eq!(parse("costs: {}\n").expect("parse"), Some(CostsConfig::defaults()));
+        assert_eq!(
+            parse("costs: {}\n").expect("parse"),
+            Some(CostsConfig::defaults())
+        );
     }
 
     #[test]
     fn errors_name_line_and_field() {
         for (text, expected) in [
-            ("costs:\n  interval: 7s\n", "osprey.yml:2: costs.interval: must be at least 1s and divide a day"),
-            ("costs:\n  cpu:\n    core_hour: -1\n", "osprey.yml:3: costs.cpu.core_hour: a price is a finite number"),
-            ("costs:\n  gpu:\n    hour: {A100: cheap}\n", "costs.gpu.hour.A100"),
+            (
+                "costs:\n  interval: 7s\n",
+                "osprey.yml:2: costs.interval: must be at least 1s and divide a day",
+            ),
+            (
+                "costs:\n  cpu:\n    core_hour: -1\n",
+                "osprey.yml:3: costs.cpu.core_hour: a price is a finite number",
+            ),
+            (
+                "costs:\n  gpu:\n    hour: {A100: cheap}\n",
+                "costs.gpu.hour.A100",
+            ),
             ("costs:\n  gpu: {metric: 1abc}\n", "invalid metric name"),
-            ("costs:\n  instances:\n    - match: {job: x}\n", "costs.instances[0].hour: missing"),
-            ("costs:\n  steps:\n    - {job: t}\n", "costs.steps[0].metric: missing"),
-            ("costs:\n  budgets:\n    - {name: a, amount: 0}\n", "must be a positive number of dollars"),
-            ("costs:\n  budgets:\n    - {name: a, amount: 1, period: fortnight}\n", "expected day, week or month"),
-            ("costs:\n  budgets:\n    - {name: a, amount: 1, match: {team: x}}\n", "cost series carry job"),
-            ("costs:\n  budgets:\n    - {name: a, amount: 1}\n    - {name: a, amount: 2}\n", "listed twice"),
-            ("costs:\n  budgets:\n    - {amount: 1}\n", "costs.budgets[0].name: missing"),
+            (
+                "costs:\n  instances:\n    - match: {job: x}\n",
+                "costs.instances[0].hour: missing",
+            ),
+            (
+                "costs:\n  steps:\n    - {job: t}\n",
+                "costs.steps[0].metric: missing",
+            ),
+            (
+                "costs:\n  budgets:\n    - {name: a, amount: 0}\n",
+                "must be a positive number of dollars",
+            ),
+            (
+                "costs:\n  budgets:\n    - {name: a, amount: 1, period: fortnight}\n",
+                "expected day, week or month",
+            ),
+            (
+                "costs:\n  budgets:\n    - {name: a, amount: 1, match: {team: x}}\n",
+                "cost series carry job",
+            ),
+            (
+                "costs:\n  budgets:\n    - {name: a, amount: 1}\n    - {name: a, amount: 2}\n",
+                "listed twice",
+            ),
+            (
+                "costs:\n  budgets:\n    - {amount: 1}\n",
+                "costs.budgets[0].name: missing",
+            ),
             ("costs:\n  price: 1\n", "costs.price"),
         ] {
             let error = parse(text).expect_err(text);

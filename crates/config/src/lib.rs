@@ -38,11 +38,11 @@
 pub mod alertmanager;
 pub mod blackbox;
 pub mod client;
+pub mod costs;
 pub mod decode;
 pub mod glob;
 pub mod http;
 pub mod mask;
-pub mod costs;
 pub mod models;
 pub mod prometheus;
 pub mod secret;

@@ -147,7 +147,10 @@ impl CostEngine {
         }
         for (labels, _, v) in read(BUDGET_SPENT_TOTAL_METRIC)? {
             if let Some(name) = labels.get("budget") {
-                self.budgets.entry(name.to_string()).or_default().spent_total = v;
+                self.budgets
+                    .entry(name.to_string())
+                    .or_default()
+                    .spent_total = v;
             }
         }
         for (labels, t, v) in read(BUDGET_SPENT_METRIC)? {
@@ -220,7 +223,12 @@ impl CostEngine {
     }
 
     /// Charges the step `(t0, t]` and returns the series to write at `t`.
-    fn step(&mut self, store: &dyn Queryable, t0: i64, t: i64) -> Result<Vec<(Labels, f64)>, String> {
+    fn step(
+        &mut self,
+        store: &dyn Queryable,
+        t0: i64,
+        t: i64,
+    ) -> Result<Vec<(Labels, f64)>, String> {
         let start = match self.previous.take() {
             Some(s) if s.t_ms == t0 => s,
             _ => self.snapshot(store, t0)?,
@@ -237,9 +245,12 @@ impl CostEngine {
         let core_hour = self.config.cpu.core_hour;
         if core_hour > 0.0 {
             let name = self.config.cpu.metric.clone();
-            for (source, seconds) in counter_changes(store, &[Matcher::equal(model::METRIC_NAME, &name)], t0, t)? {
-                *charged.entry(cost_labels(&source, "cpu", None)).or_default() +=
-                    seconds / 3600.0 * core_hour;
+            for (source, seconds) in
+                counter_changes(store, &[Matcher::equal(model::METRIC_NAME, &name)], t0, t)?
+            {
+                *charged
+                    .entry(cost_labels(&source, "cpu", None))
+                    .or_default() += seconds / 3600.0 * core_hour;
             }
         }
         let mut stepped: BTreeMap<Labels, f64> = BTreeMap::new();
@@ -326,7 +337,8 @@ impl CostEngine {
             }
         }
         if c.memory.gib_hour > 0.0 {
-            for (labels, bytes) in latest(&[Matcher::equal(model::METRIC_NAME, &c.memory.metric)])? {
+            for (labels, bytes) in latest(&[Matcher::equal(model::METRIC_NAME, &c.memory.metric)])?
+            {
                 if bytes.is_finite() && bytes > 0.0 {
                     let key = cost_labels(&labels, "memory", None);
                     *snapshot.hourly.entry(key).or_default() +=
@@ -411,14 +423,18 @@ fn matches(matchers: &[(String, String)], labels: &Labels) -> bool {
 }
 
 fn budget_series(budget: &Budget, state: &BudgetState, t: i64) -> Vec<(Labels, f64)> {
-    let labels = |name: &str| Labels::from_pairs([(model::METRIC_NAME, name), ("budget", &budget.name)]);
+    let labels =
+        |name: &str| Labels::from_pairs([(model::METRIC_NAME, name), ("budget", &budget.name)]);
     // The step ending at t belongs to the period holding t − 1 ms; its end
     // is the next period's start.
     let end = next_period_start_ms(budget.period, period_start_ms(budget.period, t - 1));
     vec![
         (labels(BUDGET_METRIC), budget.amount),
         (labels(BUDGET_SPENT_METRIC), state.spent_period),
-        (labels(BUDGET_REMAINING_METRIC), budget.amount - state.spent_period),
+        (
+            labels(BUDGET_REMAINING_METRIC),
+            budget.amount - state.spent_period,
+        ),
         (labels(BUDGET_SPENT_TOTAL_METRIC), state.spent_total),
         (labels(BUDGET_PERIOD_END_METRIC), end as f64 / 1000.0),
     ]
@@ -450,7 +466,11 @@ pub fn next_period_start_ms(period: Period, start_ms: i64) -> i64 {
         Period::Week => start_ms + 7 * DAY_MS,
         Period::Month => {
             let (year, month, _) = model::time::civil_from_days(start_ms.div_euclid(DAY_MS));
-            let (year, month) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+            let (year, month) = if month == 12 {
+                (year + 1, 1)
+            } else {
+                (year, month + 1)
+            };
             model::time::days_from_civil(year, month, 1) * DAY_MS
         }
     }

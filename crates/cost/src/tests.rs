@@ -72,7 +72,11 @@ fn write_data(db: &Db, from: i64, to: i64) {
     };
     let h100 = gpu("NVIDIA H100 80GB HBM3", "0");
     let a100 = gpu("NVIDIA A100-SXM4-40GB", "1");
-    let up = Labels::from_pairs([("__name__", "up"), ("job", "gpu"), ("instance", "gpu-node:9400")]);
+    let up = Labels::from_pairs([
+        ("__name__", "up"),
+        ("job", "gpu"),
+        ("instance", "gpu-node:9400"),
+    ]);
     let cpu = Labels::from_pairs([
         ("__name__", "process_cpu_seconds_total"),
         ("job", "etl"),
@@ -128,22 +132,60 @@ fn check_two_hours(db: &Db) {
     let close = |a: f64, b: f64| assert!((a - b).abs() < 1e-9, "{a} != {b}");
     // 2 h of an H100 at $3 and an A100 at $2.
     close(
-        value(db, COST_METRIC, at, &[("resource", "gpu"), ("gpu_model", "NVIDIA H100 80GB HBM3")]),
+        value(
+            db,
+            COST_METRIC,
+            at,
+            &[("resource", "gpu"), ("gpu_model", "NVIDIA H100 80GB HBM3")],
+        ),
         6.0,
     );
     close(
-        value(db, COST_METRIC, at, &[("resource", "gpu"), ("gpu_model", "NVIDIA A100-SXM4-40GB")]),
+        value(
+            db,
+            COST_METRIC,
+            at,
+            &[("resource", "gpu"), ("gpu_model", "NVIDIA A100-SXM4-40GB")],
+        ),
         4.0,
     );
     // 3 cores × 2 h × $0.05, 2 GiB × 2 h × $0.01, the node at $0.50.
-    close(value(db, COST_METRIC, at, &[("resource", "cpu"), ("job", "etl")]), 0.30);
-    close(value(db, COST_METRIC, at, &[("resource", "memory"), ("job", "etl")]), 0.04);
-    close(value(db, COST_METRIC, at, &[("resource", "instance"), ("job", "gpu")]), 1.0);
+    close(
+        value(db, COST_METRIC, at, &[("resource", "cpu"), ("job", "etl")]),
+        0.30,
+    );
+    close(
+        value(
+            db,
+            COST_METRIC,
+            at,
+            &[("resource", "memory"), ("job", "etl")],
+        ),
+        0.04,
+    );
+    close(
+        value(
+            db,
+            COST_METRIC,
+            at,
+            &[("resource", "instance"), ("job", "gpu")],
+        ),
+        1.0,
+    );
     close(value(db, STEPS_METRIC, at, &[("job", "trainer")]), 72_000.0);
     // The budget: $11.34 of $10 today.
-    close(value(db, BUDGET_SPENT_METRIC, at, &[("budget", "all")]), 11.34);
-    close(value(db, BUDGET_REMAINING_METRIC, at, &[("budget", "all")]), -1.34);
-    close(value(db, BUDGET_SPENT_TOTAL_METRIC, at, &[("budget", "all")]), 11.34);
+    close(
+        value(db, BUDGET_SPENT_METRIC, at, &[("budget", "all")]),
+        11.34,
+    );
+    close(
+        value(db, BUDGET_REMAINING_METRIC, at, &[("budget", "all")]),
+        -1.34,
+    );
+    close(
+        value(db, BUDGET_SPENT_TOTAL_METRIC, at, &[("budget", "all")]),
+        11.34,
+    );
     close(
         value(db, BUDGET_PERIOD_END_METRIC, at, &[("budget", "all")]),
         ((T0 + 24 * HOUR) / 1000) as f64,
@@ -158,11 +200,19 @@ fn two_gpus_a_cpu_job_memory_and_an_instance_over_two_hours() {
     let mut engine = CostEngine::new(config());
     engine.restore(db.as_ref(), T0).unwrap();
     assert_eq!(engine.run_due(db.as_ref(), db.as_ref(), T0).unwrap(), 0);
-    assert_eq!(engine.run_due(db.as_ref(), db.as_ref(), T0 + 2 * HOUR).unwrap(), 120);
+    assert_eq!(
+        engine
+            .run_due(db.as_ref(), db.as_ref(), T0 + 2 * HOUR)
+            .unwrap(),
+        120
+    );
     check_two_hours(&db);
     // Every step wrote every series, and the counters never went down.
     let q = db.querier(T0, T0 + 2 * HOUR).unwrap();
-    for s in q.select(&[Matcher::equal("__name__", COST_METRIC)]).unwrap() {
+    for s in q
+        .select(&[Matcher::equal("__name__", COST_METRIC)])
+        .unwrap()
+    {
         let s = s.unwrap();
         let values: Vec<(i64, f64)> = s.samples.collect();
         assert_eq!(values.len(), 120, "{:?}", s.labels);
@@ -179,13 +229,20 @@ fn a_restart_catches_up_to_the_same_counters() {
     let mut engine = CostEngine::new(config());
     engine.restore(db.as_ref(), T0).unwrap();
     engine.run_due(db.as_ref(), db.as_ref(), T0).unwrap();
-    engine.run_due(db.as_ref(), db.as_ref(), T0 + 50 * MINUTE + 30_000).unwrap();
+    engine
+        .run_due(db.as_ref(), db.as_ref(), T0 + 50 * MINUTE + 30_000)
+        .unwrap();
     drop(engine);
     // A new process, 70 minutes later: it reads the counters back and
     // evaluates the steps it missed.
     let mut engine = CostEngine::new(config());
     engine.restore(db.as_ref(), T0 + 2 * HOUR).unwrap();
-    assert_eq!(engine.run_due(db.as_ref(), db.as_ref(), T0 + 2 * HOUR).unwrap(), 70);
+    assert_eq!(
+        engine
+            .run_due(db.as_ref(), db.as_ref(), T0 + 2 * HOUR)
+            .unwrap(),
+        70
+    );
     check_two_hours(&db);
 }
 
@@ -208,7 +265,9 @@ fn a_counter_reset_charges_what_came_after() {
     c.budgets.clear();
     let mut engine = CostEngine::new(c);
     engine.run_due(db.as_ref(), db.as_ref(), T0).unwrap();
-    engine.run_due(db.as_ref(), db.as_ref(), T0 + MINUTE).unwrap();
+    engine
+        .run_due(db.as_ref(), db.as_ref(), T0 + MINUTE)
+        .unwrap();
     // (9000 − 7200) + 360 CPU-seconds = 0.6 core-hours at $0.05.
     let v = value(&db, COST_METRIC, T0 + MINUTE, &[("resource", "cpu")]);
     assert!((v - 0.03).abs() < 1e-12, "{v}");
@@ -221,7 +280,10 @@ fn periods() {
     assert_eq!(period_start_ms(Period::Day, t), T0 + 5 * 86_400_000);
     assert_eq!(period_start_ms(Period::Week, t), T0 + 4 * 86_400_000);
     assert_eq!(period_start_ms(Period::Month, t), T0);
-    assert_eq!(next_period_start_ms(Period::Month, T0), T0 + 31 * 86_400_000);
+    assert_eq!(
+        next_period_start_ms(Period::Month, T0),
+        T0 + 31 * 86_400_000
+    );
     let december = 1_764_547_200_000; // 2025-12-01
     assert_eq!(next_period_start_ms(Period::Month, december), T0);
 }

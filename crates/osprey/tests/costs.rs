@@ -51,9 +51,10 @@ fn now_ms() -> i64 {
 /// count from `from`.
 fn feed(addr: SocketAddr, from: i64, to: i64) {
     let times: Vec<i64> = (from..=to).step_by(15_000).collect();
-    let series = |labels: Vec<(&'static str, String)>, f: &dyn Fn(i64) -> f64| -> WriteSeries<'static> {
-        (labels, times.iter().map(|&t| (t, f(t))).collect())
-    };
+    let series =
+        |labels: Vec<(&'static str, String)>, f: &dyn Fn(i64) -> f64| -> WriteSeries<'static> {
+            (labels, times.iter().map(|&t| (t, f(t))).collect())
+        };
     let gpu = |model: &str, index: &str| {
         vec![
             ("__name__", "DCGM_FI_DEV_GPU_UTIL".to_string()),
@@ -125,7 +126,10 @@ fn wait_for_step(addr: SocketAddr, at_least: i64, timeout: Duration) {
         if newest.is_some_and(|t| t >= at_least) {
             return;
         }
-        assert!(Instant::now() < deadline, "no cost step at {at_least} yet (newest {newest:?})");
+        assert!(
+            Instant::now() < deadline,
+            "no cost step at {at_least} yet (newest {newest:?})"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -183,7 +187,11 @@ fn two_gpus_and_a_cpu_job_cost_what_their_prices_say() {
         // A step every second through the restart, never decreasing.
         let steps: Vec<&(i64, f64)> = series.iter().filter(|(t, _)| *t > a && *t <= b).collect();
         assert_eq!(steps.len(), 60, "{labels:?}");
-        assert!(series.windows(2).all(|w| w[1].1 >= w[0].1 && w[1].0 > w[0].0));
+        assert!(
+            series
+                .windows(2)
+                .all(|w| w[1].1 >= w[0].1 && w[1].0 > w[0].0)
+        );
         seen += 1;
     }
     assert_eq!(seen, 3, "{costs:?}");
@@ -214,7 +222,11 @@ fn two_gpus_and_a_cpu_job_cost_what_their_prices_say() {
             assert!((40.0..90.0).contains(&days), "{days}");
             break;
         }
-        assert!(Instant::now() < deadline, "no cost rule output:\n{}", server.log_text());
+        assert!(
+            Instant::now() < deadline,
+            "no cost rule output:\n{}",
+            server.log_text()
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
 
@@ -243,7 +255,10 @@ fn two_gpus_and_a_cpu_job_cost_what_their_prices_say() {
             let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
             assert_eq!(status, 200, "{expr}: {body}");
             assert!(
-                !body["data"]["result"].as_array().expect("vector").is_empty(),
+                !body["data"]["result"]
+                    .as_array()
+                    .expect("vector")
+                    .is_empty(),
                 "{}: {expr} gives nothing",
                 panel["title"]
             );
@@ -257,7 +272,10 @@ fn two_gpus_and_a_cpu_job_cost_what_their_prices_say() {
 fn generated_rules_pass_promtool() {
     let required = std::env::var("OSPREY_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1");
     if Command::new("promtool").arg("--version").output().is_err() {
-        assert!(!required, "OSPREY_REQUIRE_EXTERNAL=1 but promtool is missing");
+        assert!(
+            !required,
+            "OSPREY_REQUIRE_EXTERNAL=1 but promtool is missing"
+        );
         println!("skipped: promtool is not installed (apt-get install prometheus)");
         return;
     }

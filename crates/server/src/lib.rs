@@ -34,11 +34,11 @@ use axum::routing::{get, post};
 use model::storage::Storage;
 
 mod admin;
-mod costs;
 pub mod alertmanager_api;
 mod api;
 pub mod auth;
 pub mod backtest;
+mod costs;
 mod error;
 pub mod export;
 pub mod exporters;
