@@ -87,9 +87,11 @@ fn feed(addr: SocketAddr, from: i64, to: i64) {
     assert_eq!(remote_write(addr, &body).expect("remote write"), 204);
 }
 
-/// Every sample of the cost series matching `selector`: labels to
-/// (timestamp, value) pairs.
-fn samples(addr: SocketAddr, selector: &str) -> Vec<(Vec<(String, String)>, Vec<(i64, f64)>)> {
+/// One series read back: sorted label pairs and (timestamp, value) pairs.
+type Samples = (Vec<(String, String)>, Vec<(i64, f64)>);
+
+/// Every sample of the series matching `selector`.
+fn samples(addr: SocketAddr, selector: &str) -> Vec<Samples> {
     export(addr, selector)
         .into_iter()
         .map(|(labels, ts, values)| {
