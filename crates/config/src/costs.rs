@@ -144,6 +144,10 @@ impl CostsConfig {
 /// on a step when the step divides a day.
 const MAX_INTERVAL_MS: i64 = 86_400_000;
 
+/// The longest `delay`: samples arriving later than this are late
+/// anyway (out of order for most stores).
+const MAX_DELAY_MS: i64 = 600_000;
+
 /// Decodes `costs:`.
 pub fn decode(decoder: &Decoder, field: &Field<'_>) -> Result<CostsConfig, ConfigError> {
     let mut c = CostsConfig::defaults();
@@ -274,11 +278,11 @@ pub fn decode(decoder: &Decoder, field: &Field<'_>) -> Result<CostsConfig, Confi
             _ => return Err(decoder.unknown(&f)),
         }
     }
-    if c.delay_ms >= c.interval_ms.max(60_000) * 10 {
+    if c.delay_ms > MAX_DELAY_MS {
         return Err(decoder.error(
             field.value.line,
             "costs.delay",
-            "must be shorter than ten intervals",
+            "must be at most 10m",
         ));
     }
     for s in &c.steps {
@@ -512,6 +516,7 @@ mod tests {
                 "costs.budgets[0].name: missing",
             ),
             ("costs:\n  price: 1\n", "costs.price"),
+            ("costs:\n  delay: 11m\n", "costs.delay: must be at most 10m"),
         ] {
             let error = parse(text).expect_err(text);
             assert!(error.contains(expected), "{text}: {error}");
