@@ -279,11 +279,7 @@ pub fn decode(decoder: &Decoder, field: &Field<'_>) -> Result<CostsConfig, Confi
         }
     }
     if c.delay_ms > MAX_DELAY_MS {
-        return Err(decoder.error(
-            field.value.line,
-            "costs.delay",
-            "must be at most 10m",
-        ));
+        return Err(decoder.error(field.value.line, "costs.delay", "must be at most 10m"));
     }
     for s in &c.steps {
         if s.window_ms < 2 * c.interval_ms {

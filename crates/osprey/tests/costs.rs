@@ -27,13 +27,19 @@ const CONFIG: &str = "costs:
   cpu:
     core_hour: 60
   steps:
-    - {job: trainer, metric: training_steps_total, window: 2m}
+    - {job: trainer, metric: training_steps_total, window: 1m}
   budgets:
     - name: research
       amount: 1000000
       period: month
       forecast_window: 1m
       alert_at: [0.5]
+    - name: tiny
+      amount: 1
+      period: day
+      forecast_window: 1m
+      alert_at: [1]
+      for: 0s
 ";
 
 fn now_ms() -> i64 {
@@ -198,27 +204,68 @@ fn two_gpus_and_a_cpu_job_cost_what_their_prices_say() {
     }
     assert_eq!(seen, 3, "{costs:?}");
     // The budget counts all of it: $11.50 in the minute.
-    let budget = samples(addr, "osprey_cost_budget_spent_dollars_total");
+    let research = "{budget=\"research\"}";
+    let budget = samples(
+        addr,
+        &format!("osprey_cost_budget_spent_dollars_total{research}"),
+    );
     let spent = value_at(&budget[0].1, b) - value_at(&budget[0].1, a);
     assert!((spent - 11.5).abs() < 1e-6, "{spent}");
-    let remaining = samples(addr, "osprey_cost_budget_remaining_dollars");
-    let spent_period = samples(addr, "osprey_cost_budget_spent_dollars");
+    let remaining = samples(
+        addr,
+        &format!("osprey_cost_budget_remaining_dollars{research}"),
+    );
+    let spent_period = samples(addr, &format!("osprey_cost_budget_spent_dollars{research}"));
     assert!(
         (value_at(&remaining[0].1, b) + value_at(&spent_period[0].1, b) - 1_000_000.0).abs() < 1e-6
     );
 
-    // The rules: cost per step (the trainer's $510/h over 10 steps a
-    // second is 1.42 cents a step; the step counter moves every 15 s, so
-    // over the 2 m window the figure is off by up to 15 s / 105 s, 14%:
-    // docs/costs.md) and the forecast.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // The rules. Cost per step: the trainer's cost over its steps in
+    // the rule's 1 m window, recomputed here from the raw samples (the
+    // rule may have run just before the step at its own timestamp was
+    // written, so either of the two newest cost steps may close its
+    // window), once the window lies wholly after the first cost step
+    // (before, `increase()` extrapolates the two counters differently:
+    // docs/costs.md). About $510/h over 10 steps a second, 1.42 cents a
+    // step, but the step counter moves every 15 s, so any one window is
+    // off by up to 15 s / 45 s. And the forecast.
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let per_step = samples(addr, "osprey_cost_per_step_dollars");
-        let forecast = samples(addr, "osprey_cost_budget_exhaustion_timestamp_seconds");
+        let forecast = samples(
+            addr,
+            &format!("osprey_cost_budget_exhaustion_timestamp_seconds{research}"),
+        );
         if let (Some((_, p)), Some((_, f))) = (per_step.first(), forecast.first())
-            && let (Some(&(_, p)), Some(&(_, f))) = (p.last(), f.last())
+            && let (Some(&(t_rule, p)), Some(&(_, f))) = (p.last(), f.last())
         {
-            assert!((p / (510.0 / 36000.0) - 1.0).abs() < 0.15, "{p}");
+            let gpus = samples(addr, "osprey_cost_dollars_total{job=\"trainer\"}");
+            let steps = samples(addr, "osprey_cost_training_steps_total");
+            if steps[0].1[0].0 + 2_000 > t_rule - 60_000 {
+                assert!(Instant::now() < deadline, "the rule's window never filled");
+                std::thread::sleep(Duration::from_millis(500));
+                continue;
+            }
+            let change = |series: &[(i64, f64)], end: i64| -> f64 {
+                let w: Vec<f64> = series
+                    .iter()
+                    .filter(|(t, _)| *t > t_rule - 60_000 && *t <= end)
+                    .map(|(_, v)| *v)
+                    .collect();
+                w[w.len() - 1] - w[0]
+            };
+            let candidates: Vec<f64> = [t_rule, t_rule - 1_000]
+                .iter()
+                .map(|&end| {
+                    let cost: f64 = gpus.iter().map(|(_, s)| change(s, end)).sum();
+                    cost / change(&steps[0].1, end)
+                })
+                .collect();
+            assert!(
+                candidates.iter().any(|c| (p - c).abs() <= 1e-9 * c),
+                "{p} at {t_rule}, recomputed {candidates:?}"
+            );
+            assert!((p / (510.0 / 36000.0) - 1.0).abs() < 0.35, "{p}");
             // $1,000,000 at about $690/h runs out in some 60 days.
             let days = (f - now_ms() as f64 / 1000.0) / 86_400.0;
             assert!((40.0..90.0).contains(&days), "{days}");
@@ -228,6 +275,52 @@ fn two_gpus_and_a_cpu_job_cost_what_their_prices_say() {
             Instant::now() < deadline,
             "no cost rule output:\n{}",
             server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // The generated group runs, and the $1 budget is spent and forecast
+    // to run out before its day ends: both alerts fire.
+    let (status, body) = http(addr, "GET", "/api/v1/rules", &[], &[]).expect("rules");
+    assert_eq!(status, 200);
+    let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let group = body["data"]["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .find(|g| g["name"] == "osprey-costs")
+        .expect("the osprey-costs group");
+    for rule in group["rules"].as_array().expect("rules") {
+        assert_eq!(rule["health"], "ok", "{rule}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = http(addr, "GET", "/api/v1/alerts", &[], &[]).expect("alerts");
+        let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        let firing: Vec<String> = body["data"]["alerts"]
+            .as_array()
+            .expect("alerts")
+            .iter()
+            .filter(|a| a["state"] == "firing" && a["labels"]["budget"] == "tiny")
+            .map(|a| {
+                a["labels"]["alertname"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        if firing.contains(&"CostBudgetSpent".to_string())
+            && firing.contains(&"CostBudgetForecastExhausted".to_string())
+        {
+            assert!(
+                !body.to_string().contains("\"research\""),
+                "the large budget alerts: {body}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "budget alerts not firing: {body}"
         );
         std::thread::sleep(Duration::from_millis(500));
     }
