@@ -308,7 +308,9 @@ fn a_reload_changes_prices_from_the_next_step_and_the_counters_carry_on() {
     let mut dearer = config();
     dearer.gpu.hour[0].1 = 6.0;
     engine.reconfigure(dearer);
-    engine.run_due(db.as_ref(), db.as_ref(), T0 + 2 * HOUR).unwrap();
+    engine
+        .run_due(db.as_ref(), db.as_ref(), T0 + 2 * HOUR)
+        .unwrap();
     let h100 = [("resource", "gpu"), ("gpu_model", "NVIDIA H100 80GB HBM3")];
     let v = value(&db, COST_METRIC, T0 + 2 * HOUR, &h100);
     assert!((v - 9.0).abs() < 1e-9, "{v}");
@@ -316,9 +318,16 @@ fn a_reload_changes_prices_from_the_next_step_and_the_counters_carry_on() {
     // counters back.
     let mut engine = CostEngine::new(config());
     engine.restore(db.as_ref(), T0 + 2 * HOUR).unwrap();
-    assert_eq!(engine.run_due(db.as_ref(), db.as_ref(), T0 + 2 * HOUR).unwrap(), 0);
+    assert_eq!(
+        engine
+            .run_due(db.as_ref(), db.as_ref(), T0 + 2 * HOUR)
+            .unwrap(),
+        0
+    );
     write_data(&db, T0 + 2 * HOUR + 15_000, T0 + 3 * HOUR);
-    engine.run_due(db.as_ref(), db.as_ref(), T0 + 3 * HOUR).unwrap();
+    engine
+        .run_due(db.as_ref(), db.as_ref(), T0 + 3 * HOUR)
+        .unwrap();
     let v = value(&db, COST_METRIC, T0 + 3 * HOUR, &h100);
     assert!((v - 12.0).abs() < 1e-9, "{v}");
 }
