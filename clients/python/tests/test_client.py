@@ -243,3 +243,26 @@ def test_construction_checks():
         Monitor("http://osprey:9090", "bad name")
     with pytest.raises(ValueError):
         Monitor("http://osprey:9090", "churn", batch_size=0)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork on this platform")
+def test_a_forked_worker_starts_empty_with_its_own_thread(fake):
+    import os
+
+    m = quick(fake.url, flush_interval=30)
+    m.log_prediction(id="parent", version="v1", features={"x": 1}, prediction=1)
+    pid = os.fork()
+    if pid == 0:  # the child: its buffer is empty, its own thread sends
+        code = 1
+        try:
+            if m.stats()["buffered"] == 0:
+                m.log_prediction(id="child", version="v1", features={"x": 2}, prediction=1)
+                code = 0 if m.flush(10) and m.stats()["predictions_sent"] == 1 else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    assert m.flush(10)
+    ids = sorted(r["id"] for r in fake.records("predictions"))
+    assert ids == ["child", "parent"]
+    m.close()
