@@ -101,7 +101,9 @@ class Monitor:
       ±25% jitter; after ``max_retries`` retries the batch is dropped
       and counted as ``dropped_send_failed``;
     - ``gzip`` (False): compress request bodies;
-    - ``headers``: extra request headers (e.g. ``Authorization``).
+    - ``headers``: extra request headers (e.g. ``Authorization``);
+    - ``ssl_context``: an ``ssl.SSLContext`` for ``https`` (a private CA,
+      a client certificate); default: the system's trust store.
     """
 
     def __init__(
@@ -120,6 +122,7 @@ class Monitor:
         max_backoff=30.0,
         gzip=False,
         headers=None,
+        ssl_context=None,
     ):
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
@@ -153,6 +156,7 @@ class Monitor:
         self._max_backoff = max_backoff
         self._gzip = gzip
         self._headers = dict(headers or {})
+        self._ssl_context = ssl_context
         self._init_state()
         _MONITORS.add(self)
 
@@ -533,7 +537,9 @@ class Monitor:
                     self._connection.close()
                 timeout = self._timeout
                 if self._scheme == "https":
-                    self._connection = http.client.HTTPSConnection(self._host, self._port, timeout=timeout)
+                    self._connection = http.client.HTTPSConnection(
+                        self._host, self._port, timeout=timeout, context=self._ssl_context
+                    )
                 else:
                     self._connection = http.client.HTTPConnection(self._host, self._port, timeout=timeout)
             try:
