@@ -391,3 +391,25 @@ fn generated_rules_pass_promtool() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn check_config_counts_the_generated_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("osprey.yml");
+    std::fs::write(&file, CONFIG).expect("config");
+    let out = ChildGuard::output(
+        Command::new(env!("CARGO_BIN_EXE_osprey"))
+            .args(["check", "config"])
+            .arg(&file),
+        Duration::from_secs(60),
+    )
+    .expect("osprey check config");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    // Cost per step, and per budget its forecast, one CostBudgetSpent per
+    // share and CostBudgetForecastExhausted: 1 + 3 + 3.
+    assert!(
+        stdout.contains("SUCCESS: 7 cost rules generated"),
+        "{stdout}"
+    );
+}
