@@ -453,7 +453,7 @@ class Monitor:
                 actuals = self._take(_ACTUALS)
                 closing = self._closed
             if reference is not None:
-                sent = self._deliver(_REFERENCE, reference)
+                sent = self._deliver_safely(_REFERENCE, reference)
                 with self._cond:
                     self._counts["reference_records_sent"] += sent
                     self._reference_done += 1
@@ -461,7 +461,7 @@ class Monitor:
             for kind, batch in ((_PREDICTIONS, predictions), (_ACTUALS, actuals)):
                 if not batch:
                     continue
-                sent = self._deliver(kind, batch)
+                sent = self._deliver_safely(kind, batch)
                 with self._cond:
                     self._counts[kind + "_sent"] += sent
                     self._done[kind] += len(batch)
@@ -472,6 +472,20 @@ class Monitor:
                         break
         if self._connection is not None:
             self._connection.close()
+
+    def _deliver_safely(self, kind, records):
+        """`_deliver`, but an unexpected error (a bug here, an odd answer)
+        drops the batch and is counted instead of ending the thread."""
+        try:
+            return self._deliver(kind, records)
+        except Exception as error:  # noqa: BLE001 - the thread must live on
+            self._count("dropped_send_failed", len(records))
+            self._last_error = f"sending {kind}: {type(error).__name__}: {error}"
+            self._warn(self._last_error)
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+            return 0
 
     def _deliver(self, kind, records):
         """Sends `records` (encoded) until osprey takes them or they are

@@ -266,3 +266,26 @@ def test_a_forked_worker_starts_empty_with_its_own_thread(fake):
     ids = sorted(r["id"] for r in fake.records("predictions"))
     assert ids == ["child", "parent"]
     m.close()
+
+
+def test_an_unexpected_error_in_the_thread_drops_the_batch_not_the_thread(fake):
+    m = quick(fake.url)
+    real = m._post
+    calls = []
+
+    def broken(path, body):
+        calls.append(path)
+        if len(calls) == 1:
+            raise RuntimeError("unexpected")
+        return real(path, body)
+
+    m._post = broken
+    m.log_prediction(id=1, version="v1", features={"x": 1}, prediction=1)
+    assert m.flush(10)
+    m.log_prediction(id=2, version="v1", features={"x": 1}, prediction=1)
+    assert m.flush(10)
+    s = m.stats()
+    assert (s["dropped_send_failed"], s["predictions_sent"]) == (1, 1)
+    assert "RuntimeError" in m.last_error
+    assert [r["id"] for r in fake.records("predictions")] == [2]
+    m.close()
