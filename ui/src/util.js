@@ -298,6 +298,8 @@ export function formatValue(v, unit, decimals) {
       return scaled(v, 1000, SI, 'J', decimals);
     case 'hertz':
       return scaled(v, 1000, SI, 'Hz', decimals);
+    case 'currencyUSD':
+      return (v < 0 ? '-$' : '$') + fixed(Math.abs(v), decimals ?? 2);
     default:
       return fixed(v, decimals) + ' ' + unit;
   }

@@ -34,6 +34,9 @@ test('units format values', () => {
   assert.equal(formatValue(0.25, 's'), '250 ms');
   assert.equal(formatValue(300, 's'), '300 s');
   assert.equal(formatValue(1234567, 'short'), '1.23 M');
+  assert.equal(formatValue(1234.5, 'currencyUSD'), '$1234.50');
+  assert.equal(formatValue(-0.34, 'currencyUSD'), '-$0.34');
+  assert.equal(formatValue(0.014167, 'currencyUSD', 5), '$0.01417');
   assert.equal(formatValue(71.5, 'celsius'), '71.5 °C');
   assert.equal(formatValue(2.5e6, 'Bps'), '2.5 MB/s');
   assert.equal(formatValue(42, 'widgets'), '42 widgets');

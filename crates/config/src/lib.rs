@@ -38,6 +38,7 @@
 pub mod alertmanager;
 pub mod blackbox;
 pub mod client;
+pub mod costs;
 pub mod decode;
 pub mod glob;
 pub mod http;
@@ -121,6 +122,9 @@ pub struct Config {
     /// `anomaly_rules: true`: load osprey's starter anomaly rules
     /// (`docs/anomaly.md`); off when absent.
     pub anomaly_rules: bool,
+    /// `costs:`: prices, step counters and budgets (`docs/costs.md`);
+    /// `None` when absent (no cost series).
+    pub costs: Option<costs::CostsConfig>,
     /// Deprecations and the like, one line each with file and line.
     pub warnings: Vec<String>,
 }
@@ -186,6 +190,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
     let mut model_configs = Vec::new();
     let mut anomaly_rules = false;
     let mut storage = storage::StorageConfig::default();
+    let mut cost_config = None;
     for field in &fields {
         if prometheus::decode_section(decoder, &mut sections, field)? {
             continue;
@@ -203,6 +208,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
             "models" => model_configs = models::decode(decoder, field)?,
             "anomaly_rules" => anomaly_rules = decoder.bool(field.value, &field.path)?,
             "storage" => storage = storage::decode(decoder, field.value, &field.path)?,
+            "costs" => cost_config = Some(costs::decode(decoder, field)?),
             name => match unimplemented_section(name) {
                 Some(what) => return Err(decoder.unsupported(field, what)),
                 None => return Err(decoder.unknown(field)),
@@ -244,6 +250,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
         slos,
         models: model_configs,
         anomaly_rules,
+        costs: cost_config,
         warnings: Vec::new(),
     })
 }

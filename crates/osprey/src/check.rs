@@ -52,6 +52,17 @@ pub fn check_config(files: &[PathBuf]) -> bool {
                 continue;
             }
         }
+        // The rules the `costs:` section generates (docs/costs.md).
+        match server::rules::check_cost_rules(&config) {
+            Ok(0) => {}
+            Ok(n) => println!("  SUCCESS: {n} cost rules generated"),
+            Err(e) => {
+                eprintln!("  FAILED: {e}");
+                ok = false;
+                println!();
+                continue;
+            }
+        }
         println!(
             "  SUCCESS: {} is valid prometheus config file syntax",
             file.display()

@@ -304,6 +304,42 @@ fn sample_data(now_ms: i64) -> String {
             &|i| counter(&|k| 10.0 * share(k), i).round(),
         );
     }
+
+    // The cost series of the `costs:` section (docs/costs.md), for the
+    // Training dashboard's Cost row: a trainer with an H100 and CPU, its
+    // cost per step, and a monthly budget with its forecast.
+    for (resource, gpu_model, per_hour) in [
+        ("gpu", r#",gpu_model="NVIDIA H100 80GB HBM3""#, 3.0),
+        ("cpu", "", 0.4),
+    ] {
+        series(
+            "osprey_cost_dollars_total",
+            &format!(r#"{train},resource="{resource}"{gpu_model}"#),
+            &|i| counter(&|k| per_hour / 3600.0 * (1.0 + 0.1 * wave(k, 9.0, 0.0)), i),
+        );
+    }
+    series("osprey_cost_per_step_dollars", train, &|i| {
+        0.0021 + 0.0002 * wave(i, 9.0, 0.0)
+    });
+    let budget = r#"budget="training""#;
+    series("osprey_cost_budget_dollars", budget, &|_| 5000.0);
+    series("osprey_cost_budget_spent_dollars", budget, &|i| {
+        3100.0 + 0.0142 * i as f64
+    });
+    series("osprey_cost_budget_remaining_dollars", budget, &|i| {
+        1900.0 - 0.0142 * i as f64
+    });
+    let end_s = (now_ms / 1000 + 12 * 86_400) as f64;
+    series(
+        "osprey_cost_budget_period_end_timestamp_seconds",
+        budget,
+        &|_| end_s,
+    );
+    series(
+        "osprey_cost_budget_exhaustion_timestamp_seconds",
+        budget,
+        &|_| end_s - 3.0 * 86_400.0,
+    );
     out
 }
 

@@ -38,6 +38,7 @@ pub mod alertmanager_api;
 mod api;
 pub mod auth;
 pub mod backtest;
+mod costs;
 mod error;
 pub mod export;
 pub mod exporters;
@@ -165,6 +166,10 @@ struct AppStateInner {
     models: std::sync::OnceLock<Arc<models::Models>>,
     /// The model evaluation loop, while running.
     models_loop: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The cost engine of the `costs:` section (`docs/costs.md`).
+    costs: Arc<costs::CostState>,
+    /// The cost loop, while running.
+    costs_loop: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// Milliseconds since the Unix epoch; injectable so tests can pin "now".
@@ -229,6 +234,8 @@ impl AppState {
                 auth,
                 models: std::sync::OnceLock::new(),
                 models_loop: std::sync::Mutex::new(None),
+                costs: Arc::new(costs::CostState::default()),
+                costs_loop: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -324,6 +331,11 @@ impl AppState {
         self.inner
             .models
             .get_or_init(|| Arc::new(models::Models::in_memory()))
+    }
+
+    /// The cost engine.
+    pub(crate) fn costs(&self) -> &Arc<costs::CostState> {
+        &self.inner.costs
     }
 
     pub(crate) fn engine(&self) -> &Arc<promql::Engine> {

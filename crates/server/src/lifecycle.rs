@@ -242,6 +242,12 @@ impl AppState {
             .models_loop
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(evaluations);
+        let cost_steps = crate::costs::start_loop(self);
+        *self
+            .inner
+            .costs_loop
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(cost_steps);
         self.metrics().config_reloaded(true);
         Ok(())
     }
@@ -348,6 +354,7 @@ impl AppState {
         {
             tracing::error!(%error, "applying the models section failed");
         }
+        self.costs().apply(config.costs.as_ref());
         self.dashboard_paths().set(config.dashboard_paths.clone());
 
         let slo_warnings = slos.retention_warnings(self.config().retention_ms);
@@ -421,6 +428,15 @@ impl AppState {
             .take()
         {
             evaluations.abort();
+        }
+        if let Some(cost_steps) = self
+            .inner
+            .costs_loop
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            cost_steps.abort();
         }
         self.stop_rules();
         if let Some(lifecycle) = self.inner.lifecycle.get() {

@@ -81,7 +81,38 @@ pub(crate) fn read_rule_groups(
             rules::parse_rule_file(&name, &models::alerts::starter_rules(model)).map_err(join)?,
         );
     }
+    // The cost rules: cost per step, budget forecasts and alerts
+    // (docs/costs.md).
+    if let Some(costs) = &config.costs {
+        let text = cost::rule_file(costs);
+        if !text.is_empty() {
+            specs.extend(rules::parse_rule_file(COST_RULES_NAME, &text).map_err(join)?);
+        }
+    }
     Ok(specs)
+}
+
+/// The name rule errors and the rules API give the generated cost rules.
+pub const COST_RULES_NAME: &str = "<cost rules>";
+
+/// The number of rules the `costs:` section generates (0 without one),
+/// or why they do not parse; for `osprey check config`.
+pub fn check_cost_rules(config: &config::Config) -> Result<usize, String> {
+    let Some(costs) = &config.costs else {
+        return Ok(0);
+    };
+    let text = cost::rule_file(costs);
+    if text.is_empty() {
+        return Ok(0);
+    }
+    let groups = rules::parse_rule_file(COST_RULES_NAME, &text).map_err(|errors| {
+        errors
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    })?;
+    Ok(groups.iter().map(|g| g.rules.len()).sum())
 }
 
 /// The rule settings a config gives.
