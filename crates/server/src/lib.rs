@@ -9,6 +9,8 @@
 //!   and text imports; [`params`] parses the API's time, limit and form
 //!   parameters like Prometheus does (`match[]` selectors through
 //!   `promql`).
+//! - [`push`] serves the Pushgateway API (`/metrics/job/...`) and keeps
+//!   the pushed groups, re-stored like a scrape of a Pushgateway.
 //! - [`lifecycle`] owns the configuration in the running server: start,
 //!   the one reload (`POST /-/reload` and SIGHUP) that applies to every
 //!   subsystem or none, and stop.
@@ -47,6 +49,7 @@ pub mod listen;
 pub mod metrics;
 pub mod models_api;
 pub mod params;
+pub mod push;
 mod query;
 pub mod rules;
 pub mod scraping;
@@ -158,6 +161,11 @@ struct AppStateInner {
     models: std::sync::OnceLock<Arc<models::Models>>,
     /// The model evaluation loop, while running.
     models_loop: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The Pushgateway API's groups; opened over the data directory by
+    /// [`AppState::start`], in memory when a test never starts one.
+    push: std::sync::OnceLock<Arc<push::PushGateway>>,
+    /// The loop that re-stores pushed series, while running.
+    push_loop: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// Milliseconds since the Unix epoch; injectable so tests can pin "now".
@@ -218,6 +226,8 @@ impl AppState {
                 auth,
                 models: std::sync::OnceLock::new(),
                 models_loop: std::sync::Mutex::new(None),
+                push: std::sync::OnceLock::new(),
+                push_loop: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -307,6 +317,13 @@ impl AppState {
         self.inner
             .models
             .get_or_init(|| Arc::new(models::Models::in_memory()))
+    }
+
+    /// The groups pushed through the Pushgateway API.
+    pub fn push_gateway(&self) -> &Arc<push::PushGateway> {
+        self.inner
+            .push
+            .get_or_init(|| Arc::new(push::PushGateway::in_memory()))
     }
 
     pub(crate) fn engine(&self) -> &Arc<promql::Engine> {
@@ -424,6 +441,13 @@ fn build_routes(state: &AppState) -> Routes {
         .route(
             "/api/v1/models/{model}/reference",
             post(models_api::reference).layer(ingest_limit),
+        )
+        .route(
+            "/metrics/{*grouping}",
+            axum::routing::put(push::push_handler)
+                .post(push::push_handler)
+                .delete(push::push_handler)
+                .layer(ingest_limit),
         )
         .merge(exporters::routes(), exporters::PATHS)
         .merge(alertmanager_api::routes(), alertmanager_api::PATHS);

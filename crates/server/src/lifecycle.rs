@@ -235,6 +235,19 @@ impl AppState {
             .map_err(|e| format!("opening the model logs: {e}"))?
             .map_err(|e| format!("opening the model logs: {e}"))?;
         let _ = self.inner.models.set(Arc::new(opened));
+        // The pushed groups are read before anything is served, and stored
+        // once at start so they are queryable before the first interval.
+        if let Some(dir) = self.config().data_dir.clone() {
+            let gateway = tokio::task::spawn_blocking(move || {
+                crate::push::PushGateway::open(&dir.join("pushgateway"))
+            })
+            .await
+            .map_err(|e| format!("opening the pushed groups: {e}"))?
+            .map_err(|e| format!("opening the pushed groups: {e}"))?;
+            if self.inner.push.set(Arc::new(gateway)).is_err() {
+                return Err("the pushed groups were opened already".to_string());
+            }
+        }
         self.apply(prepared).await?;
         let evaluations = crate::models_api::start_loop(self);
         *self
@@ -242,6 +255,20 @@ impl AppState {
             .models_loop
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(evaluations);
+        let gateway = self.push_gateway().clone();
+        let storage = self.appendable();
+        let now_ms = self.now_ms();
+        if let Ok(Err(error)) =
+            tokio::task::spawn_blocking(move || gateway.ingest(storage.as_ref(), now_ms)).await
+        {
+            tracing::warn!(%error, "storing pushed series failed");
+        }
+        let pushes = crate::push::start_loop(self);
+        *self
+            .inner
+            .push_loop
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(pushes);
         self.metrics().config_reloaded(true);
         Ok(())
     }
@@ -403,6 +430,15 @@ impl AppState {
             .take()
         {
             evaluations.abort();
+        }
+        if let Some(pushes) = self
+            .inner
+            .push_loop
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            pushes.abort();
         }
         self.stop_rules();
         if let Some(lifecycle) = self.inner.lifecycle.get() {
