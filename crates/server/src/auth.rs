@@ -101,6 +101,8 @@ pub fn server_policy(method: &Method, path: &str) -> Option<Access> {
         // Pushes from batch jobs (the Pushgateway API): ingestion, and a
         // DELETE removes only what a job pushed. The route takes no GET.
         "/metrics/{*grouping}" => Write,
+        // OTLP metrics from SDKs and collectors.
+        "/v1/metrics" | "/api/v1/otlp/v1/metrics" => Write,
         // Model records and reference uploads come from serving and
         // training pipelines: ingestion, as a writer token may send.
         "/api/v1/models/{model}/predictions"

@@ -48,6 +48,7 @@ pub mod lifecycle;
 pub mod listen;
 pub mod metrics;
 pub mod models_api;
+mod otlp;
 pub mod params;
 pub mod push;
 mod query;
@@ -166,7 +167,19 @@ struct AppStateInner {
     push: std::sync::OnceLock<Arc<push::PushGateway>>,
     /// The loop that re-stores pushed series, while running.
     push_loop: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// OTLP metrics translation (settings from the `otlp:` section) and
+    /// its running delta-to-cumulative totals.
+    otlp: Arc<::otlp::Translator>,
+    /// OTLP requests being handled, bounded by [`OTLP_MAX_IN_FLIGHT`].
+    otlp_in_flight: std::sync::atomic::AtomicUsize,
 }
+
+/// OTLP requests handled at once; more are answered 429 with
+/// `Retry-After`, which OTLP exporters honour. Each request holds its
+/// decoded body and translation (a few times the body) until its commit,
+/// so this bounds that memory; exporters send one request at a time per
+/// process, so 64 is many clients.
+pub const OTLP_MAX_IN_FLIGHT: usize = 64;
 
 /// Milliseconds since the Unix epoch; injectable so tests can pin "now".
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -228,6 +241,10 @@ impl AppState {
                 models_loop: std::sync::Mutex::new(None),
                 push: std::sync::OnceLock::new(),
                 push_loop: std::sync::Mutex::new(None),
+                otlp: Arc::new(::otlp::Translator::new(
+                    ::otlp::TranslationOptions::prometheus_defaults(),
+                )),
+                otlp_in_flight: std::sync::atomic::AtomicUsize::new(0),
             }),
         }
     }
@@ -317,6 +334,15 @@ impl AppState {
         self.inner
             .models
             .get_or_init(|| Arc::new(models::Models::in_memory()))
+    }
+
+    /// The OTLP metrics translator.
+    pub fn otlp_translator(&self) -> &Arc<::otlp::Translator> {
+        &self.inner.otlp
+    }
+
+    pub(crate) fn otlp_in_flight(&self) -> &std::sync::atomic::AtomicUsize {
+        &self.inner.otlp_in_flight
     }
 
     /// The groups pushed through the Pushgateway API.
@@ -441,6 +467,11 @@ fn build_routes(state: &AppState) -> Routes {
         .route(
             "/api/v1/models/{model}/reference",
             post(models_api::reference).layer(ingest_limit),
+        )
+        .route("/v1/metrics", post(otlp::metrics).layer(ingest_limit))
+        .route(
+            "/api/v1/otlp/v1/metrics",
+            post(otlp::metrics).layer(ingest_limit),
         )
         .route(
             "/metrics/{*grouping}",

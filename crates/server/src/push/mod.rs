@@ -193,7 +193,11 @@ fn is_protobuf(content_type: &str) -> bool {
 }
 
 /// Undoes `Content-Encoding: gzip` (bounded by `limit`); identity passes.
-fn decode_content(body: Vec<u8>, encoding: &str, limit: usize) -> Result<Vec<u8>, ApiError> {
+pub(crate) fn decode_content(
+    body: Vec<u8>,
+    encoding: &str,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
     let encoding = encoding.trim();
     if encoding.is_empty() || encoding.eq_ignore_ascii_case("identity") {
         return Ok(body);

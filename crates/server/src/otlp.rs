@@ -1,0 +1,186 @@
+//! OTLP metrics over HTTP (`docs/otlp.md`): `POST /v1/metrics` and
+//! Prometheus 3's `POST /api/v1/otlp/v1/metrics`, protobuf or JSON,
+//! optionally gzipped, translated by the `otlp` crate.
+//!
+//! Answers follow the OTLP/HTTP specification: 200 with an
+//! `ExportMetricsServiceResponse` (and `partial_success` naming the points
+//! refused) once the accepted points are committed, which syncs the WAL;
+//! 400 with a `google.rpc.Status` for a body that cannot be read (clients
+//! do not retry it); 415 for another content type; 503 with `Retry-After`
+//! when the storage cannot take writes now (clients retry).
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use model::storage::{StorageErrorKind, validate_labels};
+
+use crate::ingest::read_body_limited;
+use crate::{AppState, ErrorType};
+
+/// gRPC status codes used in `google.rpc.Status` bodies.
+const CODE_INVALID_ARGUMENT: i32 = 3;
+const CODE_RESOURCE_EXHAUSTED: i32 = 8;
+const CODE_INTERNAL: i32 = 13;
+const CODE_UNAVAILABLE: i32 = 14;
+
+/// Seconds a client is asked to wait before retrying a 503.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+/// `POST /v1/metrics` and `POST /api/v1/otlp/v1/metrics`.
+pub(crate) async fn metrics(State(state): State<AppState>, request: Request) -> Response {
+    use std::sync::atomic::Ordering;
+    let in_flight = state.otlp_in_flight();
+    if in_flight.fetch_add(1, Ordering::AcqRel) >= crate::OTLP_MAX_IN_FLIGHT {
+        in_flight.fetch_sub(1, Ordering::AcqRel);
+        let json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        let mut response = answer(
+            StatusCode::TOO_MANY_REQUESTS,
+            json,
+            otlp::encode_status(
+                CODE_RESOURCE_EXHAUSTED,
+                "too many OTLP requests in flight; retry later",
+                json,
+            ),
+        );
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        );
+        return response;
+    }
+    // Released on every path, a dropped request (timeout, client gone)
+    // included.
+    struct Release<'a>(&'a std::sync::atomic::AtomicUsize);
+    impl Drop for Release<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    let _release = Release(in_flight);
+    handle(&state, request).await
+}
+
+async fn handle(state: &AppState, request: Request) -> Response {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let json = match content_type.as_str() {
+        "application/x-protobuf" | "application/protobuf" => false,
+        "application/json" => true,
+        other => {
+            return answer(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                false,
+                otlp::encode_status(
+                    CODE_INVALID_ARGUMENT,
+                    &format!(
+                        "unsupported Content-Type {other:?}: send application/x-protobuf or application/json"
+                    ),
+                    false,
+                ),
+            );
+        }
+    };
+    let encoding = request
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let limit = state.config().max_remote_write_decompressed_bytes;
+    let body = match read_body_limited(request.into_body(), limit).await {
+        Ok(body) => body,
+        Err(e) => return error_answer(e.kind, &e.message, json),
+    };
+    let translator = state.otlp_translator().clone();
+    let storage = state.appendable();
+    let result = tokio::task::spawn_blocking(move || {
+        let body =
+            crate::push::decode_content(body, &encoding, limit).map_err(|e| (e.kind, e.message))?;
+        let request = if json {
+            otlp::decode_json(&body)
+        } else {
+            otlp::decode_protobuf(&body)
+        }
+        .map_err(|e| (ErrorType::BadData, e.to_string()))?;
+        drop(body);
+        let mut translated = translator.translate(&request);
+        let mut appender = storage.appender();
+        appender.reserve(translated.samples.len());
+        for (labels, t, v) in &translated.samples {
+            let staged = validate_labels(labels).and_then(|()| appender.append(labels, *t, *v));
+            if let Err(e) = staged {
+                if e.kind() != StorageErrorKind::InvalidInput {
+                    appender.rollback();
+                    return Err(storage_error(&e));
+                }
+                translated.rejected_points += 1;
+                if translated.errors.len() < 10 {
+                    translated.errors.push(format!("{labels}: {e}"));
+                }
+            }
+        }
+        appender.commit().map_err(|e| storage_error(&e))?;
+        translator.apply(&mut translated);
+        Ok((translated.rejected_points, translated.errors.join("; ")))
+    })
+    .await;
+    match result {
+        Ok(Ok((rejected, message))) => answer(
+            StatusCode::OK,
+            json,
+            otlp::encode_response(rejected, &message, json),
+        ),
+        Ok(Err((kind, message))) => error_answer(kind, &message, json),
+        Err(e) => error_answer(ErrorType::Internal, &format!("OTLP task failed: {e}"), json),
+    }
+}
+
+fn storage_error(e: &model::storage::StorageError) -> (ErrorType, String) {
+    match e.kind() {
+        StorageErrorKind::Limit | StorageErrorKind::Closed => {
+            (ErrorType::Unavailable, e.to_string())
+        }
+        _ => (ErrorType::Internal, e.to_string()),
+    }
+}
+
+fn error_answer(kind: ErrorType, message: &str, json: bool) -> Response {
+    let (status, code) = match kind {
+        ErrorType::BadData => (StatusCode::BAD_REQUEST, CODE_INVALID_ARGUMENT),
+        ErrorType::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, CODE_INVALID_ARGUMENT),
+        ErrorType::Unsupported => (StatusCode::UNSUPPORTED_MEDIA_TYPE, CODE_INVALID_ARGUMENT),
+        ErrorType::Unavailable | ErrorType::Timeout => {
+            (StatusCode::SERVICE_UNAVAILABLE, CODE_UNAVAILABLE)
+        }
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, CODE_INTERNAL),
+    };
+    let mut response = answer(status, json, otlp::encode_status(code, message, json));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        );
+    }
+    response
+}
+
+fn answer(status: StatusCode, json: bool, body: Vec<u8>) -> Response {
+    let content_type = if json {
+        "application/json"
+    } else {
+        "application/x-protobuf"
+    };
+    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+}
