@@ -43,6 +43,7 @@ pub mod glob;
 pub mod http;
 pub mod mask;
 pub mod models;
+pub mod otlp;
 pub mod prometheus;
 pub mod secret;
 pub mod slos;
@@ -113,6 +114,8 @@ pub struct Config {
     pub slos: slos::SlosConfig,
     /// `models:`: per-model quality-monitoring settings.
     pub models: Vec<models::ModelConfig>,
+    /// `otlp:`: OTLP translation settings and the OTLP/HTTP listener.
+    pub otlp: otlp::OtlpConfig,
     /// `anomaly_rules: true`: load osprey's starter anomaly rules
     /// (`docs/anomaly.md`); off when absent.
     pub anomaly_rules: bool,
@@ -162,7 +165,6 @@ fn unimplemented_section(name: &str) -> Option<&'static str> {
         "remote_read" => "remote_read (osprey answers queries from its own storage only)",
         "storage" => "the storage section (use --retention.time and --retention.size)",
         "tracing" => "exporting osprey's own traces",
-        "otlp" => "OTLP ingestion settings",
         "runtime" => "runtime settings (a Go garbage-collector setting has no meaning here)",
         "auth" => {
             "an auth section (authentication, TLS and roles live in the web config file, --web.config.file)"
@@ -181,6 +183,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
     let mut dashboard_paths = Vec::new();
     let mut slos = slos::SlosConfig::default();
     let mut model_configs = Vec::new();
+    let mut otlp_config = otlp::OtlpConfig::default();
     let mut anomaly_rules = false;
     for field in &fields {
         if prometheus::decode_section(decoder, &mut sections, field)? {
@@ -197,6 +200,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
             "dashboards" => dashboard_paths = decode_dashboards(decoder, field.value)?,
             "slos" => slos = slos::decode(decoder, field.value, "slos")?,
             "models" => model_configs = models::decode(decoder, field)?,
+            "otlp" => otlp_config = otlp::decode(decoder, field.value)?,
             "anomaly_rules" => anomaly_rules = decoder.bool(field.value, &field.path)?,
             name => match unimplemented_section(name) {
                 Some(what) => return Err(decoder.unsupported(field, what)),
@@ -236,6 +240,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
         dashboard_paths,
         slos,
         models: model_configs,
+        otlp: otlp_config,
         anomaly_rules,
         warnings: Vec::new(),
     })

@@ -318,3 +318,72 @@ fn json_bodies_partial_success_and_errors_answer_as_otlp_says() {
     assert_eq!((status, answer.len()), (200, 0));
     server.terminate();
 }
+
+#[test]
+fn the_otlp_section_sets_the_translation_and_the_dedicated_listener() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let otlp_addr = free_addr();
+    let config = dir.path().join("osprey.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "otlp:\n  translation_strategy: NoUTF8EscapingWithSuffixes\n  promote_resource_attributes: [deployment.environment]\n  http_listen_address: {otlp_addr}\n"
+        ),
+    )
+    .expect("write config");
+    let addr = free_addr();
+    let config_arg = config.display().to_string();
+    let server = Server::start_with_args(
+        &dir.path().join("data"),
+        addr,
+        &dir.path().join("log"),
+        &["--config", &config_arg],
+    );
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    let body = format!(
+        r#"{{"resourceMetrics":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"svc"}}}},{{"key":"deployment.environment","value":{{"stringValue":"prod"}}}}]}},
+        "scopeMetrics":[{{"metrics":[{{"name":"http.requests","unit":"1","sum":{{"aggregationTemporality":2,"isMonotonic":true,"dataPoints":[{{"timeUnixNano":"{now_ns}","asInt":"9","attributes":[{{"key":"http.method","value":{{"stringValue":"GET"}}}}]}}]}}}}]}}]}}]}}"#
+    );
+    // The dedicated listener serves /v1/metrics and nothing else.
+    let (status, answer) = http(
+        otlp_addr,
+        "POST",
+        "/v1/metrics",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    )
+    .expect("post to the OTLP listener");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    let (status, _) = http(otlp_addr, "GET", "/api/v1/query?query=up", &[], &[]).expect("get");
+    assert_eq!(status, 404);
+    // UTF-8 names kept with suffixes; the promoted attribute on the series.
+    assert_eq!(
+        query(addr, r#"{"http.requests_total"}"#),
+        [(
+            "__name__=http.requests_total,deployment.environment=prod,http.method=GET,job=svc"
+                .to_string(),
+            9.0
+        )]
+    );
+    server.terminate();
+
+    // A taken port is logged and the server carries on.
+    let taken = std::net::TcpListener::bind(otlp_addr).expect("hold the port");
+    let addr = free_addr();
+    let server = Server::start_with_args(
+        &dir.path().join("data2"),
+        addr,
+        &dir.path().join("log2"),
+        &["--config", &config_arg],
+    );
+    assert!(
+        server.log_text().contains("cannot listen for OTLP/HTTP"),
+        "{}",
+        server.log_text()
+    );
+    drop(taken);
+    server.terminate();
+}

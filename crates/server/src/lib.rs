@@ -172,6 +172,8 @@ struct AppStateInner {
     otlp: Arc<::otlp::Translator>,
     /// OTLP requests being handled, bounded by [`OTLP_MAX_IN_FLIGHT`].
     otlp_in_flight: std::sync::atomic::AtomicUsize,
+    /// The dedicated OTLP/HTTP listener, while one runs.
+    otlp_listener: std::sync::Mutex<Option<otlp::OtlpListener>>,
 }
 
 /// OTLP requests handled at once; more are answered 429 with
@@ -245,6 +247,7 @@ impl AppState {
                     ::otlp::TranslationOptions::prometheus_defaults(),
                 )),
                 otlp_in_flight: std::sync::atomic::AtomicUsize::new(0),
+                otlp_listener: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -339,6 +342,10 @@ impl AppState {
     /// The OTLP metrics translator.
     pub fn otlp_translator(&self) -> &Arc<::otlp::Translator> {
         &self.inner.otlp
+    }
+
+    pub(crate) fn otlp_listener_slot(&self) -> &std::sync::Mutex<Option<otlp::OtlpListener>> {
+        &self.inner.otlp_listener
     }
 
     pub(crate) fn otlp_in_flight(&self) -> &std::sync::atomic::AtomicUsize {

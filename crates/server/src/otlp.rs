@@ -184,3 +184,105 @@ fn answer(status: StatusCode, json: bool, body: Vec<u8>) -> Response {
     };
     (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
 }
+
+/// The translation settings of the `otlp:` section.
+pub(crate) fn translation_options(config: &config::otlp::OtlpConfig) -> ::otlp::TranslationOptions {
+    use ::otlp::TranslationStrategy as To;
+    use config::otlp::TranslationStrategy as From;
+    ::otlp::TranslationOptions {
+        strategy: match config.translation_strategy {
+            From::UnderscoreEscapingWithSuffixes => To::UnderscoreEscapingWithSuffixes,
+            From::UnderscoreEscapingWithoutSuffixes => To::UnderscoreEscapingWithoutSuffixes,
+            From::NoUTF8EscapingWithSuffixes => To::NoUTF8EscapingWithSuffixes,
+            From::NoTranslation => To::NoTranslation,
+        },
+        promote_resource_attributes: config.promote_resource_attributes.clone(),
+        keep_identifying_resource_attributes: config.keep_identifying_resource_attributes,
+    }
+}
+
+/// The dedicated OTLP/HTTP listener (`otlp.http_listen_address`): only
+/// the OTLP paths, with the main port's authentication and TLS.
+pub(crate) struct OtlpListener {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for OtlpListener {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The router of the dedicated listener.
+fn listener_router(state: &AppState) -> axum::Router {
+    let ingest_limit = axum::extract::DefaultBodyLimit::disable();
+    axum::Router::new()
+        .route(
+            "/v1/metrics",
+            axum::routing::post(metrics).layer(ingest_limit),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.auth().clone(),
+            crate::auth::middleware,
+        ))
+        .with_state(state.clone())
+}
+
+impl AppState {
+    /// Starts, moves or stops the dedicated OTLP/HTTP listener to match
+    /// `wanted`. A port that cannot be bound (taken by an OpenTelemetry
+    /// collector, say) is logged and the server carries on without it:
+    /// the main port serves OTLP all the same.
+    pub(crate) async fn apply_otlp_listener(&self, wanted: Option<std::net::SocketAddr>) {
+        let mut slot = self
+            .otlp_listener_slot()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if slot.as_ref().map(|l| l.addr) == wanted {
+            *self
+                .otlp_listener_slot()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = slot;
+            return;
+        }
+        // Stop the old one first: the new address may be the same port
+        // on another interface.
+        drop(slot.take());
+        let Some(addr) = wanted else {
+            return;
+        };
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(
+                    %addr, %error,
+                    "cannot listen for OTLP/HTTP; carrying on without it (the main port serves /v1/metrics)"
+                );
+                return;
+            }
+        };
+        tracing::info!(%addr, "listening for OTLP/HTTP");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let router = listener_router(self);
+        let web = self.config().web.clone();
+        tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            if let Err(error) = crate::listen::serve(listener, router, web, shutdown).await {
+                tracing::warn!(%addr, %error, "the OTLP/HTTP listener failed");
+            }
+        });
+        *self
+            .otlp_listener_slot()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(OtlpListener {
+            addr,
+            stop: Some(stop),
+        });
+    }
+}
