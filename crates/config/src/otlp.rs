@@ -8,6 +8,7 @@
 //!   promote_resource_attributes: [k8s.namespace.name, cloud.region]
 //!   keep_identifying_resource_attributes: false
 //!   http_listen_address: 127.0.0.1:4318
+//!   grpc_listen_address: 127.0.0.1:4317
 //! ```
 
 use std::net::SocketAddr;
@@ -36,6 +37,9 @@ pub struct OtlpConfig {
     /// A listener serving only the OTLP/HTTP paths (`/v1/metrics`), beside
     /// the main port, which always serves them. `None`: no such listener.
     pub http_listen_address: Option<SocketAddr>,
+    /// A listener serving OTLP/gRPC (`MetricsService/Export`). `None`: no
+    /// such listener.
+    pub grpc_listen_address: Option<SocketAddr>,
 }
 
 impl Default for OtlpConfig {
@@ -46,6 +50,7 @@ impl Default for OtlpConfig {
             promote_resource_attributes: Vec::new(),
             keep_identifying_resource_attributes: false,
             http_listen_address: None,
+            grpc_listen_address: None,
         }
     }
 }
@@ -102,7 +107,7 @@ pub(crate) fn decode(decoder: &Decoder, node: &Node) -> Result<OtlpConfig, Confi
                 config.keep_identifying_resource_attributes =
                     decoder.bool(field.value, &field.path)?;
             }
-            "http_listen_address" => {
+            name @ ("http_listen_address" | "grpc_listen_address") => {
                 let text = decoder.string(field.value, &field.path)?;
                 let addr = text.parse::<SocketAddr>().map_err(|e| {
                     decoder.error(
@@ -111,10 +116,11 @@ pub(crate) fn decode(decoder: &Decoder, node: &Node) -> Result<OtlpConfig, Confi
                         format!("{text:?} is not an address such as 127.0.0.1:4318: {e}"),
                     )
                 })?;
-                config.http_listen_address = Some(addr);
-            }
-            "grpc_listen_address" => {
-                return Err(decoder.unsupported(&field, "OTLP over gRPC (OTLP/HTTP is served)"));
+                if name == "http_listen_address" {
+                    config.http_listen_address = Some(addr);
+                } else {
+                    config.grpc_listen_address = Some(addr);
+                }
             }
             "promote_all_resource_attributes"
             | "ignore_resource_attributes"
@@ -142,7 +148,7 @@ mod tests {
     fn reads_prometheus_settings_and_the_listener() {
         assert_eq!(parse("global: {}\n").expect("parse"), OtlpConfig::default());
         let config = parse(
-            "otlp:\n  translation_strategy: NoUTF8EscapingWithSuffixes\n  promote_resource_attributes: [k8s.namespace.name, ' cloud.region ']\n  keep_identifying_resource_attributes: true\n  http_listen_address: 127.0.0.1:4318\n",
+            "otlp:\n  translation_strategy: NoUTF8EscapingWithSuffixes\n  promote_resource_attributes: [k8s.namespace.name, ' cloud.region ']\n  keep_identifying_resource_attributes: true\n  http_listen_address: 127.0.0.1:4318\n  grpc_listen_address: '[::1]:4317'\n",
         )
         .expect("parse");
         assert_eq!(
@@ -155,6 +161,7 @@ mod tests {
                 ],
                 keep_identifying_resource_attributes: true,
                 http_listen_address: Some("127.0.0.1:4318".parse().expect("addr")),
+                grpc_listen_address: Some("[::1]:4317".parse().expect("addr")),
             }
         );
     }
@@ -175,7 +182,7 @@ mod tests {
                 "otlp.http_listen_address: \"localhost\" is not an address",
             ),
             (
-                "otlp:\n  grpc_listen_address: 127.0.0.1:4317\n",
+                "otlp:\n  grpc_listen_address: 4317\n",
                 "otlp.grpc_listen_address",
             ),
             (

@@ -37,10 +37,15 @@ resource = Resource.create({
     "deployment.environment": "test",
 })
 kwargs = {"endpoint": f"http://{addr}{path}"}
-if mode == "delta":
+if mode == "grpc":
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcExporter
+    from grpc import Compression as GrpcCompression
+    exporter = GrpcExporter(endpoint=addr, insecure=True, compression=GrpcCompression.Gzip)
+elif mode == "delta":
     kwargs["preferred_temporality"] = {Counter: AggregationTemporality.DELTA}
     kwargs["compression"] = Compression.Gzip
-exporter = OTLPMetricExporter(**kwargs)
+if mode != "grpc":
+    exporter = OTLPMetricExporter(**kwargs)
 reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3600000)
 provider = MeterProvider(resource=resource, metric_readers=[reader])
 meter = provider.get_meter("osprey.test", "1.0")
@@ -57,6 +62,10 @@ if mode == "cumulative":
     meter.create_observable_gauge(
         "gpu.utilization", unit="1",
         callbacks=[lambda options: [Observation(0.75, {"gpu": 0})]])
+    ok = reader.force_flush()
+elif mode == "grpc":
+    meter.create_counter("grpc.calls", unit="{call}").add(11, {"rpc.method": "Export"})
+    meter.create_histogram("grpc.latency", unit="ms").record(12)
     ok = reader.force_flush()
 else:
     sent = meter.create_counter("network.sent", unit="By")
@@ -385,5 +394,65 @@ fn the_otlp_section_sets_the_translation_and_the_dedicated_listener() {
         server.log_text()
     );
     drop(taken);
+    server.terminate();
+}
+
+#[test]
+fn the_python_grpc_exporter_sends_to_the_otlp_grpc_listener() {
+    let present = ChildGuard::run(
+        Command::new("python3").args([
+            "-c",
+            "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grpc.metric_exporter, opentelemetry.exporter.otlp.proto.http",
+        ]),
+        Duration::from_secs(60),
+    )
+    .is_ok_and(|f| f.status.is_some_and(|s| s.success()));
+    if !present {
+        let what =
+            "python3 with opentelemetry-sdk, opentelemetry-exporter-otlp-proto-grpc and -http";
+        assert!(
+            std::env::var("OSPREY_REQUIRE_EXTERNAL").as_deref() != Ok("1"),
+            "OSPREY_REQUIRE_EXTERNAL=1 but {what} is missing"
+        );
+        eprintln!("skipping: {what} is missing");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("app.py");
+    std::fs::write(&script, SDK_APP).expect("write app");
+    let grpc_addr = free_addr();
+    let config = dir.path().join("osprey.yml");
+    std::fs::write(
+        &config,
+        format!("otlp:\n  grpc_listen_address: {grpc_addr}\n"),
+    )
+    .expect("write config");
+    let addr = free_addr();
+    let config_arg = config.display().to_string();
+    let server = Server::start_with_args(
+        &dir.path().join("data"),
+        addr,
+        &dir.path().join("log"),
+        &["--config", &config_arg],
+    );
+    run_sdk(&script, grpc_addr, "", "grpc");
+    assert_eq!(
+        query(addr, "grpc_calls_total"),
+        [(
+            format!("__name__=grpc_calls_total,{JI},rpc_method=Export"),
+            11.0
+        )]
+    );
+    assert_eq!(
+        query(addr, "grpc_latency_milliseconds_count"),
+        [(
+            format!("__name__=grpc_latency_milliseconds_count,{JI}"),
+            1.0
+        )]
+    );
+    assert_eq!(
+        query(addr, "grpc_latency_milliseconds_sum"),
+        [(format!("__name__=grpc_latency_milliseconds_sum,{JI}"), 12.0)]
+    );
     server.terminate();
 }

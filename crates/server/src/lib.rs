@@ -172,8 +172,9 @@ struct AppStateInner {
     otlp: Arc<::otlp::Translator>,
     /// OTLP requests being handled, bounded by [`OTLP_MAX_IN_FLIGHT`].
     otlp_in_flight: std::sync::atomic::AtomicUsize,
-    /// The dedicated OTLP/HTTP listener, while one runs.
-    otlp_listener: std::sync::Mutex<Option<otlp::OtlpListener>>,
+    /// The dedicated OTLP/HTTP and OTLP/gRPC listeners, while they run.
+    otlp_http_listener: std::sync::Mutex<Option<otlp::OtlpListener>>,
+    otlp_grpc_listener: std::sync::Mutex<Option<otlp::OtlpListener>>,
 }
 
 /// OTLP requests handled at once; more are answered 429 with
@@ -247,7 +248,8 @@ impl AppState {
                     ::otlp::TranslationOptions::prometheus_defaults(),
                 )),
                 otlp_in_flight: std::sync::atomic::AtomicUsize::new(0),
-                otlp_listener: std::sync::Mutex::new(None),
+                otlp_http_listener: std::sync::Mutex::new(None),
+                otlp_grpc_listener: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -344,8 +346,14 @@ impl AppState {
         &self.inner.otlp
     }
 
-    pub(crate) fn otlp_listener_slot(&self) -> &std::sync::Mutex<Option<otlp::OtlpListener>> {
-        &self.inner.otlp_listener
+    pub(crate) fn otlp_listener_slot(
+        &self,
+        kind: otlp::ListenerKind,
+    ) -> &std::sync::Mutex<Option<otlp::OtlpListener>> {
+        match kind {
+            otlp::ListenerKind::Http => &self.inner.otlp_http_listener,
+            otlp::ListenerKind::Grpc => &self.inner.otlp_grpc_listener,
+        }
     }
 
     pub(crate) fn otlp_in_flight(&self) -> &std::sync::atomic::AtomicUsize {

@@ -96,8 +96,8 @@ pub const ANOMALY_RULES_NAME: &str = "<starter anomaly rules>";
 /// exporter reads the local cgroup tree, always there), runs the starter alert
 /// rules, and runs the alert manager with one route, so alerts show in the
 /// UI, `amtool` and silences, and notify nobody until a configuration
-/// names receivers. OTLP/HTTP is served on 127.0.0.1:4318 too (where an
-/// OpenTelemetry SDK sends by default), unless the port is taken.
+/// names receivers. OTLP is served on 127.0.0.1:4317 (gRPC) and :4318 (HTTP)
+/// too, where OpenTelemetry SDKs send by default, unless a port is taken.
 pub fn default_config(listen: std::net::SocketAddr) -> ConfigSource {
     ConfigSource::Embedded {
         name: "<embedded default>".to_string(),
@@ -106,7 +106,7 @@ pub fn default_config(listen: std::net::SocketAddr) -> ConfigSource {
             STARTER_RULES.to_string(),
         )],
         text: format!(
-            "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nscrape_configs:\n  - job_name: osprey\n    static_configs:\n      - targets: ['{listen}']\n  - job_name: host\n    metrics_path: /exporters/host/metrics\n    static_configs:\n      - targets: ['{listen}']\n  - job_name: gpu\n    metrics_path: /exporters/gpu/metrics\n    static_configs:\n      - targets: ['{listen}']\n  - job_name: containers\n    metrics_path: /exporters/container/metrics\n    static_configs:\n      - targets: ['{listen}']\nalertmanager:\n  route:\n    receiver: default\n    group_by: ['alertname']\n  receivers:\n    - name: default\notlp:\n  http_listen_address: 127.0.0.1:4318\n"
+            "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nscrape_configs:\n  - job_name: osprey\n    static_configs:\n      - targets: ['{listen}']\n  - job_name: host\n    metrics_path: /exporters/host/metrics\n    static_configs:\n      - targets: ['{listen}']\n  - job_name: gpu\n    metrics_path: /exporters/gpu/metrics\n    static_configs:\n      - targets: ['{listen}']\n  - job_name: containers\n    metrics_path: /exporters/container/metrics\n    static_configs:\n      - targets: ['{listen}']\nalertmanager:\n  route:\n    receiver: default\n    group_by: ['alertname']\n  receivers:\n    - name: default\notlp:\n  grpc_listen_address: 127.0.0.1:4317\n  http_listen_address: 127.0.0.1:4318\n"
         ),
     }
 }
@@ -395,8 +395,11 @@ impl AppState {
         lifecycle.scrape.apply_config(&jobs).await;
         self.otlp_translator()
             .set_options(crate::otlp::translation_options(&config.otlp));
-        self.apply_otlp_listener(config.otlp.http_listen_address)
-            .await;
+        self.apply_otlp_listeners(
+            config.otlp.http_listen_address,
+            config.otlp.grpc_listen_address,
+        )
+        .await;
         *lifecycle.config.write().unwrap_or_else(|e| e.into_inner()) = config;
         Ok(())
     }
@@ -455,7 +458,7 @@ impl AppState {
         if let Some(alertmanager) = self.alertmanager() {
             alertmanager.stop();
         }
-        self.apply_otlp_listener(None).await;
+        self.apply_otlp_listeners(None, None).await;
     }
 
     /// The configuration in effect, once started.

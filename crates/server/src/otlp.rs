@@ -115,25 +115,7 @@ async fn handle(state: &AppState, request: Request) -> Response {
         }
         .map_err(|e| (ErrorType::BadData, e.to_string()))?;
         drop(body);
-        let mut translated = translator.translate(&request);
-        let mut appender = storage.appender();
-        appender.reserve(translated.samples.len());
-        for (labels, t, v) in &translated.samples {
-            let staged = validate_labels(labels).and_then(|()| appender.append(labels, *t, *v));
-            if let Err(e) = staged {
-                if e.kind() != StorageErrorKind::InvalidInput {
-                    appender.rollback();
-                    return Err(storage_error(&e));
-                }
-                translated.rejected_points += 1;
-                if translated.errors.len() < 10 {
-                    translated.errors.push(format!("{labels}: {e}"));
-                }
-            }
-        }
-        appender.commit().map_err(|e| storage_error(&e))?;
-        translator.apply(&mut translated);
-        Ok((translated.rejected_points, translated.errors.join("; ")))
+        store(&translator, storage.as_ref(), &request)
     })
     .await;
     match result {
@@ -145,6 +127,34 @@ async fn handle(state: &AppState, request: Request) -> Response {
         Ok(Err((kind, message))) => error_answer(kind, &message, json),
         Err(e) => error_answer(ErrorType::Internal, &format!("OTLP task failed: {e}"), json),
     }
+}
+
+/// Translates `request`, stages every valid sample in one appender and
+/// commits once (which syncs the WAL); returns the points refused and why.
+fn store(
+    translator: &::otlp::Translator,
+    storage: &dyn model::storage::Appendable,
+    request: &::otlp::proto::ExportMetricsServiceRequest,
+) -> Result<(i64, String), (ErrorType, String)> {
+    let mut translated = translator.translate(request);
+    let mut appender = storage.appender();
+    appender.reserve(translated.samples.len());
+    for (labels, t, v) in &translated.samples {
+        let staged = validate_labels(labels).and_then(|()| appender.append(labels, *t, *v));
+        if let Err(e) = staged {
+            if e.kind() != StorageErrorKind::InvalidInput {
+                appender.rollback();
+                return Err(storage_error(&e));
+            }
+            translated.rejected_points += 1;
+            if translated.errors.len() < 10 {
+                translated.errors.push(format!("{labels}: {e}"));
+            }
+        }
+    }
+    appender.commit().map_err(|e| storage_error(&e))?;
+    translator.apply(&mut translated);
+    Ok((translated.rejected_points, translated.errors.join("; ")))
 }
 
 fn storage_error(e: &model::storage::StorageError) -> (ErrorType, String) {
@@ -231,58 +241,259 @@ fn listener_router(state: &AppState) -> axum::Router {
         .with_state(state.clone())
 }
 
+/// Which dedicated listener.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ListenerKind {
+    Http,
+    Grpc,
+}
+
 impl AppState {
-    /// Starts, moves or stops the dedicated OTLP/HTTP listener to match
-    /// `wanted`. A port that cannot be bound (taken by an OpenTelemetry
-    /// collector, say) is logged and the server carries on without it:
-    /// the main port serves OTLP all the same.
-    pub(crate) async fn apply_otlp_listener(&self, wanted: Option<std::net::SocketAddr>) {
-        let mut slot = self
-            .otlp_listener_slot()
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if slot.as_ref().map(|l| l.addr) == wanted {
-            *self
-                .otlp_listener_slot()
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()) = slot;
+    /// Starts, moves or stops the dedicated OTLP/HTTP and OTLP/gRPC
+    /// listeners to match `http` and `grpc`.
+    pub(crate) async fn apply_otlp_listeners(
+        &self,
+        http: Option<std::net::SocketAddr>,
+        grpc: Option<std::net::SocketAddr>,
+    ) {
+        self.apply_otlp_listener(ListenerKind::Http, http).await;
+        self.apply_otlp_listener(ListenerKind::Grpc, grpc).await;
+    }
+
+    /// Starts, moves or stops one dedicated listener to match `wanted`.
+    /// A port that cannot be bound (taken by an OpenTelemetry collector,
+    /// say) is logged and the server carries on without it: the main port
+    /// serves OTLP/HTTP all the same.
+    async fn apply_otlp_listener(&self, kind: ListenerKind, wanted: Option<std::net::SocketAddr>) {
+        let slot = self.otlp_listener_slot(kind);
+        let mut current = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if current.as_ref().map(|l| l.addr) == wanted {
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = current;
             return;
         }
         // Stop the old one first: the new address may be the same port
         // on another interface.
-        drop(slot.take());
+        drop(current.take());
         let Some(addr) = wanted else {
             return;
+        };
+        let what = match kind {
+            ListenerKind::Http => "OTLP/HTTP",
+            ListenerKind::Grpc => "OTLP/gRPC",
         };
         let listener = match tokio::net::TcpListener::bind(addr).await {
             Ok(listener) => listener,
             Err(error) => {
                 tracing::warn!(
                     %addr, %error,
-                    "cannot listen for OTLP/HTTP; carrying on without it (the main port serves /v1/metrics)"
+                    "cannot listen for {what}; carrying on without it (the main port serves OTLP/HTTP on /v1/metrics)"
                 );
                 return;
             }
         };
-        tracing::info!(%addr, "listening for OTLP/HTTP");
+        tracing::info!(%addr, "listening for {what}");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let router = listener_router(self);
+        let router = match kind {
+            ListenerKind::Http => listener_router(self),
+            ListenerKind::Grpc => grpc_router(self),
+        };
         let web = self.config().web.clone();
         tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.await;
             };
             if let Err(error) = crate::listen::serve(listener, router, web, shutdown).await {
-                tracing::warn!(%addr, %error, "the OTLP/HTTP listener failed");
+                tracing::warn!(%addr, %error, "the {what} listener failed");
             }
         });
-        *self
-            .otlp_listener_slot()
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(OtlpListener {
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(OtlpListener {
             addr,
             stop: Some(stop),
         });
+    }
+}
+
+/// The gRPC method OTLP metrics exporters call.
+pub const GRPC_EXPORT_PATH: &str =
+    "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+
+/// gRPC status codes.
+const GRPC_OK: i32 = 0;
+
+/// The router of the dedicated gRPC listener: the one unary method.
+fn grpc_router(state: &AppState) -> axum::Router {
+    let ingest_limit = axum::extract::DefaultBodyLimit::disable();
+    axum::Router::new()
+        .route(
+            GRPC_EXPORT_PATH,
+            axum::routing::post(grpc_export).layer(ingest_limit),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.auth().clone(),
+            crate::auth::middleware,
+        ))
+        .with_state(state.clone())
+}
+
+/// `MetricsService/Export` over gRPC (HTTP/2; a unary call is one
+/// length-prefixed message each way and the status in the trailers):
+/// the same translation and commit as OTLP/HTTP. Refused points are in
+/// the answer's `partial_success`; an unreadable request is
+/// `INVALID_ARGUMENT`, too many in flight or storage refusing writes
+/// `UNAVAILABLE` (which exporters retry).
+async fn grpc_export(State(state): State<AppState>, request: Request) -> Response {
+    use std::sync::atomic::Ordering;
+    let in_flight = state.otlp_in_flight();
+    if in_flight.fetch_add(1, Ordering::AcqRel) >= crate::OTLP_MAX_IN_FLIGHT {
+        in_flight.fetch_sub(1, Ordering::AcqRel);
+        return grpc_status(
+            CODE_UNAVAILABLE,
+            "too many OTLP requests in flight; retry later",
+        );
+    }
+    struct Release<'a>(&'a std::sync::atomic::AtomicUsize);
+    impl Drop for Release<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    let _release = Release(in_flight);
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/grpc") {
+        return (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("not a gRPC request (Content-Type {content_type:?})"),
+        )
+            .into_response();
+    }
+    let encoding = request
+        .headers()
+        .get("grpc-encoding")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .to_string();
+    let limit = state.config().max_remote_write_decompressed_bytes;
+    let body = match read_body_limited(request.into_body(), limit).await {
+        Ok(body) => body,
+        Err(e) => return grpc_status(CODE_RESOURCE_EXHAUSTED, &e.message),
+    };
+    let translator = state.otlp_translator().clone();
+    let storage = state.appendable();
+    let result = tokio::task::spawn_blocking(move || {
+        let message = grpc_message(&body, &encoding, limit)?;
+        let request =
+            otlp::decode_protobuf(&message).map_err(|e| (ErrorType::BadData, e.to_string()))?;
+        drop(message);
+        store(&translator, storage.as_ref(), &request)
+    })
+    .await;
+    match result {
+        Ok(Ok((rejected, message))) => {
+            let reply = otlp::encode_response(rejected, &message, false);
+            let mut frame = Vec::with_capacity(reply.len() + 5);
+            frame.push(0);
+            frame.extend_from_slice(&u32::try_from(reply.len()).unwrap_or(u32::MAX).to_be_bytes());
+            frame.extend_from_slice(&reply);
+            let mut trailers = axum::http::HeaderMap::new();
+            trailers.insert("grpc-status", HeaderValue::from(GRPC_OK));
+            let body = axum::body::Body::new(GrpcBody {
+                data: Some(bytes::Bytes::from(frame)),
+                trailers: Some(trailers),
+            });
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/grpc")],
+                body,
+            )
+                .into_response()
+        }
+        Ok(Err((kind, message))) => {
+            let code = match kind {
+                ErrorType::BadData | ErrorType::Unsupported => CODE_INVALID_ARGUMENT,
+                ErrorType::TooLarge => CODE_RESOURCE_EXHAUSTED,
+                ErrorType::Unavailable | ErrorType::Timeout => CODE_UNAVAILABLE,
+                _ => CODE_INTERNAL,
+            };
+            grpc_status(code, &message)
+        }
+        Err(e) => grpc_status(CODE_INTERNAL, &format!("OTLP task failed: {e}")),
+    }
+}
+
+/// The one message of a unary call's body: a compressed flag, a 4-byte
+/// big-endian length, the bytes (gunzipped for `grpc-encoding: gzip`).
+fn grpc_message(body: &[u8], encoding: &str, limit: usize) -> Result<Vec<u8>, (ErrorType, String)> {
+    let bad = |m: &str| (ErrorType::BadData, m.to_string());
+    let (&flag, rest) = body.split_first().ok_or_else(|| bad("empty gRPC body"))?;
+    let length: [u8; 4] = rest
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| bad("truncated gRPC message header"))?;
+    let length = usize::try_from(u32::from_be_bytes(length)).unwrap_or(usize::MAX);
+    let message = rest
+        .get(4..)
+        .filter(|m| m.len() == length)
+        .ok_or_else(|| bad("the gRPC body is not one message of its stated length"))?;
+    match flag {
+        0 => Ok(message.to_vec()),
+        1 if encoding.eq_ignore_ascii_case("gzip") => {
+            crate::push::decode_content(message.to_vec(), "gzip", limit)
+                .map_err(|e| (e.kind, e.message))
+        }
+        1 => Err((
+            ErrorType::Unsupported,
+            format!("compressed message with grpc-encoding {encoding:?}; gzip is supported"),
+        )),
+        _ => Err(bad("bad gRPC compressed flag")),
+    }
+}
+
+/// A trailers-only gRPC answer carrying an error status.
+fn grpc_status(code: i32, message: &str) -> Response {
+    // grpc-message is percent-encoded; keep it to printable ASCII.
+    let mut encoded = String::with_capacity(message.len());
+    for b in message.bytes().take(1024) {
+        if (0x20..0x7f).contains(&b) && b != b'%' {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    let mut response =
+        (StatusCode::OK, [(header::CONTENT_TYPE, "application/grpc")]).into_response();
+    response
+        .headers_mut()
+        .insert("grpc-status", HeaderValue::from(code));
+    if let Ok(value) = HeaderValue::from_str(&encoded) {
+        response.headers_mut().insert("grpc-message", value);
+    }
+    response
+}
+
+/// One data frame, then the trailers.
+struct GrpcBody {
+    data: Option<bytes::Bytes>,
+    trailers: Option<axum::http::HeaderMap>,
+}
+
+impl http_body::Body for GrpcBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if let Some(data) = self.data.take() {
+            return std::task::Poll::Ready(Some(Ok(http_body::Frame::data(data))));
+        }
+        if let Some(trailers) = self.trailers.take() {
+            return std::task::Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))));
+        }
+        std::task::Poll::Ready(None)
     }
 }
