@@ -1,5 +1,6 @@
 //! Fuzzes the Pushgateway API's input: the grouping path after
-//! `/metrics/` and the push body. Neither parser may panic; an accepted
+//! `/metrics/` and the push body, read as text and as delimited
+//! protobuf. No parser may panic; an accepted
 //! path has a non-empty job, and an accepted body's samples all carry the
 //! grouping labels.
 #![no_main]
@@ -16,7 +17,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert!(grouping.get("job").is_some_and(|job| !job.is_empty()));
-    if let Ok(parsed) = server::push::parse_push_body(body, &grouping) {
+    let text = server::push::parse_push_body(body, &grouping);
+    let protobuf = server::push::protobuf::parse_protobuf_body(body, &grouping);
+    for parsed in [text, protobuf].into_iter().flatten() {
         for family in &parsed.families {
             for (labels, _) in &family.samples {
                 for (name, value) in &grouping {

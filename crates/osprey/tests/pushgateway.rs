@@ -13,6 +13,8 @@
 //! - every acknowledged push is there after a `kill -9`, and the pushed
 //!   series stay fresh: re-stored every scrape interval.
 //!
+//! - the Go client's delimited protobuf format is read too.
+//!
 //! Without python3's `prometheus_client` the test prints why and is
 //! skipped, unless `OSPREY_REQUIRE_EXTERNAL=1`.
 
@@ -282,6 +284,45 @@ fn prometheus_client_pushes_are_queryable_replaced_deleted_and_survive_kill_9() 
     .expect("post");
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(one(addr, "gzipped_value{job=\"gz\"}"), 7.0);
+
+    // The Go client's default: delimited protobuf MetricFamily messages.
+    use prost::Message as _;
+    use server::push::protobuf::{LabelPair, Metric, MetricFamily, SingleValue};
+    let mut body = Vec::new();
+    MetricFamily {
+        name: Some("go_pushed_total".to_string()),
+        help: Some("From a Go client.".to_string()),
+        r#type: Some(0),
+        metric: vec![Metric {
+            label: vec![LabelPair {
+                name: Some("queue".to_string()),
+                value: Some("q1".to_string()),
+            }],
+            counter: Some(SingleValue { value: Some(5.0) }),
+            ..Default::default()
+        }],
+    }
+    .encode_length_delimited(&mut body)
+    .expect("encode");
+    let (status, answer) = http(
+        addr,
+        "PUT",
+        "/metrics/job/go/instance/i1",
+        &[(
+            "Content-Type",
+            "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited",
+        )],
+        &body,
+    )
+    .expect("put protobuf");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+    assert_eq!(
+        query(addr, "go_pushed_total"),
+        [(
+            "__name__=go_pushed_total,instance=i1,job=go,queue=q1".to_string(),
+            5.0
+        )]
+    );
 
     // DELETE removes the group; its series are stale at once.
     client(&script, addr, "delete");

@@ -13,6 +13,7 @@
 //!   `DELETE`, a `PUT` without it) gets a staleness marker.
 
 pub mod path;
+pub mod protobuf;
 pub mod store;
 
 use std::collections::HashSet;
@@ -130,14 +131,7 @@ async fn push_request(state: &AppState, request: Request) -> Result<StatusCode, 
     } else {
         PushMode::Merge
     };
-    let content_type = header_text(&request, header::CONTENT_TYPE);
-    if is_protobuf(&content_type) {
-        return Err(ApiError::new(
-            ErrorType::Unsupported,
-            "the protobuf push format is not supported yet; push the text format \
-             (Content-Type: text/plain; version=0.0.4)",
-        ));
-    }
+    let protobuf = is_protobuf(&header_text(&request, header::CONTENT_TYPE));
     let encoding = header_text(&request, header::CONTENT_ENCODING);
     let limit = state.config().max_import_body_bytes;
     let body = read_body_limited(request.into_body(), limit).await?;
@@ -145,7 +139,12 @@ async fn push_request(state: &AppState, request: Request) -> Result<StatusCode, 
     let now_ms = state.now_ms();
     blocking(move || {
         let body = decode_content(body, &encoding, limit)?;
-        let parsed = parse_push_body(&body, &grouping).map_err(ApiError::bad_data)?;
+        let parsed = if protobuf {
+            protobuf::parse_protobuf_body(&body, &grouping)
+        } else {
+            parse_push_body(&body, &grouping)
+        }
+        .map_err(ApiError::bad_data)?;
         let result = gateway.store().push(grouping, parsed, mode, now_ms);
         // A refused push changes the group's failure time: store that too.
         if !matches!(result, Err(PushError::Persist(_))) {
