@@ -393,11 +393,7 @@ async fn grpc_export(State(state): State<AppState>, request: Request) -> Respons
     .await;
     match result {
         Ok(Ok((rejected, message))) => {
-            let reply = otlp::encode_response(rejected, &message, false);
-            let mut frame = Vec::with_capacity(reply.len() + 5);
-            frame.push(0);
-            frame.extend_from_slice(&u32::try_from(reply.len()).unwrap_or(u32::MAX).to_be_bytes());
-            frame.extend_from_slice(&reply);
+            let frame = otlp::encode_grpc_frame(&otlp::encode_response(rejected, &message, false));
             let mut trailers = axum::http::HeaderMap::new();
             trailers.insert("grpc-status", HeaderValue::from(GRPC_OK));
             let body = axum::body::Body::new(GrpcBody {
@@ -424,32 +420,21 @@ async fn grpc_export(State(state): State<AppState>, request: Request) -> Respons
     }
 }
 
-/// The one message of a unary call's body: a compressed flag, a 4-byte
-/// big-endian length, the bytes (gunzipped for `grpc-encoding: gzip`).
+/// The one message of a unary call's body, gunzipped for
+/// `grpc-encoding: gzip`.
 fn grpc_message(body: &[u8], encoding: &str, limit: usize) -> Result<Vec<u8>, (ErrorType, String)> {
-    let bad = |m: &str| (ErrorType::BadData, m.to_string());
-    let (&flag, rest) = body.split_first().ok_or_else(|| bad("empty gRPC body"))?;
-    let length: [u8; 4] = rest
-        .get(..4)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| bad("truncated gRPC message header"))?;
-    let length = usize::try_from(u32::from_be_bytes(length)).unwrap_or(usize::MAX);
-    let message = rest
-        .get(4..)
-        .filter(|m| m.len() == length)
-        .ok_or_else(|| bad("the gRPC body is not one message of its stated length"))?;
-    match flag {
-        0 => Ok(message.to_vec()),
-        1 if encoding.eq_ignore_ascii_case("gzip") => {
-            crate::push::decode_content(message.to_vec(), "gzip", limit)
-                .map_err(|e| (e.kind, e.message))
-        }
-        1 => Err((
+    let frame = otlp::decode_grpc_frame(body).map_err(|e| (ErrorType::BadData, e.to_string()))?;
+    if !frame.compressed {
+        return Ok(frame.message.to_vec());
+    }
+    if !encoding.eq_ignore_ascii_case("gzip") {
+        return Err((
             ErrorType::Unsupported,
             format!("compressed message with grpc-encoding {encoding:?}; gzip is supported"),
-        )),
-        _ => Err(bad("bad gRPC compressed flag")),
+        ));
     }
+    crate::push::decode_content(frame.message.to_vec(), "gzip", limit)
+        .map_err(|e| (e.kind, e.message))
 }
 
 /// A trailers-only gRPC answer carrying an error status.
