@@ -285,6 +285,18 @@ fn json_bodies_partial_success_and_errors_answer_as_otlp_says() {
         [("__name__=json_gauge_bytes,job=json-svc".to_string(), 2.5)]
     );
 
+    // The self-metrics count the stored samples and the refused point.
+    let (_, metrics) = http(addr, "GET", "/metrics", &[], &[]).expect("metrics");
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("osprey_otlp_data_points_rejected_total{protocol=\"http\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("osprey_otlp_samples_appended_total{protocol=\"http\"} 1"),
+        "{metrics}"
+    );
+
     // A body that is not OTLP: 400 with a Status, never retried.
     let (status, answer) = http(
         addr,

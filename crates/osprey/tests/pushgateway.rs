@@ -325,7 +325,20 @@ fn prometheus_client_pushes_are_queryable_replaced_deleted_and_survive_kill_9() 
     );
 
     // DELETE removes the group; its series are stale at once.
+    let groups = |addr| {
+        let (_, body) = http(addr, "GET", "/metrics", &[], &[]).expect("metrics");
+        String::from_utf8_lossy(&body)
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("osprey_pushgateway_groups ")
+                    .map(str::to_string)
+            })
+            .unwrap_or_default()
+    };
+    // training/nightly, other, conflicting, gz, go.
+    assert_eq!(groups(addr), "5");
     client(&script, addr, "delete");
+    assert_eq!(groups(addr), "4");
     assert_eq!(query(addr, "other_value"), []);
     assert_eq!(query(addr, "push_time_seconds{job=\"other\"}"), []);
 

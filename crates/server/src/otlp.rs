@@ -119,11 +119,18 @@ async fn handle(state: &AppState, request: Request) -> Response {
     })
     .await;
     match result {
-        Ok(Ok((rejected, message))) => answer(
-            StatusCode::OK,
-            json,
-            otlp::encode_response(rejected, &message, json),
-        ),
+        Ok(Ok(stored)) => {
+            state.metrics().observe_otlp(
+                "http",
+                stored.samples,
+                u64::try_from(stored.rejected_points).unwrap_or(0),
+            );
+            answer(
+                StatusCode::OK,
+                json,
+                otlp::encode_response(stored.rejected_points, &stored.message, json),
+            )
+        }
         Ok(Err((kind, message))) => error_answer(kind, &message, json),
         Err(e) => error_answer(ErrorType::Internal, &format!("OTLP task failed: {e}"), json),
     }
@@ -135,26 +142,41 @@ fn store(
     translator: &::otlp::Translator,
     storage: &dyn model::storage::Appendable,
     request: &::otlp::proto::ExportMetricsServiceRequest,
-) -> Result<(i64, String), (ErrorType, String)> {
+) -> Result<Stored, (ErrorType, String)> {
     let mut translated = translator.translate(request);
     let mut appender = storage.appender();
     appender.reserve(translated.samples.len());
+    let mut staged_samples = 0u64;
     for (labels, t, v) in &translated.samples {
         let staged = validate_labels(labels).and_then(|()| appender.append(labels, *t, *v));
-        if let Err(e) = staged {
-            if e.kind() != StorageErrorKind::InvalidInput {
+        match staged {
+            Ok(()) => staged_samples += 1,
+            Err(e) if e.kind() == StorageErrorKind::InvalidInput => {
+                translated.rejected_points += 1;
+                if translated.errors.len() < 10 {
+                    translated.errors.push(format!("{labels}: {e}"));
+                }
+            }
+            Err(e) => {
                 appender.rollback();
                 return Err(storage_error(&e));
-            }
-            translated.rejected_points += 1;
-            if translated.errors.len() < 10 {
-                translated.errors.push(format!("{labels}: {e}"));
             }
         }
     }
     appender.commit().map_err(|e| storage_error(&e))?;
     translator.apply(&mut translated);
-    Ok((translated.rejected_points, translated.errors.join("; ")))
+    Ok(Stored {
+        samples: staged_samples,
+        rejected_points: translated.rejected_points,
+        message: translated.errors.join("; "),
+    })
+}
+
+/// What [`store`] kept and refused.
+struct Stored {
+    samples: u64,
+    rejected_points: i64,
+    message: String,
 }
 
 fn storage_error(e: &model::storage::StorageError) -> (ErrorType, String) {
@@ -392,8 +414,17 @@ async fn grpc_export(State(state): State<AppState>, request: Request) -> Respons
     })
     .await;
     match result {
-        Ok(Ok((rejected, message))) => {
-            let frame = otlp::encode_grpc_frame(&otlp::encode_response(rejected, &message, false));
+        Ok(Ok(stored)) => {
+            state.metrics().observe_otlp(
+                "grpc",
+                stored.samples,
+                u64::try_from(stored.rejected_points).unwrap_or(0),
+            );
+            let frame = otlp::encode_grpc_frame(&otlp::encode_response(
+                stored.rejected_points,
+                &stored.message,
+                false,
+            ));
             let mut trailers = axum::http::HeaderMap::new();
             trailers.insert("grpc-status", HeaderValue::from(GRPC_OK));
             let body = axum::body::Body::new(GrpcBody {

@@ -119,9 +119,10 @@ async fn push_request(state: &AppState, request: Request) -> Result<StatusCode, 
     if method == Method::DELETE {
         let storage = state.appendable();
         let now_ms = state.now_ms();
+        let state = state.clone();
         return blocking(move || {
             gateway.store().delete(&grouping).map_err(api_error)?;
-            ingest_after_change(&gateway, storage.as_ref(), now_ms);
+            ingest_after_change(&state, &gateway, storage.as_ref(), now_ms);
             Ok(StatusCode::ACCEPTED)
         })
         .await;
@@ -137,6 +138,7 @@ async fn push_request(state: &AppState, request: Request) -> Result<StatusCode, 
     let body = read_body_limited(request.into_body(), limit).await?;
     let storage = state.appendable();
     let now_ms = state.now_ms();
+    let state = state.clone();
     blocking(move || {
         let body = decode_content(body, &encoding, limit)?;
         let parsed = if protobuf {
@@ -148,7 +150,7 @@ async fn push_request(state: &AppState, request: Request) -> Result<StatusCode, 
         let result = gateway.store().push(grouping, parsed, mode, now_ms);
         // A refused push changes the group's failure time: store that too.
         if !matches!(result, Err(PushError::Persist(_))) {
-            ingest_after_change(&gateway, storage.as_ref(), now_ms);
+            ingest_after_change(&state, &gateway, storage.as_ref(), now_ms);
         }
         result.map_err(api_error)?;
         Ok(StatusCode::OK)
@@ -159,7 +161,15 @@ async fn push_request(state: &AppState, request: Request) -> Result<StatusCode, 
 /// Stores the groups right after a change, so a query sees a push at
 /// once. The change itself is already durable in the groups file; a
 /// storage error here is logged and the next round writes it again.
-fn ingest_after_change(gateway: &PushGateway, storage: &dyn Appendable, now_ms: i64) {
+fn ingest_after_change(
+    state: &AppState,
+    gateway: &PushGateway,
+    storage: &dyn Appendable,
+    now_ms: i64,
+) {
+    state
+        .metrics()
+        .set_push_groups(gateway.store().group_count());
     if let Err(error) = gateway.ingest(storage, now_ms) {
         tracing::warn!(%error, "storing pushed series failed; retrying at the next interval");
     }
