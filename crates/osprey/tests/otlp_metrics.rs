@@ -6,7 +6,7 @@
 //! queried names and labels match the table below, written from
 //! Prometheus's documentation of its OTLP receiver (docs/otlp.md). JSON
 //! bodies, partial success and the error answers are checked over raw
-//! HTTP.
+//! HTTP, and an acknowledged point survives `kill -9`.
 //!
 //! Without python3 and those packages the SDK part prints why and is
 //! skipped, unless `OSPREY_REQUIRE_EXTERNAL=1`.
@@ -337,6 +337,14 @@ fn json_bodies_partial_success_and_errors_answer_as_otlp_says() {
     )
     .expect("post");
     assert_eq!((status, answer.len()), (200, 0));
+
+    // 200 means durable: the point is there after a kill -9.
+    server.kill();
+    let server = Server::start(&dir.path().join("data"), addr, &dir.path().join("log2"));
+    assert_eq!(
+        query(addr, "json_gauge_bytes"),
+        [("__name__=json_gauge_bytes,job=json-svc".to_string(), 2.5)]
+    );
     server.terminate();
 }
 

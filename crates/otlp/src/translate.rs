@@ -88,7 +88,7 @@ pub struct Translated {
     pub rejected_points: i64,
     /// Why points were refused, the first few reasons.
     pub errors: Vec<String>,
-    deltas: Vec<(Labels, DeltaState)>,
+    deltas: Vec<(Labels, (DeltaState, i64))>,
 }
 
 impl Translated {
@@ -117,8 +117,15 @@ enum DeltaState {
 /// Translates requests; holds the running totals of delta series.
 pub struct Translator {
     options: std::sync::RwLock<TranslationOptions>,
-    deltas: Mutex<HashMap<Labels, DeltaState>>,
+    /// Per series: its running totals and the time of its last point.
+    deltas: Mutex<HashMap<Labels, (DeltaState, i64)>>,
 }
+
+/// Delta series whose totals are kept before idle ones are forgotten.
+const MAX_DELTA_SERIES: usize = 1_000_000;
+/// How long a delta series may go without a point before, past the cap,
+/// its totals are forgotten.
+const DELTA_IDLE_MS: i64 = 3_600_000;
 
 const SERVICE_NAME: &str = "service.name";
 const SERVICE_NAMESPACE: &str = "service.namespace";
@@ -161,7 +168,7 @@ impl Translator {
         let options = self.options();
         let mut out = Translated::default();
         let deltas = self.deltas.lock().unwrap_or_else(|e| e.into_inner());
-        let mut pending: HashMap<Labels, DeltaState> = HashMap::new();
+        let mut pending: HashMap<Labels, (DeltaState, i64)> = HashMap::new();
         for resource_metrics in &request.resource_metrics {
             let empty = Vec::new();
             let resource_attrs = resource_metrics
@@ -201,6 +208,14 @@ impl Translator {
         let mut deltas = self.deltas.lock().unwrap_or_else(|e| e.into_inner());
         for (labels, state) in translated.deltas.drain(..) {
             deltas.insert(labels, state);
+        }
+        // Bound the memory: past the cap, series whose last point is an
+        // hour older than the newest are forgotten (a later point starts
+        // their totals over, which `rate()` reads as a reset).
+        if deltas.len() > MAX_DELTA_SERIES {
+            let newest = deltas.values().map(|(_, t)| *t).max().unwrap_or(0);
+            let cutoff = newest.saturating_sub(DELTA_IDLE_MS);
+            deltas.retain(|_, (_, t)| *t >= cutoff);
         }
     }
 }
@@ -286,8 +301,8 @@ impl<'a> ResourceLabels<'a> {
 struct PointContext<'c, 'r> {
     options: &'c TranslationOptions,
     resource: &'c ResourceLabels<'r>,
-    deltas: &'c HashMap<Labels, DeltaState>,
-    pending: &'c mut HashMap<Labels, DeltaState>,
+    deltas: &'c HashMap<Labels, (DeltaState, i64)>,
+    pending: &'c mut HashMap<Labels, (DeltaState, i64)>,
     out: &'c mut Translated,
 }
 
@@ -438,11 +453,11 @@ impl PointContext<'_, '_> {
             key.insert(METRIC_NAME.to_string(), name.to_string());
             let key = to_labels(key);
             let previous = match self.pending.get(&key).or_else(|| self.deltas.get(&key)) {
-                Some(DeltaState::Sum(total)) => *total,
+                Some((DeltaState::Sum(total), _)) => *total,
                 _ => 0.0,
             };
             v += previous;
-            self.pending.insert(key, DeltaState::Sum(v));
+            self.pending.insert(key, (DeltaState::Sum(v), t));
         }
         self.push(&map, name, None, t, v);
     }
@@ -508,12 +523,15 @@ impl PointContext<'_, '_> {
             let mut key = map.clone();
             key.insert(METRIC_NAME.to_string(), name.to_string());
             let key = to_labels(key);
-            if let Some(DeltaState::Histogram {
-                bounds,
-                buckets: before,
-                count: count_before,
-                sum: sum_before,
-            }) = self.pending.get(&key).or_else(|| self.deltas.get(&key))
+            if let Some((
+                DeltaState::Histogram {
+                    bounds,
+                    buckets: before,
+                    count: count_before,
+                    sum: sum_before,
+                },
+                _,
+            )) = self.pending.get(&key).or_else(|| self.deltas.get(&key))
             {
                 // Changed bounds start the totals over, as a counter reset.
                 if *bounds == p.explicit_bounds && before.len() == buckets.len() {
@@ -526,12 +544,15 @@ impl PointContext<'_, '_> {
             }
             self.pending.insert(
                 key,
-                DeltaState::Histogram {
-                    bounds: p.explicit_bounds.clone(),
-                    buckets: buckets.clone(),
-                    count,
-                    sum: sum.unwrap_or(0.0),
-                },
+                (
+                    DeltaState::Histogram {
+                        bounds: p.explicit_bounds.clone(),
+                        buckets: buckets.clone(),
+                        count,
+                        sum: sum.unwrap_or(0.0),
+                    },
+                    t,
+                ),
             );
         }
         let mut cumulative = 0u64;
