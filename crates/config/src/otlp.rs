@@ -34,6 +34,11 @@ pub struct OtlpConfig {
     /// without duplicates.
     pub promote_resource_attributes: Vec<String>,
     pub keep_identifying_resource_attributes: bool,
+    /// Prometheus's `label_name_underscore_sanitization` (default true).
+    pub label_name_underscore_sanitization: bool,
+    /// Prometheus's `label_name_preserve_multiple_underscores` (default
+    /// true).
+    pub label_name_preserve_multiple_underscores: bool,
     /// A listener serving only the OTLP/HTTP paths (`/v1/metrics`), beside
     /// the main port, which always serves them. `None`: no such listener.
     pub http_listen_address: Option<SocketAddr>,
@@ -49,6 +54,8 @@ impl Default for OtlpConfig {
             translation_strategy: TranslationStrategy::UnderscoreEscapingWithSuffixes,
             promote_resource_attributes: Vec::new(),
             keep_identifying_resource_attributes: false,
+            label_name_underscore_sanitization: true,
+            label_name_preserve_multiple_underscores: true,
             http_listen_address: None,
             grpc_listen_address: None,
         }
@@ -107,6 +114,14 @@ pub(crate) fn decode(decoder: &Decoder, node: &Node) -> Result<OtlpConfig, Confi
                 config.keep_identifying_resource_attributes =
                     decoder.bool(field.value, &field.path)?;
             }
+            "label_name_underscore_sanitization" => {
+                config.label_name_underscore_sanitization =
+                    decoder.bool(field.value, &field.path)?;
+            }
+            "label_name_preserve_multiple_underscores" => {
+                config.label_name_preserve_multiple_underscores =
+                    decoder.bool(field.value, &field.path)?;
+            }
             name @ ("http_listen_address" | "grpc_listen_address") => {
                 let text = decoder.string(field.value, &field.path)?;
                 let addr = text.parse::<SocketAddr>().map_err(|e| {
@@ -148,7 +163,7 @@ mod tests {
     fn reads_prometheus_settings_and_the_listener() {
         assert_eq!(parse("global: {}\n").expect("parse"), OtlpConfig::default());
         let config = parse(
-            "otlp:\n  translation_strategy: NoUTF8EscapingWithSuffixes\n  promote_resource_attributes: [k8s.namespace.name, ' cloud.region ']\n  keep_identifying_resource_attributes: true\n  http_listen_address: 127.0.0.1:4318\n  grpc_listen_address: '[::1]:4317'\n",
+            "otlp:\n  translation_strategy: NoUTF8EscapingWithSuffixes\n  promote_resource_attributes: [k8s.namespace.name, ' cloud.region ']\n  keep_identifying_resource_attributes: true\n  label_name_underscore_sanitization: false\n  http_listen_address: 127.0.0.1:4318\n  grpc_listen_address: '[::1]:4317'\n",
         )
         .expect("parse");
         assert_eq!(
@@ -160,6 +175,8 @@ mod tests {
                     "cloud.region".to_string()
                 ],
                 keep_identifying_resource_attributes: true,
+                label_name_underscore_sanitization: false,
+                label_name_preserve_multiple_underscores: true,
                 http_listen_address: Some("127.0.0.1:4318".parse().expect("addr")),
                 grpc_listen_address: Some("[::1]:4317".parse().expect("addr")),
             }

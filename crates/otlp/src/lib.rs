@@ -23,7 +23,8 @@ pub mod proto;
 pub mod translate;
 
 pub use translate::{
-    Kind, Translated, TranslationOptions, TranslationStrategy, Translator, label_name, metric_name,
+    Kind, LabelNaming, Translated, TranslationOptions, TranslationStrategy, Translator, label_name,
+    label_name_with, metric_name,
 };
 
 use prost::Message as _;

@@ -40,7 +40,7 @@ impl TranslationStrategy {
         })
     }
 
-    fn escapes(self) -> bool {
+    pub(crate) fn escapes(self) -> bool {
         matches!(
             self,
             TranslationStrategy::UnderscoreEscapingWithSuffixes
@@ -66,6 +66,13 @@ pub struct TranslationOptions {
     /// Keep `service.name`, `service.namespace` and `service.instance.id`
     /// in `target_info` too (they are `job` and `instance` already).
     pub keep_identifying_resource_attributes: bool,
+    /// A label name starting with one `_` gets `key` prepended (`_x` →
+    /// `key_x`); Prometheus's `label_name_underscore_sanitization`.
+    pub label_name_underscore_sanitization: bool,
+    /// Runs of `_` (and of characters escaped to `_`) stay as they are;
+    /// when false they collapse to one. Prometheus's
+    /// `label_name_preserve_multiple_underscores`.
+    pub label_name_preserve_multiple_underscores: bool,
 }
 
 impl TranslationOptions {
@@ -75,6 +82,27 @@ impl TranslationOptions {
             strategy: TranslationStrategy::UnderscoreEscapingWithSuffixes,
             promote_resource_attributes: Vec::new(),
             keep_identifying_resource_attributes: false,
+            label_name_underscore_sanitization: true,
+            label_name_preserve_multiple_underscores: true,
+        }
+    }
+}
+
+/// How label names are translated: the strategy and the two label
+/// settings.
+#[derive(Clone, Copy, Debug)]
+pub struct LabelNaming {
+    pub strategy: TranslationStrategy,
+    pub underscore_sanitization: bool,
+    pub preserve_multiple_underscores: bool,
+}
+
+impl TranslationOptions {
+    fn label_naming(&self) -> LabelNaming {
+        LabelNaming {
+            strategy: self.strategy,
+            underscore_sanitization: self.label_name_underscore_sanitization,
+            preserve_multiple_underscores: self.label_name_preserve_multiple_underscores,
         }
     }
 }
@@ -127,6 +155,13 @@ const MAX_DELTA_SERIES: usize = 1_000_000;
 /// its totals are forgotten.
 const DELTA_IDLE_MS: i64 = 3_600_000;
 
+/// The spacing of `target_info` samples over a resource's time span:
+/// PromQL's default lookback, so the series never goes absent between.
+const TARGET_INFO_STEP_MS: i64 = 300_000;
+/// At most this many `target_info` samples per resource and request
+/// besides the latest (a request spanning more is unusual).
+const MAX_TARGET_INFO_SAMPLES: usize = 1_000;
+
 const SERVICE_NAME: &str = "service.name";
 const SERVICE_NAMESPACE: &str = "service.namespace";
 const SERVICE_INSTANCE_ID: &str = "service.instance.id";
@@ -176,7 +211,7 @@ impl Translator {
                 .as_ref()
                 .map_or(&empty, |r| &r.attributes);
             let resource = ResourceLabels::new(resource_attrs, &options);
-            let mut latest_ms = None::<i64>;
+            let mut span_ms = None::<(i64, i64)>;
             for scope in &resource_metrics.scope_metrics {
                 for metric in &scope.metrics {
                     let before = out.samples.len();
@@ -189,14 +224,24 @@ impl Translator {
                     };
                     ctx.metric(metric);
                     for (_, t, _) in &out.samples[before..] {
-                        latest_ms = Some(latest_ms.map_or(*t, |l| l.max(*t)));
+                        span_ms = Some(span_ms.map_or((*t, *t), |(a, b)| (a.min(*t), b.max(*t))));
                     }
                 }
             }
-            if let Some(t) = latest_ms
+            // As Prometheus 3.6+: target_info from the resource's earliest
+            // sample through its latest, a sample every lookback period
+            // between, so it is present wherever the resource's series are.
+            if let Some((earliest, latest)) = span_ms
                 && let Some(labels) = resource.target_info(&options)
             {
-                out.samples.push((labels, t, 1.0));
+                let mut t = earliest;
+                let mut n = 0;
+                while t < latest && n < MAX_TARGET_INFO_SAMPLES {
+                    out.samples.push((labels.clone(), t, 1.0));
+                    t = t.saturating_add(TARGET_INFO_STEP_MS);
+                    n += 1;
+                }
+                out.samples.push((labels, latest, 1.0));
             }
         }
         out.deltas = pending.into_iter().collect();
@@ -275,17 +320,17 @@ impl<'a> ResourceLabels<'a> {
                     || !identifying.contains(&kv.key.as_str())
             })
             .collect();
-        let mut map = attribute_labels(&attrs, options.strategy).ok()?;
-        self.finish(&mut map, options.strategy);
+        let mut map = attribute_labels(&attrs, options.label_naming()).ok()?;
+        self.finish(&mut map, options.label_naming());
         map.insert(METRIC_NAME.to_string(), "target_info".to_string());
         Some(to_labels(map))
     }
 
     /// Adds the promoted attributes (where no point attribute has the
     /// name), `job` and `instance` (always winning).
-    fn finish(&self, map: &mut BTreeMap<String, String>, strategy: TranslationStrategy) {
+    fn finish(&self, map: &mut BTreeMap<String, String>, naming: LabelNaming) {
         for (key, value) in &self.promoted {
-            if let Ok(name) = label_name(key, strategy) {
+            if let Ok(name) = label_name_with(key, naming) {
                 map.entry(name).or_insert_with(|| value.clone());
             }
         }
@@ -393,9 +438,9 @@ impl PointContext<'_, '_> {
     /// The labels of a point's series without `__name__`, or why none.
     fn base(&mut self, name: &str, attrs: &[KeyValue]) -> Option<BTreeMap<String, String>> {
         let refs: Vec<&KeyValue> = attrs.iter().collect();
-        match attribute_labels(&refs, self.options.strategy) {
+        match attribute_labels(&refs, self.options.label_naming()) {
             Ok(mut map) => {
-                self.resource.finish(&mut map, self.options.strategy);
+                self.resource.finish(&mut map, self.options.label_naming());
                 Some(map)
             }
             Err(e) => {
@@ -702,13 +747,13 @@ fn to_labels(map: BTreeMap<String, String>) -> Labels {
 /// once translated joined with `;` in the order of the original keys.
 fn attribute_labels(
     attrs: &[&KeyValue],
-    strategy: TranslationStrategy,
+    naming: LabelNaming,
 ) -> Result<BTreeMap<String, String>, String> {
     let mut sorted: Vec<&&KeyValue> = attrs.iter().collect();
     sorted.sort_by(|a, b| a.key.cmp(&b.key));
     let mut map: BTreeMap<String, String> = BTreeMap::new();
     for kv in sorted {
-        let name = label_name(&kv.key, strategy)?;
+        let name = label_name_with(&kv.key, naming)?;
         let value = value_string(kv.value.as_ref());
         match map.get_mut(&name) {
             Some(existing) => {
@@ -723,24 +768,63 @@ fn attribute_labels(
     Ok(map)
 }
 
-/// A label name as Prometheus 3 translates an attribute key.
+/// A label name as Prometheus 3 translates an attribute key, with the
+/// default label settings.
 pub fn label_name(key: &str, strategy: TranslationStrategy) -> Result<String, String> {
+    label_name_with(
+        key,
+        LabelNaming {
+            strategy,
+            underscore_sanitization: true,
+            preserve_multiple_underscores: true,
+        },
+    )
+}
+
+/// A label name as Prometheus 3 translates an attribute key.
+pub fn label_name_with(key: &str, naming: LabelNaming) -> Result<String, String> {
     if key.is_empty() {
         return Err("an attribute has an empty key".to_string());
     }
-    if !strategy.escapes() {
+    if !naming.strategy.escapes() {
         if key.chars().all(|c| c == '_') {
             return Err(format!("label name {key:?} contains only underscores"));
         }
         return Ok(key.to_string());
     }
-    let mut name: String = key
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
+    let mut name = if naming.preserve_multiple_underscores {
+        key.chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect::<String>()
+    } else {
+        // Runs of `_` and escaped characters become one `_`; a reserved
+        // `__x__` keeps its double underscores.
+        let (inner, reserved) = match key.strip_prefix("__").and_then(|k| k.strip_suffix("__")) {
+            Some(inner) if key.len() >= 4 => (inner, true),
+            _ => (key, false),
+        };
+        let mut out = String::with_capacity(key.len());
+        if reserved {
+            out.push_str("__");
+        }
+        let mut previous_underscore = false;
+        for c in inner.chars() {
+            if c.is_ascii_alphanumeric() {
+                out.push(c);
+                previous_underscore = false;
+            } else if !previous_underscore {
+                out.push('_');
+                previous_underscore = true;
+            }
+        }
+        if reserved {
+            out.push_str("__");
+        }
+        out
+    };
     if name.starts_with(|c: char| c.is_ascii_digit()) {
         name = format!("key_{name}");
-    } else if name.starts_with('_') && !name.starts_with("__") {
+    } else if naming.underscore_sanitization && name.starts_with('_') && !name.starts_with("__") {
         name = format!("key{name}");
     }
     if name.chars().all(|c| c == '_') {

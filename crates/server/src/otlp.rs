@@ -230,6 +230,8 @@ pub(crate) fn translation_options(config: &config::otlp::OtlpConfig) -> ::otlp::
         },
         promote_resource_attributes: config.promote_resource_attributes.clone(),
         keep_identifying_resource_attributes: config.keep_identifying_resource_attributes,
+        label_name_underscore_sanitization: config.label_name_underscore_sanitization,
+        label_name_preserve_multiple_underscores: config.label_name_preserve_multiple_underscores,
     }
 }
 

@@ -251,6 +251,22 @@ fn label_names_follow_the_strategy_table() {
         let got = label_name(key, *strategy).map_err(|_| ());
         assert_eq!(got.as_deref(), want.as_deref(), "{key} {strategy:?}");
     }
+    // The two label settings turned off.
+    let naming = LabelNaming {
+        strategy: UnderscoreEscapingWithSuffixes,
+        underscore_sanitization: false,
+        preserve_multiple_underscores: false,
+    };
+    for (key, want) in [
+        ("a..b", "a_b"),
+        ("a__b", "a_b"),
+        ("_private", "_private"),
+        ("__reserved__", "__reserved__"),
+        ("__a..b__", "__a_b__"),
+        ("1st", "key_1st"),
+    ] {
+        assert_eq!(label_name_with(key, naming).as_deref(), Ok(want), "{key}");
+    }
 }
 
 fn kv(key: &str, value: any_value::Value) -> KeyValue {
@@ -426,6 +442,7 @@ fn resources_points_and_types_become_the_series_prometheus_stores() {
         strategy: UnderscoreEscapingWithSuffixes,
         promote_resource_attributes: vec!["host.name".to_string(), "absent".to_string()],
         keep_identifying_resource_attributes: true,
+        ..TranslationOptions::prometheus_defaults()
     });
     let got = translator.translate(&request(resource, vec![metrics[2].clone()]));
     assert_eq!(
@@ -684,4 +701,27 @@ fn json_and_protobuf_bodies_decode_to_the_same_request() {
     assert!(crate::decode_json(b"{\"resourceMetrics\":[{\"scopeMetrics\":5}]}").is_err());
     assert!(crate::decode_json(b"not json").is_err());
     assert!(crate::decode_protobuf(b"\x0a\xff\xff").is_err());
+}
+
+#[test]
+fn target_info_spans_the_resource_s_samples() {
+    let mut early = number(vec![], 1.0);
+    early.time_unix_nano = T - 600_000_000_000; // ten minutes before
+    let got = Translator::new(TranslationOptions::prometheus_defaults()).translate(&request(
+        vec![s("service.name", "svc"), s("host.name", "h")],
+        vec![metric(
+            "g",
+            "",
+            metric::Data::Gauge(Gauge {
+                data_points: vec![early, number(vec![], 2.0)],
+            }),
+        )],
+    ));
+    let info: Vec<i64> = got
+        .samples
+        .iter()
+        .filter(|(l, _, _)| l.metric_name() == Some("target_info"))
+        .map(|(_, t, _)| *t)
+        .collect();
+    assert_eq!(info, [T_MS - 600_000, T_MS - 300_000, T_MS]);
 }
