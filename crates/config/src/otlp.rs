@@ -33,6 +33,11 @@ pub struct OtlpConfig {
     /// Resource attributes copied onto every series, in the file's order,
     /// without duplicates.
     pub promote_resource_attributes: Vec<String>,
+    /// Promote every resource attribute but `ignore_resource_attributes`.
+    pub promote_all_resource_attributes: bool,
+    pub ignore_resource_attributes: Vec<String>,
+    /// Scope name, version, schema URL and attributes as labels.
+    pub promote_scope_metadata: bool,
     pub keep_identifying_resource_attributes: bool,
     /// Prometheus's `label_name_underscore_sanitization` (default true).
     pub label_name_underscore_sanitization: bool,
@@ -53,6 +58,9 @@ impl Default for OtlpConfig {
         OtlpConfig {
             translation_strategy: TranslationStrategy::UnderscoreEscapingWithSuffixes,
             promote_resource_attributes: Vec::new(),
+            promote_all_resource_attributes: false,
+            ignore_resource_attributes: Vec::new(),
+            promote_scope_metadata: false,
             keep_identifying_resource_attributes: false,
             label_name_underscore_sanitization: true,
             label_name_preserve_multiple_underscores: true,
@@ -64,6 +72,8 @@ impl Default for OtlpConfig {
 
 pub(crate) fn decode(decoder: &Decoder, node: &Node) -> Result<OtlpConfig, ConfigError> {
     let mut config = OtlpConfig::default();
+    // Where the promotion keys are, for the checks between them.
+    let mut lines: Vec<(&'static str, u64)> = Vec::new();
     for field in decoder.fields(node, "otlp")? {
         match field.name.as_str() {
             "translation_strategy" => {
@@ -88,7 +98,12 @@ pub(crate) fn decode(decoder: &Decoder, node: &Node) -> Result<OtlpConfig, Confi
                     }
                 };
             }
-            "promote_resource_attributes" => {
+            key @ ("promote_resource_attributes" | "ignore_resource_attributes") => {
+                let name: &'static str = if key == "promote_resource_attributes" {
+                    "promote_resource_attributes"
+                } else {
+                    "ignore_resource_attributes"
+                };
                 let mut seen = Vec::new();
                 for attr in decoder.string_list(field.value, &field.path)? {
                     let attr = attr.trim().to_string();
@@ -103,12 +118,24 @@ pub(crate) fn decode(decoder: &Decoder, node: &Node) -> Result<OtlpConfig, Confi
                         return Err(decoder.error(
                             field.key.line,
                             &field.path,
-                            format!("duplicated promoted OTel resource attribute {attr:?}"),
+                            format!("duplicated OTel resource attribute {attr:?}"),
                         ));
                     }
                     seen.push(attr);
                 }
-                config.promote_resource_attributes = seen;
+                if name == "promote_resource_attributes" {
+                    config.promote_resource_attributes = seen;
+                } else {
+                    config.ignore_resource_attributes = seen;
+                }
+                lines.push((name, field.key.line));
+            }
+            "promote_all_resource_attributes" => {
+                config.promote_all_resource_attributes = decoder.bool(field.value, &field.path)?;
+                lines.push(("promote_all_resource_attributes", field.key.line));
+            }
+            "promote_scope_metadata" => {
+                config.promote_scope_metadata = decoder.bool(field.value, &field.path)?;
             }
             "keep_identifying_resource_attributes" => {
                 config.keep_identifying_resource_attributes =
@@ -137,14 +164,33 @@ pub(crate) fn decode(decoder: &Decoder, node: &Node) -> Result<OtlpConfig, Confi
                     config.grpc_listen_address = Some(addr);
                 }
             }
-            "promote_all_resource_attributes"
-            | "ignore_resource_attributes"
-            | "convert_histograms_to_nhcb"
-            | "promote_scope_metadata" => {
-                return Err(decoder.unsupported(&field, "this OTLP translation setting"));
+            "convert_histograms_to_nhcb" => {
+                return Err(decoder.unsupported(&field, "native histograms with custom buckets"));
             }
             _ => return Err(decoder.unknown(&field)),
         }
+    }
+    let line_of = |key: &str| {
+        lines
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(0, |(_, line)| *line)
+    };
+    // As Prometheus: the two ways of promoting exclude each other, and an
+    // ignore list only means something with `promote_all`.
+    if config.promote_all_resource_attributes && !config.promote_resource_attributes.is_empty() {
+        return Err(decoder.error(
+            line_of("promote_resource_attributes"),
+            "otlp.promote_resource_attributes",
+            "cannot be set together with promote_all_resource_attributes: true",
+        ));
+    }
+    if !config.promote_all_resource_attributes && !config.ignore_resource_attributes.is_empty() {
+        return Err(decoder.error(
+            line_of("ignore_resource_attributes"),
+            "otlp.ignore_resource_attributes",
+            "only applies with promote_all_resource_attributes: true",
+        ));
     }
     Ok(config)
 }
@@ -162,6 +208,12 @@ mod tests {
     #[test]
     fn reads_prometheus_settings_and_the_listener() {
         assert_eq!(parse("global: {}\n").expect("parse"), OtlpConfig::default());
+        let all = parse(
+            "otlp:\n  promote_all_resource_attributes: true\n  ignore_resource_attributes: [service.instance.id]\n  promote_scope_metadata: true\n",
+        )
+        .expect("parse");
+        assert!(all.promote_all_resource_attributes && all.promote_scope_metadata);
+        assert_eq!(all.ignore_resource_attributes, ["service.instance.id"]);
         let config = parse(
             "otlp:\n  translation_strategy: NoUTF8EscapingWithSuffixes\n  promote_resource_attributes: [k8s.namespace.name, ' cloud.region ']\n  keep_identifying_resource_attributes: true\n  label_name_underscore_sanitization: false\n  http_listen_address: 127.0.0.1:4318\n  grpc_listen_address: '[::1]:4317'\n",
         )
@@ -174,6 +226,9 @@ mod tests {
                     "k8s.namespace.name".to_string(),
                     "cloud.region".to_string()
                 ],
+                promote_all_resource_attributes: false,
+                ignore_resource_attributes: Vec::new(),
+                promote_scope_metadata: false,
                 keep_identifying_resource_attributes: true,
                 label_name_underscore_sanitization: false,
                 label_name_preserve_multiple_underscores: true,
@@ -203,8 +258,16 @@ mod tests {
                 "otlp.grpc_listen_address",
             ),
             (
-                "otlp:\n  promote_all_resource_attributes: true\n",
-                "otlp.promote_all_resource_attributes",
+                "otlp:\n  promote_all_resource_attributes: true\n  promote_resource_attributes: [a]\n",
+                "osprey.yml:3: otlp.promote_resource_attributes: cannot be set together",
+            ),
+            (
+                "otlp:\n  ignore_resource_attributes: [a]\n",
+                "otlp.ignore_resource_attributes: only applies",
+            ),
+            (
+                "otlp:\n  convert_histograms_to_nhcb: true\n",
+                "otlp.convert_histograms_to_nhcb",
             ),
             ("otlp:\n  colour: blue\n", "otlp.colour"),
         ] {

@@ -6,7 +6,7 @@
 //! strings). Exemplars are decoded from protobuf but not read from JSON
 //! (osprey has no exemplar store yet; see `docs/otlp.md`).
 //!
-//! The fields a metrics receiver does not use (`schema_url`, entity
+//! The fields a metrics receiver does not use (resource `schema_url`, entity
 //! references, string-table indexes) are left out: protobuf skips unknown
 //! fields and the JSON reader ignores unknown names.
 
@@ -60,6 +60,8 @@ pub struct ScopeMetrics {
     pub scope: Option<InstrumentationScope>,
     #[prost(message, repeated, tag = "2")]
     pub metrics: Vec<Metric>,
+    #[prost(string, tag = "3")]
+    pub schema_url: String,
 }
 
 #[derive(Clone, PartialEq, prost::Message, Deserialize)]

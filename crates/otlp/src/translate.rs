@@ -63,6 +63,13 @@ pub struct TranslationOptions {
     pub strategy: TranslationStrategy,
     /// Resource attributes copied onto every series of the resource.
     pub promote_resource_attributes: Vec<String>,
+    /// Copy every resource attribute but those in
+    /// `ignore_resource_attributes` instead.
+    pub promote_all_resource_attributes: bool,
+    pub ignore_resource_attributes: Vec<String>,
+    /// Add `otel_scope_name`, `otel_scope_version`, `otel_scope_schema_url`
+    /// and `otel_scope_<attribute>` labels.
+    pub promote_scope_metadata: bool,
     /// Keep `service.name`, `service.namespace` and `service.instance.id`
     /// in `target_info` too (they are `job` and `instance` already).
     pub keep_identifying_resource_attributes: bool,
@@ -81,6 +88,9 @@ impl TranslationOptions {
         TranslationOptions {
             strategy: TranslationStrategy::UnderscoreEscapingWithSuffixes,
             promote_resource_attributes: Vec::new(),
+            promote_all_resource_attributes: false,
+            ignore_resource_attributes: Vec::new(),
+            promote_scope_metadata: false,
             keep_identifying_resource_attributes: false,
             label_name_underscore_sanitization: true,
             label_name_preserve_multiple_underscores: true,
@@ -213,10 +223,16 @@ impl Translator {
             let resource = ResourceLabels::new(resource_attrs, &options);
             let mut span_ms = None::<(i64, i64)>;
             for scope in &resource_metrics.scope_metrics {
+                let scope_labels = if options.promote_scope_metadata {
+                    scope_labels(scope, options.label_naming())
+                } else {
+                    Vec::new()
+                };
                 for metric in &scope.metrics {
                     let before = out.samples.len();
                     let mut ctx = PointContext {
                         options: &options,
+                        scope: &scope_labels,
                         resource: &resource,
                         deltas: &deltas,
                         pending: &mut pending,
@@ -288,9 +304,17 @@ impl<'a> ResourceLabels<'a> {
         });
         let instance = get(SERVICE_INSTANCE_ID);
         let mut promoted = Vec::new();
-        for key in &options.promote_resource_attributes {
-            if let Some(value) = get(key) {
-                promoted.push((key.clone(), value));
+        if options.promote_all_resource_attributes {
+            for kv in attrs {
+                if !options.ignore_resource_attributes.contains(&kv.key) {
+                    promoted.push((kv.key.clone(), value_string(kv.value.as_ref())));
+                }
+            }
+        } else {
+            for key in &options.promote_resource_attributes {
+                if let Some(value) = get(key) {
+                    promoted.push((key.clone(), value));
+                }
             }
         }
         ResourceLabels {
@@ -345,6 +369,8 @@ impl<'a> ResourceLabels<'a> {
 
 struct PointContext<'c, 'r> {
     options: &'c TranslationOptions,
+    /// `otel_scope_*` labels (empty unless `promote_scope_metadata`).
+    scope: &'c [(String, String)],
     resource: &'c ResourceLabels<'r>,
     deltas: &'c HashMap<Labels, (DeltaState, i64)>,
     pending: &'c mut HashMap<Labels, (DeltaState, i64)>,
@@ -440,6 +466,9 @@ impl PointContext<'_, '_> {
         let refs: Vec<&KeyValue> = attrs.iter().collect();
         match attribute_labels(&refs, self.options.label_naming()) {
             Ok(mut map) => {
+                for (name, value) in self.scope {
+                    map.insert(name.clone(), value.clone());
+                }
                 self.resource.finish(&mut map, self.options.label_naming());
                 Some(map)
             }
@@ -741,6 +770,31 @@ fn format_float(f: f64) -> String {
 
 fn to_labels(map: BTreeMap<String, String>) -> Labels {
     Labels::from_pairs(map)
+}
+
+/// The labels `promote_scope_metadata` adds: the scope's name, version
+/// and schema URL, and its attributes as `otel_scope_<key>`; nothing for
+/// a scope without a name.
+fn scope_labels(scope: &proto::ScopeMetrics, naming: LabelNaming) -> Vec<(String, String)> {
+    let Some(s) = scope.scope.as_ref().filter(|s| !s.name.is_empty()) else {
+        return Vec::new();
+    };
+    let mut out = vec![("otel_scope_name".to_string(), s.name.clone())];
+    if !s.version.is_empty() {
+        out.push(("otel_scope_version".to_string(), s.version.clone()));
+    }
+    if !scope.schema_url.is_empty() {
+        out.push((
+            "otel_scope_schema_url".to_string(),
+            scope.schema_url.clone(),
+        ));
+    }
+    for kv in &s.attributes {
+        if let Ok(name) = label_name_with(&format!("otel_scope_{}", kv.key), naming) {
+            out.push((name, value_string(kv.value.as_ref())));
+        }
+    }
+    out
 }
 
 /// A point's attributes as labels: names translated, names that collide

@@ -303,6 +303,7 @@ fn request(resource: Vec<KeyValue>, metrics: Vec<Metric>) -> ExportMetricsServic
             scope_metrics: vec![ScopeMetrics {
                 scope: None,
                 metrics,
+                schema_url: String::new(),
             }],
         }],
     }
@@ -724,4 +725,49 @@ fn target_info_spans_the_resource_s_samples() {
         .map(|(_, t, _)| *t)
         .collect();
     assert_eq!(info, [T_MS - 600_000, T_MS - 300_000, T_MS]);
+}
+
+#[test]
+fn promote_all_resource_attributes_and_scope_metadata() {
+    let options = TranslationOptions {
+        promote_all_resource_attributes: true,
+        ignore_resource_attributes: vec![
+            "service.instance.id".to_string(),
+            "host.name".to_string(),
+        ],
+        promote_scope_metadata: true,
+        ..TranslationOptions::prometheus_defaults()
+    };
+    let mut req = request(
+        vec![
+            s("service.name", "svc"),
+            s("service.instance.id", "i-1"),
+            s("host.name", "h"),
+            s("cloud.region", "eu"),
+        ],
+        vec![metric(
+            "g",
+            "",
+            metric::Data::Gauge(Gauge {
+                data_points: vec![number(vec![], 1.0)],
+            }),
+        )],
+    );
+    req.resource_metrics[0].scope_metrics[0].scope = Some(InstrumentationScope {
+        name: "io.lib".to_string(),
+        version: "1.2".to_string(),
+        attributes: vec![s("tier", "gold")],
+    });
+    req.resource_metrics[0].scope_metrics[0].schema_url = "https://example/1.0".to_string();
+    let got = Translator::new(options).translate(&req);
+    let g = lines(&got)
+        .into_iter()
+        .find(|l| l.starts_with("g{"))
+        .expect("g");
+    assert_eq!(
+        g,
+        format!(
+            "g{{cloud_region=\"eu\", instance=\"i-1\", job=\"svc\", otel_scope_name=\"io.lib\", otel_scope_schema_url=\"https://example/1.0\", otel_scope_tier=\"gold\", otel_scope_version=\"1.2\", service_name=\"svc\"}} 1 @{T_MS}"
+        )
+    );
 }
