@@ -44,6 +44,7 @@ pub mod glob;
 pub mod http;
 pub mod mask;
 pub mod models;
+pub mod otlp;
 pub mod prometheus;
 pub mod secret;
 pub mod slos;
@@ -119,6 +120,8 @@ pub struct Config {
     pub slos: slos::SlosConfig,
     /// `models:`: per-model quality-monitoring settings.
     pub models: Vec<models::ModelConfig>,
+    /// `otlp:`: OTLP translation settings and the OTLP/HTTP listener.
+    pub otlp: otlp::OtlpConfig,
     /// `anomaly_rules: true`: load osprey's starter anomaly rules
     /// (`docs/anomaly.md`); off when absent.
     pub anomaly_rules: bool,
@@ -169,7 +172,6 @@ pub fn parse(name: &str, text: &str, base_dir: Option<&Path>) -> Result<Config, 
 fn unimplemented_section(name: &str) -> Option<&'static str> {
     Some(match name {
         "tracing" => "exporting osprey's own traces",
-        "otlp" => "OTLP ingestion settings",
         "runtime" => "runtime settings (a Go garbage-collector setting has no meaning here)",
         "auth" => {
             "an auth section (authentication, TLS and roles live in the web config file, --web.config.file)"
@@ -188,6 +190,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
     let mut dashboard_paths = Vec::new();
     let mut slos = slos::SlosConfig::default();
     let mut model_configs = Vec::new();
+    let mut otlp_config = otlp::OtlpConfig::default();
     let mut anomaly_rules = false;
     let mut storage = storage::StorageConfig::default();
     let mut cost_config = None;
@@ -206,6 +209,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
             "dashboards" => dashboard_paths = decode_dashboards(decoder, field.value)?,
             "slos" => slos = slos::decode(decoder, field.value, "slos")?,
             "models" => model_configs = models::decode(decoder, field)?,
+            "otlp" => otlp_config = otlp::decode(decoder, field.value)?,
             "anomaly_rules" => anomaly_rules = decoder.bool(field.value, &field.path)?,
             "storage" => storage = storage::decode(decoder, field.value, &field.path)?,
             "costs" => cost_config = Some(costs::decode(decoder, field)?),
@@ -249,6 +253,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
         dashboard_paths,
         slos,
         models: model_configs,
+        otlp: otlp_config,
         anomaly_rules,
         costs: cost_config,
         warnings: Vec::new(),

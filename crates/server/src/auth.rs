@@ -101,6 +101,13 @@ pub fn server_policy(method: &Method, path: &str) -> Option<Access> {
         | "/api/v1/admin/tsdb/snapshot" => Admin,
         "/api/osprey/audit" => Admin,
         "/api/v1/write" | "/api/v1/import/prometheus" => Write,
+        // Pushes from batch jobs (the Pushgateway API): ingestion, and a
+        // DELETE removes only what a job pushed. The route takes no GET.
+        "/metrics/{*grouping}" => Write,
+        // OTLP metrics from SDKs and collectors.
+        "/v1/metrics" | "/api/v1/otlp/v1/metrics" => Write,
+        // OTLP/gRPC's method, on the dedicated gRPC listener.
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export" => Write,
         // Model records and reference uploads come from serving and
         // training pipelines: ingestion, as a writer token may send.
         "/api/v1/models/{model}/predictions"

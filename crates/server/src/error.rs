@@ -13,6 +13,9 @@ pub enum ErrorType {
     BadData,
     /// 413: the body is larger than the configured limit.
     TooLarge,
+    /// 415: the body's content type or encoding is not one the endpoint
+    /// reads.
+    Unsupported,
     /// 422: the request was well-formed but could not be executed.
     Execution,
     /// 503: the server cannot take the request now (closed, timed out).
@@ -28,7 +31,7 @@ pub enum ErrorType {
 impl ErrorType {
     pub fn as_str(self) -> &'static str {
         match self {
-            ErrorType::BadData | ErrorType::TooLarge => "bad_data",
+            ErrorType::BadData | ErrorType::TooLarge | ErrorType::Unsupported => "bad_data",
             ErrorType::Execution => "execution",
             ErrorType::Unavailable => "unavailable",
             ErrorType::Internal => "internal",
@@ -41,6 +44,7 @@ impl ErrorType {
         match self {
             ErrorType::BadData => StatusCode::BAD_REQUEST,
             ErrorType::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorType::Unsupported => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorType::Execution => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorType::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorType::Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -9,6 +9,8 @@
 //!   and text imports; [`params`] parses the API's time, limit and form
 //!   parameters like Prometheus does (`match[]` selectors through
 //!   `promql`).
+//! - [`push`] serves the Pushgateway API (`/metrics/job/...`) and keeps
+//!   the pushed groups, re-stored like a scrape of a Pushgateway.
 //! - [`lifecycle`] owns the configuration in the running server: start,
 //!   the one reload (`POST /-/reload` and SIGHUP) that applies to every
 //!   subsystem or none, and stop.
@@ -49,7 +51,9 @@ pub mod lifecycle;
 pub mod listen;
 pub mod metrics;
 pub mod models_api;
+mod otlp;
 pub mod params;
+pub mod push;
 mod query;
 pub mod remote_read;
 pub mod rules;
@@ -170,7 +174,27 @@ struct AppStateInner {
     costs: Arc<costs::CostState>,
     /// The cost loop, while running.
     costs_loop: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The Pushgateway API's groups; opened over the data directory by
+    /// [`AppState::start`], in memory when a test never starts one.
+    push: std::sync::OnceLock<Arc<push::PushGateway>>,
+    /// The loop that re-stores pushed series, while running.
+    push_loop: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// OTLP metrics translation (settings from the `otlp:` section) and
+    /// its running delta-to-cumulative totals.
+    otlp: Arc<::otlp::Translator>,
+    /// OTLP requests being handled, bounded by [`OTLP_MAX_IN_FLIGHT`].
+    otlp_in_flight: std::sync::atomic::AtomicUsize,
+    /// The dedicated OTLP/HTTP and OTLP/gRPC listeners, while they run.
+    otlp_http_listener: std::sync::Mutex<Option<otlp::OtlpListener>>,
+    otlp_grpc_listener: std::sync::Mutex<Option<otlp::OtlpListener>>,
 }
+
+/// OTLP requests handled at once; more are answered 429 with
+/// `Retry-After`, which OTLP exporters honour. Each request holds its
+/// decoded body and translation (a few times the body) until its commit,
+/// so this bounds that memory; exporters send one request at a time per
+/// process, so 64 is many clients.
+pub const OTLP_MAX_IN_FLIGHT: usize = 64;
 
 /// Milliseconds since the Unix epoch; injectable so tests can pin "now".
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -236,6 +260,14 @@ impl AppState {
                 models_loop: std::sync::Mutex::new(None),
                 costs: Arc::new(costs::CostState::default()),
                 costs_loop: std::sync::Mutex::new(None),
+                push: std::sync::OnceLock::new(),
+                push_loop: std::sync::Mutex::new(None),
+                otlp: Arc::new(::otlp::Translator::new(
+                    ::otlp::TranslationOptions::prometheus_defaults(),
+                )),
+                otlp_in_flight: std::sync::atomic::AtomicUsize::new(0),
+                otlp_http_listener: std::sync::Mutex::new(None),
+                otlp_grpc_listener: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -336,6 +368,32 @@ impl AppState {
     /// The cost engine.
     pub(crate) fn costs(&self) -> &Arc<costs::CostState> {
         &self.inner.costs
+    }
+
+    /// The OTLP metrics translator.
+    pub fn otlp_translator(&self) -> &Arc<::otlp::Translator> {
+        &self.inner.otlp
+    }
+
+    pub(crate) fn otlp_listener_slot(
+        &self,
+        kind: otlp::ListenerKind,
+    ) -> &std::sync::Mutex<Option<otlp::OtlpListener>> {
+        match kind {
+            otlp::ListenerKind::Http => &self.inner.otlp_http_listener,
+            otlp::ListenerKind::Grpc => &self.inner.otlp_grpc_listener,
+        }
+    }
+
+    pub(crate) fn otlp_in_flight(&self) -> &std::sync::atomic::AtomicUsize {
+        &self.inner.otlp_in_flight
+    }
+
+    /// The groups pushed through the Pushgateway API.
+    pub fn push_gateway(&self) -> &Arc<push::PushGateway> {
+        self.inner
+            .push
+            .get_or_init(|| Arc::new(push::PushGateway::in_memory()))
     }
 
     pub(crate) fn engine(&self) -> &Arc<promql::Engine> {
@@ -464,6 +522,18 @@ fn build_routes(state: &AppState) -> Routes {
         .route(
             "/api/v1/models/{model}/reference",
             post(models_api::reference).layer(ingest_limit),
+        )
+        .route("/v1/metrics", post(otlp::metrics).layer(ingest_limit))
+        .route(
+            "/api/v1/otlp/v1/metrics",
+            post(otlp::metrics).layer(ingest_limit),
+        )
+        .route(
+            "/metrics/{*grouping}",
+            axum::routing::put(push::push_handler)
+                .post(push::push_handler)
+                .delete(push::push_handler)
+                .layer(ingest_limit),
         )
         .merge(exporters::routes(), exporters::PATHS)
         .merge(alertmanager_api::routes(), alertmanager_api::PATHS);

@@ -96,7 +96,8 @@ pub const ANOMALY_RULES_NAME: &str = "<starter anomaly rules>";
 /// exporter reads the local cgroup tree, always there), runs the starter alert
 /// rules, and runs the alert manager with one route, so alerts show in the
 /// UI, `amtool` and silences, and notify nobody until a configuration
-/// names receivers.
+/// names receivers. OTLP is served on 127.0.0.1:4317 (gRPC) and :4318 (HTTP)
+/// too, where OpenTelemetry SDKs send by default, unless a port is taken.
 pub fn default_config(listen: std::net::SocketAddr) -> ConfigSource {
     ConfigSource::Embedded {
         name: "<embedded default>".to_string(),
@@ -105,7 +106,7 @@ pub fn default_config(listen: std::net::SocketAddr) -> ConfigSource {
             STARTER_RULES.to_string(),
         )],
         text: format!(
-            "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nscrape_configs:\n  - job_name: osprey\n    static_configs:\n      - targets: ['{listen}']\n  - job_name: host\n    metrics_path: /exporters/host/metrics\n    static_configs:\n      - targets: ['{listen}']\n  - job_name: gpu\n    metrics_path: /exporters/gpu/metrics\n    static_configs:\n      - targets: ['{listen}']\n  - job_name: containers\n    metrics_path: /exporters/container/metrics\n    static_configs:\n      - targets: ['{listen}']\nalertmanager:\n  route:\n    receiver: default\n    group_by: ['alertname']\n  receivers:\n    - name: default\n"
+            "global:\n  scrape_interval: 15s\n  evaluation_interval: 15s\nscrape_configs:\n  - job_name: osprey\n    static_configs:\n      - targets: ['{listen}']\n  - job_name: host\n    metrics_path: /exporters/host/metrics\n    static_configs:\n      - targets: ['{listen}']\n  - job_name: gpu\n    metrics_path: /exporters/gpu/metrics\n    static_configs:\n      - targets: ['{listen}']\n  - job_name: containers\n    metrics_path: /exporters/container/metrics\n    static_configs:\n      - targets: ['{listen}']\nalertmanager:\n  route:\n    receiver: default\n    group_by: ['alertname']\n  receivers:\n    - name: default\notlp:\n  grpc_listen_address: 127.0.0.1:4317\n  http_listen_address: 127.0.0.1:4318\n"
         ),
     }
 }
@@ -235,6 +236,19 @@ impl AppState {
             .map_err(|e| format!("opening the model logs: {e}"))?
             .map_err(|e| format!("opening the model logs: {e}"))?;
         let _ = self.inner.models.set(Arc::new(opened));
+        // The pushed groups are read before anything is served, and stored
+        // once at start so they are queryable before the first interval.
+        if let Some(dir) = self.config().data_dir.clone() {
+            let gateway = tokio::task::spawn_blocking(move || {
+                crate::push::PushGateway::open(&dir.join("pushgateway"))
+            })
+            .await
+            .map_err(|e| format!("opening the pushed groups: {e}"))?
+            .map_err(|e| format!("opening the pushed groups: {e}"))?;
+            if self.inner.push.set(Arc::new(gateway)).is_err() {
+                return Err("the pushed groups were opened already".to_string());
+            }
+        }
         self.apply(prepared).await?;
         let evaluations = crate::models_api::start_loop(self);
         *self
@@ -248,6 +262,20 @@ impl AppState {
             .costs_loop
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Some(cost_steps);
+        let gateway = self.push_gateway().clone();
+        let storage = self.appendable();
+        let now_ms = self.now_ms();
+        if let Ok(Err(error)) =
+            tokio::task::spawn_blocking(move || gateway.ingest(storage.as_ref(), now_ms)).await
+        {
+            tracing::warn!(%error, "storing pushed series failed");
+        }
+        let pushes = crate::push::start_loop(self);
+        *self
+            .inner
+            .push_loop
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(pushes);
         self.metrics().config_reloaded(true);
         Ok(())
     }
@@ -390,6 +418,13 @@ impl AppState {
                 "storage.retention_rules are ignored: this store has no per-series retention"
             );
         }
+        self.otlp_translator()
+            .set_options(crate::otlp::translation_options(&config.otlp));
+        self.apply_otlp_listeners(
+            config.otlp.http_listen_address,
+            config.otlp.grpc_listen_address,
+        )
+        .await;
         *lifecycle.config.write().unwrap_or_else(|e| e.into_inner()) = config;
         Ok(())
     }
@@ -438,6 +473,15 @@ impl AppState {
         {
             cost_steps.abort();
         }
+        if let Some(pushes) = self
+            .inner
+            .push_loop
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            pushes.abort();
+        }
         self.stop_rules();
         if let Some(lifecycle) = self.inner.lifecycle.get() {
             lifecycle.scrape.stop().await;
@@ -448,6 +492,7 @@ impl AppState {
         if let Some(alertmanager) = self.alertmanager() {
             alertmanager.stop();
         }
+        self.apply_otlp_listeners(None, None).await;
     }
 
     /// The configuration in effect, once started.

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use model::storage::Storage;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
@@ -40,6 +40,12 @@ pub struct ServerMetrics {
     reload_successful: Gauge,
     /// `prometheus_config_last_reload_success_timestamp_seconds`.
     reload_success_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// `osprey_otlp_samples_appended_total{protocol}`.
+    otlp_samples: Family<Vec<(&'static str, &'static str)>, Counter>,
+    /// `osprey_otlp_data_points_rejected_total{protocol}`.
+    otlp_rejected: Family<Vec<(&'static str, &'static str)>, Counter>,
+    /// `osprey_pushgateway_groups`.
+    push_groups: Gauge,
 }
 
 fn new_duration_histogram() -> Histogram {
@@ -76,6 +82,24 @@ impl ServerMetrics {
             "Timestamp of the last successful configuration reload",
             reload_success_seconds.clone(),
         );
+        let otlp_samples = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
+        registry.register(
+            "osprey_otlp_samples_appended",
+            "Samples stored from OTLP metrics, by protocol (http, grpc)",
+            otlp_samples.clone(),
+        );
+        let otlp_rejected = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
+        registry.register(
+            "osprey_otlp_data_points_rejected",
+            "OTLP data points refused (answered in partial_success), by protocol",
+            otlp_rejected.clone(),
+        );
+        let push_groups = Gauge::default();
+        registry.register(
+            "osprey_pushgateway_groups",
+            "Groups held by the Pushgateway API",
+            push_groups.clone(),
+        );
         registry.register_collector(Box::new(StorageCollector { storage }));
         registry.register_collector(Box::new(ProcessCollector));
         ServerMetrics {
@@ -83,7 +107,23 @@ impl ServerMetrics {
             http_request_duration,
             reload_successful,
             reload_success_seconds,
+            otlp_samples,
+            otlp_rejected,
+            push_groups,
         }
+    }
+
+    /// Records one OTLP request's stored samples and refused points.
+    pub fn observe_otlp(&self, protocol: &'static str, samples: u64, rejected: u64) {
+        let labels = vec![("protocol", protocol)];
+        self.otlp_samples.get_or_create(&labels).inc_by(samples);
+        self.otlp_rejected.get_or_create(&labels).inc_by(rejected);
+    }
+
+    /// Sets the number of pushed groups.
+    pub fn set_push_groups(&self, groups: usize) {
+        self.push_groups
+            .set(i64::try_from(groups).unwrap_or(i64::MAX));
     }
 
     /// Records the outcome of a configuration load or reload.
