@@ -1050,50 +1050,55 @@ impl Head {
         values.into_iter().collect()
     }
 
-    pub(crate) fn stats(&self, limit: usize) -> model::storage::HeadStats {
-        let index = read(&self.index);
-        let mut by_metric: HashMap<&str, u64> = HashMap::new();
-        let mut by_pair: HashMap<(&str, &str), u64> = HashMap::new();
-        let mut chunks = 0;
-        for s in index.series.values() {
-            chunks += s.chunk_count();
-            for l in s.labels.iter() {
-                let (n, v) = (l.name.as_str(), l.value.as_str());
-                if n == model::METRIC_NAME {
-                    *by_metric.entry(v).or_default() += 1;
+    pub(crate) fn stats(
+        &self,
+        request: &model::storage::StatsRequest,
+    ) -> model::storage::HeadStats {
+        use model::storage::{CardinalityTally, StatsSelection};
+        let focus = request.focus_label.as_deref();
+        // Selected series first: matching takes the index lock itself.
+        let selected: Option<Vec<Arc<MemSeries>>> = match &request.selection {
+            StatsSelection::All => None,
+            StatsSelection::Matching(sets) => {
+                let mut all: Vec<Arc<MemSeries>> = Vec::new();
+                for set in sets {
+                    all.extend(self.matching_series(set));
                 }
-                *by_pair.entry((n, v)).or_default() += 1;
+                if sets.len() > 1 {
+                    all.sort_unstable_by_key(|s| s.id);
+                    all.dedup_by_key(|s| s.id);
+                }
+                Some(all)
             }
-        }
-        let mut value_count: Vec<(String, u64)> = Vec::new();
-        let mut memory: Vec<(String, u64)> = Vec::new();
-        let mut pairs = 0u64;
-        for (name, vals) in &index.postings {
-            value_count.push((name.to_string(), vals.len() as u64));
-            memory.push((name.to_string(), vals.keys().map(|v| v.len() as u64).sum()));
-            pairs += vals.len() as u64;
-        }
-        let top = |mut v: Vec<(String, u64)>| {
-            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            v.truncate(limit);
-            v
         };
+        let index = read(&self.index);
+        let mut chunks = 0;
+        let cardinality = match &selected {
+            None => {
+                let mut tally = CardinalityTally::new();
+                for s in index.series.values() {
+                    chunks += s.chunk_count();
+                    tally.add(&s.labels);
+                }
+                tally.finish(request.limit, focus)
+            }
+            Some(list) => {
+                chunks = index.series.values().map(|s| s.chunk_count()).sum();
+                let mut tally = CardinalityTally::new();
+                for s in list {
+                    tally.add(&s.labels);
+                }
+                tally.finish(request.limit, focus)
+            }
+        };
+        let pairs = index.postings.values().map(|vals| vals.len() as u64).sum();
         model::storage::HeadStats {
             num_series: index.series.len() as u64,
             num_chunks: chunks,
             num_label_pairs: pairs,
             min_time: self.min_time(),
             max_time: self.max_time(),
-            series_count_by_metric_name: top(by_metric
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect()),
-            label_value_count_by_label_name: top(value_count),
-            memory_in_bytes_by_label_name: top(memory),
-            series_count_by_label_value_pair: top(by_pair
-                .into_iter()
-                .map(|((n, v), c)| (format!("{n}={v}"), c))
-                .collect()),
+            cardinality,
         }
     }
 
