@@ -1310,3 +1310,85 @@ mod tests {
         assert!(s.truncate_before(3000));
     }
 }
+
+#[cfg(test)]
+mod stats_speed {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// The pass before the single-tally rewrite, kept to time against.
+    fn stats_before(head: &Head, limit: usize) -> (u64, usize) {
+        let index = read(&head.index);
+        let mut by_metric: HashMap<&str, u64> = HashMap::new();
+        let mut by_pair: HashMap<(&str, &str), u64> = HashMap::new();
+        let mut chunks = 0;
+        for s in index.series.values() {
+            chunks += s.chunk_count();
+            for l in s.labels.iter() {
+                let (n, v) = (l.name.as_str(), l.value.as_str());
+                if n == model::METRIC_NAME {
+                    *by_metric.entry(v).or_default() += 1;
+                }
+                *by_pair.entry((n, v)).or_default() += 1;
+            }
+        }
+        let mut value_count: Vec<(String, u64)> = Vec::new();
+        let mut memory: Vec<(String, u64)> = Vec::new();
+        for (name, vals) in &index.postings {
+            value_count.push((name.to_string(), vals.len() as u64));
+            memory.push((name.to_string(), vals.keys().map(|v| v.len() as u64).sum()));
+        }
+        let top = |mut v: Vec<(String, u64)>| {
+            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            v.truncate(limit);
+            v
+        };
+        let a = top(by_metric
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect());
+        let b = top(by_pair
+            .into_iter()
+            .map(|((n, v), c)| (format!("{n}={v}"), c))
+            .collect());
+        (
+            chunks,
+            a.len() + b.len() + top(value_count).len() + top(memory).len(),
+        )
+    }
+
+    /// `cargo test --release -p tsdb --lib stats_speed -- --ignored --nocapture`
+    #[test]
+    #[ignore = "timing, run by hand"]
+    fn unfiltered_stats_no_slower_than_before() {
+        let head = Head::new(7_200_000);
+        for i in 0..200_000 {
+            let labels = Labels::from_pairs([
+                ("__name__", format!("metric_{}", i % 500)),
+                ("instance", format!("host-{}", i % 1000)),
+                ("job", format!("job-{}", i % 20)),
+                ("user", format!("user-{i}")),
+            ]);
+            head.get_or_create_pending(&labels);
+        }
+        let request = model::storage::StatsRequest::all(10);
+        let time = |f: &dyn Fn()| {
+            let start = std::time::Instant::now();
+            for _ in 0..5 {
+                f();
+            }
+            start.elapsed() / 5
+        };
+        let before = time(&|| {
+            std::hint::black_box(stats_before(&head, 10));
+        });
+        let after = time(&|| {
+            std::hint::black_box(head.stats(&request));
+        });
+        println!("200k series: before {before:?}, after {after:?}");
+        assert!(
+            after <= before * 5 / 4,
+            "before {before:?}, after {after:?}"
+        );
+    }
+}
