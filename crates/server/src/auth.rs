@@ -90,7 +90,7 @@ pub fn server_policy(method: &Method, path: &str) -> Option<Access> {
         // from the APIs below. These routes take GET only.
         "/" | "/graph" | "/query" | "/config" | "/flags" | "/tsdb-status" | "/targets"
         | "/rules" | "/alerts" | "/silences" | "/status" | "/dashboards" | "/d/{uid}"
-        | "/login" | "/audit" | "/slos" | "/slos/{id}" | "/ui/{*path}" => Public,
+        | "/login" | "/audit" | "/slos" | "/slos/{id}" | "/cardinality" | "/ui/{*path}" => Public,
         "/-/reload" => Admin,
         "/api/v1/status/config" | "/api/v1/status/flags" => Admin,
         "/api/v1/admin/tsdb/delete_series"

@@ -111,6 +111,7 @@ const PAGES: &[&str] = &[
     "/silences",
     "/slos",
     "/slos/{id}",
+    "/cardinality",
     "/status",
     "/dashboards",
     "/d/{uid}",
