@@ -148,19 +148,19 @@ export async function renderCardinality(main) {
   try {
     const d = await api('/api/v1/status/tsdb', { params });
     const total = d.totalSeries ?? 0;
-    summary.replaceChildren(
+    summary.replaceChildren(...[
       el('span', {}, el('b', { id: 'card-total' }, String(total)), state.match.length || state.date ? ' series selected' : ' series'),
       el('span', {}, el('b', {}, String(d.totalLabelValuePairs ?? 0)), ' label-value pairs over them'),
       d.headStats ? el('span', {}, el('b', {}, String(d.headStats.numSeries)), ' series in the head') : null,
       state.date ? el('span', {}, `series with samples on ${state.date} (UTC)`) : null,
-    );
-    tables.replaceChildren(
+    ].filter(Boolean));
+    tables.replaceChildren(...[
       topTable('card-metrics', 'Metric names', d.seriesCountByMetricName || [], { kind: 'metric', total }),
       topTable('card-label-series', 'Label names', d.seriesCountByLabelName || [], { kind: 'label', total }),
       topTable('card-label-values', 'Label names by distinct values', d.labelValueCountByLabelName || [], { kind: 'label', valueTitle: 'Values' }),
       topTable('card-pairs', 'Label-value pairs', d.seriesCountByLabelValuePair || [], { kind: 'pair', total }),
       state.focus ? topTable('card-focus-values', `Values of ${state.focus}`, d.seriesCountByFocusLabelValue || [], { kind: 'focus', focus: state.focus, total }) : null,
-    );
+    ].filter(Boolean));
   } catch (e) {
     summary.replaceChildren(el('div', { class: 'error-box', id: 'card-error' }, `Cannot load the statistics: ${e.message}`));
   }
