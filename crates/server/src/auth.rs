@@ -145,6 +145,9 @@ pub fn server_policy(method: &Method, path: &str) -> Option<Access> {
         | "/api/v1/rules/backtest"
         | "/api/v1/alerts"
         | "/api/v2/status"
+        // `osprey alertmanager`'s API v1 reads (`/api/v1/alerts` is above).
+        | "/api/v1/status"
+        | "/api/v1/silences"
         | "/api/v2/receivers"
         | "/api/v2/alerts/groups"
         | "/metrics"
