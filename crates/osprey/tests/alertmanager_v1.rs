@@ -165,11 +165,24 @@ fn v1_reads_match_prometheus_alertmanager() {
             "active, ends sooner",
         ),
     ];
+    // The inhibiting alert goes first: Alertmanager's inhibitor learns of
+    // alerts asynchronously, and a target flushed before it knows the
+    // source stays unmarked until the next group interval.
+    let (sources, rest): (Vec<Value>, Vec<Value>) = alerts
+        .as_array()
+        .unwrap()
+        .iter()
+        .cloned()
+        .partition(|a| a["labels"]["alertname"] == "NodeDown");
     for side in [&theirs, &ours] {
         for s in &silences {
             post(side, "/api/v2/silences", s);
         }
-        post(side, "/api/v2/alerts", &alerts);
+        post(side, "/api/v2/alerts", &Value::Array(sources.clone()));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for side in [&theirs, &ours] {
+        post(side, "/api/v2/alerts", &Value::Array(rest.clone()));
     }
     // Alertmanager marks silences and inhibitions when it processes the
     // alerts (group_wait 1s); wait until both sides show them.
@@ -190,8 +203,9 @@ fn v1_reads_match_prometheus_alertmanager() {
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "alerts never settled: {}",
-            ours.log_text()
+            "alerts never settled:\nosprey {}\nalertmanager {}",
+            get(&ours, "/api/v1/alerts").1,
+            get(&theirs, "/api/v1/alerts").1
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
@@ -274,7 +288,7 @@ fn v1_reads_match_prometheus_alertmanager() {
         b["data"]["configJSON"]["receivers"],
         a["data"]["configJSON"]["receivers"]
     );
-    assert_eq!(millis(&b["data"]["uptime"]) <= now_ms(), true);
+    assert!(millis(&b["data"]["uptime"]) <= now_ms());
 
     for path in [
         "/api/v1/alerts?filter=bad",

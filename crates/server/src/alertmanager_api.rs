@@ -620,41 +620,6 @@ async fn delete_silence<S: AlertmanagerSource>(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn postable_alert_shapes() {
-        let alerts = postable_alerts(
-            br#"[{"labels":{"alertname":"x"},"annotations":{"s":"y"},"startsAt":"0001-01-01T00:00:00.000Z","endsAt":"1970-01-01T00:00:01Z","generatorURL":"http://p"}]"#,
-        )
-        .unwrap();
-        assert_eq!(
-            alerts[0].labels,
-            vec![("alertname".to_string(), "x".to_string())]
-        );
-        assert_eq!(alerts[0].starts_at_ms, None);
-        assert_eq!(alerts[0].ends_at_ms, Some(1000));
-        assert!(postable_alerts(br#"[{"annotations":{}}]"#).is_err());
-        assert!(postable_alerts(br#"{"labels":{}}"#).is_err());
-        assert!(postable_alerts(br#"[{"labels":{"a":1}}]"#).is_err());
-    }
-
-    #[test]
-    fn postable_silence_shapes() {
-        let silence = postable_silence(
-            br#"{"matchers":[{"name":"a","value":"b.*","isRegex":true}],"startsAt":"2030-01-01T00:00:00Z","endsAt":"2030-01-01T01:00:00Z","createdBy":"me","comment":"c"}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            silence.matchers[0].op(),
-            model::matcher::MatchOp::RegexMatch
-        );
-        assert!(postable_silence(br#"{"matchers":[]}"#).is_err());
-    }
-}
-
 // ---------------------------------------------------------------------------
 // API v1 (reads only), as Alertmanager 0.25 answered them: an envelope
 // `{"status": "success", "data": ...}`, errors as
@@ -848,4 +813,39 @@ async fn v1_silences<S: AlertmanagerSource>(
             .map(|silence| gettable_silence(silence, now))
             .collect(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postable_alert_shapes() {
+        let alerts = postable_alerts(
+            br#"[{"labels":{"alertname":"x"},"annotations":{"s":"y"},"startsAt":"0001-01-01T00:00:00.000Z","endsAt":"1970-01-01T00:00:01Z","generatorURL":"http://p"}]"#,
+        )
+        .unwrap();
+        assert_eq!(
+            alerts[0].labels,
+            vec![("alertname".to_string(), "x".to_string())]
+        );
+        assert_eq!(alerts[0].starts_at_ms, None);
+        assert_eq!(alerts[0].ends_at_ms, Some(1000));
+        assert!(postable_alerts(br#"[{"annotations":{}}]"#).is_err());
+        assert!(postable_alerts(br#"{"labels":{}}"#).is_err());
+        assert!(postable_alerts(br#"[{"labels":{"a":1}}]"#).is_err());
+    }
+
+    #[test]
+    fn postable_silence_shapes() {
+        let silence = postable_silence(
+            br#"{"matchers":[{"name":"a","value":"b.*","isRegex":true}],"startsAt":"2030-01-01T00:00:00Z","endsAt":"2030-01-01T01:00:00Z","createdBy":"me","comment":"c"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            silence.matchers[0].op(),
+            model::matcher::MatchOp::RegexMatch
+        );
+        assert!(postable_silence(br#"{"matchers":[]}"#).is_err());
+    }
 }
