@@ -428,3 +428,54 @@ pub struct StorageCounters {
     pub storage_blocks_bytes: u64,
     pub out_of_order_samples_total: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tally_counts_every_list_from_pairs() {
+        let series = [
+            Labels::from_pairs([("__name__", "up"), ("job", "a"), ("instance", "x")]),
+            Labels::from_pairs([("__name__", "up"), ("job", "b"), ("instance", "x")]),
+            Labels::from_pairs([("__name__", "req"), ("job", "a")]),
+        ];
+        let mut tally = CardinalityTally::new();
+        for s in &series {
+            tally.add(s);
+        }
+        let c = tally.finish(2, Some("job"));
+        let list = |v: &[(&str, u64)]| -> Vec<(String, u64)> {
+            v.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+        };
+        assert_eq!(c.total_series, 3);
+        assert_eq!(c.total_label_value_pairs, 8);
+        assert_eq!(
+            c.series_count_by_metric_name,
+            list(&[("up", 2), ("req", 1)])
+        );
+        // Ties by name: `__name__` and `job` both on 3 series.
+        assert_eq!(
+            c.series_count_by_label_name,
+            list(&[("__name__", 3), ("job", 3)])
+        );
+        assert_eq!(
+            c.series_count_by_focus_label_value,
+            list(&[("a", 2), ("b", 1)])
+        );
+        assert_eq!(
+            c.series_count_by_label_value_pair,
+            list(&[("__name__=up", 2), ("instance=x", 2)])
+        );
+        assert_eq!(
+            c.label_value_count_by_label_name,
+            list(&[("__name__", 2), ("job", 2)])
+        );
+        assert_eq!(
+            c.memory_in_bytes_by_label_name,
+            list(&[("__name__", 5), ("job", 2)])
+        );
+        let all = CardinalityTally::new().finish(10, None);
+        assert_eq!(all, Cardinality::default());
+    }
+}

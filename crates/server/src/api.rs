@@ -269,10 +269,12 @@ pub fn unescape_label_name(name: &str) -> String {
 pub(crate) async fn status_tsdb(State(state): State<AppState>, request: Request) -> Response {
     let result = async {
         let params = read_params(request).await?;
-        let limit = stats_limit(&params)?;
-        let sets = params.matcher_sets(false)?;
-        let focus_label = params.get("focusLabel").map(str::to_string);
-        let day = params.get("date").map(parse_stats_date).transpose()?;
+        let StatsQuery {
+            limit,
+            sets,
+            focus_label,
+            day,
+        } = StatsQuery::from_params(&params)?;
         let storage = state.storage().clone();
         blocking(move || {
             let selection = if sets.is_empty() {
@@ -351,6 +353,29 @@ pub(crate) async fn status_tsdb(State(state): State<AppState>, request: Request)
         }),
         &[],
     )
+}
+
+/// The parameters of `/api/v1/status/tsdb`.
+#[derive(Debug)]
+pub struct StatsQuery {
+    /// Length of each top list, at least 1.
+    pub limit: usize,
+    /// `match[]` selectors; empty: every series.
+    pub sets: Vec<Vec<Matcher>>,
+    pub focus_label: Option<String>,
+    /// `date`: the UTC day's first and last millisecond.
+    pub day: Option<(i64, i64)>,
+}
+
+impl StatsQuery {
+    pub fn from_params(params: &Params) -> Result<StatsQuery, ApiError> {
+        Ok(StatsQuery {
+            limit: stats_limit(params)?,
+            sets: params.matcher_sets(false)?,
+            focus_label: params.get("focusLabel").map(str::to_string),
+            day: params.get("date").map(parse_stats_date).transpose()?,
+        })
+    }
 }
 
 /// The length of each top list: VictoriaMetrics's `topN` (below 1 counts as
