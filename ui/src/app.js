@@ -20,6 +20,7 @@ const pages = [
   { re: /^\/rules$/, nav: 'rules', load: async () => (await import('./pages.js')).renderRules },
   { re: /^\/slos$/, nav: 'slos', load: async () => (await import('./slos.js')).renderSloList },
   { re: /^\/slos\/([^/]+)$/, nav: 'slos', load: async () => (await import('./slos.js')).renderSlo },
+  { re: /^\/cardinality$/, nav: 'cardinality', load: async () => (await import('./cardinality.js')).renderCardinality },
   { re: /^\/alerts$/, nav: 'alerts', load: async () => (await import('./pages.js')).renderAlerts },
   { re: /^\/silences$/, nav: 'silences', load: async () => (await import('./pages.js')).renderSilences },
   { re: /^\/(?:status|config|flags|tsdb-status)$/, nav: 'status', load: async () => (await import('./pages.js')).renderStatus },

@@ -233,7 +233,7 @@ if (args.smoke) {
     await noErrors(page, 'home first minute');
     await context.close();
   });
-  for (const path of ['/', '/graph', '/models', '/targets', '/rules', '/alerts', '/silences', '/slos', '/status', '/dashboards', '/d/system', '/d/gpu', '/d/containers', '/d/serving', '/d/training', '/d/model-quality', '/d/redis', '/d/postgres', '/d/alerts', '/d/slos']) {
+  for (const path of ['/', '/graph', '/models', '/targets', '/rules', '/alerts', '/silences', '/slos', '/cardinality', '/status', '/dashboards', '/d/system', '/d/gpu', '/d/containers', '/d/serving', '/d/training', '/d/model-quality', '/d/redis', '/d/postgres', '/d/alerts', '/d/slos']) {
     await check(`embedded default: ${path} loads without errors`, async () => {
       const { context, page } = await newPage();
       await page.goto(base + path);
@@ -550,6 +550,7 @@ for (const [path, name, ready] of [
   ['/slos', 'slos', 'table.slo-table, .nodata, .unavailable'],
   ['/status', 'status', '#status-tsdb table'],
   ['/dashboards', 'dashboards', 'table.dash-list'],
+  ['/cardinality', 'cardinality', '#card-metrics, #card-error'],
 ]) {
   await check(`page ${path} loads with no console error`, async () => {
     const { context, page } = await newPage();
@@ -1000,6 +1001,60 @@ if (args.slo) {
     await context.close();
   });
 }
+
+// ---------------------------------------------------------------------------
+// The Cardinality page: its top lists are the API's, its filter and focus
+// label reach the API, the growth chart draws osprey's own head series (the
+// test server scrapes itself) and the self-scrape target is listed.
+
+await check('cardinality page shows the API\'s counts, filters, focuses and links to the explorer', async () => {
+  const apiStats = async (q) => (await (await fetch(`${base}/api/v1/status/tsdb?${q}`)).json()).data;
+  const { context, page } = await newPage();
+  // Growth needs a few self-scrapes of osprey_tsdb_head_series.
+  const deadline = Date.now() + 30000;
+  while (Date.now() < deadline) {
+    const r = await (await fetch(`${base}/api/v1/query?query=${encodeURIComponent('count_over_time(osprey_tsdb_head_series[5m])')}`)).json();
+    if ((r.data.result[0] || { value: [0, '0'] }).value[1] >= 2) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  await page.goto(base + '/cardinality');
+  await page.waitForSelector('#card-metrics tbody tr');
+  const want = await apiStats('topN=10');
+  const rows = await page.$$eval('#card-metrics tbody tr', (rs) => rs.map((r) => [r.cells[0].textContent, Number(r.cells[1].textContent)]));
+  const wantRows = want.seriesCountByMetricName.map((e) => [e.name, e.value]);
+  if (JSON.stringify(rows) !== JSON.stringify(wantRows)) throw new Error(`metric rows ${JSON.stringify(rows)}, API ${JSON.stringify(wantRows)}`);
+  const pairs = await page.$$eval('#card-pairs tbody tr', (rs) => rs.length);
+  if (pairs !== want.seriesCountByLabelValuePair.length) throw new Error(`${pairs} pair rows`);
+  await page.waitForSelector('#card-growth canvas');
+  await page.waitForSelector('#card-target-table tbody tr');
+  const jobs = await page.$$eval('#card-target-table tbody tr', (rs) => rs.map((r) => r.cells[0].textContent));
+  if (!jobs.includes('osprey')) throw new Error(`targets listed: ${jobs}`);
+  await shot(page, 'cardinality');
+  // Filter and focus label.
+  await page.waitForSelector('#card-focus option[value="instance"]', { state: 'attached' });
+  await page.fill('#card-match', '{job="osprey"}');
+  await page.selectOption('#card-focus', 'instance');
+  await page.click('#card-apply');
+  await page.waitForSelector('#card-focus-values tbody tr');
+  const url = new URL(page.url());
+  if (url.searchParams.get('match[]') !== '{job="osprey"}' || url.searchParams.get('focusLabel') !== 'instance') throw new Error(`URL ${page.url()}`);
+  const filtered = await apiStats(`topN=10&focusLabel=instance&match[]=${encodeURIComponent('{job="osprey"}')}`);
+  const total = Number(await page.textContent('#card-total'));
+  if (total !== filtered.totalSeries || !(total > 0) || total >= want.totalSeries) throw new Error(`total ${total}, API ${filtered.totalSeries} of ${want.totalSeries}`);
+  const focus = await page.$$eval('#card-focus-values tbody tr', (rs) => rs.map((r) => [r.cells[0].textContent, Number(r.cells[1].textContent)]));
+  if (JSON.stringify(focus) !== JSON.stringify(filtered.seriesCountByFocusLabelValue.map((e) => [e.name, e.value]))) throw new Error(`focus rows ${JSON.stringify(focus)}`);
+  await shot(page, 'cardinality-filtered');
+  await noErrors(page, 'cardinality');
+  // A row opens the explorer on its series.
+  const first = await page.textContent('#card-metrics tbody tr a');
+  await page.click('#card-metrics tbody tr a');
+  await page.waitForURL((u) => u.pathname === '/graph' && u.searchParams.get('expr') !== null);
+  const expr = new URL(page.url()).searchParams.get('expr');
+  if (expr !== first && expr !== `{__name__="${first}"}`) throw new Error(`explorer opened on ${expr}, row ${first}`);
+  await page.waitForLoadState('networkidle');
+  await noErrors(page, 'explorer from cardinality');
+  await context.close();
+});
 
 await browser.close();
 summary.failures = failures;

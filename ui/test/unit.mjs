@@ -12,6 +12,7 @@ import { errorPosition, bracketError, bandQuery, matchBands } from '../src/explo
 import { isGrafana, fromGrafana, sanitizeUid } from '../src/grafana.js';
 import { percentText, exhaustionText } from '../src/slos.js';
 import { groupRuleFile, splitComparison, alertingExprs, metricStep } from '../src/pages.js';
+import { rowSelector, quoteValue, explorerLink } from '../src/cardinality.js';
 
 test('durations parse and print like Prometheus', () => {
   assert.equal(parseDuration('1h30m'), 5400000);
@@ -266,4 +267,18 @@ test('models: versions in a regex matcher are escaped', async () => {
   assert.equal(regexEscape('v1.2+rc'), 'v1\\.2\\+rc');
   // Inside a PromQL string the backslash is doubled.
   assert.equal(quote(regexEscape('1.0')), '"1\\\\.0"');
+});
+
+test('cardinality rows select their own series', () => {
+  assert.equal(rowSelector('metric', 'up'), 'up');
+  assert.equal(rowSelector('metric', 'my.dotted'), '{__name__="my.dotted"}');
+  assert.equal(rowSelector('label', 'user'), '{user!=""}');
+  assert.equal(rowSelector('pair', 'job=api'), '{job="api"}');
+  assert.equal(rowSelector('pair', '__name__=up'), 'up');
+  assert.equal(rowSelector('pair', 'path=/a=b'), '{path="/a=b"}');
+  assert.equal(rowSelector('pair', 'http.status=200'), '{"http.status"="200"}');
+  assert.equal(rowSelector('focus', 'say "hi"\\', 'msg'), '{msg="say \\"hi\\"\\\\"}');
+  assert.equal(quoteValue('a\nb'), '"a\\nb"');
+  assert.equal(explorerLink('up{job="a"}'), '/graph?expr=up%7Bjob%3D%22a%22%7D&tab=table');
+  assert.equal(explorerLink('up', true), '/graph?expr=up');
 });

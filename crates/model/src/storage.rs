@@ -11,6 +11,8 @@
 //! set, each with its samples in time order within the querier's range
 //! (both ends inclusive), one sample per timestamp.
 
+use std::collections::HashMap;
+
 use crate::{Labels, Matcher};
 
 /// What went wrong in storage. `kind` says how a caller should react.
@@ -210,8 +212,10 @@ pub fn validate_labels(labels: &Labels) -> Result<()> {
 /// A full store: writable, readable, and able to describe itself. The
 /// server holds one of these; the TSDB implements it.
 pub trait Storage: Appendable + Queryable {
-    /// Head statistics for `/api/v1/status/tsdb`; `limit` caps each top list.
-    fn head_stats(&self, limit: usize) -> HeadStats;
+    /// Head statistics for `/api/v1/status/tsdb`: the summary fields
+    /// describe the whole head, the counts and top lists the series of the
+    /// head that `request` selects.
+    fn head_stats(&self, request: &StatsRequest) -> HeadStats;
 
     /// Counters and gauges for osprey's own `/metrics`.
     fn counters(&self) -> StorageCounters;
@@ -270,20 +274,157 @@ pub enum SnapshotHead {
     Skip,
 }
 
+/// What `/api/v1/status/tsdb` asks of [`Storage::head_stats`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct StatsRequest {
+    /// Caps each top list (at least 1).
+    pub limit: usize,
+    /// Which series the counts and lists cover.
+    pub selection: StatsSelection,
+    /// A label whose values are counted by series
+    /// ([`HeadStats::series_count_by_focus_label_value`]).
+    pub focus_label: Option<String>,
+}
+
+impl StatsRequest {
+    /// Every series, top lists of `limit`, no focus label.
+    pub fn all(limit: usize) -> StatsRequest {
+        StatsRequest {
+            limit,
+            selection: StatsSelection::All,
+            focus_label: None,
+        }
+    }
+}
+
+/// The series a cardinality count covers.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StatsSelection {
+    /// Every series.
+    All,
+    /// The union of the series matching each list (every matcher of a list
+    /// must hold); an empty union selects nothing.
+    Matching(Vec<Vec<Matcher>>),
+}
+
 /// What `/api/v1/status/tsdb` reports about the in-memory head.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HeadStats {
+    /// Head-wide: every series, whatever the selection.
     pub num_series: u64,
     pub num_chunks: u64,
+    /// Distinct label-value pairs of the whole head.
     pub num_label_pairs: u64,
     /// Milliseconds; `i64::MAX`/`i64::MIN` when the head is empty.
     pub min_time: i64,
     pub max_time: i64,
-    /// Each list is sorted by count, descending, and capped at the limit.
+    /// Of the selected series from here on.
+    pub cardinality: Cardinality,
+}
+
+/// Series counts over a set of series (VictoriaMetrics's and Prometheus's
+/// cardinality lists). Each list is sorted by count, descending, then by
+/// name, and capped at the request's limit.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Cardinality {
+    pub total_series: u64,
+    /// Label-value pairs summed over the series (a pair shared by two
+    /// series counts twice), as VictoriaMetrics's `totalLabelValuePairs`.
+    pub total_label_value_pairs: u64,
     pub series_count_by_metric_name: Vec<(String, u64)>,
-    pub label_value_count_by_label_name: Vec<(String, u64)>,
-    pub memory_in_bytes_by_label_name: Vec<(String, u64)>,
+    pub series_count_by_label_name: Vec<(String, u64)>,
+    /// Empty without a focus label.
+    pub series_count_by_focus_label_value: Vec<(String, u64)>,
+    /// Names `name=value`.
     pub series_count_by_label_value_pair: Vec<(String, u64)>,
+    pub label_value_count_by_label_name: Vec<(String, u64)>,
+    /// Bytes of the distinct values of each label name.
+    pub memory_in_bytes_by_label_name: Vec<(String, u64)>,
+}
+
+/// Counts series by label-value pair as they are added, then derives every
+/// list of [`Cardinality`] from that one map: a series adds one map update
+/// per label and nothing more.
+#[derive(Default)]
+pub struct CardinalityTally<'a> {
+    series: u64,
+    pairs: HashMap<(&'a str, &'a str), u64>,
+}
+
+impl<'a> CardinalityTally<'a> {
+    pub fn new() -> CardinalityTally<'a> {
+        CardinalityTally::default()
+    }
+
+    /// Counts one series. The caller adds each series once.
+    pub fn add(&mut self, labels: &'a Labels) {
+        self.series += 1;
+        for l in labels {
+            *self
+                .pairs
+                .entry((l.name.as_str(), l.value.as_str()))
+                .or_default() += 1;
+        }
+    }
+
+    /// The lists, each capped at `limit`.
+    pub fn finish(self, limit: usize, focus_label: Option<&str>) -> Cardinality {
+        let mut by_name: HashMap<&str, (u64, u64, u64)> = HashMap::new();
+        let mut total_pairs = 0;
+        let mut by_metric = Vec::new();
+        let mut by_focus = Vec::new();
+        for (&(name, value), &count) in &self.pairs {
+            total_pairs += count;
+            let entry = by_name.entry(name).or_default();
+            entry.0 += count;
+            entry.1 += 1;
+            entry.2 += value.len() as u64;
+            if name == crate::METRIC_NAME {
+                by_metric.push((value, count));
+            }
+            if focus_label == Some(name) {
+                by_focus.push((value, count));
+            }
+        }
+        let mut pairs: Vec<((&str, &str), u64)> = self.pairs.into_iter().collect();
+        let pairs = top_by(&mut pairs, limit)
+            .iter()
+            .map(|((n, v), c)| (format!("{n}={v}"), *c))
+            .collect();
+        let owned = |list: &[(&str, u64)]| -> Vec<(String, u64)> {
+            list.iter().map(|(k, c)| (k.to_string(), *c)).collect()
+        };
+        let by_field = |field: fn(&(u64, u64, u64)) -> u64| {
+            let mut list: Vec<(&str, u64)> = by_name.iter().map(|(k, v)| (*k, field(v))).collect();
+            owned(top_by(&mut list, limit))
+        };
+        Cardinality {
+            total_series: self.series,
+            total_label_value_pairs: total_pairs,
+            series_count_by_metric_name: owned(top_by(&mut by_metric, limit)),
+            series_count_by_label_name: by_field(|v| v.0),
+            series_count_by_focus_label_value: owned(top_by(&mut by_focus, limit)),
+            series_count_by_label_value_pair: pairs,
+            label_value_count_by_label_name: by_field(|v| v.1),
+            memory_in_bytes_by_label_name: by_field(|v| v.2),
+        }
+    }
+}
+
+/// The first `limit` entries by count descending, then key ascending. Only
+/// the kept entries are fully sorted.
+fn top_by<K: Ord>(list: &mut [(K, u64)], limit: usize) -> &[(K, u64)] {
+    let order = |a: &(K, u64), b: &(K, u64)| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0));
+    let keep = limit.min(list.len());
+    if keep == 0 {
+        return &[];
+    }
+    if keep < list.len() {
+        list.select_nth_unstable_by(keep - 1, order);
+    }
+    let kept = &mut list[..keep];
+    kept.sort_unstable_by(order);
+    kept
 }
 
 /// Monotonic counters (`_total`) and current gauges of the store.
@@ -303,4 +444,55 @@ pub struct StorageCounters {
     pub blocks_deleted_by_retention_total: u64,
     pub storage_blocks_bytes: u64,
     pub out_of_order_samples_total: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tally_counts_every_list_from_pairs() {
+        let series = [
+            Labels::from_pairs([("__name__", "up"), ("job", "a"), ("instance", "x")]),
+            Labels::from_pairs([("__name__", "up"), ("job", "b"), ("instance", "x")]),
+            Labels::from_pairs([("__name__", "req"), ("job", "a")]),
+        ];
+        let mut tally = CardinalityTally::new();
+        for s in &series {
+            tally.add(s);
+        }
+        let c = tally.finish(2, Some("job"));
+        let list = |v: &[(&str, u64)]| -> Vec<(String, u64)> {
+            v.iter().map(|(k, n)| (k.to_string(), *n)).collect()
+        };
+        assert_eq!(c.total_series, 3);
+        assert_eq!(c.total_label_value_pairs, 8);
+        assert_eq!(
+            c.series_count_by_metric_name,
+            list(&[("up", 2), ("req", 1)])
+        );
+        // Ties by name: `__name__` and `job` both on 3 series.
+        assert_eq!(
+            c.series_count_by_label_name,
+            list(&[("__name__", 3), ("job", 3)])
+        );
+        assert_eq!(
+            c.series_count_by_focus_label_value,
+            list(&[("a", 2), ("b", 1)])
+        );
+        assert_eq!(
+            c.series_count_by_label_value_pair,
+            list(&[("__name__=up", 2), ("instance=x", 2)])
+        );
+        assert_eq!(
+            c.label_value_count_by_label_name,
+            list(&[("__name__", 2), ("job", 2)])
+        );
+        assert_eq!(
+            c.memory_in_bytes_by_label_name,
+            list(&[("__name__", 5), ("job", 2)])
+        );
+        let all = CardinalityTally::new().finish(10, None);
+        assert_eq!(all, Cardinality::default());
+    }
 }

@@ -82,10 +82,24 @@ pub fn routes<S: AlertmanagerSource>() -> Router<S> {
         )
 }
 
-/// The whole HTTP surface of `osprey alertmanager`: the API v2, its own
-/// metrics, and the health endpoints.
+/// The read routes of Alertmanager's API v1 that 0.25 still served, for
+/// scripts that curl them. Only `osprey alertmanager` serves them: on
+/// `osprey server`, `/api/v1/alerts` is Prometheus's rule alerts.
+pub const V1_PATHS: &[&str] = &["/api/v1/status", "/api/v1/alerts", "/api/v1/silences"];
+
+/// The API v1 reads ([`V1_PATHS`]).
+pub fn v1_routes<S: AlertmanagerSource>() -> Router<S> {
+    Router::new()
+        .route("/api/v1/status", get(v1_status::<S>))
+        .route("/api/v1/alerts", get(v1_alerts::<S>))
+        .route("/api/v1/silences", get(v1_silences::<S>))
+}
+
+/// The whole HTTP surface of `osprey alertmanager`: the API v2 and the v1
+/// reads, its own metrics, and the health endpoints.
 pub fn standalone_router(alertmanager: Alertmanager) -> Router {
     routes::<Standalone>()
+        .merge(v1_routes::<Standalone>())
         .route("/metrics", get(standalone_metrics))
         .route("/-/healthy", get(|| async { "OK" }))
         .route("/-/ready", get(|| async { "OK" }))
@@ -464,8 +478,18 @@ async fn get_silences<S: AlertmanagerSource>(
             model::matcher::matches_all(&labels, &filters)
         })
         .collect();
-    // Active first (ending soonest first), then pending (starting soonest
-    // first), then expired (most recently ended first).
+    sort_silences(&mut silences, now);
+    ok_json(Value::Array(
+        silences
+            .iter()
+            .map(|silence| gettable_silence(silence, now))
+            .collect(),
+    ))
+}
+
+/// Active first (ending soonest first), then pending (starting soonest
+/// first), then expired (most recently ended first).
+fn sort_silences(silences: &mut [Silence], now: i64) {
     silences.sort_by(|a, b| {
         let rank = |s: &Silence| match s.state(now) {
             SilenceState::Active => 0,
@@ -478,12 +502,6 @@ async fn get_silences<S: AlertmanagerSource>(
             SilenceState::Expired => b.ends_at_ms.cmp(&a.ends_at_ms),
         })
     });
-    ok_json(Value::Array(
-        silences
-            .iter()
-            .map(|silence| gettable_silence(silence, now))
-            .collect(),
-    ))
 }
 
 fn postable_silence(body: &[u8]) -> Result<Silence, String> {
@@ -600,6 +618,201 @@ async fn delete_silence<S: AlertmanagerSource>(
         Ok(Err(other)) => error(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
+}
+
+// ---------------------------------------------------------------------------
+// API v1 (reads only), as Alertmanager 0.25 answered them: an envelope
+// `{"status": "success", "data": ...}`, errors as
+// `{"status": "error", "errorType": "bad_data", "error": ...}` with 400.
+
+fn v1_success(data: Value) -> Response {
+    ok_json(json!({"status": "success", "data": data}))
+}
+
+fn v1_error(status: StatusCode, kind: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        axum::Json(json!({"status": "error", "errorType": kind, "error": message.into()})),
+    )
+        .into_response()
+}
+
+fn v1_not_enabled() -> Response {
+    v1_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "the alert manager is not enabled",
+    )
+}
+
+/// The `filter` parameter: one matcher list, `{a="b",c=~"d"}` (braces
+/// optional); absent or empty matches everything.
+fn v1_filter(query: Option<&str>) -> Result<Vec<model::matcher::Matcher>, String> {
+    let mut matchers = Vec::new();
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if key == "filter" && !value.is_empty() {
+            matchers = config::alertmanager::matchers::parse_matchers(&value)?;
+        }
+    }
+    Ok(matchers)
+}
+
+/// A YAML node as JSON: mappings keep their order, keys become strings.
+fn yaml_to_json(node: &yaml::Node) -> Value {
+    use yaml::NodeValue;
+    match &node.value {
+        NodeValue::Null => Value::Null,
+        NodeValue::Bool(b) => Value::Bool(*b),
+        NodeValue::Int(i) => i64::try_from(*i).map_or_else(|_| json!(i.to_string()), |i| json!(i)),
+        NodeValue::Float(f) => json!(f),
+        NodeValue::String(s) => Value::String(s.clone()),
+        NodeValue::Sequence(items) => Value::Array(items.iter().map(yaml_to_json).collect()),
+        NodeValue::Mapping(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(k, v)| {
+                    let key = match &k.value {
+                        NodeValue::String(s) => s.clone(),
+                        _ => yaml_to_json(k).to_string(),
+                    };
+                    (key, yaml_to_json(v))
+                })
+                .collect(),
+        ),
+    }
+}
+
+async fn v1_status<S: AlertmanagerSource>(State(state): State<S>) -> Response {
+    let Some(am) = state.alertmanager() else {
+        return v1_not_enabled();
+    };
+    let masked = config::mask::masked_yaml(&am.config_text());
+    // The configuration as written (secrets masked), not with every
+    // default filled in as Alertmanager's own structure has it.
+    let config_json = yaml::parse_document(&masked)
+        .map(|node| yaml_to_json(&node))
+        .unwrap_or(Value::Null);
+    v1_success(json!({
+        "configYAML": masked,
+        "configJSON": config_json,
+        "versionInfo": {
+            "branch": "osprey",
+            "buildDate": "",
+            "buildUser": "",
+            "goVersion": "",
+            "revision": concat!("osprey-", env!("CARGO_PKG_VERSION")),
+            "version": "0.25.0",
+        },
+        "uptime": format_time_api(am.started_at_ms()),
+        // Alertmanager answers null when it runs without a cluster.
+        "clusterStatus": Value::Null,
+    }))
+}
+
+/// `GET /api/v1/alerts`: the alerts not yet resolved, by fingerprint, with
+/// the v1 filters (`filter`, `receiver`, `active`, `silenced`,
+/// `inhibited`, `unprocessed`).
+async fn v1_alerts<S: AlertmanagerSource>(
+    State(state): State<S>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let Some(am) = state.alertmanager() else {
+        return v1_not_enabled();
+    };
+    // v1 takes one matcher list in `filter`, not one matcher per value:
+    // the other parameters are read as v2 reads them.
+    let rest: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(
+            form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
+                .filter(|(key, _)| key != "filter"),
+        )
+        .finish();
+    let filter = match AlertFilter::parse(Some(&rest)).and_then(|mut f| {
+        f.matchers = v1_filter(query.as_deref())?;
+        Ok(f)
+    }) {
+        Ok(filter) => filter,
+        Err(message) => return v1_error(StatusCode::BAD_REQUEST, "bad_data", message),
+    };
+    let now = now_ms();
+    let mut alerts: Vec<(String, Value)> = am
+        .alerts()
+        .iter()
+        .filter(|view| view.alert.ends_at_ms == ZERO_TIME_MS || view.alert.ends_at_ms > now)
+        .filter(|view| filter.keeps(view))
+        .map(|view| {
+            let alert = &view.alert;
+            let fingerprint = format!("{:016x}", alert.fingerprint);
+            let annotations: Map<String, Value> = alert
+                .annotations
+                .iter()
+                .map(|(name, value)| (name.clone(), Value::String(value.clone())))
+                .collect();
+            let value = json!({
+                "labels": labels_object(&alert.labels),
+                "annotations": annotations,
+                "startsAt": format_time_api(alert.starts_at_ms),
+                "endsAt": format_time_api(alert.ends_at_ms),
+                "generatorURL": alert.generator_url,
+                "status": {
+                    "state": view.state(),
+                    "silencedBy": null_if_empty(&view.silenced_by),
+                    "inhibitedBy": null_if_empty(&view.inhibited_by),
+                },
+                "receivers": view.receivers,
+                "fingerprint": fingerprint,
+            });
+            (fingerprint, value)
+        })
+        .collect();
+    alerts.sort_by(|a, b| a.0.cmp(&b.0));
+    v1_success(Value::Array(alerts.into_iter().map(|(_, v)| v).collect()))
+}
+
+/// A list, or null when empty (as Go writes a nil slice in v1).
+fn null_if_empty(list: &[String]) -> Value {
+    if list.is_empty() {
+        Value::Null
+    } else {
+        json!(list)
+    }
+}
+
+/// `GET /api/v1/silences`: active (ending soonest first), then pending,
+/// then expired (most recently ended first), as v2 orders them.
+async fn v1_silences<S: AlertmanagerSource>(
+    State(state): State<S>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let Some(am) = state.alertmanager() else {
+        return v1_not_enabled();
+    };
+    let filters = match v1_filter(query.as_deref()) {
+        Ok(filters) => filters,
+        Err(message) => return v1_error(StatusCode::BAD_REQUEST, "bad_data", message),
+    };
+    let now = now_ms();
+    let mut silences: Vec<Silence> = am
+        .silences()
+        .list()
+        .into_iter()
+        .filter(|silence| {
+            let labels = model::Labels::from_pairs(
+                silence
+                    .matchers
+                    .iter()
+                    .map(|m| (m.name().to_string(), m.value().to_string())),
+            );
+            model::matcher::matches_all(&labels, &filters)
+        })
+        .collect();
+    sort_silences(&mut silences, now);
+    v1_success(Value::Array(
+        silences
+            .iter()
+            .map(|silence| gettable_silence(silence, now))
+            .collect(),
+    ))
 }
 
 #[cfg(test)]

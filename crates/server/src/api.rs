@@ -8,7 +8,8 @@ use axum::extract::{Path, Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use model::{Labels, Matcher};
+use model::storage::{CardinalityTally, StatsRequest, StatsSelection};
+use model::{Labels, MatchOp, Matcher};
 use serde_json::{Map, Value, json};
 
 use crate::params::Params;
@@ -280,20 +281,62 @@ pub fn unescape_label_name(name: &str) -> String {
     out
 }
 
-/// `GET /api/v1/status/tsdb`.
+/// `GET /api/v1/status/tsdb`: Prometheus's head statistics, with
+/// VictoriaMetrics's cardinality parameters (`topN`, `date`, `match[]`,
+/// `focusLabel`) and extra fields.
 pub(crate) async fn status_tsdb(State(state): State<AppState>, request: Request) -> Response {
     let result = async {
         let params = read_params(request).await?;
-        let limit = match params.get("limit") {
-            None => 10,
-            Some(s) => s
-                .parse::<usize>()
-                .ok()
-                .filter(|&n| n >= 1)
-                .ok_or_else(|| ApiError::bad_data("limit must be a positive number"))?,
-        };
+        let StatsQuery {
+            limit,
+            sets,
+            focus_label,
+            day,
+        } = StatsQuery::from_params(&params)?;
         let storage = state.storage().clone();
-        blocking(move || Ok(storage.head_stats(limit))).await
+        blocking(move || {
+            let selection = if sets.is_empty() {
+                StatsSelection::All
+            } else {
+                StatsSelection::Matching(sets.clone())
+            };
+            let Some((mint, maxt)) = day else {
+                return Ok(storage.head_stats(&StatsRequest {
+                    limit,
+                    selection,
+                    focus_label,
+                }));
+            };
+            // A day: the series with samples in it, from the head and the
+            // blocks alike; the head summary alone comes from the head.
+            let mut stats = storage.head_stats(&StatsRequest {
+                limit,
+                selection: StatsSelection::Matching(Vec::new()),
+                focus_label: None,
+            });
+            let sets = if sets.is_empty() {
+                vec![vec![
+                    Matcher::new(MatchOp::RegexMatch, model::METRIC_NAME, ".+")
+                        .map_err(|e| ApiError::internal(e.to_string()))?,
+                ]]
+            } else {
+                sets
+            };
+            let querier = storage.querier(mint, maxt).map_err(ApiError::from_read)?;
+            let mut all = std::collections::HashSet::new();
+            for set in &sets {
+                for series in querier.select(set).map_err(ApiError::from_read)? {
+                    all.insert(series.map_err(ApiError::from_read)?.labels);
+                }
+            }
+            let mut tally = CardinalityTally::new();
+            for labels in &all {
+                tally.add(labels);
+            }
+            stats.cardinality = tally.finish(limit, focus_label.as_deref());
+            Ok(stats)
+        })
+        .await
     }
     .await;
     let stats = match result {
@@ -307,6 +350,7 @@ pub(crate) async fn status_tsdb(State(state): State<AppState>, request: Request)
                 .collect(),
         )
     };
+    let c = &stats.cardinality;
     success(
         json!({
             "headStats": {
@@ -316,13 +360,86 @@ pub(crate) async fn status_tsdb(State(state): State<AppState>, request: Request)
                 "minTime": stats.min_time,
                 "maxTime": stats.max_time,
             },
-            "seriesCountByMetricName": pairs(&stats.series_count_by_metric_name),
-            "labelValueCountByLabelName": pairs(&stats.label_value_count_by_label_name),
-            "memoryInBytesByLabelName": pairs(&stats.memory_in_bytes_by_label_name),
-            "seriesCountByLabelValuePair": pairs(&stats.series_count_by_label_value_pair),
+            "totalSeries": c.total_series,
+            "totalLabelValuePairs": c.total_label_value_pairs,
+            "seriesCountByMetricName": pairs(&c.series_count_by_metric_name),
+            "seriesCountByLabelName": pairs(&c.series_count_by_label_name),
+            "seriesCountByFocusLabelValue": pairs(&c.series_count_by_focus_label_value),
+            "labelValueCountByLabelName": pairs(&c.label_value_count_by_label_name),
+            "memoryInBytesByLabelName": pairs(&c.memory_in_bytes_by_label_name),
+            "seriesCountByLabelValuePair": pairs(&c.series_count_by_label_value_pair),
         }),
         &[],
     )
+}
+
+/// The parameters of `/api/v1/status/tsdb`.
+#[derive(Debug)]
+pub struct StatsQuery {
+    /// Length of each top list, at least 1.
+    pub limit: usize,
+    /// `match[]` selectors; empty: every series.
+    pub sets: Vec<Vec<Matcher>>,
+    pub focus_label: Option<String>,
+    /// `date`: the UTC day's first and last millisecond.
+    pub day: Option<(i64, i64)>,
+}
+
+impl StatsQuery {
+    pub fn from_params(params: &Params) -> Result<StatsQuery, ApiError> {
+        Ok(StatsQuery {
+            limit: stats_limit(params)?,
+            sets: params.matcher_sets(false)?,
+            focus_label: params.get("focusLabel").map(str::to_string),
+            day: params.get("date").map(parse_stats_date).transpose()?,
+        })
+    }
+}
+
+/// The length of each top list: VictoriaMetrics's `topN` (below 1 counts as
+/// 1, as VictoriaMetrics does), else
+/// Prometheus's `limit` (a positive number), else 10.
+fn stats_limit(params: &Params) -> Result<usize, ApiError> {
+    if let Some(s) = params.get("topN") {
+        let n: i64 = s
+            .parse()
+            .map_err(|_| ApiError::bad_data(format!("cannot parse topN {s:?}: not an integer")))?;
+        return Ok(usize::try_from(n.max(1)).unwrap_or(usize::MAX));
+    }
+    match params.get("limit") {
+        None => Ok(10),
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n >= 1)
+            .ok_or_else(|| ApiError::bad_data("limit must be a positive number")),
+    }
+}
+
+/// `date=YYYY-MM-DD` as the milliseconds of that UTC day, both ends
+/// inclusive.
+fn parse_stats_date(s: &str) -> Result<(i64, i64), ApiError> {
+    let bad = || ApiError::bad_data(format!("cannot parse date {s:?}: want YYYY-MM-DD"));
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return Err(bad());
+    }
+    let digits = |r: std::ops::Range<usize>| -> Result<u32, ApiError> {
+        let part = &s[r];
+        if !part.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(bad());
+        }
+        part.parse().map_err(|_| bad())
+    };
+    let (year, month, day) = (digits(0..4)?, digits(5..7)?, digits(8..10)?);
+    let days = model::time::days_from_civil(i64::from(year), month, day);
+    if !(1..=12).contains(&month)
+        || model::time::civil_from_days(days) != (i64::from(year), month, day)
+    {
+        return Err(bad());
+    }
+    let start = days * 86_400_000;
+    Ok((start, start + 86_400_000 - 1))
 }
 
 #[cfg(test)]
@@ -336,5 +453,26 @@ mod tests {
         assert_eq!(unescape_label_name("U__my__name_2e__1f600_"), "my_name.😀");
         assert_eq!(unescape_label_name("U__bad_zz_"), "U__bad_zz_");
         assert_eq!(unescape_label_name("U__open_2e"), "U__open_2e");
+    }
+
+    #[test]
+    fn stats_dates_are_whole_utc_days() {
+        assert_eq!(
+            parse_stats_date("1970-01-02").ok(),
+            Some((86_400_000, 172_799_999))
+        );
+        let day = parse_stats_date("2024-02-29").ok().unwrap();
+        assert_eq!(day.0, 1_709_164_800_000);
+        for bad in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-00-10",
+            "24-01-01",
+            "2024-1-011",
+            "2024/01/01",
+            "+024-01-01",
+        ] {
+            assert!(parse_stats_date(bad).is_err(), "{bad}");
+        }
     }
 }

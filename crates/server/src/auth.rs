@@ -93,7 +93,7 @@ pub fn server_policy(method: &Method, path: &str) -> Option<Access> {
         "/" | "/graph" | "/query" | "/config" | "/flags" | "/tsdb-status" | "/targets"
         | "/rules" | "/alerts" | "/silences" | "/status" | "/dashboards" | "/d/{uid}"
         | "/login" | "/audit" | "/slos" | "/slos/{id}" | "/models" | "/models/{name}"
-        | "/models/{name}/compare" | "/ui/{*path}" => Public,
+        | "/models/{name}/compare" | "/cardinality" | "/ui/{*path}" => Public,
         "/-/reload" => Admin,
         "/api/v1/status/config" | "/api/v1/status/flags" => Admin,
         "/api/v1/admin/tsdb/delete_series"
@@ -161,6 +161,9 @@ pub fn server_policy(method: &Method, path: &str) -> Option<Access> {
         | "/api/v1/rules/backtest"
         | "/api/v1/alerts"
         | "/api/v2/status"
+        // `osprey alertmanager`'s API v1 reads (`/api/v1/alerts` is above).
+        | "/api/v1/status"
+        | "/api/v1/silences"
         | "/api/v2/receivers"
         | "/api/v2/alerts/groups"
         | "/metrics"

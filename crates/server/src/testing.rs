@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use model::matcher::matches_all;
 use model::storage::{
-    Appendable, Appender, HeadStats, Querier, Queryable, Result, Series, SeriesSet, Storage,
-    StorageCounters, StorageError, StorageErrorKind, check_selectable, validate_labels,
+    Appendable, Appender, CardinalityTally, HeadStats, Querier, Queryable, Result, Series,
+    SeriesSet, StatsRequest, StatsSelection, Storage, StorageCounters, StorageError,
+    StorageErrorKind, check_selectable, validate_labels,
 };
 use model::{Labels, Matcher};
 
@@ -181,26 +182,14 @@ impl Querier for MemoryQuerier {
 }
 
 impl Storage for MemoryStorage {
-    fn head_stats(&self, limit: usize) -> HeadStats {
+    fn head_stats(&self, request: &StatsRequest) -> HeadStats {
         let map = self.lock();
-        let mut by_metric: BTreeMap<String, u64> = BTreeMap::new();
-        let mut values_by_name: BTreeMap<String, std::collections::BTreeSet<String>> =
-            BTreeMap::new();
-        let mut bytes_by_name: BTreeMap<String, u64> = BTreeMap::new();
-        let mut by_pair: BTreeMap<String, u64> = BTreeMap::new();
+        let mut pairs = std::collections::BTreeSet::new();
         let (mut min_time, mut max_time) = (i64::MAX, i64::MIN);
+        let mut tally = CardinalityTally::new();
         for (labels, samples) in map.iter() {
-            if let Some(name) = labels.metric_name() {
-                *by_metric.entry(name.to_string()).or_default() += 1;
-            }
             for l in labels {
-                values_by_name
-                    .entry(l.name.to_string())
-                    .or_default()
-                    .insert(l.value.to_string());
-                *by_pair
-                    .entry(format!("{}={}", l.name, l.value))
-                    .or_default() += 1;
+                pairs.insert((l.name.as_str(), l.value.as_str()));
             }
             if let (Some((&first, _)), Some((&last, _))) =
                 (samples.first_key_value(), samples.last_key_value())
@@ -208,30 +197,21 @@ impl Storage for MemoryStorage {
                 min_time = min_time.min(first);
                 max_time = max_time.max(last);
             }
+            let selected = match &request.selection {
+                StatsSelection::All => true,
+                StatsSelection::Matching(sets) => sets.iter().any(|set| matches_all(labels, set)),
+            };
+            if selected {
+                tally.add(labels);
+            }
         }
-        for (name, values) in &values_by_name {
-            bytes_by_name.insert(name.clone(), values.iter().map(|v| v.len() as u64).sum());
-        }
-        let top = |m: BTreeMap<String, u64>| {
-            let mut v: Vec<(String, u64)> = m.into_iter().collect();
-            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            v.truncate(limit);
-            v
-        };
-        let num_label_pairs = by_pair.len() as u64;
         HeadStats {
             num_series: map.len() as u64,
             num_chunks: map.len() as u64,
-            num_label_pairs,
+            num_label_pairs: pairs.len() as u64,
             min_time,
             max_time,
-            series_count_by_metric_name: top(by_metric),
-            label_value_count_by_label_name: top(values_by_name
-                .into_iter()
-                .map(|(k, v)| (k, v.len() as u64))
-                .collect()),
-            memory_in_bytes_by_label_name: top(bytes_by_name),
-            series_count_by_label_value_pair: top(by_pair),
+            cardinality: tally.finish(request.limit, request.focus_label.as_deref()),
         }
     }
 

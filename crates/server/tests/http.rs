@@ -421,6 +421,36 @@ async fn status_tsdb_has_prometheus_shape() {
             .len(),
         3
     );
+    assert_eq!(default_limit["data"]["totalSeries"], 4);
+    // VictoriaMetrics's parameters: match[] (a union), focusLabel, topN.
+    let filtered = get(
+        &app,
+        "/api/v1/status/tsdb?topN=5&focusLabel=job&match[]=up&match[]=up%7Bjob%3D%22api%22%7D",
+    )
+    .await
+    .json();
+    let data = &filtered["data"];
+    assert_eq!(data["totalSeries"], 2, "{data}");
+    assert_eq!(data["headStats"]["numSeries"], 4, "the head, unfiltered");
+    assert_eq!(
+        data["seriesCountByMetricName"],
+        json!([{"name": "up", "value": 2}])
+    );
+    assert_eq!(
+        data["seriesCountByFocusLabelValue"],
+        json!([{"name": "api", "value": 1}, {"name": "db", "value": 1}])
+    );
+    // date: the series with samples that UTC day (all at 1-3 s here).
+    let day = get(&app, "/api/v1/status/tsdb?date=1970-01-01&match[]=up")
+        .await
+        .json();
+    assert_eq!(day["data"]["totalSeries"], 2, "{day}");
+    let other = get(&app, "/api/v1/status/tsdb?date=1970-01-02")
+        .await
+        .json();
+    assert_eq!(other["data"]["totalSeries"], 0, "{other}");
+    let reply = get(&app, "/api/v1/status/tsdb?date=2024-02-30").await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
 }
 
 /// Parses an export body into (labels JSON, values bits, timestamps).

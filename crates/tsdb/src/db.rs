@@ -35,8 +35,8 @@ use crate::querier::DbQuerier;
 use crate::sync::{lock, read, write};
 use crate::wal::{self, Record, RefSample, RefSeries, RefTombstone, Wal, WalOptions};
 use model::storage::{
-    Appendable, Appender, HeadStats, Querier, Queryable, Result, SnapshotHead, Storage,
-    StorageAdmin, StorageCounters, StorageError, StorageErrorKind,
+    Appendable, Appender, HeadStats, Querier, Queryable, Result, SnapshotHead, StatsRequest,
+    Storage, StorageAdmin, StorageCounters, StorageError, StorageErrorKind,
 };
 use model::{Labels, Matcher};
 use std::fs::File;
@@ -982,8 +982,8 @@ impl StorageAdmin for Db {
 }
 
 impl Storage for Db {
-    fn head_stats(&self, limit: usize) -> HeadStats {
-        self.head.stats(limit)
+    fn head_stats(&self, request: &StatsRequest) -> HeadStats {
+        self.head.stats(request)
     }
 
     fn set_retention_rules(&self, rules: Vec<(Vec<Matcher>, i64)>) -> bool {

@@ -1050,50 +1050,55 @@ impl Head {
         values.into_iter().collect()
     }
 
-    pub(crate) fn stats(&self, limit: usize) -> model::storage::HeadStats {
-        let index = read(&self.index);
-        let mut by_metric: HashMap<&str, u64> = HashMap::new();
-        let mut by_pair: HashMap<(&str, &str), u64> = HashMap::new();
-        let mut chunks = 0;
-        for s in index.series.values() {
-            chunks += s.chunk_count();
-            for l in s.labels.iter() {
-                let (n, v) = (l.name.as_str(), l.value.as_str());
-                if n == model::METRIC_NAME {
-                    *by_metric.entry(v).or_default() += 1;
+    pub(crate) fn stats(
+        &self,
+        request: &model::storage::StatsRequest,
+    ) -> model::storage::HeadStats {
+        use model::storage::{CardinalityTally, StatsSelection};
+        let focus = request.focus_label.as_deref();
+        // Selected series first: matching takes the index lock itself.
+        let selected: Option<Vec<Arc<MemSeries>>> = match &request.selection {
+            StatsSelection::All => None,
+            StatsSelection::Matching(sets) => {
+                let mut all: Vec<Arc<MemSeries>> = Vec::new();
+                for set in sets {
+                    all.extend(self.matching_series(set));
                 }
-                *by_pair.entry((n, v)).or_default() += 1;
+                if sets.len() > 1 {
+                    all.sort_unstable_by_key(|s| s.id);
+                    all.dedup_by_key(|s| s.id);
+                }
+                Some(all)
             }
-        }
-        let mut value_count: Vec<(String, u64)> = Vec::new();
-        let mut memory: Vec<(String, u64)> = Vec::new();
-        let mut pairs = 0u64;
-        for (name, vals) in &index.postings {
-            value_count.push((name.to_string(), vals.len() as u64));
-            memory.push((name.to_string(), vals.keys().map(|v| v.len() as u64).sum()));
-            pairs += vals.len() as u64;
-        }
-        let top = |mut v: Vec<(String, u64)>| {
-            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            v.truncate(limit);
-            v
         };
+        let index = read(&self.index);
+        let mut chunks = 0;
+        let cardinality = match &selected {
+            None => {
+                let mut tally = CardinalityTally::new();
+                for s in index.series.values() {
+                    chunks += s.chunk_count();
+                    tally.add(&s.labels);
+                }
+                tally.finish(request.limit, focus)
+            }
+            Some(list) => {
+                chunks = index.series.values().map(|s| s.chunk_count()).sum();
+                let mut tally = CardinalityTally::new();
+                for s in list {
+                    tally.add(&s.labels);
+                }
+                tally.finish(request.limit, focus)
+            }
+        };
+        let pairs = index.postings.values().map(|vals| vals.len() as u64).sum();
         model::storage::HeadStats {
             num_series: index.series.len() as u64,
             num_chunks: chunks,
             num_label_pairs: pairs,
             min_time: self.min_time(),
             max_time: self.max_time(),
-            series_count_by_metric_name: top(by_metric
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect()),
-            label_value_count_by_label_name: top(value_count),
-            memory_in_bytes_by_label_name: top(memory),
-            series_count_by_label_value_pair: top(by_pair
-                .into_iter()
-                .map(|((n, v), c)| (format!("{n}={v}"), c))
-                .collect()),
+            cardinality,
         }
     }
 
@@ -1303,5 +1308,87 @@ mod tests {
         assert!(!s.truncate_before(1000));
         assert_eq!(s.samples(i64::MIN, i64::MAX).first(), Some(&(1000, 1000.0)));
         assert!(s.truncate_before(3000));
+    }
+}
+
+#[cfg(test)]
+mod stats_speed {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// The pass before the single-tally rewrite, kept to time against.
+    fn stats_before(head: &Head, limit: usize) -> (u64, usize) {
+        let index = read(&head.index);
+        let mut by_metric: HashMap<&str, u64> = HashMap::new();
+        let mut by_pair: HashMap<(&str, &str), u64> = HashMap::new();
+        let mut chunks = 0;
+        for s in index.series.values() {
+            chunks += s.chunk_count();
+            for l in s.labels.iter() {
+                let (n, v) = (l.name.as_str(), l.value.as_str());
+                if n == model::METRIC_NAME {
+                    *by_metric.entry(v).or_default() += 1;
+                }
+                *by_pair.entry((n, v)).or_default() += 1;
+            }
+        }
+        let mut value_count: Vec<(String, u64)> = Vec::new();
+        let mut memory: Vec<(String, u64)> = Vec::new();
+        for (name, vals) in &index.postings {
+            value_count.push((name.to_string(), vals.len() as u64));
+            memory.push((name.to_string(), vals.keys().map(|v| v.len() as u64).sum()));
+        }
+        let top = |mut v: Vec<(String, u64)>| {
+            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            v.truncate(limit);
+            v
+        };
+        let a = top(by_metric
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect());
+        let b = top(by_pair
+            .into_iter()
+            .map(|((n, v), c)| (format!("{n}={v}"), c))
+            .collect());
+        (
+            chunks,
+            a.len() + b.len() + top(value_count).len() + top(memory).len(),
+        )
+    }
+
+    /// `cargo test --release -p tsdb --lib stats_speed -- --ignored --nocapture`
+    #[test]
+    #[ignore = "timing, run by hand"]
+    fn unfiltered_stats_no_slower_than_before() {
+        let head = Head::new(7_200_000);
+        for i in 0..200_000 {
+            let labels = Labels::from_pairs([
+                ("__name__", format!("metric_{}", i % 500)),
+                ("instance", format!("host-{}", i % 1000)),
+                ("job", format!("job-{}", i % 20)),
+                ("user", format!("user-{i}")),
+            ]);
+            head.get_or_create_pending(&labels);
+        }
+        let request = model::storage::StatsRequest::all(10);
+        let time = |f: &dyn Fn()| {
+            let start = std::time::Instant::now();
+            for _ in 0..5 {
+                f();
+            }
+            start.elapsed() / 5
+        };
+        let before = time(&|| {
+            std::hint::black_box(stats_before(&head, 10));
+        });
+        let after = time(&|| {
+            std::hint::black_box(head.stats(&request));
+        });
+        println!("200k series: before {before:?}, after {after:?}");
+        assert!(
+            after <= before * 5 / 4,
+            "before {before:?}, after {after:?}"
+        );
     }
 }

@@ -139,7 +139,7 @@ fn a_series_deleted_whole_leaves_every_lookup_and_comes_back_when_written_again(
     assert_eq!(q.label_values("user", &[any_name()]).unwrap(), vec!["eve"]);
     drop(q);
     // Gone from the head, not just empty.
-    let stats = db.head_stats(10);
+    let stats = db.head_stats(&model::storage::StatsRequest::all(10));
     assert_eq!(stats.num_series, 1, "{stats:?}");
 
     // Written again, the series gets a new id in the head; replay must map

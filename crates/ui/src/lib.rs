@@ -114,6 +114,7 @@ const PAGES: &[&str] = &[
     "/models",
     "/models/{name}",
     "/models/{name}/compare",
+    "/cardinality",
     "/status",
     "/dashboards",
     "/d/{uid}",
