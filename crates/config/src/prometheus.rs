@@ -1016,20 +1016,7 @@ fn remote_write(
             "remote_timeout" => {
                 config.remote_timeout_ms = decoder.positive_duration(value, path)?
             }
-            "headers" => {
-                for h in decoder.fields(value, path)? {
-                    if http::is_reserved_header(&h.name) {
-                        return Err(decoder.error(
-                            h.key.line,
-                            &h.path,
-                            format!("{} is a reserved header; it may not be overridden", h.name),
-                        ));
-                    }
-                    let text = decoder.string(h.value, &h.path)?;
-                    config.headers.push((h.name, text));
-                }
-                config.headers.sort();
-            }
+            "headers" => config.headers = remote_headers(decoder, value, path)?,
             "write_relabel_configs" => {
                 config.write_relabel_configs = relabel_configs(decoder, value, path)?
             }
@@ -1068,21 +1055,13 @@ fn remote_write(
             }
         }
     }
-    let url_field = format!("{field}.url");
-    let line = url_line.unwrap_or(node.line);
-    if config.url.is_empty() {
-        return Err(decoder.error(line, &url_field, "url for remote_write is empty"));
-    }
-    if check_url(&config.url).is_err() {
-        return Err(decoder.error(
-            line,
-            &url_field,
-            format!(
-                "invalid URL {:?} (expected http:// or https:// with a host)",
-                config.url
-            ),
-        ));
-    }
+    check_remote_url(
+        decoder,
+        &config.url,
+        url_line.unwrap_or(node.line),
+        field,
+        "remote_write",
+    )?;
     http::validate(decoder, &config.http, node.line, field)?;
     if config.sigv4.is_some()
         && (config.http.basic_auth.is_some()
@@ -1120,6 +1099,51 @@ fn remote_reads(decoder: &mut Decoder, node: &Node) -> Result<Vec<RemoteReadConf
     Ok(configs)
 }
 
+/// A `remote_write` or `remote_read` entry's `headers`, sorted; the
+/// headers the protocol sets itself may not be overridden.
+fn remote_headers(
+    decoder: &Decoder,
+    node: &Node,
+    field: &str,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut headers = Vec::new();
+    for h in decoder.fields(node, field)? {
+        if http::is_reserved_header(&h.name) {
+            return Err(decoder.error(
+                h.key.line,
+                &h.path,
+                format!("{} is a reserved header; it may not be overridden", h.name),
+            ));
+        }
+        let text = decoder.string(h.value, &h.path)?;
+        headers.push((h.name, text));
+    }
+    headers.sort();
+    Ok(headers)
+}
+
+/// A remote entry's `url`: present, and http(s) with a host.
+fn check_remote_url(
+    decoder: &Decoder,
+    url: &str,
+    line: u64,
+    field: &str,
+    section: &str,
+) -> Result<(), ConfigError> {
+    let url_field = format!("{field}.url");
+    if url.is_empty() {
+        return Err(decoder.error(line, &url_field, format!("url for {section} is empty")));
+    }
+    if check_url(url).is_err() {
+        return Err(decoder.error(
+            line,
+            &url_field,
+            format!("invalid URL {url:?} (expected http:// or https:// with a host)"),
+        ));
+    }
+    Ok(())
+}
+
 fn remote_read(
     decoder: &mut Decoder,
     node: &Node,
@@ -1147,20 +1171,7 @@ fn remote_read(
             "remote_timeout" => {
                 config.remote_timeout_ms = decoder.positive_duration(value, path)?
             }
-            "headers" => {
-                for h in decoder.fields(value, path)? {
-                    if http::is_reserved_header(&h.name) {
-                        return Err(decoder.error(
-                            h.key.line,
-                            &h.path,
-                            format!("{} is a reserved header; it may not be overridden", h.name),
-                        ));
-                    }
-                    let text = decoder.string(h.value, &h.path)?;
-                    config.headers.push((h.name, text));
-                }
-                config.headers.sort();
-            }
+            "headers" => config.headers = remote_headers(decoder, value, path)?,
             "required_matchers" => {
                 for m in decoder.fields(value, path)? {
                     let text = decoder.string(m.value, &m.path)?;
@@ -1179,21 +1190,13 @@ fn remote_read(
             }
         }
     }
-    let url_field = format!("{field}.url");
-    let line = url_line.unwrap_or(node.line);
-    if config.url.is_empty() {
-        return Err(decoder.error(line, &url_field, "url for remote_read is empty"));
-    }
-    if check_url(&config.url).is_err() {
-        return Err(decoder.error(
-            line,
-            &url_field,
-            format!(
-                "invalid URL {:?} (expected http:// or https:// with a host)",
-                config.url
-            ),
-        ));
-    }
+    check_remote_url(
+        decoder,
+        &config.url,
+        url_line.unwrap_or(node.line),
+        field,
+        "remote_read",
+    )?;
     http::validate(decoder, &config.http, node.line, field)?;
     Ok(config)
 }
