@@ -869,6 +869,7 @@ export async function renderStatus(main) {
         top('Top labels by value count', d.labelValueCountByLabelName, 'Values'),
         top('Top labels by memory', d.memoryInBytesByLabelName, 'Bytes'),
         top('Top label pairs by series count', d.seriesCountByLabelValuePair, 'Series'),
+        el('p', {}, el('a', { href: '/cardinality', id: 'status-cardinality' }, 'Explore cardinality: filters, focus label, growth and targets →')),
       );
     }, (e) => fail(tsdb, e)),
   ]);

@@ -22,7 +22,7 @@ impl ChildGuard {
     /// Spawns `command` with its stderr appended to `log` (stdout
     /// discarded) and waits until `ready` says yes; fails the test, with
     /// the log, when that takes longer than `timeout` (the child is killed
-    /// as the guard drops).
+    /// as the guard drops) or at once when the child exits first.
     pub fn spawn_ready(
         command: &mut Command,
         log: &Path,
@@ -34,10 +34,16 @@ impl ChildGuard {
             .append(true)
             .open(log)
             .expect("open the child's log");
-        let guard = ChildGuard::spawn(command.stdout(Stdio::null()).stderr(log_file))
+        let mut guard = ChildGuard::spawn(command.stdout(Stdio::null()).stderr(log_file))
             .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
         let deadline = Instant::now() + timeout;
         while !ready() {
+            if let Ok(Some(status)) = guard.0.try_wait() {
+                panic!(
+                    "{command:?} exited ({status}) before it was ready; log:\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+            }
             assert!(
                 Instant::now() < deadline,
                 "{command:?} did not become ready in {timeout:?}; log:\n{}",
