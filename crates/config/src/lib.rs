@@ -57,8 +57,8 @@ pub use client::{ClientOptions, HttpClient};
 pub use decode::Decoder;
 pub use http::HttpClientConfig;
 pub use prometheus::{
-    AlertingConfig, AlertmanagerTarget, FileSdConfig, GlobalConfig, QueueConfig, RemoteReadConfig,
-    RemoteWriteConfig, Scheme, ScrapeConfig, SigV4Config, StaticConfig,
+    AlertingConfig, AlertmanagerTarget, FileSdConfig, GlobalConfig, MetadataConfig, QueueConfig,
+    RemoteReadConfig, RemoteWriteConfig, Scheme, ScrapeConfig, SigV4Config, StaticConfig,
 };
 
 use yaml::Node;

@@ -198,6 +198,29 @@ pub struct RemoteWriteConfig {
     /// `sigv4`: AWS Signature Version 4 on every request (Amazon Managed
     /// Service for Prometheus), instead of the `http` credentials.
     pub sigv4: Option<SigV4Config>,
+    /// `metadata_config`: sending the scraped metrics' type, help and unit.
+    pub metadata: MetadataConfig,
+}
+
+/// `remote_write.metadata_config`, with Prometheus's defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetadataConfig {
+    /// Default true.
+    pub send: bool,
+    /// Default 1m.
+    pub send_interval_ms: i64,
+    /// Metadata entries per request; default 500.
+    pub max_samples_per_send: u64,
+}
+
+impl Default for MetadataConfig {
+    fn default() -> MetadataConfig {
+        MetadataConfig {
+            send: true,
+            send_interval_ms: 60_000,
+            max_samples_per_send: 500,
+        }
+    }
 }
 
 /// `remote_write.sigv4`.
@@ -1003,6 +1026,7 @@ fn remote_write(
         write_relabel_configs: Vec::new(),
         queue_config: QueueConfig::default(),
         sigv4: None,
+        metadata: MetadataConfig::default(),
     };
     let mut url_line = None;
     for f in decoder.fields(node, field)? {
@@ -1021,7 +1045,7 @@ fn remote_write(
                 config.write_relabel_configs = relabel_configs(decoder, value, path)?
             }
             "queue_config" => config.queue_config = queue_config(decoder, value, path)?,
-            "metadata_config" => metadata_config(decoder, value, path)?,
+            "metadata_config" => config.metadata = metadata_config(decoder, value, path)?,
             "protobuf_message" => {
                 let message = decoder.string(value, path)?;
                 if message != "prometheus.WriteRequest" {
@@ -1297,26 +1321,29 @@ fn queue_config(decoder: &Decoder, node: &Node, field: &str) -> Result<QueueConf
 
 /// `metadata_config`: osprey does not send metadata, so `send` must be
 /// false.
-fn metadata_config(decoder: &Decoder, node: &Node, field: &str) -> Result<(), ConfigError> {
+fn metadata_config(
+    decoder: &Decoder,
+    node: &Node,
+    field: &str,
+) -> Result<MetadataConfig, ConfigError> {
+    let mut config = MetadataConfig::default();
     for f in decoder.fields(node, field)? {
         match f.name.as_str() {
-            "send" => {
-                if decoder.bool(f.value, &f.path)? {
-                    return Err(
-                        decoder.unsupported(&f, "sending metric metadata (set send: false)")
-                    );
-                }
-            }
+            "send" => config.send = decoder.bool(f.value, &f.path)?,
             "send_interval" => {
-                decoder.duration(f.value, &f.path)?;
+                config.send_interval_ms = decoder.positive_duration(f.value, &f.path)?
             }
             "max_samples_per_send" => {
-                decoder.unsigned(f.value, &f.path)?;
+                let n = decoder.unsigned(f.value, &f.path)?;
+                if n == 0 {
+                    return Err(decoder.error(f.value.line, &f.path, "must be greater than zero"));
+                }
+                config.max_samples_per_send = n;
             }
             _ => return Err(decoder.unknown(&f)),
         }
     }
-    Ok(())
+    Ok(config)
 }
 
 /// Parses a file_sd file (JSON or YAML: a list of `{targets, labels}`).

@@ -34,11 +34,27 @@ pub struct Agent {
 
 struct AgentInner {
     source: ConfigSource,
-    manager: ScrapeManager,
+    manager: Arc<ScrapeManager>,
     writer: tokio::sync::Mutex<RemoteWriter>,
     registry: Registry,
     /// Held (locked) for the agent's lifetime: one agent per data dir.
     _lock: std::fs::File,
+}
+
+/// The scrape targets' metadata as remote write sends it.
+pub fn scrape_metadata_source(manager: &Arc<ScrapeManager>) -> remote::MetadataSource {
+    let manager = Arc::downgrade(manager);
+    Arc::new(move || {
+        let Some(manager) = manager.upgrade() else {
+            return Vec::new();
+        };
+        manager
+            .metadata()
+            .values()
+            .flatten()
+            .map(|m| remote::metadata_entry(&m.metric, m.metric_type, &m.help, &m.unit))
+            .collect()
+    })
 }
 
 impl Agent {
@@ -57,19 +73,22 @@ impl Agent {
                 .await
                 .map_err(|e| format!("opening the agent WAL: {e}"))??
         };
-        let mut writer =
-            RemoteWriter::new(storage.clone(), &data_dir.join("queues"), true, metrics)?;
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "localhost".to_string());
+        let appendable: Arc<dyn model::storage::Appendable> = Arc::new(storage.clone());
+        let manager = Arc::new(ScrapeManager::new(
+            appendable,
+            ScrapeManagerOptions { hostname },
+        ));
+        let mut writer = RemoteWriter::new(storage, &data_dir.join("queues"), true, metrics)?;
+        writer.set_metadata_source(scrape_metadata_source(&manager));
         writer
             .apply(&config.remote_write, &config.global.external_labels)
             .await?;
         if config.remote_write.is_empty() {
             tracing::warn!("no remote_write configured: scraped samples are not forwarded");
         }
-        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "localhost".to_string());
-        let appendable: Arc<dyn model::storage::Appendable> = Arc::new(storage);
-        let manager = ScrapeManager::new(appendable, ScrapeManagerOptions { hostname });
         manager.apply_config(&config.scrape_configs).await;
         Ok(Agent {
             inner: Arc::new(AgentInner {

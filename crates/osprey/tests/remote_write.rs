@@ -585,3 +585,189 @@ fn server_reload_starts_forwarding() {
         std::thread::sleep(Duration::from_millis(250));
     }
 }
+
+/// A loopback receiver that keeps every remote write request it gets,
+/// decoded, and answers 204. Its thread ends with the test process.
+fn capture_receiver() -> (SocketAddr, Arc<std::sync::Mutex<Vec<remote::WriteRequest>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buffer = Vec::new();
+            let mut chunk = [0u8; 8192];
+            // Headers, then Content-Length bytes of body.
+            let (head_end, length) = loop {
+                let Ok(n) = stream.read(&mut chunk) else {
+                    break (0, 0);
+                };
+                if n == 0 {
+                    break (0, 0);
+                }
+                buffer.extend_from_slice(&chunk[..n]);
+                if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+                    let length = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    break (end + 4, length);
+                }
+            };
+            if head_end == 0 {
+                continue;
+            }
+            while buffer.len() < head_end + length {
+                match stream.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let body = &buffer[head_end..(head_end + length).min(buffer.len())];
+            if let Ok(raw) = snap::raw::Decoder::new().decompress_vec(body)
+                && let Ok(request) =
+                    <remote::WriteRequest as prost::Message>::decode(raw.as_slice())
+            {
+                kept.lock().unwrap_or_else(|e| e.into_inner()).push(request);
+            }
+            let _ = stream.write_all(
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    (addr, seen)
+}
+
+/// `metadata_config`: the agent sends the scraped families' type, help and
+/// unit every `send_interval`, in requests that hold only metadata, beside
+/// the samples; `send: false` sends none.
+#[test]
+fn agent_sends_scrape_metadata() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = Target::start();
+    let (addr, seen) = capture_receiver();
+    let (quiet_addr, quiet_seen) = capture_receiver();
+    let config = dir.path().join("agent.yml");
+    std::fs::write(
+        &config,
+        [
+            "global:",
+            "  scrape_interval: 1s",
+            "  scrape_timeout: 900ms",
+            "scrape_configs:",
+            "  - job_name: fake",
+            "    static_configs:",
+            &format!("      - targets: ['{}']", target.addr),
+            "remote_write:",
+            &format!("  - url: http://{addr}/api/v1/write"),
+            "    queue_config: {batch_send_deadline: 200ms}",
+            "    metadata_config: {send_interval: 300ms, max_samples_per_send: 1}",
+            &format!("  - url: http://{quiet_addr}/api/v1/write"),
+            "    queue_config: {batch_send_deadline: 200ms}",
+            "    metadata_config: {send: false, send_interval: 300ms}",
+            "",
+        ]
+        .join("\n"),
+    )
+    .expect("write config");
+    let agent = Agent::start(
+        &config,
+        &dir.path().join("data"),
+        &dir.path().join("agent.log"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let found = loop {
+        let requests = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let found: Vec<remote::MetricMetadata> = requests
+            .iter()
+            .flat_map(|r| r.metadata.clone())
+            .filter(|m| m.metric_family_name == "osprey_agent_probe")
+            .collect();
+        let samples = requests.iter().any(|r| !r.timeseries.is_empty());
+        let quiet_samples = quiet_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|r| !r.timeseries.is_empty());
+        if !found.is_empty() && samples && quiet_samples {
+            // Metadata requests carry no samples, and at most one entry
+            // each here (max_samples_per_send: 1).
+            for r in requests.iter().filter(|r| !r.metadata.is_empty()) {
+                assert!(r.timeseries.is_empty() && r.metadata.len() == 1, "{r:?}");
+            }
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no metadata arrived; log:\n{}",
+            std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // prometheus.MetricMetadata: GAUGE is 2.
+    assert_eq!(found[0].r#type, 2);
+    // Metadata went out at least once meanwhile; the second queue, with
+    // send: false, got samples and never metadata.
+    let quiet = quiet_seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert!(
+        quiet.iter().all(|r| r.metadata.is_empty()),
+        "send: false sent metadata"
+    );
+    agent.kill();
+}
+
+/// The server sends its scrape targets' metadata too.
+#[test]
+fn server_sends_scrape_metadata() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = Target::start();
+    let (addr, seen) = capture_receiver();
+    let config = dir.path().join("osprey.yml");
+    std::fs::write(
+        &config,
+        [
+            "global:",
+            "  scrape_interval: 1s",
+            "  scrape_timeout: 900ms",
+            "scrape_configs:",
+            "  - job_name: fake",
+            "    static_configs:",
+            &format!("      - targets: ['{}']", target.addr),
+            "remote_write:",
+            &format!("  - url: http://{addr}/api/v1/write"),
+            "    queue_config: {batch_send_deadline: 200ms}",
+            "    metadata_config: {send_interval: 300ms}",
+            "",
+        ]
+        .join("\n"),
+    )
+    .expect("write config");
+    let server = Server::start_with_args(
+        &dir.path().join("data"),
+        free_addr(),
+        &dir.path().join("server.log"),
+        &["--config", &config.display().to_string()],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let gauge = seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .flat_map(|r| r.metadata.clone())
+            .any(|m| m.metric_family_name == "osprey_agent_probe" && m.r#type == 2);
+        if gauge {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no metadata arrived; log:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

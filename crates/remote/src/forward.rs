@@ -33,6 +33,8 @@ pub struct Forwarder {
     /// The queues; `Some` while `remote_write` is configured. Held across
     /// `apply` so reloads do not interleave.
     writer: tokio::sync::Mutex<Option<RemoteWriter>>,
+    /// Where the queues' metadata comes from (the scrape targets').
+    metadata_source: RwLock<Option<crate::MetadataSource>>,
 }
 
 impl Forwarder {
@@ -46,7 +48,17 @@ impl Forwarder {
             metrics,
             wal: RwLock::new(None),
             writer: tokio::sync::Mutex::new(None),
+            metadata_source: RwLock::new(None),
         }
+    }
+
+    /// Sets where the metadata sent with `metadata_config.send` comes from;
+    /// queues started afterwards use it.
+    pub fn set_metadata_source(&self, source: crate::MetadataSource) {
+        *self
+            .metadata_source
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = Some(source);
     }
 
     /// Makes forwarding match `configs`: the first entry opens the WAL and
@@ -81,6 +93,14 @@ impl Forwarder {
             true,
             self.metrics.clone(),
         )?;
+        let source = self
+            .metadata_source
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(source) = source {
+            started.set_metadata_source(source);
+        }
         started.apply(configs, external_labels).await?;
         self.set_wal(Some(wal));
         *writer = Some(started);

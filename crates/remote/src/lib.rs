@@ -40,4 +40,7 @@ pub use codec::{
     visit_write_request,
 };
 pub use forward::Forwarder;
-pub use sender::{AGENT_SEGMENT_BYTES, RemoteMetrics, RemoteWriter, WalStorage, queue_id};
+pub use sender::{
+    AGENT_SEGMENT_BYTES, MetadataSource, RemoteMetrics, RemoteWriter, WalStorage, metadata_entry,
+    queue_id,
+};

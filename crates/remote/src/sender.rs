@@ -39,7 +39,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 use tsdb::wal::{self, Durability, Record, RefSample, RefSeries, Wal, WalOptions};
 
-use crate::codec::{Label, Sample, TimeSeries, WriteRequest, encode_remote_write};
+use crate::codec::{Label, MetricMetadata, Sample, TimeSeries, WriteRequest, encode_remote_write};
 
 /// The segment size at which the agent starts a new WAL segment. Small
 /// enough that a sent segment is deleted soon (disk use stays near what
@@ -72,6 +72,10 @@ pub struct RemoteMetrics {
     shards_max: Family<QueueLabels, Gauge>,
     shards_min: Family<QueueLabels, Gauge>,
     position_segment: Family<QueueLabels, Gauge>,
+    metadata_sent: Family<QueueLabels, Counter>,
+    metadata_failed: Family<QueueLabels, Counter>,
+    metadata_retried: Family<QueueLabels, Counter>,
+    metadata_bytes: Family<QueueLabels, Counter>,
 }
 
 type QueueLabels = Vec<(&'static str, String)>;
@@ -112,6 +116,31 @@ impl RemoteMetrics {
             ),
         ];
         for (name, help, family) in families {
+            registry.register(name, help, family.clone());
+        }
+        let metadata: [(&str, &str, &Family<QueueLabels, Counter>); 4] = [
+            (
+                "prometheus_remote_storage_metadata",
+                "Metadata entries sent to the remote storage and acknowledged",
+                &self.metadata_sent,
+            ),
+            (
+                "prometheus_remote_storage_metadata_failed",
+                "Metadata entries the remote storage refused for good",
+                &self.metadata_failed,
+            ),
+            (
+                "prometheus_remote_storage_metadata_retried",
+                "Metadata entries whose send failed and was retried",
+                &self.metadata_retried,
+            ),
+            (
+                "prometheus_remote_storage_metadata_bytes",
+                "Compressed metadata request bytes acknowledged by the remote storage",
+                &self.metadata_bytes,
+            ),
+        ];
+        for (name, help, family) in metadata {
             registry.register(name, help, family.clone());
         }
         let gauges: [(&str, &str, &Family<QueueLabels, Gauge>); 5] = [
@@ -315,6 +344,40 @@ pub struct RemoteWriter {
     positions: Arc<Mutex<Vec<Arc<AtomicU32>>>>,
     metrics: RemoteMetrics,
     fsync: bool,
+    /// Where the metadata sent with `metadata_config.send` comes from (the
+    /// scrape targets'); without one, no metadata is sent.
+    metadata_source: Option<MetadataSource>,
+}
+
+/// The metric metadata to send: called once per `send_interval`.
+pub type MetadataSource = Arc<dyn Fn() -> Vec<MetricMetadata> + Send + Sync>;
+
+/// One metric family's metadata as remote write sends it
+/// (`prometheus.MetricMetadata`, whose type numbers follow OpenMetrics's
+/// order with unknown as 0).
+pub fn metadata_entry(
+    metric: &str,
+    metric_type: model::exposition::MetricType,
+    help: &str,
+    unit: &str,
+) -> MetricMetadata {
+    use model::exposition::MetricType;
+    let r#type = match metric_type {
+        MetricType::Unknown => 0,
+        MetricType::Counter => 1,
+        MetricType::Gauge => 2,
+        MetricType::Histogram => 3,
+        MetricType::GaugeHistogram => 4,
+        MetricType::Summary => 5,
+        MetricType::Info => 6,
+        MetricType::StateSet => 7,
+    };
+    MetricMetadata {
+        r#type,
+        metric_family_name: metric.to_string(),
+        help: help.to_string(),
+        unit: unit.to_string(),
+    }
 }
 
 struct RunningQueue {
@@ -322,6 +385,8 @@ struct RunningQueue {
     external_labels: Vec<(String, String)>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    /// The metadata loop, when metadata is sent; it ends on `stop`.
+    metadata_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl RemoteWriter {
@@ -343,7 +408,14 @@ impl RemoteWriter {
             positions: Arc::new(Mutex::new(Vec::new())),
             metrics,
             fsync,
+            metadata_source: None,
         })
+    }
+
+    /// Sets where metadata comes from; queues started afterwards send it
+    /// (with `metadata_config.send`, the default).
+    pub fn set_metadata_source(&mut self, source: MetadataSource) {
+        self.metadata_source = Some(source);
     }
 
     /// Makes the running queues match `configs`: unchanged ones keep
@@ -377,6 +449,9 @@ impl RemoteWriter {
         for queue in old {
             let _ = queue.stop.send(true);
             let _ = queue.task.await;
+            if let Some(task) = queue.metadata_task {
+                task.abort();
+            }
         }
         let mut positions = Vec::new();
         for (config, client) in start {
@@ -420,11 +495,31 @@ impl RemoteWriter {
                 .shards_min
                 .set(config.queue_config.min_shards as i64);
             positions.push(segment);
+            let metadata_task = match &self.metadata_source {
+                Some(source) if config.metadata.send => {
+                    let sender = Sender {
+                        client: queue.client.clone(),
+                        url: config.url.clone(),
+                        config: config.clone(),
+                        sent: self.metrics.metadata_sent.get_or_create(&labels).clone(),
+                        failed: self.metrics.metadata_failed.get_or_create(&labels).clone(),
+                        retried: self.metrics.metadata_retried.get_or_create(&labels).clone(),
+                        bytes: self.metrics.metadata_bytes.get_or_create(&labels).clone(),
+                    };
+                    Some(tokio::spawn(send_metadata(
+                        sender,
+                        source.clone(),
+                        stop.subscribe(),
+                    )))
+                }
+                _ => None,
+            };
             keep.push(RunningQueue {
                 config,
                 external_labels: external_labels.to_vec(),
                 stop,
                 task: tokio::spawn(queue.run()),
+                metadata_task,
             });
         }
         self.queues = keep;
@@ -449,6 +544,9 @@ impl RemoteWriter {
             let _ = queue.stop.send(true);
         }
         for queue in std::mem::take(&mut self.queues) {
+            if let Some(task) = &queue.metadata_task {
+                task.abort();
+            }
             let abort = queue.task.abort_handle();
             if tokio::time::timeout(flush_deadline, queue.task)
                 .await
@@ -1077,6 +1175,37 @@ struct Sender {
     failed: Counter,
     retried: Counter,
     bytes: Counter,
+}
+
+/// Every `metadata_config.send_interval`, sends what `source` gives, in
+/// requests of at most `max_samples_per_send` entries holding only
+/// metadata, retried like samples; ends when `stop` turns true.
+async fn send_metadata(sender: Sender, source: MetadataSource, mut stop: watch::Receiver<bool>) {
+    let metadata = &sender.config.metadata;
+    let interval = Duration::from_millis(metadata.send_interval_ms.max(1) as u64);
+    let per_send = metadata.max_samples_per_send.max(1) as usize;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            return;
+        }
+        let entries = source();
+        for batch in entries.chunks(per_send) {
+            let body = encode_remote_write(&WriteRequest {
+                timeseries: Vec::new(),
+                metadata: batch.to_vec(),
+            });
+            if let SendOutcome::Stopped = sender
+                .send_with_retry(&body, batch.len() as u64, &mut stop)
+                .await
+            {
+                return;
+            }
+        }
+    }
 }
 
 /// Why one request failed.

@@ -228,6 +228,25 @@ impl AppState {
         if self.inner.lifecycle.set(lifecycle).is_err() {
             return Err("the configuration was already started".to_string());
         }
+        // remote_write sends the scrape targets' metadata (metadata_config).
+        if let Some(forwarder) = &self.inner.forwarder {
+            let state = Arc::downgrade(&self.inner);
+            forwarder.set_metadata_source(Arc::new(move || {
+                let Some(inner) = state.upgrade() else {
+                    return Vec::new();
+                };
+                let Some(lifecycle) = inner.lifecycle.get() else {
+                    return Vec::new();
+                };
+                lifecycle
+                    .scrape
+                    .metadata()
+                    .values()
+                    .flatten()
+                    .map(|m| remote::metadata_entry(&m.metric, m.metric_type, &m.help, &m.unit))
+                    .collect()
+            }));
+        }
         // The models' logs are replayed before anything is served.
         let data_dir = self.config().data_dir.clone();
         let configs = prepared.config.models.clone();
