@@ -15,7 +15,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use exporters::host::{Collector, HostExporter, HostOptions};
-use model::exposition::{Entry, Format, Parser};
+
+mod support;
+
+use support::{Exposition, label_names};
 
 /// Metrics whose presence differs from node_exporter 1.5 on purpose:
 /// (collector, metric, which side has it). Keep `docs/exporters.md` in step.
@@ -37,45 +40,9 @@ fn is_self_metric(name: &str) -> bool {
         || name == "node_exporter_build_info"
 }
 
-/// Metric name -> label-name sets -> samples (label map, value).
-type Exposition = BTreeMap<String, Vec<(BTreeMap<String, String>, f64)>>;
-
-fn parse(text: &str) -> Exposition {
-    let mut out: Exposition = BTreeMap::new();
-    for entry in Parser::new(text.as_bytes(), Format::Text) {
-        let entry = entry.unwrap_or_else(|e| panic!("bad exposition: {e}\n{text}"));
-        if let Entry::Sample {
-            name,
-            labels,
-            value,
-            ..
-        } = entry
-        {
-            if is_self_metric(&name) {
-                continue;
-            }
-            let labels = labels
-                .into_iter()
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
-            out.entry(name.into_owned())
-                .or_default()
-                .push((labels, value));
-        }
-    }
-    out
-}
-
-fn label_names(e: &Exposition) -> BTreeMap<String, BTreeSet<Vec<String>>> {
-    e.iter()
-        .map(|(name, samples)| {
-            let sets = samples
-                .iter()
-                .map(|(labels, _)| labels.keys().cloned().collect())
-                .collect();
-            (name.clone(), sets)
-        })
-        .collect()
+/// The exposition without the exporters' own families.
+fn parse_exposition(text: &str) -> Exposition {
+    support::parse(text, is_self_metric)
 }
 
 fn http_get(port: u16, path: &str) -> std::io::Result<String> {
@@ -162,13 +129,13 @@ fn start_node_exporter() -> Option<NodeExporter> {
 fn osprey(collector: Collector) -> Exposition {
     let mut out = String::new();
     HostExporter::new(HostOptions::linux_defaults()).collect(&[collector], &mut out);
-    parse(&out)
+    parse_exposition(&out)
 }
 
 fn node_exporter(ne: &NodeExporter, collector: Collector) -> Exposition {
     let body = http_get(ne.port, &format!("/metrics?collect[]={}", collector.name()))
         .expect("scraping node_exporter");
-    parse(&body)
+    parse_exposition(&body)
 }
 
 #[test]

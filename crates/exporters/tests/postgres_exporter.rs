@@ -16,7 +16,6 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
@@ -26,9 +25,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use exporters::postgres::{PostgresExporter, PostgresOptions};
-use model::exposition::{Entry, Format, Parser};
 
 mod dashboards;
+mod support;
+
+use support::{Exposition, label_names};
 
 /// Metrics whose presence differs from postgres_exporter 0.11 on purpose:
 /// (metric, which side has it, reason). Keep `docs/exporters.md` in step.
@@ -351,44 +352,9 @@ fn is_self_metric(name: &str) -> bool {
     name.starts_with("go_") || name.starts_with("process_") || name.starts_with("promhttp_")
 }
 
-type Exposition = BTreeMap<String, Vec<(BTreeMap<String, String>, f64)>>;
-
-fn parse(text: &str) -> Exposition {
-    let mut out: Exposition = BTreeMap::new();
-    for entry in Parser::new(text.as_bytes(), Format::Text) {
-        let entry = entry.unwrap_or_else(|e| panic!("bad exposition: {e}\n{text}"));
-        if let Entry::Sample {
-            name,
-            labels,
-            value,
-            ..
-        } = entry
-        {
-            if is_self_metric(&name) {
-                continue;
-            }
-            let labels = labels
-                .into_iter()
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
-            out.entry(name.into_owned())
-                .or_default()
-                .push((labels, value));
-        }
-    }
-    out
-}
-
-fn label_names(e: &Exposition) -> BTreeMap<String, BTreeSet<Vec<String>>> {
-    e.iter()
-        .map(|(name, samples)| {
-            let sets = samples
-                .iter()
-                .map(|(labels, _)| labels.keys().cloned().collect())
-                .collect();
-            (name.clone(), sets)
-        })
-        .collect()
+/// The exposition without the exporters' own families.
+fn parse_exposition(text: &str) -> Exposition {
+    support::parse(text, is_self_metric)
 }
 
 async fn osprey(exporter: &PostgresExporter, dsn: &str) -> Exposition {
@@ -396,7 +362,7 @@ async fn osprey(exporter: &PostgresExporter, dsn: &str) -> Exposition {
     exporter
         .scrape(&[dsn.to_string()], Duration::from_secs(10), &mut out)
         .await;
-    parse(&out)
+    parse_exposition(&out)
 }
 
 fn single(e: &Exposition, name: &str, labels: &[(&str, &str)]) -> f64 {
@@ -423,7 +389,7 @@ async fn postgres_exporter_names_values_tls_and_absence() {
     let (_reference, reference_port) = reference(&plain);
 
     let exporter = PostgresExporter::new(PostgresOptions::DEFAULTS);
-    let theirs = parse(&http_get(reference_port, "/metrics").unwrap());
+    let theirs = parse_exposition(&http_get(reference_port, "/metrics").unwrap());
     let ours = osprey(&exporter, &plain).await;
     let (ours_names, theirs_names) = (label_names(&ours), label_names(&theirs));
     let known = |metric: &str, side: Side| {

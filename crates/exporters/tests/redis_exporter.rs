@@ -14,7 +14,6 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -22,9 +21,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use exporters::redis::{RedisExporter, RedisTarget, RedisTls};
-use model::exposition::{Entry, Format, Parser};
 
 mod dashboards;
+mod support;
+
+use support::{Exposition, label_names};
 
 /// Metrics whose presence differs from redis_exporter 1.45 on purpose:
 /// (metric, which side has it, reason). Keep `docs/exporters.md` in step.
@@ -232,45 +233,9 @@ fn is_self_metric(name: &str) -> bool {
     name.starts_with("go_") || name.starts_with("process_") || name.starts_with("promhttp_")
 }
 
-/// Sample name -> samples (labels, value).
-type Exposition = BTreeMap<String, Vec<(BTreeMap<String, String>, f64)>>;
-
-fn parse(text: &str) -> Exposition {
-    let mut out: Exposition = BTreeMap::new();
-    for entry in Parser::new(text.as_bytes(), Format::Text) {
-        let entry = entry.unwrap_or_else(|e| panic!("bad exposition: {e}\n{text}"));
-        if let Entry::Sample {
-            name,
-            labels,
-            value,
-            ..
-        } = entry
-        {
-            if is_self_metric(&name) {
-                continue;
-            }
-            let labels = labels
-                .into_iter()
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
-            out.entry(name.into_owned())
-                .or_default()
-                .push((labels, value));
-        }
-    }
-    out
-}
-
-fn label_names(e: &Exposition) -> BTreeMap<String, BTreeSet<Vec<String>>> {
-    e.iter()
-        .map(|(name, samples)| {
-            let sets = samples
-                .iter()
-                .map(|(labels, _)| labels.keys().cloned().collect())
-                .collect();
-            (name.clone(), sets)
-        })
-        .collect()
+/// The exposition without the exporters' own families.
+fn parse_exposition(text: &str) -> Exposition {
+    support::parse(text, is_self_metric)
 }
 
 async fn osprey(target: &RedisTarget) -> Exposition {
@@ -278,7 +243,7 @@ async fn osprey(target: &RedisTarget) -> Exposition {
     RedisExporter::new()
         .scrape(target, Duration::from_secs(10), &mut out)
         .await;
-    parse(&out)
+    parse_exposition(&out)
 }
 
 fn target(port: u16) -> RedisTarget {
@@ -345,7 +310,7 @@ async fn names_and_labels_match_redis_exporter() {
     populate(redis_port).await;
     let (_exporter, exporter_port) = reference(dir.path(), redis_port);
 
-    let theirs = parse(&http_get(exporter_port, "/metrics").unwrap());
+    let theirs = parse_exposition(&http_get(exporter_port, "/metrics").unwrap());
     let ours = osprey(&target(redis_port)).await;
     let (total, present, problems) = compare(&ours, &theirs);
     let share = present as f64 / total as f64 * 100.0;
@@ -357,7 +322,7 @@ async fn names_and_labels_match_redis_exporter() {
     assert!(share >= 95.0, "{share:.1} % of redis_exporter's names");
 
     // The multi-target endpoint answers the same families.
-    let scraped = parse(
+    let scraped = parse_exposition(
         &http_get(
             exporter_port,
             &format!("/scrape?target=redis://127.0.0.1:{redis_port}"),
@@ -496,7 +461,7 @@ async fn replication_names_match_redis_exporter_on_master_and_replica() {
         let role_dir = dir.path().join(format!("exporter-{role}"));
         std::fs::create_dir_all(&role_dir).unwrap();
         let (_exporter, exporter_port) = reference(&role_dir, port);
-        let theirs = parse(&http_get(exporter_port, "/metrics").unwrap());
+        let theirs = parse_exposition(&http_get(exporter_port, "/metrics").unwrap());
         let ours = osprey(&target(port)).await;
         let (total, present, problems) = compare(&ours, &theirs);
         let share = present as f64 / total as f64 * 100.0;
