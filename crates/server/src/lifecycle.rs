@@ -367,6 +367,7 @@ impl AppState {
                         .map(|dir| dir.join("alertmanager")),
                     external_url: self.config().external_url.clone(),
                     retention_ms: alert::DEFAULT_RETENTION_MS,
+                    cluster: self.config().alertmanager_cluster.clone(),
                 };
                 match alert::Alertmanager::start_prepared(prepared, options) {
                     Ok(started) => {
