@@ -320,4 +320,39 @@ mod tests {
         let later = Nflog::open(Some(path), 1000, 2000).unwrap();
         assert!(later.is_empty());
     }
+
+    #[test]
+    fn merging_keeps_the_newest_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nflog");
+        let key = NflogKey {
+            receiver: "r".into(),
+            integration: "webhook",
+            index: 0,
+            group_key: "g".into(),
+        };
+        let entry = |at: i64, firing: &[u64]| NflogEntry {
+            timestamp_ms: at,
+            firing: firing.iter().copied().collect(),
+            resolved: BTreeSet::new(),
+            expires_at_ms: at + 1000,
+        };
+        let log = Nflog::open(Some(path.clone()), 1000, 0).unwrap();
+        log.log(key.clone(), [1].into(), BTreeSet::new(), 10).unwrap();
+        assert_eq!(log.merge(vec![(key.clone(), entry(5, &[2]))], 10).unwrap(), 0);
+        assert_eq!(log.merge(vec![(key.clone(), entry(20, &[3]))], 20).unwrap(), 1);
+        // Expired entries are not taken.
+        let other = NflogKey {
+            group_key: "h".into(),
+            ..key.clone()
+        };
+        assert_eq!(log.merge(vec![(other.clone(), entry(0, &[4]))], 5000).unwrap(), 0);
+        assert!(log.get(&other).is_none());
+        let reopened = Nflog::open(Some(path), 1000, 30).unwrap();
+        assert_eq!(reopened.get(&key), Some(entry(20, &[3])));
+        // A peer's record of an unknown integration is dropped.
+        let mut record = EntryRecord::from_entry(&key, &entry(1, &[1]));
+        record.integration = "opsgenie".into();
+        assert!(record.into_known_entry().is_none());
+    }
 }

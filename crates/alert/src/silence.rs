@@ -525,6 +525,45 @@ mod tests {
     }
 
     #[test]
+    fn merging_keeps_the_newest_and_tells_no_hook() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("silences");
+        let store = Silences::open(Some(path.clone()), 1000, 0).unwrap();
+        let told = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let seen = told.clone();
+        store.set_change_hook(Box::new(move |s: &Silence| {
+            seen.lock().unwrap().push(s.id.clone());
+        }));
+        let mut peer = silence("team=ml", 0, 100);
+        peer.id = "p".into();
+        peer.updated_at_ms = 10;
+        assert_eq!(store.merge(vec![peer.clone()], 10).unwrap(), 1);
+        // Older or equal versions change nothing; a newer one replaces.
+        let mut older = peer.clone();
+        older.updated_at_ms = 5;
+        older.comment = "old".into();
+        assert_eq!(store.merge(vec![older, peer.clone()], 10).unwrap(), 0);
+        let mut newer = peer.clone();
+        newer.updated_at_ms = 20;
+        newer.ends_at_ms = 20;
+        assert_eq!(store.merge(vec![newer.clone()], 20).unwrap(), 1);
+        assert_eq!(store.get("p"), Some(newer.clone()));
+        // Invalid ones (no matchers) and those past retention are dropped.
+        let mut invalid = silence("team=ml", 0, 100);
+        invalid.id = "bad".into();
+        invalid.matchers.clear();
+        let mut old = silence("team=ml", 0, 100);
+        old.id = "gone".into();
+        assert_eq!(store.merge(vec![invalid, old], 5000).unwrap(), 0);
+        assert!(told.lock().unwrap().is_empty(), "merges are not gossiped again");
+        // Merged silences are on disk; local changes reach the hook.
+        let reopened = Silences::open(Some(path), 1000, 30).unwrap();
+        assert_eq!(reopened.get("p"), Some(newer));
+        let id = store.set(silence("a=b", 0, 100), 30).unwrap();
+        assert_eq!(*told.lock().unwrap(), vec![id]);
+    }
+
+    #[test]
     fn invalid_silences() {
         let store = Silences::open(None, 1000, 0).unwrap();
         assert!(store.set(silence("", 0, 100), 0).is_err());
