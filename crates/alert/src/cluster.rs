@@ -265,11 +265,19 @@ async fn read_frame(stream: &mut TcpStream) -> Result<(Message, usize), FrameErr
         .await
         .map_err(|e| FrameError(format!("reading the header: {e}")))?;
     let (kind, length) = decode_header(&header)?;
-    let mut body = vec![0u8; length];
-    stream
-        .read_exact(&mut body)
+    // Grows as bytes arrive: a header alone does not reserve its length.
+    let mut body = Vec::new();
+    (&mut *stream)
+        .take(length as u64)
+        .read_to_end(&mut body)
         .await
         .map_err(|e| FrameError(format!("reading the payload: {e}")))?;
+    if body.len() != length {
+        return Err(FrameError(format!(
+            "the connection closed after {} of {length} payload bytes",
+            body.len()
+        )));
+    }
     Ok((decode_payload(kind, &body)?, HEADER_BYTES + length))
 }
 
@@ -295,8 +303,6 @@ struct Known {
     since: Instant,
     /// Given with `--cluster.peer`: never forgotten.
     seed: bool,
-    /// Whether it was counted live at the last look (for joined/left).
-    was_live: bool,
 }
 
 /// Changes made here, waiting for the next update.
@@ -334,6 +340,8 @@ pub struct Cluster {
     silences: Arc<Silences>,
     nflog: Arc<Nflog>,
     known: Mutex<BTreeMap<String, Known>>,
+    /// The live peers' names at the last probe tick.
+    live_names: Mutex<std::collections::BTreeSet<String>>,
     outbox: Mutex<Outbox>,
     outbox_ready: Notify,
     ready: AtomicBool,
@@ -380,7 +388,6 @@ impl Cluster {
                         last_probe: None,
                         since: now,
                         seed: true,
-                        was_live: false,
                     },
                 )
             })
@@ -392,6 +399,7 @@ impl Cluster {
             silences: silences.clone(),
             nflog: nflog.clone(),
             known: Mutex::new(known),
+            live_names: Mutex::new(std::collections::BTreeSet::new()),
             outbox: Mutex::new(Outbox::default()),
             outbox_ready: Notify::new(),
             ready: AtomicBool::new(false),
@@ -574,14 +582,12 @@ impl Cluster {
         }
     }
 
-    /// Records that `member` answered or called: returns whether it was
-    /// not live before (so a full-state exchange is due).
-    fn saw(&self, member: &Member) -> bool {
+    /// Records that `member` answered or called.
+    fn saw(&self, member: &Member) {
         if member.name.is_empty() || member.name == self.name || member.address.is_empty() {
-            return false;
+            return;
         }
         let now = Instant::now();
-        let window = self.live_window();
         let mut known = lock(&self.known);
         let entry = known.entry(member.address.clone()).or_insert(Known {
             name: None,
@@ -589,15 +595,9 @@ impl Cluster {
             last_probe: None,
             since: now,
             seed: false,
-            was_live: false,
         });
-        let was_live = entry.name.as_deref() == Some(member.name.as_str())
-            && entry
-                .last_ok
-                .is_some_and(|last| now.duration_since(last) <= window);
         entry.name = Some(member.name.clone());
         entry.last_ok = Some(now);
-        !was_live
     }
 
     /// Adds the addresses a peer knows of that are new here; they count
@@ -621,7 +621,6 @@ impl Cluster {
                     last_probe: None,
                     since: now,
                     seed: false,
-                    was_live: false,
                 },
             );
         }
@@ -715,7 +714,7 @@ impl Cluster {
             self.count_received(request.kind, bytes);
             let mut from = request.from().clone();
             from.address = substitute_host(&from.address, source);
-            let first_seen = self.saw(&from);
+            self.saw(&from);
             self.learn(request.members());
             let reply = match request.kind {
                 MessageType::Ping | MessageType::Ack => Message {
@@ -738,9 +737,6 @@ impl Cluster {
             if stream.write_all(&frame).await.is_ok() {
                 self.count_sent(reply.kind, frame.len());
             }
-            if first_seen {
-                self.metrics.joined.fetch_add(1, Ordering::Relaxed);
-            }
         })
         .await;
         if handled.is_err() {
@@ -759,7 +755,9 @@ impl Cluster {
                 .values()
                 .filter_map(|k| {
                     let name = k.name.as_ref()?;
-                    let stale = k.last_ok.is_none_or(|last| now.duration_since(last) > window);
+                    let stale = k
+                        .last_ok
+                        .is_none_or(|last| now.duration_since(last) > window);
                     (stale && !live.contains_key(name) && *name != self.name).then_some(name)
                 })
                 .collect();
@@ -906,8 +904,18 @@ fn substitute_host(advertised: &str, source: SocketAddr) -> String {
     }
 }
 
+/// Connections served at once; more wait in the listen backlog. A few
+/// peers need a handful each (a ping, an update and a push-pull at most),
+/// and the bound keeps a flood of connections from holding unbounded
+/// payload memory.
+const MAX_CONNECTIONS: usize = 64;
+
 async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
         let Ok((stream, source)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
@@ -915,7 +923,10 @@ async fn accept_loop(cluster: Weak<Cluster>, listener: TcpListener) {
         let Some(cluster) = cluster.upgrade() else {
             return;
         };
-        tokio::spawn(cluster.serve(stream, source));
+        tokio::spawn(async move {
+            cluster.serve(stream, source).await;
+            drop(permit);
+        });
     }
 }
 
@@ -933,6 +944,20 @@ async fn probe_loop(cluster: Weak<Cluster>) {
         let Some(cluster) = cluster.upgrade() else {
             return;
         };
+        // Joined and left, by name, since the last tick.
+        let live: std::collections::BTreeSet<String> = cluster.live_peers().into_keys().collect();
+        {
+            let mut previous = lock(&cluster.live_names);
+            for name in previous.difference(&live) {
+                cluster.metrics.left.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(%name, "cluster peer failed");
+            }
+            for name in live.difference(&previous) {
+                cluster.metrics.joined.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(%name, "cluster peer joined");
+            }
+            *previous = live;
+        }
         let now = Instant::now();
         let window = cluster.live_window();
         let mut due = Vec::new();
@@ -943,12 +968,9 @@ async fn probe_loop(cluster: Weak<Cluster>) {
                 k.seed || now.duration_since(k.last_ok.unwrap_or(k.since)) <= reconnect_timeout
             });
             for (address, k) in known.iter_mut() {
-                let live = k.last_ok.is_some_and(|last| now.duration_since(last) <= window);
-                if k.was_live && !live {
-                    cluster.metrics.left.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(%address, name = ?k.name, "cluster peer failed");
-                }
-                k.was_live = live;
+                let live = k
+                    .last_ok
+                    .is_some_and(|last| now.duration_since(last) <= window);
                 // Failed peers are tried every reconnect interval; live and
                 // never-reached ones every probe.
                 let failed = k.last_ok.is_some() && !live;
@@ -974,7 +996,10 @@ async fn probe_loop(cluster: Weak<Cluster>) {
                     .exchange(&address, &ping, cluster.options.probe_timeout)
                     .await;
                 if failed {
-                    cluster.metrics.reconnections.fetch_add(1, Ordering::Relaxed);
+                    cluster
+                        .metrics
+                        .reconnections
+                        .fetch_add(1, Ordering::Relaxed);
                     if reply.is_none() {
                         cluster
                             .metrics
@@ -987,8 +1012,7 @@ async fn probe_loop(cluster: Weak<Cluster>) {
                 };
                 let name = reply.from().name.clone();
                 if !name.is_empty() && !before.contains_key(&name) && name != cluster.name {
-                    tracing::info!(%address, %name, "cluster peer joined");
-                    cluster.metrics.joined.fetch_add(1, Ordering::Relaxed);
+                    // First seen (or back): bring both sides up to date.
                     cluster.push_pull(&address).await;
                 }
             });

@@ -283,8 +283,12 @@ impl Alertmanager {
             Some(cluster_options) => {
                 let _entered = runtime.enter();
                 Some(
-                    crate::cluster::Cluster::start(cluster_options, silences.clone(), nflog.clone())
-                        .map_err(StartError)?,
+                    crate::cluster::Cluster::start(
+                        cluster_options,
+                        silences.clone(),
+                        nflog.clone(),
+                    )
+                    .map_err(StartError)?,
                 )
             }
             None => None,

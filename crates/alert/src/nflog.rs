@@ -338,15 +338,26 @@ mod tests {
             expires_at_ms: at + 1000,
         };
         let log = Nflog::open(Some(path.clone()), 1000, 0).unwrap();
-        log.log(key.clone(), [1].into(), BTreeSet::new(), 10).unwrap();
-        assert_eq!(log.merge(vec![(key.clone(), entry(5, &[2]))], 10).unwrap(), 0);
-        assert_eq!(log.merge(vec![(key.clone(), entry(20, &[3]))], 20).unwrap(), 1);
+        log.log(key.clone(), [1].into(), BTreeSet::new(), 10)
+            .unwrap();
+        assert_eq!(
+            log.merge(vec![(key.clone(), entry(5, &[2]))], 10).unwrap(),
+            0
+        );
+        assert_eq!(
+            log.merge(vec![(key.clone(), entry(20, &[3]))], 20).unwrap(),
+            1
+        );
         // Expired entries are not taken.
         let other = NflogKey {
             group_key: "h".into(),
             ..key.clone()
         };
-        assert_eq!(log.merge(vec![(other.clone(), entry(0, &[4]))], 5000).unwrap(), 0);
+        assert_eq!(
+            log.merge(vec![(other.clone(), entry(0, &[4]))], 5000)
+                .unwrap(),
+            0
+        );
         assert!(log.get(&other).is_none());
         let reopened = Nflog::open(Some(path), 1000, 30).unwrap();
         assert_eq!(reopened.get(&key), Some(entry(20, &[3])));

@@ -555,7 +555,10 @@ mod tests {
         let mut old = silence("team=ml", 0, 100);
         old.id = "gone".into();
         assert_eq!(store.merge(vec![invalid, old], 5000).unwrap(), 0);
-        assert!(told.lock().unwrap().is_empty(), "merges are not gossiped again");
+        assert!(
+            told.lock().unwrap().is_empty(),
+            "merges are not gossiped again"
+        );
         // Merged silences are on disk; local changes reach the hook.
         let reopened = Silences::open(Some(path), 1000, 30).unwrap();
         assert_eq!(reopened.get("p"), Some(newer));

@@ -167,7 +167,9 @@ impl ClusterArgs {
             let ms = crate::units::parse_duration_ms(text)
                 .map_err(anyhow::Error::msg)
                 .with_context(|| format!("--cluster.{flag}"))?;
-            Ok(std::time::Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+            Ok(std::time::Duration::from_millis(
+                u64::try_from(ms).unwrap_or(0),
+            ))
         };
         let mut options = alert::cluster::ClusterOptions::new(listen_address);
         options.advertise_address = self.advertise_address.clone().filter(|a| !a.is_empty());
@@ -179,7 +181,10 @@ impl ClusterArgs {
             .cloned()
             .collect();
         for peer in &options.peers {
-            if peer.rsplit_once(':').is_none_or(|(_, port)| port.parse::<u16>().is_err()) {
+            if peer
+                .rsplit_once(':')
+                .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+            {
                 anyhow::bail!("--cluster.peer {peer:?}: not a host:port address");
             }
         }
