@@ -270,11 +270,10 @@ fn a_silence_made_on_one_peer_mutes_on_the_other() {
     );
     assert!(ok, "{out}");
     let id = out.trim().to_string();
-    let seen_on_a = wait_until(Duration::from_secs(10), &a, "replicated silence", || {
+    wait_until(Duration::from_secs(10), &a, "replicated silence", || {
         let (ok, out) = amtool(&a.url(), &["silence", "query", "-q"]);
         (ok && out.lines().any(|line| line == id)).then_some(())
     });
-    let _ = seen_on_a;
 
     post_alerts(&a, &["Maintenance", "Loud"]);
     post_alerts(&b, &["Maintenance", "Loud"]);
