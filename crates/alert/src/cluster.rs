@@ -359,7 +359,7 @@ impl Cluster {
         silences: Arc<Silences>,
         nflog: Arc<Nflog>,
     ) -> Result<Arc<Cluster>, String> {
-        let listener = std::net::TcpListener::bind(options.listen_address)
+        let listener = bind(options.listen_address)
             .map_err(|e| format!("--cluster.listen-address {}: {e}", options.listen_address))?;
         let local = listener
             .local_addr()
@@ -889,6 +889,23 @@ impl Cluster {
                 "counter",
                 vec![(String::new(), counter.load(Ordering::Relaxed))],
             );
+        }
+    }
+}
+
+/// Binds the listen address. A cluster stopped just before (a reload
+/// that dropped and brought back the `alertmanager:` section) releases
+/// its listener when the runtime drops its aborted task, so an address
+/// in use is tried again for up to a second.
+fn bind(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let mut tries = 0;
+    loop {
+        match std::net::TcpListener::bind(address) {
+            Err(error) if error.kind() == std::io::ErrorKind::AddrInUse && tries < 10 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            result => return result,
         }
     }
 }
