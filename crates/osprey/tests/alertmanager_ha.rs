@@ -11,6 +11,8 @@
 //!   its peer timeout, and then sees the first leave.
 //! - The alert manager embedded in `osprey server` takes the same flags
 //!   and peers with a standalone one.
+//! - An `osprey server` rule engine with both peers configured sends its
+//!   alert to each, and the pair notifies once.
 //!
 //! Peer timeouts and intervals are short so each test takes seconds.
 //! Tests that need `amtool` skip with a printed reason when it is missing
@@ -456,4 +458,62 @@ fn the_embedded_alert_manager_peers_with_a_standalone_one() {
         let silence: Value = serde_json::from_slice(&body).ok()?;
         (status == 200 && silence["status"]["state"] == "active").then_some(())
     });
+}
+
+/// An `osprey server` rule engine with both peers under
+/// `alerting.alertmanagers` sends its alert to each; the pair notifies
+/// once.
+#[test]
+fn a_rule_engine_sends_to_both_peers_and_the_pair_notifies_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start();
+    let am_config = dir.path().join("alertmanager.yml");
+    std::fs::write(&am_config, config(&sink)).unwrap();
+    let (a, b) = start_pair(dir.path(), &am_config);
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n  - name: g\n    rules:\n      - alert: AlwaysOn\n        expr: vector(1)\n",
+    )
+    .unwrap();
+    let server_config = dir.path().join("osprey.yml");
+    std::fs::write(
+        &server_config,
+        format!(
+            "global:\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nscrape_configs: []\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{}']\n    - static_configs:\n        - targets: ['{}']\n",
+            a.addr, b.addr
+        ),
+    )
+    .unwrap();
+    let addr = free_addr();
+    let log = dir.path().join("server.log");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_osprey"));
+    command
+        .args(["server", "--config"])
+        .arg(&server_config)
+        .args(["--listen", &addr.to_string(), "--data-dir"])
+        .arg(dir.path().join("server-data"));
+    let child = ChildGuard::spawn_ready(&mut command, &log, Duration::from_secs(30), || {
+        matches!(http(addr, "GET", "/-/ready", b""), Ok((200, _)))
+    });
+    let server = Process { child, addr, log };
+
+    for process in [&a, &b] {
+        wait_until(
+            Duration::from_secs(20),
+            &server,
+            "the alert at both peers",
+            || {
+                let alerts = get(process, "/api/v2/alerts?filter=alertname%3D%22AlwaysOn%22");
+                (alerts.as_array().map_or(0, Vec::len) == 1).then_some(())
+            },
+        );
+    }
+    let arrived = Instant::now();
+    sink.wait_for(1, Duration::from_secs(15));
+    let quiet_until = arrived + GROUP_WAIT + PEER_TIMEOUT * 2 + Duration::from_secs(1);
+    std::thread::sleep(quiet_until.saturating_duration_since(Instant::now()));
+    assert_eq!(
+        notifications(&sink),
+        vec![("AlwaysOn".to_string(), a.url())]
+    );
 }
