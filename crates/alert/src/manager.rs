@@ -759,17 +759,6 @@ impl Inner {
         let Some(receiver) = config.receiver(&group.route.receiver) else {
             return true;
         };
-        let firing: BTreeSet<u64> = sent
-            .iter()
-            .filter(|alert| !alert.resolved_at(now))
-            .map(|alert| alert.fingerprint)
-            .collect();
-        let resolved: BTreeSet<u64> = sent
-            .iter()
-            .filter(|alert| alert.resolved_at(now))
-            .map(|alert| alert.fingerprint)
-            .collect();
-
         // Alertmanager's wait stage: the peer at position n lets the n
         // before it notify first (peer timeout each), then reads the log
         // they replicated to it.
@@ -788,6 +777,19 @@ impl Inner {
             }
             None => now,
         };
+        // Which alerts are firing or resolved is read after the wait, as
+        // Alertmanager's dedup stage reads it.
+        let firing: BTreeSet<u64> = sent
+            .iter()
+            .filter(|alert| !alert.resolved_at(now))
+            .map(|alert| alert.fingerprint)
+            .collect();
+        let resolved: BTreeSet<u64> = sent
+            .iter()
+            .filter(|alert| alert.resolved_at(now))
+            .map(|alert| alert.fingerprint)
+            .collect();
+
         let jobs = integrations(receiver);
         let mut results = Vec::new();
         let mut handles = Vec::new();
