@@ -13,10 +13,13 @@
 //!   and peers with a standalone one.
 //! - An `osprey server` rule engine with both peers configured sends its
 //!   alert to each, and the pair notifies once.
+//! - The cluster metric names and the status's `cluster` keys are those of
+//!   Debian's `prometheus-alertmanager` run with a cluster address.
 //!
 //! Peer timeouts and intervals are short so each test takes seconds.
-//! Tests that need `amtool` skip with a printed reason when it is missing
-//! (a failure under `OSPREY_REQUIRE_EXTERNAL=1`).
+//! Tests that need `amtool` or `prometheus-alertmanager` skip with a
+//! printed reason when it is missing (a failure under
+//! `OSPREY_REQUIRE_EXTERNAL=1`).
 
 #![allow(
     clippy::unwrap_used,
@@ -515,5 +518,80 @@ fn a_rule_engine_sends_to_both_peers_and_the_pair_notifies_once() {
     assert_eq!(
         notifications(&sink),
         vec![("AlwaysOn".to_string(), a.url())]
+    );
+}
+
+/// The cluster metric names and the status's `cluster` shape are
+/// Alertmanager's: checked against Debian's `prometheus-alertmanager`
+/// running with a cluster listen address.
+#[test]
+fn cluster_metrics_and_status_match_prometheus_alertmanager() {
+    if !available("prometheus-alertmanager", "prometheus-alertmanager") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Sink::start();
+    let config_path = dir.path().join("alertmanager.yml");
+    std::fs::write(&config_path, config(&sink)).unwrap();
+    let (a, _b) = start_pair(dir.path(), &config_path);
+
+    let addr = free_addr();
+    let mut command = Command::new("prometheus-alertmanager");
+    command
+        .arg(format!("--config.file={}", config_path.display()))
+        .arg(format!(
+            "--storage.path={}",
+            dir.path().join("theirs").display()
+        ))
+        .arg(format!("--web.listen-address={addr}"))
+        .arg(format!("--cluster.listen-address={}", free_addr()));
+    let log = dir.path().join("theirs.log");
+    let child = ChildGuard::spawn_ready(&mut command, &log, Duration::from_secs(30), || {
+        matches!(http(addr, "GET", "/-/ready", b""), Ok((200, _)))
+    });
+    let theirs = Process { child, addr, log };
+
+    let cluster_names = |text: &str| -> std::collections::BTreeSet<String> {
+        text.lines()
+            .filter_map(|line| line.strip_prefix("# TYPE "))
+            .filter_map(|line| line.split_whitespace().next())
+            .filter(|name| {
+                name.starts_with("alertmanager_cluster_") || *name == "alertmanager_peer_position"
+            })
+            .map(|name| name.strip_suffix("_total").unwrap_or(name).to_string())
+            .collect()
+    };
+    let ours = cluster_names(&metrics(&a));
+    let mut osprey_only = ours.clone();
+    for name in cluster_names(&metrics(&theirs)) {
+        osprey_only.remove(&name);
+    }
+    assert_eq!(
+        osprey_only,
+        ["alertmanager_cluster_settled".to_string()].into(),
+        "cluster metrics Alertmanager does not have"
+    );
+    for name in [
+        "alertmanager_cluster_enabled",
+        "alertmanager_cluster_members",
+        "alertmanager_peer_position",
+        "alertmanager_cluster_messages_received",
+        "alertmanager_cluster_messages_sent",
+    ] {
+        assert!(ours.contains(name), "{name} missing");
+    }
+
+    // The same keys in the status's cluster object and its peers.
+    let keys = |value: &Value| -> Vec<String> {
+        let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    let our_cluster = get(&a, "/api/v2/status")["cluster"].clone();
+    let their_cluster = get(&theirs, "/api/v2/status")["cluster"].clone();
+    assert_eq!(keys(&our_cluster), keys(&their_cluster));
+    assert_eq!(
+        keys(&our_cluster["peers"][0]),
+        keys(&their_cluster["peers"][0])
     );
 }
