@@ -239,6 +239,10 @@ fn decode_header(header: &[u8]) -> Result<(MessageType, usize), FrameError> {
 }
 
 fn decode_payload(kind: MessageType, body: &[u8]) -> Result<Message, FrameError> {
+    // serde would also take a struct as an array of its fields.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(FrameError("the payload is not a JSON object".to_string()));
+    }
     let payload: Payload =
         serde_json::from_slice(body).map_err(|e| FrameError(format!("bad payload: {e}")))?;
     Ok(Message { kind, payload })
