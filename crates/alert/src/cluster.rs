@@ -110,6 +110,7 @@ pub enum MessageType {
     Ack,
     Update,
     FullState,
+    Leave,
 }
 
 impl MessageType {
@@ -119,6 +120,7 @@ impl MessageType {
             MessageType::Ack => 2,
             MessageType::Update => 3,
             MessageType::FullState => 4,
+            MessageType::Leave => 5,
         }
     }
 
@@ -128,6 +130,7 @@ impl MessageType {
             2 => Some(MessageType::Ack),
             3 => Some(MessageType::Update),
             4 => Some(MessageType::FullState),
+            5 => Some(MessageType::Leave),
             _ => None,
         }
     }
@@ -332,7 +335,7 @@ fn metric_slot(kind: MessageType) -> Option<usize> {
     match kind {
         MessageType::Update => Some(0),
         MessageType::FullState => Some(1),
-        MessageType::Ping | MessageType::Ack => None,
+        MessageType::Ping | MessageType::Ack | MessageType::Leave => None,
     }
 }
 
@@ -350,6 +353,8 @@ pub struct Cluster {
     outbox_ready: Notify,
     ready: AtomicBool,
     ready_notify: Notify,
+    /// Set by [`Cluster::leave`]: requests get no answer any more.
+    leaving: AtomicBool,
     metrics: Metrics,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -408,6 +413,7 @@ impl Cluster {
             outbox_ready: Notify::new(),
             ready: AtomicBool::new(false),
             ready_notify: Notify::new(),
+            leaving: AtomicBool::new(false),
             metrics: Metrics::default(),
             tasks: Mutex::new(Vec::new()),
         });
@@ -439,6 +445,30 @@ impl Cluster {
         *lock(&cluster.tasks) = tasks;
         tracing::info!(name = %cluster.name, listen = %local, advertise = %cluster.advertise, peers = ?cluster.options.peers, "cluster started");
         Ok(cluster)
+    }
+
+    /// Tells every live peer that this one leaves, so they take it out of
+    /// their member list at once rather than after failed pings; from now
+    /// on requests get no answer. Waits at most the probe timeout.
+    pub(crate) async fn leave(self: &Arc<Self>) {
+        self.leaving.store(true, Ordering::SeqCst);
+        let leave = Arc::new(Message {
+            kind: MessageType::Leave,
+            payload: self.payload(false),
+        });
+        let mut sends = Vec::new();
+        for address in self.live_peers().into_values() {
+            let cluster = self.clone();
+            let leave = leave.clone();
+            sends.push(tokio::spawn(async move {
+                cluster
+                    .exchange(&address, &leave, cluster.options.probe_timeout)
+                    .await;
+            }));
+        }
+        for send in sends {
+            let _ = send.await;
+        }
     }
 
     /// Stops every task and closes the listener.
@@ -604,6 +634,16 @@ impl Cluster {
         entry.last_ok = Some(now);
     }
 
+    /// A peer that said it leaves: no longer live at any of its
+    /// addresses (they are still pinged, to see it come back).
+    fn forget_live(&self, name: &str) {
+        for known in lock(&self.known).values_mut() {
+            if known.name.as_deref() == Some(name) {
+                known.last_ok = None;
+            }
+        }
+    }
+
     /// Adds the addresses a peer knows of that are new here; they count
     /// as live once they answer a ping.
     fn learn(&self, members: &[Member]) {
@@ -711,6 +751,9 @@ impl Cluster {
                     return;
                 }
             };
+            if self.leaving.load(Ordering::SeqCst) {
+                return;
+            }
             if request.label() != self.options.label {
                 tracing::debug!(%source, label = request.label(), "dropped a message of another cluster label");
                 return;
@@ -718,10 +761,14 @@ impl Cluster {
             self.count_received(request.kind, bytes);
             let mut from = request.from().clone();
             from.address = substitute_host(&from.address, source);
-            self.saw(&from);
-            self.learn(request.members());
+            if request.kind == MessageType::Leave {
+                self.forget_live(&from.name);
+            } else {
+                self.saw(&from);
+                self.learn(request.members());
+            }
             let reply = match request.kind {
-                MessageType::Ping | MessageType::Ack => Message {
+                MessageType::Ping | MessageType::Ack | MessageType::Leave => Message {
                     kind: MessageType::Ack,
                     payload: self.payload(true),
                 },

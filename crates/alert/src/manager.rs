@@ -330,6 +330,15 @@ impl Alertmanager {
         }
     }
 
+    /// Leaves the cluster (peers are told, so the next in line takes over
+    /// at once), then [`Alertmanager::stop`]s.
+    pub async fn shutdown(&self) {
+        if let Some(cluster) = &self.inner.cluster {
+            cluster.leave().await;
+        }
+        self.stop();
+    }
+
     /// The cluster's members and state; `None` when running alone.
     pub fn cluster_status(&self) -> Option<crate::cluster::ClusterStatus> {
         self.inner.cluster.as_ref().map(|cluster| cluster.status())

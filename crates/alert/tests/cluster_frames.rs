@@ -74,7 +74,7 @@ fn a_full_state_frame_decodes_into_silences_and_log_entries() {
 fn bad_frames_are_refused() {
     for bad in [
         frame(0, "{}"),
-        frame(5, "{}"),
+        frame(6, "{}"),
         frame(1, "[]"),
         frame(1, "{\"members\": 3}"),
         frame(1, "{\"silences\": [{\"id\": 1}]}"),

@@ -282,7 +282,7 @@ pub fn run(
             crate::shutdown_signal(),
         )
         .await;
-        alertmanager.stop();
+        alertmanager.shutdown().await;
         served.context("serving HTTP")
     })
 }

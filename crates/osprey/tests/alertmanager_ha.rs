@@ -229,6 +229,27 @@ fn two_peers_send_one_notification_per_group() {
             "alertmanager_cluster_messages_sent_total{msg_type=\"update\"}"
         ) >= 1.0
     );
+
+    // A clean shutdown tells the other peer, which takes over position 0
+    // at once instead of after five failed pings.
+    let mut a = a;
+    let stopped = Instant::now();
+    a.child.terminate(Duration::from_secs(30));
+    wait_until(
+        Duration::from_secs(10),
+        &b,
+        "the left peer's removal",
+        || {
+            let peers = get(&b, "/api/v2/status")["cluster"]["peers"].clone();
+            (peers.as_array().map_or(0, Vec::len) == 1).then_some(())
+        },
+    );
+    assert!(
+        stopped.elapsed() < Duration::from_secs(3),
+        "the peer left after {:?}, as if it had failed",
+        stopped.elapsed()
+    );
+    assert_eq!(metric(&b, "alertmanager_peer_position"), 0.0);
 }
 
 #[test]

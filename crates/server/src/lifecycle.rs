@@ -383,7 +383,7 @@ impl AppState {
                 }
             }
             (None, Some(running)) => {
-                running.stop();
+                running.shutdown().await;
                 tracing::info!("alert manager stopped: the alertmanager section is gone");
                 None
             }
@@ -510,7 +510,7 @@ impl AppState {
             forwarder.stop(flush_deadline).await;
         }
         if let Some(alertmanager) = self.alertmanager() {
-            alertmanager.stop();
+            alertmanager.shutdown().await;
         }
         self.apply_otlp_listeners(None, None).await;
     }
