@@ -12,6 +12,10 @@
 //!   ([`notify`]). Silences and the log persist in the files specified in
 //!   `docs/format/alertmanager.md` (`persist.rs`).
 //!
+//! - [`cluster`] replicates silences and the log between alert managers
+//!   and orders their notifications by peer position (high availability;
+//!   messages in `docs/format/cluster.md`).
+//!
 //! - [`simulate`] replays alerts from the past (a rule backtest's) through
 //!   the same routing, grouping, inhibition and dedup decisions on a
 //!   simulated clock, and says which notifications would have gone out.
@@ -20,6 +24,7 @@
 //! `server`, which calls the handle's methods.
 
 pub mod alerts;
+pub mod cluster;
 pub mod email;
 mod manager;
 pub mod nflog;

@@ -50,6 +50,9 @@ pub struct Options {
     pub external_url: String,
     /// How long expired silences and log entries are kept.
     pub retention_ms: i64,
+    /// Peers to replicate silences and the notification log with and to
+    /// take turns with (`--cluster.*`); `None` runs alone.
+    pub cluster: Option<crate::cluster::ClusterOptions>,
 }
 
 /// A handle to a running alert manager; clones share it.
@@ -65,8 +68,9 @@ struct Inner {
     config_text: RwLock<String>,
     alerts: Mutex<HashMap<u64, Alert>>,
     groups: Mutex<HashMap<(usize, u64), Arc<Group>>>,
-    silences: Silences,
-    nflog: Nflog,
+    silences: Arc<Silences>,
+    nflog: Arc<Nflog>,
+    cluster: Option<Arc<crate::cluster::Cluster>>,
     /// One client per distinct receiver `http_config` of the config in
     /// effect.
     clients: RwLock<Arc<Clients>>,
@@ -273,6 +277,22 @@ impl Alertmanager {
             .map_err(|e| StartError(e.to_string()))?;
         let nflog = Nflog::open(nflog_file, options.retention_ms, now)
             .map_err(|e| StartError(e.to_string()))?;
+        let silences = Arc::new(silences);
+        let nflog = Arc::new(nflog);
+        let cluster = match options.cluster {
+            Some(cluster_options) => {
+                let _entered = runtime.enter();
+                Some(
+                    crate::cluster::Cluster::start(
+                        cluster_options,
+                        silences.clone(),
+                        nflog.clone(),
+                    )
+                    .map_err(StartError)?,
+                )
+            }
+            None => None,
+        };
         let manager = Alertmanager {
             inner: Arc::new(Inner {
                 runtime,
@@ -283,6 +303,7 @@ impl Alertmanager {
                 groups: Mutex::new(HashMap::new()),
                 silences,
                 nflog,
+                cluster,
                 clients: RwLock::new(Arc::new(clients)),
                 external_url: options.external_url,
                 metrics: Metrics::default(),
@@ -304,6 +325,23 @@ impl Alertmanager {
         for group in lock(&self.inner.groups).drain().map(|(_, g)| g) {
             group.stop();
         }
+        if let Some(cluster) = &self.inner.cluster {
+            cluster.stop();
+        }
+    }
+
+    /// Leaves the cluster (peers are told, so the next in line takes over
+    /// at once), then [`Alertmanager::stop`]s.
+    pub async fn shutdown(&self) {
+        if let Some(cluster) = &self.inner.cluster {
+            cluster.leave().await;
+        }
+        self.stop();
+    }
+
+    /// The cluster's members and state; `None` when running alone.
+    pub fn cluster_status(&self) -> Option<crate::cluster::ClusterStatus> {
+        self.inner.cluster.as_ref().map(|cluster| cluster.status())
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -613,6 +651,14 @@ impl Alertmanager {
             ));
             out.push_str(&format!("alertmanager_notification_latency_seconds_count{{integration=\"{name}\"}} {count}\n"));
         }
+        out.push_str("# HELP alertmanager_cluster_enabled Indicates whether the clustering is enabled or not.\n# TYPE alertmanager_cluster_enabled gauge\n");
+        out.push_str(&format!(
+            "alertmanager_cluster_enabled {}\n",
+            u8::from(self.inner.cluster.is_some())
+        ));
+        if let Some(cluster) = &self.inner.cluster {
+            cluster.render_metrics(&mut out);
+        }
         out
     }
 }
@@ -681,6 +727,11 @@ impl Inner {
 
     /// One flush of a group: returns whether every notification succeeded.
     async fn flush(&self, group: &Group, deadline: Instant) -> bool {
+        // Alertmanager's gossip settle stage: no notification before the
+        // cluster had its chance to bring silences and the log over.
+        if let Some(cluster) = &self.cluster {
+            cluster.wait_ready(deadline).await;
+        }
         let now = now_ms();
         let config = read(&self.config).clone();
         let mut alerts: Vec<Alert> = lock(&group.state).alerts.values().cloned().collect();
@@ -717,6 +768,26 @@ impl Inner {
         let Some(receiver) = config.receiver(&group.route.receiver) else {
             return true;
         };
+        // Alertmanager's wait stage: the peer at position n lets the n
+        // before it notify first (peer timeout each), then reads the log
+        // they replicated to it.
+        let now = match &self.cluster {
+            Some(cluster) => {
+                let wait = cluster
+                    .peer_timeout()
+                    .saturating_mul(u32::try_from(cluster.position()).unwrap_or(u32::MAX));
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                    if group.stopped.load(Ordering::SeqCst) {
+                        return true;
+                    }
+                }
+                now_ms()
+            }
+            None => now,
+        };
+        // Which alerts are firing or resolved is read after the wait, as
+        // Alertmanager's dedup stage reads it.
         let firing: BTreeSet<u64> = sent
             .iter()
             .filter(|alert| !alert.resolved_at(now))

@@ -34,7 +34,12 @@ pub struct Nflog {
     state: Mutex<State>,
     file: Option<PathBuf>,
     retention_ms: i64,
+    /// Told of every entry logged here (the cluster's gossip), once set.
+    on_change: std::sync::OnceLock<ChangeHook>,
 }
+
+/// Called with an entry after it was logged here and persisted.
+pub(crate) type ChangeHook = Box<dyn Fn(&NflogKey, &NflogEntry) + Send + Sync>;
 
 struct State {
     entries: HashMap<NflogKey, NflogEntry>,
@@ -70,6 +75,7 @@ impl Nflog {
             state: Mutex::new(State { entries, lines: 0 }),
             file,
             retention_ms,
+            on_change: std::sync::OnceLock::new(),
         };
         log.compact()?;
         Ok(log)
@@ -123,6 +129,9 @@ impl Nflog {
                 persist::append(path, &record)?;
                 state.lines += 1;
             }
+            if let Some(hook) = self.on_change.get() {
+                hook(&key, &entry);
+            }
             state.entries.insert(key, entry);
             state.lines >= MIN_COMPACT_LINES && state.lines > 2 * state.entries.len()
         };
@@ -130,6 +139,60 @@ impl Nflog {
             self.compact()?;
         }
         Ok(())
+    }
+
+    /// Sets the hook told of entries logged here (once; later calls are
+    /// ignored).
+    pub(crate) fn set_change_hook(&self, hook: ChangeHook) {
+        let _ = self.on_change.set(hook);
+    }
+
+    /// Every entry, for a full-state exchange.
+    pub(crate) fn entries(&self) -> Vec<(NflogKey, NflogEntry)> {
+        self.lock()
+            .entries
+            .iter()
+            .map(|(key, entry)| (key.clone(), entry.clone()))
+            .collect()
+    }
+
+    /// Merges entries from a peer: each replaces the entry of its key when
+    /// its timestamp is later (or the key is new), unless it has expired.
+    /// Returns how many changed; they are on disk when it returns.
+    pub(crate) fn merge(
+        &self,
+        incoming: Vec<(NflogKey, NflogEntry)>,
+        now_ms: i64,
+    ) -> Result<usize, PersistError> {
+        let mut n_changed = 0;
+        let compact = {
+            let mut state = self.lock();
+            for (key, entry) in incoming {
+                if entry.expires_at_ms <= now_ms {
+                    continue;
+                }
+                let newer = state
+                    .entries
+                    .get(&key)
+                    .is_none_or(|held| held.timestamp_ms < entry.timestamp_ms);
+                if !newer {
+                    continue;
+                }
+                if let Some(path) = &self.file {
+                    let record = serde_json::to_string(&EntryRecord::from_entry(&key, &entry))
+                        .unwrap_or_default();
+                    persist::append(path, &record)?;
+                    state.lines += 1;
+                }
+                state.entries.insert(key, entry);
+                n_changed += 1;
+            }
+            state.lines >= MIN_COMPACT_LINES && state.lines > 2 * state.entries.len()
+        };
+        if compact {
+            self.compact()?;
+        }
+        Ok(n_changed)
     }
 
     /// Drops expired entries.
@@ -157,9 +220,10 @@ impl Nflog {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+/// A log entry as the `nflog` file and the cluster's messages write it.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct EntryRecord {
+pub(crate) struct EntryRecord {
     receiver: String,
     integration: String,
     index: usize,
@@ -171,7 +235,7 @@ struct EntryRecord {
 }
 
 impl EntryRecord {
-    fn from_entry(key: &NflogKey, entry: &NflogEntry) -> EntryRecord {
+    pub(crate) fn from_entry(key: &NflogKey, entry: &NflogEntry) -> EntryRecord {
         let hex = |set: &BTreeSet<u64>| set.iter().map(|fp| format!("{fp:016x}")).collect();
         EntryRecord {
             receiver: key.receiver.clone(),
@@ -186,16 +250,22 @@ impl EntryRecord {
     }
 
     fn into_entry(self) -> (NflogKey, NflogEntry) {
+        let integration = integration_name(&self.integration).unwrap_or("webhook");
+        self.into_entry_as(integration)
+    }
+
+    /// The entry, or `None` for an integration osprey does not know (a
+    /// peer's record is not guessed at).
+    pub(crate) fn into_known_entry(self) -> Option<(NflogKey, NflogEntry)> {
+        let integration = integration_name(&self.integration)?;
+        Some(self.into_entry_as(integration))
+    }
+
+    fn into_entry_as(self, integration: &'static str) -> (NflogKey, NflogEntry) {
         let parse = |list: Vec<String>| {
             list.iter()
                 .filter_map(|fp| u64::from_str_radix(fp, 16).ok())
                 .collect()
-        };
-        let integration = match self.integration.as_str() {
-            "email" => "email",
-            "slack" => "slack",
-            "pagerduty" => "pagerduty",
-            _ => "webhook",
         };
         (
             NflogKey {
@@ -211,6 +281,16 @@ impl EntryRecord {
                 expires_at_ms: self.expires_at,
             },
         )
+    }
+}
+
+fn integration_name(name: &str) -> Option<&'static str> {
+    match name {
+        "email" => Some("email"),
+        "slack" => Some("slack"),
+        "pagerduty" => Some("pagerduty"),
+        "webhook" => Some("webhook"),
+        _ => None,
     }
 }
 
@@ -239,5 +319,51 @@ mod tests {
         // Expired entries are gone on open.
         let later = Nflog::open(Some(path), 1000, 2000).unwrap();
         assert!(later.is_empty());
+    }
+
+    #[test]
+    fn merging_keeps_the_newest_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nflog");
+        let key = NflogKey {
+            receiver: "r".into(),
+            integration: "webhook",
+            index: 0,
+            group_key: "g".into(),
+        };
+        let entry = |at: i64, firing: &[u64]| NflogEntry {
+            timestamp_ms: at,
+            firing: firing.iter().copied().collect(),
+            resolved: BTreeSet::new(),
+            expires_at_ms: at + 1000,
+        };
+        let log = Nflog::open(Some(path.clone()), 1000, 0).unwrap();
+        log.log(key.clone(), [1].into(), BTreeSet::new(), 10)
+            .unwrap();
+        assert_eq!(
+            log.merge(vec![(key.clone(), entry(5, &[2]))], 10).unwrap(),
+            0
+        );
+        assert_eq!(
+            log.merge(vec![(key.clone(), entry(20, &[3]))], 20).unwrap(),
+            1
+        );
+        // Expired entries are not taken.
+        let other = NflogKey {
+            group_key: "h".into(),
+            ..key.clone()
+        };
+        assert_eq!(
+            log.merge(vec![(other.clone(), entry(0, &[4]))], 5000)
+                .unwrap(),
+            0
+        );
+        assert!(log.get(&other).is_none());
+        let reopened = Nflog::open(Some(path), 1000, 30).unwrap();
+        assert_eq!(reopened.get(&key), Some(entry(20, &[3])));
+        // A peer's record of an unknown integration is dropped.
+        let mut record = EntryRecord::from_entry(&key, &entry(1, &[1]));
+        record.integration = "opsgenie".into();
+        assert!(record.into_known_entry().is_none());
     }
 }

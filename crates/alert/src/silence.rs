@@ -77,7 +77,12 @@ pub struct Silences {
     file: Option<PathBuf>,
     retention_ms: i64,
     ids: IdSource,
+    /// Told of every local change (the cluster's gossip), once set.
+    on_change: std::sync::OnceLock<ChangeHook>,
 }
+
+/// Called with a silence after a local change to it was persisted.
+pub(crate) type ChangeHook = Box<dyn Fn(&Silence) + Send + Sync>;
 
 const KIND: &str = "osprey-silences";
 
@@ -108,6 +113,7 @@ impl Silences {
             file,
             retention_ms,
             ids: IdSource::new(),
+            on_change: std::sync::OnceLock::new(),
         };
         store.gc(now_ms)?;
         Ok(store)
@@ -137,6 +143,7 @@ impl Silences {
         validate(&silence)?;
         let mut silences = self.lock();
         let mut changed = silences.clone();
+        let mut replaced = None;
         if !silence.id.is_empty() {
             let Some(previous) = changed.get(&silence.id).cloned() else {
                 return Err(SilenceError::NotFound);
@@ -147,10 +154,12 @@ impl Silences {
                 changed.insert(id.clone(), silence);
                 self.save(&changed)?;
                 *silences = changed;
+                self.changed(&silences, &[&id]);
                 return Ok(id);
             }
             if previous.state(now_ms) != SilenceState::Expired {
                 expire_in(&mut changed, &previous.id, now_ms)?;
+                replaced = Some(previous.id);
             }
         }
         silence.id = self.ids.next();
@@ -167,6 +176,10 @@ impl Silences {
         changed.insert(id.clone(), silence);
         self.save(&changed)?;
         *silences = changed;
+        match replaced {
+            Some(previous) => self.changed(&silences, &[&previous, &id]),
+            None => self.changed(&silences, &[&id]),
+        }
         Ok(id)
     }
 
@@ -177,7 +190,52 @@ impl Silences {
         expire_in(&mut changed, id, now_ms)?;
         self.save(&changed)?;
         *silences = changed;
+        self.changed(&silences, &[id]);
         Ok(())
+    }
+
+    /// Sets the hook told of local changes (once; later calls are ignored).
+    pub(crate) fn set_change_hook(&self, hook: ChangeHook) {
+        let _ = self.on_change.set(hook);
+    }
+
+    fn changed(&self, silences: &HashMap<String, Silence>, ids: &[&str]) {
+        if let Some(hook) = self.on_change.get() {
+            for id in ids {
+                if let Some(silence) = silences.get(*id) {
+                    hook(silence);
+                }
+            }
+        }
+    }
+
+    /// Merges silences from a peer: each replaces the one with its id when
+    /// it was updated later (or is new), unless it is past retention.
+    /// Returns how many changed; they are on disk when it returns.
+    pub(crate) fn merge(&self, incoming: Vec<Silence>, now_ms: i64) -> Result<usize, PersistError> {
+        let mut silences = self.lock();
+        let mut changed = silences.clone();
+        let mut n_changed = 0;
+        for silence in incoming {
+            if silence.id.is_empty()
+                || validate(&silence).is_err()
+                || silence.ends_at_ms.saturating_add(self.retention_ms) <= now_ms
+            {
+                continue;
+            }
+            let newer = changed
+                .get(&silence.id)
+                .is_none_or(|held| held.updated_at_ms < silence.updated_at_ms);
+            if newer {
+                changed.insert(silence.id.clone(), silence);
+                n_changed += 1;
+            }
+        }
+        if n_changed > 0 {
+            self.save(&changed)?;
+            *silences = changed;
+        }
+        Ok(n_changed)
     }
 
     pub fn get(&self, id: &str) -> Option<Silence> {
@@ -333,9 +391,10 @@ impl IdSource {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+/// A silence as the `silences` file and the cluster's messages write it.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct SilenceRecord {
+pub(crate) struct SilenceRecord {
     id: String,
     matchers: Vec<MatcherRecord>,
     starts_at: i64,
@@ -345,9 +404,9 @@ struct SilenceRecord {
     comment: String,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct MatcherRecord {
+pub(crate) struct MatcherRecord {
     name: String,
     value: String,
     is_regex: bool,
@@ -355,7 +414,7 @@ struct MatcherRecord {
 }
 
 impl SilenceRecord {
-    fn from_silence(silence: &Silence) -> SilenceRecord {
+    pub(crate) fn from_silence(silence: &Silence) -> SilenceRecord {
         SilenceRecord {
             id: silence.id.clone(),
             matchers: silence
@@ -376,7 +435,7 @@ impl SilenceRecord {
         }
     }
 
-    fn into_silence(self) -> Result<Silence, String> {
+    pub(crate) fn into_silence(self) -> Result<Silence, String> {
         let matchers = self
             .matchers
             .into_iter()
@@ -463,6 +522,48 @@ mod tests {
         // Past retention they are gone.
         let later = Silences::open(Some(path), 1000, 5000).unwrap();
         assert!(later.list().is_empty());
+    }
+
+    #[test]
+    fn merging_keeps_the_newest_and_tells_no_hook() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("silences");
+        let store = Silences::open(Some(path.clone()), 1000, 0).unwrap();
+        let told = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let seen = told.clone();
+        store.set_change_hook(Box::new(move |s: &Silence| {
+            seen.lock().unwrap().push(s.id.clone());
+        }));
+        let mut peer = silence("team=ml", 0, 100);
+        peer.id = "p".into();
+        peer.updated_at_ms = 10;
+        assert_eq!(store.merge(vec![peer.clone()], 10).unwrap(), 1);
+        // Older or equal versions change nothing; a newer one replaces.
+        let mut older = peer.clone();
+        older.updated_at_ms = 5;
+        older.comment = "old".into();
+        assert_eq!(store.merge(vec![older, peer.clone()], 10).unwrap(), 0);
+        let mut newer = peer.clone();
+        newer.updated_at_ms = 20;
+        newer.ends_at_ms = 20;
+        assert_eq!(store.merge(vec![newer.clone()], 20).unwrap(), 1);
+        assert_eq!(store.get("p"), Some(newer.clone()));
+        // Invalid ones (no matchers) and those past retention are dropped.
+        let mut invalid = silence("team=ml", 0, 100);
+        invalid.id = "bad".into();
+        invalid.matchers.clear();
+        let mut old = silence("team=ml", 0, 100);
+        old.id = "gone".into();
+        assert_eq!(store.merge(vec![invalid, old], 5000).unwrap(), 0);
+        assert!(
+            told.lock().unwrap().is_empty(),
+            "merges are not gossiped again"
+        );
+        // Merged silences are on disk; local changes reach the hook.
+        let reopened = Silences::open(Some(path), 1000, 30).unwrap();
+        assert_eq!(reopened.get("p"), Some(newer));
+        let id = store.set(silence("a=b", 0, 100), 30).unwrap();
+        assert_eq!(*told.lock().unwrap(), vec![id]);
     }
 
     #[test]

@@ -109,6 +109,7 @@ fn start(yaml: &str, dir: Option<&std::path::Path>) -> Alertmanager {
             state_dir: dir.map(|d| d.to_path_buf()),
             external_url: "http://osprey.test".to_string(),
             retention_ms: alert::DEFAULT_RETENTION_MS,
+            cluster: None,
         },
     )
     .unwrap()

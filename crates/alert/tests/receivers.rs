@@ -182,6 +182,7 @@ receivers:
             state_dir: None,
             external_url: "http://osprey.test:9093".into(),
             retention_ms: alert::DEFAULT_RETENTION_MS,
+            cluster: None,
         },
     )
     .unwrap();
@@ -443,6 +444,7 @@ receivers:
             state_dir: None,
             external_url: "http://osprey.test".into(),
             retention_ms: alert::DEFAULT_RETENTION_MS,
+            cluster: None,
         },
     )
     .unwrap();

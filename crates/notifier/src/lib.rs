@@ -6,7 +6,8 @@
 //! goes to a [`LocalAlertSink`] when one is set (the built-in alert
 //! manager) and into a queue of at most [`MAX_QUEUED_ALERTS`] (the oldest
 //! are dropped), from which batches of up to [`MAX_BATCH`] are posted as
-//! JSON to every Alertmanager's `/api/v2/alerts`. Alertmanagers come from
+//! JSON to every Alertmanager's `/api/v2/alerts` (of every entry, all at
+//! once, so that one dead member of an HA pair does not delay the other). Alertmanagers come from
 //! the `alerting.alertmanagers` entries: `static_configs`, and
 //! `file_sd_configs` re-read at their refresh interval, both relabelled
 //! with the entry's `relabel_configs` into URLs.
@@ -263,8 +264,18 @@ impl AlertSender {
                     Ok(config) => config.targets.clone(),
                     Err(_) => return,
                 };
-                for target in targets {
-                    send_batch(&target, batch.clone()).await;
+                // Every Alertmanager of every entry gets the batch, all at
+                // once (as Prometheus sends): a dead or slow one must not
+                // hold back its HA peers until its timeout.
+                let sends: Vec<_> = targets
+                    .into_iter()
+                    .map(|target| {
+                        let batch = batch.clone();
+                        tokio::spawn(async move { send_batch(&target, batch).await })
+                    })
+                    .collect();
+                for send in sends {
+                    let _ = send.await;
                 }
             }
         }

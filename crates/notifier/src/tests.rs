@@ -116,3 +116,54 @@ async fn posts_batches_to_static_alertmanagers_and_the_local_sink() {
     let local = local.lock().unwrap_or_else(|e| e.into_inner());
     assert_eq!(local.len(), 2);
 }
+
+/// Every Alertmanager of every `alertmanagers` entry gets each alert, and
+/// one that never answers does not hold back the others (HA pairs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_alertmanager_gets_the_alerts_and_a_hung_one_delays_none() {
+    let (posted_tx, mut posted) = tokio::sync::mpsc::unbounded_channel::<(usize, Value)>();
+    let mut addrs = Vec::new();
+    for index in 0..3 {
+        let posted_tx = posted_tx.clone();
+        let app = axum::Router::new().route(
+            "/api/v2/alerts",
+            axum::routing::post(move |body: Bytes| {
+                let posted_tx = posted_tx.clone();
+                async move {
+                    let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    let _ = posted_tx.send((index, value));
+                    axum::http::StatusCode::OK
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        addrs.push(listener.local_addr().expect("addr"));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+    }
+    // Accepts connections and never answers.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hung_addr = hung.local_addr().expect("addr");
+
+    let (alerting, external) = alerting(&format!(
+        "alerting:\n  alertmanagers:\n    - timeout: 30s\n      static_configs:\n        - targets: ['{hung_addr}', '{}', '{}']\n    - static_configs:\n        - targets: ['{}']\n",
+        addrs[0], addrs[1], addrs[2]
+    ));
+    let sender = Arc::new(AlertSender::new());
+    sender.configure(PreparedAlerting::new(&alerting, &external).expect("clients"));
+    sender.notify(vec![alert("Down", &[])]);
+
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let (index, body) = tokio::time::timeout(Duration::from_secs(5), posted.recv())
+            .await
+            .expect("an Alertmanager waited on the hung one")
+            .expect("a body");
+        assert_eq!(body[0]["labels"]["alertname"], "Down");
+        got.push(index);
+    }
+    got.sort();
+    assert_eq!(got, [0, 1, 2]);
+    drop(hung);
+}

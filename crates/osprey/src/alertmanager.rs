@@ -96,6 +96,123 @@ pub fn routes_test(args: &RoutesTestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Alertmanager's `--cluster.*` flags, for `osprey alertmanager` and the
+/// alert manager embedded in `osprey server` (`docs/alertmanager-ha.md`).
+/// Durations are Prometheus durations (`15s`, `1m0s`, `200ms`).
+#[derive(clap::Args, Clone, Debug)]
+pub struct ClusterArgs {
+    /// Listen address for the cluster (host:port); unset (the default)
+    /// runs alone. Alertmanager's default, 0.0.0.0:9094, must be given.
+    #[arg(long = "cluster.listen-address")]
+    listen_address: Option<String>,
+    /// Explicit address to advertise in the cluster.
+    #[arg(long = "cluster.advertise-address")]
+    advertise_address: Option<String>,
+    /// Explicit name of the peer, rather than generating a random one.
+    #[arg(long = "cluster.peer-name")]
+    peer_name: Option<String>,
+    /// Initial peers, host:port (may be repeated).
+    #[arg(long = "cluster.peer")]
+    peers: Vec<String>,
+    /// Time to wait between peers to send notifications.
+    #[arg(long = "cluster.peer-timeout", default_value = "15s")]
+    peer_timeout: String,
+    /// Interval between sending gossip messages.
+    #[arg(long = "cluster.gossip-interval", default_value = "200ms")]
+    gossip_interval: String,
+    /// Interval for gossip state syncs.
+    #[arg(long = "cluster.pushpull-interval", default_value = "1m0s")]
+    pushpull_interval: String,
+    /// Timeout for connecting, reading and writing a full state sync.
+    #[arg(long = "cluster.tcp-timeout", default_value = "10s")]
+    tcp_timeout: String,
+    /// Timeout to wait for an ack from a probed node.
+    #[arg(long = "cluster.probe-timeout", default_value = "500ms")]
+    probe_timeout: String,
+    /// Interval between node probes.
+    #[arg(long = "cluster.probe-interval", default_value = "1s")]
+    probe_interval: String,
+    /// Maximum time to wait for cluster connections to settle before
+    /// evaluating notifications.
+    #[arg(long = "cluster.settle-timeout", default_value = "1m0s")]
+    settle_timeout: String,
+    /// Interval between attempting to reconnect to lost peers.
+    #[arg(long = "cluster.reconnect-interval", default_value = "10s")]
+    reconnect_interval: String,
+    /// Length of time to attempt to reconnect to a lost peer.
+    #[arg(long = "cluster.reconnect-timeout", default_value = "6h0m0s")]
+    reconnect_timeout: String,
+    /// A label sent with every message; peers with another label are
+    /// ignored.
+    #[arg(long = "cluster.label", default_value = "")]
+    label: String,
+}
+
+impl ClusterArgs {
+    /// The cluster options, or `None` without a listen address.
+    pub fn options(&self) -> anyhow::Result<Option<alert::cluster::ClusterOptions>> {
+        let Some(listen) = self.listen_address.as_deref().filter(|a| !a.is_empty()) else {
+            if !self.peers.is_empty() {
+                anyhow::bail!("--cluster.peer needs --cluster.listen-address");
+            }
+            return Ok(None);
+        };
+        let listen_address = std::net::ToSocketAddrs::to_socket_addrs(listen)
+            .ok()
+            .and_then(|mut addresses| addresses.next())
+            .with_context(|| {
+                format!("--cluster.listen-address {listen:?}: not a host:port address")
+            })?;
+        let duration = |text: &str, flag: &str| -> anyhow::Result<std::time::Duration> {
+            let ms = crate::units::parse_duration_ms(text)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("--cluster.{flag}"))?;
+            Ok(std::time::Duration::from_millis(
+                u64::try_from(ms).unwrap_or(0),
+            ))
+        };
+        let mut options = alert::cluster::ClusterOptions::new(listen_address);
+        options.advertise_address = self.advertise_address.clone().filter(|a| !a.is_empty());
+        options.peer_name = self.peer_name.clone().filter(|n| !n.is_empty());
+        options.peers = self
+            .peers
+            .iter()
+            .filter(|peer| !peer.is_empty())
+            .cloned()
+            .collect();
+        for peer in &options.peers {
+            if peer
+                .rsplit_once(':')
+                .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+            {
+                anyhow::bail!("--cluster.peer {peer:?}: not a host:port address");
+            }
+        }
+        options.peer_timeout = duration(&self.peer_timeout, "peer-timeout")?;
+        options.gossip_interval = duration(&self.gossip_interval, "gossip-interval")?;
+        options.pushpull_interval = duration(&self.pushpull_interval, "pushpull-interval")?;
+        options.tcp_timeout = duration(&self.tcp_timeout, "tcp-timeout")?;
+        options.probe_timeout = duration(&self.probe_timeout, "probe-timeout")?;
+        options.probe_interval = duration(&self.probe_interval, "probe-interval")?;
+        options.settle_timeout = duration(&self.settle_timeout, "settle-timeout")?;
+        options.reconnect_interval = duration(&self.reconnect_interval, "reconnect-interval")?;
+        options.reconnect_timeout = duration(&self.reconnect_timeout, "reconnect-timeout")?;
+        for (flag, value) in [
+            ("gossip-interval", options.gossip_interval),
+            ("pushpull-interval", options.pushpull_interval),
+            ("probe-interval", options.probe_interval),
+            ("probe-timeout", options.probe_timeout),
+            ("tcp-timeout", options.tcp_timeout),
+        ] {
+            if value.is_zero() {
+                anyhow::bail!("--cluster.{flag} must be more than 0");
+            }
+        }
+        options.label = self.label.clone();
+        Ok(Some(options))
+    }
+}
+
 /// Where the alert manager keeps silences and the notification log.
 fn state_dir(data_dir: &Path) -> PathBuf {
     data_dir.join("alertmanager")
@@ -109,6 +226,7 @@ pub fn run(
     data_dir: PathBuf,
     external_url: Option<String>,
     web: server::listen::WebConfigHandle,
+    cluster: Option<alert::cluster::ClusterOptions>,
 ) -> anyhow::Result<()> {
     let Some(config_path) = config else {
         anyhow::bail!("--config is required");
@@ -129,6 +247,7 @@ pub fn run(
                     .map(|url| url.trim_end_matches('/').to_string())
                     .unwrap_or_else(|| format!("http://{listen}")),
                 retention_ms: alert::DEFAULT_RETENTION_MS,
+                cluster,
             },
         )?;
         let listener = tokio::net::TcpListener::bind(listen)
@@ -163,7 +282,7 @@ pub fn run(
             crate::shutdown_signal(),
         )
         .await;
-        alertmanager.stop();
+        alertmanager.shutdown().await;
         served.context("serving HTTP")
     })
 }

@@ -134,6 +134,8 @@ struct AlertmanagerArgs {
     /// notifications (default http://<listen>).
     #[arg(long = "web.external-url")]
     external_url: Option<String>,
+    #[command(flatten)]
+    cluster: alertmanager::ClusterArgs,
 }
 
 #[derive(Subcommand)]
@@ -193,6 +195,9 @@ struct ServerArgs {
     /// Minimum wait after a restart before a restored alert fires (Prometheus: 10m).
     #[arg(long = "rules.alert.for-grace-period", default_value = "0s")]
     for_grace_period: String,
+    /// The embedded alert manager's peers (Alertmanager's flags).
+    #[command(flatten)]
+    cluster: alertmanager::ClusterArgs,
 }
 
 #[derive(clap::Args)]
@@ -259,6 +264,7 @@ fn main() {
                     args.data_dir,
                     args.external_url,
                     web,
+                    args.cluster.options()?,
                 )
             }),
         },
@@ -333,6 +339,7 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     if let Some(url) = &args.external_url {
         config.external_url = url.trim_end_matches('/').to_string();
     }
+    config.alertmanager_cluster = args.cluster.options()?;
     config.flags = vec![
         (
             "config.file".into(),

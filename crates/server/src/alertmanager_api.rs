@@ -142,7 +142,7 @@ async fn status<S: AlertmanagerSource>(State(state): State<S>) -> Response {
         return not_enabled();
     };
     ok_json(json!({
-        "cluster": {"name": "", "status": "disabled", "peers": []},
+        "cluster": cluster_json(&am),
         "config": {"original": config::mask::masked_yaml(&am.config_text())},
         "uptime": format_time_api(am.started_at_ms()),
         "versionInfo": {
@@ -154,6 +154,23 @@ async fn status<S: AlertmanagerSource>(State(state): State<S>) -> Response {
             "version": "0.25.0",
         },
     }))
+}
+
+/// The status's `cluster`: this peer's name, `ready` or `settling`, and
+/// every live member (itself included); `disabled` when running alone.
+fn cluster_json(am: &Alertmanager) -> Value {
+    match am.cluster_status() {
+        None => json!({"name": "", "status": "disabled", "peers": []}),
+        Some(status) => json!({
+            "name": status.name,
+            "status": status.status,
+            "peers": status
+                .peers
+                .iter()
+                .map(|peer| json!({"name": peer.name, "address": peer.address}))
+                .collect::<Vec<_>>(),
+        }),
+    }
 }
 
 async fn receivers<S: AlertmanagerSource>(State(state): State<S>) -> Response {
@@ -705,7 +722,7 @@ async fn v1_status<S: AlertmanagerSource>(State(state): State<S>) -> Response {
         },
         "uptime": format_time_api(am.started_at_ms()),
         // Alertmanager answers null when it runs without a cluster.
-        "clusterStatus": Value::Null,
+        "clusterStatus": am.cluster_status().map_or(Value::Null, |_| cluster_json(&am)),
     }))
 }
 

@@ -111,6 +111,9 @@ pub struct ServerConfig {
     /// How long storage keeps samples (`--retention.time`); `None` when
     /// it keeps them forever. SLOs whose period is longer get a warning.
     pub retention_ms: Option<i64>,
+    /// The embedded alert manager's peers (`--cluster.*`,
+    /// `docs/alertmanager-ha.md`); `None` runs it alone.
+    pub alertmanager_cluster: Option<alert::cluster::ClusterOptions>,
 }
 
 impl ServerConfig {
@@ -130,6 +133,7 @@ impl ServerConfig {
             data_dir: None,
             web: listen::WebConfigHandle::open(),
             retention_ms: None,
+            alertmanager_cluster: None,
         }
     }
 }

@@ -367,6 +367,7 @@ impl AppState {
                         .map(|dir| dir.join("alertmanager")),
                     external_url: self.config().external_url.clone(),
                     retention_ms: alert::DEFAULT_RETENTION_MS,
+                    cluster: self.config().alertmanager_cluster.clone(),
                 };
                 match alert::Alertmanager::start_prepared(prepared, options) {
                     Ok(started) => {
@@ -382,7 +383,7 @@ impl AppState {
                 }
             }
             (None, Some(running)) => {
-                running.stop();
+                running.shutdown().await;
                 tracing::info!("alert manager stopped: the alertmanager section is gone");
                 None
             }
@@ -509,7 +510,7 @@ impl AppState {
             forwarder.stop(flush_deadline).await;
         }
         if let Some(alertmanager) = self.alertmanager() {
-            alertmanager.stop();
+            alertmanager.shutdown().await;
         }
         self.apply_otlp_listeners(None, None).await;
     }
