@@ -245,6 +245,41 @@ pub struct Call {
 }
 
 impl Expr {
+    /// The matchers of every vector selector in the expression (those
+    /// inside range selectors and subqueries too), depth first, the
+    /// metric name as a `__name__` matcher: Prometheus's
+    /// `parser.ExtractSelectors`, which `/api/v1/query_exemplars` uses.
+    pub fn selectors(&self) -> Vec<Vec<Matcher>> {
+        let mut out = Vec::new();
+        self.collect_selectors(&mut out);
+        out
+    }
+
+    fn collect_selectors(&self, out: &mut Vec<Vec<Matcher>>) {
+        match self {
+            Expr::Number(_) | Expr::String(_) => {}
+            Expr::VectorSelector(v) => out.push(v.matchers.clone()),
+            Expr::MatrixSelector(m) => out.push(m.selector.matchers.clone()),
+            Expr::Subquery(s) => s.expr.collect_selectors(out),
+            Expr::Paren(e) | Expr::Unary { expr: e, .. } => e.collect_selectors(out),
+            Expr::Binary(b) => {
+                b.lhs.collect_selectors(out);
+                b.rhs.collect_selectors(out);
+            }
+            Expr::Aggregate(a) => {
+                a.expr.collect_selectors(out);
+                if let Some(param) = &a.param {
+                    param.collect_selectors(out);
+                }
+            }
+            Expr::Call(c) => {
+                for arg in &c.args {
+                    arg.collect_selectors(out);
+                }
+            }
+        }
+    }
+
     /// The type the expression evaluates to.
     pub fn value_type(&self) -> ValueType {
         match self {
