@@ -5,10 +5,11 @@
 //! As Prometheus's `queryExemplars`: `start` and `end` default to all of
 //! time; the expression must parse, and its selectors (every vector
 //! selector's matchers, `Expr::selectors`) are the union asked of the
-//! store; an expression without selectors (`1 + 1`) answers `null`.
+//! store; an expression without selectors (`1 + 1`) answers 204 with no
+//! body, as Prometheus answers an API call without data.
 
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use model::exemplar::ExemplarSeries;
 
@@ -32,7 +33,7 @@ pub(crate) async fn query_exemplars(State(state): State<AppState>, request: Requ
         let expr = promql::parse(&query).map_err(|e| ApiError::bad_data(e.to_string()))?;
         let selectors = expr.selectors();
         if selectors.is_empty() {
-            return Ok(render(None));
+            return Ok(StatusCode::NO_CONTENT.into_response());
         }
         let storage = state.storage().clone();
         let found = blocking(move || {
@@ -41,7 +42,7 @@ pub(crate) async fn query_exemplars(State(state): State<AppState>, request: Requ
                 .map_err(|e| ApiError::internal(e.to_string()))
         })
         .await?;
-        Ok::<_, ApiError>(render(Some(&found)))
+        Ok::<_, ApiError>(render(&found))
     }
     .await;
     result.unwrap_or_else(IntoResponse::into_response)
@@ -61,36 +62,29 @@ fn time_param(params: &Params, name: &str, default: i64) -> Result<i64, ApiError
 
 /// `{"status":"success","data":[{"seriesLabels":{…},"exemplars":[{"labels":
 /// {…},"value":"…","timestamp":…}]}]}`, numbers as Prometheus writes them.
-fn render(found: Option<&[ExemplarSeries]>) -> Response {
-    let mut body = String::from("{\"status\":\"success\",\"data\":");
-    match found {
-        None => body.push_str("null"),
-        Some(list) => {
-            body.push('[');
-            for (i, series) in list.iter().enumerate() {
-                if i > 0 {
-                    body.push(',');
-                }
-                body.push_str("{\"seriesLabels\":");
-                write_labels(&mut body, &series.series_labels);
-                body.push_str(",\"exemplars\":[");
-                for (j, e) in series.exemplars.iter().enumerate() {
-                    if j > 0 {
-                        body.push(',');
-                    }
-                    body.push_str("{\"labels\":");
-                    write_labels(&mut body, &e.labels);
-                    body.push_str(",\"value\":\"");
-                    write_value(&mut body, e.value);
-                    body.push_str("\",\"timestamp\":");
-                    write_timestamp(&mut body, e.timestamp_ms);
-                    body.push('}');
-                }
-                body.push_str("]}");
-            }
-            body.push(']');
+fn render(list: &[ExemplarSeries]) -> Response {
+    let mut body = String::from("{\"status\":\"success\",\"data\":[");
+    for (i, series) in list.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
         }
+        body.push_str("{\"seriesLabels\":");
+        write_labels(&mut body, &series.series_labels);
+        body.push_str(",\"exemplars\":[");
+        for (j, e) in series.exemplars.iter().enumerate() {
+            if j > 0 {
+                body.push(',');
+            }
+            body.push_str("{\"labels\":");
+            write_labels(&mut body, &e.labels);
+            body.push_str(",\"value\":\"");
+            write_value(&mut body, e.value);
+            body.push_str("\",\"timestamp\":");
+            write_timestamp(&mut body, e.timestamp_ms);
+            body.push('}');
+        }
+        body.push_str("]}");
     }
-    body.push('}');
+    body.push_str("]}");
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
