@@ -13,6 +13,11 @@
 //! A missing `prometheus`, python3 or Python package skips the part that
 //! needs it with a reason, unless `OSPREY_REQUIRE_EXTERNAL=1`.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 mod support;
 
 use std::io::{Read, Write};
@@ -161,7 +166,7 @@ fn stage(k: i64, base: i64) -> String {
          requests_total{{path=\"a\"}} {k} # {{trace_id=\"a{k}\",user=\"zoë\"}} {k}.5 {a}\n\
          requests_total{{path=\"b\"}} {k} # {{trace_id=\"b\",span_id=\"s\"}} 0.25\n\
          # TYPE latency histogram\n\
-         latency_bucket{{le=\"0.1\"}} {k} # {{trace_id=\"l{k}\"}} 0.05 {l}\n\
+         latency_bucket{{le=\"0.1\"}} {k} # {{trace_id=\"l{k}\"}} 0.05 {l}.123\n\
          latency_bucket{{le=\"1\"}} {k2} # {{trace_id=\"m{k}\"}} 0.7 {a}\n\
          latency_bucket{{le=\"+Inf\"}} {k2}\n\
          latency_sum {k}\n\
@@ -175,7 +180,7 @@ fn stage(k: i64, base: i64) -> String {
          # EOF\n",
         k2 = 2 * k,
         a = base + k,
-        l = format!("{}.123", base + k),
+        l = base + k,
         o = base - k,
     )
 }
@@ -472,7 +477,15 @@ fn prometheus_and_osprey_scrape_the_same_exemplars() {
 
 /// A remote-write body of series with samples and exemplars (remote
 /// write 1.0's `TimeSeries.exemplars`).
-fn write_body(series: &[(&[(&str, &str)], Vec<(i64, f64)>, Vec<(&str, f64, i64)>)]) -> Vec<u8> {
+/// One series to write: labels, samples, and exemplars as (trace_id,
+/// value, timestamp ms).
+type WriteSeries<'a> = (
+    &'a [(&'a str, &'a str)],
+    Vec<(i64, f64)>,
+    Vec<(&'a str, f64, i64)>,
+);
+
+fn write_body(series: &[WriteSeries<'_>]) -> Vec<u8> {
     use prost::Message;
     use remote::{Exemplar, Label, Sample, TimeSeries, WriteRequest};
     let label = |n: &str, v: &str| Label {

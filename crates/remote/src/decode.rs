@@ -181,7 +181,7 @@ pub fn decode_write_request<'a, E: From<DecodeError>>(
 }
 
 /// A `Label` message: name and value, empty when absent.
-fn decode_label<'a>(buf: &'a [u8]) -> Result<(&'a str, &'a str), DecodeError> {
+fn decode_label(buf: &[u8]) -> Result<(&str, &str), DecodeError> {
     let mut lr = Reader::new(buf);
     let (mut name, mut value) = ("", "");
     while !lr.done() {

@@ -2,6 +2,11 @@
 //! replayed on open (also from a checkpoint after a head cut), evicted
 //! oldest first when the store is full, refused for unknown series.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use model::exemplar::Exemplar;
 use model::storage::{Appendable, Storage};
 use model::{Labels, Matcher};
