@@ -303,3 +303,46 @@ impl Expr {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Prometheus's `parser.ExtractSelectors`: every vector selector, with
+    /// the metric name as a matcher, wherever it sits in the expression.
+    #[test]
+    fn selectors_are_extracted_from_everywhere() {
+        let expr = crate::parse(
+            "histogram_quantile(0.9, sum by (le) (rate(a_bucket{job=\"x\"}[5m]))) / on() group_left max_over_time(b[1h:1m]) + topk(scalar(c), d)",
+        )
+        .expect("parse");
+        let got: Vec<Vec<String>> = expr
+            .selectors()
+            .iter()
+            .map(|matchers| {
+                matchers
+                    .iter()
+                    .map(|m| format!("{}{}{}", m.name(), m.op().as_str(), m.value()))
+                    .collect()
+            })
+            .collect();
+        let want: Vec<Vec<&str>> = vec![
+            vec!["job=x", "__name__=a_bucket"],
+            vec!["__name__=b"],
+            vec!["__name__=d"],
+            vec!["__name__=c"],
+        ];
+        let mut got_sorted = got.clone();
+        got_sorted.iter_mut().for_each(|m| m.sort());
+        got_sorted.sort();
+        let mut want_sorted: Vec<Vec<String>> = want
+            .iter()
+            .map(|m| {
+                let mut m: Vec<String> = m.iter().map(|s| s.to_string()).collect();
+                m.sort();
+                m
+            })
+            .collect();
+        want_sorted.sort();
+        assert_eq!(got_sorted, want_sorted, "{got:?}");
+        assert!(crate::parse("1 + 1").expect("parse").selectors().is_empty());
+    }
+}
