@@ -334,6 +334,63 @@ mod tests {
     }
 
     #[test]
+    fn exemplars_are_read_with_their_series() {
+        use prost::Message;
+        let label = |n: &str, v: &str| crate::Label {
+            name: n.to_string(),
+            value: v.to_string(),
+        };
+        let request = crate::WriteRequest {
+            timeseries: vec![crate::TimeSeries {
+                labels: vec![label("__name__", "rpc_bucket"), label("le", "1")],
+                exemplars: vec![
+                    crate::Exemplar {
+                        labels: vec![label("trace_id", "abc"), label("span_id", "d")],
+                        value: 0.25,
+                        timestamp: -7,
+                    },
+                    crate::Exemplar {
+                        labels: vec![],
+                        value: 1.0,
+                        timestamp: 0,
+                    },
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let bytes = request.encode_to_vec();
+        let mut seen = Vec::new();
+        decode_write_request::<DecodeError>(&bytes, |labels, samples, exemplars| {
+            assert_eq!(labels, [("__name__", "rpc_bucket"), ("le", "1")]);
+            assert!(samples.is_empty());
+            seen.extend(exemplars.iter().cloned().map(|e| {
+                (
+                    e.labels
+                        .iter()
+                        .map(|(n, v)| format!("{n}={v}"))
+                        .collect::<Vec<_>>(),
+                    e.value,
+                    e.timestamp,
+                )
+            }));
+            Ok(())
+        })
+        .expect("decode");
+        assert_eq!(
+            seen,
+            [
+                (
+                    vec!["trace_id=abc".to_string(), "span_id=d".to_string()],
+                    0.25,
+                    -7
+                ),
+                (vec![], 1.0, 0),
+            ]
+        );
+    }
+
+    #[test]
     fn truncation_never_panics() {
         let buf = encode(&[(vec![("__name__", "up"), ("job", "node")], vec![(1, 1.0)])]);
         for cut in 0..buf.len() {
