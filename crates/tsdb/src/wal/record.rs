@@ -514,6 +514,13 @@ mod tests {
         }
 
         #[test]
+        fn exemplar_payloads_never_panic(payload in proptest::collection::vec(any::<u8>(), 0..96)) {
+            let mut bytes = vec![RECORD_TYPE_EXEMPLARS];
+            bytes.extend_from_slice(&payload);
+            let _ = decode(&bytes);
+        }
+
+        #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = decode(&bytes);
         }
