@@ -1,5 +1,7 @@
 //! Exemplars end to end (docs/exemplars.md) against the real binary:
 //!
+//! - Prometheus 2.42 remote-writing its samples and exemplars to osprey
+//!   (`send_exemplars`): osprey then answers as Prometheus;
 //! - the same OpenMetrics targets (a hand-written one that walks through
 //!   in-order, duplicate, out-of-order and over-long exemplars, and an app
 //!   on the Python `prometheus_client`) scraped by osprey and by a real
@@ -76,6 +78,10 @@ fn python_has(module: &str) -> bool {
     ok
 }
 
+/// The scrapers a [`Target`] tells apart (by User-Agent).
+const PROMETHEUS: usize = 0;
+const OSPREY: usize = 1;
+
 /// What the hand-written target serves: the test moves it through stages
 /// and counts, per scraper, the scrapes of the current stage.
 struct Target {
@@ -114,7 +120,11 @@ impl Target {
                     }
                     let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
                     let body = stage.lock().unwrap().clone();
-                    let scraper = usize::from(!text.contains("user-agent: prometheus/"));
+                    let scraper = if text.contains("user-agent: prometheus/") {
+                        PROMETHEUS
+                    } else {
+                        OSPREY
+                    };
                     let answer = format!(
                         "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                         body.len()
@@ -135,12 +145,20 @@ impl Target {
     /// Serves `body` until both scrapers fetched it twice (so the first
     /// of those scrapes is surely committed).
     fn serve_until_scraped(&self, body: String) {
+        self.serve_until_scraped_by(body, &[PROMETHEUS, OSPREY]);
+    }
+
+    /// Like [`Target::serve_until_scraped`] for the scrapers named.
+    fn serve_until_scraped_by(&self, body: String, scrapers: &[usize]) {
         *self.stage.lock().unwrap() = body;
         for s in self.seen.iter() {
             s.store(0, Ordering::SeqCst);
         }
         let deadline = Instant::now() + Duration::from_secs(60);
-        while self.seen.iter().any(|s| s.load(Ordering::SeqCst) < 2) {
+        while scrapers
+            .iter()
+            .any(|&s| self.seen[s].load(Ordering::SeqCst) < 2)
+        {
             assert!(Instant::now() < deadline, "a scraper stopped scraping");
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -472,6 +490,57 @@ fn prometheus_and_osprey_scrape_the_same_exemplars() {
             "{name}"
         );
         assert_eq!(metric(server.addr, name), want, "{name}");
+    }
+}
+
+/// Prometheus 2.42 as a remote-write client: it scrapes the target and
+/// sends its samples and exemplars (`send_exemplars: true`, exemplars in
+/// series of their own) to an osprey that scrapes nothing; osprey's
+/// `query_exemplars` must then answer as Prometheus's own.
+#[test]
+fn prometheus_remote_writes_its_exemplars_to_osprey() {
+    if !prometheus_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A config without scrape jobs: osprey holds only what Prometheus sends.
+    let osprey_config = dir.path().join("osprey.yml");
+    std::fs::write(&osprey_config, "global:\n  scrape_interval: 1m\n").unwrap();
+    let server = Server::start_with_args(
+        &dir.path().join("data"),
+        free_addr(),
+        &dir.path().join("osprey.log"),
+        &["--config", &osprey_config.display().to_string()],
+    );
+    let target = Target::start();
+    let base = now_s() - 600;
+    let config = format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: om\n    static_configs:\n      - targets: ['{}']\nremote_write:\n  - url: http://{}/api/v1/write\n    send_exemplars: true\n    queue_config:\n      batch_send_deadline: 1s\n",
+        target.addr, server.addr
+    );
+    let prometheus_dir = dir.path().join("prometheus");
+    std::fs::create_dir_all(&prometheus_dir).unwrap();
+    let (_prometheus, prometheus) = start_prometheus(&prometheus_dir, &config);
+    for k in 1..=4 {
+        target.serve_until_scraped_by(stage(k, base), &[PROMETHEUS]);
+    }
+    let (start, end) = (base - 100, now_s() + 60);
+    let query = "{job=\"om\"}";
+    let (_, want) = query_exemplars(prometheus, query, start, end);
+    assert_eq!(want["data"].as_array().map(Vec::len), Some(5), "{want}");
+    // The queue sends within a second or two; wait for all of it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, got) = query_exemplars(server.addr, query, start, end);
+        if (status, &got) == (200, &want) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "osprey has {got}\nPrometheus has {want}\nosprey log:\n{}",
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(250));
     }
 }
 
