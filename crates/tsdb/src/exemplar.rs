@@ -34,6 +34,9 @@ pub enum Refusal {
     OutOfOrder,
     /// Over the label-set length limit.
     LabelLength,
+    /// A label with an empty name (remote write and OTLP can send one;
+    /// the WAL's label rules, shared with series, forbid it).
+    EmptyLabelName,
 }
 
 impl Refusal {
@@ -46,6 +49,7 @@ impl Refusal {
             Refusal::Duplicate => "duplicate exemplar",
             Refusal::OutOfOrder => OUT_OF_ORDER_ERROR,
             Refusal::LabelLength => model::exemplar::LABEL_LENGTH_ERROR,
+            Refusal::EmptyLabelName => "exemplar label with an empty name",
         }
     }
 }
@@ -232,6 +236,9 @@ impl Ring {
             return Err(Refusal::Disabled);
         }
         check_label_length(&exemplar.labels).map_err(|_| Refusal::LabelLength)?;
+        if exemplar.labels.iter().any(|l| l.name.is_empty()) {
+            return Err(Refusal::EmptyLabelName);
+        }
         let Some(newest) = self
             .index
             .get(series)
@@ -383,6 +390,9 @@ mod tests {
             store.add(&a, exemplar(&long, 1.0, 40)),
             Err(Refusal::LabelLength)
         );
+        let mut nameless = exemplar("t", 1.0, 50);
+        nameless.labels = Labels::from_pairs([("", "x")]);
+        assert_eq!(store.add(&a, nameless), Err(Refusal::EmptyLabelName));
     }
 
     #[test]
