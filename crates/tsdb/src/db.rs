@@ -902,7 +902,17 @@ impl Appender for DbAppender<'_> {
     /// Checks the exemplar against the store now (Prometheus's
     /// `ValidateExemplar` at append time) and stages it; the commit logs
     /// it and stores it, checking again.
-    fn append_exemplar(&mut self, labels: &Labels, exemplar: Exemplar) -> Result<()> {
+    fn append_exemplar(&mut self, labels: &Labels, mut exemplar: Exemplar) -> Result<()> {
+        // Prometheus drops empty values here (`WithoutEmpty`); a label set
+        // built by `Labels::from_pairs` has none already.
+        if exemplar.labels.iter().any(|l| l.value.is_empty()) {
+            exemplar.labels = Labels::from_pairs(
+                exemplar
+                    .labels
+                    .iter()
+                    .map(|l| (l.name.clone(), l.value.clone())),
+            );
+        }
         match self.db.exemplars.validate(labels, &exemplar) {
             Ok(()) => {}
             Err(Refusal::Duplicate | Refusal::Disabled) => return Ok(()),
