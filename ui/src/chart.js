@@ -111,8 +111,13 @@ export function timeChart(container, opts) {
   const exemplarValues = (opts.exemplars || []).map((e) => e.v).filter((v) => Number.isFinite(v));
   const yRange = (u, dmin, dmax) => {
     if (exemplarValues.length) {
-      const emin = Math.min(...exemplarValues);
-      const emax = Math.max(...exemplarValues);
+      // A loop, not Math.min(...values): a large spread overflows the stack.
+      let emin = Infinity;
+      let emax = -Infinity;
+      for (const v of exemplarValues) {
+        if (v < emin) emin = v;
+        if (v > emax) emax = v;
+      }
       dmin = dmin === null ? emin : Math.min(dmin, emin);
       dmax = dmax === null ? emax : Math.max(dmax, emax);
     }
