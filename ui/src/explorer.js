@@ -10,6 +10,8 @@ const RANGES = ['5m', '15m', '30m', '1h', '3h', '6h', '12h', '1d', '2d', '7d', '
 const REFRESH = ['', '5s', '10s', '30s', '1m', '5m'];
 /** Most series drawn in one chart; more make the browser slow and the chart unreadable. */
 const MAX_SERIES = 200;
+/** Most exemplar markers drawn in one chart (each is a DOM element). */
+const MAX_EXEMPLARS = 5000;
 
 /** Reads the explorer state from the URL (Prometheus's g0.* names are accepted too). */
 function readState() {
@@ -385,7 +387,9 @@ export function renderExplorer(main) {
         anomalyBands.push({ of: b.of, lower: aligned[0], upper: aligned[1] });
       }
     }
-    const exemplars = exemplarMarkers(exemplarData);
+    const allExemplars = exemplarMarkers(exemplarData);
+    // Each marker is an element; past a few thousand the page slows down.
+    const exemplars = allExemplars.slice(0, MAX_EXEMPLARS);
     const box = el('div', {
       class: 'chart',
       'data-bands': bands ? anomalyBands.length : null,
@@ -393,6 +397,7 @@ export function renderExplorer(main) {
     });
     output.replaceChildren(box);
     if (exemplarData && exemplarData.error) output.prepend(el('div', { class: 'warning' }, `No exemplars: ${exemplarData.error}`));
+    if (allExemplars.length > exemplars.length) output.prepend(el('div', { class: 'warning' }, `Showing the first ${MAX_EXEMPLARS} of ${allExemplars.length} exemplars.`));
     if (all.length > shown.length) output.prepend(el('div', { class: 'warning' }, `Showing the first ${MAX_SERIES} of ${all.length} series.`));
     if (bands && bands.error) output.prepend(el('div', { class: 'warning' }, `No anomaly band: ${bands.error}`));
     chart = timeChart(box, {
