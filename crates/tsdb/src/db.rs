@@ -59,6 +59,12 @@ pub const MAX_BLOCK_RANGE_MS: i64 = 31 * 24 * 3600 * 1000;
 /// configured size, `Db::set_max_exemplars`).
 pub const DEFAULT_MAX_EXEMPLARS: usize = 100_000;
 
+/// How large WAL replay lets the exemplar store grow before it evicts:
+/// the largest size the configuration accepts
+/// (`config::storage::MAX_MAX_EXEMPLARS`), so every configured size finds
+/// all its exemplars after a restart.
+const REPLAY_MAX_EXEMPLARS: usize = 100_000_000;
+
 /// The directory under the data directory that holds the snapshots of
 /// [`Db::snapshot_in_data_dir`].
 pub const SNAPSHOTS_DIR: &str = "snapshots";
@@ -194,7 +200,9 @@ impl Db {
                     match head.series_by_id(e.id) {
                         // As when it was committed: a refusal now is one then.
                         Some(series) => {
-                            let _ = exemplars.add(&series.labels(), e.exemplar);
+                            let labels = series.labels();
+                            let _ =
+                                exemplars.add_growing(&labels, e.exemplar, REPLAY_MAX_EXEMPLARS);
                         }
                         None => unknown_refs += 1,
                     }

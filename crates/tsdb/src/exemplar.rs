@@ -125,6 +125,31 @@ impl ExemplarStore {
         Ok(())
     }
 
+    /// Like [`ExemplarStore::add`], but a full buffer doubles instead of
+    /// evicting (up to `limit` entries). WAL replay uses it, since the
+    /// configured size is applied only after the database is open: a
+    /// store configured larger than the one it opens with then still gets
+    /// every replayed exemplar, and a smaller one keeps the newest when it
+    /// is resized.
+    pub fn add_growing(
+        &self,
+        series: &Labels,
+        exemplar: Exemplar,
+        limit: usize,
+    ) -> Result<(), Refusal> {
+        let full = {
+            let ring = self.lock();
+            !ring.slots.is_empty() && matches!(ring.slots.get(ring.next), Some(Some(_)))
+        };
+        if full {
+            let size = self.max_exemplars();
+            if size < limit {
+                self.resize(size.saturating_mul(2).min(limit));
+            }
+        }
+        self.add(series, exemplar)
+    }
+
     /// The exemplars with `mint <= t <= maxt` of the series matching some
     /// selector, sorted by series labels (Prometheus's `Select`: a
     /// series' walk stops at its first exemplar past `maxt`).
@@ -410,6 +435,17 @@ mod tests {
         let t: Vec<i64> = got[0].exemplars.iter().map(|e| e.timestamp_ms).collect();
         assert_eq!(t, vec![2, 3]);
         assert!(store.select(5, 9, &all()).is_empty());
+    }
+
+    #[test]
+    fn replay_grows_a_full_buffer_up_to_its_limit() {
+        let store = ExemplarStore::new(2);
+        let a = labels(&[("__name__", "a")]);
+        for t in 1..=5 {
+            store.add_growing(&a, exemplar("t", 1.0, t), 4).unwrap();
+        }
+        assert_eq!(store.max_exemplars(), 4);
+        assert_eq!(times(&store), vec![("a".to_string(), vec![2, 3, 4, 5])]);
     }
 
     #[test]
