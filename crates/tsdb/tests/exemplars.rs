@@ -170,3 +170,30 @@ fn a_checkpoint_keeps_the_exemplars_of_live_series() {
     // The checkpoint dropped exemplars before the cut; the rest replayed.
     assert_eq!(times, [3000, 3500, 4000, 4500, 5000]);
 }
+
+#[test]
+fn a_store_configured_above_the_default_keeps_everything_across_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = Labels::from_pairs([("__name__", "a_total")]);
+    let n = tsdb::db::DEFAULT_MAX_EXEMPLARS as i64 + 20_000;
+    {
+        let db = open(dir.path());
+        assert!(db.set_max_exemplars(150_000));
+        let mut app = db.appender();
+        app.append(&a, 0, 0.0).unwrap();
+        for t in 0..n {
+            app.append_exemplar(&a, exemplar("t", t as f64, t)).unwrap();
+        }
+        app.commit().unwrap();
+        assert_eq!(db.exemplar_counters().in_storage, n as u64);
+    }
+    let db = open(dir.path());
+    // As the server does once its configuration is read.
+    assert!(db.set_max_exemplars(150_000));
+    let c = db.exemplar_counters();
+    assert_eq!((c.in_storage, c.max_exemplars), (n as u64, 150_000));
+    let all = vec![vec![Matcher::equal("__name__", "a_total")]];
+    let stored = db.select_exemplars(i64::MIN, i64::MAX, &all).unwrap();
+    assert_eq!(stored[0].exemplars.first().map(|e| e.timestamp_ms), Some(0));
+    assert_eq!(stored[0].exemplars.len(), n as usize);
+}
