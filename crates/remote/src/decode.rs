@@ -364,7 +364,7 @@ mod tests {
         decode_write_request::<DecodeError>(&bytes, |labels, samples, exemplars| {
             assert_eq!(labels, [("__name__", "rpc_bucket"), ("le", "1")]);
             assert!(samples.is_empty());
-            seen.extend(exemplars.iter().cloned().map(|e| {
+            seen.extend(exemplars.iter().map(|e| {
                 (
                     e.labels
                         .iter()
