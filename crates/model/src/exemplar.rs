@@ -44,10 +44,9 @@ impl Exemplar {
         if (self.has_timestamp || other.has_timestamp) && self.timestamp_ms != other.timestamp_ms {
             return false;
         }
-        // Bitwise for NaN, as Go's `==` is not: a NaN exemplar repeated
-        // would otherwise never be a duplicate. Prometheus stores the
-        // canonical NaN for exemplar values, so its `==` sees the same.
-        self.value == other.value || (self.value.is_nan() && other.value.is_nan())
+        // Float equality, as Go's `==`: a NaN value is never the same, so
+        // Prometheus stores a NaN exemplar again at every scrape.
+        self.value == other.value
     }
 }
 
@@ -116,6 +115,8 @@ mod tests {
         assert!(!a.same_as(&c));
         assert!(!a.same_as(&exemplar(&[("trace_id", "b")], 1.0, 1000, false)));
         assert!(!a.same_as(&exemplar(&[("trace_id", "a")], 2.0, 1000, false)));
+        let nan = exemplar(&[("trace_id", "a")], f64::NAN, 1000, false);
+        assert!(!nan.same_as(&nan.clone()));
     }
 
     #[test]
