@@ -5,7 +5,8 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use tsdb::wal::{
-    Record, decode, encode_samples, encode_series, encode_tombstones, scan_segment_bytes,
+    Record, decode, encode_exemplars, encode_samples, encode_series, encode_tombstones,
+    scan_segment_bytes,
 };
 
 fn check_round_trip(bytes: &[u8]) {
@@ -17,6 +18,7 @@ fn check_round_trip(bytes: &[u8]) {
         Record::Series(series) => encode_series(series, &mut encoded),
         Record::Samples(samples) => encode_samples(samples, &mut encoded),
         Record::Tombstones(tombstones) => encode_tombstones(tombstones, &mut encoded),
+        Record::Exemplars(exemplars) => encode_exemplars(exemplars, &mut encoded),
     }
     let again = decode(&encoded).expect("a re-encoded record must decode");
     match (&record, &again) {
@@ -28,6 +30,16 @@ fn check_round_trip(bytes: &[u8]) {
             }
         }
         (Record::Tombstones(a), Record::Tombstones(b)) => assert_eq!(a, b),
+        (Record::Exemplars(a), Record::Exemplars(b)) => {
+            assert_eq!(a.len(), b.len());
+            for (x, y) in a.iter().zip(b) {
+                let (e, f) = (&x.exemplar, &y.exemplar);
+                assert_eq!(
+                    (x.id, e.timestamp_ms, e.has_timestamp, e.value.to_bits(), &e.labels),
+                    (y.id, f.timestamp_ms, f.has_timestamp, f.value.to_bits(), &f.labels)
+                );
+            }
+        }
         _ => panic!("record kind changed on re-encoding"),
     }
 }

@@ -39,7 +39,9 @@ function alpha(color, a) {
  * opts: {names[], xs, ys[], unit, decimals, stacked, fill, height, min, max,
  *        thresholds, legend (bool), onZoom(fromSec, toSec),
  *        anomalyBands: [{of: series index, lower[], upper[]}] aligned on xs,
- *        shade: {from, to (seconds), label}: a time span shaded behind the series}.
+ *        shade: {from, to (seconds), label}: a time span shaded behind the series,
+ *        exemplars: [{t (seconds), v, labels, series (name)}]: markers at their
+ *        time and value (see exemplarPlugin)}.
  * Returns {destroy()}.
  */
 export function timeChart(container, opts) {
@@ -105,7 +107,20 @@ export function timeChart(container, opts) {
     extra.push(b.upper, b.lower, outside);
   }
   const width = Math.max(container.clientWidth, 200);
+  // Exemplars are drawn at their own values, which the y axis covers too.
+  const exemplarValues = (opts.exemplars || []).map((e) => e.v).filter((v) => Number.isFinite(v));
   const yRange = (u, dmin, dmax) => {
+    if (exemplarValues.length) {
+      // A loop, not Math.min(...values): a large spread overflows the stack.
+      let emin = Infinity;
+      let emax = -Infinity;
+      for (const v of exemplarValues) {
+        if (v < emin) emin = v;
+        if (v > emax) emax = v;
+      }
+      dmin = dmin === null ? emin : Math.min(dmin, emin);
+      dmax = dmax === null ? emax : Math.max(dmax, emax);
+    }
     let lo = opts.min ?? (dmin === null ? 0 : Math.min(dmin, dmin >= 0 && opts.stacked ? 0 : dmin));
     let hi = opts.max ?? (dmax === null ? 1 : dmax);
     if (lo === hi) {
@@ -120,6 +135,7 @@ export function timeChart(container, opts) {
   const thresholdLines = (opts.thresholds || []).filter((t) => t.value !== null && t.value !== undefined);
   const plugins = thresholdLines.length ? [thresholdPlugin(thresholdLines)] : [];
   if (opts.shade) plugins.push(shadePlugin(opts.shade));
+  if (opts.exemplars && opts.exemplars.length) plugins.push(exemplarPlugin(opts.exemplars, fmt));
   // A table legend (dashboards): name, hovered value and the calcs.
   let legend = null;
   if (opts.legendCalcs) {
@@ -176,6 +192,66 @@ export function timeChart(container, opts) {
     destroy() {
       ro.disconnect();
       u.destroy();
+    },
+  };
+}
+
+/**
+ * Exemplar markers (Prometheus UI's "Show exemplars"): one small diamond
+ * per exemplar at its time and value, as DOM elements over the plot so
+ * each can be hovered and followed. Hovering shows the exemplar's series,
+ * value, time and labels; one with a `trace_id` label is a link to the
+ * trace page, `/traces/<trace_id>`. Markers outside the plotted time
+ * range are hidden; they move with every redraw (zoom, resize).
+ */
+function exemplarPlugin(exemplars, fmt) {
+  let layer = null;
+  let tip = null;
+  const markers = [];
+  const describe = (e) => [
+    e.series,
+    `value ${fmt(e.v)} at ${formatTime(e.t * 1000)}`,
+    ...Object.entries(e.labels || {}).map(([k, v]) => `${k}="${v}"`),
+  ];
+  return {
+    hooks: {
+      init: [
+        (u) => {
+          layer = el('div', { class: 'exemplar-layer' });
+          tip = el('div', { class: 'exemplar-tip' });
+          tip.style.display = 'none';
+          for (const e of exemplars) {
+            const trace = e.labels && e.labels.trace_id;
+            const attrs = { class: 'exemplar', 'data-t': e.t, 'aria-label': describe(e).join(', ') };
+            if (trace) attrs.href = `/traces/${encodeURIComponent(trace)}`;
+            const m = el(trace ? 'a' : 'span', attrs);
+            m.addEventListener('mouseenter', () => {
+              tip.replaceChildren(...describe(e).map((line, i) => el('div', { class: i === 0 ? 'exemplar-series' : '' }, line)));
+              if (trace) tip.append(el('div', { class: 'exemplar-hint' }, 'click to open the trace'));
+              tip.style.left = m.style.left;
+              tip.style.top = m.style.top;
+              tip.style.display = 'block';
+            });
+            m.addEventListener('mouseleave', () => (tip.style.display = 'none'));
+            markers.push([m, e]);
+            layer.append(m);
+          }
+          layer.append(tip);
+          u.over.append(layer);
+        },
+      ],
+      draw: [
+        (u) => {
+          const [xmin, xmax] = [u.scales.x.min, u.scales.x.max];
+          for (const [m, e] of markers) {
+            const visible = e.t >= xmin && e.t <= xmax && Number.isFinite(e.v);
+            m.style.display = visible ? 'block' : 'none';
+            if (!visible) continue;
+            m.style.left = `${u.valToPos(e.t, 'x')}px`;
+            m.style.top = `${u.valToPos(e.v, 'y')}px`;
+          }
+        },
+      ],
     },
   };
 }

@@ -10,6 +10,8 @@ const RANGES = ['5m', '15m', '30m', '1h', '3h', '6h', '12h', '1d', '2d', '7d', '
 const REFRESH = ['', '5s', '10s', '30s', '1m', '5m'];
 /** Most series drawn in one chart; more make the browser slow and the chart unreadable. */
 const MAX_SERIES = 200;
+/** Most exemplar markers drawn in one chart (each is a DOM element). */
+const MAX_EXEMPLARS = 5000;
 
 /** Reads the explorer state from the URL (Prometheus's g0.* names are accepted too). */
 function readState() {
@@ -23,6 +25,7 @@ function readState() {
     step: g('step') || g('step_input') || '',
     stacked: g('stacked') === '1',
     band: g('band') === '1',
+    exemplars: g('exemplars') === '1' || g('show_exemplars') === '1',
     refresh: g('refresh') || '',
   };
 }
@@ -36,6 +39,7 @@ function writeState(s) {
   if (s.step) q.set('step', s.step);
   if (s.stacked) q.set('stacked', '1');
   if (s.band) q.set('band', '1');
+  if (s.exemplars) q.set('exemplars', '1');
   if (s.refresh) q.set('refresh', s.refresh);
   const url = location.pathname + (q.toString() ? '?' + q : '');
   if (url !== location.pathname + location.search) history.replaceState(null, '', url);
@@ -85,6 +89,21 @@ export function matchBands(shown, bandResults) {
     const b = byKey.get(bandKey(r.metric));
     if (b && b.lower && b.upper) out.push({ of, lower: b.lower, upper: b.upper });
   });
+  return out;
+}
+
+/**
+ * The markers of a `/api/v1/query_exemplars` answer (a list of
+ * `{seriesLabels, exemplars}`; null when the expression has no selectors):
+ * `{t, v, labels, series}` per exemplar, values as numbers.
+ */
+export function exemplarMarkers(data) {
+  if (!Array.isArray(data)) return [];
+  const out = [];
+  for (const s of data) {
+    const series = seriesName(s.seriesLabels || {});
+    for (const e of s.exemplars || []) out.push({ t: +e.timestamp, v: parseFloat(e.value), labels: e.labels || {}, series });
+  }
   return out;
 }
 
@@ -181,6 +200,7 @@ export function renderExplorer(main) {
   const stepInput = el('input', { class: 'step-input', value: state.step, size: 6, placeholder: 'auto', title: 'Resolution (step), e.g. 15s; empty picks one from the width', 'aria-label': 'Resolution' });
   const stacked = el('input', { type: 'checkbox', checked: state.stacked, onchange: () => run() });
   const band = el('input', { type: 'checkbox', class: 'band-toggle', checked: state.band, onchange: () => run() });
+  const showExemplars = el('input', { type: 'checkbox', class: 'exemplar-toggle', checked: state.exemplars, onchange: () => run() });
   const refreshSel = el(
     'select',
     { title: 'Auto refresh', 'aria-label': 'Auto refresh', onchange: () => { setRefresh(); run(); } },
@@ -199,6 +219,7 @@ export function renderExplorer(main) {
     el('label', { class: 'ctl' }, 'step ', stepInput),
     el('label', { class: 'ctl' }, stacked, ' stacked'),
     el('label', { class: 'ctl', title: `The range anomaly_score measures against (median ± ${BAND_K} robust σ of the trailing hour); points outside it are marked` }, band, ' anomaly band'),
+    el('label', { class: 'ctl', title: 'Exemplars of the selected series (/api/v1/query_exemplars) as markers; one with a trace_id links to its trace' }, showExemplars, ' Show exemplars'),
   );
   const toolbar = el('div', { class: 'toolbar' }, tabGraph, tabTable, graphControls, el('span', { class: 'spacer' }), refreshSel);
   const output = el('div', { class: 'output' });
@@ -272,6 +293,7 @@ export function renderExplorer(main) {
     state.step = stepInput.value.trim();
     state.stacked = stacked.checked;
     state.band = band.checked;
+    state.exemplars = showExemplars.checked;
     state.refresh = refreshSel.value;
     state.end = endInput.value ? new Date(endInput.value).toISOString() : '';
     tabGraph.classList.toggle('active', state.tab === 'graph');
@@ -315,9 +337,13 @@ export function renderExplorer(main) {
         const bandData = state.band && !state.stacked
           ? api('/api/v1/query_range', { params: { query: bandQuery(state.expr, step), start, end, step }, signal }).catch((e) => (e.name === 'AbortError' ? Promise.reject(e) : { error: e.message }))
           : Promise.resolve(null);
-        const [data, bands] = await Promise.all([api('/api/v1/query_range', { params: { query: state.expr, start, end, step }, signal }), bandData]);
+        // Exemplars too: their failure only leaves them out.
+        const exemplarData = state.exemplars
+          ? api('/api/v1/query_exemplars', { params: { query: state.expr, start, end }, signal }).catch((e) => (e.name === 'AbortError' ? Promise.reject(e) : { error: e.message }))
+          : Promise.resolve(null);
+        const [data, bands, exemplars] = await Promise.all([api('/api/v1/query_range', { params: { query: state.expr, start, end, step }, signal }), bandData, exemplarData]);
         clearError();
-        drawGraph(data, start, end, step, performance.now() - t0, bands);
+        drawGraph(data, start, end, step, performance.now() - t0, bands, exemplars);
       } else {
         const data = await api('/api/v1/query', { params: { query: state.expr, time: endMs / 1000 }, signal });
         clearError();
@@ -340,7 +366,7 @@ export function renderExplorer(main) {
     chart = null;
   }
 
-  function drawGraph(data, start, end, step, ms, bands) {
+  function drawGraph(data, start, end, step, ms, bands, exemplarData) {
     destroyChart();
     if (data.resultType !== 'matrix') {
       output.replaceChildren(el('div', { class: 'nodata' }, `The expression gives a ${data.resultType}; only instant vectors can be graphed. Use the Table tab.`));
@@ -361,8 +387,17 @@ export function renderExplorer(main) {
         anomalyBands.push({ of: b.of, lower: aligned[0], upper: aligned[1] });
       }
     }
-    const box = el('div', { class: 'chart', 'data-bands': bands ? anomalyBands.length : null });
+    const allExemplars = exemplarMarkers(exemplarData);
+    // Each marker is an element; past a few thousand the page slows down.
+    const exemplars = allExemplars.slice(0, MAX_EXEMPLARS);
+    const box = el('div', {
+      class: 'chart',
+      'data-bands': bands ? anomalyBands.length : null,
+      'data-exemplars': exemplarData && !exemplarData.error ? exemplars.length : null,
+    });
     output.replaceChildren(box);
+    if (exemplarData && exemplarData.error) output.prepend(el('div', { class: 'warning' }, `No exemplars: ${exemplarData.error}`));
+    if (allExemplars.length > exemplars.length) output.prepend(el('div', { class: 'warning' }, `Showing the first ${MAX_EXEMPLARS} of ${allExemplars.length} exemplars.`));
     if (all.length > shown.length) output.prepend(el('div', { class: 'warning' }, `Showing the first ${MAX_SERIES} of ${all.length} series.`));
     if (bands && bands.error) output.prepend(el('div', { class: 'warning' }, `No anomaly band: ${bands.error}`));
     chart = timeChart(box, {
@@ -371,6 +406,7 @@ export function renderExplorer(main) {
       ys,
       stacked: state.stacked,
       anomalyBands,
+      exemplars,
       height: 360,
       onZoom: (from, to) => {
         const span = Math.max(Math.round(to - from), 1);
@@ -383,8 +419,9 @@ export function renderExplorer(main) {
     const points = shown.reduce((n, r) => n + (r.values ? r.values.length : 0), 0);
     const anomalies = anomalyBands.reduce((n, b) => n + ys[b.of].filter((v, i) => v !== null && b.lower[i] !== null && b.upper[i] !== null && (v < b.lower[i] || v > b.upper[i])).length, 0);
     const bandText = bands && !bands.error ? ` · anomaly band on ${anomalyBands.length} series, ${anomalies} point${anomalies === 1 ? '' : 's'} outside` : '';
+    const exemplarText = exemplarData && !exemplarData.error ? ` · ${exemplars.length} exemplar${exemplars.length === 1 ? '' : 's'}` : '';
     box.dataset.anomalies = anomalies;
-    stats.textContent = `${all.length} series · ${points} points${bandText} · step ${formatDuration(step * 1000)} · ${Math.round(ms)} ms · drag to zoom, click a legend entry to hide it`;
+    stats.textContent = `${all.length} series · ${points} points${bandText}${exemplarText} · step ${formatDuration(step * 1000)} · ${Math.round(ms)} ms · drag to zoom, click a legend entry to hide it`;
   }
 
   function drawTable(data, ms) {

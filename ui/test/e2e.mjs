@@ -508,6 +508,54 @@ await check('explorer: an anomaly band is drawn behind each series', async () =>
   await context.close();
 });
 
+await check('explorer: "Show exemplars" draws each exemplar, shows its labels and links its trace', async () => {
+  const { context, page } = await newPage();
+  const expr = 'ui_requests_total';
+  // What the server holds over the chart's hour, straight from the API.
+  const end = Math.floor(Date.now() / 1000);
+  const api = await (await fetch(`${base}/api/v1/query_exemplars?query=${expr}&start=${end - 3600}&end=${end + 60}`)).json();
+  const want = api.data.flatMap((s) => s.exemplars);
+  if (want.length < 2) throw new Error(`the test data holds ${want.length} exemplars`);
+  await page.goto(base + '/?expr=' + encodeURIComponent(expr) + '&exemplars=1');
+  await page.waitForSelector('.chart[data-exemplars] canvas');
+  await page.waitForTimeout(200);
+  if (!(await page.isChecked('input.exemplar-toggle'))) throw new Error('the exemplar toggle is not restored from the URL');
+  const drawn = +(await page.getAttribute('.chart', 'data-exemplars'));
+  if (drawn !== want.length) throw new Error(`${drawn} markers for ${want.length} exemplars`);
+  const visible = await page.$$eval('.chart .exemplar', (ms) => ms.filter((m) => m.style.display !== 'none').length);
+  if (visible !== want.length) throw new Error(`${visible} of ${want.length} markers visible`);
+  // Each marker sits inside the plot.
+  const inside = await page.$$eval('.chart .exemplar', (ms) => ms.every((m) => {
+    const o = m.closest('.u-over').getBoundingClientRect();
+    const r = m.getBoundingClientRect();
+    const x = r.left + r.width / 2, y = r.top + r.height / 2;
+    return x >= o.left - 1 && x <= o.right + 1 && y >= o.top - 1 && y <= o.bottom + 1;
+  }));
+  if (!inside) throw new Error('a marker lies outside the plot');
+  // Markers with a trace_id link to the trace page; the others do not.
+  const traced = want.filter((e) => e.labels.trace_id);
+  const links = await page.$$eval('.chart a.exemplar', (ms) => ms.map((m) => m.getAttribute('href')));
+  const hrefs = traced.map((e) => `/traces/${e.labels.trace_id}`).sort();
+  if (JSON.stringify(links.sort()) !== JSON.stringify(hrefs)) throw new Error(`links ${links} want ${hrefs}`);
+  if ((await page.$$('.chart span.exemplar')).length !== want.length - traced.length) throw new Error('a marker without trace_id is a link');
+  // Hovering shows the labels.
+  const first = traced[0];
+  const marker = await page.$(`.chart a.exemplar[href="/traces/${first.labels.trace_id}"]`);
+  await marker.hover();
+  await page.waitForSelector('.exemplar-tip', { state: 'visible' });
+  const tip = await page.textContent('.exemplar-tip');
+  for (const [k, v] of Object.entries(first.labels)) if (!tip.includes(`${k}="${v}"`)) throw new Error(`tooltip ${tip} lacks ${k}`);
+  if (!tip.includes('ui_requests_total')) throw new Error(`tooltip ${tip} lacks the series`);
+  if (!(await page.textContent('.stats')).includes(`${want.length} exemplars`)) throw new Error('the stats line does not count the exemplars');
+  await shot(page, 'explorer-exemplars');
+  // Off: no markers.
+  await page.click('input.exemplar-toggle');
+  await page.waitForFunction(() => !document.querySelector('.chart .exemplar') && !new URL(location.href).searchParams.get('exemplars'));
+  await noErrors(page, 'explorer exemplars');
+  summary.exemplars = { drawn, links: links.length };
+  await context.close();
+});
+
 await check('home: the machine\'s figures and charts, the open alerts and the SLOs', async () => {
   const { context, page } = await newPage();
   await page.goto(base + '/');

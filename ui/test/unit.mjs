@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { parseDuration, formatDuration, parseTime, formatValue, legendName, seriesName, thresholdColor, formatVariable, autoStep, alignedStart } from '../src/util.js';
 import { completionContext } from '../src/complete.js';
-import { errorPosition, bracketError, bandQuery, matchBands } from '../src/explorer.js';
+import { errorPosition, bracketError, bandQuery, matchBands, exemplarMarkers } from '../src/explorer.js';
 import { isGrafana, fromGrafana, sanitizeUid } from '../src/grafana.js';
 import { percentText, exhaustionText } from '../src/slos.js';
 import { groupRuleFile, splitComparison, alertingExprs, metricStep } from '../src/pages.js';
@@ -281,4 +281,25 @@ test('cardinality rows select their own series', () => {
   assert.equal(quoteValue('a\nb'), '"a\\nb"');
   assert.equal(explorerLink('up{job="a"}'), '/graph?expr=up%7Bjob%3D%22a%22%7D&tab=table');
   assert.equal(explorerLink('up', true), '/graph?expr=up');
+});
+
+test('query_exemplars answers become one marker per exemplar', () => {
+  const data = [
+    {
+      seriesLabels: { __name__: 'rpc_seconds_bucket', le: '0.5' },
+      exemplars: [
+        { labels: { trace_id: 'abc' }, value: '0.37', timestamp: 1700000000.123 },
+        { labels: {}, value: 'NaN', timestamp: 1700000001 },
+      ],
+    },
+    { seriesLabels: { __name__: 'jobs_total' }, exemplars: [{ labels: { user: 'ada' }, value: '3', timestamp: 1700000002 }] },
+  ];
+  const markers = exemplarMarkers(data);
+  assert.equal(markers.length, 3);
+  assert.deepEqual(markers[0], { t: 1700000000.123, v: 0.37, labels: { trace_id: 'abc' }, series: 'rpc_seconds_bucket{le="0.5"}' });
+  assert.ok(Number.isNaN(markers[1].v));
+  assert.equal(markers[2].series, 'jobs_total');
+  // No selectors (a 204, read as null) and errors draw nothing.
+  assert.deepEqual(exemplarMarkers(null), []);
+  assert.deepEqual(exemplarMarkers({ error: 'x' }), []);
 });

@@ -1,7 +1,7 @@
 //! The `storage:` section: osprey's per-series retention
-//! (`retention_rules`). Prometheus's own `storage.tsdb` and
-//! `storage.exemplars` settings, and resolution tiers, are refused with
-//! what is missing.
+//! (`retention_rules`) and Prometheus's `exemplars` (`max_exemplars`).
+//! Prometheus's own `storage.tsdb` settings, and resolution tiers, are
+//! refused with what is missing.
 
 use model::matcher::{MatchOp, Matcher};
 
@@ -10,11 +10,31 @@ use crate::decode::Decoder;
 use yaml::Node;
 
 /// `storage:`.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct StorageConfig {
     /// In order: the first rule whose selector matches a series gives its
     /// retention; series no rule matches keep the global one.
     pub retention_rules: Vec<RetentionRule>,
+    /// `exemplars.max_exemplars`: how many exemplars the in-memory store
+    /// holds, of all series together; 0 keeps none.
+    pub max_exemplars: u64,
+}
+
+/// Prometheus's default `storage.exemplars.max_exemplars`.
+pub const DEFAULT_MAX_EXEMPLARS: u64 = 100_000;
+
+/// The largest `max_exemplars` accepted: about 10 GB of memory at
+/// Prometheus's estimate of 95 bytes an exemplar, so a mistyped size
+/// fails the load instead of the server.
+pub const MAX_MAX_EXEMPLARS: u64 = 100_000_000;
+
+impl Default for StorageConfig {
+    fn default() -> StorageConfig {
+        StorageConfig {
+            retention_rules: Vec::new(),
+            max_exemplars: DEFAULT_MAX_EXEMPLARS,
+        }
+    }
 }
 
 /// One `retention_rules` entry.
@@ -39,7 +59,25 @@ pub fn decode(decoder: &Decoder, node: &Node, field: &str) -> Result<StorageConf
             "tiers" => {
                 return Err(decoder.unsupported(&f, "resolution tiers (downsampling)"));
             }
-            "tsdb" | "exemplars" => {
+            "exemplars" => {
+                for e in decoder.fields(f.value, &f.path)? {
+                    match e.name.as_str() {
+                        "max_exemplars" => {
+                            let n = decoder.unsigned(e.value, &e.path)?;
+                            if n > MAX_MAX_EXEMPLARS {
+                                return Err(decoder.error(
+                                    e.value.line,
+                                    &e.path,
+                                    format!("{n} is more than the {MAX_MAX_EXEMPLARS} allowed"),
+                                ));
+                            }
+                            config.max_exemplars = n;
+                        }
+                        _ => return Err(decoder.unknown(&e)),
+                    }
+                }
+            }
+            "tsdb" => {
                 return Err(decoder.unsupported(
                     &f,
                     "Prometheus's storage settings (use --retention.time and --retention.size)",
@@ -172,6 +210,33 @@ mod tests {
             (
                 "storage:\n  tiers:\n    - resolution: raw\n",
                 "osprey.yml:2: storage.tiers: not supported by osprey: resolution tiers (downsampling)",
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse(text).unwrap_err(), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn exemplars_take_prometheus_size_and_default() {
+        assert_eq!(parse("").unwrap().max_exemplars, 100_000);
+        assert_eq!(parse("storage: {}\n").unwrap().max_exemplars, 100_000);
+        let config = parse("storage:\n  exemplars:\n    max_exemplars: 0\n").unwrap();
+        assert_eq!(config.max_exemplars, 0);
+        let config = parse("storage:\n  exemplars:\n    max_exemplars: 5000\n").unwrap();
+        assert_eq!(config.max_exemplars, 5000);
+        let cases = [
+            (
+                "storage:\n  exemplars:\n    max_exemplars: -1\n",
+                "osprey.yml:3: storage.exemplars.max_exemplars: expected a non-negative integer, got -1",
+            ),
+            (
+                "storage:\n  exemplars:\n    max_exemplar: 5\n",
+                "osprey.yml:3: storage.exemplars.max_exemplar: unknown field",
+            ),
+            (
+                "storage:\n  exemplars:\n    max_exemplars: 1000000000\n",
+                "osprey.yml:3: storage.exemplars.max_exemplars: 1000000000 is more than the 100000000 allowed",
             ),
         ];
         for (text, expected) in cases {

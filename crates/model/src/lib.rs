@@ -21,6 +21,7 @@
 //! This crate does no I/O and has no async code.
 
 pub mod duration;
+pub mod exemplar;
 pub mod exposition;
 pub mod hash;
 pub mod labels;

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 
+use crate::exemplar::{Exemplar, ExemplarCounters, ExemplarSeries};
 use crate::{Labels, Matcher};
 
 /// What went wrong in storage. `kind` says how a caller should react.
@@ -126,6 +127,21 @@ pub trait Appender: Send {
 
     /// Drops everything staged.
     fn rollback(&mut self);
+
+    /// Stages one exemplar of the series `labels`, which must exist in the
+    /// store (a sample of it staged in this appender, or stored before),
+    /// as Prometheus's `AppendExemplar` requires. It is stored with the
+    /// commit. A duplicate of the series' newest exemplar is dropped with
+    /// `Ok` (`Exemplar::same_as`); an exemplar over the label length limit,
+    /// not newer than the series' newest, or of an unknown series is an
+    /// `InvalidInput` error with Prometheus's message, which writers log
+    /// and carry on from (an exemplar never fails its samples). By default
+    /// exemplars are dropped: a store without exemplar storage, or with it
+    /// sized 0, accepts and forgets them.
+    fn append_exemplar(&mut self, labels: &Labels, exemplar: Exemplar) -> Result<()> {
+        let _ = (labels, exemplar);
+        Ok(())
+    }
 }
 
 /// A source of queriers.
@@ -241,6 +257,33 @@ pub trait Storage: Appendable + Queryable {
     fn set_retention_rules(&self, rules: Vec<(Vec<Matcher>, i64)>) -> bool {
         let _ = rules;
         false
+    }
+
+    /// The stored exemplars with `mint <= t <= maxt` of the series that
+    /// match every matcher of at least one of `selectors`, sorted by
+    /// series labels, each series' exemplars oldest first; series without
+    /// exemplars in range are left out. By default none.
+    fn select_exemplars(
+        &self,
+        mint: i64,
+        maxt: i64,
+        selectors: &[Vec<Matcher>],
+    ) -> Result<Vec<ExemplarSeries>> {
+        let _ = (mint, maxt, selectors);
+        Ok(Vec::new())
+    }
+
+    /// Resizes the exemplar storage to hold `max_exemplars` (0 turns it
+    /// off); shrinking drops the oldest. Returns whether the store has
+    /// exemplar storage.
+    fn set_max_exemplars(&self, max_exemplars: u64) -> bool {
+        let _ = max_exemplars;
+        false
+    }
+
+    /// Figures for the `prometheus_tsdb_exemplar_*` metrics.
+    fn exemplar_counters(&self) -> ExemplarCounters {
+        ExemplarCounters::default()
     }
 }
 

@@ -362,6 +362,60 @@ fn import(addr: SocketAddr, text: &str) {
     assert_eq!(status, 204, "import: {}", String::from_utf8_lossy(&body));
 }
 
+/// A counter with three exemplars over the last hour, by remote write
+/// (docs/exemplars.md): two with a `trace_id`, one without, for the
+/// explorer's "Show exemplars".
+fn write_exemplars(addr: SocketAddr, now_ms: i64) {
+    use prost::Message;
+    use remote::{Exemplar, Label, Sample, TimeSeries, WriteRequest};
+    let label = |n: &str, v: &str| Label {
+        name: n.to_string(),
+        value: v.to_string(),
+    };
+    let samples = (0..240)
+        .map(|i| Sample {
+            value: 10.0 * i as f64,
+            timestamp: now_ms - (239 - i) * 15_000,
+        })
+        .collect();
+    let exemplar = |labels: Vec<Label>, value: f64, minutes_ago: i64| Exemplar {
+        labels,
+        value,
+        timestamp: now_ms - minutes_ago * 60_000,
+    };
+    let request = WriteRequest {
+        timeseries: vec![TimeSeries {
+            labels: vec![label("__name__", "ui_requests_total"), label("job", "ui")],
+            samples,
+            exemplars: vec![
+                exemplar(
+                    vec![label("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736")],
+                    900.0,
+                    40,
+                ),
+                exemplar(vec![label("user", "ada")], 1500.0, 30),
+                exemplar(
+                    vec![
+                        label("span_id", "00f067aa0ba902b7"),
+                        label("trace_id", "a3ce929d0e0e4736a3ce929d0e0e4736"),
+                    ],
+                    2100.0,
+                    20,
+                ),
+            ],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&request.encode_to_vec())
+        .expect("snappy");
+    assert_eq!(
+        support::remote_write(addr, &body).expect("remote write"),
+        204
+    );
+}
+
 fn get_json(addr: SocketAddr, path: &str) -> (u16, serde_json::Value) {
     let (status, body) = http(addr, "GET", path, &[], &[]).expect("request");
     let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
@@ -385,6 +439,7 @@ fn browser_end_to_end() {
         &["--config", config.to_str().expect("utf-8 path")],
     );
     import(addr, &sample_data(now_ms()));
+    write_exemplars(addr, now_ms());
     // Grafana JSON provisioned as a file (dashboards as code) renders too.
     let grafana = std::fs::read_to_string(root.join("ui/test/grafana-dashboard.json"))
         .expect("read grafana dashboard");

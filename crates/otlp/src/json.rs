@@ -64,6 +64,26 @@ pub(crate) fn base64_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D
         .map_err(|_| D::Error::custom("bytes must be base64"))
 }
 
+/// A trace or span id in OTLP/JSON: hex digits (the JSON mapping's one
+/// exception to base64 bytes), either case; empty is no id.
+pub(crate) fn hex_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+    let text = std::borrow::Cow::<str>::deserialize(d)?;
+    let digits = text.as_bytes();
+    if digits.len() % 2 != 0 {
+        return Err(D::Error::custom("ids must be an even number of hex digits"));
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Ok(c - b'0'),
+        b'a'..=b'f' => Ok(c - b'a' + 10),
+        b'A'..=b'F' => Ok(c - b'A' + 10),
+        _ => Err(D::Error::custom("ids must be hex digits")),
+    };
+    digits
+        .chunks(2)
+        .map(|pair| Ok(nibble(pair[0])? << 4 | nibble(pair[1])?))
+        .collect()
+}
+
 fn to_u64(n: Number<'_>) -> Result<u64, String> {
     match n {
         Number::U(u) => Ok(u),

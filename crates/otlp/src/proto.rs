@@ -3,8 +3,7 @@
 //! from the specification's field numbers, and readable from OTLP/JSON
 //! through serde (the protobuf JSON mapping: lowerCamelCase names, 64-bit
 //! integers as strings or numbers, enums as integers, `NaN`/`Infinity` as
-//! strings). Exemplars are decoded from protobuf but not read from JSON
-//! (osprey has no exemplar store yet; see `docs/otlp.md`).
+//! strings; trace and span ids of exemplars as hex).
 //!
 //! The fields a metrics receiver does not use (resource `schema_url`, entity
 //! references, string-table indexes) are left out: protobuf skips unknown
@@ -161,7 +160,6 @@ pub struct NumberDataPoint {
     #[serde(flatten)]
     pub value: Option<number_data_point::Value>,
     #[prost(message, repeated, tag = "5")]
-    #[serde(skip)]
     pub exemplars: Vec<Exemplar>,
     #[prost(uint32, tag = "8")]
     pub flags: u32,
@@ -204,7 +202,6 @@ pub struct HistogramDataPoint {
     #[serde(deserialize_with = "json::vec_f64_lenient")]
     pub explicit_bounds: Vec<f64>,
     #[prost(message, repeated, tag = "8")]
-    #[serde(skip)]
     pub exemplars: Vec<Exemplar>,
     #[prost(uint32, tag = "10")]
     pub flags: u32,
@@ -239,7 +236,6 @@ pub struct ExponentialHistogramDataPoint {
     #[prost(uint32, tag = "10")]
     pub flags: u32,
     #[prost(message, repeated, tag = "11")]
-    #[serde(skip)]
     pub exemplars: Vec<Exemplar>,
     #[prost(double, tag = "14")]
     #[serde(deserialize_with = "json::f64_lenient")]
@@ -292,27 +288,35 @@ pub struct ValueAtQuantile {
     pub value: f64,
 }
 
-#[derive(Clone, PartialEq, prost::Message)]
+#[derive(Clone, PartialEq, prost::Message, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
 pub struct Exemplar {
     #[prost(message, repeated, tag = "7")]
     pub filtered_attributes: Vec<KeyValue>,
     #[prost(fixed64, tag = "2")]
+    #[serde(deserialize_with = "json::u64_lenient")]
     pub time_unix_nano: u64,
     #[prost(oneof = "exemplar::Value", tags = "3, 6")]
+    #[serde(flatten)]
     pub value: Option<exemplar::Value>,
     #[prost(bytes = "vec", tag = "4")]
+    #[serde(deserialize_with = "json::hex_bytes")]
     pub span_id: Vec<u8>,
     #[prost(bytes = "vec", tag = "5")]
+    #[serde(deserialize_with = "json::hex_bytes")]
     pub trace_id: Vec<u8>,
 }
 
 pub mod exemplar {
-    #[derive(Clone, Copy, PartialEq, prost::Oneof)]
+    use serde::Deserialize;
+
+    #[derive(Clone, Copy, PartialEq, prost::Oneof, Deserialize)]
+    #[serde(rename_all = "camelCase")]
     pub enum Value {
         #[prost(double, tag = "3")]
-        AsDouble(f64),
+        AsDouble(#[serde(deserialize_with = "crate::json::f64_lenient")] f64),
         #[prost(sfixed64, tag = "6")]
-        AsInt(i64),
+        AsInt(#[serde(deserialize_with = "crate::json::i64_lenient")] i64),
     }
 }
 

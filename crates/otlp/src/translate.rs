@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
+use model::exemplar::Exemplar;
 use model::{Labels, METRIC_NAME, STALE_NAN};
 
 use crate::proto::{
@@ -123,6 +124,10 @@ impl TranslationOptions {
 #[derive(Debug, Default)]
 pub struct Translated {
     pub samples: Vec<(Labels, i64, f64)>,
+    /// Exemplars, each with the labels of the series it belongs to (a
+    /// sample of which is in `samples`), in the order Prometheus appends
+    /// them.
+    pub exemplars: Vec<(Labels, Exemplar)>,
     pub rejected_points: i64,
     /// Why points were refused, the first few reasons.
     pub errors: Vec<String>,
@@ -486,13 +491,22 @@ impl PointContext<'_, '_> {
         extra: Option<(&str, String)>,
         t: i64,
         v: f64,
-    ) {
+    ) -> Labels {
         let mut map = map.clone();
         if let Some((label, value)) = extra {
             map.insert(label.to_string(), value);
         }
         map.insert(METRIC_NAME.to_string(), name.to_string());
-        self.out.samples.push((to_labels(map), t, v));
+        let labels = to_labels(map);
+        self.out.samples.push((labels.clone(), t, v));
+        labels
+    }
+
+    /// Attaches exemplars to the series `labels`.
+    fn attach(&mut self, labels: &Labels, exemplars: impl IntoIterator<Item = Exemplar>) {
+        for exemplar in exemplars {
+            self.out.exemplars.push((labels.clone(), exemplar));
+        }
     }
 
     fn time(&mut self, name: &str, time_unix_nano: u64) -> Option<i64> {
@@ -519,7 +533,8 @@ impl PointContext<'_, '_> {
             None => 0.0,
         };
         if p.flags & FLAG_NO_RECORDED_VALUE != 0 {
-            self.push(&map, name, None, t, STALE_NAN);
+            let labels = self.push(&map, name, None, t, STALE_NAN);
+            self.attach(&labels, p.exemplars.iter().map(exemplar));
             return;
         }
         if delta {
@@ -533,7 +548,8 @@ impl PointContext<'_, '_> {
             v += previous;
             self.pending.insert(key, (DeltaState::Sum(v), t));
         }
-        self.push(&map, name, None, t, v);
+        let labels = self.push(&map, name, None, t, v);
+        self.attach(&labels, p.exemplars.iter().map(exemplar));
     }
 
     fn histogram(&mut self, name: &str, p: &proto::HistogramDataPoint, delta: bool) {
@@ -629,24 +645,36 @@ impl PointContext<'_, '_> {
                 ),
             );
         }
+        // As Prometheus: each exemplar goes to the first bucket whose
+        // bound is at least its value, the rest to `+Inf`, walking both in
+        // ascending order.
+        let mut exemplars: Vec<Exemplar> = p.exemplars.iter().map(exemplar).collect();
+        exemplars.sort_by(|a, b| a.value.total_cmp(&b.value));
+        let mut exemplars = exemplars.into_iter().peekable();
         let mut cumulative = 0u64;
         for (bound, n) in p.explicit_bounds.iter().zip(&buckets) {
             cumulative = cumulative.saturating_add(*n);
-            self.push(
+            let labels = self.push(
                 &map,
                 &bucket_name,
                 Some(("le", format_float(*bound))),
                 t,
                 cumulative as f64,
             );
+            let mut in_bucket = Vec::new();
+            while let Some(e) = exemplars.next_if(|e| e.value <= *bound) {
+                in_bucket.push(e);
+            }
+            self.attach(&labels, in_bucket);
         }
-        self.push(
+        let labels = self.push(
             &map,
             &bucket_name,
             Some(("le", "+Inf".to_string())),
             t,
             count as f64,
         );
+        self.attach(&labels, exemplars);
         if let Some(sum) = sum {
             self.push(&map, &sum_name, None, t, sum);
         }
@@ -749,7 +777,9 @@ fn exponential_to_classic(
         sum: p.sum,
         bucket_counts: merged_counts,
         explicit_bounds: merged_bounds,
-        exemplars: Vec::new(),
+        // Kept on the classic buckets (Prometheus 3 keeps them on the
+        // native histogram, which osprey does not have yet).
+        exemplars: p.exemplars.clone(),
         flags: p.flags,
     })
 }
@@ -887,6 +917,51 @@ pub fn label_name_with(key: &str, naming: LabelNaming) -> Result<String, String>
         ));
     }
     Ok(name)
+}
+
+/// The runes an exemplar's labels may hold (OpenMetrics' limit), which
+/// Prometheus's translation fills with the trace and span ids first and
+/// with the filtered attributes only if they all fit.
+const MAX_EXEMPLAR_RUNES: usize = model::exemplar::MAX_LABEL_SET_RUNES;
+
+/// An OTLP exemplar as Prometheus 3 translates it: `trace_id` and
+/// `span_id` labels of the ids in lowercase hex (left out when empty or
+/// zero), the filtered attributes as labels named as they are when all
+/// of them fit in 128 runes with the ids, the time in milliseconds (none
+/// of its own when 0).
+fn exemplar(e: &proto::Exemplar) -> Exemplar {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut runes = 0usize;
+    for (key, id) in [("trace_id", &e.trace_id), ("span_id", &e.span_id)] {
+        if id.iter().any(|b| *b != 0) {
+            let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+            runes += key.len() + hex.len();
+            pairs.push((key.to_string(), hex));
+        }
+    }
+    let attributes: Vec<(String, String)> = e
+        .filtered_attributes
+        .iter()
+        .map(|kv| (kv.key.clone(), value_string(kv.value.as_ref())))
+        .collect();
+    runes += attributes
+        .iter()
+        .map(|(k, v)| k.chars().count() + v.chars().count())
+        .sum::<usize>();
+    if runes <= MAX_EXEMPLAR_RUNES {
+        pairs.extend(attributes);
+    }
+    let timestamp_ms = i64::try_from(e.time_unix_nano / 1_000_000).unwrap_or(i64::MAX);
+    Exemplar {
+        labels: Labels::from_pairs(pairs),
+        value: match e.value {
+            Some(proto::exemplar::Value::AsDouble(d)) => d,
+            Some(proto::exemplar::Value::AsInt(i)) => i as f64,
+            None => 0.0,
+        },
+        timestamp_ms,
+        has_timestamp: timestamp_ms != 0,
+    }
 }
 
 /// An attribute value as text (pdata's `AsString`): strings as they are,

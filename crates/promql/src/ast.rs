@@ -245,6 +245,41 @@ pub struct Call {
 }
 
 impl Expr {
+    /// The matchers of every vector selector in the expression (those
+    /// inside range selectors and subqueries too), depth first, the
+    /// metric name as a `__name__` matcher: Prometheus's
+    /// `parser.ExtractSelectors`, which `/api/v1/query_exemplars` uses.
+    pub fn selectors(&self) -> Vec<Vec<Matcher>> {
+        let mut out = Vec::new();
+        self.collect_selectors(&mut out);
+        out
+    }
+
+    fn collect_selectors(&self, out: &mut Vec<Vec<Matcher>>) {
+        match self {
+            Expr::Number(_) | Expr::String(_) => {}
+            Expr::VectorSelector(v) => out.push(v.matchers.clone()),
+            Expr::MatrixSelector(m) => out.push(m.selector.matchers.clone()),
+            Expr::Subquery(s) => s.expr.collect_selectors(out),
+            Expr::Paren(e) | Expr::Unary { expr: e, .. } => e.collect_selectors(out),
+            Expr::Binary(b) => {
+                b.lhs.collect_selectors(out);
+                b.rhs.collect_selectors(out);
+            }
+            Expr::Aggregate(a) => {
+                a.expr.collect_selectors(out);
+                if let Some(param) = &a.param {
+                    param.collect_selectors(out);
+                }
+            }
+            Expr::Call(c) => {
+                for arg in &c.args {
+                    arg.collect_selectors(out);
+                }
+            }
+        }
+    }
+
     /// The type the expression evaluates to.
     pub fn value_type(&self) -> ValueType {
         match self {
@@ -266,5 +301,48 @@ impl Expr {
             Expr::Aggregate(_) => ValueType::Vector,
             Expr::Call(c) => crate::functions::return_type(&c.func),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Prometheus's `parser.ExtractSelectors`: every vector selector, with
+    /// the metric name as a matcher, wherever it sits in the expression.
+    #[test]
+    fn selectors_are_extracted_from_everywhere() {
+        let expr = crate::parse(
+            "histogram_quantile(0.9, sum by (le) (rate(a_bucket{job=\"x\"}[5m]))) / on() group_left max_over_time(b[1h:1m]) + topk(scalar(c), d)",
+        )
+        .expect("parse");
+        let got: Vec<Vec<String>> = expr
+            .selectors()
+            .iter()
+            .map(|matchers| {
+                matchers
+                    .iter()
+                    .map(|m| format!("{}{}{}", m.name(), m.op().as_str(), m.value()))
+                    .collect()
+            })
+            .collect();
+        let want: Vec<Vec<&str>> = vec![
+            vec!["job=x", "__name__=a_bucket"],
+            vec!["__name__=b"],
+            vec!["__name__=d"],
+            vec!["__name__=c"],
+        ];
+        let mut got_sorted = got.clone();
+        got_sorted.iter_mut().for_each(|m| m.sort());
+        got_sorted.sort();
+        let mut want_sorted: Vec<Vec<String>> = want
+            .iter()
+            .map(|m| {
+                let mut m: Vec<String> = m.iter().map(|s| s.to_string()).collect();
+                m.sort();
+                m
+            })
+            .collect();
+        want_sorted.sort();
+        assert_eq!(got_sorted, want_sorted, "{got:?}");
+        assert!(crate::parse("1 + 1").expect("parse").selectors().is_empty());
     }
 }

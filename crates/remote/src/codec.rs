@@ -50,7 +50,7 @@ pub struct Sample {
     pub timestamp: i64,
 }
 
-/// `prometheus.Exemplar`; the receiver skips it unread for now.
+/// `prometheus.Exemplar`; the receiver reads it with `decode` (borrowed).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Exemplar {
     #[prost(message, repeated, tag = "1")]
@@ -135,13 +135,34 @@ pub fn decompress_snappy(
 /// Labels are as sent (any order; empty values are later dropped by the
 /// storage). The first invalid series stops the walk with an error, so a
 /// caller that stages into one appender and commits only on `Ok` stores
-/// nothing of a bad request.
+/// nothing of a bad request. Exemplars are skipped; see
+/// [`visit_write_request_with_exemplars`].
 pub fn visit_write_request<'a, E: From<RemoteWriteError>>(
     raw: &'a [u8],
     mut on_series: impl FnMut(&[(&'a str, &'a str)], &[(i64, f64)]) -> Result<(), E>,
 ) -> Result<(), E> {
+    visit_write_request_with_exemplars(raw, |labels, samples, _| {
+        if samples.is_empty() {
+            return Ok(());
+        }
+        on_series(labels, samples)
+    })
+}
+
+/// Like [`visit_write_request`], and hands each series' exemplars over
+/// too: `on_series(labels, samples, exemplars)` is called for every valid
+/// series with samples or exemplars (Prometheus sends exemplars in series
+/// of their own, without samples).
+pub fn visit_write_request_with_exemplars<'a, E: From<RemoteWriteError>>(
+    raw: &'a [u8],
+    mut on_series: impl FnMut(
+        &[(&'a str, &'a str)],
+        &[(i64, f64)],
+        &[crate::decode::RawExemplar<'a>],
+    ) -> Result<(), E>,
+) -> Result<(), E> {
     let mut names: Vec<&str> = Vec::new();
-    crate::decode::decode_write_request::<VisitError<E>>(raw, |labels, samples| {
+    crate::decode::decode_write_request::<VisitError<E>>(raw, |labels, samples, exemplars| {
         let invalid = |message: String| {
             VisitError::Caller(E::from(RemoteWriteError::InvalidLabels {
                 series: describe_labels(labels),
@@ -165,10 +186,10 @@ pub fn visit_write_request<'a, E: From<RemoteWriteError>>(
         {
             return Err(invalid("missing metric name (__name__ label)".to_string()));
         }
-        if samples.is_empty() {
+        if samples.is_empty() && exemplars.is_empty() {
             return Ok(());
         }
-        on_series(labels, samples).map_err(VisitError::Caller)
+        on_series(labels, samples, exemplars).map_err(VisitError::Caller)
     })
     .map_err(|e| match e {
         VisitError::Decode(d) => E::from(RemoteWriteError::Protobuf(d.to_string())),

@@ -7,10 +7,12 @@
 //! pairs and a sample slice, reusing two buffers for the whole request.
 //!
 //! Only the fields osprey stores are interpreted: `WriteRequest.timeseries`
-//! (1); `TimeSeries.labels` (1) and `.samples` (2); `Label.name` (1) and
-//! `.value` (2); `Sample.value` (1, double) and `.timestamp` (2, int64).
-//! Every other field (metadata, exemplars, histograms, unknown fields) is
-//! skipped by wire type, so newer senders do not break older receivers.
+//! (1); `TimeSeries.labels` (1), `.samples` (2) and `.exemplars` (3);
+//! `Label.name` (1) and `.value` (2); `Sample.value` (1, double) and
+//! `.timestamp` (2, int64); `Exemplar.labels` (1), `.value` (2, double)
+//! and `.timestamp` (3, int64). Every other field (metadata, histograms,
+//! unknown fields) is skipped by wire type, so newer senders do not break
+//! older receivers.
 
 use std::fmt;
 
@@ -140,16 +142,27 @@ fn utf8<'a>(b: &'a [u8], what: &str) -> Result<&'a str, DecodeError> {
     std::str::from_utf8(b).map_err(|_| DecodeError::new(format!("{what} is not valid UTF-8")))
 }
 
-/// Decodes a `WriteRequest` and calls `on_series(labels, samples)` once per
-/// time series, in message order. Labels are as sent (order and duplicates
-/// are the caller's to check). An error from the callback stops decoding
-/// and is returned as is.
+/// One `prometheus.Exemplar` as sent: labels borrowed from the request,
+/// in the order sent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawExemplar<'a> {
+    pub labels: Vec<(&'a str, &'a str)>,
+    pub value: f64,
+    /// Milliseconds; 0 when the sender left it out.
+    pub timestamp: i64,
+}
+
+/// Decodes a `WriteRequest` and calls `on_series(labels, samples,
+/// exemplars)` once per time series, in message order. Labels are as sent
+/// (order and duplicates are the caller's to check). An error from the
+/// callback stops decoding and is returned as is.
 pub fn decode_write_request<'a, E: From<DecodeError>>(
     buf: &'a [u8],
-    mut on_series: impl FnMut(&[(&'a str, &'a str)], &[(i64, f64)]) -> Result<(), E>,
+    mut on_series: impl FnMut(&[(&'a str, &'a str)], &[(i64, f64)], &[RawExemplar<'a>]) -> Result<(), E>,
 ) -> Result<(), E> {
     let mut labels: Vec<(&'a str, &'a str)> = Vec::new();
     let mut samples: Vec<(i64, f64)> = Vec::new();
+    let mut exemplars: Vec<RawExemplar<'a>> = Vec::new();
     let mut r = Reader::new(buf);
     while !r.done() {
         let (field, wire) = r.key()?;
@@ -157,8 +170,9 @@ pub fn decode_write_request<'a, E: From<DecodeError>>(
             let ts = r.bytes()?;
             labels.clear();
             samples.clear();
-            decode_time_series(ts, &mut labels, &mut samples)?;
-            on_series(&labels, &samples)?;
+            exemplars.clear();
+            decode_time_series(ts, &mut labels, &mut samples, &mut exemplars)?;
+            on_series(&labels, &samples, &exemplars)?;
         } else {
             r.skip(wire)?;
         }
@@ -166,28 +180,52 @@ pub fn decode_write_request<'a, E: From<DecodeError>>(
     Ok(())
 }
 
+/// A `Label` message: name and value, empty when absent.
+fn decode_label(buf: &[u8]) -> Result<(&str, &str), DecodeError> {
+    let mut lr = Reader::new(buf);
+    let (mut name, mut value) = ("", "");
+    while !lr.done() {
+        let (f, w) = lr.key()?;
+        match (f, w) {
+            (1, WIRE_LEN) => name = utf8(lr.bytes()?, "label name")?,
+            (2, WIRE_LEN) => value = utf8(lr.bytes()?, "label value")?,
+            _ => lr.skip(w)?,
+        }
+    }
+    Ok((name, value))
+}
+
+fn decode_exemplar<'a>(buf: &'a [u8]) -> Result<RawExemplar<'a>, DecodeError> {
+    let mut r = Reader::new(buf);
+    let mut exemplar = RawExemplar {
+        labels: Vec::new(),
+        value: 0.0,
+        timestamp: 0,
+    };
+    while !r.done() {
+        let (f, w) = r.key()?;
+        match (f, w) {
+            (1, WIRE_LEN) => exemplar.labels.push(decode_label(r.bytes()?)?),
+            (2, WIRE_FIXED64) => exemplar.value = f64::from_bits(r.fixed64()?),
+            (3, WIRE_VARINT) => exemplar.timestamp = r.varint()? as i64,
+            _ => r.skip(w)?,
+        }
+    }
+    Ok(exemplar)
+}
+
 fn decode_time_series<'a>(
     buf: &'a [u8],
     labels: &mut Vec<(&'a str, &'a str)>,
     samples: &mut Vec<(i64, f64)>,
+    exemplars: &mut Vec<RawExemplar<'a>>,
 ) -> Result<(), DecodeError> {
     let mut r = Reader::new(buf);
     while !r.done() {
         let (field, wire) = r.key()?;
         match (field, wire) {
-            (1, WIRE_LEN) => {
-                let mut lr = Reader::new(r.bytes()?);
-                let (mut name, mut value) = ("", "");
-                while !lr.done() {
-                    let (f, w) = lr.key()?;
-                    match (f, w) {
-                        (1, WIRE_LEN) => name = utf8(lr.bytes()?, "label name")?,
-                        (2, WIRE_LEN) => value = utf8(lr.bytes()?, "label value")?,
-                        _ => lr.skip(w)?,
-                    }
-                }
-                labels.push((name, value));
-            }
+            (1, WIRE_LEN) => labels.push(decode_label(r.bytes()?)?),
+            (3, WIRE_LEN) => exemplars.push(decode_exemplar(r.bytes()?)?),
             (2, WIRE_LEN) => {
                 let mut sr = Reader::new(r.bytes()?);
                 let (mut t, mut v) = (0i64, 0f64);
@@ -248,7 +286,7 @@ mod tests {
                 varint(*t as u64, &mut s);
                 len_field(2, &s, &mut ts);
             }
-            // An unknown field (exemplars) is skipped.
+            // An exemplar with one empty label.
             len_field(3, b"\x0a\x00", &mut ts);
             len_field(1, &ts, &mut out);
         }
@@ -259,7 +297,7 @@ mod tests {
 
     fn decode(buf: &[u8]) -> Result<Vec<OwnedSeries>, DecodeError> {
         let mut out = Vec::new();
-        decode_write_request::<DecodeError>(buf, |l, s| {
+        decode_write_request::<DecodeError>(buf, |l, s, _| {
             out.push((
                 l.iter()
                     .map(|(a, b)| (a.to_string(), b.to_string()))
@@ -293,6 +331,63 @@ mod tests {
         assert_eq!(got[0].1[1].0, -5);
         assert_eq!(got[0].1[1].1.to_bits(), (-0.0f64).to_bits());
         assert!(got[1].1[0].1.is_nan());
+    }
+
+    #[test]
+    fn exemplars_are_read_with_their_series() {
+        use prost::Message;
+        let label = |n: &str, v: &str| crate::Label {
+            name: n.to_string(),
+            value: v.to_string(),
+        };
+        let request = crate::WriteRequest {
+            timeseries: vec![crate::TimeSeries {
+                labels: vec![label("__name__", "rpc_bucket"), label("le", "1")],
+                exemplars: vec![
+                    crate::Exemplar {
+                        labels: vec![label("trace_id", "abc"), label("span_id", "d")],
+                        value: 0.25,
+                        timestamp: -7,
+                    },
+                    crate::Exemplar {
+                        labels: vec![],
+                        value: 1.0,
+                        timestamp: 0,
+                    },
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let bytes = request.encode_to_vec();
+        let mut seen = Vec::new();
+        decode_write_request::<DecodeError>(&bytes, |labels, samples, exemplars| {
+            assert_eq!(labels, [("__name__", "rpc_bucket"), ("le", "1")]);
+            assert!(samples.is_empty());
+            seen.extend(exemplars.iter().map(|e| {
+                (
+                    e.labels
+                        .iter()
+                        .map(|(n, v)| format!("{n}={v}"))
+                        .collect::<Vec<_>>(),
+                    e.value,
+                    e.timestamp,
+                )
+            }));
+            Ok(())
+        })
+        .expect("decode");
+        assert_eq!(
+            seen,
+            [
+                (
+                    vec!["trace_id=abc".to_string(), "span_id=d".to_string()],
+                    0.25,
+                    -7
+                ),
+                (vec![], 1.0, 0),
+            ]
+        );
     }
 
     #[test]

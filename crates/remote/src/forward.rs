@@ -250,6 +250,16 @@ impl Appender for ForwardingAppender<'_> {
         self.primary.rollback();
         self.staged.clear();
     }
+
+    /// Stored in the primary only: remote write does not send exemplars
+    /// (`send_exemplars` is refused by the config).
+    fn append_exemplar(
+        &mut self,
+        labels: &Labels,
+        exemplar: model::exemplar::Exemplar,
+    ) -> model::storage::Result<()> {
+        self.primary.append_exemplar(labels, exemplar)
+    }
 }
 
 #[cfg(test)]

@@ -1061,6 +1061,9 @@ impl Queue {
             }
             // Remote write has no deletes, and this WAL never holds them.
             Ok(Record::Tombstones(_)) => {}
+            // Exemplars are not forwarded (`send_exemplars` is refused by
+            // the config), and this WAL never holds them.
+            Ok(Record::Exemplars(_)) => {}
             Err(error) => {
                 tracing::warn!(%error, "undecodable WAL record; skipped");
             }

@@ -851,14 +851,20 @@ fn parse_and_append(
         };
         if by_handle {
             appended += 1;
-            continue;
-        }
-        match appender.append_with_handle(series, timestamp, value) {
-            Ok(handle) => {
-                entry.handle = handle;
-                appended += 1;
+        } else {
+            match appender.append_with_handle(series, timestamp, value) {
+                Ok(handle) => {
+                    entry.handle = handle;
+                    appended += 1;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, %series, "sample not stored");
+                    continue;
+                }
             }
-            Err(error) => tracing::debug!(%error, %series, "sample not stored"),
+        }
+        if let Some(exemplar) = sample.exemplar.as_deref() {
+            append_exemplar(appender, series, exemplar, scrape_start);
         }
     }
     for (index, update) in metadata_updates {
@@ -875,6 +881,37 @@ fn parse_and_append(
         added,
         metadata,
     })
+}
+
+/// Stores a scraped sample's exemplar, as Prometheus's scrape loop: only
+/// on counters (`_total`) and histogram buckets (`_bucket`), whose names
+/// OpenMetrics allows them on (the text format has none); without a
+/// timestamp of its own it takes the scrape's. A refused exemplar (out of
+/// order, labels too long) is logged and fails nothing.
+fn append_exemplar(
+    appender: &mut dyn Appender,
+    series: &Labels,
+    exemplar: &model::exposition::Exemplar<'_>,
+    scrape_start: i64,
+) {
+    let name = series.get(model::METRIC_NAME).unwrap_or("");
+    if !(name.ends_with("_total") || name.ends_with("_bucket")) {
+        return;
+    }
+    let stored = model::exemplar::Exemplar {
+        labels: Labels::from_pairs(
+            exemplar
+                .labels
+                .iter()
+                .map(|(name, value)| (name.as_ref(), value.as_ref())),
+        ),
+        value: exemplar.value,
+        timestamp_ms: exemplar.timestamp_ms.unwrap_or(scrape_start),
+        has_timestamp: exemplar.timestamp_ms.is_some(),
+    };
+    if let Err(error) = appender.append_exemplar(series, stored) {
+        tracing::debug!(%error, %series, "exemplar not stored");
+    }
 }
 
 enum MetadataUpdate {

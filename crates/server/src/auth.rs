@@ -139,6 +139,8 @@ pub fn server_policy(method: &Method, path: &str) -> Option<Access> {
         "/api/v1/query"
         | "/api/v1/query_range"
         | "/api/v1/format_query"
+        // Exemplars are read like samples (viewer).
+        | "/api/v1/query_exemplars"
         | "/api/v1/series"
         | "/api/v1/labels"
         | "/api/v1/label/{name}/values"

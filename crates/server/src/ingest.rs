@@ -15,7 +15,9 @@ use axum::response::{IntoResponse, Response};
 use model::exposition::{Entry, Format, Parser, sample_labels};
 use model::storage::Appendable;
 use model::{Labels, LabelsBuilder, METRIC_NAME};
-use remote::{RemoteWriteError, decompress_snappy, visit_write_request};
+use remote::{
+    RawExemplar, RemoteWriteError, decompress_snappy, visit_write_request_with_exemplars,
+};
 
 use crate::params::Params;
 use crate::{ApiError, AppState, ErrorType, blocking};
@@ -81,11 +83,14 @@ pub(crate) async fn remote_write(State(state): State<AppState>, request: Request
             // allocated for series the storage already holds. Dropping the
             // appender without commit (on any error) stores nothing.
             let mut appender = storage.appender();
-            visit_write_request::<ApiError>(&raw, |labels, samples| {
+            visit_write_request_with_exemplars::<ApiError>(&raw, |labels, samples, exemplars| {
                 for &(t, v) in samples {
                     appender
                         .append_pairs(labels, t, v)
                         .map_err(ApiError::from_write)?;
+                }
+                if !exemplars.is_empty() {
+                    append_exemplars(appender.as_mut(), labels, exemplars);
                 }
                 Ok(())
             })?;
@@ -97,6 +102,29 @@ pub(crate) async fn remote_write(State(state): State<AppState>, request: Request
     match result {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
+    }
+}
+
+/// Stages a remote-write series' exemplars, as Prometheus's receiver: an
+/// exemplar without a timestamp (0) has none of its own, and one that is
+/// refused (out of order, labels too long, series unknown) is logged and
+/// fails nothing, since exemplars never fail their samples.
+fn append_exemplars(
+    appender: &mut dyn model::storage::Appender,
+    labels: &[(&str, &str)],
+    exemplars: &[RawExemplar<'_>],
+) {
+    let series = Labels::from_pairs(labels.iter().copied());
+    for raw in exemplars {
+        let exemplar = model::exemplar::Exemplar {
+            labels: Labels::from_pairs(raw.labels.iter().copied()),
+            value: raw.value,
+            timestamp_ms: raw.timestamp,
+            has_timestamp: raw.timestamp != 0,
+        };
+        if let Err(error) = appender.append_exemplar(&series, exemplar) {
+            tracing::debug!(%error, %series, "exemplar not stored");
+        }
     }
 }
 

@@ -43,6 +43,7 @@ pub mod auth;
 pub mod backtest;
 mod costs;
 mod error;
+mod exemplars;
 pub mod export;
 pub mod exporters;
 pub mod fanout;
@@ -465,6 +466,10 @@ fn build_routes(state: &AppState) -> Routes {
         .route(
             "/api/v1/format_query",
             get(query::format_query).post(query::format_query),
+        )
+        .route(
+            "/api/v1/query_exemplars",
+            get(exemplars::query_exemplars).post(exemplars::query_exemplars),
         )
         .route("/api/v1/status/buildinfo", get(query::buildinfo))
         .route("/api/v1/status/config", get(query::status_config))

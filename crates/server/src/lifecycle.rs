@@ -438,6 +438,10 @@ impl AppState {
                 "storage.retention_rules are ignored: this store has no per-series retention"
             );
         }
+        // Prometheus's `ApplyConfig` of its exemplar storage: a resize that
+        // keeps the newest exemplars that fit.
+        self.storage()
+            .set_max_exemplars(config.storage.max_exemplars);
         self.otlp_translator()
             .set_options(crate::otlp::translation_options(&config.otlp));
         self.apply_otlp_listeners(

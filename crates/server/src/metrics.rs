@@ -258,8 +258,61 @@ impl Collector for StorageCollector {
                 encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
             gauge.encode(metric_encoder)?;
         }
-        Ok(())
+        encode_exemplar_metrics(&self.storage.exemplar_counters(), &mut encoder)
     }
+}
+
+/// The exemplar store's metrics under Prometheus's names and help texts
+/// (`tsdb/exemplar.go`), so dashboards made for Prometheus read them.
+fn encode_exemplar_metrics(
+    e: &model::exemplar::ExemplarCounters,
+    encoder: &mut DescriptorEncoder,
+) -> Result<(), std::fmt::Error> {
+    let counters: [(&str, &str, u64); 2] = [
+        (
+            "prometheus_tsdb_exemplar_exemplars_appended",
+            "Total number of appended exemplars",
+            e.appended_total,
+        ),
+        (
+            "prometheus_tsdb_exemplar_out_of_order_exemplars",
+            "Total number of out of order exemplar ingestion failed attempts",
+            e.out_of_order_total,
+        ),
+    ];
+    for (name, help, value) in counters {
+        let counter = ConstCounter::new(value);
+        let metric_encoder = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+        counter.encode(metric_encoder)?;
+    }
+    let gauges: [(&str, &str, f64); 4] = [
+        (
+            "prometheus_tsdb_exemplar_exemplars_in_storage",
+            "Number of exemplars currently in circular storage",
+            e.in_storage as f64,
+        ),
+        (
+            "prometheus_tsdb_exemplar_series_with_exemplars_in_storage",
+            "Number of series with exemplars currently in circular storage",
+            e.series_in_storage as f64,
+        ),
+        (
+            "prometheus_tsdb_exemplar_max_exemplars",
+            "Total number of exemplars the exemplar storage can store, resizeable",
+            e.max_exemplars as f64,
+        ),
+        (
+            "prometheus_tsdb_exemplar_last_exemplars_timestamp_seconds",
+            "The timestamp of the oldest exemplar stored in circular storage. Useful to check for what time range the current exemplar buffer limit allows. This usually means the last timestamp for all exemplars for a typical setup. This is not true though if one of the series timestamp is in future compared to rest series",
+            e.last_exemplars_timestamp_seconds,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let gauge = ConstGauge::new(value);
+        let metric_encoder = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+        gauge.encode(metric_encoder)?;
+    }
+    Ok(())
 }
 
 /// Reads this process's `process_*` metrics on every scrape.

@@ -163,6 +163,14 @@ fn store(
             }
         }
     }
+    // Exemplars after every sample, so their series exist; a refused
+    // exemplar (out of order, labels too long) is logged, as Prometheus's
+    // receiver does, and is not a refused point.
+    for (labels, exemplar) in translated.exemplars.drain(..) {
+        if let Err(error) = appender.append_exemplar(&labels, exemplar) {
+            tracing::debug!(%error, %labels, "exemplar not stored");
+        }
+    }
     appender.commit().map_err(|e| storage_error(&e))?;
     translator.apply(&mut translated);
     Ok(Stored {

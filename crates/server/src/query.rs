@@ -354,7 +354,7 @@ pub(crate) fn write_value(out: &mut String, v: f64) {
     }
 }
 
-fn write_labels(out: &mut String, labels: &Labels) {
+pub(crate) fn write_labels(out: &mut String, labels: &Labels) {
     out.push('{');
     for (i, l) in labels.iter().enumerate() {
         if i > 0 {

@@ -30,10 +30,12 @@
 
 use crate::block::{self, Block, BlockMeta, NewBlock};
 use crate::compact;
+use crate::exemplar::{ExemplarStore, Refusal};
 use crate::head::{Head, MemSeries, range_start};
 use crate::querier::DbQuerier;
 use crate::sync::{lock, read, write};
-use crate::wal::{self, Record, RefSample, RefSeries, RefTombstone, Wal, WalOptions};
+use crate::wal::{self, Record, RefExemplar, RefSample, RefSeries, RefTombstone, Wal, WalOptions};
+use model::exemplar::{Exemplar, ExemplarCounters, ExemplarSeries};
 use model::storage::{
     Appendable, Appender, HeadStats, Querier, Queryable, Result, SnapshotHead, StatsRequest,
     Storage, StorageAdmin, StorageCounters, StorageError, StorageErrorKind,
@@ -51,6 +53,17 @@ pub const DEFAULT_BLOCK_RANGE_MS: i64 = 2 * 3600 * 1000;
 
 /// 31 days: the largest compacted block, as in Prometheus.
 pub const MAX_BLOCK_RANGE_MS: i64 = 31 * 24 * 3600 * 1000;
+
+/// Prometheus's default `storage.exemplars.max_exemplars`, the size of the
+/// exemplar store a database opens with (the server then applies the
+/// configured size, `Db::set_max_exemplars`).
+pub const DEFAULT_MAX_EXEMPLARS: usize = 100_000;
+
+/// How large WAL replay lets the exemplar store grow before it evicts:
+/// the largest size the configuration accepts
+/// (`config::storage::MAX_MAX_EXEMPLARS`), so every configured size finds
+/// all its exemplars after a restart.
+const REPLAY_MAX_EXEMPLARS: usize = 100_000_000;
 
 /// The directory under the data directory that holds the snapshots of
 /// [`Db::snapshot_in_data_dir`].
@@ -111,6 +124,8 @@ pub struct Db {
     /// Per-series retention, in order: the first rule matching a series
     /// gives its retention; others keep `opts.retention_time_ms`.
     retention_rules: RwLock<Vec<RetentionRule>>,
+    /// In memory; logged as WAL exemplar records.
+    exemplars: ExemplarStore,
     _lock_file: File,
 }
 
@@ -161,6 +176,7 @@ impl Db {
         )
         .map_err(io_err)?;
         let wal_repairs_at_open = wal.stats().repairs;
+        let exemplars = ExemplarStore::new(DEFAULT_MAX_EXEMPLARS);
         let mut unknown_refs = 0u64;
         let replay_stats = wal::replay(&wal_dir, &mut |record| match record {
             Record::Series(series) => {
@@ -174,6 +190,19 @@ impl Db {
                         Some(series) => {
                             series.apply(s.t, s.v, head.block_range());
                             head.note_time(s.t);
+                        }
+                        None => unknown_refs += 1,
+                    }
+                }
+            }
+            Record::Exemplars(records) => {
+                for e in records {
+                    match head.series_by_id(e.id) {
+                        // As when it was committed: a refusal now is one then.
+                        Some(series) => {
+                            let labels = series.labels();
+                            let _ =
+                                exemplars.add_growing(&labels, e.exemplar, REPLAY_MAX_EXEMPLARS);
                         }
                         None => unknown_refs += 1,
                     }
@@ -220,12 +249,18 @@ impl Db {
             counters: Counters::default(),
             wal_repairs_at_open,
             retention_rules: RwLock::new(Vec::new()),
+            exemplars,
             _lock_file: lock_file,
         })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The exemplar store.
+    pub fn exemplars(&self) -> &ExemplarStore {
+        &self.exemplars
     }
 
     pub fn head(&self) -> &Head {
@@ -765,11 +800,16 @@ pub struct DbAppender<'a> {
     staged: Vec<(Arc<MemSeries>, i64, f64)>,
     /// Most recent lookups, to avoid rehashing labels for repeated series.
     last: Option<(Labels, Arc<MemSeries>)>,
+    /// Staged exemplars; each holds one pending count of its series too.
+    exemplars: Vec<(Arc<MemSeries>, Exemplar)>,
 }
 
 impl DbAppender<'_> {
     fn release(&mut self) {
         for (s, _, _) in self.staged.drain(..) {
+            s.release_pending();
+        }
+        for (s, _) in self.exemplars.drain(..) {
             s.release_pending();
         }
         self.last = None;
@@ -866,17 +906,58 @@ impl Appender for DbAppender<'_> {
     fn rollback(&mut self) {
         self.release();
     }
+
+    /// Checks the exemplar against the store now (Prometheus's
+    /// `ValidateExemplar` at append time) and stages it; the commit logs
+    /// it and stores it, checking again.
+    fn append_exemplar(&mut self, labels: &Labels, mut exemplar: Exemplar) -> Result<()> {
+        // Prometheus drops empty values here (`WithoutEmpty`); a label set
+        // built by `Labels::from_pairs` has none already.
+        if exemplar.labels.iter().any(|l| l.value.is_empty()) {
+            exemplar.labels = Labels::from_pairs(
+                exemplar
+                    .labels
+                    .iter()
+                    .map(|l| (l.name.clone(), l.value.clone())),
+            );
+        }
+        match self.db.exemplars.validate(labels, &exemplar) {
+            Ok(()) => {}
+            Err(Refusal::Duplicate | Refusal::Disabled) => return Ok(()),
+            Err(refusal) => {
+                return Err(StorageError::new(
+                    StorageErrorKind::InvalidInput,
+                    refusal.message(),
+                ));
+            }
+        }
+        let series = match &self.last {
+            Some((l, s)) if l == labels => {
+                s.hold_again();
+                s.clone()
+            }
+            _ => self.db.head.get_pending(labels).ok_or_else(|| {
+                StorageError::new(
+                    StorageErrorKind::InvalidInput,
+                    format!("unknown series {labels} when trying to add exemplar"),
+                )
+            })?,
+        };
+        self.exemplars.push((series, exemplar));
+        Ok(())
+    }
 }
 
 impl DbAppender<'_> {
     fn commit_with(&mut self, durability: wal::Durability) -> Result<()> {
-        if self.staged.is_empty() {
+        if self.staged.is_empty() && self.exemplars.is_empty() {
             self.release();
             return Ok(());
         }
         let mut new_series: Vec<RefSeries> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        for (s, _, _) in &self.staged {
+        let staged_series = self.staged.iter().map(|(s, _, _)| s);
+        for s in staged_series.chain(self.exemplars.iter().map(|(s, _)| s)) {
             if !s.wal_logged.load(Ordering::Acquire) && seen.insert(s.id) {
                 new_series.push(RefSeries {
                     id: s.id,
@@ -898,14 +979,28 @@ impl DbAppender<'_> {
         if !new_series.is_empty() {
             wal::encode_series(&new_series, &mut series_rec);
         }
-        wal::encode_samples(&samples, &mut samples_rec);
+        if !samples.is_empty() {
+            wal::encode_samples(&samples, &mut samples_rec);
+        }
+        let mut exemplars_rec = Vec::new();
+        if !self.exemplars.is_empty() {
+            let exemplars: Vec<RefExemplar> = self
+                .exemplars
+                .iter()
+                .map(|(s, e)| RefExemplar {
+                    id: s.id,
+                    exemplar: e.clone(),
+                })
+                .collect();
+            wal::encode_exemplars(&exemplars, &mut exemplars_rec);
+        }
 
         let _commit = read(&self.db.commit_lock);
-        let records: Vec<&[u8]> = if series_rec.is_empty() {
-            vec![&samples_rec]
-        } else {
-            vec![&series_rec, &samples_rec]
-        };
+        let records: Vec<&[u8]> = [&series_rec, &samples_rec, &exemplars_rec]
+            .into_iter()
+            .filter(|r| !r.is_empty())
+            .map(Vec::as_slice)
+            .collect();
         if let Err(e) = self.db.wal.log_with(&records, durability) {
             self.release();
             return Err(io_err(format!("writing the WAL: {e}")));
@@ -924,8 +1019,18 @@ impl DbAppender<'_> {
             min_t = min_t.min(*t);
             max_t = max_t.max(*t);
         }
-        self.db.head.note_time(min_t);
-        self.db.head.note_time(max_t);
+        if !self.staged.is_empty() {
+            self.db.head.note_time(min_t);
+            self.db.head.note_time(max_t);
+        }
+        for (s, exemplar) in self.exemplars.drain(..) {
+            s.wal_logged.store(true, Ordering::Release);
+            // Refusals here (out of order since staging: another commit
+            // came first) are counted by the store; the exemplar is not
+            // an error of this commit, as in Prometheus.
+            let _ = self.db.exemplars.add(&s.labels(), exemplar);
+            s.release_pending();
+        }
         let c = &self.db.counters;
         c.samples_appended
             .fetch_add(self.staged.len() as u64, Ordering::Relaxed);
@@ -947,6 +1052,7 @@ impl Appendable for Db {
             db: self,
             staged: Vec::new(),
             last: None,
+            exemplars: Vec::new(),
         })
     }
 }
@@ -1011,6 +1117,25 @@ impl Storage for Db {
 
     fn admin(&self) -> Option<&dyn StorageAdmin> {
         Some(self)
+    }
+
+    fn select_exemplars(
+        &self,
+        mint: i64,
+        maxt: i64,
+        selectors: &[Vec<Matcher>],
+    ) -> Result<Vec<ExemplarSeries>> {
+        Ok(self.exemplars.select(mint, maxt, selectors))
+    }
+
+    fn set_max_exemplars(&self, max_exemplars: u64) -> bool {
+        self.exemplars
+            .resize(usize::try_from(max_exemplars).unwrap_or(usize::MAX));
+        true
+    }
+
+    fn exemplar_counters(&self) -> ExemplarCounters {
+        self.exemplars.counters()
     }
 
     fn counters(&self) -> StorageCounters {

@@ -588,6 +588,21 @@ impl Head {
         (series, true)
     }
 
+    /// The series with `labels` if the head has it, held pending (as
+    /// [`Head::get_or_create_pending`] holds it) so collection keeps it
+    /// until the caller releases it.
+    pub(crate) fn get_pending(&self, labels: &Labels) -> Option<Arc<MemSeries>> {
+        let hash = labels.stable_hash();
+        let shard = lock(&self.shards[(hash as usize) % SHARDS]);
+        let series = shard
+            .by_hash
+            .get(&hash)?
+            .iter()
+            .find(|s| s.same_labels(labels))?;
+        series.pending.fetch_add(1, Ordering::AcqRel);
+        Some(series.clone())
+    }
+
     /// Like [`Head::get_or_create_pending`] for normalized borrowed pairs
     /// (see [`model::labels::pairs_are_normalized`]); builds a [`Labels`]
     /// only when the series is new.

@@ -23,6 +23,7 @@ pub mod block;
 pub mod chunkenc;
 pub mod compact;
 pub mod db;
+pub mod exemplar;
 pub mod head;
 pub mod import;
 pub mod index;

@@ -849,7 +849,18 @@ impl<'a> LineParser<'a> {
         self.skip_whitespace();
         let mut timestamp_ms = None;
         if !self.at_end() {
-            timestamp_ms = Some(self.parse_timestamp()?);
+            let line: &'a [u8] = self.line;
+            let start = self.at;
+            let exact = self.parse_timestamp()?;
+            // Prometheus reads an exemplar's time as a float of seconds and
+            // truncates its product with 1000 (`int64(ts * 1000)`), unlike
+            // a sample's; stored exemplars must have its times, so this
+            // does too (`1.2949998` is 1294 ms, not 1295).
+            let token = line.get(start..self.at).unwrap_or_default();
+            timestamp_ms = Some(match number::parse_value(token) {
+                Ok(seconds) if (seconds * 1000.0).abs() < 9.2e18 => (seconds * 1000.0) as i64,
+                _ => exact,
+            });
             self.skip_whitespace();
             if !self.at_end() {
                 return Err(self.error(self.at, "expected end of line after exemplar"));

@@ -99,7 +99,9 @@ impl MetricType {
 pub struct Exemplar<'a> {
     pub labels: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     pub value: f64,
-    /// Converted from seconds to milliseconds like a sample timestamp.
+    /// Converted from seconds to milliseconds as Prometheus converts an
+    /// exemplar's: through an `f64`, truncated toward zero (a sample's
+    /// time is exact and rounded instead).
     pub timestamp_ms: Option<i64>,
 }
 

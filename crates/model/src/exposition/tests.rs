@@ -372,7 +372,8 @@ u 1.5e1 17e8
             &[("le", "+Inf")],
             4.0,
             Some(1_700_000_000_125),
-            (&[("trace_id", "a"), ("span_id", "b")], 9.0, Some(-1)),
+            // Prometheus: int64(-0.0005 * 1000) is 0.
+            (&[("trace_id", "a"), ("span_id", "b")], 9.0, Some(0)),
         ),
         type_line("st", MetricType::StateSet),
         sample("st", &[("st", "a")], 1.0, None),
@@ -1282,7 +1283,14 @@ fn expected_entry(entry: &GeneratedEntry) -> Entry<'_> {
                 .map(|(labels, value, timestamp)| Exemplar {
                     labels: borrowed_pairs(labels),
                     value: *value,
-                    timestamp_ms: *timestamp,
+                    // Prometheus's exemplar time: the rendered seconds as
+                    // a float, times 1000, truncated.
+                    timestamp_ms: timestamp.map(|t| {
+                        // (Beyond i64's range as a float, the exact time.)
+                        let seconds: f64 = render_seconds(t).parse().unwrap();
+                        let ms = seconds * 1000.0;
+                        if ms.abs() < 9.2e18 { ms as i64 } else { t }
+                    }),
                 }),
         },
     }
@@ -1482,4 +1490,25 @@ fn identical_series_text_is_parsed_once_by_a_cache() {
     assert_eq!(values.len(), 7);
     assert_eq!(values[3], (values[0].0.clone(), 4.0));
     assert_eq!(values[6], (values[0].0.clone(), 7.0));
+}
+
+#[test]
+fn exemplar_times_truncate_through_a_float_as_prometheus() {
+    // Python's prometheus_client writes `time.time()`: 1796471756.2949998
+    // is 1796471756294 ms in Prometheus (`int64(ts * 1000)`), while the
+    // sample's own time rounds exactly.
+    check(
+        OM,
+        "# TYPE c counter\nc_total 1 1796471756.2949998 # {trace_id=\"t\"} 1 1796471756.2949998\n# EOF\n",
+        &[
+            type_line("c", MetricType::Counter),
+            sample_with_exemplar(
+                "c_total",
+                &[],
+                1.0,
+                Some(1_796_471_756_295),
+                (&[("trace_id", "t")], 1.0, Some(1_796_471_756_294)),
+            ),
+        ],
+    );
 }

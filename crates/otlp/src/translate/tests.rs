@@ -771,3 +771,95 @@ fn promote_all_resource_attributes_and_scope_metadata() {
         )
     );
 }
+
+fn otlp_exemplar(value: f64, trace: &[u8], span: &[u8], attrs: Vec<KeyValue>) -> proto::Exemplar {
+    proto::Exemplar {
+        filtered_attributes: attrs,
+        time_unix_nano: T,
+        value: Some(proto::exemplar::Value::AsDouble(value)),
+        span_id: span.to_vec(),
+        trace_id: trace.to_vec(),
+    }
+}
+
+/// Each exemplar as `series trace_id span_id other-labels value @ms`.
+fn exemplar_lines(t: &Translated) -> Vec<String> {
+    t.exemplars
+        .iter()
+        .map(|(series, e)| format!("{series} {} {} @{}", e.labels, e.value, e.timestamp_ms))
+        .collect()
+}
+
+#[test]
+fn exemplars_translate_as_prometheus_3() {
+    let trace: Vec<u8> = (1..=16).collect();
+    let span: Vec<u8> = (0xa1..=0xa8).collect();
+    let mut counter = number(vec![], 7.0);
+    counter.exemplars = vec![
+        // An int value; ids in lowercase hex.
+        proto::Exemplar {
+            value: Some(proto::exemplar::Value::AsInt(3)),
+            ..otlp_exemplar(0.0, &trace, &span, vec![s("user", "ada")])
+        },
+        // All-zero ids are no ids; attributes past 128 runes are dropped.
+        otlp_exemplar(1.5, &[0; 16], &[0; 8], vec![s("note", &"x".repeat(130))]),
+    ];
+    let histogram = HistogramDataPoint {
+        attributes: vec![],
+        start_time_unix_nano: T - 1,
+        time_unix_nano: T,
+        count: 6,
+        sum: Some(9.5),
+        bucket_counts: vec![1, 2, 3],
+        explicit_bounds: vec![0.5, 2.0],
+        // Out of order on purpose: assigned to buckets by value.
+        exemplars: vec![
+            otlp_exemplar(7.0, &trace, &[], vec![]),
+            otlp_exemplar(0.5, &trace, &[], vec![]),
+            otlp_exemplar(1.0, &[], &span, vec![]),
+        ],
+        flags: 0,
+    };
+    let metrics = vec![
+        metric(
+            "jobs",
+            "",
+            metric::Data::Sum(Sum {
+                data_points: vec![counter],
+                aggregation_temporality: TEMPORALITY_CUMULATIVE,
+                is_monotonic: true,
+            }),
+        ),
+        metric(
+            "step.duration",
+            "s",
+            metric::Data::Histogram(Histogram {
+                data_points: vec![histogram],
+                aggregation_temporality: TEMPORALITY_CUMULATIVE,
+            }),
+        ),
+    ];
+    let translator = Translator::new(TranslationOptions::prometheus_defaults());
+    let got = translator.translate(&request(vec![s("service.name", "svc")], metrics));
+    let hex_trace = "0102030405060708090a0b0c0d0e0f10";
+    let hex_span = "a1a2a3a4a5a6a7a8";
+    assert_eq!(
+        exemplar_lines(&got),
+        [
+            format!(
+                "jobs_total{{job=\"svc\"}} {{span_id=\"{hex_span}\", trace_id=\"{hex_trace}\", user=\"ada\"}} 3 @{T_MS}"
+            ),
+            format!("jobs_total{{job=\"svc\"}} {{}} 1.5 @{T_MS}"),
+            format!(
+                "step_duration_seconds_bucket{{job=\"svc\", le=\"0.5\"}} {{trace_id=\"{hex_trace}\"}} 0.5 @{T_MS}"
+            ),
+            format!(
+                "step_duration_seconds_bucket{{job=\"svc\", le=\"2\"}} {{span_id=\"{hex_span}\"}} 1 @{T_MS}"
+            ),
+            format!(
+                "step_duration_seconds_bucket{{job=\"svc\", le=\"+Inf\"}} {{trace_id=\"{hex_trace}\"}} 7 @{T_MS}"
+            ),
+        ]
+    );
+    assert!(got.exemplars.iter().all(|(_, e)| e.has_timestamp));
+}

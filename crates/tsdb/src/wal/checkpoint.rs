@@ -9,8 +9,8 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::record::{
-    Record, RefSample, RefSeries, RefTombstone, decode, encode_samples, encode_series,
-    encode_tombstones,
+    Record, RefExemplar, RefSample, RefSeries, RefTombstone, decode, encode_exemplars,
+    encode_samples, encode_series, encode_tombstones,
 };
 use super::segment::{
     append_frame, checkpoint_dir_name, list_directory, segment_file_name, sync_directory,
@@ -33,6 +33,8 @@ pub struct CheckpointStats {
     pub samples_dropped: u64,
     pub tombstones_kept: u64,
     pub tombstones_dropped: u64,
+    pub exemplars_kept: u64,
+    pub exemplars_dropped: u64,
     /// Framed bytes written to the new checkpoint.
     pub bytes_written: u64,
 }
@@ -119,6 +121,18 @@ pub fn checkpoint(
                     stats.samples_dropped += before - kept.len() as u64;
                     if !kept.is_empty() {
                         encode_samples(&kept, &mut encoded);
+                    }
+                }
+                Record::Exemplars(exemplars) => {
+                    let before = exemplars.len() as u64;
+                    let kept: Vec<RefExemplar> = exemplars
+                        .into_iter()
+                        .filter(|e| e.exemplar.timestamp_ms >= mint && keep_series(e.id))
+                        .collect();
+                    stats.exemplars_kept += kept.len() as u64;
+                    stats.exemplars_dropped += before - kept.len() as u64;
+                    if !kept.is_empty() {
+                        encode_exemplars(&kept, &mut encoded);
                     }
                 }
                 Record::Tombstones(tombstones) => {

@@ -33,8 +33,9 @@ use std::time::{Duration, Instant};
 
 pub use checkpoint::{CheckpointStats, checkpoint};
 pub use record::{
-    RECORD_TYPE_SAMPLES, RECORD_TYPE_SERIES, RECORD_TYPE_TOMBSTONES, Record, RecordError,
-    RefSample, RefSeries, RefTombstone, decode, encode_samples, encode_series, encode_tombstones,
+    RECORD_TYPE_EXEMPLARS, RECORD_TYPE_SAMPLES, RECORD_TYPE_SERIES, RECORD_TYPE_TOMBSTONES, Record,
+    RecordError, RefExemplar, RefSample, RefSeries, RefTombstone, decode, encode_exemplars,
+    encode_samples, encode_series, encode_tombstones,
 };
 pub use segment::{Corruption, CorruptionReason, SegmentScan, scan_segment_bytes};
 
@@ -120,6 +121,8 @@ pub struct ReplayStats {
     pub samples: u64,
     /// Tombstone entries (deletes) in those records.
     pub tombstones: u64,
+    /// Exemplars in those records.
+    pub exemplars: u64,
     /// Corrupt frames or records met (replay stops at the first one).
     pub corruptions: u64,
 }
@@ -745,6 +748,7 @@ pub fn replay(dir: &Path, on_record: &mut dyn FnMut(Record)) -> Result<ReplaySta
                 Record::Series(series) => stats.series += series.len() as u64,
                 Record::Samples(samples) => stats.samples += samples.len() as u64,
                 Record::Tombstones(tombstones) => stats.tombstones += tombstones.len() as u64,
+                Record::Exemplars(exemplars) => stats.exemplars += exemplars.len() as u64,
             }
             on_record(record);
             Ok(())

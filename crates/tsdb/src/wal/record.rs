@@ -1,5 +1,5 @@
-//! WAL record payloads: series, samples and tombstones (deletes), and their
-//! byte encodings.
+//! WAL record payloads: series, samples, exemplars and tombstones
+//! (deletes), and their byte encodings.
 //!
 //! A record's bytes are one type byte followed by the payload; the framing
 //! (length and CRC) is added by the segment writer. The layout is specified
@@ -14,18 +14,23 @@ use model::{Label, Labels};
 pub const RECORD_TYPE_SERIES: u8 = 1;
 /// Record type byte of a samples record.
 pub const RECORD_TYPE_SAMPLES: u8 = 2;
+/// Record type byte of an exemplars record.
+pub const RECORD_TYPE_EXEMPLARS: u8 = 4;
 /// Record type byte of a tombstones record (a delete of head samples).
 pub const RECORD_TYPE_TOMBSTONES: u8 = 5;
 
 /// Whether a record type byte is one this version writes and reads.
 ///
-/// Types 3 (histograms) and 4 (exemplars) are reserved.
+/// Type 3 (histograms) is reserved.
 pub fn is_known_record_type(record_type: u8) -> bool {
     matches!(
         record_type,
-        RECORD_TYPE_SERIES | RECORD_TYPE_SAMPLES | RECORD_TYPE_TOMBSTONES
+        RECORD_TYPE_SERIES | RECORD_TYPE_SAMPLES | RECORD_TYPE_EXEMPLARS | RECORD_TYPE_TOMBSTONES
     )
 }
+
+/// The `flags` bit of an exemplar whose timestamp was its own.
+const EXEMPLAR_HAS_TIMESTAMP: u8 = 1;
 
 /// A series as the WAL knows it: the head's id for it and its labels.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,11 +56,19 @@ pub struct RefTombstone {
     pub maxt: i64,
 }
 
+/// One exemplar of the series with the head's id `id`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RefExemplar {
+    pub id: u64,
+    pub exemplar: model::exemplar::Exemplar,
+}
+
 /// A decoded WAL record.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Record {
     Series(Vec<RefSeries>),
     Samples(Vec<RefSample>),
+    Exemplars(Vec<RefExemplar>),
     /// Deletes, each of the samples replayed before this record.
     Tombstones(Vec<RefTombstone>),
 }
@@ -96,13 +109,7 @@ pub fn encode_series(series: &[RefSeries], out: &mut Vec<u8>) {
     out.push(RECORD_TYPE_SERIES);
     for entry in series {
         put_uvarint(out, entry.id);
-        put_uvarint(out, entry.labels.len() as u64);
-        for label in entry.labels.iter() {
-            put_uvarint(out, label.name.len() as u64);
-            out.extend_from_slice(label.name.as_bytes());
-            put_uvarint(out, label.value.len() as u64);
-            out.extend_from_slice(label.value.as_bytes());
-        }
+        put_labels(out, &entry.labels);
     }
 }
 
@@ -124,6 +131,47 @@ pub fn encode_samples(samples: &[RefSample], out: &mut Vec<u8>) {
         put_varint(out, sample.t.wrapping_sub(first.t));
         out.extend_from_slice(&sample.v.to_bits().to_le_bytes());
         previous_id = sample.id;
+    }
+}
+
+/// Appends an exemplars record (type byte and payload) to `out`, laid out
+/// as the samples record with each exemplar's flags and labels after its
+/// value.
+pub fn encode_exemplars(exemplars: &[RefExemplar], out: &mut Vec<u8>) {
+    out.push(RECORD_TYPE_EXEMPLARS);
+    let Some(first) = exemplars.first() else {
+        return;
+    };
+    put_uvarint(out, first.id);
+    put_varint(out, first.exemplar.timestamp_ms);
+    let mut previous_id = first.id;
+    for entry in exemplars {
+        let exemplar = &entry.exemplar;
+        put_varint(out, entry.id.wrapping_sub(previous_id) as i64);
+        put_varint(
+            out,
+            exemplar
+                .timestamp_ms
+                .wrapping_sub(first.exemplar.timestamp_ms),
+        );
+        out.extend_from_slice(&exemplar.value.to_bits().to_le_bytes());
+        out.push(if exemplar.has_timestamp {
+            EXEMPLAR_HAS_TIMESTAMP
+        } else {
+            0
+        });
+        put_labels(out, &exemplar.labels);
+        previous_id = entry.id;
+    }
+}
+
+fn put_labels(out: &mut Vec<u8>, labels: &Labels) {
+    put_uvarint(out, labels.len() as u64);
+    for label in labels.iter() {
+        put_uvarint(out, label.name.len() as u64);
+        out.extend_from_slice(label.name.as_bytes());
+        put_uvarint(out, label.value.len() as u64);
+        out.extend_from_slice(label.value.as_bytes());
     }
 }
 
@@ -150,6 +198,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
     match record_type {
         RECORD_TYPE_SERIES => decode_series(&mut reader).map(Record::Series),
         RECORD_TYPE_SAMPLES => decode_samples(&mut reader).map(Record::Samples),
+        RECORD_TYPE_EXEMPLARS => decode_exemplars(&mut reader).map(Record::Exemplars),
         RECORD_TYPE_TOMBSTONES => decode_tombstones(&mut reader).map(Record::Tombstones),
         _ => Err(RecordError {
             offset: 0,
@@ -162,40 +211,81 @@ fn decode_series(reader: &mut ByteReader<'_>) -> Result<Vec<RefSeries>, RecordEr
     let mut series = Vec::new();
     while !reader.is_at_end() {
         let id = reader.uvarint()?;
-        let label_count = reader.uvarint()?;
-        // Each label takes at least two bytes (two lengths), so a larger
-        // count cannot be honest; bounding it keeps a corrupt count from
-        // reserving huge memory.
-        if label_count > (reader.remaining() / 2) as u64 {
-            return Err(reader.error("label count larger than the record"));
-        }
-        let mut labels: Vec<Label> = Vec::with_capacity(label_count as usize);
-        for _ in 0..label_count {
-            let name = reader.string()?;
-            if name.is_empty() {
-                return Err(reader.error("empty label name"));
-            }
-            if let Some(previous) = labels.last()
-                && previous.name.as_str() >= name
-            {
-                return Err(reader.error("label names not sorted or duplicated"));
-            }
-            let value = reader.string()?;
-            if value.is_empty() {
-                return Err(reader.error("empty label value"));
-            }
-            labels.push(Label {
-                name: name.into(),
-                value: value.into(),
-            });
-        }
-        series.push(RefSeries {
-            id,
-            // Sorted, unique and non-empty: checked just above.
-            labels: Labels::from_sorted_unchecked(labels),
-        });
+        let labels = decode_labels(reader)?;
+        series.push(RefSeries { id, labels });
     }
     Ok(series)
+}
+
+/// A label count and that many labels, sorted, unique and non-empty.
+fn decode_labels(reader: &mut ByteReader<'_>) -> Result<Labels, RecordError> {
+    let label_count = reader.uvarint()?;
+    // Each label takes at least two bytes (two lengths), so a larger
+    // count cannot be honest; bounding it keeps a corrupt count from
+    // reserving huge memory.
+    if label_count > (reader.remaining() / 2) as u64 {
+        return Err(reader.error("label count larger than the record"));
+    }
+    let mut labels: Vec<Label> = Vec::with_capacity(label_count as usize);
+    for _ in 0..label_count {
+        let name = reader.string()?;
+        if name.is_empty() {
+            return Err(reader.error("empty label name"));
+        }
+        if let Some(previous) = labels.last()
+            && previous.name.as_str() >= name
+        {
+            return Err(reader.error("label names not sorted or duplicated"));
+        }
+        let value = reader.string()?;
+        if value.is_empty() {
+            return Err(reader.error("empty label value"));
+        }
+        labels.push(Label {
+            name: name.into(),
+            value: value.into(),
+        });
+    }
+    // Sorted, unique and non-empty: checked just above.
+    Ok(Labels::from_sorted_unchecked(labels))
+}
+
+fn decode_exemplars(reader: &mut ByteReader<'_>) -> Result<Vec<RefExemplar>, RecordError> {
+    if reader.is_at_end() {
+        return Ok(Vec::new());
+    }
+    let base_id = reader.uvarint()?;
+    let base_t = reader.varint()?;
+    // An exemplar takes at least 12 bytes.
+    let mut exemplars = Vec::with_capacity(reader.remaining() / 12);
+    let mut previous_id = base_id;
+    while !reader.is_at_end() {
+        let id = previous_id.wrapping_add(reader.varint()? as u64);
+        let timestamp_ms = base_t.wrapping_add(reader.varint()?);
+        let value = f64::from_bits(reader.u64_le()?);
+        let flags = reader.byte()?;
+        if flags & !EXEMPLAR_HAS_TIMESTAMP != 0 {
+            return Err(reader.error("unknown exemplar flags"));
+        }
+        let labels = decode_labels(reader)?;
+        exemplars.push(RefExemplar {
+            id,
+            exemplar: model::exemplar::Exemplar {
+                labels,
+                value,
+                timestamp_ms,
+                has_timestamp: flags & EXEMPLAR_HAS_TIMESTAMP != 0,
+            },
+        });
+        previous_id = id;
+    }
+    if exemplars.is_empty() {
+        return Err(reader.error("exemplars record with a base but no exemplars"));
+    }
+    if exemplars[0].id != base_id || exemplars[0].exemplar.timestamp_ms != base_t {
+        return Err(reader.error("first exemplar differs from the record's base"));
+    }
+    Ok(exemplars)
 }
 
 fn decode_samples(reader: &mut ByteReader<'_>) -> Result<Vec<RefSample>, RecordError> {
@@ -298,6 +388,14 @@ impl<'a> ByteReader<'a> {
         Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
     }
 
+    fn byte(&mut self) -> Result<u8, RecordError> {
+        let Some(&byte) = self.bytes.get(self.offset) else {
+            return Err(self.error("flags run past the end of the record"));
+        };
+        self.offset += 1;
+        Ok(byte)
+    }
+
     fn u64_le(&mut self) -> Result<u64, RecordError> {
         let end = self.offset.saturating_add(8);
         let Some(chunk) = self.bytes.get(self.offset..end) else {
@@ -338,6 +436,18 @@ mod tests {
                 }
             }
             (Record::Tombstones(a), Record::Tombstones(b)) => assert_eq!(a, b),
+            (Record::Exemplars(a), Record::Exemplars(b)) => {
+                assert_eq!(a.len(), b.len());
+                for (x, y) in a.iter().zip(b) {
+                    let (x, y, id) = (&x.exemplar, &y.exemplar, (x.id, y.id));
+                    assert_eq!(id.0, id.1);
+                    assert_eq!(x.labels, y.labels);
+                    assert_eq!(
+                        (x.timestamp_ms, x.has_timestamp, x.value.to_bits()),
+                        (y.timestamp_ms, y.has_timestamp, y.value.to_bits())
+                    );
+                }
+            }
             _ => panic!("record kinds differ: {left:?} vs {right:?}"),
         }
     }
@@ -384,9 +494,57 @@ mod tests {
         }
 
         #[test]
+        fn exemplars_round_trip(entries in proptest::collection::vec((any::<u64>(), any::<i64>(), any::<u64>(), any::<bool>(), label_strategy()), 0..30)) {
+            let exemplars: Vec<RefExemplar> = entries
+                .into_iter()
+                .map(|(id, t, bits, has_timestamp, labels)| RefExemplar {
+                    id,
+                    exemplar: model::exemplar::Exemplar {
+                        labels,
+                        value: f64::from_bits(bits),
+                        timestamp_ms: t,
+                        has_timestamp,
+                    },
+                })
+                .collect();
+            let mut bytes = Vec::new();
+            encode_exemplars(&exemplars, &mut bytes);
+            let decoded = decode(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            assert_same_record(&decoded, &Record::Exemplars(exemplars));
+        }
+
+        #[test]
+        fn exemplar_payloads_never_panic(payload in proptest::collection::vec(any::<u8>(), 0..96)) {
+            let mut bytes = vec![RECORD_TYPE_EXEMPLARS];
+            bytes.extend_from_slice(&payload);
+            let _ = decode(&bytes);
+        }
+
+        #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = decode(&bytes);
         }
+    }
+
+    #[test]
+    fn exemplar_flags_beyond_bit_zero_are_corrupt() {
+        let exemplars = [RefExemplar {
+            id: 3,
+            exemplar: model::exemplar::Exemplar {
+                labels: Labels::from_pairs([("trace_id", "abc")]),
+                value: 1.5,
+                timestamp_ms: 1_700_000_000_000,
+                has_timestamp: true,
+            },
+        }];
+        let mut bytes = Vec::new();
+        encode_exemplars(&exemplars, &mut bytes);
+        // type, id, base t (6 bytes), id and t differences, value: the flags follow.
+        let flags_at = bytes.len() - 1 - (1 + 1 + 8 + 1 + 3);
+        assert_eq!(bytes[flags_at], 1);
+        bytes[flags_at] = 3;
+        let error = decode(&bytes).expect_err("unknown flags must not decode");
+        assert_eq!(error.reason(), "unknown exemplar flags");
     }
 
     #[test]

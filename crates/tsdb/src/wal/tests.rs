@@ -161,6 +161,7 @@ fn concurrent_log_from_eight_threads_is_all_replayed() {
                 }
             }
             Record::Tombstones(_) => panic!("no tombstones were logged"),
+            Record::Exemplars(_) => panic!("no exemplars were logged"),
         }
     }
     assert_eq!(seen_series.len() as u64, threads * per_thread);
@@ -430,6 +431,7 @@ fn checkpoint_and_truncate_keep_exactly_kept_series_and_recent_samples() {
                 samples.extend(s);
             }
             Record::Tombstones(t) => deleted.extend(t),
+            Record::Exemplars(_) => panic!("no exemplars were logged"),
         }
     }
     assert_eq!(
@@ -459,7 +461,7 @@ fn checkpoint_and_truncate_keep_exactly_kept_series_and_recent_samples() {
         .iter()
         .map(|r| match r {
             Record::Samples(s) => s.len(),
-            Record::Series(_) | Record::Tombstones(_) => 0,
+            Record::Series(_) | Record::Tombstones(_) | Record::Exemplars(_) => 0,
         })
         .sum();
     assert_eq!(sample_count, 50 + 5);
