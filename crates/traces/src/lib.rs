@@ -768,18 +768,27 @@ impl Store {
             .collect()
     }
 
-    /// Attribute keys (span and resource) of the spans in memory and of
-    /// the newest block, sorted.
-    pub fn tag_names(&self) -> Vec<String> {
-        let mut out = BTreeSet::new();
+    /// Attribute keys of the spans in memory and of the newest block:
+    /// the spans' own and their resources', each sorted.
+    pub fn tag_names(&self) -> (Vec<String>, Vec<String>) {
+        let mut span_keys = BTreeSet::new();
+        let mut resource_keys = BTreeSet::new();
         self.each_recent_span(|s| {
-            for a in s.attributes.iter().chain(&s.resource) {
-                if !out.contains(&a.key) {
-                    out.insert(a.key.clone());
+            for a in &s.attributes {
+                if !span_keys.contains(&a.key) {
+                    span_keys.insert(a.key.clone());
+                }
+            }
+            for a in &s.resource {
+                if !resource_keys.contains(&a.key) {
+                    resource_keys.insert(a.key.clone());
                 }
             }
         });
-        out.into_iter().collect()
+        (
+            span_keys.into_iter().collect(),
+            resource_keys.into_iter().collect(),
+        )
     }
 
     /// Values of one attribute among the same spans as [`Store::tag_names`],

@@ -115,7 +115,8 @@ fn head_wal_and_block_answer_alike() {
             store.dependencies(0, u64::MAX),
             [("trainer".to_string(), "model".to_string(), 1)]
         );
-        assert!(store.tag_names().contains(&"step".to_string()));
+        assert!(store.tag_names().0.contains(&"step".to_string()));
+        assert_eq!(store.tag_names().1, ["service.name"]);
         assert_eq!(store.tag_values("step", 10), ["1", "2", "3", "4"]);
     };
     {
