@@ -53,7 +53,7 @@ pub mod listen;
 pub mod metrics;
 pub mod models_api;
 mod otlp;
-mod trace_api;
+pub mod trace_api;
 pub mod traces;
 pub mod params;
 pub mod push;

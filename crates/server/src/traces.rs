@@ -29,7 +29,7 @@ use crate::{AppState, ErrorType};
 pub const GRPC_TRACES_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
 /// What a request's spans became.
-pub(crate) struct Converted {
+pub struct Converted {
     pub spans: Vec<Span>,
     pub rejected: i64,
     pub errors: Vec<String>,
@@ -96,7 +96,7 @@ fn id<const N: usize>(bytes: &[u8]) -> Option<[u8; N]> {
 
 /// Converts an export request into stored spans; spans with a missing or
 /// malformed trace or span ID are refused and counted.
-pub(crate) fn convert(request: &otlp::proto_trace::ExportTraceServiceRequest) -> Converted {
+pub fn convert(request: &otlp::proto_trace::ExportTraceServiceRequest) -> Converted {
     let mut out = Converted {
         spans: Vec::new(),
         rejected: 0,
