@@ -325,7 +325,12 @@ fn the_python_sdk_sends_spans_that_jaeger_and_tempo_clients_read() {
     }
     let q = urlencode(r#"{resource.service.name="trainer-http" && name="backward_pass" && status=error}"#);
     let found = get_json(addr, &format!("/api/search?q={q}"));
-    assert_eq!(found["traces"].as_array().expect("traces").len(), 2);
+    let traces = found["traces"].as_array().expect("traces");
+    assert_eq!(traces.len(), 2);
+    let set = &traces[0]["spanSets"][0];
+    assert_eq!(set["matched"], 1);
+    assert_eq!(set["spans"][0]["name"], "backward_pass");
+    assert!(set["spans"][0]["durationNanos"].as_str().expect("string").parse::<u64>().is_ok());
     let tags = get_json(addr, "/api/v2/search/tags");
     assert!(tags["scopes"][1]["tags"].as_array().expect("resource").contains(&"host.name".into()));
     let values = get_json(addr, "/api/v2/search/tag/resource.service.name/values");

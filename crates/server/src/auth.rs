@@ -93,7 +93,8 @@ pub fn server_policy(method: &Method, path: &str) -> Option<Access> {
         "/" | "/graph" | "/query" | "/config" | "/flags" | "/tsdb-status" | "/targets"
         | "/rules" | "/alerts" | "/silences" | "/status" | "/dashboards" | "/d/{uid}"
         | "/login" | "/audit" | "/slos" | "/slos/{id}" | "/models" | "/models/{name}"
-        | "/models/{name}/compare" | "/cardinality" | "/ui/{*path}" => Public,
+        | "/models/{name}/compare" | "/cardinality" | "/traces" | "/trace/{id}"
+        | "/service-graph" | "/ui/{*path}" => Public,
         "/-/reload" => Admin,
         "/api/v1/status/config" | "/api/v1/status/flags" => Admin,
         "/api/v1/admin/tsdb/delete_series"

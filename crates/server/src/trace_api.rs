@@ -801,12 +801,38 @@ pub(crate) async fn tempo_search(
                 let root = spans.iter().find(|s| s.is_root()).or(spans.first())?;
                 let start = spans.iter().map(|s| s.start_unix_nano).min()?;
                 let end = spans.iter().map(Span::end_unix_nano).max()?;
+                // The matching spans, at most 3 as Tempo's `spss` default.
+                let matching: Vec<&Span> =
+                    spans.iter().filter(|s| traces::span_matches(&q, s)).collect();
+                let shown: Vec<Json> = matching
+                    .iter()
+                    .take(3)
+                    .map(|s| {
+                        let attributes: Vec<Json> = s
+                            .attributes
+                            .iter()
+                            .chain(&s.resource)
+                            .filter(|a| a.key == "service.name" || q.tags.iter().any(|(k, _)| *k == a.key))
+                            .map(|a| json!({"key": a.key, "value": json_value(&a.value)}))
+                            .collect();
+                        json!({
+                            "spanID": hex(&s.span_id),
+                            "name": s.name,
+                            "startTimeUnixNano": s.start_unix_nano.to_string(),
+                            "durationNanos": s.duration_nano.to_string(),
+                            "attributes": attributes,
+                        })
+                    })
+                    .collect();
+                let span_set = json!({"spans": shown, "matched": matching.len()});
                 Some(json!({
                     "traceID": hex(id),
                     "rootServiceName": root.service,
                     "rootTraceName": root.name,
                     "startTimeUnixNano": start.to_string(),
                     "durationMs": (end - start) / 1_000_000,
+                    "spanSet": span_set,
+                    "spanSets": [span_set],
                 }))
             })
             .collect::<Vec<Json>>()

@@ -206,7 +206,18 @@ pub const SPAN_METRICS_BUCKETS: [f64; 16] = [
 /// since the process started (a restart is a counter reset).
 #[derive(Default)]
 pub struct SpanMetrics {
-    totals: Mutex<HashMap<(String, String, u8, u8), Totals>>,
+    /// service → span name → totals per kind and status
+    /// (`kind * 3 + status`), so that counting a span allocates nothing
+    /// once its series exist.
+    totals: Mutex<SpanTotals>,
+}
+
+#[derive(Default)]
+struct SpanTotals {
+    by_service: HashMap<String, HashMap<String, Box<[Totals; 18]>>>,
+    /// Bumped per [`SpanMetrics::observe`] call to find the series it
+    /// touched.
+    generation: u64,
 }
 
 #[derive(Clone, Default)]
@@ -214,38 +225,53 @@ struct Totals {
     calls: u64,
     buckets: [u64; SPAN_METRICS_BUCKETS.len()],
     sum_seconds: f64,
+    generation: u64,
 }
 
 impl SpanMetrics {
     /// Counts `spans` and returns the samples (at `t_ms`) of every series
     /// they touched.
     pub fn observe(&self, spans: &[Span], t_ms: i64) -> Vec<(Labels, i64, f64)> {
-        let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
-        let mut touched = Vec::new();
+        let mut guard = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+        let totals = &mut *guard;
+        totals.generation += 1;
+        let generation = totals.generation;
+        let mut touched: Vec<(String, String, usize)> = Vec::new();
         for s in spans {
-            let key = (s.service.clone(), s.name.clone(), s.kind, s.status_code);
+            let names = match totals.by_service.get_mut(s.service.as_str()) {
+                Some(names) => names,
+                None => totals.by_service.entry(s.service.clone()).or_default(),
+            };
+            let all = match names.get_mut(s.name.as_str()) {
+                Some(all) => all,
+                None => names.entry(s.name.clone()).or_default(),
+            };
+            let slot = usize::from(s.kind.min(5)) * 3 + usize::from(s.status_code.min(2));
+            let t = &mut all[slot];
+            if t.generation != generation {
+                t.generation = generation;
+                touched.push((s.service.clone(), s.name.clone(), slot));
+            }
             let seconds = s.duration_nano as f64 / 1e9;
-            let t = totals.entry(key.clone()).or_insert_with(|| {
-                touched.push(key.clone());
-                Totals::default()
-            });
             t.calls += 1;
             t.sum_seconds += seconds;
-            for (i, le) in SPAN_METRICS_BUCKETS.iter().enumerate() {
-                if seconds <= *le {
-                    t.buckets[i] += 1;
-                }
-            }
-            if !touched.contains(&key) {
-                touched.push(key);
+            let first = SPAN_METRICS_BUCKETS.partition_point(|le| *le < seconds);
+            for b in &mut t.buckets[first..] {
+                *b += 1;
             }
         }
-        let mut samples = Vec::new();
-        for key in touched {
-            let Some(t) = totals.get(&key) else { continue };
-            let (service, name, kind, status) = &key;
-            let kind = traces::KIND_NAMES[usize::from(*kind).min(5)];
-            let status = traces::STATUS_NAMES[usize::from(*status).min(2)];
+        let mut samples = Vec::with_capacity(touched.len() * (SPAN_METRICS_BUCKETS.len() + 4));
+        for (service, name, slot) in touched {
+            let Some(t) = totals
+                .by_service
+                .get(&service)
+                .and_then(|n| n.get(&name))
+                .map(|all| &all[slot])
+            else {
+                continue;
+            };
+            let kind = traces::KIND_NAMES[slot / 3];
+            let status = traces::STATUS_NAMES[slot % 3];
             let series = |metric: &str, le: Option<String>| {
                 let mut pairs = vec![
                     ("__name__", metric.to_string()),
@@ -558,4 +584,70 @@ pub(crate) fn start_loop(state: &AppState) -> Option<tokio::task::JoinHandle<()>
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn span(service: &str, name: &str, kind: u8, status: u8, duration_nano: u64) -> Span {
+        Span {
+            service: service.to_string(),
+            name: name.to_string(),
+            kind,
+            status_code: status,
+            duration_nano,
+            ..Span::default()
+        }
+    }
+
+    fn value(samples: &[(Labels, i64, f64)], metric: &str, le: Option<&str>) -> Option<f64> {
+        samples
+            .iter()
+            .find(|(l, _, _)| l.metric_name() == Some(metric) && l.get("le") == le)
+            .map(|(_, _, v)| *v)
+    }
+
+    /// Buckets are cumulative with `le` inclusive, as the connector's
+    /// explicit-bucket histogram counts them.
+    #[test]
+    fn span_metrics_count_calls_and_durations_per_series() {
+        let metrics = SpanMetrics::default();
+        let first = metrics.observe(
+            &[
+                span("svc", "op", 2, 0, 2_000_000),
+                span("svc", "op", 2, 0, 50_000_000),
+                span("svc", "op", 2, 2, 20_000_000_000),
+            ],
+            1000,
+        );
+        // Two series touched: (server, unset) and (server, error).
+        assert_eq!(first.len(), 2 * (SPAN_METRICS_BUCKETS.len() + 4));
+        let ok: Vec<_> = first
+            .iter()
+            .filter(|(l, _, _)| l.get("status_code") == Some("STATUS_CODE_UNSET"))
+            .cloned()
+            .collect();
+        assert_eq!(value(&ok, "traces_span_metrics_calls_total", None), Some(2.0));
+        assert_eq!(value(&ok, "traces_span_metrics_duration_seconds_bucket", Some("0.002")), Some(1.0));
+        assert_eq!(value(&ok, "traces_span_metrics_duration_seconds_bucket", Some("0.01")), Some(1.0));
+        assert_eq!(value(&ok, "traces_span_metrics_duration_seconds_bucket", Some("0.05")), Some(2.0));
+        assert_eq!(value(&ok, "traces_span_metrics_duration_seconds_bucket", Some("+Inf")), Some(2.0));
+        assert_eq!(value(&ok, "traces_span_metrics_duration_seconds_sum", None), Some(0.052));
+        let labels = &ok[0].0;
+        assert_eq!(labels.get("span_kind"), Some("SPAN_KIND_SERVER"));
+        assert_eq!(labels.get("service_name"), Some("svc"));
+        assert_eq!(labels.get("span_name"), Some("op"));
+        let err: Vec<_> = first
+            .iter()
+            .filter(|(l, _, _)| l.get("status_code") == Some("STATUS_CODE_ERROR"))
+            .cloned()
+            .collect();
+        assert_eq!(value(&err, "traces_span_metrics_duration_seconds_bucket", Some("15")), Some(0.0));
+        assert_eq!(value(&err, "traces_span_metrics_duration_seconds_count", None), Some(1.0));
+        // Totals run on; only touched series are written again.
+        let second = metrics.observe(&[span("svc", "op", 2, 0, 1)], 2000);
+        assert_eq!(second.len(), SPAN_METRICS_BUCKETS.len() + 4);
+        assert_eq!(value(&second, "traces_span_metrics_calls_total", None), Some(3.0));
+    }
 }

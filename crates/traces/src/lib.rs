@@ -838,6 +838,12 @@ fn cheap_match(q: &Query, service: &str, name: &str, start: u64, duration: u64) 
         && range_match(q, start, duration)
 }
 
+/// Whether `span` meets every condition of `q`.
+pub fn span_matches(q: &Query, span: &Span) -> bool {
+    cheap_match(q, &span.service, &span.name, span.start_unix_nano, span.duration_nano)
+        && tags_match(q, span)
+}
+
 /// Whether `span` has every tag of `q`.
 pub fn tags_match(q: &Query, span: &Span) -> bool {
     q.tags.iter().all(|(k, v)| tag_matches(span, k, v))
