@@ -210,8 +210,8 @@ def main():
             print(f"ingested {spans} spans in {wall:.1f} s wall ({spans / wall:,.0f} spans/s), "
                   f"{cpu:.1f} CPU-s of osprey: {spans / cpu:,.0f} spans per CPU-second; "
                   f"{len(errors)} non-200 answers; RSS peak {proc_memory_mib(proc.pid, 'VmHWM'):.0f} MiB")
-            # Let the maintenance pass (every 10 s) cut the full blocks.
-            time.sleep(25)
+            # Let the maintenance pass (every second) cut the full blocks.
+            time.sleep(5)
             blocks_dir = os.path.join(data, "traces", "blocks")
             block_spans = block_bytes = 0
             for b in os.listdir(blocks_dir):

@@ -566,12 +566,14 @@ pub(crate) fn store_options(config: &config::traces::TracesConfig) -> traces::Op
     }
 }
 
-/// Cuts blocks and applies retention every 10 seconds.
+/// Cuts blocks and applies retention every second: a cheap check when
+/// nothing is due, and often enough that the head stays near
+/// `block_spans` under a heavy ingest.
 pub(crate) fn start_loop(state: &AppState) -> Option<tokio::task::JoinHandle<()>> {
     let store = state.trace_store()?.clone();
     let state = state.clone();
     Some(tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;

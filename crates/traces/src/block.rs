@@ -392,6 +392,22 @@ impl Rests {
         })
     }
 
+    /// The encoded `rest` of row `row` (its resource is elsewhere).
+    pub fn rest_bytes(&self, row: usize) -> Option<&[u8]> {
+        let &(a, b) = self.offsets.get(row)?;
+        self.rest.get(a..b)
+    }
+
+    /// The resources of this block, by dictionary index.
+    pub fn resources(&self) -> &[Vec<Attribute>] {
+        &self.resources
+    }
+
+    /// The dictionary index of row `row`'s resource.
+    pub fn resource_of(&self, row: usize) -> Option<usize> {
+        self.resource_rows.get(row).map(|&i| i as usize)
+    }
+
     /// Fills `span`'s remaining fields from row `row`.
     pub fn fill(&self, row: usize, span: &mut Span) -> Result<(), CodecError> {
         let &(a, b) = self

@@ -297,3 +297,47 @@ pub fn decode_batch(payload: &[u8]) -> Result<Vec<Span>, CodecError> {
     }
     Ok(spans)
 }
+
+/// Reads one value's payload without decoding it.
+fn raw_value<'a>(r: &mut Reader<'a>) -> Result<(u8, &'a [u8]), CodecError> {
+    let tag = r.byte()?;
+    let payload = match tag {
+        1 | 5 | 6 => {
+            let n = r.count(1)?;
+            r.bytes(n)?
+        }
+        2 => r.bytes(1)?,
+        3 => {
+            let start = r.buf;
+            r.uvarint()?;
+            &start[..start.len() - r.buf.len()]
+        }
+        4 => r.bytes(8)?,
+        _ => return Err(CodecError("unknown value tag")),
+    };
+    Ok((tag, payload))
+}
+
+/// Visits the span's own attributes of an encoded `rest` as borrowed key,
+/// value tag and payload bytes (no allocation), and returns its status
+/// message: what attribute searches need.
+pub(crate) fn scan_rest<'a>(
+    rest: &'a [u8],
+    mut visit: impl FnMut(&[u8], u8, &[u8]),
+) -> Result<&'a [u8], CodecError> {
+    let mut r = Reader::new(rest);
+    let n = r.count(1)?;
+    let status_message = r.bytes(n)?;
+    for _ in 0..2 {
+        let n = r.count(1)?;
+        r.bytes(n)?;
+    }
+    let n = r.count(3)?;
+    for _ in 0..n {
+        let k = r.count(1)?;
+        let key = r.bytes(k)?;
+        let (tag, payload) = raw_value(&mut r)?;
+        visit(key, tag, payload);
+    }
+    Ok(status_message)
+}

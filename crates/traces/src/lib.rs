@@ -279,8 +279,8 @@ impl Store {
         }
         let mut blocks = Vec::new();
         let mut next_block = 0u64;
-        let entries =
-            std::fs::read_dir(&blocks_dir).map_err(|e| StoreError::io(&blocks_dir, "listing", e))?;
+        let entries = std::fs::read_dir(&blocks_dir)
+            .map_err(|e| StoreError::io(&blocks_dir, "listing", e))?;
         for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().to_string();
@@ -325,7 +325,9 @@ impl Store {
             for payload in records {
                 match decode_batch(payload) {
                     Ok(spans) => head.extend(spans),
-                    Err(e) => tracing::warn!(error = %e, path = %path.display(), "skipping a bad trace WAL record"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, path = %path.display(), "skipping a bad trace WAL record")
+                    }
                 }
             }
             if valid < bytes.len() {
@@ -602,6 +604,8 @@ impl Store {
                 note(s.trace_id, s.start_unix_nano);
             }
         });
+        let tags: Vec<PreparedTag<'_>> =
+            q.tags.iter().map(|(k, v)| PreparedTag::new(k, v)).collect();
         for b in self.blocks() {
             if !b.overlaps(q.start_unix_nano, q.end_unix_nano) {
                 continue;
@@ -621,7 +625,9 @@ impl Store {
                 },
                 None => None,
             };
-            let mut rests = None;
+            // Attribute conditions: the resources' answers once per
+            // dictionary entry, the span's own from its encoded bytes.
+            let mut rests: Option<Option<(block::Rests, Vec<u64>)>> = None;
             for row in 0..index.len() {
                 if service.is_some_and(|s| index.service_rows[row] != s)
                     || operation.is_some_and(|o| index.name_rows[row] != o)
@@ -629,13 +635,24 @@ impl Store {
                 {
                     continue;
                 }
-                if !q.tags.is_empty() {
-                    if rests.is_none() {
-                        rests = Some(b.rests());
-                    }
-                    let Some(Some(r)) = &rests else { break };
-                    let mut span = index.span_head(row);
-                    if r.fill(row, &mut span).is_err() || !tags_match(q, &span) {
+                if !tags.is_empty() {
+                    let loaded = rests.get_or_insert_with(|| {
+                        b.rests().map(|r| {
+                            let masks = r
+                                .resources()
+                                .iter()
+                                .map(|res| resource_mask(&tags, res))
+                                .collect();
+                            (r, masks)
+                        })
+                    });
+                    let Some((r, masks)) = loaded else { break };
+                    let mask = r
+                        .resource_of(row)
+                        .and_then(|i| masks.get(i))
+                        .copied()
+                        .unwrap_or(0);
+                    if !row_matches(&tags, &index, row, r.rest_bytes(row), mask) {
                         continue;
                     }
                 }
@@ -840,8 +857,13 @@ fn cheap_match(q: &Query, service: &str, name: &str, start: u64, duration: u64) 
 
 /// Whether `span` meets every condition of `q`.
 pub fn span_matches(q: &Query, span: &Span) -> bool {
-    cheap_match(q, &span.service, &span.name, span.start_unix_nano, span.duration_nano)
-        && tags_match(q, span)
+    cheap_match(
+        q,
+        &span.service,
+        &span.name,
+        span.start_unix_nano,
+        span.duration_nano,
+    ) && tags_match(q, span)
 }
 
 /// Whether `span` has every tag of `q`.
@@ -876,6 +898,133 @@ fn tag_matches(span: &Span, key: &str, value: &str) -> bool {
         .iter()
         .chain(&span.resource)
         .any(|a| a.key == key && a.value.to_text() == value)
+}
+
+/// A tag condition made ready for matching encoded attributes: its value
+/// also as the integer and double whose text it is.
+struct PreparedTag<'q> {
+    key: &'q str,
+    value: &'q str,
+    int: Option<i64>,
+    double: Option<f64>,
+    special: bool,
+}
+
+impl<'q> PreparedTag<'q> {
+    fn new(key: &'q str, value: &'q str) -> PreparedTag<'q> {
+        PreparedTag {
+            key,
+            value,
+            int: value.parse::<i64>().ok().filter(|i| i.to_string() == value),
+            double: value.parse::<f64>().ok().filter(|d| d.to_string() == value),
+            special: matches!(
+                key,
+                "error"
+                    | "otel.status_code"
+                    | "status"
+                    | "span.kind"
+                    | "kind"
+                    | "service.name"
+                    | "name"
+                    | "status.message"
+                    | "otel.status_description"
+            ),
+        }
+    }
+
+    /// Whether an encoded value's text is this tag's value (as
+    /// [`Value::to_text`] writes it).
+    fn value_matches(&self, tag: u8, payload: &[u8]) -> bool {
+        match tag {
+            1 | 6 => payload == self.value.as_bytes(),
+            2 => {
+                payload
+                    .first()
+                    .is_some_and(|b| (*b == 1) == (self.value == "true"))
+                    && (self.value == "true" || self.value == "false")
+            }
+            3 => self
+                .int
+                .is_some_and(|want| codec::Reader::new(payload).ivarint().ok() == Some(want)),
+            4 => self.double.is_some_and(|want| {
+                payload
+                    .try_into()
+                    .ok()
+                    .map(f64::from_le_bytes)
+                    .is_some_and(|d| d == want)
+            }),
+            5 => {
+                let hex = self.value.as_bytes();
+                hex.len() == payload.len() * 2
+                    && payload.iter().zip(hex.chunks(2)).all(|(b, h)| {
+                        let digit = |c: u8| (c as char).to_digit(16);
+                        matches!((digit(h[0]), digit(h[1])), (Some(x), Some(y)) if x * 16 + y == u32::from(*b))
+                            && h.iter().all(|c| !c.is_ascii_uppercase())
+                    })
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Which of `tags` (bit i for tag i, the first 64) `resource` satisfies.
+fn resource_mask(tags: &[PreparedTag<'_>], resource: &[Attribute]) -> u64 {
+    let mut mask = 0u64;
+    for (i, t) in tags.iter().enumerate().take(64) {
+        if !t.special
+            && resource
+                .iter()
+                .any(|a| a.key == t.key && a.value.to_text() == t.value)
+        {
+            mask |= 1 << i;
+        }
+    }
+    mask
+}
+
+/// Whether block row `row` meets every tag: special keys from the index
+/// columns, the others from its resource (`resource_mask`) or its own
+/// encoded attributes.
+fn row_matches(
+    tags: &[PreparedTag<'_>],
+    index: &BlockIndex,
+    row: usize,
+    rest: Option<&[u8]>,
+    resource_mask: u64,
+) -> bool {
+    let Some(rest) = rest else { return false };
+    let mut found = resource_mask;
+    let status_message = codec::scan_rest(rest, |key, tag, payload| {
+        for (i, t) in tags.iter().enumerate().take(64) {
+            if found & (1 << i) == 0
+                && !t.special
+                && key == t.key.as_bytes()
+                && t.value_matches(tag, payload)
+            {
+                found |= 1 << i;
+            }
+        }
+    });
+    let Ok(status_message) = status_message else {
+        return false;
+    };
+    let ks = index.kind_status[row];
+    tags.iter().enumerate().all(|(i, t)| {
+        if !t.special {
+            return i < 64 && found & (1 << i) != 0;
+        }
+        let span = Span {
+            kind: ks & 0x0f,
+            status_code: ks >> 4,
+            ..Span::default()
+        };
+        match t.key {
+            "service.name" => *index.services[index.service_rows[row] as usize] == *t.value,
+            "name" => *index.names[index.name_rows[row] as usize] == *t.value,
+            "status.message" | "otel.status_description" => status_message == t.value.as_bytes(),
+            _ => tag_matches(&span, t.key, t.value),
+        }
+    })
 }
 
 /// Splits a WAL segment into its spans, as replay does. Fuzzed.

@@ -17,7 +17,11 @@ fn span(trace: u8, id: u8, parent: u8, service: &str, name: &str, start: u64, du
         status_code: if name == "bad" { 2 } else { 0 },
         service: service.to_string(),
         name: name.to_string(),
-        status_message: String::new(),
+        status_message: if name == "bad" {
+            "nan".to_string()
+        } else {
+            String::new()
+        },
         scope_name: "scope".to_string(),
         scope_version: "1".to_string(),
         attributes: vec![
@@ -30,10 +34,16 @@ fn span(trace: u8, id: u8, parent: u8, service: &str, name: &str, start: u64, du
                 value: Value::Double(0.5),
             },
         ],
-        resource: vec![Attribute {
-            key: "service.name".to_string(),
-            value: Value::Str(service.to_string()),
-        }],
+        resource: vec![
+            Attribute {
+                key: "service.name".to_string(),
+                value: Value::Str(service.to_string()),
+            },
+            Attribute {
+                key: "host".to_string(),
+                value: Value::Str(format!("gpu-{}", id % 2)),
+            },
+        ],
         events: vec![Event {
             time_unix_nano: start + 1,
             name: "checkpoint".to_string(),
@@ -98,6 +108,42 @@ fn head_wal_and_block_answer_alike() {
             ..all()
         });
         assert_eq!(found.len(), 1);
+        // Resource and span attributes together, a double, the status
+        // message: the block path matches encoded bytes, the others
+        // decoded spans, to the same answers.
+        let found = store.search(&Query {
+            tags: vec![("host".into(), "gpu-0".into()), ("step".into(), "2".into())],
+            ..all()
+        });
+        assert_eq!(found.len(), 1);
+        let found = store.search(&Query {
+            tags: vec![("host".into(), "gpu-0".into()), ("step".into(), "3".into())],
+            ..all()
+        });
+        assert!(found.is_empty());
+        let found = store.search(&Query {
+            tags: vec![
+                ("loss".into(), "0.5".into()),
+                ("kind".into(), "server".into()),
+            ],
+            ..all()
+        });
+        assert_eq!(found.len(), 2);
+        let found = store.search(&Query {
+            tags: vec![("loss".into(), "0.50".into())],
+            ..all()
+        });
+        assert!(found.is_empty(), "text equality, as Jaeger compares tags");
+        let found = store.search(&Query {
+            tags: vec![("status.message".into(), "nan".into())],
+            ..all()
+        });
+        assert_eq!(found.len(), 1);
+        let found = store.search(&Query {
+            tags: vec![("service.name".into(), "model".into())],
+            ..all()
+        });
+        assert_eq!(found.len(), 1);
         let found = store.search(&Query {
             operation: Some("forward_pass".into()),
             min_duration_nano: Some(101),
@@ -116,7 +162,7 @@ fn head_wal_and_block_answer_alike() {
             [("trainer".to_string(), "model".to_string(), 1)]
         );
         assert!(store.tag_names().0.contains(&"step".to_string()));
-        assert_eq!(store.tag_names().1, ["service.name"]);
+        assert_eq!(store.tag_names().1, ["host", "service.name"]);
         assert_eq!(store.tag_values("step", 10), ["1", "2", "3", "4"]);
     };
     {
@@ -133,7 +179,11 @@ fn head_wal_and_block_answer_alike() {
     check(&store);
     drop(store);
     let store = Store::open(dir.path(), opts()).expect("reopen");
-    assert_eq!(store.stats().head_spans, 0, "the block's segments are not replayed");
+    assert_eq!(
+        store.stats().head_spans,
+        0,
+        "the block's segments are not replayed"
+    );
     check(&store);
     // Spans split across the head and a block join into one trace.
     store
