@@ -157,7 +157,10 @@ pub(crate) fn write(
 
 /// The raw columns of a block file, checked (magic, bounds, CRCs, raw
 /// lengths). Fuzzed through [`decode`].
-fn columns(file: &[u8], wanted: &[usize]) -> Result<(usize, Vec<Option<Vec<u8>>>), CodecError> {
+/// A block's row count and the raw columns asked for (`None` for the others).
+type Columns = (usize, Vec<Option<Vec<u8>>>);
+
+fn columns(file: &[u8], wanted: &[usize]) -> Result<Columns, CodecError> {
     let bad = CodecError;
     if file.len() < 8 + 16 || &file[..8] != MAGIC || &file[file.len() - 8..] != MAGIC {
         return Err(bad("not a trace block (magic)"));

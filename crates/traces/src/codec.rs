@@ -321,10 +321,10 @@ fn raw_value<'a>(r: &mut Reader<'a>) -> Result<(u8, &'a [u8]), CodecError> {
 /// Visits the span's own attributes of an encoded `rest` as borrowed key,
 /// value tag and payload bytes (no allocation), and returns its status
 /// message: what attribute searches need.
-pub(crate) fn scan_rest<'a>(
-    rest: &'a [u8],
+pub(crate) fn scan_rest(
+    rest: &[u8],
     mut visit: impl FnMut(&[u8], u8, &[u8]),
-) -> Result<&'a [u8], CodecError> {
+) -> Result<&[u8], CodecError> {
     let mut r = Reader::new(rest);
     let n = r.count(1)?;
     let status_message = r.bytes(n)?;

@@ -767,10 +767,10 @@ impl Store {
         }
         let mut calls: BTreeMap<(u32, u32), u64> = BTreeMap::new();
         for (trace, parent, child) in children {
-            if let Some(&p) = owner.get(&(trace, parent)) {
-                if p != child {
-                    *calls.entry((p, child)).or_default() += 1;
-                }
+            if let Some(&p) = owner.get(&(trace, parent))
+                && p != child
+            {
+                *calls.entry((p, child)).or_default() += 1;
             }
         }
         calls
@@ -829,13 +829,13 @@ impl Store {
 
     fn each_recent_span(&self, mut f: impl FnMut(&Span)) {
         self.each_memory_span(&mut f);
-        if let Some(b) = self.blocks().last() {
-            if let (Some(index), Some(rests)) = (b.index(), b.rests()) {
-                for row in 0..index.len() {
-                    let mut span = index.span_head(row);
-                    if rests.fill(row, &mut span).is_ok() {
-                        f(&span);
-                    }
+        if let Some(b) = self.blocks().last()
+            && let (Some(index), Some(rests)) = (b.index(), b.rests())
+        {
+            for row in 0..index.len() {
+                let mut span = index.span_head(row);
+                if rests.fill(row, &mut span).is_ok() {
+                    f(&span);
                 }
             }
         }

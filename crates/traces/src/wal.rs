@@ -55,10 +55,11 @@ pub(crate) fn segments(dir: &Path) -> Result<Vec<u32>, StoreError> {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.len() == 8 && name.bytes().all(|b| b.is_ascii_digit()) {
-            if let Ok(n) = name.parse() {
-                out.push(n);
-            }
+        if name.len() == 8
+            && name.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(n) = name.parse()
+        {
+            out.push(n);
         }
     }
     out.sort_unstable();
