@@ -53,8 +53,6 @@ pub mod listen;
 pub mod metrics;
 pub mod models_api;
 mod otlp;
-pub mod trace_api;
-pub mod traces;
 pub mod params;
 pub mod push;
 mod query;
@@ -63,6 +61,8 @@ pub mod rules;
 pub mod scraping;
 pub mod slos;
 pub mod testing;
+pub mod trace_api;
+pub mod traces;
 
 pub use error::{ApiError, ErrorType};
 
@@ -562,10 +562,7 @@ fn build_routes(state: &AppState) -> Routes {
             "/api/v1/otlp/v1/metrics",
             post(otlp::metrics).layer(ingest_limit),
         )
-        .route(
-            "/v1/traces",
-            post(traces::http_traces).layer(ingest_limit),
-        )
+        .route("/v1/traces", post(traces::http_traces).layer(ingest_limit))
         .route("/api/services", get(trace_api::services))
         .route(
             "/api/services/{service}/operations",

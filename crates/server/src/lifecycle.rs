@@ -271,11 +271,12 @@ impl AppState {
         // The trace store's WAL is replayed before anything is served.
         if let Some(dir) = self.config().data_dir.clone() {
             let options = crate::traces::store_options(&prepared.config.traces);
-            let store =
-                tokio::task::spawn_blocking(move || ::traces::Store::open(&dir.join("traces"), options))
-                    .await
-                    .map_err(|e| format!("opening the trace store: {e}"))?
-                    .map_err(|e| format!("opening the trace store: {e}"))?;
+            let store = tokio::task::spawn_blocking(move || {
+                ::traces::Store::open(&dir.join("traces"), options)
+            })
+            .await
+            .map_err(|e| format!("opening the trace store: {e}"))?
+            .map_err(|e| format!("opening the trace store: {e}"))?;
             let _ = self.inner.trace_store.set(Arc::new(store));
             if let Some(maintenance) = crate::traces::start_loop(self) {
                 *self
@@ -459,9 +460,10 @@ impl AppState {
         if let Some(store) = self.trace_store() {
             store.set_options(crate::traces::store_options(&config.traces));
         }
-        self.inner
-            .span_metrics_enabled
-            .store(config.traces.span_metrics, std::sync::atomic::Ordering::Relaxed);
+        self.inner.span_metrics_enabled.store(
+            config.traces.span_metrics,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self.apply_otlp_listeners(
             config.otlp.http_listen_address,
             config.otlp.grpc_listen_address,

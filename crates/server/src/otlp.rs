@@ -471,7 +471,11 @@ pub(crate) fn grpc_ok(message: Vec<u8>) -> Response {
 
 /// The one message of a unary call's body, gunzipped for
 /// `grpc-encoding: gzip`.
-pub(crate) fn grpc_message(body: &[u8], encoding: &str, limit: usize) -> Result<Vec<u8>, (ErrorType, String)> {
+pub(crate) fn grpc_message(
+    body: &[u8],
+    encoding: &str,
+    limit: usize,
+) -> Result<Vec<u8>, (ErrorType, String)> {
     let frame = otlp::decode_grpc_frame(body).map_err(|e| (ErrorType::BadData, e.to_string()))?;
     if !frame.compressed {
         return Ok(frame.message.to_vec());

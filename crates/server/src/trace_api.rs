@@ -140,8 +140,14 @@ pub fn parse_go_duration(text: &str) -> Result<u64, String> {
 }
 
 fn kind_name(kind: u8) -> &'static str {
-    ["unspecified", "internal", "server", "client", "producer", "consumer"]
-        [usize::from(kind.min(5))]
+    [
+        "unspecified",
+        "internal",
+        "server",
+        "client",
+        "producer",
+        "consumer",
+    ][usize::from(kind.min(5))]
 }
 
 fn jaeger_tag(a: &Attribute) -> Json {
@@ -298,7 +304,9 @@ pub(crate) async fn operations(
 }
 
 fn now_us(state: &AppState) -> u64 {
-    u64::try_from(state.now_ms()).unwrap_or(0).saturating_mul(1000)
+    u64::try_from(state.now_ms())
+        .unwrap_or(0)
+        .saturating_mul(1000)
 }
 
 fn parse_u64(params: &Params, name: &str) -> Result<Option<u64>, String> {
@@ -802,8 +810,10 @@ pub(crate) async fn tempo_search(
                 let start = spans.iter().map(|s| s.start_unix_nano).min()?;
                 let end = spans.iter().map(Span::end_unix_nano).max()?;
                 // The matching spans, at most 3 as Tempo's `spss` default.
-                let matching: Vec<&Span> =
-                    spans.iter().filter(|s| traces::span_matches(&q, s)).collect();
+                let matching: Vec<&Span> = spans
+                    .iter()
+                    .filter(|s| traces::span_matches(&q, s))
+                    .collect();
                 let shown: Vec<Json> = matching
                     .iter()
                     .take(3)
@@ -812,7 +822,9 @@ pub(crate) async fn tempo_search(
                             .attributes
                             .iter()
                             .chain(&s.resource)
-                            .filter(|a| a.key == "service.name" || q.tags.iter().any(|(k, _)| *k == a.key))
+                            .filter(|a| {
+                                a.key == "service.name" || q.tags.iter().any(|(k, _)| *k == a.key)
+                            })
                             .map(|a| json!({"key": a.key, "value": json_value(&a.value)}))
                             .collect();
                         json!({
@@ -886,9 +898,16 @@ async fn values_of(state: &AppState, tag: &str) -> Result<Vec<String>, Response>
     let key = tag_key(tag);
     match key.as_str() {
         "status" => Ok(vec!["error".into(), "ok".into(), "unset".into()]),
-        "kind" => Ok(["client", "consumer", "internal", "producer", "server", "unspecified"]
-            .map(String::from)
-            .to_vec()),
+        "kind" => Ok([
+            "client",
+            "consumer",
+            "internal",
+            "producer",
+            "server",
+            "unspecified",
+        ]
+        .map(String::from)
+        .to_vec()),
         _ => with_store(state, move |s| s.tag_values(&key, 1000)).await,
     }
 }

@@ -55,7 +55,11 @@ fn json_of(v: &otlp::proto::AnyValue) -> serde_json::Value {
         Value::Bool(b) => b.into(),
         Value::Int(i) => i.into(),
         Value::Double(d) => d.into(),
-        Value::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect::<String>().into(),
+        Value::Bytes(b) => b
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+            .into(),
         Value::Json(s) => serde_json::from_str(&s).unwrap_or(serde_json::Value::Null),
     }
 }
@@ -81,10 +85,7 @@ fn attributes(kvs: &[otlp::proto::KeyValue]) -> Vec<Attribute> {
     kvs.iter()
         .map(|kv| Attribute {
             key: kv.key.clone(),
-            value: kv
-                .value
-                .as_ref()
-                .map_or(Value::Str(String::new()), value),
+            value: kv.value.as_ref().map_or(Value::Str(String::new()), value),
         })
         .collect()
 }
@@ -346,9 +347,11 @@ pub(crate) fn store(
     };
     let converted = convert(request);
     let n = converted.spans.len() as u64;
-    let metrics = state
-        .span_metrics_enabled()
-        .then(|| state.span_metrics().observe(&converted.spans, state.now_ms()));
+    let metrics = state.span_metrics_enabled().then(|| {
+        state
+            .span_metrics()
+            .observe(&converted.spans, state.now_ms())
+    });
     store
         .append(converted.spans)
         .map_err(|e| (ErrorType::Unavailable, e.to_string()))?;
@@ -578,7 +581,9 @@ pub(crate) fn start_loop(state: &AppState) -> Option<tokio::task::JoinHandle<()>
         loop {
             tick.tick().await;
             let store = store.clone();
-            let now_ns = u64::try_from(state.now_ms()).unwrap_or(0).saturating_mul(1_000_000);
+            let now_ns = u64::try_from(state.now_ms())
+                .unwrap_or(0)
+                .saturating_mul(1_000_000);
             if let Ok(Err(error)) =
                 tokio::task::spawn_blocking(move || store.maintain(now_ns, false)).await
             {
@@ -630,12 +635,44 @@ mod tests {
             .filter(|(l, _, _)| l.get("status_code") == Some("STATUS_CODE_UNSET"))
             .cloned()
             .collect();
-        assert_eq!(value(&ok, "traces_span_metrics_calls_total", None), Some(2.0));
-        assert_eq!(value(&ok, "traces_span_metrics_duration_seconds_bucket", Some("0.002")), Some(1.0));
-        assert_eq!(value(&ok, "traces_span_metrics_duration_seconds_bucket", Some("0.01")), Some(1.0));
-        assert_eq!(value(&ok, "traces_span_metrics_duration_seconds_bucket", Some("0.05")), Some(2.0));
-        assert_eq!(value(&ok, "traces_span_metrics_duration_seconds_bucket", Some("+Inf")), Some(2.0));
-        assert_eq!(value(&ok, "traces_span_metrics_duration_seconds_sum", None), Some(0.052));
+        assert_eq!(
+            value(&ok, "traces_span_metrics_calls_total", None),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(
+                &ok,
+                "traces_span_metrics_duration_seconds_bucket",
+                Some("0.002")
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(
+                &ok,
+                "traces_span_metrics_duration_seconds_bucket",
+                Some("0.01")
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(
+                &ok,
+                "traces_span_metrics_duration_seconds_bucket",
+                Some("0.05")
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(
+                &ok,
+                "traces_span_metrics_duration_seconds_bucket",
+                Some("+Inf")
+            ),
+            Some(2.0)
+        );
+        let sum = value(&ok, "traces_span_metrics_duration_seconds_sum", None).expect("sum");
+        assert!((sum - 0.052).abs() < 1e-12, "{sum}");
         let labels = &ok[0].0;
         assert_eq!(labels.get("span_kind"), Some("SPAN_KIND_SERVER"));
         assert_eq!(labels.get("service_name"), Some("svc"));
@@ -645,11 +682,24 @@ mod tests {
             .filter(|(l, _, _)| l.get("status_code") == Some("STATUS_CODE_ERROR"))
             .cloned()
             .collect();
-        assert_eq!(value(&err, "traces_span_metrics_duration_seconds_bucket", Some("15")), Some(0.0));
-        assert_eq!(value(&err, "traces_span_metrics_duration_seconds_count", None), Some(1.0));
+        assert_eq!(
+            value(
+                &err,
+                "traces_span_metrics_duration_seconds_bucket",
+                Some("15")
+            ),
+            Some(0.0)
+        );
+        assert_eq!(
+            value(&err, "traces_span_metrics_duration_seconds_count", None),
+            Some(1.0)
+        );
         // Totals run on; only touched series are written again.
         let second = metrics.observe(&[span("svc", "op", 2, 0, 1)], 2000);
         assert_eq!(second.len(), SPAN_METRICS_BUCKETS.len() + 4);
-        assert_eq!(value(&second, "traces_span_metrics_calls_total", None), Some(3.0));
+        assert_eq!(
+            value(&second, "traces_span_metrics_calls_total", None),
+            Some(3.0)
+        );
     }
 }
