@@ -213,6 +213,16 @@ function spanDetail(span, trace, t0) {
       : el('div', { class: 'muted' }, 'none'));
 }
 
+/**
+ * Where a bar's duration label goes: after the bar, or before it when the
+ * bar reaches the right edge, or inside it when it spans the whole track.
+ */
+function durationLabelStyle(left, width) {
+  if (left + width <= 85) return { left: `${left + width}%` };
+  if (left >= 12) return { right: `${100 - left}%`, marginRight: '6px' };
+  return { left: `${left}%`, color: '#fff', fontWeight: '600' };
+}
+
 /** /trace/{id}: the waterfall of one trace. */
 export async function renderTrace(main, id) {
   main.replaceChildren(el('div', { class: 'hint' }, 'Loading…'));
@@ -240,7 +250,7 @@ export async function renderTrace(main, id) {
         el('span', { class: 'span-name' }, span.operationName)),
       el('div', { class: 'span-track' },
         el('div', { class: 'span-bar', style: { left: `${left}%`, width: `${width}%`, background: error ? '#c92a2a' : serviceColor(service, services) } }),
-        el('span', { class: 'span-dur', style: { left: `${Math.min(left + width, 92)}%` } }, formatMicros(span.duration))));
+        el('span', { class: 'span-dur', style: durationLabelStyle(left, width) }, formatMicros(span.duration))));
     row.addEventListener('click', () => {
       if (detail.hidden && !detail.firstChild) detail.append(spanDetail(span, trace, s.start));
       detail.hidden = !detail.hidden;
@@ -256,7 +266,7 @@ export async function renderTrace(main, id) {
       el('div', { class: 'trace-meta', id: 'trace-meta' },
         el('span', { class: 'mono' }, trace.traceID),
         ` · started ${formatTime(s.start / 1000)} · ${formatMicros(total)} · ${trace.spans.length} spans · ${services.length} services`,
-        s.errors ? el('span', { class: 'err' }, ` · ${s.errors} errors`) : null),
+        s.errors ? el('span', { class: 'err' }, ` · ${s.errors} ${s.errors === 1 ? 'error' : 'errors'}`) : null),
       el('div', { class: 'waterfall', id: 'trace-waterfall' },
         el('div', { class: 'span-row axis' }, el('div', { class: 'span-label' }, 'Service: operation'), el('div', { class: 'span-track' }, ticks)),
         rows)),
