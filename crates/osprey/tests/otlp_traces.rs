@@ -84,7 +84,8 @@ fn sdk_available() -> bool {
     )
     .is_ok_and(|f| f.status.is_some_and(|s| s.success()));
     if !present {
-        let what = "python3 with opentelemetry-sdk and the OTLP proto-grpc and proto-http exporters";
+        let what =
+            "python3 with opentelemetry-sdk and the OTLP proto-grpc and proto-http exporters";
         assert!(
             std::env::var("OSPREY_REQUIRE_EXTERNAL").as_deref() != Ok("1"),
             "OSPREY_REQUIRE_EXTERNAL=1 but {what} is missing"
@@ -132,7 +133,10 @@ fn check_jaeger_trace(trace: &Value, trace_id: &str, service: &str, step: i64) {
         .expect("clock")
         .as_micros() as i64;
     let start = root["startTime"].as_i64().expect("µs integer");
-    assert!((now_us - start).abs() < 600_000_000, "startTime {start} is µs");
+    assert!(
+        (now_us - start).abs() < 600_000_000,
+        "startTime {start} is µs"
+    );
     assert!(root["duration"].as_i64().expect("duration") >= 0);
     let process = &trace["processes"][root["processID"].as_str().expect("processID")];
     assert_eq!(process["serviceName"], service);
@@ -149,7 +153,10 @@ fn check_jaeger_trace(trace: &Value, trace_id: &str, service: &str, step: i64) {
             .any(|t| t["key"] == "step" && t["type"] == "int64" && t["value"] == step),
         "{tags:?}"
     );
-    assert!(tags.iter().any(|t| t["key"] == "span.kind" && t["value"] == "server"));
+    assert!(
+        tags.iter()
+            .any(|t| t["key"] == "span.kind" && t["value"] == "server")
+    );
     for child in ["forward_pass", "backward_pass"] {
         let c = by_name(child);
         assert_eq!(c["traceID"], trace_id);
@@ -211,7 +218,9 @@ fn the_python_sdk_sends_spans_that_jaeger_and_tempo_clients_read() {
     let config = dir.path().join("osprey.yml");
     std::fs::write(
         &config,
-        format!("otlp:\n  grpc_listen_address: {grpc_addr}\n  http_listen_address: {otlp_http_addr}\n"),
+        format!(
+            "otlp:\n  grpc_listen_address: {grpc_addr}\n  http_listen_address: {otlp_http_addr}\n"
+        ),
     )
     .expect("config");
     let addr = free_addr();
@@ -245,7 +254,10 @@ fn the_python_sdk_sends_spans_that_jaeger_and_tempo_clients_read() {
             String::from_utf8_lossy(&out.stderr)
         );
         let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        ids.insert(mode, text.split(' ').map(str::to_string).collect::<Vec<_>>());
+        ids.insert(
+            mode,
+            text.split(' ').map(str::to_string).collect::<Vec<_>>(),
+        );
     }
     // Jaeger.
     let services = get_json(addr, "/api/services");
@@ -291,18 +303,33 @@ fn the_python_sdk_sends_spans_that_jaeger_and_tempo_clients_read() {
     assert_eq!(data.len(), 1);
     assert_eq!(data[0]["traceID"], ids["grpc"][1].as_str());
     let tags = urlencode(r#"{"error":"true"}"#);
-    let found = get_json(addr, &format!("/api/traces?service=trainer-grpc&tags={tags}"));
+    let found = get_json(
+        addr,
+        &format!("/api/traces?service=trainer-grpc&tags={tags}"),
+    );
     assert_eq!(found["data"][0]["traceID"], ids["grpc"][2].as_str());
     let found = get_json(addr, "/api/traces?service=trainer-grpc&minDuration=1h");
     assert_eq!(found["data"], serde_json::json!([]));
-    let (status, body) = http(addr, "GET", "/api/traces?service=x&minDuration=soon", &[], &[])
-        .expect("get");
+    let (status, body) = http(
+        addr,
+        "GET",
+        "/api/traces?service=x&minDuration=soon",
+        &[],
+        &[],
+    )
+    .expect("get");
     assert_eq!(status, 400);
     let body: Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(body["errorType"], "bad_data");
     assert_eq!(body["errors"][0]["code"], 400);
-    let (status, _) =
-        http(addr, "GET", "/api/traces/00000000000000000000000000000001", &[], &[]).expect("get");
+    let (status, _) = http(
+        addr,
+        "GET",
+        "/api/traces/00000000000000000000000000000001",
+        &[],
+        &[],
+    )
+    .expect("get");
     assert_eq!(status, 404);
     // Tempo: search by tags (logfmt) and by TraceQL, as Grafana sends them.
     let now_s = now_us / 1_000_000;
@@ -319,20 +346,39 @@ fn the_python_sdk_sends_spans_that_jaeger_and_tempo_clients_read() {
     for t in traces {
         assert_eq!(t["rootServiceName"], "trainer-grpc");
         assert_eq!(t["rootTraceName"], "training_step");
-        assert!(t["startTimeUnixNano"].as_str().expect("string").parse::<u64>().is_ok());
+        assert!(
+            t["startTimeUnixNano"]
+                .as_str()
+                .expect("string")
+                .parse::<u64>()
+                .is_ok()
+        );
         assert!(t["durationMs"].is_u64());
         assert!(ids["grpc"].contains(&t["traceID"].as_str().expect("id").to_string()));
     }
-    let q = urlencode(r#"{resource.service.name="trainer-http" && name="backward_pass" && status=error}"#);
+    let q = urlencode(
+        r#"{resource.service.name="trainer-http" && name="backward_pass" && status=error}"#,
+    );
     let found = get_json(addr, &format!("/api/search?q={q}"));
     let traces = found["traces"].as_array().expect("traces");
     assert_eq!(traces.len(), 2);
     let set = &traces[0]["spanSets"][0];
     assert_eq!(set["matched"], 1);
     assert_eq!(set["spans"][0]["name"], "backward_pass");
-    assert!(set["spans"][0]["durationNanos"].as_str().expect("string").parse::<u64>().is_ok());
+    assert!(
+        set["spans"][0]["durationNanos"]
+            .as_str()
+            .expect("string")
+            .parse::<u64>()
+            .is_ok()
+    );
     let tags = get_json(addr, "/api/v2/search/tags");
-    assert!(tags["scopes"][1]["tags"].as_array().expect("resource").contains(&"host.name".into()));
+    assert!(
+        tags["scopes"][1]["tags"]
+            .as_array()
+            .expect("resource")
+            .contains(&"host.name".into())
+    );
     let values = get_json(addr, "/api/v2/search/tag/resource.service.name/values");
     assert_eq!(
         values["tagValues"],
@@ -358,14 +404,22 @@ fn the_python_sdk_sends_spans_that_jaeger_and_tempo_clients_read() {
         Duration::from_secs(60),
     )
     .expect("python3");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let spans: Value = serde_json::from_slice(&out.stdout).expect("json");
     let spans = spans.as_array().expect("spans");
     assert_eq!(spans.len(), 3);
     assert_eq!(spans[0]["name"], "backward_pass");
     assert_eq!(spans[0]["status"], 2);
     assert_eq!(spans[1]["events"], serde_json::json!(["batch_loaded"]));
-    assert!(spans.iter().all(|s| s["trace_id"] == id.as_str() && s["service"] == "trainer-grpc"));
+    assert!(
+        spans
+            .iter()
+            .all(|s| s["trace_id"] == id.as_str() && s["service"] == "trainer-grpc")
+    );
     assert_eq!(spans[2]["parent"], "");
     // Span metrics, as the spanmetrics connector names them.
     assert_eq!(
@@ -374,10 +428,22 @@ fn the_python_sdk_sends_spans_that_jaeger_and_tempo_clients_read() {
             r#"sum by (span_name, status_code) (traces_span_metrics_calls_total{service_name="trainer-http"})"#
         ),
         [
-            ("span_name=backward_pass,status_code=STATUS_CODE_ERROR".to_string(), 2.0),
-            ("span_name=backward_pass,status_code=STATUS_CODE_UNSET".to_string(), 4.0),
-            ("span_name=forward_pass,status_code=STATUS_CODE_UNSET".to_string(), 6.0),
-            ("span_name=training_step,status_code=STATUS_CODE_UNSET".to_string(), 6.0),
+            (
+                "span_name=backward_pass,status_code=STATUS_CODE_ERROR".to_string(),
+                2.0
+            ),
+            (
+                "span_name=backward_pass,status_code=STATUS_CODE_UNSET".to_string(),
+                4.0
+            ),
+            (
+                "span_name=forward_pass,status_code=STATUS_CODE_UNSET".to_string(),
+                6.0
+            ),
+            (
+                "span_name=training_step,status_code=STATUS_CODE_UNSET".to_string(),
+                6.0
+            ),
         ]
     );
     assert_eq!(
@@ -394,6 +460,28 @@ fn the_python_sdk_sends_spans_that_jaeger_and_tempo_clients_read() {
     );
     assert_eq!(le.len(), 1);
     assert_eq!(le[0].1, 3.0);
+    // Self-metrics: spans stored per protocol, and the store's gauges.
+    let (status, body) = http(addr, "GET", "/metrics", &[], &[]).expect("metrics");
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&body);
+    for want in [
+        r#"osprey_otlp_spans_stored_total{protocol="grpc"} 9"#,
+        r#"osprey_otlp_spans_stored_total{protocol="http"} 18"#,
+    ] {
+        assert!(text.contains(want), "{want} not in /metrics");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = http(addr, "GET", "/metrics", &[], &[]).expect("metrics");
+        if String::from_utf8_lossy(&body).contains("osprey_traces_head_spans 27") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "osprey_traces_head_spans never 27"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     server.terminate();
 }
 
@@ -422,8 +510,14 @@ fn errors_answer_as_otlp_says_and_no_acknowledged_span_is_lost_to_kill_9() {
     let json = [("Content-Type", "application/json")];
     let (status, _) = http(addr, "POST", "/v1/traces", &json, b"{not json").expect("post");
     assert_eq!(status, 400, "an unreadable body is not retried");
-    let (status, _) =
-        http(addr, "POST", "/v1/traces", &[("Content-Type", "text/plain")], b"x").expect("post");
+    let (status, _) = http(
+        addr,
+        "POST",
+        "/v1/traces",
+        &[("Content-Type", "text/plain")],
+        b"x",
+    )
+    .expect("post");
     assert_eq!(status, 415);
     let bad = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"00","spanId":"0000000000000001","name":"x"}]}]}]}"#;
     let (status, body) = http(addr, "POST", "/v1/traces", &json, bad.as_bytes()).expect("post");
@@ -460,7 +554,11 @@ fn errors_answer_as_otlp_says_and_no_acknowledged_span_is_lost_to_kill_9() {
         w.join().expect("writer");
     }
     let acked = acked.lock().expect("lock").clone();
-    assert!(acked.len() > 20, "only {} requests acknowledged", acked.len());
+    assert!(
+        acked.len() > 20,
+        "only {} requests acknowledged",
+        acked.len()
+    );
     let server = Server::start(&dir.path().join("data"), addr, &dir.path().join("log2"));
     for trace in &acked {
         let v = get_json(addr, &format!("/api/traces/{trace:032x}"));
@@ -470,6 +568,9 @@ fn errors_answer_as_otlp_says_and_no_acknowledged_span_is_lost_to_kill_9() {
             "trace {trace:x}"
         );
     }
-    eprintln!("{} acknowledged traces all there after kill -9", acked.len());
+    eprintln!(
+        "{} acknowledged traces all there after kill -9",
+        acked.len()
+    );
     server.terminate();
 }

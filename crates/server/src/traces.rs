@@ -476,8 +476,8 @@ pub(crate) async fn http_traces(State(state): State<AppState>, request: Request)
     .await;
     match result {
         Ok(Ok(stored)) => {
-            state.metrics().observe_otlp(
-                "http_traces",
+            state.metrics().observe_otlp_spans(
+                "http",
                 stored.spans,
                 u64::try_from(stored.rejected).unwrap_or(0),
             );
@@ -534,8 +534,8 @@ pub(crate) async fn grpc_traces(State(state): State<AppState>, request: Request)
     .await;
     match result {
         Ok(Ok(stored)) => {
-            state.metrics().observe_otlp(
-                "grpc_traces",
+            state.metrics().observe_otlp_spans(
+                "grpc",
                 stored.spans,
                 u64::try_from(stored.rejected).unwrap_or(0),
             );
@@ -584,10 +584,19 @@ pub(crate) fn start_loop(state: &AppState) -> Option<tokio::task::JoinHandle<()>
             let now_ns = u64::try_from(state.now_ms())
                 .unwrap_or(0)
                 .saturating_mul(1_000_000);
-            if let Ok(Err(error)) =
-                tokio::task::spawn_blocking(move || store.maintain(now_ns, false)).await
+            match tokio::task::spawn_blocking(move || {
+                let result = store.maintain(now_ns, false);
+                (result, store.stats())
+            })
+            .await
             {
-                tracing::warn!(%error, "trace store maintenance failed");
+                Ok((result, stats)) => {
+                    if let Err(error) = result {
+                        tracing::warn!(%error, "trace store maintenance failed");
+                    }
+                    state.metrics().set_trace_store(&stats);
+                }
+                Err(error) => tracing::warn!(%error, "trace store maintenance panicked"),
             }
         }
     }))
