@@ -286,6 +286,15 @@ fn the_python_sdk_sends_spans_that_jaeger_and_tempo_clients_read() {
             check_jaeger_trace(&one["data"][0], id, service, step as i64);
         }
     }
+    // Several traces by ID, as the Jaeger UI compares them.
+    let both = get_json(
+        addr,
+        &format!(
+            "/api/traces?traceID={}&traceID={}",
+            ids["grpc"][0], ids["http"][0]
+        ),
+    );
+    assert_eq!(both["data"].as_array().expect("data").len(), 2);
     // Tags (JSON), durations and the time range in microseconds.
     let now_us = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -380,6 +380,32 @@ pub(crate) async fn jaeger_search(
     RawQuery(query): RawQuery,
 ) -> Response {
     let params = params(query);
+    // `traceID=a&traceID=b`: those traces (the Jaeger UI's comparison view).
+    let ids: Result<Vec<[u8; 16]>, String> = params
+        .iter()
+        .filter(|(k, _)| k == "traceID")
+        .map(|(_, v)| parse_trace_id(v))
+        .collect();
+    match ids {
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e),
+        Ok(ids) if !ids.is_empty() => {
+            let result = with_store(&state, move |s| {
+                let traces = s.traces(&ids);
+                ids.iter()
+                    .filter_map(|id| traces.get(id).map(|spans| jaeger_trace(id, spans)))
+                    .collect::<Vec<Json>>()
+            })
+            .await;
+            return match result {
+                Ok(data) => {
+                    let n = data.len();
+                    jaeger_ok(json!(data), n)
+                }
+                Err(r) => r,
+            };
+        }
+        Ok(_) => {}
+    }
     let query = match jaeger_query(&params, now_us(&state)) {
         Ok(q) => q,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e),
