@@ -1,5 +1,6 @@
 //! Fuzzes the trace WAL readers: arbitrary bytes as a WAL segment (records
-//! framed with length and CRC-32C) and as one record's payload. No panic;
+//! framed with length and CRC-32C, Snappy payloads, each decompressed
+//! within a bound and decoded) and as one decompressed batch. No panic;
 //! whatever decodes encodes back to bytes that decode the same.
 #![no_main]
 

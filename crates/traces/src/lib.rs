@@ -323,7 +323,7 @@ impl Store {
             let bytes = std::fs::read(&path).map_err(|e| StoreError::io(&path, "reading", e))?;
             let (records, valid) = wal::records(&bytes);
             for payload in records {
-                match decode_batch(payload) {
+                match wal::decode_record(payload) {
                     Ok(spans) => head.extend(spans),
                     Err(e) => {
                         tracing::warn!(error = %e, path = %path.display(), "skipping a bad trace WAL record")
@@ -386,7 +386,7 @@ impl Store {
         if spans.is_empty() {
             return Ok(());
         }
-        let record = wal::frame(&encode_batch(&spans));
+        let record = wal::record(&spans);
         let fsync = self.options().fsync;
         let mine = {
             let mut inner = self.lock();
@@ -1032,7 +1032,7 @@ pub fn decode_wal_segment(bytes: &[u8]) -> Vec<Result<Vec<Span>, CodecError>> {
     wal::records(bytes)
         .0
         .into_iter()
-        .map(decode_batch)
+        .map(wal::decode_record)
         .collect()
 }
 

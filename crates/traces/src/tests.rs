@@ -204,7 +204,7 @@ fn a_torn_wal_tail_is_truncated_and_the_rest_kept() {
     let seg = dir.path().join("wal").join("00000001");
     let mut bytes = std::fs::read(&seg).expect("read");
     let whole = bytes.len();
-    bytes.extend_from_slice(&wal::frame(&encode_batch(&sample()))[..40]);
+    bytes.extend_from_slice(&wal::record(&sample())[..40]);
     std::fs::write(&seg, &bytes).expect("write");
     let store = Store::open(dir.path(), opts()).expect("open");
     assert_eq!(store.stats().head_spans, 4);

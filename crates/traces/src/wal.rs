@@ -36,6 +36,29 @@ pub fn records(bytes: &[u8]) -> (Vec<&[u8]>, usize) {
     (out, pos)
 }
 
+/// A record of `spans`: the batch encoding, Snappy-compressed, framed.
+pub(crate) fn record(spans: &[crate::Span]) -> Vec<u8> {
+    let batch = crate::encode_batch(spans);
+    let compressed = snap::raw::Encoder::new()
+        .compress_vec(&batch)
+        .unwrap_or_default();
+    frame(&compressed)
+}
+
+/// A record payload's spans: decompressed (refusing a stated length past
+/// what Snappy can expand the payload to) and decoded.
+pub(crate) fn decode_record(payload: &[u8]) -> Result<Vec<crate::Span>, crate::CodecError> {
+    let stated = snap::raw::decompress_len(payload)
+        .map_err(|_| crate::CodecError("bad snappy header in a WAL record"))?;
+    if stated > payload.len().saturating_mul(64).saturating_add(64) {
+        return Err(crate::CodecError("WAL record states an impossible length"));
+    }
+    let batch = snap::raw::Decoder::new()
+        .decompress_vec(payload)
+        .map_err(|_| crate::CodecError("bad snappy data in a WAL record"))?;
+    crate::decode_batch(&batch)
+}
+
 pub(crate) fn frame(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 8);
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
