@@ -45,11 +45,11 @@ pub mod http;
 pub mod mask;
 pub mod models;
 pub mod otlp;
-pub mod traces;
 pub mod prometheus;
 pub mod secret;
 pub mod slos;
 pub mod storage;
+pub mod traces;
 pub mod web;
 
 use std::path::{Path, PathBuf};

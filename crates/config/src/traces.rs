@@ -41,11 +41,7 @@ pub(crate) fn decode(decoder: &Decoder, node: &Node) -> Result<TracesConfig, Con
             "retention_time" => {
                 let ms = decoder.duration(field.value, &field.path)?;
                 if ms < 0 {
-                    return Err(decoder.error(
-                        field.key.line,
-                        &field.path,
-                        "must not be negative",
-                    ));
+                    return Err(decoder.error(field.key.line, &field.path, "must not be negative"));
                 }
                 config.retention_time_ms = ms;
             }
@@ -71,7 +67,10 @@ mod tests {
 
     #[test]
     fn reads_the_section_and_names_bad_fields() {
-        assert_eq!(parse("global: {}\n").expect("parse"), TracesConfig::default());
+        assert_eq!(
+            parse("global: {}\n").expect("parse"),
+            TracesConfig::default()
+        );
         assert_eq!(
             parse("traces:\n  retention_time: 2d\n  retention_size: 1GB\n  span_metrics: false\n")
                 .expect("parse"),
@@ -82,8 +81,14 @@ mod tests {
             }
         );
         for (text, want) in [
-            ("traces:\n  retention_time: soon\n", "osprey.yml:2: traces.retention_time"),
-            ("traces:\n  retention_size: lots\n", "traces.retention_size: invalid size"),
+            (
+                "traces:\n  retention_time: soon\n",
+                "osprey.yml:2: traces.retention_time",
+            ),
+            (
+                "traces:\n  retention_size: lots\n",
+                "traces.retention_size: invalid size",
+            ),
             ("traces:\n  colour: blue\n", "traces.colour"),
         ] {
             let err = parse(text).expect_err(text);

@@ -99,7 +99,9 @@ pub(crate) fn hex_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::E
     let text = std::borrow::Cow::<str>::deserialize(d)?;
     let text = text.as_bytes();
     if text.len() % 2 != 0 {
-        return Err(D::Error::custom("an ID must be an even number of hex digits"));
+        return Err(D::Error::custom(
+            "an ID must be an even number of hex digits",
+        ));
     }
     let digit = |b: u8| match b {
         b'0'..=b'9' => Ok(b - b'0'),
