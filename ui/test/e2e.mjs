@@ -605,6 +605,8 @@ for (const [path, name, ready] of [
   ['/status', 'status', '#status-tsdb table'],
   ['/dashboards', 'dashboards', 'table.dash-list'],
   ['/cardinality', 'cardinality', '#card-metrics, #card-error'],
+  ['/traces', 'traces', '#trace-results, #trace-none, #trace-error'],
+  ['/service-graph', 'service-graph', '#service-graph, #graph-none, #graph-error'],
 ]) {
   await check(`page ${path} loads with no console error`, async () => {
     const { context, page } = await newPage();
@@ -1107,6 +1109,67 @@ await check('cardinality page shows the API\'s counts, filters, focuses and link
   if (expr !== first && expr !== `{__name__="${first}"}`) throw new Error(`explorer opened on ${expr}, row ${first}`);
   await page.waitForLoadState('networkidle');
   await noErrors(page, 'explorer from cardinality');
+  await context.close();
+});
+
+// ---------------------------------------------------------------------------
+// Traces: spans sent over OTLP/JSON (a gateway calling a trainer whose
+// training step has a forward and a failing backward pass) are found by
+// the search page, drawn as a waterfall whose rows open attributes,
+// resource and events, and the gateway → trainer call is on the service
+// graph.
+
+await check('trace pages: search, waterfall with attributes and events, service graph', async () => {
+  const now = BigInt(Date.now()) * 1000000n;
+  const ns = (ms) => String(now + BigInt(ms) * 1000000n);
+  const tid = [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('');
+  const attr = (key, value) => ({ key, value: typeof value === 'number' ? { intValue: String(value) } : { stringValue: value } });
+  const span = (id, parent, name, start, end, extra = {}) => ({ traceId: tid, spanId: id, parentSpanId: parent, name, startTimeUnixNano: ns(start), endTimeUnixNano: ns(end), ...extra });
+  const body = { resourceSpans: [
+    { resource: { attributes: [attr('service.name', 'gateway')] }, scopeSpans: [{ spans: [span('0000000000000001', '', 'POST /train', 0, 900, { kind: 2 })] }] },
+    { resource: { attributes: [attr('service.name', 'trainer'), attr('host.name', 'gpu-7')] }, scopeSpans: [{ scope: { name: 'train' }, spans: [
+      span('0000000000000002', '0000000000000001', 'training_step', 50, 850, { kind: 2, attributes: [attr('step', 42)] }),
+      span('0000000000000003', '0000000000000002', 'forward_pass', 60, 400, { events: [{ timeUnixNano: ns(100), name: 'batch_loaded', attributes: [attr('size', 256)] }] }),
+      span('0000000000000004', '0000000000000002', 'backward_pass', 400, 840, { status: { code: 2, message: 'nan loss' } }),
+    ] }] },
+  ] };
+  const posted = await fetch(`${base}/v1/traces`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+  if (posted.status !== 200) throw new Error(`POST /v1/traces: ${posted.status} ${await posted.text()}`);
+  const { context, page } = await newPage();
+  await page.goto(`${base}/traces?service=trainer&tags=step%3D42`);
+  await page.waitForSelector(`#trace-results tr[data-trace="${tid}"], #trace-error, #trace-none`);
+  const rows = await page.$$eval('#trace-results tbody tr', (rs) => rs.map((r) => [r.dataset.trace, r.cells[2].textContent, r.cells[3].textContent]));
+  if (rows.length !== 1 || rows[0][0] !== tid || rows[0][1] !== '4' || rows[0][2] !== '1') throw new Error(`search rows ${JSON.stringify(rows)}`);
+  if (!(await page.textContent('#trace-results tbody tr a')).startsWith('gateway: POST /train')) throw new Error('the root span does not name the trace');
+  await shot(page, 'traces-search');
+  await noErrors(page, 'traces search');
+  await page.click(`#trace-results tr[data-trace="${tid}"] a`);
+  await page.waitForSelector('#trace-waterfall .span-row[data-span]');
+  const order = await page.$$eval('#trace-waterfall .span-row[data-span]', (rs) => rs.map((r) => `${r.querySelector('.span-name').textContent}@${r.dataset.depth}`));
+  if (JSON.stringify(order) !== JSON.stringify(['POST /train@0', 'training_step@1', 'forward_pass@2', 'backward_pass@2'])) throw new Error(`waterfall ${JSON.stringify(order)}`);
+  if (!(await page.$('#trace-waterfall .span-row.error[data-span="0000000000000004"]'))) throw new Error('the failed span is not marked');
+  // Bars sit at their offsets: forward_pass starts at 60/900 of the trace.
+  const left = await page.$eval('.span-row[data-span="0000000000000003"] .span-bar', (b) => parseFloat(b.style.left));
+  if (Math.abs(left - (60 / 900) * 100) > 0.5) throw new Error(`forward_pass bar at ${left}%`);
+  await page.click('.span-row[data-span="0000000000000003"]');
+  await page.waitForSelector('.span-detail[data-span="0000000000000003"] #span-events');
+  const events = await page.textContent('.span-detail[data-span="0000000000000003"] #span-events');
+  if (!events.includes('event=batch_loaded') || !events.includes('size=256')) throw new Error(`events ${events}`);
+  const resource = await page.textContent('.span-detail[data-span="0000000000000003"] #span-resource');
+  if (!resource.includes('gpu-7')) throw new Error(`resource ${resource}`);
+  await page.click('.span-row[data-span="0000000000000002"]');
+  const attrs = await page.textContent('.span-detail[data-span="0000000000000002"] #span-attributes');
+  if (!attrs.includes('step') || !attrs.includes('42') || !attrs.includes('span.kind')) throw new Error(`attributes ${attrs}`);
+  await shot(page, 'trace-waterfall');
+  await noErrors(page, 'trace waterfall');
+  await page.goto(`${base}/service-graph`);
+  await page.waitForSelector('#service-graph g.edge, #graph-none, #graph-error');
+  const edge = await page.$('#service-graph g.edge[data-parent="gateway"][data-child="trainer"]');
+  if (!edge) throw new Error('no gateway → trainer edge');
+  const nodes = await page.$$eval('#service-graph g.node', (ns) => ns.map((n) => n.dataset.service));
+  if (!nodes.includes('gateway') || !nodes.includes('trainer')) throw new Error(`nodes ${nodes}`);
+  await shot(page, 'service-graph');
+  await noErrors(page, 'service graph');
   await context.close();
 });
 

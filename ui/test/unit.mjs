@@ -13,6 +13,7 @@ import { isGrafana, fromGrafana, sanitizeUid } from '../src/grafana.js';
 import { percentText, exhaustionText } from '../src/slos.js';
 import { groupRuleFile, splitComparison, alertingExprs, metricStep } from '../src/pages.js';
 import { rowSelector, quoteValue, explorerLink } from '../src/cardinality.js';
+import { formatMicros, parseTags, spanTree, graphColumns } from '../src/traces.js';
 
 test('durations parse and print like Prometheus', () => {
   assert.equal(parseDuration('1h30m'), 5400000);
@@ -302,4 +303,35 @@ test('query_exemplars answers become one marker per exemplar', () => {
   // No selectors (a 204, read as null) and errors draw nothing.
   assert.deepEqual(exemplarMarkers(null), []);
   assert.deepEqual(exemplarMarkers({ error: 'x' }), []);
+});
+
+test('traces: durations, tags, the waterfall order and the service graph columns', () => {
+  assert.equal(formatMicros(850), '850µs');
+  assert.equal(formatMicros(12345), '12.3ms');
+  assert.equal(formatMicros(1250000), '1.25s');
+  assert.deepEqual(parseTags('http.status_code=500 error=true'), { 'http.status_code': '500', error: 'true' });
+  assert.deepEqual(parseTags('msg="a b" x=1'), { msg: 'a b', x: '1' });
+  assert.deepEqual(parseTags(''), {});
+  assert.throws(() => parseTags('justakey'));
+  const ref = (id) => [{ refType: 'CHILD_OF', traceID: 't', spanID: id }];
+  const trace = {
+    spans: [
+      { spanID: 'c2', references: ref('r'), startTime: 30 },
+      { spanID: 'g1', references: ref('c1'), startTime: 15 },
+      { spanID: 'r', references: [], startTime: 0 },
+      { spanID: 'c1', references: ref('r'), startTime: 10 },
+      { spanID: 'orphan', references: ref('gone'), startTime: 5 },
+    ],
+  };
+  assert.deepEqual(spanTree(trace).map((x) => `${x.spanID || x.span.spanID}@${x.depth}`), ['r@0', 'c1@1', 'g1@2', 'c2@1', 'orphan@0']);
+  const { nodes, column } = graphColumns([
+    { parent: 'gateway', child: 'trainer', callCount: 3 },
+    { parent: 'trainer', child: 'model', callCount: 9 },
+    { parent: 'gateway', child: 'model', callCount: 1 },
+    { parent: 'model', child: 'trainer', callCount: 1 },
+  ]);
+  assert.deepEqual(nodes, ['gateway', 'model', 'trainer']);
+  assert.equal(column.get('gateway'), 0);
+  assert.ok(column.get('model') > column.get('gateway'));
+  assert.ok(column.get('trainer') < 3, 'a cycle stops within the number of services');
 });

@@ -49,6 +49,7 @@ pub mod prometheus;
 pub mod secret;
 pub mod slos;
 pub mod storage;
+pub mod traces;
 pub mod web;
 
 use std::path::{Path, PathBuf};
@@ -122,6 +123,8 @@ pub struct Config {
     pub models: Vec<models::ModelConfig>,
     /// `otlp:`: OTLP translation settings and the OTLP/HTTP listener.
     pub otlp: otlp::OtlpConfig,
+    /// `traces:`: the trace store's retention and span metrics.
+    pub traces: traces::TracesConfig,
     /// `anomaly_rules: true`: load osprey's starter anomaly rules
     /// (`docs/anomaly.md`); off when absent.
     pub anomaly_rules: bool,
@@ -191,6 +194,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
     let mut slos = slos::SlosConfig::default();
     let mut model_configs = Vec::new();
     let mut otlp_config = otlp::OtlpConfig::default();
+    let mut traces_config = traces::TracesConfig::default();
     let mut anomaly_rules = false;
     let mut storage = storage::StorageConfig::default();
     let mut cost_config = None;
@@ -210,6 +214,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
             "slos" => slos = slos::decode(decoder, field.value, "slos")?,
             "models" => model_configs = models::decode(decoder, field)?,
             "otlp" => otlp_config = otlp::decode(decoder, field.value)?,
+            "traces" => traces_config = traces::decode(decoder, field.value)?,
             "anomaly_rules" => anomaly_rules = decoder.bool(field.value, &field.path)?,
             "storage" => storage = storage::decode(decoder, field.value, &field.path)?,
             "costs" => cost_config = Some(costs::decode(decoder, field)?),
@@ -254,6 +259,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
         slos,
         models: model_configs,
         otlp: otlp_config,
+        traces: traces_config,
         anomaly_rules,
         costs: cost_config,
         warnings: Vec::new(),

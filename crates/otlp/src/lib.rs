@@ -15,11 +15,13 @@
 //!   [`decode_grpc_frame`] and [`encode_grpc_frame`] the gRPC unary framing.
 //!
 //! The crate does no I/O and serves no HTTP (that is `server`); it knows
-//! the OTLP wire formats. A traces receiver goes beside `proto` as its own
-//! module (`proto_trace`), sharing `common`/`resource` types from `proto`.
+//! the OTLP wire formats. The trace messages are in [`proto_trace`]
+//! (sharing `common`/`resource` types from `proto`), read by
+//! [`decode_traces_protobuf`] and [`decode_traces_json`].
 
 mod json;
 pub mod proto;
+pub mod proto_trace;
 pub mod translate;
 
 pub use translate::{
@@ -115,6 +117,45 @@ pub fn encode_response(rejected_points: i64, error_message: &str, json: bool) ->
         }
     });
     proto::ExportMetricsServiceResponse { partial_success }.encode_to_vec()
+}
+
+/// Reads a binary protobuf `ExportTraceServiceRequest`. Fuzzed.
+pub fn decode_traces_protobuf(
+    body: &[u8],
+) -> Result<proto_trace::ExportTraceServiceRequest, DecodeError> {
+    proto_trace::ExportTraceServiceRequest::decode(body)
+        .map_err(|e| DecodeError(format!("cannot decode the protobuf body: {e}")))
+}
+
+/// Reads an OTLP/JSON `ExportTraceServiceRequest`. Fuzzed.
+pub fn decode_traces_json(
+    body: &[u8],
+) -> Result<proto_trace::ExportTraceServiceRequest, DecodeError> {
+    serde_json::from_slice(body)
+        .map_err(|e| DecodeError(format!("cannot decode the JSON body: {e}")))
+}
+
+/// The body of a successful traces answer: an
+/// `ExportTraceServiceResponse`, with `partial_success` when spans were
+/// refused; protobuf, or OTLP/JSON when `json`.
+pub fn encode_traces_response(rejected_spans: i64, error_message: &str, json: bool) -> Vec<u8> {
+    let partial = rejected_spans > 0 || !error_message.is_empty();
+    if json {
+        let body = if partial {
+            serde_json::json!({"partialSuccess": {
+                "rejectedSpans": rejected_spans.to_string(),
+                "errorMessage": error_message,
+            }})
+        } else {
+            serde_json::json!({})
+        };
+        return body.to_string().into_bytes();
+    }
+    let partial_success = partial.then(|| proto_trace::ExportTracePartialSuccess {
+        rejected_spans,
+        error_message: error_message.to_string(),
+    });
+    proto_trace::ExportTraceServiceResponse { partial_success }.encode_to_vec()
 }
 
 /// The body of an error answer: a `google.rpc.Status` with `code` (gRPC

@@ -93,7 +93,8 @@ pub fn server_policy(method: &Method, path: &str) -> Option<Access> {
         "/" | "/graph" | "/query" | "/config" | "/flags" | "/tsdb-status" | "/targets"
         | "/rules" | "/alerts" | "/silences" | "/status" | "/dashboards" | "/d/{uid}"
         | "/login" | "/audit" | "/slos" | "/slos/{id}" | "/models" | "/models/{name}"
-        | "/models/{name}/compare" | "/cardinality" | "/ui/{*path}" => Public,
+        | "/models/{name}/compare" | "/cardinality" | "/traces" | "/trace/{id}"
+        | "/service-graph" | "/ui/{*path}" => Public,
         "/-/reload" => Admin,
         "/api/v1/status/config" | "/api/v1/status/flags" => Admin,
         "/api/v1/admin/tsdb/delete_series"
@@ -108,6 +109,22 @@ pub fn server_policy(method: &Method, path: &str) -> Option<Access> {
         "/v1/metrics" | "/api/v1/otlp/v1/metrics" => Write,
         // OTLP/gRPC's method, on the dedicated gRPC listener.
         "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export" => Write,
+        // OTLP traces, over HTTP and gRPC.
+        "/v1/traces" | "/opentelemetry.proto.collector.trace.v1.TraceService/Export" => Write,
+        // The Jaeger and Tempo query APIs read stored traces.
+        "/api/services"
+        | "/api/services/{service}/operations"
+        | "/api/operations"
+        | "/api/traces"
+        | "/api/traces/{trace_id}"
+        | "/api/v2/traces/{trace_id}"
+        | "/api/dependencies"
+        | "/api/search"
+        | "/api/search/tags"
+        | "/api/v2/search/tags"
+        | "/api/search/tag/{tag}/values"
+        | "/api/v2/search/tag/{tag}/values"
+        | "/api/echo" => Read,
         // Model records and reference uploads come from serving and
         // training pipelines: ingestion, as a writer token may send.
         "/api/v1/models/{model}/predictions"

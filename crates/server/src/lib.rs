@@ -62,6 +62,8 @@ pub mod rules;
 pub mod scraping;
 pub mod slos;
 pub mod testing;
+pub mod trace_api;
+pub mod traces;
 
 pub use error::{ApiError, ErrorType};
 
@@ -193,6 +195,13 @@ struct AppStateInner {
     /// The dedicated OTLP/HTTP and OTLP/gRPC listeners, while they run.
     otlp_http_listener: std::sync::Mutex<Option<otlp::OtlpListener>>,
     otlp_grpc_listener: std::sync::Mutex<Option<otlp::OtlpListener>>,
+    /// The trace store; opened over the data directory by
+    /// [`AppState::start`] (none without one).
+    trace_store: std::sync::OnceLock<Arc<::traces::Store>>,
+    /// The loop that cuts trace blocks and applies retention.
+    trace_loop: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    span_metrics: traces::SpanMetrics,
+    span_metrics_enabled: std::sync::atomic::AtomicBool,
 }
 
 /// OTLP requests handled at once; more are answered 429 with
@@ -274,6 +283,10 @@ impl AppState {
                 otlp_in_flight: std::sync::atomic::AtomicUsize::new(0),
                 otlp_http_listener: std::sync::Mutex::new(None),
                 otlp_grpc_listener: std::sync::Mutex::new(None),
+                trace_store: std::sync::OnceLock::new(),
+                trace_loop: std::sync::Mutex::new(None),
+                span_metrics: traces::SpanMetrics::default(),
+                span_metrics_enabled: std::sync::atomic::AtomicBool::new(true),
             }),
         }
     }
@@ -389,6 +402,26 @@ impl AppState {
             otlp::ListenerKind::Http => &self.inner.otlp_http_listener,
             otlp::ListenerKind::Grpc => &self.inner.otlp_grpc_listener,
         }
+    }
+
+    /// The trace store, once opened.
+    pub fn trace_store(&self) -> Option<&Arc<::traces::Store>> {
+        self.inner.trace_store.get()
+    }
+
+    /// Serves traces from `store` (tests without a started configuration).
+    pub fn set_trace_store(&self, store: Arc<::traces::Store>) -> bool {
+        self.inner.trace_store.set(store).is_ok()
+    }
+
+    pub(crate) fn span_metrics(&self) -> &traces::SpanMetrics {
+        &self.inner.span_metrics
+    }
+
+    pub(crate) fn span_metrics_enabled(&self) -> bool {
+        self.inner
+            .span_metrics_enabled
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn otlp_in_flight(&self) -> &std::sync::atomic::AtomicUsize {
@@ -538,6 +571,29 @@ fn build_routes(state: &AppState) -> Routes {
             "/api/v1/otlp/v1/metrics",
             post(otlp::metrics).layer(ingest_limit),
         )
+        .route("/v1/traces", post(traces::http_traces).layer(ingest_limit))
+        .route("/api/services", get(trace_api::services))
+        .route(
+            "/api/services/{service}/operations",
+            get(trace_api::service_operations),
+        )
+        .route("/api/operations", get(trace_api::operations))
+        .route("/api/traces", get(trace_api::jaeger_search))
+        .route("/api/traces/{trace_id}", get(trace_api::trace_by_id))
+        .route("/api/v2/traces/{trace_id}", get(trace_api::tempo_trace_v2))
+        .route("/api/dependencies", get(trace_api::dependencies))
+        .route("/api/search", get(trace_api::tempo_search))
+        .route("/api/search/tags", get(trace_api::tempo_tags))
+        .route("/api/v2/search/tags", get(trace_api::tempo_tags_v2))
+        .route(
+            "/api/search/tag/{tag}/values",
+            get(trace_api::tempo_tag_values),
+        )
+        .route(
+            "/api/v2/search/tag/{tag}/values",
+            get(trace_api::tempo_tag_values_v2),
+        )
+        .route("/api/echo", get(trace_api::tempo_echo))
         .route(
             "/metrics/{*grouping}",
             axum::routing::put(push::push_handler)

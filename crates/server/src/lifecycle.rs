@@ -268,6 +268,24 @@ impl AppState {
                 return Err("the pushed groups were opened already".to_string());
             }
         }
+        // The trace store's WAL is replayed before anything is served.
+        if let Some(dir) = self.config().data_dir.clone() {
+            let options = crate::traces::store_options(&prepared.config.traces);
+            let store = tokio::task::spawn_blocking(move || {
+                ::traces::Store::open(&dir.join("traces"), options)
+            })
+            .await
+            .map_err(|e| format!("opening the trace store: {e}"))?
+            .map_err(|e| format!("opening the trace store: {e}"))?;
+            let _ = self.inner.trace_store.set(Arc::new(store));
+            if let Some(maintenance) = crate::traces::start_loop(self) {
+                *self
+                    .inner
+                    .trace_loop
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(maintenance);
+            }
+        }
         self.apply(prepared).await?;
         let evaluations = crate::models_api::start_loop(self);
         *self
@@ -444,6 +462,13 @@ impl AppState {
             .set_max_exemplars(config.storage.max_exemplars);
         self.otlp_translator()
             .set_options(crate::otlp::translation_options(&config.otlp));
+        if let Some(store) = self.trace_store() {
+            store.set_options(crate::traces::store_options(&config.traces));
+        }
+        self.inner.span_metrics_enabled.store(
+            config.traces.span_metrics,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         self.apply_otlp_listeners(
             config.otlp.http_listen_address,
             config.otlp.grpc_listen_address,
@@ -505,6 +530,15 @@ impl AppState {
             .take()
         {
             pushes.abort();
+        }
+        if let Some(maintenance) = self
+            .inner
+            .trace_loop
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            maintenance.abort();
         }
         self.stop_rules();
         if let Some(lifecycle) = self.inner.lifecycle.get() {

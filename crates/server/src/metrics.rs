@@ -46,6 +46,16 @@ pub struct ServerMetrics {
     otlp_rejected: Family<Vec<(&'static str, &'static str)>, Counter>,
     /// `osprey_pushgateway_groups`.
     push_groups: Gauge,
+    /// `osprey_otlp_spans_stored_total{protocol}`.
+    otlp_spans: Family<Vec<(&'static str, &'static str)>, Counter>,
+    /// `osprey_otlp_spans_rejected_total{protocol}`.
+    otlp_spans_rejected: Family<Vec<(&'static str, &'static str)>, Counter>,
+    /// `osprey_traces_head_spans`, `osprey_traces_blocks`,
+    /// `osprey_traces_block_bytes`, `osprey_traces_wal_bytes`.
+    traces_head_spans: Gauge,
+    traces_blocks: Gauge,
+    traces_block_bytes: Gauge,
+    traces_wal_bytes: Gauge,
 }
 
 fn new_duration_histogram() -> Histogram {
@@ -100,6 +110,43 @@ impl ServerMetrics {
             "Groups held by the Pushgateway API",
             push_groups.clone(),
         );
+        let otlp_spans = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
+        registry.register(
+            "osprey_otlp_spans_stored",
+            "Spans stored from OTLP traces (fsynced before the answer), by protocol (http, grpc)",
+            otlp_spans.clone(),
+        );
+        let otlp_spans_rejected = Family::<Vec<(&'static str, &'static str)>, Counter>::default();
+        registry.register(
+            "osprey_otlp_spans_rejected",
+            "OTLP spans refused (answered in partial_success), by protocol",
+            otlp_spans_rejected.clone(),
+        );
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            registry.register(name, help, g.clone());
+            g
+        };
+        let traces_head_spans = gauge(
+            &mut registry,
+            "osprey_traces_head_spans",
+            "Spans in the trace store's WAL, not yet in a block",
+        );
+        let traces_blocks = gauge(
+            &mut registry,
+            "osprey_traces_blocks",
+            "Trace blocks on disk",
+        );
+        let traces_block_bytes = gauge(
+            &mut registry,
+            "osprey_traces_block_bytes",
+            "Bytes of the trace blocks on disk",
+        );
+        let traces_wal_bytes = gauge(
+            &mut registry,
+            "osprey_traces_wal_bytes",
+            "Bytes of the trace WAL on disk",
+        );
         registry.register_collector(Box::new(StorageCollector { storage }));
         registry.register_collector(Box::new(ProcessCollector));
         ServerMetrics {
@@ -110,7 +157,33 @@ impl ServerMetrics {
             otlp_samples,
             otlp_rejected,
             push_groups,
+            otlp_spans,
+            otlp_spans_rejected,
+            traces_head_spans,
+            traces_blocks,
+            traces_block_bytes,
+            traces_wal_bytes,
         }
+    }
+
+    /// Records one OTLP traces request's stored and refused spans.
+    pub fn observe_otlp_spans(&self, protocol: &'static str, spans: u64, rejected: u64) {
+        let labels = vec![("protocol", protocol)];
+        self.otlp_spans.get_or_create(&labels).inc_by(spans);
+        self.otlp_spans_rejected
+            .get_or_create(&labels)
+            .inc_by(rejected);
+    }
+
+    /// Sets the trace store's gauges.
+    pub fn set_trace_store(&self, stats: &::traces::Stats) {
+        let set = |g: &Gauge, v: u64| {
+            g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        };
+        set(&self.traces_head_spans, stats.head_spans);
+        set(&self.traces_blocks, stats.blocks);
+        set(&self.traces_block_bytes, stats.block_bytes);
+        set(&self.traces_wal_bytes, stats.wal_bytes);
     }
 
     /// Records one OTLP request's stored samples and refused points.

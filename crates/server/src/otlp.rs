@@ -18,13 +18,13 @@ use crate::ingest::read_body_limited;
 use crate::{AppState, ErrorType};
 
 /// gRPC status codes used in `google.rpc.Status` bodies.
-const CODE_INVALID_ARGUMENT: i32 = 3;
-const CODE_RESOURCE_EXHAUSTED: i32 = 8;
-const CODE_INTERNAL: i32 = 13;
-const CODE_UNAVAILABLE: i32 = 14;
+pub(crate) const CODE_INVALID_ARGUMENT: i32 = 3;
+pub(crate) const CODE_RESOURCE_EXHAUSTED: i32 = 8;
+pub(crate) const CODE_INTERNAL: i32 = 13;
+pub(crate) const CODE_UNAVAILABLE: i32 = 14;
 
 /// Seconds a client is asked to wait before retrying a 503.
-const RETRY_AFTER_SECONDS: &str = "1";
+pub(crate) const RETRY_AFTER_SECONDS: &str = "1";
 
 /// `POST /v1/metrics` and `POST /api/v1/otlp/v1/metrics`.
 pub(crate) async fn metrics(State(state): State<AppState>, request: Request) -> Response {
@@ -196,7 +196,7 @@ fn storage_error(e: &model::storage::StorageError) -> (ErrorType, String) {
     }
 }
 
-fn error_answer(kind: ErrorType, message: &str, json: bool) -> Response {
+pub(crate) fn error_answer(kind: ErrorType, message: &str, json: bool) -> Response {
     let (status, code) = match kind {
         ErrorType::BadData => (StatusCode::BAD_REQUEST, CODE_INVALID_ARGUMENT),
         ErrorType::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, CODE_INVALID_ARGUMENT),
@@ -216,7 +216,7 @@ fn error_answer(kind: ErrorType, message: &str, json: bool) -> Response {
     response
 }
 
-fn answer(status: StatusCode, json: bool, body: Vec<u8>) -> Response {
+pub(crate) fn answer(status: StatusCode, json: bool, body: Vec<u8>) -> Response {
     let content_type = if json {
         "application/json"
     } else {
@@ -268,6 +268,10 @@ fn listener_router(state: &AppState) -> axum::Router {
         .route(
             "/v1/metrics",
             axum::routing::post(metrics).layer(ingest_limit),
+        )
+        .route(
+            "/v1/traces",
+            axum::routing::post(crate::traces::http_traces).layer(ingest_limit),
         )
         .route_layer(axum::middleware::from_fn_with_state(
             state.auth().clone(),
@@ -363,6 +367,10 @@ fn grpc_router(state: &AppState) -> axum::Router {
             GRPC_EXPORT_PATH,
             axum::routing::post(grpc_export).layer(ingest_limit),
         )
+        .route(
+            crate::traces::GRPC_TRACES_PATH,
+            axum::routing::post(crate::traces::grpc_traces).layer(ingest_limit),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.auth().clone(),
             crate::auth::middleware,
@@ -433,23 +441,11 @@ async fn grpc_export(State(state): State<AppState>, request: Request) -> Respons
                 stored.samples,
                 u64::try_from(stored.rejected_points).unwrap_or(0),
             );
-            let frame = otlp::encode_grpc_frame(&otlp::encode_response(
+            grpc_ok(otlp::encode_response(
                 stored.rejected_points,
                 &stored.message,
                 false,
-            ));
-            let mut trailers = axum::http::HeaderMap::new();
-            trailers.insert("grpc-status", HeaderValue::from(GRPC_OK));
-            let body = axum::body::Body::new(GrpcBody {
-                data: Some(bytes::Bytes::from(frame)),
-                trailers: Some(trailers),
-            });
-            (
-                StatusCode::OK,
-                [(header::CONTENT_TYPE, "application/grpc")],
-                body,
-            )
-                .into_response()
+            ))
         }
         Ok(Err((kind, message))) => {
             let code = match kind {
@@ -464,9 +460,30 @@ async fn grpc_export(State(state): State<AppState>, request: Request) -> Respons
     }
 }
 
+/// A successful unary answer: `message` framed, then `grpc-status: 0`.
+pub(crate) fn grpc_ok(message: Vec<u8>) -> Response {
+    let frame = otlp::encode_grpc_frame(&message);
+    let mut trailers = axum::http::HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from(GRPC_OK));
+    let body = axum::body::Body::new(GrpcBody {
+        data: Some(bytes::Bytes::from(frame)),
+        trailers: Some(trailers),
+    });
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/grpc")],
+        body,
+    )
+        .into_response()
+}
+
 /// The one message of a unary call's body, gunzipped for
 /// `grpc-encoding: gzip`.
-fn grpc_message(body: &[u8], encoding: &str, limit: usize) -> Result<Vec<u8>, (ErrorType, String)> {
+pub(crate) fn grpc_message(
+    body: &[u8],
+    encoding: &str,
+    limit: usize,
+) -> Result<Vec<u8>, (ErrorType, String)> {
     let frame = otlp::decode_grpc_frame(body).map_err(|e| (ErrorType::BadData, e.to_string()))?;
     if !frame.compressed {
         return Ok(frame.message.to_vec());
@@ -482,7 +499,7 @@ fn grpc_message(body: &[u8], encoding: &str, limit: usize) -> Result<Vec<u8>, (E
 }
 
 /// A trailers-only gRPC answer carrying an error status.
-fn grpc_status(code: i32, message: &str) -> Response {
+pub(crate) fn grpc_status(code: i32, message: &str) -> Response {
     // grpc-message is percent-encoded; keep it to printable ASCII.
     let mut encoded = String::with_capacity(message.len());
     for b in message.bytes().take(1024) {
