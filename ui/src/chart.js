@@ -201,7 +201,7 @@ export function timeChart(container, opts) {
  * per exemplar at its time and value, as DOM elements over the plot so
  * each can be hovered and followed. Hovering shows the exemplar's series,
  * value, time and labels; one with a `trace_id` label is a link to the
- * trace page, `/traces/<trace_id>`. Markers outside the plotted time
+ * trace page, `/trace/<trace_id>`. Markers outside the plotted time
  * range are hidden; they move with every redraw (zoom, resize).
  */
 function exemplarPlugin(exemplars, fmt) {
@@ -223,7 +223,7 @@ function exemplarPlugin(exemplars, fmt) {
           for (const e of exemplars) {
             const trace = e.labels && e.labels.trace_id;
             const attrs = { class: 'exemplar', 'data-t': e.t, 'aria-label': describe(e).join(', ') };
-            if (trace) attrs.href = `/traces/${encodeURIComponent(trace)}`;
+            if (trace) attrs.href = `/trace/${encodeURIComponent(trace)}`;
             const m = el(trace ? 'a' : 'span', attrs);
             m.addEventListener('mouseenter', () => {
               tip.replaceChildren(...describe(e).map((line, i) => el('div', { class: i === 0 ? 'exemplar-series' : '' }, line)));

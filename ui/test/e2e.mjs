@@ -535,12 +535,12 @@ await check('explorer: "Show exemplars" draws each exemplar, shows its labels an
   // Markers with a trace_id link to the trace page; the others do not.
   const traced = want.filter((e) => e.labels.trace_id);
   const links = await page.$$eval('.chart a.exemplar', (ms) => ms.map((m) => m.getAttribute('href')));
-  const hrefs = traced.map((e) => `/traces/${e.labels.trace_id}`).sort();
+  const hrefs = traced.map((e) => `/trace/${e.labels.trace_id}`).sort();
   if (JSON.stringify(links.sort()) !== JSON.stringify(hrefs)) throw new Error(`links ${links} want ${hrefs}`);
   if ((await page.$$('.chart span.exemplar')).length !== want.length - traced.length) throw new Error('a marker without trace_id is a link');
   // Hovering shows the labels.
   const first = traced[0];
-  const marker = await page.$(`.chart a.exemplar[href="/traces/${first.labels.trace_id}"]`);
+  const marker = await page.$(`.chart a.exemplar[href="/trace/${first.labels.trace_id}"]`);
   await marker.hover();
   await page.waitForSelector('.exemplar-tip', { state: 'visible' });
   const tip = await page.textContent('.exemplar-tip');
