@@ -112,24 +112,3 @@ fn to_f64(n: Number<'_>) -> Result<f64, String> {
         },
     }
 }
-
-/// OTLP/JSON's trace and span IDs: case-insensitive hex (the empty string
-/// for none).
-pub(crate) fn hex_bytes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-    let text = std::borrow::Cow::<str>::deserialize(d)?;
-    let text = text.as_bytes();
-    if text.len() % 2 != 0 {
-        return Err(D::Error::custom(
-            "an ID must be an even number of hex digits",
-        ));
-    }
-    let digit = |b: u8| match b {
-        b'0'..=b'9' => Ok(b - b'0'),
-        b'a'..=b'f' => Ok(b - b'a' + 10),
-        b'A'..=b'F' => Ok(b - b'A' + 10),
-        _ => Err(D::Error::custom("an ID must be hex digits")),
-    };
-    text.chunks_exact(2)
-        .map(|p| Ok(digit(p[0])? << 4 | digit(p[1])?))
-        .collect()
-}
