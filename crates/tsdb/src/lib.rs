@@ -23,11 +23,13 @@ pub mod block;
 pub mod chunkenc;
 pub mod compact;
 pub mod db;
+pub mod downsample;
 pub mod head;
 pub mod import;
 pub mod index;
 mod querier;
 mod sync;
+pub mod tiers;
 pub mod tombstones;
 pub mod wal;
 
