@@ -437,6 +437,20 @@ impl AppState {
                 "storage.retention_rules are ignored: this store has no per-series retention"
             );
         }
+        let tiers: Vec<(i64, i64)> = config
+            .storage
+            .tiers
+            .iter()
+            .map(|t| (t.resolution_ms, t.retention_ms))
+            .collect();
+        match self.storage().set_tiers(&tiers) {
+            Ok(true) => {}
+            Ok(false) if !tiers.is_empty() => {
+                tracing::warn!("storage.tiers are ignored: this store keeps no tiers")
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "cannot load the resolution tiers"),
+        }
         self.otlp_translator()
             .set_options(crate::otlp::translation_options(&config.otlp));
         self.apply_otlp_listeners(

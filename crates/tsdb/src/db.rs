@@ -33,6 +33,7 @@ use crate::compact;
 use crate::head::{Head, MemSeries, range_start};
 use crate::querier::DbQuerier;
 use crate::sync::{lock, read, write};
+use crate::tiers::{self, TierSpec};
 use crate::wal::{self, Record, RefSample, RefSeries, RefTombstone, Wal, WalOptions};
 use model::storage::{
     Appendable, Appender, HeadStats, Querier, Queryable, Result, SnapshotHead, StatsRequest,
@@ -51,6 +52,10 @@ pub const DEFAULT_BLOCK_RANGE_MS: i64 = 2 * 3600 * 1000;
 
 /// 31 days: the largest compacted block, as in Prometheus.
 pub const MAX_BLOCK_RANGE_MS: i64 = 31 * 24 * 3600 * 1000;
+
+/// The largest block of a downsampled tier: a year, so a 1h tier keeps
+/// one block (and one index entry per series) per year instead of twelve.
+pub const MAX_TIER_BLOCK_RANGE_MS: i64 = 366 * 24 * 3600 * 1000;
 
 /// The directory under the data directory that holds the snapshots of
 /// [`Db::snapshot_in_data_dir`].
@@ -111,7 +116,18 @@ pub struct Db {
     /// Per-series retention, in order: the first rule matching a series
     /// gives its retention; others keep `opts.retention_time_ms`.
     retention_rules: RwLock<Vec<RetentionRule>>,
+    /// Resolution tiers (`storage.tiers`), finest first; empty when not
+    /// configured. The first is raw (the blocks above).
+    tiers: RwLock<Vec<TierState>>,
     _lock_file: File,
+}
+
+/// A configured tier and, when downsampled, its blocks (oldest first).
+#[derive(Clone)]
+pub(crate) struct TierState {
+    pub(crate) spec: TierSpec,
+    pub(crate) dir: PathBuf,
+    pub(crate) blocks: Vec<Arc<Block>>,
 }
 
 /// One per-series retention rule (`storage.retention_rules`).
@@ -220,6 +236,7 @@ impl Db {
             counters: Counters::default(),
             wal_repairs_at_open,
             retention_rules: RwLock::new(Vec::new()),
+            tiers: RwLock::new(Vec::new()),
             _lock_file: lock_file,
         })
     }
@@ -245,6 +262,7 @@ impl Db {
             self.cut_head(boundary)?;
         }
         self.compact_all()?;
+        self.downsample_all()?;
         let expired = self.apply_series_retention(now_ms)?;
         for block in self.blocks() {
             let retention_hit = expired.iter().any(|ulid| *ulid == block.meta().ulid);
@@ -253,6 +271,200 @@ impl Db {
             }
         }
         self.apply_retention(now_ms)?;
+        Ok(())
+    }
+
+    /// Sets the resolution tiers (`storage.tiers`, finest first, the first
+    /// raw; an empty list turns tiering off): loads each downsampled tier's
+    /// blocks from `tiers/<resolution ms>/`, removing leftovers of
+    /// interrupted writes. The raw tier's retention then replaces
+    /// [`DbOptions::retention_time_ms`]. The next [`Db::maintain`]
+    /// downsamples and applies each tier's retention.
+    pub fn set_tiers(&self, specs: &[TierSpec]) -> Result<()> {
+        if let Some(first) = specs.first()
+            && first.resolution_ms != 0
+        {
+            return Err(StorageError::new(
+                StorageErrorKind::InvalidInput,
+                "the first tier must be raw",
+            ));
+        }
+        let _guard = lock(&self.maintenance);
+        let current = read(&self.tiers).clone();
+        let mut next = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let dir = tiers::tier_dir(&self.dir, spec.resolution_ms);
+            let blocks = if spec.resolution_ms == 0 {
+                Vec::new()
+            } else if let Some(loaded) = current
+                .iter()
+                .find(|t| t.spec.resolution_ms == spec.resolution_ms)
+            {
+                loaded.blocks.clone()
+            } else {
+                tiers::load_tier(&dir, spec.resolution_ms).map_err(io_err)?
+            };
+            next.push(TierState {
+                spec: *spec,
+                dir,
+                blocks,
+            });
+        }
+        *write(&self.tiers) = next;
+        Ok(())
+    }
+
+    /// The configured tiers with their blocks.
+    pub(crate) fn tier_states(&self) -> Vec<TierState> {
+        read(&self.tiers).clone()
+    }
+
+    /// The downsampled tiers: (resolution ms, blocks oldest first).
+    pub fn tier_blocks(&self) -> Vec<(i64, Vec<Arc<Block>>)> {
+        read(&self.tiers)
+            .iter()
+            .filter(|t| t.spec.resolution_ms > 0)
+            .map(|t| (t.spec.resolution_ms, t.blocks.clone()))
+            .collect()
+    }
+
+    /// How long raw blocks are kept: the raw tier's retention when tiers
+    /// are configured, the global retention otherwise.
+    fn raw_retention(&self) -> Option<i64> {
+        match read(&self.tiers).first() {
+            Some(raw) => Some(raw.spec.retention_ms),
+            None => self.opts.retention_time_ms,
+        }
+    }
+
+    /// Builds every downsampled tier from the one before it: each part of
+    /// a source block's range that the tier does not cover yet becomes a
+    /// tier block; then the tier's blocks are compacted like raw ones.
+    pub fn downsample_all(&self) -> Result<()> {
+        let count = read(&self.tiers).len();
+        for i in 1..count {
+            let states = self.tier_states();
+            let (source, target) = (&states[i - 1], &states[i]);
+            let sources: Vec<Arc<Block>> = if i == 1 {
+                self.blocks()
+            } else {
+                source.blocks.clone()
+            };
+            let resolution = target.spec.resolution_ms;
+            let mut covered = tiers::coverage(
+                target
+                    .blocks
+                    .iter()
+                    .map(|b| (b.meta().min_time, b.meta().max_time)),
+            );
+            let mut ordered = sources;
+            ordered.sort_by_key(|b| b.meta().min_time);
+            for b in &ordered {
+                for (start, end) in tiers::subtract(b.meta().min_time, b.meta().max_time, &covered)
+                {
+                    let meta = tiers::downsample_block(&target.dir, b, start, end, resolution)
+                        .map_err(|e| {
+                            io_err(format!(
+                                "downsampling block {} to {resolution}ms: {e}",
+                                b.meta().ulid
+                            ))
+                        })?;
+                    self.add_tier_block(resolution, &target.dir, &meta)?;
+                    covered = tiers::coverage(covered.iter().copied().chain([(start, end)]));
+                }
+            }
+            self.compact_tier(resolution, &target.dir)?;
+        }
+        Ok(())
+    }
+
+    fn add_tier_block(&self, resolution: i64, dir: &Path, meta: &BlockMeta) -> Result<()> {
+        let block = Block::open(&dir.join(&meta.ulid)).map_err(io_err)?;
+        let mut tiers = write(&self.tiers);
+        if let Some(t) = tiers
+            .iter_mut()
+            .find(|t| t.spec.resolution_ms == resolution)
+        {
+            t.blocks.push(Arc::new(block));
+            t.blocks.sort_by(|a, b| a.meta().ulid.cmp(&b.meta().ulid));
+        }
+        Ok(())
+    }
+
+    fn remove_tier_blocks(&self, resolution: i64, gone: &[Arc<Block>]) -> Result<()> {
+        {
+            let mut tiers = write(&self.tiers);
+            if let Some(t) = tiers
+                .iter_mut()
+                .find(|t| t.spec.resolution_ms == resolution)
+            {
+                t.blocks
+                    .retain(|b| !gone.iter().any(|g| g.meta().ulid == b.meta().ulid));
+            }
+        }
+        for b in gone {
+            std::fs::remove_dir_all(b.dir())
+                .map_err(|e| io_err(format!("deleting {}: {e}", b.dir().display())))?;
+        }
+        Ok(())
+    }
+
+    /// Level compaction of one tier's blocks, up to [`MAX_TIER_BLOCK_RANGE_MS`].
+    fn compact_tier(&self, resolution: i64, dir: &Path) -> Result<()> {
+        let ranges = compact::compaction_ranges(self.opts.block_range_ms, MAX_TIER_BLOCK_RANGE_MS);
+        loop {
+            let Some(state) = self
+                .tier_states()
+                .into_iter()
+                .find(|t| t.spec.resolution_ms == resolution)
+            else {
+                return Ok(());
+            };
+            let metas: Vec<&BlockMeta> = state.blocks.iter().map(|b| b.meta()).collect();
+            let Some(plan) = compact::plan(&metas, &ranges) else {
+                return Ok(());
+            };
+            let inputs: Vec<Arc<Block>> = plan.iter().map(|&i| state.blocks[i].clone()).collect();
+            match tiers::merge_tier_blocks(dir, &inputs, resolution) {
+                Ok(meta) => {
+                    self.add_tier_block(resolution, dir, &meta)?;
+                    self.remove_tier_blocks(resolution, &inputs)?;
+                    self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    self.counters
+                        .compactions_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Err(io_err(format!("compacting the {resolution}ms tier: {e}")));
+                }
+            }
+        }
+    }
+
+    /// Deletes each downsampled tier's blocks entirely older than its
+    /// retention (counted back from the newest sample, as for raw).
+    fn apply_tier_retention(&self, now_ms: i64) -> Result<()> {
+        let anchor = self.retention_anchor(now_ms);
+        for state in self.tier_states().into_iter().skip(1) {
+            let cutoff = anchor.saturating_sub(state.spec.retention_ms);
+            let doomed: Vec<Arc<Block>> = state
+                .blocks
+                .iter()
+                .filter(|b| b.meta().max_time <= cutoff)
+                .cloned()
+                .collect();
+            if !doomed.is_empty() {
+                tracing::info!(
+                    tier_ms = state.spec.resolution_ms,
+                    blocks = doomed.len(),
+                    "deleting tier blocks past retention"
+                );
+                self.counters
+                    .retention_deletions
+                    .fetch_add(doomed.len() as u64, Ordering::Relaxed);
+                self.remove_tier_blocks(state.spec.resolution_ms, &doomed)?;
+            }
+        }
         Ok(())
     }
 
@@ -302,7 +514,7 @@ impl Db {
                 claimed.sort_unstable();
                 groups.push((ids, cutoff(rule.retention_ms)));
             }
-            if let Some(global) = self.opts.retention_time_ms {
+            if let Some(global) = self.raw_retention() {
                 let all: Vec<u32> = (0..index.num_series()).collect();
                 groups.push((crate::index::subtract(&all, &claimed), cutoff(global)));
             }
@@ -386,7 +598,7 @@ impl Db {
 
     /// Runs compactions until the planner finds nothing to do.
     pub fn compact_all(&self) -> Result<()> {
-        let max_range = match self.opts.retention_time_ms {
+        let max_range = match self.raw_retention() {
             Some(r) => (r / 10).clamp(self.opts.block_range_ms, MAX_BLOCK_RANGE_MS),
             None => MAX_BLOCK_RANGE_MS,
         };
@@ -630,7 +842,8 @@ impl Db {
             .iter()
             .map(|r| r.retention_ms)
             .max();
-        if let Some(keep) = self.opts.retention_time_ms {
+        self.apply_tier_retention(now_ms)?;
+        if let Some(keep) = self.raw_retention() {
             let keep = keep.max(longest_rule.unwrap_or(keep));
             let newest = self.retention_anchor(now_ms);
             let cutoff = newest.saturating_sub(keep);
@@ -958,11 +1171,25 @@ impl Queryable for Db {
             .filter(|b| b.meta().min_time <= maxt && b.meta().max_time > mint)
             .cloned()
             .collect();
+        let tiers = read(&self.tiers)
+            .iter()
+            .skip(1)
+            .map(|t| crate::querier::TierView {
+                resolution_ms: t.spec.resolution_ms,
+                blocks: t
+                    .blocks
+                    .iter()
+                    .filter(|b| b.meta().min_time <= maxt && b.meta().max_time > mint)
+                    .cloned()
+                    .collect(),
+            })
+            .collect();
         Ok(Box::new(DbQuerier {
             blocks,
             head: self.head.clone(),
             mint,
             maxt,
+            tiers,
         }))
     }
 }
@@ -984,6 +1211,18 @@ impl StorageAdmin for Db {
 impl Storage for Db {
     fn head_stats(&self, request: &StatsRequest) -> HeadStats {
         self.head.stats(request)
+    }
+
+    fn set_tiers(&self, tiers: &[(i64, i64)]) -> Result<bool> {
+        let specs: Vec<TierSpec> = tiers
+            .iter()
+            .map(|&(resolution_ms, retention_ms)| TierSpec {
+                resolution_ms,
+                retention_ms,
+            })
+            .collect();
+        Db::set_tiers(self, &specs)?;
+        Ok(true)
     }
 
     fn set_retention_rules(&self, rules: Vec<(Vec<Matcher>, i64)>) -> bool {
