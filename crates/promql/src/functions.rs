@@ -544,10 +544,11 @@ fn hinted_aggregate(name: &str) -> Option<Aggregate> {
 }
 
 /// The function applied to a downsampled aggregate: counts and reset
-/// flags are summed, the others apply as they are.
+/// flags are summed (and sums, which `avg_over_time` then divides by the
+/// summed counts); the others apply as they are.
 fn downsampled_name(name: &str) -> &str {
     match name {
-        "count_over_time" | "resets" => "sum_over_time",
+        "count_over_time" | "resets" | "avg_over_time" => "sum_over_time",
         other => other,
     }
 }

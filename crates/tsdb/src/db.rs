@@ -373,7 +373,7 @@ impl Db {
                     covered = tiers::coverage(covered.iter().copied().chain([(start, end)]));
                 }
             }
-            self.compact_tier(resolution, &target.dir)?;
+            self.compact_tier(resolution, target.spec.retention_ms, &target.dir)?;
         }
         Ok(())
     }
@@ -409,9 +409,13 @@ impl Db {
         Ok(())
     }
 
-    /// Level compaction of one tier's blocks, up to [`MAX_TIER_BLOCK_RANGE_MS`].
-    fn compact_tier(&self, resolution: i64, dir: &Path) -> Result<()> {
-        let ranges = compact::compaction_ranges(self.opts.block_range_ms, MAX_TIER_BLOCK_RANGE_MS);
+    /// Level compaction of one tier's blocks, up to a tenth of the tier's
+    /// retention (as for raw blocks, so retention frees space in steps of
+    /// a tenth) and at most [`MAX_TIER_BLOCK_RANGE_MS`].
+    fn compact_tier(&self, resolution: i64, retention_ms: i64, dir: &Path) -> Result<()> {
+        let max_range =
+            (retention_ms / 10).clamp(self.opts.block_range_ms, MAX_TIER_BLOCK_RANGE_MS);
+        let ranges = compact::compaction_ranges(self.opts.block_range_ms, max_range);
         loop {
             let Some(state) = self
                 .tier_states()
