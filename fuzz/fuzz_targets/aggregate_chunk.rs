@@ -41,6 +41,9 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(joined.points.len(), run.points.len());
     for (a, b) in joined.points.iter().zip(&run.points) {
         assert_eq!((a.t, a.count.to_bits(), a.last.to_bits()), (b.t, b.count.to_bits(), b.last.to_bits()));
-        assert_eq!(a.counter(), b.counter());
+        // Offsets are re-based per chunk and shifted back when joined:
+        // equal up to float rounding.
+        let (x, y) = (a.counter(), b.counter());
+        assert!((x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0), "{x} vs {y}");
     }
 });
