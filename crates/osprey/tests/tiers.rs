@@ -296,7 +296,7 @@ fn each_tier_keeps_its_retention_on_disk_and_queries_stitch_them() {
     let data = dir.join("data");
     let end = now_s() - 60;
     let file = dir.join("history.om");
-    std::fs::write(&file, history(end, 40, &["a"])).expect("write history");
+    std::fs::write(&file, history(end, 40, &["a", "debug", "biz"])).expect("write history");
     // Two-hour blocks, as a server cuts them, so retention can drop whole
     // blocks of raw data.
     let (ok, _, stderr) = osprey(&[
@@ -308,9 +308,12 @@ fn each_tier_keeps_its_retention_on_disk_and_queries_stitch_them() {
         &file.display().to_string(),
     ]);
     assert!(ok, "import: {stderr}");
+    // Per-series rules apply per tier: debug series leave every tier after
+    // 2 days; biz series stay in the coarsest tier for 60 days, past its
+    // own 30.
     let config = write_config(
         dir,
-        "    - {resolution: raw, retention: 3d}\n    - {resolution: 5m, retention: 10d}\n    - {resolution: 1h, retention: 30d}\n",
+        "    - {resolution: raw, retention: 3d}\n    - {resolution: 5m, retention: 10d}\n    - {resolution: 1h, retention: 30d}\n  retention_rules:\n    - {selector: '{job=\"debug\"}', retention: 2d}\n    - {selector: '{job=\"biz\"}', retention: 60d}\n",
     );
     downsample(&config, &data);
     let raw = block_ranges(&data);
@@ -322,7 +325,8 @@ fn each_tier_keeps_its_retention_on_disk_and_queries_stitch_them() {
     let oldest_start = |blocks: &[(i64, i64)]| blocks.iter().map(|b| b.0).min().unwrap_or(0);
     assert!(oldest_end(&raw) > end - 3 * DAY, "raw {raw:?}");
     assert!(oldest_end(&five) > end - 10 * DAY, "5m {five:?}");
-    assert!(oldest_end(&hour) > end - 30 * DAY, "1h {hour:?}");
+    // The 1h tier keeps blocks past its 30 days for the biz rule (60d).
+    assert!(oldest_start(&hour) <= end - 39 * DAY, "1h {hour:?}");
     // And each tier still holds what is older than the finer one keeps.
     assert!(
         oldest_start(&raw) > oldest_start(&five),
@@ -332,7 +336,6 @@ fn each_tier_keeps_its_retention_on_disk_and_queries_stitch_them() {
         oldest_start(&five) > oldest_start(&hour),
         "5m {five:?} 1h {hour:?}"
     );
-    assert!(oldest_start(&hour) <= end - 29 * DAY, "1h {hour:?}");
 
     let server = Server::start_with_args(
         &data,
@@ -352,15 +355,58 @@ fn each_tier_keeps_its_retention_on_disk_and_queries_stitch_them() {
         DAY,
         "auto",
     );
-    assert_eq!(counts.len(), 1);
-    assert_eq!(counts[0].1.len(), 27, "{counts:?}");
-    for &(t, c) in &counts[0].1 {
-        assert!((c - 1440.0).abs() <= 1.0, "day ending {t}: {c} samples");
+    let jobs: Vec<&str> = counts.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(jobs, ["a", "biz", "debug"]);
+    for (job, points) in &counts[..2] {
+        assert_eq!(points.len(), 27, "{job}: {points:?}");
+        for &(t, c) in points {
+            assert!(
+                (c - 1440.0).abs() <= 1.0,
+                "{job} day ending {t}: {c} samples"
+            );
+        }
+    }
+    // debug: only the last two days or so, in any tier.
+    let debug_days = &counts[2].1;
+    assert!(
+        debug_days.iter().all(|&(t, _)| t > end - 3 * DAY - DAY),
+        "debug kept too long: {debug_days:?}"
+    );
+    // Past the coarsest tier's 30 days only biz is left.
+    let old_start = (end / DAY) * DAY - 38 * DAY;
+    let old = range_query(
+        server.addr,
+        "count_over_time(tier_temperature[1d])",
+        old_start,
+        old_start + 5 * DAY,
+        DAY,
+        "auto",
+    );
+    let old_jobs: Vec<&str> = old.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(old_jobs, ["biz"], "{old:?}");
+    // On disk: tier blocks older than two days no longer hold the debug
+    // series (2 metrics x 3 jobs = 6 series before).
+    for tier in ["300000", "3600000"] {
+        let tier_dir = data.join("tiers").join(tier);
+        for e in std::fs::read_dir(&tier_dir).expect("tier dir").flatten() {
+            let Ok(text) = std::fs::read_to_string(e.path().join("meta.json")) else {
+                continue;
+            };
+            let v: serde_json::Value = serde_json::from_str(&text).expect("meta");
+            let max = v["maxTime"].as_i64().expect("max") / 1000;
+            let series = v["stats"]["numSeries"].as_i64().expect("series");
+            if max < end - 3 * DAY {
+                assert!(
+                    series <= 4,
+                    "tier {tier} block ending {max}: {series} series"
+                );
+            }
+        }
     }
     // Raw only: just the last three days or so.
     let raw_counts = range_query(
         server.addr,
-        "count_over_time(tier_temperature[1d])",
+        "count_over_time(tier_temperature{job=\"a\"}[1d])",
         start,
         start + 26 * DAY,
         DAY,

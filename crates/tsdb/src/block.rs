@@ -882,6 +882,12 @@ impl Block {
         if deleted.covers(min, max) {
             return Ok(false);
         }
+        if self.meta.downsample.is_some() {
+            let (_, bytes) = self.chunk(r)?;
+            let run = crate::downsample::decode_chunk(bytes)
+                .map_err(|e| BlockError::corrupt(&self.dir, r.0, &e.to_string()))?;
+            return Ok(run.points.iter().any(|p| !deleted.contains(p.t)));
+        }
         Ok(self
             .chunk_samples(r)?
             .iter()

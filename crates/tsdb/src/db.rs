@@ -122,6 +122,23 @@ pub struct Db {
     _lock_file: File,
 }
 
+/// The rules as one tier applies them: capped at the tier's retention,
+/// except in the coarsest tier (`last`), which keeps a rule's series for
+/// the rule's whole retention.
+fn tier_rules(rules: &[RetentionRule], retention_ms: i64, last: bool) -> Vec<RetentionRule> {
+    rules
+        .iter()
+        .map(|r| RetentionRule {
+            matchers: r.matchers.clone(),
+            retention_ms: if last {
+                r.retention_ms
+            } else {
+                r.retention_ms.min(retention_ms)
+            },
+        })
+        .collect()
+}
+
 /// A configured tier and, when downsampled, its blocks (oldest first).
 #[derive(Clone)]
 pub(crate) struct TierState {
@@ -449,8 +466,22 @@ impl Db {
     /// retention (counted back from the newest sample, as for raw).
     fn apply_tier_retention(&self, now_ms: i64) -> Result<()> {
         let anchor = self.retention_anchor(now_ms);
-        for state in self.tier_states().into_iter().skip(1) {
-            let cutoff = anchor.saturating_sub(state.spec.retention_ms);
+        let longest_rule = read(&self.retention_rules)
+            .iter()
+            .map(|r| r.retention_ms)
+            .max()
+            .unwrap_or(0);
+        let states = self.tier_states();
+        let count = states.len();
+        for (i, state) in states.into_iter().enumerate().skip(1) {
+            // The coarsest tier keeps a rule's series for the whole rule:
+            // its blocks go once the longest rule has passed too.
+            let keep = if i + 1 == count {
+                state.spec.retention_ms.max(longest_rule)
+            } else {
+                state.spec.retention_ms
+            };
+            let cutoff = anchor.saturating_sub(keep);
             let doomed: Vec<Arc<Block>> = state
                 .blocks
                 .iter()
@@ -501,15 +532,55 @@ impl Db {
         if rules.is_empty() {
             return Ok(Vec::new());
         }
+        let tiers = self.tier_states();
+        let raw_rules: Vec<RetentionRule> = match tiers.first() {
+            Some(raw) => tier_rules(&rules, raw.spec.retention_ms, tiers.len() == 1),
+            None => rules.clone(),
+        };
+        let changed =
+            self.expire_series(&self.blocks(), &raw_rules, self.raw_retention(), now_ms)?;
+        // Each downsampled tier: a rule caps how long its series stay in
+        // the tier; the coarsest tier keeps them for the rule's whole
+        // retention, even past its own.
+        for (i, state) in tiers.iter().enumerate().skip(1) {
+            let last = i + 1 == tiers.len();
+            let tier_rules = tier_rules(&rules, state.spec.retention_ms, last);
+            let tier_changed = self.expire_series(
+                &state.blocks,
+                &tier_rules,
+                Some(state.spec.retention_ms),
+                now_ms,
+            )?;
+            for block in state
+                .blocks
+                .iter()
+                .filter(|b| tier_changed.contains(&b.meta().ulid))
+            {
+                self.rewrite_tier_block(state.spec.resolution_ms, &state.dir, block)?;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Tombstones, in `blocks`, each series' samples older than its
+    /// retention (the first matching rule's, else `global`). Returns the
+    /// blocks that changed.
+    fn expire_series(
+        &self,
+        blocks: &[Arc<Block>],
+        rules: &[RetentionRule],
+        global: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Vec<String>> {
         let anchor = self.retention_anchor(now_ms);
         let range = self.opts.block_range_ms.max(1);
         let cutoff = |retention: i64| range_start(anchor.saturating_sub(retention), range);
         let mut changed = Vec::new();
-        for block in self.blocks() {
+        for block in blocks {
             let index = block.index();
             let mut claimed: Vec<u32> = Vec::new();
             let mut groups: Vec<(Vec<u32>, i64)> = Vec::new();
-            for rule in &rules {
+            for rule in rules {
                 let ids = index
                     .postings_for_matchers(&rule.matchers)
                     .map_err(|e| io_err(format!("block {}: {e}", block.meta().ulid)))?;
@@ -518,7 +589,7 @@ impl Db {
                 claimed.sort_unstable();
                 groups.push((ids, cutoff(rule.retention_ms)));
             }
-            if let Some(global) = self.raw_retention() {
+            if let Some(global) = global {
                 let all: Vec<u32> = (0..index.num_series()).collect();
                 groups.push((crate::index::subtract(&all, &claimed), cutoff(global)));
             }
@@ -531,6 +602,18 @@ impl Db {
             }
         }
         Ok(changed)
+    }
+
+    /// Replaces a tier block with a copy without its deleted window
+    /// points (the old block is the new one's parent, so a crash between
+    /// the two steps resolves at load).
+    fn rewrite_tier_block(&self, resolution: i64, dir: &Path, block: &Arc<Block>) -> Result<()> {
+        let meta = tiers::merge_tier_blocks(dir, std::slice::from_ref(block), resolution)
+            .map_err(|e| io_err(format!("rewriting tier block {}: {e}", block.meta().ulid)))?;
+        self.add_tier_block(resolution, dir, &meta)?;
+        self.remove_tier_blocks(resolution, std::slice::from_ref(block))?;
+        self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Where to cut the head next, if it spans more than 1.5 block ranges.

@@ -117,9 +117,24 @@ pub(crate) fn series_run(
                 None => joined = Some(part),
             }
         }
-        let Some(run) = joined.and_then(|r| r.clip(mint, maxt)) else {
+        let Some(mut run) = joined.and_then(|r| r.clip(mint, maxt)) else {
             return Ok(None);
         };
+        if !s.deleted.is_empty() {
+            // Deleted window points (per-series retention) go; when the
+            // first ones do, offsets count from the last deleted one.
+            let keep = run.points.iter().position(|p| !s.deleted.contains(p.t));
+            let Some(keep) = keep else {
+                return Ok(None);
+            };
+            if keep > 0 {
+                let Some(rebased) = run.clip(run.points[keep].t, i64::MAX) else {
+                    return Ok(None);
+                };
+                run = rebased;
+            }
+            run.points.retain(|p| !s.deleted.contains(p.t));
+        }
         let own = block.meta().downsample.map_or(0, |d| d.resolution);
         return Ok(Some(if resolution > own {
             run.coarsen(resolution)
