@@ -306,14 +306,52 @@ fn get_byte(bytes: &[u8], position: &mut usize) -> Result<u8, ChunkError> {
     Ok(b)
 }
 
-/// Reads one column of `n` values; `None` means "same as last".
+/// Which of the count, sum, min and max columns a reader needs; the
+/// others are skipped without decoding and read as NaN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Columns {
+    pub count: bool,
+    pub sum: bool,
+    pub min: bool,
+    pub max: bool,
+}
+
+impl Columns {
+    pub const ALL: Columns = Columns {
+        count: true,
+        sum: true,
+        min: true,
+        max: true,
+    };
+}
+
+/// Steps over a length-prefixed Dense column without decoding it.
+fn skip_dense(bytes: &[u8], position: &mut usize) -> Result<(), ChunkError> {
+    let rest = bytes.get(*position..).unwrap_or(&[]);
+    let (len, used) = read_uvarint(rest).ok_or(ChunkError::new("aggregate: truncated length"))?;
+    let end = usize::try_from(len)
+        .ok()
+        .and_then(|len| (*position + used).checked_add(len))
+        .filter(|&end| end <= bytes.len())
+        .ok_or(ChunkError::new("aggregate: column past the end"))?;
+    *position = end;
+    Ok(())
+}
+
+/// Reads one column of `n` values; `None` means "same as last". An
+/// unwanted stored column is skipped and reads as NaN.
 fn get_column(
     bytes: &[u8],
     position: &mut usize,
     n: usize,
     may_imply: bool,
+    wanted: bool,
 ) -> Result<Option<Vec<f64>>, ChunkError> {
     match get_byte(bytes, position)? {
+        MODE_STORED if !wanted => {
+            skip_dense(bytes, position)?;
+            Ok(Some(vec![f64::NAN; n]))
+        }
         MODE_STORED => {
             let column = get_dense(bytes, position)?;
             if column.len() != n {
@@ -328,6 +366,12 @@ fn get_column(
 
 /// Decodes one `Aggregate` chunk into a run.
 pub fn decode_chunk(bytes: &[u8]) -> Result<Run, ChunkError> {
+    decode_chunk_columns(bytes, Columns::ALL)
+}
+
+/// Decodes one `Aggregate` chunk, only the `wanted` columns among count,
+/// sum, min and max (timestamps, last values and counter offsets always).
+pub fn decode_chunk_columns(bytes: &[u8], wanted: Columns) -> Result<Run, ChunkError> {
     let (n, mut position) =
         read_uvarint(bytes).ok_or(ChunkError::new("aggregate: truncated count"))?;
     let n = usize::try_from(n).unwrap_or(usize::MAX);
@@ -344,11 +388,11 @@ pub fn decode_chunk(bytes: &[u8]) -> Result<Run, ChunkError> {
     if times.len() != n {
         return Err(ChunkError::new("aggregate: timestamp count differs"));
     }
-    let count = get_column(bytes, &mut position, n, false)?
+    let count = get_column(bytes, &mut position, n, false, wanted.count)?
         .ok_or(ChunkError::new("aggregate: count must be stored"))?;
-    let sum = get_column(bytes, &mut position, n, true)?;
-    let min = get_column(bytes, &mut position, n, true)?;
-    let max = get_column(bytes, &mut position, n, true)?;
+    let sum = get_column(bytes, &mut position, n, true, wanted.sum)?;
+    let min = get_column(bytes, &mut position, n, true, wanted.min)?;
+    let max = get_column(bytes, &mut position, n, true, wanted.max)?;
     let mut offsets = vec![0.0; n];
     match get_byte(bytes, &mut position)? {
         MODE_ZERO_OFFSET => {}

@@ -483,7 +483,14 @@ impl DbQuerier {
         matchers: &[Matcher],
         chosen: usize,
         resolution: i64,
+        aggregate: Aggregate,
     ) -> Result<BTreeMap<Labels, Vec<Run>>> {
+        let columns = crate::downsample::Columns {
+            count: aggregate == Aggregate::Count,
+            sum: aggregate == Aggregate::Sum,
+            min: aggregate == Aggregate::Min,
+            max: aggregate == Aggregate::Max,
+        };
         let mut series: BTreeMap<Labels, Vec<Run>> = BTreeMap::new();
         for (source, ranges) in self.assign(chosen) {
             for (a, b) in ranges {
@@ -505,9 +512,10 @@ impl DbQuerier {
                                 continue;
                             }
                             for s in block.select(matchers, mint, maxt).map_err(block_err)? {
-                                if let Some(run) =
-                                    crate::tiers::series_run(block, &s, mint, maxt, resolution)
-                                        .map_err(block_err)?
+                                if let Some(run) = crate::tiers::series_run(
+                                    block, &s, mint, maxt, resolution, columns,
+                                )
+                                .map_err(block_err)?
                                 {
                                     series.entry(s.labels).or_default().push(run);
                                 }
@@ -569,7 +577,7 @@ impl Querier for DbQuerier {
             });
         };
         let aggregate = hints.aggregate;
-        let series = self.stitched(matchers, chosen, resolution)?;
+        let series = self.stitched(matchers, chosen, resolution, aggregate)?;
         let iter = series.into_iter().filter_map(move |(labels, runs)| {
             let samples = aggregate_samples(runs, aggregate);
             (!samples.is_empty()).then(|| {

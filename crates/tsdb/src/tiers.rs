@@ -9,7 +9,7 @@
 //! ([`merge_tier_blocks`]). The format is in `docs/format/downsample.md`.
 
 use crate::block::{Block, BlockError, BlockMeta, BlockWriter, NewBlock};
-use crate::downsample::{AGGREGATE_ENCODING, Run, decode_chunk, encode_run};
+use crate::downsample::{AGGREGATE_ENCODING, Columns, Run, decode_chunk_columns, encode_run};
 use model::Labels;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -82,7 +82,7 @@ pub(crate) fn block_runs(
 ) -> Result<Vec<(Labels, Run)>, BlockError> {
     let mut out = Vec::new();
     for s in block.select(&[], mint, maxt)? {
-        if let Some(run) = series_run(block, &s, mint, maxt, resolution)? {
+        if let Some(run) = series_run(block, &s, mint, maxt, resolution, Columns::ALL)? {
             out.push((s.labels, run));
         }
     }
@@ -96,6 +96,7 @@ pub(crate) fn series_run(
     mint: i64,
     maxt: i64,
     resolution: i64,
+    columns: Columns,
 ) -> Result<Option<Run>, BlockError> {
     let mut chunks = s.chunks.clone();
     chunks.sort_by_key(|c| c.0);
@@ -110,7 +111,7 @@ pub(crate) fn series_run(
                     &format!("chunk encoding {encoding} in a downsampled block"),
                 ));
             }
-            let part = decode_chunk(bytes)
+            let part = decode_chunk_columns(bytes, columns)
                 .map_err(|e| BlockError::corrupt(block.dir(), r.0, &e.to_string()))?;
             match joined.as_mut() {
                 Some(j) => j.append(part),
