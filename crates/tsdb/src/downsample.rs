@@ -162,6 +162,20 @@ impl Run {
         })
     }
 
+    /// Like [`Run::clip`], without copying when every point is in range.
+    pub fn into_clip(self, mint: i64, maxt: i64) -> Option<Run> {
+        let inside = self
+            .points
+            .first()
+            .zip(self.points.last())
+            .is_some_and(|(a, b)| a.t >= mint && b.t <= maxt);
+        if inside {
+            Some(self)
+        } else {
+            self.clip(mint, maxt)
+        }
+    }
+
     /// Appends `next`, whose points all come after this run's, shifting
     /// its offsets so the counter continues: by this run's last offset
     /// when `next` starts at or above this run's last value, and also by
@@ -176,10 +190,13 @@ impl Run {
         } else {
             last.offset
         };
-        self.points.extend(next.points.into_iter().map(|p| Point {
-            offset: p.offset + shift,
-            ..p
-        }));
+        let from = self.points.len();
+        self.points.extend_from_slice(&next.points);
+        if shift != 0.0 {
+            for p in &mut self.points[from..] {
+                p.offset += shift;
+            }
+        }
     }
 
     /// 1 for each point whose window holds a counter reset (its offset

@@ -534,34 +534,35 @@ fn aggregate_samples(runs: Vec<Run>, aggregate: Aggregate) -> Vec<(i64, f64)> {
     let mut runs = runs;
     runs.retain(|r| !r.points.is_empty());
     runs.sort_by_key(|r| r.points[0].t);
+    let total: usize = runs.iter().map(|r| r.points.len()).sum();
     let mut joined: Option<Run> = None;
     for r in runs {
         match joined.as_mut() {
             Some(j) => j.append(r),
-            None => joined = Some(r),
+            None => {
+                let mut first = r;
+                first.points.reserve(total - first.points.len());
+                joined = Some(first);
+            }
         }
     }
     let Some(run) = joined else {
         return Vec::new();
     };
-    match aggregate {
-        Aggregate::Resets => run.reset_flags().collect(),
-        _ => run
-            .points
-            .iter()
-            .map(|p| {
-                let v = match aggregate {
-                    Aggregate::Last => p.last,
-                    Aggregate::Count => p.count,
-                    Aggregate::Sum => p.sum,
-                    Aggregate::Min => p.min,
-                    Aggregate::Max => p.max,
-                    Aggregate::Counter | Aggregate::Resets => p.counter(),
-                };
-                (p.t, v)
-            })
-            .collect(),
+    if aggregate == Aggregate::Resets {
+        return run.reset_flags().collect();
     }
+    let value: fn(&crate::downsample::Point) -> f64 = match aggregate {
+        Aggregate::Last => |p| p.last,
+        Aggregate::Count => |p| p.count,
+        Aggregate::Sum => |p| p.sum,
+        Aggregate::Min => |p| p.min,
+        Aggregate::Max => |p| p.max,
+        Aggregate::Counter | Aggregate::Resets => |p| p.counter(),
+    };
+    let mut out = Vec::with_capacity(run.points.len());
+    out.extend(run.points.iter().map(|p| (p.t, value(p))));
+    out
 }
 
 impl Querier for DbQuerier {

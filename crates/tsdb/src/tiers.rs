@@ -118,7 +118,7 @@ pub(crate) fn series_run(
                 None => joined = Some(part),
             }
         }
-        let Some(mut run) = joined.and_then(|r| r.clip(mint, maxt)) else {
+        let Some(mut run) = joined.and_then(|r| r.into_clip(mint, maxt)) else {
             return Ok(None);
         };
         if !s.deleted.is_empty() {
