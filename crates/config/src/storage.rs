@@ -1,7 +1,7 @@
 //! The `storage:` section: osprey's per-series retention
-//! (`retention_rules`) and Prometheus's `exemplars` (`max_exemplars`).
-//! Prometheus's own `storage.tsdb` settings, and resolution tiers, are
-//! refused with what is missing.
+//! (`retention_rules`), resolution tiers (`tiers`, downsampling) and
+//! Prometheus's `exemplars` (`max_exemplars`). Prometheus's own
+//! `storage.tsdb` settings are refused with what to use instead.
 
 use model::matcher::{MatchOp, Matcher};
 
@@ -18,6 +18,9 @@ pub struct StorageConfig {
     /// `exemplars.max_exemplars`: how many exemplars the in-memory store
     /// holds, of all series together; 0 keeps none.
     pub max_exemplars: u64,
+    /// Resolution tiers, finest first; empty when not configured. When
+    /// given, the first is always raw.
+    pub tiers: Vec<Tier>,
 }
 
 /// Prometheus's default `storage.exemplars.max_exemplars`.
@@ -33,8 +36,18 @@ impl Default for StorageConfig {
         StorageConfig {
             retention_rules: Vec::new(),
             max_exemplars: DEFAULT_MAX_EXEMPLARS,
+            tiers: Vec::new(),
         }
     }
+}
+
+/// One `tiers` entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tier {
+    /// Window length in milliseconds; 0 for raw samples.
+    pub resolution_ms: i64,
+    /// How long this tier keeps data, back from the newest sample.
+    pub retention_ms: i64,
 }
 
 /// One `retention_rules` entry.
@@ -57,7 +70,20 @@ pub fn decode(decoder: &Decoder, node: &Node, field: &str) -> Result<StorageConf
                 }
             }
             "tiers" => {
-                return Err(decoder.unsupported(&f, "resolution tiers (downsampling)"));
+                let items = decoder.sequence(f.value, &f.path)?;
+                for (index, item) in items.iter().enumerate() {
+                    let path = format!("{}[{index}]", f.path);
+                    let t = tier(decoder, item, &path)?;
+                    check_tier(decoder, &config.tiers, &t, item.line, &path)?;
+                    config.tiers.push(t);
+                }
+                if items.is_empty() {
+                    return Err(decoder.error(
+                        f.value.line,
+                        &f.path,
+                        "must list at least the raw tier",
+                    ));
+                }
             }
             "exemplars" => {
                 for e in decoder.fields(f.value, &f.path)? {
@@ -87,6 +113,96 @@ pub fn decode(decoder: &Decoder, node: &Node, field: &str) -> Result<StorageConf
         }
     }
     Ok(config)
+}
+
+/// The smallest resolution a downsampled tier may have: below a minute a
+/// window holds a few samples at most and saves nothing.
+pub const MIN_TIER_RESOLUTION_MS: i64 = 60_000;
+
+fn tier(decoder: &Decoder, node: &Node, field: &str) -> Result<Tier, ConfigError> {
+    let mut resolution_ms = None;
+    let mut retention_ms = None;
+    for f in decoder.fields(node, field)? {
+        match f.name.as_str() {
+            "resolution" => {
+                let text = decoder.string(f.value, &f.path)?;
+                resolution_ms = Some(if text == "raw" {
+                    0
+                } else {
+                    let ms = decoder.positive_duration(f.value, &f.path)?;
+                    if ms < MIN_TIER_RESOLUTION_MS {
+                        return Err(decoder.error(
+                            f.value.line,
+                            &f.path,
+                            format!(
+                                "a downsampled tier's resolution must be at least 1m, got {text}"
+                            ),
+                        ));
+                    }
+                    ms
+                });
+            }
+            "retention" => retention_ms = Some(decoder.positive_duration(f.value, &f.path)?),
+            _ => return Err(decoder.unknown(&f)),
+        }
+    }
+    let Some(resolution_ms) = resolution_ms else {
+        return Err(decoder.error(node.line, &format!("{field}.resolution"), "missing"));
+    };
+    let Some(retention_ms) = retention_ms else {
+        return Err(decoder.error(node.line, &format!("{field}.retention"), "missing"));
+    };
+    Ok(Tier {
+        resolution_ms,
+        retention_ms,
+    })
+}
+
+/// Checks `t` against the tiers before it: raw first, resolutions
+/// increasing, each a whole multiple of the one before (so a coarser tier
+/// can be built from the finer one exactly), retentions not decreasing.
+fn check_tier(
+    decoder: &Decoder,
+    before: &[Tier],
+    t: &Tier,
+    line: u64,
+    field: &str,
+) -> Result<(), ConfigError> {
+    let resolution = format!("{field}.resolution");
+    let Some(prev) = before.last() else {
+        if t.resolution_ms != 0 {
+            return Err(decoder.error(line, &resolution, "the first tier must be raw"));
+        }
+        return Ok(());
+    };
+    if t.resolution_ms == 0 {
+        return Err(decoder.error(line, &resolution, "only the first tier may be raw"));
+    }
+    if t.resolution_ms <= prev.resolution_ms {
+        return Err(decoder.error(
+            line,
+            &resolution,
+            "resolutions must increase from one tier to the next",
+        ));
+    }
+    if prev.resolution_ms > 0 && t.resolution_ms % prev.resolution_ms != 0 {
+        return Err(decoder.error(
+            line,
+            &resolution,
+            format!(
+                "must be a whole multiple of the previous tier's resolution ({}ms), so it can be built from it",
+                prev.resolution_ms
+            ),
+        ));
+    }
+    if t.retention_ms < prev.retention_ms {
+        return Err(decoder.error(
+            line,
+            &format!("{field}.retention"),
+            "a coarser tier must keep data at least as long as the finer one before it",
+        ));
+    }
+    Ok(())
 }
 
 fn rule(decoder: &Decoder, node: &Node, field: &str) -> Result<RetentionRule, ConfigError> {
@@ -193,6 +309,32 @@ mod tests {
     }
 
     #[test]
+    fn tiers_parse_finest_first() {
+        let config = parse(
+            "storage:\n  tiers:\n    - resolution: raw\n      retention: 7d\n    - resolution: 5m\n      retention: 30d\n    - resolution: 1h\n      retention: 1y\n",
+        )
+        .unwrap();
+        let day = 86_400_000;
+        assert_eq!(
+            config.tiers,
+            vec![
+                Tier {
+                    resolution_ms: 0,
+                    retention_ms: 7 * day
+                },
+                Tier {
+                    resolution_ms: 300_000,
+                    retention_ms: 30 * day
+                },
+                Tier {
+                    resolution_ms: 3_600_000,
+                    retention_ms: 365 * day
+                },
+            ]
+        );
+    }
+
+    #[test]
     fn mistakes_name_file_line_and_field() {
         let cases = [
             (
@@ -209,7 +351,35 @@ mod tests {
             ),
             (
                 "storage:\n  tiers:\n    - resolution: raw\n",
-                "osprey.yml:2: storage.tiers: not supported by osprey: resolution tiers (downsampling)",
+                "osprey.yml:3: storage.tiers[0].retention: missing",
+            ),
+            (
+                "storage:\n  tiers:\n    - resolution: 5m\n      retention: 7d\n",
+                "osprey.yml:3: storage.tiers[0].resolution: the first tier must be raw",
+            ),
+            (
+                "storage:\n  tiers:\n    - {resolution: raw, retention: 7d}\n    - {resolution: 1h, retention: 30d}\n    - {resolution: 5m, retention: 1y}\n",
+                "osprey.yml:5: storage.tiers[2].resolution: resolutions must increase from one tier to the next",
+            ),
+            (
+                "storage:\n  tiers:\n    - {resolution: raw, retention: 7d}\n    - {resolution: 5m, retention: 30d}\n    - {resolution: 7m, retention: 1y}\n",
+                "osprey.yml:5: storage.tiers[2].resolution: must be a whole multiple of the previous tier's resolution (300000ms), so it can be built from it",
+            ),
+            (
+                "storage:\n  tiers:\n    - {resolution: raw, retention: 30d}\n    - {resolution: 5m, retention: 7d}\n",
+                "osprey.yml:4: storage.tiers[1].retention: a coarser tier must keep data at least as long as the finer one before it",
+            ),
+            (
+                "storage:\n  tiers:\n    - {resolution: raw, retention: 7d}\n    - {resolution: raw, retention: 8d}\n",
+                "osprey.yml:4: storage.tiers[1].resolution: only the first tier may be raw",
+            ),
+            (
+                "storage:\n  tiers:\n    - {resolution: raw, retention: 7d}\n    - {resolution: 10s, retention: 8d}\n",
+                "osprey.yml:4: storage.tiers[1].resolution: a downsampled tier's resolution must be at least 1m, got 10s",
+            ),
+            (
+                "storage:\n  tiers:\n    - {resolution: raw, retention: 7d, size: 1}\n",
+                "osprey.yml:3: storage.tiers[0].size: unknown field",
             ),
         ];
         for (text, expected) in cases {

@@ -170,6 +170,21 @@ pub trait Querier: Send {
         })))
     }
 
+    /// Like [`Querier::select`], with what the samples are for, so a store
+    /// that keeps downsampled tiers can answer from one (Prometheus's
+    /// `SelectHints`). The answer says which resolution it used: 0 means
+    /// plain samples, as `select` gives; above 0, each sample stands for a
+    /// window of that many milliseconds and holds the aggregate
+    /// `hints.aggregate` names (see [`Aggregate`]). Stores without tiers
+    /// keep this default.
+    fn select_hinted(&self, matchers: &[Matcher], hints: &SelectHints) -> Result<HintedSet> {
+        let _ = hints;
+        Ok(HintedSet {
+            resolution_ms: 0,
+            series: self.select(matchers)?,
+        })
+    }
+
     /// Label names of the series matching `matchers` (all series when
     /// empty), sorted and unique.
     fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>>;
@@ -177,6 +192,49 @@ pub trait Querier: Send {
     /// Values of label `name` over the series matching `matchers` (all
     /// series when empty), sorted and unique.
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>>;
+}
+
+/// What a selection is for: the hint [`Querier::select_hinted`] takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SelectHints {
+    /// The evaluation step in ms; 0 for a single evaluation time.
+    pub step_ms: i64,
+    /// The range of a range selector in ms; 0 for an instant selector.
+    pub range_ms: i64,
+    /// What the function reads from each window.
+    pub aggregate: Aggregate,
+    /// The coarsest resolution the caller accepts, in ms (Thanos's
+    /// `max_source_resolution`): `Some(0)` for raw data only, `None` to let
+    /// the store choose from the step and range.
+    pub max_resolution_ms: Option<i64>,
+}
+
+/// The value a downsampled sample carries for its window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Aggregate {
+    /// The window's last value (plain selectors, `last_over_time`).
+    Last,
+    /// The number of raw samples; a reader sums these where it would count.
+    Count,
+    /// The sum of the raw values (`sum_over_time`, `avg_over_time`).
+    Sum,
+    /// The smallest value (`min_over_time`).
+    Min,
+    /// The largest value (`max_over_time`).
+    Max,
+    /// The counter, adjusted for resets, at the window's last sample:
+    /// increasing across resets (`rate`, `increase`, `irate`).
+    Counter,
+    /// 1 when the window holds a counter reset, else 0; a reader sums these
+    /// (`resets`).
+    Resets,
+}
+
+/// The answer of [`Querier::select_hinted`].
+pub struct HintedSet {
+    /// 0 for raw samples; otherwise the window length of the tier used.
+    pub resolution_ms: i64,
+    pub series: SeriesSet,
 }
 
 /// A stream of series.
@@ -284,6 +342,14 @@ pub trait Storage: Appendable + Queryable {
     /// Figures for the `prometheus_tsdb_exemplar_*` metrics.
     fn exemplar_counters(&self) -> ExemplarCounters {
         ExemplarCounters::default()
+    }
+
+    /// Sets the resolution tiers (`storage.tiers`): (resolution ms, 0 for
+    /// raw; retention ms), finest first, the first raw; empty turns tiering
+    /// off. `Ok(false)` when the store has no tiers.
+    fn set_tiers(&self, tiers: &[(i64, i64)]) -> Result<bool> {
+        let _ = tiers;
+        Ok(false)
     }
 }
 

@@ -1,5 +1,6 @@
 //! `osprey tsdb backup` and `osprey tsdb restore` (format:
-//! `docs/format/backup.md`, how-to: `docs/backup.md`).
+//! `docs/format/backup.md`, how-to: `docs/backup.md`), and
+//! `osprey tsdb downsample` (resolution tiers, `docs/format/downsample.md`).
 
 use std::path::PathBuf;
 
@@ -30,10 +31,22 @@ pub enum TsdbCommand {
         /// The backup directory.
         backup: PathBuf,
     },
+    /// Run compaction, downsampling into the configured `storage.tiers`
+    /// and retention to completion on a data directory no server is
+    /// using, so backfilled history (`osprey import`) gets its tiers now.
+    Downsample {
+        /// The configuration file whose `storage` section names the tiers.
+        #[arg(long)]
+        config: PathBuf,
+        /// The data directory.
+        #[arg(long = "data-dir")]
+        data_dir: PathBuf,
+    },
 }
 
 pub fn run(command: TsdbCommand) -> anyhow::Result<()> {
     match command {
+        TsdbCommand::Downsample { config, data_dir } => downsample(&config, &data_dir),
         TsdbCommand::Backup {
             data_dir,
             snapshot,
@@ -80,4 +93,56 @@ pub fn run(command: TsdbCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn downsample(config: &std::path::Path, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let config = config::load_file(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let storage = &config.storage;
+    if storage.tiers.is_empty() {
+        bail!("the configuration has no storage.tiers: nothing to downsample into");
+    }
+    let db = tsdb::Db::open(data_dir, tsdb::DbOptions::with_retention(None, None))
+        .context("opening the database")?;
+    let specs: Vec<tsdb::tiers::TierSpec> = storage
+        .tiers
+        .iter()
+        .map(|t| tsdb::tiers::TierSpec {
+            resolution_ms: t.resolution_ms,
+            retention_ms: t.retention_ms,
+        })
+        .collect();
+    db.set_tiers(&specs).context("loading the tiers")?;
+    db.set_retention_rules(
+        storage
+            .retention_rules
+            .iter()
+            .map(|r| tsdb::db::RetentionRule {
+                matchers: r.matchers.clone(),
+                retention_ms: r.retention_ms,
+            })
+            .collect(),
+    );
+    // Everything in the head (the WAL) goes into blocks first, so it is
+    // downsampled too.
+    let head_max = db.head().max_time();
+    if head_max != i64::MIN {
+        db.cut_head(head_max.saturating_add(1))
+            .context("writing the head to a block")?;
+    }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(i64::MAX);
+    db.maintain(now_ms).context("compaction and downsampling")?;
+    let raw: u64 = db.blocks().iter().map(|b| b.size_bytes()).sum();
+    println!("raw: {} blocks, {raw} bytes", db.blocks().len());
+    for (resolution, blocks) in db.tier_blocks() {
+        let bytes: u64 = blocks.iter().map(|b| b.size_bytes()).sum();
+        println!(
+            "{}: {} blocks, {bytes} bytes",
+            model::duration::format_duration_ms(resolution),
+            blocks.len()
+        );
+    }
+    Ok(())
 }

@@ -47,6 +47,10 @@ pub struct QueryOptions {
     pub timeout: Option<Duration>,
     /// Replaces the lookback delta for this query when positive.
     pub lookback_delta_ms: Option<i64>,
+    /// The coarsest downsampled resolution (ms) selectors may read
+    /// (Thanos's `max_source_resolution`): `Some(0)` for raw only, `None`
+    /// to let storage choose from the step and each selector's range.
+    pub max_source_resolution_ms: Option<i64>,
 }
 
 /// The evaluation times of a query.
@@ -352,6 +356,7 @@ impl Engine {
             deadline,
             self.opts.max_samples,
         );
+        ctx.set_max_source_resolution(options.max_source_resolution_ms);
         let val = ctx.eval_top(&expr, &steps)?;
         let value = if is_range {
             range_value(val, &steps)?

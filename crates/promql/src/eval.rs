@@ -10,7 +10,7 @@ use crate::QueryError;
 use crate::ast::{At, Expr, MatrixSelector, Subquery, ValueType, VectorSelector};
 use crate::engine::QueryErrorKind;
 use crate::value::{RangeSeries, StepSeries, Val};
-use model::storage::Queryable;
+use model::storage::{Aggregate, Queryable, SelectHints};
 use std::cell::{Cell, RefCell};
 use std::time::Instant;
 
@@ -60,6 +60,8 @@ pub(crate) struct Ctx<'a> {
     warnings: RefCell<Vec<String>>,
     infos: RefCell<Vec<String>>,
     checks: Cell<u32>,
+    /// `max_source_resolution`: see [`crate::QueryOptions`].
+    max_source_resolution_ms: Cell<Option<i64>>,
 }
 
 /// A range-vector argument: its series and, per step, the window end
@@ -67,6 +69,9 @@ pub(crate) struct Ctx<'a> {
 pub(crate) struct RangeArg {
     pub refs: Vec<i64>,
     pub range: i64,
+    /// 0 for raw samples; otherwise the series hold the hinted aggregate
+    /// of a downsampled tier with windows this long (ms).
+    pub resolution_ms: i64,
 }
 
 impl<'a> Ctx<'a> {
@@ -93,6 +98,21 @@ impl<'a> Ctx<'a> {
             warnings: RefCell::new(Vec::new()),
             infos: RefCell::new(Vec::new()),
             checks: Cell::new(0),
+            max_source_resolution_ms: Cell::new(None),
+        }
+    }
+
+    pub fn set_max_source_resolution(&self, ms: Option<i64>) {
+        self.max_source_resolution_ms.set(ms);
+    }
+
+    /// The hints for a selector evaluated at `steps` over `range_ms`.
+    fn hints(&self, steps: &Steps, range_ms: i64, aggregate: Aggregate) -> SelectHints {
+        SelectHints {
+            step_ms: if steps.n > 1 { steps.step } else { 0 },
+            range_ms,
+            aggregate,
+            max_resolution_ms: self.max_source_resolution_ms.get(),
         }
     }
 
@@ -422,14 +442,22 @@ impl<'a> Ctx<'a> {
             .querier(mint, max_ref)
             .map_err(|e| QueryError::execution(e.to_string()))?;
         // One reference time needs only the newest sample in its window,
-        // which storage can give without decoding every sample.
+        // which storage can give without decoding every sample. Many may
+        // read a downsampled tier's last values; a window's last sample
+        // can then be up to one resolution older than the step, so the
+        // lookback grows by that much.
+        let mut lookback = self.lookback;
         let set = if refs.len() == 1 {
             querier.select_latest(&vs.matchers)
         } else {
-            querier.select(&vs.matchers)
+            querier
+                .select_hinted(&vs.matchers, &self.hints(steps, 0, Aggregate::Last))
+                .map(|hinted| {
+                    lookback = lookback.saturating_add(hinted.resolution_ms);
+                    hinted.series
+                })
         }
         .map_err(|e| QueryError::execution(e.to_string()))?;
-        let lookback = self.lookback;
         for series in set {
             self.check_deadline()?;
             let series = series.map_err(|e| QueryError::execution(e.to_string()))?;
@@ -477,10 +505,12 @@ impl<'a> Ctx<'a> {
             Expr::MatrixSelector(ms) => Ok(RangeArg {
                 refs: self.ref_times(steps, ms.selector.at, ms.selector.offset_ms),
                 range: ms.range_ms,
+                resolution_ms: 0,
             }),
             Expr::Subquery(sq) => Ok(RangeArg {
                 refs: self.ref_times(steps, sq.at, sq.offset_ms),
                 range: sq.range_ms,
+                resolution_ms: 0,
             }),
             _ => Err(QueryError::bad_data("expected a range vector")),
         }
@@ -495,10 +525,27 @@ impl<'a> Ctx<'a> {
         steps: &Steps,
         sink: &mut dyn FnMut(RangeSeries, &RangeArg) -> Result<(), QueryError>,
     ) -> Result<(), QueryError> {
-        let arg = self.range_arg_refs(expr, steps)?;
+        self.for_each_range_series_hinted(expr, steps, None, sink)
+            .map(|_| ())
+    }
+
+    /// Like [`Ctx::for_each_range_series`]; a matrix selector with an
+    /// `aggregate` may read a downsampled tier. Returns the resolution
+    /// used (0: raw samples).
+    pub fn for_each_range_series_hinted(
+        &self,
+        expr: &Expr,
+        steps: &Steps,
+        aggregate: Option<Aggregate>,
+        sink: &mut dyn FnMut(RangeSeries, &RangeArg) -> Result<(), QueryError>,
+    ) -> Result<i64, QueryError> {
+        let mut arg = self.range_arg_refs(expr, steps)?;
         match unwrap_parens(expr) {
-            Expr::MatrixSelector(ms) => self.matrix_selector(ms, &arg, sink),
-            Expr::Subquery(sq) => self.subquery(sq, &arg, sink),
+            Expr::MatrixSelector(ms) => {
+                let hints = aggregate.map(|a| self.hints(steps, ms.range_ms, a));
+                self.matrix_selector(ms, &mut arg, hints, sink)
+            }
+            Expr::Subquery(sq) => self.subquery(sq, &arg, sink).map(|_| 0),
             _ => Err(QueryError::bad_data("expected a range vector")),
         }
     }
@@ -506,21 +553,28 @@ impl<'a> Ctx<'a> {
     fn matrix_selector(
         &self,
         ms: &MatrixSelector,
-        arg: &RangeArg,
+        arg: &mut RangeArg,
+        hints: Option<SelectHints>,
         sink: &mut dyn FnMut(RangeSeries, &RangeArg) -> Result<(), QueryError>,
-    ) -> Result<(), QueryError> {
+    ) -> Result<i64, QueryError> {
         let (Some(&min_ref), Some(&max_ref)) = (arg.refs.iter().min(), arg.refs.iter().max())
         else {
-            return Ok(());
+            return Ok(0);
         };
         let mint = min_ref.saturating_sub(arg.range).saturating_add(1);
         let querier = self
             .storage
             .querier(mint, max_ref)
             .map_err(|e| QueryError::execution(e.to_string()))?;
-        let set = querier
-            .select(&ms.selector.matchers)
-            .map_err(|e| QueryError::execution(e.to_string()))?;
+        let (resolution, set) = match &hints {
+            Some(hints) => querier
+                .select_hinted(&ms.selector.matchers, hints)
+                .map(|h| (h.resolution_ms, h.series)),
+            None => querier.select(&ms.selector.matchers).map(|s| (0, s)),
+        }
+        .map_err(|e| QueryError::execution(e.to_string()))?;
+        arg.resolution_ms = resolution;
+        let arg = &*arg;
         for series in set {
             self.check_deadline()?;
             let series = series.map_err(|e| QueryError::execution(e.to_string()))?;
@@ -548,7 +602,7 @@ impl<'a> Ctx<'a> {
             self.release_samples(n);
             result?;
         }
-        Ok(())
+        Ok(resolution)
     }
 
     fn subquery(

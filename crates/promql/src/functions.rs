@@ -10,6 +10,7 @@ use crate::ast::{Call, Expr, ValueType};
 use crate::eval::{Ctx, RangeArg, Steps, unwrap_parens};
 use crate::value::{RangeSeries, StepSeries, Val};
 use model::MatchOp;
+use model::storage::Aggregate;
 use model::time;
 use model::{Labels, LabelsBuilder};
 
@@ -449,7 +450,15 @@ fn range_function(
     let keeps_name = matches!(name, "last_over_time" | "first_over_time");
     let counter_check = matches!(name, "rate" | "increase" | "irate");
     let mut warned_counter = false;
-    ctx.for_each_range_series(matrix_arg, steps, &mut |s: RangeSeries, arg: &RangeArg| {
+    let aggregate = hinted_aggregate(name);
+    // avg_over_time over a tier: sums first (kept here), then counts.
+    let mut sums: Vec<(RangeSeries, Vec<Option<f64>>)> = Vec::new();
+    let first_aggregate = if name == "avg_over_time" {
+        Some(Aggregate::Sum)
+    } else {
+        aggregate
+    };
+    let resolution = ctx.for_each_range_series_hinted(matrix_arg, steps, first_aggregate, &mut |s: RangeSeries, arg: &RangeArg| {
         if counter_check && !warned_counter
             && let Some(metric) = s.labels.metric_name()
                 && !(metric.ends_with("_total")
@@ -462,40 +471,17 @@ fn range_function(
                         "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"{metric}\""
                     ), name, 0);
                 }
-        let mut points = Vec::with_capacity(steps.n);
-        let samples = &s.samples;
-        let (mut lo, mut hi) = (0usize, 0usize);
-        let mut any = false;
-        for (i, &r) in arg.refs.iter().enumerate() {
-            ctx.check_deadline()?;
-            let start = r.saturating_sub(arg.range);
-            // Windows move forward with the steps unless `@` pins them.
-            if lo > 0 && samples.get(lo - 1).is_some_and(|(t, _)| *t > start) {
-                lo = 0;
-                hi = 0;
-            }
-            while lo < samples.len() && samples[lo].0 <= start {
-                lo += 1;
-            }
-            if hi < lo {
-                hi = lo;
-            }
-            while hi < samples.len() && samples[hi].0 <= r {
-                hi += 1;
-            }
-            let window = &samples[lo..hi];
-            let w = Window {
-                samples: window,
-                start,
-                end: r,
-                range: arg.range,
-                eval_time: eval_times[i],
-            };
-            let p = apply_range(name, &w, &params, i);
-            any |= p.is_some();
-            points.push(p);
+        let applied = if arg.resolution_ms > 0 {
+            downsampled_name(name)
+        } else {
+            name
+        };
+        let points = window_points(ctx, applied, &s, arg, &params, &eval_times)?;
+        if name == "avg_over_time" && arg.resolution_ms > 0 {
+            sums.push((RangeSeries { samples: Vec::new(), ..s }, points));
+            return Ok(());
         }
-        if !any {
+        if points.iter().all(Option::is_none) {
             return Ok(());
         }
         emit(StepSeries {
@@ -503,7 +489,110 @@ fn range_function(
             drop_name: s.drop_name || !keeps_name,
             points,
         })
+    })?;
+    if resolution > 0 && name == "avg_over_time" {
+        let mut counts: std::collections::HashMap<model::Labels, Vec<Option<f64>>> =
+            std::collections::HashMap::new();
+        ctx.for_each_range_series_hinted(
+            matrix_arg,
+            steps,
+            Some(Aggregate::Count),
+            &mut |s: RangeSeries, arg: &RangeArg| {
+                let points = window_points(ctx, "sum_over_time", &s, arg, &params, &eval_times)?;
+                counts.insert(s.labels, points);
+                Ok(())
+            },
+        )?;
+        for (s, sum_points) in sums {
+            let Some(count_points) = counts.get(&s.labels) else {
+                continue;
+            };
+            let points: Vec<Option<f64>> = sum_points
+                .iter()
+                .zip(count_points)
+                .map(|(sum, count)| match (sum, count) {
+                    (Some(sum), Some(count)) if *count > 0.0 => Some(sum / count),
+                    _ => None,
+                })
+                .collect();
+            if points.iter().all(Option::is_none) {
+                continue;
+            }
+            emit(StepSeries {
+                labels: s.labels,
+                drop_name: true,
+                points,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// The aggregate a range function reads from a downsampled tier; `None`
+/// for functions that need every raw sample.
+fn hinted_aggregate(name: &str) -> Option<Aggregate> {
+    Some(match name {
+        "rate" | "increase" | "irate" => Aggregate::Counter,
+        "resets" => Aggregate::Resets,
+        "max_over_time" => Aggregate::Max,
+        "min_over_time" => Aggregate::Min,
+        "sum_over_time" | "avg_over_time" => Aggregate::Sum,
+        "count_over_time" => Aggregate::Count,
+        "last_over_time" => Aggregate::Last,
+        _ => return None,
     })
+}
+
+/// The function applied to a downsampled aggregate: counts and reset
+/// flags are summed (and sums, which `avg_over_time` then divides by the
+/// summed counts); the others apply as they are.
+fn downsampled_name(name: &str) -> &str {
+    match name {
+        "count_over_time" | "resets" | "avg_over_time" => "sum_over_time",
+        other => other,
+    }
+}
+
+/// One series' value at each step of a range function.
+fn window_points(
+    ctx: &Ctx<'_>,
+    name: &str,
+    s: &RangeSeries,
+    arg: &RangeArg,
+    params: &[Vec<f64>],
+    eval_times: &[i64],
+) -> Result<Vec<Option<f64>>, QueryError> {
+    let mut points = Vec::with_capacity(arg.refs.len());
+    let samples = &s.samples;
+    let (mut lo, mut hi) = (0usize, 0usize);
+    for (i, &r) in arg.refs.iter().enumerate() {
+        ctx.check_deadline()?;
+        let start = r.saturating_sub(arg.range);
+        // Windows move forward with the steps unless `@` pins them.
+        if lo > 0 && samples.get(lo - 1).is_some_and(|(t, _)| *t > start) {
+            lo = 0;
+            hi = 0;
+        }
+        while lo < samples.len() && samples[lo].0 <= start {
+            lo += 1;
+        }
+        if hi < lo {
+            hi = lo;
+        }
+        while hi < samples.len() && samples[hi].0 <= r {
+            hi += 1;
+        }
+        let window = &samples[lo..hi];
+        let w = Window {
+            samples: window,
+            start,
+            end: r,
+            range: arg.range,
+            eval_time: eval_times[i],
+        };
+        points.push(apply_range(name, &w, params, i));
+    }
+    Ok(points)
 }
 
 /// One step's window over a series.

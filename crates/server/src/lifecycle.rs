@@ -460,6 +460,20 @@ impl AppState {
         // keeps the newest exemplars that fit.
         self.storage()
             .set_max_exemplars(config.storage.max_exemplars);
+        let tiers: Vec<(i64, i64)> = config
+            .storage
+            .tiers
+            .iter()
+            .map(|t| (t.resolution_ms, t.retention_ms))
+            .collect();
+        match self.storage().set_tiers(&tiers) {
+            Ok(true) => {}
+            Ok(false) if !tiers.is_empty() => {
+                tracing::warn!("storage.tiers are ignored: this store keeps no tiers")
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "cannot load the resolution tiers"),
+        }
         self.otlp_translator()
             .set_options(crate::otlp::translation_options(&config.otlp));
         if let Some(store) = self.trace_store() {

@@ -215,7 +215,10 @@ fn required_time(params: &Params, name: &str) -> Result<i64, ApiError> {
 }
 
 /// `timeout` (a duration that shortens the engine's limit for this query)
-/// and `lookback_delta` (replaces the 5 m lookback for this query).
+/// and `lookback_delta` (replaces the 5 m lookback for this query),
+/// `max_source_resolution` (Thanos's: `raw` or `0s` for raw data only, a
+/// duration for the coarsest tier allowed, `auto` or absent to let the
+/// step and ranges choose).
 fn query_options(params: &Params) -> Result<promql::QueryOptions, ApiError> {
     let mut options = promql::QueryOptions::default();
     if let Some(t) = params.get("timeout") {
@@ -227,6 +230,23 @@ fn query_options(params: &Params) -> Result<promql::QueryOptions, ApiError> {
     if let Some(d) = params.get("lookback_delta") {
         let ms = parse_duration_ms(d).map_err(|e| invalid_param("lookback_delta", e))?;
         options.lookback_delta_ms = Some(ms);
+    }
+    if let Some(r) = params.get("max_source_resolution") {
+        options.max_source_resolution_ms = match r {
+            "" | "auto" => None,
+            "raw" => Some(0),
+            other => {
+                let ms = parse_duration_ms(other)
+                    .map_err(|e| invalid_param("max_source_resolution", e))?;
+                if ms < 0 {
+                    return Err(invalid_param(
+                        "max_source_resolution",
+                        "must not be negative".to_string(),
+                    ));
+                }
+                Some(ms)
+            }
+        };
     }
     Ok(options)
 }

@@ -62,6 +62,15 @@ pub struct BlockMeta {
     pub stats: BlockStats,
     pub compaction: BlockCompaction,
     pub version: u32,
+    /// Set on a block of a resolution tier (`docs/format/downsample.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downsample: Option<Downsample>,
+}
+
+/// `meta.json`'s `downsample` field: the window length of a tier block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Downsample {
+    pub resolution: i64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -376,6 +385,7 @@ pub struct BlockWriter {
     stats: BlockStats,
     record: Vec<u8>,
     finished: bool,
+    downsample: Option<Downsample>,
 }
 
 impl BlockWriter {
@@ -403,7 +413,20 @@ impl BlockWriter {
             stats: BlockStats::default(),
             record: Vec::new(),
             finished: false,
+            downsample: None,
         })
+    }
+
+    /// Starts a block of a resolution tier (window length `resolution` ms)
+    /// in `<tier_dir>/<ULID>.tmp/`; its chunks must be `Aggregate` ones.
+    pub fn create_downsampled(
+        tier_dir: &Path,
+        new: NewBlock,
+        resolution: i64,
+    ) -> Result<BlockWriter, BlockError> {
+        let mut writer = BlockWriter::create(tier_dir, new)?;
+        writer.downsample = Some(Downsample { resolution });
+        Ok(writer)
     }
 
     /// The ULID the block will have.
@@ -524,6 +547,7 @@ impl BlockWriter {
                 parents: self.new.parents.clone(),
             },
             version: BLOCK_VERSION,
+            downsample: self.downsample,
         };
         let meta_path = self.tmp_dir.join("meta.json");
         let json = serde_json::to_vec_pretty(&meta)
@@ -857,6 +881,12 @@ impl Block {
         }
         if deleted.covers(min, max) {
             return Ok(false);
+        }
+        if self.meta.downsample.is_some() {
+            let (_, bytes) = self.chunk(r)?;
+            let run = crate::downsample::decode_chunk(bytes)
+                .map_err(|e| BlockError::corrupt(&self.dir, r.0, &e.to_string()))?;
+            return Ok(run.points.iter().any(|p| !deleted.contains(p.t)));
         }
         Ok(self
             .chunk_samples(r)?

@@ -44,7 +44,7 @@ pub struct ChunkError {
 }
 
 impl ChunkError {
-    fn new(reason: &'static str) -> ChunkError {
+    pub(crate) fn new(reason: &'static str) -> ChunkError {
         ChunkError { reason }
     }
 

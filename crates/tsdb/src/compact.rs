@@ -302,6 +302,7 @@ mod tests {
             stats: BlockStats::default(),
             compaction: BlockCompaction::default(),
             version: 1,
+            downsample: None,
         }
     }
 

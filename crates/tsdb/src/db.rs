@@ -36,6 +36,7 @@ use crate::querier::DbQuerier;
 use crate::sync::{lock, read, write};
 use crate::wal::{self, Record, RefExemplar, RefSample, RefSeries, RefTombstone, Wal, WalOptions};
 use model::exemplar::{Exemplar, ExemplarCounters, ExemplarSeries};
+use crate::tiers::{self, TierSpec};
 use model::storage::{
     Appendable, Appender, HeadStats, Querier, Queryable, Result, SnapshotHead, StatsRequest,
     Storage, StorageAdmin, StorageCounters, StorageError, StorageErrorKind,
@@ -64,6 +65,9 @@ pub const DEFAULT_MAX_EXEMPLARS: usize = 100_000;
 /// (`config::storage::MAX_MAX_EXEMPLARS`), so every configured size finds
 /// all its exemplars after a restart.
 const REPLAY_MAX_EXEMPLARS: usize = 100_000_000;
+/// The largest block of a downsampled tier: a year, so a 1h tier keeps
+/// one block (and one index entry per series) per year instead of twelve.
+pub const MAX_TIER_BLOCK_RANGE_MS: i64 = 366 * 24 * 3600 * 1000;
 
 /// The directory under the data directory that holds the snapshots of
 /// [`Db::snapshot_in_data_dir`].
@@ -126,7 +130,35 @@ pub struct Db {
     retention_rules: RwLock<Vec<RetentionRule>>,
     /// In memory; logged as WAL exemplar records.
     exemplars: ExemplarStore,
+    /// Resolution tiers (`storage.tiers`), finest first; empty when not
+    /// configured. The first is raw (the blocks above).
+    tiers: RwLock<Vec<TierState>>,
     _lock_file: File,
+}
+
+/// The rules as one tier applies them: capped at the tier's retention,
+/// except in the coarsest tier (`last`), which keeps a rule's series for
+/// the rule's whole retention.
+fn tier_rules(rules: &[RetentionRule], retention_ms: i64, last: bool) -> Vec<RetentionRule> {
+    rules
+        .iter()
+        .map(|r| RetentionRule {
+            matchers: r.matchers.clone(),
+            retention_ms: if last {
+                r.retention_ms
+            } else {
+                r.retention_ms.min(retention_ms)
+            },
+        })
+        .collect()
+}
+
+/// A configured tier and, when downsampled, its blocks (oldest first).
+#[derive(Clone)]
+pub(crate) struct TierState {
+    pub(crate) spec: TierSpec,
+    pub(crate) dir: PathBuf,
+    pub(crate) blocks: Vec<Arc<Block>>,
 }
 
 /// One per-series retention rule (`storage.retention_rules`).
@@ -250,6 +282,7 @@ impl Db {
             wal_repairs_at_open,
             retention_rules: RwLock::new(Vec::new()),
             exemplars,
+            tiers: RwLock::new(Vec::new()),
             _lock_file: lock_file,
         })
     }
@@ -280,6 +313,7 @@ impl Db {
             self.cut_head(boundary)?;
         }
         self.compact_all()?;
+        self.downsample_all()?;
         let expired = self.apply_series_retention(now_ms)?;
         for block in self.blocks() {
             let retention_hit = expired.iter().any(|ulid| *ulid == block.meta().ulid);
@@ -288,6 +322,218 @@ impl Db {
             }
         }
         self.apply_retention(now_ms)?;
+        Ok(())
+    }
+
+    /// Sets the resolution tiers (`storage.tiers`, finest first, the first
+    /// raw; an empty list turns tiering off): loads each downsampled tier's
+    /// blocks from `tiers/<resolution ms>/`, removing leftovers of
+    /// interrupted writes. The raw tier's retention then replaces
+    /// [`DbOptions::retention_time_ms`]. The next [`Db::maintain`]
+    /// downsamples and applies each tier's retention.
+    pub fn set_tiers(&self, specs: &[TierSpec]) -> Result<()> {
+        if let Some(first) = specs.first()
+            && first.resolution_ms != 0
+        {
+            return Err(StorageError::new(
+                StorageErrorKind::InvalidInput,
+                "the first tier must be raw",
+            ));
+        }
+        let _guard = lock(&self.maintenance);
+        let current = read(&self.tiers).clone();
+        let mut next = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let dir = tiers::tier_dir(&self.dir, spec.resolution_ms);
+            let blocks = if spec.resolution_ms == 0 {
+                Vec::new()
+            } else if let Some(loaded) = current
+                .iter()
+                .find(|t| t.spec.resolution_ms == spec.resolution_ms)
+            {
+                loaded.blocks.clone()
+            } else {
+                tiers::load_tier(&dir, spec.resolution_ms).map_err(io_err)?
+            };
+            next.push(TierState {
+                spec: *spec,
+                dir,
+                blocks,
+            });
+        }
+        *write(&self.tiers) = next;
+        Ok(())
+    }
+
+    /// The configured tiers with their blocks.
+    pub(crate) fn tier_states(&self) -> Vec<TierState> {
+        read(&self.tiers).clone()
+    }
+
+    /// The downsampled tiers: (resolution ms, blocks oldest first).
+    pub fn tier_blocks(&self) -> Vec<(i64, Vec<Arc<Block>>)> {
+        read(&self.tiers)
+            .iter()
+            .filter(|t| t.spec.resolution_ms > 0)
+            .map(|t| (t.spec.resolution_ms, t.blocks.clone()))
+            .collect()
+    }
+
+    /// How long raw blocks are kept: the raw tier's retention when tiers
+    /// are configured, the global retention otherwise.
+    fn raw_retention(&self) -> Option<i64> {
+        match read(&self.tiers).first() {
+            Some(raw) => Some(raw.spec.retention_ms),
+            None => self.opts.retention_time_ms,
+        }
+    }
+
+    /// Builds every downsampled tier from the one before it: each part of
+    /// a source block's range that the tier does not cover yet becomes a
+    /// tier block; then the tier's blocks are compacted like raw ones.
+    pub fn downsample_all(&self) -> Result<()> {
+        let count = read(&self.tiers).len();
+        for i in 1..count {
+            let states = self.tier_states();
+            let (source, target) = (&states[i - 1], &states[i]);
+            let sources: Vec<Arc<Block>> = if i == 1 {
+                self.blocks()
+            } else {
+                source.blocks.clone()
+            };
+            let resolution = target.spec.resolution_ms;
+            let mut covered = tiers::coverage(
+                target
+                    .blocks
+                    .iter()
+                    .map(|b| (b.meta().min_time, b.meta().max_time)),
+            );
+            let mut ordered = sources;
+            ordered.sort_by_key(|b| b.meta().min_time);
+            for b in &ordered {
+                for (start, end) in tiers::subtract(b.meta().min_time, b.meta().max_time, &covered)
+                {
+                    let meta = tiers::downsample_block(&target.dir, b, start, end, resolution)
+                        .map_err(|e| {
+                            io_err(format!(
+                                "downsampling block {} to {resolution}ms: {e}",
+                                b.meta().ulid
+                            ))
+                        })?;
+                    self.add_tier_block(resolution, &target.dir, &meta)?;
+                    covered = tiers::coverage(covered.iter().copied().chain([(start, end)]));
+                }
+            }
+            self.compact_tier(resolution, target.spec.retention_ms, &target.dir)?;
+        }
+        Ok(())
+    }
+
+    fn add_tier_block(&self, resolution: i64, dir: &Path, meta: &BlockMeta) -> Result<()> {
+        let block = Block::open(&dir.join(&meta.ulid)).map_err(io_err)?;
+        let mut tiers = write(&self.tiers);
+        if let Some(t) = tiers
+            .iter_mut()
+            .find(|t| t.spec.resolution_ms == resolution)
+        {
+            t.blocks.push(Arc::new(block));
+            t.blocks.sort_by(|a, b| a.meta().ulid.cmp(&b.meta().ulid));
+        }
+        Ok(())
+    }
+
+    fn remove_tier_blocks(&self, resolution: i64, gone: &[Arc<Block>]) -> Result<()> {
+        {
+            let mut tiers = write(&self.tiers);
+            if let Some(t) = tiers
+                .iter_mut()
+                .find(|t| t.spec.resolution_ms == resolution)
+            {
+                t.blocks
+                    .retain(|b| !gone.iter().any(|g| g.meta().ulid == b.meta().ulid));
+            }
+        }
+        for b in gone {
+            std::fs::remove_dir_all(b.dir())
+                .map_err(|e| io_err(format!("deleting {}: {e}", b.dir().display())))?;
+        }
+        Ok(())
+    }
+
+    /// Level compaction of one tier's blocks, up to a tenth of the tier's
+    /// retention (as for raw blocks, so retention frees space in steps of
+    /// a tenth) and at most [`MAX_TIER_BLOCK_RANGE_MS`].
+    fn compact_tier(&self, resolution: i64, retention_ms: i64, dir: &Path) -> Result<()> {
+        let max_range =
+            (retention_ms / 10).clamp(self.opts.block_range_ms, MAX_TIER_BLOCK_RANGE_MS);
+        let ranges = compact::compaction_ranges(self.opts.block_range_ms, max_range);
+        loop {
+            let Some(state) = self
+                .tier_states()
+                .into_iter()
+                .find(|t| t.spec.resolution_ms == resolution)
+            else {
+                return Ok(());
+            };
+            let metas: Vec<&BlockMeta> = state.blocks.iter().map(|b| b.meta()).collect();
+            let Some(plan) = compact::plan(&metas, &ranges) else {
+                return Ok(());
+            };
+            let inputs: Vec<Arc<Block>> = plan.iter().map(|&i| state.blocks[i].clone()).collect();
+            match tiers::merge_tier_blocks(dir, &inputs, resolution) {
+                Ok(meta) => {
+                    self.add_tier_block(resolution, dir, &meta)?;
+                    self.remove_tier_blocks(resolution, &inputs)?;
+                    self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    self.counters
+                        .compactions_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Err(io_err(format!("compacting the {resolution}ms tier: {e}")));
+                }
+            }
+        }
+    }
+
+    /// Deletes each downsampled tier's blocks entirely older than its
+    /// retention (counted back from the newest sample, as for raw).
+    fn apply_tier_retention(&self, now_ms: i64) -> Result<()> {
+        let anchor = self.retention_anchor(now_ms);
+        let longest_rule = read(&self.retention_rules)
+            .iter()
+            .map(|r| r.retention_ms)
+            .max()
+            .unwrap_or(0);
+        let states = self.tier_states();
+        let count = states.len();
+        for (i, state) in states.into_iter().enumerate().skip(1) {
+            // The coarsest tier keeps a rule's series for the whole rule:
+            // its blocks go once the longest rule has passed too.
+            let keep = if i + 1 == count {
+                state.spec.retention_ms.max(longest_rule)
+            } else {
+                state.spec.retention_ms
+            };
+            let cutoff = anchor.saturating_sub(keep);
+            let doomed: Vec<Arc<Block>> = state
+                .blocks
+                .iter()
+                .filter(|b| b.meta().max_time <= cutoff)
+                .cloned()
+                .collect();
+            if !doomed.is_empty() {
+                tracing::info!(
+                    tier_ms = state.spec.resolution_ms,
+                    blocks = doomed.len(),
+                    "deleting tier blocks past retention"
+                );
+                self.counters
+                    .retention_deletions
+                    .fetch_add(doomed.len() as u64, Ordering::Relaxed);
+                self.remove_tier_blocks(state.spec.resolution_ms, &doomed)?;
+            }
+        }
         Ok(())
     }
 
@@ -320,15 +566,55 @@ impl Db {
         if rules.is_empty() {
             return Ok(Vec::new());
         }
+        let tiers = self.tier_states();
+        let raw_rules: Vec<RetentionRule> = match tiers.first() {
+            Some(raw) => tier_rules(&rules, raw.spec.retention_ms, tiers.len() == 1),
+            None => rules.clone(),
+        };
+        let changed =
+            self.expire_series(&self.blocks(), &raw_rules, self.raw_retention(), now_ms)?;
+        // Each downsampled tier: a rule caps how long its series stay in
+        // the tier; the coarsest tier keeps them for the rule's whole
+        // retention, even past its own.
+        for (i, state) in tiers.iter().enumerate().skip(1) {
+            let last = i + 1 == tiers.len();
+            let tier_rules = tier_rules(&rules, state.spec.retention_ms, last);
+            let tier_changed = self.expire_series(
+                &state.blocks,
+                &tier_rules,
+                Some(state.spec.retention_ms),
+                now_ms,
+            )?;
+            for block in state
+                .blocks
+                .iter()
+                .filter(|b| tier_changed.contains(&b.meta().ulid))
+            {
+                self.rewrite_tier_block(state.spec.resolution_ms, &state.dir, block)?;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Tombstones, in `blocks`, each series' samples older than its
+    /// retention (the first matching rule's, else `global`). Returns the
+    /// blocks that changed.
+    fn expire_series(
+        &self,
+        blocks: &[Arc<Block>],
+        rules: &[RetentionRule],
+        global: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Vec<String>> {
         let anchor = self.retention_anchor(now_ms);
         let range = self.opts.block_range_ms.max(1);
         let cutoff = |retention: i64| range_start(anchor.saturating_sub(retention), range);
         let mut changed = Vec::new();
-        for block in self.blocks() {
+        for block in blocks {
             let index = block.index();
             let mut claimed: Vec<u32> = Vec::new();
             let mut groups: Vec<(Vec<u32>, i64)> = Vec::new();
-            for rule in &rules {
+            for rule in rules {
                 let ids = index
                     .postings_for_matchers(&rule.matchers)
                     .map_err(|e| io_err(format!("block {}: {e}", block.meta().ulid)))?;
@@ -337,7 +623,7 @@ impl Db {
                 claimed.sort_unstable();
                 groups.push((ids, cutoff(rule.retention_ms)));
             }
-            if let Some(global) = self.opts.retention_time_ms {
+            if let Some(global) = global {
                 let all: Vec<u32> = (0..index.num_series()).collect();
                 groups.push((crate::index::subtract(&all, &claimed), cutoff(global)));
             }
@@ -350,6 +636,18 @@ impl Db {
             }
         }
         Ok(changed)
+    }
+
+    /// Replaces a tier block with a copy without its deleted window
+    /// points (the old block is the new one's parent, so a crash between
+    /// the two steps resolves at load).
+    fn rewrite_tier_block(&self, resolution: i64, dir: &Path, block: &Arc<Block>) -> Result<()> {
+        let meta = tiers::merge_tier_blocks(dir, std::slice::from_ref(block), resolution)
+            .map_err(|e| io_err(format!("rewriting tier block {}: {e}", block.meta().ulid)))?;
+        self.add_tier_block(resolution, dir, &meta)?;
+        self.remove_tier_blocks(resolution, std::slice::from_ref(block))?;
+        self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Where to cut the head next, if it spans more than 1.5 block ranges.
@@ -421,7 +719,7 @@ impl Db {
 
     /// Runs compactions until the planner finds nothing to do.
     pub fn compact_all(&self) -> Result<()> {
-        let max_range = match self.opts.retention_time_ms {
+        let max_range = match self.raw_retention() {
             Some(r) => (r / 10).clamp(self.opts.block_range_ms, MAX_BLOCK_RANGE_MS),
             None => MAX_BLOCK_RANGE_MS,
         };
@@ -665,7 +963,8 @@ impl Db {
             .iter()
             .map(|r| r.retention_ms)
             .max();
-        if let Some(keep) = self.opts.retention_time_ms {
+        self.apply_tier_retention(now_ms)?;
+        if let Some(keep) = self.raw_retention() {
             let keep = keep.max(longest_rule.unwrap_or(keep));
             let newest = self.retention_anchor(now_ms);
             let cutoff = newest.saturating_sub(keep);
@@ -1064,11 +1363,25 @@ impl Queryable for Db {
             .filter(|b| b.meta().min_time <= maxt && b.meta().max_time > mint)
             .cloned()
             .collect();
+        let tiers = read(&self.tiers)
+            .iter()
+            .skip(1)
+            .map(|t| crate::querier::TierView {
+                resolution_ms: t.spec.resolution_ms,
+                blocks: t
+                    .blocks
+                    .iter()
+                    .filter(|b| b.meta().min_time <= maxt && b.meta().max_time > mint)
+                    .cloned()
+                    .collect(),
+            })
+            .collect();
         Ok(Box::new(DbQuerier {
             blocks,
             head: self.head.clone(),
             mint,
             maxt,
+            tiers,
         }))
     }
 }
@@ -1090,6 +1403,18 @@ impl StorageAdmin for Db {
 impl Storage for Db {
     fn head_stats(&self, request: &StatsRequest) -> HeadStats {
         self.head.stats(request)
+    }
+
+    fn set_tiers(&self, tiers: &[(i64, i64)]) -> Result<bool> {
+        let specs: Vec<TierSpec> = tiers
+            .iter()
+            .map(|&(resolution_ms, retention_ms)| TierSpec {
+                resolution_ms,
+                retention_ms,
+            })
+            .collect();
+        Db::set_tiers(self, &specs)?;
+        Ok(true)
     }
 
     fn set_retention_rules(&self, rules: Vec<(Vec<Matcher>, i64)>) -> bool {

@@ -24,11 +24,13 @@ pub mod chunkenc;
 pub mod compact;
 pub mod db;
 pub mod exemplar;
+pub mod downsample;
 pub mod head;
 pub mod import;
 pub mod index;
 mod querier;
 mod sync;
+pub mod tiers;
 pub mod tombstones;
 pub mod wal;
 

@@ -16,12 +16,16 @@
 
 use crate::block::{Block, ChunkRef};
 use crate::chunkenc::{ChunkIter, Encoding};
+use crate::downsample::Run;
 use crate::head::{Head, merge_override};
+use crate::tiers::{Ranges, coverage, subtract};
 use crate::tombstones::Intervals;
 use model::storage::{
-    Querier, Result, SampleIter, Series, SeriesSet, StorageError, StorageErrorKind,
+    Aggregate, HintedSet, Querier, Result, SampleIter, SelectHints, Series, SeriesSet,
+    StorageError, StorageErrorKind,
 };
 use model::{Labels, Matcher};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -31,6 +35,47 @@ pub(crate) struct DbQuerier {
     pub(crate) head: Arc<Head>,
     pub(crate) mint: i64,
     pub(crate) maxt: i64,
+    /// The downsampled tiers, finest first, with their blocks that
+    /// overlap the range; empty when tiers are not configured.
+    pub(crate) tiers: Vec<TierView>,
+}
+
+/// One downsampled tier as a querier sees it.
+pub(crate) struct TierView {
+    pub(crate) resolution_ms: i64,
+    pub(crate) blocks: Vec<Arc<Block>>,
+}
+
+/// A tier's resolution may be at most the step (of a range query) and the
+/// range (of a range selector) divided by this, as Thanos's automatic
+/// downsampling divides the step by 5: a window then holds at least five
+/// points, enough for `rate` to find two and for window edges to matter
+/// little.
+pub const RESOLUTION_DIVISOR: i64 = 5;
+
+/// The resolution a hinted select may use: the coarsest tier not above
+/// the step and range (each divided by [`RESOLUTION_DIVISOR`]) nor above
+/// the caller's maximum. 0 (raw) for a single instant selector.
+pub fn choose_resolution(tiers: &[i64], hints: &SelectHints) -> i64 {
+    let mut allowed = i64::MAX;
+    if hints.step_ms > 1 {
+        allowed = allowed.min(hints.step_ms / RESOLUTION_DIVISOR);
+    }
+    if hints.range_ms > 0 {
+        allowed = allowed.min(hints.range_ms / RESOLUTION_DIVISOR);
+    }
+    if allowed == i64::MAX {
+        return 0;
+    }
+    if let Some(max) = hints.max_resolution_ms {
+        allowed = allowed.min(max);
+    }
+    tiers
+        .iter()
+        .copied()
+        .filter(|&r| r <= allowed)
+        .max()
+        .unwrap_or(0)
 }
 
 fn block_err(e: crate::block::BlockError) -> StorageError {
@@ -368,7 +413,187 @@ fn decode_one(labels: Labels, parts: Vec<Part>, mint: i64, maxt: i64) -> Option<
     }
 }
 
+impl DbQuerier {
+    /// The raw data (blocks and head) between `mint` and `maxt`.
+    fn raw_part(&self, mint: i64, maxt: i64) -> DbQuerier {
+        DbQuerier {
+            blocks: self
+                .blocks
+                .iter()
+                .filter(|b| b.meta().min_time <= maxt && b.meta().max_time > mint)
+                .cloned()
+                .collect(),
+            head: self.head.clone(),
+            mint,
+            maxt,
+            tiers: Vec::new(),
+        }
+    }
+
+    /// Which source answers which times: (source, its ranges). Source
+    /// `None` is raw (blocks and head), `Some(i)` tier `i`. The chosen tier
+    /// comes first; finer sources fill what it does not cover, closest
+    /// resolution first and raw last; coarser tiers then fill what is left
+    /// (data that only they still keep).
+    fn assign(&self, chosen: usize) -> Vec<(Option<usize>, Ranges)> {
+        let (start, end) = (self.mint, self.maxt.saturating_add(1));
+        let mut order: Vec<Option<usize>> = vec![Some(chosen)];
+        order.extend((0..chosen).rev().map(Some));
+        order.push(None);
+        order.extend((chosen + 1..self.tiers.len()).map(Some));
+        let mut taken: Ranges = Vec::new();
+        let mut out = Vec::new();
+        for source in order {
+            let covered = match source {
+                Some(i) => coverage(
+                    self.tiers[i]
+                        .blocks
+                        .iter()
+                        .map(|b| (b.meta().min_time, b.meta().max_time)),
+                ),
+                None => {
+                    let head_min = self.head.min_time();
+                    coverage(
+                        self.blocks
+                            .iter()
+                            .map(|b| (b.meta().min_time, b.meta().max_time))
+                            .chain((head_min != i64::MAX).then_some((head_min, end))),
+                    )
+                }
+            };
+            let mut mine: Ranges = Vec::new();
+            for &(a, b) in &covered {
+                let (a, b) = (a.max(start), b.min(end));
+                if a < b {
+                    mine.extend(subtract(a, b, &taken));
+                }
+            }
+            if !mine.is_empty() {
+                taken = coverage(taken.iter().copied().chain(mine.iter().copied()));
+                out.push((source, mine));
+            }
+        }
+        out
+    }
+
+    /// Each matching series as one run at `resolution`, stitched from the
+    /// sources [`DbQuerier::assign`] gives each time range.
+    fn stitched(
+        &self,
+        matchers: &[Matcher],
+        chosen: usize,
+        resolution: i64,
+        aggregate: Aggregate,
+    ) -> Result<BTreeMap<Labels, Vec<Run>>> {
+        let columns = crate::downsample::Columns {
+            count: aggregate == Aggregate::Count,
+            sum: aggregate == Aggregate::Sum,
+            min: aggregate == Aggregate::Min,
+            max: aggregate == Aggregate::Max,
+        };
+        let mut series: BTreeMap<Labels, Vec<Run>> = BTreeMap::new();
+        for (source, ranges) in self.assign(chosen) {
+            for (a, b) in ranges {
+                let (mint, maxt) = (a, b - 1);
+                match source {
+                    None => {
+                        for s in self.raw_part(mint, maxt).select(matchers)? {
+                            let s = s?;
+                            let samples: Vec<(i64, f64)> = s.samples.collect();
+                            if let Some(run) = Run::from_samples(&samples, resolution) {
+                                series.entry(s.labels).or_default().push(run);
+                            }
+                        }
+                    }
+                    Some(i) => {
+                        for block in &self.tiers[i].blocks {
+                            let m = block.meta();
+                            if m.min_time > maxt || m.max_time <= mint {
+                                continue;
+                            }
+                            for s in block.select(matchers, mint, maxt).map_err(block_err)? {
+                                if let Some(run) = crate::tiers::series_run(
+                                    block, &s, mint, maxt, resolution, columns,
+                                )
+                                .map_err(block_err)?
+                                {
+                                    series.entry(s.labels).or_default().push(run);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(series)
+    }
+}
+
+/// The samples of a stitched series for one aggregate.
+fn aggregate_samples(runs: Vec<Run>, aggregate: Aggregate) -> Vec<(i64, f64)> {
+    let mut runs = runs;
+    runs.retain(|r| !r.points.is_empty());
+    runs.sort_by_key(|r| r.points[0].t);
+    let total: usize = runs.iter().map(|r| r.points.len()).sum();
+    let mut joined: Option<Run> = None;
+    for r in runs {
+        match joined.as_mut() {
+            Some(j) => j.append(r),
+            None => {
+                let mut first = r;
+                first.points.reserve(total - first.points.len());
+                joined = Some(first);
+            }
+        }
+    }
+    let Some(run) = joined else {
+        return Vec::new();
+    };
+    if aggregate == Aggregate::Resets {
+        return run.reset_flags().collect();
+    }
+    let value: fn(&crate::downsample::Point) -> f64 = match aggregate {
+        Aggregate::Last => |p| p.last,
+        Aggregate::Count => |p| p.count,
+        Aggregate::Sum => |p| p.sum,
+        Aggregate::Min => |p| p.min,
+        Aggregate::Max => |p| p.max,
+        Aggregate::Counter | Aggregate::Resets => |p| p.counter(),
+    };
+    let mut out = Vec::with_capacity(run.points.len());
+    out.extend(run.points.iter().map(|p| (p.t, value(p))));
+    out
+}
+
 impl Querier for DbQuerier {
+    fn select_hinted(&self, matchers: &[Matcher], hints: &SelectHints) -> Result<HintedSet> {
+        model::storage::check_selectable(matchers)?;
+        let resolutions: Vec<i64> = self.tiers.iter().map(|t| t.resolution_ms).collect();
+        let resolution = choose_resolution(&resolutions, hints);
+        let chosen = resolutions.iter().position(|&r| r == resolution);
+        let Some(chosen) = chosen.filter(|_| resolution > 0) else {
+            return Ok(HintedSet {
+                resolution_ms: 0,
+                series: self.select(matchers)?,
+            });
+        };
+        let aggregate = hints.aggregate;
+        let series = self.stitched(matchers, chosen, resolution, aggregate)?;
+        let iter = series.into_iter().filter_map(move |(labels, runs)| {
+            let samples = aggregate_samples(runs, aggregate);
+            (!samples.is_empty()).then(|| {
+                Ok(Series {
+                    labels,
+                    samples: Box::new(samples.into_iter()) as SampleIter,
+                })
+            })
+        });
+        Ok(HintedSet {
+            resolution_ms: resolution,
+            series: Box::new(iter),
+        })
+    }
+
     fn select(&self, matchers: &[Matcher]) -> Result<SeriesSet> {
         model::storage::check_selectable(matchers)?;
         let merged = self.merged(matchers, false)?;

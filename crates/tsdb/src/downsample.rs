@@ -1,0 +1,545 @@
+//! Downsampling: window points and their `Aggregate` chunk encoding.
+//!
+//! A [`Run`] is one series' window points over a stretch of time (one
+//! block, one query part) plus the raw value its counter offsets start
+//! from. Runs are built from raw samples ([`Run::from_samples`]), made
+//! coarser ([`Run::coarsen`]), cut to a time range ([`Run::clip`]) and
+//! joined end to end ([`Run::append`]) without losing a counter reset;
+//! [`encode_run`] and [`decode_chunk`] write and read them as encoding 3.
+//! The format is specified in `docs/format/downsample.md`.
+
+use crate::block::ChunkMeta;
+use crate::chunkenc::{ChunkError, Encoding, decode_all, encode_dense};
+use crate::compact::DENSE_CHUNK_SAMPLES;
+use crate::index::{put_uvarint, read_uvarint};
+
+/// The chunk encoding id of downsampled blocks.
+pub const AGGREGATE_ENCODING: u8 = 3;
+
+/// The aggregates of one window of one series.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Point {
+    /// Timestamp of the window's last sample.
+    pub t: i64,
+    pub count: f64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    pub last: f64,
+    /// Sum of the values just before each counter reset since the run's
+    /// start; the reset-adjusted counter is `last + offset`.
+    pub offset: f64,
+}
+
+impl Point {
+    /// The reset-adjusted counter at `t`.
+    pub fn counter(&self) -> f64 {
+        self.last + self.offset
+    }
+}
+
+/// One series' window points, oldest first, and the raw value of the
+/// sample its counter offsets count from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Run {
+    pub first: f64,
+    pub points: Vec<Point>,
+}
+
+fn window_of(t: i64, resolution: i64) -> i64 {
+    if resolution > 0 {
+        t.div_euclid(resolution)
+    } else {
+        t
+    }
+}
+
+impl Run {
+    /// Window points of raw samples (ascending, unique timestamps) at
+    /// `resolution` ms; 0 gives one point per sample. Stale markers are
+    /// left out. `None` when nothing is left.
+    pub fn from_samples(samples: &[(i64, f64)], resolution: i64) -> Option<Run> {
+        let mut first = None;
+        let mut points: Vec<Point> = Vec::new();
+        let mut previous: Option<f64> = None;
+        let mut offset = 0.0;
+        let mut current_window = i64::MIN;
+        for &(t, v) in samples {
+            if model::is_stale_nan(v) {
+                continue;
+            }
+            if let Some(p) = previous
+                && v < p
+            {
+                offset += p;
+            }
+            previous = Some(v);
+            first.get_or_insert(v);
+            let window = window_of(t, resolution);
+            match points.last_mut() {
+                Some(point) if window == current_window => {
+                    point.t = t;
+                    point.count += 1.0;
+                    point.sum += v;
+                    point.min = min(point.min, v);
+                    point.max = max(point.max, v);
+                    point.last = v;
+                    point.offset = offset;
+                }
+                _ => {
+                    current_window = window;
+                    points.push(Point {
+                        t,
+                        count: 1.0,
+                        sum: v,
+                        min: v,
+                        max: v,
+                        last: v,
+                        offset,
+                    });
+                }
+            }
+        }
+        Some(Run {
+            first: first?,
+            points,
+        })
+    }
+
+    /// The same data at a coarser `resolution` (a whole multiple of this
+    /// run's): each window combines the finer points in it.
+    pub fn coarsen(&self, resolution: i64) -> Run {
+        let mut points: Vec<Point> = Vec::with_capacity(self.points.len());
+        let mut current_window = i64::MIN;
+        for p in &self.points {
+            let window = window_of(p.t, resolution);
+            match points.last_mut() {
+                Some(q) if window == current_window => {
+                    q.t = p.t;
+                    q.count += p.count;
+                    q.sum += p.sum;
+                    q.min = min(q.min, p.min);
+                    q.max = max(q.max, p.max);
+                    q.last = p.last;
+                    q.offset = p.offset;
+                }
+                _ => {
+                    current_window = window;
+                    points.push(*p);
+                }
+            }
+        }
+        Run {
+            first: self.first,
+            points,
+        }
+    }
+
+    /// The points with `mint <= t <= maxt`, counting offsets from the
+    /// point before the first one kept. `None` when no point is in range.
+    pub fn clip(&self, mint: i64, maxt: i64) -> Option<Run> {
+        let start = self.points.partition_point(|p| p.t < mint);
+        let end = self.points.partition_point(|p| p.t <= maxt);
+        if start >= end {
+            return None;
+        }
+        if start == 0 {
+            return Some(Run {
+                first: self.first,
+                points: self.points[..end].to_vec(),
+            });
+        }
+        let before = self.points[start - 1];
+        Some(Run {
+            first: before.last,
+            points: self.points[start..end]
+                .iter()
+                .map(|p| Point {
+                    offset: p.offset - before.offset,
+                    ..*p
+                })
+                .collect(),
+        })
+    }
+
+    /// Like [`Run::clip`], without copying when every point is in range.
+    pub fn into_clip(self, mint: i64, maxt: i64) -> Option<Run> {
+        let inside = self
+            .points
+            .first()
+            .zip(self.points.last())
+            .is_some_and(|(a, b)| a.t >= mint && b.t <= maxt);
+        if inside {
+            Some(self)
+        } else {
+            self.clip(mint, maxt)
+        }
+    }
+
+    /// Appends `next`, whose points all come after this run's, shifting
+    /// its offsets so the counter continues: by this run's last offset
+    /// when `next` starts at or above this run's last value, and also by
+    /// that last value when it starts below (a reset between the two).
+    pub fn append(&mut self, next: Run) {
+        let Some(last) = self.points.last().copied() else {
+            *self = next;
+            return;
+        };
+        let shift = if next.first < last.last {
+            last.offset + last.last
+        } else {
+            last.offset
+        };
+        let from = self.points.len();
+        self.points.extend_from_slice(&next.points);
+        if shift != 0.0 {
+            for p in &mut self.points[from..] {
+                p.offset += shift;
+            }
+        }
+    }
+
+    /// 1 for each point whose window holds a counter reset (its offset
+    /// grew), else 0: what `resets` sums.
+    pub fn reset_flags(&self) -> impl Iterator<Item = (i64, f64)> + '_ {
+        let mut before = 0.0;
+        self.points.iter().map(move |p| {
+            let flag = if p.offset > before { 1.0 } else { 0.0 };
+            before = p.offset;
+            (p.t, flag)
+        })
+    }
+}
+
+fn min(a: f64, b: f64) -> f64 {
+    if b < a || a.is_nan() { b } else { a }
+}
+
+fn max(a: f64, b: f64) -> f64 {
+    if b > a || a.is_nan() { b } else { a }
+}
+
+const MODE_STORED: u8 = 0;
+const MODE_SAME_AS_LAST: u8 = 1;
+const MODE_SPARSE: u8 = 2;
+const MODE_ZERO_OFFSET: u8 = 3;
+
+/// Encodes a run as `Aggregate` chunks of at most [`DENSE_CHUNK_SAMPLES`]
+/// points each.
+pub fn encode_run(run: &Run) -> Vec<ChunkMeta> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    while start < run.points.len() {
+        let end = (start + DENSE_CHUNK_SAMPLES).min(run.points.len());
+        let (first, base) = if start == 0 {
+            (run.first, 0.0)
+        } else {
+            let before = run.points[start - 1];
+            (before.last, before.offset)
+        };
+        let points = &run.points[start..end];
+        let mut data = Vec::new();
+        encode_points(points, first, base, &mut data);
+        chunks.push(ChunkMeta {
+            min_time: points[0].t,
+            max_time: points[points.len() - 1].t,
+            encoding: AGGREGATE_ENCODING,
+            data,
+        });
+        start = end;
+    }
+    chunks
+}
+
+fn put_dense(samples: &[(i64, f64)], out: &mut Vec<u8>) {
+    let mut buf = Vec::new();
+    encode_dense(samples, &mut buf);
+    put_uvarint(out, buf.len() as u64);
+    out.extend_from_slice(&buf);
+}
+
+fn put_column(points: &[Point], value: impl Fn(&Point) -> f64, may_imply: bool, out: &mut Vec<u8>) {
+    if may_imply
+        && points
+            .iter()
+            .all(|p| value(p).to_bits() == p.last.to_bits())
+    {
+        out.push(MODE_SAME_AS_LAST);
+        return;
+    }
+    out.push(MODE_STORED);
+    let column: Vec<(i64, f64)> = points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (i as i64, value(p)))
+        .collect();
+    put_dense(&column, out);
+}
+
+fn encode_points(points: &[Point], first: f64, base: f64, out: &mut Vec<u8>) {
+    put_uvarint(out, points.len() as u64);
+    out.extend_from_slice(&first.to_bits().to_le_bytes());
+    let times: Vec<(i64, f64)> = points.iter().map(|p| (p.t, p.last)).collect();
+    put_dense(&times, out);
+    put_column(points, |p| p.count, false, out);
+    put_column(points, |p| p.sum, true, out);
+    put_column(points, |p| p.min, true, out);
+    put_column(points, |p| p.max, true, out);
+    let mut changes: Vec<(i64, f64)> = Vec::new();
+    let mut before = 0.0f64;
+    for (i, p) in points.iter().enumerate() {
+        let offset = p.offset - base;
+        if offset.to_bits() != before.to_bits() {
+            changes.push((i as i64, offset));
+            before = offset;
+        }
+    }
+    if changes.is_empty() {
+        out.push(MODE_ZERO_OFFSET);
+    } else {
+        out.push(MODE_SPARSE);
+        put_dense(&changes, out);
+    }
+}
+
+fn get_dense(bytes: &[u8], position: &mut usize) -> Result<Vec<(i64, f64)>, ChunkError> {
+    let rest = bytes.get(*position..).unwrap_or(&[]);
+    let (len, used) = read_uvarint(rest).ok_or(ChunkError::new("aggregate: truncated length"))?;
+    let start = *position + used;
+    let end = usize::try_from(len)
+        .ok()
+        .and_then(|len| start.checked_add(len))
+        .filter(|&end| end <= bytes.len())
+        .ok_or(ChunkError::new("aggregate: column past the end"))?;
+    *position = end;
+    decode_all(Encoding::Dense, &bytes[start..end])
+}
+
+fn get_byte(bytes: &[u8], position: &mut usize) -> Result<u8, ChunkError> {
+    let b = *bytes
+        .get(*position)
+        .ok_or(ChunkError::new("aggregate: truncated"))?;
+    *position += 1;
+    Ok(b)
+}
+
+/// Which of the count, sum, min and max columns a reader needs; the
+/// others are skipped without decoding and read as NaN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Columns {
+    pub count: bool,
+    pub sum: bool,
+    pub min: bool,
+    pub max: bool,
+}
+
+impl Columns {
+    pub const ALL: Columns = Columns {
+        count: true,
+        sum: true,
+        min: true,
+        max: true,
+    };
+}
+
+/// Steps over a length-prefixed Dense column without decoding it.
+fn skip_dense(bytes: &[u8], position: &mut usize) -> Result<(), ChunkError> {
+    let rest = bytes.get(*position..).unwrap_or(&[]);
+    let (len, used) = read_uvarint(rest).ok_or(ChunkError::new("aggregate: truncated length"))?;
+    let end = usize::try_from(len)
+        .ok()
+        .and_then(|len| (*position + used).checked_add(len))
+        .filter(|&end| end <= bytes.len())
+        .ok_or(ChunkError::new("aggregate: column past the end"))?;
+    *position = end;
+    Ok(())
+}
+
+/// Reads one column of `n` values; `None` means "same as last". An
+/// unwanted stored column is skipped and reads as NaN.
+fn get_column(
+    bytes: &[u8],
+    position: &mut usize,
+    n: usize,
+    may_imply: bool,
+    wanted: bool,
+) -> Result<Option<Vec<f64>>, ChunkError> {
+    match get_byte(bytes, position)? {
+        MODE_STORED if !wanted => {
+            skip_dense(bytes, position)?;
+            Ok(Some(vec![f64::NAN; n]))
+        }
+        MODE_STORED => {
+            let column = get_dense(bytes, position)?;
+            if column.len() != n {
+                return Err(ChunkError::new("aggregate: column length differs"));
+            }
+            Ok(Some(column.into_iter().map(|(_, v)| v).collect()))
+        }
+        MODE_SAME_AS_LAST if may_imply => Ok(None),
+        _ => Err(ChunkError::new("aggregate: invalid column mode")),
+    }
+}
+
+/// Decodes one `Aggregate` chunk into a run.
+pub fn decode_chunk(bytes: &[u8]) -> Result<Run, ChunkError> {
+    decode_chunk_columns(bytes, Columns::ALL)
+}
+
+/// Decodes one `Aggregate` chunk, only the `wanted` columns among count,
+/// sum, min and max (timestamps, last values and counter offsets always).
+pub fn decode_chunk_columns(bytes: &[u8], wanted: Columns) -> Result<Run, ChunkError> {
+    let (n, mut position) =
+        read_uvarint(bytes).ok_or(ChunkError::new("aggregate: truncated count"))?;
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    if n == 0 || n > crate::chunkenc::MAX_DENSE_SAMPLES {
+        return Err(ChunkError::new("aggregate: window count out of range"));
+    }
+    let first_bytes: [u8; 8] = bytes
+        .get(position..position + 8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(ChunkError::new("aggregate: truncated first value"))?;
+    position += 8;
+    let first = f64::from_bits(u64::from_le_bytes(first_bytes));
+    let times = get_dense(bytes, &mut position)?;
+    if times.len() != n {
+        return Err(ChunkError::new("aggregate: timestamp count differs"));
+    }
+    let count = get_column(bytes, &mut position, n, false, wanted.count)?
+        .ok_or(ChunkError::new("aggregate: count must be stored"))?;
+    let sum = get_column(bytes, &mut position, n, true, wanted.sum)?;
+    let min = get_column(bytes, &mut position, n, true, wanted.min)?;
+    let max = get_column(bytes, &mut position, n, true, wanted.max)?;
+    let mut offsets = vec![0.0; n];
+    match get_byte(bytes, &mut position)? {
+        MODE_ZERO_OFFSET => {}
+        MODE_SPARSE => {
+            let changes = get_dense(bytes, &mut position)?;
+            if changes.len() > n {
+                return Err(ChunkError::new("aggregate: too many offset changes"));
+            }
+            let mut next_index = 0i64;
+            let mut current = 0.0;
+            let mut filled = 0usize;
+            for (i, offset) in changes {
+                if i < next_index || i >= n as i64 {
+                    return Err(ChunkError::new("aggregate: offset index out of order"));
+                }
+                for slot in &mut offsets[filled..i as usize] {
+                    *slot = current;
+                }
+                current = offset;
+                filled = i as usize;
+                next_index = i + 1;
+            }
+            for slot in &mut offsets[filled..] {
+                *slot = current;
+            }
+        }
+        _ => return Err(ChunkError::new("aggregate: invalid counter mode")),
+    }
+    if position != bytes.len() {
+        return Err(ChunkError::new("aggregate: bytes left over"));
+    }
+    let pick =
+        |column: &Option<Vec<f64>>, i: usize, last: f64| column.as_ref().map_or(last, |c| c[i]);
+    let points = times
+        .iter()
+        .enumerate()
+        .map(|(i, &(t, last))| Point {
+            t,
+            count: count[i],
+            sum: pick(&sum, i, last),
+            min: pick(&min, i, last),
+            max: pick(&max, i, last),
+            last,
+            offset: offsets[i],
+        })
+        .collect();
+    Ok(Run { first, points })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counter_with_resets() -> Vec<(i64, f64)> {
+        let mut v = 0.0;
+        (0..1000)
+            .map(|i| {
+                v = if i % 301 == 300 { 1.0 } else { v + 2.0 };
+                (i * 15_000, v)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn chunks_round_trip_and_counter_survives_resets() {
+        let raw = counter_with_resets();
+        let run = Run::from_samples(&raw, 300_000).unwrap();
+        assert_eq!(run.points.len(), 50);
+        let mut joined: Option<Run> = None;
+        for chunk in encode_run(&run) {
+            let part = decode_chunk(&chunk.data).unwrap();
+            match joined.as_mut() {
+                Some(j) => j.append(part),
+                None => joined = Some(part),
+            }
+        }
+        assert_eq!(joined.unwrap(), run);
+        // The adjusted counter rises by exactly the raw increase.
+        let total_raw: f64 = raw
+            .windows(2)
+            .map(|w| {
+                if w[1].1 < w[0].1 {
+                    w[1].1
+                } else {
+                    w[1].1 - w[0].1
+                }
+            })
+            .sum();
+        let p = run.points.last().unwrap();
+        assert_eq!(p.counter() - run.first, total_raw);
+        // Splitting anywhere and joining again changes nothing.
+        for cut in [0, 1, 17, 49] {
+            let t = run.points[cut].t;
+            let mut left = run.clip(i64::MIN, t).unwrap();
+            left.append(run.clip(t + 1, i64::MAX).unwrap_or(Run {
+                first: 0.0,
+                points: vec![],
+            }));
+            assert_eq!(left, run, "cut at {cut}");
+        }
+        // Coarsening a fine run equals downsampling the raw samples.
+        let fine = Run::from_samples(&raw, 60_000).unwrap();
+        assert_eq!(fine.coarsen(300_000), run);
+        let flags: f64 = run.reset_flags().map(|(_, f)| f).sum();
+        assert_eq!(flags, 3.0);
+    }
+
+    #[test]
+    fn steady_counter_costs_little_more_than_its_last_values() {
+        let raw: Vec<(i64, f64)> = (0..20 * 2048)
+            .map(|i| (i * 15_000, i as f64 * 3.0))
+            .collect();
+        let run = Run::from_samples(&raw, 300_000).unwrap();
+        let chunks = encode_run(&run);
+        let bytes: usize = chunks.iter().map(|c| c.data.len()).sum();
+        // 2048 windows: max is implied, the offsets are zero.
+        assert!(bytes < 200, "{bytes} bytes");
+        let back = decode_chunk(&chunks[0].data).unwrap();
+        assert_eq!(back, run);
+    }
+
+    #[test]
+    fn corrupt_chunks_are_errors_not_panics() {
+        let run = Run::from_samples(&counter_with_resets(), 300_000).unwrap();
+        let data = &encode_run(&run)[0].data;
+        for cut in 0..data.len() {
+            assert!(decode_chunk(&data[..cut]).is_err());
+        }
+        let mut extra = data.clone();
+        extra.push(0);
+        assert!(decode_chunk(&extra).is_err());
+    }
+}

@@ -1,0 +1,296 @@
+//! Resolution tiers: writing downsampled blocks, merging them, and the
+//! time ranges each tier covers.
+//!
+//! Tier `i` (resolution `R_i`) is built from tier `i - 1` (raw for the
+//! first): every part of a source block's time range that no tier-`i` block
+//! covers yet is downsampled into a new tier block with exactly that range
+//! ([`downsample_block`]). Tier blocks therefore never overlap, and level
+//! compaction ([`crate::compact::plan`]) merges them like raw blocks
+//! ([`merge_tier_blocks`]). The format is in `docs/format/downsample.md`.
+
+use crate::block::{Block, BlockError, BlockMeta, BlockWriter, NewBlock};
+use crate::downsample::{AGGREGATE_ENCODING, Columns, Run, decode_chunk_columns, encode_run};
+use model::Labels;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One configured tier (`storage.tiers`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TierSpec {
+    /// Window length in ms; 0 for raw.
+    pub resolution_ms: i64,
+    pub retention_ms: i64,
+}
+
+/// The directory of a downsampled tier.
+pub fn tier_dir(data_dir: &Path, resolution_ms: i64) -> PathBuf {
+    data_dir.join("tiers").join(resolution_ms.to_string())
+}
+
+/// Half-open time ranges `[start, end)`, sorted and disjoint.
+pub(crate) type Ranges = Vec<(i64, i64)>;
+
+/// The union of block time ranges.
+pub(crate) fn coverage(metas: impl Iterator<Item = (i64, i64)>) -> Ranges {
+    let mut list: Vec<(i64, i64)> = metas.filter(|(a, b)| a < b).collect();
+    list.sort();
+    let mut out: Ranges = Vec::new();
+    for (a, b) in list {
+        match out.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+/// The parts of `[start, end)` that `taken` does not cover.
+pub(crate) fn subtract(start: i64, end: i64, taken: &Ranges) -> Ranges {
+    let mut out = Vec::new();
+    let mut cursor = start;
+    for &(a, b) in taken {
+        if b <= cursor {
+            continue;
+        }
+        if a >= end {
+            break;
+        }
+        if a > cursor {
+            out.push((cursor, a.min(end)));
+        }
+        cursor = cursor.max(b);
+        if cursor >= end {
+            break;
+        }
+    }
+    if cursor < end {
+        out.push((cursor, end));
+    }
+    out
+}
+
+/// Reads every series of a block in `[mint, maxt]` as runs at
+/// `resolution` (raw blocks: from their samples, without deleted ones;
+/// tier blocks: their window points made coarser when `resolution` is
+/// larger than the block's).
+pub(crate) fn block_runs(
+    block: &Block,
+    mint: i64,
+    maxt: i64,
+    resolution: i64,
+) -> Result<Vec<(Labels, Run)>, BlockError> {
+    let mut out = Vec::new();
+    for s in block.select(&[], mint, maxt)? {
+        if let Some(run) = series_run(block, &s, mint, maxt, resolution, Columns::ALL)? {
+            out.push((s.labels, run));
+        }
+    }
+    Ok(out)
+}
+
+/// One selected series of a block as a run at `resolution`.
+pub(crate) fn series_run(
+    block: &Block,
+    s: &crate::block::SeriesChunks,
+    mint: i64,
+    maxt: i64,
+    resolution: i64,
+    columns: Columns,
+) -> Result<Option<Run>, BlockError> {
+    let mut chunks = s.chunks.clone();
+    chunks.sort_by_key(|c| c.0);
+    if block.meta().downsample.is_some() {
+        let mut joined: Option<Run> = None;
+        for (_, _, r) in chunks {
+            let (encoding, bytes) = block.chunk(r)?;
+            if encoding != AGGREGATE_ENCODING {
+                return Err(BlockError::corrupt(
+                    block.dir(),
+                    r.0,
+                    &format!("chunk encoding {encoding} in a downsampled block"),
+                ));
+            }
+            let part = decode_chunk_columns(bytes, columns)
+                .map_err(|e| BlockError::corrupt(block.dir(), r.0, &e.to_string()))?;
+            match joined.as_mut() {
+                Some(j) => j.append(part),
+                None => joined = Some(part),
+            }
+        }
+        let Some(mut run) = joined.and_then(|r| r.into_clip(mint, maxt)) else {
+            return Ok(None);
+        };
+        if !s.deleted.is_empty() {
+            // Deleted window points (per-series retention) go; when the
+            // first ones do, offsets count from the last deleted one.
+            let keep = run.points.iter().position(|p| !s.deleted.contains(p.t));
+            let Some(keep) = keep else {
+                return Ok(None);
+            };
+            if keep > 0 {
+                let Some(rebased) = run.clip(run.points[keep].t, i64::MAX) else {
+                    return Ok(None);
+                };
+                run = rebased;
+            }
+            run.points.retain(|p| !s.deleted.contains(p.t));
+        }
+        let own = block.meta().downsample.map_or(0, |d| d.resolution);
+        return Ok(Some(if resolution > own {
+            run.coarsen(resolution)
+        } else {
+            run
+        }));
+    }
+    let mut samples = Vec::new();
+    for (_, _, r) in chunks {
+        samples.append(&mut block.chunk_samples(r)?);
+    }
+    samples.sort_by_key(|x| x.0);
+    samples.dedup_by_key(|x| x.0);
+    s.deleted.remove_from(&mut samples);
+    let lo = samples.partition_point(|x| x.0 < mint);
+    let hi = samples.partition_point(|x| x.0 <= maxt);
+    Ok(Run::from_samples(&samples[lo..hi], resolution))
+}
+
+/// Downsamples `[start, end)` of `source` into a new block of the tier in
+/// `tier_dir`. The block is written even when no series has data there,
+/// so the range counts as done.
+pub(crate) fn downsample_block(
+    tier_dir: &Path,
+    source: &Block,
+    start: i64,
+    end: i64,
+    resolution: i64,
+) -> Result<BlockMeta, BlockError> {
+    let runs = block_runs(source, start, end - 1, resolution)?;
+    let new = NewBlock {
+        min_time: start,
+        max_time: end,
+        level: 1,
+        sources: vec![source.meta().ulid.clone()],
+        parents: Vec::new(),
+    };
+    write_tier_block(tier_dir, new, resolution, runs.into_iter())
+}
+
+fn write_tier_block(
+    tier_dir: &Path,
+    new: NewBlock,
+    resolution: i64,
+    series: impl Iterator<Item = (Labels, Run)>,
+) -> Result<BlockMeta, BlockError> {
+    std::fs::create_dir_all(tier_dir)
+        .map_err(|e| BlockError::io(tier_dir, e, "creating tier directory"))?;
+    let mut writer = BlockWriter::create_downsampled(tier_dir, new, resolution)?;
+    for (labels, run) in series {
+        if run.points.is_empty() {
+            continue;
+        }
+        let chunks = encode_run(&run);
+        writer.add_series(&labels, &chunks, run.points.len() as u64)?;
+    }
+    writer.finish()
+}
+
+/// Merges tier blocks, which never overlap, into one.
+pub(crate) fn merge_tier_blocks(
+    tier_dir: &Path,
+    blocks: &[Arc<Block>],
+    resolution: i64,
+) -> Result<BlockMeta, BlockError> {
+    let mut ordered: Vec<Arc<Block>> = blocks.to_vec();
+    ordered.sort_by_key(|b| b.meta().min_time);
+    let mut series: BTreeMap<Labels, Run> = BTreeMap::new();
+    for b in &ordered {
+        for (labels, run) in block_runs(b, i64::MIN, i64::MAX, resolution)? {
+            match series.get_mut(&labels) {
+                Some(acc) => acc.append(run),
+                None => {
+                    series.insert(labels, run);
+                }
+            }
+        }
+    }
+    let mut sources: Vec<String> = ordered
+        .iter()
+        .flat_map(|b| b.meta().compaction.sources.clone())
+        .collect();
+    sources.sort();
+    sources.dedup();
+    let mut parents: Vec<String> = ordered.iter().map(|b| b.meta().ulid.clone()).collect();
+    parents.sort();
+    let new = NewBlock {
+        min_time: ordered.iter().map(|b| b.meta().min_time).min().unwrap_or(0),
+        max_time: ordered.iter().map(|b| b.meta().max_time).max().unwrap_or(0),
+        level: ordered
+            .iter()
+            .map(|b| b.meta().compaction.level)
+            .max()
+            .unwrap_or(0)
+            + 1,
+        sources,
+        parents,
+    };
+    write_tier_block(tier_dir, new, resolution, series.into_iter())
+}
+
+/// Loads a tier directory's blocks, oldest first. A block that another
+/// block names as its parent was merged into it by a compaction that a
+/// crash interrupted before deleting its inputs; it is deleted now, so no
+/// time is covered twice.
+pub(crate) fn load_tier(dir: &Path, resolution: i64) -> Result<Vec<Arc<Block>>, BlockError> {
+    std::fs::create_dir_all(dir).map_err(|e| BlockError::io(dir, e, "creating tier directory"))?;
+    crate::block::cleanup_tmp(dir)?;
+    let mut blocks = Vec::new();
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| BlockError::io(dir, e, "reading tier directory"))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !path.is_dir() || !path.join("meta.json").exists() {
+            continue;
+        }
+        match Block::open(&path) {
+            Ok(b) if b.meta().downsample.map(|d| d.resolution) == Some(resolution) => {
+                blocks.push(Arc::new(b))
+            }
+            Ok(_) => {
+                tracing::error!(block = %path.display(), resolution, "skipping a block of another resolution in a tier directory")
+            }
+            Err(e) => {
+                tracing::error!(block = %path.display(), error = %e, "skipping unreadable tier block")
+            }
+        }
+    }
+    let merged: std::collections::HashSet<String> = blocks
+        .iter()
+        .flat_map(|b| b.meta().compaction.parents.clone())
+        .collect();
+    let mut kept = Vec::new();
+    for b in blocks {
+        if merged.contains(&b.meta().ulid) {
+            std::fs::remove_dir_all(b.dir())
+                .map_err(|e| BlockError::io(b.dir(), e, "deleting a merged tier block"))?;
+        } else {
+            kept.push(b);
+        }
+    }
+    kept.sort_by(|a, b| a.meta().ulid.cmp(&b.meta().ulid));
+    Ok(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_subtract_and_merge() {
+        let taken = coverage([(10, 20), (0, 5), (18, 30), (40, 50)].into_iter());
+        assert_eq!(taken, vec![(0, 5), (10, 30), (40, 50)]);
+        assert_eq!(subtract(0, 60, &taken), vec![(5, 10), (30, 40), (50, 60)]);
+        assert_eq!(subtract(12, 28, &taken), vec![]);
+        assert_eq!(subtract(-5, 3, &taken), vec![(-5, 0)]);
+    }
+}
