@@ -362,11 +362,15 @@ impl MemSeries {
                 .collect(),
             open: d.open.clone(),
             max_time: d.max_time,
-            overrides: d
-                .overrides
-                .range(mint..=maxt)
-                .map(|(t, v)| (*t, *v))
-                .collect(),
+            // `range` panics on an empty interval the wrong way round.
+            overrides: if mint <= maxt {
+                d.overrides
+                    .range(mint..=maxt)
+                    .map(|(t, v)| (*t, *v))
+                    .collect()
+            } else {
+                BTreeMap::new()
+            },
         }
     }
 }
