@@ -90,12 +90,36 @@ impl DbQuerier {
     /// With `latest_only`, head series contribute only their newest sample
     /// in range (enough for [`Querier::select_latest`]).
     fn merged(&self, matchers: &[Matcher], latest_only: bool) -> Result<Vec<(Labels, Vec<Part>)>> {
-        // Blocks and head are read under the block list's lock, and head
-        // series are copied, not referenced: a head cut (which holds the
-        // lock for writing) then cannot move samples out of the head into
-        // a block this select does not read.
-        let blocks_guard = read(&self.blocks);
-        let blocks = self.blocks_in_range(&blocks_guard);
+        // The block list is taken and the head series are copied (not
+        // referenced) under the block list's lock: a head cut, which holds
+        // it for writing, then cannot move samples out of the head into a
+        // block this select does not read. Block indexes are read after.
+        let (blocks, head_list) = {
+            let all = read(&self.blocks);
+            let blocks = self.blocks_in_range(&all);
+            let head_list = self
+                .head
+                .matching_series(matchers)
+                .into_iter()
+                .filter_map(|s| {
+                    if latest_only {
+                        let latest = s.latest(self.mint, self.maxt)?;
+                        return Some((s.labels(), Part::Head(vec![latest])));
+                    }
+                    // Decoding waits for the merge; a series whose data lies
+                    // outside the range is left out now.
+                    // An empty series (rolled back, or all deleted) has bounds
+                    // (i64::MAX, i64::MIN), which would pass the range check of
+                    // a querier over all time.
+                    let (min, max) = s.time_bounds();
+                    (min <= max && min <= self.maxt && max >= self.mint).then(|| {
+                        let data = s.snapshot(self.mint, self.maxt);
+                        (s.labels(), Part::HeadSeries(Box::new(data)))
+                    })
+                })
+                .collect();
+            (blocks, head_list)
+        };
         // Sources in priority order, lowest first.
         let mut sources: Vec<Vec<(Labels, Part)>> = Vec::new();
         for b in &blocks {
@@ -115,28 +139,6 @@ impl DbQuerier {
                     .collect(),
             );
         }
-        let head_list = self
-            .head
-            .matching_series(matchers)
-            .into_iter()
-            .filter_map(|s| {
-                if latest_only {
-                    let latest = s.latest(self.mint, self.maxt)?;
-                    return Some((s.labels(), Part::Head(vec![latest])));
-                }
-                // Decoding waits for the merge; a series whose data lies
-                // outside the range is left out now.
-                // An empty series (rolled back, or all deleted) has bounds
-                // (i64::MAX, i64::MIN), which would pass the range check of
-                // a querier over all time.
-                let (min, max) = s.time_bounds();
-                (min <= max && min <= self.maxt && max >= self.mint).then(|| {
-                    let data = s.snapshot(self.mint, self.maxt);
-                    (s.labels(), Part::HeadSeries(Box::new(data)))
-                })
-            })
-            .collect();
-        drop(blocks_guard);
         sources.push(head_list);
 
         // K-way merge by labels; each source is sorted. Sources are few
