@@ -119,7 +119,9 @@ pub struct Db {
     head: Arc<Head>,
     wal: Wal,
     /// Sorted by ULID (oldest first).
-    blocks: RwLock<Vec<Arc<Block>>>,
+    /// Shared with queriers, which read it and the head under its read
+    /// lock (see [`Db::cut_head`]).
+    blocks: Arc<RwLock<Vec<Arc<Block>>>>,
     commit_lock: RwLock<()>,
     /// Serialises maintenance runs.
     maintenance: Mutex<()>,
@@ -166,6 +168,12 @@ pub(crate) struct TierState {
 pub struct RetentionRule {
     pub matchers: Vec<Matcher>,
     pub retention_ms: i64,
+}
+
+/// Adds `block` to a block list, keeping it in ULID order.
+fn insert_block(blocks: &mut Vec<Arc<Block>>, block: Arc<Block>) {
+    blocks.push(block);
+    blocks.sort_by(|a, b| a.meta().ulid.cmp(&b.meta().ulid));
 }
 
 fn io_err(e: impl std::fmt::Display) -> StorageError {
@@ -275,7 +283,7 @@ impl Db {
             opts,
             head,
             wal,
-            blocks: RwLock::new(blocks),
+            blocks: Arc::new(RwLock::new(blocks)),
             commit_lock: RwLock::new(()),
             maintenance: Mutex::new(()),
             counters: Counters::default(),
@@ -688,10 +696,20 @@ impl Db {
                 .iter()
                 .map(|s| (s.labels(), s.samples(i64::MIN, boundary - 1)));
             let meta = compact::write_block(&self.dir, new, list).map_err(io_err)?;
-            if let Some(meta) = meta {
-                self.add_block(&meta)?;
+            let block = match meta {
+                Some(meta) => Some(self.open_block(&meta)?),
+                None => None,
+            };
+            // The new block appears and the head drops its samples in one
+            // step for queriers, which read blocks and head under the read
+            // lock: otherwise a select between the two would find those
+            // samples nowhere.
+            let mut blocks = write(&self.blocks);
+            if let Some(block) = block {
+                insert_block(&mut blocks, block);
             }
             self.head.truncate_before(boundary);
+            drop(blocks);
             self.counters
                 .head_truncations
                 .fetch_add(1, Ordering::Relaxed);
@@ -710,11 +728,15 @@ impl Db {
     }
 
     fn add_block(&self, meta: &BlockMeta) -> Result<()> {
-        let block = Block::open(&self.dir.join(&meta.ulid)).map_err(io_err)?;
-        let mut blocks = write(&self.blocks);
-        blocks.push(Arc::new(block));
-        blocks.sort_by(|a, b| a.meta().ulid.cmp(&b.meta().ulid));
+        let block = self.open_block(meta)?;
+        insert_block(&mut write(&self.blocks), block);
         Ok(())
+    }
+
+    fn open_block(&self, meta: &BlockMeta) -> Result<Arc<Block>> {
+        Ok(Arc::new(
+            Block::open(&self.dir.join(&meta.ulid)).map_err(io_err)?,
+        ))
     }
 
     /// Runs compactions until the planner finds nothing to do.
@@ -1358,11 +1380,6 @@ impl Appendable for Db {
 
 impl Queryable for Db {
     fn querier(&self, mint: i64, maxt: i64) -> Result<Box<dyn Querier>> {
-        let blocks = read(&self.blocks)
-            .iter()
-            .filter(|b| b.meta().min_time <= maxt && b.meta().max_time > mint)
-            .cloned()
-            .collect();
         let tiers = read(&self.tiers)
             .iter()
             .skip(1)
@@ -1377,7 +1394,7 @@ impl Queryable for Db {
             })
             .collect();
         Ok(Box::new(DbQuerier {
-            blocks,
+            blocks: self.blocks.clone(),
             head: self.head.clone(),
             mint,
             maxt,

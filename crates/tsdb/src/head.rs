@@ -97,6 +97,7 @@ fn prefetch(address: *const u8) {
 /// A full head chunk, re-encoded as [`Encoding::Dense`] when it closed:
 /// about 0.9 instead of 2.3 bytes per sample on typical data (see
 /// `docs/format/chunks.md`), which is most of the head's memory per series.
+#[derive(Clone)]
 struct ClosedChunk {
     min_time: i64,
     max_time: i64,
@@ -126,7 +127,11 @@ impl ClosedChunk {
     }
 }
 
-struct SeriesData {
+/// A series' samples. Also the copy a querier takes of a head series
+/// ([`MemSeries::snapshot`]), so a head cut after the select cannot take
+/// samples from under it.
+#[derive(Clone)]
+pub(crate) struct SeriesData {
     closed: Vec<ClosedChunk>,
     open: XorAppender,
     /// Timestamp of the newest sample in the chunks, `i64::MIN` if none.
@@ -173,7 +178,7 @@ impl SeriesData {
     }
 
     /// Samples in `[mint, maxt]`, ascending, overrides applied.
-    fn samples(&self, mint: i64, maxt: i64) -> Vec<(i64, f64)> {
+    pub(crate) fn samples(&self, mint: i64, maxt: i64) -> Vec<(i64, f64)> {
         let d = self;
         let mut out = Vec::new();
         for c in &d.closed {
@@ -339,7 +344,42 @@ impl MemSeries {
     /// Oldest and newest timestamp held (`(i64::MAX, i64::MIN)` when
     /// empty), from chunk metadata, without decoding.
     pub(crate) fn time_bounds(&self) -> (i64, i64) {
+        lock(&self.data).time_bounds()
+    }
+
+    /// A copy of the series' data that can hold samples in `[mint, maxt]`:
+    /// the chunks overlapping the range (still compressed) and the
+    /// overrides in it. Decoding it later gives what
+    /// [`MemSeries::samples`] gives now, whatever the head does meanwhile.
+    pub(crate) fn snapshot(&self, mint: i64, maxt: i64) -> SeriesData {
         let d = lock(&self.data);
+        SeriesData {
+            closed: d
+                .closed
+                .iter()
+                .filter(|c| c.max_time >= mint && c.min_time <= maxt)
+                .cloned()
+                .collect(),
+            open: d.open.clone(),
+            max_time: d.max_time,
+            // `range` panics on an empty interval the wrong way round.
+            overrides: if mint <= maxt {
+                d.overrides
+                    .range(mint..=maxt)
+                    .map(|(t, v)| (*t, *v))
+                    .collect()
+            } else {
+                BTreeMap::new()
+            },
+        }
+    }
+}
+
+impl SeriesData {
+    /// Oldest and newest timestamp held (`(i64::MAX, i64::MIN)` when
+    /// empty), from chunk metadata, without decoding.
+    pub(crate) fn time_bounds(&self) -> (i64, i64) {
+        let d = self;
         let mut min = i64::MAX;
         let mut max = i64::MIN;
         // Closed chunks are in time order and end before the open one, and
@@ -360,7 +400,9 @@ impl MemSeries {
         }
         (min, max)
     }
+}
 
+impl MemSeries {
     /// Samples in `[mint, maxt]`, ascending, overrides applied.
     pub(crate) fn samples(&self, mint: i64, maxt: i64) -> Vec<(i64, f64)> {
         lock(&self.data).samples(mint, maxt)

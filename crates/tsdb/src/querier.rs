@@ -1,8 +1,12 @@
 //! Reading across blocks and the head.
 //!
-//! A [`DbQuerier`] holds `Arc`s to the blocks that overlap its range (so a
-//! block deleted by retention or compaction stays readable until the
-//! querier is dropped) and to the head. `select` merges the sorted series
+//! A [`DbQuerier`] shares the database's block list and head. `select`
+//! takes, under the block list's read lock, `Arc`s to the blocks that
+//! overlap its range (so a block deleted by retention or compaction stays
+//! readable while its series are read) and a copy of the matching head
+//! series' chunks; a head cut adds its block and truncates the head under
+//! the write lock, so a select sees the samples it moves once, in one
+//! place or the other, even when it reads them after the cut. `select` merges the sorted series
 //! lists of every source. When one series has samples in several sources,
 //! the newer source wins on equal timestamps: the head over every block,
 //! a block with a larger ULID over one with a smaller ULID.
@@ -17,7 +21,8 @@
 use crate::block::{Block, ChunkRef};
 use crate::chunkenc::{ChunkIter, Encoding};
 use crate::downsample::Run;
-use crate::head::{Head, merge_override};
+use crate::head::{Head, SeriesData, merge_override};
+use crate::sync::read;
 use crate::tiers::{Ranges, coverage, subtract};
 use crate::tombstones::Intervals;
 use model::storage::{
@@ -27,11 +32,15 @@ use model::storage::{
 use model::{Labels, Matcher};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 pub(crate) struct DbQuerier {
-    /// Oldest first (ascending ULID).
-    pub(crate) blocks: Vec<Arc<Block>>,
+    /// The database's block list, oldest first (ascending ULID). Read under
+    /// its lock together with the head: a head cut adds its block and
+    /// truncates the head under the write lock, so a select sees the
+    /// samples it moves either in the head or in the new block, never in
+    /// neither.
+    pub(crate) blocks: Arc<RwLock<Vec<Arc<Block>>>>,
     pub(crate) head: Arc<Head>,
     pub(crate) mint: i64,
     pub(crate) maxt: i64,
@@ -92,9 +101,9 @@ enum Part {
     },
     /// Already decoded head samples (the newest-sample path).
     Head(Vec<(i64, f64)>),
-    /// A head series, decoded when the part is merged (possibly on another
-    /// thread).
-    HeadSeries(Arc<crate::head::MemSeries>),
+    /// A copy of a head series' chunks, taken at the select, decoded when
+    /// the part is merged (possibly on another thread).
+    HeadSeries(Box<SeriesData>),
 }
 
 impl Part {
@@ -114,13 +123,51 @@ impl Part {
 }
 
 impl DbQuerier {
+    /// The blocks that overlap the querier's range.
+    fn blocks_in_range(&self, all: &[Arc<Block>]) -> Vec<Arc<Block>> {
+        all.iter()
+            .filter(|b| b.meta().min_time <= self.maxt && b.meta().max_time > self.mint)
+            .cloned()
+            .collect()
+    }
+
     /// Collects the sorted series list of every source and merges them.
     /// With `latest_only`, head series contribute only their newest sample
     /// in range (enough for [`Querier::select_latest`]).
     fn merged(&self, matchers: &[Matcher], latest_only: bool) -> Result<Vec<(Labels, Vec<Part>)>> {
+        // The block list is taken and the head series are copied (not
+        // referenced) under the block list's lock: a head cut, which holds
+        // it for writing, then cannot move samples out of the head into a
+        // block this select does not read. Block indexes are read after.
+        let (blocks, head_list) = {
+            let all = read(&self.blocks);
+            let blocks = self.blocks_in_range(&all);
+            let head_list = self
+                .head
+                .matching_series(matchers)
+                .into_iter()
+                .filter_map(|s| {
+                    if latest_only {
+                        let latest = s.latest(self.mint, self.maxt)?;
+                        return Some((s.labels(), Part::Head(vec![latest])));
+                    }
+                    // Decoding waits for the merge; a series whose data lies
+                    // outside the range is left out now.
+                    // An empty series (rolled back, or all deleted) has bounds
+                    // (i64::MAX, i64::MIN), which would pass the range check of
+                    // a querier over all time.
+                    let (min, max) = s.time_bounds();
+                    (min <= max && min <= self.maxt && max >= self.mint).then(|| {
+                        let data = s.snapshot(self.mint, self.maxt);
+                        (s.labels(), Part::HeadSeries(Box::new(data)))
+                    })
+                })
+                .collect();
+            (blocks, head_list)
+        };
         // Sources in priority order, lowest first.
         let mut sources: Vec<Vec<(Labels, Part)>> = Vec::new();
-        for b in &self.blocks {
+        for b in &blocks {
             let list = b
                 .select(matchers, self.mint, self.maxt)
                 .map_err(block_err)?;
@@ -137,25 +184,6 @@ impl DbQuerier {
                     .collect(),
             );
         }
-        let head_list = self
-            .head
-            .matching_series(matchers)
-            .into_iter()
-            .filter_map(|s| {
-                if latest_only {
-                    let latest = s.latest(self.mint, self.maxt)?;
-                    return Some((s.labels(), Part::Head(vec![latest])));
-                }
-                // Decoding waits for the merge; a series whose data lies
-                // outside the range is left out now.
-                // An empty series (rolled back, or all deleted) has bounds
-                // (i64::MAX, i64::MIN), which would pass the range check of
-                // a querier over all time.
-                let (min, max) = s.time_bounds();
-                (min <= max && min <= self.maxt && max >= self.mint)
-                    .then(|| (s.labels(), Part::HeadSeries(s)))
-            })
-            .collect();
         sources.push(head_list);
 
         // K-way merge by labels; each source is sorted. Sources are few
@@ -417,12 +445,7 @@ impl DbQuerier {
     /// The raw data (blocks and head) between `mint` and `maxt`.
     fn raw_part(&self, mint: i64, maxt: i64) -> DbQuerier {
         DbQuerier {
-            blocks: self
-                .blocks
-                .iter()
-                .filter(|b| b.meta().min_time <= maxt && b.meta().max_time > mint)
-                .cloned()
-                .collect(),
+            blocks: self.blocks.clone(),
             head: self.head.clone(),
             mint,
             maxt,
@@ -454,7 +477,7 @@ impl DbQuerier {
                 None => {
                     let head_min = self.head.min_time();
                     coverage(
-                        self.blocks
+                        read(&self.blocks)
                             .iter()
                             .map(|b| (b.meta().min_time, b.meta().max_time))
                             .chain((head_min != i64::MAX).then_some((head_min, end))),
@@ -637,7 +660,8 @@ impl Querier for DbQuerier {
     fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>> {
         let mut names = std::collections::BTreeSet::new();
         if matchers.is_empty() {
-            for b in &self.blocks {
+            let all = read(&self.blocks);
+            for b in &self.blocks_in_range(&all) {
                 names.extend(b.label_names(matchers).map_err(block_err)?);
             }
             names.extend(self.head.label_names(matchers, self.mint, self.maxt));
@@ -652,7 +676,8 @@ impl Querier for DbQuerier {
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>> {
         let mut values = std::collections::BTreeSet::new();
         if matchers.is_empty() {
-            for b in &self.blocks {
+            let all = read(&self.blocks);
+            for b in &self.blocks_in_range(&all) {
                 values.extend(b.label_values(name, matchers).map_err(block_err)?);
             }
             values.extend(self.head.label_values(name, matchers, self.mint, self.maxt));
