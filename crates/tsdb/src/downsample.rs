@@ -592,29 +592,25 @@ impl Column {
     }
 
     /// The samples a hinted select hands out for `aggregate` (the one the
-    /// column was read for).
+    /// column was read for), computed in place: no second vector.
     pub fn into_samples(self, aggregate: Aggregate) -> Vec<(i64, f64)> {
+        let mut pairs = self.pairs;
         match aggregate {
-            Aggregate::Counter => self
-                .pairs
-                .iter()
-                .zip(&self.offsets)
-                .map(|(&(t, last), &offset)| (t, last + offset))
-                .collect(),
+            Aggregate::Counter => {
+                for (pair, &offset) in pairs.iter_mut().zip(&self.offsets) {
+                    pair.1 += offset;
+                }
+            }
             Aggregate::Resets => {
                 let mut before = 0.0;
-                self.pairs
-                    .iter()
-                    .zip(&self.offsets)
-                    .map(|(&(t, _), &offset)| {
-                        let flag = if offset > before { 1.0 } else { 0.0 };
-                        before = offset;
-                        (t, flag)
-                    })
-                    .collect()
+                for (pair, &offset) in pairs.iter_mut().zip(&self.offsets) {
+                    pair.1 = if offset > before { 1.0 } else { 0.0 };
+                    before = offset;
+                }
             }
-            _ => self.pairs,
+            _ => {}
         }
+        pairs
     }
 }
 
