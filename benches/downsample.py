@@ -65,9 +65,9 @@ build, one run each):
       1y/1d avg_over_time        0.0511 / 0.1703 / 0.859   3.3x / 16.8x
       1y/1d count_over_time      0.0239 / 0.1247 / 0.743   5.2x / 31.0x
       30d/1h rate / max / avg    0.020 / 0.018 / 0.021 tiered, the same raw
-  CPU time of the server per query (user+sys from /proc, 10 queries):
-  tiered 20-27 ms (avg_over_time 50 ms: it selects twice, sums then
-  counts), raw-only 142-196 ms. A 1h point now costs about what a raw
+  CPU time of the server per query (user+sys from /proc, 10 queries, two
+  runs): tiered 20-29 ms (avg_over_time 50-53 ms: it selects twice, sums
+  then counts), raw-only 142-196 ms. A 1h point now costs about what a raw
   sample does: the 1-year tiered query (1.75 M points) takes as long as
   the 30-day raw one (1.73 M samples). The bound is 12x (12 raw points per
   1h window); what keeps it at 5-7x is the cost that does not shrink with
