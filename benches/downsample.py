@@ -86,7 +86,7 @@ build, one run each):
   aggregate means nothing for a gauge; and the float sum of two-decimal
   values carries rounding noise, so its column falls back to xor. Without
   the gauge's counter column and with sums compressed like the other
-  columns (~2 bytes) the tier would be about 7 bytes per point, ~40 % of
+  columns (~2 bytes) the tier would be about 6 bytes per point, ~35 % of
   raw; the 20 % goal at 12 raw points per window leaves about 3.3 bytes,
   that is two stored columns, so it needs fewer aggregates per tier
   (for example t, last and counter for counters, sum and count for
