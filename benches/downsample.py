@@ -56,6 +56,41 @@ build, one run each):
       0.279 / 0.611 (3.1x / 6.9x), max_over_time 0.111 / 0.295 / 0.537
       (2.7x / 4.8x), avg_over_time 0.201 / 0.353 / 0.660 (1.8x / 3.3x),
       count_over_time 0.095 / 0.315 / 0.749 (3.3x / 7.8x).
+  After reading only the aggregate column a function needs straight into
+  (t, value) pairs (commits 67cd898, ff3cb08; load average about 2 on the
+  2 cores, median of 5), tiered / raw-only osprey / Prometheus (s):
+      1y/1d rate                 0.0245 / 0.1422 / 0.787   5.8x / 32.1x
+      1y/1d sum(increase)        0.0204 / 0.1366 / 0.752   6.7x / 36.8x
+      1y/1d max_over_time        0.0275 / 0.1465 / 0.749   5.3x / 27.3x
+      1y/1d avg_over_time        0.0511 / 0.1703 / 0.859   3.3x / 16.8x
+      1y/1d count_over_time      0.0239 / 0.1247 / 0.743   5.2x / 31.0x
+      30d/1h rate / max / avg    0.020 / 0.018 / 0.021 tiered, the same raw
+  CPU time of the server per query (user+sys from /proc, 10 queries, two
+  runs): tiered 20-29 ms (avg_over_time 50-53 ms: it selects twice, sums
+  then counts), raw-only 142-196 ms. A 1h point now costs about what a raw
+  sample does: the 1-year tiered query (1.75 M points) takes as long as
+  the 30-day raw one (1.73 M samples). The bound is 12x (12 raw points per
+  1h window); what keeps it at 5-7x is the cost that does not shrink with
+  the points read: decoding (t, last) of each window point is half of the
+  tiered query's CPU, PromQL evaluation of 73,000 steps and the JSON
+  answer are most of the rest (perf, release build).
+  Where the 1h tier's bytes go (200 series x 365 days at 300 s, bytes per
+  window point, from the chunks of tiers/3600000; raw costs 12 x 1.39 =
+  16.7 bytes per hour of one series):
+      counter  bench_requests_total: t+last 1.71, sum 2.08, min 1.69,
+               max 0 (implied), count 0.02, counter 0.03 = 5.5 (33 %)
+      gauge    bench_temperature:    t+last 1.45, sum 6.77, min 1.40,
+               max 1.40, count 0.02, counter 7.09 = 18.1 (108 %)
+  A noisy gauge decreases in most windows, so its counter offsets change
+  in most windows and cost more than a stored value, though a counter
+  aggregate means nothing for a gauge; and the float sum of two-decimal
+  values carries rounding noise, so its column falls back to xor. Without
+  the gauge's counter column and with sums compressed like the other
+  columns (~2 bytes) the tier would be about 6 bytes per point, ~35 % of
+  raw; the 20 % goal at 12 raw points per window leaves about 3.3 bytes,
+  that is two stored columns, so it needs fewer aggregates per tier
+  (for example t, last and counter for counters, sum and count for
+  gauges), not a better encoding of the same five.
   Largest difference from raw: 0.5 % (rate), 0.2-0.4 % (increase, avg,
   count), 6.3 % (max_over_time: a noisy gauge's extreme in the window that
   straddles the range start, as documented); 0.3 % of steps (the first

@@ -12,6 +12,7 @@ use crate::block::ChunkMeta;
 use crate::chunkenc::{ChunkError, Encoding, decode_all, encode_dense};
 use crate::compact::DENSE_CHUNK_SAMPLES;
 use crate::index::{put_uvarint, read_uvarint};
+use model::storage::Aggregate;
 
 /// The chunk encoding id of downsampled blocks.
 pub const AGGREGATE_ENCODING: u8 = 3;
@@ -323,25 +324,6 @@ fn get_byte(bytes: &[u8], position: &mut usize) -> Result<u8, ChunkError> {
     Ok(b)
 }
 
-/// Which of the count, sum, min and max columns a reader needs; the
-/// others are skipped without decoding and read as NaN.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Columns {
-    pub count: bool,
-    pub sum: bool,
-    pub min: bool,
-    pub max: bool,
-}
-
-impl Columns {
-    pub const ALL: Columns = Columns {
-        count: true,
-        sum: true,
-        min: true,
-        max: true,
-    };
-}
-
 /// Steps over a length-prefixed Dense column without decoding it.
 fn skip_dense(bytes: &[u8], position: &mut usize) -> Result<(), ChunkError> {
     let rest = bytes.get(*position..).unwrap_or(&[]);
@@ -355,20 +337,14 @@ fn skip_dense(bytes: &[u8], position: &mut usize) -> Result<(), ChunkError> {
     Ok(())
 }
 
-/// Reads one column of `n` values; `None` means "same as last". An
-/// unwanted stored column is skipped and reads as NaN.
+/// Reads one column of `n` values; `None` means "same as last".
 fn get_column(
     bytes: &[u8],
     position: &mut usize,
     n: usize,
     may_imply: bool,
-    wanted: bool,
 ) -> Result<Option<Vec<f64>>, ChunkError> {
     match get_byte(bytes, position)? {
-        MODE_STORED if !wanted => {
-            skip_dense(bytes, position)?;
-            Ok(Some(vec![f64::NAN; n]))
-        }
         MODE_STORED => {
             let column = get_dense(bytes, position)?;
             if column.len() != n {
@@ -381,14 +357,9 @@ fn get_column(
     }
 }
 
-/// Decodes one `Aggregate` chunk into a run.
-pub fn decode_chunk(bytes: &[u8]) -> Result<Run, ChunkError> {
-    decode_chunk_columns(bytes, Columns::ALL)
-}
-
-/// Decodes one `Aggregate` chunk, only the `wanted` columns among count,
-/// sum, min and max (timestamps, last values and counter offsets always).
-pub fn decode_chunk_columns(bytes: &[u8], wanted: Columns) -> Result<Run, ChunkError> {
+/// Reads a chunk's window count and `first` value; returns them and the
+/// position of the timestamps.
+fn get_header(bytes: &[u8]) -> Result<(usize, f64, usize), ChunkError> {
     let (n, mut position) =
         read_uvarint(bytes).ok_or(ChunkError::new("aggregate: truncated count"))?;
     let n = usize::try_from(n).unwrap_or(usize::MAX);
@@ -400,21 +371,25 @@ pub fn decode_chunk_columns(bytes: &[u8], wanted: Columns) -> Result<Run, ChunkE
         .and_then(|b| b.try_into().ok())
         .ok_or(ChunkError::new("aggregate: truncated first value"))?;
     position += 8;
-    let first = f64::from_bits(u64::from_le_bytes(first_bytes));
-    let times = get_dense(bytes, &mut position)?;
+    Ok((n, f64::from_bits(u64::from_le_bytes(first_bytes)), position))
+}
+
+/// Reads the `(t, last)` pairs of a chunk of `n` windows.
+fn get_times(bytes: &[u8], position: &mut usize, n: usize) -> Result<Vec<(i64, f64)>, ChunkError> {
+    let times = get_dense(bytes, position)?;
     if times.len() != n {
         return Err(ChunkError::new("aggregate: timestamp count differs"));
     }
-    let count = get_column(bytes, &mut position, n, false, wanted.count)?
-        .ok_or(ChunkError::new("aggregate: count must be stored"))?;
-    let sum = get_column(bytes, &mut position, n, true, wanted.sum)?;
-    let min = get_column(bytes, &mut position, n, true, wanted.min)?;
-    let max = get_column(bytes, &mut position, n, true, wanted.max)?;
+    Ok(times)
+}
+
+/// Reads the counter column: the offset of each of `n` windows.
+fn get_offsets(bytes: &[u8], position: &mut usize, n: usize) -> Result<Vec<f64>, ChunkError> {
     let mut offsets = vec![0.0; n];
-    match get_byte(bytes, &mut position)? {
+    match get_byte(bytes, position)? {
         MODE_ZERO_OFFSET => {}
         MODE_SPARSE => {
-            let changes = get_dense(bytes, &mut position)?;
+            let changes = get_dense(bytes, position)?;
             if changes.len() > n {
                 return Err(ChunkError::new("aggregate: too many offset changes"));
             }
@@ -438,6 +413,28 @@ pub fn decode_chunk_columns(bytes: &[u8], wanted: Columns) -> Result<Run, ChunkE
         }
         _ => return Err(ChunkError::new("aggregate: invalid counter mode")),
     }
+    Ok(offsets)
+}
+
+/// Steps over the counter column without decoding it.
+fn skip_offsets(bytes: &[u8], position: &mut usize) -> Result<(), ChunkError> {
+    match get_byte(bytes, position)? {
+        MODE_ZERO_OFFSET => Ok(()),
+        MODE_SPARSE => skip_dense(bytes, position),
+        _ => Err(ChunkError::new("aggregate: invalid counter mode")),
+    }
+}
+
+/// Decodes one `Aggregate` chunk into a run.
+pub fn decode_chunk(bytes: &[u8]) -> Result<Run, ChunkError> {
+    let (n, first, mut position) = get_header(bytes)?;
+    let times = get_times(bytes, &mut position, n)?;
+    let count = get_column(bytes, &mut position, n, false)?
+        .ok_or(ChunkError::new("aggregate: count must be stored"))?;
+    let sum = get_column(bytes, &mut position, n, true)?;
+    let min = get_column(bytes, &mut position, n, true)?;
+    let max = get_column(bytes, &mut position, n, true)?;
+    let offsets = get_offsets(bytes, &mut position, n)?;
     if position != bytes.len() {
         return Err(ChunkError::new("aggregate: bytes left over"));
     }
@@ -457,6 +454,252 @@ pub fn decode_chunk_columns(bytes: &[u8], wanted: Columns) -> Result<Run, ChunkE
         })
         .collect();
     Ok(Run { first, points })
+}
+
+/// One series' values of one aggregate over a stretch of time: what a
+/// hinted select reads, without the other aggregates of each window.
+///
+/// For [`Aggregate::Counter`] and [`Aggregate::Resets`] the pairs hold
+/// `(t, last)` and `offsets` the counter offsets, so runs join and clip as
+/// [`Run::append`] and [`Run::clip`] do (the same arithmetic, so the same
+/// answers); for the other aggregates the pairs hold `(t, value)` and
+/// `offsets` is empty.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Column {
+    /// The run's `first` for the counter; 0 for the other aggregates.
+    pub first: f64,
+    pub pairs: Vec<(i64, f64)>,
+    pub offsets: Vec<f64>,
+}
+
+fn needs_offsets(aggregate: Aggregate) -> bool {
+    matches!(aggregate, Aggregate::Counter | Aggregate::Resets)
+}
+
+impl Column {
+    /// The column of `aggregate` in a run.
+    pub fn from_run(run: &Run, aggregate: Aggregate) -> Column {
+        let value: fn(&Point) -> f64 = match aggregate {
+            Aggregate::Last | Aggregate::Counter | Aggregate::Resets => |p| p.last,
+            Aggregate::Count => |p| p.count,
+            Aggregate::Sum => |p| p.sum,
+            Aggregate::Min => |p| p.min,
+            Aggregate::Max => |p| p.max,
+        };
+        Column {
+            first: if needs_offsets(aggregate) {
+                run.first
+            } else {
+                0.0
+            },
+            pairs: run.points.iter().map(|p| (p.t, value(p))).collect(),
+            offsets: if needs_offsets(aggregate) {
+                run.points.iter().map(|p| p.offset).collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    fn counts_offsets(&self) -> bool {
+        !self.offsets.is_empty()
+    }
+
+    /// Appends `next`, whose points all come after these, as
+    /// [`Run::append`] does.
+    pub fn append(&mut self, next: Column) {
+        let Some(&(_, last)) = self.pairs.last() else {
+            *self = next;
+            return;
+        };
+        if self.counts_offsets() {
+            let before = self.offsets[self.offsets.len() - 1];
+            let shift = if next.first < last {
+                before + last
+            } else {
+                before
+            };
+            let from = self.offsets.len();
+            self.offsets.extend_from_slice(&next.offsets);
+            if shift != 0.0 {
+                for o in &mut self.offsets[from..] {
+                    *o += shift;
+                }
+            }
+        }
+        self.pairs.extend_from_slice(&next.pairs);
+    }
+
+    /// The points with `mint <= t <= maxt`, as [`Run::into_clip`] keeps
+    /// them. `None` when no point is in range.
+    pub fn into_clip(mut self, mint: i64, maxt: i64) -> Option<Column> {
+        let start = self.pairs.partition_point(|p| p.0 < mint);
+        let end = self.pairs.partition_point(|p| p.0 <= maxt);
+        if start >= end {
+            return None;
+        }
+        if start == 0 && end == self.pairs.len() {
+            return Some(self);
+        }
+        self.pairs.truncate(end);
+        if self.counts_offsets() {
+            self.offsets.truncate(end);
+        }
+        if start == 0 {
+            return Some(self);
+        }
+        if self.counts_offsets() {
+            let before = self.offsets[start - 1];
+            self.first = self.pairs[start - 1].1;
+            self.offsets.drain(..start);
+            for o in &mut self.offsets {
+                *o -= before;
+            }
+        }
+        self.pairs.drain(..start);
+        Some(self)
+    }
+
+    /// Leaves out the points at times `deleted` holds, as a tier block's
+    /// read does: when the first ones go, offsets count from the last of
+    /// those. `None` when nothing is left.
+    pub fn remove_deleted(self, deleted: &crate::tombstones::Intervals) -> Option<Column> {
+        let keep = self.pairs.iter().position(|p| !deleted.contains(p.0))?;
+        let mut column = if keep > 0 {
+            let t = self.pairs[keep].0;
+            self.into_clip(t, i64::MAX)?
+        } else {
+            self
+        };
+        let kept: Vec<bool> = column
+            .pairs
+            .iter()
+            .map(|p| !deleted.contains(p.0))
+            .collect();
+        if column.counts_offsets() {
+            let mut i = 0;
+            column.offsets.retain(|_| {
+                i += 1;
+                kept[i - 1]
+            });
+        }
+        let mut i = 0;
+        column.pairs.retain(|_| {
+            i += 1;
+            kept[i - 1]
+        });
+        Some(column)
+    }
+
+    /// The samples a hinted select hands out for `aggregate` (the one the
+    /// column was read for), computed in place: no second vector.
+    pub fn into_samples(self, aggregate: Aggregate) -> Vec<(i64, f64)> {
+        let mut pairs = self.pairs;
+        match aggregate {
+            Aggregate::Counter => {
+                for (pair, &offset) in pairs.iter_mut().zip(&self.offsets) {
+                    pair.1 += offset;
+                }
+            }
+            Aggregate::Resets => {
+                let mut before = 0.0;
+                for (pair, &offset) in pairs.iter_mut().zip(&self.offsets) {
+                    pair.1 = if offset > before { 1.0 } else { 0.0 };
+                    before = offset;
+                }
+            }
+            _ => {}
+        }
+        pairs
+    }
+}
+
+/// Reads a stored column's values over the `.1` of `pairs`, or leaves
+/// the last values there when the column is "same as last".
+fn put_column_values(
+    bytes: &[u8],
+    position: &mut usize,
+    pairs: &mut [(i64, f64)],
+    may_imply: bool,
+) -> Result<(), ChunkError> {
+    match get_byte(bytes, position)? {
+        MODE_STORED => {
+            let rest = bytes.get(*position..).unwrap_or(&[]);
+            let (len, used) =
+                read_uvarint(rest).ok_or(ChunkError::new("aggregate: truncated length"))?;
+            let start = *position + used;
+            let end = usize::try_from(len)
+                .ok()
+                .and_then(|len| start.checked_add(len))
+                .filter(|&end| end <= bytes.len())
+                .ok_or(ChunkError::new("aggregate: column past the end"))?;
+            *position = end;
+            let mut iter = crate::chunkenc::ChunkIter::new(Encoding::Dense, &bytes[start..end])?;
+            let mut filled = 0usize;
+            for (slot, (_, v)) in pairs.iter_mut().zip(iter.by_ref()) {
+                slot.1 = v;
+                filled += 1;
+            }
+            if let Some(e) = iter.err() {
+                return Err(e.clone());
+            }
+            if filled != pairs.len() || iter.next().is_some() {
+                return Err(ChunkError::new("aggregate: column length differs"));
+            }
+            Ok(())
+        }
+        MODE_SAME_AS_LAST if may_imply => Ok(()),
+        _ => Err(ChunkError::new("aggregate: invalid column mode")),
+    }
+}
+
+/// Steps over a count, sum, min or max column without decoding it.
+fn skip_column(bytes: &[u8], position: &mut usize, may_imply: bool) -> Result<(), ChunkError> {
+    match get_byte(bytes, position)? {
+        MODE_STORED => skip_dense(bytes, position),
+        MODE_SAME_AS_LAST if may_imply => Ok(()),
+        _ => Err(ChunkError::new("aggregate: invalid column mode")),
+    }
+}
+
+/// Decodes one `Aggregate` chunk's column for `aggregate` straight into
+/// `(t, value)` pairs (plus offsets for the counter), stepping over the
+/// other columns by their lengths. Equals
+/// `Column::from_run(&decode_chunk(bytes)?, aggregate)` on chunks that
+/// decode; the columns stepped over are not checked beyond their framing.
+pub fn decode_chunk_column(bytes: &[u8], aggregate: Aggregate) -> Result<Column, ChunkError> {
+    let (n, first, mut position) = get_header(bytes)?;
+    let mut pairs = get_times(bytes, &mut position, n)?;
+    // count (never implied), sum, min, max: which one is read, if any.
+    let wanted = match aggregate {
+        Aggregate::Count => Some(0),
+        Aggregate::Sum => Some(1),
+        Aggregate::Min => Some(2),
+        Aggregate::Max => Some(3),
+        Aggregate::Last | Aggregate::Counter | Aggregate::Resets => None,
+    };
+    for column in 0..4 {
+        let may_imply = column > 0;
+        if wanted == Some(column) {
+            put_column_values(bytes, &mut position, &mut pairs, may_imply)?;
+        } else {
+            skip_column(bytes, &mut position, may_imply)?;
+        }
+    }
+    let offsets = if needs_offsets(aggregate) {
+        get_offsets(bytes, &mut position, n)?
+    } else {
+        skip_offsets(bytes, &mut position)?;
+        Vec::new()
+    };
+    if position != bytes.len() {
+        return Err(ChunkError::new("aggregate: bytes left over"));
+    }
+    Ok(Column {
+        first: if needs_offsets(aggregate) { first } else { 0.0 },
+        pairs,
+        offsets,
+    })
 }
 
 #[cfg(test)]
@@ -529,6 +772,108 @@ mod tests {
         assert!(bytes < 200, "{bytes} bytes");
         let back = decode_chunk(&chunks[0].data).unwrap();
         assert_eq!(back, run);
+    }
+
+    const AGGREGATES: [Aggregate; 7] = [
+        Aggregate::Last,
+        Aggregate::Count,
+        Aggregate::Sum,
+        Aggregate::Min,
+        Aggregate::Max,
+        Aggregate::Counter,
+        Aggregate::Resets,
+    ];
+
+    fn bits(samples: &[(i64, f64)]) -> Vec<(i64, u64)> {
+        samples.iter().map(|&(t, v)| (t, v.to_bits())).collect()
+    }
+
+    /// A gauge with noise (stored sum, min and max columns) and a counter
+    /// with resets (implied columns, sparse offsets).
+    fn mixed_runs() -> Vec<Run> {
+        let gauge: Vec<(i64, f64)> = (0..20_000)
+            .map(|i| (i * 15_000, ((i * 7919) % 113) as f64 / 3.0 - 10.0))
+            .collect();
+        let mut v = 0.0;
+        let counter: Vec<(i64, f64)> = (0..20_000)
+            .map(|i| {
+                v = if i % 1301 == 1300 { 1.0 } else { v + 2.5 };
+                (i * 15_000, v)
+            })
+            .collect();
+        vec![
+            Run::from_samples(&counter, 60_000).unwrap(),
+            Run::from_samples(&gauge, 60_000).unwrap(),
+        ]
+    }
+
+    #[test]
+    fn column_decode_equals_the_full_decode_for_every_aggregate() {
+        for run in mixed_runs() {
+            let chunks = encode_run(&run);
+            assert!(chunks.len() > 1);
+            for aggregate in AGGREGATES {
+                let mut full: Option<Run> = None;
+                let mut direct: Option<Column> = None;
+                for chunk in &chunks {
+                    let part = decode_chunk(&chunk.data).unwrap();
+                    let column = decode_chunk_column(&chunk.data, aggregate).unwrap();
+                    assert_eq!(column, Column::from_run(&part, aggregate), "{aggregate:?}");
+                    match full.as_mut() {
+                        Some(f) => f.append(part),
+                        None => full = Some(part),
+                    }
+                    match direct.as_mut() {
+                        Some(d) => d.append(column),
+                        None => direct = Some(column),
+                    }
+                }
+                let (full, direct) = (full.unwrap(), direct.unwrap());
+                assert_eq!(direct, Column::from_run(&full, aggregate));
+                // Clipping anywhere keeps the same values (counter offsets
+                // re-based the same way).
+                let times: Vec<i64> = full.points.iter().map(|p| p.t).collect();
+                for (a, b) in [
+                    (0, times.len() - 1),
+                    (1, 40),
+                    (37, 38),
+                    (100, times.len() - 2),
+                ] {
+                    let (mint, maxt) = (times[a], times[b]);
+                    let run = full.clone().into_clip(mint, maxt).unwrap();
+                    let column = direct.clone().into_clip(mint, maxt).unwrap();
+                    assert_eq!(column, Column::from_run(&run, aggregate));
+                    let expected: Vec<(i64, f64)> = match aggregate {
+                        Aggregate::Resets => run.reset_flags().collect(),
+                        Aggregate::Counter => {
+                            run.points.iter().map(|p| (p.t, p.counter())).collect()
+                        }
+                        _ => Column::from_run(&run, aggregate).pairs,
+                    };
+                    assert_eq!(bits(&column.into_samples(aggregate)), bits(&expected));
+                }
+                assert!(
+                    direct
+                        .clone()
+                        .into_clip(times[5] + 1, times[6] - 1)
+                        .is_none()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn column_decode_refuses_corrupt_chunks() {
+        let run = Run::from_samples(&counter_with_resets(), 300_000).unwrap();
+        let data = &encode_run(&run)[0].data;
+        for aggregate in AGGREGATES {
+            for cut in 0..data.len() {
+                assert!(decode_chunk_column(&data[..cut], aggregate).is_err());
+            }
+            let mut extra = data.clone();
+            extra.push(0);
+            assert!(decode_chunk_column(&extra, aggregate).is_err());
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@
 
 use crate::block::{Block, ChunkRef};
 use crate::chunkenc::{ChunkIter, Encoding};
-use crate::downsample::Run;
+use crate::downsample::{Column, Run};
 use crate::head::{Head, SeriesData, merge_override};
 use crate::sync::read;
 use crate::tiers::{Ranges, coverage, subtract};
@@ -507,14 +507,8 @@ impl DbQuerier {
         chosen: usize,
         resolution: i64,
         aggregate: Aggregate,
-    ) -> Result<BTreeMap<Labels, Vec<Run>>> {
-        let columns = crate::downsample::Columns {
-            count: aggregate == Aggregate::Count,
-            sum: aggregate == Aggregate::Sum,
-            min: aggregate == Aggregate::Min,
-            max: aggregate == Aggregate::Max,
-        };
-        let mut series: BTreeMap<Labels, Vec<Run>> = BTreeMap::new();
+    ) -> Result<BTreeMap<Labels, Vec<Column>>> {
+        let mut series: BTreeMap<Labels, Vec<Column>> = BTreeMap::new();
         for (source, ranges) in self.assign(chosen) {
             for (a, b) in ranges {
                 let (mint, maxt) = (a, b - 1);
@@ -524,7 +518,8 @@ impl DbQuerier {
                             let s = s?;
                             let samples: Vec<(i64, f64)> = s.samples.collect();
                             if let Some(run) = Run::from_samples(&samples, resolution) {
-                                series.entry(s.labels).or_default().push(run);
+                                let column = Column::from_run(&run, aggregate);
+                                series.entry(s.labels).or_default().push(column);
                             }
                         }
                     }
@@ -535,12 +530,12 @@ impl DbQuerier {
                                 continue;
                             }
                             for s in block.select(matchers, mint, maxt).map_err(block_err)? {
-                                if let Some(run) = crate::tiers::series_run(
-                                    block, &s, mint, maxt, resolution, columns,
+                                if let Some(column) = crate::tiers::series_column(
+                                    block, &s, mint, maxt, resolution, aggregate,
                                 )
                                 .map_err(block_err)?
                                 {
-                                    series.entry(s.labels).or_default().push(run);
+                                    series.entry(s.labels).or_default().push(column);
                                 }
                             }
                         }
@@ -553,39 +548,26 @@ impl DbQuerier {
 }
 
 /// The samples of a stitched series for one aggregate.
-fn aggregate_samples(runs: Vec<Run>, aggregate: Aggregate) -> Vec<(i64, f64)> {
-    let mut runs = runs;
-    runs.retain(|r| !r.points.is_empty());
-    runs.sort_by_key(|r| r.points[0].t);
-    let total: usize = runs.iter().map(|r| r.points.len()).sum();
-    let mut joined: Option<Run> = None;
-    for r in runs {
+fn aggregate_samples(columns: Vec<Column>, aggregate: Aggregate) -> Vec<(i64, f64)> {
+    let mut columns = columns;
+    columns.retain(|c| !c.pairs.is_empty());
+    columns.sort_by_key(|c| c.pairs[0].0);
+    let total: usize = columns.iter().map(|c| c.pairs.len()).sum();
+    let mut joined: Option<Column> = None;
+    for c in columns {
         match joined.as_mut() {
-            Some(j) => j.append(r),
+            Some(j) => j.append(c),
             None => {
-                let mut first = r;
-                first.points.reserve(total - first.points.len());
+                let mut first = c;
+                first.pairs.reserve(total - first.pairs.len());
+                if !first.offsets.is_empty() {
+                    first.offsets.reserve(total - first.offsets.len());
+                }
                 joined = Some(first);
             }
         }
     }
-    let Some(run) = joined else {
-        return Vec::new();
-    };
-    if aggregate == Aggregate::Resets {
-        return run.reset_flags().collect();
-    }
-    let value: fn(&crate::downsample::Point) -> f64 = match aggregate {
-        Aggregate::Last => |p| p.last,
-        Aggregate::Count => |p| p.count,
-        Aggregate::Sum => |p| p.sum,
-        Aggregate::Min => |p| p.min,
-        Aggregate::Max => |p| p.max,
-        Aggregate::Counter | Aggregate::Resets => |p| p.counter(),
-    };
-    let mut out = Vec::with_capacity(run.points.len());
-    out.extend(run.points.iter().map(|p| (p.t, value(p))));
-    out
+    joined.map_or_else(Vec::new, |c| c.into_samples(aggregate))
 }
 
 impl Querier for DbQuerier {
@@ -602,8 +584,8 @@ impl Querier for DbQuerier {
         };
         let aggregate = hints.aggregate;
         let series = self.stitched(matchers, chosen, resolution, aggregate)?;
-        let iter = series.into_iter().filter_map(move |(labels, runs)| {
-            let samples = aggregate_samples(runs, aggregate);
+        let iter = series.into_iter().filter_map(move |(labels, columns)| {
+            let samples = aggregate_samples(columns, aggregate);
             (!samples.is_empty()).then(|| {
                 Ok(Series {
                     labels,

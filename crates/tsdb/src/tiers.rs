@@ -9,8 +9,11 @@
 //! ([`merge_tier_blocks`]). The format is in `docs/format/downsample.md`.
 
 use crate::block::{Block, BlockError, BlockMeta, BlockWriter, NewBlock};
-use crate::downsample::{AGGREGATE_ENCODING, Columns, Run, decode_chunk_columns, encode_run};
+use crate::downsample::{
+    AGGREGATE_ENCODING, Column, Run, decode_chunk, decode_chunk_column, encode_run,
+};
 use model::Labels;
+use model::storage::Aggregate;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -82,7 +85,7 @@ pub(crate) fn block_runs(
 ) -> Result<Vec<(Labels, Run)>, BlockError> {
     let mut out = Vec::new();
     for s in block.select(&[], mint, maxt)? {
-        if let Some(run) = series_run(block, &s, mint, maxt, resolution, Columns::ALL)? {
+        if let Some(run) = series_run(block, &s, mint, maxt, resolution)? {
             out.push((s.labels, run));
         }
     }
@@ -96,7 +99,6 @@ pub(crate) fn series_run(
     mint: i64,
     maxt: i64,
     resolution: i64,
-    columns: Columns,
 ) -> Result<Option<Run>, BlockError> {
     let mut chunks = s.chunks.clone();
     chunks.sort_by_key(|c| c.0);
@@ -111,7 +113,7 @@ pub(crate) fn series_run(
                     &format!("chunk encoding {encoding} in a downsampled block"),
                 ));
             }
-            let part = decode_chunk_columns(bytes, columns)
+            let part = decode_chunk(bytes)
                 .map_err(|e| BlockError::corrupt(block.dir(), r.0, &e.to_string()))?;
             match joined.as_mut() {
                 Some(j) => j.append(part),
@@ -153,6 +155,51 @@ pub(crate) fn series_run(
     let lo = samples.partition_point(|x| x.0 < mint);
     let hi = samples.partition_point(|x| x.0 <= maxt);
     Ok(Run::from_samples(&samples[lo..hi], resolution))
+}
+
+/// One selected series of a block as the column of `aggregate` at
+/// `resolution`: the same values as [`series_run`] followed by
+/// [`Column::from_run`], read straight from that column of the chunks
+/// when the block's own resolution is the one asked for.
+pub(crate) fn series_column(
+    block: &Block,
+    s: &crate::block::SeriesChunks,
+    mint: i64,
+    maxt: i64,
+    resolution: i64,
+    aggregate: Aggregate,
+) -> Result<Option<Column>, BlockError> {
+    let own = block.meta().downsample.map(|d| d.resolution);
+    if own != Some(resolution) {
+        let run = series_run(block, s, mint, maxt, resolution)?;
+        return Ok(run.map(|r| Column::from_run(&r, aggregate)));
+    }
+    let mut chunks = s.chunks.clone();
+    chunks.sort_by_key(|c| c.0);
+    let mut joined: Option<Column> = None;
+    for (_, _, r) in chunks {
+        let (encoding, bytes) = block.chunk(r)?;
+        if encoding != AGGREGATE_ENCODING {
+            return Err(BlockError::corrupt(
+                block.dir(),
+                r.0,
+                &format!("chunk encoding {encoding} in a downsampled block"),
+            ));
+        }
+        let part = decode_chunk_column(bytes, aggregate)
+            .map_err(|e| BlockError::corrupt(block.dir(), r.0, &e.to_string()))?;
+        match joined.as_mut() {
+            Some(j) => j.append(part),
+            None => joined = Some(part),
+        }
+    }
+    let Some(column) = joined.and_then(|c| c.into_clip(mint, maxt)) else {
+        return Ok(None);
+    };
+    if s.deleted.is_empty() {
+        return Ok(Some(column));
+    }
+    Ok(column.remove_deleted(&s.deleted))
 }
 
 /// Downsamples `[start, end)` of `source` into a new block of the tier in
