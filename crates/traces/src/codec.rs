@@ -285,9 +285,11 @@ pub fn encode_batch(spans: &[Span]) -> Vec<u8> {
 /// Reads a WAL record's payload. Fuzzed.
 pub fn decode_batch(payload: &[u8]) -> Result<Vec<Span>, CodecError> {
     let mut r = Reader::new(payload);
-    // A span is at least 46 bytes (ids, two varints, kind, status, and
-    // the empty strings and lists).
-    let n = r.count(46)?;
+    // A span is at least 45 bytes: the three ids (32), the start and the
+    // duration (a varint byte each), kind and status (2), and one length
+    // or count byte each for service, name, status message, scope name,
+    // scope version, attributes, resource, events and links (9).
+    let n = r.count(45)?;
     let mut spans = Vec::with_capacity(n);
     for _ in 0..n {
         spans.push(read_span(&mut r)?);

@@ -34,9 +34,9 @@ use crate::exemplar::{ExemplarStore, Refusal};
 use crate::head::{Head, MemSeries, range_start};
 use crate::querier::DbQuerier;
 use crate::sync::{lock, read, write};
+use crate::tiers::{self, TierSpec};
 use crate::wal::{self, Record, RefExemplar, RefSample, RefSeries, RefTombstone, Wal, WalOptions};
 use model::exemplar::{Exemplar, ExemplarCounters, ExemplarSeries};
-use crate::tiers::{self, TierSpec};
 use model::storage::{
     Appendable, Appender, HeadStats, Querier, Queryable, Result, SnapshotHead, StatsRequest,
     Storage, StorageAdmin, StorageCounters, StorageError, StorageErrorKind,
