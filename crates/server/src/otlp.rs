@@ -28,43 +28,62 @@ pub(crate) const RETRY_AFTER_SECONDS: &str = "1";
 
 /// `POST /v1/metrics` and `POST /api/v1/otlp/v1/metrics`.
 pub(crate) async fn metrics(State(state): State<AppState>, request: Request) -> Response {
-    use std::sync::atomic::Ordering;
-    let in_flight = state.otlp_in_flight();
-    if in_flight.fetch_add(1, Ordering::AcqRel) >= crate::OTLP_MAX_IN_FLIGHT {
-        in_flight.fetch_sub(1, Ordering::AcqRel);
+    let Some(_slot) = Slot::take(&state) else {
         let json = request
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json"));
-        let mut response = answer(
-            StatusCode::TOO_MANY_REQUESTS,
-            json,
-            otlp::encode_status(
-                CODE_RESOURCE_EXHAUSTED,
-                "too many OTLP requests in flight; retry later",
-                json,
-            ),
-        );
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_static(RETRY_AFTER_SECONDS),
-        );
-        return response;
-    }
-    // Released on every path, a dropped request (timeout, client gone)
-    // included.
-    struct Release<'a>(&'a std::sync::atomic::AtomicUsize);
-    impl Drop for Release<'_> {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-    let _release = Release(in_flight);
+        return too_many(json);
+    };
     handle(&state, request).await
 }
 
-async fn handle(state: &AppState, request: Request) -> Response {
+/// Holds one of the OTLP in-flight slots (metrics and traces share them),
+/// released on every path, a dropped request (timeout, client gone)
+/// included; `None` when all are taken.
+pub(crate) struct Slot<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> Slot<'a> {
+    pub(crate) fn take(state: &'a AppState) -> Option<Slot<'a>> {
+        use std::sync::atomic::Ordering;
+        let in_flight = state.otlp_in_flight();
+        if in_flight.fetch_add(1, Ordering::AcqRel) >= crate::OTLP_MAX_IN_FLIGHT {
+            in_flight.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Slot(in_flight))
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// OTLP/HTTP's answer when every in-flight slot is taken: 429 with
+/// `Retry-After`.
+pub(crate) fn too_many(json: bool) -> Response {
+    let mut response = answer(
+        StatusCode::TOO_MANY_REQUESTS,
+        json,
+        otlp::encode_status(
+            CODE_RESOURCE_EXHAUSTED,
+            "too many OTLP requests in flight; retry later",
+            json,
+        ),
+    );
+    response.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(RETRY_AFTER_SECONDS),
+    );
+    response
+}
+
+/// An OTLP/HTTP request's body format from its `Content-Type`: `Ok(true)`
+/// for JSON, `Ok(false)` for protobuf, otherwise the 415 answer.
+pub(crate) fn http_format(request: &Request) -> Result<bool, Box<Response>> {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -75,29 +94,74 @@ async fn handle(state: &AppState, request: Request) -> Response {
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
-    let json = match content_type.as_str() {
-        "application/x-protobuf" | "application/protobuf" => false,
-        "application/json" => true,
-        other => {
-            return answer(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                false,
-                otlp::encode_status(
-                    CODE_INVALID_ARGUMENT,
-                    &format!(
-                        "unsupported Content-Type {other:?}: send application/x-protobuf or application/json"
-                    ),
-                    false,
+    match content_type.as_str() {
+        "application/x-protobuf" | "application/protobuf" => Ok(false),
+        "application/json" => Ok(true),
+        other => Err(Box::new(answer(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            false,
+            otlp::encode_status(
+                CODE_INVALID_ARGUMENT,
+                &format!(
+                    "unsupported Content-Type {other:?}: send application/x-protobuf or application/json"
                 ),
-            );
-        }
-    };
-    let encoding = request
+                false,
+            ),
+        ))),
+    }
+}
+
+/// A request header as text, `""` when missing or not text.
+pub(crate) fn header_text(
+    request: &Request,
+    name: impl axum::http::header::AsHeaderName,
+) -> String {
+    request
         .headers()
-        .get(header::CONTENT_ENCODING)
+        .get(name)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
-        .to_string();
+        .to_string()
+}
+
+/// A gRPC request's `grpc-encoding`, or the 415 answer when the request is
+/// not gRPC.
+pub(crate) fn grpc_encoding(request: &Request) -> Result<String, Box<Response>> {
+    let content_type = header_text(request, header::CONTENT_TYPE);
+    if !content_type.starts_with("application/grpc") {
+        return Err(Box::new(
+            (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("not a gRPC request (Content-Type {content_type:?})"),
+            )
+                .into_response(),
+        ));
+    }
+    let encoding = header_text(request, "grpc-encoding");
+    Ok(if encoding.is_empty() {
+        "identity".to_string()
+    } else {
+        encoding
+    })
+}
+
+/// The gRPC status answering a failed export.
+pub(crate) fn grpc_error(kind: ErrorType, message: &str) -> Response {
+    let code = match kind {
+        ErrorType::BadData | ErrorType::Unsupported => CODE_INVALID_ARGUMENT,
+        ErrorType::TooLarge => CODE_RESOURCE_EXHAUSTED,
+        ErrorType::Unavailable | ErrorType::Timeout => CODE_UNAVAILABLE,
+        _ => CODE_INTERNAL,
+    };
+    grpc_status(code, message)
+}
+
+async fn handle(state: &AppState, request: Request) -> Response {
+    let json = match http_format(&request) {
+        Ok(json) => json,
+        Err(response) => return *response,
+    };
+    let encoding = header_text(&request, header::CONTENT_ENCODING);
     let limit = state.config().max_remote_write_decompressed_bytes;
     let body = match read_body_limited(request.into_body(), limit).await {
         Ok(body) => body,
@@ -385,40 +449,16 @@ fn grpc_router(state: &AppState) -> axum::Router {
 /// `INVALID_ARGUMENT`, too many in flight or storage refusing writes
 /// `UNAVAILABLE` (which exporters retry).
 async fn grpc_export(State(state): State<AppState>, request: Request) -> Response {
-    use std::sync::atomic::Ordering;
-    let in_flight = state.otlp_in_flight();
-    if in_flight.fetch_add(1, Ordering::AcqRel) >= crate::OTLP_MAX_IN_FLIGHT {
-        in_flight.fetch_sub(1, Ordering::AcqRel);
+    let Some(_slot) = Slot::take(&state) else {
         return grpc_status(
             CODE_UNAVAILABLE,
             "too many OTLP requests in flight; retry later",
         );
-    }
-    struct Release<'a>(&'a std::sync::atomic::AtomicUsize);
-    impl Drop for Release<'_> {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-    let _release = Release(in_flight);
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !content_type.starts_with("application/grpc") {
-        return (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("not a gRPC request (Content-Type {content_type:?})"),
-        )
-            .into_response();
-    }
-    let encoding = request
-        .headers()
-        .get("grpc-encoding")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("identity")
-        .to_string();
+    };
+    let encoding = match grpc_encoding(&request) {
+        Ok(encoding) => encoding,
+        Err(response) => return *response,
+    };
     let limit = state.config().max_remote_write_decompressed_bytes;
     let body = match read_body_limited(request.into_body(), limit).await {
         Ok(body) => body,
@@ -447,15 +487,7 @@ async fn grpc_export(State(state): State<AppState>, request: Request) -> Respons
                 false,
             ))
         }
-        Ok(Err((kind, message))) => {
-            let code = match kind {
-                ErrorType::BadData | ErrorType::Unsupported => CODE_INVALID_ARGUMENT,
-                ErrorType::TooLarge => CODE_RESOURCE_EXHAUSTED,
-                ErrorType::Unavailable | ErrorType::Timeout => CODE_UNAVAILABLE,
-                _ => CODE_INTERNAL,
-            };
-            grpc_status(code, &message)
-        }
+        Ok(Err((kind, message))) => grpc_error(kind, &message),
         Err(e) => grpc_status(CODE_INTERNAL, &format!("OTLP task failed: {e}")),
     }
 }

@@ -13,15 +13,16 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{StatusCode, header};
+use axum::response::Response;
 use model::labels::Labels;
 use traces::{Attribute, Event, Link, Span, Value};
 
 use crate::ingest::read_body_limited;
 use crate::otlp::{
-    CODE_INTERNAL, CODE_INVALID_ARGUMENT, CODE_RESOURCE_EXHAUSTED, CODE_UNAVAILABLE,
-    RETRY_AFTER_SECONDS, answer, error_answer, grpc_message, grpc_ok, grpc_status,
+    CODE_INTERNAL, CODE_RESOURCE_EXHAUSTED, CODE_UNAVAILABLE, Slot, answer, error_answer,
+    grpc_encoding, grpc_error, grpc_message, grpc_ok, grpc_status, header_text, http_format,
+    too_many,
 };
 use crate::{AppState, ErrorType};
 
@@ -383,78 +384,16 @@ pub(crate) fn store(
     })
 }
 
-/// Holds one of the OTLP in-flight slots; `None` when all are taken.
-struct Slot<'a>(&'a std::sync::atomic::AtomicUsize);
-
-impl<'a> Slot<'a> {
-    fn take(state: &'a AppState) -> Option<Slot<'a>> {
-        use std::sync::atomic::Ordering;
-        let in_flight = state.otlp_in_flight();
-        if in_flight.fetch_add(1, Ordering::AcqRel) >= crate::OTLP_MAX_IN_FLIGHT {
-            in_flight.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
-        Some(Slot(in_flight))
-    }
-}
-
-impl Drop for Slot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-    }
-}
-
 /// `POST /v1/traces`.
 pub(crate) async fn http_traces(State(state): State<AppState>, request: Request) -> Response {
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    let json = match content_type.as_str() {
-        "application/x-protobuf" | "application/protobuf" => false,
-        "application/json" => true,
-        other => {
-            return answer(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                false,
-                otlp::encode_status(
-                    CODE_INVALID_ARGUMENT,
-                    &format!(
-                        "unsupported Content-Type {other:?}: send application/x-protobuf or application/json"
-                    ),
-                    false,
-                ),
-            );
-        }
+    let json = match http_format(&request) {
+        Ok(json) => json,
+        Err(response) => return *response,
     };
     let Some(_slot) = Slot::take(&state) else {
-        let mut response = answer(
-            StatusCode::TOO_MANY_REQUESTS,
-            json,
-            otlp::encode_status(
-                CODE_RESOURCE_EXHAUSTED,
-                "too many OTLP requests in flight; retry later",
-                json,
-            ),
-        );
-        response.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from_static(RETRY_AFTER_SECONDS),
-        );
-        return response;
+        return too_many(json);
     };
-    let encoding = request
-        .headers()
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let encoding = header_text(&request, header::CONTENT_ENCODING);
     let limit = state.config().max_remote_write_decompressed_bytes;
     let body = match read_body_limited(request.into_body(), limit).await {
         Ok(body) => body,
@@ -500,24 +439,10 @@ pub(crate) async fn grpc_traces(State(state): State<AppState>, request: Request)
             "too many OTLP requests in flight; retry later",
         );
     };
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !content_type.starts_with("application/grpc") {
-        return (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("not a gRPC request (Content-Type {content_type:?})"),
-        )
-            .into_response();
-    }
-    let encoding = request
-        .headers()
-        .get("grpc-encoding")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("identity")
-        .to_string();
+    let encoding = match grpc_encoding(&request) {
+        Ok(encoding) => encoding,
+        Err(response) => return *response,
+    };
     let limit = state.config().max_remote_write_decompressed_bytes;
     let body = match read_body_limited(request.into_body(), limit).await {
         Ok(body) => body,
@@ -545,15 +470,7 @@ pub(crate) async fn grpc_traces(State(state): State<AppState>, request: Request)
                 false,
             ))
         }
-        Ok(Err((kind, message))) => {
-            let code = match kind {
-                ErrorType::BadData | ErrorType::Unsupported => CODE_INVALID_ARGUMENT,
-                ErrorType::TooLarge => CODE_RESOURCE_EXHAUSTED,
-                ErrorType::Unavailable | ErrorType::Timeout => CODE_UNAVAILABLE,
-                _ => CODE_INTERNAL,
-            };
-            grpc_status(code, &message)
-        }
+        Ok(Err((kind, message))) => grpc_error(kind, &message),
         Err(e) => grpc_status(CODE_INTERNAL, &format!("OTLP task failed: {e}")),
     }
 }
