@@ -23,18 +23,7 @@ use std::time::{Duration, Instant};
 use support::*;
 
 fn python_has(modules: &str) -> bool {
-    let ok = ChildGuard::run(
-        Command::new("python3").args(["-c", &format!("import {modules}")]),
-        Duration::from_secs(120),
-    )
-    .is_ok_and(|f| f.status.is_some_and(|s| s.success()));
-    if !ok {
-        let required = std::env::var("OSPREY_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1");
-        let reason = format!("python3 with {modules} is needed (see .ci/run)");
-        assert!(!required, "OSPREY_REQUIRE_EXTERNAL=1 but {reason}");
-        let _ = writeln!(std::io::stdout().lock(), "skipped: {reason}");
-    }
-    ok
+    python_imports(modules, &format!("python3 with {modules} (see .ci/run)"))
 }
 
 fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {

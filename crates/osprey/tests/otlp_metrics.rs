@@ -18,7 +18,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use support::{ChildGuard, Server, free_addr, http, urlencode};
+use support::{ChildGuard, Server, free_addr, http, instant_values as query, python_imports};
 
 const SDK_APP: &str = r#"
 import sys
@@ -79,23 +79,10 @@ if not ok:
 "#;
 
 fn sdk_available() -> bool {
-    let present = ChildGuard::run(
-        Command::new("python3").args([
-            "-c",
-            "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http.metric_exporter",
-        ]),
-        Duration::from_secs(60),
+    python_imports(
+        "opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http.metric_exporter",
+        "python3 with opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http",
     )
-    .is_ok_and(|f| f.status.is_some_and(|s| s.success()));
-    if !present {
-        let what = "python3 with opentelemetry-sdk and opentelemetry-exporter-otlp-proto-http";
-        assert!(
-            std::env::var("OSPREY_REQUIRE_EXTERNAL").as_deref() != Ok("1"),
-            "OSPREY_REQUIRE_EXTERNAL=1 but {what} is missing"
-        );
-        eprintln!("skipping: {what} is missing");
-    }
-    present
 }
 
 fn run_sdk(script: &Path, addr: SocketAddr, path: &str, mode: &str) {
@@ -113,36 +100,6 @@ fn run_sdk(script: &Path, addr: SocketAddr, path: &str, mode: &str) {
         "SDK app ({mode}) failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// `query` at now: each series as sorted `name=value` labels joined by
-/// `,`, and its value.
-fn query(addr: SocketAddr, q: &str) -> Vec<(String, f64)> {
-    let path = format!("/api/v1/query?query={}", urlencode(q));
-    let (status, body) = http(addr, "GET", &path, &[], &[]).expect("query");
-    assert_eq!(status, 200, "{q}: {}", String::from_utf8_lossy(&body));
-    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
-    let mut out: Vec<(String, f64)> = v["data"]["result"]
-        .as_array()
-        .expect("result")
-        .iter()
-        .map(|s| {
-            let mut labels: Vec<String> = s["metric"]
-                .as_object()
-                .expect("metric")
-                .iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect();
-            labels.sort();
-            let value = s["value"][1]
-                .as_str()
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(f64::NAN);
-            (labels.join(","), value)
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
 }
 
 const JI: &str = "instance=worker-1,job=ml/trainer";
@@ -419,22 +376,10 @@ fn the_otlp_section_sets_the_translation_and_the_dedicated_listener() {
 
 #[test]
 fn the_python_grpc_exporter_sends_to_the_otlp_grpc_listener() {
-    let present = ChildGuard::run(
-        Command::new("python3").args([
-            "-c",
-            "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grpc.metric_exporter, opentelemetry.exporter.otlp.proto.http",
-        ]),
-        Duration::from_secs(60),
-    )
-    .is_ok_and(|f| f.status.is_some_and(|s| s.success()));
-    if !present {
-        let what =
-            "python3 with opentelemetry-sdk, opentelemetry-exporter-otlp-proto-grpc and -http";
-        assert!(
-            std::env::var("OSPREY_REQUIRE_EXTERNAL").as_deref() != Ok("1"),
-            "OSPREY_REQUIRE_EXTERNAL=1 but {what} is missing"
-        );
-        eprintln!("skipping: {what} is missing");
+    if !python_imports(
+        "opentelemetry.sdk, opentelemetry.exporter.otlp.proto.grpc.metric_exporter, opentelemetry.exporter.otlp.proto.http",
+        "python3 with opentelemetry-sdk, opentelemetry-exporter-otlp-proto-grpc and -http",
+    ) {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");

@@ -20,7 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{ChildGuard, Server, free_addr, http, urlencode};
+use support::{
+    ChildGuard, Server, free_addr, http, instant_values as query, python_imports, urlencode,
+};
 
 const SDK_APP: &str = r#"
 import sys
@@ -75,24 +77,10 @@ print(json.dumps(sorted(spans, key=lambda s: s["name"])))
 "#;
 
 fn sdk_available() -> bool {
-    let present = ChildGuard::run(
-        Command::new("python3").args([
-            "-c",
-            "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http.trace_exporter, opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
-        ]),
-        Duration::from_secs(60),
+    python_imports(
+        "opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http.trace_exporter, opentelemetry.exporter.otlp.proto.grpc.trace_exporter",
+        "python3 with opentelemetry-sdk and the OTLP proto-grpc and proto-http exporters",
     )
-    .is_ok_and(|f| f.status.is_some_and(|s| s.success()));
-    if !present {
-        let what =
-            "python3 with opentelemetry-sdk and the OTLP proto-grpc and proto-http exporters";
-        assert!(
-            std::env::var("OSPREY_REQUIRE_EXTERNAL").as_deref() != Ok("1"),
-            "OSPREY_REQUIRE_EXTERNAL=1 but {what} is missing"
-        );
-        eprintln!("skipping: {what} is missing");
-    }
-    present
 }
 
 fn get_json(addr: SocketAddr, path: &str) -> Value {
@@ -181,30 +169,6 @@ fn check_jaeger_trace(trace: &Value, trace_id: &str, service: &str, step: i64) {
         .iter()
         .any(|t| t["key"] == "error" && t["value"] == true);
     assert_eq!(error, step == 2);
-}
-
-fn query(addr: SocketAddr, q: &str) -> Vec<(String, f64)> {
-    let v = get_json(addr, &format!("/api/v1/query?query={}", urlencode(q)));
-    let mut out: Vec<(String, f64)> = v["data"]["result"]
-        .as_array()
-        .expect("result")
-        .iter()
-        .map(|s| {
-            let labels: Vec<String> = s["metric"]
-                .as_object()
-                .expect("metric")
-                .iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect();
-            let value = s["value"][1]
-                .as_str()
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(f64::NAN);
-            (labels.join(","), value)
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
 }
 
 #[test]

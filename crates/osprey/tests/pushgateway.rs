@@ -25,7 +25,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{ChildGuard, Server, free_addr, http, urlencode};
+use support::{ChildGuard, Server, free_addr, http, instant_values as query, python_imports};
 
 const CLIENT: &str = r#"
 import sys
@@ -71,20 +71,10 @@ elif step == "delete":
 "#;
 
 fn python_client_available() -> bool {
-    let present = ChildGuard::run(
-        Command::new("python3").args(["-c", "import prometheus_client"]),
-        Duration::from_secs(60),
+    python_imports(
+        "prometheus_client",
+        "python3 with prometheus_client (pip install prometheus-client)",
     )
-    .is_ok_and(|f| f.status.is_some_and(|s| s.success()));
-    if !present {
-        let what = "python3 with prometheus_client (pip install prometheus-client)";
-        assert!(
-            std::env::var("OSPREY_REQUIRE_EXTERNAL").as_deref() != Ok("1"),
-            "OSPREY_REQUIRE_EXTERNAL=1 but {what} is missing"
-        );
-        eprintln!("skipping: {what} is missing");
-    }
-    present
 }
 
 fn client(script: &Path, addr: SocketAddr, step: &str) -> String {
@@ -102,36 +92,6 @@ fn client(script: &Path, addr: SocketAddr, step: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// `query` at the server's now: each series as (sorted `name=value`
-/// labels joined by `,`, value).
-fn query(addr: SocketAddr, q: &str) -> Vec<(String, f64)> {
-    let path = format!("/api/v1/query?query={}", urlencode(q));
-    let (status, body) = http(addr, "GET", &path, &[], &[]).expect("query");
-    assert_eq!(status, 200, "{q}: {}", String::from_utf8_lossy(&body));
-    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
-    let mut out: Vec<(String, f64)> = v["data"]["result"]
-        .as_array()
-        .expect("result")
-        .iter()
-        .map(|s| {
-            let mut labels: Vec<String> = s["metric"]
-                .as_object()
-                .expect("metric")
-                .iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
-                .collect();
-            labels.sort();
-            let value = s["value"][1]
-                .as_str()
-                .and_then(|t| t.parse().ok())
-                .unwrap_or(f64::NAN);
-            (labels.join(","), value)
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
 }
 
 fn one(addr: SocketAddr, q: &str) -> f64 {

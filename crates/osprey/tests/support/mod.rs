@@ -240,3 +240,59 @@ pub fn urlencode(s: &str) -> String {
     }
     out
 }
+
+/// Whether an outside program or library a test needs is present. When it
+/// is not, the test skips with the reason printed, unless
+/// `OSPREY_REQUIRE_EXTERNAL=1`, where the missing part fails the test.
+pub fn external_present(present: bool, what: &str) -> bool {
+    if !present {
+        assert!(
+            std::env::var("OSPREY_REQUIRE_EXTERNAL").as_deref() != Ok("1"),
+            "OSPREY_REQUIRE_EXTERNAL=1 but {what} is missing"
+        );
+        eprintln!("skipping: {what} is missing");
+    }
+    present
+}
+
+/// Whether `python3` imports every module in `modules` (comma-separated,
+/// as an `import` statement lists them); `what` names them for the skip
+/// reason (see `external_present`).
+pub fn python_imports(modules: &str, what: &str) -> bool {
+    let present = ChildGuard::run(
+        Command::new("python3").args(["-c", &format!("import {modules}")]),
+        Duration::from_secs(120),
+    )
+    .is_ok_and(|f| f.status.is_some_and(|s| s.success()));
+    external_present(present, what)
+}
+
+/// An instant query at the server's now: each series as (its labels as
+/// sorted `name=value` pairs joined by `,`, its value), sorted by labels.
+pub fn instant_values(addr: SocketAddr, q: &str) -> Vec<(String, f64)> {
+    let path = format!("/api/v1/query?query={}", urlencode(q));
+    let (status, body) = http(addr, "GET", &path, &[], &[]).expect("query");
+    assert_eq!(status, 200, "{q}: {}", String::from_utf8_lossy(&body));
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+    let mut out: Vec<(String, f64)> = v["data"]["result"]
+        .as_array()
+        .expect("result")
+        .iter()
+        .map(|s| {
+            let mut labels: Vec<String> = s["metric"]
+                .as_object()
+                .expect("metric")
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect();
+            labels.sort();
+            let value = s["value"][1]
+                .as_str()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(f64::NAN);
+            (labels.join(","), value)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
