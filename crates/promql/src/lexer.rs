@@ -416,7 +416,9 @@ impl Lexer<'_> {
                 }
                 _ => self.emit(Kind::Gtr),
             },
-            c if c.is_ascii_digit() || (c == '.' && self.peek().is_some_and(|d| d.is_ascii_digit())) => {
+            c if c.is_ascii_digit()
+                || (c == '.' && self.peek().is_some_and(|d| d.is_ascii_digit())) =>
+            {
                 self.pos = self.start;
                 return self.number_or_duration();
             }
@@ -478,10 +480,7 @@ impl Lexer<'_> {
             }
             '@' => self.emit(Kind::At),
             c => {
-                return Err(format!(
-                    "unexpected character: {}",
-                    go_quote_rune(Some(c))
-                ));
+                return Err(format!("unexpected character: {}", go_quote_rune(Some(c))));
             }
         }
         Ok(true)
@@ -554,11 +553,13 @@ impl Lexer<'_> {
             ':' => {
                 self.emit(Kind::Colon);
                 if !self.got_duration {
-                    return self
-                        .error_after_emit("unexpected colon before duration in duration expression");
+                    return self.error_after_emit(
+                        "unexpected colon before duration in duration expression",
+                    );
                 }
                 if self.got_colon {
-                    return self.error_after_emit("unexpected repeated colon in duration expression");
+                    return self
+                        .error_after_emit("unexpected repeated colon in duration expression");
                 }
                 self.got_colon = true;
             }
@@ -589,7 +590,9 @@ impl Lexer<'_> {
                     ));
                 }
             }
-            c if c.is_ascii_digit() || (c == '.' && self.peek().is_some_and(|d| d.is_ascii_digit())) => {
+            c if c.is_ascii_digit()
+                || (c == '.' && self.peek().is_some_and(|d| d.is_ascii_digit())) =>
+            {
                 self.pos = self.start;
                 self.got_duration = true;
                 self.mode = Mode::Statements;
@@ -610,7 +613,10 @@ impl Lexer<'_> {
         while self.peek().is_some_and(is_alpha) {
             self.pos += 1;
         }
-        let kind = match self.input[self.start..self.pos].to_ascii_lowercase().as_str() {
+        let kind = match self.input[self.start..self.pos]
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "step" => Kind::Step,
             "range" => Kind::Range,
             "max_of" => Kind::MaxOf,
@@ -935,9 +941,28 @@ mod tests {
                 Eof
             ]
         );
-        assert_eq!(kinds("a:b 0x1F 1e3 .5 Inf"), vec![MetricIdentifier, Number, Number, Number, Number, Eof]);
-        assert_eq!(kinds("x[step()+5m]"), vec![Identifier, LeftBracket, Step, LeftParen, RightParen, Add, Duration, RightBracket, Eof]);
-        assert_eq!(kinds("fill + fill(1)"), vec![Identifier, Add, Fill, LeftParen, Number, RightParen, Eof]);
+        assert_eq!(
+            kinds("a:b 0x1F 1e3 .5 Inf"),
+            vec![MetricIdentifier, Number, Number, Number, Number, Eof]
+        );
+        assert_eq!(
+            kinds("x[step()+5m]"),
+            vec![
+                Identifier,
+                LeftBracket,
+                Step,
+                LeftParen,
+                RightParen,
+                Add,
+                Duration,
+                RightBracket,
+                Eof
+            ]
+        );
+        assert_eq!(
+            kinds("fill + fill(1)"),
+            vec![Identifier, Add, Fill, LeftParen, Number, RightParen, Eof]
+        );
     }
 
     #[test]

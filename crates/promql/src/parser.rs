@@ -570,9 +570,9 @@ impl Parser<'_> {
                             }
                             self.advance();
                             let v = self.unquote(value);
-                            match Matcher::new(op, name, v) {
+                            match Matcher::new(op, name, v.clone()) {
                                 Ok(m) => out.push(m),
-                                Err(e) => self.soft(t.pos, e.to_string()),
+                                Err(e) => self.soft(t.pos, regex_error(&v, &e.to_string())),
                             }
                         }
                         None if t.kind == Kind::String => {
@@ -609,7 +609,10 @@ impl Parser<'_> {
                 Kind::Comma => {
                     let comma = self.advance();
                     if self.peek_kind() == Kind::RightParen {
-                        self.soft(comma.pos, "trailing commas not allowed in function call args");
+                        self.soft(
+                            comma.pos,
+                            "trailing commas not allowed in function call args",
+                        );
                         return Ok((args, self.advance()));
                     }
                 }
@@ -624,15 +627,24 @@ impl Parser<'_> {
         let func = self.text(name).to_string();
         match crate::functions::signature(&func) {
             None if !is_prometheus_function(&func) => {
-                self.soft(name.pos, format!("unknown function with name {}", go_quote(&func)));
+                self.soft(
+                    name.pos,
+                    format!("unknown function with name {}", go_quote(&func)),
+                );
             }
             None => self.soft(
                 name.pos,
-                format!("function {} is not supported by osprey yet", go_quote(&func)),
+                format!(
+                    "function {} is not supported by osprey yet",
+                    go_quote(&func)
+                ),
             ),
             Some(_) => {
                 if is_experimental_function(&func) && !self.options.experimental_functions {
-                    self.soft(name.pos, format!("function {} is not enabled", go_quote(&func)));
+                    self.soft(
+                        name.pos,
+                        format!("function {} is not enabled", go_quote(&func)),
+                    );
                 }
             }
         }
@@ -756,7 +768,10 @@ impl Parser<'_> {
             if label.is_empty() || has_invalid_bytes(&label) {
                 self.soft(
                     t.pos,
-                    format!("invalid label name for grouping: {}", go_quote_bytes(&label)),
+                    format!(
+                        "invalid label name for grouping: {}",
+                        go_quote_bytes(&label)
+                    ),
                 );
             }
             labels.push(label);
@@ -867,7 +882,10 @@ impl Parser<'_> {
         let start = lhs.1.start;
         let end = rhs.1.end;
         if (m.fill.0.is_some() || m.fill.1.is_some()) && !self.options.fill_modifiers {
-            self.soft(start, "binop fill modifiers are experimental and not enabled");
+            self.soft(
+                start,
+                "binop fill modifiers are experimental and not enabled",
+            );
         } else if m.fill.0.is_some() || m.fill.1.is_some() {
             self.soft(start, "fill modifiers are not supported by osprey yet");
         }
@@ -1183,10 +1201,9 @@ impl Parser<'_> {
     }
 
     fn parse_offset(&mut self, node: Node) -> PResult<Node> {
-        let d = self.with_context(
-            ("offset", "number, duration, step(), or range()"),
-            |p| p.parse_offset_duration(),
-        )?;
+        let d = self.with_context(("offset", "number, duration, step(), or range()"), |p| {
+            p.parse_offset_duration()
+        })?;
         let seconds = self.fold_duration(&d);
         let ms = seconds_to_ms(seconds);
         let (mut expr, span) = node;
@@ -1472,6 +1489,31 @@ fn is_prometheus_function(name: &str) -> bool {
     )
 }
 
+/// A bad regex matcher's message in the words of Go's `regexp` (which
+/// Prometheus reports), for the errors its syntax and ours share; others
+/// keep the regex crate's own description after the same prefix.
+fn regex_error(pattern: &str, message: &str) -> String {
+    let reason = message
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .unwrap_or(message);
+    let anchored = format!("^(?:{pattern})$");
+    let (code, expr) = match reason {
+        "unclosed group" => ("missing closing )", anchored),
+        "unopened group" => ("unexpected )", anchored),
+        "unclosed character class" => ("missing closing ]", anchored),
+        "repetition operator missing expression" => {
+            ("missing argument to repetition operator", anchored)
+        }
+        "incomplete escape sequence, reached end of pattern prematurely" => {
+            ("trailing backslash at end of expression", String::new())
+        }
+        other => return format!("error parsing regexp: {other}: `{pattern}`"),
+    };
+    format!("error parsing regexp: {code}: `{expr}`")
+}
+
 fn seconds_to_ms(seconds: f64) -> i64 {
     let ms = (seconds * 1000.0).round();
     if ms.is_nan() {
@@ -1520,7 +1562,11 @@ fn go_float_f(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
-        if v > 0.0 { "+Inf".into() } else { "-Inf".into() }
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
     } else {
         format!("{v:.6}")
     }
@@ -1605,11 +1651,9 @@ fn go_parse_float(text: &str) -> Option<f64> {
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
-        return Some(
-            digits
-                .bytes()
-                .fold(0.0, |acc, b| acc * 16.0 + (b as char).to_digit(16).unwrap_or(0) as f64),
-        );
+        return Some(digits.bytes().fold(0.0, |acc, b| {
+            acc * 16.0 + (b as char).to_digit(16).unwrap_or(0) as f64
+        }));
     }
     if !lower
         .bytes()
@@ -1868,7 +1912,10 @@ fn check(e: &Expr, span: &Span, input: &str) -> Result<ValueType, ParseError> {
             let rt = check(&b.rhs, &rspan, input)?;
             let op_pos = first_non_space(input, lspan.end);
             if b.return_bool && !b.op.is_comparison() {
-                return err(op_pos, "bool modifier can only be used on comparison operators");
+                return err(
+                    op_pos,
+                    "bool modifier can only be used on comparison operators",
+                );
             }
             if b.op.is_comparison()
                 && !b.return_bool
@@ -1877,8 +1924,10 @@ fn check(e: &Expr, span: &Span, input: &str) -> Result<ValueType, ParseError> {
             {
                 return err(op_pos, "comparisons between scalars must use BOOL modifier");
             }
-            if let (Some(Matching::On(on)), Cardinality::ManyToOne(inc) | Cardinality::OneToMany(inc)) =
-                (&b.matching, &b.cardinality)
+            if let (
+                Some(Matching::On(on)),
+                Cardinality::ManyToOne(inc) | Cardinality::OneToMany(inc),
+            ) = (&b.matching, &b.cardinality)
             {
                 for l in on {
                     if inc.contains(l) {
@@ -1922,7 +1971,10 @@ fn check(e: &Expr, span: &Span, input: &str) -> Result<ValueType, ParseError> {
                 ) {
                     return err(
                         span.start,
-                        format!("no grouping allowed for {} operation", go_quote(b.op.as_str())),
+                        format!(
+                            "no grouping allowed for {} operation",
+                            go_quote(b.op.as_str())
+                        ),
                     );
                 }
                 if b.cardinality != Cardinality::ManyToMany {
@@ -2155,8 +2207,14 @@ mod tests {
     fn parse_errors_carry_prometheus_positions() {
         let cases = [
             ("sum(up", "1:7: parse error: unclosed left parenthesis"),
-            ("foo{", "1:5: parse error: unexpected end of input inside braces"),
-            ("rate(up[5m]", "1:12: parse error: unclosed left parenthesis"),
+            (
+                "foo{",
+                "1:5: parse error: unexpected end of input inside braces",
+            ),
+            (
+                "rate(up[5m]",
+                "1:12: parse error: unclosed left parenthesis",
+            ),
             ("up +", "1:5: parse error: unexpected end of input"),
             ("1 + ", "1:5: parse error: unexpected end of input"),
             (
@@ -2172,7 +2230,10 @@ mod tests {
                 "up offset",
                 "1:10: parse error: unexpected end of input in offset, expected number, duration, step(), or range()",
             ),
-            ("\"unterminated", "1:1: parse error: unterminated quoted string"),
+            (
+                "\"unterminated",
+                "1:1: parse error: unterminated quoted string",
+            ),
             (
                 "sum(rate(x[5m]) foo)",
                 "1:17: parse error: unexpected identifier \"foo\" in aggregation",
@@ -2231,8 +2292,14 @@ mod tests {
             ("sum(a) by (x)", "sum by (x) (a)"),
             ("a / on (x) group_left (y) b", "a / on (x) group_left (y) b"),
             ("a > bool 1", "a > bool 1"),
-            ("max_over_time(a[1h:5m] @ end())", "max_over_time(a[1h:5m] @ end())"),
-            ("{__name__=~\"a.*\", job!=\"x\"}", "{__name__=~\"a.*\", job!=\"x\"}"),
+            (
+                "max_over_time(a[1h:5m] @ end())",
+                "max_over_time(a[1h:5m] @ end())",
+            ),
+            (
+                "{__name__=~\"a.*\", job!=\"x\"}",
+                "{__name__=~\"a.*\", job!=\"x\"}",
+            ),
             ("topk(3, a)", "topk(3, a)"),
             ("a[5]", "a[5s]"),
             ("a and b or c unless d", "a and b or c unless d"),
