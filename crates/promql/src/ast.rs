@@ -7,7 +7,7 @@
 use model::Matcher;
 
 /// A PromQL expression.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Expr {
     Number(f64),
     String(String),
@@ -53,7 +53,7 @@ pub enum At {
     End,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct VectorSelector {
     /// The metric name as written before the braces, if any.
     pub name: Option<String>,
@@ -64,13 +64,13 @@ pub struct VectorSelector {
     pub at: Option<At>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct MatrixSelector {
     pub selector: VectorSelector,
     pub range_ms: i64,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Subquery {
     pub expr: Box<Expr>,
     pub range_ms: i64,
@@ -153,7 +153,7 @@ pub enum Cardinality {
     ManyToMany,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Binary {
     pub op: BinaryOp,
     pub lhs: Box<Expr>,
@@ -229,7 +229,7 @@ pub enum Grouping {
     Without(Vec<String>),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Aggregate {
     pub op: AggregateOp,
     pub expr: Box<Expr>,
@@ -238,7 +238,7 @@ pub struct Aggregate {
     pub grouping: Option<Grouping>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Call {
     pub func: String,
     pub args: Vec<Expr>,

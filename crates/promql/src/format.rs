@@ -32,6 +32,8 @@ pub(crate) fn go_quote(v: &str) -> String {
             '\n' => s.push_str("\\n"),
             '\t' => s.push_str("\\t"),
             '\r' => s.push_str("\\r"),
+            // The lexer refuses a literal U+FFFD (Go reads it as a bad byte).
+            '\u{FFFD}' => s.push_str("\\ufffd"),
             c if (c as u32) < 0x20 || c as u32 == 0x7f => {
                 s.push_str(&format!("\\x{:02x}", c as u32))
             }
@@ -153,7 +155,14 @@ fn write_expr(out: &mut String, e: &Expr) {
             }
             match &b.matching {
                 Some(Matching::On(l)) => out.push_str(&format!(" on ({})", label_list(l))),
-                Some(Matching::Ignoring(l)) if !l.is_empty() => {
+                // `ignoring ()` is the default, except before `group_x`.
+                Some(Matching::Ignoring(l))
+                    if !l.is_empty()
+                        || matches!(
+                            b.cardinality,
+                            Cardinality::ManyToOne(_) | Cardinality::OneToMany(_)
+                        ) =>
+                {
                     out.push_str(&format!(" ignoring ({})", label_list(l)))
                 }
                 _ => {}

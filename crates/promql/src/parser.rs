@@ -923,12 +923,23 @@ impl Parser<'_> {
             None if op.is_set() => Cardinality::ManyToMany,
             None => Cardinality::OneToOne,
         };
+        // `ignoring ()` without `group_x` is the default matching; keep one
+        // form of it so that printing and parsing again give the same tree.
+        let matching = match m.matching {
+            Some(Matching::Ignoring(l))
+                if l.is_empty()
+                    && matches!(cardinality, Cardinality::OneToOne | Cardinality::ManyToMany) =>
+            {
+                None
+            }
+            other => other,
+        };
         Ok((
             Expr::Binary(Binary {
                 op,
                 lhs: Box::new(lhs.0),
                 rhs: Box::new(rhs.0),
-                matching: m.matching,
+                matching,
                 cardinality,
                 return_bool: m.return_bool,
             }),

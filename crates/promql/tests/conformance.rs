@@ -188,6 +188,63 @@ fn osprey_scripts() {
     assert!(report.passed > 0, "no eval ran");
 }
 
+/// The printer and the parser agree: every expression of the upstream
+/// scripts and of ours that parses (with every experimental feature on)
+/// prints to text that parses to the same tree. The fuzz target `promql`
+/// checks the same on arbitrary input.
+#[test]
+fn printed_expressions_parse_to_the_same_tree() {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut dirs = vec![manifest.join("tests/scripts")];
+    let upstream = manifest.join("../../../shared/conformance/promql/testdata");
+    if upstream.is_dir() {
+        dirs.push(upstream);
+    }
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for dir in dirs {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("read dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "test"))
+            .collect();
+        files.sort();
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("read script");
+            let Ok(cmds) = parse_script(&text) else {
+                continue;
+            };
+            for cmd in cmds {
+                let Command::Eval(ev) = cmd else { continue };
+                let options = promql::ParseOptions::ALL;
+                let Ok(expr) = promql::parse_with(&ev.expr, options) else {
+                    continue;
+                };
+                checked += 1;
+                let printed = promql::format(&expr);
+                match promql::parse_with(&printed, options) {
+                    Ok(again) if again == expr => {}
+                    Ok(again) if printed.contains("NaN") && promql::format(&again) == printed => {}
+                    Ok(again) => failures.push(format!(
+                        "{}:{}: {} printed as {printed} parses to another tree: {again:?}",
+                        file.display(),
+                        ev.line,
+                        ev.expr
+                    )),
+                    Err(e) => failures.push(format!(
+                        "{}:{}: {} printed as {printed} does not parse: {e}",
+                        file.display(),
+                        ev.line,
+                        ev.expr
+                    )),
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(checked > 0);
+}
+
 #[derive(Default)]
 struct Report {
     passed: usize,
