@@ -76,6 +76,7 @@ impl Span {
 /// Evaluates PromQL queries. Shareable between threads.
 pub struct Engine {
     opts: EngineOptions,
+    parse_options: crate::ParseOptions,
     running: Mutex<usize>,
     slot_freed: Condvar,
 }
@@ -199,9 +200,22 @@ impl Engine {
     pub fn new(opts: EngineOptions) -> Engine {
         Engine {
             opts,
+            parse_options: crate::ParseOptions::OSPREY,
             running: Mutex::new(0),
             slot_freed: Condvar::new(),
         }
+    }
+
+    /// The same engine parsing queries with these experimental features
+    /// (Prometheus's `--enable-feature` values; see
+    /// [`crate::ParseOptions::enable_feature`]).
+    pub fn with_parse_options(mut self, parse_options: crate::ParseOptions) -> Engine {
+        self.parse_options = parse_options;
+        self
+    }
+
+    pub fn parse_options(&self) -> crate::ParseOptions {
+        self.parse_options
     }
 
     pub fn options(&self) -> &EngineOptions {
@@ -336,7 +350,18 @@ impl Engine {
         let _slot = self.acquire(deadline)?;
         let queued = began.elapsed();
         let parse_began = Instant::now();
-        let expr = crate::parse(query)?;
+        let mut expr = crate::parse_with(query, self.parse_options)?;
+        if expr.has_duration_exprs() {
+            // Prometheus computes `step()` and `range()` from the query:
+            // both are 0 for an instant query.
+            let (step_s, range_s) = if is_range {
+                (step as f64 / 1000.0, (end - start) as f64 / 1000.0)
+            } else {
+                (0.0, 0.0)
+            };
+            expr.resolve_durations(step_s, range_s)
+                .map_err(QueryError::bad_data)?;
+        }
         let parse_time = parse_began.elapsed();
         let eval_began = Instant::now();
         let output_type = expr.value_type();

@@ -2,7 +2,9 @@
 //! does: canonical spacing, `by (…)` before the arguments, durations in
 //! the largest units, `@` times in seconds with three decimals.
 
-use crate::ast::{At, Cardinality, Expr, Grouping, Matching, VectorSelector};
+use crate::ast::{
+    At, BinaryOp, Cardinality, DurationExpr, Expr, Grouping, Matching, VectorSelector,
+};
 use crate::functions::go_float;
 use model::MatchOp;
 use model::duration::format_duration_ms;
@@ -44,8 +46,68 @@ pub(crate) fn go_quote(v: &str) -> String {
     s
 }
 
-fn write_at_offset(out: &mut String, at: Option<At>, offset_ms: i64) {
-    if offset_ms != 0 {
+/// A duration expression; an offset's is always a single term (a sign
+/// and a literal, call or parenthesised expression), so it needs no
+/// parentheses of its own.
+fn write_duration_expr(out: &mut String, d: &DurationExpr) {
+    match d {
+        DurationExpr::Number(v) => out.push_str(&go_float(*v)),
+        DurationExpr::Step => out.push_str("step()"),
+        DurationExpr::Range => out.push_str("range()"),
+        DurationExpr::Neg(x) => {
+            out.push('-');
+            write_duration_expr(out, x);
+        }
+        DurationExpr::Paren(x) => {
+            out.push('(');
+            write_duration_expr(out, x);
+            out.push(')');
+        }
+        DurationExpr::MinOf(a, b) | DurationExpr::MaxOf(a, b) => {
+            out.push_str(if matches!(d, DurationExpr::MinOf(..)) {
+                "min_of("
+            } else {
+                "max_of("
+            });
+            write_duration_expr(out, a);
+            out.push_str(", ");
+            write_duration_expr(out, b);
+            out.push(')');
+        }
+        DurationExpr::Binary { op, lhs, rhs } => {
+            write_duration_expr(out, lhs);
+            out.push(' ');
+            out.push_str(match op {
+                BinaryOp::Add => "+",
+                BinaryOp::Sub => "-",
+                BinaryOp::Mul => "*",
+                BinaryOp::Div => "/",
+                BinaryOp::Mod => "%",
+                _ => "^",
+            });
+            out.push(' ');
+            write_duration_expr(out, rhs);
+        }
+    }
+}
+
+fn write_duration(out: &mut String, ms: i64, expr: Option<&DurationExpr>) {
+    match expr {
+        Some(e) => write_duration_expr(out, e),
+        None => out.push_str(&format_duration_ms(ms)),
+    }
+}
+
+fn write_at_offset(
+    out: &mut String,
+    at: Option<At>,
+    offset_ms: i64,
+    offset_expr: Option<&DurationExpr>,
+) {
+    if let Some(e) = offset_expr {
+        out.push_str(" offset ");
+        write_duration_expr(out, e);
+    } else if offset_ms != 0 {
         out.push_str(" offset ");
         out.push_str(&format_duration_ms(offset_ms));
     }
@@ -126,25 +188,32 @@ fn write_expr(out: &mut String, e: &Expr) {
         }
         Expr::VectorSelector(vs) => {
             write_selector_body(out, vs);
-            write_at_offset(out, vs.at, vs.offset_ms);
+            write_at_offset(out, vs.at, vs.offset_ms, vs.offset_expr.as_ref());
         }
         Expr::MatrixSelector(ms) => {
             write_selector_body(out, &ms.selector);
             out.push('[');
-            out.push_str(&format_duration_ms(ms.range_ms));
+            write_duration(out, ms.range_ms, ms.range_expr.as_ref());
             out.push(']');
-            write_at_offset(out, ms.selector.at, ms.selector.offset_ms);
+            write_at_offset(
+                out,
+                ms.selector.at,
+                ms.selector.offset_ms,
+                ms.selector.offset_expr.as_ref(),
+            );
         }
         Expr::Subquery(sq) => {
             write_expr(out, &sq.expr);
             out.push('[');
-            out.push_str(&format_duration_ms(sq.range_ms));
+            write_duration(out, sq.range_ms, sq.range_expr.as_ref());
             out.push(':');
-            if let Some(step) = sq.step_ms {
+            if let Some(e) = &sq.step_expr {
+                write_duration_expr(out, e);
+            } else if let Some(step) = sq.step_ms {
                 out.push_str(&format_duration_ms(step));
             }
             out.push(']');
-            write_at_offset(out, sq.at, sq.offset_ms);
+            write_at_offset(out, sq.at, sq.offset_ms, sq.offset_expr.as_ref());
         }
         Expr::Binary(b) => {
             write_expr(out, &b.lhs);

@@ -22,8 +22,8 @@
 
 use crate::QueryError;
 use crate::ast::{
-    Aggregate, AggregateOp, At, Binary, BinaryOp, Call, Cardinality, Expr, Grouping, Matching,
-    MatrixSelector, Subquery, ValueType, VectorSelector,
+    Aggregate, AggregateOp, At, Binary, BinaryOp, Call, Cardinality, DurationExpr, Expr, Grouping,
+    Matching, MatrixSelector, Subquery, ValueType, VectorSelector,
 };
 use crate::lexer::{Kind, LexError, Token, go_quote, lex};
 use model::{MatchOp, Matcher};
@@ -241,20 +241,8 @@ struct Parser<'a> {
 }
 
 /// A duration expression (in `[…]` or after `offset`) as parsed.
-#[derive(Clone, Debug)]
-enum Dur {
-    /// Seconds.
-    Number(f64),
-    Step,
-    Range,
-    Neg(Box<Dur>),
-    Binary(Kind, Box<Dur>, Box<Dur>),
-    MinOf(Box<Dur>, Box<Dur>),
-    MaxOf(Box<Dur>, Box<Dur>),
-}
-
 struct DurNode {
-    dur: Dur,
+    dur: DurationExpr,
     start: usize,
     /// Whether the node is a plain number or duration literal.
     literal: bool,
@@ -534,6 +522,7 @@ impl Parser<'_> {
                 name: name_text,
                 matchers,
                 offset_ms: 0,
+                offset_expr: None,
                 at: None,
             }),
             Span::leaf(start, end),
@@ -960,13 +949,13 @@ impl Parser<'_> {
             ),
             |p| p.parse_duration(0),
         )?;
-        let range_ms = self.positive_duration(&range);
+        let (range_ms, range_expr) = self.positive_duration(range);
         match self.peek_kind() {
             Kind::RightBracket => {
                 let close = self.advance();
                 let (expr, span) = node;
                 let message = match &expr {
-                    Expr::VectorSelector(vs) if vs.offset_ms != 0 => {
+                    Expr::VectorSelector(vs) if vs.offset_ms != 0 || vs.offset_expr.is_some() => {
                         Some("no offset modifiers allowed before range")
                     }
                     Expr::VectorSelector(vs) if vs.at.is_some() => {
@@ -986,6 +975,7 @@ impl Parser<'_> {
                     Expr::MatrixSelector(MatrixSelector {
                         selector: vs,
                         range_ms,
+                        range_expr,
                     }),
                     Span::leaf(span.start, close.end),
                 ))
@@ -993,6 +983,7 @@ impl Parser<'_> {
             Kind::Colon => {
                 self.advance();
                 let mut step_ms = None;
+                let mut step_expr = None;
                 if self.peek_kind() != Kind::RightBracket {
                     let step = self.with_context(
                         (
@@ -1001,7 +992,9 @@ impl Parser<'_> {
                         ),
                         |p| p.parse_duration(0),
                     )?;
-                    step_ms = Some(self.positive_duration(&step));
+                    let (ms, expr) = self.positive_duration(step);
+                    step_ms = Some(ms);
+                    step_expr = expr;
                     if self.peek_kind() != Kind::RightBracket {
                         return Err(self.unexpected("subquery selector", "\"]\""));
                     }
@@ -1015,6 +1008,9 @@ impl Parser<'_> {
                         range_ms,
                         step_ms,
                         offset_ms: 0,
+                        range_expr,
+                        step_expr,
+                        offset_expr: None,
                         at: None,
                     }),
                     Span {
@@ -1053,7 +1049,7 @@ impl Parser<'_> {
             self.advance();
             let rhs = self.parse_duration(if right { prec } else { prec + 1 })?;
             self.experimental_duration(lhs.start);
-            if rhs.literal && matches!(rhs.dur, Dur::Number(v) if v == 0.0) {
+            if rhs.literal && matches!(rhs.dur, DurationExpr::Number(v) if v == 0.0) {
                 match op.kind {
                     Kind::Div => self.soft(op.pos, "division by zero"),
                     Kind::Mod => self.soft(op.pos, "modulo by zero"),
@@ -1062,7 +1058,18 @@ impl Parser<'_> {
             }
             lhs = DurNode {
                 start: lhs.start,
-                dur: Dur::Binary(op.kind, Box::new(lhs.dur), Box::new(rhs.dur)),
+                dur: DurationExpr::Binary {
+                    op: match op.kind {
+                        Kind::Add => BinaryOp::Add,
+                        Kind::Sub => BinaryOp::Sub,
+                        Kind::Mul => BinaryOp::Mul,
+                        Kind::Div => BinaryOp::Div,
+                        Kind::Mod => BinaryOp::Mod,
+                        _ => BinaryOp::Pow,
+                    },
+                    lhs: Box::new(lhs.dur),
+                    rhs: Box::new(rhs.dur),
+                },
                 literal: false,
             };
         }
@@ -1073,7 +1080,8 @@ impl Parser<'_> {
         let t = self.peek();
         if matches!(t.kind, Kind::Add | Kind::Sub) {
             self.advance();
-            let inner = self.parse_duration(2)?;
+            // The sign binds like `*`: only `^` binds tighter.
+            let inner = self.parse_duration(3)?;
             return Ok(self.apply_duration_sign(t, inner));
         }
         self.parse_duration_primary()
@@ -1082,19 +1090,19 @@ impl Parser<'_> {
     fn apply_duration_sign(&mut self, sign: Token, inner: DurNode) -> DurNode {
         let negate = sign.kind == Kind::Sub;
         match inner.dur {
-            Dur::Number(v) if inner.literal => {
+            DurationExpr::Number(v) if inner.literal => {
                 let v = if negate { -v } else { v };
                 if v.abs() > MAX_DURATION_SECONDS {
                     self.soft(sign.pos, "duration out of range");
                 }
                 DurNode {
-                    dur: Dur::Number(v),
+                    dur: DurationExpr::Number(v),
                     start: sign.pos,
                     literal: true,
                 }
             }
             other if negate => DurNode {
-                dur: Dur::Neg(Box::new(other)),
+                dur: DurationExpr::Neg(Box::new(other)),
                 start: sign.pos,
                 literal: false,
             },
@@ -1120,7 +1128,7 @@ impl Parser<'_> {
                     self.soft(t.pos, "duration out of range");
                 }
                 Ok(DurNode {
-                    dur: Dur::Number(v),
+                    dur: DurationExpr::Number(v),
                     start: t.pos,
                     literal: true,
                 })
@@ -1132,9 +1140,9 @@ impl Parser<'_> {
                 self.experimental_duration(t.pos);
                 Ok(DurNode {
                     dur: if t.kind == Kind::Step {
-                        Dur::Step
+                        DurationExpr::Step
                     } else {
-                        Dur::Range
+                        DurationExpr::Range
                     },
                     start: t.pos,
                     literal: false,
@@ -1151,9 +1159,9 @@ impl Parser<'_> {
                 let (a, b) = (Box::new(a.dur), Box::new(b.dur));
                 Ok(DurNode {
                     dur: if t.kind == Kind::MaxOf {
-                        Dur::MaxOf(a, b)
+                        DurationExpr::MaxOf(a, b)
                     } else {
-                        Dur::MinOf(a, b)
+                        DurationExpr::MinOf(a, b)
                     },
                     start: t.pos,
                     literal: false,
@@ -1165,7 +1173,7 @@ impl Parser<'_> {
                 self.expect(Kind::RightParen)?;
                 self.experimental_duration(inner.start);
                 Ok(DurNode {
-                    dur: inner.dur,
+                    dur: DurationExpr::Paren(Box::new(inner.dur)),
                     start: t.pos,
                     literal: false,
                 })
@@ -1180,34 +1188,19 @@ impl Parser<'_> {
         }
     }
 
-    /// Milliseconds of a range or step, which must be positive.
-    fn positive_duration(&mut self, d: &DurNode) -> i64 {
-        let seconds = self.fold_duration(d);
-        if d.literal && seconds <= 0.0 {
-            self.soft(d.start, "duration must be greater than 0");
-            return 0;
-        }
-        if !d.literal && seconds <= 0.0 {
-            self.soft(d.start, "duration must be greater than 0");
-            return 0;
-        }
-        seconds_to_ms(seconds)
-    }
-
-    /// The value of a duration expression in seconds. `step()` and
-    /// `range()` depend on the query and are not evaluated here.
-    fn fold_duration(&mut self, d: &DurNode) -> f64 {
-        match eval_duration(&d.dur) {
-            Some(v) => v,
-            None => {
-                if self.options.duration_expressions {
-                    self.soft(
-                        d.start,
-                        "step() and range() in durations are not supported by osprey yet",
-                    );
+    /// A range or step: milliseconds of a literal, which must be
+    /// positive, or the expression the engine computes when the query runs
+    /// (and checks then, as Prometheus does).
+    fn positive_duration(&mut self, d: DurNode) -> (i64, Option<DurationExpr>) {
+        match d.dur {
+            DurationExpr::Number(seconds) if d.literal => {
+                if seconds <= 0.0 {
+                    self.soft(d.start, "duration must be greater than 0");
+                    return (0, None);
                 }
-                1.0
+                (seconds_to_ms(seconds), None)
             }
+            other => (0, Some(other)),
         }
     }
 
@@ -1215,13 +1208,17 @@ impl Parser<'_> {
         let d = self.with_context(("offset", "number, duration, step(), or range()"), |p| {
             p.parse_offset_duration()
         })?;
-        let seconds = self.fold_duration(&d);
-        let ms = seconds_to_ms(seconds);
+        let (ms, offset_expr) = match d.dur {
+            DurationExpr::Number(seconds) if d.literal => (seconds_to_ms(seconds), None),
+            other => (0, Some(other)),
+        };
         let (mut expr, span) = node;
         let slot = match &mut expr {
-            Expr::VectorSelector(vs) => Some(&mut vs.offset_ms),
-            Expr::MatrixSelector(ms) => Some(&mut ms.selector.offset_ms),
-            Expr::Subquery(sq) => Some(&mut sq.offset_ms),
+            Expr::VectorSelector(vs) => Some((&mut vs.offset_ms, &mut vs.offset_expr)),
+            Expr::MatrixSelector(ms) => {
+                Some((&mut ms.selector.offset_ms, &mut ms.selector.offset_expr))
+            }
+            Expr::Subquery(sq) => Some((&mut sq.offset_ms, &mut sq.offset_expr)),
             _ => None,
         };
         match slot {
@@ -1229,10 +1226,13 @@ impl Parser<'_> {
                 span.start,
                 "offset modifier must be preceded by an instant vector selector or range vector selector or a subquery",
             ),
-            Some(slot) if *slot != 0 => {
+            Some((slot, slot_expr)) if *slot != 0 || slot_expr.is_some() => {
                 self.soft(span.start, "offset may not be set multiple times");
             }
-            Some(slot) => *slot = ms,
+            Some((slot, slot_expr)) => {
+                *slot = ms;
+                *slot_expr = offset_expr;
+            }
         }
         let end = self.tokens[self.next.saturating_sub(1)].end;
         Ok((expr, Span { end, ..span }))
@@ -1252,8 +1252,9 @@ impl Parser<'_> {
                 let inner = self.parse_duration(0)?;
                 self.expect(Kind::RightParen)?;
                 DurNode {
+                    dur: DurationExpr::Paren(Box::new(inner.dur)),
+                    start: inner.start,
                     literal: false,
-                    ..inner
                 }
             } else {
                 self.parse_duration_primary()?
@@ -1359,10 +1360,10 @@ impl Parser<'_> {
     fn number(&mut self, t: Token) -> f64 {
         let text = self.text(t);
         match go_parse_number(text) {
-            Some(v) => v,
-            None => {
+            Ok(v) => v,
+            Err(why) => {
                 let message = format!(
-                    "error parsing number: strconv.ParseFloat: parsing {}: invalid syntax",
+                    "error parsing number: strconv.ParseFloat: parsing {}: {why}",
                     go_quote(text)
                 );
                 self.soft(t.pos, message);
@@ -1534,27 +1535,6 @@ fn seconds_to_ms(seconds: f64) -> i64 {
     }
 }
 
-fn eval_duration(d: &Dur) -> Option<f64> {
-    Some(match d {
-        Dur::Number(v) => *v,
-        Dur::Step | Dur::Range => return None,
-        Dur::Neg(x) => -eval_duration(x)?,
-        Dur::MinOf(a, b) => eval_duration(a)?.min(eval_duration(b)?),
-        Dur::MaxOf(a, b) => eval_duration(a)?.max(eval_duration(b)?),
-        Dur::Binary(op, a, b) => {
-            let (a, b) = (eval_duration(a)?, eval_duration(b)?);
-            match op {
-                Kind::Add => a + b,
-                Kind::Sub => a - b,
-                Kind::Mul => a * b,
-                Kind::Div => a / b,
-                Kind::Mod => a % b,
-                _ => a.powf(b),
-            }
-        }
-    })
-}
-
 /// 1-based line and byte column of byte `offset`, as Prometheus counts.
 fn line_col(query: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(query.len());
@@ -1585,11 +1565,17 @@ fn go_float_f(v: f64) -> String {
 
 /// Go's `strconv.ParseInt(s, 0, 64)`, falling back to `ParseFloat`, for
 /// the texts the lexer lets through as numbers.
-fn go_parse_number(text: &str) -> Option<f64> {
+fn go_parse_number(text: &str) -> Result<f64, &'static str> {
     if let Some(v) = go_parse_int(text) {
-        return Some(v as f64);
+        return Ok(v as f64);
     }
-    go_parse_float(text)
+    match go_parse_float(text) {
+        None => Err("invalid syntax"),
+        Some(v) if v.is_infinite() && !text.to_ascii_lowercase().contains("inf") => {
+            Err("value out of range")
+        }
+        Some(v) => Ok(v),
+    }
 }
 
 fn underscores_ok(s: &str) -> bool {
@@ -2352,7 +2338,7 @@ mod tests {
             "1:1: parse error: binop fill modifiers are experimental and not enabled"
         );
         let folded = parse_with("a[5m+1m]", ParseOptions::ALL).expect("enabled");
-        assert_eq!(crate::format(&folded), "a[6m]");
+        assert_eq!(crate::format(&folded), "a[300 + 60]");
     }
 
     #[test]

@@ -128,6 +128,9 @@ fn promql_conformance() {
         }
         std::fs::write(path, text).expect("write audit");
     }
+    if let Ok(path) = std::env::var("PROMQL_WRITE_PASSING_SKIPS") {
+        std::fs::write(path, report.passing_skips.join("\n")).expect("write passing skips");
+    }
     if let Ok(path) = std::env::var("PROMQL_WRITE_FAILURES") {
         let list: Vec<String> = report.failed_keys.iter().map(|k| k.to_string()).collect();
         std::fs::write(path, list.join("\n")).expect("write failures");
@@ -250,6 +253,8 @@ struct Report {
     passed: usize,
     skipped: usize,
     skipped_but_passing: usize,
+    /// The keys of skipped cases that pass (`PROMQL_WRITE_PASSING_SKIPS`).
+    passing_skips: Vec<String>,
     skip_reasons: BTreeMap<String, usize>,
     failures: Vec<String>,
     failed_keys: Vec<String>,
@@ -304,6 +309,8 @@ fn engine() -> Engine {
         max_samples: 50_000_000,
         max_concurrent: 4,
     })
+    // Prometheus's test scripts run with every experimental feature on.
+    .with_parse_options(promql::ParseOptions::ALL)
 }
 
 // ---------------------------------------------------------------------
@@ -889,6 +896,7 @@ fn run_file(
                         *report.skip_reasons.entry(reason.clone()).or_default() += 1;
                         if r.is_ok() {
                             report.skipped_but_passing += 1;
+                            report.passing_skips.push(key.clone());
                         }
                     }
                     (None, Ok(())) => report.passed += 1,
@@ -967,7 +975,7 @@ fn range_cross_check(
     {
         return Ok(());
     }
-    let parsed = promql::parse(expr).map_err(|e| e.to_string())?;
+    let parsed = promql::parse_with(expr, promql::ParseOptions::ALL).map_err(|e| e.to_string())?;
     if parsed.value_type() == promql::ast::ValueType::Matrix
         || parsed.value_type() == promql::ast::ValueType::String
     {
@@ -1083,7 +1091,7 @@ fn pin_at(e: &mut Expr, t: i64) {
 }
 
 fn at_variants(engine: &Engine, db: &tsdb::Db, ev: &Eval, at: i64) -> Result<(), String> {
-    let Ok(mut parsed) = promql::parse(&ev.expr) else {
+    let Ok(mut parsed) = promql::parse_with(&ev.expr, promql::ParseOptions::ALL) else {
         return Ok(());
     };
     if calls_time_function(&parsed) {
@@ -1637,7 +1645,7 @@ fn audit_facts(ev: &Eval, shadow: &Shadow) -> AuditFacts {
         _ => false,
     });
     let mut touched = Touched::default();
-    let parsed = promql::parse(&ev.expr);
+    let parsed = promql::parse_with(&ev.expr, promql::ParseOptions::ALL);
     let parses = parsed.is_ok();
     // Experimental modifiers and operators osprey does not parse are taken
     // out for the audit only: the selectors, and so the data read, stay
@@ -1652,7 +1660,7 @@ fn audit_facts(ev: &Eval, shadow: &Shadow) -> AuditFacts {
         for func in ["histogram_quantiles", "start_timestamp"] {
             text = replace_call_with_first_argument(&text, func);
         }
-        promql::parse(&text)
+        promql::parse_with(&text, promql::ParseOptions::ALL)
     });
     if let Ok(expr) = parsed {
         let (start, end, times) = match ev.range {
