@@ -68,6 +68,7 @@ pub(crate) static FUNCTIONS: &[Signature] = &[
     sig!("drift_ks", [V, V], 0, V),
     sig!("drift_psi", [V, V], 0, V),
     sig!("drift_wasserstein", [V, V], 0, V),
+    sig!("end", [], 0, S),
     sig!("exp", [V], 0, V),
     sig!("first_over_time", [M], 0, V),
     sig!("floor", [V], 0, V),
@@ -89,11 +90,14 @@ pub(crate) static FUNCTIONS: &[Signature] = &[
     sig!("log10", [V], 0, V),
     sig!("log2", [V], 0, V),
     sig!("mad_over_time", [M], 0, V),
+    sig!("max_of", [S, S], 0, S),
     sig!("max_over_time", [M], 0, V),
+    sig!("min_of", [S, S], 0, S),
     sig!("min_over_time", [M], 0, V),
     sig!("minute", [V], 1, V),
     sig!("month", [V], 1, V),
     sig!("pi", [], 0, S),
+    sig!("range", [], 0, S),
     sig!("predict_linear", [M, S], 0, V),
     sig!("present_over_time", [M], 0, V),
     sig!("quantile_over_time", [S, M], 0, V),
@@ -115,6 +119,8 @@ pub(crate) static FUNCTIONS: &[Signature] = &[
     sig!("sum_over_time", [M], 0, V),
     sig!("tan", [V], 0, V),
     sig!("tanh", [V], 0, V),
+    sig!("start", [], 0, S),
+    sig!("step", [], 0, S),
     sig!("time", [], 0, S),
     sig!("timestamp", [V], 0, V),
     sig!("ts_of_first_over_time", [M], 0, V),
@@ -178,6 +184,29 @@ pub(crate) fn eval_call(
             ));
         }
         "pi" => return Ok(Val::Scalar(vec![std::f64::consts::PI; steps.n])),
+        "min_of" | "max_of" => {
+            let a = ctx.eval_scalar(&c.args[0], steps)?;
+            let b = ctx.eval_scalar(&c.args[1], steps)?;
+            let max = name == "max_of";
+            // Go's math.Min/Max: NaN wins.
+            return Ok(Val::Scalar(
+                a.iter()
+                    .zip(&b)
+                    .map(|(a, b)| match (a.is_nan() || b.is_nan(), max) {
+                        (true, _) => f64::NAN,
+                        (false, true) => a.max(*b),
+                        (false, false) => a.min(*b),
+                    })
+                    .collect(),
+            ));
+        }
+        "start" | "end" | "range" | "step" => {
+            // Folded into numbers before evaluation (see
+            // `engine::fold_query_context_functions`).
+            return Err(QueryError::execution(format!(
+                "{name}() was not folded before evaluation"
+            )));
+        }
         "vector" => {
             let v = ctx.eval_scalar(&c.args[0], steps)?;
             return Ok(Val::Vector(vec![StepSeries {

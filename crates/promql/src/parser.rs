@@ -1487,18 +1487,7 @@ fn is_experimental_function(name: &str) -> bool {
 /// Prometheus 3 functions osprey does not evaluate yet: known names, so
 /// the error says so rather than calling them unknown.
 fn is_prometheus_function(name: &str) -> bool {
-    matches!(
-        name,
-        "end"
-            | "histogram_quantiles"
-            | "info"
-            | "max_of"
-            | "min_of"
-            | "range"
-            | "start"
-            | "start_timestamp"
-            | "step"
-    )
+    matches!(name, "histogram_quantiles" | "info" | "start_timestamp")
 }
 
 /// A bad regex matcher's message in the words of Go's `regexp` (which
