@@ -235,6 +235,11 @@ pub struct Binary {
     pub matching: Option<Matching>,
     pub cardinality: Cardinality,
     pub return_bool: bool,
+    /// `fill_left(v)` (or `fill(v)`): the value a missing left-hand
+    /// series takes (`promql-binop-fill-modifiers`).
+    pub fill_lhs: Option<f64>,
+    /// `fill_right(v)` (or `fill(v)`).
+    pub fill_rhs: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

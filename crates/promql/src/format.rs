@@ -245,6 +245,20 @@ fn write_expr(out: &mut String, e: &Expr) {
                 }
                 _ => {}
             }
+            let same = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
+            match (b.fill_lhs, b.fill_rhs) {
+                (Some(l), Some(r)) if same(l, r) => {
+                    out.push_str(&format!(" fill({})", go_float(l)))
+                }
+                (l, r) => {
+                    if let Some(l) = l {
+                        out.push_str(&format!(" fill_left({})", go_float(l)));
+                    }
+                    if let Some(r) = r {
+                        out.push_str(&format!(" fill_right({})", go_float(r)));
+                    }
+                }
+            }
             out.push(' ');
             write_expr(out, &b.rhs);
         }

@@ -875,8 +875,6 @@ impl Parser<'_> {
                 start,
                 "binop fill modifiers are experimental and not enabled",
             );
-        } else if m.fill.0.is_some() || m.fill.1.is_some() {
-            self.soft(start, "fill modifiers are not supported by osprey yet");
         }
         let op = match op.kind {
             Kind::Add => BinaryOp::Add,
@@ -931,6 +929,8 @@ impl Parser<'_> {
                 matching,
                 cardinality,
                 return_bool: m.return_bool,
+                fill_lhs: m.fill.0,
+                fill_rhs: m.fill.1,
             }),
             Span {
                 start,
@@ -1939,6 +1939,7 @@ fn check(e: &Expr, span: &Span, input: &str) -> Result<ValueType, ParseError> {
                     "binary expression must contain only scalar and instant vector types",
                 );
             }
+            let fills = b.fill_lhs.is_some() || b.fill_rhs.is_some();
             if lt != ValueType::Vector || rt != ValueType::Vector {
                 let labels = match &b.matching {
                     Some(Matching::On(l)) | Some(Matching::Ignoring(l)) => l.len(),
@@ -1948,6 +1949,12 @@ fn check(e: &Expr, span: &Span, input: &str) -> Result<ValueType, ParseError> {
                     return err(
                         span.start,
                         "vector matching only allowed between instant vectors",
+                    );
+                }
+                if fills {
+                    return err(
+                        span.start,
+                        "filling in missing series only allowed between instant vectors",
                     );
                 }
             } else if b.op.is_set() {
@@ -1965,6 +1972,12 @@ fn check(e: &Expr, span: &Span, input: &str) -> Result<ValueType, ParseError> {
                 }
                 if b.cardinality != Cardinality::ManyToMany {
                     return err(span.start, "set operations must always be many-to-many");
+                }
+                if fills {
+                    return err(
+                        span.start,
+                        "filling in missing series not allowed for set operators",
+                    );
                 }
             }
             if (lt == ValueType::Scalar || rt == ValueType::Scalar) && b.op.is_set() {
