@@ -447,3 +447,62 @@ fn parse_errors_match_prometheus() {
         failures.join("\n")
     );
 }
+
+/// `--enable-feature` turns on PromQL's experimental syntax by
+/// Prometheus's names; without it the server refuses it with Prometheus's
+/// "not enabled" texts.
+#[test]
+fn enable_feature_turns_on_experimental_syntax() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = Server::start(
+        &dir.path().join("plain"),
+        free_addr(),
+        &dir.path().join("plain.log"),
+    );
+    let featured = Server::start_with_args(
+        &dir.path().join("featured"),
+        free_addr(),
+        &dir.path().join("featured.log"),
+        &[
+            "--enable-feature=promql-duration-expr,promql-binop-fill-modifiers",
+            "--enable-feature",
+            "no-such-feature",
+        ],
+    );
+    for (query, refused) in [
+        (
+            "count_over_time(up[5m+1m])",
+            "1:20: parse error: experimental duration expression is not enabled",
+        ),
+        (
+            "up offset step()",
+            "1:11: parse error: experimental duration expression is not enabled",
+        ),
+        (
+            "up + fill(0) up",
+            "1:1: parse error: binop fill modifiers are experimental and not enabled",
+        ),
+    ] {
+        let (status, text, kind) = answer(plain.addr, query);
+        assert_eq!(
+            (status, text.as_str(), kind.as_str()),
+            (400, refused, "bad_data"),
+            "{query}"
+        );
+        let (status, text, _) = answer(featured.addr, query);
+        assert_eq!((status, text.as_str()), (200, "OK"), "{query}");
+    }
+    // Features osprey does not enable stay refused.
+    let (_, text, _) = answer(featured.addr, "rate(up[5m] anchored)");
+    assert_eq!(
+        text,
+        "1:6: parse error: anchored modifier is experimental and not enabled"
+    );
+    let (status, body) = http(featured.addr, "GET", "/api/v1/status/flags", &[], &[]).unwrap();
+    assert_eq!(status, 200);
+    let flags: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        flags["data"]["enable-feature"],
+        "promql-duration-expr,promql-binop-fill-modifiers,no-such-feature"
+    );
+}
