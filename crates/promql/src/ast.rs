@@ -130,6 +130,11 @@ pub struct VectorSelector {
     /// `offset_ms` from it before evaluating.
     pub offset_expr: Option<DurationExpr>,
     pub at: Option<At>,
+    /// `anchored` (`promql-extended-range-selectors`): a range also takes
+    /// the last sample at or before its start.
+    pub anchored: bool,
+    /// `smoothed`: values at the range's ends are interpolated.
+    pub smoothed: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -72,6 +72,16 @@ pub(crate) struct RangeArg {
     /// 0 for raw samples; otherwise the series hold the hinted aggregate
     /// of a downsampled tier with windows this long (ms).
     pub resolution_ms: i64,
+    /// `anchored` or `smoothed`: how much further (ms) the samples reach
+    /// before each window (and after it, smoothed), the lookback delta.
+    pub extended: Option<Extended>,
+}
+
+/// An `anchored` or `smoothed` range selector's reach.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Extended {
+    pub smoothed: bool,
+    pub lookback: i64,
 }
 
 impl<'a> Ctx<'a> {
@@ -506,11 +516,16 @@ impl<'a> Ctx<'a> {
                 refs: self.ref_times(steps, ms.selector.at, ms.selector.offset_ms),
                 range: ms.range_ms,
                 resolution_ms: 0,
+                extended: (ms.selector.anchored || ms.selector.smoothed).then_some(Extended {
+                    smoothed: ms.selector.smoothed,
+                    lookback: self.lookback,
+                }),
             }),
             Expr::Subquery(sq) => Ok(RangeArg {
                 refs: self.ref_times(steps, sq.at, sq.offset_ms),
                 range: sq.range_ms,
                 resolution_ms: 0,
+                extended: None,
             }),
             _ => Err(QueryError::bad_data("expected a range vector")),
         }
@@ -542,7 +557,10 @@ impl<'a> Ctx<'a> {
         let mut arg = self.range_arg_refs(expr, steps)?;
         match unwrap_parens(expr) {
             Expr::MatrixSelector(ms) => {
-                let hints = aggregate.map(|a| self.hints(steps, ms.range_ms, a));
+                // Extended selectors need raw samples around the window.
+                let hints = aggregate
+                    .filter(|_| arg.extended.is_none())
+                    .map(|a| self.hints(steps, ms.range_ms, a));
                 self.matrix_selector(ms, &mut arg, hints, sink)
             }
             Expr::Subquery(sq) => self.subquery(sq, &arg, sink).map(|_| 0),
@@ -561,7 +579,16 @@ impl<'a> Ctx<'a> {
         else {
             return Ok(0);
         };
-        let mint = min_ref.saturating_sub(arg.range).saturating_add(1);
+        let (before, after) = match arg.extended {
+            Some(e) if e.smoothed => (e.lookback, e.lookback),
+            Some(e) => (e.lookback, 0),
+            None => (0, 0),
+        };
+        let mint = min_ref
+            .saturating_sub(arg.range)
+            .saturating_sub(before)
+            .saturating_add(1);
+        let max_ref = max_ref.saturating_add(after);
         let querier = self
             .storage
             .querier(mint, max_ref)

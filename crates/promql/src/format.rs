@@ -91,6 +91,15 @@ fn write_duration_expr(out: &mut String, d: &DurationExpr) {
     }
 }
 
+fn write_extended(out: &mut String, vs: &VectorSelector) {
+    if vs.anchored {
+        out.push_str(" anchored");
+    }
+    if vs.smoothed {
+        out.push_str(" smoothed");
+    }
+}
+
 fn write_duration(out: &mut String, ms: i64, expr: Option<&DurationExpr>) {
     match expr {
         Some(e) => write_duration_expr(out, e),
@@ -189,6 +198,7 @@ fn write_expr(out: &mut String, e: &Expr) {
         Expr::VectorSelector(vs) => {
             write_selector_body(out, vs);
             write_at_offset(out, vs.at, vs.offset_ms, vs.offset_expr.as_ref());
+            write_extended(out, vs);
         }
         Expr::MatrixSelector(ms) => {
             write_selector_body(out, &ms.selector);
@@ -201,6 +211,7 @@ fn write_expr(out: &mut String, e: &Expr) {
                 ms.selector.offset_ms,
                 ms.selector.offset_expr.as_ref(),
             );
+            write_extended(out, &ms.selector);
         }
         Expr::Subquery(sq) => {
             write_expr(out, &sq.expr);

@@ -432,6 +432,20 @@ fn range_function(
     let name = c.func.as_str();
     let matrix_index = if name == "quantile_over_time" { 1 } else { 0 };
     let matrix_arg = &c.args[matrix_index];
+    if let Expr::MatrixSelector(ms) = unwrap_parens(matrix_arg) {
+        if ms.selector.anchored && !ANCHORED_SAFE.contains(&name) {
+            return Err(QueryError::execution(format!(
+                "anchored modifier can only be used with: {} - not with {name}",
+                ANCHORED_SAFE.join(", ")
+            )));
+        }
+        if ms.selector.smoothed && !SMOOTHED_SAFE.contains(&name) {
+            return Err(QueryError::execution(format!(
+                "smoothed modifier can only be used with: {} - not with {name}",
+                SMOOTHED_SAFE.join(", ")
+            )));
+        }
+    }
     let mut params = Vec::new();
     for (i, a) in c.args.iter().enumerate() {
         if i != matrix_index {
@@ -583,6 +597,147 @@ fn downsampled_name(name: &str) -> &str {
 }
 
 /// One series' value at each step of a range function.
+/// The functions an `anchored` range may feed (Prometheus's
+/// `AnchoredSafeFunctions`), sorted as its message lists them.
+const ANCHORED_SAFE: &[&str] = &["changes", "delta", "increase", "rate", "resets"];
+
+/// The functions a `smoothed` range may feed.
+const SMOOTHED_SAFE: &[&str] = &["delta", "increase", "rate"];
+
+/// Per step, a function over an `anchored` or `smoothed` range: the
+/// samples reach one lookback delta before the window (and after it,
+/// smoothed), as Prometheus's `extendedRate` and `pickFirstSampleIndices`
+/// read them.
+fn extended_points(
+    ctx: &Ctx<'_>,
+    name: &str,
+    samples: &[(i64, f64)],
+    arg: &RangeArg,
+    ext: crate::eval::Extended,
+) -> Result<Vec<Option<f64>>, QueryError> {
+    let mut points = Vec::with_capacity(arg.refs.len());
+    for &r in &arg.refs {
+        ctx.check_deadline()?;
+        let range_start = r.saturating_sub(arg.range);
+        let range_end = r;
+        let lo = samples.partition_point(|(t, _)| *t <= range_start.saturating_sub(ext.lookback));
+        let right_edge = if ext.smoothed {
+            range_end.saturating_add(ext.lookback)
+        } else {
+            range_end
+        };
+        let hi = samples.partition_point(|(t, _)| *t <= right_edge);
+        let f = &samples[lo..hi.max(lo)];
+        if f.is_empty() {
+            points.push(None);
+            continue;
+        }
+        points.push(match name {
+            "rate" | "increase" | "delta" => extended_rate(
+                f,
+                range_start,
+                range_end,
+                arg.range,
+                ext.smoothed,
+                name != "delta",
+                name == "rate",
+            ),
+            "changes" | "resets" => {
+                // The anchor: the last sample at or before the window's
+                // start, kept with every sample after it.
+                let after = f.partition_point(|(t, _)| *t <= range_start);
+                if after >= f.len() {
+                    None
+                } else {
+                    let s = &f[after.saturating_sub(1)..];
+                    let w = Window {
+                        samples: s,
+                        start: range_start,
+                        end: range_end,
+                        range: arg.range,
+                        eval_time: r,
+                    };
+                    apply_range(name, &w, &[], 0)
+                }
+            }
+            _ => None,
+        });
+    }
+    Ok(points)
+}
+
+/// Prometheus's `extendedRate`: the difference between the values at the
+/// window's two ends (picked, or interpolated when smoothed), corrected
+/// for counter resets in between, per second for `rate`.
+fn extended_rate(
+    f: &[(i64, f64)],
+    range_start: i64,
+    range_end: i64,
+    range: i64,
+    smoothed: bool,
+    is_counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
+    let mut last = f.len() - 1;
+    // The last sample at or before the start, else the first.
+    let mut first = f[..last]
+        .partition_point(|(t, _)| *t <= range_start)
+        .saturating_sub(1);
+    if smoothed {
+        last = f[..last].partition_point(|(t, _)| *t < range_end);
+    }
+    if f[last].0 <= range_start {
+        return None;
+    }
+    if smoothed && f[first].0 > range_end {
+        return None;
+    }
+    let interpolate = |a: (i64, f64), b: (i64, f64), t: i64| {
+        let y1 = if is_counter && b.1 < a.1 { 0.0 } else { a.1 };
+        y1 + (b.1 - y1) * (t - a.0) as f64 / (b.0 - a.0) as f64
+    };
+    let left = if smoothed && f[first].0 < range_start {
+        interpolate(f[first], f[first + 1], range_start)
+    } else {
+        f[first].1
+    };
+    let right = if smoothed && last > 0 && f[last].0 > range_end {
+        interpolate(f[last - 1], f[last], range_end)
+    } else {
+        f[last].1
+    };
+    let mut result = right - left;
+    if is_counter {
+        if f[first].0 <= range_start {
+            first += 1;
+        }
+        if f[last].0 >= range_end {
+            last = last.wrapping_sub(1);
+        }
+        let inner: &[(i64, f64)] = if last == usize::MAX || first > last {
+            &[]
+        } else {
+            &f[first..=last]
+        };
+        let mut correction = 0.0;
+        let mut prev = left;
+        for &(_, v) in inner {
+            if v < prev {
+                correction += prev;
+            }
+            prev = v;
+        }
+        if right < prev {
+            correction += prev;
+        }
+        result += correction;
+    }
+    if is_rate {
+        result /= range as f64 / 1000.0;
+    }
+    Some(result)
+}
+
 fn window_points(
     ctx: &Ctx<'_>,
     name: &str,
@@ -591,6 +746,9 @@ fn window_points(
     params: &[Vec<f64>],
     eval_times: &[i64],
 ) -> Result<Vec<Option<f64>>, QueryError> {
+    if let Some(ext) = arg.extended {
+        return extended_points(ctx, name, &s.samples, arg, ext);
+    }
     let mut points = Vec::with_capacity(arg.refs.len());
     let samples = &s.samples;
     let (mut lo, mut hi) = (0usize, 0usize);

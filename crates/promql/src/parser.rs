@@ -497,7 +497,7 @@ impl Parser<'_> {
                 }
                 Kind::Anchored | Kind::Smoothed => {
                     let t = self.advance();
-                    self.set_anchored_smoothed(&node, t.kind);
+                    self.set_anchored_smoothed(&mut node, t.kind);
                 }
                 _ => return Ok(node),
             }
@@ -524,6 +524,8 @@ impl Parser<'_> {
                 offset_ms: 0,
                 offset_expr: None,
                 at: None,
+                anchored: false,
+                smoothed: false,
             }),
             Span::leaf(start, end),
         ))
@@ -1329,7 +1331,7 @@ impl Parser<'_> {
         Ok((expr, Span { end, ..span }))
     }
 
-    fn set_anchored_smoothed(&mut self, node: &Node, kind: Kind) {
+    fn set_anchored_smoothed(&mut self, node: &mut Node, kind: Kind) {
         let word = if kind == Kind::Anchored {
             "anchored"
         } else {
@@ -1342,11 +1344,27 @@ impl Parser<'_> {
             );
             return;
         }
+        let start = node.1.start;
+        let vs = match &mut node.0 {
+            Expr::VectorSelector(vs) => Some(vs),
+            Expr::MatrixSelector(ms) => Some(&mut ms.selector),
+            _ => None,
+        };
+        if let Some(vs) = vs {
+            if kind == Kind::Anchored {
+                vs.anchored = true;
+            } else {
+                vs.smoothed = true;
+            }
+            if vs.anchored && vs.smoothed {
+                self.soft(
+                    start,
+                    "anchored and smoothed modifiers cannot be used together",
+                );
+            }
+            return;
+        }
         match &node.0 {
-            Expr::VectorSelector(_) | Expr::MatrixSelector(_) => self.soft(
-                node.1.start,
-                format!("{word} modifier is not supported by osprey yet"),
-            ),
             Expr::Subquery(_) => self.soft(
                 node.1.start,
                 format!("{word} modifier is not supported for subqueries"),
