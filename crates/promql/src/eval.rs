@@ -446,6 +446,9 @@ impl<'a> Ctx<'a> {
         let (Some(&min_ref), Some(&max_ref)) = (refs.iter().min(), refs.iter().max()) else {
             return Ok(());
         };
+        if vs.smoothed {
+            return self.smoothed_vector_selector(vs, &refs, steps, timestamps, sink);
+        }
         let mint = min_ref.saturating_sub(self.lookback).saturating_add(1);
         let querier = self
             .storage
@@ -496,6 +499,76 @@ impl<'a> Ctx<'a> {
             }
             self.total_samples
                 .set(self.total_samples.get().saturating_add(loaded as u64));
+            if !any {
+                continue;
+            }
+            self.take_samples(steps.n)?;
+            sink(StepSeries {
+                labels: series.labels,
+                drop_name: false,
+                points,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// A `smoothed` instant selector (Prometheus's `smoothSeries`): at each
+    /// step the sample at that time, else the value interpolated between
+    /// the samples around it (within a lookback delta either side), else
+    /// the last one before it.
+    fn smoothed_vector_selector(
+        &self,
+        vs: &VectorSelector,
+        refs: &[i64],
+        steps: &Steps,
+        timestamps: bool,
+        sink: &mut dyn FnMut(StepSeries) -> Result<(), QueryError>,
+    ) -> Result<(), QueryError> {
+        let (Some(&min_ref), Some(&max_ref)) = (refs.iter().min(), refs.iter().max()) else {
+            return Ok(());
+        };
+        let lb = self.lookback;
+        let mint = min_ref.saturating_sub(lb).saturating_add(1);
+        let maxt = max_ref.saturating_add(lb);
+        let querier = self
+            .storage
+            .querier(mint, maxt)
+            .map_err(|e| QueryError::execution(e.to_string()))?;
+        let set = querier
+            .select(&vs.matchers)
+            .map_err(|e| QueryError::execution(e.to_string()))?;
+        for series in set {
+            self.check_deadline()?;
+            let series = series.map_err(|e| QueryError::execution(e.to_string()))?;
+            let samples: Vec<(i64, f64)> = series
+                .samples
+                .filter(|(t, v)| *t >= mint && *t <= maxt && !model::is_stale_nan(*v))
+                .collect();
+            self.total_samples.set(
+                self.total_samples
+                    .get()
+                    .saturating_add(samples.len() as u64),
+            );
+            let mut points = Vec::with_capacity(refs.len());
+            let mut any = false;
+            for &r in refs {
+                let lo = samples.partition_point(|(t, _)| *t <= r.saturating_sub(lb));
+                let hi = samples.partition_point(|(t, _)| *t <= r.saturating_add(lb));
+                let w = &samples[lo..hi.max(lo)];
+                let i = w.partition_point(|(t, _)| *t < r);
+                let value = if i < w.len() && w[i].0 == r {
+                    Some(w[i].1)
+                } else if i > 0 && i < w.len() {
+                    let ((t1, y1), (t2, y2)) = (w[i - 1], w[i]);
+                    Some(y1 + (y2 - y1) * (r - t1) as f64 / (t2 - t1) as f64)
+                } else if i > 0 {
+                    Some(w[i - 1].1)
+                } else {
+                    None
+                };
+                any |= value.is_some();
+                points.push(value.map(|v| if timestamps { r as f64 / 1000.0 } else { v }));
+            }
             if !any {
                 continue;
             }
