@@ -848,10 +848,8 @@ impl Parser<'_> {
     fn parse_fill_value(&mut self) -> PResult<f64> {
         self.expect(Kind::LeftParen)?;
         let mut sign = 1.0;
-        if matches!(self.peek_kind(), Kind::Add | Kind::Sub) {
-            if self.advance().kind == Kind::Sub {
-                sign = -1.0;
-            }
+        if matches!(self.peek_kind(), Kind::Add | Kind::Sub) && self.advance().kind == Kind::Sub {
+            sign = -1.0;
         }
         let t = self.peek();
         let v = match t.kind {
@@ -1648,10 +1646,9 @@ fn go_parse_float(text: &str) -> Option<f64> {
         "nan" => return Some(f64::NAN),
         _ => {}
     }
-    if lower.starts_with("0x") {
+    if let Some(digits) = lower.strip_prefix("0x") {
         // Hex integers too large for an int64 (hex floats need a `p`
         // exponent, which the lexer never lets through).
-        let digits = &lower[2..];
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
@@ -1715,7 +1712,7 @@ fn go_parse_duration(s: &str) -> Result<i64, String> {
                 go_quote(s)
             ));
         };
-        if index + 1 <= last_unit {
+        if index < last_unit {
             return Err(invalid());
         }
         last_unit = index + 1;
