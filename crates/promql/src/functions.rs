@@ -82,6 +82,7 @@ pub(crate) static FUNCTIONS: &[Signature] = &[
     sig!("hour", [V], 1, V),
     sig!("idelta", [M], 0, V),
     sig!("increase", [M], 0, V),
+    sig!("info", [V, V], 1, V),
     sig!("irate", [M], 0, V),
     sig!("label_join", [V, Str, Str, Str], -1, V),
     sig!("label_replace", [V, Str, Str, Str, Str], 0, V),
@@ -235,6 +236,7 @@ pub(crate) fn eval_call(
             return Ok(Val::Scalar(out));
         }
         "absent" => return absent(ctx, c, steps),
+        "info" => return crate::info::eval(ctx, c, steps),
         "absent_over_time" => return absent_over_time(ctx, c, steps),
         "label_replace" => return label_replace(ctx, c, steps),
         "label_join" => return label_join(ctx, c, steps),

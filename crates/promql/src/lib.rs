@@ -26,6 +26,7 @@ mod engine;
 mod eval;
 mod format;
 mod functions;
+mod info;
 mod lexer;
 pub mod parser;
 mod value;

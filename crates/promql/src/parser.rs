@@ -1503,7 +1503,7 @@ fn is_experimental_function(name: &str) -> bool {
 /// Prometheus 3 functions osprey does not evaluate yet: known names, so
 /// the error says so rather than calling them unknown.
 fn is_prometheus_function(name: &str) -> bool {
-    matches!(name, "histogram_quantiles" | "info" | "start_timestamp")
+    matches!(name, "histogram_quantiles" | "start_timestamp")
 }
 
 /// A bad regex matcher's message in the words of Go's `regexp` (which
@@ -2046,7 +2046,35 @@ fn check(e: &Expr, span: &Span, input: &str) -> Result<ValueType, ParseError> {
                     );
                 }
             }
+            // info()'s second argument is a label selector, which may
+            // match the empty string.
+            let mut info_selector = false;
+            if c.func == "info" && c.args.len() > 1 {
+                let t = c.args[1].value_type();
+                if t != ValueType::Vector {
+                    return err(
+                        span.start,
+                        format!(
+                            "expected type instant vector in call to function \"info\", got {}",
+                            type_name(t)
+                        ),
+                    );
+                }
+                match &c.args[1] {
+                    Expr::VectorSelector(vs) if vs.name.is_some() => {
+                        return err(
+                            kid(span, 1).start,
+                            "expected label selectors only, got vector selector instead",
+                        );
+                    }
+                    Expr::VectorSelector(_) => info_selector = true,
+                    _ => return err(kid(span, 1).start, "expected label selectors only"),
+                }
+            }
             for (j, arg) in c.args.iter().enumerate() {
+                if info_selector && j == 1 {
+                    continue;
+                }
                 let i = if j >= nargs {
                     if sig.variadic == 0 || nargs == 0 {
                         break;
