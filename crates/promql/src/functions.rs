@@ -76,6 +76,7 @@ pub(crate) static FUNCTIONS: &[Signature] = &[
     sig!("histogram_count", [V], 0, V),
     sig!("histogram_fraction", [S, S, V], 0, V),
     sig!("histogram_quantile", [S, V], 0, V),
+    sig!("histogram_quantiles", [V, Str, S, S], 9, V),
     sig!("histogram_stddev", [V], 0, V),
     sig!("histogram_stdvar", [V], 0, V),
     sig!("histogram_sum", [V], 0, V),
@@ -244,6 +245,7 @@ pub(crate) fn eval_call(
             return sort(ctx, c, steps);
         }
         "histogram_quantile" => return crate::aggregate::histogram_quantile(ctx, c, steps),
+        "histogram_quantiles" => return histogram_quantiles(ctx, c, steps),
         "anomaly_score" | "anomaly_score_seasonal" | "anomaly_band" | "anomaly_band_seasonal" => {
             crate::anomaly::eval(ctx, c, steps, &mut emit)?;
             return Ok(Val::Vector(collected));
@@ -1088,6 +1090,68 @@ pub(crate) fn go_float(v: f64) -> String {
         }
     } else {
         format!("{v}")
+    }
+}
+
+/// `histogram_quantiles(v, "label", q1, q2, …)` (experimental): one
+/// `histogram_quantile` per quantile, each result labelled with its
+/// quantile (as OpenMetrics writes it: `0.0`, `0.25`, `1.0`).
+fn histogram_quantiles(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryError> {
+    let Expr::String(label) = unwrap_parens(&c.args[1]) else {
+        return Err(QueryError::bad_data(
+            "histogram_quantiles() needs a label name as its second argument",
+        ));
+    };
+    let mut out: Vec<StepSeries> = Vec::new();
+    let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
+    for q_arg in &c.args[2..] {
+        let call = Call {
+            func: "histogram_quantile".to_string(),
+            args: vec![q_arg.clone(), c.args[0].clone()],
+        };
+        let Val::Vector(series) = crate::aggregate::histogram_quantile(ctx, &call, steps)? else {
+            continue;
+        };
+        let qs = ctx.eval_scalar(q_arg, steps)?;
+        for s in series {
+            for (step, p) in s.points.iter().enumerate() {
+                let Some(v) = *p else { continue };
+                let q = qs.get(step).copied().unwrap_or(f64::NAN);
+                let mut b = LabelsBuilder::from_labels(&s.labels);
+                b.set(label.as_str(), openmetrics_float(q).as_str());
+                let labels = b.build();
+                let i = match index.get(&labels) {
+                    Some(&i) => i,
+                    None => {
+                        index.insert(labels.clone(), out.len());
+                        out.push(StepSeries {
+                            labels,
+                            drop_name: s.drop_name,
+                            points: vec![None; steps.n],
+                        });
+                        out.len() - 1
+                    }
+                };
+                if out[i].points[step].is_some() {
+                    return Err(QueryError::execution(
+                        "vector cannot contain metrics with the same labelset",
+                    ));
+                }
+                out[i].points[step] = Some(v);
+            }
+        }
+    }
+    Ok(Val::Vector(out))
+}
+
+/// Prometheus's `labels.FormatOpenMetricsFloat`: Go's shortest form, with
+/// `.0` after a whole number.
+fn openmetrics_float(v: f64) -> String {
+    let s = go_float(v);
+    if s.contains(['.', 'e', 'N', 'I']) {
+        s
+    } else {
+        format!("{s}.0")
     }
 }
 

@@ -1503,7 +1503,7 @@ fn is_experimental_function(name: &str) -> bool {
 /// Prometheus 3 functions osprey does not evaluate yet: known names, so
 /// the error says so rather than calling them unknown.
 fn is_prometheus_function(name: &str) -> bool {
-    matches!(name, "histogram_quantiles" | "start_timestamp")
+    matches!(name, "start_timestamp")
 }
 
 /// A bad regex matcher's message in the words of Go's `regexp` (which
