@@ -439,6 +439,26 @@ fn parse_errors_match_prometheus() {
             }
         }
     }
+    // The other endpoints that parse a query answer a parse error alike.
+    if let Some((_, addr)) = &prometheus {
+        for query in ["sum(", "rate(up)", "up{a=~\"(\"}", "a +\n  on b"] {
+            for endpoint in ["format_query", "query_exemplars"] {
+                let path = format!(
+                    "/api/v1/{endpoint}?query={}&start=0&end=10",
+                    urlencode(query)
+                );
+                let (ps, p) = http(*addr, "GET", &path, &[], &[]).unwrap();
+                let (os, o) = http(osprey.addr, "GET", &path, &[], &[]).unwrap();
+                let p: Value = serde_json::from_slice(&p).unwrap();
+                let o: Value = serde_json::from_slice(&o).unwrap();
+                if (ps, &p) != (os, &o) {
+                    failures.push(format!(
+                        "{endpoint} {query:?}: prometheus {ps} {p}, osprey {os} {o}"
+                    ));
+                }
+            }
+        }
+    }
     assert!(
         failures.is_empty(),
         "{} of {} cases differ:\n{}",
