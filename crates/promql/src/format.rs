@@ -227,7 +227,14 @@ fn write_expr(out: &mut String, e: &Expr) {
             write_at_offset(out, sq.at, sq.offset_ms, sq.offset_expr.as_ref());
         }
         Expr::Binary(b) => {
-            write_expr(out, &b.lhs);
+            match &*b.lhs {
+                // `+Inf ^ x` would read back as `+(Inf ^ x)`: a sign binds
+                // looser than `^`.
+                Expr::Number(v) if b.op == BinaryOp::Pow && *v == f64::INFINITY => {
+                    out.push_str("Inf")
+                }
+                lhs => write_expr(out, lhs),
+            }
             out.push(' ');
             out.push_str(b.op.as_str());
             if b.return_bool {

@@ -2386,6 +2386,118 @@ mod tests {
         assert_eq!(crate::format(&folded), "a[300 + 60]");
     }
 
+    /// A cheap stand-in for the fuzz target in every `cargo test`: token
+    /// soup from a fixed generator never panics the parser, and whatever
+    /// parses prints to text that parses to the same tree.
+    #[test]
+    fn token_soup_parses_or_errs_and_round_trips() {
+        const TOKENS: &[&str] = &[
+            "sum",
+            "(",
+            ")",
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            "a",
+            "b:c",
+            "\"x\"",
+            "'y'",
+            "`z`",
+            "=",
+            "!=",
+            "=~",
+            "!~",
+            "1",
+            "0x1f",
+            "1.5e3",
+            "5m",
+            "1h30m",
+            "+",
+            "-",
+            "*",
+            "/",
+            "%",
+            "^",
+            "==",
+            ">",
+            "<",
+            ">=",
+            "<=",
+            "and",
+            "or",
+            "unless",
+            "atan2",
+            "offset",
+            "@",
+            "start()",
+            "end()",
+            "by",
+            "without",
+            "on",
+            "ignoring",
+            "group_left",
+            "group_right",
+            "bool",
+            "fill",
+            "(0)",
+            "anchored",
+            "smoothed",
+            "step()",
+            "range()",
+            "min_of",
+            "max_of",
+            ":",
+            "rate",
+            "info",
+            "topk",
+            "count_values",
+            "\n",
+            "#c\n",
+            "\\",
+            "é",
+            "NaN",
+            "Inf",
+            "</",
+            "5",
+            ".5",
+            "__name__",
+            "le",
+        ];
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut parsed = 0;
+        for _ in 0..30_000 {
+            let len = 1 + next(12);
+            let mut query = String::new();
+            for _ in 0..len {
+                query.push_str(TOKENS[next(TOKENS.len())]);
+                if next(3) == 0 {
+                    query.push(' ');
+                }
+            }
+            for options in [ParseOptions::OSPREY, ParseOptions::ALL] {
+                let Ok(expr) = parse_uncached(&query, options) else {
+                    continue;
+                };
+                parsed += 1;
+                let printed = crate::format(&expr);
+                let again = parse_uncached(&printed, options)
+                    .unwrap_or_else(|e| panic!("{query:?} printed as {printed:?}: {e}"));
+                if again != expr {
+                    assert!(printed.contains("NaN"), "{query:?} printed as {printed:?}");
+                }
+            }
+        }
+        assert!(parsed > 100, "{parsed}");
+    }
+
     #[test]
     fn deep_nesting_is_an_error() {
         let query = format!("{}1{}", "(".repeat(500), ")".repeat(500));
