@@ -479,6 +479,23 @@ fn enable_feature_turns_on_experimental_syntax() {
         free_addr(),
         &dir.path().join("plain.log"),
     );
+    // A rule file using the syntax loads when the feature is on.
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n  - name: g\n    rules:\n      - record: up:six_minutes\n        expr: count_over_time(up[5m+1m])\n",
+    )
+    .unwrap();
+    let config = dir.path().join("osprey.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 15s\nrule_files:\n  - {}\n",
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let config_arg = config.display().to_string();
     let featured = Server::start_with_args(
         &dir.path().join("featured"),
         free_addr(),
@@ -487,7 +504,16 @@ fn enable_feature_turns_on_experimental_syntax() {
             "--enable-feature=promql-duration-expr,promql-binop-fill-modifiers",
             "--enable-feature",
             "no-such-feature",
+            "--config",
+            &config_arg,
         ],
+    );
+    let (status, body) = http(featured.addr, "GET", "/api/v1/rules", &[], &[]).unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        String::from_utf8_lossy(&body).contains("up:six_minutes"),
+        "{}",
+        String::from_utf8_lossy(&body)
     );
     for (query, refused) in [
         (
