@@ -1104,12 +1104,15 @@ fn histogram_quantiles(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, Qu
     };
     let mut out: Vec<StepSeries> = Vec::new();
     let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
-    for q_arg in &c.args[2..] {
-        let call = Call {
-            func: "histogram_quantile".to_string(),
-            args: vec![q_arg.clone(), c.args[0].clone()],
+    for (k, q_arg) in c.args.iter().enumerate().skip(2) {
+        let places = crate::aggregate::ArgPlaces {
+            func: "histogram_quantiles",
+            quantile: k,
+            buckets: 0,
         };
-        let Val::Vector(series) = crate::aggregate::histogram_quantile(ctx, &call, steps)? else {
+        let Val::Vector(series) =
+            crate::aggregate::histogram_quantile_of(ctx, q_arg, &c.args[0], steps, places)?
+        else {
             continue;
         };
         let qs = ctx.eval_scalar(q_arg, steps)?;
