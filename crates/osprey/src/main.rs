@@ -195,6 +195,14 @@ struct ServerArgs {
     /// Minimum wait after a restart before a restored alert fires (Prometheus: 10m).
     #[arg(long = "rules.alert.for-grace-period", default_value = "0s")]
     for_grace_period: String,
+
+    /// Experimental features by Prometheus's names, repeated or
+    /// comma-separated: promql-experimental-functions,
+    /// promql-duration-expr, promql-extended-range-selectors,
+    /// promql-binop-fill-modifiers. Other names are ignored with a warning,
+    /// as Prometheus does.
+    #[arg(long = "enable-feature", value_delimiter = ',')]
+    enable_feature: Vec<String>,
     /// The embedded alert manager's peers (Alertmanager's flags).
     #[command(flatten)]
     cluster: alertmanager::ClusterArgs,
@@ -340,6 +348,11 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         config.external_url = url.trim_end_matches('/').to_string();
     }
     config.alertmanager_cluster = args.cluster.options()?;
+    for feature in &args.enable_feature {
+        if !config.promql_features.enable_feature(feature.trim()) {
+            tracing::warn!(feature = %feature, "unknown option for --enable-feature");
+        }
+    }
     config.flags = vec![
         (
             "config.file".into(),
@@ -371,6 +384,7 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
             "storage.tsdb.retention.size".into(),
             args.retention_size.clone(),
         ),
+        ("enable-feature".into(), args.enable_feature.join(",")),
     ];
     config.data_dir = Some(args.data_dir.clone());
     config.web = web;

@@ -569,6 +569,7 @@ fn bucket_groups(
     arg: &crate::ast::Expr,
     steps: &Steps,
     func: &str,
+    arg_index: usize,
 ) -> Result<BucketGroups, QueryError> {
     let mut groups: Vec<(Labels, Buckets)> = Vec::new();
     let mut index = GroupIndex::default();
@@ -582,7 +583,7 @@ fn bucket_groups(
                     "bucket label \"le\" is missing or has a malformed value of \"{raw}\" for metric name \"{name}\""
                 ),
                 func,
-                if func == "histogram_fraction" { 2 } else { 1 },
+                arg_index,
             );
             return Ok(());
         };
@@ -620,18 +621,48 @@ pub(crate) fn histogram_quantile(
     c: &Call,
     steps: &Steps,
 ) -> Result<Val, QueryError> {
-    let q = ctx.eval_scalar(&c.args[0], steps)?;
+    histogram_quantile_of(
+        ctx,
+        &c.args[0],
+        &c.args[1],
+        steps,
+        ArgPlaces {
+            func: "histogram_quantile",
+            quantile: 0,
+            buckets: 1,
+        },
+    )
+}
+
+/// Where a quantile function's annotations point: its name and the
+/// indexes of its quantile and bucket arguments.
+pub(crate) struct ArgPlaces {
+    pub func: &'static str,
+    pub quantile: usize,
+    pub buckets: usize,
+}
+
+/// `histogram_quantile(q, buckets)`, its annotations placed as `places`
+/// says (`histogram_quantiles` reuses it per quantile).
+pub(crate) fn histogram_quantile_of(
+    ctx: &Ctx<'_>,
+    q_arg: &crate::ast::Expr,
+    buckets_arg: &crate::ast::Expr,
+    steps: &Steps,
+    places: ArgPlaces,
+) -> Result<Val, QueryError> {
+    let q = ctx.eval_scalar(q_arg, steps)?;
     if let Some(bad) = q.iter().find(|q| !(0.0..=1.0).contains(*q)) {
         ctx.warn_at_arg(
             format!(
                 "quantile value should be between 0 and 1, got {}",
                 go_float(*bad)
             ),
-            "histogram_quantile",
-            0,
+            places.func,
+            places.quantile,
         );
     }
-    let groups = bucket_groups(ctx, &c.args[1], steps, "histogram_quantile")?;
+    let groups = bucket_groups(ctx, buckets_arg, steps, places.func, places.buckets)?;
     let mut out = Vec::new();
     for (labels, buckets) in groups.groups {
         let mut points = Vec::with_capacity(steps.n);
@@ -652,7 +683,7 @@ pub(crate) fn histogram_quantile(
                 ctx.info_at_arg(format!(
                     "input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name \"{}\"",
                     labels.metric_name().unwrap_or("")
-                ), "histogram_quantile", 1);
+                ), places.func, places.buckets);
             }
             points.push(Some(v));
         }
@@ -753,7 +784,7 @@ pub(crate) fn histogram_fraction(
 ) -> Result<Val, QueryError> {
     let lower = ctx.eval_scalar(&c.args[0], steps)?;
     let upper = ctx.eval_scalar(&c.args[1], steps)?;
-    let groups = bucket_groups(ctx, &c.args[2], steps, "histogram_fraction")?;
+    let groups = bucket_groups(ctx, &c.args[2], steps, "histogram_fraction", 2)?;
     let mut out = Vec::new();
     for (labels, buckets) in groups.groups {
         let mut points = Vec::with_capacity(steps.n);

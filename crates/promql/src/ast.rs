@@ -7,7 +7,7 @@
 use model::Matcher;
 
 /// A PromQL expression.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Expr {
     Number(f64),
     String(String),
@@ -53,7 +53,72 @@ pub enum At {
     End,
 }
 
-#[derive(Clone, Debug)]
+/// A duration written as an expression (`promql-duration-expr`), in
+/// seconds, computed when the query runs: `step()` is the query's step,
+/// `range()` its end minus its start (both 0 for an instant query).
+#[derive(Clone, Debug, PartialEq)]
+pub enum DurationExpr {
+    Number(f64),
+    Step,
+    Range,
+    Neg(Box<DurationExpr>),
+    Paren(Box<DurationExpr>),
+    /// `+ - * / % ^` only.
+    Binary {
+        op: BinaryOp,
+        lhs: Box<DurationExpr>,
+        rhs: Box<DurationExpr>,
+    },
+    MinOf(Box<DurationExpr>, Box<DurationExpr>),
+    MaxOf(Box<DurationExpr>, Box<DurationExpr>),
+}
+
+impl DurationExpr {
+    /// The value in seconds for a query with this step and range (both in
+    /// seconds).
+    pub fn seconds(&self, step: f64, range: f64) -> Result<f64, String> {
+        Ok(match self {
+            DurationExpr::Number(v) => *v,
+            DurationExpr::Step => step,
+            DurationExpr::Range => range,
+            DurationExpr::Neg(x) => -x.seconds(step, range)?,
+            DurationExpr::Paren(x) => x.seconds(step, range)?,
+            DurationExpr::MinOf(a, b) => a.seconds(step, range)?.min(b.seconds(step, range)?),
+            DurationExpr::MaxOf(a, b) => a.seconds(step, range)?.max(b.seconds(step, range)?),
+            DurationExpr::Binary { op, lhs, rhs } => {
+                let (a, b) = (lhs.seconds(step, range)?, rhs.seconds(step, range)?);
+                match op {
+                    BinaryOp::Add => a + b,
+                    BinaryOp::Sub => a - b,
+                    BinaryOp::Mul => a * b,
+                    BinaryOp::Div if b == 0.0 => return Err("division by zero".into()),
+                    BinaryOp::Div => a / b,
+                    BinaryOp::Mod if b == 0.0 => return Err("modulo by zero".into()),
+                    BinaryOp::Mod => a % b,
+                    _ => a.powf(b),
+                }
+            }
+        })
+    }
+
+    /// Milliseconds for a range, step or offset, with Prometheus's checks
+    /// (`allow_negative` for offsets).
+    pub fn millis(&self, step: f64, range: f64, allow_negative: bool) -> Result<i64, String> {
+        let d = self.seconds(step, range)?;
+        if !d.is_finite() {
+            return Err("duration is NaN or infinite".into());
+        }
+        if d <= 0.0 && !allow_negative {
+            return Err("duration must be greater than 0".into());
+        }
+        if d.abs() > 9_223_372_036.854_775 {
+            return Err("duration is out of range".into());
+        }
+        Ok((d * 1000.0).trunc() as i64)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
 pub struct VectorSelector {
     /// The metric name as written before the braces, if any.
     pub name: Option<String>,
@@ -61,22 +126,35 @@ pub struct VectorSelector {
     pub matchers: Vec<Matcher>,
     /// Offset in milliseconds (negative for `offset -5m`).
     pub offset_ms: i64,
+    /// An offset written as a duration expression; the engine computes
+    /// `offset_ms` from it before evaluating.
+    pub offset_expr: Option<DurationExpr>,
     pub at: Option<At>,
+    /// `anchored` (`promql-extended-range-selectors`): a range also takes
+    /// the last sample at or before its start.
+    pub anchored: bool,
+    /// `smoothed`: values at the range's ends are interpolated.
+    pub smoothed: bool,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct MatrixSelector {
     pub selector: VectorSelector,
     pub range_ms: i64,
+    /// A range written as a duration expression (see `offset_expr`).
+    pub range_expr: Option<DurationExpr>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Subquery {
     pub expr: Box<Expr>,
     pub range_ms: i64,
     /// `None` when written `[5m:]`: the engine's default step applies.
     pub step_ms: Option<i64>,
     pub offset_ms: i64,
+    pub range_expr: Option<DurationExpr>,
+    pub step_expr: Option<DurationExpr>,
+    pub offset_expr: Option<DurationExpr>,
     pub at: Option<At>,
 }
 
@@ -153,7 +231,7 @@ pub enum Cardinality {
     ManyToMany,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Binary {
     pub op: BinaryOp,
     pub lhs: Box<Expr>,
@@ -162,6 +240,11 @@ pub struct Binary {
     pub matching: Option<Matching>,
     pub cardinality: Cardinality,
     pub return_bool: bool,
+    /// `fill_left(v)` (or `fill(v)`): the value a missing left-hand
+    /// series takes (`promql-binop-fill-modifiers`).
+    pub fill_lhs: Option<f64>,
+    /// `fill_right(v)` (or `fill(v)`).
+    pub fill_rhs: Option<f64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -229,7 +312,7 @@ pub enum Grouping {
     Without(Vec<String>),
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Aggregate {
     pub op: AggregateOp,
     pub expr: Box<Expr>,
@@ -238,7 +321,7 @@ pub struct Aggregate {
     pub grouping: Option<Grouping>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Call {
     pub func: String,
     pub args: Vec<Expr>,
@@ -278,6 +361,80 @@ impl Expr {
                 }
             }
         }
+    }
+
+    /// Whether a range, step or offset is a duration expression, which
+    /// [`Expr::resolve_durations`] must compute before evaluation.
+    pub fn has_duration_exprs(&self) -> bool {
+        match self {
+            Expr::Number(_) | Expr::String(_) => false,
+            Expr::VectorSelector(v) => v.offset_expr.is_some(),
+            Expr::MatrixSelector(m) => m.range_expr.is_some() || m.selector.offset_expr.is_some(),
+            Expr::Subquery(s) => {
+                s.range_expr.is_some()
+                    || s.step_expr.is_some()
+                    || s.offset_expr.is_some()
+                    || s.expr.has_duration_exprs()
+            }
+            Expr::Paren(e) | Expr::Unary { expr: e, .. } => e.has_duration_exprs(),
+            Expr::Binary(b) => b.lhs.has_duration_exprs() || b.rhs.has_duration_exprs(),
+            Expr::Aggregate(a) => {
+                a.expr.has_duration_exprs()
+                    || a.param.as_deref().is_some_and(Expr::has_duration_exprs)
+            }
+            Expr::Call(c) => c.args.iter().any(Expr::has_duration_exprs),
+        }
+    }
+
+    /// Computes every duration expression for a query with this step and
+    /// range (seconds), as Prometheus does before evaluating; the
+    /// expressions stay for printing.
+    pub fn resolve_durations(&mut self, step: f64, range: f64) -> Result<(), String> {
+        let offset = |v: &mut VectorSelector| -> Result<(), String> {
+            if let Some(e) = &v.offset_expr {
+                v.offset_ms = e.millis(step, range, true)?;
+            }
+            Ok(())
+        };
+        match self {
+            Expr::Number(_) | Expr::String(_) => {}
+            Expr::VectorSelector(v) => offset(v)?,
+            Expr::MatrixSelector(m) => {
+                offset(&mut m.selector)?;
+                if let Some(e) = &m.range_expr {
+                    m.range_ms = e.millis(step, range, false)?;
+                }
+            }
+            Expr::Subquery(s) => {
+                if let Some(e) = &s.offset_expr {
+                    s.offset_ms = e.millis(step, range, true)?;
+                }
+                if let Some(e) = &s.step_expr {
+                    s.step_ms = Some(e.millis(step, range, false)?);
+                }
+                if let Some(e) = &s.range_expr {
+                    s.range_ms = e.millis(step, range, false)?;
+                }
+                s.expr.resolve_durations(step, range)?;
+            }
+            Expr::Paren(e) | Expr::Unary { expr: e, .. } => e.resolve_durations(step, range)?,
+            Expr::Binary(b) => {
+                b.lhs.resolve_durations(step, range)?;
+                b.rhs.resolve_durations(step, range)?;
+            }
+            Expr::Aggregate(a) => {
+                a.expr.resolve_durations(step, range)?;
+                if let Some(p) = &mut a.param {
+                    p.resolve_durations(step, range)?;
+                }
+            }
+            Expr::Call(c) => {
+                for a in &mut c.args {
+                    a.resolve_durations(step, range)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The type the expression evaluates to.

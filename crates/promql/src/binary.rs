@@ -258,6 +258,24 @@ fn result_labels(lhs: &Labels, rhs: &Labels, b: &Binary, card: &Cardinality) -> 
     builder.build()
 }
 
+/// The labels a filled-in series gets: those matching looks at (with
+/// `on`, the listed ones; otherwise all but the metric name and the
+/// ignored ones), Prometheus's `MatchLabels`.
+fn match_labels(labels: &Labels, matching: &Option<Matching>) -> Labels {
+    let keep: Vec<Label> = labels
+        .iter()
+        .filter(|l| match matching {
+            Some(Matching::On(names)) => names.iter().any(|n| *n == *l.name),
+            Some(Matching::Ignoring(names)) => {
+                l.name != model::METRIC_NAME && !names.iter().any(|n| *n == *l.name)
+            }
+            None => l.name != model::METRIC_NAME,
+        })
+        .cloned()
+        .collect();
+    Labels::from_sorted_unchecked(keep)
+}
+
 /// The labels of a series that take part in matching, in label order.
 fn signature_labels<'a>(
     labels: &'a Labels,
@@ -395,68 +413,185 @@ fn vector_vector(
         }
     }
     let drop = drops_name(b);
+    // With `fill`, a missing "one" side takes `fill_rhs` and a missing
+    // "many" side `fill_lhs` (Prometheus applies them after swapping the
+    // sides of a `group_right`, as here).
+    let (fill_one, fill_many) = (b.fill_rhs, b.fill_lhs);
     let mut out: Vec<StepSeries> = Vec::new();
     let mut out_index: HashMap<Labels, usize> = HashMap::default();
     // Which "many" series wrote each output point, to tell a grouping
     // error from a plain label-set collision.
     let mut writer: Vec<Vec<usize>> = Vec::new();
-    for (mi, s) in many.iter().enumerate() {
-        ctx.check_deadline()?;
-        let Some(g) = many_group[mi] else {
-            continue;
+    // Per group and step, whether a "many" series was there (so the
+    // group's "one" series needs no `fill_lhs`).
+    let mut matched: Vec<Vec<bool>> = if fill_many.is_some() {
+        vec![vec![false; n]; one_at.len()]
+    } else {
+        Vec::new()
+    };
+    let mut put = |out: &mut Vec<StepSeries>,
+                   writer: &mut Vec<Vec<usize>>,
+                   labels: Labels,
+                   drop_name: bool,
+                   step: usize,
+                   value: f64,
+                   mi: usize,
+                   group: Option<usize>|
+     -> Result<usize, QueryError> {
+        let idx = match out_index.get(&labels) {
+            Some(&idx) => idx,
+            None => {
+                out_index.insert(labels.clone(), out.len());
+                out.push(StepSeries {
+                    labels,
+                    drop_name,
+                    points: vec![None; n],
+                });
+                writer.push(vec![usize::MAX; n]);
+                out.len() - 1
+            }
         };
-        let at = &one_at[g];
-        let mut cached: Option<(usize, usize)> = None;
-        for (step, p) in s.points.iter().enumerate() {
-            let (Some(mv), Some(oi)) = (*p, at[step]) else {
-                continue;
-            };
-            let Some(ov) = one[oi].points[step] else {
-                continue;
-            };
-            let (l, r) = if swapped { (ov, mv) } else { (mv, ov) };
-            let (value, keep) = elem(b.op, l, r);
-            let value = if b.return_bool {
-                if keep { 1.0 } else { 0.0 }
-            } else if !keep {
-                continue;
-            } else {
-                value
-            };
-            let out_i = match cached {
-                Some((cached_one, idx)) if cached_one == oi => idx,
-                _ => {
-                    let labels = result_labels(&s.labels, &one[oi].labels, b, card);
-                    let idx = match out_index.get(&labels) {
-                        Some(&idx) => idx,
-                        None => {
-                            out_index.insert(labels.clone(), out.len());
-                            out.push(StepSeries {
-                                labels,
-                                drop_name: s.drop_name || drop,
-                                points: vec![None; n],
-                            });
-                            writer.push(vec![usize::MAX; n]);
-                            out.len() - 1
-                        }
-                    };
-                    cached = Some((oi, idx));
-                    idx
-                }
-            };
-            if out[out_i].points[step].is_some() {
-                let other = writer[out_i][step];
-                if other != usize::MAX && many_group[other] == many_group[mi] {
-                    return Err(QueryError::execution(
-                        "multiple matches for labels: grouping labels must ensure unique matches",
-                    ));
-                }
+        if out[idx].points[step].is_some() {
+            let other = writer[idx][step];
+            if other != usize::MAX
+                && group.is_some()
+                && many_group.get(other).copied().flatten() == group
+            {
                 return Err(QueryError::execution(
-                    "vector cannot contain metrics with the same labelset",
+                    "multiple matches for labels: grouping labels must ensure unique matches",
                 ));
             }
-            out[out_i].points[step] = Some(value);
-            writer[out_i][step] = mi;
+            return Err(QueryError::execution(
+                "vector cannot contain metrics with the same labelset",
+            ));
+        }
+        out[idx].points[step] = Some(value);
+        writer[idx][step] = mi;
+        Ok(idx)
+    };
+    let apply = |many_value: f64, one_value: f64| -> Option<f64> {
+        let (l, r) = if swapped {
+            (one_value, many_value)
+        } else {
+            (many_value, one_value)
+        };
+        let (value, keep) = elem(b.op, l, r);
+        if b.return_bool {
+            Some(if keep { 1.0 } else { 0.0 })
+        } else if !keep {
+            None
+        } else {
+            Some(value)
+        }
+    };
+    for (mi, s) in many.iter().enumerate() {
+        ctx.check_deadline()?;
+        let group = many_group[mi];
+        let mut cached: Option<(usize, usize)> = None;
+        let mut filled_labels: Option<Labels> = None;
+        for (step, p) in s.points.iter().enumerate() {
+            let Some(mv) = *p else {
+                continue;
+            };
+            if let Some(g) = group
+                && let Some(m) = matched.get_mut(g)
+            {
+                m[step] = true;
+            }
+            let one_point = group
+                .and_then(|g| one_at[g][step])
+                .and_then(|oi| one[oi].points[step].map(|v| (oi, v)));
+            let Some((oi, ov)) = one_point else {
+                // No "one" series here: `fill_right`, or nothing.
+                let Some(fill) = fill_one else {
+                    continue;
+                };
+                let Some(value) = apply(mv, fill) else {
+                    continue;
+                };
+                let labels = filled_labels
+                    .get_or_insert_with(|| {
+                        let one_labels = match_labels(&s.labels, &b.matching);
+                        result_labels(&s.labels, &one_labels, b, card)
+                    })
+                    .clone();
+                put(
+                    &mut out,
+                    &mut writer,
+                    labels,
+                    s.drop_name || drop,
+                    step,
+                    value,
+                    mi,
+                    group,
+                )?;
+                continue;
+            };
+            let Some(value) = apply(mv, ov) else {
+                continue;
+            };
+            match cached {
+                Some((cached_one, idx)) if cached_one == oi => {
+                    if out[idx].points[step].is_some() {
+                        let other = writer[idx][step];
+                        if other != usize::MAX && many_group[other] == many_group[mi] {
+                            return Err(QueryError::execution(
+                                "multiple matches for labels: grouping labels must ensure unique matches",
+                            ));
+                        }
+                        return Err(QueryError::execution(
+                            "vector cannot contain metrics with the same labelset",
+                        ));
+                    }
+                    out[idx].points[step] = Some(value);
+                    writer[idx][step] = mi;
+                }
+                _ => {
+                    let labels = result_labels(&s.labels, &one[oi].labels, b, card);
+                    let idx = put(
+                        &mut out,
+                        &mut writer,
+                        labels,
+                        s.drop_name || drop,
+                        step,
+                        value,
+                        mi,
+                        group,
+                    )?;
+                    cached = Some((oi, idx));
+                }
+            }
+        }
+    }
+    // `fill_left`: "one" series that no "many" series met at a step.
+    if let Some(fill) = fill_many {
+        for (g, group) in members.iter().enumerate() {
+            for &oi in group {
+                let one_series = &one[oi];
+                let filled = match_labels(&one_series.labels, &b.matching);
+                let labels = result_labels(&filled, &one_series.labels, b, card);
+                for (step, p) in one_series.points.iter().enumerate() {
+                    let Some(ov) = *p else {
+                        continue;
+                    };
+                    if matched[g][step] {
+                        continue;
+                    }
+                    let Some(value) = apply(fill, ov) else {
+                        continue;
+                    };
+                    put(
+                        &mut out,
+                        &mut writer,
+                        labels.clone(),
+                        drop,
+                        step,
+                        value,
+                        usize::MAX,
+                        None,
+                    )?;
+                }
+            }
         }
     }
     Ok(out)

@@ -1,6 +1,6 @@
 //! The public engine: options, limits, results and errors.
 
-use crate::ast::ValueType;
+use crate::ast::{Expr, ValueType};
 use crate::eval::{Ctx, Steps};
 use crate::value::{StepSeries, Val};
 use model::Labels;
@@ -76,6 +76,7 @@ impl Span {
 /// Evaluates PromQL queries. Shareable between threads.
 pub struct Engine {
     opts: EngineOptions,
+    parse_options: crate::ParseOptions,
     running: Mutex<usize>,
     slot_freed: Condvar,
 }
@@ -199,9 +200,22 @@ impl Engine {
     pub fn new(opts: EngineOptions) -> Engine {
         Engine {
             opts,
+            parse_options: crate::ParseOptions::OSPREY,
             running: Mutex::new(0),
             slot_freed: Condvar::new(),
         }
+    }
+
+    /// The same engine parsing queries with these experimental features
+    /// (Prometheus's `--enable-feature` values; see
+    /// [`crate::ParseOptions::enable_feature`]).
+    pub fn with_parse_options(mut self, parse_options: crate::ParseOptions) -> Engine {
+        self.parse_options = parse_options;
+        self
+    }
+
+    pub fn parse_options(&self) -> crate::ParseOptions {
+        self.parse_options
     }
 
     pub fn options(&self) -> &EngineOptions {
@@ -336,7 +350,19 @@ impl Engine {
         let _slot = self.acquire(deadline)?;
         let queued = began.elapsed();
         let parse_began = Instant::now();
-        let expr = crate::parse(query)?;
+        let mut expr = crate::parse_with(query, self.parse_options)?;
+        if expr.has_duration_exprs() {
+            // Prometheus computes `step()` and `range()` from the query:
+            // both are 0 for an instant query.
+            let (step_s, range_s) = if is_range {
+                (step as f64 / 1000.0, (end - start) as f64 / 1000.0)
+            } else {
+                (0.0, 0.0)
+            };
+            expr.resolve_durations(step_s, range_s)
+                .map_err(QueryError::bad_data)?;
+        }
+        fold_query_context_functions(&mut expr, start, end, if is_range { step } else { 0 });
         let parse_time = parse_began.elapsed();
         let eval_began = Instant::now();
         let output_type = expr.value_type();
@@ -376,6 +402,53 @@ impl Engine {
                 eval_time: eval_began.elapsed(),
             },
         })
+    }
+}
+
+/// Replaces `start()`, `end()`, `range()` and `step()` with the query's
+/// values in seconds, as Prometheus does before evaluating (`step()` is 0
+/// when start and end are the same).
+fn fold_query_context_functions(e: &mut Expr, start: i64, end: i64, step: i64) {
+    if let Expr::Call(c) = e
+        && c.args.is_empty()
+    {
+        let value = match c.func.as_str() {
+            "start" => Some(start as f64 / 1000.0),
+            "end" => Some(end as f64 / 1000.0),
+            "range" => Some((end - start) as f64 / 1000.0),
+            "step" => Some(if start == end {
+                0.0
+            } else {
+                step as f64 / 1000.0
+            }),
+            _ => None,
+        };
+        if let Some(v) = value {
+            *e = Expr::Number(v);
+            return;
+        }
+    }
+    match e {
+        Expr::Binary(b) => {
+            fold_query_context_functions(&mut b.lhs, start, end, step);
+            fold_query_context_functions(&mut b.rhs, start, end, step);
+        }
+        Expr::Call(c) => {
+            for a in &mut c.args {
+                fold_query_context_functions(a, start, end, step);
+            }
+        }
+        Expr::Aggregate(a) => {
+            fold_query_context_functions(&mut a.expr, start, end, step);
+            if let Some(p) = &mut a.param {
+                fold_query_context_functions(p, start, end, step);
+            }
+        }
+        Expr::Unary { expr, .. } | Expr::Paren(expr) => {
+            fold_query_context_functions(expr, start, end, step)
+        }
+        Expr::Subquery(s) => fold_query_context_functions(&mut s.expr, start, end, step),
+        Expr::Number(_) | Expr::String(_) | Expr::VectorSelector(_) | Expr::MatrixSelector(_) => {}
     }
 }
 

@@ -72,6 +72,16 @@ pub(crate) struct RangeArg {
     /// 0 for raw samples; otherwise the series hold the hinted aggregate
     /// of a downsampled tier with windows this long (ms).
     pub resolution_ms: i64,
+    /// `anchored` or `smoothed`: how much further (ms) the samples reach
+    /// before each window (and after it, smoothed), the lookback delta.
+    pub extended: Option<Extended>,
+}
+
+/// An `anchored` or `smoothed` range selector's reach.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Extended {
+    pub smoothed: bool,
+    pub lookback: i64,
 }
 
 impl<'a> Ctx<'a> {
@@ -436,6 +446,9 @@ impl<'a> Ctx<'a> {
         let (Some(&min_ref), Some(&max_ref)) = (refs.iter().min(), refs.iter().max()) else {
             return Ok(());
         };
+        if vs.smoothed {
+            return self.smoothed_vector_selector(vs, &refs, steps, timestamps, sink);
+        }
         let mint = min_ref.saturating_sub(self.lookback).saturating_add(1);
         let querier = self
             .storage
@@ -499,6 +512,76 @@ impl<'a> Ctx<'a> {
         Ok(())
     }
 
+    /// A `smoothed` instant selector (Prometheus's `smoothSeries`): at each
+    /// step the sample at that time, else the value interpolated between
+    /// the samples around it (within a lookback delta either side), else
+    /// the last one before it.
+    fn smoothed_vector_selector(
+        &self,
+        vs: &VectorSelector,
+        refs: &[i64],
+        steps: &Steps,
+        timestamps: bool,
+        sink: &mut dyn FnMut(StepSeries) -> Result<(), QueryError>,
+    ) -> Result<(), QueryError> {
+        let (Some(&min_ref), Some(&max_ref)) = (refs.iter().min(), refs.iter().max()) else {
+            return Ok(());
+        };
+        let lb = self.lookback;
+        let mint = min_ref.saturating_sub(lb).saturating_add(1);
+        let maxt = max_ref.saturating_add(lb);
+        let querier = self
+            .storage
+            .querier(mint, maxt)
+            .map_err(|e| QueryError::execution(e.to_string()))?;
+        let set = querier
+            .select(&vs.matchers)
+            .map_err(|e| QueryError::execution(e.to_string()))?;
+        for series in set {
+            self.check_deadline()?;
+            let series = series.map_err(|e| QueryError::execution(e.to_string()))?;
+            let samples: Vec<(i64, f64)> = series
+                .samples
+                .filter(|(t, v)| *t >= mint && *t <= maxt && !model::is_stale_nan(*v))
+                .collect();
+            self.total_samples.set(
+                self.total_samples
+                    .get()
+                    .saturating_add(samples.len() as u64),
+            );
+            let mut points = Vec::with_capacity(refs.len());
+            let mut any = false;
+            for &r in refs {
+                let lo = samples.partition_point(|(t, _)| *t <= r.saturating_sub(lb));
+                let hi = samples.partition_point(|(t, _)| *t <= r.saturating_add(lb));
+                let w = &samples[lo..hi.max(lo)];
+                let i = w.partition_point(|(t, _)| *t < r);
+                let value = if i < w.len() && w[i].0 == r {
+                    Some(w[i].1)
+                } else if i > 0 && i < w.len() {
+                    let ((t1, y1), (t2, y2)) = (w[i - 1], w[i]);
+                    Some(y1 + (y2 - y1) * (r - t1) as f64 / (t2 - t1) as f64)
+                } else if i > 0 {
+                    Some(w[i - 1].1)
+                } else {
+                    None
+                };
+                any |= value.is_some();
+                points.push(value.map(|v| if timestamps { r as f64 / 1000.0 } else { v }));
+            }
+            if !any {
+                continue;
+            }
+            self.take_samples(steps.n)?;
+            sink(StepSeries {
+                labels: series.labels,
+                drop_name: false,
+                points,
+            })?;
+        }
+        Ok(())
+    }
+
     /// The reference times and window length of a range-vector argument.
     pub fn range_arg_refs(&self, expr: &Expr, steps: &Steps) -> Result<RangeArg, QueryError> {
         match unwrap_parens(expr) {
@@ -506,11 +589,16 @@ impl<'a> Ctx<'a> {
                 refs: self.ref_times(steps, ms.selector.at, ms.selector.offset_ms),
                 range: ms.range_ms,
                 resolution_ms: 0,
+                extended: (ms.selector.anchored || ms.selector.smoothed).then_some(Extended {
+                    smoothed: ms.selector.smoothed,
+                    lookback: self.lookback,
+                }),
             }),
             Expr::Subquery(sq) => Ok(RangeArg {
                 refs: self.ref_times(steps, sq.at, sq.offset_ms),
                 range: sq.range_ms,
                 resolution_ms: 0,
+                extended: None,
             }),
             _ => Err(QueryError::bad_data("expected a range vector")),
         }
@@ -542,7 +630,10 @@ impl<'a> Ctx<'a> {
         let mut arg = self.range_arg_refs(expr, steps)?;
         match unwrap_parens(expr) {
             Expr::MatrixSelector(ms) => {
-                let hints = aggregate.map(|a| self.hints(steps, ms.range_ms, a));
+                // Extended selectors need raw samples around the window.
+                let hints = aggregate
+                    .filter(|_| arg.extended.is_none())
+                    .map(|a| self.hints(steps, ms.range_ms, a));
                 self.matrix_selector(ms, &mut arg, hints, sink)
             }
             Expr::Subquery(sq) => self.subquery(sq, &arg, sink).map(|_| 0),
@@ -561,7 +652,16 @@ impl<'a> Ctx<'a> {
         else {
             return Ok(0);
         };
-        let mint = min_ref.saturating_sub(arg.range).saturating_add(1);
+        let (before, after) = match arg.extended {
+            Some(e) if e.smoothed => (e.lookback, e.lookback),
+            Some(e) => (e.lookback, 0),
+            None => (0, 0),
+        };
+        let mint = min_ref
+            .saturating_sub(arg.range)
+            .saturating_sub(before)
+            .saturating_add(1);
+        let max_ref = max_ref.saturating_add(after);
         let querier = self
             .storage
             .querier(mint, max_ref)

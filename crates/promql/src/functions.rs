@@ -68,6 +68,7 @@ pub(crate) static FUNCTIONS: &[Signature] = &[
     sig!("drift_ks", [V, V], 0, V),
     sig!("drift_psi", [V, V], 0, V),
     sig!("drift_wasserstein", [V, V], 0, V),
+    sig!("end", [], 0, S),
     sig!("exp", [V], 0, V),
     sig!("first_over_time", [M], 0, V),
     sig!("floor", [V], 0, V),
@@ -75,12 +76,14 @@ pub(crate) static FUNCTIONS: &[Signature] = &[
     sig!("histogram_count", [V], 0, V),
     sig!("histogram_fraction", [S, S, V], 0, V),
     sig!("histogram_quantile", [S, V], 0, V),
+    sig!("histogram_quantiles", [V, Str, S, S], 9, V),
     sig!("histogram_stddev", [V], 0, V),
     sig!("histogram_stdvar", [V], 0, V),
     sig!("histogram_sum", [V], 0, V),
     sig!("hour", [V], 1, V),
     sig!("idelta", [M], 0, V),
     sig!("increase", [M], 0, V),
+    sig!("info", [V, V], 1, V),
     sig!("irate", [M], 0, V),
     sig!("label_join", [V, Str, Str, Str], -1, V),
     sig!("label_replace", [V, Str, Str, Str, Str], 0, V),
@@ -89,11 +92,14 @@ pub(crate) static FUNCTIONS: &[Signature] = &[
     sig!("log10", [V], 0, V),
     sig!("log2", [V], 0, V),
     sig!("mad_over_time", [M], 0, V),
+    sig!("max_of", [S, S], 0, S),
     sig!("max_over_time", [M], 0, V),
+    sig!("min_of", [S, S], 0, S),
     sig!("min_over_time", [M], 0, V),
     sig!("minute", [V], 1, V),
     sig!("month", [V], 1, V),
     sig!("pi", [], 0, S),
+    sig!("range", [], 0, S),
     sig!("predict_linear", [M, S], 0, V),
     sig!("present_over_time", [M], 0, V),
     sig!("quantile_over_time", [S, M], 0, V),
@@ -115,6 +121,8 @@ pub(crate) static FUNCTIONS: &[Signature] = &[
     sig!("sum_over_time", [M], 0, V),
     sig!("tan", [V], 0, V),
     sig!("tanh", [V], 0, V),
+    sig!("start", [], 0, S),
+    sig!("step", [], 0, S),
     sig!("time", [], 0, S),
     sig!("timestamp", [V], 0, V),
     sig!("ts_of_first_over_time", [M], 0, V),
@@ -178,6 +186,29 @@ pub(crate) fn eval_call(
             ));
         }
         "pi" => return Ok(Val::Scalar(vec![std::f64::consts::PI; steps.n])),
+        "min_of" | "max_of" => {
+            let a = ctx.eval_scalar(&c.args[0], steps)?;
+            let b = ctx.eval_scalar(&c.args[1], steps)?;
+            let max = name == "max_of";
+            // Go's math.Min/Max: NaN wins.
+            return Ok(Val::Scalar(
+                a.iter()
+                    .zip(&b)
+                    .map(|(a, b)| match (a.is_nan() || b.is_nan(), max) {
+                        (true, _) => f64::NAN,
+                        (false, true) => a.max(*b),
+                        (false, false) => a.min(*b),
+                    })
+                    .collect(),
+            ));
+        }
+        "start" | "end" | "range" | "step" => {
+            // Folded into numbers before evaluation (see
+            // `engine::fold_query_context_functions`).
+            return Err(QueryError::execution(format!(
+                "{name}() was not folded before evaluation"
+            )));
+        }
         "vector" => {
             let v = ctx.eval_scalar(&c.args[0], steps)?;
             return Ok(Val::Vector(vec![StepSeries {
@@ -206,6 +237,7 @@ pub(crate) fn eval_call(
             return Ok(Val::Scalar(out));
         }
         "absent" => return absent(ctx, c, steps),
+        "info" => return crate::info::eval(ctx, c, steps),
         "absent_over_time" => return absent_over_time(ctx, c, steps),
         "label_replace" => return label_replace(ctx, c, steps),
         "label_join" => return label_join(ctx, c, steps),
@@ -213,6 +245,7 @@ pub(crate) fn eval_call(
             return sort(ctx, c, steps);
         }
         "histogram_quantile" => return crate::aggregate::histogram_quantile(ctx, c, steps),
+        "histogram_quantiles" => return histogram_quantiles(ctx, c, steps),
         "anomaly_score" | "anomaly_score_seasonal" | "anomaly_band" | "anomaly_band_seasonal" => {
             crate::anomaly::eval(ctx, c, steps, &mut emit)?;
             return Ok(Val::Vector(collected));
@@ -403,6 +436,20 @@ fn range_function(
     let name = c.func.as_str();
     let matrix_index = if name == "quantile_over_time" { 1 } else { 0 };
     let matrix_arg = &c.args[matrix_index];
+    if let Expr::MatrixSelector(ms) = unwrap_parens(matrix_arg) {
+        if ms.selector.anchored && !ANCHORED_SAFE.contains(&name) {
+            return Err(QueryError::execution(format!(
+                "anchored modifier can only be used with: {} - not with {name}",
+                ANCHORED_SAFE.join(", ")
+            )));
+        }
+        if ms.selector.smoothed && !SMOOTHED_SAFE.contains(&name) {
+            return Err(QueryError::execution(format!(
+                "smoothed modifier can only be used with: {} - not with {name}",
+                SMOOTHED_SAFE.join(", ")
+            )));
+        }
+    }
     let mut params = Vec::new();
     for (i, a) in c.args.iter().enumerate() {
         if i != matrix_index {
@@ -554,6 +601,147 @@ fn downsampled_name(name: &str) -> &str {
 }
 
 /// One series' value at each step of a range function.
+/// The functions an `anchored` range may feed (Prometheus's
+/// `AnchoredSafeFunctions`), sorted as its message lists them.
+const ANCHORED_SAFE: &[&str] = &["changes", "delta", "increase", "rate", "resets"];
+
+/// The functions a `smoothed` range may feed.
+const SMOOTHED_SAFE: &[&str] = &["delta", "increase", "rate"];
+
+/// Per step, a function over an `anchored` or `smoothed` range: the
+/// samples reach one lookback delta before the window (and after it,
+/// smoothed), as Prometheus's `extendedRate` and `pickFirstSampleIndices`
+/// read them.
+fn extended_points(
+    ctx: &Ctx<'_>,
+    name: &str,
+    samples: &[(i64, f64)],
+    arg: &RangeArg,
+    ext: crate::eval::Extended,
+) -> Result<Vec<Option<f64>>, QueryError> {
+    let mut points = Vec::with_capacity(arg.refs.len());
+    for &r in &arg.refs {
+        ctx.check_deadline()?;
+        let range_start = r.saturating_sub(arg.range);
+        let range_end = r;
+        let lo = samples.partition_point(|(t, _)| *t <= range_start.saturating_sub(ext.lookback));
+        let right_edge = if ext.smoothed {
+            range_end.saturating_add(ext.lookback)
+        } else {
+            range_end
+        };
+        let hi = samples.partition_point(|(t, _)| *t <= right_edge);
+        let f = &samples[lo..hi.max(lo)];
+        if f.is_empty() {
+            points.push(None);
+            continue;
+        }
+        points.push(match name {
+            "rate" | "increase" | "delta" => extended_rate(
+                f,
+                range_start,
+                range_end,
+                arg.range,
+                ext.smoothed,
+                name != "delta",
+                name == "rate",
+            ),
+            "changes" | "resets" => {
+                // The anchor: the last sample at or before the window's
+                // start, kept with every sample after it.
+                let after = f.partition_point(|(t, _)| *t <= range_start);
+                if after >= f.len() {
+                    None
+                } else {
+                    let s = &f[after.saturating_sub(1)..];
+                    let w = Window {
+                        samples: s,
+                        start: range_start,
+                        end: range_end,
+                        range: arg.range,
+                        eval_time: r,
+                    };
+                    apply_range(name, &w, &[], 0)
+                }
+            }
+            _ => None,
+        });
+    }
+    Ok(points)
+}
+
+/// Prometheus's `extendedRate`: the difference between the values at the
+/// window's two ends (picked, or interpolated when smoothed), corrected
+/// for counter resets in between, per second for `rate`.
+fn extended_rate(
+    f: &[(i64, f64)],
+    range_start: i64,
+    range_end: i64,
+    range: i64,
+    smoothed: bool,
+    is_counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
+    let mut last = f.len() - 1;
+    // The last sample at or before the start, else the first.
+    let mut first = f[..last]
+        .partition_point(|(t, _)| *t <= range_start)
+        .saturating_sub(1);
+    if smoothed {
+        last = f[..last].partition_point(|(t, _)| *t < range_end);
+    }
+    if f[last].0 <= range_start {
+        return None;
+    }
+    if smoothed && f[first].0 > range_end {
+        return None;
+    }
+    let interpolate = |a: (i64, f64), b: (i64, f64), t: i64| {
+        let y1 = if is_counter && b.1 < a.1 { 0.0 } else { a.1 };
+        y1 + (b.1 - y1) * (t - a.0) as f64 / (b.0 - a.0) as f64
+    };
+    let left = if smoothed && f[first].0 < range_start {
+        interpolate(f[first], f[first + 1], range_start)
+    } else {
+        f[first].1
+    };
+    let right = if smoothed && last > 0 && f[last].0 > range_end {
+        interpolate(f[last - 1], f[last], range_end)
+    } else {
+        f[last].1
+    };
+    let mut result = right - left;
+    if is_counter {
+        if f[first].0 <= range_start {
+            first += 1;
+        }
+        if f[last].0 >= range_end {
+            last = last.wrapping_sub(1);
+        }
+        let inner: &[(i64, f64)] = if last == usize::MAX || first > last {
+            &[]
+        } else {
+            &f[first..=last]
+        };
+        let mut correction = 0.0;
+        let mut prev = left;
+        for &(_, v) in inner {
+            if v < prev {
+                correction += prev;
+            }
+            prev = v;
+        }
+        if right < prev {
+            correction += prev;
+        }
+        result += correction;
+    }
+    if is_rate {
+        result /= range as f64 / 1000.0;
+    }
+    Some(result)
+}
+
 fn window_points(
     ctx: &Ctx<'_>,
     name: &str,
@@ -562,6 +750,9 @@ fn window_points(
     params: &[Vec<f64>],
     eval_times: &[i64],
 ) -> Result<Vec<Option<f64>>, QueryError> {
+    if let Some(ext) = arg.extended {
+        return extended_points(ctx, name, &s.samples, arg, ext);
+    }
     let mut points = Vec::with_capacity(arg.refs.len());
     let samples = &s.samples;
     let (mut lo, mut hi) = (0usize, 0usize);
@@ -899,6 +1090,71 @@ pub(crate) fn go_float(v: f64) -> String {
         }
     } else {
         format!("{v}")
+    }
+}
+
+/// `histogram_quantiles(v, "label", q1, q2, …)` (experimental): one
+/// `histogram_quantile` per quantile, each result labelled with its
+/// quantile (as OpenMetrics writes it: `0.0`, `0.25`, `1.0`).
+fn histogram_quantiles(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryError> {
+    let Expr::String(label) = unwrap_parens(&c.args[1]) else {
+        return Err(QueryError::bad_data(
+            "histogram_quantiles() needs a label name as its second argument",
+        ));
+    };
+    let mut out: Vec<StepSeries> = Vec::new();
+    let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
+    for (k, q_arg) in c.args.iter().enumerate().skip(2) {
+        let places = crate::aggregate::ArgPlaces {
+            func: "histogram_quantiles",
+            quantile: k,
+            buckets: 0,
+        };
+        let Val::Vector(series) =
+            crate::aggregate::histogram_quantile_of(ctx, q_arg, &c.args[0], steps, places)?
+        else {
+            continue;
+        };
+        let qs = ctx.eval_scalar(q_arg, steps)?;
+        for s in series {
+            for (step, p) in s.points.iter().enumerate() {
+                let Some(v) = *p else { continue };
+                let q = qs.get(step).copied().unwrap_or(f64::NAN);
+                let mut b = LabelsBuilder::from_labels(&s.labels);
+                b.set(label.as_str(), openmetrics_float(q).as_str());
+                let labels = b.build();
+                let i = match index.get(&labels) {
+                    Some(&i) => i,
+                    None => {
+                        index.insert(labels.clone(), out.len());
+                        out.push(StepSeries {
+                            labels,
+                            drop_name: s.drop_name,
+                            points: vec![None; steps.n],
+                        });
+                        out.len() - 1
+                    }
+                };
+                if out[i].points[step].is_some() {
+                    return Err(QueryError::execution(
+                        "vector cannot contain metrics with the same labelset",
+                    ));
+                }
+                out[i].points[step] = Some(v);
+            }
+        }
+    }
+    Ok(Val::Vector(out))
+}
+
+/// Prometheus's `labels.FormatOpenMetricsFloat`: Go's shortest form, with
+/// `.0` after a whole number.
+fn openmetrics_float(v: f64) -> String {
+    let s = go_float(v);
+    if s.contains(['.', 'e', 'N', 'I']) {
+        s
+    } else {
+        format!("{s}.0")
     }
 }
 

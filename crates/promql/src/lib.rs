@@ -1,7 +1,7 @@
 //! osprey's PromQL engine, with Prometheus 3 semantics.
 //!
-//! [`parse`] turns query text into [`ast::Expr`] (through the [`parser`]
-//! seam, which hides the third-party parser), and [`Engine`] evaluates
+//! [`parse`] turns query text into [`ast::Expr`] (osprey's own lexer and
+//! parser, with Prometheus's error texts and positions), and [`Engine`] evaluates
 //! instant and range queries against anything that implements
 //! [`model::storage::Queryable`]. The engine reads only through those
 //! traits; it knows nothing of tsdb internals, HTTP or JSON.
@@ -21,12 +21,13 @@
 //! issue; their samples are not stored by the storage contract yet).
 
 pub mod ast;
-mod check;
 pub mod drift;
 mod engine;
 mod eval;
 mod format;
 mod functions;
+mod info;
+mod lexer;
 pub mod parser;
 mod value;
 
@@ -39,4 +40,4 @@ pub use engine::{
     QueryStats, Value, VectorSample,
 };
 pub use format::format;
-pub use parser::{parse, parse_series_selector};
+pub use parser::{ParseOptions, parse, parse_series_selector, parse_with};

@@ -128,6 +128,9 @@ fn promql_conformance() {
         }
         std::fs::write(path, text).expect("write audit");
     }
+    if let Ok(path) = std::env::var("PROMQL_WRITE_PASSING_SKIPS") {
+        std::fs::write(path, report.passing_skips.join("\n")).expect("write passing skips");
+    }
     if let Ok(path) = std::env::var("PROMQL_WRITE_FAILURES") {
         let list: Vec<String> = report.failed_keys.iter().map(|k| k.to_string()).collect();
         std::fs::write(path, list.join("\n")).expect("write failures");
@@ -188,11 +191,70 @@ fn osprey_scripts() {
     assert!(report.passed > 0, "no eval ran");
 }
 
+/// The printer and the parser agree: every expression of the upstream
+/// scripts and of ours that parses (with every experimental feature on)
+/// prints to text that parses to the same tree. The fuzz target `promql`
+/// checks the same on arbitrary input.
+#[test]
+fn printed_expressions_parse_to_the_same_tree() {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut dirs = vec![manifest.join("tests/scripts")];
+    let upstream = manifest.join("../../../shared/conformance/promql/testdata");
+    if upstream.is_dir() {
+        dirs.push(upstream);
+    }
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for dir in dirs {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("read dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "test"))
+            .collect();
+        files.sort();
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("read script");
+            let Ok(cmds) = parse_script(&text) else {
+                continue;
+            };
+            for cmd in cmds {
+                let Command::Eval(ev) = cmd else { continue };
+                let options = promql::ParseOptions::ALL;
+                let Ok(expr) = promql::parse_with(&ev.expr, options) else {
+                    continue;
+                };
+                checked += 1;
+                let printed = promql::format(&expr);
+                match promql::parse_with(&printed, options) {
+                    Ok(again) if again == expr => {}
+                    Ok(again) if printed.contains("NaN") && promql::format(&again) == printed => {}
+                    Ok(again) => failures.push(format!(
+                        "{}:{}: {} printed as {printed} parses to another tree: {again:?}",
+                        file.display(),
+                        ev.line,
+                        ev.expr
+                    )),
+                    Err(e) => failures.push(format!(
+                        "{}:{}: {} printed as {printed} does not parse: {e}",
+                        file.display(),
+                        ev.line,
+                        ev.expr
+                    )),
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(checked > 0);
+}
+
 #[derive(Default)]
 struct Report {
     passed: usize,
     skipped: usize,
     skipped_but_passing: usize,
+    /// The keys of skipped cases that pass (`PROMQL_WRITE_PASSING_SKIPS`).
+    passing_skips: Vec<String>,
     skip_reasons: BTreeMap<String, usize>,
     failures: Vec<String>,
     failed_keys: Vec<String>,
@@ -247,6 +309,8 @@ fn engine() -> Engine {
         max_samples: 50_000_000,
         max_concurrent: 4,
     })
+    // Prometheus's test scripts run with every experimental feature on.
+    .with_parse_options(promql::ParseOptions::ALL)
 }
 
 // ---------------------------------------------------------------------
@@ -832,6 +896,7 @@ fn run_file(
                         *report.skip_reasons.entry(reason.clone()).or_default() += 1;
                         if r.is_ok() {
                             report.skipped_but_passing += 1;
+                            report.passing_skips.push(key.clone());
                         }
                     }
                     (None, Ok(())) => report.passed += 1,
@@ -910,7 +975,7 @@ fn range_cross_check(
     {
         return Ok(());
     }
-    let parsed = promql::parse(expr).map_err(|e| e.to_string())?;
+    let parsed = promql::parse_with(expr, promql::ParseOptions::ALL).map_err(|e| e.to_string())?;
     if parsed.value_type() == promql::ast::ValueType::Matrix
         || parsed.value_type() == promql::ast::ValueType::String
     {
@@ -1026,7 +1091,7 @@ fn pin_at(e: &mut Expr, t: i64) {
 }
 
 fn at_variants(engine: &Engine, db: &tsdb::Db, ev: &Eval, at: i64) -> Result<(), String> {
-    let Ok(mut parsed) = promql::parse(&ev.expr) else {
+    let Ok(mut parsed) = promql::parse_with(&ev.expr, promql::ParseOptions::ALL) else {
         return Ok(());
     };
     if calls_time_function(&parsed) {
@@ -1580,7 +1645,7 @@ fn audit_facts(ev: &Eval, shadow: &Shadow) -> AuditFacts {
         _ => false,
     });
     let mut touched = Touched::default();
-    let parsed = promql::parse(&ev.expr);
+    let parsed = promql::parse_with(&ev.expr, promql::ParseOptions::ALL);
     let parses = parsed.is_ok();
     // Experimental modifiers and operators osprey does not parse are taken
     // out for the audit only: the selectors, and so the data read, stay
@@ -1595,7 +1660,7 @@ fn audit_facts(ev: &Eval, shadow: &Shadow) -> AuditFacts {
         for func in ["histogram_quantiles", "start_timestamp"] {
             text = replace_call_with_first_argument(&text, func);
         }
-        promql::parse(&text)
+        promql::parse_with(&text, promql::ParseOptions::ALL)
     });
     if let Ok(expr) = parsed {
         let (start, end, times) = match ev.range {

@@ -86,6 +86,16 @@ impl std::error::Error for RuleFileError {}
 /// Parses and checks one rule file. `file` is only used in messages and
 /// in [`GroupSpec::file`].
 pub fn parse_rule_file(file: &str, text: &str) -> Result<Vec<GroupSpec>, Vec<RuleFileError>> {
+    parse_rule_file_with(file, text, promql::ParseOptions::OSPREY)
+}
+
+/// [`parse_rule_file`] checking expressions with these PromQL features
+/// (the server's `--enable-feature`).
+pub fn parse_rule_file_with(
+    file: &str,
+    text: &str,
+    features: promql::ParseOptions,
+) -> Result<Vec<GroupSpec>, Vec<RuleFileError>> {
     let root = parse_document(text).map_err(|(line, message)| {
         vec![RuleFileError {
             file: file.to_string(),
@@ -96,6 +106,7 @@ pub fn parse_rule_file(file: &str, text: &str) -> Result<Vec<GroupSpec>, Vec<Rul
     let mut reader = Reader {
         file,
         errors: Vec::new(),
+        features,
     };
     let groups = reader.file(&root);
     if reader.errors.is_empty() {
@@ -108,6 +119,7 @@ pub fn parse_rule_file(file: &str, text: &str) -> Result<Vec<GroupSpec>, Vec<Rul
 struct Reader<'a> {
     file: &'a str,
     errors: Vec<RuleFileError>,
+    features: promql::ParseOptions,
 }
 
 impl Reader<'_> {
@@ -347,7 +359,7 @@ impl Reader<'_> {
         };
         let expr_text = match expr {
             Some((text, line)) if !text.trim().is_empty() => {
-                if let Err(e) = promql::parse(&text) {
+                if let Err(e) = promql::parse_with(&text, self.features) {
                     self.error(
                         line,
                         format!("{here}: could not parse expression: {}", e.message()),

@@ -25,6 +25,10 @@ pub mod unittest;
 pub use backtest::{
     Backtest, BacktestError, BacktestOptions, RuleBacktest, StateInterval, backtest,
 };
-pub use file::{GroupSpec, RuleFileError, RuleKind, RuleSpec, parse_rule_file};
+pub use file::{
+    GroupSpec, RuleFileError, RuleKind, RuleSpec, parse_rule_file, parse_rule_file_with,
+};
 pub use group::{Alert, AlertState, EvalEnv, Group, GroupOptions, Health, NotifyAlert, Rule};
-pub use manager::{Clock, NoNotifier, Notifier, RuleManager, RuleSettings, read_rule_files};
+pub use manager::{
+    Clock, NoNotifier, Notifier, RuleManager, RuleSettings, read_rule_files, read_rule_files_with,
+};

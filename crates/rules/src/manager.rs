@@ -12,7 +12,7 @@
 //! `for` state of its alerts from `ALERTS_FOR_STATE`
 //! ([`Group::restore_for_state`]).
 
-use crate::file::{GroupSpec, RuleFileError, parse_rule_file};
+use crate::file::{GroupSpec, RuleFileError, parse_rule_file_with};
 use crate::group::{EvalEnv, Group, GroupOptions, NotifyAlert};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -59,6 +59,14 @@ pub struct RuleSettings {
 /// Reads and checks rule files (already expanded from globs): every
 /// problem of every file, or the groups of all of them.
 pub fn read_rule_files(files: &[PathBuf]) -> Result<Vec<GroupSpec>, Vec<RuleFileError>> {
+    read_rule_files_with(files, promql::ParseOptions::OSPREY)
+}
+
+/// [`read_rule_files`] checking expressions with these PromQL features.
+pub fn read_rule_files_with(
+    files: &[PathBuf],
+    features: promql::ParseOptions,
+) -> Result<Vec<GroupSpec>, Vec<RuleFileError>> {
     let mut specs = Vec::new();
     let mut errors = Vec::new();
     for path in files {
@@ -74,7 +82,7 @@ pub fn read_rule_files(files: &[PathBuf]) -> Result<Vec<GroupSpec>, Vec<RuleFile
                 continue;
             }
         };
-        match parse_rule_file(&name, &text) {
+        match parse_rule_file_with(&name, &text, features) {
             Ok(groups) => specs.extend(groups),
             Err(mut file_errors) => errors.append(&mut file_errors),
         }

@@ -30,7 +30,8 @@ pub(crate) async fn query_exemplars(State(state): State<AppState>, request: Requ
             ));
         }
         let query = params.get("query").unwrap_or("").to_string();
-        let expr = promql::parse(&query).map_err(|e| ApiError::bad_data(e.to_string()))?;
+        let expr = promql::parse_with(&query, state.engine().parse_options())
+            .map_err(|e| ApiError::bad_data(e.to_string()))?;
         let selectors = expr.selectors();
         if selectors.is_empty() {
             return Ok(StatusCode::NO_CONTENT.into_response());

@@ -93,6 +93,9 @@ pub struct ServerConfig {
     pub max_import_body_bytes: usize,
     /// PromQL limits (defaults: Prometheus's, see `promql::EngineOptions`).
     pub engine: promql::EngineOptions,
+    /// PromQL's experimental syntax the engine accepts, from
+    /// `--enable-feature` (Prometheus's names).
+    pub promql_features: promql::ParseOptions,
     /// The configuration file's text, for `/api/v1/status/config`.
     pub config_yaml: String,
     /// Command-line flags in effect, for `/api/v1/status/flags`.
@@ -129,6 +132,7 @@ impl ServerConfig {
             max_remote_write_decompressed_bytes: 64 << 20,
             max_import_body_bytes: 64 << 20,
             engine: promql::EngineOptions::prometheus_defaults(),
+            promql_features: promql::ParseOptions::OSPREY,
             config_yaml: String::new(),
             flags: Vec::new(),
             external_url: format!("http://{listen}"),
@@ -245,6 +249,7 @@ impl AppState {
             Arc::new(remote::Forwarder::new(primary, dir, remote_metrics))
         });
         let config_engine = config.engine.clone();
+        let promql_features = config.promql_features;
         let auth = auth::Auth::new(
             config.web.clone(),
             auth::server_policy,
@@ -262,7 +267,9 @@ impl AppState {
                 config,
                 metrics,
                 clock,
-                engine: Arc::new(promql::Engine::new(config_engine)),
+                engine: Arc::new(
+                    promql::Engine::new(config_engine).with_parse_options(promql_features),
+                ),
                 lifecycle: std::sync::OnceLock::new(),
                 alertmanager: std::sync::RwLock::new(None),
                 rules: std::sync::OnceLock::new(),

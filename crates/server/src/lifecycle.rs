@@ -127,9 +127,11 @@ pub struct Prepared {
 
 impl Prepared {
     /// Phase one of a (re)load: everything that can fail.
-    pub fn load(source: &ConfigSource) -> Result<Prepared, String> {
+    /// `features`: the PromQL features rule expressions are checked with.
+    pub fn load(source: &ConfigSource, features: promql::ParseOptions) -> Result<Prepared, String> {
         let config = source.load()?;
-        let mut rule_groups = crate::rules::read_rule_groups(&config, source.embedded_rules())?;
+        let mut rule_groups =
+            crate::rules::read_rule_groups(&config, source.embedded_rules(), features)?;
         let slos = crate::slos::PreparedSlos::load(&config)?;
         rule_groups.extend(slos.rule_groups());
         let (alerting, alertmanager) = prepare_connections(&config)?;
@@ -213,7 +215,8 @@ impl AppState {
     /// error naming the file, line and field, and nothing is started.
     pub async fn start(&self, source: ConfigSource) -> Result<(), String> {
         let loading = source.clone();
-        let prepared = tokio::task::spawn_blocking(move || Prepared::load(&loading))
+        let features = self.engine().parse_options();
+        let prepared = tokio::task::spawn_blocking(move || Prepared::load(&loading, features))
             .await
             .map_err(|e| format!("loading the configuration: {e}"))??;
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -326,7 +329,8 @@ impl AppState {
         };
         let _one = lifecycle.reload_lock.lock().await;
         let source = lifecycle.source.clone();
-        let prepared = tokio::task::spawn_blocking(move || Prepared::load(&source))
+        let features = self.engine().parse_options();
+        let prepared = tokio::task::spawn_blocking(move || Prepared::load(&source, features))
             .await
             .map_err(|e| format!("loading the configuration: {e}"));
         let result = match prepared {

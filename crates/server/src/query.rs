@@ -76,9 +76,10 @@ fn invalid_param(name: &str, message: impl std::fmt::Display) -> ApiError {
 /// costs microseconds.
 fn parse_then_run(
     query: &str,
+    features: promql::ParseOptions,
     run: impl FnOnce() -> Result<QueryOutput, QueryError>,
 ) -> Result<QueryOutput, ApiError> {
-    promql::parse(query).map_err(as_param_error)?;
+    promql::parse_with(query, features).map_err(as_param_error)?;
     run().map_err(as_evaluation_error)
 }
 
@@ -98,8 +99,9 @@ pub(crate) async fn query(State(state): State<AppState>, request: Request) -> Re
         let with_stats = params.get("stats").is_some();
         let storage = state.queryable().clone();
         let engine = state.engine().clone();
+        let features = engine.parse_options();
         let output = blocking(move || {
-            parse_then_run(&query, || {
+            parse_then_run(&query, features, || {
                 engine.instant_query_with(storage.as_ref(), &query, time, options)
             })
         })
@@ -144,8 +146,9 @@ pub(crate) async fn query_range(State(state): State<AppState>, request: Request)
         let with_stats = params.get("stats").is_some();
         let storage = state.queryable().clone();
         let engine = state.engine().clone();
+        let features = engine.parse_options();
         let output = blocking(move || {
-            parse_then_run(&query, || {
+            parse_then_run(&query, features, || {
                 engine.range_query_with(storage.as_ref(), &query, start, end, step, options)
             })
         })
@@ -160,11 +163,12 @@ pub(crate) async fn query_range(State(state): State<AppState>, request: Request)
 const MAX_POINTS_PER_SERIES: i128 = 11_000;
 
 /// `GET|POST /api/v1/format_query`.
-pub(crate) async fn format_query(request: Request) -> Response {
+pub(crate) async fn format_query(State(state): State<AppState>, request: Request) -> Response {
     let result = async {
         let params = read_params(request).await?;
         let query = query_param(&params)?;
-        let expr = promql::parse(&query).map_err(as_param_error)?;
+        let expr =
+            promql::parse_with(&query, state.engine().parse_options()).map_err(as_param_error)?;
         Ok::<_, ApiError>(success(json!(promql::format(&expr)), &[]))
     }
     .await;

@@ -51,6 +51,7 @@ pub(crate) struct RulesState {
 pub(crate) fn read_rule_groups(
     config: &config::Config,
     embedded: &[(String, String)],
+    features: promql::ParseOptions,
 ) -> Result<Vec<rules::GroupSpec>, String> {
     let join = |errors: Vec<rules::RuleFileError>| {
         errors
@@ -63,7 +64,7 @@ pub(crate) fn read_rule_groups(
     for (name, text) in embedded {
         specs.extend(rules::parse_rule_file(name, text).map_err(join)?);
     }
-    specs.extend(rules::read_rule_files(&config.rule_files()).map_err(join)?);
+    specs.extend(rules::read_rule_files_with(&config.rule_files(), features).map_err(join)?);
     // The starter anomaly rules, when the config asks (docs/anomaly.md).
     if config.anomaly_rules {
         specs.extend(

@@ -310,7 +310,7 @@ async fn series_parameter_errors_are_bad_data() {
         ),
         (
             "/api/v1/labels?match[]=%7Ba%3D~%22(%22%7D",
-            "parse error: illegal regex",
+            "1:2: parse error: error parsing regexp: missing closing ): `^(?:()$`",
         ),
         (
             "/api/v1/status/tsdb?limit=0",
