@@ -77,7 +77,9 @@ pub fn append(path: &Path, record: &str) -> Result<(), PersistError> {
         let mut line = String::with_capacity(record.len() + 1);
         line.push_str(record);
         line.push('\n');
-        let written = file.write_all(line.as_bytes()).and_then(|()| file.sync_data());
+        let written = file
+            .write_all(line.as_bytes())
+            .and_then(|()| file.sync_data());
         if written.is_err() {
             // A full disk may have taken part of the line: cut it off, so
             // that the next append does not glue a record onto it.

@@ -134,7 +134,11 @@ fn verify(data_dir: &std::path::Path) -> anyhow::Result<()> {
         }
     );
     if !report.problems.is_empty() {
-        bail!("{} problems found in {}", report.problems.len(), data_dir.display());
+        bail!(
+            "{} problems found in {}",
+            report.problems.len(),
+            data_dir.display()
+        );
     }
     Ok(())
 }

@@ -58,7 +58,8 @@ fn create_silence(addr: SocketAddr, comment: &str) -> Result<String, (u16, Strin
     if status != 200 {
         return Err((status, text));
     }
-    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| (status, e.to_string()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| (status, e.to_string()))?;
     value["silenceID"]
         .as_str()
         .map(str::to_string)
@@ -249,12 +250,39 @@ fn a_full_disk_fails_writes_cleanly_and_recovers_without_restart() {
     let data = mountpoint.join("data");
     let log = dir.path().join("server.log");
     let addr = free_addr();
-    let server = Server::start(&data, addr, &log);
+    // The server scrapes itself and evaluates a recording rule every
+    // second, so both meet the full disk too.
+    let config = dir.path().join("osprey.yml");
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n  - name: disk\n    interval: 1s\n    rules:\n      - record: disk_test:count\n        expr: count(up)\n",
+    )
+    .expect("rules");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nscrape_configs:\n  - job_name: self\n    static_configs:\n      - targets: ['{addr}']\nalertmanager:\n  route:\n    receiver: default\n  receivers:\n    - name: default\n"
+        ),
+    )
+    .expect("config");
+    let config_arg = config.to_string_lossy().into_owned();
+    let server = Server::start_with_args(&data, addr, &log, &["--config", &config_arg]);
+    assert!(
+        wait_for(Duration::from_secs(20), || scrape_error(addr)
+            == Some(String::new())
+            && rule_health(addr).as_deref() == Some("ok")),
+        "scrape and rule never ran ok: {:?} {:?}",
+        scrape_error(addr),
+        rule_health(addr)
+    );
 
     // Before: everything works.
     let mut acked = 0u64;
     for i in 0..5 {
-        assert_eq!(remote_write(addr, &batch("disk_test", i)).expect("write"), 204);
+        assert_eq!(
+            remote_write(addr, &batch("disk_test", i)).expect("write"),
+            204
+        );
         acked += 1;
     }
     let before = create_silence(addr, "before").expect("silence before");
@@ -295,6 +323,19 @@ fn a_full_disk_fails_writes_cleanly_and_recovers_without_restart() {
     // Reads still work.
     let (status, _) = get_json(addr, "/api/v1/query?query=up");
     assert_eq!(status, 200);
+    // Scrapes count the failure on their target, rules on their rule.
+    assert!(
+        wait_for(Duration::from_secs(20), || scrape_error(addr)
+            .is_some_and(|e| e.contains("storing the scrape failed"))),
+        "the scrape did not report the full disk: {:?}",
+        scrape_error(addr)
+    );
+    assert!(
+        wait_for(Duration::from_secs(20), || rule_health(addr).as_deref()
+            == Some("err")),
+        "the rule did not report the full disk: {:?}",
+        rule_health(addr)
+    );
 
     // Space comes back: everything works again, no restart.
     std::fs::remove_file(&filler).expect("remove filler");
@@ -313,17 +354,31 @@ fn a_full_disk_fails_writes_cleanly_and_recovers_without_restart() {
         server.log_text()
     );
     for _ in 0..5 {
-        assert_eq!(remote_write(addr, &batch("disk_test", acked)).expect("write"), 204);
+        assert_eq!(
+            remote_write(addr, &batch("disk_test", acked)).expect("write"),
+            204
+        );
         acked += 1;
     }
+    assert!(
+        wait_for(Duration::from_secs(20), || scrape_error(addr)
+            == Some(String::new())
+            && rule_health(addr).as_deref() == Some("ok")),
+        "scrape and rule did not recover: {:?} {:?}",
+        scrape_error(addr),
+        rule_health(addr)
+    );
     let after = create_silence(addr, "after").expect("silence after the disk recovered");
     assert_eq!(save_dashboard(addr, "after", "After").0, 200);
     let (status, body) = push(addr, "after", 7.0);
     assert!(status == 200 || status == 202, "{status} {body}");
 
+    let log_text = server.log_text();
+    assert!(!log_text.contains("panicked"), "{log_text}");
+
     // And all of it is durable.
     server.kill();
-    let server = Server::start(&data, addr, &log);
+    let server = Server::start_with_args(&data, addr, &log, &["--config", &config_arg]);
     assert!(silence_exists(addr, &before));
     assert!(silence_exists(addr, &after));
     assert!(!silence_exists_with_comment(addr, "full"));
@@ -344,6 +399,41 @@ fn a_full_disk_fails_writes_cleanly_and_recovers_without_restart() {
         "full disk: remote write answered {statuses:?} while full; {acked} batches acknowledged, all read back after SIGKILL"
     );
     server.kill();
+}
+
+fn wait_for(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// The self-scrape target's `lastError` (empty when the last scrape was
+/// stored), once it has been scraped.
+fn scrape_error(addr: SocketAddr) -> Option<String> {
+    let (_, value) = get_json(addr, "/api/v1/targets");
+    let target = value["data"]["activeTargets"].as_array()?.first()?.clone();
+    if target["lastScrape"]
+        .as_str()
+        .is_none_or(|t| t.starts_with("0001"))
+    {
+        return None;
+    }
+    target["lastError"].as_str().map(str::to_string)
+}
+
+/// The recording rule's health (`ok`, `err`, `unknown`).
+fn rule_health(addr: SocketAddr) -> Option<String> {
+    let (_, value) = get_json(addr, "/api/v1/rules");
+    value["data"]["groups"].as_array()?.first()?["rules"]
+        .as_array()?
+        .first()?["health"]
+        .as_str()
+        .map(str::to_string)
 }
 
 fn silence_exists_with_comment(addr: SocketAddr, comment: &str) -> bool {
@@ -406,6 +496,16 @@ fn block_of(data: &Path, name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("no block holds {name}"))
 }
 
+/// The offset of a byte inside the first series entry's labels: the TOC
+/// (the last 128 + 4 bytes, `docs/format/index.md`) gives the series
+/// section's start as the offset of its third pair.
+fn series_entry_offset(index: &[u8]) -> usize {
+    let toc = &index[index.len() - 132..];
+    let series_start = u64::from_le_bytes(toc[32..40].try_into().expect("8 bytes")) as usize;
+    // Past the entry's length varint, into its body.
+    series_start + 2
+}
+
 fn verify(data: &Path) -> (bool, String) {
     let out = ChildGuard::output(
         Command::new(env!("CARGO_BIN_EXE_osprey"))
@@ -434,10 +534,11 @@ fn corrupted_blocks_are_found_moved_aside_and_the_rest_is_served() {
     import_block(&data, dir.path(), "intact_series", start);
     import_block(&data, dir.path(), "flipped_series", start + 2 * day);
     import_block(&data, dir.path(), "truncated_series", start + 4 * day);
-    assert_eq!(blocks(&data).len(), 3, "{:?}", blocks(&data));
+    import_block(&data, dir.path(), "index_flipped_series", start + 6 * day);
+    assert_eq!(blocks(&data).len(), 4, "{:?}", blocks(&data));
     let (ok, text) = verify(&data);
     assert!(ok, "a fresh directory verifies: {text}");
-    assert!(text.contains("checked 3 blocks"), "{text}");
+    assert!(text.contains("checked 4 blocks"), "{text}");
 
     // Flip one byte in the middle of the chunk data of one block...
     let flipped = block_of(&data, "flipped_series");
@@ -455,6 +556,15 @@ fn corrupted_blocks_are_found_moved_aside_and_the_rest_is_served() {
         .open(&index)
         .and_then(|f| f.set_len(len / 2))
         .expect("truncate index");
+    // ...and flip a byte of a series entry in the index of a third (the
+    // series section starts right after the symbols; a flip there is found
+    // only by reading every entry, not by the checks of `Block::open`).
+    let index_flipped = block_of(&data, "index_flipped_series");
+    let index = index_flipped.join("index");
+    let mut bytes = std::fs::read(&index).expect("index");
+    let at = series_entry_offset(&bytes);
+    bytes[at] ^= 0x01;
+    std::fs::write(&index, &bytes).expect("write index");
 
     let (ok, text) = verify(&data);
     assert!(!ok, "verify exits non-zero on damage: {text}");
@@ -462,7 +572,11 @@ fn corrupted_blocks_are_found_moved_aside_and_the_rest_is_served() {
         .lines()
         .filter(|l| l.starts_with(&*data.to_string_lossy()))
         .collect();
-    assert_eq!(problem_lines.len(), 2, "one line per damaged block:\n{text}");
+    assert_eq!(
+        problem_lines.len(),
+        3,
+        "one line per damaged block:\n{text}"
+    );
     assert!(
         problem_lines
             .iter()
@@ -475,7 +589,13 @@ fn corrupted_blocks_are_found_moved_aside_and_the_rest_is_served() {
             .any(|l| l.contains(&*truncated.to_string_lossy())),
         "{text}"
     );
-    assert!(text.contains("2 problems"), "{text}");
+    assert!(
+        problem_lines
+            .iter()
+            .any(|l| l.contains(&*index_flipped.to_string_lossy()) && l.contains("CRC")),
+        "{text}"
+    );
+    assert!(text.contains("3 problems"), "{text}");
 
     // The server starts, moves both aside with a log line each, and
     // serves the intact block.
@@ -487,7 +607,7 @@ fn corrupted_blocks_are_found_moved_aside_and_the_rest_is_served() {
     assert!(got.iter().all(|(_, ts, _)| ts.len() == 120));
     assert!(export(addr, "flipped_series").is_empty());
     let corrupted = data.join("corrupted");
-    for block in [&flipped, &truncated] {
+    for block in [&flipped, &truncated, &index_flipped] {
         let name = block.file_name().expect("name");
         assert!(!block.exists(), "{} still in place", block.display());
         assert!(
@@ -499,7 +619,7 @@ fn corrupted_blocks_are_found_moved_aside_and_the_rest_is_served() {
     let log_text = server.log_text();
     assert_eq!(
         log_text.matches("corrupted block moved aside").count(),
-        2,
+        3,
         "{log_text}"
     );
     server.kill();

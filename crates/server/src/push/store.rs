@@ -364,7 +364,8 @@ impl PushStore {
             return Ok(());
         };
         let bytes = encode_file(groups)?;
-        model::durable::write_atomic(file, &bytes).map_err(|e| format!("writing {}: {e}", file.display()))
+        model::durable::write_atomic(file, &bytes)
+            .map_err(|e| format!("writing {}: {e}", file.display()))
     }
 }
 
@@ -397,7 +398,6 @@ fn check_consistency(groups: &BTreeMap<Grouping, Group>) -> Result<(), String> {
     }
     Ok(())
 }
-
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
