@@ -42,11 +42,19 @@ impl Block {
                 .map_err(|e| match e.kind() {
                     // A reference to a segment that is not there: the
                     // chunks directory lost a file.
-                    BlockErrorKind::InvalidInput => BlockError::corrupt(
-                        &self.dir().join("chunks"),
-                        reference,
-                        &format!("series {id}: {e}"),
-                    ),
+                    BlockErrorKind::InvalidInput => {
+                        let chunk = ChunkRef(reference);
+                        BlockError::corrupt(
+                            &self
+                                .dir()
+                                .join("chunks")
+                                .join(format!("{:06}", chunk.segment())),
+                            u64::from(chunk.offset()),
+                            &format!(
+                                "series {id} points into this chunk segment, which is missing"
+                            ),
+                        )
+                    }
                     _ => e,
                 })
         })
