@@ -657,7 +657,14 @@ fn save_dashboard(store: &DashboardStore, uid: &str, dashboard: &Value) -> Respo
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     };
     // Durable before the answer: an acknowledged save survives a crash.
+    let first = !dir.exists();
     let written = std::fs::create_dir_all(dir)
+        .and_then(|()| match dir.parent() {
+            // The first save creates the directory: its entry in the data
+            // directory must be on disk too.
+            Some(parent) if first => model::durable::sync_dir(parent),
+            _ => Ok(()),
+        })
         .and_then(|()| model::durable::write_atomic(&dir.join(format!("{uid}.json")), &text));
     match written {
         Ok(()) => success(Value::Null),
