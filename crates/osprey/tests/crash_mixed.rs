@@ -26,19 +26,7 @@ fn kills() -> usize {
 }
 
 fn batch(i: u64) -> Vec<u8> {
-    let series: Vec<WriteSeries<'_>> = (0..SERIES_PER_BATCH)
-        .map(|s| {
-            (
-                vec![
-                    ("__name__", "crash_mixed".to_string()),
-                    ("series", s.to_string()),
-                ],
-                // Batch i writes timestamp 1_000_000 + i * 1000 with value i.
-                vec![(1_000_000 + i as i64 * 1000, i as f64)],
-            )
-        })
-        .collect();
-    remote_write_body(&series)
+    numbered_batch("crash_mixed", SERIES_PER_BATCH, i)
 }
 
 /// A scrape target on its own thread: every request gets a counter of the

@@ -232,15 +232,7 @@ fn fill(filler: &Path) {
 }
 
 fn batch(name: &str, i: u64) -> Vec<u8> {
-    let series: Vec<WriteSeries<'_>> = (0..20)
-        .map(|s| {
-            (
-                vec![("__name__", name.to_string()), ("series", s.to_string())],
-                vec![(1_000_000 + i as i64 * 1000, i as f64)],
-            )
-        })
-        .collect();
-    remote_write_body(&series)
+    numbered_batch(name, 20, i)
 }
 
 #[test]

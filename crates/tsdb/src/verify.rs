@@ -191,7 +191,9 @@ pub fn verify_data_dir(data_dir: &Path) -> Report {
     report
 }
 
-fn sorted_dirs(dir: &Path, report: &mut Report) -> Vec<PathBuf> {
+/// The entries of `dir` that `keep` accepts, sorted; a missing `dir` has
+/// none, and one that cannot be listed is a problem.
+fn sorted_entries(dir: &Path, report: &mut Report, keep: &dyn Fn(&Path) -> bool) -> Vec<PathBuf> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
@@ -203,13 +205,17 @@ fn sorted_dirs(dir: &Path, report: &mut Report) -> Vec<PathBuf> {
             return Vec::new();
         }
     };
-    let mut dirs: Vec<PathBuf> = entries
+    let mut paths: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.is_dir())
+        .filter(|p| keep(p))
         .collect();
-    dirs.sort();
-    dirs
+    paths.sort();
+    paths
+}
+
+fn sorted_dirs(dir: &Path, report: &mut Report) -> Vec<PathBuf> {
+    sorted_entries(dir, report, &|p| p.is_dir())
 }
 
 fn verify_blocks_in(dir: &Path, report: &mut Report) {
@@ -250,30 +256,14 @@ fn verify_blocks_in(dir: &Path, report: &mut Report) {
     }
 }
 
+/// The WAL segment files (names of 8 digits) in `dir`, sorted.
 fn segment_files(dir: &Path, report: &mut Report) -> Vec<PathBuf> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Vec::new(),
-        Err(e) => {
-            report.problems.push(Problem {
-                path: dir.to_path_buf(),
-                message: format!("cannot list: {e}"),
-            });
-            return Vec::new();
-        }
-    };
-    let mut files: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.is_file()
-                && p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.len() == 8 && n.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .collect();
-    files.sort();
-    files
+    sorted_entries(dir, report, &|p| {
+        p.is_file()
+            && p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.len() == 8 && n.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 fn verify_wal(wal: &Path, report: &mut Report) {
