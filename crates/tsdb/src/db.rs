@@ -1067,7 +1067,7 @@ fn link_block(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     for d in [to.join("chunks"), to.to_path_buf()] {
-        File::open(&d).and_then(|f| f.sync_all())?;
+        model::durable::sync_dir(&d)?;
     }
     Ok(())
 }
