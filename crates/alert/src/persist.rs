@@ -2,7 +2,7 @@
 //! with a header, rewritten whole through `<name>.tmp` + rename, or
 //! appended one fsynced line at a time, with torn last lines dropped.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -61,42 +61,37 @@ pub fn read_lines(path: &Path, kind: &str) -> Result<Vec<String>, PersistError> 
 /// Replaces the file with these records (tmp file, fsync, rename, fsync
 /// of the directory).
 pub fn rewrite(path: &Path, kind: &str, records: &[String]) -> Result<(), PersistError> {
-    let tmp = tmp_path(path);
     let mut body = header(kind);
     for record in records {
         body.push_str(record);
         body.push('\n');
     }
-    let write = || -> std::io::Result<()> {
-        let mut file = File::create(&tmp)?;
-        file.write_all(body.as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Some(directory) = path.parent() {
-            File::open(directory)?.sync_all()?;
-        }
-        Ok(())
-    };
-    write().map_err(|e| PersistError::new(path, e))
+    model::durable::write_atomic(path, body.as_bytes()).map_err(|e| PersistError::new(path, e))
 }
 
 /// Appends one record and fsyncs. The file must exist (see [`rewrite`]).
 pub fn append(path: &Path, record: &str) -> Result<(), PersistError> {
     let write = || -> std::io::Result<()> {
         let mut file = OpenOptions::new().append(true).open(path)?;
+        let length = file.metadata()?.len();
         let mut line = String::with_capacity(record.len() + 1);
         line.push_str(record);
         line.push('\n');
-        file.write_all(line.as_bytes())?;
-        file.sync_data()
+        let written = file
+            .write_all(line.as_bytes())
+            .and_then(|()| file.sync_data());
+        if written.is_err() {
+            // A full disk may have taken part of the line: cut it off, so
+            // that the next append does not glue a record onto it.
+            let _ = file.set_len(length);
+        }
+        written
     };
     write().map_err(|e| PersistError::new(path, e))
 }
 
 fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    path.with_file_name(name)
+    model::durable::tmp_path(path)
 }
 
 #[cfg(test)]

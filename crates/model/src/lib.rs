@@ -18,8 +18,13 @@
 //!   [`time`] the calendar and RFC 3339 text; [`duration`] Prometheus
 //!   durations.
 //!
-//! This crate does no I/O and has no async code.
+//! - [`durable`] is the one atomic, fsynced replacement of a small state
+//!   file that every crate uses.
+//!
+//! This crate does no I/O (except [`durable`]'s blocking file writes) and
+//! has no async code.
 
+pub mod durable;
 pub mod duration;
 pub mod exemplar;
 pub mod exposition;

@@ -235,17 +235,7 @@ impl Log {
 /// Writes `body` to `path` atomically and durably (tmp, fsync, rename,
 /// fsync of the directory).
 pub fn write_atomic(path: &Path, body: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(body)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    model::durable::write_atomic(path, body)
 }
 
 #[cfg(test)]

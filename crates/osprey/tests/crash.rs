@@ -17,19 +17,7 @@ const SERIES_PER_BATCH: usize = 20;
 const KILLS: usize = 25;
 
 fn batch(i: u64) -> Vec<u8> {
-    let series: Vec<WriteSeries<'_>> = (0..SERIES_PER_BATCH)
-        .map(|s| {
-            (
-                vec![
-                    ("__name__", "crash_test".to_string()),
-                    ("series", s.to_string()),
-                ],
-                // Batch i writes timestamp 1_000_000 + i * 1000 with value i.
-                vec![(1_000_000 + i as i64 * 1000, i as f64)],
-            )
-        })
-        .collect();
-    remote_write_body(&series)
+    numbered_batch("crash_test", SERIES_PER_BATCH, i)
 }
 
 #[test]

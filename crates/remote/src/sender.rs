@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -674,27 +674,18 @@ fn parse_position(text: &str) -> Option<Position> {
 }
 
 fn save_position(path: &Path, url: &str, position: Position, fsync: bool) -> std::io::Result<()> {
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(".tmp");
-    let tmp = PathBuf::from(tmp_name);
     let text = format!(
         "osprey-agent-position 1\nurl {}\nsegment {}\noffset {}\n",
         url.replace('\n', " "),
         position.0,
         position.1
     );
-    {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        if fsync {
-            file.sync_data()?;
-        }
-    }
-    fs::rename(&tmp, path)?;
-    if fsync && let Some(dir) = path.parent() {
-        fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    let sync = if fsync {
+        model::durable::Sync::Durable
+    } else {
+        model::durable::Sync::AtomicOnly
+    };
+    model::durable::write_atomic_with(path, text.as_bytes(), sync)
 }
 
 /// Segment numbers in `dir`, ascending (names of exactly 8 digits).

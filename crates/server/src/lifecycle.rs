@@ -267,6 +267,10 @@ impl AppState {
             .await
             .map_err(|e| format!("opening the pushed groups: {e}"))?
             .map_err(|e| format!("opening the pushed groups: {e}"))?;
+            // The gauge counts the groups held from the start, not only
+            // after the first push since this start.
+            self.metrics()
+                .set_push_groups(gateway.store().group_count());
             if self.inner.push.set(Arc::new(gateway)).is_err() {
                 return Err("the pushed groups were opened already".to_string());
             }

@@ -366,9 +366,7 @@ fn checksum(path: &Path) -> Result<(u64, u32)> {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| err(dir, "fsyncing", e))
+    model::durable::sync_dir(dir).map_err(|e| err(dir, "fsyncing", e))
 }
 
 /// fsyncs a block directory and its `chunks/`.

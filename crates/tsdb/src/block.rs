@@ -312,9 +312,7 @@ fn random_bytes() -> [u8; 16] {
 // Directory helpers.
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), BlockError> {
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| BlockError::io(dir, e, "fsyncing directory"))
+    model::durable::sync_dir(dir).map_err(|e| BlockError::io(dir, e, "fsyncing directory"))
 }
 
 /// Removes every `*.tmp` directory under `data_dir`: blocks whose writer

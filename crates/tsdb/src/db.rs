@@ -1067,7 +1067,7 @@ fn link_block(from: &Path, to: &Path) -> std::io::Result<()> {
         }
     }
     for d in [to.join("chunks"), to.to_path_buf()] {
-        File::open(&d).and_then(|f| f.sync_all())?;
+        model::durable::sync_dir(&d)?;
     }
     Ok(())
 }
@@ -1095,10 +1095,16 @@ fn load_blocks(dir: &Path) -> Result<Vec<Arc<Block>>> {
         if !path.is_dir() || !path.join("meta.json").exists() {
             continue;
         }
-        match Block::open(&path) {
+        match crate::verify::open_verified(&path) {
             Ok(b) => blocks.push(Arc::new(b)),
-            // A broken block must not take the whole database down; it is
-            // left in place for inspection.
+            // A broken block must not take the whole database down: a
+            // damaged one is moved to `corrupted/` (logged there), one
+            // unreadable for another reason is left in place.
+            Err(e) if crate::verify::is_damage(&e) => {
+                if let Err(move_error) = crate::verify::quarantine(&path, &e) {
+                    tracing::error!(block = %path.display(), error = %e, move_error = %move_error, "skipping a corrupted block that could not be moved aside")
+                }
+            }
             Err(e) => {
                 tracing::error!(block = %path.display(), error = %e, "skipping unreadable block")
             }

@@ -14,6 +14,8 @@
 //!   rewrites it without those samples.
 //! - [`compact`]: block writing, compaction planning and merging.
 //! - [`db`]: the database that ties these together, plus retention.
+//! - [`verify`]: full CRC checks of blocks and the WAL; a block that fails
+//!   them at open is moved to `corrupted/` and the rest is served.
 //!
 //! The on-disk formats are specified in `docs/format/`. This crate knows
 //! nothing of HTTP, JSON wire shapes, PromQL or async runtimes.
@@ -32,6 +34,7 @@ mod querier;
 mod sync;
 pub mod tiers;
 pub mod tombstones;
+pub mod verify;
 pub mod wal;
 
 pub use db::{Db, DbOptions};

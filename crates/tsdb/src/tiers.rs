@@ -299,12 +299,17 @@ pub(crate) fn load_tier(dir: &Path, resolution: i64) -> Result<Vec<Arc<Block>>, 
         if !path.is_dir() || !path.join("meta.json").exists() {
             continue;
         }
-        match Block::open(&path) {
+        match crate::verify::open_verified(&path) {
             Ok(b) if b.meta().downsample.map(|d| d.resolution) == Some(resolution) => {
                 blocks.push(Arc::new(b))
             }
             Ok(_) => {
                 tracing::error!(block = %path.display(), resolution, "skipping a block of another resolution in a tier directory")
+            }
+            Err(e) if crate::verify::is_damage(&e) => {
+                if let Err(move_error) = crate::verify::quarantine(&path, &e) {
+                    tracing::error!(block = %path.display(), error = %e, move_error = %move_error, "skipping a corrupted tier block that could not be moved aside")
+                }
             }
             Err(e) => {
                 tracing::error!(block = %path.display(), error = %e, "skipping unreadable tier block")

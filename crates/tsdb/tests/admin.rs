@@ -220,7 +220,13 @@ fn a_corrupt_tombstones_file_keeps_its_block_closed_with_a_clear_error() {
     let db = open(dir.path());
     assert!(db.blocks().is_empty());
     assert!(times(&db, "dan", 0).is_empty());
-    assert!(block_dir.exists(), "left in place for inspection");
+    // Kept for inspection, moved aside so it is not opened again.
+    assert!(!block_dir.exists());
+    let moved = dir
+        .path()
+        .join(tsdb::verify::CORRUPTED_DIR)
+        .join(block_dir.file_name().unwrap());
+    assert!(moved.join("tombstones").exists(), "{}", moved.display());
 }
 
 #[test]

@@ -630,7 +630,7 @@ async fn put_dashboard(
     result.unwrap_or_else(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
 }
 
-/// Writes a saved dashboard atomically (temporary file, then rename).
+/// Writes a saved dashboard atomically and durably (`model::durable`).
 fn save_dashboard(store: &DashboardStore, uid: &str, dashboard: &Value) -> Response {
     let Some(dir) = &store.saved_dir else {
         return error(
@@ -656,10 +656,16 @@ fn save_dashboard(store: &DashboardStore, uid: &str, dashboard: &Value) -> Respo
         Ok(t) => t,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()),
     };
-    let tmp = dir.join(format!("{uid}.json.tmp"));
+    // Durable before the answer: an acknowledged save survives a crash.
+    let first = !dir.exists();
     let written = std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::write(&tmp, text))
-        .and_then(|()| std::fs::rename(&tmp, dir.join(format!("{uid}.json"))));
+        .and_then(|()| match dir.parent() {
+            // The first save creates the directory: its entry in the data
+            // directory must be on disk too.
+            Some(parent) if first => model::durable::sync_dir(parent),
+            _ => Ok(()),
+        })
+        .and_then(|()| model::durable::write_atomic(&dir.join(format!("{uid}.json")), &text));
     match written {
         Ok(()) => success(Value::Null),
         Err(e) => error(
@@ -694,7 +700,9 @@ async fn delete_dashboard(
         let Some(dir) = &store.saved_dir else {
             return error(StatusCode::NOT_FOUND, "not_found", "dashboard not found");
         };
-        match std::fs::remove_file(dir.join(format!("{uid}.json"))) {
+        let removed = std::fs::remove_file(dir.join(format!("{uid}.json")))
+            .and_then(|()| model::durable::sync_dir(dir));
+        match removed {
             Ok(()) => success(Value::Null),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 error(StatusCode::NOT_FOUND, "not_found", "dashboard not found")

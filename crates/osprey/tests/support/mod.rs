@@ -180,6 +180,23 @@ pub fn remote_write_body(series: &[WriteSeries<'_>]) -> Vec<u8> {
         .expect("snappy")
 }
 
+/// Batch `i` of a numbered remote-write stream: `n_series` series
+/// `name{series="0".."n-1"}`, each with one sample at timestamp
+/// `1_000_000 + i * 1000` and value `i`. The crash tests send batches in
+/// order and check, after kills, that batches `0..acknowledged` are all
+/// there.
+pub fn numbered_batch(name: &str, n_series: usize, i: u64) -> Vec<u8> {
+    let series: Vec<WriteSeries<'_>> = (0..n_series)
+        .map(|s| {
+            (
+                vec![("__name__", name.to_string()), ("series", s.to_string())],
+                vec![(1_000_000 + i as i64 * 1000, i as f64)],
+            )
+        })
+        .collect();
+    remote_write_body(&series)
+}
+
 /// Sends a remote-write body; returns the status.
 pub fn remote_write(addr: SocketAddr, body: &[u8]) -> std::io::Result<u16> {
     http(

@@ -4,7 +4,6 @@
 //! durable.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -365,7 +364,8 @@ impl PushStore {
             return Ok(());
         };
         let bytes = encode_file(groups)?;
-        write_atomically(file, &bytes).map_err(|e| format!("writing {}: {e}", file.display()))
+        model::durable::write_atomic(file, &bytes)
+            .map_err(|e| format!("writing {}: {e}", file.display()))
     }
 }
 
@@ -395,22 +395,6 @@ fn check_consistency(groups: &BTreeMap<Grouping, Group>) -> Result<(), String> {
                 }
             }
         }
-    }
-    Ok(())
-}
-
-/// Writes `bytes` to `file` through `<file>.tmp`, fsync and rename, then
-/// fsyncs the directory.
-fn write_atomically(file: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = file.with_extension("json.tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, file)?;
-    if let Some(dir) = file.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
     }
     Ok(())
 }
