@@ -14,6 +14,8 @@
 //!   rewrites it without those samples.
 //! - [`compact`]: block writing, compaction planning and merging.
 //! - [`db`]: the database that ties these together, plus retention.
+//! - `limits`: the series limiter the head consults before it creates a
+//!   series (`docs/limits.md`).
 //!
 //! The on-disk formats are specified in `docs/format/`. This crate knows
 //! nothing of HTTP, JSON wire shapes, PromQL or async runtimes.
@@ -28,6 +30,7 @@ pub mod exemplar;
 pub mod head;
 pub mod import;
 pub mod index;
+mod limits;
 mod querier;
 mod sync;
 pub mod tiers;
