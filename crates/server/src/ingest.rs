@@ -52,6 +52,10 @@ pub(crate) async fn read_body_limited(body: Body, limit: usize) -> Result<Vec<u8
 pub(crate) fn sender_origin(request: &Request) -> WriteOrigin {
     if let Some(principal) = request.extensions().get::<crate::auth::Principal>()
         && !principal.name.is_empty()
+        && !matches!(
+            principal.how,
+            crate::auth::Credential::Open | crate::auth::Credential::Nobody
+        )
     {
         return WriteOrigin::Sender(principal.name.clone());
     }
