@@ -35,7 +35,9 @@ impl SeriesLimits {
     pub fn or(self, fallback: SeriesLimits) -> SeriesLimits {
         SeriesLimits {
             max_head_series: self.max_head_series.or(fallback.max_head_series),
-            max_series_per_metric: self.max_series_per_metric.or(fallback.max_series_per_metric),
+            max_series_per_metric: self
+                .max_series_per_metric
+                .or(fallback.max_series_per_metric),
             max_new_series_per_minute: self
                 .max_new_series_per_minute
                 .or(fallback.max_new_series_per_minute),

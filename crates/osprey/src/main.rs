@@ -355,7 +355,10 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     config.engine.max_samples = args.query_max_samples;
     let query_timeout_ms = flag_ms(&args.query_timeout, "--query.timeout")?;
     if query_timeout_ms <= 0 {
-        anyhow::bail!("--query.timeout must be positive, got {}", args.query_timeout);
+        anyhow::bail!(
+            "--query.timeout must be positive, got {}",
+            args.query_timeout
+        );
     }
     config.engine.timeout = std::time::Duration::from_millis(query_timeout_ms as u64);
     config.alertmanager_cluster = args.cluster.options()?;

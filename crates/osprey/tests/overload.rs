@@ -109,9 +109,7 @@ fn cardinality_bomb_is_refused_and_nothing_else_is_harmed() {
         let mut out = String::with_capacity(BOMB_SERIES as usize * 48);
         out.push_str("# TYPE bomb_requests_total counter\n");
         for i in 0..BOMB_SERIES {
-            out.push_str(&format!(
-                "bomb_requests_total{{user_id=\"u{n}-{i}\"}} 1\n"
-            ));
+            out.push_str(&format!("bomb_requests_total{{user_id=\"u{n}-{i}\"}} 1\n"));
         }
         out
     });
@@ -165,7 +163,10 @@ fn cardinality_bomb_is_refused_and_nothing_else_is_harmed() {
     for up in instant(addr, "up{job=\"normal\"}") {
         assert_eq!(value(&up), 1.0, "{up}");
     }
-    let slowest = instant(addr, "max(max_over_time(scrape_duration_seconds{job=\"normal\"}[1m]))");
+    let slowest = instant(
+        addr,
+        "max(max_over_time(scrape_duration_seconds{job=\"normal\"}[1m]))",
+    );
     assert!(
         value(&slowest[0]) < 0.5,
         "a normal scrape took {} s",
@@ -247,10 +248,7 @@ fn cardinality_bomb_is_refused_and_nothing_else_is_harmed() {
         let series: Vec<WriteSeries<'_>> = (0..sender_series)
             .map(|i| {
                 (
-                    vec![
-                        ("__name__", "rw_metric".to_string()),
-                        ("i", i.to_string()),
-                    ],
+                    vec![("__name__", "rw_metric".to_string()), ("i", i.to_string())],
                     vec![(t, i as f64)],
                 )
             })
@@ -293,10 +291,7 @@ fn cardinality_bomb_is_refused_and_nothing_else_is_harmed() {
     let series: Vec<WriteSeries<'_>> = (0..5)
         .map(|i| {
             (
-                vec![
-                    ("__name__", "rw_other".to_string()),
-                    ("i", i.to_string()),
-                ],
+                vec![("__name__", "rw_other".to_string()), ("i", i.to_string())],
                 vec![(now, 1.0)],
             )
         })

@@ -402,7 +402,9 @@ fn series_limits_json(stats: &model::limits::LimitStats) -> Value {
                 LimitKind::NewSeriesPerMinute => l.max_new_series_per_minute,
             };
             if let Some(value) = value {
-                limits.push(json!({"limit": limit.name(), "kind": kind, "name": name, "value": value}));
+                limits.push(
+                    json!({"limit": limit.name(), "kind": kind, "name": name, "value": value}),
+                );
             }
         }
     }
@@ -410,10 +412,7 @@ fn series_limits_json(stats: &model::limits::LimitStats) -> Value {
         .rejections
         .iter()
         .map(|r| {
-            let (kind, name) = r
-                .origin
-                .as_ref()
-                .map_or(("", ""), |o| (o.kind(), o.name()));
+            let (kind, name) = r.origin.as_ref().map_or(("", ""), |o| (o.kind(), o.name()));
             json!({"limit": r.limit.name(), "kind": kind, "name": name, "count": r.count})
         })
         .collect();

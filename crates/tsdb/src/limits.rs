@@ -301,9 +301,15 @@ mod tests {
         assert!(limiter.admit(&scope, "m", 9, 2).is_ok());
         let error = limiter.admit(&scope, "m", 10, 0).unwrap_err();
         assert_eq!(error.kind(), StorageErrorKind::Limit);
-        assert!(error.to_string().contains("max_head_series is 10"), "{error}");
+        assert!(
+            error.to_string().contains("max_head_series is 10"),
+            "{error}"
+        );
         let error = limiter.admit(&scope, "m", 5, 3).unwrap_err();
-        assert!(error.to_string().contains("max_series_per_metric is 3"), "{error}");
+        assert!(
+            error.to_string().contains("max_series_per_metric is 3"),
+            "{error}"
+        );
         let stats = limiter.stats(5);
         assert_eq!(stats.rejections.len(), 2);
         assert!(stats.rejections.iter().all(|r| r.count == 1));
