@@ -222,8 +222,10 @@ impl Limiter {
                 ),
             );
         }
+        // The rate is per job and per sender: writers without a name
+        // (rules, the pushgateway) are bounded by the hard limits only.
         let rate = limits.get(LimitKind::NewSeriesPerMinute);
-        if rate > 0 {
+        if rate > 0 && scope.origin.is_some() {
             let mut bucket = lock(&scope.bucket);
             if !bucket.take(Instant::now()) {
                 let wait = bucket.wait_seconds();
@@ -299,6 +301,8 @@ mod tests {
         }));
         let scope = limiter.scope(&WriteOrigin::Job("a".into()));
         assert!(limiter.admit(&scope, "m", 9, 2).is_ok());
+        let unnamed = limiter.default_scope();
+        assert!(limiter.admit(&unnamed, "m", 10, 0).is_err());
         let error = limiter.admit(&scope, "m", 10, 0).unwrap_err();
         assert_eq!(error.kind(), StorageErrorKind::Limit);
         assert!(
@@ -311,7 +315,7 @@ mod tests {
             "{error}"
         );
         let stats = limiter.stats(5);
-        assert_eq!(stats.rejections.len(), 2);
+        assert_eq!(stats.rejections.len(), 3);
         assert!(stats.rejections.iter().all(|r| r.count == 1));
     }
 
@@ -339,8 +343,10 @@ mod tests {
         assert_eq!(error.kind(), StorageErrorKind::RateLimit);
         assert!(error.to_string().contains("retry in 30s"), "{error}");
         assert!(limiter.admit(&b, "m", 0, 0).is_ok());
+        let unnamed = limiter.default_scope();
         for _ in 0..100 {
             assert!(limiter.admit(&free, "m", 0, 0).is_ok());
+            assert!(limiter.admit(&unnamed, "m", 0, 0).is_ok());
         }
         let mut bucket = Bucket::full(60);
         let start = Instant::now();
