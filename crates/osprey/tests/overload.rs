@@ -351,3 +351,44 @@ fn http_with_head(
         .expect("status");
     (status, head, resp[end + 4..].to_vec())
 }
+
+#[test]
+fn limits_reload_with_the_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_path = dir.path().join("osprey.yml");
+    let write = |limit: u64| {
+        std::fs::write(
+            &config_path,
+            format!("limits:\n  max_head_series: {limit}\n  jobs:\n    a: {{max_new_series_per_minute: 7}}\n"),
+        )
+        .expect("config");
+    };
+    write(1000);
+    let addr = free_addr();
+    let server = Server::start_with_args(
+        &dir.path().join("data"),
+        addr,
+        &dir.path().join("server.log"),
+        &["--config", config_path.to_str().expect("path")],
+    );
+    let limit_line = |limit: u64| {
+        let (_, metrics) = http(addr, "GET", "/metrics", &[], &[]).expect("metrics");
+        let metrics = String::from_utf8_lossy(&metrics).to_string();
+        metrics.contains(&format!(
+            "osprey_series_limit{{limit=\"max_head_series\",kind=\"\",name=\"\"}} {limit}"
+        )) && metrics.contains(
+            "osprey_series_limit{limit=\"max_new_series_per_minute\",kind=\"job\",name=\"a\"} 7",
+        )
+    };
+    assert!(limit_line(1000));
+    write(2000);
+    let (status, body) = http(addr, "POST", "/-/reload", &[], &[]).expect("reload");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(limit_line(2000));
+    // A bad limit fails the reload and keeps the running one.
+    std::fs::write(&config_path, "limits:\n  max_head_series: lots\n").expect("config");
+    let (status, _) = http(addr, "POST", "/-/reload", &[], &[]).expect("reload");
+    assert_ne!(status, 200);
+    assert!(limit_line(2000));
+    drop(server);
+}
