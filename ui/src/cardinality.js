@@ -128,10 +128,12 @@ export async function renderCardinality(main) {
   const tables = el('div', { id: 'card-tables', class: 'card-grid' });
   const growth = el('div', { id: 'card-growth' });
   const targets = el('div', { id: 'card-targets' });
+  const limits = el('div', { id: 'card-limits' });
   main.replaceChildren(
     el('h1', {}, 'Cardinality'),
     form,
     summary,
+    el('section', { class: 'card-section' }, el('h2', {}, 'Series limits'), limits),
     tables,
     el('section', { class: 'card-section' }, el('h2', {}, 'Series in the head over time'), growth),
     el('section', { class: 'card-section' }, el('h2', {}, 'Targets adding the most series'), targets),
@@ -161,6 +163,7 @@ export async function renderCardinality(main) {
       topTable('card-pairs', 'Label-value pairs', d.seriesCountByLabelValuePair || [], { kind: 'pair', total }),
       state.focus ? topTable('card-focus-values', `Values of ${state.focus}`, d.seriesCountByFocusLabelValue || [], { kind: 'focus', focus: state.focus, total }) : null,
     ].filter(Boolean));
+    limits.replaceChildren(...limitsView(d.seriesLimits));
   } catch (e) {
     summary.replaceChildren(el('div', { class: 'error-box', id: 'card-error' }, `Cannot load the statistics: ${e.message}`));
   }
@@ -221,4 +224,34 @@ export async function renderCardinality(main) {
   return () => {
     if (chart) chart.destroy();
   };
+}
+
+// The series limits in force and what they refused (seriesLimits of
+// /api/v1/status/tsdb, docs/limits.md).
+function limitsView(sl) {
+  if (!sl) return [el('div', { class: 'nodata' }, 'This store reports no series limits.')];
+  const who = (r) => (r.kind ? `${r.kind} ${r.name === '' ? '(unnamed)' : r.name}` : 'global');
+  const out = [];
+  const limitsList = sl.limits || [];
+  if (!limitsList.length) {
+    out.push(el('div', { class: 'nodata', id: 'card-limits-none' }, 'No series limits are configured (limits: in the config file).'));
+  } else {
+    const own = new Map((sl.writerHeadSeries || []).map((w) => [`${w.kind}\u0000${w.name}`, w.headSeries]));
+    out.push(el('table', { class: 'data card-table', id: 'card-limits-table' },
+      el('thead', {}, el('tr', {}, el('th', {}, 'Applies to'), el('th', {}, 'Limit'), el('th', { class: 'num' }, 'Value'), el('th', { class: 'num' }, 'Now'))),
+      el('tbody', {}, limitsList.map((l) => {
+        let now = '–';
+        if (l.limit === 'max_head_series') now = String(l.kind ? (own.get(`${l.kind}\u0000${l.name}`) ?? 0) : sl.headSeries);
+        return el('tr', {}, el('td', {}, who(l)), el('td', {}, l.limit), el('td', { class: 'num' }, l.value === 0 ? 'none' : String(l.value)), el('td', { class: 'num' }, now));
+      }))));
+  }
+  const rej = sl.rejections || [];
+  if (!rej.length) {
+    out.push(el('div', { class: 'nodata', id: 'card-rejections-none' }, 'No new series have been refused.'));
+  } else {
+    out.push(el('table', { class: 'data card-table', id: 'card-rejections-table' },
+      el('thead', {}, el('tr', {}, el('th', {}, 'Writer'), el('th', {}, 'Limit'), el('th', { class: 'num' }, 'Samples refused'))),
+      el('tbody', {}, rej.map((r) => el('tr', {}, el('td', {}, r.kind ? who(r) : 'other writers'), el('td', {}, r.limit), el('td', { class: 'num' }, String(r.count)))))));
+  }
+  return out;
 }

@@ -1081,6 +1081,11 @@ await check('cardinality page shows the API\'s counts, filters, focuses and link
   if (JSON.stringify(rows) !== JSON.stringify(wantRows)) throw new Error(`metric rows ${JSON.stringify(rows)}, API ${JSON.stringify(wantRows)}`);
   const pairs = await page.$$eval('#card-pairs tbody tr', (rs) => rs.length);
   if (pairs !== want.seriesCountByLabelValuePair.length) throw new Error(`${pairs} pair rows`);
+  // The series limits of the config (limits: max_series_per_metric) and
+  // that nothing was refused.
+  const limitRows = await page.$$eval('#card-limits-table tbody tr', (rs) => rs.map((r) => [...r.cells].map((c) => c.textContent)));
+  if (JSON.stringify(limitRows) !== JSON.stringify([['global', 'max_series_per_metric', '100000', '–']])) throw new Error(`limit rows ${JSON.stringify(limitRows)}`);
+  if (!(await page.$('#card-rejections-none'))) throw new Error('no "nothing refused" line');
   await page.waitForSelector('#card-growth canvas');
   await page.waitForSelector('#card-target-table tbody tr');
   const jobs = await page.$$eval('#card-target-table tbody tr', (rs) => rs.map((r) => r.cells[0].textContent));

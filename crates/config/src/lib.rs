@@ -7,7 +7,7 @@
 //!   `rule_files`, `alerting`, `remote_write`, in [`prometheus`]) and
 //!   osprey's (`alertmanager` in [`alertmanager`], `exporters` in
 //!   [`blackbox`], `dashboards`, `slos` in [`slos`], `models` in
-//!   [`models`], `anomaly_rules`). Files the config names that are part of
+//!   [`models`], `anomaly_rules`, `limits` in [`limits`]). Files the config names that are part of
 //!   the config itself (an `alertmanager:` path, `scrape_config_files`)
 //!   are read and checked too, so a [`Config`] that loaded is one that can
 //!   be applied whole.
@@ -42,6 +42,7 @@ pub mod costs;
 pub mod decode;
 pub mod glob;
 pub mod http;
+pub mod limits;
 pub mod mask;
 pub mod models;
 pub mod otlp;
@@ -131,6 +132,8 @@ pub struct Config {
     /// `costs:`: prices, step counters and budgets (`docs/costs.md`);
     /// `None` when absent (no cost series).
     pub costs: Option<costs::CostsConfig>,
+    /// `limits:`: series limits (`docs/limits.md`); empty when absent.
+    pub limits: model::limits::LimitsSpec,
     /// Deprecations and the like, one line each with file and line.
     pub warnings: Vec<String>,
 }
@@ -198,6 +201,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
     let mut anomaly_rules = false;
     let mut storage = storage::StorageConfig::default();
     let mut cost_config = None;
+    let mut limits = model::limits::LimitsSpec::default();
     for field in &fields {
         if prometheus::decode_section(decoder, &mut sections, field)? {
             continue;
@@ -218,6 +222,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
             "anomaly_rules" => anomaly_rules = decoder.bool(field.value, &field.path)?,
             "storage" => storage = storage::decode(decoder, field.value, &field.path)?,
             "costs" => cost_config = Some(costs::decode(decoder, field)?),
+            "limits" => limits = limits::decode(decoder, field.value, &field.path)?,
             name => match unimplemented_section(name) {
                 Some(what) => return Err(decoder.unsupported(field, what)),
                 None => return Err(decoder.unknown(field)),
@@ -262,6 +267,7 @@ fn decode_document(decoder: &mut Decoder, root: &Node, text: &str) -> Result<Con
         traces: traces_config,
         anomaly_rules,
         costs: cost_config,
+        limits,
         warnings: Vec::new(),
     })
 }

@@ -30,6 +30,7 @@ pub mod exemplar;
 pub mod exposition;
 pub mod hash;
 pub mod labels;
+pub mod limits;
 pub mod matcher;
 pub mod relabel;
 pub mod sample;

@@ -33,8 +33,12 @@ pub enum StorageErrorKind {
     Closed,
     /// Disk, file or corruption trouble; the server's fault.
     Io,
-    /// A resource limit was hit (series, samples, memory).
+    /// A resource limit was hit (series, samples, memory); the same write
+    /// will fail again until an operator acts.
     Limit,
+    /// A rate limit was hit (new series per minute): the same write may
+    /// succeed a little later.
+    RateLimit,
 }
 
 impl StorageError {
@@ -127,6 +131,13 @@ pub trait Appender: Send {
 
     /// Drops everything staged.
     fn rollback(&mut self);
+
+    /// Names the writer, so the store applies its series limits
+    /// (`crate::limits`): call it before the first append. By default
+    /// nothing; wrappers pass it on.
+    fn set_origin(&mut self, origin: &crate::limits::WriteOrigin) {
+        let _ = origin;
+    }
 
     /// Stages one exemplar of the series `labels`, which must exist in the
     /// store (a sample of it staged in this appender, or stored before),
@@ -350,6 +361,18 @@ pub trait Storage: Appendable + Queryable {
     fn set_tiers(&self, tiers: &[(i64, i64)]) -> Result<bool> {
         let _ = tiers;
         Ok(false)
+    }
+
+    /// Replaces the series limits (`limits:`, `docs/limits.md`). Returns
+    /// whether the store enforces them; by default it does not.
+    fn set_series_limits(&self, spec: &crate::limits::LimitsSpec) -> bool {
+        let _ = spec;
+        false
+    }
+
+    /// The series limits in force and the series they refused.
+    fn series_limit_stats(&self) -> crate::limits::LimitStats {
+        crate::limits::LimitStats::default()
     }
 }
 

@@ -206,6 +206,15 @@ struct ServerArgs {
     /// The embedded alert manager's peers (Alertmanager's flags).
     #[command(flatten)]
     cluster: alertmanager::ClusterArgs,
+    /// Most queries evaluated at once; more wait in a queue (until their timeout).
+    #[arg(long = "query.max-concurrency", default_value_t = 20)]
+    query_max_concurrency: usize,
+    /// Most samples one query may hold in memory at once.
+    #[arg(long = "query.max-samples", default_value_t = 50_000_000)]
+    query_max_samples: usize,
+    /// Longest time a query may run, queueing included.
+    #[arg(long = "query.timeout", default_value = "2m")]
+    query_timeout: String,
 }
 
 #[derive(clap::Args)]
@@ -347,6 +356,19 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     if let Some(url) = &args.external_url {
         config.external_url = url.trim_end_matches('/').to_string();
     }
+    if args.query_max_concurrency == 0 || args.query_max_samples == 0 {
+        anyhow::bail!("--query.max-concurrency and --query.max-samples must be at least 1");
+    }
+    config.engine.max_concurrent = args.query_max_concurrency;
+    config.engine.max_samples = args.query_max_samples;
+    let query_timeout_ms = flag_ms(&args.query_timeout, "--query.timeout")?;
+    if query_timeout_ms <= 0 {
+        anyhow::bail!(
+            "--query.timeout must be positive, got {}",
+            args.query_timeout
+        );
+    }
+    config.engine.timeout = std::time::Duration::from_millis(query_timeout_ms as u64);
     config.alertmanager_cluster = args.cluster.options()?;
     for feature in &args.enable_feature {
         if !config.promql_features.enable_feature(feature.trim()) {
@@ -385,6 +407,15 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
             args.retention_size.clone(),
         ),
         ("enable-feature".into(), args.enable_feature.join(",")),
+        (
+            "query.max-concurrency".into(),
+            args.query_max_concurrency.to_string(),
+        ),
+        (
+            "query.max-samples".into(),
+            args.query_max_samples.to_string(),
+        ),
+        ("query.timeout".into(), args.query_timeout.clone()),
     ];
     config.data_dir = Some(args.data_dir.clone());
     config.web = web;

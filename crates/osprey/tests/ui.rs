@@ -107,7 +107,7 @@ fn write_config(dir: &Path, addr: SocketAddr) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "global:\n  scrape_interval: 2s\n  evaluation_interval: 2s\nrule_files:\n  - rules.yml\nslos: [slos.yml]\nscrape_configs:\n  - job_name: osprey\n    static_configs:\n      - targets: ['{addr}']\ndashboards:\n  paths:\n    - provisioned\nalertmanager:\n  route:\n    receiver: default\n  receivers:\n    - name: default\n"
+            "global:\n  scrape_interval: 2s\n  evaluation_interval: 2s\nrule_files:\n  - rules.yml\nslos: [slos.yml]\nscrape_configs:\n  - job_name: osprey\n    static_configs:\n      - targets: ['{addr}']\ndashboards:\n  paths:\n    - provisioned\nlimits:\n  max_series_per_metric: 100000\nalertmanager:\n  route:\n    receiver: default\n  receivers:\n    - name: default\n"
         ),
     )
     .expect("write config");

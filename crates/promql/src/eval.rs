@@ -330,19 +330,21 @@ impl<'a> Ctx<'a> {
     pub fn eval_top(&self, expr: &Expr, steps: &Steps) -> Result<Val, QueryError> {
         if expr.value_type() == ValueType::Matrix {
             let arg = unwrap_parens(expr);
-            let mut out = Vec::new();
-            self.for_each_range_series(arg, steps, &mut |s, _| {
-                out.push(s);
-                Ok(())
-            })?;
             // The window at the single step, left-open.
             let refs = self.range_arg_refs(arg, steps)?;
             let (Some(&r), range) = (refs.refs.first(), refs.range) else {
                 return Ok(Val::Matrix(Vec::new()));
             };
-            for s in &mut out {
+            let mut out = Vec::new();
+            // The result holds every series' samples at once, so they
+            // count against max_samples together, as in Prometheus (the
+            // selector releases each series' count after its sink).
+            self.for_each_range_series(arg, steps, &mut |mut s, _| {
                 s.samples.retain(|(t, _)| *t > r - range && *t <= r);
-            }
+                self.take_samples(s.samples.len())?;
+                out.push(s);
+                Ok(())
+            })?;
             return Ok(Val::Matrix(out));
         }
         self.eval(expr, steps)

@@ -117,6 +117,21 @@ fn max_samples_and_timeout() {
         err.to_string(),
         "query processing would load too many samples into memory in query execution"
     );
+    // A range vector returned whole holds all its series' samples at
+    // once (3 series x 20 in the window): a limit under 60 fails, one
+    // with room for the result and one series being read passes.
+    let at = 1_485_000;
+    let out = engine(90, Duration::from_secs(10))
+        .instant_query(&f.db, "up[5m]", at)
+        .expect("the result fits");
+    let Value::Matrix(series) = out.value else {
+        panic!("a matrix")
+    };
+    assert_eq!(series.iter().map(|s| s.points.len()).sum::<usize>(), 60);
+    let err = engine(59, Duration::from_secs(10))
+        .instant_query(&f.db, "up[5m]", at)
+        .expect_err("too many samples for the result");
+    assert_eq!(err.kind(), QueryErrorKind::TooManySamples);
     let err = engine(50_000_000, Duration::ZERO)
         .instant_query(&f.db, "sum(rate(up[5m]))", 100_000)
         .expect_err("timeout");

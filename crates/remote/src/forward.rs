@@ -222,6 +222,10 @@ impl Appender for ForwardingAppender<'_> {
         self.staged.reserve(additional);
     }
 
+    fn set_origin(&mut self, origin: &model::limits::WriteOrigin) {
+        self.primary.set_origin(origin);
+    }
+
     fn prefetch_handle(&self, handle: &SeriesHandle) {
         if let Some(forward) = handle.downcast_ref::<ForwardHandle>() {
             self.primary.prefetch_handle(&forward.primary);

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use model::exposition::{Format, LazyEntry, MetricType, Parser, content_type_format};
 use model::labels::FastBuildHasher;
-use model::storage::{Appendable, Appender, SeriesHandle};
+use model::limits::WriteOrigin;
+use model::storage::{Appendable, Appender, SeriesHandle, StorageErrorKind};
 use model::{Labels, METRIC_NAME, STALE_NAN};
 use tokio::sync::watch;
 
@@ -548,6 +549,10 @@ struct Parsed {
     /// Series stored now that the previous successful scrape did not store.
     added: u64,
     metadata: Vec<MetricMetadata>,
+    /// New series the store's series limits refused, and the first
+    /// refusal's message.
+    refused: u64,
+    refusal: Option<String>,
 }
 
 fn ingest(
@@ -561,6 +566,7 @@ fn ingest(
     let generation = state.generation;
     let last_ok = state.last_ok;
     let mut appender = context.storage.appender();
+    appender.set_origin(&WriteOrigin::Job(context.config.job_name.clone()));
     let parsed = fetched.and_then(|(body, format)| {
         state.cache.begin_scrape(generation);
         let parsed = parse_and_append(
@@ -576,14 +582,23 @@ fn ingest(
         state.cache.end_scrape();
         parsed
     });
+    let mut limit_error = None;
     let (error, scraped, post_relabel, added, metadata) = match parsed {
-        Ok(parsed) => (
-            None,
-            parsed.scraped,
-            parsed.appended,
-            parsed.added,
-            parsed.metadata,
-        ),
+        Ok(parsed) => {
+            if let Some(first) = parsed.refusal {
+                limit_error = Some(format!(
+                    "{} new series refused by the series limits (the samples of existing series were stored): {first}",
+                    parsed.refused
+                ));
+            }
+            (
+                None,
+                parsed.scraped,
+                parsed.appended,
+                parsed.added,
+                parsed.metadata,
+            )
+        }
         Err(error) => {
             // Nothing of a failed scrape is stored.
             appender.rollback();
@@ -622,7 +637,14 @@ fn ingest(
         state.cache.retain_seen();
     }
     let duration_seconds = started.elapsed().as_secs_f64();
-    let up = if succeeded { 1.0 } else { 0.0 };
+    // A scrape whose new series the limits refused reports down, as one
+    // over `sample_limit` does, so that the target-down alert says its
+    // data is incomplete; unlike that, what could be stored was stored.
+    let up = if succeeded && limit_error.is_none() {
+        1.0
+    } else {
+        0.0
+    };
     let report = [
         ("up", up),
         ("scrape_duration_seconds", duration_seconds),
@@ -639,6 +661,7 @@ fn ingest(
     state.reported = true;
     // Nobody waits on a scrape's samples, so they need not wait for the
     // disk: the store syncs them shortly (within a second for tsdb).
+    let error = error.or(limit_error);
     let error = match appender.commit_unsynced() {
         Ok(()) => error,
         Err(commit_error) => {
@@ -720,6 +743,8 @@ fn parse_and_append(
     let mut metadata: Vec<MetricMetadata> = Vec::new();
     let mut metadata_index: HashMap<String, usize> = HashMap::new();
     let mut scraped = 0u64;
+    let mut refused = 0u64;
+    let mut refusal: Option<String> = None;
 
     let mut metadata_entry = |metric: &str| -> usize {
         if let Some(index) = metadata_index.get(metric) {
@@ -824,10 +849,14 @@ fn parse_and_append(
             check_label_limits(config, series)?;
         }
         let explicit = config.honor_timestamps && timestamp_ms.is_some();
+        let mut counted_added = false;
+        let mut retracked = None;
         if !explicit && entry.tracked != generation {
             if !entry.in_previous(generation, last_ok) {
                 added += 1;
+                counted_added = true;
             }
+            retracked = Some((entry.tracked, entry.tracked_before));
             entry.tracked_before = entry.tracked;
             entry.tracked = generation;
         }
@@ -857,6 +886,27 @@ fn parse_and_append(
                     entry.handle = handle;
                     appended += 1;
                 }
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        StorageErrorKind::Limit | StorageErrorKind::RateLimit
+                    ) =>
+                {
+                    // The series was not created: it is not this scrape's
+                    // (no staleness marker for it later, not added).
+                    if let Some((tracked, tracked_before)) = retracked {
+                        entry.tracked = tracked;
+                        entry.tracked_before = tracked_before;
+                    }
+                    if counted_added {
+                        added -= 1;
+                    }
+                    refused += 1;
+                    if refusal.is_none() {
+                        refusal = Some(error.to_string());
+                    }
+                    continue;
+                }
                 Err(error) => {
                     tracing::debug!(%error, %series, "sample not stored");
                     continue;
@@ -880,6 +930,8 @@ fn parse_and_append(
         appended,
         added,
         metadata,
+        refused,
+        refusal,
     })
 }
 

@@ -343,6 +343,7 @@ pub(crate) async fn status_tsdb(State(state): State<AppState>, request: Request)
         Ok(stats) => stats,
         Err(e) => return e.into_response(),
     };
+    let limits = series_limits_json(&state.storage().series_limit_stats());
     let pairs = |list: &[(String, u64)]| -> Value {
         Value::Array(
             list.iter()
@@ -368,9 +369,64 @@ pub(crate) async fn status_tsdb(State(state): State<AppState>, request: Request)
             "labelValueCountByLabelName": pairs(&c.label_value_count_by_label_name),
             "memoryInBytesByLabelName": pairs(&c.memory_in_bytes_by_label_name),
             "seriesCountByLabelValuePair": pairs(&c.series_count_by_label_value_pair),
+            "seriesLimits": limits,
         }),
         &[],
     )
+}
+
+/// osprey's extra `seriesLimits` field of `/api/v1/status/tsdb`
+/// (`docs/limits.md`): the limits in force (global ones with `kind` and
+/// `name` empty), the head's count and each writer's own count where it
+/// has a limit, and the refusals.
+fn series_limits_json(stats: &model::limits::LimitStats) -> Value {
+    use model::limits::LimitKind;
+    let mut limits = Vec::new();
+    let overrides = stats
+        .spec
+        .jobs
+        .iter()
+        .map(|(name, l)| ("job", name.as_str(), l))
+        .chain(
+            stats
+                .spec
+                .senders
+                .iter()
+                .map(|(name, l)| ("sender", name.as_str(), l)),
+        );
+    for (kind, name, l) in std::iter::once(("", "", &stats.spec.global)).chain(overrides) {
+        for limit in LimitKind::ALL {
+            let value = match limit {
+                LimitKind::HeadSeries => l.max_head_series,
+                LimitKind::SeriesPerMetric => l.max_series_per_metric,
+                LimitKind::NewSeriesPerMinute => l.max_new_series_per_minute,
+            };
+            if let Some(value) = value {
+                limits.push(
+                    json!({"limit": limit.name(), "kind": kind, "name": name, "value": value}),
+                );
+            }
+        }
+    }
+    let rejections: Vec<Value> = stats
+        .rejections
+        .iter()
+        .map(|r| {
+            let (kind, name) = r.origin.as_ref().map_or(("", ""), |o| (o.kind(), o.name()));
+            json!({"limit": r.limit.name(), "kind": kind, "name": name, "count": r.count})
+        })
+        .collect();
+    let own: Vec<Value> = stats
+        .origin_head_series
+        .iter()
+        .map(|(o, n)| json!({"kind": o.kind(), "name": o.name(), "headSeries": n}))
+        .collect();
+    json!({
+        "headSeries": stats.head_series,
+        "limits": limits,
+        "writerHeadSeries": own,
+        "rejections": rejections,
+    })
 }
 
 /// The parameters of `/api/v1/status/tsdb`.

@@ -26,7 +26,17 @@ pub enum ErrorType {
     Timeout,
     /// 499: the query was canceled (the client went away).
     Canceled,
+    /// 429: a rate limit was hit; answered with `Retry-After`
+    /// ([`RETRY_AFTER_SECONDS`]), which remote-write senders honour.
+    TooManyRequests,
 }
+
+/// The `Retry-After` of a 429 for new series per minute. The bucket
+/// refills evenly over a minute, so after 10 s a sixth of it is back:
+/// enough for a sender's retry to get through unless it is still adding
+/// series faster than the limit, and short enough that the samples of its
+/// existing series in the retried batch are not held back for long.
+pub const RETRY_AFTER_SECONDS: u64 = 10;
 
 impl ErrorType {
     pub fn as_str(self) -> &'static str {
@@ -37,6 +47,7 @@ impl ErrorType {
             ErrorType::Internal => "internal",
             ErrorType::Timeout => "timeout",
             ErrorType::Canceled => "canceled",
+            ErrorType::TooManyRequests => "unavailable",
         }
     }
 
@@ -51,6 +62,7 @@ impl ErrorType {
             ErrorType::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             // Prometheus answers a canceled query with nginx's 499.
             ErrorType::Canceled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+            ErrorType::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }
@@ -90,12 +102,16 @@ impl ApiError {
         ApiError::new(kind, e.to_string())
     }
 
-    /// A storage error seen while writing. A hit limit answers 503 so that
-    /// remote write senders retry (they drop batches answered with 4xx).
+    /// A storage error seen while writing. A series limit answers 400:
+    /// retrying cannot help until an operator acts, and remote-write
+    /// senders drop batches answered with 4xx. New series per minute
+    /// answers 429 with `Retry-After`: the same batch gets through a
+    /// little later, and senders retry 429s. A closed store answers 503.
     pub fn from_write(e: StorageError) -> ApiError {
         let kind = match e.kind() {
-            StorageErrorKind::InvalidInput => ErrorType::BadData,
-            StorageErrorKind::Limit | StorageErrorKind::Closed => ErrorType::Unavailable,
+            StorageErrorKind::InvalidInput | StorageErrorKind::Limit => ErrorType::BadData,
+            StorageErrorKind::RateLimit => ErrorType::TooManyRequests,
+            StorageErrorKind::Closed => ErrorType::Unavailable,
             _ => ErrorType::Internal,
         };
         ApiError::new(kind, e.to_string())
@@ -115,6 +131,13 @@ impl IntoResponse for ApiError {
             "errorType": self.kind.as_str(),
             "error": self.message,
         });
-        (self.kind.status(), axum::Json(body)).into_response()
+        let mut response = (self.kind.status(), axum::Json(body)).into_response();
+        if self.kind == ErrorType::TooManyRequests {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(RETRY_AFTER_SECONDS),
+            );
+        }
+        response
     }
 }

@@ -4,7 +4,10 @@
 //! Both are all or nothing: a request is decoded and validated completely
 //! before its first sample is staged, all samples go into one appender and
 //! one commit, and the client hears success only after the commit, which
-//! makes them durable, returned `Ok`.
+//! makes them durable, returned `Ok`. One exception: remote write stores
+//! what the series limits let through (`docs/limits.md`) and then answers
+//! for the series they refused, so that one sender's new series cannot
+//! hold back the samples of its existing ones.
 
 use std::pin::Pin;
 
@@ -13,7 +16,8 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use model::exposition::{Entry, Format, Parser, sample_labels};
-use model::storage::Appendable;
+use model::limits::WriteOrigin;
+use model::storage::{Appendable, StorageError, StorageErrorKind};
 use model::{Labels, LabelsBuilder, METRIC_NAME};
 use remote::{
     RawExemplar, RemoteWriteError, decompress_snappy, visit_write_request_with_exemplars,
@@ -41,13 +45,84 @@ pub(crate) async fn read_body_limited(body: Body, limit: usize) -> Result<Vec<u8
     Ok(out)
 }
 
+/// Who sent a write request, for the series limits: the authenticated
+/// user when the listener has authentication, else the `X-Scope-OrgID`
+/// header (the tenant header Mimir, Cortex and Thanos senders are already
+/// configured with), else the empty name.
+pub(crate) fn sender_origin(request: &Request) -> WriteOrigin {
+    if let Some(principal) = request.extensions().get::<crate::auth::Principal>()
+        && !principal.name.is_empty()
+        && !matches!(
+            principal.how,
+            crate::auth::Credential::Open | crate::auth::Credential::Nobody
+        )
+    {
+        return WriteOrigin::Sender(principal.name.clone());
+    }
+    let header = request
+        .headers()
+        .get("x-scope-orgid")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    WriteOrigin::Sender(header.to_string())
+}
+
+/// The series the limits refused in one request, for its answer.
+#[derive(Default)]
+pub(crate) struct Refusals {
+    count: u64,
+    /// Whether a hard limit (not a rate) refused one.
+    hard: bool,
+    first: Option<String>,
+}
+
+impl Refusals {
+    /// Counts `error` if a series limit raised it; gives any other error
+    /// back.
+    pub(crate) fn note(&mut self, error: StorageError) -> Result<(), StorageError> {
+        match error.kind() {
+            StorageErrorKind::Limit => self.hard = true,
+            StorageErrorKind::RateLimit => {}
+            _ => return Err(error),
+        }
+        self.count += 1;
+        if self.first.is_none() {
+            self.first = Some(error.to_string());
+        }
+        Ok(())
+    }
+
+    /// The error to answer, if anything was refused: 400 when a hard limit
+    /// refused a series (retrying cannot help, so senders should drop the
+    /// batch), else 429 with `Retry-After`.
+    pub(crate) fn into_error(self) -> Option<ApiError> {
+        let first = self.first?;
+        let kind = if self.hard {
+            ErrorType::BadData
+        } else {
+            ErrorType::TooManyRequests
+        };
+        Some(ApiError::new(
+            kind,
+            format!(
+                "{} samples of new series refused by the series limits (the others were stored): {first}",
+                self.count
+            ),
+        ))
+    }
+}
+
 /// Stages every sample in one appender and commits once. On any error the
 /// appender is rolled back, so nothing of the batch is stored.
 pub(crate) fn append_all<'a>(
     storage: &dyn Appendable,
+    origin: Option<&WriteOrigin>,
     batch: impl IntoIterator<Item = (&'a Labels, i64, f64)>,
 ) -> Result<(), ApiError> {
     let mut appender = storage.appender();
+    if let Some(origin) = origin {
+        appender.set_origin(origin);
+    }
     for (labels, t, v) in batch {
         if let Err(e) = appender.append(labels, t, v) {
             appender.rollback();
@@ -68,8 +143,10 @@ impl From<RemoteWriteError> for ApiError {
 }
 
 /// `POST /api/v1/write`: snappy-compressed protobuf `WriteRequest`.
-/// Answers 204 once the batch is committed.
+/// Answers 204 once the batch is committed; 400 or 429 once what the series
+/// limits let through is committed, naming what they refused.
 pub(crate) async fn remote_write(State(state): State<AppState>, request: Request) -> Response {
+    let origin = sender_origin(&request);
     let config = state.config();
     let max_decompressed = config.max_remote_write_decompressed_bytes;
     let result = async {
@@ -83,18 +160,26 @@ pub(crate) async fn remote_write(State(state): State<AppState>, request: Request
             // allocated for series the storage already holds. Dropping the
             // appender without commit (on any error) stores nothing.
             let mut appender = storage.appender();
+            appender.set_origin(&origin);
+            let mut refusals = Refusals::default();
             visit_write_request_with_exemplars::<ApiError>(&raw, |labels, samples, exemplars| {
+                let mut stored = false;
                 for &(t, v) in samples {
-                    appender
-                        .append_pairs(labels, t, v)
-                        .map_err(ApiError::from_write)?;
+                    match appender.append_pairs(labels, t, v) {
+                        Ok(()) => stored = true,
+                        Err(e) => refusals.note(e).map_err(ApiError::from_write)?,
+                    }
                 }
-                if !exemplars.is_empty() {
+                if stored && !exemplars.is_empty() {
                     append_exemplars(appender.as_mut(), labels, exemplars);
                 }
                 Ok(())
             })?;
-            appender.commit().map_err(ApiError::from_write)
+            appender.commit().map_err(ApiError::from_write)?;
+            match refusals.into_error() {
+                Some(error) => Err(error),
+                None => Ok(()),
+            }
         })
         .await
     }
@@ -202,6 +287,7 @@ pub fn parse_import(
 /// error, with nothing stored.
 pub(crate) async fn import_prometheus(State(state): State<AppState>, request: Request) -> Response {
     let params = Params::parse(request.uri().query(), None);
+    let origin = sender_origin(&request);
     let result = async {
         let extra_labels = parse_extra_labels(&params)?;
         let body =
@@ -213,6 +299,7 @@ pub(crate) async fn import_prometheus(State(state): State<AppState>, request: Re
             drop(body);
             append_all(
                 storage.as_ref(),
+                Some(&origin),
                 samples.iter().map(|(l, t, v)| (l, *t, *v)),
             )
         })

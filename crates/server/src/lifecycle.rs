@@ -468,6 +468,9 @@ impl AppState {
         // keeps the newest exemplars that fit.
         self.storage()
             .set_max_exemplars(config.storage.max_exemplars);
+        if !self.storage().set_series_limits(&config.limits) && !config.limits.is_empty() {
+            tracing::warn!("limits: are ignored: this store has no series limits");
+        }
         let tiers: Vec<(i64, i64)> = config
             .storage
             .tiers

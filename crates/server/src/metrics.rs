@@ -331,8 +331,83 @@ impl Collector for StorageCollector {
                 encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
             gauge.encode(metric_encoder)?;
         }
-        encode_exemplar_metrics(&self.storage.exemplar_counters(), &mut encoder)
+        encode_exemplar_metrics(&self.storage.exemplar_counters(), &mut encoder)?;
+        encode_limit_metrics(&self.storage.series_limit_stats(), &mut encoder)
     }
+}
+
+/// The series limits (`docs/limits.md`): refusals by limit and writer,
+/// the limits in force and the head's count against the global one.
+fn encode_limit_metrics(
+    stats: &model::limits::LimitStats,
+    encoder: &mut DescriptorEncoder,
+) -> Result<(), std::fmt::Error> {
+    use model::limits::LimitKind;
+    let mut family = encoder.encode_descriptor(
+        "osprey_series_limit_rejections",
+        "Samples of new series refused by a series limit, by limit and writer (kind job or sender, name; both empty for writers without one)",
+        None,
+        prometheus_client::metrics::MetricType::Counter,
+    )?;
+    for r in &stats.rejections {
+        let (kind, name) = match &r.origin {
+            Some(origin) => (origin.kind(), origin.name()),
+            None => ("", ""),
+        };
+        let labels = [("limit", r.limit.name()), ("kind", kind), ("name", name)];
+        family
+            .encode_family(&labels)?
+            .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(&r.count, None)?;
+    }
+    let mut family = encoder.encode_descriptor(
+        "osprey_series_limit",
+        "A configured series limit (0: none), globally (kind and name empty) and per job or sender",
+        None,
+        prometheus_client::metrics::MetricType::Gauge,
+    )?;
+    let overrides = stats
+        .spec
+        .jobs
+        .iter()
+        .map(|(name, l)| ("job", name.as_str(), l))
+        .chain(
+            stats
+                .spec
+                .senders
+                .iter()
+                .map(|(name, l)| ("sender", name.as_str(), l)),
+        );
+    for (kind, name, limits) in std::iter::once(("", "", &stats.spec.global)).chain(overrides) {
+        for limit in LimitKind::ALL {
+            let value = match limit {
+                LimitKind::HeadSeries => limits.max_head_series,
+                LimitKind::SeriesPerMetric => limits.max_series_per_metric,
+                LimitKind::NewSeriesPerMinute => limits.max_new_series_per_minute,
+            };
+            let Some(value) = value else { continue };
+            let labels = [("limit", limit.name()), ("kind", kind), ("name", name)];
+            family
+                .encode_family(&labels)?
+                .encode_gauge(&(value as i64))?;
+        }
+    }
+    let mut family = encoder.encode_descriptor(
+        "osprey_series_limit_head_series",
+        "Head series counted against max_head_series: the whole head (kind and name empty), or those a job or sender with its own limit created",
+        None,
+        prometheus_client::metrics::MetricType::Gauge,
+    )?;
+    let whole = [("kind", ""), ("name", "")];
+    family
+        .encode_family(&whole)?
+        .encode_gauge(&(stats.head_series as i64))?;
+    for (origin, count) in &stats.origin_head_series {
+        let labels = [("kind", origin.kind()), ("name", origin.name())];
+        family
+            .encode_family(&labels)?
+            .encode_gauge(&(*count as i64))?;
+    }
+    Ok(())
 }
 
 /// The exemplar store's metrics under Prometheus's names and help texts

@@ -162,6 +162,7 @@ async fn handle(state: &AppState, request: Request) -> Response {
         Err(response) => return *response,
     };
     let encoding = header_text(&request, header::CONTENT_ENCODING);
+    let origin = crate::ingest::sender_origin(&request);
     let limit = state.config().max_remote_write_decompressed_bytes;
     let body = match read_body_limited(request.into_body(), limit).await {
         Ok(body) => body,
@@ -179,7 +180,7 @@ async fn handle(state: &AppState, request: Request) -> Response {
         }
         .map_err(|e| (ErrorType::BadData, e.to_string()))?;
         drop(body);
-        store(&translator, storage.as_ref(), &request)
+        store(&translator, storage.as_ref(), &origin, &request)
     })
     .await;
     match result {
@@ -202,20 +203,31 @@ async fn handle(state: &AppState, request: Request) -> Response {
 
 /// Translates `request`, stages every valid sample in one appender and
 /// commits once (which syncs the WAL); returns the points refused and why.
+/// Points of new series the series limits refuse are refused points too
+/// (`partial_success`, which exporters do not retry), as are invalid ones.
 fn store(
     translator: &::otlp::Translator,
     storage: &dyn model::storage::Appendable,
+    origin: &model::limits::WriteOrigin,
     request: &::otlp::proto::ExportMetricsServiceRequest,
 ) -> Result<Stored, (ErrorType, String)> {
     let mut translated = translator.translate(request);
     let mut appender = storage.appender();
+    appender.set_origin(origin);
     appender.reserve(translated.samples.len());
     let mut staged_samples = 0u64;
     for (labels, t, v) in &translated.samples {
         let staged = validate_labels(labels).and_then(|()| appender.append(labels, *t, *v));
         match staged {
             Ok(()) => staged_samples += 1,
-            Err(e) if e.kind() == StorageErrorKind::InvalidInput => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    StorageErrorKind::InvalidInput
+                        | StorageErrorKind::Limit
+                        | StorageErrorKind::RateLimit
+                ) =>
+            {
                 translated.rejected_points += 1;
                 if translated.errors.len() < 10 {
                     translated.errors.push(format!("{labels}: {e}"));
@@ -459,6 +471,7 @@ async fn grpc_export(State(state): State<AppState>, request: Request) -> Respons
         Ok(encoding) => encoding,
         Err(response) => return *response,
     };
+    let origin = crate::ingest::sender_origin(&request);
     let limit = state.config().max_remote_write_decompressed_bytes;
     let body = match read_body_limited(request.into_body(), limit).await {
         Ok(body) => body,
@@ -471,7 +484,7 @@ async fn grpc_export(State(state): State<AppState>, request: Request) -> Respons
         let request =
             otlp::decode_protobuf(&message).map_err(|e| (ErrorType::BadData, e.to_string()))?;
         drop(message);
-        store(&translator, storage.as_ref(), &request)
+        store(&translator, storage.as_ref(), &origin, &request)
     })
     .await;
     match result {

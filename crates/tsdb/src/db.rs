@@ -32,6 +32,7 @@ use crate::block::{self, Block, BlockMeta, NewBlock};
 use crate::compact;
 use crate::exemplar::{ExemplarStore, Refusal};
 use crate::head::{Head, MemSeries, range_start};
+use crate::limits::{Admission, Limiter, Scope};
 use crate::querier::DbQuerier;
 use crate::sync::{lock, read, write};
 use crate::tiers::{self, TierSpec};
@@ -135,6 +136,8 @@ pub struct Db {
     /// Resolution tiers (`storage.tiers`), finest first; empty when not
     /// configured. The first is raw (the blocks above).
     tiers: RwLock<Vec<TierState>>,
+    /// The series limits (`limits:`) new series must pass.
+    limiter: Limiter,
     _lock_file: File,
 }
 
@@ -291,6 +294,7 @@ impl Db {
             retention_rules: RwLock::new(Vec::new()),
             exemplars,
             tiers: RwLock::new(Vec::new()),
+            limiter: Limiter::new(),
             _lock_file: lock_file,
         })
     }
@@ -1129,6 +1133,8 @@ pub struct DbAppender<'a> {
     last: Option<(Labels, Arc<MemSeries>)>,
     /// Staged exemplars; each holds one pending count of its series too.
     exemplars: Vec<(Arc<MemSeries>, Exemplar)>,
+    /// The writer, for the series limits (`Appender::set_origin`).
+    scope: Arc<Scope>,
 }
 
 impl DbAppender<'_> {
@@ -1154,7 +1160,11 @@ impl Appender for DbAppender<'_> {
             return Ok(());
         }
         model::storage::validate_labels(labels)?;
-        let (series, created) = self.db.head.get_or_create_pending(labels);
+        let admission = Admission {
+            limiter: Some(&self.db.limiter),
+            scope: &self.scope,
+        };
+        let (series, created) = self.db.head.get_or_create_pending(labels, &admission)?;
         if created {
             self.db
                 .counters
@@ -1205,7 +1215,14 @@ impl Appender for DbAppender<'_> {
         if pairs.is_empty() || !model::labels::pairs_are_normalized(pairs) {
             return self.append(&Labels::from_pairs(pairs.iter().copied()), t, v);
         }
-        let (series, created) = self.db.head.get_or_create_pending_pairs(pairs);
+        let admission = Admission {
+            limiter: Some(&self.db.limiter),
+            scope: &self.scope,
+        };
+        let (series, created) = self
+            .db
+            .head
+            .get_or_create_pending_pairs(pairs, &admission)?;
         if created {
             self.db
                 .counters
@@ -1232,6 +1249,10 @@ impl Appender for DbAppender<'_> {
 
     fn rollback(&mut self) {
         self.release();
+    }
+
+    fn set_origin(&mut self, origin: &model::limits::WriteOrigin) {
+        self.scope = self.db.limiter.scope(origin);
     }
 
     /// Checks the exemplar against the store now (Prometheus's
@@ -1380,6 +1401,7 @@ impl Appendable for Db {
             staged: Vec::new(),
             last: None,
             exemplars: Vec::new(),
+            scope: self.limiter.default_scope(),
         })
     }
 }
@@ -1474,6 +1496,15 @@ impl Storage for Db {
         selectors: &[Vec<Matcher>],
     ) -> Result<Vec<ExemplarSeries>> {
         Ok(self.exemplars.select(mint, maxt, selectors))
+    }
+
+    fn set_series_limits(&self, spec: &model::limits::LimitsSpec) -> bool {
+        self.limiter.set_spec(spec);
+        true
+    }
+
+    fn series_limit_stats(&self) -> model::limits::LimitStats {
+        self.limiter.stats(self.head.num_series())
     }
 
     fn set_max_exemplars(&self, max_exemplars: u64) -> bool {

@@ -20,7 +20,9 @@
 //! allocation for `job` and one for `node`.
 
 use crate::chunkenc::{ChunkIter, Encoding, XorAppender};
+use crate::limits::{Admission, Scope};
 use crate::sync::{lock, read, write};
+use model::storage::StorageError;
 use model::{Label, LabelStr, Labels, Matcher};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
@@ -75,6 +77,9 @@ pub(crate) struct MemSeries {
     /// the high 32 bits, position in the low 32); see [`Head::rank_all`].
     rank: AtomicU64,
     data: Mutex<SeriesData>,
+    /// The writer that created the series, when limits count it
+    /// (`crate::limits`); told when the series leaves the head.
+    scope: Option<Arc<Scope>>,
 }
 
 /// The cache line size of the processors osprey runs on (x86_64, arm64).
@@ -615,19 +620,24 @@ impl Head {
 
     /// Finds or creates the series for `labels` and marks it pending for
     /// the caller's appender. Returns the series and whether it is new.
-    pub(crate) fn get_or_create_pending(&self, labels: &Labels) -> (Arc<MemSeries>, bool) {
+    /// A new series must pass `admission`'s limits; when it does not,
+    /// nothing is created and the limit's error is returned.
+    pub(crate) fn get_or_create_pending(
+        &self,
+        labels: &Labels,
+        admission: &Admission<'_>,
+    ) -> Result<(Arc<MemSeries>, bool), StorageError> {
         let hash = labels.stable_hash();
         let mut shard = lock(&self.shards[(hash as usize) % SHARDS]);
         if let Some(list) = shard.by_hash.get(&hash)
             && let Some(s) = list.iter().find(|s| s.same_labels(labels))
         {
             s.pending.fetch_add(1, Ordering::AcqRel);
-            return (s.clone(), false);
+            return Ok((s.clone(), false));
         }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let series = self.insert_series(id, labels, hash, 1);
+        let series = self.insert_series_admitted(labels, hash, admission)?;
         shard.by_hash.entry(hash).or_default().push(series.clone());
-        (series, true)
+        Ok((series, true))
     }
 
     /// The series with `labels` if the head has it, held pending (as
@@ -651,7 +661,8 @@ impl Head {
     pub(crate) fn get_or_create_pending_pairs(
         &self,
         pairs: &[(&str, &str)],
-    ) -> (Arc<MemSeries>, bool) {
+        admission: &Admission<'_>,
+    ) -> Result<(Arc<MemSeries>, bool), StorageError> {
         let hash = model::labels::stable_hash_pairs(pairs.iter().copied());
         {
             let shard = lock(&self.shards[(hash as usize) % SHARDS]);
@@ -659,10 +670,10 @@ impl Head {
                 && let Some(s) = list.iter().find(|s| s.same_pairs(pairs))
             {
                 s.pending.fetch_add(1, Ordering::AcqRel);
-                return (s.clone(), false);
+                return Ok((s.clone(), false));
             }
         }
-        self.get_or_create_pending(&Labels::from_pairs(pairs.iter().copied()))
+        self.get_or_create_pending(&Labels::from_pairs(pairs.iter().copied()), admission)
     }
 
     /// Creates a series with a known id during WAL replay. A second record
@@ -687,7 +698,7 @@ impl Head {
             self.unlink_from_index(&HashSet::from([s.id]));
         }
         self.next_id.fetch_max(id + 1, Ordering::Relaxed);
-        let series = self.insert_series(id, labels, hash, 0);
+        let series = self.insert_series(id, labels, hash, 0, None);
         if let Some(data) = carried {
             *lock(&series.data) = data;
         }
@@ -696,8 +707,55 @@ impl Head {
         series
     }
 
-    fn insert_series(&self, id: u64, labels: &Labels, hash: u64, pending: u32) -> Arc<MemSeries> {
+    /// Creates a series, pending once, for a writer: the limits are
+    /// checked under the index lock, so the counts they see are exact.
+    fn insert_series_admitted(
+        &self,
+        labels: &Labels,
+        hash: u64,
+        admission: &Admission<'_>,
+    ) -> Result<Arc<MemSeries>, StorageError> {
         let mut index = write(&self.index);
+        if let Some(limiter) = admission.limiter {
+            let metric = labels.get(model::METRIC_NAME).unwrap_or("");
+            let metric_series = index
+                .postings
+                .get(model::METRIC_NAME)
+                .and_then(|values| values.get(metric))
+                .map_or(0, |ids| ids.len() as u64);
+            limiter.admit(
+                admission.scope,
+                metric,
+                index.series.len() as u64,
+                metric_series,
+            )?;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let scope = admission.limiter.map(|_| admission.scope.clone());
+        Ok(self.insert_series_locked(&mut index, id, labels, hash, 1, scope))
+    }
+
+    fn insert_series(
+        &self,
+        id: u64,
+        labels: &Labels,
+        hash: u64,
+        pending: u32,
+        scope: Option<Arc<Scope>>,
+    ) -> Arc<MemSeries> {
+        let mut index = write(&self.index);
+        self.insert_series_locked(&mut index, id, labels, hash, pending, scope)
+    }
+
+    fn insert_series_locked(
+        &self,
+        index: &mut Index,
+        id: u64,
+        labels: &Labels,
+        hash: u64,
+        pending: u32,
+        scope: Option<Arc<Scope>>,
+    ) -> Arc<MemSeries> {
         let interned = Labels::from_sorted_unchecked(
             labels
                 .iter()
@@ -717,6 +775,7 @@ impl Head {
             wal_logged: AtomicBool::new(false),
             rank: AtomicU64::new(0),
             data: Mutex::new(SeriesData::new()),
+            scope,
         });
         for l in series.labels.iter() {
             let list = index
@@ -1002,7 +1061,11 @@ impl Head {
         }
         let mut index = write(&self.index);
         for id in removed {
-            index.series.remove(id);
+            if let Some(series) = index.series.remove(id)
+                && let Some(scope) = &series.scope
+            {
+                scope.released();
+            }
         }
         index.changed();
         for vals in index.postings.values_mut() {
@@ -1235,6 +1298,14 @@ fn compare_interned(a: &Labels, b: &Labels) -> std::cmp::Ordering {
 mod tests {
     use super::*;
 
+    fn unlimited() -> Admission<'static> {
+        static SCOPE: std::sync::OnceLock<Arc<Scope>> = std::sync::OnceLock::new();
+        Admission {
+            limiter: None,
+            scope: SCOPE.get_or_init(|| crate::limits::Limiter::new().default_scope()),
+        }
+    }
+
     #[test]
     fn merge_override_prefers_override() {
         let base = vec![(1, 1.0), (2, 2.0), (4, 4.0)];
@@ -1248,7 +1319,9 @@ mod tests {
     #[test]
     fn out_of_order_and_rewrite() {
         let head = Head::new(7_200_000);
-        let (s, _) = head.get_or_create_pending(&Labels::from_pairs([("__name__", "a")]));
+        let (s, _) = head
+            .get_or_create_pending(&Labels::from_pairs([("__name__", "a")]), &unlimited())
+            .unwrap();
         s.apply(10, 1.0, head.block_range());
         s.apply(30, 3.0, head.block_range());
         assert!(s.apply(20, 2.0, head.block_range()));
@@ -1278,7 +1351,7 @@ mod tests {
                 pairs.push(("status", status));
             }
             let labels = Labels::from_pairs(pairs);
-            head.get_or_create_pending(&labels);
+            head.get_or_create_pending(&labels, &unlimited()).unwrap();
             all.push(labels);
         }
         all.sort();
@@ -1333,7 +1406,7 @@ mod tests {
             // A new series makes every rank stale.
             let id = format!("05{round}");
             let labels = Labels::from_pairs([("__name__", "req"), ("id", id.as_str())]);
-            head.get_or_create_pending(&labels);
+            head.get_or_create_pending(&labels, &unlimited()).unwrap();
             all.push(labels);
             all.sort();
         }
@@ -1358,7 +1431,9 @@ mod tests {
     #[test]
     fn chunks_split_at_block_boundaries() {
         let head = Head::new(1000);
-        let (s, _) = head.get_or_create_pending(&Labels::from_pairs([("__name__", "a")]));
+        let (s, _) = head
+            .get_or_create_pending(&Labels::from_pairs([("__name__", "a")]), &unlimited())
+            .unwrap();
         for t in (0..3000).step_by(100) {
             s.apply(t, t as f64, 1000);
         }

@@ -16,6 +16,8 @@
 //! - [`db`]: the database that ties these together, plus retention.
 //! - [`verify`]: full CRC checks of blocks and the WAL; a block that fails
 //!   them at open is moved to `corrupted/` and the rest is served.
+//! - `limits`: the series limiter the head consults before it creates a
+//!   series (`docs/limits.md`).
 //!
 //! The on-disk formats are specified in `docs/format/`. This crate knows
 //! nothing of HTTP, JSON wire shapes, PromQL or async runtimes.
@@ -30,6 +32,7 @@ pub mod exemplar;
 pub mod head;
 pub mod import;
 pub mod index;
+mod limits;
 mod querier;
 mod sync;
 pub mod tiers;
