@@ -201,8 +201,16 @@ impl Histogram {
     /// marker or a histogram that saw a NaN).
     pub fn validate(&self) -> Result<(), HistogramError> {
         check_schema(self.schema)?;
-        check_spans(&self.negative_spans, self.negative_buckets.len(), "negative")?;
-        check_spans(&self.positive_spans, self.positive_buckets.len(), "positive")?;
+        check_spans(
+            &self.negative_spans,
+            self.negative_buckets.len(),
+            "negative",
+        )?;
+        check_spans(
+            &self.positive_spans,
+            self.positive_buckets.len(),
+            "positive",
+        )?;
         if self.schema == CUSTOM_BUCKETS_SCHEMA {
             check_custom(
                 &self.custom_values,
@@ -287,8 +295,16 @@ impl FloatHistogram {
     /// (float rounding would give false alarms, as Prometheus notes).
     pub fn validate(&self) -> Result<(), HistogramError> {
         check_schema(self.schema)?;
-        check_spans(&self.negative_spans, self.negative_buckets.len(), "negative")?;
-        check_spans(&self.positive_spans, self.positive_buckets.len(), "positive")?;
+        check_spans(
+            &self.negative_spans,
+            self.negative_buckets.len(),
+            "negative",
+        )?;
+        check_spans(
+            &self.positive_spans,
+            self.positive_buckets.len(),
+            "positive",
+        )?;
         if self.schema == CUSTOM_BUCKETS_SCHEMA {
             check_custom(
                 &self.custom_values,
@@ -428,7 +444,8 @@ impl FloatHistogram {
                 });
             }
         }
-        for (index, count) in bucket_indexes(&self.positive_spans).zip(self.positive_buckets.iter().copied())
+        for (index, count) in
+            bucket_indexes(&self.positive_spans).zip(self.positive_buckets.iter().copied())
         {
             let (lower, upper) = if self.schema == CUSTOM_BUCKETS_SCHEMA {
                 let bound = |i: i64| -> f64 {
@@ -568,18 +585,27 @@ mod tests {
         assert_eq!(f.positive_buckets, vec![1.0, 2.0, 1.0, 1.0]);
         assert_eq!(f.count, 12.0);
         f.validate().unwrap();
-        assert_eq!(bucket_indexes(&f.positive_spans).collect::<Vec<_>>(), vec![0, 1, 3, 4]);
+        assert_eq!(
+            bucket_indexes(&f.positive_spans).collect::<Vec<_>>(),
+            vec![0, 1, 3, 4]
+        );
     }
 
     #[test]
     fn validation_rules_and_messages() {
         let mut h = example();
         h.count = 11;
-        assert!(h.validate().unwrap_err().to_string().starts_with(
-            "12 observations found in buckets, but the Count field is 11"
-        ));
+        assert!(
+            h.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("12 observations found in buckets, but the Count field is 11")
+        );
         h.sum = f64::NAN;
-        assert!(h.validate().is_err(), "count below the buckets even with NaN sum");
+        assert!(
+            h.validate().is_err(),
+            "count below the buckets even with NaN sum"
+        );
         h.count = 13;
         h.validate().unwrap();
 
@@ -589,19 +615,30 @@ mod tests {
 
         let mut h = example();
         h.positive_spans = spans(&[(0, 2), (1, 3)]);
-        assert!(h
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("spans need 5 buckets, have 4 buckets"));
+        assert!(
+            h.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("spans need 5 buckets, have 4 buckets")
+        );
 
         let mut h = example();
         h.positive_spans = spans(&[(0, 2), (-1, 2)]);
-        assert!(h.validate().unwrap_err().to_string().contains("offset is negative"));
+        assert!(
+            h.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("offset is negative")
+        );
 
         let mut h = example();
         h.schema = 9;
-        assert!(h.validate().unwrap_err().to_string().contains("invalid schema"));
+        assert!(
+            h.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("invalid schema")
+        );
         h.schema = -5;
         assert!(h.validate().is_err());
     }
@@ -673,7 +710,10 @@ mod tests {
         assert_eq!(buckets[4].boundary_rule(), 3);
         assert_eq!((buckets[4].lower, buckets[4].upper), (-0.001, 0.001));
         assert_eq!(buckets[5].boundary_rule(), 0);
-        assert_eq!((buckets[5].lower, buckets[5].upper), (exponential_bound(-1, 1), 1.0));
+        assert_eq!(
+            (buckets[5].lower, buckets[5].upper),
+            (exponential_bound(-1, 1), 1.0)
+        );
         assert!(buckets.windows(2).all(|w| w[0].upper <= w[1].lower));
     }
 

@@ -433,10 +433,10 @@ impl Iterator for ParallelDecode {
 fn decode_one(labels: Labels, parts: Vec<Part>, mint: i64, maxt: i64) -> Option<Result<Series>> {
     match merge_parts(parts, mint, maxt) {
         Ok(samples) if samples.is_empty() => None,
-        Ok(samples) => Some(Ok(Series {
+        Ok(samples) => Some(Ok(Series::floats(
             labels,
-            samples: Box::new(samples.into_iter()) as SampleIter,
-        })),
+            Box::new(samples.into_iter()) as SampleIter,
+        ))),
         Err(e) => Some(Err(e)),
     }
 }
@@ -587,10 +587,10 @@ impl Querier for DbQuerier {
         let iter = series.into_iter().filter_map(move |(labels, columns)| {
             let samples = aggregate_samples(columns, aggregate);
             (!samples.is_empty()).then(|| {
-                Ok(Series {
+                Ok(Series::floats(
                     labels,
-                    samples: Box::new(samples.into_iter()) as SampleIter,
-                })
+                    Box::new(samples.into_iter()) as SampleIter,
+                ))
             })
         });
         Ok(HintedSet {
@@ -628,10 +628,10 @@ impl Querier for DbQuerier {
         let iter = merged.into_iter().filter_map(move |(labels, parts)| {
             match merge_parts(parts, mint, maxt) {
                 Ok(samples) => samples.last().map(|&last| {
-                    Ok(Series {
+                    Ok(Series::floats(
                         labels,
-                        samples: Box::new(std::iter::once(last)) as SampleIter,
-                    })
+                        Box::new(std::iter::once(last)) as SampleIter,
+                    ))
                 }),
                 Err(e) => Some(Err(e)),
             }
