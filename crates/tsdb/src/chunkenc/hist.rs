@@ -1,0 +1,398 @@
+//! The native histogram chunk (encoding id 4, `docs/format/chunks.md`):
+//! samples of one layout stored as columns, each column coded with the
+//! Dense chunk's sections.
+//!
+//! [`split_runs`] decides where chunks are cut (layout change, counter
+//! reset, gauge/counter switch, size); [`encode`] writes one run;
+//! [`decode`] reads a chunk back, never panicking on corrupt bytes.
+
+use super::dense;
+use super::{ChunkError, get_byte, get_u64_le, get_uvarint, get_varint, put_uvarint, put_varint};
+use model::histogram::{CounterResetHint, FloatHistogram, Span, is_valid_schema};
+
+/// The one-byte encoding id stored next to a histogram chunk.
+pub const HISTOGRAM_ENCODING: u8 = 4;
+
+/// The most samples one histogram chunk holds.
+pub const MAX_HISTOGRAM_SAMPLES: usize = u16::MAX as usize;
+
+/// The most spans, buckets per side or custom bounds a chunk (and a WAL
+/// record) accepts: far above any real histogram (Prometheus's schema 8
+/// spans at most about 2^16 buckets a side), and a bound on what a corrupt
+/// count can make a reader allocate.
+pub const MAX_BUCKETS: usize = 1 << 16;
+
+const FLAG_HINT_MASK: u8 = 0b11;
+const FLAG_INTEGER: u8 = 0b100;
+
+fn hint_bits(hint: CounterResetHint) -> u8 {
+    hint as u8
+}
+
+/// Where a stream of histogram samples (ascending timestamps) must be cut
+/// into chunks of at most `max_samples`: returns the runs as index ranges.
+/// A run ends before a sample whose layout differs from the run's, which
+/// shows a counter reset (a hint of `CounterReset`, or counts that went
+/// down for a counter histogram; a `NotCounterReset` hint is not trusted,
+/// as samples may have been merged out of order), or which switches
+/// between gauge and counter.
+pub fn split_runs(samples: &[(i64, FloatHistogram)], max_samples: usize) -> Vec<std::ops::Range<usize>> {
+    let max_samples = max_samples.clamp(1, MAX_HISTOGRAM_SAMPLES);
+    let mut runs = Vec::new();
+    let mut start = 0;
+    for i in 1..samples.len() {
+        if i - start >= max_samples || must_cut(&samples[i - 1].1, &samples[i].1) {
+            runs.push(start..i);
+            start = i;
+        }
+    }
+    if start < samples.len() {
+        runs.push(start..samples.len());
+    }
+    runs
+}
+
+/// Whether `next` cannot share a chunk with `previous`.
+pub fn must_cut(previous: &FloatHistogram, next: &FloatHistogram) -> bool {
+    if !next.same_layout(previous) {
+        return true;
+    }
+    let gauge = |h: &FloatHistogram| h.counter_reset_hint == CounterResetHint::Gauge;
+    if gauge(previous) != gauge(next) {
+        return true;
+    }
+    if gauge(next) {
+        return false;
+    }
+    is_reset(previous, next)
+}
+
+/// A counter reset between two counter histograms of one layout.
+fn is_reset(previous: &FloatHistogram, next: &FloatHistogram) -> bool {
+    if next.counter_reset_hint == CounterResetHint::CounterReset {
+        return true;
+    }
+    let mut unknown = next.clone();
+    unknown.counter_reset_hint = CounterResetHint::Unknown;
+    unknown.detect_reset(previous)
+}
+
+/// The hint the first sample of a run gets: gauge for gauges, a counter
+/// reset when `previous` (the sample before the run, if any) shows one,
+/// else the sample's own hint unless that was "not a reset" (which only
+/// held against a sample that may now be elsewhere).
+pub fn first_hint(previous: Option<&FloatHistogram>, first: &FloatHistogram) -> CounterResetHint {
+    match first.counter_reset_hint {
+        CounterResetHint::Gauge => CounterResetHint::Gauge,
+        CounterResetHint::CounterReset => CounterResetHint::CounterReset,
+        _ => match previous {
+            Some(p) if p.counter_reset_hint != CounterResetHint::Gauge && is_reset(p, first) => {
+                CounterResetHint::CounterReset
+            }
+            _ => CounterResetHint::Unknown,
+        },
+    }
+}
+
+/// Encodes one run (1..=[`MAX_HISTOGRAM_SAMPLES`] samples of one layout,
+/// ascending timestamps) with `hint` for the first sample, appending to
+/// `out`. `integer` records that the samples were integer histograms.
+pub fn encode(
+    samples: &[(i64, FloatHistogram)],
+    hint: CounterResetHint,
+    integer: bool,
+    out: &mut Vec<u8>,
+) -> Result<(), ChunkError> {
+    let Some((_, first)) = samples.first() else {
+        return Err(ChunkError::new("a histogram chunk needs a sample"));
+    };
+    if samples.len() > MAX_HISTOGRAM_SAMPLES {
+        return Err(ChunkError::new("too many samples for a histogram chunk"));
+    }
+    if samples.iter().any(|(_, h)| !h.same_layout(first)) {
+        return Err(ChunkError::new("histogram chunk samples differ in layout"));
+    }
+    if first.positive_buckets.len() > MAX_BUCKETS
+        || first.negative_buckets.len() > MAX_BUCKETS
+        || first.custom_values.len() > MAX_BUCKETS
+        || first.positive_spans.len() > MAX_BUCKETS
+        || first.negative_spans.len() > MAX_BUCKETS
+    {
+        return Err(ChunkError::new("histogram has too many buckets"));
+    }
+    if samples.iter().any(|(_, h)| {
+        h.positive_buckets.len() != first.positive_buckets.len()
+            || h.negative_buckets.len() != first.negative_buckets.len()
+    }) {
+        return Err(ChunkError::new("histogram buckets disagree with the spans"));
+    }
+    put_uvarint(out, samples.len() as u64);
+    out.push(hint_bits(hint) | if integer { FLAG_INTEGER } else { 0 });
+    put_varint(out, i64::from(first.schema));
+    out.extend_from_slice(&first.zero_threshold.to_bits().to_le_bytes());
+    for spans in [&first.positive_spans, &first.negative_spans] {
+        put_uvarint(out, spans.len() as u64);
+        for span in spans {
+            put_varint(out, i64::from(span.offset));
+            put_uvarint(out, u64::from(span.length));
+        }
+    }
+    put_uvarint(out, first.custom_values.len() as u64);
+    for bound in &first.custom_values {
+        out.extend_from_slice(&bound.to_bits().to_le_bytes());
+    }
+    let mut column: Vec<(i64, f64)> = samples.iter().map(|(t, _)| (*t, 0.0)).collect();
+    let mut section = Vec::new();
+    dense::encode_timestamps(&column, &mut section);
+    put_uvarint(out, section.len() as u64);
+    out.extend_from_slice(&section);
+    let mut put_column = |out: &mut Vec<u8>, value: &dyn Fn(&FloatHistogram) -> f64| {
+        for (slot, (_, h)) in column.iter_mut().zip(samples) {
+            slot.1 = value(h);
+        }
+        section.clear();
+        dense::encode_values(&column, &mut section);
+        put_uvarint(out, section.len() as u64);
+        out.extend_from_slice(&section);
+    };
+    put_column(out, &|h| h.count);
+    put_column(out, &|h| h.zero_count);
+    put_column(out, &|h| h.sum);
+    for i in 0..first.positive_buckets.len() {
+        put_column(out, &|h| h.positive_buckets[i]);
+    }
+    for i in 0..first.negative_buckets.len() {
+        put_column(out, &|h| h.negative_buckets[i]);
+    }
+    Ok(())
+}
+
+/// Reads a length-prefixed section.
+fn section<'a>(bytes: &'a [u8], position: &mut usize) -> Result<&'a [u8], ChunkError> {
+    let length = get_uvarint(bytes, position)?;
+    let end = usize::try_from(length)
+        .ok()
+        .and_then(|length| position.checked_add(length))
+        .filter(|&end| end <= bytes.len())
+        .ok_or(ChunkError::new("histogram chunk section past the end"))?;
+    let slice = &bytes[*position..end];
+    *position = end;
+    Ok(slice)
+}
+
+fn get_count(bytes: &[u8], position: &mut usize, what: &'static str) -> Result<usize, ChunkError> {
+    let n = get_uvarint(bytes, position)?;
+    if n > MAX_BUCKETS as u64 {
+        return Err(ChunkError::new(what));
+    }
+    Ok(n as usize)
+}
+
+/// Reads spans (count, then offset and length each).
+pub(crate) fn get_spans(bytes: &[u8], position: &mut usize) -> Result<(Vec<Span>, usize), ChunkError> {
+    let n = get_count(bytes, position, "too many histogram spans")?;
+    let mut spans = Vec::with_capacity(n.min(256));
+    let mut n_buckets: u64 = 0;
+    for _ in 0..n {
+        let offset = i32::try_from(get_varint(bytes, position)?)
+            .map_err(|_| ChunkError::new("histogram span offset out of range"))?;
+        let length = u32::try_from(get_uvarint(bytes, position)?)
+            .map_err(|_| ChunkError::new("histogram span length out of range"))?;
+        n_buckets += u64::from(length);
+        if n_buckets > MAX_BUCKETS as u64 {
+            return Err(ChunkError::new("histogram spans name too many buckets"));
+        }
+        spans.push(Span { offset, length });
+    }
+    Ok((spans, n_buckets as usize))
+}
+
+/// The layout, flags and sample count of a chunk, without its columns.
+struct Header {
+    n: usize,
+    flags: u8,
+    template: FloatHistogram,
+    n_positive: usize,
+    n_negative: usize,
+}
+
+fn read_header(bytes: &[u8], position: &mut usize) -> Result<Header, ChunkError> {
+    let n = get_uvarint(bytes, position)?;
+    if n == 0 || n > MAX_HISTOGRAM_SAMPLES as u64 {
+        return Err(ChunkError::new("histogram chunk sample count out of range"));
+    }
+    let flags = get_byte(bytes, position)?;
+    if flags & !(FLAG_HINT_MASK | FLAG_INTEGER) != 0 {
+        return Err(ChunkError::new("unknown histogram chunk flags"));
+    }
+    let schema = i32::try_from(get_varint(bytes, position)?)
+        .ok()
+        .filter(|s| is_valid_schema(*s))
+        .ok_or(ChunkError::new("histogram chunk schema out of range"))?;
+    let zero_threshold = f64::from_bits(get_u64_le(bytes, position)?);
+    let (positive_spans, n_positive) = get_spans(bytes, position)?;
+    let (negative_spans, n_negative) = get_spans(bytes, position)?;
+    let n_custom = get_count(bytes, position, "too many custom bounds")?;
+    let mut custom_values = Vec::with_capacity(n_custom.min(256));
+    for _ in 0..n_custom {
+        custom_values.push(f64::from_bits(get_u64_le(bytes, position)?));
+    }
+    Ok(Header {
+        n: n as usize,
+        flags,
+        template: FloatHistogram {
+            schema,
+            zero_threshold,
+            positive_spans,
+            negative_spans,
+            custom_values,
+            ..FloatHistogram::default()
+        },
+        n_positive,
+        n_negative,
+    })
+}
+
+/// The number of samples a chunk holds, from its header.
+pub fn num_samples(bytes: &[u8]) -> Result<usize, ChunkError> {
+    let mut position = 0;
+    let n = get_uvarint(bytes, &mut position)?;
+    if n == 0 || n > MAX_HISTOGRAM_SAMPLES as u64 {
+        return Err(ChunkError::new("histogram chunk sample count out of range"));
+    }
+    Ok(n as usize)
+}
+
+/// Whether the chunk's samples were integer histograms.
+pub fn is_integer(bytes: &[u8]) -> Result<bool, ChunkError> {
+    let mut position = 0;
+    Ok(read_header(bytes, &mut position)?.flags & FLAG_INTEGER != 0)
+}
+
+/// Decodes a whole chunk. The first sample carries the chunk's hint; the
+/// others `Gauge` in a gauge chunk, `NotCounterReset` otherwise.
+pub fn decode(bytes: &[u8]) -> Result<Vec<(i64, FloatHistogram)>, ChunkError> {
+    let mut position = 0;
+    let header = read_header(bytes, &mut position)?;
+    let n = header.n;
+    let timestamps = dense::decode_timestamps(section(bytes, &mut position)?, n)?;
+    let column = |position: &mut usize| -> Result<Vec<f64>, ChunkError> {
+        dense::decode_values(section(bytes, position)?, n)
+    };
+    let count = column(&mut position)?;
+    let zero_count = column(&mut position)?;
+    let sum = column(&mut position)?;
+    let mut positive = Vec::with_capacity(header.n_positive);
+    for _ in 0..header.n_positive {
+        positive.push(column(&mut position)?);
+    }
+    let mut negative = Vec::with_capacity(header.n_negative);
+    for _ in 0..header.n_negative {
+        negative.push(column(&mut position)?);
+    }
+    if position != bytes.len() {
+        return Err(ChunkError::new("bytes after the last histogram column"));
+    }
+    let first_hint = CounterResetHint::from_u8(header.flags & FLAG_HINT_MASK)
+        .ok_or(ChunkError::new("bad histogram hint"))?;
+    let later_hint = if first_hint == CounterResetHint::Gauge {
+        CounterResetHint::Gauge
+    } else {
+        CounterResetHint::NotCounterReset
+    };
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut h = header.template.clone();
+        h.counter_reset_hint = if i == 0 { first_hint } else { later_hint };
+        h.count = count[i];
+        h.zero_count = zero_count[i];
+        h.sum = sum[i];
+        h.positive_buckets = positive.iter().map(|c| c[i]).collect();
+        h.negative_buckets = negative.iter().map(|c| c[i]).collect();
+        out.push((timestamps[i], h));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn histogram(step: f64, schema: i32) -> FloatHistogram {
+        FloatHistogram {
+            schema,
+            zero_threshold: 0.001,
+            zero_count: step,
+            count: step * 10.0,
+            sum: step * 3.25,
+            positive_spans: vec![Span { offset: -2, length: 3 }, Span { offset: 2, length: 2 }],
+            negative_spans: vec![Span { offset: 0, length: 2 }],
+            positive_buckets: vec![step, 2.0 * step, step, 2.0 * step, step],
+            negative_buckets: vec![step, 0.0],
+            ..FloatHistogram::default()
+        }
+    }
+
+    #[test]
+    fn round_trip_keeps_every_bit() {
+        let mut samples: Vec<(i64, FloatHistogram)> =
+            (0..120).map(|i| (1000 + i * 15_000, histogram(i as f64, 3))).collect();
+        samples[7].1.sum = model::STALE_NAN;
+        samples[8].1.sum = -0.0;
+        samples[9].1.sum = 0.1 + 0.2;
+        let mut bytes = Vec::new();
+        encode(&samples, CounterResetHint::Unknown, true, &mut bytes).unwrap();
+        assert!(is_integer(&bytes).unwrap());
+        let back = decode(&bytes).unwrap();
+        assert_eq!(back.len(), samples.len());
+        for ((t, h), (t2, h2)) in samples.iter().zip(&back) {
+            assert_eq!(t, t2);
+            assert_eq!(h.sum.to_bits(), h2.sum.to_bits());
+            assert_eq!(h.positive_buckets, h2.positive_buckets);
+            assert_eq!(h.negative_buckets, h2.negative_buckets);
+            assert!(h.same_layout(h2));
+        }
+        assert_eq!(back[1].1.counter_reset_hint, CounterResetHint::NotCounterReset);
+        // A steady counter histogram of 7 buckets: a few bytes a sample.
+        let per_sample = bytes.len() as f64 / samples.len() as f64;
+        assert!(per_sample < 8.0, "{per_sample} bytes per sample");
+    }
+
+    #[test]
+    fn runs_cut_at_reset_layout_and_gauge() {
+        let mut samples: Vec<(i64, FloatHistogram)> =
+            (0..10).map(|i| (i, histogram(i as f64 + 1.0, 0))).collect();
+        samples[4].1 = histogram(1.0, 0); // counter reset
+        for i in 7..10 {
+            samples[i].1 = histogram(i as f64, 1); // schema change
+        }
+        assert_eq!(split_runs(&samples, 120), vec![0..4, 4..7, 7..10]);
+        assert_eq!(first_hint(Some(&samples[3].1), &samples[4].1), CounterResetHint::CounterReset);
+        assert_eq!(split_runs(&samples, 3), vec![0..3, 3..4, 4..7, 7..10]);
+        let mut gauges = samples[..4].to_vec();
+        for (_, h) in &mut gauges {
+            h.counter_reset_hint = CounterResetHint::Gauge;
+        }
+        gauges.reverse();
+        for (i, (t, _)) in gauges.iter_mut().enumerate() {
+            *t = i as i64;
+        }
+        assert_eq!(split_runs(&gauges, 120), vec![0..4]);
+    }
+
+    #[test]
+    fn corrupt_chunks_are_errors() {
+        let samples: Vec<(i64, FloatHistogram)> = (0..5).map(|i| (i, histogram(1.0, 0))).collect();
+        let mut bytes = Vec::new();
+        encode(&samples, CounterResetHint::Unknown, false, &mut bytes).unwrap();
+        for cut in 0..bytes.len() {
+            assert!(decode(&bytes[..cut]).is_err(), "prefix of {cut} bytes");
+        }
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert!(decode(&extra).is_err());
+        let mut flags = bytes.clone();
+        flags[1] |= 0x80;
+        assert!(decode(&flags).is_err());
+    }
+}
