@@ -706,10 +706,14 @@ impl Db {
                 sources: Vec::new(),
                 parents: Vec::new(),
             };
-            let list = series
-                .iter()
-                .map(|s| (s.labels(), s.samples(i64::MIN, boundary - 1)));
-            let meta = compact::write_block(&self.dir, new, list).map_err(io_err)?;
+            let list = series.iter().map(|s| {
+                (
+                    s.labels(),
+                    s.samples(i64::MIN, boundary - 1),
+                    s.histograms(i64::MIN, boundary - 1),
+                )
+            });
+            let meta = compact::write_block_with_histograms(&self.dir, new, list).map_err(io_err)?;
             let block = match meta {
                 Some(meta) => Some(self.open_block(&meta)?),
                 None => None,
@@ -970,10 +974,14 @@ impl Db {
             sources: Vec::new(),
             parents: Vec::new(),
         };
-        let list = series
-            .iter()
-            .map(|s| (s.labels(), s.samples(i64::MIN, i64::MAX)));
-        compact::write_block(dir, new, list).map(|_| ())
+        let list = series.iter().map(|s| {
+            (
+                s.labels(),
+                s.samples(i64::MIN, i64::MAX),
+                s.histograms(i64::MIN, i64::MAX),
+            )
+        });
+        compact::write_block_with_histograms(dir, new, list).map(|_| ())
     }
 
     fn remove_blocks(&self, gone: &[Arc<Block>]) -> Result<()> {
