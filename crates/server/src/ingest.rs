@@ -16,7 +16,7 @@ use model::exposition::{Entry, Format, Parser, sample_labels};
 use model::storage::Appendable;
 use model::{Labels, LabelsBuilder, METRIC_NAME};
 use remote::{
-    RawExemplar, RemoteWriteError, decompress_snappy, visit_write_request_with_exemplars,
+    RawExemplar, RawHistogram, RemoteWriteError, decompress_snappy, visit_write_request_full,
 };
 
 use crate::params::Params;
@@ -83,17 +83,23 @@ pub(crate) async fn remote_write(State(state): State<AppState>, request: Request
             // allocated for series the storage already holds. Dropping the
             // appender without commit (on any error) stores nothing.
             let mut appender = storage.appender();
-            visit_write_request_with_exemplars::<ApiError>(&raw, |labels, samples, exemplars| {
-                for &(t, v) in samples {
-                    appender
-                        .append_pairs(labels, t, v)
-                        .map_err(ApiError::from_write)?;
-                }
-                if !exemplars.is_empty() {
-                    append_exemplars(appender.as_mut(), labels, exemplars);
-                }
-                Ok(())
-            })?;
+            visit_write_request_full::<ApiError>(
+                &raw,
+                |labels, samples, exemplars, histograms| {
+                    for &(t, v) in samples {
+                        appender
+                            .append_pairs(labels, t, v)
+                            .map_err(ApiError::from_write)?;
+                    }
+                    if !histograms.is_empty() {
+                        append_histograms(appender.as_mut(), labels, histograms)?;
+                    }
+                    if !exemplars.is_empty() {
+                        append_exemplars(appender.as_mut(), labels, exemplars);
+                    }
+                    Ok(())
+                },
+            )?;
             appender.commit().map_err(ApiError::from_write)
         })
         .await
@@ -103,6 +109,36 @@ pub(crate) async fn remote_write(State(state): State<AppState>, request: Request
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// Stages a remote-write series' native histograms (integer ones checked
+/// with Prometheus's rules, then stored in float form). An invalid
+/// histogram fails the request with 400, as Prometheus 3 answers.
+fn append_histograms(
+    appender: &mut dyn model::storage::Appender,
+    labels: &[(&str, &str)],
+    histograms: &[RawHistogram],
+) -> Result<(), ApiError> {
+    let series = Labels::from_pairs(labels.iter().copied());
+    for h in histograms {
+        let result = match h {
+            RawHistogram::Integer {
+                timestamp,
+                histogram,
+            } => appender.append_int_histogram(&series, *timestamp, histogram),
+            RawHistogram::Float {
+                timestamp,
+                histogram,
+            } => appender.append_histogram(&series, *timestamp, histogram),
+        };
+        result.map_err(|e| {
+            ApiError::from_write(model::storage::StorageError::new(
+                e.kind(),
+                format!("{e} (series {series})"),
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// Stages a remote-write series' exemplars, as Prometheus's receiver: an

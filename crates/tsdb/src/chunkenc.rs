@@ -1431,7 +1431,10 @@ mod dense {
     }
 
     /// Decodes a whole timestamps section of `n_samples` (`n_samples ≥ 1`).
-    pub(super) fn decode_timestamps(section: &[u8], n_samples: usize) -> Result<Vec<i64>, ChunkError> {
+    pub(super) fn decode_timestamps(
+        section: &[u8],
+        n_samples: usize,
+    ) -> Result<Vec<i64>, ChunkError> {
         let mut decoder = TimestampDecoder::new(section, n_samples)?;
         (0..n_samples).map(|i| decoder.next(section, i)).collect()
     }

@@ -19,9 +19,9 @@
 
 use crate::block::{Block, BlockError, BlockMeta, BlockWriter, ChunkMeta, NewBlock};
 use crate::chunkenc::{Encoding, encode_dense, hist};
-use model::histogram::FloatHistogram;
 use crate::head::merge_override;
 use model::Labels;
+use model::histogram::FloatHistogram;
 use std::path::Path;
 use std::sync::Arc;
 

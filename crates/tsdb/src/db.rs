@@ -38,8 +38,8 @@ use crate::tiers::{self, TierSpec};
 use crate::wal::{
     self, Record, RefExemplar, RefHistogram, RefSample, RefSeries, RefTombstone, Wal, WalOptions,
 };
-use model::histogram::FloatHistogram;
 use model::exemplar::{Exemplar, ExemplarCounters, ExemplarSeries};
+use model::histogram::FloatHistogram;
 use model::storage::{
     Appendable, Appender, HeadStats, Querier, Queryable, Result, SnapshotHead, StatsRequest,
     Storage, StorageAdmin, StorageCounters, StorageError, StorageErrorKind,
@@ -713,7 +713,8 @@ impl Db {
                     s.histograms(i64::MIN, boundary - 1),
                 )
             });
-            let meta = compact::write_block_with_histograms(&self.dir, new, list).map_err(io_err)?;
+            let meta =
+                compact::write_block_with_histograms(&self.dir, new, list).map_err(io_err)?;
             let block = match meta {
                 Some(meta) => Some(self.open_block(&meta)?),
                 None => None,
@@ -1242,7 +1243,12 @@ impl Appender for DbAppender<'_> {
         self.staged.reserve(additional);
     }
 
-    fn append_histogram(&mut self, labels: &Labels, t: i64, histogram: &FloatHistogram) -> Result<()> {
+    fn append_histogram(
+        &mut self,
+        labels: &Labels,
+        t: i64,
+        histogram: &FloatHistogram,
+    ) -> Result<()> {
         histogram
             .validate()
             .map_err(|e| StorageError::new(StorageErrorKind::InvalidInput, e.to_string()))?;

@@ -29,8 +29,8 @@
 
 use crate::chunkenc::hist;
 use crate::chunkenc::{ChunkIter, Encoding, XorAppender};
-use model::histogram::{CounterResetHint, FloatHistogram};
 use crate::sync::{lock, read, write};
+use model::histogram::{CounterResetHint, FloatHistogram};
 use model::{Label, LabelStr, Labels, Matcher};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
@@ -255,14 +255,19 @@ impl HistData {
         let mut min = i64::MAX;
         let mut max = i64::MIN;
         let firsts = self.closed.iter().map(|c| (c.min_time, c.max_time));
-        let open = self.open.first().zip(self.open.last()).map(|(a, b)| (a.0, b.0));
+        let open = self
+            .open
+            .first()
+            .zip(self.open.last())
+            .map(|(a, b)| (a.0, b.0));
         for (low, high) in firsts.chain(open) {
             min = min.min(low);
             max = max.max(high);
         }
-        if let (Some((a, _)), Some((b, _))) =
-            (self.overrides.iter().next(), self.overrides.iter().next_back())
-        {
+        if let (Some((a, _)), Some((b, _))) = (
+            self.overrides.iter().next(),
+            self.overrides.iter().next_back(),
+        ) {
             min = min.min(*a);
             max = max.max(*b);
         }
@@ -326,7 +331,8 @@ impl SeriesData {
 
     /// Applies one histogram sample. Returns whether it went out of order.
     fn apply_histogram(&mut self, t: i64, h: FloatHistogram, block_range: i64) -> bool {
-        let empty = self.open.num_samples() == 0 && self.closed.is_empty() && self.max_time == i64::MIN;
+        let empty =
+            self.open.num_samples() == 0 && self.closed.is_empty() && self.max_time == i64::MIN;
         let hist = self.hist.get_or_insert_with(Box::default);
         if !empty && t <= self.max_time {
             self.overrides.remove(&t);

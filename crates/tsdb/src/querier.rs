@@ -26,11 +26,11 @@ use crate::head::{Head, SeriesData, merge_override};
 use crate::sync::read;
 use crate::tiers::{Ranges, coverage, subtract};
 use crate::tombstones::Intervals;
+use model::histogram::FloatHistogram;
 use model::storage::{
     Aggregate, HintedSet, Querier, Result, SampleIter, SelectHints, Series, SeriesSet,
     StorageError, StorageErrorKind,
 };
-use model::histogram::FloatHistogram;
 use model::{Labels, Matcher};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -158,8 +158,10 @@ impl DbQuerier {
                 .filter_map(|s| {
                     if latest_only {
                         if s.has_histograms() {
-                            let (floats, histograms) =
-                                latest_of(s.samples(self.mint, self.maxt), s.histograms(self.mint, self.maxt));
+                            let (floats, histograms) = latest_of(
+                                s.samples(self.mint, self.maxt),
+                                s.histograms(self.mint, self.maxt),
+                            );
                             if floats.is_empty() && histograms.is_empty() {
                                 return None;
                             }

@@ -52,7 +52,16 @@ fn histogram(i: u64, schema: i32) -> Histogram {
         zero_count: i,
         count,
         sum: i as f64 * 1.5,
-        positive_spans: vec![Span { offset: -1, length: 3 }, Span { offset: 1, length: 2 }],
+        positive_spans: vec![
+            Span {
+                offset: -1,
+                length: 3,
+            },
+            Span {
+                offset: 1,
+                length: 2,
+            },
+        ],
         negative_spans: vec![],
         positive_buckets: deltas,
         negative_buckets: vec![],
@@ -184,7 +193,8 @@ fn out_of_order_histograms_and_kind_switches() {
     // Out of order: a histogram into the past, and a float replacing a
     // histogram's timestamp.
     let mut app = db.appender();
-    app.append_int_histogram(&labels, 500, &histogram(1, 0)).unwrap();
+    app.append_int_histogram(&labels, 500, &histogram(1, 0))
+        .unwrap();
     app.append(&labels, 3000, 7.0).unwrap();
     app.commit().unwrap();
     drop(app);

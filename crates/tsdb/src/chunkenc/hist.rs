@@ -36,7 +36,10 @@ fn hint_bits(hint: CounterResetHint) -> u8 {
 /// down for a counter histogram; a `NotCounterReset` hint is not trusted,
 /// as samples may have been merged out of order), or which switches
 /// between gauge and counter.
-pub fn split_runs(samples: &[(i64, FloatHistogram)], max_samples: usize) -> Vec<std::ops::Range<usize>> {
+pub fn split_runs(
+    samples: &[(i64, FloatHistogram)],
+    max_samples: usize,
+) -> Vec<std::ops::Range<usize>> {
     let max_samples = max_samples.clamp(1, MAX_HISTOGRAM_SAMPLES);
     let mut runs = Vec::new();
     let mut start = 0;
@@ -189,7 +192,10 @@ fn get_count(bytes: &[u8], position: &mut usize, what: &'static str) -> Result<u
 }
 
 /// Reads spans (count, then offset and length each).
-pub(crate) fn get_spans(bytes: &[u8], position: &mut usize) -> Result<(Vec<Span>, usize), ChunkError> {
+pub(crate) fn get_spans(
+    bytes: &[u8],
+    position: &mut usize,
+) -> Result<(Vec<Span>, usize), ChunkError> {
     let n = get_count(bytes, position, "too many histogram spans")?;
     let mut spans = Vec::with_capacity(n.min(256));
     let mut n_buckets: u64 = 0;
@@ -325,8 +331,20 @@ mod tests {
             zero_count: step,
             count: step * 10.0,
             sum: step * 3.25,
-            positive_spans: vec![Span { offset: -2, length: 3 }, Span { offset: 2, length: 2 }],
-            negative_spans: vec![Span { offset: 0, length: 2 }],
+            positive_spans: vec![
+                Span {
+                    offset: -2,
+                    length: 3,
+                },
+                Span {
+                    offset: 2,
+                    length: 2,
+                },
+            ],
+            negative_spans: vec![Span {
+                offset: 0,
+                length: 2,
+            }],
             positive_buckets: vec![step, 2.0 * step, step, 2.0 * step, step],
             negative_buckets: vec![step, 0.0],
             ..FloatHistogram::default()
@@ -335,8 +353,9 @@ mod tests {
 
     #[test]
     fn round_trip_keeps_every_bit() {
-        let mut samples: Vec<(i64, FloatHistogram)> =
-            (0..120).map(|i| (1000 + i * 15_000, histogram(i as f64, 3))).collect();
+        let mut samples: Vec<(i64, FloatHistogram)> = (0..120)
+            .map(|i| (1000 + i * 15_000, histogram(i as f64, 3)))
+            .collect();
         samples[7].1.sum = model::STALE_NAN;
         samples[8].1.sum = -0.0;
         samples[9].1.sum = 0.1 + 0.2;
@@ -352,7 +371,10 @@ mod tests {
             assert_eq!(h.negative_buckets, h2.negative_buckets);
             assert!(h.same_layout(h2));
         }
-        assert_eq!(back[1].1.counter_reset_hint, CounterResetHint::NotCounterReset);
+        assert_eq!(
+            back[1].1.counter_reset_hint,
+            CounterResetHint::NotCounterReset
+        );
         // A steady counter histogram of 7 buckets: a few bytes a sample.
         let per_sample = bytes.len() as f64 / samples.len() as f64;
         assert!(per_sample < 8.0, "{per_sample} bytes per sample");
@@ -367,7 +389,10 @@ mod tests {
             samples[i].1 = histogram(i as f64, 1); // schema change
         }
         assert_eq!(split_runs(&samples, 120), vec![0..4, 4..7, 7..10]);
-        assert_eq!(first_hint(Some(&samples[3].1), &samples[4].1), CounterResetHint::CounterReset);
+        assert_eq!(
+            first_hint(Some(&samples[3].1), &samples[4].1),
+            CounterResetHint::CounterReset
+        );
         assert_eq!(split_runs(&samples, 3), vec![0..3, 3..4, 4..7, 7..10]);
         let mut gauges = samples[..4].to_vec();
         for (_, h) in &mut gauges {

@@ -429,7 +429,9 @@ fn decode_histogram(reader: &mut ByteReader<'_>) -> Result<FloatHistogram, Recor
         if n > MAX_HISTOGRAM_ITEMS || n.saturating_mul(8) > reader.remaining() as u64 {
             return Err(reader.error("histogram bucket list runs past the end of the record"));
         }
-        (0..n).map(|_| reader.u64_le().map(f64::from_bits)).collect()
+        (0..n)
+            .map(|_| reader.u64_le().map(f64::from_bits))
+            .collect()
     };
     let positive_buckets = floats(reader)?;
     let negative_buckets = floats(reader)?;

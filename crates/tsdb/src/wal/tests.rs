@@ -641,15 +641,29 @@ fn histogram_records_round_trip_and_reject_damage() {
         zero_count: 0.0,
         count: 6.0,
         sum: model::STALE_NAN,
-        positive_spans: vec![Span { offset: 0, length: 3 }],
-        negative_spans: vec![Span { offset: -3, length: 1 }],
+        positive_spans: vec![Span {
+            offset: 0,
+            length: 3,
+        }],
+        negative_spans: vec![Span {
+            offset: -3,
+            length: 1,
+        }],
         positive_buckets: vec![1.0, 2.0, 3.0],
         negative_buckets: vec![0.5],
         custom_values: vec![0.1, 1.0],
     };
     let samples = vec![
-        RefHistogram { id: 7, t: -5, h: h.clone() },
-        RefHistogram { id: 3, t: 1 << 40, h: FloatHistogram::default() },
+        RefHistogram {
+            id: 7,
+            t: -5,
+            h: h.clone(),
+        },
+        RefHistogram {
+            id: 3,
+            t: 1 << 40,
+            h: FloatHistogram::default(),
+        },
     ];
     let mut bytes = Vec::new();
     encode_histograms(&samples, &mut bytes);
@@ -675,5 +689,8 @@ fn histogram_records_round_trip_and_reject_damage() {
     }
     let mut empty = Vec::new();
     encode_histograms(&[], &mut empty);
-    assert_eq!(decode(&empty).expect("empty"), Record::Histograms(Vec::new()));
+    assert_eq!(
+        decode(&empty).expect("empty"),
+        Record::Histograms(Vec::new())
+    );
 }
