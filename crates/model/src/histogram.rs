@@ -513,7 +513,8 @@ pub fn bucket_indexes(spans: &[Span]) -> impl Iterator<Item = i64> + '_ {
 
 /// The upper bound of exponential bucket `index` (Prometheus's
 /// `getBound`): `2^(index·2^-schema)`, computed as a fraction from a table
-/// times a power of two so that it is exact where Prometheus's is; the
+/// (`histogram_bounds`) times a power of two, so that it has Prometheus's
+/// bits; the
 /// last finite bucket's bound is `f64::MAX`, so that ±Inf gets a bucket
 /// of its own.
 pub fn exponential_bound(index: i64, schema: i32) -> f64 {
@@ -526,7 +527,10 @@ pub fn exponential_bound(index: i64, schema: i32) -> f64 {
     }
     let schema = schema.min(EXPONENTIAL_SCHEMA_MAX);
     let frac_index = index & ((1i64 << schema) - 1);
-    let frac = (2f64).powf(frac_index as f64 / f64::from(1u32 << schema)) / 2.0;
+    let frac = crate::histogram_bounds::FRACTIONS[schema as usize]
+        .get(frac_index as usize)
+        .copied()
+        .unwrap_or(0.5);
     let exp = (index >> schema) + 1;
     if frac == 0.5 && exp == 1025 {
         return f64::MAX;
@@ -687,9 +691,12 @@ mod tests {
         assert_eq!(exponential_bound(0, 0), 1.0);
         assert_eq!(exponential_bound(1, 0), 2.0);
         assert_eq!(exponential_bound(-1, 0), 0.5);
-        // Schema 1: the square root of two (Prometheus's table value).
-        assert_eq!(exponential_bound(1, 1), 1.4142135623730951);
-        assert_eq!(exponential_bound(3, 1), 2.8284271247461903);
+        // Schema 1: the square root of two as Prometheus's table has it,
+        // one bit below the correctly rounded 1.4142135623730951 (its
+        // query API prints 1.414213562373095).
+        assert_eq!(exponential_bound(1, 1), 1.414213562373095);
+        assert_eq!(exponential_bound(3, 1), 2.82842712474619);
+        assert_eq!(exponential_bound(-1, 1), 0.7071067811865475);
         // Schema 3 fraction 1: 2^(1/8).
         assert_eq!(exponential_bound(1, 3), 1.0905077326652577);
         // Negative schema: 4^index.

@@ -27,6 +27,7 @@ pub mod exemplar;
 pub mod exposition;
 pub mod hash;
 pub mod histogram;
+mod histogram_bounds;
 pub mod labels;
 pub mod matcher;
 pub mod relabel;

@@ -4,6 +4,7 @@ use crate::ast::ValueType;
 use crate::eval::{Ctx, Steps};
 use crate::value::{StepSeries, Val};
 use model::Labels;
+use model::histogram::FloatHistogram;
 use model::storage::Queryable;
 use std::collections::HashMap;
 use std::fmt;
@@ -109,17 +110,23 @@ pub enum Value {
     Matrix(Vec<MatrixSeries>),
 }
 
+/// One sample of an instant vector: a float `v`, or a native histogram
+/// `h` (then `v` is 0 and means nothing).
 #[derive(Clone, Debug, PartialEq)]
 pub struct VectorSample {
     pub labels: Labels,
     pub t: i64,
     pub v: f64,
+    pub h: Option<FloatHistogram>,
 }
 
+/// One series of a range result: float points and native histogram
+/// points, each ascending, no timestamp in both.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MatrixSeries {
     pub labels: Labels,
     pub points: Vec<(i64, f64)>,
+    pub histograms: Vec<(i64, FloatHistogram)>,
 }
 
 /// How a query failed; the HTTP layer maps this to `errorType`.
@@ -358,11 +365,23 @@ impl Engine {
         );
         ctx.set_max_source_resolution(options.max_source_resolution_ms);
         let val = ctx.eval_top(&expr, &steps)?;
-        let value = if is_range {
+        let mut value = if is_range {
             range_value(val, &steps)?
         } else {
             instant_value(val, start)?
         };
+        if ctx.saw_histograms.get() {
+            // Native histograms: a plain selector returns them; anything
+            // else leaves them out (their functions and operators are a
+            // later issue), and says so.
+            match crate::histselect::plain_selector(&ctx, &expr, &steps, is_range)? {
+                Some(with_histograms) => value = with_histograms,
+                None => ctx.warn(
+                    "native histogram samples are not evaluated yet by this expression; they were left out"
+                        .to_string(),
+                ),
+            }
+        }
         let (warnings, infos, total_samples, peak_samples) = ctx.finish();
         Ok(QueryOutput {
             value,
@@ -410,6 +429,7 @@ fn instant_value(val: Val, t: i64) -> Result<Value, QueryError> {
                         labels: final_labels(s.labels, s.drop_name),
                         t,
                         v: *v,
+                        h: None,
                     });
                 }
             }
@@ -430,6 +450,7 @@ fn instant_value(val: Val, t: i64) -> Result<Value, QueryError> {
                 out.push(MatrixSeries {
                     labels: final_labels(s.labels, s.drop_name),
                     points: s.samples,
+                    histograms: Vec::new(),
                 });
             }
             out.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -450,6 +471,7 @@ fn range_value(val: Val, steps: &Steps) -> Result<Value, QueryError> {
                 .enumerate()
                 .map(|(i, v)| (steps.time(i), *v))
                 .collect(),
+            histograms: Vec::new(),
         }]),
         Val::Vector(series) => Value::Matrix(merge_series(series, steps)?),
         Val::String(_) | Val::Matrix(_) => {
@@ -500,6 +522,7 @@ pub(crate) fn merge_series(
                 .enumerate()
                 .filter_map(|(i, p)| p.map(|v| (steps.time(i), v)))
                 .collect(),
+            histograms: Vec::new(),
         })
         .collect();
     out.sort_by(|a, b| a.labels.cmp(&b.labels));

@@ -185,6 +185,7 @@ impl RawHistogram {
 /// skipped; see [`decode_write_request_with_histograms`]. Labels are as sent
 /// (order and duplicates are the caller's to check). An error from the
 /// callback stops decoding and is returned as is.
+#[cfg(test)]
 pub fn decode_write_request<'a, E: From<DecodeError>>(
     buf: &'a [u8],
     mut on_series: impl FnMut(&[(&'a str, &'a str)], &[(i64, f64)], &[RawExemplar<'a>]) -> Result<(), E>,
