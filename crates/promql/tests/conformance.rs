@@ -943,6 +943,7 @@ fn range_cross_check(
                             labels: s.labels.clone(),
                             t: at,
                             v: p.1,
+                            h: None,
                         })
                 })
                 .collect(),
