@@ -1226,15 +1226,9 @@ impl Head {
         // The head's minimum is now at least the boundary.
         let mut new_min = i64::MAX;
         for s in read(&self.index).series.values() {
-            let d = lock(&s.data);
-            let first = d
-                .closed
-                .first()
-                .map(|c| c.min_time)
-                .or(d.open.first_time())
-                .unwrap_or(i64::MAX);
-            let first_override = d.overrides.keys().next().copied().unwrap_or(i64::MAX);
-            new_min = new_min.min(first).min(first_override);
+            // Floats, their overrides and histograms alike.
+            let (first, _) = lock(&s.data).time_bounds();
+            new_min = new_min.min(first);
         }
         self.min_time.store(new_min, Ordering::Relaxed);
         if new_min == i64::MAX {

@@ -8,7 +8,7 @@
 
 use super::dense;
 use super::{ChunkError, get_byte, get_u64_le, get_uvarint, get_varint, put_uvarint, put_varint};
-use model::histogram::{CounterResetHint, FloatHistogram, Span, is_valid_schema};
+use model::histogram::{CounterResetHint, FloatHistogram, Span, bucket_indexes, is_valid_schema};
 
 /// The one-byte encoding id stored next to a histogram chunk.
 pub const HISTOGRAM_ENCODING: u8 = 4;
@@ -55,9 +55,61 @@ pub fn split_runs(
     runs
 }
 
+/// Whether two histograms can share a chunk's layout: same schema, zero
+/// threshold and custom bounds. Their buckets may differ: a chunk stores
+/// the union of its samples' buckets, a sample's missing ones as 0 (as
+/// Prometheus recodes a chunk when a bucket appears).
+fn compatible(a: &FloatHistogram, b: &FloatHistogram) -> bool {
+    a.schema == b.schema
+        && a.zero_threshold.to_bits() == b.zero_threshold.to_bits()
+        && a.custom_values.len() == b.custom_values.len()
+        && a.custom_values
+            .iter()
+            .zip(&b.custom_values)
+            .all(|(x, y)| x.to_bits() == y.to_bits())
+}
+
+/// The spans naming exactly `indexes` (ascending, unique).
+fn spans_of(indexes: &[i64]) -> Result<Vec<Span>, ChunkError> {
+    let mut spans: Vec<Span> = Vec::new();
+    let mut end: Option<i64> = None;
+    for &i in indexes {
+        match (end, spans.last_mut()) {
+            (Some(e), Some(last)) if e == i => last.length += 1,
+            _ => {
+                let offset = i - end.unwrap_or(0);
+                let offset = i32::try_from(offset)
+                    .map_err(|_| ChunkError::new("histogram bucket index out of range"))?;
+                spans.push(Span { offset, length: 1 });
+            }
+        }
+        end = Some(i + 1);
+    }
+    Ok(spans)
+}
+
+/// The union of the samples' bucket indexes on one side, ascending.
+fn union_indexes<'a>(spans: impl Iterator<Item = &'a [Span]>) -> Vec<i64> {
+    let mut all = std::collections::BTreeSet::new();
+    for s in spans {
+        all.extend(bucket_indexes(s));
+    }
+    all.into_iter().collect()
+}
+
+/// `h`'s counts at `indexes` (0 where `h` has no bucket).
+fn expand(spans: &[Span], buckets: &[f64], indexes: &[i64]) -> Vec<f64> {
+    let own: std::collections::HashMap<i64, f64> =
+        bucket_indexes(spans).zip(buckets.iter().copied()).collect();
+    indexes
+        .iter()
+        .map(|i| own.get(i).copied().unwrap_or(0.0))
+        .collect()
+}
+
 /// Whether `next` cannot share a chunk with `previous`.
 pub fn must_cut(previous: &FloatHistogram, next: &FloatHistogram) -> bool {
-    if !next.same_layout(previous) {
+    if !compatible(previous, next) {
         return true;
     }
     let gauge = |h: &FloatHistogram| h.counter_reset_hint == CounterResetHint::Gauge;
@@ -112,28 +164,50 @@ pub fn encode(
     if samples.len() > MAX_HISTOGRAM_SAMPLES {
         return Err(ChunkError::new("too many samples for a histogram chunk"));
     }
-    if samples.iter().any(|(_, h)| !h.same_layout(first)) {
-        return Err(ChunkError::new("histogram chunk samples differ in layout"));
-    }
-    if first.positive_buckets.len() > MAX_BUCKETS
-        || first.negative_buckets.len() > MAX_BUCKETS
-        || first.custom_values.len() > MAX_BUCKETS
-        || first.positive_spans.len() > MAX_BUCKETS
-        || first.negative_spans.len() > MAX_BUCKETS
-    {
-        return Err(ChunkError::new("histogram has too many buckets"));
+    if samples.iter().any(|(_, h)| !compatible(h, first)) {
+        return Err(ChunkError::new(
+            "histogram chunk samples differ in schema or bounds",
+        ));
     }
     if samples.iter().any(|(_, h)| {
-        h.positive_buckets.len() != first.positive_buckets.len()
-            || h.negative_buckets.len() != first.negative_buckets.len()
+        h.positive_buckets.len()
+            != h.positive_spans
+                .iter()
+                .map(|s| s.length as usize)
+                .sum::<usize>()
+            || h.negative_buckets.len()
+                != h.negative_spans
+                    .iter()
+                    .map(|s| s.length as usize)
+                    .sum::<usize>()
     }) {
         return Err(ChunkError::new("histogram buckets disagree with the spans"));
     }
+    // The chunk's layout: every bucket any sample has.
+    let positive = union_indexes(samples.iter().map(|(_, h)| h.positive_spans.as_slice()));
+    let negative = union_indexes(samples.iter().map(|(_, h)| h.negative_spans.as_slice()));
+    if positive.len() > MAX_BUCKETS
+        || negative.len() > MAX_BUCKETS
+        || first.custom_values.len() > MAX_BUCKETS
+    {
+        return Err(ChunkError::new("histogram has too many buckets"));
+    }
+    let positive_spans = spans_of(&positive)?;
+    let negative_spans = spans_of(&negative)?;
+    let expanded: Vec<(Vec<f64>, Vec<f64>)> = samples
+        .iter()
+        .map(|(_, h)| {
+            (
+                expand(&h.positive_spans, &h.positive_buckets, &positive),
+                expand(&h.negative_spans, &h.negative_buckets, &negative),
+            )
+        })
+        .collect();
     put_uvarint(out, samples.len() as u64);
     out.push(hint_bits(hint) | if integer { FLAG_INTEGER } else { 0 });
     put_varint(out, i64::from(first.schema));
     out.extend_from_slice(&first.zero_threshold.to_bits().to_le_bytes());
-    for spans in [&first.positive_spans, &first.negative_spans] {
+    for spans in [&positive_spans, &negative_spans] {
         put_uvarint(out, spans.len() as u64);
         for span in spans {
             put_varint(out, i64::from(span.offset));
@@ -149,23 +223,23 @@ pub fn encode(
     dense::encode_timestamps(&column, &mut section);
     put_uvarint(out, section.len() as u64);
     out.extend_from_slice(&section);
-    let mut put_column = |out: &mut Vec<u8>, value: &dyn Fn(&FloatHistogram) -> f64| {
-        for (slot, (_, h)) in column.iter_mut().zip(samples) {
-            slot.1 = value(h);
+    let mut put_column = |out: &mut Vec<u8>, value: &dyn Fn(usize, &FloatHistogram) -> f64| {
+        for (i, (slot, (_, h))) in column.iter_mut().zip(samples).enumerate() {
+            slot.1 = value(i, h);
         }
         section.clear();
         dense::encode_values(&column, &mut section);
         put_uvarint(out, section.len() as u64);
         out.extend_from_slice(&section);
     };
-    put_column(out, &|h| h.count);
-    put_column(out, &|h| h.zero_count);
-    put_column(out, &|h| h.sum);
-    for i in 0..first.positive_buckets.len() {
-        put_column(out, &|h| h.positive_buckets[i]);
+    put_column(out, &|_, h| h.count);
+    put_column(out, &|_, h| h.zero_count);
+    put_column(out, &|_, h| h.sum);
+    for b in 0..positive.len() {
+        put_column(out, &|i, _| expanded[i].0[b]);
     }
-    for i in 0..first.negative_buckets.len() {
-        put_column(out, &|h| h.negative_buckets[i]);
+    for b in 0..negative.len() {
+        put_column(out, &|i, _| expanded[i].1[b]);
     }
     Ok(())
 }
@@ -403,6 +477,38 @@ mod tests {
             *t = i as i64;
         }
         assert_eq!(split_runs(&gauges, 120), vec![0..4]);
+    }
+
+    #[test]
+    fn new_buckets_widen_the_chunk_layout_instead_of_cutting() {
+        let a = histogram(1.0, 0);
+        let mut b = histogram(2.0, 0);
+        // A bucket appears at index 5, between the spans and beyond them.
+        b.positive_spans = vec![
+            Span {
+                offset: -2,
+                length: 3,
+            },
+            Span {
+                offset: 2,
+                length: 3,
+            },
+        ];
+        b.positive_buckets = vec![2.0, 4.0, 2.0, 4.0, 2.0, 1.0];
+        b.count += 1.0;
+        let samples = vec![(0, a.clone()), (1, b.clone())];
+        assert_eq!(split_runs(&samples, 120), vec![0..2]);
+        let mut bytes = Vec::new();
+        encode(&samples, CounterResetHint::Unknown, false, &mut bytes).unwrap();
+        let back = decode(&bytes).unwrap();
+        assert_eq!(back[1].1.positive_spans, b.positive_spans);
+        assert_eq!(back[1].1.positive_buckets, b.positive_buckets);
+        // The first sample gets the new bucket as an explicit zero.
+        assert_eq!(
+            back[0].1.positive_buckets,
+            vec![1.0, 2.0, 1.0, 2.0, 1.0, 0.0]
+        );
+        assert_eq!(back[0].1.buckets(), a.buckets());
     }
 
     #[test]
