@@ -6,8 +6,8 @@
 //! The column-wise evaluator works on floats only. When a selector meets
 //! histogram samples it says so (`Ctx::saw_histograms`), and the engine
 //! evaluates a plain selector again here, with both kinds; any other
-//! expression leaves histograms out with a warning until PromQL's
-//! histogram functions and operators exist.
+//! expression leaves histograms out until PromQL's histogram functions
+//! and operators exist.
 
 use crate::QueryError;
 use crate::ast::Expr;

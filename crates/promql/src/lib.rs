@@ -19,7 +19,7 @@
 //! Native histograms: a plain instant or range selector at the top of a
 //! query returns them ([`VectorSample::h`], [`MatrixSeries::histograms`]);
 //! functions, aggregations and operators do not evaluate them yet (a later
-//! issue) and leave them out with a warning.
+//! issue) and leave them out.
 //!
 //! This crate is not: the HTTP API (the server crate maps [`QueryError`]
 //! kinds to Prometheus's `errorType`).
