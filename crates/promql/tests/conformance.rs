@@ -1151,15 +1151,18 @@ fn range_cross_check(
         Value::Vector(
             m.into_iter()
                 .filter_map(|s| {
-                    s.points
+                    let float = s.points.iter().find(|p| p.0 == at).map(|p| (p.1, None));
+                    let histogram = s
+                        .histograms
                         .iter()
                         .find(|p| p.0 == at)
-                        .map(|p| promql::VectorSample {
-                            labels: s.labels.clone(),
-                            t: at,
-                            v: p.1,
-                            h: None,
-                        })
+                        .map(|p| (0.0, Some(p.1.clone())));
+                    float.or(histogram).map(|(v, h)| promql::VectorSample {
+                        labels: s.labels.clone(),
+                        t: at,
+                        v,
+                        h,
+                    })
                 })
                 .collect(),
         )
