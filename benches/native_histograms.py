@@ -24,8 +24,17 @@ Usage: python3 benches/native_histograms.py [--series 100] [--hours 12]
        [--schema 3] [--osprey target/debug/osprey] [--keep DIR]
 
 Results (2026-12-05, this machine, debug build of osprey, defaults:
-100 series, 12 h, 288,100 samples): see the report printed at the end;
-the figure is recorded in docs/format/chunks.md.
+100 series, 12 h, 288,100 samples, about 57 buckets a histogram):
+
+  store          samples     chunk B  B/sample     block B  B/sample
+  osprey          288100     8675314     30.11     8700703     30.20
+  prometheus      288100    11544509     40.07    11620277     40.33
+  osprey / prometheus, chunk bytes per sample: 0.751; whole blocks: 0.749
+
+The goal was at most 0.7. What is left is mostly the entropy of the
+data: the sum is a full-precision float (about 8 bytes a sample in
+either store), and each of ~57 buckets grows by a Poisson-distributed
+few counts a scrape (3-4 bits each).
 """
 
 import argparse

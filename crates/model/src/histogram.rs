@@ -168,7 +168,8 @@ fn check_custom(
     }
     let mut previous = f64::NEG_INFINITY;
     for (i, &bound) in custom_values.iter().enumerate() {
-        if !(bound > previous) {
+        // NaN compares as not greater, and is refused here too.
+        if bound.partial_cmp(&previous) != Some(std::cmp::Ordering::Greater) {
             return Err(HistogramError::new(format!(
                 "custom buckets: previous bound is {previous} and current is {bound}: histogram custom bounds must be in strictly increasing order"
             )));
@@ -694,7 +695,9 @@ mod tests {
         // Schema 1: the square root of two as Prometheus's table has it,
         // one bit below the correctly rounded 1.4142135623730951 (its
         // query API prints 1.414213562373095).
-        assert_eq!(exponential_bound(1, 1), 1.414213562373095);
+        let below_sqrt_2 = f64::from_bits(std::f64::consts::SQRT_2.to_bits() - 1);
+        assert_eq!(exponential_bound(1, 1), below_sqrt_2);
+        assert_eq!(below_sqrt_2.to_string(), "1.414213562373095");
         assert_eq!(exponential_bound(3, 1), 2.82842712474619);
         assert_eq!(exponential_bound(-1, 1), 0.7071067811865475);
         // Schema 3 fraction 1: 2^(1/8).

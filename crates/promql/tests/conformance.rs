@@ -283,7 +283,7 @@ fn parse_histogram(body: &str) -> Result<Hist, String> {
     let number =
         |v: &str| parse_float(v).ok_or_else(|| format!("bad number {v:?} in {{{{{body}}}}}"));
     let list =
-        |v: &str| -> Result<Vec<f64>, String> { v.split_whitespace().map(|x| number(x)).collect() };
+        |v: &str| -> Result<Vec<f64>, String> { v.split_whitespace().map(&number).collect() };
     while !rest.is_empty() {
         let Some((key, after)) = rest.split_once(':') else {
             return Err(format!("bad histogram {{{{{body}}}}}"));
@@ -407,7 +407,8 @@ fn add_histograms(a: &FloatHistogram, b: &FloatHistogram, sign: f64) -> FloatHis
 /// then schema, counts (float rule), threshold, custom bounds, layout,
 /// and the hint only when the expected value wrote it.
 fn histogram_equal(want: &Hist, got: &FloatHistogram) -> bool {
-    let compact = |h: &FloatHistogram| -> (Vec<(i64, f64)>, Vec<(i64, f64)>) {
+    type Buckets = Vec<(i64, f64)>;
+    let compact = |h: &FloatHistogram| -> (Buckets, Buckets) {
         let side = |spans: &[Span], counts: &[f64]| {
             bucket_indexes(spans)
                 .zip(counts.iter().copied())

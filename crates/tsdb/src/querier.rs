@@ -249,10 +249,7 @@ impl DbQuerier {
 
 /// The newest sample of two lists (each ascending), kept in its list; the
 /// other list comes back empty.
-fn latest_of(
-    mut floats: Vec<(i64, f64)>,
-    mut histograms: Vec<(i64, FloatHistogram)>,
-) -> (Vec<(i64, f64)>, Vec<(i64, FloatHistogram)>) {
+fn latest_of(mut floats: Vec<(i64, f64)>, mut histograms: Vec<(i64, FloatHistogram)>) -> Decoded {
     let float_t = floats.last().map(|x| x.0);
     let histogram_t = histograms.last().map(|x| x.0);
     match (float_t, histogram_t) {

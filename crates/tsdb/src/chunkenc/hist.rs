@@ -459,8 +459,8 @@ mod tests {
         let mut samples: Vec<(i64, FloatHistogram)> =
             (0..10).map(|i| (i, histogram(i as f64 + 1.0, 0))).collect();
         samples[4].1 = histogram(1.0, 0); // counter reset
-        for i in 7..10 {
-            samples[i].1 = histogram(i as f64, 1); // schema change
+        for (i, sample) in samples.iter_mut().enumerate().skip(7) {
+            sample.1 = histogram(i as f64, 1); // schema change
         }
         assert_eq!(split_runs(&samples, 120), vec![0..4, 4..7, 7..10]);
         assert_eq!(
