@@ -314,6 +314,16 @@ fn block_chunk_samples(
     Ok(())
 }
 
+/// The histograms as a series' iterator; an empty one allocates nothing
+/// (most series hold none, and a select builds one per series).
+fn histogram_iter(histograms: Vec<(i64, FloatHistogram)>) -> model::storage::HistogramIter {
+    if histograms.is_empty() {
+        Box::new(std::iter::empty())
+    } else {
+        Box::new(histograms.into_iter())
+    }
+}
+
 /// A part's floats and histograms.
 type Decoded = (Vec<(i64, f64)>, Vec<(i64, FloatHistogram)>);
 
@@ -511,7 +521,7 @@ fn decode_one(labels: Labels, parts: Vec<Part>, mint: i64, maxt: i64) -> Option<
         Ok((samples, histograms)) => Some(Ok(Series {
             labels,
             samples: Box::new(samples.into_iter()) as SampleIter,
-            histograms: Box::new(histograms.into_iter()),
+            histograms: histogram_iter(histograms),
         })),
         Err(e) => Some(Err(e)),
     }
@@ -709,7 +719,7 @@ impl Querier for DbQuerier {
                         Ok(Series {
                             labels,
                             samples: Box::new(samples.into_iter()) as SampleIter,
-                            histograms: Box::new(histograms.into_iter()),
+                            histograms: histogram_iter(histograms),
                         })
                     })
                 }
