@@ -24,6 +24,20 @@ pub const MAX_BUCKETS: usize = 1 << 16;
 
 const FLAG_HINT_MASK: u8 = 0b11;
 const FLAG_INTEGER: u8 = 0b100;
+/// Every sample's count is the sum of its zero count and buckets
+/// ([`derived_count`]); the count column is left out.
+const FLAG_DERIVED_COUNT: u8 = 0b1000;
+
+/// `zero_count + positive buckets + negative buckets`, added left to right
+/// in that order (the chunk's layout order), as the writer checked and the
+/// reader recomputes it: bit for bit the same on both sides.
+fn derived_count(zero_count: f64, positive: &[f64], negative: &[f64]) -> f64 {
+    let mut total = zero_count;
+    for c in positive.iter().chain(negative) {
+        total += c;
+    }
+    total
+}
 
 fn hint_bits(hint: CounterResetHint) -> u8 {
     hint as u8
@@ -203,8 +217,17 @@ pub fn encode(
             )
         })
         .collect();
+    // A counter's count is nearly always the sum of its buckets (integer
+    // histograms without NaN observations): then it costs nothing.
+    let count_derived = samples.iter().zip(&expanded).all(|((_, h), (p, n))| {
+        derived_count(h.zero_count, p, n).to_bits() == h.count.to_bits()
+    });
     put_uvarint(out, samples.len() as u64);
-    out.push(hint_bits(hint) | if integer { FLAG_INTEGER } else { 0 });
+    out.push(
+        hint_bits(hint)
+            | if integer { FLAG_INTEGER } else { 0 }
+            | if count_derived { FLAG_DERIVED_COUNT } else { 0 },
+    );
     put_varint(out, i64::from(first.schema));
     out.extend_from_slice(&first.zero_threshold.to_bits().to_le_bytes());
     for spans in [&positive_spans, &negative_spans] {
@@ -232,7 +255,9 @@ pub fn encode(
         put_uvarint(out, section.len() as u64);
         out.extend_from_slice(&section);
     };
-    put_column(out, &|_, h| h.count);
+    if !count_derived {
+        put_column(out, &|_, h| h.count);
+    }
     put_column(out, &|_, h| h.zero_count);
     put_column(out, &|_, h| h.sum);
     for b in 0..positive.len() {
@@ -302,7 +327,7 @@ fn read_header(bytes: &[u8], position: &mut usize) -> Result<Header, ChunkError>
         return Err(ChunkError::new("histogram chunk sample count out of range"));
     }
     let flags = get_byte(bytes, position)?;
-    if flags & !(FLAG_HINT_MASK | FLAG_INTEGER) != 0 {
+    if flags & !(FLAG_HINT_MASK | FLAG_INTEGER | FLAG_DERIVED_COUNT) != 0 {
         return Err(ChunkError::new("unknown histogram chunk flags"));
     }
     let schema = i32::try_from(get_varint(bytes, position)?)
@@ -359,7 +384,11 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<(i64, FloatHistogram)>, ChunkError> {
     let column = |position: &mut usize| -> Result<Vec<f64>, ChunkError> {
         dense::decode_values(section(bytes, position)?, n)
     };
-    let count = column(&mut position)?;
+    let count = if header.flags & FLAG_DERIVED_COUNT == 0 {
+        Some(column(&mut position)?)
+    } else {
+        None
+    };
     let zero_count = column(&mut position)?;
     let sum = column(&mut position)?;
     let mut positive = Vec::with_capacity(header.n_positive);
@@ -384,11 +413,14 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<(i64, FloatHistogram)>, ChunkError> {
     for i in 0..n {
         let mut h = header.template.clone();
         h.counter_reset_hint = if i == 0 { first_hint } else { later_hint };
-        h.count = count[i];
         h.zero_count = zero_count[i];
         h.sum = sum[i];
         h.positive_buckets = positive.iter().map(|c| c[i]).collect();
         h.negative_buckets = negative.iter().map(|c| c[i]).collect();
+        h.count = match &count {
+            Some(count) => count[i],
+            None => derived_count(zero_count[i], &h.positive_buckets, &h.negative_buckets),
+        };
         out.push((timestamps[i], h));
     }
     Ok(out)
@@ -509,6 +541,28 @@ mod tests {
             vec![1.0, 2.0, 1.0, 2.0, 1.0, 0.0]
         );
         assert_eq!(back[0].1.buckets(), a.buckets());
+    }
+
+    #[test]
+    fn a_count_that_sums_the_buckets_is_not_stored() {
+        let mut samples: Vec<(i64, FloatHistogram)> =
+            (0..50).map(|i| (i * 1000, histogram(i as f64 + 1.0, 0))).collect();
+        let mut apart = Vec::new();
+        encode(&samples, CounterResetHint::Unknown, false, &mut apart).unwrap();
+        for (_, h) in &mut samples {
+            h.count = h.zero_count
+                + h.positive_buckets.iter().sum::<f64>()
+                + h.negative_buckets.iter().sum::<f64>();
+        }
+        let mut derived = Vec::new();
+        encode(&samples, CounterResetHint::Unknown, false, &mut derived).unwrap();
+        assert!(derived.len() < apart.len());
+        assert_ne!(derived[1] & FLAG_DERIVED_COUNT, 0);
+        assert_eq!(apart[1] & FLAG_DERIVED_COUNT, 0);
+        let back = decode(&derived).unwrap();
+        for ((_, h), (_, b)) in samples.iter().zip(&back) {
+            assert_eq!(h.count.to_bits(), b.count.to_bits());
+        }
     }
 
     #[test]
