@@ -7,6 +7,7 @@
 //! [`decode`] reads a chunk back, never panicking on corrupt bytes.
 
 use super::dense;
+use super::{BitWriter, read_bits, read_xor_value, write_xor_value};
 use super::{ChunkError, get_byte, get_u64_le, get_uvarint, get_varint, put_uvarint, put_varint};
 use model::histogram::{CounterResetHint, FloatHistogram, Span, bucket_indexes, is_valid_schema};
 
@@ -27,6 +28,59 @@ const FLAG_INTEGER: u8 = 0b100;
 /// Every sample's count is the sum of its zero count and buckets
 /// ([`derived_count`]); the count column is left out.
 const FLAG_DERIVED_COUNT: u8 = 0b1000;
+
+/// The kind byte of a sum column coded as XOR against a linear prediction
+/// (the Dense values kinds are 0..=3).
+const SUM_PREDICTED_XOR: u8 = 4;
+
+/// The prediction of value `i` (≥ 1) from the two before it: the previous
+/// value plus the previous step (the previous value alone for `i == 1`, or
+/// where the step is not finite). Writer and reader compute it from the
+/// same exact values, so it is the same bits on both sides.
+fn predicted_bits(values: &[f64], i: usize) -> u64 {
+    if i < 2 {
+        return values[i - 1].to_bits();
+    }
+    let (a, b) = (values[i - 1], values[i - 2]);
+    let p = a + (a - b);
+    if p.is_finite() {
+        p.to_bits()
+    } else {
+        a.to_bits()
+    }
+}
+
+/// A counter histogram's sum grows by about the same each scrape, so XOR
+/// against the predicted value leaves more leading zero bits than XOR
+/// against the previous value.
+fn encode_sum_predicted(values: &[f64], out: &mut Vec<u8>) {
+    out.push(SUM_PREDICTED_XOR);
+    let mut writer = BitWriter::default();
+    let mut window = None;
+    writer.write(out, values[0].to_bits(), 64);
+    for i in 1..values.len() {
+        write_xor_value(
+            &mut writer,
+            out,
+            values[i].to_bits(),
+            predicted_bits(values, i),
+            &mut window,
+        );
+    }
+}
+
+fn decode_sum_predicted(section: &[u8], n: usize) -> Result<Vec<f64>, ChunkError> {
+    let mut position = 8;
+    let mut values = Vec::with_capacity(n.min(MAX_HISTOGRAM_SAMPLES));
+    values.push(f64::from_bits(read_bits(section, &mut position, 64)?));
+    let mut window = None;
+    for i in 1..n {
+        let mut bits = predicted_bits(&values, i);
+        read_xor_value(section, &mut position, &mut bits, &mut window)?;
+        values.push(f64::from_bits(bits));
+    }
+    Ok(values)
+}
 
 /// `zero_count + positive buckets + negative buckets`, added left to right
 /// in that order (the chunk's layout order), as the writer checked and the
@@ -219,9 +273,10 @@ pub fn encode(
         .collect();
     // A counter's count is nearly always the sum of its buckets (integer
     // histograms without NaN observations): then it costs nothing.
-    let count_derived = samples.iter().zip(&expanded).all(|((_, h), (p, n))| {
-        derived_count(h.zero_count, p, n).to_bits() == h.count.to_bits()
-    });
+    let count_derived = samples
+        .iter()
+        .zip(&expanded)
+        .all(|((_, h), (p, n))| derived_count(h.zero_count, p, n).to_bits() == h.count.to_bits());
     put_uvarint(out, samples.len() as u64);
     out.push(
         hint_bits(hint)
@@ -246,6 +301,24 @@ pub fn encode(
     dense::encode_timestamps(&column, &mut section);
     put_uvarint(out, section.len() as u64);
     out.extend_from_slice(&section);
+    // The sum: the Dense section or the predicted XOR, whichever is
+    // smaller (written in its place below).
+    let sums: Vec<f64> = samples.iter().map(|(_, h)| h.sum).collect();
+    let mut predicted = Vec::new();
+    encode_sum_predicted(&sums, &mut predicted);
+    for (slot, &sum) in column.iter_mut().zip(&sums) {
+        slot.1 = sum;
+    }
+    let mut dense_sum = Vec::new();
+    dense::encode_values(&column, &mut dense_sum);
+    let best = if predicted.len() < dense_sum.len() {
+        predicted
+    } else {
+        dense_sum
+    };
+    let mut sum_bytes = Vec::new();
+    put_uvarint(&mut sum_bytes, best.len() as u64);
+    sum_bytes.extend_from_slice(&best);
     let mut put_column = |out: &mut Vec<u8>, value: &dyn Fn(usize, &FloatHistogram) -> f64| {
         for (i, (slot, (_, h))) in column.iter_mut().zip(samples).enumerate() {
             slot.1 = value(i, h);
@@ -259,7 +332,7 @@ pub fn encode(
         put_column(out, &|_, h| h.count);
     }
     put_column(out, &|_, h| h.zero_count);
-    put_column(out, &|_, h| h.sum);
+    out.extend_from_slice(&sum_bytes);
     for b in 0..positive.len() {
         put_column(out, &|i, _| expanded[i].0[b]);
     }
@@ -390,7 +463,12 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<(i64, FloatHistogram)>, ChunkError> {
         None
     };
     let zero_count = column(&mut position)?;
-    let sum = column(&mut position)?;
+    let sum_section = section(bytes, &mut position)?;
+    let sum = if sum_section.first() == Some(&SUM_PREDICTED_XOR) {
+        decode_sum_predicted(sum_section, n)?
+    } else {
+        dense::decode_values(sum_section, n)?
+    };
     let mut positive = Vec::with_capacity(header.n_positive);
     for _ in 0..header.n_positive {
         positive.push(column(&mut position)?);
@@ -545,8 +623,9 @@ mod tests {
 
     #[test]
     fn a_count_that_sums_the_buckets_is_not_stored() {
-        let mut samples: Vec<(i64, FloatHistogram)> =
-            (0..50).map(|i| (i * 1000, histogram(i as f64 + 1.0, 0))).collect();
+        let mut samples: Vec<(i64, FloatHistogram)> = (0..50)
+            .map(|i| (i * 1000, histogram(i as f64 + 1.0, 0)))
+            .collect();
         let mut apart = Vec::new();
         encode(&samples, CounterResetHint::Unknown, false, &mut apart).unwrap();
         for (_, h) in &mut samples {
@@ -563,6 +642,43 @@ mod tests {
         for ((_, h), (_, b)) in samples.iter().zip(&back) {
             assert_eq!(h.count.to_bits(), b.count.to_bits());
         }
+    }
+
+    #[test]
+    fn full_precision_sums_round_trip_through_the_predicted_xor() {
+        let mut sum = 0.0f64;
+        let mut samples: Vec<(i64, FloatHistogram)> = (0..200)
+            .map(|i| {
+                sum += 10.0 + f64::from((i * 7919) % 13) / 7.3;
+                let mut h = histogram(1.0, 0);
+                h.sum = sum;
+                (i64::from(i) * 15_000, h)
+            })
+            .collect();
+        samples[50].1.sum = f64::NAN;
+        samples[51].1.sum = f64::INFINITY;
+        samples[120].1.sum = model::STALE_NAN;
+        let sums: Vec<f64> = samples.iter().map(|(_, h)| h.sum).collect();
+        let mut predicted = Vec::new();
+        encode_sum_predicted(&sums, &mut predicted);
+        let back = decode_sum_predicted(&predicted, sums.len()).unwrap();
+        assert!(
+            sums.iter()
+                .zip(&back)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+        );
+        for cut in 1..predicted.len() - 1 {
+            let _ = decode_sum_predicted(&predicted[..cut], sums.len());
+        }
+        let mut bytes = Vec::new();
+        encode(&samples, CounterResetHint::Unknown, false, &mut bytes).unwrap();
+        let back = decode(&bytes).unwrap();
+        assert!(
+            samples
+                .iter()
+                .zip(&back)
+                .all(|((_, a), (_, b))| a.sum.to_bits() == b.sum.to_bits())
+        );
     }
 
     #[test]
