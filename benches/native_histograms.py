@@ -27,9 +27,9 @@ Results (2026-12-05, this machine, debug build of osprey, defaults:
 100 series, 12 h, 288,100 samples, about 57 buckets a histogram):
 
   store          samples     chunk B  B/sample     block B  B/sample
-  osprey          288100     8675314     30.11     8700703     30.20
-  prometheus      288100    11544509     40.07    11620277     40.33
-  osprey / prometheus, chunk bytes per sample: 0.751; whole blocks: 0.749
+  osprey          288100     8383645     29.10     8409024     29.19
+  prometheus      288100    11546008     40.08    11621924     40.34
+  osprey / prometheus, chunk bytes per sample: 0.726; whole blocks: 0.724
 
 The goal was at most 0.7. What is left is mostly the entropy of the
 data: the sum is a full-precision float (about 8 bytes a sample in
