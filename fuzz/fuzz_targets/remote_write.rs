@@ -16,4 +16,18 @@ fuzz_target!(|data: &[u8]| {
         assert!(!samples.is_empty());
         Ok(())
     });
+    // The histograms path the handler takes: each histogram decodes to
+    // values the model can validate (an error, never a panic).
+    let _ = remote::visit_write_request_full::<remote::RemoteWriteError>(
+        data,
+        |_, _, _, histograms| {
+            for h in histograms {
+                let _ = match h {
+                    remote::RawHistogram::Integer { histogram, .. } => histogram.validate(),
+                    remote::RawHistogram::Float { histogram, .. } => histogram.validate(),
+                };
+            }
+            Ok(())
+        },
+    );
 });

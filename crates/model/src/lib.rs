@@ -10,6 +10,8 @@
 //!   [`storage::Appendable`]/[`storage::Appender`] to write,
 //!   [`storage::Queryable`]/[`storage::Querier`] to read. PromQL and the HTTP
 //!   API read only through these traits; the TSDB implements them.
+//! - [`histogram`] holds native histograms (integer and float, exponential
+//!   and custom-bucket schemas) with Prometheus's validation.
 //! - [`exposition`] parses the Prometheus text format and OpenMetrics.
 //! - [`relabel`] is Prometheus's relabelling (every action, Go's
 //!   `regexp.Expand` replacements, MD5 `hashmod`), shared by scraping, the
@@ -29,6 +31,8 @@ pub mod duration;
 pub mod exemplar;
 pub mod exposition;
 pub mod hash;
+pub mod histogram;
+mod histogram_bounds;
 pub mod labels;
 pub mod limits;
 pub mod matcher;

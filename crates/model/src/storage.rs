@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 
 use crate::exemplar::{Exemplar, ExemplarCounters, ExemplarSeries};
+use crate::histogram::{FloatHistogram, Histogram};
 use crate::{Labels, Matcher};
 
 /// What went wrong in storage. `kind` says how a caller should react.
@@ -153,6 +154,40 @@ pub trait Appender: Send {
         let _ = (labels, exemplar);
         Ok(())
     }
+
+    /// Stages one native histogram sample (a float histogram; integer ones
+    /// go through [`Appender::append_int_histogram`]). The histogram must
+    /// be valid ([`FloatHistogram::validate`]); a store checks it again.
+    /// A series holds floats and histograms one after the other, never two
+    /// samples at one timestamp. By default an `InvalidInput` error: the
+    /// store keeps no histograms.
+    fn append_histogram(
+        &mut self,
+        labels: &Labels,
+        t: i64,
+        histogram: &FloatHistogram,
+    ) -> Result<()> {
+        let _ = (labels, t, histogram);
+        Err(StorageError::new(
+            StorageErrorKind::InvalidInput,
+            "native histograms not supported",
+        ))
+    }
+
+    /// Validates an integer histogram with Prometheus's rules and stages
+    /// it as [`Appender::append_histogram`] does, converted to floats
+    /// (exact for counts below 2^53).
+    fn append_int_histogram(
+        &mut self,
+        labels: &Labels,
+        t: i64,
+        histogram: &Histogram,
+    ) -> Result<()> {
+        histogram
+            .validate()
+            .map_err(|e| StorageError::new(StorageErrorKind::InvalidInput, e.to_string()))?;
+        self.append_histogram(labels, t, &histogram.to_float())
+    }
 }
 
 /// A source of queriers.
@@ -174,9 +209,16 @@ pub trait Querier: Send {
     fn select_latest(&self, matchers: &[Matcher]) -> Result<SeriesSet> {
         let set = self.select(matchers)?;
         Ok(Box::new(set.map(|s| {
-            s.map(|s| Series {
-                labels: s.labels,
-                samples: Box::new(s.samples.last().into_iter()),
+            s.map(|s| {
+                let float = s.samples.last();
+                let histogram = s.histograms.last();
+                match (float, histogram) {
+                    (Some(f), Some(h)) if h.0 > f.0 => {
+                        Series::histograms(s.labels, Box::new(std::iter::once(h)))
+                    }
+                    (Some(f), _) => Series::floats(s.labels, Box::new(std::iter::once(f))),
+                    (None, h) => Series::histograms(s.labels, Box::new(h.into_iter())),
+                }
             })
         })))
     }
@@ -251,14 +293,43 @@ pub struct HintedSet {
 /// A stream of series.
 pub type SeriesSet = Box<dyn Iterator<Item = Result<Series>> + Send>;
 
-/// One series: its labels and its samples in time order.
+/// One series: its labels and its samples in time order. A series may
+/// hold float samples and native histogram samples (Prometheus lets a
+/// series switch from one to the other); they come as two iterators,
+/// each ascending, with no timestamp in both. A reader that wants one
+/// stream merges them by timestamp; one that cannot use histograms yet
+/// drops `histograms` on purpose.
 pub struct Series {
     pub labels: Labels,
     pub samples: SampleIter,
+    pub histograms: HistogramIter,
+}
+
+impl Series {
+    /// A series of float samples only.
+    pub fn floats(labels: Labels, samples: SampleIter) -> Series {
+        Series {
+            labels,
+            samples,
+            histograms: Box::new(std::iter::empty()),
+        }
+    }
+
+    /// A series of histogram samples only.
+    pub fn histograms(labels: Labels, histograms: HistogramIter) -> Series {
+        Series {
+            labels,
+            samples: Box::new(std::iter::empty()),
+            histograms,
+        }
+    }
 }
 
 /// Samples of one series, ascending by timestamp, one per timestamp.
 pub type SampleIter = Box<dyn Iterator<Item = (i64, f64)> + Send>;
+
+/// Native histogram samples of one series, ascending by timestamp.
+pub type HistogramIter = Box<dyn Iterator<Item = (i64, FloatHistogram)> + Send>;
 
 /// Whether a matcher list is allowed to select: at least one matcher must
 /// not match the empty string, so a selector cannot ask for every series

@@ -4,6 +4,7 @@ use crate::ast::{Expr, ValueType};
 use crate::eval::{Ctx, Steps};
 use crate::value::{StepSeries, Val};
 use model::Labels;
+use model::histogram::FloatHistogram;
 use model::storage::Queryable;
 use std::collections::HashMap;
 use std::fmt;
@@ -110,17 +111,23 @@ pub enum Value {
     Matrix(Vec<MatrixSeries>),
 }
 
+/// One sample of an instant vector: a float `v`, or a native histogram
+/// `h` (then `v` is 0 and means nothing).
 #[derive(Clone, Debug, PartialEq)]
 pub struct VectorSample {
     pub labels: Labels,
     pub t: i64,
     pub v: f64,
+    pub h: Option<FloatHistogram>,
 }
 
+/// One series of a range result: float points and native histogram
+/// points, each ascending, no timestamp in both.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MatrixSeries {
     pub labels: Labels,
     pub points: Vec<(i64, f64)>,
+    pub histograms: Vec<(i64, FloatHistogram)>,
 }
 
 /// How a query failed; the HTTP layer maps this to `errorType`.
@@ -384,11 +391,23 @@ impl Engine {
         );
         ctx.set_max_source_resolution(options.max_source_resolution_ms);
         let val = ctx.eval_top(&expr, &steps)?;
-        let value = if is_range {
+        let mut value = if is_range {
             range_value(val, &steps)?
         } else {
             instant_value(val, start)?
         };
+        if ctx.saw_histograms.get() {
+            // Native histograms: a plain selector returns them; anything
+            // else leaves them out on purpose until their functions and
+            // operators exist (a later issue). No annotation: Prometheus
+            // gives none where its conformance scripts check, e.g. for
+            // `irate` over a series that turns into histograms.
+            if let Some(with_histograms) =
+                crate::histselect::plain_selector(&ctx, &expr, &steps, is_range)?
+            {
+                value = with_histograms;
+            }
+        }
         let (warnings, infos, total_samples, peak_samples) = ctx.finish();
         Ok(QueryOutput {
             value,
@@ -483,6 +502,7 @@ fn instant_value(val: Val, t: i64) -> Result<Value, QueryError> {
                         labels: final_labels(s.labels, s.drop_name),
                         t,
                         v: *v,
+                        h: None,
                     });
                 }
             }
@@ -503,6 +523,7 @@ fn instant_value(val: Val, t: i64) -> Result<Value, QueryError> {
                 out.push(MatrixSeries {
                     labels: final_labels(s.labels, s.drop_name),
                     points: s.samples,
+                    histograms: Vec::new(),
                 });
             }
             out.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -523,6 +544,7 @@ fn range_value(val: Val, steps: &Steps) -> Result<Value, QueryError> {
                 .enumerate()
                 .map(|(i, v)| (steps.time(i), *v))
                 .collect(),
+            histograms: Vec::new(),
         }]),
         Val::Vector(series) => Value::Matrix(merge_series(series, steps)?),
         Val::String(_) | Val::Matrix(_) => {
@@ -573,6 +595,7 @@ pub(crate) fn merge_series(
                 .enumerate()
                 .filter_map(|(i, p)| p.map(|v| (steps.time(i), v)))
                 .collect(),
+            histograms: Vec::new(),
         })
         .collect();
     out.sort_by(|a, b| a.labels.cmp(&b.labels));

@@ -45,7 +45,7 @@ pub(crate) const DEFAULT_SUBQUERY_STEP_MS: i64 = 60_000;
 
 /// Per-query evaluation state.
 pub(crate) struct Ctx<'a> {
-    storage: &'a dyn Queryable,
+    pub(crate) storage: &'a dyn Queryable,
     /// The query text, to place annotations.
     query_text: &'a str,
     pub lookback: i64,
@@ -62,6 +62,9 @@ pub(crate) struct Ctx<'a> {
     checks: Cell<u32>,
     /// `max_source_resolution`: see [`crate::QueryOptions`].
     max_source_resolution_ms: Cell<Option<i64>>,
+    /// Whether a selector met native histogram samples, which the float
+    /// evaluation leaves out (see `crate::histselect`).
+    pub(crate) saw_histograms: Cell<bool>,
 }
 
 /// A range-vector argument: its series and, per step, the window end
@@ -109,6 +112,7 @@ impl<'a> Ctx<'a> {
             infos: RefCell::new(Vec::new()),
             checks: Cell::new(0),
             max_source_resolution_ms: Cell::new(None),
+            saw_histograms: Cell::new(false),
         }
     }
 
@@ -475,7 +479,11 @@ impl<'a> Ctx<'a> {
         .map_err(|e| QueryError::execution(e.to_string()))?;
         for series in set {
             self.check_deadline()?;
-            let series = series.map_err(|e| QueryError::execution(e.to_string()))?;
+            let mut series = series.map_err(|e| QueryError::execution(e.to_string()))?;
+            // Native histograms: not evaluated here (noted for the engine).
+            if series.histograms.next().is_some() {
+                self.saw_histograms.set(true);
+            }
             let mut samples = series.samples.peekable();
             let mut last: Option<(i64, f64)> = None;
             let mut points = Vec::with_capacity(steps.n);
@@ -679,7 +687,11 @@ impl<'a> Ctx<'a> {
         let arg = &*arg;
         for series in set {
             self.check_deadline()?;
-            let series = series.map_err(|e| QueryError::execution(e.to_string()))?;
+            let mut series = series.map_err(|e| QueryError::execution(e.to_string()))?;
+            // Native histograms: not evaluated here (noted for the engine).
+            if series.histograms.next().is_some() {
+                self.saw_histograms.set(true);
+            }
             // Sized from the store's count: collecting through the filter
             // would grow the vector step by step.
             let mut samples: Vec<(i64, f64)> = Vec::with_capacity(series.samples.size_hint().0);

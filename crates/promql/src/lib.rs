@@ -16,9 +16,13 @@
 //! handled once per series rather than once per step. Selectors stream
 //! series from storage into aggregations without materialising them.
 //!
+//! Native histograms: a plain instant or range selector at the top of a
+//! query returns them ([`VectorSample::h`], [`MatrixSeries::histograms`]);
+//! functions, aggregations and operators do not evaluate them yet (a later
+//! issue) and leave them out.
+//!
 //! This crate is not: the HTTP API (the server crate maps [`QueryError`]
-//! kinds to Prometheus's `errorType`), nor native histograms (a later
-//! issue; their samples are not stored by the storage contract yet).
+//! kinds to Prometheus's `errorType`).
 
 pub mod ast;
 pub mod drift;
@@ -26,6 +30,7 @@ mod engine;
 mod eval;
 mod format;
 mod functions;
+mod histselect;
 mod info;
 mod lexer;
 pub mod parser;

@@ -17,6 +17,7 @@
 //! end of this file; `PROMQL_AUDIT_NH=<path>` writes its facts per eval).
 
 use model::Labels;
+use model::histogram::{CounterResetHint, FloatHistogram, Span, bucket_indexes};
 use model::storage::Appendable;
 use promql::ast::{At, Expr};
 use promql::{Engine, EngineOptions, QueryOutput, Value};
@@ -114,8 +115,9 @@ fn promql_conformance() {
     if report.skipped_but_passing > 0 {
         let _ = writeln!(
             out,
-            "  note: {} skipped cases pass now",
-            report.skipped_but_passing
+            "  note: {} skipped cases pass now: {}",
+            report.skipped_but_passing,
+            report.passing_skips.join(" ")
         );
     }
     if let Ok(path) = std::env::var("PROMQL_AUDIT_NH") {
@@ -317,12 +319,188 @@ fn engine() -> Engine {
 // Script parsing.
 
 /// One item of an expanded series: a float, a missing slot, or a native
-/// histogram (which osprey does not store yet).
+/// histogram (loaded into the store as a float histogram).
 #[derive(Clone, Debug, PartialEq)]
 enum Item {
     Float(f64),
     Missing,
-    Histogram,
+    Histogram(Box<Hist>),
+}
+
+/// A histogram literal and whether it wrote its counter-reset hint (the
+/// hint is compared only then).
+#[derive(Clone, Debug, PartialEq)]
+struct Hist {
+    h: FloatHistogram,
+    hint_written: bool,
+}
+
+/// Parses the inside of `{{ … }}` (see the conformance README).
+fn parse_histogram(body: &str) -> Result<Hist, String> {
+    let mut h = FloatHistogram::default();
+    let mut hint_written = false;
+    let (mut buckets, mut n_buckets) = (Vec::new(), Vec::new());
+    let (mut offset, mut n_offset) = (0i32, 0i32);
+    let mut rest = body.trim();
+    let number =
+        |v: &str| parse_float(v).ok_or_else(|| format!("bad number {v:?} in {{{{{body}}}}}"));
+    let list =
+        |v: &str| -> Result<Vec<f64>, String> { v.split_whitespace().map(&number).collect() };
+    while !rest.is_empty() {
+        let Some((key, after)) = rest.split_once(':') else {
+            return Err(format!("bad histogram {{{{{body}}}}}"));
+        };
+        let key = key.trim();
+        let (value, next) = if let Some(inner) = after.strip_prefix('[') {
+            let end = inner
+                .find(']')
+                .ok_or_else(|| format!("unclosed list in {{{{{body}}}}}"))?;
+            (&inner[..end], inner[end + 1..].trim_start())
+        } else {
+            match after.split_once(char::is_whitespace) {
+                Some((v, n)) => (v, n.trim_start()),
+                None => (after, ""),
+            }
+        };
+        match key {
+            "schema" => h.schema = value.parse().map_err(|_| format!("bad schema {value}"))?,
+            "sum" => h.sum = number(value)?,
+            "count" => h.count = number(value)?,
+            "z_bucket" => h.zero_count = number(value)?,
+            "z_bucket_w" => h.zero_threshold = number(value)?,
+            "buckets" => buckets = list(value)?,
+            "n_buckets" => n_buckets = list(value)?,
+            "offset" => offset = value.parse().map_err(|_| format!("bad offset {value}"))?,
+            "n_offset" => n_offset = value.parse().map_err(|_| format!("bad n_offset {value}"))?,
+            "custom_values" => h.custom_values = list(value)?,
+            "counter_reset_hint" => {
+                hint_written = true;
+                h.counter_reset_hint = match value {
+                    "unknown" => CounterResetHint::Unknown,
+                    "reset" => CounterResetHint::CounterReset,
+                    "not_reset" => CounterResetHint::NotCounterReset,
+                    "gauge" => CounterResetHint::Gauge,
+                    other => return Err(format!("bad counter_reset_hint {other}")),
+                }
+            }
+            other => return Err(format!("unknown histogram key {other}")),
+        }
+        rest = next;
+    }
+    let span = |offset: i32, n: usize| {
+        if n == 0 {
+            Vec::new()
+        } else {
+            vec![Span {
+                offset,
+                length: n as u32,
+            }]
+        }
+    };
+    h.positive_spans = span(offset, buckets.len());
+    h.negative_spans = span(n_offset, n_buckets.len());
+    h.positive_buckets = buckets;
+    h.negative_buckets = n_buckets;
+    Ok(Hist { h, hint_written })
+}
+
+/// `a + sign·b` bucket by bucket; `b` is brought down to `a`'s schema
+/// first (a coarser bucket sums the finer ones it holds).
+fn add_histograms(a: &FloatHistogram, b: &FloatHistogram, sign: f64) -> FloatHistogram {
+    let reduce = |index: i64| -> i64 {
+        if b.schema > a.schema && a.schema != model::histogram::CUSTOM_BUCKETS_SCHEMA {
+            ((index - 1) >> (b.schema - a.schema)) + 1
+        } else {
+            index
+        }
+    };
+    let side = |spans: &[Span], counts: &[f64], b_spans: &[Span], b_counts: &[f64]| {
+        let mut all: BTreeMap<i64, f64> = BTreeMap::new();
+        for (i, c) in bucket_indexes(spans).zip(counts) {
+            *all.entry(i).or_default() += c;
+        }
+        for (i, c) in bucket_indexes(b_spans).zip(b_counts) {
+            *all.entry(reduce(i)).or_default() += sign * c;
+        }
+        let mut out_spans: Vec<Span> = Vec::new();
+        let mut end: Option<i64> = None;
+        let mut out_counts = Vec::new();
+        for (i, c) in all {
+            match (end, out_spans.last_mut()) {
+                (Some(e), Some(last)) if e == i => last.length += 1,
+                _ => out_spans.push(Span {
+                    offset: (i - end.unwrap_or(0)) as i32,
+                    length: 1,
+                }),
+            }
+            end = Some(i + 1);
+            out_counts.push(c);
+        }
+        (out_spans, out_counts)
+    };
+    let (positive_spans, positive_buckets) = side(
+        &a.positive_spans,
+        &a.positive_buckets,
+        &b.positive_spans,
+        &b.positive_buckets,
+    );
+    let (negative_spans, negative_buckets) = side(
+        &a.negative_spans,
+        &a.negative_buckets,
+        &b.negative_spans,
+        &b.negative_buckets,
+    );
+    FloatHistogram {
+        counter_reset_hint: a.counter_reset_hint,
+        schema: a.schema,
+        zero_threshold: a.zero_threshold,
+        zero_count: a.zero_count + sign * b.zero_count,
+        count: a.count + sign * b.count,
+        sum: a.sum + sign * b.sum,
+        positive_spans,
+        negative_spans,
+        positive_buckets,
+        negative_buckets,
+        custom_values: a.custom_values.clone(),
+    }
+}
+
+/// The histogram rule of the README: compact both (drop zero buckets),
+/// then schema, counts (float rule), threshold, custom bounds, layout,
+/// and the hint only when the expected value wrote it.
+fn histogram_equal(want: &Hist, got: &FloatHistogram) -> bool {
+    type Buckets = Vec<(i64, f64)>;
+    let compact = |h: &FloatHistogram| -> (Buckets, Buckets) {
+        let side = |spans: &[Span], counts: &[f64]| {
+            bucket_indexes(spans)
+                .zip(counts.iter().copied())
+                .filter(|(_, c)| *c != 0.0)
+                .collect::<Vec<_>>()
+        };
+        (
+            side(&h.positive_spans, &h.positive_buckets),
+            side(&h.negative_spans, &h.negative_buckets),
+        )
+    };
+    let w = &want.h;
+    let same_side = |a: &[(i64, f64)], b: &[(i64, f64)]| {
+        a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .all(|(x, y)| x.0 == y.0 && float_equal(x.1, y.1))
+    };
+    let (wp, wn) = compact(w);
+    let (gp, gn) = compact(got);
+    w.schema == got.schema
+        && float_equal(w.count, got.count)
+        && float_equal(w.sum, got.sum)
+        && float_equal(w.zero_count, got.zero_count)
+        && w.zero_threshold.to_bits() == got.zero_threshold.to_bits()
+        && (w.schema != model::histogram::CUSTOM_BUCKETS_SCHEMA
+            || w.custom_values == got.custom_values)
+        && same_side(&wp, &gp)
+        && same_side(&wn, &gn)
+        && (!want.hint_written || w.counter_reset_hint == got.counter_reset_hint)
 }
 
 fn parse_duration(s: &str) -> Option<i64> {
@@ -361,17 +539,48 @@ fn expand_item(item: &str, out: &mut Vec<Item>) -> Result<(), String> {
         out.push(Item::Float(model::STALE_NAN));
         return Ok(());
     }
-    if item.starts_with("{{") {
-        let times = match item.rfind("}}x") {
-            Some(i) => {
-                item[i + 3..]
-                    .parse::<usize>()
-                    .map_err(|_| format!("bad item {item}"))?
-                    + 1
-            }
-            None => 1,
+    if let Some(after_open) = item.strip_prefix("{{") {
+        let close = after_open
+            .find("}}")
+            .ok_or_else(|| format!("bad item {item}"))?;
+        let base = parse_histogram(&after_open[..close])?;
+        let tail = &after_open[close + 2..];
+        // `{{B}}xN`, `{{B}}+{{I}}xN`, `{{B}}-{{I}}xN`, or `{{B}}` alone.
+        if tail.is_empty() {
+            out.push(Item::Histogram(Box::new(base)));
+            return Ok(());
+        }
+        if let Some(n) = tail.strip_prefix('x') {
+            let n: usize = n.parse().map_err(|_| format!("bad item {item}"))?;
+            out.extend(std::iter::repeat_n(Item::Histogram(Box::new(base)), n + 1));
+            return Ok(());
+        }
+        let sign = match tail.as_bytes().first() {
+            Some(b'+') => 1.0,
+            Some(b'-') => -1.0,
+            _ => return Err(format!("bad item {item}")),
         };
-        out.extend(std::iter::repeat_n(Item::Histogram, times));
+        let increment_text = tail[1..]
+            .strip_prefix("{{")
+            .ok_or_else(|| format!("bad item {item}"))?;
+        let close = increment_text
+            .find("}}")
+            .ok_or_else(|| format!("bad item {item}"))?;
+        let increment = parse_histogram(&increment_text[..close])?;
+        let n: usize = increment_text[close + 2..]
+            .strip_prefix('x')
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| format!("bad item {item}"))?;
+        let mut current = base.h;
+        for k in 0..=n {
+            if k > 0 {
+                current = add_histograms(&current, &increment.h, sign);
+            }
+            out.push(Item::Histogram(Box::new(Hist {
+                h: current.clone(),
+                hint_written: increment.hint_written,
+            })));
+        }
         return Ok(());
     }
     if let Some(v) = parse_float(item) {
@@ -852,9 +1061,13 @@ fn run_file(
                 let mut app = store.db.appender();
                 for (labels, items) in &lines {
                     for (i, item) in items.iter().enumerate() {
-                        if let Item::Float(v) = item
-                            && let Err(e) = app.append(labels, i as i64 * step, *v)
-                        {
+                        let t = i as i64 * step;
+                        let result = match item {
+                            Item::Float(v) => app.append(labels, t, *v),
+                            Item::Histogram(h) => app.append_histogram(labels, t, &h.h),
+                            Item::Missing => Ok(()),
+                        };
+                        if let Err(e) = result {
                             report.failures.push(format!("{name}: load failed: {e}"));
                         }
                     }
@@ -1001,14 +1214,18 @@ fn range_cross_check(
         Value::Vector(
             m.into_iter()
                 .filter_map(|s| {
-                    s.points
+                    let float = s.points.iter().find(|p| p.0 == at).map(|p| (p.1, None));
+                    let histogram = s
+                        .histograms
                         .iter()
                         .find(|p| p.0 == at)
-                        .map(|p| promql::VectorSample {
-                            labels: s.labels.clone(),
-                            t: at,
-                            v: p.1,
-                        })
+                        .map(|p| (0.0, Some(p.1.clone())));
+                    float.or(histogram).map(|(v, h)| promql::VectorSample {
+                        labels: s.labels.clone(),
+                        t: at,
+                        v,
+                        h,
+                    })
                 })
                 .collect(),
         )
@@ -1260,7 +1477,7 @@ fn show_expected(ev: &Eval) -> String {
             .map(|i| match i {
                 Item::Float(v) => v.to_string(),
                 Item::Missing => "_".into(),
-                Item::Histogram => "{{h}}".into(),
+                Item::Histogram(h) => format!("{{{{{:?}}}}}", h.h),
             })
             .collect();
         let _ = write!(out, "\n      {l} {}", vals.join(" "));
@@ -1289,13 +1506,6 @@ fn compare_value(ev: &Eval, got: &Value, mode: Mode) -> Result<(), String> {
             _ => Err(mismatch("scalar mismatch".into())),
         };
     }
-    if ev
-        .series
-        .iter()
-        .any(|(_, items)| items.contains(&Item::Histogram))
-    {
-        return Err("expected native histogram values (not supported)".into());
-    }
     let (matrix_start, matrix_step) = match (mode, range_vector(ev)) {
         (Mode::Range { start, step }, _) => (Some(start), step),
         (Mode::Instant, Some((from, _, step))) => (Some(from), step),
@@ -1312,16 +1522,23 @@ fn compare_value(ev: &Eval, got: &Value, mode: Mode) -> Result<(), String> {
             }
             let ordered = is_ordered(ev);
             for (k, (labels, items)) in ev.series.iter().enumerate() {
-                let want = match items.as_slice() {
-                    [Item::Float(v)] => *v,
-                    _ => return Err(format!("expected exactly one value for {labels}")),
-                };
                 let found = if ordered {
                     samples.get(k).filter(|s| s.labels == *labels)
                 } else {
                     samples.iter().find(|s| s.labels == *labels)
                 };
+                let want = match items.as_slice() {
+                    [Item::Float(v)] => *v,
+                    [Item::Histogram(want)] => match found.and_then(|s| s.h.as_ref()) {
+                        Some(got) if histogram_equal(want, got) => continue,
+                        _ => return Err(mismatch(format!("histogram of {labels} differs"))),
+                    },
+                    _ => return Err(format!("expected exactly one value for {labels}")),
+                };
                 match found {
+                    Some(s) if s.h.is_some() => {
+                        return Err(mismatch(format!("{labels}: want a float, got a histogram")));
+                    }
                     Some(s) if float_equal(s.v, want) => {}
                     Some(s) => {
                         return Err(mismatch(format!(
@@ -1372,6 +1589,22 @@ fn compare_value(ev: &Eval, got: &Value, mode: Mode) -> Result<(), String> {
                         .any(|(w, g)| w.0 != g.0 || !float_equal(w.1, g.1))
                 {
                     return Err(mismatch(format!("points of {labels} differ")));
+                }
+                let want_histograms: Vec<(i64, &Hist)> = items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, it)| match it {
+                        Item::Histogram(h) => Some((start + i as i64 * matrix_step, &**h)),
+                        _ => None,
+                    })
+                    .collect();
+                if want_histograms.len() != s.histograms.len()
+                    || want_histograms
+                        .iter()
+                        .zip(&s.histograms)
+                        .any(|(w, g)| w.0 != g.0 || !histogram_equal(w.1, &g.1))
+                {
+                    return Err(mismatch(format!("histogram points of {labels} differ")));
                 }
             }
             Ok(())
@@ -1482,7 +1715,7 @@ impl Shadow {
                 let kind = match item {
                     Item::Float(v) if model::is_stale_nan(*v) => SampleKind::Stale,
                     Item::Float(_) => SampleKind::Float,
-                    Item::Histogram => SampleKind::Native,
+                    Item::Histogram(_) => SampleKind::Native,
                     Item::Missing => continue,
                 };
                 slot.insert(t, kind);
@@ -1637,7 +1870,7 @@ fn audit_facts(ev: &Eval, shadow: &Shadow) -> AuditFacts {
     let expected_histogram = ev
         .series
         .iter()
-        .any(|(_, items)| items.contains(&Item::Histogram));
+        .any(|(_, items)| items.iter().any(|i| matches!(i, Item::Histogram(_))));
     let annotation_histogram = ev.expects.iter().any(|e| match e {
         Expectation::Fail(m) | Expectation::Warn(m) | Expectation::Info(m) => {
             matcher_text(m).to_ascii_lowercase().contains("histogram")

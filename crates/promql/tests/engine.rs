@@ -67,6 +67,7 @@ fn instant_sum_and_lookback() {
             labels: Labels::empty(),
             t: 150_000,
             v: 30.0,
+            h: None,
         }])
     );
     // The last sample is at 1485s; 5m later it is out of the lookback.

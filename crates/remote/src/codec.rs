@@ -61,13 +61,116 @@ pub struct Exemplar {
     pub timestamp: i64,
 }
 
-/// `prometheus.Histogram` (native histograms), reduced to its timestamp.
-/// The receiver skips histograms unread until osprey stores native
-/// histograms; a histogram still has to be well-formed protobuf.
+/// `prometheus.Histogram` (a native histogram sample). Upstream's `count`
+/// and `zero_count` are `oneof`s of an integer and a float field; as
+/// proto3 `optional` fields they have the same wire form. Integer
+/// histograms carry bucket deltas, float ones absolute counts. Used to
+/// encode (tests, benchmarks); the receiver reads with `decode`.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Histogram {
+    #[prost(uint64, optional, tag = "1")]
+    pub count_int: Option<u64>,
+    #[prost(double, optional, tag = "2")]
+    pub count_float: Option<f64>,
+    #[prost(double, tag = "3")]
+    pub sum: f64,
+    #[prost(sint32, tag = "4")]
+    pub schema: i32,
+    #[prost(double, tag = "5")]
+    pub zero_threshold: f64,
+    #[prost(uint64, optional, tag = "6")]
+    pub zero_count_int: Option<u64>,
+    #[prost(double, optional, tag = "7")]
+    pub zero_count_float: Option<f64>,
+    #[prost(message, repeated, tag = "8")]
+    pub negative_spans: Vec<BucketSpan>,
+    #[prost(sint64, repeated, tag = "9")]
+    pub negative_deltas: Vec<i64>,
+    #[prost(double, repeated, tag = "10")]
+    pub negative_counts: Vec<f64>,
+    #[prost(message, repeated, tag = "11")]
+    pub positive_spans: Vec<BucketSpan>,
+    #[prost(sint64, repeated, tag = "12")]
+    pub positive_deltas: Vec<i64>,
+    #[prost(double, repeated, tag = "13")]
+    pub positive_counts: Vec<f64>,
+    #[prost(int32, tag = "14")]
+    pub reset_hint: i32,
     #[prost(int64, tag = "15")]
     pub timestamp: i64,
+    #[prost(double, repeated, tag = "16")]
+    pub custom_values: Vec<f64>,
+}
+
+/// `prometheus.BucketSpan`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct BucketSpan {
+    #[prost(sint32, tag = "1")]
+    pub offset: i32,
+    #[prost(uint32, tag = "2")]
+    pub length: u32,
+}
+
+impl Histogram {
+    /// The message of an integer histogram at `timestamp`.
+    pub fn from_integer(timestamp: i64, h: &model::histogram::Histogram) -> Histogram {
+        let spans = |list: &[model::histogram::Span]| {
+            list.iter()
+                .map(|s| BucketSpan {
+                    offset: s.offset,
+                    length: s.length,
+                })
+                .collect()
+        };
+        Histogram {
+            count_int: Some(h.count),
+            count_float: None,
+            sum: h.sum,
+            schema: h.schema,
+            zero_threshold: h.zero_threshold,
+            zero_count_int: Some(h.zero_count),
+            zero_count_float: None,
+            negative_spans: spans(&h.negative_spans),
+            negative_deltas: h.negative_buckets.clone(),
+            negative_counts: Vec::new(),
+            positive_spans: spans(&h.positive_spans),
+            positive_deltas: h.positive_buckets.clone(),
+            positive_counts: Vec::new(),
+            reset_hint: h.counter_reset_hint as i32,
+            timestamp,
+            custom_values: h.custom_values.clone(),
+        }
+    }
+
+    /// The message of a float histogram at `timestamp`.
+    pub fn from_float(timestamp: i64, h: &model::histogram::FloatHistogram) -> Histogram {
+        let spans = |list: &[model::histogram::Span]| {
+            list.iter()
+                .map(|s| BucketSpan {
+                    offset: s.offset,
+                    length: s.length,
+                })
+                .collect()
+        };
+        Histogram {
+            count_int: None,
+            count_float: Some(h.count),
+            sum: h.sum,
+            schema: h.schema,
+            zero_threshold: h.zero_threshold,
+            zero_count_int: None,
+            zero_count_float: Some(h.zero_count),
+            negative_spans: spans(&h.negative_spans),
+            negative_deltas: Vec::new(),
+            negative_counts: h.negative_buckets.clone(),
+            positive_spans: spans(&h.positive_spans),
+            positive_deltas: Vec::new(),
+            positive_counts: h.positive_buckets.clone(),
+            reset_hint: h.counter_reset_hint as i32,
+            timestamp,
+            custom_values: h.custom_values.clone(),
+        }
+    }
 }
 
 /// `prometheus.MetricMetadata`; the receiver skips it unread for now.
@@ -152,7 +255,7 @@ pub fn visit_write_request<'a, E: From<RemoteWriteError>>(
 /// Like [`visit_write_request`], and hands each series' exemplars over
 /// too: `on_series(labels, samples, exemplars)` is called for every valid
 /// series with samples or exemplars (Prometheus sends exemplars in series
-/// of their own, without samples).
+/// of their own, without samples). Histograms are skipped.
 pub fn visit_write_request_with_exemplars<'a, E: From<RemoteWriteError>>(
     raw: &'a [u8],
     mut on_series: impl FnMut(
@@ -161,36 +264,59 @@ pub fn visit_write_request_with_exemplars<'a, E: From<RemoteWriteError>>(
         &[crate::decode::RawExemplar<'a>],
     ) -> Result<(), E>,
 ) -> Result<(), E> {
-    let mut names: Vec<&str> = Vec::new();
-    crate::decode::decode_write_request::<VisitError<E>>(raw, |labels, samples, exemplars| {
-        let invalid = |message: String| {
-            VisitError::Caller(E::from(RemoteWriteError::InvalidLabels {
-                series: describe_labels(labels),
-                message,
-            }))
-        };
-        if !model::labels::pairs_are_normalized(labels) {
-            names.clear();
-            names.extend(labels.iter().map(|(n, _)| *n));
-            names.sort_unstable();
-            if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
-                return Err(invalid(format!("duplicate label name {:?}", pair[0])));
-            }
-            if names.first() == Some(&"") {
-                return Err(invalid("empty label name".to_string()));
-            }
-        }
-        if !labels
-            .iter()
-            .any(|(n, v)| *n == METRIC_NAME && !v.is_empty())
-        {
-            return Err(invalid("missing metric name (__name__ label)".to_string()));
-        }
-        if samples.is_empty() && exemplars.is_empty() {
+    visit_write_request_full(raw, |labels, samples, exemplars, histograms| {
+        if samples.is_empty() && exemplars.is_empty() && !histograms.is_empty() {
             return Ok(());
         }
-        on_series(labels, samples, exemplars).map_err(VisitError::Caller)
+        on_series(labels, samples, exemplars)
     })
+}
+
+/// Like [`visit_write_request_with_exemplars`], and hands each series'
+/// native histograms over too (not yet validated: the appender does,
+/// with Prometheus's rules).
+pub fn visit_write_request_full<'a, E: From<RemoteWriteError>>(
+    raw: &'a [u8],
+    mut on_series: impl FnMut(
+        &[(&'a str, &'a str)],
+        &[(i64, f64)],
+        &[crate::decode::RawExemplar<'a>],
+        &[crate::decode::RawHistogram],
+    ) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut names: Vec<&str> = Vec::new();
+    crate::decode::decode_write_request_with_histograms::<VisitError<E>>(
+        raw,
+        |labels, samples, exemplars, histograms| {
+            let invalid = |message: String| {
+                VisitError::Caller(E::from(RemoteWriteError::InvalidLabels {
+                    series: describe_labels(labels),
+                    message,
+                }))
+            };
+            if !model::labels::pairs_are_normalized(labels) {
+                names.clear();
+                names.extend(labels.iter().map(|(n, _)| *n));
+                names.sort_unstable();
+                if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
+                    return Err(invalid(format!("duplicate label name {:?}", pair[0])));
+                }
+                if names.first() == Some(&"") {
+                    return Err(invalid("empty label name".to_string()));
+                }
+            }
+            if !labels
+                .iter()
+                .any(|(n, v)| *n == METRIC_NAME && !v.is_empty())
+            {
+                return Err(invalid("missing metric name (__name__ label)".to_string()));
+            }
+            if samples.is_empty() && exemplars.is_empty() && histograms.is_empty() {
+                return Ok(());
+            }
+            on_series(labels, samples, exemplars, histograms).map_err(VisitError::Caller)
+        },
+    )
     .map_err(|e| match e {
         VisitError::Decode(d) => E::from(RemoteWriteError::Protobuf(d.to_string())),
         VisitError::Caller(e) => e,

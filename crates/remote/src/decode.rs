@@ -10,11 +10,15 @@
 //! (1); `TimeSeries.labels` (1), `.samples` (2) and `.exemplars` (3);
 //! `Label.name` (1) and `.value` (2); `Sample.value` (1, double) and
 //! `.timestamp` (2, int64); `Exemplar.labels` (1), `.value` (2, double)
-//! and `.timestamp` (3, int64). Every other field (metadata, histograms,
-//! unknown fields) is skipped by wire type, so newer senders do not break
-//! older receivers.
+//! and `.timestamp` (3, int64); `TimeSeries.histograms` (4), every field
+//! of `Histogram` (integer and float counts, spans, deltas or counts,
+//! reset hint, timestamp, custom bounds; repeated scalars packed or not).
+//! Every other field (metadata, unknown fields) is skipped by wire type,
+//! so newer senders do not break older receivers.
 
 use std::fmt;
+
+use model::histogram::{CounterResetHint, FloatHistogram, Histogram, Span};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeError {
@@ -152,17 +156,73 @@ pub struct RawExemplar<'a> {
     pub timestamp: i64,
 }
 
+/// One `prometheus.Histogram` as sent: integer counts (`count_int`, bucket
+/// deltas) or float counts (`count_float`, absolute bucket counts).
+#[derive(Clone, Debug, PartialEq)]
+pub enum RawHistogram {
+    Integer {
+        timestamp: i64,
+        histogram: Histogram,
+    },
+    Float {
+        timestamp: i64,
+        histogram: FloatHistogram,
+    },
+}
+
+impl RawHistogram {
+    pub fn timestamp(&self) -> i64 {
+        match self {
+            RawHistogram::Integer { timestamp, .. } | RawHistogram::Float { timestamp, .. } => {
+                *timestamp
+            }
+        }
+    }
+}
+
 /// Decodes a `WriteRequest` and calls `on_series(labels, samples,
-/// exemplars)` once per time series, in message order. Labels are as sent
+/// exemplars)` once per time series, in message order. Histograms are
+/// skipped; see [`decode_write_request_with_histograms`]. Labels are as sent
 /// (order and duplicates are the caller's to check). An error from the
 /// callback stops decoding and is returned as is.
+#[cfg(test)]
 pub fn decode_write_request<'a, E: From<DecodeError>>(
     buf: &'a [u8],
     mut on_series: impl FnMut(&[(&'a str, &'a str)], &[(i64, f64)], &[RawExemplar<'a>]) -> Result<(), E>,
 ) -> Result<(), E> {
+    walk(buf, false, |labels, samples, exemplars, _| {
+        on_series(labels, samples, exemplars)
+    })
+}
+
+/// Like [`decode_write_request`], with each series' native histograms as
+/// a fourth argument.
+pub fn decode_write_request_with_histograms<'a, E: From<DecodeError>>(
+    buf: &'a [u8],
+    on_series: impl FnMut(
+        &[(&'a str, &'a str)],
+        &[(i64, f64)],
+        &[RawExemplar<'a>],
+        &[RawHistogram],
+    ) -> Result<(), E>,
+) -> Result<(), E> {
+    walk(buf, true, on_series)
+}
+
+fn walk<'a, E: From<DecodeError>>(
+    buf: &'a [u8],
+    with_histograms: bool,
+    mut on_series: impl FnMut(
+        &[(&'a str, &'a str)],
+        &[(i64, f64)],
+        &[RawExemplar<'a>],
+        &[RawHistogram],
+    ) -> Result<(), E>,
+) -> Result<(), E> {
     let mut labels: Vec<(&'a str, &'a str)> = Vec::new();
     let mut samples: Vec<(i64, f64)> = Vec::new();
     let mut exemplars: Vec<RawExemplar<'a>> = Vec::new();
+    let mut histograms: Vec<RawHistogram> = Vec::new();
     let mut r = Reader::new(buf);
     while !r.done() {
         let (field, wire) = r.key()?;
@@ -171,13 +231,209 @@ pub fn decode_write_request<'a, E: From<DecodeError>>(
             labels.clear();
             samples.clear();
             exemplars.clear();
-            decode_time_series(ts, &mut labels, &mut samples, &mut exemplars)?;
-            on_series(&labels, &samples, &exemplars)?;
+            histograms.clear();
+            let histograms_out = with_histograms.then_some(&mut histograms);
+            decode_time_series(
+                ts,
+                &mut labels,
+                &mut samples,
+                &mut exemplars,
+                histograms_out,
+            )?;
+            on_series(&labels, &samples, &exemplars, &histograms)?;
         } else {
             r.skip(wire)?;
         }
     }
     Ok(())
+}
+
+/// The most spans, buckets or bounds one histogram may carry: what the
+/// storage accepts, and a bound on the memory a request can claim.
+const MAX_HISTOGRAM_ITEMS: usize = 1 << 16;
+
+/// Calls `each` for the values of a repeated scalar field: one value
+/// (unpacked) or a packed run (wire type 2).
+fn repeated<'a>(
+    r: &mut Reader<'a>,
+    wire: u64,
+    scalar_wire: u64,
+    out_len: usize,
+    mut each: impl FnMut(u64),
+) -> Result<(), DecodeError> {
+    let mut one = |r: &mut Reader<'a>| -> Result<(), DecodeError> {
+        let v = if scalar_wire == WIRE_FIXED64 {
+            r.fixed64()?
+        } else {
+            r.varint()?
+        };
+        each(v);
+        Ok(())
+    };
+    let mut n = out_len;
+    let check = |n: &mut usize| -> Result<(), DecodeError> {
+        *n += 1;
+        if *n > MAX_HISTOGRAM_ITEMS {
+            return Err(DecodeError::new("histogram has too many buckets"));
+        }
+        Ok(())
+    };
+    if wire == WIRE_LEN {
+        let mut packed = Reader::new(r.bytes()?);
+        while !packed.done() {
+            check(&mut n)?;
+            one(&mut packed)?;
+        }
+        Ok(())
+    } else if wire == scalar_wire {
+        check(&mut n)?;
+        one(r)
+    } else {
+        r.skip(wire)
+    }
+}
+
+fn zigzag64(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+fn decode_span(buf: &[u8]) -> Result<Span, DecodeError> {
+    let mut r = Reader::new(buf);
+    let mut span = Span::default();
+    while !r.done() {
+        let (f, w) = r.key()?;
+        match (f, w) {
+            // sint32: zigzag; a value outside i32 is corrupt.
+            (1, WIRE_VARINT) => {
+                span.offset = i32::try_from(zigzag64(r.varint()?))
+                    .map_err(|_| DecodeError::new("span offset out of range"))?;
+            }
+            (2, WIRE_VARINT) => {
+                span.length = u32::try_from(r.varint()?)
+                    .map_err(|_| DecodeError::new("span length out of range"))?;
+            }
+            _ => r.skip(w)?,
+        }
+    }
+    Ok(span)
+}
+
+fn decode_histogram(buf: &[u8]) -> Result<RawHistogram, DecodeError> {
+    let mut r = Reader::new(buf);
+    let mut float_count: Option<f64> = None;
+    let mut int_count: u64 = 0;
+    let mut float_zero: Option<f64> = None;
+    let mut int_zero: u64 = 0;
+    let mut sum = 0.0;
+    let mut schema = 0i32;
+    let mut zero_threshold = 0.0;
+    let (mut negative_spans, mut positive_spans) = (Vec::new(), Vec::new());
+    let (mut negative_deltas, mut positive_deltas) = (Vec::new(), Vec::new());
+    let (mut negative_counts, mut positive_counts) = (Vec::new(), Vec::new());
+    let mut hint = CounterResetHint::Unknown;
+    let mut timestamp = 0i64;
+    let mut custom_values = Vec::new();
+    while !r.done() {
+        let (f, w) = r.key()?;
+        match (f, w) {
+            (1, WIRE_VARINT) => {
+                int_count = r.varint()?;
+                float_count = None;
+            }
+            (2, WIRE_FIXED64) => float_count = Some(f64::from_bits(r.fixed64()?)),
+            (3, WIRE_FIXED64) => sum = f64::from_bits(r.fixed64()?),
+            (4, WIRE_VARINT) => {
+                schema = i32::try_from(zigzag64(r.varint()?))
+                    .map_err(|_| DecodeError::new("histogram schema out of range"))?;
+            }
+            (5, WIRE_FIXED64) => zero_threshold = f64::from_bits(r.fixed64()?),
+            (6, WIRE_VARINT) => {
+                int_zero = r.varint()?;
+                float_zero = None;
+            }
+            (7, WIRE_FIXED64) => float_zero = Some(f64::from_bits(r.fixed64()?)),
+            (8 | 11, WIRE_LEN) => {
+                let spans = if f == 8 {
+                    &mut negative_spans
+                } else {
+                    &mut positive_spans
+                };
+                if spans.len() >= MAX_HISTOGRAM_ITEMS {
+                    return Err(DecodeError::new("histogram has too many spans"));
+                }
+                spans.push(decode_span(r.bytes()?)?);
+            }
+            (9 | 12, _) => {
+                let deltas = if f == 9 {
+                    &mut negative_deltas
+                } else {
+                    &mut positive_deltas
+                };
+                let len = deltas.len();
+                repeated(&mut r, w, WIRE_VARINT, len, |v| deltas.push(zigzag64(v)))?;
+            }
+            (10 | 13, _) => {
+                let counts = if f == 10 {
+                    &mut negative_counts
+                } else {
+                    &mut positive_counts
+                };
+                let len = counts.len();
+                repeated(&mut r, w, WIRE_FIXED64, len, |v| {
+                    counts.push(f64::from_bits(v))
+                })?;
+            }
+            (14, WIRE_VARINT) => {
+                // An unknown hint (a newer sender) reads as unknown.
+                hint = u8::try_from(r.varint()?)
+                    .ok()
+                    .and_then(CounterResetHint::from_u8)
+                    .unwrap_or(CounterResetHint::Unknown);
+            }
+            (15, WIRE_VARINT) => timestamp = r.varint()? as i64,
+            (16, _) => {
+                let len = custom_values.len();
+                repeated(&mut r, w, WIRE_FIXED64, len, |v| {
+                    custom_values.push(f64::from_bits(v))
+                })?;
+            }
+            _ => r.skip(w)?,
+        }
+    }
+    Ok(match float_count {
+        Some(count) => RawHistogram::Float {
+            timestamp,
+            histogram: FloatHistogram {
+                counter_reset_hint: hint,
+                schema,
+                zero_threshold,
+                zero_count: float_zero.unwrap_or(int_zero as f64),
+                count,
+                sum,
+                positive_spans,
+                negative_spans,
+                positive_buckets: positive_counts,
+                negative_buckets: negative_counts,
+                custom_values,
+            },
+        },
+        None => RawHistogram::Integer {
+            timestamp,
+            histogram: Histogram {
+                counter_reset_hint: hint,
+                schema,
+                zero_threshold,
+                zero_count: int_zero,
+                count: int_count,
+                sum,
+                positive_spans,
+                negative_spans,
+                positive_buckets: positive_deltas,
+                negative_buckets: negative_deltas,
+                custom_values,
+            },
+        },
+    })
 }
 
 /// A `Label` message: name and value, empty when absent.
@@ -219,12 +475,19 @@ fn decode_time_series<'a>(
     labels: &mut Vec<(&'a str, &'a str)>,
     samples: &mut Vec<(i64, f64)>,
     exemplars: &mut Vec<RawExemplar<'a>>,
+    mut histograms: Option<&mut Vec<RawHistogram>>,
 ) -> Result<(), DecodeError> {
     let mut r = Reader::new(buf);
     while !r.done() {
         let (field, wire) = r.key()?;
         match (field, wire) {
             (1, WIRE_LEN) => labels.push(decode_label(r.bytes()?)?),
+            (4, WIRE_LEN) if histograms.is_some() => {
+                let h = decode_histogram(r.bytes()?)?;
+                if let Some(out) = histograms.as_mut() {
+                    out.push(h);
+                }
+            }
             (3, WIRE_LEN) => exemplars.push(decode_exemplar(r.bytes()?)?),
             (2, WIRE_LEN) => {
                 let mut sr = Reader::new(r.bytes()?);
@@ -407,5 +670,90 @@ mod tests {
         let mut out = Vec::new();
         len_field(1, &ts, &mut out);
         assert!(decode(&out).unwrap_err().to_string().contains("UTF-8"));
+    }
+}
+
+#[cfg(test)]
+mod histogram_tests {
+    use super::*;
+    use prost::Message;
+
+    #[test]
+    fn integer_and_float_histograms_decode_with_their_series() {
+        let integer = Histogram {
+            counter_reset_hint: CounterResetHint::NotCounterReset,
+            schema: -2,
+            zero_threshold: 0.001,
+            zero_count: 1,
+            count: 5,
+            sum: 12.5,
+            positive_spans: vec![Span {
+                offset: -1,
+                length: 2,
+            }],
+            negative_spans: vec![Span {
+                offset: 3,
+                length: 1,
+            }],
+            positive_buckets: vec![2, -1],
+            negative_buckets: vec![1],
+            custom_values: vec![],
+        };
+        let float = FloatHistogram {
+            counter_reset_hint: CounterResetHint::Gauge,
+            schema: -53,
+            count: 3.5,
+            sum: -1.0,
+            positive_spans: vec![Span {
+                offset: 0,
+                length: 2,
+            }],
+            positive_buckets: vec![1.5, 2.0],
+            custom_values: vec![0.25, 1.0],
+            ..FloatHistogram::default()
+        };
+        let request = crate::WriteRequest {
+            timeseries: vec![crate::TimeSeries {
+                labels: vec![crate::Label {
+                    name: "__name__".into(),
+                    value: "latency".into(),
+                }],
+                histograms: vec![
+                    crate::Histogram::from_integer(-7, &integer),
+                    crate::Histogram::from_float(1_700_000_000_000, &float),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let bytes = request.encode_to_vec();
+        let mut seen = Vec::new();
+        decode_write_request_with_histograms::<DecodeError>(&bytes, |labels, samples, _, h| {
+            assert_eq!(labels, [("__name__", "latency")]);
+            assert!(samples.is_empty());
+            seen.extend(h.iter().cloned());
+            Ok(())
+        })
+        .expect("decode");
+        assert_eq!(
+            seen,
+            vec![
+                RawHistogram::Integer {
+                    timestamp: -7,
+                    histogram: integer
+                },
+                RawHistogram::Float {
+                    timestamp: 1_700_000_000_000,
+                    histogram: float
+                },
+            ]
+        );
+        // Every prefix fails or decodes without panicking.
+        for cut in 0..bytes.len() {
+            let _ =
+                decode_write_request_with_histograms::<DecodeError>(&bytes[..cut], |_, _, _, _| {
+                    Ok(())
+                });
+        }
     }
 }

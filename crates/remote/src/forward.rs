@@ -255,6 +255,17 @@ impl Appender for ForwardingAppender<'_> {
         self.staged.clear();
     }
 
+    /// Stored in the primary only: the remote-write sender forwards float
+    /// samples only (native histograms are not sent yet).
+    fn append_histogram(
+        &mut self,
+        labels: &Labels,
+        t: i64,
+        histogram: &model::histogram::FloatHistogram,
+    ) -> model::storage::Result<()> {
+        self.primary.append_histogram(labels, t, histogram)
+    }
+
     /// Stored in the primary only: remote write does not send exemplars
     /// (`send_exemplars` is refused by the config).
     fn append_exemplar(

@@ -35,11 +35,11 @@ pub mod sender;
 pub mod sigv4;
 
 pub use codec::{
-    Exemplar, Histogram, Label, MetricMetadata, RemoteWriteError, Sample, TimeSeries,
+    BucketSpan, Exemplar, Histogram, Label, MetricMetadata, RemoteWriteError, Sample, TimeSeries,
     ValidatedSeries, WriteRequest, decode_remote_write, decompress_snappy, encode_remote_write,
-    visit_write_request, visit_write_request_with_exemplars,
+    visit_write_request, visit_write_request_full, visit_write_request_with_exemplars,
 };
-pub use decode::RawExemplar;
+pub use decode::{RawExemplar, RawHistogram};
 pub use forward::Forwarder;
 pub use sender::{
     AGENT_SEGMENT_BYTES, MetadataSource, RemoteMetrics, RemoteWriter, WalStorage, metadata_entry,

@@ -751,10 +751,10 @@ impl OverlayQuerier {
             }
             let samples = samples.clone();
             let from = if latest { to - 1 } else { from };
-            out.push(Series {
-                labels: labels.clone(),
-                samples: Box::new((from..to).map(move |i| samples[i])),
-            });
+            out.push(Series::floats(
+                labels.clone(),
+                Box::new((from..to).map(move |i| samples[i])),
+            ));
         }
         out
     }

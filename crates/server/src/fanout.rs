@@ -284,10 +284,7 @@ impl Iterator for MergeSet {
             std::cmp::Ordering::Less => self.local.next(),
             std::cmp::Ordering::Greater => {
                 let (labels, samples) = self.remote.next()?;
-                Some(Ok(Series {
-                    labels,
-                    samples: Box::new(samples.into_iter()),
-                }))
+                Some(Ok(Series::floats(labels, Box::new(samples.into_iter()))))
             }
             std::cmp::Ordering::Equal => {
                 let local = match self.local.next()? {
@@ -296,9 +293,11 @@ impl Iterator for MergeSet {
                 };
                 let (_, remote) = self.remote.next()?;
                 let samples = merge_samples(local.samples.collect(), remote);
+                // Remote read brings floats only; the local histograms stay.
                 Some(Ok(Series {
                     labels: local.labels,
                     samples: Box::new(samples.into_iter()),
+                    histograms: local.histograms,
                 }))
             }
         }

@@ -20,7 +20,7 @@ use model::limits::WriteOrigin;
 use model::storage::{Appendable, StorageError, StorageErrorKind};
 use model::{Labels, LabelsBuilder, METRIC_NAME};
 use remote::{
-    RawExemplar, RemoteWriteError, decompress_snappy, visit_write_request_with_exemplars,
+    RawExemplar, RawHistogram, RemoteWriteError, decompress_snappy, visit_write_request_full,
 };
 
 use crate::params::Params;
@@ -162,19 +162,26 @@ pub(crate) async fn remote_write(State(state): State<AppState>, request: Request
             let mut appender = storage.appender();
             appender.set_origin(&origin);
             let mut refusals = Refusals::default();
-            visit_write_request_with_exemplars::<ApiError>(&raw, |labels, samples, exemplars| {
-                let mut stored = false;
-                for &(t, v) in samples {
-                    match appender.append_pairs(labels, t, v) {
-                        Ok(()) => stored = true,
-                        Err(e) => refusals.note(e).map_err(ApiError::from_write)?,
+            visit_write_request_full::<ApiError>(
+                &raw,
+                |labels, samples, exemplars, histograms| {
+                    let mut stored = false;
+                    for &(t, v) in samples {
+                        match appender.append_pairs(labels, t, v) {
+                            Ok(()) => stored = true,
+                            Err(e) => refusals.note(e).map_err(ApiError::from_write)?,
+                        }
                     }
-                }
-                if stored && !exemplars.is_empty() {
-                    append_exemplars(appender.as_mut(), labels, exemplars);
-                }
-                Ok(())
-            })?;
+                    if !histograms.is_empty() {
+                        stored |=
+                            append_histograms(appender.as_mut(), labels, histograms, &mut refusals)?;
+                    }
+                    if stored && !exemplars.is_empty() {
+                        append_exemplars(appender.as_mut(), labels, exemplars);
+                    }
+                    Ok(())
+                },
+            )?;
             appender.commit().map_err(ApiError::from_write)?;
             match refusals.into_error() {
                 Some(error) => Err(error),
@@ -188,6 +195,42 @@ pub(crate) async fn remote_write(State(state): State<AppState>, request: Request
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// Stages a remote-write series' native histograms (integer ones checked
+/// with Prometheus's rules, then stored in float form). An invalid
+/// histogram fails the request with 400, as Prometheus 3 answers.
+fn append_histograms(
+    appender: &mut dyn model::storage::Appender,
+    labels: &[(&str, &str)],
+    histograms: &[RawHistogram],
+    refusals: &mut Refusals,
+) -> Result<bool, ApiError> {
+    let series = Labels::from_pairs(labels.iter().copied());
+    let mut stored = false;
+    for h in histograms {
+        let result = match h {
+            RawHistogram::Integer {
+                timestamp,
+                histogram,
+            } => appender.append_int_histogram(&series, *timestamp, histogram),
+            RawHistogram::Float {
+                timestamp,
+                histogram,
+            } => appender.append_histogram(&series, *timestamp, histogram),
+        };
+        match result {
+            Ok(()) => stored = true,
+            // A series limit refuses the series, as for its floats.
+            Err(e) => refusals.note(e).map_err(|e| {
+                ApiError::from_write(model::storage::StorageError::new(
+                    e.kind(),
+                    format!("{e} (series {series})"),
+                ))
+            })?,
+        }
+    }
+    Ok(stored)
 }
 
 /// Stages a remote-write series' exemplars, as Prometheus's receiver: an

@@ -278,8 +278,16 @@ fn render(output: &QueryOutput, with_stats: bool) -> Response {
                 }
                 body.push_str("{\"metric\":");
                 write_labels(&mut body, &s.labels);
-                body.push_str(",\"value\":");
-                write_point(&mut body, s.t, s.v);
+                match &s.h {
+                    Some(h) => {
+                        body.push_str(",\"histogram\":");
+                        write_histogram_point(&mut body, s.t, h);
+                    }
+                    None => {
+                        body.push_str(",\"value\":");
+                        write_point(&mut body, s.t, s.v);
+                    }
+                }
                 body.push('}');
             }
             body.push(']');
@@ -292,14 +300,28 @@ fn render(output: &QueryOutput, with_stats: bool) -> Response {
                 }
                 body.push_str("{\"metric\":");
                 write_labels(&mut body, &s.labels);
-                body.push_str(",\"values\":[");
-                for (j, (t, v)) in s.points.iter().enumerate() {
-                    if j > 0 {
-                        body.push(',');
+                // As Prometheus: each list only when it has points.
+                if !s.points.is_empty() || s.histograms.is_empty() {
+                    body.push_str(",\"values\":[");
+                    for (j, (t, v)) in s.points.iter().enumerate() {
+                        if j > 0 {
+                            body.push(',');
+                        }
+                        write_point(&mut body, *t, *v);
                     }
-                    write_point(&mut body, *t, *v);
+                    body.push(']');
                 }
-                body.push_str("]}");
+                if !s.histograms.is_empty() {
+                    body.push_str(",\"histograms\":[");
+                    for (j, (t, h)) in s.histograms.iter().enumerate() {
+                        if j > 0 {
+                            body.push(',');
+                        }
+                        write_histogram_point(&mut body, *t, h);
+                    }
+                    body.push(']');
+                }
+                body.push('}');
             }
             body.push(']');
         }
@@ -337,6 +359,58 @@ fn render(output: &QueryOutput, with_stats: bool) -> Response {
 }
 
 /// `[<seconds>,"<value>"]`.
+/// `[t, {"count": "..", "sum": "..", "buckets": [[rule, "lower", "upper",
+/// "count"], ..]}]`, Prometheus's JSON for a native histogram sample:
+/// numbers as strings, buckets with a count above zero in ascending order,
+/// `buckets` left out when there is none.
+pub(crate) fn write_histogram_point(
+    out: &mut String,
+    t: i64,
+    h: &model::histogram::FloatHistogram,
+) {
+    out.push('[');
+    write_timestamp(out, t);
+    out.push_str(",{\"count\":\"");
+    write_go_float(out, h.count);
+    out.push_str("\",\"sum\":\"");
+    write_go_float(out, h.sum);
+    out.push('"');
+    let buckets = h.buckets();
+    if !buckets.is_empty() {
+        out.push_str(",\"buckets\":[");
+        for (i, b) in buckets.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "[{},\"", b.boundary_rule());
+            write_go_float(out, b.lower);
+            out.push_str("\",\"");
+            write_go_float(out, b.upper);
+            out.push_str("\",\"");
+            write_go_float(out, b.count);
+            out.push_str("\"]");
+        }
+        out.push(']');
+    }
+    out.push_str("}]");
+}
+
+/// Prometheus's `jsonutil.MarshalFloat` text for a number of a histogram:
+/// Go's shortest `'f'` form, but `'e'` (`2.5e-07`, `1e+21`: a signed,
+/// at least two-digit exponent) below 1e-6 and from 1e21 in magnitude.
+pub(crate) fn write_go_float(out: &mut String, v: f64) {
+    let magnitude = v.abs();
+    if v.is_finite() && magnitude != 0.0 && !(1e-6..1e21).contains(&magnitude) {
+        let text = format!("{v:e}");
+        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
+        let exponent: i32 = exponent.parse().unwrap_or(0);
+        let sign = if exponent < 0 { '-' } else { '+' };
+        let _ = write!(out, "{mantissa}e{sign}{:02}", exponent.unsigned_abs());
+    } else {
+        write_value(out, v);
+    }
+}
+
 fn write_point(out: &mut String, t: i64, v: f64) {
     out.push('[');
     write_timestamp(out, t);
@@ -411,6 +485,22 @@ fn write_json_string(out: &mut String, s: &str) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn histogram_numbers_as_go_marshals_them() {
+        let text = |v: f64| {
+            let mut out = String::new();
+            super::write_go_float(&mut out, v);
+            out
+        };
+        assert_eq!(text(2.3283064365386963e-10), "2.3283064365386963e-10");
+        assert_eq!(text(0.0000152587890625), "0.0000152587890625");
+        assert_eq!(text(1e21), "1e+21");
+        assert_eq!(text(-2.5e-7), "-2.5e-07");
+        assert_eq!(text(0.0), "0");
+        assert_eq!(text(f64::INFINITY), "+Inf");
+        assert_eq!(text(123.5), "123.5");
+    }
+
     use super::*;
 
     #[test]

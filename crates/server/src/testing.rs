@@ -151,10 +151,10 @@ impl Querier for MemoryQuerier {
             .iter()
             .filter(|(l, _)| matches_all(l, matchers))
             .map(|(labels, samples)| {
-                Ok(Series {
-                    labels: labels.clone(),
-                    samples: Box::new(samples.clone().into_iter()),
-                })
+                Ok(Series::floats(
+                    labels.clone(),
+                    Box::new(samples.clone().into_iter()),
+                ))
             })
             .collect();
         Ok(Box::new(selected.into_iter()))

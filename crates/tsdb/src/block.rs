@@ -889,7 +889,11 @@ impl Block {
         Ok(self
             .chunk_samples(r)?
             .iter()
-            .any(|&(t, _)| !deleted.contains(t)))
+            .any(|&(t, _)| !deleted.contains(t))
+            || self
+                .chunk_histograms(r)?
+                .iter()
+                .any(|(t, _)| !deleted.contains(*t)))
     }
 
     /// Whether series `id`, whose index entry `raw` holds, has no sample
@@ -917,13 +921,32 @@ impl Block {
         Ok(dead)
     }
 
-    /// The samples of one chunk, decoded, after checking its CRC.
+    /// The float samples of one chunk, decoded, after checking its CRC. A
+    /// native histogram chunk has none (see [`Block::chunk_histograms`]):
+    /// readers of floats only (downsampling) leave histograms out this way.
     pub(crate) fn chunk_samples(&self, r: ChunkRef) -> Result<Vec<(i64, f64)>, BlockError> {
         let (encoding, bytes) = self.chunk(r)?;
         let corrupt = |why: String| BlockError::corrupt(&self.dir, r.0, &why);
+        if encoding == crate::chunkenc::hist::HISTOGRAM_ENCODING {
+            return Ok(Vec::new());
+        }
         let encoding = crate::chunkenc::Encoding::from_u8(encoding)
             .ok_or_else(|| corrupt(format!("unknown chunk encoding {encoding}")))?;
         crate::chunkenc::decode_all(encoding, bytes).map_err(|e| corrupt(e.to_string()))
+    }
+
+    /// The native histogram samples of one chunk, after checking its CRC;
+    /// none for a float chunk.
+    pub(crate) fn chunk_histograms(
+        &self,
+        r: ChunkRef,
+    ) -> Result<Vec<(i64, model::histogram::FloatHistogram)>, BlockError> {
+        let (encoding, bytes) = self.chunk(r)?;
+        if encoding != crate::chunkenc::hist::HISTOGRAM_ENCODING {
+            return Ok(Vec::new());
+        }
+        crate::chunkenc::hist::decode(bytes)
+            .map_err(|e| BlockError::corrupt(&self.dir, r.0, &e.to_string()))
     }
 
     /// The encoding byte and data of a chunk, after checking its CRC.

@@ -1430,6 +1430,21 @@ mod dense {
         }
     }
 
+    /// Decodes a whole timestamps section of `n_samples` (`n_samples ≥ 1`).
+    pub(super) fn decode_timestamps(
+        section: &[u8],
+        n_samples: usize,
+    ) -> Result<Vec<i64>, ChunkError> {
+        let mut decoder = TimestampDecoder::new(section, n_samples)?;
+        (0..n_samples).map(|i| decoder.next(section, i)).collect()
+    }
+
+    /// Decodes a whole values section of `n_samples` (`n_samples ≥ 1`).
+    pub(super) fn decode_values(section: &[u8], n_samples: usize) -> Result<Vec<f64>, ChunkError> {
+        let mut decoder = ValueDecoder::new(section, n_samples)?;
+        (0..n_samples).map(|i| decoder.next(section, i)).collect()
+    }
+
     // -- The whole chunk ---------------------------------------------------------
 
     /// Lazily decodes a Dense chunk: both sections in step.
@@ -1503,6 +1518,8 @@ mod dense {
         }
     }
 }
+
+pub mod hist;
 
 #[cfg(test)]
 mod tests;

@@ -18,9 +18,10 @@
 //! [`needs_rewrite`] picks at maintenance).
 
 use crate::block::{Block, BlockError, BlockMeta, BlockWriter, ChunkMeta, NewBlock};
-use crate::chunkenc::{Encoding, encode_dense};
+use crate::chunkenc::{Encoding, encode_dense, hist};
 use crate::head::merge_override;
 use model::Labels;
+use model::histogram::FloatHistogram;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -75,6 +76,37 @@ pub(crate) fn encode_chunks(samples: &[(i64, f64)]) -> Vec<ChunkMeta> {
         .collect()
 }
 
+/// Encodes one series' native histograms into chunks: one per run of
+/// [`hist::split_runs`], at most [`HISTOGRAM_CHUNK_SAMPLES`] each.
+pub(crate) fn encode_histogram_chunks(
+    histograms: &[(i64, FloatHistogram)],
+) -> Result<Vec<ChunkMeta>, BlockError> {
+    let mut out = Vec::new();
+    for run in hist::split_runs(histograms, HISTOGRAM_CHUNK_SAMPLES) {
+        let previous = run.start.checked_sub(1).map(|i| &histograms[i].1);
+        let part = &histograms[run];
+        let hint = hist::first_hint(previous, &part[0].1);
+        let mut data = Vec::new();
+        hist::encode(part, hint, false, &mut data)
+            .map_err(|e| BlockError::invalid_input(format!("encoding a histogram chunk: {e}")))?;
+        out.push(ChunkMeta {
+            min_time: part[0].0,
+            max_time: part[part.len() - 1].0,
+            encoding: hist::HISTOGRAM_ENCODING,
+            data,
+        });
+    }
+    Ok(out)
+}
+
+/// Histogram samples per on-disk chunk: as long as float chunks, since a
+/// bucket column costs its first value once per chunk.
+pub const HISTOGRAM_CHUNK_SAMPLES: usize = DENSE_CHUNK_SAMPLES;
+
+/// One series to write: labels, float samples and native histogram
+/// samples, each ascending, no timestamp in both.
+pub type SeriesSamples = (Labels, Vec<(i64, f64)>, Vec<(i64, FloatHistogram)>);
+
 /// Writes a block from series given sorted by labels with ascending samples.
 /// Returns `None` (and writes nothing) when no series has a sample.
 pub fn write_block(
@@ -82,10 +114,23 @@ pub fn write_block(
     new: NewBlock,
     series: impl Iterator<Item = (Labels, Vec<(i64, f64)>)>,
 ) -> Result<Option<BlockMeta>, BlockError> {
+    write_block_with_histograms(
+        data_dir,
+        new,
+        series.map(|(labels, samples)| (labels, samples, Vec::new())),
+    )
+}
+
+/// [`write_block`] for series that may hold native histograms too.
+pub fn write_block_with_histograms(
+    data_dir: &Path,
+    new: NewBlock,
+    series: impl Iterator<Item = SeriesSamples>,
+) -> Result<Option<BlockMeta>, BlockError> {
     let mut writer: Option<BlockWriter> = None;
     let mut new = Some(new);
-    for (labels, samples) in series {
-        if samples.is_empty() {
+    for (labels, samples, histograms) in series {
+        if samples.is_empty() && histograms.is_empty() {
             continue;
         }
         if writer.is_none()
@@ -94,8 +139,12 @@ pub fn write_block(
             writer = Some(BlockWriter::create(data_dir, n)?);
         }
         if let Some(w) = writer.as_mut() {
-            let chunks = encode_chunks(&samples);
-            w.add_series(&labels, &chunks, samples.len() as u64)?;
+            let mut chunks = encode_chunks(&samples);
+            if !histograms.is_empty() {
+                chunks.extend(encode_histogram_chunks(&histograms)?);
+                chunks.sort_by_key(|c| c.min_time);
+            }
+            w.add_series(&labels, &chunks, (samples.len() + histograms.len()) as u64)?;
         }
     }
     match writer {
@@ -261,14 +310,22 @@ fn write_merged(
         }
         let labels = smallest?;
         let mut acc: Vec<(i64, f64)> = Vec::new();
+        let mut acc_histograms: Vec<(i64, FloatHistogram)> = Vec::new();
         for (bi, it) in iters.iter_mut().enumerate() {
             if it.peek().is_some_and(|s| s.labels == labels)
                 && let Some(s) = it.next()
             {
                 let mut samples = Vec::new();
+                let mut histograms = Vec::new();
                 for (_, _, r) in s.chunks {
-                    match blocks[bi].chunk_samples(r) {
-                        Ok(mut part) => samples.append(&mut part),
+                    let decoded = blocks[bi]
+                        .chunk_samples(r)
+                        .and_then(|f| Ok((f, blocks[bi].chunk_histograms(r)?)));
+                    match decoded {
+                        Ok((mut part, mut part_histograms)) => {
+                            samples.append(&mut part);
+                            histograms.append(&mut part_histograms);
+                        }
                         Err(e) => {
                             error = Some(e);
                             return None;
@@ -277,12 +334,22 @@ fn write_merged(
                 }
                 samples.sort_by_key(|x| x.0);
                 s.deleted.remove_from(&mut samples);
+                histograms.sort_by_key(|x| x.0);
+                histograms.retain(|(t, _)| !s.deleted.contains(*t));
                 acc = merge_override(acc, samples);
+                acc_histograms = merge_override(acc_histograms, histograms);
             }
         }
-        Some((labels, acc))
+        if !acc_histograms.is_empty() && !acc.is_empty() {
+            // Where blocks disagree on a timestamp's kind, the histogram
+            // stays (as the querier reads them).
+            let times: std::collections::HashSet<i64> =
+                acc_histograms.iter().map(|x| x.0).collect();
+            acc.retain(|(t, _)| !times.contains(t));
+        }
+        Some((labels, acc, acc_histograms))
     });
-    let result = write_block(data_dir, new, series);
+    let result = write_block_with_histograms(data_dir, new, series);
     if let Some(e) = error {
         return Err(e);
     }

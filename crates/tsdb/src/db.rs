@@ -36,8 +36,11 @@ use crate::limits::{Admission, Limiter, Scope};
 use crate::querier::DbQuerier;
 use crate::sync::{lock, read, write};
 use crate::tiers::{self, TierSpec};
-use crate::wal::{self, Record, RefExemplar, RefSample, RefSeries, RefTombstone, Wal, WalOptions};
+use crate::wal::{
+    self, Record, RefExemplar, RefHistogram, RefSample, RefSeries, RefTombstone, Wal, WalOptions,
+};
 use model::exemplar::{Exemplar, ExemplarCounters, ExemplarSeries};
+use model::histogram::FloatHistogram;
 use model::storage::{
     Appendable, Appender, HeadStats, Querier, Queryable, Result, SnapshotHead, StatsRequest,
     Storage, StorageAdmin, StorageCounters, StorageError, StorageErrorKind,
@@ -232,6 +235,17 @@ impl Db {
                     match head.series_by_id(s.id) {
                         Some(series) => {
                             series.apply(s.t, s.v, head.block_range());
+                            head.note_time(s.t);
+                        }
+                        None => unknown_refs += 1,
+                    }
+                }
+            }
+            Record::Histograms(samples) => {
+                for s in samples {
+                    match head.series_by_id(s.id) {
+                        Some(series) => {
+                            series.apply_histogram(s.t, s.h, head.block_range());
                             head.note_time(s.t);
                         }
                         None => unknown_refs += 1,
@@ -696,10 +710,15 @@ impl Db {
                 sources: Vec::new(),
                 parents: Vec::new(),
             };
-            let list = series
-                .iter()
-                .map(|s| (s.labels(), s.samples(i64::MIN, boundary - 1)));
-            let meta = compact::write_block(&self.dir, new, list).map_err(io_err)?;
+            let list = series.iter().map(|s| {
+                (
+                    s.labels(),
+                    s.samples(i64::MIN, boundary - 1),
+                    s.histograms(i64::MIN, boundary - 1),
+                )
+            });
+            let meta =
+                compact::write_block_with_histograms(&self.dir, new, list).map_err(io_err)?;
             let block = match meta {
                 Some(meta) => Some(self.open_block(&meta)?),
                 None => None,
@@ -960,10 +979,14 @@ impl Db {
             sources: Vec::new(),
             parents: Vec::new(),
         };
-        let list = series
-            .iter()
-            .map(|s| (s.labels(), s.samples(i64::MIN, i64::MAX)));
-        compact::write_block(dir, new, list).map(|_| ())
+        let list = series.iter().map(|s| {
+            (
+                s.labels(),
+                s.samples(i64::MIN, i64::MAX),
+                s.histograms(i64::MIN, i64::MAX),
+            )
+        });
+        compact::write_block_with_histograms(dir, new, list).map(|_| ())
     }
 
     fn remove_blocks(&self, gone: &[Arc<Block>]) -> Result<()> {
@@ -1135,6 +1158,9 @@ pub struct DbAppender<'a> {
     exemplars: Vec<(Arc<MemSeries>, Exemplar)>,
     /// The writer, for the series limits (`Appender::set_origin`).
     scope: Arc<Scope>,
+    /// Staged native histograms; each holds one pending count too. They
+    /// are applied after the floats of the same commit.
+    histograms: Vec<(Arc<MemSeries>, i64, FloatHistogram)>,
 }
 
 impl DbAppender<'_> {
@@ -1143,6 +1169,9 @@ impl DbAppender<'_> {
             s.release_pending();
         }
         for (s, _) in self.exemplars.drain(..) {
+            s.release_pending();
+        }
+        for (s, _, _) in self.histograms.drain(..) {
             s.release_pending();
         }
         self.last = None;
@@ -1237,6 +1266,46 @@ impl Appender for DbAppender<'_> {
         self.staged.reserve(additional);
     }
 
+    fn append_histogram(
+        &mut self,
+        labels: &Labels,
+        t: i64,
+        histogram: &FloatHistogram,
+    ) -> Result<()> {
+        histogram
+            .validate()
+            .map_err(|e| StorageError::new(StorageErrorKind::InvalidInput, e.to_string()))?;
+        if histogram.positive_buckets.len() > crate::chunkenc::hist::MAX_BUCKETS
+            || histogram.negative_buckets.len() > crate::chunkenc::hist::MAX_BUCKETS
+            || histogram.custom_values.len() > crate::chunkenc::hist::MAX_BUCKETS
+        {
+            return Err(StorageError::new(
+                StorageErrorKind::InvalidInput,
+                "native histogram has more than 65536 buckets on a side",
+            ));
+        }
+        let series = match &self.last {
+            Some((l, s)) if l == labels => {
+                s.hold_again();
+                s.clone()
+            }
+            _ => {
+                model::storage::validate_labels(labels)?;
+                let (series, created) = self.db.head.get_or_create_pending(labels);
+                if created {
+                    self.db
+                        .counters
+                        .series_created
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+                self.last = Some((labels.clone(), series.clone()));
+                series
+            }
+        };
+        self.histograms.push((series, t, histogram.clone()));
+        Ok(())
+    }
+
     fn commit(&mut self) -> Result<()> {
         self.commit_with(wal::Durability::Synced)
     }
@@ -1298,14 +1367,18 @@ impl Appender for DbAppender<'_> {
 
 impl DbAppender<'_> {
     fn commit_with(&mut self, durability: wal::Durability) -> Result<()> {
-        if self.staged.is_empty() && self.exemplars.is_empty() {
+        if self.staged.is_empty() && self.exemplars.is_empty() && self.histograms.is_empty() {
             self.release();
             return Ok(());
         }
         let mut new_series: Vec<RefSeries> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let staged_series = self.staged.iter().map(|(s, _, _)| s);
-        for s in staged_series.chain(self.exemplars.iter().map(|(s, _)| s)) {
+        let histogram_series = self.histograms.iter().map(|(s, _, _)| s);
+        for s in staged_series
+            .chain(histogram_series)
+            .chain(self.exemplars.iter().map(|(s, _)| s))
+        {
             if !s.wal_logged.load(Ordering::Acquire) && seen.insert(s.id) {
                 new_series.push(RefSeries {
                     id: s.id,
@@ -1330,6 +1403,19 @@ impl DbAppender<'_> {
         if !samples.is_empty() {
             wal::encode_samples(&samples, &mut samples_rec);
         }
+        let mut histograms_rec = Vec::new();
+        if !self.histograms.is_empty() {
+            let histograms: Vec<RefHistogram> = self
+                .histograms
+                .iter()
+                .map(|(s, t, h)| RefHistogram {
+                    id: s.id,
+                    t: *t,
+                    h: h.clone(),
+                })
+                .collect();
+            wal::encode_histograms(&histograms, &mut histograms_rec);
+        }
         let mut exemplars_rec = Vec::new();
         if !self.exemplars.is_empty() {
             let exemplars: Vec<RefExemplar> = self
@@ -1344,7 +1430,7 @@ impl DbAppender<'_> {
         }
 
         let _commit = read(&self.db.commit_lock);
-        let records: Vec<&[u8]> = [&series_rec, &samples_rec, &exemplars_rec]
+        let records: Vec<&[u8]> = [&series_rec, &samples_rec, &histograms_rec, &exemplars_rec]
             .into_iter()
             .filter(|r| !r.is_empty())
             .map(Vec::as_slice)
@@ -1367,7 +1453,17 @@ impl DbAppender<'_> {
             min_t = min_t.min(*t);
             max_t = max_t.max(*t);
         }
-        if !self.staged.is_empty() {
+        let n_histograms = self.histograms.len() as u64;
+        for (s, t, h) in self.histograms.drain(..) {
+            s.wal_logged.store(true, Ordering::Release);
+            if s.apply_histogram(t, h, range) {
+                ooo += 1;
+            }
+            min_t = min_t.min(t);
+            max_t = max_t.max(t);
+            s.release_pending();
+        }
+        if !self.staged.is_empty() || n_histograms > 0 {
             self.db.head.note_time(min_t);
             self.db.head.note_time(max_t);
         }
@@ -1381,7 +1477,7 @@ impl DbAppender<'_> {
         }
         let c = &self.db.counters;
         c.samples_appended
-            .fetch_add(self.staged.len() as u64, Ordering::Relaxed);
+            .fetch_add(self.staged.len() as u64 + n_histograms, Ordering::Relaxed);
         c.out_of_order.fetch_add(ooo, Ordering::Relaxed);
         self.release();
         Ok(())
@@ -1402,6 +1498,7 @@ impl Appendable for Db {
             last: None,
             exemplars: Vec::new(),
             scope: self.limiter.default_scope(),
+            histograms: Vec::new(),
         })
     }
 }

@@ -16,13 +16,23 @@
 //! every block). Concurrent commits that write the same series and timestamp
 //! race; which one wins is unspecified.
 //!
+//! Native histogram samples live beside the floats of the same series
+//! ([`HistData`]): the open run as decoded histograms, closed runs as
+//! histogram chunks (`chunkenc::hist`), cut at a layout change, a counter
+//! reset or [`SAMPLES_PER_CHUNK`], and their own override map. Floats and
+//! histograms share the series' newest timestamp, so a sample of either
+//! kind at or before it is out of order; an out-of-order sample replaces
+//! one of the other kind at its timestamp (the last write wins there too).
+//!
 //! Label strings are interned: every series with `job="node"` shares one
 //! allocation for `job` and one for `node`.
 
+use crate::chunkenc::hist;
 use crate::chunkenc::{ChunkIter, Encoding, XorAppender};
 use crate::limits::{Admission, Scope};
 use crate::sync::{lock, read, write};
 use model::storage::StorageError;
+use model::histogram::{CounterResetHint, FloatHistogram};
 use model::{Label, LabelStr, Labels, Matcher};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
@@ -143,6 +153,169 @@ pub(crate) struct SeriesData {
     max_time: i64,
     /// Out-of-order samples and rewrites; these override the chunks.
     overrides: BTreeMap<i64, f64>,
+    /// Native histogram samples, if the series ever had one.
+    hist: Option<Box<HistData>>,
+}
+
+/// A closed run of histogram samples, encoded.
+#[derive(Clone)]
+struct HistChunk {
+    min_time: i64,
+    max_time: i64,
+    bytes: Arc<[u8]>,
+}
+
+/// A series' native histogram samples.
+#[derive(Clone, Default)]
+pub(crate) struct HistData {
+    closed: Vec<HistChunk>,
+    /// The open run: samples of one layout without a reset between them.
+    open: Vec<(i64, FloatHistogram)>,
+    /// The counter-reset hint of the open run's first sample.
+    open_hint: CounterResetHint,
+    /// The newest sample of the closed chunks, to judge the next run's
+    /// first sample against.
+    last_closed: Option<FloatHistogram>,
+    /// Out-of-order histograms and rewrites; these override the chunks.
+    overrides: BTreeMap<i64, FloatHistogram>,
+}
+
+impl HistData {
+    fn close_open(&mut self) {
+        let run = std::mem::take(&mut self.open);
+        let (Some(first), Some(last)) = (run.first(), run.last()) else {
+            return;
+        };
+        let (min_time, max_time) = (first.0, last.0);
+        let mut bytes = Vec::new();
+        // Runs are built by `push` to fit one chunk; should encoding fail
+        // anyway, the samples stay readable as overrides.
+        match hist::encode(&run, self.open_hint, false, &mut bytes) {
+            Ok(()) => self.closed.push(HistChunk {
+                min_time,
+                max_time,
+                bytes: bytes.into(),
+            }),
+            Err(_) => self.overrides.extend(run.iter().cloned()),
+        }
+        self.last_closed = run.last().map(|(_, h)| h.clone());
+    }
+
+    /// Appends an in-order sample, cutting the open run where the chunk
+    /// rules say.
+    fn push(&mut self, t: i64, h: FloatHistogram, block_range: i64) {
+        let cut = match self.open.last() {
+            Some((last_t, last)) => {
+                self.open.len() >= SAMPLES_PER_CHUNK
+                    || range_start(*last_t, block_range) != range_start(t, block_range)
+                    || hist::must_cut(last, &h)
+            }
+            None => false,
+        };
+        if cut {
+            let previous = self.open.last().map(|(_, h)| h.clone());
+            self.close_open();
+            self.open_hint = hist::first_hint(previous.as_ref(), &h);
+        } else if self.open.is_empty() {
+            self.open_hint = hist::first_hint(self.last_closed.as_ref(), &h);
+        }
+        self.open.push((t, h));
+    }
+
+    /// Histograms in `[mint, maxt]`, ascending, overrides applied.
+    fn samples(&self, mint: i64, maxt: i64) -> Vec<(i64, FloatHistogram)> {
+        let mut out = Vec::new();
+        if mint > maxt {
+            return out;
+        }
+        for c in &self.closed {
+            if c.max_time < mint || c.min_time > maxt {
+                continue;
+            }
+            // Written by this process; a decode error would be a bug, and
+            // the chunk then reads as empty.
+            if let Ok(run) = hist::decode(&c.bytes) {
+                out.extend(run.into_iter().filter(|(t, _)| (mint..=maxt).contains(t)));
+            }
+        }
+        out.extend(
+            self.open
+                .iter()
+                .filter(|(t, _)| (mint..=maxt).contains(t))
+                .cloned(),
+        );
+        let over: Vec<(i64, FloatHistogram)> = self
+            .overrides
+            .range(mint..=maxt)
+            .map(|(t, h)| (*t, h.clone()))
+            .collect();
+        if over.is_empty() {
+            out
+        } else {
+            merge_override(out, over)
+        }
+    }
+
+    fn time_bounds(&self) -> (i64, i64) {
+        let mut min = i64::MAX;
+        let mut max = i64::MIN;
+        let firsts = self.closed.iter().map(|c| (c.min_time, c.max_time));
+        let open = self
+            .open
+            .first()
+            .zip(self.open.last())
+            .map(|(a, b)| (a.0, b.0));
+        for (low, high) in firsts.chain(open) {
+            min = min.min(low);
+            max = max.max(high);
+        }
+        if let (Some((a, _)), Some((b, _))) = (
+            self.overrides.iter().next(),
+            self.overrides.iter().next_back(),
+        ) {
+            min = min.min(*a);
+            max = max.max(*b);
+        }
+        (min, max)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.closed.is_empty() && self.open.is_empty() && self.overrides.is_empty()
+    }
+
+    fn truncate_before(&mut self, boundary: i64) {
+        self.closed.retain(|c| c.max_time >= boundary);
+        if self.open.last().is_some_and(|(t, _)| *t < boundary) {
+            self.open.clear();
+        }
+        self.overrides = self.overrides.split_off(&boundary);
+    }
+
+    fn chunk_count(&self) -> u64 {
+        self.closed.len() as u64 + u64::from(!self.open.is_empty())
+    }
+
+    fn snapshot(&self, mint: i64, maxt: i64) -> HistData {
+        HistData {
+            closed: self
+                .closed
+                .iter()
+                .filter(|c| c.max_time >= mint && c.min_time <= maxt)
+                .cloned()
+                .collect(),
+            open: self.open.clone(),
+            open_hint: self.open_hint,
+            last_closed: None,
+            overrides: if mint <= maxt {
+                self.overrides
+                    .range(mint..=maxt)
+                    .map(|(t, h)| (*t, h.clone()))
+                    .collect()
+            } else {
+                BTreeMap::new()
+            },
+        }
+    }
 }
 
 impl SeriesData {
@@ -152,7 +325,41 @@ impl SeriesData {
             open: XorAppender::new(),
             max_time: i64::MIN,
             overrides: BTreeMap::new(),
+            hist: None,
         }
+    }
+
+    /// Whether the series holds any histogram.
+    fn has_histograms(&self) -> bool {
+        self.hist.as_ref().is_some_and(|h| !h.is_empty())
+    }
+
+    /// Applies one histogram sample. Returns whether it went out of order.
+    fn apply_histogram(&mut self, t: i64, h: FloatHistogram, block_range: i64) -> bool {
+        let empty =
+            self.open.num_samples() == 0 && self.closed.is_empty() && self.max_time == i64::MIN;
+        let hist = self.hist.get_or_insert_with(Box::default);
+        if !empty && t <= self.max_time {
+            self.overrides.remove(&t);
+            hist.overrides.insert(t, h);
+            return true;
+        }
+        hist.push(t, h, block_range);
+        self.max_time = t;
+        false
+    }
+
+    /// Histogram samples in `[mint, maxt]`, ascending, overrides applied;
+    /// a timestamp a float override took over is left out.
+    pub(crate) fn histograms(&self, mint: i64, maxt: i64) -> Vec<(i64, FloatHistogram)> {
+        let Some(hist) = &self.hist else {
+            return Vec::new();
+        };
+        let mut out = hist.samples(mint, maxt);
+        if !self.overrides.is_empty() {
+            out.retain(|(t, _)| !self.overrides.contains_key(t));
+        }
+        out
     }
 
     /// Applies one sample. Returns whether it went out of order.
@@ -165,6 +372,9 @@ impl SeriesData {
         }
         if t <= d.max_time {
             d.overrides.insert(t, v);
+            if let Some(hist) = &mut d.hist {
+                hist.overrides.remove(&t);
+            }
             return true;
         }
         let crosses_boundary = d
@@ -197,6 +407,11 @@ impl SeriesData {
             && d.open.last_time().unwrap_or(i64::MIN) >= mint
         {
             push_in_range(&mut out, d.open.iter_from(mint), mint, maxt);
+        }
+        if let Some(hist) = &d.hist
+            && !hist.overrides.is_empty()
+        {
+            out.retain(|(t, _)| !hist.overrides.contains_key(t));
         }
         if d.overrides.is_empty() {
             return out;
@@ -292,6 +507,22 @@ impl MemSeries {
         lock(&self.data).apply(t, v, block_range)
     }
 
+    /// Applies one committed histogram sample. Returns whether it went out
+    /// of order.
+    pub(crate) fn apply_histogram(&self, t: i64, h: FloatHistogram, block_range: i64) -> bool {
+        lock(&self.data).apply_histogram(t, h, block_range)
+    }
+
+    /// Histogram samples in `[mint, maxt]`, ascending, overrides applied.
+    pub(crate) fn histograms(&self, mint: i64, maxt: i64) -> Vec<(i64, FloatHistogram)> {
+        lock(&self.data).histograms(mint, maxt)
+    }
+
+    /// Whether the series holds any histogram sample.
+    pub(crate) fn has_histograms(&self) -> bool {
+        lock(&self.data).has_histograms()
+    }
+
     /// Drops every sample in `[mint, maxt]` (a delete): the samples left
     /// are written into fresh chunks, as if appended in order. Returns
     /// whether any sample was dropped. Samples appended later are kept,
@@ -304,12 +535,33 @@ impl MemSeries {
             .copied()
             .filter(|&(t, _)| t < mint || t > maxt)
             .collect();
-        if kept.len() == all.len() {
+        let all_histograms = d.histograms(i64::MIN, i64::MAX);
+        let n_histograms = all_histograms.len();
+        let kept_histograms: Vec<(i64, FloatHistogram)> = all_histograms
+            .into_iter()
+            .filter(|&(t, _)| t < mint || t > maxt)
+            .collect();
+        if kept.len() == all.len() && kept_histograms.len() == n_histograms {
             return false;
         }
         *d = SeriesData::new();
-        for (t, v) in kept {
-            d.apply(t, v, block_range);
+        // Both kinds in time order, so none goes out of order.
+        let mut floats = kept.into_iter().peekable();
+        let mut histograms = kept_histograms.into_iter().peekable();
+        loop {
+            let float_first = match (floats.peek(), histograms.peek()) {
+                (Some(f), Some(h)) => f.0 < h.0,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            if float_first {
+                if let Some((t, v)) = floats.next() {
+                    d.apply(t, v, block_range);
+                }
+            } else if let Some((t, h)) = histograms.next() {
+                d.apply_histogram(t, h, block_range);
+            }
         }
         true
     }
@@ -319,6 +571,10 @@ impl MemSeries {
     /// data, as it does for queries at "now"; otherwise by decoding.
     pub(crate) fn latest(&self, mint: i64, maxt: i64) -> Option<(i64, f64)> {
         let d = lock(&self.data);
+        if d.hist.is_some() {
+            drop(d);
+            return self.samples(mint, maxt).last().copied();
+        }
         let chunk_last = match d.open.last_sample() {
             Some((t, v)) if t <= maxt => Some((t, v)),
             Some(_) => None,
@@ -376,6 +632,7 @@ impl MemSeries {
             } else {
                 BTreeMap::new()
             },
+            hist: d.hist.as_ref().map(|h| Box::new(h.snapshot(mint, maxt))),
         }
     }
 }
@@ -403,6 +660,11 @@ impl SeriesData {
             min = min.min(*a);
             max = max.max(*b);
         }
+        if let Some(hist) = &d.hist {
+            let (low, high) = hist.time_bounds();
+            min = min.min(low);
+            max = max.max(high);
+        }
         (min, max)
     }
 }
@@ -416,7 +678,10 @@ impl MemSeries {
     /// Whether the series has any sample at all.
     fn is_empty(&self) -> bool {
         let d = lock(&self.data);
-        d.closed.is_empty() && d.open.num_samples() == 0 && d.overrides.is_empty()
+        d.closed.is_empty()
+            && d.open.num_samples() == 0
+            && d.overrides.is_empty()
+            && !d.has_histograms()
     }
 
     /// Drops every sample before `boundary`. Returns whether the series is
@@ -429,8 +694,18 @@ impl MemSeries {
             d.open = XorAppender::new();
         }
         d.overrides = d.overrides.split_off(&boundary);
-        let empty = d.closed.is_empty() && d.open.num_samples() == 0 && d.overrides.is_empty();
-        if d.closed.is_empty() && d.open.num_samples() == 0 {
+        if let Some(hist) = &mut d.hist {
+            hist.truncate_before(boundary);
+        }
+        let histograms_in_chunks = d
+            .hist
+            .as_ref()
+            .is_some_and(|h| !h.closed.is_empty() || !h.open.is_empty());
+        let empty = d.closed.is_empty()
+            && d.open.num_samples() == 0
+            && d.overrides.is_empty()
+            && !d.has_histograms();
+        if d.closed.is_empty() && d.open.num_samples() == 0 && !histograms_in_chunks {
             // Later in-order samples must not be taken as out of order
             // against data that is gone from the head.
             d.max_time = i64::MIN;
@@ -439,13 +714,18 @@ impl MemSeries {
                 // in order again.
                 d.max_time = t;
             }
+            if let Some((&t, _)) = d.hist.as_ref().and_then(|h| h.overrides.iter().next_back()) {
+                d.max_time = d.max_time.max(t);
+            }
         }
         empty
     }
 
     fn chunk_count(&self) -> u64 {
         let d = lock(&self.data);
-        d.closed.len() as u64 + u64::from(d.open.num_samples() > 0)
+        d.closed.len() as u64
+            + u64::from(d.open.num_samples() > 0)
+            + d.hist.as_ref().map_or(0, |h| h.chunk_count())
     }
 }
 
@@ -482,7 +762,7 @@ fn push_in_range(out: &mut Vec<(i64, f64)>, it: ChunkIter<&[u8]>, mint: i64, max
 pub(crate) const MAX_CHUNK_RESERVE: usize = 1 << 12;
 
 /// Merges two ascending sample lists; on equal timestamps `over` wins.
-pub(crate) fn merge_override(base: Vec<(i64, f64)>, over: Vec<(i64, f64)>) -> Vec<(i64, f64)> {
+pub(crate) fn merge_override<T>(base: Vec<(i64, T)>, over: Vec<(i64, T)>) -> Vec<(i64, T)> {
     let mut out = Vec::with_capacity(base.len() + over.len());
     let mut b = base.into_iter().peekable();
     let mut o = over.into_iter().peekable();
@@ -1005,15 +1285,9 @@ impl Head {
         // The head's minimum is now at least the boundary.
         let mut new_min = i64::MAX;
         for s in read(&self.index).series.values() {
-            let d = lock(&s.data);
-            let first = d
-                .closed
-                .first()
-                .map(|c| c.min_time)
-                .or(d.open.first_time())
-                .unwrap_or(i64::MAX);
-            let first_override = d.overrides.keys().next().copied().unwrap_or(i64::MAX);
-            new_min = new_min.min(first).min(first_override);
+            // Floats, their overrides and histograms alike.
+            let (first, _) = lock(&s.data).time_bounds();
+            new_min = new_min.min(first);
         }
         self.min_time.store(new_min, Ordering::Relaxed);
         if new_min == i64::MAX {

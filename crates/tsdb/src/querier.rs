@@ -19,12 +19,14 @@
 //! returned, by `select` or by the label lookups.
 
 use crate::block::{Block, ChunkRef};
+use crate::chunkenc::hist::{self, HISTOGRAM_ENCODING};
 use crate::chunkenc::{ChunkIter, Encoding};
 use crate::downsample::{Column, Run};
 use crate::head::{Head, SeriesData, merge_override};
 use crate::sync::read;
 use crate::tiers::{Ranges, coverage, subtract};
 use crate::tombstones::Intervals;
+use model::histogram::FloatHistogram;
 use model::storage::{
     Aggregate, HintedSet, Querier, Result, SampleIter, SelectHints, Series, SeriesSet,
     StorageError, StorageErrorKind,
@@ -99,8 +101,9 @@ enum Part {
         /// Deleted intervals of the series in this block.
         deleted: Intervals,
     },
-    /// Already decoded head samples (the newest-sample path).
-    Head(Vec<(i64, f64)>),
+    /// Already decoded head samples (the newest-sample path): floats and
+    /// histograms.
+    Head(Vec<(i64, f64)>, Vec<(i64, FloatHistogram)>),
     /// A copy of a head series' chunks, taken at the select, decoded when
     /// the part is merged (possibly on another thread).
     HeadSeries(Box<SeriesData>),
@@ -113,9 +116,15 @@ impl Part {
                 chunks.iter().map(|c| c.0).min().unwrap_or(i64::MAX),
                 chunks.iter().map(|c| c.1).max().unwrap_or(i64::MIN),
             ),
-            Part::Head(s) => (
-                s.first().map(|x| x.0).unwrap_or(i64::MAX),
-                s.last().map(|x| x.0).unwrap_or(i64::MIN),
+            Part::Head(s, h) => (
+                s.first()
+                    .map(|x| x.0)
+                    .unwrap_or(i64::MAX)
+                    .min(h.first().map(|x| x.0).unwrap_or(i64::MAX)),
+                s.last()
+                    .map(|x| x.0)
+                    .unwrap_or(i64::MIN)
+                    .max(h.last().map(|x| x.0).unwrap_or(i64::MIN)),
             ),
             Part::HeadSeries(s) => s.time_bounds(),
         }
@@ -148,8 +157,18 @@ impl DbQuerier {
                 .into_iter()
                 .filter_map(|s| {
                     if latest_only {
+                        if s.has_histograms() {
+                            let (floats, histograms) = latest_of(
+                                s.samples(self.mint, self.maxt),
+                                s.histograms(self.mint, self.maxt),
+                            );
+                            if floats.is_empty() && histograms.is_empty() {
+                                return None;
+                            }
+                            return Some((s.labels(), Part::Head(floats, histograms)));
+                        }
                         let latest = s.latest(self.mint, self.maxt)?;
-                        return Some((s.labels(), Part::Head(vec![latest])));
+                        return Some((s.labels(), Part::Head(vec![latest], Vec::new())));
                     }
                     // Decoding waits for the merge; a series whose data lies
                     // outside the range is left out now.
@@ -228,15 +247,40 @@ impl DbQuerier {
     }
 }
 
-/// Decodes one block chunk into samples within `[mint, maxt]`.
+/// The newest sample of two lists (each ascending), kept in its list; the
+/// other list comes back empty.
+fn latest_of(mut floats: Vec<(i64, f64)>, mut histograms: Vec<(i64, FloatHistogram)>) -> Decoded {
+    let float_t = floats.last().map(|x| x.0);
+    let histogram_t = histograms.last().map(|x| x.0);
+    match (float_t, histogram_t) {
+        (Some(f), Some(h)) if h >= f => (Vec::new(), histograms.split_off(histograms.len() - 1)),
+        (Some(_), _) => (floats.split_off(floats.len() - 1), Vec::new()),
+        (None, Some(_)) => (Vec::new(), histograms.split_off(histograms.len() - 1)),
+        (None, None) => (Vec::new(), Vec::new()),
+    }
+}
+
+/// Decodes one block chunk into samples within `[mint, maxt]`: float
+/// samples into `out`, native histograms into `histograms`.
 fn block_chunk_samples(
     block: &Block,
     r: ChunkRef,
     mint: i64,
     maxt: i64,
     out: &mut Vec<(i64, f64)>,
+    histograms: &mut Vec<(i64, FloatHistogram)>,
 ) -> Result<()> {
     let (enc, bytes) = block.chunk(r).map_err(block_err)?;
+    if enc == HISTOGRAM_ENCODING {
+        let run = hist::decode(bytes).map_err(|e| {
+            StorageError::new(
+                StorageErrorKind::Io,
+                format!("block {}: {e}", block.dir().display()),
+            )
+        })?;
+        histograms.extend(run.into_iter().filter(|(t, _)| (mint..=maxt).contains(t)));
+        return Ok(());
+    }
     let enc = Encoding::from_u8(enc).ok_or_else(|| {
         StorageError::new(
             StorageErrorKind::Io,
@@ -270,16 +314,30 @@ fn block_chunk_samples(
     Ok(())
 }
 
-fn part_samples(part: Part, mint: i64, maxt: i64) -> Result<Vec<(i64, f64)>> {
+/// The histograms as a series' iterator; an empty one allocates nothing
+/// (most series hold none, and a select builds one per series).
+fn histogram_iter(histograms: Vec<(i64, FloatHistogram)>) -> model::storage::HistogramIter {
+    if histograms.is_empty() {
+        Box::new(std::iter::empty())
+    } else {
+        Box::new(histograms.into_iter())
+    }
+}
+
+/// A part's floats and histograms.
+type Decoded = (Vec<(i64, f64)>, Vec<(i64, FloatHistogram)>);
+
+fn part_samples(part: Part, mint: i64, maxt: i64) -> Result<Decoded> {
     match part {
-        Part::Head(s) => Ok(s),
-        Part::HeadSeries(s) => Ok(s.samples(mint, maxt)),
+        Part::Head(s, h) => Ok((s, h)),
+        Part::HeadSeries(s) => Ok((s.samples(mint, maxt), s.histograms(mint, maxt))),
         Part::Block {
             block,
             chunks,
             deleted,
         } => {
             let mut out = Vec::new();
+            let mut histograms = Vec::new();
             let mut sorted = chunks;
             sorted.sort_by_key(|c| c.0);
             let mut last_max = i64::MIN;
@@ -289,33 +347,60 @@ fn part_samples(part: Part, mint: i64, maxt: i64) -> Result<Vec<(i64, f64)>> {
                     overlapping = true;
                 }
                 last_max = last_max.max(max);
-                block_chunk_samples(&block, r, mint, maxt, &mut out)?;
+                block_chunk_samples(&block, r, mint, maxt, &mut out, &mut histograms)?;
             }
             if overlapping {
                 // Chunks of one series in one block never overlap when
-                // written by osprey; stay correct if they do.
+                // written by osprey; stay correct if they do. (Float and
+                // histogram chunks of one series may interleave in time.)
                 out.sort_by_key(|s| s.0);
                 out.dedup_by_key(|s| s.0);
+                histograms.sort_by_key(|s| s.0);
+                histograms.dedup_by_key(|s| s.0);
             }
             deleted.remove_from(&mut out);
-            Ok(out)
+            histograms.retain(|(t, _)| !deleted.contains(*t));
+            Ok((out, histograms))
         }
     }
 }
 
-/// Merges a series' parts, given lowest priority first.
-fn merge_parts(parts: Vec<Part>, mint: i64, maxt: i64) -> Result<Vec<(i64, f64)>> {
+/// Merges a series' parts, given lowest priority first: floats and
+/// histograms each as [`merge_float_parts`] does; where sources disagree
+/// on a timestamp's kind, the histogram is kept.
+fn merge_parts(parts: Vec<Part>, mint: i64, maxt: i64) -> Result<Decoded> {
     let mut ranges: Vec<(i64, i64)> = parts.iter().map(Part::time_range).collect();
     let disjoint = {
         ranges.sort();
         ranges.windows(2).all(|w| w[0].1 < w[1].0)
     };
-    let mut decoded: Vec<Vec<(i64, f64)>> = Vec::with_capacity(parts.len());
+    let n_parts = parts.len();
+    let mut floats: Vec<Vec<(i64, f64)>> = Vec::with_capacity(n_parts);
+    let mut histograms: Vec<Vec<(i64, FloatHistogram)>> = Vec::with_capacity(n_parts);
     for p in parts {
-        decoded.push(part_samples(p, mint, maxt)?);
+        let (f, h) = part_samples(p, mint, maxt)?;
+        floats.push(f);
+        histograms.push(h);
     }
+    let mut merged_histograms: Vec<(i64, FloatHistogram)> = Vec::new();
+    for h in histograms {
+        if !h.is_empty() {
+            merged_histograms = merge_override(merged_histograms, h);
+        }
+    }
+    let mut merged_floats = merge_float_parts(floats, disjoint);
+    if n_parts > 1 && !merged_histograms.is_empty() && !merged_floats.is_empty() {
+        let times: std::collections::HashSet<i64> = merged_histograms.iter().map(|x| x.0).collect();
+        merged_floats.retain(|(t, _)| !times.contains(t));
+    }
+    Ok((merged_floats, merged_histograms))
+}
+
+/// Merges the float samples of a series' parts, given lowest priority
+/// first; `disjoint` says the parts' time ranges do not overlap.
+fn merge_float_parts(mut decoded: Vec<Vec<(i64, f64)>>, disjoint: bool) -> Vec<(i64, f64)> {
     if decoded.len() == 1 {
-        return Ok(decoded.pop().unwrap_or_default());
+        return decoded.pop().unwrap_or_default();
     }
     if disjoint {
         decoded.sort_by_key(|s| s.first().map(|x| x.0).unwrap_or(i64::MAX));
@@ -326,13 +411,13 @@ fn merge_parts(parts: Vec<Part>, mint: i64, maxt: i64) -> Result<Vec<(i64, f64)>
         for part in rest {
             out.extend_from_slice(&part);
         }
-        return Ok(out);
+        return out;
     }
     let mut acc: Vec<(i64, f64)> = Vec::new();
     for d in decoded {
         acc = merge_override(acc, d);
     }
-    Ok(acc)
+    acc
 }
 
 /// Series decoded per batch when a select is large enough to decode on
@@ -432,10 +517,11 @@ impl Iterator for ParallelDecode {
 /// One merged series, or `None` when it has no samples in range.
 fn decode_one(labels: Labels, parts: Vec<Part>, mint: i64, maxt: i64) -> Option<Result<Series>> {
     match merge_parts(parts, mint, maxt) {
-        Ok(samples) if samples.is_empty() => None,
-        Ok(samples) => Some(Ok(Series {
+        Ok((samples, histograms)) if samples.is_empty() && histograms.is_empty() => None,
+        Ok((samples, histograms)) => Some(Ok(Series {
             labels,
             samples: Box::new(samples.into_iter()) as SampleIter,
+            histograms: histogram_iter(histograms),
         })),
         Err(e) => Some(Err(e)),
     }
@@ -587,10 +673,10 @@ impl Querier for DbQuerier {
         let iter = series.into_iter().filter_map(move |(labels, columns)| {
             let samples = aggregate_samples(columns, aggregate);
             (!samples.is_empty()).then(|| {
-                Ok(Series {
+                Ok(Series::floats(
                     labels,
-                    samples: Box::new(samples.into_iter()) as SampleIter,
-                })
+                    Box::new(samples.into_iter()) as SampleIter,
+                ))
             })
         });
         Ok(HintedSet {
@@ -627,12 +713,16 @@ impl Querier for DbQuerier {
         let (mint, maxt) = (self.mint, self.maxt);
         let iter = merged.into_iter().filter_map(move |(labels, parts)| {
             match merge_parts(parts, mint, maxt) {
-                Ok(samples) => samples.last().map(|&last| {
-                    Ok(Series {
-                        labels,
-                        samples: Box::new(std::iter::once(last)) as SampleIter,
+                Ok((samples, histograms)) => {
+                    let (samples, histograms) = latest_of(samples, histograms);
+                    (!samples.is_empty() || !histograms.is_empty()).then(|| {
+                        Ok(Series {
+                            labels,
+                            samples: Box::new(samples.into_iter()) as SampleIter,
+                            histograms: histogram_iter(histograms),
+                        })
                     })
-                }),
+                }
                 Err(e) => Some(Err(e)),
             }
         });

@@ -9,8 +9,8 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::record::{
-    Record, RefExemplar, RefSample, RefSeries, RefTombstone, decode, encode_exemplars,
-    encode_samples, encode_series, encode_tombstones,
+    Record, RefExemplar, RefHistogram, RefSample, RefSeries, RefTombstone, decode,
+    encode_exemplars, encode_histograms, encode_samples, encode_series, encode_tombstones,
 };
 use super::segment::{
     append_frame, checkpoint_dir_name, list_directory, segment_file_name, sync_directory,
@@ -121,6 +121,18 @@ pub fn checkpoint(
                     stats.samples_dropped += before - kept.len() as u64;
                     if !kept.is_empty() {
                         encode_samples(&kept, &mut encoded);
+                    }
+                }
+                Record::Histograms(samples) => {
+                    let before = samples.len() as u64;
+                    let kept: Vec<RefHistogram> = samples
+                        .into_iter()
+                        .filter(|s| s.t >= mint && keep_series(s.id))
+                        .collect();
+                    stats.samples_kept += kept.len() as u64;
+                    stats.samples_dropped += before - kept.len() as u64;
+                    if !kept.is_empty() {
+                        encode_histograms(&kept, &mut encoded);
                     }
                 }
                 Record::Exemplars(exemplars) => {

@@ -33,9 +33,10 @@ use std::time::{Duration, Instant};
 
 pub use checkpoint::{CheckpointStats, checkpoint};
 pub use record::{
-    RECORD_TYPE_EXEMPLARS, RECORD_TYPE_SAMPLES, RECORD_TYPE_SERIES, RECORD_TYPE_TOMBSTONES, Record,
-    RecordError, RefExemplar, RefSample, RefSeries, RefTombstone, decode, encode_exemplars,
-    encode_samples, encode_series, encode_tombstones,
+    RECORD_TYPE_EXEMPLARS, RECORD_TYPE_HISTOGRAMS, RECORD_TYPE_SAMPLES, RECORD_TYPE_SERIES,
+    RECORD_TYPE_TOMBSTONES, Record, RecordError, RefExemplar, RefHistogram, RefSample, RefSeries,
+    RefTombstone, decode, encode_exemplars, encode_histograms, encode_samples, encode_series,
+    encode_tombstones,
 };
 pub use segment::{Corruption, CorruptionReason, SegmentScan, scan_segment_bytes};
 
@@ -747,6 +748,7 @@ pub fn replay(dir: &Path, on_record: &mut dyn FnMut(Record)) -> Result<ReplaySta
             match &record {
                 Record::Series(series) => stats.series += series.len() as u64,
                 Record::Samples(samples) => stats.samples += samples.len() as u64,
+                Record::Histograms(samples) => stats.samples += samples.len() as u64,
                 Record::Tombstones(tombstones) => stats.tombstones += tombstones.len() as u64,
                 Record::Exemplars(exemplars) => stats.exemplars += exemplars.len() as u64,
             }

@@ -8,12 +8,19 @@
 
 use std::fmt;
 
+use model::histogram::{CounterResetHint, FloatHistogram, Span, is_valid_schema};
 use model::{Label, Labels};
+
+/// The most spans, buckets per side or custom bounds one histogram of a
+/// record may have (as in a histogram chunk).
+const MAX_HISTOGRAM_ITEMS: u64 = 1 << 16;
 
 /// Record type byte of a series record.
 pub const RECORD_TYPE_SERIES: u8 = 1;
 /// Record type byte of a samples record.
 pub const RECORD_TYPE_SAMPLES: u8 = 2;
+/// Record type byte of a native histogram samples record.
+pub const RECORD_TYPE_HISTOGRAMS: u8 = 3;
 /// Record type byte of an exemplars record.
 pub const RECORD_TYPE_EXEMPLARS: u8 = 4;
 /// Record type byte of a tombstones record (a delete of head samples).
@@ -21,11 +28,14 @@ pub const RECORD_TYPE_TOMBSTONES: u8 = 5;
 
 /// Whether a record type byte is one this version writes and reads.
 ///
-/// Type 3 (histograms) is reserved.
 pub fn is_known_record_type(record_type: u8) -> bool {
     matches!(
         record_type,
-        RECORD_TYPE_SERIES | RECORD_TYPE_SAMPLES | RECORD_TYPE_EXEMPLARS | RECORD_TYPE_TOMBSTONES
+        RECORD_TYPE_SERIES
+            | RECORD_TYPE_SAMPLES
+            | RECORD_TYPE_HISTOGRAMS
+            | RECORD_TYPE_EXEMPLARS
+            | RECORD_TYPE_TOMBSTONES
     )
 }
 
@@ -45,6 +55,14 @@ pub struct RefSample {
     pub id: u64,
     pub t: i64,
     pub v: f64,
+}
+
+/// One native histogram sample of the series with the head's id `id`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RefHistogram {
+    pub id: u64,
+    pub t: i64,
+    pub h: FloatHistogram,
 }
 
 /// A delete of the samples of the series with the head's id `id` whose
@@ -68,6 +86,7 @@ pub struct RefExemplar {
 pub enum Record {
     Series(Vec<RefSeries>),
     Samples(Vec<RefSample>),
+    Histograms(Vec<RefHistogram>),
     Exemplars(Vec<RefExemplar>),
     /// Deletes, each of the samples replayed before this record.
     Tombstones(Vec<RefTombstone>),
@@ -131,6 +150,45 @@ pub fn encode_samples(samples: &[RefSample], out: &mut Vec<u8>) {
         put_varint(out, sample.t.wrapping_sub(first.t));
         out.extend_from_slice(&sample.v.to_bits().to_le_bytes());
         previous_id = sample.id;
+    }
+}
+
+/// Appends a histogram samples record (type byte and payload) to `out`,
+/// laid out as the samples record with a histogram in place of the value.
+pub fn encode_histograms(samples: &[RefHistogram], out: &mut Vec<u8>) {
+    out.push(RECORD_TYPE_HISTOGRAMS);
+    let Some(first) = samples.first() else {
+        return;
+    };
+    put_uvarint(out, first.id);
+    put_varint(out, first.t);
+    let mut previous_id = first.id;
+    for sample in samples {
+        put_varint(out, sample.id.wrapping_sub(previous_id) as i64);
+        put_varint(out, sample.t.wrapping_sub(first.t));
+        put_histogram(out, &sample.h);
+        previous_id = sample.id;
+    }
+}
+
+fn put_histogram(out: &mut Vec<u8>, h: &FloatHistogram) {
+    out.push(h.counter_reset_hint as u8);
+    put_varint(out, i64::from(h.schema));
+    for value in [h.zero_threshold, h.zero_count, h.count, h.sum] {
+        out.extend_from_slice(&value.to_bits().to_le_bytes());
+    }
+    for spans in [&h.positive_spans, &h.negative_spans] {
+        put_uvarint(out, spans.len() as u64);
+        for span in spans {
+            put_varint(out, i64::from(span.offset));
+            put_uvarint(out, u64::from(span.length));
+        }
+    }
+    for values in [&h.positive_buckets, &h.negative_buckets, &h.custom_values] {
+        put_uvarint(out, values.len() as u64);
+        for value in values {
+            out.extend_from_slice(&value.to_bits().to_le_bytes());
+        }
     }
 }
 
@@ -198,6 +256,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
     match record_type {
         RECORD_TYPE_SERIES => decode_series(&mut reader).map(Record::Series),
         RECORD_TYPE_SAMPLES => decode_samples(&mut reader).map(Record::Samples),
+        RECORD_TYPE_HISTOGRAMS => decode_histograms(&mut reader).map(Record::Histograms),
         RECORD_TYPE_EXEMPLARS => decode_exemplars(&mut reader).map(Record::Exemplars),
         RECORD_TYPE_TOMBSTONES => decode_tombstones(&mut reader).map(Record::Tombstones),
         _ => Err(RecordError {
@@ -311,6 +370,85 @@ fn decode_samples(reader: &mut ByteReader<'_>) -> Result<Vec<RefSample>, RecordE
         return Err(reader.error("first sample differs from the record's base"));
     }
     Ok(samples)
+}
+
+fn decode_histograms(reader: &mut ByteReader<'_>) -> Result<Vec<RefHistogram>, RecordError> {
+    if reader.is_at_end() {
+        return Ok(Vec::new());
+    }
+    let base_id = reader.uvarint()?;
+    let base_t = reader.varint()?;
+    let mut samples = Vec::new();
+    let mut previous_id = base_id;
+    while !reader.is_at_end() {
+        let id = previous_id.wrapping_add(reader.varint()? as u64);
+        let t = base_t.wrapping_add(reader.varint()?);
+        let h = decode_histogram(reader)?;
+        samples.push(RefHistogram { id, t, h });
+        previous_id = id;
+    }
+    if samples.is_empty() {
+        return Err(reader.error("histograms record with a base but no samples"));
+    }
+    if samples[0].id != base_id || samples[0].t != base_t {
+        return Err(reader.error("first histogram differs from the record's base"));
+    }
+    Ok(samples)
+}
+
+fn decode_histogram(reader: &mut ByteReader<'_>) -> Result<FloatHistogram, RecordError> {
+    let counter_reset_hint = CounterResetHint::from_u8(reader.byte()?)
+        .ok_or_else(|| reader.error("unknown histogram counter reset hint"))?;
+    let schema = i32::try_from(reader.varint()?)
+        .ok()
+        .filter(|s| is_valid_schema(*s))
+        .ok_or_else(|| reader.error("histogram schema out of range"))?;
+    let zero_threshold = f64::from_bits(reader.u64_le()?);
+    let zero_count = f64::from_bits(reader.u64_le()?);
+    let count = f64::from_bits(reader.u64_le()?);
+    let sum = f64::from_bits(reader.u64_le()?);
+    let spans = |reader: &mut ByteReader<'_>| -> Result<Vec<Span>, RecordError> {
+        let n = reader.uvarint()?;
+        if n > MAX_HISTOGRAM_ITEMS {
+            return Err(reader.error("too many histogram spans"));
+        }
+        let mut spans = Vec::with_capacity((n as usize).min(reader.remaining()));
+        for _ in 0..n {
+            let offset = i32::try_from(reader.varint()?)
+                .map_err(|_| reader.error("histogram span offset out of range"))?;
+            let length = u32::try_from(reader.uvarint()?)
+                .map_err(|_| reader.error("histogram span length out of range"))?;
+            spans.push(Span { offset, length });
+        }
+        Ok(spans)
+    };
+    let positive_spans = spans(reader)?;
+    let negative_spans = spans(reader)?;
+    let floats = |reader: &mut ByteReader<'_>| -> Result<Vec<f64>, RecordError> {
+        let n = reader.uvarint()?;
+        if n > MAX_HISTOGRAM_ITEMS || n.saturating_mul(8) > reader.remaining() as u64 {
+            return Err(reader.error("histogram bucket list runs past the end of the record"));
+        }
+        (0..n)
+            .map(|_| reader.u64_le().map(f64::from_bits))
+            .collect()
+    };
+    let positive_buckets = floats(reader)?;
+    let negative_buckets = floats(reader)?;
+    let custom_values = floats(reader)?;
+    Ok(FloatHistogram {
+        counter_reset_hint,
+        schema,
+        zero_threshold,
+        zero_count,
+        count,
+        sum,
+        positive_spans,
+        negative_spans,
+        positive_buckets,
+        negative_buckets,
+        custom_values,
+    })
 }
 
 fn decode_tombstones(reader: &mut ByteReader<'_>) -> Result<Vec<RefTombstone>, RecordError> {
@@ -640,7 +778,9 @@ mod tests {
     fn rejects_truncated_and_unknown() {
         assert!(decode(&[]).is_err());
         assert!(decode(&[0]).is_err());
-        assert!(decode(&[3]).is_err());
+        assert!(decode(&[6]).is_err());
+        // Type 3 (histograms) with an empty payload holds none.
+        assert_eq!(decode(&[3]), Ok(Record::Histograms(Vec::new())));
         let mut bytes = Vec::new();
         encode_samples(
             &[RefSample {

@@ -162,6 +162,7 @@ fn concurrent_log_from_eight_threads_is_all_replayed() {
             }
             Record::Tombstones(_) => panic!("no tombstones were logged"),
             Record::Exemplars(_) => panic!("no exemplars were logged"),
+            Record::Histograms(_) => panic!("no histograms were logged"),
         }
     }
     assert_eq!(seen_series.len() as u64, threads * per_thread);
@@ -432,6 +433,7 @@ fn checkpoint_and_truncate_keep_exactly_kept_series_and_recent_samples() {
             }
             Record::Tombstones(t) => deleted.extend(t),
             Record::Exemplars(_) => panic!("no exemplars were logged"),
+            Record::Histograms(_) => panic!("no histograms were logged"),
         }
     }
     assert_eq!(
@@ -461,7 +463,10 @@ fn checkpoint_and_truncate_keep_exactly_kept_series_and_recent_samples() {
         .iter()
         .map(|r| match r {
             Record::Samples(s) => s.len(),
-            Record::Series(_) | Record::Tombstones(_) | Record::Exemplars(_) => 0,
+            Record::Series(_)
+            | Record::Tombstones(_)
+            | Record::Exemplars(_)
+            | Record::Histograms(_) => 0,
         })
         .sum();
     assert_eq!(sample_count, 50 + 5);
@@ -623,4 +628,69 @@ fn written_durability_syncs_at_most_once_per_window() {
     drop(wal);
     let (records, _) = replay_all(dir.path());
     assert_eq!(records.len(), writes as usize + 1);
+}
+
+#[test]
+fn histogram_records_round_trip_and_reject_damage() {
+    use crate::wal::record::{RefHistogram, encode_histograms};
+    use model::histogram::{CounterResetHint, FloatHistogram, Span};
+    let h = FloatHistogram {
+        counter_reset_hint: CounterResetHint::Gauge,
+        schema: -53,
+        zero_threshold: 0.0,
+        zero_count: 0.0,
+        count: 6.0,
+        sum: model::STALE_NAN,
+        positive_spans: vec![Span {
+            offset: 0,
+            length: 3,
+        }],
+        negative_spans: vec![Span {
+            offset: -3,
+            length: 1,
+        }],
+        positive_buckets: vec![1.0, 2.0, 3.0],
+        negative_buckets: vec![0.5],
+        custom_values: vec![0.1, 1.0],
+    };
+    let samples = vec![
+        RefHistogram {
+            id: 7,
+            t: -5,
+            h: h.clone(),
+        },
+        RefHistogram {
+            id: 3,
+            t: 1 << 40,
+            h: FloatHistogram::default(),
+        },
+    ];
+    let mut bytes = Vec::new();
+    encode_histograms(&samples, &mut bytes);
+    match decode(&bytes).expect("decodes") {
+        Record::Histograms(back) => {
+            assert_eq!(back.len(), 2);
+            assert_eq!(back[0].id, 7);
+            assert_eq!(back[1].t, 1 << 40);
+            assert!(back[0].h.is_stale());
+            assert_eq!(back[0].h.custom_values, h.custom_values);
+            assert_eq!(back[0].h.negative_spans, h.negative_spans);
+            assert_eq!(back[0].h.counter_reset_hint, CounterResetHint::Gauge);
+        }
+        other => panic!("decoded {other:?}"),
+    }
+    for cut in 2..bytes.len() {
+        // A cut right after the first sample is a record of one sample.
+        match decode(&bytes[..cut]) {
+            Ok(Record::Histograms(one)) => assert_eq!(one.len(), 1, "prefix of {cut} bytes"),
+            Ok(other) => panic!("decoded {other:?}"),
+            Err(_) => {}
+        }
+    }
+    let mut empty = Vec::new();
+    encode_histograms(&[], &mut empty);
+    assert_eq!(
+        decode(&empty).expect("empty"),
+        Record::Histograms(Vec::new())
+    );
 }

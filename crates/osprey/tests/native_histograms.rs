@@ -1,0 +1,369 @@
+//! Native histograms end to end: remote write 1.0's `histograms` field
+//! into the real `osprey` binary, kept across a `kill -9`, and read back
+//! through `/api/v1/query` and `/api/v1/query_range` with Prometheus's
+//! JSON (`histogram`, `histograms`). The same request goes to a real
+//! Prometheus 2.42 (`--enable-feature=native-histograms`), and both
+//! answers must be equal.
+//!
+//! A missing `prometheus` skips the comparison with a reason, unless
+//! `OSPREY_REQUIRE_EXTERNAL=1`, where it fails.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use model::histogram::{CounterResetHint, FloatHistogram, Histogram, Span};
+use support::{ChildGuard, Server, free_addr, http, remote_write, urlencode};
+
+fn required() -> bool {
+    std::env::var("OSPREY_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1")
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// An exponential counter histogram after `i` scrapes, with negative and
+/// zero buckets.
+fn integer(i: u64) -> Histogram {
+    let positive = [i, 3 * i, 2 * i, i];
+    let negative = [i, i / 2];
+    let deltas = |counts: &[u64]| -> Vec<i64> {
+        let mut previous = 0i64;
+        counts
+            .iter()
+            .map(|&c| {
+                let d = c as i64 - previous;
+                previous = c as i64;
+                d
+            })
+            .collect()
+    };
+    Histogram {
+        counter_reset_hint: CounterResetHint::Unknown,
+        schema: 1,
+        zero_threshold: 0.001,
+        zero_count: i,
+        count: positive.iter().sum::<u64>() + negative.iter().sum::<u64>() + i,
+        sum: i as f64 * 0.75,
+        positive_spans: vec![
+            Span {
+                offset: -1,
+                length: 2,
+            },
+            Span {
+                offset: 2,
+                length: 2,
+            },
+        ],
+        negative_spans: vec![Span {
+            offset: 0,
+            length: 2,
+        }],
+        positive_buckets: deltas(&positive),
+        negative_buckets: deltas(&negative),
+        custom_values: vec![],
+    }
+}
+
+/// A float gauge histogram with exponential buckets.
+fn float(i: u64) -> FloatHistogram {
+    FloatHistogram {
+        counter_reset_hint: CounterResetHint::Gauge,
+        schema: 0,
+        zero_threshold: 0.0,
+        zero_count: 0.0,
+        count: 2.5 + i as f64,
+        sum: -1.25 * i as f64,
+        positive_spans: vec![Span {
+            offset: 0,
+            length: 3,
+        }],
+        positive_buckets: vec![0.5, i as f64, 2.0],
+        ..FloatHistogram::default()
+    }
+}
+
+/// 41 samples at 15 s ending at `end`: an integer histogram with a counter
+/// reset half way, a float gauge histogram, and a float series.
+fn request(end: i64) -> Vec<u8> {
+    use prost::Message;
+    use remote::{Label, Sample, TimeSeries, WriteRequest};
+    let labels = |name: &str| {
+        vec![
+            Label {
+                name: "__name__".into(),
+                value: name.into(),
+            },
+            Label {
+                name: "job".into(),
+                value: "model".into(),
+            },
+        ]
+    };
+    let times: Vec<i64> = (0..41).map(|i| end - (40 - i) * 15_000).collect();
+    // One histogram per schema whose buckets cover every fraction of the
+    // bound table (and some negative schemas), to compare the bounds.
+    let bounds = (-4..=8).map(|schema: i32| {
+        let n = if schema > 0 { (1u32 << schema) + 1 } else { 3 };
+        let h = FloatHistogram {
+            schema,
+            count: f64::from(n),
+            sum: 1.0,
+            positive_spans: vec![Span {
+                offset: -1,
+                length: n,
+            }],
+            positive_buckets: vec![1.0; n as usize],
+            ..FloatHistogram::default()
+        };
+        TimeSeries {
+            labels: labels(&format!("bounds_schema_{}", schema + 4)),
+            histograms: vec![remote::Histogram::from_float(end, &h)],
+            ..Default::default()
+        }
+    });
+    let req = WriteRequest {
+        timeseries: bounds
+            .chain([
+                TimeSeries {
+                    labels: labels("latency_seconds"),
+                    histograms: times
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &t)| {
+                            let step = if i >= 20 { i - 19 } else { i + 1 };
+                            remote::Histogram::from_integer(t, &integer(step as u64))
+                        })
+                        .collect(),
+                    ..Default::default()
+                },
+                TimeSeries {
+                    labels: labels("queue_depth"),
+                    histograms: times
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &t)| remote::Histogram::from_float(t, &float(i as u64 % 7)))
+                        .collect(),
+                    ..Default::default()
+                },
+                TimeSeries {
+                    labels: labels("requests_total"),
+                    samples: times
+                        .iter()
+                        .map(|&t| Sample {
+                            value: (t % 1_000_000) as f64,
+                            timestamp: t,
+                        })
+                        .collect(),
+                    ..Default::default()
+                },
+            ])
+            .collect(),
+        ..Default::default()
+    };
+    snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .expect("snappy")
+}
+
+fn query(addr: SocketAddr, path_and_query: &str) -> serde_json::Value {
+    let (status, body) = http(addr, "GET", path_and_query, &[], &[]).expect("query");
+    let text = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(status, 200, "{path_and_query}: {text}");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    json["data"].clone()
+}
+
+/// The queries both servers answer, as (name, path).
+fn queries(end: i64) -> Vec<(String, String)> {
+    let secs = |ms: i64| format!("{:.3}", ms as f64 / 1000.0);
+    let mut out = Vec::new();
+    for q in [
+        "latency_seconds",
+        "queue_depth",
+        "{job=\"model\"}",
+        "latency_seconds[2m]",
+        "{__name__=~\"queue_depth|requests_total\"}[1m]",
+        "{__name__=~\"bounds_.*\"}",
+    ] {
+        out.push((
+            format!("instant {q}"),
+            format!(
+                "/api/v1/query?query={}&time={}",
+                urlencode(q),
+                secs(end - 7_000)
+            ),
+        ));
+    }
+    for q in ["latency_seconds", "{job=\"model\"}"] {
+        out.push((
+            format!("range {q}"),
+            format!(
+                // No step lands exactly 5 m after a sample: Prometheus
+                // 2.42's lookback includes that end, Prometheus 3's (and
+                // osprey's) excludes it.
+                "/api/v1/query_range?query={}&start={}&end={}&step=17",
+                urlencode(q),
+                secs(end - 700_000),
+                secs(end + 400_000)
+            ),
+        ));
+    }
+    out
+}
+
+fn check_shape(data: &serde_json::Value) {
+    let result = data["result"].as_array().expect("result");
+    let latency = result
+        .iter()
+        .find(|s| s["metric"]["__name__"] == "latency_seconds")
+        .expect("latency series");
+    let h = &latency["histogram"][1];
+    assert!(h["count"].is_string(), "{latency}");
+    let buckets = h["buckets"].as_array().expect("buckets");
+    // 2 negative, the zero bucket, 4 positive.
+    assert_eq!(buckets.len(), 7, "{h}");
+    assert_eq!(buckets[0][0], 1, "negative buckets are open right");
+    assert_eq!(buckets[2][0], 3, "the zero bucket is closed");
+    assert_eq!(buckets[2][1], "-0.001");
+    assert_eq!(buckets[3][0], 0, "positive buckets are open left");
+}
+
+#[test]
+fn remote_written_histograms_are_stored_and_queried_as_prometheus_does() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().join("data");
+    let server = Server::start(&data_dir, free_addr(), &dir.path().join("osprey.log"));
+    let end = now_ms() / 1000 * 1000 - 60_000;
+    let body = request(end);
+    assert_eq!(
+        remote_write(server.addr, &body).expect("write"),
+        204,
+        "{}",
+        server.log_text()
+    );
+
+    // An invalid histogram is refused with Prometheus's error JSON.
+    let mut bad = integer(3);
+    bad.count += 1;
+    let bad_request = {
+        use prost::Message;
+        let req = remote::WriteRequest {
+            timeseries: vec![remote::TimeSeries {
+                labels: vec![remote::Label {
+                    name: "__name__".into(),
+                    value: "bad".into(),
+                }],
+                histograms: vec![remote::Histogram::from_integer(end, &bad)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        snap::raw::Encoder::new()
+            .compress_vec(&req.encode_to_vec())
+            .expect("snappy")
+    };
+    let (status, answer) = http(
+        server.addr,
+        "POST",
+        "/api/v1/write",
+        &[
+            ("Content-Type", "application/x-protobuf"),
+            ("Content-Encoding", "snappy"),
+        ],
+        &bad_request,
+    )
+    .expect("write");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("\"errorType\":\"bad_data\""), "{answer}");
+    assert!(answer.contains("observations found in buckets"), "{answer}");
+
+    let before: Vec<serde_json::Value> = queries(end)
+        .iter()
+        .map(|(_, path)| query(server.addr, path))
+        .collect();
+    check_shape(&before[2]);
+
+    // kill -9 and start again: the WAL brings everything back.
+    server.kill();
+    let server = Server::start(&data_dir, free_addr(), &dir.path().join("osprey2.log"));
+    let after: Vec<serde_json::Value> = queries(end)
+        .iter()
+        .map(|(_, path)| query(server.addr, path))
+        .collect();
+    assert_eq!(before, after);
+
+    if !prometheus_available() {
+        return;
+    }
+    let (_prometheus, prometheus) = start_prometheus(dir.path());
+    assert_eq!(remote_write(prometheus, &body).expect("write"), 204);
+    for ((name, path), ours) in queries(end).iter().zip(&after) {
+        let theirs = query(prometheus, path);
+        if ours != &theirs {
+            // The first difference, with some context.
+            let (a, b) = (ours.to_string(), theirs.to_string());
+            let at = a
+                .bytes()
+                .zip(b.bytes())
+                .position(|(x, y)| x != y)
+                .unwrap_or(a.len().min(b.len()));
+            let around = |s: &str| {
+                s.get(at.saturating_sub(300)..(at + 300).min(s.len()))
+                    .unwrap_or("")
+                    .to_string()
+            };
+            panic!(
+                "{name} differs at byte {at}:\nosprey:     ...{}\nprometheus: ...{}",
+                around(&a),
+                around(&b)
+            );
+        }
+    }
+}
+
+/// Whether `prometheus` runs; prints why not (or fails when required).
+fn prometheus_available() -> bool {
+    match Command::new("prometheus")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(_) => true,
+        Err(e) => {
+            let reason = format!("prometheus is not installed ({e}); apt-get install prometheus");
+            assert!(!required(), "OSPREY_REQUIRE_EXTERNAL=1 but {reason}");
+            eprintln!("skipping: {reason}");
+            false
+        }
+    }
+}
+
+fn start_prometheus(dir: &std::path::Path) -> (ChildGuard, SocketAddr) {
+    let addr = free_addr();
+    let path = dir.join("prometheus.yml");
+    std::fs::write(&path, "global:\n  scrape_interval: 1h\n").expect("write prometheus config");
+    let child = ChildGuard::spawn_ready(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("prometheus-data").display()
+            ))
+            .arg(format!("--web.listen-address={addr}"))
+            .arg("--web.enable-remote-write-receiver")
+            .arg("--enable-feature=native-histograms"),
+        &dir.join("prometheus.log"),
+        Duration::from_secs(60),
+        || matches!(http(addr, "GET", "/-/ready", &[], &[]), Ok((200, _))),
+    );
+    (child, addr)
+}

@@ -1,0 +1,229 @@
+//! Native histograms through `Db` on real files: the same samples come
+//! back from the head, after WAL replay (a restart without a clean
+//! shutdown), from blocks after a head cut, after compaction and from a
+//! snapshot; chunks are cut at counter resets and schema changes; a series
+//! may switch from floats to histograms; staleness markers survive.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
+use model::histogram::{CounterResetHint, FloatHistogram, Histogram, Span};
+use model::storage::{Appendable, Queryable, SnapshotHead};
+use model::{Labels, Matcher};
+use std::path::Path;
+use tsdb::{Db, DbOptions};
+
+const RANGE: i64 = 10_000;
+
+fn open(dir: &Path) -> Db {
+    Db::open(
+        dir,
+        DbOptions {
+            retention_time_ms: None,
+            retention_size_bytes: None,
+            block_range_ms: RANGE,
+            wal_segment_size: 1 << 16,
+            fsync: false,
+        },
+    )
+    .unwrap()
+}
+
+fn series(name: &str) -> Labels {
+    Labels::from_pairs([("__name__", name), ("job", "api")])
+}
+
+/// A counter histogram after `i` scrapes: 5 positive buckets that grow.
+fn histogram(i: u64, schema: i32) -> Histogram {
+    let buckets = [i, 2 * i, 3 * i, i, i / 2];
+    let count: u64 = buckets.iter().sum::<u64>() + i;
+    let mut deltas = Vec::new();
+    let mut previous = 0i64;
+    for b in buckets {
+        deltas.push(b as i64 - previous);
+        previous = b as i64;
+    }
+    Histogram {
+        counter_reset_hint: CounterResetHint::Unknown,
+        schema,
+        zero_threshold: 1e-128,
+        zero_count: i,
+        count,
+        sum: i as f64 * 1.5,
+        positive_spans: vec![
+            Span {
+                offset: -1,
+                length: 3,
+            },
+            Span {
+                offset: 1,
+                length: 2,
+            },
+        ],
+        negative_spans: vec![],
+        positive_buckets: deltas,
+        negative_buckets: vec![],
+        custom_values: vec![],
+    }
+}
+
+type Read = (Vec<(i64, f64)>, Vec<(i64, FloatHistogram)>);
+
+fn read(db: &Db, name: &str, mint: i64, maxt: i64) -> Read {
+    let q = db.querier(mint, maxt).unwrap();
+    let mut set = q.select(&[Matcher::equal("__name__", name)]).unwrap();
+    match set.next() {
+        Some(s) => {
+            let s = s.unwrap();
+            (s.samples.collect(), s.histograms.collect())
+        }
+        None => (Vec::new(), Vec::new()),
+    }
+}
+
+/// Compares histograms ignoring the counter-reset hint, which storage
+/// sets from what it saw.
+fn same(a: &[(i64, FloatHistogram)], b: &[(i64, FloatHistogram)]) {
+    assert_eq!(a.len(), b.len());
+    for ((ta, ha), (tb, hb)) in a.iter().zip(b) {
+        assert_eq!(ta, tb);
+        let mut hb = hb.clone();
+        hb.counter_reset_hint = ha.counter_reset_hint;
+        assert_eq!(ha.sum.to_bits(), hb.sum.to_bits(), "at {ta}");
+        if !ha.sum.is_nan() {
+            assert_eq!(*ha, hb, "at {ta}");
+        }
+    }
+}
+
+/// Writes 200 histograms at 250 ms (a counter reset at 100 and a schema
+/// change at 150) after 20 floats, and a stale marker at the end.
+fn write_all(db: &Db) -> Vec<(i64, FloatHistogram)> {
+    let labels = series("latency_seconds");
+    let mut app = db.appender();
+    for i in 0..20 {
+        app.append(&labels, i * 250, i as f64).unwrap();
+    }
+    app.commit().unwrap();
+    let mut expected = Vec::new();
+    let mut app = db.appender();
+    for i in 20..220u64 {
+        let t = i as i64 * 250;
+        let step = if i >= 120 { i - 119 } else { i };
+        let schema = if i >= 170 { 2 } else { 0 };
+        let h = histogram(step, schema);
+        app.append_int_histogram(&labels, t, &h).unwrap();
+        expected.push((t, h.to_float()));
+        if i % 50 == 0 {
+            app.commit().unwrap();
+        }
+    }
+    let stale = FloatHistogram::stale_marker();
+    app.append_histogram(&labels, 220 * 250, &stale).unwrap();
+    expected.push((220 * 250, stale));
+    app.commit().unwrap();
+    expected
+}
+
+#[test]
+fn histograms_round_trip_through_head_wal_blocks_and_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = {
+        let db = open(dir.path());
+        let expected = write_all(&db);
+        let (floats, histograms) = read(&db, "latency_seconds", i64::MIN, i64::MAX);
+        assert_eq!(floats.len(), 20);
+        same(&expected, &histograms);
+        // The counter reset shows as the hint of the first sample after it.
+        let reset = histograms.iter().find(|(t, _)| *t == 120 * 250).unwrap();
+        assert_eq!(reset.1.counter_reset_hint, CounterResetHint::CounterReset);
+        assert!(histograms.last().unwrap().1.is_stale());
+        // The newest sample alone.
+        let q = db.querier(0, 100 * 250).unwrap();
+        let latest: Vec<_> = q
+            .select_latest(&[Matcher::equal("__name__", "latency_seconds")])
+            .unwrap()
+            .map(|s| s.unwrap().histograms.collect::<Vec<_>>())
+            .collect();
+        assert_eq!(latest[0].len(), 1);
+        assert_eq!(latest[0][0].0, 100 * 250);
+        // Dropped without close: a restart replays the WAL.
+        expected
+    };
+    let db = open(dir.path());
+    let (floats, histograms) = read(&db, "latency_seconds", i64::MIN, i64::MAX);
+    assert_eq!(floats.len(), 20);
+    same(&expected, &histograms);
+
+    // Cut everything into blocks, compact, and read again.
+    db.maintain(i64::MAX / 2).unwrap();
+    db.cut_head(60_000).unwrap();
+    assert!(!db.blocks().is_empty());
+    db.compact_all().unwrap();
+    let (floats, from_blocks) = read(&db, "latency_seconds", i64::MIN, i64::MAX);
+    assert_eq!(floats.len(), 20);
+    same(&expected, &from_blocks);
+    // A range inside a chunk.
+    let (_, part) = read(&db, "latency_seconds", 30 * 250, 40 * 250);
+    assert_eq!(part.len(), 11);
+
+    // A snapshot is a store of its own.
+    let name = db.snapshot_in_data_dir(SnapshotHead::Include).unwrap();
+    let snap_dir = dir.path().join("snapshots").join(&name);
+    drop(db);
+    let snap = open(&snap_dir);
+    let (_, from_snapshot) = read(&snap, "latency_seconds", i64::MIN, i64::MAX);
+    same(&expected, &from_snapshot);
+}
+
+#[test]
+fn out_of_order_histograms_and_kind_switches() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let labels = series("mixed");
+    let mut app = db.appender();
+    for i in 1..=5u64 {
+        app.append_int_histogram(&labels, i as i64 * 1000, &histogram(i, 0))
+            .unwrap();
+    }
+    app.commit().unwrap();
+    drop(app);
+    // Out of order: a histogram into the past, and a float replacing a
+    // histogram's timestamp.
+    let mut app = db.appender();
+    app.append_int_histogram(&labels, 500, &histogram(1, 0))
+        .unwrap();
+    app.append(&labels, 3000, 7.0).unwrap();
+    app.commit().unwrap();
+    drop(app);
+    let (floats, histograms) = read(&db, "mixed", i64::MIN, i64::MAX);
+    assert_eq!(floats, vec![(3000, 7.0)]);
+    let times: Vec<i64> = histograms.iter().map(|x| x.0).collect();
+    assert_eq!(times, vec![500, 1000, 2000, 4000, 5000]);
+    drop(db);
+    let db = open(dir.path());
+    let (floats, histograms) = read(&db, "mixed", i64::MIN, i64::MAX);
+    assert_eq!(floats, vec![(3000, 7.0)]);
+    assert_eq!(histograms.len(), 5);
+}
+
+#[test]
+fn invalid_histograms_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let mut app = db.appender();
+    let mut h = histogram(3, 0);
+    h.count -= 1;
+    let err = app
+        .append_int_histogram(&series("bad"), 1, &h)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("observations found in buckets"), "{err}");
+    let mut f = histogram(3, 0).to_float();
+    f.schema = 12;
+    assert!(app.append_histogram(&series("bad"), 1, &f).is_err());
+    app.commit().unwrap();
+    assert!(read(&db, "bad", i64::MIN, i64::MAX).1.is_empty());
+}
