@@ -173,8 +173,12 @@ pub(crate) async fn remote_write(State(state): State<AppState>, request: Request
                         }
                     }
                     if !histograms.is_empty() {
-                        stored |=
-                            append_histograms(appender.as_mut(), labels, histograms, &mut refusals)?;
+                        stored |= append_histograms(
+                            appender.as_mut(),
+                            labels,
+                            histograms,
+                            &mut refusals,
+                        )?;
                     }
                     if stored && !exemplars.is_empty() {
                         append_exemplars(appender.as_mut(), labels, exemplars);

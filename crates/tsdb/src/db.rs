@@ -1291,7 +1291,11 @@ impl Appender for DbAppender<'_> {
             }
             _ => {
                 model::storage::validate_labels(labels)?;
-                let (series, created) = self.db.head.get_or_create_pending(labels);
+                let admission = Admission {
+                    limiter: Some(&self.db.limiter),
+                    scope: &self.scope,
+                };
+                let (series, created) = self.db.head.get_or_create_pending(labels, &admission)?;
                 if created {
                     self.db
                         .counters
