@@ -249,6 +249,16 @@ fn cardinality_matches_victoria_metrics() {
     write_all(today.addr, &new, "osprey");
     let (status, _) = http(vm_addr, "GET", "/internal/force_flush", &[], &[]).expect("flush");
     assert_eq!(status, 200);
+    // VictoriaMetrics registers a new series in its per-day index in the
+    // background; on a loaded machine its count can trail the writes for
+    // a while after the flush. Wait (bounded) until it has every series
+    // osprey reports, so the comparison below is of answers, not of that
+    // lag.
+    let total = |addr| get_json(addr, "/api/v1/status/tsdb").1["data"]["totalSeries"].as_u64();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while total(vm_addr) != total(today.addr) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     let e = urlencode;
     let cases: Vec<String> = vec![

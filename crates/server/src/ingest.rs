@@ -165,22 +165,25 @@ pub(crate) async fn remote_write(State(state): State<AppState>, request: Request
             visit_write_request_full::<ApiError>(
                 &raw,
                 |labels, samples, exemplars, histograms| {
-                    let mut stored = false;
+                    // Prometheus's sender puts exemplars in entries of
+                    // their own, without samples, so they are kept unless
+                    // the limits refused this entry's series.
+                    let mut refused = false;
                     for &(t, v) in samples {
-                        match appender.append_pairs(labels, t, v) {
-                            Ok(()) => stored = true,
-                            Err(e) => refusals.note(e).map_err(ApiError::from_write)?,
+                        if let Err(e) = appender.append_pairs(labels, t, v) {
+                            refusals.note(e).map_err(ApiError::from_write)?;
+                            refused = true;
                         }
                     }
                     if !histograms.is_empty() {
-                        stored |= append_histograms(
+                        refused |= append_histograms(
                             appender.as_mut(),
                             labels,
                             histograms,
                             &mut refusals,
                         )?;
                     }
-                    if stored && !exemplars.is_empty() {
+                    if !refused && !exemplars.is_empty() {
                         append_exemplars(appender.as_mut(), labels, exemplars);
                     }
                     Ok(())
@@ -203,7 +206,9 @@ pub(crate) async fn remote_write(State(state): State<AppState>, request: Request
 
 /// Stages a remote-write series' native histograms (integer ones checked
 /// with Prometheus's rules, then stored in float form). An invalid
-/// histogram fails the request with 400, as Prometheus 3 answers.
+/// histogram fails the request with 400, as Prometheus 3 answers; one
+/// the series limits refuse is noted in `refusals`. Returns whether any
+/// was refused.
 fn append_histograms(
     appender: &mut dyn model::storage::Appender,
     labels: &[(&str, &str)],
@@ -211,7 +216,7 @@ fn append_histograms(
     refusals: &mut Refusals,
 ) -> Result<bool, ApiError> {
     let series = Labels::from_pairs(labels.iter().copied());
-    let mut stored = false;
+    let mut refused = false;
     for h in histograms {
         let result = match h {
             RawHistogram::Integer {
@@ -223,18 +228,18 @@ fn append_histograms(
                 histogram,
             } => appender.append_histogram(&series, *timestamp, histogram),
         };
-        match result {
-            Ok(()) => stored = true,
-            // A series limit refuses the series, as for its floats.
-            Err(e) => refusals.note(e).map_err(|e| {
+        // A series limit refuses the series, as for its floats.
+        if let Err(e) = result {
+            refusals.note(e).map_err(|e| {
                 ApiError::from_write(model::storage::StorageError::new(
                     e.kind(),
                     format!("{e} (series {series})"),
                 ))
-            })?,
+            })?;
+            refused = true;
         }
     }
-    Ok(stored)
+    Ok(refused)
 }
 
 /// Stages a remote-write series' exemplars, as Prometheus's receiver: an
