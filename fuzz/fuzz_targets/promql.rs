@@ -48,10 +48,7 @@ impl Querier for TinyQuerier {
             })
             .filter(|(_, s)| !s.is_empty())
             .map(|(labels, samples)| {
-                Ok(Series {
-                    labels,
-                    samples: Box::new(samples.into_iter()),
-                })
+                Ok(Series::floats(labels, Box::new(samples.into_iter())))
             })
             .collect();
         Ok(Box::new(out.into_iter()))
