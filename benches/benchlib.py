@@ -44,3 +44,28 @@ def wait_ready(port, deadline=60):
             pass
         time.sleep(0.1)
     raise RuntimeError(f"server on port {port} did not become ready")
+
+
+def serve_exposition(render):
+    """Serves `render()` (bytes of the text exposition format) at every
+    path of a new loopback HTTP server in a daemon thread; returns the
+    server and its port. For scrape targets in benches."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = render()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    port = free_port()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, port

@@ -21,7 +21,6 @@ Usage: python3 benches/cardinality_bomb.py [--osprey target/release/osprey]
 """
 
 import argparse
-import http.server
 import json
 import os
 import shutil
@@ -33,60 +32,35 @@ import time
 import urllib.parse
 import urllib.request
 
-from benchlib import free_port, proc_memory_mib, wait_ready
+from benchlib import free_port, proc_memory_mib, serve_exposition, wait_ready
 
 
-def serve(handler_factory):
-    port = free_port()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler_factory())
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, port
+def normal_target(series):
+    count = [0]
+
+    def render():
+        count[0] += 1
+        lines = ["# TYPE normal_requests_total counter"]
+        for i in range(series):
+            lines.append(f'normal_requests_total{{path="/p{i}"}} {count[0] * 10 + i}')
+        return ("\n".join(lines) + "\n").encode()
+
+    return render
 
 
-def normal_handler(series):
-    class Handler(http.server.BaseHTTPRequestHandler):
-        count = 0
+def bomb_target(per_scrape, total, state):
+    def render():
+        with state["lock"]:
+            n = state["scrapes"]
+            state["scrapes"] += 1
+        start = n * per_scrape
+        count = max(0, min(per_scrape, total - start))
+        state["offered"] = min(total, start + count)
+        parts = ["# TYPE bomb_requests_total counter\n"]
+        parts.extend(f'bomb_requests_total{{user_id="u{start + i}"}} 1\n' for i in range(count))
+        return "".join(parts).encode()
 
-        def do_GET(self):
-            Handler.count += 1
-            lines = ["# TYPE normal_requests_total counter"]
-            for i in range(series):
-                lines.append(f'normal_requests_total{{path="/p{i}"}} {Handler.count * 10 + i}')
-            body = ("\n".join(lines) + "\n").encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    return lambda: Handler
-
-
-def bomb_handler(per_scrape, total, state):
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            with state["lock"]:
-                n = state["scrapes"]
-                state["scrapes"] += 1
-            start = n * per_scrape
-            count = max(0, min(per_scrape, total - start))
-            state["offered"] = min(total, start + count)
-            parts = ["# TYPE bomb_requests_total counter\n"]
-            parts.extend(f'bomb_requests_total{{user_id="u{start + i}"}} 1\n' for i in range(count))
-            body = "".join(parts).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    return lambda: Handler
+    return render
 
 
 def get_json(port, path):
@@ -106,9 +80,9 @@ def instant(port, query):
 
 
 def run(args, limits, label):
-    normal_servers = [serve(normal_handler(args.normal_series)) for _ in range(args.normal)]
+    normal_servers = [serve_exposition(normal_target(args.normal_series)) for _ in range(args.normal)]
     state = {"lock": threading.Lock(), "scrapes": 0, "offered": 0}
-    bomb_server, bomb_port = serve(bomb_handler(args.per_scrape, args.total, state))
+    bomb_server, bomb_port = serve_exposition(bomb_target(args.per_scrape, args.total, state))
     tmp = tempfile.mkdtemp(prefix="osprey-bomb-")
     port = args.port or free_port()
     targets = ", ".join(f"'127.0.0.1:{p}'" for _, p in normal_servers)

@@ -21,7 +21,6 @@ Usage: python3 benches/soak.py [--osprey target/release/osprey]
 """
 
 import argparse
-import http.server
 import json
 import os
 import random
@@ -34,7 +33,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from benchlib import free_port, proc_memory_mib, wait_ready
+from benchlib import free_port, proc_memory_mib, serve_exposition, wait_ready
 
 MODES = ["user", "system", "idle", "iowait", "irq", "softirq", "steal", "nice"]
 BUCKETS = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "+Inf"]
@@ -94,25 +93,6 @@ class Target:
             return "".join(out).encode()
 
 
-def serve(target):
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = target.render()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    port = free_port()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, port
-
-
 def get(port, path, params):
     url = f"http://127.0.0.1:{port}{path}?{urllib.parse.urlencode(params)}"
     with urllib.request.urlopen(url, timeout=120) as r:
@@ -146,7 +126,7 @@ def main():
 
     work = tempfile.mkdtemp(prefix="osprey-soak-")
     targets = [Target(i, args.series_per_target, args.seed) for i in range(args.targets)]
-    servers = [serve(t) for t in targets]
+    servers = [serve_exposition(t.render) for t in targets]
     port = free_port()
     static = ", ".join(f"'127.0.0.1:{p}'" for _, p in servers)
     config = os.path.join(work, "prometheus.yml")

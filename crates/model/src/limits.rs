@@ -80,6 +80,36 @@ impl LimitsSpec {
         over.unwrap_or_default().or(self.global)
     }
 
+    /// Every limit set explicitly (0, "no limit", included): globally
+    /// (kind and name empty), then per job and per sender, as
+    /// `(kind, name, limit, value)`. What the metrics and the status API
+    /// list.
+    pub fn configured(&self) -> Vec<(&'static str, &str, LimitKind, u64)> {
+        let overrides = self
+            .jobs
+            .iter()
+            .map(|(name, l)| ("job", name.as_str(), l))
+            .chain(
+                self.senders
+                    .iter()
+                    .map(|(name, l)| ("sender", name.as_str(), l)),
+            );
+        let mut out = Vec::new();
+        for (kind, name, l) in std::iter::once(("", "", &self.global)).chain(overrides) {
+            for limit in LimitKind::ALL {
+                let value = match limit {
+                    LimitKind::HeadSeries => l.max_head_series,
+                    LimitKind::SeriesPerMetric => l.max_series_per_metric,
+                    LimitKind::NewSeriesPerMinute => l.max_new_series_per_minute,
+                };
+                if let Some(value) = value {
+                    out.push((kind, name, limit, value));
+                }
+            }
+        }
+        out
+    }
+
     /// Whether any limit is set at all.
     pub fn is_empty(&self) -> bool {
         let unset = |l: &SeriesLimits| {

@@ -380,34 +380,14 @@ pub(crate) async fn status_tsdb(State(state): State<AppState>, request: Request)
 /// `name` empty), the head's count and each writer's own count where it
 /// has a limit, and the refusals.
 fn series_limits_json(stats: &model::limits::LimitStats) -> Value {
-    use model::limits::LimitKind;
-    let mut limits = Vec::new();
-    let overrides = stats
+    let limits: Vec<Value> = stats
         .spec
-        .jobs
-        .iter()
-        .map(|(name, l)| ("job", name.as_str(), l))
-        .chain(
-            stats
-                .spec
-                .senders
-                .iter()
-                .map(|(name, l)| ("sender", name.as_str(), l)),
-        );
-    for (kind, name, l) in std::iter::once(("", "", &stats.spec.global)).chain(overrides) {
-        for limit in LimitKind::ALL {
-            let value = match limit {
-                LimitKind::HeadSeries => l.max_head_series,
-                LimitKind::SeriesPerMetric => l.max_series_per_metric,
-                LimitKind::NewSeriesPerMinute => l.max_new_series_per_minute,
-            };
-            if let Some(value) = value {
-                limits.push(
-                    json!({"limit": limit.name(), "kind": kind, "name": name, "value": value}),
-                );
-            }
-        }
-    }
+        .configured()
+        .into_iter()
+        .map(|(kind, name, limit, value)| {
+            json!({"limit": limit.name(), "kind": kind, "name": name, "value": value})
+        })
+        .collect();
     let rejections: Vec<Value> = stats
         .rejections
         .iter()

@@ -342,7 +342,6 @@ fn encode_limit_metrics(
     stats: &model::limits::LimitStats,
     encoder: &mut DescriptorEncoder,
 ) -> Result<(), std::fmt::Error> {
-    use model::limits::LimitKind;
     let mut family = encoder.encode_descriptor(
         "osprey_series_limit_rejections",
         "Samples of new series refused by a series limit, by limit and writer (kind job or sender, name; both empty for writers without one)",
@@ -365,31 +364,11 @@ fn encode_limit_metrics(
         None,
         prometheus_client::metrics::MetricType::Gauge,
     )?;
-    let overrides = stats
-        .spec
-        .jobs
-        .iter()
-        .map(|(name, l)| ("job", name.as_str(), l))
-        .chain(
-            stats
-                .spec
-                .senders
-                .iter()
-                .map(|(name, l)| ("sender", name.as_str(), l)),
-        );
-    for (kind, name, limits) in std::iter::once(("", "", &stats.spec.global)).chain(overrides) {
-        for limit in LimitKind::ALL {
-            let value = match limit {
-                LimitKind::HeadSeries => limits.max_head_series,
-                LimitKind::SeriesPerMetric => limits.max_series_per_metric,
-                LimitKind::NewSeriesPerMinute => limits.max_new_series_per_minute,
-            };
-            let Some(value) = value else { continue };
-            let labels = [("limit", limit.name()), ("kind", kind), ("name", name)];
-            family
-                .encode_family(&labels)?
-                .encode_gauge(&(value as i64))?;
-        }
+    for (kind, name, limit, value) in stats.spec.configured() {
+        let labels = [("limit", limit.name()), ("kind", kind), ("name", name)];
+        family
+            .encode_family(&labels)?
+            .encode_gauge(&(value as i64))?;
     }
     let mut family = encoder.encode_descriptor(
         "osprey_series_limit_head_series",

@@ -1178,6 +1178,38 @@ impl DbAppender<'_> {
     }
 }
 
+impl DbAppender<'_> {
+    /// What the series limiter checks a new series of this appender
+    /// against.
+    fn admission(&self) -> Admission<'_> {
+        Admission {
+            limiter: Some(&self.db.limiter),
+            scope: &self.scope,
+        }
+    }
+
+    fn count_created(&self, created: bool) {
+        if created {
+            self.db
+                .counters
+                .series_created
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The head series of `labels` (checked), created and admitted by
+    /// the series limits if new, held pending for this appender.
+    fn pending_series(&self, labels: &Labels) -> Result<Arc<MemSeries>> {
+        model::storage::validate_labels(labels)?;
+        let (series, created) = self
+            .db
+            .head
+            .get_or_create_pending(labels, &self.admission())?;
+        self.count_created(created);
+        Ok(series)
+    }
+}
+
 impl Appender for DbAppender<'_> {
     fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<()> {
         if let Some((l, s)) = &self.last
@@ -1188,18 +1220,7 @@ impl Appender for DbAppender<'_> {
             self.staged.push((s.clone(), t, v));
             return Ok(());
         }
-        model::storage::validate_labels(labels)?;
-        let admission = Admission {
-            limiter: Some(&self.db.limiter),
-            scope: &self.scope,
-        };
-        let (series, created) = self.db.head.get_or_create_pending(labels, &admission)?;
-        if created {
-            self.db
-                .counters
-                .series_created
-                .fetch_add(1, Ordering::Relaxed);
-        }
+        let series = self.pending_series(labels)?;
         self.staged.push((series.clone(), t, v));
         self.last = Some((labels.clone(), series));
         Ok(())
@@ -1244,20 +1265,11 @@ impl Appender for DbAppender<'_> {
         if pairs.is_empty() || !model::labels::pairs_are_normalized(pairs) {
             return self.append(&Labels::from_pairs(pairs.iter().copied()), t, v);
         }
-        let admission = Admission {
-            limiter: Some(&self.db.limiter),
-            scope: &self.scope,
-        };
         let (series, created) = self
             .db
             .head
-            .get_or_create_pending_pairs(pairs, &admission)?;
-        if created {
-            self.db
-                .counters
-                .series_created
-                .fetch_add(1, Ordering::Relaxed);
-        }
+            .get_or_create_pending_pairs(pairs, &self.admission())?;
+        self.count_created(created);
         self.staged.push((series, t, v));
         Ok(())
     }
@@ -1290,18 +1302,7 @@ impl Appender for DbAppender<'_> {
                 s.clone()
             }
             _ => {
-                model::storage::validate_labels(labels)?;
-                let admission = Admission {
-                    limiter: Some(&self.db.limiter),
-                    scope: &self.scope,
-                };
-                let (series, created) = self.db.head.get_or_create_pending(labels, &admission)?;
-                if created {
-                    self.db
-                        .counters
-                        .series_created
-                        .fetch_add(1, Ordering::Relaxed);
-                }
+                let series = self.pending_series(labels)?;
                 self.last = Some((labels.clone(), series.clone()));
                 series
             }
