@@ -436,13 +436,12 @@ fn prometheus_and_osprey_scrape_the_same_exemplars() {
         assert_eq!((os, &o), (ps, &p), "{path}");
         compared += 1;
     }
-    // A parse error: the same status and error type (the parsers word it
-    // differently).
+    // A parse error: the same status, error type and text.
     let (ps, p) = get(prometheus, "/api/v1/query_exemplars?query=sum(");
     let (os, o) = get(server.addr, "/api/v1/query_exemplars?query=sum(");
     assert_eq!(
-        (os, &o["status"], &o["errorType"]),
-        (ps, &p["status"], &p["errorType"])
+        (os, &o["status"], &o["errorType"], &o["error"]),
+        (ps, &p["status"], &p["errorType"], &p["error"])
     );
     // POST with a form body answers as GET.
     let form = format!("query={}&start={start}&end={end}", urlencode("odd_total"));
