@@ -75,12 +75,29 @@ pub fn check_config(files: &[PathBuf]) -> bool {
     ok
 }
 
-/// `osprey check rules FILE...`.
-pub fn check_rules(files: &[PathBuf]) -> bool {
-    check_rule_files(files)
+/// `osprey check rules [--enable-feature F,...] FILE...`.
+pub fn check_rules(files: &[PathBuf], features: &[String]) -> bool {
+    check_rule_files_with(files, promql_features(features))
+}
+
+/// The PromQL parse options for `--enable-feature` names, as the server
+/// takes them; an unknown name is ignored with a warning, as promtool
+/// does.
+pub fn promql_features(names: &[String]) -> rules::PromqlFeatures {
+    let mut options = rules::PromqlFeatures::OSPREY;
+    for name in names {
+        if !options.enable_feature(name.trim()) {
+            eprintln!("warning: unknown option for --enable-feature: {name}");
+        }
+    }
+    options
 }
 
 fn check_rule_files(files: &[PathBuf]) -> bool {
+    check_rule_files_with(files, rules::PromqlFeatures::OSPREY)
+}
+
+fn check_rule_files_with(files: &[PathBuf], features: rules::PromqlFeatures) -> bool {
     let mut ok = true;
     for file in files {
         println!("Checking {}", file.display());
@@ -88,7 +105,7 @@ fn check_rule_files(files: &[PathBuf]) -> bool {
         let result = std::fs::read_to_string(file)
             .map_err(|e| vec![format!("{name}: {e}")])
             .and_then(|text| {
-                rules::parse_rule_file(&name, &text)
+                rules::parse_rule_file_with(&name, &text, features)
                     .map_err(|errors| errors.iter().map(|e| e.to_string()).collect())
             });
         match result {
@@ -111,7 +128,7 @@ fn check_rule_files(files: &[PathBuf]) -> bool {
 
 /// `osprey test rules FILE...`: promtool's rule unit tests, each test
 /// group in a fresh store in a temporary directory.
-pub fn test_rules(files: &[PathBuf]) -> bool {
+pub fn test_rules(files: &[PathBuf], features: &[String]) -> bool {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let scratch = std::env::temp_dir().join(format!("osprey-test-rules-{}", std::process::id()));
     let dirs = std::sync::Mutex::new(Vec::<PathBuf>::new());
@@ -132,7 +149,8 @@ pub fn test_rules(files: &[PathBuf]) -> bool {
         out.sort();
         out
     };
-    let report = rules::unittest::run_files(files, &new_storage, &glob);
+    let report =
+        rules::unittest::run_files_with(files, promql_features(features), &new_storage, &glob);
     print!("{}", report.stdout);
     eprint!("{}", report.stderr);
     let _ = std::fs::remove_dir_all(&scratch);

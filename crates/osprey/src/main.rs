@@ -107,6 +107,10 @@ enum CheckCommand {
     Rules {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Experimental PromQL features by Prometheus's names, as for
+        /// `osprey server`.
+        #[arg(long = "enable-feature", value_delimiter = ',')]
+        enable_feature: Vec<String>,
     },
     /// Check SLO spec files (Sloth prometheus/v1, OpenSLO v1).
     Slo(slo::CheckArgs),
@@ -159,6 +163,10 @@ enum TestCommand {
     Rules {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Experimental PromQL features by Prometheus's names, as for
+        /// `osprey server`.
+        #[arg(long = "enable-feature", value_delimiter = ',')]
+        enable_feature: Vec<String>,
     },
 }
 
@@ -253,8 +261,14 @@ fn main() {
     // tests must not add log lines to them.
     let verdict = match &cli.command {
         Command::Check(CheckCommand::Config { files }) => Some(check::check_config(files)),
-        Command::Check(CheckCommand::Rules { files }) => Some(check::check_rules(files)),
-        Command::Test(TestCommand::Rules { files }) => Some(check::test_rules(files)),
+        Command::Check(CheckCommand::Rules {
+            files,
+            enable_feature,
+        }) => Some(check::check_rules(files, enable_feature)),
+        Command::Test(TestCommand::Rules {
+            files,
+            enable_feature,
+        }) => Some(check::test_rules(files, enable_feature)),
         Command::Check(CheckCommand::Slo(args)) => Some(slo::check(args)),
         _ => None,
     };

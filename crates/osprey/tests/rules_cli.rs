@@ -209,3 +209,45 @@ fn check_config_checks_the_rule_files_it_names() {
         "{stderr}"
     );
 }
+
+/// `--enable-feature` reaches `check rules` and `test rules` as it does
+/// the server: a rule with a duration expression is refused without
+/// `promql-duration-expr`, with the parser's error, and accepted (and
+/// evaluated in a unit test) with it. (Prometheus 2.42's promtool has no
+/// such feature to compare with.)
+#[test]
+fn enable_feature_reaches_check_and_test_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n  - name: g\n    rules:\n      - record: job:x:increase\n        expr: sum by (job) (increase(x[1m * 2]))\n",
+    )
+    .expect("write rules");
+    let tests = dir.path().join("tests.yml");
+    std::fs::write(
+        &tests,
+        "rule_files: [rules.yml]\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n      - series: 'x{job=\"a\"}'\n        values: '0+10x10'\n    promql_expr_test:\n      - expr: job:x:increase\n        eval_time: 5m\n        exp_samples:\n          - labels: 'job:x:increase{job=\"a\"}'\n            value: 20\n",
+    )
+    .expect("write tests");
+    for subcommand in [["check", "rules"], ["test", "rules"]] {
+        let file = if subcommand[0] == "check" {
+            &rules
+        } else {
+            &tests
+        };
+        let mut without = osprey();
+        without.args(subcommand);
+        let (ok, text) = verdict(without, file);
+        assert!(!ok, "{subcommand:?} without the feature passed:\n{text}");
+        assert!(
+            text.contains("experimental duration expression is not enabled"),
+            "{subcommand:?}: {text}"
+        );
+        let mut with = osprey();
+        with.args(subcommand)
+            .arg("--enable-feature=promql-duration-expr");
+        let (ok, text) = verdict(with, file);
+        assert!(ok, "{subcommand:?} with the feature failed:\n{text}");
+    }
+}

@@ -32,3 +32,7 @@ pub use group::{Alert, AlertState, EvalEnv, Group, GroupOptions, Health, NotifyA
 pub use manager::{
     Clock, NoNotifier, Notifier, RuleManager, RuleSettings, read_rule_files, read_rule_files_with,
 };
+/// The PromQL feature set rule files and rule tests are parsed with
+/// (`--enable-feature`), re-exported so that the CLI need not depend on
+/// `promql` for it.
+pub use promql::ParseOptions as PromqlFeatures;

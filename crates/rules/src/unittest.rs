@@ -18,7 +18,7 @@
 //! `  SUCCESS` on stdout, or `  FAILED:` and one block per failure on
 //! stderr; the run fails if any file fails.
 
-use crate::file::{GroupSpec, parse_rule_file};
+use crate::file::{GroupSpec, parse_rule_file_with};
 use crate::group::{ALERT_NAME, AlertState, EvalEnv, Group, GroupOptions};
 use model::duration::{format_duration_ms, parse_duration_ms};
 use model::labels::METRIC_NAME;
@@ -47,13 +47,24 @@ pub struct Report {
 
 /// Runs the unit-test files in order, as `promtool test rules` does.
 pub fn run_files(files: &[PathBuf], new_storage: StorageFactory<'_>, glob: Glob<'_>) -> Report {
+    run_files_with(files, promql::ParseOptions::OSPREY, new_storage, glob)
+}
+
+/// [`run_files`] with the PromQL features (`--enable-feature`) that the
+/// rule files and the tests' expressions are parsed with.
+pub fn run_files_with(
+    files: &[PathBuf],
+    features: promql::ParseOptions,
+    new_storage: StorageFactory<'_>,
+    glob: Glob<'_>,
+) -> Report {
     let mut report = Report {
         passed: true,
         ..Report::default()
     };
     for file in files {
         let _ = writeln!(report.stdout, "Unit Testing:  {}", file.display());
-        let errors = run_file(file, new_storage, glob);
+        let errors = run_file(file, features, new_storage, glob);
         if errors.is_empty() {
             report.stdout.push_str("  SUCCESS\n");
         } else {
@@ -102,7 +113,12 @@ struct ExprTest {
     exp_samples: Vec<(String, f64)>,
 }
 
-fn run_file(path: &Path, new_storage: StorageFactory<'_>, glob: Glob<'_>) -> Vec<String> {
+fn run_file(
+    path: &Path,
+    features: promql::ParseOptions,
+    new_storage: StorageFactory<'_>,
+    glob: Glob<'_>,
+) -> Vec<String> {
     let name = path.display().to_string();
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
@@ -137,7 +153,7 @@ fn run_file(path: &Path, new_storage: StorageFactory<'_>, glob: Glob<'_>) -> Vec
     for file in &rule_files {
         let file_name = file.display().to_string();
         match std::fs::read_to_string(file) {
-            Ok(text) => match parse_rule_file(&file_name, &text) {
+            Ok(text) => match parse_rule_file_with(&file_name, &text, features) {
                 Ok(groups) => specs.extend(groups),
                 Err(file_errors) => errors.extend(file_errors.iter().map(|e| e.to_string())),
             },
@@ -154,6 +170,7 @@ fn run_file(path: &Path, new_storage: StorageFactory<'_>, glob: Glob<'_>) -> Vec
             test,
             &specs,
             test_file.evaluation_interval_ms,
+            features,
             new_storage,
         ));
     }
@@ -164,6 +181,7 @@ fn run_group(
     test: &TestGroup,
     specs: &[GroupSpec],
     eval_interval_ms: i64,
+    features: promql::ParseOptions,
     new_storage: StorageFactory<'_>,
 ) -> Vec<String> {
     let storage = match new_storage() {
@@ -187,7 +205,8 @@ fn run_group(
             )];
         }
     }
-    let engine = Arc::new(Engine::new(EngineOptions::prometheus_defaults()));
+    let engine =
+        Arc::new(Engine::new(EngineOptions::prometheus_defaults()).with_parse_options(features));
     let env = EvalEnv {
         engine: engine.clone(),
         queryable: storage.clone(),
