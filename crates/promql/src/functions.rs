@@ -1102,8 +1102,7 @@ fn histogram_quantiles(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, Qu
             "histogram_quantiles() needs a label name as its second argument",
         ));
     };
-    let mut out: Vec<StepSeries> = Vec::new();
-    let mut index: std::collections::HashMap<Labels, usize> = std::collections::HashMap::new();
+    let mut out = crate::value::StepCollector::new(steps.n);
     for (k, q_arg) in c.args.iter().enumerate().skip(2) {
         let places = crate::aggregate::ArgPlaces {
             func: "histogram_quantiles",
@@ -1122,29 +1121,11 @@ fn histogram_quantiles(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, Qu
                 let q = qs.get(step).copied().unwrap_or(f64::NAN);
                 let mut b = LabelsBuilder::from_labels(&s.labels);
                 b.set(label.as_str(), openmetrics_float(q).as_str());
-                let labels = b.build();
-                let i = match index.get(&labels) {
-                    Some(&i) => i,
-                    None => {
-                        index.insert(labels.clone(), out.len());
-                        out.push(StepSeries {
-                            labels,
-                            drop_name: s.drop_name,
-                            points: vec![None; steps.n],
-                        });
-                        out.len() - 1
-                    }
-                };
-                if out[i].points[step].is_some() {
-                    return Err(QueryError::execution(
-                        "vector cannot contain metrics with the same labelset",
-                    ));
-                }
-                out[i].points[step] = Some(v);
+                out.put(b.build(), s.drop_name, step, v)?;
             }
         }
     }
-    Ok(Val::Vector(out))
+    Ok(Val::Vector(out.finish()))
 }
 
 /// Prometheus's `labels.FormatOpenMetricsFloat`: Go's shortest form, with

@@ -137,8 +137,7 @@ pub(crate) fn eval(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryE
         })
         .collect();
 
-    let mut out: Vec<StepSeries> = Vec::new();
-    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut out = crate::value::StepCollector::new(steps.n);
     for step in 0..steps.n {
         ctx.check_deadline()?;
         // The info series present at this step, newest per signature.
@@ -202,27 +201,10 @@ pub(crate) fn eval(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryE
                 }
                 b.build()
             };
-            let i = match index.get(&labels) {
-                Some(&i) => i,
-                None => {
-                    index.insert(labels.clone(), out.len());
-                    out.push(StepSeries {
-                        labels,
-                        drop_name: bs.drop_name,
-                        points: vec![None; steps.n],
-                    });
-                    out.len() - 1
-                }
-            };
-            if out[i].points[step].is_some() {
-                return Err(QueryError::execution(
-                    "vector cannot contain metrics with the same labelset",
-                ));
-            }
-            out[i].points[step] = Some(v);
+            out.put(labels, bs.drop_name, step, v)?;
         }
     }
-    Ok(Val::Vector(out))
+    Ok(Val::Vector(out.finish()))
 }
 
 /// Prometheus's `effectiveInfoNameMatchers`: without an `=` or `=~` on

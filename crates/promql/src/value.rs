@@ -18,6 +18,60 @@ pub(crate) struct StepSeries {
     pub points: Vec<Option<f64>>,
 }
 
+/// Builds an instant vector one point at a time, for functions whose
+/// output series are keyed by labels they compute per step (`info()`,
+/// `histogram_quantiles()`): a series is created on its first point, and
+/// a second point at the same step for the same labels is Prometheus's
+/// duplicate-labelset error.
+pub(crate) struct StepCollector {
+    steps: usize,
+    out: Vec<StepSeries>,
+    index: std::collections::HashMap<Labels, usize>,
+}
+
+impl StepCollector {
+    pub fn new(steps: usize) -> StepCollector {
+        StepCollector {
+            steps,
+            out: Vec::new(),
+            index: std::collections::HashMap::new(),
+        }
+    }
+
+    pub fn put(
+        &mut self,
+        labels: Labels,
+        drop_name: bool,
+        step: usize,
+        v: f64,
+    ) -> Result<(), crate::QueryError> {
+        let i = match self.index.get(&labels) {
+            Some(&i) => i,
+            None => {
+                self.index.insert(labels.clone(), self.out.len());
+                self.out.push(StepSeries {
+                    labels,
+                    drop_name,
+                    points: vec![None; self.steps],
+                });
+                self.out.len() - 1
+            }
+        };
+        let slot = &mut self.out[i].points[step];
+        if slot.is_some() {
+            return Err(crate::QueryError::execution(
+                "vector cannot contain metrics with the same labelset",
+            ));
+        }
+        *slot = Some(v);
+        Ok(())
+    }
+
+    pub fn finish(self) -> Vec<StepSeries> {
+        self.out
+    }
+}
+
 /// One series of a range vector: raw samples, ascending by time.
 #[derive(Clone, Debug)]
 pub(crate) struct RangeSeries {
