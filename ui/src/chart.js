@@ -3,6 +3,7 @@
 // canvas heatmap for histogram buckets.
 
 import { el, formatValue, formatTime, PALETTE, thresholdColor, cssColor } from './util.js';
+import { classicRows, drawHeatmap } from './histogram.js';
 
 /**
  * Aligns Prometheus matrix results on one time axis from `start` to `end`
@@ -390,96 +391,21 @@ function thresholdPlugin(lines) {
 }
 
 /**
- * Draws a heatmap of histogram buckets: `results` are series with an `le`
- * label (cumulative counts or rates per bucket, as `rate(x_bucket[..])`
- * gives). Each column is one step; each row one bucket; the colour is the
- * bucket's own share (cumulative values are differenced).
+ * Draws a heatmap of classic histogram buckets: `results` are series with
+ * an `le` label (cumulative counts or rates per bucket, as
+ * `rate(x_bucket[..])` gives). Each column is one step; each row one
+ * bucket `(previous le, le]`; the colour is the bucket's own value
+ * (cumulative values are differenced). Drawn by histogram.js's renderer,
+ * the one native histograms use.
  */
 export function heatmap(container, { results, xs, ys, unit, height }) {
-  const buckets = results
-    .map((r, i) => ({ le: parseLe(r.metric && r.metric.le), ys: ys[i] }))
-    .filter((b) => !Number.isNaN(b.le))
-    .sort((a, b) => a.le - b.le);
-  const style = getComputedStyle(container);
-  const inner = container.clientWidth - parseFloat(style.paddingLeft || 0) - parseFloat(style.paddingRight || 0);
-  const w = Math.max(Math.floor(inner), 200);
-  const h = height || 240;
-  const wrap = el('div', { class: 'heatmap' });
-  const canvas = el('canvas', { width: w, height: h });
-  const tip = el('div', { class: 'heatmap-tip' });
-  wrap.append(canvas, tip);
-  container.append(wrap);
-  if (!buckets.length) {
-    wrap.replaceChildren(el('div', { class: 'nodata' }, 'No histogram buckets (series need an "le" label)'));
+  const series = results.map((r, i) => ({ le: r.metric && r.metric.le, ys: ys[i] }));
+  const { rows, cells } = classicRows(series);
+  if (!rows.length) {
+    container.append(el('div', { class: 'heatmap' }, el('div', { class: 'nodata' }, 'No histogram buckets (series need an "le" label)')));
     return { destroy() {} };
   }
-  // Differences of cumulative buckets are per-bucket counts.
-  const cells = buckets.map((b, bi) =>
-    b.ys.map((v, i) => {
-      if (v === null) return null;
-      const below = bi > 0 ? buckets[bi - 1].ys[i] : 0;
-      return Math.max(0, v - (below || 0));
-    }),
-  );
-  let max = 0;
-  for (const row of cells) for (const v of row) if (v !== null && v > max) max = v;
-  const left = 70;
-  const bottom = 20;
-  const ctx = canvas.getContext('2d');
-  const plotW = w - left - 8;
-  const plotH = h - bottom - 4;
-  const cw = plotW / xs.length;
-  const ch = plotH / buckets.length;
-  ctx.font = '11px system-ui, sans-serif';
-  ctx.fillStyle = '#555';
-  ctx.textAlign = 'right';
-  ctx.textBaseline = 'middle';
-  buckets.forEach((b, bi) => {
-    const y = 4 + plotH - (bi + 1) * ch;
-    cells[bi].forEach((v, i) => {
-      if (v === null || max === 0) return;
-      const t = v / max;
-      ctx.fillStyle = `hsl(${220 - 200 * t}, 80%, ${92 - 47 * t}%)`;
-      ctx.fillRect(left + i * cw, y, Math.ceil(cw), Math.ceil(ch));
-    });
-    if (ch >= 12 || bi % Math.ceil(12 / ch) === 0) {
-      ctx.fillStyle = '#555';
-      ctx.fillText(b.le === Infinity ? '+Inf' : formatValue(b.le, unit), left - 4, y + ch / 2);
-    }
-  });
-  ctx.textAlign = 'center';
-  ctx.textBaseline = 'top';
-  const labels = Math.max(2, Math.floor(plotW / 120));
-  for (let k = 0; k < labels; k++) {
-    const i = Math.round((k * (xs.length - 1)) / (labels - 1));
-    const d = new Date(xs[i] * 1000);
-    const s = `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
-    const x = Math.min(Math.max(left + i * cw + cw / 2, left + 16), w - 20);
-    ctx.fillText(s, x, 4 + plotH + 4);
-  }
-  canvas.addEventListener('mousemove', (e) => {
-    const r = canvas.getBoundingClientRect();
-    const i = Math.floor((e.clientX - r.left - left) / cw);
-    const bi = buckets.length - 1 - Math.floor((e.clientY - r.top - 4) / ch);
-    if (i < 0 || i >= xs.length || bi < 0 || bi >= buckets.length) {
-      tip.style.display = 'none';
-      return;
-    }
-    const lo = bi > 0 ? formatValue(buckets[bi - 1].le, unit) : '0';
-    const hi = buckets[bi].le === Infinity ? '+Inf' : formatValue(buckets[bi].le, unit);
-    const v = cells[bi][i];
-    tip.textContent = `${formatTime(xs[i] * 1000)}  (${lo}, ${hi}]: ${v === null ? '–' : formatValue(v, 'short')}`;
-    tip.style.display = 'block';
-    tip.style.left = `${e.clientX - r.left + 12}px`;
-    tip.style.top = `${e.clientY - r.top + 12}px`;
-  });
-  canvas.addEventListener('mouseleave', () => (tip.style.display = 'none'));
-  return { destroy() {} };
-}
-
-function parseLe(le) {
-  if (le === '+Inf' || le === 'Inf' || le === '+inf') return Infinity;
-  return parseFloat(le);
+  return drawHeatmap(container, { xs, rows, cells, scale: 'custom', unit, height });
 }
 
 /** A small SVG line for stat panels. */

@@ -4,6 +4,7 @@
 
 import { el, api, can, alignedStart, parseDuration, parseTime, formatDuration, autoStep, legendName, seriesName, formatValue, thresholdColor, PALETTE, debounce, formatVariable } from './util.js';
 import { timeChart, alignSeries, heatmap, sparkline, gaugeSvg, reduce } from './chart.js';
+import { heatmapGrid, drawHeatmap as drawBucketHeatmap } from './histogram.js';
 import { isGrafana, fromGrafana, sanitizeUid } from './grafana.js';
 import { metricsOf } from './complete.js';
 import { navigate } from './app.js';
@@ -667,7 +668,7 @@ function rangeSeries(results) {
   const out = [];
   for (const r of results) {
     if (r.data.resultType !== 'matrix') continue;
-    for (const s of r.data.result || []) out.push({ name: legendName(r.target.legend, s.metric), metric: s.metric, values: s.values || [], r });
+    for (const s of r.data.result || []) out.push({ name: legendName(r.target.legend, s.metric), metric: s.metric, values: s.values || [], histograms: s.histograms || [], r });
   }
   return out;
 }
@@ -681,20 +682,28 @@ function noData(p) {
 }
 
 function drawTimeseries(p, results, view) {
-  const series = rangeSeries(results).slice(0, 100);
-  if (!series.length) return noData(p);
+  const all = rangeSeries(results);
+  if (!all.length) return noData(p);
+  // Native histogram series are drawn as heatmaps below the lines of the
+  // float series (docs/native-histograms.md, "UI").
+  const series = all.filter((s) => s.values.length).slice(0, 100);
+  const hists = all.filter((s) => s.histograms.length);
+  if (!series.length && !hists.length) return noData(p);
   const r0 = results.find((r) => !r.instant);
   const start = Math.min(...results.filter((r) => !r.instant).map((r) => r.start));
   const step = Math.min(...results.filter((r) => !r.instant).map((r) => r.step));
   const end = r0.end;
-  const { xs, ys } = alignSeries(series, start, end, step);
   const def = p.def;
+  const bodyH = p.body.clientHeight || def.height * 38 - 30;
+  const mapsH = hists.length ? (series.length ? Math.floor(bodyH / 2) : bodyH) : 0;
+  if (hists.length) drawNativeHeatmaps(p, hists, start, end, step, mapsH);
+  if (!series.length) return 'done';
+  const { xs, ys } = alignSeries(series, start, end, step);
   const legend = def.legend || {};
   const showLegend = legend.show !== false;
   const legendRows = showLegend ? Math.min(series.length, 4) + ((legend.calcs || []).length ? 1 : 0) : 0;
-  const bodyH = p.body.clientHeight || def.height * 38 - 30;
   const chartBox = el('div', { class: 'chart' });
-  p.body.append(chartBox);
+  p.body.prepend(chartBox);
   const chart = timeChart(chartBox, {
     names: series.map((s) => s.name),
     xs,
@@ -707,13 +716,28 @@ function drawTimeseries(p, results, view) {
     min: def.min,
     max: def.max,
     thresholds: def.thresholds,
-    height: Math.max(bodyH - legendRows * 17 - 8, 60),
+    height: Math.max(bodyH - mapsH - legendRows * 17 - 8, 60),
     legend: showLegend,
     legendCalcs: showLegend ? legend.calcs || [] : undefined,
     onZoom: (a, b) => view.zoom(a, b),
   });
   p.cleanup = () => chart.destroy();
   return 'done';
+}
+
+/** Native histogram series as heatmaps, one per series, sharing `height` px (the panel scrolls past four). */
+function drawNativeHeatmaps(p, hists, start, end, step, height) {
+  const shown = hists.slice(0, 12);
+  const box = el('div', { class: 'heatmaps panel-heatmaps', 'data-series': shown.length });
+  p.body.append(box);
+  p.body.classList.add('scroll');
+  const titled = shown.length > 1;
+  const each = Math.max(Math.floor(height / Math.min(shown.length, 4)) - (titled ? 44 : 26), 80);
+  for (const s of shown) {
+    const grid = heatmapGrid(s.histograms, start, end, step);
+    // Bucket bounds are in the panel's unit; the colours are plain counts.
+    drawBucketHeatmap(box, { ...grid, unit: p.def.unit && p.def.unit !== 'short' && p.def.unit !== 'none' ? p.def.unit : undefined, height: each, title: titled ? s.name : undefined });
+  }
 }
 
 /** One value per series, reduced as the panel says. */
@@ -861,8 +885,35 @@ function drawHeatmap(p, results) {
   const series = rangeSeries(results);
   if (!series.length) return noData(p);
   const r0 = results.find((r) => !r.instant);
-  const { xs, ys } = alignSeries(series, r0.start, r0.end, r0.step);
-  heatmap(p.body, { results: series, xs, ys, unit: p.def.unit || 's', height: Math.max((p.body.clientHeight || 200) - 8, 80) });
+  const hists = series.filter((s) => s.histograms.length);
+  if (hists.length) {
+    // Native histograms: their own buckets.
+    drawNativeHeatmaps(p, hists, r0.start, r0.end, r0.step, Math.max((p.body.clientHeight || 200) - 8, 80));
+    return 'done';
+  }
+  // Classic buckets (Grafana's `format: heatmap`): one heatmap per label
+  // set without `le`, its rows the `le` bounds, counts de-accumulated.
+  const groups = new Map();
+  for (const s of series) {
+    const { le, ...rest } = s.metric || {};
+    if (le === undefined) continue;
+    const key = seriesName(rest);
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push(s);
+  }
+  const shown = [...groups.entries()].slice(0, 12);
+  if (!shown.length) {
+    p.body.append(el('div', { class: 'nodata' }, 'No histogram buckets: the series need an "le" label, or must be native histograms'));
+    return 'nodata';
+  }
+  if (shown.length > 1) p.body.classList.add('scroll');
+  const total = Math.max((p.body.clientHeight || 200) - 8, 80);
+  const each = shown.length > 1 ? Math.max(Math.floor(total / Math.min(shown.length, 3)) - 44, 80) : total - 26;
+  for (const [key, group] of shown) {
+    const { xs, ys } = alignSeries(group, r0.start, r0.end, r0.step);
+    if (shown.length > 1) p.body.append(el('div', { class: 'heatmap-title' }, key || group[0].name));
+    heatmap(p.body, { results: group, xs, ys, unit: p.def.unit || 's', height: each });
+  }
   return 'done';
 }
 

@@ -5,11 +5,14 @@
 import { el, api, parseDuration, formatDuration, formatTime, autoStep, seriesName } from './util.js';
 import { attachAutocomplete } from './complete.js';
 import { timeChart, alignSeries } from './chart.js';
+import { splitResults, heatmapGrid, drawHeatmap, histogramCell, histogramBars, parseHistogram } from './histogram.js';
 
 const RANGES = ['5m', '15m', '30m', '1h', '3h', '6h', '12h', '1d', '2d', '7d', '14d', '30d'];
 const REFRESH = ['', '5s', '10s', '30s', '1m', '5m'];
 /** Most series drawn in one chart; more make the browser slow and the chart unreadable. */
 const MAX_SERIES = 200;
+/** Most histogram series drawn as heatmaps (one heatmap each). */
+const MAX_HEATMAPS = 20;
 /** Most exemplar markers drawn in one chart (each is a DOM element). */
 const MAX_EXEMPLARS = 5000;
 
@@ -378,7 +381,10 @@ export function renderExplorer(main) {
       stats.textContent = `0 series · ${Math.round(ms)} ms`;
       return;
     }
-    const shown = all.slice(0, MAX_SERIES);
+    // Float series are drawn as lines, histogram series as heatmaps
+    // (docs/native-histograms.md, "UI"); a mixed result gets both.
+    const { floats, histograms } = splitResults(all);
+    const shown = floats.slice(0, MAX_SERIES);
     const { xs, ys } = alignSeries(shown, start, end, step);
     const anomalyBands = [];
     if (bands && !bands.error) {
@@ -395,33 +401,71 @@ export function renderExplorer(main) {
       'data-bands': bands ? anomalyBands.length : null,
       'data-exemplars': exemplarData && !exemplarData.error ? exemplars.length : null,
     });
-    output.replaceChildren(box);
+    output.replaceChildren();
+    if (shown.length) output.append(box);
     if (exemplarData && exemplarData.error) output.prepend(el('div', { class: 'warning' }, `No exemplars: ${exemplarData.error}`));
     if (allExemplars.length > exemplars.length) output.prepend(el('div', { class: 'warning' }, `Showing the first ${MAX_EXEMPLARS} of ${allExemplars.length} exemplars.`));
-    if (all.length > shown.length) output.prepend(el('div', { class: 'warning' }, `Showing the first ${MAX_SERIES} of ${all.length} series.`));
+    if (floats.length > shown.length) output.prepend(el('div', { class: 'warning' }, `Showing the first ${MAX_SERIES} of ${floats.length} float series.`));
     if (bands && bands.error) output.prepend(el('div', { class: 'warning' }, `No anomaly band: ${bands.error}`));
-    chart = timeChart(box, {
-      names: shown.map((r) => seriesName(r.metric)),
-      xs,
-      ys,
-      stacked: state.stacked,
-      anomalyBands,
-      exemplars,
-      height: 360,
-      onZoom: (from, to) => {
-        const span = Math.max(Math.round(to - from), 1);
-        rangeInput.value = formatDuration(span * 1000);
-        endInput.value = localInputValue(to * 1000);
-        stepInput.value = '';
-        run();
-      },
-    });
-    const points = shown.reduce((n, r) => n + (r.values ? r.values.length : 0), 0);
+    if (shown.length) {
+      chart = timeChart(box, {
+        names: shown.map((r) => seriesName(r.metric)),
+        xs,
+        ys,
+        stacked: state.stacked,
+        anomalyBands,
+        exemplars,
+        height: histograms.length ? 260 : 360,
+        onZoom: (from, to) => {
+          const span = Math.max(Math.round(to - from), 1);
+          rangeInput.value = formatDuration(span * 1000);
+          endInput.value = localInputValue(to * 1000);
+          stepInput.value = '';
+          run();
+        },
+      });
+    }
+    if (histograms.length) {
+      const maps = el('div', { class: 'heatmaps', 'data-series': Math.min(histograms.length, MAX_HEATMAPS) });
+      output.append(maps);
+      if (histograms.length > MAX_HEATMAPS) maps.append(el('div', { class: 'warning' }, `Showing heatmaps of the first ${MAX_HEATMAPS} of ${histograms.length} histogram series.`));
+      for (const r of histograms.slice(0, MAX_HEATMAPS)) {
+        const item = el('div', { class: 'heatmap-series' });
+        maps.append(item);
+        const grid = heatmapGrid(r.histograms, start, end, step);
+        const hm = drawHeatmap(item, { ...grid, title: seriesName(r.metric), height: histograms.length > 1 ? 200 : 300 });
+        // Below it, the distribution at one step as a bar chart: the last
+        // step with a sample until a column is clicked.
+        const dist = el('div', { class: 'hist-distribution' });
+        item.append(dist);
+        const byColumn = new Map();
+        for (const p of r.histograms) byColumn.set(Math.round((Number(p[0]) - start) / step), p);
+        const showColumn = (i) => {
+          const p = byColumn.get(i);
+          if (!p) return;
+          const h = parseHistogram(p[1]);
+          dist.dataset.column = i;
+          dist.replaceChildren(
+            el('div', { class: 'hist-key' }, `Buckets at ${formatTime(Number(p[0]) * 1000)} (count ${h.count}, sum ${h.sum}); click a column of the heatmap for another time`),
+            histogramBars(h.buckets, { width: Math.max(Math.min(item.clientWidth - 20, 900), 240), height: 120 }),
+          );
+        };
+        const last = Math.max(-1, ...byColumn.keys());
+        if (last >= 0) showColumn(last);
+        const canvas = hm.element.querySelector('canvas');
+        if (canvas) canvas.addEventListener('click', (e) => {
+          const col = hm.columnAt ? hm.columnAt(e) : -1;
+          if (col >= 0) showColumn(col);
+        });
+      }
+    }
+    const points = all.reduce((n, r) => n + (r.values ? r.values.length : 0) + (r.histograms ? r.histograms.length : 0), 0);
     const anomalies = anomalyBands.reduce((n, b) => n + ys[b.of].filter((v, i) => v !== null && b.lower[i] !== null && b.upper[i] !== null && (v < b.lower[i] || v > b.upper[i])).length, 0);
     const bandText = bands && !bands.error ? ` · anomaly band on ${anomalyBands.length} series, ${anomalies} point${anomalies === 1 ? '' : 's'} outside` : '';
     const exemplarText = exemplarData && !exemplarData.error ? ` · ${exemplars.length} exemplar${exemplars.length === 1 ? '' : 's'}` : '';
+    const histText = histograms.length ? ` · ${histograms.length} histogram series as heatmap${histograms.length === 1 ? '' : 's'}` : '';
     box.dataset.anomalies = anomalies;
-    stats.textContent = `${all.length} series · ${points} points${bandText}${exemplarText} · step ${formatDuration(step * 1000)} · ${Math.round(ms)} ms · drag to zoom, click a legend entry to hide it`;
+    stats.textContent = `${all.length} series · ${points} points${histText}${bandText}${exemplarText} · step ${formatDuration(step * 1000)} · ${Math.round(ms)} ms · ${shown.length ? 'drag to zoom, click a legend entry to hide it' : 'hover a cell for its bucket'}`;
   }
 
   function drawTable(data, ms) {
@@ -429,9 +473,21 @@ export function renderExplorer(main) {
     const rows = [];
     const t = data.resultType;
     if (t === 'vector') {
-      for (const r of data.result) rows.push([seriesName(r.metric), r.value ? r.value[1] : (r.histogram ? 'histogram' : '')]);
+      for (const r of data.result) {
+        if (r.histogram) rows.push([seriesName(r.metric), histogramCell(r.histogram[1]), true]);
+        else rows.push([seriesName(r.metric), r.value ? r.value[1] : '']);
+      }
     } else if (t === 'matrix') {
-      for (const r of data.result) rows.push([seriesName(r.metric), (r.values || []).map(([ts, v]) => `${v} @${ts}`).join('\n')]);
+      for (const r of data.result) {
+        if (Array.isArray(r.histograms) && r.histograms.length) {
+          // Floats and histograms of one series, in time order.
+          const samples = [...(r.values || []).map(([ts, v]) => [Number(ts), `${v} @${ts}`]), ...r.histograms.map(([ts, h]) => [Number(ts), histogramCell(h, { time: ts, chart: false })])];
+          samples.sort((a, b) => a[0] - b[0]);
+          rows.push([seriesName(r.metric), el('div', { class: 'hist-samples' }, samples.map(([, v]) => (typeof v === 'string' ? el('div', { class: 'pre' }, v) : v))), true]);
+        } else {
+          rows.push([seriesName(r.metric), (r.values || []).map(([ts, v]) => `${v} @${ts}`).join('\n')]);
+        }
+      }
     } else if (t === 'scalar' || t === 'string') {
       rows.push([t, data.result[1]]);
     }
@@ -443,7 +499,7 @@ export function renderExplorer(main) {
           'table',
           { class: 'data result-table' },
           el('thead', {}, el('tr', {}, el('th', {}, 'Series'), el('th', { class: 'num' }, 'Value'))),
-          el('tbody', {}, rows.slice(0, 10000).map(([k, v]) => el('tr', {}, el('td', { class: 'series' }, k), el('td', { class: 'num pre' }, v)))),
+          el('tbody', {}, rows.slice(0, 10000).map(([k, v, hist]) => el('tr', {}, el('td', { class: 'series' }, k), el('td', { class: hist ? 'hist' : 'num pre' }, v)))),
         ),
       );
     }

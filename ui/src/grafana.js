@@ -115,13 +115,17 @@ function convertPanel(p, gp) {
       if (t.legendFormat && t.legendFormat !== '__auto') target.legend = t.legendFormat;
       const interval = t.interval || p.interval;
       if (interval) target.interval = interval;
+      // Grafana's `format: heatmap` (classic `le` buckets to de-accumulate) is what osprey's heatmap does anyway.
+      if (t.format === 'heatmap') target.format = 'heatmap';
       if (t.instant || (type === 'table' && t.format === 'table' && t.instant !== false && t.range !== true)) target.instant = true;
       return target;
     });
   if (targets.length) out.targets = targets;
   // Units, bounds, decimals and thresholds: the field config, else the old panel fields.
   const yaxis = Array.isArray(p.yaxes) ? p.yaxes[0] || {} : {};
-  const unit = d.unit || yaxis.format || p.format;
+  // Heatmaps keep the bucket bounds' unit in their y axis options.
+  const heatUnit = type === 'heatmap' ? (opts.yAxis && opts.yAxis.unit) || (p.yAxis && p.yAxis.format) : undefined;
+  const unit = heatUnit || d.unit || yaxis.format || p.format;
   if (unit) out.unit = unit;
   const decimals = d.decimals ?? p.decimals ?? yaxis.decimals;
   if (typeof decimals === 'number') out.decimals = decimals;

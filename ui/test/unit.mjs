@@ -335,3 +335,51 @@ test('traces: durations, tags, the waterfall order and the service graph columns
   assert.ok(column.get('model') > column.get('gateway'));
   assert.ok(column.get('trainer') < 3, 'a cycle stops within the number of services');
 });
+
+test('native histograms: parsing, bucket labels, axis scale, heatmap grid', async () => {
+  const { parseHistogram, bucketLabel, isZeroBucket, histogramScale, heatmapGrid, rowLayout, classicRows, splitResults } = await import('../src/histogram.js');
+  // Prometheus's JSON: rule 0 (lower, upper], 1 [lower, upper), 2 (lower, upper), 3 [lower, upper].
+  const h = parseHistogram({ count: '12', sum: '18.4', buckets: [[1, '-1.414213562373095', '-1', '1'], [3, '-0.001', '0.001', '2'], [0, '0.7071067811865475', '1', '3'], [0, '1', '1.414213562373095', '6'], ['x'], [0, 'a', '1', '1']] });
+  assert.equal(h.count, 12);
+  assert.equal(h.sum, 18.4);
+  assert.equal(h.buckets.length, 4, 'malformed buckets are skipped');
+  assert.deepEqual(h.buckets.map((b) => bucketLabel(b)), ['[-1.41421, -1)', '[-0.001, 0.001]', '(0.707107, 1]', '(1, 1.41421]']);
+  assert.deepEqual(h.buckets.map(isZeroBucket), [false, true, false, false]);
+  assert.equal(bucketLabel({ rule: 2, lower: 0.5, upper: 1 }), '(0.5, 1)');
+  assert.equal(bucketLabel({ rule: 0, lower: 10, upper: Infinity }), '(10, +Inf]');
+  assert.equal(histogramScale(h.buckets), 'exponential');
+  // Custom bounds (schema −53): -Inf/+Inf ends and arbitrary bounds.
+  const custom = parseHistogram({ count: '3', sum: '1', buckets: [[0, '-Inf', '0.1', '1'], [0, '0.1', '0.25', '1'], [0, '0.25', '+Inf', '1']] });
+  assert.equal(histogramScale(custom.buckets), 'custom');
+  assert.equal(bucketLabel(custom.buckets[0]), '(-Inf, 0.1]');
+  assert.equal(histogramScale(parseHistogram({ buckets: [[0, '0.1', '0.25', '1']] }).buckets), 'custom');
+  assert.equal(parseHistogram(null).buckets.length, 0);
+  // Two steps with different buckets: rows are the union, cells per step.
+  const grid = heatmapGrid(
+    [
+      [100, { count: '3', sum: '1', buckets: [[0, '1', '2', '1'], [0, '2', '4', '2']] }],
+      [130, { count: '4', sum: '1', buckets: [[3, '0', '0', '1'], [0, '2', '4', '3']] }],
+      [999, { count: '1', sum: '1', buckets: [[0, '1', '2', '1']] }],
+    ],
+    100, 130, 15,
+  );
+  assert.deepEqual(grid.xs, [100, 115, 130]);
+  assert.deepEqual(grid.rows.map((r) => bucketLabel(r)), ['[0, 0]', '(1, 2]', '(2, 4]']);
+  assert.deepEqual(grid.cells, [[null, null, 1], [1, null, null], [2, null, 3]]);
+  assert.equal(grid.scale, 'exponential');
+  // The log axis: (1,2] and (2,4] are as tall as each other, the zero band below them.
+  const { total, spans } = rowLayout(grid.rows, 'exponential');
+  assert.ok(spans[0][1] <= spans[1][0] + 1e-9);
+  assert.ok(Math.abs(spans[1][1] - spans[1][0] - (spans[2][1] - spans[2][0])) < 1e-9);
+  assert.ok(Math.abs(spans[2][1] - total) < 1e-9);
+  // Negative buckets lie below the zero bucket, mirrored.
+  const neg = rowLayout(h.buckets, 'exponential');
+  assert.ok(neg.spans[0][1] <= neg.spans[1][0] + 1e-9 && neg.spans[1][1] <= neg.spans[2][0] + 1e-9);
+  // Classic buckets: cumulative counts de-accumulated.
+  const classic = classicRows([{ le: '+Inf', ys: [10, 12] }, { le: '0.5', ys: [4, 4] }, { le: '1', ys: [9, null] }]);
+  assert.deepEqual(classic.rows.map((r) => bucketLabel(r)), ['(0, 0.5]', '(0.5, 1]', '(1, +Inf]']);
+  assert.deepEqual(classic.cells, [[4, 4], [5, null], [1, 12]]);
+  // Mixed results: a series with both kinds is in both lists.
+  const split = splitResults([{ metric: {}, values: [[1, '1']] }, { metric: {}, histograms: [[1, {}]] }, { metric: {}, values: [[1, '1']], histograms: [[2, {}]] }]);
+  assert.deepEqual([split.floats.length, split.histograms.length], [2, 2]);
+});
