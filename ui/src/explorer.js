@@ -5,7 +5,7 @@
 import { el, api, parseDuration, formatDuration, formatTime, autoStep, seriesName } from './util.js';
 import { attachAutocomplete } from './complete.js';
 import { timeChart, alignSeries } from './chart.js';
-import { splitResults, heatmapGrid, drawHeatmap, histogramCell, histogramBars, parseHistogram } from './histogram.js';
+import { splitResults, heatmapGrid, drawHeatmap, histogramCell, histogramBars, parseHistogram, formatBound } from './histogram.js';
 
 const RANGES = ['5m', '15m', '30m', '1h', '3h', '6h', '12h', '1d', '2d', '7d', '14d', '30d'];
 const REFRESH = ['', '5s', '10s', '30s', '1m', '5m'];
@@ -446,7 +446,7 @@ export function renderExplorer(main) {
           const h = parseHistogram(p[1]);
           dist.dataset.column = i;
           dist.replaceChildren(
-            el('div', { class: 'hist-key' }, `Buckets at ${formatTime(Number(p[0]) * 1000)} (count ${h.count}, sum ${h.sum}); click a column of the heatmap for another time`),
+            el('div', { class: 'hist-key' }, `Buckets at ${formatTime(Number(p[0]) * 1000)} (count ${formatBound(h.count)}, sum ${formatBound(h.sum)}); click a column of the heatmap for another time`),
             histogramBars(h.buckets, { width: Math.max(Math.min(item.clientWidth - 20, 900), 240), height: 120 }),
           );
         };

@@ -126,7 +126,7 @@ export function histogramCell(raw, opts = {}) {
             'tbody',
             {},
             h.buckets.map((b) =>
-              el('tr', { class: isZeroBucket(b) ? 'zero-bucket' : '' }, el('td', { class: 'bucket' }, bucketLabel(b), isZeroBucket(b) ? el('span', { class: 'hist-key' }, ' zero bucket') : null), el('td', { class: 'num' }, fmtNum(b.count))),
+              el('tr', { class: isZeroBucket(b) ? 'zero-bucket' : '' }, el('td', { class: 'bucket', title: `${b.lower} … ${b.upper}` }, bucketLabel(b), isZeroBucket(b) ? el('span', { class: 'hist-key' }, ' zero bucket') : null), el('td', { class: 'num', title: String(b.count) }, fmtNum(b.count))),
             ),
           ),
         ),
@@ -359,7 +359,7 @@ export function drawHeatmap(container, { xs, rows, cells, scale, unit, height, t
       el('span', {}, '0'),
       el('span', { class: 'heatmap-scale', style: { background: `linear-gradient(to right, ${stops})` } }),
       el('span', { class: 'heatmap-max' }, formatValue(max, valueUnit || 'short')),
-      el('span', { class: 'hist-key' }, ` ${valueUnit === 'reqps' ? 'per second' : 'count'} per bucket${scale === 'exponential' ? ', log2 y axis' : ''}`),
+      el('span', { class: 'hist-key', title: "Colour: the bucket's value as the query returns it (a count; per second after rate()), linear from 0 to the largest in view" }, ` bucket count${scale === 'exponential' ? ', log2 y axis' : ''}`),
     ),
   );
   const onMove = (e) => {

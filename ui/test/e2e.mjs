@@ -36,6 +36,8 @@ function fail(name, why) {
   console.log(`FAIL ${name}: ${why}`);
 }
 async function check(name, f) {
+  // --only REGEX runs the matching checks alone (while working on one page).
+  if (args.only && !new RegExp(args.only).test(name)) return;
   try {
     if ((await f()) === 'skip') {
       console.log(`skip ${name}`);

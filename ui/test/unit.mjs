@@ -383,3 +383,12 @@ test('native histograms: parsing, bucket labels, axis scale, heatmap grid', asyn
   const split = splitResults([{ metric: {}, values: [[1, '1']] }, { metric: {}, histograms: [[1, {}]] }, { metric: {}, values: [[1, '1']], histograms: [[2, {}]] }]);
   assert.deepEqual([split.floats.length, split.histograms.length], [2, 2]);
 });
+
+test('Grafana heatmap panels: format heatmap targets and the y axis unit come through', () => {
+  const d = fromGrafana(JSON.parse(readFileSync(new URL('./grafana-heatmaps.json', import.meta.url), 'utf8')));
+  const panels = d.rows.flatMap((r) => r.panels);
+  assert.deepEqual(panels.map((p) => p.type), ['heatmap', 'heatmap', 'timeseries', 'timeseries']);
+  assert.equal(panels[0].targets[0].format, 'heatmap');
+  assert.equal(panels[0].unit, 's');
+  assert.equal(panels[2].targets[0].format, undefined);
+});

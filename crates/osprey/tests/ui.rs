@@ -416,6 +416,137 @@ fn write_exemplars(addr: SocketAddr, now_ms: i64) {
     );
 }
 
+/// Native histograms over the last hour by remote write
+/// (docs/native-histograms.md), for the heatmaps and the table view:
+/// `ui_latency_seconds` on two instances (exponential schema 2, a zero
+/// bucket, counts moving up and down the buckets; instance `b` also has
+/// negative buckets) and `ui_custom_seconds` (custom bounds, schema -53,
+/// a gauge histogram).
+fn write_histograms(addr: SocketAddr, now_ms: i64) {
+    use model::histogram::{CounterResetHint, FloatHistogram, Span};
+    use prost::Message;
+    use remote::{Histogram, Label, TimeSeries, WriteRequest};
+    let labels = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(n, v)| Label {
+                name: n.to_string(),
+                value: v.to_string(),
+            })
+            .collect::<Vec<_>>()
+    };
+    let times: Vec<i64> = (0..240).map(|i| now_ms - (239 - i) * 15_000).collect();
+    let mut positive = [0.0f64; 12];
+    let mut negative = [0.0f64; 3];
+    let mut zero = 0.0;
+    let (mut a, mut b, mut custom) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, &t) in times.iter().enumerate() {
+        let centre = 3.0 + 2.0 * (i as f64 / 25.0).sin();
+        for (j, c) in positive.iter_mut().enumerate() {
+            *c += 10.0 * (-((j as f64 - centre).powi(2)) / 3.0).exp();
+        }
+        zero += 0.5;
+        for (j, c) in negative.iter_mut().enumerate() {
+            *c += 0.2 * (3 - j) as f64;
+        }
+        let exponential = |with_negative: bool| {
+            let negatives: f64 = if with_negative {
+                negative.iter().sum()
+            } else {
+                0.0
+            };
+            let count = positive.iter().sum::<f64>() + zero + negatives;
+            FloatHistogram {
+                counter_reset_hint: CounterResetHint::Unknown,
+                schema: 2,
+                zero_threshold: 0.001,
+                zero_count: zero,
+                count,
+                sum: count * 0.8,
+                positive_spans: vec![Span {
+                    offset: -4,
+                    length: 12,
+                }],
+                positive_buckets: positive.to_vec(),
+                negative_spans: if with_negative {
+                    vec![Span {
+                        offset: 0,
+                        length: 3,
+                    }]
+                } else {
+                    vec![]
+                },
+                negative_buckets: if with_negative {
+                    negative.to_vec()
+                } else {
+                    vec![]
+                },
+                ..FloatHistogram::default()
+            }
+        };
+        a.push(Histogram::from_float(t, &exponential(false)));
+        b.push(Histogram::from_float(t, &exponential(true)));
+        let counts = vec![
+            1.0 + (i % 5) as f64,
+            4.0,
+            2.0 + ((i / 30) % 4) as f64,
+            1.0,
+            0.5,
+        ];
+        custom.push(Histogram::from_float(
+            t,
+            &FloatHistogram {
+                counter_reset_hint: CounterResetHint::Gauge,
+                schema: -53,
+                count: counts.iter().sum(),
+                sum: 3.0,
+                positive_spans: vec![Span {
+                    offset: 0,
+                    length: 5,
+                }],
+                positive_buckets: counts,
+                custom_values: vec![0.1, 0.25, 0.5, 1.0],
+                ..FloatHistogram::default()
+            },
+        ));
+    }
+    let request = WriteRequest {
+        timeseries: vec![
+            TimeSeries {
+                labels: labels(&[
+                    ("__name__", "ui_latency_seconds"),
+                    ("instance", "a"),
+                    ("job", "api"),
+                ]),
+                histograms: a,
+                ..Default::default()
+            },
+            TimeSeries {
+                labels: labels(&[
+                    ("__name__", "ui_latency_seconds"),
+                    ("instance", "b"),
+                    ("job", "api"),
+                ]),
+                histograms: b,
+                ..Default::default()
+            },
+            TimeSeries {
+                labels: labels(&[("__name__", "ui_custom_seconds"), ("job", "api")]),
+                histograms: custom,
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&request.encode_to_vec())
+        .expect("snappy");
+    assert_eq!(
+        support::remote_write(addr, &body).expect("remote write"),
+        204
+    );
+}
+
 fn get_json(addr: SocketAddr, path: &str) -> (u16, serde_json::Value) {
     let (status, body) = http(addr, "GET", path, &[], &[]).expect("request");
     let v = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
@@ -440,6 +571,7 @@ fn browser_end_to_end() {
     );
     import(addr, &sample_data(now_ms()));
     write_exemplars(addr, now_ms());
+    write_histograms(addr, now_ms());
     // Grafana JSON provisioned as a file (dashboards as code) renders too.
     let grafana = std::fs::read_to_string(root.join("ui/test/grafana-dashboard.json"))
         .expect("read grafana dashboard");
