@@ -558,6 +558,148 @@ await check('explorer: "Show exemplars" draws each exemplar, shows its labels an
   await context.close();
 });
 
+// Native histograms (docs/native-histograms.md, "UI"): the test data's
+// ui_latency_seconds (two series, exponential schema 2, a zero bucket,
+// negative buckets on instance b) and ui_custom_seconds (custom bounds).
+
+/** A bucket of the API's JSON as the UI must label it: brackets by boundary rule, bounds as numbers. */
+function expectedBucket([rule, lower, upper]) {
+  return { open: rule === 1 || rule === 3 ? '[' : '(', close: rule === 0 || rule === 3 ? ']' : ')', lower: num(lower), upper: num(upper) };
+}
+function num(s) {
+  return s === '+Inf' ? Infinity : s === '-Inf' ? -Infinity : Number(s);
+}
+/** Parses a label such as "(0.5, 1]" or "[-0.001, 0.001]". */
+function parseBucketLabel(text) {
+  const m = /^([[(])(\S+), (\S+)([\])])$/.exec(text.trim());
+  if (!m) throw new Error(`bucket label ${JSON.stringify(text)}`);
+  return { open: m[1], close: m[4], lower: num(m[2]), upper: num(m[3]) };
+}
+const close = (a, b) => a === b || Math.abs(a - b) <= 1e-5 * Math.max(Math.abs(a), Math.abs(b));
+
+await check('native histograms: the table shows count, sum and every bucket with its brackets', async () => {
+  // The data ends when the test wrote it, maybe more than the 5 minute
+  // lookback ago: the table is asked at the last sample's time.
+  const now = Math.floor(Date.now() / 1000);
+  const recent = (await (await fetch(`${base}/api/v1/query_range?query=ui_latency_seconds&start=${now - 7200}&end=${now}&step=15`)).json()).data.result;
+  const last = Math.max(...recent.flatMap((r) => r.histograms.map((h) => h[0])));
+  const at = new Date(last * 1000).toISOString();
+  const { context, page } = await newPage();
+  const answer = page.waitForResponse((r) => r.url().includes('/api/v1/query?'));
+  await page.goto(base + '/graph?tab=table&end=' + encodeURIComponent(at) + '&expr=' + encodeURIComponent('ui_latency_seconds'));
+  const api = await (await answer).json();
+  const want = api.data.result;
+  if (want.length !== 2 || !want.every((r) => r.histogram)) throw new Error(`the API gives ${JSON.stringify(want).slice(0, 200)}`);
+  await page.waitForSelector('table.result-table td.hist .hist-cell');
+  const rows = await page.$$eval('table.result-table > tbody > tr', (trs) => trs.map((tr) => {
+    const cell = tr.querySelector('.hist-cell');
+    return {
+      series: tr.cells[0].textContent,
+      count: cell.querySelector('.hist-count').textContent,
+      sum: cell.querySelector('.hist-sum').textContent,
+      bars: cell.querySelectorAll('svg.hist-bars rect.hist-bar').length,
+      buckets: [...cell.querySelectorAll('.hist-bucket-table tbody tr')].map((b) => [b.cells[0].firstChild.textContent, b.cells[1].textContent, b.classList.contains('zero-bucket')]),
+    };
+  }));
+  if (rows.length !== want.length) throw new Error(`${rows.length} rows for ${want.length} series`);
+  let zero = 0;
+  let leftClosed = 0;
+  want.forEach((r, i) => {
+    const row = rows[i];
+    const [, h] = r.histogram;
+    if (!row.series.includes(`instance="${r.metric.instance}"`)) throw new Error(`row ${i} is ${row.series}`);
+    if (!close(parseFloat(row.count.replace('count:', '')), Number(h.count))) throw new Error(`count ${row.count}, API ${h.count}`);
+    if (!close(parseFloat(row.sum.replace('sum:', '')), Number(h.sum))) throw new Error(`sum ${row.sum}, API ${h.sum}`);
+    if (row.buckets.length !== h.buckets.length || row.bars !== h.buckets.length) throw new Error(`${row.buckets.length} buckets and ${row.bars} bars, API ${h.buckets.length}`);
+    h.buckets.forEach((b, j) => {
+      const e = expectedBucket(b);
+      const got = parseBucketLabel(row.buckets[j][0]);
+      if (got.open !== e.open || got.close !== e.close || !close(got.lower, e.lower) || !close(got.upper, e.upper)) throw new Error(`bucket ${row.buckets[j][0]}, API ${JSON.stringify(b)}`);
+      if (!close(Number(row.buckets[j][1]), Number(b[3]))) throw new Error(`bucket count ${row.buckets[j][1]}, API ${b[3]}`);
+      if (row.buckets[j][2]) zero++;
+      if (got.open === '[' && got.close === ')') leftClosed++;
+    });
+  });
+  // Both series have a zero bucket; instance b's negative buckets are [lower, upper).
+  if (zero !== 2 || leftClosed < 3) throw new Error(`${zero} zero buckets, ${leftClosed} negative buckets`);
+  // The bucket list is folded until opened.
+  if (await page.isVisible('.hist-bucket-table')) throw new Error('the bucket list is not folded');
+  await page.click('.hist-buckets summary');
+  await page.waitForSelector('.hist-bucket-table', { state: 'visible' });
+  await shot(page, 'histogram-table');
+  // A range selector: a matrix, one cell per histogram sample (the window
+  // reaches back past the lookback the instant above may have used).
+  const answer2 = page.waitForResponse((r) => r.url().includes('/api/v1/query?'));
+  await page.goto(base + '/graph?tab=table&end=' + encodeURIComponent(at) + '&expr=' + encodeURIComponent('ui_custom_seconds[6m]'));
+  const matrix = (await (await answer2).json()).data.result;
+  await page.waitForSelector('.hist-samples .hist-cell');
+  const samples = await page.$$eval('.hist-samples .hist-cell', (cs) => cs.map((c) => [c.dataset.count, c.querySelector('.hist-time').textContent, c.dataset.buckets]));
+  const wantSamples = matrix[0].histograms.map(([t, h]) => [String(Number(h.count)), `@${t}`, String(h.buckets.length)]);
+  if (JSON.stringify(samples) !== JSON.stringify(wantSamples)) throw new Error(`samples ${JSON.stringify(samples)}, API ${JSON.stringify(wantSamples)}`);
+  const labels = await page.$$eval('.hist-samples .hist-cell:first-child .hist-bucket-table td.bucket', (ts) => ts.map((t) => t.firstChild.textContent));
+  if (labels[0] !== '(-Inf, 0.1]' || labels[labels.length - 1] !== '(1, +Inf]') throw new Error(`custom buckets ${labels}`);
+  summary.histogramTable = { series: rows.length, buckets: rows.map((r) => r.buckets.length), samples: samples.length };
+  await noErrors(page, 'histogram table');
+  await context.close();
+});
+
+await check('native histograms: a range query draws a heatmap per series, cells = buckets × steps of the data', async () => {
+  const { context, page } = await newPage();
+  const answer = page.waitForResponse((r) => r.url().includes('/api/v1/query_range?'));
+  await page.goto(base + '/graph?step=60s&expr=' + encodeURIComponent('ui_latency_seconds'));
+  const response = await answer;
+  const params = new URL(response.url()).searchParams;
+  const [start, end, step] = ['start', 'end', 'step'].map((k) => Number(params.get(k)));
+  const data = (await response.json()).data.result;
+  await page.waitForSelector('.heatmaps .heatmap canvas');
+  await page.waitForTimeout(200);
+  const maps = await page.$$eval('.heatmaps .heatmap', (hs) => hs.map((h) => ({ ...h.dataset, title: h.querySelector('.heatmap-title').textContent })));
+  if (maps.length !== data.length) throw new Error(`${maps.length} heatmaps for ${data.length} series`);
+  const steps = Math.floor((end - start) / step) + 1;
+  data.forEach((r, i) => {
+    // What the data says: every bucket with a count at every step.
+    const cells = r.histograms.reduce((n, [, h]) => n + (h.buckets || []).filter((b) => Number(b[3]) > 0).length, 0);
+    const rows = new Set(r.histograms.flatMap(([, h]) => (h.buckets || []).map((b) => b.slice(0, 3).join('|')))).size;
+    const m = maps[i];
+    if (+m.steps !== steps || +m.cells !== cells || +m.rows !== rows || m.scale !== 'exponential') throw new Error(`heatmap ${JSON.stringify(m)}; the data has ${steps} steps, ${rows} buckets, ${cells} cells`);
+    if (!m.title.includes(`instance="${r.metric.instance}"`)) throw new Error(`heatmap ${i} is titled ${m.title}`);
+  });
+  const coloured = await colouredPixels(page, '.heatmaps .heatmap canvas');
+  if (coloured < 2000) throw new Error(`only ${coloured} coloured pixels`);
+  // Hovering a cell names its time, bucket and value.
+  const box = await (await page.$('.heatmaps .heatmap canvas')).boundingBox();
+  let tip = '';
+  for (let k = 1; k < 20 && !/^\S+ \S+\s+[[(]\S+, \S+[\])]: \d/.test(tip); k++) {
+    await page.mouse.move(box.x + box.width - 20, box.y + (box.height * k) / 20);
+    tip = (await page.isVisible('.heatmaps .heatmap-tip')) ? await page.textContent('.heatmaps .heatmap-tip') : '';
+  }
+  if (!/[[(]\S+, \S+[\])]: \d/.test(tip)) throw new Error(`hover shows ${JSON.stringify(tip)}`);
+  // Below each heatmap, the last step's buckets as a bar chart; a click picks another step.
+  const bars = await page.$$eval('.hist-distribution', (ds) => ds.map((d) => d.querySelectorAll('rect.hist-bar').length));
+  const lastBuckets = data.map((r) => r.histograms[r.histograms.length - 1][1].buckets.length);
+  if (JSON.stringify(bars) !== JSON.stringify(lastBuckets)) throw new Error(`bar charts ${bars}, last samples' buckets ${lastBuckets}`);
+  await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+  const picked = await page.getAttribute('.hist-distribution', 'data-column');
+  if (Math.abs(+picked - steps / 2) > steps / 4) throw new Error(`a click in the middle picked column ${picked} of ${steps}`);
+  await shot(page, 'histogram-heatmap');
+  // Custom bounds: one row per bucket, labelled with its bounds.
+  await page.goto(base + '/graph?expr=' + encodeURIComponent('ui_custom_seconds'));
+  await page.waitForSelector('.heatmaps .heatmap canvas');
+  const custom = await page.$eval('.heatmaps .heatmap', (h) => ({ ...h.dataset }));
+  if (custom.scale !== 'custom' || custom.rows !== '5') throw new Error(`custom heatmap ${JSON.stringify(custom)}`);
+  // Mixed floats and histograms: lines for the floats, a heatmap for the histogram.
+  await page.goto(base + '/graph?expr=' + encodeURIComponent('{__name__=~"ui_custom_seconds|ui_requests_total"}'));
+  await page.waitForSelector('.heatmaps .heatmap canvas');
+  await page.waitForSelector('.chart canvas');
+  const mixed = await page.evaluate(() => [document.querySelectorAll('.u-legend .u-series').length, document.querySelectorAll('.heatmaps .heatmap').length]);
+  if (mixed[0] !== 2 || mixed[1] !== 1) throw new Error(`mixed result: ${mixed[0] - 1} lines, ${mixed[1]} heatmaps`);
+  if ((await colouredPixels(page, '.chart canvas')) < 100) throw new Error('the float line is blank');
+  await shot(page, 'histogram-mixed');
+  summary.histogramHeatmap = { maps: maps.map((m) => ({ steps: +m.steps, rows: +m.rows, cells: +m.cells })), coloured };
+  await noErrors(page, 'histogram heatmap');
+  await context.close();
+});
+
 await check('home: the machine\'s figures and charts, the open alerts and the SLOs', async () => {
   const { context, page } = await newPage();
   await page.goto(base + '/');
@@ -755,6 +897,37 @@ if (grafanaFile) {
     await context.close();
   });
 }
+
+await check('a Grafana dashboard of heatmaps imports and renders classic and native buckets', async () => {
+  const json = readFileSync(new URL('./grafana-heatmaps.json', import.meta.url), 'utf8');
+  const { context, page } = await newPage();
+  await page.goto(base + '/dashboards');
+  await page.click('#import-open');
+  await page.fill('#import-json', json);
+  await page.click('#import-submit');
+  await page.waitForURL(/\/d\//);
+  const panels = await renderDashboard(page);
+  const bad = panels.filter((p) => p.state !== 'done');
+  if (panels.length !== 4 || bad.length) throw new Error(`panels ${JSON.stringify(panels)}`);
+  const maps = await page.$$eval('.panel', (ps) => ps.map((p) => [...p.querySelectorAll('.heatmap')].map((h) => ({ ...h.dataset }))));
+  const lines = await page.$$eval('.panel', (ps) => ps.map((p) => p.querySelectorAll('.u-legend .u-series, .tlegend tr').length));
+  // Classic: one row per le bound of the data (9), counts de-accumulated.
+  const classic = maps[0][0];
+  if (maps[0].length !== 1 || classic.rows !== '9' || classic.scale !== 'custom' || +classic.cells < +classic.steps) throw new Error(`classic heatmap ${JSON.stringify(maps[0])}`);
+  const les = (await (await fetch(`${base}/api/v1/series?match[]=http_request_duration_seconds_bucket`)).json()).data.map((s) => s.le);
+  if (new Set(les).size !== 9) throw new Error(`the data has ${new Set(les).size} le bounds`);
+  if (maps[1].length !== 1 || maps[1][0].rows !== '5') throw new Error(`custom-bucket heatmap ${JSON.stringify(maps[1])}`);
+  // A time series panel over native histograms: one heatmap per series.
+  if (maps[2].length !== 2 || !maps[2].every((m) => m.scale === 'exponential' && +m.cells > 0)) throw new Error(`time series panel ${JSON.stringify(maps[2])}`);
+  // Mixed: a line for the float series and a heatmap for the histogram.
+  if (maps[3].length !== 1 || lines[3] < 1) throw new Error(`mixed panel: ${lines[3]} legend rows, ${maps[3].length} heatmaps`);
+  const coloured = await colouredPixels(page, '.panel .heatmap canvas');
+  if (coloured < 1000) throw new Error(`the classic heatmap has ${coloured} coloured pixels`);
+  summary.grafanaHeatmaps = { heatmaps: maps.map((m) => m.length), classicRows: +classic.rows };
+  await shot(page, 'dashboard-grafana-heatmaps');
+  await noErrors(page, 'grafana heatmaps');
+  await context.close();
+});
 
 if (args.provisioned) {
   await check('a provisioned Grafana dashboard file renders', async () => {
