@@ -608,6 +608,14 @@ fn browser_end_to_end() {
     assert_eq!(summary["systemDashboard"]["panels"], 12, "{summary}");
     assert_eq!(summary["slo"]["id"], SLO_ID, "{summary}");
     assert_eq!(summary["slo"]["dashboardPanels"], 11, "{summary}");
+    // Native histograms: the table, one heatmap per series, the Grafana heatmaps.
+    assert_eq!(summary["histogramTable"]["series"], 2, "{summary}");
+    assert_eq!(
+        summary["histogramHeatmap"]["maps"].as_array().map(Vec::len),
+        Some(2),
+        "{summary}"
+    );
+    assert_eq!(summary["grafanaHeatmaps"]["classicRows"], 9, "{summary}");
     assert!(
         screenshots.join("explorer-graph.png").is_file(),
         "no screenshot written"
