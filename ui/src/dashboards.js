@@ -4,7 +4,7 @@
 
 import { el, api, can, alignedStart, parseDuration, parseTime, formatDuration, autoStep, legendName, seriesName, formatValue, thresholdColor, PALETTE, debounce, formatVariable } from './util.js';
 import { timeChart, alignSeries, heatmap, sparkline, gaugeSvg, reduce } from './chart.js';
-import { heatmapGrid, drawHeatmap as drawBucketHeatmap } from './histogram.js';
+import { heatmapGrid, drawHeatmap as drawBucketHeatmap, histogramBars, parseHistogram, formatBound } from './histogram.js';
 import { isGrafana, fromGrafana, sanitizeUid } from './grafana.js';
 import { metricsOf } from './complete.js';
 import { navigate } from './app.js';
@@ -683,7 +683,7 @@ function noData(p) {
 
 function drawTimeseries(p, results, view) {
   const all = rangeSeries(results);
-  if (!all.length) return noData(p);
+  if (!all.length) return drawInstantHistograms(p, results) || noData(p);
   // Native histogram series are drawn as heatmaps below the lines of the
   // float series (docs/native-histograms.md, "UI").
   const series = all.filter((s) => s.values.length).slice(0, 100);
@@ -722,6 +722,28 @@ function drawTimeseries(p, results, view) {
     onZoom: (a, b) => view.zoom(a, b),
   });
   p.cleanup = () => chart.destroy();
+  return 'done';
+}
+
+/**
+ * Instant queries (`instant: true` targets) over native histograms: each
+ * series' buckets as a bar chart. Returns 'done', or null when the
+ * results hold no histogram.
+ */
+function drawInstantHistograms(p, results) {
+  const hs = [];
+  for (const r of results) {
+    if (r.data.resultType !== 'vector') continue;
+    for (const s of r.data.result || []) if (s.histogram) hs.push({ name: legendName(r.target.legend, s.metric), h: parseHistogram(s.histogram[1]) });
+  }
+  if (!hs.length) return null;
+  const box = el('div', { class: 'heatmaps panel-histograms', 'data-series': hs.length });
+  p.body.append(box);
+  p.body.classList.add('scroll');
+  const width = Math.max((p.body.clientWidth || 400) - 20, 200);
+  for (const { name, h } of hs.slice(0, 12)) {
+    box.append(el('div', { class: 'heatmap-title' }, `${name} · count ${formatBound(h.count)} · sum ${formatBound(h.sum)}`), histogramBars(h.buckets, { width, height: 110, unit: p.def.unit && p.def.unit !== 'short' && p.def.unit !== 'none' ? p.def.unit : undefined }));
+  }
   return 'done';
 }
 
@@ -883,7 +905,7 @@ function drawTable(p, results) {
 
 function drawHeatmap(p, results) {
   const series = rangeSeries(results);
-  if (!series.length) return noData(p);
+  if (!series.length) return drawInstantHistograms(p, results) || noData(p);
   const r0 = results.find((r) => !r.instant);
   const hists = series.filter((s) => s.histograms.length);
   if (hists.length) {

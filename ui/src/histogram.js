@@ -268,7 +268,8 @@ export function heatColor(t) {
  * colour scale beneath. Hovering names the time, bucket and value.
  * `title` heads it (several series draw one heatmap each). The wrapper
  * carries `data-steps`, `data-rows`, `data-cells` (cells with a value
- * above zero) and `data-max` for tests.
+ * above zero), `data-max` and `data-plot` (the cells' area on the canvas)
+ * for tests.
  * Returns {element, destroy()}.
  */
 export function drawHeatmap(container, { xs, rows, cells, scale, unit, height, title, valueUnit }) {
@@ -312,6 +313,8 @@ export function drawHeatmap(container, { xs, rows, cells, scale, unit, height, t
   const plotH = h - bottom - top;
   const cw = plotW / xs.length;
   const yPx = (u) => top + plotH - (u / total) * plotH;
+  // Where the cells lie on the canvas (left, top, width, height), for tests.
+  wrap.dataset.plot = [left, top, plotW, plotH].map((v) => Math.round(v * 100) / 100).join(',');
   ctx.fillStyle = '#f6f7f9';
   ctx.fillRect(left, top, plotW, plotH);
   rows.forEach((r, ri) => {

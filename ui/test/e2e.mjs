@@ -575,15 +575,20 @@ function parseBucketLabel(text) {
   if (!m) throw new Error(`bucket label ${JSON.stringify(text)}`);
   return { open: m[1], close: m[4], lower: num(m[2]), upper: num(m[3]) };
 }
+/** A time (seconds) at which an instant query still finds the test's histograms (within the lookback of the last). */
+async function lastHistogramTime() {
+  const now = Math.floor(Date.now() / 1000);
+  const recent = (await (await fetch(`${base}/api/v1/query_range?query=ui_latency_seconds&start=${now - 7200}&end=${now}&step=15`)).json()).data.result;
+  const last = Math.max(...recent.flatMap((r) => r.histograms.map((h) => h[0])));
+  if (!Number.isFinite(last)) throw new Error('the test data holds no ui_latency_seconds histograms');
+  return last;
+}
 const close = (a, b) => a === b || Math.abs(a - b) <= 1e-5 * Math.max(Math.abs(a), Math.abs(b));
 
 await check('native histograms: the table shows count, sum and every bucket with its brackets', async () => {
   // The data ends when the test wrote it, maybe more than the 5 minute
   // lookback ago: the table is asked at the last sample's time.
-  const now = Math.floor(Date.now() / 1000);
-  const recent = (await (await fetch(`${base}/api/v1/query_range?query=ui_latency_seconds&start=${now - 7200}&end=${now}&step=15`)).json()).data.result;
-  const last = Math.max(...recent.flatMap((r) => r.histograms.map((h) => h[0])));
-  const at = new Date(last * 1000).toISOString();
+  const at = new Date((await lastHistogramTime()) * 1000).toISOString();
   const { context, page } = await newPage();
   const answer = page.waitForResponse((r) => r.url().includes('/api/v1/query?'));
   await page.goto(base + '/graph?tab=table&end=' + encodeURIComponent(at) + '&expr=' + encodeURIComponent('ui_latency_seconds'));
@@ -666,14 +671,27 @@ await check('native histograms: a range query draws a heatmap per series, cells 
   });
   const coloured = await colouredPixels(page, '.heatmaps .heatmap canvas');
   if (coloured < 2000) throw new Error(`only ${coloured} coloured pixels`);
-  // Hovering a cell names its time, bucket and value.
+  // Hovering a cell names its time, bucket and value: down one column
+  // of the first heatmap, each tip must be one of that step's buckets.
   const box = await (await page.$('.heatmaps .heatmap canvas')).boundingBox();
-  let tip = '';
-  for (let k = 1; k < 20 && !/^\S+ \S+\s+[[(]\S+, \S+[\])]: \d/.test(tip); k++) {
-    await page.mouse.move(box.x + box.width - 20, box.y + (box.height * k) / 20);
-    tip = (await page.isVisible('.heatmaps .heatmap-tip')) ? await page.textContent('.heatmaps .heatmap-tip') : '';
+  const [left, top, plotW, plotH] = (await page.getAttribute('.heatmaps .heatmap', 'data-plot')).split(',').map(Number);
+  const column = data[0].histograms[Math.floor(data[0].histograms.length / 2)];
+  const col = Math.round((column[0] - start) / step);
+  const x = box.x + left + ((col + 0.5) * plotW) / steps;
+  const tips = new Set();
+  for (let y = top + 1; y < top + plotH; y += 3) {
+    await page.mouse.move(x, box.y + y);
+    if (await page.isVisible('.heatmaps .heatmap-tip')) tips.add(await page.textContent('.heatmaps .heatmap-tip'));
   }
-  if (!/[[(]\S+, \S+[\])]: \d/.test(tip)) throw new Error(`hover shows ${JSON.stringify(tip)}`);
+  const wantTips = column[1].buckets.map(expectedBucket);
+  for (const tip of tips) {
+    const m = /^(\S+ \S+)\s+(.+): (\S+)$/.exec(tip);
+    if (!m) throw new Error(`hover shows ${JSON.stringify(tip)}`);
+    const b = parseBucketLabel(m[2]);
+    const found = column[1].buckets.find((w, k) => { const e = wantTips[k]; return e.open === b.open && e.close === b.close && close(e.lower, b.lower) && close(e.upper, b.upper); });
+    if (!found || !close(Number(m[3]), Number(found[3]))) throw new Error(`hover shows ${tip}, not a bucket of ${JSON.stringify(column)}`);
+  }
+  if (tips.size < Math.min(5, wantTips.length)) throw new Error(`hovering down a column showed ${tips.size} buckets of ${wantTips.length}`);
   // Below each heatmap, the last step's buckets as a bar chart; a click picks another step.
   const bars = await page.$$eval('.hist-distribution', (ds) => ds.map((d) => d.querySelectorAll('rect.hist-bar').length));
   const lastBuckets = data.map((r) => r.histograms[r.histograms.length - 1][1].buckets.length);
@@ -695,7 +713,7 @@ await check('native histograms: a range query draws a heatmap per series, cells 
   if (mixed[0] !== 2 || mixed[1] !== 1) throw new Error(`mixed result: ${mixed[0] - 1} lines, ${mixed[1]} heatmaps`);
   if ((await colouredPixels(page, '.chart canvas')) < 100) throw new Error('the float line is blank');
   await shot(page, 'histogram-mixed');
-  summary.histogramHeatmap = { maps: maps.map((m) => ({ steps: +m.steps, rows: +m.rows, cells: +m.cells })), coloured };
+  summary.histogramHeatmap = { maps: maps.map((m) => ({ steps: +m.steps, rows: +m.rows, cells: +m.cells })), coloured, hovered: tips.size };
   await noErrors(page, 'histogram heatmap');
   await context.close();
 });
@@ -906,9 +924,13 @@ await check('a Grafana dashboard of heatmaps imports and renders classic and nat
   await page.fill('#import-json', json);
   await page.click('#import-submit');
   await page.waitForURL(/\/d\//);
+  // The hour up to the data's end, so that the instant panel finds it.
+  const last = await lastHistogramTime();
+  const iso = (s) => new Date(s * 1000).toISOString();
+  await page.goto(`${page.url().split('?')[0]}?from=${encodeURIComponent(iso(last - 3600))}&to=${encodeURIComponent(iso(last))}`);
   const panels = await renderDashboard(page);
   const bad = panels.filter((p) => p.state !== 'done');
-  if (panels.length !== 4 || bad.length) throw new Error(`panels ${JSON.stringify(panels)}`);
+  if (panels.length !== 5 || bad.length) throw new Error(`panels ${JSON.stringify(panels)}`);
   const maps = await page.$$eval('.panel', (ps) => ps.map((p) => [...p.querySelectorAll('.heatmap')].map((h) => ({ ...h.dataset }))));
   const lines = await page.$$eval('.panel', (ps) => ps.map((p) => p.querySelectorAll('.u-legend .u-series, .tlegend tr').length));
   // Classic: one row per le bound of the data (9), counts de-accumulated.
@@ -921,9 +943,14 @@ await check('a Grafana dashboard of heatmaps imports and renders classic and nat
   if (maps[2].length !== 2 || !maps[2].every((m) => m.scale === 'exponential' && +m.cells > 0)) throw new Error(`time series panel ${JSON.stringify(maps[2])}`);
   // Mixed: a line for the float series and a heatmap for the histogram.
   if (maps[3].length !== 1 || lines[3] < 1) throw new Error(`mixed panel: ${lines[3]} legend rows, ${maps[3].length} heatmaps`);
+  // An instant query over native histograms: one bar chart per series, a bar per bucket.
+  const instant = (await (await fetch(`${base}/api/v1/query?query=ui_latency_seconds&time=${last}`)).json()).data.result;
+  const bars = await page.$$eval('.panel', (ps) => [...ps[4].querySelectorAll('svg.hist-bars')].map((s) => s.querySelectorAll('rect.hist-bar').length));
+  const wantBars = instant.map((r) => r.histogram[1].buckets.length);
+  if (JSON.stringify(bars) !== JSON.stringify(wantBars)) throw new Error(`instant panel bars ${bars}, API buckets ${wantBars}`);
   const coloured = await colouredPixels(page, '.panel .heatmap canvas');
   if (coloured < 1000) throw new Error(`the classic heatmap has ${coloured} coloured pixels`);
-  summary.grafanaHeatmaps = { heatmaps: maps.map((m) => m.length), classicRows: +classic.rows };
+  summary.grafanaHeatmaps = { heatmaps: maps.map((m) => m.length), classicRows: +classic.rows, instantBars: bars };
   await shot(page, 'dashboard-grafana-heatmaps');
   await noErrors(page, 'grafana heatmaps');
   await context.close();

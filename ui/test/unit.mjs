@@ -387,7 +387,8 @@ test('native histograms: parsing, bucket labels, axis scale, heatmap grid', asyn
 test('Grafana heatmap panels: format heatmap targets and the y axis unit come through', () => {
   const d = fromGrafana(JSON.parse(readFileSync(new URL('./grafana-heatmaps.json', import.meta.url), 'utf8')));
   const panels = d.rows.flatMap((r) => r.panels);
-  assert.deepEqual(panels.map((p) => p.type), ['heatmap', 'heatmap', 'timeseries', 'timeseries']);
+  assert.deepEqual(panels.map((p) => p.type), ['heatmap', 'heatmap', 'timeseries', 'timeseries', 'timeseries']);
+  assert.equal(panels[4].targets[0].instant, true);
   assert.equal(panels[0].targets[0].format, 'heatmap');
   assert.equal(panels[0].unit, 's');
   assert.equal(panels[2].targets[0].format, undefined);
