@@ -398,14 +398,14 @@ function thresholdPlugin(lines) {
  * (cumulative values are differenced). Drawn by histogram.js's renderer,
  * the one native histograms use.
  */
-export function heatmap(container, { results, xs, ys, unit, height }) {
+export function heatmap(container, { results, xs, ys, unit, height, onZoom }) {
   const series = results.map((r, i) => ({ le: r.metric && r.metric.le, ys: ys[i] }));
   const { rows, cells } = classicRows(series);
   if (!rows.length) {
     container.append(el('div', { class: 'heatmap' }, el('div', { class: 'nodata' }, 'No histogram buckets (series need an "le" label)')));
     return { destroy() {} };
   }
-  return drawHeatmap(container, { xs, rows, cells, scale: 'custom', unit, height });
+  return drawHeatmap(container, { xs, rows, cells, scale: 'custom', unit, height, onZoom });
 }
 
 /** A small SVG line for stat panels. */

@@ -696,7 +696,7 @@ function drawTimeseries(p, results, view) {
   const def = p.def;
   const bodyH = p.body.clientHeight || def.height * 38 - 30;
   const mapsH = hists.length ? (series.length ? Math.floor(bodyH / 2) : bodyH) : 0;
-  if (hists.length) drawNativeHeatmaps(p, hists, start, end, step, mapsH);
+  if (hists.length) drawNativeHeatmaps(p, hists, start, end, step, mapsH, view);
   if (!series.length) return 'done';
   const { xs, ys } = alignSeries(series, start, end, step);
   const legend = def.legend || {};
@@ -748,7 +748,7 @@ function drawInstantHistograms(p, results) {
 }
 
 /** Native histogram series as heatmaps, one per series, sharing `height` px (the panel scrolls past four). */
-function drawNativeHeatmaps(p, hists, start, end, step, height) {
+function drawNativeHeatmaps(p, hists, start, end, step, height, view) {
   const shown = hists.slice(0, 12);
   const box = el('div', { class: 'heatmaps panel-heatmaps', 'data-series': shown.length });
   p.body.append(box);
@@ -758,7 +758,7 @@ function drawNativeHeatmaps(p, hists, start, end, step, height) {
   for (const s of shown) {
     const grid = heatmapGrid(s.histograms, start, end, step);
     // Bucket bounds are in the panel's unit; the colours are plain counts.
-    drawBucketHeatmap(box, { ...grid, unit: p.def.unit && p.def.unit !== 'short' && p.def.unit !== 'none' ? p.def.unit : undefined, height: each, title: titled ? s.name : undefined });
+    drawBucketHeatmap(box, { ...grid, unit: p.def.unit && p.def.unit !== 'short' && p.def.unit !== 'none' ? p.def.unit : undefined, height: each, title: titled ? s.name : undefined, onZoom: view ? (a, b) => view.zoom(a, b) : undefined });
   }
 }
 
@@ -903,14 +903,14 @@ function drawTable(p, results) {
   return 'done';
 }
 
-function drawHeatmap(p, results) {
+function drawHeatmap(p, results, view) {
   const series = rangeSeries(results);
   if (!series.length) return drawInstantHistograms(p, results) || noData(p);
   const r0 = results.find((r) => !r.instant);
   const hists = series.filter((s) => s.histograms.length);
   if (hists.length) {
     // Native histograms: their own buckets.
-    drawNativeHeatmaps(p, hists, r0.start, r0.end, r0.step, Math.max((p.body.clientHeight || 200) - 8, 80));
+    drawNativeHeatmaps(p, hists, r0.start, r0.end, r0.step, Math.max((p.body.clientHeight || 200) - 8, 80), view);
     return 'done';
   }
   // Classic buckets (Grafana's `format: heatmap`): one heatmap per label
@@ -934,7 +934,7 @@ function drawHeatmap(p, results) {
   for (const [key, group] of shown) {
     const { xs, ys } = alignSeries(group, r0.start, r0.end, r0.step);
     if (shown.length > 1) p.body.append(el('div', { class: 'heatmap-title' }, key || group[0].name));
-    heatmap(p.body, { results: group, xs, ys, unit: p.def.unit || 's', height: each });
+    heatmap(p.body, { results: group, xs, ys, unit: p.def.unit || 's', height: each, onZoom: (a, b) => view.zoom(a, b) });
   }
   return 'done';
 }

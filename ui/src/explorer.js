@@ -369,6 +369,15 @@ export function renderExplorer(main) {
     chart = null;
   }
 
+  /** Zooms to `from`..`to` (seconds): a drag on a chart or a heatmap. */
+  function zoomTo(from, to) {
+    const span = Math.max(Math.round(to - from), 1);
+    rangeInput.value = formatDuration(span * 1000);
+    endInput.value = localInputValue(to * 1000);
+    stepInput.value = '';
+    run();
+  }
+
   function drawGraph(data, start, end, step, ms, bands, exemplarData) {
     destroyChart();
     if (data.resultType !== 'matrix') {
@@ -416,13 +425,7 @@ export function renderExplorer(main) {
         anomalyBands,
         exemplars,
         height: histograms.length ? 260 : 360,
-        onZoom: (from, to) => {
-          const span = Math.max(Math.round(to - from), 1);
-          rangeInput.value = formatDuration(span * 1000);
-          endInput.value = localInputValue(to * 1000);
-          stepInput.value = '';
-          run();
-        },
+        onZoom: zoomTo,
       });
     }
     if (histograms.length) {
@@ -433,7 +436,13 @@ export function renderExplorer(main) {
         const item = el('div', { class: 'heatmap-series' });
         maps.append(item);
         const grid = heatmapGrid(r.histograms, start, end, step);
-        const hm = drawHeatmap(item, { ...grid, title: seriesName(r.metric), height: histograms.length > 1 ? 200 : 300 });
+        drawHeatmap(item, {
+          ...grid,
+          title: seriesName(r.metric),
+          height: histograms.length > 1 ? 200 : 300,
+          onPick: (i) => showColumn(i),
+          onZoom: (from, to) => zoomTo(from, to),
+        });
         // Below it, the distribution at one step as a bar chart: the last
         // step with a sample until a column is clicked.
         const dist = el('div', { class: 'hist-distribution' });
@@ -452,11 +461,6 @@ export function renderExplorer(main) {
         };
         const last = Math.max(-1, ...byColumn.keys());
         if (last >= 0) showColumn(last);
-        const canvas = hm.element.querySelector('canvas');
-        if (canvas) canvas.addEventListener('click', (e) => {
-          const col = hm.columnAt ? hm.columnAt(e) : -1;
-          if (col >= 0) showColumn(col);
-        });
       }
     }
     const points = all.reduce((n, r) => n + (r.values ? r.values.length : 0) + (r.histograms ? r.histograms.length : 0), 0);

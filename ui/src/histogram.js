@@ -269,10 +269,11 @@ export function heatColor(t) {
  * `title` heads it (several series draw one heatmap each). The wrapper
  * carries `data-steps`, `data-rows`, `data-cells` (cells with a value
  * above zero), `data-max` and `data-plot` (the cells' area on the canvas)
- * for tests.
- * Returns {element, destroy()}.
+ * for tests. `onPick(column)` is called on a click, `onZoom(fromSec,
+ * toSec)` when a drag selects columns.
+ * Returns {element, columnAt(clientX), destroy()}.
  */
-export function drawHeatmap(container, { xs, rows, cells, scale, unit, height, title, valueUnit }) {
+export function drawHeatmap(container, { xs, rows, cells, scale, unit, height, title, valueUnit, onPick, onZoom }) {
   const { total, spans } = rowLayout(rows, scale);
   const style = getComputedStyle(container);
   const inner = container.clientWidth - parseFloat(style.paddingLeft || 0) - parseFloat(style.paddingRight || 0);
@@ -294,7 +295,9 @@ export function drawHeatmap(container, { xs, rows, cells, scale, unit, height, t
     'data-max': max,
   });
   if (title) wrap.append(el('div', { class: 'heatmap-title' }, title));
-  const canvas = el('canvas', { width: w, height: h });
+  // Sharp on high-density screens: the backing store in device pixels.
+  const dpr = Math.min(Math.max(window.devicePixelRatio || 1, 1), 3);
+  const canvas = el('canvas', { width: Math.round(w * dpr), height: Math.round(h * dpr), style: { width: `${w}px`, height: `${h}px` } });
   const tip = el('div', { class: 'heatmap-tip' });
   wrap.append(canvas, tip);
   container.append(wrap);
@@ -304,6 +307,7 @@ export function drawHeatmap(container, { xs, rows, cells, scale, unit, height, t
     return { element: wrap, destroy() {} };
   }
   const ctx = canvas.getContext('2d');
+  ctx.scale(dpr, dpr);
   ctx.font = '11px system-ui, sans-serif';
   const labelOf = (r) => (scale === 'custom' ? bucketLabel(r, unit) : formatBound(r.upper, unit));
   const left = Math.min(Math.max(...rows.map((r) => ctx.measureText(labelOf(r)).width)) + 10, Math.floor(w / 3));
@@ -388,14 +392,45 @@ export function drawHeatmap(container, { xs, rows, cells, scale, unit, height, t
     tip.dataset.column = i;
     tip.style.display = 'block';
     tip.style.left = `${x + 12}px`;
-    tip.style.top = `${y + (title ? 30 : 12)}px`;
+    tip.style.top = `${canvas.offsetTop + y + 12}px`;
   };
   canvas.addEventListener('mousemove', onMove);
   canvas.addEventListener('mouseleave', () => (tip.style.display = 'none'));
-  const columnAt = (e) => {
-    const i = Math.floor((e.clientX - canvas.getBoundingClientRect().left - left) / cw);
-    return i >= 0 && i < xs.length ? i : -1;
+  const columnAt = (clientX) => {
+    const i = Math.floor((clientX - canvas.getBoundingClientRect().left - left) / cw);
+    return Math.min(Math.max(i, 0), xs.length - 1);
   };
+  // A click picks a column (onPick); a drag across columns zooms (onZoom), as on the line charts.
+  if (onPick || onZoom) {
+    const band = el('div', { class: 'heatmap-select' });
+    band.style.display = 'none';
+    wrap.append(band);
+    let downX = null;
+    canvas.addEventListener('mousedown', (e) => {
+      downX = e.clientX;
+      e.preventDefault();
+    });
+    canvas.addEventListener('mousemove', (e) => {
+      if (downX === null || !onZoom) return;
+      const r = canvas.getBoundingClientRect();
+      const a = Math.max(Math.min(downX, e.clientX) - r.left, left);
+      const b = Math.min(Math.max(downX, e.clientX) - r.left, left + plotW);
+      Object.assign(band.style, { display: 'block', left: `${a}px`, width: `${Math.max(b - a, 0)}px`, top: `${canvas.offsetTop + top}px`, height: `${plotH}px` });
+    });
+    window.addEventListener('mouseup', function up(e) {
+      if (!wrap.isConnected) return window.removeEventListener('mouseup', up);
+      if (downX === null) return;
+      const from = downX;
+      downX = null;
+      band.style.display = 'none';
+      if (Math.abs(e.clientX - from) > 5 && onZoom) {
+        const [i, j] = [columnAt(from), columnAt(e.clientX)].sort((x, y) => x - y);
+        if (j > i) onZoom(xs[i], xs[j]);
+      } else if (onPick && e.target === canvas) {
+        onPick(columnAt(e.clientX));
+      }
+    });
+  }
   return { element: wrap, columnAt, destroy() {} };
 }
 

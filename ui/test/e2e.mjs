@@ -700,6 +700,14 @@ await check('native histograms: a range query draws a heatmap per series, cells 
   const picked = await page.getAttribute('.hist-distribution', 'data-column');
   if (Math.abs(+picked - steps / 2) > steps / 4) throw new Error(`a click in the middle picked column ${picked} of ${steps}`);
   await shot(page, 'histogram-heatmap');
+  // A drag across the heatmap zooms, as on the line charts.
+  await page.mouse.move(box.x + left + plotW * 0.3, box.y + top + plotH / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + left + plotW * 0.6, box.y + top + plotH / 2, { steps: 5 });
+  await page.mouse.up();
+  await page.waitForFunction(() => new URL(location.href).searchParams.get('end'));
+  const zoomed = await page.inputValue('.range-input');
+  if (zoomed === '1h') throw new Error('a drag on the heatmap did not zoom');
   // Custom bounds: one row per bucket, labelled with its bounds.
   await page.goto(base + '/graph?expr=' + encodeURIComponent('ui_custom_seconds'));
   await page.waitForSelector('.heatmaps .heatmap canvas');
