@@ -297,7 +297,13 @@ export function drawHeatmap(container, { xs, rows, cells, scale, unit, height, t
   if (title) wrap.append(el('div', { class: 'heatmap-title' }, title));
   // Sharp on high-density screens: the backing store in device pixels.
   const dpr = Math.min(Math.max(window.devicePixelRatio || 1, 1), 3);
-  const canvas = el('canvas', { width: Math.round(w * dpr), height: Math.round(h * dpr), style: { width: `${w}px`, height: `${h}px` } });
+  const canvas = el('canvas', {
+    width: Math.round(w * dpr),
+    height: Math.round(h * dpr),
+    style: { width: `${w}px`, height: `${h}px` },
+    role: 'img',
+    'aria-label': `Heatmap${title ? ` of ${title}` : ''}: ${rows.length} buckets over ${xs.length} steps, largest bucket value ${formatBound(max)}`,
+  });
   const tip = el('div', { class: 'heatmap-tip' });
   wrap.append(canvas, tip);
   container.append(wrap);
