@@ -469,7 +469,7 @@ export function renderExplorer(main) {
     const exemplarText = exemplarData && !exemplarData.error ? ` · ${exemplars.length} exemplar${exemplars.length === 1 ? '' : 's'}` : '';
     const histText = histograms.length ? ` · ${histograms.length} histogram series as heatmap${histograms.length === 1 ? '' : 's'}` : '';
     box.dataset.anomalies = anomalies;
-    stats.textContent = `${all.length} series · ${points} points${histText}${bandText}${exemplarText} · step ${formatDuration(step * 1000)} · ${Math.round(ms)} ms · ${shown.length ? 'drag to zoom, click a legend entry to hide it' : 'hover a cell for its bucket'}`;
+    stats.textContent = `${all.length} series · ${points} points${histText}${bandText}${exemplarText} · step ${formatDuration(step * 1000)} · ${Math.round(ms)} ms · drag to zoom${shown.length ? ', click a legend entry to hide it' : ''}${histograms.length ? ', click a heatmap column for its buckets' : ''}`;
   }
 
   function drawTable(data, ms) {
