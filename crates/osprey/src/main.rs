@@ -385,7 +385,9 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     config.engine.timeout = std::time::Duration::from_millis(query_timeout_ms as u64);
     config.alertmanager_cluster = args.cluster.options()?;
     for feature in &args.enable_feature {
-        if !config.promql_features.enable_feature(feature.trim()) {
+        if feature.trim() == "native-histograms" {
+            config.native_histograms = true;
+        } else if !config.promql_features.enable_feature(feature.trim()) {
             tracing::warn!(feature = %feature, "unknown option for --enable-feature");
         }
     }

@@ -118,6 +118,7 @@ impl TestStore {
             self.appendable(),
             ScrapeManagerOptions {
                 hostname: "testhost".to_string(),
+                native_histograms: false,
             },
         )
     }
