@@ -658,9 +658,9 @@ fn go_shortest_g(f: f64) -> String {
     }
 }
 
-/// Where Go's `fmt.Sprint` of a float switches to an exponent (`%v` is
-/// `%g` with the shortest digits and this threshold).
-const EXPONENT_FROM: i32 = 21;
+/// Where Go's shortest `%g` switches to an exponent (`1e+06`; checked
+/// against Prometheus 2.42's labels in `tests/protobuf_scrape.rs`).
+const EXPONENT_FROM: i32 = 6;
 
 /// Applies `native_histogram_min_bucket_factor` (as the largest schema it
 /// allows) and `native_histogram_bucket_limit` (0: none) to an exponential

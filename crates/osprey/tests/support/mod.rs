@@ -3,6 +3,7 @@
 #![allow(dead_code, reason = "each test binary uses a different part")]
 
 mod child;
+pub mod prometheus;
 
 pub use child::ChildGuard;
 

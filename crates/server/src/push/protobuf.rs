@@ -10,7 +10,7 @@ use std::collections::HashSet;
 
 use model::{Labels, LabelsBuilder, METRIC_NAME};
 use scrape::protobuf::{
-    COUNTER, FlattenOptions, GAUGE, GAUGE_HISTOGRAM, HISTOGRAM, LabelPair, MetricFamily,
+    COUNTER, FlattenOptions, GAUGE, GAUGE_HISTOGRAM, HISTOGRAM, LabelPair,
     ProtoValue, SUMMARY, UNTYPED,
 };
 
