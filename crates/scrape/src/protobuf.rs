@@ -477,7 +477,7 @@ pub fn classic_to_nhcb(h: &Histogram, gauge: bool) -> Result<ProtoValue, String>
         || h.bucket
             .iter()
             .any(|b| b.cumulative_count_float.unwrap_or(0.0) > 0.0);
-    let mut bounds: Vec<(f64, f64)> = h
+    let bounds: Vec<(f64, f64)> = h
         .bucket
         .iter()
         .map(|b| {
@@ -488,7 +488,27 @@ pub fn classic_to_nhcb(h: &Histogram, gauge: bool) -> Result<ProtoValue, String>
             (b.upper_bound.unwrap_or(0.0), n)
         })
         .collect();
-    let count = histogram_count(h);
+    nhcb(
+        &bounds,
+        histogram_count(h),
+        h.sample_sum.unwrap_or(0.0),
+        gauge,
+        is_float,
+    )
+}
+
+/// A native histogram with custom buckets from classic buckets (upper
+/// bound, cumulative count; a `+Inf` one is left out, `count` says what
+/// it holds), the count and the sum: float or integer as `is_float` says.
+/// Validated with Prometheus's rules.
+pub fn nhcb(
+    buckets: &[(f64, f64)],
+    count: f64,
+    sum: f64,
+    gauge: bool,
+    is_float: bool,
+) -> Result<ProtoValue, String> {
+    let mut bounds = buckets.to_vec();
     bounds.retain(|(bound, _)| *bound != f64::INFINITY);
     let buckets = nhcb_buckets(&bounds, count)?;
     let custom_values: Vec<f64> = bounds.iter().map(|(bound, _)| *bound).collect();
@@ -498,7 +518,6 @@ pub fn classic_to_nhcb(h: &Histogram, gauge: bool) -> Result<ProtoValue, String>
         CounterResetHint::Unknown
     };
     let (spans, counts) = compact(&buckets);
-    let sum = h.sample_sum.unwrap_or(0.0);
     if is_float {
         let histogram = FloatHistogram {
             counter_reset_hint: hint,

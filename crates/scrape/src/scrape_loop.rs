@@ -1021,6 +1021,9 @@ fn parse_and_append(
     let target_labels = &context.target.labels;
     let mut types: HashMap<String, MetricType> = HashMap::new();
     let mut metadata = MetadataCollector::default();
+    let histograms = &config.histograms;
+    let mut nhcb = (histograms.convert_classic_histograms_to_nhcb && context.native_histograms())
+        .then(NhcbGroups::default);
 
     // The last scrape's count, plus the report series.
     staging
@@ -1045,6 +1048,16 @@ fn parse_and_append(
             }
             LazyEntry::Sample(sample) => sample,
         };
+        if let Some(groups) = nhcb.as_mut() {
+            let (name, labels) = sample
+                .parse_series()
+                .map_err(|error| format!("parsing the scrape: {error}"))?;
+            if groups.add(&types, &name, &labels, sample.value, sample.timestamp_ms)
+                && !histograms.scrape_classic_histograms
+            {
+                continue;
+            }
+        }
         let slot = match cache.find(sample.series()) {
             Some(slot) => slot,
             None => {
@@ -1091,7 +1104,195 @@ fn parse_and_append(
             sample.exemplar.as_deref(),
         )?;
     }
+    if let Some(groups) = nhcb {
+        groups.store(context, cache, &mut staging)?;
+    }
     Ok(staging.finish(metadata.finish()))
+}
+
+/// The classic histograms of a text scrape, gathered to be stored as
+/// native histograms with custom buckets (`convert_classic_histograms_to_nhcb`):
+/// one group per family and label set (without `le`), in the order met.
+#[derive(Default)]
+struct NhcbGroups {
+    groups: Vec<NhcbGroup>,
+    index: HashMap<String, usize>,
+}
+
+struct NhcbGroup {
+    family: String,
+    labels: Vec<(String, String)>,
+    /// (upper bound, cumulative count), as exposed.
+    buckets: Vec<(f64, f64)>,
+    count: Option<f64>,
+    sum: f64,
+    timestamp_ms: Option<i64>,
+    gauge: bool,
+}
+
+impl NhcbGroups {
+    /// Takes a sample that belongs to a classic histogram (a `_bucket`,
+    /// `_count` or `_sum` of a family typed `histogram`, or `_bucket`,
+    /// `_gcount` or `_gsum` of a `gaugehistogram`); false for any other.
+    fn add(
+        &mut self,
+        types: &HashMap<String, MetricType>,
+        name: &str,
+        labels: &[(Cow<'_, str>, Cow<'_, str>)],
+        value: f64,
+        timestamp_ms: Option<i64>,
+    ) -> bool {
+        let part = ["_bucket", "_count", "_sum", "_gcount", "_gsum"]
+            .iter()
+            .find_map(|suffix| Some((name.strip_suffix(suffix)?, *suffix)));
+        let Some((family, suffix)) = part else {
+            return false;
+        };
+        let gauge = match types.get(family) {
+            Some(MetricType::Histogram) if matches!(suffix, "_bucket" | "_count" | "_sum") => {
+                false
+            }
+            Some(MetricType::GaugeHistogram)
+                if matches!(suffix, "_bucket" | "_gcount" | "_gsum") =>
+            {
+                true
+            }
+            _ => return false,
+        };
+        let mut le = None;
+        let mut rest: Vec<(String, String)> = Vec::with_capacity(labels.len());
+        for (label, text) in labels {
+            if label == "le" {
+                le = Some(text.as_ref());
+            } else if !text.is_empty() {
+                rest.push((label.to_string(), text.to_string()));
+            }
+        }
+        rest.sort();
+        let mut key = String::from(family);
+        for (label, text) in &rest {
+            key.push('\u{ff}');
+            key.push_str(label);
+            key.push('=');
+            key.push_str(text);
+        }
+        let index = match self.index.get(&key) {
+            Some(index) => *index,
+            None => {
+                self.groups.push(NhcbGroup {
+                    family: family.to_string(),
+                    labels: rest,
+                    buckets: Vec::new(),
+                    count: None,
+                    sum: 0.0,
+                    timestamp_ms: None,
+                    gauge,
+                });
+                self.index.insert(key, self.groups.len() - 1);
+                self.groups.len() - 1
+            }
+        };
+        let group = &mut self.groups[index];
+        group.timestamp_ms = group.timestamp_ms.or(timestamp_ms);
+        match suffix {
+            "_bucket" => {
+                let bound = le.and_then(|le| model::exposition::parse_float(le));
+                match bound {
+                    Some(bound) => group.buckets.push((bound, value)),
+                    // A bucket without a usable `le` is not a classic
+                    // bucket: it is kept as a float series.
+                    None => return false,
+                }
+            }
+            "_count" | "_gcount" => group.count = Some(value),
+            _ => group.sum = value,
+        }
+        true
+    }
+
+    /// Stages each group as one native histogram sample; a group whose
+    /// buckets do not make a histogram (bounds out of order, falling
+    /// counts) is left out, as Prometheus leaves it.
+    fn store(
+        self,
+        context: &LoopContext,
+        cache: &mut SeriesCache,
+        staging: &mut Staging<'_>,
+    ) -> Result<(), String> {
+        let config = &context.config;
+        let mut key: Vec<u8> = Vec::new();
+        for mut group in self.groups {
+            group
+                .buckets
+                .sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+            let count = group
+                .count
+                .or_else(|| {
+                    group
+                        .buckets
+                        .iter()
+                        .find(|(bound, _)| *bound == f64::INFINITY)
+                        .map(|(_, n)| *n)
+                })
+                .unwrap_or_else(|| group.buckets.last().map_or(0.0, |(_, n)| *n));
+            let is_float = group
+                .buckets
+                .iter()
+                .map(|(_, n)| *n)
+                .chain([count])
+                .any(|n| n.fract() != 0.0 || n < 0.0);
+            let mut value = match crate::protobuf::nhcb(
+                &group.buckets,
+                count,
+                group.sum,
+                group.gauge,
+                is_float,
+            ) {
+                Ok(value) => value,
+                Err(error) => {
+                    tracing::debug!(%error, family = %group.family, "classic histogram not converted");
+                    continue;
+                }
+            };
+            crate::protobuf::limit_histogram(
+                &mut value,
+                config.histograms.native_histogram_bucket_limit,
+                config.histograms.native_histogram_min_bucket_factor,
+            )?;
+            key.clear();
+            key.extend_from_slice(b"\xfdnhcb\xff");
+            key.extend_from_slice(group.family.as_bytes());
+            for (label, text) in &group.labels {
+                key.push(0xff);
+                key.extend_from_slice(label.as_bytes());
+                key.push(0xfe);
+                key.extend_from_slice(text.as_bytes());
+            }
+            let slot = match cache.find(&key) {
+                Some(slot) => slot,
+                None => {
+                    let labels: Vec<(Cow<'_, str>, Cow<'_, str>)> = group
+                        .labels
+                        .iter()
+                        .map(|(label, text)| (Cow::Borrowed(label.as_str()), Cow::Borrowed(text.as_str())))
+                        .collect();
+                    let mut entry = new_entry(config, &context.target.labels, &group.family, &labels);
+                    entry.created_family = None;
+                    cache.insert(&key, entry)
+                }
+            };
+            let Some(entry) = cache.get_mut(slot) else {
+                continue;
+            };
+            let value = match &value {
+                crate::protobuf::ProtoValue::Float(value) => ScrapedValue::Float(*value),
+                crate::protobuf::ProtoValue::Histogram(h) => ScrapedValue::Histogram(h),
+                crate::protobuf::ProtoValue::FloatHistogram(h) => ScrapedValue::FloatHistogram(h),
+            };
+            staging.store(entry, value, group.timestamp_ms, None)?;
+        }
+        Ok(())
+    }
 }
 
 /// Parses a protobuf body (`crate::protobuf`) and stages its samples as
