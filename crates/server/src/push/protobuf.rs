@@ -10,8 +10,8 @@ use std::collections::HashSet;
 
 use model::{Labels, LabelsBuilder, METRIC_NAME};
 use scrape::protobuf::{
-    COUNTER, FlattenOptions, GAUGE, GAUGE_HISTOGRAM, HISTOGRAM, LabelPair,
-    ProtoValue, SUMMARY, UNTYPED,
+    COUNTER, FlattenOptions, GAUGE, GAUGE_HISTOGRAM, HISTOGRAM, LabelPair, ProtoValue, SUMMARY,
+    UNTYPED,
 };
 
 use super::path::Grouping;
