@@ -231,6 +231,21 @@ pub struct RemoteWriteConfig {
     pub sigv4: Option<SigV4Config>,
     /// `metadata_config`: sending the scraped metrics' type, help and unit.
     pub metadata: MetadataConfig,
+    /// `protobuf_message`: the remote-write version spoken.
+    pub protobuf_message: ProtobufMessage,
+    /// `send_native_histograms` (default false): forward native histogram
+    /// samples too.
+    pub send_native_histograms: bool,
+}
+
+/// `remote_write.protobuf_message`, as Prometheus 3 names the versions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProtobufMessage {
+    /// `prometheus.WriteRequest`: remote write 1.0 (the default).
+    #[default]
+    V1,
+    /// `io.prometheus.write.v2.Request`: remote write 2.0.
+    V2,
 }
 
 /// `remote_write.metadata_config`, with Prometheus's defaults.
@@ -1079,6 +1094,8 @@ fn remote_write(
         queue_config: QueueConfig::default(),
         sigv4: None,
         metadata: MetadataConfig::default(),
+        protobuf_message: ProtobufMessage::V1,
+        send_native_histograms: false,
     };
     let mut url_line = None;
     for f in decoder.fields(node, field)? {
@@ -1099,22 +1116,27 @@ fn remote_write(
             "queue_config" => config.queue_config = queue_config(decoder, value, path)?,
             "metadata_config" => config.metadata = metadata_config(decoder, value, path)?,
             "protobuf_message" => {
-                let message = decoder.string(value, path)?;
-                if message != "prometheus.WriteRequest" {
-                    return Err(decoder.error(
-                        value.line,
-                        path,
-                        format!(
-                            "unsupported message {message:?} (only prometheus.WriteRequest, remote write 1.0)"
-                        ),
-                    ));
+                config.protobuf_message = match decoder.string(value, path)?.as_str() {
+                    "prometheus.WriteRequest" => ProtobufMessage::V1,
+                    "io.prometheus.write.v2.Request" => ProtobufMessage::V2,
+                    message => {
+                        return Err(decoder.error(
+                            value.line,
+                            path,
+                            format!(
+                                "unknown remote write protobuf message {message:?} (prometheus.WriteRequest or io.prometheus.write.v2.Request)"
+                            ),
+                        ));
+                    }
                 }
             }
-            "send_exemplars" | "send_native_histograms" | "round_robin_dns" => {
+            "send_native_histograms" => {
+                config.send_native_histograms = decoder.bool(value, path)?
+            }
+            "send_exemplars" | "round_robin_dns" => {
                 if decoder.bool(value, path)? {
                     let what = match f.name.as_str() {
                         "send_exemplars" => "sending exemplars",
-                        "send_native_histograms" => "sending native histograms",
                         _ => "round-robin DNS",
                     };
                     return Err(decoder.unsupported(&f, what));

@@ -425,6 +425,20 @@ remote_write:
 }
 
 #[test]
+fn remote_write_protocol_and_histograms() {
+    let config = parse_config(
+        "p.yml",
+        "remote_write:\n  - url: http://a/w\n    protobuf_message: io.prometheus.write.v2.Request\n    send_native_histograms: true\n  - url: http://b/w\n",
+    )
+    .unwrap();
+    let (v2, v1) = (&config.remote_write[0], &config.remote_write[1]);
+    assert_eq!(v2.protobuf_message, crate::prometheus::ProtobufMessage::V2);
+    assert!(v2.send_native_histograms);
+    assert_eq!(v1.protobuf_message, crate::prometheus::ProtobufMessage::V1);
+    assert!(!v1.send_native_histograms);
+}
+
+#[test]
 fn remote_write_errors_name_file_line_and_field() {
     let cases: &[(&str, &str)] = &[
         (
@@ -468,8 +482,8 @@ fn remote_write_errors_name_file_line_and_field() {
             "prometheus.yml:2: remote_write[0]: at most one of basic_auth, authorization, oauth2, sigv4 must be configured",
         ),
         (
-            "remote_write:\n  - url: http://a/w\n    protobuf_message: io.prometheus.write.v2.Request\n",
-            r#"prometheus.yml:3: remote_write[0].protobuf_message: unsupported message "io.prometheus.write.v2.Request" (only prometheus.WriteRequest, remote write 1.0)"#,
+            "remote_write:\n  - url: http://a/w\n    protobuf_message: io.prometheus.write.v3.Request\n",
+            r#"prometheus.yml:3: remote_write[0].protobuf_message: unknown remote write protobuf message "io.prometheus.write.v3.Request" (prometheus.WriteRequest or io.prometheus.write.v2.Request)"#,
         ),
     ];
     for (text, expected) in cases {
