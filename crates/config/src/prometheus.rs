@@ -573,7 +573,9 @@ fn histogram_or_name_field(
                 return Err(decoder.error(
                     value.line,
                     path,
-                    format!("native_histogram_min_bucket_factor must be a number >= 0, got {factor}"),
+                    format!(
+                        "native_histogram_min_bucket_factor must be a number >= 0, got {factor}"
+                    ),
                 ));
             }
             histograms.native_histogram_min_bucket_factor = factor;

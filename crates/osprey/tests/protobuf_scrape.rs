@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use prost::Message as _;
 use scrape::protobuf::{
-    Bucket, BucketSpan, COUNTER, Counter, GAUGE, GAUGE_HISTOGRAM, HISTOGRAM, Histogram,
-    LabelPair, Metric, MetricFamily, Quantile, SUMMARY, SingleValue, Summary, UNTYPED,
+    Bucket, BucketSpan, COUNTER, Counter, GAUGE, GAUGE_HISTOGRAM, HISTOGRAM, Histogram, LabelPair,
+    Metric, MetricFamily, Quantile, SUMMARY, SingleValue, Summary, UNTYPED,
 };
 use support::{Server, free_addr, http, urlencode};
 
@@ -246,10 +246,7 @@ fn serve(body: Vec<u8>) -> (SocketAddr, Arc<Mutex<Vec<(String, String)>>>) {
 /// sample timestamps are zeroed and `job` is dropped, so that two
 /// scrapers of one target compare.
 fn instant(addr: SocketAddr, selector: &str, time: f64, strip: bool) -> Vec<serde_json::Value> {
-    let path = format!(
-        "/api/v1/query?query={}&time={time:.3}",
-        urlencode(selector)
-    );
+    let path = format!("/api/v1/query?query={}&time={time:.3}", urlencode(selector));
     let (status, body) = http(addr, "GET", &path, &[], &[]).expect("query");
     let text = String::from_utf8_lossy(&body).into_owned();
     assert_eq!(status, 200, "{selector}: {text}");

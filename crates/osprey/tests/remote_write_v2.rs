@@ -161,11 +161,7 @@ fn remote_write_2_0_is_received_with_the_spec_headers() {
         &dir.path().join("osprey.log"),
     );
     let t = now_ms() / 1000 * 1000 - 10_000;
-    let (status, headers, body) = write(
-        server.addr,
-        V2,
-        &snappy(&request(t).encode_to_vec()),
-    );
+    let (status, headers, body) = write(server.addr, V2, &snappy(&request(t).encode_to_vec()));
     assert_eq!(status, 204, "{body}\n{}", server.log_text());
     assert_eq!(written(&headers), [Some("3"), Some("2"), Some("1")]);
 
@@ -206,14 +202,25 @@ fn remote_write_2_0_is_received_with_the_spec_headers() {
     for (what, bad, message) in [
         ("odd refs", odd, "odd number of references"),
         ("ref out of table", out_of_table, "out of the symbols table"),
-        ("first symbol", first_symbol, "first symbol must be the empty string"),
+        (
+            "first symbol",
+            first_symbol,
+            "first symbol must be the empty string",
+        ),
         ("no name", no_name, "missing metric name"),
     ] {
         let (status, headers, body) = write(server.addr, V2, &snappy(&bad.encode_to_vec()));
         assert_eq!(status, 400, "{what}: {body}");
-        assert!(body.contains("\"errorType\":\"bad_data\""), "{what}: {body}");
+        assert!(
+            body.contains("\"errorType\":\"bad_data\""),
+            "{what}: {body}"
+        );
         assert!(body.contains(message), "{what}: {body}");
-        assert_eq!(written(&headers), [Some("0"), Some("0"), Some("0")], "{what}");
+        assert_eq!(
+            written(&headers),
+            [Some("0"), Some("0"), Some("0")],
+            "{what}"
+        );
     }
     assert_eq!(
         query(server.addr, "requests_total{job=\"v2\"}", t + 1000)[0]["value"][1],
@@ -223,7 +230,10 @@ fn remote_write_2_0_is_received_with_the_spec_headers() {
 
     // An unknown message or encoding: 415.
     for (content_type, encoding) in [
-        ("application/x-protobuf;proto=io.prometheus.write.v3.Request", "snappy"),
+        (
+            "application/x-protobuf;proto=io.prometheus.write.v3.Request",
+            "snappy",
+        ),
         ("application/json", "snappy"),
         (V2, "zstd"),
     ] {
@@ -231,7 +241,10 @@ fn remote_write_2_0_is_received_with_the_spec_headers() {
             server.addr,
             "POST",
             "/api/v1/write",
-            &[("Content-Type", content_type), ("Content-Encoding", encoding)],
+            &[
+                ("Content-Type", content_type),
+                ("Content-Encoding", encoding),
+            ],
             &snappy(&request(t).encode_to_vec()),
         )
         .expect("write");

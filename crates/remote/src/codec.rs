@@ -201,7 +201,10 @@ pub mod v2 {
         }
 
         /// Name and value references of label pairs.
-        pub fn label_refs<'l>(&mut self, labels: impl IntoIterator<Item = (&'l str, &'l str)>) -> Vec<u32> {
+        pub fn label_refs<'l>(
+            &mut self,
+            labels: impl IntoIterator<Item = (&'l str, &'l str)>,
+        ) -> Vec<u32> {
             let mut refs = Vec::new();
             for (name, value) in labels {
                 refs.push(self.reference(name));

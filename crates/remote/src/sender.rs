@@ -32,8 +32,10 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use config::prometheus::ProtobufMessage;
 use config::{ClientOptions, HttpClient, RemoteWriteConfig};
 use model::Labels;
+use model::histogram::FloatHistogram;
 use model::relabel;
 use model::storage::{Appendable, Appender, StorageError, StorageErrorKind, validate_labels};
 use prometheus_client::metrics::counter::Counter;
@@ -41,8 +43,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
-use config::prometheus::ProtobufMessage;
-use model::histogram::FloatHistogram;
 use tsdb::wal::{self, Durability, Record, RefHistogram, RefSample, RefSeries, Wal, WalOptions};
 
 use crate::codec::{

@@ -276,7 +276,9 @@ pub fn flatten(
         other => return Err(format!("metric family {family:?} has unknown type {other}")),
     };
     let missing = || {
-        format!("metric family {family:?} of type {kind_name} has a metric without its {kind_name} value")
+        format!(
+            "metric family {family:?} of type {kind_name} has a metric without its {kind_name} value"
+        )
     };
     let float = |value: f64| ProtoSample {
         suffix: "",
@@ -293,7 +295,12 @@ pub fn flatten(
             out.push(sample);
         }
         GAUGE => out.push(float(
-            metric.gauge.as_ref().ok_or_else(missing)?.value.unwrap_or(0.0),
+            metric
+                .gauge
+                .as_ref()
+                .ok_or_else(missing)?
+                .value
+                .unwrap_or(0.0),
         )),
         UNTYPED => out.push(float(
             metric
@@ -766,9 +773,8 @@ fn limit(
 ) -> Result<(), String> {
     let (positive_spans, positive_counts) = positive;
     let (negative_spans, negative_counts) = negative;
-    let over = |p: &Vec<f64>, n: &Vec<f64>| {
-        bucket_limit > 0 && (p.len() + n.len()) as u64 > bucket_limit
-    };
+    let over =
+        |p: &Vec<f64>, n: &Vec<f64>| bucket_limit > 0 && (p.len() + n.len()) as u64 > bucket_limit;
     if *schema == CUSTOM_BUCKETS_SCHEMA {
         if over(positive_counts, negative_counts) {
             return Err("histogram bucket limit exceeded".to_string());

@@ -156,7 +156,9 @@ pub(crate) struct LoopContext {
 
 impl LoopContext {
     fn native_histograms(&self) -> bool {
-        self.config.histograms.native_enabled(self.native_histograms)
+        self.config
+            .histograms
+            .native_enabled(self.native_histograms)
     }
 }
 
@@ -900,10 +902,9 @@ impl<'a> Staging<'a> {
                         .map(|handle| entry.handle = handle)
                 }
             }
-            ScrapedValue::Histogram(histogram) => {
-                self.appender
-                    .append_int_histogram(series, timestamp, histogram)
-            }
+            ScrapedValue::Histogram(histogram) => self
+                .appender
+                .append_int_histogram(series, timestamp, histogram),
             ScrapedValue::FloatHistogram(histogram) => {
                 self.appender.append_histogram(series, timestamp, histogram)
             }
@@ -985,7 +986,8 @@ impl MetadataCollector {
             help: String::new(),
             unit: String::new(),
         });
-        self.index.insert(metric.to_string(), self.metadata.len() - 1);
+        self.index
+            .insert(metric.to_string(), self.metadata.len() - 1);
         self.metadata.len() - 1
     }
 
@@ -1026,9 +1028,7 @@ fn parse_and_append(
         .then(NhcbGroups::default);
 
     // The last scrape's count, plus the report series.
-    staging
-        .appender
-        .reserve(cache.previous.series.len() + 5);
+    staging.appender.reserve(cache.previous.series.len() + 5);
     let mut parser = Parser::new(body, format);
     while let Some(entry) = parser.next_lazy() {
         let entry = entry.map_err(|error| format!("parsing the scrape: {error}"))?;
@@ -1149,9 +1149,7 @@ impl NhcbGroups {
             return false;
         };
         let gauge = match types.get(family) {
-            Some(MetricType::Histogram) if matches!(suffix, "_bucket" | "_count" | "_sum") => {
-                false
-            }
+            Some(MetricType::Histogram) if matches!(suffix, "_bucket" | "_count" | "_sum") => false,
             Some(MetricType::GaugeHistogram)
                 if matches!(suffix, "_bucket" | "_gcount" | "_gsum") =>
             {
@@ -1274,9 +1272,12 @@ impl NhcbGroups {
                     let labels: Vec<(Cow<'_, str>, Cow<'_, str>)> = group
                         .labels
                         .iter()
-                        .map(|(label, text)| (Cow::Borrowed(label.as_str()), Cow::Borrowed(text.as_str())))
+                        .map(|(label, text)| {
+                            (Cow::Borrowed(label.as_str()), Cow::Borrowed(text.as_str()))
+                        })
                         .collect();
-                    let mut entry = new_entry(config, &context.target.labels, &group.family, &labels);
+                    let mut entry =
+                        new_entry(config, &context.target.labels, &group.family, &labels);
                     entry.created_family = None;
                     cache.insert(&key, entry)
                 }
@@ -1388,12 +1389,7 @@ fn parse_and_append_protobuf(
                     ProtoValue::Histogram(h) => ScrapedValue::Histogram(h),
                     ProtoValue::FloatHistogram(h) => ScrapedValue::FloatHistogram(h),
                 };
-                staging.store(
-                    entry,
-                    value,
-                    metric.timestamp_ms,
-                    sample.exemplar.as_ref(),
-                )?;
+                staging.store(entry, value, metric.timestamp_ms, sample.exemplar.as_ref())?;
             }
         }
     }
@@ -1604,7 +1600,9 @@ mod tests {
         // Protobuf in another encoding is not a format osprey reads.
         assert_eq!(
             body_format(
-                Some("application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=text"),
+                Some(
+                    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=text"
+                ),
                 None
             ),
             text(Format::Text)

@@ -125,7 +125,13 @@ async fn native_and_classic_series_follow_the_job_settings() {
     let native = store.histograms("latency_seconds", &[("job", "native")]);
     let (_, h) = native.last().unwrap();
     assert_eq!((h.schema, h.count, h.sum), (0, 6.0, 9.0));
-    assert_eq!(h.positive_spans, vec![Span { offset: 1, length: 3 }]);
+    assert_eq!(
+        h.positive_spans,
+        vec![Span {
+            offset: 1,
+            length: 3
+        }]
+    );
     assert_eq!(h.positive_buckets, vec![1.0, 2.0, 3.0]);
     assert!(
         store
@@ -204,7 +210,9 @@ async fn bucket_limit_lowers_resolution_or_fails_the_scrape() {
         ]))
         .await;
     wait_until(WAIT, "histograms stored", || {
-        !store.histograms("latency_seconds", &[("job", "two")]).is_empty()
+        !store
+            .histograms("latency_seconds", &[("job", "two")])
+            .is_empty()
             && !store
                 .histograms("latency_seconds", &[("job", "factor")])
                 .is_empty()
@@ -216,7 +224,13 @@ async fn bucket_limit_lowers_resolution_or_fails_the_scrape() {
         let stored = store.histograms("latency_seconds", &[("job", job)]);
         let (_, h) = stored.last().unwrap();
         assert_eq!(h.schema, -1, "{job}");
-        assert_eq!(h.positive_spans, vec![Span { offset: 1, length: 2 }]);
+        assert_eq!(
+            h.positive_spans,
+            vec![Span {
+                offset: 1,
+                length: 2
+            }]
+        );
         assert_eq!(h.positive_buckets, vec![3.0, 3.0]);
     }
     manager.stop().await;
@@ -293,7 +307,10 @@ async fn text_classic_histograms_convert_to_custom_buckets() {
             .series("rpc_seconds_bucket", &[("job", "nhcb")])
             .is_empty()
     );
-    assert_eq!(store.samples("other", &[("job", "nhcb")]).last().unwrap().1, 1.0);
+    assert_eq!(
+        store.samples("other", &[("job", "nhcb")]).last().unwrap().1,
+        1.0
+    );
     // With scrape_classic_histograms the classic series stay too.
     assert_eq!(
         store.series("rpc_seconds_bucket", &[("job", "keep")]).len(),

@@ -197,7 +197,10 @@ fn histogram_settings_are_read_globally_and_per_job() {
     assert_eq!(a.histograms.scrape_native_histograms, Some(true));
     assert!(a.histograms.scrape_classic_histograms);
     assert!(a.histograms.native_enabled(false));
-    assert_eq!(a.scrape_protocols, ["PrometheusProto", "PrometheusText0.0.4"]);
+    assert_eq!(
+        a.scrape_protocols,
+        ["PrometheusProto", "PrometheusText0.0.4"]
+    );
     assert_eq!(
         b.histograms,
         crate::prometheus::HistogramScrape {
@@ -209,7 +212,10 @@ fn histogram_settings_are_read_globally_and_per_job() {
         }
     );
     assert!(!b.histograms.native_enabled(true));
-    assert_eq!(b.fallback_scrape_protocol.as_deref(), Some("PrometheusProto"));
+    assert_eq!(
+        b.fallback_scrape_protocol.as_deref(),
+        Some("PrometheusProto")
+    );
     // Not set anywhere: the feature flag decides.
     let plain = parse_config("p.yml", "scrape_configs:\n  - job_name: a\n").unwrap();
     assert!(plain.scrape_configs[0].histograms.native_enabled(true));

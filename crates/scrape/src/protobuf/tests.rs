@@ -85,7 +85,13 @@ fn integer_native_histograms_decode_and_classic_series_follow_the_options() {
     };
     assert_eq!((h.schema, h.count, h.zero_count), (1, 5, 1));
     assert_eq!(h.positive_buckets, vec![1, 0, 0]);
-    assert_eq!(h.positive_spans[1], Span { offset: 1, length: 1 });
+    assert_eq!(
+        h.positive_spans[1],
+        Span {
+            offset: 1,
+            length: 1
+        }
+    );
 
     let with_classic = FlattenOptions {
         classic_with_native: true,
@@ -113,7 +119,11 @@ fn integer_native_histograms_decode_and_classic_series_follow_the_options() {
     };
     let samples = flatten("h", HISTOGRAM, &metric, classic_only).expect("flatten");
     assert_eq!(samples.len(), 4);
-    assert!(samples.iter().all(|s| matches!(s.value, ProtoValue::Float(_))));
+    assert!(
+        samples
+            .iter()
+            .all(|s| matches!(s.value, ProtoValue::Float(_)))
+    );
 }
 
 #[test]
@@ -171,7 +181,16 @@ fn classic_histograms_become_custom_bucket_histograms() {
     // Buckets 0 (2), 2 (5) and 3 (+Inf, 3); bucket 1 is empty.
     assert_eq!(
         n.positive_spans,
-        vec![Span { offset: 0, length: 1 }, Span { offset: 1, length: 2 }]
+        vec![
+            Span {
+                offset: 0,
+                length: 1
+            },
+            Span {
+                offset: 1,
+                length: 2
+            }
+        ]
     );
     assert_eq!(n.positive_buckets, vec![2, 3, -2]);
     assert_eq!(n.count, 10);
@@ -198,18 +217,49 @@ fn classic_histograms_become_custom_bucket_histograms() {
 fn resolution_is_reduced_as_prometheus_does() {
     // Schema 1 buckets 1..=4 merge pairwise into schema 0 buckets 1 and 2:
     // bucket i goes to ((i - 1) >> 1) + 1.
-    let (spans, counts) = reduce(&[Span { offset: 1, length: 4 }], &[1.0, 2.0, 3.0, 4.0], 1);
-    assert_eq!(spans, vec![Span { offset: 1, length: 2 }]);
+    let (spans, counts) = reduce(
+        &[Span {
+            offset: 1,
+            length: 4,
+        }],
+        &[1.0, 2.0, 3.0, 4.0],
+        1,
+    );
+    assert_eq!(
+        spans,
+        vec![Span {
+            offset: 1,
+            length: 2
+        }]
+    );
     assert_eq!(counts, vec![3.0, 7.0]);
     // Indexes -1 and 0 both go to 0; index 4 goes to 2, after a gap at 1.
     let (spans, counts) = reduce(
-        &[Span { offset: -1, length: 2 }, Span { offset: 3, length: 1 }],
+        &[
+            Span {
+                offset: -1,
+                length: 2,
+            },
+            Span {
+                offset: 3,
+                length: 1,
+            },
+        ],
         &[1.0, 1.0, 5.0],
         1,
     );
     assert_eq!(
         spans,
-        vec![Span { offset: 0, length: 1 }, Span { offset: 1, length: 1 }]
+        vec![
+            Span {
+                offset: 0,
+                length: 1
+            },
+            Span {
+                offset: 1,
+                length: 1
+            }
+        ]
     );
     assert_eq!(counts, vec![2.0, 5.0]);
 
@@ -217,7 +267,10 @@ fn resolution_is_reduced_as_prometheus_does() {
         schema: 2,
         count: 10,
         sum: 1.0,
-        positive_spans: vec![Span { offset: 0, length: 10 }],
+        positive_spans: vec![Span {
+            offset: 0,
+            length: 10,
+        }],
         positive_buckets: vec![1, 0, 0, 0, 0, 0, 0, 0, 0, 0],
         ..NativeHistogram::default()
     });
@@ -234,7 +287,10 @@ fn resolution_is_reduced_as_prometheus_does() {
     let mut value = ProtoValue::FloatHistogram(FloatHistogram {
         schema: 3,
         count: 2.0,
-        positive_spans: vec![Span { offset: 0, length: 2 }],
+        positive_spans: vec![Span {
+            offset: 0,
+            length: 2,
+        }],
         positive_buckets: vec![1.0, 1.0],
         ..FloatHistogram::default()
     });
@@ -251,7 +307,16 @@ fn resolution_is_reduced_as_prometheus_does() {
     let mut wide = ProtoValue::FloatHistogram(FloatHistogram {
         schema: 0,
         count: 2.0,
-        positive_spans: vec![Span { offset: -1000, length: 1 }, Span { offset: 1998, length: 1 }],
+        positive_spans: vec![
+            Span {
+                offset: -1000,
+                length: 1,
+            },
+            Span {
+                offset: 1998,
+                length: 1,
+            },
+        ],
         positive_buckets: vec![1.0, 1.0],
         ..FloatHistogram::default()
     });
