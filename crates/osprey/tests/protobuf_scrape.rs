@@ -199,7 +199,10 @@ fn exposition() -> Vec<u8> {
 /// A target serving `body` as protobuf on 127.0.0.1; it records each
 /// request's `Accept` and `User-Agent`. The thread ends with the test
 /// process.
-fn serve(body: Vec<u8>) -> (SocketAddr, Arc<Mutex<Vec<(String, String)>>>) {
+/// The (User-Agent, Accept) of each request a target saw.
+type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+fn serve(body: Vec<u8>) -> (SocketAddr, Seen) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     let seen = Arc::new(Mutex::new(Vec::new()));

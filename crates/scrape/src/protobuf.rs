@@ -373,7 +373,8 @@ fn classic_series(histogram: &Histogram, native: bool, out: &mut Vec<ProtoSample
             exemplar: bucket.exemplar.as_ref().and_then(exemplar),
         });
     }
-    if !saw_inf && !(native && histogram.bucket.is_empty()) {
+    let no_buckets_at_all = native && histogram.bucket.is_empty();
+    if !(saw_inf || no_buckets_at_all) {
         out.push(ProtoSample {
             suffix: "_bucket",
             extra: Some(("le", f64::INFINITY)),
@@ -676,7 +677,7 @@ fn go_shortest_g(f: f64) -> String {
         return sci;
     };
     let exponent: i32 = exponent.parse().unwrap_or(0);
-    if exponent < -4 || exponent >= EXPONENT_FROM {
+    if !(-4..EXPONENT_FROM).contains(&exponent) {
         let sign = if exponent < 0 { '-' } else { '+' };
         format!("{mantissa}e{sign}{:02}", exponent.abs())
     } else {

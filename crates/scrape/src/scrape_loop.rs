@@ -1194,7 +1194,7 @@ impl NhcbGroups {
         group.timestamp_ms = group.timestamp_ms.or(timestamp_ms);
         match suffix {
             "_bucket" => {
-                let bound = le.and_then(|le| model::exposition::parse_float(le));
+                let bound = le.and_then(model::exposition::parse_float);
                 match bound {
                     Some(bound) => group.buckets.push((bound, value)),
                     // A bucket without a usable `le` is not a classic
@@ -1402,7 +1402,7 @@ fn proto_labels<'a>(
     family: &str,
     pairs: &'a [crate::protobuf::LabelPair],
     extra: &'a Option<(&'static str, String)>,
-) -> Result<Vec<(Cow<'a, str>, Cow<'a, str>)>, String> {
+) -> Result<model::exposition::LabelPairs<'a>, String> {
     let mut labels: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(pairs.len() + 1);
     for pair in pairs {
         let name = pair.name.as_deref().unwrap_or("");

@@ -88,14 +88,17 @@ pub fn http(
     http_with_headers(addr, method, path, headers, body).map(|(status, _, body)| (status, body))
 }
 
-/// Like [`http`], with the response headers (names lower-cased).
+/// A response: status, headers (names lower-cased), body.
+pub type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// Like [`http`], with the response headers.
 pub fn http_with_headers(
     addr: SocketAddr,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> std::io::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+) -> std::io::Result<Answer> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     s.set_write_timeout(Some(Duration::from_secs(10)))?;

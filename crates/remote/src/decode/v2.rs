@@ -127,7 +127,7 @@ fn resolve<'a>(
     symbols: &[&'a str],
     out: &mut Vec<(&'a str, &'a str)>,
 ) -> Result<(), DecodeError> {
-    if refs.len() % 2 != 0 {
+    if !refs.len().is_multiple_of(2) {
         return Err(DecodeError::new(format!(
             "labels_refs has an odd number of references ({})",
             refs.len()

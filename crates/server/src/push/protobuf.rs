@@ -129,7 +129,9 @@ mod tests {
     use super::*;
     use crate::push::path::parse_grouping_path;
     use prost::Message as _;
-    use scrape::protobuf::{Bucket, Counter, Histogram, Metric, Quantile, SingleValue, Summary};
+    use scrape::protobuf::{
+        Bucket, Counter, Histogram, Metric, MetricFamily, Quantile, SingleValue, Summary,
+    };
 
     fn family(name: &str, kind: i32, metric: Vec<Metric>) -> MetricFamily {
         MetricFamily {
