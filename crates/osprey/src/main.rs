@@ -205,7 +205,8 @@ struct ServerArgs {
     for_grace_period: String,
 
     /// Experimental features by Prometheus's names, repeated or
-    /// comma-separated: promql-experimental-functions,
+    /// comma-separated: native-histograms (scrape them, asking for the
+    /// protobuf format first), promql-experimental-functions,
     /// promql-duration-expr, promql-extended-range-selectors,
     /// promql-binop-fill-modifiers. Other names are ignored with a warning,
     /// as Prometheus does.
