@@ -9,7 +9,10 @@
 //!   float native histograms) answers the same JSON, timestamps aside;
 //! - Prometheus scrapes the target and remote-writes to osprey
 //!   (`send_native_histograms`); osprey's answers for those series equal
-//!   Prometheus's own, timestamps included.
+//!   Prometheus's own, timestamps included;
+//! - `osprey agent` (job setting `scrape_native_histograms: true`)
+//!   scrapes it and forwards to osprey in remote write 2.0: the same
+//!   answers as osprey's own scrape, timestamps aside.
 //!
 //! A missing `prometheus` skips the comparisons with a reason, unless
 //! `OSPREY_REQUIRE_EXTERNAL=1`, where it fails.
@@ -26,7 +29,7 @@ use scrape::protobuf::{
     Bucket, BucketSpan, COUNTER, Counter, GAUGE, GAUGE_HISTOGRAM, HISTOGRAM, Histogram, LabelPair,
     Metric, MetricFamily, Quantile, SUMMARY, SingleValue, Summary, UNTYPED,
 };
-use support::{Server, free_addr, http, urlencode};
+use support::{ChildGuard, Server, free_addr, http, is_ready, urlencode};
 
 const PROTOBUF: &str =
     "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
@@ -368,6 +371,37 @@ fn protobuf_scrapes_store_what_prometheus_stores() {
         .filter_map(|s| s["metric"]["le"].as_str())
         .collect();
     assert!(le.contains(&"1.0") && le.contains(&"+Inf"), "{le:?}");
+
+    // The agent scrapes the target and forwards in 2.0, histograms
+    // included.
+    let agent_config = dir.path().join("agent.yml");
+    std::fs::write(
+        &agent_config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: agent\n    scrape_native_histograms: true\n    static_configs: [{{targets: ['{target}']}}]\nremote_write:\n  - url: http://{}/api/v1/write\n    protobuf_message: io.prometheus.write.v2.Request\n    send_native_histograms: true\n    queue_config: {{batch_send_deadline: 1s}}\n",
+            osprey.addr
+        ),
+    )
+    .expect("agent config");
+    let agent_addr = free_addr();
+    let _agent = ChildGuard::spawn_ready(
+        std::process::Command::new(env!("CARGO_BIN_EXE_osprey"))
+            .args(["agent", "--config"])
+            .arg(&agent_config)
+            .arg("--data-dir")
+            .arg(dir.path().join("agent-data"))
+            .args(["--listen", &agent_addr.to_string()]),
+        &dir.path().join("agent.log"),
+        Duration::from_secs(30),
+        || is_ready(agent_addr),
+    );
+    let via_agent = SCRAPED.replace("JOB", "agent");
+    eventually("the agent's forwarded scrape equals osprey's own", || {
+        let time = now_s();
+        let forwarded = instant(osprey.addr, &via_agent, time, true);
+        let own = instant(osprey.addr, &direct, time, true);
+        differ(&forwarded, &own)
+    });
 
     if !support::prometheus::available() {
         return;
