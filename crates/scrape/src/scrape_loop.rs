@@ -307,9 +307,9 @@ async fn fetch(context: &LoopContext) -> Fetched {
             response
                 .headers()
                 .get(reqwest::header::CONTENT_TYPE)
-                .and_then(|value| value.to_str().ok()),
+                .map(|value| value.to_str().unwrap_or("\u{fffd}")),
             config.fallback_scrape_protocol.as_deref(),
-        );
+        )?;
         let limit = config.body_size_limit_bytes;
         // Sized from Content-Length so the body is not copied as it grows;
         // capped, since a target can claim any length.
@@ -336,25 +336,38 @@ async fn fetch(context: &LoopContext) -> Fetched {
     }
 }
 
-/// The format of a body: the one its `Content-Type` names when that is an
-/// exposition format, else `fallback_scrape_protocol`'s, else the text
-/// format.
-fn body_format(content_type: Option<&str>, fallback: Option<&str>) -> BodyFormat {
-    let is_exposition = |content_type: &&str| {
+/// The format of a body, decided as Prometheus 3 decides it: the one its
+/// `Content-Type` names (OpenMetrics, the text format or protobuf, by
+/// media type); a blank, unparsable or unknown one falls back to
+/// `fallback_scrape_protocol`, and without one the scrape fails.
+fn body_format(content_type: Option<&str>, fallback: Option<&str>) -> Result<BodyFormat, String> {
+    let of_media = |content_type: &str| -> Option<BodyFormat> {
         let media_type = content_type.split(';').next().unwrap_or("").trim();
-        media_type.eq_ignore_ascii_case("application/openmetrics-text")
+        if media_type.eq_ignore_ascii_case(crate::protobuf::MEDIA_TYPE) {
+            Some(BodyFormat::Protobuf)
+        } else if media_type.eq_ignore_ascii_case("application/openmetrics-text")
             || media_type.eq_ignore_ascii_case("text/plain")
-            || crate::protobuf::is_protobuf_content_type(content_type)
-    };
-    match content_type
-        .filter(is_exposition)
-        .or_else(|| fallback.and_then(scrape_protocol_media_type))
-    {
-        Some(content_type) if crate::protobuf::is_protobuf_content_type(content_type) => {
-            BodyFormat::Protobuf
+        {
+            Some(BodyFormat::Exposition(content_type_format(content_type)))
+        } else {
+            None
         }
-        Some(content_type) => BodyFormat::Exposition(content_type_format(content_type)),
-        None => BodyFormat::Exposition(Format::Text),
+    };
+    let content_type = content_type.map(str::trim).unwrap_or("");
+    if let Some(format) = of_media(content_type) {
+        return Ok(format);
+    }
+    let fallback = fallback
+        .and_then(scrape_protocol_media_type)
+        .and_then(of_media);
+    match (fallback, content_type.is_empty()) {
+        (Some(format), _) => Ok(format),
+        (None, true) => Err(
+            "non-compliant scrape target sending blank Content-Type and no fallback_scrape_protocol specified for target".to_string(),
+        ),
+        (None, false) => Err(format!(
+            "received unsupported Content-Type {content_type:?} and no fallback_scrape_protocol specified for target"
+        )),
     }
 }
 
@@ -1571,7 +1584,7 @@ mod tests {
 
     #[test]
     fn fallback_protocol_applies_without_a_usable_content_type() {
-        let text = |format| BodyFormat::Exposition(format);
+        let text = |format| Ok(BodyFormat::Exposition(format));
         let om = Some("OpenMetricsText1.0.0");
         assert_eq!(body_format(None, om), text(Format::OpenMetrics));
         assert_eq!(
@@ -1582,30 +1595,28 @@ mod tests {
             body_format(Some("text/plain; version=0.0.4"), om),
             text(Format::Text)
         );
-        assert_eq!(body_format(None, None), text(Format::Text));
         assert_eq!(
             body_format(Some("application/openmetrics-text; version=1.0.0"), None),
             text(Format::OpenMetrics)
         );
         let proto = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
-        assert_eq!(body_format(Some(proto), None), BodyFormat::Protobuf);
+        assert_eq!(body_format(Some(proto), None), Ok(BodyFormat::Protobuf));
         assert_eq!(
             body_format(Some(proto), Some("PrometheusText0.0.4")),
-            BodyFormat::Protobuf
+            Ok(BodyFormat::Protobuf)
         );
         assert_eq!(
             body_format(Some("application/json"), Some("PrometheusProto")),
-            BodyFormat::Protobuf
+            Ok(BodyFormat::Protobuf)
         );
-        // Protobuf in another encoding is not a format osprey reads.
+        // Without a fallback, Prometheus 3 fails such a scrape.
         assert_eq!(
-            body_format(
-                Some(
-                    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=text"
-                ),
-                None
-            ),
-            text(Format::Text)
+            body_format(None, None),
+            Err("non-compliant scrape target sending blank Content-Type and no fallback_scrape_protocol specified for target".to_string())
+        );
+        assert_eq!(
+            body_format(Some("application/json"), None),
+            Err("received unsupported Content-Type \"application/json\" and no fallback_scrape_protocol specified for target".to_string())
         );
     }
 
