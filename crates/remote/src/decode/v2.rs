@@ -188,3 +188,114 @@ fn decode_metadata<'a>(buf: &'a [u8], symbols: &[&'a str]) -> Result<RawMetadata
     }
     Ok(metadata)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn varint(mut v: u64, out: &mut Vec<u8>) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+
+    fn len_field(field: u64, body: &[u8], out: &mut Vec<u8>) {
+        varint((field << 3) | WIRE_LEN, out);
+        varint(body.len() as u64, out);
+        out.extend_from_slice(body);
+    }
+
+    fn varint_field(field: u64, value: u64, out: &mut Vec<u8>) {
+        varint((field << 3) | WIRE_VARINT, out);
+        varint(value, out);
+    }
+
+    type Seen = Vec<(
+        Vec<(String, String)>,
+        Vec<(i64, f64)>,
+        usize,
+        u64,
+        String,
+        i64,
+    )>;
+
+    fn decode(buf: &[u8]) -> Result<Seen, DecodeError> {
+        let mut seen = Vec::new();
+        decode_write_request_v2::<DecodeError>(buf, |labels, samples, exemplars, _, extras| {
+            seen.push((
+                labels
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect(),
+                samples.to_vec(),
+                exemplars.len(),
+                extras.metadata.metric_type,
+                extras.metadata.help.to_string(),
+                extras.created_timestamp,
+            ));
+            Ok(())
+        })?;
+        Ok(seen)
+    }
+
+    /// A series written by hand: unpacked label references, the symbols
+    /// after the series (a decoder must not assume their order), an
+    /// exemplar and metadata by reference, a created timestamp.
+    #[test]
+    fn unpacked_references_and_symbols_after_the_series() {
+        let mut series = Vec::new();
+        for reference in [1, 2, 3, 4] {
+            varint_field(1, reference, &mut series);
+        }
+        let mut sample = Vec::new();
+        varint((1 << 3) | WIRE_FIXED64, &mut sample);
+        sample.extend_from_slice(&2.5f64.to_bits().to_le_bytes());
+        varint_field(2, 1000, &mut sample);
+        len_field(2, &sample, &mut series);
+        let mut exemplar = Vec::new();
+        let mut packed = Vec::new();
+        varint(5, &mut packed);
+        varint(6, &mut packed);
+        len_field(1, &packed, &mut exemplar);
+        len_field(4, &exemplar, &mut series);
+        let mut metadata = Vec::new();
+        varint_field(1, 1, &mut metadata);
+        varint_field(3, 7, &mut metadata);
+        len_field(5, &metadata, &mut series);
+        varint_field(6, 500, &mut series);
+        let mut request = Vec::new();
+        len_field(5, &series, &mut request);
+        for symbol in ["", "__name__", "up", "job", "j", "trace_id", "t1", "Help."] {
+            len_field(4, symbol.as_bytes(), &mut request);
+        }
+        let seen = decode(&request).expect("decode");
+        assert_eq!(
+            seen,
+            vec![(
+                vec![
+                    ("__name__".to_string(), "up".to_string()),
+                    ("job".to_string(), "j".to_string())
+                ],
+                vec![(1000, 2.5)],
+                1,
+                1,
+                "Help.".to_string(),
+                500
+            )]
+        );
+
+        // A help reference outside the table is an error.
+        let mut bad = Vec::new();
+        let mut series = Vec::new();
+        let mut metadata = Vec::new();
+        varint_field(3, 99, &mut metadata);
+        len_field(5, &metadata, &mut series);
+        len_field(5, &series, &mut bad);
+        len_field(4, b"", &mut bad);
+        assert!(decode(&bad).is_err());
+        // Truncated input is an error, not a panic.
+        assert!(decode(&request[..request.len() - 3]).is_err());
+    }
+}
