@@ -255,7 +255,9 @@ pub struct ProtoSample {
     /// `le` or `quantile` with its number, for the caller to format.
     pub extra: Option<(&'static str, f64)>,
     pub value: ProtoValue,
-    pub exemplar: Option<Exemplar<'static>>,
+    /// A counter's or classic bucket's exemplar; a native histogram's
+    /// exemplars (those with a timestamp, oldest first).
+    pub exemplars: Vec<Exemplar<'static>>,
 }
 
 /// The samples of one metric of a family of type `kind`, or why the
@@ -284,14 +286,14 @@ pub fn flatten(
         suffix: "",
         extra: None,
         value: ProtoValue::Float(value),
-        exemplar: None,
+        exemplars: Vec::new(),
     };
     let mut out = Vec::new();
     match kind {
         COUNTER => {
             let counter = metric.counter.as_ref().ok_or_else(missing)?;
             let mut sample = float(counter.value.unwrap_or(0.0));
-            sample.exemplar = counter.exemplar.as_ref().and_then(exemplar);
+            sample.exemplars = counter.exemplar.iter().filter_map(exemplar).collect();
             out.push(sample);
         }
         GAUGE => out.push(float(
@@ -335,6 +337,7 @@ pub fn flatten(
             if native && options.native {
                 out.push(ProtoSample {
                     value: native_histogram(histogram, gauge)?,
+                    exemplars: native_exemplars(histogram),
                     ..float(0.0)
                 });
                 classic = options.classic_with_native;
@@ -370,7 +373,7 @@ fn classic_series(histogram: &Histogram, native: bool, out: &mut Vec<ProtoSample
             suffix: "_bucket",
             extra: Some(("le", bound)),
             value: ProtoValue::Float(n),
-            exemplar: bucket.exemplar.as_ref().and_then(exemplar),
+            exemplars: bucket.exemplar.iter().filter_map(exemplar).collect(),
         });
     }
     let no_buckets_at_all = native && histogram.bucket.is_empty();
@@ -379,20 +382,20 @@ fn classic_series(histogram: &Histogram, native: bool, out: &mut Vec<ProtoSample
             suffix: "_bucket",
             extra: Some(("le", f64::INFINITY)),
             value: ProtoValue::Float(count),
-            exemplar: None,
+            exemplars: Vec::new(),
         });
     }
     out.push(ProtoSample {
         suffix: "_sum",
         extra: None,
         value: ProtoValue::Float(histogram.sample_sum.unwrap_or(0.0)),
-        exemplar: None,
+        exemplars: Vec::new(),
     });
     out.push(ProtoSample {
         suffix: "_count",
         extra: None,
         value: ProtoValue::Float(count),
-        exemplar: None,
+        exemplars: Vec::new(),
     });
 }
 
@@ -401,6 +404,27 @@ fn histogram_count(histogram: &Histogram) -> f64 {
         Some(f) if f > 0.0 => f,
         _ => histogram.sample_count.unwrap_or(0) as f64,
     }
+}
+
+/// A native histogram's exemplars, as Prometheus takes them: its own
+/// (`exemplars`), else its classic buckets'; only those with a timestamp,
+/// oldest first.
+fn native_exemplars(h: &Histogram) -> Vec<Exemplar<'static>> {
+    let own: Vec<&ProtoExemplar> = if h.exemplars.is_empty() {
+        h.bucket
+            .iter()
+            .filter_map(|b| b.exemplar.as_ref())
+            .collect()
+    } else {
+        h.exemplars.iter().collect()
+    };
+    let mut out: Vec<Exemplar<'static>> = own
+        .into_iter()
+        .filter(|e| e.timestamp.is_some())
+        .filter_map(exemplar)
+        .collect();
+    out.sort_by_key(|e| e.timestamp_ms);
+    out
 }
 
 /// Whether a histogram message carries a native histogram: any native

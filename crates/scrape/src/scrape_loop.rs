@@ -863,7 +863,7 @@ impl<'a> Staging<'a> {
         entry: &mut CacheEntry,
         value: ScrapedValue<'_>,
         timestamp_ms: Option<i64>,
-        exemplar: Option<&model::exposition::Exemplar<'_>>,
+        exemplars: &[model::exposition::Exemplar<'_>],
     ) -> Result<(), String> {
         let config = self.config;
         let (generation, last_ok) = (self.generation, self.last_ok);
@@ -950,8 +950,9 @@ impl<'a> Staging<'a> {
                 return Ok(());
             }
         }
-        if let Some(exemplar) = exemplar {
-            append_exemplar(self.appender, series, exemplar, self.scrape_start);
+        let native = !matches!(value, ScrapedValue::Float(_));
+        for exemplar in exemplars {
+            append_exemplar(self.appender, series, exemplar, self.scrape_start, native);
         }
         Ok(())
     }
@@ -1114,7 +1115,11 @@ fn parse_and_append(
             entry,
             ScrapedValue::Float(sample.value),
             sample.timestamp_ms,
-            sample.exemplar.as_deref(),
+            sample
+                .exemplar
+                .as_deref()
+                .map(std::slice::from_ref)
+                .unwrap_or(&[]),
         )?;
     }
     if let Some(groups) = nhcb {
@@ -1303,7 +1308,7 @@ impl NhcbGroups {
                 crate::protobuf::ProtoValue::Histogram(h) => ScrapedValue::Histogram(h),
                 crate::protobuf::ProtoValue::FloatHistogram(h) => ScrapedValue::FloatHistogram(h),
             };
-            staging.store(entry, value, group.timestamp_ms, None)?;
+            staging.store(entry, value, group.timestamp_ms, &[])?;
         }
         Ok(())
     }
@@ -1402,7 +1407,7 @@ fn parse_and_append_protobuf(
                     ProtoValue::Histogram(h) => ScrapedValue::Histogram(h),
                     ProtoValue::FloatHistogram(h) => ScrapedValue::FloatHistogram(h),
                 };
-                staging.store(entry, value, metric.timestamp_ms, sample.exemplar.as_ref())?;
+                staging.store(entry, value, metric.timestamp_ms, &sample.exemplars)?;
             }
         }
     }
@@ -1452,19 +1457,21 @@ fn proto_metric_type(kind: i32) -> MetricType {
     }
 }
 
-/// Stores a scraped sample's exemplar, as Prometheus's scrape loop: only
-/// on counters (`_total`) and histogram buckets (`_bucket`), whose names
-/// OpenMetrics allows them on (the text format has none); without a
-/// timestamp of its own it takes the scrape's. A refused exemplar (out of
-/// order, labels too long) is logged and fails nothing.
+/// Stores a scraped sample's exemplar, as Prometheus's scrape loop: on a
+/// native histogram, or only on counters (`_total`) and histogram buckets
+/// (`_bucket`), whose names OpenMetrics allows them on (the text format
+/// has none); without a timestamp of its own it takes the scrape's. A
+/// refused exemplar (out of order, labels too long) is logged and fails
+/// nothing.
 fn append_exemplar(
     appender: &mut dyn Appender,
     series: &Labels,
     exemplar: &model::exposition::Exemplar<'_>,
     scrape_start: i64,
+    native_histogram: bool,
 ) {
     let name = series.get(model::METRIC_NAME).unwrap_or("");
-    if !(name.ends_with("_total") || name.ends_with("_bucket")) {
+    if !(native_histogram || name.ends_with("_total") || name.ends_with("_bucket")) {
         return;
     }
     let stored = model::exemplar::Exemplar {

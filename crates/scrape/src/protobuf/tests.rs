@@ -127,6 +127,41 @@ fn integer_native_histograms_decode_and_classic_series_follow_the_options() {
 }
 
 #[test]
+fn native_histograms_carry_their_timestamped_exemplars() {
+    let with_time = |value: f64, seconds: i64| ProtoExemplar {
+        label: vec![label("trace_id", &format!("t{value}"))],
+        value: Some(value),
+        timestamp: Some(Timestamp { seconds, nanos: 0 }),
+    };
+    let metric = Metric {
+        histogram: Some(Histogram {
+            sample_count: Some(1),
+            schema: Some(0),
+            zero_threshold: Some(1e-128),
+            positive_span: vec![span(0, 1)],
+            positive_delta: vec![1],
+            exemplars: vec![
+                with_time(2.0, 20),
+                with_time(1.0, 10),
+                ProtoExemplar {
+                    value: Some(3.0),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let samples = flatten("h", HISTOGRAM, &metric, ALL).expect("flatten");
+    let values: Vec<(f64, Option<i64>)> = samples[0]
+        .exemplars
+        .iter()
+        .map(|e| (e.value, e.timestamp_ms))
+        .collect();
+    assert_eq!(values, [(1.0, Some(10_000)), (2.0, Some(20_000))]);
+}
+
+#[test]
 fn float_native_histograms_and_invalid_ones() {
     let mut h = Histogram {
         sample_count_float: Some(2.5),
