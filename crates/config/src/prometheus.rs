@@ -4,11 +4,10 @@
 //!
 //! Every field of Prometheus 3's format is either read and acted on, or
 //! an error naming what osprey does not implement (service discoveries
-//! other than files and static lists, `sigv4`, native-histogram settings,
-//! ...). A few settings only matter for features osprey does not have and
-//! are accepted at the values that match what osprey does: for example
-//! `scrape_classic_histograms`, since without native histograms every
-//! classic histogram is stored, which is what Prometheus does too.
+//! other than files and static lists, `sigv4`, ...). A few settings only
+//! matter for features osprey does not have and are accepted at the
+//! values that match what osprey does (for example
+//! `metric_name_validation_scheme: utf8`).
 
 use model::relabel::{RelabelAction, RelabelConfig, RelabelRegex};
 use yaml::Node;
@@ -54,6 +53,34 @@ impl Default for GlobalConfig {
     }
 }
 
+/// How a job scrapes histograms: Prometheus 3's `scrape_native_histograms`,
+/// `scrape_classic_histograms` (also `always_scrape_classic_histograms`),
+/// `convert_classic_histograms_to_nhcb`, `native_histogram_bucket_limit`
+/// and `native_histogram_min_bucket_factor`, set in `global` or per job.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct HistogramScrape {
+    /// Whether native histograms are stored; `None` (not set in the file)
+    /// follows `--enable-feature=native-histograms`.
+    pub scrape_native_histograms: Option<bool>,
+    /// Also store the classic series of a histogram that is native.
+    pub scrape_classic_histograms: bool,
+    /// Store classic histograms as native histograms with custom buckets.
+    pub convert_classic_histograms_to_nhcb: bool,
+    /// The most buckets a native histogram may keep (0: no limit); more
+    /// halve its resolution until it fits, or fail the scrape at schema -4.
+    pub native_histogram_bucket_limit: u64,
+    /// The smallest growth factor between bucket bounds (0: no minimum);
+    /// a finer histogram is made coarser.
+    pub native_histogram_min_bucket_factor: f64,
+}
+
+impl HistogramScrape {
+    /// Whether native histograms are stored, given the feature flag.
+    pub fn native_enabled(&self, feature_flag: bool) -> bool {
+        self.scrape_native_histograms.unwrap_or(feature_flag)
+    }
+}
+
 /// `http` or `https`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scheme {
@@ -83,13 +110,16 @@ pub struct ScrapeConfig {
     pub honor_labels: bool,
     pub honor_timestamps: bool,
     /// `scrape_protocols` in order of preference; empty means Prometheus's
-    /// default (OpenMetrics first, then the text format).
+    /// default (OpenMetrics first, then the text format; the protobuf
+    /// format before them when native histograms are scraped).
     pub scrape_protocols: Vec<String>,
     /// The protocol to parse a body as when the target sends no usable
     /// `Content-Type` (`fallback_scrape_protocol`).
     pub fallback_scrape_protocol: Option<String>,
     /// Ask for gzip (`enable_compression`, default true).
     pub enable_compression: bool,
+    /// The native-histogram settings of the job.
+    pub histograms: HistogramScrape,
     pub static_configs: Vec<StaticConfig>,
     pub file_sd_configs: Vec<FileSdConfig>,
     pub relabel_configs: Vec<RelabelConfig>,
@@ -122,6 +152,7 @@ impl ScrapeConfig {
             scrape_protocols: Vec::new(),
             fallback_scrape_protocol: None,
             enable_compression: true,
+            histograms: HistogramScrape::default(),
             static_configs: Vec::new(),
             file_sd_configs: Vec::new(),
             relabel_configs: Vec::new(),
@@ -200,6 +231,21 @@ pub struct RemoteWriteConfig {
     pub sigv4: Option<SigV4Config>,
     /// `metadata_config`: sending the scraped metrics' type, help and unit.
     pub metadata: MetadataConfig,
+    /// `protobuf_message`: the remote-write version spoken.
+    pub protobuf_message: ProtobufMessage,
+    /// `send_native_histograms` (default false): forward native histogram
+    /// samples too.
+    pub send_native_histograms: bool,
+}
+
+/// `remote_write.protobuf_message`, as Prometheus 3 names the versions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProtobufMessage {
+    /// `prometheus.WriteRequest`: remote write 1.0 (the default).
+    #[default]
+    V1,
+    /// `io.prometheus.write.v2.Request`: remote write 2.0.
+    V2,
 }
 
 /// `remote_write.metadata_config`, with Prometheus's defaults.
@@ -295,6 +341,9 @@ impl Default for QueueConfig {
 /// cannot parse that protocol.
 pub fn scrape_protocol_media_type(protocol: &str) -> Option<&'static str> {
     Some(match protocol {
+        "PrometheusProto" => {
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"
+        }
         "OpenMetricsText1.0.0" => "application/openmetrics-text;version=1.0.0",
         "OpenMetricsText0.0.1" => "application/openmetrics-text;version=0.0.1",
         "PrometheusText1.0.0" => "text/plain;version=1.0.0",
@@ -413,6 +462,7 @@ pub fn finish(decoder: &mut Decoder, sections: Sections<'_>) -> Result<Decoded, 
 #[derive(Default)]
 struct GlobalScrape {
     scrape_protocols: Vec<String>,
+    histograms: HistogramScrape,
     keep_dropped_targets: u64,
 }
 
@@ -471,7 +521,7 @@ fn global<'n>(
                     .unwrap_or("sample_limit");
                 limits.push((limit, value));
             }
-            _ => histogram_or_name_field(decoder, &field)?,
+            _ => histogram_or_name_field(decoder, &field, &mut scrape.histograms)?,
         }
     }
     match timeout {
@@ -491,27 +541,45 @@ fn global<'n>(
 }
 
 /// Fields of `global` and of a scrape config that concern native
-/// histograms, metric name validation and failure logs: accepted at the
+/// histograms, metric name validation and failure logs: the histogram
+/// settings are read into `histograms`; the others are accepted at the
 /// values that describe what osprey does, an error otherwise.
-fn histogram_or_name_field(decoder: &Decoder, field: &Field<'_>) -> Result<(), ConfigError> {
+fn histogram_or_name_field(
+    decoder: &Decoder,
+    field: &Field<'_>,
+    histograms: &mut HistogramScrape,
+) -> Result<(), ConfigError> {
     let (value, path) = (field.value, field.path.as_str());
     match field.name.as_str() {
-        // Without native histograms every classic histogram is stored,
-        // whatever these say; Prometheus does the same when a target
-        // exposes no native histogram.
+        "scrape_native_histograms" => {
+            histograms.scrape_native_histograms = Some(decoder.bool(value, path)?);
+            Ok(())
+        }
         "scrape_classic_histograms" | "always_scrape_classic_histograms" => {
-            decoder.bool(value, path)?;
+            histograms.scrape_classic_histograms = decoder.bool(value, path)?;
             Ok(())
         }
         "convert_classic_histograms_to_nhcb" => {
-            if decoder.bool(value, path)? {
-                Err(decoder.unsupported(field, "native histograms with custom buckets"))
-            } else {
-                Ok(())
-            }
+            histograms.convert_classic_histograms_to_nhcb = decoder.bool(value, path)?;
+            Ok(())
         }
-        "native_histogram_bucket_limit" | "native_histogram_min_bucket_factor" => {
-            Err(decoder.unsupported(field, "native histograms"))
+        "native_histogram_bucket_limit" => {
+            histograms.native_histogram_bucket_limit = decoder.unsigned(value, path)?;
+            Ok(())
+        }
+        "native_histogram_min_bucket_factor" => {
+            let factor = decoder.float(value, path)?;
+            if !(factor.is_finite() && factor >= 0.0) {
+                return Err(decoder.error(
+                    value.line,
+                    path,
+                    format!(
+                        "native_histogram_min_bucket_factor must be a number >= 0, got {factor}"
+                    ),
+                ));
+            }
+            histograms.native_histogram_min_bucket_factor = factor;
+            Ok(())
         }
         "metric_name_validation_scheme" => match decoder.string(value, path)?.as_str() {
             "" | "utf8" => Ok(()),
@@ -536,7 +604,7 @@ fn protocols(decoder: &Decoder, node: &Node, path: &str) -> Result<Vec<String>, 
                 node.line,
                 path,
                 format!(
-                    "unknown or unsupported scrape protocol {protocol:?} (supported: OpenMetricsText1.0.0, OpenMetricsText0.0.1, PrometheusText1.0.0, PrometheusText0.0.4)"
+                    "unknown or unsupported scrape protocol {protocol:?} (supported: PrometheusProto, OpenMetricsText1.0.0, OpenMetricsText0.0.1, PrometheusText1.0.0, PrometheusText0.0.4)"
                 ),
             ));
         }
@@ -628,6 +696,7 @@ fn scrape_config(
     }
     let mut job = ScrapeConfig::new(&job_name, defaults.global);
     job.scrape_protocols = defaults.scrape.scrape_protocols.clone();
+    job.histograms = defaults.scrape.histograms.clone();
     job.keep_dropped_targets = defaults.scrape.keep_dropped_targets;
     for (limit, value) in defaults.limits {
         set_limit(decoder, &mut job, limit, value, &format!("global.{limit}"))?;
@@ -711,7 +780,7 @@ fn scrape_config(
             }
             _ => {
                 if !http::decode_field(decoder, &mut job.http, &f)? {
-                    histogram_or_name_field(decoder, &f)?;
+                    histogram_or_name_field(decoder, &f, &mut job.histograms)?;
                 }
             }
         }
@@ -1027,6 +1096,8 @@ fn remote_write(
         queue_config: QueueConfig::default(),
         sigv4: None,
         metadata: MetadataConfig::default(),
+        protobuf_message: ProtobufMessage::V1,
+        send_native_histograms: false,
     };
     let mut url_line = None;
     for f in decoder.fields(node, field)? {
@@ -1047,22 +1118,27 @@ fn remote_write(
             "queue_config" => config.queue_config = queue_config(decoder, value, path)?,
             "metadata_config" => config.metadata = metadata_config(decoder, value, path)?,
             "protobuf_message" => {
-                let message = decoder.string(value, path)?;
-                if message != "prometheus.WriteRequest" {
-                    return Err(decoder.error(
-                        value.line,
-                        path,
-                        format!(
-                            "unsupported message {message:?} (only prometheus.WriteRequest, remote write 1.0)"
-                        ),
-                    ));
+                config.protobuf_message = match decoder.string(value, path)?.as_str() {
+                    "prometheus.WriteRequest" => ProtobufMessage::V1,
+                    "io.prometheus.write.v2.Request" => ProtobufMessage::V2,
+                    message => {
+                        return Err(decoder.error(
+                            value.line,
+                            path,
+                            format!(
+                                "unknown remote write protobuf message {message:?} (prometheus.WriteRequest or io.prometheus.write.v2.Request)"
+                            ),
+                        ));
+                    }
                 }
             }
-            "send_exemplars" | "send_native_histograms" | "round_robin_dns" => {
+            "send_native_histograms" => {
+                config.send_native_histograms = decoder.bool(value, path)?
+            }
+            "send_exemplars" | "round_robin_dns" => {
                 if decoder.bool(value, path)? {
                     let what = match f.name.as_str() {
                         "send_exemplars" => "sending exemplars",
-                        "send_native_histograms" => "sending native histograms",
                         _ => "round-robin DNS",
                     };
                     return Err(decoder.unsupported(&f, what));

@@ -79,7 +79,10 @@ impl Agent {
         let appendable: Arc<dyn model::storage::Appendable> = Arc::new(storage.clone());
         let manager = Arc::new(ScrapeManager::new(
             appendable,
-            ScrapeManagerOptions { hostname },
+            ScrapeManagerOptions {
+                hostname,
+                native_histograms: false,
+            },
         ));
         let mut writer = RemoteWriter::new(storage, &data_dir.join("queues"), true, metrics)?;
         writer.set_metadata_source(scrape_metadata_source(&manager));

@@ -205,7 +205,8 @@ struct ServerArgs {
     for_grace_period: String,
 
     /// Experimental features by Prometheus's names, repeated or
-    /// comma-separated: promql-experimental-functions,
+    /// comma-separated: native-histograms (scrape them, asking for the
+    /// protobuf format first), promql-experimental-functions,
     /// promql-duration-expr, promql-extended-range-selectors,
     /// promql-binop-fill-modifiers. Other names are ignored with a warning,
     /// as Prometheus does.
@@ -385,7 +386,9 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     config.engine.timeout = std::time::Duration::from_millis(query_timeout_ms as u64);
     config.alertmanager_cluster = args.cluster.options()?;
     for feature in &args.enable_feature {
-        if !config.promql_features.enable_feature(feature.trim()) {
+        if feature.trim() == "native-histograms" {
+            config.native_histograms = true;
+        } else if !config.promql_features.enable_feature(feature.trim()) {
             tracing::warn!(feature = %feature, "unknown option for --enable-feature");
         }
     }

@@ -11,15 +11,10 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use model::histogram::{CounterResetHint, FloatHistogram, Histogram, Span};
-use support::{ChildGuard, Server, free_addr, http, remote_write, urlencode};
-
-fn required() -> bool {
-    std::env::var("OSPREY_REQUIRE_EXTERNAL").is_ok_and(|v| v == "1")
-}
+use support::{Server, free_addr, http, remote_write, urlencode};
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -300,10 +295,11 @@ fn remote_written_histograms_are_stored_and_queried_as_prometheus_does() {
         .collect();
     assert_eq!(before, after);
 
-    if !prometheus_available() {
+    if !support::prometheus::available() {
         return;
     }
-    let (_prometheus, prometheus) = start_prometheus(dir.path());
+    let (_prometheus, prometheus) =
+        support::prometheus::start(dir.path(), "global:\n  scrape_interval: 1h\n");
     assert_eq!(remote_write(prometheus, &body).expect("write"), 204);
     for ((name, path), ours) in queries(end).iter().zip(&after) {
         let theirs = query(prometheus, path);
@@ -327,43 +323,4 @@ fn remote_written_histograms_are_stored_and_queried_as_prometheus_does() {
             );
         }
     }
-}
-
-/// Whether `prometheus` runs; prints why not (or fails when required).
-fn prometheus_available() -> bool {
-    match Command::new("prometheus")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(_) => true,
-        Err(e) => {
-            let reason = format!("prometheus is not installed ({e}); apt-get install prometheus");
-            assert!(!required(), "OSPREY_REQUIRE_EXTERNAL=1 but {reason}");
-            eprintln!("skipping: {reason}");
-            false
-        }
-    }
-}
-
-fn start_prometheus(dir: &std::path::Path) -> (ChildGuard, SocketAddr) {
-    let addr = free_addr();
-    let path = dir.join("prometheus.yml");
-    std::fs::write(&path, "global:\n  scrape_interval: 1h\n").expect("write prometheus config");
-    let child = ChildGuard::spawn_ready(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("prometheus-data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .arg("--web.enable-remote-write-receiver")
-            .arg("--enable-feature=native-histograms"),
-        &dir.join("prometheus.log"),
-        Duration::from_secs(60),
-        || matches!(http(addr, "GET", "/-/ready", &[], &[]), Ok((200, _))),
-    );
-    (child, addr)
 }

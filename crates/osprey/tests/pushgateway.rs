@@ -247,7 +247,7 @@ fn prometheus_client_pushes_are_queryable_replaced_deleted_and_survive_kill_9() 
 
     // The Go client's default: delimited protobuf MetricFamily messages.
     use prost::Message as _;
-    use server::push::protobuf::{LabelPair, Metric, MetricFamily, SingleValue};
+    use scrape::protobuf::{Counter, LabelPair, Metric, MetricFamily};
     let mut body = Vec::new();
     MetricFamily {
         name: Some("go_pushed_total".to_string()),
@@ -258,9 +258,13 @@ fn prometheus_client_pushes_are_queryable_replaced_deleted_and_survive_kill_9() 
                 name: Some("queue".to_string()),
                 value: Some("q1".to_string()),
             }],
-            counter: Some(SingleValue { value: Some(5.0) }),
+            counter: Some(Counter {
+                value: Some(5.0),
+                ..Default::default()
+            }),
             ..Default::default()
         }],
+        unit: None,
     }
     .encode_length_delimited(&mut body)
     .expect("encode");

@@ -111,6 +111,114 @@ pub struct BucketSpan {
     pub length: u32,
 }
 
+/// Remote write 2.0's messages (`io.prometheus.write.v2`), written out by
+/// hand with prost's derive, to encode (the sender, tests); the receiver
+/// reads with `decode::v2`. A `Histogram` is 1.0's message.
+pub mod v2 {
+    pub use super::{BucketSpan, Histogram};
+
+    /// `io.prometheus.write.v2.Request`. Fields 1 to 3 are reserved.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Request {
+        /// Every string the series refer to; the first is `""`.
+        #[prost(string, repeated, tag = "4")]
+        pub symbols: Vec<String>,
+        #[prost(message, repeated, tag = "5")]
+        pub timeseries: Vec<TimeSeries>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TimeSeries {
+        /// Name and value references into the symbols, in pairs.
+        #[prost(uint32, repeated, tag = "1")]
+        pub labels_refs: Vec<u32>,
+        #[prost(message, repeated, tag = "2")]
+        pub samples: Vec<Sample>,
+        #[prost(message, repeated, tag = "3")]
+        pub histograms: Vec<Histogram>,
+        #[prost(message, repeated, tag = "4")]
+        pub exemplars: Vec<Exemplar>,
+        #[prost(message, optional, tag = "5")]
+        pub metadata: Option<Metadata>,
+        #[prost(int64, tag = "6")]
+        pub created_timestamp: i64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Sample {
+        #[prost(double, tag = "1")]
+        pub value: f64,
+        #[prost(int64, tag = "2")]
+        pub timestamp: i64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Exemplar {
+        #[prost(uint32, repeated, tag = "1")]
+        pub labels_refs: Vec<u32>,
+        #[prost(double, tag = "2")]
+        pub value: f64,
+        #[prost(int64, tag = "3")]
+        pub timestamp: i64,
+    }
+
+    /// `Metadata`: type (0 unspecified, 1 counter, 2 gauge, 3 histogram,
+    /// 4 gauge histogram, 5 summary, 6 info, 7 state set), help and unit
+    /// as symbol references.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Metadata {
+        #[prost(int32, tag = "1")]
+        pub r#type: i32,
+        #[prost(uint32, tag = "3")]
+        pub help_ref: u32,
+        #[prost(uint32, tag = "4")]
+        pub unit_ref: u32,
+    }
+
+    /// Builds a symbols table: `""` first, each string once.
+    #[derive(Default)]
+    pub struct Symbols {
+        table: Vec<String>,
+        index: std::collections::HashMap<String, u32>,
+    }
+
+    impl Symbols {
+        pub fn new() -> Symbols {
+            let mut symbols = Symbols::default();
+            symbols.reference("");
+            symbols
+        }
+
+        /// The reference of `text`, added when new.
+        pub fn reference(&mut self, text: &str) -> u32 {
+            if let Some(reference) = self.index.get(text) {
+                return *reference;
+            }
+            let reference = u32::try_from(self.table.len()).unwrap_or(u32::MAX);
+            self.table.push(text.to_string());
+            self.index.insert(text.to_string(), reference);
+            reference
+        }
+
+        /// Name and value references of label pairs.
+        pub fn label_refs<'l>(
+            &mut self,
+            labels: impl IntoIterator<Item = (&'l str, &'l str)>,
+        ) -> Vec<u32> {
+            let mut refs = Vec::new();
+            for (name, value) in labels {
+                refs.push(self.reference(name));
+                refs.push(self.reference(value));
+            }
+            refs
+        }
+
+        pub fn into_table(self) -> Vec<String> {
+            self.table
+        }
+    }
+}
+
 impl Histogram {
     /// The message of an integer histogram at `timestamp`.
     pub fn from_integer(timestamp: i64, h: &model::histogram::Histogram) -> Histogram {
@@ -288,29 +396,7 @@ pub fn visit_write_request_full<'a, E: From<RemoteWriteError>>(
     crate::decode::decode_write_request_with_histograms::<VisitError<E>>(
         raw,
         |labels, samples, exemplars, histograms| {
-            let invalid = |message: String| {
-                VisitError::Caller(E::from(RemoteWriteError::InvalidLabels {
-                    series: describe_labels(labels),
-                    message,
-                }))
-            };
-            if !model::labels::pairs_are_normalized(labels) {
-                names.clear();
-                names.extend(labels.iter().map(|(n, _)| *n));
-                names.sort_unstable();
-                if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
-                    return Err(invalid(format!("duplicate label name {:?}", pair[0])));
-                }
-                if names.first() == Some(&"") {
-                    return Err(invalid("empty label name".to_string()));
-                }
-            }
-            if !labels
-                .iter()
-                .any(|(n, v)| *n == METRIC_NAME && !v.is_empty())
-            {
-                return Err(invalid("missing metric name (__name__ label)".to_string()));
-            }
+            validate_labels(labels, &mut names).map_err(VisitError::Caller)?;
             if samples.is_empty() && exemplars.is_empty() && histograms.is_empty() {
                 return Ok(());
             }
@@ -321,6 +407,68 @@ pub fn visit_write_request_full<'a, E: From<RemoteWriteError>>(
         VisitError::Decode(d) => E::from(RemoteWriteError::Protobuf(d.to_string())),
         VisitError::Caller(e) => e,
     })
+}
+
+/// Remote write 2.0: walks an uncompressed `io.prometheus.write.v2.Request`
+/// without copying it, resolves each series' labels from the symbols
+/// table, validates them as [`visit_write_request_full`] does, and calls
+/// `on_series(labels, samples, exemplars, histograms, extras)` for every
+/// series (also one with nothing but metadata). The first invalid series
+/// or reference stops the walk with an error.
+pub fn visit_write_request_v2<'a, E: From<RemoteWriteError>>(
+    raw: &'a [u8],
+    mut on_series: impl FnMut(
+        &[(&'a str, &'a str)],
+        &[(i64, f64)],
+        &[crate::decode::RawExemplar<'a>],
+        &[crate::decode::RawHistogram],
+        crate::decode::v2::SeriesExtras<'a>,
+    ) -> Result<(), E>,
+) -> Result<(), E> {
+    let mut names: Vec<&str> = Vec::new();
+    crate::decode::v2::decode_write_request_v2::<VisitError<E>>(
+        raw,
+        |labels, samples, exemplars, histograms, extras| {
+            validate_labels(labels, &mut names).map_err(VisitError::Caller)?;
+            on_series(labels, samples, exemplars, histograms, extras).map_err(VisitError::Caller)
+        },
+    )
+    .map_err(|e| match e {
+        VisitError::Decode(d) => E::from(RemoteWriteError::Protobuf(d.to_string())),
+        VisitError::Caller(e) => e,
+    })
+}
+
+/// A series' labels as Prometheus's receiver checks them: no duplicate or
+/// empty name, and a non-empty `__name__`. `names` is scratch space.
+fn validate_labels<'a, E: From<RemoteWriteError>>(
+    labels: &[(&'a str, &'a str)],
+    names: &mut Vec<&'a str>,
+) -> Result<(), E> {
+    let invalid = |message: String| {
+        E::from(RemoteWriteError::InvalidLabels {
+            series: describe_labels(labels),
+            message,
+        })
+    };
+    if !model::labels::pairs_are_normalized(labels) {
+        names.clear();
+        names.extend(labels.iter().map(|(n, _)| *n));
+        names.sort_unstable();
+        if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
+            return Err(invalid(format!("duplicate label name {:?}", pair[0])));
+        }
+        if names.first() == Some(&"") {
+            return Err(invalid("empty label name".to_string()));
+        }
+    }
+    if !labels
+        .iter()
+        .any(|(n, v)| *n == METRIC_NAME && !v.is_empty())
+    {
+        return Err(invalid("missing metric name (__name__ label)".to_string()));
+    }
+    Ok(())
 }
 
 enum VisitError<E> {

@@ -20,6 +20,8 @@ use std::fmt;
 
 use model::histogram::{CounterResetHint, FloatHistogram, Histogram, Span};
 
+pub mod v2;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeError {
     message: String,

@@ -131,6 +131,7 @@ impl Appendable for Forwarder {
                 primary,
                 wal,
                 staged: Vec::new(),
+                histograms: Vec::new(),
             }),
         }
     }
@@ -142,6 +143,7 @@ struct ForwardingAppender<'a> {
     primary: Box<dyn Appender + 'a>,
     wal: WalStorage,
     staged: Vec<(Labels, i64, f64)>,
+    histograms: Vec<(Labels, i64, model::histogram::FloatHistogram)>,
 }
 
 /// The handle a [`ForwardingAppender`] hands out: the primary's handle and
@@ -158,7 +160,8 @@ impl ForwardingAppender<'_> {
     /// those samples are not forwarded.
     fn log(&mut self, durability: Durability) {
         let staged = std::mem::take(&mut self.staged);
-        if let Err(error) = self.wal.commit(&staged, durability) {
+        let histograms = std::mem::take(&mut self.histograms);
+        if let Err(error) = self.wal.commit(&staged, &histograms, durability) {
             tracing::error!(%error, samples = staged.len(), "cannot log samples for remote write; they are stored but not forwarded");
         }
     }
@@ -235,6 +238,7 @@ impl Appender for ForwardingAppender<'_> {
     fn commit(&mut self) -> model::storage::Result<()> {
         if let Err(error) = self.primary.commit() {
             self.staged.clear();
+            self.histograms.clear();
             return Err(error);
         }
         self.log(Durability::Synced);
@@ -244,6 +248,7 @@ impl Appender for ForwardingAppender<'_> {
     fn commit_unsynced(&mut self) -> model::storage::Result<()> {
         if let Err(error) = self.primary.commit_unsynced() {
             self.staged.clear();
+            self.histograms.clear();
             return Err(error);
         }
         self.log(Durability::Written);
@@ -253,17 +258,20 @@ impl Appender for ForwardingAppender<'_> {
     fn rollback(&mut self) {
         self.primary.rollback();
         self.staged.clear();
+        self.histograms.clear();
     }
 
-    /// Stored in the primary only: the remote-write sender forwards float
-    /// samples only (native histograms are not sent yet).
+    /// Stored in the primary and logged for the queues, which send it
+    /// when their entry has `send_native_histograms`.
     fn append_histogram(
         &mut self,
         labels: &Labels,
         t: i64,
         histogram: &model::histogram::FloatHistogram,
     ) -> model::storage::Result<()> {
-        self.primary.append_histogram(labels, t, histogram)
+        self.primary.append_histogram(labels, t, histogram)?;
+        self.histograms.push((labels.clone(), t, histogram.clone()));
+        Ok(())
     }
 
     /// Stored in the primary only: remote write does not send exemplars

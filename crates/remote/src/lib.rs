@@ -1,10 +1,13 @@
-//! Prometheus remote write 1.0, both ways.
+//! Prometheus remote write 1.0 both ways, and 2.0's receiving side.
 //!
 //! - [`codec`]: the protobuf messages (`prometheus.WriteRequest` and
 //!   friends, written out with prost's derive), bounded snappy
 //!   decompression, and [`visit_write_request`], which walks a request
 //!   without copying and validates each series. `server`'s
-//!   `POST /api/v1/write` handler stages straight from it.
+//!   `POST /api/v1/write` handler stages straight from it; for remote
+//!   write 2.0 (`io.prometheus.write.v2.Request`, symbols table and label
+//!   references) it walks [`visit_write_request_v2`], and [`codec::v2`]
+//!   holds the 2.0 messages to encode.
 //! - [`sender`]: what forwards samples to other systems. [`WalStorage`] is
 //!   an [`model::storage::Appendable`] that logs every commit to a WAL (the
 //!   `tsdb::wal` format, specified with the position files in
@@ -37,8 +40,10 @@ pub mod sigv4;
 pub use codec::{
     BucketSpan, Exemplar, Histogram, Label, MetricMetadata, RemoteWriteError, Sample, TimeSeries,
     ValidatedSeries, WriteRequest, decode_remote_write, decompress_snappy, encode_remote_write,
-    visit_write_request, visit_write_request_full, visit_write_request_with_exemplars,
+    visit_write_request, visit_write_request_full, visit_write_request_v2,
+    visit_write_request_with_exemplars,
 };
+pub use decode::v2::{RawMetadata, SeriesExtras};
 pub use decode::{RawExemplar, RawHistogram};
 pub use forward::Forwarder;
 pub use sender::{

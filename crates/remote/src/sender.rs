@@ -12,9 +12,13 @@
 //!   Each queue tails the WAL from its saved position, applies external
 //!   labels and `write_relabel_configs`, and sends rounds of samples:
 //!   a round is split by series hash over N concurrent shards, each
-//!   sending snappy-compressed remote write 1.0 batches of at most
-//!   `max_samples_per_send`, retrying 5xx, 429 and network errors with
-//!   exponential backoff and dropping other 4xx. When a round is done the
+//!   sending snappy-compressed batches of at most `max_samples_per_send`
+//!   samples and native histograms (with `send_native_histograms`), in
+//!   remote write 1.0 or, with `protobuf_message:
+//!   io.prometheus.write.v2.Request`, 2.0 (falling back to 1.0 for good
+//!   when the receiver answers 415 or a 2xx without 2.0's written-counts
+//!   headers), retrying 5xx, 429 and network errors with exponential
+//!   backoff and dropping other 4xx. When a round is done the
 //!   position is saved and segments every queue has passed are deleted.
 //!
 //! The byte formats (WAL rule, position file) are in `docs/format/agent.md`.
@@ -24,12 +28,14 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use config::prometheus::ProtobufMessage;
 use config::{ClientOptions, HttpClient, RemoteWriteConfig};
 use model::Labels;
+use model::histogram::FloatHistogram;
 use model::relabel;
 use model::storage::{Appendable, Appender, StorageError, StorageErrorKind, validate_labels};
 use prometheus_client::metrics::counter::Counter;
@@ -37,9 +43,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::watch;
-use tsdb::wal::{self, Durability, Record, RefSample, RefSeries, Wal, WalOptions};
+use tsdb::wal::{self, Durability, Record, RefHistogram, RefSample, RefSeries, Wal, WalOptions};
 
-use crate::codec::{Label, MetricMetadata, Sample, TimeSeries, WriteRequest, encode_remote_write};
+use crate::codec::{
+    Histogram, Label, MetricMetadata, Sample, TimeSeries, WriteRequest, encode_remote_write, v2,
+};
 
 /// The segment size at which the agent starts a new WAL segment. Small
 /// enough that a sent segment is deleted soon (disk use stays near what
@@ -237,13 +245,15 @@ impl WalStorage {
         self.inner.committed.subscribe()
     }
 
-    /// Logs `staged` as one commit; returns as `durability` says.
+    /// Logs `staged` floats and `histograms` as one commit; returns as
+    /// `durability` says.
     pub(crate) fn commit(
         &self,
         staged: &[(Labels, i64, f64)],
+        histograms: &[(Labels, i64, FloatHistogram)],
         durability: Durability,
     ) -> Result<(), StorageError> {
-        if staged.is_empty() {
+        if staged.is_empty() && histograms.is_empty() {
             return Ok(());
         }
         let io_error = |e: wal::WalError| StorageError::new(StorageErrorKind::Io, e.to_string());
@@ -257,33 +267,53 @@ impl WalStorage {
             state.segment_bytes = 0;
         }
         let mut new_series = Vec::new();
+        let mut id_of = |labels: &Labels, state: &mut WriterState| match state.series.get(labels) {
+            Some(&id) => id,
+            None => {
+                let id = state.next_id;
+                state.next_id += 1;
+                state.series.insert(labels.clone(), id);
+                new_series.push(RefSeries {
+                    id,
+                    labels: labels.clone(),
+                });
+                id
+            }
+        };
         let mut samples = Vec::with_capacity(staged.len());
         for (labels, t, v) in staged {
-            let id = match state.series.get(labels) {
-                Some(&id) => id,
-                None => {
-                    let id = state.next_id;
-                    state.next_id += 1;
-                    state.series.insert(labels.clone(), id);
-                    new_series.push(RefSeries {
-                        id,
-                        labels: labels.clone(),
-                    });
-                    id
-                }
-            };
+            let id = id_of(labels, &mut state);
             samples.push(RefSample { id, t: *t, v: *v });
+        }
+        let mut histogram_samples = Vec::with_capacity(histograms.len());
+        for (labels, t, h) in histograms {
+            let id = id_of(labels, &mut state);
+            histogram_samples.push(RefHistogram {
+                id,
+                t: *t,
+                h: h.clone(),
+            });
         }
         let mut series_record = Vec::new();
         if !new_series.is_empty() {
             wal::encode_series(&new_series, &mut series_record);
         }
         let mut samples_record = Vec::new();
-        wal::encode_samples(&samples, &mut samples_record);
-        let records: Vec<&[u8]> = [series_record.as_slice(), samples_record.as_slice()]
-            .into_iter()
-            .filter(|r| !r.is_empty())
-            .collect();
+        if !samples.is_empty() {
+            wal::encode_samples(&samples, &mut samples_record);
+        }
+        let mut histograms_record = Vec::new();
+        if !histogram_samples.is_empty() {
+            wal::encode_histograms(&histogram_samples, &mut histograms_record);
+        }
+        let records: Vec<&[u8]> = [
+            series_record.as_slice(),
+            samples_record.as_slice(),
+            histograms_record.as_slice(),
+        ]
+        .into_iter()
+        .filter(|r| !r.is_empty())
+        .collect();
         if let Err(error) = inner.wal.log_with(&records, durability) {
             // The ids handed out above are not in the WAL; forget them so
             // the next commit describes those series again.
@@ -294,7 +324,10 @@ impl WalStorage {
         }
         state.segment_bytes += records.iter().map(|r| r.len() as u64 + 8).sum::<u64>();
         drop(state);
-        inner.metrics.samples_in.inc_by(staged.len() as u64);
+        inner
+            .metrics
+            .samples_in
+            .inc_by((staged.len() + histograms.len()) as u64);
         inner.committed.send_modify(|n| *n += 1);
         Ok(())
     }
@@ -305,6 +338,7 @@ impl Appendable for WalStorage {
         Box::new(WalAppender {
             storage: self,
             staged: Vec::new(),
+            histograms: Vec::new(),
         })
     }
 }
@@ -312,6 +346,7 @@ impl Appendable for WalStorage {
 struct WalAppender<'a> {
     storage: &'a WalStorage,
     staged: Vec<(Labels, i64, f64)>,
+    histograms: Vec<(Labels, i64, FloatHistogram)>,
 }
 
 impl Appender for WalAppender<'_> {
@@ -321,13 +356,32 @@ impl Appender for WalAppender<'_> {
         Ok(())
     }
 
+    /// Logged for the queues, which send it when their entry has
+    /// `send_native_histograms`.
+    fn append_histogram(
+        &mut self,
+        labels: &Labels,
+        t: i64,
+        histogram: &FloatHistogram,
+    ) -> model::storage::Result<()> {
+        validate_labels(labels)?;
+        histogram
+            .validate()
+            .map_err(|e| StorageError::new(StorageErrorKind::InvalidInput, e.to_string()))?;
+        self.histograms.push((labels.clone(), t, histogram.clone()));
+        Ok(())
+    }
+
     fn commit(&mut self) -> model::storage::Result<()> {
         let staged = std::mem::take(&mut self.staged);
-        self.storage.commit(&staged, Durability::Synced)
+        let histograms = std::mem::take(&mut self.histograms);
+        self.storage
+            .commit(&staged, &histograms, Durability::Synced)
     }
 
     fn rollback(&mut self) {
         self.staged.clear();
+        self.histograms.clear();
     }
 }
 
@@ -485,6 +539,7 @@ impl RemoteWriter {
                 stop: stop_rx,
                 fsync: self.fsync,
                 metrics: QueueMetrics::new(&self.metrics, &labels),
+                downgraded: Arc::new(AtomicBool::new(false)),
             };
             queue
                 .metrics
@@ -505,6 +560,7 @@ impl RemoteWriter {
                         failed: self.metrics.metadata_failed.get_or_create(&labels).clone(),
                         retried: self.metrics.metadata_retried.get_or_create(&labels).clone(),
                         bytes: self.metrics.metadata_bytes.get_or_create(&labels).clone(),
+                        downgraded: queue.downgraded.clone(),
                     };
                     Some(tokio::spawn(send_metadata(
                         sender,
@@ -595,16 +651,22 @@ fn build_client(config: &RemoteWriteConfig) -> Result<HttpClient, String> {
 fn request_headers(
     config: &RemoteWriteConfig,
     body: &[u8],
+    v2: bool,
 ) -> Result<Vec<(String, String)>, String> {
+    let (content_type, version) = if v2 {
+        (
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+            "2.0.0",
+        )
+    } else {
+        ("application/x-protobuf", "0.1.0")
+    };
     let mut headers: Vec<(String, String)> = vec![
         ("Content-Encoding".to_string(), "snappy".to_string()),
-        (
-            "Content-Type".to_string(),
-            "application/x-protobuf".to_string(),
-        ),
+        ("Content-Type".to_string(), content_type.to_string()),
         (
             "X-Prometheus-Remote-Write-Version".to_string(),
-            "0.1.0".to_string(),
+            version.to_string(),
         ),
     ];
     headers.extend(config.headers.iter().cloned());
@@ -753,12 +815,19 @@ struct SentSeries {
 struct Pending {
     series: Arc<SentSeries>,
     t: i64,
-    v: f64,
+    value: PendingValue,
+}
+
+enum PendingValue {
+    Float(f64),
+    Histogram(Box<FloatHistogram>),
 }
 
 /// How a send ended.
 enum SendOutcome {
     Sent,
+    /// The receiver answered 415 to a 2.0 request: it does not speak 2.0.
+    Unsupported,
     /// The receiver refused for good; the batch is dropped.
     Refused,
     /// The queue is stopping; the batch was not sent.
@@ -781,6 +850,9 @@ struct Queue {
     stop: watch::Receiver<bool>,
     fsync: bool,
     metrics: QueueMetrics,
+    /// Set once a receiver refused 2.0 with 415: the queue speaks 1.0
+    /// from then on.
+    downgraded: Arc<AtomicBool>,
 }
 
 /// What the reader knows of the segment it is in.
@@ -859,7 +931,7 @@ impl Queue {
             if !was_empty {
                 match self.send_round(round).await {
                     SendOutcome::Stopped => return,
-                    SendOutcome::Sent | SendOutcome::Refused => {}
+                    SendOutcome::Sent | SendOutcome::Refused | SendOutcome::Unsupported => {}
                 }
             }
             self.metrics.pending.set(0);
@@ -1037,7 +1109,7 @@ impl Queue {
                         Some(Some(series)) => round.push(Pending {
                             series: series.clone(),
                             t: sample.t,
-                            v: sample.v,
+                            value: PendingValue::Float(sample.v),
                         }),
                         Some(None) => dropped += 1,
                         None => {
@@ -1055,10 +1127,30 @@ impl Queue {
             // Exemplars are not forwarded (`send_exemplars` is refused by
             // the config), and this WAL never holds them.
             Ok(Record::Exemplars(_)) => {}
-            // Native histograms are not forwarded yet (the sender speaks
-            // floats only), and this WAL never holds them: its appender
-            // refuses them.
-            Ok(Record::Histograms(_)) => {}
+            // Native histograms go out when the entry says
+            // `send_native_histograms`, as Prometheus sends them.
+            Ok(Record::Histograms(samples)) => {
+                if !self.config.send_native_histograms {
+                    return;
+                }
+                for sample in samples {
+                    match known.series.get(&sample.id) {
+                        Some(Some(series)) => round.push(Pending {
+                            series: series.clone(),
+                            t: sample.t,
+                            value: PendingValue::Histogram(Box::new(sample.h)),
+                        }),
+                        Some(None) => dropped += 1,
+                        None => {
+                            dropped += 1;
+                            tracing::warn!(
+                                id = sample.id,
+                                "WAL histogram without a series record; dropped"
+                            );
+                        }
+                    }
+                }
+            }
             Err(error) => {
                 tracing::warn!(%error, "undecodable WAL record; skipped");
             }
@@ -1091,6 +1183,7 @@ impl Queue {
             failed: self.metrics.failed.clone(),
             retried: self.metrics.retried.clone(),
             bytes: self.metrics.bytes.clone(),
+            downgraded: self.downgraded.clone(),
         });
         let mut tasks = tokio::task::JoinSet::new();
         for shard in shards.into_iter().filter(|s| !s.is_empty()) {
@@ -1102,7 +1195,7 @@ impl Queue {
         while let Some(result) = tasks.join_next().await {
             match result {
                 Ok(SendOutcome::Stopped) | Err(_) => outcome = SendOutcome::Stopped,
-                Ok(SendOutcome::Refused) => {
+                Ok(SendOutcome::Refused | SendOutcome::Unsupported) => {
                     if !matches!(outcome, SendOutcome::Stopped) {
                         outcome = SendOutcome::Refused;
                     }
@@ -1173,6 +1266,8 @@ struct Sender {
     failed: Counter,
     retried: Counter,
     bytes: Counter,
+    /// Whether the receiver refused 2.0 (shared by the queue's rounds).
+    downgraded: Arc<AtomicBool>,
 }
 
 /// Every `metadata_config.send_interval`, sends what `source` gives, in
@@ -1196,8 +1291,11 @@ async fn send_metadata(sender: Sender, source: MetadataSource, mut stop: watch::
                 timeseries: Vec::new(),
                 metadata: batch.to_vec(),
             });
+            // Metadata goes as 1.0 metadata-only requests whatever the
+            // entry's version (2.0 carries it in series, which this
+            // periodic send has none of).
             if let SendOutcome::Stopped = sender
-                .send_with_retry(&body, batch.len() as u64, &mut stop)
+                .send_with_retry(&body, false, batch.len() as u64, &mut stop)
                 .await
             {
                 return;
@@ -1208,6 +1306,8 @@ async fn send_metadata(sender: Sender, source: MetadataSource, mut stop: watch::
 
 /// Why one request failed.
 enum SendError {
+    /// 415 to a 2.0 request.
+    Unsupported(String),
     /// Worth retrying: 5xx, 429 (when configured), network errors.
     Recoverable(String),
     /// Not worth retrying: other 4xx and unexpected statuses.
@@ -1223,13 +1323,25 @@ impl Sender {
     ) -> SendOutcome {
         let mut outcome = SendOutcome::Sent;
         for batch in samples.chunks(per_send) {
-            let body = encode_batch(batch);
-            match self
-                .send_with_retry(&body, batch.len() as u64, &mut stop)
-                .await
-            {
+            let v2 = self.config.protobuf_message == ProtobufMessage::V2
+                && !self.downgraded.load(Ordering::Acquire);
+            let body = encode_batch(batch, v2);
+            let mut sent = self
+                .send_with_retry(&body, v2, batch.len() as u64, &mut stop)
+                .await;
+            if let SendOutcome::Unsupported = sent {
+                // The spec's answer of a receiver without 2.0: send this
+                // batch and the rest as 1.0.
+                tracing::warn!(url = %self.url, "remote storage does not accept remote write 2.0; sending 1.0 from now on");
+                self.downgraded.store(true, Ordering::Release);
+                let body = encode_batch(batch, false);
+                sent = self
+                    .send_with_retry(&body, false, batch.len() as u64, &mut stop)
+                    .await;
+            }
+            match sent {
                 SendOutcome::Sent => {}
-                SendOutcome::Refused => outcome = SendOutcome::Refused,
+                SendOutcome::Refused | SendOutcome::Unsupported => outcome = SendOutcome::Refused,
                 SendOutcome::Stopped => return SendOutcome::Stopped,
             }
         }
@@ -1239,6 +1351,7 @@ impl Sender {
     async fn send_with_retry(
         &self,
         body: &[u8],
+        v2: bool,
         count: u64,
         stop: &mut watch::Receiver<bool>,
     ) -> SendOutcome {
@@ -1248,11 +1361,15 @@ impl Sender {
         let mut backoff = min_backoff;
         let mut retries_while_stopping = 0;
         loop {
-            match self.send_once(body).await {
+            match self.send_once(body, v2).await {
                 Ok(()) => {
                     self.sent.inc_by(count);
                     self.bytes.inc_by(body.len() as u64);
                     return SendOutcome::Sent;
+                }
+                Err(SendError::Unsupported(message)) => {
+                    tracing::debug!(url = %self.url, error = %message, "2.0 refused");
+                    return SendOutcome::Unsupported;
                 }
                 Err(SendError::Unrecoverable(message)) => {
                     tracing::error!(url = %self.url, samples = count, error = %message, "remote storage refused samples; dropping them");
@@ -1280,7 +1397,7 @@ impl Sender {
         }
     }
 
-    async fn send_once(&self, body: &[u8]) -> Result<(), SendError> {
+    async fn send_once(&self, body: &[u8], v2: bool) -> Result<(), SendError> {
         let mut request = self
             .client
             .request(reqwest::Method::POST, &self.url)
@@ -1290,7 +1407,9 @@ impl Sender {
                 self.config.remote_timeout_ms.max(1) as u64
             ))
             .body(body.to_vec());
-        for (name, value) in request_headers(&self.config, body).map_err(SendError::Recoverable)? {
+        for (name, value) in
+            request_headers(&self.config, body, v2).map_err(SendError::Recoverable)?
+        {
             request = request.header(name.as_str(), value.as_str());
         }
         let response = request
@@ -1299,7 +1418,27 @@ impl Sender {
             .map_err(|e| SendError::Recoverable(config::client::describe_error(&e)))?;
         let status = response.status();
         if status.is_success() {
+            let counted = [
+                "x-prometheus-remote-write-samples-written",
+                "x-prometheus-remote-write-histograms-written",
+                "x-prometheus-remote-write-exemplars-written",
+            ]
+            .iter()
+            .any(|name| response.headers().contains_key(*name));
+            if v2 && !counted {
+                // A 1.0 receiver that does not look at the content type
+                // reads a 2.0 body as an empty 1.0 request and answers
+                // 2xx having stored nothing (the spec's reason for the
+                // headers). Prometheus counts that as a failure; osprey
+                // sends the batch again as 1.0.
+                return Err(SendError::Unsupported(format!(
+                    "HTTP {status} without the X-Prometheus-Remote-Write-*-Written headers: a 1.0 receiver"
+                )));
+            }
             return Ok(());
+        }
+        if v2 && status == reqwest::StatusCode::UNSUPPORTED_MEDIA_TYPE {
+            return Err(SendError::Unsupported(format!("HTTP {status}")));
         }
         let text = response.text().await.unwrap_or_default();
         let text: String = text.chars().take(256).collect();
@@ -1315,9 +1454,13 @@ impl Sender {
     }
 }
 
-/// One remote write 1.0 request body for `batch`: samples grouped per
-/// series in their order, protobuf, snappy block format.
-fn encode_batch(batch: &[Pending]) -> Vec<u8> {
+/// One request body for `batch`, remote write 1.0 or 2.0: samples and
+/// histograms grouped per series in their order, protobuf, snappy block
+/// format.
+fn encode_batch(batch: &[Pending], v2: bool) -> Vec<u8> {
+    if v2 {
+        return encode_batch_v2(batch);
+    }
     let mut index: HashMap<*const SentSeries, usize> = HashMap::new();
     let mut request = WriteRequest {
         timeseries: Vec::new(),
@@ -1335,13 +1478,61 @@ fn encode_batch(batch: &[Pending]) -> Vec<u8> {
             request.timeseries.len() - 1
         });
         if let Some(series) = request.timeseries.get_mut(slot) {
-            series.samples.push(Sample {
-                value: pending.v,
-                timestamp: pending.t,
-            });
+            match &pending.value {
+                PendingValue::Float(v) => series.samples.push(Sample {
+                    value: *v,
+                    timestamp: pending.t,
+                }),
+                PendingValue::Histogram(h) => {
+                    series.histograms.push(Histogram::from_float(pending.t, h))
+                }
+            }
         }
     }
     encode_remote_write(&request)
+}
+
+/// The 2.0 form: labels as references into one symbols table.
+fn encode_batch_v2(batch: &[Pending]) -> Vec<u8> {
+    let mut index: HashMap<*const SentSeries, usize> = HashMap::new();
+    let mut symbols = v2::Symbols::new();
+    let mut timeseries: Vec<v2::TimeSeries> = Vec::new();
+    for pending in batch {
+        let key = Arc::as_ptr(&pending.series);
+        let slot = *index.entry(key).or_insert_with(|| {
+            let labels_refs = symbols.label_refs(
+                pending
+                    .series
+                    .labels
+                    .iter()
+                    .map(|l| (l.name.as_str(), l.value.as_str())),
+            );
+            timeseries.push(v2::TimeSeries {
+                labels_refs,
+                ..Default::default()
+            });
+            timeseries.len() - 1
+        });
+        if let Some(series) = timeseries.get_mut(slot) {
+            match &pending.value {
+                PendingValue::Float(v) => series.samples.push(v2::Sample {
+                    value: *v,
+                    timestamp: pending.t,
+                }),
+                PendingValue::Histogram(h) => {
+                    series.histograms.push(Histogram::from_float(pending.t, h))
+                }
+            }
+        }
+    }
+    let request = v2::Request {
+        symbols: symbols.into_table(),
+        timeseries,
+    };
+    let raw = prost::Message::encode_to_vec(&request);
+    snap::raw::Encoder::new()
+        .compress_vec(&raw)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

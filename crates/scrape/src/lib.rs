@@ -4,8 +4,9 @@
 //! - [`ScrapeManager`] takes the typed `scrape_configs` of the `config`
 //!   crate (relabelling is `model::relabel`) and runs one pool per job and
 //!   one loop per target: HTTP fetch through the job's
-//!   `config::HttpClient` (gzip, OpenMetrics preferred over the text
-//!   format), parse with `model::exposition`, target labels, metric
+//!   `config::HttpClient` (gzip; Prometheus's `scrape_protocols`
+//!   negotiation), parse with `model::exposition` or [`protobuf`] (the
+//!   protobuf format, with native histograms), target labels, metric
 //!   relabelling, limits, staleness markers and the synthetic `up` and
 //!   `scrape_*` series, written through `model::storage::Appendable`, one
 //!   commit per scrape. It reloads without restarting unchanged loops and
@@ -19,6 +20,7 @@
 
 mod discovery;
 mod manager;
+pub mod protobuf;
 mod scrape_loop;
 pub mod target;
 

@@ -29,6 +29,9 @@ pub struct ScrapeManagerOptions {
     /// This machine's name: replaces loopback hosts in `globalUrl` and
     /// seeds the spread of scrape offsets.
     pub hostname: String,
+    /// `--enable-feature=native-histograms`: jobs that do not set
+    /// `scrape_native_histograms` store native histograms.
+    pub native_histograms: bool,
 }
 
 /// Runs one scrape pool per job. Create it inside a tokio runtime.
@@ -111,6 +114,7 @@ impl ScrapeManager {
                     let pool = Pool {
                         storage: self.storage.clone(),
                         offset_seed: offset_seed(&self.options.hostname),
+                        native_histograms: self.options.native_histograms,
                         view,
                         loops: HashMap::new(),
                     };
@@ -243,6 +247,7 @@ fn offset_seed(hostname: &str) -> u64 {
 struct Pool {
     storage: Arc<dyn Appendable>,
     offset_seed: u64,
+    native_histograms: bool,
     view: Arc<Mutex<PoolView>>,
     loops: HashMap<String, LoopHandle>,
 }
@@ -387,6 +392,7 @@ impl Pool {
                     config: config.clone(),
                     target,
                     offset_seed: self.offset_seed,
+                    native_histograms: self.native_histograms,
                 }),
                 Err(error) => {
                     tracing::error!(job = %config.job_name, %error, "cannot build the HTTP client; target not scraped");

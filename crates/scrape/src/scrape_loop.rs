@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use model::exposition::{Format, LazyEntry, MetricType, Parser, content_type_format};
+use model::histogram::{FloatHistogram, Histogram as NativeHistogram};
 use model::labels::FastBuildHasher;
 use model::limits::WriteOrigin;
 use model::storage::{Appendable, Appender, SeriesHandle, StorageErrorKind};
@@ -33,26 +34,63 @@ use config::ScrapeConfig;
 use config::client::describe_error;
 use config::prometheus::scrape_protocol_media_type;
 
-/// The Accept header: OpenMetrics preferred, the text format accepted, as
-/// Prometheus 3 asks by default.
-pub const ACCEPT_HEADER: &str = "application/openmetrics-text;version=1.0.0;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+/// The Accept header Prometheus 3 sends by default: OpenMetrics
+/// preferred, the text formats accepted (see [`accept_header`]).
+pub const ACCEPT_HEADER: &str = "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
 
-/// The Accept header for a job: its protocols with falling weights, then
-/// anything at the lowest weight.
-fn accept_header(protocols: &[String]) -> String {
-    if protocols.is_empty() {
-        return ACCEPT_HEADER.to_string();
-    }
+/// Prometheus 3's default `scrape_protocols`.
+const DEFAULT_PROTOCOLS: &[&str] = &[
+    "OpenMetricsText1.0.0",
+    "OpenMetricsText0.0.1",
+    "PrometheusText1.0.0",
+    "PrometheusText0.0.4",
+];
+
+/// The default when native histograms are scraped: the protobuf format
+/// first.
+const PROTO_FIRST_PROTOCOLS: &[&str] = &[
+    "PrometheusProto",
+    "OpenMetricsText1.0.0",
+    "OpenMetricsText0.0.1",
+    "PrometheusText1.0.0",
+    "PrometheusText0.0.4",
+];
+
+/// The number of scrape protocols there are; Prometheus's first weight is
+/// one more.
+const N_PROTOCOLS: u32 = 5;
+
+/// The Accept header for a job, built as Prometheus builds it: each of
+/// its protocols (the default list when it names none) with weights
+/// falling from `q=0.6`, UTF-8 names allowed on the 1.0.0 text formats,
+/// then anything at the next weight.
+fn accept_header(protocols: &[String], native_histograms: bool) -> String {
+    let defaults = if native_histograms {
+        PROTO_FIRST_PROTOCOLS
+    } else {
+        DEFAULT_PROTOCOLS
+    };
+    let names: Vec<&str> = if protocols.is_empty() {
+        defaults.to_vec()
+    } else {
+        protocols.iter().map(String::as_str).collect()
+    };
     let mut parts = Vec::new();
-    let mut weight = 10u32;
-    for protocol in protocols {
-        if let Some(media_type) = scrape_protocol_media_type(protocol) {
-            parts.push(format!("{media_type};q=0.{weight}"));
-            weight = weight.saturating_sub(1).max(2);
-        }
+    let mut weight = N_PROTOCOLS + 1;
+    for protocol in names {
+        let Some(media_type) = scrape_protocol_media_type(protocol) else {
+            continue;
+        };
+        let escaping = if matches!(protocol, "PrometheusText1.0.0" | "OpenMetricsText1.0.0") {
+            ";escaping=allow-utf-8"
+        } else {
+            ""
+        };
+        parts.push(format!("{media_type}{escaping};q=0.{weight}"));
+        weight = weight.saturating_sub(1);
     }
-    parts.push("*/*;q=0.1".to_string());
-    parts.join(",").replace("q=0.10", "q=1.0")
+    parts.push(format!("*/*;q=0.{weight}"));
+    parts.join(",")
 }
 
 /// What the API shows about a loop, updated after every scrape.
@@ -111,6 +149,17 @@ pub(crate) struct LoopContext {
     /// labels and host name), so that two servers scrape at different
     /// phases.
     pub offset_seed: u64,
+    /// `--enable-feature=native-histograms`, for jobs that do not set
+    /// `scrape_native_histograms`.
+    pub native_histograms: bool,
+}
+
+impl LoopContext {
+    fn native_histograms(&self) -> bool {
+        self.config
+            .histograms
+            .native_enabled(self.native_histograms)
+    }
 }
 
 pub(crate) fn start_loop(context: LoopContext) -> LoopHandle {
@@ -218,8 +267,15 @@ async fn run_loop(
 /// Content-Length says (it still grows past this as bytes arrive).
 const MAX_BODY_RESERVE: u64 = 16 * 1024 * 1024;
 
+/// How a body is parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BodyFormat {
+    Exposition(Format),
+    Protobuf,
+}
+
 /// A fetched body and its format, or why there is none.
-type Fetched = Result<(Vec<u8>, Format), String>;
+type Fetched = Result<(Vec<u8>, BodyFormat), String>;
 
 async fn fetch(context: &LoopContext) -> Fetched {
     let config = &context.config;
@@ -231,7 +287,7 @@ async fn fetch(context: &LoopContext) -> Fetched {
     request = request
         .header(
             reqwest::header::ACCEPT,
-            accept_header(&config.scrape_protocols),
+            accept_header(&config.scrape_protocols, context.native_histograms()),
         )
         .header(
             "X-Prometheus-Scrape-Timeout-Seconds",
@@ -251,9 +307,9 @@ async fn fetch(context: &LoopContext) -> Fetched {
             response
                 .headers()
                 .get(reqwest::header::CONTENT_TYPE)
-                .and_then(|value| value.to_str().ok()),
+                .map(|value| value.to_str().unwrap_or("\u{fffd}")),
             config.fallback_scrape_protocol.as_deref(),
-        );
+        )?;
         let limit = config.body_size_limit_bytes;
         // Sized from Content-Length so the body is not copied as it grows;
         // capped, since a target can claim any length.
@@ -280,21 +336,38 @@ async fn fetch(context: &LoopContext) -> Fetched {
     }
 }
 
-/// The format of a body: the one its `Content-Type` names when that is an
-/// exposition format, else `fallback_scrape_protocol`'s, else the text
-/// format.
-fn body_format(content_type: Option<&str>, fallback: Option<&str>) -> Format {
-    let is_exposition = |content_type: &&str| {
+/// The format of a body, decided as Prometheus 3 decides it: the one its
+/// `Content-Type` names (OpenMetrics, the text format or protobuf, by
+/// media type); a blank, unparsable or unknown one falls back to
+/// `fallback_scrape_protocol`, and without one the scrape fails.
+fn body_format(content_type: Option<&str>, fallback: Option<&str>) -> Result<BodyFormat, String> {
+    let of_media = |content_type: &str| -> Option<BodyFormat> {
         let media_type = content_type.split(';').next().unwrap_or("").trim();
-        media_type.eq_ignore_ascii_case("application/openmetrics-text")
+        if media_type.eq_ignore_ascii_case(crate::protobuf::MEDIA_TYPE) {
+            Some(BodyFormat::Protobuf)
+        } else if media_type.eq_ignore_ascii_case("application/openmetrics-text")
             || media_type.eq_ignore_ascii_case("text/plain")
+        {
+            Some(BodyFormat::Exposition(content_type_format(content_type)))
+        } else {
+            None
+        }
     };
-    match content_type
-        .filter(is_exposition)
-        .or_else(|| fallback.and_then(scrape_protocol_media_type))
-    {
-        Some(content_type) => content_type_format(content_type),
-        None => Format::Text,
+    let content_type = content_type.map(str::trim).unwrap_or("");
+    if let Some(format) = of_media(content_type) {
+        return Ok(format);
+    }
+    let fallback = fallback
+        .and_then(scrape_protocol_media_type)
+        .and_then(of_media);
+    match (fallback, content_type.is_empty()) {
+        (Some(format), _) => Ok(format),
+        (None, true) => Err(
+            "non-compliant scrape target sending blank Content-Type and no fallback_scrape_protocol specified for target".to_string(),
+        ),
+        (None, false) => Err(format!(
+            "received unsupported Content-Type {content_type:?} and no fallback_scrape_protocol specified for target"
+        )),
     }
 }
 
@@ -569,16 +642,21 @@ fn ingest(
     appender.set_origin(&WriteOrigin::Job(context.config.job_name.clone()));
     let parsed = fetched.and_then(|(body, format)| {
         state.cache.begin_scrape(generation);
-        let parsed = parse_and_append(
-            context,
-            &body,
-            format,
+        let staging = Staging::new(
+            &context.config,
+            appender.as_mut(),
             scrape_start,
             generation,
             last_ok,
-            &mut state.cache,
-            appender.as_mut(),
         );
+        let parsed = match format {
+            BodyFormat::Exposition(format) => {
+                parse_and_append(context, &body, format, &mut state.cache, staging)
+            }
+            BodyFormat::Protobuf => {
+                parse_and_append_protobuf(context, &body, &mut state.cache, staging)
+            }
+        };
         state.cache.end_scrape();
         parsed
     });
@@ -717,77 +795,283 @@ fn write_end_of_run_staleness(context: &LoopContext, state: &SeriesState) {
 /// append, near enough that the lines are still cached when it comes.
 const PREFETCH_DISTANCE: usize = 8;
 
-/// Parses a body and stages its samples in `appender`, applying
-/// honor_labels, honor_timestamps, metric relabelling and the limits. On
-/// error the caller rolls the appender back.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "the per-scrape state the loop owns, passed apart to borrow it apart"
-)]
-fn parse_and_append(
-    context: &LoopContext,
-    body: &[u8],
-    format: Format,
+/// One scrape's appender with its settings and counters: what every
+/// parsed sample goes through ([`Staging::store`]), whatever the format.
+struct Staging<'a> {
+    config: &'a ScrapeConfig,
+    appender: &'a mut dyn Appender,
     scrape_start: i64,
     generation: u64,
     last_ok: u64,
-    cache: &mut SeriesCache,
-    appender: &mut dyn Appender,
-) -> Result<Parsed, String> {
-    let mut appended = 0u64;
-    let mut post_relabel = 0u64;
-    let mut added = 0u64;
-    let config = &context.config;
-    let target_labels = &context.target.labels;
-    let mut types: HashMap<String, MetricType> = HashMap::new();
-    let mut metadata: Vec<MetricMetadata> = Vec::new();
-    let mut metadata_index: HashMap<String, usize> = HashMap::new();
-    let mut scraped = 0u64;
-    let mut refused = 0u64;
-    let mut refusal: Option<String> = None;
+    scraped: u64,
+    /// Samples stored (after metric relabelling and limits).
+    appended: u64,
+    post_relabel: u64,
+    added: u64,
+    refused: u64,
+    refusal: Option<String>,
+}
 
-    let mut metadata_entry = |metric: &str| -> usize {
-        if let Some(index) = metadata_index.get(metric) {
+/// The value of a parsed sample.
+#[derive(Clone, Copy)]
+enum ScrapedValue<'a> {
+    Float(f64),
+    Histogram(&'a NativeHistogram),
+    FloatHistogram(&'a FloatHistogram),
+}
+
+impl<'a> Staging<'a> {
+    fn new(
+        config: &'a ScrapeConfig,
+        appender: &'a mut dyn Appender,
+        scrape_start: i64,
+        generation: u64,
+        last_ok: u64,
+    ) -> Staging<'a> {
+        Staging {
+            config,
+            appender,
+            scrape_start,
+            generation,
+            last_ok,
+            scraped: 0,
+            appended: 0,
+            post_relabel: 0,
+            added: 0,
+            refused: 0,
+            refusal: None,
+        }
+    }
+
+    fn finish(self, metadata: Vec<MetricMetadata>) -> Parsed {
+        Parsed {
+            scraped: self.scraped,
+            appended: self.appended,
+            added: self.added,
+            metadata,
+            refused: self.refused,
+            refusal: self.refusal,
+        }
+    }
+
+    /// Stages one sample of the cached series `entry`, applying
+    /// honor_timestamps, the label and sample limits and the store's series
+    /// limits, and tracking the series for staleness. An error fails the
+    /// scrape.
+    fn store(
+        &mut self,
+        entry: &mut CacheEntry,
+        value: ScrapedValue<'_>,
+        timestamp_ms: Option<i64>,
+        exemplars: &[model::exposition::Exemplar<'_>],
+    ) -> Result<(), String> {
+        let config = self.config;
+        let (generation, last_ok) = (self.generation, self.last_ok);
+        self.scraped += 1;
+        let Some(series) = entry.labels.as_ref() else {
+            return Ok(());
+        };
+        if entry.over_limits {
+            check_label_limits(config, series)?;
+        }
+        let explicit = config.honor_timestamps && timestamp_ms.is_some();
+        let mut counted_added = false;
+        let mut retracked = None;
+        if !explicit && entry.tracked != generation {
+            if !entry.in_previous(generation, last_ok) {
+                self.added += 1;
+                counted_added = true;
+            }
+            retracked = Some((entry.tracked, entry.tracked_before));
+            entry.tracked_before = entry.tracked;
+            entry.tracked = generation;
+        }
+        let timestamp = if explicit {
+            timestamp_ms.unwrap_or(self.scrape_start)
+        } else {
+            self.scrape_start
+        };
+        self.post_relabel += 1;
+        if config.sample_limit > 0 && self.post_relabel > config.sample_limit {
+            return Err(format!(
+                "sample_limit exceeded (limit: {})",
+                config.sample_limit
+            ));
+        }
+        let stored = match value {
+            ScrapedValue::Float(value) => {
+                let by_handle = match &entry.handle {
+                    Some(handle) => self
+                        .appender
+                        .append_handle(handle, timestamp, value)
+                        .unwrap_or(false),
+                    None => false,
+                };
+                if by_handle {
+                    Ok(())
+                } else {
+                    self.appender
+                        .append_with_handle(series, timestamp, value)
+                        .map(|handle| entry.handle = handle)
+                }
+            }
+            ScrapedValue::Histogram(histogram) => self
+                .appender
+                .append_int_histogram(series, timestamp, histogram),
+            ScrapedValue::FloatHistogram(histogram) => {
+                self.appender.append_histogram(series, timestamp, histogram)
+            }
+        };
+        match stored {
+            Ok(()) => self.appended += 1,
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    StorageErrorKind::Limit | StorageErrorKind::RateLimit
+                ) =>
+            {
+                // The series was not created: it is not this scrape's
+                // (no staleness marker for it later, not added).
+                if let Some((tracked, tracked_before)) = retracked {
+                    entry.tracked = tracked;
+                    entry.tracked_before = tracked_before;
+                }
+                if counted_added {
+                    self.added -= 1;
+                }
+                self.refused += 1;
+                if self.refusal.is_none() {
+                    self.refusal = Some(error.to_string());
+                }
+                return Ok(());
+            }
+            Err(error) => {
+                tracing::debug!(%error, %series, "sample not stored");
+                return Ok(());
+            }
+        }
+        let native = !matches!(value, ScrapedValue::Float(_));
+        for exemplar in exemplars {
+            append_exemplar(self.appender, series, exemplar, self.scrape_start, native);
+        }
+        Ok(())
+    }
+}
+
+/// A new cache entry for a parsed series.
+fn new_entry(
+    config: &ScrapeConfig,
+    target_labels: &Labels,
+    name: &str,
+    labels: &[(Cow<'_, str>, Cow<'_, str>)],
+) -> CacheEntry {
+    let series = sample_series(config, target_labels, name, labels);
+    let over_limits = series
+        .as_ref()
+        .is_some_and(|series| check_label_limits(config, series).is_err());
+    CacheEntry {
+        labels: series,
+        handle: None,
+        over_limits,
+        created_family: name.strip_suffix("_created").map(Box::from),
+        position: 0,
+        seen: 0,
+        tracked: 0,
+        tracked_before: 0,
+    }
+}
+
+/// The HELP, TYPE and UNIT a scrape found, in the order it found them.
+#[derive(Default)]
+struct MetadataCollector {
+    metadata: Vec<MetricMetadata>,
+    index: HashMap<String, usize>,
+    updates: Vec<(usize, MetadataUpdate)>,
+}
+
+impl MetadataCollector {
+    fn entry(&mut self, metric: &str) -> usize {
+        if let Some(index) = self.index.get(metric) {
             return *index;
         }
-        metadata.push(MetricMetadata {
+        self.metadata.push(MetricMetadata {
             metric: metric.to_string(),
             metric_type: MetricType::Unknown,
             help: String::new(),
             unit: String::new(),
         });
-        metadata_index.insert(metric.to_string(), metadata.len() - 1);
-        metadata.len() - 1
-    };
-    let mut metadata_updates: Vec<(usize, MetadataUpdate)> = Vec::new();
+        self.index
+            .insert(metric.to_string(), self.metadata.len() - 1);
+        self.metadata.len() - 1
+    }
+
+    fn update(&mut self, metric: &str, update: MetadataUpdate) {
+        let index = self.entry(metric);
+        self.updates.push((index, update));
+    }
+
+    fn finish(mut self) -> Vec<MetricMetadata> {
+        for (index, update) in self.updates {
+            let entry = &mut self.metadata[index];
+            match update {
+                MetadataUpdate::Help(text) => entry.help = text,
+                MetadataUpdate::Type(kind) => entry.metric_type = kind,
+                MetadataUpdate::Unit(unit) => entry.unit = unit,
+            }
+        }
+        self.metadata
+    }
+}
+
+/// Parses a text body and stages its samples, applying honor_labels,
+/// honor_timestamps, metric relabelling and the limits. On error the
+/// caller rolls the appender back.
+fn parse_and_append(
+    context: &LoopContext,
+    body: &[u8],
+    format: Format,
+    cache: &mut SeriesCache,
+    mut staging: Staging<'_>,
+) -> Result<Parsed, String> {
+    let config = &context.config;
+    let target_labels = &context.target.labels;
+    let mut types: HashMap<String, MetricType> = HashMap::new();
+    let mut metadata = MetadataCollector::default();
+    let histograms = &config.histograms;
+    let mut nhcb = (histograms.convert_classic_histograms_to_nhcb && context.native_histograms())
+        .then(NhcbGroups::default);
 
     // The last scrape's count, plus the report series.
-    appender.reserve(cache.previous.series.len() + 5);
+    staging.appender.reserve(cache.previous.series.len() + 5);
     let mut parser = Parser::new(body, format);
     while let Some(entry) = parser.next_lazy() {
         let entry = entry.map_err(|error| format!("parsing the scrape: {error}"))?;
         let sample = match entry {
             LazyEntry::Help { metric, text } => {
-                metadata_updates.push((
-                    metadata_entry(&metric),
-                    MetadataUpdate::Help(text.into_owned()),
-                ));
+                metadata.update(&metric, MetadataUpdate::Help(text.into_owned()));
                 continue;
             }
             LazyEntry::Type { metric, kind } => {
-                metadata_updates.push((metadata_entry(&metric), MetadataUpdate::Type(kind)));
+                metadata.update(&metric, MetadataUpdate::Type(kind));
                 types.insert(metric.into_owned(), kind);
                 continue;
             }
             LazyEntry::Unit { metric, unit } => {
-                metadata_updates.push((
-                    metadata_entry(&metric),
-                    MetadataUpdate::Unit(unit.into_owned()),
-                ));
+                metadata.update(&metric, MetadataUpdate::Unit(unit.into_owned()));
                 continue;
             }
             LazyEntry::Sample(sample) => sample,
         };
+        if let Some(groups) = nhcb.as_mut() {
+            let (name, labels) = sample
+                .parse_series()
+                .map_err(|error| format!("parsing the scrape: {error}"))?;
+            if groups.add(&types, &name, &labels, sample.value, sample.timestamp_ms)
+                && !histograms.scrape_classic_histograms
+            {
+                continue;
+            }
+        }
         let slot = match cache.find(sample.series()) {
             Some(slot) => slot,
             None => {
@@ -799,27 +1083,14 @@ fn parse_and_append(
                 let (name, labels) = sample
                     .parse_series()
                     .map_err(|error| format!("parsing the scrape: {error}"))?;
-                let series = sample_series(config, target_labels, &name, &labels);
-                let over_limits = series
-                    .as_ref()
-                    .is_some_and(|series| check_label_limits(config, series).is_err());
                 cache.insert(
                     sample.series(),
-                    CacheEntry {
-                        labels: series,
-                        handle: None,
-                        over_limits,
-                        created_family: name.strip_suffix("_created").map(Box::from),
-                        position: 0,
-                        seen: 0,
-                        tracked: 0,
-                        tracked_before: 0,
-                    },
+                    new_entry(config, target_labels, &name, &labels),
                 )
             }
         };
         if let Some(handle) = cache.handle_ahead(PREFETCH_DISTANCE) {
-            appender.prefetch_handle(handle);
+            staging.appender.prefetch_handle(handle);
         }
         let Some(entry) = cache.get_mut(slot) else {
             continue;
@@ -840,114 +1111,367 @@ fn parse_and_append(
         {
             continue;
         }
-        scraped += 1;
-        let (value, timestamp_ms) = (sample.value, sample.timestamp_ms);
-        let Some(series) = entry.labels.as_ref() else {
-            continue;
-        };
-        if entry.over_limits {
-            check_label_limits(config, series)?;
-        }
-        let explicit = config.honor_timestamps && timestamp_ms.is_some();
-        let mut counted_added = false;
-        let mut retracked = None;
-        if !explicit && entry.tracked != generation {
-            if !entry.in_previous(generation, last_ok) {
-                added += 1;
-                counted_added = true;
-            }
-            retracked = Some((entry.tracked, entry.tracked_before));
-            entry.tracked_before = entry.tracked;
-            entry.tracked = generation;
-        }
-        let timestamp = if explicit {
-            timestamp_ms.unwrap_or(scrape_start)
-        } else {
-            scrape_start
-        };
-        post_relabel += 1;
-        if config.sample_limit > 0 && post_relabel > config.sample_limit {
-            return Err(format!(
-                "sample_limit exceeded (limit: {})",
-                config.sample_limit
-            ));
-        }
-        let by_handle = match &entry.handle {
-            Some(handle) => appender
-                .append_handle(handle, timestamp, value)
-                .unwrap_or(false),
-            None => false,
-        };
-        if by_handle {
-            appended += 1;
-        } else {
-            match appender.append_with_handle(series, timestamp, value) {
-                Ok(handle) => {
-                    entry.handle = handle;
-                    appended += 1;
-                }
-                Err(error)
-                    if matches!(
-                        error.kind(),
-                        StorageErrorKind::Limit | StorageErrorKind::RateLimit
-                    ) =>
-                {
-                    // The series was not created: it is not this scrape's
-                    // (no staleness marker for it later, not added).
-                    if let Some((tracked, tracked_before)) = retracked {
-                        entry.tracked = tracked;
-                        entry.tracked_before = tracked_before;
-                    }
-                    if counted_added {
-                        added -= 1;
-                    }
-                    refused += 1;
-                    if refusal.is_none() {
-                        refusal = Some(error.to_string());
-                    }
-                    continue;
-                }
-                Err(error) => {
-                    tracing::debug!(%error, %series, "sample not stored");
-                    continue;
-                }
-            }
-        }
-        if let Some(exemplar) = sample.exemplar.as_deref() {
-            append_exemplar(appender, series, exemplar, scrape_start);
-        }
+        staging.store(
+            entry,
+            ScrapedValue::Float(sample.value),
+            sample.timestamp_ms,
+            sample
+                .exemplar
+                .as_deref()
+                .map(std::slice::from_ref)
+                .unwrap_or(&[]),
+        )?;
     }
-    for (index, update) in metadata_updates {
-        let entry = &mut metadata[index];
-        match update {
-            MetadataUpdate::Help(text) => entry.help = text,
-            MetadataUpdate::Type(kind) => entry.metric_type = kind,
-            MetadataUpdate::Unit(unit) => entry.unit = unit,
-        }
+    if let Some(groups) = nhcb {
+        groups.store(context, cache, &mut staging)?;
     }
-    Ok(Parsed {
-        scraped,
-        appended,
-        added,
-        metadata,
-        refused,
-        refusal,
-    })
+    Ok(staging.finish(metadata.finish()))
 }
 
-/// Stores a scraped sample's exemplar, as Prometheus's scrape loop: only
-/// on counters (`_total`) and histogram buckets (`_bucket`), whose names
-/// OpenMetrics allows them on (the text format has none); without a
-/// timestamp of its own it takes the scrape's. A refused exemplar (out of
-/// order, labels too long) is logged and fails nothing.
+/// The classic histograms of a text scrape, gathered to be stored as
+/// native histograms with custom buckets (`convert_classic_histograms_to_nhcb`):
+/// one group per family and label set (without `le`), in the order met.
+#[derive(Default)]
+struct NhcbGroups {
+    groups: Vec<NhcbGroup>,
+    index: HashMap<String, usize>,
+}
+
+struct NhcbGroup {
+    family: String,
+    labels: Vec<(String, String)>,
+    /// (upper bound, cumulative count), as exposed.
+    buckets: Vec<(f64, f64)>,
+    count: Option<f64>,
+    sum: f64,
+    timestamp_ms: Option<i64>,
+    gauge: bool,
+}
+
+impl NhcbGroups {
+    /// Takes a sample that belongs to a classic histogram (a `_bucket`,
+    /// `_count` or `_sum` of a family typed `histogram`, or `_bucket`,
+    /// `_gcount` or `_gsum` of a `gaugehistogram`); false for any other.
+    fn add(
+        &mut self,
+        types: &HashMap<String, MetricType>,
+        name: &str,
+        labels: &[(Cow<'_, str>, Cow<'_, str>)],
+        value: f64,
+        timestamp_ms: Option<i64>,
+    ) -> bool {
+        let part = ["_bucket", "_count", "_sum", "_gcount", "_gsum"]
+            .iter()
+            .find_map(|suffix| Some((name.strip_suffix(suffix)?, *suffix)));
+        let Some((family, suffix)) = part else {
+            return false;
+        };
+        let gauge = match types.get(family) {
+            Some(MetricType::Histogram) if matches!(suffix, "_bucket" | "_count" | "_sum") => false,
+            Some(MetricType::GaugeHistogram)
+                if matches!(suffix, "_bucket" | "_gcount" | "_gsum") =>
+            {
+                true
+            }
+            _ => return false,
+        };
+        let mut le = None;
+        let mut rest: Vec<(String, String)> = Vec::with_capacity(labels.len());
+        for (label, text) in labels {
+            if label == "le" {
+                le = Some(text.as_ref());
+            } else if !text.is_empty() {
+                rest.push((label.to_string(), text.to_string()));
+            }
+        }
+        rest.sort();
+        let mut key = String::from(family);
+        for (label, text) in &rest {
+            key.push('\u{ff}');
+            key.push_str(label);
+            key.push('=');
+            key.push_str(text);
+        }
+        let index = match self.index.get(&key) {
+            Some(index) => *index,
+            None => {
+                self.groups.push(NhcbGroup {
+                    family: family.to_string(),
+                    labels: rest,
+                    buckets: Vec::new(),
+                    count: None,
+                    sum: 0.0,
+                    timestamp_ms: None,
+                    gauge,
+                });
+                self.index.insert(key, self.groups.len() - 1);
+                self.groups.len() - 1
+            }
+        };
+        let group = &mut self.groups[index];
+        group.timestamp_ms = group.timestamp_ms.or(timestamp_ms);
+        match suffix {
+            "_bucket" => {
+                let bound = le.and_then(model::exposition::parse_float);
+                match bound {
+                    Some(bound) => group.buckets.push((bound, value)),
+                    // A bucket without a usable `le` is not a classic
+                    // bucket: it is kept as a float series.
+                    None => return false,
+                }
+            }
+            "_count" | "_gcount" => group.count = Some(value),
+            _ => group.sum = value,
+        }
+        true
+    }
+
+    /// Stages each group as one native histogram sample; a group whose
+    /// buckets do not make a histogram (bounds out of order, falling
+    /// counts) is left out, as Prometheus leaves it.
+    fn store(
+        self,
+        context: &LoopContext,
+        cache: &mut SeriesCache,
+        staging: &mut Staging<'_>,
+    ) -> Result<(), String> {
+        let config = &context.config;
+        let mut key: Vec<u8> = Vec::new();
+        for mut group in self.groups {
+            group
+                .buckets
+                .sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap_or(std::cmp::Ordering::Equal));
+            let count = group
+                .count
+                .or_else(|| {
+                    group
+                        .buckets
+                        .iter()
+                        .find(|(bound, _)| *bound == f64::INFINITY)
+                        .map(|(_, n)| *n)
+                })
+                .unwrap_or_else(|| group.buckets.last().map_or(0.0, |(_, n)| *n));
+            let is_float = group
+                .buckets
+                .iter()
+                .map(|(_, n)| *n)
+                .chain([count])
+                .any(|n| n.fract() != 0.0 || n < 0.0);
+            let mut value = match crate::protobuf::nhcb(
+                &group.buckets,
+                count,
+                group.sum,
+                group.gauge,
+                is_float,
+            ) {
+                Ok(value) => value,
+                Err(error) => {
+                    tracing::debug!(%error, family = %group.family, "classic histogram not converted");
+                    continue;
+                }
+            };
+            crate::protobuf::limit_histogram(
+                &mut value,
+                config.histograms.native_histogram_bucket_limit,
+                config.histograms.native_histogram_min_bucket_factor,
+            )?;
+            key.clear();
+            key.extend_from_slice(b"\xfdnhcb\xff");
+            key.extend_from_slice(group.family.as_bytes());
+            for (label, text) in &group.labels {
+                key.push(0xff);
+                key.extend_from_slice(label.as_bytes());
+                key.push(0xfe);
+                key.extend_from_slice(text.as_bytes());
+            }
+            let slot = match cache.find(&key) {
+                Some(slot) => slot,
+                None => {
+                    let labels: Vec<(Cow<'_, str>, Cow<'_, str>)> = group
+                        .labels
+                        .iter()
+                        .map(|(label, text)| {
+                            (Cow::Borrowed(label.as_str()), Cow::Borrowed(text.as_str()))
+                        })
+                        .collect();
+                    let mut entry =
+                        new_entry(config, &context.target.labels, &group.family, &labels);
+                    entry.created_family = None;
+                    cache.insert(&key, entry)
+                }
+            };
+            let Some(entry) = cache.get_mut(slot) else {
+                continue;
+            };
+            let value = match &value {
+                crate::protobuf::ProtoValue::Float(value) => ScrapedValue::Float(*value),
+                crate::protobuf::ProtoValue::Histogram(h) => ScrapedValue::Histogram(h),
+                crate::protobuf::ProtoValue::FloatHistogram(h) => ScrapedValue::FloatHistogram(h),
+            };
+            staging.store(entry, value, group.timestamp_ms, &[])?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses a protobuf body (`crate::protobuf`) and stages its samples as
+/// [`parse_and_append`] does; native histograms (and classic ones turned
+/// into native ones with `convert_classic_histograms_to_nhcb`) are
+/// stored when the job scrapes native histograms, after the bucket limit
+/// and minimum bucket factor.
+fn parse_and_append_protobuf(
+    context: &LoopContext,
+    body: &[u8],
+    cache: &mut SeriesCache,
+    mut staging: Staging<'_>,
+) -> Result<Parsed, String> {
+    use crate::protobuf::{ProtoValue, format_openmetrics_float};
+    let config = &context.config;
+    let target_labels = &context.target.labels;
+    let histograms = &config.histograms;
+    let native = context.native_histograms();
+    let options = crate::protobuf::FlattenOptions {
+        native,
+        classic_with_native: histograms.scrape_classic_histograms,
+        nhcb: histograms.convert_classic_histograms_to_nhcb,
+    };
+    let families = crate::protobuf::decode_families(body)
+        .map_err(|error| format!("parsing the scrape: {error}"))?;
+    let mut metadata = MetadataCollector::default();
+    let mut key: Vec<u8> = Vec::new();
+    for family in &families {
+        let name = family.name.as_deref().unwrap_or("");
+        if name.is_empty() {
+            return Err("parsing the scrape: a metric family has no name".to_string());
+        }
+        let kind = family.r#type.unwrap_or(crate::protobuf::UNTYPED);
+        if let Some(help) = &family.help {
+            metadata.update(name, MetadataUpdate::Help(help.clone()));
+        }
+        metadata.update(name, MetadataUpdate::Type(proto_metric_type(kind)));
+        if let Some(unit) = family.unit.as_ref().filter(|unit| !unit.is_empty()) {
+            metadata.update(name, MetadataUpdate::Unit(unit.clone()));
+        }
+        for metric in &family.metric {
+            let samples = crate::protobuf::flatten(name, kind, metric, options)
+                .map_err(|error| format!("parsing the scrape: {error}"))?;
+            for mut sample in samples {
+                if !matches!(sample.value, ProtoValue::Float(_)) {
+                    crate::protobuf::limit_histogram(
+                        &mut sample.value,
+                        histograms.native_histogram_bucket_limit,
+                        histograms.native_histogram_min_bucket_factor,
+                    )?;
+                }
+                let extra = sample
+                    .extra
+                    .map(|(label, bound)| (label, format_openmetrics_float(bound)));
+                // The cache key: the series as name and label pairs, each
+                // ended by a byte no UTF-8 text holds.
+                key.clear();
+                key.extend_from_slice(name.as_bytes());
+                key.extend_from_slice(sample.suffix.as_bytes());
+                key.push(0xff);
+                for pair in &metric.label {
+                    key.extend_from_slice(pair.name.as_deref().unwrap_or("").as_bytes());
+                    key.push(0xfe);
+                    key.extend_from_slice(pair.value.as_deref().unwrap_or("").as_bytes());
+                    key.push(0xff);
+                }
+                if let Some((label, text)) = &extra {
+                    key.extend_from_slice(label.as_bytes());
+                    key.push(0xfe);
+                    key.extend_from_slice(text.as_bytes());
+                    key.push(0xff);
+                }
+                if matches!(sample.value, ProtoValue::Float(_)) {
+                    key.push(b'f');
+                } else {
+                    key.push(b'h');
+                }
+                let slot = match cache.find(&key) {
+                    Some(slot) => slot,
+                    None => {
+                        let labels = proto_labels(name, &metric.label, &extra)?;
+                        let full_name = format!("{name}{}", sample.suffix);
+                        let mut entry = new_entry(config, target_labels, &full_name, &labels);
+                        entry.created_family = None;
+                        cache.insert(&key, entry)
+                    }
+                };
+                let Some(entry) = cache.get_mut(slot) else {
+                    continue;
+                };
+                let value = match &sample.value {
+                    ProtoValue::Float(value) => ScrapedValue::Float(*value),
+                    ProtoValue::Histogram(h) => ScrapedValue::Histogram(h),
+                    ProtoValue::FloatHistogram(h) => ScrapedValue::FloatHistogram(h),
+                };
+                staging.store(entry, value, metric.timestamp_ms, &sample.exemplars)?;
+            }
+        }
+    }
+    Ok(staging.finish(metadata.finish()))
+}
+
+/// A metric's labels with the `le` or `quantile` label, checked as the
+/// text parser checks them.
+fn proto_labels<'a>(
+    family: &str,
+    pairs: &'a [crate::protobuf::LabelPair],
+    extra: &'a Option<(&'static str, String)>,
+) -> Result<model::exposition::LabelPairs<'a>, String> {
+    let mut labels: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(pairs.len() + 1);
+    for pair in pairs {
+        let name = pair.name.as_deref().unwrap_or("");
+        if name.is_empty() || name == METRIC_NAME {
+            return Err(format!(
+                "parsing the scrape: metric family {family:?} has a label named {name:?}"
+            ));
+        }
+        if labels.iter().any(|(seen, _)| seen == name) {
+            return Err(format!(
+                "parsing the scrape: metric family {family:?} has label {name:?} twice"
+            ));
+        }
+        labels.push((
+            Cow::Borrowed(name),
+            Cow::Borrowed(pair.value.as_deref().unwrap_or("")),
+        ));
+    }
+    if let Some((label, text)) = extra {
+        labels.retain(|(name, _)| name != label);
+        labels.push((Cow::Borrowed(*label), Cow::Borrowed(text.as_str())));
+    }
+    Ok(labels)
+}
+
+fn proto_metric_type(kind: i32) -> MetricType {
+    match kind {
+        crate::protobuf::COUNTER => MetricType::Counter,
+        crate::protobuf::GAUGE => MetricType::Gauge,
+        crate::protobuf::SUMMARY => MetricType::Summary,
+        crate::protobuf::HISTOGRAM => MetricType::Histogram,
+        crate::protobuf::GAUGE_HISTOGRAM => MetricType::GaugeHistogram,
+        _ => MetricType::Unknown,
+    }
+}
+
+/// Stores a scraped sample's exemplar, as Prometheus's scrape loop: on a
+/// native histogram, or only on counters (`_total`) and histogram buckets
+/// (`_bucket`), whose names OpenMetrics allows them on (the text format
+/// has none); without a timestamp of its own it takes the scrape's. A
+/// refused exemplar (out of order, labels too long) is logged and fails
+/// nothing.
 fn append_exemplar(
     appender: &mut dyn Appender,
     series: &Labels,
     exemplar: &model::exposition::Exemplar<'_>,
     scrape_start: i64,
+    native_histogram: bool,
 ) {
     let name = series.get(model::METRIC_NAME).unwrap_or("");
-    if !(name.ends_with("_total") || name.ends_with("_bucket")) {
+    if !(native_histogram || name.ends_with("_total") || name.ends_with("_bucket")) {
         return;
     }
     let stored = model::exemplar::Exemplar {
@@ -1067,33 +1591,62 @@ mod tests {
 
     #[test]
     fn fallback_protocol_applies_without_a_usable_content_type() {
+        let text = |format| Ok(BodyFormat::Exposition(format));
         let om = Some("OpenMetricsText1.0.0");
-        assert_eq!(body_format(None, om), Format::OpenMetrics);
+        assert_eq!(body_format(None, om), text(Format::OpenMetrics));
         assert_eq!(
             body_format(Some("application/octet-stream"), om),
-            Format::OpenMetrics
+            text(Format::OpenMetrics)
         );
         assert_eq!(
             body_format(Some("text/plain; version=0.0.4"), om),
-            Format::Text
+            text(Format::Text)
         );
-        assert_eq!(body_format(None, None), Format::Text);
         assert_eq!(
             body_format(Some("application/openmetrics-text; version=1.0.0"), None),
-            Format::OpenMetrics
+            text(Format::OpenMetrics)
+        );
+        let proto = "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
+        assert_eq!(body_format(Some(proto), None), Ok(BodyFormat::Protobuf));
+        assert_eq!(
+            body_format(Some(proto), Some("PrometheusText0.0.4")),
+            Ok(BodyFormat::Protobuf)
+        );
+        assert_eq!(
+            body_format(Some("application/json"), Some("PrometheusProto")),
+            Ok(BodyFormat::Protobuf)
+        );
+        // Without a fallback, Prometheus 3 fails such a scrape.
+        assert_eq!(
+            body_format(None, None),
+            Err("non-compliant scrape target sending blank Content-Type and no fallback_scrape_protocol specified for target".to_string())
+        );
+        assert_eq!(
+            body_format(Some("application/json"), None),
+            Err("received unsupported Content-Type \"application/json\" and no fallback_scrape_protocol specified for target".to_string())
         );
     }
 
     #[test]
-    fn accept_headers() {
-        assert_eq!(accept_header(&[]), ACCEPT_HEADER);
+    fn accept_headers_are_built_as_prometheus_builds_them() {
+        assert_eq!(accept_header(&[], false), ACCEPT_HEADER);
         assert_eq!(
-            accept_header(&[
-                "PrometheusText0.0.4".to_string(),
-                "OpenMetricsText1.0.0".to_string()
-            ]),
-            "text/plain;version=0.0.4;q=1.0,application/openmetrics-text;version=1.0.0;q=0.9,*/*;q=0.1"
+            accept_header(&[], true),
+            "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.6,application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1"
         );
+        // A job's own list wins, with or without native histograms.
+        for native in [false, true] {
+            assert_eq!(
+                accept_header(
+                    &[
+                        "PrometheusText0.0.4".to_string(),
+                        "OpenMetricsText1.0.0".to_string()
+                    ],
+                    native
+                ),
+                "text/plain;version=0.0.4;q=0.6,application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,*/*;q=0.4"
+            );
+        }
     }
 
     #[test]

@@ -604,7 +604,9 @@ async fn scrape_protocols_choose_the_accept_header() {
     wait_until(WAIT, "scraped", || !store.samples("m", &[]).is_empty()).await;
     assert_eq!(
         *target.last_accept.lock().unwrap(),
-        "text/plain;version=0.0.4;q=1.0,*/*;q=0.1"
+        // Prometheus's weights: from 0.6 (one more than the five
+        // protocols there are) down.
+        "text/plain;version=0.0.4;q=0.6,*/*;q=0.5"
     );
     manager.stop().await;
 }

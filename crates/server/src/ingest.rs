@@ -1,4 +1,4 @@
-//! The write endpoints: remote write 1.0 (`POST /api/v1/write`) and the
+//! The write endpoints: remote write 1.0 and 2.0 (`POST /api/v1/write`) and the
 //! text exposition import (`POST /api/v1/import/prometheus`).
 //!
 //! Both are all or nothing: a request is decoded and validated completely
@@ -21,6 +21,7 @@ use model::storage::{Appendable, StorageError, StorageErrorKind};
 use model::{Labels, LabelsBuilder, METRIC_NAME};
 use remote::{
     RawExemplar, RawHistogram, RemoteWriteError, decompress_snappy, visit_write_request_full,
+    visit_write_request_v2,
 };
 
 use crate::params::Params;
@@ -142,10 +143,97 @@ impl From<RemoteWriteError> for ApiError {
     }
 }
 
-/// `POST /api/v1/write`: snappy-compressed protobuf `WriteRequest`.
-/// Answers 204 once the batch is committed; 400 or 429 once what the series
-/// limits let through is committed, naming what they refused.
+/// The remote-write message a request carries, from its `Content-Type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WriteProto {
+    /// `prometheus.WriteRequest` (1.0; also without `proto=`).
+    V1,
+    /// `io.prometheus.write.v2.Request` (2.0).
+    V2,
+}
+
+/// Reads `Content-Type` and `Content-Encoding` as Prometheus's receiver
+/// does: no content type means 1.0; `application/x-protobuf` with an
+/// optional `proto=` parameter naming 1.0 or 2.0; anything else, or an
+/// encoding other than snappy, is 415.
+fn write_proto(request: &Request) -> Result<WriteProto, ApiError> {
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("\u{fffd}").trim().to_string())
+    };
+    if let Some(encoding) = header("content-encoding")
+        && !encoding.is_empty()
+        && !encoding.eq_ignore_ascii_case("snappy")
+    {
+        return Err(ApiError::new(
+            ErrorType::Unsupported,
+            format!(
+                "{encoding:?} encoding (compression) is not accepted by this server; only \"snappy\" is acceptable"
+            ),
+        ));
+    }
+    let content_type = header("content-type").unwrap_or_default();
+    if content_type.is_empty() {
+        return Ok(WriteProto::V1);
+    }
+    let mut parts = content_type.split(';');
+    let media = parts.next().unwrap_or("").trim();
+    if media != "application/x-protobuf" {
+        return Err(ApiError::new(
+            ErrorType::Unsupported,
+            format!(
+                "expected application/x-protobuf as the first (media) part, got {content_type} content-type"
+            ),
+        ));
+    }
+    for parameter in parts {
+        let Some((key, value)) = parameter.split_once('=') else {
+            return Err(ApiError::new(
+                ErrorType::Unsupported,
+                format!(
+                    "expected parameters to be key-values, got {parameter:?} in {content_type} content-type"
+                ),
+            ));
+        };
+        if key.trim() == "proto" {
+            return match value.trim() {
+                "prometheus.WriteRequest" => Ok(WriteProto::V1),
+                "io.prometheus.write.v2.Request" => Ok(WriteProto::V2),
+                other => Err(ApiError::new(
+                    ErrorType::Unsupported,
+                    format!(
+                        "got {content_type} content type; unknown remote write protobuf message {other}, supported: prometheus.WriteRequest, io.prometheus.write.v2.Request"
+                    ),
+                )),
+            };
+        }
+    }
+    Ok(WriteProto::V1)
+}
+
+/// What a request stored, for 2.0's `X-Prometheus-Remote-Write-*-Written`
+/// headers.
+#[derive(Clone, Copy, Default)]
+struct Written {
+    samples: u64,
+    histograms: u64,
+    exemplars: u64,
+}
+
+/// `POST /api/v1/write`: snappy-compressed protobuf, remote write 1.0
+/// (`WriteRequest`) or 2.0 (`io.prometheus.write.v2.Request`), chosen by
+/// `Content-Type`. Answers 204 once the batch is committed; 400 or 429
+/// once what the series limits let through is committed, naming what
+/// they refused; 415 for a message or encoding it does not read. A 2.0
+/// answer carries how many samples, histograms and exemplars were
+/// written.
 pub(crate) async fn remote_write(State(state): State<AppState>, request: Request) -> Response {
+    let proto = match write_proto(&request) {
+        Ok(proto) => proto,
+        Err(e) => return e.into_response(),
+    };
     let origin = sender_origin(&request);
     let config = state.config();
     let max_decompressed = config.max_remote_write_decompressed_bytes;
@@ -156,67 +244,116 @@ pub(crate) async fn remote_write(State(state): State<AppState>, request: Request
         blocking(move || {
             let raw = decompress_snappy(&body, max_decompressed)?;
             drop(body);
-            // Stage straight from the decoded bytes: no label strings are
-            // allocated for series the storage already holds. Dropping the
-            // appender without commit (on any error) stores nothing.
-            let mut appender = storage.appender();
-            appender.set_origin(&origin);
-            let mut refusals = Refusals::default();
-            visit_write_request_full::<ApiError>(
-                &raw,
-                |labels, samples, exemplars, histograms| {
-                    // Prometheus's sender puts exemplars in entries of
-                    // their own, without samples, so they are kept unless
-                    // the limits refused this entry's series.
-                    let mut refused = false;
-                    for &(t, v) in samples {
-                        if let Err(e) = appender.append_pairs(labels, t, v) {
-                            refusals.note(e).map_err(ApiError::from_write)?;
-                            refused = true;
-                        }
-                    }
-                    if !histograms.is_empty() {
-                        refused |= append_histograms(
-                            appender.as_mut(),
-                            labels,
-                            histograms,
-                            &mut refusals,
-                        )?;
-                    }
-                    if !refused && !exemplars.is_empty() {
-                        append_exemplars(appender.as_mut(), labels, exemplars);
-                    }
-                    Ok(())
-                },
-            )?;
-            appender.commit().map_err(ApiError::from_write)?;
-            match refusals.into_error() {
-                Some(error) => Err(error),
-                None => Ok(()),
-            }
+            Ok(stage_write(storage.as_ref(), &origin, proto, &raw))
         })
         .await
     }
     .await;
-    match result {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => e.into_response(),
+    let (mut response, written) = match result {
+        Ok(Ok(written)) => (StatusCode::NO_CONTENT.into_response(), written),
+        Ok(Err((e, written))) => (e.into_response(), written),
+        Err(e) => (e.into_response(), Written::default()),
+    };
+    if proto == WriteProto::V2 {
+        let headers = response.headers_mut();
+        for (name, value) in [
+            ("x-prometheus-remote-write-samples-written", written.samples),
+            (
+                "x-prometheus-remote-write-histograms-written",
+                written.histograms,
+            ),
+            (
+                "x-prometheus-remote-write-exemplars-written",
+                written.exemplars,
+            ),
+        ] {
+            headers.insert(name, axum::http::HeaderValue::from(value));
+        }
+    }
+    response
+}
+
+/// Decodes a decompressed request and stages and commits its series.
+/// Stages straight from the decoded bytes: no label strings are
+/// allocated for series the storage already holds. Dropping the appender
+/// without commit (on any error) stores nothing. The error carries what
+/// was written anyway (only series-limit refusals leave anything).
+fn stage_write(
+    storage: &dyn Appendable,
+    origin: &WriteOrigin,
+    proto: WriteProto,
+    raw: &[u8],
+) -> Result<Written, (ApiError, Written)> {
+    let mut appender = storage.appender();
+    appender.set_origin(origin);
+    let mut refusals = Refusals::default();
+    let mut written = Written::default();
+    let mut on_series = |labels: &[(&str, &str)],
+                         samples: &[(i64, f64)],
+                         exemplars: &[RawExemplar<'_>],
+                         histograms: &[RawHistogram]|
+     -> Result<(), ApiError> {
+        // Prometheus's 1.0 sender puts exemplars in entries of
+        // their own, without samples, so they are kept unless
+        // the limits refused this entry's series.
+        let mut refused = false;
+        for &(t, v) in samples {
+            match appender.append_pairs(labels, t, v) {
+                Ok(_) => written.samples += 1,
+                Err(e) => {
+                    refusals.note(e).map_err(ApiError::from_write)?;
+                    refused = true;
+                }
+            }
+        }
+        if !histograms.is_empty() {
+            let (stored, any_refused) =
+                append_histograms(appender.as_mut(), labels, histograms, &mut refusals)?;
+            written.histograms += stored;
+            refused |= any_refused;
+        }
+        if !refused && !exemplars.is_empty() {
+            written.exemplars += append_exemplars(appender.as_mut(), labels, exemplars);
+        }
+        Ok(())
+    };
+    let walked = match proto {
+        WriteProto::V1 => visit_write_request_full::<ApiError>(raw, &mut on_series),
+        WriteProto::V2 => visit_write_request_v2::<ApiError>(
+            raw,
+            |labels, samples, exemplars, histograms, _extras| {
+                // Metadata and created timestamps are checked by
+                // the decoder and not stored.
+                on_series(labels, samples, exemplars, histograms)
+            },
+        ),
+    };
+    if let Err(error) = walked {
+        return Err((error, Written::default()));
+    }
+    if let Err(error) = appender.commit() {
+        return Err((ApiError::from_write(error), Written::default()));
+    }
+    match refusals.into_error() {
+        Some(error) => Err((error, written)),
+        None => Ok(written),
     }
 }
 
 /// Stages a remote-write series' native histograms (integer ones checked
 /// with Prometheus's rules, then stored in float form). An invalid
 /// histogram fails the request with 400, as Prometheus 3 answers; one
-/// the series limits refuse is noted in `refusals`. Returns whether any
-/// was refused.
+/// the series limits refuse is noted in `refusals`. Returns how many were
+/// staged and whether any was refused.
 fn append_histograms(
     appender: &mut dyn model::storage::Appender,
     labels: &[(&str, &str)],
     histograms: &[RawHistogram],
     refusals: &mut Refusals,
-) -> Result<bool, ApiError> {
+) -> Result<(u64, bool), ApiError> {
     let series = Labels::from_pairs(labels.iter().copied());
     let mut refused = false;
+    let mut stored = 0;
     for h in histograms {
         let result = match h {
             RawHistogram::Integer {
@@ -229,6 +366,9 @@ fn append_histograms(
             } => appender.append_histogram(&series, *timestamp, histogram),
         };
         // A series limit refuses the series, as for its floats.
+        if result.is_ok() {
+            stored += 1;
+        }
         if let Err(e) = result {
             refusals.note(e).map_err(|e| {
                 ApiError::from_write(model::storage::StorageError::new(
@@ -239,19 +379,21 @@ fn append_histograms(
             refused = true;
         }
     }
-    Ok(refused)
+    Ok((stored, refused))
 }
 
 /// Stages a remote-write series' exemplars, as Prometheus's receiver: an
 /// exemplar without a timestamp (0) has none of its own, and one that is
 /// refused (out of order, labels too long, series unknown) is logged and
-/// fails nothing, since exemplars never fail their samples.
+/// fails nothing, since exemplars never fail their samples. Returns how
+/// many were staged.
 fn append_exemplars(
     appender: &mut dyn model::storage::Appender,
     labels: &[(&str, &str)],
     exemplars: &[RawExemplar<'_>],
-) {
+) -> u64 {
     let series = Labels::from_pairs(labels.iter().copied());
+    let mut stored = 0;
     for raw in exemplars {
         let exemplar = model::exemplar::Exemplar {
             labels: Labels::from_pairs(raw.labels.iter().copied()),
@@ -259,10 +401,12 @@ fn append_exemplars(
             timestamp_ms: raw.timestamp,
             has_timestamp: raw.timestamp != 0,
         };
-        if let Err(error) = appender.append_exemplar(&series, exemplar) {
-            tracing::debug!(%error, %series, "exemplar not stored");
+        match appender.append_exemplar(&series, exemplar) {
+            Ok(()) => stored += 1,
+            Err(error) => tracing::debug!(%error, %series, "exemplar not stored"),
         }
     }
+    stored
 }
 
 /// Labels added to (or replacing those of) every imported series, from

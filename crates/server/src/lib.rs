@@ -96,6 +96,10 @@ pub struct ServerConfig {
     /// PromQL's experimental syntax the engine accepts, from
     /// `--enable-feature` (Prometheus's names).
     pub promql_features: promql::ParseOptions,
+    /// `--enable-feature=native-histograms`: scrape jobs that do not set
+    /// `scrape_native_histograms` store native histograms (and ask for the
+    /// protobuf format first).
+    pub native_histograms: bool,
     /// The configuration file's text, for `/api/v1/status/config`.
     pub config_yaml: String,
     /// Command-line flags in effect, for `/api/v1/status/flags`.
@@ -133,6 +137,7 @@ impl ServerConfig {
             max_import_body_bytes: 64 << 20,
             engine: promql::EngineOptions::prometheus_defaults(),
             promql_features: promql::ParseOptions::OSPREY,
+            native_histograms: false,
             config_yaml: String::new(),
             flags: Vec::new(),
             external_url: format!("http://{listen}"),

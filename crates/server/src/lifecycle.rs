@@ -224,7 +224,13 @@ impl AppState {
             .unwrap_or_else(|_| "localhost".to_string());
         let lifecycle = Lifecycle {
             source,
-            scrape: ScrapeManager::new(self.appendable(), ScrapeManagerOptions { hostname }),
+            scrape: ScrapeManager::new(
+                self.appendable(),
+                ScrapeManagerOptions {
+                    hostname,
+                    native_histograms: self.config().native_histograms,
+                },
+            ),
             config: RwLock::new(prepared.config.clone()),
             reload_lock: tokio::sync::Mutex::new(()),
         };

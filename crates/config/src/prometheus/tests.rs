@@ -190,6 +190,39 @@ fn global_limits_are_job_defaults() {
 }
 
 #[test]
+fn histogram_settings_are_read_globally_and_per_job() {
+    let text = "global:\n  scrape_native_histograms: true\n  always_scrape_classic_histograms: true\n  scrape_protocols: [PrometheusProto, PrometheusText0.0.4]\nscrape_configs:\n  - job_name: a\n  - job_name: b\n    scrape_native_histograms: false\n    scrape_classic_histograms: false\n    convert_classic_histograms_to_nhcb: true\n    native_histogram_bucket_limit: 160\n    native_histogram_min_bucket_factor: 1.1\n    fallback_scrape_protocol: PrometheusProto\n";
+    let config = parse_config("p.yml", text).unwrap();
+    let (a, b) = (&config.scrape_configs[0], &config.scrape_configs[1]);
+    assert_eq!(a.histograms.scrape_native_histograms, Some(true));
+    assert!(a.histograms.scrape_classic_histograms);
+    assert!(a.histograms.native_enabled(false));
+    assert_eq!(
+        a.scrape_protocols,
+        ["PrometheusProto", "PrometheusText0.0.4"]
+    );
+    assert_eq!(
+        b.histograms,
+        crate::prometheus::HistogramScrape {
+            scrape_native_histograms: Some(false),
+            scrape_classic_histograms: false,
+            convert_classic_histograms_to_nhcb: true,
+            native_histogram_bucket_limit: 160,
+            native_histogram_min_bucket_factor: 1.1,
+        }
+    );
+    assert!(!b.histograms.native_enabled(true));
+    assert_eq!(
+        b.fallback_scrape_protocol.as_deref(),
+        Some("PrometheusProto")
+    );
+    // Not set anywhere: the feature flag decides.
+    let plain = parse_config("p.yml", "scrape_configs:\n  - job_name: a\n").unwrap();
+    assert!(plain.scrape_configs[0].histograms.native_enabled(true));
+    assert!(!plain.scrape_configs[0].histograms.native_enabled(false));
+}
+
+#[test]
 fn file_sd_files_parse() {
     let json = r#"[{"targets": ["a:1", "b:2"], "labels": {"env": "x"}}, {"targets": ["c:3"]}]"#;
     let groups = parse_file_sd("t.json", json).unwrap();
@@ -298,8 +331,8 @@ fn errors_name_file_line_and_field() {
             "prometheus.yml:3: remote_write[0].azuread: not supported by osprey",
         ),
         (
-            "scrape_configs:\n  - job_name: a\n    native_histogram_bucket_limit: 10\n",
-            "prometheus.yml:3: scrape_configs[0].native_histogram_bucket_limit: not supported by osprey: native histograms",
+            "scrape_configs:\n  - job_name: a\n    native_histogram_min_bucket_factor: -1\n",
+            "prometheus.yml:3: scrape_configs[0].native_histogram_min_bucket_factor: native_histogram_min_bucket_factor must be a number >= 0, got -1",
         ),
         (
             "scrape_configs:\n  - job_name: a\n    authorization:\n      credentials: a\n    basic_auth:\n      username: u\n",
@@ -398,6 +431,20 @@ remote_write:
 }
 
 #[test]
+fn remote_write_protocol_and_histograms() {
+    let config = parse_config(
+        "p.yml",
+        "remote_write:\n  - url: http://a/w\n    protobuf_message: io.prometheus.write.v2.Request\n    send_native_histograms: true\n  - url: http://b/w\n",
+    )
+    .unwrap();
+    let (v2, v1) = (&config.remote_write[0], &config.remote_write[1]);
+    assert_eq!(v2.protobuf_message, crate::prometheus::ProtobufMessage::V2);
+    assert!(v2.send_native_histograms);
+    assert_eq!(v1.protobuf_message, crate::prometheus::ProtobufMessage::V1);
+    assert!(!v1.send_native_histograms);
+}
+
+#[test]
 fn remote_write_errors_name_file_line_and_field() {
     let cases: &[(&str, &str)] = &[
         (
@@ -441,8 +488,8 @@ fn remote_write_errors_name_file_line_and_field() {
             "prometheus.yml:2: remote_write[0]: at most one of basic_auth, authorization, oauth2, sigv4 must be configured",
         ),
         (
-            "remote_write:\n  - url: http://a/w\n    protobuf_message: io.prometheus.write.v2.Request\n",
-            r#"prometheus.yml:3: remote_write[0].protobuf_message: unsupported message "io.prometheus.write.v2.Request" (only prometheus.WriteRequest, remote write 1.0)"#,
+            "remote_write:\n  - url: http://a/w\n    protobuf_message: io.prometheus.write.v3.Request\n",
+            r#"prometheus.yml:3: remote_write[0].protobuf_message: unknown remote write protobuf message "io.prometheus.write.v3.Request" (prometheus.WriteRequest or io.prometheus.write.v2.Request)"#,
         ),
     ];
     for (text, expected) in cases {

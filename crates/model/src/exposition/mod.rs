@@ -386,3 +386,10 @@ pub fn content_type_format(content_type: &str) -> Format {
         Format::Text
     }
 }
+
+/// A number as a sample value is read (Go's `ParseFloat`: `+Inf`, `NaN`,
+/// hex, underscores between digits), e.g. an `le` or `quantile` label
+/// value; `None` when it is not one.
+pub fn parse_float(text: &str) -> Option<f64> {
+    number::parse_value(text.as_bytes()).ok()
+}

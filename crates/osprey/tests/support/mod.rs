@@ -3,6 +3,7 @@
 #![allow(dead_code, reason = "each test binary uses a different part")]
 
 mod child;
+pub mod prometheus;
 
 pub use child::ChildGuard;
 
@@ -84,6 +85,20 @@ pub fn http(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<(u16, Vec<u8>)> {
+    http_with_headers(addr, method, path, headers, body).map(|(status, _, body)| (status, body))
+}
+
+/// A response: status, headers (names lower-cased), body.
+pub type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// Like [`http`], with the response headers.
+pub fn http_with_headers(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Answer> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     s.set_write_timeout(Some(Duration::from_secs(10)))?;
@@ -116,7 +131,15 @@ pub fn http(
     {
         body = dechunk(&body)?;
     }
-    Ok((status, body))
+    let response_headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            Some((name.trim().to_ascii_lowercase(), value.trim().to_string()))
+        })
+        .collect();
+    Ok((status, response_headers, body))
 }
 
 fn dechunk(mut b: &[u8]) -> std::io::Result<Vec<u8>> {

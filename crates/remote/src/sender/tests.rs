@@ -239,7 +239,7 @@ fn sigv4_signs_every_header_sent() {
     let text = "remote_write:\n  - url: https://aps-workspaces.us-east-1.amazonaws.com/workspaces/ws-1/api/v1/remote_write\n    headers:\n      X-Tenant: ml\n    sigv4:\n      region: us-east-1\n      access_key: AKID\n      secret_key: SECRET\n";
     let mut parsed = config::parse("test.yml", text, None).unwrap();
     let config = parsed.remote_write.remove(0);
-    let headers = request_headers(&config, b"body").unwrap();
+    let headers = request_headers(&config, b"body", false).unwrap();
     let get = |name: &str| {
         headers
             .iter()
@@ -257,6 +257,6 @@ fn sigv4_signs_every_header_sent() {
     );
     assert!(get("x-amz-date").is_some());
     // Without sigv4, no signature.
-    let plain = super::request_headers(&self::config("http://x/write"), b"body").unwrap();
+    let plain = super::request_headers(&self::config("http://x/write"), b"body", false).unwrap();
     assert!(!plain.iter().any(|(n, _)| n == "authorization"));
 }

@@ -20,7 +20,7 @@ use scrape::{ScrapeManager, ScrapeManagerOptions};
 pub struct Response {
     pub status: u16,
     pub content_type: String,
-    pub body: String,
+    pub body: Vec<u8>,
 }
 
 impl Response {
@@ -28,7 +28,16 @@ impl Response {
         Response {
             status: 200,
             content_type: "text/plain; version=0.0.4".to_string(),
-            body: body.to_string(),
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    /// A delimited protobuf exposition.
+    pub fn protobuf(body: Vec<u8>) -> Response {
+        Response {
+            status: 200,
+            content_type: "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited".to_string(),
+            body,
         }
     }
 }
@@ -114,12 +123,39 @@ impl TestStore {
     }
 
     pub fn manager(&self) -> ScrapeManager {
+        self.manager_with(false)
+    }
+
+    /// A manager as `--enable-feature=native-histograms` makes it when
+    /// `native_histograms`.
+    pub fn manager_with(&self, native_histograms: bool) -> ScrapeManager {
         ScrapeManager::new(
             self.appendable(),
             ScrapeManagerOptions {
                 hostname: "testhost".to_string(),
+                native_histograms,
             },
         )
+    }
+
+    /// The histogram samples of the one series matching; empty if none.
+    pub fn histograms(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+    ) -> Vec<(i64, model::histogram::FloatHistogram)> {
+        let mut matchers = vec![Matcher::new(MatchOp::Equal, "__name__", name).unwrap()];
+        for (label, value) in labels {
+            matchers.push(Matcher::new(MatchOp::Equal, *label, *value).unwrap());
+        }
+        let querier = self.db.querier(i64::MIN / 4, i64::MAX / 4).unwrap();
+        let mut all: Vec<_> = querier
+            .select(&matchers)
+            .unwrap()
+            .map(|series| series.unwrap().histograms.collect::<Vec<_>>())
+            .collect();
+        assert!(all.len() <= 1, "more than one series for {name} {labels:?}");
+        all.pop().unwrap_or_default()
     }
 
     /// Every series matching `name` plus `label=value` pairs, with all

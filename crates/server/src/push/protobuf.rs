@@ -1,120 +1,34 @@
 //! The Pushgateway's protobuf push format: length-delimited
 //! `io.prometheus.client.MetricFamily` messages (`Content-Type:
 //! application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily;
-//! encoding=delimited`), the Go client's default. The messages are
-//! written out by hand from client_model's `metrics.proto` (proto2, so
-//! fields that need presence are `Option`s); native-histogram fields are
-//! left out (protobuf skips them) and only classic buckets are read.
+//! encoding=delimited`), the Go client's default. The messages and their
+//! flattening into series are the scraper's (`scrape::protobuf`); a push
+//! keeps only classic series (the pushgateway stores no native
+//! histograms), with the grouping labels applied.
 
 use std::collections::HashSet;
 
 use model::{Labels, LabelsBuilder, METRIC_NAME};
-use prost::Message as _;
+use scrape::protobuf::{
+    COUNTER, FlattenOptions, GAUGE, GAUGE_HISTOGRAM, HISTOGRAM, LabelPair, ProtoValue, SUMMARY,
+    UNTYPED,
+};
 
 use super::path::Grouping;
 use super::store::{Family, PushBody};
 
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct MetricFamily {
-    #[prost(string, optional, tag = "1")]
-    pub name: Option<String>,
-    #[prost(string, optional, tag = "2")]
-    pub help: Option<String>,
-    #[prost(int32, optional, tag = "3")]
-    pub r#type: Option<i32>,
-    #[prost(message, repeated, tag = "4")]
-    pub metric: Vec<Metric>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Metric {
-    #[prost(message, repeated, tag = "1")]
-    pub label: Vec<LabelPair>,
-    #[prost(message, optional, tag = "2")]
-    pub gauge: Option<SingleValue>,
-    #[prost(message, optional, tag = "3")]
-    pub counter: Option<SingleValue>,
-    #[prost(message, optional, tag = "4")]
-    pub summary: Option<Summary>,
-    #[prost(message, optional, tag = "5")]
-    pub untyped: Option<SingleValue>,
-    #[prost(message, optional, tag = "7")]
-    pub histogram: Option<Histogram>,
-    #[prost(int64, optional, tag = "6")]
-    pub timestamp_ms: Option<i64>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct LabelPair {
-    #[prost(string, optional, tag = "1")]
-    pub name: Option<String>,
-    #[prost(string, optional, tag = "2")]
-    pub value: Option<String>,
-}
-
-/// `Gauge`, `Counter` and `Untyped`: the value is field 1 in each.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct SingleValue {
-    #[prost(double, optional, tag = "1")]
-    pub value: Option<f64>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Summary {
-    #[prost(uint64, optional, tag = "1")]
-    pub sample_count: Option<u64>,
-    #[prost(double, optional, tag = "2")]
-    pub sample_sum: Option<f64>,
-    #[prost(message, repeated, tag = "3")]
-    pub quantile: Vec<Quantile>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Quantile {
-    #[prost(double, optional, tag = "1")]
-    pub quantile: Option<f64>,
-    #[prost(double, optional, tag = "2")]
-    pub value: Option<f64>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Histogram {
-    #[prost(uint64, optional, tag = "1")]
-    pub sample_count: Option<u64>,
-    #[prost(double, optional, tag = "4")]
-    pub sample_count_float: Option<f64>,
-    #[prost(double, optional, tag = "2")]
-    pub sample_sum: Option<f64>,
-    #[prost(message, repeated, tag = "3")]
-    pub bucket: Vec<Bucket>,
-}
-
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Bucket {
-    #[prost(uint64, optional, tag = "1")]
-    pub cumulative_count: Option<u64>,
-    #[prost(double, optional, tag = "4")]
-    pub cumulative_count_float: Option<f64>,
-    #[prost(double, optional, tag = "2")]
-    pub upper_bound: Option<f64>,
-}
-
-const COUNTER: i32 = 0;
-const GAUGE: i32 = 1;
-const SUMMARY: i32 = 2;
-const UNTYPED: i32 = 3;
-const HISTOGRAM: i32 = 4;
-const GAUGE_HISTOGRAM: i32 = 5;
-
 /// Reads a delimited protobuf push body into families, as
 /// [`super::parse_push_body`] reads the text format.
-pub fn parse_protobuf_body(mut body: &[u8], grouping: &Grouping) -> Result<PushBody, String> {
+pub fn parse_protobuf_body(body: &[u8], grouping: &Grouping) -> Result<PushBody, String> {
     let mut families: Vec<Family> = Vec::new();
     let mut names = HashSet::new();
     let mut has_timestamps = false;
-    while !body.is_empty() {
-        let family = MetricFamily::decode_length_delimited(&mut body)
-            .map_err(|e| format!("protobuf parsing error: {e}"))?;
+    let options = FlattenOptions {
+        native: false,
+        classic_with_native: true,
+        nhcb: false,
+    };
+    for family in scrape::protobuf::decode_families(body)? {
         let name = family.name.clone().unwrap_or_default();
         if name.is_empty() {
             return Err("a metric family has no name".to_string());
@@ -136,77 +50,26 @@ pub fn parse_protobuf_body(mut body: &[u8], grouping: &Grouping) -> Result<PushB
         for metric in &family.metric {
             has_timestamps |= metric.timestamp_ms.is_some();
             let base = base_labels(&name, &metric.label, grouping)?;
-            let mut push = |suffix: &str, extra: Option<(&str, String)>, value: f64| {
+            for sample in scrape::protobuf::flatten(&name, kind_code, metric, options)? {
+                let ProtoValue::Float(value) = sample.value else {
+                    continue;
+                };
+                // A gauge histogram's sum and count are `_gsum` and
+                // `_gcount` in the text formats the pushgateway serves.
+                let suffix = match (kind_code, sample.suffix) {
+                    (GAUGE_HISTOGRAM, "_sum") => "_gsum",
+                    (GAUGE_HISTOGRAM, "_count") => "_gcount",
+                    (_, suffix) => suffix,
+                };
                 let mut builder = LabelsBuilder::from_labels(&base);
                 builder.set(METRIC_NAME, format!("{name}{suffix}"));
                 // A grouping label wins, as in the text format.
-                if let Some((label, text)) = extra
+                if let Some((label, number)) = sample.extra
                     && !grouping.contains_key(label)
                 {
-                    builder.set(label, text);
+                    builder.set(label, format_float(number));
                 }
                 samples.push((builder.build(), value));
-            };
-            let missing = || {
-                format!(
-                    "metric family {name:?} of type {kind} has a metric without its {kind} value"
-                )
-            };
-            match kind_code {
-                COUNTER => push(
-                    "",
-                    None,
-                    value_of(metric.counter.as_ref()).ok_or_else(missing)?,
-                ),
-                GAUGE => push(
-                    "",
-                    None,
-                    value_of(metric.gauge.as_ref()).ok_or_else(missing)?,
-                ),
-                UNTYPED => push(
-                    "",
-                    None,
-                    value_of(metric.untyped.as_ref()).ok_or_else(missing)?,
-                ),
-                SUMMARY => {
-                    let summary = metric.summary.as_ref().ok_or_else(missing)?;
-                    for q in &summary.quantile {
-                        push(
-                            "",
-                            Some(("quantile", format_float(q.quantile.unwrap_or(0.0)))),
-                            q.value.unwrap_or(0.0),
-                        );
-                    }
-                    push("_sum", None, summary.sample_sum.unwrap_or(0.0));
-                    push("_count", None, summary.sample_count.unwrap_or(0) as f64);
-                }
-                _ => {
-                    let histogram = metric.histogram.as_ref().ok_or_else(missing)?;
-                    let count = histogram
-                        .sample_count_float
-                        .filter(|f| *f > 0.0)
-                        .unwrap_or(histogram.sample_count.unwrap_or(0) as f64);
-                    let mut saw_inf = false;
-                    for bucket in &histogram.bucket {
-                        let bound = bucket.upper_bound.unwrap_or(0.0);
-                        saw_inf |= bound == f64::INFINITY;
-                        let n = bucket
-                            .cumulative_count_float
-                            .filter(|f| *f > 0.0)
-                            .unwrap_or(bucket.cumulative_count.unwrap_or(0) as f64);
-                        push("_bucket", Some(("le", format_float(bound))), n);
-                    }
-                    if !saw_inf {
-                        push("_bucket", Some(("le", "+Inf".to_string())), count);
-                    }
-                    let (sum, count_suffix) = if kind_code == GAUGE_HISTOGRAM {
-                        ("_gsum", "_gcount")
-                    } else {
-                        ("_sum", "_count")
-                    };
-                    push(sum, None, histogram.sample_sum.unwrap_or(0.0));
-                    push(count_suffix, None, count);
-                }
             }
         }
         if samples.is_empty() {
@@ -224,10 +87,6 @@ pub fn parse_protobuf_body(mut body: &[u8], grouping: &Grouping) -> Result<PushB
         families,
         has_timestamps,
     })
-}
-
-fn value_of(v: Option<&SingleValue>) -> Option<f64> {
-    v.map(|v| v.value.unwrap_or(0.0))
 }
 
 /// A metric's own labels, checked, with the grouping labels applied.
@@ -269,6 +128,10 @@ fn format_float(f: f64) -> String {
 mod tests {
     use super::*;
     use crate::push::path::parse_grouping_path;
+    use prost::Message as _;
+    use scrape::protobuf::{
+        Bucket, Counter, Histogram, Metric, MetricFamily, Quantile, SingleValue, Summary,
+    };
 
     fn family(name: &str, kind: i32, metric: Vec<Metric>) -> MetricFamily {
         MetricFamily {
@@ -276,6 +139,7 @@ mod tests {
             help: Some("Help.".to_string()),
             r#type: Some(kind),
             metric,
+            unit: None,
         }
     }
 
@@ -294,7 +158,10 @@ mod tests {
             COUNTER,
             vec![Metric {
                 label: vec![label("queue", "a"), label("job", "overridden")],
-                counter: Some(SingleValue { value: Some(3.0) }),
+                counter: Some(Counter {
+                    value: Some(3.0),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }],
         )
@@ -337,6 +204,7 @@ mod tests {
                         quantile: Some(0.99),
                         value: Some(0.7),
                     }],
+                    ..Default::default()
                 }),
                 ..Default::default()
             }],
