@@ -234,11 +234,51 @@ fn tiered_answers_match_raw_within_tolerance() {
             let tiered = range_query(addr, &query, start, stop, step, "auto");
             assert_close(&format!("{query} step {step}"), &raw, &tiered, relative);
         }
+        // Aggregates a series' tier does not keep (a counter's max, min
+        // and sum; a gauge's counter) are read from raw data as window
+        // points of the tier's resolution: the answer has the same steps
+        // and the tolerance of the aggregates the tier keeps. (A counter's
+        // window max is its last value but where it resets; `rate` over a
+        // gauge's window points sees fewer of its drops as resets than
+        // over all samples, so only its steps are compared.)
+        for (query, relative) in [
+            (
+                format!("max_over_time(tier_requests_total[{window}])"),
+                0.01_f64.max(edge),
+            ),
+            (
+                format!("avg_over_time(tier_requests_total[{window}])"),
+                0.01_f64.max(edge),
+            ),
+            (format!("rate(tier_temperature[{window}])"), f64::INFINITY),
+        ] {
+            let raw = range_query(addr, &query, start, stop, step, "raw");
+            let tiered = range_query(addr, &query, start, stop, step, "auto");
+            assert_close(&format!("{query} step {step}"), &raw, &tiered, relative);
+        }
         // A plain selector reads the last value of the window before the
-        // step: raw one sample (1m) earlier.
+        // step: raw one sample (1m) earlier, for a counter. A gauge's tier
+        // keeps no last value: it reads the window's mean, which is off by
+        // at most how far the gauge moves in a window (0.045 a minute).
+        let raw = range_query(
+            addr,
+            "tier_requests_total offset 1m",
+            start,
+            stop,
+            step,
+            "raw",
+        );
+        let tiered = range_query(addr, "tier_requests_total", start, stop, step, "auto");
+        assert_close("plain selector (counter)", &raw, &tiered, 0.0);
         let raw = range_query(addr, "tier_temperature offset 1m", start, stop, step, "raw");
         let tiered = range_query(addr, "tier_temperature", start, stop, step, "auto");
-        assert_close("plain selector", &raw, &tiered, 0.0);
+        let resolution_minutes = if step == DAY { 60.0 } else { 5.0 };
+        assert_close(
+            "plain selector (gauge)",
+            &raw,
+            &tiered,
+            -0.045 * resolution_minutes,
+        );
     }
     // The tiers answer with fewer samples: the engine's statistics say so.
     let path = format!(

@@ -10,7 +10,7 @@
 
 use crate::block::{Block, BlockError, BlockMeta, BlockWriter, NewBlock};
 use crate::downsample::{
-    AGGREGATE_ENCODING, Column, Run, decode_chunk, decode_chunk_column, encode_run,
+    AGGREGATE_ENCODING, Column, Run, counter_like, decode_chunk, decode_chunk_column, encode_run,
 };
 use model::Labels;
 use model::storage::Aggregate;
@@ -157,6 +157,16 @@ pub(crate) fn series_run(
     Ok(Run::from_samples(&samples[lo..hi], resolution))
 }
 
+/// What [`series_column`] read for one series of one block.
+pub(crate) enum TierRead {
+    /// No window point in range.
+    Nothing,
+    Column(Column),
+    /// The series' window points there do not keep the aggregate (a
+    /// counter's have no sum, min or max; a gauge's no counter).
+    NotKept,
+}
+
 /// One selected series of a block as the column of `aggregate` at
 /// `resolution`: the same values as [`series_run`] followed by
 /// [`Column::from_run`], read straight from that column of the chunks
@@ -168,11 +178,16 @@ pub(crate) fn series_column(
     maxt: i64,
     resolution: i64,
     aggregate: Aggregate,
-) -> Result<Option<Column>, BlockError> {
+) -> Result<TierRead, BlockError> {
     let own = block.meta().downsample.map(|d| d.resolution);
     if own != Some(resolution) {
-        let run = series_run(block, s, mint, maxt, resolution)?;
-        return Ok(run.map(|r| Column::from_run(&r, aggregate)));
+        return Ok(match series_run(block, s, mint, maxt, resolution)? {
+            None => TierRead::Nothing,
+            Some(run) => match Column::from_run(&run, aggregate) {
+                Some(column) => TierRead::Column(column),
+                None => TierRead::NotKept,
+            },
+        });
     }
     let mut chunks = s.chunks.clone();
     chunks.sort_by_key(|c| c.0);
@@ -186,20 +201,25 @@ pub(crate) fn series_column(
                 &format!("chunk encoding {encoding} in a downsampled block"),
             ));
         }
-        let part = decode_chunk_column(bytes, aggregate)
-            .map_err(|e| BlockError::corrupt(block.dir(), r.0, &e.to_string()))?;
+        let Some(part) = decode_chunk_column(bytes, aggregate)
+            .map_err(|e| BlockError::corrupt(block.dir(), r.0, &e.to_string()))?
+        else {
+            return Ok(TierRead::NotKept);
+        };
         match joined.as_mut() {
             Some(j) => j.append(part),
             None => joined = Some(part),
         }
     }
     let Some(column) = joined.and_then(|c| c.into_clip(mint, maxt)) else {
-        return Ok(None);
+        return Ok(TierRead::Nothing);
     };
     if s.deleted.is_empty() {
-        return Ok(Some(column));
+        return Ok(TierRead::Column(column));
     }
-    Ok(column.remove_deleted(&s.deleted))
+    Ok(column
+        .remove_deleted(&s.deleted)
+        .map_or(TierRead::Nothing, TierRead::Column))
 }
 
 /// Downsamples `[start, end)` of `source` into a new block of the tier in
@@ -236,7 +256,7 @@ fn write_tier_block(
         if run.points.is_empty() {
             continue;
         }
-        let chunks = encode_run(&run);
+        let chunks = encode_run(&run, counter_like(labels.metric_name(), &run));
         writer.add_series(&labels, &chunks, run.points.len() as u64)?;
     }
     writer.finish()
