@@ -169,6 +169,87 @@ def du(path):
     return total
 
 
+def uvarint(b, i):
+    """(value, next position) of the LEB128 integer at b[i]."""
+    shift = value = 0
+    while True:
+        byte = b[i]
+        i += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, i
+
+
+def dense(b, i):
+    """A length-prefixed Dense chunk at b[i]: (timestamp bytes, value bytes,
+    framing bytes, next position) (docs/format/chunks.md)."""
+    length, j = uvarint(b, i)
+    end = j + length
+    _, k = uvarint(b, j)
+    ts_len, k2 = uvarint(b, k)
+    return ts_len, end - k2 - ts_len, (k2 - i), end
+
+
+def column(b, i, splits, name):
+    """A mode byte and, when stored (0) or sparse (2), a Dense column."""
+    mode = b[i]
+    splits["framing"] = splits.get("framing", 0) + 1
+    if mode in (0, 2):
+        ts, vs, frame, end = dense(b, i + 1)
+        splits[name] = splits.get(name, 0) + vs
+        splits["framing"] += ts + frame
+        return end
+    return i + 1
+
+
+def column_split(tier_dir):
+    """Bytes per column of a tier's chunks, by chunk kind (version 2:
+    docs/format/downsample.md), and the number of window points of each."""
+    out = {}
+    for root, _, files in os.walk(tier_dir):
+        if not root.endswith("chunks"):
+            continue
+        for name in files:
+            b = open(os.path.join(root, name), "rb").read()
+            i = 8
+            while i < len(b):
+                encoding = b[i]
+                length, j = uvarint(b, i + 1)
+                data = b[j:j + length]
+                record_framing = (j - i) + 4
+                i = j + length + 4
+                if encoding != 3:
+                    continue
+                if data[0] != 0:
+                    kind, at = "version 1", 0
+                    n, at = uvarint(data, 0)
+                else:
+                    kind = {1: "counter", 2: "gauge"}.get(data[1], "?")
+                    n, at = uvarint(data, 2)
+                splits, points = out.setdefault(kind, ({}, [0]))
+                points[0] += n
+                splits["framing"] = splits.get("framing", 0) + record_framing + at
+                if kind == "gauge":
+                    ts, vs, frame, at = dense(data, at)
+                    splits["t"] = splits.get("t", 0) + ts
+                    splits["count"] = splits.get("count", 0) + vs
+                    splits["framing"] += frame
+                    for col in ("sum", "min", "max"):
+                        at = column(data, at, splits, col)
+                else:
+                    splits["framing"] += 8
+                    ts, vs, frame, at = dense(data, at + 8)
+                    splits["t"] = splits.get("t", 0) + ts
+                    splits["last"] = splits.get("last", 0) + vs
+                    splits["framing"] += frame
+                    cols = ("count", "counter") if kind == "counter" else \
+                        ("count", "sum", "min", "max", "counter")
+                    for col in cols:
+                        at = column(data, at, splits, col)
+    return out
+
+
 def run(cmd, **kw):
     began = time.time()
     subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
@@ -341,6 +422,17 @@ def main():
     for res, b in tiers.items():
         print(f"  tier {res // 1000:>7}s:            {b / 1e6:10.1f} MB ({100 * b / raw_bytes:.1f} % of raw)")
     print(f"  all tiers:                {tier_bytes / 1e6:10.1f} MB ({100 * tier_bytes / raw_bytes:.1f} % on top of raw; goal <= 20 %)")
+    raw_per_sample = raw_bytes / samples
+    for res in tiers:
+        per_window = raw_per_sample * res / 1000 / args.interval
+        print(f"  tier {res // 1000}s chunk bytes per window point by column "
+              f"(raw: {per_window:.2f} bytes per window of one series):")
+        for kind, (splits, points) in sorted(column_split(os.path.join(tier_root, str(res))).items()):
+            n = max(points[0], 1)
+            cols = ", ".join(f"{k} {v / n:.2f}" for k, v in splits.items())
+            total = sum(splits.values()) / n
+            print(f"    {kind:9} {points[0]:>9} points: {cols} = {total:.2f} "
+                  f"({100 * total / per_window:.1f} % of raw)")
     print(f"  Prometheus 2.42 blocks:   {prom_bytes / 1e6:10.1f} MB as promtool wrote them")
     if args.disk_only:
         return

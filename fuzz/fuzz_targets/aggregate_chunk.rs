@@ -9,7 +9,7 @@ use tsdb::downsample::{
     Column, Run, counter_like, decode_chunk, decode_chunk_column, encode_run, encode_run_v1,
 };
 
-const AGGREGATES: [Aggregate; 7] = [
+const AGGREGATES: [Aggregate; 8] = [
     Aggregate::Last,
     Aggregate::Count,
     Aggregate::Sum,
@@ -17,6 +17,7 @@ const AGGREGATES: [Aggregate; 7] = [
     Aggregate::Max,
     Aggregate::Counter,
     Aggregate::Resets,
+    Aggregate::SumCount,
 ];
 
 fn same(a: &Option<Column>, b: &Option<Column>) -> bool {
@@ -33,6 +34,7 @@ fn same_column(a: &Column, b: &Column) -> bool {
             c.first.to_bits(),
             c.pairs.iter().map(|&(t, v)| (t, v.to_bits())).collect::<Vec<_>>(),
             c.offsets.iter().map(|o| o.to_bits()).collect::<Vec<_>>(),
+            c.counts.iter().map(|o| o.to_bits()).collect::<Vec<_>>(),
         )
     };
     bits(a) == bits(b)

@@ -281,6 +281,9 @@ pub enum Aggregate {
     /// 1 when the window holds a counter reset, else 0; a reader sums these
     /// (`resets`).
     Resets,
+    /// The sum and then the count of each window: two samples with the
+    /// window's timestamp (`avg_over_time` reads both in one select).
+    SumCount,
 }
 
 /// The answer of [`Querier::select_hinted`].

@@ -132,7 +132,7 @@ impl Point {
                 }
             }
             Aggregate::Count => self.count,
-            Aggregate::Sum => self.sum,
+            Aggregate::Sum | Aggregate::SumCount => self.sum,
             Aggregate::Min => self.min,
             Aggregate::Max => self.max,
         }
@@ -777,14 +777,16 @@ fn decode_chunk_v2(bytes: &[u8]) -> Result<Run, ChunkError> {
 /// For [`Aggregate::Counter`] and [`Aggregate::Resets`] the pairs hold
 /// `(t, last)` and `offsets` the counter offsets, so runs join and clip as
 /// [`Run::append`] and [`Run::clip`] do (the same arithmetic, so the same
-/// answers); for the other aggregates the pairs hold `(t, value)` and
-/// `offsets` is empty.
+/// answers); for [`Aggregate::SumCount`] the pairs hold `(t, sum)` and
+/// `counts` the counts; for the other aggregates the pairs hold
+/// `(t, value)` and `offsets` and `counts` are empty.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Column {
     /// The run's `first` for the counter; 0 for the other aggregates.
     pub first: f64,
     pub pairs: Vec<(i64, f64)>,
     pub offsets: Vec<f64>,
+    pub counts: Vec<f64>,
 }
 
 fn needs_offsets(aggregate: Aggregate) -> bool {
@@ -811,6 +813,11 @@ impl Column {
                 .collect(),
             offsets: if needs_offsets(aggregate) {
                 run.points.iter().map(|p| p.offset).collect()
+            } else {
+                Vec::new()
+            },
+            counts: if aggregate == Aggregate::SumCount {
+                run.points.iter().map(|p| p.count).collect()
             } else {
                 Vec::new()
             },
@@ -844,6 +851,7 @@ impl Column {
             }
         }
         self.pairs.extend_from_slice(&next.pairs);
+        self.counts.extend_from_slice(&next.counts);
     }
 
     /// The points with `mint <= t <= maxt`, as [`Run::into_clip`] keeps
@@ -860,6 +868,10 @@ impl Column {
         self.pairs.truncate(end);
         if self.counts_offsets() {
             self.offsets.truncate(end);
+        }
+        if !self.counts.is_empty() {
+            self.counts.truncate(end);
+            self.counts.drain(..start);
         }
         if start == 0 {
             return Some(self);
@@ -899,6 +911,13 @@ impl Column {
                 kept[i - 1]
             });
         }
+        if !column.counts.is_empty() {
+            let mut i = 0;
+            column.counts.retain(|_| {
+                i += 1;
+                kept[i - 1]
+            });
+        }
         let mut i = 0;
         column.pairs.retain(|_| {
             i += 1;
@@ -912,6 +931,14 @@ impl Column {
     pub fn into_samples(self, aggregate: Aggregate) -> Vec<(i64, f64)> {
         let mut pairs = self.pairs;
         match aggregate {
+            Aggregate::SumCount => {
+                let mut both = Vec::with_capacity(2 * pairs.len());
+                for (&(t, sum), &count) in pairs.iter().zip(&self.counts) {
+                    both.push((t, sum));
+                    both.push((t, count));
+                }
+                return both;
+            }
             Aggregate::Counter => {
                 for (pair, &offset) in pairs.iter_mut().zip(&self.offsets) {
                     pair.1 += offset;
@@ -996,14 +1023,18 @@ pub fn decode_chunk_column(
     // count (never implied), sum, min, max: which one is read, if any.
     let wanted = match aggregate {
         Aggregate::Count => Some(0),
-        Aggregate::Sum => Some(1),
+        Aggregate::Sum | Aggregate::SumCount => Some(1),
         Aggregate::Min => Some(2),
         Aggregate::Max => Some(3),
         Aggregate::Last | Aggregate::Counter | Aggregate::Resets => None,
     };
+    let mut counts = Vec::new();
     for column in 0..4 {
         let may_imply = column > 0;
-        if wanted == Some(column) {
+        if column == 0 && aggregate == Aggregate::SumCount {
+            counts = get_column(bytes, &mut position, n, false)?
+                .ok_or(ChunkError::new("aggregate: count must be stored"))?;
+        } else if wanted == Some(column) {
             put_column_values(bytes, &mut position, &mut pairs, may_imply)?;
         } else {
             skip_column(bytes, &mut position, may_imply)?;
@@ -1022,6 +1053,7 @@ pub fn decode_chunk_column(
         first: if needs_offsets(aggregate) { first } else { 0.0 },
         pairs,
         offsets,
+        counts,
     }))
 }
 
@@ -1037,6 +1069,7 @@ fn decode_chunk_column_v2(
     };
     let mut first = 0.0;
     let mut offsets = Vec::new();
+    let mut counts = Vec::new();
     let pairs = if kind == KIND_COUNTER {
         first = get_f64(bytes, &mut position)?;
         let mut pairs = get_times(bytes, &mut position, n)?;
@@ -1057,6 +1090,10 @@ fn decode_chunk_column_v2(
         let sum_at = position;
         match aggregate {
             Aggregate::Sum => put_column_values(bytes, &mut position, &mut pairs, false)?,
+            Aggregate::SumCount => {
+                counts = pairs.iter().map(|p| p.1).collect();
+                put_column_values(bytes, &mut position, &mut pairs, false)?
+            }
             Aggregate::Last => {
                 let sums = get_column(bytes, &mut position, n, false)?
                     .ok_or(ChunkError::new("aggregate: sum must be stored"))?;
@@ -1090,6 +1127,7 @@ fn decode_chunk_column_v2(
         first: if needs_offsets(aggregate) { first } else { 0.0 },
         pairs,
         offsets,
+        counts,
     }))
 }
 
@@ -1276,7 +1314,7 @@ mod tests {
         assert!(counter_like(Some("x_bucket"), &run(&steps(&|_| 1.0))));
     }
 
-    const AGGREGATES: [Aggregate; 7] = [
+    const AGGREGATES: [Aggregate; 8] = [
         Aggregate::Last,
         Aggregate::Count,
         Aggregate::Sum,
@@ -1284,6 +1322,7 @@ mod tests {
         Aggregate::Max,
         Aggregate::Counter,
         Aggregate::Resets,
+        Aggregate::SumCount,
     ];
 
     fn bits(samples: &[(i64, f64)]) -> Vec<(i64, u64)> {
@@ -1371,6 +1410,11 @@ mod tests {
                             Aggregate::Counter => {
                                 run.points.iter().map(|p| (p.t, p.counter())).collect()
                             }
+                            Aggregate::SumCount => run
+                                .points
+                                .iter()
+                                .flat_map(|p| [(p.t, p.sum), (p.t, p.count)])
+                                .collect(),
                             _ => from_run.pairs,
                         };
                         assert_eq!(bits(&column.into_samples(aggregate)), bits(&expected));
