@@ -295,6 +295,33 @@ fn tiered_answers_match_raw_within_tolerance() {
         (0..=2 * 11 * 25).contains(&total),
         "expected hourly points, got {total} samples"
     );
+    // The tier metrics: blocks and bytes per downsampled tier.
+    let (status, body) = http(addr, "GET", "/metrics", &[], &[]).expect("metrics");
+    assert_eq!(status, 200);
+    let text = String::from_utf8_lossy(&body);
+    for tier in ["5m", "1h"] {
+        for metric in ["osprey_tsdb_tier_blocks", "osprey_tsdb_tier_bytes"] {
+            let prefix = format!("{metric}{{resolution=\"{tier}\"}} ");
+            let value: f64 = text
+                .lines()
+                .find_map(|l| l.strip_prefix(prefix.as_str()))
+                .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+                .trim()
+                .parse()
+                .expect("number");
+            assert!(value > 0.0, "{prefix}{value}");
+        }
+    }
+    for metric in [
+        "osprey_tsdb_downsamples_total",
+        "osprey_tsdb_downsamples_failed_total",
+        "osprey_tsdb_last_downsample_duration_seconds",
+    ] {
+        assert!(
+            text.contains(&format!("\n{metric} ")),
+            "no {metric} in\n{text}"
+        );
+    }
     // A bad max_source_resolution is a 400 with Prometheus's error shape.
     let (status, body) = http(
         addr,

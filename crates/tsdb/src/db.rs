@@ -114,6 +114,10 @@ struct Counters {
     compactions_failed: AtomicU64,
     head_truncations: AtomicU64,
     retention_deletions: AtomicU64,
+    downsamples: AtomicU64,
+    downsamples_failed: AtomicU64,
+    /// The last downsampling round's duration in microseconds.
+    last_downsample_us: AtomicU64,
 }
 
 /// The embedded time-series database.
@@ -339,7 +343,7 @@ impl Db {
             self.cut_head(boundary)?;
         }
         self.compact_all()?;
-        self.downsample_all()?;
+        self.downsample_timed()?;
         let expired = self.apply_series_retention(now_ms)?;
         for block in self.blocks() {
             let retention_hit = expired.iter().any(|ulid| *ulid == block.meta().ulid);
@@ -412,6 +416,23 @@ impl Db {
             Some(raw) => Some(raw.spec.retention_ms),
             None => self.opts.retention_time_ms,
         }
+    }
+
+    /// [`Db::downsample_all`], counted and timed for the metrics.
+    pub fn downsample_timed(&self) -> Result<()> {
+        let began = std::time::Instant::now();
+        let result = self.downsample_all();
+        if read(&self.tiers).len() > 1 {
+            let c = &self.counters;
+            let us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+            c.last_downsample_us.store(us, Ordering::Relaxed);
+            if result.is_ok() {
+                c.downsamples.fetch_add(1, Ordering::Relaxed);
+            } else {
+                c.downsamples_failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        result
     }
 
     /// Builds every downsampled tier from the one before it: each part of
@@ -1638,6 +1659,18 @@ impl Storage for Db {
             blocks_deleted_by_retention_total: c.retention_deletions.load(Ordering::Relaxed),
             storage_blocks_bytes: blocks.iter().map(|b| b.size_bytes()).sum(),
             out_of_order_samples_total: c.out_of_order.load(Ordering::Relaxed),
+            tiers: read(&self.tiers)
+                .iter()
+                .skip(1)
+                .map(|t| model::storage::TierCounters {
+                    resolution_ms: t.spec.resolution_ms,
+                    blocks: t.blocks.len() as u64,
+                    bytes: t.blocks.iter().map(|b| b.size_bytes()).sum(),
+                })
+                .collect(),
+            downsamples_total: c.downsamples.load(Ordering::Relaxed),
+            downsamples_failed_total: c.downsamples_failed.load(Ordering::Relaxed),
+            last_downsample_seconds: c.last_downsample_us.load(Ordering::Relaxed) as f64 / 1e6,
         }
     }
 }
