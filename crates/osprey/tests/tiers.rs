@@ -336,6 +336,67 @@ fn tiered_answers_match_raw_within_tolerance() {
     drop(server);
 }
 
+#[test]
+fn backup_and_restore_keep_the_tiers() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path();
+    let data = dir.join("data");
+    let end = (now_s() / DAY) * DAY - DAY;
+    import(dir, &data, &history(end - 60, 6, &["a", "b"]));
+    let config = write_config(
+        dir,
+        "    - {resolution: raw, retention: 1y}\n    - {resolution: 1h, retention: 1y}\n",
+    );
+    downsample(&config, &data);
+    let backup = dir.join("backup");
+    let (ok, _, stderr) = osprey(&[
+        "tsdb",
+        "backup",
+        "--data-dir",
+        &data.display().to_string(),
+        &backup.display().to_string(),
+    ]);
+    assert!(ok, "backup: {stderr}");
+    let manifest = std::fs::read_to_string(backup.join("backup.json")).expect("manifest");
+    assert!(manifest.contains("\"tiers/3600000/"), "{manifest}");
+    let restored = dir.join("restored");
+    let (ok, _, stderr) = osprey(&[
+        "tsdb",
+        "restore",
+        "--data-dir",
+        &restored.display().to_string(),
+        &backup.display().to_string(),
+    ]);
+    assert!(ok, "restore: {stderr}");
+    let tiers = tiers_on_disk(&restored);
+    assert!(!tiers[1].1.is_empty(), "no 1h tier blocks restored");
+    assert_eq!(tiers_on_disk(&data), tiers);
+    // The restored copy answers tiered queries exactly as the original.
+    let queries = [
+        "max_over_time(tier_temperature[1d])",
+        "avg_over_time(tier_temperature[1d])",
+        "rate(tier_requests_total[1d])",
+    ];
+    let mut answers = Vec::new();
+    for (name, data) in [("original", &data), ("restored", &restored)] {
+        let server = Server::start_with_args(
+            data,
+            free_addr(),
+            &dir.join(format!("{name}.log")),
+            &["--config", &config.display().to_string()],
+        );
+        let mut mine = Vec::new();
+        for query in queries {
+            let tiered = range_query(server.addr, query, end - 5 * DAY, end, DAY, "1h");
+            assert!(!tiered.is_empty(), "{name} {query}");
+            mine.push(tiered);
+        }
+        answers.push(mine);
+        drop(server);
+    }
+    assert_eq!(answers[0], answers[1]);
+}
+
 /// (min time, max time) in seconds of every block in `dir`.
 fn block_ranges(dir: &Path) -> Vec<(i64, i64)> {
     let mut out = Vec::new();

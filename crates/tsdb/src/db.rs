@@ -939,6 +939,25 @@ impl Db {
             link_block(block.dir(), &dir.join(&block.meta().ulid))
                 .map_err(|e| snapshot_err(&format!("linking block {}: {e}", block.meta().ulid)))?;
         }
+        // Tier blocks, as they lie on disk (maintenance, which writes and
+        // deletes them, waits for the lock held here).
+        let tier_blocks = tiers::tier_block_paths(&self.dir).map_err(|e| snapshot_err(&e))?;
+        for relative in &tier_blocks {
+            let to = dir.join(relative);
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| snapshot_err(&e))?;
+            }
+            link_block(&self.dir.join(relative), &to)
+                .map_err(|e| snapshot_err(&format!("linking tier block {relative}: {e}")))?;
+        }
+        if !tier_blocks.is_empty() {
+            let root = dir.join("tiers");
+            for entry in std::fs::read_dir(&root).map_err(|e| snapshot_err(&e))? {
+                let entry = entry.map_err(|e| snapshot_err(&e))?;
+                block::sync_dir(&entry.path()).map_err(|e| snapshot_err(&e))?;
+            }
+            block::sync_dir(&root).map_err(|e| snapshot_err(&e))?;
+        }
         if head == SnapshotHead::Include {
             self.write_head_block(dir).map_err(|e| snapshot_err(&e))?;
         }

@@ -31,6 +31,49 @@ pub fn tier_dir(data_dir: &Path, resolution_ms: i64) -> PathBuf {
     data_dir.join("tiers").join(resolution_ms.to_string())
 }
 
+/// The complete tier blocks on disk under `data_dir/tiers/`, as paths
+/// relative to `data_dir` (`tiers/<resolution ms>/<ULID>`), sorted:
+/// every tier directory, configured or not; `.tmp` directories and other
+/// names left out.
+pub fn tier_block_paths(data_dir: &Path) -> std::io::Result<Vec<String>> {
+    let root = data_dir.join("tiers");
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(&root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for tier in entries {
+        let tier = tier?;
+        let Some(resolution) = tier.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if !is_resolution_name(&resolution) || !tier.file_type()?.is_dir() {
+            continue;
+        }
+        for block in std::fs::read_dir(tier.path())? {
+            let block = block?;
+            if let Some(name) = block.file_name().to_str()
+                && crate::block::is_ulid(name)
+                && block.file_type()?.is_dir()
+            {
+                out.push(format!("tiers/{resolution}/{name}"));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// A tier directory's name: a resolution in milliseconds, digits without
+/// a leading zero.
+pub fn is_resolution_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 18
+        && !name.starts_with('0')
+        && name.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// Half-open time ranges `[start, end)`, sorted and disjoint.
 pub(crate) type Ranges = Vec<(i64, i64)>;
 
