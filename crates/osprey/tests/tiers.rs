@@ -337,6 +337,50 @@ fn tiered_answers_match_raw_within_tolerance() {
 }
 
 #[test]
+fn a_backfill_into_a_downsampled_range_is_downsampled_again() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path();
+    let data = dir.join("data");
+    let end = (now_s() / DAY) * DAY - DAY;
+    import(dir, &data, &history(end - 60, 6, &["a"]));
+    let config = write_config(
+        dir,
+        "    - {resolution: raw, retention: 1y}\n    - {resolution: 1h, retention: 1y}\n",
+    );
+    downsample(&config, &data);
+    // Backfill another job into the same days, then downsample again.
+    let backfill = dir.join("backfill");
+    std::fs::create_dir_all(&backfill).expect("mkdir");
+    import(&backfill, &data, &history(end - 60, 6, &["late"]));
+    downsample(&config, &data);
+    let server = Server::start_with_args(
+        &data,
+        free_addr(),
+        &dir.join("server.log"),
+        &["--config", &config.display().to_string()],
+    );
+    for resolution in ["raw", "1h"] {
+        let counts = range_query(
+            server.addr,
+            "count_over_time(tier_temperature[1d])",
+            end - 4 * DAY,
+            end,
+            DAY,
+            resolution,
+        );
+        let jobs: Vec<&str> = counts.iter().map(|s| s.0.as_str()).collect();
+        assert_eq!(jobs, ["a", "late"], "{resolution}");
+        for (job, points) in &counts {
+            assert_eq!(points.len(), 5, "{resolution} {job}: {points:?}");
+            for &(t, c) in points {
+                assert!((c - 1440.0).abs() <= 1.0, "{resolution} {job} at {t}: {c}");
+            }
+        }
+    }
+    drop(server);
+}
+
+#[test]
 fn backup_and_restore_keep_the_tiers() {
     let root = tempfile::tempdir().expect("tempdir");
     let dir = root.path();

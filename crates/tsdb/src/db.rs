@@ -449,6 +449,16 @@ impl Db {
                 source.blocks.clone()
             };
             let resolution = target.spec.resolution_ms;
+            // A backfill into a range the tier covers: build that range
+            // again (removed first; the loop below fills what is not
+            // covered, and a crash in between leaves it uncovered, so the
+            // next round builds it).
+            let stale = tiers::stale_tier_blocks(&sources, &target.blocks);
+            if !stale.is_empty() {
+                self.remove_tier_blocks(resolution, &stale)?;
+            }
+            let states = self.tier_states();
+            let target = &states[i];
             let mut covered = tiers::coverage(
                 target
                     .blocks

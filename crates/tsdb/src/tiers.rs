@@ -65,6 +65,64 @@ pub fn tier_block_paths(data_dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(out)
 }
 
+/// Tier blocks that miss data their source blocks now hold: a backfill
+/// (`osprey import`) into a range the tier covers adds a source block, and
+/// compaction merges it with the block the tier was built from, so a
+/// source block lying wholly inside the tier's range names a level-1
+/// source that no tier block over its range names. (A source block that
+/// reaches past the tier's range is new data, not a backfill: compaction
+/// merging a block the tier was built from with a newer one is normal.)
+/// Only tier blocks whose whole range the sources still cover are
+/// returned (they can be built again); the others are left as they are.
+pub(crate) fn stale_tier_blocks(sources: &[Arc<Block>], tier: &[Arc<Block>]) -> Vec<Arc<Block>> {
+    let overlaps =
+        |a: &BlockMeta, b: &BlockMeta| a.min_time < b.max_time && b.min_time < a.max_time;
+    let tier_covered = coverage(tier.iter().map(|b| (b.meta().min_time, b.meta().max_time)));
+    let mut stale: Vec<Arc<Block>> = Vec::new();
+    for s in sources {
+        let inside = subtract(s.meta().min_time, s.meta().max_time, &tier_covered).is_empty();
+        if !inside {
+            continue;
+        }
+        let over: Vec<&Arc<Block>> = tier
+            .iter()
+            .filter(|t| overlaps(s.meta(), t.meta()))
+            .collect();
+        if over.is_empty() {
+            continue;
+        }
+        let known: std::collections::HashSet<String> = over
+            .iter()
+            .flat_map(|t| crate::block::sources_of(t.meta()))
+            .collect();
+        if crate::block::sources_of(s.meta())
+            .iter()
+            .all(|u| known.contains(u))
+        {
+            continue;
+        }
+        for t in over {
+            if !stale.iter().any(|x| x.meta().ulid == t.meta().ulid) {
+                stale.push(t.clone());
+            }
+        }
+    }
+    let covered = coverage(
+        sources
+            .iter()
+            .map(|b| (b.meta().min_time, b.meta().max_time)),
+    );
+    stale.retain(|t| {
+        let (a, b) = (t.meta().min_time, t.meta().max_time);
+        let rebuildable = subtract(a, b, &covered).is_empty();
+        if !rebuildable {
+            tracing::warn!(block = %t.dir().display(), "a tier block misses backfilled data its sources no longer fully cover; left as it is");
+        }
+        rebuildable
+    });
+    stale
+}
+
 /// A tier directory's name: a resolution in milliseconds, digits without
 /// a leading zero.
 pub fn is_resolution_name(name: &str) -> bool {
@@ -280,7 +338,7 @@ pub(crate) fn downsample_block(
         min_time: start,
         max_time: end,
         level: 1,
-        sources: vec![source.meta().ulid.clone()],
+        sources: crate::block::sources_of(source.meta()),
         parents: Vec::new(),
     };
     write_tier_block(tier_dir, new, resolution, runs.into_iter())
@@ -326,7 +384,7 @@ pub(crate) fn merge_tier_blocks(
     }
     let mut sources: Vec<String> = ordered
         .iter()
-        .flat_map(|b| b.meta().compaction.sources.clone())
+        .flat_map(|b| crate::block::sources_of(b.meta()))
         .collect();
     sources.sort();
     sources.dedup();
