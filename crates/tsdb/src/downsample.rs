@@ -30,6 +30,10 @@ pub enum Kept {
     /// A gauge's: count, sum, min and max (no last value of its own, no
     /// counter); `last` holds the window's mean.
     Gauge,
+    /// Only the count: a window combining a counter's points with a
+    /// gauge's (a series whose set changed from one block to the next),
+    /// for which neither set is complete.
+    Count,
 }
 
 impl Kept {
@@ -43,17 +47,17 @@ impl Kept {
                 Aggregate::Last | Aggregate::Count | Aggregate::Counter | Aggregate::Resets
             ),
             Kept::Gauge => !matches!(aggregate, Aggregate::Counter | Aggregate::Resets),
+            Kept::Count => aggregate == Aggregate::Count,
         }
     }
 
-    /// The kind of a window combining points of kinds `self` and `other`
-    /// (they differ only where a series changed kind between blocks, whose
-    /// ranges are whole windows; a gauge then, as it answers more).
+    /// The kind of a window combining points of kinds `self` and `other`:
+    /// what both hold.
     fn meet(self, other: Kept) -> Kept {
         match (self, other) {
             (Kept::All, k) | (k, Kept::All) => k,
             (a, b) if a == b => a,
-            _ => Kept::Gauge,
+            _ => Kept::Count,
         }
     }
 }
@@ -342,13 +346,15 @@ const VERSION_2: u8 = 0;
 /// Version 2 chunk kinds.
 const KIND_COUNTER: u8 = 1;
 const KIND_GAUGE: u8 = 2;
+const KIND_COUNT: u8 = 3;
 
 /// Whether a series keeps a counter's aggregates rather than a gauge's:
 /// its name ends as a counter's does (`_total`, `_count`, `_sum`,
 /// `_bucket`), or its window points look like a counter's (in at most one
 /// window in 10 the value goes down, and in at least half the windows
 /// after the first it goes up; a gauge that moves both ways goes down in
-/// about half its windows).
+/// about half its windows), judged on at least [`MIN_WINDOWS_TO_JUDGE`]
+/// windows.
 pub fn counter_like(name: Option<&str>, run: &Run) -> bool {
     if name.is_some_and(|n| {
         ["_total", "_count", "_sum", "_bucket"]
@@ -364,8 +370,12 @@ pub fn counter_like(name: Option<&str>, run: &Run) -> bool {
         .windows(2)
         .filter(|w| w[1].last > w[0].last)
         .count();
-    n > 1 && resets * 10 <= n && rises * 2 >= n - 1
+    n >= MIN_WINDOWS_TO_JUDGE && resets * 10 <= n && rises * 2 >= n - 1
 }
+
+/// The fewest window points [`counter_like`] judges by their values (a
+/// short block's few windows of a gauge trending up look like a counter).
+pub const MIN_WINDOWS_TO_JUDGE: usize = 12;
 
 /// Cuts `run` into chunks of at most [`DENSE_CHUNK_SAMPLES`] points whose
 /// `kind` is the same, and encodes each with `encode(points, kind, first,
@@ -416,6 +426,7 @@ pub fn encode_run(run: &Run, counter_like: bool) -> Vec<ChunkMeta> {
     };
     chunked(run, kind, |points, k, first, base, out| match k {
         Kept::Counter => encode_counter(points, first, base, out),
+        Kept::Count => encode_count(points, out),
         _ => encode_gauge(points, out),
     })
 }
@@ -505,6 +516,15 @@ fn encode_counter(points: &[Point], first: f64, base: f64, out: &mut Vec<u8>) {
     put_dense(&times, out);
     put_column(points, |p| p.count, None, out);
     put_offsets(points, base, out);
+}
+
+/// Version 2, count only: `(t, count)`.
+fn encode_count(points: &[Point], out: &mut Vec<u8>) {
+    out.push(VERSION_2);
+    out.push(KIND_COUNT);
+    put_uvarint(out, points.len() as u64);
+    let times: Vec<(i64, f64)> = points.iter().map(|p| (p.t, p.count)).collect();
+    put_dense(&times, out);
 }
 
 /// Version 2, gauge: `(t, count)` (a steady scrape's counts are constant,
@@ -661,7 +681,7 @@ fn get_f64(bytes: &[u8], position: &mut usize) -> Result<f64, ChunkError> {
 fn get_header_v2(bytes: &[u8]) -> Result<(u8, usize, usize), ChunkError> {
     let mut position = 1;
     let kind = get_byte(bytes, &mut position)?;
-    if kind != KIND_COUNTER && kind != KIND_GAUGE {
+    if !matches!(kind, KIND_COUNTER | KIND_GAUGE | KIND_COUNT) {
         return Err(ChunkError::new("aggregate: unknown chunk kind"));
     }
     let n = get_count(bytes, &mut position)?;
@@ -715,7 +735,27 @@ pub fn decode_chunk(bytes: &[u8]) -> Result<Run, ChunkError> {
 
 fn decode_chunk_v2(bytes: &[u8]) -> Result<Run, ChunkError> {
     let (kind, n, mut position) = get_header_v2(bytes)?;
-    let run = if kind == KIND_COUNTER {
+    let run = if kind == KIND_COUNT {
+        let counts = get_times(bytes, &mut position, n)?;
+        let points: Vec<Point> = counts
+            .iter()
+            .map(|&(t, count)| Point {
+                t,
+                count,
+                sum: f64::NAN,
+                min: f64::NAN,
+                max: f64::NAN,
+                last: f64::NAN,
+                offset: 0.0,
+                kept: Kept::Count,
+                decimals: UNKNOWN_DECIMALS,
+            })
+            .collect();
+        Run {
+            first: f64::NAN,
+            points,
+        }
+    } else if kind == KIND_COUNTER {
         let first = get_f64(bytes, &mut position)?;
         let times = get_times(bytes, &mut position, n)?;
         let count = get_column(bytes, &mut position, n, false)?
@@ -1062,15 +1102,17 @@ fn decode_chunk_column_v2(
     aggregate: Aggregate,
 ) -> Result<Option<Column>, ChunkError> {
     let (kind, n, mut position) = get_header_v2(bytes)?;
-    let kept = if kind == KIND_COUNTER {
-        Kept::Counter
-    } else {
-        Kept::Gauge
+    let kept = match kind {
+        KIND_COUNTER => Kept::Counter,
+        KIND_GAUGE => Kept::Gauge,
+        _ => Kept::Count,
     };
     let mut first = 0.0;
     let mut offsets = Vec::new();
     let mut counts = Vec::new();
-    let pairs = if kind == KIND_COUNTER {
+    let pairs = if kind == KIND_COUNT {
+        get_times(bytes, &mut position, n)?
+    } else if kind == KIND_COUNTER {
         first = get_f64(bytes, &mut position)?;
         let mut pairs = get_times(bytes, &mut position, n)?;
         if aggregate == Aggregate::Count {
@@ -1297,6 +1339,36 @@ mod tests {
         assert_eq!(round_sum(1.0 / 3.0, 1.0, UNKNOWN_DECIMALS), 1.0 / 3.0);
         assert_eq!(decimals(12.5), 1);
         assert_eq!(decimals(-3.0), 0);
+    }
+
+    #[test]
+    fn a_window_of_a_counters_and_a_gauges_points_keeps_its_count() {
+        let raw: Vec<(i64, f64)> = (0..240).map(|i| (i * 15_000, i as f64)).collect();
+        let (a, b) = raw.split_at(120);
+        let counter = join(&encode_run(&Run::from_samples(a, 60_000).unwrap(), true));
+        let gauge = join(&encode_run(&Run::from_samples(b, 60_000).unwrap(), false));
+        let mut run = counter;
+        run.append(gauge);
+        // 30 s into a 3600 s window: both halves in one window.
+        let coarse = run.coarsen(3_600_000);
+        assert_eq!(coarse.points.len(), 1);
+        assert_eq!(coarse.points[0].kept, Kept::Count);
+        let chunks = encode_run(&coarse, false);
+        let back = join(&chunks);
+        assert_eq!(back.points[0].count, 240.0);
+        assert_eq!(back.points[0].kept, Kept::Count);
+        for aggregate in AGGREGATES {
+            let column = decode_chunk_column(&chunks[0].data, aggregate).unwrap();
+            assert_eq!(
+                column.is_some(),
+                aggregate == Aggregate::Count,
+                "{aggregate:?}"
+            );
+            assert_eq!(column, Column::from_run(&back, aggregate));
+        }
+        let mut cut = chunks[0].data.clone();
+        cut.pop();
+        assert!(decode_chunk(&cut).is_err());
     }
 
     #[test]
