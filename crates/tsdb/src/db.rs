@@ -442,7 +442,9 @@ impl Db {
         let count = read(&self.tiers).len();
         for i in 1..count {
             let states = self.tier_states();
-            let (source, target) = (&states[i - 1], &states[i]);
+            let (Some(source), Some(target)) = (states.get(i - 1), states.get(i)) else {
+                break;
+            };
             let sources: Vec<Arc<Block>> = if i == 1 {
                 self.blocks()
             } else {
@@ -458,7 +460,10 @@ impl Db {
                 self.remove_tier_blocks(resolution, &stale)?;
             }
             let states = self.tier_states();
-            let target = &states[i];
+            // (The tiers may have been set anew meanwhile.)
+            let Some(target) = states.get(i) else {
+                break;
+            };
             let mut covered = tiers::coverage(
                 target
                     .blocks
