@@ -281,6 +281,9 @@ pub enum Aggregate {
     /// 1 when the window holds a counter reset, else 0; a reader sums these
     /// (`resets`).
     Resets,
+    /// The sum and then the count of each window: two samples with the
+    /// window's timestamp (`avg_over_time` reads both in one select).
+    SumCount,
 }
 
 /// The answer of [`Querier::select_hinted`].
@@ -647,6 +650,23 @@ pub struct StorageCounters {
     pub blocks_deleted_by_retention_total: u64,
     pub storage_blocks_bytes: u64,
     pub out_of_order_samples_total: u64,
+    /// The downsampled tiers (`storage.tiers`), finest first.
+    pub tiers: Vec<TierCounters>,
+    /// Downsampling rounds (every tier built and compacted) completed.
+    pub downsamples_total: u64,
+    /// Downsampling rounds that failed.
+    pub downsamples_failed_total: u64,
+    /// How long the last downsampling round took, in seconds (0 before
+    /// the first).
+    pub last_downsample_seconds: f64,
+}
+
+/// One downsampled tier's blocks.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TierCounters {
+    pub resolution_ms: i64,
+    pub blocks: u64,
+    pub bytes: u64,
 }
 
 #[cfg(test)]

@@ -498,14 +498,9 @@ fn range_function(
     let counter_check = matches!(name, "rate" | "increase" | "irate");
     let mut warned_counter = false;
     let aggregate = hinted_aggregate(name);
-    // avg_over_time over a tier: sums first (kept here), then counts.
-    let mut sums: Vec<(RangeSeries, Vec<Option<f64>>)> = Vec::new();
-    let first_aggregate = if name == "avg_over_time" {
-        Some(Aggregate::Sum)
-    } else {
-        aggregate
-    };
-    let resolution = ctx.for_each_range_series_hinted(matrix_arg, steps, first_aggregate, &mut |s: RangeSeries, arg: &RangeArg| {
+    // avg_over_time over a tier reads each window's sum and count in one
+    // select (two samples per window, the sum first).
+    ctx.for_each_range_series_hinted(matrix_arg, steps, aggregate, &mut |s: RangeSeries, arg: &RangeArg| {
         if counter_check && !warned_counter
             && let Some(metric) = s.labels.metric_name()
                 && !(metric.ends_with("_total")
@@ -518,16 +513,16 @@ fn range_function(
                         "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"{metric}\""
                     ), name, 0);
                 }
-        let applied = if arg.resolution_ms > 0 {
-            downsampled_name(name)
+        let points = if name == "avg_over_time" && arg.resolution_ms > 0 {
+            sum_count_points(ctx, s.samples, arg, &params, &eval_times)?
         } else {
-            name
+            let applied = if arg.resolution_ms > 0 {
+                downsampled_name(name)
+            } else {
+                name
+            };
+            window_points(ctx, applied, &s, arg, &params, &eval_times)?
         };
-        let points = window_points(ctx, applied, &s, arg, &params, &eval_times)?;
-        if name == "avg_over_time" && arg.resolution_ms > 0 {
-            sums.push((RangeSeries { samples: Vec::new(), ..s }, points));
-            return Ok(());
-        }
         if points.iter().all(Option::is_none) {
             return Ok(());
         }
@@ -537,42 +532,46 @@ fn range_function(
             points,
         })
     })?;
-    if resolution > 0 && name == "avg_over_time" {
-        let mut counts: std::collections::HashMap<model::Labels, Vec<Option<f64>>> =
-            std::collections::HashMap::new();
-        ctx.for_each_range_series_hinted(
-            matrix_arg,
-            steps,
-            Some(Aggregate::Count),
-            &mut |s: RangeSeries, arg: &RangeArg| {
-                let points = window_points(ctx, "sum_over_time", &s, arg, &params, &eval_times)?;
-                counts.insert(s.labels, points);
-                Ok(())
-            },
-        )?;
-        for (s, sum_points) in sums {
-            let Some(count_points) = counts.get(&s.labels) else {
-                continue;
-            };
-            let points: Vec<Option<f64>> = sum_points
-                .iter()
-                .zip(count_points)
-                .map(|(sum, count)| match (sum, count) {
-                    (Some(sum), Some(count)) if *count > 0.0 => Some(sum / count),
-                    _ => None,
-                })
-                .collect();
-            if points.iter().all(Option::is_none) {
-                continue;
-            }
-            emit(StepSeries {
-                labels: s.labels,
-                drop_name: true,
-                points,
-            })?;
-        }
-    }
     Ok(())
+}
+
+/// `avg_over_time` over a tier's `(t, sum), (t, count)` sample pairs: per
+/// step, the window's summed sums over its summed counts.
+fn sum_count_points(
+    ctx: &Ctx<'_>,
+    samples: Vec<(i64, f64)>,
+    arg: &RangeArg,
+    params: &[Vec<f64>],
+    eval_times: &[i64],
+) -> Result<Vec<Option<f64>>, QueryError> {
+    let mut sums = Vec::with_capacity(samples.len() / 2);
+    let mut counts = Vec::with_capacity(samples.len() / 2);
+    for pair in samples.chunks_exact(2) {
+        sums.push(pair[0]);
+        counts.push(pair[1]);
+    }
+    let series = |samples| RangeSeries {
+        labels: model::Labels::default(),
+        drop_name: true,
+        samples,
+    };
+    let sums = window_points(ctx, "sum_over_time", &series(sums), arg, params, eval_times)?;
+    let counts = window_points(
+        ctx,
+        "sum_over_time",
+        &series(counts),
+        arg,
+        params,
+        eval_times,
+    )?;
+    Ok(sums
+        .iter()
+        .zip(&counts)
+        .map(|(sum, count)| match (sum, count) {
+            (Some(sum), Some(count)) if *count > 0.0 => Some(sum / count),
+            _ => None,
+        })
+        .collect())
 }
 
 /// The aggregate a range function reads from a downsampled tier; `None`
@@ -583,7 +582,8 @@ fn hinted_aggregate(name: &str) -> Option<Aggregate> {
         "resets" => Aggregate::Resets,
         "max_over_time" => Aggregate::Max,
         "min_over_time" => Aggregate::Min,
-        "sum_over_time" | "avg_over_time" => Aggregate::Sum,
+        "sum_over_time" => Aggregate::Sum,
+        "avg_over_time" => Aggregate::SumCount,
         "count_over_time" => Aggregate::Count,
         "last_over_time" => Aggregate::Last,
         _ => return None,
@@ -591,11 +591,11 @@ fn hinted_aggregate(name: &str) -> Option<Aggregate> {
 }
 
 /// The function applied to a downsampled aggregate: counts and reset
-/// flags are summed (and sums, which `avg_over_time` then divides by the
-/// summed counts); the others apply as they are.
+/// flags are summed (`avg_over_time` divides summed sums by summed counts,
+/// `sum_count_points`); the others apply as they are.
 fn downsampled_name(name: &str) -> &str {
     match name {
-        "count_over_time" | "resets" | "avg_over_time" => "sum_over_time",
+        "count_over_time" | "resets" => "sum_over_time",
         other => other,
     }
 }

@@ -331,9 +331,74 @@ impl Collector for StorageCollector {
                 encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
             gauge.encode(metric_encoder)?;
         }
+        encode_tier_metrics(&c, &mut encoder)?;
         encode_exemplar_metrics(&self.storage.exemplar_counters(), &mut encoder)?;
         encode_limit_metrics(&self.storage.series_limit_stats(), &mut encoder)
     }
+}
+
+/// The resolution tiers (`storage.tiers`, `docs/configuration.md`): blocks
+/// and bytes per downsampled tier, and the downsampling rounds, in the
+/// shape of Prometheus's `prometheus_tsdb_blocks_loaded` and
+/// `prometheus_tsdb_compactions_total`. Nothing without tiers.
+fn encode_tier_metrics(
+    c: &model::storage::StorageCounters,
+    encoder: &mut DescriptorEncoder,
+) -> Result<(), std::fmt::Error> {
+    if c.tiers.is_empty() {
+        return Ok(());
+    }
+    use prometheus_client::metrics::MetricType;
+    let resolutions: Vec<String> = c
+        .tiers
+        .iter()
+        .map(|t| model::duration::format_duration_ms(t.resolution_ms))
+        .collect();
+    for (name, help, value) in [
+        (
+            "osprey_tsdb_tier_blocks",
+            "Blocks loaded in each downsampled tier",
+            (|t: &model::storage::TierCounters| t.blocks)
+                as fn(&model::storage::TierCounters) -> u64,
+        ),
+        (
+            "osprey_tsdb_tier_bytes",
+            "Bytes used by each downsampled tier's blocks",
+            |t| t.bytes,
+        ),
+    ] {
+        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for (t, resolution) in c.tiers.iter().zip(&resolutions) {
+            let labels = [("resolution", resolution.as_str())];
+            family
+                .encode_family(&labels)?
+                .encode_gauge(&i64::try_from(value(t)).unwrap_or(i64::MAX))?;
+        }
+    }
+    for (name, help, value) in [
+        (
+            "osprey_tsdb_downsamples",
+            "Downsampling rounds completed (every tier built and compacted)",
+            c.downsamples_total,
+        ),
+        (
+            "osprey_tsdb_downsamples_failed",
+            "Downsampling rounds that failed",
+            c.downsamples_failed_total,
+        ),
+    ] {
+        let counter = ConstCounter::new(value);
+        let metric_encoder = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+        counter.encode(metric_encoder)?;
+    }
+    let gauge = ConstGauge::new(c.last_downsample_seconds);
+    let metric_encoder = encoder.encode_descriptor(
+        "osprey_tsdb_last_downsample_duration_seconds",
+        "How long the last downsampling round took",
+        None,
+        gauge.metric_type(),
+    )?;
+    gauge.encode(metric_encoder)
 }
 
 /// The series limits (`docs/limits.md`): refusals by limit and writer,

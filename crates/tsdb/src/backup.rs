@@ -73,6 +73,9 @@ pub fn backup_snapshot(snapshot: &Path, dest: &Path) -> Result<Summary> {
     for block in &blocks {
         let from = snapshot.join(block);
         let to = dest.join(block);
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent).map_err(|e| err(parent, "creating", e))?;
+        }
         fs::create_dir(&to).map_err(|e| err(&to, "creating", e))?;
         for relative in block_files(&from)? {
             let path = format!("{block}/{relative}");
@@ -167,7 +170,7 @@ pub fn parse_manifest(text: &str) -> std::result::Result<Manifest, String> {
         ));
     }
     for block in &manifest.blocks {
-        if !is_ulid(block) {
+        if !is_block_name(block) {
             return Err(format!("{block:?} is not a block name"));
         }
     }
@@ -192,6 +195,9 @@ pub fn restore(backup: &Path, data_dir: &Path) -> Result<Summary> {
     refuse_existing_data(data_dir)?;
     for block in &manifest.blocks {
         let tmp = data_dir.join(format!("{block}.tmp"));
+        // A tier block goes into its tier's directory.
+        let parent = tmp.parent().unwrap_or(data_dir).to_path_buf();
+        fs::create_dir_all(&parent).map_err(|e| err(&parent, "creating", e))?;
         if tmp.exists() {
             fs::remove_dir_all(&tmp).map_err(|e| err(&tmp, "removing", e))?;
         }
@@ -219,7 +225,14 @@ pub fn restore(backup: &Path, data_dir: &Path) -> Result<Summary> {
         sync_tree(&tmp)?;
         let done = data_dir.join(block);
         fs::rename(&tmp, &done).map_err(|e| err(&done, "renaming into", e))?;
-        sync_dir(data_dir)?;
+        sync_dir(&parent)?;
+        if parent != data_dir {
+            // The tier directories themselves.
+            if let Some(tiers) = parent.parent() {
+                sync_dir(tiers)?;
+            }
+            sync_dir(data_dir)?;
+        }
     }
     let db = Db::open(data_dir, DbOptions::with_retention(None, None))
         .map_err(|e| err(data_dir, "opening the restored database", e))?;
@@ -231,15 +244,34 @@ pub fn restore(backup: &Path, data_dir: &Path) -> Result<Summary> {
     })
 }
 
+/// A block's name in a backup: a ULID (a raw block) or
+/// `tiers/<resolution ms>/<ULID>` (a block of a resolution tier).
+fn is_block_name(name: &str) -> bool {
+    match name.split('/').collect::<Vec<_>>().as_slice() {
+        [ulid] => is_ulid(ulid),
+        ["tiers", resolution, ulid] => {
+            crate::tiers::is_resolution_name(resolution) && is_ulid(ulid)
+        }
+        _ => false,
+    }
+}
+
 /// `path` is `<block>/<name>` or `<block>/chunks/<name>` for a listed block.
 fn check_relative_path(path: &str, blocks: &[String]) -> std::result::Result<(), String> {
-    let parts: Vec<&str> = path.split('/').collect();
     let plain = |s: &str| !s.is_empty() && s != "." && s != ".." && !s.contains('\\');
-    let ok = match parts.as_slice() {
-        [block, name] => blocks.iter().any(|b| b == block) && plain(name),
-        [block, "chunks", name] => blocks.iter().any(|b| b == block) && plain(name),
-        _ => false,
-    };
+    let ok = blocks.iter().any(|block| {
+        let Some(rest) = path
+            .strip_prefix(block.as_str())
+            .and_then(|r| r.strip_prefix('/'))
+        else {
+            return false;
+        };
+        match rest.split('/').collect::<Vec<_>>().as_slice() {
+            [name] => plain(name),
+            ["chunks", name] => plain(name),
+            _ => false,
+        }
+    });
     if ok {
         Ok(())
     } else {
@@ -260,6 +292,8 @@ fn block_dirs(dir: &Path) -> Result<Vec<String>> {
             blocks.push(name.to_string());
         }
     }
+    blocks
+        .extend(crate::tiers::tier_block_paths(dir).map_err(|e| err(dir, "listing tiers of", e))?);
     blocks.sort();
     Ok(blocks)
 }
@@ -494,6 +528,30 @@ mod tests {
             "01JD3Q9Z8X6W1V4T2R0P9N8M7K/a/b",
             "01JD3QB0C2D4E6F8G0H2J4K6M8/index",
             "01JD3Q9Z8X6W1V4T2R0P9N8M7K/chunks/..",
+        ] {
+            assert!(check_relative_path(bad, &blocks).is_err(), "{bad}");
+        }
+        // Tier blocks: `tiers/<resolution ms>/<ULID>`.
+        let tier = "tiers/3600000/01JD3QB0C2D4E6F8G0H2J4K6M8".to_string();
+        assert!(is_block_name(&tier));
+        for bad in [
+            "tiers/0/01JD3QB0C2D4E6F8G0H2J4K6M8",
+            "tiers/036/01JD3QB0C2D4E6F8G0H2J4K6M8",
+            "tiers/1h/01JD3QB0C2D4E6F8G0H2J4K6M8",
+            "tiers/../01JD3QB0C2D4E6F8G0H2J4K6M8",
+            "tiers/3600000",
+            "x/3600000/01JD3QB0C2D4E6F8G0H2J4K6M8",
+            "tiers/3600000/01JD3QB0C2D4E6F8G0H2J4K6M8/x",
+        ] {
+            assert!(!is_block_name(bad), "{bad}");
+        }
+        let blocks = vec![tier.clone()];
+        assert!(check_relative_path(&format!("{tier}/chunks/000001"), &blocks).is_ok());
+        assert!(check_relative_path(&format!("{tier}/index"), &blocks).is_ok());
+        for bad in [
+            "tiers/3600000/01JD3QB0C2D4E6F8G0H2J4K6M8/../../x",
+            "tiers/3600000/01JD3QB0C2D4E6F8G0H2J4K6M8/a/b",
+            "tiers/3600000/index",
         ] {
             assert!(check_relative_path(bad, &blocks).is_err(), "{bad}");
         }

@@ -67,6 +67,17 @@ pub struct BlockMeta {
     pub downsample: Option<Downsample>,
 }
 
+/// The level-1 blocks whose samples `meta`'s block holds: its recorded
+/// `compaction.sources`, or the block itself when it records none (a
+/// block written from the head or by an import).
+pub fn sources_of(meta: &BlockMeta) -> Vec<String> {
+    if meta.compaction.sources.is_empty() {
+        vec![meta.ulid.clone()]
+    } else {
+        meta.compaction.sources.clone()
+    }
+}
+
 /// `meta.json`'s `downsample` field: the window length of a tier block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Downsample {

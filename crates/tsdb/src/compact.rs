@@ -261,7 +261,7 @@ pub(crate) fn merge_blocks(
         + 1;
     let mut sources: Vec<String> = blocks
         .iter()
-        .flat_map(|b| b.meta().compaction.sources.clone())
+        .flat_map(|b| crate::block::sources_of(b.meta()))
         .collect();
     sources.sort();
     sources.dedup();

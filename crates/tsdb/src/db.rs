@@ -114,6 +114,10 @@ struct Counters {
     compactions_failed: AtomicU64,
     head_truncations: AtomicU64,
     retention_deletions: AtomicU64,
+    downsamples: AtomicU64,
+    downsamples_failed: AtomicU64,
+    /// The last downsampling round's duration in microseconds.
+    last_downsample_us: AtomicU64,
 }
 
 /// The embedded time-series database.
@@ -339,7 +343,7 @@ impl Db {
             self.cut_head(boundary)?;
         }
         self.compact_all()?;
-        self.downsample_all()?;
+        self.downsample_timed()?;
         let expired = self.apply_series_retention(now_ms)?;
         for block in self.blocks() {
             let retention_hit = expired.iter().any(|ulid| *ulid == block.meta().ulid);
@@ -414,6 +418,23 @@ impl Db {
         }
     }
 
+    /// [`Db::downsample_all`], counted and timed for the metrics.
+    pub fn downsample_timed(&self) -> Result<()> {
+        let began = std::time::Instant::now();
+        let result = self.downsample_all();
+        if read(&self.tiers).len() > 1 {
+            let c = &self.counters;
+            let us = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+            c.last_downsample_us.store(us, Ordering::Relaxed);
+            if result.is_ok() {
+                c.downsamples.fetch_add(1, Ordering::Relaxed);
+            } else {
+                c.downsamples_failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        result
+    }
+
     /// Builds every downsampled tier from the one before it: each part of
     /// a source block's range that the tier does not cover yet becomes a
     /// tier block; then the tier's blocks are compacted like raw ones.
@@ -421,13 +442,28 @@ impl Db {
         let count = read(&self.tiers).len();
         for i in 1..count {
             let states = self.tier_states();
-            let (source, target) = (&states[i - 1], &states[i]);
+            let (Some(source), Some(target)) = (states.get(i - 1), states.get(i)) else {
+                break;
+            };
             let sources: Vec<Arc<Block>> = if i == 1 {
                 self.blocks()
             } else {
                 source.blocks.clone()
             };
             let resolution = target.spec.resolution_ms;
+            // A backfill into a range the tier covers: build that range
+            // again (removed first; the loop below fills what is not
+            // covered, and a crash in between leaves it uncovered, so the
+            // next round builds it).
+            let stale = tiers::stale_tier_blocks(&sources, &target.blocks);
+            if !stale.is_empty() {
+                self.remove_tier_blocks(resolution, &stale)?;
+            }
+            let states = self.tier_states();
+            // (The tiers may have been set anew meanwhile.)
+            let Some(target) = states.get(i) else {
+                break;
+            };
             let mut covered = tiers::coverage(
                 target
                     .blocks
@@ -917,6 +953,25 @@ impl Db {
         for block in self.blocks() {
             link_block(block.dir(), &dir.join(&block.meta().ulid))
                 .map_err(|e| snapshot_err(&format!("linking block {}: {e}", block.meta().ulid)))?;
+        }
+        // Tier blocks, as they lie on disk (maintenance, which writes and
+        // deletes them, waits for the lock held here).
+        let tier_blocks = tiers::tier_block_paths(&self.dir).map_err(|e| snapshot_err(&e))?;
+        for relative in &tier_blocks {
+            let to = dir.join(relative);
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| snapshot_err(&e))?;
+            }
+            link_block(&self.dir.join(relative), &to)
+                .map_err(|e| snapshot_err(&format!("linking tier block {relative}: {e}")))?;
+        }
+        if !tier_blocks.is_empty() {
+            let root = dir.join("tiers");
+            for entry in std::fs::read_dir(&root).map_err(|e| snapshot_err(&e))? {
+                let entry = entry.map_err(|e| snapshot_err(&e))?;
+                block::sync_dir(&entry.path()).map_err(|e| snapshot_err(&e))?;
+            }
+            block::sync_dir(&root).map_err(|e| snapshot_err(&e))?;
         }
         if head == SnapshotHead::Include {
             self.write_head_block(dir).map_err(|e| snapshot_err(&e))?;
@@ -1638,6 +1693,18 @@ impl Storage for Db {
             blocks_deleted_by_retention_total: c.retention_deletions.load(Ordering::Relaxed),
             storage_blocks_bytes: blocks.iter().map(|b| b.size_bytes()).sum(),
             out_of_order_samples_total: c.out_of_order.load(Ordering::Relaxed),
+            tiers: read(&self.tiers)
+                .iter()
+                .skip(1)
+                .map(|t| model::storage::TierCounters {
+                    resolution_ms: t.spec.resolution_ms,
+                    blocks: t.blocks.len() as u64,
+                    bytes: t.blocks.iter().map(|b| b.size_bytes()).sum(),
+                })
+                .collect(),
+            downsamples_total: c.downsamples.load(Ordering::Relaxed),
+            downsamples_failed_total: c.downsamples_failed.load(Ordering::Relaxed),
+            last_downsample_seconds: c.last_downsample_us.load(Ordering::Relaxed) as f64 / 1e6,
         }
     }
 }

@@ -5,8 +5,10 @@
 //! from. Runs are built from raw samples ([`Run::from_samples`]), made
 //! coarser ([`Run::coarsen`]), cut to a time range ([`Run::clip`]) and
 //! joined end to end ([`Run::append`]) without losing a counter reset;
-//! [`encode_run`] and [`decode_chunk`] write and read them as encoding 3.
-//! The format is specified in `docs/format/downsample.md`.
+//! [`encode_run`] and [`decode_chunk`] write and read them as encoding 3
+//! (chunk version 2: a counter's or a gauge's set of aggregates per
+//! series; version 1 chunks, every aggregate, stay readable). The format
+//! is specified in `docs/format/downsample.md`.
 
 use crate::block::ChunkMeta;
 use crate::chunkenc::{ChunkError, Encoding, decode_all, encode_dense};
@@ -16,6 +18,91 @@ use model::storage::Aggregate;
 
 /// The chunk encoding id of downsampled blocks.
 pub const AGGREGATE_ENCODING: u8 = 3;
+
+/// Which aggregates a window point holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kept {
+    /// Every aggregate: points built from raw samples, and version 1
+    /// chunks.
+    All,
+    /// A counter's: last, count and the counter offsets (no sum, min, max).
+    Counter,
+    /// A gauge's: count, sum, min and max (no last value of its own, no
+    /// counter); `last` holds the window's mean.
+    Gauge,
+    /// Only the count: a window combining a counter's points with a
+    /// gauge's (a series whose set changed from one block to the next),
+    /// for which neither set is complete.
+    Count,
+}
+
+impl Kept {
+    /// Whether points of this kind answer `aggregate`. A gauge answers
+    /// [`Aggregate::Last`] with the window's mean.
+    pub fn keeps(self, aggregate: Aggregate) -> bool {
+        match self {
+            Kept::All => true,
+            Kept::Counter => matches!(
+                aggregate,
+                Aggregate::Last | Aggregate::Count | Aggregate::Counter | Aggregate::Resets
+            ),
+            Kept::Gauge => !matches!(aggregate, Aggregate::Counter | Aggregate::Resets),
+            Kept::Count => aggregate == Aggregate::Count,
+        }
+    }
+
+    /// The kind of a window combining points of kinds `self` and `other`:
+    /// what both hold.
+    fn meet(self, other: Kept) -> Kept {
+        match (self, other) {
+            (Kept::All, k) | (k, Kept::All) => k,
+            (a, b) if a == b => a,
+            _ => Kept::Count,
+        }
+    }
+}
+
+/// `Point::decimals` when the sum is not known to be a short decimal.
+pub const UNKNOWN_DECIMALS: u8 = u8::MAX;
+
+/// The most decimals a gauge's sum is rounded to (see [`round_sum`]).
+pub const MAX_SUM_DECIMALS: u8 = 9;
+
+const POWERS_OF_TEN: [f64; MAX_SUM_DECIMALS as usize + 1] =
+    [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+
+/// The fewest decimals `value` is written with (`m / 10^d` equal to it bit
+/// for bit), up to [`MAX_SUM_DECIMALS`]; [`UNKNOWN_DECIMALS`] otherwise.
+pub fn decimals(value: f64) -> u8 {
+    for (d, power) in POWERS_OF_TEN.iter().enumerate() {
+        let scaled = value * power;
+        if !scaled.is_finite() || scaled.abs() >= 9.0e15 {
+            break;
+        }
+        if (scaled.round() / power).to_bits() == value.to_bits() {
+            return d as u8;
+        }
+    }
+    UNKNOWN_DECIMALS
+}
+
+/// The sum of `count` values that each have at most `decimals` decimals,
+/// rounded to that many: the exact decimal sum, without the float
+/// addition's rounding noise (which would make the column incompressible).
+/// Left as it is when the rounding could move it by more than that noise.
+pub fn round_sum(sum: f64, count: f64, decimals: u8) -> f64 {
+    if decimals > MAX_SUM_DECIMALS {
+        return sum;
+    }
+    let power = POWERS_OF_TEN[decimals as usize];
+    let scaled = sum * power;
+    // The addition's error is at most count * 2^-53 * |sum| (times power
+    // here); below 0.25 the nearest integer is the exact decimal sum.
+    if !scaled.is_finite() || scaled.abs() * count.max(1.0) >= 1.0e15 {
+        return sum;
+    }
+    scaled.round() / power
+}
 
 /// The aggregates of one window of one series.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -30,9 +117,31 @@ pub struct Point {
     /// Sum of the values just before each counter reset since the run's
     /// start; the reset-adjusted counter is `last + offset`.
     pub offset: f64,
+    /// Which of these the point holds (the others are NaN, or 0 offsets).
+    pub kept: Kept,
+    /// The most decimals of the values summed (see [`decimals`]).
+    pub decimals: u8,
 }
 
 impl Point {
+    /// The value of a kept aggregate other than the counter and resets
+    /// (which need the offsets): a gauge's last is its window's mean.
+    pub fn value(&self, aggregate: Aggregate) -> f64 {
+        match aggregate {
+            Aggregate::Last | Aggregate::Counter | Aggregate::Resets => {
+                if self.kept == Kept::Gauge {
+                    self.sum / self.count
+                } else {
+                    self.last
+                }
+            }
+            Aggregate::Count => self.count,
+            Aggregate::Sum | Aggregate::SumCount => self.sum,
+            Aggregate::Min => self.min,
+            Aggregate::Max => self.max,
+        }
+    }
+
     /// The reset-adjusted counter at `t`.
     pub fn counter(&self) -> f64 {
         self.last + self.offset
@@ -77,8 +186,10 @@ impl Run {
             previous = Some(v);
             first.get_or_insert(v);
             let window = window_of(t, resolution);
+            let d = decimals(v);
             match points.last_mut() {
                 Some(point) if window == current_window => {
+                    point.decimals = point.decimals.max(d);
                     point.t = t;
                     point.count += 1.0;
                     point.sum += v;
@@ -97,6 +208,8 @@ impl Run {
                         max: v,
                         last: v,
                         offset,
+                        kept: Kept::All,
+                        decimals: d,
                     });
                 }
             }
@@ -116,6 +229,8 @@ impl Run {
             let window = window_of(p.t, resolution);
             match points.last_mut() {
                 Some(q) if window == current_window => {
+                    q.kept = q.kept.meet(p.kept);
+                    q.decimals = q.decimals.max(p.decimals);
                     q.t = p.t;
                     q.count += p.count;
                     q.sum += p.sum;
@@ -225,13 +340,60 @@ const MODE_SAME_AS_LAST: u8 = 1;
 const MODE_SPARSE: u8 = 2;
 const MODE_ZERO_OFFSET: u8 = 3;
 
-/// Encodes a run as `Aggregate` chunks of at most [`DENSE_CHUNK_SAMPLES`]
-/// points each.
-pub fn encode_run(run: &Run) -> Vec<ChunkMeta> {
+/// The first byte of a version 2 chunk (a version 1 chunk starts with its
+/// window count, at least 1).
+const VERSION_2: u8 = 0;
+/// Version 2 chunk kinds.
+const KIND_COUNTER: u8 = 1;
+const KIND_GAUGE: u8 = 2;
+const KIND_COUNT: u8 = 3;
+
+/// Whether a series keeps a counter's aggregates rather than a gauge's:
+/// its name ends as a counter's does (`_total`, `_count`, `_sum`,
+/// `_bucket`), or its window points look like a counter's (in at most one
+/// window in 10 the value goes down, and in at least half the windows
+/// after the first it goes up; a gauge that moves both ways goes down in
+/// about half its windows), judged on at least [`MIN_WINDOWS_TO_JUDGE`]
+/// windows.
+pub fn counter_like(name: Option<&str>, run: &Run) -> bool {
+    if name.is_some_and(|n| {
+        ["_total", "_count", "_sum", "_bucket"]
+            .iter()
+            .any(|suffix| n.ends_with(suffix))
+    }) {
+        return true;
+    }
+    let n = run.points.len();
+    let resets = run.reset_flags().filter(|&(_, f)| f > 0.0).count();
+    let rises = run
+        .points
+        .windows(2)
+        .filter(|w| w[1].last > w[0].last)
+        .count();
+    n >= MIN_WINDOWS_TO_JUDGE && resets * 10 <= n && rises * 2 >= n - 1
+}
+
+/// The fewest window points [`counter_like`] judges by their values (a
+/// short block's few windows of a gauge trending up look like a counter).
+pub const MIN_WINDOWS_TO_JUDGE: usize = 12;
+
+/// Cuts `run` into chunks of at most [`DENSE_CHUNK_SAMPLES`] points whose
+/// `kind` is the same, and encodes each with `encode(points, kind, first,
+/// base)` (`first` and `base` as [`encode_points_v1`] takes them).
+fn chunked(
+    run: &Run,
+    kind: impl Fn(&Point) -> Kept,
+    encode: impl Fn(&[Point], Kept, f64, f64, &mut Vec<u8>),
+) -> Vec<ChunkMeta> {
     let mut chunks = Vec::new();
     let mut start = 0;
     while start < run.points.len() {
-        let end = (start + DENSE_CHUNK_SAMPLES).min(run.points.len());
+        let k = kind(&run.points[start]);
+        let limit = (start + DENSE_CHUNK_SAMPLES).min(run.points.len());
+        let mut end = start + 1;
+        while end < limit && kind(&run.points[end]) == k {
+            end += 1;
+        }
         let (first, base) = if start == 0 {
             (run.first, 0.0)
         } else {
@@ -240,7 +402,7 @@ pub fn encode_run(run: &Run) -> Vec<ChunkMeta> {
         };
         let points = &run.points[start..end];
         let mut data = Vec::new();
-        encode_points(points, first, base, &mut data);
+        encode(points, k, first, base, &mut data);
         chunks.push(ChunkMeta {
             min_time: points[0].t,
             max_time: points[points.len() - 1].t,
@@ -252,6 +414,34 @@ pub fn encode_run(run: &Run) -> Vec<ChunkMeta> {
     chunks
 }
 
+/// Encodes a run as version 2 `Aggregate` chunks: points that hold every
+/// aggregate keep a counter's set when `counter_like` (see
+/// [`counter_like`]), else a gauge's; points that hold one set already
+/// keep it. A chunk holds one set.
+pub fn encode_run(run: &Run, counter_like: bool) -> Vec<ChunkMeta> {
+    let kind = |p: &Point| match p.kept {
+        Kept::All if counter_like => Kept::Counter,
+        Kept::All => Kept::Gauge,
+        k => k,
+    };
+    chunked(run, kind, |points, k, first, base, out| match k {
+        Kept::Counter => encode_counter(points, first, base, out),
+        Kept::Count => encode_count(points, out),
+        _ => encode_gauge(points, out),
+    })
+}
+
+/// Encodes a run as version 1 chunks (every aggregate), as releases before
+/// version 2 wrote them: what tests and the fuzzer check the reader of
+/// old blocks with.
+pub fn encode_run_v1(run: &Run) -> Vec<ChunkMeta> {
+    chunked(
+        run,
+        |_| Kept::All,
+        |points, _, first, base, out| encode_points_v1(points, first, base, out),
+    )
+}
+
 fn put_dense(samples: &[(i64, f64)], out: &mut Vec<u8>) {
     let mut buf = Vec::new();
     encode_dense(samples, &mut buf);
@@ -259,11 +449,18 @@ fn put_dense(samples: &[(i64, f64)], out: &mut Vec<u8>) {
     out.extend_from_slice(&buf);
 }
 
-fn put_column(points: &[Point], value: impl Fn(&Point) -> f64, may_imply: bool, out: &mut Vec<u8>) {
-    if may_imply
+/// A count, sum, min or max column: mode 1 when every value equals the
+/// point's `reference` bit for bit, else stored.
+fn put_column(
+    points: &[Point],
+    value: impl Fn(&Point) -> f64,
+    reference: Option<&dyn Fn(&Point) -> f64>,
+    out: &mut Vec<u8>,
+) {
+    if let Some(reference) = reference
         && points
             .iter()
-            .all(|p| value(p).to_bits() == p.last.to_bits())
+            .all(|p| value(p).to_bits() == reference(p).to_bits())
     {
         out.push(MODE_SAME_AS_LAST);
         return;
@@ -277,15 +474,8 @@ fn put_column(points: &[Point], value: impl Fn(&Point) -> f64, may_imply: bool, 
     put_dense(&column, out);
 }
 
-fn encode_points(points: &[Point], first: f64, base: f64, out: &mut Vec<u8>) {
-    put_uvarint(out, points.len() as u64);
-    out.extend_from_slice(&first.to_bits().to_le_bytes());
-    let times: Vec<(i64, f64)> = points.iter().map(|p| (p.t, p.last)).collect();
-    put_dense(&times, out);
-    put_column(points, |p| p.count, false, out);
-    put_column(points, |p| p.sum, true, out);
-    put_column(points, |p| p.min, true, out);
-    put_column(points, |p| p.max, true, out);
+/// The counter column: offsets counted from `base`.
+fn put_offsets(points: &[Point], base: f64, out: &mut Vec<u8>) {
     let mut changes: Vec<(i64, f64)> = Vec::new();
     let mut before = 0.0f64;
     for (i, p) in points.iter().enumerate() {
@@ -301,6 +491,55 @@ fn encode_points(points: &[Point], first: f64, base: f64, out: &mut Vec<u8>) {
         out.push(MODE_SPARSE);
         put_dense(&changes, out);
     }
+}
+
+fn encode_points_v1(points: &[Point], first: f64, base: f64, out: &mut Vec<u8>) {
+    put_uvarint(out, points.len() as u64);
+    out.extend_from_slice(&first.to_bits().to_le_bytes());
+    let times: Vec<(i64, f64)> = points.iter().map(|p| (p.t, p.last)).collect();
+    put_dense(&times, out);
+    let last: &dyn Fn(&Point) -> f64 = &|p| p.last;
+    put_column(points, |p| p.count, None, out);
+    put_column(points, |p| p.sum, Some(last), out);
+    put_column(points, |p| p.min, Some(last), out);
+    put_column(points, |p| p.max, Some(last), out);
+    put_offsets(points, base, out);
+}
+
+/// Version 2, counter: `(t, last)`, count, counter.
+fn encode_counter(points: &[Point], first: f64, base: f64, out: &mut Vec<u8>) {
+    out.push(VERSION_2);
+    out.push(KIND_COUNTER);
+    put_uvarint(out, points.len() as u64);
+    out.extend_from_slice(&first.to_bits().to_le_bytes());
+    let times: Vec<(i64, f64)> = points.iter().map(|p| (p.t, p.last)).collect();
+    put_dense(&times, out);
+    put_column(points, |p| p.count, None, out);
+    put_offsets(points, base, out);
+}
+
+/// Version 2, count only: `(t, count)`.
+fn encode_count(points: &[Point], out: &mut Vec<u8>) {
+    out.push(VERSION_2);
+    out.push(KIND_COUNT);
+    put_uvarint(out, points.len() as u64);
+    let times: Vec<(i64, f64)> = points.iter().map(|p| (p.t, p.count)).collect();
+    put_dense(&times, out);
+}
+
+/// Version 2, gauge: `(t, count)` (a steady scrape's counts are constant,
+/// so reading the times costs little more than the times), sum (rounded
+/// to its values' decimals), min, max.
+fn encode_gauge(points: &[Point], out: &mut Vec<u8>) {
+    out.push(VERSION_2);
+    out.push(KIND_GAUGE);
+    put_uvarint(out, points.len() as u64);
+    let sum = |p: &Point| round_sum(p.sum, p.count, p.decimals);
+    let times: Vec<(i64, f64)> = points.iter().map(|p| (p.t, p.count)).collect();
+    put_dense(&times, out);
+    put_column(points, sum, None, out);
+    put_column(points, |p| p.min, Some(&sum), out);
+    put_column(points, |p| p.max, Some(&sum), out);
 }
 
 fn get_dense(bytes: &[u8], position: &mut usize) -> Result<Vec<(i64, f64)>, ChunkError> {
@@ -360,18 +599,10 @@ fn get_column(
 /// Reads a chunk's window count and `first` value; returns them and the
 /// position of the timestamps.
 fn get_header(bytes: &[u8]) -> Result<(usize, f64, usize), ChunkError> {
-    let (n, mut position) =
-        read_uvarint(bytes).ok_or(ChunkError::new("aggregate: truncated count"))?;
-    let n = usize::try_from(n).unwrap_or(usize::MAX);
-    if n == 0 || n > crate::chunkenc::MAX_DENSE_SAMPLES {
-        return Err(ChunkError::new("aggregate: window count out of range"));
-    }
-    let first_bytes: [u8; 8] = bytes
-        .get(position..position + 8)
-        .and_then(|b| b.try_into().ok())
-        .ok_or(ChunkError::new("aggregate: truncated first value"))?;
-    position += 8;
-    Ok((n, f64::from_bits(u64::from_le_bytes(first_bytes)), position))
+    let mut position = 0;
+    let n = get_count(bytes, &mut position)?;
+    let first = get_f64(bytes, &mut position)?;
+    Ok((n, first, position))
 }
 
 /// Reads the `(t, last)` pairs of a chunk of `n` windows.
@@ -425,8 +656,49 @@ fn skip_offsets(bytes: &[u8], position: &mut usize) -> Result<(), ChunkError> {
     }
 }
 
-/// Decodes one `Aggregate` chunk into a run.
+/// Reads a window count at `position`, checked to be in range.
+fn get_count(bytes: &[u8], position: &mut usize) -> Result<usize, ChunkError> {
+    let rest = bytes.get(*position..).unwrap_or(&[]);
+    let (n, used) = read_uvarint(rest).ok_or(ChunkError::new("aggregate: truncated count"))?;
+    *position += used;
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    if n == 0 || n > crate::chunkenc::MAX_DENSE_SAMPLES {
+        return Err(ChunkError::new("aggregate: window count out of range"));
+    }
+    Ok(n)
+}
+
+fn get_f64(bytes: &[u8], position: &mut usize) -> Result<f64, ChunkError> {
+    let b: [u8; 8] = bytes
+        .get(*position..*position + 8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or(ChunkError::new("aggregate: truncated first value"))?;
+    *position += 8;
+    Ok(f64::from_bits(u64::from_le_bytes(b)))
+}
+
+/// A version 2 chunk's kind and window count, and the position after them.
+fn get_header_v2(bytes: &[u8]) -> Result<(u8, usize, usize), ChunkError> {
+    let mut position = 1;
+    let kind = get_byte(bytes, &mut position)?;
+    if !matches!(kind, KIND_COUNTER | KIND_GAUGE | KIND_COUNT) {
+        return Err(ChunkError::new("aggregate: unknown chunk kind"));
+    }
+    let n = get_count(bytes, &mut position)?;
+    Ok((kind, n, position))
+}
+
+fn is_v2(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&VERSION_2)
+}
+
+/// Decodes one `Aggregate` chunk into a run. Aggregates a version 2 chunk
+/// does not keep are NaN (a counter's sum, min and max) or 0 (a gauge's
+/// offsets); a gauge's `last` is its window's mean.
 pub fn decode_chunk(bytes: &[u8]) -> Result<Run, ChunkError> {
+    if is_v2(bytes) {
+        return decode_chunk_v2(bytes);
+    }
     let (n, first, mut position) = get_header(bytes)?;
     let times = get_times(bytes, &mut position, n)?;
     let count = get_column(bytes, &mut position, n, false)?
@@ -443,17 +715,100 @@ pub fn decode_chunk(bytes: &[u8]) -> Result<Run, ChunkError> {
     let points = times
         .iter()
         .enumerate()
-        .map(|(i, &(t, last))| Point {
-            t,
-            count: count[i],
-            sum: pick(&sum, i, last),
-            min: pick(&min, i, last),
-            max: pick(&max, i, last),
-            last,
-            offset: offsets[i],
+        .map(|(i, &(t, last))| {
+            let sum = pick(&sum, i, last);
+            Point {
+                t,
+                count: count[i],
+                sum,
+                min: pick(&min, i, last),
+                max: pick(&max, i, last),
+                last,
+                offset: offsets[i],
+                kept: Kept::All,
+                decimals: decimals(sum),
+            }
         })
         .collect();
     Ok(Run { first, points })
+}
+
+fn decode_chunk_v2(bytes: &[u8]) -> Result<Run, ChunkError> {
+    let (kind, n, mut position) = get_header_v2(bytes)?;
+    let run = if kind == KIND_COUNT {
+        let counts = get_times(bytes, &mut position, n)?;
+        let points: Vec<Point> = counts
+            .iter()
+            .map(|&(t, count)| Point {
+                t,
+                count,
+                sum: f64::NAN,
+                min: f64::NAN,
+                max: f64::NAN,
+                last: f64::NAN,
+                offset: 0.0,
+                kept: Kept::Count,
+                decimals: UNKNOWN_DECIMALS,
+            })
+            .collect();
+        Run {
+            first: f64::NAN,
+            points,
+        }
+    } else if kind == KIND_COUNTER {
+        let first = get_f64(bytes, &mut position)?;
+        let times = get_times(bytes, &mut position, n)?;
+        let count = get_column(bytes, &mut position, n, false)?
+            .ok_or(ChunkError::new("aggregate: count must be stored"))?;
+        let offsets = get_offsets(bytes, &mut position, n)?;
+        let points = times
+            .iter()
+            .enumerate()
+            .map(|(i, &(t, last))| Point {
+                t,
+                count: count[i],
+                sum: f64::NAN,
+                min: f64::NAN,
+                max: f64::NAN,
+                last,
+                offset: offsets[i],
+                kept: Kept::Counter,
+                decimals: UNKNOWN_DECIMALS,
+            })
+            .collect();
+        Run { first, points }
+    } else {
+        let counts = get_times(bytes, &mut position, n)?;
+        let sums = get_column(bytes, &mut position, n, false)?
+            .ok_or(ChunkError::new("aggregate: sum must be stored"))?;
+        let min = get_column(bytes, &mut position, n, true)?;
+        let max = get_column(bytes, &mut position, n, true)?;
+        let pick =
+            |column: &Option<Vec<f64>>, i: usize, sum: f64| column.as_ref().map_or(sum, |c| c[i]);
+        let points: Vec<Point> = counts
+            .iter()
+            .enumerate()
+            .map(|(i, &(t, count))| Point {
+                t,
+                count,
+                sum: sums[i],
+                min: pick(&min, i, sums[i]),
+                max: pick(&max, i, sums[i]),
+                last: sums[i] / count,
+                offset: 0.0,
+                kept: Kept::Gauge,
+                decimals: decimals(sums[i]),
+            })
+            .collect();
+        Run {
+            first: points[0].last,
+            points,
+        }
+    };
+    if position != bytes.len() {
+        return Err(ChunkError::new("aggregate: bytes left over"));
+    }
+    Ok(run)
 }
 
 /// One series' values of one aggregate over a stretch of time: what a
@@ -462,14 +817,16 @@ pub fn decode_chunk(bytes: &[u8]) -> Result<Run, ChunkError> {
 /// For [`Aggregate::Counter`] and [`Aggregate::Resets`] the pairs hold
 /// `(t, last)` and `offsets` the counter offsets, so runs join and clip as
 /// [`Run::append`] and [`Run::clip`] do (the same arithmetic, so the same
-/// answers); for the other aggregates the pairs hold `(t, value)` and
-/// `offsets` is empty.
+/// answers); for [`Aggregate::SumCount`] the pairs hold `(t, sum)` and
+/// `counts` the counts; for the other aggregates the pairs hold
+/// `(t, value)` and `offsets` and `counts` are empty.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Column {
     /// The run's `first` for the counter; 0 for the other aggregates.
     pub first: f64,
     pub pairs: Vec<(i64, f64)>,
     pub offsets: Vec<f64>,
+    pub counts: Vec<f64>,
 }
 
 fn needs_offsets(aggregate: Aggregate) -> bool {
@@ -477,28 +834,34 @@ fn needs_offsets(aggregate: Aggregate) -> bool {
 }
 
 impl Column {
-    /// The column of `aggregate` in a run.
-    pub fn from_run(run: &Run, aggregate: Aggregate) -> Column {
-        let value: fn(&Point) -> f64 = match aggregate {
-            Aggregate::Last | Aggregate::Counter | Aggregate::Resets => |p| p.last,
-            Aggregate::Count => |p| p.count,
-            Aggregate::Sum => |p| p.sum,
-            Aggregate::Min => |p| p.min,
-            Aggregate::Max => |p| p.max,
-        };
-        Column {
+    /// The column of `aggregate` in a run; `None` when a point of the run
+    /// does not keep it (see [`Kept::keeps`]).
+    pub fn from_run(run: &Run, aggregate: Aggregate) -> Option<Column> {
+        if !run.points.iter().all(|p| p.kept.keeps(aggregate)) {
+            return None;
+        }
+        Some(Column {
             first: if needs_offsets(aggregate) {
                 run.first
             } else {
                 0.0
             },
-            pairs: run.points.iter().map(|p| (p.t, value(p))).collect(),
+            pairs: run
+                .points
+                .iter()
+                .map(|p| (p.t, p.value(aggregate)))
+                .collect(),
             offsets: if needs_offsets(aggregate) {
                 run.points.iter().map(|p| p.offset).collect()
             } else {
                 Vec::new()
             },
-        }
+            counts: if aggregate == Aggregate::SumCount {
+                run.points.iter().map(|p| p.count).collect()
+            } else {
+                Vec::new()
+            },
+        })
     }
 
     fn counts_offsets(&self) -> bool {
@@ -528,6 +891,7 @@ impl Column {
             }
         }
         self.pairs.extend_from_slice(&next.pairs);
+        self.counts.extend_from_slice(&next.counts);
     }
 
     /// The points with `mint <= t <= maxt`, as [`Run::into_clip`] keeps
@@ -544,6 +908,10 @@ impl Column {
         self.pairs.truncate(end);
         if self.counts_offsets() {
             self.offsets.truncate(end);
+        }
+        if !self.counts.is_empty() {
+            self.counts.truncate(end);
+            self.counts.drain(..start);
         }
         if start == 0 {
             return Some(self);
@@ -583,6 +951,13 @@ impl Column {
                 kept[i - 1]
             });
         }
+        if !column.counts.is_empty() {
+            let mut i = 0;
+            column.counts.retain(|_| {
+                i += 1;
+                kept[i - 1]
+            });
+        }
         let mut i = 0;
         column.pairs.retain(|_| {
             i += 1;
@@ -596,6 +971,14 @@ impl Column {
     pub fn into_samples(self, aggregate: Aggregate) -> Vec<(i64, f64)> {
         let mut pairs = self.pairs;
         match aggregate {
+            Aggregate::SumCount => {
+                let mut both = Vec::with_capacity(2 * pairs.len());
+                for (&(t, sum), &count) in pairs.iter().zip(&self.counts) {
+                    both.push((t, sum));
+                    both.push((t, count));
+                }
+                return both;
+            }
             Aggregate::Counter => {
                 for (pair, &offset) in pairs.iter_mut().zip(&self.offsets) {
                     pair.1 += offset;
@@ -664,23 +1047,34 @@ fn skip_column(bytes: &[u8], position: &mut usize, may_imply: bool) -> Result<()
 
 /// Decodes one `Aggregate` chunk's column for `aggregate` straight into
 /// `(t, value)` pairs (plus offsets for the counter), stepping over the
-/// other columns by their lengths. Equals
-/// `Column::from_run(&decode_chunk(bytes)?, aggregate)` on chunks that
-/// decode; the columns stepped over are not checked beyond their framing.
-pub fn decode_chunk_column(bytes: &[u8], aggregate: Aggregate) -> Result<Column, ChunkError> {
+/// other columns by their lengths; `None` when the chunk does not keep
+/// `aggregate`. Equals `Column::from_run(&decode_chunk(bytes)?, aggregate)`
+/// on chunks that decode; the columns stepped over are not checked beyond
+/// their framing.
+pub fn decode_chunk_column(
+    bytes: &[u8],
+    aggregate: Aggregate,
+) -> Result<Option<Column>, ChunkError> {
+    if is_v2(bytes) {
+        return decode_chunk_column_v2(bytes, aggregate);
+    }
     let (n, first, mut position) = get_header(bytes)?;
     let mut pairs = get_times(bytes, &mut position, n)?;
     // count (never implied), sum, min, max: which one is read, if any.
     let wanted = match aggregate {
         Aggregate::Count => Some(0),
-        Aggregate::Sum => Some(1),
+        Aggregate::Sum | Aggregate::SumCount => Some(1),
         Aggregate::Min => Some(2),
         Aggregate::Max => Some(3),
         Aggregate::Last | Aggregate::Counter | Aggregate::Resets => None,
     };
+    let mut counts = Vec::new();
     for column in 0..4 {
         let may_imply = column > 0;
-        if wanted == Some(column) {
+        if column == 0 && aggregate == Aggregate::SumCount {
+            counts = get_column(bytes, &mut position, n, false)?
+                .ok_or(ChunkError::new("aggregate: count must be stored"))?;
+        } else if wanted == Some(column) {
             put_column_values(bytes, &mut position, &mut pairs, may_imply)?;
         } else {
             skip_column(bytes, &mut position, may_imply)?;
@@ -695,11 +1089,88 @@ pub fn decode_chunk_column(bytes: &[u8], aggregate: Aggregate) -> Result<Column,
     if position != bytes.len() {
         return Err(ChunkError::new("aggregate: bytes left over"));
     }
-    Ok(Column {
+    Ok(Some(Column {
         first: if needs_offsets(aggregate) { first } else { 0.0 },
         pairs,
         offsets,
-    })
+        counts,
+    }))
+}
+
+fn decode_chunk_column_v2(
+    bytes: &[u8],
+    aggregate: Aggregate,
+) -> Result<Option<Column>, ChunkError> {
+    let (kind, n, mut position) = get_header_v2(bytes)?;
+    let kept = match kind {
+        KIND_COUNTER => Kept::Counter,
+        KIND_GAUGE => Kept::Gauge,
+        _ => Kept::Count,
+    };
+    let mut first = 0.0;
+    let mut offsets = Vec::new();
+    let mut counts = Vec::new();
+    let pairs = if kind == KIND_COUNT {
+        get_times(bytes, &mut position, n)?
+    } else if kind == KIND_COUNTER {
+        first = get_f64(bytes, &mut position)?;
+        let mut pairs = get_times(bytes, &mut position, n)?;
+        if aggregate == Aggregate::Count {
+            put_column_values(bytes, &mut position, &mut pairs, false)?;
+        } else {
+            skip_column(bytes, &mut position, false)?;
+        }
+        if needs_offsets(aggregate) {
+            offsets = get_offsets(bytes, &mut position, n)?;
+        } else {
+            skip_offsets(bytes, &mut position)?;
+        }
+        pairs
+    } else {
+        // (t, count), sum, min, max; min and max may be "same as sum".
+        let mut pairs = get_times(bytes, &mut position, n)?;
+        let sum_at = position;
+        match aggregate {
+            Aggregate::Sum => put_column_values(bytes, &mut position, &mut pairs, false)?,
+            Aggregate::SumCount => {
+                counts = pairs.iter().map(|p| p.1).collect();
+                put_column_values(bytes, &mut position, &mut pairs, false)?
+            }
+            Aggregate::Last => {
+                let sums = get_column(bytes, &mut position, n, false)?
+                    .ok_or(ChunkError::new("aggregate: sum must be stored"))?;
+                for (pair, sum) in pairs.iter_mut().zip(sums) {
+                    pair.1 = sum / pair.1;
+                }
+            }
+            _ => skip_column(bytes, &mut position, false)?,
+        }
+        for column in [Aggregate::Min, Aggregate::Max] {
+            if aggregate == column {
+                if bytes.get(position) == Some(&MODE_SAME_AS_LAST) {
+                    // Every value equals the sum: read that column.
+                    let mut at = sum_at;
+                    put_column_values(bytes, &mut at, &mut pairs, false)?;
+                }
+                put_column_values(bytes, &mut position, &mut pairs, true)?;
+            } else {
+                skip_column(bytes, &mut position, true)?;
+            }
+        }
+        pairs
+    };
+    if position != bytes.len() {
+        return Err(ChunkError::new("aggregate: bytes left over"));
+    }
+    if !kept.keeps(aggregate) {
+        return Ok(None);
+    }
+    Ok(Some(Column {
+        first: if needs_offsets(aggregate) { first } else { 0.0 },
+        pairs,
+        offsets,
+        counts,
+    }))
 }
 
 #[cfg(test)]
@@ -716,20 +1187,39 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn chunks_round_trip_and_counter_survives_resets() {
-        let raw = counter_with_resets();
-        let run = Run::from_samples(&raw, 300_000).unwrap();
-        assert_eq!(run.points.len(), 50);
+    fn join(chunks: &[ChunkMeta]) -> Run {
         let mut joined: Option<Run> = None;
-        for chunk in encode_run(&run) {
+        for chunk in chunks {
             let part = decode_chunk(&chunk.data).unwrap();
             match joined.as_mut() {
                 Some(j) => j.append(part),
                 None => joined = Some(part),
             }
         }
-        assert_eq!(joined.unwrap(), run);
+        joined.unwrap()
+    }
+
+    #[test]
+    fn chunks_round_trip_and_counter_survives_resets() {
+        let raw = counter_with_resets();
+        let run = Run::from_samples(&raw, 300_000).unwrap();
+        assert_eq!(run.points.len(), 50);
+        assert!(counter_like(None, &run));
+        // Version 1 chunks (every aggregate) read back unchanged.
+        assert_eq!(join(&encode_run_v1(&run)), run);
+        // Version 2 keeps a counter's set: the same times, last values,
+        // counts and counters; no sum, min or max.
+        let back = join(&encode_run(&run, true));
+        assert_eq!(back.first, run.first);
+        for (a, b) in back.points.iter().zip(&run.points) {
+            assert_eq!(
+                (a.t, a.last, a.count, a.offset),
+                (b.t, b.last, b.count, b.offset)
+            );
+            assert_eq!(a.kept, Kept::Counter);
+            assert!(a.sum.is_nan() && a.min.is_nan() && a.max.is_nan());
+        }
+        assert_eq!(back.points.len(), run.points.len());
         // The adjusted counter rises by exactly the raw increase.
         let total_raw: f64 = raw
             .windows(2)
@@ -758,6 +1248,15 @@ mod tests {
         assert_eq!(fine.coarsen(300_000), run);
         let flags: f64 = run.reset_flags().map(|(_, f)| f).sum();
         assert_eq!(flags, 3.0);
+        // ... and so does coarsening the decoded version 2 counter.
+        let fine_back = join(&encode_run(&fine, true));
+        let coarse = fine_back.coarsen(300_000);
+        for (a, b) in coarse.points.iter().zip(&run.points) {
+            assert_eq!(
+                (a.t, a.last, a.count, a.counter()),
+                (b.t, b.last, b.count, b.counter())
+            );
+        }
     }
 
     #[test]
@@ -766,15 +1265,128 @@ mod tests {
             .map(|i| (i * 15_000, i as f64 * 3.0))
             .collect();
         let run = Run::from_samples(&raw, 300_000).unwrap();
-        let chunks = encode_run(&run);
+        let chunks = encode_run(&run, true);
         let bytes: usize = chunks.iter().map(|c| c.data.len()).sum();
-        // 2048 windows: max is implied, the offsets are zero.
-        assert!(bytes < 200, "{bytes} bytes");
+        // 2048 windows: constant count, zero offsets, regular times.
+        assert!(bytes < 120, "{bytes} bytes");
         let back = decode_chunk(&chunks[0].data).unwrap();
-        assert_eq!(back, run);
+        assert_eq!(
+            Column::from_run(&back, Aggregate::Counter),
+            Column::from_run(&run, Aggregate::Counter)
+        );
     }
 
-    const AGGREGATES: [Aggregate; 7] = [
+    /// A gauge printed with two decimals, as scrapes and imports give it.
+    fn decimal_gauge() -> Vec<(i64, f64)> {
+        let mut x: u64 = 7;
+        (0..20_000)
+            .map(|i| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let noise = (x >> 40) as f64 / (1u64 << 24) as f64 * 8.0 - 4.0;
+                let v = 50.0 + 20.0 * (i as f64 / 300.0).sin() + noise;
+                let text = format!("{v:.2}");
+                (i * 15_000, text.parse::<f64>().unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_gauges_sum_is_its_exact_decimal_sum_and_compresses() {
+        let raw = decimal_gauge();
+        let run = Run::from_samples(&raw, 300_000).unwrap();
+        assert!(!counter_like(Some("temperature"), &run));
+        assert!(counter_like(Some("requests_total"), &run));
+        let v1: usize = encode_run_v1(&run).iter().map(|c| c.data.len()).sum();
+        let v2: usize = encode_run(&run, false).iter().map(|c| c.data.len()).sum();
+        // No counter column, and sums in the decimal layout.
+        assert!(2 * v2 < v1, "v1 {v1} bytes, v2 {v2}");
+        let back = join(&encode_run(&run, false));
+        assert_eq!(back.points.len(), run.points.len());
+        for (i, (a, b)) in back.points.iter().zip(&run.points).enumerate() {
+            assert_eq!(a.kept, Kept::Gauge);
+            assert_eq!((a.t, a.count, a.min, a.max), (b.t, b.count, b.min, b.max));
+            // The exact decimal sum: within the float addition's error.
+            assert!(
+                (a.sum - b.sum).abs() <= b.count * 1e-15 * b.sum.abs(),
+                "{i}"
+            );
+            let cents: i64 = raw
+                .iter()
+                .filter(|s| s.0.div_euclid(300_000) == b.t.div_euclid(300_000))
+                .map(|s| (s.1 * 100.0).round() as i64)
+                .sum();
+            assert_eq!(a.sum, cents as f64 / 100.0, "{i}");
+            // A gauge's last is its window's mean.
+            assert_eq!(a.value(Aggregate::Last), a.sum / a.count);
+            assert_eq!(a.offset, 0.0);
+        }
+        assert_eq!(Column::from_run(&back, Aggregate::Counter), None);
+        assert_eq!(Column::from_run(&back, Aggregate::Resets), None);
+        // Coarsening the decoded gauge keeps it exact.
+        let coarse = back.coarsen(3_600_000);
+        let direct = Run::from_samples(&raw, 3_600_000).unwrap();
+        for (a, b) in coarse.points.iter().zip(&direct.points) {
+            assert_eq!((a.t, a.count, a.min, a.max), (b.t, b.count, b.min, b.max));
+            assert_eq!(
+                round_sum(a.sum, a.count, a.decimals),
+                round_sum(b.sum, b.count, b.decimals)
+            );
+        }
+        // Values that are not short decimals are summed as they are.
+        assert_eq!(decimals(1.0 / 3.0), UNKNOWN_DECIMALS);
+        assert_eq!(round_sum(1.0 / 3.0, 1.0, UNKNOWN_DECIMALS), 1.0 / 3.0);
+        assert_eq!(decimals(12.5), 1);
+        assert_eq!(decimals(-3.0), 0);
+    }
+
+    #[test]
+    fn a_window_of_a_counters_and_a_gauges_points_keeps_its_count() {
+        let raw: Vec<(i64, f64)> = (0..240).map(|i| (i * 15_000, i as f64)).collect();
+        let (a, b) = raw.split_at(120);
+        let counter = join(&encode_run(&Run::from_samples(a, 60_000).unwrap(), true));
+        let gauge = join(&encode_run(&Run::from_samples(b, 60_000).unwrap(), false));
+        let mut run = counter;
+        run.append(gauge);
+        // 30 s into a 3600 s window: both halves in one window.
+        let coarse = run.coarsen(3_600_000);
+        assert_eq!(coarse.points.len(), 1);
+        assert_eq!(coarse.points[0].kept, Kept::Count);
+        let chunks = encode_run(&coarse, false);
+        let back = join(&chunks);
+        assert_eq!(back.points[0].count, 240.0);
+        assert_eq!(back.points[0].kept, Kept::Count);
+        for aggregate in AGGREGATES {
+            let column = decode_chunk_column(&chunks[0].data, aggregate).unwrap();
+            assert_eq!(
+                column.is_some(),
+                aggregate == Aggregate::Count,
+                "{aggregate:?}"
+            );
+            assert_eq!(column, Column::from_run(&back, aggregate));
+        }
+        let mut cut = chunks[0].data.clone();
+        cut.pop();
+        assert!(decode_chunk(&cut).is_err());
+    }
+
+    #[test]
+    fn counter_like_series() {
+        let run = |samples: &[(i64, f64)]| Run::from_samples(samples, 1).unwrap();
+        let steps =
+            |f: &dyn Fn(i64) -> f64| -> Vec<(i64, f64)> { (0..200).map(|i| (i, f(i))).collect() };
+        // Rising with a rare reset: a counter.
+        assert!(counter_like(None, &run(&steps(&|i| (i % 150) as f64))));
+        // Constant (`up`), falling, or noisy: gauges.
+        assert!(!counter_like(None, &run(&steps(&|_| 1.0))));
+        assert!(!counter_like(None, &run(&steps(&|i| -(i as f64)))));
+        assert!(!counter_like(None, &run(&steps(&|i| (i % 7) as f64))));
+        // The name decides first.
+        assert!(counter_like(Some("x_bucket"), &run(&steps(&|_| 1.0))));
+    }
+
+    const AGGREGATES: [Aggregate; 8] = [
         Aggregate::Last,
         Aggregate::Count,
         Aggregate::Sum,
@@ -782,6 +1394,7 @@ mod tests {
         Aggregate::Max,
         Aggregate::Counter,
         Aggregate::Resets,
+        Aggregate::SumCount,
     ];
 
     fn bits(samples: &[(i64, f64)]) -> Vec<(i64, u64)> {
@@ -804,87 +1417,129 @@ mod tests {
         vec![
             Run::from_samples(&counter, 60_000).unwrap(),
             Run::from_samples(&gauge, 60_000).unwrap(),
+            Run::from_samples(&decimal_gauge(), 60_000).unwrap(),
+            // One sample a window: min and max "same as" the sum.
+            Run::from_samples(&decimal_gauge()[..6000], 15_000).unwrap(),
+        ]
+    }
+
+    /// Each run as version 1 chunks and as version 2 chunks of both sets.
+    fn encodings(run: &Run) -> Vec<Vec<ChunkMeta>> {
+        vec![
+            encode_run_v1(run),
+            encode_run(run, true),
+            encode_run(run, false),
         ]
     }
 
     #[test]
     fn column_decode_equals_the_full_decode_for_every_aggregate() {
         for run in mixed_runs() {
-            let chunks = encode_run(&run);
-            assert!(chunks.len() > 1);
-            for aggregate in AGGREGATES {
-                let mut full: Option<Run> = None;
-                let mut direct: Option<Column> = None;
-                for chunk in &chunks {
-                    let part = decode_chunk(&chunk.data).unwrap();
-                    let column = decode_chunk_column(&chunk.data, aggregate).unwrap();
-                    assert_eq!(column, Column::from_run(&part, aggregate), "{aggregate:?}");
-                    match full.as_mut() {
-                        Some(f) => f.append(part),
-                        None => full = Some(part),
-                    }
-                    match direct.as_mut() {
-                        Some(d) => d.append(column),
-                        None => direct = Some(column),
-                    }
-                }
-                let (full, direct) = (full.unwrap(), direct.unwrap());
-                assert_eq!(direct, Column::from_run(&full, aggregate));
-                // Clipping anywhere keeps the same values (counter offsets
-                // re-based the same way).
-                let times: Vec<i64> = full.points.iter().map(|p| p.t).collect();
-                for (a, b) in [
-                    (0, times.len() - 1),
-                    (1, 40),
-                    (37, 38),
-                    (100, times.len() - 2),
-                ] {
-                    let (mint, maxt) = (times[a], times[b]);
-                    let run = full.clone().into_clip(mint, maxt).unwrap();
-                    let column = direct.clone().into_clip(mint, maxt).unwrap();
-                    assert_eq!(column, Column::from_run(&run, aggregate));
-                    let expected: Vec<(i64, f64)> = match aggregate {
-                        Aggregate::Resets => run.reset_flags().collect(),
-                        Aggregate::Counter => {
-                            run.points.iter().map(|p| (p.t, p.counter())).collect()
+            for chunks in encodings(&run) {
+                assert!(chunks.len() > 1);
+                for aggregate in AGGREGATES {
+                    let mut full: Option<Run> = None;
+                    let mut direct: Option<Column> = None;
+                    let mut kept = true;
+                    for chunk in &chunks {
+                        let part = decode_chunk(&chunk.data).unwrap();
+                        let column = decode_chunk_column(&chunk.data, aggregate).unwrap();
+                        assert_eq!(column, Column::from_run(&part, aggregate), "{aggregate:?}");
+                        match full.as_mut() {
+                            Some(f) => f.append(part),
+                            None => full = Some(part),
                         }
-                        _ => Column::from_run(&run, aggregate).pairs,
-                    };
-                    assert_eq!(bits(&column.into_samples(aggregate)), bits(&expected));
+                        let Some(column) = column else {
+                            kept = false;
+                            continue;
+                        };
+                        match direct.as_mut() {
+                            Some(d) => d.append(column),
+                            None => direct = Some(column),
+                        }
+                    }
+                    if !kept {
+                        continue;
+                    }
+                    let (full, direct) = (full.unwrap(), direct.unwrap());
+                    assert_eq!(Some(&direct), Column::from_run(&full, aggregate).as_ref());
+                    // Clipping anywhere keeps the same values (counter
+                    // offsets re-based the same way).
+                    let times: Vec<i64> = full.points.iter().map(|p| p.t).collect();
+                    for (a, b) in [
+                        (0, times.len() - 1),
+                        (1, 40),
+                        (37, 38),
+                        (100, times.len() - 2),
+                    ] {
+                        let (mint, maxt) = (times[a], times[b]);
+                        let run = full.clone().into_clip(mint, maxt).unwrap();
+                        let column = direct.clone().into_clip(mint, maxt).unwrap();
+                        let from_run = Column::from_run(&run, aggregate).unwrap();
+                        assert_eq!(column, from_run);
+                        let expected: Vec<(i64, f64)> = match aggregate {
+                            Aggregate::Resets => run.reset_flags().collect(),
+                            Aggregate::Counter => {
+                                run.points.iter().map(|p| (p.t, p.counter())).collect()
+                            }
+                            Aggregate::SumCount => run
+                                .points
+                                .iter()
+                                .flat_map(|p| [(p.t, p.sum), (p.t, p.count)])
+                                .collect(),
+                            _ => from_run.pairs,
+                        };
+                        assert_eq!(bits(&column.into_samples(aggregate)), bits(&expected));
+                    }
+                    assert!(
+                        direct
+                            .clone()
+                            .into_clip(times[5] + 1, times[6] - 1)
+                            .is_none()
+                    );
                 }
-                assert!(
-                    direct
-                        .clone()
-                        .into_clip(times[5] + 1, times[6] - 1)
-                        .is_none()
-                );
             }
         }
     }
 
+    fn sample_chunks() -> Vec<Vec<u8>> {
+        let counter = Run::from_samples(&counter_with_resets(), 300_000).unwrap();
+        let gauge = Run::from_samples(&decimal_gauge()[..1000], 300_000).unwrap();
+        vec![
+            encode_run_v1(&counter)[0].data.clone(),
+            encode_run(&counter, true)[0].data.clone(),
+            encode_run(&gauge, false)[0].data.clone(),
+        ]
+    }
+
     #[test]
     fn column_decode_refuses_corrupt_chunks() {
-        let run = Run::from_samples(&counter_with_resets(), 300_000).unwrap();
-        let data = &encode_run(&run)[0].data;
-        for aggregate in AGGREGATES {
-            for cut in 0..data.len() {
-                assert!(decode_chunk_column(&data[..cut], aggregate).is_err());
+        for data in sample_chunks() {
+            for aggregate in AGGREGATES {
+                for cut in 0..data.len() {
+                    assert!(decode_chunk_column(&data[..cut], aggregate).is_err());
+                }
+                let mut extra = data.clone();
+                extra.push(0);
+                assert!(decode_chunk_column(&extra, aggregate).is_err());
             }
-            let mut extra = data.clone();
-            extra.push(0);
-            assert!(decode_chunk_column(&extra, aggregate).is_err());
         }
     }
 
     #[test]
     fn corrupt_chunks_are_errors_not_panics() {
-        let run = Run::from_samples(&counter_with_resets(), 300_000).unwrap();
-        let data = &encode_run(&run)[0].data;
-        for cut in 0..data.len() {
-            assert!(decode_chunk(&data[..cut]).is_err());
+        for data in sample_chunks() {
+            for cut in 0..data.len() {
+                assert!(decode_chunk(&data[..cut]).is_err());
+            }
+            let mut extra = data.clone();
+            extra.push(0);
+            assert!(decode_chunk(&extra).is_err());
+            let mut kind = data.clone();
+            if kind[0] == VERSION_2 {
+                kind[1] = 9;
+                assert!(decode_chunk(&kind).is_err());
+            }
         }
-        let mut extra = data.clone();
-        extra.push(0);
-        assert!(decode_chunk(&extra).is_err());
     }
 }

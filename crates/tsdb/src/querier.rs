@@ -24,7 +24,7 @@ use crate::chunkenc::{ChunkIter, Encoding};
 use crate::downsample::{Column, Run};
 use crate::head::{Head, SeriesData, merge_override};
 use crate::sync::read;
-use crate::tiers::{Ranges, coverage, subtract};
+use crate::tiers::{Ranges, TierRead, coverage, subtract};
 use crate::tombstones::Intervals;
 use model::histogram::FloatHistogram;
 use model::storage::{
@@ -595,6 +595,11 @@ impl DbQuerier {
         aggregate: Aggregate,
     ) -> Result<BTreeMap<Labels, Vec<Column>>> {
         let mut series: BTreeMap<Labels, Vec<Column>> = BTreeMap::new();
+        // Series whose tier points do not keep the aggregate, by the span
+        // of the block that has them: read from raw data instead (where
+        // raw still holds it; see docs/format/downsample.md).
+        let mut not_kept: BTreeMap<(i64, i64), std::collections::BTreeSet<Labels>> =
+            BTreeMap::new();
         for (source, ranges) in self.assign(chosen) {
             for (a, b) in ranges {
                 let (mint, maxt) = (a, b - 1);
@@ -603,8 +608,9 @@ impl DbQuerier {
                         for s in self.raw_part(mint, maxt).select(matchers)? {
                             let s = s?;
                             let samples: Vec<(i64, f64)> = s.samples.collect();
-                            if let Some(run) = Run::from_samples(&samples, resolution) {
-                                let column = Column::from_run(&run, aggregate);
+                            if let Some(column) = Run::from_samples(&samples, resolution)
+                                .and_then(|run| Column::from_run(&run, aggregate))
+                            {
                                 series.entry(s.labels).or_default().push(column);
                             }
                         }
@@ -616,16 +622,38 @@ impl DbQuerier {
                                 continue;
                             }
                             for s in block.select(matchers, mint, maxt).map_err(block_err)? {
-                                if let Some(column) = crate::tiers::series_column(
+                                match crate::tiers::series_column(
                                     block, &s, mint, maxt, resolution, aggregate,
                                 )
                                 .map_err(block_err)?
                                 {
-                                    series.entry(s.labels).or_default().push(column);
+                                    TierRead::Column(column) => {
+                                        series.entry(s.labels).or_default().push(column)
+                                    }
+                                    TierRead::NotKept => {
+                                        let span =
+                                            (m.min_time.max(mint), (m.max_time - 1).min(maxt));
+                                        not_kept.entry(span).or_default().insert(s.labels);
+                                    }
+                                    TierRead::Nothing => {}
                                 }
                             }
                         }
                     }
+                }
+            }
+        }
+        for ((mint, maxt), wanted) in not_kept {
+            for s in self.raw_part(mint, maxt).select(matchers)? {
+                let s = s?;
+                if !wanted.contains(&s.labels) {
+                    continue;
+                }
+                let samples: Vec<(i64, f64)> = s.samples.collect();
+                if let Some(column) = Run::from_samples(&samples, resolution)
+                    .and_then(|run| Column::from_run(&run, aggregate))
+                {
+                    series.entry(s.labels).or_default().push(column);
                 }
             }
         }

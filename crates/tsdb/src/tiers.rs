@@ -10,7 +10,7 @@
 
 use crate::block::{Block, BlockError, BlockMeta, BlockWriter, NewBlock};
 use crate::downsample::{
-    AGGREGATE_ENCODING, Column, Run, decode_chunk, decode_chunk_column, encode_run,
+    AGGREGATE_ENCODING, Column, Run, counter_like, decode_chunk, decode_chunk_column, encode_run,
 };
 use model::Labels;
 use model::storage::Aggregate;
@@ -29,6 +29,107 @@ pub struct TierSpec {
 /// The directory of a downsampled tier.
 pub fn tier_dir(data_dir: &Path, resolution_ms: i64) -> PathBuf {
     data_dir.join("tiers").join(resolution_ms.to_string())
+}
+
+/// The complete tier blocks on disk under `data_dir/tiers/`, as paths
+/// relative to `data_dir` (`tiers/<resolution ms>/<ULID>`), sorted:
+/// every tier directory, configured or not; `.tmp` directories and other
+/// names left out.
+pub fn tier_block_paths(data_dir: &Path) -> std::io::Result<Vec<String>> {
+    let root = data_dir.join("tiers");
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(&root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for tier in entries {
+        let tier = tier?;
+        let Some(resolution) = tier.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if !is_resolution_name(&resolution) || !tier.file_type()?.is_dir() {
+            continue;
+        }
+        for block in std::fs::read_dir(tier.path())? {
+            let block = block?;
+            if let Some(name) = block.file_name().to_str()
+                && crate::block::is_ulid(name)
+                && block.file_type()?.is_dir()
+            {
+                out.push(format!("tiers/{resolution}/{name}"));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Tier blocks that miss data their source blocks now hold: a backfill
+/// (`osprey import`) into a range the tier covers adds a source block, and
+/// compaction merges it with the block the tier was built from, so a
+/// source block lying wholly inside the tier's range names a level-1
+/// source that no tier block over its range names. (A source block that
+/// reaches past the tier's range is new data, not a backfill: compaction
+/// merging a block the tier was built from with a newer one is normal.)
+/// Only tier blocks whose whole range the sources still cover are
+/// returned (they can be built again); the others are left as they are.
+pub(crate) fn stale_tier_blocks(sources: &[Arc<Block>], tier: &[Arc<Block>]) -> Vec<Arc<Block>> {
+    let overlaps =
+        |a: &BlockMeta, b: &BlockMeta| a.min_time < b.max_time && b.min_time < a.max_time;
+    let tier_covered = coverage(tier.iter().map(|b| (b.meta().min_time, b.meta().max_time)));
+    let mut stale: Vec<Arc<Block>> = Vec::new();
+    for s in sources {
+        let inside = subtract(s.meta().min_time, s.meta().max_time, &tier_covered).is_empty();
+        if !inside {
+            continue;
+        }
+        let over: Vec<&Arc<Block>> = tier
+            .iter()
+            .filter(|t| overlaps(s.meta(), t.meta()))
+            .collect();
+        if over.is_empty() {
+            continue;
+        }
+        let known: std::collections::HashSet<String> = over
+            .iter()
+            .flat_map(|t| crate::block::sources_of(t.meta()))
+            .collect();
+        if crate::block::sources_of(s.meta())
+            .iter()
+            .all(|u| known.contains(u))
+        {
+            continue;
+        }
+        for t in over {
+            if !stale.iter().any(|x| x.meta().ulid == t.meta().ulid) {
+                stale.push(t.clone());
+            }
+        }
+    }
+    let covered = coverage(
+        sources
+            .iter()
+            .map(|b| (b.meta().min_time, b.meta().max_time)),
+    );
+    stale.retain(|t| {
+        let (a, b) = (t.meta().min_time, t.meta().max_time);
+        let rebuildable = subtract(a, b, &covered).is_empty();
+        if !rebuildable {
+            tracing::warn!(block = %t.dir().display(), "a tier block misses backfilled data its sources no longer fully cover; left as it is");
+        }
+        rebuildable
+    });
+    stale
+}
+
+/// A tier directory's name: a resolution in milliseconds, digits without
+/// a leading zero.
+pub fn is_resolution_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 18
+        && !name.starts_with('0')
+        && name.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Half-open time ranges `[start, end)`, sorted and disjoint.
@@ -157,6 +258,16 @@ pub(crate) fn series_run(
     Ok(Run::from_samples(&samples[lo..hi], resolution))
 }
 
+/// What [`series_column`] read for one series of one block.
+pub(crate) enum TierRead {
+    /// No window point in range.
+    Nothing,
+    Column(Column),
+    /// The series' window points there do not keep the aggregate (a
+    /// counter's have no sum, min or max; a gauge's no counter).
+    NotKept,
+}
+
 /// One selected series of a block as the column of `aggregate` at
 /// `resolution`: the same values as [`series_run`] followed by
 /// [`Column::from_run`], read straight from that column of the chunks
@@ -168,11 +279,16 @@ pub(crate) fn series_column(
     maxt: i64,
     resolution: i64,
     aggregate: Aggregate,
-) -> Result<Option<Column>, BlockError> {
+) -> Result<TierRead, BlockError> {
     let own = block.meta().downsample.map(|d| d.resolution);
     if own != Some(resolution) {
-        let run = series_run(block, s, mint, maxt, resolution)?;
-        return Ok(run.map(|r| Column::from_run(&r, aggregate)));
+        return Ok(match series_run(block, s, mint, maxt, resolution)? {
+            None => TierRead::Nothing,
+            Some(run) => match Column::from_run(&run, aggregate) {
+                Some(column) => TierRead::Column(column),
+                None => TierRead::NotKept,
+            },
+        });
     }
     let mut chunks = s.chunks.clone();
     chunks.sort_by_key(|c| c.0);
@@ -186,20 +302,25 @@ pub(crate) fn series_column(
                 &format!("chunk encoding {encoding} in a downsampled block"),
             ));
         }
-        let part = decode_chunk_column(bytes, aggregate)
-            .map_err(|e| BlockError::corrupt(block.dir(), r.0, &e.to_string()))?;
+        let Some(part) = decode_chunk_column(bytes, aggregate)
+            .map_err(|e| BlockError::corrupt(block.dir(), r.0, &e.to_string()))?
+        else {
+            return Ok(TierRead::NotKept);
+        };
         match joined.as_mut() {
             Some(j) => j.append(part),
             None => joined = Some(part),
         }
     }
     let Some(column) = joined.and_then(|c| c.into_clip(mint, maxt)) else {
-        return Ok(None);
+        return Ok(TierRead::Nothing);
     };
     if s.deleted.is_empty() {
-        return Ok(Some(column));
+        return Ok(TierRead::Column(column));
     }
-    Ok(column.remove_deleted(&s.deleted))
+    Ok(column
+        .remove_deleted(&s.deleted)
+        .map_or(TierRead::Nothing, TierRead::Column))
 }
 
 /// Downsamples `[start, end)` of `source` into a new block of the tier in
@@ -217,7 +338,7 @@ pub(crate) fn downsample_block(
         min_time: start,
         max_time: end,
         level: 1,
-        sources: vec![source.meta().ulid.clone()],
+        sources: crate::block::sources_of(source.meta()),
         parents: Vec::new(),
     };
     write_tier_block(tier_dir, new, resolution, runs.into_iter())
@@ -236,7 +357,7 @@ fn write_tier_block(
         if run.points.is_empty() {
             continue;
         }
-        let chunks = encode_run(&run);
+        let chunks = encode_run(&run, counter_like(labels.metric_name(), &run));
         writer.add_series(&labels, &chunks, run.points.len() as u64)?;
     }
     writer.finish()
@@ -263,7 +384,7 @@ pub(crate) fn merge_tier_blocks(
     }
     let mut sources: Vec<String> = ordered
         .iter()
-        .flat_map(|b| b.meta().compaction.sources.clone())
+        .flat_map(|b| crate::block::sources_of(b.meta()))
         .collect();
     sources.sort();
     sources.dedup();
