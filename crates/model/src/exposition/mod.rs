@@ -225,6 +225,8 @@ pub struct Parser<'a> {
     /// 1-based number of the next line.
     next_line_number: usize,
     finished: bool,
+    /// More input follows this slice (see [`Parser::fragment`]).
+    more_follows: bool,
 }
 
 impl<'a> Parser<'a> {
@@ -235,6 +237,23 @@ impl<'a> Parser<'a> {
             position: 0,
             next_line_number: 1,
             finished: false,
+            more_follows: false,
+        }
+    }
+
+    /// A parser of one piece of a larger input, for parsing the pieces of
+    /// a big file on several threads. `input` must start at the start of a
+    /// line and, unless it is the final piece (`more_follows` false), end
+    /// just after a `\n`. Line numbers count from 1 at the piece's first
+    /// line: the caller adds the lines of the pieces before it. A piece
+    /// that more input follows does not need OpenMetrics' `# EOF`, and a
+    /// `# EOF` in it is the error "unexpected content after" it, as in the
+    /// whole input. The entries and errors of the pieces, in order and up
+    /// to the first error, are those of the whole input.
+    pub fn fragment(input: &'a [u8], format: Format, more_follows: bool) -> Parser<'a> {
+        Parser {
+            more_follows,
+            ..Parser::new(input, format)
         }
     }
 
@@ -291,7 +310,7 @@ impl<'a> Parser<'a> {
             let input = self.input;
             if self.position >= input.len() {
                 self.finished = true;
-                if self.format == Format::OpenMetrics {
+                if self.format == Format::OpenMetrics && !self.more_follows {
                     return self.fail(ParseError {
                         line: self.next_line_number,
                         column: 1,
@@ -320,7 +339,7 @@ impl<'a> Parser<'a> {
                 Ok(line::LineOutcome::Nothing) => continue,
                 Ok(line::LineOutcome::EndOfFile) => {
                     self.finished = true;
-                    if next_position < input.len() {
+                    if next_position < input.len() || self.more_follows {
                         return self.fail(ParseError {
                             line: line_number + 1,
                             column: 1,

@@ -1512,3 +1512,58 @@ fn exemplar_times_truncate_through_a_float_as_prometheus() {
         ],
     );
 }
+
+/// Every entry and the first error of `input`, parsed whole.
+fn whole(input: &[u8], format: Format) -> Vec<Result<Entry<'_>, ParseError>> {
+    Parser::new(input, format).collect()
+}
+
+/// The same, parsed as two fragments cut after the newline at `cut`, with
+/// the second fragment's line numbers shifted by the first's lines.
+fn cut_in_two(input: &[u8], format: Format, cut: usize) -> Vec<Result<Entry<'_>, ParseError>> {
+    let (head, tail) = input.split_at(cut);
+    let mut out: Vec<Result<Entry<'_>, ParseError>> =
+        Parser::fragment(head, format, !tail.is_empty()).collect();
+    if out.last().is_some_and(|r| r.is_err()) || tail.is_empty() {
+        return out;
+    }
+    let before = head.iter().filter(|&&b| b == b'\n').count();
+    out.extend(Parser::fragment(tail, format, false).map(|r| {
+        r.map_err(|mut e| {
+            e.line += before;
+            e
+        })
+    }));
+    out
+}
+
+#[test]
+fn fragments_parse_as_the_whole_input() {
+    let inputs: &[(&[u8], Format)] = &[
+        (
+            b"# TYPE a counter\na_total{x=\"1\"} 1 17.5\na_total{x=\"2\"} 2 18\n# EOF\n",
+            Format::OpenMetrics,
+        ),
+        // `# EOF` in the middle: the error is at the line after it.
+        (b"a 1 1\n# EOF\nb 2 2\nc 3 3\n# EOF\n", Format::OpenMetrics),
+        (b"a 1 1\nb 2 2\n# EOF\n", Format::OpenMetrics),
+        // No `# EOF` at all.
+        (b"a 1 1\nb 2 2\nc 3 3\n", Format::OpenMetrics),
+        // An error in the second half.
+        (b"a 1 1\nb 2 2\nc{ 3 3\nd 4 4\n# EOF\n", Format::OpenMetrics),
+        (b"a 1\n# comment\n\nb{x=\"y\"} 2 3\nc 3\n", Format::Text),
+    ];
+    for &(input, format) in inputs {
+        let expected = whole(input, format);
+        for (i, &byte) in input.iter().enumerate() {
+            if byte == b'\n' {
+                assert_eq!(
+                    cut_in_two(input, format, i + 1),
+                    expected,
+                    "{} cut after byte {i}",
+                    String::from_utf8_lossy(input)
+                );
+            }
+        }
+    }
+}
