@@ -5,6 +5,10 @@
 //! (as a scrape cache that always misses), and checks that it gives the
 //! same entries and the same error, and that a series text parses the same
 //! wherever it appears (what lets the scrape cache skip parsing it).
+//! Last, it cuts the body after a newline (the selector's other bits pick
+//! which) and parses the two pieces with `Parser::fragment`, as `osprey
+//! import` does on several threads: the entries and the error must be the
+//! whole body's, once the second piece's lines are shifted.
 #![no_main]
 use std::collections::HashMap;
 
@@ -90,4 +94,29 @@ fuzz_target!(|data: &[u8]| {
     }
     // Debug output compares NaN values as equal.
     assert_eq!(format!("{lazy:?}"), format!("{full:?}"));
+
+    // Two fragments, cut after the newline the selector picks.
+    let newlines: Vec<usize> = body
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'\n')
+        .map(|(i, _)| i + 1)
+        .collect();
+    if newlines.is_empty() {
+        return;
+    }
+    let cut = newlines[usize::from(selector >> 1) % newlines.len()];
+    let (head, tail) = body.split_at(cut);
+    let mut pieces: Vec<Result<Entry<'_>, ParseError>> =
+        Parser::fragment(head, format, !tail.is_empty()).collect();
+    if !tail.is_empty() && !pieces.last().is_some_and(|r| r.is_err()) {
+        let before = head.iter().filter(|&&b| b == b'\n').count();
+        pieces.extend(Parser::fragment(tail, format, false).map(|r| {
+            r.map_err(|mut e| {
+                e.line += before;
+                e
+            })
+        }));
+    }
+    assert_eq!(format!("{pieces:?}"), format!("{full:?}"));
 });
