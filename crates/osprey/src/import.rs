@@ -215,7 +215,7 @@ fn parse_pieces(
 /// Parses one piece: its series in order of first appearance, each with
 /// its samples in file order.
 fn parse_piece(input: &[u8], more_follows: bool, progress: &ProgressBar) -> PieceResult {
-    let mut parser = Parser::fragment(input, Format::OpenMetrics, more_follows);
+    let mut parser = Parser::fragment(input, Format::OpenMetrics, more_follows).reuse_series();
     // Series text as written -> series number; two spellings of one label
     // set (label order) share a number through `by_labels`.
     let mut by_text: HashMap<&[u8], usize, FastBuildHasher> = HashMap::default();

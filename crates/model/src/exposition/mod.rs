@@ -227,6 +227,10 @@ pub struct Parser<'a> {
     finished: bool,
     /// More input follows this slice (see [`Parser::fragment`]).
     more_follows: bool,
+    /// See [`Parser::reuse_series`].
+    reuse_series: bool,
+    /// The series text of the last sample returned by `next_lazy`.
+    previous_series: &'a [u8],
 }
 
 impl<'a> Parser<'a> {
@@ -238,7 +242,20 @@ impl<'a> Parser<'a> {
             next_line_number: 1,
             finished: false,
             more_follows: false,
+            reuse_series: false,
+            previous_series: &[],
         }
+    }
+
+    /// Makes [`Parser::next_lazy`] check first whether a line starts with
+    /// the previous sample's series text, and take it as the series
+    /// without scanning it when it does: for inputs that write the samples
+    /// of one series line after line (backfill files). The entries and
+    /// errors are the same either way; on inputs whose series change every
+    /// line (scrapes) the check costs a failed `memcmp` per line.
+    pub fn reuse_series(mut self) -> Parser<'a> {
+        self.reuse_series = true;
+        self
     }
 
     /// A parser of one piece of a larger input, for parsing the pieces of
@@ -334,8 +351,21 @@ impl<'a> Parser<'a> {
             self.next_line_number += 1;
             self.position = next_position;
 
-            match line::parse_line::<S>(line, line_number, self.format) {
-                Ok(line::LineOutcome::Found(outcome)) => return Some(Ok(outcome)),
+            let previous_series = if self.reuse_series {
+                self.previous_series
+            } else {
+                &[]
+            };
+            match line::parse_line::<S>(line, line_number, self.format, previous_series) {
+                Ok(line::LineOutcome::Found(outcome)) => {
+                    if self.reuse_series
+                        && let line::Outcome::Sample(sample) = &outcome
+                        && let Some(series) = S::series(sample)
+                    {
+                        self.previous_series = series;
+                    }
+                    return Some(Ok(outcome));
+                }
                 Ok(line::LineOutcome::Nothing) => continue,
                 Ok(line::LineOutcome::EndOfFile) => {
                     self.finished = true;

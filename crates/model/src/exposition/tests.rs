@@ -1567,3 +1567,69 @@ fn fragments_parse_as_the_whole_input() {
         }
     }
 }
+
+/// Every entry of a lazy parse, each series parsed, up to the first error.
+fn lazy_entries_of<'a>(mut parser: Parser<'a>) -> Vec<Result<Entry<'a>, ParseError>> {
+    let mut out = Vec::new();
+    while let Some(entry) = parser.next_lazy() {
+        let entry = entry.and_then(|entry| match entry {
+            LazyEntry::Help { metric, text } => Ok(Entry::Help { metric, text }),
+            LazyEntry::Type { metric, kind } => Ok(Entry::Type { metric, kind }),
+            LazyEntry::Unit { metric, unit } => Ok(Entry::Unit { metric, unit }),
+            LazyEntry::Sample(sample) => sample.parse_series().map(|(name, labels)| {
+                Entry::Sample {
+                    name,
+                    labels,
+                    value: sample.value,
+                    timestamp_ms: sample.timestamp_ms,
+                    exemplar: sample.exemplar.map(|exemplar| *exemplar),
+                }
+            }),
+        });
+        let failed = entry.is_err();
+        out.push(entry);
+        if failed {
+            break;
+        }
+    }
+    out
+}
+
+#[test]
+fn reusing_the_previous_series_changes_nothing() {
+    let inputs: &[&[u8]] = &[
+        b"up 1\nup 2\nup{a=\"b\"} 3\nup {a=\"b\"} 4\nupx 5\nup 6\nup\t7\n",
+        b"up{a=\"b\"} 1\nup{a=\"b\"} 2\nup{a=\"b\"}} 3\n",
+        b"up{a=\"}\"} 1\nup{a=\"}\"} 2\nup{a=\"}\",c=\"d\"} 3\n",
+        b"up{a=\"b\"} 1\nup{a=\"b\"}2\n",
+        b"up{a=\"b\"} 1\nup{a=\"b\"}\n",
+        b"up 1\nup\n",
+        b"up 1\nup \n",
+        b"up 1\nup  {a=\"b\"} 2\n",
+        b"{\"my.name\"} 1\n{\"my.name\"} 2\n{\"my.name\",a=\"b\"} 3\n",
+        b"up{a=\"b\",a=\"c\"} 1\nup{a=\"b\",a=\"c\"} 2\n",
+        b"a{x=\"1\"} 1 1\na{x=\"1\"} 2 2 # {t=\"a\"} 1 1\na{x=\"1\"} 3 3\n",
+    ];
+    for &input in inputs {
+        for format in [Format::Text, Format::OpenMetrics] {
+            let mut body = input.to_vec();
+            if format == Format::OpenMetrics {
+                body.extend_from_slice(b"# EOF\n");
+            }
+            let plain = lazy_entries_of(Parser::new(&body, format));
+            let reused = lazy_entries_of(Parser::new(&body, format).reuse_series());
+            assert_eq!(
+                format!("{reused:?}"),
+                format!("{plain:?}"),
+                "{format:?}: {}",
+                String::from_utf8_lossy(&body)
+            );
+            assert_eq!(
+                format!("{plain:?}"),
+                format!("{:?}", whole(&body, format)),
+                "{format:?}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+    }
+}
