@@ -40,7 +40,7 @@ pub fn run(data_dir: &Path, files: &[PathBuf], window_ms: i64) -> anyhow::Result
         bail!("--max-block-duration must be positive");
     }
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut index: HashMap<Labels, usize, FastBuildHasher> = HashMap::default();
+    // Every piece's series, in file order (a series may be in several).
     let mut series: Vec<(Labels, Samples)> = Vec::new();
     let mut total_samples = 0u64;
     for file in files {
@@ -78,22 +78,25 @@ pub fn run(data_dir: &Path, files: &[PathBuf], window_ms: i64) -> anyhow::Result
                     return Err(failure.into_error(file, before));
                 }
             };
-            for (labels, mut samples) in piece_series {
-                n += samples.len() as u64;
-                match index.get(&labels) {
-                    Some(&i) => series[i].1.append(&mut samples),
-                    None => {
-                        index.insert(labels.clone(), series.len());
-                        series.push((labels, samples));
-                    }
-                }
-            }
+            n += piece_series
+                .iter()
+                .map(|(_, s)| s.len() as u64)
+                .sum::<u64>();
+            series.extend(piece_series);
         }
         total_samples += n;
         eprintln!("{}: {n} samples", file.display());
     }
-    drop(index);
-    series.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    // A stable sort keeps file order among the pieces of one series, so
+    // joining them keeps each series' samples in file order.
+    let sorted = sort_stable_by_labels(series, threads);
+    let mut series: Vec<(Labels, Samples)> = Vec::with_capacity(sorted.len());
+    for (labels, mut samples) in sorted {
+        match series.last_mut() {
+            Some((last, joined)) if *last == labels => joined.append(&mut samples),
+            _ => series.push((labels, samples)),
+        }
+    }
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
     let n_series = series.len();
@@ -105,6 +108,80 @@ pub fn run(data_dir: &Path, files: &[PathBuf], window_ms: i64) -> anyhow::Result
         data_dir.display()
     );
     Ok(())
+}
+
+/// Sorts by labels, keeping the order of equal ones, on up to `threads`
+/// threads: runs sorted at once, then merged pairwise.
+fn sort_stable_by_labels(
+    mut series: Vec<(Labels, Samples)>,
+    threads: usize,
+) -> Vec<(Labels, Samples)> {
+    const MIN_RUN: usize = 16_384;
+    let runs = threads.min(series.len() / MIN_RUN).max(1);
+    if runs == 1 {
+        series.sort_by(|a, b| a.0.cmp(&b.0));
+        return series;
+    }
+    let run_len = series.len().div_ceil(runs);
+    let mut parts: Vec<Vec<(Labels, Samples)>> = Vec::with_capacity(runs);
+    while series.len() > run_len {
+        let tail = series.split_off(series.len() - run_len);
+        parts.push(tail);
+    }
+    parts.push(series);
+    parts.reverse();
+    std::thread::scope(|scope| {
+        for part in parts.iter_mut() {
+            scope.spawn(move || part.sort_by(|a, b| a.0.cmp(&b.0)));
+        }
+    });
+    while parts.len() > 1 {
+        let mut pairs = Vec::with_capacity(parts.len().div_ceil(2));
+        let mut it = parts.into_iter();
+        while let Some(left) = it.next() {
+            pairs.push((left, it.next()));
+        }
+        parts = std::thread::scope(|scope| {
+            let handles: Vec<_> = pairs
+                .into_iter()
+                .map(|(left, right)| {
+                    scope.spawn(move || match right {
+                        Some(right) => merge_sorted(left, right),
+                        None => left,
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+    }
+    parts.pop().unwrap_or_default()
+}
+
+/// Merges two runs sorted by labels; on equal labels `left`'s come first.
+fn merge_sorted(
+    left: Vec<(Labels, Samples)>,
+    right: Vec<(Labels, Samples)>,
+) -> Vec<(Labels, Samples)> {
+    let mut out = Vec::with_capacity(left.len() + right.len());
+    let mut left = left.into_iter().peekable();
+    let mut right = right.into_iter().peekable();
+    loop {
+        let take_right = match (left.peek(), right.peek()) {
+            (Some(l), Some(r)) => r.0 < l.0,
+            (Some(_), None) => false,
+            (None, Some(_)) => true,
+            (None, None) => return out,
+        };
+        let next = if take_right {
+            right.next()
+        } else {
+            left.next()
+        };
+        out.extend(next);
+    }
 }
 
 /// Cuts `bytes` into at most `count` pieces of about equal size, each but

@@ -240,3 +240,68 @@ fn big_files_parse_in_pieces_with_errors_at_their_lines() {
     }
     server.kill();
 }
+
+#[test]
+fn many_series_over_pieces_join_in_file_order() {
+    // 40,000 series (more than one sorting run per thread), each written
+    // in both halves of the file (different pieces): the first half at
+    // seconds 0 and 1, the second at seconds 1 and 2, so the second half's
+    // value wins at second 1. The halves list the series in opposite
+    // orders, and each line is padded so the file has several pieces.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let n = 40_000;
+    let pad = "p".repeat(150);
+    let mut text = String::from("# TYPE m gauge\n");
+    for i in 0..n {
+        for t in 0..2 {
+            text.push_str(&format!(
+                "m{{s=\"{i:05}\",pad=\"{pad}\"}} {} {}\n",
+                i * 10 + t,
+                1_700_000_000 + t
+            ));
+        }
+    }
+    for i in (0..n).rev() {
+        for t in 1..3 {
+            text.push_str(&format!(
+                "m{{pad=\"{pad}\",s=\"{i:05}\"}} {} {}\n",
+                -(i * 10 + t),
+                1_700_000_000 + t
+            ));
+        }
+    }
+    text.push_str("# EOF\n");
+    let path = dir.path().join("many.om");
+    std::fs::write(&path, &text).expect("write");
+    let out = import(&data, &[&path]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("imported {} samples of {n} series", 4 * n)),
+        "{stderr}"
+    );
+    let addr = free_addr();
+    let server = Server::start(&data, addr, &dir.path().join("server.log"));
+    for i in [0, 1, 12_345, 39_999] {
+        let got = export(addr, &format!("m{{s=\"{i:05}\"}}"));
+        assert_eq!(got.len(), 1, "series {i}");
+        let (_, ts, vals) = &got[0];
+        let pairs: Vec<(i64, f64)> = ts
+            .iter()
+            .zip(vals)
+            .map(|(t, v)| (*t, v.as_f64().expect("number")))
+            .collect();
+        let i = i as f64;
+        assert_eq!(
+            pairs,
+            vec![
+                (1_700_000_000_000, i * 10.0),
+                (1_700_000_001_000, -(i * 10.0 + 1.0)),
+                (1_700_000_002_000, -(i * 10.0 + 2.0)),
+            ],
+            "series {i}"
+        );
+    }
+    server.kill();
+}

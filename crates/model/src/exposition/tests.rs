@@ -1576,15 +1576,15 @@ fn lazy_entries_of<'a>(mut parser: Parser<'a>) -> Vec<Result<Entry<'a>, ParseErr
             LazyEntry::Help { metric, text } => Ok(Entry::Help { metric, text }),
             LazyEntry::Type { metric, kind } => Ok(Entry::Type { metric, kind }),
             LazyEntry::Unit { metric, unit } => Ok(Entry::Unit { metric, unit }),
-            LazyEntry::Sample(sample) => sample.parse_series().map(|(name, labels)| {
-                Entry::Sample {
+            LazyEntry::Sample(sample) => {
+                sample.parse_series().map(|(name, labels)| Entry::Sample {
                     name,
                     labels,
                     value: sample.value,
                     timestamp_ms: sample.timestamp_ms,
                     exemplar: sample.exemplar.map(|exemplar| *exemplar),
-                }
-            }),
+                })
+            }
         });
         let failed = entry.is_err();
         out.push(entry);
