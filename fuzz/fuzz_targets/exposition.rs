@@ -4,7 +4,12 @@
 //! parses the body again through `Parser::next_lazy`, parsing every series
 //! (as a scrape cache that always misses), and checks that it gives the
 //! same entries and the same error, and that a series text parses the same
-//! wherever it appears (what lets the scrape cache skip parsing it).
+//! wherever it appears (what lets the scrape cache skip parsing it), and
+//! once more with `Parser::reuse_series`.
+//! Last, it cuts the body after a newline (the selector's other bits pick
+//! which) and parses the two pieces with `Parser::fragment`, as `osprey
+//! import` does on several threads: the entries and the error must be the
+//! whole body's, once the second piece's lines are shifted.
 #![no_main]
 use std::collections::HashMap;
 
@@ -90,4 +95,54 @@ fuzz_target!(|data: &[u8]| {
     }
     // Debug output compares NaN values as equal.
     assert_eq!(format!("{lazy:?}"), format!("{full:?}"));
+
+    // The lazy path again, taking a line's series as the previous line's
+    // text where it starts with it: the same entries, the same error.
+    let mut reused: Vec<Result<Entry<'_>, ParseError>> = Vec::new();
+    let mut parser = Parser::new(body, format).reuse_series();
+    while let Some(entry) = parser.next_lazy() {
+        let entry = entry.and_then(|entry| match entry {
+            LazyEntry::Help { metric, text } => Ok(Entry::Help { metric, text }),
+            LazyEntry::Type { metric, kind } => Ok(Entry::Type { metric, kind }),
+            LazyEntry::Unit { metric, unit } => Ok(Entry::Unit { metric, unit }),
+            LazyEntry::Sample(sample) => sample.parse_series().map(|(name, labels)| Entry::Sample {
+                name,
+                labels,
+                value: sample.value,
+                timestamp_ms: sample.timestamp_ms,
+                exemplar: sample.exemplar.map(|exemplar| *exemplar),
+            }),
+        });
+        let failed = entry.is_err();
+        reused.push(entry);
+        if failed {
+            break;
+        }
+    }
+    assert_eq!(format!("{reused:?}"), format!("{full:?}"));
+
+    // Two fragments, cut after the newline the selector picks.
+    let newlines: Vec<usize> = body
+        .iter()
+        .enumerate()
+        .filter(|&(_, &b)| b == b'\n')
+        .map(|(i, _)| i + 1)
+        .collect();
+    if newlines.is_empty() {
+        return;
+    }
+    let cut = newlines[usize::from(selector >> 1) % newlines.len()];
+    let (head, tail) = body.split_at(cut);
+    let mut pieces: Vec<Result<Entry<'_>, ParseError>> =
+        Parser::fragment(head, format, !tail.is_empty()).collect();
+    if !tail.is_empty() && !pieces.last().is_some_and(|r| r.is_err()) {
+        let before = head.iter().filter(|&&b| b == b'\n').count();
+        pieces.extend(Parser::fragment(tail, format, false).map(|r| {
+            r.map_err(|mut e| {
+                e.line += before;
+                e
+            })
+        }));
+    }
+    assert_eq!(format!("{pieces:?}"), format!("{full:?}"));
 });

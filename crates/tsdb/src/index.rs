@@ -11,8 +11,9 @@
 
 use crate::block::BlockError;
 use memmap2::Mmap;
+use model::labels::FastBuildHasher;
 use model::{Label, LabelStr, Labels, MatchOp, Matcher};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::ops::Range;
@@ -251,21 +252,23 @@ impl CountingWriter {
 pub(crate) fn write_index(path: &Path, series: &[IndexSeries]) -> Result<u64, BlockError> {
     let io = |e: std::io::Error| BlockError::io(path, e, "writing index");
 
-    // The symbol table: every name and value, sorted and unique.
-    let mut strings: Vec<&str> = Vec::new();
+    // The symbol table: every name and value, sorted and unique. Made
+    // unique before sorting: a block of many series repeats its strings
+    // many times over.
+    let mut unique: HashSet<&str, FastBuildHasher> = HashSet::default();
     for s in series {
         for l in s.labels.iter() {
-            strings.push(l.name.as_str());
-            strings.push(l.value.as_str());
+            unique.insert(l.name.as_str());
+            unique.insert(l.value.as_str());
         }
     }
+    let mut strings: Vec<&str> = unique.into_iter().collect();
     strings.sort_unstable();
-    strings.dedup();
     let symbol_count = u32::try_from(strings.len())
         .map_err(|_| BlockError::invalid_input("more than 2^32 distinct label strings"))?;
     let num_series = u32::try_from(series.len())
         .map_err(|_| BlockError::invalid_input("more than 2^32 series in one block"))?;
-    let symbol_ref: HashMap<&str, u32> = strings
+    let symbol_ref: HashMap<&str, u32, FastBuildHasher> = strings
         .iter()
         .enumerate()
         .map(|(i, s)| (*s, i as u32))
@@ -312,12 +315,15 @@ pub(crate) fn write_index(path: &Path, series: &[IndexSeries]) -> Result<u64, Bl
 
     // Every label pair, sorted by (name, value): the postings table. Symbol
     // references sort like their strings, so this is string order too.
-    let mut pairs: Vec<(u32, u32)> = Vec::new();
+    // Each label's pair of symbol references, in series order, for the
+    // series section below.
+    let mut label_refs: Vec<(u32, u32)> = Vec::new();
     for s in series {
         for l in s.labels.iter() {
-            pairs.push((symbol_ref[l.name.as_str()], symbol_ref[l.value.as_str()]));
+            label_refs.push((symbol_ref[l.name.as_str()], symbol_ref[l.value.as_str()]));
         }
     }
+    let mut pairs: Vec<(u32, u32)> = label_refs.clone();
     pairs.sort_unstable();
     pairs.dedup();
     // Label names as (name reference, first table entry, number of values).
@@ -329,7 +335,8 @@ pub(crate) fn write_index(path: &Path, series: &[IndexSeries]) -> Result<u64, Bl
         }
     }
     // A label pair's (name ordinal, value ordinal) and its table entry.
-    let mut ordinals: HashMap<(u32, u32), (u32, u32, u32)> = HashMap::with_capacity(pairs.len());
+    let mut ordinals: HashMap<(u32, u32), (u32, u32, u32), FastBuildHasher> =
+        HashMap::with_capacity_and_hasher(pairs.len(), FastBuildHasher::default());
     for (name_ordinal, &(name, first, count)) in names.iter().enumerate() {
         for value_ordinal in 0..count {
             let entry = first + value_ordinal;
@@ -348,6 +355,7 @@ pub(crate) fn write_index(path: &Path, series: &[IndexSeries]) -> Result<u64, Bl
     let mut series_samples: Vec<u64> = Vec::new();
     let mut postings: Vec<Vec<u32>> = vec![Vec::new(); pairs.len()];
     let mut body: Vec<u8> = Vec::with_capacity(256);
+    let mut label_refs = label_refs.into_iter();
     for (id, s) in series.iter().enumerate() {
         let id = id as u32;
         if id.is_multiple_of(SERIES_STRIDE) {
@@ -355,8 +363,7 @@ pub(crate) fn write_index(path: &Path, series: &[IndexSeries]) -> Result<u64, Bl
         }
         body.clear();
         put_uvarint(&mut body, s.labels.len() as u64);
-        for l in s.labels.iter() {
-            let key = (symbol_ref[l.name.as_str()], symbol_ref[l.value.as_str()]);
+        for key in label_refs.by_ref().take(s.labels.len()) {
             let (name_ordinal, value_ordinal, entry) = ordinals[&key];
             put_uvarint(&mut body, u64::from(name_ordinal));
             put_uvarint(&mut body, u64::from(value_ordinal));

@@ -51,9 +51,14 @@ pub(crate) trait SampleForm<'a>: Sized {
 
     fn from_full(full: FullSample<'a>) -> Self;
 
+    /// The series text as written, where this form keeps it.
+    fn series(_sample: &Self) -> Option<&'a [u8]> {
+        None
+    }
+
     /// Parses a sample line, with the cursor on its first byte.
-    fn parse(parser: &mut LineParser<'a>) -> Result<Self, ParseError> {
-        parser.parse_sample::<Self>()
+    fn parse(parser: &mut LineParser<'a>, previous_series: &[u8]) -> Result<Self, ParseError> {
+        parser.parse_sample::<Self>(previous_series)
     }
 }
 
@@ -80,7 +85,7 @@ impl<'a> SampleForm<'a> for Entry<'a> {
         }
     }
 
-    fn parse(parser: &mut LineParser<'a>) -> Result<Self, ParseError> {
+    fn parse(parser: &mut LineParser<'a>, _: &[u8]) -> Result<Self, ParseError> {
         parser.parse_entry()
     }
 }
@@ -113,6 +118,10 @@ impl<'a> SampleForm<'a> for LazySample<'a> {
 
     fn new(_: Option<Cow<'a, str>>, _: LabelPairs<'a>, sample: LazySample<'a>) -> Self {
         sample
+    }
+
+    fn series(sample: &Self) -> Option<&'a [u8]> {
+        Some(sample.series())
     }
 
     fn from_full(full: FullSample<'a>) -> Self {
@@ -161,10 +170,13 @@ pub(crate) enum SeriesMode {
     Skip,
 }
 
+/// `previous_series` is the series text of an earlier sample line that
+/// the series was delimited in (or empty): see [`LineParser::parse_sample`].
 pub(crate) fn parse_line<'a, S: SampleForm<'a>>(
     line: &'a [u8],
     line_number: usize,
     format: Format,
+    previous_series: &[u8],
 ) -> Result<LineOutcome<'a, S>, ParseError> {
     let mut parser = LineParser {
         line,
@@ -172,18 +184,18 @@ pub(crate) fn parse_line<'a, S: SampleForm<'a>>(
         line_number,
         format,
     };
-    match parser.parse::<S>() {
+    match parser.parse::<S>(previous_series) {
         Ok(outcome) => Ok(outcome),
         // Skipping the series checks less, so an error may be reported
         // differently (or at a later byte) than a full parse reports it.
         // Errors are rare: the full parse makes the verdict and message.
-        Err(_) if S::MODE == SeriesMode::Skip => {
-            Ok(match parse_line::<FullSample>(line, line_number, format)? {
+        Err(_) if S::MODE == SeriesMode::Skip => Ok(
+            match parse_line::<FullSample>(line, line_number, format, &[])? {
                 LineOutcome::Found(outcome) => LineOutcome::Found(outcome.map_sample(S::from_full)),
                 LineOutcome::Nothing => LineOutcome::Nothing,
                 LineOutcome::EndOfFile => LineOutcome::EndOfFile,
-            })
-        }
+            },
+        ),
         Err(error) => Err(error),
     }
 }
@@ -388,7 +400,10 @@ impl<'a> LineParser<'a> {
         Ok(text)
     }
 
-    fn parse<S: SampleForm<'a>>(&mut self) -> Result<LineOutcome<'a, S>, ParseError> {
+    fn parse<S: SampleForm<'a>>(
+        &mut self,
+        previous_series: &[u8],
+    ) -> Result<LineOutcome<'a, S>, ParseError> {
         if self.format == Format::Text {
             self.skip_whitespace();
             if self.at_end() {
@@ -400,7 +415,7 @@ impl<'a> LineParser<'a> {
         if self.peek() == Some(b'#') {
             return self.parse_hash_line();
         }
-        S::parse(self).map(|sample| LineOutcome::Found(Outcome::Sample(sample)))
+        S::parse(self, previous_series).map(|sample| LineOutcome::Found(Outcome::Sample(sample)))
     }
 
     /// A line starting with `#`: metadata, a comment, or `# EOF`.
@@ -658,8 +673,36 @@ impl<'a> LineParser<'a> {
         Err(self.error(line.len(), "unterminated label set"))
     }
 
-    fn parse_sample<S: SampleForm<'a>>(&mut self) -> Result<S, ParseError> {
+    /// A sample line from the cursor on. When the series is only
+    /// delimited (not parsed) and the line starts with `previous_series`,
+    /// the series text of an earlier line, the series is that text if the
+    /// delimiting would end it there: always when it ends with the label
+    /// set's `}` (delimiting reads the same bytes the same way), and for a
+    /// bare name when whitespace and no `{` follow it. That replaces a scan
+    /// with quote tracking by a `memcmp` for files that write one series'
+    /// samples line after line.
+    fn parse_sample<S: SampleForm<'a>>(&mut self, previous_series: &[u8]) -> Result<S, ParseError> {
         let series_start = self.at;
+        if S::MODE == SeriesMode::Skip
+            && !previous_series.is_empty()
+            && self.line[series_start..].starts_with(previous_series)
+        {
+            let end = series_start + previous_series.len();
+            let after = &self.line[end..];
+            let same = previous_series.last() == Some(&b'}')
+                || match after.iter().position(|&b| !is_whitespace(b)) {
+                    // Only whitespace (or nothing) follows: the value is
+                    // missing, which the parse below reports.
+                    None => true,
+                    Some(0) => false,
+                    Some(k) => after[k] != b'{',
+                };
+            if same {
+                self.at = end;
+                self.skip_whitespace();
+                return self.parse_sample_rest::<S>(series_start, None, Vec::new(), end);
+            }
+        }
         let (name, labels, series_end) = self.parse_series(S::MODE)?;
         let name = match (S::MODE, name) {
             (SeriesMode::Skip, _) => None,
@@ -671,6 +714,18 @@ impl<'a> LineParser<'a> {
                 ));
             }
         };
+        self.parse_sample_rest::<S>(series_start, name, labels, series_end)
+    }
+
+    /// The value, timestamp and exemplar of a sample line, with the cursor
+    /// after the series and the whitespace that follows it.
+    fn parse_sample_rest<S: SampleForm<'a>>(
+        &mut self,
+        series_start: usize,
+        name: Option<Cow<'a, str>>,
+        labels: LabelPairs<'a>,
+        series_end: usize,
+    ) -> Result<S, ParseError> {
         if self.at_end() {
             return Err(self.error(self.at, "expected value"));
         }

@@ -225,6 +225,12 @@ pub struct Parser<'a> {
     /// 1-based number of the next line.
     next_line_number: usize,
     finished: bool,
+    /// More input follows this slice (see [`Parser::fragment`]).
+    more_follows: bool,
+    /// See [`Parser::reuse_series`].
+    reuse_series: bool,
+    /// The series text of the last sample returned by `next_lazy`.
+    previous_series: &'a [u8],
 }
 
 impl<'a> Parser<'a> {
@@ -235,6 +241,36 @@ impl<'a> Parser<'a> {
             position: 0,
             next_line_number: 1,
             finished: false,
+            more_follows: false,
+            reuse_series: false,
+            previous_series: &[],
+        }
+    }
+
+    /// Makes [`Parser::next_lazy`] check first whether a line starts with
+    /// the previous sample's series text, and take it as the series
+    /// without scanning it when it does: for inputs that write the samples
+    /// of one series line after line (backfill files). The entries and
+    /// errors are the same either way; on inputs whose series change every
+    /// line (scrapes) the check costs a failed `memcmp` per line.
+    pub fn reuse_series(mut self) -> Parser<'a> {
+        self.reuse_series = true;
+        self
+    }
+
+    /// A parser of one piece of a larger input, for parsing the pieces of
+    /// a big file on several threads. `input` must start at the start of a
+    /// line and, unless it is the final piece (`more_follows` false), end
+    /// just after a `\n`. Line numbers count from 1 at the piece's first
+    /// line: the caller adds the lines of the pieces before it. A piece
+    /// that more input follows does not need OpenMetrics' `# EOF`, and a
+    /// `# EOF` in it is the error "unexpected content after" it, as in the
+    /// whole input. The entries and errors of the pieces, in order and up
+    /// to the first error, are those of the whole input.
+    pub fn fragment(input: &'a [u8], format: Format, more_follows: bool) -> Parser<'a> {
+        Parser {
+            more_follows,
+            ..Parser::new(input, format)
         }
     }
 
@@ -291,7 +327,7 @@ impl<'a> Parser<'a> {
             let input = self.input;
             if self.position >= input.len() {
                 self.finished = true;
-                if self.format == Format::OpenMetrics {
+                if self.format == Format::OpenMetrics && !self.more_follows {
                     return self.fail(ParseError {
                         line: self.next_line_number,
                         column: 1,
@@ -315,12 +351,25 @@ impl<'a> Parser<'a> {
             self.next_line_number += 1;
             self.position = next_position;
 
-            match line::parse_line::<S>(line, line_number, self.format) {
-                Ok(line::LineOutcome::Found(outcome)) => return Some(Ok(outcome)),
+            let previous_series = if self.reuse_series {
+                self.previous_series
+            } else {
+                &[]
+            };
+            match line::parse_line::<S>(line, line_number, self.format, previous_series) {
+                Ok(line::LineOutcome::Found(outcome)) => {
+                    if self.reuse_series
+                        && let line::Outcome::Sample(sample) = &outcome
+                        && let Some(series) = S::series(sample)
+                    {
+                        self.previous_series = series;
+                    }
+                    return Some(Ok(outcome));
+                }
                 Ok(line::LineOutcome::Nothing) => continue,
                 Ok(line::LineOutcome::EndOfFile) => {
                     self.finished = true;
-                    if next_position < input.len() {
+                    if next_position < input.len() || self.more_follows {
                         return self.fail(ParseError {
                             line: line_number + 1,
                             column: 1,

@@ -1512,3 +1512,124 @@ fn exemplar_times_truncate_through_a_float_as_prometheus() {
         ],
     );
 }
+
+/// Every entry and the first error of `input`, parsed whole.
+fn whole(input: &[u8], format: Format) -> Vec<Result<Entry<'_>, ParseError>> {
+    Parser::new(input, format).collect()
+}
+
+/// The same, parsed as two fragments cut after the newline at `cut`, with
+/// the second fragment's line numbers shifted by the first's lines.
+fn cut_in_two(input: &[u8], format: Format, cut: usize) -> Vec<Result<Entry<'_>, ParseError>> {
+    let (head, tail) = input.split_at(cut);
+    let mut out: Vec<Result<Entry<'_>, ParseError>> =
+        Parser::fragment(head, format, !tail.is_empty()).collect();
+    if out.last().is_some_and(|r| r.is_err()) || tail.is_empty() {
+        return out;
+    }
+    let before = head.iter().filter(|&&b| b == b'\n').count();
+    out.extend(Parser::fragment(tail, format, false).map(|r| {
+        r.map_err(|mut e| {
+            e.line += before;
+            e
+        })
+    }));
+    out
+}
+
+#[test]
+fn fragments_parse_as_the_whole_input() {
+    let inputs: &[(&[u8], Format)] = &[
+        (
+            b"# TYPE a counter\na_total{x=\"1\"} 1 17.5\na_total{x=\"2\"} 2 18\n# EOF\n",
+            Format::OpenMetrics,
+        ),
+        // `# EOF` in the middle: the error is at the line after it.
+        (b"a 1 1\n# EOF\nb 2 2\nc 3 3\n# EOF\n", Format::OpenMetrics),
+        (b"a 1 1\nb 2 2\n# EOF\n", Format::OpenMetrics),
+        // No `# EOF` at all.
+        (b"a 1 1\nb 2 2\nc 3 3\n", Format::OpenMetrics),
+        // An error in the second half.
+        (b"a 1 1\nb 2 2\nc{ 3 3\nd 4 4\n# EOF\n", Format::OpenMetrics),
+        (b"a 1\n# comment\n\nb{x=\"y\"} 2 3\nc 3\n", Format::Text),
+    ];
+    for &(input, format) in inputs {
+        let expected = whole(input, format);
+        for (i, &byte) in input.iter().enumerate() {
+            if byte == b'\n' {
+                assert_eq!(
+                    cut_in_two(input, format, i + 1),
+                    expected,
+                    "{} cut after byte {i}",
+                    String::from_utf8_lossy(input)
+                );
+            }
+        }
+    }
+}
+
+/// Every entry of a lazy parse, each series parsed, up to the first error.
+fn lazy_entries_of<'a>(mut parser: Parser<'a>) -> Vec<Result<Entry<'a>, ParseError>> {
+    let mut out = Vec::new();
+    while let Some(entry) = parser.next_lazy() {
+        let entry = entry.and_then(|entry| match entry {
+            LazyEntry::Help { metric, text } => Ok(Entry::Help { metric, text }),
+            LazyEntry::Type { metric, kind } => Ok(Entry::Type { metric, kind }),
+            LazyEntry::Unit { metric, unit } => Ok(Entry::Unit { metric, unit }),
+            LazyEntry::Sample(sample) => {
+                sample.parse_series().map(|(name, labels)| Entry::Sample {
+                    name,
+                    labels,
+                    value: sample.value,
+                    timestamp_ms: sample.timestamp_ms,
+                    exemplar: sample.exemplar.map(|exemplar| *exemplar),
+                })
+            }
+        });
+        let failed = entry.is_err();
+        out.push(entry);
+        if failed {
+            break;
+        }
+    }
+    out
+}
+
+#[test]
+fn reusing_the_previous_series_changes_nothing() {
+    let inputs: &[&[u8]] = &[
+        b"up 1\nup 2\nup{a=\"b\"} 3\nup {a=\"b\"} 4\nupx 5\nup 6\nup\t7\n",
+        b"up{a=\"b\"} 1\nup{a=\"b\"} 2\nup{a=\"b\"}} 3\n",
+        b"up{a=\"}\"} 1\nup{a=\"}\"} 2\nup{a=\"}\",c=\"d\"} 3\n",
+        b"up{a=\"b\"} 1\nup{a=\"b\"}2\n",
+        b"up{a=\"b\"} 1\nup{a=\"b\"}\n",
+        b"up 1\nup\n",
+        b"up 1\nup \n",
+        b"up 1\nup  {a=\"b\"} 2\n",
+        b"{\"my.name\"} 1\n{\"my.name\"} 2\n{\"my.name\",a=\"b\"} 3\n",
+        b"up{a=\"b\",a=\"c\"} 1\nup{a=\"b\",a=\"c\"} 2\n",
+        b"a{x=\"1\"} 1 1\na{x=\"1\"} 2 2 # {t=\"a\"} 1 1\na{x=\"1\"} 3 3\n",
+    ];
+    for &input in inputs {
+        for format in [Format::Text, Format::OpenMetrics] {
+            let mut body = input.to_vec();
+            if format == Format::OpenMetrics {
+                body.extend_from_slice(b"# EOF\n");
+            }
+            let plain = lazy_entries_of(Parser::new(&body, format));
+            let reused = lazy_entries_of(Parser::new(&body, format).reuse_series());
+            assert_eq!(
+                format!("{reused:?}"),
+                format!("{plain:?}"),
+                "{format:?}: {}",
+                String::from_utf8_lossy(&body)
+            );
+            assert_eq!(
+                format!("{plain:?}"),
+                format!("{:?}", whole(&body, format)),
+                "{format:?}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+    }
+}
