@@ -443,6 +443,7 @@ fn vector_vector(
             None => {
                 out_index.insert(labels.clone(), out.len());
                 out.push(StepSeries {
+                    hists: Vec::new(),
                     labels,
                     drop_name,
                     points: vec![None; n],

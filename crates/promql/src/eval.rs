@@ -9,6 +9,7 @@
 use crate::QueryError;
 use crate::ast::{At, Expr, MatrixSelector, Subquery, ValueType, VectorSelector};
 use crate::engine::QueryErrorKind;
+use crate::hist::Hist;
 use crate::value::{RangeSeries, StepSeries, Val};
 use model::storage::{Aggregate, Queryable, SelectHints};
 use std::cell::{Cell, RefCell};
@@ -62,9 +63,6 @@ pub(crate) struct Ctx<'a> {
     checks: Cell<u32>,
     /// `max_source_resolution`: see [`crate::QueryOptions`].
     max_source_resolution_ms: Cell<Option<i64>>,
-    /// Whether a selector met native histogram samples, which the float
-    /// evaluation leaves out (see `crate::histselect`).
-    pub(crate) saw_histograms: Cell<bool>,
 }
 
 /// A range-vector argument: its series and, per step, the window end
@@ -112,7 +110,6 @@ impl<'a> Ctx<'a> {
             infos: RefCell::new(Vec::new()),
             checks: Cell::new(0),
             max_source_resolution_ms: Cell::new(None),
-            saw_histograms: Cell::new(false),
         }
     }
 
@@ -345,7 +342,11 @@ impl<'a> Ctx<'a> {
             // selector releases each series' count after its sink).
             self.for_each_range_series(arg, steps, &mut |mut s, _| {
                 s.samples.retain(|(t, _)| *t > r - range && *t <= r);
-                self.take_samples(s.samples.len())?;
+                s.hists.retain(|(t, _)| *t > r - range && *t <= r);
+                if s.samples.is_empty() && s.hists.is_empty() {
+                    return Ok(());
+                }
+                self.take_samples(s.samples.len() + s.hists.len())?;
                 out.push(s);
                 Ok(())
             })?;
@@ -377,6 +378,9 @@ impl<'a> Ctx<'a> {
                             s.drop_name = true;
                             for p in s.points.iter_mut().flatten() {
                                 *p = -*p;
+                            }
+                            for h in s.hists.iter_mut().flatten() {
+                                crate::hist::mul(h, -1.0);
                             }
                         }
                         Val::Vector(series)
@@ -479,10 +483,60 @@ impl<'a> Ctx<'a> {
         .map_err(|e| QueryError::execution(e.to_string()))?;
         for series in set {
             self.check_deadline()?;
-            let mut series = series.map_err(|e| QueryError::execution(e.to_string()))?;
-            // Native histograms: not evaluated here (noted for the engine).
-            if series.histograms.next().is_some() {
-                self.saw_histograms.set(true);
+            let series = series.map_err(|e| QueryError::execution(e.to_string()))?;
+            let mut hist_iter = series.histograms.peekable();
+            if hist_iter.peek().is_some() {
+                let hists: Vec<(i64, Hist)> = hist_iter.collect();
+                let floats: Vec<(i64, f64)> = series.samples.collect();
+                let mut out = StepSeries {
+                    labels: series.labels,
+                    drop_name: false,
+                    points: vec![None; steps.n],
+                    hists: vec![None; steps.n],
+                };
+                let loaded = floats.len() + hists.len();
+                let mut any = false;
+                for (i, &r) in refs.iter().enumerate() {
+                    let fi = floats.partition_point(|(t, _)| *t <= r);
+                    let hi = hists.partition_point(|(t, _)| *t <= r);
+                    let f = fi.checked_sub(1).map(|k| floats[k]);
+                    let h = hi.checked_sub(1).map(|k| &hists[k]);
+                    let use_hist = match (f, h) {
+                        (Some((ft, _)), Some((ht, _))) => *ht >= ft,
+                        (None, Some(_)) => true,
+                        _ => false,
+                    };
+                    if use_hist {
+                        if let Some((t, h)) = h
+                            && *t > r - lookback
+                            && !h.is_stale()
+                        {
+                            any = true;
+                            if timestamps {
+                                out.points[i] = Some(*t as f64 / 1000.0);
+                            } else {
+                                out.hists[i] = Some(h.clone());
+                            }
+                        }
+                    } else if let Some((t, v)) = f
+                        && t > r - lookback
+                        && !model::is_stale_nan(v)
+                    {
+                        any = true;
+                        out.points[i] = Some(if timestamps { t as f64 / 1000.0 } else { v });
+                    }
+                }
+                self.total_samples
+                    .set(self.total_samples.get().saturating_add(loaded as u64));
+                if !any {
+                    continue;
+                }
+                if timestamps {
+                    out.hists = Vec::new();
+                }
+                self.take_samples(steps.n)?;
+                sink(out)?;
+                continue;
             }
             let mut samples = series.samples.peekable();
             let mut last: Option<(i64, f64)> = None;
@@ -514,6 +568,7 @@ impl<'a> Ctx<'a> {
             }
             self.take_samples(steps.n)?;
             sink(StepSeries {
+                hists: Vec::new(),
                 labels: series.labels,
                 drop_name: false,
                 points,
@@ -584,6 +639,7 @@ impl<'a> Ctx<'a> {
             }
             self.take_samples(steps.n)?;
             sink(StepSeries {
+                hists: Vec::new(),
                 labels: series.labels,
                 drop_name: false,
                 points,
@@ -687,11 +743,11 @@ impl<'a> Ctx<'a> {
         let arg = &*arg;
         for series in set {
             self.check_deadline()?;
-            let mut series = series.map_err(|e| QueryError::execution(e.to_string()))?;
-            // Native histograms: not evaluated here (noted for the engine).
-            if series.histograms.next().is_some() {
-                self.saw_histograms.set(true);
-            }
+            let series = series.map_err(|e| QueryError::execution(e.to_string()))?;
+            let hists: Vec<(i64, Hist)> = series
+                .histograms
+                .filter(|(t, h)| *t >= mint && *t <= max_ref && !h.is_stale())
+                .collect();
             // Sized from the store's count: collecting through the filter
             // would grow the vector step by step.
             let mut samples: Vec<(i64, f64)> = Vec::with_capacity(series.samples.size_hint().0);
@@ -700,13 +756,14 @@ impl<'a> Ctx<'a> {
                     .samples
                     .filter(|(t, v)| *t >= mint && *t <= max_ref && !model::is_stale_nan(*v)),
             );
-            if samples.is_empty() {
+            if samples.is_empty() && hists.is_empty() {
                 continue;
             }
-            let n = samples.len();
+            let n = samples.len() + hists.len();
             self.take_samples(n)?;
             let result = sink(
                 RangeSeries {
+                    hists,
                     labels: series.labels,
                     drop_name: false,
                     samples,
@@ -747,6 +804,7 @@ impl<'a> Ctx<'a> {
         let inner = match self.eval(&sq.expr, &inner_steps)? {
             Val::Vector(v) => v,
             Val::Scalar(values) => vec![StepSeries {
+                hists: Vec::new(),
                 labels: model::Labels::empty(),
                 drop_name: false,
                 points: values.into_iter().map(Some).collect(),
@@ -765,11 +823,18 @@ impl<'a> Ctx<'a> {
                 .enumerate()
                 .filter_map(|(i, p)| p.map(|v| (inner_steps.time(i), v)))
                 .collect();
-            if samples.is_empty() {
+            let hists: Vec<(i64, Hist)> = s
+                .hists
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, h)| h.map(|h| (inner_steps.time(i), h)))
+                .collect();
+            if samples.is_empty() && hists.is_empty() {
                 continue;
             }
             sink(
                 RangeSeries {
+                    hists,
                     labels: s.labels,
                     drop_name: s.drop_name,
                     samples,
