@@ -151,6 +151,16 @@ impl<'a> Ctx<'a> {
         self.warn(format!("{message}{position}"));
     }
 
+    /// An info placed at the first occurrence of `token` in the query.
+    pub fn info_at(&self, message: String, token: &str) {
+        let position = if token.is_empty() {
+            String::new()
+        } else {
+            self.position_of(token)
+        };
+        self.info(format!("{message}{position}"));
+    }
+
     /// An info placed at argument `arg` of the first call of `func`.
     pub fn info_at_arg(&self, message: String, func: &str, arg: usize) {
         let position = self.arg_position(func, arg);
