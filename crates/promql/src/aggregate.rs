@@ -95,9 +95,10 @@ struct GroupAcc {
 }
 
 /// A group's histograms at one step (`sum` and `avg`).
-#[derive(Clone, Default)]
+#[derive(Default)]
 struct HAcc {
-    value: Option<Hist>,
+    value: Option<crate::hist::HistAcc>,
+    result: Option<Hist>,
     count: f64,
     incompatible: bool,
     reset_seen: bool,
@@ -178,7 +179,7 @@ pub(crate) fn eval_aggregate(
                 match op {
                     Sum | Avg => {
                         if g.haccs.is_empty() {
-                            g.haccs = vec![HAcc::default(); steps.n];
+                            g.haccs = (0..steps.n).map(|_| HAcc::default()).collect();
                         }
                         let ha = &mut g.haccs[step];
                         ha.count += 1.0;
@@ -190,9 +191,11 @@ pub(crate) fn eval_aggregate(
                         if ha.incompatible {
                             continue;
                         }
-                        match &mut ha.value {
-                            None => ha.value = Some(h.clone()),
-                            Some(acc) => match crate::hist::add(acc, h, false) {
+                        let acc = ha
+                            .value
+                            .get_or_insert_with(|| crate::hist::HistAcc::new(op == Avg));
+                        {
+                            match acc.add(h) {
                                 Ok(notes) => {
                                     if notes.reconciled {
                                         ctx.info_at_arg(
@@ -213,7 +216,7 @@ pub(crate) fn eval_aggregate(
                                         expr_arg(a),
                                     );
                                 }
-                            },
+                            }
                         }
                     }
                     Count | Group => g.accs[step].count += 1.0,
@@ -274,18 +277,14 @@ pub(crate) fn eval_aggregate(
             if ha.incompatible {
                 continue;
             }
-            if let Some(mut h) = ha.value.take() {
-                if op == Avg {
-                    crate::hist::div(&mut h, ha.count);
-                }
-                crate::hist::compact(&mut h);
-                hists[step] = Some(h);
+            if let Some(acc) = ha.value.take() {
+                hists[step] = acc.finish();
             }
         }
         g.haccs = hists
             .into_iter()
             .map(|h| HAcc {
-                value: h,
+                result: h,
                 ..HAcc::default()
             })
             .collect();
@@ -293,8 +292,8 @@ pub(crate) fn eval_aggregate(
     let out = groups
         .into_iter()
         .map(|g| StepSeries {
-            hists: if g.haccs.iter().any(|h| h.value.is_some()) {
-                g.haccs.into_iter().map(|h| h.value).collect()
+            hists: if g.haccs.iter().any(|h| h.result.is_some()) {
+                g.haccs.into_iter().map(|h| h.result).collect()
             } else {
                 Vec::new()
             },

@@ -316,6 +316,226 @@ pub(crate) fn add(h: &mut Hist, other: &Hist, negate: bool) -> Result<AddNotes, 
     Ok(notes)
 }
 
+/// A running histogram sum with Kahan compensation (Prometheus's
+/// `KahanAdd`), so that e.g. `1e100 + x - 1e100` keeps `x`.
+#[derive(Clone)]
+pub(crate) struct KahanSum {
+    sum: Hist,
+    zero: f64,
+    count: f64,
+    total: f64,
+    pos: BTreeMap<i64, f64>,
+    neg: BTreeMap<i64, f64>,
+}
+
+impl KahanSum {
+    pub fn new(h: Hist) -> KahanSum {
+        KahanSum {
+            sum: h,
+            zero: 0.0,
+            count: 0.0,
+            total: 0.0,
+            pos: BTreeMap::new(),
+            neg: BTreeMap::new(),
+        }
+    }
+
+    /// Folds the compensation into the sum (before a layout change the
+    /// compensation cannot follow).
+    fn flush(&mut self) {
+        let c = Hist {
+            counter_reset_hint: self.sum.counter_reset_hint,
+            schema: self.sum.schema,
+            zero_threshold: self.sum.zero_threshold,
+            zero_count: self.zero,
+            count: self.count,
+            sum: self.total,
+            positive_spans: Vec::new(),
+            negative_spans: Vec::new(),
+            positive_buckets: Vec::new(),
+            negative_buckets: Vec::new(),
+            custom_values: self.sum.custom_values.clone(),
+        };
+        let mut c = c;
+        (c.positive_spans, c.positive_buckets) = from_map(&self.pos);
+        (c.negative_spans, c.negative_buckets) = from_map(&self.neg);
+        // Same layout, schema and threshold: a plain addition.
+        let _ = add(&mut self.sum, &c, false);
+        self.zero = 0.0;
+        self.count = 0.0;
+        self.total = 0.0;
+        self.pos.clear();
+        self.neg.clear();
+    }
+
+    pub fn add(&mut self, other: &Hist) -> Result<AddNotes, MixedSchemas> {
+        if is_custom(&self.sum) != is_custom(other) {
+            return Err(MixedSchemas);
+        }
+        let layout_change = if is_custom(other) {
+            !bounds_match(&self.sum.custom_values, &other.custom_values)
+        } else {
+            self.sum.zero_threshold != other.zero_threshold
+        };
+        if layout_change {
+            self.flush();
+            return add(&mut self.sum, other, false);
+        }
+        let notes = AddNotes {
+            collision: adjust_hint(&mut self.sum, other),
+            reconciled: false,
+        };
+        let h = &mut self.sum;
+        let kahan = crate::functions::kahan_inc;
+        (h.count, self.count) = kahan(other.count, h.count, self.count);
+        (h.sum, self.total) = kahan(other.sum, h.sum, self.total);
+        let mut hp = to_map(&h.positive_spans, &h.positive_buckets);
+        let mut hn = to_map(&h.negative_spans, &h.negative_buckets);
+        let mut op = to_map(&other.positive_spans, &other.positive_buckets);
+        let mut on = to_map(&other.negative_spans, &other.negative_buckets);
+        if !is_custom(h) {
+            (h.zero_count, self.zero) = kahan(other.zero_count, h.zero_count, self.zero);
+            if other.schema < h.schema {
+                hp = reduce_map(&hp, h.schema, other.schema);
+                hn = reduce_map(&hn, h.schema, other.schema);
+                self.pos = reduce_map(&self.pos, h.schema, other.schema);
+                self.neg = reduce_map(&self.neg, h.schema, other.schema);
+                h.schema = other.schema;
+            } else if other.schema > h.schema {
+                op = reduce_map(&op, other.schema, h.schema);
+                on = reduce_map(&on, other.schema, h.schema);
+            }
+        }
+        let schema = h.schema;
+        let threshold = h.zero_threshold;
+        let custom = is_custom(h);
+        for (target, comp, src) in [(&mut hp, &mut self.pos, op), (&mut hn, &mut self.neg, on)] {
+            for (i, x) in src {
+                if !custom && exponential_bound(i, schema) <= threshold {
+                    continue;
+                }
+                let s = target.entry(i).or_insert(0.0);
+                let c = comp.entry(i).or_insert(0.0);
+                (*s, *c) = kahan(x, *s, *c);
+            }
+        }
+        (h.positive_spans, h.positive_buckets) = from_map_keep(&hp);
+        (h.negative_spans, h.negative_buckets) = from_map_keep(&hn);
+        Ok(notes)
+    }
+
+    /// The sum with its compensation added.
+    pub fn finish(mut self) -> Hist {
+        self.flush();
+        compact(&mut self.sum);
+        self.sum
+    }
+
+    /// Whether the running sum overflowed.
+    pub fn overflowed(&self) -> bool {
+        let h = &self.sum;
+        h.count.is_infinite()
+            || h.sum.is_infinite()
+            || h.zero_count.is_infinite()
+            || h.positive_buckets.iter().chain(&h.negative_buckets).any(|b| b.is_infinite())
+    }
+}
+
+/// The sum or mean of histograms as `sum`/`avg` and `sum_over_time`/
+/// `avg_over_time` compute it: Kahan summation, and for a mean whose sum
+/// would overflow, Prometheus's switch to an incremental mean.
+pub(crate) struct HistAcc {
+    sum: Option<KahanSum>,
+    mean: Option<Hist>,
+    n: f64,
+    avg: bool,
+}
+
+impl HistAcc {
+    pub fn new(avg: bool) -> HistAcc {
+        HistAcc {
+            sum: None,
+            mean: None,
+            n: 0.0,
+            avg,
+        }
+    }
+
+    fn mean_step(m: &mut Hist, h: &Hist, n: f64) -> Result<AddNotes, MixedSchemas> {
+        mul(m, (n - 1.0) / n);
+        let mut t = h.clone();
+        div(&mut t, n);
+        add(m, &t, false)
+    }
+
+    pub fn add(&mut self, h: &Hist) -> Result<AddNotes, MixedSchemas> {
+        self.n += 1.0;
+        let n = self.n;
+        if let Some(m) = &mut self.mean {
+            return Self::mean_step(m, h, n);
+        }
+        let Some(s) = &mut self.sum else {
+            self.sum = Some(KahanSum::new(h.clone()));
+            return Ok(AddNotes::default());
+        };
+        if !self.avg {
+            return s.add(h);
+        }
+        let mut v = s.clone();
+        let notes = v.add(h)?;
+        if !v.overflowed() {
+            *s = v;
+            return Ok(notes);
+        }
+        let mut m = s.clone().finish();
+        div(&mut m, n - 1.0);
+        let notes = Self::mean_step(&mut m, h, n)?;
+        self.mean = Some(m);
+        Ok(notes)
+    }
+
+    pub fn finish(self) -> Option<Hist> {
+        if let Some(mut m) = self.mean {
+            compact(&mut m);
+            return Some(m);
+        }
+        let mut h = self.sum?.finish();
+        if self.avg {
+            div(&mut h, self.n);
+        }
+        compact(&mut h);
+        Some(h)
+    }
+}
+
+/// Like [`from_map`], keeping empty buckets (a running sum's buckets can
+/// come back from zero).
+fn from_map_keep(m: &BTreeMap<i64, f64>) -> (Vec<Span>, Vec<f64>) {
+    let mut spans: Vec<Span> = Vec::new();
+    let mut buckets = Vec::new();
+    let mut last: Option<i64> = None;
+    for (&i, &c) in m {
+        match last {
+            Some(l) if i == l + 1 => {
+                if let Some(s) = spans.last_mut() {
+                    s.length += 1;
+                }
+            }
+            Some(l) => spans.push(Span {
+                offset: (i - l - 1) as i32,
+                length: 1,
+            }),
+            None => spans.push(Span {
+                offset: i as i32,
+                length: 1,
+            }),
+        }
+        buckets.push(c);
+        last = Some(i);
+    }
+    (spans, buckets)
+}
+
 /// `h * factor`; a negative factor makes it a gauge.
 pub(crate) fn mul(h: &mut Hist, factor: f64) {
     h.zero_count *= factor;

@@ -284,11 +284,10 @@ fn sum_hists(
         CounterResetHint::NotCounterReset => not_reset = true,
         _ => {}
     };
-    let mut sum = hw[0].1.clone();
-    track(&sum);
-    for (_, h) in &hw[1..] {
+    let mut acc = hist::HistAcc::new(mean);
+    for (_, h) in hw {
         track(h);
-        match hist::add(&mut sum, h, false) {
+        match acc.add(h) {
             Ok(notes) => reconciled |= notes.reconciled,
             Err(_) => {
                 place.warn(ctx, mixed_schemas(metric));
@@ -308,11 +307,7 @@ fn sum_hists(
             "mismatched custom buckets were reconciled during aggregation".to_string(),
         );
     }
-    if mean {
-        hist::div(&mut sum, hw.len() as f64);
-    }
-    hist::compact(&mut sum);
-    Some(sum)
+    acc.finish()
 }
 
 /// Prometheus's `histogramRate` and the extrapolation around it.
