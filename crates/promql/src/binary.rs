@@ -68,11 +68,13 @@ pub(crate) fn elem(op: BinaryOp, l: f64, r: f64) -> (f64, bool) {
         BinaryOp::Ge => (l, l >= r),
         BinaryOp::Le => (l, l <= r),
         BinaryOp::And | BinaryOp::Or | BinaryOp::Unless => (l, true),
+        // Defined on histograms only; between floats, no result.
+        BinaryOp::TrimUpper | BinaryOp::TrimLower => (l, false),
     }
 }
 
 fn drops_name(b: &Binary) -> bool {
-    b.return_bool || !b.op.is_comparison()
+    b.return_bool || !(b.op.is_comparison() || b.op.is_trim())
 }
 
 fn vector_scalar(
@@ -96,7 +98,6 @@ fn vector_scalar(
                 };
                 match hist_elem(ctx, b, l, r) {
                     BinOut::Drop => {}
-                    BinOut::F(v) => s.points[step] = Some(v),
                     BinOut::H(res) => *h = Some(res),
                     BinOut::Keep(keep) => {
                         if b.return_bool {
@@ -114,6 +115,11 @@ fn vector_scalar(
         }
         for (p, &sv) in s.points.iter_mut().zip(scalar) {
             let Some(v) = *p else { continue };
+            if b.op.is_trim() {
+                hist_elem(ctx, b, Operand::F(v), Operand::F(sv));
+                *p = None;
+                continue;
+            }
             let (l, r) = if swap { (sv, v) } else { (v, sv) };
             let (mut out, keep) = elem(b.op, l, r);
             if b.op.is_comparison() && swap {
@@ -153,7 +159,6 @@ impl Operand<'_> {
 enum BinOut {
     /// No result (incompatible operands, with an annotation).
     Drop,
-    F(f64),
     H(Hist),
     /// A comparison: whether it holds (the caller keeps the left side or
     /// writes 1/0 under `bool`).
@@ -201,6 +206,11 @@ fn hist_elem(ctx: &Ctx<'_>, b: &Binary, l: Operand<'_>, r: Operand<'_>) -> BinOu
             let mut h = h.clone();
             crate::hist::mul(&mut h, f);
             crate::hist::compact(&mut h);
+            BinOut::H(h)
+        }
+        (Operand::H(h), Operand::F(f)) if matches!(b.op, TrimUpper | TrimLower) => {
+            let mut h = h.clone();
+            crate::hist::trim(&mut h, f, b.op == TrimUpper);
             BinOut::H(h)
         }
         (Operand::H(h), Operand::F(f)) if b.op == Div => {
@@ -640,7 +650,6 @@ fn vector_vector(
                 let (l, r) = if swapped { (o, m) } else { (m, o) };
                 return match hist_elem(ctx, b, l, r) {
                     BinOut::Drop => None,
-                    BinOut::F(v) => Some(v),
                     BinOut::H(h) => {
                         *pending.borrow_mut() = Some(h);
                         Some(0.0)
@@ -669,6 +678,10 @@ fn vector_vector(
         } else {
             (many_value, one_value)
         };
+        if b.op.is_trim() {
+            hist_elem(ctx, b, Operand::F(l), Operand::F(r));
+            return None;
+        }
         let (value, keep) = elem(b.op, l, r);
         if b.return_bool {
             Some(if keep { 1.0 } else { 0.0 })

@@ -531,7 +531,7 @@ fn range_function(
         aggregate
     };
     let resolution = ctx.for_each_range_series_hinted(matrix_arg, steps, first_aggregate, &mut |s: RangeSeries, arg: &RangeArg| {
-        if counter_check && !warned_counter
+        if counter_check && !warned_counter && !s.samples.is_empty()
             && let Some(metric) = s.labels.metric_name()
                 && !(metric.ends_with("_total")
                     || metric.ends_with("_sum")

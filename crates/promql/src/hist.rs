@@ -952,6 +952,219 @@ pub(crate) fn variance(h: &Hist) -> f64 {
     (v + c) / h.count
 }
 
+/// A bucket as the trim operators see it (Prometheus's positive and
+/// negative bucket iterators: no clipping at the zero threshold).
+fn side_buckets(h: &Hist, positive: bool) -> Vec<B> {
+    let (spans, counts) = if positive {
+        (&h.positive_spans, &h.positive_buckets)
+    } else {
+        (&h.negative_spans, &h.negative_buckets)
+    };
+    bucket_indexes(spans)
+        .zip(counts.iter().copied())
+        .map(|(i, count)| {
+            if is_custom(h) {
+                let bound = |i: i64| -> f64 {
+                    if i < 0 {
+                        f64::NEG_INFINITY
+                    } else {
+                        h.custom_values
+                            .get(i as usize)
+                            .copied()
+                            .unwrap_or(f64::INFINITY)
+                    }
+                };
+                B {
+                    lower: bound(i - 1),
+                    upper: bound(i),
+                    count,
+                }
+            } else if positive {
+                B {
+                    lower: exponential_bound(i - 1, h.schema),
+                    upper: exponential_bound(i, h.schema),
+                    count,
+                }
+            } else {
+                B {
+                    lower: -exponential_bound(i, h.schema),
+                    upper: -exponential_bound(i - 1, h.schema),
+                    count,
+                }
+            }
+        })
+        .collect()
+}
+
+fn zero_if_inf(x: f64) -> f64 {
+    if x.is_infinite() { 0.0 } else { x }
+}
+
+fn trim_infinite(upper_trim: bool, b: &B, rhs: f64) -> (f64, f64) {
+    if b.lower == f64::NEG_INFINITY {
+        if upper_trim {
+            if rhs >= b.upper {
+                return (b.count, 0.0);
+            }
+            if rhs > 0.0 && b.upper > 0.0 && b.upper != f64::INFINITY {
+                return (b.count * rhs / b.upper, rhs / 2.0);
+            }
+            if b.upper <= 0.0 {
+                return (b.count, rhs);
+            }
+            return (0.0, zero_if_inf(b.upper));
+        }
+        if rhs <= b.lower {
+            return (b.count, 0.0);
+        }
+        if rhs >= 0.0 && b.upper > rhs && b.upper != f64::INFINITY {
+            return (b.count * (1.0 - rhs / b.upper), (rhs + b.upper) / 2.0);
+        }
+        return (0.0, zero_if_inf(b.upper));
+    }
+    // The upper bound is +Inf.
+    if upper_trim {
+        return (0.0, zero_if_inf(b.lower));
+    }
+    if rhs >= b.lower {
+        return (b.count, rhs);
+    }
+    (0.0, zero_if_inf(b.lower))
+}
+
+fn midpoint(lower: f64, upper: f64, positive: bool, linear: bool) -> f64 {
+    if lower.is_infinite() {
+        if upper.is_infinite() {
+            return 0.0;
+        }
+        if upper > 0.0 {
+            return upper / 2.0;
+        }
+        return upper;
+    } else if upper.is_infinite() {
+        return lower;
+    }
+    if linear {
+        return (lower + upper) / 2.0;
+    }
+    let g = (lower * upper).abs().sqrt();
+    if positive { g } else { -g }
+}
+
+fn bucket_trim(b: &B, rhs: f64, upper_trim: bool, positive: bool, custom: bool) -> (f64, f64) {
+    if b.lower == f64::NEG_INFINITY || b.upper == f64::INFINITY {
+        return trim_infinite(upper_trim, b, rhs);
+    }
+    let under = if rhs <= b.lower {
+        0.0
+    } else if rhs >= b.upper {
+        b.count
+    } else {
+        b.count * fraction_below(b, rhs, custom)
+    };
+    if upper_trim {
+        (under, midpoint(b.lower, rhs, positive, custom))
+    } else {
+        (b.count - under, midpoint(rhs, b.upper, positive, custom))
+    }
+}
+
+fn zero_trim(h: &Hist, rhs: f64, has_neg: bool, has_pos: bool, upper_trim: bool) -> (f64, f64) {
+    let (mut lower, mut upper) = (-h.zero_threshold, h.zero_threshold);
+    if has_neg && !has_pos {
+        upper = 0.0;
+    }
+    if has_pos && !has_neg {
+        lower = 0.0;
+    }
+    let count = h.zero_count;
+    if upper_trim {
+        if rhs <= lower {
+            return (0.0, 0.0);
+        }
+        if rhs >= upper {
+            return (count, (lower + upper) / 2.0);
+        }
+        (count * (rhs - lower) / (upper - lower), (lower + rhs) / 2.0)
+    } else {
+        if rhs <= lower {
+            return (count, (lower + upper) / 2.0);
+        }
+        if rhs >= upper {
+            return (0.0, 0.0);
+        }
+        (count * (upper - rhs) / (upper - lower), (rhs + upper) / 2.0)
+    }
+}
+
+/// The trim operators (Prometheus's `TrimBuckets`): `h </ rhs` keeps the
+/// observations below `rhs`, `h >/ rhs` those above, interpolating inside
+/// the bucket `rhs` falls in; count and sum are re-estimated from the
+/// buckets when anything was trimmed.
+pub(crate) fn trim(h: &mut Hist, rhs: f64, upper_trim: bool) {
+    let custom = is_custom(h);
+    let (mut count, mut sum) = (0.0, 0.0);
+    let mut trimmed = false;
+    let (mut has_pos, mut has_neg) = (false, false);
+    for positive in [true, false] {
+        let buckets = side_buckets(h, positive);
+        let counts = if positive {
+            &mut h.positive_buckets
+        } else {
+            &mut h.negative_buckets
+        };
+        for (i, b) in buckets.iter().enumerate() {
+            if b.count == 0.0 {
+                continue;
+            }
+            if positive {
+                has_pos = true;
+            } else {
+                has_neg = true;
+            }
+            let keep_all = if upper_trim {
+                b.upper <= rhs
+            } else {
+                b.lower >= rhs
+            };
+            let partial = if upper_trim {
+                b.lower < rhs
+            } else {
+                b.upper > rhs
+            };
+            if keep_all {
+                count += b.count;
+                sum += midpoint(b.lower, b.upper, positive, custom) * b.count;
+            } else if partial {
+                let (keep, mid) = bucket_trim(b, rhs, upper_trim, positive, custom);
+                count += keep;
+                sum += mid * keep;
+                if counts[i] != keep {
+                    counts[i] = keep;
+                    trimmed = true;
+                }
+            } else {
+                counts[i] = 0.0;
+                trimmed = true;
+            }
+        }
+    }
+    if h.zero_count > 0.0 {
+        let (keep, mid) = zero_trim(h, rhs, has_neg, has_pos, upper_trim);
+        if h.zero_count != keep {
+            h.zero_count = keep;
+            trimmed = true;
+        }
+        sum += mid * keep;
+        count += keep;
+    }
+    if trimmed {
+        h.count = count;
+        h.sum = sum;
+        compact(h);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
