@@ -593,8 +593,10 @@ fn selecting(ctx: &Ctx<'_>, a: &Aggregate, steps: &Steps) -> Result<Val, QueryEr
                 let _ = gi;
                 for step in 0..steps.n {
                     for &i in members {
-                        let Some(v) = input[i].points[step] else {
-                            continue;
+                        let value = match (input[i].points[step], input[i].hist(step)) {
+                            (Some(v), _) => format_value(v),
+                            (None, Some(h)) => crate::hist::to_string(h),
+                            (None, None) => continue,
                         };
                         let mut pairs: Vec<Label> = labels
                             .iter()
@@ -603,7 +605,7 @@ fn selecting(ctx: &Ctx<'_>, a: &Aggregate, steps: &Steps) -> Result<Val, QueryEr
                             .collect();
                         pairs.push(Label {
                             name: count_label.as_str().into(),
-                            value: format_value(v).into(),
+                            value: value.into(),
                         });
                         pairs.sort();
                         let key = Labels::from_sorted_unchecked(pairs);

@@ -523,10 +523,12 @@ impl<'a> Ctx<'a> {
                         {
                             any = true;
                             if timestamps {
+                                // The timestamp, and the histogram beside
+                                // it for callers that must know the kind
+                                // (`info()`); `timestamp()` drops it.
                                 out.points[i] = Some(*t as f64 / 1000.0);
-                            } else {
-                                out.hists[i] = Some(h.clone());
                             }
+                            out.hists[i] = Some(h.clone());
                         }
                     } else if let Some((t, v)) = f
                         && t > r - lookback
@@ -540,9 +542,6 @@ impl<'a> Ctx<'a> {
                     .set(self.total_samples.get().saturating_add(loaded as u64));
                 if !any {
                     continue;
-                }
-                if timestamps {
-                    out.hists = Vec::new();
                 }
                 self.take_samples(steps.n)?;
                 sink(out)?;
@@ -837,7 +836,19 @@ impl<'a> Ctx<'a> {
                 .hists
                 .into_iter()
                 .enumerate()
-                .filter_map(|(i, h)| h.map(|h| (inner_steps.time(i), h)))
+                .filter_map(|(i, h)| {
+                    h.map(|mut h| {
+                        // Prometheus resets explicit counter-reset hints
+                        // in subquery results: a sample may be missed or
+                        // returned at several steps, so only detection
+                        // from the values is sound.
+                        use model::histogram::CounterResetHint::*;
+                        if matches!(h.counter_reset_hint, CounterReset | NotCounterReset) {
+                            h.counter_reset_hint = Unknown;
+                        }
+                        (inner_steps.time(i), h)
+                    })
+                })
                 .collect();
             if samples.is_empty() && hists.is_empty() {
                 continue;

@@ -278,6 +278,7 @@ pub(crate) fn eval_call(
         "timestamp" => {
             if let Expr::VectorSelector(vs) = unwrap_parens(&c.args[0]) {
                 ctx.eval_vector_selector(vs, steps, true, &mut |mut s| {
+                    s.hists = Vec::new();
                     s.drop_name = true;
                     emit(s)
                 })?;

@@ -424,6 +424,17 @@ impl KahanSum {
         Ok(notes)
     }
 
+    /// Scales the sum and its compensation.
+    fn scale(&mut self, factor: f64) {
+        mul(&mut self.sum, factor);
+        self.zero *= factor;
+        self.count *= factor;
+        self.total *= factor;
+        for v in self.pos.values_mut().chain(self.neg.values_mut()) {
+            *v *= factor;
+        }
+    }
+
     /// The sum with its compensation added.
     pub fn finish(mut self) -> Hist {
         self.flush();
@@ -446,7 +457,7 @@ impl KahanSum {
 /// would overflow, Prometheus's switch to an incremental mean.
 pub(crate) struct HistAcc {
     sum: Option<KahanSum>,
-    mean: Option<Hist>,
+    mean: Option<KahanSum>,
     n: f64,
     avg: bool,
 }
@@ -461,11 +472,11 @@ impl HistAcc {
         }
     }
 
-    fn mean_step(m: &mut Hist, h: &Hist, n: f64) -> Result<AddNotes, MixedSchemas> {
-        mul(m, (n - 1.0) / n);
+    fn mean_step(m: &mut KahanSum, h: &Hist, n: f64) -> Result<AddNotes, MixedSchemas> {
+        m.scale((n - 1.0) / n);
         let mut t = h.clone();
         div(&mut t, n);
-        add(m, &t, false)
+        m.add(&t)
     }
 
     pub fn add(&mut self, h: &Hist) -> Result<AddNotes, MixedSchemas> {
@@ -487,17 +498,16 @@ impl HistAcc {
             *s = v;
             return Ok(notes);
         }
-        let mut m = s.clone().finish();
-        div(&mut m, n - 1.0);
+        let mut m = s.clone();
+        m.scale(1.0 / (n - 1.0));
         let notes = Self::mean_step(&mut m, h, n)?;
         self.mean = Some(m);
         Ok(notes)
     }
 
     pub fn finish(self) -> Option<Hist> {
-        if let Some(mut m) = self.mean {
-            compact(&mut m);
-            return Some(m);
+        if let Some(m) = self.mean {
+            return Some(m.finish());
         }
         let mut h = self.sum?.finish();
         if self.avg {
@@ -1163,6 +1173,44 @@ pub(crate) fn trim(h: &mut Hist, rhs: f64, upper_trim: bool) {
         h.sum = sum;
         compact(h);
     }
+}
+
+/// Prometheus's `FloatHistogram.String()`: count, sum and every populated
+/// bucket in interval notation (the value `count_values` reports for a
+/// histogram).
+pub(crate) fn to_string(h: &Hist) -> String {
+    let g = crate::functions::go_float;
+    let mut out = format!("{{count:{}, sum:{}", g(h.count), g(h.sum));
+    let interval = |b: &B, lower_incl: bool, upper_incl: bool| {
+        format!(
+            ", {}{},{}{}:{}",
+            if lower_incl { '[' } else { '(' },
+            g(b.lower),
+            g(b.upper),
+            if upper_incl { ']' } else { ')' },
+            g(b.count)
+        )
+    };
+    for b in side_buckets(h, false).iter().rev() {
+        if b.count != 0.0 {
+            out.push_str(&interval(b, true, false));
+        }
+    }
+    if h.zero_count != 0.0 {
+        let z = B {
+            lower: -h.zero_threshold,
+            upper: h.zero_threshold,
+            count: h.zero_count,
+        };
+        out.push_str(&interval(&z, true, true));
+    }
+    for b in side_buckets(h, true) {
+        if b.count != 0.0 {
+            out.push_str(&interval(&b, false, true));
+        }
+    }
+    out.push('}');
+    out
 }
 
 #[cfg(test)]
