@@ -618,17 +618,51 @@ impl<'a> Ctx<'a> {
                 .samples
                 .filter(|(t, v)| *t >= mint && *t <= maxt && !model::is_stale_nan(*v))
                 .collect();
+            let hists: Vec<(i64, Hist)> = series
+                .histograms
+                .filter(|(t, h)| *t >= mint && *t <= maxt && !h.is_stale())
+                .collect();
             self.total_samples.set(
                 self.total_samples
                     .get()
-                    .saturating_add(samples.len() as u64),
+                    .saturating_add((samples.len() + hists.len()) as u64),
             );
             let mut points = Vec::with_capacity(refs.len());
+            let mut hist_points: Vec<Option<Hist>> = Vec::new();
             let mut any = false;
-            for &r in refs {
+            for (step, &r) in refs.iter().enumerate() {
                 let lo = samples.partition_point(|(t, _)| *t <= r.saturating_sub(lb));
                 let hi = samples.partition_point(|(t, _)| *t <= r.saturating_add(lb));
                 let w = &samples[lo..hi.max(lo)];
+                let hlo = hists.partition_point(|(t, _)| *t <= r.saturating_sub(lb));
+                let hhi = hists.partition_point(|(t, _)| *t <= r.saturating_add(lb));
+                let hw = &hists[hlo..hhi.max(hlo)];
+                if !hw.is_empty() {
+                    points.push(None);
+                    if !w.is_empty() {
+                        let name = series.labels.metric_name().unwrap_or("");
+                        self.warn_at(
+                            format!(
+                                "encountered a mix of histograms and floats for metric name \"{name}\""
+                            ),
+                            name,
+                        );
+                        continue;
+                    }
+                    let v = smoothed_hist(hw, r);
+                    if let Some(h) = v {
+                        any = true;
+                        if timestamps {
+                            points[step] = Some(r as f64 / 1000.0);
+                        } else {
+                            if hist_points.is_empty() {
+                                hist_points = vec![None; refs.len()];
+                            }
+                            hist_points[step] = Some(h);
+                        }
+                    }
+                    continue;
+                }
                 let i = w.partition_point(|(t, _)| *t < r);
                 let value = if i < w.len() && w[i].0 == r {
                     Some(w[i].1)
@@ -648,7 +682,7 @@ impl<'a> Ctx<'a> {
             }
             self.take_samples(steps.n)?;
             sink(StepSeries {
-                hists: Vec::new(),
+                hists: hist_points,
                 labels: series.labels,
                 drop_name: false,
                 points,
@@ -865,6 +899,43 @@ impl<'a> Ctx<'a> {
         }
         Ok(())
     }
+}
+
+/// A `smoothed` selector's histogram at `r` (Prometheus's
+/// `smoothSeries`): the sample at `r`, else the interpolation between the
+/// samples around it (a counter unless both are gauges), else the last one
+/// before it with its counter-reset hint cleared.
+fn smoothed_hist(w: &[(i64, Hist)], r: i64) -> Option<Hist> {
+    use model::histogram::CounterResetHint;
+    let i = w.partition_point(|(t, _)| *t < r);
+    if i < w.len() && w[i].0 == r {
+        return Some(w[i].1.clone());
+    }
+    if i > 0 && i < w.len() {
+        let ((t1, h1), (t2, h2)) = (&w[i - 1], &w[i]);
+        if crate::hist::is_custom(h1) != crate::hist::is_custom(h2) {
+            return None;
+        }
+        let gauge = CounterResetHint::Gauge;
+        let is_counter = h1.counter_reset_hint != gauge || h2.counter_reset_hint != gauge;
+        let fraction = (r - t1) as f64 / (t2 - t1) as f64;
+        if is_counter && crate::hist::detect_reset(h2, h1) {
+            let mut out = h2.clone();
+            crate::hist::mul(&mut out, fraction);
+            return Some(out);
+        }
+        let mut out = h2.clone();
+        crate::hist::add(&mut out, h1, true).ok()?;
+        crate::hist::mul(&mut out, fraction);
+        crate::hist::add(&mut out, h1, false).ok()?;
+        return Some(out);
+    }
+    if i > 0 {
+        let mut out = w[i - 1].1.clone();
+        out.counter_reset_hint = CounterResetHint::Unknown;
+        return Some(out);
+    }
+    None
 }
 
 pub(crate) fn unwrap_parens(mut e: &Expr) -> &Expr {

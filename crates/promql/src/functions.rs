@@ -544,9 +544,12 @@ fn range_function(
                         "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"{metric}\""
                     ), name, 0);
                 }
-        if !s.hists.is_empty() && arg.extended.is_none() {
+        if !s.hists.is_empty() {
             let place = crate::histrange::Place { func: name, arg: matrix_index };
-            let outs = crate::histrange::points(ctx, name, &s, arg, &params, &eval_times, &place)?;
+            let outs = match arg.extended {
+                Some(ext) => crate::histrange::extended_points(ctx, name, &s, arg, ext, &place)?,
+                None => crate::histrange::points(ctx, name, &s, arg, &params, &eval_times, &place)?,
+            };
             if outs.iter().all(Option::is_none) {
                 return Ok(());
             }
@@ -717,6 +720,23 @@ fn extended_points(
         });
     }
     Ok(points)
+}
+
+/// [`extended_rate`] over the samples one lookback delta around a window
+/// (the float side of a series that also has histograms).
+pub(crate) fn extended_rate_window(
+    f: &[(i64, f64)],
+    range_start: i64,
+    range_end: i64,
+    range: i64,
+    smoothed: bool,
+    is_counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
+    if f.is_empty() {
+        return None;
+    }
+    extended_rate(f, range_start, range_end, range, smoothed, is_counter, is_rate)
 }
 
 /// Prometheus's `extendedRate`: the difference between the values at the

@@ -431,3 +431,271 @@ fn hist_rate(
     hist::mul(&mut h, factor);
     Some(h)
 }
+
+/// Per step, `rate`/`increase`/`delta`/`changes`/`resets` over an
+/// `anchored` or `smoothed` range of a series with histogram samples
+/// (Prometheus's `extendedHistogramRate` and `pickFirstSampleIndices`).
+pub(crate) fn extended_points(
+    ctx: &Ctx<'_>,
+    name: &str,
+    s: &RangeSeries,
+    arg: &RangeArg,
+    ext: crate::eval::Extended,
+    place: &Place<'_>,
+) -> Result<Vec<Option<Out>>, QueryError> {
+    let metric = s.labels.metric_name().unwrap_or("").to_string();
+    let mut out = Vec::with_capacity(arg.refs.len());
+    for &r in &arg.refs {
+        ctx.check_deadline()?;
+        let range_start = r.saturating_sub(arg.range);
+        let range_end = r;
+        let left_edge = range_start.saturating_sub(ext.lookback);
+        let right_edge = if ext.smoothed {
+            range_end.saturating_add(ext.lookback)
+        } else {
+            range_end
+        };
+        let window = |t: &i64| *t > left_edge && *t <= right_edge;
+        let f_lo = s.samples.partition_point(|(t, _)| *t <= left_edge);
+        let f_hi = s.samples.partition_point(|(t, _)| *t <= right_edge);
+        let h_lo = s.hists.partition_point(|(t, _)| *t <= left_edge);
+        let h_hi = s.hists.partition_point(|(t, _)| *t <= right_edge);
+        let fw = &s.samples[f_lo..f_hi.max(f_lo)];
+        let hw = &s.hists[h_lo..h_hi.max(h_lo)];
+        debug_assert!(fw.iter().all(|(t, _)| window(t)));
+        if fw.is_empty() && hw.is_empty() {
+            out.push(None);
+            continue;
+        }
+        let v = match name {
+            "rate" | "increase" | "delta" => {
+                if !fw.is_empty() && !hw.is_empty() {
+                    place.warn(ctx, mixed_floats(&metric));
+                    None
+                } else if hw.is_empty() {
+                    crate::functions::extended_rate_window(
+                        fw,
+                        range_start,
+                        range_end,
+                        arg.range,
+                        ext.smoothed,
+                        name != "delta",
+                        name == "rate",
+                    )
+                    .map(Out::Float)
+                } else {
+                    extended_hist_rate(
+                        ctx,
+                        hw,
+                        range_start,
+                        range_end,
+                        arg.range,
+                        ext.smoothed,
+                        name != "delta",
+                        name == "rate",
+                        &metric,
+                        place,
+                    )
+                    .map(Out::Hist)
+                }
+            }
+            "changes" | "resets" => {
+                // The anchor: the newest sample of either kind at or before
+                // the range start; older ones are left out.
+                let lf = fw.partition_point(|(t, _)| *t <= range_start);
+                let lh = hw.partition_point(|(t, _)| *t <= range_start);
+                if lf >= fw.len() && lh >= hw.len() {
+                    None
+                } else {
+                    let (ff, fh) = match (lf.checked_sub(1), lh.checked_sub(1)) {
+                        (None, None) => (0, 0),
+                        (Some(a), None) => (a, 0),
+                        (None, Some(b)) => (0, b),
+                        (Some(a), Some(b)) => {
+                            if fw[a].0 >= hw[b].0 {
+                                (a, b + 1)
+                            } else {
+                                (a + 1, b)
+                            }
+                        }
+                    };
+                    Some(Out::Float(changes_resets(&fw[ff..], &hw[fh..], name == "resets")))
+                }
+            }
+            _ => None,
+        };
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// Prometheus's interpolation between two histograms at `t`.
+fn interpolate_hists(
+    ctx: &Ctx<'_>,
+    (t1, h1): (i64, &Hist),
+    (t2, h2): (i64, &Hist),
+    t: i64,
+    is_counter: bool,
+    metric: &str,
+    place: &Place<'_>,
+) -> Option<Hist> {
+    if t == t1 {
+        return Some(h1.clone());
+    }
+    if t == t2 {
+        return Some(h2.clone());
+    }
+    let fraction = (t - t1) as f64 / (t2 - t1) as f64;
+    if is_counter && hist::detect_reset(h2, h1) {
+        let mut r = h2.clone();
+        hist::mul(&mut r, fraction);
+        return Some(r);
+    }
+    let mut r = h2.clone();
+    if !sub_with_notes(ctx, &mut r, h1, true, metric, place) {
+        return None;
+    }
+    hist::mul(&mut r, fraction);
+    if !sub_with_notes(ctx, &mut r, h1, false, metric, place) {
+        return None;
+    }
+    Some(r)
+}
+
+/// `h -= other` (or `+=` when `negate` is false), with Prometheus's
+/// annotations; false when the schemas cannot mix.
+fn sub_with_notes(
+    ctx: &Ctx<'_>,
+    h: &mut Hist,
+    other: &Hist,
+    negate: bool,
+    metric: &str,
+    place: &Place<'_>,
+) -> bool {
+    match hist::add(h, other, negate) {
+        Err(_) => {
+            place.warn(ctx, mixed_schemas(metric));
+            false
+        }
+        Ok(notes) => {
+            if notes.reconciled {
+                let what = if negate { "subtraction" } else { "addition" };
+                place.info(
+                    ctx,
+                    format!("mismatched custom buckets were reconciled during {what}"),
+                );
+            }
+            true
+        }
+    }
+}
+
+/// Prometheus's `extendedHistogramRate`.
+#[allow(clippy::too_many_arguments)]
+fn extended_hist_rate(
+    ctx: &Ctx<'_>,
+    h: &[(i64, Hist)],
+    range_start: i64,
+    range_end: i64,
+    range: i64,
+    smoothed: bool,
+    is_counter: bool,
+    is_rate: bool,
+    metric: &str,
+    place: &Place<'_>,
+) -> Option<Hist> {
+    let mut last = h.len() - 1;
+    let first = h[..last]
+        .partition_point(|(t, _)| *t <= range_start)
+        .saturating_sub(1);
+    if smoothed {
+        last = h[..last].partition_point(|(t, _)| *t < range_end);
+    }
+    if h[last].0 <= range_start {
+        return None;
+    }
+    if smoothed && h[first].0 > range_end {
+        return None;
+    }
+    let custom = hist::is_custom(&h[first].1);
+    for (_, p) in &h[first..=last] {
+        if hist::is_custom(p) != custom {
+            place.warn(ctx, mixed_schemas(metric));
+            return None;
+        }
+        if is_counter && p.counter_reset_hint == CounterResetHint::Gauge {
+            place.warn(
+                ctx,
+                format!("this native histogram metric is not a counter: \"{metric}\""),
+            );
+        }
+    }
+    let at = |k: usize| (h[k].0, &h[k].1);
+    let left = if smoothed && h[first].0 < range_start {
+        interpolate_hists(ctx, at(first), at(first + 1), range_start, is_counter, metric, place)?
+    } else {
+        h[first].1.clone()
+    };
+    let right = if smoothed && last > 0 && h[last].0 > range_end {
+        interpolate_hists(ctx, at(last - 1), at(last), range_end, is_counter, metric, place)?
+    } else {
+        h[last].1.clone()
+    };
+    let gauge = CounterResetHint::Gauge;
+    if !is_counter && (left.counter_reset_hint != gauge || right.counter_reset_hint != gauge) {
+        place.warn(
+            ctx,
+            format!("this native histogram metric is not a gauge: \"{metric}\""),
+        );
+    }
+    let mut result = right.clone();
+    if !sub_with_notes(ctx, &mut result, &left, true, metric, place) {
+        return None;
+    }
+    if is_counter {
+        // Prometheus's correctForCounterResetsHistogram.
+        let mut start = first + 1;
+        let mut prev: &Hist = &left;
+        if smoothed && h[first].0 < range_start && hist::detect_reset(&h[first + 1].1, &h[first].1) {
+            prev = &h[first + 1].1;
+            start += 1;
+        }
+        let mut correction: Option<Hist> = None;
+        if start <= last {
+            for (_, p) in &h[start..last] {
+                if hist::detect_reset(p, prev) {
+                    match &mut correction {
+                        None => correction = Some(prev.clone()),
+                        Some(c) => {
+                            if !sub_with_notes(ctx, c, prev, false, metric, place) {
+                                return None;
+                            }
+                        }
+                    }
+                }
+                prev = p;
+            }
+            if hist::detect_reset(&right, prev) {
+                match &mut correction {
+                    None => correction = Some(prev.clone()),
+                    Some(c) => {
+                        if !sub_with_notes(ctx, c, prev, false, metric, place) {
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(c) = correction
+            && !sub_with_notes(ctx, &mut result, &c, false, metric, place)
+        {
+            return None;
+        }
+    }
+    if is_rate {
+        hist::div(&mut result, range as f64 / 1000.0);
+    }
+    result.counter_reset_hint = gauge;
+    hist::compact(&mut result);
+    Some(result)
+}
