@@ -649,7 +649,16 @@ impl<'a> Ctx<'a> {
                         );
                         continue;
                     }
-                    let v = smoothed_hist(hw, r);
+                    let v = smoothed_hist(hw, r).unwrap_or_else(|()| {
+                        let name = series.labels.metric_name().unwrap_or("");
+                        self.warn_at(
+                            format!(
+                                "vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"{name}\""
+                            ),
+                            name,
+                        );
+                        None
+                    });
                     if let Some(h) = v {
                         any = true;
                         if timestamps {
@@ -905,16 +914,17 @@ impl<'a> Ctx<'a> {
 /// `smoothSeries`): the sample at `r`, else the interpolation between the
 /// samples around it (a counter unless both are gauges), else the last one
 /// before it with its counter-reset hint cleared.
-fn smoothed_hist(w: &[(i64, Hist)], r: i64) -> Option<Hist> {
+/// `Err` when the two samples mix exponential and custom buckets.
+fn smoothed_hist(w: &[(i64, Hist)], r: i64) -> Result<Option<Hist>, ()> {
     use model::histogram::CounterResetHint;
     let i = w.partition_point(|(t, _)| *t < r);
     if i < w.len() && w[i].0 == r {
-        return Some(w[i].1.clone());
+        return Ok(Some(w[i].1.clone()));
     }
     if i > 0 && i < w.len() {
         let ((t1, h1), (t2, h2)) = (&w[i - 1], &w[i]);
         if crate::hist::is_custom(h1) != crate::hist::is_custom(h2) {
-            return None;
+            return Err(());
         }
         let gauge = CounterResetHint::Gauge;
         let is_counter = h1.counter_reset_hint != gauge || h2.counter_reset_hint != gauge;
@@ -922,20 +932,20 @@ fn smoothed_hist(w: &[(i64, Hist)], r: i64) -> Option<Hist> {
         if is_counter && crate::hist::detect_reset(h2, h1) {
             let mut out = h2.clone();
             crate::hist::mul(&mut out, fraction);
-            return Some(out);
+            return Ok(Some(out));
         }
         let mut out = h2.clone();
-        crate::hist::add(&mut out, h1, true).ok()?;
+        crate::hist::add(&mut out, h1, true).map_err(|_| ())?;
         crate::hist::mul(&mut out, fraction);
-        crate::hist::add(&mut out, h1, false).ok()?;
-        return Some(out);
+        crate::hist::add(&mut out, h1, false).map_err(|_| ())?;
+        return Ok(Some(out));
     }
     if i > 0 {
         let mut out = w[i - 1].1.clone();
         out.counter_reset_hint = CounterResetHint::Unknown;
-        return Some(out);
+        return Ok(Some(out));
     }
-    None
+    Ok(None)
 }
 
 pub(crate) fn unwrap_parens(mut e: &Expr) -> &Expr {
