@@ -18,8 +18,10 @@ use model::{Label, Labels, LabelsBuilder};
 type HashMap<K, V> = std::collections::HashMap<K, V, FastBuildHasher>;
 
 pub(crate) fn eval_binary(ctx: &Ctx<'_>, b: &Binary, steps: &Steps) -> Result<Val, QueryError> {
-    let lhs = ctx.eval(&b.lhs, steps)?;
-    let rhs = ctx.eval(&b.rhs, steps)?;
+    // Trimming needs the buckets: no statistics-only reading below it.
+    let stats = ctx.hist_stats.get() && !b.op.is_trim();
+    let lhs = ctx.with_hist_stats(stats, || ctx.eval(&b.lhs, steps))?;
+    let rhs = ctx.with_hist_stats(stats, || ctx.eval(&b.rhs, steps))?;
     match (lhs, rhs) {
         (Val::Scalar(l), Val::Scalar(r)) => Ok(Val::Scalar(
             l.iter()

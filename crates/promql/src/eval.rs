@@ -63,6 +63,12 @@ pub(crate) struct Ctx<'a> {
     checks: Cell<u32>,
     /// `max_source_resolution`: see [`crate::QueryOptions`].
     max_source_resolution_ms: Cell<Option<i64>>,
+    /// Inside `histogram_count`/`histogram_sum`/`histogram_avg` (and no
+    /// function needing buckets in between): selectors give counter-reset
+    /// hints as Prometheus's `HistogramStatsIterator` does.
+    pub(crate) hist_stats: Cell<bool>,
+    /// How many subqueries the evaluation is inside.
+    pub(crate) subquery_depth: Cell<u32>,
 }
 
 /// A range-vector argument: its series and, per step, the window end
@@ -110,6 +116,8 @@ impl<'a> Ctx<'a> {
             infos: RefCell::new(Vec::new()),
             checks: Cell::new(0),
             max_source_resolution_ms: Cell::new(None),
+            hist_stats: Cell::new(false),
+            subquery_depth: Cell::new(0),
         }
     }
 
@@ -336,6 +344,128 @@ impl<'a> Ctx<'a> {
             .collect()
     }
 
+    /// Evaluates `f` with the histogram-statistics mode set to `on`.
+    pub(crate) fn with_hist_stats<T>(&self, on: bool, f: impl FnOnce() -> T) -> T {
+        let old = self.hist_stats.replace(on);
+        let out = f();
+        self.hist_stats.set(old);
+        out
+    }
+
+    /// The newest sample of the series `labels` before `before` (within one
+    /// lookback delta): `Some(None)` for a float, `Some(Some(h))` for a
+    /// histogram.
+    fn previous_sample(&self, labels: &model::Labels, before: i64) -> Option<(i64, Option<Hist>)> {
+        let matchers: Vec<model::Matcher> = labels
+            .iter()
+            .filter_map(|l| {
+                model::Matcher::new(model::MatchOp::Equal, l.name.to_string(), l.value.to_string())
+                    .ok()
+            })
+            .collect();
+        let from = before.saturating_sub(self.lookback);
+        let to = before.saturating_sub(1);
+        let querier = self.storage.querier(from, to).ok()?;
+        let set = querier.select(&matchers).ok()?;
+        let mut best: Option<(i64, Option<Hist>)> = None;
+        for series in set {
+            let series = series.ok()?;
+            if series.labels != *labels {
+                continue;
+            }
+            if let Some((t, _)) = series.samples.filter(|(t, _)| *t >= from && *t <= to).last() {
+                best = Some((t, None));
+            }
+            if let Some((t, h)) = series
+                .histograms
+                .filter(|(t, _)| *t >= from && *t <= to)
+                .last()
+                && best.as_ref().is_none_or(|(bt, _)| t > *bt)
+            {
+                best = Some((t, Some(h)));
+            }
+        }
+        best
+    }
+
+    /// Counter-reset hints as Prometheus's storage hands them out: a
+    /// histogram that continues the previous one (same layout, no reset)
+    /// reads "not reset", others keep their stored hint. Under
+    /// `histogram_count`/`_sum`/`_avg` the statistics iterator's rule
+    /// follows: an unknown hint becomes "reset" or "not reset" by
+    /// comparison with the previous histogram read (`window_start`: where
+    /// that read began).
+    fn storage_hints(
+        &self,
+        labels: &model::Labels,
+        floats: &[(i64, f64)],
+        hists: &mut [(i64, Hist)],
+        window_start: i64,
+    ) {
+        use model::histogram::CounterResetHint::*;
+        let Some(first_t) = hists.first().map(|(t, _)| *t) else {
+            return;
+        };
+        let stats = self.hist_stats.get() && self.subquery_depth.get() == 0;
+        let float_before = |t: i64| floats.partition_point(|(ft, _)| *ft < t);
+        let loaded_float_first = float_before(first_t) > 0;
+        let before: Option<(i64, Hist)> = if loaded_float_first {
+            None
+        } else {
+            match self.previous_sample(labels, first_t) {
+                Some((t, Some(h))) => Some((t, h)),
+                _ => None,
+            }
+        };
+        let continues = |h: &Hist, p: &Hist| {
+            h.schema == p.schema
+                && h.zero_threshold.to_bits() == p.zero_threshold.to_bits()
+                && h.custom_values == p.custom_values
+                && !crate::hist::detect_reset(h, p)
+        };
+        // The previous histogram as stored, and as the stats iterator saw it.
+        let mut last_read: Option<Hist> = if stats {
+            before.as_ref().filter(|(t, _)| *t >= window_start).map(|(_, h)| h.clone())
+        } else {
+            None
+        };
+        for i in 0..hists.len() {
+            let t = hists[i].0;
+            let prev: Option<&Hist> = if i == 0 {
+                before.as_ref().map(|(_, h)| h)
+            } else if float_before(t) > float_before(hists[i - 1].0) {
+                None
+            } else {
+                Some(&hists[i - 1].1)
+            };
+            let hint = {
+                let h = &hists[i].1;
+                match (h.counter_reset_hint, prev) {
+                    (Unknown, Some(p)) if continues(h, p) => NotCounterReset,
+                    (hint, _) => hint,
+                }
+            };
+            hists[i].1.counter_reset_hint = hint;
+            if stats {
+                let h = &hists[i].1;
+                let stat_hint = match (h.counter_reset_hint, &last_read) {
+                    (Unknown, Some(l)) => {
+                        if crate::hist::detect_reset(h, l) {
+                            CounterReset
+                        } else {
+                            NotCounterReset
+                        }
+                    }
+                    (hint, _) => hint,
+                };
+                let mut read = hists[i].1.clone();
+                read.counter_reset_hint = stat_hint;
+                hists[i].1.counter_reset_hint = stat_hint;
+                last_read = Some(read);
+            }
+        }
+    }
+
     /// Evaluates the top-level expression. Instant queries of range-vector
     /// type produce a matrix.
     pub fn eval_top(&self, expr: &Expr, steps: &Steps) -> Result<Val, QueryError> {
@@ -496,8 +626,9 @@ impl<'a> Ctx<'a> {
             let series = series.map_err(|e| QueryError::execution(e.to_string()))?;
             let mut hist_iter = series.histograms.peekable();
             if hist_iter.peek().is_some() {
-                let hists: Vec<(i64, Hist)> = hist_iter.collect();
+                let mut hists: Vec<(i64, Hist)> = hist_iter.collect();
                 let floats: Vec<(i64, f64)> = series.samples.collect();
+                self.storage_hints(&series.labels, &floats, &mut hists, mint);
                 let mut out = StepSeries {
                     labels: series.labels,
                     drop_name: false,
@@ -796,7 +927,7 @@ impl<'a> Ctx<'a> {
         for series in set {
             self.check_deadline()?;
             let series = series.map_err(|e| QueryError::execution(e.to_string()))?;
-            let hists: Vec<(i64, Hist)> = series
+            let mut hists: Vec<(i64, Hist)> = series
                 .histograms
                 .filter(|(t, h)| *t >= mint && *t <= max_ref && !h.is_stale())
                 .collect();
@@ -811,6 +942,7 @@ impl<'a> Ctx<'a> {
             if samples.is_empty() && hists.is_empty() {
                 continue;
             }
+            self.storage_hints(&series.labels, &samples, &mut hists, mint);
             let n = samples.len() + hists.len();
             self.take_samples(n)?;
             let result = sink(
@@ -853,7 +985,10 @@ impl<'a> Ctx<'a> {
             return Err(QueryError::too_many_samples());
         }
         let inner_steps = Steps::new(start, max_ref, step);
-        let inner = match self.eval(&sq.expr, &inner_steps)? {
+        self.subquery_depth.set(self.subquery_depth.get() + 1);
+        let inner = self.eval(&sq.expr, &inner_steps);
+        self.subquery_depth.set(self.subquery_depth.get() - 1);
+        let inner = match inner? {
             Val::Vector(v) => v,
             Val::Scalar(values) => vec![StepSeries {
                 hists: Vec::new(),

@@ -245,15 +245,25 @@ pub(crate) fn eval_call(
         "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => {
             return sort(ctx, c, steps);
         }
-        "histogram_quantile" => return crate::aggregate::histogram_quantile(ctx, c, steps),
-        "histogram_quantiles" => return histogram_quantiles(ctx, c, steps),
+        "histogram_quantile" => {
+            return ctx.with_hist_stats(false, || {
+                crate::aggregate::histogram_quantile(ctx, c, steps)
+            });
+        }
+        "histogram_quantiles" => {
+            return ctx.with_hist_stats(false, || histogram_quantiles(ctx, c, steps));
+        }
         "anomaly_score" | "anomaly_score_seasonal" | "anomaly_band" | "anomaly_band_seasonal" => {
             crate::anomaly::eval(ctx, c, steps, &mut emit)?;
             return Ok(Val::Vector(collected));
         }
         "drift_psi" | "drift_kl" | "drift_js" | "drift_hellinger" | "drift_ks"
         | "drift_wasserstein" => return crate::drift::eval(ctx, c, steps),
-        "histogram_fraction" => return crate::aggregate::histogram_fraction(ctx, c, steps),
+        "histogram_fraction" => {
+            return ctx.with_hist_stats(false, || {
+                crate::aggregate::histogram_fraction(ctx, c, steps)
+            });
+        }
         "histogram_avg" | "histogram_count" | "histogram_sum" | "histogram_stddev"
         | "histogram_stdvar" => {
             // Defined on native histograms only; float samples are ignored.
@@ -264,7 +274,7 @@ pub(crate) fn eval_call(
                 "histogram_stddev" => |h| crate::hist::variance(h).sqrt(),
                 _ => crate::hist::variance,
             };
-            ctx.eval_vector_each(&c.args[0], steps, &mut |mut s| {
+            ctx.with_hist_stats(true, || ctx.eval_vector_each(&c.args[0], steps, &mut |mut s| {
                 if !s.has_hists() {
                     return Ok(());
                 }
@@ -272,7 +282,7 @@ pub(crate) fn eval_call(
                 s.points = hists.iter().map(|h| h.as_ref().map(f)).collect();
                 s.drop_name = true;
                 emit(s)
-            })?;
+            }))?;
             return Ok(Val::Vector(collected));
         }
         "timestamp" => {
