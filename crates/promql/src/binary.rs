@@ -182,9 +182,7 @@ fn start_token(e: &crate::ast::Expr) -> String {
         Expr::Paren(_) => "(".to_string(),
         Expr::Binary(b) => start_token(&b.lhs),
         Expr::Unary { .. } => "-".to_string(),
-        Expr::Aggregate(_) | Expr::Number(_) | Expr::String(_) | Expr::Subquery(_) => {
-            String::new()
-        }
+        Expr::Aggregate(_) | Expr::Number(_) | Expr::String(_) | Expr::Subquery(_) => String::new(),
     }
 }
 
@@ -236,7 +234,11 @@ fn hist_elem(ctx: &Ctx<'_>, b: &Binary, l: Operand<'_>, r: Operand<'_>) -> BinOu
                         return BinOut::Drop;
                     }
                     Ok(notes) => {
-                        let what = if b.op == Add { "addition" } else { "subtraction" };
+                        let what = if b.op == Add {
+                            "addition"
+                        } else {
+                            "subtraction"
+                        };
                         if notes.collision {
                             ctx.warn_at(
                                 format!("conflicting counter resets during histogram {what}"),

@@ -359,8 +359,12 @@ impl<'a> Ctx<'a> {
         let matchers: Vec<model::Matcher> = labels
             .iter()
             .filter_map(|l| {
-                model::Matcher::new(model::MatchOp::Equal, l.name.to_string(), l.value.to_string())
-                    .ok()
+                model::Matcher::new(
+                    model::MatchOp::Equal,
+                    l.name.to_string(),
+                    l.value.to_string(),
+                )
+                .ok()
             })
             .collect();
         let from = before.saturating_sub(self.lookback);
@@ -373,7 +377,11 @@ impl<'a> Ctx<'a> {
             if series.labels != *labels {
                 continue;
             }
-            if let Some((t, _)) = series.samples.filter(|(t, _)| *t >= from && *t <= to).last() {
+            if let Some((t, _)) = series
+                .samples
+                .filter(|(t, _)| *t >= from && *t <= to)
+                .last()
+            {
                 best = Some((t, None));
             }
             if let Some((t, h)) = series
@@ -425,7 +433,10 @@ impl<'a> Ctx<'a> {
         };
         // The previous histogram as stored, and as the stats iterator saw it.
         let mut last_read: Option<Hist> = if stats {
-            before.as_ref().filter(|(t, _)| *t >= window_start).map(|(_, h)| h.clone())
+            before
+                .as_ref()
+                .filter(|(t, _)| *t >= window_start)
+                .map(|(_, h)| h.clone())
         } else {
             None
         };

@@ -274,15 +274,17 @@ pub(crate) fn eval_call(
                 "histogram_stddev" => |h| crate::hist::variance(h).sqrt(),
                 _ => crate::hist::variance,
             };
-            ctx.with_hist_stats(true, || ctx.eval_vector_each(&c.args[0], steps, &mut |mut s| {
-                if !s.has_hists() {
-                    return Ok(());
-                }
-                let hists = std::mem::take(&mut s.hists);
-                s.points = hists.iter().map(|h| h.as_ref().map(f)).collect();
-                s.drop_name = true;
-                emit(s)
-            }))?;
+            ctx.with_hist_stats(true, || {
+                ctx.eval_vector_each(&c.args[0], steps, &mut |mut s| {
+                    if !s.has_hists() {
+                        return Ok(());
+                    }
+                    let hists = std::mem::take(&mut s.hists);
+                    s.points = hists.iter().map(|h| h.as_ref().map(f)).collect();
+                    s.drop_name = true;
+                    emit(s)
+                })
+            })?;
             return Ok(Val::Vector(collected));
         }
         "timestamp" => {
@@ -746,7 +748,15 @@ pub(crate) fn extended_rate_window(
     if f.is_empty() {
         return None;
     }
-    extended_rate(f, range_start, range_end, range, smoothed, is_counter, is_rate)
+    extended_rate(
+        f,
+        range_start,
+        range_end,
+        range,
+        smoothed,
+        is_counter,
+        is_rate,
+    )
 }
 
 /// Prometheus's `extendedRate`: the difference between the values at the
@@ -874,7 +884,12 @@ pub(crate) struct Window<'a> {
     pub eval_time: i64,
 }
 
-pub(crate) fn apply_range(name: &str, w: &Window<'_>, params: &[Vec<f64>], i: usize) -> Option<f64> {
+pub(crate) fn apply_range(
+    name: &str,
+    w: &Window<'_>,
+    params: &[Vec<f64>],
+    i: usize,
+) -> Option<f64> {
     let s = w.samples;
     if s.is_empty() {
         return None;

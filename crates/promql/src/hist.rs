@@ -448,7 +448,10 @@ impl KahanSum {
         h.count.is_infinite()
             || h.sum.is_infinite()
             || h.zero_count.is_infinite()
-            || h.positive_buckets.iter().chain(&h.negative_buckets).any(|b| b.is_infinite())
+            || h.positive_buckets
+                .iter()
+                .chain(&h.negative_buckets)
+                .any(|b| b.is_infinite())
     }
 }
 
@@ -551,7 +554,11 @@ pub(crate) fn mul(h: &mut Hist, factor: f64) {
     h.zero_count *= factor;
     h.count *= factor;
     h.sum *= factor;
-    for b in h.positive_buckets.iter_mut().chain(h.negative_buckets.iter_mut()) {
+    for b in h
+        .positive_buckets
+        .iter_mut()
+        .chain(h.negative_buckets.iter_mut())
+    {
         *b *= factor;
     }
     if factor < 0.0 {
@@ -571,7 +578,11 @@ pub(crate) fn div(h: &mut Hist, divisor: f64) {
         h.negative_spans.clear();
         return;
     }
-    for b in h.positive_buckets.iter_mut().chain(h.negative_buckets.iter_mut()) {
+    for b in h
+        .positive_buckets
+        .iter_mut()
+        .chain(h.negative_buckets.iter_mut())
+    {
         *b /= divisor;
     }
     if divisor < 0.0 {
@@ -836,12 +847,18 @@ pub(crate) fn quantile(q: f64, h: &Hist) -> (f64, NanNote) {
     }
     let fraction = rank / bucket.count;
     if is_custom(h) || (bucket.lower <= 0.0 && bucket.upper >= 0.0) {
-        return (bucket.lower + (bucket.upper - bucket.lower) * fraction, note);
+        return (
+            bucket.lower + (bucket.upper - bucket.lower) * fraction,
+            note,
+        );
     }
     let log_lower = bucket.lower.abs().log2();
     let log_upper = bucket.upper.abs().log2();
     if bucket.lower > 0.0 {
-        return ((log_lower + (log_upper - log_lower) * fraction).exp2(), note);
+        return (
+            (log_lower + (log_upper - log_lower) * fraction).exp2(),
+            note,
+        );
     }
     (
         -(log_upper + (log_lower - log_upper) * (1.0 - fraction)).exp2(),
@@ -1237,7 +1254,12 @@ mod tests {
         add(&mut a, &b, false).unwrap();
         assert_eq!(a.schema, 0);
         // Schema 1 indexes 0,1,2,3 go to schema 0 indexes 0,1,1,2.
-        assert_eq!(to_map(&a.positive_spans, &a.positive_buckets).into_iter().collect::<Vec<_>>(), vec![(0, 2.0), (1, 6.0), (2, 4.0)]);
+        assert_eq!(
+            to_map(&a.positive_spans, &a.positive_buckets)
+                .into_iter()
+                .collect::<Vec<_>>(),
+            vec![(0, 2.0), (1, 6.0), (2, 4.0)]
+        );
         assert_eq!(a.count, 12.0);
     }
 

@@ -519,7 +519,11 @@ pub(crate) fn extended_points(
                             }
                         }
                     };
-                    Some(Out::Float(changes_resets(&fw[ff..], &hw[fh..], name == "resets")))
+                    Some(Out::Float(changes_resets(
+                        &fw[ff..],
+                        &hw[fh..],
+                        name == "resets",
+                    )))
                 }
             }
             _ => None,
@@ -632,12 +636,28 @@ fn extended_hist_rate(
     }
     let at = |k: usize| (h[k].0, &h[k].1);
     let left = if smoothed && h[first].0 < range_start {
-        interpolate_hists(ctx, at(first), at(first + 1), range_start, is_counter, metric, place)?
+        interpolate_hists(
+            ctx,
+            at(first),
+            at(first + 1),
+            range_start,
+            is_counter,
+            metric,
+            place,
+        )?
     } else {
         h[first].1.clone()
     };
     let right = if smoothed && last > 0 && h[last].0 > range_end {
-        interpolate_hists(ctx, at(last - 1), at(last), range_end, is_counter, metric, place)?
+        interpolate_hists(
+            ctx,
+            at(last - 1),
+            at(last),
+            range_end,
+            is_counter,
+            metric,
+            place,
+        )?
     } else {
         h[last].1.clone()
     };
@@ -656,7 +676,8 @@ fn extended_hist_rate(
         // Prometheus's correctForCounterResetsHistogram.
         let mut start = first + 1;
         let mut prev: &Hist = &left;
-        if smoothed && h[first].0 < range_start && hist::detect_reset(&h[first + 1].1, &h[first].1) {
+        if smoothed && h[first].0 < range_start && hist::detect_reset(&h[first + 1].1, &h[first].1)
+        {
             prev = &h[first + 1].1;
             start += 1;
         }

@@ -2081,11 +2081,15 @@ fn convert_nhcb(step: i64, lines: &[(Labels, Vec<Item>)]) -> Vec<(Labels, i64, F
             Sum,
         }
         let (base, kind) = if let Some(b) = name.strip_suffix("_bucket") {
-            let Some(le) = labels.get("le").and_then(|v| v.parse::<f64>().ok().or(match v.to_ascii_lowercase().as_str() {
-                "+inf" | "inf" => Some(f64::INFINITY),
-                "-inf" => Some(f64::NEG_INFINITY),
-                _ => None,
-            })) else {
+            let Some(le) = labels.get("le").and_then(|v| {
+                v.parse::<f64>()
+                    .ok()
+                    .or(match v.to_ascii_lowercase().as_str() {
+                        "+inf" | "inf" => Some(f64::INFINITY),
+                        "-inf" => Some(f64::NEG_INFINITY),
+                        _ => None,
+                    })
+            }) else {
                 continue;
             };
             if le.is_nan() {
@@ -2163,7 +2167,11 @@ fn convert_nhcb(step: i64, lines: &[(Labels, Vec<Item>)]) -> Vec<(Labels, i64, F
                 match h.positive_spans.last_mut() {
                     Some(span) if gap == 0 => span.length += 1,
                     _ => h.positive_spans.push(Span {
-                        offset: if h.positive_spans.is_empty() { index as i32 } else { gap as i32 },
+                        offset: if h.positive_spans.is_empty() {
+                            index as i32
+                        } else {
+                            gap as i32
+                        },
                         length: 1,
                     }),
                 }
