@@ -246,7 +246,6 @@ pub(crate) fn eval_aggregate(
         }
         Ok(())
     })?;
-    let mut groups = groups;
     for g in &mut groups {
         if g.haccs.is_empty() {
             continue;

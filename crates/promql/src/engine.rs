@@ -550,14 +550,16 @@ fn range_value(val: Val, steps: &Steps) -> Result<Value, QueryError> {
     })
 }
 
+/// A result series being merged: labels, floats and histograms per step.
+type MergedSeries = (Labels, Vec<Option<f64>>, Vec<Option<FloatHistogram>>);
+
 /// Drops names where marked, merges series whose label sets became equal
 /// (an error if both have a point at one step), and sorts by labels.
 pub(crate) fn merge_series(
     series: Vec<StepSeries>,
     steps: &Steps,
 ) -> Result<Vec<MatrixSeries>, QueryError> {
-    let mut merged: Vec<(Labels, Vec<Option<f64>>, Vec<Option<FloatHistogram>>)> =
-        Vec::with_capacity(series.len());
+    let mut merged: Vec<MergedSeries> = Vec::with_capacity(series.len());
     let mut index: HashMap<Labels, usize> = HashMap::with_capacity(series.len());
     for s in series {
         if s.is_empty() {

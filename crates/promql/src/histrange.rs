@@ -44,7 +44,10 @@ pub(crate) enum Out {
 }
 
 /// Per step, the function over a series with histogram samples.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the window, its bounds and the annotation place, as Prometheus passes them"
+)]
 pub(crate) fn points(
     ctx: &Ctx<'_>,
     name: &str,
@@ -311,7 +314,10 @@ fn sum_hists(
 }
 
 /// Prometheus's `histogramRate` and the extrapolation around it.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the window, its bounds and the annotation place, as Prometheus passes them"
+)]
 fn hist_rate(
     ctx: &Ctx<'_>,
     hw: &[(i64, Hist)],
@@ -595,7 +601,10 @@ fn sub_with_notes(
 }
 
 /// Prometheus's `extendedHistogramRate`.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the window, its bounds and the annotation place, as Prometheus passes them"
+)]
 fn extended_hist_rate(
     ctx: &Ctx<'_>,
     h: &[(i64, Hist)],
