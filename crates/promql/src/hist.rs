@@ -73,6 +73,19 @@ fn reduce_map(m: &BTreeMap<i64, f64>, from: i32, to: i32) -> BTreeMap<i64, f64> 
 
 /// Drops empty buckets and merges spans (Prometheus's `Compact(0)`).
 pub(crate) fn compact(h: &mut Hist) {
+    let adjacent = |spans: &[Span]| spans.iter().skip(1).any(|s| s.offset == 0 || s.length == 0);
+    if !h
+        .positive_buckets
+        .iter()
+        .chain(&h.negative_buckets)
+        .any(|b| *b == 0.0)
+        && !adjacent(&h.positive_spans)
+        && !adjacent(&h.negative_spans)
+        && h.positive_spans.first().is_none_or(|s| s.length > 0)
+        && h.negative_spans.first().is_none_or(|s| s.length > 0)
+    {
+        return;
+    }
     let (ps, pb) = from_map(&to_map(&h.positive_spans, &h.positive_buckets));
     let (ns, nb) = from_map(&to_map(&h.negative_spans, &h.negative_buckets));
     h.positive_spans = ps;
@@ -262,6 +275,34 @@ fn bounds_match(a: &[f64], b: &[f64]) -> bool {
 pub(crate) fn add(h: &mut Hist, other: &Hist, negate: bool) -> Result<AddNotes, MixedSchemas> {
     if is_custom(h) != is_custom(other) {
         return Err(MixedSchemas);
+    }
+    if h.same_layout(other) {
+        // The common case (one series' samples, one layout): bucket by
+        // bucket, no reconciliation.
+        let notes = AddNotes {
+            collision: adjust_hint(h, other),
+            reconciled: false,
+        };
+        let sign = if negate { -1.0 } else { 1.0 };
+        h.count += sign * other.count;
+        h.sum += sign * other.sum;
+        h.zero_count += sign * other.zero_count;
+        for (a, b) in h
+            .positive_buckets
+            .iter_mut()
+            .zip(&other.positive_buckets)
+            .chain(h.negative_buckets.iter_mut().zip(&other.negative_buckets))
+        {
+            *a += sign * b;
+        }
+        if h.positive_buckets
+            .iter()
+            .chain(&h.negative_buckets)
+            .any(|b| *b == 0.0)
+        {
+            compact(h);
+        }
+        return Ok(notes);
     }
     let mut notes = AddNotes {
         collision: adjust_hint(h, other),
@@ -636,6 +677,14 @@ pub(crate) fn detect_reset(h: &Hist, prev: &Hist) -> bool {
     }
     if is_custom(h) != is_custom(prev) {
         return true;
+    }
+    if h.same_layout(prev) {
+        return h.zero_count < prev.zero_count
+            || h.positive_buckets
+                .iter()
+                .zip(&prev.positive_buckets)
+                .chain(h.negative_buckets.iter().zip(&prev.negative_buckets))
+                .any(|(now, before)| now < before);
     }
     if is_custom(h) {
         let hp = to_map(&h.positive_spans, &h.positive_buckets);
