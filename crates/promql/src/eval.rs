@@ -69,6 +69,11 @@ pub(crate) struct Ctx<'a> {
     pub(crate) hist_stats: Cell<bool>,
     /// How many subqueries the evaluation is inside.
     pub(crate) subquery_depth: Cell<u32>,
+    /// Whether a range function's result can show the counter-reset hint
+    /// of a window's first histogram (`last_over_time`, sums); `rate` and
+    /// friends only compare later samples with it, so its hint, which
+    /// takes a storage read of the sample before, is not worked out.
+    pub(crate) first_hint_matters: Cell<bool>,
 }
 
 /// A range-vector argument: its series and, per step, the window end
@@ -118,6 +123,7 @@ impl<'a> Ctx<'a> {
             max_source_resolution_ms: Cell::new(None),
             hist_stats: Cell::new(false),
             subquery_depth: Cell::new(0),
+            first_hint_matters: Cell::new(true),
         }
     }
 
@@ -417,7 +423,7 @@ impl<'a> Ctx<'a> {
         let stats = self.hist_stats.get() && self.subquery_depth.get() == 0;
         let float_before = |t: i64| floats.partition_point(|(ft, _)| *ft < t);
         let loaded_float_first = float_before(first_t) > 0;
-        let before: Option<(i64, Hist)> = if loaded_float_first {
+        let before: Option<(i64, Hist)> = if loaded_float_first || !self.first_hint_matters.get() {
             None
         } else {
             match self.previous_sample(labels, first_t) {

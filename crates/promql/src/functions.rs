@@ -543,6 +543,19 @@ fn range_function(
     } else {
         aggregate
     };
+    let hint_matters = !matches!(
+        name,
+        "rate"
+            | "increase"
+            | "delta"
+            | "irate"
+            | "idelta"
+            | "changes"
+            | "resets"
+            | "count_over_time"
+            | "present_over_time"
+    );
+    let outer_hint_matters = ctx.first_hint_matters.replace(hint_matters);
     let resolution = ctx.for_each_range_series_hinted(matrix_arg, steps, first_aggregate, &mut |s: RangeSeries, arg: &RangeArg| {
         if counter_check && !warned_counter && !s.samples.is_empty()
             && let Some(metric) = s.labels.metric_name()
@@ -599,7 +612,9 @@ fn range_function(
             drop_name: s.drop_name || !keeps_name,
             points,
         })
-    })?;
+    });
+    ctx.first_hint_matters.set(outer_hint_matters);
+    let resolution = resolution?;
     if resolution > 0 && name == "avg_over_time" {
         let mut counts: std::collections::HashMap<model::Labels, Vec<Option<f64>>> =
             std::collections::HashMap::new();
