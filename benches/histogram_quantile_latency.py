@@ -9,6 +9,7 @@ and times these queries against each (median of --runs, after one warm-up):
 
   instant  histogram_quantile(0.9, sum by (route) (rate(http_request_duration_seconds[5m])))
   instant  histogram_quantile(0.99, rate(http_request_duration_seconds[5m]))
+  instant  histogram_quantile(0.5, http_request_duration_seconds)
   range    the first one over the last hour, step 60 s
 
 Prometheus 2.42 interpolates linearly inside an exponential bucket and
@@ -43,6 +44,7 @@ METRIC = "http_request_duration_seconds"
 QUERIES = [
     ("instant", f"histogram_quantile(0.9, sum by (route) (rate({METRIC}[5m])))"),
     ("instant", f"histogram_quantile(0.99, rate({METRIC}[5m]))"),
+    ("instant", f"histogram_quantile(0.5, {METRIC})"),
     ("range 1h/60s", f"histogram_quantile(0.9, sum by (route) (rate({METRIC}[5m])))"),
 ]
 

@@ -76,6 +76,24 @@ pub(crate) struct Ctx<'a> {
     pub(crate) first_hint_matters: Cell<bool>,
 }
 
+/// One querier, opened on first use, for the counter-reset hints' reads
+/// of the sample before a series' first loaded histogram.
+pub(crate) struct PrevReader {
+    querier: std::cell::OnceCell<Option<Box<dyn model::storage::Querier>>>,
+    mint: i64,
+    maxt: i64,
+}
+
+impl PrevReader {
+    fn new(mint: i64, maxt: i64) -> PrevReader {
+        PrevReader {
+            querier: std::cell::OnceCell::new(),
+            mint,
+            maxt,
+        }
+    }
+}
+
 /// A range-vector argument: its series and, per step, the window end
 /// (the reference time, inclusive) and the window length.
 pub(crate) struct RangeArg {
@@ -361,7 +379,12 @@ impl<'a> Ctx<'a> {
     /// The newest sample of the series `labels` before `before` (within one
     /// lookback delta): `Some(None)` for a float, `Some(Some(h))` for a
     /// histogram.
-    fn previous_sample(&self, labels: &model::Labels, before: i64) -> Option<(i64, Option<Hist>)> {
+    fn previous_sample(
+        &self,
+        reader: &PrevReader,
+        labels: &model::Labels,
+        before: i64,
+    ) -> Option<(i64, Option<Hist>)> {
         let matchers: Vec<model::Matcher> = labels
             .iter()
             .filter_map(|l| {
@@ -375,7 +398,10 @@ impl<'a> Ctx<'a> {
             .collect();
         let from = before.saturating_sub(self.lookback);
         let to = before.saturating_sub(1);
-        let querier = self.storage.querier(from, to).ok()?;
+        let querier = reader
+            .querier
+            .get_or_init(|| self.storage.querier(reader.mint, reader.maxt).ok())
+            .as_ref()?;
         let set = querier.select(&matchers).ok()?;
         let mut best: Option<(i64, Option<Hist>)> = None;
         for series in set {
@@ -411,6 +437,7 @@ impl<'a> Ctx<'a> {
     /// that read began).
     fn storage_hints(
         &self,
+        reader: &PrevReader,
         labels: &model::Labels,
         floats: &[(i64, f64)],
         hists: &mut [(i64, Hist)],
@@ -426,7 +453,7 @@ impl<'a> Ctx<'a> {
         let before: Option<(i64, Hist)> = if loaded_float_first || !self.first_hint_matters.get() {
             None
         } else {
-            match self.previous_sample(labels, first_t) {
+            match self.previous_sample(reader, labels, first_t) {
                 Some((t, Some(h))) => Some((t, h)),
                 _ => None,
             }
@@ -617,6 +644,7 @@ impl<'a> Ctx<'a> {
             return self.smoothed_vector_selector(vs, &refs, steps, timestamps, sink);
         }
         let mint = min_ref.saturating_sub(self.lookback).saturating_add(1);
+        let prev_reader = PrevReader::new(mint.saturating_sub(self.lookback), max_ref);
         let querier = self
             .storage
             .querier(mint, max_ref)
@@ -645,7 +673,7 @@ impl<'a> Ctx<'a> {
             if hist_iter.peek().is_some() {
                 let mut hists: Vec<(i64, Hist)> = hist_iter.collect();
                 let floats: Vec<(i64, f64)> = series.samples.collect();
-                self.storage_hints(&series.labels, &floats, &mut hists, mint);
+                self.storage_hints(&prev_reader, &series.labels, &floats, &mut hists, mint);
                 let mut out = StepSeries {
                     labels: series.labels,
                     drop_name: false,
@@ -928,6 +956,7 @@ impl<'a> Ctx<'a> {
             .saturating_sub(before)
             .saturating_add(1);
         let max_ref = max_ref.saturating_add(after);
+        let prev_reader = PrevReader::new(mint.saturating_sub(self.lookback), max_ref);
         let querier = self
             .storage
             .querier(mint, max_ref)
@@ -959,7 +988,7 @@ impl<'a> Ctx<'a> {
             if samples.is_empty() && hists.is_empty() {
                 continue;
             }
-            self.storage_hints(&series.labels, &samples, &mut hists, mint);
+            self.storage_hints(&prev_reader, &series.labels, &samples, &mut hists, mint);
             let n = samples.len() + hists.len();
             self.take_samples(n)?;
             let result = sink(
