@@ -22,6 +22,19 @@ Usage: python3 benches/histogram_quantile_latency.py [--series 100]
 
 Say which osprey build was measured: a debug build is several times slower
 than a release build.
+
+Results (2026-12-05, this machine: 2 cores shared with other builds, load
+average 4-10; release build of osprey; defaults: 100 series, 2 h, 48,100
+samples, medians of 7, two runs):
+
+  query          osprey ms  prometheus ms   ratio
+  instant sum by route          5.0-7.4   22.5-26.4   0.19-0.33
+  instant per series            3.3-3.5   22.2-24.8   0.13-0.16
+  instant plain selector        4.6-6.2    6.6-7.4    0.63-0.93
+  range 1h/60s sum by route    100-129    1129-1277   0.09-0.10
+
+A debug build of osprey measured 320 / 273 / 3179 ms for the first two and
+the range query (Prometheus 65 / 55 / 2314 ms in that run).
 """
 
 import argparse
