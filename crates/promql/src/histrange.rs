@@ -461,14 +461,12 @@ pub(crate) fn extended_points(
         } else {
             range_end
         };
-        let window = |t: &i64| *t > left_edge && *t <= right_edge;
         let f_lo = s.samples.partition_point(|(t, _)| *t <= left_edge);
         let f_hi = s.samples.partition_point(|(t, _)| *t <= right_edge);
         let h_lo = s.hists.partition_point(|(t, _)| *t <= left_edge);
         let h_hi = s.hists.partition_point(|(t, _)| *t <= right_edge);
         let fw = &s.samples[f_lo..f_hi.max(f_lo)];
         let hw = &s.hists[h_lo..h_hi.max(h_lo)];
-        debug_assert!(fw.iter().all(|(t, _)| window(t)));
         if fw.is_empty() && hw.is_empty() {
             out.push(None);
             continue;
