@@ -9,7 +9,9 @@ use crate::QueryError;
 use crate::ast::{Aggregate, AggregateOp, Call, Grouping};
 use crate::eval::{Ctx, Steps};
 use crate::functions::{go_float, kahan_inc, quantile};
+use crate::hist::Hist;
 use crate::value::{StepSeries, Val};
+use model::histogram::CounterResetHint;
 use model::{Label, Labels};
 use std::collections::HashMap;
 
@@ -87,6 +89,56 @@ struct GroupAcc {
     labels: Labels,
     drop_name: bool,
     accs: Vec<Acc>,
+    /// Histogram accumulators, one per step; empty until a histogram
+    /// arrives.
+    haccs: Vec<HAcc>,
+}
+
+/// A group's histograms at one step (`sum` and `avg`).
+#[derive(Default)]
+struct HAcc {
+    value: Option<crate::hist::HistAcc>,
+    result: Option<Hist>,
+    count: f64,
+    incompatible: bool,
+    reset_seen: bool,
+    not_reset_seen: bool,
+}
+
+/// The name Prometheus's messages use for an aggregation.
+fn op_name(op: AggregateOp) -> &'static str {
+    use AggregateOp::*;
+    match op {
+        Sum => "sum",
+        Avg => "avg",
+        Count => "count",
+        Min => "min",
+        Max => "max",
+        Group => "group",
+        Stddev => "stddev",
+        Stdvar => "stdvar",
+        Topk => "topk",
+        Bottomk => "bottomk",
+        Quantile => "quantile",
+        CountValues => "count_values",
+        Limitk => "limitk",
+        LimitRatio => "limit_ratio",
+    }
+}
+
+/// The argument index of an aggregation's expression.
+fn expr_arg(a: &Aggregate) -> usize {
+    usize::from(a.param.is_some())
+}
+
+/// Prometheus's info for a histogram an aggregation ignores.
+fn ignored_histogram(ctx: &Ctx<'_>, a: &Aggregate) {
+    let name = op_name(a.op);
+    ctx.info_at_arg(
+        format!("ignored histogram in {name} aggregation"),
+        name,
+        expr_arg(a),
+    );
 }
 
 pub(crate) fn eval_aggregate(
@@ -114,11 +166,63 @@ pub(crate) fn eval_aggregate(
                 labels: index.key(gi).clone(),
                 drop_name: false,
                 accs: vec![Acc::default(); steps.n],
+                haccs: Vec::new(),
             });
         }
         let g = &mut groups[gi];
         if name_kept && s.drop_name {
             g.drop_name = true;
+        }
+        if s.has_hists() {
+            for (step, h) in s.hists.iter().enumerate() {
+                let Some(h) = h else { continue };
+                match op {
+                    Sum | Avg => {
+                        if g.haccs.is_empty() {
+                            g.haccs = (0..steps.n).map(|_| HAcc::default()).collect();
+                        }
+                        let ha = &mut g.haccs[step];
+                        ha.count += 1.0;
+                        match h.counter_reset_hint {
+                            CounterResetHint::CounterReset => ha.reset_seen = true,
+                            CounterResetHint::NotCounterReset => ha.not_reset_seen = true,
+                            _ => {}
+                        }
+                        if ha.incompatible {
+                            continue;
+                        }
+                        let acc = ha
+                            .value
+                            .get_or_insert_with(|| crate::hist::HistAcc::new(op == Avg));
+                        {
+                            match acc.add(h) {
+                                Ok(notes) => {
+                                    if notes.reconciled {
+                                        ctx.info_at_arg(
+                                            "mismatched custom buckets were reconciled during aggregation".to_string(),
+                                            op_name(op),
+                                            expr_arg(a),
+                                        );
+                                    }
+                                }
+                                Err(_) => {
+                                    ha.incompatible = true;
+                                    ctx.warn_at_arg(
+                                        for_metric(
+                                            "vector contains a mix of histograms with exponential and custom buckets schemas",
+                                            s.labels.metric_name().unwrap_or(""),
+                                        ),
+                                        op_name(op),
+                                        expr_arg(a),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    Count | Group => g.accs[step].count += 1.0,
+                    _ => ignored_histogram(ctx, a),
+                }
+            }
         }
         for (acc, p) in g.accs.iter_mut().zip(&s.points) {
             let Some(v) = *p else { continue };
@@ -142,9 +246,56 @@ pub(crate) fn eval_aggregate(
         }
         Ok(())
     })?;
+    for g in &mut groups {
+        if g.haccs.is_empty() {
+            continue;
+        }
+        let mut hists: Vec<Option<Hist>> = vec![None; steps.n];
+        for (step, ha) in g.haccs.iter_mut().enumerate() {
+            if ha.count == 0.0 {
+                continue;
+            }
+            let floats = g.accs[step].count > 0.0;
+            // The float accumulator holds no result at this step.
+            g.accs[step].count = 0.0;
+            if floats {
+                ctx.warn_at_arg(
+                    "encountered a mix of histograms and floats for aggregation".to_string(),
+                    op_name(op),
+                    expr_arg(a),
+                );
+                continue;
+            }
+            if ha.reset_seen && ha.not_reset_seen {
+                ctx.warn_at_arg(
+                    "conflicting counter resets during histogram aggregation".to_string(),
+                    op_name(op),
+                    expr_arg(a),
+                );
+            }
+            if ha.incompatible {
+                continue;
+            }
+            if let Some(acc) = ha.value.take() {
+                hists[step] = acc.finish();
+            }
+        }
+        g.haccs = hists
+            .into_iter()
+            .map(|h| HAcc {
+                result: h,
+                ..HAcc::default()
+            })
+            .collect();
+    }
     let out = groups
         .into_iter()
         .map(|g| StepSeries {
+            hists: if g.haccs.iter().any(|h| h.result.is_some()) {
+                g.haccs.into_iter().map(|h| h.result).collect()
+            } else {
+                Vec::new()
+            },
             labels: g.labels,
             drop_name: g.drop_name,
             points: g
@@ -317,10 +468,19 @@ fn selecting(ctx: &Ctx<'_>, a: &Aggregate, steps: &Steps) -> Result<Val, QueryEr
             for step in 0..steps.n {
                 ctx.check_deadline()?;
                 for (_, members) in &groups {
+                    let limit = matches!(a.op, Limitk | LimitRatio);
                     let mut present: Vec<usize> = members
                         .iter()
                         .copied()
-                        .filter(|&i| input[i].points[step].is_some())
+                        .filter(|&i| {
+                            if limit {
+                                return input[i].present(step);
+                            }
+                            if input[i].hist(step).is_some() {
+                                ignored_histogram(ctx, a);
+                            }
+                            input[i].points[step].is_some()
+                        })
                         .collect();
                     let selected: Vec<usize> = match a.op {
                         LimitRatio => {
@@ -383,7 +543,15 @@ fn selecting(ctx: &Ctx<'_>, a: &Aggregate, steps: &Steps) -> Result<Val, QueryEr
                         *p = None;
                     }
                 }
-                if s.points.iter().any(|p| p.is_some()) {
+                if matches!(a.op, Topk | Bottomk) {
+                    s.hists = Vec::new();
+                }
+                for (h, k) in s.hists.iter_mut().zip(&keep[i]) {
+                    if !k {
+                        *h = None;
+                    }
+                }
+                if !s.is_empty() {
                     out.push(s);
                 }
             }
@@ -397,6 +565,9 @@ fn selecting(ctx: &Ctx<'_>, a: &Aggregate, steps: &Steps) -> Result<Val, QueryEr
                 let mut values = Vec::new();
                 for (step, &q) in param.iter().enumerate() {
                     values.clear();
+                    if members.iter().any(|&i| input[i].hist(step).is_some()) {
+                        ignored_histogram(ctx, a);
+                    }
                     values.extend(members.iter().filter_map(|&i| input[i].points[step]));
                     points.push(if values.is_empty() {
                         None
@@ -405,6 +576,7 @@ fn selecting(ctx: &Ctx<'_>, a: &Aggregate, steps: &Steps) -> Result<Val, QueryEr
                     });
                 }
                 out.push(StepSeries {
+                    hists: Vec::new(),
                     labels,
                     drop_name,
                     points,
@@ -420,8 +592,10 @@ fn selecting(ctx: &Ctx<'_>, a: &Aggregate, steps: &Steps) -> Result<Val, QueryEr
                 let _ = gi;
                 for step in 0..steps.n {
                     for &i in members {
-                        let Some(v) = input[i].points[step] else {
-                            continue;
+                        let value = match (input[i].points[step], input[i].hist(step)) {
+                            (Some(v), _) => format_value(v),
+                            (None, Some(h)) => crate::hist::to_string(h),
+                            (None, None) => continue,
                         };
                         let mut pairs: Vec<Label> = labels
                             .iter()
@@ -430,12 +604,13 @@ fn selecting(ctx: &Ctx<'_>, a: &Aggregate, steps: &Steps) -> Result<Val, QueryEr
                             .collect();
                         pairs.push(Label {
                             name: count_label.as_str().into(),
-                            value: format_value(v).into(),
+                            value: value.into(),
                         });
                         pairs.sort();
                         let key = Labels::from_sorted_unchecked(pairs);
                         let oi = *index.entry(key.clone()).or_insert_with(|| {
                             out.push(StepSeries {
+                                hists: Vec::new(),
                                 labels: key,
                                 drop_name: false,
                                 points: vec![None; steps.n],
@@ -559,9 +734,54 @@ fn xxhash64(input: &[u8], seed: u64) -> u64 {
 /// The bucket series of one classic histogram: `(le, points per step)`.
 type Buckets = Vec<(f64, Vec<Option<f64>>)>;
 
-/// Groups classic-histogram bucket series by their labels without `le`.
+/// Groups classic-histogram bucket series by their labels without `le`,
+/// and keeps the series with native histograms apart.
 struct BucketGroups {
     groups: Vec<(Labels, Buckets)>,
+    /// Series with native histogram samples: labels and their column.
+    natives: Vec<(Labels, Vec<Option<crate::hist::Hist>>)>,
+}
+
+/// `msg` with Prometheus's ` for metric name "…"` suffix when there is a
+/// name.
+pub(crate) fn for_metric(msg: &str, name: &str) -> String {
+    if name.is_empty() {
+        msg.to_string()
+    } else {
+        format!("{msg} for metric name \"{name}\"")
+    }
+}
+
+impl BucketGroups {
+    /// Drops, at each step where a native histogram and classic buckets of
+    /// the same labels meet, both of them, with Prometheus's warning.
+    fn resolve_conflicts(&mut self, ctx: &Ctx<'_>, steps: &Steps, func: &str, arg: usize) {
+        for (labels, hists) in &mut self.natives {
+            let Some(gi) = self.groups.iter().position(|(l, _)| l == labels) else {
+                continue;
+            };
+            for step in 0..steps.n {
+                if hists.get(step).is_none_or(Option::is_none) {
+                    continue;
+                }
+                let buckets = &mut self.groups[gi].1;
+                if buckets.iter().any(|(_, p)| p[step].is_some()) {
+                    ctx.warn_at_arg(
+                        for_metric(
+                            "vector contains a mix of classic and native histograms",
+                            labels.metric_name().unwrap_or(""),
+                        ),
+                        func,
+                        arg,
+                    );
+                    hists[step] = None;
+                    for (_, p) in buckets.iter_mut() {
+                        p[step] = None;
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn bucket_groups(
@@ -572,8 +792,15 @@ fn bucket_groups(
     arg_index: usize,
 ) -> Result<BucketGroups, QueryError> {
     let mut groups: Vec<(Labels, Buckets)> = Vec::new();
+    let mut natives = Vec::new();
     let mut index = GroupIndex::default();
-    ctx.eval_vector_each(arg, steps, &mut |s| {
+    ctx.eval_vector_each(arg, steps, &mut |mut s| {
+        if s.has_hists() {
+            natives.push((s.labels.clone(), std::mem::take(&mut s.hists)));
+            if s.points.iter().all(Option::is_none) {
+                return Ok(());
+            }
+        }
         let le = s.labels.get("le").and_then(parse_go_float);
         let Some(le) = le else {
             let raw = s.labels.get("le").unwrap_or("");
@@ -594,7 +821,9 @@ fn bucket_groups(
         groups[gi].1.push((le, s.points));
         Ok(())
     })?;
-    Ok(BucketGroups { groups })
+    let mut out = BucketGroups { groups, natives };
+    out.resolve_conflicts(ctx, steps, func, arg_index);
+    Ok(out)
 }
 
 /// Go's `strconv.ParseFloat` for the forms `le` labels use.
@@ -664,6 +893,35 @@ pub(crate) fn histogram_quantile_of(
     }
     let groups = bucket_groups(ctx, buckets_arg, steps, places.func, places.buckets)?;
     let mut out = Vec::new();
+    for (labels, hists) in &groups.natives {
+        let name = labels.metric_name().unwrap_or("");
+        let mut points = vec![None; steps.n];
+        for (step, h) in hists.iter().enumerate() {
+            let Some(h) = h else { continue };
+            let (v, note) = crate::hist::quantile(q[step], h);
+            let msg = match note {
+                crate::hist::NanNote::None => None,
+                crate::hist::NanNote::NanResult => {
+                    Some("input to histogram_quantile has NaN observations, result is NaN")
+                }
+                crate::hist::NanNote::Skew => Some(
+                    "input to histogram_quantile has NaN observations, result is skewed higher",
+                ),
+            };
+            if let Some(msg) = msg {
+                ctx.info_at_arg(for_metric(msg, name), places.func, places.buckets);
+            }
+            points[step] = Some(v);
+        }
+        if points.iter().any(Option::is_some) {
+            out.push(StepSeries {
+                hists: Vec::new(),
+                labels: labels.clone(),
+                drop_name: true,
+                points,
+            });
+        }
+    }
     for (labels, buckets) in groups.groups {
         let mut points = Vec::with_capacity(steps.n);
         let mut present: Vec<(f64, f64)> = Vec::new();
@@ -688,6 +946,7 @@ pub(crate) fn histogram_quantile_of(
             points.push(Some(v));
         }
         out.push(StepSeries {
+            hists: Vec::new(),
             labels,
             drop_name: true,
             points,
@@ -786,6 +1045,33 @@ pub(crate) fn histogram_fraction(
     let upper = ctx.eval_scalar(&c.args[1], steps)?;
     let groups = bucket_groups(ctx, &c.args[2], steps, "histogram_fraction", 2)?;
     let mut out = Vec::new();
+    for (labels, hists) in &groups.natives {
+        let name = labels.metric_name().unwrap_or("");
+        let mut points = vec![None; steps.n];
+        for (step, h) in hists.iter().enumerate() {
+            let Some(h) = h else { continue };
+            let (v, nan) = crate::hist::fraction(lower[step], upper[step], h);
+            if nan {
+                ctx.info_at_arg(
+                    for_metric(
+                        "input to histogram_fraction has NaN observations, which are excluded from all fractions",
+                        name,
+                    ),
+                    "histogram_fraction",
+                    2,
+                );
+            }
+            points[step] = Some(v);
+        }
+        if points.iter().any(Option::is_some) {
+            out.push(StepSeries {
+                hists: Vec::new(),
+                labels: labels.clone(),
+                drop_name: true,
+                points,
+            });
+        }
+    }
     for (labels, buckets) in groups.groups {
         let mut points = Vec::with_capacity(steps.n);
         let mut present: Vec<(f64, f64)> = Vec::new();
@@ -807,6 +1093,7 @@ pub(crate) fn histogram_fraction(
             )));
         }
         out.push(StepSeries {
+            hists: Vec::new(),
             labels,
             drop_name: true,
             points,

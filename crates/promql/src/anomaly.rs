@@ -158,6 +158,7 @@ pub(crate) fn eval(
         }
         if !band {
             return emit(StepSeries {
+                hists: Vec::new(),
                 labels: s.labels,
                 drop_name: true,
                 points: points.pop().unwrap_or_default(),
@@ -167,6 +168,7 @@ pub(crate) fn eval(
             let mut b = LabelsBuilder::from_labels(&s.labels);
             b.set("band", label);
             emit(StepSeries {
+                hists: Vec::new(),
                 labels: b.build(),
                 drop_name: true,
                 points: p,

@@ -176,6 +176,10 @@ pub enum BinaryOp {
     And,
     Or,
     Unless,
+    /// `</`: keeps a histogram's observations below the right-hand value.
+    TrimUpper,
+    /// `>/`: keeps a histogram's observations above the right-hand value.
+    TrimLower,
 }
 
 impl BinaryOp {
@@ -197,6 +201,8 @@ impl BinaryOp {
             BinaryOp::And => "and",
             BinaryOp::Or => "or",
             BinaryOp::Unless => "unless",
+            BinaryOp::TrimUpper => "</",
+            BinaryOp::TrimLower => ">/",
         }
     }
 
@@ -205,6 +211,11 @@ impl BinaryOp {
             self,
             BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Gt | BinaryOp::Lt | BinaryOp::Ge | BinaryOp::Le
         )
+    }
+
+    /// The histogram trim operators `</` and `>/`.
+    pub fn is_trim(self) -> bool {
+        matches!(self, BinaryOp::TrimUpper | BinaryOp::TrimLower)
     }
 
     pub fn is_set(self) -> bool {

@@ -7,6 +7,7 @@
 use crate::QueryError;
 use crate::ast::{Binary, BinaryOp, Cardinality, Matching};
 use crate::eval::{Ctx, Steps};
+use crate::hist::Hist;
 use crate::value::{StepSeries, Val};
 use model::labels::FastBuildHasher;
 use model::{Label, Labels, LabelsBuilder};
@@ -17,8 +18,10 @@ use model::{Label, Labels, LabelsBuilder};
 type HashMap<K, V> = std::collections::HashMap<K, V, FastBuildHasher>;
 
 pub(crate) fn eval_binary(ctx: &Ctx<'_>, b: &Binary, steps: &Steps) -> Result<Val, QueryError> {
-    let lhs = ctx.eval(&b.lhs, steps)?;
-    let rhs = ctx.eval(&b.rhs, steps)?;
+    // Trimming needs the buckets: no statistics-only reading below it.
+    let stats = ctx.hist_stats.get() && !b.op.is_trim();
+    let lhs = ctx.with_hist_stats(stats, || ctx.eval(&b.lhs, steps))?;
+    let rhs = ctx.with_hist_stats(stats, || ctx.eval(&b.rhs, steps))?;
     match (lhs, rhs) {
         (Val::Scalar(l), Val::Scalar(r)) => Ok(Val::Scalar(
             l.iter()
@@ -33,8 +36,8 @@ pub(crate) fn eval_binary(ctx: &Ctx<'_>, b: &Binary, steps: &Steps) -> Result<Va
                 })
                 .collect(),
         )),
-        (Val::Vector(l), Val::Scalar(r)) => Ok(Val::Vector(vector_scalar(b, l, &r, false))),
-        (Val::Scalar(l), Val::Vector(r)) => Ok(Val::Vector(vector_scalar(b, r, &l, true))),
+        (Val::Vector(l), Val::Scalar(r)) => Ok(Val::Vector(vector_scalar(ctx, b, l, &r, false))),
+        (Val::Scalar(l), Val::Vector(r)) => Ok(Val::Vector(vector_scalar(ctx, b, r, &l, true))),
         (Val::Vector(l), Val::Vector(r)) => {
             if b.op.is_set() {
                 Ok(Val::Vector(set_op(b, l, r, steps)))
@@ -67,14 +70,17 @@ pub(crate) fn elem(op: BinaryOp, l: f64, r: f64) -> (f64, bool) {
         BinaryOp::Ge => (l, l >= r),
         BinaryOp::Le => (l, l <= r),
         BinaryOp::And | BinaryOp::Or | BinaryOp::Unless => (l, true),
+        // Defined on histograms only; between floats, no result.
+        BinaryOp::TrimUpper | BinaryOp::TrimLower => (l, false),
     }
 }
 
 fn drops_name(b: &Binary) -> bool {
-    b.return_bool || !b.op.is_comparison()
+    b.return_bool || !(b.op.is_comparison() || b.op.is_trim())
 }
 
 fn vector_scalar(
+    ctx: &Ctx<'_>,
     b: &Binary,
     mut series: Vec<StepSeries>,
     scalar: &[f64],
@@ -82,8 +88,40 @@ fn vector_scalar(
 ) -> Vec<StepSeries> {
     let drop = drops_name(b);
     for s in &mut series {
+        if s.has_hists() {
+            let mut hists = std::mem::take(&mut s.hists);
+            for (step, h) in hists.iter_mut().enumerate() {
+                let Some(hv) = h.take() else { continue };
+                let sv = Operand::F(scalar[step]);
+                let (l, r) = if swap {
+                    (sv, Operand::H(&hv))
+                } else {
+                    (Operand::H(&hv), sv)
+                };
+                match hist_elem(ctx, b, l, r) {
+                    BinOut::Drop => {}
+                    BinOut::H(res) => *h = Some(res),
+                    BinOut::Keep(keep) => {
+                        if b.return_bool {
+                            s.points[step] = Some(if keep { 1.0 } else { 0.0 });
+                        } else if keep {
+                            // A comparison keeps the vector side.
+                            *h = Some(hv);
+                        }
+                    }
+                }
+            }
+            if hists.iter().any(Option::is_some) {
+                s.hists = hists;
+            }
+        }
         for (p, &sv) in s.points.iter_mut().zip(scalar) {
             let Some(v) = *p else { continue };
+            if b.op.is_trim() {
+                hist_elem(ctx, b, Operand::F(v), Operand::F(sv));
+                *p = None;
+                continue;
+            }
             let (l, r) = if swap { (sv, v) } else { (v, sv) };
             let (mut out, keep) = elem(b.op, l, r);
             if b.op.is_comparison() && swap {
@@ -99,8 +137,134 @@ fn vector_scalar(
         }
         s.drop_name |= drop;
     }
-    series.retain(|s| s.points.iter().any(|p| p.is_some()));
+    series.retain(|s| !s.is_empty());
     series
+}
+
+/// One operand of an operator on a histogram.
+#[derive(Clone, Copy)]
+enum Operand<'a> {
+    F(f64),
+    H(&'a Hist),
+}
+
+impl Operand<'_> {
+    fn type_name(&self) -> &'static str {
+        match self {
+            Operand::F(_) => "float",
+            Operand::H(_) => "histogram",
+        }
+    }
+}
+
+/// The result of an operator with a histogram operand.
+enum BinOut {
+    /// No result (incompatible operands, with an annotation).
+    Drop,
+    H(Hist),
+    /// A comparison: whether it holds (the caller keeps the left side or
+    /// writes 1/0 under `bool`).
+    Keep(bool),
+}
+
+/// The start of an expression in the query text, as a token to find.
+fn start_token(e: &crate::ast::Expr) -> String {
+    use crate::ast::Expr;
+    match e {
+        Expr::VectorSelector(vs) => vs
+            .matchers
+            .iter()
+            .find(|m| m.name() == model::METRIC_NAME)
+            .map(|m| m.value().to_string())
+            .unwrap_or_else(|| "{".to_string()),
+        Expr::MatrixSelector(ms) => start_token(&Expr::VectorSelector(ms.selector.clone())),
+        Expr::Call(c) => c.func.clone(),
+        Expr::Paren(_) => "(".to_string(),
+        Expr::Binary(b) => start_token(&b.lhs),
+        Expr::Unary { .. } => "-".to_string(),
+        Expr::Aggregate(_) | Expr::Number(_) | Expr::String(_) | Expr::Subquery(_) => String::new(),
+    }
+}
+
+/// Prometheus's `vectorElemBinop` where a histogram is involved.
+fn hist_elem(ctx: &Ctx<'_>, b: &Binary, l: Operand<'_>, r: Operand<'_>) -> BinOut {
+    use BinaryOp::*;
+    let token = start_token(&b.lhs);
+    let incompatible = || {
+        let msg = format!(
+            "incompatible sample types encountered for binary operator \"{}\": {} {} {}",
+            b.op.as_str(),
+            l.type_name(),
+            b.op.as_str(),
+            r.type_name()
+        );
+        ctx.info_at(msg, &token);
+        BinOut::Drop
+    };
+    match (l, r) {
+        (Operand::F(f), Operand::H(h)) | (Operand::H(h), Operand::F(f)) if b.op == Mul => {
+            let mut h = h.clone();
+            crate::hist::mul(&mut h, f);
+            crate::hist::compact(&mut h);
+            BinOut::H(h)
+        }
+        (Operand::H(h), Operand::F(f)) if matches!(b.op, TrimUpper | TrimLower) => {
+            let mut h = h.clone();
+            crate::hist::trim(&mut h, f, b.op == TrimUpper);
+            BinOut::H(h)
+        }
+        (Operand::H(h), Operand::F(f)) if b.op == Div => {
+            let mut h = h.clone();
+            crate::hist::div(&mut h, f);
+            crate::hist::compact(&mut h);
+            BinOut::H(h)
+        }
+        (Operand::H(x), Operand::H(y)) => match b.op {
+            Add | Sub => {
+                let mut res = x.clone();
+                match crate::hist::add(&mut res, y, b.op == Sub) {
+                    Err(_) => {
+                        ctx.warn_at(
+                            format!(
+                                "incompatible bucket layout encountered for binary operator {}",
+                                b.op.as_str()
+                            ),
+                            &token,
+                        );
+                        return BinOut::Drop;
+                    }
+                    Ok(notes) => {
+                        let what = if b.op == Add {
+                            "addition"
+                        } else {
+                            "subtraction"
+                        };
+                        if notes.collision {
+                            ctx.warn_at(
+                                format!("conflicting counter resets during histogram {what}"),
+                                &token,
+                            );
+                        }
+                        if notes.reconciled {
+                            ctx.info_at(
+                                format!("mismatched custom buckets were reconciled during {what}"),
+                                &token,
+                            );
+                        }
+                    }
+                }
+                if b.op == Sub {
+                    res.counter_reset_hint = model::histogram::CounterResetHint::Gauge;
+                }
+                crate::hist::compact(&mut res);
+                BinOut::H(res)
+            }
+            Eq => BinOut::Keep(crate::hist::equals(x, y)),
+            Ne => BinOut::Keep(!crate::hist::equals(x, y)),
+            _ => incompatible(),
+        },
+        _ => incompatible(),
+    }
 }
 
 /// The matching signature of a label set.
@@ -144,8 +308,8 @@ fn set_op(
                 let e = present
                     .entry(signature(&s.labels, &b.matching))
                     .or_insert_with(|| vec![false; n]);
-                for (flag, p) in e.iter_mut().zip(&s.points) {
-                    *flag |= p.is_some();
+                for (i, flag) in e.iter_mut().enumerate() {
+                    *flag |= s.present(i);
                 }
             }
             let want = b.op == BinaryOp::And;
@@ -153,13 +317,14 @@ fn set_op(
             for mut s in lhs {
                 let sig = signature(&s.labels, &b.matching);
                 let flags = present.get(&sig);
-                for (i, p) in s.points.iter_mut().enumerate() {
+                for i in 0..s.points.len() {
                     let there = flags.is_some_and(|f| f[i]);
                     if there != want {
-                        *p = None;
+                        s.points[i] = None;
+                        s.set_hist(i, None);
                     }
                 }
-                if s.points.iter().any(|p| p.is_some()) {
+                if !s.is_empty() {
                     out.push(s);
                 }
             }
@@ -171,21 +336,22 @@ fn set_op(
                 let e = present
                     .entry(signature(&s.labels, &b.matching))
                     .or_insert_with(|| vec![false; n]);
-                for (flag, p) in e.iter_mut().zip(&s.points) {
-                    *flag |= p.is_some();
+                for (i, flag) in e.iter_mut().enumerate() {
+                    *flag |= s.present(i);
                 }
             }
             let mut out = lhs;
             for mut s in rhs {
                 let sig = signature(&s.labels, &b.matching);
                 if let Some(flags) = present.get(&sig) {
-                    for (p, f) in s.points.iter_mut().zip(flags) {
+                    for (i, f) in flags.iter().enumerate() {
                         if *f {
-                            *p = None;
+                            s.points[i] = None;
+                            s.set_hist(i, None);
                         }
                     }
                 }
-                if s.points.iter().any(|p| p.is_some()) {
+                if !s.is_empty() {
                     out.push(s);
                 }
             }
@@ -369,7 +535,7 @@ fn vector_vector(
         let mut at = vec![None; n];
         for &i in group {
             for (step, p) in one[i].points.iter().enumerate() {
-                if p.is_none() {
+                if p.is_none() && one[i].hist(step).is_none() {
                     continue;
                 }
                 if let Some(prev) = at[step] {
@@ -401,7 +567,7 @@ fn vector_vector(
             let at = &one_at[g];
             let flags = seen[g].get_or_insert_with(|| vec![false; n]);
             for (step, p) in s.points.iter().enumerate() {
-                if p.is_some() && at[step].is_some() {
+                if (p.is_some() || s.hist(step).is_some()) && at[step].is_some() {
                     if flags[step] {
                         return Err(QueryError::execution(
                             "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
@@ -443,6 +609,7 @@ fn vector_vector(
             None => {
                 out_index.insert(labels.clone(), out.len());
                 out.push(StepSeries {
+                    hists: Vec::new(),
                     labels,
                     drop_name,
                     points: vec![None; n],
@@ -451,7 +618,7 @@ fn vector_vector(
                 out.len() - 1
             }
         };
-        if out[idx].points[step].is_some() {
+        if out[idx].present(step) {
             let other = writer[idx][step];
             if other != usize::MAX
                 && group.is_some()
@@ -469,12 +636,56 @@ fn vector_vector(
         writer[idx][step] = mi;
         Ok(idx)
     };
-    let apply = |many_value: f64, one_value: f64| -> Option<f64> {
+    let any_hists = many.iter().chain(one.iter()).any(StepSeries::has_hists);
+    // A histogram result of `apply`, for the caller to store.
+    let pending: std::cell::RefCell<Option<Hist>> = std::cell::RefCell::new(None);
+    let apply = |many_value: f64,
+                 one_value: f64,
+                 mi: Option<usize>,
+                 oi: Option<usize>,
+                 step: usize|
+     -> Option<f64> {
+        if any_hists {
+            let mh = mi.and_then(|mi| many[mi].hist(step));
+            let oh = oi.and_then(|oi| one[oi].hist(step));
+            if mh.is_some() || oh.is_some() {
+                let m = mh.map_or(Operand::F(many_value), Operand::H);
+                let o = oh.map_or(Operand::F(one_value), Operand::H);
+                let (l, r) = if swapped { (o, m) } else { (m, o) };
+                return match hist_elem(ctx, b, l, r) {
+                    BinOut::Drop => None,
+                    BinOut::H(h) => {
+                        *pending.borrow_mut() = Some(h);
+                        Some(0.0)
+                    }
+                    BinOut::Keep(keep) => {
+                        if b.return_bool {
+                            Some(if keep { 1.0 } else { 0.0 })
+                        } else if !keep {
+                            None
+                        } else {
+                            // The left side is kept.
+                            match l {
+                                Operand::H(h) => {
+                                    *pending.borrow_mut() = Some(h.clone());
+                                    Some(0.0)
+                                }
+                                Operand::F(v) => Some(v),
+                            }
+                        }
+                    }
+                };
+            }
+        }
         let (l, r) = if swapped {
             (one_value, many_value)
         } else {
             (many_value, one_value)
         };
+        if b.op.is_trim() {
+            hist_elem(ctx, b, Operand::F(l), Operand::F(r));
+            return None;
+        }
         let (value, keep) = elem(b.op, l, r);
         if b.return_bool {
             Some(if keep { 1.0 } else { 0.0 })
@@ -490,23 +701,27 @@ fn vector_vector(
         let mut cached: Option<(usize, usize)> = None;
         let mut filled_labels: Option<Labels> = None;
         for (step, p) in s.points.iter().enumerate() {
-            let Some(mv) = *p else {
-                continue;
+            let mv = match *p {
+                Some(v) => v,
+                None if s.hist(step).is_some() => 0.0,
+                None => continue,
             };
             if let Some(g) = group
                 && let Some(m) = matched.get_mut(g)
             {
                 m[step] = true;
             }
-            let one_point = group
-                .and_then(|g| one_at[g][step])
-                .and_then(|oi| one[oi].points[step].map(|v| (oi, v)));
+            let one_point = group.and_then(|g| one_at[g][step]).and_then(|oi| {
+                one[oi].points[step]
+                    .or_else(|| one[oi].hist(step).map(|_| 0.0))
+                    .map(|v| (oi, v))
+            });
             let Some((oi, ov)) = one_point else {
                 // No "one" series here: `fill_right`, or nothing.
                 let Some(fill) = fill_one else {
                     continue;
                 };
-                let Some(value) = apply(mv, fill) else {
+                let Some(value) = apply(mv, fill, Some(mi), None, step) else {
                     continue;
                 };
                 let labels = filled_labels
@@ -515,7 +730,7 @@ fn vector_vector(
                         result_labels(&s.labels, &one_labels, b, card)
                     })
                     .clone();
-                put(
+                let idx = put(
                     &mut out,
                     &mut writer,
                     labels,
@@ -525,14 +740,17 @@ fn vector_vector(
                     mi,
                     group,
                 )?;
+                if let Some(h) = pending.borrow_mut().take() {
+                    out[idx].set_hist(step, Some(h));
+                }
                 continue;
             };
-            let Some(value) = apply(mv, ov) else {
+            let Some(value) = apply(mv, ov, Some(mi), Some(oi), step) else {
                 continue;
             };
             match cached {
                 Some((cached_one, idx)) if cached_one == oi => {
-                    if out[idx].points[step].is_some() {
+                    if out[idx].present(step) {
                         let other = writer[idx][step];
                         if other != usize::MAX && many_group[other] == many_group[mi] {
                             return Err(QueryError::execution(
@@ -545,6 +763,9 @@ fn vector_vector(
                     }
                     out[idx].points[step] = Some(value);
                     writer[idx][step] = mi;
+                    if let Some(h) = pending.borrow_mut().take() {
+                        out[idx].set_hist(step, Some(h));
+                    }
                 }
                 _ => {
                     let labels = result_labels(&s.labels, &one[oi].labels, b, card);
@@ -558,6 +779,9 @@ fn vector_vector(
                         mi,
                         group,
                     )?;
+                    if let Some(h) = pending.borrow_mut().take() {
+                        out[idx].set_hist(step, Some(h));
+                    }
                     cached = Some((oi, idx));
                 }
             }
@@ -571,16 +795,18 @@ fn vector_vector(
                 let filled = match_labels(&one_series.labels, &b.matching);
                 let labels = result_labels(&filled, &one_series.labels, b, card);
                 for (step, p) in one_series.points.iter().enumerate() {
-                    let Some(ov) = *p else {
-                        continue;
+                    let ov = match *p {
+                        Some(v) => v,
+                        None if one_series.hist(step).is_some() => 0.0,
+                        None => continue,
                     };
                     if matched[g][step] {
                         continue;
                     }
-                    let Some(value) = apply(fill, ov) else {
+                    let Some(value) = apply(fill, ov, None, Some(oi), step) else {
                         continue;
                     };
-                    put(
+                    let idx = put(
                         &mut out,
                         &mut writer,
                         labels.clone(),
@@ -590,6 +816,9 @@ fn vector_vector(
                         usize::MAX,
                         None,
                     )?;
+                    if let Some(h) = pending.borrow_mut().take() {
+                        out[idx].set_hist(step, Some(h));
+                    }
                 }
             }
         }

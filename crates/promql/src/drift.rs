@@ -334,6 +334,7 @@ pub(crate) fn eval(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryE
         }
         if any {
             out.push(StepSeries {
+                hists: Vec::new(),
                 labels: labels.clone(),
                 drop_name: true,
                 points,

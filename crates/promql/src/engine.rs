@@ -391,23 +391,11 @@ impl Engine {
         );
         ctx.set_max_source_resolution(options.max_source_resolution_ms);
         let val = ctx.eval_top(&expr, &steps)?;
-        let mut value = if is_range {
+        let value = if is_range {
             range_value(val, &steps)?
         } else {
             instant_value(val, start)?
         };
-        if ctx.saw_histograms.get() {
-            // Native histograms: a plain selector returns them; anything
-            // else leaves them out on purpose until their functions and
-            // operators exist (a later issue). No annotation: Prometheus
-            // gives none where its conformance scripts check, e.g. for
-            // `irate` over a series that turns into histograms.
-            if let Some(with_histograms) =
-                crate::histselect::plain_selector(&ctx, &expr, &steps, is_range)?
-            {
-                value = with_histograms;
-            }
-        }
         let (warnings, infos, total_samples, peak_samples) = ctx.finish();
         Ok(QueryOutput {
             value,
@@ -496,13 +484,20 @@ fn instant_value(val: Val, t: i64) -> Result<Value, QueryError> {
         Val::String(s) => Value::String { t, v: s },
         Val::Vector(series) => {
             let mut out = Vec::with_capacity(series.len());
-            for s in series {
+            for mut s in series {
                 if let Some(Some(v)) = s.points.first() {
                     out.push(VectorSample {
                         labels: final_labels(s.labels, s.drop_name),
                         t,
                         v: *v,
                         h: None,
+                    });
+                } else if let Some(Some(h)) = s.hists.first_mut().map(Option::take) {
+                    out.push(VectorSample {
+                        labels: final_labels(s.labels, s.drop_name),
+                        t,
+                        v: 0.0,
+                        h: Some(h),
                     });
                 }
             }
@@ -517,13 +512,13 @@ fn instant_value(val: Val, t: i64) -> Result<Value, QueryError> {
         Val::Matrix(series) => {
             let mut out: Vec<MatrixSeries> = Vec::with_capacity(series.len());
             for s in series {
-                if s.samples.is_empty() {
+                if s.samples.is_empty() && s.hists.is_empty() {
                     continue;
                 }
                 out.push(MatrixSeries {
                     labels: final_labels(s.labels, s.drop_name),
                     points: s.samples,
-                    histograms: Vec::new(),
+                    histograms: s.hists,
                 });
             }
             out.sort_by(|a, b| a.labels.cmp(&b.labels));
@@ -555,47 +550,65 @@ fn range_value(val: Val, steps: &Steps) -> Result<Value, QueryError> {
     })
 }
 
+/// A result series being merged: labels, floats and histograms per step.
+type MergedSeries = (Labels, Vec<Option<f64>>, Vec<Option<FloatHistogram>>);
+
 /// Drops names where marked, merges series whose label sets became equal
 /// (an error if both have a point at one step), and sorts by labels.
 pub(crate) fn merge_series(
     series: Vec<StepSeries>,
     steps: &Steps,
 ) -> Result<Vec<MatrixSeries>, QueryError> {
-    let mut merged: Vec<(Labels, Vec<Option<f64>>)> = Vec::with_capacity(series.len());
+    let mut merged: Vec<MergedSeries> = Vec::with_capacity(series.len());
     let mut index: HashMap<Labels, usize> = HashMap::with_capacity(series.len());
     for s in series {
-        if s.points.iter().all(|p| p.is_none()) {
+        if s.is_empty() {
             continue;
         }
         let labels = final_labels(s.labels, s.drop_name);
         match index.get(&labels) {
             Some(&i) => {
-                let target = &mut merged[i].1;
-                for (slot, p) in target.iter_mut().zip(s.points) {
+                let (_, points, hists) = &mut merged[i];
+                for (k, p) in s.points.into_iter().enumerate() {
                     if let Some(v) = p {
-                        if slot.is_some() {
+                        if points[k].is_some() || hists.get(k).is_some_and(Option::is_some) {
                             return Err(QueryError::execution(SAME_LABELSET));
                         }
-                        *slot = Some(v);
+                        points[k] = Some(v);
+                    }
+                }
+                for (k, h) in s.hists.into_iter().enumerate() {
+                    if let Some(h) = h {
+                        if points[k].is_some() || hists.get(k).is_some_and(Option::is_some) {
+                            return Err(QueryError::execution(SAME_LABELSET));
+                        }
+                        if hists.is_empty() {
+                            *hists = vec![None; points.len()];
+                        }
+                        hists[k] = Some(h);
                     }
                 }
             }
             None => {
                 index.insert(labels.clone(), merged.len());
-                merged.push((labels, s.points));
+                merged.push((labels, s.points, s.hists));
             }
         }
     }
     let mut out: Vec<MatrixSeries> = merged
         .into_iter()
-        .map(|(labels, points)| MatrixSeries {
+        .map(|(labels, points, hists)| MatrixSeries {
             labels,
             points: points
                 .into_iter()
                 .enumerate()
                 .filter_map(|(i, p)| p.map(|v| (steps.time(i), v)))
                 .collect(),
-            histograms: Vec::new(),
+            histograms: hists
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, h)| h.map(|h| (steps.time(i), h)))
+                .collect(),
         })
         .collect();
     out.sort_by(|a, b| a.labels.cmp(&b.labels));

@@ -9,6 +9,7 @@
 use crate::QueryError;
 use crate::ast::{At, Expr, MatrixSelector, Subquery, ValueType, VectorSelector};
 use crate::engine::QueryErrorKind;
+use crate::hist::Hist;
 use crate::value::{RangeSeries, StepSeries, Val};
 use model::storage::{Aggregate, Queryable, SelectHints};
 use std::cell::{Cell, RefCell};
@@ -62,9 +63,35 @@ pub(crate) struct Ctx<'a> {
     checks: Cell<u32>,
     /// `max_source_resolution`: see [`crate::QueryOptions`].
     max_source_resolution_ms: Cell<Option<i64>>,
-    /// Whether a selector met native histogram samples, which the float
-    /// evaluation leaves out (see `crate::histselect`).
-    pub(crate) saw_histograms: Cell<bool>,
+    /// Inside `histogram_count`/`histogram_sum`/`histogram_avg` (and no
+    /// function needing buckets in between): selectors give counter-reset
+    /// hints as Prometheus's `HistogramStatsIterator` does.
+    pub(crate) hist_stats: Cell<bool>,
+    /// How many subqueries the evaluation is inside.
+    pub(crate) subquery_depth: Cell<u32>,
+    /// Whether a range function's result can show the counter-reset hint
+    /// of a window's first histogram (`last_over_time`, sums); `rate` and
+    /// friends only compare later samples with it, so its hint, which
+    /// takes a storage read of the sample before, is not worked out.
+    pub(crate) first_hint_matters: Cell<bool>,
+}
+
+/// One querier, opened on first use, for the counter-reset hints' reads
+/// of the sample before a series' first loaded histogram.
+pub(crate) struct PrevReader {
+    querier: std::cell::OnceCell<Option<Box<dyn model::storage::Querier>>>,
+    mint: i64,
+    maxt: i64,
+}
+
+impl PrevReader {
+    fn new(mint: i64, maxt: i64) -> PrevReader {
+        PrevReader {
+            querier: std::cell::OnceCell::new(),
+            mint,
+            maxt,
+        }
+    }
 }
 
 /// A range-vector argument: its series and, per step, the window end
@@ -112,7 +139,9 @@ impl<'a> Ctx<'a> {
             infos: RefCell::new(Vec::new()),
             checks: Cell::new(0),
             max_source_resolution_ms: Cell::new(None),
-            saw_histograms: Cell::new(false),
+            hist_stats: Cell::new(false),
+            subquery_depth: Cell::new(0),
+            first_hint_matters: Cell::new(true),
         }
     }
 
@@ -152,6 +181,16 @@ impl<'a> Ctx<'a> {
     pub fn warn_at(&self, message: String, token: &str) {
         let position = self.position_of(token);
         self.warn(format!("{message}{position}"));
+    }
+
+    /// An info placed at the first occurrence of `token` in the query.
+    pub fn info_at(&self, message: String, token: &str) {
+        let position = if token.is_empty() {
+            String::new()
+        } else {
+            self.position_of(token)
+        };
+        self.info(format!("{message}{position}"));
     }
 
     /// An info placed at argument `arg` of the first call of `func`.
@@ -329,6 +368,148 @@ impl<'a> Ctx<'a> {
             .collect()
     }
 
+    /// Evaluates `f` with the histogram-statistics mode set to `on`.
+    pub(crate) fn with_hist_stats<T>(&self, on: bool, f: impl FnOnce() -> T) -> T {
+        let old = self.hist_stats.replace(on);
+        let out = f();
+        self.hist_stats.set(old);
+        out
+    }
+
+    /// The newest sample of the series `labels` before `before` (within one
+    /// lookback delta): `Some(None)` for a float, `Some(Some(h))` for a
+    /// histogram.
+    fn previous_sample(
+        &self,
+        reader: &PrevReader,
+        labels: &model::Labels,
+        before: i64,
+    ) -> Option<(i64, Option<Hist>)> {
+        let matchers: Vec<model::Matcher> = labels
+            .iter()
+            .filter_map(|l| {
+                model::Matcher::new(
+                    model::MatchOp::Equal,
+                    l.name.to_string(),
+                    l.value.to_string(),
+                )
+                .ok()
+            })
+            .collect();
+        let from = before.saturating_sub(self.lookback);
+        let to = before.saturating_sub(1);
+        let querier = reader
+            .querier
+            .get_or_init(|| self.storage.querier(reader.mint, reader.maxt).ok())
+            .as_ref()?;
+        let set = querier.select(&matchers).ok()?;
+        let mut best: Option<(i64, Option<Hist>)> = None;
+        for series in set {
+            let series = series.ok()?;
+            if series.labels != *labels {
+                continue;
+            }
+            if let Some((t, _)) = series
+                .samples
+                .filter(|(t, _)| *t >= from && *t <= to)
+                .last()
+            {
+                best = Some((t, None));
+            }
+            if let Some((t, h)) = series
+                .histograms
+                .filter(|(t, _)| *t >= from && *t <= to)
+                .last()
+                && best.as_ref().is_none_or(|(bt, _)| t > *bt)
+            {
+                best = Some((t, Some(h)));
+            }
+        }
+        best
+    }
+
+    /// Counter-reset hints as Prometheus's storage hands them out: a
+    /// histogram that continues the previous one (same layout, no reset)
+    /// reads "not reset", others keep their stored hint. Under
+    /// `histogram_count`/`_sum`/`_avg` the statistics iterator's rule
+    /// follows: an unknown hint becomes "reset" or "not reset" by
+    /// comparison with the previous histogram read (`window_start`: where
+    /// that read began).
+    fn storage_hints(
+        &self,
+        reader: &PrevReader,
+        labels: &model::Labels,
+        floats: &[(i64, f64)],
+        hists: &mut [(i64, Hist)],
+        window_start: i64,
+    ) {
+        use model::histogram::CounterResetHint::*;
+        let Some(first_t) = hists.first().map(|(t, _)| *t) else {
+            return;
+        };
+        let stats = self.hist_stats.get() && self.subquery_depth.get() == 0;
+        let float_before = |t: i64| floats.partition_point(|(ft, _)| *ft < t);
+        let loaded_float_first = float_before(first_t) > 0;
+        let before: Option<(i64, Hist)> = if loaded_float_first || !self.first_hint_matters.get() {
+            None
+        } else {
+            match self.previous_sample(reader, labels, first_t) {
+                Some((t, Some(h))) => Some((t, h)),
+                _ => None,
+            }
+        };
+        let continues = |h: &Hist, p: &Hist| {
+            h.schema == p.schema
+                && h.zero_threshold.to_bits() == p.zero_threshold.to_bits()
+                && h.custom_values == p.custom_values
+                && !crate::hist::detect_reset(h, p)
+        };
+        // The previous histogram as stored, and as the stats iterator saw it.
+        let mut last_read: Option<Hist> = if stats {
+            before
+                .as_ref()
+                .filter(|(t, _)| *t >= window_start)
+                .map(|(_, h)| h.clone())
+        } else {
+            None
+        };
+        for i in 0..hists.len() {
+            let t = hists[i].0;
+            let prev: Option<&Hist> = if i == 0 {
+                before.as_ref().map(|(_, h)| h)
+            } else if float_before(t) > float_before(hists[i - 1].0) {
+                None
+            } else {
+                Some(&hists[i - 1].1)
+            };
+            let hint = {
+                let h = &hists[i].1;
+                match (h.counter_reset_hint, prev) {
+                    (Unknown, Some(p)) if continues(h, p) => NotCounterReset,
+                    (hint, _) => hint,
+                }
+            };
+            hists[i].1.counter_reset_hint = hint;
+            if stats {
+                let h = &hists[i].1;
+                let stat_hint = match (h.counter_reset_hint, &last_read) {
+                    (Unknown, Some(l)) => {
+                        if crate::hist::detect_reset(h, l) {
+                            CounterReset
+                        } else {
+                            NotCounterReset
+                        }
+                    }
+                    (hint, _) => hint,
+                };
+                let mut read = hists[i].1.clone();
+                read.counter_reset_hint = stat_hint;
+                hists[i].1.counter_reset_hint = stat_hint;
+                last_read = Some(read);
+            }
+        }
+    }
+
     /// Evaluates the top-level expression. Instant queries of range-vector
     /// type produce a matrix.
     pub fn eval_top(&self, expr: &Expr, steps: &Steps) -> Result<Val, QueryError> {
@@ -345,7 +526,11 @@ impl<'a> Ctx<'a> {
             // selector releases each series' count after its sink).
             self.for_each_range_series(arg, steps, &mut |mut s, _| {
                 s.samples.retain(|(t, _)| *t > r - range && *t <= r);
-                self.take_samples(s.samples.len())?;
+                s.hists.retain(|(t, _)| *t > r - range && *t <= r);
+                if s.samples.is_empty() && s.hists.is_empty() {
+                    return Ok(());
+                }
+                self.take_samples(s.samples.len() + s.hists.len())?;
                 out.push(s);
                 Ok(())
             })?;
@@ -377,6 +562,9 @@ impl<'a> Ctx<'a> {
                             s.drop_name = true;
                             for p in s.points.iter_mut().flatten() {
                                 *p = -*p;
+                            }
+                            for h in s.hists.iter_mut().flatten() {
+                                crate::hist::mul(h, -1.0);
                             }
                         }
                         Val::Vector(series)
@@ -456,6 +644,7 @@ impl<'a> Ctx<'a> {
             return self.smoothed_vector_selector(vs, &refs, steps, timestamps, sink);
         }
         let mint = min_ref.saturating_sub(self.lookback).saturating_add(1);
+        let prev_reader = PrevReader::new(mint.saturating_sub(self.lookback), max_ref);
         let querier = self
             .storage
             .querier(mint, max_ref)
@@ -479,10 +668,60 @@ impl<'a> Ctx<'a> {
         .map_err(|e| QueryError::execution(e.to_string()))?;
         for series in set {
             self.check_deadline()?;
-            let mut series = series.map_err(|e| QueryError::execution(e.to_string()))?;
-            // Native histograms: not evaluated here (noted for the engine).
-            if series.histograms.next().is_some() {
-                self.saw_histograms.set(true);
+            let series = series.map_err(|e| QueryError::execution(e.to_string()))?;
+            let mut hist_iter = series.histograms.peekable();
+            if hist_iter.peek().is_some() {
+                let mut hists: Vec<(i64, Hist)> = hist_iter.collect();
+                let floats: Vec<(i64, f64)> = series.samples.collect();
+                self.storage_hints(&prev_reader, &series.labels, &floats, &mut hists, mint);
+                let mut out = StepSeries {
+                    labels: series.labels,
+                    drop_name: false,
+                    points: vec![None; steps.n],
+                    hists: vec![None; steps.n],
+                };
+                let loaded = floats.len() + hists.len();
+                let mut any = false;
+                for (i, &r) in refs.iter().enumerate() {
+                    let fi = floats.partition_point(|(t, _)| *t <= r);
+                    let hi = hists.partition_point(|(t, _)| *t <= r);
+                    let f = fi.checked_sub(1).map(|k| floats[k]);
+                    let h = hi.checked_sub(1).map(|k| &hists[k]);
+                    let use_hist = match (f, h) {
+                        (Some((ft, _)), Some((ht, _))) => *ht >= ft,
+                        (None, Some(_)) => true,
+                        _ => false,
+                    };
+                    if use_hist {
+                        if let Some((t, h)) = h
+                            && *t > r - lookback
+                            && !h.is_stale()
+                        {
+                            any = true;
+                            if timestamps {
+                                // The timestamp, and the histogram beside
+                                // it for callers that must know the kind
+                                // (`info()`); `timestamp()` drops it.
+                                out.points[i] = Some(*t as f64 / 1000.0);
+                            }
+                            out.hists[i] = Some(h.clone());
+                        }
+                    } else if let Some((t, v)) = f
+                        && t > r - lookback
+                        && !model::is_stale_nan(v)
+                    {
+                        any = true;
+                        out.points[i] = Some(if timestamps { t as f64 / 1000.0 } else { v });
+                    }
+                }
+                self.total_samples
+                    .set(self.total_samples.get().saturating_add(loaded as u64));
+                if !any {
+                    continue;
+                }
+                self.take_samples(steps.n)?;
+                sink(out)?;
+                continue;
             }
             let mut samples = series.samples.peekable();
             let mut last: Option<(i64, f64)> = None;
@@ -514,6 +753,7 @@ impl<'a> Ctx<'a> {
             }
             self.take_samples(steps.n)?;
             sink(StepSeries {
+                hists: Vec::new(),
                 labels: series.labels,
                 drop_name: false,
                 points,
@@ -554,17 +794,60 @@ impl<'a> Ctx<'a> {
                 .samples
                 .filter(|(t, v)| *t >= mint && *t <= maxt && !model::is_stale_nan(*v))
                 .collect();
+            let hists: Vec<(i64, Hist)> = series
+                .histograms
+                .filter(|(t, h)| *t >= mint && *t <= maxt && !h.is_stale())
+                .collect();
             self.total_samples.set(
                 self.total_samples
                     .get()
-                    .saturating_add(samples.len() as u64),
+                    .saturating_add((samples.len() + hists.len()) as u64),
             );
             let mut points = Vec::with_capacity(refs.len());
+            let mut hist_points: Vec<Option<Hist>> = Vec::new();
             let mut any = false;
-            for &r in refs {
+            for (step, &r) in refs.iter().enumerate() {
                 let lo = samples.partition_point(|(t, _)| *t <= r.saturating_sub(lb));
                 let hi = samples.partition_point(|(t, _)| *t <= r.saturating_add(lb));
                 let w = &samples[lo..hi.max(lo)];
+                let hlo = hists.partition_point(|(t, _)| *t <= r.saturating_sub(lb));
+                let hhi = hists.partition_point(|(t, _)| *t <= r.saturating_add(lb));
+                let hw = &hists[hlo..hhi.max(hlo)];
+                if !hw.is_empty() {
+                    points.push(None);
+                    if !w.is_empty() {
+                        let name = series.labels.metric_name().unwrap_or("");
+                        self.warn_at(
+                            format!(
+                                "encountered a mix of histograms and floats for metric name \"{name}\""
+                            ),
+                            name,
+                        );
+                        continue;
+                    }
+                    let v = smoothed_hist(hw, r).unwrap_or_else(|()| {
+                        let name = series.labels.metric_name().unwrap_or("");
+                        self.warn_at(
+                            format!(
+                                "vector contains a mix of histograms with exponential and custom buckets schemas for metric name \"{name}\""
+                            ),
+                            name,
+                        );
+                        None
+                    });
+                    if let Some(h) = v {
+                        any = true;
+                        if timestamps {
+                            points[step] = Some(r as f64 / 1000.0);
+                        } else {
+                            if hist_points.is_empty() {
+                                hist_points = vec![None; refs.len()];
+                            }
+                            hist_points[step] = Some(h);
+                        }
+                    }
+                    continue;
+                }
                 let i = w.partition_point(|(t, _)| *t < r);
                 let value = if i < w.len() && w[i].0 == r {
                     Some(w[i].1)
@@ -584,6 +867,7 @@ impl<'a> Ctx<'a> {
             }
             self.take_samples(steps.n)?;
             sink(StepSeries {
+                hists: hist_points,
                 labels: series.labels,
                 drop_name: false,
                 points,
@@ -672,6 +956,7 @@ impl<'a> Ctx<'a> {
             .saturating_sub(before)
             .saturating_add(1);
         let max_ref = max_ref.saturating_add(after);
+        let prev_reader = PrevReader::new(mint.saturating_sub(self.lookback), max_ref);
         let querier = self
             .storage
             .querier(mint, max_ref)
@@ -687,11 +972,11 @@ impl<'a> Ctx<'a> {
         let arg = &*arg;
         for series in set {
             self.check_deadline()?;
-            let mut series = series.map_err(|e| QueryError::execution(e.to_string()))?;
-            // Native histograms: not evaluated here (noted for the engine).
-            if series.histograms.next().is_some() {
-                self.saw_histograms.set(true);
-            }
+            let series = series.map_err(|e| QueryError::execution(e.to_string()))?;
+            let mut hists: Vec<(i64, Hist)> = series
+                .histograms
+                .filter(|(t, h)| *t >= mint && *t <= max_ref && !h.is_stale())
+                .collect();
             // Sized from the store's count: collecting through the filter
             // would grow the vector step by step.
             let mut samples: Vec<(i64, f64)> = Vec::with_capacity(series.samples.size_hint().0);
@@ -700,13 +985,15 @@ impl<'a> Ctx<'a> {
                     .samples
                     .filter(|(t, v)| *t >= mint && *t <= max_ref && !model::is_stale_nan(*v)),
             );
-            if samples.is_empty() {
+            if samples.is_empty() && hists.is_empty() {
                 continue;
             }
-            let n = samples.len();
+            self.storage_hints(&prev_reader, &series.labels, &samples, &mut hists, mint);
+            let n = samples.len() + hists.len();
             self.take_samples(n)?;
             let result = sink(
                 RangeSeries {
+                    hists,
                     labels: series.labels,
                     drop_name: false,
                     samples,
@@ -744,9 +1031,13 @@ impl<'a> Ctx<'a> {
             return Err(QueryError::too_many_samples());
         }
         let inner_steps = Steps::new(start, max_ref, step);
-        let inner = match self.eval(&sq.expr, &inner_steps)? {
+        self.subquery_depth.set(self.subquery_depth.get() + 1);
+        let inner = self.eval(&sq.expr, &inner_steps);
+        self.subquery_depth.set(self.subquery_depth.get() - 1);
+        let inner = match inner? {
             Val::Vector(v) => v,
             Val::Scalar(values) => vec![StepSeries {
+                hists: Vec::new(),
                 labels: model::Labels::empty(),
                 drop_name: false,
                 points: values.into_iter().map(Some).collect(),
@@ -765,11 +1056,30 @@ impl<'a> Ctx<'a> {
                 .enumerate()
                 .filter_map(|(i, p)| p.map(|v| (inner_steps.time(i), v)))
                 .collect();
-            if samples.is_empty() {
+            let hists: Vec<(i64, Hist)> = s
+                .hists
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, h)| {
+                    h.map(|mut h| {
+                        // Prometheus resets explicit counter-reset hints
+                        // in subquery results: a sample may be missed or
+                        // returned at several steps, so only detection
+                        // from the values is sound.
+                        use model::histogram::CounterResetHint::*;
+                        if matches!(h.counter_reset_hint, CounterReset | NotCounterReset) {
+                            h.counter_reset_hint = Unknown;
+                        }
+                        (inner_steps.time(i), h)
+                    })
+                })
+                .collect();
+            if samples.is_empty() && hists.is_empty() {
                 continue;
             }
             sink(
                 RangeSeries {
+                    hists,
                     labels: s.labels,
                     drop_name: s.drop_name,
                     samples,
@@ -779,6 +1089,44 @@ impl<'a> Ctx<'a> {
         }
         Ok(())
     }
+}
+
+/// A `smoothed` selector's histogram at `r` (Prometheus's
+/// `smoothSeries`): the sample at `r`, else the interpolation between the
+/// samples around it (a counter unless both are gauges), else the last one
+/// before it with its counter-reset hint cleared.
+/// `Err` when the two samples mix exponential and custom buckets.
+fn smoothed_hist(w: &[(i64, Hist)], r: i64) -> Result<Option<Hist>, ()> {
+    use model::histogram::CounterResetHint;
+    let i = w.partition_point(|(t, _)| *t < r);
+    if i < w.len() && w[i].0 == r {
+        return Ok(Some(w[i].1.clone()));
+    }
+    if i > 0 && i < w.len() {
+        let ((t1, h1), (t2, h2)) = (&w[i - 1], &w[i]);
+        if crate::hist::is_custom(h1) != crate::hist::is_custom(h2) {
+            return Err(());
+        }
+        let gauge = CounterResetHint::Gauge;
+        let is_counter = h1.counter_reset_hint != gauge || h2.counter_reset_hint != gauge;
+        let fraction = (r - t1) as f64 / (t2 - t1) as f64;
+        if is_counter && crate::hist::detect_reset(h2, h1) {
+            let mut out = h2.clone();
+            crate::hist::mul(&mut out, fraction);
+            return Ok(Some(out));
+        }
+        let mut out = h2.clone();
+        crate::hist::add(&mut out, h1, true).map_err(|_| ())?;
+        crate::hist::mul(&mut out, fraction);
+        crate::hist::add(&mut out, h1, false).map_err(|_| ())?;
+        return Ok(Some(out));
+    }
+    if i > 0 {
+        let mut out = w[i - 1].1.clone();
+        out.counter_reset_hint = CounterResetHint::Unknown;
+        return Ok(Some(out));
+    }
+    Ok(None)
 }
 
 pub(crate) fn unwrap_parens(mut e: &Expr) -> &Expr {

@@ -212,6 +212,7 @@ pub(crate) fn eval_call(
         "vector" => {
             let v = ctx.eval_scalar(&c.args[0], steps)?;
             return Ok(Val::Vector(vec![StepSeries {
+                hists: Vec::new(),
                 labels: Labels::empty(),
                 drop_name: false,
                 points: v.into_iter().map(Some).collect(),
@@ -244,31 +245,60 @@ pub(crate) fn eval_call(
         "sort" | "sort_desc" | "sort_by_label" | "sort_by_label_desc" => {
             return sort(ctx, c, steps);
         }
-        "histogram_quantile" => return crate::aggregate::histogram_quantile(ctx, c, steps),
-        "histogram_quantiles" => return histogram_quantiles(ctx, c, steps),
+        "histogram_quantile" => {
+            return ctx.with_hist_stats(false, || {
+                crate::aggregate::histogram_quantile(ctx, c, steps)
+            });
+        }
+        "histogram_quantiles" => {
+            return ctx.with_hist_stats(false, || histogram_quantiles(ctx, c, steps));
+        }
         "anomaly_score" | "anomaly_score_seasonal" | "anomaly_band" | "anomaly_band_seasonal" => {
             crate::anomaly::eval(ctx, c, steps, &mut emit)?;
             return Ok(Val::Vector(collected));
         }
         "drift_psi" | "drift_kl" | "drift_js" | "drift_hellinger" | "drift_ks"
         | "drift_wasserstein" => return crate::drift::eval(ctx, c, steps),
-        "histogram_fraction" => return crate::aggregate::histogram_fraction(ctx, c, steps),
+        "histogram_fraction" => {
+            return ctx.with_hist_stats(false, || {
+                crate::aggregate::histogram_fraction(ctx, c, steps)
+            });
+        }
         "histogram_avg" | "histogram_count" | "histogram_sum" | "histogram_stddev"
         | "histogram_stdvar" => {
             // Defined on native histograms only; float samples are ignored.
-            ctx.eval_vector_each(&c.args[0], steps, &mut |_| Ok(()))?;
-            return Ok(Val::Vector(Vec::new()));
+            let f: fn(&crate::hist::Hist) -> f64 = match name {
+                "histogram_avg" => |h| h.sum / h.count,
+                "histogram_count" => |h| h.count,
+                "histogram_sum" => |h| h.sum,
+                "histogram_stddev" => |h| crate::hist::variance(h).sqrt(),
+                _ => crate::hist::variance,
+            };
+            ctx.with_hist_stats(true, || {
+                ctx.eval_vector_each(&c.args[0], steps, &mut |mut s| {
+                    if !s.has_hists() {
+                        return Ok(());
+                    }
+                    let hists = std::mem::take(&mut s.hists);
+                    s.points = hists.iter().map(|h| h.as_ref().map(f)).collect();
+                    s.drop_name = true;
+                    emit(s)
+                })
+            })?;
+            return Ok(Val::Vector(collected));
         }
         "timestamp" => {
             if let Expr::VectorSelector(vs) = unwrap_parens(&c.args[0]) {
                 ctx.eval_vector_selector(vs, steps, true, &mut |mut s| {
+                    s.hists = Vec::new();
                     s.drop_name = true;
                     emit(s)
                 })?;
             } else {
                 ctx.eval_vector_each(&c.args[0], steps, &mut |mut s| {
+                    let hists = std::mem::take(&mut s.hists);
                     for (i, p) in s.points.iter_mut().enumerate() {
-                        if p.is_some() {
+                        if p.is_some() || hists.get(i).is_some_and(Option::is_some) {
                             *p = Some(steps.time(i) as f64 / 1000.0);
                         }
                     }
@@ -283,6 +313,7 @@ pub(crate) fn eval_call(
             let f = date_function(name);
             if c.args.is_empty() {
                 return Ok(Val::Vector(vec![StepSeries {
+                    hists: Vec::new(),
                     labels: Labels::empty(),
                     drop_name: false,
                     points: (0..steps.n)
@@ -291,10 +322,15 @@ pub(crate) fn eval_call(
                 }]));
             }
             ctx.eval_vector_each(&c.args[0], steps, &mut |mut s| {
+                // Histogram samples are ignored.
+                s.hists = Vec::new();
                 for p in s.points.iter_mut().flatten() {
                     *p = f(*p);
                 }
                 s.drop_name = true;
+                if s.is_empty() {
+                    return Ok(());
+                }
                 emit(s)
             })?;
             return Ok(Val::Vector(collected));
@@ -307,6 +343,8 @@ pub(crate) fn eval_call(
             // An empty result wherever min > max.
         }
         ctx.eval_vector_each(&c.args[0], steps, &mut |mut s| {
+            // Histogram samples are ignored.
+            s.hists = Vec::new();
             for (i, p) in s.points.iter_mut().enumerate() {
                 if let Some(v) = *p {
                     *p = f(v, &params, i);
@@ -498,10 +536,23 @@ fn range_function(
     let counter_check = matches!(name, "rate" | "increase" | "irate");
     let mut warned_counter = false;
     let aggregate = hinted_aggregate(name);
+    let hint_matters = !matches!(
+        name,
+        "rate"
+            | "increase"
+            | "delta"
+            | "irate"
+            | "idelta"
+            | "changes"
+            | "resets"
+            | "count_over_time"
+            | "present_over_time"
+    );
+    let outer_hint_matters = ctx.first_hint_matters.replace(hint_matters);
     // avg_over_time over a tier reads each window's sum and count in one
     // select (two samples per window, the sum first).
-    ctx.for_each_range_series_hinted(matrix_arg, steps, aggregate, &mut |s: RangeSeries, arg: &RangeArg| {
-        if counter_check && !warned_counter
+    let result = ctx.for_each_range_series_hinted(matrix_arg, steps, aggregate, &mut |s: RangeSeries, arg: &RangeArg| {
+        if counter_check && !warned_counter && !s.samples.is_empty()
             && let Some(metric) = s.labels.metric_name()
                 && !(metric.ends_with("_total")
                     || metric.ends_with("_sum")
@@ -513,6 +564,30 @@ fn range_function(
                         "metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"{metric}\""
                     ), name, 0);
                 }
+        if !s.hists.is_empty() {
+            let place = crate::histrange::Place { func: name, arg: matrix_index };
+            let outs = match arg.extended {
+                Some(ext) => crate::histrange::extended_points(ctx, name, &s, arg, ext, &place)?,
+                None => crate::histrange::points(ctx, name, &s, arg, &params, &eval_times, &place)?,
+            };
+            if outs.iter().all(Option::is_none) {
+                return Ok(());
+            }
+            let mut out = StepSeries {
+                hists: Vec::new(),
+                labels: s.labels,
+                drop_name: s.drop_name || !keeps_name,
+                points: vec![None; outs.len()],
+            };
+            for (i, o) in outs.into_iter().enumerate() {
+                match o {
+                    Some(crate::histrange::Out::Float(v)) => out.points[i] = Some(v),
+                    Some(crate::histrange::Out::Hist(h)) => out.set_hist(i, Some(h)),
+                    None => {}
+                }
+            }
+            return emit(out);
+        }
         let points = if name == "avg_over_time" && arg.resolution_ms > 0 {
             sum_count_points(ctx, s.samples, arg, &params, &eval_times)?
         } else {
@@ -527,11 +602,14 @@ fn range_function(
             return Ok(());
         }
         emit(StepSeries {
+            hists: Vec::new(),
             labels: s.labels,
             drop_name: s.drop_name || !keeps_name,
             points,
         })
-    })?;
+    });
+    ctx.first_hint_matters.set(outer_hint_matters);
+    result?;
     Ok(())
 }
 
@@ -670,6 +748,31 @@ fn extended_points(
     Ok(points)
 }
 
+/// [`extended_rate`] over the samples one lookback delta around a window
+/// (the float side of a series that also has histograms).
+pub(crate) fn extended_rate_window(
+    f: &[(i64, f64)],
+    range_start: i64,
+    range_end: i64,
+    range: i64,
+    smoothed: bool,
+    is_counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
+    if f.is_empty() {
+        return None;
+    }
+    extended_rate(
+        f,
+        range_start,
+        range_end,
+        range,
+        smoothed,
+        is_counter,
+        is_rate,
+    )
+}
+
 /// Prometheus's `extendedRate`: the difference between the values at the
 /// window's two ends (picked, or interpolated when smoothed), corrected
 /// for counter resets in between, per second for `rate`.
@@ -795,7 +898,12 @@ pub(crate) struct Window<'a> {
     pub eval_time: i64,
 }
 
-fn apply_range(name: &str, w: &Window<'_>, params: &[Vec<f64>], i: usize) -> Option<f64> {
+pub(crate) fn apply_range(
+    name: &str,
+    w: &Window<'_>,
+    params: &[Vec<f64>],
+    i: usize,
+) -> Option<f64> {
     let s = w.samples;
     if s.is_empty() {
         return None;
@@ -1142,9 +1250,9 @@ fn openmetrics_float(v: f64) -> String {
 fn absent(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryError> {
     let mut present = vec![false; steps.n];
     ctx.eval_vector_each(&c.args[0], steps, &mut |s| {
-        for (i, p) in s.points.iter().enumerate() {
-            if p.is_some() {
-                present[i] = true;
+        for (i, p) in present.iter_mut().enumerate() {
+            if s.present(i) {
+                *p = true;
             }
         }
         Ok(())
@@ -1152,6 +1260,7 @@ fn absent(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryError> {
     let labels = absent_labels(&c.args[0]);
     let points: Vec<Option<f64>> = present.iter().map(|p| (!p).then_some(1.0)).collect();
     Ok(Val::Vector(vec![StepSeries {
+        hists: Vec::new(),
         labels,
         drop_name: false,
         points,
@@ -1164,7 +1273,10 @@ fn absent_over_time(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, Query
         for (i, &r) in arg.refs.iter().enumerate() {
             let start = r.saturating_sub(arg.range);
             let from = s.samples.partition_point(|(t, _)| *t <= start);
-            if s.samples.get(from).is_some_and(|(t, _)| *t <= r) {
+            let hfrom = s.hists.partition_point(|(t, _)| *t <= start);
+            if s.samples.get(from).is_some_and(|(t, _)| *t <= r)
+                || s.hists.get(hfrom).is_some_and(|(t, _)| *t <= r)
+            {
                 present[i] = true;
             }
         }
@@ -1173,6 +1285,7 @@ fn absent_over_time(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, Query
     let labels = absent_labels(&c.args[0]);
     let points: Vec<Option<f64>> = present.iter().map(|p| (!p).then_some(1.0)).collect();
     Ok(Val::Vector(vec![StepSeries {
+        hists: Vec::new(),
         labels,
         drop_name: false,
         points,
@@ -1336,9 +1449,17 @@ fn sort(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryError> {
                 &c.func,
             );
         }
+        // Histogram samples are left out, as at one step.
+        for s in &mut series {
+            s.hists = Vec::new();
+        }
+        series.retain(|s| !s.is_empty());
         return Ok(Val::Vector(series));
     }
     series.retain(|s| s.points.first().is_some_and(|p| p.is_some()));
+    for s in &mut series {
+        s.hists = Vec::new();
+    }
     let value = |s: &StepSeries| s.points[0].unwrap_or(f64::NAN);
     match c.func.as_str() {
         "sort" | "sort_desc" => {

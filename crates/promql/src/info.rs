@@ -93,6 +93,9 @@ pub(crate) fn eval(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryE
         };
         // With timestamps: the newest info series wins a signature.
         ctx.eval_vector_selector(&selector, steps, true, &mut |s| {
+            if s.has_hists() {
+                return Err(QueryError::execution("info sample should be float"));
+            }
             info_series.push(s);
             Ok(())
         })?;

@@ -16,10 +16,11 @@
 //! handled once per series rather than once per step. Selectors stream
 //! series from storage into aggregations without materialising them.
 //!
-//! Native histograms: a plain instant or range selector at the top of a
-//! query returns them ([`VectorSample::h`], [`MatrixSeries::histograms`]);
-//! functions, aggregations and operators do not evaluate them yet (a later
-//! issue) and leave them out.
+//! Native histograms travel beside the floats: a series' histogram column
+//! (`value::StepSeries::hists`) is empty unless the series has histogram
+//! samples, so float-only queries pay nothing for them. Results carry them
+//! in [`VectorSample::h`] and [`MatrixSeries::histograms`]; the arithmetic
+//! lives in `hist`.
 //!
 //! This crate is not: the HTTP API (the server crate maps [`QueryError`]
 //! kinds to Prometheus's `errorType`).
@@ -30,7 +31,8 @@ mod engine;
 mod eval;
 mod format;
 mod functions;
-mod histselect;
+mod hist;
+mod histrange;
 mod info;
 mod lexer;
 pub mod parser;

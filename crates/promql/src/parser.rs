@@ -893,14 +893,12 @@ impl Parser<'_> {
             Kind::Land => BinaryOp::And,
             Kind::Lor => BinaryOp::Or,
             Kind::Lunless => BinaryOp::Unless,
+            Kind::TrimUpper => BinaryOp::TrimUpper,
+            Kind::TrimLower => BinaryOp::TrimLower,
             _ => {
-                // `</` and `>/`, the histogram trim operators.
                 self.soft(
                     op.pos,
-                    format!(
-                        "histogram trim operator {} is not supported by osprey yet",
-                        go_quote(self.text(op))
-                    ),
+                    format!("unexpected binary operator {}", go_quote(self.text(op))),
                 );
                 BinaryOp::Add
             }

@@ -7,6 +7,7 @@
 //! delayed `__name__` removal: the name stays on intermediate results and
 //! is dropped when the final result is produced.
 
+use crate::hist::Hist;
 use model::Labels;
 
 /// One series of an instant vector evaluated at every step.
@@ -14,8 +15,48 @@ use model::Labels;
 pub(crate) struct StepSeries {
     pub labels: Labels,
     pub drop_name: bool,
-    /// One entry per step; `None` where the series has no value.
+    /// One entry per step; `None` where the series has no float value.
     pub points: Vec<Option<f64>>,
+    /// Native histograms: empty when the series has none (the float path
+    /// never allocates it); otherwise one entry per step. A step holds a
+    /// float or a histogram, never both.
+    pub hists: Vec<Option<Hist>>,
+}
+
+impl StepSeries {
+    /// The histogram at step `i`, if any.
+    pub fn hist(&self, i: usize) -> Option<&Hist> {
+        self.hists.get(i).and_then(Option::as_ref)
+    }
+
+    /// Whether any step holds a histogram.
+    pub fn has_hists(&self) -> bool {
+        self.hists.iter().any(Option::is_some)
+    }
+
+    /// Puts a histogram at step `i` (clearing a float there).
+    pub fn set_hist(&mut self, i: usize, h: Option<Hist>) {
+        if h.is_none() && self.hists.is_empty() {
+            return;
+        }
+        if self.hists.is_empty() {
+            self.hists = vec![None; self.points.len()];
+        }
+        if h.is_some() {
+            self.points[i] = None;
+        }
+        self.hists[i] = h;
+    }
+
+    /// Whether the series has a value of either kind at any step.
+    pub fn is_empty(&self) -> bool {
+        self.points.iter().all(Option::is_none) && !self.has_hists()
+    }
+
+    /// Whether step `i` holds a value of either kind.
+    pub fn present(&self, i: usize) -> bool {
+        self.points[i].is_some() || self.hist(i).is_some()
+    }
 }
 
 /// Builds an instant vector one point at a time, for functions whose
@@ -50,6 +91,7 @@ impl StepCollector {
             None => {
                 self.index.insert(labels.clone(), self.out.len());
                 self.out.push(StepSeries {
+                    hists: Vec::new(),
                     labels,
                     drop_name,
                     points: vec![None; self.steps],
@@ -78,6 +120,8 @@ pub(crate) struct RangeSeries {
     pub labels: Labels,
     pub drop_name: bool,
     pub samples: Vec<(i64, f64)>,
+    /// Native histogram samples, ascending; empty for float series.
+    pub hists: Vec<(i64, Hist)>,
 }
 
 /// What an expression evaluates to inside the engine.

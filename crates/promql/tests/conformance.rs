@@ -1072,6 +1072,13 @@ fn run_file(
                         }
                     }
                 }
+                if nhcb {
+                    for (labels, t, h) in convert_nhcb(step, &lines) {
+                        if let Err(e) = app.append_histogram(&labels, t, &h) {
+                            report.failures.push(format!("{name}: load failed: {e}"));
+                        }
+                    }
+                }
                 if let Err(e) = app.commit() {
                     report
                         .failures
@@ -2047,4 +2054,132 @@ fn audit_line(
         u8::from(facts.parses),
         ev.expr
     )
+}
+
+/// `load_with_nhcb`: each classic family of the block (`X_bucket{le}`,
+/// `X_count`, `X_sum`, grouped by their labels without `le`) also becomes
+/// a custom-buckets native histogram `X` at every time one of its series
+/// has a float sample, as the README describes. A family whose buckets
+/// are not cumulative, or whose count differs from its `+Inf` bucket, is
+/// left out at that time (upstream fails the load; no script does that).
+fn convert_nhcb(step: i64, lines: &[(Labels, Vec<Item>)]) -> Vec<(Labels, i64, FloatHistogram)> {
+    #[derive(Default)]
+    struct Temp {
+        buckets: Vec<(f64, f64)>,
+        count: Option<f64>,
+        sum: f64,
+        bad: bool,
+    }
+    let mut families: BTreeMap<Labels, BTreeMap<i64, Temp>> = BTreeMap::new();
+    for (labels, items) in lines {
+        let Some(name) = labels.metric_name() else {
+            continue;
+        };
+        enum Kind {
+            Bucket(f64),
+            Count,
+            Sum,
+        }
+        let (base, kind) = if let Some(b) = name.strip_suffix("_bucket") {
+            let Some(le) = labels.get("le").and_then(|v| {
+                v.parse::<f64>()
+                    .ok()
+                    .or(match v.to_ascii_lowercase().as_str() {
+                        "+inf" | "inf" => Some(f64::INFINITY),
+                        "-inf" => Some(f64::NEG_INFINITY),
+                        _ => None,
+                    })
+            }) else {
+                continue;
+            };
+            if le.is_nan() {
+                continue;
+            }
+            (b, Kind::Bucket(le))
+        } else if let Some(b) = name.strip_suffix("_sum") {
+            (b, Kind::Sum)
+        } else if let Some(b) = name.strip_suffix("_count") {
+            (b, Kind::Count)
+        } else {
+            continue;
+        };
+        let mut builder = model::labels::LabelsBuilder::from_labels(labels);
+        builder.delete("le");
+        builder.set("__name__", base.to_string());
+        let family = families.entry(builder.build()).or_default();
+        for (i, item) in items.iter().enumerate() {
+            let Item::Float(f) = item else { continue };
+            let f = *f;
+            let temp = family.entry(i as i64 * step).or_default();
+            match kind {
+                Kind::Bucket(le) => {
+                    if f < 0.0 {
+                        temp.bad = true;
+                    }
+                    let at = temp.buckets.partition_point(|(b, _)| *b < le);
+                    if temp.buckets.get(at).is_some_and(|(b, _)| *b == le) {
+                        continue;
+                    }
+                    temp.buckets.insert(at, (le, f));
+                }
+                Kind::Count => temp.count = Some(f),
+                Kind::Sum => temp.sum = f,
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (labels, by_time) in families {
+        for (t, mut temp) in by_time {
+            if temp.bad || temp.buckets.windows(2).any(|w| w[1].1 < w[0].1) {
+                continue;
+            }
+            let count = temp
+                .count
+                .or_else(|| temp.buckets.last().map(|b| b.1))
+                .unwrap_or(0.0);
+            if temp.buckets.last().is_none_or(|b| b.0 != f64::INFINITY) {
+                temp.buckets.push((f64::INFINITY, count));
+            }
+            let last = temp.buckets[temp.buckets.len() - 1].1;
+            if count != last && !(count.is_nan() && last.is_nan()) {
+                continue;
+            }
+            let mut h = FloatHistogram {
+                schema: -53,
+                count,
+                sum: temp.sum,
+                ..FloatHistogram::default()
+            };
+            let mut prev = 0.0;
+            let mut index: i64 = -1;
+            let mut last_index: i64 = -1;
+            for &(le, c) in &temp.buckets {
+                index += 1;
+                if le != f64::INFINITY {
+                    h.custom_values.push(le);
+                }
+                let delta = c - prev;
+                prev = c;
+                if delta == 0.0 {
+                    continue;
+                }
+                let gap = index - last_index - 1;
+                match h.positive_spans.last_mut() {
+                    Some(span) if gap == 0 => span.length += 1,
+                    _ => h.positive_spans.push(Span {
+                        offset: if h.positive_spans.is_empty() {
+                            index as i32
+                        } else {
+                            gap as i32
+                        },
+                        length: 1,
+                    }),
+                }
+                h.positive_buckets.push(delta);
+                last_index = index;
+            }
+            out.push((labels.clone(), t, h));
+        }
+    }
+    out
 }

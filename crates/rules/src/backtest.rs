@@ -369,7 +369,8 @@ fn evaluate(expr: &str, context: &GroupContext<'_>) -> Result<StepMatrix, String
                 .map_err(|e| e.to_string())?;
             match output.value {
                 promql::Value::Vector(samples) => {
-                    for sample in samples {
+                    // Floats only, as the live rules (histograms left out).
+                    for sample in samples.into_iter().filter(|s| s.h.is_none()) {
                         put(sample.labels, step, sample.v);
                     }
                 }

@@ -660,9 +660,13 @@ pub(crate) fn instant_vector(
         .instant_query(env.queryable.as_ref(), expr, ts)
         .map_err(|e| e.to_string())?;
     match output.value {
-        promql::Value::Vector(samples) => {
-            Ok(samples.into_iter().map(|s| (s.labels, s.v)).collect())
-        }
+        // Native histogram results are left out: rules record and alert
+        // on floats only (a histogram's `v` is no value).
+        promql::Value::Vector(samples) => Ok(samples
+            .into_iter()
+            .filter(|s| s.h.is_none())
+            .map(|s| (s.labels, s.v))
+            .collect()),
         promql::Value::Scalar { v, .. } => Ok(vec![(Labels::empty(), v)]),
         promql::Value::String { .. } => Err("rule result is a string, not a vector".into()),
         promql::Value::Matrix(_) => Err("rule result is a range vector, not a vector".into()),

@@ -109,9 +109,11 @@ impl QueryHandle {
                     .instant_query(storage.as_ref(), query, time_ms)
                     .map_err(|e| e.to_string())?;
                 let samples: Vec<(Labels, f64)> = match output.value {
-                    promql::Value::Vector(samples) => {
-                        samples.into_iter().map(|s| (s.labels, s.v)).collect()
-                    }
+                    promql::Value::Vector(samples) => samples
+                        .into_iter()
+                        .filter(|s| s.h.is_none())
+                        .map(|s| (s.labels, s.v))
+                        .collect(),
                     promql::Value::Scalar { v, .. } => vec![(Labels::empty(), v)],
                     _ => return Err("query result must be a vector or scalar".to_string()),
                 };
