@@ -632,6 +632,7 @@ fn sum_count_points(
         labels: model::Labels::default(),
         drop_name: true,
         samples,
+        hists: Vec::new(),
     };
     let sums = window_points(ctx, "sum_over_time", &series(sums), arg, params, eval_times)?;
     let counts = window_points(
