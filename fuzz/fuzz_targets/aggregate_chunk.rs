@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use model::storage::Aggregate;
 use tsdb::downsample::{
-    Column, Run, counter_like, decode_chunk, decode_chunk_column, encode_run, encode_run_v1,
+    AggregateSet, Column, Run, decode_chunk, decode_chunk_column, encode_run, encode_run_v1,
 };
 
 const AGGREGATES: [Aggregate; 8] = [
@@ -72,10 +72,14 @@ fuzz_target!(|data: &[u8]| {
     let Some(run) = Run::from_samples(&samples, resolution) else {
         return;
     };
-    // Version 1 (every aggregate) and version 2 (a counter's or a gauge's
-    // set, as the data looks): each comes back with what it keeps.
-    let counter = counter_like(None, &run);
-    for (version, chunks) in [(1, encode_run_v1(&run)), (2, encode_run(&run, counter))] {
+    // Version 1 (every aggregate) and a chosen set (a counter's or a
+    // gauge's in version 2 chunks, or all in version 1): each comes back
+    // with what it keeps.
+    let set = [AggregateSet::Counter, AggregateSet::Gauge, AggregateSet::All]
+        [usize::from(selector >> 3) % 3];
+    let counter = set != AggregateSet::Gauge;
+    let gauge = set != AggregateSet::Counter;
+    for (version, chunks) in [(1, encode_run_v1(&run)), (2, encode_run(&run, set))] {
         let mut joined: Option<Run> = None;
         for chunk in chunks {
             let part = decode_chunk(&chunk.data).expect("own chunk decodes");
@@ -95,7 +99,7 @@ fuzz_target!(|data: &[u8]| {
                 let (x, y) = (a.counter(), b.counter());
                 assert!((x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0), "{x} vs {y}");
             }
-            if version == 1 || !counter {
+            if version == 1 || gauge {
                 assert_eq!((a.min.to_bits(), a.max.to_bits()), (b.min.to_bits(), b.max.to_bits()));
                 // A gauge's sum is rounded to its values' decimals.
                 assert!((a.sum - b.sum).abs() <= 1e-9 * b.sum.abs().max(1.0), "{} vs {}", a.sum, b.sum);

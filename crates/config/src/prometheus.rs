@@ -609,6 +609,14 @@ fn protocols(decoder: &Decoder, node: &Node, path: &str) -> Result<Vec<String>, 
             ));
         }
     }
+    let mut seen = std::collections::HashSet::new();
+    if !protocols.iter().all(|p| seen.insert(p.as_str())) {
+        return Err(decoder.error(
+            node.line,
+            path,
+            format!("duplicated protocol in scrape_protocols, got {protocols:?}"),
+        ));
+    }
     Ok(protocols)
 }
 

@@ -374,7 +374,8 @@ fn promql_over_histograms_answers_as_prometheus_does() {
     let end = now_ms() / 1000 * 1000 - 60_000;
     let body = request(end);
     assert_eq!(remote_write(server.addr, &body).expect("write"), 204);
-    let (_prometheus, prometheus) = support::prometheus::start(dir.path(), "global:\n  scrape_interval: 1h\n");
+    let (_prometheus, prometheus) =
+        support::prometheus::start(dir.path(), "global:\n  scrape_interval: 1h\n");
     assert_eq!(remote_write(prometheus, &body).expect("write"), 204);
     let secs = |ms: i64| format!("{:.3}", ms as f64 / 1000.0);
     let only_report = std::env::var("OSPREY_HISTOGRAM_DIFF_REPORT").is_ok();

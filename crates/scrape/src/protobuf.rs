@@ -660,10 +660,11 @@ fn exemplar(e: &ProtoExemplar) -> Option<Exemplar<'static>> {
     Some(Exemplar {
         labels,
         value: e.value.unwrap_or(0.0),
-        timestamp_ms: e
-            .timestamp
-            .as_ref()
-            .map(|t| t.seconds.saturating_mul(1000) + i64::from(t.nanos) / 1_000_000),
+        timestamp_ms: e.timestamp.as_ref().map(|t| {
+            t.seconds
+                .saturating_mul(1000)
+                .saturating_add(i64::from(t.nanos) / 1_000_000)
+        }),
     })
 }
 

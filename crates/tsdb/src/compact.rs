@@ -239,7 +239,10 @@ pub(crate) fn rewrite_block(
         min_time: meta.min_time,
         max_time: meta.max_time,
         level: meta.compaction.level,
-        sources: meta.compaction.sources.clone(),
+        // The rewritten block keeps its sources' names (its own ULID when
+        // it was cut from the head), so tier blocks built from it still
+        // know it and are not rebuilt as if it were backfilled.
+        sources: crate::block::sources_of(meta),
         parents: vec![meta.ulid.clone()],
     };
     write_merged(data_dir, std::slice::from_ref(block), new)

@@ -348,33 +348,55 @@ const KIND_COUNTER: u8 = 1;
 const KIND_GAUGE: u8 = 2;
 const KIND_COUNT: u8 = 3;
 
-/// Whether a series keeps a counter's aggregates rather than a gauge's:
-/// its name ends as a counter's does (`_total`, `_count`, `_sum`,
-/// `_bucket`), or its window points look like a counter's (in at most one
-/// window in 10 the value goes down, and in at least half the windows
-/// after the first it goes up; a gauge that moves both ways goes down in
-/// about half its windows), judged on at least [`MIN_WINDOWS_TO_JUDGE`]
-/// windows.
-pub fn counter_like(name: Option<&str>, run: &Run) -> bool {
+/// Which aggregates a series' version 2 tier chunks keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggregateSet {
+    /// A counter's: last, count and the counter offsets.
+    Counter,
+    /// A gauge's: count, sum, min and max.
+    Gauge,
+    /// Every aggregate (version 1 chunks): whatever the data is not
+    /// certainly one or the other.
+    All,
+}
+
+/// The aggregates a series keeps in a tier block. Only what is certain
+/// drops any: a name that ends as a counter's does (`_total`, `_count`,
+/// `_sum`, `_bucket`) keeps a counter's set; a series whose value goes
+/// down in at least 3 windows in 10 (judged on at least
+/// [`MIN_WINDOWS_TO_JUDGE`] windows) is no counter and keeps a gauge's
+/// set. Everything else (a counter without the suffix that is idle or
+/// rising, a gauge trending one way, a short block) keeps every
+/// aggregate, so no function loses its answer once raw data has expired.
+pub fn aggregate_set(name: Option<&str>, run: &Run) -> AggregateSet {
     if name.is_some_and(|n| {
         ["_total", "_count", "_sum", "_bucket"]
             .iter()
             .any(|suffix| n.ends_with(suffix))
     }) {
-        return true;
+        return AggregateSet::Counter;
     }
     let n = run.points.len();
-    let resets = run.reset_flags().filter(|&(_, f)| f > 0.0).count();
-    let rises = run
-        .points
-        .windows(2)
-        .filter(|w| w[1].last > w[0].last)
+    // A window falls when its value drops inside it (a reset flag) or
+    // ends below the window before.
+    let mut before = run.first;
+    let falls = run
+        .reset_flags()
+        .zip(&run.points)
+        .filter(|&((_, flag), p)| {
+            let fell = flag > 0.0 || p.last < before;
+            before = p.last;
+            fell
+        })
         .count();
-    n >= MIN_WINDOWS_TO_JUDGE && resets * 10 <= n && rises * 2 >= n - 1
+    if n >= MIN_WINDOWS_TO_JUDGE && falls * 10 >= n * 3 {
+        AggregateSet::Gauge
+    } else {
+        AggregateSet::All
+    }
 }
 
-/// The fewest window points [`counter_like`] judges by their values (a
-/// short block's few windows of a gauge trending up look like a counter).
+/// The fewest window points [`aggregate_set`] judges by their values.
 pub const MIN_WINDOWS_TO_JUDGE: usize = 12;
 
 /// Cuts `run` into chunks of at most [`DENSE_CHUNK_SAMPLES`] points whose
@@ -414,20 +436,21 @@ fn chunked(
     chunks
 }
 
-/// Encodes a run as version 2 `Aggregate` chunks: points that hold every
-/// aggregate keep a counter's set when `counter_like` (see
-/// [`counter_like`]), else a gauge's; points that hold one set already
-/// keep it. A chunk holds one set.
-pub fn encode_run(run: &Run, counter_like: bool) -> Vec<ChunkMeta> {
-    let kind = |p: &Point| match p.kept {
-        Kept::All if counter_like => Kept::Counter,
-        Kept::All => Kept::Gauge,
-        k => k,
+/// Encodes a run as `Aggregate` chunks keeping `set` (see
+/// [`aggregate_set`]): points that hold every aggregate keep `set`
+/// (version 2 chunks for a counter's or a gauge's, version 1 chunks for
+/// all); points that hold one set already keep it. A chunk holds one set.
+pub fn encode_run(run: &Run, set: AggregateSet) -> Vec<ChunkMeta> {
+    let kind = |p: &Point| match (p.kept, set) {
+        (Kept::All, AggregateSet::Counter) => Kept::Counter,
+        (Kept::All, AggregateSet::Gauge) => Kept::Gauge,
+        (k, _) => k,
     };
     chunked(run, kind, |points, k, first, base, out| match k {
+        Kept::All => encode_points_v1(points, first, base, out),
         Kept::Counter => encode_counter(points, first, base, out),
         Kept::Count => encode_count(points, out),
-        _ => encode_gauge(points, out),
+        Kept::Gauge => encode_gauge(points, out),
     })
 }
 
@@ -1204,12 +1227,16 @@ mod tests {
         let raw = counter_with_resets();
         let run = Run::from_samples(&raw, 300_000).unwrap();
         assert_eq!(run.points.len(), 50);
-        assert!(counter_like(None, &run));
+        assert_eq!(
+            aggregate_set(Some("requests_total"), &run),
+            AggregateSet::Counter
+        );
+        assert_eq!(aggregate_set(None, &run), AggregateSet::All);
         // Version 1 chunks (every aggregate) read back unchanged.
         assert_eq!(join(&encode_run_v1(&run)), run);
         // Version 2 keeps a counter's set: the same times, last values,
         // counts and counters; no sum, min or max.
-        let back = join(&encode_run(&run, true));
+        let back = join(&encode_run(&run, AggregateSet::Counter));
         assert_eq!(back.first, run.first);
         for (a, b) in back.points.iter().zip(&run.points) {
             assert_eq!(
@@ -1249,7 +1276,7 @@ mod tests {
         let flags: f64 = run.reset_flags().map(|(_, f)| f).sum();
         assert_eq!(flags, 3.0);
         // ... and so does coarsening the decoded version 2 counter.
-        let fine_back = join(&encode_run(&fine, true));
+        let fine_back = join(&encode_run(&fine, AggregateSet::Counter));
         let coarse = fine_back.coarsen(300_000);
         for (a, b) in coarse.points.iter().zip(&run.points) {
             assert_eq!(
@@ -1265,7 +1292,7 @@ mod tests {
             .map(|i| (i * 15_000, i as f64 * 3.0))
             .collect();
         let run = Run::from_samples(&raw, 300_000).unwrap();
-        let chunks = encode_run(&run, true);
+        let chunks = encode_run(&run, AggregateSet::Counter);
         let bytes: usize = chunks.iter().map(|c| c.data.len()).sum();
         // 2048 windows: constant count, zero offsets, regular times.
         assert!(bytes < 120, "{bytes} bytes");
@@ -1296,13 +1323,22 @@ mod tests {
     fn a_gauges_sum_is_its_exact_decimal_sum_and_compresses() {
         let raw = decimal_gauge();
         let run = Run::from_samples(&raw, 300_000).unwrap();
-        assert!(!counter_like(Some("temperature"), &run));
-        assert!(counter_like(Some("requests_total"), &run));
+        assert_eq!(
+            aggregate_set(Some("temperature"), &run),
+            AggregateSet::Gauge
+        );
+        assert_eq!(
+            aggregate_set(Some("requests_total"), &run),
+            AggregateSet::Counter
+        );
         let v1: usize = encode_run_v1(&run).iter().map(|c| c.data.len()).sum();
-        let v2: usize = encode_run(&run, false).iter().map(|c| c.data.len()).sum();
+        let v2: usize = encode_run(&run, AggregateSet::Gauge)
+            .iter()
+            .map(|c| c.data.len())
+            .sum();
         // No counter column, and sums in the decimal layout.
         assert!(2 * v2 < v1, "v1 {v1} bytes, v2 {v2}");
-        let back = join(&encode_run(&run, false));
+        let back = join(&encode_run(&run, AggregateSet::Gauge));
         assert_eq!(back.points.len(), run.points.len());
         for (i, (a, b)) in back.points.iter().zip(&run.points).enumerate() {
             assert_eq!(a.kept, Kept::Gauge);
@@ -1345,15 +1381,21 @@ mod tests {
     fn a_window_of_a_counters_and_a_gauges_points_keeps_its_count() {
         let raw: Vec<(i64, f64)> = (0..240).map(|i| (i * 15_000, i as f64)).collect();
         let (a, b) = raw.split_at(120);
-        let counter = join(&encode_run(&Run::from_samples(a, 60_000).unwrap(), true));
-        let gauge = join(&encode_run(&Run::from_samples(b, 60_000).unwrap(), false));
+        let counter = join(&encode_run(
+            &Run::from_samples(a, 60_000).unwrap(),
+            AggregateSet::Counter,
+        ));
+        let gauge = join(&encode_run(
+            &Run::from_samples(b, 60_000).unwrap(),
+            AggregateSet::Gauge,
+        ));
         let mut run = counter;
         run.append(gauge);
         // 30 s into a 3600 s window: both halves in one window.
         let coarse = run.coarsen(3_600_000);
         assert_eq!(coarse.points.len(), 1);
         assert_eq!(coarse.points[0].kept, Kept::Count);
-        let chunks = encode_run(&coarse, false);
+        let chunks = encode_run(&coarse, AggregateSet::Gauge);
         let back = join(&chunks);
         assert_eq!(back.points[0].count, 240.0);
         assert_eq!(back.points[0].kept, Kept::Count);
@@ -1372,18 +1414,46 @@ mod tests {
     }
 
     #[test]
-    fn counter_like_series() {
+    fn aggregate_sets_drop_only_what_is_certain() {
         let run = |samples: &[(i64, f64)]| Run::from_samples(samples, 1).unwrap();
         let steps =
             |f: &dyn Fn(i64) -> f64| -> Vec<(i64, f64)> { (0..200).map(|i| (i, f(i))).collect() };
-        // Rising with a rare reset: a counter.
-        assert!(counter_like(None, &run(&steps(&|i| (i % 150) as f64))));
-        // Constant (`up`), falling, or noisy: gauges.
-        assert!(!counter_like(None, &run(&steps(&|_| 1.0))));
-        assert!(!counter_like(None, &run(&steps(&|i| -(i as f64)))));
-        assert!(!counter_like(None, &run(&steps(&|i| (i % 7) as f64))));
+        // Falling, or noisy: no counter.
+        assert_eq!(
+            aggregate_set(None, &run(&steps(&|i| -(i as f64)))),
+            AggregateSet::Gauge
+        );
+        assert_eq!(
+            aggregate_set(None, &run(&steps(&|i| (i * 37 % 11) as f64))),
+            AggregateSet::Gauge
+        );
+        // A sawtooth falling once in 7 windows could be a counter that
+        // resets often: every aggregate.
+        assert_eq!(
+            aggregate_set(None, &run(&steps(&|i| (i % 7) as f64))),
+            AggregateSet::All
+        );
+        // Rising with a rare reset (a counter without the suffix, or a
+        // gauge trending up), constant (an idle counter, `up`), or too
+        // few windows to judge: every aggregate.
+        assert_eq!(
+            aggregate_set(None, &run(&steps(&|i| (i % 150) as f64))),
+            AggregateSet::All
+        );
+        assert_eq!(
+            aggregate_set(None, &run(&steps(&|_| 1.0))),
+            AggregateSet::All
+        );
+        let short: Vec<(i64, f64)> = (0..5).map(|i| (i, (i % 2) as f64)).collect();
+        assert_eq!(aggregate_set(None, &run(&short)), AggregateSet::All);
         // The name decides first.
-        assert!(counter_like(Some("x_bucket"), &run(&steps(&|_| 1.0))));
+        assert_eq!(
+            aggregate_set(Some("x_bucket"), &run(&steps(&|_| 1.0))),
+            AggregateSet::Counter
+        );
+        // Every aggregate survives an `All` encoding.
+        let rising = run(&steps(&|i| (i % 150) as f64));
+        assert_eq!(join(&encode_run(&rising, AggregateSet::All)), rising);
     }
 
     const AGGREGATES: [Aggregate; 8] = [
@@ -1423,12 +1493,13 @@ mod tests {
         ]
     }
 
-    /// Each run as version 1 chunks and as version 2 chunks of both sets.
+    /// Each run as version 1 chunks and encoded keeping each set.
     fn encodings(run: &Run) -> Vec<Vec<ChunkMeta>> {
         vec![
             encode_run_v1(run),
-            encode_run(run, true),
-            encode_run(run, false),
+            encode_run(run, AggregateSet::Counter),
+            encode_run(run, AggregateSet::Gauge),
+            encode_run(run, AggregateSet::All),
         ]
     }
 
@@ -1507,8 +1578,8 @@ mod tests {
         let gauge = Run::from_samples(&decimal_gauge()[..1000], 300_000).unwrap();
         vec![
             encode_run_v1(&counter)[0].data.clone(),
-            encode_run(&counter, true)[0].data.clone(),
-            encode_run(&gauge, false)[0].data.clone(),
+            encode_run(&counter, AggregateSet::Counter)[0].data.clone(),
+            encode_run(&gauge, AggregateSet::Gauge)[0].data.clone(),
         ]
     }
 

@@ -10,7 +10,7 @@
 
 use crate::block::{Block, BlockError, BlockMeta, BlockWriter, NewBlock};
 use crate::downsample::{
-    AGGREGATE_ENCODING, Column, Run, counter_like, decode_chunk, decode_chunk_column, encode_run,
+    AGGREGATE_ENCODING, Column, Run, aggregate_set, decode_chunk, decode_chunk_column, encode_run,
 };
 use model::Labels;
 use model::storage::Aggregate;
@@ -357,7 +357,7 @@ fn write_tier_block(
         if run.points.is_empty() {
             continue;
         }
-        let chunks = encode_run(&run, counter_like(labels.metric_name(), &run));
+        let chunks = encode_run(&run, aggregate_set(labels.metric_name(), &run));
         writer.add_series(&labels, &chunks, run.points.len() as u64)?;
     }
     writer.finish()

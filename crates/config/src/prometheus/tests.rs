@@ -223,6 +223,18 @@ fn histogram_settings_are_read_globally_and_per_job() {
 }
 
 #[test]
+fn a_scrape_protocol_named_twice_is_refused() {
+    // Each protocol's weight in the Accept header comes from its place in
+    // the list; a repeated one would push later ones to q=0.
+    let text = "scrape_configs:\n  - job_name: a\n    scrape_protocols: [PrometheusProto, PrometheusText0.0.4, PrometheusProto]\n";
+    let error = parse_config("p.yml", text).unwrap_err().to_string();
+    assert!(
+        error.starts_with("p.yml:3: ") && error.contains("duplicated protocol in scrape_protocols"),
+        "{error}"
+    );
+}
+
+#[test]
 fn file_sd_files_parse() {
     let json = r#"[{"targets": ["a:1", "b:2"], "labels": {"env": "x"}}, {"targets": ["c:3"]}]"#;
     let groups = parse_file_sd("t.json", json).unwrap();
