@@ -1184,6 +1184,12 @@ impl NhcbGroups {
                 rest.push((label.to_string(), text.to_string()));
             }
         }
+        // A bucket without a usable `le` is not a classic bucket: it is
+        // kept as a float series, and starts no group.
+        let bound = le.and_then(model::exposition::parse_float);
+        if suffix == "_bucket" && bound.is_none() {
+            return false;
+        }
         rest.sort();
         let mut key = String::from(family);
         for (label, text) in &rest {
@@ -1212,12 +1218,8 @@ impl NhcbGroups {
         group.timestamp_ms = group.timestamp_ms.or(timestamp_ms);
         match suffix {
             "_bucket" => {
-                let bound = le.and_then(model::exposition::parse_float);
-                match bound {
-                    Some(bound) => group.buckets.push((bound, value)),
-                    // A bucket without a usable `le` is not a classic
-                    // bucket: it is kept as a float series.
-                    None => return false,
+                if let Some(bound) = bound {
+                    group.buckets.push((bound, value));
                 }
             }
             "_count" | "_gcount" => group.count = Some(value),
@@ -1266,7 +1268,7 @@ impl NhcbGroups {
             ) {
                 Ok(value) => value,
                 Err(error) => {
-                    tracing::debug!(%error, family = %group.family, "classic histogram not converted");
+                    tracing::warn!(%error, family = %group.family, "classic histogram not converted to a native one");
                     continue;
                 }
             };

@@ -268,7 +268,7 @@ async fn bucket_limit_lowers_resolution_or_fails_the_scrape() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_classic_histograms_convert_to_custom_buckets() {
-    let text = "# TYPE rpc_seconds histogram\nrpc_seconds_bucket{code=\"200\",le=\"0.1\"} 2\nrpc_seconds_bucket{code=\"200\",le=\"1\"} 5\nrpc_seconds_bucket{code=\"200\",le=\"+Inf\"} 6\nrpc_seconds_sum{code=\"200\"} 3.5\nrpc_seconds_count{code=\"200\"} 6\n# TYPE other gauge\nother 1\n";
+    let text = "# TYPE rpc_seconds histogram\nrpc_seconds_bucket{code=\"200\",le=\"0.1\"} 2\nrpc_seconds_bucket{code=\"200\",le=\"1\"} 5\nrpc_seconds_bucket{code=\"200\",le=\"+Inf\"} 6\nrpc_seconds_sum{code=\"200\"} 3.5\nrpc_seconds_count{code=\"200\"} 6\nrpc_seconds_bucket{code=\"500\",le=\"abc\"} 1\n# TYPE other gauge\nother 1\n";
     let target = TestTarget::start(Response::text(text)).await;
     let store = TestStore::open();
     let manager = store.manager_with(true);
@@ -304,17 +304,30 @@ async fn text_classic_histograms_convert_to_custom_buckets() {
     assert_eq!((h.count, h.sum), (6.0, 3.5));
     assert!(
         store
-            .series("rpc_seconds_bucket", &[("job", "nhcb")])
+            .series("rpc_seconds_bucket", &[("job", "nhcb"), ("code", "200")])
             .is_empty()
     );
     assert_eq!(
         store.samples("other", &[("job", "nhcb")]).last().unwrap().1,
         1.0
     );
+    // A bucket whose `le` is no number stays a float series and makes no
+    // histogram of its own.
+    assert!(
+        store
+            .histograms("rpc_seconds", &[("job", "nhcb"), ("code", "500")])
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .series("rpc_seconds_bucket", &[("job", "nhcb"), ("code", "500")])
+            .len(),
+        1
+    );
     // With scrape_classic_histograms the classic series stay too.
     assert_eq!(
         store.series("rpc_seconds_bucket", &[("job", "keep")]).len(),
-        3
+        4
     );
     manager.stop().await;
 }
