@@ -27,11 +27,21 @@ fn to_map(spans: &[Span], buckets: &[f64]) -> BTreeMap<i64, f64> {
 
 /// Spans and buckets of a map, leaving out empty buckets.
 fn from_map(m: &BTreeMap<i64, f64>) -> (Vec<Span>, Vec<f64>) {
+    spans_of(m, false)
+}
+
+/// Like [`from_map`], keeping empty buckets (a running sum's buckets can
+/// come back from zero).
+fn from_map_keep(m: &BTreeMap<i64, f64>) -> (Vec<Span>, Vec<f64>) {
+    spans_of(m, true)
+}
+
+fn spans_of(m: &BTreeMap<i64, f64>, keep_empty: bool) -> (Vec<Span>, Vec<f64>) {
     let mut spans: Vec<Span> = Vec::new();
     let mut buckets = Vec::new();
     let mut last: Option<i64> = None;
     for (&i, &c) in m {
-        if c == 0.0 {
+        if c == 0.0 && !keep_empty {
             continue;
         }
         match last {
@@ -560,34 +570,6 @@ impl HistAcc {
         compact(&mut h);
         Some(h)
     }
-}
-
-/// Like [`from_map`], keeping empty buckets (a running sum's buckets can
-/// come back from zero).
-fn from_map_keep(m: &BTreeMap<i64, f64>) -> (Vec<Span>, Vec<f64>) {
-    let mut spans: Vec<Span> = Vec::new();
-    let mut buckets = Vec::new();
-    let mut last: Option<i64> = None;
-    for (&i, &c) in m {
-        match last {
-            Some(l) if i == l + 1 => {
-                if let Some(s) = spans.last_mut() {
-                    s.length += 1;
-                }
-            }
-            Some(l) => spans.push(Span {
-                offset: (i - l - 1) as i32,
-                length: 1,
-            }),
-            None => spans.push(Span {
-                offset: i as i32,
-                length: 1,
-            }),
-        }
-        buckets.push(c);
-        last = Some(i);
-    }
-    (spans, buckets)
 }
 
 /// `h * factor`; a negative factor makes it a gauge.

@@ -427,7 +427,9 @@ struct OutputWriter {
 impl OutputWriter {
     fn write(&mut self, ts: i64, output: Output) {
         let mut current = HashSet::with_capacity(output.len());
-        for (labels, v) in output {
+        // Backtests replay floats (histogram results are left out when
+        // the expression is evaluated), so no histogram reaches here.
+        for (labels, v, _) in output {
             self.series.entry(labels.clone()).or_default().push((ts, v));
             current.insert(labels);
         }
@@ -477,7 +479,7 @@ fn backtest_recording(
                 );
                 break;
             }
-            output.push((names[n].clone(), v));
+            output.push((names[n].clone(), v, None));
         }
         if failed.is_none() && context.limit > 0 && output.len() as u64 > context.limit {
             failed = Some(format!(

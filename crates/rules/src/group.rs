@@ -17,6 +17,7 @@
 
 use crate::file::{GroupSpec, RuleKind, RuleSpec};
 use crate::template::{TemplateContext, expand_alert_template};
+use model::histogram::FloatHistogram;
 use model::labels::{LabelsBuilder, METRIC_NAME};
 use model::storage::{Appendable, Queryable};
 use model::{Labels, Matcher, STALE_NAN};
@@ -456,8 +457,9 @@ impl Group {
     }
 }
 
-/// The output of one rule evaluation: series and values at `ts`.
-pub(crate) type Output = Vec<(Labels, f64)>;
+/// The output of one rule evaluation: series and values at `ts` (a
+/// recording rule's native histogram results carry the histogram).
+pub(crate) type Output = Vec<(Labels, f64, Option<FloatHistogram>)>;
 
 fn eval_recording(
     rule: &mut Rule,
@@ -466,10 +468,10 @@ fn eval_recording(
     query_ts: i64,
     limit: u64,
 ) -> Result<Output, String> {
-    let samples = instant_vector(env, &rule.spec.expr, query_ts)?;
+    let samples = instant_samples(env, &rule.spec.expr, query_ts)?;
     let mut output = Vec::with_capacity(samples.len());
     let mut seen = HashSet::with_capacity(samples.len());
-    for (labels, value) in samples {
+    for (labels, value, histogram) in samples {
         let mut builder = LabelsBuilder::from_labels(&labels);
         builder.set(METRIC_NAME.to_string(), record.to_string());
         for (name, value) in &rule.spec.labels {
@@ -481,7 +483,7 @@ fn eval_recording(
                 "vector contains metrics with the same labelset after applying rule labels".into(),
             );
         }
-        output.push((labels, value));
+        output.push((labels, value, histogram));
     }
     if limit > 0 && output.len() as u64 > limit {
         return Err(format!(
@@ -635,39 +637,52 @@ pub(crate) fn alert_output(rule: &Rule) -> Output {
         let mut builder = LabelsBuilder::from_labels(&alert.labels);
         builder.set(METRIC_NAME.to_string(), "ALERTS".to_string());
         builder.set("alertstate".to_string(), alert.state.as_str().to_string());
-        output.push((builder.build(), 1.0));
+        output.push((builder.build(), 1.0, None));
         if rule.restored {
             let mut builder = LabelsBuilder::from_labels(&alert.labels);
             builder.set(METRIC_NAME.to_string(), "ALERTS_FOR_STATE".to_string());
             output.push((
                 builder.build(),
                 (alert.active_at_ms.div_euclid(1000)) as f64,
+                None,
             ));
         }
     }
     output
 }
 
-/// Runs `expr` as an instant query and returns its samples; a scalar
-/// becomes one sample with no labels, as in Prometheus.
+/// Runs `expr` as an instant query and returns its float samples; a
+/// scalar becomes one sample with no labels, as in Prometheus. Native
+/// histogram results are left out: alerting rules and templates work on
+/// floats (a histogram's `v` is no value).
 pub(crate) fn instant_vector(
     env: &EvalEnv,
     expr: &str,
     ts: i64,
 ) -> Result<Vec<(Labels, f64)>, String> {
+    Ok(instant_samples(env, expr, ts)?
+        .into_iter()
+        .filter(|(_, _, h)| h.is_none())
+        .map(|(labels, v, _)| (labels, v))
+        .collect())
+}
+
+/// Like [`instant_vector`], keeping native histogram samples (what a
+/// recording rule records, as Prometheus's does).
+fn instant_samples(
+    env: &EvalEnv,
+    expr: &str,
+    ts: i64,
+) -> Result<Vec<(Labels, f64, Option<FloatHistogram>)>, String> {
     let output = env
         .engine
         .instant_query(env.queryable.as_ref(), expr, ts)
         .map_err(|e| e.to_string())?;
     match output.value {
-        // Native histogram results are left out: rules record and alert
-        // on floats only (a histogram's `v` is no value).
-        promql::Value::Vector(samples) => Ok(samples
-            .into_iter()
-            .filter(|s| s.h.is_none())
-            .map(|s| (s.labels, s.v))
-            .collect()),
-        promql::Value::Scalar { v, .. } => Ok(vec![(Labels::empty(), v)]),
+        promql::Value::Vector(samples) => {
+            Ok(samples.into_iter().map(|s| (s.labels, s.v, s.h)).collect())
+        }
+        promql::Value::Scalar { v, .. } => Ok(vec![(Labels::empty(), v, None)]),
         promql::Value::String { .. } => Err("rule result is a string, not a vector".into()),
         promql::Value::Matrix(_) => Err("rule result is a range vector, not a vector".into()),
     }
@@ -678,8 +693,12 @@ pub(crate) fn instant_vector(
 fn write_output(rule: &mut Rule, env: &EvalEnv, ts: i64, output: Output) -> Result<(), String> {
     let mut appender = env.appendable.appender();
     let mut current = HashSet::with_capacity(output.len());
-    for (labels, value) in output {
-        if let Err(e) = appender.append(&labels, ts, value) {
+    for (labels, value, histogram) in output {
+        let stored = match &histogram {
+            Some(h) => appender.append_histogram(&labels, ts, h),
+            None => appender.append(&labels, ts, value),
+        };
+        if let Err(e) = stored {
             appender.rollback();
             return Err(format!("storing rule output: {e}"));
         }
