@@ -2,16 +2,16 @@
 //! them as native histograms, as Prometheus's rule manager does (it used
 //! to leave them out), and alerting rules still see floats only.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod common;
 
+use common::{now_ms, wait_until};
 use model::histogram::{FloatHistogram, Span};
 use model::labels::LabelsBuilder;
 use model::storage::{Appendable, Queryable};
 use model::{Labels, Matcher};
-use promql::{Engine, EngineOptions, Value};
-use rules::{EvalEnv, GroupOptions, NoNotifier, RuleManager, parse_rule_file};
-use tsdb::{Db, DbOptions};
+use promql::Value;
+use rules::parse_rule_file;
+use tsdb::Db;
 
 const RULES: &str = "groups:
   - name: histograms
@@ -22,13 +22,6 @@ const RULES: &str = "groups:
       - record: job:latency_seconds:count
         expr: histogram_count(sum by (job) (latency_seconds))
 ";
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 fn histogram(scale: f64) -> FloatHistogram {
     FloatHistogram {
@@ -72,14 +65,6 @@ fn stored(db: &Db, name: &str) -> Stored {
     out
 }
 
-fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn recording_rules_record_native_histograms() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -88,14 +73,7 @@ fn recording_rules_record_native_histograms() {
         .build()
         .expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
-    let opts = DbOptions {
-        retention_time_ms: None,
-        retention_size_bytes: None,
-        block_range_ms: 7_200_000,
-        wal_segment_size: 1 << 20,
-        fsync: false,
-    };
-    let db = Arc::new(Db::open(dir.path(), opts).expect("open"));
+    let db = common::open_db(dir.path());
     // Two instances of one job, written a little in the past so every
     // evaluation within the lookback sees them.
     let t = now_ms() - 1_000;
@@ -111,28 +89,7 @@ fn recording_rules_record_native_histograms() {
     }
     app.commit().expect("commit");
 
-    let engine = Arc::new(Engine::new(EngineOptions::prometheus_defaults()));
-    let env = EvalEnv {
-        engine: engine.clone(),
-        queryable: db.clone() as Arc<dyn Queryable>,
-        appendable: db.clone() as Arc<dyn Appendable>,
-        external_labels: Vec::new(),
-        external_url: String::new(),
-    };
-    let options = GroupOptions {
-        default_interval_ms: 100,
-        default_query_offset_ms: 0,
-        resend_delay_ms: 60_000,
-        outage_tolerance_ms: 3_600_000,
-        for_grace_period_ms: 0,
-    };
-    let manager = RuleManager::new(
-        env,
-        options,
-        Arc::new(NoNotifier),
-        Arc::new(now_ms),
-        runtime.handle().clone(),
-    );
+    let (manager, engine) = common::manager(&db, &runtime);
     manager.apply(parse_rule_file("rules.yml", RULES).expect("rule file"));
     wait_until("both rules recorded", || {
         !stored(&db, "job:latency_seconds:sum").1.is_empty()

@@ -2,14 +2,15 @@
 //! markers, as Prometheus does; a group that stays keeps writing, and
 //! stopping the manager (shutdown) writes no markers.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod common;
 
-use model::storage::{Appendable, Queryable};
+use std::time::Duration;
+
+use common::wait_until;
+use model::storage::Queryable;
 use model::{Matcher, is_stale_nan};
-use promql::{Engine, EngineOptions};
-use rules::{EvalEnv, GroupOptions, NoNotifier, RuleManager, parse_rule_file};
-use tsdb::{Db, DbOptions};
+use rules::parse_rule_file;
+use tsdb::Db;
 
 const RULES: &str = "groups:
   - name: kept
@@ -26,13 +27,6 @@ const RULES: &str = "groups:
         expr: vector(3)
 ";
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// The samples of one metric, oldest first.
 fn samples(db: &Db, name: &str) -> Vec<(i64, f64)> {
     let Ok(q) = db.querier(i64::MIN, i64::MAX) else {
@@ -45,14 +39,6 @@ fn samples(db: &Db, name: &str) -> Vec<(i64, f64)> {
         .collect()
 }
 
-fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn removed_groups_mark_their_series_stale() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -61,35 +47,8 @@ fn removed_groups_mark_their_series_stale() {
         .build()
         .expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
-    let opts = DbOptions {
-        retention_time_ms: None,
-        retention_size_bytes: None,
-        block_range_ms: 7_200_000,
-        wal_segment_size: 1 << 20,
-        fsync: false,
-    };
-    let db = Arc::new(Db::open(dir.path(), opts).expect("open"));
-    let env = EvalEnv {
-        engine: Arc::new(Engine::new(EngineOptions::prometheus_defaults())),
-        queryable: db.clone() as Arc<dyn Queryable>,
-        appendable: db.clone() as Arc<dyn Appendable>,
-        external_labels: Vec::new(),
-        external_url: String::new(),
-    };
-    let options = GroupOptions {
-        default_interval_ms: 100,
-        default_query_offset_ms: 0,
-        resend_delay_ms: 60_000,
-        outage_tolerance_ms: 3_600_000,
-        for_grace_period_ms: 0,
-    };
-    let manager = RuleManager::new(
-        env,
-        options,
-        Arc::new(NoNotifier),
-        Arc::new(now_ms),
-        runtime.handle().clone(),
-    );
+    let db = common::open_db(dir.path());
+    let (manager, _) = common::manager(&db, &runtime);
     let specs = parse_rule_file("rules.yml", RULES).expect("rule file");
     manager.apply(specs.clone());
     wait_until("both groups evaluated", || {
