@@ -515,7 +515,8 @@ fn decode_time_series<'a>(
 mod tests {
     use super::*;
 
-    fn varint(mut v: u64, out: &mut Vec<u8>) {
+    /// Protobuf writers for test messages (also used by `v2`'s tests).
+    pub(super) fn varint(mut v: u64, out: &mut Vec<u8>) {
         while v >= 0x80 {
             out.push((v as u8) | 0x80);
             v >>= 7;
@@ -523,7 +524,7 @@ mod tests {
         out.push(v as u8);
     }
 
-    fn len_field(field: u64, body: &[u8], out: &mut Vec<u8>) {
+    pub(super) fn len_field(field: u64, body: &[u8], out: &mut Vec<u8>) {
         varint((field << 3) | WIRE_LEN, out);
         varint(body.len() as u64, out);
         out.extend_from_slice(body);

@@ -191,21 +191,8 @@ fn decode_metadata<'a>(buf: &'a [u8], symbols: &[&'a str]) -> Result<RawMetadata
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{len_field, varint};
     use super::*;
-
-    fn varint(mut v: u64, out: &mut Vec<u8>) {
-        while v >= 0x80 {
-            out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
-
-    fn len_field(field: u64, body: &[u8], out: &mut Vec<u8>) {
-        varint((field << 3) | WIRE_LEN, out);
-        varint(body.len() as u64, out);
-        out.extend_from_slice(body);
-    }
 
     fn varint_field(field: u64, value: u64, out: &mut Vec<u8>) {
         varint((field << 3) | WIRE_VARINT, out);
