@@ -163,7 +163,12 @@ pub(crate) fn eval(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryE
             }
         }
         for (bi, bs) in base.iter().enumerate() {
-            let Some(v) = bs.points[step] else { continue };
+            // A histogram sample gets the info labels as a float does.
+            let hist = bs.hist(step);
+            let v = bs.points[step];
+            if v.is_none() && hist.is_none() {
+                continue;
+            }
             let labels = if ignored[bi] {
                 bs.labels.clone()
             } else {
@@ -204,7 +209,11 @@ pub(crate) fn eval(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryE
                 }
                 b.build()
             };
-            out.put(labels, bs.drop_name, step, v)?;
+            match (v, hist) {
+                (Some(v), _) => out.put(labels, bs.drop_name, step, v)?,
+                (None, Some(h)) => out.put_hist(labels, bs.drop_name, step, h.clone())?,
+                (None, None) => {}
+            }
         }
     }
     Ok(Val::Vector(out.finish()))

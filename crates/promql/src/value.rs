@@ -86,6 +86,32 @@ impl StepCollector {
         step: usize,
         v: f64,
     ) -> Result<(), crate::QueryError> {
+        let i = self.free_slot(labels, drop_name, step)?;
+        self.out[i].points[step] = Some(v);
+        Ok(())
+    }
+
+    /// As `put`, for a histogram.
+    pub fn put_hist(
+        &mut self,
+        labels: Labels,
+        drop_name: bool,
+        step: usize,
+        h: Hist,
+    ) -> Result<(), crate::QueryError> {
+        let i = self.free_slot(labels, drop_name, step)?;
+        self.out[i].set_hist(step, Some(h));
+        Ok(())
+    }
+
+    /// The series for `labels` (created on first use), which must hold no
+    /// value of either kind at `step`.
+    fn free_slot(
+        &mut self,
+        labels: Labels,
+        drop_name: bool,
+        step: usize,
+    ) -> Result<usize, crate::QueryError> {
         let i = match self.index.get(&labels) {
             Some(&i) => i,
             None => {
@@ -99,14 +125,12 @@ impl StepCollector {
                 self.out.len() - 1
             }
         };
-        let slot = &mut self.out[i].points[step];
-        if slot.is_some() {
+        if self.out[i].present(step) {
             return Err(crate::QueryError::execution(
                 "vector cannot contain metrics with the same labelset",
             ));
         }
-        *slot = Some(v);
-        Ok(())
+        Ok(i)
     }
 
     pub fn finish(self) -> Vec<StepSeries> {
