@@ -281,6 +281,64 @@ impl Histogram {
     }
 }
 
+impl Histogram {
+    /// The histogram this message holds, in float form, checked as the
+    /// remote write receiver checks it (a stored staleness marker passes:
+    /// its sum is the marker NaN). Integer messages are those without a
+    /// float count.
+    pub fn to_model(&self) -> Result<model::histogram::FloatHistogram, String> {
+        let spans = |list: &[BucketSpan]| -> Vec<model::histogram::Span> {
+            list.iter()
+                .map(|s| model::histogram::Span {
+                    offset: s.offset,
+                    length: s.length,
+                })
+                .collect()
+        };
+        let hint = u8::try_from(self.reset_hint)
+            .ok()
+            .and_then(model::histogram::CounterResetHint::from_u8)
+            .ok_or_else(|| format!("unknown counter reset hint {}", self.reset_hint))?;
+        let float = match self.count_float {
+            Some(count) => {
+                let h = model::histogram::FloatHistogram {
+                    counter_reset_hint: hint,
+                    schema: self.schema,
+                    zero_threshold: self.zero_threshold,
+                    zero_count: self.zero_count_float.unwrap_or(0.0),
+                    count,
+                    sum: self.sum,
+                    positive_spans: spans(&self.positive_spans),
+                    negative_spans: spans(&self.negative_spans),
+                    positive_buckets: self.positive_counts.clone(),
+                    negative_buckets: self.negative_counts.clone(),
+                    custom_values: self.custom_values.clone(),
+                };
+                h.validate().map_err(|e| e.to_string())?;
+                h
+            }
+            None => {
+                let h = model::histogram::Histogram {
+                    counter_reset_hint: hint,
+                    schema: self.schema,
+                    zero_threshold: self.zero_threshold,
+                    zero_count: self.zero_count_int.unwrap_or(0),
+                    count: self.count_int.unwrap_or(0),
+                    sum: self.sum,
+                    positive_spans: spans(&self.positive_spans),
+                    negative_spans: spans(&self.negative_spans),
+                    positive_buckets: self.positive_deltas.clone(),
+                    negative_buckets: self.negative_deltas.clone(),
+                    custom_values: self.custom_values.clone(),
+                };
+                h.validate().map_err(|e| e.to_string())?;
+                h.to_float()
+            }
+        };
+        Ok(float)
+    }
+}
+
 /// `prometheus.MetricMetadata`; the receiver skips it unread for now.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct MetricMetadata {

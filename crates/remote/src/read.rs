@@ -7,7 +7,9 @@
 //!   range and label matchers each) and the response types the client
 //!   accepts, in order of preference. No list means `SAMPLES`.
 //! - `SAMPLES`: one snappy block holding a `ReadResponse`, one
-//!   `QueryResult` per query, each series with its samples.
+//!   `QueryResult` per query, each series with its float samples and its
+//!   native histogram samples (`prometheus.Histogram`, as remote write
+//!   1.0 carries them).
 //! - `STREAMED_XOR_CHUNKS`: a sequence of frames, each
 //!   `uvarint(len) ‖ crc32c(message) as u32 big endian ‖ message`, the
 //!   message a `ChunkedReadResponse` holding part of one series of one
@@ -19,7 +21,7 @@
 
 use model::{MatchOp, Matcher};
 
-use crate::codec::{Label, RemoteWriteError, Sample, decompress_snappy};
+use crate::codec::{Histogram, Label, RemoteWriteError, Sample, decompress_snappy};
 
 /// `prometheus.ReadRequest`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -107,14 +109,16 @@ pub struct QueryResult {
     pub timeseries: Vec<ReadSeries>,
 }
 
-/// `prometheus.TimeSeries` as remote read uses it: labels and samples
-/// (the exemplar and histogram fields stay empty).
+/// `prometheus.TimeSeries` as remote read uses it: labels, float samples
+/// and native histogram samples (the exemplar field stays empty).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ReadSeries {
     #[prost(message, repeated, tag = "1")]
     pub labels: Vec<Label>,
     #[prost(message, repeated, tag = "2")]
     pub samples: Vec<Sample>,
+    #[prost(message, repeated, tag = "4")]
+    pub histograms: Vec<Histogram>,
 }
 
 /// `prometheus.ChunkedReadResponse`: chunks of one series of query

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use config::RemoteReadConfig;
 use config::client::{ClientOptions, HttpClient};
+use model::histogram::FloatHistogram;
 use model::{Labels, MatchOp, Matcher};
 use prost::Message;
 
@@ -24,8 +25,14 @@ pub const MAX_RESPONSE_BYTES: usize = 1 << 30;
 /// The user agent of remote read requests.
 const USER_AGENT: &str = concat!("osprey/", env!("CARGO_PKG_VERSION"));
 
-/// One series as a store returned it: labels and samples in time order.
-pub type ReadSeriesData = (Labels, Vec<(i64, f64)>);
+/// One series as a store returned it: labels, float samples and native
+/// histogram samples, each in time order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReadSeriesData {
+    pub labels: Labels,
+    pub samples: Vec<(i64, f64)>,
+    pub histograms: Vec<(i64, FloatHistogram)>,
+}
 
 /// A client for one `remote_read` entry.
 pub struct ReadClient {
@@ -150,7 +157,18 @@ pub fn decode_samples(body: &[u8]) -> Result<Vec<ReadSeriesData>, String> {
                 .iter()
                 .map(|s| (s.timestamp, s.value))
                 .collect();
-            out.push((labels_of(&series.labels), samples));
+            let mut histograms = Vec::with_capacity(series.histograms.len());
+            for h in &series.histograms {
+                let histogram = h
+                    .to_model()
+                    .map_err(|e| format!("histogram at {}: {e}", h.timestamp))?;
+                histograms.push((h.timestamp, histogram));
+            }
+            out.push(ReadSeriesData {
+                labels: labels_of(&series.labels),
+                samples,
+                histograms,
+            });
         }
     }
     Ok(out)
@@ -177,8 +195,12 @@ pub fn decode_streamed(body: &[u8]) -> Result<Vec<ReadSeriesData>, String> {
                 samples.extend(decoded);
             }
             match out.last_mut() {
-                Some((last, existing)) if *last == labels => existing.extend(samples),
-                _ => out.push((labels, samples)),
+                Some(last) if last.labels == labels => last.samples.extend(samples),
+                _ => out.push(ReadSeriesData {
+                    labels,
+                    samples,
+                    histograms: Vec::new(),
+                }),
             }
         }
     }
@@ -193,6 +215,25 @@ mod tests {
 
     #[test]
     fn sample_answers_read_back() {
+        use model::histogram::{CounterResetHint, Histogram, Span};
+        let integer = Histogram {
+            counter_reset_hint: CounterResetHint::NotCounterReset,
+            schema: 1,
+            zero_threshold: 0.001,
+            zero_count: 2,
+            count: 8,
+            sum: 12.5,
+            positive_spans: vec![Span {
+                offset: -1,
+                length: 3,
+            }],
+            positive_buckets: vec![1, 2, -1],
+            ..Histogram::default()
+        };
+        let mut float = integer.to_float();
+        float.count = 8.5;
+        float.positive_buckets[0] = 1.5;
+        float.counter_reset_hint = CounterResetHint::Gauge;
         let response = ReadResponse {
             results: vec![QueryResult {
                 timeseries: vec![ReadSeries {
@@ -216,17 +257,40 @@ mod tests {
                             timestamp: 20,
                         },
                     ],
+                    histograms: vec![
+                        crate::Histogram::from_integer(30, &integer),
+                        crate::Histogram::from_float(40, &float),
+                    ],
                 }],
             }],
         };
         let decoded = decode_samples(&encode_read_response(&response)).unwrap();
         assert_eq!(decoded.len(), 1);
         assert_eq!(
-            decoded[0].0,
+            decoded[0].labels,
             Labels::from_pairs([("__name__", "up"), ("job", "a")])
         );
-        assert_eq!(decoded[0].1[0], (10, 1.0));
-        assert!(decoded[0].1[1].1.is_nan());
+        assert_eq!(decoded[0].samples[0], (10, 1.0));
+        assert!(decoded[0].samples[1].1.is_nan());
+        assert_eq!(
+            decoded[0].histograms,
+            vec![(30, integer.to_float()), (40, float)]
+        );
+
+        // A histogram that breaks Prometheus's rules is an error, not data.
+        let mut bad = crate::Histogram::from_integer(50, &integer);
+        bad.count_int = Some(1);
+        let response = ReadResponse {
+            results: vec![QueryResult {
+                timeseries: vec![ReadSeries {
+                    labels: Vec::new(),
+                    samples: Vec::new(),
+                    histograms: vec![bad],
+                }],
+            }],
+        };
+        let error = decode_samples(&encode_read_response(&response)).unwrap_err();
+        assert!(error.starts_with("histogram at 50: "), "{error}");
         assert!(decode_samples(b"not snappy").is_err());
         assert!(decode_streamed(b"\x05abc").is_err());
     }

@@ -172,14 +172,13 @@ impl FanoutQuerier {
                 .and_then(|a| a);
             match answer {
                 Ok(series) => {
-                    for (labels, samples) in series {
-                        let labels = strip(&labels, &external);
-                        let samples: Vec<(i64, f64)> = samples
-                            .into_iter()
-                            .filter(|&(t, _)| t >= self.mint && t <= self.maxt)
-                            .collect();
-                        if !samples.is_empty() {
-                            out.push((labels, samples));
+                    for mut series in series {
+                        series.labels = strip(&series.labels, &external);
+                        let (mint, maxt) = (self.mint, self.maxt);
+                        series.samples.retain(|&(t, _)| t >= mint && t <= maxt);
+                        series.histograms.retain(|(t, _)| *t >= mint && *t <= maxt);
+                        if !series.samples.is_empty() || !series.histograms.is_empty() {
+                            out.push(series);
                         }
                     }
                 }
@@ -188,15 +187,17 @@ impl FanoutQuerier {
                 }
             }
         }
-        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
         // Several stores may return one label set: merge them.
         let mut merged: Vec<ReadSeriesData> = Vec::with_capacity(out.len());
-        for (labels, samples) in out {
+        for series in out {
             match merged.last_mut() {
-                Some((last, existing)) if *last == labels => {
-                    *existing = merge_samples(std::mem::take(existing), samples);
+                Some(last) if last.labels == series.labels => {
+                    last.samples = merge_samples(std::mem::take(&mut last.samples), series.samples);
+                    last.histograms =
+                        merge_samples(std::mem::take(&mut last.histograms), series.histograms);
                 }
-                _ => merged.push((labels, samples)),
+                _ => merged.push(series),
             }
         }
         merged
@@ -217,9 +218,9 @@ fn strip(labels: &Labels, external: &[(String, String)]) -> Labels {
     builder.build()
 }
 
-/// Two sample lists in time order merged into one; on equal timestamps
-/// the first list's sample is kept.
-fn merge_samples(first: Vec<(i64, f64)>, second: Vec<(i64, f64)>) -> Vec<(i64, f64)> {
+/// Two sample lists (floats or histograms) in time order merged into one;
+/// on equal timestamps the first list's sample is kept.
+fn merge_samples<T>(first: Vec<(i64, T)>, second: Vec<(i64, T)>) -> Vec<(i64, T)> {
     let mut out = Vec::with_capacity(first.len() + second.len());
     let (mut a, mut b) = (first.into_iter().peekable(), second.into_iter().peekable());
     loop {
@@ -278,26 +279,30 @@ impl Iterator for MergeSet {
             (None, None) => return None,
             (Some(Err(_)), _) | (Some(Ok(_)), None) => std::cmp::Ordering::Less,
             (None, Some(_)) => std::cmp::Ordering::Greater,
-            (Some(Ok(local)), Some((labels, _))) => local.labels.cmp(labels),
+            (Some(Ok(local)), Some(remote)) => local.labels.cmp(&remote.labels),
         };
         match order {
             std::cmp::Ordering::Less => self.local.next(),
             std::cmp::Ordering::Greater => {
-                let (labels, samples) = self.remote.next()?;
-                Some(Ok(Series::floats(labels, Box::new(samples.into_iter()))))
+                let remote = self.remote.next()?;
+                Some(Ok(Series {
+                    labels: remote.labels,
+                    samples: Box::new(remote.samples.into_iter()),
+                    histograms: Box::new(remote.histograms.into_iter()),
+                }))
             }
             std::cmp::Ordering::Equal => {
                 let local = match self.local.next()? {
                     Ok(series) => series,
                     Err(e) => return Some(Err(e)),
                 };
-                let (_, remote) = self.remote.next()?;
-                let samples = merge_samples(local.samples.collect(), remote);
-                // Remote read brings floats only; the local histograms stay.
+                let remote = self.remote.next()?;
+                let samples = merge_samples(local.samples.collect(), remote.samples);
+                let histograms = merge_samples(local.histograms.collect(), remote.histograms);
                 Some(Ok(Series {
                     labels: local.labels,
                     samples: Box::new(samples.into_iter()),
-                    histograms: local.histograms,
+                    histograms: Box::new(histograms.into_iter()),
                 }))
             }
         }
@@ -331,5 +336,54 @@ mod tests {
             strip(&labels, &external),
             Labels::from_pairs([("__name__", "up"), ("zone", "b")])
         );
+    }
+
+    /// Local and remote series merge by label set; a series both have
+    /// gets both sample lists merged, histograms included, the local
+    /// sample winning a shared timestamp.
+    #[test]
+    fn merge_set_joins_floats_and_histograms() {
+        use model::histogram::FloatHistogram;
+        let h = |count: f64| FloatHistogram {
+            count,
+            ..FloatHistogram::default()
+        };
+        let a = Labels::from_pairs([("__name__", "a")]);
+        let b = Labels::from_pairs([("__name__", "b")]);
+        let local: SeriesSet = Box::new(
+            vec![Ok(Series::histograms(
+                a.clone(),
+                Box::new(vec![(1, h(1.0)), (3, h(3.0))].into_iter()),
+            ))]
+            .into_iter(),
+        );
+        let remote = vec![
+            ReadSeriesData {
+                labels: a.clone(),
+                samples: Vec::new(),
+                histograms: vec![(2, h(20.0)), (3, h(30.0))],
+            },
+            ReadSeriesData {
+                labels: b.clone(),
+                samples: vec![(5, 5.0)],
+                histograms: vec![(6, h(6.0))],
+            },
+        ];
+        let merged: Vec<Series> = MergeSet {
+            local: local.peekable(),
+            remote: remote.into_iter().peekable(),
+        }
+        .map(|s| s.unwrap())
+        .collect();
+        assert_eq!(merged.len(), 2);
+        let mut it = merged.into_iter();
+        let first = it.next().unwrap();
+        assert_eq!(first.labels, a);
+        let counts: Vec<(i64, f64)> = first.histograms.map(|(t, h)| (t, h.count)).collect();
+        assert_eq!(counts, vec![(1, 1.0), (2, 20.0), (3, 3.0)]);
+        let second = it.next().unwrap();
+        assert_eq!(second.labels, b);
+        assert_eq!(second.samples.collect::<Vec<_>>(), vec![(5, 5.0)]);
+        assert_eq!(second.histograms.count(), 1);
     }
 }

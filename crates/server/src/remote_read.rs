@@ -7,8 +7,9 @@
 //!   external labels are added to every series returned, the series's own
 //!   value winning, as Prometheus's read handler does.
 //! - `SAMPLES`: every sample in `[start, end]` (staleness markers
-//!   included), at most [`SAMPLE_LIMIT`] over the request, as one
-//!   snappy-compressed `ReadResponse`.
+//!   included), float and native histogram (in float form), at most
+//!   [`SAMPLE_LIMIT`] of both over the request, as one snappy-compressed
+//!   `ReadResponse`.
 //! - `STREAMED_XOR_CHUNKS`: per query, per series (sorted by labels), XOR
 //!   chunks of at most [`SAMPLES_PER_CHUNK`] samples, grouped into frames
 //!   of about [`FRAME_BYTES`]; a series larger than that spans several
@@ -177,6 +178,10 @@ fn with_external(labels: &Labels, external: &[(String, String)]) -> Vec<Label> {
     out
 }
 
+fn sample_limit_exceeded() -> ApiError {
+    ApiError::bad_data(format!("exceeded sample limit ({SAMPLE_LIMIT})"))
+}
+
 /// Runs every query and encodes the `SAMPLES` answer.
 fn samples_response(storage: &dyn Storage, prepared: &Prepared) -> Result<Vec<u8>, ApiError> {
     let mut response = ReadResponse::default();
@@ -190,18 +195,25 @@ fn samples_response(storage: &dyn Storage, prepared: &Prepared) -> Result<Vec<u8
             for (t, v) in series.samples {
                 total += 1;
                 if SAMPLE_LIMIT > 0 && total > SAMPLE_LIMIT {
-                    return Err(ApiError::bad_data(format!(
-                        "exceeded sample limit ({SAMPLE_LIMIT})"
-                    )));
+                    return Err(sample_limit_exceeded());
                 }
                 samples.push(Sample {
                     value: v,
                     timestamp: t,
                 });
             }
+            let mut histograms = Vec::new();
+            for (t, h) in series.histograms {
+                total += 1;
+                if SAMPLE_LIMIT > 0 && total > SAMPLE_LIMIT {
+                    return Err(sample_limit_exceeded());
+                }
+                histograms.push(remote::Histogram::from_float(t, &h));
+            }
             result.timeseries.push(ReadSeries {
                 labels: with_external(&series.labels, &prepared.external),
                 samples,
+                histograms,
             });
         }
         response.results.push(result);
@@ -494,5 +506,73 @@ mod tests {
             })
             .collect();
         assert_eq!(times, vec![vec![1, 2, 3], vec![0]]);
+    }
+
+    /// A `SAMPLES` answer carries a series's histograms beside its floats,
+    /// and osprey's own client reads them back unchanged.
+    #[test]
+    fn sample_answers_carry_histograms() {
+        use model::histogram::{CounterResetHint, FloatHistogram, Span};
+        use model::storage::Queryable;
+        // The test storage keeps floats only; the TSDB keeps histograms.
+        let dir = tempfile::tempdir().unwrap();
+        let storage = tsdb::Db::open(
+            dir.path(),
+            tsdb::DbOptions {
+                retention_time_ms: None,
+                retention_size_bytes: None,
+                block_range_ms: 7_200_000,
+                wal_segment_size: 1 << 16,
+                fsync: false,
+            },
+        )
+        .unwrap();
+        let labels = Labels::from_pairs([("__name__", "latency")]);
+        let mut expected = Vec::new();
+        let mut appender = storage.appender();
+        for t in 1..=3i64 {
+            let h = FloatHistogram {
+                counter_reset_hint: CounterResetHint::Unknown,
+                schema: 0,
+                zero_threshold: 0.001,
+                zero_count: 1.0,
+                count: 1.0 + 3.0 * t as f64,
+                sum: 2.5 * t as f64,
+                positive_spans: vec![Span {
+                    offset: 0,
+                    length: 2,
+                }],
+                positive_buckets: vec![t as f64, 2.0 * t as f64],
+                ..FloatHistogram::default()
+            };
+            appender.append_histogram(&labels, t * 1000, &h).unwrap();
+            expected.push(t * 1000);
+        }
+        appender.commit().unwrap();
+        drop(appender);
+        let req = request(
+            vec![ResponseType::Samples as i32],
+            vec![matcher(MatcherType::Eq, "__name__", "latency")],
+            0,
+            10_000,
+        );
+        let prepared = prepare(&req, Vec::new()).unwrap();
+        let body = samples_response(&storage, &prepared).unwrap();
+        let decoded = remote::read_client::decode_samples(&body).unwrap();
+        assert_eq!(decoded.len(), 1);
+        assert!(decoded[0].samples.is_empty());
+        // What the store hands out is what the client reads back.
+        let stored: Vec<(i64, FloatHistogram)> = storage
+            .querier(0, 10_000)
+            .unwrap()
+            .select(&[model::Matcher::equal("__name__", "latency")])
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .histograms
+            .collect();
+        assert_eq!(stored.iter().map(|(t, _)| *t).collect::<Vec<_>>(), expected);
+        assert_eq!(decoded[0].histograms, stored);
     }
 }
