@@ -3,8 +3,10 @@
 //!
 //! It asks for `STREAMED_XOR_CHUNKS` first and `SAMPLES` second, and reads
 //! whichever the store answers (Prometheus 2.x answers streamed chunks,
-//! older stores and many others samples). The answer is read whole, up to
-//! [`MAX_RESPONSE_BYTES`].
+//! older stores and many others samples), float and native histogram
+//! samples alike: streamed histograms come in Prometheus's own histogram
+//! chunk encodings (`tsdb::chunkenc::prom_hist`). The answer is read
+//! whole, up to [`MAX_RESPONSE_BYTES`].
 
 use std::time::Duration;
 
@@ -182,24 +184,41 @@ pub fn decode_streamed(body: &[u8]) -> Result<Vec<ReadSeriesData>, String> {
         for series in frame.chunked_series {
             let labels = labels_of(&series.labels);
             let mut samples = Vec::new();
+            let mut histograms = Vec::new();
             for chunk in series.chunks {
-                if chunk.r#type != ChunkEncoding::Xor as i32 {
-                    return Err(format!(
-                        "chunk encoding {} is not supported (only XOR)",
-                        chunk.r#type
-                    ));
+                use tsdb::chunkenc::prom_hist::{self, PromHistEncoding};
+                let histogram_encoding = match chunk.r#type {
+                    t if t == ChunkEncoding::Xor as i32 => None,
+                    t if t == ChunkEncoding::Histogram as i32 => Some(PromHistEncoding::Histogram),
+                    t if t == ChunkEncoding::FloatHistogram as i32 => {
+                        Some(PromHistEncoding::FloatHistogram)
+                    }
+                    t => return Err(format!("chunk encoding {t} is not supported")),
+                };
+                match histogram_encoding {
+                    None => samples.extend(
+                        tsdb::chunkenc::decode_all(tsdb::chunkenc::Encoding::Xor, &chunk.data)
+                            .map_err(|e| format!("chunk: {}", e.reason()))?,
+                    ),
+                    Some(encoding) => histograms.extend(
+                        prom_hist::decode(encoding, &chunk.data)
+                            .map_err(|e| format!("histogram chunk: {}", e.reason()))?,
+                    ),
                 }
-                let decoded =
-                    tsdb::chunkenc::decode_all(tsdb::chunkenc::Encoding::Xor, &chunk.data)
-                        .map_err(|e| format!("chunk: {}", e.reason()))?;
-                samples.extend(decoded);
             }
+            // Chunks of one kind arrive in time order; a series that
+            // changed kind may interleave them.
+            samples.sort_by_key(|s| s.0);
+            histograms.sort_by_key(|s| s.0);
             match out.last_mut() {
-                Some(last) if last.labels == labels => last.samples.extend(samples),
+                Some(last) if last.labels == labels => {
+                    last.samples.extend(samples);
+                    last.histograms.extend(histograms);
+                }
                 _ => out.push(ReadSeriesData {
                     labels,
                     samples,
-                    histograms: Vec::new(),
+                    histograms,
                 }),
             }
         }

@@ -14,6 +14,10 @@
 //!   chunks of at most [`SAMPLES_PER_CHUNK`] samples, grouped into frames
 //!   of about [`FRAME_BYTES`]; a series larger than that spans several
 //!   frames. Streamed from a blocking task, so memory stays bounded.
+//!   Native histograms go as Prometheus's own histogram chunk encodings
+//!   (`HISTOGRAM`, `FLOAT_HISTOGRAM`), written by
+//!   `tsdb::chunkenc::prom_hist`; a series's histograms are held in memory
+//!   while its chunks are written.
 
 use std::io;
 
@@ -294,6 +298,10 @@ fn close_chunk(appender: &mut XorAppender, chunk_start: i64, chunks: &mut Vec<Ch
 }
 
 /// Sends one series as frames; `Ok(false)` when the client went away.
+/// Floats go as XOR chunks, streamed as they are read; histograms as
+/// Prometheus's histogram chunks (`tsdb::chunkenc::prom_hist`), encoded
+/// once the series's histograms are read. A series holding both kinds
+/// (its type changed) has all its chunks sorted by start time first.
 fn send_series(
     series: Series,
     query_index: i64,
@@ -301,6 +309,9 @@ fn send_series(
     frames: &mpsc::Sender<Result<Bytes, io::Error>>,
 ) -> Result<bool, io::Error> {
     let labels = with_external(&series.labels, external);
+    let histograms: Vec<(i64, model::histogram::FloatHistogram)> = series.histograms.collect();
+    let histogram_chunks = tsdb::chunkenc::prom_hist::encode(&histograms);
+    drop(histograms);
     let mut chunks: Vec<Chunk> = Vec::new();
     let mut chunk_bytes = 0usize;
     let mut appender = XorAppender::new();
@@ -319,6 +330,9 @@ fn send_series(
         );
         frames.blocking_send(Ok(Bytes::from(out))).is_ok()
     };
+    // Floats alone stream frame by frame; with histograms beside them
+    // every chunk is held until the order is known.
+    let hold = !histogram_chunks.is_empty();
     for (t, v) in series.samples {
         if appender.num_samples() == 0 {
             chunk_start = t;
@@ -326,7 +340,7 @@ fn send_series(
         appender.append(t, v);
         if appender.num_samples() == SAMPLES_PER_CHUNK {
             chunk_bytes += close_chunk(&mut appender, chunk_start, &mut chunks);
-            if chunk_bytes >= FRAME_BYTES {
+            if !hold && chunk_bytes >= FRAME_BYTES {
                 if !send(std::mem::take(&mut chunks)) {
                     return Ok(false);
                 }
@@ -336,6 +350,39 @@ fn send_series(
     }
     if appender.num_samples() > 0 {
         close_chunk(&mut appender, chunk_start, &mut chunks);
+    }
+    if hold {
+        let mixed = !chunks.is_empty();
+        chunks.extend(histogram_chunks.into_iter().map(|c| Chunk {
+            min_time_ms: c.min_time,
+            max_time_ms: c.max_time,
+            r#type: match c.encoding {
+                tsdb::chunkenc::prom_hist::PromHistEncoding::Histogram => {
+                    ChunkEncoding::Histogram as i32
+                }
+                tsdb::chunkenc::prom_hist::PromHistEncoding::FloatHistogram => {
+                    ChunkEncoding::FloatHistogram as i32
+                }
+            },
+            data: c.bytes,
+        }));
+        if mixed {
+            chunks.sort_by_key(|c| c.min_time_ms);
+        }
+        // Frames of about FRAME_BYTES each.
+        let mut frame: Vec<Chunk> = Vec::new();
+        let mut frame_bytes = 0usize;
+        for chunk in chunks {
+            frame_bytes += chunk.data.len();
+            frame.push(chunk);
+            if frame_bytes >= FRAME_BYTES {
+                if !send(std::mem::take(&mut frame)) {
+                    return Ok(false);
+                }
+                frame_bytes = 0;
+            }
+        }
+        chunks = frame;
     }
     if !chunks.is_empty() && !send(chunks) {
         return Ok(false);
@@ -508,16 +555,15 @@ mod tests {
         assert_eq!(times, vec![vec![1, 2, 3], vec![0]]);
     }
 
-    /// A `SAMPLES` answer carries a series's histograms beside its floats,
-    /// and osprey's own client reads them back unchanged.
-    #[test]
-    fn sample_answers_carry_histograms() {
+    /// A TSDB (the test storage keeps floats only) holding the histogram
+    /// series `latency` at 1 s, 2 s and 3 s, and what it hands out.
+    fn histogram_db(
+        dir: &std::path::Path,
+    ) -> (tsdb::Db, Vec<(i64, model::histogram::FloatHistogram)>) {
         use model::histogram::{CounterResetHint, FloatHistogram, Span};
         use model::storage::Queryable;
-        // The test storage keeps floats only; the TSDB keeps histograms.
-        let dir = tempfile::tempdir().unwrap();
         let storage = tsdb::Db::open(
-            dir.path(),
+            dir,
             tsdb::DbOptions {
                 retention_time_ms: None,
                 retention_size_bytes: None,
@@ -528,7 +574,6 @@ mod tests {
         )
         .unwrap();
         let labels = Labels::from_pairs([("__name__", "latency")]);
-        let mut expected = Vec::new();
         let mut appender = storage.appender();
         for t in 1..=3i64 {
             let h = FloatHistogram {
@@ -546,22 +591,17 @@ mod tests {
                 ..FloatHistogram::default()
             };
             appender.append_histogram(&labels, t * 1000, &h).unwrap();
-            expected.push(t * 1000);
         }
+        // A float series beside it.
+        appender
+            .append(
+                &Labels::from_pairs([("__name__", "latency_floats")]),
+                1000,
+                1.0,
+            )
+            .unwrap();
         appender.commit().unwrap();
         drop(appender);
-        let req = request(
-            vec![ResponseType::Samples as i32],
-            vec![matcher(MatcherType::Eq, "__name__", "latency")],
-            0,
-            10_000,
-        );
-        let prepared = prepare(&req, Vec::new()).unwrap();
-        let body = samples_response(&storage, &prepared).unwrap();
-        let decoded = remote::read_client::decode_samples(&body).unwrap();
-        assert_eq!(decoded.len(), 1);
-        assert!(decoded[0].samples.is_empty());
-        // What the store hands out is what the client reads back.
         let stored: Vec<(i64, FloatHistogram)> = storage
             .querier(0, 10_000)
             .unwrap()
@@ -572,7 +612,79 @@ mod tests {
             .unwrap()
             .histograms
             .collect();
-        assert_eq!(stored.iter().map(|(t, _)| *t).collect::<Vec<_>>(), expected);
+        assert_eq!(stored.len(), 3);
+        (storage, stored)
+    }
+
+    fn latency_request(kind: ResponseType) -> Prepared {
+        let req = request(
+            vec![kind as i32],
+            vec![matcher(MatcherType::Re, "__name__", "latency.*")],
+            0,
+            10_000,
+        );
+        prepare(&req, Vec::new()).unwrap()
+    }
+
+    /// A `SAMPLES` answer carries a series's histograms beside its floats,
+    /// and osprey's own client reads them back unchanged.
+    #[test]
+    fn sample_answers_carry_histograms() {
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, stored) = histogram_db(dir.path());
+        let body = samples_response(&storage, &latency_request(ResponseType::Samples)).unwrap();
+        let decoded = remote::read_client::decode_samples(&body).unwrap();
+        assert_eq!(decoded.len(), 2);
+        assert!(decoded[0].samples.is_empty());
         assert_eq!(decoded[0].histograms, stored);
+        assert_eq!(decoded[1].samples, vec![(1000, 1.0)]);
+    }
+
+    /// A streamed answer carries histograms as Prometheus's histogram
+    /// chunks, which osprey's client reads back to what the store holds
+    /// (the hints as Prometheus's chunk reader hands them out).
+    #[test]
+    fn streamed_answers_carry_histograms() {
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, stored) = histogram_db(dir.path());
+        let (ready, ready_rx) = oneshot::channel();
+        let (frames, mut frames_rx) = mpsc::channel(100);
+        stream_chunks(
+            &storage,
+            &latency_request(ResponseType::StreamedXorChunks),
+            ready,
+            frames,
+        );
+        assert!(matches!(ready_rx.blocking_recv(), Ok(Ok(()))));
+        let mut body = Vec::new();
+        while let Ok(frame) = frames_rx.try_recv() {
+            body.extend_from_slice(&frame.unwrap());
+        }
+        let types: Vec<i32> = remote::read::read_frames(&body)
+            .unwrap()
+            .iter()
+            .flat_map(|f| {
+                f.chunked_series
+                    .iter()
+                    .flat_map(|s| s.chunks.iter().map(|c| c.r#type))
+            })
+            .collect();
+        assert_eq!(
+            types,
+            vec![ChunkEncoding::Histogram as i32, ChunkEncoding::Xor as i32]
+        );
+        let decoded = remote::read_client::decode_streamed(&body).unwrap();
+        assert_eq!(decoded.len(), 2);
+        let strip = |v: &[(i64, model::histogram::FloatHistogram)]| {
+            v.iter()
+                .map(|(t, h)| {
+                    let mut h = h.clone();
+                    h.counter_reset_hint = model::histogram::CounterResetHint::Unknown;
+                    (*t, h)
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(strip(&decoded[0].histograms), strip(&stored));
+        assert_eq!(decoded[1].samples, vec![(1000, 1.0)]);
     }
 }

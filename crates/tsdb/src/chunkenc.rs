@@ -1520,6 +1520,7 @@ mod dense {
 }
 
 pub mod hist;
+pub mod prom_hist;
 
 #[cfg(test)]
 mod tests;
