@@ -290,6 +290,51 @@ fn cumulate(deltas: &[i64]) -> Vec<f64> {
 }
 
 impl FloatHistogram {
+    /// The integer form, when it holds this histogram exactly: every count
+    /// a whole, non-negative number below 2^53 (-0.0 stays a float), and
+    /// the whole passing [`Histogram::validate`] (the buckets add up to
+    /// the count). `None` otherwise, and for a staleness marker.
+    pub fn to_integer(&self) -> Option<Histogram> {
+        const LIMIT: f64 = 9_007_199_254_740_992.0;
+        let whole = |v: f64| v.is_sign_positive() && v.fract() == 0.0 && v < LIMIT;
+        if self.is_stale()
+            || !whole(self.count)
+            || !whole(self.zero_count)
+            || !self.positive_buckets.iter().all(|&v| whole(v))
+            || !self.negative_buckets.iter().all(|&v| whole(v))
+        {
+            return None;
+        }
+        let deltas = |buckets: &[f64]| -> Vec<i64> {
+            let mut previous = 0i64;
+            buckets
+                .iter()
+                .map(|&v| {
+                    let v = v as i64;
+                    let d = v - previous;
+                    previous = v;
+                    d
+                })
+                .collect()
+        };
+        let h = Histogram {
+            counter_reset_hint: self.counter_reset_hint,
+            schema: self.schema,
+            zero_threshold: self.zero_threshold,
+            zero_count: self.zero_count as u64,
+            count: self.count as u64,
+            sum: self.sum,
+            positive_spans: self.positive_spans.clone(),
+            negative_spans: self.negative_spans.clone(),
+            positive_buckets: deltas(&self.positive_buckets),
+            negative_buckets: deltas(&self.negative_buckets),
+            custom_values: self.custom_values.clone(),
+        };
+        h.validate().is_ok().then_some(h)
+    }
+}
+
+impl FloatHistogram {
     /// Prometheus's rules for float histograms: a known schema, spans that
     /// agree with the buckets, no negative count, custom buckets as for
     /// [`Histogram::validate`]. The count is not compared with the buckets
@@ -556,6 +601,35 @@ fn ldexp(x: f64, exp: i64) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_integer_form_exists_only_when_exact() {
+        let h = FloatHistogram {
+            schema: 0,
+            zero_count: 1.0,
+            count: 6.0,
+            sum: 2.0,
+            positive_spans: vec![Span {
+                offset: 0,
+                length: 2,
+            }],
+            positive_buckets: vec![2.0, 3.0],
+            ..FloatHistogram::default()
+        };
+        let integer = h.to_integer().expect("exact");
+        assert_eq!(integer.positive_buckets, vec![2, 1]);
+        assert_eq!(integer.to_float(), h);
+        let with = |f: &dyn Fn(&mut FloatHistogram)| {
+            let mut h = h.clone();
+            f(&mut h);
+            h.to_integer()
+        };
+        assert!(with(&|h| h.positive_buckets[0] = 2.5).is_none());
+        assert!(with(&|h| h.count = 7.0).is_none(), "buckets must add up");
+        assert!(with(&|h| h.zero_count = -0.0).is_none());
+        assert!(with(&|h| h.count = 9_007_199_254_740_992.0).is_none());
+        assert!(FloatHistogram::stale_marker().to_integer().is_none());
+    }
+
     use super::*;
 
     fn spans(list: &[(i32, u32)]) -> Vec<Span> {

@@ -492,44 +492,10 @@ fn decode_float(
 // ---------------------------------------------------------------------------
 // Writing.
 
-/// Whether `h` can be an integer histogram: every count a whole number
-/// below 2^53, and the buckets adding up to the count as the integer
-/// rules require (at most the count when the sum is NaN). A float
-/// histogram need not add up, so one that does not stays a float.
+/// Whether `h` goes in an integer chunk: its integer form holds it
+/// exactly and passes the integer rules.
 fn is_integer(h: &FloatHistogram) -> bool {
-    // -0.0 stays a float: an integer chunk would give it back as +0.0.
-    let whole = |v: f64| v.is_sign_positive() && v.fract() == 0.0 && v < 9_007_199_254_740_992.0;
-    if !(whole(h.count)
-        && whole(h.zero_count)
-        && h.positive_buckets.iter().all(|&v| whole(v))
-        && h.negative_buckets.iter().all(|&v| whole(v)))
-    {
-        return false;
-    }
-    let in_buckets: u128 = h
-        .positive_buckets
-        .iter()
-        .chain(&h.negative_buckets)
-        .chain(std::iter::once(&h.zero_count))
-        .map(|&v| v as u128)
-        .sum();
-    let count = h.count as u128;
-    if h.sum.is_nan() {
-        in_buckets <= count
-    } else {
-        in_buckets == count
-    }
-}
-
-/// Absolute counts to Prometheus's deltas between neighbouring buckets.
-fn deltas(buckets: &[f64]) -> impl Iterator<Item = i64> + '_ {
-    let mut previous = 0i64;
-    buckets.iter().map(move |&v| {
-        let v = v as i64;
-        let d = v - previous;
-        previous = v;
-        d
-    })
+    h.to_integer().is_some()
 }
 
 /// A chunk being written.
@@ -658,9 +624,15 @@ impl Writer {
                     self.count_delta = count_delta;
                     self.zero_delta = zero_delta;
                 }
-                if !stale {
-                    let values = deltas(&h.positive_buckets).chain(deltas(&h.negative_buckets));
-                    for (i, v) in values.enumerate() {
+                // An integer chunk only takes histograms whose integer
+                // form exists (`takes`); a marker writes no buckets.
+                let integer = if stale { None } else { h.to_integer() };
+                if let Some(integer) = integer {
+                    let values = integer
+                        .positive_buckets
+                        .iter()
+                        .chain(&integer.negative_buckets);
+                    for (i, &v) in values.enumerate() {
                         if first {
                             put_varbit_int(w, out, v);
                         } else {
