@@ -333,17 +333,23 @@ fn hint_bits(hint: CounterResetHint) -> u8 {
 /// A run ends before a sample whose layout differs from the run's, which
 /// shows a counter reset (a hint of `CounterReset`, or counts that went
 /// down for a counter histogram; a `NotCounterReset` hint is not trusted,
-/// as samples may have been merged out of order), or which switches
-/// between gauge and counter.
+/// as samples may have been merged out of order), which switches
+/// between gauge and counter, or which follows one of the series' float
+/// samples (`float_times`, ascending: as Prometheus's head starts a new
+/// histogram chunk after a float chunk).
 pub fn split_runs(
     samples: &[(i64, FloatHistogram)],
     max_samples: usize,
+    float_times: &[i64],
 ) -> Vec<std::ops::Range<usize>> {
     let max_samples = max_samples.clamp(1, MAX_HISTOGRAM_SAMPLES);
     let mut runs = Vec::new();
     let mut start = 0;
     for i in 1..samples.len() {
-        if i - start >= max_samples || must_cut(&samples[i - 1].1, &samples[i].1) {
+        if i - start >= max_samples
+            || float_between(float_times, samples[i - 1].0, samples[i].0)
+            || must_cut(&samples[i - 1].1, &samples[i].1)
+        {
             runs.push(start..i);
             start = i;
         }
@@ -352,6 +358,12 @@ pub fn split_runs(
         runs.push(start..samples.len());
     }
     runs
+}
+
+/// Whether a float timestamp lies strictly between `a` and `b` (`a < b`).
+pub fn float_between(float_times: &[i64], a: i64, b: i64) -> bool {
+    let i = float_times.partition_point(|&t| t <= a);
+    float_times.get(i).is_some_and(|&t| t < b)
 }
 
 /// Whether two histograms can share a chunk's layout: same schema, zero
@@ -431,19 +443,38 @@ fn is_reset(previous: &FloatHistogram, next: &FloatHistogram) -> bool {
     unknown.detect_reset(previous)
 }
 
-/// The hint the first sample of a run gets: gauge for gauges, a counter
-/// reset when `previous` (the sample before the run, if any) shows one,
-/// else the sample's own hint unless that was "not a reset" (which only
-/// held against a sample that may now be elsewhere).
-pub fn first_hint(previous: Option<&FloatHistogram>, first: &FloatHistogram) -> CounterResetHint {
+/// The hint the first sample of a run gets, which the chunk header keeps
+/// (`docs/format/chunks.md`): gauge for gauges; a counter reset when the
+/// sample says so or `previous` (the series' sample before the run, if
+/// it is a histogram right before it) shows one; "not a reset" when the
+/// sample continues `previous` (same schema, zero threshold and custom
+/// bounds, no reset: the run was cut for size or at a block boundary, as
+/// Prometheus's head writes a chunk header); otherwise unknown. Without a
+/// `previous`, the sample's own hint stays unless it is "not a reset"
+/// (which only held against a sample that may now be elsewhere) and
+/// `carried` is false: `carried` is for samples read back from storage,
+/// whose hint is a chunk header's or a chunk's later sample's.
+pub fn first_hint(
+    previous: Option<&FloatHistogram>,
+    first: &FloatHistogram,
+    carried: bool,
+) -> CounterResetHint {
     match first.counter_reset_hint {
         CounterResetHint::Gauge => CounterResetHint::Gauge,
         CounterResetHint::CounterReset => CounterResetHint::CounterReset,
-        _ => match previous {
-            Some(p) if p.counter_reset_hint != CounterResetHint::Gauge && is_reset(p, first) => {
-                CounterResetHint::CounterReset
+        hint => match previous {
+            Some(p) if p.counter_reset_hint != CounterResetHint::Gauge => {
+                if is_reset(p, first) {
+                    CounterResetHint::CounterReset
+                } else if compatible(p, first) {
+                    CounterResetHint::NotCounterReset
+                } else {
+                    CounterResetHint::Unknown
+                }
             }
-            _ => CounterResetHint::Unknown,
+            Some(_) => CounterResetHint::Unknown,
+            None if carried => hint,
+            None => CounterResetHint::Unknown,
         },
     }
 }
@@ -851,12 +882,48 @@ mod tests {
         for (i, sample) in samples.iter_mut().enumerate().skip(7) {
             sample.1 = histogram(i as f64, 1); // schema change
         }
-        assert_eq!(split_runs(&samples, 120), vec![0..4, 4..7, 7..10]);
+        assert_eq!(split_runs(&samples, 120, &[]), vec![0..4, 4..7, 7..10]);
         assert_eq!(
-            first_hint(Some(&samples[3].1), &samples[4].1),
+            first_hint(Some(&samples[3].1), &samples[4].1, false),
             CounterResetHint::CounterReset
         );
-        assert_eq!(split_runs(&samples, 3), vec![0..3, 3..4, 4..7, 7..10]);
+        assert_eq!(split_runs(&samples, 3, &[]), vec![0..3, 3..4, 4..7, 7..10]);
+        // Cut for size: the next run continues the last one.
+        assert_eq!(
+            first_hint(Some(&samples[2].1), &samples[3].1, false),
+            CounterResetHint::NotCounterReset
+        );
+        // A schema change counts as a reset (as Prometheus 2.42 detects it).
+        assert_eq!(
+            first_hint(Some(&samples[6].1), &samples[7].1, false),
+            CounterResetHint::CounterReset
+        );
+        // After a gauge histogram: unknown.
+        let mut gauge = samples[2].1.clone();
+        gauge.counter_reset_hint = CounterResetHint::Gauge;
+        assert_eq!(
+            first_hint(Some(&gauge), &samples[3].1, false),
+            CounterResetHint::Unknown
+        );
+        // A float between two histograms ends the run.
+        let spaced: Vec<(i64, FloatHistogram)> =
+            samples.iter().map(|(t, h)| (t * 10, h.clone())).collect();
+        assert_eq!(
+            split_runs(&spaced, 120, &[15]),
+            vec![0..2, 2..4, 4..7, 7..10]
+        );
+        assert_eq!(
+            split_runs(&spaced, 120, &[-5, 200]),
+            vec![0..4, 4..7, 7..10]
+        );
+        // Without a previous sample, only a carried "not a reset" stays.
+        let mut lone = samples[5].1.clone();
+        lone.counter_reset_hint = CounterResetHint::NotCounterReset;
+        assert_eq!(
+            first_hint(None, &lone, true),
+            CounterResetHint::NotCounterReset
+        );
+        assert_eq!(first_hint(None, &lone, false), CounterResetHint::Unknown);
         let mut gauges = samples[..4].to_vec();
         for (_, h) in &mut gauges {
             h.counter_reset_hint = CounterResetHint::Gauge;
@@ -865,7 +932,7 @@ mod tests {
         for (i, (t, _)) in gauges.iter_mut().enumerate() {
             *t = i as i64;
         }
-        assert_eq!(split_runs(&gauges, 120), vec![0..4]);
+        assert_eq!(split_runs(&gauges, 120, &[]), vec![0..4]);
     }
 
     #[test]
@@ -886,7 +953,7 @@ mod tests {
         b.positive_buckets = vec![2.0, 4.0, 2.0, 4.0, 2.0, 1.0];
         b.count += 1.0;
         let samples = vec![(0, a.clone()), (1, b.clone())];
-        assert_eq!(split_runs(&samples, 120), vec![0..2]);
+        assert_eq!(split_runs(&samples, 120, &[]), vec![0..2]);
         let mut bytes = Vec::new();
         encode(&samples, CounterResetHint::Unknown, false, &mut bytes).unwrap();
         let back = decode(&bytes).unwrap();
@@ -1101,6 +1168,7 @@ mod profile {
         };
         let mut totals = std::collections::BTreeMap::<&str, usize>::new();
         let mut samples = 0usize;
+        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
             if !path.join("meta.json").exists() {
@@ -1124,6 +1192,9 @@ mod profile {
                     encode(&decoded, hint, stored[1] & FLAG_INTEGER != 0, &mut again).unwrap();
                     assert_eq!(decode(&again).unwrap().len(), decoded.len());
                     *totals.entry("stored").or_default() += stored.len();
+                    let mut dense = Vec::new();
+                    encode_as(&decoded, hint, false, false, &mut dense).unwrap();
+                    pairs.push((dense, again.clone()));
                     let bytes = &again[..];
                     *totals.entry("chunks").or_default() += 1;
                     *totals.entry("all").or_default() += bytes.len();
@@ -1154,6 +1225,29 @@ mod profile {
                 }
             }
         }
+        // Decode speed: the same chunks with Dense bucket columns and with
+        // the integer bucket stream (best of 5 passes each).
+        let time = |pick: &dyn Fn(&(Vec<u8>, Vec<u8>)) -> &[u8]| {
+            (0..5)
+                .map(|_| {
+                    let start = std::time::Instant::now();
+                    let mut n = 0;
+                    for pair in &pairs {
+                        n += decode(pick(pair)).unwrap().len();
+                    }
+                    assert!(n > 0);
+                    start.elapsed()
+                })
+                .min()
+                .unwrap()
+        };
+        let dense_time = time(&|p| &p.0);
+        let stream_time = time(&|p| &p.1);
+        println!(
+            "decode: Dense bucket columns {dense_time:?}, integer stream {stream_time:?} ({:.1} ns/sample vs {:.1})",
+            dense_time.as_nanos() as f64 / samples as f64,
+            stream_time.as_nanos() as f64 / samples as f64
+        );
         println!("{samples} samples");
         for (name, bytes) in totals {
             println!(
