@@ -181,10 +181,15 @@ fn low_mask(k: u32) -> u64 {
     if k >= 64 { u64::MAX } else { (1u64 << k) - 1 }
 }
 
-/// The cheapest Rice parameter for `values` and its cost in bits.
+/// The cheapest Rice parameter for `values` near the one their mean
+/// suggests (a Rice code's best `k` is about `log2(mean)`), and its cost
+/// in bits.
 fn best_rice(values: &[u64]) -> (u32, u64) {
     let max = values.iter().copied().max().unwrap_or(0);
-    (0..=bit_len(max))
+    let total: u128 = values.iter().map(|&u| u128::from(u)).sum();
+    let mean = (total / values.len().max(1) as u128) as u64;
+    let guess = bit_len(mean);
+    (guess.saturating_sub(2)..=(guess + 1).min(bit_len(max)))
         .map(|k| (k, values.iter().map(|&u| rice_cost(u, k)).sum::<u64>()))
         .min_by_key(|&(_, cost)| cost)
         .unwrap_or((0, 0))
@@ -1241,6 +1246,32 @@ mod profile {
                 .min()
                 .unwrap()
         };
+        let encode_time = |integer_buckets: bool| {
+            (0..3)
+                .map(|_| {
+                    let start = std::time::Instant::now();
+                    for pair in &pairs {
+                        let samples = decode(&pair.1).unwrap();
+                        let mut out = Vec::new();
+                        encode_as(
+                            &samples,
+                            CounterResetHint::Unknown,
+                            false,
+                            integer_buckets,
+                            &mut out,
+                        )
+                        .unwrap();
+                    }
+                    start.elapsed()
+                })
+                .min()
+                .unwrap()
+        };
+        println!(
+            "decode + encode: Dense bucket columns {:?}, integer stream {:?}",
+            encode_time(false),
+            encode_time(true)
+        );
         let dense_time = time(&|p| &p.0);
         let stream_time = time(&|p| &p.1);
         println!(
