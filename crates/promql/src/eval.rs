@@ -378,9 +378,9 @@ impl<'a> Ctx<'a> {
         let mut last_read: Option<Hist> = None;
         for i in 0..hists.len() {
             let t = hists[i].0;
-            let prev: Option<&Hist> = if i == 0 {
-                None
-            } else if float_before(t) > float_before(hists[i - 1].0) {
+            // The window's first histogram has no previous one here; nor
+            // has one after a float.
+            let prev: Option<&Hist> = if i == 0 || float_before(t) > float_before(hists[i - 1].0) {
                 None
             } else {
                 Some(&hists[i - 1].1)

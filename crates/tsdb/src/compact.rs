@@ -98,7 +98,7 @@ pub(crate) fn encode_histogram_chunks(
             .map(|i| &histograms[i])
             .filter(|(t, _)| !hist::float_between(&float_times, *t, part[0].0))
             .map(|(_, h)| h);
-        let first_of_block = run.start == 0 && !float_times.first().is_some_and(|&t| t < part[0].0);
+        let first_of_block = run.start == 0 && float_times.first().is_none_or(|&t| t >= part[0].0);
         let hint = hist::first_hint(previous, &part[0].1, first_of_block);
         let mut data = Vec::new();
         hist::encode(part, hint, false, &mut data)

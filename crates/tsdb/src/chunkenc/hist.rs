@@ -1058,7 +1058,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(old, OLD);
-        let back = decode(&OLD).unwrap();
+        let back = decode(OLD).unwrap();
         assert_eq!(back.len(), 4);
         assert_eq!(back[0].1.counter_reset_hint, CounterResetHint::CounterReset);
         for ((t, h), (t2, h2)) in samples.iter().zip(&back) {
@@ -1173,6 +1173,7 @@ mod profile {
         };
         let mut totals = std::collections::BTreeMap::<&str, usize>::new();
         let mut samples = 0usize;
+        // Each chunk as Dense bucket columns and as the integer stream.
         let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         for entry in std::fs::read_dir(&dir).unwrap() {
             let path = entry.unwrap().path();
@@ -1232,7 +1233,8 @@ mod profile {
         }
         // Decode speed: the same chunks with Dense bucket columns and with
         // the integer bucket stream (best of 5 passes each).
-        let time = |pick: &dyn Fn(&(Vec<u8>, Vec<u8>)) -> &[u8]| {
+        type Pair = (Vec<u8>, Vec<u8>);
+        let time = |pick: &dyn Fn(&Pair) -> &[u8]| {
             (0..5)
                 .map(|_| {
                     let start = std::time::Instant::now();
