@@ -1200,6 +1200,7 @@ mod profile {
                     *totals.entry("stored").or_default() += stored.len();
                     let mut dense = Vec::new();
                     encode_as(&decoded, hint, false, false, &mut dense).unwrap();
+                    *totals.entry("as Dense columns").or_default() += dense.len();
                     pairs.push((dense, again.clone()));
                     let bytes = &again[..];
                     *totals.entry("chunks").or_default() += 1;
