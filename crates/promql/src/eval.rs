@@ -69,29 +69,6 @@ pub(crate) struct Ctx<'a> {
     pub(crate) hist_stats: Cell<bool>,
     /// How many subqueries the evaluation is inside.
     pub(crate) subquery_depth: Cell<u32>,
-    /// Whether a range function's result can show the counter-reset hint
-    /// of a window's first histogram (`last_over_time`, sums); `rate` and
-    /// friends only compare later samples with it, so its hint, which
-    /// takes a storage read of the sample before, is not worked out.
-    pub(crate) first_hint_matters: Cell<bool>,
-}
-
-/// One querier, opened on first use, for the counter-reset hints' reads
-/// of the sample before a series' first loaded histogram.
-pub(crate) struct PrevReader {
-    querier: std::cell::OnceCell<Option<Box<dyn model::storage::Querier>>>,
-    mint: i64,
-    maxt: i64,
-}
-
-impl PrevReader {
-    fn new(mint: i64, maxt: i64) -> PrevReader {
-        PrevReader {
-            querier: std::cell::OnceCell::new(),
-            mint,
-            maxt,
-        }
-    }
 }
 
 /// A range-vector argument: its series and, per step, the window end
@@ -141,7 +118,6 @@ impl<'a> Ctx<'a> {
             max_source_resolution_ms: Cell::new(None),
             hist_stats: Cell::new(false),
             subquery_depth: Cell::new(0),
-            first_hint_matters: Cell::new(true),
         }
     }
 
@@ -376,108 +352,35 @@ impl<'a> Ctx<'a> {
         out
     }
 
-    /// The newest sample of the series `labels` before `before` (within one
-    /// lookback delta): `Some(None)` for a float, `Some(Some(h))` for a
-    /// histogram.
-    fn previous_sample(
-        &self,
-        reader: &PrevReader,
-        labels: &model::Labels,
-        before: i64,
-    ) -> Option<(i64, Option<Hist>)> {
-        let matchers: Vec<model::Matcher> = labels
-            .iter()
-            .filter_map(|l| {
-                model::Matcher::new(
-                    model::MatchOp::Equal,
-                    l.name.to_string(),
-                    l.value.to_string(),
-                )
-                .ok()
-            })
-            .collect();
-        let from = before.saturating_sub(self.lookback);
-        let to = before.saturating_sub(1);
-        let querier = reader
-            .querier
-            .get_or_init(|| self.storage.querier(reader.mint, reader.maxt).ok())
-            .as_ref()?;
-        let set = querier.select(&matchers).ok()?;
-        let mut best: Option<(i64, Option<Hist>)> = None;
-        for series in set {
-            let series = series.ok()?;
-            if series.labels != *labels {
-                continue;
-            }
-            if let Some((t, _)) = series
-                .samples
-                .filter(|(t, _)| *t >= from && *t <= to)
-                .last()
-            {
-                best = Some((t, None));
-            }
-            if let Some((t, h)) = series
-                .histograms
-                .filter(|(t, _)| *t >= from && *t <= to)
-                .last()
-                && best.as_ref().is_none_or(|(bt, _)| t > *bt)
-            {
-                best = Some((t, Some(h)));
-            }
-        }
-        best
-    }
-
     /// Counter-reset hints as Prometheus's storage hands them out: a
     /// histogram that continues the previous one (same layout, no reset)
-    /// reads "not reset", others keep their stored hint. Under
+    /// reads "not reset", others keep their stored hint. The window's
+    /// first histogram keeps the hint storage gave it: its chunk header's
+    /// (tsdb keeps "not reset" there when the chunk continues the one
+    /// before) or "not reset" inside a chunk. Under
     /// `histogram_count`/`_sum`/`_avg` the statistics iterator's rule
     /// follows: an unknown hint becomes "reset" or "not reset" by
-    /// comparison with the previous histogram read (`window_start`: where
-    /// that read began).
-    fn storage_hints(
-        &self,
-        reader: &PrevReader,
-        labels: &model::Labels,
-        floats: &[(i64, f64)],
-        hists: &mut [(i64, Hist)],
-        window_start: i64,
-    ) {
+    /// comparison with the previous histogram read.
+    fn storage_hints(&self, floats: &[(i64, f64)], hists: &mut [(i64, Hist)]) {
         use model::histogram::CounterResetHint::*;
-        let Some(first_t) = hists.first().map(|(t, _)| *t) else {
+        if hists.is_empty() {
             return;
-        };
+        }
         let stats = self.hist_stats.get() && self.subquery_depth.get() == 0;
         let float_before = |t: i64| floats.partition_point(|(ft, _)| *ft < t);
-        let loaded_float_first = float_before(first_t) > 0;
-        let before: Option<(i64, Hist)> = if loaded_float_first || !self.first_hint_matters.get() {
-            None
-        } else {
-            match self.previous_sample(reader, labels, first_t) {
-                Some((t, Some(h))) => Some((t, h)),
-                _ => None,
-            }
-        };
         let continues = |h: &Hist, p: &Hist| {
             h.schema == p.schema
                 && h.zero_threshold.to_bits() == p.zero_threshold.to_bits()
                 && h.custom_values == p.custom_values
                 && !crate::hist::detect_reset(h, p)
         };
-        // The previous histogram as stored, and as the stats iterator saw it.
-        let mut last_read: Option<Hist> = if stats {
-            before
-                .as_ref()
-                .filter(|(t, _)| *t >= window_start)
-                .map(|(_, h)| h.clone())
-        } else {
-            None
-        };
+        // The previous histogram as the stats iterator saw it.
+        let mut last_read: Option<Hist> = None;
         for i in 0..hists.len() {
             let t = hists[i].0;
-            let prev: Option<&Hist> = if i == 0 {
-                before.as_ref().map(|(_, h)| h)
-            } else if float_before(t) > float_before(hists[i - 1].0) {
+            // The window's first histogram has no previous one here; nor
+            // has one after a float.
+            let prev: Option<&Hist> = if i == 0 || float_before(t) > float_before(hists[i - 1].0) {
                 None
             } else {
                 Some(&hists[i - 1].1)
@@ -644,18 +547,23 @@ impl<'a> Ctx<'a> {
             return self.smoothed_vector_selector(vs, &refs, steps, timestamps, sink);
         }
         let mint = min_ref.saturating_sub(self.lookback).saturating_add(1);
-        let prev_reader = PrevReader::new(mint.saturating_sub(self.lookback), max_ref);
         let querier = self
             .storage
             .querier(mint, max_ref)
             .map_err(|e| QueryError::execution(e.to_string()))?;
         // One reference time needs only the newest sample in its window,
-        // which storage can give without decoding every sample. Many may
-        // read a downsampled tier's last values; a window's last sample
-        // can then be up to one resolution older than the step, so the
-        // lookback grows by that much.
+        // which storage can give without decoding every sample; under
+        // `histogram_count` and friends the statistics iterator's hint of
+        // that sample compares it with the one read before it in the
+        // window, so the window is read whole. Many may read a downsampled
+        // tier's last values; a window's last sample can then be up to one
+        // resolution older than the step, so the lookback grows by that
+        // much.
         let mut lookback = self.lookback;
-        let set = if refs.len() == 1 {
+        let stats = self.hist_stats.get() && self.subquery_depth.get() == 0;
+        let set = if refs.len() == 1 && stats {
+            querier.select(&vs.matchers)
+        } else if refs.len() == 1 {
             querier.select_latest(&vs.matchers)
         } else {
             querier
@@ -673,7 +581,7 @@ impl<'a> Ctx<'a> {
             if hist_iter.peek().is_some() {
                 let mut hists: Vec<(i64, Hist)> = hist_iter.collect();
                 let floats: Vec<(i64, f64)> = series.samples.collect();
-                self.storage_hints(&prev_reader, &series.labels, &floats, &mut hists, mint);
+                self.storage_hints(&floats, &mut hists);
                 let mut out = StepSeries {
                     labels: series.labels,
                     drop_name: false,
@@ -956,7 +864,6 @@ impl<'a> Ctx<'a> {
             .saturating_sub(before)
             .saturating_add(1);
         let max_ref = max_ref.saturating_add(after);
-        let prev_reader = PrevReader::new(mint.saturating_sub(self.lookback), max_ref);
         let querier = self
             .storage
             .querier(mint, max_ref)
@@ -988,7 +895,7 @@ impl<'a> Ctx<'a> {
             if samples.is_empty() && hists.is_empty() {
                 continue;
             }
-            self.storage_hints(&prev_reader, &series.labels, &samples, &mut hists, mint);
+            self.storage_hints(&samples, &mut hists);
             let n = samples.len() + hists.len();
             self.take_samples(n)?;
             let result = sink(

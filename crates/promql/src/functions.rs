@@ -536,19 +536,6 @@ fn range_function(
     let counter_check = matches!(name, "rate" | "increase" | "irate");
     let mut warned_counter = false;
     let aggregate = hinted_aggregate(name);
-    let hint_matters = !matches!(
-        name,
-        "rate"
-            | "increase"
-            | "delta"
-            | "irate"
-            | "idelta"
-            | "changes"
-            | "resets"
-            | "count_over_time"
-            | "present_over_time"
-    );
-    let outer_hint_matters = ctx.first_hint_matters.replace(hint_matters);
     // avg_over_time over a tier reads each window's sum and count in one
     // select (two samples per window, the sum first).
     let result = ctx.for_each_range_series_hinted(matrix_arg, steps, aggregate, &mut |s: RangeSeries, arg: &RangeArg| {
@@ -608,7 +595,6 @@ fn range_function(
             points,
         })
     });
-    ctx.first_hint_matters.set(outer_hint_matters);
     result?;
     Ok(())
 }

@@ -77,15 +77,29 @@ pub(crate) fn encode_chunks(samples: &[(i64, f64)]) -> Vec<ChunkMeta> {
 }
 
 /// Encodes one series' native histograms into chunks: one per run of
-/// [`hist::split_runs`], at most [`HISTOGRAM_CHUNK_SAMPLES`] each.
+/// [`hist::split_runs`], at most [`HISTOGRAM_CHUNK_SAMPLES`] each. `floats`
+/// are the series' float samples: a histogram after one starts a chunk.
+/// Each chunk's header keeps the counter-reset hint of its first sample
+/// ([`hist::first_hint`]); the block's first chunk keeps the hint the
+/// sample was read back with (its chunk header in the head or an older
+/// block, or "not a reset" inside a chunk), as Prometheus's compaction
+/// keeps chunk headers.
 pub(crate) fn encode_histogram_chunks(
     histograms: &[(i64, FloatHistogram)],
+    floats: &[(i64, f64)],
 ) -> Result<Vec<ChunkMeta>, BlockError> {
+    let float_times: Vec<i64> = floats.iter().map(|(t, _)| *t).collect();
     let mut out = Vec::new();
-    for run in hist::split_runs(histograms, HISTOGRAM_CHUNK_SAMPLES) {
-        let previous = run.start.checked_sub(1).map(|i| &histograms[i].1);
-        let part = &histograms[run];
-        let hint = hist::first_hint(previous, &part[0].1);
+    for run in hist::split_runs(histograms, HISTOGRAM_CHUNK_SAMPLES, &float_times) {
+        let part = &histograms[run.clone()];
+        let previous = run
+            .start
+            .checked_sub(1)
+            .map(|i| &histograms[i])
+            .filter(|(t, _)| !hist::float_between(&float_times, *t, part[0].0))
+            .map(|(_, h)| h);
+        let first_of_block = run.start == 0 && float_times.first().is_none_or(|&t| t >= part[0].0);
+        let hint = hist::first_hint(previous, &part[0].1, first_of_block);
         let mut data = Vec::new();
         hist::encode(part, hint, false, &mut data)
             .map_err(|e| BlockError::invalid_input(format!("encoding a histogram chunk: {e}")))?;
@@ -141,7 +155,7 @@ pub fn write_block_with_histograms(
         if let Some(w) = writer.as_mut() {
             let mut chunks = encode_chunks(&samples);
             if !histograms.is_empty() {
-                chunks.extend(encode_histogram_chunks(&histograms)?);
+                chunks.extend(encode_histogram_chunks(&histograms, &samples)?);
                 chunks.sort_by_key(|c| c.min_time);
             }
             w.add_series(&labels, &chunks, (samples.len() + histograms.len()) as u64)?;

@@ -178,6 +178,10 @@ pub(crate) struct HistData {
     last_closed: Option<FloatHistogram>,
     /// Out-of-order histograms and rewrites; these override the chunks.
     overrides: BTreeMap<i64, FloatHistogram>,
+    /// An in-order float sample came after the open run's last histogram:
+    /// the next histogram starts a run with no previous sample to judge it
+    /// against (Prometheus's head starts a new chunk at the float).
+    float_after_open: bool,
 }
 
 impl HistData {
@@ -202,11 +206,14 @@ impl HistData {
     }
 
     /// Appends an in-order sample, cutting the open run where the chunk
-    /// rules say.
+    /// rules say. The run's first sample gets the hint its chunk header
+    /// will keep ([`hist::first_hint`]).
     fn push(&mut self, t: i64, h: FloatHistogram, block_range: i64) {
+        let after_float = std::mem::take(&mut self.float_after_open);
         let cut = match self.open.last() {
             Some((last_t, last)) => {
-                self.open.len() >= SAMPLES_PER_CHUNK
+                after_float
+                    || self.open.len() >= SAMPLES_PER_CHUNK
                     || range_start(*last_t, block_range) != range_start(t, block_range)
                     || hist::must_cut(last, &h)
             }
@@ -215,11 +222,32 @@ impl HistData {
         if cut {
             let previous = self.open.last().map(|(_, h)| h.clone());
             self.close_open();
-            self.open_hint = hist::first_hint(previous.as_ref(), &h);
+            let previous = previous.filter(|_| !after_float);
+            self.open_hint = hist::first_hint(previous.as_ref(), &h, false);
         } else if self.open.is_empty() {
-            self.open_hint = hist::first_hint(self.last_closed.as_ref(), &h);
+            let previous = self.last_closed.as_ref().filter(|_| !after_float);
+            self.open_hint = hist::first_hint(previous, &h, false);
         }
         self.open.push((t, h));
+    }
+
+    /// Records an in-order float sample of the series.
+    fn float_appended(&mut self) {
+        self.float_after_open = true;
+    }
+
+    /// The hint the open run's sample `i` is read with, as from a closed
+    /// chunk ([`hist::decode`]): the later samples "not a reset" (gauge in
+    /// a gauge run); the first its chunk header's hint where that says
+    /// gauge or "not a reset", else the hint it came with (a reset found
+    /// by comparison reads as the sample said until the run is closed).
+    fn open_sample_hint(&self, i: usize, own: CounterResetHint) -> CounterResetHint {
+        match (i, self.open_hint) {
+            (_, CounterResetHint::Gauge) => CounterResetHint::Gauge,
+            (0, CounterResetHint::NotCounterReset) => CounterResetHint::NotCounterReset,
+            (0, _) => own,
+            _ => CounterResetHint::NotCounterReset,
+        }
     }
 
     /// Histograms in `[mint, maxt]`, ascending, overrides applied.
@@ -241,8 +269,13 @@ impl HistData {
         out.extend(
             self.open
                 .iter()
-                .filter(|(t, _)| (mint..=maxt).contains(t))
-                .cloned(),
+                .enumerate()
+                .filter(|(_, (t, _))| (mint..=maxt).contains(t))
+                .map(|(i, (t, h))| {
+                    let mut h = h.clone();
+                    h.counter_reset_hint = self.open_sample_hint(i, h.counter_reset_hint);
+                    (*t, h)
+                }),
         );
         let over: Vec<(i64, FloatHistogram)> = self
             .overrides
@@ -314,6 +347,7 @@ impl HistData {
             } else {
                 BTreeMap::new()
             },
+            float_after_open: self.float_after_open,
         }
     }
 }
@@ -389,6 +423,9 @@ impl SeriesData {
         }
         d.open.append(t, v);
         d.max_time = t;
+        if let Some(hist) = &mut d.hist {
+            hist.float_appended();
+        }
         false
     }
 

@@ -227,3 +227,64 @@ fn invalid_histograms_are_refused() {
     app.commit().unwrap();
     assert!(read(&db, "bad", i64::MIN, i64::MAX).1.is_empty());
 }
+
+/// The counter-reset hint each sample is read with: "not a reset" inside
+/// a chunk and at a chunk cut for size or a block boundary (the chunk
+/// header keeps it), a reset where one was found, unknown for the
+/// series' first histogram and after a float (as Prometheus's head
+/// starts a histogram chunk after a float chunk); the same from the
+/// head, after WAL replay, and from blocks after compaction.
+#[test]
+fn counter_reset_hints_are_kept_in_chunk_headers_through_replay_and_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = series("hinted");
+    let expected_hint = |i: u64| match i {
+        0 | 201 => CounterResetHint::Unknown,
+        150 => CounterResetHint::CounterReset,
+        _ => CounterResetHint::NotCounterReset,
+    };
+    let check = |db: &Db, what: &str| {
+        let (floats, histograms) = read(db, "hinted", i64::MIN, i64::MAX);
+        assert_eq!(floats.len(), 1, "{what}");
+        assert_eq!(histograms.len(), 300, "{what}");
+        for (t, h) in &histograms {
+            let i = (*t / 250) as u64;
+            assert_eq!(h.counter_reset_hint, expected_hint(i), "{what}: sample {i}");
+        }
+        // A read that starts inside a chunk or at a block boundary: the
+        // first sample it gets is still "not a reset".
+        for start in [100 * 250, 160 * 250, 250 * 250] {
+            let (_, part) = read(db, "hinted", start, i64::MAX);
+            assert_eq!(
+                part[0].1.counter_reset_hint,
+                CounterResetHint::NotCounterReset,
+                "{what}: read from {start}"
+            );
+        }
+    };
+    {
+        let db = open(dir.path());
+        for i in 0..300u64 {
+            let mut app = db.appender();
+            let step = if i >= 150 { i - 149 } else { i + 1 };
+            app.append_int_histogram(&labels, i as i64 * 250, &histogram(step, 0))
+                .unwrap();
+            app.commit().unwrap();
+            if i == 200 {
+                let mut app = db.appender();
+                app.append(&labels, i as i64 * 250 + 100, 1.0).unwrap();
+                app.commit().unwrap();
+            }
+        }
+        check(&db, "head");
+        // Dropped without close: the restart replays the WAL.
+    }
+    let db = open(dir.path());
+    check(&db, "after WAL replay");
+    db.maintain(i64::MAX / 2).unwrap();
+    db.cut_head(300 * 250 + 60_000).unwrap();
+    assert!(!db.blocks().is_empty());
+    check(&db, "blocks");
+    db.compact_all().unwrap();
+    check(&db, "compacted blocks");
+}

@@ -7,8 +7,9 @@
 //! [`decode`] reads a chunk back, never panicking on corrupt bytes.
 
 use super::dense;
-use super::{BitWriter, read_bits, read_xor_value, write_xor_value};
+use super::{BitWriter, consume_bits, peek_u64, read_bits, read_xor_value, write_xor_value};
 use super::{ChunkError, get_byte, get_u64_le, get_uvarint, get_varint, put_uvarint, put_varint};
+use super::{zigzag_decode, zigzag_encode};
 use model::histogram::{CounterResetHint, FloatHistogram, Span, bucket_indexes, is_valid_schema};
 
 /// The one-byte encoding id stored next to a histogram chunk.
@@ -28,6 +29,11 @@ const FLAG_INTEGER: u8 = 0b100;
 /// Every sample's count is the sum of its zero count and buckets
 /// ([`derived_count`]); the count column is left out.
 const FLAG_DERIVED_COUNT: u8 = 0b1000;
+
+/// Every bucket count of the chunk is a whole number in `0..2^53`: the
+/// bucket columns are one bit stream of integer steps
+/// ([`encode_integer_buckets`]) instead of one Dense section each.
+const FLAG_INTEGER_BUCKETS: u8 = 0b1_0000;
 
 /// The kind byte of a sum column coded as XOR against a linear prediction
 /// (the Dense values kinds are 0..=3).
@@ -93,6 +99,236 @@ fn derived_count(zero_count: f64, positive: &[f64], negative: &[f64]) -> f64 {
     total
 }
 
+/// The largest bucket count the integer bucket stream holds, exclusive:
+/// every integer below it is exact in f64.
+const INTEGER_LIMIT: i64 = 1 << 53;
+
+/// `v` as an integer bucket count, if it is one bit for bit (so neither
+/// `-0.0` nor NaN nor a fraction).
+fn as_integer_count(v: f64) -> Option<i64> {
+    if !(0.0..INTEGER_LIMIT as f64).contains(&v) {
+        return None;
+    }
+    let i = v as i64;
+    ((i as f64).to_bits() == v.to_bits()).then_some(i)
+}
+
+/// Column modes of the integer bucket stream (2 bits each).
+const STEP_CONSTANT: u64 = 0;
+const STEP_RICE_FROM_MIN: u64 = 1;
+const STEP_RICE_CENTERED: u64 = 2;
+const STEP_FIXED_FROM_MIN: u64 = 3;
+
+/// A Rice code's unary quotient at or above this is escaped: the ones,
+/// then the value's bit length less one in 6 bits, then the value.
+const RICE_ESCAPE: u64 = 32;
+
+fn bit_len(v: u64) -> u32 {
+    64 - v.leading_zeros()
+}
+
+/// An unsigned integer in the bit stream: its bit length in 6 bits (0 for
+/// zero), then that many bits. Only for values below 2^63.
+fn write_bit_uvarint(w: &mut BitWriter, out: &mut Vec<u8>, v: u64) {
+    let len = bit_len(v).min(63);
+    w.write(out, u64::from(len), 6);
+    w.write(out, v, len);
+}
+
+fn read_bit_uvarint(bytes: &[u8], position: &mut usize) -> Result<u64, ChunkError> {
+    let len = read_bits(bytes, position, 6)? as u32;
+    read_bits(bytes, position, len)
+}
+
+fn rice_cost(u: u64, k: u32) -> u64 {
+    let q = u >> k;
+    if q < RICE_ESCAPE {
+        q + 1 + u64::from(k)
+    } else {
+        RICE_ESCAPE + 6 + u64::from(bit_len(u).max(1))
+    }
+}
+
+fn write_rice(w: &mut BitWriter, out: &mut Vec<u8>, u: u64, k: u32) {
+    let q = u >> k;
+    if q < RICE_ESCAPE {
+        // q ones and a zero, then the low k bits.
+        w.write(out, (1u64 << (q + 1)) - 2, q as u32 + 1);
+        w.write(out, u & low_mask(k), k);
+    } else {
+        w.write(out, (1u64 << RICE_ESCAPE) - 1, RICE_ESCAPE as u32);
+        let len = bit_len(u).max(1);
+        w.write(out, u64::from(len - 1), 6);
+        w.write(out, u, len);
+    }
+}
+
+#[inline]
+fn read_rice(bytes: &[u8], position: &mut usize, k: u32) -> Result<u64, ChunkError> {
+    let ones = u64::from(peek_u64(bytes, *position).leading_ones());
+    if ones < RICE_ESCAPE {
+        consume_bits(bytes, position, ones as usize + 1)?;
+        let low = read_bits(bytes, position, k)?;
+        Ok((ones << k) | low)
+    } else {
+        consume_bits(bytes, position, RICE_ESCAPE as usize)?;
+        let len = read_bits(bytes, position, 6)? as u32 + 1;
+        read_bits(bytes, position, len)
+    }
+}
+
+fn low_mask(k: u32) -> u64 {
+    if k >= 64 { u64::MAX } else { (1u64 << k) - 1 }
+}
+
+/// The cheapest Rice parameter for `values` near the one their mean
+/// suggests (a Rice code's best `k` is about `log2(mean)`), and its cost
+/// in bits.
+fn best_rice(values: &[u64]) -> (u32, u64) {
+    let max = values.iter().copied().max().unwrap_or(0);
+    let total: u128 = values.iter().map(|&u| u128::from(u)).sum();
+    let mean = (total / values.len().max(1) as u128) as u64;
+    let guess = bit_len(mean);
+    (guess.saturating_sub(2)..=(guess + 1).min(bit_len(max)))
+        .map(|k| (k, values.iter().map(|&u| rice_cost(u, k)).sum::<u64>()))
+        .min_by_key(|&(_, cost)| cost)
+        .unwrap_or((0, 0))
+}
+
+/// Writes one bucket column of the integer bucket stream: 2 bits of
+/// mode, the first count, then the steps between neighbouring counts in
+/// whichever mode costs the fewest bits (`docs/format/chunks.md`).
+fn encode_integer_column(w: &mut BitWriter, out: &mut Vec<u8>, counts: &[i64]) {
+    let steps: Vec<i64> = counts.windows(2).map(|p| p[1] - p[0]).collect();
+    let first = counts.first().copied().unwrap_or(0) as u64;
+    let signed_cost = |v: i64| 6 + u64::from(bit_len(zigzag_encode(v)));
+    let Some(&min) = steps.iter().min() else {
+        w.write(out, STEP_CONSTANT, 2);
+        write_bit_uvarint(w, out, first);
+        write_bit_uvarint(w, out, 0);
+        return;
+    };
+    if steps.iter().all(|&d| d == min) {
+        w.write(out, STEP_CONSTANT, 2);
+        write_bit_uvarint(w, out, first);
+        write_bit_uvarint(w, out, zigzag_encode(min));
+        return;
+    }
+    let from_min: Vec<u64> = steps.iter().map(|&d| d.wrapping_sub(min) as u64).collect();
+    let mut sorted = steps.clone();
+    sorted.sort_unstable();
+    let center = sorted[sorted.len() / 2];
+    let centered: Vec<u64> = steps
+        .iter()
+        .map(|&d| zigzag_encode(d.wrapping_sub(center)))
+        .collect();
+    let (k_min, cost_min) = best_rice(&from_min);
+    let (k_centered, cost_centered) = best_rice(&centered);
+    let width = bit_len(from_min.iter().copied().max().unwrap_or(0));
+    let cost_fixed = u64::from(width) * steps.len() as u64;
+    let candidates = [
+        (cost_min + signed_cost(min), STEP_RICE_FROM_MIN),
+        (cost_centered + signed_cost(center), STEP_RICE_CENTERED),
+        (cost_fixed + signed_cost(min), STEP_FIXED_FROM_MIN),
+    ];
+    let mode = candidates
+        .iter()
+        .min_by_key(|c| c.0)
+        .map_or(STEP_FIXED_FROM_MIN, |c| c.1);
+    w.write(out, mode, 2);
+    write_bit_uvarint(w, out, first);
+    match mode {
+        STEP_RICE_FROM_MIN => {
+            write_bit_uvarint(w, out, zigzag_encode(min));
+            w.write(out, u64::from(k_min), 6);
+            for &u in &from_min {
+                write_rice(w, out, u, k_min);
+            }
+        }
+        STEP_RICE_CENTERED => {
+            write_bit_uvarint(w, out, zigzag_encode(center));
+            w.write(out, u64::from(k_centered), 6);
+            for &u in &centered {
+                write_rice(w, out, u, k_centered);
+            }
+        }
+        _ => {
+            write_bit_uvarint(w, out, zigzag_encode(min));
+            w.write(out, u64::from(width), 6);
+            for &u in &from_min {
+                w.write(out, u, width);
+            }
+        }
+    }
+}
+
+/// Reads one column written by [`encode_integer_column`] into `column`.
+fn decode_integer_column(
+    bytes: &[u8],
+    position: &mut usize,
+    n: usize,
+    column: &mut Vec<f64>,
+) -> Result<(), ChunkError> {
+    let mode = read_bits(bytes, position, 2)?;
+    let mut value = read_bit_uvarint(bytes, position)? as i64;
+    let base = zigzag_decode(read_bit_uvarint(bytes, position)?);
+    let push = |column: &mut Vec<f64>, value: i64| {
+        if (0..INTEGER_LIMIT).contains(&value) {
+            column.push(value as f64);
+            Ok(())
+        } else {
+            Err(ChunkError::new("histogram bucket count out of range"))
+        }
+    };
+    push(column, value)?;
+    let k = if mode == STEP_CONSTANT {
+        0
+    } else {
+        read_bits(bytes, position, 6)? as u32
+    };
+    for _ in 1..n {
+        let step = match mode {
+            STEP_CONSTANT => base,
+            STEP_RICE_FROM_MIN => base.wrapping_add(read_rice(bytes, position, k)? as i64),
+            STEP_RICE_CENTERED => base.wrapping_add(zigzag_decode(read_rice(bytes, position, k)?)),
+            _ => base.wrapping_add(read_bits(bytes, position, k)? as i64),
+        };
+        value = value.wrapping_add(step);
+        push(column, value)?;
+    }
+    Ok(())
+}
+
+/// The integer bucket stream: every column, one after the other, in one
+/// bit stream padded to a byte at the end.
+fn encode_integer_buckets(columns: &[Vec<i64>], out: &mut Vec<u8>) {
+    let mut section = Vec::new();
+    let mut w = BitWriter::default();
+    for column in columns {
+        encode_integer_column(&mut w, &mut section, column);
+    }
+    put_uvarint(out, section.len() as u64);
+    out.extend_from_slice(&section);
+}
+
+fn decode_integer_buckets(
+    section: &[u8],
+    n: usize,
+    n_columns: usize,
+) -> Result<Vec<Vec<f64>>, ChunkError> {
+    let mut position = 0;
+    let mut columns = Vec::with_capacity(n_columns);
+    for _ in 0..n_columns {
+        let mut column = Vec::with_capacity(n);
+        decode_integer_column(section, &mut position, n, &mut column)?;
+        columns.push(column);
+    }
+    if position.div_ceil(8) != section.len() {
+        return Err(ChunkError::new("bytes after the histogram bucket stream"));
+    }
+    Ok(columns)
+}
+
 fn hint_bits(hint: CounterResetHint) -> u8 {
     hint as u8
 }
@@ -102,17 +338,23 @@ fn hint_bits(hint: CounterResetHint) -> u8 {
 /// A run ends before a sample whose layout differs from the run's, which
 /// shows a counter reset (a hint of `CounterReset`, or counts that went
 /// down for a counter histogram; a `NotCounterReset` hint is not trusted,
-/// as samples may have been merged out of order), or which switches
-/// between gauge and counter.
+/// as samples may have been merged out of order), which switches
+/// between gauge and counter, or which follows one of the series' float
+/// samples (`float_times`, ascending: as Prometheus's head starts a new
+/// histogram chunk after a float chunk).
 pub fn split_runs(
     samples: &[(i64, FloatHistogram)],
     max_samples: usize,
+    float_times: &[i64],
 ) -> Vec<std::ops::Range<usize>> {
     let max_samples = max_samples.clamp(1, MAX_HISTOGRAM_SAMPLES);
     let mut runs = Vec::new();
     let mut start = 0;
     for i in 1..samples.len() {
-        if i - start >= max_samples || must_cut(&samples[i - 1].1, &samples[i].1) {
+        if i - start >= max_samples
+            || float_between(float_times, samples[i - 1].0, samples[i].0)
+            || must_cut(&samples[i - 1].1, &samples[i].1)
+        {
             runs.push(start..i);
             start = i;
         }
@@ -121,6 +363,12 @@ pub fn split_runs(
         runs.push(start..samples.len());
     }
     runs
+}
+
+/// Whether a float timestamp lies strictly between `a` and `b` (`a < b`).
+pub fn float_between(float_times: &[i64], a: i64, b: i64) -> bool {
+    let i = float_times.partition_point(|&t| t <= a);
+    float_times.get(i).is_some_and(|&t| t < b)
 }
 
 /// Whether two histograms can share a chunk's layout: same schema, zero
@@ -200,19 +448,38 @@ fn is_reset(previous: &FloatHistogram, next: &FloatHistogram) -> bool {
     unknown.detect_reset(previous)
 }
 
-/// The hint the first sample of a run gets: gauge for gauges, a counter
-/// reset when `previous` (the sample before the run, if any) shows one,
-/// else the sample's own hint unless that was "not a reset" (which only
-/// held against a sample that may now be elsewhere).
-pub fn first_hint(previous: Option<&FloatHistogram>, first: &FloatHistogram) -> CounterResetHint {
+/// The hint the first sample of a run gets, which the chunk header keeps
+/// (`docs/format/chunks.md`): gauge for gauges; a counter reset when the
+/// sample says so or `previous` (the series' sample before the run, if
+/// it is a histogram right before it) shows one; "not a reset" when the
+/// sample continues `previous` (same schema, zero threshold and custom
+/// bounds, no reset: the run was cut for size or at a block boundary, as
+/// Prometheus's head writes a chunk header); otherwise unknown. Without a
+/// `previous`, the sample's own hint stays unless it is "not a reset"
+/// (which only held against a sample that may now be elsewhere) and
+/// `carried` is false: `carried` is for samples read back from storage,
+/// whose hint is a chunk header's or a chunk's later sample's.
+pub fn first_hint(
+    previous: Option<&FloatHistogram>,
+    first: &FloatHistogram,
+    carried: bool,
+) -> CounterResetHint {
     match first.counter_reset_hint {
         CounterResetHint::Gauge => CounterResetHint::Gauge,
         CounterResetHint::CounterReset => CounterResetHint::CounterReset,
-        _ => match previous {
-            Some(p) if p.counter_reset_hint != CounterResetHint::Gauge && is_reset(p, first) => {
-                CounterResetHint::CounterReset
+        hint => match previous {
+            Some(p) if p.counter_reset_hint != CounterResetHint::Gauge => {
+                if is_reset(p, first) {
+                    CounterResetHint::CounterReset
+                } else if compatible(p, first) {
+                    CounterResetHint::NotCounterReset
+                } else {
+                    CounterResetHint::Unknown
+                }
             }
-            _ => CounterResetHint::Unknown,
+            Some(_) => CounterResetHint::Unknown,
+            None if carried => hint,
+            None => CounterResetHint::Unknown,
         },
     }
 }
@@ -224,6 +491,18 @@ pub fn encode(
     samples: &[(i64, FloatHistogram)],
     hint: CounterResetHint,
     integer: bool,
+    out: &mut Vec<u8>,
+) -> Result<(), ChunkError> {
+    encode_as(samples, hint, integer, true, out)
+}
+
+/// [`encode`], with the integer bucket stream allowed or not (not: the
+/// layout writers before it made, which tests keep readable).
+fn encode_as(
+    samples: &[(i64, FloatHistogram)],
+    hint: CounterResetHint,
+    integer: bool,
+    integer_buckets: bool,
     out: &mut Vec<u8>,
 ) -> Result<(), ChunkError> {
     let Some((_, first)) = samples.first() else {
@@ -277,11 +556,32 @@ pub fn encode(
         .iter()
         .zip(&expanded)
         .all(|((_, h), (p, n))| derived_count(h.zero_count, p, n).to_bits() == h.count.to_bits());
+    // Whole-number counts (integer histograms, and most float ones) go
+    // into one bit stream of steps.
+    let integer_columns: Option<Vec<Vec<i64>>> = if !integer_buckets {
+        None
+    } else {
+        (0..positive.len())
+            .map(|b| (b, true))
+            .chain((0..negative.len()).map(|b| (b, false)))
+            .map(|(b, positive_side)| {
+                expanded
+                    .iter()
+                    .map(|(p, n)| as_integer_count(if positive_side { p[b] } else { n[b] }))
+                    .collect::<Option<Vec<i64>>>()
+            })
+            .collect()
+    };
     put_uvarint(out, samples.len() as u64);
     out.push(
         hint_bits(hint)
             | if integer { FLAG_INTEGER } else { 0 }
-            | if count_derived { FLAG_DERIVED_COUNT } else { 0 },
+            | if count_derived { FLAG_DERIVED_COUNT } else { 0 }
+            | if integer_columns.is_some() {
+                FLAG_INTEGER_BUCKETS
+            } else {
+                0
+            },
     );
     put_varint(out, i64::from(first.schema));
     out.extend_from_slice(&first.zero_threshold.to_bits().to_le_bytes());
@@ -333,6 +633,10 @@ pub fn encode(
     }
     put_column(out, &|_, h| h.zero_count);
     out.extend_from_slice(&sum_bytes);
+    if let Some(columns) = &integer_columns {
+        encode_integer_buckets(columns, out);
+        return Ok(());
+    }
     for b in 0..positive.len() {
         put_column(out, &|i, _| expanded[i].0[b]);
     }
@@ -400,7 +704,7 @@ fn read_header(bytes: &[u8], position: &mut usize) -> Result<Header, ChunkError>
         return Err(ChunkError::new("histogram chunk sample count out of range"));
     }
     let flags = get_byte(bytes, position)?;
-    if flags & !(FLAG_HINT_MASK | FLAG_INTEGER | FLAG_DERIVED_COUNT) != 0 {
+    if flags & !(FLAG_HINT_MASK | FLAG_INTEGER | FLAG_DERIVED_COUNT | FLAG_INTEGER_BUCKETS) != 0 {
         return Err(ChunkError::new("unknown histogram chunk flags"));
     }
     let schema = i32::try_from(get_varint(bytes, position)?)
@@ -469,14 +773,25 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<(i64, FloatHistogram)>, ChunkError> {
     } else {
         dense::decode_values(sum_section, n)?
     };
-    let mut positive = Vec::with_capacity(header.n_positive);
-    for _ in 0..header.n_positive {
-        positive.push(column(&mut position)?);
-    }
-    let mut negative = Vec::with_capacity(header.n_negative);
-    for _ in 0..header.n_negative {
-        negative.push(column(&mut position)?);
-    }
+    let (positive, negative) = if header.flags & FLAG_INTEGER_BUCKETS != 0 {
+        let mut all = decode_integer_buckets(
+            section(bytes, &mut position)?,
+            n,
+            header.n_positive + header.n_negative,
+        )?;
+        let negative = all.split_off(header.n_positive);
+        (all, negative)
+    } else {
+        let mut positive = Vec::with_capacity(header.n_positive);
+        for _ in 0..header.n_positive {
+            positive.push(column(&mut position)?);
+        }
+        let mut negative = Vec::with_capacity(header.n_negative);
+        for _ in 0..header.n_negative {
+            negative.push(column(&mut position)?);
+        }
+        (positive, negative)
+    };
     if position != bytes.len() {
         return Err(ChunkError::new("bytes after the last histogram column"));
     }
@@ -572,12 +887,48 @@ mod tests {
         for (i, sample) in samples.iter_mut().enumerate().skip(7) {
             sample.1 = histogram(i as f64, 1); // schema change
         }
-        assert_eq!(split_runs(&samples, 120), vec![0..4, 4..7, 7..10]);
+        assert_eq!(split_runs(&samples, 120, &[]), vec![0..4, 4..7, 7..10]);
         assert_eq!(
-            first_hint(Some(&samples[3].1), &samples[4].1),
+            first_hint(Some(&samples[3].1), &samples[4].1, false),
             CounterResetHint::CounterReset
         );
-        assert_eq!(split_runs(&samples, 3), vec![0..3, 3..4, 4..7, 7..10]);
+        assert_eq!(split_runs(&samples, 3, &[]), vec![0..3, 3..4, 4..7, 7..10]);
+        // Cut for size: the next run continues the last one.
+        assert_eq!(
+            first_hint(Some(&samples[2].1), &samples[3].1, false),
+            CounterResetHint::NotCounterReset
+        );
+        // A schema change counts as a reset (as Prometheus 2.42 detects it).
+        assert_eq!(
+            first_hint(Some(&samples[6].1), &samples[7].1, false),
+            CounterResetHint::CounterReset
+        );
+        // After a gauge histogram: unknown.
+        let mut gauge = samples[2].1.clone();
+        gauge.counter_reset_hint = CounterResetHint::Gauge;
+        assert_eq!(
+            first_hint(Some(&gauge), &samples[3].1, false),
+            CounterResetHint::Unknown
+        );
+        // A float between two histograms ends the run.
+        let spaced: Vec<(i64, FloatHistogram)> =
+            samples.iter().map(|(t, h)| (t * 10, h.clone())).collect();
+        assert_eq!(
+            split_runs(&spaced, 120, &[15]),
+            vec![0..2, 2..4, 4..7, 7..10]
+        );
+        assert_eq!(
+            split_runs(&spaced, 120, &[-5, 200]),
+            vec![0..4, 4..7, 7..10]
+        );
+        // Without a previous sample, only a carried "not a reset" stays.
+        let mut lone = samples[5].1.clone();
+        lone.counter_reset_hint = CounterResetHint::NotCounterReset;
+        assert_eq!(
+            first_hint(None, &lone, true),
+            CounterResetHint::NotCounterReset
+        );
+        assert_eq!(first_hint(None, &lone, false), CounterResetHint::Unknown);
         let mut gauges = samples[..4].to_vec();
         for (_, h) in &mut gauges {
             h.counter_reset_hint = CounterResetHint::Gauge;
@@ -586,7 +937,7 @@ mod tests {
         for (i, (t, _)) in gauges.iter_mut().enumerate() {
             *t = i as i64;
         }
-        assert_eq!(split_runs(&gauges, 120), vec![0..4]);
+        assert_eq!(split_runs(&gauges, 120, &[]), vec![0..4]);
     }
 
     #[test]
@@ -607,7 +958,7 @@ mod tests {
         b.positive_buckets = vec![2.0, 4.0, 2.0, 4.0, 2.0, 1.0];
         b.count += 1.0;
         let samples = vec![(0, a.clone()), (1, b.clone())];
-        assert_eq!(split_runs(&samples, 120), vec![0..2]);
+        assert_eq!(split_runs(&samples, 120, &[]), vec![0..2]);
         let mut bytes = Vec::new();
         encode(&samples, CounterResetHint::Unknown, false, &mut bytes).unwrap();
         let back = decode(&bytes).unwrap();
@@ -681,6 +1032,115 @@ mod tests {
         );
     }
 
+    /// A chunk as writers before the integer bucket stream made it (every
+    /// bucket a Dense section): still read, sample for sample.
+    #[test]
+    fn chunks_without_the_integer_bucket_stream_still_decode() {
+        const OLD: &[u8] = &[
+            4, 5, 6, 252, 169, 241, 210, 77, 98, 80, 63, 2, 3, 3, 4, 2, 1, 0, 2, 0, 6, 0, 208, 15,
+            176, 234, 1, 8, 1, 0, 1, 10, 0, 20, 2, 168, 8, 1, 0, 1, 1, 0, 2, 2, 168, 11, 1, 2, 1,
+            25, 0, 138, 5, 6, 104, 139, 0, 8, 1, 0, 1, 1, 0, 2, 2, 168, 8, 1, 0, 1, 2, 0, 4, 2,
+            168, 8, 1, 0, 1, 1, 0, 2, 2, 168, 8, 1, 0, 1, 2, 0, 4, 2, 168, 8, 1, 0, 1, 1, 0, 2, 2,
+            168, 8, 1, 0, 1, 1, 0, 2, 2, 168, 3, 3, 0, 0,
+        ];
+        let mut samples: Vec<(i64, FloatHistogram)> = (0..4)
+            .map(|i| (1000 + i * 15_000, histogram(i as f64 + 1.0, 3)))
+            .collect();
+        samples[2].1.sum = 7.5;
+        assert_eq!(OLD[1] & FLAG_INTEGER_BUCKETS, 0);
+        let mut old = Vec::new();
+        encode_as(
+            &samples,
+            CounterResetHint::CounterReset,
+            true,
+            false,
+            &mut old,
+        )
+        .unwrap();
+        assert_eq!(old, OLD);
+        let back = decode(OLD).unwrap();
+        assert_eq!(back.len(), 4);
+        assert_eq!(back[0].1.counter_reset_hint, CounterResetHint::CounterReset);
+        for ((t, h), (t2, h2)) in samples.iter().zip(&back) {
+            assert_eq!(t, t2);
+            assert_eq!(h.sum.to_bits(), h2.sum.to_bits());
+            assert_eq!(h.count.to_bits(), h2.count.to_bits());
+            assert_eq!(h.positive_buckets, h2.positive_buckets);
+            assert_eq!(h.negative_buckets, h2.negative_buckets);
+        }
+        // Today's writer uses the stream for the same samples, smaller.
+        let mut new = Vec::new();
+        encode(&samples, CounterResetHint::CounterReset, true, &mut new).unwrap();
+        assert_ne!(new[1] & FLAG_INTEGER_BUCKETS, 0);
+        assert!(new.len() < OLD.len());
+        let again = decode(&new).unwrap();
+        for ((_, a), (_, b)) in back.iter().zip(&again) {
+            assert_eq!(a.positive_buckets, b.positive_buckets);
+            assert_eq!(a.negative_buckets, b.negative_buckets);
+            assert_eq!(a.count.to_bits(), b.count.to_bits());
+        }
+    }
+
+    /// Every mode of the integer bucket stream, escapes, gauge steps that
+    /// go down, and counts up to the largest exact integer.
+    #[test]
+    fn integer_bucket_columns_round_trip_in_every_mode() {
+        let columns: Vec<Vec<i64>> = vec![
+            vec![5; 100],                                       // constant
+            (0..100).map(|i| 3 * i).collect(),                  // constant step
+            (0..100).map(|i| i * i % 7 + i * 10).collect(),     // small steps
+            (0..100).map(|i| i64::from(i % 13 == 0)).collect(), // gauge: down and up
+            (0..100)
+                .map(|i| if i == 50 { 1 << 40 } else { i })
+                .collect(), // escapes
+            (0..100).map(|i| (INTEGER_LIMIT - 1) - (99 - i)).collect(),
+            (0..100).map(|i| (i * 7919) % 1000).collect(), // wide, uniform
+            vec![0; 100],
+        ];
+        for column in &columns {
+            let mut bytes = Vec::new();
+            encode_integer_buckets(std::slice::from_ref(column), &mut bytes);
+            let mut position = 0;
+            let section = super::section(&bytes, &mut position).unwrap();
+            let back = decode_integer_buckets(section, column.len(), 1).unwrap();
+            let expected: Vec<f64> = column.iter().map(|&v| v as f64).collect();
+            assert_eq!(back[0], expected);
+            for cut in 0..section.len() {
+                assert!(decode_integer_buckets(&section[..cut], column.len(), 1).is_err());
+            }
+        }
+        let mut bytes = Vec::new();
+        encode_integer_buckets(&columns, &mut bytes);
+        let mut position = 0;
+        let section = super::section(&bytes, &mut position).unwrap();
+        let back = decode_integer_buckets(section, 100, columns.len()).unwrap();
+        for (a, b) in columns.iter().zip(&back) {
+            assert!(a.iter().zip(b).all(|(x, y)| *x as f64 == *y));
+        }
+        // A constant column costs a few bytes whatever its length.
+        let mut constant = Vec::new();
+        encode_integer_buckets(&[vec![12_345; 2000]], &mut constant);
+        assert!(constant.len() <= 6, "{} bytes", constant.len());
+    }
+
+    #[test]
+    fn fractional_or_negative_zero_buckets_keep_the_dense_columns() {
+        for odd in [0.5, -0.0, -1.0, f64::NAN, 2f64.powi(53)] {
+            let mut samples: Vec<(i64, FloatHistogram)> =
+                (0..5).map(|i| (i, histogram(i as f64 + 1.0, 0))).collect();
+            samples[3].1.positive_buckets[1] = odd;
+            let mut bytes = Vec::new();
+            encode(&samples, CounterResetHint::Unknown, false, &mut bytes).unwrap();
+            assert_eq!(bytes[1] & FLAG_INTEGER_BUCKETS, 0, "{odd}");
+            let back = decode(&bytes).unwrap();
+            assert_eq!(
+                back[3].1.positive_buckets[1].to_bits(),
+                odd.to_bits(),
+                "{odd}"
+            );
+        }
+    }
+
     #[test]
     fn corrupt_chunks_are_errors() {
         let samples: Vec<(i64, FloatHistogram)> = (0..5).map(|i| (i, histogram(1.0, 0))).collect();
@@ -695,5 +1155,139 @@ mod tests {
         let mut flags = bytes.clone();
         flags[1] |= 0x80;
         assert!(decode(&flags).is_err());
+    }
+}
+
+/// Where the bytes of histogram chunks go, over the blocks of a directory
+/// (`HIST_PROFILE_DIR`, e.g. a snapshot): run with
+/// `HIST_PROFILE_DIR=... cargo test -p tsdb --lib profile_histogram_chunks -- --ignored --nocapture`.
+#[cfg(test)]
+mod profile {
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn profile_histogram_chunks() {
+        let Ok(dir) = std::env::var("HIST_PROFILE_DIR") else {
+            return;
+        };
+        let mut totals = std::collections::BTreeMap::<&str, usize>::new();
+        let mut samples = 0usize;
+        // Each chunk as Dense bucket columns and as the integer stream.
+        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if !path.join("meta.json").exists() {
+                continue;
+            }
+            let block = crate::block::Block::open(&path).unwrap();
+            let all = model::Matcher::new(
+                model::MatchOp::RegexMatch,
+                "__name__".to_string(),
+                ".+".to_string(),
+            )
+            .unwrap();
+            for series in block.select(&[all], i64::MIN, i64::MAX).unwrap() {
+                for (_, _, r) in series.chunks {
+                    let (encoding, stored) = block.chunk(r).unwrap();
+                    assert_eq!(encoding, HISTOGRAM_ENCODING);
+                    // Re-encoded with this build's writer.
+                    let decoded = decode(stored).unwrap();
+                    let hint = CounterResetHint::from_u8(stored[1] & FLAG_HINT_MASK).unwrap();
+                    let mut again = Vec::new();
+                    encode(&decoded, hint, stored[1] & FLAG_INTEGER != 0, &mut again).unwrap();
+                    assert_eq!(decode(&again).unwrap().len(), decoded.len());
+                    *totals.entry("stored").or_default() += stored.len();
+                    let mut dense = Vec::new();
+                    encode_as(&decoded, hint, false, false, &mut dense).unwrap();
+                    *totals.entry("as Dense columns").or_default() += dense.len();
+                    pairs.push((dense, again.clone()));
+                    let bytes = &again[..];
+                    *totals.entry("chunks").or_default() += 1;
+                    *totals.entry("all").or_default() += bytes.len();
+                    let mut p = 0;
+                    let header = read_header(bytes, &mut p).unwrap();
+                    samples += header.n;
+                    *totals.entry("header").or_default() += p;
+                    let mut part = |name: &'static str, p: &mut usize| {
+                        let start = *p;
+                        section(bytes, p).unwrap();
+                        *totals.entry(name).or_default() += *p - start;
+                    };
+                    part("timestamps", &mut p);
+                    if header.flags & FLAG_DERIVED_COUNT == 0 {
+                        part("count", &mut p);
+                    }
+                    part("zero", &mut p);
+                    part("sum", &mut p);
+                    if header.flags & FLAG_INTEGER_BUCKETS != 0 {
+                        part("buckets", &mut p);
+                    } else {
+                        for _ in 0..header.n_positive + header.n_negative {
+                            part("buckets", &mut p);
+                        }
+                    }
+                    *totals.entry("bucket columns").or_default() +=
+                        header.n_positive + header.n_negative;
+                }
+            }
+        }
+        // Decode speed: the same chunks with Dense bucket columns and with
+        // the integer bucket stream (best of 5 passes each).
+        type Pair = (Vec<u8>, Vec<u8>);
+        let time = |pick: &dyn Fn(&Pair) -> &[u8]| {
+            (0..5)
+                .map(|_| {
+                    let start = std::time::Instant::now();
+                    let mut n = 0;
+                    for pair in &pairs {
+                        n += decode(pick(pair)).unwrap().len();
+                    }
+                    assert!(n > 0);
+                    start.elapsed()
+                })
+                .min()
+                .unwrap()
+        };
+        let encode_time = |integer_buckets: bool| {
+            (0..3)
+                .map(|_| {
+                    let start = std::time::Instant::now();
+                    for pair in &pairs {
+                        let samples = decode(&pair.1).unwrap();
+                        let mut out = Vec::new();
+                        encode_as(
+                            &samples,
+                            CounterResetHint::Unknown,
+                            false,
+                            integer_buckets,
+                            &mut out,
+                        )
+                        .unwrap();
+                    }
+                    start.elapsed()
+                })
+                .min()
+                .unwrap()
+        };
+        println!(
+            "decode + encode: Dense bucket columns {:?}, integer stream {:?}",
+            encode_time(false),
+            encode_time(true)
+        );
+        let dense_time = time(&|p| &p.0);
+        let stream_time = time(&|p| &p.1);
+        println!(
+            "decode: Dense bucket columns {dense_time:?}, integer stream {stream_time:?} ({:.1} ns/sample vs {:.1})",
+            dense_time.as_nanos() as f64 / samples as f64,
+            stream_time.as_nanos() as f64 / samples as f64
+        );
+        println!("{samples} samples");
+        for (name, bytes) in totals {
+            println!(
+                "{name:>16} {bytes:>10} {:>8.3}/sample",
+                bytes as f64 / samples as f64
+            );
+        }
     }
 }
