@@ -82,6 +82,7 @@ impl Agent {
             ScrapeManagerOptions {
                 hostname,
                 native_histograms: false,
+                created_timestamp_zero_ingestion: false,
             },
         ));
         let mut writer = RemoteWriter::new(storage, &data_dir.join("queues"), true, metrics)?;

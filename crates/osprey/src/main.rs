@@ -388,6 +388,8 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     for feature in &args.enable_feature {
         if feature.trim() == "native-histograms" {
             config.native_histograms = true;
+        } else if feature.trim() == "created-timestamp-zero-ingestion" {
+            config.created_timestamp_zero_ingestion = true;
         } else if !config.promql_features.enable_feature(feature.trim()) {
             tracing::warn!(feature = %feature, "unknown option for --enable-feature");
         }

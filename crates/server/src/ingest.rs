@@ -237,6 +237,7 @@ pub(crate) async fn remote_write(State(state): State<AppState>, request: Request
     let origin = sender_origin(&request);
     let config = state.config();
     let max_decompressed = config.max_remote_write_decompressed_bytes;
+    let created_timestamps = config.created_timestamp_zero_ingestion;
     let result = async {
         let body =
             read_body_limited(request.into_body(), config.max_remote_write_body_bytes).await?;
@@ -244,7 +245,13 @@ pub(crate) async fn remote_write(State(state): State<AppState>, request: Request
         blocking(move || {
             let raw = decompress_snappy(&body, max_decompressed)?;
             drop(body);
-            Ok(stage_write(storage.as_ref(), &origin, proto, &raw))
+            Ok(stage_write(
+                storage.as_ref(),
+                &origin,
+                proto,
+                &raw,
+                created_timestamps,
+            ))
         })
         .await
     }
@@ -278,11 +285,18 @@ pub(crate) async fn remote_write(State(state): State<AppState>, request: Request
 /// allocated for series the storage already holds. Dropping the appender
 /// without commit (on any error) stores nothing. The error carries what
 /// was written anyway (only series-limit refusals leave anything).
+///
+/// With `created_timestamps` (`created-timestamp-zero-ingestion`), a 2.0
+/// series' `created_timestamp` becomes a zero sample ahead of its first
+/// sample and ahead of each histogram, as Prometheus 3's receiver writes
+/// it; one the store skips (not newer than the series' newest sample) or
+/// cannot take is no error.
 fn stage_write(
     storage: &dyn Appendable,
     origin: &WriteOrigin,
     proto: WriteProto,
     raw: &[u8],
+    created_timestamps: bool,
 ) -> Result<Written, (ApiError, Written)> {
     let mut appender = storage.appender();
     appender.set_origin(origin);
@@ -291,8 +305,12 @@ fn stage_write(
     let mut on_series = |labels: &[(&str, &str)],
                          samples: &[(i64, f64)],
                          exemplars: &[RawExemplar<'_>],
-                         histograms: &[RawHistogram]|
+                         histograms: &[RawHistogram],
+                         created: i64|
      -> Result<(), ApiError> {
+        if created_timestamps && created != 0 {
+            append_created_zeros(appender.as_mut(), labels, samples, histograms, created);
+        }
         // Prometheus's 1.0 sender puts exemplars in entries of
         // their own, without samples, so they are kept unless
         // the limits refused this entry's series.
@@ -318,13 +336,22 @@ fn stage_write(
         Ok(())
     };
     let walked = match proto {
-        WriteProto::V1 => visit_write_request_full::<ApiError>(raw, &mut on_series),
+        WriteProto::V1 => {
+            visit_write_request_full::<ApiError>(raw, |labels, samples, exemplars, histograms| {
+                on_series(labels, samples, exemplars, histograms, 0)
+            })
+        }
         WriteProto::V2 => visit_write_request_v2::<ApiError>(
             raw,
-            |labels, samples, exemplars, histograms, _extras| {
-                // Metadata and created timestamps are checked by
-                // the decoder and not stored.
-                on_series(labels, samples, exemplars, histograms)
+            |labels, samples, exemplars, histograms, extras| {
+                // Metadata is checked by the decoder and not stored.
+                on_series(
+                    labels,
+                    samples,
+                    exemplars,
+                    histograms,
+                    extras.created_timestamp,
+                )
             },
         ),
     };
@@ -337,6 +364,50 @@ fn stage_write(
     match refusals.into_error() {
         Some(error) => Err((error, written)),
         None => Ok(written),
+    }
+}
+
+/// Stages the zero samples of a 2.0 series' created timestamp, as
+/// Prometheus 3's receiver (`AppendCTZeroSample`): one ahead of the first
+/// sample (the store would skip it ahead of the later ones), and one
+/// ahead of each histogram; a sample with timestamp 0 gets none. What
+/// the store refuses is logged at debug level and fails nothing.
+fn append_created_zeros(
+    appender: &mut dyn model::storage::Appender,
+    labels: &[(&str, &str)],
+    samples: &[(i64, f64)],
+    histograms: &[RawHistogram],
+    created: i64,
+) {
+    let series = Labels::from_pairs(labels.iter().copied());
+    if let Some(&(t, _)) = samples.first()
+        && t != 0
+        && let Err(error) = appender.append_created_zero(&series, t, created)
+    {
+        tracing::debug!(%error, %series, created, "created timestamp not stored");
+    }
+    for h in histograms {
+        let result = match h {
+            RawHistogram::Integer {
+                timestamp,
+                histogram,
+            } if *timestamp != 0 => appender.append_histogram_created_zero(
+                &series,
+                *timestamp,
+                created,
+                &histogram.to_float(),
+            ),
+            RawHistogram::Float {
+                timestamp,
+                histogram,
+            } if *timestamp != 0 => {
+                appender.append_histogram_created_zero(&series, *timestamp, created, histogram)
+            }
+            _ => continue,
+        };
+        if let Err(error) = result {
+            tracing::debug!(%error, %series, created, "created timestamp not stored");
+        }
     }
 }
 

@@ -134,6 +134,7 @@ impl TestStore {
             ScrapeManagerOptions {
                 hostname: "testhost".to_string(),
                 native_histograms,
+                created_timestamp_zero_ingestion: false,
             },
         )
     }
