@@ -206,7 +206,10 @@ async fn protobuf_created_timestamps_become_zero_samples_with_the_flag() {
     // Without it: the samples alone.
     for name in ["jobs_total", "rpc_seconds_count", "plain_seconds_count"] {
         let samples = off.samples(name, &[]);
-        assert!(samples.iter().all(|(_, v)| *v != 0.0), "{name}: {samples:?}");
+        assert!(
+            samples.iter().all(|(_, v)| *v != 0.0),
+            "{name}: {samples:?}"
+        );
     }
     assert!(
         off.histograms("latency_seconds", &[])
@@ -309,7 +312,10 @@ async fn openmetrics_created_lines_are_created_timestamps_with_the_flag_and_seri
         assert!(samples[1..].iter().all(|(_, v)| *v != 0.0), "{name}");
         // Without the flag: no zero.
         let samples = off.samples(name, &labels);
-        assert!(samples.iter().all(|(_, v)| *v != 0.0), "{name}: {samples:?}");
+        assert!(
+            samples.iter().all(|(_, v)| *v != 0.0),
+            "{name}: {samples:?}"
+        );
     }
     assert!(on.samples("app_queue", &[]).iter().all(|(_, v)| *v == 3.0));
     // `_created` series: not stored with the flag, stored as series

@@ -179,7 +179,12 @@ fn zero_samples_are_kept_in_order_and_survive_replay_cut_and_compaction() {
     let floats = read(&db, "requests_total").0;
     assert_eq!(
         &floats[floats.len() - 4..],
-        &[(40_000, 3.0), (150_000, 1.0), (155_000, 0.0), (160_000, 2.0)]
+        &[
+            (40_000, 3.0),
+            (150_000, 1.0),
+            (155_000, 0.0),
+            (160_000, 2.0)
+        ]
     );
     drop(db);
     let db = open(dir.path());
