@@ -1799,6 +1799,62 @@ fn check_label_limits(config: &ScrapeConfig, series: &Labels) -> Result<(), Stri
 mod tests {
     use super::*;
 
+    /// Which samples an OpenMetrics `_created` line belongs to: those of
+    /// its family with the same labels apart from `le` (histograms) and
+    /// `quantile` (summaries); never a gauge's, nor across families.
+    #[test]
+    fn openmetrics_created_lines_join_their_samples() {
+        let body = b"# TYPE c counter\n\
+c_total{a=\"1\",b=\"\"} 1\n\
+c_created{a=\"1\"} 1700000000.0015\n\
+# TYPE h histogram\n\
+h_bucket{le=\"+Inf\",x=\"y\"} 2\n\
+h_count{x=\"y\"} 2\n\
+h_created{x=\"y\"} 1700000001\n\
+# TYPE s summary\n\
+s{quantile=\"0.5\"} 3\n\
+s_created 1700000002\n\
+# TYPE g gauge\n\
+g_created 1700000003\n\
+# EOF\n";
+        let created = openmetrics_created(body);
+        assert_eq!(created.len(), 3, "{created:?}");
+        let mut types = HashMap::new();
+        for (name, kind) in [
+            ("c", MetricType::Counter),
+            ("h", MetricType::Histogram),
+            ("s", MetricType::Summary),
+            ("g", MetricType::Gauge),
+        ] {
+            types.insert(name.to_string(), kind);
+        }
+        let key = |name: &str, labels: &[(&'static str, &'static str)]| {
+            let labels: Vec<(Cow<'_, str>, Cow<'_, str>)> = labels
+                .iter()
+                .map(|(n, v)| (Cow::Borrowed(*n), Cow::Borrowed(*v)))
+                .collect();
+            sample_created_key(&types, name, &labels)
+                .and_then(|key| created.get(key.as_ref()).copied())
+        };
+        // Truncated to the millisecond, as Prometheus converts it; an
+        // empty label value is no label.
+        assert_eq!(
+            key("c_total", &[("a", "1"), ("b", "")]),
+            Some(1_700_000_000_001)
+        );
+        assert_eq!(key("c_total", &[("a", "2")]), None);
+        assert_eq!(
+            key("h_bucket", &[("x", "y"), ("le", "0.5")]),
+            Some(1_700_000_001_000)
+        );
+        assert_eq!(key("h_sum", &[("x", "y")]), Some(1_700_000_001_000));
+        assert_eq!(key("s", &[("quantile", "0.99")]), Some(1_700_000_002_000));
+        assert_eq!(key("s_count", &[]), Some(1_700_000_002_000));
+        assert_eq!(key("g", &[]), None);
+        // A counter's `le` label is part of its series.
+        assert_eq!(key("c_total", &[("a", "1"), ("le", "1")]), None);
+    }
+
     fn target(identity_host: &str) -> Target {
         Target {
             discovered_labels: Labels::empty(),

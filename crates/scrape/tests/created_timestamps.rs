@@ -147,12 +147,12 @@ async fn protobuf_created_timestamps_become_zero_samples_with_the_flag() {
     let on = TestStore::open();
     let on_manager = on.manager_with_features(true, true);
     on_manager
-        .apply_config(&config(&[fast_job("on", &target.address, "")]))
+        .apply_config(&config(&[fast_job("flagged", &target.address, "")]))
         .await;
     let off = TestStore::open();
     let off_manager = off.manager_with_features(true, false);
     off_manager
-        .apply_config(&config(&[fast_job("off", &target.address, "")]))
+        .apply_config(&config(&[fast_job("plain", &target.address, "")]))
         .await;
     wait_until(WAIT, "three scrapes each", || {
         on.samples("jobs_total", &[]).len() >= 4 && off.samples("jobs_total", &[]).len() >= 3
@@ -284,15 +284,28 @@ async fn openmetrics_created_lines_are_created_timestamps_with_the_flag_and_seri
     let on = TestStore::open();
     let on_manager = on.manager_with_features(false, true);
     on_manager
-        .apply_config(&config(&[fast_job("on", &target.address, "")]))
+        .apply_config(&config(&[
+            fast_job("flagged", &target.address, ""),
+            // The classic histogram as a native one with custom buckets.
+            fast_job(
+                "nhcb",
+                &target.address,
+                "    scrape_native_histograms: true\n    convert_classic_histograms_to_nhcb: true\n",
+            ),
+        ]))
         .await;
     let off = TestStore::open();
     let off_manager = off.manager_with_features(false, false);
     off_manager
-        .apply_config(&config(&[fast_job("off", &target.address, "")]))
+        .apply_config(&config(&[fast_job("plain", &target.address, "")]))
         .await;
     wait_until(WAIT, "three scrapes each", || {
-        on.samples("app_queue", &[]).len() >= 3 && off.samples("app_queue", &[]).len() >= 3
+        on.samples("app_queue", &[("job", "flagged")]).len() >= 3
+            && on
+                .histograms("app_latency_seconds", &[("job", "nhcb")])
+                .len()
+                >= 3
+            && off.samples("app_queue", &[]).len() >= 3
     })
     .await;
 
@@ -307,7 +320,9 @@ async fn openmetrics_created_lines_are_created_timestamps_with_the_flag_and_seri
         ("app_batch_count", vec![], post_ms),
         ("app_batch_sum", vec![], post_ms),
     ] {
-        let samples = on.samples(name, &labels);
+        let mut on_labels = labels.clone();
+        on_labels.push(("job", "flagged"));
+        let samples = on.samples(name, &on_labels);
         assert_eq!(samples[0], (created, 0.0), "{name} {labels:?}: {samples:?}");
         assert!(samples[1..].iter().all(|(_, v)| *v != 0.0), "{name}");
         // Without the flag: no zero.
@@ -317,7 +332,18 @@ async fn openmetrics_created_lines_are_created_timestamps_with_the_flag_and_seri
             "{name}: {samples:?}"
         );
     }
-    assert!(on.samples("app_queue", &[]).iter().all(|(_, v)| *v == 3.0));
+    assert!(
+        on.samples("app_queue", &[("job", "flagged")])
+            .iter()
+            .all(|(_, v)| *v == 3.0)
+    );
+    // The converted histogram's zero: empty, with the custom bounds.
+    let nhcb = on.histograms("app_latency_seconds", &[("job", "nhcb")]);
+    assert_eq!(nhcb[0].0, get_ms);
+    assert_eq!(nhcb[0].1.count, 0.0);
+    assert_eq!(nhcb[0].1.schema, -53);
+    assert_eq!(nhcb[0].1.custom_values, vec![0.5]);
+    assert_eq!(nhcb[1].1.count, 2.0);
     // `_created` series: not stored with the flag, stored as series
     // (their values in seconds) without it, as Prometheus 3 does.
     for name in [
