@@ -308,6 +308,7 @@ fn rw2_request(t: i64, created: i64) -> Vec<u8> {
             .map(|i| v2::Sample {
                 value: 10.0 + i as f64,
                 timestamp: t - (2 - i) * 1000,
+                start_timestamp: 0,
             })
             .collect(),
         created_timestamp: created,
@@ -406,6 +407,52 @@ fn remote_write_2_created_timestamps_with_and_without_the_flag() {
     let stored = samples(on.addr, selector, t + 10_000);
     assert_eq!(stored.len(), 10);
     assert_eq!(stored.iter().filter(|(_, v)| *v == 0.0).count(), 1);
+
+    // The spec's later schema: a start timestamp on each sample (here a
+    // counter that restarts between two samples of one request).
+    let mut symbols = v2::Symbols::new();
+    let restarting = v2::TimeSeries {
+        labels_refs: symbols.label_refs([("__name__", "restarts_total"), ("job", "v2")]),
+        samples: [
+            (t - 2000, 10.0, t - 30_000),
+            (t - 1000, 11.0, t - 30_000),
+            (t, 1.0, t - 500),
+        ]
+        .into_iter()
+        .map(|(timestamp, value, start_timestamp)| v2::Sample {
+            value,
+            timestamp,
+            start_timestamp,
+        })
+        .collect(),
+        ..Default::default()
+    };
+    let request = v2::Request {
+        symbols: symbols.into_table(),
+        timeseries: vec![restarting],
+    };
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&request.encode_to_vec())
+        .unwrap();
+    for server in [&on, &off] {
+        write_v2(server.addr, &body);
+    }
+    assert_eq!(
+        samples(on.addr, "restarts_total", t),
+        vec![
+            (t - 30_000, 0.0),
+            (t - 2000, 10.0),
+            (t - 1000, 11.0),
+            (t - 500, 0.0),
+            (t, 1.0)
+        ]
+    );
+    assert_eq!(samples(off.addr, "restarts_total", t).len(), 3);
+    // increase over both runs: 11 before the restart, 1 after.
+    assert_eq!(
+        value(on.addr, "increase(restarts_total[5m])", t),
+        Some(12.0)
+    );
 
     // Zero samples go through the WAL: they are there after a restart
     // without a clean shutdown.

@@ -1518,6 +1518,7 @@ fn encode_batch_v2(batch: &[Pending]) -> Vec<u8> {
                 PendingValue::Float(v) => series.samples.push(v2::Sample {
                     value: *v,
                     timestamp: pending.t,
+                    start_timestamp: 0,
                 }),
                 PendingValue::Histogram(h) => {
                     series.histograms.push(Histogram::from_float(pending.t, h))

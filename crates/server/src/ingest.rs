@@ -306,9 +306,9 @@ fn stage_write(
                          samples: &[(i64, f64)],
                          exemplars: &[RawExemplar<'_>],
                          histograms: &[RawHistogram],
-                         created: i64|
+                         created: CreatedTimestamps<'_>|
      -> Result<(), ApiError> {
-        if created_timestamps && created != 0 {
+        if created_timestamps && created.any() {
             append_created_zeros(appender.as_mut(), labels, samples, histograms, created);
         }
         // Prometheus's 1.0 sender puts exemplars in entries of
@@ -338,7 +338,13 @@ fn stage_write(
     let walked = match proto {
         WriteProto::V1 => {
             visit_write_request_full::<ApiError>(raw, |labels, samples, exemplars, histograms| {
-                on_series(labels, samples, exemplars, histograms, 0)
+                on_series(
+                    labels,
+                    samples,
+                    exemplars,
+                    histograms,
+                    CreatedTimestamps::default(),
+                )
             })
         }
         WriteProto::V2 => visit_write_request_v2::<ApiError>(
@@ -350,7 +356,11 @@ fn stage_write(
                     samples,
                     exemplars,
                     histograms,
-                    extras.created_timestamp,
+                    CreatedTimestamps {
+                        series: extras.created_timestamp,
+                        samples: extras.sample_start_timestamps,
+                        histograms: extras.histogram_start_timestamps,
+                    },
                 )
             },
         ),
@@ -367,47 +377,86 @@ fn stage_write(
     }
 }
 
-/// Stages the zero samples of a 2.0 series' created timestamp, as
-/// Prometheus 3's receiver (`AppendCTZeroSample`): one ahead of the first
-/// sample (the store would skip it ahead of the later ones), and one
-/// ahead of each histogram; a sample with timestamp 0 gets none. What
-/// the store refuses is logged at debug level and fails nothing.
+/// A 2.0 series' created timestamps (milliseconds, 0 for none): the
+/// series' `created_timestamp` (field 6 of the spec's first schema) and
+/// the per-sample and per-histogram `start_timestamp` of its later one.
+#[derive(Clone, Copy, Default)]
+struct CreatedTimestamps<'s> {
+    series: i64,
+    samples: &'s [i64],
+    histograms: &'s [i64],
+}
+
+impl CreatedTimestamps<'_> {
+    fn any(&self) -> bool {
+        self.series != 0
+            || self.samples.iter().any(|t| *t != 0)
+            || self.histograms.iter().any(|t| *t != 0)
+    }
+}
+
+/// Stages the zero samples of a 2.0 series' created timestamps, as
+/// Prometheus 3's receiver (`AppendCTZeroSample`): the series'
+/// `created_timestamp` ahead of its first sample and of each histogram,
+/// a sample's or histogram's own `start_timestamp` ahead of it. A sample
+/// with timestamp 0 gets none, and neither does one whose created
+/// timestamp was just handed over or is not after the series' previous
+/// sample in the request (the store checks against what is stored, not
+/// against what this request staged). What the store skips or refuses
+/// is logged at debug level and fails nothing.
 fn append_created_zeros(
     appender: &mut dyn model::storage::Appender,
     labels: &[(&str, &str)],
     samples: &[(i64, f64)],
     histograms: &[RawHistogram],
-    created: i64,
+    created: CreatedTimestamps<'_>,
 ) {
     let series = Labels::from_pairs(labels.iter().copied());
-    if let Some(&(t, _)) = samples.first()
-        && t != 0
-        && let Err(error) = appender.append_created_zero(&series, t, created)
-    {
-        tracing::debug!(%error, %series, created, "created timestamp not stored");
-    }
-    for h in histograms {
-        let result = match h {
-            RawHistogram::Integer {
-                timestamp,
-                histogram,
-            } if *timestamp != 0 => appender.append_histogram_created_zero(
-                &series,
-                *timestamp,
-                created,
-                &histogram.to_float(),
-            ),
-            RawHistogram::Float {
-                timestamp,
-                histogram,
-            } if *timestamp != 0 => {
-                appender.append_histogram_created_zero(&series, *timestamp, created, histogram)
-            }
-            _ => continue,
-        };
+    let log = |result: model::storage::Result<bool>, created: i64| {
         if let Err(error) = result {
             tracing::debug!(%error, %series, created, "created timestamp not stored");
         }
+    };
+    let mut handed = 0;
+    let mut previous = i64::MIN;
+    for (index, &(t, _)) in samples.iter().enumerate() {
+        let own = created.samples.get(index).copied().unwrap_or(0);
+        let start = if own != 0 {
+            own
+        } else if index == 0 {
+            created.series
+        } else {
+            0
+        };
+        if start != 0 && t != 0 && start != handed && start > previous {
+            log(appender.append_created_zero(&series, t, start), start);
+            handed = start;
+        }
+        previous = t;
+    }
+    let mut handed = 0;
+    let mut previous = i64::MIN;
+    for (index, h) in histograms.iter().enumerate() {
+        let own = created.histograms.get(index).copied().unwrap_or(0);
+        let start = if own != 0 { own } else { created.series };
+        let t = match h {
+            RawHistogram::Integer { timestamp, .. } | RawHistogram::Float { timestamp, .. } => {
+                *timestamp
+            }
+        };
+        if start != 0 && t != 0 && start != handed && start > previous {
+            let result = match h {
+                RawHistogram::Integer { histogram, .. } => {
+                    appender.append_histogram_created_zero(&series, t, start, &histogram.to_float())
+                }
+                RawHistogram::Float { histogram, .. } => {
+                    appender.append_histogram_created_zero(&series, t, start, histogram)
+                }
+            };
+            log(result, start);
+            handed = start;
+        }
+        previous = t;
     }
 }
 
