@@ -17,7 +17,8 @@
 //! sample and before each histogram) and the OTLP receiver's
 //! `combinedAppender` (a zero at each point's start time when it is before
 //! the point, once per series and start time). Without the flag Prometheus
-//! 3 (and 2.42) store OpenMetrics `_created` lines as series.
+//! 3 (and 2.42) store OpenMetrics `_created` lines as series: that part
+//! is checked against a real Prometheus 2.42 scraping the same app.
 //!
 //! What the zero sample buys: `increase` over a window that holds the
 //! counter's start counts from zero, so the first scrape's value is not
@@ -295,6 +296,29 @@ fn prometheus_client_created_lines_with_and_without_the_flag() {
     assert!((rate - 5.0 / 600.0).abs() < 1e-12, "{rate}");
     let plain_last = plain.last().unwrap().0;
     assert_eq!(value(off.addr, &increase, plain_last), Some(0.0));
+
+    // The reference for the flag's absence: Prometheus 2.42 stores the
+    // `_created` lines as series too, with the same values, and no zero.
+    if !support::prometheus::available() {
+        return;
+    }
+    let scrape_config = std::fs::read_to_string(&config).unwrap();
+    let (_prometheus, prometheus) = support::prometheus::start(dir.path(), &scrape_config);
+    wait_until("Prometheus scraped twice", || {
+        samples(prometheus, get, now_ms()).len() >= 2
+    });
+    let now = now_ms();
+    for series in [
+        "app_requests_created{method=\"get\"}",
+        "app_latency_seconds_created",
+    ] {
+        assert_eq!(
+            value(prometheus, series, now),
+            value(off.addr, series, now),
+            "{series}"
+        );
+    }
+    assert!(samples(prometheus, get, now).iter().all(|(_, v)| *v == 5.0));
 }
 
 /// A 2.0 request: `requests_total` (3 samples a second apart up to `t`)
