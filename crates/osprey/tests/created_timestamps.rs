@@ -605,3 +605,102 @@ fn otlp_start_times_with_and_without_the_flag() {
     assert_eq!(without.len(), with.len() - 1, "{without:?}");
     assert!(without.iter().all(|(_, v)| *v == 3.0), "{without:?}");
 }
+
+/// `osprey agent` with the flag: the scraped created timestamps are
+/// logged as zero samples and remote-written as samples, as Prometheus's
+/// agent sends the zero samples of its WAL; without it, none.
+#[test]
+fn the_agent_sends_created_zero_samples_as_samples() {
+    if !python_has("prometheus_client") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let app = free_addr();
+    let script = dir.path().join("app.py");
+    std::fs::write(&script, PYTHON_APP).unwrap();
+    let _app = ChildGuard::spawn_ready(
+        Command::new("python3")
+            .arg(&script)
+            .arg(app.port().to_string()),
+        &dir.path().join("app.log"),
+        Duration::from_secs(30),
+        || http(app, "GET", "/metrics", &[], &[]).is_ok(),
+    );
+    let created = (exposed(app, "app_requests_created{method=\"get\"}") * 1000.0) as i64;
+    let receiver = Server::start(
+        &dir.path().join("receiver"),
+        free_addr(),
+        &dir.path().join("receiver.log"),
+    );
+    let start_agent = |name: &str, flag: bool| {
+        let config = dir.path().join(format!("{name}.yml"));
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  external_labels:\n    agent: {name}\nscrape_configs:\n  - job_name: app\n    scrape_interval: 500ms\n    scrape_timeout: 400ms\n    static_configs:\n      - targets: ['{app}']\nremote_write:\n  - url: http://{}/api/v1/write\n    queue_config:\n      batch_send_deadline: 100ms\n",
+                receiver.addr
+            ),
+        )
+        .unwrap();
+        let addr = free_addr();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_osprey"));
+        command
+            .args(["agent", "--config"])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path().join(format!("{name}-data")))
+            .args(["--listen", &addr.to_string()]);
+        if flag {
+            command.arg(FLAG);
+        }
+        ChildGuard::spawn_ready(
+            &mut command,
+            &dir.path().join(format!("{name}.log")),
+            Duration::from_secs(30),
+            || support::is_ready(addr),
+        )
+    };
+    let mut flagged_agent = start_agent("flagged", true);
+    let _plain_agent = start_agent("plain", false);
+    let flagged = "app_requests_total{method=\"get\",agent=\"flagged\"}";
+    let plain = "app_requests_total{method=\"get\",agent=\"plain\"}";
+    wait_until("samples from both agents", || {
+        let now = now_ms();
+        samples(receiver.addr, flagged, now).len() >= 3
+            && samples(receiver.addr, plain, now).len() >= 2
+    });
+    let now = now_ms();
+    let received = samples(receiver.addr, flagged, now);
+    assert_eq!(received[0], (created, 0.0), "{received:?}");
+    assert!(received[1..].iter().all(|(_, v)| *v == 5.0), "{received:?}");
+    let received = samples(receiver.addr, plain, now);
+    assert!(received.iter().all(|(_, v)| *v == 5.0), "{received:?}");
+    // The flagged agent does not send `_created` series; the plain one
+    // sends them, as Prometheus 3 without the flag.
+    assert!(
+        query(
+            receiver.addr,
+            "app_requests_created{agent=\"flagged\"}",
+            now
+        )
+        .as_array()
+        .unwrap()
+        .is_empty()
+    );
+    assert!(value(receiver.addr, "app_requests_created{agent=\"plain\"}", now).is_some());
+
+    // Restarted, the agent does not send the zero again: the created
+    // timestamp is before its WAL's last write.
+    flagged_agent.kill();
+    let before = samples(receiver.addr, flagged, now_ms()).len();
+    let _flagged_agent = start_agent("flagged", true);
+    wait_until("samples after the restart", || {
+        samples(receiver.addr, flagged, now_ms()).len() >= before + 3
+    });
+    let received = samples(receiver.addr, flagged, now_ms());
+    assert_eq!(
+        received.iter().filter(|(_, v)| *v == 0.0).count(),
+        1,
+        "{received:?}"
+    );
+}
