@@ -704,3 +704,43 @@ fn the_agent_sends_created_zero_samples_as_samples() {
         "{received:?}"
     );
 }
+
+/// `osprey server` with the flag and `remote_write`: the zero samples it
+/// stored are forwarded as samples, as Prometheus's queues send the zero
+/// samples of its WAL.
+#[test]
+fn the_server_forwards_created_zero_samples_as_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Server::start(
+        &dir.path().join("receiver"),
+        free_addr(),
+        &dir.path().join("receiver.log"),
+    );
+    let config = dir.path().join("forwarder.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "remote_write:\n  - url: http://{}/api/v1/write\n    queue_config:\n      batch_send_deadline: 100ms\n",
+            receiver.addr
+        ),
+    )
+    .unwrap();
+    let forwarder = Server::start_with_args(
+        &dir.path().join("forwarder"),
+        free_addr(),
+        &dir.path().join("forwarder.log"),
+        &["--config", &config.display().to_string(), FLAG],
+    );
+    let t = now_ms() / 1000 * 1000 - 10_000;
+    let created = t - 60_000;
+    write_v2(forwarder.addr, &rw2_request(t, created));
+    let selector = "requests_total{job=\"v2\"}";
+    wait_until("the forwarded samples", || {
+        samples(receiver.addr, selector, t).len() >= 4
+    });
+    assert_eq!(
+        samples(receiver.addr, selector, t),
+        samples(forwarder.addr, selector, t)
+    );
+    assert_eq!(samples(receiver.addr, selector, t)[0], (created, 0.0));
+}
