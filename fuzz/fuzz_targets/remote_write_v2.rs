@@ -1,16 +1,20 @@
 //! Fuzzes the remote write 2.0 decoding the `/api/v1/write` handler runs
 //! for `proto=io.prometheus.write.v2.Request`: the symbols table, label
 //! and exemplar references, samples, histograms, metadata and created
-//! timestamps, with the label validation. Errors are fine; a panic, or a
-//! series handed over without a metric name, is a bug.
+//! timestamps (the series' and the per-sample and per-histogram start
+//! timestamps), with the label validation. Errors are fine; a panic, a
+//! series handed over without a metric name, or start timestamps that do
+//! not line up with the samples and histograms, is a bug.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let _ = remote::visit_write_request_v2::<remote::RemoteWriteError>(
         data,
-        |labels, _samples, exemplars, histograms, extras| {
+        |labels, samples, exemplars, histograms, extras| {
             assert!(labels.iter().any(|(n, v)| *n == "__name__" && !v.is_empty()));
+            assert_eq!(extras.sample_start_timestamps.len(), samples.len());
+            assert_eq!(extras.histogram_start_timestamps.len(), histograms.len());
             for exemplar in exemplars {
                 let _ = exemplar.labels.len();
             }

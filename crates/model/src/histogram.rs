@@ -396,6 +396,20 @@ impl FloatHistogram {
         }
     }
 
+    /// The zero sample that stands for this histogram's created timestamp
+    /// (`Appender::append_histogram_created_zero`): empty, with this
+    /// schema, zero threshold and custom bounds (so no new chunk layout
+    /// is needed), hinted as a counter reset, as Prometheus writes it.
+    pub fn created_zero(&self) -> FloatHistogram {
+        FloatHistogram {
+            counter_reset_hint: CounterResetHint::CounterReset,
+            schema: self.schema,
+            zero_threshold: self.zero_threshold,
+            custom_values: self.custom_values.clone(),
+            ..FloatHistogram::default()
+        }
+    }
+
     /// Whether the two have the same bucket layout (schema, zero threshold,
     /// spans, custom bounds), so their buckets line up one to one.
     pub fn same_layout(&self, other: &FloatHistogram) -> bool {

@@ -174,6 +174,41 @@ pub trait Appender: Send {
         ))
     }
 
+    /// Stages a zero sample at `created` for the series `labels`, ahead
+    /// of its sample at `t`: a counter's (or summary's, or classic
+    /// histogram series') created timestamp kept as Prometheus keeps it
+    /// with `--enable-feature=created-timestamp-zero-ingestion`
+    /// (`AppendCTZeroSample`). Call it before staging the sample at `t`.
+    ///
+    /// `Ok(true)` when staged; `Ok(false)` when skipped, which is no
+    /// error: `created` is not before `t`, or not after the series'
+    /// newest stored sample (a long-lived counter sends the same created
+    /// timestamp with every sample, so this is the common case), or
+    /// older than what the store still takes in order. The zero sample
+    /// is never stored out of order. By default nothing is staged (a
+    /// store that cannot tell a series' newest sample drops created
+    /// timestamps).
+    fn append_created_zero(&mut self, labels: &Labels, t: i64, created: i64) -> Result<bool> {
+        let _ = (labels, t, created);
+        Ok(false)
+    }
+
+    /// [`Appender::append_created_zero`] for a native histogram series:
+    /// the zero sample is an empty histogram with the schema, zero
+    /// threshold and custom bounds of `like` (the sample at `t`), hinted
+    /// as a counter reset, as Prometheus's `AppendHistogramCTZeroSample`
+    /// writes it. By default nothing is staged.
+    fn append_histogram_created_zero(
+        &mut self,
+        labels: &Labels,
+        t: i64,
+        created: i64,
+        like: &FloatHistogram,
+    ) -> Result<bool> {
+        let _ = (labels, t, created, like);
+        Ok(false)
+    }
+
     /// Validates an integer histogram with Prometheus's rules and stages
     /// it as [`Appender::append_histogram`] does, converted to floats
     /// (exact for counts below 2^53).

@@ -57,10 +57,22 @@ pub fn scrape_metadata_source(manager: &Arc<ScrapeManager>) -> remote::MetadataS
     })
 }
 
+/// The agent's `--enable-feature` settings.
+pub struct AgentFeatures {
+    /// `created-timestamp-zero-ingestion`: scraped created timestamps are
+    /// logged as zero samples (and sent as samples), as Prometheus's agent
+    /// does; see `WalStorage::enable_created_timestamps`.
+    pub created_timestamp_zero_ingestion: bool,
+}
+
 impl Agent {
     /// Opens the WAL under `data_dir`, loads the configuration and starts
     /// the queues and the scrape loops. Call inside the runtime.
-    pub async fn start(source: ConfigSource, data_dir: &Path) -> Result<Agent, String> {
+    pub async fn start(
+        source: ConfigSource,
+        data_dir: &Path,
+        features: AgentFeatures,
+    ) -> Result<Agent, String> {
         let config = source.load()?;
         let lock = lock_data_dir(data_dir)?;
         let metrics = RemoteMetrics::default();
@@ -73,6 +85,9 @@ impl Agent {
                 .await
                 .map_err(|e| format!("opening the agent WAL: {e}"))??
         };
+        if features.created_timestamp_zero_ingestion {
+            storage.enable_created_timestamps();
+        }
         let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| "localhost".to_string());
@@ -82,6 +97,7 @@ impl Agent {
             ScrapeManagerOptions {
                 hostname,
                 native_histograms: false,
+                created_timestamp_zero_ingestion: features.created_timestamp_zero_ingestion,
             },
         ));
         let mut writer = RemoteWriter::new(storage, &data_dir.join("queues"), true, metrics)?;

@@ -241,6 +241,10 @@ struct AgentArgs {
     /// tokens, rate limits; re-read when it or its files change.
     #[arg(long = "web.config.file")]
     web_config_file: Option<PathBuf>,
+    /// Features by Prometheus's names: `created-timestamp-zero-ingestion`
+    /// (others are warned about and ignored).
+    #[arg(long = "enable-feature", value_delimiter = ',')]
+    enable_feature: Vec<String>,
 }
 
 #[derive(clap::Args)]
@@ -388,6 +392,8 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     for feature in &args.enable_feature {
         if feature.trim() == "native-histograms" {
             config.native_histograms = true;
+        } else if feature.trim() == "created-timestamp-zero-ingestion" {
+            config.created_timestamp_zero_ingestion = true;
         } else if !config.promql_features.enable_feature(feature.trim()) {
             tracing::warn!(feature = %feature, "unknown option for --enable-feature");
         }
@@ -476,7 +482,20 @@ fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     runtime.block_on(async {
         let source = server::lifecycle::ConfigSource::File(args.config.clone());
-        let agent = agent::Agent::start(source, &args.data_dir)
+        let mut features = agent::AgentFeatures {
+            created_timestamp_zero_ingestion: false,
+        };
+        for feature in &args.enable_feature {
+            match feature.trim() {
+                "created-timestamp-zero-ingestion" => {
+                    features.created_timestamp_zero_ingestion = true;
+                }
+                other => {
+                    tracing::warn!(feature = %other, "unknown option for --enable-feature");
+                }
+            }
+        }
+        let agent = agent::Agent::start(source, &args.data_dir, features)
             .await
             .map_err(anyhow::Error::msg)?;
         let listener = tokio::net::TcpListener::bind(args.listen)

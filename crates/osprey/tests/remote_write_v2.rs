@@ -83,6 +83,7 @@ fn request(t: i64) -> v2::Request {
             .map(|i| v2::Sample {
                 value: 10.0 + i as f64,
                 timestamp: t - (2 - i) * 1000,
+                start_timestamp: 0,
             })
             .collect(),
         exemplars: vec![v2::Exemplar {

@@ -128,6 +128,14 @@ pub struct Translated {
     /// sample of which is in `samples`), in the order Prometheus appends
     /// them.
     pub exemplars: Vec<(Labels, Exemplar)>,
+    /// The created timestamps of samples, in milliseconds, by index into
+    /// `samples` (ascending): a cumulative point's `start_time_unix_nano`,
+    /// which Prometheus 3's receiver stores as a zero sample with
+    /// `created-timestamp-zero-ingestion`. Gauges and summaries carry
+    /// theirs too, as Prometheus passes every point's; delta points,
+    /// turned cumulative here, carry none (their start is their
+    /// interval's, not the running total's).
+    pub created: Vec<(usize, i64)>,
     pub rejected_points: i64,
     /// Why points were refused, the first few reasons.
     pub errors: Vec<String>,
@@ -242,6 +250,7 @@ impl Translator {
                         deltas: &deltas,
                         pending: &mut pending,
                         out: &mut out,
+                        created_ms: 0,
                     };
                     ctx.metric(metric);
                     for (_, t, _) in &out.samples[before..] {
@@ -380,6 +389,9 @@ struct PointContext<'c, 'r> {
     deltas: &'c HashMap<Labels, (DeltaState, i64)>,
     pending: &'c mut HashMap<Labels, (DeltaState, i64)>,
     out: &'c mut Translated,
+    /// The created timestamp (ms, 0 for none) of the point being
+    /// translated, given to each sample it pushes.
+    created_ms: i64,
 }
 
 impl PointContext<'_, '_> {
@@ -498,8 +510,24 @@ impl PointContext<'_, '_> {
         }
         map.insert(METRIC_NAME.to_string(), name.to_string());
         let labels = to_labels(map);
+        if self.created_ms != 0 {
+            self.out
+                .created
+                .push((self.out.samples.len(), self.created_ms));
+        }
         self.out.samples.push((labels.clone(), t, v));
         labels
+    }
+
+    /// Sets the created timestamp of the point being translated: its
+    /// start time in milliseconds, as Prometheus converts it; none for a
+    /// delta point.
+    fn start_point(&mut self, start_time_unix_nano: u64, delta: bool) {
+        self.created_ms = if delta {
+            0
+        } else {
+            i64::try_from(start_time_unix_nano / 1_000_000).unwrap_or(0)
+        };
     }
 
     /// Attaches exemplars to the series `labels`.
@@ -521,6 +549,7 @@ impl PointContext<'_, '_> {
     }
 
     fn number(&mut self, name: &str, p: &proto::NumberDataPoint, delta: bool) {
+        self.start_point(p.start_time_unix_nano, delta);
         let Some(t) = self.time(name, p.time_unix_nano) else {
             return;
         };
@@ -553,6 +582,7 @@ impl PointContext<'_, '_> {
     }
 
     fn histogram(&mut self, name: &str, p: &proto::HistogramDataPoint, delta: bool) {
+        self.start_point(p.start_time_unix_nano, delta);
         let Some(t) = self.time(name, p.time_unix_nano) else {
             return;
         };
@@ -682,6 +712,7 @@ impl PointContext<'_, '_> {
     }
 
     fn summary(&mut self, name: &str, p: &proto::SummaryDataPoint) {
+        self.start_point(p.start_time_unix_nano, false);
         let Some(t) = self.time(name, p.time_unix_nano) else {
             return;
         };

@@ -150,6 +150,10 @@ pub mod v2 {
         pub value: f64,
         #[prost(int64, tag = "2")]
         pub timestamp: i64,
+        /// The spec's later per-sample start (created) timestamp; 0 for
+        /// none. osprey's sender leaves it 0.
+        #[prost(int64, tag = "3")]
+        pub start_timestamp: i64,
     }
 
     #[derive(Clone, PartialEq, prost::Message)]
@@ -480,7 +484,7 @@ pub fn visit_write_request_v2<'a, E: From<RemoteWriteError>>(
         &[(i64, f64)],
         &[crate::decode::RawExemplar<'a>],
         &[crate::decode::RawHistogram],
-        crate::decode::v2::SeriesExtras<'a>,
+        crate::decode::v2::SeriesExtras<'a, '_>,
     ) -> Result<(), E>,
 ) -> Result<(), E> {
     let mut names: Vec<&str> = Vec::new();

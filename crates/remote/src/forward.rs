@@ -274,6 +274,39 @@ impl Appender for ForwardingAppender<'_> {
         Ok(())
     }
 
+    /// Checked and stored by the primary; a zero sample it stored is
+    /// logged for the queues as an ordinary sample, as Prometheus's queues
+    /// send the zero samples they read from its WAL.
+    fn append_created_zero(
+        &mut self,
+        labels: &Labels,
+        t: i64,
+        created: i64,
+    ) -> model::storage::Result<bool> {
+        let staged = self.primary.append_created_zero(labels, t, created)?;
+        if staged {
+            self.staged.push((labels.clone(), created, 0.0));
+        }
+        Ok(staged)
+    }
+
+    fn append_histogram_created_zero(
+        &mut self,
+        labels: &Labels,
+        t: i64,
+        created: i64,
+        like: &model::histogram::FloatHistogram,
+    ) -> model::storage::Result<bool> {
+        let staged = self
+            .primary
+            .append_histogram_created_zero(labels, t, created, like)?;
+        if staged {
+            self.histograms
+                .push((labels.clone(), created, like.created_zero()));
+        }
+        Ok(staged)
+    }
+
     /// Stored in the primary only: remote write does not send exemplars
     /// (`send_exemplars` is refused by the config).
     fn append_exemplar(

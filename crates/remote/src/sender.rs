@@ -187,6 +187,30 @@ impl RemoteMetrics {
 // ---------------------------------------------------------------------------
 // Writing: the WAL-backed Appendable.
 
+/// The latest modification time (milliseconds) of `dir` and the files in
+/// it; `i64::MIN` when it does not exist or holds nothing. A segment's
+/// time is its last append; the directory's, its last segment created or
+/// deleted (after the samples in it were sent).
+fn last_write_ms(dir: &Path) -> i64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return i64::MIN;
+    };
+    let mut times: Vec<std::time::SystemTime> = entries
+        .flatten()
+        .filter_map(|entry| entry.metadata().and_then(|m| m.modified()).ok())
+        .collect();
+    if times.is_empty() {
+        return i64::MIN;
+    }
+    times.extend(fs::metadata(dir).and_then(|m| m.modified()).ok());
+    times
+        .into_iter()
+        .filter_map(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .max()
+        .unwrap_or(i64::MIN)
+}
+
 /// An [`Appendable`] that logs samples to the remote-write WAL. Cloning
 /// shares it.
 #[derive(Clone)]
@@ -197,10 +221,37 @@ pub struct WalStorage {
 struct WalInner {
     wal: Wal,
     state: Mutex<WriterState>,
+    /// What `append_created_zero` checks against; `None` unless
+    /// [`WalStorage::enable_created_timestamps`] was called.
+    created: Mutex<Option<CreatedState>>,
+    /// When the WAL directory was last written before this process
+    /// opened it (milliseconds; `i64::MIN` when it did not exist or was
+    /// empty): no sample logged before has a later timestamp, give or
+    /// take explicit future timestamps.
+    previous_write_ms: i64,
     /// Bumped after every commit; queues wait on it.
     committed: watch::Sender<u64>,
     metrics: RemoteMetrics,
 }
+
+/// The agent's view of each series' newest sample, kept for created
+/// timestamps (`created-timestamp-zero-ingestion`), so that a zero
+/// sample is only logged when it is after everything logged for its
+/// series, as Prometheus's agent checks (`AppendCTZeroSample` against the
+/// series' `lastTs`).
+struct CreatedState {
+    /// Series' newest logged timestamps (updated by every commit).
+    newest: HashMap<Labels, i64>,
+    /// A series not in `newest` may have samples logged up to this time
+    /// (before the WAL was opened, or before its entry was pruned): a
+    /// created timestamp not after it is skipped.
+    floor: i64,
+}
+
+/// How long a series' newest timestamp is kept after it was last
+/// written: entries older than this behind the newest sample logged are
+/// pruned at a segment cut, raising the floor.
+const CREATED_KEEP_MS: i64 = 2 * 3_600_000;
 
 struct WriterState {
     /// Ids of the series described in the current segment.
@@ -213,6 +264,7 @@ struct WriterState {
 impl WalStorage {
     /// Opens (creating) the WAL in `dir`, repairing a torn tail.
     pub fn open(dir: &Path, fsync: bool, metrics: RemoteMetrics) -> Result<WalStorage, String> {
+        let previous_write_ms = last_write_ms(dir);
         let options = WalOptions {
             // The agent cuts segments itself (see `commit`), never inside
             // `Wal::log`, so that every segment stays self-contained.
@@ -230,6 +282,8 @@ impl WalStorage {
                     next_id: 1,
                     segment_bytes: 0,
                 }),
+                created: Mutex::new(None),
+                previous_write_ms,
                 committed,
                 metrics,
             }),
@@ -239,6 +293,78 @@ impl WalStorage {
     /// The WAL directory.
     pub fn dir(&self) -> &Path {
         self.inner.wal.dir()
+    }
+
+    /// Stores created timestamps as zero samples
+    /// (`Appender::append_created_zero`), as `osprey agent
+    /// --enable-feature=created-timestamp-zero-ingestion` asks. The WAL
+    /// keeps no per-series state across restarts (sent segments are
+    /// deleted), so for a series not written since it was opened, a
+    /// created timestamp not after the WAL directory's last write before
+    /// then is skipped: it might not be after what was sent before. A
+    /// new WAL has no such bound, as Prometheus's agent has none for a
+    /// series new to it.
+    pub fn enable_created_timestamps(&self) {
+        *self.inner.created.lock().unwrap_or_else(|e| e.into_inner()) = Some(CreatedState {
+            newest: HashMap::new(),
+            floor: self.inner.previous_write_ms,
+        });
+    }
+
+    /// Whether a zero sample at `created` for `labels` would be after
+    /// everything logged for the series; notes `t` as its newest when so.
+    fn created_zero_allowed(&self, labels: &Labels, t: i64, created: i64) -> bool {
+        if created >= t {
+            return false;
+        }
+        let mut guard = self.inner.created.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(state) = guard.as_mut() else {
+            return false;
+        };
+        let newest = state.newest.get(labels).copied().unwrap_or(state.floor);
+        if created <= newest {
+            return false;
+        }
+        state.newest.insert(labels.clone(), t.max(newest));
+        true
+    }
+
+    /// Notes the timestamps of a commit's samples, and at a segment cut
+    /// prunes series not written for [`CREATED_KEEP_MS`].
+    fn note_created(
+        &self,
+        staged: &[(Labels, i64, f64)],
+        histograms: &[(Labels, i64, FloatHistogram)],
+        cut: bool,
+    ) {
+        let mut guard = self.inner.created.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(state) = guard.as_mut() else {
+            return;
+        };
+        let times = staged
+            .iter()
+            .map(|(l, t, _)| (l, *t))
+            .chain(histograms.iter().map(|(l, t, _)| (l, *t)));
+        for (labels, t) in times {
+            match state.newest.get_mut(labels) {
+                Some(newest) => *newest = (*newest).max(t),
+                None => {
+                    state.newest.insert(labels.clone(), t);
+                }
+            }
+        }
+        if cut && let Some(latest) = state.newest.values().copied().max() {
+            let keep_from = latest.saturating_sub(CREATED_KEEP_MS);
+            let mut floor = state.floor;
+            state.newest.retain(|_, newest| {
+                let keep = *newest >= keep_from;
+                if !keep {
+                    floor = floor.max(*newest);
+                }
+                keep
+            });
+            state.floor = floor;
+        }
     }
 
     fn subscribe(&self) -> watch::Receiver<u64> {
@@ -261,7 +387,8 @@ impl WalStorage {
         // One commit at a time: ids, the segment cut and the log call must
         // agree on which segment the records land in.
         let mut state = inner.state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.segment_bytes >= AGENT_SEGMENT_BYTES {
+        let cut = state.segment_bytes >= AGENT_SEGMENT_BYTES;
+        if cut {
             inner.wal.cut_segment().map_err(io_error)?;
             state.series.clear();
             state.segment_bytes = 0;
@@ -323,6 +450,7 @@ impl WalStorage {
             return Err(io_error(error));
         }
         state.segment_bytes += records.iter().map(|r| r.len() as u64 + 8).sum::<u64>();
+        self.note_created(staged, histograms, cut);
         drop(state);
         inner
             .metrics
@@ -370,6 +498,40 @@ impl Appender for WalAppender<'_> {
             .map_err(|e| StorageError::new(StorageErrorKind::InvalidInput, e.to_string()))?;
         self.histograms.push((labels.clone(), t, histogram.clone()));
         Ok(())
+    }
+
+    /// Logged when the storage keeps created timestamps
+    /// ([`WalStorage::enable_created_timestamps`]) and `created` is after
+    /// everything logged for the series; the queues send it as a sample,
+    /// as Prometheus's agent does.
+    fn append_created_zero(
+        &mut self,
+        labels: &Labels,
+        t: i64,
+        created: i64,
+    ) -> model::storage::Result<bool> {
+        validate_labels(labels)?;
+        if !self.storage.created_zero_allowed(labels, t, created) {
+            return Ok(false);
+        }
+        self.staged.push((labels.clone(), created, 0.0));
+        Ok(true)
+    }
+
+    fn append_histogram_created_zero(
+        &mut self,
+        labels: &Labels,
+        t: i64,
+        created: i64,
+        like: &FloatHistogram,
+    ) -> model::storage::Result<bool> {
+        validate_labels(labels)?;
+        if !self.storage.created_zero_allowed(labels, t, created) {
+            return Ok(false);
+        }
+        self.histograms
+            .push((labels.clone(), created, like.created_zero()));
+        Ok(true)
     }
 
     fn commit(&mut self) -> model::storage::Result<()> {
@@ -1518,6 +1680,7 @@ fn encode_batch_v2(batch: &[Pending]) -> Vec<u8> {
                 PendingValue::Float(v) => series.samples.push(v2::Sample {
                     value: *v,
                     timestamp: pending.t,
+                    start_timestamp: 0,
                 }),
                 PendingValue::Histogram(h) => {
                     series.histograms.push(Histogram::from_float(pending.t, h))

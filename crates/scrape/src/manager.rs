@@ -32,6 +32,12 @@ pub struct ScrapeManagerOptions {
     /// `--enable-feature=native-histograms`: jobs that do not set
     /// `scrape_native_histograms` store native histograms.
     pub native_histograms: bool,
+    /// `--enable-feature=created-timestamp-zero-ingestion`: created
+    /// timestamps (protobuf `created_timestamp`, OpenMetrics `_created`)
+    /// are stored as zero samples, OpenMetrics `_created` series are not
+    /// stored, and jobs without `scrape_protocols` ask for the protobuf
+    /// format first, as in Prometheus 3.
+    pub created_timestamp_zero_ingestion: bool,
 }
 
 /// Runs one scrape pool per job. Create it inside a tokio runtime.
@@ -115,6 +121,7 @@ impl ScrapeManager {
                         storage: self.storage.clone(),
                         offset_seed: offset_seed(&self.options.hostname),
                         native_histograms: self.options.native_histograms,
+                        created_timestamps: self.options.created_timestamp_zero_ingestion,
                         view,
                         loops: HashMap::new(),
                     };
@@ -248,6 +255,7 @@ struct Pool {
     storage: Arc<dyn Appendable>,
     offset_seed: u64,
     native_histograms: bool,
+    created_timestamps: bool,
     view: Arc<Mutex<PoolView>>,
     loops: HashMap<String, LoopHandle>,
 }
@@ -393,6 +401,7 @@ impl Pool {
                     target,
                     offset_seed: self.offset_seed,
                     native_histograms: self.native_histograms,
+                    created_timestamps: self.created_timestamps,
                 }),
                 Err(error) => {
                     tracing::error!(job = %config.job_name, %error, "cannot build the HTTP client; target not scraped");

@@ -183,6 +183,26 @@ pub struct Timestamp {
     pub nanos: i32,
 }
 
+/// A metric's created timestamp in milliseconds, as Prometheus's
+/// protobuf parser reads it (`CreatedTimestamp`): the counter's, the
+/// summary's, or the histogram's (gauge histograms too), by the family's
+/// type; `None` for other types and when it is not set or is zero.
+/// Seconds and nanoseconds are combined without a range check, wrapping
+/// where Prometheus's int64 arithmetic would overflow.
+pub fn created_ms(kind: i32, metric: &Metric) -> Option<i64> {
+    let timestamp = match kind {
+        COUNTER => metric.counter.as_ref()?.created_timestamp.as_ref(),
+        SUMMARY => metric.summary.as_ref()?.created_timestamp.as_ref(),
+        HISTOGRAM | GAUGE_HISTOGRAM => metric.histogram.as_ref()?.created_timestamp.as_ref(),
+        _ => None,
+    }?;
+    let ms = timestamp
+        .seconds
+        .wrapping_mul(1000)
+        .wrapping_add(i64::from(timestamp.nanos) / 1_000_000);
+    (ms != 0).then_some(ms)
+}
+
 pub const COUNTER: i32 = 0;
 pub const GAUGE: i32 = 1;
 pub const SUMMARY: i32 = 2;

@@ -46,8 +46,9 @@ const DEFAULT_PROTOCOLS: &[&str] = &[
     "PrometheusText0.0.4",
 ];
 
-/// The default when native histograms are scraped: the protobuf format
-/// first.
+/// The default when native histograms are scraped, or created
+/// timestamps ingested (Prometheus 3 makes this the global default with
+/// `created-timestamp-zero-ingestion`): the protobuf format first.
 const PROTO_FIRST_PROTOCOLS: &[&str] = &[
     "PrometheusProto",
     "OpenMetricsText1.0.0",
@@ -152,6 +153,11 @@ pub(crate) struct LoopContext {
     /// `--enable-feature=native-histograms`, for jobs that do not set
     /// `scrape_native_histograms`.
     pub native_histograms: bool,
+    /// `--enable-feature=created-timestamp-zero-ingestion`: created
+    /// timestamps become zero samples (`Appender::append_created_zero`),
+    /// OpenMetrics `_created` series are not stored, and the protobuf
+    /// format is asked for first.
+    pub created_timestamps: bool,
 }
 
 impl LoopContext {
@@ -287,7 +293,10 @@ async fn fetch(context: &LoopContext) -> Fetched {
     request = request
         .header(
             reqwest::header::ACCEPT,
-            accept_header(&config.scrape_protocols, context.native_histograms()),
+            accept_header(
+                &config.scrape_protocols,
+                context.native_histograms() || context.created_timestamps,
+            ),
         )
         .header(
             "X-Prometheus-Scrape-Timeout-Seconds",
@@ -406,6 +415,16 @@ struct CacheEntry {
     /// OpenMetrics such a series of a counter, histogram or summary family
     /// holds creation times and is skipped.
     created_family: Option<Box<str>>,
+    /// With created timestamps ingested, an OpenMetrics sample's key into
+    /// its scrape's `_created` values ([`openmetrics_created`]): the
+    /// family and the labels without `le` or `quantile`.
+    created_key: Option<Box<str>>,
+    /// The created timestamp last handed to the store for this series
+    /// (0 for none), and the scrape that handed it or found it unchanged:
+    /// while it stays the same from one successful scrape to the next,
+    /// the store, which would skip it, is not asked again.
+    created_sent: i64,
+    created_generation: u64,
     /// Where the series was in the order of the last scrape that held it.
     position: u32,
     /// The last scrape whose body held this series.
@@ -863,6 +882,7 @@ impl<'a> Staging<'a> {
         entry: &mut CacheEntry,
         value: ScrapedValue<'_>,
         timestamp_ms: Option<i64>,
+        created_ms: Option<i64>,
         exemplars: &[model::exposition::Exemplar<'_>],
     ) -> Result<(), String> {
         let config = self.config;
@@ -897,6 +917,15 @@ impl<'a> Staging<'a> {
                 "sample_limit exceeded (limit: {})",
                 config.sample_limit
             ));
+        }
+        if let Some(created) = created_ms.filter(|created| *created != 0) {
+            (entry.created_sent, entry.created_generation) = self.store_created_zero(
+                (entry.created_sent, entry.created_generation),
+                series,
+                value,
+                timestamp,
+                created,
+            );
         }
         let stored = match value {
             ScrapedValue::Float(value) => {
@@ -958,6 +987,51 @@ impl<'a> Staging<'a> {
     }
 }
 
+impl Staging<'_> {
+    /// Hands a sample's created timestamp to the store
+    /// (`Appender::append_created_zero`), which stages a zero sample at
+    /// it unless it is not newer than the series' newest sample, as
+    /// Prometheus's scrape loop does with `created-timestamp-zero-ingestion`.
+    /// A created timestamp the last successful scrape handed over already
+    /// is not handed again: the store would skip it. Errors are logged
+    /// and fail nothing (Prometheus logs them at debug level too). Takes
+    /// and returns the entry's `created_sent` and `created_generation`.
+    fn store_created_zero(
+        &mut self,
+        (sent, sent_generation): (i64, u64),
+        series: &Labels,
+        value: ScrapedValue<'_>,
+        timestamp: i64,
+        created: i64,
+    ) -> (i64, u64) {
+        let generation = self.generation;
+        if sent == created && self.last_ok != 0 && sent_generation == self.last_ok {
+            return (sent, generation);
+        }
+        let result = match value {
+            ScrapedValue::Float(_) => self
+                .appender
+                .append_created_zero(series, timestamp, created),
+            ScrapedValue::Histogram(histogram) => self.appender.append_histogram_created_zero(
+                series,
+                timestamp,
+                created,
+                &histogram.to_float(),
+            ),
+            ScrapedValue::FloatHistogram(histogram) => self
+                .appender
+                .append_histogram_created_zero(series, timestamp, created, histogram),
+        };
+        match result {
+            Ok(_) => (created, generation),
+            Err(error) => {
+                tracing::debug!(%error, %series, created, "created timestamp not stored");
+                (0, 0)
+            }
+        }
+    }
+}
+
 /// A new cache entry for a parsed series.
 fn new_entry(
     config: &ScrapeConfig,
@@ -974,6 +1048,9 @@ fn new_entry(
         handle: None,
         over_limits,
         created_family: name.strip_suffix("_created").map(Box::from),
+        created_key: None,
+        created_sent: 0,
+        created_generation: 0,
         position: 0,
         seen: 0,
         tracked: 0,
@@ -1023,6 +1100,122 @@ impl MetadataCollector {
     }
 }
 
+/// The family of an OpenMetrics sample of a counter, summary or classic
+/// histogram, the types that have a created timestamp (Prometheus's
+/// `typeRequiresST`), with that type: the family a `# TYPE` line named,
+/// whose name the sample's is, or is with `_total` (counters), `_bucket`
+/// (histograms), `_count`, `_sum` or `_created` after it.
+fn created_family<'a>(
+    types: &HashMap<String, MetricType>,
+    name: &'a str,
+) -> Option<(&'a str, MetricType)> {
+    let candidates = std::iter::once((name, "")).chain(
+        ["_total", "_bucket", "_count", "_sum", "_created"]
+            .into_iter()
+            .filter_map(|suffix| Some((name.strip_suffix(suffix)?, suffix))),
+    );
+    for (family, suffix) in candidates {
+        let kind = match types.get(family) {
+            Some(kind) => *kind,
+            None => continue,
+        };
+        let fits = match kind {
+            MetricType::Counter => matches!(suffix, "" | "_total" | "_created"),
+            MetricType::Summary => matches!(suffix, "" | "_count" | "_sum" | "_created"),
+            MetricType::Histogram => matches!(suffix, "_bucket" | "_count" | "_sum" | "_created"),
+            _ => false,
+        };
+        if fits {
+            return Some((family, kind));
+        }
+    }
+    None
+}
+
+/// The key that joins an OpenMetrics sample to its `_created` line
+/// ([`openmetrics_created`]): the family, then the labels in name order
+/// without empty values and without `excluded` (`le` of a histogram's
+/// buckets, `quantile` of a summary's quantiles), as Prometheus's
+/// OpenMetrics parser matches them (`seriesHash`).
+fn created_key<'a>(
+    family: &str,
+    labels: impl IntoIterator<Item = &'a (impl AsRef<str> + 'a, impl AsRef<str> + 'a)>,
+    excluded: Option<&str>,
+) -> String {
+    let mut pairs: Vec<(&str, &str)> = labels
+        .into_iter()
+        .map(|(name, value)| (name.as_ref(), value.as_ref()))
+        .filter(|(name, value)| !value.is_empty() && Some(*name) != excluded)
+        .collect();
+    pairs.sort_unstable();
+    let mut key = String::from(family);
+    for (name, value) in pairs {
+        key.push('\u{ff}');
+        key.push_str(name);
+        key.push('\u{fe}');
+        key.push_str(value);
+    }
+    key
+}
+
+/// The created-timestamp key of a sample (see [`created_key`]); `None`
+/// for one of a family without created timestamps.
+fn sample_created_key(
+    types: &HashMap<String, MetricType>,
+    name: &str,
+    labels: &[(Cow<'_, str>, Cow<'_, str>)],
+) -> Option<Box<str>> {
+    let (family, kind) = created_family(types, name)?;
+    let excluded = match kind {
+        MetricType::Histogram => Some("le"),
+        MetricType::Summary => Some("quantile"),
+        _ => None,
+    };
+    Some(created_key(family, labels, excluded).into_boxed_str())
+}
+
+/// The `_created` values of an OpenMetrics body's counters, summaries
+/// and histograms, in milliseconds (seconds times 1000, truncated, as
+/// Prometheus converts them), by [`created_key`]. Prometheus's parser
+/// looks ahead from each sample for the `_created` line of its label set
+/// within its family; reading them all first finds the same line in a
+/// body laid out as OpenMetrics lays families out. A body that does not
+/// parse gives what was read before the error (the main pass reports it).
+fn openmetrics_created(body: &[u8]) -> HashMap<String, i64> {
+    let mut created = HashMap::new();
+    let mut types: HashMap<String, MetricType> = HashMap::new();
+    let mut parser = Parser::new(body, Format::OpenMetrics);
+    while let Some(Ok(entry)) = parser.next_lazy() {
+        let sample = match entry {
+            LazyEntry::Type { metric, kind } => {
+                types.insert(metric.into_owned(), kind);
+                continue;
+            }
+            LazyEntry::Sample(sample) => sample,
+            _ => continue,
+        };
+        // Only `_created` lines are parsed further.
+        if !sample.series().windows(8).any(|w| w == b"_created") {
+            continue;
+        }
+        let Ok((name, labels)) = sample.parse_series() else {
+            break;
+        };
+        let Some(family) = name.strip_suffix("_created") else {
+            continue;
+        };
+        if !matches!(
+            types.get(family),
+            Some(MetricType::Counter | MetricType::Summary | MetricType::Histogram)
+        ) {
+            continue;
+        }
+        let ms = (sample.value * 1000.0) as i64;
+        created.insert(created_key(family, &labels, None), ms);
+    }
+    created
+}
+
 /// Parses a text body and stages its samples, applying honor_labels,
 /// honor_timestamps, metric relabelling and the limits. On error the
 /// caller rolls the appender back.
@@ -1040,6 +1233,11 @@ fn parse_and_append(
     let histograms = &config.histograms;
     let mut nhcb = (histograms.convert_classic_histograms_to_nhcb && context.native_histograms())
         .then(NhcbGroups::default);
+    // With created timestamps ingested, an OpenMetrics body's `_created`
+    // values, read first since they follow the samples they belong to.
+    let created = (context.created_timestamps && format == Format::OpenMetrics)
+        .then(|| openmetrics_created(body));
+    let created = created.as_ref().filter(|created| !created.is_empty());
 
     // The last scrape's count, plus the report series.
     staging.appender.reserve(cache.previous.series.len() + 5);
@@ -1083,10 +1281,11 @@ fn parse_and_append(
                 let (name, labels) = sample
                     .parse_series()
                     .map_err(|error| format!("parsing the scrape: {error}"))?;
-                cache.insert(
-                    sample.series(),
-                    new_entry(config, target_labels, &name, &labels),
-                )
+                let mut entry = new_entry(config, target_labels, &name, &labels);
+                if context.created_timestamps && format == Format::OpenMetrics {
+                    entry.created_key = sample_created_key(&types, &name, &labels);
+                }
+                cache.insert(sample.series(), entry)
             }
         };
         if let Some(handle) = cache.handle_ahead(PREFETCH_DISTANCE) {
@@ -1095,26 +1294,29 @@ fn parse_and_append(
         let Some(entry) = cache.get_mut(slot) else {
             continue;
         };
-        // OpenMetrics `_created` series of counters, histograms and
-        // summaries are creation times, not samples; Prometheus skips them.
+        // With created timestamps ingested, OpenMetrics `_created` series
+        // of counters, histograms and summaries are creation times, not
+        // samples: Prometheus 3 skips them then (its OpenMetrics parser's
+        // `skipCTSeries`), and stores them as series otherwise.
         if format == Format::OpenMetrics
+            && context.created_timestamps
             && let Some(family) = &entry.created_family
             && matches!(
                 types.get(family.as_ref()),
-                Some(
-                    MetricType::Counter
-                        | MetricType::Histogram
-                        | MetricType::Summary
-                        | MetricType::GaugeHistogram
-                )
+                Some(MetricType::Counter | MetricType::Histogram | MetricType::Summary)
             )
         {
             continue;
         }
+        let created_ms = match (created, &entry.created_key) {
+            (Some(created), Some(key)) => created.get(key.as_ref()).copied(),
+            _ => None,
+        };
         staging.store(
             entry,
             ScrapedValue::Float(sample.value),
             sample.timestamp_ms,
+            created_ms,
             sample
                 .exemplar
                 .as_deref()
@@ -1123,7 +1325,7 @@ fn parse_and_append(
         )?;
     }
     if let Some(groups) = nhcb {
-        groups.store(context, cache, &mut staging)?;
+        groups.store(context, cache, created, &mut staging)?;
     }
     Ok(staging.finish(metadata.finish()))
 }
@@ -1235,6 +1437,7 @@ impl NhcbGroups {
         self,
         context: &LoopContext,
         cache: &mut SeriesCache,
+        created: Option<&HashMap<String, i64>>,
         staging: &mut Staging<'_>,
     ) -> Result<(), String> {
         let config = &context.config;
@@ -1310,7 +1513,12 @@ impl NhcbGroups {
                 crate::protobuf::ProtoValue::Histogram(h) => ScrapedValue::Histogram(h),
                 crate::protobuf::ProtoValue::FloatHistogram(h) => ScrapedValue::FloatHistogram(h),
             };
-            staging.store(entry, value, group.timestamp_ms, &[])?;
+            let created_ms = created.and_then(|created| {
+                created
+                    .get(&created_key(&group.family, &group.labels, None))
+                    .copied()
+            });
+            staging.store(entry, value, group.timestamp_ms, created_ms, &[])?;
         }
         Ok(())
     }
@@ -1355,6 +1563,10 @@ fn parse_and_append_protobuf(
             metadata.update(name, MetadataUpdate::Unit(unit.clone()));
         }
         for metric in &family.metric {
+            let created_ms = context
+                .created_timestamps
+                .then(|| crate::protobuf::created_ms(kind, metric))
+                .flatten();
             let samples = crate::protobuf::flatten(name, kind, metric, options)
                 .map_err(|error| format!("parsing the scrape: {error}"))?;
             for mut sample in samples {
@@ -1409,7 +1621,13 @@ fn parse_and_append_protobuf(
                     ProtoValue::Histogram(h) => ScrapedValue::Histogram(h),
                     ProtoValue::FloatHistogram(h) => ScrapedValue::FloatHistogram(h),
                 };
-                staging.store(entry, value, metric.timestamp_ms, &sample.exemplars)?;
+                staging.store(
+                    entry,
+                    value,
+                    metric.timestamp_ms,
+                    created_ms,
+                    &sample.exemplars,
+                )?;
             }
         }
     }
@@ -1581,6 +1799,62 @@ fn check_label_limits(config: &ScrapeConfig, series: &Labels) -> Result<(), Stri
 mod tests {
     use super::*;
 
+    /// Which samples an OpenMetrics `_created` line belongs to: those of
+    /// its family with the same labels apart from `le` (histograms) and
+    /// `quantile` (summaries); never a gauge's, nor across families.
+    #[test]
+    fn openmetrics_created_lines_join_their_samples() {
+        let body = b"# TYPE c counter\n\
+c_total{a=\"1\",b=\"\"} 1\n\
+c_created{a=\"1\"} 1700000000.0015\n\
+# TYPE h histogram\n\
+h_bucket{le=\"+Inf\",x=\"y\"} 2\n\
+h_count{x=\"y\"} 2\n\
+h_created{x=\"y\"} 1700000001\n\
+# TYPE s summary\n\
+s{quantile=\"0.5\"} 3\n\
+s_created 1700000002\n\
+# TYPE g gauge\n\
+g_created 1700000003\n\
+# EOF\n";
+        let created = openmetrics_created(body);
+        assert_eq!(created.len(), 3, "{created:?}");
+        let mut types = HashMap::new();
+        for (name, kind) in [
+            ("c", MetricType::Counter),
+            ("h", MetricType::Histogram),
+            ("s", MetricType::Summary),
+            ("g", MetricType::Gauge),
+        ] {
+            types.insert(name.to_string(), kind);
+        }
+        let key = |name: &str, labels: &[(&'static str, &'static str)]| {
+            let labels: Vec<(Cow<'_, str>, Cow<'_, str>)> = labels
+                .iter()
+                .map(|(n, v)| (Cow::Borrowed(*n), Cow::Borrowed(*v)))
+                .collect();
+            sample_created_key(&types, name, &labels)
+                .and_then(|key| created.get(key.as_ref()).copied())
+        };
+        // Truncated to the millisecond, as Prometheus converts it; an
+        // empty label value is no label.
+        assert_eq!(
+            key("c_total", &[("a", "1"), ("b", "")]),
+            Some(1_700_000_000_001)
+        );
+        assert_eq!(key("c_total", &[("a", "2")]), None);
+        assert_eq!(
+            key("h_bucket", &[("x", "y"), ("le", "0.5")]),
+            Some(1_700_000_001_000)
+        );
+        assert_eq!(key("h_sum", &[("x", "y")]), Some(1_700_000_001_000));
+        assert_eq!(key("s", &[("quantile", "0.99")]), Some(1_700_000_002_000));
+        assert_eq!(key("s_count", &[]), Some(1_700_000_002_000));
+        assert_eq!(key("g", &[]), None);
+        // A counter's `le` label is part of its series.
+        assert_eq!(key("c_total", &[("a", "1"), ("le", "1")]), None);
+    }
+
     fn target(identity_host: &str) -> Target {
         Target {
             discovered_labels: Labels::empty(),
@@ -1690,6 +1964,9 @@ mod tests {
                         handle: None,
                         over_limits: false,
                         created_family: None,
+                        created_key: None,
+                        created_sent: 0,
+                        created_generation: 0,
                         position: 0,
                         seen: 0,
                         tracked: 0,

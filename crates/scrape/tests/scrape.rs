@@ -564,8 +564,12 @@ async fn openmetrics_honor_options_and_metric_relabelling() {
             .samples("jobs_total", &[("job", "exposed")])
             .is_empty()
     );
-    // `_created` of a counter is not a sample in OpenMetrics.
-    assert!(store.series("jobs_created", &[]).is_empty());
+    // `_created` of a counter is a series in OpenMetrics too, as in
+    // Prometheus 3 without `created-timestamp-zero-ingestion`.
+    assert_eq!(
+        store.samples("jobs_created", &[("job", "exposed")])[0].1,
+        1_700_000_000.5
+    );
     assert!(
         !store
             .samples("build_info", &[("version", "1.2"), ("job", "plain")])
@@ -581,8 +585,9 @@ async fn openmetrics_honor_options_and_metric_relabelling() {
     assert!(!store.series("dropped", &[("job", "honoring")]).is_empty());
     let scraped = store.samples("scrape_samples_scraped", &[("job", "plain")]);
     let post = store.samples("scrape_samples_post_metric_relabeling", &[("job", "plain")]);
-    assert_eq!(scraped[0].1, 4.0);
-    assert_eq!(post[0].1, 3.0);
+    // jobs_total, jobs_created, build_info, ts and dropped.
+    assert_eq!(scraped[0].1, 5.0);
+    assert_eq!(post[0].1, 4.0);
     let metadata = manager.metadata();
     assert_eq!(metadata["jobs"][0].metric_type, MetricType::Counter);
     assert_eq!(metadata["build"][0].metric_type, MetricType::Info);

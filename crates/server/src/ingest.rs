@@ -237,6 +237,7 @@ pub(crate) async fn remote_write(State(state): State<AppState>, request: Request
     let origin = sender_origin(&request);
     let config = state.config();
     let max_decompressed = config.max_remote_write_decompressed_bytes;
+    let created_timestamps = config.created_timestamp_zero_ingestion;
     let result = async {
         let body =
             read_body_limited(request.into_body(), config.max_remote_write_body_bytes).await?;
@@ -244,7 +245,13 @@ pub(crate) async fn remote_write(State(state): State<AppState>, request: Request
         blocking(move || {
             let raw = decompress_snappy(&body, max_decompressed)?;
             drop(body);
-            Ok(stage_write(storage.as_ref(), &origin, proto, &raw))
+            Ok(stage_write(
+                storage.as_ref(),
+                &origin,
+                proto,
+                &raw,
+                created_timestamps,
+            ))
         })
         .await
     }
@@ -278,11 +285,18 @@ pub(crate) async fn remote_write(State(state): State<AppState>, request: Request
 /// allocated for series the storage already holds. Dropping the appender
 /// without commit (on any error) stores nothing. The error carries what
 /// was written anyway (only series-limit refusals leave anything).
+///
+/// With `created_timestamps` (`created-timestamp-zero-ingestion`), a 2.0
+/// series' `created_timestamp` becomes a zero sample ahead of its first
+/// sample and ahead of each histogram, as Prometheus 3's receiver writes
+/// it; one the store skips (not newer than the series' newest sample) or
+/// cannot take is no error.
 fn stage_write(
     storage: &dyn Appendable,
     origin: &WriteOrigin,
     proto: WriteProto,
     raw: &[u8],
+    created_timestamps: bool,
 ) -> Result<Written, (ApiError, Written)> {
     let mut appender = storage.appender();
     appender.set_origin(origin);
@@ -291,8 +305,12 @@ fn stage_write(
     let mut on_series = |labels: &[(&str, &str)],
                          samples: &[(i64, f64)],
                          exemplars: &[RawExemplar<'_>],
-                         histograms: &[RawHistogram]|
+                         histograms: &[RawHistogram],
+                         created: CreatedTimestamps<'_>|
      -> Result<(), ApiError> {
+        if created_timestamps && created.any() {
+            append_created_zeros(appender.as_mut(), labels, samples, histograms, created);
+        }
         // Prometheus's 1.0 sender puts exemplars in entries of
         // their own, without samples, so they are kept unless
         // the limits refused this entry's series.
@@ -318,13 +336,32 @@ fn stage_write(
         Ok(())
     };
     let walked = match proto {
-        WriteProto::V1 => visit_write_request_full::<ApiError>(raw, &mut on_series),
+        WriteProto::V1 => {
+            visit_write_request_full::<ApiError>(raw, |labels, samples, exemplars, histograms| {
+                on_series(
+                    labels,
+                    samples,
+                    exemplars,
+                    histograms,
+                    CreatedTimestamps::default(),
+                )
+            })
+        }
         WriteProto::V2 => visit_write_request_v2::<ApiError>(
             raw,
-            |labels, samples, exemplars, histograms, _extras| {
-                // Metadata and created timestamps are checked by
-                // the decoder and not stored.
-                on_series(labels, samples, exemplars, histograms)
+            |labels, samples, exemplars, histograms, extras| {
+                // Metadata is checked by the decoder and not stored.
+                on_series(
+                    labels,
+                    samples,
+                    exemplars,
+                    histograms,
+                    CreatedTimestamps {
+                        series: extras.created_timestamp,
+                        samples: extras.sample_start_timestamps,
+                        histograms: extras.histogram_start_timestamps,
+                    },
+                )
             },
         ),
     };
@@ -337,6 +374,89 @@ fn stage_write(
     match refusals.into_error() {
         Some(error) => Err((error, written)),
         None => Ok(written),
+    }
+}
+
+/// A 2.0 series' created timestamps (milliseconds, 0 for none): the
+/// series' `created_timestamp` (field 6 of the spec's first schema) and
+/// the per-sample and per-histogram `start_timestamp` of its later one.
+#[derive(Clone, Copy, Default)]
+struct CreatedTimestamps<'s> {
+    series: i64,
+    samples: &'s [i64],
+    histograms: &'s [i64],
+}
+
+impl CreatedTimestamps<'_> {
+    fn any(&self) -> bool {
+        self.series != 0
+            || self.samples.iter().any(|t| *t != 0)
+            || self.histograms.iter().any(|t| *t != 0)
+    }
+}
+
+/// Stages the zero samples of a 2.0 series' created timestamps, as
+/// Prometheus 3's receiver (`AppendCTZeroSample`): the series'
+/// `created_timestamp` ahead of its first sample and of each histogram,
+/// a sample's or histogram's own `start_timestamp` ahead of it. A sample
+/// with timestamp 0 gets none, and neither does one whose created
+/// timestamp was just handed over or is not after the series' previous
+/// sample in the request (the store checks against what is stored, not
+/// against what this request staged). What the store skips or refuses
+/// is logged at debug level and fails nothing.
+fn append_created_zeros(
+    appender: &mut dyn model::storage::Appender,
+    labels: &[(&str, &str)],
+    samples: &[(i64, f64)],
+    histograms: &[RawHistogram],
+    created: CreatedTimestamps<'_>,
+) {
+    let series = Labels::from_pairs(labels.iter().copied());
+    let log = |result: model::storage::Result<bool>, created: i64| {
+        if let Err(error) = result {
+            tracing::debug!(%error, %series, created, "created timestamp not stored");
+        }
+    };
+    let mut handed = 0;
+    let mut previous = i64::MIN;
+    for (index, &(t, _)) in samples.iter().enumerate() {
+        let own = created.samples.get(index).copied().unwrap_or(0);
+        let start = if own != 0 {
+            own
+        } else if index == 0 {
+            created.series
+        } else {
+            0
+        };
+        if start != 0 && t != 0 && start != handed && start > previous {
+            log(appender.append_created_zero(&series, t, start), start);
+            handed = start;
+        }
+        previous = t;
+    }
+    let mut handed = 0;
+    let mut previous = i64::MIN;
+    for (index, h) in histograms.iter().enumerate() {
+        let own = created.histograms.get(index).copied().unwrap_or(0);
+        let start = if own != 0 { own } else { created.series };
+        let t = match h {
+            RawHistogram::Integer { timestamp, .. } | RawHistogram::Float { timestamp, .. } => {
+                *timestamp
+            }
+        };
+        if start != 0 && t != 0 && start != handed && start > previous {
+            let result = match h {
+                RawHistogram::Integer { histogram, .. } => {
+                    appender.append_histogram_created_zero(&series, t, start, &histogram.to_float())
+                }
+                RawHistogram::Float { histogram, .. } => {
+                    appender.append_histogram_created_zero(&series, t, start, histogram)
+                }
+            };
+            log(result, start);
+            handed = start;
+        }
+        previous = t;
     }
 }
 

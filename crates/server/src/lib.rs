@@ -100,6 +100,10 @@ pub struct ServerConfig {
     /// `scrape_native_histograms` store native histograms (and ask for the
     /// protobuf format first).
     pub native_histograms: bool,
+    /// `--enable-feature=created-timestamp-zero-ingestion`: created
+    /// timestamps from scrapes, remote write 2.0 and OTLP are stored as
+    /// zero samples (Prometheus 3's feature; see `docs/configuration.md`).
+    pub created_timestamp_zero_ingestion: bool,
     /// The configuration file's text, for `/api/v1/status/config`.
     pub config_yaml: String,
     /// Command-line flags in effect, for `/api/v1/status/flags`.
@@ -138,6 +142,7 @@ impl ServerConfig {
             engine: promql::EngineOptions::prometheus_defaults(),
             promql_features: promql::ParseOptions::OSPREY,
             native_histograms: false,
+            created_timestamp_zero_ingestion: false,
             config_yaml: String::new(),
             flags: Vec::new(),
             external_url: format!("http://{listen}"),

@@ -229,6 +229,9 @@ impl AppState {
                 ScrapeManagerOptions {
                     hostname,
                     native_histograms: self.config().native_histograms,
+                    created_timestamp_zero_ingestion: self
+                        .config()
+                        .created_timestamp_zero_ingestion,
                 },
             ),
             config: RwLock::new(prepared.config.clone()),

@@ -170,6 +170,7 @@ async fn handle(state: &AppState, request: Request) -> Response {
     };
     let translator = state.otlp_translator().clone();
     let storage = state.appendable();
+    let created_timestamps = state.config().created_timestamp_zero_ingestion;
     let result = tokio::task::spawn_blocking(move || {
         let body =
             crate::push::decode_content(body, &encoding, limit).map_err(|e| (e.kind, e.message))?;
@@ -180,7 +181,13 @@ async fn handle(state: &AppState, request: Request) -> Response {
         }
         .map_err(|e| (ErrorType::BadData, e.to_string()))?;
         drop(body);
-        store(&translator, storage.as_ref(), &origin, &request)
+        store(
+            &translator,
+            storage.as_ref(),
+            &origin,
+            &request,
+            created_timestamps,
+        )
     })
     .await;
     match result {
@@ -205,18 +212,46 @@ async fn handle(state: &AppState, request: Request) -> Response {
 /// commits once (which syncs the WAL); returns the points refused and why.
 /// Points of new series the series limits refuse are refused points too
 /// (`partial_success`, which exporters do not retry), as are invalid ones.
+///
+/// With `created_timestamps` (`created-timestamp-zero-ingestion`), a
+/// point's start time becomes a zero sample ahead of its samples when it
+/// is before them, as Prometheus 3's receiver stores it (its
+/// `combinedAppender`): once per series and start time in a request; one
+/// the store skips (not newer than the series' newest sample, as when a
+/// start time repeats across requests) or refuses is no refused point.
 fn store(
     translator: &::otlp::Translator,
     storage: &dyn model::storage::Appendable,
     origin: &model::limits::WriteOrigin,
     request: &::otlp::proto::ExportMetricsServiceRequest,
+    created_timestamps: bool,
 ) -> Result<Stored, (ErrorType, String)> {
     let mut translated = translator.translate(request);
     let mut appender = storage.appender();
     appender.set_origin(origin);
     appender.reserve(translated.samples.len());
     let mut staged_samples = 0u64;
-    for (labels, t, v) in &translated.samples {
+    let mut created = translated.created.iter().copied().peekable();
+    let mut created_sent: std::collections::HashMap<&model::Labels, i64> =
+        std::collections::HashMap::new();
+    for (index, (labels, t, v)) in translated.samples.iter().enumerate() {
+        let mut sample_created = None;
+        while let Some((at, ms)) = created.next_if(|(at, _)| *at <= index) {
+            if at == index {
+                sample_created = Some(ms);
+            }
+        }
+        if created_timestamps
+            && let Some(ms) = sample_created
+            && ms < *t
+            && created_sent.get(labels) != Some(&ms)
+            && validate_labels(labels).is_ok()
+        {
+            created_sent.insert(labels, ms);
+            if let Err(error) = appender.append_created_zero(labels, *t, ms) {
+                tracing::debug!(%error, %labels, created = ms, "created timestamp not stored");
+            }
+        }
         let staged = validate_labels(labels).and_then(|()| appender.append(labels, *t, *v));
         match staged {
             Ok(()) => staged_samples += 1,
@@ -479,12 +514,19 @@ async fn grpc_export(State(state): State<AppState>, request: Request) -> Respons
     };
     let translator = state.otlp_translator().clone();
     let storage = state.appendable();
+    let created_timestamps = state.config().created_timestamp_zero_ingestion;
     let result = tokio::task::spawn_blocking(move || {
         let message = grpc_message(&body, &encoding, limit)?;
         let request =
             otlp::decode_protobuf(&message).map_err(|e| (ErrorType::BadData, e.to_string()))?;
         drop(message);
-        store(&translator, storage.as_ref(), &origin, &request)
+        store(
+            &translator,
+            storage.as_ref(),
+            &origin,
+            &request,
+            created_timestamps,
+        )
     })
     .await;
     match result {

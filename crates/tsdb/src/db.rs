@@ -1216,6 +1216,10 @@ pub struct DbAppender<'a> {
     /// Staged native histograms; each holds one pending count too. They
     /// are applied after the floats of the same commit.
     histograms: Vec<(Arc<MemSeries>, i64, FloatHistogram)>,
+    /// The oldest time a created timestamp's zero sample may have: the
+    /// end of the newest block (Prometheus's `minValidTime`), found on
+    /// the first `append_created_zero`.
+    created_floor: Option<i64>,
 }
 
 impl DbAppender<'_> {
@@ -1250,6 +1254,56 @@ impl DbAppender<'_> {
                 .series_created
                 .fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// The series of `labels` held pending for a created timestamp's
+    /// zero sample at `created` ahead of a sample at `t`, or `None` (and
+    /// nothing held) when the zero sample is to be skipped: `created` is
+    /// not before `t`, falls before the newest block's end, or is not
+    /// after the series' newest sample in the head. These are
+    /// Prometheus's `AppendCTZeroSample` checks (`ErrCTNewerThanSample`,
+    /// `ErrOutOfBounds`, `ErrOutOfOrderCT`, a duplicate): the zero sample
+    /// is never stored out of order.
+    fn created_zero_series(
+        &mut self,
+        labels: &Labels,
+        t: i64,
+        created: i64,
+    ) -> Result<Option<Arc<MemSeries>>> {
+        if created >= t {
+            return Ok(None);
+        }
+        let floor = match self.created_floor {
+            Some(floor) => floor,
+            None => {
+                let floor = read(&self.db.blocks)
+                    .iter()
+                    .map(|b| b.meta().max_time)
+                    .max()
+                    .unwrap_or(i64::MIN);
+                self.created_floor = Some(floor);
+                floor
+            }
+        };
+        if created < floor {
+            return Ok(None);
+        }
+        let series = match &self.last {
+            Some((l, s)) if l == labels => {
+                s.hold_again();
+                s.clone()
+            }
+            _ => {
+                let series = self.pending_series(labels)?;
+                self.last = Some((labels.clone(), series.clone()));
+                series
+            }
+        };
+        if created <= series.newest_time() {
+            series.release_pending();
+            return Ok(None);
+        }
+        Ok(Some(series))
     }
 
     /// The head series of `labels` (checked), created and admitted by
@@ -1364,6 +1418,32 @@ impl Appender for DbAppender<'_> {
         };
         self.histograms.push((series, t, histogram.clone()));
         Ok(())
+    }
+
+    /// Checked against the head as Prometheus checks it
+    /// ([`DbAppender::created_zero_series`]), then staged as an ordinary
+    /// sample: the WAL logs it and the head applies it, so it survives a
+    /// restart and goes into blocks like any other.
+    fn append_created_zero(&mut self, labels: &Labels, t: i64, created: i64) -> Result<bool> {
+        let Some(series) = self.created_zero_series(labels, t, created)? else {
+            return Ok(false);
+        };
+        self.staged.push((series, created, 0.0));
+        Ok(true)
+    }
+
+    fn append_histogram_created_zero(
+        &mut self,
+        labels: &Labels,
+        t: i64,
+        created: i64,
+        like: &FloatHistogram,
+    ) -> Result<bool> {
+        let Some(series) = self.created_zero_series(labels, t, created)? else {
+            return Ok(false);
+        };
+        self.histograms.push((series, created, like.created_zero()));
+        Ok(true)
     }
 
     fn commit(&mut self) -> Result<()> {
@@ -1553,6 +1633,7 @@ impl Drop for DbAppender<'_> {
 impl Appendable for Db {
     fn appender(&self) -> Box<dyn Appender + '_> {
         Box::new(DbAppender {
+            created_floor: None,
             db: self,
             staged: Vec::new(),
             last: None,

@@ -539,6 +539,14 @@ impl MemSeries {
         }
     }
 
+    /// The timestamp of the newest sample the head holds for the series
+    /// (float or histogram), `i64::MIN` when it holds none: a created
+    /// timestamp's zero sample must come after it
+    /// (`Appender::append_created_zero`).
+    pub(crate) fn newest_time(&self) -> i64 {
+        lock(&self.data).max_time
+    }
+
     /// Applies one committed sample. Returns whether it went out of order.
     pub(crate) fn apply(&self, t: i64, v: f64, block_range: i64) -> bool {
         lock(&self.data).apply(t, v, block_range)

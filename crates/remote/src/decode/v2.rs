@@ -4,7 +4,9 @@
 //! labels resolved from `labels_refs` (1), its samples (2), native
 //! histograms (3, the same message as 1.0's), exemplars (4, labels by
 //! reference), and its metadata (5) and created timestamp (6), which are
-//! checked and passed on. Unknown fields are skipped by wire type.
+//! checked and passed on, as are the per-sample start timestamps of the
+//! spec's later schema (`Sample` field 3, `Histogram` field 17, where
+//! field 6 is reserved). Unknown fields are skipped by wire type.
 
 use super::{
     DecodeError, RawExemplar, RawHistogram, Reader, WIRE_FIXED64, WIRE_LEN, WIRE_VARINT,
@@ -24,10 +26,15 @@ pub struct RawMetadata<'a> {
 /// What a 2.0 series carries besides labels, samples, exemplars and
 /// histograms.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SeriesExtras<'a> {
+pub struct SeriesExtras<'a, 's> {
     pub metadata: RawMetadata<'a>,
     /// Milliseconds; 0 when not sent.
     pub created_timestamp: i64,
+    /// Each sample's `start_timestamp` (milliseconds, 0 when not sent),
+    /// one per sample, in order.
+    pub sample_start_timestamps: &'s [i64],
+    /// Each histogram's `start_timestamp`, one per histogram, in order.
+    pub histogram_start_timestamps: &'s [i64],
 }
 
 /// The most labels (twice the references) one series or exemplar may
@@ -45,7 +52,7 @@ pub fn decode_write_request_v2<'a, E: From<DecodeError>>(
         &[(i64, f64)],
         &[RawExemplar<'a>],
         &[RawHistogram],
-        SeriesExtras<'a>,
+        SeriesExtras<'a, '_>,
     ) -> Result<(), E>,
 ) -> Result<(), E> {
     let mut symbols: Vec<&'a str> = Vec::new();
@@ -66,6 +73,8 @@ pub fn decode_write_request_v2<'a, E: From<DecodeError>>(
     let mut samples: Vec<(i64, f64)> = Vec::new();
     let mut exemplars: Vec<RawExemplar<'a>> = Vec::new();
     let mut histograms: Vec<RawHistogram> = Vec::new();
+    let mut sample_starts: Vec<i64> = Vec::new();
+    let mut histogram_starts: Vec<i64> = Vec::new();
     let mut r = Reader::new(buf);
     while !r.done() {
         let (field, wire) = r.key()?;
@@ -79,21 +88,38 @@ pub fn decode_write_request_v2<'a, E: From<DecodeError>>(
         samples.clear();
         exemplars.clear();
         histograms.clear();
-        let mut extras = SeriesExtras::default();
+        sample_starts.clear();
+        histogram_starts.clear();
+        let mut metadata = RawMetadata::default();
+        let mut created_timestamp = 0;
         let mut s = Reader::new(series);
         while !s.done() {
             let (f, w) = s.key()?;
             match (f, w) {
                 (1, _) => label_refs(&mut s, w, &mut refs)?,
-                (2, WIRE_LEN) => samples.push(decode_sample(s.bytes()?)?),
-                (3, WIRE_LEN) => histograms.push(decode_histogram(s.bytes()?)?),
+                (2, WIRE_LEN) => {
+                    let (t, v, start) = decode_sample(s.bytes()?)?;
+                    samples.push((t, v));
+                    sample_starts.push(start);
+                }
+                (3, WIRE_LEN) => {
+                    let bytes = s.bytes()?;
+                    histograms.push(decode_histogram(bytes)?);
+                    histogram_starts.push(histogram_start_timestamp(bytes)?);
+                }
                 (4, WIRE_LEN) => exemplars.push(decode_exemplar(s.bytes()?, &symbols)?),
-                (5, WIRE_LEN) => extras.metadata = decode_metadata(s.bytes()?, &symbols)?,
-                (6, WIRE_VARINT) => extras.created_timestamp = s.varint()? as i64,
+                (5, WIRE_LEN) => metadata = decode_metadata(s.bytes()?, &symbols)?,
+                (6, WIRE_VARINT) => created_timestamp = s.varint()? as i64,
                 _ => s.skip(w)?,
             }
         }
         resolve(&refs, &symbols, &mut labels)?;
+        let extras = SeriesExtras {
+            metadata,
+            created_timestamp,
+            sample_start_timestamps: &sample_starts,
+            histogram_start_timestamps: &histogram_starts,
+        };
         on_series(&labels, &samples, &exemplars, &histograms, extras)?;
     }
     Ok(())
@@ -139,18 +165,36 @@ fn resolve<'a>(
     Ok(())
 }
 
-fn decode_sample(buf: &[u8]) -> Result<(i64, f64), DecodeError> {
+/// A sample's timestamp, value and start timestamp (0 when not sent).
+fn decode_sample(buf: &[u8]) -> Result<(i64, f64, i64), DecodeError> {
     let mut r = Reader::new(buf);
-    let (mut t, mut v) = (0i64, 0f64);
+    let (mut t, mut v, mut start) = (0i64, 0f64, 0i64);
     while !r.done() {
         let (f, w) = r.key()?;
         match (f, w) {
             (1, WIRE_FIXED64) => v = f64::from_bits(r.fixed64()?),
             (2, WIRE_VARINT) => t = r.varint()? as i64,
+            (3, WIRE_VARINT) => start = r.varint()? as i64,
             _ => r.skip(w)?,
         }
     }
-    Ok((t, v))
+    Ok((t, v, start))
+}
+
+/// A 2.0 histogram's `start_timestamp` (field 17; 0 when not sent). The
+/// rest of the message is read by the 1.0 histogram decoder, which skips
+/// this field.
+fn histogram_start_timestamp(buf: &[u8]) -> Result<i64, DecodeError> {
+    let mut r = Reader::new(buf);
+    let mut start = 0i64;
+    while !r.done() {
+        let (f, w) = r.key()?;
+        match (f, w) {
+            (17, WIRE_VARINT) => start = r.varint()? as i64,
+            _ => r.skip(w)?,
+        }
+    }
+    Ok(start)
 }
 
 fn decode_exemplar<'a>(buf: &'a [u8], symbols: &[&'a str]) -> Result<RawExemplar<'a>, DecodeError> {
@@ -225,6 +269,59 @@ mod tests {
             Ok(())
         })?;
         Ok(seen)
+    }
+
+    /// The later schema's start timestamps: per sample (field 3) and per
+    /// histogram (field 17), one entry per sample or histogram, 0 where
+    /// not sent.
+    #[test]
+    fn start_timestamps_per_sample_and_histogram() {
+        let mut series = Vec::new();
+        for reference in [1, 2] {
+            varint_field(1, reference, &mut series);
+        }
+        for (t, start) in [(1000, 400), (2000, 0)] {
+            let mut sample = Vec::new();
+            varint((1 << 3) | WIRE_FIXED64, &mut sample);
+            sample.extend_from_slice(&1.0f64.to_bits().to_le_bytes());
+            varint_field(2, t, &mut sample);
+            if start != 0 {
+                varint_field(3, start, &mut sample);
+            }
+            len_field(2, &sample, &mut series);
+        }
+        let mut histogram = Vec::new();
+        varint_field(1, 0, &mut histogram);
+        varint_field(15, 3000, &mut histogram);
+        varint_field(17, 2500, &mut histogram);
+        len_field(3, &histogram, &mut series);
+        let mut request = Vec::new();
+        len_field(5, &series, &mut request);
+        for symbol in ["", "__name__", "up"] {
+            len_field(4, symbol.as_bytes(), &mut request);
+        }
+        let mut seen = Vec::new();
+        decode_write_request_v2::<DecodeError>(&request, |_, samples, _, histograms, extras| {
+            seen.push((
+                samples.to_vec(),
+                histograms.len(),
+                extras.sample_start_timestamps.to_vec(),
+                extras.histogram_start_timestamps.to_vec(),
+                extras.created_timestamp,
+            ));
+            Ok(())
+        })
+        .expect("decode");
+        assert_eq!(
+            seen,
+            vec![(
+                vec![(1000, 1.0), (2000, 1.0)],
+                1,
+                vec![400, 0],
+                vec![2500],
+                0
+            )]
+        );
     }
 
     /// A series written by hand: unpacked label references, the symbols

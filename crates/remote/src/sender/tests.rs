@@ -260,3 +260,95 @@ fn sigv4_signs_every_header_sent() {
     let plain = super::request_headers(&self::config("http://x/write"), b"body", false).unwrap();
     assert!(!plain.iter().any(|(n, _)| n == "authorization"));
 }
+
+/// The agent's created timestamps (`enable_created_timestamps`): a zero
+/// sample is logged only when it is after everything logged for its
+/// series; for a series not written since the WAL was opened, only when
+/// it is after the opening; never otherwise, so the queues never send
+/// one out of order. A pruned series raises the floor.
+#[test]
+fn created_zero_samples_are_logged_only_after_the_series_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = WalStorage::open(dir.path(), false, RemoteMetrics::default()).unwrap();
+    let series = |name: &str| Labels::from_pairs([("__name__", name)]);
+    let (a, b) = (series("a_total"), series("b_total"));
+    // Not enabled: nothing.
+    let mut appender = storage.appender();
+    assert!(!appender.append_created_zero(&a, 20_000, 15_000).unwrap());
+    appender.rollback();
+
+    // A new WAL: no bound for new series. Reopened, the floor is its
+    // last write before (here set by hand, as a test cannot age files).
+    assert_eq!(storage.inner.previous_write_ms, i64::MIN);
+    drop(appender);
+    drop(storage);
+    let storage = WalStorage::open(dir.path(), false, RemoteMetrics::default()).unwrap();
+    assert!(storage.inner.previous_write_ms > 1_000_000_000_000);
+    storage.enable_created_timestamps();
+    storage
+        .inner
+        .created
+        .lock()
+        .unwrap()
+        .as_mut()
+        .unwrap()
+        .floor = 10_000;
+    let mut appender = storage.appender();
+    // A created timestamp before the WAL's last write, of a series not
+    // written since: it might not be after what was sent before.
+    assert!(!appender.append_created_zero(&b, 20_000, 9_000).unwrap());
+    // After the opening: logged, ahead of its sample.
+    assert!(appender.append_created_zero(&a, 20_000, 15_000).unwrap());
+    appender.append(&a, 20_000, 4.0).unwrap();
+    appender.append(&b, 20_000, 7.0).unwrap();
+    appender.commit().unwrap();
+    let mut appender = storage.appender();
+    // The same again, one not before its sample, one older than the
+    // newest: skipped.
+    assert!(!appender.append_created_zero(&a, 30_000, 15_000).unwrap());
+    assert!(!appender.append_created_zero(&a, 30_000, 30_000).unwrap());
+    assert!(!appender.append_created_zero(&b, 30_000, 19_000).unwrap());
+    // A restart of the counter after its newest sample: logged.
+    assert!(appender.append_created_zero(&b, 30_000, 25_000).unwrap());
+    appender.append(&a, 30_000, 5.0).unwrap();
+    appender.append(&b, 30_000, 1.0).unwrap();
+    appender.commit().unwrap();
+
+    let mut logged = Vec::new();
+    for segment in list_segments(dir.path()) {
+        let bytes = fs::read(segment_path(dir.path(), segment)).unwrap();
+        wal::scan_segment_bytes(&bytes, &mut |record| {
+            if let Ok(Record::Samples(samples)) = wal::decode(record) {
+                logged.extend(samples.iter().map(|s| (s.t, s.v)));
+            }
+        });
+    }
+    assert_eq!(
+        logged,
+        vec![
+            (15_000, 0.0),
+            (20_000, 4.0),
+            (20_000, 7.0),
+            (25_000, 0.0),
+            (30_000, 5.0),
+            (30_000, 1.0)
+        ]
+    );
+
+    // Pruned at a segment cut once far behind: the floor rises to it.
+    let mut appender = storage.appender();
+    appender
+        .append(&a, 30_000 + CREATED_KEEP_MS + 1, 6.0)
+        .unwrap();
+    appender.commit().unwrap();
+    storage.inner.state.lock().unwrap().segment_bytes = AGENT_SEGMENT_BYTES;
+    let mut appender = storage.appender();
+    appender
+        .append(&a, 30_000 + CREATED_KEEP_MS + 2, 6.0)
+        .unwrap();
+    appender.commit().unwrap();
+    let mut appender = storage.appender();
+    let later = 30_000 + CREATED_KEEP_MS + 10;
+    assert!(!appender.append_created_zero(&b, later, 29_000).unwrap());
+    assert!(appender.append_created_zero(&b, later, 31_000).unwrap());
+}

@@ -129,11 +129,22 @@ impl TestStore {
     /// A manager as `--enable-feature=native-histograms` makes it when
     /// `native_histograms`.
     pub fn manager_with(&self, native_histograms: bool) -> ScrapeManager {
+        self.manager_with_features(native_histograms, false)
+    }
+
+    /// A manager as `--enable-feature=native-histograms` and
+    /// `--enable-feature=created-timestamp-zero-ingestion` make it.
+    pub fn manager_with_features(
+        &self,
+        native_histograms: bool,
+        created_timestamp_zero_ingestion: bool,
+    ) -> ScrapeManager {
         ScrapeManager::new(
             self.appendable(),
             ScrapeManagerOptions {
                 hostname: "testhost".to_string(),
                 native_histograms,
+                created_timestamp_zero_ingestion,
             },
         )
     }
