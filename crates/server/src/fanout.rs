@@ -27,6 +27,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use model::histogram::{CounterResetHint, FloatHistogram};
 use model::storage::{Querier, Queryable, Result, Series, SeriesSet, Storage};
 use model::{Labels, LabelsBuilder, MatchOp, Matcher};
 use remote::read_client::{ReadClient, ReadSeriesData};
@@ -195,7 +196,7 @@ impl FanoutQuerier {
                 Some(last) if last.labels == series.labels => {
                     last.samples = merge_samples(std::mem::take(&mut last.samples), series.samples);
                     last.histograms =
-                        merge_samples(std::mem::take(&mut last.histograms), series.histograms);
+                        merge_histograms(std::mem::take(&mut last.histograms), series.histograms);
                 }
                 _ => merged.push(series),
             }
@@ -239,6 +240,44 @@ fn merge_samples<T>(first: Vec<(i64, T)>, second: Vec<(i64, T)>) -> Vec<(i64, T)
             (None, Some(_)) => out.extend(b.next()),
             (None, None) => return out,
         }
+    }
+}
+
+/// Two histogram lists merged as [`merge_samples`] does; where the merged
+/// list switches from one source to the other, a "not a counter reset"
+/// hint becomes "unknown": it spoke of the sample before it in its own
+/// store, not of the other store's sample now before it (Prometheus's
+/// merging iterator does the same).
+fn merge_histograms(
+    first: Vec<(i64, FloatHistogram)>,
+    second: Vec<(i64, FloatHistogram)>,
+) -> Vec<(i64, FloatHistogram)> {
+    let mut out: Vec<(i64, FloatHistogram)> = Vec::with_capacity(first.len() + second.len());
+    let mut last_source: Option<bool> = None;
+    let (mut a, mut b) = (first.into_iter().peekable(), second.into_iter().peekable());
+    loop {
+        let from_first = match (a.peek().map(|x| x.0), b.peek().map(|x| x.0)) {
+            (Some(ta), Some(tb)) => {
+                if ta == tb {
+                    b.next();
+                }
+                ta <= tb
+            }
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return out,
+        };
+        let next = if from_first { a.next() } else { b.next() };
+        let Some((t, mut h)) = next else {
+            return out;
+        };
+        if last_source.is_some_and(|s| s != from_first)
+            && h.counter_reset_hint == CounterResetHint::NotCounterReset
+        {
+            h.counter_reset_hint = CounterResetHint::Unknown;
+        }
+        last_source = Some(from_first);
+        out.push((t, h));
     }
 }
 
@@ -298,7 +337,7 @@ impl Iterator for MergeSet {
                 };
                 let remote = self.remote.next()?;
                 let samples = merge_samples(local.samples.collect(), remote.samples);
-                let histograms = merge_samples(local.histograms.collect(), remote.histograms);
+                let histograms = merge_histograms(local.histograms.collect(), remote.histograms);
                 Some(Ok(Series {
                     labels: local.labels,
                     samples: Box::new(samples.into_iter()),
@@ -343,9 +382,9 @@ mod tests {
     /// sample winning a shared timestamp.
     #[test]
     fn merge_set_joins_floats_and_histograms() {
-        use model::histogram::FloatHistogram;
         let h = |count: f64| FloatHistogram {
             count,
+            counter_reset_hint: CounterResetHint::NotCounterReset,
             ..FloatHistogram::default()
         };
         let a = Labels::from_pairs([("__name__", "a")]);
@@ -379,8 +418,19 @@ mod tests {
         let mut it = merged.into_iter();
         let first = it.next().unwrap();
         assert_eq!(first.labels, a);
-        let counts: Vec<(i64, f64)> = first.histograms.map(|(t, h)| (t, h.count)).collect();
-        assert_eq!(counts, vec![(1, 1.0), (2, 20.0), (3, 3.0)]);
+        let got: Vec<(i64, f64, CounterResetHint)> = first
+            .histograms
+            .map(|(t, h)| (t, h.count, h.counter_reset_hint))
+            .collect();
+        // Each switch of source drops a "not a reset" hint to unknown.
+        assert_eq!(
+            got,
+            vec![
+                (1, 1.0, CounterResetHint::NotCounterReset),
+                (2, 20.0, CounterResetHint::Unknown),
+                (3, 3.0, CounterResetHint::Unknown),
+            ]
+        );
         let second = it.next().unwrap();
         assert_eq!(second.labels, b);
         assert_eq!(second.samples.collect::<Vec<_>>(), vec![(5, 5.0)]);

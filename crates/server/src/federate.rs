@@ -226,8 +226,9 @@ fn write_exposition(out: &mut String, latest: &[Latest], external: &[(String, St
             (_, Some(h)) => {
                 let bucket_name = format!("{}_bucket", sample.name);
                 let mut cumulative = 0.0;
+                let counts = custom_buckets(h);
                 for (i, bound) in h.custom_values.iter().chain([&f64::INFINITY]).enumerate() {
-                    cumulative += custom_bucket(h, i);
+                    cumulative += counts[i];
                     let count = if bound.is_infinite() {
                         h.count
                     } else {
@@ -243,21 +244,26 @@ fn write_exposition(out: &mut String, latest: &[Latest], external: &[(String, St
     }
 }
 
-/// The count of custom bucket `index` (0 for one no span covers).
-fn custom_bucket(h: &FloatHistogram, index: usize) -> f64 {
-    let mut at = 0i64;
+/// The count of every custom bucket, the `+Inf` one last (0 where no
+/// span covers a bucket), in one walk over the spans.
+fn custom_buckets(h: &FloatHistogram) -> Vec<f64> {
+    let n = h.custom_values.len() + 1;
+    let mut out = vec![0.0; n];
+    let mut index = 0i64;
     let mut k = 0usize;
     for span in &h.positive_spans {
-        at += i64::from(span.offset);
+        index += i64::from(span.offset);
         for _ in 0..span.length {
-            if at == index as i64 {
-                return h.positive_buckets.get(k).copied().unwrap_or(0.0);
+            if let (Ok(i), Some(&count)) = (usize::try_from(index), h.positive_buckets.get(k))
+                && i < n
+            {
+                out[i] = count;
             }
-            at += 1;
+            index += 1;
             k += 1;
         }
     }
-    0.0
+    out
 }
 
 /// One text line: `name suffix{pairs[,le]} value t`.
@@ -320,12 +326,13 @@ fn histogram_message(h: &FloatHistogram) -> dto::Histogram {
     };
     if h.schema == CUSTOM_BUCKETS_SCHEMA {
         let mut cumulative = 0.0;
+        let counts = custom_buckets(h);
         let bucket = h
             .custom_values
             .iter()
             .enumerate()
             .map(|(i, &bound)| {
-                cumulative += custom_bucket(h, i);
+                cumulative += counts[i];
                 let (count, count_float) = match integer {
                     Some(_) => (Some(cumulative as u64), None),
                     None => (None, Some(cumulative)),

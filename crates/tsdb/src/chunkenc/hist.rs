@@ -439,7 +439,7 @@ pub fn must_cut(previous: &FloatHistogram, next: &FloatHistogram) -> bool {
 }
 
 /// A counter reset between two counter histograms of one layout.
-fn is_reset(previous: &FloatHistogram, next: &FloatHistogram) -> bool {
+pub(crate) fn is_reset(previous: &FloatHistogram, next: &FloatHistogram) -> bool {
     if next.counter_reset_hint == CounterResetHint::CounterReset {
         return true;
     }

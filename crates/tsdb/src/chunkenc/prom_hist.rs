@@ -327,8 +327,16 @@ pub fn decode(
     let layout = read_layout(stream, &mut position)?;
     let n_positive = Layout::buckets(&layout.positive_spans);
     let n_negative = Layout::buckets(&layout.negative_spans);
-    // Each bucket costs at least one bit per sample.
-    if (n_positive + n_negative).saturating_mul(total) > stream.len().saturating_mul(8) {
+    // Every decoded sample copies the layout, so its size is bounded by
+    // what the chunk pays for: the first sample reads every bucket (one
+    // bit each at least), each later one too unless it is a staleness
+    // marker (which copies no buckets), and spans need buckets (one empty
+    // span per side is allowed, as clients mark an empty native histogram
+    // with it).
+    if (n_positive + n_negative) > stream.len().saturating_mul(8)
+        || layout.positive_spans.len() > n_positive + 1
+        || layout.negative_spans.len() > n_negative + 1
+    {
         return Err(ChunkError::new(
             "histogram chunk claims more buckets than it holds",
         ));
@@ -708,7 +716,7 @@ pub fn encode_with(samples: &[(i64, FloatHistogram)], allow_integer: bool) -> Ve
         let reset = !h.is_stale()
             && h.counter_reset_hint != CounterResetHint::Gauge
             && (h.counter_reset_hint == CounterResetHint::CounterReset
-                || previous.is_some_and(|p| !p.is_stale() && h.detect_reset(p)));
+                || previous.is_some_and(|p| !p.is_stale() && super::hist::is_reset(p, h)));
         let fits = current.as_ref().is_some_and(|w| w.takes(h)) && !reset;
         if !fits {
             chunks.extend(current.take().map(Writer::finish));
@@ -925,5 +933,73 @@ mod tests {
         let mut bad = chunk.bytes.clone();
         bad[0] = 0xff;
         assert!(decode(chunk.encoding, &bad).is_err());
+    }
+
+    /// A marker after a histogram with many buckets costs no bucket bits;
+    /// the chunk still decodes (a bound that charged every sample a bit
+    /// per bucket refused it).
+    #[test]
+    fn a_marker_after_many_buckets_decodes() {
+        let buckets = vec![1.0; 300];
+        let samples = vec![
+            (1000, exp(300.0, &buckets, CounterResetHint::Unknown)),
+            (2000, FloatHistogram::stale_marker()),
+        ];
+        let chunks = encode(&samples);
+        assert_eq!(chunks.len(), 1);
+        let back = decode(chunks[0].encoding, &chunks[0].bytes).unwrap();
+        assert_eq!(back.len(), 2);
+        assert!(back[1].1.is_stale());
+    }
+
+    /// Spans that cover no bucket cost two bits each in the layout but
+    /// would be copied into every sample: more than one per side is
+    /// refused.
+    #[test]
+    fn empty_spans_beyond_one_per_side_are_refused() {
+        let write = |n_spans: usize| {
+            let mut bytes = vec![0, 200, 0];
+            let mut w = BitWriter::default();
+            put_zero_threshold(&mut w, &mut bytes, 0.0);
+            put_varbit_int(&mut w, &mut bytes, 0);
+            put_varbit_uint(&mut w, &mut bytes, n_spans as u64);
+            for _ in 0..n_spans {
+                put_varbit_uint(&mut w, &mut bytes, 0);
+                put_varbit_int(&mut w, &mut bytes, 0);
+            }
+            put_varbit_uint(&mut w, &mut bytes, 0);
+            // 200 samples: the first, then all-zero deltas.
+            put_varbit_int(&mut w, &mut bytes, 1000);
+            put_varbit_uint(&mut w, &mut bytes, 0);
+            put_varbit_uint(&mut w, &mut bytes, 0);
+            w.write(&mut bytes, 0, 64);
+            for _ in 1..200 {
+                w.write(&mut bytes, 0, 4);
+            }
+            bytes
+        };
+        assert_eq!(
+            decode(PromHistEncoding::Histogram, &write(1))
+                .unwrap()
+                .len(),
+            200
+        );
+        assert!(decode(PromHistEncoding::Histogram, &write(1000)).is_err());
+    }
+
+    /// A decreasing sample that claims "not a reset" still cuts the chunk,
+    /// as Prometheus's appender distrusts that hint.
+    #[test]
+    fn a_reset_hinted_away_still_cuts() {
+        let samples = vec![
+            (1000, exp(10.0, &[1.0, 2.0, 3.0], CounterResetHint::Unknown)),
+            (
+                2000,
+                exp(4.0, &[1.0, 1.0, 1.0], CounterResetHint::NotCounterReset),
+            ),
+        ];
+        let chunks = encode(&samples);
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[1].bytes[2], HEADER_RESET);
     }
 }
