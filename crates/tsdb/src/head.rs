@@ -237,15 +237,16 @@ impl HistData {
     }
 
     /// The hint the open run's sample `i` is read with, as from a closed
-    /// chunk ([`hist::decode`]): the later samples "not a reset" (gauge in
-    /// a gauge run); the first its chunk header's hint where that says
-    /// gauge or "not a reset", else the hint it came with (a reset found
-    /// by comparison reads as the sample said until the run is closed).
-    fn open_sample_hint(&self, i: usize, own: CounterResetHint) -> CounterResetHint {
+    /// chunk ([`hist::decode`]) and as Prometheus's chunk reader hands it
+    /// out: gauge throughout a gauge run; "unknown" for the first sample
+    /// (the query engine compares it with the sample before it, so a
+    /// reset is found the same before and after the run is closed, and a
+    /// "not a reset" the sample arrived with is not trusted); "not a
+    /// reset" for the rest.
+    fn open_sample_hint(&self, i: usize) -> CounterResetHint {
         match (i, self.open_hint) {
             (_, CounterResetHint::Gauge) => CounterResetHint::Gauge,
-            (0, CounterResetHint::NotCounterReset) => CounterResetHint::NotCounterReset,
-            (0, _) => own,
+            (0, _) => CounterResetHint::Unknown,
             _ => CounterResetHint::NotCounterReset,
         }
     }
@@ -273,7 +274,7 @@ impl HistData {
                 .filter(|(_, (t, _))| (mint..=maxt).contains(t))
                 .map(|(i, (t, h))| {
                     let mut h = h.clone();
-                    h.counter_reset_hint = self.open_sample_hint(i, h.counter_reset_hint);
+                    h.counter_reset_hint = self.open_sample_hint(i);
                     (*t, h)
                 }),
         );

@@ -138,7 +138,9 @@ fn zero_samples_are_kept_in_order_and_survive_replay_cut_and_compaction() {
         assert_eq!(histograms.len(), 3);
         let (t, zero) = &histograms[0];
         assert_eq!(*t, 4_000);
-        assert_eq!(zero.counter_reset_hint, CounterResetHint::CounterReset);
+        // Stored as a reset (the chunk it starts says so); read back, as
+        // from Prometheus's chunk reader, as a chunk's first sample.
+        assert_eq!(zero.counter_reset_hint, CounterResetHint::Unknown);
         assert_eq!(zero.schema, -53);
         assert_eq!(zero.custom_values, vec![0.1, 1.0]);
         assert_eq!((zero.count, zero.sum, zero.zero_count), (0.0, 0.0, 0.0));

