@@ -78,8 +78,10 @@ pub struct XorAppender {
     /// Decoder states at the two latest multiples of
     /// [`XOR_CHECKPOINT_EVERY`] samples, newest first, so a read of the
     /// chunk's recent end (a `rate(x[5m])` over the open head chunk) skips
-    /// decoding its start.
-    checkpoints: [Option<XorCheckpoint>; 2],
+    /// decoding its start. Boxed, and allocated at the first checkpoint:
+    /// a head series whose chunk is still short (most of them, a million at
+    /// a time on a wide head) keeps 8 bytes here instead of 96.
+    checkpoints: Option<Box<[Option<XorCheckpoint>; 2]>>,
 }
 
 /// Samples between two decode checkpoints of an [`XorAppender`].
@@ -118,7 +120,7 @@ impl XorAppender {
             last_time_delta: 0,
             last_value_bits: 0,
             window: None,
-            checkpoints: [None, None],
+            checkpoints: None,
         }
     }
 
@@ -176,9 +178,12 @@ impl XorAppender {
         self.buffer[0] = count[0];
         self.buffer[1] = count[1];
         if self.n_samples.is_multiple_of(XOR_CHECKPOINT_EVERY) {
-            self.checkpoints[1] = self.checkpoints[0];
+            let checkpoints = self
+                .checkpoints
+                .get_or_insert_with(|| Box::new([None, None]));
+            checkpoints[1] = checkpoints[0];
             // Chunks hold at most 65,535 samples in well under 4 GiB.
-            self.checkpoints[0] = Some(XorCheckpoint {
+            checkpoints[0] = Some(XorCheckpoint {
                 n_read: self.n_samples as u16,
                 position: (self.buffer.len() * 8 - self.bit_writer.free_bits as usize) as u32,
                 time: self.last_time,
@@ -197,6 +202,7 @@ impl XorAppender {
         let checkpoint = self
             .checkpoints
             .iter()
+            .flat_map(|c| c.iter())
             .flatten()
             .find(|c| c.time < mint)
             .copied();
@@ -250,6 +256,10 @@ impl XorAppender {
     /// Heap bytes held by the appender.
     pub fn memory_bytes(&self) -> usize {
         self.buffer.capacity()
+            + self
+                .checkpoints
+                .as_ref()
+                .map_or(0, |_| std::mem::size_of::<[Option<XorCheckpoint>; 2]>())
     }
 
     fn write_varint_bytes(&mut self, mut value: u64) {

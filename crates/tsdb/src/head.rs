@@ -79,7 +79,7 @@ pub(crate) struct MemSeries {
     removed: AtomicBool,
     /// The head the series belongs to, so a handle from another store is
     /// refused.
-    pub(crate) owner: u64,
+    pub(crate) owner: u32,
     /// Whether a series record for this series is durably in the WAL.
     pub(crate) wal_logged: AtomicBool,
     /// The series' position in label order among all head series, tagged
@@ -814,17 +814,72 @@ impl std::hash::Hasher for PassThroughHasher {
 
 type U64Map<V> = HashMap<u64, V, std::hash::BuildHasherDefault<PassThroughHasher>>;
 
+/// One shard of the series map. Most label-set hashes belong to one
+/// series, so the map holds that series directly (16 bytes a slot); the
+/// rare second series with the same hash goes to `collisions`. A list per
+/// hash instead cost a separate allocation per series.
 #[derive(Default)]
 struct Shard {
-    by_hash: U64Map<Vec<Arc<MemSeries>>>,
+    by_hash: U64Map<Arc<MemSeries>>,
+    collisions: U64Map<Vec<Arc<MemSeries>>>,
+}
+
+impl Shard {
+    /// The series with `hash` that `same` accepts.
+    fn find(&self, hash: u64, same: impl Fn(&MemSeries) -> bool) -> Option<&Arc<MemSeries>> {
+        let first = self.by_hash.get(&hash)?;
+        if same(first) {
+            return Some(first);
+        }
+        self.collisions.get(&hash)?.iter().find(|s| same(s))
+    }
+
+    fn insert(&mut self, series: Arc<MemSeries>) {
+        let hash = series.hash;
+        match self.by_hash.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(series);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collisions.entry(hash).or_default().push(series);
+            }
+        }
+    }
+
+    fn remove(&mut self, s: &MemSeries) {
+        if self
+            .by_hash
+            .get(&s.hash)
+            .is_some_and(|first| first.id == s.id)
+        {
+            let next = self.collisions.get_mut(&s.hash).and_then(|list| list.pop());
+            match next {
+                Some(next) => {
+                    self.by_hash.insert(s.hash, next);
+                }
+                None => {
+                    self.by_hash.remove(&s.hash);
+                }
+            }
+        } else if let Some(list) = self.collisions.get_mut(&s.hash) {
+            list.retain(|x| x.id != s.id);
+        }
+        if self
+            .collisions
+            .get(&s.hash)
+            .is_some_and(|list| list.is_empty())
+        {
+            self.collisions.remove(&s.hash);
+        }
+    }
 }
 
 struct Index {
     /// Every live series by id.
     series: U64Map<Arc<MemSeries>>,
     /// name -> value -> ascending series ids.
-    postings: HashMap<Arc<str>, HashMap<Arc<str>, Vec<u64>>>,
-    interned: HashSet<Arc<str>>,
+    postings: HashMap<LabelStr, HashMap<LabelStr, Vec<u64>>>,
+    interned: HashSet<LabelStr>,
     /// Changes whenever a series is added or removed: ranks computed for
     /// an older generation are stale. Starts at 1 so that a fresh series'
     /// rank (generation 0) is never current.
@@ -851,11 +906,11 @@ impl Index {
         self.generation = self.generation.wrapping_add(1).max(1);
     }
 
-    fn intern(&mut self, s: &str) -> Arc<str> {
+    fn intern(&mut self, s: &str) -> LabelStr {
         if let Some(a) = self.interned.get(s) {
             return a.clone();
         }
-        let a: Arc<str> = Arc::from(s);
+        let a = LabelStr::from(s);
         self.interned.insert(a.clone());
         a
     }
@@ -870,11 +925,11 @@ pub struct Head {
     max_time: AtomicI64,
     block_range: i64,
     /// Unique per head in the process (see `MemSeries::owner`).
-    owner: u64,
+    owner: u32,
 }
 
 /// Hands out `Head::owner` values.
-static NEXT_HEAD: AtomicU64 = AtomicU64::new(1);
+static NEXT_HEAD: AtomicU32 = AtomicU32::new(1);
 
 impl Head {
     pub(crate) fn new(block_range: i64) -> Head {
@@ -909,14 +964,12 @@ impl Head {
     ) -> Result<(Arc<MemSeries>, bool), StorageError> {
         let hash = labels.stable_hash();
         let mut shard = lock(&self.shards[(hash as usize) % SHARDS]);
-        if let Some(list) = shard.by_hash.get(&hash)
-            && let Some(s) = list.iter().find(|s| s.same_labels(labels))
-        {
+        if let Some(s) = shard.find(hash, |s| s.same_labels(labels)) {
             s.pending.fetch_add(1, Ordering::AcqRel);
             return Ok((s.clone(), false));
         }
         let series = self.insert_series_admitted(labels, hash, admission)?;
-        shard.by_hash.entry(hash).or_default().push(series.clone());
+        shard.insert(series.clone());
         Ok((series, true))
     }
 
@@ -926,11 +979,7 @@ impl Head {
     pub(crate) fn get_pending(&self, labels: &Labels) -> Option<Arc<MemSeries>> {
         let hash = labels.stable_hash();
         let shard = lock(&self.shards[(hash as usize) % SHARDS]);
-        let series = shard
-            .by_hash
-            .get(&hash)?
-            .iter()
-            .find(|s| s.same_labels(labels))?;
+        let series = shard.find(hash, |s| s.same_labels(labels))?;
         series.pending.fetch_add(1, Ordering::AcqRel);
         Some(series.clone())
     }
@@ -946,9 +995,7 @@ impl Head {
         let hash = model::labels::stable_hash_pairs(pairs.iter().copied());
         {
             let shard = lock(&self.shards[(hash as usize) % SHARDS]);
-            if let Some(list) = shard.by_hash.get(&hash)
-                && let Some(s) = list.iter().find(|s| s.same_pairs(pairs))
-            {
+            if let Some(s) = shard.find(hash, |s| s.same_pairs(pairs)) {
                 s.pending.fetch_add(1, Ordering::AcqRel);
                 return Ok((s.clone(), false));
             }
@@ -966,9 +1013,7 @@ impl Head {
         let hash = labels.stable_hash();
         let mut shard = lock(&self.shards[(hash as usize) % SHARDS]);
         let mut carried: Option<SeriesData> = None;
-        if let Some(list) = shard.by_hash.get(&hash)
-            && let Some(s) = list.iter().find(|s| s.same_labels(labels)).cloned()
-        {
+        if let Some(s) = shard.find(hash, |s| s.same_labels(labels)).cloned() {
             if s.id == id {
                 return s;
             }
@@ -983,7 +1028,7 @@ impl Head {
             *lock(&series.data) = data;
         }
         series.wal_logged.store(true, Ordering::Relaxed);
-        shard.by_hash.entry(hash).or_default().push(series.clone());
+        shard.insert(series.clone());
         series
     }
 
@@ -1040,8 +1085,8 @@ impl Head {
             labels
                 .iter()
                 .map(|l| Label {
-                    name: index.intern(&l.name).into(),
-                    value: index.intern(&l.value).into(),
+                    name: index.intern(&l.name),
+                    value: index.intern(&l.value),
                 })
                 .collect(),
         );
@@ -1060,9 +1105,9 @@ impl Head {
         for l in series.labels.iter() {
             let list = index
                 .postings
-                .entry(l.name.as_arc().clone())
+                .entry(l.name.clone())
                 .or_default()
-                .entry(l.value.as_arc().clone())
+                .entry(l.value.clone())
                 .or_default();
             // Ids are handed out in increasing order, except during replay
             // of a checkpoint followed by segments; keep the list sorted.
@@ -1319,12 +1364,7 @@ impl Head {
     }
 
     fn unlink_from_shard(shard: &mut Shard, s: &MemSeries) {
-        if let Some(list) = shard.by_hash.get_mut(&s.hash) {
-            list.retain(|x| x.id != s.id);
-            if list.is_empty() {
-                shard.by_hash.remove(&s.hash);
-            }
-        }
+        shard.remove(s);
     }
 
     /// Removes the series `removed` from the index and the postings, and
@@ -1349,13 +1389,13 @@ impl Head {
             vals.retain(|_, list| !list.is_empty());
         }
         index.postings.retain(|_, vals| !vals.is_empty());
-        let live: HashSet<Arc<str>> = index
+        let live: HashSet<LabelStr> = index
             .series
             .values()
             .flat_map(|s| {
                 s.labels
                     .iter()
-                    .flat_map(|l| [l.name.as_arc().clone(), l.value.as_arc().clone()])
+                    .flat_map(|l| [l.name.clone(), l.value.clone()])
             })
             .collect();
         index.interned = live;
@@ -1504,10 +1544,94 @@ impl Head {
             .sum()
     }
 
+    /// Where the head's heap bytes go, by structure, estimated from the
+    /// sizes and capacities of what it holds (allocator overhead is not
+    /// included): `(structure, bytes)` rows. Walks every series under the
+    /// index lock, so it is for measurements (`examples/head_memory.rs`),
+    /// not for a scrape of self metrics.
+    #[doc(hidden)]
+    pub fn memory_breakdown(&self) -> Vec<(&'static str, u64)> {
+        let index = read(&self.index);
+        let arc = 2 * std::mem::size_of::<usize>();
+        let mut records = 0;
+        let mut labels = 0;
+        let mut open = 0;
+        let mut closed = 0;
+        let mut other = 0;
+        for s in index.series.values() {
+            records += arc + std::mem::size_of::<MemSeries>();
+            labels += arc + s.labels.len() * std::mem::size_of::<Label>();
+            let d = lock(&s.data);
+            open += d.open.memory_bytes();
+            closed += d.closed.capacity() * std::mem::size_of::<ClosedChunk>()
+                + d.closed.iter().map(|c| c.bytes.len()).sum::<usize>();
+            // A BTreeMap leaf holds up to 11 entries; count one leaf per 6.
+            other += d.overrides.len().div_ceil(6) * (11 * 16 + 16);
+            if d.hist.is_some() {
+                other += std::mem::size_of::<HistData>();
+            }
+        }
+        let strings: usize = index.interned.iter().map(|s| arc + s.len()).sum();
+        let interned_set = map_bytes(index.interned.capacity(), std::mem::size_of::<LabelStr>());
+        let series_map = map_bytes(index.series.capacity(), 8 + std::mem::size_of::<usize>());
+        let mut postings_lists = 0;
+        let key = std::mem::size_of::<LabelStr>();
+        let mut postings_maps = map_bytes(index.postings.capacity(), key + 48);
+        for values in index.postings.values() {
+            postings_maps += map_bytes(values.capacity(), key + 24);
+            postings_lists += values.values().map(|l| l.capacity() * 8).sum::<usize>();
+        }
+        drop(index);
+        let mut shard_maps = 0;
+        let mut shard_lists = 0;
+        for shard in self.shards.iter() {
+            let shard = lock(shard);
+            shard_maps += map_bytes(shard.by_hash.capacity(), 8 + 8)
+                + map_bytes(shard.collisions.capacity(), 8 + 24);
+            shard_lists += shard
+                .collisions
+                .values()
+                .map(|l| l.capacity() * std::mem::size_of::<usize>())
+                .sum::<usize>();
+        }
+        [
+            ("series records (Arc<MemSeries>)", records),
+            ("label arrays (Arc<[Label]>)", labels),
+            ("interned strings", strings),
+            ("interned string set", interned_set),
+            ("open chunk buffers", open),
+            ("closed chunks", closed),
+            ("overrides and histograms", other),
+            ("series map by id", series_map),
+            ("shard maps by hash (table)", shard_maps),
+            ("shard maps by hash (lists)", shard_lists),
+            ("postings maps", postings_maps),
+            ("postings lists", postings_lists),
+        ]
+        .into_iter()
+        .map(|(name, bytes)| (name, bytes as u64))
+        .collect()
+    }
+
     /// Ids of every live series, for WAL checkpoints.
     pub(crate) fn live_ids(&self) -> HashSet<u64> {
         read(&self.index).series.keys().copied().collect()
     }
+}
+
+/// Heap bytes of a hashbrown table with `capacity` usable slots of
+/// `entry` bytes each: buckets (a power of two at most 7/8 full) times the
+/// entry plus one control byte, and a group of trailing control bytes.
+fn map_bytes(capacity: usize, entry: usize) -> usize {
+    if capacity == 0 {
+        return 0;
+    }
+    let buckets = if capacity < 8 {
+        (capacity + 1).next_power_of_two()
+    } else {
+        (capacity * 8 / 7).next_power_of_two()
+    };
+    buckets * (entry + 1) + 16
 }
 
 /// The sorted union of sorted postings lists. A series has one value per
@@ -1553,7 +1677,7 @@ fn filter_sorted(ids: &[u64], listed: &[u64], keep_listed: bool) -> Vec<u64> {
 /// the strings (sorting the series of a select was a quarter of a query).
 fn compare_interned(a: &Labels, b: &Labels) -> std::cmp::Ordering {
     let cmp = |x: &LabelStr, y: &LabelStr| {
-        if Arc::ptr_eq(x.as_arc(), y.as_arc()) {
+        if x.ptr_eq(y) {
             std::cmp::Ordering::Equal
         } else {
             x.cmp(y)
