@@ -152,9 +152,72 @@ pub(crate) struct SeriesData {
     /// Timestamp of the newest sample in the chunks, `i64::MIN` if none.
     max_time: i64,
     /// Out-of-order samples and rewrites; these override the chunks.
-    overrides: BTreeMap<i64, f64>,
+    overrides: Overrides,
     /// Native histogram samples, if the series ever had one.
     hist: Option<Box<HistData>>,
+}
+
+/// A series' out-of-order float samples: an ordered map that takes one
+/// pointer until the series has one (most series never do), where an empty
+/// `BTreeMap` took three words in every series.
+#[derive(Clone, Default)]
+pub(crate) struct Overrides(Option<Box<BTreeMap<i64, f64>>>);
+
+impl Overrides {
+    fn insert(&mut self, t: i64, v: f64) {
+        self.0.get_or_insert_default().insert(t, v);
+    }
+
+    fn remove(&mut self, t: &i64) -> Option<f64> {
+        let map = self.0.as_mut()?;
+        let removed = map.remove(t);
+        if map.is_empty() {
+            self.0 = None;
+        }
+        removed
+    }
+
+    fn contains_key(&self, t: &i64) -> bool {
+        self.0.as_ref().is_some_and(|m| m.contains_key(t))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|m| m.is_empty())
+    }
+
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |m| m.len())
+    }
+
+    fn iter(&self) -> impl DoubleEndedIterator<Item = (&i64, &f64)> {
+        self.0.iter().flat_map(|m| m.iter())
+    }
+
+    fn range<R: std::ops::RangeBounds<i64>>(
+        &self,
+        range: R,
+    ) -> impl DoubleEndedIterator<Item = (&i64, &f64)> {
+        self.0
+            .iter()
+            .flat_map(move |m| m.range((range.start_bound().cloned(), range.end_bound().cloned())))
+    }
+
+    /// Keeps the entries at or after `boundary`.
+    fn keep_from(&mut self, boundary: i64) {
+        if let Some(map) = self.0.as_mut() {
+            **map = map.split_off(&boundary);
+            if map.is_empty() {
+                self.0 = None;
+            }
+        }
+    }
+}
+
+impl FromIterator<(i64, f64)> for Overrides {
+    fn from_iter<I: IntoIterator<Item = (i64, f64)>>(iter: I) -> Overrides {
+        let map: BTreeMap<i64, f64> = iter.into_iter().collect();
+        Overrides((!map.is_empty()).then(|| Box::new(map)))
+    }
 }
 
 /// A closed run of histogram samples, encoded.
@@ -324,7 +387,7 @@ impl SeriesData {
             closed: Vec::new(),
             open: XorAppender::new(),
             max_time: i64::MIN,
-            overrides: BTreeMap::new(),
+            overrides: Overrides::default(),
             hist: None,
         }
     }
@@ -630,7 +693,7 @@ impl MemSeries {
                     .map(|(t, v)| (*t, *v))
                     .collect()
             } else {
-                BTreeMap::new()
+                Overrides::default()
             },
             hist: d.hist.as_ref().map(|h| Box::new(h.snapshot(mint, maxt))),
         }
@@ -693,7 +756,7 @@ impl MemSeries {
         if d.open.last_time().is_some_and(|t| t < boundary) {
             d.open = XorAppender::new();
         }
-        d.overrides = d.overrides.split_off(&boundary);
+        d.overrides.keep_from(boundary);
         if let Some(hist) = &mut d.hist {
             hist.truncate_before(boundary);
         }
@@ -709,7 +772,8 @@ impl MemSeries {
             // Later in-order samples must not be taken as out of order
             // against data that is gone from the head.
             d.max_time = i64::MIN;
-            if let Some((&t, _)) = d.overrides.iter().next_back() {
+            let newest_override = d.overrides.iter().next_back().map(|(&t, _)| t);
+            if let Some(t) = newest_override {
                 // Keep overrides as overrides; new samples after them are
                 // in order again.
                 d.max_time = t;
@@ -1695,6 +1759,42 @@ fn compare_interned(a: &Labels, b: &Labels) -> std::cmp::Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shard_keeps_series_whose_hashes_collide() {
+        let head = Head::new(7_200_000);
+        let labels: Vec<Labels> = (0..3)
+            .map(|i| Labels::from_pairs([("__name__", format!("m{i}"))]))
+            .collect();
+        // Three label sets forced onto one hash, and one on another.
+        let series: Vec<Arc<MemSeries>> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| head.insert_series(i as u64 + 1, l, 42, 0, None))
+            .collect();
+        let other = head.insert_series(9, &Labels::from_pairs([("a", "b")]), 7, 0, None);
+        let mut shard = Shard::default();
+        for s in series.iter().chain([&other]) {
+            shard.insert(s.clone());
+        }
+        let find = |shard: &Shard, l: &Labels| shard.find(42, |s| s.same_labels(l)).map(|s| s.id);
+        assert_eq!(find(&shard, &labels[0]), Some(1));
+        assert_eq!(find(&shard, &labels[1]), Some(2));
+        assert_eq!(find(&shard, &labels[2]), Some(3));
+        assert_eq!(shard.find(7, |s| s.id == 9).map(|s| s.id), Some(9));
+        // Removing the series the map holds directly promotes a collision.
+        shard.remove(&series[0]);
+        assert_eq!(find(&shard, &labels[0]), None);
+        assert_eq!(find(&shard, &labels[1]), Some(2));
+        assert_eq!(find(&shard, &labels[2]), Some(3));
+        shard.remove(&series[2]);
+        assert_eq!(find(&shard, &labels[1]), Some(2));
+        assert_eq!(find(&shard, &labels[2]), None);
+        assert!(shard.collisions.is_empty());
+        shard.remove(&series[1]);
+        shard.remove(&other);
+        assert!(shard.by_hash.is_empty() && shard.collisions.is_empty());
+    }
 
     fn unlimited() -> Admission<'static> {
         static SCOPE: std::sync::OnceLock<Arc<Scope>> = std::sync::OnceLock::new();
