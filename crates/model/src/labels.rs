@@ -601,7 +601,8 @@ mod tests {
                 std::hash::Hasher::finish(&h2)
             );
         }
-        assert!(LabelStr::from("a") < LabelStr::from("b"));
+        let (a, b) = (LabelStr::from("a"), LabelStr::from("b"));
+        assert!(a < b);
         let set: std::collections::HashSet<LabelStr> =
             ["x", "y"].into_iter().map(LabelStr::from).collect();
         assert!(set.contains("x") && !set.contains("z"));

@@ -67,7 +67,6 @@ pub(crate) struct MemSeries {
     /// count increment and every series with `job="node"` shares one
     /// `"node"`.
     labels: Labels,
-    hash: u64,
     /// Appenders that staged samples for this series and have not committed
     /// or rolled back yet; garbage collection skips such series.
     pending: AtomicU32,
@@ -147,7 +146,9 @@ impl ClosedChunk {
 /// samples from under it.
 #[derive(Clone)]
 pub(crate) struct SeriesData {
-    closed: Vec<ClosedChunk>,
+    /// A boxed slice, not a `Vec`: a word less in every series, and a chunk
+    /// closes only every [`SAMPLES_PER_CHUNK`] samples.
+    closed: Box<[ClosedChunk]>,
     open: XorAppender,
     /// Timestamp of the newest sample in the chunks, `i64::MIN` if none.
     max_time: i64,
@@ -160,6 +161,10 @@ pub(crate) struct SeriesData {
 /// A series' out-of-order float samples: an ordered map that takes one
 /// pointer until the series has one (most series never do), where an empty
 /// `BTreeMap` took three words in every series.
+#[allow(
+    clippy::box_collection,
+    reason = "the box is the point: `Option<Box<_>>` is one word, `BTreeMap` three"
+)]
 #[derive(Clone, Default)]
 pub(crate) struct Overrides(Option<Box<BTreeMap<i64, f64>>>);
 
@@ -384,7 +389,7 @@ impl HistData {
 impl SeriesData {
     fn new() -> SeriesData {
         SeriesData {
-            closed: Vec::new(),
+            closed: Box::default(),
             open: XorAppender::new(),
             max_time: i64::MIN,
             overrides: Overrides::default(),
@@ -447,7 +452,10 @@ impl SeriesData {
         if d.open.num_samples() >= SAMPLES_PER_CHUNK || crosses_boundary {
             let full = std::mem::take(&mut d.open);
             if let Some(closed) = ClosedChunk::from_xor(&full) {
-                d.closed.push(closed);
+                let mut chunks = Vec::with_capacity(d.closed.len() + 1);
+                chunks.extend(std::mem::take(&mut d.closed));
+                chunks.push(closed);
+                d.closed = chunks.into_boxed_slice();
             }
         }
         d.open.append(t, v);
@@ -752,7 +760,9 @@ impl MemSeries {
     /// chunks go.
     fn truncate_before(&self, boundary: i64) -> bool {
         let mut d = lock(&self.data);
-        d.closed.retain(|c| c.max_time >= boundary);
+        let mut chunks = std::mem::take(&mut d.closed).into_vec();
+        chunks.retain(|c| c.max_time >= boundary);
+        d.closed = chunks.into_boxed_slice();
         if d.open.last_time().is_some_and(|t| t < boundary) {
             d.open = XorAppender::new();
         }
@@ -898,8 +908,7 @@ impl Shard {
         self.collisions.get(&hash)?.iter().find(|s| same(s))
     }
 
-    fn insert(&mut self, series: Arc<MemSeries>) {
-        let hash = series.hash;
+    fn insert(&mut self, hash: u64, series: Arc<MemSeries>) {
         match self.by_hash.entry(hash) {
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(series);
@@ -910,30 +919,30 @@ impl Shard {
         }
     }
 
-    fn remove(&mut self, s: &MemSeries) {
+    fn remove(&mut self, hash: u64, s: &MemSeries) {
         if self
             .by_hash
-            .get(&s.hash)
+            .get(&hash)
             .is_some_and(|first| first.id == s.id)
         {
-            let next = self.collisions.get_mut(&s.hash).and_then(|list| list.pop());
+            let next = self.collisions.get_mut(&hash).and_then(|list| list.pop());
             match next {
                 Some(next) => {
-                    self.by_hash.insert(s.hash, next);
+                    self.by_hash.insert(hash, next);
                 }
                 None => {
-                    self.by_hash.remove(&s.hash);
+                    self.by_hash.remove(&hash);
                 }
             }
-        } else if let Some(list) = self.collisions.get_mut(&s.hash) {
+        } else if let Some(list) = self.collisions.get_mut(&hash) {
             list.retain(|x| x.id != s.id);
         }
         if self
             .collisions
-            .get(&s.hash)
+            .get(&hash)
             .is_some_and(|list| list.is_empty())
         {
-            self.collisions.remove(&s.hash);
+            self.collisions.remove(&hash);
         }
     }
 }
@@ -1032,8 +1041,8 @@ impl Head {
             s.pending.fetch_add(1, Ordering::AcqRel);
             return Ok((s.clone(), false));
         }
-        let series = self.insert_series_admitted(labels, hash, admission)?;
-        shard.insert(series.clone());
+        let series = self.insert_series_admitted(labels, admission)?;
+        shard.insert(hash, series.clone());
         Ok((series, true))
     }
 
@@ -1083,16 +1092,16 @@ impl Head {
             }
             carried = Some(std::mem::replace(&mut *lock(&s.data), SeriesData::new()));
             s.removed.store(true, Ordering::SeqCst);
-            Head::unlink_from_shard(&mut shard, &s);
+            Head::unlink_from_shard(&mut shard, hash, &s);
             self.unlink_from_index(&HashSet::from([s.id]));
         }
         self.next_id.fetch_max(id + 1, Ordering::Relaxed);
-        let series = self.insert_series(id, labels, hash, 0, None);
+        let series = self.insert_series(id, labels, 0, None);
         if let Some(data) = carried {
             *lock(&series.data) = data;
         }
         series.wal_logged.store(true, Ordering::Relaxed);
-        shard.insert(series.clone());
+        shard.insert(hash, series.clone());
         series
     }
 
@@ -1101,7 +1110,6 @@ impl Head {
     fn insert_series_admitted(
         &self,
         labels: &Labels,
-        hash: u64,
         admission: &Admission<'_>,
     ) -> Result<Arc<MemSeries>, StorageError> {
         let mut index = write(&self.index);
@@ -1121,19 +1129,18 @@ impl Head {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let scope = admission.limiter.map(|_| admission.scope.clone());
-        Ok(self.insert_series_locked(&mut index, id, labels, hash, 1, scope))
+        Ok(self.insert_series_locked(&mut index, id, labels, 1, scope))
     }
 
     fn insert_series(
         &self,
         id: u64,
         labels: &Labels,
-        hash: u64,
         pending: u32,
         scope: Option<Arc<Scope>>,
     ) -> Arc<MemSeries> {
         let mut index = write(&self.index);
-        self.insert_series_locked(&mut index, id, labels, hash, pending, scope)
+        self.insert_series_locked(&mut index, id, labels, pending, scope)
     }
 
     fn insert_series_locked(
@@ -1141,7 +1148,6 @@ impl Head {
         index: &mut Index,
         id: u64,
         labels: &Labels,
-        hash: u64,
         pending: u32,
         scope: Option<Arc<Scope>>,
     ) -> Arc<MemSeries> {
@@ -1157,7 +1163,6 @@ impl Head {
         let series = Arc::new(MemSeries {
             id,
             labels: interned,
-            hash,
             pending: AtomicU32::new(pending),
             removed: AtomicBool::new(false),
             owner: self.owner,
@@ -1410,7 +1415,10 @@ impl Head {
     fn remove_if_empty<'s>(&self, candidates: impl IntoIterator<Item = &'s Arc<MemSeries>>) -> u64 {
         let mut removed = HashSet::new();
         for s in candidates {
-            let mut shard = lock(&self.shards[(s.hash as usize) % SHARDS]);
+            // Recomputed rather than kept: 8 bytes in every series for a
+            // hash needed only here.
+            let hash = s.labels.stable_hash();
+            let mut shard = lock(&self.shards[(hash as usize) % SHARDS]);
             if s.pending.load(Ordering::SeqCst) == 0 && s.is_empty() {
                 // See `MemSeries::removed`: an appender with a handle may
                 // have raised `pending` after the check above.
@@ -1419,7 +1427,7 @@ impl Head {
                     s.removed.store(false, Ordering::SeqCst);
                     continue;
                 }
-                Head::unlink_from_shard(&mut shard, s);
+                Head::unlink_from_shard(&mut shard, hash, s);
                 removed.insert(s.id);
             }
         }
@@ -1427,8 +1435,8 @@ impl Head {
         removed.len() as u64
     }
 
-    fn unlink_from_shard(shard: &mut Shard, s: &MemSeries) {
-        shard.remove(s);
+    fn unlink_from_shard(shard: &mut Shard, hash: u64, s: &MemSeries) {
+        shard.remove(hash, s);
     }
 
     /// Removes the series `removed` from the index and the postings, and
@@ -1627,7 +1635,7 @@ impl Head {
             labels += arc + s.labels.len() * std::mem::size_of::<Label>();
             let d = lock(&s.data);
             open += d.open.memory_bytes();
-            closed += d.closed.capacity() * std::mem::size_of::<ClosedChunk>()
+            closed += d.closed.len() * std::mem::size_of::<ClosedChunk>()
                 + d.closed.iter().map(|c| c.bytes.len()).sum::<usize>();
             // A BTreeMap leaf holds up to 11 entries; count one leaf per 6.
             other += d.overrides.len().div_ceil(6) * (11 * 16 + 16);
@@ -1760,6 +1768,20 @@ fn compare_interned(a: &Labels, b: &Labels) -> std::cmp::Ordering {
 mod tests {
     use super::*;
 
+    /// Every byte of a series record is paid once per series, a million
+    /// times on a wide head: 176 bytes plus the `Arc` counts is one 192-byte
+    /// size class. A new field must buy its bytes back elsewhere.
+    #[test]
+    fn series_record_stays_in_its_size_class() {
+        assert!(
+            std::mem::size_of::<MemSeries>() <= 176,
+            "{}",
+            std::mem::size_of::<MemSeries>()
+        );
+        assert!(std::mem::size_of::<XorAppender>() <= 72);
+        assert_eq!(std::mem::size_of::<Label>(), 16);
+    }
+
     #[test]
     fn shard_keeps_series_whose_hashes_collide() {
         let head = Head::new(7_200_000);
@@ -1770,29 +1792,30 @@ mod tests {
         let series: Vec<Arc<MemSeries>> = labels
             .iter()
             .enumerate()
-            .map(|(i, l)| head.insert_series(i as u64 + 1, l, 42, 0, None))
+            .map(|(i, l)| head.insert_series(i as u64 + 1, l, 0, None))
             .collect();
-        let other = head.insert_series(9, &Labels::from_pairs([("a", "b")]), 7, 0, None);
+        let other = head.insert_series(9, &Labels::from_pairs([("a", "b")]), 0, None);
         let mut shard = Shard::default();
-        for s in series.iter().chain([&other]) {
-            shard.insert(s.clone());
+        for s in &series {
+            shard.insert(42, s.clone());
         }
+        shard.insert(7, other.clone());
         let find = |shard: &Shard, l: &Labels| shard.find(42, |s| s.same_labels(l)).map(|s| s.id);
         assert_eq!(find(&shard, &labels[0]), Some(1));
         assert_eq!(find(&shard, &labels[1]), Some(2));
         assert_eq!(find(&shard, &labels[2]), Some(3));
         assert_eq!(shard.find(7, |s| s.id == 9).map(|s| s.id), Some(9));
         // Removing the series the map holds directly promotes a collision.
-        shard.remove(&series[0]);
+        shard.remove(42, &series[0]);
         assert_eq!(find(&shard, &labels[0]), None);
         assert_eq!(find(&shard, &labels[1]), Some(2));
         assert_eq!(find(&shard, &labels[2]), Some(3));
-        shard.remove(&series[2]);
+        shard.remove(42, &series[2]);
         assert_eq!(find(&shard, &labels[1]), Some(2));
         assert_eq!(find(&shard, &labels[2]), None);
         assert!(shard.collisions.is_empty());
-        shard.remove(&series[1]);
-        shard.remove(&other);
+        shard.remove(42, &series[1]);
+        shard.remove(7, &other);
         assert!(shard.by_hash.is_empty() && shard.collisions.is_empty());
     }
 
