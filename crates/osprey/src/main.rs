@@ -19,14 +19,6 @@
 //! This is the only crate that uses `anyhow`; every error leaves here as one
 //! line on stderr and a non-zero exit code.
 
-/// The head keeps millions of small objects (series records, label
-/// arrays, chunk buffers); mimalloc holds them without glibc's per-object
-/// header. Measured on `bench.py --profile wide` (issue #24's closing
-/// note).
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod agent;
 mod alertmanager;
 mod backtest;
