@@ -27,17 +27,157 @@ impl Label {
 /// `"node"`), and label sets built from them share those strings: handing a
 /// stored series' labels to a query copies no bytes and allocates nothing.
 /// Compares, orders and hashes like the `str` it holds.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct LabelStr(std::sync::Arc<str>);
+///
+/// One pointer wide (see [`thin`]): a label is two of them, 16 bytes, which
+/// halves the label arrays the head keeps for every series (a `Arc<str>`
+/// is a pointer and a length).
+#[derive(Clone)]
+pub struct LabelStr(thin::ThinStr);
 
 impl LabelStr {
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 
-    /// The shared string, for interning.
-    pub fn as_arc(&self) -> &std::sync::Arc<str> {
-        &self.0
+    /// Whether both hold the same allocation (interned strings compare
+    /// equal this way without reading their bytes).
+    pub fn ptr_eq(&self, other: &LabelStr) -> bool {
+        self.0.ptr_eq(&other.0)
+    }
+}
+
+impl PartialEq for LabelStr {
+    fn eq(&self, other: &LabelStr) -> bool {
+        self.ptr_eq(other) || self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for LabelStr {}
+
+impl PartialOrd for LabelStr {
+    fn partial_cmp(&self, other: &LabelStr) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for LabelStr {
+    fn cmp(&self, other: &LabelStr) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for LabelStr {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+mod thin {
+    //! A reference-counted immutable string behind one thin pointer: the
+    //! count, the length and the bytes share one allocation.
+
+    use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
+    use std::ptr::NonNull;
+    use std::sync::atomic::{AtomicUsize, Ordering, fence};
+
+    #[repr(C)]
+    struct Header {
+        count: AtomicUsize,
+        len: usize,
+    }
+
+    /// Counts above this abort, as `std::sync::Arc` does: a leak of that
+    /// many clones is a bug, and wrapping the count would free live memory.
+    const MAX_COUNT: usize = isize::MAX as usize;
+
+    pub(super) struct ThinStr(NonNull<Header>);
+
+    // SAFETY: the bytes are immutable after construction and the count is
+    // atomic, as for `Arc<str>`, which is Send and Sync.
+    unsafe impl Send for ThinStr {}
+    // SAFETY: as above.
+    unsafe impl Sync for ThinStr {}
+
+    fn layout(len: usize) -> Layout {
+        let size = std::mem::size_of::<Header>()
+            .checked_add(len)
+            .unwrap_or_else(|| std::process::abort());
+        Layout::from_size_align(size, std::mem::align_of::<Header>())
+            .unwrap_or_else(|_| std::process::abort())
+    }
+
+    impl ThinStr {
+        pub(super) fn new(s: &str) -> ThinStr {
+            let layout = layout(s.len());
+            // SAFETY: the layout's size is at least the header's, never 0.
+            let raw = unsafe { alloc(layout) };
+            let Some(header) = NonNull::new(raw.cast::<Header>()) else {
+                handle_alloc_error(layout)
+            };
+            // SAFETY: `raw` is a fresh allocation of `layout`: room for the
+            // header, aligned for it, followed by `s.len()` bytes.
+            unsafe {
+                header.as_ptr().write(Header {
+                    count: AtomicUsize::new(1),
+                    len: s.len(),
+                });
+                std::ptr::copy_nonoverlapping(
+                    s.as_ptr(),
+                    raw.add(std::mem::size_of::<Header>()),
+                    s.len(),
+                );
+            }
+            ThinStr(header)
+        }
+
+        fn header(&self) -> &Header {
+            // SAFETY: the pointer stays valid while this handle holds a count.
+            unsafe { self.0.as_ref() }
+        }
+
+        pub(super) fn as_str(&self) -> &str {
+            let len = self.header().len;
+            // SAFETY: `new` copied `len` bytes of a `str` right after the
+            // header; they are never written again and live as long as the
+            // handle.
+            unsafe {
+                let bytes = self
+                    .0
+                    .as_ptr()
+                    .cast::<u8>()
+                    .add(std::mem::size_of::<Header>());
+                std::str::from_utf8_unchecked(std::slice::from_raw_parts(bytes, len))
+            }
+        }
+
+        pub(super) fn ptr_eq(&self, other: &ThinStr) -> bool {
+            self.0 == other.0
+        }
+    }
+
+    impl Clone for ThinStr {
+        fn clone(&self) -> ThinStr {
+            let old = self.header().count.fetch_add(1, Ordering::Relaxed);
+            if old > MAX_COUNT {
+                std::process::abort();
+            }
+            ThinStr(self.0)
+        }
+    }
+
+    impl Drop for ThinStr {
+        fn drop(&mut self) {
+            if self.header().count.fetch_sub(1, Ordering::Release) != 1 {
+                return;
+            }
+            // Every other handle's uses happen before the free (as in
+            // `Arc::drop`).
+            fence(Ordering::Acquire);
+            let layout = layout(self.header().len);
+            // SAFETY: this was the last handle; the block came from `alloc`
+            // with this layout in `new`.
+            unsafe { dealloc(self.0.as_ptr().cast(), layout) }
+        }
     }
 }
 
@@ -50,55 +190,55 @@ impl Default for LabelStr {
 impl std::ops::Deref for LabelStr {
     type Target = str;
     fn deref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl AsRef<str> for LabelStr {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl std::borrow::Borrow<str> for LabelStr {
     fn borrow(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl fmt::Display for LabelStr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for LabelStr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 impl From<std::sync::Arc<str>> for LabelStr {
     fn from(s: std::sync::Arc<str>) -> LabelStr {
-        LabelStr(s)
+        LabelStr::from(&*s)
     }
 }
 
 impl From<&str> for LabelStr {
     fn from(s: &str) -> LabelStr {
-        LabelStr(s.into())
+        LabelStr(thin::ThinStr::new(s))
     }
 }
 
 impl From<String> for LabelStr {
     fn from(s: String) -> LabelStr {
-        LabelStr(s.into())
+        LabelStr(thin::ThinStr::new(&s))
     }
 }
 
 impl From<&String> for LabelStr {
     fn from(s: &String) -> LabelStr {
-        LabelStr(s.as_str().into())
+        LabelStr(thin::ThinStr::new(s))
     }
 }
 
@@ -110,61 +250,61 @@ impl From<&LabelStr> for LabelStr {
 
 impl From<std::borrow::Cow<'_, str>> for LabelStr {
     fn from(s: std::borrow::Cow<'_, str>) -> LabelStr {
-        LabelStr(s.as_ref().into())
+        LabelStr(thin::ThinStr::new(&s))
     }
 }
 
 impl From<&std::borrow::Cow<'_, str>> for LabelStr {
     fn from(s: &std::borrow::Cow<'_, str>) -> LabelStr {
-        LabelStr(s.as_ref().into())
+        LabelStr(thin::ThinStr::new(s))
     }
 }
 
 impl From<LabelStr> for String {
     fn from(s: LabelStr) -> String {
-        String::from(&*s.0)
+        String::from(s.as_str())
     }
 }
 
 impl From<&LabelStr> for String {
     fn from(s: &LabelStr) -> String {
-        String::from(&*s.0)
+        String::from(s.as_str())
     }
 }
 
 impl PartialEq<str> for LabelStr {
     fn eq(&self, other: &str) -> bool {
-        &*self.0 == other
+        self.as_str() == other
     }
 }
 
 impl PartialEq<&str> for LabelStr {
     fn eq(&self, other: &&str) -> bool {
-        &*self.0 == *other
+        self.as_str() == *other
     }
 }
 
 impl PartialEq<String> for LabelStr {
     fn eq(&self, other: &String) -> bool {
-        &*self.0 == other.as_str()
+        self.as_str() == other.as_str()
     }
 }
 
 impl PartialEq<LabelStr> for str {
     fn eq(&self, other: &LabelStr) -> bool {
-        self == &*other.0
+        self == other.as_str()
     }
 }
 
 impl PartialEq<LabelStr> for &str {
     fn eq(&self, other: &LabelStr) -> bool {
-        *self == &*other.0
+        *self == other.as_str()
     }
 }
 
 impl PartialEq<LabelStr> for String {
     fn eq(&self, other: &LabelStr) -> bool {
-        self.as_str() == &*other.0
+        self.as_str() == other.as_str()
     }
 }
 
@@ -433,6 +573,64 @@ impl LabelHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_str_is_one_pointer_and_behaves_like_str() {
+        assert_eq!(
+            std::mem::size_of::<LabelStr>(),
+            std::mem::size_of::<usize>()
+        );
+        assert_eq!(
+            std::mem::size_of::<Option<LabelStr>>(),
+            std::mem::size_of::<usize>()
+        );
+        for text in ["", "a", "node", "späť ✓ 𝄞", &"x".repeat(10_000)] {
+            let s = LabelStr::from(text);
+            assert_eq!(s.as_str(), text);
+            assert_eq!(s.len(), text.len());
+            let copy = s.clone();
+            assert!(copy.ptr_eq(&s));
+            assert_eq!(copy, LabelStr::from(text.to_string()));
+            assert!(!LabelStr::from(text).ptr_eq(&s));
+            let mut h1 = std::collections::hash_map::DefaultHasher::new();
+            let mut h2 = std::collections::hash_map::DefaultHasher::new();
+            std::hash::Hash::hash(&s, &mut h1);
+            std::hash::Hash::hash(text, &mut h2);
+            assert_eq!(
+                std::hash::Hasher::finish(&h1),
+                std::hash::Hasher::finish(&h2)
+            );
+        }
+        let (a, b) = (LabelStr::from("a"), LabelStr::from("b"));
+        assert!(a < b);
+        let set: std::collections::HashSet<LabelStr> =
+            ["x", "y"].into_iter().map(LabelStr::from).collect();
+        assert!(set.contains("x") && !set.contains("z"));
+    }
+
+    #[test]
+    fn label_str_clones_and_drops_across_threads() {
+        let shared = LabelStr::from("shared across threads");
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let s = shared.clone();
+                std::thread::spawn(move || {
+                    let mut keep = Vec::new();
+                    for i in 0..10_000 {
+                        keep.push(s.clone());
+                        if i % 3 == 0 {
+                            keep.pop();
+                        }
+                    }
+                    keep.iter().all(|k| k.as_str() == "shared across threads")
+                })
+            })
+            .collect();
+        for h in handles {
+            assert!(h.join().unwrap());
+        }
+        assert_eq!(shared.as_str(), "shared across threads");
+    }
 
     #[test]
     fn from_pairs_sorts_dedups_and_drops_empty() {

@@ -69,17 +69,23 @@ pub const MAX_XOR_SAMPLES: usize = u16::MAX as usize;
 pub struct XorAppender {
     buffer: Vec<u8>,
     bit_writer: BitWriter,
-    n_samples: usize,
+    /// At most [`MAX_XOR_SAMPLES`]. This and `window` are packed because
+    /// every head series keeps an appender: 72 bytes in all.
+    n_samples: u16,
     first_time: i64,
     last_time: i64,
     last_time_delta: i64,
     last_value_bits: u64,
-    window: Option<XorWindow>,
+    /// The XOR window's leading and trailing zero counts, as in
+    /// [`XorCheckpoint::window`].
+    window: Option<(u8, u8)>,
     /// Decoder states at the two latest multiples of
     /// [`XOR_CHECKPOINT_EVERY`] samples, newest first, so a read of the
     /// chunk's recent end (a `rate(x[5m])` over the open head chunk) skips
-    /// decoding its start.
-    checkpoints: [Option<XorCheckpoint>; 2],
+    /// decoding its start. Boxed, and allocated at the first checkpoint:
+    /// a head series whose chunk is still short (most of them, a million at
+    /// a time on a wide head) keeps 8 bytes here instead of 96.
+    checkpoints: Option<Box<[Option<XorCheckpoint>; 2]>>,
 }
 
 /// Samples between two decode checkpoints of an [`XorAppender`].
@@ -118,7 +124,7 @@ impl XorAppender {
             last_time_delta: 0,
             last_value_bits: 0,
             window: None,
-            checkpoints: [None, None],
+            checkpoints: None,
         }
     }
 
@@ -128,11 +134,12 @@ impl XorAppender {
     /// before that (at 120). Samples past the limit are dropped (and debug
     /// builds panic), because the count field cannot say more.
     pub fn append(&mut self, t: i64, v: f64) {
-        if self.n_samples >= MAX_XOR_SAMPLES {
+        if usize::from(self.n_samples) >= MAX_XOR_SAMPLES {
             debug_assert!(false, "XorAppender holds at most {MAX_XOR_SAMPLES} samples");
             return;
         }
         let value_bits = v.to_bits();
+        let mut window = self.window.map(XorWindow::unpack);
         match self.n_samples {
             0 => {
                 self.write_varint_bytes(zigzag_encode(t));
@@ -147,7 +154,7 @@ impl XorAppender {
                     &mut self.buffer,
                     value_bits,
                     self.last_value_bits,
-                    &mut self.window,
+                    &mut window,
                 );
                 self.last_time_delta = delta;
             }
@@ -164,27 +171,31 @@ impl XorAppender {
                     &mut self.buffer,
                     value_bits,
                     self.last_value_bits,
-                    &mut self.window,
+                    &mut window,
                 );
                 self.last_time_delta = delta;
             }
         }
+        self.window = window.map(XorWindow::pack);
         self.last_time = t;
         self.last_value_bits = value_bits;
         self.n_samples += 1;
-        let count = (self.n_samples as u16).to_be_bytes();
+        let count = self.n_samples.to_be_bytes();
         self.buffer[0] = count[0];
         self.buffer[1] = count[1];
-        if self.n_samples.is_multiple_of(XOR_CHECKPOINT_EVERY) {
-            self.checkpoints[1] = self.checkpoints[0];
+        if usize::from(self.n_samples).is_multiple_of(XOR_CHECKPOINT_EVERY) {
+            let checkpoints = self
+                .checkpoints
+                .get_or_insert_with(|| Box::new([None, None]));
+            checkpoints[1] = checkpoints[0];
             // Chunks hold at most 65,535 samples in well under 4 GiB.
-            self.checkpoints[0] = Some(XorCheckpoint {
-                n_read: self.n_samples as u16,
+            checkpoints[0] = Some(XorCheckpoint {
+                n_read: self.n_samples,
                 position: (self.buffer.len() * 8 - self.bit_writer.free_bits as usize) as u32,
                 time: self.last_time,
                 time_delta: self.last_time_delta,
                 value_bits: self.last_value_bits,
-                window: self.window.map(|w| (w.leading as u8, w.trailing as u8)),
+                window: self.window,
             });
         }
     }
@@ -197,23 +208,21 @@ impl XorAppender {
         let checkpoint = self
             .checkpoints
             .iter()
+            .flat_map(|c| c.iter())
             .flatten()
             .find(|c| c.time < mint)
             .copied();
         let decoder = match checkpoint {
             Some(c) => XorDecoder {
-                n_samples: self.n_samples,
+                n_samples: usize::from(self.n_samples),
                 n_read: usize::from(c.n_read),
                 position: c.position as usize,
                 time: c.time,
                 time_delta: c.time_delta,
                 value_bits: c.value_bits,
-                window: c.window.map(|(leading, trailing)| XorWindow {
-                    leading: u32::from(leading),
-                    trailing: u32::from(trailing),
-                }),
+                window: c.window.map(XorWindow::unpack),
             },
-            None => XorDecoder::start(self.n_samples),
+            None => XorDecoder::start(usize::from(self.n_samples)),
         };
         ChunkIter {
             bytes: &self.buffer,
@@ -224,7 +233,7 @@ impl XorAppender {
 
     /// How many samples the chunk holds.
     pub fn num_samples(&self) -> usize {
-        self.n_samples
+        usize::from(self.n_samples)
     }
 
     /// The first sample's timestamp, if any.
@@ -250,6 +259,10 @@ impl XorAppender {
     /// Heap bytes held by the appender.
     pub fn memory_bytes(&self) -> usize {
         self.buffer.capacity()
+            + self
+                .checkpoints
+                .as_ref()
+                .map_or(0, |_| std::mem::size_of::<[Option<XorCheckpoint>; 2]>())
     }
 
     fn write_varint_bytes(&mut self, mut value: u64) {
@@ -383,7 +396,7 @@ pub fn decode_all(encoding: Encoding, bytes: &[u8]) -> Result<Vec<(i64, f64)>, C
 #[derive(Clone, Copy, Debug, Default)]
 struct BitWriter {
     /// Unused low bits of the vector's last byte (0..=7).
-    free_bits: u32,
+    free_bits: u8,
 }
 
 impl BitWriter {
@@ -401,12 +414,14 @@ impl BitWriter {
                 buffer.push(0);
                 self.free_bits = 8;
             }
-            let taken = self.free_bits.min(remaining);
+            let free = u32::from(self.free_bits);
+            let taken = free.min(remaining);
             let bits = (value >> (remaining - taken)) & ((1u64 << taken) - 1);
             if let Some(last) = buffer.last_mut() {
-                *last |= (bits << (self.free_bits - taken)) as u8;
+                *last |= (bits << (free - taken)) as u8;
             }
-            self.free_bits -= taken;
+            // `taken` is at most `free`, at most 8.
+            self.free_bits = (free - taken) as u8;
             remaining -= taken;
         }
     }
@@ -562,6 +577,20 @@ fn read_uvarint_bits(bytes: &[u8], position: &mut usize) -> Result<u64, ChunkErr
 struct XorWindow {
     leading: u32,
     trailing: u32,
+}
+
+impl XorWindow {
+    /// Both counts are at most 64, so a byte each holds them.
+    fn pack(self) -> (u8, u8) {
+        (self.leading as u8, self.trailing as u8)
+    }
+
+    fn unpack((leading, trailing): (u8, u8)) -> XorWindow {
+        XorWindow {
+            leading: u32::from(leading),
+            trailing: u32::from(trailing),
+        }
+    }
 }
 
 #[inline]

@@ -67,7 +67,6 @@ pub(crate) struct MemSeries {
     /// count increment and every series with `job="node"` shares one
     /// `"node"`.
     labels: Labels,
-    hash: u64,
     /// Appenders that staged samples for this series and have not committed
     /// or rolled back yet; garbage collection skips such series.
     pending: AtomicU32,
@@ -79,7 +78,7 @@ pub(crate) struct MemSeries {
     removed: AtomicBool,
     /// The head the series belongs to, so a handle from another store is
     /// refused.
-    pub(crate) owner: u64,
+    pub(crate) owner: u32,
     /// Whether a series record for this series is durably in the WAL.
     pub(crate) wal_logged: AtomicBool,
     /// The series' position in label order among all head series, tagged
@@ -147,14 +146,83 @@ impl ClosedChunk {
 /// samples from under it.
 #[derive(Clone)]
 pub(crate) struct SeriesData {
-    closed: Vec<ClosedChunk>,
+    /// A boxed slice, not a `Vec`: a word less in every series, and a chunk
+    /// closes only every [`SAMPLES_PER_CHUNK`] samples.
+    closed: Box<[ClosedChunk]>,
     open: XorAppender,
     /// Timestamp of the newest sample in the chunks, `i64::MIN` if none.
     max_time: i64,
     /// Out-of-order samples and rewrites; these override the chunks.
-    overrides: BTreeMap<i64, f64>,
+    overrides: Overrides,
     /// Native histogram samples, if the series ever had one.
     hist: Option<Box<HistData>>,
+}
+
+/// A series' out-of-order float samples: an ordered map that takes one
+/// pointer until the series has one (most series never do), where an empty
+/// `BTreeMap` took three words in every series.
+#[allow(
+    clippy::box_collection,
+    reason = "the box is the point: `Option<Box<_>>` is one word, `BTreeMap` three"
+)]
+#[derive(Clone, Default)]
+pub(crate) struct Overrides(Option<Box<BTreeMap<i64, f64>>>);
+
+impl Overrides {
+    fn insert(&mut self, t: i64, v: f64) {
+        self.0.get_or_insert_default().insert(t, v);
+    }
+
+    fn remove(&mut self, t: &i64) -> Option<f64> {
+        let map = self.0.as_mut()?;
+        let removed = map.remove(t);
+        if map.is_empty() {
+            self.0 = None;
+        }
+        removed
+    }
+
+    fn contains_key(&self, t: &i64) -> bool {
+        self.0.as_ref().is_some_and(|m| m.contains_key(t))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|m| m.is_empty())
+    }
+
+    fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |m| m.len())
+    }
+
+    fn iter(&self) -> impl DoubleEndedIterator<Item = (&i64, &f64)> {
+        self.0.iter().flat_map(|m| m.iter())
+    }
+
+    fn range<R: std::ops::RangeBounds<i64>>(
+        &self,
+        range: R,
+    ) -> impl DoubleEndedIterator<Item = (&i64, &f64)> {
+        self.0
+            .iter()
+            .flat_map(move |m| m.range((range.start_bound().cloned(), range.end_bound().cloned())))
+    }
+
+    /// Keeps the entries at or after `boundary`.
+    fn keep_from(&mut self, boundary: i64) {
+        if let Some(map) = self.0.as_mut() {
+            **map = map.split_off(&boundary);
+            if map.is_empty() {
+                self.0 = None;
+            }
+        }
+    }
+}
+
+impl FromIterator<(i64, f64)> for Overrides {
+    fn from_iter<I: IntoIterator<Item = (i64, f64)>>(iter: I) -> Overrides {
+        let map: BTreeMap<i64, f64> = iter.into_iter().collect();
+        Overrides((!map.is_empty()).then(|| Box::new(map)))
+    }
 }
 
 /// A closed run of histogram samples, encoded.
@@ -356,10 +424,10 @@ impl HistData {
 impl SeriesData {
     fn new() -> SeriesData {
         SeriesData {
-            closed: Vec::new(),
+            closed: Box::default(),
             open: XorAppender::new(),
             max_time: i64::MIN,
-            overrides: BTreeMap::new(),
+            overrides: Overrides::default(),
             hist: None,
         }
     }
@@ -419,7 +487,10 @@ impl SeriesData {
         if d.open.num_samples() >= SAMPLES_PER_CHUNK || crosses_boundary {
             let full = std::mem::take(&mut d.open);
             if let Some(closed) = ClosedChunk::from_xor(&full) {
-                d.closed.push(closed);
+                let mut chunks = Vec::with_capacity(d.closed.len() + 1);
+                chunks.extend(std::mem::take(&mut d.closed));
+                chunks.push(closed);
+                d.closed = chunks.into_boxed_slice();
             }
         }
         d.open.append(t, v);
@@ -676,7 +747,7 @@ impl MemSeries {
                     .map(|(t, v)| (*t, *v))
                     .collect()
             } else {
-                BTreeMap::new()
+                Overrides::default()
             },
             hist: d.hist.as_ref().map(|h| Box::new(h.snapshot(mint, maxt))),
         }
@@ -735,11 +806,13 @@ impl MemSeries {
     /// chunks go.
     fn truncate_before(&self, boundary: i64) -> bool {
         let mut d = lock(&self.data);
-        d.closed.retain(|c| c.max_time >= boundary);
+        let mut chunks = std::mem::take(&mut d.closed).into_vec();
+        chunks.retain(|c| c.max_time >= boundary);
+        d.closed = chunks.into_boxed_slice();
         if d.open.last_time().is_some_and(|t| t < boundary) {
             d.open = XorAppender::new();
         }
-        d.overrides = d.overrides.split_off(&boundary);
+        d.overrides.keep_from(boundary);
         if let Some(hist) = &mut d.hist {
             hist.truncate_before(boundary);
         }
@@ -755,7 +828,8 @@ impl MemSeries {
             // Later in-order samples must not be taken as out of order
             // against data that is gone from the head.
             d.max_time = i64::MIN;
-            if let Some((&t, _)) = d.overrides.iter().next_back() {
+            let newest_override = d.overrides.iter().next_back().map(|(&t, _)| t);
+            if let Some(t) = newest_override {
                 // Keep overrides as overrides; new samples after them are
                 // in order again.
                 d.max_time = t;
@@ -860,17 +934,71 @@ impl std::hash::Hasher for PassThroughHasher {
 
 type U64Map<V> = HashMap<u64, V, std::hash::BuildHasherDefault<PassThroughHasher>>;
 
+/// One shard of the series map. Most label-set hashes belong to one
+/// series, so the map holds that series directly (16 bytes a slot); the
+/// rare second series with the same hash goes to `collisions`. A list per
+/// hash instead cost a separate allocation per series.
 #[derive(Default)]
 struct Shard {
-    by_hash: U64Map<Vec<Arc<MemSeries>>>,
+    by_hash: U64Map<Arc<MemSeries>>,
+    collisions: U64Map<Vec<Arc<MemSeries>>>,
+}
+
+impl Shard {
+    /// The series with `hash` that `same` accepts.
+    fn find(&self, hash: u64, same: impl Fn(&MemSeries) -> bool) -> Option<&Arc<MemSeries>> {
+        let first = self.by_hash.get(&hash)?;
+        if same(first) {
+            return Some(first);
+        }
+        self.collisions.get(&hash)?.iter().find(|s| same(s))
+    }
+
+    fn insert(&mut self, hash: u64, series: Arc<MemSeries>) {
+        match self.by_hash.entry(hash) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(series);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collisions.entry(hash).or_default().push(series);
+            }
+        }
+    }
+
+    fn remove(&mut self, hash: u64, s: &MemSeries) {
+        if self
+            .by_hash
+            .get(&hash)
+            .is_some_and(|first| first.id == s.id)
+        {
+            let next = self.collisions.get_mut(&hash).and_then(|list| list.pop());
+            match next {
+                Some(next) => {
+                    self.by_hash.insert(hash, next);
+                }
+                None => {
+                    self.by_hash.remove(&hash);
+                }
+            }
+        } else if let Some(list) = self.collisions.get_mut(&hash) {
+            list.retain(|x| x.id != s.id);
+        }
+        if self
+            .collisions
+            .get(&hash)
+            .is_some_and(|list| list.is_empty())
+        {
+            self.collisions.remove(&hash);
+        }
+    }
 }
 
 struct Index {
     /// Every live series by id.
     series: U64Map<Arc<MemSeries>>,
     /// name -> value -> ascending series ids.
-    postings: HashMap<Arc<str>, HashMap<Arc<str>, Vec<u64>>>,
-    interned: HashSet<Arc<str>>,
+    postings: HashMap<LabelStr, HashMap<LabelStr, Vec<u64>>>,
+    interned: HashSet<LabelStr>,
     /// Changes whenever a series is added or removed: ranks computed for
     /// an older generation are stale. Starts at 1 so that a fresh series'
     /// rank (generation 0) is never current.
@@ -897,11 +1025,11 @@ impl Index {
         self.generation = self.generation.wrapping_add(1).max(1);
     }
 
-    fn intern(&mut self, s: &str) -> Arc<str> {
+    fn intern(&mut self, s: &str) -> LabelStr {
         if let Some(a) = self.interned.get(s) {
             return a.clone();
         }
-        let a: Arc<str> = Arc::from(s);
+        let a = LabelStr::from(s);
         self.interned.insert(a.clone());
         a
     }
@@ -916,11 +1044,11 @@ pub struct Head {
     max_time: AtomicI64,
     block_range: i64,
     /// Unique per head in the process (see `MemSeries::owner`).
-    owner: u64,
+    owner: u32,
 }
 
 /// Hands out `Head::owner` values.
-static NEXT_HEAD: AtomicU64 = AtomicU64::new(1);
+static NEXT_HEAD: AtomicU32 = AtomicU32::new(1);
 
 impl Head {
     pub(crate) fn new(block_range: i64) -> Head {
@@ -955,14 +1083,12 @@ impl Head {
     ) -> Result<(Arc<MemSeries>, bool), StorageError> {
         let hash = labels.stable_hash();
         let mut shard = lock(&self.shards[(hash as usize) % SHARDS]);
-        if let Some(list) = shard.by_hash.get(&hash)
-            && let Some(s) = list.iter().find(|s| s.same_labels(labels))
-        {
+        if let Some(s) = shard.find(hash, |s| s.same_labels(labels)) {
             s.pending.fetch_add(1, Ordering::AcqRel);
             return Ok((s.clone(), false));
         }
-        let series = self.insert_series_admitted(labels, hash, admission)?;
-        shard.by_hash.entry(hash).or_default().push(series.clone());
+        let series = self.insert_series_admitted(labels, admission)?;
+        shard.insert(hash, series.clone());
         Ok((series, true))
     }
 
@@ -972,11 +1098,7 @@ impl Head {
     pub(crate) fn get_pending(&self, labels: &Labels) -> Option<Arc<MemSeries>> {
         let hash = labels.stable_hash();
         let shard = lock(&self.shards[(hash as usize) % SHARDS]);
-        let series = shard
-            .by_hash
-            .get(&hash)?
-            .iter()
-            .find(|s| s.same_labels(labels))?;
+        let series = shard.find(hash, |s| s.same_labels(labels))?;
         series.pending.fetch_add(1, Ordering::AcqRel);
         Some(series.clone())
     }
@@ -992,9 +1114,7 @@ impl Head {
         let hash = model::labels::stable_hash_pairs(pairs.iter().copied());
         {
             let shard = lock(&self.shards[(hash as usize) % SHARDS]);
-            if let Some(list) = shard.by_hash.get(&hash)
-                && let Some(s) = list.iter().find(|s| s.same_pairs(pairs))
-            {
+            if let Some(s) = shard.find(hash, |s| s.same_pairs(pairs)) {
                 s.pending.fetch_add(1, Ordering::AcqRel);
                 return Ok((s.clone(), false));
             }
@@ -1012,24 +1132,22 @@ impl Head {
         let hash = labels.stable_hash();
         let mut shard = lock(&self.shards[(hash as usize) % SHARDS]);
         let mut carried: Option<SeriesData> = None;
-        if let Some(list) = shard.by_hash.get(&hash)
-            && let Some(s) = list.iter().find(|s| s.same_labels(labels)).cloned()
-        {
+        if let Some(s) = shard.find(hash, |s| s.same_labels(labels)).cloned() {
             if s.id == id {
                 return s;
             }
             carried = Some(std::mem::replace(&mut *lock(&s.data), SeriesData::new()));
             s.removed.store(true, Ordering::SeqCst);
-            Head::unlink_from_shard(&mut shard, &s);
+            Head::unlink_from_shard(&mut shard, hash, &s);
             self.unlink_from_index(&HashSet::from([s.id]));
         }
         self.next_id.fetch_max(id + 1, Ordering::Relaxed);
-        let series = self.insert_series(id, labels, hash, 0, None);
+        let series = self.insert_series(id, labels, 0, None);
         if let Some(data) = carried {
             *lock(&series.data) = data;
         }
         series.wal_logged.store(true, Ordering::Relaxed);
-        shard.by_hash.entry(hash).or_default().push(series.clone());
+        shard.insert(hash, series.clone());
         series
     }
 
@@ -1038,7 +1156,6 @@ impl Head {
     fn insert_series_admitted(
         &self,
         labels: &Labels,
-        hash: u64,
         admission: &Admission<'_>,
     ) -> Result<Arc<MemSeries>, StorageError> {
         let mut index = write(&self.index);
@@ -1058,19 +1175,18 @@ impl Head {
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let scope = admission.limiter.map(|_| admission.scope.clone());
-        Ok(self.insert_series_locked(&mut index, id, labels, hash, 1, scope))
+        Ok(self.insert_series_locked(&mut index, id, labels, 1, scope))
     }
 
     fn insert_series(
         &self,
         id: u64,
         labels: &Labels,
-        hash: u64,
         pending: u32,
         scope: Option<Arc<Scope>>,
     ) -> Arc<MemSeries> {
         let mut index = write(&self.index);
-        self.insert_series_locked(&mut index, id, labels, hash, pending, scope)
+        self.insert_series_locked(&mut index, id, labels, pending, scope)
     }
 
     fn insert_series_locked(
@@ -1078,7 +1194,6 @@ impl Head {
         index: &mut Index,
         id: u64,
         labels: &Labels,
-        hash: u64,
         pending: u32,
         scope: Option<Arc<Scope>>,
     ) -> Arc<MemSeries> {
@@ -1086,15 +1201,14 @@ impl Head {
             labels
                 .iter()
                 .map(|l| Label {
-                    name: index.intern(&l.name).into(),
-                    value: index.intern(&l.value).into(),
+                    name: index.intern(&l.name),
+                    value: index.intern(&l.value),
                 })
                 .collect(),
         );
         let series = Arc::new(MemSeries {
             id,
             labels: interned,
-            hash,
             pending: AtomicU32::new(pending),
             removed: AtomicBool::new(false),
             owner: self.owner,
@@ -1106,9 +1220,9 @@ impl Head {
         for l in series.labels.iter() {
             let list = index
                 .postings
-                .entry(l.name.as_arc().clone())
+                .entry(l.name.clone())
                 .or_default()
-                .entry(l.value.as_arc().clone())
+                .entry(l.value.clone())
                 .or_default();
             // Ids are handed out in increasing order, except during replay
             // of a checkpoint followed by segments; keep the list sorted.
@@ -1347,7 +1461,10 @@ impl Head {
     fn remove_if_empty<'s>(&self, candidates: impl IntoIterator<Item = &'s Arc<MemSeries>>) -> u64 {
         let mut removed = HashSet::new();
         for s in candidates {
-            let mut shard = lock(&self.shards[(s.hash as usize) % SHARDS]);
+            // Recomputed rather than kept: 8 bytes in every series for a
+            // hash needed only here.
+            let hash = s.labels.stable_hash();
+            let mut shard = lock(&self.shards[(hash as usize) % SHARDS]);
             if s.pending.load(Ordering::SeqCst) == 0 && s.is_empty() {
                 // See `MemSeries::removed`: an appender with a handle may
                 // have raised `pending` after the check above.
@@ -1356,7 +1473,7 @@ impl Head {
                     s.removed.store(false, Ordering::SeqCst);
                     continue;
                 }
-                Head::unlink_from_shard(&mut shard, s);
+                Head::unlink_from_shard(&mut shard, hash, s);
                 removed.insert(s.id);
             }
         }
@@ -1364,13 +1481,8 @@ impl Head {
         removed.len() as u64
     }
 
-    fn unlink_from_shard(shard: &mut Shard, s: &MemSeries) {
-        if let Some(list) = shard.by_hash.get_mut(&s.hash) {
-            list.retain(|x| x.id != s.id);
-            if list.is_empty() {
-                shard.by_hash.remove(&s.hash);
-            }
-        }
+    fn unlink_from_shard(shard: &mut Shard, hash: u64, s: &MemSeries) {
+        shard.remove(hash, s);
     }
 
     /// Removes the series `removed` from the index and the postings, and
@@ -1395,13 +1507,13 @@ impl Head {
             vals.retain(|_, list| !list.is_empty());
         }
         index.postings.retain(|_, vals| !vals.is_empty());
-        let live: HashSet<Arc<str>> = index
+        let live: HashSet<LabelStr> = index
             .series
             .values()
             .flat_map(|s| {
                 s.labels
                     .iter()
-                    .flat_map(|l| [l.name.as_arc().clone(), l.value.as_arc().clone()])
+                    .flat_map(|l| [l.name.clone(), l.value.clone()])
             })
             .collect();
         index.interned = live;
@@ -1550,10 +1662,94 @@ impl Head {
             .sum()
     }
 
+    /// Where the head's heap bytes go, by structure, estimated from the
+    /// sizes and capacities of what it holds (allocator overhead is not
+    /// included): `(structure, bytes)` rows. Walks every series under the
+    /// index lock, so it is for measurements (`examples/head_memory.rs`),
+    /// not for a scrape of self metrics.
+    #[doc(hidden)]
+    pub fn memory_breakdown(&self) -> Vec<(&'static str, u64)> {
+        let index = read(&self.index);
+        let arc = 2 * std::mem::size_of::<usize>();
+        let mut records = 0;
+        let mut labels = 0;
+        let mut open = 0;
+        let mut closed = 0;
+        let mut other = 0;
+        for s in index.series.values() {
+            records += arc + std::mem::size_of::<MemSeries>();
+            labels += arc + s.labels.len() * std::mem::size_of::<Label>();
+            let d = lock(&s.data);
+            open += d.open.memory_bytes();
+            closed += d.closed.len() * std::mem::size_of::<ClosedChunk>()
+                + d.closed.iter().map(|c| c.bytes.len()).sum::<usize>();
+            // A BTreeMap leaf holds up to 11 entries; count one leaf per 6.
+            other += d.overrides.len().div_ceil(6) * (11 * 16 + 16);
+            if d.hist.is_some() {
+                other += std::mem::size_of::<HistData>();
+            }
+        }
+        let strings: usize = index.interned.iter().map(|s| arc + s.len()).sum();
+        let interned_set = map_bytes(index.interned.capacity(), std::mem::size_of::<LabelStr>());
+        let series_map = map_bytes(index.series.capacity(), 8 + std::mem::size_of::<usize>());
+        let mut postings_lists = 0;
+        let key = std::mem::size_of::<LabelStr>();
+        let mut postings_maps = map_bytes(index.postings.capacity(), key + 48);
+        for values in index.postings.values() {
+            postings_maps += map_bytes(values.capacity(), key + 24);
+            postings_lists += values.values().map(|l| l.capacity() * 8).sum::<usize>();
+        }
+        drop(index);
+        let mut shard_maps = 0;
+        let mut shard_lists = 0;
+        for shard in self.shards.iter() {
+            let shard = lock(shard);
+            shard_maps += map_bytes(shard.by_hash.capacity(), 8 + 8)
+                + map_bytes(shard.collisions.capacity(), 8 + 24);
+            shard_lists += shard
+                .collisions
+                .values()
+                .map(|l| l.capacity() * std::mem::size_of::<usize>())
+                .sum::<usize>();
+        }
+        [
+            ("series records (Arc<MemSeries>)", records),
+            ("label arrays (Arc<[Label]>)", labels),
+            ("interned strings", strings),
+            ("interned string set", interned_set),
+            ("open chunk buffers", open),
+            ("closed chunks", closed),
+            ("overrides and histograms", other),
+            ("series map by id", series_map),
+            ("shard maps by hash (table)", shard_maps),
+            ("shard maps by hash (lists)", shard_lists),
+            ("postings maps", postings_maps),
+            ("postings lists", postings_lists),
+        ]
+        .into_iter()
+        .map(|(name, bytes)| (name, bytes as u64))
+        .collect()
+    }
+
     /// Ids of every live series, for WAL checkpoints.
     pub(crate) fn live_ids(&self) -> HashSet<u64> {
         read(&self.index).series.keys().copied().collect()
     }
+}
+
+/// Heap bytes of a hashbrown table with `capacity` usable slots of
+/// `entry` bytes each: buckets (a power of two at most 7/8 full) times the
+/// entry plus one control byte, and a group of trailing control bytes.
+fn map_bytes(capacity: usize, entry: usize) -> usize {
+    if capacity == 0 {
+        return 0;
+    }
+    let buckets = if capacity < 8 {
+        (capacity + 1).next_power_of_two()
+    } else {
+        (capacity * 8 / 7).next_power_of_two()
+    };
+    buckets * (entry + 1) + 16
 }
 
 /// The sorted union of sorted postings lists. A series has one value per
@@ -1599,7 +1795,7 @@ fn filter_sorted(ids: &[u64], listed: &[u64], keep_listed: bool) -> Vec<u64> {
 /// the strings (sorting the series of a select was a quarter of a query).
 fn compare_interned(a: &Labels, b: &Labels) -> std::cmp::Ordering {
     let cmp = |x: &LabelStr, y: &LabelStr| {
-        if Arc::ptr_eq(x.as_arc(), y.as_arc()) {
+        if x.ptr_eq(y) {
             std::cmp::Ordering::Equal
         } else {
             x.cmp(y)
@@ -1617,6 +1813,57 @@ fn compare_interned(a: &Labels, b: &Labels) -> std::cmp::Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every byte of a series record is paid once per series, a million
+    /// times on a wide head: 176 bytes plus the `Arc` counts is one 192-byte
+    /// size class. A new field must buy its bytes back elsewhere.
+    #[test]
+    fn series_record_stays_in_its_size_class() {
+        assert!(
+            std::mem::size_of::<MemSeries>() <= 176,
+            "{}",
+            std::mem::size_of::<MemSeries>()
+        );
+        assert!(std::mem::size_of::<XorAppender>() <= 72);
+        assert_eq!(std::mem::size_of::<Label>(), 16);
+    }
+
+    #[test]
+    fn shard_keeps_series_whose_hashes_collide() {
+        let head = Head::new(7_200_000);
+        let labels: Vec<Labels> = (0..3)
+            .map(|i| Labels::from_pairs([("__name__", format!("m{i}"))]))
+            .collect();
+        // Three label sets forced onto one hash, and one on another.
+        let series: Vec<Arc<MemSeries>> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, l)| head.insert_series(i as u64 + 1, l, 0, None))
+            .collect();
+        let other = head.insert_series(9, &Labels::from_pairs([("a", "b")]), 0, None);
+        let mut shard = Shard::default();
+        for s in &series {
+            shard.insert(42, s.clone());
+        }
+        shard.insert(7, other.clone());
+        let find = |shard: &Shard, l: &Labels| shard.find(42, |s| s.same_labels(l)).map(|s| s.id);
+        assert_eq!(find(&shard, &labels[0]), Some(1));
+        assert_eq!(find(&shard, &labels[1]), Some(2));
+        assert_eq!(find(&shard, &labels[2]), Some(3));
+        assert_eq!(shard.find(7, |s| s.id == 9).map(|s| s.id), Some(9));
+        // Removing the series the map holds directly promotes a collision.
+        shard.remove(42, &series[0]);
+        assert_eq!(find(&shard, &labels[0]), None);
+        assert_eq!(find(&shard, &labels[1]), Some(2));
+        assert_eq!(find(&shard, &labels[2]), Some(3));
+        shard.remove(42, &series[2]);
+        assert_eq!(find(&shard, &labels[1]), Some(2));
+        assert_eq!(find(&shard, &labels[2]), None);
+        assert!(shard.collisions.is_empty());
+        shard.remove(42, &series[1]);
+        shard.remove(7, &other);
+        assert!(shard.by_hash.is_empty() && shard.collisions.is_empty());
+    }
 
     fn unlimited() -> Admission<'static> {
         static SCOPE: std::sync::OnceLock<Arc<Scope>> = std::sync::OnceLock::new();
