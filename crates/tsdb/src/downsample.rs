@@ -566,6 +566,11 @@ fn encode_gauge(points: &[Point], out: &mut Vec<u8>) {
 }
 
 fn get_dense(bytes: &[u8], position: &mut usize) -> Result<Vec<(i64, f64)>, ChunkError> {
+    decode_all(Encoding::Dense, dense_at(bytes, position)?)
+}
+
+/// The length-prefixed Dense column at `position`; moves past it.
+fn dense_at<'a>(bytes: &'a [u8], position: &mut usize) -> Result<&'a [u8], ChunkError> {
     let rest = bytes.get(*position..).unwrap_or(&[]);
     let (len, used) = read_uvarint(rest).ok_or(ChunkError::new("aggregate: truncated length"))?;
     let start = *position + used;
@@ -575,7 +580,21 @@ fn get_dense(bytes: &[u8], position: &mut usize) -> Result<Vec<(i64, f64)>, Chun
         .filter(|&end| end <= bytes.len())
         .ok_or(ChunkError::new("aggregate: column past the end"))?;
     *position = end;
-    decode_all(Encoding::Dense, &bytes[start..end])
+    Ok(&bytes[start..end])
+}
+
+/// A Dense column of exactly `n` samples at `position`, decoded in bulk.
+fn get_dense_exact(
+    bytes: &[u8],
+    position: &mut usize,
+    n: usize,
+    what: &'static str,
+) -> Result<Vec<(i64, f64)>, ChunkError> {
+    let column = dense_at(bytes, position)?;
+    if crate::chunkenc::dense_len(column)? != n {
+        return Err(ChunkError::new(what));
+    }
+    crate::chunkenc::decode_dense_exact(column, n)
 }
 
 fn get_byte(bytes: &[u8], position: &mut usize) -> Result<u8, ChunkError> {
@@ -608,10 +627,7 @@ fn get_column(
 ) -> Result<Option<Vec<f64>>, ChunkError> {
     match get_byte(bytes, position)? {
         MODE_STORED => {
-            let column = get_dense(bytes, position)?;
-            if column.len() != n {
-                return Err(ChunkError::new("aggregate: column length differs"));
-            }
+            let column = get_dense_exact(bytes, position, n, "aggregate: column length differs")?;
             Ok(Some(column.into_iter().map(|(_, v)| v).collect()))
         }
         MODE_SAME_AS_LAST if may_imply => Ok(None),
@@ -630,11 +646,7 @@ fn get_header(bytes: &[u8]) -> Result<(usize, f64, usize), ChunkError> {
 
 /// Reads the `(t, last)` pairs of a chunk of `n` windows.
 fn get_times(bytes: &[u8], position: &mut usize, n: usize) -> Result<Vec<(i64, f64)>, ChunkError> {
-    let times = get_dense(bytes, position)?;
-    if times.len() != n {
-        return Err(ChunkError::new("aggregate: timestamp count differs"));
-    }
-    Ok(times)
+    get_dense_exact(bytes, position, n, "aggregate: timestamp count differs")
 }
 
 /// Reads the counter column: the offset of each of `n` windows.
@@ -1030,29 +1042,11 @@ fn put_column_values(
 ) -> Result<(), ChunkError> {
     match get_byte(bytes, position)? {
         MODE_STORED => {
-            let rest = bytes.get(*position..).unwrap_or(&[]);
-            let (len, used) =
-                read_uvarint(rest).ok_or(ChunkError::new("aggregate: truncated length"))?;
-            let start = *position + used;
-            let end = usize::try_from(len)
-                .ok()
-                .and_then(|len| start.checked_add(len))
-                .filter(|&end| end <= bytes.len())
-                .ok_or(ChunkError::new("aggregate: column past the end"))?;
-            *position = end;
-            let mut iter = crate::chunkenc::ChunkIter::new(Encoding::Dense, &bytes[start..end])?;
-            let mut filled = 0usize;
-            for (slot, (_, v)) in pairs.iter_mut().zip(iter.by_ref()) {
-                slot.1 = v;
-                filled += 1;
-            }
-            if let Some(e) = iter.err() {
-                return Err(e.clone());
-            }
-            if filled != pairs.len() || iter.next().is_some() {
+            let column = dense_at(bytes, position)?;
+            if crate::chunkenc::dense_len(column)? != pairs.len() {
                 return Err(ChunkError::new("aggregate: column length differs"));
             }
-            Ok(())
+            crate::chunkenc::decode_dense_values_into(column, pairs)
         }
         MODE_SAME_AS_LAST if may_imply => Ok(()),
         _ => Err(ChunkError::new("aggregate: invalid column mode")),
