@@ -391,6 +391,9 @@ def main():
                     "a history and Prometheus blocks already there for the same shape are reused")
     ap.add_argument("--disk-only", action="store_true",
                     help="only import, downsample and measure disk (no Prometheus, no queries)")
+    ap.add_argument("--only", help="comma-separated substrings of the query names to run")
+    ap.add_argument("--skip-prometheus", action="store_true",
+                    help="measure the two osprey stores only")
     ap.add_argument("--prepare-only", action="store_true",
                     help="only write the history and the Prometheus blocks (into --keep)")
     args = ap.parse_args()
@@ -473,16 +476,24 @@ def main():
     if args.disk_only:
         return
 
-    queries = {
-        "1y/1d rate": ("rate(bench_requests_total[1d])", end - 365 * DAY, end, DAY),
-        "1y/1d sum(increase)": ("sum by (job) (increase(bench_requests_total[1d]))", end - 365 * DAY, end, DAY),
-        "1y/1d max_over_time": ("max_over_time(bench_temperature[1d])", end - 365 * DAY, end, DAY),
-        "1y/1d avg_over_time": ("avg_over_time(bench_temperature[1d])", end - 365 * DAY, end, DAY),
-        "1y/1d count_over_time": ("count_over_time(bench_temperature[1d])", end - 365 * DAY, end, DAY),
-        "30d/1h rate": ("rate(bench_requests_total[1h])", end - 30 * DAY, end, 3600),
-        "30d/1h max_over_time": ("max_over_time(bench_temperature[1h])", end - 30 * DAY, end, 3600),
-        "30d/1h avg_over_time": ("avg_over_time(bench_temperature[1h])", end - 30 * DAY, end, 3600),
-    }
+    functions = [
+        ("rate", "rate(bench_requests_total[{w}])"),
+        ("increase", "increase(bench_requests_total[{w}])"),
+        ("sum(increase)", "sum by (job) (increase(bench_requests_total[{w}]))"),
+        ("resets", "resets(bench_requests_total[{w}])"),
+        ("max_over_time", "max_over_time(bench_temperature[{w}])"),
+        ("min_over_time", "min_over_time(bench_temperature[{w}])"),
+        ("count_over_time", "count_over_time(bench_temperature[{w}])"),
+        ("sum_over_time", "sum_over_time(bench_temperature[{w}])"),
+        ("avg_over_time", "avg_over_time(bench_temperature[{w}])"),
+        ("plain selector", "bench_temperature"),
+    ]
+    queries = {}
+    for label, days, step, w in (("1y/1d", 365, DAY, "1d"), ("30d/1h", 30, 3600, "1h")):
+        for name, q in functions:
+            queries[f"{label} {name}"] = (q.format(w=w), end - days * DAY, end, step)
+    if args.only:
+        queries = {k: v for k, v in queries.items() if any(o in k for o in args.only.split(","))}
     results = {}
     logs = open(os.path.join(work, "servers.log"), "w")
     for name, cmd_of in [
@@ -496,6 +507,8 @@ def main():
                                      "--web.listen-address", f"127.0.0.1:{port}",
                                      "--query.max-samples", "500000000"]),
     ]:
+        if name == "prometheus" and args.skip_prometheus:
+            continue
         if name == "prometheus":
             with open(os.path.join(work, "prometheus.yml"), "w") as f:
                 f.write("global: {}\n")
@@ -516,11 +529,12 @@ def main():
             stop(proc)
 
     print("\nquery latency (median of %d), seconds" % args.repeat)
-    print(f"  {'query':24} {'tiered':>9} {'raw':>9} {'prom':>9} {'vs raw':>8} {'vs prom':>8} {'max diff':>9}")
+    print(f"  {'query':30} {'tiered':>9} {'raw':>9} {'prom':>9} {'vs raw':>8} {'vs prom':>8} {'max diff':>9}")
     for name in queries:
-        t, r, p = (results[k][name][0] for k in ("tiered", "raw", "prometheus"))
+        t, r = (results[k][name][0] for k in ("tiered", "raw"))
+        p = results["prometheus"][name][0] if "prometheus" in results else float("nan")
         worst, missing = worst_difference(results["raw"][name][1], results["tiered"][name][1])
-        print(f"  {name:24} {t:9.4f} {r:9.4f} {p:9.4f} {r / t:7.1f}x {p / t:7.1f}x {100 * worst:8.2f}%"
+        print(f"  {name:30} {t:9.4f} {r:9.4f} {p:9.4f} {r / t:7.1f}x {p / t:7.1f}x {100 * worst:8.2f}%"
               + (f" ({100 * missing:.1f}% steps missing)" if missing else ""))
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)

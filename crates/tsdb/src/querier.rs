@@ -52,6 +52,7 @@ pub(crate) struct DbQuerier {
 }
 
 /// One downsampled tier as a querier sees it.
+#[derive(Clone)]
 pub(crate) struct TierView {
     pub(crate) resolution_ms: i64,
     pub(crate) blocks: Vec<Arc<Block>>,
@@ -66,7 +67,10 @@ pub const RESOLUTION_DIVISOR: i64 = 5;
 
 /// The resolution a hinted select may use: the coarsest tier not above
 /// the step and range (each divided by [`RESOLUTION_DIVISOR`]) nor above
-/// the caller's maximum. 0 (raw) for a single instant selector.
+/// the caller's maximum, or, when the tier's windows tile every range
+/// (its resolution divides `hints.align_ms`, see [`SelectHints::aligned`]), the
+/// coarsest such tier not above the range and the step. 0 (raw) for a
+/// single instant selector.
 pub fn choose_resolution(tiers: &[i64], hints: &SelectHints) -> i64 {
     let mut allowed = i64::MAX;
     if hints.step_ms > 1 {
@@ -78,13 +82,11 @@ pub fn choose_resolution(tiers: &[i64], hints: &SelectHints) -> i64 {
     if allowed == i64::MAX {
         return 0;
     }
-    if let Some(max) = hints.max_resolution_ms {
-        allowed = allowed.min(max);
-    }
+    let max = hints.max_resolution_ms.unwrap_or(i64::MAX);
     tiers
         .iter()
         .copied()
-        .filter(|&r| r <= allowed)
+        .filter(|&r| r <= max && (r <= allowed || hints.aligned(r)))
         .max()
         .unwrap_or(0)
 }
@@ -697,7 +699,22 @@ impl Querier for DbQuerier {
             });
         };
         let aggregate = hints.aggregate;
-        let series = self.stitched(matchers, chosen, resolution, aggregate)?;
+        // Aligned windows: read from the start of the first range's first
+        // window (one millisecond before `mint`), and for a rate or resets
+        // one window more, for the last point before the range.
+        let series = if hints.aligned(resolution) {
+            let reach = hints.aligned_reach(resolution);
+            let wider = DbQuerier {
+                blocks: self.blocks.clone(),
+                head: self.head.clone(),
+                mint: self.mint.saturating_sub(reach),
+                maxt: self.maxt,
+                tiers: self.tiers.clone(),
+            };
+            wider.stitched(matchers, chosen, resolution, aggregate)?
+        } else {
+            self.stitched(matchers, chosen, resolution, aggregate)?
+        };
         let iter = series.into_iter().filter_map(move |(labels, columns)| {
             let samples = aggregate_samples(columns, aggregate);
             (!samples.is_empty()).then(|| {
