@@ -366,16 +366,33 @@ def wait_blocks_settle(path, quiet=20, limit=1800):
     return time.time() - began
 
 
-def measure(port, queries, repeat, extra=""):
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (/proc/<pid>/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(port, queries, repeat, pid=None, extra=""):
+    """Per query: (median s, min s, server CPU s per query, result)."""
     out = {}
     for name, (q, start, end, step) in queries.items():
         times = []
         result = None
+        cpu0 = cpu_seconds(pid) if pid else 0.0
         for _ in range(repeat):
             elapsed, result = query(port, q, start, end, step, extra)
             times.append(elapsed)
-        out[name] = (statistics.median(times), result)
+        cpu = (cpu_seconds(pid) - cpu0) / repeat if pid else float("nan")
+        out[name] = (statistics.median(times), min(times), cpu, result)
     return out
+
+
+def one_ms_earlier(q):
+    """The query with `offset 1ms` on its range selector: the raw answer
+    over [T - range, T), which aligned tier windows give."""
+    i = q.find("]")
+    return q if i < 0 else q[:i + 1] + " offset 1ms" + q[i + 1:]
 
 
 def main():
@@ -524,17 +541,25 @@ def main():
         try:
             # One warm-up pass (page cache, mmaps), then the measured ones.
             measure(port, queries, 1)
-            results[name] = measure(port, queries, args.repeat)
+            results[name] = measure(port, queries, args.repeat, proc.pid)
+            if name == "raw":
+                shifted = {k: (one_ms_earlier(q),) + rest for k, (q, *rest) in queries.items()}
+                results["raw 1ms earlier"] = measure(port, shifted, 1)
         finally:
             stop(proc)
 
-    print("\nquery latency (median of %d), seconds" % args.repeat)
-    print(f"  {'query':30} {'tiered':>9} {'raw':>9} {'prom':>9} {'vs raw':>8} {'vs prom':>8} {'max diff':>9}")
+    print("\nquery latency (median and min of %d, s) and server CPU per query (s)" % args.repeat)
+    print(f"  {'query':24} {'tiered med/min/cpu':>22} {'raw med/min/cpu':>22} {'prom med/cpu':>15}"
+          f" {'raw/tier med,min,cpu':>21} {'prom/tier med,cpu':>17} {'diff raw':>9} {'diff -1ms':>9}")
     for name in queries:
-        t, r = (results[k][name][0] for k in ("tiered", "raw"))
-        p = results["prometheus"][name][0] if "prometheus" in results else float("nan")
-        worst, missing = worst_difference(results["raw"][name][1], results["tiered"][name][1])
-        print(f"  {name:30} {t:9.4f} {r:9.4f} {p:9.4f} {r / t:7.1f}x {p / t:7.1f}x {100 * worst:8.2f}%"
+        tm, tn, tc, tr = results["tiered"][name]
+        rm, rn, rc, rr = results["raw"][name]
+        pm, _, pc, _ = results.get("prometheus", {}).get(name, (float("nan"),) * 3 + (None,))
+        worst, missing = worst_difference(rr, tr)
+        shifted, _ = worst_difference(results["raw 1ms earlier"][name][3], tr)
+        print(f"  {name:24} {tm:7.4f} {tn:7.4f} {tc:6.3f} {rm:7.4f} {rn:7.4f} {rc:6.3f} {pm:7.4f} {pc:6.3f}"
+              f"   {rm / tm:5.1f}x {rn / tn:5.1f}x {rc / max(tc, 1e-9):5.1f}x   {pm / tm:5.1f}x {pc / max(tc, 1e-9):5.1f}x"
+              f" {100 * worst:8.2f}% {100 * shifted:8.2f}%"
               + (f" ({100 * missing:.1f}% steps missing)" if missing else ""))
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
