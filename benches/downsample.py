@@ -543,7 +543,7 @@ def main():
             measure(port, queries, 1)
             results[name] = measure(port, queries, args.repeat, proc.pid)
             if name == "raw":
-                shifted = {k: (one_ms_earlier(q),) + rest for k, (q, *rest) in queries.items()}
+                shifted = {k: (one_ms_earlier(q),) + tuple(rest) for k, (q, *rest) in queries.items()}
                 results["raw 1ms earlier"] = measure(port, shifted, 1)
         finally:
             stop(proc)

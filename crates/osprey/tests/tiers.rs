@@ -777,8 +777,22 @@ fn aligned_ranges_read_a_tier_as_coarse_as_the_range() {
     // sample before each step. The counter climbs 3 or 4 a minute plus a
     // term of 0 to 4 that does not accumulate: against raw's extrapolation
     // over the 59 minutes after the step's hour began, within 10 of 180.
-    let increase = range_query(addr, "increase(tier_requests_total[1h])", start, end, step, "auto");
-    let rate = range_query(addr, "rate(tier_requests_total[1h])", start, end, step, "auto");
+    let increase = range_query(
+        addr,
+        "increase(tier_requests_total[1h])",
+        start,
+        end,
+        step,
+        "auto",
+    );
+    let rate = range_query(
+        addr,
+        "rate(tier_requests_total[1h])",
+        start,
+        end,
+        step,
+        "auto",
+    );
     for query in [
         "increase(tier_requests_total[1h])",
         "sum by (job) (increase(tier_requests_total[1h]))",
@@ -789,13 +803,32 @@ fn aligned_ranges_read_a_tier_as_coarse_as_the_range() {
     }
     let per_second: Vec<(String, Vec<(i64, f64)>)> = increase
         .iter()
-        .map(|(job, p)| (job.clone(), p.iter().map(|&(t, v)| (t, v / 3600.0)).collect()))
+        .map(|(job, p)| {
+            (
+                job.clone(),
+                p.iter().map(|&(t, v)| (t, v / 3600.0)).collect(),
+            )
+        })
         .collect();
     assert_close("rate = increase / range", &per_second, &rate, 1e-12);
     // Exactly the counter's own increase between those two samples, at
     // the steps with no reset between them.
-    let a = range_query(addr, "tier_requests_total offset 61m", start, end, step, "raw");
-    let b = range_query(addr, "tier_requests_total offset 1m", start, end, step, "raw");
+    let a = range_query(
+        addr,
+        "tier_requests_total offset 61m",
+        start,
+        end,
+        step,
+        "raw",
+    );
+    let b = range_query(
+        addr,
+        "tier_requests_total offset 1m",
+        start,
+        end,
+        step,
+        "raw",
+    );
     let resets = range_query(
         addr,
         "resets(tier_requests_total[61m] offset 1m)",
@@ -805,11 +838,19 @@ fn aligned_ranges_read_a_tier_as_coarse_as_the_range() {
         "raw",
     );
     let mut compared = 0;
-    for (((job, pa), (_, pb)), ((_, pr), (_, pt))) in a.iter().zip(&b).zip(resets.iter().zip(&increase)) {
+    for (((job, pa), (_, pb)), ((_, pr), (_, pt))) in
+        a.iter().zip(&b).zip(resets.iter().zip(&increase))
+    {
         for (((x, y), r), t) in pa.iter().zip(pb).zip(pr).zip(pt) {
             assert_eq!((x.0, y.0, r.0), (t.0, t.0, t.0), "{job}: steps");
             if r.1 == 0.0 {
-                assert!((t.1 - (y.1 - x.1)).abs() < 1e-9, "{job} at {}: {} vs {}", t.0, t.1, y.1 - x.1);
+                assert!(
+                    (t.1 - (y.1 - x.1)).abs() < 1e-9,
+                    "{job} at {}: {} vs {}",
+                    t.0,
+                    t.1,
+                    y.1 - x.1
+                );
                 compared += 1;
             }
         }

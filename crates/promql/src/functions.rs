@@ -657,7 +657,9 @@ fn aligned_points(
                     .filter(|&b| samples[b].0 > start.saturating_sub(shifted.resolution_ms));
                 points.push(match (name, base) {
                     ("irate", _) => instant_rate(&samples[base.unwrap_or(lo)..hi], true),
-                    (_, Some(b)) => anchored_increase(&samples[b..hi], shifted.range, name == "rate"),
+                    (_, Some(b)) => {
+                        anchored_increase(&samples[b..hi], shifted.range, name == "rate")
+                    }
                     (_, None) => extrapolated_rate(
                         &Window {
                             samples: &samples[lo..hi],
@@ -680,7 +682,14 @@ fn aligned_points(
                 samples,
                 hists: Vec::new(),
             };
-            window_points(ctx, downsampled_name(name), &series, &shifted, params, eval_times)
+            window_points(
+                ctx,
+                downsampled_name(name),
+                &series,
+                &shifted,
+                params,
+                eval_times,
+            )
         }
     }
 }

@@ -1527,7 +1527,10 @@ mod dense {
 
     /// Writes a timestamps section's `out.len()` times over the `.0` of
     /// `out` (at least one).
-    pub(super) fn timestamps_into(section: &[u8], out: &mut [(i64, f64)]) -> Result<(), ChunkError> {
+    pub(super) fn timestamps_into(
+        section: &[u8],
+        out: &mut [(i64, f64)],
+    ) -> Result<(), ChunkError> {
         let n = out.len();
         let mut decoder = TimestampDecoder::new(section, n)?;
         let (t0, delta) = (decoder.t0, decoder.delta);
@@ -1735,7 +1738,9 @@ pub fn dense_len(bytes: &[u8]) -> Result<usize, ChunkError> {
 pub fn decode_dense_exact(bytes: &[u8], expected: usize) -> Result<Vec<(i64, f64)>, ChunkError> {
     let (n, timestamps, values) = dense::split(bytes)?;
     if n != expected {
-        return Err(ChunkError::new("Dense chunk holds another number of samples"));
+        return Err(ChunkError::new(
+            "Dense chunk holds another number of samples",
+        ));
     }
     let mut out = vec![(0i64, 0.0f64); n];
     if n > 0 {
@@ -1751,7 +1756,9 @@ pub fn decode_dense_exact(bytes: &[u8], expected: usize) -> Result<Vec<(i64, f64
 pub fn decode_dense_values_into(bytes: &[u8], pairs: &mut [(i64, f64)]) -> Result<(), ChunkError> {
     let (n, _, values) = dense::split(bytes)?;
     if n != pairs.len() {
-        return Err(ChunkError::new("Dense chunk holds another number of samples"));
+        return Err(ChunkError::new(
+            "Dense chunk holds another number of samples",
+        ));
     }
     if n > 0 {
         dense::values_into(values, pairs)?;
@@ -1867,7 +1874,9 @@ mod bulk_tests {
             }
             for _ in 0..40 {
                 let mut flipped = bytes.clone();
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let at = (state >> 33) as usize % flipped.len();
                 flipped[at] ^= 1 << ((state >> 20) % 8);
                 let bulk = decode_dense_exact(&flipped, n);
