@@ -1004,6 +1004,40 @@ impl Column {
     /// The samples a hinted select hands out for `aggregate` (the one the
     /// column was read for), computed in place: no second vector.
     pub fn into_samples(self, aggregate: Aggregate) -> Vec<(i64, f64)> {
+        self.into_samples_after(aggregate, 0.0)
+    }
+
+    /// Shifts the counter offsets of a column that follows one whose last
+    /// value and (shifted) offset are `before`, as [`Column::append`] would
+    /// when joining them: the two columns' samples then equal the joined
+    /// column's.
+    pub fn follow(&mut self, before: (f64, f64)) {
+        if !self.counts_offsets() {
+            return;
+        }
+        let (last, offset) = before;
+        let shift = if self.first < last {
+            offset + last
+        } else {
+            offset
+        };
+        if shift != 0.0 {
+            for o in &mut self.offsets {
+                *o += shift;
+            }
+        }
+    }
+
+    /// The last value and offset, for [`Column::follow`]; `None` when empty.
+    pub fn end(&self) -> Option<(f64, f64)> {
+        let &(_, last) = self.pairs.last()?;
+        Some((last, self.offsets.last().copied().unwrap_or(0.0)))
+    }
+
+    /// [`Column::into_samples`] of a column that follows others (already
+    /// shifted by [`Column::follow`]) whose last offset is `before`: a
+    /// reset flag compares with it.
+    pub fn into_samples_after(self, aggregate: Aggregate, before: f64) -> Vec<(i64, f64)> {
         let mut pairs = self.pairs;
         match aggregate {
             Aggregate::SumCount => {
@@ -1020,7 +1054,7 @@ impl Column {
                 }
             }
             Aggregate::Resets => {
-                let mut before = 0.0;
+                let mut before = before;
                 for (pair, &offset) in pairs.iter_mut().zip(&self.offsets) {
                     pair.1 = if offset > before { 1.0 } else { 0.0 };
                     before = offset;
@@ -1485,6 +1519,44 @@ mod tests {
             // One sample a window: min and max "same as" the sum.
             Run::from_samples(&decimal_gauge()[..6000], 15_000).unwrap(),
         ]
+    }
+
+    #[test]
+    fn following_columns_give_the_joined_columns_samples() {
+        for run in mixed_runs() {
+            // Pieces cut at a reset and elsewhere, as blocks would be.
+            let n = run.points.len();
+            let cuts = [0, 7, n / 3, n / 3 + 1, n / 2, n - 5, n];
+            for aggregate in AGGREGATES {
+                let pieces: Vec<Column> = cuts
+                    .windows(2)
+                    .filter(|w| w[0] < w[1])
+                    .filter_map(|w| {
+                        let (a, b) = (run.points[w[0]].t, run.points[w[1] - 1].t);
+                        Column::from_run(&run.clip(a, b)?, aggregate)
+                    })
+                    .collect();
+                if pieces.is_empty() {
+                    continue;
+                }
+                let mut joined = pieces[0].clone();
+                for p in &pieces[1..] {
+                    joined.append(p.clone());
+                }
+                let want = joined.into_samples(aggregate);
+                let mut got = Vec::new();
+                let mut before: Option<(f64, f64)> = None;
+                for mut p in pieces {
+                    if let Some(end) = before {
+                        p.follow(end);
+                    }
+                    let flag = before.map_or(0.0, |e| e.1);
+                    before = p.end();
+                    got.extend(p.into_samples_after(aggregate, flag));
+                }
+                assert_eq!(bits(&got), bits(&want), "{aggregate:?}");
+            }
+        }
     }
 
     /// Each run as version 1 chunks and encoded keeping each set.
