@@ -673,7 +673,11 @@ fn aggregate_samples(columns: Vec<Column>, aggregate: Aggregate) -> Joined {
     columns.retain(|c| !c.pairs.is_empty());
     columns.sort_by_key(|c| c.pairs[0].0);
     let remaining = columns.iter().map(|c| c.pairs.len()).sum::<usize>()
-        * if aggregate == Aggregate::SumCount { 2 } else { 1 };
+        * if aggregate == Aggregate::SumCount {
+            2
+        } else {
+            1
+        };
     let mut parts = Vec::with_capacity(columns.len());
     let mut before: Option<(f64, f64)> = None;
     for mut c in columns {
