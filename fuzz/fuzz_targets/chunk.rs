@@ -7,7 +7,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tsdb::chunkenc::{ChunkIter, Encoding, XorAppender, decode_all, encode_dense};
+use tsdb::chunkenc::{
+    ChunkIter, Encoding, XorAppender, decode_all, decode_dense_exact, dense_len, encode_dense,
+};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else {
@@ -24,6 +26,16 @@ fuzz_target!(|data: &[u8]| {
         if decoded < claimed {
             assert!(iter.err().is_some(), "iteration ended early without an error");
         }
+    }
+
+    // The bulk Dense decoder (tier columns) gives the iterator's samples
+    // bit for bit wherever both decode.
+    if encoding == Encoding::Dense
+        && let (Ok(lazy), Ok(n)) = (decode_all(Encoding::Dense, rest), dense_len(rest))
+        && let Ok(bulk) = decode_dense_exact(rest, n)
+    {
+        let bits = |s: &[(i64, f64)]| s.iter().map(|&(t, v)| (t, v.to_bits())).collect::<Vec<_>>();
+        assert_eq!(bits(&bulk), bits(&lazy), "bulk and iterator decodes differ");
     }
 
     // Samples: timestamps ascend by (a small or large) positive step; values

@@ -295,6 +295,42 @@ pub struct SelectHints {
     /// `max_source_resolution`): `Some(0)` for raw data only, `None` to let
     /// the store choose from the step and range.
     pub max_resolution_ms: Option<i64>,
+    /// The largest duration in ms that divides the range and every
+    /// reference time (window end) of the selection; 0 when unknown or
+    /// for an instant selector. A tier whose resolution divides it has
+    /// windows that tile every range exactly: a store may then answer from
+    /// a tier as coarse as the range, and for [`Aggregate::Counter`] and
+    /// [`Aggregate::Resets`] it also hands out each series' last point
+    /// before the selection's start (the window before it), where a rate
+    /// starts (`docs/configuration.md`, `storage.tiers`).
+    pub align_ms: i64,
+}
+
+impl SelectHints {
+    /// Whether a tier of resolution `r` has windows that tile each range
+    /// of the selection exactly: `r` divides the range and every reference
+    /// time ([`SelectHints::align_ms`]) and is not above the range nor the
+    /// step. Each step's range `(T - w, T]` then has the windows of
+    /// `[T - w, T)`, which a reader takes instead (one millisecond
+    /// earlier), so the tier may be as coarse as the range.
+    pub fn aligned(&self, r: i64) -> bool {
+        r > 0
+            && self.align_ms > 0
+            && self.range_ms >= r
+            && self.align_ms % r == 0
+            && (self.step_ms <= 1 || self.step_ms >= r)
+    }
+
+    /// How far before the selection's start an aligned read at resolution
+    /// `r` reaches: the start of the first range's first window (1 ms),
+    /// and for [`Aggregate::Counter`] and [`Aggregate::Resets`] the window
+    /// before it too, whose last point a rate starts from.
+    pub fn aligned_reach(&self, r: i64) -> i64 {
+        match self.aggregate {
+            Aggregate::Counter | Aggregate::Resets => r,
+            _ => 1,
+        }
+    }
 }
 
 /// The value a downsampled sample carries for its window.
@@ -707,6 +743,34 @@ pub struct TierCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tier_is_aligned_when_its_windows_tile_every_range() {
+        const H: i64 = 3_600_000;
+        let hints = |step_ms, range_ms, align_ms, aggregate| SelectHints {
+            step_ms,
+            range_ms,
+            aggregate,
+            max_resolution_ms: None,
+            align_ms,
+        };
+        // 30 days at 1h over [1h], on the hour: the 1h tier and finer.
+        let h = hints(H, H, H, Aggregate::Max);
+        assert!(h.aligned(H) && h.aligned(H / 12) && !h.aligned(2 * H));
+        assert_eq!(h.aligned_reach(H), 1);
+        // Off the hour (refs share only 30 minutes): not the 1h tier.
+        assert!(!hints(H, H, H / 2, Aggregate::Max).aligned(H));
+        // A range shorter than the resolution, a step finer than it.
+        assert!(!hints(H, H / 2, H / 2, Aggregate::Max).aligned(H));
+        assert!(!hints(H / 2, 4 * H, H / 2, Aggregate::Max).aligned(H));
+        // Unknown alignment, raw.
+        assert!(!hints(H, H, 0, Aggregate::Max).aligned(H));
+        assert!(!hints(H, H, H, Aggregate::Max).aligned(0));
+        // One evaluation time: the step does not matter.
+        assert!(hints(0, 24 * H, 24 * H, Aggregate::Counter).aligned(24 * H));
+        assert_eq!(hints(H, H, H, Aggregate::Counter).aligned_reach(H), H);
+        assert_eq!(hints(H, H, H, Aggregate::Resets).aligned_reach(H), H);
+    }
 
     #[test]
     fn tally_counts_every_list_from_pairs() {

@@ -710,3 +710,166 @@ fn sigkill_during_downsampling_loses_nothing() {
     }
     println!("killed mid-run {killed_mid_run} of 5 times (a full run took {full:?})");
 }
+
+/// Queries whose steps and ranges line up with a tier's windows read a
+/// tier as coarse as the range (`docs/configuration.md`, "Aligned
+/// windows"): a 1h step over `[1h]` ranges reads the 1h tier, and each
+/// answer is the raw answer one millisecond earlier (`offset 1ms`), or,
+/// for `rate`/`increase`, the exact increase from the last sample before
+/// the range to the last one in it.
+#[test]
+fn aligned_ranges_read_a_tier_as_coarse_as_the_range() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path();
+    let data = dir.join("data");
+    let end = (now_s() / DAY) * DAY - DAY;
+    import(dir, &data, &history(end - 60, 12, &["a", "b"]));
+    let config = write_config(
+        dir,
+        "    - {resolution: raw, retention: 1y}\n    - {resolution: 1h, retention: 1y}\n",
+    );
+    let report = downsample(&config, &data);
+    assert!(report.contains("1h:"), "{report}");
+    let server = Server::start_with_args(
+        &data,
+        free_addr(),
+        &dir.join("server.log"),
+        &["--config", &config.display().to_string()],
+    );
+    let addr = server.addr;
+    let samples_read = |query: &str, start: i64, step: i64| {
+        let path = format!(
+            "/api/v1/query_range?query={}&start={start}&end={end}&step={step}&stats=all",
+            urlencode(query)
+        );
+        let (_, body) = http(addr, "GET", &path, &[], &[]).expect("query");
+        let v: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        v["data"]["stats"]["samples"]["totalQueryableSamples"]
+            .as_i64()
+            .unwrap_or(-1)
+    };
+    let (start, step) = (end - 3 * DAY, 3600);
+    // Hourly points: 73 steps and the window before the first, per series
+    // (raw would read 60 samples a step).
+    let read = samples_read("max_over_time(tier_temperature[1h])", start, step);
+    assert!((0..=2 * 75).contains(&read), "read {read} samples");
+    let read = samples_read("rate(tier_requests_total[1h])", start, step);
+    assert!((0..=2 * 76).contains(&read), "read {read} samples");
+    // Exactly raw one millisecond earlier.
+    for (query, relative) in [
+        ("max_over_time(tier_temperature[1h])", 0.0),
+        ("min_over_time(tier_temperature[1h])", 0.0),
+        ("count_over_time(tier_temperature[1h])", 0.0),
+        ("sum_over_time(tier_temperature[1h])", 1e-12),
+        ("avg_over_time(tier_temperature[1h])", 1e-12),
+        ("last_over_time(tier_requests_total[1h])", 0.0),
+        ("resets(tier_requests_total[1h])", 0.0),
+        ("count_over_time(tier_temperature[3h])", 0.0),
+        ("max_over_time(tier_temperature[3h])", 0.0),
+    ] {
+        let (f, rest) = query.split_once('[').expect("range");
+        let shifted = format!("{f}[{}", rest.replacen(']', "] offset 1ms", 1));
+        let raw = range_query(addr, &shifted, start, end, step, "raw");
+        let tiered = range_query(addr, query, start, end, step, "auto");
+        assert_close(&format!("{query} aligned"), &raw, &tiered, relative);
+    }
+    // rate and increase: the exact increase over the hour ending one
+    // sample before each step. The counter climbs 3 or 4 a minute plus a
+    // term of 0 to 4 that does not accumulate: against raw's extrapolation
+    // over the 59 minutes after the step's hour began, within 10 of 180.
+    let increase = range_query(
+        addr,
+        "increase(tier_requests_total[1h])",
+        start,
+        end,
+        step,
+        "auto",
+    );
+    let rate = range_query(
+        addr,
+        "rate(tier_requests_total[1h])",
+        start,
+        end,
+        step,
+        "auto",
+    );
+    for query in [
+        "increase(tier_requests_total[1h])",
+        "sum by (job) (increase(tier_requests_total[1h]))",
+    ] {
+        let raw = range_query(addr, query, start, end, step, "raw");
+        let tiered = range_query(addr, query, start, end, step, "auto");
+        assert_close(&format!("{query} aligned"), &raw, &tiered, 10.0 / 180.0);
+    }
+    let per_second: Vec<(String, Vec<(i64, f64)>)> = increase
+        .iter()
+        .map(|(job, p)| {
+            (
+                job.clone(),
+                p.iter().map(|&(t, v)| (t, v / 3600.0)).collect(),
+            )
+        })
+        .collect();
+    assert_close("rate = increase / range", &per_second, &rate, 1e-12);
+    // Exactly the counter's own increase between those two samples, at
+    // the steps with no reset between them.
+    let a = range_query(
+        addr,
+        "tier_requests_total offset 61m",
+        start,
+        end,
+        step,
+        "raw",
+    );
+    let b = range_query(
+        addr,
+        "tier_requests_total offset 1m",
+        start,
+        end,
+        step,
+        "raw",
+    );
+    let resets = range_query(
+        addr,
+        "resets(tier_requests_total[61m] offset 1m)",
+        start,
+        end,
+        step,
+        "raw",
+    );
+    let mut compared = 0;
+    for (((job, pa), (_, pb)), ((_, pr), (_, pt))) in
+        a.iter().zip(&b).zip(resets.iter().zip(&increase))
+    {
+        for (((x, y), r), t) in pa.iter().zip(pb).zip(pr).zip(pt) {
+            assert_eq!((x.0, y.0, r.0), (t.0, t.0, t.0), "{job}: steps");
+            if r.1 == 0.0 {
+                assert!(
+                    (t.1 - (y.1 - x.1)).abs() < 1e-9,
+                    "{job} at {}: {} vs {}",
+                    t.0,
+                    t.1,
+                    y.1 - x.1
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared > 100, "compared {compared} steps");
+    // Steps off the hour do not line up: the step / 5 rule reads raw.
+    for query in [
+        "max_over_time(tier_temperature[1h])",
+        "rate(tier_requests_total[1h])",
+    ] {
+        let off = start + 1800;
+        let raw = range_query(addr, query, off, end, step, "raw");
+        let tiered = range_query(addr, query, off, end, step, "auto");
+        assert_close(&format!("{query} off the hour"), &raw, &tiered, 0.0);
+        assert!(samples_read(query, off, step) > 2 * 60 * 70);
+        // max_source_resolution caps the aligned rule too.
+        let raw = range_query(addr, query, start, end, step, "raw");
+        let capped = range_query(addr, query, start, end, step, "5m");
+        assert_close(&format!("{query} capped"), &raw, &capped, 0.0);
+    }
+    drop(server);
+}

@@ -82,6 +82,31 @@ pub(crate) struct RangeArg {
     /// `anchored` or `smoothed`: how much further (ms) the samples reach
     /// before each window (and after it, smoothed), the lookback delta.
     pub extended: Option<Extended>,
+    /// The tier's windows tile each range (`SelectHints::aligned`): each
+    /// step reads the window points of `[T - range, T)`, and the series
+    /// also hold the last point before the first range (for a rate or
+    /// resets).
+    pub aligned: bool,
+}
+
+/// The largest duration (ms) dividing `range` and every reference time:
+/// a tier whose resolution divides it has windows that tile each range.
+/// 0 when `range` is 0.
+fn align_of(refs: &[i64], range: i64) -> i64 {
+    fn gcd(mut a: u64, mut b: u64) -> u64 {
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        a
+    }
+    let mut g = range.unsigned_abs();
+    for r in refs {
+        if g <= 1 {
+            break;
+        }
+        g = gcd(g, r.unsigned_abs());
+    }
+    i64::try_from(g).unwrap_or(0)
 }
 
 /// An `anchored` or `smoothed` range selector's reach.
@@ -132,6 +157,7 @@ impl<'a> Ctx<'a> {
             range_ms,
             aggregate,
             max_resolution_ms: self.max_source_resolution_ms.get(),
+            align_ms: 0,
         }
     }
 
@@ -791,6 +817,7 @@ impl<'a> Ctx<'a> {
                 refs: self.ref_times(steps, ms.selector.at, ms.selector.offset_ms),
                 range: ms.range_ms,
                 resolution_ms: 0,
+                aligned: false,
                 extended: (ms.selector.anchored || ms.selector.smoothed).then_some(Extended {
                     smoothed: ms.selector.smoothed,
                     lookback: self.lookback,
@@ -801,6 +828,7 @@ impl<'a> Ctx<'a> {
                 range: sq.range_ms,
                 resolution_ms: 0,
                 extended: None,
+                aligned: false,
             }),
             _ => Err(QueryError::bad_data("expected a range vector")),
         }
@@ -835,7 +863,10 @@ impl<'a> Ctx<'a> {
                 // Extended selectors need raw samples around the window.
                 let hints = aggregate
                     .filter(|_| arg.extended.is_none())
-                    .map(|a| self.hints(steps, ms.range_ms, a));
+                    .map(|a| SelectHints {
+                        align_ms: align_of(&arg.refs, ms.range_ms),
+                        ..self.hints(steps, ms.range_ms, a)
+                    });
                 self.matrix_selector(ms, &mut arg, hints, sink)
             }
             Expr::Subquery(sq) => self.subquery(sq, &arg, sink).map(|_| 0),
@@ -876,6 +907,15 @@ impl<'a> Ctx<'a> {
         }
         .map_err(|e| QueryError::execution(e.to_string()))?;
         arg.resolution_ms = resolution;
+        // An aligned tier read also holds the points of the window before
+        // the first range (`SelectHints::aligned_reach`).
+        let mint = match &hints {
+            Some(h) if h.aligned(resolution) => {
+                arg.aligned = true;
+                mint.saturating_sub(h.aligned_reach(resolution))
+            }
+            _ => mint,
+        };
         let arg = &*arg;
         for series in set {
             self.check_deadline()?;

@@ -575,7 +575,9 @@ fn range_function(
             }
             return emit(out);
         }
-        let points = if name == "avg_over_time" && arg.resolution_ms > 0 {
+        let points = if arg.aligned {
+            aligned_points(ctx, name, s.samples, arg, &params, &eval_times)?
+        } else if name == "avg_over_time" && arg.resolution_ms > 0 {
             sum_count_points(ctx, s.samples, arg, &params, &eval_times)?
         } else {
             let applied = if arg.resolution_ms > 0 {
@@ -597,6 +599,109 @@ fn range_function(
     });
     result?;
     Ok(())
+}
+
+/// A range function over a tier whose windows tile each range
+/// (`RangeArg::aligned`): each step `T` reads the window points of
+/// `[T - range, T)`, the windows inside the range (their last samples lie
+/// there, so `(T - 1 - range, T - 1]` holds them). `rate` and `increase`
+/// take the exact increase from the last point before that (the last
+/// sample before `T - range`) to the last point of the range, over the
+/// time between them, scaled to the range; without a point in the window
+/// before (a series that starts inside the range) they extrapolate as on
+/// raw samples. `irate` takes the last two of those points.
+fn aligned_points(
+    ctx: &Ctx<'_>,
+    name: &str,
+    samples: Vec<(i64, f64)>,
+    arg: &RangeArg,
+    params: &[Vec<f64>],
+    eval_times: &[i64],
+) -> Result<Vec<Option<f64>>, QueryError> {
+    let shifted = RangeArg {
+        refs: arg.refs.iter().map(|r| r.saturating_sub(1)).collect(),
+        range: arg.range,
+        resolution_ms: arg.resolution_ms,
+        extended: None,
+        aligned: true,
+    };
+    match name {
+        "avg_over_time" => sum_count_points(ctx, samples, &shifted, params, eval_times),
+        "rate" | "increase" | "irate" => {
+            let mut points = Vec::with_capacity(shifted.refs.len());
+            for (i, &r) in shifted.refs.iter().enumerate() {
+                ctx.check_deadline()?;
+                let start = r.saturating_sub(shifted.range);
+                let lo = samples.partition_point(|(t, _)| *t <= start);
+                let hi = samples.partition_point(|(t, _)| *t <= r);
+                if lo >= hi {
+                    points.push(None);
+                    continue;
+                }
+                let base = lo
+                    .checked_sub(1)
+                    .filter(|&b| samples[b].0 > start.saturating_sub(shifted.resolution_ms));
+                points.push(match (name, base) {
+                    ("irate", _) => instant_rate(&samples[base.unwrap_or(lo)..hi], true),
+                    (_, Some(b)) => {
+                        anchored_increase(&samples[b..hi], shifted.range, name == "rate")
+                    }
+                    (_, None) => extrapolated_rate(
+                        &Window {
+                            samples: &samples[lo..hi],
+                            start,
+                            end: r,
+                            range: shifted.range,
+                            eval_time: eval_times[i],
+                        },
+                        true,
+                        name == "rate",
+                    ),
+                });
+            }
+            Ok(points)
+        }
+        _ => {
+            let series = RangeSeries {
+                labels: model::Labels::default(),
+                drop_name: true,
+                samples,
+                hists: Vec::new(),
+            };
+            window_points(
+                ctx,
+                downsampled_name(name),
+                &series,
+                &shifted,
+                params,
+                eval_times,
+            )
+        }
+    }
+}
+
+/// The increase of a counter from its first sample to its last (resets
+/// counted as by `rate`), scaled from the time between them to `range`;
+/// per second over `range` for `rate`. `None` for fewer than two samples.
+fn anchored_increase(s: &[(i64, f64)], range: i64, is_rate: bool) -> Option<f64> {
+    let (&(first_t, first_v), &(last_t, last_v)) = (s.first()?, s.last()?);
+    if last_t <= first_t || range <= 0 {
+        return None;
+    }
+    let mut result = last_v - first_v;
+    let mut before = first_v;
+    for &(_, v) in &s[1..] {
+        if v < before {
+            result += before;
+        }
+        before = v;
+    }
+    let per_second = result / ((last_t - first_t) as f64 / 1000.0);
+    Some(if is_rate {
+        per_second
+    } else {
+        per_second * (range as f64 / 1000.0)
+    })
 }
 
 /// `avg_over_time` over a tier's `(t, sum), (t, count)` sample pairs: per

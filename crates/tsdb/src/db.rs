@@ -1654,7 +1654,13 @@ impl Queryable for Db {
                 blocks: t
                     .blocks
                     .iter()
-                    .filter(|b| b.meta().min_time <= maxt && b.meta().max_time > mint)
+                    // One window before `mint` too: an aligned rate
+                    // starts from the last point before its range
+                    // (`SelectHints::aligned`).
+                    .filter(|b| {
+                        b.meta().min_time <= maxt
+                            && b.meta().max_time > mint.saturating_sub(t.spec.resolution_ms)
+                    })
                     .cloned()
                     .collect(),
             })

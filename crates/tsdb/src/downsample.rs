@@ -566,6 +566,11 @@ fn encode_gauge(points: &[Point], out: &mut Vec<u8>) {
 }
 
 fn get_dense(bytes: &[u8], position: &mut usize) -> Result<Vec<(i64, f64)>, ChunkError> {
+    decode_all(Encoding::Dense, dense_at(bytes, position)?)
+}
+
+/// The length-prefixed Dense column at `position`; moves past it.
+fn dense_at<'a>(bytes: &'a [u8], position: &mut usize) -> Result<&'a [u8], ChunkError> {
     let rest = bytes.get(*position..).unwrap_or(&[]);
     let (len, used) = read_uvarint(rest).ok_or(ChunkError::new("aggregate: truncated length"))?;
     let start = *position + used;
@@ -575,7 +580,21 @@ fn get_dense(bytes: &[u8], position: &mut usize) -> Result<Vec<(i64, f64)>, Chun
         .filter(|&end| end <= bytes.len())
         .ok_or(ChunkError::new("aggregate: column past the end"))?;
     *position = end;
-    decode_all(Encoding::Dense, &bytes[start..end])
+    Ok(&bytes[start..end])
+}
+
+/// A Dense column of exactly `n` samples at `position`, decoded in bulk.
+fn get_dense_exact(
+    bytes: &[u8],
+    position: &mut usize,
+    n: usize,
+    what: &'static str,
+) -> Result<Vec<(i64, f64)>, ChunkError> {
+    let column = dense_at(bytes, position)?;
+    if crate::chunkenc::dense_len(column)? != n {
+        return Err(ChunkError::new(what));
+    }
+    crate::chunkenc::decode_dense_exact(column, n)
 }
 
 fn get_byte(bytes: &[u8], position: &mut usize) -> Result<u8, ChunkError> {
@@ -608,10 +627,7 @@ fn get_column(
 ) -> Result<Option<Vec<f64>>, ChunkError> {
     match get_byte(bytes, position)? {
         MODE_STORED => {
-            let column = get_dense(bytes, position)?;
-            if column.len() != n {
-                return Err(ChunkError::new("aggregate: column length differs"));
-            }
+            let column = get_dense_exact(bytes, position, n, "aggregate: column length differs")?;
             Ok(Some(column.into_iter().map(|(_, v)| v).collect()))
         }
         MODE_SAME_AS_LAST if may_imply => Ok(None),
@@ -630,11 +646,7 @@ fn get_header(bytes: &[u8]) -> Result<(usize, f64, usize), ChunkError> {
 
 /// Reads the `(t, last)` pairs of a chunk of `n` windows.
 fn get_times(bytes: &[u8], position: &mut usize, n: usize) -> Result<Vec<(i64, f64)>, ChunkError> {
-    let times = get_dense(bytes, position)?;
-    if times.len() != n {
-        return Err(ChunkError::new("aggregate: timestamp count differs"));
-    }
-    Ok(times)
+    get_dense_exact(bytes, position, n, "aggregate: timestamp count differs")
 }
 
 /// Reads the counter column: the offset of each of `n` windows.
@@ -992,6 +1004,40 @@ impl Column {
     /// The samples a hinted select hands out for `aggregate` (the one the
     /// column was read for), computed in place: no second vector.
     pub fn into_samples(self, aggregate: Aggregate) -> Vec<(i64, f64)> {
+        self.into_samples_after(aggregate, 0.0)
+    }
+
+    /// Shifts the counter offsets of a column that follows one whose last
+    /// value and (shifted) offset are `before`, as [`Column::append`] would
+    /// when joining them: the two columns' samples then equal the joined
+    /// column's.
+    pub fn follow(&mut self, before: (f64, f64)) {
+        if !self.counts_offsets() {
+            return;
+        }
+        let (last, offset) = before;
+        let shift = if self.first < last {
+            offset + last
+        } else {
+            offset
+        };
+        if shift != 0.0 {
+            for o in &mut self.offsets {
+                *o += shift;
+            }
+        }
+    }
+
+    /// The last value and offset, for [`Column::follow`]; `None` when empty.
+    pub fn end(&self) -> Option<(f64, f64)> {
+        let &(_, last) = self.pairs.last()?;
+        Some((last, self.offsets.last().copied().unwrap_or(0.0)))
+    }
+
+    /// [`Column::into_samples`] of a column that follows others (already
+    /// shifted by [`Column::follow`]) whose last offset is `before`: a
+    /// reset flag compares with it.
+    pub fn into_samples_after(self, aggregate: Aggregate, before: f64) -> Vec<(i64, f64)> {
         let mut pairs = self.pairs;
         match aggregate {
             Aggregate::SumCount => {
@@ -1008,7 +1054,7 @@ impl Column {
                 }
             }
             Aggregate::Resets => {
-                let mut before = 0.0;
+                let mut before = before;
                 for (pair, &offset) in pairs.iter_mut().zip(&self.offsets) {
                     pair.1 = if offset > before { 1.0 } else { 0.0 };
                     before = offset;
@@ -1030,29 +1076,11 @@ fn put_column_values(
 ) -> Result<(), ChunkError> {
     match get_byte(bytes, position)? {
         MODE_STORED => {
-            let rest = bytes.get(*position..).unwrap_or(&[]);
-            let (len, used) =
-                read_uvarint(rest).ok_or(ChunkError::new("aggregate: truncated length"))?;
-            let start = *position + used;
-            let end = usize::try_from(len)
-                .ok()
-                .and_then(|len| start.checked_add(len))
-                .filter(|&end| end <= bytes.len())
-                .ok_or(ChunkError::new("aggregate: column past the end"))?;
-            *position = end;
-            let mut iter = crate::chunkenc::ChunkIter::new(Encoding::Dense, &bytes[start..end])?;
-            let mut filled = 0usize;
-            for (slot, (_, v)) in pairs.iter_mut().zip(iter.by_ref()) {
-                slot.1 = v;
-                filled += 1;
-            }
-            if let Some(e) = iter.err() {
-                return Err(e.clone());
-            }
-            if filled != pairs.len() || iter.next().is_some() {
+            let column = dense_at(bytes, position)?;
+            if crate::chunkenc::dense_len(column)? != pairs.len() {
                 return Err(ChunkError::new("aggregate: column length differs"));
             }
-            Ok(())
+            crate::chunkenc::decode_dense_values_into(column, pairs)
         }
         MODE_SAME_AS_LAST if may_imply => Ok(()),
         _ => Err(ChunkError::new("aggregate: invalid column mode")),
@@ -1491,6 +1519,44 @@ mod tests {
             // One sample a window: min and max "same as" the sum.
             Run::from_samples(&decimal_gauge()[..6000], 15_000).unwrap(),
         ]
+    }
+
+    #[test]
+    fn following_columns_give_the_joined_columns_samples() {
+        for run in mixed_runs() {
+            // Pieces cut at a reset and elsewhere, as blocks would be.
+            let n = run.points.len();
+            let cuts = [0, 7, n / 3, n / 3 + 1, n / 2, n - 5, n];
+            for aggregate in AGGREGATES {
+                let pieces: Vec<Column> = cuts
+                    .windows(2)
+                    .filter(|w| w[0] < w[1])
+                    .filter_map(|w| {
+                        let (a, b) = (run.points[w[0]].t, run.points[w[1] - 1].t);
+                        Column::from_run(&run.clip(a, b)?, aggregate)
+                    })
+                    .collect();
+                if pieces.is_empty() {
+                    continue;
+                }
+                let mut joined = pieces[0].clone();
+                for p in &pieces[1..] {
+                    joined.append(p.clone());
+                }
+                let want = joined.into_samples(aggregate);
+                let mut got = Vec::new();
+                let mut before: Option<(f64, f64)> = None;
+                for mut p in pieces {
+                    if let Some(end) = before {
+                        p.follow(end);
+                    }
+                    let flag = before.map_or(0.0, |e| e.1);
+                    before = p.end();
+                    got.extend(p.into_samples_after(aggregate, flag));
+                }
+                assert_eq!(bits(&got), bits(&want), "{aggregate:?}");
+            }
+        }
     }
 
     /// Each run as version 1 chunks and encoded keeping each set.

@@ -52,6 +52,7 @@ pub(crate) struct DbQuerier {
 }
 
 /// One downsampled tier as a querier sees it.
+#[derive(Clone)]
 pub(crate) struct TierView {
     pub(crate) resolution_ms: i64,
     pub(crate) blocks: Vec<Arc<Block>>,
@@ -66,7 +67,10 @@ pub const RESOLUTION_DIVISOR: i64 = 5;
 
 /// The resolution a hinted select may use: the coarsest tier not above
 /// the step and range (each divided by [`RESOLUTION_DIVISOR`]) nor above
-/// the caller's maximum. 0 (raw) for a single instant selector.
+/// the caller's maximum, or, when the tier's windows tile every range
+/// (its resolution divides `hints.align_ms`, see [`SelectHints::aligned`]), the
+/// coarsest such tier not above the range and the step. 0 (raw) for a
+/// single instant selector.
 pub fn choose_resolution(tiers: &[i64], hints: &SelectHints) -> i64 {
     let mut allowed = i64::MAX;
     if hints.step_ms > 1 {
@@ -78,13 +82,11 @@ pub fn choose_resolution(tiers: &[i64], hints: &SelectHints) -> i64 {
     if allowed == i64::MAX {
         return 0;
     }
-    if let Some(max) = hints.max_resolution_ms {
-        allowed = allowed.min(max);
-    }
+    let max = hints.max_resolution_ms.unwrap_or(i64::MAX);
     tiers
         .iter()
         .copied()
-        .filter(|&r| r <= allowed)
+        .filter(|&r| r <= max && (r <= allowed || hints.aligned(r)))
         .max()
         .unwrap_or(0)
 }
@@ -661,27 +663,62 @@ impl DbQuerier {
     }
 }
 
-/// The samples of a stitched series for one aggregate.
-fn aggregate_samples(columns: Vec<Column>, aggregate: Aggregate) -> Vec<(i64, f64)> {
+/// The samples of a stitched series for one aggregate: each column's own
+/// samples in turn, with the counter offsets shifted as joining the
+/// columns would (`Column::append`), but without copying them into one
+/// vector (for a year of hourly points that copy and its allocation were
+/// a tenth of a tiered query's time).
+fn aggregate_samples(columns: Vec<Column>, aggregate: Aggregate) -> Joined {
     let mut columns = columns;
     columns.retain(|c| !c.pairs.is_empty());
     columns.sort_by_key(|c| c.pairs[0].0);
-    let total: usize = columns.iter().map(|c| c.pairs.len()).sum();
-    let mut joined: Option<Column> = None;
-    for c in columns {
-        match joined.as_mut() {
-            Some(j) => j.append(c),
-            None => {
-                let mut first = c;
-                first.pairs.reserve(total - first.pairs.len());
-                if !first.offsets.is_empty() {
-                    first.offsets.reserve(total - first.offsets.len());
-                }
-                joined = Some(first);
+    let remaining = columns.iter().map(|c| c.pairs.len()).sum::<usize>()
+        * if aggregate == Aggregate::SumCount {
+            2
+        } else {
+            1
+        };
+    let mut parts = Vec::with_capacity(columns.len());
+    let mut before: Option<(f64, f64)> = None;
+    for mut c in columns {
+        if let Some(end) = before {
+            c.follow(end);
+        }
+        let flag_before = before.map_or(0.0, |(_, offset)| offset);
+        before = c.end();
+        parts.push(c.into_samples_after(aggregate, flag_before));
+    }
+    Joined {
+        parts: parts.into_iter(),
+        current: Vec::new().into_iter(),
+        remaining,
+    }
+}
+
+/// The samples of several vectors in turn, with an exact length.
+struct Joined {
+    parts: std::vec::IntoIter<Vec<(i64, f64)>>,
+    current: std::vec::IntoIter<(i64, f64)>,
+    remaining: usize,
+}
+
+impl Iterator for Joined {
+    type Item = (i64, f64);
+
+    #[inline]
+    fn next(&mut self) -> Option<(i64, f64)> {
+        loop {
+            if let Some(sample) = self.current.next() {
+                self.remaining = self.remaining.saturating_sub(1);
+                return Some(sample);
             }
+            self.current = self.parts.next()?.into_iter();
         }
     }
-    joined.map_or_else(Vec::new, |c| c.into_samples(aggregate))
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
 }
 
 impl Querier for DbQuerier {
@@ -697,10 +734,25 @@ impl Querier for DbQuerier {
             });
         };
         let aggregate = hints.aggregate;
-        let series = self.stitched(matchers, chosen, resolution, aggregate)?;
+        // Aligned windows: read from the start of the first range's first
+        // window (one millisecond before `mint`), and for a rate or resets
+        // one window more, for the last point before the range.
+        let series = if hints.aligned(resolution) {
+            let reach = hints.aligned_reach(resolution);
+            let wider = DbQuerier {
+                blocks: self.blocks.clone(),
+                head: self.head.clone(),
+                mint: self.mint.saturating_sub(reach),
+                maxt: self.maxt,
+                tiers: self.tiers.clone(),
+            };
+            wider.stitched(matchers, chosen, resolution, aggregate)?
+        } else {
+            self.stitched(matchers, chosen, resolution, aggregate)?
+        };
         let iter = series.into_iter().filter_map(move |(labels, columns)| {
             let samples = aggregate_samples(columns, aggregate);
-            (!samples.is_empty()).then(|| {
+            (samples.remaining > 0).then(|| {
                 Ok(Series::floats(
                     labels,
                     Box::new(samples.into_iter()) as SampleIter,
