@@ -234,6 +234,11 @@ fn store(
     let mut created = translated.created.iter().copied().peekable();
     let mut created_sent: std::collections::HashMap<&model::Labels, i64> =
         std::collections::HashMap::new();
+    // The newest sample staged per series in this request: a created
+    // timestamp at or before it would put its zero out of order (the
+    // store checks only what is committed), as remote write 2.0 checks.
+    let mut staged_newest: std::collections::HashMap<&model::Labels, i64> =
+        std::collections::HashMap::new();
     for (index, (labels, t, v)) in translated.samples.iter().enumerate() {
         let mut sample_created = None;
         while let Some((at, ms)) = created.next_if(|(at, _)| *at <= index) {
@@ -245,6 +250,7 @@ fn store(
             && let Some(ms) = sample_created
             && ms < *t
             && created_sent.get(labels) != Some(&ms)
+            && staged_newest.get(labels).is_none_or(|&newest| ms > newest)
             && validate_labels(labels).is_ok()
         {
             created_sent.insert(labels, ms);
@@ -254,7 +260,11 @@ fn store(
         }
         let staged = validate_labels(labels).and_then(|()| appender.append(labels, *t, *v));
         match staged {
-            Ok(()) => staged_samples += 1,
+            Ok(()) => {
+                staged_samples += 1;
+                let newest = staged_newest.entry(labels).or_insert(*t);
+                *newest = (*newest).max(*t);
+            }
             Err(e)
                 if matches!(
                     e.kind(),

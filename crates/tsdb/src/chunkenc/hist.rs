@@ -18,6 +18,10 @@ pub const HISTOGRAM_ENCODING: u8 = 4;
 /// The most samples one histogram chunk holds.
 pub const MAX_HISTOGRAM_SAMPLES: usize = u16::MAX as usize;
 
+/// Most values (samples × (spans + buckets + count, zero count, sum)) one
+/// chunk may decode to: 16M, 128 MiB of floats.
+pub(crate) const MAX_DECODED_CELLS: u64 = 1 << 24;
+
 /// The most spans, buckets per side or custom bounds a chunk (and a WAL
 /// record) accepts: far above any real histogram (Prometheus's schema 8
 /// spans at most about 2^16 buckets a side), and a bound on what a corrupt
@@ -714,6 +718,15 @@ fn read_header(bytes: &[u8], position: &mut usize) -> Result<Header, ChunkError>
     let zero_threshold = f64::from_bits(get_u64_le(bytes, position)?);
     let (positive_spans, n_positive) = get_spans(bytes, position)?;
     let (negative_spans, n_negative) = get_spans(bytes, position)?;
+    // What decoding copies per sample (spans, buckets, count, zero count,
+    // sum) times the samples stays under a budget far above any histogram
+    // osprey writes (2,048 samples a block chunk, a few hundred buckets),
+    // so a corrupt header cannot ask for gigabytes.
+    let columns =
+        (positive_spans.len() + negative_spans.len() + n_positive + n_negative + 3) as u64;
+    if n.saturating_mul(columns) > MAX_DECODED_CELLS {
+        return Err(ChunkError::new("histogram chunk too large to decode"));
+    }
     let n_custom = get_count(bytes, position, "too many custom bounds")?;
     let mut custom_values = Vec::with_capacity(n_custom.min(256));
     for _ in 0..n_custom {
@@ -751,8 +764,9 @@ pub fn is_integer(bytes: &[u8]) -> Result<bool, ChunkError> {
     Ok(read_header(bytes, &mut position)?.flags & FLAG_INTEGER != 0)
 }
 
-/// Decodes a whole chunk. The first sample carries the chunk's hint; the
-/// others `Gauge` in a gauge chunk, `NotCounterReset` otherwise.
+/// Decodes a whole chunk, with the hints Prometheus's chunk reader hands
+/// out: `Gauge` throughout a gauge chunk; otherwise `Unknown` for the
+/// first sample and `NotCounterReset` for the others.
 pub fn decode(bytes: &[u8]) -> Result<Vec<(i64, FloatHistogram)>, ChunkError> {
     let mut position = 0;
     let header = read_header(bytes, &mut position)?;

@@ -327,19 +327,19 @@ pub fn decode(
     let layout = read_layout(stream, &mut position)?;
     let n_positive = Layout::buckets(&layout.positive_spans);
     let n_negative = Layout::buckets(&layout.negative_spans);
-    // Every decoded sample copies the layout, so its size is bounded by
-    // what the chunk pays for: the first sample reads every bucket (one
-    // bit each at least), each later one too unless it is a staleness
-    // marker (which copies no buckets), and spans need buckets (one empty
-    // span per side is allowed, as clients mark an empty native histogram
-    // with it).
-    if (n_positive + n_negative) > stream.len().saturating_mul(8)
-        || layout.positive_spans.len() > n_positive + 1
-        || layout.negative_spans.len() > n_negative + 1
-    {
+    // Every decoded sample copies the layout: the first sample reads every
+    // bucket (a bit each at least), so the buckets are bounded by the
+    // chunk's size; spans, which need no bits per sample, and the samples
+    // stay under the budget osprey's own chunks have.
+    if (n_positive + n_negative) > stream.len().saturating_mul(8) {
         return Err(ChunkError::new(
             "histogram chunk claims more buckets than it holds",
         ));
+    }
+    let copied =
+        layout.positive_spans.len() + layout.negative_spans.len() + n_positive + n_negative + 3;
+    if (total as u64).saturating_mul(copied as u64) > super::hist::MAX_DECODED_CELLS {
+        return Err(ChunkError::new("histogram chunk too large to decode"));
     }
     match encoding {
         PromHistEncoding::Histogram => {
@@ -953,12 +953,13 @@ mod tests {
     }
 
     /// Spans that cover no bucket cost two bits each in the layout but
-    /// would be copied into every sample: more than one per side is
-    /// refused.
+    /// are copied into every sample: a chunk whose copies would pass the
+    /// budget is refused.
     #[test]
-    fn empty_spans_beyond_one_per_side_are_refused() {
-        let write = |n_spans: usize| {
-            let mut bytes = vec![0, 200, 0];
+    fn empty_spans_times_samples_are_bounded() {
+        let write = |n_spans: usize, n: u16| {
+            let mut bytes = n.to_be_bytes().to_vec();
+            bytes.push(0);
             let mut w = BitWriter::default();
             put_zero_threshold(&mut w, &mut bytes, 0.0);
             put_varbit_int(&mut w, &mut bytes, 0);
@@ -968,23 +969,19 @@ mod tests {
                 put_varbit_int(&mut w, &mut bytes, 0);
             }
             put_varbit_uint(&mut w, &mut bytes, 0);
-            // 200 samples: the first, then all-zero deltas.
+            // The first sample, then all-zero deltas.
             put_varbit_int(&mut w, &mut bytes, 1000);
             put_varbit_uint(&mut w, &mut bytes, 0);
             put_varbit_uint(&mut w, &mut bytes, 0);
             w.write(&mut bytes, 0, 64);
-            for _ in 1..200 {
+            for _ in 1..n {
                 w.write(&mut bytes, 0, 4);
             }
             bytes
         };
-        assert_eq!(
-            decode(PromHistEncoding::Histogram, &write(1))
-                .unwrap()
-                .len(),
-            200
-        );
-        assert!(decode(PromHistEncoding::Histogram, &write(1000)).is_err());
+        let decoded = decode(PromHistEncoding::Histogram, &write(1000, 200)).unwrap();
+        assert_eq!(decoded.len(), 200);
+        assert!(decode(PromHistEncoding::Histogram, &write(1000, 65_535)).is_err());
     }
 
     /// A decreasing sample that claims "not a reset" still cuts the chunk,
