@@ -188,9 +188,11 @@ async fn protobuf_created_timestamps_become_zero_samples_with_the_flag() {
     assert_eq!(histograms[0].0, created);
     assert_eq!(histograms[0].1.count, 0.0);
     assert_eq!(histograms[0].1.schema, 1);
+    // Written as a reset; read back, as from Prometheus's chunk reader, as
+    // a chunk's first sample: unknown.
     assert_eq!(
         histograms[0].1.counter_reset_hint,
-        CounterResetHint::CounterReset
+        CounterResetHint::Unknown
     );
     assert_eq!(histograms[1].1.count, 6.0);
     // The flag asks for the protobuf format first even where native

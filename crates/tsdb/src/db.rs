@@ -1288,17 +1288,7 @@ impl DbAppender<'_> {
         if created < floor {
             return Ok(None);
         }
-        let series = match &self.last {
-            Some((l, s)) if l == labels => {
-                s.hold_again();
-                s.clone()
-            }
-            _ => {
-                let series = self.pending_series(labels)?;
-                self.last = Some((labels.clone(), series.clone()));
-                series
-            }
-        };
+        let series = self.cached_series(labels)?;
         if created <= series.newest_time() {
             series.release_pending();
             return Ok(None);
@@ -1308,6 +1298,21 @@ impl DbAppender<'_> {
 
     /// The head series of `labels` (checked), created and admitted by
     /// the series limits if new, held pending for this appender.
+    /// The series `labels` names, held for this appender: the one the
+    /// previous append used when the labels are the same (the common run
+    /// of one series's samples), else looked up or created and remembered.
+    fn cached_series(&mut self, labels: &Labels) -> Result<Arc<MemSeries>> {
+        if let Some((l, s)) = &self.last
+            && l == labels
+        {
+            s.hold_again();
+            return Ok(s.clone());
+        }
+        let series = self.pending_series(labels)?;
+        self.last = Some((labels.clone(), series.clone()));
+        Ok(series)
+    }
+
     fn pending_series(&self, labels: &Labels) -> Result<Arc<MemSeries>> {
         model::storage::validate_labels(labels)?;
         let (series, created) = self
@@ -1405,17 +1410,7 @@ impl Appender for DbAppender<'_> {
                 "native histogram has more than 65536 buckets on a side",
             ));
         }
-        let series = match &self.last {
-            Some((l, s)) if l == labels => {
-                s.hold_again();
-                s.clone()
-            }
-            _ => {
-                let series = self.pending_series(labels)?;
-                self.last = Some((labels.clone(), series.clone()));
-                series
-            }
-        };
+        let series = self.cached_series(labels)?;
         self.histograms.push((series, t, histogram.clone()));
         Ok(())
     }
