@@ -1183,24 +1183,59 @@ mod tests {
     }
 }
 
-/// Where the bytes of histogram chunks go, over the blocks of a directory
-/// (`HIST_PROFILE_DIR`, e.g. a snapshot): run with
-/// `HIST_PROFILE_DIR=... cargo test -p tsdb --lib profile_histogram_chunks -- --ignored --nocapture`.
+/// Where the bytes of histogram chunks go: every chunk re-encoded with
+/// this build's writer and as Dense bucket columns, both decoding to the
+/// same samples, with a table of bytes per section. Over chunks written
+/// here from a random walk, or over the blocks of a directory
+/// (`HIST_PROFILE_DIR`, e.g. a snapshot), where decode and encode times
+/// are printed too: `HIST_PROFILE_DIR=... cargo test -p tsdb --lib
+/// profile_histogram_chunks -- --nocapture`.
 #[cfg(test)]
 mod profile {
     use super::*;
 
-    #[test]
-    #[ignore]
-    fn profile_histogram_chunks() {
-        let Ok(dir) = std::env::var("HIST_PROFILE_DIR") else {
-            return;
+    /// 20 series of 120 integer histograms each, eight buckets growing by
+    /// small pseudo-random steps (some not at all), as stored chunks.
+    fn random_walk_chunks() -> Vec<Vec<u8>> {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
         };
-        let mut totals = std::collections::BTreeMap::<&str, usize>::new();
-        let mut samples = 0usize;
-        // Each chunk as Dense bucket columns and as the integer stream.
-        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        for entry in std::fs::read_dir(&dir).unwrap() {
+        let mut chunks = Vec::new();
+        for _ in 0..20 {
+            let mut buckets = [0f64; 8];
+            let mut samples = Vec::new();
+            for i in 0..120i64 {
+                for b in buckets.iter_mut() {
+                    *b += next(4) as f64;
+                }
+                let count: f64 = buckets.iter().sum();
+                let h = FloatHistogram {
+                    schema: 3,
+                    count,
+                    sum: count * 0.25,
+                    positive_spans: vec![Span {
+                        offset: -3,
+                        length: 8,
+                    }],
+                    positive_buckets: buckets.to_vec(),
+                    ..FloatHistogram::default()
+                };
+                samples.push((i * 15_000, h));
+            }
+            let mut out = Vec::new();
+            encode(&samples, CounterResetHint::Unknown, true, &mut out).unwrap();
+            chunks.push(out);
+        }
+        chunks
+    }
+
+    fn chunks_in(dir: &str) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             if !path.join("meta.json").exists() {
                 continue;
@@ -1216,46 +1251,80 @@ mod profile {
                 for (_, _, r) in series.chunks {
                     let (encoding, stored) = block.chunk(r).unwrap();
                     assert_eq!(encoding, HISTOGRAM_ENCODING);
-                    // Re-encoded with this build's writer.
-                    let decoded = decode(stored).unwrap();
-                    let hint = CounterResetHint::from_u8(stored[1] & FLAG_HINT_MASK).unwrap();
-                    let mut again = Vec::new();
-                    encode(&decoded, hint, stored[1] & FLAG_INTEGER != 0, &mut again).unwrap();
-                    assert_eq!(decode(&again).unwrap().len(), decoded.len());
-                    *totals.entry("stored").or_default() += stored.len();
-                    let mut dense = Vec::new();
-                    encode_as(&decoded, hint, false, false, &mut dense).unwrap();
-                    *totals.entry("as Dense columns").or_default() += dense.len();
-                    pairs.push((dense, again.clone()));
-                    let bytes = &again[..];
-                    *totals.entry("chunks").or_default() += 1;
-                    *totals.entry("all").or_default() += bytes.len();
-                    let mut p = 0;
-                    let header = read_header(bytes, &mut p).unwrap();
-                    samples += header.n;
-                    *totals.entry("header").or_default() += p;
-                    let mut part = |name: &'static str, p: &mut usize| {
-                        let start = *p;
-                        section(bytes, p).unwrap();
-                        *totals.entry(name).or_default() += *p - start;
-                    };
-                    part("timestamps", &mut p);
-                    if header.flags & FLAG_DERIVED_COUNT == 0 {
-                        part("count", &mut p);
-                    }
-                    part("zero", &mut p);
-                    part("sum", &mut p);
-                    if header.flags & FLAG_INTEGER_BUCKETS != 0 {
-                        part("buckets", &mut p);
-                    } else {
-                        for _ in 0..header.n_positive + header.n_negative {
-                            part("buckets", &mut p);
-                        }
-                    }
-                    *totals.entry("bucket columns").or_default() +=
-                        header.n_positive + header.n_negative;
+                    out.push(stored.to_vec());
                 }
             }
+        }
+        out
+    }
+
+    #[test]
+    fn profile_histogram_chunks() {
+        let dir = std::env::var("HIST_PROFILE_DIR").ok();
+        let chunks = match &dir {
+            Some(dir) => chunks_in(dir),
+            None => random_walk_chunks(),
+        };
+        assert!(!chunks.is_empty());
+        let mut totals = std::collections::BTreeMap::<&str, usize>::new();
+        let mut samples = 0usize;
+        // Each chunk as Dense bucket columns and as the integer stream.
+        let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for stored in &chunks {
+            let stored = &stored[..];
+            // Re-encoded with this build's writer.
+            let decoded = decode(stored).unwrap();
+            let hint = CounterResetHint::from_u8(stored[1] & FLAG_HINT_MASK).unwrap();
+            let mut again = Vec::new();
+            encode(&decoded, hint, stored[1] & FLAG_INTEGER != 0, &mut again).unwrap();
+            assert_eq!(decode(&again).unwrap().len(), decoded.len());
+            *totals.entry("stored").or_default() += stored.len();
+            let mut dense = Vec::new();
+            encode_as(&decoded, hint, false, false, &mut dense).unwrap();
+            *totals.entry("as Dense columns").or_default() += dense.len();
+            pairs.push((dense, again.clone()));
+            let bytes = &again[..];
+            *totals.entry("chunks").or_default() += 1;
+            *totals.entry("all").or_default() += bytes.len();
+            let mut p = 0;
+            let header = read_header(bytes, &mut p).unwrap();
+            samples += header.n;
+            *totals.entry("header").or_default() += p;
+            let mut part = |name: &'static str, p: &mut usize| {
+                let start = *p;
+                section(bytes, p).unwrap();
+                *totals.entry(name).or_default() += *p - start;
+            };
+            part("timestamps", &mut p);
+            if header.flags & FLAG_DERIVED_COUNT == 0 {
+                part("count", &mut p);
+            }
+            part("zero", &mut p);
+            part("sum", &mut p);
+            if header.flags & FLAG_INTEGER_BUCKETS != 0 {
+                part("buckets", &mut p);
+            } else {
+                for _ in 0..header.n_positive + header.n_negative {
+                    part("buckets", &mut p);
+                }
+            }
+            *totals.entry("bucket columns").or_default() += header.n_positive + header.n_negative;
+        }
+        // Both forms hold the same samples; on whole-number data the
+        // integer stream is never larger than the Dense columns.
+        for (dense, stream) in &pairs {
+            let (a, b) = (decode(dense).unwrap(), decode(stream).unwrap());
+            assert_eq!(a.len(), b.len());
+            for ((t, h), (t2, h2)) in a.iter().zip(&b) {
+                assert_eq!(
+                    (t, &h.positive_buckets, h.sum.to_bits()),
+                    (t2, &h2.positive_buckets, h2.sum.to_bits())
+                );
+            }
+        }
+        if dir.is_none() {
+            assert!(totals["all"] < totals["as Dense columns"], "{totals:?}");
+            return;
         }
         // Decode speed: the same chunks with Dense bucket columns and with
         // the integer bucket stream (best of 5 passes each).
