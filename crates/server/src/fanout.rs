@@ -219,28 +219,10 @@ fn strip(labels: &Labels, external: &[(String, String)]) -> Labels {
     builder.build()
 }
 
-/// Two sample lists (floats or histograms) in time order merged into one;
+/// Two float sample lists in time order merged into one;
 /// on equal timestamps the first list's sample is kept.
 fn merge_samples<T>(first: Vec<(i64, T)>, second: Vec<(i64, T)>) -> Vec<(i64, T)> {
-    let mut out = Vec::with_capacity(first.len() + second.len());
-    let (mut a, mut b) = (first.into_iter().peekable(), second.into_iter().peekable());
-    loop {
-        match (a.peek(), b.peek()) {
-            (Some(&(ta, _)), Some(&(tb, _))) => {
-                if ta <= tb {
-                    if ta == tb {
-                        b.next();
-                    }
-                    out.extend(a.next());
-                } else {
-                    out.extend(b.next());
-                }
-            }
-            (Some(_), None) => out.extend(a.next()),
-            (None, Some(_)) => out.extend(b.next()),
-            (None, None) => return out,
-        }
-    }
+    merge_by_time(first, second, |_| {})
 }
 
 /// Two histogram lists merged as [`merge_samples`] does; where the merged
@@ -252,7 +234,22 @@ fn merge_histograms(
     first: Vec<(i64, FloatHistogram)>,
     second: Vec<(i64, FloatHistogram)>,
 ) -> Vec<(i64, FloatHistogram)> {
-    let mut out: Vec<(i64, FloatHistogram)> = Vec::with_capacity(first.len() + second.len());
+    merge_by_time(first, second, |h: &mut FloatHistogram| {
+        if h.counter_reset_hint == CounterResetHint::NotCounterReset {
+            h.counter_reset_hint = CounterResetHint::Unknown;
+        }
+    })
+}
+
+/// The merge behind both: by time, the first list winning a shared
+/// timestamp; `on_switch` sees each sample taken from the other list than
+/// the sample before it.
+fn merge_by_time<T>(
+    first: Vec<(i64, T)>,
+    second: Vec<(i64, T)>,
+    mut on_switch: impl FnMut(&mut T),
+) -> Vec<(i64, T)> {
+    let mut out = Vec::with_capacity(first.len() + second.len());
     let mut last_source: Option<bool> = None;
     let (mut a, mut b) = (first.into_iter().peekable(), second.into_iter().peekable());
     loop {
@@ -268,16 +265,14 @@ fn merge_histograms(
             (None, None) => return out,
         };
         let next = if from_first { a.next() } else { b.next() };
-        let Some((t, mut h)) = next else {
+        let Some((t, mut v)) = next else {
             return out;
         };
-        if last_source.is_some_and(|s| s != from_first)
-            && h.counter_reset_hint == CounterResetHint::NotCounterReset
-        {
-            h.counter_reset_hint = CounterResetHint::Unknown;
+        if last_source.is_some_and(|s| s != from_first) {
+            on_switch(&mut v);
         }
         last_source = Some(from_first);
-        out.push((t, h));
+        out.push((t, v));
     }
 }
 
