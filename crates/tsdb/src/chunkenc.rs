@@ -432,6 +432,90 @@ impl BitWriter {
     }
 }
 
+// -- Rice codes (packed streams here, histogram bucket columns) --------------
+
+/// A Rice code's unary quotient at or above this is escaped: the ones,
+/// then the value's bit length less one in 6 bits, then the value.
+const RICE_ESCAPE: u64 = 32;
+
+/// The largest Rice parameter [`best_rice`] picks: what a Dense packed
+/// stream's header can hold (`docs/format/chunks.md`). Numbers that need
+/// more are escaped anyway.
+const MAX_RICE_K: u32 = 62;
+
+fn bit_len(v: u64) -> u32 {
+    64 - v.leading_zeros()
+}
+
+fn rice_cost(u: u64, k: u32) -> u64 {
+    let q = u >> k;
+    if q < RICE_ESCAPE {
+        q + 1 + u64::from(k)
+    } else {
+        RICE_ESCAPE + 6 + u64::from(bit_len(u).max(1))
+    }
+}
+
+fn write_rice(w: &mut BitWriter, out: &mut Vec<u8>, u: u64, k: u32) {
+    let q = u >> k;
+    if q < RICE_ESCAPE {
+        // q ones and a zero, then the low k bits; in one write when they
+        // fit 64 bits.
+        let unary = (1u64 << (q + 1)) - 2;
+        let length = q as u32 + 1 + k;
+        if length <= 64 {
+            let code = if k == 0 {
+                unary
+            } else {
+                (unary << k) | (u & low_mask(k))
+            };
+            w.write(out, code, length);
+        } else {
+            w.write(out, unary, q as u32 + 1);
+            w.write(out, u & low_mask(k), k);
+        }
+    } else {
+        w.write(out, (1u64 << RICE_ESCAPE) - 1, RICE_ESCAPE as u32);
+        let len = bit_len(u).max(1);
+        w.write(out, u64::from(len - 1), 6);
+        w.write(out, u, len);
+    }
+}
+
+#[inline]
+fn read_rice(bytes: &[u8], position: &mut usize, k: u32) -> Result<u64, ChunkError> {
+    let ones = u64::from(peek_u64(bytes, *position).leading_ones());
+    if ones < RICE_ESCAPE {
+        consume_bits(bytes, position, ones as usize + 1)?;
+        let low = read_bits(bytes, position, k)?;
+        Ok((ones << k) | low)
+    } else {
+        consume_bits(bytes, position, RICE_ESCAPE as usize)?;
+        let len = read_bits(bytes, position, 6)? as u32 + 1;
+        read_bits(bytes, position, len)
+    }
+}
+
+fn low_mask(k: u32) -> u64 {
+    if k >= 64 { u64::MAX } else { (1u64 << k) - 1 }
+}
+
+/// The cheapest Rice parameter for `values` near the one their mean
+/// suggests (a Rice code's best `k` is about `log2(mean)`), and its cost
+/// in bits.
+fn best_rice(values: &[u64]) -> (u32, u64) {
+    let max = values.iter().copied().max().unwrap_or(0);
+    let total: u128 = values.iter().map(|&u| u128::from(u)).sum();
+    let mean = (total / values.len().max(1) as u128) as u64;
+    let guess = bit_len(mean);
+    let low = guess.saturating_sub(2).min(MAX_RICE_K);
+    let high = (guess + 1).min(bit_len(max)).clamp(low, MAX_RICE_K);
+    (low..=high)
+        .map(|k| (k, values.iter().map(|&u| rice_cost(u, k)).sum::<u64>()))
+        .min_by_key(|&(_, cost)| cost)
+        .unwrap_or((0, 0))
+}
+
 const TRUNCATED: &str = "bit stream ends early";
 
 /// Reads `n_bits` (0..=64) bits at bit position `position`, most significant
@@ -810,6 +894,8 @@ mod dense {
     const VALUES_DECIMAL: u8 = 1;
     const VALUES_XOR: u8 = 2;
     const VALUES_CONSTANT_DECIMAL: u8 = 3;
+    /// Kind 4 is the histogram sum column's predicted XOR (`hist.rs`).
+    const VALUES_FLOAT_STEPS: u8 = 5;
 
     /// Decimal scales tried, `10^0 ..= 10^MAX_DECIMAL_EXPONENT`; all exact
     /// in f64. Fifteen covers every value printed with up to 15 decimals.
@@ -828,14 +914,17 @@ mod dense {
         if histogram[0] == count {
             return (0, 0);
         }
+        // escaped[w]: what the integers longer than `w` bits add as escapes
+        // (an escape header and their own bits), summed from the top.
+        let mut escaped = [0u64; 65];
+        for width in (0..64).rev() {
+            let bit_length = width + 1;
+            escaped[width] = escaped[width + 1] + histogram[bit_length] * (6 + bit_length as u64);
+        }
         let mut best = (64, 64 * count);
         for width in 1..64u32 {
-            // Every integer costs the width; longer ones add an escape header
-            // and their own bits.
-            let mut cost = count * u64::from(width);
-            for (bit_length, &n_values) in histogram.iter().enumerate().skip(width as usize + 1) {
-                cost += n_values * (6 + bit_length as u64);
-            }
+            // Every integer costs the width; longer ones add their escapes.
+            let cost = count * u64::from(width) + escaped[width as usize];
             if cost < best.1 {
                 best = (width, cost);
             }
@@ -847,12 +936,24 @@ mod dense {
         (64 - value.leading_zeros()) as usize
     }
 
-    /// Set in the width byte when the stream stores offsets from a base
+    /// Set in the header byte when the stream stores offsets from a base
     /// (frame of reference) instead of zigzag integers.
     const FRAME_OF_REFERENCE: u8 = 0x80;
 
-    /// Appends a packed stream of signed integers: a header byte (width and
-    /// mode), the base in frame-of-reference mode, then the bits.
+    /// Header values (low 7 bits) from this one up are Rice codes with
+    /// parameter `k = header - RICE_HEADER` (0..=62); below it, a fixed
+    /// width (0..=64).
+    const RICE_HEADER: u8 = 65;
+
+    /// Bytes of `put_varint(value)`.
+    fn varint_bytes(value: i64) -> u64 {
+        bit_length(zigzag_encode(value)).div_ceil(7).max(1) as u64
+    }
+
+    /// Appends a packed stream of signed integers: a header byte (layout and
+    /// mode), the base where the layout has one, then the bits. The layout
+    /// is the cheapest of a fixed width (zigzag or from the minimum) and a
+    /// Rice code (from the minimum, or zigzag around the median).
     pub(super) fn write_packed(out: &mut Vec<u8>, values: &[i64]) {
         let minimum = values.iter().copied().min().unwrap_or(0);
         let mut zigzag_histogram = [0u64; 65];
@@ -864,28 +965,96 @@ mod dense {
         let count = values.len() as u64;
         let (zigzag_width, zigzag_cost) = choose_width(&zigzag_histogram, count);
         let (frame_width, frame_cost) = choose_width(&frame_histogram, count);
-        let base_cost = 8 * bit_length(zigzag_encode(minimum)).div_ceil(7).max(1) as u64;
-        let use_frame = frame_cost + base_cost < zigzag_cost;
-        let width = if use_frame {
-            out.push(frame_width as u8 | FRAME_OF_REFERENCE);
-            put_varint(out, minimum);
-            frame_width
+        let frame_cost = frame_cost + 8 * varint_bytes(minimum);
+
+        // Rice codes pay off where small integers are much more common than
+        // large ones (steps of a random walk, increments of a busy counter).
+        let from_minimum: Vec<u64> = values
+            .iter()
+            .map(|&value| value.wrapping_sub(minimum) as u64)
+            .collect();
+        let (rice_k, rice_cost) = best_rice(&from_minimum);
+        let rice_cost = rice_cost + 8 * varint_bytes(minimum);
+        let mut sorted = values.to_vec();
+        let middle = sorted.len() / 2;
+        let center = if sorted.is_empty() {
+            0
         } else {
-            out.push(zigzag_width as u8);
-            zigzag_width
+            *sorted.select_nth_unstable(middle).1
         };
+        let centered: Vec<u64> = values
+            .iter()
+            .map(|&value| zigzag_encode(value.wrapping_sub(center)))
+            .collect();
+        let (centered_k, centered_cost) = best_rice(&centered);
+        let centered_cost = centered_cost + 8 * varint_bytes(center);
+
+        let mut best = (zigzag_cost, Layout::Zigzag(zigzag_width));
+        for candidate in [
+            (frame_cost, Layout::Frame(frame_width)),
+            (rice_cost, Layout::RiceFromMinimum(rice_k)),
+            (centered_cost, Layout::RiceCentered(centered_k)),
+        ] {
+            if candidate.0 < best.0 {
+                best = candidate;
+            }
+        }
         let mut writer = BitWriter::default();
+        match best.1 {
+            Layout::Zigzag(width) => {
+                out.push(width as u8);
+                write_fixed(
+                    out,
+                    &mut writer,
+                    values.iter().map(|&v| zigzag_encode(v)),
+                    width,
+                );
+            }
+            Layout::Frame(width) => {
+                out.push(width as u8 | FRAME_OF_REFERENCE);
+                put_varint(out, minimum);
+                write_fixed(out, &mut writer, from_minimum.iter().copied(), width);
+            }
+            Layout::RiceFromMinimum(k) => {
+                out.push((RICE_HEADER + k as u8) | FRAME_OF_REFERENCE);
+                put_varint(out, minimum);
+                for &u in &from_minimum {
+                    write_rice(&mut writer, out, u, k);
+                }
+            }
+            Layout::RiceCentered(k) => {
+                out.push(RICE_HEADER + k as u8);
+                put_varint(out, center);
+                for &u in &centered {
+                    write_rice(&mut writer, out, u, k);
+                }
+            }
+        }
+        writer.align();
+    }
+
+    #[derive(Clone, Copy)]
+    enum Layout {
+        Zigzag(u32),
+        Frame(u32),
+        RiceFromMinimum(u32),
+        RiceCentered(u32),
+    }
+
+    /// Writes unsigned integers in `width` bits each, escaping those that
+    /// do not fit (`width` ones, 6 bits length less one, the integer).
+    fn write_fixed(
+        out: &mut Vec<u8>,
+        writer: &mut BitWriter,
+        raws: impl Iterator<Item = u64>,
+        width: u32,
+    ) {
         let escape = if width == 0 || width == 64 {
             0
         } else {
             (1u64 << width) - 1
         };
-        for &value in values {
-            let raw = if use_frame {
-                value.wrapping_sub(minimum) as u64
-            } else {
-                zigzag_encode(value)
-            };
+        for raw in raws {
             match width {
                 0 => {}
                 64 => writer.write(out, raw, 64),
@@ -898,15 +1067,36 @@ mod dense {
                 }
             }
         }
-        writer.align();
+    }
+
+    /// How a packed stream's unsigned numbers map back to integers.
+    #[derive(Clone, Copy, Debug)]
+    enum Mapping {
+        Zigzag,
+        /// `base + u` (wrapping).
+        Offset(i64),
+        /// `base + zigzag_decode(u)` (wrapping).
+        Centered(i64),
+    }
+
+    impl Mapping {
+        #[inline(always)]
+        fn apply(self, raw: u64) -> i64 {
+            match self {
+                Mapping::Zigzag => zigzag_decode(raw),
+                Mapping::Offset(base) => base.wrapping_add(raw as i64),
+                Mapping::Centered(base) => base.wrapping_add(zigzag_decode(raw)),
+            }
+        }
     }
 
     /// Reads a packed stream written by [`write_packed`].
     #[derive(Clone, Copy, Debug)]
     pub(super) struct PackedReader {
+        /// The fixed width, or the Rice parameter when `rice`.
         width: u32,
-        /// The frame-of-reference base, or `None` for zigzag integers.
-        base: Option<i64>,
+        rice: bool,
+        mapping: Mapping,
         /// Bit position within the section.
         position: usize,
     }
@@ -915,18 +1105,23 @@ mod dense {
         /// Reads the header at a byte position of the section.
         fn new(section: &[u8], byte_position: &mut usize) -> Result<PackedReader, ChunkError> {
             let header = get_byte(section, byte_position)?;
-            let width = u32::from(header & !FRAME_OF_REFERENCE);
-            if width > 64 {
-                return Err(ChunkError::new("packed width above 64"));
-            }
-            let base = if header & FRAME_OF_REFERENCE != 0 {
-                Some(get_varint(section, byte_position)?)
+            let low = header & !FRAME_OF_REFERENCE;
+            let offset = header & FRAME_OF_REFERENCE != 0;
+            let rice = low >= RICE_HEADER;
+            let width = if rice {
+                u32::from(low - RICE_HEADER)
             } else {
-                None
+                u32::from(low)
+            };
+            let mapping = match (rice, offset) {
+                (false, false) => Mapping::Zigzag,
+                (_, true) => Mapping::Offset(get_varint(section, byte_position)?),
+                (true, false) => Mapping::Centered(get_varint(section, byte_position)?),
             };
             Ok(PackedReader {
                 width,
-                base,
+                rice,
+                mapping,
                 position: *byte_position * 8,
             })
         }
@@ -935,7 +1130,8 @@ mod dense {
         fn empty() -> PackedReader {
             PackedReader {
                 width: 0,
-                base: None,
+                rice: false,
+                mapping: Mapping::Zigzag,
                 position: 0,
             }
         }
@@ -943,14 +1139,14 @@ mod dense {
         #[inline]
         fn next(&mut self, section: &[u8]) -> Result<i64, ChunkError> {
             let raw = self.next_raw(section)?;
-            Ok(match self.base {
-                Some(base) => base.wrapping_add(raw as i64),
-                None => zigzag_decode(raw),
-            })
+            Ok(self.mapping.apply(raw))
         }
 
         #[inline]
         fn next_raw(&mut self, section: &[u8]) -> Result<u64, ChunkError> {
+            if self.rice {
+                return read_rice(section, &mut self.position, self.width);
+            }
             match self.width {
                 0 => Ok(0),
                 64 => read_bits(section, &mut self.position, 64),
@@ -1116,14 +1312,57 @@ mod dense {
             }
             return;
         }
-        let mut by_xor = Vec::new();
-        encode_values_xor(samples, &mut by_xor);
-        let by_decimal = encode_values_decimal(samples);
-        match by_decimal {
-            Some(by_decimal) if by_decimal.len() < by_xor.len() => {
-                out.extend_from_slice(&by_decimal)
+        let mut best = Vec::new();
+        encode_values_xor(samples, &mut best);
+        if let Some(by_decimal) = encode_values_decimal(samples)
+            && by_decimal.len() < best.len()
+        {
+            best = by_decimal;
+        }
+        // Full-precision values (XOR, or decimals at a large scale) may
+        // take fewer bits as steps between their bit patterns; cheap chunks
+        // are not worth the extra pass.
+        if best.len() > 2 * samples.len() {
+            for order in [1u8, 2] {
+                let mut candidate = Vec::new();
+                encode_values_float_steps(samples, order, &mut candidate);
+                if candidate.len() < best.len() {
+                    best = candidate;
+                }
             }
-            _ => out.extend_from_slice(&by_xor),
+        }
+        out.extend_from_slice(&best);
+    }
+
+    /// A value's bits as an integer whose order follows the values' order
+    /// among floats of one sign, so that close values are close integers.
+    #[inline]
+    fn float_steps_key(value: f64) -> i64 {
+        value.to_bits() as i64
+    }
+
+    /// The float bits as integers, then their deltas (order 1) or
+    /// delta-of-deltas (order 2) as a packed stream. For full-precision
+    /// values that move by a small fraction of themselves, the steps need
+    /// fewer bits than the XOR coding's leading/trailing-zero windows.
+    fn encode_values_float_steps(samples: &[(i64, f64)], order: u8, out: &mut Vec<u8>) {
+        out.push(VALUES_FLOAT_STEPS);
+        out.push(order);
+        let keys: Vec<i64> = samples.iter().map(|&(_, v)| float_steps_key(v)).collect();
+        put_varint(out, keys[0]);
+        let mut differences: Vec<i64> = keys.windows(2).map(|p| p[1].wrapping_sub(p[0])).collect();
+        if order == 2 && !differences.is_empty() {
+            put_varint(out, differences[0]);
+            let mut previous = differences[0];
+            for d in differences.iter_mut().skip(1) {
+                let current = *d;
+                *d = current.wrapping_sub(previous);
+                previous = current;
+            }
+            differences.remove(0);
+        }
+        if !differences.is_empty() {
+            write_packed(out, &differences);
         }
     }
 
@@ -1285,6 +1524,60 @@ mod dense {
             value_bits: u64,
             window: Option<XorWindow>,
         },
+        FloatSteps(FloatStepsDecoder),
+    }
+
+    /// Reads a [`VALUES_FLOAT_STEPS`] section: the first key, for order 2
+    /// the first delta, then a packed stream of the rest.
+    struct FloatStepsDecoder {
+        order: u8,
+        key: i64,
+        delta: i64,
+        packed: PackedReader,
+    }
+
+    impl FloatStepsDecoder {
+        fn new(
+            section: &[u8],
+            mut position: usize,
+            n_samples: usize,
+        ) -> Result<FloatStepsDecoder, ChunkError> {
+            let order = get_byte(section, &mut position)?;
+            if order != 1 && order != 2 {
+                return Err(ChunkError::new("float steps order not 1 or 2"));
+            }
+            let key = get_varint(section, &mut position)?;
+            let mut delta = 0;
+            if order == 2 && n_samples >= 2 {
+                delta = get_varint(section, &mut position)?;
+            }
+            let heads = usize::from(order);
+            let packed = if n_samples > heads {
+                PackedReader::new(section, &mut position)?
+            } else {
+                PackedReader::empty()
+            };
+            Ok(FloatStepsDecoder {
+                order,
+                key,
+                delta,
+                packed,
+            })
+        }
+
+        #[inline]
+        fn next(&mut self, section: &[u8], index: usize) -> Result<f64, ChunkError> {
+            match (self.order, index) {
+                (_, 0) => {}
+                (1, _) => self.key = self.key.wrapping_add(self.packed.next(section)?),
+                (_, 1) => self.key = self.key.wrapping_add(self.delta),
+                _ => {
+                    self.delta = self.delta.wrapping_add(self.packed.next(section)?);
+                    self.key = self.key.wrapping_add(self.delta);
+                }
+            }
+            Ok(f64::from_bits(self.key as u64))
+        }
     }
 
     struct DecimalDecoder {
@@ -1324,6 +1617,9 @@ mod dense {
                 VALUES_DECIMAL => Ok(ValueDecoder::Decimal(DecimalDecoder::new(
                     section, position, n_samples,
                 )?)),
+                VALUES_FLOAT_STEPS => Ok(ValueDecoder::FloatSteps(FloatStepsDecoder::new(
+                    section, position, n_samples,
+                )?)),
                 _ => Err(ChunkError::new("unknown values kind")),
             }
         }
@@ -1333,6 +1629,7 @@ mod dense {
             match self {
                 ValueDecoder::Constant(bits) => Ok(f64::from_bits(*bits)),
                 ValueDecoder::Decimal(decoder) => decoder.next(section, index),
+                ValueDecoder::FloatSteps(decoder) => decoder.next(section, index),
                 ValueDecoder::Xor {
                     position,
                     value_bits,
@@ -1510,11 +1807,37 @@ mod dense {
         n: usize,
         mut f: impl FnMut(i64),
     ) -> Result<(), ChunkError> {
-        let base = reader.base;
-        let decode = |raw: u64| match base {
-            Some(base) => base.wrapping_add(raw as i64),
-            None => zigzag_decode(raw),
-        };
+        let mapping = reader.mapping;
+        let decode = |raw: u64| mapping.apply(raw);
+        if reader.rice {
+            let k = reader.width;
+            let limit = section.len().saturating_mul(8);
+            let mut position = reader.position;
+            for _ in 0..n {
+                // One load covers the unary part and the low bits unless the
+                // code is escaped or longer than what is left of the word.
+                let word = peek_fast(section, position);
+                let ones = word.leading_ones();
+                let length = (ones + 1 + k) as usize;
+                let raw = if u64::from(ones) < RICE_ESCAPE && length <= 64 {
+                    if position.saturating_add(length) > limit {
+                        return Err(ChunkError::new(TRUNCATED));
+                    }
+                    position += length;
+                    let low = if k == 0 {
+                        0
+                    } else {
+                        (word << (ones + 1)) >> (64 - k)
+                    };
+                    (u64::from(ones) << k) | low
+                } else {
+                    read_rice(section, &mut position, k)?
+                };
+                f(decode(raw));
+            }
+            reader.position = position;
+            return Ok(());
+        }
         match reader.width {
             0 => {
                 let value = decode(0);
@@ -1647,6 +1970,31 @@ mod dense {
                     slot.1 = decoder.next(section, index)?;
                 }
             }
+            ValueDecoder::FloatSteps(mut decoder) => {
+                let mut key = decoder.key;
+                out[0].1 = f64::from_bits(key as u64);
+                if decoder.order == 1 {
+                    let mut slots = out[1..].iter_mut();
+                    unpack(section, &mut decoder.packed, n - 1, |delta| {
+                        key = key.wrapping_add(delta);
+                        if let Some(slot) = slots.next() {
+                            slot.1 = f64::from_bits(key as u64);
+                        }
+                    })?;
+                } else if n >= 2 {
+                    let mut delta = decoder.delta;
+                    key = key.wrapping_add(delta);
+                    out[1].1 = f64::from_bits(key as u64);
+                    let mut slots = out[2..].iter_mut();
+                    unpack(section, &mut decoder.packed, n - 2, |delta_of_delta| {
+                        delta = delta.wrapping_add(delta_of_delta);
+                        key = key.wrapping_add(delta);
+                        if let Some(slot) = slots.next() {
+                            slot.1 = f64::from_bits(key as u64);
+                        }
+                    })?;
+                }
+            }
             ValueDecoder::Xor { mut position, .. } => {
                 let mut value_bits = read_bits(section, &mut position, 64)?;
                 let mut window = None;
@@ -1750,6 +2098,180 @@ mod dense {
             let value = values.next(value_section, self.n_read)?;
             self.n_read += 1;
             Ok(Some((time, value)))
+        }
+    }
+
+    #[cfg(test)]
+    mod packed_tests {
+        use super::*;
+
+        /// Which layout a packed stream's header names.
+        fn layout_of(bytes: &[u8]) -> &'static str {
+            let low = bytes[0] & !FRAME_OF_REFERENCE;
+            match (low >= RICE_HEADER, bytes[0] & FRAME_OF_REFERENCE != 0) {
+                (false, false) => "fixed zigzag",
+                (false, true) => "fixed from minimum",
+                (true, true) => "rice from minimum",
+                (true, false) => "rice centered",
+            }
+        }
+
+        fn streams() -> Vec<Vec<i64>> {
+            let mut state = 0x9e37_79b9_7f4a_7c15u64;
+            let mut next = move || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state
+            };
+            let mut out: Vec<Vec<i64>> = vec![
+                vec![0; 50],
+                vec![-3, 5, -7, 1, 0, 2],
+                vec![i64::MIN, i64::MAX, 0, -1, 1],
+                (0..300).map(|i| 1_000_000 + (i % 4)).collect(),
+            ];
+            // Geometric-like: mostly small, a long tail (Rice from the minimum).
+            out.push(
+                (0..500)
+                    .map(|_| 40 + (next() % 1024).trailing_zeros() as i64 * 3 + (next() % 3) as i64)
+                    .collect(),
+            );
+            // Around zero, mostly small (Rice centered).
+            out.push(
+                (0..500)
+                    .map(|_| {
+                        let magnitude = 1i64 << (next() % 12);
+                        let v = (next() % magnitude as u64) as i64;
+                        if next() % 2 == 0 { v } else { -v }
+                    })
+                    .collect(),
+            );
+            // Uniform (a fixed width), with escapes.
+            out.push(
+                (0..500)
+                    .map(|i| {
+                        if i % 37 == 5 {
+                            (next() >> 3) as i64
+                        } else {
+                            (next() % 256) as i64 - 100
+                        }
+                    })
+                    .collect(),
+            );
+            // Huge steps: Rice parameters at their limit, escapes of 64 bits.
+            out.push((0..200).map(|_| next() as i64).collect());
+            out.push((0..200).map(|_| (next() >> 1) as i64).collect());
+            out
+        }
+
+        #[test]
+        fn every_layout_round_trips_lazily_and_in_bulk() {
+            let mut seen = std::collections::BTreeSet::new();
+            for values in streams() {
+                let mut bytes = Vec::new();
+                write_packed(&mut bytes, &values);
+                seen.insert(layout_of(&bytes));
+                let mut position = 0;
+                let mut reader = PackedReader::new(&bytes, &mut position).unwrap();
+                let mut bulk_reader = reader;
+                let lazy: Vec<i64> = (0..values.len())
+                    .map(|_| reader.next(&bytes).unwrap())
+                    .collect();
+                assert_eq!(lazy, values);
+                let mut bulk = Vec::new();
+                unpack(&bytes, &mut bulk_reader, values.len(), |v| bulk.push(v)).unwrap();
+                assert_eq!(bulk, values);
+                // Every bit is used: one integer more is an error, not a guess.
+                let _ = reader.next(&bytes);
+            }
+            for layout in [
+                "fixed zigzag",
+                "fixed from minimum",
+                "rice from minimum",
+                "rice centered",
+            ] {
+                assert!(seen.contains(layout), "no stream chose {layout}: {seen:?}");
+            }
+        }
+
+        #[test]
+        fn the_largest_rice_header_is_parameter_62() {
+            // 65 + 62 = 127 fills the header's low seven bits.
+            let mut bytes = vec![RICE_HEADER + MAX_RICE_K as u8, 0];
+            let mut writer = BitWriter::default();
+            write_rice(&mut writer, &mut bytes, u64::MAX >> 1, MAX_RICE_K);
+            let mut position = 0;
+            let mut reader = PackedReader::new(&bytes, &mut position).unwrap();
+            assert_eq!(reader.next(&bytes).unwrap(), zigzag_decode(u64::MAX >> 1));
+        }
+
+        #[test]
+        fn float_steps_are_chosen_for_full_precision_walks_and_round_trip() {
+            let mut state = 12345u64;
+            let mut uniform = move || {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 11) as f64 / (1u64 << 53) as f64
+            };
+            // A full-precision random walk (a duration gauge) and a
+            // full-precision sum that grows a little each step.
+            let mut walk = Vec::new();
+            let mut sum = Vec::new();
+            let (mut w, mut total) = (4.6e-5f64, 50.0f64);
+            for i in 0..480i64 {
+                w += (4.6e-5 - w) * 0.05 + 4e-6 * (uniform() + uniform() - 1.0);
+                total += 0.9 + 0.2 * uniform();
+                walk.push((i * 15_000, w));
+                sum.push((i * 15_000, total));
+            }
+            // Signs, zeros, infinities and NaN payloads in one chunk.
+            let mixed: Vec<(i64, f64)> = [
+                1.5,
+                -1.5,
+                0.0,
+                -0.0,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                f64::from_bits(0x7ff0_0000_0000_0002),
+                f64::MIN_POSITIVE,
+                -f64::MAX,
+                0.1 + 0.2,
+            ]
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (i as i64, v))
+            .collect();
+            for samples in [&walk, &sum, &mixed] {
+                let mut xor = Vec::new();
+                encode_values_xor(samples, &mut xor);
+                for order in [1u8, 2] {
+                    let mut section = Vec::new();
+                    encode_values_float_steps(samples, order, &mut section);
+                    let decoded = decode_values(&section, samples.len()).unwrap();
+                    let expected: Vec<u64> = samples.iter().map(|s| s.1.to_bits()).collect();
+                    let got: Vec<u64> = decoded.iter().map(|v| v.to_bits()).collect();
+                    assert_eq!(got, expected, "order {order}");
+                    let mut pairs: Vec<(i64, f64)> =
+                        samples.iter().map(|&(t, _)| (t, 0.0)).collect();
+                    values_into(&section, &mut pairs).unwrap();
+                    let got: Vec<u64> = pairs.iter().map(|p| p.1.to_bits()).collect();
+                    assert_eq!(got, expected, "bulk, order {order}");
+                }
+            }
+            for samples in [&walk, &sum] {
+                let mut xor = Vec::new();
+                encode_values_xor(samples, &mut xor);
+                let mut chosen = Vec::new();
+                encode_values(samples, &mut chosen);
+                assert_eq!(chosen[0], VALUES_FLOAT_STEPS, "xor {} bytes", xor.len());
+                assert!(
+                    chosen.len() * 20 < xor.len() * 19,
+                    "{} against xor {}",
+                    chosen.len(),
+                    xor.len()
+                );
+            }
         }
     }
 }

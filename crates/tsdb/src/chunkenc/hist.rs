@@ -7,9 +7,9 @@
 //! [`decode`] reads a chunk back, never panicking on corrupt bytes.
 
 use super::dense;
-use super::{BitWriter, consume_bits, peek_u64, read_bits, read_xor_value, write_xor_value};
+use super::{BitWriter, read_bits, read_xor_value, write_xor_value};
 use super::{ChunkError, get_byte, get_u64_le, get_uvarint, get_varint, put_uvarint, put_varint};
-use super::{zigzag_decode, zigzag_encode};
+use super::{best_rice, bit_len, read_rice, write_rice, zigzag_decode, zigzag_encode};
 use model::histogram::{CounterResetHint, FloatHistogram, Span, bucket_indexes, is_valid_schema};
 
 /// The one-byte encoding id stored next to a histogram chunk.
@@ -123,14 +123,6 @@ const STEP_RICE_FROM_MIN: u64 = 1;
 const STEP_RICE_CENTERED: u64 = 2;
 const STEP_FIXED_FROM_MIN: u64 = 3;
 
-/// A Rice code's unary quotient at or above this is escaped: the ones,
-/// then the value's bit length less one in 6 bits, then the value.
-const RICE_ESCAPE: u64 = 32;
-
-fn bit_len(v: u64) -> u32 {
-    64 - v.leading_zeros()
-}
-
 /// An unsigned integer in the bit stream: its bit length in 6 bits (0 for
 /// zero), then that many bits. Only for values below 2^63.
 fn write_bit_uvarint(w: &mut BitWriter, out: &mut Vec<u8>, v: u64) {
@@ -142,61 +134,6 @@ fn write_bit_uvarint(w: &mut BitWriter, out: &mut Vec<u8>, v: u64) {
 fn read_bit_uvarint(bytes: &[u8], position: &mut usize) -> Result<u64, ChunkError> {
     let len = read_bits(bytes, position, 6)? as u32;
     read_bits(bytes, position, len)
-}
-
-fn rice_cost(u: u64, k: u32) -> u64 {
-    let q = u >> k;
-    if q < RICE_ESCAPE {
-        q + 1 + u64::from(k)
-    } else {
-        RICE_ESCAPE + 6 + u64::from(bit_len(u).max(1))
-    }
-}
-
-fn write_rice(w: &mut BitWriter, out: &mut Vec<u8>, u: u64, k: u32) {
-    let q = u >> k;
-    if q < RICE_ESCAPE {
-        // q ones and a zero, then the low k bits.
-        w.write(out, (1u64 << (q + 1)) - 2, q as u32 + 1);
-        w.write(out, u & low_mask(k), k);
-    } else {
-        w.write(out, (1u64 << RICE_ESCAPE) - 1, RICE_ESCAPE as u32);
-        let len = bit_len(u).max(1);
-        w.write(out, u64::from(len - 1), 6);
-        w.write(out, u, len);
-    }
-}
-
-#[inline]
-fn read_rice(bytes: &[u8], position: &mut usize, k: u32) -> Result<u64, ChunkError> {
-    let ones = u64::from(peek_u64(bytes, *position).leading_ones());
-    if ones < RICE_ESCAPE {
-        consume_bits(bytes, position, ones as usize + 1)?;
-        let low = read_bits(bytes, position, k)?;
-        Ok((ones << k) | low)
-    } else {
-        consume_bits(bytes, position, RICE_ESCAPE as usize)?;
-        let len = read_bits(bytes, position, 6)? as u32 + 1;
-        read_bits(bytes, position, len)
-    }
-}
-
-fn low_mask(k: u32) -> u64 {
-    if k >= 64 { u64::MAX } else { (1u64 << k) - 1 }
-}
-
-/// The cheapest Rice parameter for `values` near the one their mean
-/// suggests (a Rice code's best `k` is about `log2(mean)`), and its cost
-/// in bits.
-fn best_rice(values: &[u64]) -> (u32, u64) {
-    let max = values.iter().copied().max().unwrap_or(0);
-    let total: u128 = values.iter().map(|&u| u128::from(u)).sum();
-    let mean = (total / values.len().max(1) as u128) as u64;
-    let guess = bit_len(mean);
-    (guess.saturating_sub(2)..=(guess + 1).min(bit_len(max)))
-        .map(|k| (k, values.iter().map(|&u| rice_cost(u, k)).sum::<u64>()))
-        .min_by_key(|&(_, cost)| cost)
-        .unwrap_or((0, 0))
 }
 
 /// Writes one bucket column of the integer bucket stream: 2 bits of
