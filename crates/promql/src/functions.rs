@@ -538,7 +538,7 @@ fn range_function(
     let aggregate = hinted_aggregate(name);
     // avg_over_time over a tier reads each window's sum and count in one
     // select (two samples per window, the sum first).
-    let result = ctx.for_each_range_series_hinted(matrix_arg, steps, aggregate, &mut |s: RangeSeries, arg: &RangeArg| {
+    let result = ctx.for_each_range_series_hinted(matrix_arg, steps, aggregate, &mut |s: &mut RangeSeries, arg: &RangeArg| {
         if counter_check && !warned_counter && !s.samples.is_empty()
             && let Some(metric) = s.labels.metric_name()
                 && !(metric.ends_with("_total")
@@ -554,15 +554,15 @@ fn range_function(
         if !s.hists.is_empty() {
             let place = crate::histrange::Place { func: name, arg: matrix_index };
             let outs = match arg.extended {
-                Some(ext) => crate::histrange::extended_points(ctx, name, &s, arg, ext, &place)?,
-                None => crate::histrange::points(ctx, name, &s, arg, &params, &eval_times, &place)?,
+                Some(ext) => crate::histrange::extended_points(ctx, name, s, arg, ext, &place)?,
+                None => crate::histrange::points(ctx, name, s, arg, &params, &eval_times, &place)?,
             };
             if outs.iter().all(Option::is_none) {
                 return Ok(());
             }
             let mut out = StepSeries {
                 hists: Vec::new(),
-                labels: s.labels,
+                labels: std::mem::take(&mut s.labels),
                 drop_name: s.drop_name || !keeps_name,
                 points: vec![None; outs.len()],
             };
@@ -576,23 +576,23 @@ fn range_function(
             return emit(out);
         }
         let points = if arg.aligned {
-            aligned_points(ctx, name, s.samples, arg, &params, &eval_times)?
+            aligned_points(ctx, name, &s.samples, arg, &params, &eval_times)?
         } else if name == "avg_over_time" && arg.resolution_ms > 0 {
-            sum_count_points(ctx, s.samples, arg, &params, &eval_times)?
+            sum_count_points(ctx, &s.samples, arg, &params, &eval_times)?
         } else {
             let applied = if arg.resolution_ms > 0 {
                 downsampled_name(name)
             } else {
                 name
             };
-            window_points(ctx, applied, &s, arg, &params, &eval_times)?
+            window_points(ctx, applied, &s.samples, arg, &params, &eval_times)?
         };
         if points.iter().all(Option::is_none) {
             return Ok(());
         }
         emit(StepSeries {
             hists: Vec::new(),
-            labels: s.labels,
+            labels: std::mem::take(&mut s.labels),
             drop_name: s.drop_name || !keeps_name,
             points,
         })
@@ -613,7 +613,7 @@ fn range_function(
 fn aligned_points(
     ctx: &Ctx<'_>,
     name: &str,
-    samples: Vec<(i64, f64)>,
+    samples: &[(i64, f64)],
     arg: &RangeArg,
     params: &[Vec<f64>],
     eval_times: &[i64],
@@ -661,22 +661,14 @@ fn aligned_points(
             }
             Ok(points)
         }
-        _ => {
-            let series = RangeSeries {
-                labels: model::Labels::default(),
-                drop_name: true,
-                samples,
-                hists: Vec::new(),
-            };
-            window_points(
-                ctx,
-                downsampled_name(name),
-                &series,
-                &shifted,
-                params,
-                eval_times,
-            )
-        }
+        _ => window_points(
+            ctx,
+            downsampled_name(name),
+            samples,
+            &shifted,
+            params,
+            eval_times,
+        ),
     }
 }
 
@@ -708,7 +700,7 @@ fn anchored_increase(s: &[(i64, f64)], range: i64, is_rate: bool) -> Option<f64>
 /// step, the window's summed sums over its summed counts.
 fn sum_count_points(
     ctx: &Ctx<'_>,
-    samples: Vec<(i64, f64)>,
+    samples: &[(i64, f64)],
     arg: &RangeArg,
     params: &[Vec<f64>],
     eval_times: &[i64],
@@ -719,21 +711,8 @@ fn sum_count_points(
         sums.push(pair[0]);
         counts.push(pair[1]);
     }
-    let series = |samples| RangeSeries {
-        labels: model::Labels::default(),
-        drop_name: true,
-        samples,
-        hists: Vec::new(),
-    };
-    let sums = window_points(ctx, "sum_over_time", &series(sums), arg, params, eval_times)?;
-    let counts = window_points(
-        ctx,
-        "sum_over_time",
-        &series(counts),
-        arg,
-        params,
-        eval_times,
-    )?;
+    let sums = window_points(ctx, "sum_over_time", &sums, arg, params, eval_times)?;
+    let counts = window_points(ctx, "sum_over_time", &counts, arg, params, eval_times)?;
     Ok(sums
         .iter()
         .zip(&counts)
@@ -940,16 +919,15 @@ fn extended_rate(
 fn window_points(
     ctx: &Ctx<'_>,
     name: &str,
-    s: &RangeSeries,
+    samples: &[(i64, f64)],
     arg: &RangeArg,
     params: &[Vec<f64>],
     eval_times: &[i64],
 ) -> Result<Vec<Option<f64>>, QueryError> {
     if let Some(ext) = arg.extended {
-        return extended_points(ctx, name, &s.samples, arg, ext);
+        return extended_points(ctx, name, samples, arg, ext);
     }
     let mut points = Vec::with_capacity(arg.refs.len());
-    let samples = &s.samples;
     let (mut lo, mut hi) = (0usize, 0usize);
     for (i, &r) in arg.refs.iter().enumerate() {
         ctx.check_deadline()?;

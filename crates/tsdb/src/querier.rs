@@ -522,7 +522,7 @@ fn decode_one(labels: Labels, parts: Vec<Part>, mint: i64, maxt: i64) -> Option<
         Ok((samples, histograms)) if samples.is_empty() && histograms.is_empty() => None,
         Ok((samples, histograms)) => Some(Ok(Series {
             labels,
-            samples: Box::new(samples.into_iter()) as SampleIter,
+            samples: SampleIter::from_vec(samples),
             histograms: histogram_iter(histograms),
         })),
         Err(e) => Some(Err(e)),
@@ -664,20 +664,18 @@ impl DbQuerier {
 }
 
 /// The samples of a stitched series for one aggregate: each column's own
-/// samples in turn, with the counter offsets shifted as joining the
-/// columns would (`Column::append`), but without copying them into one
-/// vector (for a year of hourly points that copy and its allocation were
-/// a tenth of a tiered query's time).
-fn aggregate_samples(columns: Vec<Column>, aggregate: Aggregate) -> Joined {
+/// samples as one run of the answer, with the counter offsets shifted as
+/// joining the columns would (`Column::append`), but without copying them
+/// into one vector (for a year of hourly points that copy and its
+/// allocation were a tenth of a tiered query's time). `None` when no
+/// column has a point.
+fn aggregate_samples(columns: Vec<Column>, aggregate: Aggregate) -> Option<SampleIter> {
     let mut columns = columns;
     columns.retain(|c| !c.pairs.is_empty());
+    if columns.is_empty() {
+        return None;
+    }
     columns.sort_by_key(|c| c.pairs[0].0);
-    let remaining = columns.iter().map(|c| c.pairs.len()).sum::<usize>()
-        * if aggregate == Aggregate::SumCount {
-            2
-        } else {
-            1
-        };
     let mut parts = Vec::with_capacity(columns.len());
     let mut before: Option<(f64, f64)> = None;
     for mut c in columns {
@@ -688,37 +686,7 @@ fn aggregate_samples(columns: Vec<Column>, aggregate: Aggregate) -> Joined {
         before = c.end();
         parts.push(c.into_samples_after(aggregate, flag_before));
     }
-    Joined {
-        parts: parts.into_iter(),
-        current: Vec::new().into_iter(),
-        remaining,
-    }
-}
-
-/// The samples of several vectors in turn, with an exact length.
-struct Joined {
-    parts: std::vec::IntoIter<Vec<(i64, f64)>>,
-    current: std::vec::IntoIter<(i64, f64)>,
-    remaining: usize,
-}
-
-impl Iterator for Joined {
-    type Item = (i64, f64);
-
-    #[inline]
-    fn next(&mut self) -> Option<(i64, f64)> {
-        loop {
-            if let Some(sample) = self.current.next() {
-                self.remaining = self.remaining.saturating_sub(1);
-                return Some(sample);
-            }
-            self.current = self.parts.next()?.into_iter();
-        }
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.remaining, Some(self.remaining))
-    }
+    Some(SampleIter::from_runs(parts))
 }
 
 impl Querier for DbQuerier {
@@ -751,13 +719,7 @@ impl Querier for DbQuerier {
             self.stitched(matchers, chosen, resolution, aggregate)?
         };
         let iter = series.into_iter().filter_map(move |(labels, columns)| {
-            let samples = aggregate_samples(columns, aggregate);
-            (samples.remaining > 0).then(|| {
-                Ok(Series::floats(
-                    labels,
-                    Box::new(samples.into_iter()) as SampleIter,
-                ))
-            })
+            aggregate_samples(columns, aggregate).map(|samples| Ok(Series::floats(labels, samples)))
         });
         Ok(HintedSet {
             resolution_ms: resolution,
@@ -798,7 +760,7 @@ impl Querier for DbQuerier {
                     (!samples.is_empty() || !histograms.is_empty()).then(|| {
                         Ok(Series {
                             labels,
-                            samples: Box::new(samples.into_iter()) as SampleIter,
+                            samples: SampleIter::from_vec(samples),
                             histograms: histogram_iter(histograms),
                         })
                     })
