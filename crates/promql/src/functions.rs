@@ -628,6 +628,7 @@ fn aligned_points(
     match name {
         "avg_over_time" => sum_count_points(ctx, samples, &shifted, params, eval_times),
         "rate" | "increase" | "irate" => {
+            let (irate, is_rate) = (name == "irate", name == "rate");
             let mut points = Vec::with_capacity(shifted.refs.len());
             for (i, &r) in shifted.refs.iter().enumerate() {
                 ctx.check_deadline()?;
@@ -641,12 +642,10 @@ fn aligned_points(
                 let base = lo
                     .checked_sub(1)
                     .filter(|&b| samples[b].0 > start.saturating_sub(shifted.resolution_ms));
-                points.push(match (name, base) {
-                    ("irate", _) => instant_rate(&samples[base.unwrap_or(lo)..hi], true),
-                    (_, Some(b)) => {
-                        anchored_increase(&samples[b..hi], shifted.range, name == "rate")
-                    }
-                    (_, None) => extrapolated_rate(
+                points.push(match (irate, base) {
+                    (true, _) => instant_rate(&samples[base.unwrap_or(lo)..hi], true),
+                    (false, Some(b)) => anchored_increase(&samples[b..hi], shifted.range, is_rate),
+                    (false, None) => extrapolated_rate(
                         &Window {
                             samples: &samples[lo..hi],
                             start,
@@ -655,7 +654,7 @@ fn aligned_points(
                             eval_time: eval_times[i],
                         },
                         true,
-                        name == "rate",
+                        is_rate,
                     ),
                 });
             }
@@ -927,6 +926,7 @@ fn window_points(
     if let Some(ext) = arg.extended {
         return extended_points(ctx, name, samples, arg, ext);
     }
+    let f = RangeFn::of(name);
     let mut points = Vec::with_capacity(arg.refs.len());
     let (mut lo, mut hi) = (0usize, 0usize);
     for (i, &r) in arg.refs.iter().enumerate() {
@@ -954,7 +954,7 @@ fn window_points(
             range: arg.range,
             eval_time: eval_times[i],
         };
-        points.push(apply_range(name, &w, params, i));
+        points.push(apply_range_fn(f, &w, params, i));
     }
     Ok(points)
 }
@@ -974,31 +974,109 @@ pub(crate) fn apply_range(
     params: &[Vec<f64>],
     i: usize,
 ) -> Option<f64> {
+    apply_range_fn(RangeFn::of(name), w, params, i)
+}
+
+/// A range function, named once per query rather than matched by name at
+/// every step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RangeFn {
+    Rate,
+    Increase,
+    Delta,
+    Irate,
+    Idelta,
+    Avg,
+    Sum,
+    Count,
+    Min,
+    Max,
+    Last,
+    First,
+    TsOfLast,
+    TsOfFirst,
+    TsOfMin,
+    TsOfMax,
+    Present,
+    Stddev,
+    Stdvar,
+    Quantile,
+    Mad,
+    Changes,
+    Resets,
+    Deriv,
+    PredictLinear,
+    DoubleExponentialSmoothing,
+    /// A name that is not a float range function: no value.
+    Other,
+}
+
+impl RangeFn {
+    pub(crate) fn of(name: &str) -> RangeFn {
+        match name {
+            "rate" => RangeFn::Rate,
+            "increase" => RangeFn::Increase,
+            "delta" => RangeFn::Delta,
+            "irate" => RangeFn::Irate,
+            "idelta" => RangeFn::Idelta,
+            "avg_over_time" => RangeFn::Avg,
+            "sum_over_time" => RangeFn::Sum,
+            "count_over_time" => RangeFn::Count,
+            "min_over_time" => RangeFn::Min,
+            "max_over_time" => RangeFn::Max,
+            "last_over_time" => RangeFn::Last,
+            "first_over_time" => RangeFn::First,
+            "ts_of_last_over_time" => RangeFn::TsOfLast,
+            "ts_of_first_over_time" => RangeFn::TsOfFirst,
+            "ts_of_min_over_time" => RangeFn::TsOfMin,
+            "ts_of_max_over_time" => RangeFn::TsOfMax,
+            "present_over_time" => RangeFn::Present,
+            "stddev_over_time" => RangeFn::Stddev,
+            "stdvar_over_time" => RangeFn::Stdvar,
+            "quantile_over_time" => RangeFn::Quantile,
+            "mad_over_time" => RangeFn::Mad,
+            "changes" => RangeFn::Changes,
+            "resets" => RangeFn::Resets,
+            "deriv" => RangeFn::Deriv,
+            "predict_linear" => RangeFn::PredictLinear,
+            "double_exponential_smoothing" => RangeFn::DoubleExponentialSmoothing,
+            _ => RangeFn::Other,
+        }
+    }
+}
+
+/// [`apply_range`] for a function already looked up.
+pub(crate) fn apply_range_fn(
+    f: RangeFn,
+    w: &Window<'_>,
+    params: &[Vec<f64>],
+    i: usize,
+) -> Option<f64> {
     let s = w.samples;
     if s.is_empty() {
         return None;
     }
     let values = || s.iter().map(|(_, v)| *v);
-    Some(match name {
-        "rate" => extrapolated_rate(w, true, true)?,
-        "increase" => extrapolated_rate(w, true, false)?,
-        "delta" => extrapolated_rate(w, false, false)?,
-        "irate" => instant_rate(s, true)?,
-        "idelta" => instant_rate(s, false)?,
-        "avg_over_time" => avg(values()),
-        "sum_over_time" => {
+    Some(match f {
+        RangeFn::Rate => extrapolated_rate(w, true, true)?,
+        RangeFn::Increase => extrapolated_rate(w, true, false)?,
+        RangeFn::Delta => extrapolated_rate(w, false, false)?,
+        RangeFn::Irate => instant_rate(s, true)?,
+        RangeFn::Idelta => instant_rate(s, false)?,
+        RangeFn::Avg => avg(values()),
+        RangeFn::Sum => {
             let (sum, c) = values().fold((0.0, 0.0), |(s, c), v| kahan_inc(v, s, c));
             sum + c
         }
-        "count_over_time" => s.len() as f64,
-        "min_over_time" => values().fold(f64::NAN, |m, v| if v < m || m.is_nan() { v } else { m }),
-        "max_over_time" => values().fold(f64::NAN, |m, v| if v > m || m.is_nan() { v } else { m }),
-        "last_over_time" => s[s.len() - 1].1,
-        "first_over_time" => s[0].1,
-        "ts_of_last_over_time" => s[s.len() - 1].0 as f64 / 1000.0,
-        "ts_of_first_over_time" => s[0].0 as f64 / 1000.0,
-        "ts_of_min_over_time" | "ts_of_max_over_time" => {
-            let want_max = name == "ts_of_max_over_time";
+        RangeFn::Count => s.len() as f64,
+        RangeFn::Min => values().fold(f64::NAN, |m, v| if v < m || m.is_nan() { v } else { m }),
+        RangeFn::Max => values().fold(f64::NAN, |m, v| if v > m || m.is_nan() { v } else { m }),
+        RangeFn::Last => s[s.len() - 1].1,
+        RangeFn::First => s[0].1,
+        RangeFn::TsOfLast => s[s.len() - 1].0 as f64 / 1000.0,
+        RangeFn::TsOfFirst => s[0].0 as f64 / 1000.0,
+        RangeFn::TsOfMin | RangeFn::TsOfMax => {
+            let want_max = f == RangeFn::TsOfMax;
             let mut best = s[0];
             for &(t, v) in &s[1..] {
                 let better = if want_max {
@@ -1012,14 +1090,14 @@ pub(crate) fn apply_range(
             }
             best.0 as f64 / 1000.0
         }
-        "present_over_time" => 1.0,
-        "stddev_over_time" => stdvar(values()).sqrt(),
-        "stdvar_over_time" => stdvar(values()),
-        "quantile_over_time" => {
+        RangeFn::Present => 1.0,
+        RangeFn::Stddev => stdvar(values()).sqrt(),
+        RangeFn::Stdvar => stdvar(values()),
+        RangeFn::Quantile => {
             let mut v: Vec<f64> = values().collect();
             quantile(params[0][i], &mut v)
         }
-        "mad_over_time" => {
+        RangeFn::Mad => {
             let mut v: Vec<f64> = values().collect();
             if v.iter().any(|x| x.is_nan()) {
                 return Some(f64::NAN);
@@ -1028,7 +1106,7 @@ pub(crate) fn apply_range(
             let mut dev: Vec<f64> = v.iter().map(|x| (x - median).abs()).collect();
             quantile(0.5, &mut dev)
         }
-        "changes" => {
+        RangeFn::Changes => {
             let mut n = 0.0;
             for pair in s.windows(2) {
                 let (a, b) = (pair[0].1, pair[1].1);
@@ -1038,21 +1116,21 @@ pub(crate) fn apply_range(
             }
             n
         }
-        "resets" => s.windows(2).filter(|p| p[1].1 < p[0].1).count() as f64,
-        "deriv" => {
+        RangeFn::Resets => s.windows(2).filter(|p| p[1].1 < p[0].1).count() as f64,
+        RangeFn::Deriv => {
             if s.len() < 2 {
                 return None;
             }
             linear_regression(s, s[0].0).0
         }
-        "predict_linear" => {
+        RangeFn::PredictLinear => {
             if s.len() < 2 {
                 return None;
             }
             let (slope, intercept) = linear_regression(s, w.eval_time);
             intercept + slope * params[0][i]
         }
-        "double_exponential_smoothing" => {
+        RangeFn::DoubleExponentialSmoothing => {
             if s.len() < 2 {
                 return None;
             }
@@ -1070,7 +1148,7 @@ pub(crate) fn apply_range(
             }
             s1
         }
-        _ => return None,
+        RangeFn::Other => return None,
     })
 }
 
