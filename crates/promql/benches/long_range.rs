@@ -9,7 +9,8 @@
 //!
 //! Run with `cargo bench -p promql --bench long_range`; prints the median
 //! of several runs. `LONG_RANGE_LOOPS=n` repeats each query n more times
-//! untimed, for a profiler.
+//! untimed, for a profiler; `LONG_RANGE_ONLY=text` runs only the queries
+//! whose shape and text hold it.
 
 use model::storage::{
     Aggregate, HintedSet, Querier, Queryable, Result, SampleIter, SelectHints, Series, SeriesSet,
@@ -115,7 +116,11 @@ impl StoreQuerier {
         let selected: Vec<Result<Series>> = self
             .series
             .iter()
-            .filter(|(l, _, _)| matchers.iter().all(|m| m.matches(l.get(m.name()).unwrap_or(""))))
+            .filter(|(l, _, _)| {
+                matchers
+                    .iter()
+                    .all(|m| m.matches(l.get(m.name()).unwrap_or("")))
+            })
             .filter_map(|(labels, points, both)| {
                 let all = if sum_count { both } else { points };
                 let lo = all.partition_point(|p| p.0 < mint);
@@ -126,7 +131,10 @@ impl StoreQuerier {
                 // Twelve runs, as monthly tier blocks hand them out.
                 let size = (hi - lo).div_ceil(RUNS);
                 let runs = all[lo..hi].chunks(size).map(<[_]>::to_vec).collect();
-                Some(Ok(Series::floats(labels.clone(), SampleIter::from_runs(runs))))
+                Some(Ok(Series::floats(
+                    labels.clone(),
+                    SampleIter::from_runs(runs),
+                )))
             })
             .collect();
         Box::new(selected.into_iter())
@@ -171,6 +179,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
+    let only = std::env::var("LONG_RANGE_ONLY").unwrap_or_default();
     let functions = [
         "rate(bench_requests_total[{w}])",
         "sum by (job) (increase(bench_requests_total[{w}]))",
@@ -181,6 +190,9 @@ fn main() {
     for (shape, days, step, w) in [("1y/1d", 364, DAY, "1d"), ("30d/1h", 30, HOUR, "1h")] {
         for f in functions {
             let q = f.replace("{w}", w);
+            if !format!("{shape} {q}").contains(&only) {
+                continue;
+            }
             let start = END - days * DAY;
             let run = || {
                 engine

@@ -704,22 +704,42 @@ fn sum_count_points(
     params: &[Vec<f64>],
     eval_times: &[i64],
 ) -> Result<Vec<Option<f64>>, QueryError> {
-    let mut sums = Vec::with_capacity(samples.len() / 2);
-    let mut counts = Vec::with_capacity(samples.len() / 2);
-    for pair in samples.chunks_exact(2) {
-        sums.push(pair[0]);
-        counts.push(pair[1]);
+    if arg.extended.is_some() {
+        // Not read from a tier (extended ranges read raw samples); kept
+        // for completeness: the sums and the counts as two series.
+        let (sums, counts): (Vec<_>, Vec<_>) = samples
+            .chunks_exact(2)
+            .map(|pair| (pair[0], pair[1]))
+            .unzip();
+        let sums = window_points(ctx, "sum_over_time", &sums, arg, params, eval_times)?;
+        let counts = window_points(ctx, "sum_over_time", &counts, arg, params, eval_times)?;
+        return Ok(sums
+            .iter()
+            .zip(&counts)
+            .map(|(sum, count)| match (sum, count) {
+                (Some(sum), Some(count)) if *count > 0.0 => Some(sum / count),
+                _ => None,
+            })
+            .collect());
     }
-    let sums = window_points(ctx, "sum_over_time", &sums, arg, params, eval_times)?;
-    let counts = window_points(ctx, "sum_over_time", &counts, arg, params, eval_times)?;
-    Ok(sums
-        .iter()
-        .zip(&counts)
-        .map(|(sum, count)| match (sum, count) {
-            (Some(sum), Some(count)) if *count > 0.0 => Some(sum / count),
-            _ => None,
-        })
-        .collect())
+    // Both samples of a window share its timestamp, so each step's window
+    // holds whole pairs: the sums and the counts are summed side by side
+    // in one pass, each as `sum_over_time` sums (Kahan).
+    let mut points = Vec::with_capacity(arg.refs.len());
+    for_each_window(ctx, samples, arg, |_, _, _, window| {
+        if window.is_empty() {
+            points.push(None);
+            return;
+        }
+        let (mut sum, mut sum_c, mut count, mut count_c) = (0.0, 0.0, 0.0, 0.0);
+        for pair in window.chunks_exact(2) {
+            (sum, sum_c) = kahan_inc(pair[0].1, sum, sum_c);
+            (count, count_c) = kahan_inc(pair[1].1, count, count_c);
+        }
+        let (sum, count) = (sum + sum_c, count + count_c);
+        points.push((count > 0.0).then(|| sum / count));
+    })?;
+    Ok(points)
 }
 
 /// The aggregate a range function reads from a downsampled tier; `None`
@@ -928,6 +948,28 @@ fn window_points(
     }
     let f = RangeFn::of(name);
     let mut points = Vec::with_capacity(arg.refs.len());
+    for_each_window(ctx, samples, arg, |i, start, r, window| {
+        let w = Window {
+            samples: window,
+            start,
+            end: r,
+            range: arg.range,
+            eval_time: eval_times[i],
+        };
+        points.push(apply_range_fn(f, &w, params, i));
+    })?;
+    Ok(points)
+}
+
+/// Calls `f(step, start, end, window)` for each step's window of
+/// `samples` (ascending): those in `(start, end]`, `end` the step's
+/// reference time and `start` one range before it.
+fn for_each_window(
+    ctx: &Ctx<'_>,
+    samples: &[(i64, f64)],
+    arg: &RangeArg,
+    mut f: impl FnMut(usize, i64, i64, &[(i64, f64)]),
+) -> Result<(), QueryError> {
     let (mut lo, mut hi) = (0usize, 0usize);
     for (i, &r) in arg.refs.iter().enumerate() {
         ctx.check_deadline()?;
@@ -946,17 +988,9 @@ fn window_points(
         while hi < samples.len() && samples[hi].0 <= r {
             hi += 1;
         }
-        let window = &samples[lo..hi];
-        let w = Window {
-            samples: window,
-            start,
-            end: r,
-            range: arg.range,
-            eval_time: eval_times[i],
-        };
-        points.push(apply_range_fn(f, &w, params, i));
+        f(i, start, r, &samples[lo..hi]);
     }
-    Ok(points)
+    Ok(())
 }
 
 /// One step's window over a series.
@@ -1715,4 +1749,90 @@ fn date_parts(t: f64) -> Option<(i64, i64)> {
 fn date_of(t: f64) -> Option<(i64, u32, u32)> {
     let (days, _) = date_parts(t)?;
     Some(time::civil_from_days(days))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::RangeArg;
+
+    struct NoStorage;
+
+    impl model::storage::Queryable for NoStorage {
+        fn querier(
+            &self,
+            _: i64,
+            _: i64,
+        ) -> model::storage::Result<Box<dyn model::storage::Querier>> {
+            Err(model::storage::StorageError::new(
+                model::storage::StorageErrorKind::Closed,
+                "no storage",
+            ))
+        }
+    }
+
+    /// `avg_over_time` over a tier's (sum, count) pairs in one pass gives
+    /// what summing the sums and the counts as two `sum_over_time` series
+    /// gives, bit for bit, for steps that move and steps pinned by `@`.
+    #[test]
+    fn sum_count_pairs_in_one_pass_equal_two_sum_passes() {
+        let ctx = Ctx::new(
+            &NoStorage,
+            "",
+            300_000,
+            0,
+            0,
+            std::time::Instant::now() + std::time::Duration::from_secs(60),
+            usize::MAX,
+        );
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..50 {
+            let mut samples = Vec::new();
+            let mut t = 0;
+            for _ in 0..(next() % 300) {
+                t += 1 + (next() % 5) as i64 * 1000;
+                let sum = (next() % 1_000_000) as f64 / 7.0 - 1000.0;
+                let count = (next() % 13) as f64;
+                samples.push((t, if next() % 50 == 0 { f64::NAN } else { sum }));
+                samples.push((t, count));
+            }
+            let range = 1000 * (1 + (next() % 20) as i64);
+            let refs: Vec<i64> = if round % 5 == 0 {
+                vec![t / 2; 10]
+            } else {
+                (0..40).map(|i| i * 2500).collect()
+            };
+            let arg = RangeArg {
+                refs: refs.clone(),
+                range,
+                resolution_ms: 1000,
+                extended: None,
+                aligned: false,
+            };
+            let got = sum_count_points(&ctx, &samples, &arg, &[], &refs).unwrap();
+            let (sums, counts): (Vec<_>, Vec<_>) = samples
+                .chunks_exact(2)
+                .map(|pair| (pair[0], pair[1]))
+                .unzip();
+            let sums = window_points(&ctx, "sum_over_time", &sums, &arg, &[], &refs).unwrap();
+            let counts = window_points(&ctx, "sum_over_time", &counts, &arg, &[], &refs).unwrap();
+            let want: Vec<Option<f64>> = sums
+                .iter()
+                .zip(&counts)
+                .map(|(sum, count)| match (sum, count) {
+                    (Some(sum), Some(count)) if *count > 0.0 => Some(sum / count),
+                    _ => None,
+                })
+                .collect();
+            let bits =
+                |v: &[Option<f64>]| v.iter().map(|p| p.map(f64::to_bits)).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "round {round}");
+        }
+    }
 }
