@@ -111,9 +111,11 @@ struct StoreQuerier {
 }
 
 impl StoreQuerier {
+    /// The matching series, each one's runs made when it is read (as
+    /// tsdb decodes a tier's columns).
     fn set(&self, matchers: &[Matcher], sum_count: bool, reach: i64) -> SeriesSet {
         let (mint, maxt) = (self.mint - reach, self.maxt);
-        let selected: Vec<Result<Series>> = self
+        let selected: Vec<(Labels, Shared)> = self
             .series
             .iter()
             .filter(|(l, _, _)| {
@@ -121,23 +123,22 @@ impl StoreQuerier {
                     .iter()
                     .all(|m| m.matches(l.get(m.name()).unwrap_or("")))
             })
-            .filter_map(|(labels, points, both)| {
+            .map(|(labels, points, both)| {
                 let all = if sum_count { both } else { points };
-                let lo = all.partition_point(|p| p.0 < mint);
-                let hi = all.partition_point(|p| p.0 <= maxt);
-                if lo >= hi {
-                    return None;
-                }
-                // Twelve runs, as monthly tier blocks hand them out.
-                let size = (hi - lo).div_ceil(RUNS);
-                let runs = all[lo..hi].chunks(size).map(<[_]>::to_vec).collect();
-                Some(Ok(Series::floats(
-                    labels.clone(),
-                    SampleIter::from_runs(runs),
-                )))
+                (labels.clone(), Arc::clone(all))
             })
             .collect();
-        Box::new(selected.into_iter())
+        Box::new(selected.into_iter().filter_map(move |(labels, all)| {
+            let lo = all.partition_point(|p| p.0 < mint);
+            let hi = all.partition_point(|p| p.0 <= maxt);
+            if lo >= hi {
+                return None;
+            }
+            // Twelve runs, as monthly tier blocks hand them out.
+            let size = (hi - lo).div_ceil(RUNS);
+            let runs = all[lo..hi].chunks(size).map(<[_]>::to_vec).collect();
+            Some(Ok(Series::floats(labels, SampleIter::from_runs(runs))))
+        }))
     }
 }
 
