@@ -557,8 +557,8 @@ impl Iterator for SampleIter {
     fn last(self) -> Option<(i64, f64)> {
         match self.source {
             SampleSource::Runs { current, rest, .. } => rest
-                .filter_map(|run| run.last().copied())
-                .last()
+                .rev()
+                .find_map(|run| run.last().copied())
                 .or_else(|| current.as_slice().last().copied()),
             SampleSource::Stream(samples) => samples.last(),
         }
