@@ -957,7 +957,8 @@ mod tests {
                 all[7..].to_vec(),
             ]
         };
-        let sources: Vec<(&str, Box<dyn Fn() -> SampleIter>)> = vec![
+        type Make<'a> = Box<dyn Fn() -> SampleIter + 'a>;
+        let sources: Vec<(&str, Make)> = vec![
             ("vec", Box::new(|| SampleIter::from_vec(all.clone()))),
             ("runs", Box::new(move || SampleIter::from_runs(runs()))),
             (
@@ -988,10 +989,12 @@ mod tests {
         // A lone column comes back as the same vector, not a copy.
         let v = all.clone();
         let pointer = v.as_ptr();
-        assert_eq!(SampleIter::from_vec(v).into_vec().as_ptr(), pointer);
+        let back = SampleIter::from_vec(v).into_vec();
+        assert_eq!(back.as_ptr(), pointer);
         let v = all.clone();
         let pointer = v.as_ptr();
-        assert_eq!(SampleIter::from_runs(vec![v]).into_vec().as_ptr(), pointer);
+        let back = SampleIter::from_runs(vec![v]).into_vec();
+        assert_eq!(back.as_ptr(), pointer);
     }
 
     #[test]

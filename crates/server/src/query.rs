@@ -598,7 +598,21 @@ mod tests {
             values.push((r >> 11) as f64 * if r & 1 == 1 { -1.0 } else { 1.0 });
             values.push((r % 100_000) as f64);
             values.push(f64::from_bits(r));
+            // Decimals across the range the ryu path takes, and past it.
+            let scale = 10f64.powi((r % 44) as i32 - 22);
+            values.push((r >> 20) as f64 * scale / 4096.0);
+            values.push(-((r >> 40) as f64) / 7.0 * scale);
+            values.push(((r >> 8) as f64).sin() * scale);
         }
+        values.extend([
+            1e-5,
+            9.99999e-6,
+            1e15 - 0.5,
+            1e15 + 0.5,
+            0.1,
+            1.0 / 3.0,
+            2.5e-5,
+        ]);
         for v in values.into_iter().filter(|v| v.is_finite()) {
             let mut s = String::new();
             write_value(&mut s, v);
