@@ -598,7 +598,7 @@ mod tests {
             values.push((r >> 11) as f64 * if r & 1 == 1 { -1.0 } else { 1.0 });
             values.push((r % 100_000) as f64);
             values.push(f64::from_bits(r));
-            // Decimals across the range the ryu path takes, and past it.
+            // Decimals from about 1e-22 to 1e22.
             let scale = 10f64.powi((r % 44) as i32 - 22);
             values.push((r >> 20) as f64 * scale / 4096.0);
             values.push(-((r >> 40) as f64) / 7.0 * scale);
