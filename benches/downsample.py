@@ -177,6 +177,42 @@ raw 1 ms earlier (what aligned windows promise):
   shrink below its points. At 30d/1h the raw query itself costs 13-23
   ms of which the 72,000 output points (JSON, per-step evaluation) are
   most: 12 x fewer points read cannot make it 10x faster.
+
+Samples as columns (2026-12-06, branch cols: `SampleIter` hands the
+engine whole vectors, range sinks reuse one buffer, a tier block's column
+is decoded when its series is read, range functions looked up once per
+series, JSON timestamps and whole numbers written by hand; same data,
+release builds of both binaries, the machine shared with other builds
+and a fuzzer, load average 8-13 on 2 cores: latencies are noisy, the
+CPU ratios are what to compare; the server's CPU is read from /proc in
+10 ms ticks, so each CPU figure is +-1-2 ms). Answers unchanged: every
+"diff raw" and "diff -1ms" figure equals main's to the digit.
+  1y/1d only, --repeat 10, both binaries one after the other:
+    raw-only / tiered by CPU (by median latency), this branch vs main:
+      rate              10.9x (7.2x)   vs  7.7x (6.6x)
+      increase          12.8x (9.9x)   vs  8.2x (6.6x)
+      sum(increase)     12.6x (11.1x)  vs  8.1x (6.0x)
+      resets            12.9x (7.4x)   vs  6.9x (6.2x)
+      max_over_time     12.5x (10.6x)  vs  9.6x (5.6x)
+      min_over_time     12.6x (9.4x)   vs  9.0x (6.4x)
+      count_over_time   15.2x (18.0x)  vs  9.5x (5.2x)
+      sum_over_time     11.4x (11.2x)  vs  8.7x (4.1x)
+      avg_over_time     10.2x (14.3x)  vs  5.9x (2.5x)
+      plain selector     9.8x (19.0x)  vs 10.6x (3.0x)
+    tiered CPU per query 9-19 ms (main 19-39 ms); raw-only 128-193 ms
+    (main 178-230 ms: raw reads gained too, from the same hand-over).
+  Full run, --repeat 5, this branch with Prometheus 2.42 (main's numbers
+  from a run a few minutes later without Prometheus): 1y/1d raw/tier by
+  CPU 8.1-18.8x (main 6.3-9.8x), Prometheus/tier 15.7-61.3x; tiered CPU
+  8-20 ms (main 16-32 ms), raw-only 130-190 ms, Prometheus 252-528 ms.
+  30d/1h raw/tier by CPU 0.9-4.0x (main 1.0-3.0x), Prometheus/tier
+  2.1-12.5x; tiered 4-18 ms, raw-only 12-24 ms, Prometheus 38-62 ms.
+  perf of the tiered server now (40 x the 1y/1d plain selector and
+  sum_over_time): tier column decoding 27 % (values 22 %, times 5 %),
+  formatting the JSON values 19 % (the formatter's shortest-digits
+  search; `ryu` is faster but picks other digits where two shortest
+  ones read back alike, so it is not used), the chunks' CRC check 5 %,
+  the engine (windows, functions, copies) under 10 %.
 """
 
 import argparse

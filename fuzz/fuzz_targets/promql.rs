@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use model::storage::{Querier, Queryable, Result, Series, SeriesSet};
+use model::storage::{Querier, Queryable, Result, SampleIter, Series, SeriesSet};
 use model::{Labels, Matcher};
 use promql::{Engine, EngineOptions};
 use std::sync::OnceLock;
@@ -52,7 +52,7 @@ impl Querier for TinyQuerier {
             })
             .filter(|(_, s)| !s.is_empty())
             .map(|(labels, samples)| {
-                Ok(Series::floats(labels, Box::new(samples.into_iter())))
+                Ok(Series::floats(labels, SampleIter::from_vec(samples)))
             })
             .collect();
         Ok(Box::new(out.into_iter()))

@@ -251,7 +251,7 @@ pub trait Querier: Send {
                     (Some(f), Some(h)) if h.0 > f.0 => {
                         Series::histograms(s.labels, Box::new(std::iter::once(h)))
                     }
-                    (Some(f), _) => Series::floats(s.labels, Box::new(std::iter::once(f))),
+                    (Some(f), _) => Series::floats(s.labels, SampleIter::from_vec(vec![f])),
                     (None, h) => Series::histograms(s.labels, Box::new(h.into_iter())),
                 }
             })
@@ -393,14 +393,186 @@ impl Series {
     pub fn histograms(labels: Labels, histograms: HistogramIter) -> Series {
         Series {
             labels,
-            samples: Box::new(std::iter::empty()),
+            samples: SampleIter::empty(),
             histograms,
         }
     }
 }
 
 /// Samples of one series, ascending by timestamp, one per timestamp.
-pub type SampleIter = Box<dyn Iterator<Item = (i64, f64)> + Send>;
+///
+/// A store that has its samples decoded in memory hands them out as
+/// columns ([`SampleIter::from_vec`], [`SampleIter::from_runs`]): a reader
+/// takes them whole, with [`SampleIter::into_vec`] (the store's own vector
+/// when there is one run) or [`SampleIter::append_to`] (one copy per run
+/// into a buffer the reader reuses), and never pays a call per sample.
+/// A source that produces samples one at a time wraps its iterator
+/// ([`SampleIter::from_stream`]). Either way it is also an iterator, for
+/// readers that want one sample at a time.
+pub struct SampleIter {
+    source: SampleSource,
+}
+
+enum SampleSource {
+    /// Runs in time order, each ascending, the first one partly taken:
+    /// `current` is what is left of it. `remaining` counts what is left of
+    /// all of them.
+    Runs {
+        current: std::vec::IntoIter<(i64, f64)>,
+        rest: std::vec::IntoIter<Vec<(i64, f64)>>,
+        remaining: usize,
+    },
+    Stream(Box<dyn Iterator<Item = (i64, f64)> + Send>),
+}
+
+impl SampleIter {
+    /// No samples.
+    pub fn empty() -> SampleIter {
+        SampleIter::from_vec(Vec::new())
+    }
+
+    /// One column of samples, ascending.
+    pub fn from_vec(samples: Vec<(i64, f64)>) -> SampleIter {
+        SampleIter {
+            source: SampleSource::Runs {
+                remaining: samples.len(),
+                current: samples.into_iter(),
+                rest: Vec::new().into_iter(),
+            },
+        }
+    }
+
+    /// Columns one after another: each ascending, each after the one
+    /// before it.
+    pub fn from_runs(runs: Vec<Vec<(i64, f64)>>) -> SampleIter {
+        let remaining = runs.iter().map(Vec::len).sum();
+        SampleIter {
+            source: SampleSource::Runs {
+                current: Vec::new().into_iter(),
+                rest: runs.into_iter(),
+                remaining,
+            },
+        }
+    }
+
+    /// Samples produced one at a time.
+    pub fn from_stream(samples: impl Iterator<Item = (i64, f64)> + Send + 'static) -> SampleIter {
+        SampleIter {
+            source: SampleSource::Stream(Box::new(samples)),
+        }
+    }
+
+    /// Whether the samples are held as columns (no call per sample).
+    pub fn is_columnar(&self) -> bool {
+        matches!(self.source, SampleSource::Runs { .. })
+    }
+
+    /// Whether [`SampleIter::into_vec`] hands back the store's own vector
+    /// rather than a new one: the samples left are one column (or none).
+    pub fn is_single_column(&self) -> bool {
+        match &self.source {
+            SampleSource::Runs { current, rest, .. } => {
+                rest.len() + usize::from(current.len() > 0) <= 1
+            }
+            SampleSource::Stream(_) => false,
+        }
+    }
+
+    /// Every sample left, in one vector: a lone column's own vector
+    /// (nothing copied), runs copied one slice at a time.
+    pub fn into_vec(self) -> Vec<(i64, f64)> {
+        match self.source {
+            SampleSource::Runs {
+                current,
+                mut rest,
+                remaining,
+            } => {
+                if current.len() == 0 && rest.len() == 1 {
+                    return rest.next().unwrap_or_default();
+                }
+                if rest.len() == 0 {
+                    // `collect` from a vector's own iterator keeps its
+                    // allocation.
+                    return current.collect();
+                }
+                let mut out = Vec::with_capacity(remaining);
+                out.extend_from_slice(current.as_slice());
+                for run in rest {
+                    out.extend_from_slice(&run);
+                }
+                out
+            }
+            SampleSource::Stream(samples) => samples.collect(),
+        }
+    }
+
+    /// Appends every sample left to `out`: one copy per column, or one
+    /// push per sample of a stream.
+    pub fn append_to(self, out: &mut Vec<(i64, f64)>) {
+        match self.source {
+            SampleSource::Runs {
+                current,
+                rest,
+                remaining,
+            } => {
+                out.reserve(remaining);
+                out.extend_from_slice(current.as_slice());
+                for run in rest {
+                    out.extend_from_slice(&run);
+                }
+            }
+            SampleSource::Stream(samples) => out.extend(samples),
+        }
+    }
+}
+
+impl Iterator for SampleIter {
+    type Item = (i64, f64);
+
+    #[inline]
+    fn next(&mut self) -> Option<(i64, f64)> {
+        match &mut self.source {
+            SampleSource::Runs {
+                current,
+                rest,
+                remaining,
+            } => loop {
+                if let Some(sample) = current.next() {
+                    *remaining -= 1;
+                    return Some(sample);
+                }
+                *current = rest.next()?.into_iter();
+            },
+            SampleSource::Stream(samples) => samples.next(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.source {
+            SampleSource::Runs { remaining, .. } => (*remaining, Some(*remaining)),
+            SampleSource::Stream(samples) => samples.size_hint(),
+        }
+    }
+
+    fn last(self) -> Option<(i64, f64)> {
+        match self.source {
+            SampleSource::Runs { current, rest, .. } => rest
+                .rev()
+                .find_map(|run| run.last().copied())
+                .or_else(|| current.as_slice().last().copied()),
+            SampleSource::Stream(samples) => samples.last(),
+        }
+    }
+}
+
+impl std::fmt::Debug for SampleIter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SampleIter")
+            .field("columnar", &self.is_columnar())
+            .field("size_hint", &self.size_hint())
+            .finish()
+    }
+}
 
 /// Native histogram samples of one series, ascending by timestamp.
 pub type HistogramIter = Box<dyn Iterator<Item = (i64, FloatHistogram)> + Send>;
@@ -770,6 +942,59 @@ mod tests {
         assert!(hints(0, 24 * H, 24 * H, Aggregate::Counter).aligned(24 * H));
         assert_eq!(hints(H, H, H, Aggregate::Counter).aligned_reach(H), H);
         assert_eq!(hints(H, H, H, Aggregate::Resets).aligned_reach(H), H);
+    }
+
+    /// Columns and streams hand out the same samples whichever way they
+    /// are read: one at a time, whole, appended, or partly taken first.
+    #[test]
+    fn sample_columns_read_alike_every_way() {
+        let all: Vec<(i64, f64)> = (0..10).map(|i| (i * 10, i as f64)).collect();
+        let runs = || {
+            vec![
+                all[..3].to_vec(),
+                Vec::new(),
+                all[3..7].to_vec(),
+                all[7..].to_vec(),
+            ]
+        };
+        type Make<'a> = Box<dyn Fn() -> SampleIter + 'a>;
+        let sources: Vec<(&str, Make)> = vec![
+            ("vec", Box::new(|| SampleIter::from_vec(all.clone()))),
+            ("runs", Box::new(move || SampleIter::from_runs(runs()))),
+            (
+                "stream",
+                Box::new(|| SampleIter::from_stream(all.clone().into_iter())),
+            ),
+        ];
+        for (name, make) in &sources {
+            assert_eq!(make().collect::<Vec<_>>(), all, "{name}: next");
+            assert_eq!(make().into_vec(), all, "{name}: into_vec");
+            let mut out = vec![(-1, -1.0)];
+            make().append_to(&mut out);
+            assert_eq!(out[1..], all[..], "{name}: append_to");
+            assert_eq!(make().last(), all.last().copied(), "{name}: last");
+            assert_eq!(make().count(), all.len(), "{name}: count");
+            for taken in [1, 3, 5, 10] {
+                let mut it = make();
+                let head: Vec<_> = it.by_ref().take(taken).collect();
+                assert_eq!(head, all[..taken], "{name}: head of {taken}");
+                if it.is_columnar() {
+                    assert_eq!(it.size_hint(), (10 - taken, Some(10 - taken)));
+                }
+                assert_eq!(it.into_vec(), all[taken..], "{name}: rest after {taken}");
+            }
+        }
+        assert!(SampleIter::from_runs(vec![vec![], vec![]]).last().is_none());
+        assert_eq!(SampleIter::empty().into_vec(), Vec::new());
+        // A lone column comes back as the same vector, not a copy.
+        let v = all.clone();
+        let pointer = v.as_ptr();
+        let back = SampleIter::from_vec(v).into_vec();
+        assert_eq!(back.as_ptr(), pointer);
+        let v = all.clone();
+        let pointer = v.as_ptr();
+        let back = SampleIter::from_runs(vec![v]).into_vec();
+        assert_eq!(back.as_ptr(), pointer);
     }
 
     #[test]

@@ -93,7 +93,7 @@ pub(crate) fn eval(
     }
     let mut baseline = Vec::new();
     let mut slot_indices = Vec::new();
-    ctx.for_each_range_series(&c.args[0], steps, &mut |s: RangeSeries, arg: &RangeArg| {
+    ctx.for_each_range_series(&c.args[0], steps, &mut |s: &mut RangeSeries, arg: &RangeArg| {
         if seasonal {
             let longest = seasons
                 .iter()
@@ -159,7 +159,7 @@ pub(crate) fn eval(
         if !band {
             return emit(StepSeries {
                 hists: Vec::new(),
-                labels: s.labels,
+                labels: std::mem::take(&mut s.labels),
                 drop_name: true,
                 points: points.pop().unwrap_or_default(),
             });

@@ -11,7 +11,7 @@ use crate::ast::{At, Expr, MatrixSelector, Subquery, ValueType, VectorSelector};
 use crate::engine::QueryErrorKind;
 use crate::hist::Hist;
 use crate::value::{RangeSeries, StepSeries, Val};
-use model::storage::{Aggregate, Queryable, SelectHints};
+use model::storage::{Aggregate, Queryable, SampleIter, SelectHints};
 use std::cell::{Cell, RefCell};
 use std::time::Instant;
 
@@ -453,7 +453,8 @@ impl<'a> Ctx<'a> {
             // The result holds every series' samples at once, so they
             // count against max_samples together, as in Prometheus (the
             // selector releases each series' count after its sink).
-            self.for_each_range_series(arg, steps, &mut |mut s, _| {
+            self.for_each_range_series(arg, steps, &mut |s, _| {
+                let mut s = s.take();
                 s.samples.retain(|(t, _)| *t > r - range && *t <= r);
                 s.hists.retain(|(t, _)| *t > r - range && *t <= r);
                 if s.samples.is_empty() && s.hists.is_empty() {
@@ -600,13 +601,14 @@ impl<'a> Ctx<'a> {
                 })
         }
         .map_err(|e| QueryError::execution(e.to_string()))?;
+        let mut spare = Vec::new();
         for series in set {
             self.check_deadline()?;
             let series = series.map_err(|e| QueryError::execution(e.to_string()))?;
             let mut hist_iter = series.histograms.peekable();
             if hist_iter.peek().is_some() {
                 let mut hists: Vec<(i64, Hist)> = hist_iter.collect();
-                let floats: Vec<(i64, f64)> = series.samples.collect();
+                let floats: Vec<(i64, f64)> = series.samples.into_vec();
                 self.storage_hints(&floats, &mut hists);
                 let mut out = StepSeries {
                     labels: series.labels,
@@ -657,21 +659,16 @@ impl<'a> Ctx<'a> {
                 sink(out)?;
                 continue;
             }
-            let mut samples = series.samples.peekable();
-            let mut last: Option<(i64, f64)> = None;
+            // The samples as one slice, walked with the steps.
+            let samples = column_of(series.samples, &mut spare);
             let mut points = Vec::with_capacity(steps.n);
             let mut any = false;
             let mut loaded = 0usize;
             for &r in &refs {
-                while let Some(&(t, v)) = samples.peek() {
-                    if t > r {
-                        break;
-                    }
-                    last = Some((t, v));
+                while loaded < samples.len() && samples[loaded].0 <= r {
                     loaded += 1;
-                    samples.next();
                 }
-                let p = match last {
+                let p = match loaded.checked_sub(1).map(|k| samples[k]) {
                     Some((t, v)) if t > r - lookback && !model::is_stale_nan(v) => {
                         any = true;
                         Some(if timestamps { t as f64 / 1000.0 } else { v })
@@ -680,6 +677,7 @@ impl<'a> Ctx<'a> {
                 };
                 points.push(p);
             }
+            spare = samples;
             self.total_samples
                 .set(self.total_samples.get().saturating_add(loaded as u64));
             if !any {
@@ -841,7 +839,7 @@ impl<'a> Ctx<'a> {
         &self,
         expr: &Expr,
         steps: &Steps,
-        sink: &mut dyn FnMut(RangeSeries, &RangeArg) -> Result<(), QueryError>,
+        sink: &mut dyn FnMut(&mut RangeSeries, &RangeArg) -> Result<(), QueryError>,
     ) -> Result<(), QueryError> {
         self.for_each_range_series_hinted(expr, steps, None, sink)
             .map(|_| ())
@@ -855,7 +853,7 @@ impl<'a> Ctx<'a> {
         expr: &Expr,
         steps: &Steps,
         aggregate: Option<Aggregate>,
-        sink: &mut dyn FnMut(RangeSeries, &RangeArg) -> Result<(), QueryError>,
+        sink: &mut dyn FnMut(&mut RangeSeries, &RangeArg) -> Result<(), QueryError>,
     ) -> Result<i64, QueryError> {
         let mut arg = self.range_arg_refs(expr, steps)?;
         match unwrap_parens(expr) {
@@ -879,7 +877,7 @@ impl<'a> Ctx<'a> {
         ms: &MatrixSelector,
         arg: &mut RangeArg,
         hints: Option<SelectHints>,
-        sink: &mut dyn FnMut(RangeSeries, &RangeArg) -> Result<(), QueryError>,
+        sink: &mut dyn FnMut(&mut RangeSeries, &RangeArg) -> Result<(), QueryError>,
     ) -> Result<i64, QueryError> {
         let (Some(&min_ref), Some(&max_ref)) = (arg.refs.iter().min(), arg.refs.iter().max())
         else {
@@ -917,6 +915,8 @@ impl<'a> Ctx<'a> {
             _ => mint,
         };
         let arg = &*arg;
+        // The vector the last series' samples were in, for the next one.
+        let mut spare = Vec::new();
         for series in set {
             self.check_deadline()?;
             let series = series.map_err(|e| QueryError::execution(e.to_string()))?;
@@ -924,30 +924,32 @@ impl<'a> Ctx<'a> {
                 .histograms
                 .filter(|(t, h)| *t >= mint && *t <= max_ref && !h.is_stale())
                 .collect();
-            // Sized from the store's count: collecting through the filter
-            // would grow the vector step by step.
-            let mut samples: Vec<(i64, f64)> = Vec::with_capacity(series.samples.size_hint().0);
-            samples.extend(
-                series
-                    .samples
-                    .filter(|(t, v)| *t >= mint && *t <= max_ref && !model::is_stale_nan(*v)),
-            );
+            // The samples whole, then cut to the range in place: they are
+            // ascending, so the range is one stretch of them.
+            let mut samples = column_of(series.samples, &mut spare);
+            let lo = samples.partition_point(|(t, _)| *t < mint);
+            let hi = samples.partition_point(|(t, _)| *t <= max_ref).max(lo);
+            samples.truncate(hi);
+            samples.drain(..lo);
+            if samples.iter().any(|(_, v)| model::is_stale_nan(*v)) {
+                samples.retain(|(_, v)| !model::is_stale_nan(*v));
+            }
             if samples.is_empty() && hists.is_empty() {
+                spare = samples;
                 continue;
             }
             self.storage_hints(&samples, &mut hists);
             let n = samples.len() + hists.len();
             self.take_samples(n)?;
-            let result = sink(
-                RangeSeries {
-                    hists,
-                    labels: series.labels,
-                    drop_name: false,
-                    samples,
-                },
-                arg,
-            );
+            let mut range_series = RangeSeries {
+                hists,
+                labels: series.labels,
+                drop_name: false,
+                samples,
+            };
+            let result = sink(&mut range_series, arg);
             self.release_samples(n);
+            spare = range_series.samples;
             result?;
         }
         Ok(resolution)
@@ -957,7 +959,7 @@ impl<'a> Ctx<'a> {
         &self,
         sq: &Subquery,
         arg: &RangeArg,
-        sink: &mut dyn FnMut(RangeSeries, &RangeArg) -> Result<(), QueryError>,
+        sink: &mut dyn FnMut(&mut RangeSeries, &RangeArg) -> Result<(), QueryError>,
     ) -> Result<(), QueryError> {
         let (Some(&min_ref), Some(&max_ref)) = (arg.refs.iter().min(), arg.refs.iter().max())
         else {
@@ -1025,7 +1027,7 @@ impl<'a> Ctx<'a> {
                 continue;
             }
             sink(
-                RangeSeries {
+                &mut RangeSeries {
                     hists,
                     labels: s.labels,
                     drop_name: s.drop_name,
@@ -1036,6 +1038,20 @@ impl<'a> Ctx<'a> {
         }
         Ok(())
     }
+}
+
+/// A series' samples as one vector: the store's own when it hands out one
+/// column, else its columns copied into `spare` (the vector a series
+/// before this one used), so that reading series after series does not
+/// allocate one vector each.
+fn column_of(samples: SampleIter, spare: &mut Vec<(i64, f64)>) -> Vec<(i64, f64)> {
+    if samples.is_single_column() {
+        return samples.into_vec();
+    }
+    let mut out = std::mem::take(spare);
+    out.clear();
+    samples.append_to(&mut out);
+    out
 }
 
 /// A `smoothed` selector's histogram at `r` (Prometheus's

@@ -538,7 +538,7 @@ fn range_function(
     let aggregate = hinted_aggregate(name);
     // avg_over_time over a tier reads each window's sum and count in one
     // select (two samples per window, the sum first).
-    let result = ctx.for_each_range_series_hinted(matrix_arg, steps, aggregate, &mut |s: RangeSeries, arg: &RangeArg| {
+    let result = ctx.for_each_range_series_hinted(matrix_arg, steps, aggregate, &mut |s: &mut RangeSeries, arg: &RangeArg| {
         if counter_check && !warned_counter && !s.samples.is_empty()
             && let Some(metric) = s.labels.metric_name()
                 && !(metric.ends_with("_total")
@@ -554,15 +554,15 @@ fn range_function(
         if !s.hists.is_empty() {
             let place = crate::histrange::Place { func: name, arg: matrix_index };
             let outs = match arg.extended {
-                Some(ext) => crate::histrange::extended_points(ctx, name, &s, arg, ext, &place)?,
-                None => crate::histrange::points(ctx, name, &s, arg, &params, &eval_times, &place)?,
+                Some(ext) => crate::histrange::extended_points(ctx, name, s, arg, ext, &place)?,
+                None => crate::histrange::points(ctx, name, s, arg, &params, &eval_times, &place)?,
             };
             if outs.iter().all(Option::is_none) {
                 return Ok(());
             }
             let mut out = StepSeries {
                 hists: Vec::new(),
-                labels: s.labels,
+                labels: std::mem::take(&mut s.labels),
                 drop_name: s.drop_name || !keeps_name,
                 points: vec![None; outs.len()],
             };
@@ -576,23 +576,23 @@ fn range_function(
             return emit(out);
         }
         let points = if arg.aligned {
-            aligned_points(ctx, name, s.samples, arg, &params, &eval_times)?
+            aligned_points(ctx, name, &s.samples, arg, &params, &eval_times)?
         } else if name == "avg_over_time" && arg.resolution_ms > 0 {
-            sum_count_points(ctx, s.samples, arg, &params, &eval_times)?
+            sum_count_points(ctx, &s.samples, arg, &params, &eval_times)?
         } else {
             let applied = if arg.resolution_ms > 0 {
                 downsampled_name(name)
             } else {
                 name
             };
-            window_points(ctx, applied, &s, arg, &params, &eval_times)?
+            window_points(ctx, applied, &s.samples, arg, &params, &eval_times)?
         };
         if points.iter().all(Option::is_none) {
             return Ok(());
         }
         emit(StepSeries {
             hists: Vec::new(),
-            labels: s.labels,
+            labels: std::mem::take(&mut s.labels),
             drop_name: s.drop_name || !keeps_name,
             points,
         })
@@ -613,7 +613,7 @@ fn range_function(
 fn aligned_points(
     ctx: &Ctx<'_>,
     name: &str,
-    samples: Vec<(i64, f64)>,
+    samples: &[(i64, f64)],
     arg: &RangeArg,
     params: &[Vec<f64>],
     eval_times: &[i64],
@@ -628,6 +628,7 @@ fn aligned_points(
     match name {
         "avg_over_time" => sum_count_points(ctx, samples, &shifted, params, eval_times),
         "rate" | "increase" | "irate" => {
+            let (irate, is_rate) = (name == "irate", name == "rate");
             let mut points = Vec::with_capacity(shifted.refs.len());
             for (i, &r) in shifted.refs.iter().enumerate() {
                 ctx.check_deadline()?;
@@ -641,12 +642,10 @@ fn aligned_points(
                 let base = lo
                     .checked_sub(1)
                     .filter(|&b| samples[b].0 > start.saturating_sub(shifted.resolution_ms));
-                points.push(match (name, base) {
-                    ("irate", _) => instant_rate(&samples[base.unwrap_or(lo)..hi], true),
-                    (_, Some(b)) => {
-                        anchored_increase(&samples[b..hi], shifted.range, name == "rate")
-                    }
-                    (_, None) => extrapolated_rate(
+                points.push(match (irate, base) {
+                    (true, _) => instant_rate(&samples[base.unwrap_or(lo)..hi], true),
+                    (false, Some(b)) => anchored_increase(&samples[b..hi], shifted.range, is_rate),
+                    (false, None) => extrapolated_rate(
                         &Window {
                             samples: &samples[lo..hi],
                             start,
@@ -655,28 +654,20 @@ fn aligned_points(
                             eval_time: eval_times[i],
                         },
                         true,
-                        name == "rate",
+                        is_rate,
                     ),
                 });
             }
             Ok(points)
         }
-        _ => {
-            let series = RangeSeries {
-                labels: model::Labels::default(),
-                drop_name: true,
-                samples,
-                hists: Vec::new(),
-            };
-            window_points(
-                ctx,
-                downsampled_name(name),
-                &series,
-                &shifted,
-                params,
-                eval_times,
-            )
-        }
+        _ => window_points(
+            ctx,
+            downsampled_name(name),
+            samples,
+            &shifted,
+            params,
+            eval_times,
+        ),
     }
 }
 
@@ -708,40 +699,47 @@ fn anchored_increase(s: &[(i64, f64)], range: i64, is_rate: bool) -> Option<f64>
 /// step, the window's summed sums over its summed counts.
 fn sum_count_points(
     ctx: &Ctx<'_>,
-    samples: Vec<(i64, f64)>,
+    samples: &[(i64, f64)],
     arg: &RangeArg,
     params: &[Vec<f64>],
     eval_times: &[i64],
 ) -> Result<Vec<Option<f64>>, QueryError> {
-    let mut sums = Vec::with_capacity(samples.len() / 2);
-    let mut counts = Vec::with_capacity(samples.len() / 2);
-    for pair in samples.chunks_exact(2) {
-        sums.push(pair[0]);
-        counts.push(pair[1]);
+    if arg.extended.is_some() {
+        // Not read from a tier (extended ranges read raw samples); kept
+        // for completeness: the sums and the counts as two series.
+        let (sums, counts): (Vec<_>, Vec<_>) = samples
+            .chunks_exact(2)
+            .map(|pair| (pair[0], pair[1]))
+            .unzip();
+        let sums = window_points(ctx, "sum_over_time", &sums, arg, params, eval_times)?;
+        let counts = window_points(ctx, "sum_over_time", &counts, arg, params, eval_times)?;
+        return Ok(sums
+            .iter()
+            .zip(&counts)
+            .map(|(sum, count)| match (sum, count) {
+                (Some(sum), Some(count)) if *count > 0.0 => Some(sum / count),
+                _ => None,
+            })
+            .collect());
     }
-    let series = |samples| RangeSeries {
-        labels: model::Labels::default(),
-        drop_name: true,
-        samples,
-        hists: Vec::new(),
-    };
-    let sums = window_points(ctx, "sum_over_time", &series(sums), arg, params, eval_times)?;
-    let counts = window_points(
-        ctx,
-        "sum_over_time",
-        &series(counts),
-        arg,
-        params,
-        eval_times,
-    )?;
-    Ok(sums
-        .iter()
-        .zip(&counts)
-        .map(|(sum, count)| match (sum, count) {
-            (Some(sum), Some(count)) if *count > 0.0 => Some(sum / count),
-            _ => None,
-        })
-        .collect())
+    // Both samples of a window share its timestamp, so each step's window
+    // holds whole pairs: the sums and the counts are summed side by side
+    // in one pass, each as `sum_over_time` sums (Kahan).
+    let mut points = Vec::with_capacity(arg.refs.len());
+    for_each_window(ctx, samples, arg, |_, _, _, window| {
+        if window.is_empty() {
+            points.push(None);
+            return;
+        }
+        let (mut sum, mut sum_c, mut count, mut count_c) = (0.0, 0.0, 0.0, 0.0);
+        for pair in window.chunks_exact(2) {
+            (sum, sum_c) = kahan_inc(pair[0].1, sum, sum_c);
+            (count, count_c) = kahan_inc(pair[1].1, count, count_c);
+        }
+        let (sum, count) = (sum + sum_c, count + count_c);
+        points.push((count > 0.0).then(|| sum / count));
+    })?;
+    Ok(points)
 }
 
 /// The aggregate a range function reads from a downsampled tier; `None`
@@ -940,16 +938,38 @@ fn extended_rate(
 fn window_points(
     ctx: &Ctx<'_>,
     name: &str,
-    s: &RangeSeries,
+    samples: &[(i64, f64)],
     arg: &RangeArg,
     params: &[Vec<f64>],
     eval_times: &[i64],
 ) -> Result<Vec<Option<f64>>, QueryError> {
     if let Some(ext) = arg.extended {
-        return extended_points(ctx, name, &s.samples, arg, ext);
+        return extended_points(ctx, name, samples, arg, ext);
     }
+    let f = RangeFn::of(name);
     let mut points = Vec::with_capacity(arg.refs.len());
-    let samples = &s.samples;
+    for_each_window(ctx, samples, arg, |i, start, r, window| {
+        let w = Window {
+            samples: window,
+            start,
+            end: r,
+            range: arg.range,
+            eval_time: eval_times[i],
+        };
+        points.push(apply_range_fn(f, &w, params, i));
+    })?;
+    Ok(points)
+}
+
+/// Calls `f(step, start, end, window)` for each step's window of
+/// `samples` (ascending): those in `(start, end]`, `end` the step's
+/// reference time and `start` one range before it.
+fn for_each_window(
+    ctx: &Ctx<'_>,
+    samples: &[(i64, f64)],
+    arg: &RangeArg,
+    mut f: impl FnMut(usize, i64, i64, &[(i64, f64)]),
+) -> Result<(), QueryError> {
     let (mut lo, mut hi) = (0usize, 0usize);
     for (i, &r) in arg.refs.iter().enumerate() {
         ctx.check_deadline()?;
@@ -968,17 +988,9 @@ fn window_points(
         while hi < samples.len() && samples[hi].0 <= r {
             hi += 1;
         }
-        let window = &samples[lo..hi];
-        let w = Window {
-            samples: window,
-            start,
-            end: r,
-            range: arg.range,
-            eval_time: eval_times[i],
-        };
-        points.push(apply_range(name, &w, params, i));
+        f(i, start, r, &samples[lo..hi]);
     }
-    Ok(points)
+    Ok(())
 }
 
 /// One step's window over a series.
@@ -996,31 +1008,109 @@ pub(crate) fn apply_range(
     params: &[Vec<f64>],
     i: usize,
 ) -> Option<f64> {
+    apply_range_fn(RangeFn::of(name), w, params, i)
+}
+
+/// A range function, named once per query rather than matched by name at
+/// every step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RangeFn {
+    Rate,
+    Increase,
+    Delta,
+    Irate,
+    Idelta,
+    Avg,
+    Sum,
+    Count,
+    Min,
+    Max,
+    Last,
+    First,
+    TsOfLast,
+    TsOfFirst,
+    TsOfMin,
+    TsOfMax,
+    Present,
+    Stddev,
+    Stdvar,
+    Quantile,
+    Mad,
+    Changes,
+    Resets,
+    Deriv,
+    PredictLinear,
+    DoubleExponentialSmoothing,
+    /// A name that is not a float range function: no value.
+    Other,
+}
+
+impl RangeFn {
+    pub(crate) fn of(name: &str) -> RangeFn {
+        match name {
+            "rate" => RangeFn::Rate,
+            "increase" => RangeFn::Increase,
+            "delta" => RangeFn::Delta,
+            "irate" => RangeFn::Irate,
+            "idelta" => RangeFn::Idelta,
+            "avg_over_time" => RangeFn::Avg,
+            "sum_over_time" => RangeFn::Sum,
+            "count_over_time" => RangeFn::Count,
+            "min_over_time" => RangeFn::Min,
+            "max_over_time" => RangeFn::Max,
+            "last_over_time" => RangeFn::Last,
+            "first_over_time" => RangeFn::First,
+            "ts_of_last_over_time" => RangeFn::TsOfLast,
+            "ts_of_first_over_time" => RangeFn::TsOfFirst,
+            "ts_of_min_over_time" => RangeFn::TsOfMin,
+            "ts_of_max_over_time" => RangeFn::TsOfMax,
+            "present_over_time" => RangeFn::Present,
+            "stddev_over_time" => RangeFn::Stddev,
+            "stdvar_over_time" => RangeFn::Stdvar,
+            "quantile_over_time" => RangeFn::Quantile,
+            "mad_over_time" => RangeFn::Mad,
+            "changes" => RangeFn::Changes,
+            "resets" => RangeFn::Resets,
+            "deriv" => RangeFn::Deriv,
+            "predict_linear" => RangeFn::PredictLinear,
+            "double_exponential_smoothing" => RangeFn::DoubleExponentialSmoothing,
+            _ => RangeFn::Other,
+        }
+    }
+}
+
+/// [`apply_range`] for a function already looked up.
+pub(crate) fn apply_range_fn(
+    f: RangeFn,
+    w: &Window<'_>,
+    params: &[Vec<f64>],
+    i: usize,
+) -> Option<f64> {
     let s = w.samples;
     if s.is_empty() {
         return None;
     }
     let values = || s.iter().map(|(_, v)| *v);
-    Some(match name {
-        "rate" => extrapolated_rate(w, true, true)?,
-        "increase" => extrapolated_rate(w, true, false)?,
-        "delta" => extrapolated_rate(w, false, false)?,
-        "irate" => instant_rate(s, true)?,
-        "idelta" => instant_rate(s, false)?,
-        "avg_over_time" => avg(values()),
-        "sum_over_time" => {
+    Some(match f {
+        RangeFn::Rate => extrapolated_rate(w, true, true)?,
+        RangeFn::Increase => extrapolated_rate(w, true, false)?,
+        RangeFn::Delta => extrapolated_rate(w, false, false)?,
+        RangeFn::Irate => instant_rate(s, true)?,
+        RangeFn::Idelta => instant_rate(s, false)?,
+        RangeFn::Avg => avg(values()),
+        RangeFn::Sum => {
             let (sum, c) = values().fold((0.0, 0.0), |(s, c), v| kahan_inc(v, s, c));
             sum + c
         }
-        "count_over_time" => s.len() as f64,
-        "min_over_time" => values().fold(f64::NAN, |m, v| if v < m || m.is_nan() { v } else { m }),
-        "max_over_time" => values().fold(f64::NAN, |m, v| if v > m || m.is_nan() { v } else { m }),
-        "last_over_time" => s[s.len() - 1].1,
-        "first_over_time" => s[0].1,
-        "ts_of_last_over_time" => s[s.len() - 1].0 as f64 / 1000.0,
-        "ts_of_first_over_time" => s[0].0 as f64 / 1000.0,
-        "ts_of_min_over_time" | "ts_of_max_over_time" => {
-            let want_max = name == "ts_of_max_over_time";
+        RangeFn::Count => s.len() as f64,
+        RangeFn::Min => values().fold(f64::NAN, |m, v| if v < m || m.is_nan() { v } else { m }),
+        RangeFn::Max => values().fold(f64::NAN, |m, v| if v > m || m.is_nan() { v } else { m }),
+        RangeFn::Last => s[s.len() - 1].1,
+        RangeFn::First => s[0].1,
+        RangeFn::TsOfLast => s[s.len() - 1].0 as f64 / 1000.0,
+        RangeFn::TsOfFirst => s[0].0 as f64 / 1000.0,
+        RangeFn::TsOfMin | RangeFn::TsOfMax => {
+            let want_max = f == RangeFn::TsOfMax;
             let mut best = s[0];
             for &(t, v) in &s[1..] {
                 let better = if want_max {
@@ -1034,14 +1124,14 @@ pub(crate) fn apply_range(
             }
             best.0 as f64 / 1000.0
         }
-        "present_over_time" => 1.0,
-        "stddev_over_time" => stdvar(values()).sqrt(),
-        "stdvar_over_time" => stdvar(values()),
-        "quantile_over_time" => {
+        RangeFn::Present => 1.0,
+        RangeFn::Stddev => stdvar(values()).sqrt(),
+        RangeFn::Stdvar => stdvar(values()),
+        RangeFn::Quantile => {
             let mut v: Vec<f64> = values().collect();
             quantile(params[0][i], &mut v)
         }
-        "mad_over_time" => {
+        RangeFn::Mad => {
             let mut v: Vec<f64> = values().collect();
             if v.iter().any(|x| x.is_nan()) {
                 return Some(f64::NAN);
@@ -1050,7 +1140,7 @@ pub(crate) fn apply_range(
             let mut dev: Vec<f64> = v.iter().map(|x| (x - median).abs()).collect();
             quantile(0.5, &mut dev)
         }
-        "changes" => {
+        RangeFn::Changes => {
             let mut n = 0.0;
             for pair in s.windows(2) {
                 let (a, b) = (pair[0].1, pair[1].1);
@@ -1060,21 +1150,21 @@ pub(crate) fn apply_range(
             }
             n
         }
-        "resets" => s.windows(2).filter(|p| p[1].1 < p[0].1).count() as f64,
-        "deriv" => {
+        RangeFn::Resets => s.windows(2).filter(|p| p[1].1 < p[0].1).count() as f64,
+        RangeFn::Deriv => {
             if s.len() < 2 {
                 return None;
             }
             linear_regression(s, s[0].0).0
         }
-        "predict_linear" => {
+        RangeFn::PredictLinear => {
             if s.len() < 2 {
                 return None;
             }
             let (slope, intercept) = linear_regression(s, w.eval_time);
             intercept + slope * params[0][i]
         }
-        "double_exponential_smoothing" => {
+        RangeFn::DoubleExponentialSmoothing => {
             if s.len() < 2 {
                 return None;
             }
@@ -1092,7 +1182,7 @@ pub(crate) fn apply_range(
             }
             s1
         }
-        _ => return None,
+        RangeFn::Other => return None,
     })
 }
 
@@ -1659,4 +1749,90 @@ fn date_parts(t: f64) -> Option<(i64, i64)> {
 fn date_of(t: f64) -> Option<(i64, u32, u32)> {
     let (days, _) = date_parts(t)?;
     Some(time::civil_from_days(days))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::RangeArg;
+
+    struct NoStorage;
+
+    impl model::storage::Queryable for NoStorage {
+        fn querier(
+            &self,
+            _: i64,
+            _: i64,
+        ) -> model::storage::Result<Box<dyn model::storage::Querier>> {
+            Err(model::storage::StorageError::new(
+                model::storage::StorageErrorKind::Closed,
+                "no storage",
+            ))
+        }
+    }
+
+    /// `avg_over_time` over a tier's (sum, count) pairs in one pass gives
+    /// what summing the sums and the counts as two `sum_over_time` series
+    /// gives, bit for bit, for steps that move and steps pinned by `@`.
+    #[test]
+    fn sum_count_pairs_in_one_pass_equal_two_sum_passes() {
+        let ctx = Ctx::new(
+            &NoStorage,
+            "",
+            300_000,
+            0,
+            0,
+            std::time::Instant::now() + std::time::Duration::from_secs(60),
+            usize::MAX,
+        );
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..50 {
+            let mut samples = Vec::new();
+            let mut t = 0;
+            for _ in 0..(next() % 300) {
+                t += 1 + (next() % 5) as i64 * 1000;
+                let sum = (next() % 1_000_000) as f64 / 7.0 - 1000.0;
+                let count = (next() % 13) as f64;
+                samples.push((t, if next() % 50 == 0 { f64::NAN } else { sum }));
+                samples.push((t, count));
+            }
+            let range = 1000 * (1 + (next() % 20) as i64);
+            let refs: Vec<i64> = if round % 5 == 0 {
+                vec![t / 2; 10]
+            } else {
+                (0..40).map(|i| i * 2500).collect()
+            };
+            let arg = RangeArg {
+                refs: refs.clone(),
+                range,
+                resolution_ms: 1000,
+                extended: None,
+                aligned: false,
+            };
+            let got = sum_count_points(&ctx, &samples, &arg, &[], &refs).unwrap();
+            let (sums, counts): (Vec<_>, Vec<_>) = samples
+                .chunks_exact(2)
+                .map(|pair| (pair[0], pair[1]))
+                .unzip();
+            let sums = window_points(&ctx, "sum_over_time", &sums, &arg, &[], &refs).unwrap();
+            let counts = window_points(&ctx, "sum_over_time", &counts, &arg, &[], &refs).unwrap();
+            let want: Vec<Option<f64>> = sums
+                .iter()
+                .zip(&counts)
+                .map(|(sum, count)| match (sum, count) {
+                    (Some(sum), Some(count)) if *count > 0.0 => Some(sum / count),
+                    _ => None,
+                })
+                .collect();
+            let bits =
+                |v: &[Option<f64>]| v.iter().map(|p| p.map(f64::to_bits)).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "round {round}");
+        }
+    }
 }

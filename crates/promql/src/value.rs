@@ -148,6 +148,19 @@ pub(crate) struct RangeSeries {
     pub hists: Vec<(i64, Hist)>,
 }
 
+impl RangeSeries {
+    /// The series, leaving an empty one in its place (a sink that keeps
+    /// what the selector lends it).
+    pub fn take(&mut self) -> RangeSeries {
+        RangeSeries {
+            labels: std::mem::take(&mut self.labels),
+            drop_name: self.drop_name,
+            samples: std::mem::take(&mut self.samples),
+            hists: std::mem::take(&mut self.hists),
+        }
+    }
+}
+
 /// What an expression evaluates to inside the engine.
 #[derive(Debug)]
 pub(crate) enum Val {

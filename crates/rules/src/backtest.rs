@@ -756,7 +756,7 @@ impl OverlayQuerier {
             let from = if latest { to - 1 } else { from };
             out.push(Series::floats(
                 labels.clone(),
-                Box::new((from..to).map(move |i| samples[i])),
+                model::storage::SampleIter::from_stream((from..to).map(move |i| samples[i])),
             ));
         }
         out

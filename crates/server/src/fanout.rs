@@ -28,7 +28,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use model::histogram::{CounterResetHint, FloatHistogram};
-use model::storage::{Querier, Queryable, Result, Series, SeriesSet, Storage};
+use model::storage::{Querier, Queryable, Result, SampleIter, Series, SeriesSet, Storage};
 use model::{Labels, LabelsBuilder, MatchOp, Matcher};
 use remote::read_client::{ReadClient, ReadSeriesData};
 
@@ -321,7 +321,7 @@ impl Iterator for MergeSet {
                 let remote = self.remote.next()?;
                 Some(Ok(Series {
                     labels: remote.labels,
-                    samples: Box::new(remote.samples.into_iter()),
+                    samples: SampleIter::from_vec(remote.samples),
                     histograms: Box::new(remote.histograms.into_iter()),
                 }))
             }
@@ -331,11 +331,11 @@ impl Iterator for MergeSet {
                     Err(e) => return Some(Err(e)),
                 };
                 let remote = self.remote.next()?;
-                let samples = merge_samples(local.samples.collect(), remote.samples);
+                let samples = merge_samples(local.samples.into_vec(), remote.samples);
                 let histograms = merge_histograms(local.histograms.collect(), remote.histograms);
                 Some(Ok(Series {
                     labels: local.labels,
-                    samples: Box::new(samples.into_iter()),
+                    samples: SampleIter::from_vec(samples),
                     histograms: Box::new(histograms.into_iter()),
                 }))
             }

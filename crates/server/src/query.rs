@@ -422,29 +422,65 @@ fn write_point(out: &mut String, t: i64, v: f64) {
 /// Unix seconds with the milliseconds as decimals, trailing zeros dropped:
 /// 1500 ms is `1.5`, 1000 ms is `1`, -1 ms is `-0.001`.
 pub(crate) fn write_timestamp(out: &mut String, t_ms: i64) {
-    let negative = t_ms < 0;
     let abs = t_ms.unsigned_abs();
     let (secs, ms) = (abs / 1000, abs % 1000);
-    if negative {
+    if t_ms < 0 {
         out.push('-');
     }
-    let _ = write!(out, "{secs}");
+    write_u64(out, secs);
     if ms != 0 {
-        let frac = format!("{ms:03}");
+        // Three digits, trailing zeros dropped.
+        let digits = [ms / 100, ms / 10 % 10, ms % 10];
+        let keep = if ms % 10 != 0 {
+            3
+        } else if ms % 100 != 0 {
+            2
+        } else {
+            1
+        };
         out.push('.');
-        out.push_str(frac.trim_end_matches('0'));
+        for d in &digits[..keep] {
+            out.push(char::from(b'0' + *d as u8));
+        }
+    }
+}
+
+/// `n` in decimal, without the formatting machinery: a range query's
+/// answer writes one of these per point.
+fn write_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
     }
 }
 
 /// Go's `strconv.FormatFloat(v, 'f', -1, 64)`, which Prometheus uses: the
 /// shortest digits that read back exactly, never an exponent.
 pub(crate) fn write_value(out: &mut String, v: f64) {
+    /// Below this every integer is a float exactly, and its shortest
+    /// digits are its integer digits.
+    const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
     if v.is_nan() {
         out.push_str("NaN");
     } else if v == f64::INFINITY {
         out.push_str("+Inf");
     } else if v == f64::NEG_INFINITY {
         out.push_str("-Inf");
+    } else if v.fract() == 0.0 && v.abs() < EXACT_INTEGERS && !(v == 0.0 && v.is_sign_negative()) {
+        // Whole numbers (counts, counter values) skip float formatting.
+        if v < 0.0 {
+            out.push('-');
+        }
+        write_u64(out, v.abs() as u64);
     } else {
         // Rust's Display for f64 is shortest-round-trip and never uses an
         // exponent, like Go's 'f' with precision -1.
@@ -534,6 +570,62 @@ mod tests {
             let mut s = String::new();
             write_value(&mut s, v);
             assert_eq!(s, want);
+        }
+    }
+
+    /// The hand-written integer paths write what the formatter would.
+    #[test]
+    fn fast_paths_write_what_display_writes() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut values = vec![
+            0.0,
+            1.0,
+            -1.0,
+            9.0,
+            10.0,
+            4503599627370496.0,
+            9007199254740991.0,
+        ];
+        values.extend([9007199254740992.0, -9007199254740993.0, 1e300, 0.5, -0.25]);
+        for _ in 0..20_000 {
+            let r = next();
+            values.push((r >> 11) as f64 * if r & 1 == 1 { -1.0 } else { 1.0 });
+            values.push((r % 100_000) as f64);
+            values.push(f64::from_bits(r));
+            // Decimals from about 1e-22 to 1e22.
+            let scale = 10f64.powi((r % 44) as i32 - 22);
+            values.push((r >> 20) as f64 * scale / 4096.0);
+            values.push(-((r >> 40) as f64) / 7.0 * scale);
+            values.push(((r >> 8) as f64).sin() * scale);
+        }
+        values.extend([
+            1e-5,
+            9.99999e-6,
+            1e15 - 0.5,
+            1e15 + 0.5,
+            0.1,
+            1.0 / 3.0,
+            2.5e-5,
+        ]);
+        for v in values.into_iter().filter(|v| v.is_finite()) {
+            let mut s = String::new();
+            write_value(&mut s, v);
+            assert_eq!(s, format!("{v}"), "{v:?}");
+        }
+        for _ in 0..20_000 {
+            let ms = next() as i64 >> (next() % 60);
+            let mut s = String::new();
+            write_timestamp(&mut s, ms);
+            let (abs, sign) = (ms.unsigned_abs(), if ms < 0 { "-" } else { "" });
+            let want = format!("{sign}{}.{:03}", abs / 1000, abs % 1000);
+            let want = want.trim_end_matches('0').trim_end_matches('.');
+            assert_eq!(s, want, "{ms}");
         }
     }
 

@@ -153,7 +153,7 @@ impl Querier for MemoryQuerier {
             .map(|(labels, samples)| {
                 Ok(Series::floats(
                     labels.clone(),
-                    Box::new(samples.clone().into_iter()),
+                    model::storage::SampleIter::from_vec(samples.clone()),
                 ))
             })
             .collect();

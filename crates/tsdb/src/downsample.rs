@@ -1148,6 +1148,22 @@ pub fn decode_chunk_column(
     }))
 }
 
+/// Whether [`decode_chunk_column`] of this chunk gives a column for
+/// `aggregate` (`Some`), read from the chunk's header alone: a version 1
+/// chunk keeps every aggregate, a version 2 chunk those of its kind.
+pub fn chunk_keeps(bytes: &[u8], aggregate: Aggregate) -> Result<bool, ChunkError> {
+    if !is_v2(bytes) {
+        return Ok(true);
+    }
+    let (kind, _, _) = get_header_v2(bytes)?;
+    let kept = match kind {
+        KIND_COUNTER => Kept::Counter,
+        KIND_GAUGE => Kept::Gauge,
+        _ => Kept::Count,
+    };
+    Ok(kept.keeps(aggregate))
+}
+
 fn decode_chunk_column_v2(
     bytes: &[u8],
     aggregate: Aggregate,

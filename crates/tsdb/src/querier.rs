@@ -522,7 +522,7 @@ fn decode_one(labels: Labels, parts: Vec<Part>, mint: i64, maxt: i64) -> Option<
         Ok((samples, histograms)) if samples.is_empty() && histograms.is_empty() => None,
         Ok((samples, histograms)) => Some(Ok(Series {
             labels,
-            samples: Box::new(samples.into_iter()) as SampleIter,
+            samples: SampleIter::from_vec(samples),
             histograms: histogram_iter(histograms),
         })),
         Err(e) => Some(Err(e)),
@@ -595,8 +595,8 @@ impl DbQuerier {
         chosen: usize,
         resolution: i64,
         aggregate: Aggregate,
-    ) -> Result<BTreeMap<Labels, Vec<Column>>> {
-        let mut series: BTreeMap<Labels, Vec<Column>> = BTreeMap::new();
+    ) -> Result<BTreeMap<Labels, Vec<Piece>>> {
+        let mut series: BTreeMap<Labels, Vec<Piece>> = BTreeMap::new();
         // Series whose tier points do not keep the aggregate, by the span
         // of the block that has them: read from raw data instead (where
         // raw still holds it; see docs/format/downsample.md).
@@ -613,7 +613,10 @@ impl DbQuerier {
                             if let Some(column) = Run::from_samples(&samples, resolution)
                                 .and_then(|run| Column::from_run(&run, aggregate))
                             {
-                                series.entry(s.labels).or_default().push(column);
+                                series
+                                    .entry(s.labels)
+                                    .or_default()
+                                    .push(Piece::Column(column));
                             }
                         }
                     }
@@ -623,21 +626,47 @@ impl DbQuerier {
                             if m.min_time > maxt || m.max_time <= mint {
                                 continue;
                             }
+                            let own = m.downsample.map(|d| d.resolution) == Some(resolution);
                             for s in block.select(matchers, mint, maxt).map_err(block_err)? {
-                                match crate::tiers::series_column(
-                                    block, &s, mint, maxt, resolution, aggregate,
-                                )
-                                .map_err(block_err)?
-                                {
-                                    TierRead::Column(column) => {
-                                        series.entry(s.labels).or_default().push(column)
+                                // At the block's own resolution the column
+                                // is decoded when the series is read (see
+                                // `Piece::Tier`); whether the chunks keep
+                                // the aggregate is in their headers.
+                                let read = if own {
+                                    match crate::tiers::series_keeps(block, &s, aggregate)
+                                        .map_err(block_err)?
+                                    {
+                                        true => None,
+                                        false => Some(TierRead::NotKept),
                                     }
-                                    TierRead::NotKept => {
+                                } else {
+                                    Some(
+                                        crate::tiers::series_column(
+                                            block, &s, mint, maxt, resolution, aggregate,
+                                        )
+                                        .map_err(block_err)?,
+                                    )
+                                };
+                                match read {
+                                    None => {
+                                        let labels = s.labels.clone();
+                                        series.entry(labels).or_default().push(Piece::Tier {
+                                            block: Arc::clone(block),
+                                            chunks: s,
+                                            mint,
+                                            maxt,
+                                        });
+                                    }
+                                    Some(TierRead::Column(column)) => series
+                                        .entry(s.labels)
+                                        .or_default()
+                                        .push(Piece::Column(column)),
+                                    Some(TierRead::NotKept) => {
                                         let span =
                                             (m.min_time.max(mint), (m.max_time - 1).min(maxt));
                                         not_kept.entry(span).or_default().insert(s.labels);
                                     }
-                                    TierRead::Nothing => {}
+                                    Some(TierRead::Nothing) => {}
                                 }
                             }
                         }
@@ -655,7 +684,10 @@ impl DbQuerier {
                 if let Some(column) = Run::from_samples(&samples, resolution)
                     .and_then(|run| Column::from_run(&run, aggregate))
                 {
-                    series.entry(s.labels).or_default().push(column);
+                    series
+                        .entry(s.labels)
+                        .or_default()
+                        .push(Piece::Column(column));
                 }
             }
         }
@@ -663,21 +695,72 @@ impl DbQuerier {
     }
 }
 
+/// Where one stretch of a stitched series comes from.
+enum Piece {
+    /// Already read: raw samples made into windows, or a coarser column
+    /// made from a finer tier's.
+    Column(Column),
+    /// A tier block's chunks at the resolution asked for, decoded only
+    /// when the series is read: a select hands out series one by one, so
+    /// one series' columns are freed before the next one's are decoded,
+    /// and a year of window points is never all in memory at once (the
+    /// allocator then reuses what it has instead of asking the kernel for
+    /// fresh pages each time).
+    Tier {
+        block: Arc<Block>,
+        chunks: crate::block::SeriesChunks,
+        mint: i64,
+        maxt: i64,
+    },
+}
+
+/// The columns of a series' pieces, each decoded now if it was not yet.
+fn read_pieces(pieces: Vec<Piece>, resolution: i64, aggregate: Aggregate) -> Result<Vec<Column>> {
+    let mut columns = Vec::with_capacity(pieces.len());
+    for piece in pieces {
+        match piece {
+            Piece::Column(column) => columns.push(column),
+            Piece::Tier {
+                block,
+                chunks,
+                mint,
+                maxt,
+            } => match crate::tiers::series_column(
+                &block, &chunks, mint, maxt, resolution, aggregate,
+            )
+            .map_err(block_err)?
+            {
+                TierRead::Column(column) => columns.push(column),
+                TierRead::Nothing => {}
+                // The headers said the chunks keep it.
+                TierRead::NotKept => {
+                    return Err(StorageError::new(
+                        StorageErrorKind::Io,
+                        format!(
+                            "tier block {}: chunk headers and contents disagree on the aggregates kept",
+                            block.dir().display()
+                        ),
+                    ));
+                }
+            },
+        }
+    }
+    Ok(columns)
+}
+
 /// The samples of a stitched series for one aggregate: each column's own
-/// samples in turn, with the counter offsets shifted as joining the
-/// columns would (`Column::append`), but without copying them into one
-/// vector (for a year of hourly points that copy and its allocation were
-/// a tenth of a tiered query's time).
-fn aggregate_samples(columns: Vec<Column>, aggregate: Aggregate) -> Joined {
+/// samples as one run of the answer, with the counter offsets shifted as
+/// joining the columns would (`Column::append`), but without copying them
+/// into one vector (for a year of hourly points that copy and its
+/// allocation were a tenth of a tiered query's time). `None` when no
+/// column has a point.
+fn aggregate_samples(columns: Vec<Column>, aggregate: Aggregate) -> Option<SampleIter> {
     let mut columns = columns;
     columns.retain(|c| !c.pairs.is_empty());
+    if columns.is_empty() {
+        return None;
+    }
     columns.sort_by_key(|c| c.pairs[0].0);
-    let remaining = columns.iter().map(|c| c.pairs.len()).sum::<usize>()
-        * if aggregate == Aggregate::SumCount {
-            2
-        } else {
-            1
-        };
     let mut parts = Vec::with_capacity(columns.len());
     let mut before: Option<(f64, f64)> = None;
     for mut c in columns {
@@ -688,37 +771,7 @@ fn aggregate_samples(columns: Vec<Column>, aggregate: Aggregate) -> Joined {
         before = c.end();
         parts.push(c.into_samples_after(aggregate, flag_before));
     }
-    Joined {
-        parts: parts.into_iter(),
-        current: Vec::new().into_iter(),
-        remaining,
-    }
-}
-
-/// The samples of several vectors in turn, with an exact length.
-struct Joined {
-    parts: std::vec::IntoIter<Vec<(i64, f64)>>,
-    current: std::vec::IntoIter<(i64, f64)>,
-    remaining: usize,
-}
-
-impl Iterator for Joined {
-    type Item = (i64, f64);
-
-    #[inline]
-    fn next(&mut self) -> Option<(i64, f64)> {
-        loop {
-            if let Some(sample) = self.current.next() {
-                self.remaining = self.remaining.saturating_sub(1);
-                return Some(sample);
-            }
-            self.current = self.parts.next()?.into_iter();
-        }
-    }
-
-    fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.remaining, Some(self.remaining))
-    }
+    Some(SampleIter::from_runs(parts))
 }
 
 impl Querier for DbQuerier {
@@ -750,14 +803,12 @@ impl Querier for DbQuerier {
         } else {
             self.stitched(matchers, chosen, resolution, aggregate)?
         };
-        let iter = series.into_iter().filter_map(move |(labels, columns)| {
-            let samples = aggregate_samples(columns, aggregate);
-            (samples.remaining > 0).then(|| {
-                Ok(Series::floats(
-                    labels,
-                    Box::new(samples.into_iter()) as SampleIter,
-                ))
-            })
+        let iter = series.into_iter().filter_map(move |(labels, pieces)| {
+            match read_pieces(pieces, resolution, aggregate) {
+                Ok(columns) => aggregate_samples(columns, aggregate)
+                    .map(|samples| Ok(Series::floats(labels, samples))),
+                Err(e) => Some(Err(e)),
+            }
         });
         Ok(HintedSet {
             resolution_ms: resolution,
@@ -798,7 +849,7 @@ impl Querier for DbQuerier {
                     (!samples.is_empty() || !histograms.is_empty()).then(|| {
                         Ok(Series {
                             labels,
-                            samples: Box::new(samples.into_iter()) as SampleIter,
+                            samples: SampleIter::from_vec(samples),
                             histograms: histogram_iter(histograms),
                         })
                     })

@@ -323,6 +323,32 @@ pub(crate) fn series_column(
         .map_or(TierRead::Nothing, TierRead::Column))
 }
 
+/// Whether [`series_column`] of a series of a block at the block's own
+/// resolution finds `aggregate` kept (anything but
+/// [`TierRead::NotKept`]), from the chunks' headers alone.
+pub(crate) fn series_keeps(
+    block: &Block,
+    s: &crate::block::SeriesChunks,
+    aggregate: Aggregate,
+) -> Result<bool, BlockError> {
+    for &(_, _, r) in &s.chunks {
+        let (encoding, bytes) = block.chunk(r)?;
+        if encoding != AGGREGATE_ENCODING {
+            return Err(BlockError::corrupt(
+                block.dir(),
+                r.0,
+                &format!("chunk encoding {encoding} in a downsampled block"),
+            ));
+        }
+        let keeps = crate::downsample::chunk_keeps(bytes, aggregate)
+            .map_err(|e| BlockError::corrupt(block.dir(), r.0, &e.to_string()))?;
+        if !keeps {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Downsamples `[start, end)` of `source` into a new block of the tier in
 /// `tier_dir`. The block is written even when no series has data there,
 /// so the range counts as done.
