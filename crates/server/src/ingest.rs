@@ -9,13 +9,18 @@
 //! for the series they refused, so that one sender's new series cannot
 //! hold back the samples of its existing ones.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use model::exposition::{Entry, Format, Parser, sample_labels};
+
+use model::exposition::{
+    Format, LazyEntry, LazySample, ParseError, Parser, sample_labels, split_at_lines,
+};
+use model::labels::FastBuildHasher;
 use model::limits::WriteOrigin;
 use model::storage::{Appendable, StorageError, StorageErrorKind};
 use model::{Labels, LabelsBuilder, METRIC_NAME};
@@ -111,26 +116,6 @@ impl Refusals {
             ),
         ))
     }
-}
-
-/// Stages every sample in one appender and commits once. On any error the
-/// appender is rolled back, so nothing of the batch is stored.
-pub(crate) fn append_all<'a>(
-    storage: &dyn Appendable,
-    origin: Option<&WriteOrigin>,
-    batch: impl IntoIterator<Item = (&'a Labels, i64, f64)>,
-) -> Result<(), ApiError> {
-    let mut appender = storage.appender();
-    if let Some(origin) = origin {
-        appender.set_origin(origin);
-    }
-    for (labels, t, v) in batch {
-        if let Err(e) = appender.append(labels, t, v) {
-            appender.rollback();
-            return Err(ApiError::from_write(e));
-        }
-    }
-    appender.commit().map_err(ApiError::from_write)
 }
 
 impl From<RemoteWriteError> for ApiError {
@@ -549,52 +534,218 @@ fn parse_extra_labels(params: &Params) -> Result<Vec<(String, String)>, ApiError
     Ok(extra)
 }
 
-/// Parses a whole text exposition body into samples: timestamps are
-/// milliseconds, absent ones become `now_ms`; metadata and exemplars are
-/// skipped. Any error refuses the whole body.
+/// One imported series: its labels and its samples in body order.
+pub type ImportSeries = (Labels, Vec<(i64, f64)>);
+
+/// The smallest piece of an import body worth a thread of its own.
+const MIN_IMPORT_PIECE_BYTES: usize = 1 << 20;
+
+/// Parses a whole text exposition body into its series, each with its
+/// samples in body order: timestamps are milliseconds, absent ones become
+/// `now_ms`; metadata and exemplars are skipped. Any error refuses the
+/// whole body; it is the first one in the body, with its line counted
+/// from the body's start.
+///
+/// A large body is cut at line ends into pieces that threads parse at
+/// once (as many as `available_parallelism` says). Each piece looks a
+/// sample's series up by its text as written, so the labels of a series
+/// are parsed and checked once per piece, not once per line.
 pub fn parse_import(
     body: &[u8],
     extra_labels: &[(String, String)],
     now_ms: i64,
-) -> Result<Vec<(Labels, i64, f64)>, ApiError> {
-    let mut samples = Vec::new();
-    for entry in Parser::new(body, Format::Text) {
-        let entry = entry.map_err(|e| ApiError::bad_data(format!("cannot parse body: {e}")))?;
-        let Entry::Sample {
-            name,
-            labels,
-            value,
-            timestamp_ms,
-            ..
-        } = entry
-        else {
+) -> Result<Vec<ImportSeries>, ApiError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pieces = split_at_lines(
+        body,
+        threads.min(body.len() / MIN_IMPORT_PIECE_BYTES + 1),
+    );
+    if pieces.len() <= 1 {
+        return parse_import_piece(body, false, extra_labels, now_ms)
+            .map_err(|e| e.into_api_error(0));
+    }
+    let results: Vec<Result<Vec<ImportSeries>, PieceError>> = std::thread::scope(|scope| {
+        let others: Vec<_> = pieces[1..]
+            .iter()
+            .map(|piece| {
+                let input = &body[piece.clone()];
+                let more_follows = piece.end < body.len();
+                scope.spawn(move || parse_import_piece(input, more_follows, extra_labels, now_ms))
+            })
+            .collect();
+        let first = parse_import_piece(&body[pieces[0].clone()], true, extra_labels, now_ms);
+        std::iter::once(first)
+            .chain(
+                others
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+            )
+            .collect()
+    });
+    // Join the pieces' series in body order, so each series keeps its
+    // samples in body order.
+    let mut joined: Vec<ImportSeries> = Vec::new();
+    let mut index: HashMap<Labels, usize, FastBuildHasher> = HashMap::default();
+    for (piece, result) in pieces.iter().zip(results) {
+        let series = match result {
+            Ok(series) => series,
+            Err(error) => {
+                let before = body[..piece.start].iter().filter(|&&b| b == b'\n').count();
+                return Err(error.into_api_error(before));
+            }
+        };
+        for (labels, mut samples) in series {
+            match index.get(&labels) {
+                Some(&i) => joined[i].1.append(&mut samples),
+                None => {
+                    index.insert(labels.clone(), joined.len());
+                    joined.push((labels, samples));
+                }
+            }
+        }
+    }
+    Ok(joined)
+}
+
+/// Why a piece of an import body was refused.
+enum PieceError {
+    /// A syntax error, its line counted within the piece.
+    Parse(ParseError),
+    /// A series the syntax allows but the store does not.
+    Series(String),
+}
+
+impl PieceError {
+    /// The answer, `before` being the lines of the body before the piece.
+    fn into_api_error(self, before: usize) -> ApiError {
+        match self {
+            PieceError::Parse(mut e) => {
+                e.line += before;
+                ApiError::bad_data(format!("cannot parse body: {e}"))
+            }
+            PieceError::Series(message) => ApiError::bad_data(message),
+        }
+    }
+}
+
+/// Parses one piece of an import body (see [`Parser::fragment`]): its
+/// series in order of first appearance, each with its samples in order.
+fn parse_import_piece(
+    input: &[u8],
+    more_follows: bool,
+    extra_labels: &[(String, String)],
+    now_ms: i64,
+) -> Result<Vec<ImportSeries>, PieceError> {
+    let mut parser = Parser::fragment(input, Format::Text, more_follows).reuse_series();
+    // Series text as written -> series number; two spellings of one label
+    // set (label order, or labels an extra label replaces) share a number
+    // through `by_labels`.
+    let mut by_text: HashMap<&[u8], usize, FastBuildHasher> = HashMap::default();
+    let mut by_labels: HashMap<Labels, usize, FastBuildHasher> = HashMap::default();
+    let mut series: Vec<ImportSeries> = Vec::new();
+    let mut last: Option<(&[u8], usize)> = None;
+    while let Some(entry) = parser.next_lazy() {
+        let LazyEntry::Sample(sample) = entry.map_err(PieceError::Parse)? else {
             continue;
         };
-        let mut names: Vec<&str> = labels.iter().map(|(n, _)| n.as_ref()).collect();
-        names.push(METRIC_NAME);
-        names.sort_unstable();
-        if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(ApiError::bad_data(format!(
-                "cannot parse body: duplicate label name {:?} in series {name:?}",
-                pair[0]
-            )));
-        }
-        let mut series = sample_labels(&name, &labels);
-        if !extra_labels.is_empty() {
-            let mut builder = LabelsBuilder::from_labels(&series);
-            for (n, v) in extra_labels {
-                builder.set(n.clone(), v.clone());
+        let text = sample.series();
+        // Lines of one series often come one after another: compare with
+        // the last line's series before hashing.
+        let cached = match last {
+            Some((last_text, i)) if last_text == text => Some(i),
+            _ => by_text.get(text).copied(),
+        };
+        let i = match cached {
+            Some(i) => i,
+            None => {
+                let labels = import_labels(&sample, extra_labels)?;
+                let i = match by_labels.get(&labels) {
+                    Some(&i) => i,
+                    None => {
+                        by_labels.insert(labels.clone(), series.len());
+                        series.push((labels, Vec::new()));
+                        series.len() - 1
+                    }
+                };
+                by_text.insert(text, i);
+                i
             }
-            series = builder.build();
-        }
-        if series.metric_name().is_none_or(str::is_empty) {
-            return Err(ApiError::bad_data(format!(
-                "cannot parse body: series {series} has no metric name"
-            )));
-        }
-        samples.push((series, timestamp_ms.unwrap_or(now_ms), value));
+        };
+        last = Some((text, i));
+        series[i]
+            .1
+            .push((sample.timestamp_ms.unwrap_or(now_ms), sample.value));
     }
-    Ok(samples)
+    Ok(series)
+}
+
+/// Parses and checks a sample's series, the first time its text is met,
+/// and applies the extra labels.
+fn import_labels(
+    sample: &LazySample<'_>,
+    extra_labels: &[(String, String)],
+) -> Result<Labels, PieceError> {
+    let (name, labels) = sample.parse_series().map_err(PieceError::Parse)?;
+    let mut names: Vec<&str> = labels.iter().map(|(n, _)| n.as_ref()).collect();
+    names.push(METRIC_NAME);
+    names.sort_unstable();
+    if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(PieceError::Series(format!(
+            "cannot parse body: duplicate label name {:?} in series {name:?}",
+            pair[0]
+        )));
+    }
+    let mut series = sample_labels(&name, &labels);
+    if !extra_labels.is_empty() {
+        let mut builder = LabelsBuilder::from_labels(&series);
+        for (n, v) in extra_labels {
+            builder.set(n.clone(), v.clone());
+        }
+        series = builder.build();
+    }
+    if series.metric_name().is_none_or(str::is_empty) {
+        return Err(PieceError::Series(format!(
+            "cannot parse body: series {series} has no metric name"
+        )));
+    }
+    Ok(series)
+}
+
+/// Stages every imported sample in one appender and commits once, a
+/// series at a time: its first sample by labels, the rest by the handle
+/// the store gave for it (no label lookups). On any error the appender is
+/// rolled back, so nothing of the body is stored.
+fn append_import(
+    storage: &dyn Appendable,
+    origin: &WriteOrigin,
+    series: &[ImportSeries],
+) -> Result<(), ApiError> {
+    let mut appender = storage.appender();
+    appender.set_origin(origin);
+    appender.reserve(series.iter().map(|(_, s)| s.len()).sum());
+    let mut staged = || -> Result<(), StorageError> {
+        for (labels, samples) in series {
+            let Some((&(t, v), rest)) = samples.split_first() else {
+                continue;
+            };
+            let handle = appender.append_with_handle(labels, t, v)?;
+            for &(t, v) in rest {
+                let by_handle = match &handle {
+                    Some(handle) => appender.append_handle(handle, t, v)?,
+                    None => false,
+                };
+                if !by_handle {
+                    appender.append(labels, t, v)?;
+                }
+            }
+        }
+        Ok(())
+    };
+    if let Err(e) = staged() {
+        appender.rollback();
+        return Err(ApiError::from_write(e));
+    }
+    appender.commit().map_err(ApiError::from_write)
 }
 
 /// `POST /api/v1/import/prometheus`: Prometheus text exposition with
@@ -611,13 +762,9 @@ pub(crate) async fn import_prometheus(State(state): State<AppState>, request: Re
         let now_ms = state.now_ms();
         let storage = state.appendable();
         blocking(move || {
-            let samples = parse_import(&body, &extra_labels, now_ms)?;
+            let series = parse_import(&body, &extra_labels, now_ms)?;
             drop(body);
-            append_all(
-                storage.as_ref(),
-                Some(&origin),
-                samples.iter().map(|(l, t, v)| (l, *t, *v)),
-            )
+            append_import(storage.as_ref(), &origin, &series)
         })
         .await
     }
