@@ -556,10 +556,19 @@ pub fn parse_import(
     now_ms: i64,
 ) -> Result<Vec<ImportSeries>, ApiError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let pieces = split_at_lines(
-        body,
-        threads.min(body.len() / MIN_IMPORT_PIECE_BYTES + 1),
-    );
+    parse_import_on(body, extra_labels, now_ms, threads, MIN_IMPORT_PIECE_BYTES)
+}
+
+/// [`parse_import`] on up to `threads` threads, in pieces of at least
+/// `min_piece` bytes.
+fn parse_import_on(
+    body: &[u8],
+    extra_labels: &[(String, String)],
+    now_ms: i64,
+    threads: usize,
+    min_piece: usize,
+) -> Result<Vec<ImportSeries>, ApiError> {
+    let pieces = split_at_lines(body, threads.min(body.len() / min_piece.max(1) + 1));
     if pieces.len() <= 1 {
         return parse_import_piece(body, false, extra_labels, now_ms)
             .map_err(|e| e.into_api_error(0));
@@ -772,5 +781,129 @@ pub(crate) async fn import_prometheus(State(state): State<AppState>, request: Re
     match result {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::exposition::Entry;
+
+    /// What the import must give: every sample parsed by the iterator, its
+    /// labels built in full, grouped per label set in order of first
+    /// appearance.
+    fn reference(body: &[u8], extra: &[(String, String)], now_ms: i64) -> Vec<ImportSeries> {
+        let mut out: Vec<ImportSeries> = Vec::new();
+        for entry in Parser::new(body, Format::Text) {
+            let Entry::Sample {
+                name,
+                labels,
+                value,
+                timestamp_ms,
+                ..
+            } = entry.unwrap()
+            else {
+                continue;
+            };
+            let mut builder = LabelsBuilder::from_labels(&sample_labels(&name, &labels));
+            for (n, v) in extra {
+                builder.set(n.clone(), v.clone());
+            }
+            let series = builder.build();
+            let sample = (timestamp_ms.unwrap_or(now_ms), value);
+            match out.iter_mut().find(|(l, _)| *l == series) {
+                Some((_, samples)) => samples.push(sample),
+                None => out.push((series, vec![sample])),
+            }
+        }
+        out
+    }
+
+    /// A body with series written line after line, series interleaved per
+    /// timestamp, one label set in two spellings, escapes, metadata,
+    /// comments, `\r\n` ends and samples without a timestamp.
+    fn body() -> String {
+        let mut body = String::from("# HELP m A metric.\n# TYPE m counter\n");
+        for k in 0..40 {
+            for t in 0..30 {
+                body.push_str(&format!("m{{k=\"{k}\",a=\"x\"}} {t}.5 {}\n", 1000 + t * 15));
+            }
+        }
+        for t in 0..200 {
+            for cpu in 0..8 {
+                body.push_str(&format!(
+                    "cpu{{cpu=\"{cpu}\",mode=\"a\\\"b\\\\c\\n\"}} {} {}\r\n",
+                    t * cpu,
+                    t * 1000
+                ));
+            }
+            // The same series in the other label order.
+            body.push_str(&format!("pair{{b=\"2\",a=\"1\"}} {t} {}\n", 2 * t));
+            body.push_str(&format!("pair{{a=\"1\",b=\"2\"}} -{t} {}\n", 2 * t + 1));
+            if t % 50 == 0 {
+                body.push_str("# a comment\n\nnow_sample 7\n");
+            }
+        }
+        body
+    }
+
+    #[test]
+    fn pieces_give_the_entries_of_the_whole_body() {
+        let body = body();
+        let extra = vec![("env".to_string(), "prod".to_string())];
+        for extra in [&[][..], &extra[..]] {
+            let want = reference(body.as_bytes(), extra, 42);
+            assert!(want.len() > 40, "{}", want.len());
+            for (threads, min_piece) in [(1, 1 << 20), (2, 64), (4, 64), (7, 1000), (64, 1)] {
+                let got = parse_import_on(body.as_bytes(), extra, 42, threads, min_piece).unwrap();
+                // The same series, each with the same samples in order.
+                assert_eq!(got.len(), want.len(), "{threads} threads");
+                for (series, samples) in &want {
+                    let found = got.iter().find(|(l, _)| l == series).unwrap();
+                    let bits = |s: &[(i64, f64)]| -> Vec<(i64, u64)> {
+                        s.iter().map(|&(t, v)| (t, v.to_bits())).collect()
+                    };
+                    assert_eq!(bits(&found.1), bits(samples), "{series}, {threads} threads");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_first_error_of_the_body_is_reported_with_its_line() {
+        let good = body();
+        let lines = good.lines().count();
+        // A syntax error late in the body, after a duplicate label early in
+        // a later piece: each is found, in body order, with its line.
+        let with_syntax = format!("{good}ok 1\nbad{{ 1\n{good}");
+        let with_both = format!("{good}x{{a=\"1\",a=\"2\"}} 1\n{with_syntax}");
+        for (threads, min_piece) in [(1, 1 << 20), (2, 64), (4, 64), (64, 1)] {
+            let e = parse_import_on(with_syntax.as_bytes(), &[], 0, threads, min_piece)
+                .err()
+                .unwrap();
+            assert!(
+                e.message
+                    .starts_with(&format!("cannot parse body: line {}, column", lines + 2)),
+                "{threads}: {}",
+                e.message
+            );
+            let e = parse_import_on(with_both.as_bytes(), &[], 0, threads, min_piece)
+                .err()
+                .unwrap();
+            assert!(
+                e.message.contains("duplicate label name \"a\""),
+                "{threads}: {}",
+                e.message
+            );
+        }
+        // A `__name__` label beside the name is a duplicate.
+        let e = parse_import_on(b"m{__name__=\"n\"} 1\n", &[], 0, 1, 1)
+            .err()
+            .unwrap();
+        assert!(
+            e.message.contains("duplicate label name \"__name__\""),
+            "{}",
+            e.message
+        );
     }
 }
