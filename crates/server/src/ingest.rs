@@ -560,8 +560,9 @@ pub fn parse_import(
 }
 
 /// [`parse_import`] on up to `threads` threads, in pieces of at least
-/// `min_piece` bytes.
-fn parse_import_on(
+/// `min_piece` bytes (public for the fuzz target, which checks that the
+/// pieces give what the whole body gives).
+pub fn parse_import_on(
     body: &[u8],
     extra_labels: &[(String, String)],
     now_ms: i64,
