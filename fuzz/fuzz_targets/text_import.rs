@@ -31,8 +31,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let pieces = usize::from(selector % 8) + 1;
-    let whole = parse_import_on(body, &[], NOW_MS, 1, usize::MAX);
-    let cut = parse_import_on(body, &[], NOW_MS, pieces, 1);
+    let whole = parse_import_on(body, &[], NOW_MS, 1, usize::MAX).map(|p| p.grouped());
+    let cut = parse_import_on(body, &[], NOW_MS, pieces, 1).map(|p| p.grouped());
     match (&whole, &cut) {
         (Ok(a), Ok(b)) => assert_eq!(bits(a), bits(b)),
         (Err(a), Err(b)) => assert_eq!(a.message, b.message),

@@ -34,8 +34,14 @@ use crate::{ApiError, AppState, ErrorType, blocking};
 
 /// Reads a request body, refusing (413) once it grows past `limit` bytes.
 pub(crate) async fn read_body_limited(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+    // The announced length (capped at the limit) is reserved at once, so a
+    // large body is not copied again each time the buffer grows.
+    let announced = http_body::Body::size_hint(&body)
+        .exact()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0);
+    let mut out = Vec::with_capacity(announced.min(limit));
     let mut stream = body.into_data_stream();
-    let mut out = Vec::new();
     while let Some(chunk) =
         std::future::poll_fn(|cx| futures_core::Stream::poll_next(Pin::new(&mut stream), cx)).await
     {
@@ -537,14 +543,47 @@ fn parse_extra_labels(params: &Params) -> Result<Vec<(String, String)>, ApiError
 /// One imported series: its labels and its samples in body order.
 pub type ImportSeries = (Labels, Vec<(i64, f64)>);
 
+/// A text import body, parsed: each series once, and the samples in body
+/// order, each naming its series by its place in `series`.
+#[derive(Debug, Default)]
+pub struct ParsedImport {
+    pub series: Vec<Labels>,
+    /// One list per piece of the body, in body order.
+    pub samples: Vec<Vec<(u32, i64, f64)>>,
+}
+
+impl ParsedImport {
+    /// Every series with its samples in body order, in order of first
+    /// appearance (for tests and the fuzz target).
+    pub fn grouped(&self) -> Vec<ImportSeries> {
+        let mut out: Vec<ImportSeries> = self
+            .series
+            .iter()
+            .map(|labels| (labels.clone(), Vec::new()))
+            .collect();
+        for &(i, t, v) in self.samples.iter().flatten() {
+            out[i as usize].1.push((t, v));
+        }
+        out
+    }
+
+    /// How many samples the body holds.
+    pub fn len(&self) -> usize {
+        self.samples.iter().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// The smallest piece of an import body worth a thread of its own.
 const MIN_IMPORT_PIECE_BYTES: usize = 1 << 20;
 
-/// Parses a whole text exposition body into its series, each with its
-/// samples in body order: timestamps are milliseconds, absent ones become
-/// `now_ms`; metadata and exemplars are skipped. Any error refuses the
-/// whole body; it is the first one in the body, with its line counted
-/// from the body's start.
+/// Parses a whole text exposition body into its series and samples:
+/// timestamps are milliseconds, absent ones become `now_ms`; metadata and
+/// exemplars are skipped. Any error refuses the whole body; it is the
+/// first one in the body, with its line counted from the body's start.
 ///
 /// A large body is cut at line ends into pieces that threads parse at
 /// once (as many as `available_parallelism` says). Each piece looks a
@@ -554,7 +593,7 @@ pub fn parse_import(
     body: &[u8],
     extra_labels: &[(String, String)],
     now_ms: i64,
-) -> Result<Vec<ImportSeries>, ApiError> {
+) -> Result<ParsedImport, ApiError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     parse_import_on(body, extra_labels, now_ms, threads, MIN_IMPORT_PIECE_BYTES)
 }
@@ -568,13 +607,13 @@ pub fn parse_import_on(
     now_ms: i64,
     threads: usize,
     min_piece: usize,
-) -> Result<Vec<ImportSeries>, ApiError> {
+) -> Result<ParsedImport, ApiError> {
     let pieces = split_at_lines(body, threads.min(body.len() / min_piece.max(1) + 1));
     if pieces.len() <= 1 {
         return parse_import_piece(body, false, extra_labels, now_ms)
             .map_err(|e| e.into_api_error(0));
     }
-    let results: Vec<Result<Vec<ImportSeries>, PieceError>> = std::thread::scope(|scope| {
+    let results: Vec<Result<ParsedImport, PieceError>> = std::thread::scope(|scope| {
         let others: Vec<_> = pieces[1..]
             .iter()
             .map(|piece| {
@@ -592,29 +631,46 @@ pub fn parse_import_on(
             )
             .collect()
     });
-    // Join the pieces' series in body order, so each series keeps its
-    // samples in body order.
-    let mut joined: Vec<ImportSeries> = Vec::new();
-    let mut index: HashMap<Labels, usize, FastBuildHasher> = HashMap::default();
+    // Number the pieces' series once across the body; the samples stay
+    // in their pieces, in body order.
+    let mut joined = ParsedImport::default();
+    let mut index: HashMap<Labels, u32, FastBuildHasher> = HashMap::default();
     for (piece, result) in pieces.iter().zip(results) {
-        let series = match result {
-            Ok(series) => series,
+        let parsed = match result {
+            Ok(parsed) => parsed,
             Err(error) => {
                 let before = body[..piece.start].iter().filter(|&&b| b == b'\n').count();
                 return Err(error.into_api_error(before));
             }
         };
-        for (labels, mut samples) in series {
-            match index.get(&labels) {
-                Some(&i) => joined[i].1.append(&mut samples),
+        let mut numbers = Vec::with_capacity(parsed.series.len());
+        for labels in parsed.series {
+            let number = match index.get(&labels) {
+                Some(&number) => number,
                 None => {
-                    index.insert(labels.clone(), joined.len());
-                    joined.push((labels, samples));
+                    let number = series_number(joined.series.len())?;
+                    index.insert(labels.clone(), number);
+                    joined.series.push(labels);
+                    number
                 }
+            };
+            numbers.push(number);
+        }
+        for mut samples in parsed.samples {
+            for sample in &mut samples {
+                sample.0 = numbers[sample.0 as usize];
             }
+            joined.samples.push(samples);
         }
     }
     Ok(joined)
+}
+
+/// The number of the next series, refusing a body of more than 2^32 of
+/// them.
+fn series_number(count: usize) -> Result<u32, ApiError> {
+    u32::try_from(count)
+        .map_err(|_| ApiError::bad_data("cannot parse body: more than 4294967295 series"))
 }
 
 /// Why a piece of an import body was refused.
@@ -639,21 +695,24 @@ impl PieceError {
 }
 
 /// Parses one piece of an import body (see [`Parser::fragment`]): its
-/// series in order of first appearance, each with its samples in order.
+/// series in order of first appearance and its samples in order.
 fn parse_import_piece(
     input: &[u8],
     more_follows: bool,
     extra_labels: &[(String, String)],
     now_ms: i64,
-) -> Result<Vec<ImportSeries>, PieceError> {
+) -> Result<ParsedImport, PieceError> {
     let mut parser = Parser::fragment(input, Format::Text, more_follows).reuse_series();
     // Series text as written -> series number; two spellings of one label
     // set (label order, or labels an extra label replaces) share a number
     // through `by_labels`.
-    let mut by_text: HashMap<&[u8], usize, FastBuildHasher> = HashMap::default();
-    let mut by_labels: HashMap<Labels, usize, FastBuildHasher> = HashMap::default();
-    let mut series: Vec<ImportSeries> = Vec::new();
-    let mut last: Option<(&[u8], usize)> = None;
+    let mut by_text: HashMap<&[u8], u32, FastBuildHasher> = HashMap::default();
+    let mut by_labels: HashMap<Labels, u32, FastBuildHasher> = HashMap::default();
+    let mut series: Vec<Labels> = Vec::new();
+    // Sized for lines of 64 bytes: pages never written cost nothing, and
+    // the list rarely has to move.
+    let mut samples: Vec<(u32, i64, f64)> = Vec::with_capacity(input.len() / 64);
+    let mut last: Option<(&[u8], u32)> = None;
     while let Some(entry) = parser.next_lazy() {
         let LazyEntry::Sample(sample) = entry.map_err(PieceError::Parse)? else {
             continue;
@@ -672,9 +731,14 @@ fn parse_import_piece(
                 let i = match by_labels.get(&labels) {
                     Some(&i) => i,
                     None => {
-                        by_labels.insert(labels.clone(), series.len());
-                        series.push((labels, Vec::new()));
-                        series.len() - 1
+                        let i = u32::try_from(series.len()).map_err(|_| {
+                            PieceError::Series(
+                                "cannot parse body: more than 4294967295 series".to_string(),
+                            )
+                        })?;
+                        by_labels.insert(labels.clone(), i);
+                        series.push(labels);
+                        i
                     }
                 };
                 by_text.insert(text, i);
@@ -682,11 +746,12 @@ fn parse_import_piece(
             }
         };
         last = Some((text, i));
-        series[i]
-            .1
-            .push((sample.timestamp_ms.unwrap_or(now_ms), sample.value));
+        samples.push((i, sample.timestamp_ms.unwrap_or(now_ms), sample.value));
     }
-    Ok(series)
+    Ok(ParsedImport {
+        series,
+        samples: vec![samples],
+    })
 }
 
 /// Parses and checks a sample's series, the first time its text is met,
@@ -721,37 +786,53 @@ fn import_labels(
     Ok(series)
 }
 
-/// Stages every imported sample in one appender and commits once, a
-/// series at a time: its first sample by labels, the rest by the handle
-/// the store gave for it (no label lookups). On any error the appender is
-/// rolled back, so nothing of the body is stored.
+/// How an import stages a series' next sample.
+enum Staging {
+    /// Not staged yet: the first sample goes by labels, which gives the
+    /// handle.
+    First,
+    /// By the store's handle (no label lookup).
+    Handle(model::storage::SeriesHandle),
+    /// By labels: the store gives no handles.
+    Labels,
+}
+
+/// Stages every imported sample in one appender, in body order, and
+/// commits once: a series' first sample by its labels, the rest by the
+/// handle the store gave for it. On any error the appender is rolled
+/// back, so nothing of the body is stored.
 fn append_import(
     storage: &dyn Appendable,
     origin: &WriteOrigin,
-    series: &[ImportSeries],
+    parsed: &ParsedImport,
 ) -> Result<(), ApiError> {
     let mut appender = storage.appender();
     appender.set_origin(origin);
-    appender.reserve(series.iter().map(|(_, s)| s.len()).sum());
-    let mut staged = || -> Result<(), StorageError> {
-        for (labels, samples) in series {
-            let Some((&(t, v), rest)) = samples.split_first() else {
-                continue;
-            };
-            let handle = appender.append_with_handle(labels, t, v)?;
-            for &(t, v) in rest {
-                let by_handle = match &handle {
-                    Some(handle) => appender.append_handle(handle, t, v)?,
-                    None => false,
-                };
-                if !by_handle {
-                    appender.append(labels, t, v)?;
+    appender.reserve(parsed.len());
+    let mut staging: Vec<Staging> = parsed.series.iter().map(|_| Staging::First).collect();
+    let mut stage = || -> Result<(), StorageError> {
+        for &(i, t, v) in parsed.samples.iter().flatten() {
+            let i = i as usize;
+            let labels = &parsed.series[i];
+            match &staging[i] {
+                Staging::Handle(handle) => {
+                    if !appender.append_handle(handle, t, v)? {
+                        appender.append(labels, t, v)?;
+                        staging[i] = Staging::Labels;
+                    }
+                }
+                Staging::Labels => appender.append(labels, t, v)?,
+                Staging::First => {
+                    staging[i] = match appender.append_with_handle(labels, t, v)? {
+                        Some(handle) => Staging::Handle(handle),
+                        None => Staging::Labels,
+                    };
                 }
             }
         }
         Ok(())
     };
-    if let Err(e) = staged() {
+    if let Err(e) = stage() {
         appender.rollback();
         return Err(ApiError::from_write(e));
     }
@@ -772,9 +853,9 @@ pub(crate) async fn import_prometheus(State(state): State<AppState>, request: Re
         let now_ms = state.now_ms();
         let storage = state.appendable();
         blocking(move || {
-            let series = parse_import(&body, &extra_labels, now_ms)?;
+            let parsed = parse_import(&body, &extra_labels, now_ms)?;
             drop(body);
-            append_import(storage.as_ref(), &origin, &series)
+            append_import(storage.as_ref(), &origin, &parsed)
         })
         .await
     }
@@ -856,7 +937,9 @@ mod tests {
             let want = reference(body.as_bytes(), extra, 42);
             assert!(want.len() > 40, "{}", want.len());
             for (threads, min_piece) in [(1, 1 << 20), (2, 64), (4, 64), (7, 1000), (64, 1)] {
-                let got = parse_import_on(body.as_bytes(), extra, 42, threads, min_piece).unwrap();
+                let got = parse_import_on(body.as_bytes(), extra, 42, threads, min_piece)
+                    .unwrap()
+                    .grouped();
                 // The same series, each with the same samples in order.
                 assert_eq!(got.len(), want.len(), "{threads} threads");
                 for (series, samples) in &want {
