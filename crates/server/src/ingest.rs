@@ -932,7 +932,7 @@ mod tests {
     #[test]
     fn pieces_give_the_entries_of_the_whole_body() {
         let body = body();
-        let extra = vec![("env".to_string(), "prod".to_string())];
+        let extra = [("env".to_string(), "prod".to_string())];
         for extra in [&[][..], &extra[..]] {
             let want = reference(body.as_bytes(), extra, 42);
             assert!(want.len() > 40, "{}", want.len());
