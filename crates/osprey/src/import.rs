@@ -18,7 +18,7 @@
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use model::Labels;
-use model::exposition::{Format, LazyEntry, Parser, sample_labels};
+use model::exposition::{Format, LazyEntry, Parser, sample_labels, split_at_lines};
 use model::labels::FastBuildHasher;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -182,30 +182,6 @@ fn merge_sorted(
         };
         out.extend(next);
     }
-}
-
-/// Cuts `bytes` into at most `count` pieces of about equal size, each but
-/// the last ending just after a `\n`.
-fn split_at_lines(bytes: &[u8], count: usize) -> Vec<std::ops::Range<usize>> {
-    let count = count.max(1);
-    let mut pieces = Vec::with_capacity(count);
-    let mut start = 0;
-    for k in 1..count {
-        let target = (bytes.len() / count * k).max(start);
-        let Some(newline) = bytes[target..].iter().position(|&b| b == b'\n') else {
-            break;
-        };
-        let end = target + newline + 1;
-        if end >= bytes.len() {
-            break;
-        }
-        if end > start {
-            pieces.push(start..end);
-            start = end;
-        }
-    }
-    pieces.push(start..bytes.len());
-    pieces
 }
 
 /// Why a piece stopped: a parse error (its line counted within the piece)

@@ -439,7 +439,24 @@ fn decode_histogram(buf: &[u8]) -> Result<RawHistogram, DecodeError> {
 }
 
 /// A `Label` message: name and value, empty when absent.
+#[inline]
 fn decode_label(buf: &[u8]) -> Result<(&str, &str), DecodeError> {
+    // What every sender writes: the name (field 1) then the value (field
+    // 2), each shorter than 128 bytes, nothing else. Read that layout
+    // directly; anything else (and any error) takes the general loop.
+    if let [0x0a, name_len, rest @ ..] = buf
+        && *name_len < 0x80
+        && let Some((name, rest)) = rest.split_at_checked(usize::from(*name_len))
+        && let [0x12, value_len, value @ ..] = rest
+        && usize::from(*value_len) == value.len()
+    {
+        return Ok((utf8(name, "label name")?, utf8(value, "label value")?));
+    }
+    decode_label_fields(buf)
+}
+
+/// [`decode_label`] for any field order, repetition or unknown field.
+fn decode_label_fields(buf: &[u8]) -> Result<(&str, &str), DecodeError> {
     let mut lr = Reader::new(buf);
     let (mut name, mut value) = ("", "");
     while !lr.done() {
@@ -662,6 +679,33 @@ mod tests {
         for cut in 0..buf.len() {
             let _ = decode(&buf[..cut]);
         }
+    }
+
+    #[test]
+    fn a_label_reads_the_same_by_the_fast_layout_and_the_general_loop() {
+        let long = "v".repeat(200);
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for (name, value) in [("job", "node"), ("", "x"), ("n", ""), ("le", long.as_str())] {
+            let mut l = Vec::new();
+            len_field(1, name.as_bytes(), &mut l);
+            len_field(2, value.as_bytes(), &mut l);
+            cases.push(l);
+        }
+        // Value first, a field repeated, an unknown varint field, a value
+        // whose length runs past the end, one left short, bad UTF-8.
+        cases.push(vec![0x12, 1, b'v', 0x0a, 1, b'n']);
+        cases.push(vec![0x0a, 1, b'a', 0x12, 1, b'v', 0x0a, 1, b'b']);
+        cases.push(vec![0x0a, 1, b'a', 0x18, 5, 0x12, 1, b'v']);
+        cases.push(vec![0x0a, 1, b'a', 0x12, 5, b'v']);
+        cases.push(vec![0x0a, 1, b'a', 0x12, 0, b'v']);
+        cases.push(vec![0x0a, 1, 0xff, 0x12, 1, b'v']);
+        cases.push(vec![0x0a, 9, b'a']);
+        cases.push(vec![0x0a, 1, b'a']);
+        cases.push(Vec::new());
+        for case in &cases {
+            assert_eq!(decode_label(case), decode_label_fields(case), "{case:?}");
+        }
+        assert_eq!(decode_label(&cases[0]), Ok(("job", "node")));
     }
 
     #[test]

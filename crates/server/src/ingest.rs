@@ -9,13 +9,18 @@
 //! for the series they refused, so that one sender's new series cannot
 //! hold back the samples of its existing ones.
 
+use std::collections::HashMap;
 use std::pin::Pin;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use model::exposition::{Entry, Format, Parser, sample_labels};
+
+use model::exposition::{
+    Format, LazyEntry, LazySample, ParseError, Parser, sample_labels, split_at_lines,
+};
+use model::labels::FastBuildHasher;
 use model::limits::WriteOrigin;
 use model::storage::{Appendable, StorageError, StorageErrorKind};
 use model::{Labels, LabelsBuilder, METRIC_NAME};
@@ -29,8 +34,14 @@ use crate::{ApiError, AppState, ErrorType, blocking};
 
 /// Reads a request body, refusing (413) once it grows past `limit` bytes.
 pub(crate) async fn read_body_limited(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+    // The announced length (capped at the limit) is reserved at once, so a
+    // large body is not copied again each time the buffer grows.
+    let announced = http_body::Body::size_hint(&body)
+        .exact()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(0);
+    let mut out = Vec::with_capacity(announced.min(limit));
     let mut stream = body.into_data_stream();
-    let mut out = Vec::new();
     while let Some(chunk) =
         std::future::poll_fn(|cx| futures_core::Stream::poll_next(Pin::new(&mut stream), cx)).await
     {
@@ -111,26 +122,6 @@ impl Refusals {
             ),
         ))
     }
-}
-
-/// Stages every sample in one appender and commits once. On any error the
-/// appender is rolled back, so nothing of the batch is stored.
-pub(crate) fn append_all<'a>(
-    storage: &dyn Appendable,
-    origin: Option<&WriteOrigin>,
-    batch: impl IntoIterator<Item = (&'a Labels, i64, f64)>,
-) -> Result<(), ApiError> {
-    let mut appender = storage.appender();
-    if let Some(origin) = origin {
-        appender.set_origin(origin);
-    }
-    for (labels, t, v) in batch {
-        if let Err(e) = appender.append(labels, t, v) {
-            appender.rollback();
-            return Err(ApiError::from_write(e));
-        }
-    }
-    appender.commit().map_err(ApiError::from_write)
 }
 
 impl From<RemoteWriteError> for ApiError {
@@ -549,52 +540,303 @@ fn parse_extra_labels(params: &Params) -> Result<Vec<(String, String)>, ApiError
     Ok(extra)
 }
 
-/// Parses a whole text exposition body into samples: timestamps are
-/// milliseconds, absent ones become `now_ms`; metadata and exemplars are
-/// skipped. Any error refuses the whole body.
+/// One imported series: its labels and its samples in body order.
+pub type ImportSeries = (Labels, Vec<(i64, f64)>);
+
+/// A text import body, parsed: each series once, and the samples in body
+/// order, each naming its series by its place in `series`.
+#[derive(Debug, Default)]
+pub struct ParsedImport {
+    pub series: Vec<Labels>,
+    /// One list per piece of the body, in body order.
+    pub samples: Vec<Vec<(u32, i64, f64)>>,
+}
+
+impl ParsedImport {
+    /// Every series with its samples in body order, in order of first
+    /// appearance (for tests and the fuzz target).
+    pub fn grouped(&self) -> Vec<ImportSeries> {
+        let mut out: Vec<ImportSeries> = self
+            .series
+            .iter()
+            .map(|labels| (labels.clone(), Vec::new()))
+            .collect();
+        for &(i, t, v) in self.samples.iter().flatten() {
+            out[i as usize].1.push((t, v));
+        }
+        out
+    }
+
+    /// How many samples the body holds.
+    pub fn len(&self) -> usize {
+        self.samples.iter().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The smallest piece of an import body worth a thread of its own.
+const MIN_IMPORT_PIECE_BYTES: usize = 1 << 20;
+
+/// Parses a whole text exposition body into its series and samples:
+/// timestamps are milliseconds, absent ones become `now_ms`; metadata and
+/// exemplars are skipped. Any error refuses the whole body; it is the
+/// first one in the body, with its line counted from the body's start.
+///
+/// A large body is cut at line ends into pieces that threads parse at
+/// once (as many as `available_parallelism` says). Each piece looks a
+/// sample's series up by its text as written, so the labels of a series
+/// are parsed and checked once per piece, not once per line.
 pub fn parse_import(
     body: &[u8],
     extra_labels: &[(String, String)],
     now_ms: i64,
-) -> Result<Vec<(Labels, i64, f64)>, ApiError> {
-    let mut samples = Vec::new();
-    for entry in Parser::new(body, Format::Text) {
-        let entry = entry.map_err(|e| ApiError::bad_data(format!("cannot parse body: {e}")))?;
-        let Entry::Sample {
-            name,
-            labels,
-            value,
-            timestamp_ms,
-            ..
-        } = entry
-        else {
+) -> Result<ParsedImport, ApiError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    parse_import_on(body, extra_labels, now_ms, threads, MIN_IMPORT_PIECE_BYTES)
+}
+
+/// [`parse_import`] on up to `threads` threads, in pieces of at least
+/// `min_piece` bytes (public for the fuzz target, which checks that the
+/// pieces give what the whole body gives).
+pub fn parse_import_on(
+    body: &[u8],
+    extra_labels: &[(String, String)],
+    now_ms: i64,
+    threads: usize,
+    min_piece: usize,
+) -> Result<ParsedImport, ApiError> {
+    let pieces = split_at_lines(body, threads.min(body.len() / min_piece.max(1) + 1));
+    if pieces.len() <= 1 {
+        return parse_import_piece(body, false, extra_labels, now_ms)
+            .map_err(|e| e.into_api_error(0));
+    }
+    let results: Vec<Result<ParsedImport, PieceError>> = std::thread::scope(|scope| {
+        let others: Vec<_> = pieces[1..]
+            .iter()
+            .map(|piece| {
+                let input = &body[piece.clone()];
+                let more_follows = piece.end < body.len();
+                scope.spawn(move || parse_import_piece(input, more_follows, extra_labels, now_ms))
+            })
+            .collect();
+        let first = parse_import_piece(&body[pieces[0].clone()], true, extra_labels, now_ms);
+        std::iter::once(first)
+            .chain(
+                others
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))),
+            )
+            .collect()
+    });
+    // Number the pieces' series once across the body; the samples stay
+    // in their pieces, in body order.
+    let mut joined = ParsedImport::default();
+    let mut index: HashMap<Labels, u32, FastBuildHasher> = HashMap::default();
+    for (piece, result) in pieces.iter().zip(results) {
+        let parsed = match result {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                let before = body[..piece.start].iter().filter(|&&b| b == b'\n').count();
+                return Err(error.into_api_error(before));
+            }
+        };
+        let mut numbers = Vec::with_capacity(parsed.series.len());
+        for labels in parsed.series {
+            let number = match index.get(&labels) {
+                Some(&number) => number,
+                None => {
+                    let number = series_number(joined.series.len())?;
+                    index.insert(labels.clone(), number);
+                    joined.series.push(labels);
+                    number
+                }
+            };
+            numbers.push(number);
+        }
+        for mut samples in parsed.samples {
+            for sample in &mut samples {
+                sample.0 = numbers[sample.0 as usize];
+            }
+            joined.samples.push(samples);
+        }
+    }
+    Ok(joined)
+}
+
+/// The number of the next series, refusing a body of more than 2^32 of
+/// them.
+fn series_number(count: usize) -> Result<u32, ApiError> {
+    u32::try_from(count)
+        .map_err(|_| ApiError::bad_data("cannot parse body: more than 4294967295 series"))
+}
+
+/// Why a piece of an import body was refused.
+enum PieceError {
+    /// A syntax error, its line counted within the piece.
+    Parse(ParseError),
+    /// A series the syntax allows but the store does not.
+    Series(String),
+}
+
+impl PieceError {
+    /// The answer, `before` being the lines of the body before the piece.
+    fn into_api_error(self, before: usize) -> ApiError {
+        match self {
+            PieceError::Parse(mut e) => {
+                e.line += before;
+                ApiError::bad_data(format!("cannot parse body: {e}"))
+            }
+            PieceError::Series(message) => ApiError::bad_data(message),
+        }
+    }
+}
+
+/// Parses one piece of an import body (see [`Parser::fragment`]): its
+/// series in order of first appearance and its samples in order.
+fn parse_import_piece(
+    input: &[u8],
+    more_follows: bool,
+    extra_labels: &[(String, String)],
+    now_ms: i64,
+) -> Result<ParsedImport, PieceError> {
+    let mut parser = Parser::fragment(input, Format::Text, more_follows).reuse_series();
+    // Series text as written -> series number; two spellings of one label
+    // set (label order, or labels an extra label replaces) share a number
+    // through `by_labels`.
+    let mut by_text: HashMap<&[u8], u32, FastBuildHasher> = HashMap::default();
+    let mut by_labels: HashMap<Labels, u32, FastBuildHasher> = HashMap::default();
+    let mut series: Vec<Labels> = Vec::new();
+    // Sized for lines of 64 bytes: pages never written cost nothing, and
+    // the list rarely has to move.
+    let mut samples: Vec<(u32, i64, f64)> = Vec::with_capacity(input.len() / 64);
+    let mut last: Option<(&[u8], u32)> = None;
+    while let Some(entry) = parser.next_lazy() {
+        let LazyEntry::Sample(sample) = entry.map_err(PieceError::Parse)? else {
             continue;
         };
-        let mut names: Vec<&str> = labels.iter().map(|(n, _)| n.as_ref()).collect();
-        names.push(METRIC_NAME);
-        names.sort_unstable();
-        if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(ApiError::bad_data(format!(
-                "cannot parse body: duplicate label name {:?} in series {name:?}",
-                pair[0]
-            )));
-        }
-        let mut series = sample_labels(&name, &labels);
-        if !extra_labels.is_empty() {
-            let mut builder = LabelsBuilder::from_labels(&series);
-            for (n, v) in extra_labels {
-                builder.set(n.clone(), v.clone());
+        let text = sample.series();
+        // Lines of one series often come one after another: compare with
+        // the last line's series before hashing.
+        let cached = match last {
+            Some((last_text, i)) if last_text == text => Some(i),
+            _ => by_text.get(text).copied(),
+        };
+        let i = match cached {
+            Some(i) => i,
+            None => {
+                let labels = import_labels(&sample, extra_labels)?;
+                let i = match by_labels.get(&labels) {
+                    Some(&i) => i,
+                    None => {
+                        let i = u32::try_from(series.len()).map_err(|_| {
+                            PieceError::Series(
+                                "cannot parse body: more than 4294967295 series".to_string(),
+                            )
+                        })?;
+                        by_labels.insert(labels.clone(), i);
+                        series.push(labels);
+                        i
+                    }
+                };
+                by_text.insert(text, i);
+                i
             }
-            series = builder.build();
-        }
-        if series.metric_name().is_none_or(str::is_empty) {
-            return Err(ApiError::bad_data(format!(
-                "cannot parse body: series {series} has no metric name"
-            )));
-        }
-        samples.push((series, timestamp_ms.unwrap_or(now_ms), value));
+        };
+        last = Some((text, i));
+        samples.push((i, sample.timestamp_ms.unwrap_or(now_ms), sample.value));
     }
-    Ok(samples)
+    Ok(ParsedImport {
+        series,
+        samples: vec![samples],
+    })
+}
+
+/// Parses and checks a sample's series, the first time its text is met,
+/// and applies the extra labels.
+fn import_labels(
+    sample: &LazySample<'_>,
+    extra_labels: &[(String, String)],
+) -> Result<Labels, PieceError> {
+    let (name, labels) = sample.parse_series().map_err(PieceError::Parse)?;
+    let mut names: Vec<&str> = labels.iter().map(|(n, _)| n.as_ref()).collect();
+    names.push(METRIC_NAME);
+    names.sort_unstable();
+    if let Some(pair) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(PieceError::Series(format!(
+            "cannot parse body: duplicate label name {:?} in series {name:?}",
+            pair[0]
+        )));
+    }
+    let mut series = sample_labels(&name, &labels);
+    if !extra_labels.is_empty() {
+        let mut builder = LabelsBuilder::from_labels(&series);
+        for (n, v) in extra_labels {
+            builder.set(n.clone(), v.clone());
+        }
+        series = builder.build();
+    }
+    if series.metric_name().is_none_or(str::is_empty) {
+        return Err(PieceError::Series(format!(
+            "cannot parse body: series {series} has no metric name"
+        )));
+    }
+    Ok(series)
+}
+
+/// How an import stages a series' next sample.
+enum Staging {
+    /// Not staged yet: the first sample goes by labels, which gives the
+    /// handle.
+    First,
+    /// By the store's handle (no label lookup).
+    Handle(model::storage::SeriesHandle),
+    /// By labels: the store gives no handles.
+    Labels,
+}
+
+/// Stages every imported sample in one appender, in body order, and
+/// commits once: a series' first sample by its labels, the rest by the
+/// handle the store gave for it. On any error the appender is rolled
+/// back, so nothing of the body is stored.
+fn append_import(
+    storage: &dyn Appendable,
+    origin: &WriteOrigin,
+    parsed: &ParsedImport,
+) -> Result<(), ApiError> {
+    let mut appender = storage.appender();
+    appender.set_origin(origin);
+    appender.reserve(parsed.len());
+    let mut staging: Vec<Staging> = parsed.series.iter().map(|_| Staging::First).collect();
+    let mut stage = || -> Result<(), StorageError> {
+        for &(i, t, v) in parsed.samples.iter().flatten() {
+            let i = i as usize;
+            let labels = &parsed.series[i];
+            match &staging[i] {
+                Staging::Handle(handle) => {
+                    if !appender.append_handle(handle, t, v)? {
+                        appender.append(labels, t, v)?;
+                        staging[i] = Staging::Labels;
+                    }
+                }
+                Staging::Labels => appender.append(labels, t, v)?,
+                Staging::First => {
+                    staging[i] = match appender.append_with_handle(labels, t, v)? {
+                        Some(handle) => Staging::Handle(handle),
+                        None => Staging::Labels,
+                    };
+                }
+            }
+        }
+        Ok(())
+    };
+    if let Err(e) = stage() {
+        appender.rollback();
+        return Err(ApiError::from_write(e));
+    }
+    appender.commit().map_err(ApiError::from_write)
 }
 
 /// `POST /api/v1/import/prometheus`: Prometheus text exposition with
@@ -611,13 +853,9 @@ pub(crate) async fn import_prometheus(State(state): State<AppState>, request: Re
         let now_ms = state.now_ms();
         let storage = state.appendable();
         blocking(move || {
-            let samples = parse_import(&body, &extra_labels, now_ms)?;
+            let parsed = parse_import(&body, &extra_labels, now_ms)?;
             drop(body);
-            append_all(
-                storage.as_ref(),
-                Some(&origin),
-                samples.iter().map(|(l, t, v)| (l, *t, *v)),
-            )
+            append_import(storage.as_ref(), &origin, &parsed)
         })
         .await
     }
@@ -625,5 +863,131 @@ pub(crate) async fn import_prometheus(State(state): State<AppState>, request: Re
     match result {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::exposition::Entry;
+
+    /// What the import must give: every sample parsed by the iterator, its
+    /// labels built in full, grouped per label set in order of first
+    /// appearance.
+    fn reference(body: &[u8], extra: &[(String, String)], now_ms: i64) -> Vec<ImportSeries> {
+        let mut out: Vec<ImportSeries> = Vec::new();
+        for entry in Parser::new(body, Format::Text) {
+            let Entry::Sample {
+                name,
+                labels,
+                value,
+                timestamp_ms,
+                ..
+            } = entry.unwrap()
+            else {
+                continue;
+            };
+            let mut builder = LabelsBuilder::from_labels(&sample_labels(&name, &labels));
+            for (n, v) in extra {
+                builder.set(n.clone(), v.clone());
+            }
+            let series = builder.build();
+            let sample = (timestamp_ms.unwrap_or(now_ms), value);
+            match out.iter_mut().find(|(l, _)| *l == series) {
+                Some((_, samples)) => samples.push(sample),
+                None => out.push((series, vec![sample])),
+            }
+        }
+        out
+    }
+
+    /// A body with series written line after line, series interleaved per
+    /// timestamp, one label set in two spellings, escapes, metadata,
+    /// comments, `\r\n` ends and samples without a timestamp.
+    fn body() -> String {
+        let mut body = String::from("# HELP m A metric.\n# TYPE m counter\n");
+        for k in 0..40 {
+            for t in 0..30 {
+                body.push_str(&format!("m{{k=\"{k}\",a=\"x\"}} {t}.5 {}\n", 1000 + t * 15));
+            }
+        }
+        for t in 0..200 {
+            for cpu in 0..8 {
+                body.push_str(&format!(
+                    "cpu{{cpu=\"{cpu}\",mode=\"a\\\"b\\\\c\\n\"}} {} {}\r\n",
+                    t * cpu,
+                    t * 1000
+                ));
+            }
+            // The same series in the other label order.
+            body.push_str(&format!("pair{{b=\"2\",a=\"1\"}} {t} {}\n", 2 * t));
+            body.push_str(&format!("pair{{a=\"1\",b=\"2\"}} -{t} {}\n", 2 * t + 1));
+            if t % 50 == 0 {
+                body.push_str("# a comment\n\nnow_sample 7\n");
+            }
+        }
+        body
+    }
+
+    #[test]
+    fn pieces_give_the_entries_of_the_whole_body() {
+        let body = body();
+        let extra = [("env".to_string(), "prod".to_string())];
+        for extra in [&[][..], &extra[..]] {
+            let want = reference(body.as_bytes(), extra, 42);
+            assert!(want.len() > 40, "{}", want.len());
+            for (threads, min_piece) in [(1, 1 << 20), (2, 64), (4, 64), (7, 1000), (64, 1)] {
+                let got = parse_import_on(body.as_bytes(), extra, 42, threads, min_piece)
+                    .unwrap()
+                    .grouped();
+                // The same series, each with the same samples in order.
+                assert_eq!(got.len(), want.len(), "{threads} threads");
+                for (series, samples) in &want {
+                    let found = got.iter().find(|(l, _)| l == series).unwrap();
+                    let bits = |s: &[(i64, f64)]| -> Vec<(i64, u64)> {
+                        s.iter().map(|&(t, v)| (t, v.to_bits())).collect()
+                    };
+                    assert_eq!(bits(&found.1), bits(samples), "{series}, {threads} threads");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_first_error_of_the_body_is_reported_with_its_line() {
+        let good = body();
+        let lines = good.lines().count();
+        // A syntax error late in the body, after a duplicate label early in
+        // a later piece: each is found, in body order, with its line.
+        let with_syntax = format!("{good}ok 1\nbad{{ 1\n{good}");
+        let with_both = format!("{good}x{{a=\"1\",a=\"2\"}} 1\n{with_syntax}");
+        for (threads, min_piece) in [(1, 1 << 20), (2, 64), (4, 64), (64, 1)] {
+            let e = parse_import_on(with_syntax.as_bytes(), &[], 0, threads, min_piece)
+                .err()
+                .unwrap();
+            assert!(
+                e.message
+                    .starts_with(&format!("cannot parse body: line {}, column", lines + 2)),
+                "{threads}: {}",
+                e.message
+            );
+            let e = parse_import_on(with_both.as_bytes(), &[], 0, threads, min_piece)
+                .err()
+                .unwrap();
+            assert!(
+                e.message.contains("duplicate label name \"a\""),
+                "{threads}: {}",
+                e.message
+            );
+        }
+        // A `__name__` label beside the name is a duplicate.
+        let e = parse_import_on(b"m{__name__=\"n\"} 1\n", &[], 0, 1, 1)
+            .err()
+            .unwrap();
+        assert!(
+            e.message.contains("duplicate label name \"__name__\""),
+            "{}",
+            e.message
+        );
     }
 }

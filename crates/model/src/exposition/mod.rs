@@ -384,6 +384,32 @@ impl<'a> Parser<'a> {
     }
 }
 
+/// Cuts `input` into at most `count` pieces of about equal size for
+/// [`Parser::fragment`]: each piece but the last ends just after a `\n`,
+/// and together they cover `input` in order. Fewer pieces come back when
+/// the input has too few lines.
+pub fn split_at_lines(input: &[u8], count: usize) -> Vec<std::ops::Range<usize>> {
+    let count = count.max(1);
+    let mut pieces = Vec::with_capacity(count);
+    let mut start = 0;
+    for k in 1..count {
+        let target = (input.len() / count * k).max(start);
+        let Some(newline) = find_newline(&input[target..]) else {
+            break;
+        };
+        let end = target + newline + 1;
+        if end >= input.len() {
+            break;
+        }
+        if end > start {
+            pieces.push(start..end);
+            start = end;
+        }
+    }
+    pieces.push(start..input.len());
+    pieces
+}
+
 /// Finds the first `\n`, eight bytes at a time. This scan touches every input
 /// byte, so it is worth a few lines over `iter().position`.
 fn find_newline(haystack: &[u8]) -> Option<usize> {
