@@ -339,8 +339,7 @@ async fn fetch(context: &LoopContext, parts: &ScrapeRequest) -> Fetched {
         .header(
             "X-Prometheus-Scrape-Timeout-Seconds",
             parts.timeout_seconds.clone(),
-        )
-        .timeout(timeout);
+        );
     let work = async {
         let mut response = request
             .send()
@@ -375,8 +374,10 @@ async fn fetch(context: &LoopContext, parts: &ScrapeRequest) -> Fetched {
         }
         Ok((body, format))
     };
-    // The request timeout covers the body too, but a slow trickle of
-    // chunks is cut here as well.
+    // One deadline over connecting, the request and the whole body, as
+    // Prometheus's scrape context: a slow trickle of chunks is cut too.
+    // (The client's own per-request timeout would be a second timer and a
+    // wrapper around every body read, 2% of scraping CPU, for the same.)
     match tokio::time::timeout(timeout, work).await {
         Ok(result) => result,
         Err(_) => Err(format!("context deadline exceeded after {timeout:?}")),
@@ -440,6 +441,11 @@ struct SeriesState {
     last_ok: u64,
     /// Whether the report series were ever written.
     reported: bool,
+    /// How many series the last successful scrape tracked for staleness
+    /// (0 when the last scrape failed): when this scrape tracks all of
+    /// them again, none vanished, and the pass over the whole cache that
+    /// finds vanished series (1.3% of scraping CPU) is skipped.
+    n_tracked: u64,
     /// The report series' label sets (in [`REPORT_NAMES`] order, made on
     /// the first scrape) and the store's handles for them: with labels
     /// built and looked up on every scrape, these five samples cost 2% of
@@ -697,6 +703,10 @@ struct Parsed {
     /// refusal's message.
     refused: u64,
     refusal: Option<String>,
+    /// Series tracked for staleness, and how many of them the previous
+    /// successful scrape tracked too.
+    tracked: u64,
+    retained: u64,
 }
 
 fn ingest(
@@ -732,6 +742,10 @@ fn ingest(
         parsed
     });
     let mut limit_error = None;
+    let (tracked, retained) = match &parsed {
+        Ok(parsed) => (parsed.tracked, parsed.retained),
+        Err(_) => (0, 0),
+    };
     let (error, scraped, post_relabel, added, metadata) = match parsed {
         Ok(parsed) => {
             if let Some(first) = parsed.refusal {
@@ -757,8 +771,11 @@ fn ingest(
     // Series the previous successful scrape stored that this one did not
     // (all of them when this scrape failed) get a staleness marker.
     let succeeded = error.is_none();
+    // Every series the previous successful scrape tracked is tracked
+    // again, so none vanished: no need to look.
+    let none_vanished = last_ok == 0 || (succeeded && retained == state.n_tracked);
     let mut vanished: Vec<Labels> = Vec::new();
-    for entry in state.cache.values() {
+    for entry in state.cache.values().filter(|_| !none_vanished) {
         if entry.in_previous(generation, last_ok)
             && (!succeeded || entry.tracked != generation)
             && let Some(labels) = &entry.labels
@@ -833,6 +850,7 @@ fn ingest(
         }
     };
     state.last_ok = if succeeded { generation } else { 0 };
+    state.n_tracked = if succeeded { tracked } else { 0 };
     IngestOutcome {
         error,
         duration_seconds,
@@ -890,6 +908,10 @@ struct Staging<'a> {
     added: u64,
     refused: u64,
     refusal: Option<String>,
+    /// Series tracked for staleness by this scrape, and how many of them
+    /// the previous successful scrape tracked too.
+    tracked: u64,
+    retained: u64,
 }
 
 /// The value of a parsed sample.
@@ -920,6 +942,8 @@ impl<'a> Staging<'a> {
             added: 0,
             refused: 0,
             refusal: None,
+            tracked: 0,
+            retained: 0,
         }
     }
 
@@ -931,6 +955,8 @@ impl<'a> Staging<'a> {
             metadata,
             refused: self.refused,
             refusal: self.refusal,
+            tracked: self.tracked,
+            retained: self.retained,
         }
     }
 
@@ -959,10 +985,13 @@ impl<'a> Staging<'a> {
         let mut counted_added = false;
         let mut retracked = None;
         if !explicit && entry.tracked != generation {
-            if !entry.in_previous(generation, last_ok) {
+            if entry.in_previous(generation, last_ok) {
+                self.retained += 1;
+            } else {
                 self.added += 1;
                 counted_added = true;
             }
+            self.tracked += 1;
             retracked = Some((entry.tracked, entry.tracked_before));
             entry.tracked_before = entry.tracked;
             entry.tracked = generation;
@@ -1025,9 +1054,12 @@ impl<'a> Staging<'a> {
                 if let Some((tracked, tracked_before)) = retracked {
                     entry.tracked = tracked;
                     entry.tracked_before = tracked_before;
-                }
-                if counted_added {
-                    self.added -= 1;
+                    self.tracked -= 1;
+                    if counted_added {
+                        self.added -= 1;
+                    } else {
+                        self.retained -= 1;
+                    }
                 }
                 self.refused += 1;
                 if self.refusal.is_none() {
