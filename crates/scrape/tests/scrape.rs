@@ -269,6 +269,48 @@ async fn a_broken_series_fails_the_scrape_though_others_are_cached() {
     manager.stop().await;
 }
 
+/// A target that accepts the connection and never answers: the scrape's
+/// one deadline (over connect, request and body) fails it at
+/// `scrape_timeout`, as Prometheus's context does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_never_answers_times_out() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address").to_string();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = listener.accept().await {
+            held.push(connection);
+        }
+    });
+    let store = TestStore::open();
+    let manager = store.manager();
+    manager
+        .apply_config(&config(&[fast_job("app", &address, "")]))
+        .await;
+    wait_until(WAIT, "target down", || {
+        manager.targets().active[0].health == TargetHealth::Down
+    })
+    .await;
+    let active = &manager.targets().active[0];
+    assert!(
+        active
+            .last_error
+            .contains("context deadline exceeded after 90ms"),
+        "{}",
+        active.last_error
+    );
+    assert!(
+        store
+            .samples("up", &[])
+            .iter()
+            .all(|(_, value)| *value == 0.0)
+    );
+    manager.stop().await;
+    silent.abort();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn series_added_counts_and_merged_forms_stay_fresh() {
     // Metric relabelling drops `x`, so c{x="1"} and c{x="2"} are stored as
