@@ -125,6 +125,22 @@ impl HttpClient {
         self.authorize(request).await
     }
 
+    /// Like [`HttpClient::request`], for a URL parsed already: a caller
+    /// that requests the same URL again and again (a scrape loop) parses
+    /// it once rather than on every request.
+    pub async fn request_url(
+        &self,
+        method: reqwest::Method,
+        url: &reqwest::Url,
+    ) -> Result<reqwest::RequestBuilder, String> {
+        if self.inner.config.tls_config.server_name.is_some() {
+            // `route` may send it through a per-host client.
+            return self.request(method, url.as_str()).await;
+        }
+        let request = self.inner.client.request(method, url.clone());
+        self.authorize(request).await
+    }
+
     /// The client, URL and `Host` header a request to `url` goes through.
     fn route(&self, url: &str) -> Result<(reqwest::Client, String, Option<String>), String> {
         let inner = &self.inner;

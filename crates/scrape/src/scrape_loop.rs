@@ -217,6 +217,7 @@ async fn run_loop(
     let mut ticker = tokio::time::interval(Duration::from_millis(interval_ms as u64));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let context = Arc::new(context);
+    let request = ScrapeRequest::new(&context);
     let mut state = SeriesState::default();
     loop {
         tokio::select! {
@@ -226,7 +227,7 @@ async fn run_loop(
         let scrape_start = now_ms();
         let started = Instant::now();
         let fetched = tokio::select! {
-            fetched = fetch(&context) => fetched,
+            fetched = fetch(&context, &request) => fetched,
             _ = stopped(&mut stop) => break,
         };
         let fetch_seconds = started.elapsed().as_secs_f64();
@@ -283,26 +284,62 @@ enum BodyFormat {
 /// A fetched body and its format, or why there is none.
 type Fetched = Result<(Vec<u8>, BodyFormat), String>;
 
-async fn fetch(context: &LoopContext) -> Fetched {
+/// What every request of a loop has in common, made once when the loop
+/// starts rather than on each scrape (the URL parse and the header
+/// strings were 2% of scraping CPU).
+struct ScrapeRequest {
+    /// The scrape URL, parsed; `None` when it does not parse, so that the
+    /// request reports why.
+    url: Option<reqwest::Url>,
+    accept: reqwest::header::HeaderValue,
+    timeout: Duration,
+    timeout_seconds: reqwest::header::HeaderValue,
+}
+
+impl ScrapeRequest {
+    fn new(context: &LoopContext) -> ScrapeRequest {
+        let timeout = Duration::from_millis(context.target.scrape_timeout_ms.max(1) as u64);
+        let accept = accept_header(
+            &context.config.scrape_protocols,
+            context.native_histograms() || context.created_timestamps,
+        );
+        ScrapeRequest {
+            url: reqwest::Url::parse(&context.target.scrape_url).ok(),
+            // Media types and weights are ASCII, so this always converts.
+            accept: reqwest::header::HeaderValue::try_from(accept)
+                .unwrap_or(reqwest::header::HeaderValue::from_static("*/*")),
+            timeout,
+            timeout_seconds: reqwest::header::HeaderValue::try_from(
+                timeout.as_secs_f64().to_string(),
+            )
+            .unwrap_or(reqwest::header::HeaderValue::from_static("1")),
+        }
+    }
+}
+
+async fn fetch(context: &LoopContext, parts: &ScrapeRequest) -> Fetched {
     let config = &context.config;
-    let timeout = Duration::from_millis(context.target.scrape_timeout_ms.max(1) as u64);
-    let mut request = context
-        .client
-        .request(reqwest::Method::GET, &context.target.scrape_url)
-        .await?;
+    let timeout = parts.timeout;
+    let mut request = match &parts.url {
+        Some(url) => {
+            context
+                .client
+                .request_url(reqwest::Method::GET, url)
+                .await?
+        }
+        None => {
+            context
+                .client
+                .request(reqwest::Method::GET, &context.target.scrape_url)
+                .await?
+        }
+    };
     request = request
-        .header(
-            reqwest::header::ACCEPT,
-            accept_header(
-                &config.scrape_protocols,
-                context.native_histograms() || context.created_timestamps,
-            ),
-        )
+        .header(reqwest::header::ACCEPT, parts.accept.clone())
         .header(
             "X-Prometheus-Scrape-Timeout-Seconds",
-            format!("{}", timeout.as_secs_f64()),
-        )
-        .timeout(timeout);
+            parts.timeout_seconds.clone(),
+        );
     let work = async {
         let mut response = request
             .send()
@@ -337,8 +374,10 @@ async fn fetch(context: &LoopContext) -> Fetched {
         }
         Ok((body, format))
     };
-    // The request timeout covers the body too, but a slow trickle of
-    // chunks is cut here as well.
+    // One deadline over connecting, the request and the whole body, as
+    // Prometheus's scrape context: a slow trickle of chunks is cut too.
+    // (The client's own per-request timeout would be a second timer and a
+    // wrapper around every body read, 2% of scraping CPU, for the same.)
     match tokio::time::timeout(timeout, work).await {
         Ok(result) => result,
         Err(_) => Err(format!("context deadline exceeded after {timeout:?}")),
@@ -402,7 +441,26 @@ struct SeriesState {
     last_ok: u64,
     /// Whether the report series were ever written.
     reported: bool,
+    /// How many series the last successful scrape tracked for staleness
+    /// (0 when the last scrape failed): when this scrape tracks all of
+    /// them again, none vanished, and the pass over the whole cache that
+    /// finds vanished series (1.3% of scraping CPU) is skipped.
+    n_tracked: u64,
+    /// The report series' label sets (in [`REPORT_NAMES`] order, made on
+    /// the first scrape) and the store's handles for them: with labels
+    /// built and looked up on every scrape, these five samples cost 2% of
+    /// scraping CPU.
+    report: Vec<(Labels, Option<SeriesHandle>)>,
 }
+
+/// The names of the report series, in the order [`ingest`] writes them.
+const REPORT_NAMES: [&str; 5] = [
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+    "scrape_series_added",
+];
 
 struct CacheEntry {
     labels: Option<Labels>,
@@ -645,6 +703,10 @@ struct Parsed {
     /// refusal's message.
     refused: u64,
     refusal: Option<String>,
+    /// Series tracked for staleness, and how many of them the previous
+    /// successful scrape tracked too.
+    tracked: u64,
+    retained: u64,
 }
 
 fn ingest(
@@ -680,6 +742,10 @@ fn ingest(
         parsed
     });
     let mut limit_error = None;
+    let (tracked, retained) = match &parsed {
+        Ok(parsed) => (parsed.tracked, parsed.retained),
+        Err(_) => (0, 0),
+    };
     let (error, scraped, post_relabel, added, metadata) = match parsed {
         Ok(parsed) => {
             if let Some(first) = parsed.refusal {
@@ -705,8 +771,11 @@ fn ingest(
     // Series the previous successful scrape stored that this one did not
     // (all of them when this scrape failed) get a staleness marker.
     let succeeded = error.is_none();
+    // Every series the previous successful scrape tracked is tracked
+    // again, so none vanished: no need to look.
+    let none_vanished = last_ok == 0 || (succeeded && retained == state.n_tracked);
     let mut vanished: Vec<Labels> = Vec::new();
-    for entry in state.cache.values() {
+    for entry in state.cache.values().filter(|_| !none_vanished) {
         if entry.in_previous(generation, last_ok)
             && (!succeeded || entry.tracked != generation)
             && let Some(labels) = &entry.labels
@@ -742,17 +811,32 @@ fn ingest(
     } else {
         0.0
     };
-    let report = [
-        ("up", up),
-        ("scrape_duration_seconds", duration_seconds),
-        ("scrape_samples_scraped", scraped as f64),
-        ("scrape_samples_post_metric_relabeling", post_relabel as f64),
-        ("scrape_series_added", added as f64),
+    let values = [
+        up,
+        duration_seconds,
+        scraped as f64,
+        post_relabel as f64,
+        added as f64,
     ];
-    for (name, value) in report {
-        let labels = report_labels(&context.target.labels, name);
-        if let Err(error) = appender.append(&labels, scrape_start, value) {
-            tracing::debug!(%error, "report sample not stored");
+    if state.report.is_empty() {
+        state.report = REPORT_NAMES
+            .iter()
+            .map(|name| (report_labels(&context.target.labels, name), None))
+            .collect();
+    }
+    for ((labels, handle), value) in state.report.iter_mut().zip(values) {
+        let by_handle = match handle {
+            Some(handle) => appender
+                .append_handle(handle, scrape_start, value)
+                .unwrap_or(false),
+            None => false,
+        };
+        if by_handle {
+            continue;
+        }
+        match appender.append_with_handle(labels, scrape_start, value) {
+            Ok(new_handle) => *handle = new_handle,
+            Err(error) => tracing::debug!(%error, "report sample not stored"),
         }
     }
     state.reported = true;
@@ -766,6 +850,7 @@ fn ingest(
         }
     };
     state.last_ok = if succeeded { generation } else { 0 };
+    state.n_tracked = if succeeded { tracked } else { 0 };
     IngestOutcome {
         error,
         duration_seconds,
@@ -794,13 +879,7 @@ fn write_end_of_run_staleness(context: &LoopContext, state: &SeriesState) {
         let _ = appender.append(series, now, STALE_NAN);
     }
     if state.reported {
-        for name in [
-            "up",
-            "scrape_duration_seconds",
-            "scrape_samples_scraped",
-            "scrape_samples_post_metric_relabeling",
-            "scrape_series_added",
-        ] {
+        for name in REPORT_NAMES {
             let _ = appender.append(&report_labels(&context.target.labels, name), now, STALE_NAN);
         }
     }
@@ -829,6 +908,10 @@ struct Staging<'a> {
     added: u64,
     refused: u64,
     refusal: Option<String>,
+    /// Series tracked for staleness by this scrape, and how many of them
+    /// the previous successful scrape tracked too.
+    tracked: u64,
+    retained: u64,
 }
 
 /// The value of a parsed sample.
@@ -859,6 +942,8 @@ impl<'a> Staging<'a> {
             added: 0,
             refused: 0,
             refusal: None,
+            tracked: 0,
+            retained: 0,
         }
     }
 
@@ -870,6 +955,8 @@ impl<'a> Staging<'a> {
             metadata,
             refused: self.refused,
             refusal: self.refusal,
+            tracked: self.tracked,
+            retained: self.retained,
         }
     }
 
@@ -898,10 +985,13 @@ impl<'a> Staging<'a> {
         let mut counted_added = false;
         let mut retracked = None;
         if !explicit && entry.tracked != generation {
-            if !entry.in_previous(generation, last_ok) {
+            if entry.in_previous(generation, last_ok) {
+                self.retained += 1;
+            } else {
                 self.added += 1;
                 counted_added = true;
             }
+            self.tracked += 1;
             retracked = Some((entry.tracked, entry.tracked_before));
             entry.tracked_before = entry.tracked;
             entry.tracked = generation;
@@ -964,9 +1054,12 @@ impl<'a> Staging<'a> {
                 if let Some((tracked, tracked_before)) = retracked {
                     entry.tracked = tracked;
                     entry.tracked_before = tracked_before;
-                }
-                if counted_added {
-                    self.added -= 1;
+                    self.tracked -= 1;
+                    if counted_added {
+                        self.added -= 1;
+                    } else {
+                        self.retained -= 1;
+                    }
                 }
                 self.refused += 1;
                 if self.refusal.is_none() {

@@ -171,6 +171,61 @@ async fn vanished_series_and_failing_target_go_stale() {
     manager.stop().await;
 }
 
+/// A scrape with as many series as the last one, one of them new: the
+/// loop counts the series it tracks again to skip looking for vanished
+/// ones, and a swap must not look like "nothing vanished".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_series_swapped_for_another_goes_stale() {
+    let target = TestTarget::start(Response::text("a 1\nb 2\n")).await;
+    let store = TestStore::open();
+    let manager = store.manager();
+    manager
+        .apply_config(&config(&[fast_job("app", &target.address, "")]))
+        .await;
+    wait_until(WAIT, "b scraped", || !store.samples("b", &[]).is_empty()).await;
+    target.set(Response::text("a 1\nc 3\n"));
+    wait_until(WAIT, "b marked stale", || {
+        store
+            .samples("b", &[])
+            .last()
+            .is_some_and(|(_, value)| is_stale_nan(*value))
+    })
+    .await;
+    // Back to the first form after a few scrapes of the second: c goes
+    // stale, b comes back, a never went stale.
+    let scraped = store.samples("c", &[]).len();
+    wait_until(WAIT, "c scraped again", || {
+        store.samples("c", &[]).len() > scraped + 1
+    })
+    .await;
+    target.set(Response::text("a 1\nb 2\n"));
+    wait_until(WAIT, "c marked stale", || {
+        store
+            .samples("c", &[])
+            .last()
+            .is_some_and(|(_, value)| is_stale_nan(*value))
+    })
+    .await;
+    wait_until(WAIT, "b back", || {
+        store
+            .samples("b", &[])
+            .last()
+            .is_some_and(|(_, value)| *value == 2.0)
+    })
+    .await;
+    assert!(store.samples("a", &[]).iter().all(|(_, v)| *v == 1.0));
+    assert_eq!(
+        store
+            .samples("c", &[])
+            .iter()
+            .filter(|(_, v)| is_stale_nan(*v))
+            .count(),
+        1,
+        "one marker for c"
+    );
+    manager.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_series_fails_the_scrape_though_others_are_cached() {
     // The scrape cache skips parsing series texts it knows; a new text is
@@ -212,6 +267,48 @@ async fn a_broken_series_fails_the_scrape_though_others_are_cached() {
     })
     .await;
     manager.stop().await;
+}
+
+/// A target that accepts the connection and never answers: the scrape's
+/// one deadline (over connect, request and body) fails it at
+/// `scrape_timeout`, as Prometheus's context does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_never_answers_times_out() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address").to_string();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((connection, _)) = listener.accept().await {
+            held.push(connection);
+        }
+    });
+    let store = TestStore::open();
+    let manager = store.manager();
+    manager
+        .apply_config(&config(&[fast_job("app", &address, "")]))
+        .await;
+    wait_until(WAIT, "target down", || {
+        manager.targets().active[0].health == TargetHealth::Down
+    })
+    .await;
+    let active = &manager.targets().active[0];
+    assert!(
+        active
+            .last_error
+            .contains("context deadline exceeded after 90ms"),
+        "{}",
+        active.last_error
+    );
+    assert!(
+        store
+            .samples("up", &[])
+            .iter()
+            .all(|(_, value)| *value == 0.0)
+    );
+    manager.stop().await;
+    silent.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1521,22 +1521,18 @@ impl DbAppender<'_> {
                 });
             }
         }
-        let samples: Vec<RefSample> = self
-            .staged
-            .iter()
-            .map(|(s, t, v)| RefSample {
-                id: s.id,
-                t: *t,
-                v: *v,
-            })
-            .collect();
         let mut series_rec = Vec::new();
         let mut samples_rec = Vec::new();
         if !new_series.is_empty() {
             wal::encode_series(&new_series, &mut series_rec);
         }
-        if !samples.is_empty() {
-            wal::encode_samples(&samples, &mut samples_rec);
+        if !self.staged.is_empty() {
+            let samples = self.staged.iter().map(|(s, t, v)| RefSample {
+                id: s.id,
+                t: *t,
+                v: *v,
+            });
+            wal::encode_samples_from(samples, &mut samples_rec);
         }
         let mut histograms_rec = Vec::new();
         if !self.histograms.is_empty() {

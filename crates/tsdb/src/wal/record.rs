@@ -137,15 +137,25 @@ pub fn encode_series(series: &[RefSeries], out: &mut Vec<u8>) {
 /// Ids are written as differences to the previous sample's id, timestamps as
 /// differences to the first sample's timestamp, values as raw bits.
 pub fn encode_samples(samples: &[RefSample], out: &mut Vec<u8>) {
+    encode_samples_from(samples.iter().copied(), out);
+}
+
+/// [`encode_samples`] for samples made as they are encoded, so that a
+/// writer holding them in another shape (an appender's staged samples)
+/// need not collect them into a list first.
+pub fn encode_samples_from(
+    mut samples: impl ExactSizeIterator<Item = RefSample>,
+    out: &mut Vec<u8>,
+) {
     out.push(RECORD_TYPE_SAMPLES);
-    let Some(first) = samples.first() else {
+    out.reserve(samples.len() * 11 + 20);
+    let Some(first) = samples.next() else {
         return;
     };
-    out.reserve(samples.len() * 11 + 20);
     put_uvarint(out, first.id);
     put_varint(out, first.t);
     let mut previous_id = first.id;
-    for sample in samples {
+    for sample in std::iter::once(first).chain(samples) {
         put_varint(out, sample.id.wrapping_sub(previous_id) as i64);
         put_varint(out, sample.t.wrapping_sub(first.t));
         out.extend_from_slice(&sample.v.to_bits().to_le_bytes());
