@@ -142,14 +142,58 @@ impl ClosedChunk {
     }
 }
 
+/// A series' closed chunks, oldest first: one word, null until the
+/// series closes its first chunk (a wide head's series mostly have none).
+/// Kept exactly as long as it is full, since a chunk closes only every
+/// [`SAMPLES_PER_CHUNK`] samples.
+#[derive(Clone, Default)]
+struct ClosedChunks(Option<Box<Vec<ClosedChunk>>>);
+
+impl ClosedChunks {
+    fn from_vec(chunks: Vec<ClosedChunk>) -> ClosedChunks {
+        ClosedChunks((!chunks.is_empty()).then(|| Box::new(chunks)))
+    }
+
+    fn into_vec(self) -> Vec<ClosedChunk> {
+        self.0.map(|chunks| *chunks).unwrap_or_default()
+    }
+
+    fn push(&mut self, chunk: ClosedChunk) {
+        let mut chunks = std::mem::take(self).into_vec();
+        chunks.reserve_exact(1);
+        chunks.push(chunk);
+        *self = ClosedChunks::from_vec(chunks);
+    }
+
+    /// Heap bytes held: the list and the chunks' bytes.
+    fn heap_bytes(&self) -> usize {
+        self.0.as_ref().map_or(0, |chunks| {
+            std::mem::size_of::<Vec<ClosedChunk>>()
+                + chunks.capacity() * std::mem::size_of::<ClosedChunk>()
+                + chunks.iter().map(|c| c.bytes.len()).sum::<usize>()
+        })
+    }
+}
+
+impl std::ops::Deref for ClosedChunks {
+    type Target = [ClosedChunk];
+    fn deref(&self) -> &[ClosedChunk] {
+        self.0.as_deref().map_or(&[], |chunks| chunks.as_slice())
+    }
+}
+
+impl FromIterator<ClosedChunk> for ClosedChunks {
+    fn from_iter<I: IntoIterator<Item = ClosedChunk>>(iter: I) -> ClosedChunks {
+        ClosedChunks::from_vec(iter.into_iter().collect())
+    }
+}
+
 /// A series' samples. Also the copy a querier takes of a head series
 /// ([`MemSeries::snapshot`]), so a head cut after the select cannot take
 /// samples from under it.
 #[derive(Clone)]
 pub(crate) struct SeriesData {
-    /// A boxed slice, not a `Vec`: a word less in every series, and a chunk
-    /// closes only every [`SAMPLES_PER_CHUNK`] samples.
-    closed: Box<[ClosedChunk]>,
+    closed: ClosedChunks,
     open: XorAppender,
     /// Timestamp of the newest sample in the chunks, `i64::MIN` if none.
     max_time: i64,
@@ -425,7 +469,7 @@ impl HistData {
 impl SeriesData {
     fn new() -> SeriesData {
         SeriesData {
-            closed: Box::default(),
+            closed: ClosedChunks::default(),
             open: XorAppender::new(),
             max_time: i64::MIN,
             overrides: Overrides::default(),
@@ -491,10 +535,7 @@ impl SeriesData {
         if d.open.num_samples() >= SAMPLES_PER_CHUNK || crosses_boundary {
             let full = std::mem::take(&mut d.open);
             if let Some(closed) = ClosedChunk::from_xor(&full) {
-                let mut chunks = Vec::with_capacity(d.closed.len() + 1);
-                chunks.extend(std::mem::take(&mut d.closed));
-                chunks.push(closed);
-                d.closed = chunks.into_boxed_slice();
+                d.closed.push(closed);
             }
         }
         d.open.append(t, v);
@@ -509,7 +550,7 @@ impl SeriesData {
     pub(crate) fn samples(&self, mint: i64, maxt: i64) -> Vec<(i64, f64)> {
         let d = self;
         let mut out = Vec::new();
-        for c in &d.closed {
+        for c in d.closed.iter() {
             if c.max_time < mint || c.min_time > maxt {
                 continue;
             }
@@ -812,7 +853,7 @@ impl MemSeries {
         let mut d = lock(&self.data);
         let mut chunks = std::mem::take(&mut d.closed).into_vec();
         chunks.retain(|c| c.max_time >= boundary);
-        d.closed = chunks.into_boxed_slice();
+        d.closed = ClosedChunks::from_vec(chunks);
         if d.open.last_time().is_some_and(|t| t < boundary) {
             d.open = XorAppender::new();
         }
@@ -1687,11 +1728,11 @@ impl Head {
         let mut other = 0;
         for s in index.series.values() {
             records += arc + std::mem::size_of::<MemSeries>();
-            labels += arc + s.labels.len() * std::mem::size_of::<Label>();
+            // The count and length of `Labels`' thin array, then the labels.
+            labels += 8 + s.labels.len() * std::mem::size_of::<Label>();
             let d = lock(&s.data);
             open += d.open.memory_bytes();
-            closed += d.closed.len() * std::mem::size_of::<ClosedChunk>()
-                + d.closed.iter().map(|c| c.bytes.len()).sum::<usize>();
+            closed += d.closed.heap_bytes();
             // A BTreeMap leaf holds up to 11 entries; count one leaf per 6.
             other += d.overrides.len().div_ceil(6) * (11 * 16 + 16);
             if d.hist.is_some() {
@@ -1716,7 +1757,7 @@ impl Head {
             .sum();
         [
             ("series records (Arc<MemSeries>)", records),
-            ("label arrays (Arc<[Label]>)", labels),
+            ("label arrays (Labels)", labels),
             ("interned strings", strings),
             ("interned string set", interned_set),
             ("open chunk buffers", open),
@@ -1816,13 +1857,13 @@ mod tests {
     use super::*;
 
     /// Every byte of a series record is paid once per series, a million
-    /// times on a wide head: 168 bytes plus the `Arc` counts plus glibc's
-    /// 8-byte header is one 192-byte chunk (176 bytes took 208). A new
+    /// times on a wide head: 152 bytes plus the `Arc` counts plus glibc's
+    /// 8-byte header is one 176-byte chunk (176 bytes took 208). A new
     /// field must buy its bytes back elsewhere.
     #[test]
     fn series_record_stays_in_its_size_class() {
         assert!(
-            std::mem::size_of::<MemSeries>() <= 168,
+            std::mem::size_of::<MemSeries>() <= 152,
             "{}",
             std::mem::size_of::<MemSeries>()
         );
