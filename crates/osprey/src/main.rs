@@ -635,10 +635,16 @@ fn limit_heap_arenas() {
 /// Asks the allocator to give free pages back to the system.
 fn return_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: `malloc_trim` only releases memory that glibc's allocator
-    // holds free; it may be called at any time from any thread.
-    unsafe {
-        libc::malloc_trim(0);
+    {
+        let started = std::time::Instant::now();
+        // SAFETY: `malloc_trim` only releases memory that glibc's allocator
+        // holds free; it may be called at any time from any thread.
+        let released = unsafe { libc::malloc_trim(0) };
+        tracing::debug!(
+            released = released != 0,
+            millis = started.elapsed().as_millis() as u64,
+            "returned free heap memory to the system"
+        );
     }
 }
 
