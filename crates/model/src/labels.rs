@@ -760,7 +760,10 @@ mod tests {
         let threads: Vec<_> = (0..4)
             .map(|_| {
                 let mine = labels.clone();
-                std::thread::spawn(move || (0..1000).map(|_| mine.clone()).count())
+                std::thread::spawn(move || {
+                    let held: Vec<Labels> = (0..1000).map(|_| mine.clone()).collect();
+                    held.len()
+                })
             })
             .collect();
         for t in threads {

@@ -147,6 +147,10 @@ impl ClosedChunk {
 /// Kept exactly as long as it is full, since a chunk closes only every
 /// [`SAMPLES_PER_CHUNK`] samples.
 #[derive(Clone, Default)]
+#[expect(
+    clippy::box_collection,
+    reason = "the box is the point: `Option<Box<Vec<_>>>` is one word, a boxed slice two"
+)]
 struct ClosedChunks(Option<Box<Vec<ClosedChunk>>>);
 
 impl ClosedChunks {
