@@ -181,6 +181,152 @@ mod thin {
     }
 }
 
+mod thin_labels {
+    //! A reference-counted immutable array of labels behind one thin
+    //! pointer: a 4-byte count and a 4-byte length, then the labels, in one
+    //! allocation.
+
+    use super::Label;
+    use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
+    use std::ptr::NonNull;
+    use std::sync::atomic::{AtomicU32, Ordering, fence};
+
+    #[repr(C)]
+    struct Header {
+        count: AtomicU32,
+        len: u32,
+    }
+
+    /// Counts above this abort, as `std::sync::Arc` does: that many live
+    /// clones of one label set is a leak, and wrapping the count would free
+    /// live memory.
+    const MAX_COUNT: u32 = i32::MAX as u32;
+
+    pub(super) struct ThinLabels(NonNull<Header>);
+
+    // SAFETY: the labels are immutable after construction and `Label` is
+    // Send and Sync; the count is atomic, as in `Arc<[Label]>`.
+    unsafe impl Send for ThinLabels {}
+    // SAFETY: as above.
+    unsafe impl Sync for ThinLabels {}
+
+    /// The allocation's layout for `len` labels and the labels' offset.
+    fn layout(len: usize) -> (Layout, usize) {
+        Layout::array::<Label>(len)
+            .and_then(|array| Layout::new::<Header>().extend(array))
+            .map(|(layout, offset)| (layout.pad_to_align(), offset))
+            .unwrap_or_else(|_| std::process::abort())
+    }
+
+    impl ThinLabels {
+        pub(super) fn new(labels: Vec<Label>) -> ThinLabels {
+            // A label set of four billion labels does not fit in memory.
+            let len = u32::try_from(labels.len()).unwrap_or_else(|_| std::process::abort());
+            let (layout, offset) = layout(labels.len());
+            // SAFETY: the layout holds at least the header, never 0 bytes.
+            let raw = unsafe { alloc(layout) };
+            let Some(header) = NonNull::new(raw.cast::<Header>()) else {
+                handle_alloc_error(layout)
+            };
+            // SAFETY: `raw` is a fresh allocation of `layout`: the header at
+            // its start, aligned for it, and room for `len` labels at
+            // `offset`, aligned for them. Each label is moved in once.
+            unsafe {
+                header.as_ptr().write(Header {
+                    count: AtomicU32::new(1),
+                    len,
+                });
+                let first = raw.add(offset).cast::<Label>();
+                for (i, label) in labels.into_iter().enumerate() {
+                    first.add(i).write(label);
+                }
+            }
+            ThinLabels(header)
+        }
+
+        fn header(&self) -> &Header {
+            // SAFETY: the pointer stays valid while this handle holds a count.
+            unsafe { self.0.as_ref() }
+        }
+
+        fn first(&self) -> *mut Label {
+            let (_, offset) = layout(0);
+            // SAFETY: the labels start `offset` bytes into the allocation,
+            // whatever their number.
+            unsafe { self.0.as_ptr().cast::<u8>().add(offset).cast::<Label>() }
+        }
+
+        pub(super) fn as_slice(&self) -> &[Label] {
+            let len = self.header().len as usize;
+            // SAFETY: `new` wrote `len` labels there; they are never changed
+            // and live as long as the handle.
+            unsafe { std::slice::from_raw_parts(self.first(), len) }
+        }
+    }
+
+    impl Clone for ThinLabels {
+        fn clone(&self) -> ThinLabels {
+            let old = self.header().count.fetch_add(1, Ordering::Relaxed);
+            if old > MAX_COUNT {
+                std::process::abort();
+            }
+            ThinLabels(self.0)
+        }
+    }
+
+    impl Drop for ThinLabels {
+        fn drop(&mut self) {
+            if self.header().count.fetch_sub(1, Ordering::Release) != 1 {
+                return;
+            }
+            // Every other handle's uses happen before the free (as in
+            // `Arc::drop`).
+            fence(Ordering::Acquire);
+            let len = self.header().len as usize;
+            let (layout, _) = layout(len);
+            // SAFETY: this was the last handle: nothing reads the labels
+            // any more, each is dropped once, and the block came from
+            // `alloc` with this layout in `new`.
+            unsafe {
+                std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(self.first(), len));
+                dealloc(self.0.as_ptr().cast(), layout);
+            }
+        }
+    }
+
+    impl std::fmt::Debug for ThinLabels {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            self.as_slice().fmt(f)
+        }
+    }
+
+    impl PartialEq for ThinLabels {
+        fn eq(&self, other: &ThinLabels) -> bool {
+            self.0 == other.0 || self.as_slice() == other.as_slice()
+        }
+    }
+
+    impl Eq for ThinLabels {}
+
+    impl PartialOrd for ThinLabels {
+        fn partial_cmp(&self, other: &ThinLabels) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+
+    impl Ord for ThinLabels {
+        fn cmp(&self, other: &ThinLabels) -> std::cmp::Ordering {
+            self.as_slice().cmp(other.as_slice())
+        }
+    }
+
+    impl std::hash::Hash for ThinLabels {
+        fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+            self.as_slice().hash(state)
+        }
+    }
+}
+
 impl Default for LabelStr {
     fn default() -> LabelStr {
         LabelStr::from("")
@@ -316,8 +462,13 @@ impl PartialEq<LabelStr> for String {
 /// Immutable and shared: cloning is one reference-count increment, so
 /// storage can hand out the label sets it keeps and queries can copy label
 /// sets through every step without allocating.
+///
+/// One pointer wide, with an 8-byte header (see [`thin_labels`]): storage
+/// keeps one per series, a million on a wide head, where an `Arc<[Label]>`
+/// took a second word in every series record and a 16-byte header in
+/// every label array.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Labels(std::sync::Arc<[Label]>);
+pub struct Labels(thin_labels::ThinLabels);
 
 impl Default for Labels {
     fn default() -> Labels {
@@ -327,7 +478,7 @@ impl Default for Labels {
 
 impl Labels {
     pub fn empty() -> Labels {
-        Labels(std::sync::Arc::from(Vec::new()))
+        Labels(thin_labels::ThinLabels::new(Vec::new()))
     }
 
     /// Builds a label set from pairs in any order. On a duplicate name the
@@ -346,14 +497,15 @@ impl Labels {
     /// Callers that cannot promise this use [`Labels::from_pairs`].
     pub fn from_sorted_unchecked(labels: Vec<Label>) -> Labels {
         debug_assert!(labels.windows(2).all(|w| w[0].name < w[1].name));
-        Labels(labels.into())
+        Labels(thin_labels::ThinLabels::new(labels))
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        let labels = self.0.as_slice();
+        labels
             .binary_search_by(|l| l.name.as_str().cmp(name))
             .ok()
-            .map(|i| self.0[i].value.as_str())
+            .map(|i| labels[i].value.as_str())
     }
 
     pub fn metric_name(&self) -> Option<&str> {
@@ -361,41 +513,39 @@ impl Labels {
     }
 
     pub fn iter(&self) -> std::slice::Iter<'_, Label> {
-        self.0.iter()
+        self.0.as_slice().iter()
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0.as_slice().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.as_slice().is_empty()
     }
 
     pub fn as_slice(&self) -> &[Label] {
-        &self.0
+        self.0.as_slice()
     }
 
     pub fn into_vec(self) -> Vec<Label> {
-        self.0.to_vec()
+        self.0.as_slice().to_vec()
     }
 
     /// A 64-bit hash of the label set, the same in every process of one
     /// build. For in-memory use (sharding, lookups); not for files.
     pub fn stable_hash(&self) -> u64 {
-        stable_hash_pairs(self.0.iter().map(|l| (l.name.as_str(), l.value.as_str())))
+        stable_hash_pairs(self.iter().map(|l| (l.name.as_str(), l.value.as_str())))
     }
 
     /// The label set without the metric name.
     pub fn without_metric_name(&self) -> Labels {
-        Labels(
-            self.0
-                .iter()
+        Labels(thin_labels::ThinLabels::new(
+            self.iter()
                 .filter(|l| l.name != METRIC_NAME)
                 .cloned()
-                .collect::<Vec<_>>()
-                .into(),
-        )
+                .collect(),
+        ))
     }
 }
 
@@ -403,7 +553,7 @@ impl<'a> IntoIterator for &'a Labels {
     type Item = &'a Label;
     type IntoIter = std::slice::Iter<'a, Label>;
     fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
+        self.iter()
     }
 }
 
@@ -414,7 +564,7 @@ impl fmt::Display for Labels {
         if let Some(name) = name {
             f.write_str(name)?;
         }
-        let rest: Vec<&Label> = self.0.iter().filter(|l| l.name != METRIC_NAME).collect();
+        let rest: Vec<&Label> = self.iter().filter(|l| l.name != METRIC_NAME).collect();
         if rest.is_empty() && name.is_some() {
             return Ok(());
         }
@@ -469,7 +619,7 @@ impl LabelsBuilder {
 
     pub fn from_labels(labels: &Labels) -> LabelsBuilder {
         LabelsBuilder {
-            labels: labels.0.to_vec(),
+            labels: labels.as_slice().to_vec(),
         }
     }
 
@@ -491,7 +641,7 @@ impl LabelsBuilder {
 
     pub fn build(mut self) -> Labels {
         self.labels.sort_by(|a, b| a.name.cmp(&b.name));
-        Labels(self.labels.into())
+        Labels(thin_labels::ThinLabels::new(self.labels))
     }
 }
 
@@ -573,6 +723,54 @@ impl LabelHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_are_one_pointer_and_share_their_array() {
+        assert_eq!(std::mem::size_of::<Labels>(), std::mem::size_of::<usize>());
+        let empty = Labels::empty();
+        assert!(empty.is_empty() && empty.iter().next().is_none());
+        assert_eq!(empty, Labels::default());
+        let labels = Labels::from_pairs([("job", "node"), ("__name__", "up"), ("a", "1")]);
+        let copies: Vec<Labels> = (0..1000).map(|_| labels.clone()).collect();
+        assert!(
+            copies
+                .iter()
+                .all(|c| c.as_slice().as_ptr() == labels.as_slice().as_ptr())
+        );
+        drop(copies);
+        assert_eq!(labels.len(), 3);
+        assert_eq!(labels.get("job"), Some("node"));
+        assert_eq!(labels.metric_name(), Some("up"));
+        assert_eq!(labels.to_string(), "up{a=\"1\", job=\"node\"}");
+        let other = Labels::from_pairs([("__name__", "up"), ("a", "1"), ("job", "node")]);
+        assert_eq!(labels, other);
+        assert!(Labels::from_pairs([("a", "0")]) < labels.without_metric_name());
+        let hash = |l: &Labels| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            l.hash(&mut h);
+            h.finish()
+        };
+        assert_eq!(hash(&labels), hash(&other));
+        assert_eq!(
+            format!("{labels:?}"),
+            format!("Labels({:?})", labels.as_slice())
+        );
+        // Labels dropped from several threads at once free their array once.
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let mine = labels.clone();
+                std::thread::spawn(move || {
+                    let held: Vec<Labels> = (0..1000).map(|_| mine.clone()).collect();
+                    held.len()
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().ok(), Some(1000));
+        }
+        assert_eq!(labels.into_vec().len(), 3);
+    }
 
     #[test]
     fn label_str_is_one_pointer_and_behaves_like_str() {

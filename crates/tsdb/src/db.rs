@@ -334,6 +334,13 @@ impl Db {
         read(&self.blocks).clone()
     }
 
+    /// Samples committed since the database opened: one atomic load, for
+    /// callers that poll whether writes are coming in (the server hands
+    /// freed memory back when a burst of writes ends).
+    pub fn samples_appended_total(&self) -> u64 {
+        self.counters.samples_appended.load(Ordering::Relaxed)
+    }
+
     /// One round of maintenance: head cut, compactions, retention. `now_ms`
     /// is the wall clock, used for time-based retention.
     pub fn maintain(&self, now_ms: i64) -> Result<()> {

@@ -33,6 +33,7 @@ pub mod head;
 pub mod import;
 pub mod index;
 mod limits;
+mod postings;
 mod querier;
 mod sync;
 pub mod tiers;
