@@ -448,6 +448,7 @@ fn decode_label(buf: &[u8]) -> Result<(&str, &str), DecodeError> {
         && *name_len < 0x80
         && let Some((name, rest)) = rest.split_at_checked(usize::from(*name_len))
         && let [0x12, value_len, value @ ..] = rest
+        && *value_len < 0x80
         && usize::from(*value_len) == value.len()
     {
         return Ok((utf8(name, "label name")?, utf8(value, "label value")?));
@@ -702,6 +703,12 @@ mod tests {
         cases.push(vec![0x0a, 9, b'a']);
         cases.push(vec![0x0a, 1, b'a']);
         cases.push(Vec::new());
+        // A value length byte with its continuation bit set and exactly
+        // that many bytes after it: the second varint byte is not part of
+        // the value.
+        let mut continued = vec![0x0a, 1, b'a', 0x12, 0x80];
+        continued.extend(std::iter::repeat_n(b'v', 0x80));
+        cases.push(continued);
         for case in &cases {
             assert_eq!(decode_label(case), decode_label_fields(case), "{case:?}");
         }

@@ -320,27 +320,29 @@ impl ScrapeRequest {
 async fn fetch(context: &LoopContext, parts: &ScrapeRequest) -> Fetched {
     let config = &context.config;
     let timeout = parts.timeout;
-    let mut request = match &parts.url {
-        Some(url) => {
-            context
-                .client
-                .request_url(reqwest::Method::GET, url)
-                .await?
-        }
-        None => {
-            context
-                .client
-                .request(reqwest::Method::GET, &context.target.scrape_url)
-                .await?
-        }
-    };
-    request = request
-        .header(reqwest::header::ACCEPT, parts.accept.clone())
-        .header(
-            "X-Prometheus-Scrape-Timeout-Seconds",
-            parts.timeout_seconds.clone(),
-        );
     let work = async {
+        // Building the request is inside the deadline too: it may read a
+        // credentials file or fetch an OAuth2 token.
+        let mut request = match &parts.url {
+            Some(url) => {
+                context
+                    .client
+                    .request_url(reqwest::Method::GET, url)
+                    .await?
+            }
+            None => {
+                context
+                    .client
+                    .request(reqwest::Method::GET, &context.target.scrape_url)
+                    .await?
+            }
+        };
+        request = request
+            .header(reqwest::header::ACCEPT, parts.accept.clone())
+            .header(
+                "X-Prometheus-Scrape-Timeout-Seconds",
+                parts.timeout_seconds.clone(),
+            );
         let mut response = request
             .send()
             .await

@@ -15,7 +15,7 @@ use model::exemplar::ExemplarSeries;
 
 use crate::api::read_params;
 use crate::params::{MAX_TIME_MS, MIN_TIME_MS, Params, parse_time};
-use crate::query::{write_labels, write_timestamp, write_value};
+use crate::query::{write_go_float, write_labels, write_timestamp};
 use crate::{ApiError, AppState, blocking};
 
 /// `GET|POST /api/v1/query_exemplars`.
@@ -79,7 +79,7 @@ fn render(list: &[ExemplarSeries]) -> Response {
             body.push_str("{\"labels\":");
             write_labels(&mut body, &e.labels);
             body.push_str(",\"value\":\"");
-            write_value(&mut body, e.value);
+            write_go_float(&mut body, e.value);
             body.push_str("\",\"timestamp\":");
             write_timestamp(&mut body, e.timestamp_ms);
             body.push('}');

@@ -32,15 +32,21 @@ use remote::{
 use crate::params::Params;
 use crate::{ApiError, AppState, ErrorType, blocking};
 
+/// At most this much of a body's announced length is reserved before its
+/// bytes arrive: a client that announces the limit and sends nothing holds
+/// no more than this.
+const RESERVE_AT_ONCE: usize = 4 << 20;
+
 /// Reads a request body, refusing (413) once it grows past `limit` bytes.
 pub(crate) async fn read_body_limited(body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
-    // The announced length (capped at the limit) is reserved at once, so a
-    // large body is not copied again each time the buffer grows.
+    // The announced length (capped at the limit and at RESERVE_AT_ONCE) is
+    // reserved at once, so a body is not copied again each time the buffer
+    // grows.
     let announced = http_body::Body::size_hint(&body)
         .exact()
         .and_then(|n| usize::try_from(n).ok())
         .unwrap_or(0);
-    let mut out = Vec::with_capacity(announced.min(limit));
+    let mut out = Vec::with_capacity(announced.min(limit).min(RESERVE_AT_ONCE));
     let mut stream = body.into_data_stream();
     while let Some(chunk) =
         std::future::poll_fn(|cx| futures_core::Stream::poll_next(Pin::new(&mut stream), cx)).await
@@ -594,8 +600,47 @@ pub fn parse_import(
     extra_labels: &[(String, String)],
     now_ms: i64,
 ) -> Result<ParsedImport, ApiError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    parse_import_on(body, extra_labels, now_ms, threads, MIN_IMPORT_PIECE_BYTES)
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The request's own thread parses one piece; extra threads come from
+    // a budget shared by all imports, one per CPU, so concurrent imports
+    // do not multiply the server's threads.
+    let extra = ParseThreads::take(cpus.saturating_sub(1));
+    parse_import_on(
+        body,
+        extra_labels,
+        now_ms,
+        1 + extra.count,
+        MIN_IMPORT_PIECE_BYTES,
+    )
+}
+
+/// Extra parse threads in use by all imports at once.
+static PARSE_THREADS_IN_USE: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
+/// Extra parse threads taken from the shared budget (one per CPU less
+/// one), given back on drop.
+struct ParseThreads {
+    count: usize,
+}
+
+impl ParseThreads {
+    /// Up to `wanted` threads, as many as the budget has left (maybe none).
+    fn take(wanted: usize) -> ParseThreads {
+        use std::sync::atomic::Ordering;
+        let mut count = 0;
+        let _ = PARSE_THREADS_IN_USE.fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+            count = wanted.saturating_sub(used);
+            Some(used + count)
+        });
+        ParseThreads { count }
+    }
+}
+
+impl Drop for ParseThreads {
+    fn drop(&mut self) {
+        PARSE_THREADS_IN_USE.fetch_sub(self.count, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 /// [`parse_import`] on up to `threads` threads, in pieces of at least
@@ -975,7 +1020,9 @@ mod tests {
                 .err()
                 .unwrap();
             assert!(
-                e.message.contains("duplicate label name \"a\""),
+                e.message
+                    .starts_with(&format!("cannot parse body: line {}, column", lines + 1))
+                    && e.message.contains("duplicate label name \"a\""),
                 "{threads}: {}",
                 e.message
             );

@@ -261,11 +261,11 @@ fn render(output: &QueryOutput, with_stats: bool) -> Response {
     match &output.value {
         Value::Scalar { t, v } => {
             body.push_str("scalar\",\"result\":");
-            write_point(&mut body, *t, *v);
+            write_scalar_point(&mut body, *t, *v);
         }
         Value::String { t, v } => {
             body.push_str("string\",\"result\":[");
-            write_timestamp(&mut body, *t);
+            write_json_seconds(&mut body, *t);
             body.push(',');
             write_json_string(&mut body, v);
             body.push(']');
@@ -411,17 +411,49 @@ pub(crate) fn write_go_float(out: &mut String, v: f64) {
     }
 }
 
+/// A vector or matrix point as Prometheus's `marshalPointJSON` writes it:
+/// `jsonutil.MarshalTimestamp` and `jsonutil.MarshalValue`.
 fn write_point(out: &mut String, t: i64, v: f64) {
     out.push('[');
     write_timestamp(out, t);
+    out.push_str(",\"");
+    write_go_float(out, v);
+    out.push_str("\"]");
+}
+
+/// A scalar result as Prometheus's `Scalar.MarshalJSON` writes it: the
+/// time as a JSON float (Go's shortest form: `1.5`, not `1.500`) and the
+/// value in Go's `'f'` form at every magnitude.
+fn write_scalar_point(out: &mut String, t: i64, v: f64) {
+    out.push('[');
+    write_json_seconds(out, t);
     out.push_str(",\"");
     write_value(out, v);
     out.push_str("\"]");
 }
 
-/// Unix seconds with the milliseconds as decimals, trailing zeros dropped:
-/// 1500 ms is `1.5`, 1000 ms is `1`, -1 ms is `-0.001`.
+/// Prometheus's `jsonutil.MarshalTimestamp`: Unix seconds, then the
+/// milliseconds as three decimals when there are any: 1500 ms is `1.500`,
+/// 1000 ms is `1`, -1 ms is `-0.001`.
 pub(crate) fn write_timestamp(out: &mut String, t_ms: i64) {
+    let abs = t_ms.unsigned_abs();
+    let (secs, ms) = (abs / 1000, abs % 1000);
+    if t_ms < 0 {
+        out.push('-');
+    }
+    write_u64(out, secs);
+    if ms != 0 {
+        out.push('.');
+        for d in [ms / 100, ms / 10 % 10, ms % 10] {
+            out.push(char::from(b'0' + d as u8));
+        }
+    }
+}
+
+/// Milliseconds as Go's `encoding/json` writes `float64(t) / 1000` (scalar
+/// and string results): Unix seconds with the decimals, trailing zeros
+/// dropped: 1500 ms is `1.5`, 1000 ms is `1`, -1 ms is `-0.001`.
+pub(crate) fn write_json_seconds(out: &mut String, t_ms: i64) {
     let abs = t_ms.unsigned_abs();
     let (secs, ms) = (abs / 1000, abs % 1000);
     if t_ms < 0 {
@@ -463,8 +495,9 @@ fn write_u64(out: &mut String, mut n: u64) {
     }
 }
 
-/// Go's `strconv.FormatFloat(v, 'f', -1, 64)`, which Prometheus uses: the
-/// shortest digits that read back exactly, never an exponent.
+/// Go's `strconv.FormatFloat(v, 'f', -1, 64)`, which Prometheus uses for
+/// scalar results (points use [`write_go_float`]): the shortest digits
+/// that read back exactly, never an exponent.
 pub(crate) fn write_value(out: &mut String, v: f64) {
     /// Below this every integer is a float exactly, and its shortest
     /// digits are its integer digits.
@@ -541,8 +574,25 @@ mod tests {
 
     #[test]
     fn timestamps_like_prometheus() {
+        // Points: jsonutil.MarshalTimestamp, three decimals when any.
+        for (ms, want) in [
+            (1500, "1.500"),
+            (1050, "1.050"),
+            (1000, "1"),
+            (1001, "1.001"),
+            (-1, "-0.001"),
+            (-1500, "-1.500"),
+            (0, "0"),
+            (1435781451781, "1435781451.781"),
+        ] {
+            let mut s = String::new();
+            write_timestamp(&mut s, ms);
+            assert_eq!(s, want, "{ms}");
+        }
+        // Scalar and string results: encoding/json's float64, shortest.
         for (ms, want) in [
             (1500, "1.5"),
+            (1050, "1.05"),
             (1000, "1"),
             (1001, "1.001"),
             (-1, "-0.001"),
@@ -550,7 +600,7 @@ mod tests {
             (1435781451781, "1435781451.781"),
         ] {
             let mut s = String::new();
-            write_timestamp(&mut s, ms);
+            write_json_seconds(&mut s, ms);
             assert_eq!(s, want, "{ms}");
         }
     }
@@ -620,11 +670,19 @@ mod tests {
         }
         for _ in 0..20_000 {
             let ms = next() as i64 >> (next() % 60);
+            let (abs, sign) = (ms.unsigned_abs(), if ms < 0 { "-" } else { "" });
+            let full = format!("{sign}{}.{:03}", abs / 1000, abs % 1000);
             let mut s = String::new();
             write_timestamp(&mut s, ms);
-            let (abs, sign) = (ms.unsigned_abs(), if ms < 0 { "-" } else { "" });
-            let want = format!("{sign}{}.{:03}", abs / 1000, abs % 1000);
-            let want = want.trim_end_matches('0').trim_end_matches('.');
+            let want = if abs % 1000 == 0 {
+                format!("{sign}{}", abs / 1000)
+            } else {
+                full.clone()
+            };
+            assert_eq!(s, want, "{ms}");
+            let mut s = String::new();
+            write_json_seconds(&mut s, ms);
+            let want = full.trim_end_matches('0').trim_end_matches('.');
             assert_eq!(s, want, "{ms}");
         }
     }

@@ -203,19 +203,28 @@ async fn operators_drop_the_metric_name_and_values_are_strings() {
             {"metric": {"instance": "b:1", "job": "db"}, "value": [NOW_S, "2.5"]},
         ])
     );
-    // The shortest form that reads back exactly, without exponent.
+    // The shortest form that reads back exactly, as Prometheus's
+    // jsonutil.MarshalValue writes a point: an exponent below 1e-6 and
+    // from 1e21 in magnitude, none between.
     let data = instant(&app, "vector(1.5e-7)", "0").await.data();
-    assert_eq!(data["result"][0]["value"], json!([0, "0.00000015"]));
+    assert_eq!(data["result"][0]["value"], json!([0, "1.5e-07"]));
+    let data = instant(&app, "vector(0.0000015)", "0").await.data();
+    assert_eq!(data["result"][0]["value"], json!([0, "0.0000015"]));
     let data = instant(&app, "vector(0.1 + 0.2)", "0").await.data();
     assert_eq!(
         data["result"][0]["value"],
         json!([0, "0.30000000000000004"])
     );
     let data = instant(&app, "vector(1e21)", "0").await.data();
+    assert_eq!(data["result"][0]["value"], json!([0, "1e+21"]));
+    let data = instant(&app, "vector(1e20)", "0").await.data();
     assert_eq!(
         data["result"][0]["value"],
-        json!([0, "1000000000000000000000"])
+        json!([0, "100000000000000000000"])
     );
+    // A scalar result is Scalar.MarshalJSON's: 'f' at every magnitude.
+    let data = instant(&app, "1.5e-7", "0").await.data();
+    assert_eq!(data["result"], json!([0, "0.00000015"]));
 }
 
 #[tokio::test]
