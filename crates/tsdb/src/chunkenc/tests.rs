@@ -681,9 +681,12 @@ fn small_xor_buffers_grow_in_steps_of_sixteen() {
 /// Dense chunks as the writer before Rice streams and float steps (commit
 /// 533fa81) wrote them, for series of several shapes: they still decode to the
 /// same samples, bit for bit.
+/// A golden chunk: a name, its bytes in hex, its samples as (time, bits).
+type Golden = (&'static str, &'static str, &'static [(i64, u64)]);
+
 #[test]
 fn chunks_of_the_previous_writer_still_decode() {
-    let golden: &[(&str, &str, &[(i64, u64)])] = &[
+    let golden: &[Golden] = &[
         (
             "zigzag",
             "140a0080a0abfef962b0ea0101000101030300000000000000800200000000000000800b000000000000008000051e22a0fc597866a1b218f110",
