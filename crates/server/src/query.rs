@@ -454,25 +454,11 @@ pub(crate) fn write_timestamp(out: &mut String, t_ms: i64) {
 /// and string results): Unix seconds with the decimals, trailing zeros
 /// dropped: 1500 ms is `1.5`, 1000 ms is `1`, -1 ms is `-0.001`.
 pub(crate) fn write_json_seconds(out: &mut String, t_ms: i64) {
-    let abs = t_ms.unsigned_abs();
-    let (secs, ms) = (abs / 1000, abs % 1000);
-    if t_ms < 0 {
-        out.push('-');
-    }
-    write_u64(out, secs);
-    if ms != 0 {
-        // Three digits, trailing zeros dropped.
-        let digits = [ms / 100, ms / 10 % 10, ms % 10];
-        let keep = if ms % 10 != 0 {
-            3
-        } else if ms % 100 != 0 {
-            2
-        } else {
-            1
-        };
-        out.push('.');
-        for d in &digits[..keep] {
-            out.push(char::from(b'0' + *d as u8));
+    write_timestamp(out, t_ms);
+    if t_ms % 1000 != 0 {
+        // The three decimals hold a non-zero digit, which stops the trim.
+        while out.ends_with('0') {
+            out.pop();
         }
     }
 }

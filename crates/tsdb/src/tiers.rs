@@ -206,14 +206,7 @@ pub(crate) fn series_run(
     if block.meta().downsample.is_some() {
         let mut joined: Option<Run> = None;
         for (_, _, r) in chunks {
-            let (encoding, bytes) = block.chunk(r)?;
-            if encoding != AGGREGATE_ENCODING {
-                return Err(BlockError::corrupt(
-                    block.dir(),
-                    r.0,
-                    &format!("chunk encoding {encoding} in a downsampled block"),
-                ));
-            }
+            let bytes = aggregate_chunk(block, r)?;
             let part = decode_chunk(bytes)
                 .map_err(|e| BlockError::corrupt(block.dir(), r.0, &e.to_string()))?;
             match joined.as_mut() {
@@ -323,6 +316,20 @@ pub(crate) fn series_column(
         .map_or(TierRead::Nothing, TierRead::Column))
 }
 
+/// The bytes of a downsampled block's chunk, which must be an aggregate
+/// chunk.
+fn aggregate_chunk(block: &Block, r: crate::block::ChunkRef) -> Result<&[u8], BlockError> {
+    let (encoding, bytes) = block.chunk(r)?;
+    if encoding != AGGREGATE_ENCODING {
+        return Err(BlockError::corrupt(
+            block.dir(),
+            r.0,
+            &format!("chunk encoding {encoding} in a downsampled block"),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Whether [`series_column`] of a series of a block at the block's own
 /// resolution finds `aggregate` kept (anything but
 /// [`TierRead::NotKept`]), from the chunks' headers alone.
@@ -332,14 +339,7 @@ pub(crate) fn series_keeps(
     aggregate: Aggregate,
 ) -> Result<bool, BlockError> {
     for &(_, _, r) in &s.chunks {
-        let (encoding, bytes) = block.chunk(r)?;
-        if encoding != AGGREGATE_ENCODING {
-            return Err(BlockError::corrupt(
-                block.dir(),
-                r.0,
-                &format!("chunk encoding {encoding} in a downsampled block"),
-            ));
-        }
+        let bytes = aggregate_chunk(block, r)?;
         let keeps = crate::downsample::chunk_keeps(bytes, aggregate)
             .map_err(|e| BlockError::corrupt(block.dir(), r.0, &e.to_string()))?;
         if !keeps {
