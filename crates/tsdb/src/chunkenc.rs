@@ -1383,18 +1383,8 @@ mod dense {
         out.push(VALUES_FLOAT_STEPS);
         out.push(order);
         let keys: Vec<i64> = samples.iter().map(|&(_, v)| float_steps_key(v)).collect();
-        put_varint(out, keys[0]);
-        let mut differences: Vec<i64> = keys.windows(2).map(|p| p[1].wrapping_sub(p[0])).collect();
-        if order == 2 && !differences.is_empty() {
-            put_varint(out, differences[0]);
-            let mut previous = differences[0];
-            for d in differences.iter_mut().skip(1) {
-                let current = *d;
-                *d = current.wrapping_sub(previous);
-                previous = current;
-            }
-            differences.remove(0);
-        }
+        let (heads, differences) = integer_steps(&keys, order);
+        out.extend_from_slice(&heads);
         if !differences.is_empty() {
             write_packed(out, &differences);
         }
@@ -1481,6 +1471,36 @@ mod dense {
         best
     }
 
+    /// An integer sequence as its heads (the first integer; for order 2 and
+    /// at least two integers, also the first delta, as varints) and the
+    /// differences of `order` (deltas or delta-of-deltas, wrapping) after
+    /// them.
+    fn integer_steps(integers: &[i64], order: u8) -> (Vec<u8>, Vec<i64>) {
+        let mut heads = Vec::new();
+        let mut differences = Vec::with_capacity(integers.len());
+        if let Some(&first) = integers.first() {
+            put_varint(&mut heads, first);
+        }
+        if order == 1 {
+            differences.extend(
+                integers
+                    .windows(2)
+                    .map(|pair| pair[1].wrapping_sub(pair[0])),
+            );
+        } else if integers.len() >= 2 {
+            let first_delta = integers[1].wrapping_sub(integers[0]);
+            put_varint(&mut heads, first_delta);
+            let mut previous_delta = first_delta;
+            differences.extend(integers.windows(2).skip(1).map(|pair| {
+                let delta = pair[1].wrapping_sub(pair[0]);
+                let delta_of_delta = delta.wrapping_sub(previous_delta);
+                previous_delta = delta;
+                delta_of_delta
+            }));
+        }
+        (heads, differences)
+    }
+
     /// Writes `g`, the exceptions and the integers after the order byte.
     fn write_integer_sequence(
         mantissas: &[i64],
@@ -1489,28 +1509,7 @@ mod dense {
         exceptions: &[u8],
         out: &mut Vec<u8>,
     ) {
-        let mut heads = Vec::new();
-        let mut differences = Vec::with_capacity(mantissas.len());
-        if let Some(&first) = mantissas.first() {
-            put_varint(&mut heads, first);
-        }
-        if order == 1 {
-            differences.extend(
-                mantissas
-                    .windows(2)
-                    .map(|pair| pair[1].wrapping_sub(pair[0])),
-            );
-        } else if mantissas.len() >= 2 {
-            let first_delta = mantissas[1].wrapping_sub(mantissas[0]);
-            put_varint(&mut heads, first_delta);
-            let mut previous_delta = first_delta;
-            differences.extend(mantissas.windows(2).skip(1).map(|pair| {
-                let delta = pair[1].wrapping_sub(pair[0]);
-                let delta_of_delta = delta.wrapping_sub(previous_delta);
-                previous_delta = delta;
-                delta_of_delta
-            }));
-        }
+        let (heads, differences) = integer_steps(mantissas, order);
         let divisor = common_divisor(&differences);
         put_uvarint(out, divisor as u64);
         put_uvarint(out, n_exceptions as u64);
@@ -1960,6 +1959,45 @@ mod dense {
         Ok(())
     }
 
+    /// Writes an integer sequence of order 1 (the stream holds deltas) or 2
+    /// (delta-of-deltas, the first delta given), each step a multiple of
+    /// `divisor`, as `value(integer)` over the `.1` of `out` (at least one),
+    /// the first integer given: `(order, first, first delta, divisor)`.
+    #[inline(always)]
+    fn steps_into(
+        section: &[u8],
+        packed: &mut PackedReader,
+        (order, first, first_delta, divisor): (u8, i64, i64, i64),
+        out: &mut [(i64, f64)],
+        value: impl Fn(i64) -> f64,
+    ) -> Result<(), ChunkError> {
+        let n = out.len();
+        let mut integer = first;
+        out[0].1 = value(integer);
+        if order == 1 {
+            let mut slots = out[1..].iter_mut();
+            unpack(section, packed, n - 1, |quotient| {
+                integer = integer.wrapping_add(quotient.wrapping_mul(divisor));
+                if let Some(slot) = slots.next() {
+                    slot.1 = value(integer);
+                }
+            })?;
+        } else if n >= 2 {
+            let mut delta = first_delta;
+            integer = integer.wrapping_add(delta);
+            out[1].1 = value(integer);
+            let mut slots = out[2..].iter_mut();
+            unpack(section, packed, n - 2, |quotient| {
+                delta = delta.wrapping_add(quotient.wrapping_mul(divisor));
+                integer = integer.wrapping_add(delta);
+                if let Some(slot) = slots.next() {
+                    slot.1 = value(integer);
+                }
+            })?;
+        }
+        Ok(())
+    }
+
     /// Writes a values section's `out.len()` values over the `.1` of `out`
     /// (at least one).
     pub(super) fn values_into(section: &[u8], out: &mut [(i64, f64)]) -> Result<(), ChunkError> {
@@ -1974,30 +2012,18 @@ mod dense {
             ValueDecoder::Decimal(mut decoder) if decoder.next_exception_index == usize::MAX => {
                 // No exceptions: every value is a mantissa.
                 let power = decoder.power;
-                let divisor = decoder.divisor;
-                let mut mantissa = decoder.mantissa;
-                out[0].1 = mantissa as f64 / power;
-                if decoder.order == 1 {
-                    let mut slots = out[1..].iter_mut();
-                    unpack(section, &mut decoder.packed, n - 1, |quotient| {
-                        mantissa = mantissa.wrapping_add(quotient.wrapping_mul(divisor));
-                        if let Some(slot) = slots.next() {
-                            slot.1 = mantissa as f64 / power;
-                        }
-                    })?;
-                } else if n >= 2 {
-                    let mut delta = decoder.delta;
-                    mantissa = mantissa.wrapping_add(delta);
-                    out[1].1 = mantissa as f64 / power;
-                    let mut slots = out[2..].iter_mut();
-                    unpack(section, &mut decoder.packed, n - 2, |quotient| {
-                        delta = delta.wrapping_add(quotient.wrapping_mul(divisor));
-                        mantissa = mantissa.wrapping_add(delta);
-                        if let Some(slot) = slots.next() {
-                            slot.1 = mantissa as f64 / power;
-                        }
-                    })?;
-                }
+                steps_into(
+                    section,
+                    &mut decoder.packed,
+                    (
+                        decoder.order,
+                        decoder.mantissa,
+                        decoder.delta,
+                        decoder.divisor,
+                    ),
+                    out,
+                    |mantissa| mantissa as f64 / power,
+                )?;
             }
             ValueDecoder::Decimal(mut decoder) => {
                 for (index, slot) in out.iter_mut().enumerate() {
@@ -2005,29 +2031,13 @@ mod dense {
                 }
             }
             ValueDecoder::FloatSteps(mut decoder) => {
-                let mut key = decoder.key;
-                out[0].1 = f64::from_bits(key as u64);
-                if decoder.order == 1 {
-                    let mut slots = out[1..].iter_mut();
-                    unpack(section, &mut decoder.packed, n - 1, |delta| {
-                        key = key.wrapping_add(delta);
-                        if let Some(slot) = slots.next() {
-                            slot.1 = f64::from_bits(key as u64);
-                        }
-                    })?;
-                } else if n >= 2 {
-                    let mut delta = decoder.delta;
-                    key = key.wrapping_add(delta);
-                    out[1].1 = f64::from_bits(key as u64);
-                    let mut slots = out[2..].iter_mut();
-                    unpack(section, &mut decoder.packed, n - 2, |delta_of_delta| {
-                        delta = delta.wrapping_add(delta_of_delta);
-                        key = key.wrapping_add(delta);
-                        if let Some(slot) = slots.next() {
-                            slot.1 = f64::from_bits(key as u64);
-                        }
-                    })?;
-                }
+                steps_into(
+                    section,
+                    &mut decoder.packed,
+                    (decoder.order, decoder.key, decoder.delta, 1),
+                    out,
+                    |key| f64::from_bits(key as u64),
+                )?;
             }
             ValueDecoder::Xor { mut position, .. } => {
                 let mut value_bits = read_bits(section, &mut position, 64)?;

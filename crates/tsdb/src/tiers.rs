@@ -287,14 +287,7 @@ pub(crate) fn series_column(
     chunks.sort_by_key(|c| c.0);
     let mut joined: Option<Column> = None;
     for (_, _, r) in chunks {
-        let (encoding, bytes) = block.chunk(r)?;
-        if encoding != AGGREGATE_ENCODING {
-            return Err(BlockError::corrupt(
-                block.dir(),
-                r.0,
-                &format!("chunk encoding {encoding} in a downsampled block"),
-            ));
-        }
+        let bytes = aggregate_chunk(block, r)?;
         let Some(part) = decode_chunk_column(bytes, aggregate)
             .map_err(|e| BlockError::corrupt(block.dir(), r.0, &e.to_string()))?
         else {
