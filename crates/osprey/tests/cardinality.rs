@@ -219,15 +219,23 @@ fn cardinality_matches_victoria_metrics() {
     );
     // One osprey with today's data only (its head is what VictoriaMetrics
     // reports without `date`: today), one with both days (for `date`).
-    let today = Server::start(
+    // Neither scrapes: the embedded default scrapes osprey's own metrics,
+    // and a scrape landing during the test would add series that
+    // VictoriaMetrics never saw.
+    let config = dir.path().join("osprey.yml");
+    std::fs::write(&config, "global:\n  scrape_interval: 15s\n").expect("write config");
+    let config = config.display().to_string();
+    let today = Server::start_with_args(
         &dir.path().join("today"),
         free_addr(),
         &dir.path().join("today.log"),
+        &["--config", &config],
     );
-    let both = Server::start(
+    let both = Server::start_with_args(
         &dir.path().join("both"),
         free_addr(),
         &dir.path().join("both.log"),
+        &["--config", &config],
     );
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
