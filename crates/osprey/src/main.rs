@@ -331,7 +331,6 @@ fn init_logging() {
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
 
 fn run_server(args: ServerArgs) -> anyhow::Result<()> {
-    limit_heap_arenas();
     let web = load_web_config(args.web_config_file.as_deref())?;
     let retention_ms = units::parse_duration_ms(&args.retention_time)
         .map_err(anyhow::Error::msg)
@@ -607,27 +606,6 @@ fn memory_return_loop(db: &tsdb::Db, stop: &AtomicBool) {
         if burst_ended || (writing && last_return.elapsed() >= MEMORY_RETURN_EVERY) {
             return_free_memory();
             last_return = std::time::Instant::now();
-        }
-    }
-}
-
-/// Limits glibc's heaps ("arenas") to one per CPU, before the server
-/// starts its threads, unless `MALLOC_ARENA_MAX` in the environment says
-/// otherwise. glibc's default, eight per CPU, spreads the series a write
-/// creates over as many heaps as there are threads writing, each with its
-/// own freed holes between them: after the wide profile's ingest (150k
-/// series, 2 CPUs, a debug build) resident memory was 160 MiB with the
-/// default and 123 MiB with one heap per CPU, at the same ingest rate
-/// within the run-to-run noise (see ARCHITECTURE.md).
-fn limit_heap_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let arenas = libc::c_int::try_from(cpus).unwrap_or(libc::c_int::MAX);
-        // SAFETY: `mallopt` changes allocator settings only; M_ARENA_MAX
-        // bounds the heaps created from now on, and may be set at any time.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, arenas);
         }
     }
 }
