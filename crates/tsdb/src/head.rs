@@ -553,11 +553,13 @@ impl SeriesData {
     /// Samples in `[mint, maxt]`, ascending, overrides applied.
     pub(crate) fn samples(&self, mint: i64, maxt: i64) -> Vec<(i64, f64)> {
         let d = self;
-        let mut out = Vec::new();
-        for c in d.closed.iter() {
-            if c.max_time < mint || c.min_time > maxt {
-                continue;
-            }
+        let overlaps = |c: &&ClosedChunk| c.max_time >= mint && c.min_time <= maxt;
+        // Sized once from what the chunks can hold, instead of growing (and
+        // copying) chunk by chunk.
+        let mut out = Vec::with_capacity(
+            d.closed.iter().filter(overlaps).count() * SAMPLES_PER_CHUNK + d.open.num_samples(),
+        );
+        for c in d.closed.iter().filter(overlaps) {
             push_chunk_range(&mut out, c.encoding, &c.bytes, mint, maxt);
         }
         if d.open.num_samples() > 0
