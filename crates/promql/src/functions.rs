@@ -1187,6 +1187,13 @@ pub(crate) fn apply_range_fn(
 }
 
 fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<f64> {
+    rate_over(w, is_counter, is_rate, true)
+}
+
+/// [`extrapolated_rate`]; `check_first` false walks every window with
+/// the reset loop (the tests' reference).
+#[inline(always)]
+fn rate_over(w: &Window<'_>, is_counter: bool, is_rate: bool, check_first: bool) -> Option<f64> {
     let s = w.samples;
     if s.len() < 2 {
         return None;
@@ -1197,7 +1204,7 @@ fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<
     // The loop below adds each value before a reset in order, one add
     // waiting on the last; most windows have no reset, and finding that
     // out takes compares that do not wait on each other.
-    if is_counter && has_reset(s) {
+    if is_counter && (!check_first || has_reset(s)) {
         let mut last = 0.0;
         for &(_, v) in s {
             if v < last {
@@ -1791,42 +1798,6 @@ mod tests {
     /// counters with and without resets, negative and zero values, NaN.
     #[test]
     fn reset_check_first_equals_the_plain_loop() {
-        fn plain(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<f64> {
-            let s = w.samples;
-            if s.len() < 2 {
-                return None;
-            }
-            let (first_t, first_v) = s[0];
-            let (last_t, last_v) = s[s.len() - 1];
-            let mut result = last_v - first_v;
-            if is_counter {
-                let mut last = 0.0;
-                for &(_, v) in s {
-                    if v < last {
-                        result += last;
-                    }
-                    last = v;
-                }
-            }
-            let mut to_start = (first_t - w.start) as f64 / 1000.0;
-            let mut to_end = (w.end - last_t) as f64 / 1000.0;
-            let sampled = (last_t - first_t) as f64 / 1000.0;
-            let between = sampled / (s.len() - 1) as f64;
-            if to_start >= between * 1.1 {
-                to_start = between / 2.0;
-            }
-            if is_counter && result > 0.0 && first_v >= 0.0 {
-                to_start = to_start.min(sampled * (first_v / result));
-            }
-            if to_end >= between * 1.1 {
-                to_end = between / 2.0;
-            }
-            let mut factor = (sampled + to_start + to_end) / sampled;
-            if is_rate {
-                factor /= w.range as f64 / 1000.0;
-            }
-            Some(result * factor)
-        }
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = move || {
             state ^= state << 13;
@@ -1861,7 +1832,7 @@ mod tests {
             for (counter, rate) in [(true, true), (true, false), (false, false)] {
                 let (a, b) = (
                     extrapolated_rate(&w, counter, rate),
-                    plain(&w, counter, rate),
+                    rate_over(&w, counter, rate, false),
                 );
                 assert_eq!(a.map(f64::to_bits), b.map(f64::to_bits), "{samples:?}");
             }
