@@ -1778,6 +1778,16 @@ mod tests {
     use super::*;
     use crate::eval::RangeArg;
 
+    /// A small deterministic generator (xorshift64) for the random tests.
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
     struct NoStorage;
 
     impl model::storage::Queryable for NoStorage {
@@ -1798,13 +1808,7 @@ mod tests {
     /// counters with and without resets, negative and zero values, NaN.
     #[test]
     fn reset_check_first_equals_the_plain_loop() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         let specials = [0.0, -0.0, -1.5, f64::NAN, 1e300, 3.0];
         let mut with_reset = 0;
         for _ in 0..20_000 {
@@ -1857,13 +1861,7 @@ mod tests {
             std::time::Instant::now() + std::time::Duration::from_secs(60),
             usize::MAX,
         );
-        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         for round in 0..50 {
             let mut samples = Vec::new();
             let mut t = 0;
@@ -1871,7 +1869,14 @@ mod tests {
                 t += 1 + (next() % 5) as i64 * 1000;
                 let sum = (next() % 1_000_000) as f64 / 7.0 - 1000.0;
                 let count = (next() % 13) as f64;
-                samples.push((t, if next() % 50 == 0 { f64::NAN } else { sum }));
+                samples.push((
+                    t,
+                    if next().is_multiple_of(50) {
+                        f64::NAN
+                    } else {
+                        sum
+                    },
+                ));
                 samples.push((t, count));
             }
             let range = 1000 * (1 + (next() % 20) as i64);
