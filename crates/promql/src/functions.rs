@@ -726,7 +726,7 @@ fn sum_count_points(
     // holds whole pairs: the sums and the counts are summed side by side
     // in one pass, each as `sum_over_time` sums (Kahan).
     let mut points = Vec::with_capacity(arg.refs.len());
-    for_each_window(ctx, samples, arg, |_, _, _, window| {
+    for_each_window(ctx, samples, arg, |_, _, _, _, window| {
         if window.is_empty() {
             points.push(None);
             return;
@@ -948,7 +948,10 @@ fn window_points(
     }
     let f = RangeFn::of(name);
     let mut points = Vec::with_capacity(arg.refs.len());
-    for_each_window(ctx, samples, arg, |i, start, r, window| {
+    // Counter rates learn whether a window has a reset from one pass over
+    // the series instead of a pass over each window.
+    let resets = matches!(f, RangeFn::Rate | RangeFn::Increase).then(|| ResetIndex::of(samples));
+    for_each_window(ctx, samples, arg, |i, start, r, lo, window| {
         let w = Window {
             samples: window,
             start,
@@ -956,19 +959,56 @@ fn window_points(
             range: arg.range,
             eval_time: eval_times[i],
         };
-        points.push(apply_range_fn(f, &w, params, i));
+        points.push(match &resets {
+            Some(resets) if !window.is_empty() => rate_over(
+                &w,
+                true,
+                f == RangeFn::Rate,
+                ResetCheck::Known(resets.any_in(samples, lo, lo + window.len())),
+            ),
+            _ => apply_range_fn(f, &w, params, i),
+        });
     })?;
     Ok(points)
 }
 
-/// Calls `f(step, start, end, window)` for each step's window of
+/// Where a series' values fall below the ones before them, counted from
+/// its start: `counts[i]` is the number of `j` in `1..=i` with
+/// `v[j] < v[j - 1]`. One pass over the series answers, for every window
+/// of it, whether [`rate_over`]'s reset loop would add anything.
+struct ResetIndex {
+    counts: Vec<u32>,
+}
+
+impl ResetIndex {
+    fn of(samples: &[(i64, f64)]) -> ResetIndex {
+        let mut counts = Vec::with_capacity(samples.len());
+        let mut n = 0u32;
+        let mut last = f64::NAN;
+        for &(_, v) in samples {
+            n += u32::from(v < last);
+            counts.push(n);
+            last = v;
+        }
+        ResetIndex { counts }
+    }
+
+    /// [`has_reset`] of `samples[lo..hi]` (not empty): its first value
+    /// below zero, or a value below the one before it inside the window.
+    fn any_in(&self, samples: &[(i64, f64)], lo: usize, hi: usize) -> bool {
+        samples[lo].1 < 0.0 || self.counts[hi - 1] > self.counts[lo]
+    }
+}
+
+/// Calls `f(step, start, end, lo, window)` for each step's window of
 /// `samples` (ascending): those in `(start, end]`, `end` the step's
-/// reference time and `start` one range before it.
+/// reference time and `start` one range before it; the window is
+/// `samples[lo..]`'s first stretch.
 fn for_each_window(
     ctx: &Ctx<'_>,
     samples: &[(i64, f64)],
     arg: &RangeArg,
-    mut f: impl FnMut(usize, i64, i64, &[(i64, f64)]),
+    mut f: impl FnMut(usize, i64, i64, usize, &[(i64, f64)]),
 ) -> Result<(), QueryError> {
     let (mut lo, mut hi) = (0usize, 0usize);
     for (i, &r) in arg.refs.iter().enumerate() {
@@ -988,7 +1028,7 @@ fn for_each_window(
         while hi < samples.len() && samples[hi].0 <= r {
             hi += 1;
         }
-        f(i, start, r, &samples[lo..hi]);
+        f(i, start, r, lo, &samples[lo..hi]);
     }
     Ok(())
 }
@@ -1187,13 +1227,24 @@ pub(crate) fn apply_range_fn(
 }
 
 fn extrapolated_rate(w: &Window<'_>, is_counter: bool, is_rate: bool) -> Option<f64> {
-    rate_over(w, is_counter, is_rate, true)
+    rate_over(w, is_counter, is_rate, ResetCheck::Scan)
 }
 
-/// [`extrapolated_rate`]; `check_first` false walks every window with
-/// the reset loop (the tests' reference).
+/// How [`rate_over`] learns whether a counter window has a reset.
+#[derive(Clone, Copy)]
+enum ResetCheck {
+    /// Looks through the window ([`has_reset`]).
+    Scan,
+    /// Already known ([`ResetIndex`]).
+    Known(bool),
+    /// Walks every window with the reset loop (the tests' reference).
+    #[cfg(test)]
+    Off,
+}
+
+/// [`extrapolated_rate`], told how to find a window's resets.
 #[inline(always)]
-fn rate_over(w: &Window<'_>, is_counter: bool, is_rate: bool, check_first: bool) -> Option<f64> {
+fn rate_over(w: &Window<'_>, is_counter: bool, is_rate: bool, check: ResetCheck) -> Option<f64> {
     let s = w.samples;
     if s.len() < 2 {
         return None;
@@ -1204,7 +1255,13 @@ fn rate_over(w: &Window<'_>, is_counter: bool, is_rate: bool, check_first: bool)
     // The loop below adds each value before a reset in order, one add
     // waiting on the last; most windows have no reset, and finding that
     // out takes compares that do not wait on each other.
-    if is_counter && (!check_first || has_reset(s)) {
+    let reset = match check {
+        ResetCheck::Scan => has_reset(s),
+        ResetCheck::Known(reset) => reset,
+        #[cfg(test)]
+        ResetCheck::Off => true,
+    };
+    if is_counter && reset {
         let mut last = 0.0;
         for &(_, v) in s {
             if v < last {
@@ -1836,13 +1893,52 @@ mod tests {
             for (counter, rate) in [(true, true), (true, false), (false, false)] {
                 let (a, b) = (
                     extrapolated_rate(&w, counter, rate),
-                    rate_over(&w, counter, rate, false),
+                    rate_over(&w, counter, rate, ResetCheck::Off),
                 );
                 assert_eq!(a.map(f64::to_bits), b.map(f64::to_bits), "{samples:?}");
             }
         }
         assert!(
             with_reset > 1_000,
+            "too few windows with a reset: {with_reset}"
+        );
+    }
+
+    /// The reset index answers what scanning each window answers, for
+    /// every window of series with resets, negative values, -0 and NaN.
+    #[test]
+    fn reset_index_agrees_with_scanning_each_window() {
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
+        let specials = [0.0, -0.0, -1.5, f64::NAN, 3.0];
+        let mut with_reset = 0;
+        for _ in 0..500 {
+            let n = 1 + (next() % 40) as usize;
+            let mut v = 0.0;
+            let samples: Vec<(i64, f64)> = (0..n)
+                .map(|i| {
+                    v = match next() % 8 {
+                        0 => (next() % 10) as f64,
+                        1 => specials[(next() % specials.len() as u64) as usize],
+                        _ => v + (next() % 100) as f64,
+                    };
+                    (i as i64 * 15_000, v)
+                })
+                .collect();
+            let index = ResetIndex::of(&samples);
+            for lo in 0..n {
+                for hi in lo + 1..=n {
+                    let want = has_reset(&samples[lo..hi]);
+                    with_reset += usize::from(want);
+                    assert_eq!(
+                        index.any_in(&samples, lo, hi),
+                        want,
+                        "{lo}..{hi} of {samples:?}"
+                    );
+                }
+            }
+        }
+        assert!(
+            with_reset > 10_000,
             "too few windows with a reset: {with_reset}"
         );
     }
