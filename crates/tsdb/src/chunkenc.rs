@@ -2343,6 +2343,36 @@ pub fn decode_dense_exact(bytes: &[u8], expected: usize) -> Result<Vec<(i64, f64
     Ok(out)
 }
 
+/// Appends a whole Dense chunk's samples to `out`, each section in one
+/// loop as [`decode_dense_exact`] decodes them, without a vector of their
+/// own: for readers of chunks that lie wholly inside their time range.
+/// A chunk that claims more than `max` samples is left alone (`Ok(false)`),
+/// so a corrupt count cannot make it allocate; on an error `out` is as it
+/// was.
+pub fn append_dense(
+    bytes: &[u8],
+    max: usize,
+    out: &mut Vec<(i64, f64)>,
+) -> Result<bool, ChunkError> {
+    let (n, timestamps, values) = dense::split(bytes)?;
+    if n > max {
+        return Ok(false);
+    }
+    if n == 0 {
+        return Ok(true);
+    }
+    let start = out.len();
+    out.resize(start + n, (0, 0.0));
+    let tail = &mut out[start..];
+    let decoded =
+        dense::timestamps_into(timestamps, tail).and_then(|()| dense::values_into(values, tail));
+    if let Err(e) = decoded {
+        out.truncate(start);
+        return Err(e);
+    }
+    Ok(true)
+}
+
 /// Decodes a Dense chunk's values over the `.1` of `pairs`, leaving the
 /// `.0` alone (its timestamps are not decoded); an error when the chunk
 /// holds other than `pairs.len()` samples.
@@ -2446,6 +2476,13 @@ mod bulk_tests {
             assert_eq!(bits(&lazy), bits(&samples));
             let bulk = decode_dense_exact(&bytes, samples.len()).unwrap();
             assert_eq!(bits(&bulk), bits(&lazy));
+            let mut appended = vec![(-5, 1.5)];
+            assert!(append_dense(&bytes, samples.len(), &mut appended).unwrap());
+            assert_eq!(bits(&appended[1..]), bits(&lazy));
+            assert_eq!(bits(&appended[..1]), bits(&[(-5, 1.5)]));
+            let mut untouched = vec![(-5, 1.5)];
+            assert!(!append_dense(&bytes, samples.len() - 1, &mut untouched).unwrap());
+            assert_eq!(untouched.len(), 1);
             let mut pairs: Vec<(i64, f64)> = samples.iter().map(|&(t, _)| (t, -1.0)).collect();
             decode_dense_values_into(&bytes, &mut pairs).unwrap();
             assert_eq!(bits(&pairs), bits(&lazy));
@@ -2475,6 +2512,11 @@ mod bulk_tests {
                 flipped[at] ^= 1 << ((state >> 20) % 8);
                 let bulk = decode_dense_exact(&flipped, n);
                 let lazy = decode_all(Encoding::Dense, &flipped);
+                let mut appended = vec![(-5, 1.5)];
+                match append_dense(&flipped, n, &mut appended) {
+                    Ok(true) => assert_eq!(appended.len(), 1 + dense_len(&flipped).unwrap()),
+                    _ => assert_eq!(bits(&appended), bits(&[(-5, 1.5)])),
+                }
                 // Where the lazy decoder gets n samples the bulk one gets
                 // the same ones.
                 if let (Ok(bulk), Ok(lazy)) = (&bulk, &lazy) {
