@@ -552,13 +552,34 @@ impl SeriesData {
 
     /// Samples in `[mint, maxt]`, ascending, overrides applied.
     pub(crate) fn samples(&self, mint: i64, maxt: i64) -> Vec<(i64, f64)> {
+        let mut out = Vec::new();
+        self.samples_into(mint, maxt, &mut out);
+        out
+    }
+
+    /// About how many samples [`SeriesData::samples`] gives for
+    /// `[mint, maxt]`: what the chunks overlapping it can hold.
+    pub(crate) fn samples_hint(&self, mint: i64, maxt: i64) -> usize {
+        let overlaps = |c: &&ClosedChunk| c.max_time >= mint && c.min_time <= maxt;
+        self.closed.iter().filter(overlaps).count() * SAMPLES_PER_CHUNK + self.open.num_samples()
+    }
+
+    /// Appends [`SeriesData::samples`] to `out`, which may already hold
+    /// samples (of an earlier part of the series); those are left alone.
+    pub(crate) fn samples_into(&self, mint: i64, maxt: i64, dest: &mut Vec<(i64, f64)>) {
         let d = self;
         let overlaps = |c: &&ClosedChunk| c.max_time >= mint && c.min_time <= maxt;
+        let has_overrides = !d.overrides.is_empty()
+            || d.hist
+                .as_ref()
+                .is_some_and(|hist| !hist.overrides.is_empty());
+        // Overrides rewrite this series' samples only: those are decoded
+        // into a vector of their own, then added to `dest`.
+        let mut own = Vec::new();
+        let out: &mut Vec<(i64, f64)> = if has_overrides { &mut own } else { dest };
         // Sized once from what the chunks can hold, instead of growing (and
         // copying) chunk by chunk.
-        let mut out = Vec::with_capacity(
-            d.closed.iter().filter(overlaps).count() * SAMPLES_PER_CHUNK + d.open.num_samples(),
-        );
+        out.reserve(d.samples_hint(mint, maxt));
         for c in d.closed.iter().filter(overlaps) {
             // A Dense chunk inside the range decodes in one loop per
             // section (a third of a long range query's time went to
@@ -566,26 +587,25 @@ impl SeriesData {
             if c.encoding == Encoding::Dense
                 && c.min_time >= mint
                 && c.max_time <= maxt
-                && crate::chunkenc::append_dense(&c.bytes, MAX_CHUNK_RESERVE, &mut out)
-                    .unwrap_or(false)
+                && crate::chunkenc::append_dense(&c.bytes, MAX_CHUNK_RESERVE, out).unwrap_or(false)
             {
                 continue;
             }
-            push_chunk_range(&mut out, c.encoding, &c.bytes, mint, maxt);
+            push_chunk_range(out, c.encoding, &c.bytes, mint, maxt);
         }
         if d.open.num_samples() > 0
             && d.open.first_time().unwrap_or(i64::MAX) <= maxt
             && d.open.last_time().unwrap_or(i64::MIN) >= mint
         {
-            push_in_range(&mut out, d.open.iter_from(mint), mint, maxt);
+            push_in_range(out, d.open.iter_from(mint), mint, maxt);
+        }
+        if !has_overrides {
+            return;
         }
         if let Some(hist) = &d.hist
             && !hist.overrides.is_empty()
         {
-            out.retain(|(t, _)| !hist.overrides.contains_key(t));
-        }
-        if d.overrides.is_empty() {
-            return out;
+            own.retain(|(t, _)| !hist.overrides.contains_key(t));
         }
         let over: Vec<(i64, f64)> = d
             .overrides
@@ -593,9 +613,10 @@ impl SeriesData {
             .map(|(t, v)| (*t, *v))
             .collect();
         if over.is_empty() {
-            return out;
+            dest.extend_from_slice(&own);
+        } else {
+            dest.extend_from_slice(&merge_override(own, over));
         }
-        merge_override(out, over)
     }
 }
 

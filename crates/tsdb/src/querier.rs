@@ -341,16 +341,41 @@ fn histogram_iter(histograms: Vec<(i64, FloatHistogram)>) -> model::storage::His
 /// A part's floats and histograms.
 type Decoded = (Vec<(i64, f64)>, Vec<(i64, FloatHistogram)>);
 
+/// A part's floats and histograms in `[mint, maxt]`.
 fn part_samples(part: Part, mint: i64, maxt: i64) -> Result<Decoded> {
+    let mut floats = Vec::new();
+    let histograms = part_samples_into(part, mint, maxt, &mut floats)?;
+    Ok((floats, histograms))
+}
+
+/// Appends a part's floats in `[mint, maxt]` to `out` (ascending among
+/// themselves; what `out` held before is left alone) and returns its
+/// histograms.
+fn part_samples_into(
+    part: Part,
+    mint: i64,
+    maxt: i64,
+    out: &mut Vec<(i64, f64)>,
+) -> Result<Vec<(i64, FloatHistogram)>> {
     match part {
-        Part::Head(s, h) => Ok((s, h)),
-        Part::HeadSeries(s) => Ok((s.samples(mint, maxt), s.histograms(mint, maxt))),
+        Part::Head(s, h) => {
+            if out.is_empty() {
+                *out = s;
+            } else {
+                out.extend_from_slice(&s);
+            }
+            Ok(h)
+        }
+        Part::HeadSeries(s) => {
+            s.samples_into(mint, maxt, out);
+            Ok(s.histograms(mint, maxt))
+        }
         Part::Block {
             block,
             chunks,
             deleted,
         } => {
-            let mut out = Vec::new();
+            let start = out.len();
             let mut histograms = Vec::new();
             let mut sorted = chunks;
             sorted.sort_by_key(|c| c.0);
@@ -362,21 +387,35 @@ fn part_samples(part: Part, mint: i64, maxt: i64) -> Result<Decoded> {
                 }
                 last_max = last_max.max(max);
                 let inside = min >= mint && max <= maxt;
-                block_chunk_samples(&block, r, mint, maxt, inside, &mut out, &mut histograms)?;
+                block_chunk_samples(&block, r, mint, maxt, inside, out, &mut histograms)?;
             }
-            if overlapping {
-                // Chunks of one series in one block never overlap when
-                // written by osprey; stay correct if they do. (Float and
-                // histogram chunks of one series may interleave in time.)
-                out.sort_by_key(|s| s.0);
-                out.dedup_by_key(|s| s.0);
-                histograms.sort_by_key(|s| s.0);
-                histograms.dedup_by_key(|s| s.0);
+            if overlapping || !deleted.is_empty() {
+                let mut own = out.split_off(start);
+                if overlapping {
+                    // Chunks of one series in one block never overlap when
+                    // written by osprey; stay correct if they do. (Float and
+                    // histogram chunks of one series may interleave in time.)
+                    own.sort_by_key(|s| s.0);
+                    own.dedup_by_key(|s| s.0);
+                    histograms.sort_by_key(|s| s.0);
+                    histograms.dedup_by_key(|s| s.0);
+                }
+                deleted.remove_from(&mut own);
+                out.append(&mut own);
             }
-            deleted.remove_from(&mut out);
             histograms.retain(|(t, _)| !deleted.contains(*t));
-            Ok((out, histograms))
+            Ok(histograms)
         }
+    }
+}
+
+/// About how many float samples a part holds in `[mint, maxt]`, to size
+/// the series' vector once.
+fn part_size_hint(part: &Part, mint: i64, maxt: i64) -> usize {
+    match part {
+        Part::Head(s, _) => s.len(),
+        Part::HeadSeries(s) => s.samples_hint(mint, maxt),
+        Part::Block { chunks, .. } => chunks.len() * crate::head::SAMPLES_PER_CHUNK,
     }
 }
 
@@ -390,20 +429,37 @@ fn merge_parts(parts: Vec<Part>, mint: i64, maxt: i64) -> Result<Decoded> {
         ranges.windows(2).all(|w| w[0].1 < w[1].0)
     };
     let n_parts = parts.len();
-    let mut floats: Vec<Vec<(i64, f64)>> = Vec::with_capacity(n_parts);
-    let mut histograms: Vec<Vec<(i64, FloatHistogram)>> = Vec::with_capacity(n_parts);
-    for p in parts {
-        let (f, h) = part_samples(p, mint, maxt)?;
-        floats.push(f);
-        histograms.push(h);
-    }
-    let mut merged_histograms: Vec<(i64, FloatHistogram)> = Vec::new();
-    for h in histograms {
-        if !h.is_empty() {
-            merged_histograms = merge_override(merged_histograms, h);
+    let (mut merged_floats, merged_histograms) = if disjoint {
+        // Parts that do not overlap in time are decoded one after another,
+        // oldest first, into one vector: no vector per part, no copy.
+        let mut parts = parts;
+        parts.sort_by_cached_key(|p| p.time_range().0);
+        let mut floats =
+            Vec::with_capacity(parts.iter().map(|p| part_size_hint(p, mint, maxt)).sum());
+        let mut merged_histograms: Vec<(i64, FloatHistogram)> = Vec::new();
+        for p in parts {
+            let h = part_samples_into(p, mint, maxt, &mut floats)?;
+            if !h.is_empty() {
+                merged_histograms = merge_override(merged_histograms, h);
+            }
         }
-    }
-    let mut merged_floats = merge_float_parts(floats, disjoint);
+        (floats, merged_histograms)
+    } else {
+        let mut floats: Vec<Vec<(i64, f64)>> = Vec::with_capacity(n_parts);
+        let mut histograms: Vec<Vec<(i64, FloatHistogram)>> = Vec::with_capacity(n_parts);
+        for p in parts {
+            let (f, h) = part_samples(p, mint, maxt)?;
+            floats.push(f);
+            histograms.push(h);
+        }
+        let mut merged_histograms: Vec<(i64, FloatHistogram)> = Vec::new();
+        for h in histograms {
+            if !h.is_empty() {
+                merged_histograms = merge_override(merged_histograms, h);
+            }
+        }
+        (merge_float_parts(floats), merged_histograms)
+    };
     if n_parts > 1 && !merged_histograms.is_empty() && !merged_floats.is_empty() {
         let times: std::collections::HashSet<i64> = merged_histograms.iter().map(|x| x.0).collect();
         merged_floats.retain(|(t, _)| !times.contains(t));
@@ -411,22 +467,11 @@ fn merge_parts(parts: Vec<Part>, mint: i64, maxt: i64) -> Result<Decoded> {
     Ok((merged_floats, merged_histograms))
 }
 
-/// Merges the float samples of a series' parts, given lowest priority
-/// first; `disjoint` says the parts' time ranges do not overlap.
-fn merge_float_parts(mut decoded: Vec<Vec<(i64, f64)>>, disjoint: bool) -> Vec<(i64, f64)> {
+/// Merges the float samples of a series' parts that overlap in time,
+/// given lowest priority first: on equal timestamps the later part wins.
+fn merge_float_parts(mut decoded: Vec<Vec<(i64, f64)>>) -> Vec<(i64, f64)> {
     if decoded.len() == 1 {
         return decoded.pop().unwrap_or_default();
-    }
-    if disjoint {
-        decoded.sort_by_key(|s| s.first().map(|x| x.0).unwrap_or(i64::MAX));
-        let total: usize = decoded.iter().map(Vec::len).sum();
-        let mut rest = decoded.into_iter();
-        let mut out = rest.next().unwrap_or_default();
-        out.reserve(total - out.len());
-        for part in rest {
-            out.extend_from_slice(&part);
-        }
-        return out;
     }
     let mut acc: Vec<(i64, f64)> = Vec::new();
     for d in decoded {
