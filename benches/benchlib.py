@@ -1,8 +1,10 @@
 """Helpers shared by the benchmark scripts in this folder: loopback ports,
-a process's CPU time and memory from /proc, and waiting for a server."""
+a process's CPU time and memory from /proc, waiting for a server and
+stopping one."""
 
 import os
 import socket
+import subprocess
 import time
 import urllib.request
 
@@ -44,6 +46,17 @@ def wait_ready(port, deadline=60):
             pass
         time.sleep(0.1)
     raise RuntimeError(f"server on port {port} did not become ready")
+
+
+def stop_process(proc, timeout=60):
+    """Asks a child process to stop (SIGTERM), kills it after `timeout`
+    seconds, and reaps it."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def serve_exposition(render):

@@ -32,7 +32,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from benchlib import free_port, proc_memory_mib, serve_exposition, wait_ready
+from benchlib import free_port, proc_memory_mib, serve_exposition, stop_process, wait_ready
 
 
 def normal_target(series):
@@ -160,12 +160,7 @@ def run(args, limits, label):
         }
         return result
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         log.close()
         bomb_server.shutdown()
         for server, _ in normal_servers:

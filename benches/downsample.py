@@ -229,7 +229,7 @@ import time
 import urllib.parse
 import urllib.request
 
-from benchlib import free_port, wait_ready
+from benchlib import free_port, stop_process, wait_ready
 
 DAY = 86400
 
@@ -418,15 +418,6 @@ def serve(cmd, port, log):
         proc.wait()
         raise
     return proc
-
-
-def stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def count_blocks(path):
@@ -626,7 +617,7 @@ def main():
                 shifted = {k: (one_ms_earlier(q),) + tuple(rest) for k, (q, *rest) in queries.items()}
                 results["raw 1ms earlier"] = measure(port, shifted, 1)
         finally:
-            stop(proc)
+            stop_process(proc)
 
     print("\nquery latency (median and min of %d, s) and server CPU per query (s)" % args.repeat)
     print(f"  {'query':24} {'tiered med/min/cpu':>22} {'raw med/min/cpu':>22} {'prom med/cpu':>15}"

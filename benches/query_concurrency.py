@@ -37,7 +37,7 @@ import threading
 import time
 import urllib.parse
 
-from benchlib import free_port, proc_cpu_seconds, wait_ready
+from benchlib import free_port, proc_cpu_seconds, stop_process, wait_ready
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "bench"))
@@ -151,12 +151,7 @@ def measure(name, argv, port, reqs, args):
             "server_cpu_ms_per_query": round(cpu * 1000 / n, 2),
         }
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def only_dir(pattern):
