@@ -948,9 +948,11 @@ fn window_points(
     }
     let f = RangeFn::of(name);
     let mut points = Vec::with_capacity(arg.refs.len());
-    // Counter rates learn whether a window has a reset from one pass over
-    // the series instead of a pass over each window.
-    let resets = matches!(f, RangeFn::Rate | RangeFn::Increase).then(|| ResetIndex::of(samples));
+    // Counter rates over several steps learn whether a window has a reset
+    // from one pass over the series instead of a pass over each window (a
+    // single step scans its one window, with no index to build).
+    let resets = (matches!(f, RangeFn::Rate | RangeFn::Increase) && arg.refs.len() > 1)
+        .then(|| ResetIndex::of(samples));
     for_each_window(ctx, samples, arg, |i, start, r, lo, window| {
         let w = Window {
             samples: window,
