@@ -2373,6 +2373,28 @@ pub fn append_dense(
     Ok(true)
 }
 
+/// [`append_dense`], keeping only the samples in `[mint, maxt]`: a chunk
+/// that reaches past the range is still decoded whole (in bulk that costs
+/// less than the sample iterator over part of it), then cut to the range.
+pub fn append_dense_range(
+    bytes: &[u8],
+    max: usize,
+    mint: i64,
+    maxt: i64,
+    out: &mut Vec<(i64, f64)>,
+) -> Result<bool, ChunkError> {
+    let start = out.len();
+    if !append_dense(bytes, max, out)? {
+        return Ok(false);
+    }
+    let tail = &out[start..];
+    let lo = tail.partition_point(|(t, _)| *t < mint);
+    let hi = tail.partition_point(|(t, _)| *t <= maxt).max(lo);
+    out.truncate(start + hi);
+    out.drain(start..start + lo);
+    Ok(true)
+}
+
 /// Decodes a Dense chunk's values over the `.1` of `pairs`, leaving the
 /// `.0` alone (its timestamps are not decoded); an error when the chunk
 /// holds other than `pairs.len()` samples.
@@ -2480,6 +2502,25 @@ mod bulk_tests {
             assert!(append_dense(&bytes, samples.len(), &mut appended).unwrap());
             assert_eq!(bits(&appended[1..]), bits(&lazy));
             assert_eq!(bits(&appended[..1]), bits(&[(-5, 1.5)]));
+            // Cut to a range: what the iterator keeps of it.
+            let (first, last) = (samples[0].0, samples[samples.len() - 1].0);
+            for (mint, maxt) in [
+                (first, last),
+                (first + 1, last - 1),
+                ((first + last) / 2, last + 10),
+                (first - 10, (first + last) / 2),
+                (last + 1, last + 2),
+            ] {
+                let mut cut = vec![(-5, 1.5)];
+                assert!(append_dense_range(&bytes, samples.len(), mint, maxt, &mut cut).unwrap());
+                let want: Vec<(i64, f64)> = lazy
+                    .iter()
+                    .copied()
+                    .filter(|(t, _)| (mint..=maxt).contains(t))
+                    .collect();
+                assert_eq!(bits(&cut[1..]), bits(&want));
+                assert_eq!(bits(&cut[..1]), bits(&[(-5, 1.5)]));
+            }
             let mut untouched = vec![(-5, 1.5)];
             assert!(!append_dense(&bytes, samples.len() - 1, &mut untouched).unwrap());
             assert_eq!(untouched.len(), 1);

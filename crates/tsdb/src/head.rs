@@ -581,13 +581,12 @@ impl SeriesData {
         // copying) chunk by chunk.
         out.reserve(d.samples_hint(mint, maxt));
         for c in d.closed.iter().filter(overlaps) {
-            // A Dense chunk inside the range decodes in one loop per
-            // section (a third of a long range query's time went to
+            // A Dense chunk decodes in one loop per section, cut to the
+            // range after (a third of a long range query's time went to
             // decoding it sample by sample).
             if c.encoding == Encoding::Dense
-                && c.min_time >= mint
-                && c.max_time <= maxt
-                && crate::chunkenc::append_dense(&c.bytes, MAX_CHUNK_RESERVE, out).unwrap_or(false)
+                && crate::chunkenc::append_dense_range(&c.bytes, MAX_CHUNK_RESERVE, mint, maxt, out)
+                    .unwrap_or(false)
             {
                 continue;
             }

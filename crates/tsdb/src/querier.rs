@@ -264,14 +264,12 @@ fn latest_of(mut floats: Vec<(i64, f64)>, mut histograms: Vec<(i64, FloatHistogr
 
 /// Decodes one block chunk into samples within `[mint, maxt]`: float
 /// samples into `out`, native histograms into `histograms`.
-/// Appends a block chunk's samples in `[mint, maxt]`; `inside` says the
-/// index puts the whole chunk in that range.
+/// Appends a block chunk's samples in `[mint, maxt]`.
 fn block_chunk_samples(
     block: &Block,
     r: ChunkRef,
     mint: i64,
     maxt: i64,
-    inside: bool,
     out: &mut Vec<(i64, f64)>,
     histograms: &mut Vec<(i64, FloatHistogram)>,
 ) -> Result<()> {
@@ -295,12 +293,18 @@ fn block_chunk_samples(
             ),
         )
     })?;
-    // A Dense chunk wholly in range decodes in one loop per section; on
-    // any trouble the iterator below decodes it (and reports the error).
-    if inside
-        && enc == Encoding::Dense
-        && crate::chunkenc::append_dense(bytes, crate::head::MAX_CHUNK_RESERVE, out)
-            .unwrap_or(false)
+    // A Dense chunk decodes in one loop per section, cut to the range
+    // after; on any trouble the iterator below decodes it (and reports the
+    // error).
+    if enc == Encoding::Dense
+        && crate::chunkenc::append_dense_range(
+            bytes,
+            crate::head::MAX_CHUNK_RESERVE,
+            mint,
+            maxt,
+            out,
+        )
+        .unwrap_or(false)
     {
         return Ok(());
     }
@@ -386,8 +390,7 @@ fn part_samples_into(
                     overlapping = true;
                 }
                 last_max = last_max.max(max);
-                let inside = min >= mint && max <= maxt;
-                block_chunk_samples(&block, r, mint, maxt, inside, out, &mut histograms)?;
+                block_chunk_samples(&block, r, mint, maxt, out, &mut histograms)?;
             }
             if overlapping || !deleted.is_empty() {
                 let mut own = out.split_off(start);
