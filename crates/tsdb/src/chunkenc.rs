@@ -2345,7 +2345,7 @@ pub fn decode_dense_exact(bytes: &[u8], expected: usize) -> Result<Vec<(i64, f64
 
 /// Appends a whole Dense chunk's samples to `out`, each section in one
 /// loop as [`decode_dense_exact`] decodes them, without a vector of their
-/// own: for readers of chunks that lie wholly inside their time range.
+/// own (readers cut it to their range with [`append_dense_range`]).
 /// A chunk that claims more than `max` samples is left alone (`Ok(false)`),
 /// so a corrupt count cannot make it allocate; on an error `out` is as it
 /// was.

@@ -581,15 +581,6 @@ impl SeriesData {
         // copying) chunk by chunk.
         out.reserve(d.samples_hint(mint, maxt));
         for c in d.closed.iter().filter(overlaps) {
-            // A Dense chunk decodes in one loop per section, cut to the
-            // range after (a third of a long range query's time went to
-            // decoding it sample by sample).
-            if c.encoding == Encoding::Dense
-                && crate::chunkenc::append_dense_range(&c.bytes, MAX_CHUNK_RESERVE, mint, maxt, out)
-                    .unwrap_or(false)
-            {
-                continue;
-            }
             push_chunk_range(out, c.encoding, &c.bytes, mint, maxt);
         }
         if d.open.num_samples() > 0
@@ -931,6 +922,7 @@ impl MemSeries {
     }
 }
 
+/// Appends a closed chunk's samples in `[mint, maxt]`.
 fn push_chunk_range(
     out: &mut Vec<(i64, f64)>,
     encoding: Encoding,
@@ -938,6 +930,15 @@ fn push_chunk_range(
     mint: i64,
     maxt: i64,
 ) {
+    // A Dense chunk decodes in one loop per section, cut to the range
+    // after (a third of a long range query's time went to decoding it
+    // sample by sample).
+    if encoding == Encoding::Dense
+        && crate::chunkenc::append_dense_range(bytes, MAX_CHUNK_RESERVE, mint, maxt, out)
+            .unwrap_or(false)
+    {
+        return;
+    }
     // Head chunks are produced by this process; a decode error would be a
     // bug, and the iterator simply ends early on one.
     if let Ok(it) = ChunkIter::new(encoding, bytes) {

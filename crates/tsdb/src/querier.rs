@@ -263,8 +263,7 @@ fn latest_of(mut floats: Vec<(i64, f64)>, mut histograms: Vec<(i64, FloatHistogr
 }
 
 /// Decodes one block chunk into samples within `[mint, maxt]`: float
-/// samples into `out`, native histograms into `histograms`.
-/// Appends a block chunk's samples in `[mint, maxt]`.
+/// samples appended to `out`, native histograms to `histograms`.
 fn block_chunk_samples(
     block: &Block,
     r: ChunkRef,
@@ -426,8 +425,10 @@ fn part_size_hint(part: &Part, mint: i64, maxt: i64) -> usize {
 /// histograms each as [`merge_float_parts`] does; where sources disagree
 /// on a timestamp's kind, the histogram is kept.
 fn merge_parts(parts: Vec<Part>, mint: i64, maxt: i64) -> Result<Decoded> {
-    let mut ranges: Vec<(i64, i64)> = parts.iter().map(Part::time_range).collect();
+    let mut parts: Vec<((i64, i64), Part)> =
+        parts.into_iter().map(|p| (p.time_range(), p)).collect();
     let disjoint = {
+        let mut ranges: Vec<(i64, i64)> = parts.iter().map(|(r, _)| *r).collect();
         ranges.sort();
         ranges.windows(2).all(|w| w[0].1 < w[1].0)
     };
@@ -435,12 +436,15 @@ fn merge_parts(parts: Vec<Part>, mint: i64, maxt: i64) -> Result<Decoded> {
     let (mut merged_floats, merged_histograms) = if disjoint {
         // Parts that do not overlap in time are decoded one after another,
         // oldest first, into one vector: no vector per part, no copy.
-        let mut parts = parts;
-        parts.sort_by_cached_key(|p| p.time_range().0);
-        let mut floats =
-            Vec::with_capacity(parts.iter().map(|p| part_size_hint(p, mint, maxt)).sum());
+        parts.sort_by_key(|(r, _)| r.0);
+        let mut floats = Vec::with_capacity(
+            parts
+                .iter()
+                .map(|(_, p)| part_size_hint(p, mint, maxt))
+                .sum(),
+        );
         let mut merged_histograms: Vec<(i64, FloatHistogram)> = Vec::new();
-        for p in parts {
+        for (_, p) in parts {
             let h = part_samples_into(p, mint, maxt, &mut floats)?;
             if !h.is_empty() {
                 merged_histograms = merge_override(merged_histograms, h);
@@ -450,7 +454,7 @@ fn merge_parts(parts: Vec<Part>, mint: i64, maxt: i64) -> Result<Decoded> {
     } else {
         let mut floats: Vec<Vec<(i64, f64)>> = Vec::with_capacity(n_parts);
         let mut histograms: Vec<Vec<(i64, FloatHistogram)>> = Vec::with_capacity(n_parts);
-        for p in parts {
+        for (_, p) in parts {
             let (f, h) = part_samples(p, mint, maxt)?;
             floats.push(f);
             histograms.push(h);
