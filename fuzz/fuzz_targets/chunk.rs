@@ -8,7 +8,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use tsdb::chunkenc::{
-    ChunkIter, Encoding, XorAppender, decode_all, decode_dense_exact, dense_len, encode_dense,
+    ChunkIter, Encoding, XorAppender, append_dense, append_dense_range, decode_all,
+    decode_dense_exact, dense_len, encode_dense,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -36,6 +37,28 @@ fuzz_target!(|data: &[u8]| {
     {
         let bits = |s: &[(i64, f64)]| s.iter().map(|&(t, v)| (t, v.to_bits())).collect::<Vec<_>>();
         assert_eq!(bits(&bulk), bits(&lazy), "bulk and iterator decodes differ");
+
+        // The readers' bulk append, cut to a range picked from the input,
+        // keeps the samples the iterator gives inside it, after what `out`
+        // already held. The cut is by binary search, so it is compared only
+        // where the timestamps ascend, as every chunk osprey writes does.
+        let at = |i: usize| lazy.get(i % lazy.len().max(1)).map_or(0, |s| s.0);
+        let (mint, maxt) = (at(usize::from(selector >> 1)), at(rest.len()));
+        let mut out = vec![(-1, 0.5)];
+        let appended = append_dense_range(rest, n, mint, maxt, &mut out);
+        assert!(matches!(appended, Ok(true)), "decodes whole yet not by append");
+        assert_eq!(out[0].0, -1);
+        if lazy.windows(2).all(|w| w[0].0 < w[1].0) {
+            let inside: Vec<_> =
+                lazy.iter().copied().filter(|s| (mint..=maxt).contains(&s.0)).collect();
+            assert_eq!(bits(&out[1..]), bits(&inside), "range append differs from the iterator");
+        }
+        // One sample over the cap: left alone, `out` untouched.
+        if n > 0 {
+            let mut untouched = vec![(7, 7.0)];
+            assert!(matches!(append_dense(rest, n - 1, &mut untouched), Ok(false)));
+            assert_eq!(untouched, vec![(7, 7.0)]);
+        }
     }
 
     // Samples: timestamps ascend by (a small or large) positive step; values
