@@ -107,6 +107,11 @@ mod thin {
     }
 
     impl ThinStr {
+        /// Where the allocation starts, for prefetching; not read.
+        pub(super) fn address(&self) -> *const u8 {
+            self.0.as_ptr().cast::<u8>().cast_const()
+        }
+
         pub(super) fn new(s: &str) -> ThinStr {
             let layout = layout(s.len());
             // SAFETY: the layout's size is at least the header's, never 0.
@@ -219,6 +224,11 @@ mod thin_labels {
     }
 
     impl ThinLabels {
+        /// Where the allocation starts, for prefetching; not read.
+        pub(super) fn address(&self) -> *const u8 {
+            self.0.as_ptr().cast::<u8>().cast_const()
+        }
+
         pub(super) fn new(labels: Vec<Label>) -> ThinLabels {
             // A label set of four billion labels does not fit in memory.
             let len = u32::try_from(labels.len()).unwrap_or_else(|_| std::process::abort());
@@ -530,6 +540,26 @@ impl Labels {
 
     pub fn into_vec(self) -> Vec<Label> {
         self.0.as_slice().to_vec()
+    }
+
+    /// Asks the processor to start loading the label array (its first
+    /// two cache lines: a header and four labels fill one), without
+    /// reading it.
+    #[inline]
+    pub fn prefetch(&self) {
+        let start = self.0.address();
+        crate::hint::prefetch(start);
+        crate::hint::prefetch(start.wrapping_add(crate::hint::CACHE_LINE));
+    }
+
+    /// Asks the processor to start loading each label value's bytes; reads
+    /// the label array (see [`Labels::prefetch`]). Names are shared by
+    /// most series and mostly in cache already.
+    #[inline]
+    pub fn prefetch_values(&self) {
+        for label in self.iter() {
+            crate::hint::prefetch(label.value.0.address());
+        }
     }
 
     /// A 64-bit hash of the label set, the same in every process of one

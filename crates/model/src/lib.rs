@@ -31,6 +31,7 @@ pub mod duration;
 pub mod exemplar;
 pub mod exposition;
 pub mod hash;
+pub mod hint;
 pub mod histogram;
 mod histogram_bounds;
 pub mod labels;

@@ -57,6 +57,59 @@ impl StorageError {
 
 pub type Result<T> = std::result::Result<T, StorageError>;
 
+/// One series of a [`PairsBatch`]: its label pairs and its samples.
+pub type BatchSeries<'a, 'b> = (&'b [(&'a str, &'a str)], &'b [(i64, f64)]);
+
+/// Series for [`Appender::append_pairs_batch`]: each one's label pairs
+/// (as [`Appender::append_pairs`] takes them) and float samples, kept in
+/// flat vectors that a caller clears and reuses.
+#[derive(Debug, Default)]
+pub struct PairsBatch<'a> {
+    pairs: Vec<(&'a str, &'a str)>,
+    samples: Vec<(i64, f64)>,
+    /// Each series' end in `pairs` and in `samples`.
+    ends: Vec<(usize, usize)>,
+}
+
+impl<'a> PairsBatch<'a> {
+    pub fn push(&mut self, pairs: &[(&'a str, &'a str)], samples: &[(i64, f64)]) {
+        self.pairs.extend_from_slice(pairs);
+        self.samples.extend_from_slice(samples);
+        self.ends.push((self.pairs.len(), self.samples.len()));
+    }
+
+    /// The number of series.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The number of samples, all series together.
+    pub fn samples(&self) -> usize {
+        self.samples.len()
+    }
+
+    pub fn clear(&mut self) {
+        self.pairs.clear();
+        self.samples.clear();
+        self.ends.clear();
+    }
+
+    /// Each series' label pairs and samples, in the order pushed.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = BatchSeries<'a, '_>> {
+        (0..self.ends.len()).map(|index| {
+            let (p0, s0) = index
+                .checked_sub(1)
+                .map_or((0, 0), |before| self.ends[before]);
+            let (p1, s1) = self.ends[index];
+            (&self.pairs[p0..p1], &self.samples[s0..s1])
+        })
+    }
+}
+
 /// A source of appenders.
 pub trait Appendable: Send + Sync {
     fn appender(&self) -> Box<dyn Appender + '_>;
@@ -81,6 +134,28 @@ pub trait Appender: Send {
     /// is the ingest hot path.
     fn append_pairs(&mut self, pairs: &[(&str, &str)], t: i64, v: f64) -> Result<()> {
         self.append(&Labels::from_pairs(pairs.iter().copied()), t, v)
+    }
+
+    /// Stages every sample of every series in `batch`, as
+    /// [`Appender::append_pairs`] would one by one and in the same order,
+    /// and calls `refused(series, error)` for each sample it could not
+    /// stage (`series` is the series' position in the batch); an `Err`
+    /// from `refused` stops the batch and is returned. Stores may find
+    /// the whole batch's series together: the head locks each of its
+    /// shards once per batch instead of once per series.
+    fn append_pairs_batch(
+        &mut self,
+        batch: &PairsBatch<'_>,
+        refused: &mut dyn FnMut(usize, StorageError) -> Result<()>,
+    ) -> Result<()> {
+        for (index, (pairs, samples)) in batch.iter().enumerate() {
+            for &(t, v) in samples {
+                if let Err(e) = self.append_pairs(pairs, t, v) {
+                    refused(index, e)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Like [`Appender::append`], and returns a handle for the series when

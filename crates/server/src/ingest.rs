@@ -22,7 +22,7 @@ use model::exposition::{
 };
 use model::labels::FastBuildHasher;
 use model::limits::WriteOrigin;
-use model::storage::{Appendable, StorageError, StorageErrorKind};
+use model::storage::{Appendable, PairsBatch, StorageError, StorageErrorKind};
 use model::{Labels, LabelsBuilder, METRIC_NAME};
 use remote::{
     RawExemplar, RawHistogram, RemoteWriteError, decompress_snappy, visit_write_request_full,
@@ -288,24 +288,37 @@ pub(crate) async fn remote_write(State(state): State<AppState>, request: Request
 /// sample and ahead of each histogram, as Prometheus 3's receiver writes
 /// it; one the store skips (not newer than the series' newest sample) or
 /// cannot take is no error.
-fn stage_write(
+fn stage_write<'r>(
     storage: &dyn Appendable,
     origin: &WriteOrigin,
     proto: WriteProto,
-    raw: &[u8],
+    raw: &'r [u8],
     created_timestamps: bool,
 ) -> Result<Written, (ApiError, Written)> {
     let mut appender = storage.appender();
     appender.set_origin(origin);
     let mut refusals = Refusals::default();
     let mut written = Written::default();
-    let mut on_series = |labels: &[(&str, &str)],
+    // Series with nothing but float samples, staged together (see
+    // `Appender::append_pairs_batch`); staged before any other series, so
+    // every series is staged in the request's order.
+    let mut batch = PairsBatch::default();
+    let mut on_series = |labels: &[(&'r str, &'r str)],
                          samples: &[(i64, f64)],
                          exemplars: &[RawExemplar<'_>],
                          histograms: &[RawHistogram],
                          created: CreatedTimestamps<'_>|
      -> Result<(), ApiError> {
-        if created_timestamps && created.any() {
+        let with_created = created_timestamps && created.any();
+        if !with_created && exemplars.is_empty() && histograms.is_empty() {
+            batch.push(labels, samples);
+            if batch.len() >= BATCH_SERIES {
+                stage_batch(appender.as_mut(), &mut batch, &mut written, &mut refusals)?;
+            }
+            return Ok(());
+        }
+        stage_batch(appender.as_mut(), &mut batch, &mut written, &mut refusals)?;
+        if with_created {
             append_created_zeros(appender.as_mut(), labels, samples, histograms, created);
         }
         // Prometheus's 1.0 sender puts exemplars in entries of
@@ -362,7 +375,9 @@ fn stage_write(
             },
         ),
     };
-    if let Err(error) = walked {
+    let staged = walked
+        .and_then(|()| stage_batch(appender.as_mut(), &mut batch, &mut written, &mut refusals));
+    if let Err(error) = staged {
         return Err((error, Written::default()));
     }
     if let Err(error) = appender.commit() {
@@ -372,6 +387,32 @@ fn stage_write(
         Some(error) => Err((error, written)),
         None => Ok(written),
     }
+}
+
+/// The most series [`stage_write`] gathers before staging them together.
+const BATCH_SERIES: usize = 4096;
+
+/// Stages and empties `batch`, counting what was stored and what the
+/// series limits refused; any other error stops the request.
+fn stage_batch(
+    appender: &mut dyn model::storage::Appender,
+    batch: &mut PairsBatch<'_>,
+    written: &mut Written,
+    refusals: &mut Refusals,
+) -> Result<(), ApiError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let mut refused = 0u64;
+    appender
+        .append_pairs_batch(batch, &mut |_, error| {
+            refused += 1;
+            refusals.note(error)
+        })
+        .map_err(ApiError::from_write)?;
+    written.samples += (batch.samples() as u64).saturating_sub(refused);
+    batch.clear();
+    Ok(())
 }
 
 /// A 2.0 series' created timestamps (milliseconds, 0 for none): the

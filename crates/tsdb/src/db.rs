@@ -31,7 +31,7 @@
 use crate::block::{self, Block, BlockMeta, NewBlock};
 use crate::compact;
 use crate::exemplar::{ExemplarStore, Refusal};
-use crate::head::{Head, MemSeries, range_start};
+use crate::head::{Head, MemSeries, WantedSeries, range_start};
 use crate::limits::{Admission, Limiter, Scope};
 use crate::querier::DbQuerier;
 use crate::sync::{lock, read, write};
@@ -42,8 +42,8 @@ use crate::wal::{
 use model::exemplar::{Exemplar, ExemplarCounters, ExemplarSeries};
 use model::histogram::FloatHistogram;
 use model::storage::{
-    Appendable, Appender, HeadStats, Querier, Queryable, Result, SnapshotHead, StatsRequest,
-    Storage, StorageAdmin, StorageCounters, StorageError, StorageErrorKind,
+    Appendable, Appender, HeadStats, PairsBatch, Querier, Queryable, Result, SnapshotHead,
+    StatsRequest, Storage, StorageAdmin, StorageCounters, StorageError, StorageErrorKind,
 };
 use model::{Labels, Matcher};
 use std::fs::File;
@@ -1392,6 +1392,50 @@ impl Appender for DbAppender<'_> {
             .get_or_create_pending_pairs(pairs, &self.admission())?;
         self.count_created(created);
         self.staged.push((series, t, v));
+        Ok(())
+    }
+
+    fn append_pairs_batch(
+        &mut self,
+        batch: &PairsBatch<'_>,
+        refused: &mut dyn FnMut(usize, StorageError) -> Result<()>,
+    ) -> Result<()> {
+        let mut wanted: Vec<WantedSeries<'_>> = batch
+            .iter()
+            .map(|(pairs, samples)| {
+                let holds = u32::try_from(samples.len()).unwrap_or(0);
+                let look =
+                    holds > 0 && !pairs.is_empty() && model::labels::pairs_are_normalized(pairs);
+                WantedSeries {
+                    pairs,
+                    hash: if look {
+                        model::labels::stable_hash_pairs(pairs.iter().copied())
+                    } else {
+                        0
+                    },
+                    holds,
+                    look,
+                    found: None,
+                }
+            })
+            .collect();
+        self.db.head.find_pending_many(&mut wanted);
+        self.staged.reserve(batch.samples());
+        for (index, (w, (pairs, samples))) in wanted.into_iter().zip(batch.iter()).enumerate() {
+            match w.found {
+                // Holds one pending count per sample, as `append_pairs`.
+                Some(series) => self
+                    .staged
+                    .extend(samples.iter().map(|&(t, v)| (series.clone(), t, v))),
+                None => {
+                    for &(t, v) in samples {
+                        if let Err(e) = self.append_pairs(pairs, t, v) {
+                            refused(index, e)?;
+                        }
+                    }
+                }
+            }
+        }
         Ok(())
     }
 

@@ -32,6 +32,7 @@ use crate::chunkenc::{ChunkIter, Encoding, XorAppender};
 use crate::limits::{Admission, Scope};
 use crate::postings::IdList;
 use crate::sync::{lock, read, write};
+use model::hint::{CACHE_LINE, prefetch};
 use model::histogram::{CounterResetHint, FloatHistogram};
 use model::storage::StorageError;
 use model::{Label, LabelStr, Labels, Matcher};
@@ -92,21 +93,17 @@ pub(crate) struct MemSeries {
     scope: Option<Arc<Scope>>,
 }
 
-/// The cache line size of the processors osprey runs on (x86_64, arm64).
-const CACHE_LINE: usize = 64;
-
-/// Asks the processor to start loading the cache line holding `address`.
-/// Only a hint: it changes no memory and never faults, whatever the address.
-#[inline]
-fn prefetch(address: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch has no effect on the program's memory and cannot
-    // fault, for any address; SSE is part of the x86_64 baseline.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(address.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = address;
+/// A label-pair set [`Head::find_pending_many`] looks for.
+pub(crate) struct WantedSeries<'p> {
+    /// Sorted by name, unique, no empty values (`pairs_are_normalized`).
+    pub(crate) pairs: &'p [(&'p str, &'p str)],
+    /// `stable_hash_pairs` of `pairs`.
+    pub(crate) hash: u64,
+    /// How many pending counts the caller wants on the series found.
+    pub(crate) holds: u32,
+    /// Whether to look for it at all.
+    pub(crate) look: bool,
+    pub(crate) found: Option<Arc<MemSeries>>,
 }
 
 /// A full head chunk, re-encoded as [`Encoding::Dense`] when it closed:
@@ -1210,6 +1207,72 @@ impl Head {
             }
         }
         self.get_or_create_pending(&Labels::from_pairs(pairs.iter().copied()), admission)
+    }
+
+    /// Finds the series of many label-pair sets at once, locking each
+    /// shard once for all of its sets rather than once per set (the shard
+    /// locks, touched by every writer thread, were a quarter of the
+    /// per-series lookup's cost). Each wanted set that the head holds gets
+    /// its series in `found`, held pending `holds` times; the others are
+    /// left `None` for the caller to create. Sets not marked `look` are
+    /// skipped.
+    pub(crate) fn find_pending_many(&self, wanted: &mut [WantedSeries<'_>]) {
+        // The wanted sets' positions grouped by shard (a counting sort).
+        let mut starts = [0u32; SHARDS + 1];
+        for w in wanted.iter().filter(|w| w.look) {
+            starts[(w.hash as usize) % SHARDS + 1] += 1;
+        }
+        for shard in 0..SHARDS {
+            starts[shard + 1] += starts[shard];
+        }
+        let mut next = starts;
+        let mut order = vec![0u32; starts[SHARDS] as usize];
+        for (index, w) in wanted.iter().enumerate().filter(|(_, w)| w.look) {
+            let slot = &mut next[(w.hash as usize) % SHARDS];
+            order[*slot as usize] = index as u32;
+            *slot += 1;
+        }
+        for shard in 0..SHARDS {
+            let group = &order[starts[shard] as usize..starts[shard + 1] as usize];
+            if group.is_empty() {
+                continue;
+            }
+            let table = lock(&self.shards[shard]);
+            // Each lookup misses the cache on the series, its label array
+            // and its label values, one after the other; done in passes
+            // over the group, the misses of many lookups overlap. First
+            // the slot whose hash tag matches (almost always the series:
+            // checked below), its series prefetched.
+            let candidates: Vec<Option<&Arc<MemSeries>>> = group
+                .iter()
+                .map(|&index| {
+                    let found = table.find(wanted[index as usize].hash, |_| true);
+                    if let Some(s) = found {
+                        prefetch(Arc::as_ptr(s).cast());
+                    }
+                    found
+                })
+                .collect();
+            for s in candidates.iter().flatten() {
+                s.labels.prefetch();
+            }
+            for s in candidates.iter().flatten() {
+                s.labels.prefetch_values();
+            }
+            for (&index, candidate) in group.iter().zip(candidates) {
+                let w = &mut wanted[index as usize];
+                let series = match candidate {
+                    Some(s) if s.same_pairs(w.pairs) => Some(s),
+                    // Another series with the same tag, or none.
+                    Some(_) => table.find(w.hash, |s| s.same_pairs(w.pairs)),
+                    None => None,
+                };
+                if let Some(s) = series {
+                    s.pending.fetch_add(w.holds, Ordering::AcqRel);
+                    w.found = Some(s.clone());
+                }
+            }
+        }
     }
 
     /// Creates a series with a known id during WAL replay. A second record

@@ -9,7 +9,7 @@
 //! what the model holds, and the label lookups must name exactly the series
 //! that still have samples.
 
-use model::storage::{Appendable, Queryable, SnapshotHead};
+use model::storage::{Appendable, Appender, PairsBatch, Queryable, SnapshotHead};
 use model::{Labels, MatchOp, Matcher, STALE_NAN};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -242,20 +242,40 @@ fn run(ops: Vec<Op>) -> (model::storage::StorageCounters, usize) {
         match op {
             Op::Append { samples, commit } => {
                 let mut app = db.appender();
-                for (i, t, v) in &samples {
-                    let labels = series_labels(*i);
-                    // Both entry points, the owned one and the borrowed
-                    // hot path, must land in the same series.
-                    if t % 2 == 0 {
-                        app.append(&labels, *t, *v).expect("append");
-                    } else {
-                        let pairs: Vec<(&str, &str)> = labels
-                            .iter()
+                let labels: Vec<Labels> =
+                    samples.iter().map(|(i, _, _)| series_labels(*i)).collect();
+                let pairs: Vec<Vec<(&str, &str)>> = labels
+                    .iter()
+                    .map(|l| {
+                        l.iter()
                             .map(|l| (l.name.as_str(), l.value.as_str()))
-                            .collect();
-                        app.append_pairs(&pairs, *t, *v).expect("append_pairs");
+                            .collect()
+                    })
+                    .collect();
+                // All three entry points, the owned one and the borrowed hot
+                // paths one by one and in batches, must land in the same
+                // series. A batch is staged before the next sample, so every
+                // sample is staged in order.
+                let mut batch = PairsBatch::default();
+                let mut stage = |app: &mut Box<dyn Appender + '_>, batch: &mut PairsBatch<'_>| {
+                    app.append_pairs_batch(batch, &mut |_, e| Err(e))
+                        .expect("append_pairs_batch");
+                    batch.clear();
+                };
+                for (k, (_, t, v)) in samples.iter().enumerate() {
+                    match t % 3 {
+                        0 => {
+                            stage(&mut app, &mut batch);
+                            app.append(&labels[k], *t, *v).expect("append");
+                        }
+                        1 => {
+                            stage(&mut app, &mut batch);
+                            app.append_pairs(&pairs[k], *t, *v).expect("append_pairs");
+                        }
+                        _ => batch.push(&pairs[k], &[(*t, *v)]),
                     }
                 }
+                stage(&mut app, &mut batch);
                 if commit {
                     app.commit().expect("commit");
                     for (i, t, v) in samples {
