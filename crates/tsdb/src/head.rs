@@ -1209,16 +1209,15 @@ impl Head {
         self.get_or_create_pending(&Labels::from_pairs(pairs.iter().copied()), admission)
     }
 
-    /// Finds the series of many label-pair sets at once, locking each
-    /// shard once for all of its sets rather than once per set (the shard
-    /// locks, touched by every writer thread, were a quarter of the
-    /// per-series lookup's cost). Each wanted set that the head holds gets
-    /// its series in `found`, held pending `holds` times; the others are
-    /// left `None` for the caller to create. Sets not marked `look` are
-    /// skipped.
+    /// Finds the series of many label-pair sets at once, shard by shard
+    /// (one lock per shard rather than one per set), each shard's lookups
+    /// in passes so that their cache misses overlap (below). Each wanted
+    /// set that the head holds gets its series in `found`, held pending
+    /// `holds` times; the others are left `None` for the caller to create.
+    /// Sets not marked `look` are skipped.
     pub(crate) fn find_pending_many(&self, wanted: &mut [WantedSeries<'_>]) {
         // The wanted sets' positions grouped by shard (a counting sort).
-        let mut starts = [0u32; SHARDS + 1];
+        let mut starts = [0usize; SHARDS + 1];
         for w in wanted.iter().filter(|w| w.look) {
             starts[(w.hash as usize) % SHARDS + 1] += 1;
         }
@@ -1226,14 +1225,14 @@ impl Head {
             starts[shard + 1] += starts[shard];
         }
         let mut next = starts;
-        let mut order = vec![0u32; starts[SHARDS] as usize];
+        let mut order = vec![0usize; starts[SHARDS]];
         for (index, w) in wanted.iter().enumerate().filter(|(_, w)| w.look) {
             let slot = &mut next[(w.hash as usize) % SHARDS];
-            order[*slot as usize] = index as u32;
+            order[*slot] = index;
             *slot += 1;
         }
         for shard in 0..SHARDS {
-            let group = &order[starts[shard] as usize..starts[shard + 1] as usize];
+            let group = &order[starts[shard]..starts[shard + 1]];
             if group.is_empty() {
                 continue;
             }
@@ -1246,7 +1245,7 @@ impl Head {
             let candidates: Vec<Option<&Arc<MemSeries>>> = group
                 .iter()
                 .map(|&index| {
-                    let found = table.find(wanted[index as usize].hash, |_| true);
+                    let found = table.find(wanted[index].hash, |_| true);
                     if let Some(s) = found {
                         prefetch(Arc::as_ptr(s).cast());
                     }
@@ -1260,7 +1259,7 @@ impl Head {
                 s.labels.prefetch_values();
             }
             for (&index, candidate) in group.iter().zip(candidates) {
-                let w = &mut wanted[index as usize];
+                let w = &mut wanted[index];
                 let series = match candidate {
                     Some(s) if s.same_pairs(w.pairs) => Some(s),
                     // Another series with the same tag, or none.
