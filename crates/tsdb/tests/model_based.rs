@@ -257,7 +257,7 @@ fn run(ops: Vec<Op>) -> (model::storage::StorageCounters, usize) {
                 // series. A batch is staged before the next sample, so every
                 // sample is staged in order.
                 let mut batch = PairsBatch::default();
-                let mut stage = |app: &mut Box<dyn Appender + '_>, batch: &mut PairsBatch<'_>| {
+                let stage = |app: &mut Box<dyn Appender + '_>, batch: &mut PairsBatch<'_>| {
                     app.append_pairs_batch(batch, &mut |_, e| Err(e))
                         .expect("append_pairs_batch");
                     batch.clear();
