@@ -628,12 +628,11 @@ impl MemSeries {
     }
 
     fn same_pairs(&self, pairs: &[(&str, &str)]) -> bool {
+        use model::labels::same_str;
         self.labels.len() == pairs.len()
-            && self
-                .labels
-                .iter()
-                .zip(pairs.iter())
-                .all(|(l, (pn, pv))| l.name == *pn && l.value == *pv)
+            && self.labels.iter().zip(pairs.iter()).all(|(l, (pn, pv))| {
+                same_str(l.name.as_str(), pn) && same_str(l.value.as_str(), pv)
+            })
     }
 
     pub(crate) fn release_pending(&self) {
