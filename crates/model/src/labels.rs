@@ -980,6 +980,7 @@ mod tests {
             for at in 0..len {
                 let mut bytes = base.clone().into_bytes();
                 bytes[at] = b'A';
+                // Test-built ASCII (one letter replaced by another): always UTF-8.
                 words.push(String::from_utf8(bytes).expect("ascii"));
             }
             words.push(base);
@@ -1000,6 +1001,7 @@ mod tests {
         for len in 0..=50usize {
             let base: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
             let hash = |bytes: &[u8]| {
+                // Test-built ASCII letters: always UTF-8.
                 let text = std::str::from_utf8(bytes).expect("ascii");
                 stable_hash_pairs([("n", text)].into_iter())
             };
