@@ -17,7 +17,7 @@
 )]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -102,11 +102,13 @@ fn spawn(command: &mut Command) -> Guard {
     }
 }
 
+// Ports remembered for the life of the test process, so two tests running
+// in parallel never start their servers on one port.
+#[path = "../../osprey/tests/support/ports.rs"]
+mod ports;
+
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
+    ports::free_addr().port()
 }
 
 /// PostgreSQL's server programs: on PATH, or in Debian's

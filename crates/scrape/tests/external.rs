@@ -44,9 +44,13 @@ impl Drop for ChildGuard {
     }
 }
 
+// Ports remembered for the life of the test process, so two tests running
+// in parallel never start their servers on one port.
+#[path = "../../osprey/tests/support/ports.rs"]
+mod ports;
+
 fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
+    ports::free_addr().port()
 }
 
 async fn wait_for_port(port: u16) {

@@ -10,8 +10,11 @@
 
 #[path = "../support/child.rs"]
 mod child;
+#[path = "../support/ports.rs"]
+mod ports;
 
 pub use child::ChildGuard;
+pub use ports::free_addr;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -33,12 +36,6 @@ pub fn available(program: &str, package: &str) -> bool {
             false
         }
     }
-}
-
-/// A free loopback port.
-pub fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr")
 }
 
 /// A child process that is killed when dropped.

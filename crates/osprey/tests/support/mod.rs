@@ -3,12 +3,14 @@
 #![allow(dead_code, reason = "each test binary uses a different part")]
 
 mod child;
+mod ports;
 pub mod prometheus;
 
 pub use child::ChildGuard;
+pub use ports::free_addr;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -44,6 +46,7 @@ impl Server {
             Duration::from_secs(30),
             || is_ready(addr),
         );
+        assert_serves(addr, data_dir);
         Server {
             child,
             addr,
@@ -66,15 +69,25 @@ impl Server {
     }
 }
 
+/// Fails the test when the osprey answering at `addr` is not the one on
+/// `data_dir`: a server that could not bind its port exits, but only after
+/// the readiness probe may have been answered by another test's server.
+/// Servers that keep their flags from anonymous callers are not checked.
+fn assert_serves(addr: SocketAddr, data_dir: &Path) {
+    let Ok((200, body)) = http(addr, "GET", "/api/v1/status/flags", &[], &[]) else {
+        return;
+    };
+    let flags: serde_json::Value = serde_json::from_slice(&body).expect("flags JSON");
+    assert_eq!(
+        flags["data"]["storage.tsdb.path"].as_str(),
+        Some(data_dir.display().to_string().as_str()),
+        "the server answering on {addr} is not the one just started"
+    );
+}
+
 /// Whether the osprey at `addr` answers `GET /-/ready` with 200.
 pub fn is_ready(addr: SocketAddr) -> bool {
     matches!(http(addr, "GET", "/-/ready", &[], &[]), Ok((200, _)))
-}
-
-/// A free loopback port.
-pub fn free_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
 }
 
 /// One HTTP/1.1 request with `Connection: close`. Returns status and body.
