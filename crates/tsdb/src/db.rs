@@ -1565,7 +1565,7 @@ impl DbAppender<'_> {
             .chain(histogram_series)
             .chain(self.exemplars.iter().map(|(s, _)| s))
         {
-            if !s.wal_logged.load(Ordering::Acquire) && seen.insert(s.id) {
+            if !s.wal_logged() && seen.insert(s.id) {
                 new_series.push(RefSeries {
                     id: s.id,
                     labels: s.labels(),
@@ -1628,7 +1628,7 @@ impl DbAppender<'_> {
             if let Some((ahead, _, _)) = self.staged.get(index + COMMIT_PREFETCH_DISTANCE) {
                 ahead.prefetch_open_chunk();
             }
-            s.wal_logged.store(true, Ordering::Release);
+            s.mark_wal_logged();
             if s.apply(*t, *v, range) {
                 ooo += 1;
             }
@@ -1637,7 +1637,7 @@ impl DbAppender<'_> {
         }
         let n_histograms = self.histograms.len() as u64;
         for (s, t, h) in self.histograms.drain(..) {
-            s.wal_logged.store(true, Ordering::Release);
+            s.mark_wal_logged();
             if s.apply_histogram(t, h, range) {
                 ooo += 1;
             }
@@ -1650,7 +1650,7 @@ impl DbAppender<'_> {
             self.db.head.note_time(max_t);
         }
         for (s, exemplar) in self.exemplars.drain(..) {
-            s.wal_logged.store(true, Ordering::Release);
+            s.mark_wal_logged();
             // Refusals here (out of order since staging: another commit
             // came first) are counted by the store; the exemplar is not
             // an error of this commit, as in Prometheus.

@@ -37,7 +37,7 @@ use model::histogram::{CounterResetHint, FloatHistogram};
 use model::storage::StorageError;
 use model::{Label, LabelStr, Labels, Matcher};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Samples per head chunk before it is closed. Prometheus uses 120: about
@@ -69,29 +69,41 @@ pub(crate) struct MemSeries {
     /// count increment and every series with `job="node"` shares one
     /// `"node"`.
     labels: Labels,
-    /// Appenders that staged samples for this series and have not committed
-    /// or rolled back yet; garbage collection skips such series.
-    pending: AtomicU32,
-    /// Set by garbage collection when it removes the series. An appender
-    /// holding a handle raises `pending` and then checks this flag, while
-    /// collection sets the flag and then checks `pending` (both SeqCst), so
-    /// one of them always sees the other: either the appender backs off or
-    /// the series stays.
-    removed: AtomicBool,
+    /// Three things in one word (four bytes in every series instead of
+    /// twelve with padding), see the `STATE_` constants: the pending
+    /// count, the appenders that staged samples for this series and have
+    /// not committed or rolled back yet, which garbage collection waits
+    /// for; whether collection removed the series; whether a series
+    /// record for it is durably in the WAL. One word also makes removal
+    /// exact: collection sets the removed flag only by a compare-exchange
+    /// from a zero pending count, and an appender holding a handle raises
+    /// the count and sees the flag in the same atomic step.
+    state: AtomicU32,
     /// The head the series belongs to, so a handle from another store is
     /// refused.
     pub(crate) owner: u32,
-    /// Whether a series record for this series is durably in the WAL.
-    pub(crate) wal_logged: AtomicBool,
-    /// The series' position in label order among all head series, tagged
-    /// with the [`Index::generation`] it was computed for (generation in
-    /// the high 32 bits, position in the low 32); see [`Head::rank_all`].
-    rank: AtomicU64,
-    data: Mutex<SeriesData>,
+    /// The series' position in label order among all head series, as
+    /// [`Head::rank_all`] last computed it; current while `Index::ranked`
+    /// is the index's generation (every series present then was ranked
+    /// together, and any series coming or going changes the generation).
+    rank: AtomicU32,
     /// The writer that created the series, when limits count it
-    /// (`crate::limits`); told when the series leaves the head.
-    scope: Option<Arc<Scope>>,
+    /// (`crate::limits`), told when the series leaves the head: its place
+    /// in `Index::scopes` plus one, 0 for none. Four bytes where an
+    /// `Option<Arc<Scope>>` took eight, which with the other four-byte
+    /// fields keeps the record in a smaller allocation size class.
+    scope: u32,
+    data: Mutex<SeriesData>,
 }
+
+/// [`MemSeries::state`]'s pending count: its low 30 bits. A count is at
+/// most the samples staged for the series by the appenders open at once,
+/// far below 2^30 (a remote-write body is limited to a few million).
+const STATE_PENDING: u32 = (1 << 30) - 1;
+/// [`MemSeries::state`]: garbage collection removed the series.
+const STATE_REMOVED: u32 = 1 << 30;
+/// [`MemSeries::state`]: a series record for it is durably in the WAL.
+const STATE_WAL_LOGGED: u32 = 1 << 31;
 
 /// A label-pair set [`Head::find_pending_many`] looks for.
 pub(crate) struct WantedSeries<'p> {
@@ -139,70 +151,34 @@ impl ClosedChunk {
     }
 }
 
-/// A series' closed chunks, oldest first: one word, null until the
-/// series closes its first chunk (a wide head's series mostly have none).
-/// Kept exactly as long as it is full, since a chunk closes only every
-/// [`SAMPLES_PER_CHUNK`] samples.
-#[derive(Clone, Default)]
-#[expect(
-    clippy::box_collection,
-    reason = "the box is the point: `Option<Box<Vec<_>>>` is one word, a boxed slice two"
-)]
-struct ClosedChunks(Option<Box<Vec<ClosedChunk>>>);
-
-impl ClosedChunks {
-    fn from_vec(chunks: Vec<ClosedChunk>) -> ClosedChunks {
-        ClosedChunks((!chunks.is_empty()).then(|| Box::new(chunks)))
-    }
-
-    fn into_vec(self) -> Vec<ClosedChunk> {
-        self.0.map(|chunks| *chunks).unwrap_or_default()
-    }
-
-    fn push(&mut self, chunk: ClosedChunk) {
-        let mut chunks = std::mem::take(self).into_vec();
-        chunks.reserve_exact(1);
-        chunks.push(chunk);
-        *self = ClosedChunks::from_vec(chunks);
-    }
-
-    /// Heap bytes held: the list and the chunks' bytes.
-    fn heap_bytes(&self) -> usize {
-        self.0.as_ref().map_or(0, |chunks| {
-            std::mem::size_of::<Vec<ClosedChunk>>()
-                + chunks.capacity() * std::mem::size_of::<ClosedChunk>()
-                + chunks.iter().map(|c| c.bytes.len()).sum::<usize>()
-        })
-    }
-}
-
-impl std::ops::Deref for ClosedChunks {
-    type Target = [ClosedChunk];
-    fn deref(&self) -> &[ClosedChunk] {
-        self.0.as_deref().map_or(&[], |chunks| chunks.as_slice())
-    }
-}
-
-impl FromIterator<ClosedChunk> for ClosedChunks {
-    fn from_iter<I: IntoIterator<Item = ClosedChunk>>(iter: I) -> ClosedChunks {
-        ClosedChunks::from_vec(iter.into_iter().collect())
-    }
-}
-
 /// A series' samples. Also the copy a querier takes of a head series
 /// ([`MemSeries::snapshot`]), so a head cut after the select cannot take
 /// samples from under it.
 #[derive(Clone)]
 pub(crate) struct SeriesData {
-    closed: ClosedChunks,
     open: XorAppender,
     /// Timestamp of the newest sample in the chunks, `i64::MIN` if none.
     max_time: i64,
+    /// Closed chunks, overrides and histograms: one word, null until the
+    /// series has any of them (a wide head's series mostly have none),
+    /// where three words were paid in every series.
+    rest: Option<Box<SeriesRest>>,
+}
+
+/// The parts of a series' samples that a young series lacks.
+#[derive(Clone, Default)]
+struct SeriesRest {
+    /// Closed chunks, oldest first. Kept exactly as long as it is full,
+    /// since a chunk closes only every [`SAMPLES_PER_CHUNK`] samples.
+    closed: Vec<ClosedChunk>,
     /// Out-of-order samples and rewrites; these override the chunks.
     overrides: Overrides,
     /// Native histogram samples, if the series ever had one.
     hist: Option<Box<HistData>>,
 }
+
+/// What [`SeriesData::overrides`] lends when a series has none.
+static NO_OVERRIDES: Overrides = Overrides(None);
 
 /// A series' out-of-order float samples: an ordered map that takes one
 /// pointer until the series has one (most series never do), where an empty
@@ -470,26 +446,63 @@ impl HistData {
 impl SeriesData {
     fn new() -> SeriesData {
         SeriesData {
-            closed: ClosedChunks::default(),
             open: XorAppender::new(),
             max_time: i64::MIN,
-            overrides: Overrides::default(),
-            hist: None,
+            rest: None,
+        }
+    }
+
+    /// Closed chunks, oldest first.
+    fn closed(&self) -> &[ClosedChunk] {
+        self.rest
+            .as_deref()
+            .map_or(&[], |rest| rest.closed.as_slice())
+    }
+
+    /// Out-of-order samples and rewrites.
+    fn overrides(&self) -> &Overrides {
+        self.rest
+            .as_deref()
+            .map_or(&NO_OVERRIDES, |rest| &rest.overrides)
+    }
+
+    /// Native histogram samples, if the series ever had one.
+    fn hist(&self) -> Option<&HistData> {
+        self.rest.as_deref()?.hist.as_deref()
+    }
+
+    fn hist_mut(&mut self) -> Option<&mut HistData> {
+        self.rest.as_deref_mut()?.hist.as_deref_mut()
+    }
+
+    /// The series' rest, allocated when it has none yet.
+    fn rest_mut(&mut self) -> &mut SeriesRest {
+        self.rest.get_or_insert_default()
+    }
+
+    /// Frees the rest when it holds nothing (after a truncation).
+    fn drop_empty_rest(&mut self) {
+        if self.rest.as_deref().is_some_and(|rest| {
+            rest.closed.is_empty() && rest.overrides.is_empty() && rest.hist.is_none()
+        }) {
+            self.rest = None;
         }
     }
 
     /// Whether the series holds any histogram.
     fn has_histograms(&self) -> bool {
-        self.hist.as_ref().is_some_and(|h| !h.is_empty())
+        self.hist().is_some_and(|h| !h.is_empty())
     }
 
     /// Applies one histogram sample. Returns whether it went out of order.
     fn apply_histogram(&mut self, t: i64, h: FloatHistogram, block_range: i64) -> bool {
         let empty =
-            self.open.num_samples() == 0 && self.closed.is_empty() && self.max_time == i64::MIN;
-        let hist = self.hist.get_or_insert_with(Box::default);
-        if !empty && t <= self.max_time {
-            self.overrides.remove(&t);
+            self.open.num_samples() == 0 && self.closed().is_empty() && self.max_time == i64::MIN;
+        let max_time = self.max_time;
+        let rest = self.rest_mut();
+        let hist = rest.hist.get_or_insert_with(Box::default);
+        if !empty && t <= max_time {
+            rest.overrides.remove(&t);
             hist.overrides.insert(t, h);
             return true;
         }
@@ -501,12 +514,13 @@ impl SeriesData {
     /// Histogram samples in `[mint, maxt]`, ascending, overrides applied;
     /// a timestamp a float override took over is left out.
     pub(crate) fn histograms(&self, mint: i64, maxt: i64) -> Vec<(i64, FloatHistogram)> {
-        let Some(hist) = &self.hist else {
+        let Some(hist) = self.hist() else {
             return Vec::new();
         };
         let mut out = hist.samples(mint, maxt);
-        if !self.overrides.is_empty() {
-            out.retain(|(t, _)| !self.overrides.contains_key(t));
+        let overrides = self.overrides();
+        if !overrides.is_empty() {
+            out.retain(|(t, _)| !overrides.contains_key(t));
         }
         out
     }
@@ -514,14 +528,15 @@ impl SeriesData {
     /// Applies one sample. Returns whether it went out of order.
     fn apply(&mut self, t: i64, v: f64, block_range: i64) -> bool {
         let d = self;
-        if d.open.num_samples() == 0 && d.closed.is_empty() && d.max_time == i64::MIN {
+        if d.open.num_samples() == 0 && d.closed().is_empty() && d.max_time == i64::MIN {
             d.open.append(t, v);
             d.max_time = t;
             return false;
         }
         if t <= d.max_time {
-            d.overrides.insert(t, v);
-            if let Some(hist) = &mut d.hist {
+            let rest = d.rest_mut();
+            rest.overrides.insert(t, v);
+            if let Some(hist) = &mut rest.hist {
                 hist.overrides.remove(&t);
             }
             return true;
@@ -536,12 +551,14 @@ impl SeriesData {
         if d.open.num_samples() >= SAMPLES_PER_CHUNK || crosses_boundary {
             let full = std::mem::take(&mut d.open);
             if let Some(closed) = ClosedChunk::from_xor(&full) {
-                d.closed.push(closed);
+                let chunks = &mut d.rest_mut().closed;
+                chunks.reserve_exact(1);
+                chunks.push(closed);
             }
         }
         d.open.append(t, v);
         d.max_time = t;
-        if let Some(hist) = &mut d.hist {
+        if let Some(hist) = d.hist_mut() {
             hist.float_appended();
         }
         false
@@ -558,7 +575,7 @@ impl SeriesData {
     /// `[mint, maxt]`: what the chunks overlapping it can hold.
     pub(crate) fn samples_hint(&self, mint: i64, maxt: i64) -> usize {
         let overlaps = |c: &&ClosedChunk| c.max_time >= mint && c.min_time <= maxt;
-        self.closed.iter().filter(overlaps).count() * SAMPLES_PER_CHUNK + self.open.num_samples()
+        self.closed().iter().filter(overlaps).count() * SAMPLES_PER_CHUNK + self.open.num_samples()
     }
 
     /// Appends [`SeriesData::samples`] to `out`, which may already hold
@@ -566,10 +583,8 @@ impl SeriesData {
     pub(crate) fn samples_into(&self, mint: i64, maxt: i64, dest: &mut Vec<(i64, f64)>) {
         let d = self;
         let overlaps = |c: &&ClosedChunk| c.max_time >= mint && c.min_time <= maxt;
-        let has_overrides = !d.overrides.is_empty()
-            || d.hist
-                .as_ref()
-                .is_some_and(|hist| !hist.overrides.is_empty());
+        let has_overrides =
+            !d.overrides().is_empty() || d.hist().is_some_and(|hist| !hist.overrides.is_empty());
         // Overrides rewrite this series' samples only: those are decoded
         // into a vector of their own, then added to `dest`.
         let mut own = Vec::new();
@@ -577,7 +592,7 @@ impl SeriesData {
         // Sized once from what the chunks can hold, instead of growing (and
         // copying) chunk by chunk.
         out.reserve(d.samples_hint(mint, maxt));
-        for c in d.closed.iter().filter(overlaps) {
+        for c in d.closed().iter().filter(overlaps) {
             push_chunk_range(out, c.encoding, &c.bytes, mint, maxt);
         }
         if d.open.num_samples() > 0
@@ -589,13 +604,13 @@ impl SeriesData {
         if !has_overrides {
             return;
         }
-        if let Some(hist) = &d.hist
+        if let Some(hist) = d.hist()
             && !hist.overrides.is_empty()
         {
             own.retain(|(t, _)| !hist.overrides.contains_key(t));
         }
         let over: Vec<(i64, f64)> = d
-            .overrides
+            .overrides()
             .range(mint..=maxt)
             .map(|(t, v)| (*t, *v))
             .collect();
@@ -636,24 +651,64 @@ impl MemSeries {
     }
 
     pub(crate) fn release_pending(&self) {
-        self.pending.fetch_sub(1, Ordering::AcqRel);
+        self.state.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Raises the pending count of a series the caller holds pending
     /// already (so garbage collection cannot have removed it).
     pub(crate) fn hold_again(&self) {
-        self.pending.fetch_add(1, Ordering::AcqRel);
+        self.hold(1);
+    }
+
+    /// Raises the pending count by `n`, for a caller that holds the
+    /// series' shard lock or holds it pending already, so that garbage
+    /// collection (which holds the shard lock) cannot be removing it.
+    fn hold(&self, n: u32) {
+        self.state.fetch_add(n, Ordering::AcqRel);
     }
 
     /// Marks the series pending for an appender that holds a handle to it;
     /// false (and nothing held) when garbage collection removed it.
     pub(crate) fn try_hold(&self) -> bool {
-        self.pending.fetch_add(1, Ordering::SeqCst);
-        if self.removed.load(Ordering::SeqCst) {
-            self.pending.fetch_sub(1, Ordering::SeqCst);
+        let before = self.state.fetch_add(1, Ordering::SeqCst);
+        if before & STATE_REMOVED != 0 {
+            self.state.fetch_sub(1, Ordering::SeqCst);
             return false;
         }
         true
+    }
+
+    /// Marks the series removed if no appender holds it pending; for
+    /// garbage collection, under the series' shard lock.
+    fn try_mark_removed(&self) -> bool {
+        let mut state = self.state.load(Ordering::SeqCst);
+        loop {
+            if state & STATE_PENDING != 0 {
+                return false;
+            }
+            match self.state.compare_exchange(
+                state,
+                state | STATE_REMOVED,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return true,
+                Err(now) => state = now,
+            }
+        }
+    }
+
+    /// Whether a series record for the series is durably in the WAL.
+    pub(crate) fn wal_logged(&self) -> bool {
+        self.state.load(Ordering::Acquire) & STATE_WAL_LOGGED != 0
+    }
+
+    /// Notes that a series record for the series is durably in the WAL
+    /// (an atomic or only the first time: commits call it per sample).
+    pub(crate) fn mark_wal_logged(&self) {
+        if !self.wal_logged() {
+            self.state.fetch_or(STATE_WAL_LOGGED, Ordering::Release);
+        }
     }
 
     /// Starts loading the cache lines that an append by handle and a
@@ -757,7 +812,7 @@ impl MemSeries {
     /// data, as it does for queries at "now"; otherwise by decoding.
     pub(crate) fn latest(&self, mint: i64, maxt: i64) -> Option<(i64, f64)> {
         let d = lock(&self.data);
-        if d.hist.is_some() {
+        if d.hist().is_some() {
             drop(d);
             return self.samples(mint, maxt).last().copied();
         }
@@ -766,7 +821,7 @@ impl MemSeries {
             Some(_) => None,
             // An empty open chunk with closed ones happens after a
             // truncation; decode below.
-            None if d.closed.is_empty() => None,
+            None if d.closed().is_empty() => None,
             None => {
                 drop(d);
                 return self.samples(mint, maxt).last().copied();
@@ -777,7 +832,7 @@ impl MemSeries {
             return self.samples(mint, maxt).last().copied();
         }
         let over = d
-            .overrides
+            .overrides()
             .range(..=maxt)
             .next_back()
             .map(|(t, v)| (*t, *v));
@@ -800,25 +855,30 @@ impl MemSeries {
     /// [`MemSeries::samples`] gives now, whatever the head does meanwhile.
     pub(crate) fn snapshot(&self, mint: i64, maxt: i64) -> SeriesData {
         let d = lock(&self.data);
+        let rest = d.rest.as_deref().map(|rest| {
+            Box::new(SeriesRest {
+                closed: rest
+                    .closed
+                    .iter()
+                    .filter(|c| c.max_time >= mint && c.min_time <= maxt)
+                    .cloned()
+                    .collect(),
+                // `range` panics on an empty interval the wrong way round.
+                overrides: if mint <= maxt {
+                    rest.overrides
+                        .range(mint..=maxt)
+                        .map(|(t, v)| (*t, *v))
+                        .collect()
+                } else {
+                    Overrides::default()
+                },
+                hist: rest.hist.as_ref().map(|h| Box::new(h.snapshot(mint, maxt))),
+            })
+        });
         SeriesData {
-            closed: d
-                .closed
-                .iter()
-                .filter(|c| c.max_time >= mint && c.min_time <= maxt)
-                .cloned()
-                .collect(),
             open: d.open.clone(),
             max_time: d.max_time,
-            // `range` panics on an empty interval the wrong way round.
-            overrides: if mint <= maxt {
-                d.overrides
-                    .range(mint..=maxt)
-                    .map(|(t, v)| (*t, *v))
-                    .collect()
-            } else {
-                Overrides::default()
-            },
-            hist: d.hist.as_ref().map(|h| Box::new(h.snapshot(mint, maxt))),
+            rest,
         }
     }
 }
@@ -833,20 +893,21 @@ impl SeriesData {
         // Closed chunks are in time order and end before the open one, and
         // `max_time` bounds every chunk from above, so only the oldest
         // chunk is read (each chunk read is a cache miss per series).
-        match d.closed.first() {
+        match d.closed().first() {
             Some(first) => min = min.min(first.min_time),
             None => min = min.min(d.open.first_time().unwrap_or(i64::MAX)),
         }
-        if !d.closed.is_empty() || d.open.num_samples() > 0 {
+        if !d.closed().is_empty() || d.open.num_samples() > 0 {
             max = max.max(d.max_time);
         }
+        let overrides = d.overrides();
         if let (Some((a, _)), Some((b, _))) =
-            (d.overrides.iter().next(), d.overrides.iter().next_back())
+            (overrides.iter().next(), overrides.iter().next_back())
         {
             min = min.min(*a);
             max = max.max(*b);
         }
-        if let Some(hist) = &d.hist {
+        if let Some(hist) = d.hist() {
             let (low, high) = hist.time_bounds();
             min = min.min(low);
             max = max.max(high);
@@ -864,9 +925,9 @@ impl MemSeries {
     /// Whether the series has any sample at all.
     fn is_empty(&self) -> bool {
         let d = lock(&self.data);
-        d.closed.is_empty()
+        d.closed().is_empty()
             && d.open.num_samples() == 0
-            && d.overrides.is_empty()
+            && d.overrides().is_empty()
             && !d.has_histograms()
     }
 
@@ -875,35 +936,38 @@ impl MemSeries {
     /// chunks go.
     fn truncate_before(&self, boundary: i64) -> bool {
         let mut d = lock(&self.data);
-        let mut chunks = std::mem::take(&mut d.closed).into_vec();
-        chunks.retain(|c| c.max_time >= boundary);
-        d.closed = ClosedChunks::from_vec(chunks);
+        if let Some(rest) = d.rest.as_deref_mut() {
+            let chunks = &mut rest.closed;
+            chunks.retain(|c| c.max_time >= boundary);
+            // Exactly as long as full, as `apply` keeps it.
+            chunks.shrink_to_fit();
+            rest.overrides.keep_from(boundary);
+            if let Some(hist) = &mut rest.hist {
+                hist.truncate_before(boundary);
+            }
+        }
+        d.drop_empty_rest();
         if d.open.last_time().is_some_and(|t| t < boundary) {
             d.open = XorAppender::new();
         }
-        d.overrides.keep_from(boundary);
-        if let Some(hist) = &mut d.hist {
-            hist.truncate_before(boundary);
-        }
         let histograms_in_chunks = d
-            .hist
-            .as_ref()
+            .hist()
             .is_some_and(|h| !h.closed.is_empty() || !h.open.is_empty());
-        let empty = d.closed.is_empty()
+        let empty = d.closed().is_empty()
             && d.open.num_samples() == 0
-            && d.overrides.is_empty()
+            && d.overrides().is_empty()
             && !d.has_histograms();
-        if d.closed.is_empty() && d.open.num_samples() == 0 && !histograms_in_chunks {
+        if d.closed().is_empty() && d.open.num_samples() == 0 && !histograms_in_chunks {
             // Later in-order samples must not be taken as out of order
             // against data that is gone from the head.
             d.max_time = i64::MIN;
-            let newest_override = d.overrides.iter().next_back().map(|(&t, _)| t);
+            let newest_override = d.overrides().iter().next_back().map(|(&t, _)| t);
             if let Some(t) = newest_override {
                 // Keep overrides as overrides; new samples after them are
                 // in order again.
                 d.max_time = t;
             }
-            if let Some((&t, _)) = d.hist.as_ref().and_then(|h| h.overrides.iter().next_back()) {
+            if let Some((&t, _)) = d.hist().and_then(|h| h.overrides.iter().next_back()) {
                 d.max_time = d.max_time.max(t);
             }
         }
@@ -912,9 +976,9 @@ impl MemSeries {
 
     fn chunk_count(&self) -> u64 {
         let d = lock(&self.data);
-        d.closed.len() as u64
+        d.closed().len() as u64
             + u64::from(d.open.num_samples() > 0)
-            + d.hist.as_ref().map_or(0, |h| h.chunk_count())
+            + d.hist().map_or(0, |h| h.chunk_count())
     }
 }
 
@@ -1086,11 +1150,16 @@ struct Index {
     postings: HashMap<LabelStr, HashMap<LabelStr, IdList>>,
     interned: HashSet<LabelStr>,
     /// Changes whenever a series is added or removed: ranks computed for
-    /// an older generation are stale. Starts at 1 so that a fresh series'
-    /// rank (generation 0) is never current.
+    /// an older generation are stale. Starts at 1 and skips 0, so that
+    /// `ranked` at 0 means no ranks.
     generation: u32,
     /// The generation whose ranks every series holds, 0 if none.
     ranked: AtomicU32,
+    /// The writers' scopes that series name (`MemSeries::scope`): one
+    /// per writer that created a series under limits, kept for the life
+    /// of the head as the limiter keeps them. Found by address.
+    scopes: Vec<Arc<Scope>>,
+    scope_places: HashMap<usize, u32>,
 }
 
 impl Default for Index {
@@ -1101,14 +1170,36 @@ impl Default for Index {
             interned: HashSet::new(),
             generation: 1,
             ranked: AtomicU32::new(0),
+            scopes: Vec::new(),
+            scope_places: HashMap::new(),
         }
     }
 }
 
 impl Index {
     fn changed(&mut self) {
-        // Wrapping skips 0, the "never ranked" tag.
+        // Wrapping skips 0, "never ranked".
         self.generation = self.generation.wrapping_add(1).max(1);
+    }
+
+    /// `scope`'s number for [`MemSeries::scope`].
+    fn scope_number(&mut self, scope: Option<Arc<Scope>>) -> u32 {
+        let Some(scope) = scope else {
+            return 0;
+        };
+        let address = Arc::as_ptr(&scope) as usize;
+        if let Some(&number) = self.scope_places.get(&address) {
+            return number;
+        }
+        self.scopes.push(scope);
+        // Writers are jobs and senders: far fewer than 2^32.
+        let number = self.scopes.len() as u32;
+        self.scope_places.insert(address, number);
+        number
+    }
+
+    fn scope(&self, number: u32) -> Option<&Arc<Scope>> {
+        self.scopes.get((number as usize).checked_sub(1)?)
     }
 
     fn intern(&mut self, s: &str) -> LabelStr {
@@ -1170,7 +1261,7 @@ impl Head {
         let hash = labels.stable_hash();
         let mut shard = lock(&self.shards[(hash as usize) % SHARDS]);
         if let Some(s) = shard.find(hash, |s| s.same_labels(labels)) {
-            s.pending.fetch_add(1, Ordering::AcqRel);
+            s.hold(1);
             return Ok((s.clone(), false));
         }
         let series = self.insert_series_admitted(labels, admission)?;
@@ -1185,7 +1276,7 @@ impl Head {
         let hash = labels.stable_hash();
         let shard = lock(&self.shards[(hash as usize) % SHARDS]);
         let series = shard.find(hash, |s| s.same_labels(labels))?;
-        series.pending.fetch_add(1, Ordering::AcqRel);
+        series.hold(1);
         Some(series.clone())
     }
 
@@ -1201,7 +1292,7 @@ impl Head {
         {
             let shard = lock(&self.shards[(hash as usize) % SHARDS]);
             if let Some(s) = shard.find(hash, |s| s.same_pairs(pairs)) {
-                s.pending.fetch_add(1, Ordering::AcqRel);
+                s.hold(1);
                 return Ok((s.clone(), false));
             }
         }
@@ -1266,7 +1357,7 @@ impl Head {
                     None => None,
                 };
                 if let Some(s) = series {
-                    s.pending.fetch_add(w.holds, Ordering::AcqRel);
+                    s.hold(w.holds);
                     w.found = Some(s.clone());
                 }
             }
@@ -1288,7 +1379,7 @@ impl Head {
                 return s;
             }
             carried = Some(std::mem::replace(&mut *lock(&s.data), SeriesData::new()));
-            s.removed.store(true, Ordering::SeqCst);
+            s.state.fetch_or(STATE_REMOVED, Ordering::SeqCst);
             Head::unlink_from_shard(&mut shard, hash, &s);
             self.unlink_from_index(&HashSet::from([s.id]));
         }
@@ -1297,7 +1388,7 @@ impl Head {
         if let Some(data) = carried {
             *lock(&series.data) = data;
         }
-        series.wal_logged.store(true, Ordering::Relaxed);
+        series.mark_wal_logged();
         shard.insert(hash, series.clone());
         series
     }
@@ -1360,13 +1451,11 @@ impl Head {
         let series = Arc::new(MemSeries {
             id,
             labels: interned,
-            pending: AtomicU32::new(pending),
-            removed: AtomicBool::new(false),
+            state: AtomicU32::new(pending),
             owner: self.owner,
-            wal_logged: AtomicBool::new(false),
-            rank: AtomicU64::new(0),
+            rank: AtomicU32::new(0),
+            scope: index.scope_number(scope),
             data: Mutex::new(SeriesData::new()),
-            scope,
         });
         for l in series.labels.iter() {
             let list = index
@@ -1542,24 +1631,18 @@ impl Head {
             Head::rank_all(&index);
         }
         if index.ranked.load(Ordering::Acquire) == generation {
-            let tag = u64::from(generation) << 32;
-            let ranked = out
-                .iter()
-                .all(|s| s.rank.load(Ordering::Relaxed) & !0xffff_ffff == tag);
+            // Keys are read once, not at every comparison (each read goes
+            // through a pointer to a different series), and under the
+            // index lock, so no later ranking can change them meanwhile.
+            let mut keyed: Vec<(u32, Arc<MemSeries>)> = out
+                .into_iter()
+                .map(|s| (s.rank.load(Ordering::Relaxed), s))
+                .collect();
             drop(index);
-            if ranked {
-                // Keys are read once, not at every comparison: each read
-                // goes through a pointer to a different series.
-                let mut keyed: Vec<(u64, Arc<MemSeries>)> = out
-                    .into_iter()
-                    .map(|s| (s.rank.load(Ordering::Relaxed), s))
-                    .collect();
-                keyed.sort_unstable_by_key(|(rank, _)| *rank);
-                return keyed.into_iter().map(|(_, s)| s).collect();
-            }
-        } else {
-            drop(index);
+            keyed.sort_unstable_by_key(|(rank, _)| *rank);
+            return keyed.into_iter().map(|(_, s)| s).collect();
         }
+        drop(index);
         out.sort_unstable_by(|a, b| compare_interned(&a.labels, &b.labels));
         out
     }
@@ -1572,9 +1655,9 @@ impl Head {
     fn rank_all(index: &Index) {
         let mut all: Vec<&Arc<MemSeries>> = index.series.values().collect();
         all.sort_unstable_by(|a, b| compare_interned(&a.labels, &b.labels));
-        let tag = u64::from(index.generation) << 32;
         for (i, s) in all.iter().enumerate() {
-            s.rank.store(tag | i as u64, Ordering::Relaxed);
+            // A head holds far fewer than 2^32 series.
+            s.rank.store(i as u32, Ordering::Relaxed);
         }
         index.ranked.store(index.generation, Ordering::Release);
     }
@@ -1614,12 +1697,14 @@ impl Head {
             // hash needed only here.
             let hash = s.labels.stable_hash();
             let mut shard = lock(&self.shards[(hash as usize) % SHARDS]);
-            if s.pending.load(Ordering::SeqCst) == 0 && s.is_empty() {
-                // See `MemSeries::removed`: an appender with a handle may
-                // have raised `pending` after the check above.
-                s.removed.store(true, Ordering::SeqCst);
-                if s.pending.load(Ordering::SeqCst) != 0 {
-                    s.removed.store(false, Ordering::SeqCst);
+            // Empty, then marked removed (only while nobody holds it),
+            // then empty still: an appender may have held it, written and
+            // released it between the first check and the mark. Once
+            // marked, nobody can hold it any more (handles see the mark,
+            // lookups wait for the shard lock), so the second check stands.
+            if s.is_empty() && s.try_mark_removed() {
+                if !s.is_empty() {
+                    s.state.fetch_and(!STATE_REMOVED, Ordering::SeqCst);
                     continue;
                 }
                 Head::unlink_from_shard(&mut shard, hash, s);
@@ -1643,7 +1728,7 @@ impl Head {
         let mut index = write(&self.index);
         for id in removed {
             if let Some(series) = index.series.remove(*id)
-                && let Some(scope) = &series.scope
+                && let Some(scope) = index.scope(series.scope)
             {
                 scope.released();
             }
@@ -1831,11 +1916,15 @@ impl Head {
             labels += 8 + s.labels.len() * std::mem::size_of::<Label>();
             let d = lock(&s.data);
             open += d.open.memory_bytes();
-            closed += d.closed.heap_bytes();
-            // A BTreeMap leaf holds up to 11 entries; count one leaf per 6.
-            other += d.overrides.len().div_ceil(6) * (11 * 16 + 16);
-            if d.hist.is_some() {
-                other += std::mem::size_of::<HistData>();
+            if let Some(rest) = d.rest.as_deref() {
+                other += std::mem::size_of::<SeriesRest>();
+                closed += rest.closed.capacity() * std::mem::size_of::<ClosedChunk>()
+                    + rest.closed.iter().map(|c| c.bytes.len()).sum::<usize>();
+                // A BTreeMap leaf holds up to 11 entries; count one leaf per 6.
+                other += rest.overrides.len().div_ceil(6) * (11 * 16 + 16);
+                if rest.hist.is_some() {
+                    other += std::mem::size_of::<HistData>();
+                }
             }
         }
         let strings: usize = index.interned.iter().map(|s| arc + s.len()).sum();
@@ -2043,6 +2132,19 @@ mod tests {
 
     fn names(list: &[Arc<MemSeries>]) -> Vec<String> {
         list.iter().map(|s| s.labels().to_string()).collect()
+    }
+
+    /// A head series' record, with the reference counts `Arc` puts before
+    /// it, must fit glibc's 144-byte allocation class (136 bytes asked
+    /// for): a million series pay each byte past it in steps of 16.
+    #[test]
+    fn series_record_fits_its_allocation_class() {
+        let arc_counts = 2 * std::mem::size_of::<usize>();
+        assert!(
+            arc_counts + std::mem::size_of::<MemSeries>() <= 136,
+            "MemSeries grew to {} bytes",
+            std::mem::size_of::<MemSeries>()
+        );
     }
 
     /// Matchers resolved through postings agree with matching each label
