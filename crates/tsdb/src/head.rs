@@ -256,7 +256,7 @@ struct HistChunk {
 }
 
 /// A series' native histogram samples.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct HistData {
     closed: Vec<HistChunk>,
     /// The open run: samples of one layout without a reset between them.
@@ -268,10 +268,28 @@ pub(crate) struct HistData {
     last_closed: Option<FloatHistogram>,
     /// Out-of-order histograms and rewrites; these override the chunks.
     overrides: BTreeMap<i64, FloatHistogram>,
-    /// An in-order float sample came after the open run's last histogram:
-    /// the next histogram starts a run with no previous sample to judge it
-    /// against (Prometheus's head starts a new chunk at the float).
+    /// The time of the newest in-order histogram: an in-order float came
+    /// after it when the series' newest in-order time is later (see
+    /// [`SeriesData::apply_histogram`]). Read there rather than noted on
+    /// every float, so float appends never touch a series' rest.
+    last_pushed: i64,
+    /// An in-order float came after the newest in-order histogram before
+    /// a truncation reset the series' newest time; see `last_pushed`.
     float_after_open: bool,
+}
+
+impl Default for HistData {
+    fn default() -> HistData {
+        HistData {
+            closed: Vec::new(),
+            open: Vec::new(),
+            open_hint: CounterResetHint::default(),
+            last_closed: None,
+            overrides: BTreeMap::new(),
+            last_pushed: i64::MIN,
+            float_after_open: false,
+        }
+    }
 }
 
 impl HistData {
@@ -298,8 +316,13 @@ impl HistData {
     /// Appends an in-order sample, cutting the open run where the chunk
     /// rules say. The run's first sample gets the hint its chunk header
     /// will keep ([`hist::first_hint`]).
-    fn push(&mut self, t: i64, h: FloatHistogram, block_range: i64) {
-        let after_float = std::mem::take(&mut self.float_after_open);
+    /// `float_newer` says an in-order float came after the newest
+    /// in-order histogram: the next histogram then starts a run with no
+    /// previous sample to judge it against (Prometheus's head starts a new
+    /// chunk at the float).
+    fn push(&mut self, t: i64, h: FloatHistogram, block_range: i64, float_newer: bool) {
+        let after_float = std::mem::take(&mut self.float_after_open) || float_newer;
+        self.last_pushed = t;
         let cut = match self.open.last() {
             Some((last_t, last)) => {
                 after_float
@@ -321,9 +344,10 @@ impl HistData {
         self.open.push((t, h));
     }
 
-    /// Records an in-order float sample of the series.
-    fn float_appended(&mut self) {
-        self.float_after_open = true;
+    /// Keeps, across a truncation that resets the series' newest time,
+    /// whether a float came after the newest histogram.
+    fn note_floats_before_reset(&mut self, series_max_time: i64) {
+        self.float_after_open |= series_max_time > self.last_pushed;
     }
 
     /// The hint the open run's sample `i` is read with, as from a closed
@@ -438,6 +462,7 @@ impl HistData {
             } else {
                 BTreeMap::new()
             },
+            last_pushed: self.last_pushed,
             float_after_open: self.float_after_open,
         }
     }
@@ -471,10 +496,6 @@ impl SeriesData {
         self.rest.as_deref()?.hist.as_deref()
     }
 
-    fn hist_mut(&mut self) -> Option<&mut HistData> {
-        self.rest.as_deref_mut()?.hist.as_deref_mut()
-    }
-
     /// The series' rest, allocated when it has none yet.
     fn rest_mut(&mut self) -> &mut SeriesRest {
         self.rest.get_or_insert_default()
@@ -506,7 +527,8 @@ impl SeriesData {
             hist.overrides.insert(t, h);
             return true;
         }
-        hist.push(t, h, block_range);
+        let float_newer = max_time > hist.last_pushed;
+        hist.push(t, h, block_range, float_newer);
         self.max_time = t;
         false
     }
@@ -558,9 +580,6 @@ impl SeriesData {
         }
         d.open.append(t, v);
         d.max_time = t;
-        if let Some(hist) = d.hist_mut() {
-            hist.float_appended();
-        }
         false
     }
 
@@ -936,7 +955,11 @@ impl MemSeries {
     /// chunks go.
     fn truncate_before(&self, boundary: i64) -> bool {
         let mut d = lock(&self.data);
+        let max_time = d.max_time;
         if let Some(rest) = d.rest.as_deref_mut() {
+            if let Some(hist) = &mut rest.hist {
+                hist.note_floats_before_reset(max_time);
+            }
             let chunks = &mut rest.closed;
             chunks.retain(|c| c.max_time >= boundary);
             // Exactly as long as full, as `apply` keeps it.
@@ -2132,6 +2155,57 @@ mod tests {
 
     fn names(list: &[Arc<MemSeries>]) -> Vec<String> {
         list.iter().map(|s| s.labels().to_string()).collect()
+    }
+
+    /// An in-order float between two histograms ends the histograms' open
+    /// run (the next one starts a chunk of its own); floats before the
+    /// first histogram or after the second do not. Noted from the series'
+    /// newest time when the histogram arrives, and kept across a
+    /// truncation that resets that time.
+    #[test]
+    fn a_float_between_histograms_cuts_the_run() {
+        let h = |count: f64| FloatHistogram {
+            count,
+            sum: count,
+            zero_count: count,
+            ..FloatHistogram::default()
+        };
+        let runs = |d: &SeriesData| {
+            let hist = d.hist().expect("histograms");
+            (hist.closed.len(), hist.open.len())
+        };
+        let range = 1_000_000;
+        let mut d = SeriesData::new();
+        d.apply(5, 1.0, range);
+        d.apply_histogram(10, h(1.0), range);
+        d.apply_histogram(20, h(2.0), range);
+        assert_eq!(runs(&d), (0, 2), "no float between: one run");
+        d.apply(30, 1.0, range);
+        d.apply_histogram(40, h(3.0), range);
+        assert_eq!(runs(&d), (1, 1), "a float between: a new run");
+        d.apply_histogram(50, h(4.0), range);
+        assert_eq!(runs(&d), (1, 2));
+        // Out of order: an override, not a float after the run.
+        d.apply(45, 1.0, range);
+        d.apply_histogram(60, h(5.0), range);
+        assert_eq!(runs(&d), (1, 3));
+
+        // A truncation that leaves no chunks resets the newest time; the
+        // float that came after the last histogram still counts.
+        let series = MemSeries {
+            id: 1,
+            labels: Labels::from_pairs([("__name__", "a")]),
+            state: AtomicU32::new(0),
+            owner: 0,
+            rank: AtomicU32::new(0),
+            scope: 0,
+            data: Mutex::new(d),
+        };
+        series.apply(70, 1.0, range);
+        assert!(series.truncate_before(75), "nothing left");
+        let d = lock(&series.data);
+        assert_eq!(d.max_time, i64::MIN);
+        assert!(d.hist().is_some_and(|h| h.float_after_open));
     }
 
     /// A head series' record, with the reference counts `Arc` puts before
