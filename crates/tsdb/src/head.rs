@@ -670,7 +670,10 @@ impl MemSeries {
     }
 
     pub(crate) fn release_pending(&self) {
-        self.state.fetch_sub(1, Ordering::AcqRel);
+        let before = self.state.fetch_sub(1, Ordering::AcqRel);
+        // One release per hold: a release without one would take the
+        // borrow from the flag bits.
+        debug_assert!(before & STATE_PENDING != 0, "released a series not held");
     }
 
     /// Raises the pending count of a series the caller holds pending
