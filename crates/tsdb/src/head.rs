@@ -960,15 +960,13 @@ impl MemSeries {
         let mut d = lock(&self.data);
         let max_time = d.max_time;
         if let Some(rest) = d.rest.as_deref_mut() {
-            if let Some(hist) = &mut rest.hist {
-                hist.note_floats_before_reset(max_time);
-            }
             let chunks = &mut rest.closed;
             chunks.retain(|c| c.max_time >= boundary);
             // Exactly as long as full, as `apply` keeps it.
             chunks.shrink_to_fit();
             rest.overrides.keep_from(boundary);
             if let Some(hist) = &mut rest.hist {
+                hist.note_floats_before_reset(max_time);
                 hist.truncate_before(boundary);
             }
         }
@@ -2174,6 +2172,8 @@ mod tests {
             ..FloatHistogram::default()
         };
         let runs = |d: &SeriesData| {
+            // Called only after the test applied a histogram, which
+            // creates the series' histogram data.
             let hist = d.hist().expect("histograms");
             (hist.closed.len(), hist.open.len())
         };
