@@ -1,7 +1,8 @@
 //! Where a block's chunk bytes go: per metric name and per Dense value
 //! layout, bytes per sample of the chunks as written, and of the same
 //! samples written again by today's `encode_dense` (so an encoder change can
-//! be measured on a real block before it is written anywhere).
+//! be measured on a real block before it is written anywhere), and the bulk
+//! decoding time per sample of the rewritten chunks ("dec ns").
 //!
 //! `cargo run --release -p tsdb --example block_sizes -- BLOCK_DIR [TOP]`
 
@@ -19,6 +20,7 @@ struct Tally {
     bytes: u64,
     ts_bytes: u64,
     rewritten: u64,
+    decode: Duration,
 }
 
 fn uvarint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
@@ -88,7 +90,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             encode_time += start.elapsed();
             let start = Instant::now();
             let decoded = decode_dense_exact(&out, samples.len())?;
-            decode_time += start.elapsed();
+            let took = start.elapsed();
+            decode_time += took;
+            t.decode += took;
             if decoded.len() != samples.len()
                 || decoded
                     .iter()
@@ -109,23 +113,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             tally.bytes += t.bytes;
             tally.ts_bytes += t.ts_bytes;
             tally.rewritten += t.rewritten;
+            tally.decode += t.decode;
         }
     }
     let row = |label: &str, t: &Tally| {
         let per = |b: u64| b as f64 / t.samples.max(1) as f64;
         println!(
-            "{label:<48} {:>7} {:>10} {:>6.1}% {:>7.3} {:>7.3} {:>7.3}",
+            "{label:<48} {:>7} {:>10} {:>6.1}% {:>7.3} {:>7.3} {:>7.3} {:>7.2}",
             t.series,
             t.samples,
             100.0 * t.bytes as f64 / total.bytes.max(1) as f64,
             per(t.bytes),
             per(t.ts_bytes),
             per(t.rewritten),
+            t.decode.as_nanos() as f64 / t.samples.max(1) as f64,
         );
     };
     println!(
-        "{:<48} {:>7} {:>10} {:>7} {:>7} {:>7} {:>7}",
-        "", "series", "samples", "share", "B/smp", "ts B/s", "now B/s"
+        "{:<48} {:>7} {:>10} {:>7} {:>7} {:>7} {:>7} {:>7}",
+        "", "series", "samples", "share", "B/smp", "ts B/s", "now B/s", "dec ns"
     );
     row("total", &total);
     let per_sample = |d: Duration| d.as_nanos() as f64 / total.samples.max(1) as f64;

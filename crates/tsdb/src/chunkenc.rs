@@ -1846,27 +1846,41 @@ mod dense {
             let k = reader.width;
             let limit = section.len().saturating_mul(8);
             let mut position = reader.position;
-            for _ in 0..n {
-                // One load covers the unary part and the low bits unless the
-                // code is escaped or longer than what is left of the word.
-                let word = peek_fast(section, position);
-                let ones = word.leading_ones();
-                let length = (ones + 1 + k) as usize;
-                let raw = if u64::from(ones) < RICE_ESCAPE && length <= 64 {
-                    if position.saturating_add(length) > limit {
-                        return Err(ChunkError::new(TRUNCATED));
+            let mut left = n;
+            while left > 0 {
+                // One load fills a 64-bit buffer; the codes that lie wholly
+                // in it are then taken off its top by shifts, so the chain
+                // from one code to the next is a count of leading ones and
+                // a shift, not a load at a position just computed.
+                let mut word = peek_fast(section, position);
+                // The buffer's bits that are the section's (the rest is
+                // padding): a code must end within them.
+                let mut avail = limit.saturating_sub(position).min(64) as u32;
+                let mut taken = 0usize;
+                while taken < left {
+                    let ones = word.leading_ones();
+                    let length = ones + 1 + k;
+                    if u64::from(ones) >= RICE_ESCAPE || length > avail {
+                        break;
                     }
-                    position += length;
                     let low = if k == 0 {
                         0
                     } else {
                         (word << (ones + 1)) >> (64 - k)
                     };
-                    (u64::from(ones) << k) | low
-                } else {
-                    read_rice(section, &mut position, k)?
-                };
-                f(decode(raw));
+                    f(decode((u64::from(ones) << k) | low));
+                    word = word.checked_shl(length).unwrap_or(0);
+                    avail -= length;
+                    position += length as usize;
+                    taken += 1;
+                }
+                left -= taken;
+                if taken == 0 && left > 0 {
+                    // Escaped, longer than a word, or cut short by the end
+                    // of the section: the general reader decides.
+                    f(decode(read_rice(section, &mut position, k)?));
+                    left -= 1;
+                }
             }
             reader.position = position;
             return Ok(());
@@ -1963,20 +1977,27 @@ mod dense {
     /// (delta-of-deltas, the first delta given), each step a multiple of
     /// `divisor`, as `value(integer)` over the `.1` of `out` (at least one),
     /// the first integer given: `(order, first, first delta, divisor)`.
+    /// The slots before `skip` may be left as they are: their integers are
+    /// summed but not converted or stored.
     #[inline(always)]
     fn steps_into(
         section: &[u8],
         packed: &mut PackedReader,
         (order, first, first_delta, divisor): (u8, i64, i64, i64),
         out: &mut [(i64, f64)],
+        skip: usize,
         value: impl Fn(i64) -> f64,
     ) -> Result<(), ChunkError> {
         let n = out.len();
         let mut integer = first;
         out[0].1 = value(integer);
         if order == 1 {
-            let mut slots = out[1..].iter_mut();
-            unpack(section, packed, n - 1, |quotient| {
+            let quiet = skip.saturating_sub(1).min(n - 1);
+            unpack(section, packed, quiet, |quotient| {
+                integer = integer.wrapping_add(quotient.wrapping_mul(divisor));
+            })?;
+            let mut slots = out[1 + quiet..].iter_mut();
+            unpack(section, packed, n - 1 - quiet, |quotient| {
                 integer = integer.wrapping_add(quotient.wrapping_mul(divisor));
                 if let Some(slot) = slots.next() {
                     slot.1 = value(integer);
@@ -1986,8 +2007,13 @@ mod dense {
             let mut delta = first_delta;
             integer = integer.wrapping_add(delta);
             out[1].1 = value(integer);
-            let mut slots = out[2..].iter_mut();
-            unpack(section, packed, n - 2, |quotient| {
+            let quiet = skip.saturating_sub(2).min(n - 2);
+            unpack(section, packed, quiet, |quotient| {
+                delta = delta.wrapping_add(quotient.wrapping_mul(divisor));
+                integer = integer.wrapping_add(delta);
+            })?;
+            let mut slots = out[2 + quiet..].iter_mut();
+            unpack(section, packed, n - 2 - quiet, |quotient| {
                 delta = delta.wrapping_add(quotient.wrapping_mul(divisor));
                 integer = integer.wrapping_add(delta);
                 if let Some(slot) = slots.next() {
@@ -2001,7 +2027,21 @@ mod dense {
     /// Writes a values section's `out.len()` values over the `.1` of `out`
     /// (at least one).
     pub(super) fn values_into(section: &[u8], out: &mut [(i64, f64)]) -> Result<(), ChunkError> {
-        let n = out.len();
+        values_prefix_into(section, out.len(), out, 0)
+    }
+
+    /// Writes the first `out.len()` values of a section of `n` (`1 ≤
+    /// out.len() ≤ n`) over the `.1` of `out`; those before `skip` may be
+    /// left as they are (a reader that wants only a chunk's tail).
+    pub(super) fn values_prefix_into(
+        section: &[u8],
+        n: usize,
+        out: &mut [(i64, f64)],
+        skip: usize,
+    ) -> Result<(), ChunkError> {
+        if out.is_empty() || out.len() > n {
+            return Err(ChunkError::new("values asked past the chunk's count"));
+        }
         match ValueDecoder::new(section, n)? {
             ValueDecoder::Constant(bits) => {
                 let value = f64::from_bits(bits);
@@ -2022,6 +2062,7 @@ mod dense {
                         decoder.divisor,
                     ),
                     out,
+                    skip,
                     |mantissa| mantissa as f64 / power,
                 )?;
             }
@@ -2036,6 +2077,7 @@ mod dense {
                     &mut decoder.packed,
                     (decoder.order, decoder.key, decoder.delta, 1),
                     out,
+                    skip,
                     |key| f64::from_bits(key as u64),
                 )?;
             }
@@ -2373,9 +2415,12 @@ pub fn append_dense(
     Ok(true)
 }
 
-/// [`append_dense`], keeping only the samples in `[mint, maxt]`: a chunk
-/// that reaches past the range is still decoded whole (in bulk that costs
-/// less than the sample iterator over part of it), then cut to the range.
+/// [`append_dense`], keeping only the samples in `[mint, maxt]`. The
+/// chunk is decoded in bulk into a per-thread scratch (in bulk that costs
+/// less than the sample iterator over part of it) and only the range is
+/// copied to `out`, so an instant query's few minutes of a long chunk do
+/// not grow `out` to the whole chunk. Timestamps come first: a chunk with
+/// none in the range leaves its values undecoded.
 pub fn append_dense_range(
     bytes: &[u8],
     max: usize,
@@ -2383,16 +2428,32 @@ pub fn append_dense_range(
     maxt: i64,
     out: &mut Vec<(i64, f64)>,
 ) -> Result<bool, ChunkError> {
-    let start = out.len();
-    if !append_dense(bytes, max, out)? {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<(i64, f64)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let (n, timestamps, values) = dense::split(bytes)?;
+    if n > max {
         return Ok(false);
     }
-    let tail = &out[start..];
-    let lo = tail.partition_point(|(t, _)| *t < mint);
-    let hi = tail.partition_point(|(t, _)| *t <= maxt).max(lo);
-    out.truncate(start + hi);
-    out.drain(start..start + lo);
-    Ok(true)
+    if n == 0 {
+        return Ok(true);
+    }
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        scratch.clear();
+        scratch.resize(n, (0, 0.0));
+        dense::timestamps_into(timestamps, &mut scratch)?;
+        let lo = scratch.partition_point(|(t, _)| *t < mint);
+        let hi = scratch.partition_point(|(t, _)| *t <= maxt).max(lo);
+        if lo < hi {
+            // Values after the range are not decoded, and those before it
+            // only summed where the layout allows.
+            dense::values_prefix_into(values, n, &mut scratch[..hi], lo)?;
+            out.extend_from_slice(&scratch[lo..hi]);
+        }
+        Ok(true)
+    })
 }
 
 /// Decodes a Dense chunk's values over the `.1` of `pairs`, leaving the
@@ -2510,6 +2571,10 @@ mod bulk_tests {
                 ((first + last) / 2, last + 10),
                 (first - 10, (first + last) / 2),
                 (last + 1, last + 2),
+                // An instant query's few minutes at the end, and one
+                // sample in the middle (skipped head, undecoded tail).
+                (samples[samples.len().saturating_sub(20)].0, last),
+                (samples[samples.len() / 2].0, samples[samples.len() / 2].0),
             ] {
                 let mut cut = vec![(-5, 1.5)];
                 assert!(append_dense_range(&bytes, samples.len(), mint, maxt, &mut cut).unwrap());
@@ -2553,6 +2618,17 @@ mod bulk_tests {
                 flipped[at] ^= 1 << ((state >> 20) % 8);
                 let bulk = decode_dense_exact(&flipped, n);
                 let lazy = decode_all(Encoding::Dense, &flipped);
+                for (mint, maxt) in [(i64::MIN, i64::MAX), (samples[n / 2].0, i64::MAX)] {
+                    let mut cut = vec![(-5, 1.5)];
+                    if !matches!(
+                        append_dense_range(&flipped, n, mint, maxt, &mut cut),
+                        Ok(true)
+                    ) {
+                        // On an error (or a count past the limit) `out` is
+                        // as it was.
+                        assert_eq!(bits(&cut), bits(&[(-5, 1.5)]));
+                    }
+                }
                 let mut appended = vec![(-5, 1.5)];
                 match append_dense(&flipped, n, &mut appended) {
                     Ok(true) => assert_eq!(appended.len(), 1 + dense_len(&flipped).unwrap()),
