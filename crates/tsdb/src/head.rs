@@ -45,13 +45,17 @@ use std::sync::{Arc, Mutex, RwLock};
 /// for recent-range queries while amortising the chunk header.
 pub const SAMPLES_PER_CHUNK: usize = 120;
 
-/// A select ranks all head series (see `Head::rank_all`) when its ranks are
-/// stale only if it matched at least this many series and at least
-/// 1/`RANK_MAX_FACTOR` of the head: ranking costs one sort of the whole
-/// head, which then is repaid by every later select until series are added
-/// or removed, while a small select sorts its few series directly.
+/// A select ranks all head series (see `Head::rank_all`) when some of its
+/// series were created since the last ranking only if it matched at least
+/// this many series and at least 1/`RANK_MAX_FACTOR` of the head: ranking
+/// costs one sort of the whole head, which then is repaid by every later
+/// select of series it ranked, while a small select with a new series sorts
+/// its few series directly.
 const RANK_MIN_SERIES: usize = 256;
 const RANK_MAX_FACTOR: usize = 16;
+
+/// `MemSeries::rank` of a series created after the last ranking.
+const UNRANKED: u32 = 0;
 
 /// A matcher narrows a select's candidate ids by merging postings lists
 /// when its lists hold at most this many times as many ids as there are
@@ -82,10 +86,11 @@ pub(crate) struct MemSeries {
     /// The head the series belongs to, so a handle from another store is
     /// refused.
     pub(crate) owner: u32,
-    /// The series' position in label order among all head series, as
-    /// [`Head::rank_all`] last computed it; current while `Index::ranked`
-    /// is the index's generation (every series present then was ranked
-    /// together, and any series coming or going changes the generation).
+    /// The series' position in label order among all head series when
+    /// [`Head::rank_all`] last ran, plus one; 0 for a series created since.
+    /// Series coming or going change no other series' relative order, so
+    /// the ranks of every series present at the last ranking stay
+    /// comparable among themselves until the next one.
     rank: AtomicU32,
     /// The writer that created the series, when limits count it
     /// (`crate::limits`), told when the series leaves the head: its place
@@ -1173,12 +1178,10 @@ struct Index {
     /// name -> value -> ascending series ids.
     postings: HashMap<LabelStr, HashMap<LabelStr, IdList>>,
     interned: HashSet<LabelStr>,
-    /// Changes whenever a series is added or removed: ranks computed for
-    /// an older generation are stale. Starts at 1 and skips 0, so that
-    /// `ranked` at 0 means no ranks.
-    generation: u32,
-    /// The generation whose ranks every series holds, 0 if none.
-    ranked: AtomicU32,
+    /// Held for reading while a select reads ranks and for writing while
+    /// [`Head::rank_all`] rewrites them (both under the index's read
+    /// lock), so no select sorts by a mix of two rankings.
+    ranking: RwLock<()>,
     /// The writers' scopes that series name (`MemSeries::scope`): one
     /// per writer that created a series under limits, kept for the life
     /// of the head as the limiter keeps them. Found by address.
@@ -1192,8 +1195,7 @@ impl Default for Index {
             series: SeriesById::default(),
             postings: HashMap::new(),
             interned: HashSet::new(),
-            generation: 1,
-            ranked: AtomicU32::new(0),
+            ranking: RwLock::new(()),
             scopes: Vec::new(),
             scope_places: HashMap::new(),
         }
@@ -1201,11 +1203,6 @@ impl Default for Index {
 }
 
 impl Index {
-    fn changed(&mut self) {
-        // Wrapping skips 0, "never ranked".
-        self.generation = self.generation.wrapping_add(1).max(1);
-    }
-
     /// `scope`'s number for [`MemSeries::scope`].
     fn scope_number(&mut self, scope: Option<Arc<Scope>>) -> u32 {
         let Some(scope) = scope else {
@@ -1477,7 +1474,7 @@ impl Head {
             labels: interned,
             state: AtomicU32::new(pending),
             owner: self.owner,
-            rank: AtomicU32::new(0),
+            rank: AtomicU32::new(UNRANKED),
             scope: index.scope_number(scope),
             data: Mutex::new(SeriesData::new()),
         });
@@ -1493,7 +1490,6 @@ impl Head {
             list.insert(id);
         }
         index.series.insert(series.clone());
-        index.changed();
         series
     }
 
@@ -1647,26 +1643,36 @@ impl Head {
             None => index.series.values().filter(|s| keep(s)).cloned().collect(),
         };
         // Label sets are unique, so an unstable sort gives the one order.
-        let generation = index.generation;
-        if index.ranked.load(Ordering::Acquire) != generation
-            && out.len() >= RANK_MIN_SERIES
+        let unranked = |out: &[Arc<MemSeries>]| {
+            out.iter()
+                .any(|s| s.rank.load(Ordering::Relaxed) == UNRANKED)
+        };
+        if out.len() >= RANK_MIN_SERIES
             && out.len() * RANK_MAX_FACTOR >= index.series.len()
+            && unranked(&out)
         {
             Head::rank_all(&index);
         }
-        if index.ranked.load(Ordering::Acquire) == generation {
-            // Keys are read once, not at every comparison (each read goes
-            // through a pointer to a different series), and under the
-            // index lock, so no later ranking can change them meanwhile.
-            let mut keyed: Vec<(u32, Arc<MemSeries>)> = out
-                .into_iter()
-                .map(|s| (s.rank.load(Ordering::Relaxed), s))
-                .collect();
-            drop(index);
+        // Keys are read once, not at every comparison (each read goes
+        // through a pointer to a different series), and while no ranking
+        // runs, so they all come from the last one.
+        let keyed: Option<Vec<(u32, Arc<MemSeries>)>> = {
+            let _ranks = read(&index.ranking);
+            if unranked(&out) {
+                None
+            } else {
+                Some(
+                    out.iter()
+                        .map(|s| (s.rank.load(Ordering::Relaxed), s.clone()))
+                        .collect(),
+                )
+            }
+        };
+        drop(index);
+        if let Some(mut keyed) = keyed {
             keyed.sort_unstable_by_key(|(rank, _)| *rank);
             return keyed.into_iter().map(|(_, s)| s).collect();
         }
-        drop(index);
         out.sort_unstable_by(|a, b| compare_interned(&a.labels, &b.labels));
         out
     }
@@ -1675,15 +1681,16 @@ impl Head {
     /// sort their series by one integer instead of comparing label sets:
     /// that comparison sort was the largest cost of a select over many
     /// series. Runs under the index read lock, so no series comes or goes
-    /// meanwhile; concurrent callers may both rank, with equal results.
+    /// meanwhile, and holds the ranking lock, so no select reads ranks
+    /// half rewritten.
     fn rank_all(index: &Index) {
         let mut all: Vec<&Arc<MemSeries>> = index.series.values().collect();
         all.sort_unstable_by(|a, b| compare_interned(&a.labels, &b.labels));
+        let _ranks = write(&index.ranking);
         for (i, s) in all.iter().enumerate() {
             // A head holds far fewer than 2^32 series.
-            s.rank.store(i as u32, Ordering::Relaxed);
+            s.rank.store(i as u32 + 1, Ordering::Relaxed);
         }
-        index.ranked.store(index.generation, Ordering::Release);
     }
 
     /// Every series, sorted by label set.
@@ -1757,7 +1764,6 @@ impl Head {
                 scope.released();
             }
         }
-        index.changed();
         for vals in index.postings.values_mut() {
             for list in vals.values_mut() {
                 list.retain(|id| !removed.contains(&id));
@@ -2200,7 +2206,7 @@ mod tests {
             labels: Labels::from_pairs([("__name__", "a")]),
             state: AtomicU32::new(0),
             owner: 0,
-            rank: AtomicU32::new(0),
+            rank: AtomicU32::new(UNRANKED),
             scope: 0,
             data: Mutex::new(d),
         };
@@ -2293,12 +2299,25 @@ mod tests {
                     .collect();
                 assert_eq!(names(&head.matching_series(matchers)), want, "{matchers:?}");
             }
-            // A new series makes every rank stale.
+            // A new series is unranked and leaves the others' ranks as
+            // they were: a select of old series alone still sorts by rank
+            // (and stays in label order with the new one in it, above).
+            let ranked = |head: &Head| {
+                let index = read(&head.index);
+                index
+                    .series
+                    .values()
+                    .filter(|s| s.rank.load(Ordering::Relaxed) != UNRANKED)
+                    .count()
+            };
+            let before = ranked(&head);
+            assert_eq!(before, all.len(), "the select of every series ranked them");
             let id = format!("05{round}");
             let labels = Labels::from_pairs([("__name__", "req"), ("id", id.as_str())]);
             head.get_or_create_pending(&labels, &unlimited()).unwrap();
             all.push(labels);
             all.sort();
+            assert_eq!(ranked(&head), before);
         }
     }
 
