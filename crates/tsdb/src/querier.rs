@@ -425,6 +425,15 @@ fn part_size_hint(part: &Part, mint: i64, maxt: i64) -> usize {
 /// histograms each as [`merge_float_parts`] does; where sources disagree
 /// on a timestamp's kind, the histogram is kept.
 fn merge_parts(parts: Vec<Part>, mint: i64, maxt: i64) -> Result<Decoded> {
+    let mut parts = parts;
+    if parts.len() == 1
+        && let Some(part) = parts.pop()
+    {
+        // One source (most series of most selects): nothing to merge.
+        let mut floats = Vec::with_capacity(part_size_hint(&part, mint, maxt));
+        let histograms = part_samples_into(part, mint, maxt, &mut floats)?;
+        return Ok((floats, histograms));
+    }
     let mut parts: Vec<((i64, i64), Part)> =
         parts.into_iter().map(|p| (p.time_range(), p)).collect();
     let disjoint = {
