@@ -55,6 +55,30 @@ fn first_value(result: &serde_json::Value) -> Option<f64> {
         .ok()
 }
 
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64()
+}
+
+/// The value of the newest sample of `selector` (one series) if that
+/// sample was written after `after` (Unix seconds). An instant query's
+/// `value[0]` is the query's own time, not the sample's, so this reads the
+/// raw samples of the last minute, each with the time it was written at.
+fn value_written_after(addr: SocketAddr, selector: &str, after: f64) -> Option<f64> {
+    let r = query(addr, &format!("{selector}[1m]"), None);
+    let [t, v] = r.as_array()?.first()?["values"]
+        .as_array()?
+        .last()?
+        .as_array()?
+        .as_slice()
+    else {
+        return None;
+    };
+    (t.as_f64()? > after).then_some(v.as_str()?.parse().ok()?)
+}
+
 /// A webhook receiver: records every request body and answers 200. The
 /// thread ends with the test process.
 fn webhook() -> (SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
@@ -448,9 +472,14 @@ fn prediction_api_late_actuals_drift_worse_version_and_alerts() {
         "{text}"
     );
 
+    // The server evaluates the model about once a second (TICK in
+    // models_api.rs), so an evaluation may have run between two of the
+    // posts above and written, say, 1000 records. Only an evaluation that
+    // started after the last post has answered saw every record.
+    let posted = unix_now();
     let series = |q: &str| {
         wait_for(q, Duration::from_secs(30), || {
-            first_value(&query(addr, q, None))
+            value_written_after(addr, q, posted)
         })
     };
     let records = series(r#"osprey_model_records{model="churn",version="v1"}"#);
@@ -493,10 +522,7 @@ fn prediction_api_late_actuals_drift_worse_version_and_alerts() {
     // Acknowledged records survive SIGKILL: the evaluations after the
     // restart count them again.
     server.kill();
-    let killed_at = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs_f64();
+    let killed_at = unix_now();
     let server = Server::start_with_args(
         &data_dir,
         addr,
