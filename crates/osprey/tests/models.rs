@@ -531,12 +531,10 @@ fn prediction_api_late_actuals_drift_worse_version_and_alerts() {
     );
     let count = |version: &str| {
         let q = format!("osprey_model_records{{model=\"churn\",version=\"{version}\"}}");
+        // An evaluation after the restart: the samples written before the
+        // kill say 2000 and 1000 too.
         wait_for(&q, Duration::from_secs(30), || {
-            let r = query(addr, &q, None);
-            let v = first_value(&r)?;
-            // An evaluation after the restart.
-            let t = r.as_array()?.first()?["value"][0].as_f64()?;
-            (t > killed_at).then_some(v)
+            value_written_after(addr, &q, killed_at)
         })
     };
     assert_eq!(count("v1"), 2000.0);
