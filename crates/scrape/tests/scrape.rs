@@ -23,11 +23,14 @@ async fn values_read_back_equal_what_was_served() {
         .apply_config(&config(&[fast_job("app", &target.address, "")]))
         .await;
     let instance = target.address.as_str();
-    wait_until(WAIT, "two scrapes", || {
-        store.samples("up", &[("job", "app")]).len() >= 2
+    let job = [("job", "app"), ("instance", instance)];
+    wait_until(WAIT, "two successful scrapes in a row", || {
+        store.scrapes(&job).ok_after_ok().next().is_some()
     })
     .await;
 
+    // Judged by the successful scrapes (see `Scrapes`).
+    let scrapes = store.scrapes(&job);
     let ok = store.samples(
         "http_requests_total",
         &[
@@ -37,26 +40,35 @@ async fn values_read_back_equal_what_was_served() {
             ("instance", instance),
         ],
     );
-    assert!(!ok.is_empty());
-    assert!(ok.iter().all(|(_, value)| *value == 1027.0), "{ok:?}");
+    assert!(scrapes.steady(&ok, 1027.0), "{ok:?}");
     let errors = store.samples("http_requests_total", &[("code", "500")]);
-    assert!(errors.iter().all(|(_, value)| *value == 3.0));
+    assert!(scrapes.steady(&errors, 3.0), "{errors:?}");
     let temperature = store.samples("temperature_celsius", &[("job", "app")]);
-    assert!(temperature.iter().all(|(_, value)| *value == 21.5));
-    // Samples and report series of one scrape share its timestamp.
-    let up = store.samples("up", &[("job", "app"), ("instance", instance)]);
-    assert!(up.iter().all(|(_, value)| *value == 1.0));
-    assert!(temperature.iter().any(|(t, _)| *t == up[0].0));
+    assert!(scrapes.steady(&temperature, 21.5), "{temperature:?}");
+    // Samples and report series of one scrape share its timestamp: up is
+    // 1 where the scrape's samples were stored, 0 where none were.
+    for t in scrapes.ok() {
+        assert_eq!(at(&temperature, t), Some(21.5), "{t}: {temperature:?}");
+    }
+    for &(t, _) in scrapes.of(&temperature) {
+        assert!(scrapes.ok_at(t).is_some(), "{t}: no up");
+    }
     let scraped = store.samples("scrape_samples_scraped", &[("job", "app")]);
-    assert!(
-        scraped.iter().all(|(_, value)| *value == 3.0),
-        "{scraped:?}"
-    );
     let post = store.samples("scrape_samples_post_metric_relabeling", &[("job", "app")]);
-    assert!(post.iter().all(|(_, value)| *value == 3.0));
+    for t in scrapes.ok() {
+        assert_eq!(at(&scraped, t), Some(3.0), "{t}: {scraped:?}");
+        assert_eq!(at(&post, t), Some(3.0), "{t}: {post:?}");
+    }
     let added = store.samples("scrape_series_added", &[("job", "app")]);
-    assert_eq!(added[0].1, 3.0, "the first scrape adds every series");
-    assert_eq!(added[1].1, 0.0, "the second adds none");
+    let first = scrapes.ok().next().unwrap();
+    assert_eq!(
+        at(&added, first),
+        Some(3.0),
+        "the first scrape adds every series: {added:?}"
+    );
+    for t in scrapes.ok_after_ok() {
+        assert_eq!(at(&added, t), Some(0.0), "the next adds none: {added:?}");
+    }
     assert!(
         !store
             .samples("scrape_duration_seconds", &[("job", "app")])
@@ -117,28 +129,28 @@ async fn vanished_series_and_failing_target_go_stale() {
         .await;
     wait_until(WAIT, "b scraped", || !store.samples("b", &[]).is_empty()).await;
 
-    // Series b disappears from the exposition: it gets a staleness marker.
-    target.set(Response::text("a 1\n"));
-    wait_until(WAIT, "b marked stale", || {
-        store
-            .samples("b", &[])
-            .last()
-            .is_some_and(|(_, value)| is_stale_nan(*value))
+    // Series b disappears from the exposition: the next successful scrape
+    // writes a staleness marker, and the ones after it none.
+    take_away(&store, &target, &[], ("b", &[]), "a 1\n", "a 1\nb 2\n").await;
+    let marked = store.samples("b", &[]).last().unwrap().0;
+    wait_until(WAIT, "two more successful scrapes", || {
+        store.scrapes(&[]).ok().filter(|t| *t > marked).count() >= 2
     })
     .await;
+    // Judged by the successful scrapes (see `Scrapes`).
+    let scrapes = store.scrapes(&[]);
     let b = store.samples("b", &[]);
-    assert_eq!(
-        b.iter().filter(|(_, v)| is_stale_nan(*v)).count(),
-        1,
-        "one marker only"
-    );
+    let stored = b.iter().rposition(|(_, v)| !is_stale_nan(*v)).unwrap();
+    assert_eq!(b.len() - stored - 1, 1, "one marker only: {b:?}");
     assert!(
-        b.iter()
-            .filter(|(_, v)| !is_stale_nan(*v))
-            .all(|(_, v)| *v == 2.0)
+        b[..stored]
+            .iter()
+            .all(|&(t, v)| v == 2.0 || (is_stale_nan(v) && scrapes.failed_at(t))),
+        "{b:?}"
     );
     // The series that stayed is not stale.
-    assert!(store.samples("a", &[]).iter().all(|(_, v)| *v == 1.0));
+    let a = store.samples("a", &[]);
+    assert!(scrapes.steady(&a, 1.0), "{a:?}");
 
     // The target stops answering properly: up is 0 and a goes stale.
     target.set(Response {
@@ -161,13 +173,13 @@ async fn vanished_series_and_failing_target_go_stale() {
     })
     .await;
     // The target's status is published just after the scrape's samples
-    // are committed, so it may trail the store by a moment.
-    wait_until(WAIT, "target down", || {
-        manager.targets().active[0].health == TargetHealth::Down
+    // are committed, so it may trail the store by a moment; and a scrape
+    // that timed out (see `Scrapes`) says so instead of naming the 500.
+    wait_until(WAIT, "target down with the 500", || {
+        let active = &manager.targets().active[0];
+        active.health == TargetHealth::Down && active.last_error.contains("500")
     })
     .await;
-    let active = &manager.targets().active[0];
-    assert!(active.last_error.contains("500"), "{}", active.last_error);
     manager.stop().await;
 }
 
@@ -183,14 +195,9 @@ async fn a_series_swapped_for_another_goes_stale() {
         .apply_config(&config(&[fast_job("app", &target.address, "")]))
         .await;
     wait_until(WAIT, "b scraped", || !store.samples("b", &[]).is_empty()).await;
-    target.set(Response::text("a 1\nc 3\n"));
-    wait_until(WAIT, "b marked stale", || {
-        store
-            .samples("b", &[])
-            .last()
-            .is_some_and(|(_, value)| is_stale_nan(*value))
-    })
-    .await;
+    // A successful scrape marks b stale (see `take_away`).
+    let (first, second) = ("a 1\nb 2\n", "a 1\nc 3\n");
+    take_away(&store, &target, &[], ("b", &[]), second, first).await;
     // Back to the first form after a few scrapes of the second: c goes
     // stale, b comes back, a never went stale.
     let scraped = store.samples("c", &[]).len();
@@ -198,14 +205,8 @@ async fn a_series_swapped_for_another_goes_stale() {
         store.samples("c", &[]).len() > scraped + 1
     })
     .await;
-    target.set(Response::text("a 1\nb 2\n"));
-    wait_until(WAIT, "c marked stale", || {
-        store
-            .samples("c", &[])
-            .last()
-            .is_some_and(|(_, value)| is_stale_nan(*value))
-    })
-    .await;
+    take_away(&store, &target, &[], ("c", &[]), first, second).await;
+    let marked = store.samples("c", &[]).last().unwrap().0;
     wait_until(WAIT, "b back", || {
         store
             .samples("b", &[])
@@ -213,15 +214,22 @@ async fn a_series_swapped_for_another_goes_stale() {
             .is_some_and(|(_, value)| *value == 2.0)
     })
     .await;
-    assert!(store.samples("a", &[]).iter().all(|(_, v)| *v == 1.0));
-    assert_eq!(
-        store
-            .samples("c", &[])
+    wait_until(WAIT, "two more successful scrapes", || {
+        store.scrapes(&[]).ok().filter(|t| *t > marked).count() >= 2
+    })
+    .await;
+    // Judged by the successful scrapes (see `Scrapes`).
+    let scrapes = store.scrapes(&[]);
+    let a = store.samples("a", &[]);
+    assert!(scrapes.steady(&a, 1.0), "{a:?}");
+    let c = store.samples("c", &[]);
+    let stored = c.iter().rposition(|(_, v)| !is_stale_nan(*v)).unwrap();
+    assert_eq!(c.len() - stored - 1, 1, "one marker for c: {c:?}");
+    assert!(
+        c[..stored]
             .iter()
-            .filter(|(_, v)| is_stale_nan(*v))
-            .count(),
-        1,
-        "one marker for c"
+            .all(|&(t, v)| v == 3.0 || (is_stale_nan(v) && scrapes.failed_at(t))),
+        "{c:?}"
     );
     manager.stop().await;
 }
@@ -315,38 +323,41 @@ async fn a_target_that_never_answers_times_out() {
 async fn series_added_counts_and_merged_forms_stay_fresh() {
     // Metric relabelling drops `x`, so c{x="1"} and c{x="2"} are stored as
     // one series `c`: when one written form vanishes, `c` is not stale.
-    let target = TestTarget::start(Response::text("c{x=\"1\"} 1\nc{x=\"2\"} 1\nd 1\n")).await;
+    let before = "c{x=\"1\"} 1\nc{x=\"2\"} 1\nd 1\n";
+    let target = TestTarget::start(Response::text(before)).await;
     let store = TestStore::open();
     let manager = store.manager();
     let relabel = "    metric_relabel_configs:\n      - action: labeldrop\n        regex: x\n";
     manager
         .apply_config(&config(&[fast_job("app", &target.address, relabel)]))
         .await;
-    wait_until(WAIT, "two scrapes", || store.samples("up", &[]).len() >= 2).await;
+    wait_until(WAIT, "two successful scrapes in a row", || {
+        store.scrapes(&[]).ok_after_ok().next().is_some()
+    })
+    .await;
+    // Judged by the successful scrapes (see `Scrapes`).
+    let scrapes = store.scrapes(&[]);
     let added = store.samples("scrape_series_added", &[]);
     // As in Prometheus, new written forms count (its scrape cache is keyed
     // by the series text too): c{x="1"}, c{x="2"} and d.
-    assert_eq!(added.first().map(|(_, v)| *v), Some(3.0), "{added:?}");
-    assert!(added[1..].iter().all(|(_, v)| *v == 0.0), "{added:?}");
+    let first = scrapes.ok().next().unwrap();
+    assert_eq!(at(&added, first), Some(3.0), "{added:?}");
+    for t in scrapes.ok_after_ok() {
+        assert_eq!(at(&added, t), Some(0.0), "{t}: {added:?}");
+    }
 
-    target.set(Response::text("c{x=\"1\"} 1\ne 1\n"));
-    wait_until(WAIT, "d marked stale", || {
-        store
-            .samples("d", &[])
-            .last()
-            .is_some_and(|(_, v)| is_stale_nan(*v))
-    })
-    .await;
+    // A successful scrape marks d stale (see `take_away`), and not c.
+    let after = "c{x=\"1\"} 1\ne 1\n";
+    take_away(&store, &target, &[], ("d", &[]), after, before).await;
     wait_until(WAIT, "two more scrapes", || {
         store.samples("e", &[]).len() >= 2
     })
     .await;
+    let scrapes = store.scrapes(&[]);
+    let c = store.samples("c", &[]);
     assert!(
-        store
-            .samples("c", &[])
-            .iter()
-            .all(|(_, v)| !is_stale_nan(*v)),
-        "c was marked stale though still written"
+        scrapes.steady(&c, 1.0),
+        "c was marked stale though still written: {c:?}"
     );
     let added = store.samples("scrape_series_added", &[]);
     assert!(
@@ -428,23 +439,21 @@ async fn reload_keeps_unchanged_loops_and_stales_removed_targets() {
             .clone()
     };
     // The unchanged loop kept its state. A restarted loop would have
-    // written staleness markers for its series when it stopped.
+    // written staleness markers for its series when it stopped; a failed
+    // scrape (see `Scrapes`) marks them too, but not `up`.
     assert!(
         by_pool("first").last_scrape.is_some(),
         "first was restarted"
     );
+    let scrapes = store.scrapes(&[("job", "first")]);
     assert!(
         !store
             .samples("up", &[("job", "first")])
             .iter()
             .any(|(_, v)| is_stale_nan(*v))
     );
-    assert!(
-        !store
-            .samples("one", &[])
-            .iter()
-            .any(|(_, v)| is_stale_nan(*v))
-    );
+    let one = store.samples("one", &[]);
+    assert!(scrapes.steady(&one, 1.0), "{one:?}");
     assert_eq!(by_pool("second").labels.get("env"), Some("prod"));
     assert_eq!(by_pool("third").scrape_pool, "third");
     // The second job's old target (without env) was stopped: its series
@@ -471,17 +480,14 @@ async fn reload_keeps_unchanged_loops_and_stales_removed_targets() {
     if let Some((_, last)) = three.last() {
         assert!(is_stale_nan(*last));
     }
-    let first_up_before = store.samples("up", &[("job", "first")]).len();
+    let removed = store.samples("up", &[("job", "first")]).last().unwrap().0;
     wait_until(WAIT, "first keeps scraping", || {
-        store.samples("up", &[("job", "first")]).len() > first_up_before
+        store.scrapes(&[("job", "first")]).ok().any(|t| t > removed)
     })
     .await;
-    assert!(
-        store
-            .samples("up", &[("job", "first")])
-            .iter()
-            .all(|(_, v)| *v == 1.0)
-    );
+    let scrapes = store.scrapes(&[("job", "first")]);
+    let one = store.samples("one", &[]);
+    assert!(scrapes.steady(&one, 1.0), "{one:?}");
     manager.stop().await;
     assert!(is_stale_nan(store.samples("one", &[]).last().unwrap().1));
     assert!(is_stale_nan(
@@ -644,17 +650,19 @@ async fn openmetrics_honor_options_and_metric_relabelling() {
             fast_job("honoring", &target.address, "    honor_labels: true\n    honor_timestamps: false\n"),
         ]))
         .await;
-    wait_until(WAIT, "both scraped", || {
-        store.samples("up", &[("job", "plain")]).len() >= 2
-            && store.samples("up", &[("job", "honoring")]).len() >= 2
+    wait_until(WAIT, "both scraped twice", || {
+        store.scrapes(&[("job", "plain")]).ok().count() >= 2
+            && store.scrapes(&[("job", "honoring")]).ok().count() >= 2
     })
     .await;
+    // Judged by the successful scrapes (see `Scrapes`).
+    let scrapes = store.scrapes(&[("job", "plain")]);
     // Without honor_labels the exposed job label is kept as exported_job.
     let plain = store.samples(
         "jobs_total",
         &[("job", "plain"), ("exported_job", "exposed")],
     );
-    assert!(!plain.is_empty() && plain.iter().all(|(_, v)| *v == 7.0));
+    assert!(scrapes.steady(&plain, 7.0), "{plain:?}");
     // With honor_labels the exposed value wins.
     assert!(
         !store
@@ -676,15 +684,20 @@ async fn openmetrics_honor_options_and_metric_relabelling() {
     let plain_ts = store.samples("ts", &[("job", "plain")]);
     assert_eq!(plain_ts, vec![(1_700_000_000_123, 5.0)]);
     let honoring_ts = store.samples("ts", &[("job", "honoring")]);
-    assert!(honoring_ts.len() >= 2 && honoring_ts.iter().all(|(t, _)| *t > 1_700_000_000_123));
+    assert!(
+        honoring_ts.iter().filter(|(_, v)| *v == 5.0).count() >= 2
+            && honoring_ts.iter().all(|(t, _)| *t > 1_700_000_000_123),
+        "{honoring_ts:?}"
+    );
     // metric_relabel_configs dropped one series in the plain job only.
     assert!(store.series("dropped", &[("job", "plain")]).is_empty());
     assert!(!store.series("dropped", &[("job", "honoring")]).is_empty());
     let scraped = store.samples("scrape_samples_scraped", &[("job", "plain")]);
     let post = store.samples("scrape_samples_post_metric_relabeling", &[("job", "plain")]);
     // jobs_total, jobs_created, build_info, ts and dropped.
-    assert_eq!(scraped[0].1, 5.0);
-    assert_eq!(post[0].1, 4.0);
+    let first = scrapes.ok().next().unwrap();
+    assert_eq!(at(&scraped, first), Some(5.0), "{scraped:?}");
+    assert_eq!(at(&post, first), Some(4.0), "{post:?}");
     let metadata = manager.metadata();
     assert_eq!(metadata["jobs"][0].metric_type, MetricType::Counter);
     assert_eq!(metadata["build"][0].metric_type, MetricType::Info);

@@ -187,12 +187,141 @@ impl TestStore {
             .collect()
     }
 
+    /// The scrapes of the target whose `up` matches `labels`. Read them
+    /// before the samples they are to judge ([`Scrapes::of`]).
+    pub fn scrapes(&self, labels: &[(&str, &str)]) -> Scrapes {
+        Scrapes(
+            self.samples("up", labels)
+                .into_iter()
+                // A stopped loop's marker is no scrape.
+                .filter(|(_, v)| !model::is_stale_nan(*v))
+                .map(|(t, v)| (t, v == 1.0))
+                .collect(),
+        )
+    }
+
     /// The samples of the one series matching; empty if there is none.
     pub fn samples(&self, name: &str, labels: &[(&str, &str)]) -> Vec<(i64, f64)> {
         let mut all = self.series(name, labels);
         assert!(all.len() <= 1, "more than one series for {name} {labels:?}");
         all.pop().map(|(_, samples)| samples).unwrap_or_default()
     }
+}
+
+/// One target's scrapes so far, read from its `up` series: each scrape's
+/// time and whether it succeeded (`up` 1).
+///
+/// The fast jobs scrape every 100 ms with a 90 ms timeout, so on a loaded
+/// machine a scrape can time out. A failed scrape stores `up` 0 and, at the
+/// scrape's time, a staleness marker for every series the successful
+/// scrape before it stored (as Prometheus does), and nothing else; the
+/// successful scrape after it then has no vanished series to mark. The
+/// tests judge the values of the successful scrapes, and take a marker at
+/// a failed scrape's time as that failure's.
+pub struct Scrapes(Vec<(i64, bool)>);
+
+impl Scrapes {
+    /// The times of the successful scrapes, oldest first.
+    pub fn ok(&self) -> impl Iterator<Item = i64> + '_ {
+        self.0.iter().filter(|(_, ok)| *ok).map(|(t, _)| *t)
+    }
+
+    /// The successful scrapes whose scrape before was successful too.
+    pub fn ok_after_ok(&self) -> impl Iterator<Item = i64> + '_ {
+        self.0
+            .windows(2)
+            .filter(|pair| pair[0].1 && pair[1].1)
+            .map(|pair| pair[1].0)
+    }
+
+    /// Whether a scrape at `t` failed.
+    pub fn failed_at(&self, t: i64) -> bool {
+        self.0.iter().any(|&(time, ok)| time == t && !ok)
+    }
+
+    /// Whether the scrape at `t` succeeded; `None` if there is none here.
+    pub fn ok_at(&self, t: i64) -> Option<bool> {
+        self.0
+            .iter()
+            .find(|(time, _)| *time == t)
+            .map(|(_, ok)| *ok)
+    }
+
+    /// The samples (oldest first) of the scrapes here. Each scrape of a
+    /// loop commits all its samples, `up` among them, before the next
+    /// starts, so a sample read after these scrapes and no newer than the
+    /// newest is of one of them; a newer one is of a scrape whose `up` may
+    /// not have been there yet, and is left to a later read.
+    pub fn of<'a>(&self, samples: &'a [(i64, f64)]) -> &'a [(i64, f64)] {
+        let newest = self.0.last().map_or(i64::MIN, |(t, _)| *t);
+        &samples[..samples.partition_point(|(t, _)| *t <= newest)]
+    }
+
+    /// Whether the successful scrapes here stored `value` in `samples` (at
+    /// least one did), and every other sample of them is a staleness
+    /// marker a failed scrape wrote.
+    pub fn steady(&self, samples: &[(i64, f64)], value: f64) -> bool {
+        let samples = self.of(samples);
+        samples.iter().any(|(_, v)| *v == value)
+            && samples
+                .iter()
+                .all(|&(t, v)| v == value || (model::is_stale_nan(v) && self.failed_at(t)))
+    }
+}
+
+/// The value `samples` hold at `t`, if any.
+pub fn at(samples: &[(i64, f64)], t: i64) -> Option<f64> {
+    samples.iter().find(|(time, _)| *time == t).map(|(_, v)| *v)
+}
+
+/// Serves `to`, which lacks the series `name` `labels` that `back` has,
+/// until a successful scrape of the target whose `up` matches `up` marks
+/// the series stale as vanished. A failed scrape (see [`Scrapes`]) in
+/// between marks it instead, and the successful scrape after it has
+/// nothing to mark; then `back` is served until the series is scraped
+/// again, and `to` once more.
+pub async fn take_away(
+    store: &TestStore,
+    target: &TestTarget,
+    up: &[(&str, &str)],
+    (name, labels): (&str, &[(&str, &str)]),
+    to: &str,
+    back: &str,
+) {
+    for _ in 0..5 {
+        target.set(Response::text(to));
+        let mut by_ok_scrape = None;
+        wait_until(
+            Duration::from_secs(10),
+            &format!("{name} {labels:?} marked stale"),
+            || {
+                let scrapes = store.scrapes(up);
+                let samples = store.samples(name, labels);
+                by_ok_scrape = match scrapes.of(&samples).last() {
+                    Some(&(t, v)) if model::is_stale_nan(v) => scrapes.ok_at(t),
+                    _ => None,
+                };
+                by_ok_scrape.is_some()
+            },
+        )
+        .await;
+        if by_ok_scrape == Some(true) {
+            return;
+        }
+        target.set(Response::text(back));
+        wait_until(
+            Duration::from_secs(10),
+            &format!("{name} {labels:?} back"),
+            || {
+                store
+                    .samples(name, labels)
+                    .last()
+                    .is_some_and(|(_, v)| !model::is_stale_nan(*v))
+            },
+        )
+        .await;
+    }
+    panic!("no successful scrape marked {name} {labels:?} stale in five tries");
 }
 
 /// Polls `condition` every 20 ms until it holds or `limit` passes.
