@@ -27,6 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
 use model::histogram::CounterResetHint;
+use model::is_stale_nan;
 use prost::Message as _;
 use scrape::protobuf::{
     Bucket, BucketSpan, COUNTER, Counter, GAUGE, HISTOGRAM, Histogram, Metric, MetricFamily,
@@ -220,13 +221,35 @@ async fn protobuf_created_timestamps_become_zero_samples_with_the_flag() {
     );
 
     // The counter restarts: a new created timestamp after the newest
-    // sample gets its zero; the value after it counts from there.
-    let restarted = now_ms();
-    target.set(Response::protobuf(protobuf_body(restarted, 2.0)));
-    wait_until(WAIT, "the restart's zero sample", || {
-        on.samples("jobs_total", &[]).contains(&(restarted, 0.0))
-    })
-    .await;
+    // sample gets its zero; the value after it counts from there. A
+    // scrape that fails (see `Scrapes`) after the restart and before the
+    // first successful one writes a staleness marker newer than the
+    // created timestamp, and a scrape may start in the restart's very
+    // millisecond: then the created timestamp is not after the newest
+    // sample, and rightly gets no zero. Then the counter restarts again.
+    let flagged = [("job", "flagged")];
+    let mut restarted = now_ms();
+    for tries in 1.. {
+        target.set(Response::protobuf(protobuf_body(restarted, 2.0)));
+        wait_until(WAIT, "a successful scrape after the restart", || {
+            on.scrapes(&flagged).ok().any(|t| t > restarted)
+        })
+        .await;
+        let scrapes = on.scrapes(&flagged);
+        let first = scrapes.ok().find(|t| *t > restarted).unwrap();
+        if on.samples("jobs_total", &[]).contains(&(restarted, 0.0)) {
+            break;
+        }
+        let samples = on.samples("jobs_total", &[]);
+        assert!(
+            tries < 5
+                && samples.iter().any(|&(t, v)| {
+                    (t > restarted && t < first && is_stale_nan(v)) || t == restarted
+                }),
+            "no zero at {restarted}: {samples:?}"
+        );
+        restarted = now_ms();
+    }
     wait_until(WAIT, "a sample after the restart", || {
         on.samples("jobs_total", &[])
             .iter()
