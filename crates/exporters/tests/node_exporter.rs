@@ -10,13 +10,20 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use exporters::host::{Collector, HostExporter, HostOptions};
 
 mod support;
+
+// Ports remembered for the life of the test process: the two tests start
+// a node_exporter each, in parallel, and a port asked of the kernel and
+// let go may be handed out again, so both could get one port; the second
+// exporter then fails to bind and its test reads the first one's.
+#[path = "../../osprey/tests/support/ports.rs"]
+mod ports;
 
 use support::{Exposition, label_names};
 
@@ -99,10 +106,7 @@ fn start_node_exporter() -> Option<NodeExporter> {
         );
         return None;
     };
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
+    let port = ports::free_addr().port();
     let mut command = Command::new(program);
     command
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
