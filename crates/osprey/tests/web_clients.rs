@@ -633,8 +633,9 @@ fn a_login_session_is_http_only_strict_and_needs_its_csrf_token() {
     );
 }
 
-/// `rate_limits`: past the burst a caller gets 429 with `Retry-After`;
-/// another caller's bucket is its own, and the bucket refills.
+/// `rate_limits`: within the burst a caller gets through, past it 429
+/// with the error JSON and `Retry-After`; another caller's bucket is its
+/// own, and the bucket refills.
 #[test]
 fn rate_limits_answer_429_with_retry_after_per_caller() {
     if !available("curl", "curl") {
@@ -646,41 +647,71 @@ fn rate_limits_answer_429_with_retry_after_per_caller() {
     std::fs::write(
         d.join("web.yml"),
         format!(
-            "{}rate_limits:\n  queries: {{requests_per_second: 1, burst: 3}}\n",
+            "{}rate_limits:\n  queries: {{requests_per_second: 0.5, burst: 3}}\n",
             tls_users(&["vera", "ed"])
         ),
     )
     .expect("web config");
     let server = TlsServer::start(d, None);
     let query = server.url("/api/v1/query?query=1");
-    let headers = d.join("limit-headers.txt").display().to_string();
-    let mut statuses = Vec::new();
-    for _ in 0..6 {
-        let (status, _) = curl_ca(d, &["-u", "vera:pw-vera", "-D", &headers, &query]);
-        statuses.push(status);
+    // Six requests from one curl, one after another on one connection, so
+    // milliseconds apart: the bucket (3, one more every 2 s, so a
+    // Retry-After of 1 or 2) refuses the fourth unless 2 s have passed
+    // since the first, and one of the last three unless 6 s have. (A curl
+    // each can take most of a second on a loaded machine, which let a
+    // bucket refilling at 1/s pass all six.)
+    let ca = d.join("ca.crt").display().to_string();
+    let bodies: Vec<PathBuf> = (0..6).map(|i| d.join(format!("limit-{i}.json"))).collect();
+    let mut command = Command::new("curl");
+    command.args([
+        "-sS",
+        "--max-time",
+        "20",
+        "--cacert",
+        &ca,
+        "-u",
+        "vera:pw-vera",
+    ]);
+    command.args(["-w", "%{http_code} %header{retry-after}\n"]);
+    for body in &bodies {
+        command.arg("-o").arg(body).arg(&query);
     }
-    // Each curl takes well under a second, so the bucket (3, one more a
-    // second) runs dry within six requests.
-    let first_refusal = statuses.iter().position(|s| s == "429");
-    assert!(
-        first_refusal.is_some_and(|i| i >= 3),
-        "three pass, then 429: {statuses:?}"
-    );
-    let headers = std::fs::read_to_string(&headers).unwrap_or_default();
-    let retry = headers
+    let out = ChildGuard::run(&mut command, Duration::from_secs(30)).expect("run curl");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // (status, Retry-After) of each request.
+    let answers: Vec<(&str, &str)> = stdout
         .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("retry-after")
-                .then(|| value.trim().parse::<u64>().ok())
-                .flatten()
-        })
-        .expect("Retry-After in seconds on the last 429");
-    assert!((1..=2).contains(&retry), "{retry}");
+        .map(|l| l.split_once(' ').unwrap_or((l, "")))
+        .collect();
+    assert_eq!(
+        answers.len(),
+        6,
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let body = |i: usize| std::fs::read_to_string(&bodies[i]).unwrap_or_default();
+    for (i, (status, _)) in answers.iter().enumerate().take(3) {
+        assert_eq!(*status, "200", "three pass: {answers:?}: {}", body(i));
+        assert!(body(i).contains("\"status\":\"success\""), "{}", body(i));
+    }
+    let refused: Vec<usize> = (3..6).filter(|&i| answers[i].0 == "429").collect();
+    assert!(!refused.is_empty(), "then 429: {answers:?}");
+    let mut retry = 0;
+    for &i in &refused {
+        let reply: serde_json::Value = serde_json::from_str(&body(i)).expect("429 JSON");
+        assert_eq!(reply["status"], "error", "{reply}");
+        assert_eq!(reply["errorType"], "too_many_requests", "{reply}");
+        retry = answers[i]
+            .1
+            .trim()
+            .parse::<u64>()
+            .unwrap_or_else(|_| panic!("Retry-After in seconds on a 429: {answers:?}"));
+        assert!((1..=2).contains(&retry), "{answers:?}");
+    }
     // Another user is not limited by vera's bucket.
     let (status, _) = curl_ca(d, &["-u", "ed:pw-ed", &query]);
     assert_eq!(status, "200");
-    // After Retry-After, vera gets in again.
+    // After Retry-After (of the last 429), vera gets in again.
     std::thread::sleep(Duration::from_secs(retry + 1));
     let (status, _) = curl_ca(d, &["-u", "vera:pw-vera", &query]);
     assert_eq!(status, "200");
