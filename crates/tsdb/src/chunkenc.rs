@@ -874,6 +874,76 @@ impl XorDecoder {
         }
     }
 
+    /// Decodes a sample after the second from one 64-bit peek when its
+    /// time's delta-of-delta (at most 20 bits) and its value (control,
+    /// window header and bits) all lie in it, as they mostly do: the
+    /// separate readers load the stream two or three times per sample, each
+    /// at a position the one before computed. Anything else (a wide
+    /// delta-of-delta, a value longer than what is left of the word, the end
+    /// of the stream, a malformed window) is left to them: `false`, with
+    /// nothing changed.
+    #[inline]
+    fn next_in_one_word(&mut self, bytes: &[u8]) -> bool {
+        let word = peek_u64(bytes, self.position);
+        let n_ones = (!word).leading_zeros();
+        let (time_length, delta_of_delta) = match n_ones {
+            0 => (1, 0),
+            1..=3 => {
+                let n_bits = [14, 17, 20][n_ones as usize - 1];
+                let bits = (word << (n_ones + 1)) >> (64 - n_bits);
+                let value = if bits > 1 << (n_bits - 1) {
+                    bits as i64 - (1i64 << n_bits)
+                } else {
+                    bits as i64
+                };
+                (n_ones + 1 + n_bits, value)
+            }
+            _ => return false,
+        };
+        let rest = word << time_length;
+        let left = 64 - time_length;
+        let (value_length, window, xor) = if rest >> 63 == 0 {
+            (1, self.window, 0)
+        } else {
+            let (header, window) = if (rest >> 62) & 1 == 1 {
+                let leading = ((rest >> 57) & 31) as u32;
+                let significant = match ((rest >> 51) & 63) as u32 {
+                    0 => 64,
+                    n => n,
+                };
+                if leading + significant > 64 {
+                    return false;
+                }
+                let window = XorWindow {
+                    leading,
+                    trailing: 64 - leading - significant,
+                };
+                (13, window)
+            } else {
+                match self.window {
+                    Some(window) => (2, window),
+                    None => return false,
+                }
+            };
+            let significant = 64 - window.leading - window.trailing;
+            if header + significant > left {
+                return false;
+            }
+            let bits = (rest << header) >> (64 - significant);
+            (header + significant, Some(window), bits << window.trailing)
+        };
+        let end = self.position + (time_length + value_length) as usize;
+        if end > bytes.len().saturating_mul(8) {
+            return false;
+        }
+        self.position = end;
+        self.time_delta = self.time_delta.wrapping_add(delta_of_delta);
+        self.time = self.time.wrapping_add(self.time_delta);
+        self.value_bits ^= xor;
+        self.window = window;
+        true
+    }
+
     #[inline]
     fn next(&mut self, bytes: &[u8]) -> Result<Option<(i64, f64)>, ChunkError> {
         if self.n_read >= self.n_samples {
@@ -895,15 +965,17 @@ impl XorDecoder {
                 )?;
             }
             _ => {
-                let delta_of_delta = read_xor_time_delta_of_delta(bytes, &mut self.position)?;
-                self.time_delta = self.time_delta.wrapping_add(delta_of_delta);
-                self.time = self.time.wrapping_add(self.time_delta);
-                read_xor_value(
-                    bytes,
-                    &mut self.position,
-                    &mut self.value_bits,
-                    &mut self.window,
-                )?;
+                if !self.next_in_one_word(bytes) {
+                    let delta_of_delta = read_xor_time_delta_of_delta(bytes, &mut self.position)?;
+                    self.time_delta = self.time_delta.wrapping_add(delta_of_delta);
+                    self.time = self.time.wrapping_add(self.time_delta);
+                    read_xor_value(
+                        bytes,
+                        &mut self.position,
+                        &mut self.value_bits,
+                        &mut self.window,
+                    )?;
+                }
             }
         }
         self.n_read += 1;
