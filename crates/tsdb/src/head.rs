@@ -605,6 +605,10 @@ impl SeriesData {
     /// Appends [`SeriesData::samples`] to `out`, which may already hold
     /// samples (of an earlier part of the series); those are left alone.
     pub(crate) fn samples_into(&self, mint: i64, maxt: i64, dest: &mut Vec<(i64, f64)>) {
+        // An empty range (the override map's `range` panics on it).
+        if mint > maxt {
+            return;
+        }
         let d = self;
         let overlaps = |c: &&ClosedChunk| c.max_time >= mint && c.min_time <= maxt;
         let has_overrides =
@@ -876,12 +880,58 @@ impl MemSeries {
         lock(&self.data).time_bounds()
     }
 
-    /// A copy of the series' data that can hold samples in `[mint, maxt]`:
-    /// the chunks overlapping the range (still compressed) and the
-    /// overrides in it. Decoding it later gives what
-    /// [`MemSeries::samples`] gives now, whatever the head does meanwhile.
-    pub(crate) fn snapshot(&self, mint: i64, maxt: i64) -> SeriesData {
-        let d = lock(&self.data);
+    /// What a select takes of the series for `[mint, maxt]`, under one
+    /// lock: nothing when no sample can lie there; the samples themselves
+    /// when only the open chunk can hold them (and the series has no
+    /// overrides or histograms), as a recent window of an instant query
+    /// mostly is: decoding part of one chunk costs less than copying it
+    /// to decode later; else a snapshot (`SeriesData::snapshot`).
+    pub(crate) fn select_part(&self, mint: i64, maxt: i64) -> Option<Selected> {
+        lock(&self.data).select_part(mint, maxt)
+    }
+}
+
+/// A head series' part of a select ([`MemSeries::select_part`]).
+pub(crate) enum Selected {
+    /// Its samples in the range, decoded.
+    Samples(Vec<(i64, f64)>),
+    /// A copy of its chunks that can hold samples in the range.
+    Snapshot(SeriesData),
+}
+
+impl SeriesData {
+    /// See [`MemSeries::select_part`].
+    fn select_part(&self, mint: i64, maxt: i64) -> Option<Selected> {
+        let d = self;
+        let (min, max) = d.time_bounds();
+        // An empty series (rolled back, or all deleted) has bounds
+        // (i64::MAX, i64::MIN), which would pass the range check of a
+        // select over all time.
+        if min > max || min > maxt || max < mint || mint > maxt {
+            return None;
+        }
+        let plain = d
+            .rest
+            .as_deref()
+            .is_none_or(|rest| rest.overrides.is_empty() && rest.hist.is_none());
+        let in_closed = d
+            .closed()
+            .iter()
+            .any(|c| c.max_time >= mint && c.min_time <= maxt);
+        if plain && !in_closed {
+            let mut samples = Vec::new();
+            d.samples_into(mint, maxt, &mut samples);
+            return Some(Selected::Samples(samples));
+        }
+        Some(Selected::Snapshot(d.snapshot(mint, maxt)))
+    }
+
+    /// A copy of the data that can hold samples in `[mint, maxt]`: the
+    /// chunks overlapping the range (still compressed) and the overrides
+    /// in it. Decoding it later gives what [`MemSeries::samples`] gives
+    /// now, whatever the head does meanwhile.
+    fn snapshot(&self, mint: i64, maxt: i64) -> SeriesData {
+        let d = self;
         let rest = d.rest.as_deref().map(|rest| {
             Box::new(SeriesRest {
                 closed: rest
@@ -2169,6 +2219,67 @@ mod tests {
     /// first histogram or after the second do not. Noted from the series'
     /// newest time when the histogram arrives, and kept across a
     /// truncation that resets that time.
+    /// A select's part of a series decodes, whichever form it takes, to
+    /// the series' samples in the range, and a recent window of a plain
+    /// series comes decoded.
+    #[test]
+    fn select_parts_hold_the_samples_in_their_range() {
+        let range = 1_000_000;
+        let mut plain = SeriesData::new();
+        for i in 0..300 {
+            plain.apply(i * 15, i as f64 * 0.5, range);
+        }
+        let mut overridden = SeriesData::new();
+        for i in 0..300 {
+            overridden.apply(i * 15, i as f64, range);
+        }
+        overridden.apply(4_000, -1.0, range);
+        let mut with_histogram = SeriesData::new();
+        for i in 0..300 {
+            with_histogram.apply(i * 15, 2.0, range);
+        }
+        with_histogram.apply_histogram(4_600, FloatHistogram::default(), range);
+        let last = 299 * 15;
+        let ranges = [
+            (i64::MIN, i64::MAX),
+            (0, last),
+            (last - 300, last),
+            (last - 300, last + 1_000),
+            (3_700, 3_900),
+            (100, 2_000),
+            (last + 1, last + 100),
+            (-100, -1),
+            (2_000, 1_000),
+        ];
+        for (name, d) in [
+            ("plain", &plain),
+            ("overridden", &overridden),
+            ("with a histogram", &with_histogram),
+        ] {
+            for (mint, maxt) in ranges {
+                let want = d.samples(mint, maxt);
+                let got = match d.select_part(mint, maxt) {
+                    None => Vec::new(),
+                    Some(Selected::Samples(samples)) => samples,
+                    Some(Selected::Snapshot(copy)) => copy.samples(mint, maxt),
+                };
+                assert_eq!(got, want, "{name} [{mint}, {maxt}]");
+            }
+        }
+        assert!(matches!(
+            plain.select_part(last - 300, last),
+            Some(Selected::Samples(s)) if s.len() == 21
+        ));
+        assert!(matches!(
+            overridden.select_part(last - 300, last),
+            Some(Selected::Snapshot(_))
+        ));
+        assert!(matches!(
+            plain.select_part(0, last),
+            Some(Selected::Snapshot(_))
+        ));
+    }
+
     #[test]
     fn a_float_between_histograms_cuts_the_run() {
         let h = |count: f64| FloatHistogram {

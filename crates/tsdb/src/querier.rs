@@ -22,7 +22,7 @@ use crate::block::{Block, ChunkRef};
 use crate::chunkenc::hist::{self, HISTOGRAM_ENCODING};
 use crate::chunkenc::{ChunkIter, Encoding};
 use crate::downsample::{Column, Run};
-use crate::head::{Head, SeriesData, merge_override};
+use crate::head::{Head, Selected, SeriesData, merge_override};
 use crate::sync::read;
 use crate::tiers::{Ranges, TierRead, coverage, subtract};
 use crate::tombstones::Intervals;
@@ -103,8 +103,9 @@ enum Part {
         /// Deleted intervals of the series in this block.
         deleted: Intervals,
     },
-    /// Already decoded head samples (the newest-sample path): floats and
-    /// histograms.
+    /// Already decoded head samples, floats and histograms: the
+    /// newest-sample path, and series whose samples in the range all lie
+    /// in their open chunk.
     Head(Vec<(i64, f64)>, Vec<(i64, FloatHistogram)>),
     /// A copy of a head series' chunks, taken at the select, decoded when
     /// the part is merged (possibly on another thread).
@@ -172,16 +173,14 @@ impl DbQuerier {
                         let latest = s.latest(self.mint, self.maxt)?;
                         return Some((s.labels(), Part::Head(vec![latest], Vec::new())));
                     }
-                    // Decoding waits for the merge; a series whose data lies
-                    // outside the range is left out now.
-                    // An empty series (rolled back, or all deleted) has bounds
-                    // (i64::MAX, i64::MIN), which would pass the range check of
-                    // a querier over all time.
-                    let (min, max) = s.time_bounds();
-                    (min <= max && min <= self.maxt && max >= self.mint).then(|| {
-                        let data = s.snapshot(self.mint, self.maxt);
-                        (s.labels(), Part::HeadSeries(Box::new(data)))
-                    })
+                    // Decoding mostly waits for the merge (a series whose
+                    // samples lie in its open chunk alone is decoded now); a
+                    // series whose data lies outside the range is left out.
+                    let part = match s.select_part(self.mint, self.maxt)? {
+                        Selected::Samples(samples) => Part::Head(samples, Vec::new()),
+                        Selected::Snapshot(data) => Part::HeadSeries(Box::new(data)),
+                    };
+                    Some((s.labels(), part))
                 })
                 .collect();
             (blocks, head_list)
