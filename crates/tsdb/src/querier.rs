@@ -205,6 +205,12 @@ impl DbQuerier {
             );
         }
         sources.push(head_list);
+        if sources.len() == 1 {
+            // The head alone (no block overlaps the range): already sorted,
+            // one part per series.
+            let only = sources.pop().unwrap_or_default();
+            return Ok(only.into_iter().map(|(l, p)| (l, vec![p])).collect());
+        }
 
         // K-way merge by labels; each source is sorted. Sources are few
         // (blocks overlapping one query range), so a linear scan per step
