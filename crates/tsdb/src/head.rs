@@ -131,10 +131,7 @@ struct ClosedChunk {
     min_time: i64,
     max_time: i64,
     encoding: Encoding,
-    /// Shared, so the copy a select takes of a series
-    /// (`SeriesData::snapshot`) costs a count, not an allocation and a
-    /// copy of every chunk it reads.
-    bytes: Arc<[u8]>,
+    bytes: Box<[u8]>,
 }
 
 impl ClosedChunk {
@@ -154,7 +151,7 @@ impl ClosedChunk {
             min_time,
             max_time,
             encoding,
-            bytes: bytes.into(),
+            bytes: bytes.into_boxed_slice(),
         })
     }
 }
@@ -2002,7 +1999,7 @@ impl Head {
             if let Some(rest) = d.rest.as_deref() {
                 other += std::mem::size_of::<SeriesRest>();
                 closed += rest.closed.capacity() * std::mem::size_of::<ClosedChunk>()
-                    + rest.closed.iter().map(|c| arc + c.bytes.len()).sum::<usize>();
+                    + rest.closed.iter().map(|c| c.bytes.len()).sum::<usize>();
                 // A BTreeMap leaf holds up to 11 entries; count one leaf per 6.
                 other += rest.overrides.len().div_ceil(6) * (11 * 16 + 16);
                 if rest.hist.is_some() {
