@@ -949,34 +949,25 @@ impl XorDecoder {
         if self.n_read >= self.n_samples {
             return Ok(None);
         }
-        match self.n_read {
-            0 => {
-                self.time = zigzag_decode(read_uvarint_bits(bytes, &mut self.position)?);
-                self.value_bits = read_bits(bytes, &mut self.position, 64)?;
-            }
-            1 => {
-                self.time_delta = read_uvarint_bits(bytes, &mut self.position)? as i64;
-                self.time = self.time.wrapping_add(self.time_delta);
-                read_xor_value(
-                    bytes,
-                    &mut self.position,
-                    &mut self.value_bits,
-                    &mut self.window,
-                )?;
-            }
-            _ => {
-                if !self.next_in_one_word(bytes) {
-                    let delta_of_delta = read_xor_time_delta_of_delta(bytes, &mut self.position)?;
-                    self.time_delta = self.time_delta.wrapping_add(delta_of_delta);
-                    self.time = self.time.wrapping_add(self.time_delta);
-                    read_xor_value(
-                        bytes,
-                        &mut self.position,
-                        &mut self.value_bits,
-                        &mut self.window,
-                    )?;
-                }
-            }
+        if self.n_read == 0 {
+            self.time = zigzag_decode(read_uvarint_bits(bytes, &mut self.position)?);
+            self.value_bits = read_bits(bytes, &mut self.position, 64)?;
+        } else if self.n_read == 1 || !self.next_in_one_word(bytes) {
+            // The second sample's time is a plain delta, later ones a
+            // delta-of-delta.
+            self.time_delta = if self.n_read == 1 {
+                read_uvarint_bits(bytes, &mut self.position)? as i64
+            } else {
+                let delta_of_delta = read_xor_time_delta_of_delta(bytes, &mut self.position)?;
+                self.time_delta.wrapping_add(delta_of_delta)
+            };
+            self.time = self.time.wrapping_add(self.time_delta);
+            read_xor_value(
+                bytes,
+                &mut self.position,
+                &mut self.value_bits,
+                &mut self.window,
+            )?;
         }
         self.n_read += 1;
         Ok(Some((self.time, f64::from_bits(self.value_bits))))
