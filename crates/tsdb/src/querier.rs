@@ -435,7 +435,11 @@ fn merge_parts(parts: Vec<Part>, mint: i64, maxt: i64) -> Result<Decoded> {
         && let Some(part) = parts.pop()
     {
         // One source (most series of most selects): nothing to merge.
-        let mut floats = Vec::with_capacity(part_size_hint(&part, mint, maxt));
+        // Decoded head samples are moved in, not copied: no room to size.
+        let mut floats = match part {
+            Part::Head(..) => Vec::new(),
+            _ => Vec::with_capacity(part_size_hint(&part, mint, maxt)),
+        };
         let histograms = part_samples_into(part, mint, maxt, &mut floats)?;
         return Ok((floats, histograms));
     }
