@@ -1,10 +1,13 @@
 """Helpers shared by the benchmark scripts in this folder: loopback ports,
 a process's CPU time and memory from /proc, waiting for a server and
-stopping one."""
+stopping one, a fresh osprey server in a folder of its own."""
 
+import contextlib
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 
@@ -57,6 +60,38 @@ def stop_process(proc, timeout=60):
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def timed_get(conn, url):
+    """GET `url` on a keep-alive `http.client` connection; returns the
+    status, the body and the seconds from sending to the body read."""
+    started = time.perf_counter()
+    conn.request("GET", url)
+    response = conn.getresponse()
+    body = response.read()
+    return response.status, body, time.perf_counter() - started
+
+
+@contextlib.contextmanager
+def fresh_osprey(binary, prefix):
+    """Starts `binary server` on a new data folder (under a temporary
+    folder named with `prefix`) and a free loopback port, and waits until
+    it is ready; yields (process, port, data folder). On leaving, stops
+    the server and removes the folder (its log, server.log, with it)."""
+    work = tempfile.mkdtemp(prefix=prefix)
+    data = os.path.join(work, "data")
+    port = free_port()
+    log = open(os.path.join(work, "server.log"), "w")
+    server = subprocess.Popen(
+        [binary, "server", "--data-dir", data, "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        wait_ready(port)
+        yield server, port, data
+    finally:
+        stop_process(server)
+        log.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def serve_exposition(render):

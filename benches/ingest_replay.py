@@ -26,15 +26,13 @@ import argparse
 import http.client
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-from benchlib import free_port, proc_cpu_seconds, stop_process, wait_ready
+from benchlib import fresh_osprey, proc_cpu_seconds
 
 HEADERS = {
     "Content-Encoding": "snappy",
@@ -79,31 +77,22 @@ def send(port, shards):
 
 
 def run_once(binary, shards, perf_file=None):
-    work = tempfile.mkdtemp(prefix="ingest-replay-")
-    port = free_port()
-    log = open(os.path.join(work, "server.log"), "w")
-    server = subprocess.Popen(
-        [binary, "server", "--data-dir", os.path.join(work, "data"), "--listen", f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=log)
-    perf = None
-    try:
-        wait_ready(port)
+    with fresh_osprey(binary, "ingest-replay-") as (server, port, _):
         time.sleep(1)
+        perf = None
         if perf_file:
             perf = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-p", str(server.pid), "-o", perf_file],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
-        cpu0, wall0 = proc_cpu_seconds(server.pid), time.perf_counter()
-        failures = send(port, shards)
-        cpu1, wall1 = proc_cpu_seconds(server.pid), time.perf_counter()
-        return cpu1 - cpu0, wall1 - wall0, failures
-    finally:
-        if perf:
-            perf.send_signal(2)
-            perf.wait()
-        stop_process(server)
-        log.close()
-        shutil.rmtree(work, ignore_errors=True)
+        try:
+            cpu0, wall0 = proc_cpu_seconds(server.pid), time.perf_counter()
+            failures = send(port, shards)
+            cpu1, wall1 = proc_cpu_seconds(server.pid), time.perf_counter()
+            return cpu1 - cpu0, wall1 - wall0, failures
+        finally:
+            if perf:
+                perf.send_signal(2)
+                perf.wait()
 
 
 def main():

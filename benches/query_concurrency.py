@@ -37,7 +37,7 @@ import threading
 import time
 import urllib.parse
 
-from benchlib import free_port, proc_cpu_seconds, stop_process, wait_ready
+from benchlib import free_port, proc_cpu_seconds, stop_process, timed_get, wait_ready
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "bench"))
@@ -80,13 +80,9 @@ def client(port, order, rounds, times, counts, errors):
     try:
         for _ in range(rounds):
             for qid, url in order:
-                t0 = time.perf_counter()
-                conn.request("GET", url)
-                resp = conn.getresponse()
-                body = resp.read()
-                dt = time.perf_counter() - t0
-                if resp.status != 200:
-                    errors.append("%s: HTTP %d %s" % (qid, resp.status, body[:200]))
+                status, body, dt = timed_get(conn, url)
+                if status != 200:
+                    errors.append("%s: HTTP %d %s" % (qid, status, body[:200]))
                     return
                 times[qid].append(dt)
                 counts[qid] = series_count(body)

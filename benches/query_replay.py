@@ -39,11 +39,8 @@ import glob
 import http.client
 import json
 import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 
@@ -51,7 +48,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "bench"))
 
-from benchlib import free_port, stop_process, wait_ready  # noqa: E402
+from benchlib import fresh_osprey, timed_get  # noqa: E402
 from ingest_replay import load_shards, send  # noqa: E402
 
 import bench  # noqa: E402  (../shared/bench/bench.py: the queries and their parameters)
@@ -65,26 +62,14 @@ class DataSet:
 
 
 def get(conn, url):
-    started = time.perf_counter()
-    conn.request("GET", url)
-    response = conn.getresponse()
-    body = response.read()
-    elapsed = time.perf_counter() - started
-    if response.status != 200:
-        raise RuntimeError(f"{url}: HTTP {response.status}: {body[:200]!r}")
-    return elapsed
+    status, body, seconds = timed_get(conn, url)
+    if status != 200:
+        raise RuntimeError(f"{url}: HTTP {status}: {body[:200]!r}")
+    return seconds
 
 
 def run_once(binary, shards, ds, args):
-    work = tempfile.mkdtemp(prefix="query-replay-")
-    data = os.path.join(work, "data")
-    port = free_port()
-    log = open(os.path.join(work, "server.log"), "w")
-    server = subprocess.Popen(
-        [binary, "server", "--data-dir", data, "--listen", f"127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=log)
-    try:
-        wait_ready(port)
+    with fresh_osprey(binary, "query-replay-") as (_, port, data):
         failures = send(port, shards)
         if failures:
             raise RuntimeError(f"{failures} remote writes were not answered 204")
@@ -109,10 +94,6 @@ def run_once(binary, shards, ds, args):
             medians[qid] = statistics.median(get(conn, url) for _ in range(args.runs)) * 1000
         conn.close()
         return medians
-    finally:
-        stop_process(server)
-        log.close()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def main():
