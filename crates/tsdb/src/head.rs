@@ -1683,7 +1683,7 @@ impl Head {
                     }
                 })
         };
-        let mut out: Vec<Arc<MemSeries>> = match candidates {
+        let out: Vec<Arc<MemSeries>> = match candidates {
             Some(ids) => ids
                 .iter()
                 .filter_map(|&id| index.series.get(id))
@@ -1706,23 +1706,25 @@ impl Head {
         // Keys are read once, not at every comparison (each read goes
         // through a pointer to a different series), and while no ranking
         // runs, so they all come from the last one.
-        let keyed: Option<Vec<(u32, Arc<MemSeries>)>> = {
+        let keyed: Result<Vec<(u32, Arc<MemSeries>)>, Vec<Arc<MemSeries>>> = {
             let _ranks = read(&index.ranking);
             if unranked(&out) {
-                None
+                Err(out)
             } else {
-                Some(
-                    out.iter()
-                        .map(|s| (s.rank.load(Ordering::Relaxed), s.clone()))
-                        .collect(),
-                )
+                Ok(out
+                    .into_iter()
+                    .map(|s| (s.rank.load(Ordering::Relaxed), s))
+                    .collect())
             }
         };
         drop(index);
-        if let Some(mut keyed) = keyed {
-            keyed.sort_unstable_by_key(|(rank, _)| *rank);
-            return keyed.into_iter().map(|(_, s)| s).collect();
-        }
+        let mut out = match keyed {
+            Ok(mut keyed) => {
+                keyed.sort_unstable_by_key(|(rank, _)| *rank);
+                return keyed.into_iter().map(|(_, s)| s).collect();
+            }
+            Err(out) => out,
+        };
         out.sort_unstable_by(|a, b| compare_interned(&a.labels, &b.labels));
         out
     }
