@@ -1706,7 +1706,7 @@ impl Head {
         // Keys are read once, not at every comparison (each read goes
         // through a pointer to a different series), and while no ranking
         // runs, so they all come from the last one.
-        let keyed: Result<Vec<(u32, Arc<MemSeries>)>, Vec<Arc<MemSeries>>> = {
+        let keyed = {
             let _ranks = read(&index.ranking);
             if unranked(&out) {
                 Err(out)
@@ -1714,7 +1714,7 @@ impl Head {
                 Ok(out
                     .into_iter()
                     .map(|s| (s.rank.load(Ordering::Relaxed), s))
-                    .collect())
+                    .collect::<Vec<_>>())
             }
         };
         drop(index);
