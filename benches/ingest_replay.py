@@ -76,7 +76,37 @@ def send(port, shards):
     return sum(failures)
 
 
-def run_once(binary, shards, perf_file=None):
+def idle(pid, max_wait=30.0, window=1.0, threshold=0.05):
+    """Waits until `pid` uses under `threshold` cores over `window` seconds,
+    at most `max_wait` seconds (bench.py's settling before it reads RSS)."""
+    end = time.time() + max_wait
+    while time.time() < end:
+        before = proc_cpu_seconds(pid)
+        time.sleep(window)
+        if proc_cpu_seconds(pid) - before <= threshold * window:
+            return
+
+
+def memory(pid):
+    """VmRSS and VmHWM of `pid`, in bytes."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                name, kib = line.split()[:2]
+                out[name.rstrip(":")] = int(kib) * 1024
+    return out.get("VmRSS", 0), out.get("VmHWM", 0)
+
+
+def head_series(port):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("GET", "/api/v1/status/tsdb")
+    body = json.loads(conn.getresponse().read())
+    conn.close()
+    return body["data"]["headStats"]["numSeries"]
+
+
+def run_once(binary, shards, perf_file=None, rss=False, hold=0):
     with fresh_osprey(binary, "ingest-replay-") as (server, port, _):
         time.sleep(1)
         perf = None
@@ -88,7 +118,15 @@ def run_once(binary, shards, perf_file=None):
             cpu0, wall0 = proc_cpu_seconds(server.pid), time.perf_counter()
             failures = send(port, shards)
             cpu1, wall1 = proc_cpu_seconds(server.pid), time.perf_counter()
-            return cpu1 - cpu0, wall1 - wall0, failures
+            mem = None
+            if rss:
+                idle(server.pid)
+                resident, peak = memory(server.pid)
+                mem = (resident, peak, head_series(port))
+            if hold:
+                print(f"  holding server pid {server.pid} port {port} for {hold} s", flush=True)
+                time.sleep(hold)
+            return cpu1 - cpu0, wall1 - wall0, failures, mem
         finally:
             if perf:
                 perf.send_signal(2)
@@ -100,23 +138,38 @@ def main():
     ap.add_argument("--rw", required=True, help="the rw folder of a kept bench.py run")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--perf", help="record a profile of the first build's first run here")
+    ap.add_argument("--rss", action="store_true",
+                    help="after each run, wait until the server is idle (at most 30 s, as "
+                         "bench.py does) and print its resident bytes per head series")
+    ap.add_argument("--hold", type=int, default=0,
+                    help="keep each server this many seconds after its run, for inspection")
     ap.add_argument("binaries", nargs="+")
     args = ap.parse_args()
     shards = load_shards(args.rw)
     samples = sum(n for bodies in shards for _, n in bodies)
     print(f"{sum(len(b) for b in shards)} bodies, {samples:,} samples, {len(shards)} connections")
     cpu = {b: [] for b in args.binaries}
+    rss = {b: [] for b in args.binaries}
     for round_ in range(args.rounds):
         for binary in args.binaries:
             perf = args.perf if round_ == 0 and binary == args.binaries[0] else None
-            seconds, wall, failures = run_once(binary, shards, perf)
+            seconds, wall, failures, mem = run_once(binary, shards, perf, args.rss, args.hold)
             cpu[binary].append(seconds)
-            print(f"  {os.path.basename(binary):24s} cpu {seconds:6.2f} s  wall {wall:6.2f} s"
-                  + (f"  {failures} answers other than 204" if failures else ""), flush=True)
+            line = f"  {os.path.basename(binary):24s} cpu {seconds:6.2f} s  wall {wall:6.2f} s"
+            if mem:
+                resident, peak, series = mem
+                per = resident / series if series else 0
+                line += f"  rss {resident / 2**20:7.1f} MiB ({per:.0f} B/series of {series:,})" \
+                        f"  peak {peak / 2**20:7.1f} MiB"
+                rss[binary].append(per)
+            if failures:
+                line += f"  {failures} answers other than 204"
+            print(line, flush=True)
     for binary, runs in cpu.items():
         runs = sorted(runs)
         print(f"{os.path.basename(binary):24s} median cpu {statistics.median(runs):.2f} s "
-              f"({', '.join(f'{r:.2f}' for r in runs)})")
+              f"({', '.join(f'{r:.2f}' for r in runs)})"
+              + (f", rss {statistics.median(rss[binary]):.0f} B/series" if rss[binary] else ""))
 
 
 if __name__ == "__main__":

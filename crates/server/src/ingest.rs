@@ -30,7 +30,7 @@ use remote::{
 };
 
 use crate::params::Params;
-use crate::{ApiError, AppState, ErrorType, blocking};
+use crate::{ApiError, AppState, ErrorType};
 
 /// At most this much of a body's announced length is reserved before its
 /// bytes arrive: a client that announces the limit and sends nothing holds
@@ -239,7 +239,7 @@ pub(crate) async fn remote_write(State(state): State<AppState>, request: Request
         let body =
             read_body_limited(request.into_body(), config.max_remote_write_body_bytes).await?;
         let storage = state.appendable();
-        blocking(move || {
+        crate::write_pool::run(move || {
             let raw = decompress_snappy(&body, max_decompressed)?;
             drop(body);
             Ok(stage_write(
@@ -938,7 +938,7 @@ pub(crate) async fn import_prometheus(State(state): State<AppState>, request: Re
             read_body_limited(request.into_body(), state.config().max_import_body_bytes).await?;
         let now_ms = state.now_ms();
         let storage = state.appendable();
-        blocking(move || {
+        crate::write_pool::run(move || {
             let parsed = parse_import(&body, &extra_labels, now_ms)?;
             drop(body);
             append_import(storage.as_ref(), &origin, &parsed)

@@ -64,6 +64,7 @@ pub mod slos;
 pub mod testing;
 pub mod trace_api;
 pub mod traces;
+mod write_pool;
 
 pub use error::{ApiError, ErrorType};
 
