@@ -171,7 +171,7 @@ async fn handle(state: &AppState, request: Request) -> Response {
     let translator = state.otlp_translator().clone();
     let storage = state.appendable();
     let created_timestamps = state.config().created_timestamp_zero_ingestion;
-    let result = tokio::task::spawn_blocking(move || {
+    let result = crate::write_pool::run_job(move || {
         let body =
             crate::push::decode_content(body, &encoding, limit).map_err(|e| (e.kind, e.message))?;
         let request = if json {
@@ -525,7 +525,7 @@ async fn grpc_export(State(state): State<AppState>, request: Request) -> Respons
     let translator = state.otlp_translator().clone();
     let storage = state.appendable();
     let created_timestamps = state.config().created_timestamp_zero_ingestion;
-    let result = tokio::task::spawn_blocking(move || {
+    let result = crate::write_pool::run_job(move || {
         let message = grpc_message(&body, &encoding, limit)?;
         let request =
             otlp::decode_protobuf(&message).map_err(|e| (ErrorType::BadData, e.to_string()))?;

@@ -1,7 +1,7 @@
 //! The threads that decode, stage and commit write requests.
 //!
-//! Remote write and the text import run here rather than on tokio's
-//! blocking pool: a fixed set of two threads per core (a commit waits for
+//! Remote write, OTLP metrics and the text import run here rather than
+//! on tokio's blocking pool: a fixed set of two threads per core (a commit waits for
 //! its WAL sync, and another request can use the core meanwhile).
 //!
 //! glibc's allocator gives each thread that allocates an arena of its own
@@ -67,14 +67,15 @@ fn work(receiver: &Mutex<Receiver<Job>>) {
 }
 
 /// Runs `f` on a write thread and returns its result; on tokio's blocking
-/// pool when no write thread could be started.
-pub(crate) async fn run<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
+/// pool when no write thread could be started. `Err` says why there is no
+/// result (the job panicked).
+pub(crate) async fn run_job<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
     let (done, result) = tokio::sync::oneshot::channel();
     let job: Job = Box::new(move || {
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(f))
-            .unwrap_or_else(|_| Err(ApiError::internal("write task panicked")));
+            .map_err(|_| "write task panicked".to_owned());
         // The request may have gone away; its result is then dropped.
         let _ = done.send(outcome);
     });
@@ -90,7 +91,16 @@ pub(crate) async fn run<T: Send + 'static>(
     }
     result
         .await
-        .unwrap_or_else(|_| Err(ApiError::internal("write task ended without an answer")))
+        .unwrap_or_else(|_| Err("write task ended without an answer".to_owned()))
+}
+
+/// [`run_job`] for a job that answers with an [`ApiError`].
+pub(crate) async fn run<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    run_job(f)
+        .await
+        .unwrap_or_else(|e| Err(ApiError::internal(e)))
 }
 
 #[cfg(test)]
