@@ -65,13 +65,17 @@ pub const MAX_XOR_SAMPLES: usize = u16::MAX as usize;
 ///
 /// The bytes are a valid chunk after every append, so the head can hand them
 /// out (and mmap them) at any time.
-#[derive(Clone, Debug)]
+///
+/// Every head series keeps one, so its fields are packed: 56 bytes in all.
+/// The bytes are a box of the buffer's capacity and a 32-bit length (a
+/// `Vec` took 24 bytes), and the sample count is read from the chunk's
+/// own two-byte header rather than kept beside it.
+#[derive(Debug)]
 pub struct XorAppender {
-    buffer: Vec<u8>,
+    /// The chunk in `buffer[..len]`, then spare capacity (zeros).
+    buffer: Box<[u8]>,
+    len: u32,
     bit_writer: BitWriter,
-    /// At most [`MAX_XOR_SAMPLES`]. This and `window` are packed because
-    /// every head series keeps an appender: 64 bytes in all.
-    n_samples: u16,
     last_time: i64,
     last_time_delta: i64,
     last_value_bits: u64,
@@ -115,9 +119,9 @@ impl XorAppender {
     /// An empty chunk (just the two-byte zero count).
     pub fn new() -> XorAppender {
         XorAppender {
-            buffer: vec![0, 0],
+            buffer: Box::new([0, 0]),
+            len: 2,
             bit_writer: BitWriter::default(),
-            n_samples: 0,
             last_time: 0,
             last_time_delta: 0,
             last_value_bits: 0,
@@ -132,23 +136,31 @@ impl XorAppender {
     /// before that (at 120). Samples past the limit are dropped (and debug
     /// builds panic), because the count field cannot say more.
     pub fn append(&mut self, t: i64, v: f64) {
-        if usize::from(self.n_samples) >= MAX_XOR_SAMPLES {
+        let n_samples = self.count();
+        if usize::from(n_samples) >= MAX_XOR_SAMPLES {
             debug_assert!(false, "XorAppender holds at most {MAX_XOR_SAMPLES} samples");
             return;
         }
         let value_bits = v.to_bits();
         let mut window = self.window.map(XorWindow::unpack);
-        match self.n_samples {
+        match n_samples {
             0 => {
                 self.write_varint_bytes(zigzag_encode(t));
-                self.bit_writer.write(&mut self.buffer, value_bits, 64);
+                let mut sink = ChunkSink {
+                    buffer: &mut self.buffer,
+                    len: &mut self.len,
+                };
+                self.bit_writer.write(&mut sink, value_bits, 64);
             }
             1 => {
                 let delta = t.wrapping_sub(self.last_time);
                 self.write_varint_bytes(delta as u64);
                 write_xor_value(
                     &mut self.bit_writer,
-                    &mut self.buffer,
+                    &mut ChunkSink {
+                        buffer: &mut self.buffer,
+                        len: &mut self.len,
+                    },
                     value_bits,
                     self.last_value_bits,
                     &mut window,
@@ -158,14 +170,14 @@ impl XorAppender {
             _ => {
                 let delta = t.wrapping_sub(self.last_time);
                 let delta_of_delta = delta.wrapping_sub(self.last_time_delta);
-                write_xor_time_delta_of_delta(
-                    &mut self.bit_writer,
-                    &mut self.buffer,
-                    delta_of_delta,
-                );
+                let mut sink = ChunkSink {
+                    buffer: &mut self.buffer,
+                    len: &mut self.len,
+                };
+                write_xor_time_delta_of_delta(&mut self.bit_writer, &mut sink, delta_of_delta);
                 write_xor_value(
                     &mut self.bit_writer,
-                    &mut self.buffer,
+                    &mut sink,
                     value_bits,
                     self.last_value_bits,
                     &mut window,
@@ -176,19 +188,19 @@ impl XorAppender {
         self.window = window.map(XorWindow::pack);
         self.last_time = t;
         self.last_value_bits = value_bits;
-        self.n_samples += 1;
-        let count = self.n_samples.to_be_bytes();
+        let n_samples = n_samples + 1;
+        let count = n_samples.to_be_bytes();
         self.buffer[0] = count[0];
         self.buffer[1] = count[1];
-        if usize::from(self.n_samples).is_multiple_of(XOR_CHECKPOINT_EVERY) {
+        if usize::from(n_samples).is_multiple_of(XOR_CHECKPOINT_EVERY) {
             let checkpoints = self
                 .checkpoints
                 .get_or_insert_with(|| Box::new([None, None]));
             checkpoints[1] = checkpoints[0];
             // Chunks hold at most 65,535 samples in well under 4 GiB.
             checkpoints[0] = Some(XorCheckpoint {
-                n_read: self.n_samples,
-                position: (self.buffer.len() * 8 - self.bit_writer.free_bits as usize) as u32,
+                n_read: n_samples,
+                position: self.len * 8 - u32::from(self.bit_writer.free_bits),
                 time: self.last_time,
                 time_delta: self.last_time_delta,
                 value_bits: self.last_value_bits,
@@ -211,7 +223,7 @@ impl XorAppender {
             .copied();
         let decoder = match checkpoint {
             Some(c) => XorDecoder {
-                n_samples: usize::from(self.n_samples),
+                n_samples: self.num_samples(),
                 n_read: usize::from(c.n_read),
                 position: c.position as usize,
                 time: c.time,
@@ -219,10 +231,10 @@ impl XorAppender {
                 value_bits: c.value_bits,
                 window: c.window.map(XorWindow::unpack),
             },
-            None => XorDecoder::start(usize::from(self.n_samples)),
+            None => XorDecoder::start(self.num_samples()),
         };
         ChunkIter {
-            bytes: &self.buffer,
+            bytes: self.bytes(),
             decoder: Decoder::Xor(decoder),
             error: None,
         }
@@ -230,18 +242,23 @@ impl XorAppender {
 
     /// How many samples the chunk holds.
     pub fn num_samples(&self) -> usize {
-        usize::from(self.n_samples)
+        usize::from(self.count())
+    }
+
+    /// The sample count from the chunk's header.
+    fn count(&self) -> u16 {
+        u16::from_be_bytes([self.buffer[0], self.buffer[1]])
     }
 
     /// The first sample's timestamp, if any: read from the chunk, where it
     /// is the varint right after the two-byte count, rather than kept
     /// beside it (8 bytes in every head series, a million times over).
     pub fn first_time(&self) -> Option<i64> {
-        match self.n_samples {
+        match self.count() {
             0 => None,
             1 => Some(self.last_time),
             _ => {
-                let (zigzag, _) = crate::index::read_uvarint(self.buffer.get(2..)?)?;
+                let (zigzag, _) = crate::index::read_uvarint(self.bytes().get(2..)?)?;
                 Some(crate::index::zigzag_decode(zigzag))
             }
         }
@@ -249,22 +266,24 @@ impl XorAppender {
 
     /// The last sample's timestamp, if any.
     pub fn last_time(&self) -> Option<i64> {
-        (self.n_samples > 0).then_some(self.last_time)
+        (self.count() > 0).then_some(self.last_time)
     }
 
     /// The newest sample, without decoding the chunk.
     pub fn last_sample(&self) -> Option<(i64, f64)> {
-        (self.n_samples > 0).then_some((self.last_time, f64::from_bits(self.last_value_bits)))
+        (self.count() > 0).then_some((self.last_time, f64::from_bits(self.last_value_bits)))
     }
 
     /// The chunk's bytes; a valid [`Encoding::Xor`] chunk at any point.
     pub fn bytes(&self) -> &[u8] {
-        &self.buffer
+        // `len` never exceeds the buffer (`ChunkSink` keeps it so); the
+        // fallback is unreachable.
+        self.buffer.get(..self.len as usize).unwrap_or(&self.buffer)
     }
 
     /// Heap bytes held by the appender.
     pub fn memory_bytes(&self) -> usize {
-        self.buffer.capacity()
+        self.buffer.len()
             + self
                 .checkpoints
                 .as_ref()
@@ -272,15 +291,35 @@ impl XorAppender {
     }
 
     fn write_varint_bytes(&mut self, mut value: u64) {
+        let mut sink = ChunkSink {
+            buffer: &mut self.buffer,
+            len: &mut self.len,
+        };
         loop {
             let byte = (value & 0x7f) as u8;
             value >>= 7;
             if value == 0 {
-                self.bit_writer.write(&mut self.buffer, u64::from(byte), 8);
+                self.bit_writer.write(&mut sink, u64::from(byte), 8);
                 return;
             }
-            self.bit_writer
-                .write(&mut self.buffer, u64::from(byte | 0x80), 8);
+            self.bit_writer.write(&mut sink, u64::from(byte | 0x80), 8);
+        }
+    }
+}
+
+impl Clone for XorAppender {
+    /// A copy holds just the chunk's bytes, without the spare capacity:
+    /// queries copy head chunks to read them after the lock is gone.
+    fn clone(&self) -> XorAppender {
+        XorAppender {
+            buffer: self.bytes().into(),
+            len: self.len,
+            bit_writer: self.bit_writer,
+            last_time: self.last_time,
+            last_time_delta: self.last_time_delta,
+            last_value_bits: self.last_value_bits,
+            window: self.window,
+            checkpoints: self.checkpoints.clone(),
         }
     }
 }
@@ -397,6 +436,69 @@ pub fn decode_all(encoding: Encoding, bytes: &[u8]) -> Result<Vec<(i64, f64)>, C
 // ---------------------------------------------------------------------------
 // Bit and varint primitives.
 
+/// Where a [`BitWriter`] writes: a byte vector, or an [`XorAppender`]'s
+/// packed buffer.
+trait ByteSink {
+    /// Appends a byte.
+    fn put(&mut self, byte: u8);
+    /// The last byte written.
+    fn last_mut(&mut self) -> Option<&mut u8>;
+}
+
+impl ByteSink for Vec<u8> {
+    #[inline]
+    fn put(&mut self, byte: u8) {
+        push_byte(self, byte);
+    }
+
+    #[inline]
+    fn last_mut(&mut self) -> Option<&mut u8> {
+        self.as_mut_slice().last_mut()
+    }
+}
+
+/// An [`XorAppender`]'s buffer and length, borrowed for writing.
+struct ChunkSink<'a> {
+    buffer: &'a mut Box<[u8]>,
+    len: &'a mut u32,
+}
+
+impl ByteSink for ChunkSink<'_> {
+    #[inline]
+    fn put(&mut self, byte: u8) {
+        let at = *self.len as usize;
+        if at == self.buffer.len() {
+            grow_boxed(self.buffer);
+        }
+        if let Some(slot) = self.buffer.get_mut(at) {
+            *slot = byte;
+            *self.len += 1;
+        }
+    }
+
+    #[inline]
+    fn last_mut(&mut self) -> Option<&mut u8> {
+        let at = (*self.len as usize).checked_sub(1)?;
+        self.buffer.get_mut(at)
+    }
+}
+
+/// Grows a boxed chunk buffer as [`push_byte`] grows a vector: to the next
+/// capacity that fills a glibc allocation while small, then by doubling.
+#[cold]
+fn grow_boxed(buffer: &mut Box<[u8]>) {
+    let capacity = buffer.len();
+    let next = if capacity < SMALL_BUFFER {
+        (((capacity + 8) / 16 + 1) * 16 - 8).max(24)
+    } else {
+        capacity * 2
+    };
+    let mut grown = std::mem::take(buffer).into_vec();
+    grown.reserve_exact(next - grown.len());
+    grown.resize(next, 0);
+    *buffer = grown.into_boxed_slice();
+}
+
 /// Writes bits most significant first straight into a byte vector, so the
 /// vector is complete (last byte zero-padded) after every write.
 #[derive(Clone, Copy, Debug, Default)]
@@ -408,16 +510,16 @@ struct BitWriter {
 impl BitWriter {
     /// Writes the low `n_bits` bits of `value` (0..=64).
     #[inline]
-    fn write(&mut self, buffer: &mut Vec<u8>, value: u64, n_bits: u32) {
+    fn write<S: ByteSink>(&mut self, buffer: &mut S, value: u64, n_bits: u32) {
         let mut remaining = n_bits;
         while remaining > 0 {
             if self.free_bits == 0 {
                 if remaining >= 8 {
                     remaining -= 8;
-                    push_byte(buffer, (value >> remaining) as u8);
+                    buffer.put((value >> remaining) as u8);
                     continue;
                 }
-                push_byte(buffer, 0);
+                buffer.put(0);
                 self.free_bits = 8;
             }
             let free = u32::from(self.free_bits);
@@ -711,9 +813,9 @@ impl XorWindow {
 }
 
 #[inline]
-fn write_xor_value(
+fn write_xor_value<S: ByteSink>(
     writer: &mut BitWriter,
-    buffer: &mut Vec<u8>,
+    buffer: &mut S,
     value_bits: u64,
     previous_bits: u64,
     window: &mut Option<XorWindow>,
@@ -791,9 +893,9 @@ fn fits_time_bucket(value: i64, n_bits: u32) -> bool {
     -(half - 1) <= value && value <= half
 }
 
-fn write_xor_time_delta_of_delta(
+fn write_xor_time_delta_of_delta<S: ByteSink>(
     writer: &mut BitWriter,
-    buffer: &mut Vec<u8>,
+    buffer: &mut S,
     delta_of_delta: i64,
 ) {
     let payload = delta_of_delta as u64;
