@@ -2500,20 +2500,25 @@ mod tests {
 
         // A truncation that leaves no chunks resets the newest time; the
         // float that came after the last histogram still counts.
-        let series = MemSeries {
+        let series = lone_series(d);
+        series.apply(70, 1.0, range);
+        assert!(series.truncate_before(75), "nothing left");
+        let d = series.lock_data();
+        assert_eq!(d.max_time, i64::MIN);
+        assert!(d.hist().is_some_and(|h| h.float_after_open));
+    }
+
+    /// A series `{__name__="a"}` holding `data`, outside any head.
+    fn lone_series(data: SeriesData) -> MemSeries {
+        MemSeries {
             id: 1,
             labels: Labels::from_pairs([("__name__", "a")]),
             state: AtomicU32::new(0),
             owner: 0,
             rank: AtomicU32::new(UNRANKED),
             scope: 0,
-            data: UnsafeCell::new(d),
-        };
-        series.apply(70, 1.0, range);
-        assert!(series.truncate_before(75), "nothing left");
-        let d = series.lock_data();
-        assert_eq!(d.max_time, i64::MIN);
-        assert!(d.hist().is_some_and(|h| h.float_after_open));
+            data: UnsafeCell::new(data),
+        }
     }
 
     /// The lock on a series' samples is two bits of the word that also
@@ -2523,15 +2528,7 @@ mod tests {
     /// leave the count where it started, the flags set, the lock free.
     #[test]
     fn series_lock_excludes_and_keeps_the_other_bits() {
-        let series = Arc::new(MemSeries {
-            id: 1,
-            labels: Labels::from_pairs([("__name__", "a")]),
-            state: AtomicU32::new(0),
-            owner: 0,
-            rank: AtomicU32::new(UNRANKED),
-            scope: 0,
-            data: UnsafeCell::new(SeriesData::new()),
-        });
+        let series = Arc::new(lone_series(SeriesData::new()));
         series.hold(3);
         const WRITERS: i64 = 4;
         const APPENDS: i64 = 2_000;
