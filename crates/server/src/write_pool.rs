@@ -1,8 +1,9 @@
 //! The threads that decode, stage and commit write requests.
 //!
 //! Remote write, OTLP metrics and the text import run here rather than
-//! on tokio's blocking pool: a fixed set of two threads per core (a commit waits for
-//! its WAL sync, and another request can use the core meanwhile).
+//! on tokio's blocking pool: a fixed set of two threads per core (a
+//! commit waits for its WAL sync, and another request can use the core
+//! meanwhile).
 //!
 //! glibc's allocator gives each thread that allocates an arena of its own
 //! (up to eight per core) and keeps the free top of every arena but the
