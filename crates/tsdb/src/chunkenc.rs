@@ -143,24 +143,22 @@ impl XorAppender {
         }
         let value_bits = v.to_bits();
         let mut window = self.window.map(XorWindow::unpack);
+        let writer = &mut self.bit_writer;
+        let mut sink = ChunkSink {
+            buffer: &mut self.buffer,
+            len: &mut self.len,
+        };
         match n_samples {
             0 => {
-                self.write_varint_bytes(zigzag_encode(t));
-                let mut sink = ChunkSink {
-                    buffer: &mut self.buffer,
-                    len: &mut self.len,
-                };
-                self.bit_writer.write(&mut sink, value_bits, 64);
+                write_varint_bytes(writer, &mut sink, zigzag_encode(t));
+                writer.write(&mut sink, value_bits, 64);
             }
             1 => {
                 let delta = t.wrapping_sub(self.last_time);
-                self.write_varint_bytes(delta as u64);
+                write_varint_bytes(writer, &mut sink, delta as u64);
                 write_xor_value(
-                    &mut self.bit_writer,
-                    &mut ChunkSink {
-                        buffer: &mut self.buffer,
-                        len: &mut self.len,
-                    },
+                    writer,
+                    &mut sink,
                     value_bits,
                     self.last_value_bits,
                     &mut window,
@@ -170,13 +168,9 @@ impl XorAppender {
             _ => {
                 let delta = t.wrapping_sub(self.last_time);
                 let delta_of_delta = delta.wrapping_sub(self.last_time_delta);
-                let mut sink = ChunkSink {
-                    buffer: &mut self.buffer,
-                    len: &mut self.len,
-                };
-                write_xor_time_delta_of_delta(&mut self.bit_writer, &mut sink, delta_of_delta);
+                write_xor_time_delta_of_delta(writer, &mut sink, delta_of_delta);
                 write_xor_value(
-                    &mut self.bit_writer,
+                    writer,
                     &mut sink,
                     value_bits,
                     self.last_value_bits,
@@ -289,21 +283,18 @@ impl XorAppender {
                 .as_ref()
                 .map_or(0, |_| std::mem::size_of::<[Option<XorCheckpoint>; 2]>())
     }
+}
 
-    fn write_varint_bytes(&mut self, mut value: u64) {
-        let mut sink = ChunkSink {
-            buffer: &mut self.buffer,
-            len: &mut self.len,
-        };
-        loop {
-            let byte = (value & 0x7f) as u8;
-            value >>= 7;
-            if value == 0 {
-                self.bit_writer.write(&mut sink, u64::from(byte), 8);
-                return;
-            }
-            self.bit_writer.write(&mut sink, u64::from(byte | 0x80), 8);
+/// Writes `value` as a uvarint, byte by byte through the bit writer.
+fn write_varint_bytes(writer: &mut BitWriter, sink: &mut ChunkSink<'_>, mut value: u64) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            writer.write(sink, u64::from(byte), 8);
+            return;
         }
+        writer.write(sink, u64::from(byte | 0x80), 8);
     }
 }
 
@@ -489,7 +480,7 @@ impl ByteSink for ChunkSink<'_> {
 fn grow_boxed(buffer: &mut Box<[u8]>) {
     let capacity = buffer.len();
     let next = if capacity < SMALL_BUFFER {
-        (((capacity + 8) / 16 + 1) * 16 - 8).max(24)
+        next_small_capacity(capacity)
     } else {
         capacity * 2
     };
@@ -646,9 +637,14 @@ fn push_byte(buffer: &mut Vec<u8>, byte: u8) {
 
 #[cold]
 fn grow_small(buffer: &mut Vec<u8>) {
-    let capacity = buffer.capacity();
-    let next = (((capacity + 8) / 16 + 1) * 16 - 8).max(24);
+    let next = next_small_capacity(buffer.capacity());
     buffer.reserve_exact(next - buffer.len());
+}
+
+/// The capacity after `capacity` while a buffer is small: the next one
+/// whose allocation fills a glibc chunk (see [`push_byte`]).
+fn next_small_capacity(capacity: usize) -> usize {
+    (((capacity + 8) / 16 + 1) * 16 - 8).max(24)
 }
 
 const TRUNCATED: &str = "bit stream ends early";
