@@ -731,18 +731,7 @@ impl MemSeries {
     /// sample's append or one copy of a series' chunks, so waits are short
     /// and rare.
     pub(crate) fn lock_data(&self) -> DataGuard<'_> {
-        let state = self.state.load(Ordering::Relaxed);
-        if state & STATE_LOCKED != 0
-            || self
-                .state
-                .compare_exchange_weak(
-                    state,
-                    state | STATE_LOCKED,
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                )
-                .is_err()
-        {
+        if !self.take_lock_bit() {
             self.lock_contended();
         }
         DataGuard { series: self }
@@ -750,6 +739,13 @@ impl MemSeries {
 
     /// The lock when it is free now, else `None`.
     fn try_lock_data(&self) -> Option<DataGuard<'_>> {
+        self.take_lock_bit().then_some(DataGuard { series: self })
+    }
+
+    /// Sets the lock bit if it is clear, retrying while the other bits
+    /// change under it; false when another thread holds the lock.
+    #[inline]
+    fn take_lock_bit(&self) -> bool {
         let mut state = self.state.load(Ordering::Relaxed);
         while state & STATE_LOCKED == 0 {
             match self.state.compare_exchange_weak(
@@ -758,29 +754,24 @@ impl MemSeries {
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => return Some(DataGuard { series: self }),
+                Ok(_) => return true,
                 Err(now) => state = now,
             }
         }
-        None
+        false
     }
 
     #[cold]
     fn lock_contended(&self) {
         const SPINS: u32 = 64;
         let mut spins = 0;
-        let mut state = self.state.load(Ordering::Relaxed);
         loop {
+            if self.take_lock_bit() {
+                return;
+            }
+            let state = self.state.load(Ordering::Relaxed);
             if state & STATE_LOCKED == 0 {
-                match self.state.compare_exchange_weak(
-                    state,
-                    state | STATE_LOCKED,
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) => return,
-                    Err(now) => state = now,
-                }
+                // Freed since the attempt: try again.
                 continue;
             }
             if state & STATE_PARKED == 0 {
@@ -791,16 +782,18 @@ impl MemSeries {
                     } else {
                         std::hint::spin_loop();
                     }
-                    state = self.state.load(Ordering::Relaxed);
                     continue;
                 }
-                if let Err(now) = self.state.compare_exchange_weak(
-                    state,
-                    state | STATE_PARKED,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                ) {
-                    state = now;
+                if self
+                    .state
+                    .compare_exchange_weak(
+                        state,
+                        state | STATE_PARKED,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    )
+                    .is_err()
+                {
                     continue;
                 }
             }
@@ -820,7 +813,6 @@ impl MemSeries {
                 );
             }
             spins = 0;
-            state = self.state.load(Ordering::Relaxed);
         }
     }
 
