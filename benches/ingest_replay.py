@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 
-from benchlib import fresh_osprey, proc_cpu_seconds
+from benchlib import fresh_osprey, proc_cpu_seconds, proc_memory_mib
 
 HEADERS = {
     "Content-Encoding": "snappy",
@@ -87,17 +87,6 @@ def idle(pid, max_wait=30.0, window=1.0, threshold=0.05):
             return
 
 
-def memory(pid):
-    """VmRSS and VmHWM of `pid`, in bytes."""
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                name, kib = line.split()[:2]
-                out[name.rstrip(":")] = int(kib) * 1024
-    return out.get("VmRSS", 0), out.get("VmHWM", 0)
-
-
 def head_series(port):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     conn.request("GET", "/api/v1/status/tsdb")
@@ -121,7 +110,8 @@ def run_once(binary, shards, perf_file=None, rss=False, hold=0):
             mem = None
             if rss:
                 idle(server.pid)
-                resident, peak = memory(server.pid)
+                resident = proc_memory_mib(server.pid) * 2**20
+                peak = proc_memory_mib(server.pid, "VmHWM") * 2**20
                 mem = (resident, peak, head_series(port))
             if hold:
                 print(f"  holding server pid {server.pid} port {port} for {hold} s", flush=True)
