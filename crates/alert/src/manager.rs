@@ -1228,7 +1228,7 @@ fn sort_alerts(alerts: &mut [Alert]) {
 /// first on a common prefix.
 fn compare_label_sets(a: &Labels, b: &Labels) -> std::cmp::Ordering {
     for (x, y) in a.iter().zip(b.iter()) {
-        let order = x.name.cmp(&y.name).then_with(|| x.value.cmp(&y.value));
+        let order = x.name.cmp(y.name).then_with(|| x.value.cmp(y.value));
         if order != std::cmp::Ordering::Equal {
             return order;
         }

@@ -5,8 +5,11 @@ use std::fmt;
 /// The label that holds a series' metric name.
 pub const METRIC_NAME: &str = "__name__";
 
-/// One label pair.
+/// One label pair. Its fields are in this order in memory: label sets
+/// in the pairs layout (see [`thin_labels`]) read a name and a value at a
+/// stride.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(C)]
 pub struct Label {
     pub name: LabelStr,
     pub value: LabelStr,
@@ -18,6 +21,113 @@ impl Label {
             name: name.into(),
             value: value.into(),
         }
+    }
+}
+
+/// One label of a [`Labels`], borrowed: what iterating a label set gives.
+/// Compares, orders and hashes as the [`Label`] it stands for.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LabelRef<'a> {
+    pub name: &'a LabelStr,
+    pub value: &'a LabelStr,
+}
+
+/// As the [`Label`] it stands for.
+impl fmt::Debug for LabelRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Label")
+            .field("name", self.name)
+            .field("value", self.value)
+            .finish()
+    }
+}
+
+impl LabelRef<'_> {
+    /// The label as an owned pair (two reference-count increments).
+    pub fn to_label(self) -> Label {
+        Label {
+            name: self.name.clone(),
+            value: self.value.clone(),
+        }
+    }
+}
+
+impl From<LabelRef<'_>> for Label {
+    fn from(label: LabelRef<'_>) -> Label {
+        label.to_label()
+    }
+}
+
+impl PartialEq<Label> for LabelRef<'_> {
+    fn eq(&self, other: &Label) -> bool {
+        *self.name == other.name && *self.value == other.value
+    }
+}
+
+impl PartialEq<LabelRef<'_>> for Label {
+    fn eq(&self, other: &LabelRef<'_>) -> bool {
+        other == self
+    }
+}
+
+impl Label {
+    /// The label, borrowed, as iterating a [`Labels`] gives it.
+    pub fn borrowed(&self) -> LabelRef<'_> {
+        LabelRef {
+            name: &self.name,
+            value: &self.value,
+        }
+    }
+}
+
+/// The names of a label set, kept once for the many label sets that share
+/// them (storage gives every series of one metric and label shape the same
+/// names; see [`Labels::with_names`]). Cloning is one reference-count
+/// increment. Compares and hashes as the slice of names it holds, so a set
+/// of them can be searched by a `&[LabelStr]`.
+#[derive(Clone)]
+pub struct LabelNames(thin_labels::ThinNames);
+
+impl LabelNames {
+    /// Names sorted, unique and non-empty, as a label set's are.
+    pub fn new(names: Vec<LabelStr>) -> LabelNames {
+        debug_assert!(names.windows(2).all(|w| w[0] < w[1]));
+        LabelNames(thin_labels::ThinNames::new(names))
+    }
+
+    pub fn as_slice(&self) -> &[LabelStr] {
+        self.0.as_slice()
+    }
+
+    /// Whether both hold the same allocation.
+    pub fn ptr_eq(&self, other: &LabelNames) -> bool {
+        self.0.ptr_eq(&other.0)
+    }
+}
+
+impl PartialEq for LabelNames {
+    fn eq(&self, other: &LabelNames) -> bool {
+        self.ptr_eq(other) || self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for LabelNames {}
+
+impl std::hash::Hash for LabelNames {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state)
+    }
+}
+
+impl std::borrow::Borrow<[LabelStr]> for LabelNames {
+    fn borrow(&self) -> &[LabelStr] {
+        self.as_slice()
+    }
+}
+
+impl fmt::Debug for LabelNames {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_slice().fmt(f)
     }
 }
 
@@ -187,41 +297,177 @@ mod thin {
 }
 
 mod thin_labels {
-    //! A reference-counted immutable array of labels behind one thin
-    //! pointer: a 4-byte count and a 4-byte length, then the labels, in one
-    //! allocation.
+    //! A reference-counted immutable label set behind one thin pointer, in
+    //! one of two layouts after an 8-byte header (a 4-byte count and a
+    //! 4-byte length whose top bit tells the layout):
+    //!
+    //! - *pairs*: the labels, 16 bytes each (a name and a value);
+    //! - *shared names*: a pointer to a [`ThinNames`] array that many label
+    //!   sets share (every series of one metric and shape has the same
+    //!   names), then the values, 8 bytes each.
+    //!
+    //! Either way a label's name and value are found at a base pointer plus
+    //! a fixed stride (two words for pairs, one for shared names), so
+    //! reading a set costs the same code in both layouts.
 
-    use super::Label;
+    use super::{Label, LabelNames, LabelRef, LabelStr};
     use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
+    use std::marker::PhantomData;
     use std::ptr::NonNull;
     use std::sync::atomic::{AtomicU32, Ordering, fence};
 
     #[repr(C)]
     struct Header {
         count: AtomicU32,
+        /// The number of labels, [`SHARED`] set in the shared-names layout.
         len: u32,
     }
+
+    /// [`Header::len`]'s layout bit.
+    const SHARED: u32 = 1 << 31;
 
     /// Counts above this abort, as `std::sync::Arc` does: that many live
     /// clones of one label set is a leak, and wrapping the count would free
     /// live memory.
     const MAX_COUNT: u32 = i32::MAX as u32;
 
+    const HEADER: usize = std::mem::size_of::<Header>();
+    const WORD: usize = std::mem::size_of::<LabelStr>();
+
+    // A label is its name then its value, one word each, right after the
+    // header; the strides below depend on it.
+    const _: () = assert!(std::mem::size_of::<Label>() == 2 * WORD);
+    const _: () = assert!(std::mem::offset_of!(Label, value) == WORD);
+    const _: () = assert!(std::mem::size_of::<LabelNames>() == WORD);
+    const _: () = assert!(HEADER == WORD && std::mem::align_of::<Header>() <= WORD);
+
+    /// The layout of an allocation of `words` words after the header.
+    fn layout(words: usize) -> Layout {
+        words
+            .checked_mul(WORD)
+            .and_then(|size| size.checked_add(HEADER))
+            .and_then(|size| Layout::from_size_align(size, WORD).ok())
+            .unwrap_or_else(|| std::process::abort())
+    }
+
+    /// A fresh allocation of `words` words after a header with count 1.
+    fn allocate(words: usize, len: u32) -> NonNull<Header> {
+        let layout = layout(words);
+        // SAFETY: the layout holds at least the header, never 0 bytes.
+        let raw = unsafe { alloc(layout) };
+        let Some(header) = NonNull::new(raw.cast::<Header>()) else {
+            handle_alloc_error(layout)
+        };
+        // SAFETY: a fresh allocation aligned for the header.
+        unsafe {
+            header.as_ptr().write(Header {
+                count: AtomicU32::new(1),
+                len,
+            })
+        };
+        header
+    }
+
+    /// The first word after the header.
+    fn body<T>(header: NonNull<Header>) -> *mut T {
+        // SAFETY: every allocation has room for its header.
+        unsafe { header.as_ptr().cast::<u8>().add(HEADER).cast::<T>() }
+    }
+
+    fn add_count(header: NonNull<Header>) {
+        // SAFETY: the caller holds a count, so the header is live.
+        let old = unsafe { header.as_ref() }
+            .count
+            .fetch_add(1, Ordering::Relaxed);
+        if old > MAX_COUNT {
+            std::process::abort();
+        }
+    }
+
+    /// Drops one count; true when it was the last (the caller frees).
+    fn release(header: NonNull<Header>) -> bool {
+        // SAFETY: the caller holds a count, so the header is live.
+        if unsafe { header.as_ref() }
+            .count
+            .fetch_sub(1, Ordering::Release)
+            != 1
+        {
+            return false;
+        }
+        // Every other handle's uses happen before the free (as in
+        // `Arc::drop`).
+        fence(Ordering::Acquire);
+        true
+    }
+
+    /// A reference-counted immutable array of label names.
+    pub(super) struct ThinNames(NonNull<Header>);
+
+    // SAFETY: the names are immutable after construction and `LabelStr`
+    // is Send and Sync; the count is atomic, as in `Arc<[LabelStr]>`.
+    unsafe impl Send for ThinNames {}
+    // SAFETY: as above.
+    unsafe impl Sync for ThinNames {}
+
+    impl ThinNames {
+        pub(super) fn new(names: Vec<LabelStr>) -> ThinNames {
+            let len = u32::try_from(names.len())
+                .ok()
+                .filter(|&len| len < SHARED)
+                .unwrap_or_else(|| std::process::abort());
+            let header = allocate(names.len(), len);
+            let first = body::<LabelStr>(header);
+            for (i, name) in names.into_iter().enumerate() {
+                // SAFETY: room for `len` words after the header; each is
+                // written once.
+                unsafe { first.add(i).write(name) };
+            }
+            ThinNames(header)
+        }
+
+        pub(super) fn as_slice(&self) -> &[LabelStr] {
+            // SAFETY: `new` wrote `len` names after the header; they are
+            // never changed and live as long as the handle.
+            unsafe { std::slice::from_raw_parts(body(self.0), self.0.as_ref().len as usize) }
+        }
+
+        pub(super) fn ptr_eq(&self, other: &ThinNames) -> bool {
+            self.0 == other.0
+        }
+    }
+
+    impl Clone for ThinNames {
+        fn clone(&self) -> ThinNames {
+            add_count(self.0);
+            ThinNames(self.0)
+        }
+    }
+
+    impl Drop for ThinNames {
+        fn drop(&mut self) {
+            if !release(self.0) {
+                return;
+            }
+            let len = self.as_slice().len();
+            // SAFETY: this was the last handle: each name is dropped once,
+            // and the block came from `allocate` with this many words.
+            unsafe {
+                std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
+                    body::<LabelStr>(self.0),
+                    len,
+                ));
+                dealloc(self.0.as_ptr().cast(), layout(len));
+            }
+        }
+    }
+
     pub(super) struct ThinLabels(NonNull<Header>);
 
-    // SAFETY: the labels are immutable after construction and `Label` is
-    // Send and Sync; the count is atomic, as in `Arc<[Label]>`.
+    // SAFETY: the labels are immutable after construction and `LabelStr`
+    // is Send and Sync; the count is atomic, as in `Arc<[Label]>`.
     unsafe impl Send for ThinLabels {}
     // SAFETY: as above.
     unsafe impl Sync for ThinLabels {}
-
-    /// The allocation's layout for `len` labels and the labels' offset.
-    fn layout(len: usize) -> (Layout, usize) {
-        Layout::array::<Label>(len)
-            .and_then(|array| Layout::new::<Header>().extend(array))
-            .map(|(layout, offset)| (layout.pad_to_align(), offset))
-            .unwrap_or_else(|_| std::process::abort())
-    }
 
     impl ThinLabels {
         /// Where the allocation starts, for prefetching; not read.
@@ -229,90 +475,232 @@ mod thin_labels {
             self.0.as_ptr().cast::<u8>().cast_const()
         }
 
+        /// The pairs layout.
         pub(super) fn new(labels: Vec<Label>) -> ThinLabels {
-            // A label set of four billion labels does not fit in memory.
-            let len = u32::try_from(labels.len()).unwrap_or_else(|_| std::process::abort());
-            let (layout, offset) = layout(labels.len());
-            // SAFETY: the layout holds at least the header, never 0 bytes.
-            let raw = unsafe { alloc(layout) };
-            let Some(header) = NonNull::new(raw.cast::<Header>()) else {
-                handle_alloc_error(layout)
-            };
-            // SAFETY: `raw` is a fresh allocation of `layout`: the header at
-            // its start, aligned for it, and room for `len` labels at
-            // `offset`, aligned for them. Each label is moved in once.
+            let len = u32::try_from(labels.len())
+                .ok()
+                .filter(|&len| len < SHARED)
+                .unwrap_or_else(|| std::process::abort());
+            let header = allocate(2 * labels.len(), len);
+            let first = body::<Label>(header);
+            for (i, label) in labels.into_iter().enumerate() {
+                // SAFETY: room for `len` labels after the header, aligned
+                // for them (a label is two words); each is written once.
+                unsafe { first.add(i).write(label) };
+            }
+            ThinLabels(header)
+        }
+
+        /// The shared-names layout; `values` has one value per name.
+        pub(super) fn with_names(names: &LabelNames, values: Vec<LabelStr>) -> ThinLabels {
+            let len = names.as_slice().len();
+            if values.len() != len {
+                // A caller's bug, caught before the set is built wrong.
+                panic!("{} values for {len} label names", values.len());
+            }
+            // `len` fits: `names` was built with the same check.
+            let header = allocate(1 + len, len as u32 | SHARED);
+            let first = body::<LabelNames>(header);
+            // SAFETY: room for the names pointer and `len` values after the
+            // header, each written once.
             unsafe {
-                header.as_ptr().write(Header {
-                    count: AtomicU32::new(1),
-                    len,
-                });
-                let first = raw.add(offset).cast::<Label>();
-                for (i, label) in labels.into_iter().enumerate() {
-                    first.add(i).write(label);
+                first.write(names.clone());
+                let values_at = first.add(1).cast::<LabelStr>();
+                for (i, value) in values.into_iter().enumerate() {
+                    values_at.add(i).write(value);
                 }
             }
             ThinLabels(header)
         }
 
-        fn header(&self) -> &Header {
+        fn raw_len(&self) -> u32 {
             // SAFETY: the pointer stays valid while this handle holds a count.
-            unsafe { self.0.as_ref() }
+            unsafe { self.0.as_ref() }.len
         }
 
-        fn first(&self) -> *mut Label {
-            let (_, offset) = layout(0);
-            // SAFETY: the labels start `offset` bytes into the allocation,
-            // whatever their number.
-            unsafe { self.0.as_ptr().cast::<u8>().add(offset).cast::<Label>() }
+        pub(super) fn len(&self) -> usize {
+            (self.raw_len() & !SHARED) as usize
         }
 
-        pub(super) fn as_slice(&self) -> &[Label] {
-            let len = self.header().len as usize;
-            // SAFETY: `new` wrote `len` labels there; they are never changed
-            // and live as long as the handle.
-            unsafe { std::slice::from_raw_parts(self.first(), len) }
+        /// The shared names, in that layout.
+        pub(super) fn names(&self) -> Option<&LabelNames> {
+            // SAFETY: the shared layout's first word is its names.
+            (self.raw_len() & SHARED != 0).then(|| unsafe { &*body::<LabelNames>(self.0) })
+        }
+
+        /// Where the first name and the first value are, and the stride
+        /// from one label's to the next, in words.
+        #[inline]
+        fn bases(&self) -> (*const LabelStr, *const LabelStr, usize) {
+            let first = body::<LabelStr>(self.0).cast_const();
+            match self.names() {
+                // SAFETY: the values follow the names pointer.
+                Some(names) => (names.as_slice().as_ptr(), unsafe { first.add(1) }, 1),
+                // SAFETY: a pair's value is the word after its name.
+                None => (first, unsafe { first.add(1) }, 2),
+            }
+        }
+
+        pub(super) fn iter(&self) -> super::Iter<'_> {
+            let (names, values, stride) = self.bases();
+            Iter {
+                names,
+                values,
+                stride,
+                front: 0,
+                back: self.len(),
+                _set: PhantomData,
+            }
+        }
+
+        /// The label at `index < len()`.
+        #[inline]
+        pub(super) fn at(&self, index: usize) -> LabelRef<'_> {
+            debug_assert!(index < self.len());
+            let (names, values, stride) = self.bases();
+            // SAFETY: `index` is within the set; the strings live as long
+            // as this handle.
+            unsafe {
+                LabelRef {
+                    name: &*names.add(index * stride),
+                    value: &*values.add(index * stride),
+                }
+            }
         }
     }
 
+    /// The labels of a [`super::Labels`], in order.
+    #[derive(Clone)]
+    pub struct Iter<'a> {
+        names: *const LabelStr,
+        values: *const LabelStr,
+        stride: usize,
+        front: usize,
+        back: usize,
+        _set: PhantomData<&'a LabelStr>,
+    }
+
+    // SAFETY: it only reads immutable `LabelStr`s, which are Sync.
+    unsafe impl Send for Iter<'_> {}
+    // SAFETY: as above.
+    unsafe impl Sync for Iter<'_> {}
+
+    impl<'a> Iter<'a> {
+        #[inline]
+        fn label(&self, index: usize) -> LabelRef<'a> {
+            // SAFETY: `index` is below the set's length (the iterator's
+            // range never grows), and the set outlives 'a.
+            unsafe {
+                LabelRef {
+                    name: &*self.names.add(index * self.stride),
+                    value: &*self.values.add(index * self.stride),
+                }
+            }
+        }
+    }
+
+    impl<'a> Iterator for Iter<'a> {
+        type Item = LabelRef<'a>;
+
+        #[inline]
+        fn next(&mut self) -> Option<LabelRef<'a>> {
+            if self.front == self.back {
+                return None;
+            }
+            let label = self.label(self.front);
+            self.front += 1;
+            Some(label)
+        }
+
+        #[inline]
+        fn size_hint(&self) -> (usize, Option<usize>) {
+            let left = self.back - self.front;
+            (left, Some(left))
+        }
+
+        #[inline]
+        fn nth(&mut self, n: usize) -> Option<LabelRef<'a>> {
+            self.front = self.front.saturating_add(n).min(self.back);
+            self.next()
+        }
+    }
+
+    impl DoubleEndedIterator for Iter<'_> {
+        #[inline]
+        fn next_back(&mut self) -> Option<Self::Item> {
+            if self.front == self.back {
+                return None;
+            }
+            self.back -= 1;
+            Some(self.label(self.back))
+        }
+    }
+
+    impl ExactSizeIterator for Iter<'_> {}
+
+    impl std::iter::FusedIterator for Iter<'_> {}
+
     impl Clone for ThinLabels {
         fn clone(&self) -> ThinLabels {
-            let old = self.header().count.fetch_add(1, Ordering::Relaxed);
-            if old > MAX_COUNT {
-                std::process::abort();
-            }
+            add_count(self.0);
             ThinLabels(self.0)
         }
     }
 
     impl Drop for ThinLabels {
         fn drop(&mut self) {
-            if self.header().count.fetch_sub(1, Ordering::Release) != 1 {
+            if !release(self.0) {
                 return;
             }
-            // Every other handle's uses happen before the free (as in
-            // `Arc::drop`).
-            fence(Ordering::Acquire);
-            let len = self.header().len as usize;
-            let (layout, _) = layout(len);
+            let len = self.len();
+            let shared = self.names().is_some();
             // SAFETY: this was the last handle: nothing reads the labels
-            // any more, each is dropped once, and the block came from
-            // `alloc` with this layout in `new`.
+            // any more, each string (and the names pointer) is dropped
+            // once, and the block came from `allocate` with this many
+            // words.
             unsafe {
-                std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(self.first(), len));
-                dealloc(self.0.as_ptr().cast(), layout);
+                let words = if shared {
+                    let first = body::<LabelNames>(self.0);
+                    std::ptr::drop_in_place(first);
+                    std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
+                        first.add(1).cast::<LabelStr>(),
+                        len,
+                    ));
+                    1 + len
+                } else {
+                    std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
+                        body::<Label>(self.0),
+                        len,
+                    ));
+                    2 * len
+                };
+                dealloc(self.0.as_ptr().cast(), layout(words));
             }
         }
     }
 
     impl std::fmt::Debug for ThinLabels {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            self.as_slice().fmt(f)
+            f.debug_list().entries(self.iter()).finish()
         }
     }
 
     impl PartialEq for ThinLabels {
         fn eq(&self, other: &ThinLabels) -> bool {
-            self.0 == other.0 || self.as_slice() == other.as_slice()
+            if self.0 == other.0 {
+                return true;
+            }
+            if self.len() != other.len() {
+                return false;
+            }
+            match (self.names(), other.names()) {
+                // Shared names compare once; then only the values.
+                (Some(a), Some(b)) if a.ptr_eq(b) => self
+                    .iter()
+                    .zip(other.iter())
+                    .all(|(x, y)| x.value == y.value),
+                _ => self.iter().eq(other.iter()),
+            }
         }
     }
 
@@ -326,13 +714,16 @@ mod thin_labels {
 
     impl Ord for ThinLabels {
         fn cmp(&self, other: &ThinLabels) -> std::cmp::Ordering {
-            self.as_slice().cmp(other.as_slice())
+            self.iter().cmp(other.iter())
         }
     }
 
     impl std::hash::Hash for ThinLabels {
         fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-            self.as_slice().hash(state)
+            state.write_usize(self.len());
+            for label in self.iter() {
+                label.hash(state);
+            }
         }
     }
 }
@@ -464,6 +855,8 @@ impl PartialEq<LabelStr> for String {
     }
 }
 
+pub use thin_labels::Iter;
+
 /// A label set: sorted by name, no duplicate names, no empty values.
 ///
 /// Labels with an empty value are dropped on construction, as in Prometheus,
@@ -510,41 +903,66 @@ impl Labels {
         Labels(thin_labels::ThinLabels::new(labels))
     }
 
+    /// A label set whose names are `names` (shared, not copied) and whose
+    /// values are `values`, one per name, none empty: 8 bytes a label
+    /// where a set of pairs takes 16. Storage builds its series' label
+    /// sets this way.
+    pub fn with_names(names: &LabelNames, values: Vec<LabelStr>) -> Labels {
+        debug_assert!(values.iter().all(|v| !v.is_empty()));
+        Labels(thin_labels::ThinLabels::with_names(names, values))
+    }
+
+    /// The shared names of a set built by [`Labels::with_names`].
+    pub fn names(&self) -> Option<&LabelNames> {
+        self.0.names()
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
-        let labels = self.0.as_slice();
-        labels
-            .binary_search_by(|l| l.name.as_str().cmp(name))
-            .ok()
-            .map(|i| labels[i].value.as_str())
+        let (mut low, mut high) = (0, self.len());
+        while low < high {
+            let middle = low + (high - low) / 2;
+            let label = self.0.at(middle);
+            match label.name.as_str().cmp(name) {
+                std::cmp::Ordering::Less => low = middle + 1,
+                std::cmp::Ordering::Greater => high = middle,
+                std::cmp::Ordering::Equal => return Some(label.value.as_str()),
+            }
+        }
+        None
     }
 
     pub fn metric_name(&self) -> Option<&str> {
         self.get(METRIC_NAME)
     }
 
-    pub fn iter(&self) -> std::slice::Iter<'_, Label> {
-        self.0.as_slice().iter()
+    pub fn iter(&self) -> Iter<'_> {
+        self.0.iter()
     }
 
     pub fn len(&self) -> usize {
-        self.0.as_slice().len()
+        self.0.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.as_slice().is_empty()
+        self.0.len() == 0
     }
 
-    pub fn as_slice(&self) -> &[Label] {
-        self.0.as_slice()
+    /// The label at `index`, if the set has that many.
+    pub fn at(&self, index: usize) -> Option<LabelRef<'_>> {
+        (index < self.len()).then(|| self.0.at(index))
+    }
+
+    pub fn to_vec(&self) -> Vec<Label> {
+        self.iter().map(LabelRef::to_label).collect()
     }
 
     pub fn into_vec(self) -> Vec<Label> {
-        self.0.as_slice().to_vec()
+        self.to_vec()
     }
 
     /// Asks the processor to start loading the label array (its first
-    /// two cache lines: a header and four labels fill one), without
-    /// reading it.
+    /// two cache lines: a header and four labels fill one in the pairs
+    /// layout), without reading it.
     #[inline]
     pub fn prefetch(&self) {
         let start = self.0.address();
@@ -573,15 +991,15 @@ impl Labels {
         Labels(thin_labels::ThinLabels::new(
             self.iter()
                 .filter(|l| l.name != METRIC_NAME)
-                .cloned()
+                .map(LabelRef::to_label)
                 .collect(),
         ))
     }
 }
 
 impl<'a> IntoIterator for &'a Labels {
-    type Item = &'a Label;
-    type IntoIter = std::slice::Iter<'a, Label>;
+    type Item = LabelRef<'a>;
+    type IntoIter = Iter<'a>;
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
     }
@@ -594,7 +1012,7 @@ impl fmt::Display for Labels {
         if let Some(name) = name {
             f.write_str(name)?;
         }
-        let rest: Vec<&Label> = self.iter().filter(|l| l.name != METRIC_NAME).collect();
+        let rest: Vec<LabelRef<'_>> = self.iter().filter(|l| l.name != METRIC_NAME).collect();
         if rest.is_empty() && name.is_some() {
             return Ok(());
         }
@@ -678,7 +1096,7 @@ impl LabelsBuilder {
 
     pub fn from_labels(labels: &Labels) -> LabelsBuilder {
         LabelsBuilder {
-            labels: labels.as_slice().to_vec(),
+            labels: labels.to_vec(),
         }
     }
 
@@ -838,11 +1256,10 @@ mod tests {
         assert_eq!(empty, Labels::default());
         let labels = Labels::from_pairs([("job", "node"), ("__name__", "up"), ("a", "1")]);
         let copies: Vec<Labels> = (0..1000).map(|_| labels.clone()).collect();
-        assert!(
-            copies
-                .iter()
-                .all(|c| c.as_slice().as_ptr() == labels.as_slice().as_ptr())
-        );
+        assert!(copies.iter().all(|c| std::ptr::eq(
+            c.iter().next().unwrap().name,
+            labels.iter().next().unwrap().name
+        )));
         drop(copies);
         assert_eq!(labels.len(), 3);
         assert_eq!(labels.get("job"), Some("node"));
@@ -860,7 +1277,7 @@ mod tests {
         assert_eq!(hash(&labels), hash(&other));
         assert_eq!(
             format!("{labels:?}"),
-            format!("Labels({:?})", labels.as_slice())
+            format!("Labels({:?})", labels.to_vec())
         );
         // Labels dropped from several threads at once free their array once.
         let threads: Vec<_> = (0..4)
@@ -876,6 +1293,81 @@ mod tests {
             assert_eq!(t.join().ok(), Some(1000));
         }
         assert_eq!(labels.into_vec().len(), 3);
+    }
+
+    /// A set built on shared names is the same label set as one built
+    /// from pairs: equal, ordered, hashed, shown and read alike, and the
+    /// names array lives until its last set goes, from any thread.
+    #[test]
+    fn shared_names_layout_reads_as_pairs() {
+        use std::hash::{Hash, Hasher};
+        let hash = |l: &Labels| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            l.hash(&mut h);
+            h.finish()
+        };
+        let names = LabelNames::new(["__name__", "instance", "job"].map(LabelStr::from).to_vec());
+        let shared = |instance: &str| {
+            Labels::with_names(
+                &names,
+                ["up", instance, "node"].map(LabelStr::from).to_vec(),
+            )
+        };
+        let pairs = |instance: &str| {
+            Labels::from_pairs([("__name__", "up"), ("instance", instance), ("job", "node")])
+        };
+        let (a, b) = (shared("a:1"), shared("b:1"));
+        assert_eq!(names.as_slice().len(), 3);
+        assert!(a.names().is_some_and(|n| n.ptr_eq(&names)));
+        assert!(pairs("a:1").names().is_none());
+        for (s, p) in [(&a, pairs("a:1")), (&b, pairs("b:1"))] {
+            assert_eq!(*s, p);
+            assert_eq!(p, *s);
+            assert_eq!(hash(s), hash(&p));
+            assert_eq!(s.stable_hash(), p.stable_hash());
+            assert_eq!(s.to_string(), p.to_string());
+            assert_eq!(format!("{s:?}"), format!("{p:?}"));
+            assert_eq!(s.to_vec(), p.to_vec());
+            assert_eq!(s.len(), 3);
+            assert_eq!(s.get("job"), Some("node"));
+            assert_eq!(s.get("jo"), None);
+            assert_eq!(s.get("zzz"), None);
+            assert_eq!(s.without_metric_name(), p.without_metric_name());
+            assert_eq!(
+                s.iter().rev().map(|l| l.name.as_str()).collect::<Vec<_>>(),
+                ["job", "instance", "__name__"]
+            );
+            assert_eq!(s.iter().nth(1).map(|l| l.value.as_str()), p.get("instance"));
+            assert_eq!(s.iter().len(), 3);
+            assert_eq!(s.at(2).map(|l| l.value.as_str()), Some("node"));
+            assert!(s.at(3).is_none());
+        }
+        assert_ne!(a, b);
+        assert!(a < b && pairs("a:1") < b && a < pairs("b:1"));
+        assert_eq!(a.cmp(&pairs("a:1")), std::cmp::Ordering::Equal);
+        // Another shape is another set, even with the same values.
+        let short = Labels::with_names(
+            &LabelNames::new(["__name__", "instance"].map(LabelStr::from).to_vec()),
+            ["up", "a:1"].map(LabelStr::from).to_vec(),
+        );
+        assert_ne!(short, a);
+        assert!(short < a);
+        // The last handle of the names goes with the last set, on any thread.
+        drop(names);
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let mine = a.clone();
+                std::thread::spawn(move || {
+                    let held: Vec<Labels> = (0..1000).map(|_| mine.clone()).collect();
+                    held.iter().all(|l| l.get("instance") == Some("a:1"))
+                })
+            })
+            .collect();
+        drop(b);
+        for t in threads {
+            assert!(t.join().unwrap());
+        }
+        assert_eq!(a.get("__name__"), Some("up"));
     }
 
     #[test]

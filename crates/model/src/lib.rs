@@ -42,6 +42,6 @@ pub mod sample;
 pub mod storage;
 pub mod time;
 
-pub use labels::{Label, LabelStr, Labels, LabelsBuilder, METRIC_NAME};
+pub use labels::{Label, LabelNames, LabelRef, LabelStr, Labels, LabelsBuilder, METRIC_NAME};
 pub use matcher::{MatchOp, Matcher, MatcherError};
 pub use sample::{STALE_NAN, Sample, is_stale_nan};

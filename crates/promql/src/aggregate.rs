@@ -12,11 +12,11 @@ use crate::functions::{go_float, kahan_inc, quantile};
 use crate::hist::Hist;
 use crate::value::{StepSeries, Val};
 use model::histogram::CounterResetHint;
-use model::{Label, Labels};
+use model::{Label, LabelRef, Labels};
 use std::collections::HashMap;
 
 /// Whether a label stays in the group label set of `grouping`.
-fn in_group(l: &Label, grouping: &Option<Grouping>) -> bool {
+fn in_group(l: &LabelRef<'_>, grouping: &Option<Grouping>) -> bool {
     match grouping {
         None => false,
         Some(Grouping::By(names)) => names.iter().any(|n| *n == *l.name),
@@ -44,7 +44,7 @@ impl GroupIndex {
     pub(crate) fn group(
         &mut self,
         labels: &Labels,
-        keep: impl Fn(&Label) -> bool,
+        keep: impl Fn(&LabelRef<'_>) -> bool,
     ) -> (usize, bool) {
         use std::hash::{Hash, Hasher};
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -61,7 +61,11 @@ impl GroupIndex {
         let gi = self.keys.len();
         list.push(gi);
         self.keys.push(Labels::from_sorted_unchecked(
-            labels.iter().filter(|l| keep(l)).cloned().collect(),
+            labels
+                .iter()
+                .filter(|l| keep(l))
+                .map(LabelRef::to_label)
+                .collect(),
         ));
         (gi, true)
     }
@@ -599,8 +603,8 @@ fn selecting(ctx: &Ctx<'_>, a: &Aggregate, steps: &Steps) -> Result<Val, QueryEr
                         };
                         let mut pairs: Vec<Label> = labels
                             .iter()
-                            .filter(|l| l.name != count_label)
-                            .cloned()
+                            .filter(|l| *l.name != *count_label)
+                            .map(LabelRef::to_label)
                             .collect();
                         pairs.push(Label {
                             name: count_label.as_str().into(),

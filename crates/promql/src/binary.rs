@@ -10,7 +10,7 @@ use crate::eval::{Ctx, Steps};
 use crate::hist::Hist;
 use crate::value::{StepSeries, Val};
 use model::labels::FastBuildHasher;
-use model::{Label, Labels, LabelsBuilder};
+use model::{Label, LabelRef, Labels, LabelsBuilder};
 
 /// Maps keyed by label sets of stored series hash them with the fast
 /// unkeyed hasher: SipHash over every label string measured at a fifth of
@@ -274,21 +274,21 @@ fn signature(labels: &Labels, matching: &Option<Matching>) -> Labels {
             labels
                 .iter()
                 .filter(|l| names.iter().any(|n| *n == *l.name))
-                .cloned()
+                .map(LabelRef::to_label)
                 .collect(),
         ),
         Some(Matching::Ignoring(names)) => Labels::from_sorted_unchecked(
             labels
                 .iter()
                 .filter(|l| l.name != model::METRIC_NAME && !names.iter().any(|n| *n == *l.name))
-                .cloned()
+                .map(LabelRef::to_label)
                 .collect(),
         ),
         None => Labels::from_sorted_unchecked(
             labels
                 .iter()
                 .filter(|l| l.name != model::METRIC_NAME)
-                .cloned()
+                .map(LabelRef::to_label)
                 .collect(),
         ),
     }
@@ -367,9 +367,9 @@ pub(crate) fn labels_string(labels: &Labels) -> String {
         if i > 0 {
             s.push_str(", ");
         }
-        s.push_str(&l.name);
+        s.push_str(l.name);
         s.push('=');
-        s.push_str(&go_quote(&l.value));
+        s.push_str(&go_quote(l.value));
     }
     s.push('}');
     s
@@ -396,14 +396,16 @@ fn result_labels(lhs: &Labels, rhs: &Labels, b: &Binary, card: &Cardinality) -> 
     // One-to-one results keep the left side's labels, less those matching
     // leaves out; no builder or sort is needed.
     if *card == Cardinality::OneToOne {
-        let keep = |l: &&Label| match &b.matching {
+        let keep = |l: &LabelRef<'_>| match &b.matching {
             Some(Matching::On(names)) => names.iter().any(|n| *n == *l.name),
             Some(Matching::Ignoring(names)) => !names.iter().any(|n| *n == *l.name),
             None => true,
         };
         return match b.matching {
             None => lhs.clone(),
-            Some(_) => Labels::from_sorted_unchecked(lhs.iter().filter(keep).cloned().collect()),
+            Some(_) => Labels::from_sorted_unchecked(
+                lhs.iter().filter(keep).map(LabelRef::to_label).collect(),
+            ),
         };
     }
     let mut builder = LabelsBuilder::from_labels(lhs);
@@ -437,7 +439,7 @@ fn match_labels(labels: &Labels, matching: &Option<Matching>) -> Labels {
             }
             None => l.name != model::METRIC_NAME,
         })
-        .cloned()
+        .map(LabelRef::to_label)
         .collect();
     Labels::from_sorted_unchecked(keep)
 }
@@ -446,7 +448,7 @@ fn match_labels(labels: &Labels, matching: &Option<Matching>) -> Labels {
 fn signature_labels<'a>(
     labels: &'a Labels,
     matching: &'a Option<Matching>,
-) -> impl Iterator<Item = &'a Label> + 'a {
+) -> impl Iterator<Item = LabelRef<'a>> + 'a {
     labels.iter().filter(move |l| match matching {
         Some(Matching::On(names)) => names.iter().any(|n| *n == *l.name),
         Some(Matching::Ignoring(names)) => {

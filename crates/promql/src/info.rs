@@ -194,7 +194,7 @@ pub(crate) fn eval(ctx: &Ctx<'_>, c: &Call, steps: &Steps) -> Result<Val, QueryE
                                 l.name
                             )));
                         }
-                        if bs.labels.get(&l.name).is_some() {
+                        if bs.labels.get(l.name).is_some() {
                             continue;
                         }
                         added.insert(l.name.to_string(), l.value.to_string());

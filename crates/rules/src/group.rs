@@ -418,7 +418,7 @@ impl Group {
             for alert in rule.alerts.values_mut() {
                 let mut matchers = vec![Matcher::equal(METRIC_NAME, "ALERTS_FOR_STATE")];
                 for label in alert.labels.iter() {
-                    matchers.push(Matcher::equal(&label.name, &label.value));
+                    matchers.push(Matcher::equal(label.name, label.value));
                 }
                 let Ok(set) = querier.select(&matchers) else {
                     continue;

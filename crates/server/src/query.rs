@@ -513,9 +513,9 @@ pub(crate) fn write_labels(out: &mut String, labels: &Labels) {
         if i > 0 {
             out.push(',');
         }
-        write_json_string(out, &l.name);
+        write_json_string(out, l.name);
         out.push(':');
-        write_json_string(out, &l.value);
+        write_json_string(out, l.value);
     }
     out.push('}');
 }

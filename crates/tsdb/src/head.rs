@@ -35,7 +35,7 @@ use crate::sync::{lock, read, write};
 use model::hint::{CACHE_LINE, prefetch};
 use model::histogram::{CounterResetHint, FloatHistogram};
 use model::storage::StorageError;
-use model::{Label, LabelStr, Labels, Matcher};
+use model::{LabelNames, LabelStr, Labels, Matcher};
 use std::cell::UnsafeCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
@@ -1406,6 +1406,11 @@ struct Index {
     /// name -> value -> ascending series ids.
     postings: HashMap<LabelStr, HashMap<LabelStr, IdList>>,
     interned: HashSet<LabelStr>,
+    /// The label names of series, one array per distinct set of names
+    /// (a metric's series mostly share one), which every series with
+    /// those names points to: a series' labels then take 8 bytes each
+    /// (the value) where name and value took 16.
+    names: HashSet<LabelNames>,
     /// Held for reading while a select reads ranks and for writing while
     /// [`Head::rank_all`] rewrites them (both under the index's read
     /// lock), so no select sorts by a mix of two rankings.
@@ -1423,6 +1428,7 @@ impl Default for Index {
             series: SeriesById::default(),
             postings: HashMap::new(),
             interned: HashSet::new(),
+            names: HashSet::new(),
             ranking: RwLock::new(()),
             scopes: Vec::new(),
             scope_places: HashMap::new(),
@@ -1458,6 +1464,16 @@ impl Index {
         let a = LabelStr::from(s);
         self.interned.insert(a.clone());
         a
+    }
+
+    /// The shared array of `names` (interned strings).
+    fn intern_names(&mut self, names: Vec<LabelStr>) -> LabelNames {
+        if let Some(shared) = self.names.get(names.as_slice()) {
+            return shared.clone();
+        }
+        let shared = LabelNames::new(names);
+        self.names.insert(shared.clone());
+        shared
     }
 }
 
@@ -1688,15 +1704,10 @@ impl Head {
         pending: u32,
         scope: Option<Arc<Scope>>,
     ) -> Arc<MemSeries> {
-        let interned = Labels::from_sorted_unchecked(
-            labels
-                .iter()
-                .map(|l| Label {
-                    name: index.intern(&l.name),
-                    value: index.intern(&l.value),
-                })
-                .collect(),
-        );
+        let names = labels.iter().map(|l| index.intern(l.name)).collect();
+        let names = index.intern_names(names);
+        let values = labels.iter().map(|l| index.intern(l.value)).collect();
+        let interned = Labels::with_names(&names, values);
         let series = Arc::new(MemSeries {
             id,
             labels: interned,
@@ -2011,6 +2022,12 @@ impl Head {
             })
             .collect();
         index.interned = live;
+        let live_names: HashSet<LabelNames> = index
+            .series
+            .values()
+            .filter_map(|s| s.labels.names().cloned())
+            .collect();
+        index.names = live_names;
     }
 
     /// The series matching `matchers` that hold a sample in `[mint, maxt]`:
@@ -2172,8 +2189,9 @@ impl Head {
         let mut other = 0;
         for s in index.series.values() {
             records += arc + std::mem::size_of::<MemSeries>();
-            // The count and length of `Labels`' thin array, then the labels.
-            labels += 8 + s.labels.len() * std::mem::size_of::<Label>();
+            // The count and length of `Labels`' thin array, the shared
+            // names' pointer, then the values.
+            labels += 16 + s.labels.len() * std::mem::size_of::<LabelStr>();
             let d = s.lock_data();
             open += d.open.memory_bytes();
             if let Some(rest) = d.rest.as_deref() {
@@ -2189,6 +2207,14 @@ impl Head {
         }
         let strings: usize = index.interned.iter().map(|s| arc + s.len()).sum();
         let interned_set = map_bytes(index.interned.capacity(), std::mem::size_of::<LabelStr>());
+        // Each shared names array: its count and length, then the names;
+        // and the set that finds them.
+        let names: usize = index
+            .names
+            .iter()
+            .map(|n| 8 + n.as_slice().len() * 8)
+            .sum::<usize>()
+            + map_bytes(index.names.capacity(), std::mem::size_of::<LabelNames>());
         let series_map = map_bytes(index.series.capacity(), std::mem::size_of::<usize>());
         let mut postings_lists = 0;
         let key = std::mem::size_of::<LabelStr>();
@@ -2208,6 +2234,7 @@ impl Head {
             ("label arrays (Labels)", labels),
             ("interned strings", strings),
             ("interned string set", interned_set),
+            ("shared label names", names),
             ("open chunk buffers", open),
             ("closed chunks", closed),
             ("overrides and histograms", other),
@@ -2292,7 +2319,7 @@ fn compare_interned(a: &Labels, b: &Labels) -> std::cmp::Ordering {
         }
     };
     for (l, r) in a.iter().zip(b.iter()) {
-        let c = cmp(&l.name, &r.name).then_with(|| cmp(&l.value, &r.value));
+        let c = cmp(l.name, r.name).then_with(|| cmp(l.value, r.value));
         if c != std::cmp::Ordering::Equal {
             return c;
         }
@@ -2316,7 +2343,31 @@ mod tests {
             std::mem::size_of::<MemSeries>()
         );
         assert!(std::mem::size_of::<XorAppender>() <= 56);
-        assert_eq!(std::mem::size_of::<Label>(), 16);
+        assert_eq!(std::mem::size_of::<model::Label>(), 16);
+    }
+
+    /// Series with the same label names point to one names array, which
+    /// the head forgets once no series uses it; the values stay each
+    /// series' own.
+    #[test]
+    fn series_share_their_label_names() {
+        let head = Head::new(7_200_000);
+        let up = |job: &str| Labels::from_pairs([("__name__", "up"), ("job", job)]);
+        let a = head.insert_series(1, &up("a"), 0, None);
+        let b = head.insert_series(2, &up("b"), 0, None);
+        let other = Labels::from_pairs([("__name__", "up"), ("instance", "x")]);
+        let c = head.insert_series(3, &other, 0, None);
+        let (na, nb, nc) = (a.labels.names(), b.labels.names(), c.labels.names());
+        assert!(na.zip(nb).is_some_and(|(x, y)| x.ptr_eq(y)));
+        assert!(na.zip(nc).is_some_and(|(x, y)| !x.ptr_eq(y)));
+        assert_eq!((a.labels.clone(), b.labels.clone()), (up("a"), up("b")));
+        assert_eq!(c.labels, other);
+        assert_eq!(b.labels.get("job"), Some("b"));
+        assert_eq!(read(&head.index).names.len(), 2);
+        // All three are empty: truncation removes them, and the names.
+        drop((a, b, c));
+        assert_eq!(head.truncate_before(i64::MAX), 3);
+        assert!(read(&head.index).names.is_empty());
     }
 
     #[test]
