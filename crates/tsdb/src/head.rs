@@ -1400,6 +1400,58 @@ impl SeriesById {
     }
 }
 
+/// The labels of a series to create: a label set, or normalized borrowed
+/// pairs (see [`model::labels::pairs_are_normalized`]), read the same way,
+/// so that a series created from a remote-written request's pairs makes no
+/// label set of its own strings first (its strings, arrays and vectors,
+/// freed right after, left holes among the series' long-lived allocations).
+#[derive(Clone, Copy)]
+enum NewLabels<'a> {
+    Set(&'a Labels),
+    Pairs(&'a [(&'a str, &'a str)]),
+}
+
+impl<'a> NewLabels<'a> {
+    fn len(&self) -> usize {
+        match self {
+            NewLabels::Set(labels) => labels.len(),
+            NewLabels::Pairs(pairs) => pairs.len(),
+        }
+    }
+
+    /// Label `i < len()` as a name and a value.
+    fn at(&self, i: usize) -> (&'a str, &'a str) {
+        match *self {
+            NewLabels::Set(labels) => labels
+                .at(i)
+                .map_or(("", ""), |l| (l.name.as_str(), l.value.as_str())),
+            NewLabels::Pairs(pairs) => pairs[i],
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<&'a str> {
+        (0..self.len())
+            .map(|i| self.at(i))
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+    }
+}
+
+/// The hash [`Index::names`] files a names array under.
+fn names_hash<'s>(names: impl Iterator<Item = &'s str>) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = model::labels::FastHasher::default();
+    for name in names {
+        hasher.write(name.as_bytes());
+        hasher.write_u8(0xff);
+    }
+    hasher.finish()
+}
+
+fn shared_names_hash(names: &LabelNames) -> u64 {
+    names_hash(names.as_slice().iter().map(|n| n.as_str()))
+}
+
 struct Index {
     /// Every live series by id.
     series: SeriesById,
@@ -1410,7 +1462,7 @@ struct Index {
     /// (a metric's series mostly share one), which every series with
     /// those names points to: a series' labels then take 8 bytes each
     /// (the value) where name and value took 16.
-    names: HashSet<LabelNames>,
+    names: hashbrown::HashTable<LabelNames>,
     /// Held for reading while a select reads ranks and for writing while
     /// [`Head::rank_all`] rewrites them (both under the index's read
     /// lock), so no select sorts by a mix of two rankings.
@@ -1428,7 +1480,7 @@ impl Default for Index {
             series: SeriesById::default(),
             postings: HashMap::new(),
             interned: HashSet::new(),
-            names: HashSet::new(),
+            names: hashbrown::HashTable::new(),
             ranking: RwLock::new(()),
             scopes: Vec::new(),
             scope_places: HashMap::new(),
@@ -1466,13 +1518,27 @@ impl Index {
         a
     }
 
-    /// The shared array of `names` (interned strings).
-    fn intern_names(&mut self, names: Vec<LabelStr>) -> LabelNames {
-        if let Some(shared) = self.names.get(names.as_slice()) {
+    /// The shared array of the names of `labels` (interned strings),
+    /// found without allocating when the head has it.
+    fn intern_names(&mut self, labels: NewLabels<'_>) -> LabelNames {
+        let hash = names_hash((0..labels.len()).map(|i| labels.at(i).0));
+        let same = |shared: &LabelNames| {
+            let names = shared.as_slice();
+            names.len() == labels.len()
+                && names
+                    .iter()
+                    .enumerate()
+                    .all(|(i, name)| name.as_str() == labels.at(i).0)
+        };
+        if let Some(shared) = self.names.find(hash, same) {
             return shared.clone();
         }
+        let names = (0..labels.len())
+            .map(|i| self.intern(labels.at(i).0))
+            .collect();
         let shared = LabelNames::new(names);
-        self.names.insert(shared.clone());
+        self.names
+            .insert_unique(hash, shared.clone(), shared_names_hash);
         shared
     }
 }
@@ -1529,7 +1595,7 @@ impl Head {
             s.hold(1);
             return Ok((s.clone(), false));
         }
-        let series = self.insert_series_admitted(labels, admission)?;
+        let series = self.insert_series_admitted(NewLabels::Set(labels), admission)?;
         shard.insert(hash, series.clone());
         Ok((series, true))
     }
@@ -1554,14 +1620,14 @@ impl Head {
         admission: &Admission<'_>,
     ) -> Result<(Arc<MemSeries>, bool), StorageError> {
         let hash = model::labels::stable_hash_pairs(pairs.iter().copied());
-        {
-            let shard = lock(&self.shards[(hash as usize) % SHARDS]);
-            if let Some(s) = shard.find(hash, |s| s.same_pairs(pairs)) {
-                s.hold(1);
-                return Ok((s.clone(), false));
-            }
+        let mut shard = lock(&self.shards[(hash as usize) % SHARDS]);
+        if let Some(s) = shard.find(hash, |s| s.same_pairs(pairs)) {
+            s.hold(1);
+            return Ok((s.clone(), false));
         }
-        self.get_or_create_pending(&Labels::from_pairs(pairs.iter().copied()), admission)
+        let series = self.insert_series_admitted(NewLabels::Pairs(pairs), admission)?;
+        shard.insert(hash, series.clone());
+        Ok((series, true))
     }
 
     /// Finds the series of many label-pair sets at once, shard by shard
@@ -1662,7 +1728,7 @@ impl Head {
     /// checked under the index lock, so the counts they see are exact.
     fn insert_series_admitted(
         &self,
-        labels: &Labels,
+        labels: NewLabels<'_>,
         admission: &Admission<'_>,
     ) -> Result<Arc<MemSeries>, StorageError> {
         let mut index = write(&self.index);
@@ -1693,20 +1759,21 @@ impl Head {
         scope: Option<Arc<Scope>>,
     ) -> Arc<MemSeries> {
         let mut index = write(&self.index);
-        self.insert_series_locked(&mut index, id, labels, pending, scope)
+        self.insert_series_locked(&mut index, id, NewLabels::Set(labels), pending, scope)
     }
 
     fn insert_series_locked(
         &self,
         index: &mut Index,
         id: u64,
-        labels: &Labels,
+        labels: NewLabels<'_>,
         pending: u32,
         scope: Option<Arc<Scope>>,
     ) -> Arc<MemSeries> {
-        let names = labels.iter().map(|l| index.intern(l.name)).collect();
-        let names = index.intern_names(names);
-        let values = labels.iter().map(|l| index.intern(l.value)).collect();
+        let names = index.intern_names(labels);
+        let values = (0..labels.len())
+            .map(|i| index.intern(labels.at(i).1))
+            .collect();
         let interned = Labels::with_names(&names, values);
         let series = Arc::new(MemSeries {
             id,
@@ -2022,11 +2089,16 @@ impl Head {
             })
             .collect();
         index.interned = live;
-        let live_names: HashSet<LabelNames> = index
-            .series
-            .values()
-            .filter_map(|s| s.labels.names().cloned())
-            .collect();
+        let mut live_names = hashbrown::HashTable::new();
+        for names in index.series.values().filter_map(|s| s.labels.names()) {
+            let hash = shared_names_hash(names);
+            if live_names
+                .find(hash, |n: &LabelNames| n.ptr_eq(names))
+                .is_none()
+            {
+                live_names.insert_unique(hash, names.clone(), shared_names_hash);
+            }
+        }
         index.names = live_names;
     }
 
