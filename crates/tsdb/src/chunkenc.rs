@@ -91,23 +91,6 @@ pub struct XorAppender {
     checkpoints: Option<Box<[Option<XorCheckpoint>; 2]>>,
 }
 
-/// The capacity an [`XorAppender`]'s buffer starts with (a 64-byte glibc
-/// chunk; the two-byte header and about twenty samples of a regular
-/// series fit), before it grows 16 bytes at a time.
-///
-/// The heads' series grow their open chunks in step (every series gets a
-/// sample each scrape, and every chunk starts at one block boundary), so
-/// each growth frees a million buffers of one size while a million of the
-/// next size are taken from fresh memory: the freed ones stay as holes
-/// between the series' other allocations, resident, and nothing else asks
-/// for their size. Starting at 24 bytes (and at 2 before the first
-/// sample), a 20-sample chunk left holes of 32, 32 and 48 bytes behind:
-/// at a million series of the wide profile `examples/head_memory` counted
-/// 66 bytes a series of allocator overhead, 30 when starting at 56, and
-/// 360 against 329 bytes resident a series; at 110 samples a chunk, 650
-/// against 612.
-const XOR_FIRST_CAPACITY: usize = 56;
-
 /// Samples between two decode checkpoints of an [`XorAppender`].
 const XOR_CHECKPOINT_EVERY: usize = 32;
 
@@ -136,7 +119,7 @@ impl XorAppender {
     /// An empty chunk (just the two-byte zero count).
     pub fn new() -> XorAppender {
         XorAppender {
-            buffer: vec![0; XOR_FIRST_CAPACITY].into_boxed_slice(),
+            buffer: Box::new([0, 0]),
             len: 2,
             bit_writer: BitWriter::default(),
             last_time: 0,
