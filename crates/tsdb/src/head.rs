@@ -1060,10 +1060,13 @@ impl MemSeries {
 
     /// What a select takes of the series for `[mint, maxt]`, under one
     /// lock: nothing when no sample can lie there; the samples themselves
-    /// when only the open chunk can hold them (and the series has no
-    /// overrides or histograms), as a recent window of an instant query
-    /// mostly is: decoding part of one chunk costs less than copying it
-    /// to decode later; else a snapshot (`SeriesData::snapshot`).
+    /// when the open chunk and at most one closed chunk can hold them (and
+    /// the series has no overrides or histograms), as a recent window of
+    /// an instant query does: decoding part of a chunk or two costs less
+    /// than copying them (a box for the copy, one for each chunk, one for
+    /// the open chunk's bytes, each freed after the decode) to decode
+    /// later; else a snapshot (`SeriesData::snapshot`), decoded later and
+    /// in parallel with other series' (a long range's many chunks).
     pub(crate) fn select_part(&self, mint: i64, maxt: i64) -> Option<Selected> {
         self.lock_data().select_part(mint, maxt)
     }
@@ -1092,11 +1095,17 @@ impl SeriesData {
             .rest
             .as_deref()
             .is_none_or(|rest| rest.overrides.is_empty() && rest.hist.is_none());
-        let in_closed = d
+        // Closed chunks are in time order: those in the range are a run,
+        // counted from the newest (only up to two are needed).
+        let closed_in_range = d
             .closed()
             .iter()
-            .any(|c| c.max_time >= mint && c.min_time <= maxt);
-        if plain && !in_closed {
+            .rev()
+            .skip_while(|c| c.min_time > maxt)
+            .take_while(|c| c.max_time >= mint)
+            .take(2)
+            .count();
+        if plain && closed_in_range <= 1 {
             let mut samples = Vec::new();
             d.samples_into(mint, maxt, &mut samples);
             return Some(Selected::Samples(samples));
