@@ -70,21 +70,10 @@ impl PartialEq<LabelRef<'_>> for Label {
     }
 }
 
-impl Label {
-    /// The label, borrowed, as iterating a [`Labels`] gives it.
-    pub fn borrowed(&self) -> LabelRef<'_> {
-        LabelRef {
-            name: &self.name,
-            value: &self.value,
-        }
-    }
-}
-
 /// The names of a label set, kept once for the many label sets that share
 /// them (storage gives every series of one metric and label shape the same
 /// names; see [`Labels::with_names`]). Cloning is one reference-count
-/// increment. Compares and hashes as the slice of names it holds, so a set
-/// of them can be searched by a `&[LabelStr]`.
+/// increment. Compares and hashes as the slice of names it holds.
 #[derive(Clone)]
 pub struct LabelNames(thin_labels::ThinNames);
 
@@ -116,12 +105,6 @@ impl Eq for LabelNames {}
 impl std::hash::Hash for LabelNames {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.as_slice().hash(state)
-    }
-}
-
-impl std::borrow::Borrow<[LabelStr]> for LabelNames {
-    fn borrow(&self) -> &[LabelStr] {
-        self.as_slice()
     }
 }
 
