@@ -1598,13 +1598,27 @@ impl Head {
         labels: &Labels,
         admission: &Admission<'_>,
     ) -> Result<(Arc<MemSeries>, bool), StorageError> {
-        let hash = labels.stable_hash();
+        self.get_or_create(labels.stable_hash(), NewLabels::Set(labels), admission)
+    }
+
+    /// [`Head::get_or_create_pending`] for labels whose hash is `hash`,
+    /// under the one shard lock.
+    fn get_or_create(
+        &self,
+        hash: u64,
+        labels: NewLabels<'_>,
+        admission: &Admission<'_>,
+    ) -> Result<(Arc<MemSeries>, bool), StorageError> {
         let mut shard = lock(&self.shards[(hash as usize) % SHARDS]);
-        if let Some(s) = shard.find(hash, |s| s.same_labels(labels)) {
+        let same = |s: &MemSeries| match labels {
+            NewLabels::Set(labels) => s.same_labels(labels),
+            NewLabels::Pairs(pairs) => s.same_pairs(pairs),
+        };
+        if let Some(s) = shard.find(hash, same) {
             s.hold(1);
             return Ok((s.clone(), false));
         }
-        let series = self.insert_series_admitted(NewLabels::Set(labels), admission)?;
+        let series = self.insert_series_admitted(labels, admission)?;
         shard.insert(hash, series.clone());
         Ok((series, true))
     }
@@ -1621,22 +1635,16 @@ impl Head {
     }
 
     /// Like [`Head::get_or_create_pending`] for normalized borrowed pairs
-    /// (see [`model::labels::pairs_are_normalized`]); builds a [`Labels`]
-    /// only when the series is new.
+    /// (see [`model::labels::pairs_are_normalized`]); a new series' label
+    /// set is built from the head's interned strings, with no label set of
+    /// the pairs' own first.
     pub(crate) fn get_or_create_pending_pairs(
         &self,
         pairs: &[(&str, &str)],
         admission: &Admission<'_>,
     ) -> Result<(Arc<MemSeries>, bool), StorageError> {
         let hash = model::labels::stable_hash_pairs(pairs.iter().copied());
-        let mut shard = lock(&self.shards[(hash as usize) % SHARDS]);
-        if let Some(s) = shard.find(hash, |s| s.same_pairs(pairs)) {
-            s.hold(1);
-            return Ok((s.clone(), false));
-        }
-        let series = self.insert_series_admitted(NewLabels::Pairs(pairs), admission)?;
-        shard.insert(hash, series.clone());
-        Ok((series, true))
+        self.get_or_create(hash, NewLabels::Pairs(pairs), admission)
     }
 
     /// Finds the series of many label-pair sets at once, shard by shard
