@@ -60,7 +60,12 @@ pub struct ExemplarStore {
 }
 
 struct Ring {
+    /// The buffer: it grows to `capacity` as exemplars arrive (a store of
+    /// the default 100,000 that gets none keeps none resident, where
+    /// filling it up front took 5.4 MiB of every server), then wraps.
     slots: Vec<Option<Slot>>,
+    /// The most exemplars kept.
+    capacity: usize,
     /// Where the next exemplar goes.
     next: usize,
     index: HashMap<Labels, Ends>,
@@ -86,7 +91,8 @@ impl ExemplarStore {
     pub fn new(max_exemplars: usize) -> ExemplarStore {
         ExemplarStore {
             inner: Mutex::new(Ring {
-                slots: empty_slots(max_exemplars),
+                slots: Vec::new(),
+                capacity: max_exemplars,
                 next: 0,
                 index: HashMap::new(),
                 appended_total: 0,
@@ -139,7 +145,7 @@ impl ExemplarStore {
     ) -> Result<(), Refusal> {
         let full = {
             let ring = self.lock();
-            !ring.slots.is_empty() && matches!(ring.slots.get(ring.next), Some(Some(_)))
+            ring.capacity > 0 && matches!(ring.slots.get(ring.next), Some(Some(_)))
         };
         if full {
             let size = self.max_exemplars();
@@ -194,12 +200,15 @@ impl ExemplarStore {
     /// kept.
     pub fn resize(&self, max_exemplars: usize) -> usize {
         let mut ring = self.lock();
-        if ring.slots.len() == max_exemplars {
+        if ring.capacity == max_exemplars {
             return ring.slots.iter().filter(|s| s.is_some()).count();
         }
+        // Until the buffer has wrapped, `next` is its length, and the
+        // oldest exemplar is first either way at `next % len`.
         let old_len = ring.slots.len();
         let old_next = ring.next;
-        let mut old = std::mem::replace(&mut ring.slots, empty_slots(max_exemplars));
+        let mut old = std::mem::take(&mut ring.slots);
+        ring.capacity = max_exemplars;
         ring.index.clear();
         ring.next = 0;
         let count = old_len.min(max_exemplars);
@@ -233,7 +242,7 @@ impl ExemplarStore {
             out_of_order_total: ring.out_of_order_total,
             in_storage: in_storage as u64,
             series_in_storage: ring.index.len() as u64,
-            max_exemplars: ring.slots.len() as u64,
+            max_exemplars: ring.capacity as u64,
             last_exemplars_timestamp_seconds: oldest
                 .map_or(0.0, |slot| slot.exemplar.timestamp_ms as f64 / 1000.0),
         }
@@ -241,14 +250,8 @@ impl ExemplarStore {
 
     /// The buffer's size.
     pub fn max_exemplars(&self) -> usize {
-        self.lock().slots.len()
+        self.lock().capacity
     }
-}
-
-fn empty_slots(n: usize) -> Vec<Option<Slot>> {
-    let mut slots = Vec::new();
-    slots.resize_with(n, || None);
-    slots
 }
 
 impl Ring {
@@ -257,7 +260,7 @@ impl Ring {
     }
 
     fn validate(&self, series: &Labels, exemplar: &Exemplar) -> Result<(), Refusal> {
-        if self.slots.is_empty() {
+        if self.capacity == 0 {
             return Err(Refusal::Disabled);
         }
         check_label_length(&exemplar.labels).map_err(|_| Refusal::LabelLength)?;
@@ -280,10 +283,19 @@ impl Ring {
         Ok(())
     }
 
-    /// Puts an exemplar at `next` (evicting what is there), after its
-    /// series' newest. The buffer is not empty.
+    /// Puts an exemplar at `next` (evicting what is there, or growing the
+    /// buffer by a slot until it is full), after its series' newest. The
+    /// capacity is not 0.
     fn insert(&mut self, series: Labels, exemplar: Exemplar) {
         let at = self.next;
+        if at == self.slots.len() {
+            if self.slots.len() == self.slots.capacity() {
+                // Doubling, but never past the capacity.
+                let grown = (self.slots.len() * 2).max(16).min(self.capacity);
+                self.slots.reserve_exact(grown - self.slots.len());
+            }
+            self.slots.push(None);
+        }
         if let Some(evicted) = self.slots.get_mut(at).and_then(Option::take) {
             match evicted.newer {
                 None => {
@@ -321,7 +333,7 @@ impl Ring {
                 newer: None,
             });
         }
-        self.next = (at + 1) % self.slots.len();
+        self.next = (at + 1) % self.capacity.max(1);
     }
 }
 
@@ -340,6 +352,38 @@ mod tests {
             timestamp_ms: t,
             has_timestamp: true,
         }
+    }
+
+    /// The buffer takes memory as exemplars arrive, not up front, and
+    /// still wraps at its capacity, keeping the newest.
+    #[test]
+    fn buffer_grows_to_its_capacity_then_wraps() {
+        let store = ExemplarStore::new(100_000);
+        assert_eq!(store.max_exemplars(), 100_000);
+        assert!(store.lock().slots.capacity() == 0);
+        let series = labels(&[("__name__", "a")]);
+        for t in 1..=3 {
+            store.add(&series, exemplar("x", 1.0, t)).unwrap();
+        }
+        assert_eq!(store.lock().slots.len(), 3);
+        assert_eq!(store.counters().in_storage, 3);
+        let small = ExemplarStore::new(20);
+        for t in 1..=45 {
+            small.add(&series, exemplar("x", 1.0, t)).unwrap();
+        }
+        assert_eq!(small.lock().slots.capacity(), 20);
+        assert_eq!(small.counters().in_storage, 20);
+        assert_eq!(
+            times(&small),
+            vec![("a".to_string(), (26..=45).collect::<Vec<_>>())]
+        );
+        // Resized before it wrapped: the oldest go first.
+        let partial = ExemplarStore::new(50);
+        for t in 1..=10 {
+            partial.add(&series, exemplar("x", 1.0, t)).unwrap();
+        }
+        assert_eq!(partial.resize(4), 4);
+        assert_eq!(times(&partial), vec![("a".to_string(), vec![7, 8, 9, 10])]);
     }
 
     fn all() -> Vec<Vec<Matcher>> {
