@@ -22,8 +22,14 @@ kept data is older than the server's own samples by more than the head's
 span (the data set ages on disk; a fresh one keeps it in the head, as in
 bench.py).
 
+With --cpu N each query also runs N more times (a tenth of that for
+count_by_name and the range queries) and the server's own CPU per query
+is printed (user plus system from /proc, 10 ms ticks: use N in the
+hundreds or more for the sub-millisecond queries). CPU is steadier than
+latency on a shared machine.
+
 Usage: python3 benches/query_replay.py --workdir W [--rounds 2] [--runs 15]
-       [--only q1,q2] [--block] BINARY [BINARY ...]
+       [--only q1,q2] [--block] [--cpu N] BINARY [BINARY ...]
 
 Results (2026-12-06, this 2-core machine, standard size, head, median ms
 of 15 runs, two rounds each; 3a73765 before the session's query changes,
@@ -48,7 +54,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "shared", "bench"))
 
-from benchlib import fresh_osprey, timed_get  # noqa: E402
+from benchlib import fresh_osprey, proc_cpu_seconds, timed_get  # noqa: E402
 from ingest_replay import load_shards, send  # noqa: E402
 
 import bench  # noqa: E402  (../shared/bench/bench.py: the queries and their parameters)
@@ -69,7 +75,7 @@ def get(conn, url):
 
 
 def run_once(binary, shards, ds, args):
-    with fresh_osprey(binary, "query-replay-") as (_, port, data):
+    with fresh_osprey(binary, "query-replay-") as (server, port, data):
         failures = send(port, shards)
         if failures:
             raise RuntimeError(f"{failures} remote writes were not answered 204")
@@ -84,7 +90,7 @@ def run_once(binary, shards, ds, args):
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         at = "%.3f" % (ds.end_ms / 1000.0)
         get(conn, "/api/v1/query?" + urllib.parse.urlencode({"query": 'count({__name__=~".+"})', "time": at}))
-        medians = {}
+        medians, cpu = {}, {}
         for qid, kind, expr, rng in bench.query_set():
             if args.only and qid not in args.only:
                 continue
@@ -92,8 +98,15 @@ def run_once(binary, shards, ds, args):
             url = path + "?" + urllib.parse.urlencode(dict(params, query=expr))
             get(conn, url)
             medians[qid] = statistics.median(get(conn, url) for _ in range(args.runs)) * 1000
+            if args.cpu:
+                heavy = kind == "range" or qid == "count_by_name"
+                n = max(args.cpu // 10, 5) if heavy else args.cpu
+                before = proc_cpu_seconds(server.pid)
+                for _ in range(n):
+                    get(conn, url)
+                cpu[qid] = (proc_cpu_seconds(server.pid) - before) / n * 1000
         conn.close()
-        return medians
+        return medians, cpu
 
 
 def main():
@@ -103,6 +116,8 @@ def main():
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--only", type=lambda s: set(s.split(",")), help="query ids, comma separated")
     ap.add_argument("--block", action="store_true", help="query after the head is cut into a block")
+    ap.add_argument("--cpu", type=int, default=0,
+                    help="also measure server CPU per query over this many more runs")
     ap.add_argument("binaries", nargs="+")
     args = ap.parse_args()
     ds = DataSet(os.path.join(args.workdir, "report.json"))
@@ -113,13 +128,20 @@ def main():
     results = []
     for round_ in range(args.rounds):
         for binary in args.binaries:
-            results.append((os.path.basename(binary), round_ + 1, run_once(binary, shards, ds, args)))
+            medians, cpu = run_once(binary, shards, ds, args)
+            results.append((os.path.basename(binary), round_ + 1, medians, cpu))
             print(f"  {results[-1][0]} round {round_ + 1} done", file=sys.stderr, flush=True)
     ids = list(results[0][2])
-    header = "query".ljust(18) + "".join(f"{name[:14]:>15}/{r}" for name, r, _ in results)
+    header = "query".ljust(18) + "".join(f"{name[:14]:>15}/{r}" for name, r, _, _ in results)
+    print("latency, median ms")
     print(header)
     for qid in ids:
-        print(qid.ljust(18) + "".join(f"{m[qid]:17.3f}" for _, _, m in results))
+        print(qid.ljust(18) + "".join(f"{m[qid]:17.3f}" for _, _, m, _ in results))
+    if args.cpu:
+        print("server CPU ms per query")
+        print(header)
+        for qid in ids:
+            print(qid.ljust(18) + "".join(f"{c[qid]:17.3f}" for _, _, _, c in results))
 
 
 if __name__ == "__main__":
