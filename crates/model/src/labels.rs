@@ -535,21 +535,6 @@ mod thin_labels {
                 _set: PhantomData,
             }
         }
-
-        /// The label at `index < len()`.
-        #[inline]
-        pub(super) fn at(&self, index: usize) -> LabelRef<'_> {
-            debug_assert!(index < self.len());
-            let (names, values, stride) = self.bases();
-            // SAFETY: `index` is within the set; the strings live as long
-            // as this handle.
-            unsafe {
-                LabelRef {
-                    name: &*names.add(index * stride),
-                    value: &*values.add(index * stride),
-                }
-            }
-        }
     }
 
     /// The labels of a [`super::Labels`], in order.
@@ -901,10 +886,13 @@ impl Labels {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        let (mut low, mut high) = (0, self.len());
+        let all = self.iter();
+        let (mut low, mut high) = (0, all.len());
         while low < high {
             let middle = low + (high - low) / 2;
-            let label = self.0.at(middle);
+            let Some(label) = all.clone().nth(middle) else {
+                break;
+            };
             match label.name.as_str().cmp(name) {
                 std::cmp::Ordering::Less => low = middle + 1,
                 std::cmp::Ordering::Greater => high = middle,
@@ -932,7 +920,8 @@ impl Labels {
 
     /// The label at `index`, if the set has that many.
     pub fn at(&self, index: usize) -> Option<LabelRef<'_>> {
-        (index < self.len()).then(|| self.0.at(index))
+        // The iterator's `nth` jumps straight there, and checks the bound.
+        self.0.iter().nth(index)
     }
 
     pub fn to_vec(&self) -> Vec<Label> {
