@@ -37,7 +37,7 @@ use crate::querier::DbQuerier;
 use crate::sync::{lock, read, write};
 use crate::tiers::{self, TierSpec};
 use crate::wal::{
-    self, Record, RefExemplar, RefHistogram, RefSample, RefSeries, RefTombstone, Wal, WalOptions,
+    self, Record, RefExemplar, RefHistogram, RefSeries, RefTombstone, Wal, WalOptions,
 };
 use model::exemplar::{Exemplar, ExemplarCounters, ExemplarSeries};
 use model::histogram::FloatHistogram;
@@ -1207,13 +1207,80 @@ fn load_blocks(dir: &Path) -> Result<Vec<Arc<Block>>> {
 /// enough for memory to answer first, few enough to stay in the cache.
 const COMMIT_PREFETCH_DISTANCE: usize = 8;
 
+/// The samples staged for one commit, in order, as runs of one series.
+/// A run holds one pending count and one reference of its series
+/// (released by [`Staged::release`]) however many samples it has, and a
+/// commit locks its series once: a body that writes a series' points one
+/// after another (a text import, a backfill) pays those atomic operations
+/// once a run, not once a sample.
+#[derive(Default)]
+struct Staged {
+    /// Each run's series and its number of samples.
+    runs: Vec<(Arc<MemSeries>, usize)>,
+    /// The runs' samples, one run after another.
+    samples: Vec<(i64, f64)>,
+}
+
+impl Staged {
+    fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// Whether the last run is of `series` (so a sample of it may join
+    /// that run without a hold of its own).
+    fn last_is(&self, series: &MemSeries) -> bool {
+        self.runs
+            .last()
+            .is_some_and(|(s, _)| std::ptr::eq(Arc::as_ptr(s), series))
+    }
+
+    /// Adds a sample to the last run; only after [`Staged::last_is`].
+    fn extend_last(&mut self, t: i64, v: f64) {
+        if let Some((_, n)) = self.runs.last_mut() {
+            *n += 1;
+            self.samples.push((t, v));
+        }
+    }
+
+    /// Starts a run of `series`, whose one pending count (the caller's)
+    /// the run takes over.
+    fn push_held(&mut self, series: Arc<MemSeries>, samples: &[(i64, f64)]) {
+        if samples.is_empty() {
+            series.release_pending();
+            return;
+        }
+        self.runs.push((series, samples.len()));
+        self.samples.extend_from_slice(samples);
+    }
+
+    /// Each run's series with its samples, in order.
+    fn iter(&self) -> impl Iterator<Item = (&Arc<MemSeries>, &[(i64, f64)])> {
+        let mut rest = self.samples.as_slice();
+        self.runs.iter().map(move |(series, n)| {
+            let (run, after) = rest.split_at((*n).min(rest.len()));
+            rest = after;
+            (series, run)
+        })
+    }
+
+    /// Gives back every run's pending count and empties the list.
+    fn release(&mut self) {
+        for (series, _) in self.runs.drain(..) {
+            series.release_pending();
+        }
+        self.samples.clear();
+    }
+}
+
 /// Stages samples for one commit.
 pub struct DbAppender<'a> {
     db: &'a Db,
-    /// The staged samples; each holds one pending count of its series
-    /// (released by `release`), so a second list of holds, with its own
-    /// reference count per sample, is not needed.
-    staged: Vec<(Arc<MemSeries>, i64, f64)>,
+    /// The staged samples.
+    staged: Staged,
     /// Most recent lookups, to avoid rehashing labels for repeated series.
     last: Option<(Labels, Arc<MemSeries>)>,
     /// Staged exemplars; each holds one pending count of its series too.
@@ -1231,9 +1298,7 @@ pub struct DbAppender<'a> {
 
 impl DbAppender<'_> {
     fn release(&mut self) {
-        for (s, _, _) in self.staged.drain(..) {
-            s.release_pending();
-        }
+        self.staged.release();
         for (s, _) in self.exemplars.drain(..) {
             s.release_pending();
         }
@@ -1336,13 +1401,17 @@ impl Appender for DbAppender<'_> {
         if let Some((l, s)) = &self.last
             && l == labels
         {
-            // Held already, so collection cannot have removed it.
-            s.hold_again();
-            self.staged.push((s.clone(), t, v));
+            if self.staged.last_is(s) {
+                self.staged.extend_last(t, v);
+            } else {
+                // Held already, so collection cannot have removed it.
+                s.hold_again();
+                self.staged.push_held(s.clone(), &[(t, v)]);
+            }
             return Ok(());
         }
         let series = self.pending_series(labels)?;
-        self.staged.push((series.clone(), t, v));
+        self.staged.push_held(series.clone(), &[(t, v)]);
         self.last = Some((labels.clone(), series));
         Ok(())
     }
@@ -1356,8 +1425,9 @@ impl Appender for DbAppender<'_> {
         self.append(labels, t, v)?;
         Ok(self
             .staged
+            .runs
             .last()
-            .map(|(s, _, _)| s.clone() as model::storage::SeriesHandle))
+            .map(|(s, _)| s.clone() as model::storage::SeriesHandle))
     }
 
     fn append_handle(
@@ -1366,13 +1436,21 @@ impl Appender for DbAppender<'_> {
         t: i64,
         v: f64,
     ) -> Result<bool> {
+        let Some(series) = handle.downcast_ref::<MemSeries>() else {
+            return Ok(false);
+        };
+        // The last run's series is this head's and held already.
+        if self.staged.last_is(series) {
+            self.staged.extend_last(t, v);
+            return Ok(true);
+        }
         let Ok(series) = handle.clone().downcast::<MemSeries>() else {
             return Ok(false);
         };
         if !self.db.head.owns(&series) || !series.try_hold() {
             return Ok(false);
         }
-        self.staged.push((series, t, v));
+        self.staged.push_held(series, &[(t, v)]);
         Ok(true)
     }
 
@@ -1391,7 +1469,7 @@ impl Appender for DbAppender<'_> {
             .head
             .get_or_create_pending_pairs(pairs, &self.admission())?;
         self.count_created(created);
-        self.staged.push((series, t, v));
+        self.staged.push_held(series, &[(t, v)]);
         Ok(())
     }
 
@@ -1403,7 +1481,8 @@ impl Appender for DbAppender<'_> {
         let mut wanted: Vec<WantedSeries<'_>> = batch
             .iter()
             .map(|(pairs, samples)| {
-                let holds = u32::try_from(samples.len()).unwrap_or(0);
+                // One hold a series: its samples are one run.
+                let holds = u32::from(!samples.is_empty());
                 let look =
                     holds > 0 && !pairs.is_empty() && model::labels::pairs_are_normalized(pairs);
                 WantedSeries {
@@ -1420,13 +1499,10 @@ impl Appender for DbAppender<'_> {
             })
             .collect();
         self.db.head.find_pending_many(&mut wanted);
-        self.staged.reserve(batch.samples());
+        self.staged.samples.reserve(batch.samples());
         for (index, (w, (pairs, samples))) in wanted.into_iter().zip(batch.iter()).enumerate() {
             match w.found {
-                // Holds one pending count per sample, as `append_pairs`.
-                Some(series) => self
-                    .staged
-                    .extend(samples.iter().map(|&(t, v)| (series.clone(), t, v))),
+                Some(series) => self.staged.push_held(series, samples),
                 None => {
                     for &(t, v) in samples {
                         if let Err(e) = self.append_pairs(pairs, t, v) {
@@ -1440,7 +1516,7 @@ impl Appender for DbAppender<'_> {
     }
 
     fn reserve(&mut self, additional: usize) {
-        self.staged.reserve(additional);
+        self.staged.samples.reserve(additional);
     }
 
     fn append_histogram(
@@ -1474,7 +1550,7 @@ impl Appender for DbAppender<'_> {
         let Some(series) = self.created_zero_series(labels, t, created)? else {
             return Ok(false);
         };
-        self.staged.push((series, created, 0.0));
+        self.staged.push_held(series, &[(created, 0.0)]);
         Ok(true)
     }
 
@@ -1559,7 +1635,7 @@ impl DbAppender<'_> {
         }
         let mut new_series: Vec<RefSeries> = Vec::new();
         let mut seen = std::collections::HashSet::new();
-        let staged_series = self.staged.iter().map(|(s, _, _)| s);
+        let staged_series = self.staged.runs.iter().map(|(s, _)| s);
         let histogram_series = self.histograms.iter().map(|(s, _, _)| s);
         for s in staged_series
             .chain(histogram_series)
@@ -1578,12 +1654,12 @@ impl DbAppender<'_> {
             wal::encode_series(&new_series, &mut series_rec);
         }
         if !self.staged.is_empty() {
-            let samples = self.staged.iter().map(|(s, t, v)| RefSample {
-                id: s.id,
-                t: *t,
-                v: *v,
-            });
-            wal::encode_samples_from(samples, &mut samples_rec);
+            let mut record = wal::SamplesRecord::new(&mut samples_rec, self.staged.len());
+            for (s, run) in self.staged.iter() {
+                for &(t, v) in run {
+                    record.push(s.id, t, v);
+                }
+            }
         }
         let mut histograms_rec = Vec::new();
         if !self.histograms.is_empty() {
@@ -1624,16 +1700,16 @@ impl DbAppender<'_> {
         let range = self.db.head.block_range();
         let mut ooo = 0u64;
         let (mut min_t, mut max_t) = (i64::MAX, i64::MIN);
-        for (index, (s, t, v)) in self.staged.iter().enumerate() {
-            if let Some((ahead, _, _)) = self.staged.get(index + COMMIT_PREFETCH_DISTANCE) {
+        for (index, (s, run)) in self.staged.iter().enumerate() {
+            if let Some((ahead, _)) = self.staged.runs.get(index + COMMIT_PREFETCH_DISTANCE) {
                 ahead.prefetch_open_chunk();
             }
             s.mark_wal_logged();
-            if s.apply(*t, *v, range) {
-                ooo += 1;
+            ooo += s.apply_run(run, range);
+            for &(t, _) in run {
+                min_t = min_t.min(t);
+                max_t = max_t.max(t);
             }
-            min_t = min_t.min(*t);
-            max_t = max_t.max(*t);
         }
         let n_histograms = self.histograms.len() as u64;
         for (s, t, h) in self.histograms.drain(..) {
@@ -1677,7 +1753,7 @@ impl Appendable for Db {
         Box::new(DbAppender {
             created_floor: None,
             db: self,
-            staged: Vec::new(),
+            staged: Staged::default(),
             last: None,
             exemplars: Vec::new(),
             scope: self.limiter.default_scope(),

@@ -957,6 +957,17 @@ impl MemSeries {
         self.lock_data().apply(t, v, block_range)
     }
 
+    /// Applies a run of committed samples under one lock. Returns how many
+    /// went out of order.
+    pub(crate) fn apply_run(&self, samples: &[(i64, f64)], block_range: i64) -> u64 {
+        let mut data = self.lock_data();
+        let mut ooo = 0;
+        for &(t, v) in samples {
+            ooo += u64::from(data.apply(t, v, block_range));
+        }
+        ooo
+    }
+
     /// Applies one committed histogram sample. Returns whether it went out
     /// of order.
     pub(crate) fn apply_histogram(&self, t: i64, h: FloatHistogram, block_range: i64) -> bool {

@@ -103,3 +103,54 @@ fn a_held_handle_keeps_its_series_through_a_head_cut() {
     app.commit().expect("commit");
     assert_eq!(values(&db).len(), 3);
 }
+
+fn job_values(db: &Db, job: &str) -> Vec<(i64, f64)> {
+    let q = db.querier(i64::MIN, i64::MAX).expect("querier");
+    q.select(&[Matcher::equal("__name__", "m"), Matcher::equal("job", job)])
+        .expect("select")
+        .flat_map(|s| s.expect("series").samples.collect::<Vec<_>>())
+        .collect()
+}
+
+/// Samples of one series staged one after another (by handle and by
+/// labels) share one hold and one lock: they still land in order, and a
+/// rolled-back run gives its hold back, so the head can drop the series.
+#[test]
+fn runs_of_one_series_land_in_order_and_give_back_their_hold() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path());
+    let a = Labels::from_pairs([("__name__", "m"), ("job", "a")]);
+    let b = Labels::from_pairs([("__name__", "m"), ("job", "b")]);
+
+    let mut app = db.appender();
+    let handle = app
+        .append_with_handle(&a, 100, 1.0)
+        .expect("append")
+        .expect("handle");
+    assert!(app.append_handle(&handle, 110, 2.0).expect("by handle"));
+    app.append(&a, 120, 3.0).expect("by labels");
+    app.append(&b, 100, 10.0).expect("another series");
+    assert!(app.append_handle(&handle, 130, 4.0).expect("by handle"));
+    app.append(&a, 140, 5.0).expect("by labels");
+    app.commit().expect("commit");
+    assert_eq!(
+        job_values(&db, "a"),
+        [(100, 1.0), (110, 2.0), (120, 3.0), (130, 4.0), (140, 5.0)]
+    );
+    assert_eq!(job_values(&db, "b"), [(100, 10.0)]);
+
+    let mut app = db.appender();
+    for t in [150, 160, 170] {
+        assert!(app.append_handle(&handle, t, 6.0).expect("by handle"));
+    }
+    app.append(&a, 180, 7.0).expect("by labels");
+    app.rollback();
+    assert_eq!(job_values(&db, "a").len(), 5);
+
+    // Nothing holds the series now: the cut drops both, and the handle
+    // is refused.
+    db.cut_head(1000).expect("cut");
+    let mut app = db.appender();
+    assert!(!app.append_handle(&handle, 1100, 8.0).expect("stale handle"));
+    app.rollback();
+}

@@ -35,7 +35,7 @@ pub use checkpoint::{CheckpointStats, checkpoint};
 pub use record::{
     RECORD_TYPE_EXEMPLARS, RECORD_TYPE_HISTOGRAMS, RECORD_TYPE_SAMPLES, RECORD_TYPE_SERIES,
     RECORD_TYPE_TOMBSTONES, Record, RecordError, RefExemplar, RefHistogram, RefSample, RefSeries,
-    RefTombstone, decode, encode_exemplars, encode_histograms, encode_samples, encode_samples_from,
+    RefTombstone, SamplesRecord, decode, encode_exemplars, encode_histograms, encode_samples,
     encode_series, encode_tombstones,
 };
 pub use segment::{Corruption, CorruptionReason, SegmentScan, scan_segment_bytes};

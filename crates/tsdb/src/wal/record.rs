@@ -137,29 +137,49 @@ pub fn encode_series(series: &[RefSeries], out: &mut Vec<u8>) {
 /// Ids are written as differences to the previous sample's id, timestamps as
 /// differences to the first sample's timestamp, values as raw bits.
 pub fn encode_samples(samples: &[RefSample], out: &mut Vec<u8>) {
-    encode_samples_from(samples.iter().copied(), out);
+    let mut record = SamplesRecord::new(out, samples.len());
+    for sample in samples {
+        record.push(sample.id, sample.t, sample.v);
+    }
 }
 
-/// [`encode_samples`] for samples made as they are encoded, so that a
-/// writer holding them in another shape (an appender's staged samples)
-/// need not collect them into a list first.
-pub fn encode_samples_from(
-    mut samples: impl ExactSizeIterator<Item = RefSample>,
-    out: &mut Vec<u8>,
-) {
-    out.push(RECORD_TYPE_SAMPLES);
-    out.reserve(samples.len() * 11 + 20);
-    let Some(first) = samples.next() else {
-        return;
-    };
-    put_uvarint(out, first.id);
-    put_varint(out, first.t);
-    let mut previous_id = first.id;
-    for sample in std::iter::once(first).chain(samples) {
-        put_varint(out, sample.id.wrapping_sub(previous_id) as i64);
-        put_varint(out, sample.t.wrapping_sub(first.t));
-        out.extend_from_slice(&sample.v.to_bits().to_le_bytes());
-        previous_id = sample.id;
+/// Writes a samples record as [`encode_samples`] does, sample by sample,
+/// so that a writer holding them in another shape (an appender's staged
+/// runs) need not collect them into a list first.
+pub struct SamplesRecord<'a> {
+    out: &'a mut Vec<u8>,
+    /// The first sample's time, once written, and the previous id.
+    first_t: Option<i64>,
+    previous_id: u64,
+}
+
+impl<'a> SamplesRecord<'a> {
+    /// Starts the record in `out`, with room for about `count` samples.
+    pub fn new(out: &'a mut Vec<u8>, count: usize) -> SamplesRecord<'a> {
+        out.push(RECORD_TYPE_SAMPLES);
+        out.reserve(count.saturating_mul(11).saturating_add(20));
+        SamplesRecord {
+            out,
+            first_t: None,
+            previous_id: 0,
+        }
+    }
+
+    #[inline]
+    pub fn push(&mut self, id: u64, t: i64, v: f64) {
+        let first_t = match self.first_t {
+            Some(first_t) => first_t,
+            None => {
+                put_uvarint(self.out, id);
+                put_varint(self.out, t);
+                self.previous_id = id;
+                *self.first_t.insert(t)
+            }
+        };
+        put_varint(self.out, id.wrapping_sub(self.previous_id) as i64);
+        put_varint(self.out, t.wrapping_sub(first_t));
+        self.out.extend_from_slice(&v.to_bits().to_le_bytes());
+        self.previous_id = id;
     }
 }
 
