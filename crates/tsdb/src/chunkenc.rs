@@ -2255,6 +2255,229 @@ mod dense {
         Ok(())
     }
 
+    /// Where a values section's decoder stands after sample `index`:
+    /// enough for a reader of the chunk's tail to resume there instead of
+    /// decoding from the first value. For steps (decimal mantissas or
+    /// float keys) the packed stream's bit position, the integer at
+    /// `index` and, for order 2, the step that led to it; for Xor the bit
+    /// position, the value's bits and the window (packed, -1 for none).
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    pub(super) struct Checkpoint {
+        pub(super) index: usize,
+        position: usize,
+        integer: i64,
+        delta: i64,
+    }
+
+    impl Checkpoint {
+        pub(super) const BYTES: usize = 24;
+
+        pub(super) fn to_bytes(self) -> [u8; Checkpoint::BYTES] {
+            let mut out = [0u8; Checkpoint::BYTES];
+            // Indexes and bit positions of a Dense chunk fit 32 bits (at
+            // most MAX_DENSE_SAMPLES samples of at most 64 bits each).
+            out[..4].copy_from_slice(&(self.index as u32).to_le_bytes());
+            out[4..8].copy_from_slice(&(self.position as u32).to_le_bytes());
+            out[8..16].copy_from_slice(&self.integer.to_le_bytes());
+            out[16..].copy_from_slice(&self.delta.to_le_bytes());
+            out
+        }
+
+        pub(super) fn from_bytes(bytes: &[u8; Checkpoint::BYTES]) -> Checkpoint {
+            let word = |range: std::ops::Range<usize>| {
+                let mut b = [0u8; 8];
+                b[..range.len()].copy_from_slice(&bytes[range]);
+                u64::from_le_bytes(b)
+            };
+            Checkpoint {
+                index: word(0..4) as usize,
+                position: word(4..8) as usize,
+                integer: word(8..16) as i64,
+                delta: word(16..24) as i64,
+            }
+        }
+    }
+
+    /// The checkpoint of a values section of `n` samples after sample
+    /// `index` (`1 ≤ index < n`), or `None` where the layout has no use
+    /// for one (a constant) or is not covered (decimals with exceptions).
+    pub(super) fn checkpoint(
+        section: &[u8],
+        n: usize,
+        index: usize,
+    ) -> Result<Option<Checkpoint>, ChunkError> {
+        if index == 0 || index >= n {
+            return Ok(None);
+        }
+        let steps = |packed: &mut PackedReader, order: u8, first: i64, first_delta, divisor| {
+            let (mut integer, mut delta) = (first, first_delta);
+            if order == 1 {
+                unpack(section, packed, index, |quotient| {
+                    integer = integer.wrapping_add(quotient.wrapping_mul(divisor));
+                })?;
+            } else {
+                if index < 2 {
+                    return Ok(None);
+                }
+                integer = integer.wrapping_add(delta);
+                unpack(section, packed, index - 1, |quotient| {
+                    delta = delta.wrapping_add(quotient.wrapping_mul(divisor));
+                    integer = integer.wrapping_add(delta);
+                })?;
+            }
+            Ok(Some(Checkpoint {
+                index,
+                position: packed.position,
+                integer,
+                delta,
+            }))
+        };
+        match ValueDecoder::new(section, n)? {
+            ValueDecoder::Decimal(mut decoder) if decoder.next_exception_index == usize::MAX => {
+                steps(
+                    &mut decoder.packed,
+                    decoder.order,
+                    decoder.mantissa,
+                    decoder.delta,
+                    decoder.divisor,
+                )
+            }
+            ValueDecoder::FloatSteps(mut decoder) => steps(
+                &mut decoder.packed,
+                decoder.order,
+                decoder.key,
+                decoder.delta,
+                1,
+            ),
+            ValueDecoder::Xor { mut position, .. } => {
+                let mut value_bits = read_bits(section, &mut position, 64)?;
+                let mut window = None;
+                for _ in 0..index {
+                    read_xor_value(section, &mut position, &mut value_bits, &mut window)?;
+                }
+                Ok(Some(Checkpoint {
+                    index,
+                    position,
+                    integer: value_bits as i64,
+                    delta: window.map_or(-1, |w: XorWindow| i64::from(w.leading << 8 | w.trailing)),
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// [`values_prefix_into`] from a checkpoint of the same section:
+    /// writes the values of samples `checkpoint.index ..` over the `.1` of
+    /// `out` (`out[0]` is sample `checkpoint.index`); those before `skip`
+    /// may be left as they are.
+    pub(super) fn values_from_checkpoint(
+        section: &[u8],
+        n: usize,
+        checkpoint: &Checkpoint,
+        out: &mut [(i64, f64)],
+        skip: usize,
+    ) -> Result<(), ChunkError> {
+        if out.is_empty() || checkpoint.index.saturating_add(out.len()) > n {
+            return Err(ChunkError::new("values asked past the chunk's count"));
+        }
+        let mismatch = || ChunkError::new("checkpoint does not fit the values section");
+        match ValueDecoder::new(section, n)? {
+            ValueDecoder::Decimal(mut decoder) if decoder.next_exception_index == usize::MAX => {
+                decoder.packed.position = checkpoint.position;
+                let power = decoder.power;
+                resume_steps(
+                    section,
+                    &mut decoder.packed,
+                    (decoder.order, checkpoint, decoder.divisor),
+                    out,
+                    skip,
+                    |mantissa| mantissa as f64 / power,
+                )
+            }
+            ValueDecoder::FloatSteps(mut decoder) => {
+                decoder.packed.position = checkpoint.position;
+                resume_steps(
+                    section,
+                    &mut decoder.packed,
+                    (decoder.order, checkpoint, 1),
+                    out,
+                    skip,
+                    |key| f64::from_bits(key as u64),
+                )
+            }
+            ValueDecoder::Xor { .. } => {
+                let mut position = checkpoint.position;
+                let mut value_bits = checkpoint.integer as u64;
+                let mut window = match checkpoint.delta {
+                    -1 => None,
+                    // A window as the reader sets it: a leading count of
+                    // at most 31 and at least one significant bit.
+                    packed
+                        if (0..1 << 16).contains(&packed)
+                            && (packed >> 8) <= 31
+                            && (packed >> 8) + (packed & 0xff) < 64 =>
+                    {
+                        Some(XorWindow {
+                            leading: (packed >> 8) as u32,
+                            trailing: (packed & 0xff) as u32,
+                        })
+                    }
+                    _ => return Err(mismatch()),
+                };
+                out[0].1 = f64::from_bits(value_bits);
+                for slot in out[1..].iter_mut() {
+                    read_xor_value(section, &mut position, &mut value_bits, &mut window)?;
+                    slot.1 = f64::from_bits(value_bits);
+                }
+                Ok(())
+            }
+            _ => Err(mismatch()),
+        }
+    }
+
+    /// [`steps_into`] resumed at a checkpoint: `out[0]` is the
+    /// checkpoint's sample, and the packed reader stands at the next
+    /// sample's code.
+    #[inline(always)]
+    fn resume_steps(
+        section: &[u8],
+        packed: &mut PackedReader,
+        (order, checkpoint, divisor): (u8, &Checkpoint, i64),
+        out: &mut [(i64, f64)],
+        skip: usize,
+        value: impl Fn(i64) -> f64,
+    ) -> Result<(), ChunkError> {
+        let n = out.len();
+        let (mut integer, mut delta) = (checkpoint.integer, checkpoint.delta);
+        out[0].1 = value(integer);
+        let quiet = skip.saturating_sub(1).min(n - 1);
+        if order == 1 {
+            unpack(section, packed, quiet, |quotient| {
+                integer = integer.wrapping_add(quotient.wrapping_mul(divisor));
+            })?;
+            let mut slots = out[1 + quiet..].iter_mut();
+            unpack(section, packed, n - 1 - quiet, |quotient| {
+                integer = integer.wrapping_add(quotient.wrapping_mul(divisor));
+                if let Some(slot) = slots.next() {
+                    slot.1 = value(integer);
+                }
+            })
+        } else {
+            unpack(section, packed, quiet, |quotient| {
+                delta = delta.wrapping_add(quotient.wrapping_mul(divisor));
+                integer = integer.wrapping_add(delta);
+            })?;
+            let mut slots = out[1 + quiet..].iter_mut();
+            unpack(section, packed, n - 1 - quiet, |quotient| {
+                delta = delta.wrapping_add(quotient.wrapping_mul(divisor));
+                integer = integer.wrapping_add(delta);
+                if let Some(slot) = slots.next() {
+                    slot.1 = value(integer);
+                }
+            })
+        }
+    }
+
     /// A Dense chunk's sample count and its timestamps and values sections.
     pub(super) fn split(bytes: &[u8]) -> Result<(usize, &[u8], &[u8]), ChunkError> {
         let mut position = 0;
@@ -2576,14 +2799,34 @@ pub fn append_dense(
     Ok(true)
 }
 
+/// Bytes of a Dense chunk's values checkpoint ([`dense_values_checkpoint`]).
+pub const DENSE_CHECKPOINT_BYTES: usize = dense::Checkpoint::BYTES;
+
+/// A checkpoint of a Dense chunk's values after sample `index`, as bytes
+/// to keep beside the chunk in memory (the chunk format does not hold
+/// one): [`append_dense_range`] given it decodes a range that starts at
+/// or after `index` from there, not from the chunk's first value. `None`
+/// where the values layout has no use for one or is not covered.
+pub fn dense_values_checkpoint(
+    bytes: &[u8],
+    index: usize,
+) -> Result<Option<[u8; DENSE_CHECKPOINT_BYTES]>, ChunkError> {
+    let (n, _, values) = dense::split(bytes)?;
+    Ok(dense::checkpoint(values, n, index)?.map(dense::Checkpoint::to_bytes))
+}
+
 /// [`append_dense`], keeping only the samples in `[mint, maxt]`. The
 /// chunk is decoded in bulk into a per-thread scratch (in bulk that costs
 /// less than the sample iterator over part of it) and only the range is
 /// copied to `out`, so an instant query's few minutes of a long chunk do
 /// not grow `out` to the whole chunk. Timestamps come first: a chunk with
 /// none in the range leaves its values undecoded.
+///
+/// `checkpoint`, from [`dense_values_checkpoint`] of the same chunk, lets
+/// a range that starts at or after its sample skip the values before it.
 pub fn append_dense_range(
     bytes: &[u8],
+    checkpoint: Option<&[u8; DENSE_CHECKPOINT_BYTES]>,
     max: usize,
     mint: i64,
     maxt: i64,
@@ -2609,8 +2852,18 @@ pub fn append_dense_range(
         let hi = scratch.partition_point(|(t, _)| *t <= maxt).max(lo);
         if lo < hi {
             // Values after the range are not decoded, and those before it
-            // only summed where the layout allows.
-            dense::values_prefix_into(values, n, &mut scratch[..hi], lo)?;
+            // only summed where the layout allows, from the checkpoint on
+            // when the range starts after it.
+            match checkpoint.map(dense::Checkpoint::from_bytes) {
+                Some(checkpoint) if checkpoint.index <= lo => dense::values_from_checkpoint(
+                    values,
+                    n,
+                    &checkpoint,
+                    &mut scratch[checkpoint.index..hi],
+                    lo - checkpoint.index,
+                )?,
+                _ => dense::values_prefix_into(values, n, &mut scratch[..hi], lo)?,
+            }
             out.extend_from_slice(&scratch[lo..hi]);
         }
         Ok(true)
@@ -2738,7 +2991,9 @@ mod bulk_tests {
                 (samples[samples.len() / 2].0, samples[samples.len() / 2].0),
             ] {
                 let mut cut = vec![(-5, 1.5)];
-                assert!(append_dense_range(&bytes, samples.len(), mint, maxt, &mut cut).unwrap());
+                assert!(
+                    append_dense_range(&bytes, None, samples.len(), mint, maxt, &mut cut).unwrap()
+                );
                 let want: Vec<(i64, f64)> = lazy
                     .iter()
                     .copied()
@@ -2757,6 +3012,69 @@ mod bulk_tests {
             let mut short = vec![(0, 0.0); samples.len() - 1];
             assert!(decode_dense_values_into(&bytes, &mut short).is_err());
         }
+    }
+
+    /// A values checkpoint changes nothing of what a range read gives,
+    /// whether the range starts before it, at it or after it; a checkpoint
+    /// of another chunk or of garbage is an error or a read, never a panic.
+    #[test]
+    fn reads_from_a_checkpoint_equal_reads_from_the_start() {
+        let mut kinds = std::collections::BTreeSet::new();
+        let mut state = 11u64;
+        for samples in chunks() {
+            let mut bytes = Vec::new();
+            encode_dense(&samples, &mut bytes);
+            let n = samples.len();
+            let lazy = decode_all(Encoding::Dense, &bytes).unwrap();
+            for at in [1, 2, 3, n / 2, n.saturating_sub(40), n - 1, n, n + 5] {
+                let Some(checkpoint) = dense_values_checkpoint(&bytes, at).unwrap() else {
+                    continue;
+                };
+                assert!((1..n).contains(&at), "{at} of {n}");
+                kinds.insert(dense::split(&bytes).unwrap().2[0]);
+                for from in [0, at.saturating_sub(1), at, at + 1, n - 1] {
+                    let from = from.min(n - 1);
+                    for to in [from, (from + 5).min(n - 1), n - 1] {
+                        let (mint, maxt) = (samples[from].0, samples[to].0);
+                        let mut with = vec![(-5, 1.5)];
+                        let mut without = vec![(-5, 1.5)];
+                        assert!(
+                            append_dense_range(&bytes, Some(&checkpoint), n, mint, maxt, &mut with)
+                                .unwrap()
+                        );
+                        assert!(
+                            append_dense_range(&bytes, None, n, mint, maxt, &mut without).unwrap()
+                        );
+                        assert_eq!(bits(&with), bits(&without), "n {n}, at {at}, {from}..={to}");
+                        let want: Vec<(i64, f64)> = lazy
+                            .iter()
+                            .copied()
+                            .filter(|(t, _)| (mint..=maxt).contains(t))
+                            .collect();
+                        assert_eq!(bits(&with[1..]), bits(&want));
+                    }
+                }
+                // Garbage in the checkpoint: an answer or an error.
+                for _ in 0..20 {
+                    let mut bad = checkpoint;
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    bad[(state >> 33) as usize % bad.len()] ^= 1 << ((state >> 20) % 8);
+                    let mut out = Vec::new();
+                    let _ = append_dense_range(
+                        &bytes,
+                        Some(&bad),
+                        n,
+                        samples[n - 1].0,
+                        i64::MAX,
+                        &mut out,
+                    );
+                }
+            }
+        }
+        // Steps of decimals, steps of floats and Xor values all had one.
+        assert!(kinds.len() >= 3, "checkpointed value layouts: {kinds:?}");
     }
 
     #[test]
@@ -2782,7 +3100,7 @@ mod bulk_tests {
                 for (mint, maxt) in [(i64::MIN, i64::MAX), (samples[n / 2].0, i64::MAX)] {
                     let mut cut = vec![(-5, 1.5)];
                     if !matches!(
-                        append_dense_range(&flipped, n, mint, maxt, &mut cut),
+                        append_dense_range(&flipped, None, n, mint, maxt, &mut cut),
                         Ok(true)
                     ) {
                         // On an error (or a count past the limit) `out` is

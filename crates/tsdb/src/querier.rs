@@ -303,6 +303,7 @@ fn block_chunk_samples(
     if enc == Encoding::Dense
         && crate::chunkenc::append_dense_range(
             bytes,
+            None,
             crate::head::MAX_CHUNK_RESERVE,
             mint,
             maxt,
