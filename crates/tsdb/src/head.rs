@@ -2511,6 +2511,8 @@ mod tests {
         );
         assert!(std::mem::size_of::<XorAppender>() <= 56);
         assert_eq!(std::mem::size_of::<model::Label>(), 16);
+        // A closed chunk's checkpoint flag lies in what was padding.
+        assert_eq!(std::mem::size_of::<ClosedChunk>(), 40);
     }
 
     /// Series with the same label names point to one names array, which
