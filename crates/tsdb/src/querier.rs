@@ -112,6 +112,14 @@ enum Part {
     HeadSeries(Box<SeriesData>),
 }
 
+/// A series' parts, lowest priority first. One part (most series of most
+/// selects: the head alone, or one block) needs no vector of its own, an
+/// allocation and a free per series.
+enum Parts {
+    One(Part),
+    Many(Vec<Part>),
+}
+
 impl Part {
     fn time_range(&self) -> (i64, i64) {
         match self {
@@ -146,7 +154,7 @@ impl DbQuerier {
     /// Collects the sorted series list of every source and merges them.
     /// With `latest_only`, head series contribute only their newest sample
     /// in range (enough for [`Querier::select_latest`]).
-    fn merged(&self, matchers: &[Matcher], latest_only: bool) -> Result<Vec<(Labels, Vec<Part>)>> {
+    fn merged(&self, matchers: &[Matcher], latest_only: bool) -> Result<Vec<(Labels, Parts)>> {
         // The block list is taken and the head series are copied (not
         // referenced) under the block list's lock: a head cut, which holds
         // it for writing, then cannot move samples out of the head into a
@@ -209,7 +217,7 @@ impl DbQuerier {
             // The head alone (no block overlaps the range): already sorted,
             // one part per series.
             let only = sources.pop().unwrap_or_default();
-            return Ok(only.into_iter().map(|(l, p)| (l, vec![p])).collect());
+            return Ok(only.into_iter().map(|(l, p)| (l, Parts::One(p))).collect());
         }
 
         // K-way merge by labels; each source is sorted. Sources are few
@@ -246,9 +254,16 @@ impl DbQuerier {
                     parts.push((i, p));
                 }
             }
+            if parts.is_empty() {
+                out.push((labels, Parts::One(first)));
+                continue;
+            }
             parts.push((best, first));
             parts.sort_by_key(|(i, _)| *i);
-            out.push((labels, parts.into_iter().map(|(_, p)| p).collect()));
+            out.push((
+                labels,
+                Parts::Many(parts.into_iter().map(|(_, p)| p).collect()),
+            ));
         }
         Ok(out)
     }
@@ -427,22 +442,30 @@ fn part_size_hint(part: &Part, mint: i64, maxt: i64) -> usize {
     }
 }
 
+/// A series' one part, decoded: one source (most series of most
+/// selects), nothing to merge.
+fn decode_single(part: Part, mint: i64, maxt: i64) -> Result<Decoded> {
+    // Decoded head samples are moved in, not copied: no room to size.
+    let mut floats = match part {
+        Part::Head(..) => Vec::new(),
+        _ => Vec::with_capacity(part_size_hint(&part, mint, maxt)),
+    };
+    let histograms = part_samples_into(part, mint, maxt, &mut floats)?;
+    Ok((floats, histograms))
+}
+
 /// Merges a series' parts, given lowest priority first: floats and
 /// histograms each as [`merge_float_parts`] does; where sources disagree
 /// on a timestamp's kind, the histogram is kept.
-fn merge_parts(parts: Vec<Part>, mint: i64, maxt: i64) -> Result<Decoded> {
-    let mut parts = parts;
+fn merge_parts(parts: Parts, mint: i64, maxt: i64) -> Result<Decoded> {
+    let mut parts = match parts {
+        Parts::One(part) => return decode_single(part, mint, maxt),
+        Parts::Many(parts) => parts,
+    };
     if parts.len() == 1
         && let Some(part) = parts.pop()
     {
-        // One source (most series of most selects): nothing to merge.
-        // Decoded head samples are moved in, not copied: no room to size.
-        let mut floats = match part {
-            Part::Head(..) => Vec::new(),
-            _ => Vec::with_capacity(part_size_hint(&part, mint, maxt)),
-        };
-        let histograms = part_samples_into(part, mint, maxt, &mut floats)?;
-        return Ok((floats, histograms));
+        return decode_single(part, mint, maxt);
     }
     let mut parts: Vec<((i64, i64), Part)> =
         parts.into_iter().map(|p| (p.time_range(), p)).collect();
@@ -516,7 +539,7 @@ const PARALLEL_BATCH: usize = 512;
 /// cores, and hands them out in order: large queries use every core while
 /// results still stream.
 struct ParallelDecode {
-    pending: std::vec::IntoIter<(Labels, Vec<Part>)>,
+    pending: std::vec::IntoIter<(Labels, Parts)>,
     ready: std::collections::VecDeque<Result<Series>>,
     threads: usize,
     mint: i64,
@@ -524,7 +547,7 @@ struct ParallelDecode {
 }
 
 /// A series' labels and the parts its samples come from.
-type MergedSeries = (Labels, Vec<Part>);
+type MergedSeries = (Labels, Parts);
 
 /// Series a decoding thread claims at a time from a batch.
 const PARALLEL_CLAIM: usize = 16;
@@ -601,7 +624,7 @@ impl Iterator for ParallelDecode {
 }
 
 /// One merged series, or `None` when it has no samples in range.
-fn decode_one(labels: Labels, parts: Vec<Part>, mint: i64, maxt: i64) -> Option<Result<Series>> {
+fn decode_one(labels: Labels, parts: Parts, mint: i64, maxt: i64) -> Option<Result<Series>> {
     match merge_parts(parts, mint, maxt) {
         Ok((samples, histograms)) if samples.is_empty() && histograms.is_empty() => None,
         Ok((samples, histograms)) => Some(Ok(Series {
