@@ -522,19 +522,28 @@ pub(crate) fn write_labels(out: &mut String, labels: &Labels) {
 
 fn write_json_string(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    // Runs of bytes that need no escape are copied whole; every byte that
+    // does is ASCII, so the cuts fall on character boundaries.
+    let mut start = 0;
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..0x20 => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{:04x}", b);
+        } else {
+            out.push_str(escape);
         }
+        start = i + 1;
     }
+    out.push_str(&s[start..]);
     out.push('"');
 }
 
@@ -557,6 +566,27 @@ mod tests {
     }
 
     use super::*;
+
+    /// Label names and values read back exactly by a JSON parser, escapes
+    /// and multi-byte characters included.
+    #[test]
+    fn json_strings_read_back_as_written() {
+        for text in [
+            "",
+            "plain",
+            "quote\" and \\ back",
+            "\n\r\t\u{1}\u{1f} controls",
+            "ünïcödé ✓ 🦅",
+            "\"",
+            "ends with \\",
+            "é\"é\\é\u{7}",
+        ] {
+            let mut out = String::new();
+            write_json_string(&mut out, text);
+            let back: String = serde_json::from_str(&out).expect(&out);
+            assert_eq!(back, text, "{out}");
+        }
+    }
 
     #[test]
     fn timestamps_like_prometheus() {
