@@ -6,7 +6,8 @@ use crate::value::{StepSeries, Val};
 use model::Labels;
 use model::histogram::FloatHistogram;
 use model::storage::Queryable;
-use std::collections::HashMap;
+/// Maps keyed by label sets from storage: the unkeyed fast hasher.
+type HashMap<K, V> = std::collections::HashMap<K, V, model::labels::FastBuildHasher>;
 use std::fmt;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -501,7 +502,10 @@ fn instant_value(val: Val, t: i64) -> Result<Value, QueryError> {
                     });
                 }
             }
-            let mut seen = std::collections::HashSet::with_capacity(out.len());
+            let mut seen = std::collections::HashSet::with_capacity_and_hasher(
+                out.len(),
+                model::labels::FastBuildHasher::default(),
+            );
             for s in &out {
                 if !seen.insert(&s.labels) {
                     return Err(QueryError::execution(SAME_LABELSET));
@@ -560,7 +564,8 @@ pub(crate) fn merge_series(
     steps: &Steps,
 ) -> Result<Vec<MatrixSeries>, QueryError> {
     let mut merged: Vec<MergedSeries> = Vec::with_capacity(series.len());
-    let mut index: HashMap<Labels, usize> = HashMap::with_capacity(series.len());
+    let mut index: HashMap<Labels, usize> =
+        HashMap::with_capacity_and_hasher(series.len(), Default::default());
     for s in series {
         if s.is_empty() {
             continue;

@@ -1606,8 +1606,11 @@ fn valid_label_name(name: &str) -> bool {
 /// point at the same step is Prometheus's duplicate-labelset error.
 fn merge_equal_labels(series: Vec<StepSeries>) -> Result<Vec<StepSeries>, QueryError> {
     let mut out: Vec<StepSeries> = Vec::with_capacity(series.len());
-    let mut index: std::collections::HashMap<(Labels, bool), usize> =
-        std::collections::HashMap::with_capacity(series.len());
+    let mut index: std::collections::HashMap<
+        (Labels, bool),
+        usize,
+        model::labels::FastBuildHasher,
+    > = std::collections::HashMap::with_capacity_and_hasher(series.len(), Default::default());
     for s in series {
         let key = (s.labels.clone(), s.drop_name);
         match index.get(&key) {

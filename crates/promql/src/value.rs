@@ -67,7 +67,7 @@ impl StepSeries {
 pub(crate) struct StepCollector {
     steps: usize,
     out: Vec<StepSeries>,
-    index: std::collections::HashMap<Labels, usize>,
+    index: std::collections::HashMap<Labels, usize, model::labels::FastBuildHasher>,
 }
 
 impl StepCollector {
@@ -75,7 +75,7 @@ impl StepCollector {
         StepCollector {
             steps,
             out: Vec::new(),
-            index: std::collections::HashMap::new(),
+            index: std::collections::HashMap::default(),
         }
     }
 
