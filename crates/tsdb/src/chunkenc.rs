@@ -2149,40 +2149,22 @@ mod dense {
         skip: usize,
         value: impl Fn(i64) -> f64,
     ) -> Result<(), ChunkError> {
-        let n = out.len();
-        let mut integer = first;
-        out[0].1 = value(integer);
         if order == 1 {
-            let quiet = skip.saturating_sub(1).min(n - 1);
-            unpack(section, packed, quiet, |quotient| {
-                integer = integer.wrapping_add(quotient.wrapping_mul(divisor));
-            })?;
-            let mut slots = out[1 + quiet..].iter_mut();
-            unpack(section, packed, n - 1 - quiet, |quotient| {
-                integer = integer.wrapping_add(quotient.wrapping_mul(divisor));
-                if let Some(slot) = slots.next() {
-                    slot.1 = value(integer);
-                }
-            })?;
-        } else if n >= 2 {
-            let mut delta = first_delta;
-            integer = integer.wrapping_add(delta);
-            out[1].1 = value(integer);
-            let quiet = skip.saturating_sub(2).min(n - 2);
-            unpack(section, packed, quiet, |quotient| {
-                delta = delta.wrapping_add(quotient.wrapping_mul(divisor));
-                integer = integer.wrapping_add(delta);
-            })?;
-            let mut slots = out[2 + quiet..].iter_mut();
-            unpack(section, packed, n - 2 - quiet, |quotient| {
-                delta = delta.wrapping_add(quotient.wrapping_mul(divisor));
-                integer = integer.wrapping_add(delta);
-                if let Some(slot) = slots.next() {
-                    slot.1 = value(integer);
-                }
-            })?;
+            return resume_steps(section, packed, (1, first, 0, divisor), out, skip, value);
         }
-        Ok(())
+        out[0].1 = value(first);
+        match out.get_mut(1..) {
+            // Order 2 takes the first step as given, then resumes.
+            Some(rest) if !rest.is_empty() => resume_steps(
+                section,
+                packed,
+                (2, first.wrapping_add(first_delta), first_delta, divisor),
+                rest,
+                skip.saturating_sub(1),
+                value,
+            ),
+            _ => Ok(()),
+        }
     }
 
     /// Writes a values section's `out.len()` values over the `.1` of `out`
@@ -2388,7 +2370,12 @@ mod dense {
                 resume_steps(
                     section,
                     &mut decoder.packed,
-                    (decoder.order, checkpoint, decoder.divisor),
+                    (
+                        decoder.order,
+                        checkpoint.integer,
+                        checkpoint.delta,
+                        decoder.divisor,
+                    ),
                     out,
                     skip,
                     |mantissa| mantissa as f64 / power,
@@ -2399,7 +2386,7 @@ mod dense {
                 resume_steps(
                     section,
                     &mut decoder.packed,
-                    (decoder.order, checkpoint, 1),
+                    (decoder.order, checkpoint.integer, checkpoint.delta, 1),
                     out,
                     skip,
                     |key| f64::from_bits(key as u64),
@@ -2435,20 +2422,22 @@ mod dense {
         }
     }
 
-    /// [`steps_into`] resumed at a checkpoint: `out[0]` is the
-    /// checkpoint's sample, and the packed reader stands at the next
-    /// sample's code.
+    /// An integer sequence of order 1 or 2 resumed at a sample whose
+    /// integer (and, for order 2, the step that led to it) is given:
+    /// `out[0]` is that sample, and the packed reader stands at the next
+    /// sample's code ([`steps_into`] from the start, and reads from a
+    /// checkpoint).
     #[inline(always)]
     fn resume_steps(
         section: &[u8],
         packed: &mut PackedReader,
-        (order, checkpoint, divisor): (u8, &Checkpoint, i64),
+        (order, integer, delta, divisor): (u8, i64, i64, i64),
         out: &mut [(i64, f64)],
         skip: usize,
         value: impl Fn(i64) -> f64,
     ) -> Result<(), ChunkError> {
         let n = out.len();
-        let (mut integer, mut delta) = (checkpoint.integer, checkpoint.delta);
+        let (mut integer, mut delta) = (integer, delta);
         out[0].1 = value(integer);
         let quiet = skip.saturating_sub(1).min(n - 1);
         if order == 1 {
