@@ -220,28 +220,22 @@ impl ClosedChunk {
         })
     }
 
-    /// The chunk's bytes, without the checkpoint.
-    fn chunk(&self) -> &[u8] {
-        match self.checkpointed {
-            true => {
-                let end = self
-                    .bytes
-                    .len()
-                    .saturating_sub(crate::chunkenc::DENSE_CHECKPOINT_BYTES);
-                &self.bytes[..end]
-            }
-            false => &self.bytes,
+    /// The chunk's bytes, and the checkpoint after them if it has one.
+    fn parts(
+        &self,
+    ) -> (
+        &[u8],
+        Option<&[u8; crate::chunkenc::DENSE_CHECKPOINT_BYTES]>,
+    ) {
+        match self.bytes.split_last_chunk() {
+            Some((chunk, checkpoint)) if self.checkpointed => (chunk, Some(checkpoint)),
+            _ => (&self.bytes, None),
         }
     }
 
-    fn checkpoint(&self) -> Option<&[u8; crate::chunkenc::DENSE_CHECKPOINT_BYTES]> {
-        let start = self
-            .bytes
-            .len()
-            .checked_sub(crate::chunkenc::DENSE_CHECKPOINT_BYTES)?;
-        self.checkpointed
-            .then(|| self.bytes[start..].try_into().ok())
-            .flatten()
+    /// The chunk's bytes, without the checkpoint.
+    fn chunk(&self) -> &[u8] {
+        self.parts().0
     }
 
     /// Drops the checkpoint once a newer chunk closes: only the newest
@@ -250,12 +244,9 @@ impl ClosedChunk {
     fn drop_checkpoint(&mut self) {
         if self.checkpointed {
             // Shrunk where it lies, not copied.
+            let len = self.chunk().len();
             let mut bytes = std::mem::take(&mut self.bytes).into_vec();
-            bytes.truncate(
-                bytes
-                    .len()
-                    .saturating_sub(crate::chunkenc::DENSE_CHECKPOINT_BYTES),
-            );
+            bytes.truncate(len);
             self.bytes = bytes.into_boxed_slice();
             self.checkpointed = false;
         }
@@ -1326,14 +1317,14 @@ impl MemSeries {
 
 /// Appends a closed chunk's samples in `[mint, maxt]`.
 fn push_chunk_range(out: &mut Vec<(i64, f64)>, chunk: &ClosedChunk, mint: i64, maxt: i64) {
-    let (encoding, bytes) = (chunk.encoding, chunk.chunk());
+    let (encoding, (bytes, checkpoint)) = (chunk.encoding, chunk.parts());
     // A Dense chunk decodes in one loop per section, cut to the range
     // after (a third of a long range query's time went to decoding it
     // sample by sample).
     if encoding == Encoding::Dense
         && crate::chunkenc::append_dense_range(
             bytes,
-            chunk.checkpoint(),
+            checkpoint,
             MAX_CHUNK_RESERVE,
             mint,
             maxt,
@@ -2736,7 +2727,7 @@ mod tests {
         assert_eq!(closed.len(), 2);
         assert!(!closed[0].checkpointed && closed[1].checkpointed);
         assert_eq!(closed[0].bytes.len(), closed[0].chunk().len());
-        assert!(closed[1].checkpoint().is_some());
+        assert!(closed[1].parts().1.is_some());
         for end in 1..300usize {
             for len in [1, 20, 45, 130] {
                 let start = end.saturating_sub(len);

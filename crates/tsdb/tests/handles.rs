@@ -19,8 +19,13 @@ fn open(dir: &std::path::Path) -> Db {
 }
 
 fn values(db: &Db) -> Vec<(i64, f64)> {
+    selected(db, &[Matcher::equal("__name__", "m")])
+}
+
+/// Every sample of the series `matchers` select, series after series.
+fn selected(db: &Db, matchers: &[Matcher]) -> Vec<(i64, f64)> {
     let q = db.querier(i64::MIN, i64::MAX).expect("querier");
-    q.select(&[Matcher::equal("__name__", "m")])
+    q.select(matchers)
         .expect("select")
         .flat_map(|s| s.expect("series").samples.collect::<Vec<_>>())
         .collect()
@@ -105,11 +110,10 @@ fn a_held_handle_keeps_its_series_through_a_head_cut() {
 }
 
 fn job_values(db: &Db, job: &str) -> Vec<(i64, f64)> {
-    let q = db.querier(i64::MIN, i64::MAX).expect("querier");
-    q.select(&[Matcher::equal("__name__", "m"), Matcher::equal("job", job)])
-        .expect("select")
-        .flat_map(|s| s.expect("series").samples.collect::<Vec<_>>())
-        .collect()
+    selected(
+        db,
+        &[Matcher::equal("__name__", "m"), Matcher::equal("job", job)],
+    )
 }
 
 /// Samples of one series staged one after another (by handle and by
