@@ -20,6 +20,8 @@
 //!   [`time`] the calendar and RFC 3339 text; [`duration`] Prometheus
 //!   durations.
 //!
+//! - [`float`] writes numbers as Go's `strconv.FormatFloat` does (the
+//!   digits of Prometheus's answers).
 //! - [`durable`] is the one atomic, fsynced replacement of a small state
 //!   file that every crate uses.
 //!
@@ -30,6 +32,7 @@ pub mod durable;
 pub mod duration;
 pub mod exemplar;
 pub mod exposition;
+pub mod float;
 pub mod hash;
 pub mod hint;
 pub mod histogram;

@@ -362,15 +362,9 @@ fn avg_step(acc: &mut Acc, v: f64) {
 
 /// Go's `strconv.FormatFloat(v, 'f', -1, 64)`.
 fn format_value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{v}")
-    }
+    let mut out = String::new();
+    model::float::write_fixed(&mut out, v);
+    out
 }
 
 fn selecting(ctx: &Ctx<'_>, a: &Aggregate, steps: &Steps) -> Result<Val, QueryError> {

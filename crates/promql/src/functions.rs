@@ -1447,20 +1447,15 @@ pub(crate) fn go_float(v: f64) -> String {
     } else if v == f64::NEG_INFINITY {
         "-Inf".into()
     } else if v != 0.0 && (v.abs() >= 1e21 || v.abs() < 1e-4) {
-        let s = format!("{v:e}");
-        // Go writes the exponent with a sign and at least two digits.
-        match s.split_once('e') {
-            Some((m, e)) => {
-                let (sign, digits) = match e.strip_prefix('-') {
-                    Some(d) => ('-', d),
-                    None => ('+', e),
-                };
-                format!("{m}e{sign}{digits:0>2}")
-            }
-            None => s,
+        let mut out = String::new();
+        if let Some(decimal) = model::float::Decimal::shortest(v) {
+            decimal.write_exponent(&mut out);
         }
+        out
     } else {
-        format!("{v}")
+        let mut out = String::new();
+        model::float::write_fixed(&mut out, v);
+        out
     }
 }
 

@@ -401,11 +401,9 @@ pub(crate) fn write_histogram_point(
 pub(crate) fn write_go_float(out: &mut String, v: f64) {
     let magnitude = v.abs();
     if v.is_finite() && magnitude != 0.0 && !(1e-6..1e21).contains(&magnitude) {
-        let text = format!("{v:e}");
-        let (mantissa, exponent) = text.split_once('e').unwrap_or((&text, "0"));
-        let exponent: i32 = exponent.parse().unwrap_or(0);
-        let sign = if exponent < 0 { '-' } else { '+' };
-        let _ = write!(out, "{mantissa}e{sign}{:02}", exponent.unsigned_abs());
+        if let Some(decimal) = model::float::Decimal::shortest(v) {
+            decimal.write_exponent(out);
+        }
     } else {
         write_value(out, v);
     }
@@ -465,20 +463,8 @@ pub(crate) fn write_json_seconds(out: &mut String, t_ms: i64) {
 
 /// `n` in decimal, without the formatting machinery: a range query's
 /// answer writes one of these per point.
-fn write_u64(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &d in &digits[i..] {
-        out.push(char::from(d));
-    }
+fn write_u64(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// Go's `strconv.FormatFloat(v, 'f', -1, 64)`, which Prometheus uses for
@@ -488,22 +474,14 @@ pub(crate) fn write_value(out: &mut String, v: f64) {
     /// Below this every integer is a float exactly, and its shortest
     /// digits are its integer digits.
     const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
-    if v.is_nan() {
-        out.push_str("NaN");
-    } else if v == f64::INFINITY {
-        out.push_str("+Inf");
-    } else if v == f64::NEG_INFINITY {
-        out.push_str("-Inf");
-    } else if v.fract() == 0.0 && v.abs() < EXACT_INTEGERS && !(v == 0.0 && v.is_sign_negative()) {
+    if v.fract() == 0.0 && v.abs() < EXACT_INTEGERS && !(v == 0.0 && v.is_sign_negative()) {
         // Whole numbers (counts, counter values) skip float formatting.
         if v < 0.0 {
             out.push('-');
         }
         write_u64(out, v.abs() as u64);
     } else {
-        // Rust's Display for f64 is shortest-round-trip and never uses an
-        // exponent, like Go's 'f' with precision -1.
-        let _ = write!(out, "{v}");
+        model::float::write_fixed(out, v);
     }
 }
 
@@ -639,9 +617,10 @@ mod tests {
         }
     }
 
-    /// The hand-written integer paths write what the formatter would.
+    /// The hand-written integer paths write what the general formatter
+    /// would, and every text reads back to its value.
     #[test]
-    fn fast_paths_write_what_display_writes() {
+    fn fast_paths_write_what_the_formatter_writes() {
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
         let mut next = || {
             seed ^= seed << 13;
@@ -682,7 +661,10 @@ mod tests {
         for v in values.into_iter().filter(|v| v.is_finite()) {
             let mut s = String::new();
             write_value(&mut s, v);
-            assert_eq!(s, format!("{v}"), "{v:?}");
+            let mut general = String::new();
+            model::float::write_fixed(&mut general, v);
+            assert_eq!(s, general, "{v:?}");
+            assert_eq!(s.parse::<f64>().ok(), Some(v), "{s}");
         }
         for _ in 0..20_000 {
             let ms = next() as i64 >> (next() % 60);
