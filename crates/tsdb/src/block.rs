@@ -962,6 +962,17 @@ impl Block {
 
     /// The encoding byte and data of a chunk, after checking its CRC.
     pub fn chunk(&self, r: ChunkRef) -> Result<(u8, &[u8]), BlockError> {
+        self.chunk_checked(r, true)
+    }
+
+    /// The encoding byte and data of a chunk without its CRC check, for
+    /// a glance at a chunk's header whose data is read (and checked) later
+    /// or not at all. The bounds are checked as by [`Block::chunk`].
+    pub(crate) fn chunk_unchecked(&self, r: ChunkRef) -> Result<(u8, &[u8]), BlockError> {
+        self.chunk_checked(r, false)
+    }
+
+    fn chunk_checked(&self, r: ChunkRef, check_crc: bool) -> Result<(u8, &[u8]), BlockError> {
         let Ok(i) = self
             .segments
             .binary_search_by_key(&r.segment(), |s| s.number)
@@ -998,6 +1009,9 @@ impl Block {
                 "chunk CRC runs past the end of the segment",
             ));
         };
+        if !check_crc {
+            return Ok((encoding, data));
+        }
         let stored = u32::from_le_bytes([crc_bytes[0], crc_bytes[1], crc_bytes[2], crc_bytes[3]]);
         let computed = crc32c::crc32c_append(crc32c::crc32c(&[encoding]), data);
         if stored != computed {

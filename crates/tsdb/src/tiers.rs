@@ -206,7 +206,7 @@ pub(crate) fn series_run(
     if block.meta().downsample.is_some() {
         let mut joined: Option<Run> = None;
         for (_, _, r) in chunks {
-            let bytes = aggregate_chunk(block, r)?;
+            let bytes = aggregate_chunk(block, r, true)?;
             let part = decode_chunk(bytes)
                 .map_err(|e| BlockError::corrupt(block.dir(), r.0, &e.to_string()))?;
             match joined.as_mut() {
@@ -287,7 +287,7 @@ pub(crate) fn series_column(
     chunks.sort_by_key(|c| c.0);
     let mut joined: Option<Column> = None;
     for (_, _, r) in chunks {
-        let bytes = aggregate_chunk(block, r)?;
+        let bytes = aggregate_chunk(block, r, true)?;
         let Some(part) = decode_chunk_column(bytes, aggregate)
             .map_err(|e| BlockError::corrupt(block.dir(), r.0, &e.to_string()))?
         else {
@@ -310,9 +310,18 @@ pub(crate) fn series_column(
 }
 
 /// The bytes of a downsampled block's chunk, which must be an aggregate
-/// chunk.
-fn aggregate_chunk(block: &Block, r: crate::block::ChunkRef) -> Result<&[u8], BlockError> {
-    let (encoding, bytes) = block.chunk(r)?;
+/// chunk; its CRC checked unless `check_crc` is false (a glance at the
+/// header of a chunk read in full later).
+fn aggregate_chunk(
+    block: &Block,
+    r: crate::block::ChunkRef,
+    check_crc: bool,
+) -> Result<&[u8], BlockError> {
+    let (encoding, bytes) = if check_crc {
+        block.chunk(r)?
+    } else {
+        block.chunk_unchecked(r)?
+    };
     if encoding != AGGREGATE_ENCODING {
         return Err(BlockError::corrupt(
             block.dir(),
@@ -332,7 +341,9 @@ pub(crate) fn series_keeps(
     aggregate: Aggregate,
 ) -> Result<bool, BlockError> {
     for &(_, _, r) in &s.chunks {
-        let bytes = aggregate_chunk(block, r)?;
+        // Only the header is read here; a chunk that keeps the aggregate
+        // is read again, CRC checked, when its series is.
+        let bytes = aggregate_chunk(block, r, false)?;
         let keeps = crate::downsample::chunk_keeps(bytes, aggregate)
             .map_err(|e| BlockError::corrupt(block.dir(), r.0, &e.to_string()))?;
         if !keeps {
