@@ -2065,19 +2065,43 @@ mod dense {
             width => {
                 let limit = section.len().saturating_mul(8);
                 let escape = (1u64 << width) - 1;
+                let bits = width;
                 let width = width as usize;
                 let mut position = reader.position;
-                for _ in 0..n {
-                    if position.saturating_add(width) > limit {
-                        return Err(ChunkError::new(TRUNCATED));
+                let mut left = n;
+                while left > 0 {
+                    // As for Rice codes: one load, then the codes that lie
+                    // wholly in the word come off its top by shifts.
+                    let mut word = peek_fast(section, position);
+                    let mut avail = limit.saturating_sub(position).min(64) as u32;
+                    let mut taken = 0usize;
+                    while taken < left && bits <= avail {
+                        let raw = word >> (64 - bits);
+                        if raw == escape {
+                            break;
+                        }
+                        f(decode(raw));
+                        // 0 < bits < 64 here (0 and 64 are matched above).
+                        word <<= bits;
+                        avail -= bits;
+                        position += width;
+                        taken += 1;
                     }
-                    let mut raw = peek_fast(section, position) >> (64 - width);
-                    position += width;
-                    if raw == escape {
-                        let bit_length = read_bits(section, &mut position, 6)? as u32 + 1;
-                        raw = read_bits(section, &mut position, bit_length)?;
+                    left -= taken;
+                    if taken == 0 && left > 0 {
+                        // An escape, or the section cut short.
+                        if position.saturating_add(width) > limit {
+                            return Err(ChunkError::new(TRUNCATED));
+                        }
+                        let mut raw = peek_fast(section, position) >> (64 - width);
+                        position += width;
+                        if raw == escape {
+                            let bit_length = read_bits(section, &mut position, 6)? as u32 + 1;
+                            raw = read_bits(section, &mut position, bit_length)?;
+                        }
+                        f(decode(raw));
+                        left -= 1;
                     }
-                    f(decode(raw));
                 }
                 reader.position = position;
                 Ok(())
@@ -2195,19 +2219,21 @@ mod dense {
             ValueDecoder::Decimal(mut decoder) if decoder.next_exception_index == usize::MAX => {
                 // No exceptions: every value is a mantissa.
                 let power = decoder.power;
-                steps_into(
-                    section,
-                    &mut decoder.packed,
-                    (
-                        decoder.order,
-                        decoder.mantissa,
-                        decoder.delta,
-                        decoder.divisor,
-                    ),
-                    out,
-                    skip,
-                    |mantissa| mantissa as f64 / power,
-                )?;
+                let start = (
+                    decoder.order,
+                    decoder.mantissa,
+                    decoder.delta,
+                    decoder.divisor,
+                );
+                if power == 1.0 {
+                    // Whole numbers (counters): dividing by one changes
+                    // nothing, and the division was most of the loop.
+                    steps_into(section, &mut decoder.packed, start, out, skip, |m| m as f64)?;
+                } else {
+                    steps_into(section, &mut decoder.packed, start, out, skip, |m| {
+                        m as f64 / power
+                    })?;
+                }
             }
             ValueDecoder::Decimal(mut decoder) => {
                 for (index, slot) in out.iter_mut().enumerate() {
@@ -2367,19 +2393,19 @@ mod dense {
             ValueDecoder::Decimal(mut decoder) if decoder.next_exception_index == usize::MAX => {
                 decoder.packed.position = checkpoint.position;
                 let power = decoder.power;
-                resume_steps(
-                    section,
-                    &mut decoder.packed,
-                    (
-                        decoder.order,
-                        checkpoint.integer,
-                        checkpoint.delta,
-                        decoder.divisor,
-                    ),
-                    out,
-                    skip,
-                    |mantissa| mantissa as f64 / power,
-                )
+                let start = (
+                    decoder.order,
+                    checkpoint.integer,
+                    checkpoint.delta,
+                    decoder.divisor,
+                );
+                if power == 1.0 {
+                    resume_steps(section, &mut decoder.packed, start, out, skip, |m| m as f64)
+                } else {
+                    resume_steps(section, &mut decoder.packed, start, out, skip, |m| {
+                        m as f64 / power
+                    })
+                }
             }
             ValueDecoder::FloatSteps(mut decoder) => {
                 decoder.packed.position = checkpoint.position;
