@@ -213,6 +213,73 @@ CPU ratios are what to compare; the server's CPU is read from /proc in
   search; `ryu` is faster but picks other digits where two shortest
   ones read back alike, so it is not used), the chunks' CRC check 5 %,
   the engine (windows, functions, copies) under 10 %.
+  (Go's strconv rounds such ties to even as ryu does, and Prometheus
+  writes them so; the formatter rounded them up, a difference from
+  Prometheus. Answers now take ryu's digits: tests/number_format.rs.)
+
+2026-12-07, a fresh machine (same 2 shared cores), commit c67f97f
+against main of the session before (3fb6342): ryu and itoa for the
+answer's numbers, aligned windows walked forward instead of two binary
+searches a step, the reset check of the anchored increase before its
+adding loop, fixed-width packed integers taken off one loaded word, and
+no division of whole-number mantissas by one. Server CPU per query from
+/proc over 5 s of back-to-back queries, two alternations (ms):
+    1y/1d rate           tiered 16.0 / 17.1 -> 11.3 / 12.9
+                         raw    89.6 / 96.2 -> 71.3 / 75.6
+    1y/1d max_over_time  tiered 18.2 / 18.0 -> 16.1 / 15.1
+                         raw   107.8 / 98.0 -> 99.0 / 112.4
+  Raw reads of counters gained as much as tier reads (the division and
+  the numbers' text are costs of both), so the ratio stays where it was.
+  Full run, 200 series x 365 days at 300 s, median of 7 (s), raw-only /
+  tiered and Prometheus / tiered by median latency (by CPU in brackets):
+      1y/1d rate               6.8x (8.0x)   35.9x (44.9x)
+      1y/1d increase           6.5x (7.2x)   34.1x (39.1x)
+      1y/1d sum(increase)      7.2x (7.6x)   36.0x (38.2x)
+      1y/1d resets             5.1x (5.8x)   30.1x (34.0x)
+      1y/1d max_over_time      6.5x (7.0x)   27.8x (30.6x)
+      1y/1d min_over_time      5.8x (6.2x)   26.7x (27.8x)
+      1y/1d count_over_time    8.6x (11.3x)  46.9x (63.2x)
+      1y/1d sum_over_time      5.8x (6.4x)   27.8x (32.9x)
+      1y/1d avg_over_time      5.2x (5.5x)   19.3x (21.4x)
+      1y/1d plain selector     4.6x (4.5x)   14.1x (14.8x)
+      30d/1h (all ten)         1.0-3.0x      3.8-17.0x
+  tiered 11-28 ms at 1y/1d (raw-only 81-146 ms, Prometheus 256-564 ms).
+  Answers as before (the "diff raw" columns unchanged to the digit).
+  What a 1h tier point costs now (perf, 1y/1d max_over_time, 15 ms of
+  CPU): decoding the column 37 % (of it, the exact division of each
+  two-decimal mantissa by 100 about half: a multiply by the reciprocal
+  would change the last bit of some values), the answer's numbers 15 %,
+  the window function 13 %, copies 5 %, CRC 6 %. A tier point costs
+  about twice a raw sample, so 12 x fewer points give 5-9 x.
+
+  Why 30d/1h cannot reach 10x at a 300 s raw interval: the 1h tier holds
+  one point for 12 raw samples, and both stores write the same 72,000
+  output points and evaluate the same 72,000 windows. Raw-only spends
+  10-20 ms on the query, and the tiered store, reading 720 points a
+  series instead of 8,640, still 4-15 ms: what both pay for the windows
+  and the answer is a third to two thirds of the raw query, and no tier
+  can take it away. The same shape
+  at the resolution the issue's tiers are meant for (raw 15 s, 5m and
+  1h tiers: --interval 15 --days 30, 200 series, 34.6 M samples), run
+  with --only 30d, median of 7:
+    disk: raw 35.6 MB (1.031 B/sample), 5m tier 4.5 MB (12.5 %), 1h tier
+          0.5 MB (1.4 %): 13.9 % on top of raw (goal <= 20 %)
+    raw-only / tiered and Prometheus / tiered by median latency (CPU):
+      30d/1h rate              16.2x (13.9x)  122.8x (107.1x)
+      30d/1h increase          24.2x (35.3x)  129.2x (208.7x)
+      30d/1h sum(increase)     47.0x (45.5x)  307.0x (303.5x)
+      30d/1h resets            16.6x (24.7x)  141.7x (199.7x)
+      30d/1h max_over_time     17.2x (16.3x)   81.8x  (83.0x)
+      30d/1h min_over_time     15.1x (17.3x)   84.0x  (98.2x)
+      30d/1h count_over_time   27.4x (42.5x)  200.9x (302.5x)
+      30d/1h sum_over_time     14.4x (14.9x)   91.2x  (92.3x)
+      30d/1h avg_over_time     26.9x (29.8x)  142.9x (163.8x)
+      30d/1h plain selector     5.6x  (6.5x)   20.2x  (25.8x)
+    tiered 2.6-18.7 ms, raw-only 98-205 ms, Prometheus 377-1087 ms;
+    largest difference from raw 0.13-0.25 % (rate, increase, sums),
+    9.4 / 14.2 % (max / min at the range's start, as above), 0 % one
+    millisecond earlier. The plain selector reads the 5m tier (the
+    coarsest at or under step / 5), 12 points a step.
 """
 
 import argparse
