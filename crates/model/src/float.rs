@@ -163,6 +163,8 @@ pub fn write_fixed(out: &mut String, v: f64) {
         out.push_str("+Inf");
     } else if v == f64::NEG_INFINITY {
         out.push_str("-Inf");
+    } else if let Some(thousandths) = few_decimals(v) {
+        write_thousandths(out, thousandths);
     } else {
         let mut buffer = ryu::Buffer::new();
         let text = buffer.format_finite(v);
@@ -173,6 +175,39 @@ pub fn write_fixed(out: &mut String, v: f64) {
             // digits Go's 'f' writes, with ".0" after a whole number.
             out.push_str(text.strip_suffix(".0").unwrap_or(text));
         }
+    }
+}
+
+/// `v` in thousandths when it is exactly the float nearest to a decimal
+/// of at most three decimals and fifteen digits (readings, percentages),
+/// the most common values of an answer. That decimal is then the
+/// shortest that reads back to `v`: two different decimals of at most
+/// fifteen significant digits never round to the same float, so no
+/// shorter one does. Zero is left to the general path (its sign).
+fn few_decimals(v: f64) -> Option<i64> {
+    let scaled = (v * 1000.0).round();
+    (v != 0.0 && scaled.abs() < 1e15 && scaled / 1000.0 == v).then_some(scaled as i64)
+}
+
+/// A whole number of thousandths as a decimal without trailing zeros.
+fn write_thousandths(out: &mut String, thousandths: i64) {
+    if thousandths < 0 {
+        out.push('-');
+    }
+    let magnitude = thousandths.unsigned_abs();
+    let (whole, mut fraction) = (magnitude / 1000, magnitude % 1000);
+    out.push_str(itoa::Buffer::new().format(whole));
+    if fraction != 0 {
+        out.push('.');
+        let mut digits = 3;
+        while fraction % 10 == 0 {
+            fraction /= 10;
+            digits -= 1;
+        }
+        // Leading zeros of the fraction: 1.005 is "1." then "005".
+        let text = itoa::Buffer::new().format(fraction).len();
+        push_zeros(out, digits - text as u32);
+        out.push_str(itoa::Buffer::new().format(fraction));
     }
 }
 
@@ -204,6 +239,10 @@ mod tests {
         assert_eq!(fixed(2.5e-7), "0.00000025");
         assert_eq!(fixed(-1.25e-5), "-0.0000125");
         assert_eq!(fixed(123.456), "123.456");
+        assert_eq!(fixed(1.005), "1.005");
+        assert_eq!(fixed(-0.05), "-0.05");
+        assert_eq!(fixed(0.1 + 0.2), "0.30000000000000004");
+        assert_eq!(fixed(999_999_999_999.999), "999999999999.999");
         assert_eq!(fixed(f64::NAN), "NaN");
         assert_eq!(fixed(f64::NEG_INFINITY), "-Inf");
         assert_eq!(exponent(2.5e-7), "2.5e-07");
@@ -224,13 +263,18 @@ mod tests {
             let v = match i % 3 {
                 0 => f64::from_bits(x),
                 1 => (x >> 20) as f64 * 10f64.powi((x % 44) as i32 - 22) / 4096.0,
-                _ => (x % 10_000_000) as f64 / 100.0,
+                _ => (x % 10_000_000) as f64 / [10.0, 100.0, -1000.0][(x >> 60) as usize % 3],
             };
             if !v.is_finite() {
                 continue;
             }
             let plain = fixed(v);
             assert_eq!(plain.parse::<f64>().ok(), Some(v), "{plain}");
+            if few_decimals(v).is_some() {
+                let mut general = String::new();
+                Decimal::parse(ryu::Buffer::new().format_finite(v)).write_fixed(&mut general);
+                assert_eq!(plain, general, "{v:?}");
+            }
             let e = exponent(v);
             assert_eq!(e.parse::<f64>().ok(), Some(v), "{e}");
             // At most 17 significant digits, none of them a trailing zero

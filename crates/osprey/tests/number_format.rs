@@ -48,6 +48,12 @@ fn values() -> Vec<f64> {
         9_007_199_254_740_993.0,
         1e16,
         -0.0,
+        // Few decimals (model::float's short path).
+        1.005,
+        -0.05,
+        0.001,
+        999_999_999_999.999,
+        71.23,
     ];
     for i in 0..120u64 {
         let r = next();
