@@ -163,19 +163,41 @@ pub fn write_fixed(out: &mut String, v: f64) {
         out.push_str("+Inf");
     } else if v == f64::NEG_INFINITY {
         out.push_str("-Inf");
+    } else if let Some(whole) = whole_number(v) {
+        // Counts and counter values: their integer digits.
+        if whole < 0 {
+            out.push('-');
+        }
+        out.push_str(itoa::Buffer::new().format(whole.unsigned_abs()));
     } else if let Some(thousandths) = few_decimals(v) {
         write_thousandths(out, thousandths);
     } else {
-        let mut buffer = ryu::Buffer::new();
-        let text = buffer.format_finite(v);
-        if text.contains('e') {
-            Decimal::parse(text).write_fixed(out);
-        } else {
-            // Between 1e-5 and 1e16 ryu writes a plain decimal, the same
-            // digits Go's 'f' writes, with ".0" after a whole number.
-            out.push_str(text.strip_suffix(".0").unwrap_or(text));
-        }
+        write_general(out, v);
     }
+}
+
+/// [`write_fixed`] of a finite float without the short paths: ryu's
+/// digits laid out.
+fn write_general(out: &mut String, v: f64) {
+    let mut buffer = ryu::Buffer::new();
+    let text = buffer.format_finite(v);
+    if text.contains('e') {
+        Decimal::parse(text).write_fixed(out);
+    } else {
+        // Between 1e-5 and 1e16 ryu writes a plain decimal, the same
+        // digits Go's 'f' writes, with ".0" after a whole number.
+        out.push_str(text.strip_suffix(".0").unwrap_or(text));
+    }
+}
+
+/// `v` as an integer when it is a whole number below 2^53 in magnitude
+/// (every such integer is a float exactly, and its shortest digits are
+/// its integer digits); `-0` is left to the general path (its sign).
+fn whole_number(v: f64) -> Option<i64> {
+    /// Below this every integer is a float exactly.
+    const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
+    (v.fract() == 0.0 && v.abs() < EXACT_INTEGERS && !(v == 0.0 && v.is_sign_negative()))
+        .then_some(v as i64)
 }
 
 /// `v` in thousandths when it is exactly the float nearest to a decimal
@@ -219,6 +241,62 @@ mod tests {
         let mut out = String::new();
         write_fixed(&mut out, v);
         out
+    }
+
+    fn general(v: f64) -> String {
+        let mut out = String::new();
+        write_general(&mut out, v);
+        out
+    }
+
+    /// The short paths (whole numbers, few decimals) write what the
+    /// general path writes, and the text reads back to the value.
+    #[test]
+    fn short_paths_write_what_the_general_path_writes() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut values = vec![
+            0.0,
+            1.0,
+            -1.0,
+            9.0,
+            10.0,
+            4503599627370496.0,
+            9007199254740991.0,
+            9007199254740992.0,
+            -9007199254740993.0,
+            1e300,
+            0.5,
+            -0.25,
+            1e-5,
+            9.99999e-6,
+            1e15 - 0.5,
+            1e15 + 0.5,
+            0.1,
+            1.0 / 3.0,
+            2.5e-5,
+        ];
+        for _ in 0..20_000 {
+            let r = next();
+            values.push((r >> 11) as f64 * if r & 1 == 1 { -1.0 } else { 1.0 });
+            values.push((r % 100_000) as f64);
+            values.push(f64::from_bits(r));
+            // Decimals from about 1e-22 to 1e22.
+            let scale = 10f64.powi((r % 44) as i32 - 22);
+            values.push((r >> 20) as f64 * scale / 4096.0);
+            values.push(-((r >> 40) as f64) / 7.0 * scale);
+            values.push(((r >> 8) as f64).sin() * scale);
+        }
+        for v in values.into_iter().filter(|v| v.is_finite()) {
+            let s = fixed(v);
+            assert_eq!(s, general(v), "{v:?}");
+            assert_eq!(s.parse::<f64>().ok(), Some(v), "{s}");
+        }
     }
 
     fn exponent(v: f64) -> String {
@@ -270,11 +348,7 @@ mod tests {
             }
             let plain = fixed(v);
             assert_eq!(plain.parse::<f64>().ok(), Some(v), "{plain}");
-            if few_decimals(v).is_some() {
-                let mut general = String::new();
-                Decimal::parse(ryu::Buffer::new().format_finite(v)).write_fixed(&mut general);
-                assert_eq!(plain, general, "{v:?}");
-            }
+            assert_eq!(plain, general(v), "{v:?}");
             let e = exponent(v);
             assert_eq!(e.parse::<f64>().ok(), Some(v), "{e}");
             // At most 17 significant digits, none of them a trailing zero
