@@ -418,17 +418,20 @@ def column_split(tier_dir):
                     kind, at = "version 1", 0
                     n, at = uvarint(data, 0)
                 else:
-                    kind = {1: "counter", 2: "gauge"}.get(data[1], "?")
+                    kind = {1: "counter", 2: "gauge (mean)", 3: "count",
+                            4: "gauge"}.get(data[1], "?")
                     n, at = uvarint(data, 2)
                 splits, points = out.setdefault(kind, ({}, [0]))
                 points[0] += n
                 splits["framing"] = splits.get("framing", 0) + record_framing + at
-                if kind == "gauge":
+                if kind.startswith("gauge") or kind == "count":
                     ts, vs, frame, at = dense(data, at)
                     splits["t"] = splits.get("t", 0) + ts
                     splits["count"] = splits.get("count", 0) + vs
                     splits["framing"] += frame
-                    for col in ("sum", "min", "max"):
+                    cols = {"gauge": ("sum", "min", "max", "last"),
+                            "gauge (mean)": ("sum", "min", "max")}.get(kind, ())
+                    for col in cols:
                         at = column(data, at, splits, col)
                 else:
                     splits["framing"] += 8
@@ -538,9 +541,10 @@ def measure(port, queries, repeat, pid=None, extra=""):
 
 def one_ms_earlier(q):
     """The query with `offset 1ms` on its range selector: the raw answer
-    over [T - range, T), which aligned tier windows give."""
+    over [T - range, T), which aligned tier windows give; a plain
+    selector (the whole query here) gets it too: the last sample before T."""
     i = q.find("]")
-    return q if i < 0 else q[:i + 1] + " offset 1ms" + q[i + 1:]
+    return q + " offset 1ms" if i < 0 else q[:i + 1] + " offset 1ms" + q[i + 1:]
 
 
 def main():

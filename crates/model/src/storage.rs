@@ -388,10 +388,21 @@ impl SelectHints {
     /// step. Each step's range `(T - w, T]` then has the windows of
     /// `[T - w, T)`, which a reader takes instead (one millisecond
     /// earlier), so the tier may be as coarse as the range.
+    ///
+    /// A plain selector over several steps (no range, [`Aggregate::Last`])
+    /// reads at each step `T` the last point of the windows before it; its
+    /// range is the step: a tier whose resolution divides the step and
+    /// every step time gives the last sample before `T`, in whatever tier,
+    /// since a window point is stamped with its last sample's time.
     pub fn aligned(&self, r: i64) -> bool {
+        let range = if self.range_ms == 0 && self.aggregate == Aggregate::Last {
+            self.step_ms
+        } else {
+            self.range_ms
+        };
         r > 0
             && self.align_ms > 0
-            && self.range_ms >= r
+            && range >= r
             && self.align_ms % r == 0
             && (self.step_ms <= 1 || self.step_ms >= r)
     }

@@ -256,29 +256,22 @@ fn tiered_answers_match_raw_within_tolerance() {
             let tiered = range_query(addr, &query, start, stop, step, "auto");
             assert_close(&format!("{query} step {step}"), &raw, &tiered, relative);
         }
-        // A plain selector reads the last value of the window before the
-        // step: raw one sample (1m) earlier, for a counter. A gauge's tier
-        // keeps no last value: it reads the window's mean, which is off by
-        // at most how far the gauge moves in a window (0.045 a minute).
-        let raw = range_query(
-            addr,
-            "tier_requests_total offset 1m",
-            start,
-            stop,
-            step,
-            "raw",
-        );
-        let tiered = range_query(addr, "tier_requests_total", start, stop, step, "auto");
-        assert_close("plain selector (counter)", &raw, &tiered, 0.0);
-        let raw = range_query(addr, "tier_temperature offset 1m", start, stop, step, "raw");
-        let tiered = range_query(addr, "tier_temperature", start, stop, step, "auto");
-        let resolution_minutes = if step == DAY { 60.0 } else { 5.0 };
-        assert_close(
-            "plain selector (gauge)",
-            &raw,
-            &tiered,
-            -0.045 * resolution_minutes,
-        );
+        // A plain selector reads the last value of the windows before the
+        // step, a gauge's as a counter's: raw one sample (1m) earlier,
+        // exactly, from the coarsest tier whose windows end at the steps
+        // (the 1h tier at a 1h step, not the 5m one that step / 5 allows).
+        for metric in ["tier_requests_total", "tier_temperature"] {
+            let raw = range_query(
+                addr,
+                &format!("{metric} offset 1m"),
+                start,
+                stop,
+                step,
+                "raw",
+            );
+            let tiered = range_query(addr, metric, start, stop, step, "auto");
+            assert_close(&format!("plain selector {metric}"), &raw, &tiered, 0.0);
+        }
     }
     // The tiers answer with fewer samples: the engine's statistics say so.
     let path = format!(
@@ -755,6 +748,26 @@ fn aligned_ranges_read_a_tier_as_coarse_as_the_range() {
     assert!((0..=2 * 75).contains(&read), "read {read} samples");
     let read = samples_read("rate(tier_requests_total[1h])", start, step);
     assert!((0..=2 * 76).contains(&read), "read {read} samples");
+    // A plain selector's steps line up with the hourly windows too: it
+    // reads their last values (a gauge's as a counter's), while steps off
+    // the hour read raw samples. (A selector's statistics count the
+    // points it read and the 73 points of its answer.)
+    let read = samples_read("tier_temperature", start, step);
+    assert!((0..=2 * (75 + 73)).contains(&read), "read {read} samples");
+    let read = samples_read("tier_temperature", start + 60, step);
+    assert!(read > 2 * 60 * 72, "read {read} samples");
+    for metric in ["tier_temperature", "tier_requests_total"] {
+        let raw = range_query(
+            addr,
+            &format!("{metric} offset 1ms"),
+            start,
+            end,
+            step,
+            "raw",
+        );
+        let tiered = range_query(addr, metric, start, end, step, "auto");
+        assert_close(&format!("{metric} aligned"), &raw, &tiered, 0.0);
+    }
     // Exactly raw one millisecond earlier.
     for (query, relative) in [
         ("max_over_time(tier_temperature[1h])", 0.0),
@@ -763,6 +776,7 @@ fn aligned_ranges_read_a_tier_as_coarse_as_the_range() {
         ("sum_over_time(tier_temperature[1h])", 1e-12),
         ("avg_over_time(tier_temperature[1h])", 1e-12),
         ("last_over_time(tier_requests_total[1h])", 0.0),
+        ("last_over_time(tier_temperature[1h])", 0.0),
         ("resets(tier_requests_total[1h])", 0.0),
         ("count_over_time(tier_temperature[3h])", 0.0),
         ("max_over_time(tier_temperature[3h])", 0.0),

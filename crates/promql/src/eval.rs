@@ -583,9 +583,13 @@ impl<'a> Ctx<'a> {
         // `histogram_count` and friends the statistics iterator's hint of
         // that sample compares it with the one read before it in the
         // window, so the window is read whole. Many may read a downsampled
-        // tier's last values; a window's last sample can then be up to one
-        // resolution older than the step, so the lookback grows by that
-        // much.
+        // tier's last values. Where the tier's windows line up with the
+        // steps (its resolution divides the step and every step time), the
+        // window before a step ends at it, and its point is the last sample
+        // before the step, at that sample's own time: the lookback stays.
+        // Otherwise the window holding the step has a point only after it,
+        // and the one before may end up to one resolution earlier: the
+        // lookback grows by that much.
         let mut lookback = self.lookback;
         let stats = self.hist_stats.get() && self.subquery_depth.get() == 0;
         let set = if refs.len() == 1 && stats {
@@ -593,12 +597,16 @@ impl<'a> Ctx<'a> {
         } else if refs.len() == 1 {
             querier.select_latest(&vs.matchers)
         } else {
-            querier
-                .select_hinted(&vs.matchers, &self.hints(steps, 0, Aggregate::Last))
-                .map(|hinted| {
+            let hints = SelectHints {
+                align_ms: align_of(&refs, steps.step),
+                ..self.hints(steps, 0, Aggregate::Last)
+            };
+            querier.select_hinted(&vs.matchers, &hints).map(|hinted| {
+                if hinted.resolution_ms > 0 && !hints.aligned(hinted.resolution_ms) {
                     lookback = lookback.saturating_add(hinted.resolution_ms);
-                    hinted.series
-                })
+                }
+                hinted.series
+            })
         }
         .map_err(|e| QueryError::execution(e.to_string()))?;
         let mut spare = Vec::new();

@@ -27,9 +27,11 @@ pub enum Kept {
     All,
     /// A counter's: last, count and the counter offsets (no sum, min, max).
     Counter,
-    /// A gauge's: count, sum, min and max (no last value of its own, no
-    /// counter); `last` holds the window's mean.
+    /// A gauge's: count, sum, min, max and last (no counter).
     Gauge,
+    /// A gauge's as chunks written before gauges kept their last value:
+    /// count, sum, min and max; `last` holds the window's mean.
+    GaugeMean,
     /// Only the count: a window combining a counter's points with a
     /// gauge's (a series whose set changed from one block to the next),
     /// for which neither set is complete.
@@ -37,8 +39,8 @@ pub enum Kept {
 }
 
 impl Kept {
-    /// Whether points of this kind answer `aggregate`. A gauge answers
-    /// [`Aggregate::Last`] with the window's mean.
+    /// Whether points of this kind answer `aggregate`. A gauge of the
+    /// older kind answers [`Aggregate::Last`] with the window's mean.
     pub fn keeps(self, aggregate: Aggregate) -> bool {
         match self {
             Kept::All => true,
@@ -46,7 +48,9 @@ impl Kept {
                 aggregate,
                 Aggregate::Last | Aggregate::Count | Aggregate::Counter | Aggregate::Resets
             ),
-            Kept::Gauge => !matches!(aggregate, Aggregate::Counter | Aggregate::Resets),
+            Kept::Gauge | Kept::GaugeMean => {
+                !matches!(aggregate, Aggregate::Counter | Aggregate::Resets)
+            }
             Kept::Count => aggregate == Aggregate::Count,
         }
     }
@@ -57,6 +61,7 @@ impl Kept {
         match (self, other) {
             (Kept::All, k) | (k, Kept::All) => k,
             (a, b) if a == b => a,
+            (Kept::Gauge, Kept::GaugeMean) | (Kept::GaugeMean, Kept::Gauge) => Kept::GaugeMean,
             _ => Kept::Count,
         }
     }
@@ -125,11 +130,12 @@ pub struct Point {
 
 impl Point {
     /// The value of a kept aggregate other than the counter and resets
-    /// (which need the offsets): a gauge's last is its window's mean.
+    /// (which need the offsets): an older gauge's last is its window's
+    /// mean.
     pub fn value(&self, aggregate: Aggregate) -> f64 {
         match aggregate {
             Aggregate::Last | Aggregate::Counter | Aggregate::Resets => {
-                if self.kept == Kept::Gauge {
+                if self.kept == Kept::GaugeMean {
                     self.sum / self.count
                 } else {
                     self.last
@@ -345,15 +351,28 @@ const MODE_ZERO_OFFSET: u8 = 3;
 const VERSION_2: u8 = 0;
 /// Version 2 chunk kinds.
 const KIND_COUNTER: u8 = 1;
-const KIND_GAUGE: u8 = 2;
+/// A gauge without its last value (written before kind 4).
+const KIND_GAUGE_MEAN: u8 = 2;
 const KIND_COUNT: u8 = 3;
+/// A gauge with its last value.
+const KIND_GAUGE: u8 = 4;
+
+/// What points of a version 2 chunk of `kind` keep (`kind` known valid).
+fn kept_of(kind: u8) -> Kept {
+    match kind {
+        KIND_COUNTER => Kept::Counter,
+        KIND_GAUGE => Kept::Gauge,
+        KIND_GAUGE_MEAN => Kept::GaugeMean,
+        _ => Kept::Count,
+    }
+}
 
 /// Which aggregates a series' version 2 tier chunks keep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AggregateSet {
     /// A counter's: last, count and the counter offsets.
     Counter,
-    /// A gauge's: count, sum, min and max.
+    /// A gauge's: count, sum, min, max and last.
     Gauge,
     /// Every aggregate (version 1 chunks): whatever the data is not
     /// certainly one or the other.
@@ -450,7 +469,8 @@ pub fn encode_run(run: &Run, set: AggregateSet) -> Vec<ChunkMeta> {
         Kept::All => encode_points_v1(points, first, base, out),
         Kept::Counter => encode_counter(points, first, base, out),
         Kept::Count => encode_count(points, out),
-        Kept::Gauge => encode_gauge(points, out),
+        Kept::Gauge => encode_gauge(points, true, out),
+        Kept::GaugeMean => encode_gauge(points, false, out),
     })
 }
 
@@ -552,10 +572,16 @@ fn encode_count(points: &[Point], out: &mut Vec<u8>) {
 
 /// Version 2, gauge: `(t, count)` (a steady scrape's counts are constant,
 /// so reading the times costs little more than the times), sum (rounded
-/// to its values' decimals), min, max.
-fn encode_gauge(points: &[Point], out: &mut Vec<u8>) {
+/// to its values' decimals), min, max and, `with_last` (kind 4), last;
+/// without it (kind 2: points read from such chunks, which have no last
+/// value to write) the reader takes the mean for the last.
+fn encode_gauge(points: &[Point], with_last: bool, out: &mut Vec<u8>) {
     out.push(VERSION_2);
-    out.push(KIND_GAUGE);
+    out.push(if with_last {
+        KIND_GAUGE
+    } else {
+        KIND_GAUGE_MEAN
+    });
     put_uvarint(out, points.len() as u64);
     let sum = |p: &Point| round_sum(p.sum, p.count, p.decimals);
     let times: Vec<(i64, f64)> = points.iter().map(|p| (p.t, p.count)).collect();
@@ -563,6 +589,9 @@ fn encode_gauge(points: &[Point], out: &mut Vec<u8>) {
     put_column(points, sum, None, out);
     put_column(points, |p| p.min, Some(&sum), out);
     put_column(points, |p| p.max, Some(&sum), out);
+    if with_last {
+        put_column(points, |p| p.last, Some(&sum), out);
+    }
 }
 
 fn get_dense(bytes: &[u8], position: &mut usize) -> Result<Vec<(i64, f64)>, ChunkError> {
@@ -716,7 +745,10 @@ fn get_f64(bytes: &[u8], position: &mut usize) -> Result<f64, ChunkError> {
 fn get_header_v2(bytes: &[u8]) -> Result<(u8, usize, usize), ChunkError> {
     let mut position = 1;
     let kind = get_byte(bytes, &mut position)?;
-    if !matches!(kind, KIND_COUNTER | KIND_GAUGE | KIND_COUNT) {
+    if !matches!(
+        kind,
+        KIND_COUNTER | KIND_GAUGE_MEAN | KIND_COUNT | KIND_GAUGE
+    ) {
         return Err(ChunkError::new("aggregate: unknown chunk kind"));
     }
     let n = get_count(bytes, &mut position)?;
@@ -729,7 +761,7 @@ fn is_v2(bytes: &[u8]) -> bool {
 
 /// Decodes one `Aggregate` chunk into a run. Aggregates a version 2 chunk
 /// does not keep are NaN (a counter's sum, min and max) or 0 (a gauge's
-/// offsets); a gauge's `last` is its window's mean.
+/// offsets); a gauge of kind 2's `last` is its window's mean.
 pub fn decode_chunk(bytes: &[u8]) -> Result<Run, ChunkError> {
     if is_v2(bytes) {
         return decode_chunk_v2(bytes);
@@ -818,6 +850,11 @@ fn decode_chunk_v2(bytes: &[u8]) -> Result<Run, ChunkError> {
             .ok_or(ChunkError::new("aggregate: sum must be stored"))?;
         let min = get_column(bytes, &mut position, n, true)?;
         let max = get_column(bytes, &mut position, n, true)?;
+        let last = if kind == KIND_GAUGE {
+            Some(get_column(bytes, &mut position, n, true)?)
+        } else {
+            None
+        };
         let pick =
             |column: &Option<Vec<f64>>, i: usize, sum: f64| column.as_ref().map_or(sum, |c| c[i]);
         let points: Vec<Point> = counts
@@ -829,9 +866,12 @@ fn decode_chunk_v2(bytes: &[u8]) -> Result<Run, ChunkError> {
                 sum: sums[i],
                 min: pick(&min, i, sums[i]),
                 max: pick(&max, i, sums[i]),
-                last: sums[i] / count,
+                last: match &last {
+                    Some(column) => pick(column, i, sums[i]),
+                    None => sums[i] / count,
+                },
                 offset: 0.0,
-                kept: Kept::Gauge,
+                kept: kept_of(kind),
                 decimals: decimals(sums[i]),
             })
             .collect();
@@ -1156,12 +1196,7 @@ pub fn chunk_keeps(bytes: &[u8], aggregate: Aggregate) -> Result<bool, ChunkErro
         return Ok(true);
     }
     let (kind, _, _) = get_header_v2(bytes)?;
-    let kept = match kind {
-        KIND_COUNTER => Kept::Counter,
-        KIND_GAUGE => Kept::Gauge,
-        _ => Kept::Count,
-    };
-    Ok(kept.keeps(aggregate))
+    Ok(kept_of(kind).keeps(aggregate))
 }
 
 fn decode_chunk_column_v2(
@@ -1169,11 +1204,7 @@ fn decode_chunk_column_v2(
     aggregate: Aggregate,
 ) -> Result<Option<Column>, ChunkError> {
     let (kind, n, mut position) = get_header_v2(bytes)?;
-    let kept = match kind {
-        KIND_COUNTER => Kept::Counter,
-        KIND_GAUGE => Kept::Gauge,
-        _ => Kept::Count,
-    };
+    let kept = kept_of(kind);
     let mut first = 0.0;
     let mut offsets = Vec::new();
     let mut counts = Vec::new();
@@ -1194,7 +1225,8 @@ fn decode_chunk_column_v2(
         }
         pairs
     } else {
-        // (t, count), sum, min, max; min and max may be "same as sum".
+        // (t, count), sum, min, max and (kind 4) last; min, max and last
+        // may be "same as sum".
         let mut pairs = get_times(bytes, &mut position, n)?;
         let sum_at = position;
         match aggregate {
@@ -1203,7 +1235,7 @@ fn decode_chunk_column_v2(
                 counts = pairs.iter().map(|p| p.1).collect();
                 put_column_values(bytes, &mut position, &mut pairs, false)?
             }
-            Aggregate::Last => {
+            Aggregate::Last if kind == KIND_GAUGE_MEAN => {
                 let sums = get_column(bytes, &mut position, n, false)?
                     .ok_or(ChunkError::new("aggregate: sum must be stored"))?;
                 for (pair, sum) in pairs.iter_mut().zip(sums) {
@@ -1212,7 +1244,12 @@ fn decode_chunk_column_v2(
             }
             _ => skip_column(bytes, &mut position, false)?,
         }
-        for column in [Aggregate::Min, Aggregate::Max] {
+        let columns: &[Aggregate] = if kind == KIND_GAUGE {
+            &[Aggregate::Min, Aggregate::Max, Aggregate::Last]
+        } else {
+            &[Aggregate::Min, Aggregate::Max]
+        };
+        for &column in columns {
             if aggregate == column {
                 if bytes.get(position) == Some(&MODE_SAME_AS_LAST) {
                     // Every value equals the sum: read that column.
@@ -1398,10 +1435,23 @@ mod tests {
                 .map(|s| (s.1 * 100.0).round() as i64)
                 .sum();
             assert_eq!(a.sum, cents as f64 / 100.0, "{i}");
-            // A gauge's last is its window's mean.
-            assert_eq!(a.value(Aggregate::Last), a.sum / a.count);
+            // A gauge keeps its window's last value.
+            assert_eq!(a.last.to_bits(), b.last.to_bits(), "{i}");
+            assert_eq!(a.value(Aggregate::Last).to_bits(), b.last.to_bits());
             assert_eq!(a.offset, 0.0);
         }
+        // So does the column read straight from the chunks.
+        let mut last: Option<Column> = None;
+        for chunk in encode_run(&run, AggregateSet::Gauge) {
+            let part = decode_chunk_column(&chunk.data, Aggregate::Last)
+                .unwrap()
+                .unwrap();
+            match last.as_mut() {
+                Some(l) => l.append(part),
+                None => last = Some(part),
+            }
+        }
+        assert_eq!(last, Column::from_run(&run, Aggregate::Last));
         assert_eq!(Column::from_run(&back, Aggregate::Counter), None);
         assert_eq!(Column::from_run(&back, Aggregate::Resets), None);
         // Coarsening the decoded gauge keeps it exact.
@@ -1419,6 +1469,47 @@ mod tests {
         assert_eq!(round_sum(1.0 / 3.0, 1.0, UNKNOWN_DECIMALS), 1.0 / 3.0);
         assert_eq!(decimals(12.5), 1);
         assert_eq!(decimals(-3.0), 0);
+    }
+
+    #[test]
+    fn gauge_chunks_without_a_last_value_still_read_as_the_mean() {
+        // Chunks of kind 2, as written before gauges kept their last
+        // value: points read from them are written back the same way.
+        let raw = decimal_gauge();
+        let mut run = Run::from_samples(&raw, 300_000).unwrap();
+        for p in &mut run.points {
+            p.kept = Kept::GaugeMean;
+        }
+        let chunks = encode_run(&run, AggregateSet::Gauge);
+        assert!(chunks.iter().all(|c| c.data[1] == KIND_GAUGE_MEAN));
+        let back = join(&chunks);
+        for (a, b) in back.points.iter().zip(&run.points) {
+            assert_eq!(a.kept, Kept::GaugeMean);
+            assert_eq!(a.last, a.sum / a.count);
+            assert_eq!(a.value(Aggregate::Last), a.sum / a.count);
+            assert_eq!((a.t, a.count, a.min, a.max), (b.t, b.count, b.min, b.max));
+        }
+        let column = decode_chunk_column(&chunks[0].data, Aggregate::Last)
+            .unwrap()
+            .unwrap();
+        for (pair, p) in column.pairs.iter().zip(&back.points) {
+            assert_eq!(*pair, (p.t, p.sum / p.count));
+        }
+        // A coarser window combining both kinds of gauge points has no
+        // last value of its own either.
+        let new = join(&encode_run(
+            &Run::from_samples(&raw, 300_000).unwrap(),
+            AggregateSet::Gauge,
+        ));
+        let mut mixed = Run {
+            first: back.first,
+            points: back.points[..6].to_vec(),
+        };
+        mixed.points.extend_from_slice(&new.points[6..12]);
+        let coarse = mixed.coarsen(3_600_000);
+        assert_eq!(coarse.points[0].kept, Kept::GaugeMean);
+        let rewritten = encode_run(&coarse, AggregateSet::Gauge);
+        assert_eq!(rewritten[0].data[1], KIND_GAUGE_MEAN);
     }
 
     #[test]
@@ -1577,11 +1668,17 @@ mod tests {
 
     /// Each run as version 1 chunks and encoded keeping each set.
     fn encodings(run: &Run) -> Vec<Vec<ChunkMeta>> {
+        // Gauge chunks of kind 2 (no last value), as written before kind 4.
+        let mut older = run.clone();
+        for p in &mut older.points {
+            p.kept = Kept::GaugeMean;
+        }
         vec![
             encode_run_v1(run),
             encode_run(run, AggregateSet::Counter),
             encode_run(run, AggregateSet::Gauge),
             encode_run(run, AggregateSet::All),
+            encode_run(&older, AggregateSet::Gauge),
         ]
     }
 
