@@ -767,6 +767,23 @@ fn aligned_ranges_read_a_tier_as_coarse_as_the_range() {
         );
         let tiered = range_query(addr, metric, start, end, step, "auto");
         assert_close(&format!("{metric} aligned"), &raw, &tiered, 0.0);
+        // With a lookback as long as the sample interval, raw one
+        // millisecond earlier still sees the sample one interval back.
+        let raw = range_query(
+            addr,
+            &format!("{metric} offset 1ms"),
+            start,
+            end,
+            step,
+            "raw&lookback_delta=1m",
+        );
+        let tiered = range_query(addr, metric, start, end, step, "auto&lookback_delta=1m");
+        assert_close(
+            &format!("{metric} aligned, 1m lookback"),
+            &raw,
+            &tiered,
+            0.0,
+        );
     }
     // Exactly raw one millisecond earlier.
     for (query, relative) in [

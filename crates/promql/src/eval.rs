@@ -586,10 +586,11 @@ impl<'a> Ctx<'a> {
         // tier's last values. Where the tier's windows line up with the
         // steps (its resolution divides the step and every step time), the
         // window before a step ends at it, and its point is the last sample
-        // before the step, at that sample's own time: the lookback stays.
-        // Otherwise the window holding the step has a point only after it,
-        // and the one before may end up to one resolution earlier: the
-        // lookback grows by that much.
+        // before the step, at that sample's own time: raw's answer one
+        // millisecond earlier, whose lookback window reaches one
+        // millisecond further back. Otherwise the window holding the step
+        // has a point only after it, and the one before may end up to one
+        // resolution earlier: the lookback grows by that much.
         let mut lookback = self.lookback;
         let stats = self.hist_stats.get() && self.subquery_depth.get() == 0;
         let set = if refs.len() == 1 && stats {
@@ -602,7 +603,9 @@ impl<'a> Ctx<'a> {
                 ..self.hints(steps, 0, Aggregate::Last)
             };
             querier.select_hinted(&vs.matchers, &hints).map(|hinted| {
-                if hinted.resolution_ms > 0 && !hints.aligned(hinted.resolution_ms) {
+                if hints.aligned(hinted.resolution_ms) {
+                    lookback = lookback.saturating_add(1);
+                } else {
                     lookback = lookback.saturating_add(hinted.resolution_ms);
                 }
                 hinted.series
