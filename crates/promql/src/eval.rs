@@ -593,9 +593,11 @@ impl<'a> Ctx<'a> {
         // resolution earlier: the lookback grows by that much.
         let mut lookback = self.lookback;
         let stats = self.hist_stats.get() && self.subquery_depth.get() == 0;
-        let set = if refs.len() == 1 && stats {
+        // (With `@`, every step has the same reference time.)
+        let single = min_ref == max_ref;
+        let set = if single && stats {
             querier.select(&vs.matchers)
-        } else if refs.len() == 1 {
+        } else if single {
             querier.select_latest(&vs.matchers)
         } else {
             let hints = SelectHints {
@@ -640,8 +642,10 @@ impl<'a> Ctx<'a> {
                         _ => false,
                     };
                     if use_hist {
+                        // Histograms are raw samples whatever was read
+                        // (no tier keeps them): the usual lookback.
                         if let Some((t, h)) = h
-                            && *t > r - lookback
+                            && *t > r - self.lookback
                             && !h.is_stale()
                         {
                             any = true;

@@ -55,6 +55,12 @@ impl Kept {
         }
     }
 
+    /// Whether points of this kind hold `aggregate` itself: as
+    /// [`Kept::keeps`], but an older gauge's mean is no last value.
+    pub fn holds(self, aggregate: Aggregate) -> bool {
+        self.keeps(aggregate) && !(self == Kept::GaugeMean && aggregate == Aggregate::Last)
+    }
+
     /// The kind of a window combining points of kinds `self` and `other`:
     /// what both hold.
     fn meet(self, other: Kept) -> Kept {
@@ -1191,12 +1197,19 @@ pub fn decode_chunk_column(
 /// Whether [`decode_chunk_column`] of this chunk gives a column for
 /// `aggregate` (`Some`), read from the chunk's header alone: a version 1
 /// chunk keeps every aggregate, a version 2 chunk those of its kind.
-pub fn chunk_keeps(bytes: &[u8], aggregate: Aggregate) -> Result<bool, ChunkError> {
+/// With `exact`, a stand-in (an older gauge's mean for its last value)
+/// does not count ([`Kept::holds`]).
+pub fn chunk_keeps(bytes: &[u8], aggregate: Aggregate, exact: bool) -> Result<bool, ChunkError> {
     if !is_v2(bytes) {
         return Ok(true);
     }
     let (kind, _, _) = get_header_v2(bytes)?;
-    Ok(kept_of(kind).keeps(aggregate))
+    let kept = kept_of(kind);
+    Ok(if exact {
+        kept.holds(aggregate)
+    } else {
+        kept.keeps(aggregate)
+    })
 }
 
 fn decode_chunk_column_v2(
@@ -1510,6 +1523,18 @@ mod tests {
         assert_eq!(coarse.points[0].kept, Kept::GaugeMean);
         let rewritten = encode_run(&coarse, AggregateSet::Gauge);
         assert_eq!(rewritten[0].data[1], KIND_GAUGE_MEAN);
+        // Its mean stands in for the last value, but not where the last
+        // value itself is asked for.
+        let (older, newer) = (
+            &chunks[0].data,
+            &encode_run(&new, AggregateSet::Gauge)[0].data,
+        );
+        assert!(chunk_keeps(older, Aggregate::Last, false).unwrap());
+        assert!(!chunk_keeps(older, Aggregate::Last, true).unwrap());
+        assert!(chunk_keeps(older, Aggregate::Max, true).unwrap());
+        assert!(chunk_keeps(newer, Aggregate::Last, true).unwrap());
+        assert!(!Kept::GaugeMean.holds(Aggregate::Last));
+        assert!(Kept::Gauge.holds(Aggregate::Last));
     }
 
     #[test]

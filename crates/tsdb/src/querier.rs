@@ -702,6 +702,7 @@ impl DbQuerier {
         chosen: usize,
         resolution: i64,
         aggregate: Aggregate,
+        exact: bool,
     ) -> Result<BTreeMap<Labels, Vec<Piece>>> {
         let mut series: BTreeMap<Labels, Vec<Piece>> = BTreeMap::new();
         // Series whose tier points do not keep the aggregate, by the span
@@ -717,13 +718,20 @@ impl DbQuerier {
                         for s in self.raw_part(mint, maxt).select(matchers)? {
                             let s = s?;
                             let samples: Vec<(i64, f64)> = s.samples.collect();
-                            if let Some(column) = Run::from_samples(&samples, resolution)
-                                .and_then(|run| Column::from_run(&run, aggregate))
-                            {
-                                series
-                                    .entry(s.labels)
-                                    .or_default()
-                                    .push(Piece::Column(column));
+                            let histograms: Vec<(i64, FloatHistogram)> = s.histograms.collect();
+                            let column = Run::from_samples(&samples, resolution)
+                                .and_then(|run| Column::from_run(&run, aggregate));
+                            if column.is_none() && histograms.is_empty() {
+                                continue;
+                            }
+                            let pieces = series.entry(s.labels).or_default();
+                            // Tiers keep no histograms: a series' raw ones
+                            // are handed out as they are.
+                            if !histograms.is_empty() {
+                                pieces.push(Piece::Histograms(histograms));
+                            }
+                            if let Some(column) = column {
+                                pieces.push(Piece::Column(column));
                             }
                         }
                     }
@@ -740,7 +748,7 @@ impl DbQuerier {
                                 // `Piece::Tier`); whether the chunks keep
                                 // the aggregate is in their headers.
                                 let read = if own {
-                                    match crate::tiers::series_keeps(block, &s, aggregate)
+                                    match crate::tiers::series_keeps(block, &s, aggregate, exact)
                                         .map_err(block_err)?
                                     {
                                         true => None,
@@ -749,7 +757,7 @@ impl DbQuerier {
                                 } else {
                                     Some(
                                         crate::tiers::series_column(
-                                            block, &s, mint, maxt, resolution, aggregate,
+                                            block, &s, mint, maxt, resolution, aggregate, exact,
                                         )
                                         .map_err(block_err)?,
                                     )
@@ -819,21 +827,34 @@ enum Piece {
         mint: i64,
         maxt: i64,
     },
+    /// Raw histogram samples, which no tier keeps: handed out unchanged.
+    Histograms(Vec<(i64, FloatHistogram)>),
 }
 
-/// The columns of a series' pieces, each decoded now if it was not yet.
-fn read_pieces(pieces: Vec<Piece>, resolution: i64, aggregate: Aggregate) -> Result<Vec<Column>> {
+/// A series' columns and raw histograms, as [`read_pieces`] gives them.
+type ReadPieces = (Vec<Column>, Vec<(i64, FloatHistogram)>);
+
+/// The columns of a series' pieces, each decoded now if it was not yet,
+/// and its raw histograms in time order.
+fn read_pieces(
+    pieces: Vec<Piece>,
+    resolution: i64,
+    aggregate: Aggregate,
+    exact: bool,
+) -> Result<ReadPieces> {
     let mut columns = Vec::with_capacity(pieces.len());
+    let mut histograms = Vec::new();
     for piece in pieces {
         match piece {
             Piece::Column(column) => columns.push(column),
+            Piece::Histograms(h) => histograms.extend(h),
             Piece::Tier {
                 block,
                 chunks,
                 mint,
                 maxt,
             } => match crate::tiers::series_column(
-                &block, &chunks, mint, maxt, resolution, aggregate,
+                &block, &chunks, mint, maxt, resolution, aggregate, exact,
             )
             .map_err(block_err)?
             {
@@ -852,7 +873,8 @@ fn read_pieces(pieces: Vec<Piece>, resolution: i64, aggregate: Aggregate) -> Res
             },
         }
     }
-    Ok(columns)
+    histograms.sort_by_key(|h| h.0);
+    Ok((columns, histograms))
 }
 
 /// The samples of a stitched series for one aggregate: each column's own
@@ -894,6 +916,13 @@ impl Querier for DbQuerier {
             });
         };
         let aggregate = hints.aggregate;
+        // A plain selector reading a tier coarser than the step allows
+        // (only because the windows end at the steps) takes each step's
+        // last sample from it: an older gauge's window mean would stand
+        // for a whole step there, so such series read raw data instead.
+        let exact = aggregate == Aggregate::Last
+            && hints.range_ms == 0
+            && resolution > hints.step_ms / RESOLUTION_DIVISOR;
         // Aligned windows: read from the start of the first range's first
         // window (one millisecond before `mint`), and for a rate or resets
         // one window more, for the last point before the range.
@@ -906,14 +935,23 @@ impl Querier for DbQuerier {
                 maxt: self.maxt,
                 tiers: self.tiers.clone(),
             };
-            wider.stitched(matchers, chosen, resolution, aggregate)?
+            wider.stitched(matchers, chosen, resolution, aggregate, exact)?
         } else {
-            self.stitched(matchers, chosen, resolution, aggregate)?
+            self.stitched(matchers, chosen, resolution, aggregate, exact)?
         };
         let iter = series.into_iter().filter_map(move |(labels, pieces)| {
-            match read_pieces(pieces, resolution, aggregate) {
-                Ok(columns) => aggregate_samples(columns, aggregate)
-                    .map(|samples| Ok(Series::floats(labels, samples))),
+            match read_pieces(pieces, resolution, aggregate, exact) {
+                Ok((columns, histograms)) => {
+                    let samples = aggregate_samples(columns, aggregate);
+                    if samples.is_none() && histograms.is_empty() {
+                        return None;
+                    }
+                    Some(Ok(Series {
+                        labels,
+                        samples: samples.unwrap_or_else(SampleIter::empty),
+                        histograms: histogram_iter(histograms),
+                    }))
+                }
                 Err(e) => Some(Err(e)),
             }
         });

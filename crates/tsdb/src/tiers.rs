@@ -272,11 +272,15 @@ pub(crate) fn series_column(
     maxt: i64,
     resolution: i64,
     aggregate: Aggregate,
+    exact: bool,
 ) -> Result<TierRead, BlockError> {
     let own = block.meta().downsample.map(|d| d.resolution);
     if own != Some(resolution) {
         return Ok(match series_run(block, s, mint, maxt, resolution)? {
             None => TierRead::Nothing,
+            Some(run) if exact && !run.points.iter().all(|p| p.kept.holds(aggregate)) => {
+                TierRead::NotKept
+            }
             Some(run) => match Column::from_run(&run, aggregate) {
                 Some(column) => TierRead::Column(column),
                 None => TierRead::NotKept,
@@ -288,9 +292,12 @@ pub(crate) fn series_column(
     let mut joined: Option<Column> = None;
     for (_, _, r) in chunks {
         let bytes = aggregate_chunk(block, r, true)?;
-        let Some(part) = decode_chunk_column(bytes, aggregate)
-            .map_err(|e| BlockError::corrupt(block.dir(), r.0, &e.to_string()))?
-        else {
+        let corrupt =
+            |e: crate::chunkenc::ChunkError| BlockError::corrupt(block.dir(), r.0, &e.to_string());
+        if exact && !crate::downsample::chunk_keeps(bytes, aggregate, true).map_err(corrupt)? {
+            return Ok(TierRead::NotKept);
+        }
+        let Some(part) = decode_chunk_column(bytes, aggregate).map_err(corrupt)? else {
             return Ok(TierRead::NotKept);
         };
         match joined.as_mut() {
@@ -334,17 +341,19 @@ fn aggregate_chunk(
 
 /// Whether [`series_column`] of a series of a block at the block's own
 /// resolution finds `aggregate` kept (anything but
-/// [`TierRead::NotKept`]), from the chunks' headers alone.
+/// [`TierRead::NotKept`]), from the chunks' headers alone; with `exact`,
+/// kept itself, not a stand-in ([`crate::downsample::Kept::holds`]).
 pub(crate) fn series_keeps(
     block: &Block,
     s: &crate::block::SeriesChunks,
     aggregate: Aggregate,
+    exact: bool,
 ) -> Result<bool, BlockError> {
     for &(_, _, r) in &s.chunks {
         // Only the header is read here; a chunk that keeps the aggregate
         // is read again, CRC checked, when its series is.
         let bytes = aggregate_chunk(block, r, false)?;
-        let keeps = crate::downsample::chunk_keeps(bytes, aggregate)
+        let keeps = crate::downsample::chunk_keeps(bytes, aggregate, exact)
             .map_err(|e| BlockError::corrupt(block.dir(), r.0, &e.to_string()))?;
         if !keeps {
             return Ok(false);

@@ -307,3 +307,56 @@ fn counter_reset_hints_are_kept_in_chunk_headers_through_replay_and_compaction()
     db.compact_all().unwrap();
     check(&db, "compacted blocks");
 }
+
+#[test]
+fn a_selection_that_reads_a_tier_keeps_raw_histograms() {
+    // No tier keeps histograms. A plain selector whose steps line up with
+    // a 1h tier, and a range function whose range allows the tier, read
+    // the tier, and the series' raw histograms come along unchanged.
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    let year = 365 * 86_400_000;
+    db.set_tiers(&[
+        tsdb::tiers::TierSpec {
+            resolution_ms: 0,
+            retention_ms: year,
+        },
+        tsdb::tiers::TierSpec {
+            resolution_ms: 3_600_000,
+            retention_ms: year,
+        },
+    ])
+    .unwrap();
+    let labels = series("request_seconds");
+    let mut app = db.appender();
+    let mut expected = Vec::new();
+    for i in 0..240u64 {
+        let t = i as i64 * 60_000;
+        let h = histogram(i + 1, 0);
+        app.append_int_histogram(&labels, t, &h).unwrap();
+        expected.push((t, h.to_float()));
+    }
+    app.commit().unwrap();
+    let matchers = [Matcher::equal("__name__", "request_seconds")];
+    for (range_ms, aggregate) in [
+        (0, model::storage::Aggregate::Last),
+        (3_600_000, model::storage::Aggregate::Counter),
+    ] {
+        let hints = model::storage::SelectHints {
+            step_ms: 3_600_000,
+            range_ms,
+            aggregate,
+            max_resolution_ms: None,
+            align_ms: 3_600_000,
+        };
+        let q = db.querier(0, 239 * 60_000).unwrap();
+        let hinted = q.select_hinted(&matchers, &hints).unwrap();
+        assert_eq!(hinted.resolution_ms, 3_600_000, "{aggregate:?}");
+        let mut set = hinted.series;
+        let s = set.next().expect("the histogram series").unwrap();
+        assert!(set.next().is_none());
+        assert_eq!(s.samples.count(), 0);
+        let got: Vec<(i64, FloatHistogram)> = s.histograms.collect();
+        same(&got, &expected);
+    }
+}
