@@ -142,6 +142,23 @@ fn range_query(
     out
 }
 
+/// A plain selector of `metric` over the tiers equals raw `offset`
+/// earlier, exactly, at the steps `(start, end, step)`; `extra` adds
+/// query parameters to both queries.
+fn assert_plain_equals_raw_earlier(
+    addr: std::net::SocketAddr,
+    metric: &str,
+    offset: &str,
+    (start, end, step): (i64, i64, i64),
+    extra: &str,
+) {
+    let shifted = format!("{metric} offset {offset}");
+    let raw = range_query(addr, &shifted, start, end, step, &format!("raw{extra}"));
+    let tiered = range_query(addr, metric, start, end, step, &format!("auto{extra}"));
+    let what = format!("plain selector {metric} against raw {offset} earlier{extra}");
+    assert_close(&what, &raw, &tiered, 0.0);
+}
+
 fn assert_close(
     what: &str,
     raw: &[(String, Vec<(i64, f64)>)],
@@ -261,16 +278,7 @@ fn tiered_answers_match_raw_within_tolerance() {
         // exactly, from the coarsest tier whose windows end at the steps
         // (the 1h tier at a 1h step, not the 5m one that step / 5 allows).
         for metric in ["tier_requests_total", "tier_temperature"] {
-            let raw = range_query(
-                addr,
-                &format!("{metric} offset 1m"),
-                start,
-                stop,
-                step,
-                "raw",
-            );
-            let tiered = range_query(addr, metric, start, stop, step, "auto");
-            assert_close(&format!("plain selector {metric}"), &raw, &tiered, 0.0);
+            assert_plain_equals_raw_earlier(addr, metric, "1m", (start, stop, step), "");
         }
     }
     // The tiers answer with fewer samples: the engine's statistics say so.
@@ -757,33 +765,11 @@ fn aligned_ranges_read_a_tier_as_coarse_as_the_range() {
     let read = samples_read("tier_temperature", start + 60, step);
     assert!(read > 2 * 60 * 72, "read {read} samples");
     for metric in ["tier_temperature", "tier_requests_total"] {
-        let raw = range_query(
-            addr,
-            &format!("{metric} offset 1ms"),
-            start,
-            end,
-            step,
-            "raw",
-        );
-        let tiered = range_query(addr, metric, start, end, step, "auto");
-        assert_close(&format!("{metric} aligned"), &raw, &tiered, 0.0);
+        let steps = (start, end, step);
+        assert_plain_equals_raw_earlier(addr, metric, "1ms", steps, "");
         // With a lookback as long as the sample interval, raw one
         // millisecond earlier still sees the sample one interval back.
-        let raw = range_query(
-            addr,
-            &format!("{metric} offset 1ms"),
-            start,
-            end,
-            step,
-            "raw&lookback_delta=1m",
-        );
-        let tiered = range_query(addr, metric, start, end, step, "auto&lookback_delta=1m");
-        assert_close(
-            &format!("{metric} aligned, 1m lookback"),
-            &raw,
-            &tiered,
-            0.0,
-        );
+        assert_plain_equals_raw_earlier(addr, metric, "1ms", steps, "&lookback_delta=1m");
     }
     // Exactly raw one millisecond earlier.
     for (query, relative) in [
