@@ -264,7 +264,10 @@ pub(crate) enum TierRead {
 /// One selected series of a block as the column of `aggregate` at
 /// `resolution`: the same values as [`series_run`] followed by
 /// [`Column::from_run`], read straight from that column of the chunks
-/// when the block's own resolution is the one asked for.
+/// when the block's own resolution is the one asked for. `exact` (no stand-in
+/// counts: [`crate::downsample::Kept::holds`]) is judged here for a
+/// coarsened block; at the block's own resolution the caller judged it
+/// from the chunks' headers ([`series_keeps`]) before reading.
 pub(crate) fn series_column(
     block: &Block,
     s: &crate::block::SeriesChunks,
@@ -292,12 +295,9 @@ pub(crate) fn series_column(
     let mut joined: Option<Column> = None;
     for (_, _, r) in chunks {
         let bytes = aggregate_chunk(block, r, true)?;
-        let corrupt =
-            |e: crate::chunkenc::ChunkError| BlockError::corrupt(block.dir(), r.0, &e.to_string());
-        if exact && !crate::downsample::chunk_keeps(bytes, aggregate, true).map_err(corrupt)? {
-            return Ok(TierRead::NotKept);
-        }
-        let Some(part) = decode_chunk_column(bytes, aggregate).map_err(corrupt)? else {
+        let Some(part) = decode_chunk_column(bytes, aggregate)
+            .map_err(|e| BlockError::corrupt(block.dir(), r.0, &e.to_string()))?
+        else {
             return Ok(TierRead::NotKept);
         };
         match joined.as_mut() {
