@@ -178,7 +178,9 @@ struct ClosedChunk {
     /// Whether `bytes` ends with a values checkpoint
     /// ([`crate::chunkenc::dense_values_checkpoint`]) after the chunk.
     checkpointed: bool,
-    bytes: Box<[u8]>,
+    /// Shared with the snapshots selects take (a reference count, not
+    /// a copy of the bytes for each series a query reads).
+    bytes: Arc<[u8]>,
 }
 
 /// How many samples before a closed chunk's end its values checkpoint
@@ -216,7 +218,7 @@ impl ClosedChunk {
             max_time,
             encoding,
             checkpointed,
-            bytes: bytes.into_boxed_slice(),
+            bytes: bytes.into(),
         })
     }
 
@@ -243,11 +245,8 @@ impl ClosedChunk {
     /// others are not worth its bytes.
     fn drop_checkpoint(&mut self) {
         if self.checkpointed {
-            // Shrunk where it lies, not copied.
-            let len = self.chunk().len();
-            let mut bytes = std::mem::take(&mut self.bytes).into_vec();
-            bytes.truncate(len);
-            self.bytes = bytes.into_boxed_slice();
+            // Copied without it: a snapshot may still share the bytes.
+            self.bytes = self.chunk().into();
             self.checkpointed = false;
         }
     }
@@ -2355,7 +2354,11 @@ impl Head {
             if let Some(rest) = d.rest.as_deref() {
                 other += std::mem::size_of::<SeriesRest>();
                 closed += rest.closed.capacity() * std::mem::size_of::<ClosedChunk>()
-                    + rest.closed.iter().map(|c| c.bytes.len()).sum::<usize>();
+                    + rest
+                        .closed
+                        .iter()
+                        .map(|c| arc + c.bytes.len())
+                        .sum::<usize>();
                 // A BTreeMap leaf holds up to 11 entries; count one leaf per 6.
                 other += rest.overrides.len().div_ceil(6) * (11 * 16 + 16);
                 if rest.hist.is_some() {

@@ -33,7 +33,8 @@ use model::storage::{
 };
 use model::{Labels, Matcher};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 pub(crate) struct DbQuerier {
@@ -529,97 +530,238 @@ fn merge_float_parts(mut decoded: Vec<Vec<(i64, f64)>>) -> Vec<(i64, f64)> {
     acc
 }
 
-/// Series decoded per batch when a select is large enough to decode on
-/// several threads. Big enough that spawning the threads (tens of µs) is
-/// noise against the batch's decoding (about a millisecond at 512 series of
-/// a few hundred samples), small enough to keep memory per batch bounded.
-const PARALLEL_BATCH: usize = 512;
+/// Selects with at least this many series decode on several threads.
+const PARALLEL_MIN: usize = 1024;
 
-/// Decodes merged series in batches, each batch split across the available
-/// cores, and hands them out in order: large queries use every core while
-/// results still stream.
-struct ParallelDecode {
-    pending: std::vec::IntoIter<(Labels, Parts)>,
-    ready: std::collections::VecDeque<Result<Series>>,
-    threads: usize,
-    mint: i64,
-    maxt: i64,
-}
+/// Series a decoding thread claims at a time.
+const PARALLEL_CLAIM: usize = 16;
+
+/// How far (in series) the decoding threads may run ahead of the reader:
+/// far enough that a reader busy with the series it took rarely waits for
+/// the next, near enough to bound the decoded samples held (a few MB at
+/// a few hundred samples a series).
+const PARALLEL_AHEAD: usize = 1024;
+
+/// How many [`ParallelDecode`]s are running in this process.
+static DECODING: AtomicUsize = AtomicUsize::new(0);
 
 /// A series' labels and the parts its samples come from.
 type MergedSeries = (Labels, Parts);
 
-/// Series a decoding thread claims at a time from a batch.
-const PARALLEL_CLAIM: usize = 16;
+/// One series' place in a [`ParallelDecode`].
+enum Slot {
+    /// Not claimed yet.
+    Pending(MergedSeries),
+    /// Claimed and being decoded, or already handed out.
+    Empty,
+    /// Decoded: the series, or `None` when it has no samples in range.
+    Done(Option<Result<Series>>),
+}
+
+/// What a parallel decode's reader and its helper threads share.
+struct DecodeShared {
+    slots: Vec<Mutex<Slot>>,
+    /// The first series no thread has claimed; runs of
+    /// [`PARALLEL_CLAIM`] series are claimed from it in order.
+    cursor: AtomicUsize,
+    /// How many series the reader has taken.
+    taken: AtomicUsize,
+    /// The reader is gone: helpers stop.
+    stop: AtomicBool,
+    /// The thread reading, woken when a run is decoded.
+    reader: Mutex<Option<std::thread::Thread>>,
+    mint: i64,
+    maxt: i64,
+}
+
+impl DecodeShared {
+    /// Claims the next run of series: its first index, or `None` when
+    /// every series is claimed.
+    fn claim(&self) -> Option<usize> {
+        let start = self.cursor.fetch_add(PARALLEL_CLAIM, Ordering::AcqRel);
+        (start < self.slots.len()).then_some(start)
+    }
+
+    /// Decodes the run of series that starts at `start`.
+    fn decode_run(&self, start: usize) {
+        for slot in self.slots.iter().skip(start).take(PARALLEL_CLAIM) {
+            let item = match slot.lock() {
+                Ok(mut slot) => std::mem::replace(&mut *slot, Slot::Empty),
+                Err(_) => Slot::Empty,
+            };
+            let Slot::Pending((labels, parts)) = item else {
+                continue;
+            };
+            // A decoder that panicked would leave the reader waiting for
+            // the series forever; it gets an error instead.
+            let done = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                decode_one(labels, parts, self.mint, self.maxt)
+            }))
+            .unwrap_or_else(|_| {
+                Some(Err(StorageError::new(
+                    StorageErrorKind::Io,
+                    "series decoding thread panicked",
+                )))
+            });
+            if let Ok(mut slot) = slot.lock() {
+                *slot = Slot::Done(done);
+            }
+        }
+        if let Ok(reader) = self.reader.lock()
+            && let Some(reader) = reader.as_ref()
+        {
+            reader.unpark();
+        }
+    }
+
+    /// A helper thread: decodes runs ahead of the reader until every
+    /// series is claimed or the reader is gone.
+    fn help(&self) {
+        loop {
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            let ahead = self.taken.load(Ordering::Acquire) + PARALLEL_AHEAD;
+            if self.cursor.load(Ordering::Acquire) >= ahead {
+                // The reader unparks helpers as it takes series.
+                std::thread::park();
+                continue;
+            }
+            match self.claim() {
+                Some(start) => self.decode_run(start),
+                None => return,
+            }
+        }
+    }
+}
+
+/// Decodes merged series on helper threads running ahead of the reader,
+/// and hands them out in order: a large query's decoding overlaps the
+/// work its reader does with the series it took (a range function and an
+/// aggregation), where decoding batch by batch left the helpers idle
+/// while the reader worked. The reader decodes too when the series it
+/// needs next is not claimed yet.
+struct ParallelDecode {
+    shared: Arc<DecodeShared>,
+    helpers: Vec<std::thread::Thread>,
+    /// The next series to hand out.
+    next: usize,
+}
 
 impl ParallelDecode {
-    /// Decodes the next batch. The calling thread works too, beside
-    /// `threads - 1` helpers, and all claim runs of series from one shared
-    /// cursor: a thread the scheduler holds back (the machine is busy)
-    /// delays only the run it holds, where fixed shares made every batch
-    /// wait for the slowest thread.
-    fn fill(&mut self) {
-        let slots: Vec<Mutex<Option<MergedSeries>>> = self
-            .pending
-            .by_ref()
-            .take(PARALLEL_BATCH)
-            .map(|item| Mutex::new(Some(item)))
-            .collect();
-        if slots.is_empty() {
-            return;
-        }
-        let (mint, maxt) = (self.mint, self.maxt);
-        let cursor = AtomicUsize::new(0);
-        let work = || {
-            let mut done: Vec<(usize, Option<Result<Series>>)> = Vec::new();
-            loop {
-                let first = cursor.fetch_add(PARALLEL_CLAIM, Ordering::Relaxed);
-                if first >= slots.len() {
-                    return done;
-                }
-                for (i, slot) in slots.iter().enumerate().skip(first).take(PARALLEL_CLAIM) {
-                    let item = slot.lock().ok().and_then(|mut item| item.take());
-                    if let Some((labels, parts)) = item {
-                        done.push((i, decode_one(labels, parts, mint, maxt)));
-                    }
-                }
-            }
-        };
-        let mut results: Vec<Option<Result<Series>>> = (0..slots.len()).map(|_| None).collect();
-        let mut failed = false;
-        std::thread::scope(|scope| {
-            let helpers: Vec<_> = (1..self.threads).map(|_| scope.spawn(work)).collect();
-            let mut finished = vec![work()];
-            for helper in helpers {
-                match helper.join() {
-                    Ok(done) => finished.push(done),
-                    Err(_) => failed = true,
-                }
-            }
-            for (i, result) in finished.into_iter().flatten() {
-                results[i] = result;
-            }
+    /// Starts up to `threads - 1` helper threads (the reader alone
+    /// decodes everything when none can be started).
+    fn start(merged: Vec<MergedSeries>, threads: usize, mint: i64, maxt: i64) -> ParallelDecode {
+        let shared = Arc::new(DecodeShared {
+            slots: merged
+                .into_iter()
+                .map(|m| Mutex::new(Slot::Pending(m)))
+                .collect(),
+            cursor: AtomicUsize::new(0),
+            taken: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+            reader: Mutex::new(None),
+            mint,
+            maxt,
         });
-        if failed {
-            // The series a panicked thread held are lost: fail the select
-            // rather than answer without them.
-            self.ready.push_back(Err(StorageError::new(
-                StorageErrorKind::Io,
-                "series decoding thread panicked",
-            )));
-            return;
+        // Under concurrent large selects the cores are busy already:
+        // helpers would only add hand-over costs, so each select that is
+        // decoding now takes one core off this one's helpers.
+        let others = DECODING.fetch_add(1, Ordering::AcqRel);
+        let mut helpers = Vec::new();
+        for _ in 0..threads.saturating_sub(1 + others) {
+            let helper = Arc::clone(&shared);
+            match std::thread::Builder::new()
+                .name("osprey-decode".into())
+                .spawn(move || helper.help())
+            {
+                Ok(handle) => helpers.push(handle.thread().clone()),
+                Err(_) => break,
+            }
         }
-        self.ready.extend(results.into_iter().flatten());
+        ParallelDecode {
+            shared,
+            helpers,
+            next: 0,
+        }
     }
 }
 
 impl Iterator for ParallelDecode {
     type Item = Result<Series>;
     fn next(&mut self) -> Option<Result<Series>> {
-        if self.ready.is_empty() {
-            self.fill();
+        let shared = &*self.shared;
+        loop {
+            let i = self.next;
+            let slot = shared.slots.get(i)?;
+            let done = match slot.lock() {
+                Ok(mut slot) => match std::mem::replace(&mut *slot, Slot::Empty) {
+                    Slot::Done(done) => Some(done),
+                    other => {
+                        *slot = other;
+                        None
+                    }
+                },
+                Err(_) => Some(Some(Err(StorageError::new(
+                    StorageErrorKind::Io,
+                    "series decoding thread panicked",
+                )))),
+            };
+            if let Some(done) = done {
+                self.next = i + 1;
+                shared.taken.store(self.next, Ordering::Release);
+                // Helpers park a full [`PARALLEL_AHEAD`] ahead and are
+                // woken half of it later, not at every run the reader
+                // takes (a wake-up per run cost more than the decoding).
+                if self.next.is_multiple_of(PARALLEL_CLAIM)
+                    && shared.cursor.load(Ordering::Acquire) < self.next + PARALLEL_AHEAD / 2
+                {
+                    for helper in &self.helpers {
+                        helper.unpark();
+                    }
+                }
+                match done {
+                    Some(series) => return Some(series),
+                    None => continue,
+                }
+            }
+            if shared.cursor.load(Ordering::Acquire) <= i {
+                // Nobody has claimed it: decode its run here.
+                if let Some(start) = shared.claim() {
+                    shared.decode_run(start);
+                }
+                continue;
+            }
+            // A helper is decoding it: rather than wait, decode a run
+            // further on, while that is not too far ahead.
+            if shared.cursor.load(Ordering::Acquire) < i + PARALLEL_AHEAD
+                && let Some(start) = shared.claim()
+            {
+                shared.decode_run(start);
+                continue;
+            }
+            // The helper unparks the reader when done (a wake-up that
+            // comes first makes `park` return at once).
+            if let Ok(mut reader) = shared.reader.lock() {
+                *reader = Some(std::thread::current());
+            }
+            let ready = slot
+                .lock()
+                .map_or(true, |slot| matches!(*slot, Slot::Done(_)));
+            if !ready {
+                std::thread::park();
+            }
         }
-        self.ready.pop_front()
+    }
+}
+
+impl Drop for ParallelDecode {
+    fn drop(&mut self) {
+        DECODING.fetch_sub(1, Ordering::AcqRel);
+        self.shared.stop.store(true, Ordering::Release);
+        for helper in &self.helpers {
+            helper.unpark();
+        }
     }
 }
 
@@ -968,14 +1110,8 @@ impl Querier for DbQuerier {
         let threads = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(1);
-        if threads > 1 && merged.len() >= 2 * PARALLEL_BATCH {
-            return Ok(Box::new(ParallelDecode {
-                pending: merged.into_iter(),
-                ready: std::collections::VecDeque::new(),
-                threads,
-                mint,
-                maxt,
-            }));
+        if threads > 1 && merged.len() >= PARALLEL_MIN {
+            return Ok(Box::new(ParallelDecode::start(merged, threads, mint, maxt)));
         }
         let iter = merged
             .into_iter()
