@@ -163,36 +163,32 @@ impl DbQuerier {
         let (blocks, head_list) = {
             let all = read(&self.blocks);
             let blocks = self.blocks_in_range(&all);
-            let head_list = self
-                .head
-                .matching_series(matchers)
-                .into_iter()
-                .filter_map(|s| {
-                    if latest_only {
-                        if s.has_histograms() {
-                            let (floats, histograms) = latest_of(
-                                s.samples(self.mint, self.maxt),
-                                s.histograms(self.mint, self.maxt),
-                            );
-                            if floats.is_empty() && histograms.is_empty() {
-                                return None;
-                            }
-                            return Some((s.labels(), Part::Head(floats, histograms)));
+            let matching = self.head.matching_series(matchers);
+            let select_one = |s: &Arc<crate::head::MemSeries>| {
+                if latest_only {
+                    if s.has_histograms() {
+                        let (floats, histograms) = latest_of(
+                            s.samples(self.mint, self.maxt),
+                            s.histograms(self.mint, self.maxt),
+                        );
+                        if floats.is_empty() && histograms.is_empty() {
+                            return None;
                         }
-                        let latest = s.latest(self.mint, self.maxt)?;
-                        return Some((s.labels(), Part::Head(vec![latest], Vec::new())));
+                        return Some((s.labels(), Part::Head(floats, histograms)));
                     }
-                    // Decoding mostly waits for the merge (a series whose
-                    // samples lie in its open chunk alone is decoded now); a
-                    // series whose data lies outside the range is left out.
-                    let part = match s.select_part(self.mint, self.maxt)? {
-                        Selected::Samples(samples) => Part::Head(samples, Vec::new()),
-                        Selected::Snapshot(data) => Part::HeadSeries(Box::new(data)),
-                    };
-                    Some((s.labels(), part))
-                })
-                .collect();
-            (blocks, head_list)
+                    let latest = s.latest(self.mint, self.maxt)?;
+                    return Some((s.labels(), Part::Head(vec![latest], Vec::new())));
+                }
+                // Decoding mostly waits for the merge (a series whose
+                // samples lie in its open chunk alone is decoded now); a
+                // series whose data lies outside the range is left out.
+                let part = match s.select_part(self.mint, self.maxt)? {
+                    Selected::Samples(samples) => Part::Head(samples, Vec::new()),
+                    Selected::Snapshot(data) => Part::HeadSeries(Box::new(data)),
+                };
+                Some((s.labels(), part))
+            };
+            (blocks, select_parts(&matching, select_one)?)
         };
         // Sources in priority order, lowest first.
         let mut sources: Vec<Vec<(Labels, Part)>> = Vec::new();
@@ -268,6 +264,46 @@ impl DbQuerier {
         }
         Ok(out)
     }
+}
+
+/// `select` of every series, in order. A large select (one that will
+/// decode on helper threads too, [`ParallelDecode`]) runs it on as many
+/// threads as [`helper_threads`] allows, each on a contiguous share: at a
+/// recent window it decodes each series' samples here, a cache miss or
+/// more per series for the locks and chunks.
+fn select_parts<T: Sync, U: Send>(
+    all: &[T],
+    select: impl Fn(&T) -> Option<U> + Sync,
+) -> Result<Vec<U>> {
+    let _decoding = Decoding::start();
+    let helpers = if all.len() >= PARALLEL_MIN {
+        helper_threads()
+    } else {
+        0
+    };
+    if helpers == 0 {
+        return Ok(all.iter().filter_map(&select).collect());
+    }
+    let share = all.len().div_ceil(helpers + 1);
+    let select = &select;
+    let work = move |part: &[T]| part.iter().filter_map(select).collect::<Vec<U>>();
+    std::thread::scope(|scope| {
+        let mut shares = all.chunks(share);
+        let first = shares.next().unwrap_or_default();
+        let spawned: Vec<_> = shares
+            .map(|part| (part, scope.spawn(move || work(part))))
+            .collect();
+        let mut out = work(first);
+        for (part, handle) in spawned {
+            match handle.join() {
+                Ok(selected) => out.extend(selected),
+                // Not started or panicked: this thread does that share
+                // (a panic would come again here, as without helpers).
+                Err(_) => out.extend(work(part)),
+            }
+        }
+        Ok(out)
+    })
 }
 
 /// The newest sample of two lists (each ascending), kept in its list; the
@@ -542,8 +578,34 @@ const PARALLEL_CLAIM: usize = 16;
 /// a few hundred samples a series).
 const PARALLEL_AHEAD: usize = 1024;
 
-/// How many [`ParallelDecode`]s are running in this process.
+/// How many large selects are decoding in this process now.
 static DECODING: AtomicUsize = AtomicUsize::new(0);
+
+/// A large select counted in [`DECODING`] while it lives.
+struct Decoding;
+
+impl Decoding {
+    fn start() -> Decoding {
+        DECODING.fetch_add(1, Ordering::AcqRel);
+        Decoding
+    }
+}
+
+impl Drop for Decoding {
+    fn drop(&mut self) {
+        DECODING.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Threads a large select may start beside its own (counted in
+/// [`DECODING`] already): one fewer than the cores, less one for each
+/// other large select decoding now. Under concurrent large selects the
+/// cores are busy already, and helpers would only add hand-over costs.
+fn helper_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let others = DECODING.load(Ordering::Acquire).saturating_sub(1);
+    cores.saturating_sub(1 + others)
+}
 
 /// A series' labels and the parts its samples come from.
 type MergedSeries = (Labels, Parts);
@@ -646,12 +708,13 @@ struct ParallelDecode {
     helpers: Vec<std::thread::Thread>,
     /// The next series to hand out.
     next: usize,
+    _decoding: Decoding,
 }
 
 impl ParallelDecode {
-    /// Starts up to `threads - 1` helper threads (the reader alone
-    /// decodes everything when none can be started).
-    fn start(merged: Vec<MergedSeries>, threads: usize, mint: i64, maxt: i64) -> ParallelDecode {
+    /// Starts the helper threads [`helper_threads`] allows (the reader
+    /// alone decodes everything when there are none).
+    fn start(merged: Vec<MergedSeries>, mint: i64, maxt: i64) -> ParallelDecode {
         let shared = Arc::new(DecodeShared {
             slots: merged
                 .into_iter()
@@ -664,12 +727,9 @@ impl ParallelDecode {
             mint,
             maxt,
         });
-        // Under concurrent large selects the cores are busy already:
-        // helpers would only add hand-over costs, so each select that is
-        // decoding now takes one core off this one's helpers.
-        let others = DECODING.fetch_add(1, Ordering::AcqRel);
+        let decoding = Decoding::start();
         let mut helpers = Vec::new();
-        for _ in 0..threads.saturating_sub(1 + others) {
+        for _ in 0..helper_threads() {
             let helper = Arc::clone(&shared);
             match std::thread::Builder::new()
                 .name("osprey-decode".into())
@@ -683,6 +743,7 @@ impl ParallelDecode {
             shared,
             helpers,
             next: 0,
+            _decoding: decoding,
         }
     }
 }
@@ -757,7 +818,6 @@ impl Iterator for ParallelDecode {
 
 impl Drop for ParallelDecode {
     fn drop(&mut self) {
-        DECODING.fetch_sub(1, Ordering::AcqRel);
         self.shared.stop.store(true, Ordering::Release);
         for helper in &self.helpers {
             helper.unpark();
@@ -1111,7 +1171,7 @@ impl Querier for DbQuerier {
             .map(|n| n.get())
             .unwrap_or(1);
         if threads > 1 && merged.len() >= PARALLEL_MIN {
-            return Ok(Box::new(ParallelDecode::start(merged, threads, mint, maxt)));
+            return Ok(Box::new(ParallelDecode::start(merged, mint, maxt)));
         }
         let iter = merged
             .into_iter()

@@ -75,6 +75,22 @@ fn large_selects_keep_order_and_every_series() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = filled(dir.path());
     assert_eq!(read(&db, std::time::Duration::ZERO), want());
+    // The newest sample of each.
+    let q = db.querier(0, 500_000).expect("querier");
+    let latest: Got = q
+        .select_latest(&[Matcher::equal("__name__", "m")])
+        .expect("select")
+        .map(|s| {
+            let s = s.expect("series");
+            let id = s.labels.get("id").unwrap_or_default().to_string();
+            (id, s.samples.collect())
+        })
+        .collect();
+    let want_latest: Got = want()
+        .into_iter()
+        .map(|(id, samples)| (id, samples[samples.len() - 1..].to_vec()))
+        .collect();
+    assert_eq!(latest, want_latest);
 }
 
 #[test]
