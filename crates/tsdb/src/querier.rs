@@ -275,12 +275,11 @@ fn select_parts<T: Sync, U: Send>(
     all: &[T],
     select: impl Fn(&T) -> Option<U> + Sync,
 ) -> Result<Vec<U>> {
+    if all.len() < PARALLEL_MIN {
+        return Ok(all.iter().filter_map(&select).collect());
+    }
     let _decoding = Decoding::start();
-    let helpers = if all.len() >= PARALLEL_MIN {
-        helper_threads()
-    } else {
-        0
-    };
+    let helpers = helper_threads();
     if helpers == 0 {
         return Ok(all.iter().filter_map(&select).collect());
     }
@@ -291,15 +290,20 @@ fn select_parts<T: Sync, U: Send>(
         let mut shares = all.chunks(share);
         let first = shares.next().unwrap_or_default();
         let spawned: Vec<_> = shares
-            .map(|part| (part, scope.spawn(move || work(part))))
+            .map(|part| {
+                let handle = std::thread::Builder::new()
+                    .name("osprey-select".into())
+                    .spawn_scoped(scope, move || work(part));
+                (part, handle.ok())
+            })
             .collect();
         let mut out = work(first);
         for (part, handle) in spawned {
-            match handle.join() {
-                Ok(selected) => out.extend(selected),
+            match handle.map(|h| h.join()) {
+                Some(Ok(selected)) => out.extend(selected),
                 // Not started or panicked: this thread does that share
                 // (a panic would come again here, as without helpers).
-                Err(_) => out.extend(work(part)),
+                _ => out.extend(work(part)),
             }
         }
         Ok(out)
@@ -640,6 +644,9 @@ impl DecodeShared {
     /// Claims the next run of series: its first index, or `None` when
     /// every series is claimed.
     fn claim(&self) -> Option<usize> {
+        if self.cursor.load(Ordering::Acquire) >= self.slots.len() {
+            return None;
+        }
         let start = self.cursor.fetch_add(PARALLEL_CLAIM, Ordering::AcqRel);
         (start < self.slots.len()).then_some(start)
     }
@@ -683,8 +690,11 @@ impl DecodeShared {
             if self.stop.load(Ordering::Acquire) {
                 return;
             }
-            let ahead = self.taken.load(Ordering::Acquire) + PARALLEL_AHEAD;
-            if self.cursor.load(Ordering::Acquire) >= ahead {
+            let cursor = self.cursor.load(Ordering::Acquire);
+            if cursor >= self.slots.len() {
+                return;
+            }
+            if cursor >= self.taken.load(Ordering::Acquire) + PARALLEL_AHEAD {
                 // The reader unparks helpers as it takes series.
                 std::thread::park();
                 continue;
@@ -708,7 +718,8 @@ struct ParallelDecode {
     helpers: Vec<std::thread::Thread>,
     /// The next series to hand out.
     next: usize,
-    _decoding: Decoding,
+    /// Counted in [`DECODING`] until every series is handed out.
+    decoding: Option<Decoding>,
 }
 
 impl ParallelDecode {
@@ -743,7 +754,7 @@ impl ParallelDecode {
             shared,
             helpers,
             next: 0,
-            _decoding: decoding,
+            decoding: Some(decoding),
         }
     }
 }
@@ -754,7 +765,10 @@ impl Iterator for ParallelDecode {
         let shared = &*self.shared;
         loop {
             let i = self.next;
-            let slot = shared.slots.get(i)?;
+            let Some(slot) = shared.slots.get(i) else {
+                self.finish();
+                return None;
+            };
             let done = match slot.lock() {
                 Ok(mut slot) => match std::mem::replace(&mut *slot, Slot::Empty) {
                     Slot::Done(done) => Some(done),
@@ -816,12 +830,21 @@ impl Iterator for ParallelDecode {
     }
 }
 
-impl Drop for ParallelDecode {
-    fn drop(&mut self) {
+impl ParallelDecode {
+    /// Stops the helpers and leaves the count of decoding selects: every
+    /// series is handed out, or the reader is gone.
+    fn finish(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
         for helper in &self.helpers {
             helper.unpark();
         }
+        self.decoding = None;
+    }
+}
+
+impl Drop for ParallelDecode {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 

@@ -124,4 +124,26 @@ fn slow_early_dropped_and_concurrent_large_selects() {
     });
     assert_eq!(a, want());
     assert_eq!(b, want());
+    // Every decoding thread ends (the other test in this file may still
+    // be starting some: wait for both to be done).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while decoding_threads() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "decoding threads still running"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Threads of this process named as a select's helpers (0 where /proc
+/// is missing).
+fn decoding_threads() -> usize {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| matches!(name.trim(), "osprey-decode" | "osprey-select"))
+        .count()
 }
