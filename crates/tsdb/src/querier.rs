@@ -582,6 +582,19 @@ const PARALLEL_CLAIM: usize = 16;
 /// a few hundred samples a series).
 const PARALLEL_AHEAD: usize = 1024;
 
+/// The cores this process may use, read once (std reads the affinity
+/// mask and cgroup quota files at each call).
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The error a select's series gets when the thread decoding it
+/// panicked: the select fails rather than answer without the series.
+fn decode_panicked() -> StorageError {
+    StorageError::new(StorageErrorKind::Io, "series decoding thread panicked")
+}
+
 /// How many large selects are decoding in this process now.
 static DECODING: AtomicUsize = AtomicUsize::new(0);
 
@@ -606,7 +619,7 @@ impl Drop for Decoding {
 /// other large select decoding now. Under concurrent large selects the
 /// cores are busy already, and helpers would only add hand-over costs.
 fn helper_threads() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = cores();
     let others = DECODING.load(Ordering::Acquire).saturating_sub(1);
     cores.saturating_sub(1 + others)
 }
@@ -666,12 +679,7 @@ impl DecodeShared {
             let done = std::panic::catch_unwind(AssertUnwindSafe(|| {
                 decode_one(labels, parts, self.mint, self.maxt)
             }))
-            .unwrap_or_else(|_| {
-                Some(Err(StorageError::new(
-                    StorageErrorKind::Io,
-                    "series decoding thread panicked",
-                )))
-            });
+            .unwrap_or_else(|_| Some(Err(decode_panicked())));
             if let Ok(mut slot) = slot.lock() {
                 *slot = Slot::Done(done);
             }
@@ -777,10 +785,7 @@ impl Iterator for ParallelDecode {
                         None
                     }
                 },
-                Err(_) => Some(Some(Err(StorageError::new(
-                    StorageErrorKind::Io,
-                    "series decoding thread panicked",
-                )))),
+                Err(_) => Some(Some(Err(decode_panicked()))),
             };
             if let Some(done) = done {
                 self.next = i + 1;
@@ -800,15 +805,10 @@ impl Iterator for ParallelDecode {
                     None => continue,
                 }
             }
-            if shared.cursor.load(Ordering::Acquire) <= i {
-                // Nobody has claimed it: decode its run here.
-                if let Some(start) = shared.claim() {
-                    shared.decode_run(start);
-                }
-                continue;
-            }
-            // A helper is decoding it: rather than wait, decode a run
-            // further on, while that is not too far ahead.
+            // Not decoded yet: the reader claims the next run, its own
+            // when nobody has, else one further on (rather than wait for
+            // the helper decoding this one) while that is not too far
+            // ahead.
             if shared.cursor.load(Ordering::Acquire) < i + PARALLEL_AHEAD
                 && let Some(start) = shared.claim()
             {
@@ -1190,10 +1190,7 @@ impl Querier for DbQuerier {
         model::storage::check_selectable(matchers)?;
         let merged = self.merged(matchers, false)?;
         let (mint, maxt) = (self.mint, self.maxt);
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
-        if threads > 1 && merged.len() >= PARALLEL_MIN {
+        if cores() > 1 && merged.len() >= PARALLEL_MIN {
             return Ok(Box::new(ParallelDecode::start(merged, mint, maxt)));
         }
         let iter = merged
