@@ -91,6 +91,11 @@ pub struct XorAppender {
     checkpoints: Option<Box<[Option<XorCheckpoint>; 2]>>,
 }
 
+/// How many cache lines at its end [`XorAppender::prefetch`] loads: about
+/// what [`XOR_CHECKPOINT_EVERY`] samples and a recent window after them
+/// take on typical data (2 to 3 bytes a sample).
+const PREFETCH_END_LINES: usize = 3;
+
 /// Samples between two decode checkpoints of an [`XorAppender`].
 const XOR_CHECKPOINT_EVERY: usize = 32;
 
@@ -273,6 +278,27 @@ impl XorAppender {
         // `len` never exceeds the buffer (`ChunkSink` keeps it so); the
         // fallback is unreachable.
         self.buffer.get(..self.len as usize).unwrap_or(&self.buffer)
+    }
+
+    /// Starts loading what a read of the chunk's recent end touches: its
+    /// start (the header and first timestamp), its last few cache lines
+    /// (a recent window decodes from a checkpoint at most
+    /// [`XOR_CHECKPOINT_EVERY`] samples before it) and the checkpoints.
+    pub fn prefetch(&self) {
+        use model::hint::{CACHE_LINE, prefetch};
+        let bytes = self.bytes();
+        let start = bytes.as_ptr();
+        prefetch(start);
+        for back in 1..=PREFETCH_END_LINES {
+            let offset = bytes.len().saturating_sub(back * CACHE_LINE);
+            prefetch(start.wrapping_add(offset));
+            if offset == 0 {
+                break;
+            }
+        }
+        if let Some(checkpoints) = &self.checkpoints {
+            prefetch(std::ptr::from_ref(&**checkpoints).cast());
+        }
     }
 
     /// Heap bytes held by the appender.

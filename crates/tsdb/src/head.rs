@@ -63,6 +63,10 @@ const UNRANKED: u32 = 0;
 /// candidates; beyond that, checking each candidate's labels is cheaper.
 const POSTINGS_MERGE_FACTOR: usize = 8;
 
+/// How many ids [`Head::matching_series`] looks up together, so that
+/// their cache misses overlap.
+const LOOKUP_BATCH: usize = 16;
+
 /// Number of series shards. A power of two well above the core count so
 /// that concurrent appenders rarely meet on one shard lock.
 const SHARDS: usize = 64;
@@ -988,6 +992,21 @@ impl MemSeries {
         }
     }
 
+    /// Starts loading what [`MemSeries::select_part`] and the label set's
+    /// handout read beyond the record: the labels, the open chunk and the
+    /// closed chunks' list, unless the series is locked (this never waits).
+    /// The record should be in cache already ([`MemSeries::prefetch`] a
+    /// few series earlier), or this waits for it.
+    pub(crate) fn prefetch_select(&self) {
+        self.labels.prefetch();
+        if let Some(data) = self.try_lock_data() {
+            data.open.prefetch();
+            if let Some(rest) = data.rest.as_deref() {
+                prefetch(std::ptr::from_ref(rest).cast());
+            }
+        }
+    }
+
     /// Starts loading the end of the open chunk, where the next sample
     /// goes, unless the series is locked (this never waits). A commit
     /// calls it a few samples ahead: the write into the chunk was the
@@ -1451,6 +1470,14 @@ struct SeriesById(hashbrown::HashTable<Arc<MemSeries>>);
 impl SeriesById {
     fn get(&self, id: u64) -> Option<&Arc<MemSeries>> {
         self.0.find(spread(id), |s| s.id == id)
+    }
+
+    /// The series in the first slot whose hash tag matches `id`'s, found
+    /// without reading any series: almost always the one with that id,
+    /// which the caller checks (and looks up with [`SeriesById::get`]
+    /// when it is not).
+    fn first_tagged(&self, id: u64) -> Option<&Arc<MemSeries>> {
+        self.0.find(spread(id), |_| true)
     }
 
     /// Adds a series whose id the table does not hold yet.
@@ -2025,12 +2052,44 @@ impl Head {
                 })
         };
         let out: Vec<Arc<MemSeries>> = match candidates {
-            Some(ids) => ids
-                .iter()
-                .filter_map(|&id| index.series.get(id))
-                .filter(|s| keep(s))
-                .cloned()
-                .collect(),
+            Some(ids) => {
+                let check_labels = settled.iter().any(|s| !s);
+                let mut out = Vec::with_capacity(ids.len());
+                // Each id's series is a cache miss (a select's series lie
+                // all over the heap); done in passes over a batch, the
+                // misses of many lookups overlap: first each id's slot,
+                // its series prefetched, then the labels to check, then
+                // the checks.
+                let mut found = [None; LOOKUP_BATCH];
+                for batch in ids.chunks(LOOKUP_BATCH) {
+                    for (slot, &id) in found.iter_mut().zip(batch) {
+                        *slot = index.series.first_tagged(id);
+                        if let Some(s) = slot {
+                            s.prefetch();
+                        }
+                    }
+                    if check_labels {
+                        for s in found.iter().take(batch.len()).flatten() {
+                            s.labels.prefetch();
+                        }
+                        for s in found.iter().take(batch.len()).flatten() {
+                            s.labels.prefetch_values();
+                        }
+                    }
+                    for (slot, &id) in found.iter().zip(batch) {
+                        let series = match slot {
+                            Some(s) if s.id == id => Some(*s),
+                            // Another series with the same tag, or none.
+                            Some(_) => index.series.get(id),
+                            None => None,
+                        };
+                        if let Some(s) = series.filter(|s| keep(s)) {
+                            out.push(Arc::clone(s));
+                        }
+                    }
+                }
+                out
+            }
             None => index.series.values().filter(|s| keep(s)).cloned().collect(),
         };
         // Label sets are unique, so an unstable sort gives the one order.

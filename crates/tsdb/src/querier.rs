@@ -188,7 +188,14 @@ impl DbQuerier {
                 };
                 Some((s.labels(), part))
             };
-            (blocks, select_parts(&matching, select_one)?)
+            let prefetch = |s: &Arc<crate::head::MemSeries>, near: bool| {
+                if near {
+                    s.prefetch_select();
+                } else {
+                    s.prefetch();
+                }
+            };
+            (blocks, select_parts(&matching, select_one, prefetch)?)
         };
         // Sources in priority order, lowest first.
         let mut sources: Vec<Vec<(Labels, Part)>> = Vec::new();
@@ -266,26 +273,49 @@ impl DbQuerier {
     }
 }
 
+/// How many series ahead of the one it selects [`select_parts`] starts
+/// loading a series' record; half that ahead, what the record points to.
+const SELECT_AHEAD: usize = 8;
+
 /// `select` of every series, in order. A large select (one that will
 /// decode on helper threads too, [`ParallelDecode`]) runs it on as many
 /// threads as [`helper_threads`] allows, each on a contiguous share: at a
 /// recent window it decodes each series' samples here, a cache miss or
 /// more per series for the locks and chunks.
+///
+/// Each share is taken in order with `prefetch` called ahead of `select`:
+/// `prefetch(item, false)` [`SELECT_AHEAD`] items ahead (to load what
+/// `prefetch(item, true)` reads), `prefetch(item, true)` half that ahead
+/// (to load what `select` reads), so the cache misses of several series
+/// overlap instead of following one another.
 fn select_parts<T: Sync, U: Send>(
     all: &[T],
     select: impl Fn(&T) -> Option<U> + Sync,
+    prefetch: impl Fn(&T, bool) + Sync,
 ) -> Result<Vec<U>> {
+    let (select, prefetch) = (&select, &prefetch);
+    let work = move |part: &[T]| {
+        let mut out = Vec::with_capacity(part.len());
+        for (i, item) in part.iter().enumerate() {
+            if let Some(ahead) = part.get(i + SELECT_AHEAD) {
+                prefetch(ahead, false);
+            }
+            if let Some(ahead) = part.get(i + SELECT_AHEAD / 2) {
+                prefetch(ahead, true);
+            }
+            out.extend(select(item));
+        }
+        out
+    };
     if all.len() < PARALLEL_MIN {
-        return Ok(all.iter().filter_map(&select).collect());
+        return Ok(work(all));
     }
     let _decoding = Decoding::start();
     let helpers = helper_threads();
     if helpers == 0 {
-        return Ok(all.iter().filter_map(&select).collect());
+        return Ok(work(all));
     }
     let share = all.len().div_ceil(helpers + 1);
-    let select = &select;
-    let work = move |part: &[T]| part.iter().filter_map(select).collect::<Vec<U>>();
     std::thread::scope(|scope| {
         let mut shares = all.chunks(share);
         let first = shares.next().unwrap_or_default();
