@@ -715,6 +715,26 @@ pub async fn serve_listener(
         .map_err(ServerError::Serve)
 }
 
+/// Runs a query on the calling worker thread, which hands its other
+/// tasks to another thread first (`block_in_place`); on tokio's blocking
+/// pool when the runtime has a single thread (tests).
+async fn blocking_inline<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    if tokio::runtime::Handle::current().runtime_flavor()
+        != tokio::runtime::RuntimeFlavor::MultiThread
+    {
+        return blocking(f).await;
+    }
+    match tokio::task::block_in_place(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)))
+    {
+        Ok(result) => result,
+        Err(_) => Err(ApiError::internal(
+            "storage task failed: panicked".to_owned(),
+        )),
+    }
+}
+
 /// Runs a blocking storage call on tokio's blocking pool.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,

@@ -19,7 +19,7 @@ use serde_json::json;
 
 use crate::api::{read_params, success};
 use crate::params::{Params, parse_duration_ms, parse_time};
-use crate::{ApiError, AppState, ErrorType, blocking};
+use crate::{ApiError, AppState, ErrorType};
 
 impl From<QueryError> for ApiError {
     fn from(e: QueryError) -> ApiError {
@@ -100,7 +100,7 @@ pub(crate) async fn query(State(state): State<AppState>, request: Request) -> Re
         let storage = state.queryable().clone();
         let engine = state.engine().clone();
         let features = engine.parse_options();
-        let output = blocking(move || {
+        let output = crate::blocking_inline(move || {
             parse_then_run(&query, features, || {
                 engine.instant_query_with(storage.as_ref(), &query, time, options)
             })
@@ -147,7 +147,7 @@ pub(crate) async fn query_range(State(state): State<AppState>, request: Request)
         let storage = state.queryable().clone();
         let engine = state.engine().clone();
         let features = engine.parse_options();
-        let output = blocking(move || {
+        let output = crate::blocking_inline(move || {
             parse_then_run(&query, features, || {
                 engine.range_query_with(storage.as_ref(), &query, start, end, step, options)
             })
