@@ -97,6 +97,9 @@ pub(crate) async fn not_found() -> (StatusCode, &'static str) {
 
 /// Answers 503 when a handler takes longer than the configured timeout.
 /// Blocking storage work already started runs to its end in the background.
+/// The two query endpoints run their query on the handler's thread
+/// (`blocking_inline`), where this cannot answer for them: their query's
+/// own deadline is capped at the same timeout instead.
 pub(crate) async fn timeout(
     State(state): State<AppState>,
     request: Request,

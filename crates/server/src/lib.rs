@@ -77,7 +77,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Longest time a request may take before it is answered with 503
     /// (default 2 minutes, Prometheus's default query timeout). A streaming
-    /// export only needs to start within this time.
+    /// export only needs to start within this time. A PromQL query's own
+    /// deadline is capped at it (its answer is then the engine's timeout
+    /// error, also 503).
     pub request_timeout: Duration,
     /// Largest compressed remote write body accepted (default 32 MiB).
     pub max_remote_write_body_bytes: usize,
@@ -715,9 +717,12 @@ pub async fn serve_listener(
         .map_err(ServerError::Serve)
 }
 
-/// Runs a query on the calling worker thread, which hands its other
-/// tasks to another thread first (`block_in_place`); on tokio's blocking
-/// pool when the runtime has a single thread (tests).
+/// Runs a query on the calling worker thread, which first hands its
+/// scheduler and other tasks to a blocking-pool thread (`block_in_place`):
+/// the query starts without a hand-over and its answer is written without
+/// waking the worker again. On tokio's blocking pool when the runtime has
+/// a single thread (tests). The request timeout cannot cut the caller
+/// short meanwhile: the query's own deadline must.
 async fn blocking_inline<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {

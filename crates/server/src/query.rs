@@ -94,7 +94,7 @@ pub(crate) async fn query(State(state): State<AppState>, request: Request) -> Re
                 invalid_param("time", format!("invalid time value for 'time': {e}"))
             })?,
         };
-        let options = query_options(&params)?;
+        let options = within(query_options(&params)?, state.config().request_timeout);
         let query = query_param(&params)?;
         let with_stats = params.get("stats").is_some();
         let storage = state.queryable().clone();
@@ -141,7 +141,7 @@ pub(crate) async fn query_range(State(state): State<AppState>, request: Request)
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
             ));
         }
-        let options = query_options(&params)?;
+        let options = within(query_options(&params)?, state.config().request_timeout);
         let query = query_param(&params)?;
         let with_stats = params.get("stats").is_some();
         let storage = state.queryable().clone();
@@ -223,6 +223,15 @@ fn required_time(params: &Params, name: &str) -> Result<i64, ApiError> {
 /// `max_source_resolution` (Thanos's: `raw` or `0s` for raw data only, a
 /// duration for the coarsest tier allowed, `auto` or absent to let the
 /// step and ranges choose).
+/// `options` with a deadline no later than `limit`, the request timeout:
+/// a query runs on the handler's own thread (`blocking_inline`), where
+/// the timeout middleware cannot answer for it, so the engine's deadline
+/// has to end it in time.
+fn within(mut options: promql::QueryOptions, limit: std::time::Duration) -> promql::QueryOptions {
+    options.timeout = Some(options.timeout.map_or(limit, |t| t.min(limit)));
+    options
+}
+
 fn query_options(params: &Params) -> Result<promql::QueryOptions, ApiError> {
     let mut options = promql::QueryOptions::default();
     if let Some(t) = params.get("timeout") {
@@ -510,6 +519,21 @@ fn write_json_string(out: &mut String, s: &str) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn a_query_deadline_never_passes_the_request_timeout() {
+        let limit = Duration::from_secs(120);
+        let with = |t: Option<u64>| {
+            let mut options = promql::QueryOptions::default();
+            options.timeout = t.map(Duration::from_secs);
+            super::within(options, limit).timeout
+        };
+        assert_eq!(with(None), Some(limit));
+        assert_eq!(with(Some(300)), Some(limit));
+        assert_eq!(with(Some(5)), Some(Duration::from_secs(5)));
+    }
+
     #[test]
     fn histogram_numbers_as_go_marshals_them() {
         let text = |v: f64| {

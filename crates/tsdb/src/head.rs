@@ -980,8 +980,9 @@ impl MemSeries {
     }
 
     /// Starts loading the cache lines that an append by handle and a
-    /// commit touch: the whole series, from the reference count that
-    /// `Arc` keeps just before it. A scrape's series were last touched a
+    /// commit touch (and a select's lookup, `Head::matching_series`): the
+    /// whole series, from the reference count that `Arc` keeps just
+    /// before it. A scrape's series were last touched a
     /// whole interval ago, so these are cache misses; the first one was
     /// most of `append_handle`'s 15% of scraping CPU.
     pub(crate) fn prefetch(&self) {
@@ -1472,10 +1473,10 @@ impl SeriesById {
         self.0.find(spread(id), |s| s.id == id)
     }
 
-    /// The series in the first slot whose hash tag matches `id`'s, found
-    /// without reading any series: almost always the one with that id,
-    /// which the caller checks (and looks up with [`SeriesById::get`]
-    /// when it is not).
+    /// The series in the first slot the table takes for a match of `id`'s
+    /// hash tag, found without reading any series: almost always the one
+    /// with that id, which the caller checks (and looks up with
+    /// [`SeriesById::get`] when it is not).
     fn first_tagged(&self, id: u64) -> Option<&Arc<MemSeries>> {
         self.0.find(spread(id), |_| true)
     }
