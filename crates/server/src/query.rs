@@ -525,8 +525,10 @@ mod tests {
     fn a_query_deadline_never_passes_the_request_timeout() {
         let limit = Duration::from_secs(120);
         let with = |t: Option<u64>| {
-            let mut options = promql::QueryOptions::default();
-            options.timeout = t.map(Duration::from_secs);
+            let options = promql::QueryOptions {
+                timeout: t.map(Duration::from_secs),
+                ..Default::default()
+            };
             super::within(options, limit).timeout
         };
         assert_eq!(with(None), Some(limit));
