@@ -218,11 +218,6 @@ fn required_time(params: &Params, name: &str) -> Result<i64, ApiError> {
     parse_time(params.get(name).unwrap_or("")).map_err(|e| invalid_param(name, e))
 }
 
-/// `timeout` (a duration that shortens the engine's limit for this query)
-/// and `lookback_delta` (replaces the 5 m lookback for this query),
-/// `max_source_resolution` (Thanos's: `raw` or `0s` for raw data only, a
-/// duration for the coarsest tier allowed, `auto` or absent to let the
-/// step and ranges choose).
 /// `options` with a deadline no later than `limit`, the request timeout:
 /// a query runs on the handler's own thread (`blocking_inline`), where
 /// the timeout middleware cannot answer for it, so the engine's deadline
@@ -232,6 +227,11 @@ fn within(mut options: promql::QueryOptions, limit: std::time::Duration) -> prom
     options
 }
 
+/// `timeout` (a duration that shortens the engine's limit for this query)
+/// and `lookback_delta` (replaces the 5 m lookback for this query),
+/// `max_source_resolution` (Thanos's: `raw` or `0s` for raw data only, a
+/// duration for the coarsest tier allowed, `auto` or absent to let the
+/// step and ranges choose).
 fn query_options(params: &Params) -> Result<promql::QueryOptions, ApiError> {
     let mut options = promql::QueryOptions::default();
     if let Some(t) = params.get("timeout") {

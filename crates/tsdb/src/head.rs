@@ -2063,6 +2063,7 @@ impl Head {
                 // the checks.
                 let mut found = [None; LOOKUP_BATCH];
                 for batch in ids.chunks(LOOKUP_BATCH) {
+                    let found = &mut found[..batch.len()];
                     for (slot, &id) in found.iter_mut().zip(batch) {
                         *slot = index.series.first_tagged(id);
                         if let Some(s) = slot {
@@ -2070,10 +2071,10 @@ impl Head {
                         }
                     }
                     if check_labels {
-                        for s in found.iter().take(batch.len()).flatten() {
+                        for s in found.iter().flatten() {
                             s.labels.prefetch();
                         }
-                        for s in found.iter().take(batch.len()).flatten() {
+                        for s in found.iter().flatten() {
                             s.labels.prefetch_values();
                         }
                     }
