@@ -94,7 +94,7 @@ pub(crate) async fn query(State(state): State<AppState>, request: Request) -> Re
                 invalid_param("time", format!("invalid time value for 'time': {e}"))
             })?,
         };
-        let options = within(query_options(&params)?, state.config().request_timeout);
+        let options = query_options(&params, state.config().request_timeout)?;
         let query = query_param(&params)?;
         let with_stats = params.get("stats").is_some();
         let storage = state.queryable().clone();
@@ -141,7 +141,7 @@ pub(crate) async fn query_range(State(state): State<AppState>, request: Request)
                 "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
             ));
         }
-        let options = within(query_options(&params)?, state.config().request_timeout);
+        let options = query_options(&params, state.config().request_timeout)?;
         let query = query_param(&params)?;
         let with_stats = params.get("stats").is_some();
         let storage = state.queryable().clone();
@@ -231,8 +231,12 @@ fn within(mut options: promql::QueryOptions, limit: std::time::Duration) -> prom
 /// and `lookback_delta` (replaces the 5 m lookback for this query),
 /// `max_source_resolution` (Thanos's: `raw` or `0s` for raw data only, a
 /// duration for the coarsest tier allowed, `auto` or absent to let the
-/// step and ranges choose).
-fn query_options(params: &Params) -> Result<promql::QueryOptions, ApiError> {
+/// step and ranges choose). The deadline is capped at `request_timeout`
+/// ([`within`]).
+fn query_options(
+    params: &Params,
+    request_timeout: std::time::Duration,
+) -> Result<promql::QueryOptions, ApiError> {
     let mut options = promql::QueryOptions::default();
     if let Some(t) = params.get("timeout") {
         let ms = parse_duration_ms(t).map_err(|e| invalid_param("timeout", e))?;
@@ -261,7 +265,7 @@ fn query_options(params: &Params) -> Result<promql::QueryOptions, ApiError> {
             }
         };
     }
-    Ok(options)
+    Ok(within(options, request_timeout))
 }
 
 fn render(output: &QueryOutput, with_stats: bool) -> Response {
