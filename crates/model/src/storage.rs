@@ -119,7 +119,162 @@ pub trait Appendable: Send + Sync {
 /// a caller appending to the same series again and again (a scrape loop)
 /// can skip finding it by its labels. Only the store that made it
 /// understands it.
-pub type SeriesHandle = std::sync::Arc<dyn std::any::Any + Send + Sync>;
+///
+/// A type-erased shared pointer ([`HandlePointer`]): two words, and a
+/// clone is the pointer's own reference count increment, without an
+/// allocation of its own. `Arc<dyn Any>` did the same for `std`'s `Arc`
+/// alone; a store may keep its series behind a leaner pointer (tsdb's
+/// records have no weak count).
+pub struct SeriesHandle {
+    pointer: std::ptr::NonNull<()>,
+    vtable: &'static HandleVtable,
+}
+
+/// What a [`SeriesHandle`] knows of its pointer's type.
+struct HandleVtable {
+    /// The `TypeId` of the pointer type (not of its target).
+    type_id: fn() -> std::any::TypeId,
+    /// Adds a reference to the pointee.
+    clone: unsafe fn(std::ptr::NonNull<()>),
+    /// Drops a reference to the pointee.
+    drop: unsafe fn(std::ptr::NonNull<()>),
+}
+
+/// A reference-counted pointer a store can hand out as a [`SeriesHandle`].
+///
+/// # Safety
+/// `from_raw` must take back exactly what `into_raw` gave (one reference),
+/// and the target must stay valid while that reference is held.
+pub unsafe trait HandlePointer: Clone + Send + Sync + 'static {
+    type Target: Send + Sync + 'static;
+    /// Gives up the pointer without dropping its reference.
+    fn into_raw(self) -> std::ptr::NonNull<Self::Target>;
+    /// Takes back a reference that [`HandlePointer::into_raw`] gave up.
+    ///
+    /// # Safety
+    /// `raw` came from `into_raw` and its reference was not taken back.
+    unsafe fn from_raw(raw: std::ptr::NonNull<Self::Target>) -> Self;
+}
+
+// SAFETY: `Arc::into_raw` and `Arc::from_raw` round-trip one reference.
+unsafe impl<T: Send + Sync + 'static> HandlePointer for std::sync::Arc<T> {
+    type Target = T;
+
+    fn into_raw(self) -> std::ptr::NonNull<T> {
+        // SAFETY: an `Arc`'s pointer is never null.
+        unsafe { std::ptr::NonNull::new_unchecked(std::sync::Arc::into_raw(self).cast_mut()) }
+    }
+
+    unsafe fn from_raw(raw: std::ptr::NonNull<T>) -> Self {
+        // SAFETY: the caller passes what `into_raw` gave.
+        unsafe { std::sync::Arc::from_raw(raw.as_ptr()) }
+    }
+}
+
+// SAFETY: as for `std`'s `Arc`.
+unsafe impl<T: Send + Sync + 'static> HandlePointer for triomphe::Arc<T> {
+    type Target = T;
+
+    fn into_raw(self) -> std::ptr::NonNull<T> {
+        // SAFETY: an `Arc`'s pointer is never null.
+        unsafe { std::ptr::NonNull::new_unchecked(triomphe::Arc::into_raw(self).cast_mut()) }
+    }
+
+    unsafe fn from_raw(raw: std::ptr::NonNull<T>) -> Self {
+        // SAFETY: the caller passes what `into_raw` gave.
+        unsafe { triomphe::Arc::from_raw(raw.as_ptr()) }
+    }
+}
+
+/// The vtable of pointer type `P`, one static per type.
+struct VtableOf<P>(std::marker::PhantomData<P>);
+
+impl<P: HandlePointer> VtableOf<P> {
+    const VTABLE: &'static HandleVtable = &HandleVtable {
+        type_id: std::any::TypeId::of::<P>,
+        clone: Self::clone_raw,
+        drop: Self::drop_raw,
+    };
+
+    /// # Safety
+    /// `raw` is a `P`'s pointer whose reference the caller holds.
+    unsafe fn clone_raw(raw: std::ptr::NonNull<()>) {
+        // SAFETY: borrowed, not taken: the `ManuallyDrop` keeps the
+        // caller's reference, and the clone's is given up to it too.
+        let pointer = std::mem::ManuallyDrop::new(unsafe { P::from_raw(raw.cast()) });
+        std::mem::forget(P::clone(&pointer));
+    }
+
+    /// # Safety
+    /// `raw` is a `P`'s pointer whose reference the caller gives up.
+    unsafe fn drop_raw(raw: std::ptr::NonNull<()>) {
+        // SAFETY: the caller's reference is taken back and dropped.
+        drop(unsafe { P::from_raw(raw.cast()) });
+    }
+}
+
+impl SeriesHandle {
+    /// A handle on `pointer`'s target, keeping its reference.
+    pub fn new<P: HandlePointer>(pointer: P) -> SeriesHandle {
+        SeriesHandle {
+            pointer: pointer.into_raw().cast(),
+            vtable: VtableOf::<P>::VTABLE,
+        }
+    }
+
+    /// Whether the handle was made from a `P`.
+    fn is<P: HandlePointer>(&self) -> bool {
+        (self.vtable.type_id)() == std::any::TypeId::of::<P>()
+    }
+
+    /// The target, if the handle was made from a `P`.
+    pub fn downcast_ref<P: HandlePointer>(&self) -> Option<&P::Target> {
+        // SAFETY: the handle holds a reference to a `P::Target` (its type
+        // was checked), valid for as long as the handle is borrowed.
+        self.is::<P>()
+            .then(|| unsafe { self.pointer.cast::<P::Target>().as_ref() })
+    }
+
+    /// A new `P` to the target (a reference count increment), if the
+    /// handle was made from a `P`.
+    pub fn to_pointer<P: HandlePointer>(&self) -> Option<P> {
+        self.is::<P>().then(|| {
+            // SAFETY: the handle's reference is a `P`'s (checked); it is
+            // borrowed here and kept by the `ManuallyDrop`.
+            let pointer = std::mem::ManuallyDrop::new(unsafe { P::from_raw(self.pointer.cast()) });
+            P::clone(&pointer)
+        })
+    }
+}
+
+impl Clone for SeriesHandle {
+    fn clone(&self) -> SeriesHandle {
+        // SAFETY: the handle holds a reference of the vtable's type.
+        unsafe { (self.vtable.clone)(self.pointer) };
+        SeriesHandle {
+            pointer: self.pointer,
+            vtable: self.vtable,
+        }
+    }
+}
+
+impl Drop for SeriesHandle {
+    fn drop(&mut self) {
+        // SAFETY: the handle's own reference, given up once.
+        unsafe { (self.vtable.drop)(self.pointer) };
+    }
+}
+
+// SAFETY: every `HandlePointer` is `Send + Sync`, and so is its target.
+unsafe impl Send for SeriesHandle {}
+// SAFETY: as for `Send`; `&SeriesHandle` lends only `&Target`.
+unsafe impl Sync for SeriesHandle {}
+
+impl std::fmt::Debug for SeriesHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SeriesHandle").field(&self.pointer).finish()
+    }
+}
 
 /// Stages samples and commits them atomically.
 pub trait Appender: Send {
@@ -1001,6 +1156,50 @@ pub struct TierCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A handle holds one reference of the pointer it was made from,
+    /// lends its target only as that type, and gives the reference back
+    /// when dropped; clones and `to_pointer` add one each. Run under Miri
+    /// too (`cargo +nightly miri test -p model --lib handle`).
+    #[test]
+    fn a_handle_counts_references_and_knows_its_pointer_type() {
+        let target = std::sync::Arc::new(String::from("series"));
+        let handle = SeriesHandle::new(std::sync::Arc::clone(&target));
+        assert_eq!(std::sync::Arc::strong_count(&target), 2);
+        let copy = handle.clone();
+        assert_eq!(std::sync::Arc::strong_count(&target), 3);
+        assert_eq!(
+            copy.downcast_ref::<std::sync::Arc<String>>()
+                .map(String::as_str),
+            Some("series")
+        );
+        // Same target type behind another pointer type, or another target.
+        assert!(copy.downcast_ref::<triomphe::Arc<String>>().is_none());
+        assert!(copy.downcast_ref::<std::sync::Arc<Vec<u8>>>().is_none());
+        assert!(copy.to_pointer::<std::sync::Arc<u64>>().is_none());
+        let pointer = copy.to_pointer::<std::sync::Arc<String>>();
+        assert!(
+            pointer
+                .as_ref()
+                .is_some_and(|p| std::sync::Arc::ptr_eq(p, &target))
+        );
+        assert_eq!(std::sync::Arc::strong_count(&target), 4);
+        drop((handle, copy, pointer));
+        assert_eq!(std::sync::Arc::strong_count(&target), 1);
+
+        let lean = triomphe::Arc::new(7u64);
+        let handle = SeriesHandle::new(lean.clone());
+        let from_thread = std::thread::spawn({
+            let handle = handle.clone();
+            move || handle.to_pointer::<triomphe::Arc<u64>>().map(|p| *p)
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(from_thread, Some(7));
+        assert_eq!(triomphe::Arc::count(&lean), 2);
+        drop(handle);
+        assert!(lean.is_unique());
+    }
 
     #[test]
     fn a_tier_is_aligned_when_its_windows_tile_every_range() {

@@ -194,11 +194,11 @@ impl Appender for ForwardingAppender<'_> {
     ) -> model::storage::Result<Option<SeriesHandle>> {
         let handle = self.primary.append_with_handle(labels, t, v)?;
         self.staged.push((labels.clone(), t, v));
-        Ok(handle.map(|primary| -> SeriesHandle {
-            Arc::new(ForwardHandle {
+        Ok(handle.map(|primary| {
+            SeriesHandle::new(Arc::new(ForwardHandle {
                 primary,
                 labels: labels.clone(),
-            })
+            }))
         }))
     }
 
@@ -210,7 +210,7 @@ impl Appender for ForwardingAppender<'_> {
     ) -> model::storage::Result<bool> {
         // A handle from before forwarding started is the primary's own:
         // refusing it makes the caller append by labels once.
-        let Some(forward) = handle.downcast_ref::<ForwardHandle>() else {
+        let Some(forward) = handle.downcast_ref::<Arc<ForwardHandle>>() else {
             return Ok(false);
         };
         if !self.primary.append_handle(&forward.primary, t, v)? {
@@ -230,7 +230,7 @@ impl Appender for ForwardingAppender<'_> {
     }
 
     fn prefetch_handle(&self, handle: &SeriesHandle) {
-        if let Some(forward) = handle.downcast_ref::<ForwardHandle>() {
+        if let Some(forward) = handle.downcast_ref::<Arc<ForwardHandle>>() {
             self.primary.prefetch_handle(&forward.primary);
         }
     }

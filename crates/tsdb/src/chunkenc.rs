@@ -16,6 +16,8 @@
 //! never panics on corrupt bytes: it returns a [`ChunkError`] or ends the
 //! iteration with [`ChunkIter::err`] set.
 
+use std::ptr::NonNull;
+
 /// The one-byte id stored next to every chunk, naming its encoding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Encoding {
@@ -66,22 +68,25 @@ pub const MAX_XOR_SAMPLES: usize = u16::MAX as usize;
 /// The bytes are a valid chunk after every append, so the head can hand them
 /// out (and mmap them) at any time.
 ///
-/// Every head series keeps one, so its fields are packed: 56 bytes in all.
-/// The bytes are a box of the buffer's capacity and a 32-bit length (a
-/// `Vec` took 24 bytes), and the sample count is read from the chunk's
-/// own two-byte header rather than kept beside it.
-#[derive(Debug)]
+/// Every head series keeps one, so its fields are packed: 48 bytes in all.
+/// The bytes are a thin pointer, a 32-bit length and a one-byte capacity
+/// code ([`Capacity`]; a boxed slice took 16 bytes, a `Vec` 24), and the
+/// sample count is read from the chunk's own two-byte header rather than
+/// kept beside it.
 pub struct XorAppender {
-    /// The chunk in `buffer[..len]`, then spare capacity (zeros).
-    buffer: Box<[u8]>,
+    /// The chunk's bytes: `len` written ones, then spare capacity, in an
+    /// allocation of `capacity.bytes(len)` bytes that the appender owns
+    /// (as a `Box<[u8]>` would). `len` is at least 2 (the count).
+    ptr: NonNull<u8>,
     len: u32,
+    capacity: Capacity,
     bit_writer: BitWriter,
     last_time: i64,
     last_time_delta: i64,
     last_value_bits: u64,
     /// The XOR window's leading and trailing zero counts, as in
     /// [`XorCheckpoint::window`].
-    window: Option<(u8, u8)>,
+    window: Option<PackedWindow>,
     /// Decoder states at the two latest multiples of
     /// [`XOR_CHECKPOINT_EVERY`] samples, newest first, so a read of the
     /// chunk's recent end (a `rate(x[5m])` over the open head chunk) skips
@@ -111,7 +116,7 @@ struct XorCheckpoint {
     n_read: u16,
     /// The XOR window's leading and trailing zero counts (each at most
     /// 64), if a window was set.
-    window: Option<(u8, u8)>,
+    window: Option<PackedWindow>,
 }
 
 impl Default for XorAppender {
@@ -123,9 +128,14 @@ impl Default for XorAppender {
 impl XorAppender {
     /// An empty chunk (just the two-byte zero count).
     pub fn new() -> XorAppender {
+        let capacity = Capacity::SMALLEST;
+        let ptr = allocate(capacity.bytes(2));
+        // SAFETY: the allocation is at least 24 bytes long.
+        unsafe { ptr.as_ptr().write_bytes(0, 2) };
         XorAppender {
-            buffer: Box::new([0, 0]),
+            ptr,
             len: 2,
+            capacity,
             bit_writer: BitWriter::default(),
             last_time: 0,
             last_time_delta: 0,
@@ -150,8 +160,10 @@ impl XorAppender {
         let mut window = self.window.map(XorWindow::unpack);
         let writer = &mut self.bit_writer;
         let mut sink = ChunkSink {
-            buffer: &mut self.buffer,
+            limit: self.capacity.bytes(self.len),
+            ptr: &mut self.ptr,
             len: &mut self.len,
+            capacity: &mut self.capacity,
         };
         match n_samples {
             0 => {
@@ -188,9 +200,12 @@ impl XorAppender {
         self.last_time = t;
         self.last_value_bits = value_bits;
         let n_samples = n_samples + 1;
-        let count = n_samples.to_be_bytes();
-        self.buffer[0] = count[0];
-        self.buffer[1] = count[1];
+        // SAFETY: `len` is at least 2, the count's two bytes.
+        unsafe {
+            self.ptr
+                .as_ptr()
+                .copy_from_nonoverlapping(n_samples.to_be_bytes().as_ptr(), 2)
+        };
         if usize::from(n_samples).is_multiple_of(XOR_CHECKPOINT_EVERY) {
             let checkpoints = self
                 .checkpoints
@@ -246,7 +261,8 @@ impl XorAppender {
 
     /// The sample count from the chunk's header.
     fn count(&self) -> u16 {
-        u16::from_be_bytes([self.buffer[0], self.buffer[1]])
+        let bytes = self.bytes();
+        u16::from_be_bytes([bytes[0], bytes[1]])
     }
 
     /// The first sample's timestamp, if any: read from the chunk, where it
@@ -275,9 +291,9 @@ impl XorAppender {
 
     /// The chunk's bytes; a valid [`Encoding::Xor`] chunk at any point.
     pub fn bytes(&self) -> &[u8] {
-        // `len` never exceeds the buffer (`ChunkSink` keeps it so); the
-        // fallback is unreachable.
-        self.buffer.get(..self.len as usize).unwrap_or(&self.buffer)
+        // SAFETY: the appender owns `ptr`'s allocation, whose first `len`
+        // bytes are written (`new`, `ChunkSink::put`, `clone`).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len as usize) }
     }
 
     /// Starts loading what a read of the chunk's recent end touches: its
@@ -303,7 +319,7 @@ impl XorAppender {
 
     /// Heap bytes held by the appender.
     pub fn memory_bytes(&self) -> usize {
-        self.buffer.len()
+        self.capacity.bytes(self.len)
             + self
                 .checkpoints
                 .as_ref()
@@ -328,9 +344,18 @@ impl Clone for XorAppender {
     /// A copy holds just the chunk's bytes, without the spare capacity:
     /// queries copy head chunks to read them after the lock is gone.
     fn clone(&self) -> XorAppender {
+        let bytes = self.bytes();
+        let ptr = allocate(bytes.len());
+        // SAFETY: the new allocation is `bytes.len()` long and no other
+        // value can reach it yet.
+        unsafe {
+            ptr.as_ptr()
+                .copy_from_nonoverlapping(bytes.as_ptr(), bytes.len())
+        };
         XorAppender {
-            buffer: self.bytes().into(),
+            ptr,
             len: self.len,
+            capacity: Capacity::EXACT,
             bit_writer: self.bit_writer,
             last_time: self.last_time,
             last_time_delta: self.last_time_delta,
@@ -474,46 +499,145 @@ impl ByteSink for Vec<u8> {
     }
 }
 
-/// An [`XorAppender`]'s buffer and length, borrowed for writing.
+/// An [`XorAppender`]'s buffer, length and capacity, borrowed for writing.
 struct ChunkSink<'a> {
-    buffer: &'a mut Box<[u8]>,
+    ptr: &'a mut NonNull<u8>,
     len: &'a mut u32,
+    capacity: &'a mut Capacity,
+    /// `capacity` in bytes, worked out once per append rather than per
+    /// byte.
+    limit: usize,
 }
 
 impl ByteSink for ChunkSink<'_> {
     #[inline]
     fn put(&mut self, byte: u8) {
         let at = *self.len as usize;
-        if at == self.buffer.len() {
-            grow_boxed(self.buffer);
+        if at == self.limit && !self.grow() {
+            // Unreachable: a chunk of at most `MAX_XOR_SAMPLES` samples
+            // is far below the largest capacity.
+            return;
         }
-        if let Some(slot) = self.buffer.get_mut(at) {
-            *slot = byte;
-            *self.len += 1;
-        }
+        // SAFETY: `at` is below the capacity, so inside the allocation.
+        unsafe { self.ptr.as_ptr().add(at).write(byte) };
+        *self.len += 1;
     }
 
     #[inline]
     fn last_mut(&mut self) -> Option<&mut u8> {
         let at = (*self.len as usize).checked_sub(1)?;
-        self.buffer.get_mut(at)
+        // SAFETY: byte `at` is written, and the sink borrows the appender
+        // (and so the allocation) mutably for as long as the reference.
+        Some(unsafe { &mut *self.ptr.as_ptr().add(at) })
     }
 }
 
-/// Grows a boxed chunk buffer as [`push_byte`] grows a vector: to the next
-/// capacity that fills a glibc allocation while small, then by doubling.
-#[cold]
-fn grow_boxed(buffer: &mut Box<[u8]>) {
-    let capacity = buffer.len();
-    let next = if capacity < SMALL_BUFFER {
-        next_small_capacity(capacity)
-    } else {
-        capacity * 2
-    };
-    let mut grown = std::mem::take(buffer).into_vec();
-    grown.reserve_exact(next - grown.len());
-    grown.resize(next, 0);
-    *buffer = grown.into_boxed_slice();
+impl ChunkSink<'_> {
+    /// Moves the full buffer into an allocation of the next capacity.
+    /// False when there is none (never, for a chunk's sample count).
+    #[cold]
+    fn grow(&mut self) -> bool {
+        let old = self.limit;
+        let Some(next) = self.capacity.next(*self.len) else {
+            return false;
+        };
+        let new_size = next.bytes(*self.len);
+        // SAFETY: `ptr` was allocated with the layout of `old` bytes
+        // (`allocate`), and `new_size` is larger and fits an `isize`.
+        let grown = unsafe { std::alloc::realloc(self.ptr.as_ptr(), byte_layout(old), new_size) };
+        match NonNull::new(grown) {
+            Some(grown) => *self.ptr = grown,
+            None => std::alloc::handle_alloc_error(byte_layout(new_size)),
+        }
+        *self.capacity = next;
+        self.limit = new_size;
+        true
+    }
+}
+
+/// The layout of a chunk buffer of `size` bytes (2 to about 4 GB).
+fn byte_layout(size: usize) -> std::alloc::Layout {
+    // Every size `Capacity` names is a valid byte array layout; the
+    // fallback is unreachable.
+    std::alloc::Layout::array::<u8>(size).unwrap_or(std::alloc::Layout::new::<[u8; 2]>())
+}
+
+/// A new chunk buffer of `size` bytes (at least 2), not initialized.
+fn allocate(size: usize) -> NonNull<u8> {
+    let layout = byte_layout(size);
+    // SAFETY: the layout is not zero-sized (`size` is at least 2).
+    let ptr = unsafe { std::alloc::alloc(layout) };
+    NonNull::new(ptr).unwrap_or_else(|| std::alloc::handle_alloc_error(layout))
+}
+
+impl Drop for XorAppender {
+    fn drop(&mut self) {
+        let layout = byte_layout(self.capacity.bytes(self.len));
+        // SAFETY: the appender owns the allocation, made with this layout:
+        // `ChunkSink::grow` changes the capacity with the allocation, and
+        // the length grows only below the capacity (for `EXACT`, whose
+        // capacity is the length, the first write grows the buffer).
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), layout) };
+    }
+}
+
+// SAFETY: the appender owns its buffer as a `Box<[u8]>` would and hands
+// out references into it only through `&self` and `&mut self`.
+unsafe impl Send for XorAppender {}
+// SAFETY: as for `Send`; `&self` methods only read the buffer.
+unsafe impl Sync for XorAppender {}
+
+impl std::fmt::Debug for XorAppender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XorAppender")
+            .field("bytes", &self.bytes())
+            .field("capacity", &self.capacity.bytes(self.len))
+            .field("last_time", &self.last_time)
+            .field("last_time_delta", &self.last_time_delta)
+            .field("last_value_bits", &self.last_value_bits)
+            .field("window", &self.window)
+            .field("checkpoints", &self.checkpoints)
+            .finish()
+    }
+}
+
+/// An [`XorAppender`]'s buffer capacity, named by a byte: codes 0 to 14
+/// are 24, 40, ..., 248 bytes (steps of 16 that fill a glibc chunk, see
+/// [`push_byte`]), then each code doubles it, 496 bytes and up; a copy's
+/// buffer is exactly the chunk's length ([`Capacity::EXACT`]). The
+/// capacity is a function of the code and the length, so the appender
+/// keeps a byte where a boxed slice kept an 8-byte length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Capacity(u8);
+
+impl Capacity {
+    /// A new chunk's buffer: 24 bytes, glibc's smallest chunk.
+    const SMALLEST: Capacity = Capacity(0);
+    /// A buffer exactly as long as the chunk.
+    const EXACT: Capacity = Capacity(u8::MAX);
+    /// The codes of the steps of 16 bytes.
+    const SMALL_STEPS: u8 = 15;
+    /// The largest code: `SMALL_BUFFER << 24` bytes (about 4 GB) is the
+    /// largest doubling that a 32-bit length can still fill.
+    const LARGEST: u8 = Capacity::SMALL_STEPS + 23;
+
+    /// The capacity in bytes of a buffer that holds `len` bytes.
+    #[inline]
+    fn bytes(self, len: u32) -> usize {
+        match self.0 {
+            u8::MAX => len as usize,
+            code if code < Capacity::SMALL_STEPS => 24 + 16 * usize::from(code),
+            code => SMALL_BUFFER << (code - Capacity::SMALL_STEPS + 1),
+        }
+    }
+
+    /// The smallest capacity above this one, as a buffer grows.
+    fn next(self, len: u32) -> Option<Capacity> {
+        let now = self.bytes(len);
+        (0..=Capacity::LARGEST)
+            .map(Capacity)
+            .find(|c| c.bytes(len) > now)
+    }
 }
 
 /// Writes bits most significant first straight into a byte vector, so the
@@ -820,16 +944,24 @@ struct XorWindow {
     trailing: u32,
 }
 
+/// An [`XorWindow`] in two bytes: the leading count in the high byte,
+/// the trailing count in the low one (each at most 64), and the top bit
+/// set so that the value is never zero and `Option<PackedWindow>` stays
+/// two bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PackedWindow(std::num::NonZeroU16);
+
 impl XorWindow {
-    /// Both counts are at most 64, so a byte each holds them.
-    fn pack(self) -> (u8, u8) {
-        (self.leading as u8, self.trailing as u8)
+    fn pack(self) -> PackedWindow {
+        let bits = 0x8000 | (self.leading as u16 & 0x7f) << 8 | (self.trailing as u16 & 0xff);
+        PackedWindow(std::num::NonZeroU16::new(bits).unwrap_or(std::num::NonZeroU16::MIN))
     }
 
-    fn unpack((leading, trailing): (u8, u8)) -> XorWindow {
+    fn unpack(packed: PackedWindow) -> XorWindow {
+        let bits = packed.0.get();
         XorWindow {
-            leading: u32::from(leading),
-            trailing: u32::from(trailing),
+            leading: u32::from(bits >> 8 & 0x7f),
+            trailing: u32::from(bits & 0xff),
         }
     }
 }

@@ -31,7 +31,7 @@
 use crate::block::{self, Block, BlockMeta, NewBlock};
 use crate::compact;
 use crate::exemplar::{ExemplarStore, Refusal};
-use crate::head::{Head, MemSeries, WantedSeries, range_start};
+use crate::head::{Head, MemSeries, SeriesArc, WantedSeries, range_start};
 use crate::limits::{Admission, Limiter, Scope};
 use crate::querier::DbQuerier;
 use crate::sync::{lock, read, write};
@@ -1216,7 +1216,7 @@ const COMMIT_PREFETCH_DISTANCE: usize = 8;
 #[derive(Default)]
 struct Staged {
     /// Each run's series and its number of samples.
-    runs: Vec<(Arc<MemSeries>, usize)>,
+    runs: Vec<(SeriesArc, usize)>,
     /// The runs' samples, one run after another.
     samples: Vec<(i64, f64)>,
 }
@@ -1235,7 +1235,7 @@ impl Staged {
     fn last_is(&self, series: &MemSeries) -> bool {
         self.runs
             .last()
-            .is_some_and(|(s, _)| std::ptr::eq(Arc::as_ptr(s), series))
+            .is_some_and(|(s, _)| std::ptr::eq(SeriesArc::as_ptr(s), series))
     }
 
     /// Adds a sample to the last run; only after [`Staged::last_is`].
@@ -1248,7 +1248,7 @@ impl Staged {
 
     /// Starts a run of `series`, whose one pending count (the caller's)
     /// the run takes over.
-    fn push_held(&mut self, series: Arc<MemSeries>, samples: &[(i64, f64)]) {
+    fn push_held(&mut self, series: SeriesArc, samples: &[(i64, f64)]) {
         if samples.is_empty() {
             series.release_pending();
             return;
@@ -1258,7 +1258,7 @@ impl Staged {
     }
 
     /// Each run's series with its samples, in order.
-    fn iter(&self) -> impl Iterator<Item = (&Arc<MemSeries>, &[(i64, f64)])> {
+    fn iter(&self) -> impl Iterator<Item = (&SeriesArc, &[(i64, f64)])> {
         let mut rest = self.samples.as_slice();
         self.runs.iter().map(move |(series, n)| {
             let (run, after) = rest.split_at((*n).min(rest.len()));
@@ -1282,14 +1282,14 @@ pub struct DbAppender<'a> {
     /// The staged samples.
     staged: Staged,
     /// Most recent lookups, to avoid rehashing labels for repeated series.
-    last: Option<(Labels, Arc<MemSeries>)>,
+    last: Option<(Labels, SeriesArc)>,
     /// Staged exemplars; each holds one pending count of its series too.
-    exemplars: Vec<(Arc<MemSeries>, Exemplar)>,
+    exemplars: Vec<(SeriesArc, Exemplar)>,
     /// The writer, for the series limits (`Appender::set_origin`).
     scope: Arc<Scope>,
     /// Staged native histograms; each holds one pending count too. They
     /// are applied after the floats of the same commit.
-    histograms: Vec<(Arc<MemSeries>, i64, FloatHistogram)>,
+    histograms: Vec<(SeriesArc, i64, FloatHistogram)>,
     /// The oldest time a created timestamp's zero sample may have: the
     /// end of the newest block (Prometheus's `minValidTime`), found on
     /// the first `append_created_zero`.
@@ -1341,7 +1341,7 @@ impl DbAppender<'_> {
         labels: &Labels,
         t: i64,
         created: i64,
-    ) -> Result<Option<Arc<MemSeries>>> {
+    ) -> Result<Option<SeriesArc>> {
         if created >= t {
             return Ok(None);
         }
@@ -1373,7 +1373,7 @@ impl DbAppender<'_> {
     /// The series `labels` names, held for this appender: the one the
     /// previous append used when the labels are the same (the common run
     /// of one series's samples), else looked up or created and remembered.
-    fn cached_series(&mut self, labels: &Labels) -> Result<Arc<MemSeries>> {
+    fn cached_series(&mut self, labels: &Labels) -> Result<SeriesArc> {
         if let Some((l, s)) = &self.last
             && l == labels
         {
@@ -1385,7 +1385,7 @@ impl DbAppender<'_> {
         Ok(series)
     }
 
-    fn pending_series(&self, labels: &Labels) -> Result<Arc<MemSeries>> {
+    fn pending_series(&self, labels: &Labels) -> Result<SeriesArc> {
         model::storage::validate_labels(labels)?;
         let (series, created) = self
             .db
@@ -1427,7 +1427,7 @@ impl Appender for DbAppender<'_> {
             .staged
             .runs
             .last()
-            .map(|(s, _)| s.clone() as model::storage::SeriesHandle))
+            .map(|(s, _)| model::storage::SeriesHandle::new(s.clone())))
     }
 
     fn append_handle(
@@ -1436,7 +1436,7 @@ impl Appender for DbAppender<'_> {
         t: i64,
         v: f64,
     ) -> Result<bool> {
-        let Some(series) = handle.downcast_ref::<MemSeries>() else {
+        let Some(series) = handle.downcast_ref::<SeriesArc>() else {
             return Ok(false);
         };
         // The last run's series is this head's and held already.
@@ -1444,7 +1444,7 @@ impl Appender for DbAppender<'_> {
             self.staged.extend_last(t, v);
             return Ok(true);
         }
-        let Ok(series) = handle.clone().downcast::<MemSeries>() else {
+        let Some(series) = handle.to_pointer::<SeriesArc>() else {
             return Ok(false);
         };
         if !self.db.head.owns(&series) || !series.try_hold() {
@@ -1455,7 +1455,7 @@ impl Appender for DbAppender<'_> {
     }
 
     fn prefetch_handle(&self, handle: &model::storage::SeriesHandle) {
-        if let Some(series) = handle.downcast_ref::<MemSeries>() {
+        if let Some(series) = handle.downcast_ref::<SeriesArc>() {
             series.prefetch();
         }
     }

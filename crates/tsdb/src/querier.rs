@@ -22,7 +22,7 @@ use crate::block::{Block, ChunkRef};
 use crate::chunkenc::hist::{self, HISTOGRAM_ENCODING};
 use crate::chunkenc::{ChunkIter, Encoding};
 use crate::downsample::{Column, Run};
-use crate::head::{Head, Selected, SeriesData, merge_override};
+use crate::head::{Head, Selected, SeriesArc, SeriesData, merge_override};
 use crate::sync::read;
 use crate::tiers::{Ranges, TierRead, coverage, subtract};
 use crate::tombstones::Intervals;
@@ -164,7 +164,7 @@ impl DbQuerier {
             let all = read(&self.blocks);
             let blocks = self.blocks_in_range(&all);
             let matching = self.head.matching_series(matchers);
-            let select_one = |s: &Arc<crate::head::MemSeries>| {
+            let select_one = |s: &SeriesArc| {
                 if latest_only {
                     if s.has_histograms() {
                         let (floats, histograms) = latest_of(
@@ -188,7 +188,7 @@ impl DbQuerier {
                 };
                 Some((s.labels(), part))
             };
-            let prefetch = |s: &Arc<crate::head::MemSeries>, near: bool| {
+            let prefetch = |s: &SeriesArc, near: bool| {
                 if near {
                     s.prefetch_select();
                 } else {

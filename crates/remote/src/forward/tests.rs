@@ -45,7 +45,7 @@ impl Appender for RecordingAppender<'_> {
         v: f64,
     ) -> model::storage::Result<Option<SeriesHandle>> {
         self.append(labels, t, v)?;
-        Ok(Some(Arc::new(labels.clone())))
+        Ok(Some(SeriesHandle::new(Arc::new(labels.clone()))))
     }
 
     fn append_handle(
@@ -54,7 +54,7 @@ impl Appender for RecordingAppender<'_> {
         t: i64,
         v: f64,
     ) -> model::storage::Result<bool> {
-        let Some(labels) = handle.downcast_ref::<Labels>() else {
+        let Some(labels) = handle.downcast_ref::<Arc<Labels>>() else {
             return Ok(false);
         };
         self.staged.push((labels.clone(), t, v));
@@ -183,7 +183,7 @@ async fn forwards_what_the_store_committed_through_every_append_path() {
             .expect("append_handle")
     );
     // A handle the store gave out directly is refused, not misread.
-    let foreign: SeriesHandle = Arc::new(series("foreign"));
+    let foreign = SeriesHandle::new(Arc::new(series("foreign")));
     assert!(
         !appender
             .append_handle(&foreign, 20, 5.0)

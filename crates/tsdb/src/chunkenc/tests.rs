@@ -678,6 +678,51 @@ fn small_xor_buffers_grow_in_steps_of_sixteen() {
     assert_eq!(decoded, written);
 }
 
+/// A copy holds just the chunk's bytes; appending to it grows it back
+/// onto the capacity steps (through doubling, past 248 bytes), and the
+/// original and the copy then hold what each was given. Run under Miri
+/// too (`cargo +nightly miri test -p tsdb --lib copies_`), for the
+/// appender's own buffer handling.
+#[test]
+fn copies_hold_just_the_bytes_and_grow_when_appended_to() {
+    let sample = |i: i64| {
+        (
+            1_700_000_000_000 + i * 15_000 + i % 7,
+            (i * i) as f64 * 0.37,
+        )
+    };
+    let mut original = XorAppender::new();
+    let mut written = Vec::new();
+    for i in 0..50 {
+        original.append(sample(i).0, sample(i).1);
+        written.push(sample(i));
+    }
+    let mut copy = original.clone();
+    assert_eq!(copy.bytes(), original.bytes());
+    let checkpoints = original.memory_bytes() - original.capacity.bytes(original.len);
+    assert_eq!(copy.memory_bytes(), copy.bytes().len() + checkpoints);
+    let mut copied = written.clone();
+    for i in 50..400 {
+        copy.append(sample(i).0, sample(i).1);
+        copied.push(sample(i));
+        let (len, capacity) = (copy.bytes().len(), copy.capacity.bytes(copy.len));
+        assert!(len <= capacity);
+        assert!(capacity < 248 || capacity % 248 == 0, "{capacity}");
+    }
+    assert!(copy.bytes().len() > 496, "{}", copy.bytes().len());
+    original.append(sample(50).0, -1.0);
+    written.push((sample(50).0, -1.0));
+    assert_eq!(
+        decode_all(Encoding::Xor, copy.bytes()).expect("copy"),
+        copied
+    );
+    assert_eq!(
+        decode_all(Encoding::Xor, original.bytes()).expect("original"),
+        written
+    );
+    assert!(format!("{:?}", XorAppender::new()).contains("bytes: [0, 0]"));
+}
+
 /// Dense chunks as the writer before Rice streams and float steps (commit
 /// 533fa81) wrote them, for series of several shapes: they still decode to the
 /// same samples, bit for bit.
