@@ -586,7 +586,10 @@ fn vector_vector(
     // sides of a `group_right`, as here).
     let (fill_one, fill_many) = (b.fill_rhs, b.fill_lhs);
     let mut out: Vec<StepSeries> = Vec::new();
-    let mut out_index: HashMap<Labels, usize> = HashMap::default();
+    // Sized for one output series per "many" series, the common case,
+    // so it is not rehashed as it fills.
+    let mut out_index: HashMap<Labels, usize> =
+        HashMap::with_capacity_and_hasher(many.len(), FastBuildHasher::default());
     // Which "many" series wrote each output point, to tell a grouping
     // error from a plain label-set collision.
     let mut writer: Vec<Vec<usize>> = Vec::new();
@@ -606,10 +609,12 @@ fn vector_vector(
                    mi: usize,
                    group: Option<usize>|
      -> Result<usize, QueryError> {
-        let idx = match out_index.get(&labels) {
-            Some(&idx) => idx,
-            None => {
-                out_index.insert(labels.clone(), out.len());
+        // One hash of the label set, found or inserted.
+        let idx = match out_index.entry(labels) {
+            std::collections::hash_map::Entry::Occupied(entry) => *entry.get(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let labels = entry.key().clone();
+                entry.insert(out.len());
                 out.push(StepSeries {
                     hists: Vec::new(),
                     labels,
