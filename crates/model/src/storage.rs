@@ -196,13 +196,24 @@ impl<P: HandlePointer> VtableOf<P> {
         drop: Self::drop_raw,
     };
 
+    /// A new `P` (one more reference) to what `raw` points to.
+    ///
+    /// # Safety
+    /// `raw` is a `P`'s pointer whose reference the caller holds.
+    unsafe fn clone_of(raw: std::ptr::NonNull<()>) -> P {
+        // SAFETY: as the caller promises; borrowed, not taken: the
+        // `ManuallyDrop` keeps the caller's reference.
+        P::clone(&std::mem::ManuallyDrop::new(unsafe {
+            P::from_raw(raw.cast())
+        }))
+    }
+
     /// # Safety
     /// `raw` is a `P`'s pointer whose reference the caller holds.
     unsafe fn clone_raw(raw: std::ptr::NonNull<()>) {
-        // SAFETY: borrowed, not taken: the `ManuallyDrop` keeps the
-        // caller's reference, and the clone's is given up to it too.
-        let pointer = std::mem::ManuallyDrop::new(unsafe { P::from_raw(raw.cast()) });
-        std::mem::forget(P::clone(&pointer));
+        // SAFETY: as the caller promises; the new reference is given up
+        // to the caller too.
+        std::mem::forget(unsafe { Self::clone_of(raw) });
     }
 
     /// # Safety
@@ -238,12 +249,10 @@ impl SeriesHandle {
     /// A new `P` to the target (a reference count increment), if the
     /// handle was made from a `P`.
     pub fn to_pointer<P: HandlePointer>(&self) -> Option<P> {
-        self.is::<P>().then(|| {
-            // SAFETY: the handle's reference is a `P`'s (checked); it is
-            // borrowed here and kept by the `ManuallyDrop`.
-            let pointer = std::mem::ManuallyDrop::new(unsafe { P::from_raw(self.pointer.cast()) });
-            P::clone(&pointer)
-        })
+        // SAFETY: the handle's reference is a `P`'s (checked), held while
+        // it is borrowed here.
+        self.is::<P>()
+            .then(|| unsafe { VtableOf::<P>::clone_of(self.pointer) })
     }
 }
 
