@@ -114,6 +114,68 @@ impl fmt::Debug for LabelNames {
     }
 }
 
+/// Label names with the values that many label sets share, such as the
+/// target labels (`job`, `instance`, ...) of one metric shape's series from
+/// one target; see [`Labels::with_template`]. Cloning is one
+/// reference-count increment.
+#[derive(Clone)]
+#[repr(transparent)]
+pub struct LabelTemplate(thin_labels::ThinTemplate);
+
+impl LabelTemplate {
+    /// The most names a template takes.
+    pub const MAX_NAMES: usize = thin_labels::TEMPLATE_MAX_NAMES;
+
+    /// `fixed` has one entry per name: the value every set built from the
+    /// template has for it, or `None` where each set has its own. `None`
+    /// when the lengths differ or there are more than
+    /// [`LabelTemplate::MAX_NAMES`] names.
+    pub fn new(names: &LabelNames, fixed: Vec<Option<LabelStr>>) -> Option<LabelTemplate> {
+        debug_assert!(fixed.iter().flatten().all(|v| !v.is_empty()));
+        thin_labels::ThinTemplate::new(names, fixed).map(LabelTemplate)
+    }
+
+    pub fn names(&self) -> &LabelNames {
+        self.0.names()
+    }
+
+    /// The fixed value of the name at `index`, if it has one.
+    pub fn fixed(&self, index: usize) -> Option<&LabelStr> {
+        (index < self.names().as_slice().len())
+            .then(|| self.0.fixed_at(index))
+            .flatten()
+    }
+
+    /// How many values a set built from it holds itself.
+    pub fn own_count(&self) -> usize {
+        self.0.own_count()
+    }
+
+    /// Whether both hold the same allocation.
+    pub fn ptr_eq(&self, other: &LabelTemplate) -> bool {
+        self.0.ptr_eq(&other.0)
+    }
+
+    /// Where its allocation starts: equal for handles of one template.
+    pub fn as_ptr(&self) -> *const u8 {
+        self.0.address()
+    }
+
+    /// Its allocation's size in bytes (not counting the names).
+    pub fn heap_bytes(&self) -> usize {
+        self.0.bytes()
+    }
+}
+
+impl fmt::Debug for LabelTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = self.names().as_slice();
+        f.debug_map()
+            .entries(names.iter().enumerate().map(|(i, n)| (n, self.fixed(i))))
+            .finish()
+    }
+}
+
 /// A label name or value: an immutable string behind a reference count.
 ///
 /// Storage interns label strings (every series with `job="node"` shares one
@@ -281,17 +343,23 @@ mod thin {
 
 mod thin_labels {
     //! A reference-counted immutable label set behind one thin pointer, in
-    //! one of two layouts after an 8-byte header (a 4-byte count and a
-    //! 4-byte length whose top bit tells the layout):
+    //! one of three layouts after an 8-byte header (a 4-byte count and a
+    //! 4-byte length whose top two bits tell the layout):
     //!
     //! - *pairs*: the labels, 16 bytes each (a name and a value);
     //! - *shared names*: a pointer to a [`ThinNames`] array that many label
     //!   sets share (every series of one metric and shape has the same
-    //!   names), then the values, 8 bytes each.
+    //!   names), then the values, 8 bytes each;
+    //! - *template*: a pointer to a [`ThinTemplate`] that many label sets
+    //!   share (the series of one metric shape and one scrape target): the
+    //!   names and the values every set built from it has (`job`,
+    //!   `instance`, `cluster`, ...), then only the other values, 8 bytes
+    //!   each.
     //!
-    //! Either way a label's name and value are found at a base pointer plus
-    //! a fixed stride (two words for pairs, one for shared names), so
-    //! reading a set costs the same code in both layouts.
+    //! In the first two a label's name and value are found at a base
+    //! pointer plus a fixed stride (two words for pairs, one for shared
+    //! names); the template's values are found through its table of fixed
+    //! values and, where one is absent, the index of the set's own value.
 
     use super::{Label, LabelNames, LabelRef, LabelStr};
     use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
@@ -306,8 +374,11 @@ mod thin_labels {
         len: u32,
     }
 
-    /// [`Header::len`]'s layout bit.
+    /// [`Header::len`]'s layout bits: shared names, template. A length
+    /// is below both.
     const SHARED: u32 = 1 << 31;
+    const TEMPLATE: u32 = 1 << 30;
+    const LAYOUT: u32 = SHARED | TEMPLATE;
 
     /// Counts above this abort, as `std::sync::Arc` does: that many live
     /// clones of one label set is a leak, and wrapping the count would free
@@ -323,6 +394,8 @@ mod thin_labels {
     const _: () = assert!(std::mem::offset_of!(Label, value) == WORD);
     const _: () = assert!(std::mem::size_of::<LabelNames>() == WORD);
     const _: () = assert!(HEADER == WORD && std::mem::align_of::<Header>() <= WORD);
+    const _: () = assert!(std::mem::size_of::<Option<LabelStr>>() == WORD);
+    const _: () = assert!(std::mem::size_of::<ThinTemplate>() == WORD);
 
     /// The layout of an allocation of `words` words after the header.
     fn layout(words: usize) -> Layout {
@@ -396,7 +469,7 @@ mod thin_labels {
         pub(super) fn new(names: Vec<LabelStr>) -> ThinNames {
             let len = u32::try_from(names.len())
                 .ok()
-                .filter(|&len| len < SHARED)
+                .filter(|&len| len < TEMPLATE)
                 .unwrap_or_else(|| std::process::abort());
             let header = allocate(names.len(), len);
             let first = body::<LabelStr>(header);
@@ -444,6 +517,140 @@ mod thin_labels {
         }
     }
 
+    /// Label names and the values that every label set built from them
+    /// shares, reference-counted and immutable: after the header (the
+    /// number of names `n`), the [`ThinNames`] pointer, `n` words of
+    /// `Option<LabelStr>` (a fixed value, or none where each set has its
+    /// own), then `1 + n` bytes: the number of own values, and for each
+    /// name without a fixed value the index of its value among a set's
+    /// own values.
+    pub(super) struct ThinTemplate(NonNull<Header>);
+
+    // SAFETY: immutable after construction, made of Send and Sync parts,
+    // with an atomic count, as `Arc<[Option<LabelStr>]>` would be.
+    unsafe impl Send for ThinTemplate {}
+    // SAFETY: as above.
+    unsafe impl Sync for ThinTemplate {}
+
+    /// The most names a template takes: an own value's index is one byte.
+    pub(super) const TEMPLATE_MAX_NAMES: usize = 255;
+
+    impl ThinTemplate {
+        /// Words after the header for `n` names: the names pointer, the
+        /// fixed values, and the index bytes rounded up to a word.
+        fn words(n: usize) -> usize {
+            1 + n + (1 + n).div_ceil(WORD)
+        }
+
+        /// `None` when `fixed` does not have one entry per name or there
+        /// are more than [`TEMPLATE_MAX_NAMES`] names.
+        pub(super) fn new(
+            names: &LabelNames,
+            fixed: Vec<Option<LabelStr>>,
+        ) -> Option<ThinTemplate> {
+            let n = names.as_slice().len();
+            if fixed.len() != n || n > TEMPLATE_MAX_NAMES {
+                return None;
+            }
+            let header = allocate(Self::words(n), n as u32);
+            let first = body::<LabelNames>(header);
+            // SAFETY: room for the names pointer, `n` fixed words and
+            // `1 + n` index bytes after the header; each is written once.
+            unsafe {
+                first.write(names.clone());
+                let fixed_at = first.add(1).cast::<Option<LabelStr>>();
+                let index_at = fixed_at.add(n).cast::<u8>();
+                let mut own = 0u8;
+                for (i, value) in fixed.into_iter().enumerate() {
+                    // Unused for a fixed value; written so every byte is
+                    // initialised.
+                    index_at.add(1 + i).write(own);
+                    if value.is_none() {
+                        own += 1;
+                    }
+                    fixed_at.add(i).write(value);
+                }
+                index_at.write(own);
+            }
+            Some(ThinTemplate(header))
+        }
+
+        fn len(&self) -> usize {
+            // SAFETY: the pointer stays valid while this handle holds a count.
+            unsafe { self.0.as_ref() }.len as usize
+        }
+
+        pub(super) fn names(&self) -> &LabelNames {
+            // SAFETY: the first word is the names, live as long as `self`.
+            unsafe { &*body::<LabelNames>(self.0) }
+        }
+
+        fn fixed(&self) -> *const Option<LabelStr> {
+            // SAFETY: the fixed values follow the names pointer.
+            unsafe { body::<LabelNames>(self.0).add(1).cast::<Option<LabelStr>>() }
+        }
+
+        /// The count of own values, then one index byte per name.
+        fn index(&self) -> *const u8 {
+            // SAFETY: the index bytes follow the `len` fixed words.
+            unsafe { self.fixed().add(self.len()).cast::<u8>() }
+        }
+
+        /// How many values a set built from this template holds itself.
+        pub(super) fn own_count(&self) -> usize {
+            // SAFETY: written by `new`, never changed.
+            usize::from(unsafe { *self.index() })
+        }
+
+        /// The value every set built from it has at `i < len`, if fixed.
+        pub(super) fn fixed_at(&self, i: usize) -> Option<&LabelStr> {
+            debug_assert!(i < self.len());
+            // SAFETY: `i` is below the number of fixed words, which live
+            // as long as `self`.
+            unsafe { (*self.fixed().add(i)).as_ref() }
+        }
+
+        pub(super) fn ptr_eq(&self, other: &ThinTemplate) -> bool {
+            self.0 == other.0
+        }
+
+        pub(super) fn address(&self) -> *const u8 {
+            self.0.as_ptr().cast::<u8>().cast_const()
+        }
+
+        pub(super) fn bytes(&self) -> usize {
+            HEADER + WORD * Self::words(self.len())
+        }
+    }
+
+    impl Clone for ThinTemplate {
+        fn clone(&self) -> ThinTemplate {
+            add_count(self.0);
+            ThinTemplate(self.0)
+        }
+    }
+
+    impl Drop for ThinTemplate {
+        fn drop(&mut self) {
+            if !release(self.0) {
+                return;
+            }
+            let n = self.len();
+            // SAFETY: this was the last handle: the names pointer and each
+            // fixed value are dropped once (the index bytes need no drop),
+            // and the block came from `allocate` with this many words.
+            unsafe {
+                let first = body::<LabelNames>(self.0);
+                std::ptr::drop_in_place(first);
+                std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
+                    first.add(1).cast::<Option<LabelStr>>(),
+                    n,
+                ));
+                dealloc(self.0.as_ptr().cast(), layout(Self::words(n)));
+            }
+        }
+    }
+
     pub(super) struct ThinLabels(NonNull<Header>);
 
     // SAFETY: the labels are immutable after construction and `LabelStr`
@@ -462,7 +669,7 @@ mod thin_labels {
         pub(super) fn new(labels: Vec<Label>) -> ThinLabels {
             let len = u32::try_from(labels.len())
                 .ok()
-                .filter(|&len| len < SHARED)
+                .filter(|&len| len < TEMPLATE)
                 .unwrap_or_else(|| std::process::abort());
             let header = allocate(2 * labels.len(), len);
             let first = body::<Label>(header);
@@ -496,40 +703,95 @@ mod thin_labels {
             ThinLabels(header)
         }
 
+        /// The template layout; `own` holds the values of the names the
+        /// template has no fixed value for, in order. `None` when their
+        /// number is not the template's.
+        pub(super) fn with_template(
+            template: &ThinTemplate,
+            own: Vec<LabelStr>,
+        ) -> Option<ThinLabels> {
+            if own.len() != template.own_count() {
+                return None;
+            }
+            // At most `TEMPLATE_MAX_NAMES`, below the layout bits.
+            let len = template.len() as u32;
+            let header = allocate(1 + own.len(), len | TEMPLATE);
+            let first = body::<ThinTemplate>(header);
+            // SAFETY: room for the template pointer and the own values
+            // after the header, each written once.
+            unsafe {
+                first.write(template.clone());
+                let values_at = first.add(1).cast::<LabelStr>();
+                for (i, value) in own.into_iter().enumerate() {
+                    values_at.add(i).write(value);
+                }
+            }
+            Some(ThinLabels(header))
+        }
+
         fn raw_len(&self) -> u32 {
             // SAFETY: the pointer stays valid while this handle holds a count.
             unsafe { self.0.as_ref() }.len
         }
 
         pub(super) fn len(&self) -> usize {
-            (self.raw_len() & !SHARED) as usize
+            (self.raw_len() & !LAYOUT) as usize
         }
 
-        /// The shared names, in that layout.
+        /// The template, in that layout.
+        pub(super) fn template(&self) -> Option<&ThinTemplate> {
+            // SAFETY: the template layout's first word is its template.
+            (self.raw_len() & TEMPLATE != 0).then(|| unsafe { &*body::<ThinTemplate>(self.0) })
+        }
+
+        /// The shared names, in the shared-names and template layouts.
         pub(super) fn names(&self) -> Option<&LabelNames> {
-            // SAFETY: the shared layout's first word is its names.
-            (self.raw_len() & SHARED != 0).then(|| unsafe { &*body::<LabelNames>(self.0) })
-        }
-
-        /// Where the first name and the first value are, and the stride
-        /// from one label's to the next, in words.
-        #[inline]
-        fn bases(&self) -> (*const LabelStr, *const LabelStr, usize) {
-            let first = body::<LabelStr>(self.0).cast_const();
-            match self.names() {
-                // SAFETY: the values follow the names pointer.
-                Some(names) => (names.as_slice().as_ptr(), unsafe { first.add(1) }, 1),
-                // SAFETY: a pair's value is the word after its name.
-                None => (first, unsafe { first.add(1) }, 2),
+            let raw = self.raw_len();
+            if raw & SHARED != 0 {
+                // SAFETY: the shared layout's first word is its names.
+                Some(unsafe { &*body::<LabelNames>(self.0) })
+            } else {
+                self.template().map(ThinTemplate::names)
             }
         }
 
+        /// The bytes of this set's own allocation (not those of its shared
+        /// names or template).
+        pub(super) fn bytes(&self) -> usize {
+            let len = self.len();
+            HEADER
+                + WORD
+                    * match self.template() {
+                        Some(template) => 1 + template.own_count(),
+                        None if self.raw_len() & SHARED != 0 => 1 + len,
+                        None => 2 * len,
+                    }
+        }
+
         pub(super) fn iter(&self) -> super::Iter<'_> {
-            let (names, values, stride) = self.bases();
+            let first = body::<LabelStr>(self.0).cast_const();
+            // In every layout the first value is the second word after
+            // the header: after the names or template pointer, and a
+            // pair's value after its name. (A set of no labels has no such
+            // word, and its iterator reads none: hence the wrapping add.)
+            let values = first.wrapping_add(1);
+            let (names, stride, fixed, index) = if let Some(t) = self.template() {
+                // SAFETY: the index bytes start with the count of own
+                // values, then one per name.
+                let index = unsafe { t.index().add(1) };
+                (t.names().as_slice().as_ptr(), 1, t.fixed(), index)
+            } else if let Some(names) = self.names() {
+                let null = (std::ptr::null(), std::ptr::null());
+                (names.as_slice().as_ptr(), 1, null.0, null.1)
+            } else {
+                (first, 2, std::ptr::null(), std::ptr::null())
+            };
             Iter {
                 names,
                 values,
                 stride,
+                fixed,
+                index,
                 front: 0,
                 back: self.len(),
                 _set: PhantomData,
@@ -543,6 +805,10 @@ mod thin_labels {
         names: *const LabelStr,
         values: *const LabelStr,
         stride: usize,
+        /// In the template layout, the template's fixed values and its
+        /// index bytes (one per name); null otherwise.
+        fixed: *const Option<LabelStr>,
+        index: *const u8,
         front: usize,
         back: usize,
         _set: PhantomData<&'a LabelStr>,
@@ -557,11 +823,20 @@ mod thin_labels {
         #[inline]
         fn label(&self, index: usize) -> LabelRef<'a> {
             // SAFETY: `index` is below the set's length (the iterator's
-            // range never grows), and the set outlives 'a.
+            // range never grows), and the set outlives 'a; in the template
+            // layout an index byte is below the number of own values.
             unsafe {
+                let value = if self.fixed.is_null() {
+                    &*self.values.add(index * self.stride)
+                } else {
+                    match &*self.fixed.add(index) {
+                        Some(value) => value,
+                        None => &*self.values.add(usize::from(*self.index.add(index))),
+                    }
+                };
                 LabelRef {
                     name: &*self.names.add(index * self.stride),
-                    value: &*self.values.add(index * self.stride),
+                    value,
                 }
             }
         }
@@ -621,13 +896,21 @@ mod thin_labels {
                 return;
             }
             let len = self.len();
-            let shared = self.names().is_some();
+            let shared = self.raw_len() & SHARED != 0;
             // SAFETY: this was the last handle: nothing reads the labels
-            // any more, each string (and the names pointer) is dropped
-            // once, and the block came from `allocate` with this many
-            // words.
+            // any more, each string (and the names or template pointer) is
+            // dropped once, and the block came from `allocate` with this
+            // many words.
             unsafe {
-                let words = if shared {
+                let words = if let Some(own) = self.template().map(ThinTemplate::own_count) {
+                    let first = body::<ThinTemplate>(self.0);
+                    std::ptr::drop_in_place(first);
+                    std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
+                        first.add(1).cast::<LabelStr>(),
+                        own,
+                    ));
+                    1 + own
+                } else if shared {
                     let first = body::<LabelNames>(self.0);
                     std::ptr::drop_in_place(first);
                     std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
@@ -880,9 +1163,36 @@ impl Labels {
         Labels(thin_labels::ThinLabels::with_names(names, values))
     }
 
-    /// The shared names of a set built by [`Labels::with_names`].
+    /// A label set that takes the names and fixed values of `template`,
+    /// where the pairs layout takes 16 bytes a label and the shared-names
+    /// one 8: this one takes 8 for each of `own`, the values of the names
+    /// the template fixes none for, in order. `None` when `own` does not
+    /// have that many values.
+    pub fn with_template(template: &LabelTemplate, own: Vec<LabelStr>) -> Option<Labels> {
+        debug_assert!(own.iter().all(|v| !v.is_empty()));
+        thin_labels::ThinLabels::with_template(&template.0, own).map(Labels)
+    }
+
+    /// The shared names of a set built by [`Labels::with_names`] or
+    /// [`Labels::with_template`].
     pub fn names(&self) -> Option<&LabelNames> {
         self.0.names()
+    }
+
+    /// The template of a set built by [`Labels::with_template`], as a
+    /// reference to the handle the set holds.
+    pub fn template(&self) -> Option<&LabelTemplate> {
+        // SAFETY: `LabelTemplate` is a transparent wrapper of the
+        // `ThinTemplate` handle the set keeps.
+        self.0
+            .template()
+            .map(|t| unsafe { &*(t as *const thin_labels::ThinTemplate).cast::<LabelTemplate>() })
+    }
+
+    /// The size of the set's own allocation in bytes: not counting the
+    /// strings, shared names or template it points to.
+    pub fn heap_bytes(&self) -> usize {
+        self.0.bytes()
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -1340,6 +1650,127 @@ mod tests {
             assert!(t.join().unwrap());
         }
         assert_eq!(a.get("__name__"), Some("up"));
+    }
+
+    #[test]
+    fn template_layout_reads_as_pairs() {
+        use std::hash::{Hash, Hasher};
+        let hash = |l: &Labels| {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            l.hash(&mut h);
+            h.finish()
+        };
+        let names = LabelNames::new(
+            ["__name__", "cpu", "instance", "job", "mode"]
+                .map(LabelStr::from)
+                .to_vec(),
+        );
+        let fixed = vec![
+            None,
+            None,
+            Some("n1:9100".into()),
+            Some("node".into()),
+            None,
+        ];
+        let template = LabelTemplate::new(&names, fixed).expect("five names");
+        assert_eq!(template.own_count(), 3);
+        assert_eq!(template.fixed(2).map(|v| v.as_str()), Some("n1:9100"));
+        assert!(template.fixed(0).is_none() && template.fixed(9).is_none());
+        // Wrong counts are refused, not built wrong.
+        assert!(LabelTemplate::new(&names, vec![None]).is_none());
+        assert!(Labels::with_template(&template, vec!["x".into()]).is_none());
+        let templated = |name: &str, cpu: &str, mode: &str| {
+            Labels::with_template(&template, [name, cpu, mode].map(LabelStr::from).to_vec())
+                .expect("three own values")
+        };
+        let pairs = |name: &str, cpu: &str, mode: &str| {
+            Labels::from_pairs([
+                ("__name__", name),
+                ("cpu", cpu),
+                ("instance", "n1:9100"),
+                ("job", "node"),
+                ("mode", mode),
+            ])
+        };
+        let shared = |name: &str, cpu: &str, mode: &str| {
+            Labels::with_names(
+                &names,
+                [name, cpu, "n1:9100", "node", mode]
+                    .map(LabelStr::from)
+                    .to_vec(),
+            )
+        };
+        let a = templated("cpu_seconds", "0", "idle");
+        let b = templated("cpu_seconds", "1", "user");
+        assert!(a.template().is_some_and(|t| t.ptr_eq(&template)));
+        assert!(a.names().is_some_and(|n| n.ptr_eq(&names)));
+        assert!(shared("x", "0", "idle").template().is_none());
+        // Header and template pointer, then three values.
+        assert_eq!(a.heap_bytes(), 8 + 8 + 3 * 8);
+        assert_eq!(shared("x", "0", "idle").heap_bytes(), 8 + 8 + 5 * 8);
+        assert_eq!(pairs("x", "0", "idle").heap_bytes(), 8 + 5 * 16);
+        for (t, p) in [
+            (&a, pairs("cpu_seconds", "0", "idle")),
+            (&b, pairs("cpu_seconds", "1", "user")),
+        ] {
+            let s = shared(
+                t.get("__name__").unwrap_or(""),
+                t.get("cpu").unwrap_or(""),
+                t.get("mode").unwrap_or(""),
+            );
+            for other in [&p, &s] {
+                assert_eq!(t, other);
+                assert_eq!(other, t);
+                assert_eq!(hash(t), hash(other));
+                assert_eq!(t.stable_hash(), other.stable_hash());
+                assert_eq!(t.cmp(other), std::cmp::Ordering::Equal);
+            }
+            assert_eq!(t.to_string(), p.to_string());
+            assert_eq!(format!("{t:?}"), format!("{p:?}"));
+            assert_eq!(t.to_vec(), p.to_vec());
+            assert_eq!(t.len(), 5);
+            assert_eq!(t.get("job"), Some("node"));
+            assert_eq!(t.get("instance"), Some("n1:9100"));
+            assert_eq!(t.get("jo"), None);
+            assert_eq!(t.without_metric_name(), p.without_metric_name());
+            assert_eq!(
+                t.iter().rev().map(|l| l.to_label()).collect::<Vec<_>>(),
+                p.iter().rev().map(|l| l.to_label()).collect::<Vec<_>>()
+            );
+            for i in 0..6 {
+                assert_eq!(t.at(i), p.at(i));
+                assert_eq!(t.iter().nth(i), p.iter().nth(i));
+            }
+        }
+        assert_ne!(a, b);
+        assert!(a < b && pairs("cpu_seconds", "0", "idle") < b);
+        // A template of one fixed name, and one with none.
+        let all_own = LabelTemplate::new(&names, vec![None; 5]).expect("five");
+        let c = Labels::with_template(
+            &all_own,
+            ["cpu_seconds", "0", "n1:9100", "node", "idle"]
+                .map(LabelStr::from)
+                .to_vec(),
+        )
+        .expect("five own values");
+        assert_eq!(c, a);
+        // The last handles of names and template go with the last set, on
+        // any thread.
+        drop((names, template, all_own, c));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let mine = a.clone();
+                std::thread::spawn(move || {
+                    let held: Vec<Labels> = (0..1000).map(|_| mine.clone()).collect();
+                    held.iter().all(|l| l.get("instance") == Some("n1:9100"))
+                })
+            })
+            .collect();
+        drop(b);
+        for t in threads {
+            assert!(t.join().expect("thread"));
+        }
+        assert_eq!(a.get("mode"), Some("idle"));
     }
 
     #[test]

@@ -45,6 +45,8 @@ pub mod sample;
 pub mod storage;
 pub mod time;
 
-pub use labels::{Label, LabelNames, LabelRef, LabelStr, Labels, LabelsBuilder, METRIC_NAME};
+pub use labels::{
+    Label, LabelNames, LabelRef, LabelStr, LabelTemplate, Labels, LabelsBuilder, METRIC_NAME,
+};
 pub use matcher::{MatchOp, Matcher, MatcherError};
 pub use sample::{STALE_NAN, Sample, is_stale_nan};

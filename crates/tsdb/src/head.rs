@@ -32,6 +32,7 @@ use crate::chunkenc::{ChunkIter, Encoding, XorAppender};
 use crate::limits::{Admission, Scope};
 use crate::postings::IdList;
 use crate::sync::{lock, read, write};
+use crate::templates::Templates;
 use model::hint::{CACHE_LINE, prefetch};
 use model::histogram::{CounterResetHint, FloatHistogram};
 use model::storage::StorageError;
@@ -1585,6 +1586,9 @@ struct Index {
     /// of the head as the limiter keeps them. Found by address.
     scopes: Vec<Arc<Scope>>,
     scope_places: HashMap<usize, u32>,
+    /// Label templates of scrape targets, which new series' label sets
+    /// are built from (`crate::templates`).
+    templates: Templates,
 }
 
 impl Default for Index {
@@ -1597,6 +1601,7 @@ impl Default for Index {
             ranking: RwLock::new(()),
             scopes: Vec::new(),
             scope_places: HashMap::new(),
+            templates: Templates::default(),
         }
     }
 }
@@ -1895,7 +1900,7 @@ impl Head {
         let values = (0..labels.len())
             .map(|i| index.intern(labels.at(i).1))
             .collect();
-        let interned = Labels::with_names(&names, values);
+        let interned = index.templates.labels(&names, values);
         let series = SeriesArc::new(MemSeries {
             id,
             labels: interned,
@@ -2253,6 +2258,7 @@ impl Head {
             }
         }
         index.names = live_names;
+        index.templates.clear();
     }
 
     /// The series matching `matchers` that hold a sample in `[mint, maxt]`:
@@ -2412,11 +2418,16 @@ impl Head {
         let mut open = 0;
         let mut closed = 0;
         let mut other = 0;
+        let mut templates = index.templates.heap_bytes();
+        let mut seen_templates = HashSet::new();
         for s in index.series.values() {
             records += arc + std::mem::size_of::<MemSeries>();
-            // The count and length of `Labels`' thin array, the shared
-            // names' pointer, then the values.
-            labels += 16 + s.labels.len() * std::mem::size_of::<LabelStr>();
+            labels += s.labels.heap_bytes();
+            if let Some(t) = s.labels.template()
+                && seen_templates.insert(t.as_ptr())
+            {
+                templates += t.heap_bytes();
+            }
             let d = s.lock_data();
             open += d.open.memory_bytes();
             if let Some(rest) = d.rest.as_deref() {
@@ -2461,6 +2472,7 @@ impl Head {
         [
             ("series records (SeriesArc)", records),
             ("label arrays (Labels)", labels),
+            ("label templates", templates),
             ("interned strings", strings),
             ("interned string set", interned_set),
             ("shared label names", names),

@@ -36,6 +36,7 @@ mod limits;
 mod postings;
 mod querier;
 mod sync;
+mod templates;
 pub mod tiers;
 pub mod tombstones;
 pub mod verify;
