@@ -87,13 +87,32 @@ pub struct XorAppender {
     /// The XOR window's leading and trailing zero counts, as in
     /// [`XorCheckpoint::window`].
     window: Option<PackedWindow>,
-    /// Decoder states at the two latest multiples of
-    /// [`XOR_CHECKPOINT_EVERY`] samples, newest first, so a read of the
-    /// chunk's recent end (a `rate(x[5m])` over the open head chunk) skips
-    /// decoding its start. Boxed, and allocated at the first checkpoint:
-    /// a head series whose chunk is still short (most of them, a million at
-    /// a time on a wide head) keeps 8 bytes here instead of 96.
-    checkpoints: Option<Box<[Option<XorCheckpoint>; 2]>>,
+}
+
+/// Decoder states of one [`XorAppender`]'s chunk at its two latest
+/// multiples of [`XOR_CHECKPOINT_EVERY`] samples, newest first, so a read
+/// of the chunk's recent end (a `rate(x[5m])` over the open head chunk)
+/// skips decoding its start. Kept by the appender's owner, not in the
+/// appender: a head series whose chunk is still short (most of them, a
+/// million at a time on a wide head) has none, and keeps no pointer for
+/// them in its record either. Filled by
+/// [`XorAppender::record_checkpoint`] and read by
+/// [`XorAppender::iter_from`]; cleared when its chunk is replaced.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct XorCheckpoints([Option<XorCheckpoint>; 2]);
+
+impl XorCheckpoints {
+    /// None: a new chunk's.
+    pub const EMPTY: XorCheckpoints = XorCheckpoints([None, None]);
+
+    /// Forgets both, for a new chunk.
+    pub fn clear(&mut self) {
+        *self = XorCheckpoints::EMPTY;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(Option::is_none)
+    }
 }
 
 /// How many cache lines at its end [`XorAppender::prefetch`] loads: about
@@ -141,7 +160,6 @@ impl XorAppender {
             last_time_delta: 0,
             last_value_bits: 0,
             window: None,
-            checkpoints: None,
         }
     }
 
@@ -206,34 +224,51 @@ impl XorAppender {
                 .as_ptr()
                 .copy_from_nonoverlapping(n_samples.to_be_bytes().as_ptr(), 2)
         };
-        if usize::from(n_samples).is_multiple_of(XOR_CHECKPOINT_EVERY) {
-            let checkpoints = self
-                .checkpoints
-                .get_or_insert_with(|| Box::new([None, None]));
-            checkpoints[1] = checkpoints[0];
-            // Chunks hold at most 65,535 samples in well under 4 GiB.
-            checkpoints[0] = Some(XorCheckpoint {
-                n_read: n_samples,
-                position: self.len * 8 - u32::from(self.bit_writer.free_bits),
-                time: self.last_time,
-                time_delta: self.last_time_delta,
-                value_bits: self.last_value_bits,
-                window: self.window,
-            });
-        }
+    }
+
+    /// Whether the chunk's sample count is a positive multiple of
+    /// [`XOR_CHECKPOINT_EVERY`]: an owner that keeps [`XorCheckpoints`]
+    /// records one after this append.
+    pub fn checkpoint_due(&self) -> bool {
+        let n = self.num_samples();
+        n > 0 && n.is_multiple_of(XOR_CHECKPOINT_EVERY)
+    }
+
+    /// Records the decoder's state after the newest sample as the newest
+    /// of `checkpoints`, which must be this chunk's.
+    pub fn record_checkpoint(&self, checkpoints: &mut XorCheckpoints) {
+        let slots = &mut checkpoints.0;
+        slots[1] = slots[0];
+        // Chunks hold at most 65,535 samples in well under 4 GiB.
+        slots[0] = Some(XorCheckpoint {
+            n_read: self.count(),
+            position: self.len * 8 - u32::from(self.bit_writer.free_bits),
+            time: self.last_time,
+            time_delta: self.last_time_delta,
+            value_bits: self.last_value_bits,
+            window: self.window,
+        });
     }
 
     /// Iterates over the chunk's samples from the first one that may be at
-    /// or after `mint`: decoding resumes at the newest checkpoint whose
-    /// sample is before `mint` (every sample up to it is older), or at the
-    /// start.
-    pub fn iter_from(&self, mint: i64) -> ChunkIter<&[u8]> {
-        let checkpoint = self
-            .checkpoints
+    /// or after `mint`: decoding resumes at the newest of `checkpoints`
+    /// (this chunk's, see [`XorAppender::record_checkpoint`]) whose sample
+    /// is before `mint` (every sample up to it is older), or at the start.
+    /// A checkpoint that cannot be this chunk's (past its end, or before
+    /// its first sample, as a forgotten one of an older chunk would be) is
+    /// not used.
+    pub fn iter_from(&self, mint: i64, checkpoints: &XorCheckpoints) -> ChunkIter<&[u8]> {
+        let first = self.first_time().unwrap_or(i64::MAX);
+        let checkpoint = checkpoints
+            .0
             .iter()
-            .flat_map(|c| c.iter())
             .flatten()
             .find(|c| c.time < mint)
+            .filter(|c| {
+                c.time >= first
+                    && c.n_read <= self.count()
+                    && c.position as usize <= self.bytes().len() * 8
+            })
             .copied();
         let decoder = match checkpoint {
             Some(c) => XorDecoder {
@@ -297,9 +332,9 @@ impl XorAppender {
     }
 
     /// Starts loading what a read of the chunk's recent end touches: its
-    /// start (the header and first timestamp), its last few cache lines
+    /// start (the header and first timestamp) and its last few cache lines
     /// (a recent window decodes from a checkpoint at most
-    /// [`XOR_CHECKPOINT_EVERY`] samples before it) and the checkpoints.
+    /// [`XOR_CHECKPOINT_EVERY`] samples before it).
     pub fn prefetch(&self) {
         use model::hint::{CACHE_LINE, prefetch};
         let bytes = self.bytes();
@@ -312,18 +347,11 @@ impl XorAppender {
                 break;
             }
         }
-        if let Some(checkpoints) = &self.checkpoints {
-            prefetch(std::ptr::from_ref(&**checkpoints).cast());
-        }
     }
 
     /// Heap bytes held by the appender.
     pub fn memory_bytes(&self) -> usize {
         self.capacity.bytes(self.len)
-            + self
-                .checkpoints
-                .as_ref()
-                .map_or(0, |_| std::mem::size_of::<[Option<XorCheckpoint>; 2]>())
     }
 }
 
@@ -361,7 +389,6 @@ impl Clone for XorAppender {
             last_time_delta: self.last_time_delta,
             last_value_bits: self.last_value_bits,
             window: self.window,
-            checkpoints: self.checkpoints.clone(),
         }
     }
 }
@@ -596,7 +623,6 @@ impl std::fmt::Debug for XorAppender {
             .field("last_time_delta", &self.last_time_delta)
             .field("last_value_bits", &self.last_value_bits)
             .field("window", &self.window)
-            .field("checkpoints", &self.checkpoints)
             .finish()
     }
 }

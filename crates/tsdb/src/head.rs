@@ -28,7 +28,7 @@
 //! allocation for `job` and one for `node`.
 
 use crate::chunkenc::hist;
-use crate::chunkenc::{ChunkIter, Encoding, XorAppender};
+use crate::chunkenc::{ChunkIter, Encoding, XorAppender, XorCheckpoints};
 use crate::limits::{Admission, Scope};
 use crate::postings::IdList;
 use crate::sync::{lock, read, write};
@@ -271,16 +271,16 @@ impl ClosedChunk {
 #[derive(Clone)]
 pub(crate) struct SeriesData {
     open: XorAppender,
-    /// Timestamp of the newest sample in the chunks, `i64::MIN` if none.
-    max_time: i64,
-    /// Closed chunks, overrides and histograms: one word, null until the
-    /// series has any of them (a wide head's series mostly have none),
-    /// where three words were paid in every series.
+    /// Closed chunks, overrides, histograms, the open chunk's decoder
+    /// checkpoints and the newest in-order time when the open chunk does
+    /// not tell it: one word, null until the series has any of them (a
+    /// wide head's series mostly have none), where five words were paid
+    /// in every series.
     rest: Option<Box<SeriesRest>>,
 }
 
 /// The parts of a series' samples that a young series lacks.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct SeriesRest {
     /// Closed chunks, oldest first. Kept exactly as long as it is full,
     /// since a chunk closes only every [`SAMPLES_PER_CHUNK`] samples.
@@ -289,7 +289,28 @@ struct SeriesRest {
     overrides: Overrides,
     /// Native histogram samples, if the series ever had one.
     hist: Option<Box<HistData>>,
+    /// Timestamp of the newest in-order sample, float or histogram,
+    /// `i64::MIN` if none: [`SeriesData::max_time`] while the rest exists.
+    /// Without a rest it is the open chunk's newest sample.
+    max_time: i64,
+    /// The open chunk's, cleared when it is replaced.
+    checkpoints: XorCheckpoints,
 }
+
+impl SeriesRest {
+    fn new(max_time: i64) -> SeriesRest {
+        SeriesRest {
+            closed: Vec::new(),
+            overrides: Overrides::default(),
+            hist: None,
+            max_time,
+            checkpoints: XorCheckpoints::default(),
+        }
+    }
+}
+
+/// What [`SeriesData::checkpoints`] lends when a series has no rest.
+static NO_CHECKPOINTS: XorCheckpoints = XorCheckpoints::EMPTY;
 
 /// What [`SeriesData::overrides`] lends when a series has none.
 static NO_OVERRIDES: Overrides = Overrides(None);
@@ -586,9 +607,55 @@ impl SeriesData {
     fn new() -> SeriesData {
         SeriesData {
             open: XorAppender::new(),
-            max_time: i64::MIN,
             rest: None,
         }
+    }
+
+    /// Timestamp of the newest in-order sample, `i64::MIN` if none.
+    fn max_time(&self) -> i64 {
+        match self.rest.as_deref() {
+            Some(rest) => rest.max_time,
+            None => self.open.last_time().unwrap_or(i64::MIN),
+        }
+    }
+
+    /// Sets [`SeriesData::max_time`]. Without a rest it can only be the
+    /// open chunk's newest sample, or `i64::MIN` when that is empty,
+    /// which it then already is.
+    fn set_max_time(&mut self, t: i64) {
+        match self.rest.as_deref_mut() {
+            Some(rest) => rest.max_time = t,
+            None => debug_assert_eq!(t, self.open.last_time().unwrap_or(i64::MIN)),
+        }
+    }
+
+    /// The open chunk's decoder checkpoints.
+    fn checkpoints(&self) -> &XorCheckpoints {
+        self.rest
+            .as_deref()
+            .map_or(&NO_CHECKPOINTS, |rest| &rest.checkpoints)
+    }
+
+    /// Appends to the open chunk, recording a checkpoint when one is due.
+    fn append_open(&mut self, t: i64, v: f64) {
+        self.open.append(t, v);
+        if self.open.checkpoint_due() {
+            let open = &self.open;
+            let max_time = t;
+            let rest = self
+                .rest
+                .get_or_insert_with(|| Box::new(SeriesRest::new(max_time)));
+            open.record_checkpoint(&mut rest.checkpoints);
+        }
+    }
+
+    /// Replaces the open chunk with an empty one, and forgets its
+    /// checkpoints.
+    fn take_open(&mut self) -> XorAppender {
+        if let Some(rest) = self.rest.as_deref_mut() {
+            rest.checkpoints.clear();
+        }
+        std::mem::take(&mut self.open)
     }
 
     /// Closed chunks, oldest first.
@@ -612,13 +679,22 @@ impl SeriesData {
 
     /// The series' rest, allocated when it has none yet.
     fn rest_mut(&mut self) -> &mut SeriesRest {
-        self.rest.get_or_insert_default()
+        // A new rest takes over the newest time from the open chunk.
+        let max_time = self.open.last_time().unwrap_or(i64::MIN);
+        self.rest
+            .get_or_insert_with(|| Box::new(SeriesRest::new(max_time)))
     }
 
-    /// Frees the rest when it holds nothing (after a truncation).
+    /// Frees the rest when it holds nothing the open chunk does not tell
+    /// (after a truncation).
     fn drop_empty_rest(&mut self) {
+        let open_last = self.open.last_time().unwrap_or(i64::MIN);
         if self.rest.as_deref().is_some_and(|rest| {
-            rest.closed.is_empty() && rest.overrides.is_empty() && rest.hist.is_none()
+            rest.closed.is_empty()
+                && rest.overrides.is_empty()
+                && rest.hist.is_none()
+                && rest.checkpoints.is_empty()
+                && rest.max_time == open_last
         }) {
             self.rest = None;
         }
@@ -631,9 +707,9 @@ impl SeriesData {
 
     /// Applies one histogram sample. Returns whether it went out of order.
     fn apply_histogram(&mut self, t: i64, h: FloatHistogram, block_range: i64) -> bool {
+        let max_time = self.max_time();
         let empty =
-            self.open.num_samples() == 0 && self.closed().is_empty() && self.max_time == i64::MIN;
-        let max_time = self.max_time;
+            self.open.num_samples() == 0 && self.closed().is_empty() && max_time == i64::MIN;
         let rest = self.rest_mut();
         let hist = rest.hist.get_or_insert_with(Box::default);
         if !empty && t <= max_time {
@@ -643,7 +719,7 @@ impl SeriesData {
         }
         let float_newer = max_time > hist.last_pushed;
         hist.push(t, h, block_range, float_newer);
-        self.max_time = t;
+        rest.max_time = t;
         false
     }
 
@@ -664,12 +740,13 @@ impl SeriesData {
     /// Applies one sample. Returns whether it went out of order.
     fn apply(&mut self, t: i64, v: f64, block_range: i64) -> bool {
         let d = self;
-        if d.open.num_samples() == 0 && d.closed().is_empty() && d.max_time == i64::MIN {
-            d.open.append(t, v);
-            d.max_time = t;
+        let max_time = d.max_time();
+        if d.open.num_samples() == 0 && d.closed().is_empty() && max_time == i64::MIN {
+            d.append_open(t, v);
+            d.set_max_time(t);
             return false;
         }
-        if t <= d.max_time {
+        if t <= max_time {
             let rest = d.rest_mut();
             rest.overrides.insert(t, v);
             if let Some(hist) = &mut rest.hist {
@@ -685,7 +762,7 @@ impl SeriesData {
             .last_time()
             .is_some_and(|last| range_start(last, block_range) != range_start(t, block_range));
         if d.open.num_samples() >= SAMPLES_PER_CHUNK || crosses_boundary {
-            let full = std::mem::take(&mut d.open);
+            let full = d.take_open();
             if let Some(closed) = ClosedChunk::from_xor(&full) {
                 let chunks = &mut d.rest_mut().closed;
                 if let Some(newest) = chunks.last_mut() {
@@ -695,8 +772,8 @@ impl SeriesData {
                 chunks.push(closed);
             }
         }
-        d.open.append(t, v);
-        d.max_time = t;
+        d.append_open(t, v);
+        d.set_max_time(t);
         false
     }
 
@@ -739,7 +816,7 @@ impl SeriesData {
             && d.open.first_time().unwrap_or(i64::MAX) <= maxt
             && d.open.last_time().unwrap_or(i64::MIN) >= mint
         {
-            push_in_range(out, d.open.iter_from(mint), mint, maxt);
+            push_in_range(out, d.open.iter_from(mint, d.checkpoints()), mint, maxt);
         }
         if !has_overrides {
             return;
@@ -1012,7 +1089,11 @@ impl MemSeries {
         if let Some(data) = self.try_lock_data() {
             data.open.prefetch();
             if let Some(rest) = data.rest.as_deref() {
-                prefetch(std::ptr::from_ref(rest).cast());
+                // Its closed chunks' list, then the checkpoints.
+                let start = std::ptr::from_ref(rest).cast::<u8>();
+                for offset in (0..std::mem::size_of::<SeriesRest>()).step_by(CACHE_LINE) {
+                    prefetch(start.wrapping_add(offset));
+                }
             }
         }
     }
@@ -1033,7 +1114,7 @@ impl MemSeries {
     /// timestamp's zero sample must come after it
     /// (`Appender::append_created_zero`).
     pub(crate) fn newest_time(&self) -> i64 {
-        self.lock_data().max_time
+        self.lock_data().max_time()
     }
 
     /// Applies one committed sample. Returns whether it went out of order.
@@ -1232,11 +1313,12 @@ impl SeriesData {
                     Overrides::default()
                 },
                 hist: rest.hist.as_ref().map(|h| Box::new(h.snapshot(mint, maxt))),
+                max_time: rest.max_time,
+                checkpoints: rest.checkpoints,
             })
         });
         SeriesData {
             open: d.open.clone(),
-            max_time: d.max_time,
             rest,
         }
     }
@@ -1257,7 +1339,7 @@ impl SeriesData {
             None => min = min.min(d.open.first_time().unwrap_or(i64::MAX)),
         }
         if !d.closed().is_empty() || d.open.num_samples() > 0 {
-            max = max.max(d.max_time);
+            max = max.max(d.max_time());
         }
         let overrides = d.overrides();
         if let (Some((a, _)), Some((b, _))) =
@@ -1295,7 +1377,7 @@ impl MemSeries {
     /// chunks go.
     fn truncate_before(&self, boundary: i64) -> bool {
         let mut d = self.lock_data();
-        let max_time = d.max_time;
+        let max_time = d.max_time();
         if let Some(rest) = d.rest.as_deref_mut() {
             let chunks = &mut rest.closed;
             chunks.retain(|c| c.max_time >= boundary);
@@ -1307,9 +1389,8 @@ impl MemSeries {
                 hist.truncate_before(boundary);
             }
         }
-        d.drop_empty_rest();
         if d.open.last_time().is_some_and(|t| t < boundary) {
-            d.open = XorAppender::new();
+            d.take_open();
         }
         let histograms_in_chunks = d
             .hist()
@@ -1321,17 +1402,19 @@ impl MemSeries {
         if d.closed().is_empty() && d.open.num_samples() == 0 && !histograms_in_chunks {
             // Later in-order samples must not be taken as out of order
             // against data that is gone from the head.
-            d.max_time = i64::MIN;
+            let mut max_time = i64::MIN;
             let newest_override = d.overrides().iter().next_back().map(|(&t, _)| t);
             if let Some(t) = newest_override {
                 // Keep overrides as overrides; new samples after them are
                 // in order again.
-                d.max_time = t;
+                max_time = t;
             }
             if let Some((&t, _)) = d.hist().and_then(|h| h.overrides.iter().next_back()) {
-                d.max_time = d.max_time.max(t);
+                max_time = max_time.max(t);
             }
+            d.set_max_time(max_time);
         }
+        d.drop_empty_rest();
         empty
     }
 
@@ -2579,11 +2662,11 @@ mod tests {
     #[test]
     fn series_record_stays_in_its_size_class() {
         assert!(
-            std::mem::size_of::<MemSeries>() <= 96,
+            std::mem::size_of::<MemSeries>() <= 80,
             "{}",
             std::mem::size_of::<MemSeries>()
         );
-        assert!(std::mem::size_of::<XorAppender>() <= 48);
+        assert!(std::mem::size_of::<XorAppender>() <= 40);
         assert_eq!(std::mem::size_of::<model::Label>(), 16);
         // A closed chunk's checkpoint flag lies in what was padding.
         assert_eq!(std::mem::size_of::<ClosedChunk>(), 40);
@@ -2790,7 +2873,7 @@ mod tests {
         series.apply(70, 1.0, range);
         assert!(series.truncate_before(75), "nothing left");
         let d = series.lock_data();
-        assert_eq!(d.max_time, i64::MIN);
+        assert_eq!(d.max_time(), i64::MIN);
         assert!(d.hist().is_some_and(|h| h.float_after_open));
     }
 
@@ -2900,13 +2983,13 @@ mod tests {
     }
 
     /// A head series' record, with the reference count [`SeriesArc`]
-    /// puts before it, must fit glibc's 112-byte allocation class (104
+    /// puts before it, must fit glibc's 96-byte allocation class (88
     /// bytes asked for): a million series pay each byte past it in steps
     /// of 16. The count is where `prefetch` expects it.
     #[test]
     fn series_record_fits_its_allocation_class() {
         assert!(
-            SERIES_ARC_COUNT + std::mem::size_of::<MemSeries>() <= 104,
+            SERIES_ARC_COUNT + std::mem::size_of::<MemSeries>() <= 88,
             "MemSeries grew to {} bytes",
             std::mem::size_of::<MemSeries>()
         );
