@@ -76,7 +76,9 @@ pub const MAX_XOR_SAMPLES: usize = u16::MAX as usize;
 pub struct XorAppender {
     /// The chunk's bytes: `len` written ones, then spare capacity, in an
     /// allocation of `capacity.bytes(len)` bytes that the appender owns
-    /// (as a `Box<[u8]>` would). `len` is at least 2 (the count).
+    /// (as a `Box<[u8]>` would). `len` is at least 2 (the count). An
+    /// empty chunk ([`Capacity::NONE`]) owns nothing: it points at
+    /// [`EMPTY_CHUNK`], never written, and its first append allocates.
     ptr: NonNull<u8>,
     len: u32,
     capacity: Capacity,
@@ -145,16 +147,18 @@ impl Default for XorAppender {
 }
 
 impl XorAppender {
-    /// An empty chunk (just the two-byte zero count).
+    /// An empty chunk (just the two-byte zero count), which allocates
+    /// nothing until its first sample. A head creates a batch's new
+    /// series before it appends their samples, so their first buffers
+    /// are then allocated side by side, not between the series' records
+    /// and labels: when the chunks outgrow them, the freed buffers form
+    /// whole free pages that go back to the system, not a million holes
+    /// of 32 bytes.
     pub fn new() -> XorAppender {
-        let capacity = Capacity::SMALLEST;
-        let ptr = allocate(capacity.bytes(2));
-        // SAFETY: the allocation is at least 24 bytes long.
-        unsafe { ptr.as_ptr().write_bytes(0, 2) };
         XorAppender {
-            ptr,
+            ptr: NonNull::from(&EMPTY_CHUNK).cast::<u8>(),
             len: 2,
-            capacity,
+            capacity: Capacity::NONE,
             bit_writer: BitWriter::default(),
             last_time: 0,
             last_time_delta: 0,
@@ -351,6 +355,9 @@ impl XorAppender {
 
     /// Heap bytes held by the appender.
     pub fn memory_bytes(&self) -> usize {
+        if self.capacity == Capacity::NONE {
+            return 0;
+        }
         self.capacity.bytes(self.len)
     }
 }
@@ -372,6 +379,9 @@ impl Clone for XorAppender {
     /// A copy holds just the chunk's bytes, without the spare capacity:
     /// queries copy head chunks to read them after the lock is gone.
     fn clone(&self) -> XorAppender {
+        if self.capacity == Capacity::NONE {
+            return XorAppender::new();
+        }
         let bytes = self.bytes();
         let ptr = allocate(bytes.len());
         // SAFETY: the new allocation is `bytes.len()` long and no other
@@ -552,6 +562,9 @@ impl ByteSink for ChunkSink<'_> {
 
     #[inline]
     fn last_mut(&mut self) -> Option<&mut u8> {
+        // The bit writer asks only after a byte of its own was put, and a
+        // put gives an empty chunk its own buffer first.
+        debug_assert!(*self.capacity != Capacity::NONE);
         let at = (*self.len as usize).checked_sub(1)?;
         // SAFETY: byte `at` is written, and the sink borrows the appender
         // (and so the allocation) mutably for as long as the reference.
@@ -569,12 +582,26 @@ impl ChunkSink<'_> {
             return false;
         };
         let new_size = next.bytes(*self.len);
-        // SAFETY: `ptr` was allocated with the layout of `old` bytes
-        // (`allocate`), and `new_size` is larger and fits an `isize`.
-        let grown = unsafe { std::alloc::realloc(self.ptr.as_ptr(), byte_layout(old), new_size) };
-        match NonNull::new(grown) {
-            Some(grown) => *self.ptr = grown,
-            None => std::alloc::handle_alloc_error(byte_layout(new_size)),
+        if *self.capacity == Capacity::NONE {
+            // The first buffer: `EMPTY_CHUNK` is copied, never freed.
+            let fresh = allocate(new_size);
+            // SAFETY: `len` (2) bytes of `EMPTY_CHUNK` are read into the
+            // new allocation of `new_size` (at least 24) bytes.
+            unsafe {
+                fresh
+                    .as_ptr()
+                    .copy_from_nonoverlapping(self.ptr.as_ptr(), *self.len as usize)
+            };
+            *self.ptr = fresh;
+        } else {
+            // SAFETY: `ptr` was allocated with the layout of `old` bytes
+            // (`allocate`), and `new_size` is larger and fits an `isize`.
+            let grown =
+                unsafe { std::alloc::realloc(self.ptr.as_ptr(), byte_layout(old), new_size) };
+            match NonNull::new(grown) {
+                Some(grown) => *self.ptr = grown,
+                None => std::alloc::handle_alloc_error(byte_layout(new_size)),
+            }
         }
         *self.capacity = next;
         self.limit = new_size;
@@ -599,6 +626,9 @@ fn allocate(size: usize) -> NonNull<u8> {
 
 impl Drop for XorAppender {
     fn drop(&mut self) {
+        if self.capacity == Capacity::NONE {
+            return;
+        }
         let layout = byte_layout(self.capacity.bytes(self.len));
         // SAFETY: the appender owns the allocation, made with this layout:
         // `ChunkSink::grow` changes the capacity with the allocation, and
@@ -627,6 +657,10 @@ impl std::fmt::Debug for XorAppender {
     }
 }
 
+/// The bytes of an empty Xor chunk (a zero count), which every new
+/// [`XorAppender`] reads until its first sample.
+static EMPTY_CHUNK: [u8; 2] = [0, 0];
+
 /// An [`XorAppender`]'s buffer capacity, named by a byte: codes 0 to 14
 /// are 24, 40, ..., 248 bytes (steps of 16 that fill a glibc chunk, see
 /// [`push_byte`]), then each code doubles it, 496 bytes and up; a copy's
@@ -637,10 +671,11 @@ impl std::fmt::Debug for XorAppender {
 struct Capacity(u8);
 
 impl Capacity {
-    /// A new chunk's buffer: 24 bytes, glibc's smallest chunk.
-    const SMALLEST: Capacity = Capacity(0);
     /// A buffer exactly as long as the chunk.
     const EXACT: Capacity = Capacity(u8::MAX);
+    /// No buffer: an empty chunk reading [`EMPTY_CHUNK`] (the code
+    /// `bytes` matches on).
+    const NONE: Capacity = Capacity(0xfe);
     /// The codes of the steps of 16 bytes.
     const SMALL_STEPS: u8 = 15;
     /// The largest code: `SMALL_BUFFER << 24` bytes (about 4 GB) is the
@@ -652,6 +687,8 @@ impl Capacity {
     fn bytes(self, len: u32) -> usize {
         match self.0 {
             u8::MAX => len as usize,
+            // `EMPTY_CHUNK`'s length: the first write grows it.
+            0xfe => 2,
             code if code < Capacity::SMALL_STEPS => 24 + 16 * usize::from(code),
             code => SMALL_BUFFER << (code - Capacity::SMALL_STEPS + 1),
         }

@@ -684,6 +684,42 @@ fn xor_iter_from_checkpoints_matches_full_decode() {
     assert_eq!(got.len(), 20);
 }
 
+/// A new appender allocates nothing until its first sample: it reads as
+/// an empty chunk, copies and drops as one, and its first append gives it
+/// a buffer of its own. Run under Miri too (`cargo +nightly miri test -p
+/// tsdb --lib appender_`).
+#[test]
+fn appender_allocates_at_its_first_sample() {
+    let empty = XorAppender::new();
+    assert_eq!(empty.bytes(), &[0, 0]);
+    assert_eq!(empty.memory_bytes(), 0);
+    assert_eq!(empty.num_samples(), 0);
+    assert!(empty.first_time().is_none() && empty.last_sample().is_none());
+    assert_eq!(
+        decode_all(Encoding::Xor, empty.bytes()).expect("empty"),
+        vec![]
+    );
+    let copy = empty.clone();
+    assert_eq!(copy.memory_bytes(), 0);
+    let mut a = copy.clone();
+    let mut b = XorAppender::default();
+    a.append(1_000, 1.5);
+    assert!(a.memory_bytes() >= 24);
+    // The others still read the shared empty chunk, unchanged.
+    assert_eq!(b.bytes(), &[0, 0]);
+    assert_eq!(empty.bytes(), &[0, 0]);
+    for i in 0..40 {
+        b.append(i * 15_000, i as f64);
+    }
+    a.append(2_000, 2.5);
+    assert_eq!(
+        decode_all(Encoding::Xor, a.bytes()).expect("a"),
+        vec![(1_000, 1.5), (2_000, 2.5)]
+    );
+    assert_eq!(decode_all(Encoding::Xor, b.bytes()).expect("b").len(), 40);
+    drop((empty, copy, a, b));
+}
+
 /// An open head chunk's buffer stays within one 16-byte step of what it
 /// holds while small (see `SMALL_BUFFER`), and its capacity fills a glibc
 /// chunk exactly; samples written that way decode as written.
