@@ -29,6 +29,7 @@
 
 use crate::chunkenc::hist;
 use crate::chunkenc::{ChunkIter, Encoding, XorAppender, XorCheckpoints};
+use crate::id_table::{HasId, IdTable};
 use crate::limits::{Admission, Scope};
 use crate::postings::IdList;
 use crate::sync::{lock, read, write};
@@ -1554,46 +1555,15 @@ impl Shard {
     }
 }
 
-/// Every live series by id: a table of series handles that finds a
-/// series by the id it holds (8 bytes a slot, where a `HashMap` from id
-/// to handle took 16).
-#[derive(Default)]
-struct SeriesById(hashbrown::HashTable<SeriesArc>);
+/// Every live series by id: pages of series handles indexed by id
+/// (`crate::id_table`), where a hash table paid 8 bytes a slot at its
+/// load and a hash per lookup; a select's ids are ascending, so its
+/// lookups walk the pages in order.
+type SeriesById = IdTable<SeriesArc>;
 
-impl SeriesById {
-    fn get(&self, id: u64) -> Option<&SeriesArc> {
-        self.0.find(spread(id), |s| s.id == id)
-    }
-
-    /// The series in the first slot the table takes for a match of `id`'s
-    /// hash tag, found without reading any series: almost always the one
-    /// with that id, which the caller checks (and looks up with
-    /// [`SeriesById::get`] when it is not).
-    fn first_tagged(&self, id: u64) -> Option<&SeriesArc> {
-        self.0.find(spread(id), |_| true)
-    }
-
-    /// Adds a series whose id the table does not hold yet.
-    fn insert(&mut self, series: SeriesArc) {
-        let hash = spread(series.id);
-        self.0.insert_unique(hash, series, |s| spread(s.id));
-    }
-
-    fn remove(&mut self, id: u64) -> Option<SeriesArc> {
-        let entry = self.0.find_entry(spread(id), |s| s.id == id).ok()?;
-        Some(entry.remove().0)
-    }
-
-    fn values(&self) -> hashbrown::hash_table::Iter<'_, SeriesArc> {
-        self.0.iter()
-    }
-
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    fn capacity(&self) -> usize {
-        self.0.capacity()
+impl HasId for SeriesArc {
+    fn id(&self) -> u64 {
+        self.id
     }
 }
 
@@ -2154,14 +2124,14 @@ impl Head {
                 let mut out = Vec::with_capacity(ids.len());
                 // Each id's series is a cache miss (a select's series lie
                 // all over the heap); done in passes over a batch, the
-                // misses of many lookups overlap: first each id's slot,
-                // its series prefetched, then the labels to check, then
-                // the checks.
+                // misses of many lookups overlap: first each id's series
+                // (its slot is in the page of the previous id, mostly),
+                // prefetched, then the labels to check, then the checks.
                 let mut found = [None; LOOKUP_BATCH];
                 for batch in ids.chunks(LOOKUP_BATCH) {
                     let found = &mut found[..batch.len()];
                     for (slot, &id) in found.iter_mut().zip(batch) {
-                        *slot = index.series.first_tagged(id);
+                        *slot = index.series.get(id);
                         if let Some(s) = slot {
                             s.prefetch();
                         }
@@ -2174,14 +2144,8 @@ impl Head {
                             s.labels.prefetch_values();
                         }
                     }
-                    for (slot, &id) in found.iter().zip(batch) {
-                        let series = match slot {
-                            Some(s) if s.id == id => Some(*s),
-                            // Another series with the same tag, or none.
-                            Some(_) => index.series.get(id),
-                            None => None,
-                        };
-                        if let Some(s) = series.filter(|s| keep(s)) {
+                    for s in found.iter().flatten() {
+                        if keep(s) {
                             out.push(SeriesArc::clone(s));
                         }
                     }
@@ -2538,7 +2502,7 @@ impl Head {
             .map(|n| 8 + n.as_slice().len() * 8)
             .sum::<usize>()
             + map_bytes(index.names.capacity(), std::mem::size_of::<LabelNames>());
-        let series_map = map_bytes(index.series.capacity(), std::mem::size_of::<usize>());
+        let series_map = index.series.heap_bytes();
         let mut postings_lists = 0;
         let key = std::mem::size_of::<LabelStr>();
         let mut postings_maps = map_bytes(index.postings.capacity(), key + 48);

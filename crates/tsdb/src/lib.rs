@@ -30,6 +30,7 @@ pub mod db;
 pub mod downsample;
 pub mod exemplar;
 pub mod head;
+mod id_table;
 pub mod import;
 pub mod index;
 mod limits;
