@@ -119,7 +119,6 @@ impl fmt::Debug for LabelNames {
 /// one target; see [`Labels::with_template`]. Cloning is one
 /// reference-count increment.
 #[derive(Clone)]
-#[repr(transparent)]
 pub struct LabelTemplate(thin_labels::ThinTemplate);
 
 impl LabelTemplate {
@@ -361,7 +360,7 @@ mod thin_labels {
     //! names); the template's values are found through its table of fixed
     //! values and, where one is absent, the index of the set's own value.
 
-    use super::{Label, LabelNames, LabelRef, LabelStr};
+    use super::{Label, LabelNames, LabelRef, LabelStr, LabelTemplate};
     use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
     use std::marker::PhantomData;
     use std::ptr::NonNull;
@@ -395,7 +394,7 @@ mod thin_labels {
     const _: () = assert!(std::mem::size_of::<LabelNames>() == WORD);
     const _: () = assert!(HEADER == WORD && std::mem::align_of::<Header>() <= WORD);
     const _: () = assert!(std::mem::size_of::<Option<LabelStr>>() == WORD);
-    const _: () = assert!(std::mem::size_of::<ThinTemplate>() == WORD);
+    const _: () = assert!(std::mem::size_of::<LabelTemplate>() == WORD);
 
     /// The layout of an allocation of `words` words after the header.
     fn layout(words: usize) -> Layout {
@@ -707,16 +706,16 @@ mod thin_labels {
         /// template has no fixed value for, in order. `None` when their
         /// number is not the template's.
         pub(super) fn with_template(
-            template: &ThinTemplate,
+            template: &LabelTemplate,
             own: Vec<LabelStr>,
         ) -> Option<ThinLabels> {
-            if own.len() != template.own_count() {
+            if own.len() != template.0.own_count() {
                 return None;
             }
             // At most `TEMPLATE_MAX_NAMES`, below the layout bits.
-            let len = template.len() as u32;
+            let len = template.0.len() as u32;
             let header = allocate(1 + own.len(), len | TEMPLATE);
-            let first = body::<ThinTemplate>(header);
+            let first = body::<LabelTemplate>(header);
             // SAFETY: room for the template pointer and the own values
             // after the header, each written once.
             unsafe {
@@ -739,9 +738,9 @@ mod thin_labels {
         }
 
         /// The template, in that layout.
-        pub(super) fn template(&self) -> Option<&ThinTemplate> {
+        pub(super) fn template(&self) -> Option<&LabelTemplate> {
             // SAFETY: the template layout's first word is its template.
-            (self.raw_len() & TEMPLATE != 0).then(|| unsafe { &*body::<ThinTemplate>(self.0) })
+            (self.raw_len() & TEMPLATE != 0).then(|| unsafe { &*body::<LabelTemplate>(self.0) })
         }
 
         /// The shared names, in the shared-names and template layouts.
@@ -751,7 +750,7 @@ mod thin_labels {
                 // SAFETY: the shared layout's first word is its names.
                 Some(unsafe { &*body::<LabelNames>(self.0) })
             } else {
-                self.template().map(ThinTemplate::names)
+                self.template().map(|t| t.0.names())
             }
         }
 
@@ -762,7 +761,7 @@ mod thin_labels {
             HEADER
                 + WORD
                     * match self.template() {
-                        Some(template) => 1 + template.own_count(),
+                        Some(template) => 1 + template.0.own_count(),
                         None if self.raw_len() & SHARED != 0 => 1 + len,
                         None => 2 * len,
                     }
@@ -775,7 +774,7 @@ mod thin_labels {
             // pair's value after its name. (A set of no labels has no such
             // word, and its iterator reads none: hence the wrapping add.)
             let values = first.wrapping_add(1);
-            let (names, stride, fixed, index) = if let Some(t) = self.template() {
+            let (names, stride, fixed, index) = if let Some(LabelTemplate(t)) = self.template() {
                 // SAFETY: the index bytes start with the count of own
                 // values, then one per name.
                 let index = unsafe { t.index().add(1) };
@@ -902,8 +901,8 @@ mod thin_labels {
             // dropped once, and the block came from `allocate` with this
             // many words.
             unsafe {
-                let words = if let Some(own) = self.template().map(ThinTemplate::own_count) {
-                    let first = body::<ThinTemplate>(self.0);
+                let words = if let Some(own) = self.template().map(|t| t.0.own_count()) {
+                    let first = body::<LabelTemplate>(self.0);
                     std::ptr::drop_in_place(first);
                     std::ptr::drop_in_place(std::ptr::slice_from_raw_parts_mut(
                         first.add(1).cast::<LabelStr>(),
@@ -1170,7 +1169,7 @@ impl Labels {
     /// have that many values.
     pub fn with_template(template: &LabelTemplate, own: Vec<LabelStr>) -> Option<Labels> {
         debug_assert!(own.iter().all(|v| !v.is_empty()));
-        thin_labels::ThinLabels::with_template(&template.0, own).map(Labels)
+        thin_labels::ThinLabels::with_template(template, own).map(Labels)
     }
 
     /// The shared names of a set built by [`Labels::with_names`] or
@@ -1182,11 +1181,7 @@ impl Labels {
     /// The template of a set built by [`Labels::with_template`], as a
     /// reference to the handle the set holds.
     pub fn template(&self) -> Option<&LabelTemplate> {
-        // SAFETY: `LabelTemplate` is a transparent wrapper of the
-        // `ThinTemplate` handle the set keeps.
-        self.0
-            .template()
-            .map(|t| unsafe { &*(t as *const thin_labels::ThinTemplate).cast::<LabelTemplate>() })
+        self.0.template()
     }
 
     /// The size of the set's own allocation in bytes: not counting the
