@@ -310,6 +310,16 @@ impl SeriesRest {
     }
 }
 
+/// A series' rest, allocated when it has none yet: a new one takes over
+/// the newest time from the open chunk, which told it until then. (Apart
+/// from [`SeriesData::rest_mut`] so a caller can hold it beside `open`.)
+fn rest_or_new<'a>(
+    rest: &'a mut Option<Box<SeriesRest>>,
+    open: &XorAppender,
+) -> &'a mut SeriesRest {
+    rest.get_or_insert_with(|| Box::new(SeriesRest::new(open.last_time().unwrap_or(i64::MIN))))
+}
+
 /// What [`SeriesData::checkpoints`] lends when a series has no rest.
 static NO_CHECKPOINTS: XorCheckpoints = XorCheckpoints::EMPTY;
 
@@ -641,12 +651,8 @@ impl SeriesData {
     fn append_open(&mut self, t: i64, v: f64) {
         self.open.append(t, v);
         if self.open.checkpoint_due() {
-            let open = &self.open;
-            let max_time = t;
-            let rest = self
-                .rest
-                .get_or_insert_with(|| Box::new(SeriesRest::new(max_time)));
-            open.record_checkpoint(&mut rest.checkpoints);
+            let rest = rest_or_new(&mut self.rest, &self.open);
+            self.open.record_checkpoint(&mut rest.checkpoints);
         }
     }
 
@@ -680,10 +686,7 @@ impl SeriesData {
 
     /// The series' rest, allocated when it has none yet.
     fn rest_mut(&mut self) -> &mut SeriesRest {
-        // A new rest takes over the newest time from the open chunk.
-        let max_time = self.open.last_time().unwrap_or(i64::MIN);
-        self.rest
-            .get_or_insert_with(|| Box::new(SeriesRest::new(max_time)))
+        rest_or_new(&mut self.rest, &self.open)
     }
 
     /// Frees the rest when it holds nothing the open chunk does not tell
@@ -1520,8 +1523,8 @@ pub(crate) fn range_start(t: i64, block_range: i64) -> i64 {
 /// table: its low bits pick the bucket and its top 7 the tag that most
 /// probes stop at. Label hashes alone would not do in a shard, where the
 /// low bits that chose the shard are the same for every series, and
-/// neither would sequential ids.
-fn spread(x: u64) -> u64 {
+/// neither would sequential ids (`crate::id_table`'s stragglers).
+pub(crate) fn spread(x: u64) -> u64 {
     let x = (x ^ (x >> 32)).wrapping_mul(0xd6e8_feb8_6659_fd93);
     x ^ (x >> 32)
 }

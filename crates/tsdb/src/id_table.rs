@@ -14,6 +14,7 @@
 //! damaged log could hold) go to the stragglers too, rather than growing
 //! the page list to reach them.
 
+use crate::head::spread;
 use std::collections::VecDeque;
 
 /// Ids a page holds: 4 KiB of slots.
@@ -56,12 +57,6 @@ impl<T> Default for IdTable<T> {
             len: 0,
         }
     }
-}
-
-/// Spreads an id over 64 bits for the stragglers' hash table.
-fn spread(id: u64) -> u64 {
-    let x = (id ^ (id >> 32)).wrapping_mul(0xd6e8_feb8_6659_fd93);
-    x ^ (x >> 32)
 }
 
 impl<T: HasId> IdTable<T> {
