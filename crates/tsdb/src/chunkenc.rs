@@ -262,16 +262,17 @@ impl XorAppender {
     /// its first sample, as a forgotten one of an older chunk would be) is
     /// not used.
     pub fn iter_from(&self, mint: i64, checkpoints: &XorCheckpoints) -> ChunkIter<&[u8]> {
-        let first = self.first_time().unwrap_or(i64::MAX);
+        // The chunk's first time is decoded only when there is a
+        // checkpoint to check against it.
         let checkpoint = checkpoints
             .0
             .iter()
             .flatten()
             .find(|c| c.time < mint)
             .filter(|c| {
-                c.time >= first
-                    && c.n_read <= self.count()
+                c.n_read <= self.count()
                     && c.position as usize <= self.bytes().len() * 8
+                    && c.time >= self.first_time().unwrap_or(i64::MAX)
             })
             .copied();
         let decoder = match checkpoint {
