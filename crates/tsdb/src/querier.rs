@@ -509,8 +509,30 @@ fn part_size_hint(part: &Part, mint: i64, maxt: i64) -> usize {
     match part {
         Part::Head(s, _) => s.len(),
         Part::HeadSeries(s) => s.samples_hint(mint, maxt),
-        Part::Block { chunks, .. } => chunks.len() * crate::head::SAMPLES_PER_CHUNK,
+        Part::Block { block, chunks, .. } => chunks
+            .iter()
+            .map(|&(_, _, r)| block_chunk_len(block, r))
+            .sum(),
     }
+}
+
+/// How many samples a block chunk holds, from its header: a Dense chunk
+/// (what blocks are written in) says so, and holds as many samples as its
+/// time range allows, often more than a head chunk's
+/// [`crate::head::SAMPLES_PER_CHUNK`], which an estimate by that count
+/// missed: the series' vector then grew twice, reallocating (and copying)
+/// what it held, on the decoding threads of every large select over a
+/// block. The header is read without the CRC check, which decoding does
+/// right after; a chunk that cannot say is counted as a head chunk, and no
+/// count above [`crate::head::MAX_CHUNK_RESERVE`] is believed.
+fn block_chunk_len(block: &Block, r: ChunkRef) -> usize {
+    let claimed = match block.chunk_unchecked(r) {
+        Ok((enc, bytes)) if enc == Encoding::Dense as u8 => crate::chunkenc::dense_len(bytes).ok(),
+        _ => None,
+    };
+    claimed
+        .unwrap_or(crate::head::SAMPLES_PER_CHUNK)
+        .min(crate::head::MAX_CHUNK_RESERVE)
 }
 
 /// A series' one part, decoded: one source (most series of most
@@ -1283,5 +1305,44 @@ impl Querier for DbQuerier {
             }
         }
         Ok(values.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::NewBlock;
+
+    /// A block part is sized from its chunks' headers: a Dense chunk holds
+    /// as many samples as its time range allows (here 300, more than a
+    /// head chunk's 120), and the series' vector is allocated once for
+    /// them, not grown while decoding.
+    #[test]
+    fn block_part_is_sized_from_its_chunk_headers() {
+        let dir = tempfile::tempdir().unwrap();
+        let labels = Labels::from_pairs([("__name__", "x"), ("job", "a")]);
+        let samples: Vec<(i64, f64)> = (0..300).map(|i| (i * 15_000, i as f64)).collect();
+        let new = NewBlock {
+            min_time: 0,
+            max_time: 300 * 15_000,
+            level: 1,
+            sources: Vec::new(),
+            parents: Vec::new(),
+        };
+        let meta = crate::compact::write_block(dir.path(), new, [(labels, samples)].into_iter())
+            .unwrap()
+            .unwrap();
+        let block = Arc::new(Block::open(&dir.path().join(&meta.ulid)).unwrap());
+        let mut selected = block.select(&[], 0, i64::MAX).unwrap();
+        let series = selected.pop().unwrap();
+        let part = Part::Block {
+            block: Arc::clone(&block),
+            chunks: series.chunks,
+            deleted: series.deleted,
+        };
+        assert_eq!(part_size_hint(&part, 0, i64::MAX), 300);
+        let (floats, _) = decode_single(part, 0, i64::MAX).unwrap();
+        assert_eq!(floats.len(), 300);
+        assert_eq!(floats.capacity(), 300, "decoding grew the vector");
     }
 }
