@@ -3053,10 +3053,11 @@ pub fn dense_values_checkpoint(
 }
 
 /// [`append_dense`], keeping only the samples in `[mint, maxt]`. The
-/// chunk is decoded in bulk into a per-thread scratch (in bulk that costs
-/// less than the sample iterator over part of it) and only the range is
-/// copied to `out`, so an instant query's few minutes of a long chunk do
-/// not grow `out` to the whole chunk. Timestamps come first: a chunk with
+/// chunk is decoded in bulk (in bulk that costs less than the sample
+/// iterator over part of it): in place when `out` has room for all of it,
+/// else into a per-thread scratch from which only the range is copied to
+/// `out`, so an instant query's few minutes of a long chunk do not grow
+/// `out` to the whole chunk. Timestamps come first: a chunk with
 /// none in the range leaves its values undecoded.
 ///
 /// `checkpoint`, from [`dense_values_checkpoint`] of the same chunk, lets
@@ -3080,31 +3081,68 @@ pub fn append_dense_range(
     if n == 0 {
         return Ok(true);
     }
+    // Room for the whole chunk (a range read sized from its chunks'
+    // counts): decoded in place, without the scratch and the copy out of
+    // it; only a range starting inside the chunk moves its samples down.
+    if out.capacity() - out.len() >= n {
+        let start = out.len();
+        out.resize(start + n, (0, 0.0));
+        let tail = &mut out[start..];
+        match decode_dense_range(timestamps, values, n, checkpoint, mint, maxt, tail) {
+            Ok((lo, hi)) => {
+                out.truncate(start + hi);
+                out.drain(start..start + lo);
+                return Ok(true);
+            }
+            Err(e) => {
+                // `out` as it was.
+                out.truncate(start);
+                return Err(e);
+            }
+        }
+    }
     SCRATCH.with(|scratch| {
         let mut scratch = scratch.borrow_mut();
         scratch.clear();
         scratch.resize(n, (0, 0.0));
-        dense::timestamps_into(timestamps, &mut scratch)?;
-        let lo = scratch.partition_point(|(t, _)| *t < mint);
-        let hi = scratch.partition_point(|(t, _)| *t <= maxt).max(lo);
-        if lo < hi {
-            // Values after the range are not decoded, and those before it
-            // only summed where the layout allows, from the checkpoint on
-            // when the range starts after it.
-            match checkpoint.map(dense::Checkpoint::from_bytes) {
-                Some(checkpoint) if checkpoint.index <= lo => dense::values_from_checkpoint(
-                    values,
-                    n,
-                    &checkpoint,
-                    &mut scratch[checkpoint.index..hi],
-                    lo - checkpoint.index,
-                )?,
-                _ => dense::values_prefix_into(values, n, &mut scratch[..hi], lo)?,
-            }
-            out.extend_from_slice(&scratch[lo..hi]);
-        }
+        let (lo, hi) =
+            decode_dense_range(timestamps, values, n, checkpoint, mint, maxt, &mut scratch)?;
+        out.extend_from_slice(&scratch[lo..hi]);
         Ok(true)
     })
+}
+
+/// Decodes a Dense chunk's `n` timestamps over `pairs` (`n` long), then
+/// the values of those in `[mint, maxt]`, `pairs[lo..hi]`, which it
+/// returns. Values after the range are not decoded, and those before it
+/// only summed where the layout allows, from the checkpoint on when the
+/// range starts after it.
+fn decode_dense_range(
+    timestamps: &[u8],
+    values: &[u8],
+    n: usize,
+    checkpoint: Option<&[u8; DENSE_CHECKPOINT_BYTES]>,
+    mint: i64,
+    maxt: i64,
+    pairs: &mut [(i64, f64)],
+) -> Result<(usize, usize), ChunkError> {
+    dense::timestamps_into(timestamps, pairs)?;
+    let lo = pairs.partition_point(|(t, _)| *t < mint);
+    let hi = pairs.partition_point(|(t, _)| *t <= maxt).max(lo);
+    if lo == hi {
+        return Ok((lo, lo));
+    }
+    match checkpoint.map(dense::Checkpoint::from_bytes) {
+        Some(checkpoint) if checkpoint.index <= lo => dense::values_from_checkpoint(
+            values,
+            n,
+            &checkpoint,
+            &mut pairs[checkpoint.index..hi],
+            lo - checkpoint.index,
+        )?,
+        _ => dense::values_prefix_into(values, n, &mut pairs[..hi], lo)?,
+    }
+    Ok((lo, hi))
 }
 
 /// Decodes a Dense chunk's values over the `.1` of `pairs`, leaving the
@@ -3227,17 +3265,22 @@ mod bulk_tests {
                 (samples[samples.len().saturating_sub(20)].0, last),
                 (samples[samples.len() / 2].0, samples[samples.len() / 2].0),
             ] {
-                let mut cut = vec![(-5, 1.5)];
-                assert!(
-                    append_dense_range(&bytes, None, samples.len(), mint, maxt, &mut cut).unwrap()
-                );
                 let want: Vec<(i64, f64)> = lazy
                     .iter()
                     .copied()
                     .filter(|(t, _)| (mint..=maxt).contains(t))
                     .collect();
-                assert_eq!(bits(&cut[1..]), bits(&want));
-                assert_eq!(bits(&cut[..1]), bits(&[(-5, 1.5)]));
+                // Through the scratch (no room in `out`) and in place.
+                for room in [0, samples.len()] {
+                    let mut cut = Vec::with_capacity(1 + room);
+                    cut.push((-5, 1.5));
+                    assert!(
+                        append_dense_range(&bytes, None, samples.len(), mint, maxt, &mut cut)
+                            .unwrap()
+                    );
+                    assert_eq!(bits(&cut[1..]), bits(&want), "room {room}");
+                    assert_eq!(bits(&cut[..1]), bits(&[(-5, 1.5)]));
+                }
             }
             let mut untouched = vec![(-5, 1.5)];
             assert!(!append_dense(&bytes, samples.len() - 1, &mut untouched).unwrap());
@@ -3273,7 +3316,9 @@ mod bulk_tests {
                     let from = from.min(n - 1);
                     for to in [from, (from + 5).min(n - 1), n - 1] {
                         let (mint, maxt) = (samples[from].0, samples[to].0);
-                        let mut with = vec![(-5, 1.5)];
+                        // Half of the reads with room in `out` (in place).
+                        let mut with = Vec::with_capacity(1 + n * ((from + to) % 2));
+                        with.push((-5, 1.5));
                         let mut without = vec![(-5, 1.5)];
                         assert!(
                             append_dense_range(&bytes, Some(&checkpoint), n, mint, maxt, &mut with)
@@ -3335,14 +3380,17 @@ mod bulk_tests {
                 let bulk = decode_dense_exact(&flipped, n);
                 let lazy = decode_all(Encoding::Dense, &flipped);
                 for (mint, maxt) in [(i64::MIN, i64::MAX), (samples[n / 2].0, i64::MAX)] {
-                    let mut cut = vec![(-5, 1.5)];
-                    if !matches!(
-                        append_dense_range(&flipped, None, n, mint, maxt, &mut cut),
-                        Ok(true)
-                    ) {
-                        // On an error (or a count past the limit) `out` is
-                        // as it was.
-                        assert_eq!(bits(&cut), bits(&[(-5, 1.5)]));
+                    for room in [0, n] {
+                        let mut cut = Vec::with_capacity(1 + room);
+                        cut.push((-5, 1.5));
+                        if !matches!(
+                            append_dense_range(&flipped, None, n, mint, maxt, &mut cut),
+                            Ok(true)
+                        ) {
+                            // On an error (or a count past the limit) `out`
+                            // is as it was.
+                            assert_eq!(bits(&cut), bits(&[(-5, 1.5)]));
+                        }
                     }
                 }
                 let mut appended = vec![(-5, 1.5)];
