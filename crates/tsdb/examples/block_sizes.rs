@@ -4,7 +4,11 @@
 //! be measured on a real block before it is written anywhere), and the bulk
 //! decoding time per sample of the rewritten chunks ("dec ns").
 //!
-//! `cargo run --release -p tsdb --example block_sizes -- BLOCK_DIR [TOP]`
+//! With SPLIT, the samples are rewritten in runs of at most SPLIT samples
+//! (120 is what the head closes its chunks at). The digest of the
+//! rewritten bytes shows whether an encoder change altered its output.
+//!
+//! `cargo run --release -p tsdb --example block_sizes -- BLOCK_DIR [TOP [SPLIT]]`
 
 use model::{MatchOp, Matcher};
 use std::collections::BTreeMap;
@@ -52,9 +56,19 @@ fn dense_header(bytes: &[u8]) -> Option<(u64, u8)> {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let Some(dir) = args.get(1) else {
-        return Err("usage: block_sizes BLOCK_DIR [TOP]".into());
+        return Err("usage: block_sizes BLOCK_DIR [TOP [SPLIT]]".into());
     };
     let top: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(25);
+    let split: usize = args
+        .get(3)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(usize::MAX);
+    if split == 0 {
+        return Err("SPLIT must be at least 1".into());
+    }
+    // FNV-1a over every rewritten byte.
+    let mut digest: u64 = 0xcbf2_9ce4_8422_2325;
     let block = Block::open(Path::new(dir))?;
     let all = Matcher::new(MatchOp::RegexMatch, "__name__", ".+")?;
     let series = block.select(&[all], i64::MIN, i64::MAX)?;
@@ -84,24 +98,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             } else if kinds.is_empty() {
                 kinds = format!("{encoding:?}");
             }
-            out.clear();
-            let start = Instant::now();
-            encode_dense(&samples, &mut out);
-            encode_time += start.elapsed();
-            let start = Instant::now();
-            let decoded = decode_dense_exact(&out, samples.len())?;
-            let took = start.elapsed();
-            decode_time += took;
-            t.decode += took;
-            if decoded.len() != samples.len()
-                || decoded
-                    .iter()
-                    .zip(&samples)
-                    .any(|(a, b)| a.0 != b.0 || a.1.to_bits() != b.1.to_bits())
-            {
-                return Err(format!("{name}: rewritten chunk decodes differently").into());
+            for run in samples.chunks(split) {
+                out.clear();
+                let start = Instant::now();
+                encode_dense(run, &mut out);
+                encode_time += start.elapsed();
+                let start = Instant::now();
+                let decoded = decode_dense_exact(&out, run.len())?;
+                let took = start.elapsed();
+                decode_time += took;
+                t.decode += took;
+                if decoded.len() != run.len()
+                    || decoded
+                        .iter()
+                        .zip(run)
+                        .any(|(a, b)| a.0 != b.0 || a.1.to_bits() != b.1.to_bits())
+                {
+                    return Err(format!("{name}: rewritten chunk decodes differently").into());
+                }
+                t.rewritten += out.len() as u64;
+                for &byte in &out {
+                    digest = (digest ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+                }
             }
-            t.rewritten += out.len() as u64;
         }
         for tally in [
             by_name.entry(name).or_default(),
@@ -136,7 +155,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     row("total", &total);
     let per_sample = |d: Duration| d.as_nanos() as f64 / total.samples.max(1) as f64;
     println!(
-        "rewriting: encode {:.1} ns/sample, bulk decode {:.1} ns/sample",
+        "rewriting: encode {:.1} ns/sample, bulk decode {:.1} ns/sample, digest {digest:016x}",
         per_sample(encode_time),
         per_sample(decode_time)
     );

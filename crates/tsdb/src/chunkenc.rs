@@ -523,12 +523,40 @@ trait ByteSink {
     fn put(&mut self, byte: u8);
     /// The last byte written.
     fn last_mut(&mut self) -> Option<&mut u8>;
+    /// Appends the `n` (1..=8) most significant bytes of `word`.
+    #[inline]
+    fn put_word(&mut self, word: u64, n: usize) {
+        for &byte in &word.to_be_bytes()[..n] {
+            self.put(byte);
+        }
+    }
 }
 
 impl ByteSink for Vec<u8> {
     #[inline]
     fn put(&mut self, byte: u8) {
         push_byte(self, byte);
+    }
+
+    #[inline]
+    fn put_word(&mut self, word: u64, n: usize) {
+        let len = self.len();
+        if self.capacity() - len < 8 || n > 8 {
+            for &byte in word.to_be_bytes().iter().take(n) {
+                push_byte(self, byte);
+            }
+            return;
+        }
+        // SAFETY: eight bytes from `len` lie inside the allocation (checked
+        // above); the first `n` of them (at most eight) are written, and
+        // only those are taken into the length.
+        unsafe {
+            self.as_mut_ptr()
+                .add(len)
+                .cast::<[u8; 8]>()
+                .write_unaligned(word.to_be_bytes());
+            self.set_len(len + n);
+        }
     }
 
     #[inline]
@@ -559,6 +587,28 @@ impl ByteSink for ChunkSink<'_> {
         // SAFETY: `at` is below the capacity, so inside the allocation.
         unsafe { self.ptr.as_ptr().add(at).write(byte) };
         *self.len += 1;
+    }
+
+    #[inline]
+    fn put_word(&mut self, word: u64, n: usize) {
+        let at = *self.len as usize;
+        if self.limit.saturating_sub(at) < 8 || n > 8 {
+            for &byte in word.to_be_bytes().iter().take(n) {
+                self.put(byte);
+            }
+            return;
+        }
+        // SAFETY: eight bytes from `at` lie below the capacity (checked
+        // above), so inside the allocation; `n` is at most eight, and a
+        // chunk's length (under `MAX_XOR_SAMPLES` samples) fits a `u32`.
+        unsafe {
+            self.ptr
+                .as_ptr()
+                .add(at)
+                .cast::<[u8; 8]>()
+                .write_unaligned(word.to_be_bytes())
+        };
+        *self.len += n as u32;
     }
 
     #[inline]
@@ -714,29 +764,40 @@ struct BitWriter {
 
 impl BitWriter {
     /// Writes the low `n_bits` bits of `value` (0..=64).
-    #[inline]
+    ///
+    /// The free bits of the last byte first, then the rest left-aligned in
+    /// one word of which the sink takes the bytes it needs (one store where
+    /// it has room), not byte by byte.
+    #[inline(always)]
     fn write<S: ByteSink>(&mut self, buffer: &mut S, value: u64, n_bits: u32) {
-        let mut remaining = n_bits;
-        while remaining > 0 {
-            if self.free_bits == 0 {
-                if remaining >= 8 {
-                    remaining -= 8;
-                    buffer.put((value >> remaining) as u8);
-                    continue;
-                }
-                buffer.put(0);
-                self.free_bits = 8;
-            }
-            let free = u32::from(self.free_bits);
-            let taken = free.min(remaining);
-            let bits = (value >> (remaining - taken)) & ((1u64 << taken) - 1);
-            if let Some(last) = buffer.last_mut() {
-                *last |= (bits << (free - taken)) as u8;
-            }
-            // `taken` is at most `free`, at most 8.
-            self.free_bits = (free - taken) as u8;
-            remaining -= taken;
+        if n_bits == 0 {
+            return;
         }
+        let n_bits = n_bits.min(64);
+        let value = value & low_mask(n_bits);
+        let free = u32::from(self.free_bits);
+        if n_bits <= free {
+            if let Some(last) = buffer.last_mut() {
+                *last |= (value << (free - n_bits)) as u8;
+            }
+            // `n_bits` is at most `free`, at most 7.
+            self.free_bits = (free - n_bits) as u8;
+            return;
+        }
+        // 1..=64 bits go to new bytes, after the top `free` bits fill the
+        // last byte.
+        let rest = n_bits - free;
+        if free > 0
+            && let Some(last) = buffer.last_mut()
+        {
+            // `free` < 8 and `rest` < 64 here, so this is the top `free`
+            // bits, at most 7.
+            *last |= (value >> rest) as u8;
+        }
+        let n_bytes = rest.div_ceil(8);
+        buffer.put_word(value << (64 - rest), n_bytes as usize);
+        // Between 0 and 7.
+        self.free_bits = (n_bytes * 8 - rest) as u8;
     }
 
     /// Ends the bit stream: the next write starts a fresh byte.
@@ -1704,6 +1765,12 @@ mod dense {
 
     // -- Values ------------------------------------------------------------------
 
+    /// Bytes to reserve for one candidate encoding of `n` values: about two
+    /// a value, more than decimal counters and gauges mostly take.
+    fn candidate_capacity(n: usize) -> usize {
+        2 * n + 32
+    }
+
     pub(super) fn encode_values(samples: &[(i64, f64)], out: &mut Vec<u8>) {
         let first_bits = samples[0].1.to_bits();
         if samples
@@ -1728,7 +1795,9 @@ mod dense {
             }
             return;
         }
-        let mut best = Vec::new();
+        // Room for what a chunk's values typically take, so that the bit
+        // writers mostly store whole words instead of growing the vector.
+        let mut best = Vec::with_capacity(candidate_capacity(samples.len()));
         encode_values_xor(samples, &mut best);
         if let Some(by_decimal) = encode_values_decimal(samples)
             && by_decimal.len() < best.len()
@@ -1740,7 +1809,7 @@ mod dense {
         // are not worth the extra pass.
         if best.len() > 2 * samples.len() {
             for order in [1u8, 2] {
-                let mut candidate = Vec::new();
+                let mut candidate = Vec::with_capacity(best.len() + 16);
                 encode_values_float_steps(samples, order, &mut candidate);
                 if candidate.len() < best.len() {
                     best = candidate;
@@ -1796,21 +1865,47 @@ mod dense {
         if scaled.is_nan() || scaled.abs() >= 9.0e18 {
             return None;
         }
-        let mantissa = scaled.round() as i64;
+        let mantissa = round_to_i64(scaled);
         ((mantissa as f64 / power).to_bits() == value.to_bits()).then_some(mantissa)
+    }
+
+    /// `value.round() as i64` for a finite `value` of magnitude below
+    /// 9.0e18, without the call into libm that `round` is on a baseline
+    /// x86-64 target. Adding a half and truncating rounds ties away from
+    /// zero as `round` does, except where the sum is inexact: at 2^52 and
+    /// above every float is an integer already (taken as it is), and just
+    /// below one half the sum can round up to 1 (where `round` gives 0; the
+    /// caller's exactness check rejects both, as the value is not near
+    /// an integer).
+    #[inline]
+    fn round_to_i64(value: f64) -> i64 {
+        let magnitude = value.abs();
+        let rounded = if magnitude >= 4_503_599_627_370_496.0 {
+            magnitude as i64
+        } else {
+            (magnitude + 0.5) as i64
+        };
+        if value < 0.0 { -rounded } else { rounded }
     }
 
     /// The decimal layout with its exceptions, or `None` when more than half
     /// of the values would be exceptions.
     fn encode_values_decimal(samples: &[(i64, f64)]) -> Option<Vec<u8>> {
         // The chunk's scale is the largest of the per-value smallest scales.
+        // Most chunks have one scale from their first value on; their
+        // mantissas are kept from this pass, and the others are worked out
+        // again at the final scale below.
         let mut exponent = None;
+        let mut mantissas = Vec::with_capacity(samples.len());
+        let mut one_scale = true;
         for &(_, value) in samples {
             let start = exponent.unwrap_or(0);
-            if decimal_mantissa(value, start).is_some() {
+            if let Some(mantissa) = decimal_mantissa(value, start) {
                 exponent = Some(start);
+                mantissas.push(mantissa);
                 continue;
             }
+            one_scale = false;
             if let Some(found) =
                 (start + 1..=MAX_DECIMAL_EXPONENT).find(|&e| decimal_mantissa(value, e).is_some())
             {
@@ -1819,19 +1914,21 @@ mod dense {
         }
         let exponent = exponent?;
 
-        let mut mantissas = Vec::with_capacity(samples.len());
         let mut exceptions = Vec::new();
-        let mut last_exception_index: i64 = -1;
-        for (index, &(_, value)) in samples.iter().enumerate() {
-            match decimal_mantissa(value, exponent) {
-                Some(mantissa) => mantissas.push(mantissa),
-                None => {
-                    put_uvarint(
-                        &mut exceptions,
-                        (index as i64 - last_exception_index - 1) as u64,
-                    );
-                    exceptions.extend_from_slice(&value.to_bits().to_le_bytes());
-                    last_exception_index = index as i64;
+        if !one_scale {
+            mantissas.clear();
+            let mut last_exception_index: i64 = -1;
+            for (index, &(_, value)) in samples.iter().enumerate() {
+                match decimal_mantissa(value, exponent) {
+                    Some(mantissa) => mantissas.push(mantissa),
+                    None => {
+                        put_uvarint(
+                            &mut exceptions,
+                            (index as i64 - last_exception_index - 1) as u64,
+                        );
+                        exceptions.extend_from_slice(&value.to_bits().to_le_bytes());
+                        last_exception_index = index as i64;
+                    }
                 }
             }
         }
@@ -1842,7 +1939,8 @@ mod dense {
 
         let mut best: Option<Vec<u8>> = None;
         for order in [1u8, 2] {
-            let mut candidate = vec![VALUES_DECIMAL, exponent as u8, order];
+            let mut candidate = Vec::with_capacity(candidate_capacity(samples.len()));
+            candidate.extend_from_slice(&[VALUES_DECIMAL, exponent as u8, order]);
             write_integer_sequence(&mantissas, order, n_exceptions, &exceptions, &mut candidate);
             if best
                 .as_ref()
@@ -1898,7 +1996,12 @@ mod dense {
         put_uvarint(out, n_exceptions as u64);
         out.extend_from_slice(exceptions);
         out.extend_from_slice(&heads);
-        if !differences.is_empty() {
+        if differences.is_empty() {
+            return;
+        }
+        if divisor == 1 {
+            write_packed(out, &differences);
+        } else {
             let quotients: Vec<i64> = differences
                 .iter()
                 .map(|&difference| difference / divisor)

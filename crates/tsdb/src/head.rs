@@ -214,7 +214,11 @@ impl ClosedChunk {
         let (encoding, bytes, checkpointed) =
             match crate::chunkenc::decode_all(Encoding::Xor, full.bytes()) {
                 Ok(samples) if samples.len() == full.num_samples() => {
-                    let mut dense = Vec::new();
+                    // Room for the chunk and its checkpoint as typical
+                    // series take them, so that encoding rarely grows it.
+                    let mut dense = Vec::with_capacity(
+                        2 * samples.len() + crate::chunkenc::DENSE_CHECKPOINT_BYTES + 32,
+                    );
                     crate::chunkenc::encode_dense(&samples, &mut dense);
                     let at = samples.len().saturating_sub(CHECKPOINT_BEFORE_END);
                     let checkpoint = crate::chunkenc::dense_values_checkpoint(&dense, at)

@@ -938,3 +938,42 @@ fn chunks_of_the_previous_writer_still_decode() {
         assert_eq!(bits(&bulk), got, "{name} in bulk");
     }
 }
+
+/// The bit writer's output, bit for bit, against writing one bit at a
+/// time: into a vector without room (byte by byte, growing it) and with
+/// room (whole words), for every width and every starting bit offset.
+#[test]
+fn the_bit_writer_matches_writing_bit_by_bit() {
+    fn one_by_one(writes: &[(u64, u32)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut n = 0usize;
+        for &(value, width) in writes {
+            for bit in (0..width).rev() {
+                if n.is_multiple_of(8) {
+                    out.push(0);
+                }
+                if (value >> bit) & 1 == 1 {
+                    let last = out.len() - 1;
+                    out[last] |= 0x80 >> (n % 8);
+                }
+                n += 1;
+            }
+        }
+        out
+    }
+    let mut random = Random(0x5eed);
+    for round in 0..2000 {
+        let writes: Vec<(u64, u32)> = (0..1 + round % 40)
+            .map(|_| (random.next_u64(), (random.next_u64() % 65) as u32))
+            .collect();
+        let expected = one_by_one(&writes);
+        for room in [0usize, 1024] {
+            let mut out = Vec::with_capacity(room);
+            let mut writer = BitWriter::default();
+            for &(value, width) in &writes {
+                writer.write(&mut out, value, width);
+            }
+            assert_eq!(out, expected, "{writes:?} room {room}");
+        }
+    }
+}
