@@ -98,6 +98,27 @@ impl<'a> PairsBatch<'a> {
         self.ends.clear();
     }
 
+    /// A batch that writes into `space`'s vectors, so that a caller
+    /// staging one request after another (each with its own lifetime)
+    /// reuses their capacity instead of growing new ones every time.
+    pub fn with_space(space: PairsBatchSpace) -> PairsBatch<'a> {
+        PairsBatch {
+            pairs: recycle_pairs(space.pairs),
+            samples: space.samples,
+            ends: space.ends,
+        }
+    }
+
+    /// The batch's vectors, emptied, for [`PairsBatch::with_space`].
+    pub fn into_space(mut self) -> PairsBatchSpace {
+        self.clear();
+        PairsBatchSpace {
+            pairs: recycle_pairs(self.pairs),
+            samples: self.samples,
+            ends: self.ends,
+        }
+    }
+
     /// Each series' label pairs and samples, in the order pushed.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = BatchSeries<'a, '_>> {
         (0..self.ends.len()).map(|index| {
@@ -108,6 +129,32 @@ impl<'a> PairsBatch<'a> {
             (&self.pairs[p0..p1], &self.samples[s0..s1])
         })
     }
+}
+
+/// A [`PairsBatch`]'s vectors, empty, free of the lifetime of the request
+/// the batch borrowed from.
+#[derive(Debug, Default)]
+pub struct PairsBatchSpace {
+    pairs: Vec<(&'static str, &'static str)>,
+    samples: Vec<(i64, f64)>,
+    ends: Vec<(usize, usize)>,
+}
+
+impl PairsBatchSpace {
+    /// The bytes its vectors hold.
+    pub fn capacity_bytes(&self) -> usize {
+        self.pairs.capacity() * std::mem::size_of::<(&str, &str)>()
+            + self.samples.capacity() * std::mem::size_of::<(i64, f64)>()
+            + self.ends.capacity() * std::mem::size_of::<(usize, usize)>()
+    }
+}
+
+/// An emptied vector of label pairs as one of another lifetime, keeping its
+/// allocation: collecting a vector's own iterator mapped to a type of the
+/// same size and alignment reuses the allocation in place.
+fn recycle_pairs<'x, 'y>(mut pairs: Vec<(&'x str, &'x str)>) -> Vec<(&'y str, &'y str)> {
+    pairs.clear();
+    pairs.into_iter().map(|_| ("", "")).collect()
 }
 
 /// A source of appenders.
@@ -1165,6 +1212,33 @@ pub struct TierCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A batch's space goes from one body's lifetime to the next with its
+    /// capacity, empty.
+    #[test]
+    fn a_batch_space_keeps_its_capacity_across_lifetimes() {
+        let first = String::from("job");
+        let mut batch = PairsBatch::default();
+        for _ in 0..1000 {
+            batch.push(&[("__name__", "up"), (first.as_str(), "x")], &[(1, 1.0)]);
+        }
+        let space = batch.into_space();
+        let held = space.capacity_bytes();
+        assert!(held >= 1000 * (2 * 32 + 16 + 16), "{held}");
+        drop(first);
+        let second = String::from("instance");
+        let mut batch = PairsBatch::with_space(space);
+        assert!(batch.is_empty());
+        batch.push(&[(second.as_str(), "y")], &[(2, 2.0)]);
+        assert_eq!(
+            batch
+                .iter()
+                .map(|(p, s)| (p.to_vec(), s.to_vec()))
+                .collect::<Vec<_>>(),
+            vec![(vec![("instance", "y")], vec![(2, 2.0)])]
+        );
+        assert_eq!(batch.into_space().capacity_bytes(), held);
+    }
 
     /// A handle holds one reference of the pointer it was made from,
     /// lends its target only as that type, and gives the reference back

@@ -22,7 +22,7 @@ use model::exposition::{
 };
 use model::labels::FastBuildHasher;
 use model::limits::WriteOrigin;
-use model::storage::{Appendable, PairsBatch, StorageError, StorageErrorKind};
+use model::storage::{Appendable, PairsBatch, PairsBatchSpace, StorageError, StorageErrorKind};
 use model::{Labels, LabelsBuilder, METRIC_NAME};
 use remote::{
     RawExemplar, RawHistogram, RemoteWriteError, decompress_snappy, visit_write_request_full,
@@ -384,7 +384,7 @@ fn stage_write<'r>(
     // Series with nothing but float samples, staged together (see
     // `Appender::append_pairs_batch`); staged before any other series, so
     // every series is staged in the request's order.
-    let mut batch = PairsBatch::default();
+    let mut batch = PairsBatch::with_space(BATCH_SPACE.take());
     let mut on_series = |labels: &[(&'r str, &'r str)],
                          samples: &[(i64, f64)],
                          exemplars: &[RawExemplar<'_>],
@@ -459,6 +459,10 @@ fn stage_write<'r>(
     };
     let staged = walked
         .and_then(|()| stage_batch(appender.as_mut(), &mut batch, &mut written, &mut refusals));
+    let space = batch.into_space();
+    if space.capacity_bytes() <= MAX_KEPT_BATCH_SPACE {
+        BATCH_SPACE.set(space);
+    }
     if let Err(error) = staged {
         return Err((error, Written::default()));
     }
@@ -473,6 +477,19 @@ fn stage_write<'r>(
 
 /// The most series [`stage_write`] gathers before staging them together.
 const BATCH_SERIES: usize = 4096;
+
+thread_local! {
+    /// The vectors of the write thread's last batch, kept for its next
+    /// request: growing them anew for every request of a few thousand
+    /// series took about 2% of remote-write ingest CPU.
+    static BATCH_SPACE: std::cell::Cell<PairsBatchSpace> =
+        std::cell::Cell::new(PairsBatchSpace::default());
+}
+
+/// The largest batch space a thread keeps between requests: what a full
+/// batch of [`BATCH_SERIES`] series with a few dozen labels and samples
+/// each takes. A larger one (one series with a million samples) is freed.
+const MAX_KEPT_BATCH_SPACE: usize = 8 << 20;
 
 /// Stages and empties `batch`, counting what was stored and what the
 /// series limits refused; any other error stops the request.
