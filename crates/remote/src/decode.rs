@@ -438,9 +438,27 @@ fn decode_histogram(buf: &[u8]) -> Result<RawHistogram, DecodeError> {
     })
 }
 
-/// A `Label` message: name and value, empty when absent.
+/// The length of the longest prefix of `bytes` that is ASCII, found eight
+/// bytes at a time.
+fn ascii_prefix_len(bytes: &[u8]) -> usize {
+    let (words, _) = bytes.as_chunks::<8>();
+    for (index, word) in words.iter().enumerate() {
+        let high = u64::from_le_bytes(*word) & 0x8080_8080_8080_8080;
+        if high != 0 {
+            return index * 8 + (high.trailing_zeros() / 8) as usize;
+        }
+    }
+    let mut at = words.len() * 8;
+    while bytes.get(at).is_some_and(u8::is_ascii) {
+        at += 1;
+    }
+    at
+}
+
+/// A `Label` message: name and value, empty when absent. `ascii` says
+/// the caller found the whole message ASCII, which needs no UTF-8 check.
 #[inline]
-fn decode_label(buf: &[u8]) -> Result<(&str, &str), DecodeError> {
+fn decode_label(buf: &[u8], ascii: bool) -> Result<(&str, &str), DecodeError> {
     // What every sender writes: the name (field 1) then the value (field
     // 2), each shorter than 128 bytes, nothing else. Read that layout
     // directly; anything else (and any error) takes the general loop.
@@ -451,6 +469,16 @@ fn decode_label(buf: &[u8]) -> Result<(&str, &str), DecodeError> {
         && *value_len < 0x80
         && usize::from(*value_len) == value.len()
     {
+        if ascii {
+            // SAFETY: ASCII is valid UTF-8, and the caller checked that
+            // every byte of the message is ASCII.
+            return Ok(unsafe {
+                (
+                    std::str::from_utf8_unchecked(name),
+                    std::str::from_utf8_unchecked(value),
+                )
+            });
+        }
         return Ok((utf8(name, "label name")?, utf8(value, "label value")?));
     }
     decode_label_fields(buf)
@@ -481,7 +509,7 @@ fn decode_exemplar<'a>(buf: &'a [u8]) -> Result<RawExemplar<'a>, DecodeError> {
     while !r.done() {
         let (f, w) = r.key()?;
         match (f, w) {
-            (1, WIRE_LEN) => exemplar.labels.push(decode_label(r.bytes()?)?),
+            (1, WIRE_LEN) => exemplar.labels.push(decode_label(r.bytes()?, false)?),
             (2, WIRE_FIXED64) => exemplar.value = f64::from_bits(r.fixed64()?),
             (3, WIRE_VARINT) => exemplar.timestamp = r.varint()? as i64,
             _ => r.skip(w)?,
@@ -497,11 +525,18 @@ fn decode_time_series<'a>(
     exemplars: &mut Vec<RawExemplar<'a>>,
     mut histograms: Option<&mut Vec<RawHistogram>>,
 ) -> Result<(), DecodeError> {
+    // A series' labels come first, and are nearly always ASCII: one pass
+    // over the series' bytes up to its first non-ASCII byte (in its first
+    // sample, mostly) replaces a UTF-8 check of every name and value.
+    let ascii_end = ascii_prefix_len(buf);
     let mut r = Reader::new(buf);
     while !r.done() {
         let (field, wire) = r.key()?;
         match (field, wire) {
-            (1, WIRE_LEN) => labels.push(decode_label(r.bytes()?)?),
+            (1, WIRE_LEN) => {
+                let label = r.bytes()?;
+                labels.push(decode_label(label, r.pos <= ascii_end)?);
+            }
             (4, WIRE_LEN) if histograms.is_some() => {
                 let h = decode_histogram(r.bytes()?)?;
                 if let Some(out) = histograms.as_mut() {
@@ -710,9 +745,87 @@ mod tests {
         continued.extend(std::iter::repeat_n(b'v', 0x80));
         cases.push(continued);
         for case in &cases {
-            assert_eq!(decode_label(case), decode_label_fields(case), "{case:?}");
+            assert_eq!(
+                decode_label(case, false),
+                decode_label_fields(case),
+                "{case:?}"
+            );
+            if case.is_ascii() {
+                assert_eq!(
+                    decode_label(case, true),
+                    decode_label_fields(case),
+                    "{case:?}"
+                );
+            }
         }
-        assert_eq!(decode_label(&cases[0]), Ok(("job", "node")));
+        assert_eq!(decode_label(&cases[0], true), Ok(("job", "node")));
+    }
+
+    #[test]
+    fn the_ascii_prefix_ends_at_the_first_high_byte() {
+        for len in 0..40 {
+            let mut bytes = vec![b'a'; len];
+            assert_eq!(ascii_prefix_len(&bytes), len);
+            for at in 0..len {
+                bytes[at] = 0x80;
+                assert_eq!(ascii_prefix_len(&bytes), at, "{len} {at}");
+                bytes[at] = 0xff;
+                assert_eq!(ascii_prefix_len(&bytes), at, "{len} {at}");
+                bytes[at] = b'a';
+            }
+        }
+    }
+
+    /// Labels in the ASCII part of a series take the unchecked path, and
+    /// one after a non-ASCII byte (a sample's, or an earlier value's) is
+    /// still checked: a bad one there is an error, a good one decoded.
+    #[test]
+    fn labels_after_a_non_ascii_byte_are_still_checked() {
+        let label = |name: &[u8], value: &[u8]| {
+            let mut l = Vec::new();
+            len_field(1, name, &mut l);
+            len_field(2, value, &mut l);
+            l
+        };
+        let sample = {
+            let mut s = Vec::new();
+            varint((1 << 3) | WIRE_FIXED64, &mut s);
+            s.extend_from_slice(&1.5f64.to_bits().to_le_bytes());
+            varint(2 << 3, &mut s);
+            varint(1_700_000_000_000, &mut s);
+            s
+        };
+        for (late_value, expected) in [
+            (&b"caf\xc3\xa9"[..], Ok("caf\u{e9}")),
+            (&b"\xff"[..], Err(())),
+        ] {
+            let mut ts = Vec::new();
+            len_field(1, &label(b"__name__", b"up"), &mut ts);
+            len_field(1, &label(b"job", "n\u{f6}de".as_bytes()), &mut ts);
+            len_field(2, &sample, &mut ts);
+            len_field(1, &label(b"zone", late_value), &mut ts);
+            let mut out = Vec::new();
+            len_field(1, &ts, &mut out);
+            let mut seen = Vec::new();
+            let result = decode_write_request::<DecodeError>(&out, |labels, _, _| {
+                seen = labels
+                    .iter()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect();
+                Ok(())
+            });
+            match expected {
+                Ok(value) => {
+                    assert!(result.is_ok(), "{result:?}");
+                    assert_eq!(
+                        seen,
+                        [("__name__", "up"), ("job", "n\u{f6}de"), ("zone", value)]
+                            .map(|(n, v)| (n.to_string(), v.to_string()))
+                    );
+                }
+                Err(()) => assert!(result.is_err()),
+            }
+        }
     }
 
     #[test]
