@@ -486,10 +486,11 @@ thread_local! {
         std::cell::Cell::new(PairsBatchSpace::default());
 }
 
-/// The largest batch space a thread keeps between requests: what a full
-/// batch of [`BATCH_SERIES`] series with a few dozen labels and samples
-/// each takes. A larger one (one series with a million samples) is freed.
-const MAX_KEPT_BATCH_SPACE: usize = 8 << 20;
+/// The largest batch space a write thread keeps between requests: a full
+/// batch of [`BATCH_SERIES`] series with a dozen labels and a sample each
+/// takes about 1.6 MiB. A larger one (a series with many thousands of
+/// samples) is freed, so the write threads together hold a few MiB at most.
+const MAX_KEPT_BATCH_SPACE: usize = 2 << 20;
 
 /// Stages and empties `batch`, counting what was stored and what the
 /// series limits refused; any other error stops the request.
