@@ -523,13 +523,9 @@ trait ByteSink {
     fn put(&mut self, byte: u8);
     /// The last byte written.
     fn last_mut(&mut self) -> Option<&mut u8>;
-    /// Appends the `n` (1..=8) most significant bytes of `word`.
-    #[inline]
-    fn put_word(&mut self, word: u64, n: usize) {
-        for &byte in &word.to_be_bytes()[..n] {
-            self.put(byte);
-        }
-    }
+    /// Appends the `n` (1..=8) most significant bytes of `word`: one
+    /// store where the sink has room for eight, else byte by byte.
+    fn put_word(&mut self, word: u64, n: usize);
 }
 
 impl ByteSink for Vec<u8> {
