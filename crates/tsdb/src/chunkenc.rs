@@ -1901,11 +1901,19 @@ mod dense {
                 mantissas.push(mantissa);
                 continue;
             }
-            one_scale = false;
-            if let Some(found) =
-                (start + 1..=MAX_DECIMAL_EXPONENT).find(|&e| decimal_mantissa(value, e).is_some())
-            {
-                exponent = Some(found);
+            let found = (start + 1..=MAX_DECIMAL_EXPONENT)
+                .find_map(|e| decimal_mantissa(value, e).map(|mantissa| (e, mantissa)));
+            match found {
+                // The first value sets the scale.
+                Some((found, mantissa)) if mantissas.is_empty() && one_scale => {
+                    exponent = Some(found);
+                    mantissas.push(mantissa);
+                }
+                Some((found, _)) => {
+                    exponent = Some(found);
+                    one_scale = false;
+                }
+                None => one_scale = false,
             }
         }
         let exponent = exponent?;
