@@ -342,6 +342,7 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         (retention_ms > 0).then_some(retention_ms),
         (retention_bytes > 0).then_some(retention_bytes),
     );
+    fix_allocator_thresholds();
     let db = Arc::new(tsdb::Db::open(&args.data_dir, opts).context("opening the database")?);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -364,6 +365,9 @@ fn run_server(args: ServerArgs) -> anyhow::Result<()> {
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // A worker reads request bodies into its own arena, whose free top
+        // `return_free_memory` gives back through the worker's key.
+        .on_thread_unpark(server::arena_keys::hold)
         .build()
         .context("starting the async runtime")?;
     let mut config = server::ServerConfig::new(args.listen);
@@ -610,15 +614,64 @@ fn memory_return_loop(db: &tsdb::Db, stop: &AtomicBool) {
     }
 }
 
-/// Asks the allocator to give free pages back to the system.
+/// glibc's mmap threshold while the server runs: its own ceiling for the
+/// threshold it moves (which starts at 128 KiB and rises to the largest
+/// block freed since), so request buffers come from the arenas as they do
+/// once glibc has seen a large request.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MMAP_THRESHOLD: libc::c_int = 32 << 20;
+
+/// glibc's trim threshold during bursts of writes: the ceiling of the one
+/// it moves, twice the mmap threshold. A lower one trims an arena's top
+/// after each request and the next one faults its pages in again: 1 MiB
+/// cost a tenth more ingest CPU (ARCHITECTURE.md).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const TRIM_THRESHOLD: libc::c_int = 64 << 20;
+
+/// The trim threshold while [`return_free_memory`] frees the arena keys:
+/// every top past it is given back.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const TRIM_THRESHOLD_RETURNING: libc::c_int = 128 << 10;
+
+/// Sets glibc's mmap and trim thresholds once, before any thread starts.
+/// Setting one stops glibc from moving both, and [`return_free_memory`]
+/// sets the trim threshold after every burst: fixed here first, the mmap
+/// threshold cannot stay at 128 KiB when the first burst was small.
+fn fix_allocator_thresholds() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: `mallopt` only changes glibc's allocation parameters; it
+        // takes the main arena's lock and may be called from any thread.
+        let set = unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+                & libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+        };
+        if set != 1 {
+            tracing::warn!("glibc refused the allocator thresholds; free memory returns later");
+        }
+    }
+}
+
+/// Asks the allocator to give free pages back to the system: the free tops
+/// of the request threads' arenas (through their keys,
+/// [`server::arena_keys`]), then free pages inside every arena.
 fn return_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         let started = std::time::Instant::now();
+        let keys = server::arena_keys::take_all();
+        let arenas = keys.len();
+        // SAFETY: as in `fix_allocator_thresholds`. Other threads' frees
+        // meanwhile may trim their arenas too, which is all it changes.
+        unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD_RETURNING) };
+        drop(keys);
+        // SAFETY: as above.
+        unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD) };
         // SAFETY: `malloc_trim` only releases memory that glibc's allocator
         // holds free; it may be called at any time from any thread.
         let released = unsafe { libc::malloc_trim(0) };
         tracing::debug!(
+            arenas,
             released = released != 0,
             millis = started.elapsed().as_millis() as u64,
             "returned free heap memory to the system"

@@ -38,6 +38,7 @@ use model::storage::Storage;
 mod admin;
 pub mod alertmanager_api;
 mod api;
+pub mod arena_keys;
 pub use api::StatsQuery;
 pub mod auth;
 pub mod backtest;

@@ -8,8 +8,11 @@
 //! glibc's allocator gives each thread that allocates an arena of its own
 //! (up to eight per core) and keeps the free top of every arena but the
 //! main one resident: `malloc_trim` does not shrink those, and a free
-//! shrinks one only past the trim threshold, which rises with the largest
-//! buffer freed (a few MiB: a decompressed request, its WAL records).
+//! shrinks one only past the trim threshold (which glibc raises with the
+//! largest buffer freed, a few MiB: a decompressed request, its WAL
+//! records; the binary fixes it at its ceiling and gives the tops back
+//! after a burst through [`crate::arena_keys`], which each job's thread
+//! holds).
 //! Eight senders at once spread the requests over a dozen blocking-pool
 //! threads, whose arenas held about 55 bytes per series free but resident
 //! after the wide profile's ingest (497 bytes per series; 442 with one
@@ -61,7 +64,10 @@ fn work(receiver: &Mutex<Receiver<Job>>) {
             Err(poisoned) => poisoned.into_inner().recv(),
         };
         match job {
-            Ok(job) => job(),
+            Ok(job) => {
+                crate::arena_keys::hold();
+                job()
+            }
             Err(_) => return,
         }
     }
