@@ -37,12 +37,12 @@ def proc_memory_mib(pid, field="VmRSS"):
     return 0.0
 
 
-def wait_ready(port, deadline=60):
-    """Waits until http://127.0.0.1:PORT/-/ready answers 200."""
+def wait_ready(port, deadline=60, path="/-/ready"):
+    """Waits until http://127.0.0.1:PORT/PATH answers 200."""
     end = time.time() + deadline
     while time.time() < end:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as r:
                 if r.status == 200:
                     return
         except Exception:

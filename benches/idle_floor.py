@@ -40,24 +40,6 @@ from benchlib import free_port, stop_process, timed_get, wait_ready
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def wait_http(port, path, deadline=60):
-    """Waits until `path` answers 200 on the loopback port."""
-    end = time.time() + deadline
-    while time.time() < end:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", path)
-            response = conn.getresponse()
-            response.read()
-            conn.close()
-            if response.status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"nothing answered {path} on port {port} within {deadline} s")
-
-
 def start_servers(args, work):
     """Starts the three servers on empty folders under `work`; returns
     (name, process, port, health path) for each."""
@@ -99,9 +81,8 @@ def main():
     servers = []
     try:
         servers = start_servers(args, work)
-        wait_ready(servers[0][2])
         for _, _, port, health in servers:
-            wait_http(port, health)
+            wait_ready(port, path=health)
         conns = [http.client.HTTPConnection("127.0.0.1", port, timeout=10)
                  for _, _, port, _ in servers]
         requests = [("health", None), ("query 1", "/api/v1/query?query=1")]
