@@ -404,6 +404,13 @@ impl Clone for XorAppender {
     }
 }
 
+/// Bytes to reserve for `n` samples' values in Dense encoding: about two a
+/// value, more than decimal counters and gauges mostly take, so that the
+/// bit writers mostly store whole words instead of growing the vector.
+pub(crate) fn dense_capacity_hint(n: usize) -> usize {
+    2 * n + 32
+}
+
 /// Encodes samples (ascending, unique timestamps) as a Dense chunk, appending
 /// to `out`.
 ///
@@ -1761,12 +1768,6 @@ mod dense {
 
     // -- Values ------------------------------------------------------------------
 
-    /// Bytes to reserve for one candidate encoding of `n` values: about two
-    /// a value, more than decimal counters and gauges mostly take.
-    fn candidate_capacity(n: usize) -> usize {
-        2 * n + 32
-    }
-
     pub(super) fn encode_values(samples: &[(i64, f64)], out: &mut Vec<u8>) {
         let first_bits = samples[0].1.to_bits();
         if samples
@@ -1791,9 +1792,7 @@ mod dense {
             }
             return;
         }
-        // Room for what a chunk's values typically take, so that the bit
-        // writers mostly store whole words instead of growing the vector.
-        let mut best = Vec::with_capacity(candidate_capacity(samples.len()));
+        let mut best = Vec::with_capacity(super::dense_capacity_hint(samples.len()));
         encode_values_xor(samples, &mut best);
         if let Some(by_decimal) = encode_values_decimal(samples)
             && by_decimal.len() < best.len()
@@ -1943,7 +1942,7 @@ mod dense {
 
         let mut best: Option<Vec<u8>> = None;
         for order in [1u8, 2] {
-            let mut candidate = Vec::with_capacity(candidate_capacity(samples.len()));
+            let mut candidate = Vec::with_capacity(super::dense_capacity_hint(samples.len()));
             candidate.extend_from_slice(&[VALUES_DECIMAL, exponent as u8, order]);
             write_integer_sequence(&mantissas, order, n_exceptions, &exceptions, &mut candidate);
             if best

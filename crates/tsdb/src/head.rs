@@ -217,7 +217,8 @@ impl ClosedChunk {
                     // Room for the chunk and its checkpoint as typical
                     // series take them, so that encoding rarely grows it.
                     let mut dense = Vec::with_capacity(
-                        2 * samples.len() + crate::chunkenc::DENSE_CHECKPOINT_BYTES + 32,
+                        crate::chunkenc::dense_capacity_hint(samples.len())
+                            + crate::chunkenc::DENSE_CHECKPOINT_BYTES,
                     );
                     crate::chunkenc::encode_dense(&samples, &mut dense);
                     let at = samples.len().saturating_sub(CHECKPOINT_BEFORE_END);
